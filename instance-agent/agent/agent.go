@@ -1,0 +1,328 @@
+// Package agent is storecrypt-agent's engine: it inspects the instance's disks, decides
+// what converges them to an encrypted, mounted volume, and acts, recording each step. A
+// rerun inspects first and so changes nothing that is already done.
+//
+// Order matters for safety: every refusal (a foreign signature, a mounted or held disk)
+// and every key fetch happen before the first write, so a refused run or a run without a
+// key leaves the disks byte for byte as they were.
+package agent
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/storecrypt/storecrypt/instance-agent/discover"
+	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/lock"
+	"github.com/storecrypt/storecrypt/instance-agent/luks"
+	"github.com/storecrypt/storecrypt/instance-agent/raid"
+	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// Keys makes and recovers volume keys (keysource.Sources).
+type Keys interface {
+	New(ctx context.Context, o contract.AgentOptions, v keysource.Volume) (keysource.Key, error)
+	Recover(ctx context.Context, t keysource.Token, v keysource.Volume) (keysource.Key, error)
+}
+
+// Agent holds what a run needs from the machine. Main builds it; tests build it with a
+// scripted Runner and a temporary Root holding a sysfs fixture.
+type Agent struct {
+	Root     string // "/" on an instance
+	Run      sysexec.Runner
+	Progress io.Writer // readable progress; stdout is for the JSON document only
+	Version  string
+	Self     string        // the running binary, copied to contract.AgentPath for the unit
+	Wait     time.Duration // how long to wait for another run's lock
+	// Keys is called only when a key is needed, so ephemeral runs and refusals never
+	// touch IMDS or AWS.
+	Keys func(ctx context.Context) (Keys, error)
+	// InstanceID is called only for kms-datakey, whose encryption context names it.
+	InstanceID func(ctx context.Context) (string, error)
+	NewUUID    func() string
+	Now        func() time.Time
+}
+
+type mode int
+
+const (
+	modeApply mode = iota
+	modeUnlock
+	modePlan
+	modeStatus
+)
+
+var modeNames = map[mode]string{modeApply: "apply", modeUnlock: "unlock", modePlan: "plan", modeStatus: "status"}
+
+// Apply converges the instance store to an encrypted, mounted volume.
+func (a *Agent) Apply(ctx context.Context, o contract.AgentOptions) (*contract.Report, error) {
+	return a.execute(ctx, modeApply, o)
+}
+
+// Unlock opens and mounts an existing volume; it never formats.
+func (a *Agent) Unlock(ctx context.Context, o contract.AgentOptions) (*contract.Report, error) {
+	return a.execute(ctx, modeUnlock, o)
+}
+
+// Plan says what Apply would do, touching nothing and fetching no key.
+func (a *Agent) Plan(ctx context.Context, o contract.AgentOptions) (*contract.Report, error) {
+	return a.execute(ctx, modePlan, o)
+}
+
+// Status describes the volume as it is, with the last saved run.
+func (a *Agent) Status(ctx context.Context, o contract.AgentOptions) (*contract.Report, error) {
+	return a.execute(ctx, modeStatus, o)
+}
+
+// run is the state of one execution.
+type run struct {
+	*Agent
+	ctx   context.Context
+	mode  mode
+	o     contract.AgentOptions
+	rep   *contract.Report
+	fsys  fs.FS
+	cs    luks.Cryptsetup
+	md    raid.Mdadm
+	perf  bool // persistent no-workqueue flags are supported
+	keys  Keys
+	layout *contract.Layout
+}
+
+func (r *run) dry() bool { return r.mode == modePlan || r.mode == modeStatus }
+
+func (a *Agent) execute(ctx context.Context, m mode, o contract.AgentOptions) (*contract.Report, error) {
+	start := a.Now()
+	r := &run{
+		Agent: a, ctx: ctx, mode: m, o: o,
+		rep:  &contract.Report{Command: modeNames[m], AgentVersion: a.Version, Devices: []contract.Device{}, Steps: []contract.Step{}, StartedAt: start.UTC().Format(time.RFC3339)},
+		fsys: os.DirFS(a.Root),
+		cs:   luks.Cryptsetup{R: a.Run},
+		md:   raid.Mdadm{R: a.Run},
+	}
+	err := r.execute()
+	r.rep.Seconds = seconds(a.Now().Sub(start))
+	code := ExitCodeOf(err)
+	r.rep.ExitCode = int(code)
+	r.rep.Result = code.String()
+	if err != nil {
+		r.rep.Error = err.Error()
+	}
+	for _, s := range r.rep.Steps {
+		r.rep.Changed = r.rep.Changed || s.Changed
+	}
+	if m == modeApply || m == modeUnlock {
+		if serr := r.saveState(); serr != nil && err == nil {
+			err = serr
+		}
+	}
+	return r.rep, err
+}
+
+func (r *run) execute() error {
+	validate := r.o.Validate
+	if r.mode == modeUnlock || r.mode == modeStatus {
+		validate = r.o.ValidateUnlock
+	}
+	if err := validate(); err != nil {
+		return err
+	}
+	if !r.dry() {
+		release, err := lock.Acquire(r.ctx, filepath.Join(r.Root, contract.LockPath), r.Wait, r.Progress)
+		if err != nil {
+			return err
+		}
+		defer release()
+	}
+	if r.mode == modeStatus {
+		r.loadLastRun()
+	}
+	disks, err := r.discover()
+	if err != nil {
+		return err
+	}
+	if err := r.checkTools(len(disks)); err != nil {
+		return err
+	}
+	return r.converge(disks)
+}
+
+func (r *run) discover() ([]discover.Disk, error) {
+	var disks []discover.Disk
+	err := r.inspect("discover", func() (string, error) {
+		var err error
+		if len(r.o.Devices) > 0 {
+			disks, err = r.namedDevices()
+		} else {
+			disks, err = discover.InstanceStore(r.fsys, r.o.Model)
+		}
+		if err != nil {
+			return "", err
+		}
+		if len(disks) == 0 {
+			return "", fmt.Errorf("%w: no NVMe namespace with model %q", ErrNoDevices, r.o.Model)
+		}
+		names := make([]string, len(disks))
+		for i, d := range disks {
+			names[i] = d.Path
+			r.rep.Devices = append(r.rep.Devices, contract.Device{Path: d.Path, Model: d.Model, Serial: d.Serial, SizeBytes: d.SizeBytes})
+		}
+		return fmt.Sprintf("%d instance-store disk(s): %s", len(disks), strings.Join(names, " ")), nil
+	})
+	return disks, err
+}
+
+// namedDevices resolves --devices. A named device must still be instance store: an
+// operator's typo must not format an EBS volume.
+func (r *run) namedDevices() ([]discover.Disk, error) {
+	var disks []discover.Disk
+	for _, p := range r.o.Devices {
+		real, err := filepath.EvalSymlinks(filepath.Join(r.Root, p))
+		if err != nil {
+			return nil, &contract.InvalidError{Flag: contract.FlagDevices, Value: p, Reason: err.Error()}
+		}
+		d, err := discover.Inspect(r.fsys, filepath.Base(real))
+		if err != nil {
+			return nil, &RefusedError{Device: p, Reason: err.Error()}
+		}
+		switch d.Model {
+		case r.o.Model:
+		case contract.EBSModel:
+			return nil, &RefusedError{Device: p, Reason: "is an EBS volume, not instance store"}
+		default:
+			return nil, &RefusedError{Device: p, Reason: fmt.Sprintf("is not an instance-store NVMe namespace (model %q)", d.Model)}
+		}
+		disks = append(disks, d)
+	}
+	return disks, nil
+}
+
+// tools names each program the agent runs and the package that brings it.
+var toolPackages = map[string]string{
+	"cryptsetup": "cryptsetup", "blkid": "util-linux", "mount": "util-linux", "mdadm": "mdadm",
+	"mkfs.ext4": "e2fsprogs", "mkfs.xfs": "xfsprogs",
+}
+
+func (r *run) checkTools(disks int) error {
+	need := []string{"cryptsetup", "blkid", "mount"}
+	if disks > 1 {
+		need = append(need, "mdadm")
+	}
+	if r.mode == modeApply || r.mode == modePlan {
+		need = append(need, "mkfs."+r.o.Filesystem)
+	}
+	var missing []string
+	for _, t := range need {
+		if _, err := r.Run.LookPath(t); err != nil {
+			missing = append(missing, t)
+		}
+	}
+	if len(missing) > 0 {
+		return &MissingToolError{Tools: missing}
+	}
+	v, err := r.cs.GetVersion(r.ctx)
+	if err != nil {
+		return err
+	}
+	if !v.AtLeast(luks.MinVersion) {
+		return &MissingToolError{Tools: []string{"cryptsetup"}, Detail: fmt.Sprintf("cryptsetup %s is too old: LUKS2 tokens need %s or later", v, luks.MinVersion)}
+	}
+	r.perf = v.AtLeast(luks.PerfFlagsVersion) && kernelAtLeast(r.fsys, 5, 9)
+	return nil
+}
+
+func kernelAtLeast(fsys fs.FS, major, minor int) bool {
+	b, err := fs.ReadFile(fsys, "proc/sys/kernel/osrelease")
+	if err != nil {
+		return false
+	}
+	var ma, mi int
+	if _, err := fmt.Sscanf(string(b), "%d.%d", &ma, &mi); err != nil {
+		return false
+	}
+	return ma > major || (ma == major && mi >= minor)
+}
+
+// inspect records a step that only looks.
+func (r *run) inspect(name string, fn func() (string, error)) error {
+	start := r.Now()
+	action, err := fn()
+	if err != nil {
+		return err
+	}
+	r.record(name, action, false, start)
+	return nil
+}
+
+// act records a step that changes something; in plan and status it only says so.
+func (r *run) act(name, action string, fn func() error) error {
+	if r.dry() {
+		r.rep.Steps = append(r.rep.Steps, contract.Step{Name: name, Action: "would " + action})
+		fmt.Fprintf(r.Progress, "storecrypt-agent: [%s] would %s\n", name, action)
+		return nil
+	}
+	fmt.Fprintf(r.Progress, "storecrypt-agent: [%s] %s ...\n", name, action)
+	start := r.Now()
+	if err := fn(); err != nil {
+		fmt.Fprintf(r.Progress, "storecrypt-agent: [%s] failed after %.1fs\n", name, seconds(r.Now().Sub(start)))
+		return err
+	}
+	r.record(name, action, true, start)
+	return nil
+}
+
+func (r *run) record(name, action string, changed bool, start time.Time) {
+	d := seconds(r.Now().Sub(start))
+	r.rep.Steps = append(r.rep.Steps, contract.Step{Name: name, Action: action, Changed: changed, Seconds: d})
+	fmt.Fprintf(r.Progress, "storecrypt-agent: [%s] %s (%.2fs)\n", name, action, d)
+}
+
+func (r *run) note(format string, args ...any) {
+	msg := fmt.Sprintf(format, args...)
+	r.rep.Notes = append(r.rep.Notes, msg)
+	fmt.Fprintf(r.Progress, "storecrypt-agent: note: %s\n", msg)
+}
+
+func seconds(d time.Duration) float64 {
+	return float64(d.Round(time.Millisecond)) / float64(time.Second)
+}
+
+func (r *run) getKeys(keySource string) (Keys, error) {
+	if keySource == contract.KeySourceEphemeral {
+		// Random bytes need no AWS: an ephemeral run works where IMDS does not answer.
+		return keysource.Sources{}, nil
+	}
+	if r.keys == nil {
+		k, err := r.Keys(r.ctx)
+		if err != nil {
+			return nil, &keysource.UnavailableError{Op: "setting up the AWS clients", Err: err, Fix: "run on EC2 with IMDSv2 reachable, or set AWS_REGION"}
+		}
+		r.keys = k
+	}
+	return r.keys, nil
+}
+
+func (r *run) volume(uuid string, keySource string) (keysource.Volume, error) {
+	v := keysource.Volume{UUID: uuid}
+	if keySource != contract.KeySourceKMSDataKey {
+		return v, nil
+	}
+	id, err := r.InstanceID(r.ctx)
+	if err != nil {
+		return v, &keysource.UnavailableError{Op: "reading the instance id from IMDS", Err: err, Fix: "IMDSv2 must be reachable (hop limit 2 in containers)"}
+	}
+	r.rep.InstanceID = id
+	v.InstanceID = id
+	return v, nil
+}
+
+// ErrNoDevices means discovery found nothing to encrypt.
+var ErrNoDevices = errors.New("no instance-store disks")

@@ -1,0 +1,70 @@
+package agent
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/lock"
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// RefusedError is a disk the agent will not touch: it holds something that is not
+// storecrypt's, or is in use. Nothing was written.
+type RefusedError struct {
+	Device string
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("refusing %s: it %s; nothing was written", e.Device, e.Reason)
+}
+
+// MissingToolError names the programs to install.
+type MissingToolError struct {
+	Tools  []string
+	Detail string
+}
+
+func (e *MissingToolError) Error() string {
+	if e.Detail != "" {
+		return e.Detail
+	}
+	pkgs := map[string]bool{}
+	var list []string
+	for _, t := range e.Tools {
+		if p := toolPackages[t]; !pkgs[p] {
+			pkgs[p] = true
+			list = append(list, p)
+		}
+	}
+	return fmt.Sprintf("missing %s: install with `dnf install -y %s` (Amazon Linux, RHEL) or `apt-get install -y %s` (Ubuntu, Debian)",
+		strings.Join(e.Tools, ", "), strings.Join(list, " "), strings.Join(list, " "))
+}
+
+// ExitCodeOf maps a run's error to the process status.
+func ExitCodeOf(err error) contract.ExitCode {
+	var (
+		refused     *RefusedError
+		unavailable *keysource.UnavailableError
+		invalid     *contract.InvalidError
+		missing     *MissingToolError
+	)
+	switch {
+	case err == nil:
+		return contract.ExitOK
+	case errors.As(err, &refused):
+		return contract.ExitRefusedUnsafe
+	case errors.As(err, &unavailable), errors.Is(err, keysource.ErrEphemeral):
+		return contract.ExitKeyUnavailable
+	case errors.As(err, &invalid), errors.As(err, &missing):
+		return contract.ExitBadInput
+	case errors.Is(err, lock.ErrBusy):
+		return contract.ExitBusy
+	case errors.Is(err, ErrNoDevices):
+		return contract.ExitNoDevices
+	default:
+		return contract.ExitSystemError
+	}
+}

@@ -1,0 +1,86 @@
+// Package awsenv builds the agent's AWS configuration on an instance: credentials and
+// region from IMDSv2, endpoints overridable through the SDK's standard
+// AWS_ENDPOINT_URL_<SERVICE> variables, and timeouts short enough that an unreachable
+// endpoint fails a run in seconds, not minutes (the boot unit retries).
+package awsenv
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+)
+
+// Env loads the configuration once, on first use.
+type Env struct {
+	once sync.Once
+	cfg  aws.Config
+	err  error
+}
+
+func (e *Env) load(ctx context.Context) (aws.Config, error) {
+	e.once.Do(func() {
+		httpClient := &http.Client{
+			Timeout: 20 * time.Second,
+			Transport: &http.Transport{
+				Proxy:               http.ProxyFromEnvironment,
+				DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
+				TLSHandshakeTimeout: 5 * time.Second,
+			},
+		}
+		cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(httpClient), config.WithRetryMaxAttempts(3))
+		if err != nil {
+			e.err = fmt.Errorf("loading the AWS configuration: %w", err)
+			return
+		}
+		if cfg.Region == "" {
+			out, err := imds.NewFromConfig(cfg).GetRegion(ctx, &imds.GetRegionInput{})
+			if err != nil {
+				e.err = fmt.Errorf("reading the region from IMDS: %w", err)
+				return
+			}
+			cfg.Region = out.Region
+		}
+		e.cfg = cfg
+	})
+	return e.cfg, e.err
+}
+
+// Keys returns the key sources backed by KMS and S3.
+func (e *Env) Keys(ctx context.Context) (keysource.Sources, error) {
+	cfg, err := e.load(ctx)
+	if err != nil {
+		return keysource.Sources{}, err
+	}
+	return keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg)}, nil
+}
+
+// InstanceID reads the instance id from IMDSv2.
+func (e *Env) InstanceID(ctx context.Context) (string, error) {
+	cfg, err := e.load(ctx)
+	if err != nil {
+		return "", err
+	}
+	out, err := imds.NewFromConfig(cfg).GetMetadata(ctx, &imds.GetMetadataInput{Path: "instance-id"})
+	if err != nil {
+		return "", fmt.Errorf("reading the instance id from IMDS: %w", err)
+	}
+	defer out.Content.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Content, 256))
+	if err != nil {
+		return "", fmt.Errorf("reading the instance id from IMDS: %w", err)
+	}
+	return strings.TrimSpace(string(b)), nil
+}

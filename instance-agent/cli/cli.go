@@ -1,0 +1,142 @@
+// Package cli is storecrypt-agent's command line: subcommands, flags, help, the JSON
+// document on stdout and the exit status. main only calls Main.
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/storecrypt/storecrypt/instance-agent/agent"
+	"github.com/storecrypt/storecrypt/instance-agent/awsenv"
+	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// Version is set at build time with -ldflags "-X ...cli.Version=...".
+var Version = "dev"
+
+type command struct {
+	name, summary string
+	run           func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error)
+}
+
+var commands = []command{
+	{"apply", "discover, get the key, format or open, stripe, mkfs, mount, install the boot unit (idempotent)",
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) { return a.Apply }},
+	{"unlock", "at boot: open and mount the existing volume; never formats",
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) { return a.Unlock }},
+	{"plan", "print what apply would do, touching nothing",
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) { return a.Plan }},
+	{"status", "print the volume's state and the last run as JSON",
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) { return a.Status }},
+}
+
+func usage(w io.Writer) {
+	fmt.Fprintf(w, `storecrypt-agent encrypts this EC2 instance's instance-store NVMe disks with LUKS2
+under a key that only AWS KMS can unwrap, stripes them, and mounts them.
+
+Usage: storecrypt-agent <command> [flags]
+
+Commands:
+`)
+	for _, c := range commands {
+		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+	}
+	fmt.Fprintf(w, "  %-8s %s\n", "version", "print the version")
+	fmt.Fprintf(w, `
+Run 'storecrypt-agent <command> --help' for its flags.
+Output: one JSON document on stdout; progress on stderr.
+Exit status: %s.
+`, exitCodeHelp())
+}
+
+func exitCodeHelp() string {
+	var parts []string
+	for c := contract.ExitOK; c <= contract.ExitNoDevices; c++ {
+		parts = append(parts, fmt.Sprintf("%d %s", c, c))
+	}
+	return strings.Join(parts, ", ")
+}
+
+// Main runs the agent with args (without the program name) and returns the exit status.
+func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent func() *agent.Agent) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stderr)
+		if len(args) == 0 {
+			return int(contract.ExitBadInput)
+		}
+		return 0
+	}
+	if args[0] == "version" {
+		fmt.Fprintln(stdout, Version)
+		return 0
+	}
+	var cmd *command
+	for i := range commands {
+		if commands[i].name == args[0] {
+			cmd = &commands[i]
+		}
+	}
+	if cmd == nil {
+		fmt.Fprintf(stderr, "storecrypt-agent: unknown command %q\n\n", args[0])
+		usage(stderr)
+		return int(contract.ExitBadInput)
+	}
+	o := contract.DefaultAgentOptions()
+	fs := flag.NewFlagSet("storecrypt-agent "+cmd.name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o.RegisterFlags(fs)
+	wait := fs.Duration(contract.FlagWait, 10*time.Minute, "how long to wait for another run to finish")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: storecrypt-agent %s [flags]\n\n%s.\n\nFlags:\n", cmd.name, cmd.summary)
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return int(contract.ExitBadInput)
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "storecrypt-agent %s: unexpected argument %q\n", cmd.name, fs.Arg(0))
+		return int(contract.ExitBadInput)
+	}
+	a := newAgent()
+	a.Wait = *wait
+	a.Progress = stderr
+	rep, err := cmd.run(a)(ctx, o)
+	enc := json.NewEncoder(stdout)
+	enc.SetIndent("", "  ")
+	if encErr := enc.Encode(rep); encErr != nil {
+		fmt.Fprintf(stderr, "storecrypt-agent: writing the report: %v\n", encErr)
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "storecrypt-agent %s: %v\n", cmd.name, err)
+	}
+	return int(agent.ExitCodeOf(err))
+}
+
+// NewAgent wires the agent to this machine.
+func NewAgent() *agent.Agent {
+	env := &awsenv.Env{}
+	self, _ := os.Executable()
+	return &agent.Agent{
+		Root:       "/",
+		Run:        sysexec.OS{},
+		Version:    Version,
+		Self:       self,
+		Keys:       func(ctx context.Context) (agent.Keys, error) { return env.Keys(ctx) },
+		InstanceID: env.InstanceID,
+		NewUUID:    uuid.NewString,
+		Now:        time.Now,
+	}
+}

@@ -1,0 +1,255 @@
+// Package keysource gets the passphrase of a storecrypt volume: a new one when a volume is
+// formatted, and the same one again when it is opened. Three sources:
+//
+//   - kms-datakey: a per-volume KMS data key, bound by encryption context to the instance
+//     and the volume; its ciphertext lives in the volume's own LUKS2 token, the way
+//     clevis and systemd-cryptenroll keep theirs. No shared secret, no S3 object.
+//   - s3-kms: the seed recipe's shared passphrase, the raw KMS ciphertext in an S3 object.
+//   - ephemeral: random, never stored; the volume is scratch that a reboot discards.
+//
+// Every key is a []byte that the caller zeroes with Key.Zero after use.
+package keysource
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// KMS is the part of the KMS client the key sources use.
+type KMS interface {
+	GenerateDataKey(ctx context.Context, in *kms.GenerateDataKeyInput, optFns ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error)
+	Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
+}
+
+// S3 is the part of the S3 client the s3-kms source uses.
+type S3 interface {
+	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+}
+
+// Token is the LUKS2 token storecrypt writes: enough to get the key again, and nothing
+// that is secret on its own.
+type Token struct {
+	Type       string   `json:"type"`
+	Keyslots   []string `json:"keyslots"`
+	KeySource  string   `json:"key_source"`
+	KeyID      string   `json:"key_id,omitempty"`     // the KMS key ARN
+	Ciphertext []byte   `json:"ciphertext,omitempty"` // kms-datakey: the wrapped data key
+	Secret     string   `json:"secret,omitempty"`     // s3-kms: s3://bucket/key
+}
+
+// ParseToken decodes a token read from a LUKS2 header.
+func ParseToken(raw []byte) (Token, error) {
+	var t Token
+	if err := json.Unmarshal(raw, &t); err != nil {
+		return Token{}, fmt.Errorf("parsing the storecrypt token: %w", err)
+	}
+	if t.Type != contract.TokenType {
+		return Token{}, fmt.Errorf("parsing the storecrypt token: type %q, want %q", t.Type, contract.TokenType)
+	}
+	switch t.KeySource {
+	case contract.KeySourceKMSDataKey:
+		if len(t.Ciphertext) == 0 || t.KeyID == "" {
+			return Token{}, errors.New("parsing the storecrypt token: kms-datakey token without key id or ciphertext")
+		}
+	case contract.KeySourceS3KMS:
+		if _, _, err := contract.SecretLocation(t.Secret); err != nil {
+			return Token{}, fmt.Errorf("parsing the storecrypt token: %w", err)
+		}
+	case contract.KeySourceEphemeral:
+	default:
+		return Token{}, fmt.Errorf("parsing the storecrypt token: unknown key source %q", t.KeySource)
+	}
+	return t, nil
+}
+
+// JSON encodes the token for cryptsetup token import. The keyslots list is left empty:
+// import's --key-slot binds the slot.
+func (t Token) JSON() []byte {
+	t.Type = contract.TokenType
+	if t.Keyslots == nil {
+		t.Keyslots = []string{}
+	}
+	b, _ := json.Marshal(t) // a struct of strings and bytes always encodes
+	return b
+}
+
+// Volume names the volume a key is for.
+type Volume struct {
+	InstanceID string
+	UUID       string // the LUKS UUID, chosen before format so the context can name it
+}
+
+// Key is a volume passphrase and how to find it again.
+type Key struct {
+	Secret []byte
+	Token  Token
+	// FullEntropy: the secret is random (a data key or ephemeral), so a fast PBKDF is safe.
+	FullEntropy bool
+}
+
+// Zero overwrites the secret.
+func (k *Key) Zero() {
+	clear(k.Secret)
+	k.Secret = nil
+}
+
+// ErrEphemeral is returned when asked to recover an ephemeral key: by design it is gone.
+var ErrEphemeral = errors.New("the volume's key was ephemeral and is gone; apply formats it anew")
+
+// UnavailableError says the key could not be had and what would fix it.
+type UnavailableError struct {
+	Op  string // what was attempted: "kms:Decrypt of key X"
+	Err error
+	Fix string
+}
+
+func (e *UnavailableError) Error() string {
+	msg := fmt.Sprintf("%s: %v", e.Op, e.Err)
+	if e.Fix != "" {
+		msg += " (fix: " + e.Fix + ")"
+	}
+	return msg
+}
+
+func (e *UnavailableError) Unwrap() error { return e.Err }
+
+// Sources makes and recovers keys.
+type Sources struct {
+	KMS  KMS
+	S3   S3
+	Rand io.Reader // crypto/rand.Reader when nil
+}
+
+// New makes the key of a new volume.
+func (s Sources) New(ctx context.Context, o contract.AgentOptions, v Volume) (Key, error) {
+	switch o.KeySource {
+	case contract.KeySourceKMSDataKey:
+		out, err := s.KMS.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
+			KeyId:             aws.String(o.KMSKeyID),
+			KeySpec:           kmstypes.DataKeySpecAes256,
+			EncryptionContext: encryptionContext(v),
+		})
+		if err != nil {
+			return Key{}, unavailable("kms:GenerateDataKey with key "+o.KMSKeyID, err)
+		}
+		return Key{
+			Secret:      out.Plaintext,
+			Token:       Token{KeySource: o.KeySource, KeyID: aws.ToString(out.KeyId), Ciphertext: out.CiphertextBlob},
+			FullEntropy: true,
+		}, nil
+	case contract.KeySourceS3KMS:
+		return s.fromS3(ctx, o.Secret)
+	case contract.KeySourceEphemeral:
+		b := make([]byte, 64)
+		r := s.Rand
+		if r == nil {
+			r = rand.Reader
+		}
+		if _, err := io.ReadFull(r, b); err != nil {
+			return Key{}, fmt.Errorf("reading random bytes: %w", err)
+		}
+		return Key{Secret: b, Token: Token{KeySource: o.KeySource}, FullEntropy: true}, nil
+	}
+	return Key{}, fmt.Errorf("unknown key source %q", o.KeySource)
+}
+
+// Recover gets the key of an existing volume from its token.
+func (s Sources) Recover(ctx context.Context, t Token, v Volume) (Key, error) {
+	switch t.KeySource {
+	case contract.KeySourceKMSDataKey:
+		out, err := s.KMS.Decrypt(ctx, &kms.DecryptInput{
+			CiphertextBlob:    t.Ciphertext,
+			KeyId:             aws.String(t.KeyID),
+			EncryptionContext: encryptionContext(v),
+		})
+		if err != nil {
+			return Key{}, unavailable("kms:Decrypt with key "+t.KeyID, err)
+		}
+		return Key{Secret: out.Plaintext, Token: t, FullEntropy: true}, nil
+	case contract.KeySourceS3KMS:
+		return s.fromS3(ctx, t.Secret)
+	case contract.KeySourceEphemeral:
+		return Key{}, ErrEphemeral
+	}
+	return Key{}, fmt.Errorf("unknown key source %q", t.KeySource)
+}
+
+// encryptionContext binds a data key to one instance and one volume: KMS refuses to
+// decrypt under any other context, and CloudTrail logs it with every call.
+func encryptionContext(v Volume) map[string]string {
+	return map[string]string{contract.ContextInstanceID: v.InstanceID, contract.ContextVolume: v.UUID}
+}
+
+// fromS3 reads the seed recipe's secret: the object is the raw KMS ciphertext of the
+// passphrase, as `aws kms encrypt ... | base64 --decode` writes it.
+func (s Sources) fromS3(ctx context.Context, secret string) (Key, error) {
+	bucket, key, err := contract.SecretLocation(secret)
+	if err != nil {
+		return Key{}, err
+	}
+	obj, err := s.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return Key{}, unavailable("s3:GetObject of "+secret, err)
+	}
+	defer obj.Body.Close()
+	blob, err := io.ReadAll(io.LimitReader(obj.Body, 64<<10))
+	if err != nil {
+		return Key{}, unavailable("reading "+secret, err)
+	}
+	out, err := s.KMS.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: blob})
+	if err != nil {
+		return Key{}, unavailable("kms:Decrypt of "+secret, err)
+	}
+	// The recipe piped `echo "$key"` into cryptsetup, which ends the passphrase at the
+	// newline; stripping one trailing newline gives the same passphrase bytes.
+	pass := out.Plaintext
+	if n := len(pass); n > 0 && pass[n-1] == '\n' {
+		pass[n-1] = 0
+		pass = pass[:n-1]
+	}
+	if len(pass) == 0 || bytes.IndexByte(pass, '\n') >= 0 {
+		clear(out.Plaintext)
+		return Key{}, &UnavailableError{Op: "reading " + secret, Err: errors.New("the passphrase is empty or spans several lines"),
+			Fix: "store a one-line passphrase with `storecrypt put-secret`"}
+	}
+	return Key{Secret: pass, Token: Token{KeySource: contract.KeySourceS3KMS, KeyID: aws.ToString(out.KeyId), Secret: secret}}, nil
+}
+
+// unavailable wraps an AWS error with the fix an operator needs.
+func unavailable(op string, err error) error {
+	fix := "check the instance role, the key and the network path to the service"
+	var apiErr smithy.APIError
+	var netErr net.Error
+	switch {
+	case errors.As(err, &apiErr):
+		switch apiErr.ErrorCode() {
+		case "AccessDeniedException", "AccessDenied":
+			fix = "make the instance role a key user: kms:GenerateDataKey and kms:Decrypt on the key (key policy or grant), s3:GetObject on the secret"
+		case "DisabledException", "KMSInvalidStateException":
+			fix = "enable the KMS key (it is disabled or pending deletion)"
+		case "NotFoundException":
+			fix = "the KMS key does not exist in this region: check --kms-key-id"
+		case "InvalidCiphertextException", "IncorrectKeyException":
+			fix = "the ciphertext does not belong to this key, instance or volume"
+		case "NoSuchKey", "NoSuchBucket", "NotFound":
+			fix = "upload the secret with `storecrypt put-secret` or correct --secret"
+		}
+	case errors.As(err, &netErr):
+		fix = "the endpoint is unreachable: check the VPC endpoint, route or proxy for KMS and S3"
+	}
+	return &UnavailableError{Op: op, Err: err, Fix: fix}
+}

@@ -1,0 +1,350 @@
+// Package contract holds the names every part of storecrypt must agree on: the agent's
+// flags and their validation, its exit codes, the key-source names, the volume names on
+// the instance, and the tags and status values the functions write. The agent, the
+// functions, the stack and the CLI import these; none of them spells the strings again.
+package contract
+
+import (
+	"flag"
+	"fmt"
+	"net/url"
+	"path"
+	"regexp"
+	"slices"
+	"strings"
+)
+
+// ExitCode is the agent's process status. The result function and the CLI read it to tell
+// a fault that a retry may fix from one that needs a person.
+type ExitCode int
+
+const (
+	ExitOK             ExitCode = 0 // converged; see the JSON document for what changed
+	ExitSystemError    ExitCode = 1 // a tool or the kernel failed; a rerun may succeed
+	ExitBadInput       ExitCode = 2 // a flag is missing or invalid, or a tool is not installed
+	ExitRefusedUnsafe  ExitCode = 3 // a disk holds something not ours; nothing was written
+	ExitKeyUnavailable ExitCode = 4 // KMS or S3 did not give the key; nothing was written
+	ExitBusy           ExitCode = 5 // another run held the lock for longer than --wait
+	ExitNoDevices      ExitCode = 6 // this instance has no instance-store disk to encrypt
+)
+
+// ExitCodeNames are the words the JSON document and the result function use for each code.
+var ExitCodeNames = map[ExitCode]string{
+	ExitOK:             "ok",
+	ExitSystemError:    "system-error",
+	ExitBadInput:       "bad-input",
+	ExitRefusedUnsafe:  "refused-unsafe",
+	ExitKeyUnavailable: "key-unavailable",
+	ExitBusy:           "busy",
+	ExitNoDevices:      "no-devices",
+}
+
+func (c ExitCode) String() string {
+	if s, ok := ExitCodeNames[c]; ok {
+		return s
+	}
+	return fmt.Sprintf("exit-%d", int(c))
+}
+
+// Key sources (flag --key-source).
+const (
+	KeySourceKMSDataKey = "kms-datakey"
+	KeySourceS3KMS      = "s3-kms"
+	KeySourceEphemeral  = "ephemeral"
+)
+
+// KeySources lists the key sources in the order --help shows them.
+var KeySources = []string{KeySourceKMSDataKey, KeySourceS3KMS, KeySourceEphemeral}
+
+// Filesystems the agent can make (flag --filesystem).
+const (
+	FilesystemExt4 = "ext4"
+	FilesystemXFS  = "xfs"
+)
+
+// Filesystems lists the supported filesystems.
+var Filesystems = []string{FilesystemExt4, FilesystemXFS}
+
+// Agent flag names. The SSM document's parameters map onto these one to one.
+const (
+	FlagKeySource  = "key-source"
+	FlagKMSKeyID   = "kms-key-id"
+	FlagSecret     = "secret"
+	FlagMountPoint = "mount-point"
+	FlagFilesystem = "filesystem"
+	FlagModel      = "model"
+	FlagDevices    = "devices"
+	FlagDiscard    = "discard"
+	FlagWipe       = "wipe"
+	FlagWait       = "wait"
+)
+
+// Defaults for the agent's flags.
+const (
+	DefaultModel      = "Amazon EC2 NVMe Instance Storage"
+	DefaultMountPoint = "/mnt/instance-store"
+	DefaultFilesystem = FilesystemExt4
+	DefaultKeySource  = KeySourceKMSDataKey
+)
+
+// EBSModel is the NVMe model string of an EBS volume: the agent refuses such a device
+// even when an operator names it.
+const EBSModel = "Amazon Elastic Block Store"
+
+// Names of what the agent creates on the instance.
+const (
+	// VolumeLabel is the LUKS2 label that marks a volume as storecrypt's own.
+	VolumeLabel = "storecrypt"
+	// MapperName is the device-mapper name of the opened volume (/dev/mapper/storecrypt).
+	MapperName = "storecrypt"
+	// ArrayName is the md array's name; mdadm records it as "any:storecrypt".
+	ArrayName = "storecrypt"
+	// TokenType is the LUKS2 token type that holds how to recover the volume's key.
+	TokenType = "storecrypt"
+	// AgentPath is where apply installs the agent for the boot unit to run.
+	AgentPath = "/usr/local/sbin/storecrypt-agent"
+	// UnitName is the systemd unit that unlocks the volume at boot.
+	UnitName = "storecrypt-unlock.service"
+	// StatePath holds the JSON document of the last apply or unlock (no secrets).
+	StatePath = "/var/lib/storecrypt/state.json"
+	// LockPath serialises runs; it lives on tmpfs so a crash cannot leave it behind a reboot.
+	LockPath = "/run/lock/storecrypt.lock"
+)
+
+// Encryption-context keys of kms-datakey data keys. The agent rebuilds the context from
+// IMDS and the volume at unlock, so a header copied to another instance does not decrypt.
+const (
+	ContextInstanceID = "storecrypt:instance-id"
+	ContextVolume     = "storecrypt:volume"
+)
+
+// Tag keys and status values the functions write on instances.
+const (
+	TagEncrypt = "storecrypt:encrypt"
+	TagStatus  = "storecrypt:status"
+	TagReason  = "storecrypt:reason"
+)
+
+// Status values of TagStatus.
+const (
+	StatusPending   = "pending"
+	StatusBlocked   = "blocked"
+	StatusEncrypted = "encrypted"
+	StatusFailed    = "failed"
+	StatusSkipped   = "skipped"
+)
+
+// Patterns that flag values must match. They are also the SSM document's allowedPattern
+// values, so that no parameter can carry shell syntax into a command line.
+var (
+	PatternKMSKeyID   = `^$|^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+|alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`
+	PatternSecret     = `^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*'()/-]+$`
+	PatternMountPoint = `^/[A-Za-z0-9._/-]{0,255}$`
+	PatternModel      = `^[A-Za-z0-9 ._-]{1,64}$`
+	PatternDevices    = `^$|^/dev/[A-Za-z0-9/_-]+(,/dev/[A-Za-z0-9/_-]+)*$`
+)
+
+var (
+	reKMSKeyID   = regexp.MustCompile(PatternKMSKeyID)
+	reSecret     = regexp.MustCompile(PatternSecret)
+	reMountPoint = regexp.MustCompile(PatternMountPoint)
+	reModel      = regexp.MustCompile(PatternModel)
+	reDevices    = regexp.MustCompile(PatternDevices)
+)
+
+// AgentOptions are the agent's settings that the SSM document passes as flags.
+type AgentOptions struct {
+	KeySource  string
+	KMSKeyID   string
+	Secret     string // s3://bucket/key of the seed-compatible secret
+	MountPoint string
+	Filesystem string
+	Model      string
+	Devices    []string // explicit devices; empty means discover by Model
+	Discard    bool
+	Wipe       bool
+}
+
+// DefaultAgentOptions returns the options an unconfigured run uses.
+func DefaultAgentOptions() AgentOptions {
+	return AgentOptions{
+		KeySource:  DefaultKeySource,
+		MountPoint: DefaultMountPoint,
+		Filesystem: DefaultFilesystem,
+		Model:      DefaultModel,
+		Discard:    true,
+	}
+}
+
+// InvalidError says which flag is wrong and why.
+type InvalidError struct {
+	Flag   string
+	Value  string
+	Reason string
+}
+
+func (e *InvalidError) Error() string {
+	return fmt.Sprintf("--%s %q: %s", e.Flag, e.Value, e.Reason)
+}
+
+func invalid(flag, value, reason string) error {
+	return &InvalidError{Flag: flag, Value: value, Reason: reason}
+}
+
+// Validate checks the options as apply needs them; unlock needs fewer (ValidateUnlock).
+func (o AgentOptions) Validate() error {
+	if err := o.ValidateUnlock(); err != nil {
+		return err
+	}
+	switch o.KeySource {
+	case KeySourceKMSDataKey:
+		if o.KMSKeyID == "" {
+			return invalid(FlagKMSKeyID, o.KMSKeyID, "required with --key-source "+KeySourceKMSDataKey)
+		}
+	case KeySourceS3KMS:
+		if o.Secret == "" {
+			return invalid(FlagSecret, o.Secret, "required with --key-source "+KeySourceS3KMS)
+		}
+	case KeySourceEphemeral:
+	default:
+		return invalid(FlagKeySource, o.KeySource, "want one of "+strings.Join(KeySources, ", "))
+	}
+	if !reKMSKeyID.MatchString(o.KMSKeyID) {
+		return invalid(FlagKMSKeyID, o.KMSKeyID, "want a KMS key id, key ARN, alias name or alias ARN")
+	}
+	if !reSecret.MatchString(o.Secret) {
+		return invalid(FlagSecret, o.Secret, "want s3://bucket/key")
+	}
+	if !slices.Contains(Filesystems, o.Filesystem) {
+		return invalid(FlagFilesystem, o.Filesystem, "want one of "+strings.Join(Filesystems, ", "))
+	}
+	return nil
+}
+
+// ValidateUnlock checks the options that unlock uses: where to look and where to mount.
+func (o AgentOptions) ValidateUnlock() error {
+	if !reMountPoint.MatchString(o.MountPoint) || path.Clean(o.MountPoint) != o.MountPoint || o.MountPoint == "/" {
+		return invalid(FlagMountPoint, o.MountPoint, "want an absolute, clean path other than /")
+	}
+	for _, reserved := range []string{"/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr", "/var", "/bin", "/sbin", "/lib"} {
+		if o.MountPoint == reserved {
+			return invalid(FlagMountPoint, o.MountPoint, "is a system directory")
+		}
+	}
+	if !reModel.MatchString(o.Model) {
+		return invalid(FlagModel, o.Model, "want letters, digits, spaces, dots, dashes")
+	}
+	if !reDevices.MatchString(strings.Join(o.Devices, ",")) {
+		return invalid(FlagDevices, strings.Join(o.Devices, ","), "want /dev paths separated by commas")
+	}
+	for _, d := range o.Devices {
+		if path.Clean(d) != d {
+			return invalid(FlagDevices, d, "want a clean /dev path")
+		}
+	}
+	return nil
+}
+
+// SecretLocation splits an s3://bucket/key secret into its parts.
+func SecretLocation(secret string) (bucket, key string, err error) {
+	u, err := url.Parse(secret)
+	if err != nil || u.Scheme != "s3" || u.Host == "" || len(u.Path) < 2 {
+		return "", "", invalid(FlagSecret, secret, "want s3://bucket/key")
+	}
+	return u.Host, strings.TrimPrefix(u.Path, "/"), nil
+}
+
+
+// Volume states, kept in the LUKS2 header's subsystem field. A volume is "provisioning"
+// from luksFormat until its filesystem is made; nothing is mounted before "ready", so a
+// provisioning volume provably holds no user data and may be formatted again.
+const (
+	StateProvisioning = "storecrypt-provisioning"
+	StateReady        = "storecrypt-ready"
+)
+
+// Report is the agent's JSON document on stdout (and in StatePath). The result function
+// reads it from the command output, the CLI from state and from SSM; its shape is the
+// contract, golden-tested.
+type Report struct {
+	Command      string   `json:"command"`
+	AgentVersion string   `json:"agent_version"`
+	Result       string   `json:"result"` // an ExitCodeNames value
+	ExitCode     int      `json:"exit_code"`
+	Error        string   `json:"error,omitempty"`
+	Changed      bool     `json:"changed"`
+	InstanceID   string   `json:"instance_id,omitempty"`
+	Devices      []Device `json:"devices"`
+	Layout       *Layout  `json:"layout,omitempty"`
+	Steps        []Step   `json:"steps"`
+	Notes        []string `json:"notes,omitempty"`
+	StartedAt    string   `json:"started_at"`
+	Seconds      float64  `json:"seconds"`
+	LastRun      *Report  `json:"last_run,omitempty"` // status only: the saved apply or unlock
+}
+
+// Device is one instance-store disk as the agent found it.
+type Device struct {
+	Path      string `json:"path"`
+	Model     string `json:"model"`
+	Serial    string `json:"serial"`
+	SizeBytes int64  `json:"size_bytes"`
+	Found     string `json:"found"` // what was on it: nothing, crypto_LUKS (label ...), ext4 ...
+}
+
+// Layout is the encrypted volume.
+type Layout struct {
+	RAID        string   `json:"raid,omitempty"` // the md array when there are several disks
+	Volume      string   `json:"volume"`         // the device that carries the LUKS2 header
+	LUKSUUID    string   `json:"luks_uuid,omitempty"`
+	State       string   `json:"state,omitempty"`
+	Cipher      string   `json:"cipher,omitempty"`
+	KeySizeBits int      `json:"key_size_bits,omitempty"`
+	SectorSize  int      `json:"sector_size,omitempty"`
+	Flags       []string `json:"flags,omitempty"` // persisted dm-crypt flags
+	KeySource   string   `json:"key_source,omitempty"`
+	KeyID       string   `json:"key_id,omitempty"`
+	Secret      string   `json:"secret,omitempty"`
+	Mapper      string   `json:"mapper,omitempty"`
+	Open        bool     `json:"open"`
+	Filesystem  string   `json:"filesystem,omitempty"`
+	MountPoint  string   `json:"mount_point,omitempty"`
+	Mounted     bool     `json:"mounted"`
+	BootUnit    bool     `json:"boot_unit"`
+}
+
+// Step is one thing a run did or, for plan, would do.
+type Step struct {
+	Name    string  `json:"step"`
+	Action  string  `json:"action"`
+	Changed bool    `json:"changed"`
+	Seconds float64 `json:"seconds"`
+}
+
+// RegisterFlags defines the agent's flags on fs, bound to o. The flag set is the one
+// source of the flags' names, defaults and help; the SSM document is checked against it.
+func (o *AgentOptions) RegisterFlags(fs *flag.FlagSet) {
+	fs.StringVar(&o.KeySource, FlagKeySource, o.KeySource, "where the volume key comes from: "+strings.Join(KeySources, ", "))
+	fs.StringVar(&o.KMSKeyID, FlagKMSKeyID, o.KMSKeyID, "KMS key id, ARN or alias for "+KeySourceKMSDataKey)
+	fs.StringVar(&o.Secret, FlagSecret, o.Secret, "s3://bucket/key of the KMS-encrypted passphrase for "+KeySourceS3KMS)
+	fs.StringVar(&o.MountPoint, FlagMountPoint, o.MountPoint, "where to mount the encrypted filesystem")
+	fs.StringVar(&o.Filesystem, FlagFilesystem, o.Filesystem, "filesystem to make: "+strings.Join(Filesystems, ", "))
+	fs.StringVar(&o.Model, FlagModel, o.Model, "NVMe controller model of the instance-store disks")
+	fs.Var((*deviceList)(&o.Devices), FlagDevices, "comma-separated devices to use instead of discovery (each must still be instance store)")
+	fs.BoolVar(&o.Discard, FlagDiscard, o.Discard, "pass discards (TRIM) through dm-crypt")
+	fs.BoolVar(&o.Wipe, FlagWipe, o.Wipe, "zero-fill the volume after format (slow: O(device size))")
+}
+
+type deviceList []string
+
+func (d *deviceList) String() string { return strings.Join(*d, ",") }
+
+func (d *deviceList) Set(s string) error {
+	*d = nil
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			*d = append(*d, p)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,255 @@
+// Package emu runs the AWS emulators the real-kernel tests and the demo point the agent at,
+// all on 127.0.0.1: local-kms (in-process), gofakes3 (in-process) and
+// amazon-ec2-metadata-mock (IMDSv2 only, as a child process). KMS can be taken down and
+// brought back, and can answer chosen operations with AccessDenied, which local-kms itself
+// never does because it does not enforce key policies.
+package emu
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/johannesboyne/gofakes3"
+	"github.com/johannesboyne/gofakes3/backend/s3mem"
+	localkms "github.com/nsmithuk/local-kms/src"
+	kmsconfig "github.com/nsmithuk/local-kms/src/config"
+	kmsdata "github.com/nsmithuk/local-kms/src/data"
+
+	"github.com/storecrypt/storecrypt/test/vm"
+)
+
+// The identity the IMDS mock reports by default.
+const (
+	Region     = "us-east-1"
+	InstanceID = "i-1234567890abcdef0"
+	Account    = "111122223333"
+)
+
+// Emulators is one set of running emulators.
+type Emulators struct {
+	KMSAddr, S3Addr, IMDSAddr string
+	KMS                       *kms.Client
+	S3                        *s3.Client
+
+	kmsSrv  *http.Server
+	kmsDB   *kmsdata.Database
+	mu      sync.Mutex
+	denied  map[string]bool // KMS operations answered with AccessDeniedException
+	imds    *exec.Cmd
+	s3srv   *httptest.Server
+	kmsDown bool
+}
+
+var kmsOnce sync.Mutex
+
+// Start runs the emulators until the test ends.
+func Start(t testing.TB) *Emulators {
+	t.Helper()
+	e, err := start(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.Close)
+	return e
+}
+
+func start(dir string) (*Emulators, error) {
+	e := &Emulators{denied: map[string]bool{}}
+	// local-kms keeps region and account in package variables: one configuration per process.
+	kmsOnce.Lock()
+	kmsconfig.AWSRegion, kmsconfig.AWSAccountId = Region, Account
+	kmsOnce.Unlock()
+	e.kmsDB = kmsdata.NewDatabase(filepath.Join(dir, "kms"))
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, err
+	}
+	e.KMSAddr = ln.Addr().String()
+	e.serveKMS(ln)
+
+	e.s3srv = httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	e.S3Addr = strings.TrimPrefix(e.s3srv.URL, "http://")
+
+	if err := e.startIMDS(dir); err != nil {
+		e.Close()
+		return nil, err
+	}
+	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
+	e.KMS = kms.New(kms.Options{Region: Region, Credentials: creds, BaseEndpoint: aws.String("http://" + e.KMSAddr)})
+	e.S3 = s3.New(s3.Options{Region: Region, Credentials: creds, BaseEndpoint: aws.String("http://" + e.S3Addr), UsePathStyle: true})
+	return e, nil
+}
+
+func (e *Emulators) serveKMS(ln net.Listener) {
+	e.kmsSrv = &http.Server{Handler: http.HandlerFunc(e.handleKMS), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = e.kmsSrv.Serve(ln) }()
+}
+
+func (e *Emulators) handleKMS(w http.ResponseWriter, r *http.Request) {
+	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
+	e.mu.Lock()
+	deny := e.denied[op]
+	e.mu.Unlock()
+	if deny {
+		w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+		w.WriteHeader(http.StatusBadRequest)
+		fmt.Fprintf(w, `{"__type":"AccessDeniedException","message":"User: arn:aws:sts::%s:assumed-role/test/i is not authorized to perform: kms:%s because no resource-based policy allows the kms:%s action"}`, Account, op, op)
+		return
+	}
+	localkms.HandleRequest(w, r, e.kmsDB)
+}
+
+// Deny makes KMS answer op (GenerateDataKey, Decrypt) with AccessDeniedException, as a key
+// policy without the instance role would; Deny with no ops lifts every denial.
+func (e *Emulators) Deny(ops ...string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.denied = map[string]bool{}
+	for _, op := range ops {
+		e.denied[op] = true
+	}
+}
+
+// KMSDown closes KMS's port: connections are refused, as when no route or endpoint exists.
+func (e *Emulators) KMSDown() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.kmsDown {
+		_ = e.kmsSrv.Close()
+		e.kmsDown = true
+	}
+}
+
+// KMSUp listens on the same port again.
+func (e *Emulators) KMSUp() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if !e.kmsDown {
+		return nil
+	}
+	ln, err := net.Listen("tcp", e.KMSAddr)
+	if err != nil {
+		return fmt.Errorf("reopening KMS on %s: %w", e.KMSAddr, err)
+	}
+	e.serveKMS(ln)
+	e.kmsDown = false
+	return nil
+}
+
+// CreateKey makes a symmetric KMS key and returns its ARN.
+func (e *Emulators) CreateKey(ctx context.Context) (string, error) {
+	out, err := e.KMS.CreateKey(ctx, &kms.CreateKeyInput{Description: aws.String("storecrypt test key")})
+	if err != nil {
+		return "", fmt.Errorf("creating a KMS key: %w", err)
+	}
+	return aws.ToString(out.KeyMetadata.Arn), nil
+}
+
+// PutObject stores body at bucket/key, creating the bucket when needed.
+func (e *Emulators) PutObject(ctx context.Context, bucket, key string, body []byte) error {
+	if _, err := e.S3.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String(bucket)}); err != nil {
+		var owned interface{ ErrorCode() string }
+		if !errors.As(err, &owned) || !strings.Contains(owned.ErrorCode(), "BucketAlready") {
+			return fmt.Errorf("creating bucket %s: %w", bucket, err)
+		}
+	}
+	_, err := e.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(string(body))})
+	return err
+}
+
+// startIMDS builds (once, cached by the go command) and runs amazon-ec2-metadata-mock.
+func (e *Emulators) startIMDS(dir string) error {
+	bin := filepath.Join(dir, "ec2-metadata-mock")
+	build := exec.Command("go", "build", "-o", bin, "github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building ec2-metadata-mock: %w: %s", err, out)
+	}
+	port, err := freePort()
+	if err != nil {
+		return err
+	}
+	e.IMDSAddr = fmt.Sprintf("127.0.0.1:%d", port)
+	e.imds = exec.Command(bin, "-n", "127.0.0.1", "-p", fmt.Sprint(port), "-I")
+	e.imds.Dir = dir
+	e.imds.Stdout, e.imds.Stderr = io.Discard, io.Discard
+	e.imds.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := e.imds.Start(); err != nil {
+		return fmt.Errorf("starting ec2-metadata-mock: %w", err)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for time.Now().Before(deadline) {
+		if c, err := net.Dial("tcp", e.IMDSAddr); err == nil {
+			c.Close()
+			return nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return errors.New("ec2-metadata-mock did not start listening")
+}
+
+func freePort() (int, error) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, err
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port, nil
+}
+
+// Close stops every emulator.
+func (e *Emulators) Close() {
+	if e.kmsSrv != nil {
+		_ = e.kmsSrv.Close()
+	}
+	if e.kmsDB != nil {
+		e.kmsDB.Close()
+	}
+	if e.s3srv != nil {
+		e.s3srv.Close()
+	}
+	if e.imds != nil && e.imds.Process != nil {
+		_ = e.imds.Process.Kill()
+		_ = e.imds.Wait()
+	}
+}
+
+// Env points the agent at the emulators from inside the guest, through the guest's
+// forwards (see Forwards): the SDK's own endpoint variables, nothing storecrypt-specific.
+func Env() []string {
+	return []string{
+		"AWS_ENDPOINT_URL_KMS=http://10.0.2.100:4566",
+		"AWS_ENDPOINT_URL_S3=http://10.0.2.100:4567",
+	}
+}
+
+// GuestPorts are the guest-side ports of KMS and S3 used by Env.
+const (
+	GuestKMSPort = 4566
+	GuestS3Port  = 4567
+)
+
+// Forwards are the guest's ways to the emulators: IMDS at its link-local address, as on
+// EC2, and KMS and S3 at the ports Env names.
+func (e *Emulators) Forwards() []vm.Forward {
+	return []vm.Forward{
+		{GuestIP: "169.254.169.254", GuestPort: 80, HostAddr: e.IMDSAddr},
+		{GuestPort: GuestKMSPort, HostAddr: e.KMSAddr},
+		{GuestPort: GuestS3Port, HostAddr: e.S3Addr},
+	}
+}

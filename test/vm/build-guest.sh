@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# Builds the test guest: a Debian kernel and an initramfs holding busybox, the host's
+# cryptsetup, mdadm, blkid, e2fsprogs and xfsprogs with their libraries, and the kernel
+# modules the agent needs. Output: $1/vmlinuz and $1/initrd.gz, rebuilt only when missing.
+# The agent and the guest helper are not in it: the harness appends them as a second
+# cpio archive per run, so the (slow) base image is built once.
+set -euo pipefail
+
+out=${1:?usage: build-guest.sh OUTDIR}
+[[ -s $out/vmlinuz && -s $out/initrd.gz ]] && exit 0
+
+# Modules in load order is what modprobe --show-depends prints; these are the roots.
+modules=(dm_crypt dm_mod nvme virtio_pci virtio_net virtio_blk raid0 md_mod ext4 xfs
+	xts aesni_intel algif_skcipher algif_hash crc32c_generic)
+tools=(cryptsetup mdadm blkid mkfs.ext4 mke2fs e2fsck mkfs.xfs xfs_repair)
+
+for t in "${tools[@]}" busybox depmod; do
+	command -v "$t" >/dev/null || { echo "build-guest: missing $t (apt-get install cryptsetup-bin mdadm util-linux e2fsprogs xfsprogs busybox-static kmod)" >&2; exit 1; }
+done
+file -L "$(command -v busybox)" | grep -q 'statically linked' ||
+	{ echo "build-guest: busybox is not static (apt-get install busybox-static)" >&2; exit 1; }
+
+work=$(mktemp -d)
+trap 'rm -rf "$work"' EXIT
+mkdir -p "$out"
+
+echo "build-guest: fetching the Debian kernel package" >&2
+(cd "$work" && apt-get download linux-image-amd64 >/dev/null 2>&1)
+dep=$(dpkg-deb -f "$work"/linux-image-amd64_*.deb Depends | grep -o 'linux-image-[^ ,]*-amd64' | head -n1)
+(cd "$work" && apt-get download "$dep" >/dev/null 2>&1)
+dpkg-deb -x "$work/$dep"_*.deb "$work/kernel"
+kver=${dep#linux-image-}
+depmod -b "$work/kernel" "$kver"
+
+root=$work/root
+mkdir -p "$root"/{bin,sbin,etc,proc,sys,dev,run,tmp,mnt,lib/modules,usr/local/bin,var/lib,persist}
+cp "$(command -v busybox)" "$root/bin/busybox"
+
+copy_with_libs() {
+	local bin=$1 lib
+	cp -L "$bin" "$root/sbin/"
+	for lib in $(ldd "$bin" | grep -o '/[^ ]*'); do
+		mkdir -p "$root$(dirname "$lib")"
+		cp -Ln "$lib" "$root$lib"
+	done
+}
+for t in "${tools[@]}"; do copy_with_libs "$(command -v "$t")"; done
+# cryptsetup's argon2 threads dlopen libgcc_s for pthread_exit; ldd does not list it.
+gcc_s=$(ldconfig -p | grep -o '/[^ ]*libgcc_s.so.1' | head -n1)
+mkdir -p "$root$(dirname "$gcc_s")" && cp -L "$gcc_s" "$root$gcc_s"
+
+: >"$root/etc/modules.order"
+for m in "${modules[@]}"; do
+	modprobe -d "$work/kernel" -S "$kver" --show-depends "$m" 2>/dev/null | awk '$1 == "insmod" {print $2}'
+done | awk '!seen[$0]++' | while read -r ko; do
+	rel=${ko#"$work/kernel"}
+	mkdir -p "$root$(dirname "$rel")"
+	cp "$ko" "$root$rel"
+	echo "$rel" >>"$root/etc/modules.order"
+done
+
+cp "$(dirname "$0")/init.sh" "$root/init"
+chmod +x "$root/init"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) >"$out/initrd.gz.tmp"
+cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz.tmp"
+mv "$out/initrd.gz.tmp" "$out/initrd.gz"
+mv "$out/vmlinuz.tmp" "$out/vmlinuz"
+echo "build-guest: kernel $kver, $(wc -l <"$root/etc/modules.order") modules, initrd $(du -h "$out/initrd.gz" | cut -f1)" >&2

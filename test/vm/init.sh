@@ -1,0 +1,33 @@
+#!/bin/busybox sh
+# PID 1 of the test guest. It loads the modules, brings up the user-mode network, mounts
+# the disk that stands for the instance's root volume (so the boot unit and state survive
+# a reboot, as on EC2), then hands the console to vmexec, which runs the harness's commands.
+/bin/busybox --install -s /bin
+export PATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin
+mount -t proc proc /proc
+mount -t sysfs sysfs /sys
+mount -t devtmpfs devtmpfs /dev
+mkdir -p /dev/pts /run/cryptsetup /run/lock /tmp
+ln -sf /proc/mounts /etc/mtab
+while read -r m; do insmod "$m" 2>/dev/null; done </etc/modules.order
+
+ip link set lo up
+ip link set eth0 up
+ip addr add 10.0.2.15/24 dev eth0
+ip route add default via 10.0.2.2
+
+for d in /sys/block/vd*; do
+	[ "$(cat "$d/serial" 2>/dev/null)" = root ] && mount -o noatime "/dev/${d##*/}" /persist
+done
+if grep -q ' /persist ' /proc/mounts; then
+	for p in /etc/systemd/system /var/lib/storecrypt /usr/local/sbin; do
+		mkdir -p "/persist$p" "$p"
+		mount -o bind "/persist$p" "$p"
+	done
+fi
+
+echo "guest: up in $(cut -d' ' -f1 /proc/uptime)s"
+/sbin/vmexec
+echo "guest: vmexec exited $?"
+sync
+poweroff -f

@@ -1,0 +1,383 @@
+// Package vm boots the real-kernel test guest: a Debian kernel under QEMU software
+// emulation with NVMe disks standing for instance store, virtio disks standing for the
+// root and EBS volumes, and user-mode networking whose only ways out are forwards to
+// emulators on the host's loopback. Commands run in the guest through vmexec.
+package vm
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/storecrypt/storecrypt/test/vm/wire"
+)
+
+// Disk is one disk image attached to the guest.
+type Disk struct {
+	Path   string
+	Serial string
+}
+
+// Forward makes GuestPort on 10.0.2.100 (or GuestIP when set) reach HostAddr on the host.
+type Forward struct {
+	GuestIP   string
+	GuestPort int
+	HostAddr  string
+}
+
+// Config describes one guest.
+type Config struct {
+	NVMe     []Disk    // instance store
+	Virtio   []Disk    // serial "root" is mounted as the root volume; others are left alone
+	Forwards []Forward // the emulators
+	Files    map[string]string // guest path -> host path, added to the initramfs
+	MemoryMB int
+	Log      io.Writer // the guest console; nil discards it
+}
+
+// Guest is a running test guest.
+type Guest struct {
+	cfg     Config
+	image   string
+	initrd  string
+	ln      net.Listener
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	console *bytes.Buffer
+	mu      sync.Mutex
+	// Booted is the wall time from starting QEMU to the first command connection.
+	Booted time.Duration
+}
+
+// HostIP is the address the guest dials for the harness and the emulators.
+const HostIP = "10.0.2.100"
+
+// Start builds the per-run initramfs and boots the guest; it returns once vmexec has
+// connected, so the first command runs at once.
+func Start(ctx context.Context, cfg Config) (*Guest, error) {
+	image, err := EnsureImage(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.MemoryMB == 0 {
+		cfg.MemoryMB = 1024
+	}
+	g := &Guest{cfg: cfg, image: image}
+	dir, err := os.MkdirTemp("", "storecrypt-vm-")
+	if err != nil {
+		return nil, err
+	}
+	g.initrd = filepath.Join(dir, "initrd")
+	if err := g.buildInitrd(ctx, dir); err != nil {
+		return nil, err
+	}
+	if err := g.boot(ctx); err != nil {
+		return nil, err
+	}
+	return g, nil
+}
+
+// EnsureImage returns the folder with the cached kernel and base initramfs, building
+// them on first use.
+func EnsureImage(ctx context.Context) (string, error) {
+	dir := os.Getenv("STORECRYPT_VM_CACHE")
+	if dir == "" {
+		root, err := repoRoot()
+		if err != nil {
+			return "", err
+		}
+		dir = filepath.Join(root, ".cache", "vm")
+	}
+	script := filepath.Join(sourceDir(), "build-guest.sh")
+	cmd := exec.CommandContext(ctx, "bash", script, dir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building the test guest image: %w", err)
+	}
+	return dir, nil
+}
+
+func sourceDir() string {
+	_, file, _, _ := runtime.Caller(0)
+	return filepath.Dir(file)
+}
+
+func repoRoot() (string, error) {
+	dir := sourceDir()
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", errors.New("no go.mod above the vm package")
+		}
+		dir = parent
+	}
+}
+
+// buildInitrd appends vmexec and the configured files to the base initramfs as a second
+// cpio archive, which the kernel unpacks over the first.
+func (g *Guest) buildInitrd(ctx context.Context, dir string) error {
+	tree := filepath.Join(dir, "overlay")
+	if err := os.MkdirAll(filepath.Join(tree, "sbin"), 0o755); err != nil {
+		return err
+	}
+	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(tree, "sbin", "vmexec"), "./vmexec")
+	build.Dir = sourceDir()
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := build.CombinedOutput(); err != nil {
+		return fmt.Errorf("building vmexec: %w: %s", err, out)
+	}
+	for guestPath, hostPath := range g.cfg.Files {
+		dst := filepath.Join(tree, guestPath)
+		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+			return err
+		}
+		if err := copyFile(hostPath, dst); err != nil {
+			return err
+		}
+	}
+	pack := exec.CommandContext(ctx, "sh", "-c", "find . | cpio -o -H newc --quiet")
+	pack.Dir = tree
+	overlay, err := pack.Output()
+	if err != nil {
+		return fmt.Errorf("packing the initramfs overlay: %w", err)
+	}
+	base, err := os.ReadFile(filepath.Join(g.image, "initrd.gz"))
+	if err != nil {
+		return err
+	}
+	// The kernel unpacks concatenated archives, but each must be compressed or start on a
+	// fresh cpio magic; a gzip member after a gzip member is the simplest valid layout.
+	var buf bytes.Buffer
+	buf.Write(base)
+	zw := gzip.NewWriter(&buf)
+	if _, err := zw.Write(overlay); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(g.initrd, buf.Bytes(), 0o644)
+}
+
+func copyFile(src, dst string) error {
+	data, err := os.ReadFile(src)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(dst, data, 0o755)
+}
+
+func (g *Guest) boot(ctx context.Context) error {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	g.ln = ln
+	relay, err := exec.LookPath("busybox")
+	if err != nil {
+		return fmt.Errorf("busybox (apt-get install busybox-static) relays guest connections: %w", err)
+	}
+	fwds := append([]Forward{{GuestPort: 7000, HostAddr: ln.Addr().String()}}, g.cfg.Forwards...)
+	netdev := "user,id=n0,restrict=on"
+	for _, f := range fwds {
+		ip := f.GuestIP
+		if ip == "" {
+			ip = HostIP
+		}
+		host, port, err := net.SplitHostPort(f.HostAddr)
+		if err != nil {
+			return fmt.Errorf("forward %s: %w", f.HostAddr, err)
+		}
+		// A cmd: forward runs one relay per guest connection; a plain tcp: chardev would be
+		// one shared connection, which breaks HTTP clients that open several.
+		netdev += fmt.Sprintf(",guestfwd=tcp:%s:%d-cmd:%s nc %s %s", ip, f.GuestPort, relay, host, port)
+	}
+	args := []string{
+		"-accel", "tcg,thread=multi", "-smp", "2", "-cpu", "max",
+		"-m", strconv.Itoa(g.cfg.MemoryMB), "-nographic", "-no-reboot",
+		"-kernel", filepath.Join(g.image, "vmlinuz"), "-initrd", g.initrd,
+		"-append", "console=ttyS0 quiet panic=-1",
+		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
+	}
+	for i, d := range g.cfg.NVMe {
+		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=nv%d,format=raw", d.Path, i),
+			"-device", fmt.Sprintf("nvme,serial=%s,drive=nv%d", d.Serial, i))
+	}
+	for i, d := range g.cfg.Virtio {
+		args = append(args, "-drive", fmt.Sprintf("file=%s,if=none,id=vd%d,format=raw", d.Path, i),
+			"-device", fmt.Sprintf("virtio-blk-pci,serial=%s,drive=vd%d", d.Serial, i))
+	}
+	g.console = &bytes.Buffer{}
+	var console io.Writer = &lockedWriter{mu: &g.mu, w: g.console}
+	if g.cfg.Log != nil {
+		console = io.MultiWriter(console, g.cfg.Log)
+	}
+	g.cmd = exec.Command("qemu-system-x86_64", args...)
+	g.cmd.Stdout = console
+	g.cmd.Stderr = console
+	g.cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	start := time.Now()
+	if err := g.cmd.Start(); err != nil {
+		return fmt.Errorf("starting qemu (apt-get install qemu-system-x86): %w", err)
+	}
+	g.exited = make(chan struct{})
+	go func() { _ = g.cmd.Wait(); close(g.exited) }()
+	if _, err := g.Run(ctx, []string{"true"}, nil); err != nil {
+		g.Kill()
+		return fmt.Errorf("guest did not come up: %w\nconsole:\n%s", err, g.Console())
+	}
+	g.Booted = time.Since(start)
+	return nil
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	w  io.Writer
+}
+
+func (l *lockedWriter) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.w.Write(p)
+}
+
+// Console returns what the guest printed on its serial console so far.
+func (g *Guest) Console() string {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.console.String()
+}
+
+// Result is a finished guest command.
+type Result struct {
+	Code   int
+	Stdout string
+	Stderr string
+}
+
+// Cmd is one command for the guest.
+type Cmd struct {
+	Argv  []string
+	Env   []string
+	Stdin []byte
+	// OnStderr sees stderr as it arrives, for tests that act at a given progress line.
+	OnStderr func(chunk string)
+}
+
+// Run runs argv in the guest and waits for it.
+func (g *Guest) Run(ctx context.Context, argv []string, env []string) (Result, error) {
+	return g.Exec(ctx, Cmd{Argv: argv, Env: env})
+}
+
+// Exec runs c in the guest and waits for it. An error means the command's fate is unknown
+// (the guest died or the context ended), never that it exited non-zero.
+func (g *Guest) Exec(ctx context.Context, c Cmd) (Result, error) {
+	conn, err := g.accept(ctx)
+	if err != nil {
+		return Result{}, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	if err := json.NewEncoder(conn).Encode(wire.Request{Argv: c.Argv, Env: c.Env, Stdin: c.Stdin}); err != nil {
+		return Result{}, fmt.Errorf("sending %q: %w", c.Argv, err)
+	}
+	var out, errb strings.Builder
+	for {
+		kind, p, err := wire.ReadFrame(conn)
+		if err != nil {
+			if ctx.Err() != nil {
+				err = ctx.Err()
+			}
+			return Result{Stdout: out.String(), Stderr: errb.String()}, fmt.Errorf("running %q: %w", c.Argv, err)
+		}
+		switch kind {
+		case wire.Stdout:
+			out.Write(p)
+		case wire.Stderr:
+			errb.Write(p)
+			if c.OnStderr != nil {
+				c.OnStderr(string(p))
+			}
+		case wire.Exit:
+			code, err := strconv.Atoi(string(p))
+			return Result{Code: code, Stdout: out.String(), Stderr: errb.String()}, err
+		}
+	}
+}
+
+func (g *Guest) accept(ctx context.Context) (net.Conn, error) {
+	type accepted struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan accepted, 1)
+	go func() {
+		c, err := g.ln.Accept()
+		ch <- accepted{c, err}
+	}()
+	select {
+	case a := <-ch:
+		return a.c, a.err
+	case <-g.exited:
+		return nil, errors.New("the guest has stopped")
+	case <-ctx.Done():
+		_ = g.ln.(*net.TCPListener).SetDeadline(time.Now())
+		a := <-ch
+		_ = g.ln.(*net.TCPListener).SetDeadline(time.Time{})
+		if a.err == nil {
+			return a.c, nil
+		}
+		return nil, ctx.Err()
+	}
+}
+
+// Kill stops the guest at once, like pulling the power cord: what the guest had not
+// written to its disks is lost.
+func (g *Guest) Kill() {
+	if g.cmd != nil && g.cmd.Process != nil {
+		_ = syscall.Kill(-g.cmd.Process.Pid, syscall.SIGKILL)
+		<-g.exited
+	}
+	if g.ln != nil {
+		g.ln.Close()
+	}
+}
+
+// Reboot syncs the guest's disks, stops it, and boots it again on the same disk images;
+// the kernel, device-mapper tables and every mount start anew, as after a reboot.
+func (g *Guest) Reboot(ctx context.Context) error {
+	if _, err := g.Run(ctx, []string{"sync"}, nil); err != nil {
+		return err
+	}
+	return g.PowerCycle(ctx)
+}
+
+// PowerCycle kills the guest without a sync and boots it again on the same disks.
+func (g *Guest) PowerCycle(ctx context.Context) error {
+	g.Kill()
+	return g.boot(ctx)
+}
+
+// Close stops the guest and removes its per-run files.
+func (g *Guest) Close() {
+	g.Kill()
+	os.RemoveAll(filepath.Dir(g.initrd))
+}

@@ -1,0 +1,55 @@
+// Package wire is the protocol between the test harness and vmexec, the command runner
+// inside the test guest: one request per TCP connection, answered by a stream of frames.
+package wire
+
+import (
+	"encoding/binary"
+	"fmt"
+	"io"
+)
+
+// Request asks the guest to run one command.
+type Request struct {
+	Argv  []string `json:"argv"`
+	Env   []string `json:"env,omitempty"`
+	Stdin []byte   `json:"stdin,omitempty"`
+}
+
+// Frame kinds: output on either stream, then exactly one exit frame.
+const (
+	Stdout byte = 'o'
+	Stderr byte = 'e'
+	Exit   byte = 'x'
+)
+
+// maxFrame bounds one frame so a corrupt length cannot make the reader allocate wildly.
+const maxFrame = 1 << 24
+
+// WriteFrame writes one frame: kind, big-endian length, payload.
+func WriteFrame(w io.Writer, kind byte, p []byte) error {
+	var hdr [5]byte
+	hdr[0] = kind
+	binary.BigEndian.PutUint32(hdr[1:], uint32(len(p)))
+	if _, err := w.Write(hdr[:]); err != nil {
+		return err
+	}
+	_, err := w.Write(p)
+	return err
+}
+
+// ReadFrame reads one frame written by WriteFrame.
+func ReadFrame(r io.Reader) (byte, []byte, error) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(r, hdr[:]); err != nil {
+		return 0, nil, err
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if n > maxFrame {
+		return 0, nil, fmt.Errorf("frame of %d bytes exceeds %d", n, maxFrame)
+	}
+	p := make([]byte, n)
+	if _, err := io.ReadFull(r, p); err != nil {
+		return 0, nil, err
+	}
+	return hdr[0], p, nil
+}
