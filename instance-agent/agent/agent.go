@@ -85,15 +85,15 @@ func (a *Agent) Status(ctx context.Context, o contract.AgentOptions) (*contract.
 // run is the state of one execution.
 type run struct {
 	*Agent
-	ctx   context.Context
-	mode  mode
-	o     contract.AgentOptions
-	rep   *contract.Report
-	fsys  fs.FS
-	cs    luks.Cryptsetup
-	md    raid.Mdadm
-	perf  bool // persistent no-workqueue flags are supported
-	keys  Keys
+	ctx    context.Context
+	mode   mode
+	o      contract.AgentOptions
+	rep    *contract.Report
+	fsys   fs.FS
+	cs     luks.Cryptsetup
+	md     raid.Mdadm
+	perf   bool // persistent no-workqueue flags are supported
+	keys   Keys
 	layout *contract.Layout
 }
 

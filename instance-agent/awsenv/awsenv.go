@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -32,14 +33,11 @@ type Env struct {
 
 func (e *Env) load(ctx context.Context) (aws.Config, error) {
 	e.once.Do(func() {
-		httpClient := &http.Client{
-			Timeout: 20 * time.Second,
-			Transport: &http.Transport{
-				Proxy:               http.ProxyFromEnvironment,
-				DialContext:         (&net.Dialer{Timeout: 5 * time.Second}).DialContext,
-				TLSHandshakeTimeout: 5 * time.Second,
-			},
-		}
+		// The SDK's buildable client keeps AWS_CA_BUNDLE and proxy support working.
+		httpClient := awshttp.NewBuildableClient().
+			WithTimeout(20 * time.Second).
+			WithDialerOptions(func(d *net.Dialer) { d.Timeout = 5 * time.Second }).
+			WithTransportOptions(func(t *http.Transport) { t.TLSHandshakeTimeout = 5 * time.Second })
 		cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(httpClient), config.WithRetryMaxAttempts(3))
 		if err != nil {
 			e.err = fmt.Errorf("loading the AWS configuration: %w", err)

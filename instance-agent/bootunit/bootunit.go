@@ -69,4 +69,3 @@ func Install(root, text string) (bool, error) {
 	}
 	return changed, nil
 }
-

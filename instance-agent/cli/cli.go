@@ -31,13 +31,21 @@ type command struct {
 
 var commands = []command{
 	{"apply", "discover, get the key, format or open, stripe, mkfs, mount, install the boot unit (idempotent)",
-		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) { return a.Apply }},
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
+			return a.Apply
+		}},
 	{"unlock", "at boot: open and mount the existing volume; never formats",
-		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) { return a.Unlock }},
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
+			return a.Unlock
+		}},
 	{"plan", "print what apply would do, touching nothing",
-		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) { return a.Plan }},
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
+			return a.Plan
+		}},
 	{"status", "print the volume's state and the last run as JSON",
-		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) { return a.Status }},
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
+			return a.Status
+		}},
 }
 
 func usage(w io.Writer) {

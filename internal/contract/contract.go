@@ -18,6 +18,7 @@ import (
 // a fault that a retry may fix from one that needs a person.
 type ExitCode int
 
+// Exit codes of storecrypt-agent.
 const (
 	ExitOK             ExitCode = 0 // converged; see the JSON document for what changed
 	ExitSystemError    ExitCode = 1 // a tool or the kernel failed; a rerun may succeed
@@ -253,7 +254,6 @@ func SecretLocation(secret string) (bucket, key string, err error) {
 	}
 	return u.Host, strings.TrimPrefix(u.Path, "/"), nil
 }
-
 
 // Volume states, kept in the LUKS2 header's subsystem field. A volume is "provisioning"
 // from luksFormat until its filesystem is made; nothing is mounted before "ready", so a

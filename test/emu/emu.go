@@ -61,7 +61,7 @@ var kmsOnce sync.Mutex
 // Start runs the emulators until the test ends.
 func Start(t testing.TB) *Emulators {
 	t.Helper()
-	e, err := start(t.TempDir())
+	e, err := New(t.TempDir())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,7 +69,8 @@ func Start(t testing.TB) *Emulators {
 	return e
 }
 
-func start(dir string) (*Emulators, error) {
+// New runs the emulators, keeping their state in dir, until Close.
+func New(dir string) (*Emulators, error) {
 	e := &Emulators{denied: map[string]bool{}}
 	// local-kms keeps region and account in package variables: one configuration per process.
 	kmsOnce.Lock()
@@ -233,8 +234,8 @@ func (e *Emulators) Close() {
 // forwards (see Forwards): the SDK's own endpoint variables, nothing storecrypt-specific.
 func Env() []string {
 	return []string{
-		"AWS_ENDPOINT_URL_KMS=http://10.0.2.100:4566",
-		"AWS_ENDPOINT_URL_S3=http://10.0.2.100:4567",
+		"AWS_ENDPOINT_URL_KMS=http://169.254.169.100:4566",
+		"AWS_ENDPOINT_URL_S3=http://169.254.169.100:4567",
 	}
 }
 

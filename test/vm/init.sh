@@ -13,8 +13,8 @@ while read -r m; do insmod "$m" 2>/dev/null; done </etc/modules.order
 
 ip link set lo up
 ip link set eth0 up
-ip addr add 10.0.2.15/24 dev eth0
-ip route add default via 10.0.2.2
+ip addr add 169.254.169.15/24 dev eth0
+ip route add default via 169.254.169.2
 
 for d in /sys/block/vd*; do
 	[ "$(cat "$d/serial" 2>/dev/null)" = root ] && mount -o noatime "/dev/${d##*/}" /persist

@@ -32,7 +32,7 @@ type Disk struct {
 	Serial string
 }
 
-// Forward makes GuestPort on 10.0.2.100 (or GuestIP when set) reach HostAddr on the host.
+// Forward makes GuestPort on HostIP (or GuestIP when set) reach HostAddr on the host.
 type Forward struct {
 	GuestIP   string
 	GuestPort int
@@ -41,9 +41,9 @@ type Forward struct {
 
 // Config describes one guest.
 type Config struct {
-	NVMe     []Disk    // instance store
-	Virtio   []Disk    // serial "root" is mounted as the root volume; others are left alone
-	Forwards []Forward // the emulators
+	NVMe     []Disk            // instance store
+	Virtio   []Disk            // serial "root" is mounted as the root volume; others are left alone
+	Forwards []Forward         // the emulators
 	Files    map[string]string // guest path -> host path, added to the initramfs
 	MemoryMB int
 	Log      io.Writer // the guest console; nil discards it
@@ -63,8 +63,13 @@ type Guest struct {
 	Booted time.Duration
 }
 
-// HostIP is the address the guest dials for the harness and the emulators.
-const HostIP = "10.0.2.100"
+// The guest's network is link-local, like EC2's view of IMDS: slirp forwards only to
+// addresses inside its own network, so IMDS can sit at 169.254.169.254 only if the
+// network is 169.254.169.0/24. HostIP is where the guest finds the harness and emulators.
+const (
+	guestNet = "169.254.169.0/24"
+	HostIP   = "169.254.169.100"
+)
 
 // Start builds the per-run initramfs and boots the guest; it returns once vmexec has
 // connected, so the first command runs at once.
@@ -89,6 +94,21 @@ func Start(ctx context.Context, cfg Config) (*Guest, error) {
 		return nil, err
 	}
 	return g, nil
+}
+
+// Available reports what is missing to boot the guest; `make test-deps` installs it.
+func Available() error {
+	var missing []string
+	for _, tool := range []string{"qemu-system-x86_64", "busybox", "cpio", "cryptsetup", "mdadm", "blkid",
+		"mkfs.ext4", "mkfs.xfs", "depmod", "apt-get", "dpkg-deb"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			missing = append(missing, tool)
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing %s (run `make test-deps` as root on Debian or Ubuntu)", strings.Join(missing, ", "))
+	}
+	return nil
 }
 
 // EnsureImage returns the folder with the cached kernel and base initramfs, building
@@ -195,7 +215,7 @@ func (g *Guest) boot(ctx context.Context) error {
 		return fmt.Errorf("busybox (apt-get install busybox-static) relays guest connections: %w", err)
 	}
 	fwds := append([]Forward{{GuestPort: 7000, HostAddr: ln.Addr().String()}}, g.cfg.Forwards...)
-	netdev := "user,id=n0,restrict=on"
+	netdev := "user,id=n0,restrict=on,net=" + guestNet + ",host=169.254.169.2"
 	for _, f := range fwds {
 		ip := f.GuestIP
 		if ip == "" {

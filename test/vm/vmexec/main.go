@@ -21,7 +21,7 @@ import (
 )
 
 // HostAddr is where the harness listens, as the guest sees it.
-const HostAddr = "10.0.2.100:7000"
+const HostAddr = "169.254.169.100:7000"
 
 func main() {
 	for {

@@ -1,0 +1,381 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+const (
+	model   = "Amazon EC2 NVMe Instance Storage"
+	keyARN  = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	volUUID = "6d5c4b3a-0000-4000-8000-000000000001"
+)
+
+// secret is the fake data key; tests assert it reaches cryptsetup only on stdin.
+var secret = []byte("0123456789abcdef0123456789abcdef")
+
+// fakeKeys hands out copies of secret and records the volumes asked for.
+type fakeKeys struct {
+	err     error
+	volumes []keysource.Volume
+}
+
+func (f *fakeKeys) New(_ context.Context, o contract.AgentOptions, v keysource.Volume) (keysource.Key, error) {
+	f.volumes = append(f.volumes, v)
+	if f.err != nil {
+		return keysource.Key{}, f.err
+	}
+	return keysource.Key{Secret: bytes.Clone(secret), Token: keysource.Token{KeySource: o.KeySource, KeyID: keyARN, Ciphertext: []byte("wrapped")}, FullEntropy: true}, nil
+}
+
+func (f *fakeKeys) Recover(_ context.Context, t keysource.Token, v keysource.Volume) (keysource.Key, error) {
+	f.volumes = append(f.volumes, v)
+	if f.err != nil {
+		return keysource.Key{}, f.err
+	}
+	return keysource.Key{Secret: bytes.Clone(secret), Token: t, FullEntropy: true}, nil
+}
+
+// sysfs writes a fixture tree under root: one file per entry, directories for "/"-ended keys.
+func sysfs(t *testing.T, root string, files map[string]string) {
+	t.Helper()
+	for name, data := range files {
+		p := filepath.Join(root, name)
+		if strings.HasSuffix(name, "/") {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func disk(name, dev string) map[string]string {
+	return map[string]string{
+		"sys/block/" + name + "/dev":           dev,
+		"sys/block/" + name + "/size":          "2097152",
+		"sys/block/" + name + "/device/model":  model + "  ",
+		"sys/block/" + name + "/device/serial": "AWS" + name,
+		"sys/block/" + name + "/holders/":      "",
+	}
+}
+
+func merge(ms ...map[string]string) map[string]string {
+	out := map[string]string{"proc/self/mountinfo": "23 1 259:9 / / rw - xfs /dev/nvme0n1p1 rw\n", "proc/sys/kernel/osrelease": "6.1.0-56-amd64\n"}
+	for _, m := range ms {
+		for k, v := range m {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func newTestAgent(t *testing.T, root string, calls []sysexec.Call, keys *fakeKeys) (*Agent, *sysexec.Fake, *bytes.Buffer) {
+	fake := &sysexec.Fake{T: t, Calls: calls}
+	var progress bytes.Buffer
+	now := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
+	a := &Agent{
+		Root: root, Run: fake, Progress: &progress, Version: "test", Wait: time.Second,
+		Keys:       func(context.Context) (Keys, error) { return keys, nil },
+		InstanceID: func(context.Context) (string, error) { return "i-0123456789abcdef0", nil },
+		NewUUID:    func() string { return volUUID },
+		Now:        func() time.Time { now = now.Add(10 * time.Millisecond); return now },
+	}
+	return a, fake, &progress
+}
+
+func kmsOptions() contract.AgentOptions {
+	o := contract.DefaultAgentOptions()
+	o.KMSKeyID = keyARN
+	return o
+}
+
+// provisionCalls is what apply runs to provision dev once it has decided to format it.
+func provisionCalls(dev string) []sysexec.Call {
+	return []sysexec.Call{
+		{Argv: "cryptsetup luksFormat --batch-mode --type luks2 --cipher aes-xts-plain64 --key-size 512 --sector-size 4096 --uuid " + volUUID +
+			" --label storecrypt --subsystem storecrypt-provisioning --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-slot 0 --key-file - " + dev},
+		{Argv: "cryptsetup token import --token-id 0 --key-slot 0 " + dev},
+		{Argv: "cryptsetup open --type luks2 --key-file - --allow-discards --perf-no_read_workqueue --perf-no_write_workqueue --persistent " + dev + " storecrypt"},
+		{Argv: "mkfs.ext4 -q -F -L storecrypt -m 0 -E lazy_itable_init=1,lazy_journal_init=1,nodiscard /dev/mapper/storecrypt"},
+		{Argv: "cryptsetup config --label storecrypt --subsystem storecrypt-ready " + dev},
+		{Argv: "mount -t ext4 -o noatime /dev/mapper/storecrypt /mnt/instance-store"},
+	}
+}
+
+const version = "cryptsetup 2.6.1 flags: UDEV BLKID KEYRING KERNEL_CAPI\n"
+
+func TestApplyFreshDisk(t *testing.T) {
+	root := t.TempDir()
+	sysfs(t, root, merge(disk("nvme1n1", "259:0")))
+	keys := &fakeKeys{}
+	token := `{"type":"storecrypt","keyslots":[],"key_source":"kms-datakey","key_id":"` + keyARN + `","ciphertext":"d3JhcHBlZA=="}`
+	a, fake, progress := newTestAgent(t, root, append([]sysexec.Call{
+		{Argv: "cryptsetup --version", Stdout: version},
+		{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
+	}, provisionCalls("/dev/nvme1n1")...), keys)
+	rep, err := a.Apply(context.Background(), kmsOptions())
+	if err != nil {
+		t.Fatalf("apply: %v\n%s", err, progress)
+	}
+	fake.Done()
+	if len(keys.volumes) != 1 || keys.volumes[0] != (keysource.Volume{InstanceID: "i-0123456789abcdef0", UUID: volUUID}) {
+		t.Errorf("key asked for %+v, want the instance and the new volume's UUID", keys.volumes)
+	}
+	// The key goes to format and open on stdin; the token carries only the wrapped key.
+	for i, want := range map[int][]byte{2: secret, 3: []byte(token), 4: secret} {
+		if !bytes.Equal(fake.Stdins[i], want) {
+			t.Errorf("call %d stdin = %q, want %q", i, fake.Stdins[i], want)
+		}
+	}
+	for _, c := range fake.Calls {
+		if strings.Contains(c.Argv, string(secret)) {
+			t.Errorf("the key is in argv: %s", c.Argv)
+		}
+	}
+	if strings.Contains(progress.String(), string(secret)) {
+		t.Error("the key is in the progress output")
+	}
+	if !rep.Changed || rep.Result != "ok" || rep.Layout.KeyID != keyARN || rep.Layout.SectorSize != 4096 || !rep.Layout.BootUnit {
+		t.Errorf("report %+v layout %+v", rep, rep.Layout)
+	}
+	unit, err := os.ReadFile(filepath.Join(root, "etc/systemd/system", contract.UnitName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(unit), `ExecStart=/usr/local/sbin/storecrypt-agent unlock --mount-point /mnt/instance-store --model "Amazon EC2 NVMe Instance Storage"`) {
+		t.Errorf("unit:\n%s", unit)
+	}
+	if _, err := os.Stat(filepath.Join(root, contract.StatePath)); err != nil {
+		t.Errorf("no state file: %v", err)
+	}
+}
+
+// TestRefusesBeforeWriting: one foreign disk among blank ones stops the run before any
+// write and before any key is fetched.
+func TestRefusesBeforeWriting(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		files map[string]string
+		calls []sysexec.Call
+		says  string
+	}{
+		{"ext4 among blanks", merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1")), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
+			{Argv: "blkid -p -o export /dev/nvme2n1", Stdout: "TYPE=ext4\nUUID=abc\n"},
+		}, "/dev/nvme2n1: it holds ext4"},
+		{"partition table", merge(disk("nvme1n1", "259:0")), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "PTTYPE=gpt\n"},
+		}, "gpt partition table"},
+		{"someone else's LUKS", merge(disk("nvme1n1", "259:0")), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=crypto_LUKS\nLABEL=theirs\nUUID=u\n"},
+		}, `crypto_LUKS (label "theirs"), which storecrypt did not write`},
+		{"mounted disk", merge(disk("nvme1n1", "259:0"), map[string]string{"proc/self/mountinfo": "30 1 259:0 / /data rw - ext4 /dev/nvme1n1 rw\n"}), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=ext4\n"},
+		}, "mounted at /data"},
+		{"held by LVM", merge(disk("nvme1n1", "259:0"), map[string]string{"sys/block/nvme1n1/holders/dm-3/": "", "sys/block/dm-3/dm/name": "vg-lv\n"}), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=LVM2_member\n"},
+		}, "held by dm-3"},
+		{"half an array", merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1")), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=linux_raid_member\nLABEL=any:storecrypt\n"},
+			{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2},
+		}, "partial array"},
+		{"another array", merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1")), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=linux_raid_member\nLABEL=web01:data\n"},
+			{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2},
+		}, `linux_raid_member (label "web01:data")`},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			sysfs(t, root, tc.files)
+			keys := &fakeKeys{}
+			a, fake, _ := newTestAgent(t, root, tc.calls, keys)
+			rep, err := a.Apply(context.Background(), kmsOptions())
+			fake.Done()
+			var refused *RefusedError
+			if !errors.As(err, &refused) || ExitCodeOf(err) != contract.ExitRefusedUnsafe {
+				t.Fatalf("got %v, want a refusal", err)
+			}
+			if !strings.Contains(err.Error(), tc.says) || !strings.Contains(rep.Error, "nothing was written") {
+				t.Errorf("error %q does not say %q", rep.Error, tc.says)
+			}
+			if len(keys.volumes) != 0 {
+				t.Errorf("a key was fetched before refusing")
+			}
+		})
+	}
+}
+
+func TestKeyUnavailableWritesNothing(t *testing.T) {
+	root := t.TempDir()
+	sysfs(t, root, merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1")))
+	keys := &fakeKeys{err: &keysource.UnavailableError{Op: "kms:GenerateDataKey", Err: errors.New("AccessDeniedException"), Fix: "make the role a key user"}}
+	a, fake, _ := newTestAgent(t, root, []sysexec.Call{
+		{Argv: "cryptsetup --version", Stdout: version},
+		{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
+		{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2},
+	}, keys)
+	rep, err := a.Apply(context.Background(), kmsOptions())
+	fake.Done()
+	if ExitCodeOf(err) != contract.ExitKeyUnavailable || rep.Result != "key-unavailable" || !strings.Contains(rep.Error, "make the role a key user") {
+		t.Fatalf("got %v (%s), want key-unavailable with the fix", err, rep.Result)
+	}
+}
+
+// TestPlanTouchesNothing: plan on blank disks lists the steps apply would take, runs only
+// probes, and fetches no key.
+func TestPlanTouchesNothing(t *testing.T) {
+	root := t.TempDir()
+	sysfs(t, root, merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1")))
+	keys := &fakeKeys{}
+	a, fake, _ := newTestAgent(t, root, []sysexec.Call{
+		{Argv: "cryptsetup --version", Stdout: version},
+		{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
+		{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2},
+	}, keys)
+	rep, err := a.Plan(context.Background(), kmsOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.Done()
+	var got []string
+	for _, s := range rep.Steps {
+		if strings.HasPrefix(s.Action, "would ") {
+			got = append(got, s.Name)
+		}
+	}
+	want := "raid-create luks-format luks-token luks-open mkfs mark-ready mount boot-unit"
+	if strings.Join(got, " ") != want {
+		t.Errorf("plan steps %v, want %s", got, want)
+	}
+	if len(keys.volumes) != 0 || rep.Changed {
+		t.Errorf("plan fetched a key or changed something")
+	}
+	if _, err := os.Stat(filepath.Join(root, contract.StatePath)); err == nil {
+		t.Errorf("plan wrote the state file")
+	}
+}
+
+// TestReformatsOnlyProvisioning: a volume of ours still marked provisioning holds no user
+// data and is formatted again; one marked ready is opened, never formatted.
+func TestReformatsOnlyProvisioning(t *testing.T) {
+	header := `{"tokens":{"0":{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"` + keyARN + `","ciphertext":"d3JhcHBlZA=="}},"segments":{"0":{"encryption":"aes-xts-plain64","sector_size":4096}},"config":{"flags":["allow-discards"]}}`
+	probeOurs := func(state string) sysexec.Call {
+		return sysexec.Call{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=crypto_LUKS\nLABEL=storecrypt\nUUID=" + volUUID + "\nSUBSYSTEM=" + state + "\n"}
+	}
+	t.Run("provisioning", func(t *testing.T) {
+		root := t.TempDir()
+		sysfs(t, root, merge(disk("nvme1n1", "259:0")))
+		a, fake, progress := newTestAgent(t, root, append([]sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			probeOurs(contract.StateProvisioning),
+			{Argv: "cryptsetup luksDump --dump-json-metadata /dev/nvme1n1", Stdout: header},
+		}, provisionCalls("/dev/nvme1n1")...), &fakeKeys{})
+		if _, err := a.Apply(context.Background(), kmsOptions()); err != nil {
+			t.Fatalf("%v\n%s", err, progress)
+		}
+		fake.Done()
+		if !strings.Contains(progress.String(), "holds no user data") {
+			t.Errorf("progress does not say why it formats again:\n%s", progress)
+		}
+	})
+	t.Run("ready", func(t *testing.T) {
+		root := t.TempDir()
+		sysfs(t, root, merge(disk("nvme1n1", "259:0")))
+		keys := &fakeKeys{}
+		a, fake, progress := newTestAgent(t, root, []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			probeOurs(contract.StateReady),
+			{Argv: "cryptsetup luksDump --dump-json-metadata /dev/nvme1n1", Stdout: header},
+			{Argv: "cryptsetup open --type luks2 --key-file - /dev/nvme1n1 storecrypt"},
+			{Argv: "blkid -p -o export /dev/mapper/storecrypt", Stdout: "TYPE=ext4\n"},
+			{Argv: "mount -t ext4 -o noatime /dev/mapper/storecrypt /mnt/instance-store"},
+		}, keys)
+		rep, err := a.Unlock(context.Background(), kmsOptions())
+		if err != nil {
+			t.Fatalf("%v\n%s", err, progress)
+		}
+		fake.Done()
+		if len(keys.volumes) != 1 || keys.volumes[0].UUID != volUUID || keys.volumes[0].InstanceID != "i-0123456789abcdef0" {
+			t.Errorf("recovered with %+v, want this instance and the volume's UUID", keys.volumes)
+		}
+		if !bytes.Equal(fake.Stdins[3], secret) {
+			t.Errorf("open got stdin %q", fake.Stdins[3])
+		}
+		if rep.Layout.KeySource != contract.KeySourceKMSDataKey || rep.Layout.KeyID != keyARN {
+			t.Errorf("layout %+v", rep.Layout)
+		}
+	})
+}
+
+func TestMissingTools(t *testing.T) {
+	root := t.TempDir()
+	sysfs(t, root, merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1")))
+	a, fake, _ := newTestAgent(t, root, nil, &fakeKeys{})
+	fake.Missing = []string{"mdadm", "mkfs.xfs"}
+	o := kmsOptions()
+	o.Filesystem = contract.FilesystemXFS
+	_, err := a.Apply(context.Background(), o)
+	if ExitCodeOf(err) != contract.ExitBadInput {
+		t.Fatalf("got %v, want bad input", err)
+	}
+	for _, want := range []string{"missing mdadm, mkfs.xfs", "dnf install -y mdadm xfsprogs", "apt-get install -y mdadm xfsprogs"} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("%q does not say %q", err, want)
+		}
+	}
+}
+
+func TestNoDevices(t *testing.T) {
+	root := t.TempDir()
+	sysfs(t, root, merge(map[string]string{"sys/block/": ""}))
+	a, fake, _ := newTestAgent(t, root, nil, &fakeKeys{})
+	_, err := a.Apply(context.Background(), kmsOptions())
+	fake.Done()
+	if ExitCodeOf(err) != contract.ExitNoDevices {
+		t.Fatalf("got %v, want no-devices", err)
+	}
+}
+
+func TestExitCodeOf(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want contract.ExitCode
+	}{
+		{nil, contract.ExitOK},
+		{&RefusedError{Device: "/dev/x", Reason: "r"}, contract.ExitRefusedUnsafe},
+		{&keysource.UnavailableError{Op: "x", Err: errors.New("y")}, contract.ExitKeyUnavailable},
+		{keysource.ErrEphemeral, contract.ExitKeyUnavailable},
+		{&contract.InvalidError{Flag: "f"}, contract.ExitBadInput},
+		{&MissingToolError{Tools: []string{"mdadm"}}, contract.ExitBadInput},
+		{ErrNoDevices, contract.ExitNoDevices},
+		{errors.New("mkfs failed"), contract.ExitSystemError},
+	} {
+		if got := ExitCodeOf(tc.err); got != tc.want {
+			t.Errorf("ExitCodeOf(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}

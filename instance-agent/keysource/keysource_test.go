@@ -1,0 +1,190 @@
+package keysource
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/smithy-go"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+const keyARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+
+// fakeKMS has one func per method; an unset one fails the test when called.
+type fakeKMS struct {
+	t        *testing.T
+	generate func(*kms.GenerateDataKeyInput) (*kms.GenerateDataKeyOutput, error)
+	decrypt  func(*kms.DecryptInput) (*kms.DecryptOutput, error)
+}
+
+var _ KMS = (*fakeKMS)(nil)
+
+func (f *fakeKMS) GenerateDataKey(_ context.Context, in *kms.GenerateDataKeyInput, _ ...func(*kms.Options)) (*kms.GenerateDataKeyOutput, error) {
+	if f.generate == nil {
+		f.t.Fatal("unexpected GenerateDataKey")
+	}
+	return f.generate(in)
+}
+
+func (f *fakeKMS) Decrypt(_ context.Context, in *kms.DecryptInput, _ ...func(*kms.Options)) (*kms.DecryptOutput, error) {
+	if f.decrypt == nil {
+		f.t.Fatal("unexpected Decrypt")
+	}
+	return f.decrypt(in)
+}
+
+type fakeS3 struct {
+	objects map[string]string
+}
+
+func (f fakeS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	body, ok := f.objects[aws.ToString(in.Bucket)+"/"+aws.ToString(in.Key)]
+	if !ok {
+		return nil, &smithy.GenericAPIError{Code: "NoSuchKey", Message: "The specified key does not exist."}
+	}
+	return &s3.GetObjectOutput{Body: io.NopCloser(strings.NewReader(body))}, nil
+}
+
+func TestKMSDataKeyBindsInstanceAndVolume(t *testing.T) {
+	v := Volume{InstanceID: "i-0abc", UUID: "uuid-1"}
+	wantCtx := map[string]string{contract.ContextInstanceID: "i-0abc", contract.ContextVolume: "uuid-1"}
+	var gotGen, gotDec map[string]string
+	k := &fakeKMS{t: t,
+		generate: func(in *kms.GenerateDataKeyInput) (*kms.GenerateDataKeyOutput, error) {
+			gotGen = in.EncryptionContext
+			return &kms.GenerateDataKeyOutput{Plaintext: []byte("plaintext-key-32-bytes-long-xxxx"), CiphertextBlob: []byte("blob"), KeyId: aws.String(keyARN)}, nil
+		},
+		decrypt: func(in *kms.DecryptInput) (*kms.DecryptOutput, error) {
+			gotDec = in.EncryptionContext
+			if string(in.CiphertextBlob) != "blob" || aws.ToString(in.KeyId) != keyARN {
+				t.Errorf("decrypt got blob %q key %q", in.CiphertextBlob, aws.ToString(in.KeyId))
+			}
+			return &kms.DecryptOutput{Plaintext: []byte("plaintext-key-32-bytes-long-xxxx")}, nil
+		},
+	}
+	s := Sources{KMS: k}
+	o := contract.AgentOptions{KeySource: contract.KeySourceKMSDataKey, KMSKeyID: "alias/storecrypt"}
+	key, err := s.New(context.Background(), o, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !key.FullEntropy || key.Token.KeyID != keyARN || string(key.Token.Ciphertext) != "blob" {
+		t.Errorf("key %+v", key.Token)
+	}
+	parsed, err := ParseToken(key.Token.JSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Recover(context.Background(), parsed, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.Secret, key.Secret) {
+		t.Errorf("recovered a different key")
+	}
+	for name, got := range map[string]map[string]string{"GenerateDataKey": gotGen, "Decrypt": gotDec} {
+		if len(got) != 2 || got[contract.ContextInstanceID] != "i-0abc" || got[contract.ContextVolume] != "uuid-1" {
+			t.Errorf("%s context %v, want %v", name, got, wantCtx)
+		}
+	}
+	again.Zero()
+	if again.Secret != nil {
+		t.Error("Zero left the secret")
+	}
+}
+
+func TestS3KMSStripsOneNewline(t *testing.T) {
+	for _, tc := range []struct {
+		stored, want string
+		wantErr      bool
+	}{
+		{"hunter2\n", "hunter2", false},
+		{"hunter2", "hunter2", false},
+		{"hunter2\n\n", "", true}, // two lines: echo never writes that
+		{"\n", "", true},
+	} {
+		k := &fakeKMS{t: t, decrypt: func(in *kms.DecryptInput) (*kms.DecryptOutput, error) {
+			if string(in.CiphertextBlob) != "ciphertext" || in.EncryptionContext != nil {
+				t.Errorf("decrypt got %q with context %v", in.CiphertextBlob, in.EncryptionContext)
+			}
+			return &kms.DecryptOutput{Plaintext: []byte(tc.stored), KeyId: aws.String(keyARN)}, nil
+		}}
+		s := Sources{KMS: k, S3: fakeS3{objects: map[string]string{"bucket/seed": "ciphertext"}}}
+		key, err := s.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://bucket/seed"}, Volume{})
+		if tc.wantErr {
+			var u *UnavailableError
+			if !errors.As(err, &u) {
+				t.Errorf("%q: got %v, want an UnavailableError", tc.stored, err)
+			}
+			continue
+		}
+		if err != nil || string(key.Secret) != tc.want || key.FullEntropy || key.Token.Secret != "s3://bucket/seed" || key.Token.KeyID != keyARN {
+			t.Errorf("%q: got %q %+v %v, want %q", tc.stored, key.Secret, key.Token, err, tc.want)
+		}
+	}
+}
+
+func TestUnavailableSaysTheFix(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{&smithy.GenericAPIError{Code: "AccessDeniedException"}, "key user"},
+		{&smithy.GenericAPIError{Code: "DisabledException"}, "enable the KMS key"},
+		{&smithy.GenericAPIError{Code: "NotFoundException"}, "does not exist"},
+		{&smithy.GenericAPIError{Code: "NoSuchKey"}, "put-secret"},
+		{&net.OpError{Op: "dial", Err: errors.New("connection refused")}, "unreachable"},
+	} {
+		k := &fakeKMS{t: t, generate: func(*kms.GenerateDataKeyInput) (*kms.GenerateDataKeyOutput, error) { return nil, tc.err }}
+		_, err := Sources{KMS: k}.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceKMSDataKey, KMSKeyID: keyARN}, Volume{})
+		var u *UnavailableError
+		if !errors.As(err, &u) || !strings.Contains(u.Fix, tc.want) || !errors.Is(err, tc.err) {
+			t.Errorf("%v: got %v, want a fix saying %q", tc.err, err, tc.want)
+		}
+	}
+}
+
+func TestEphemeral(t *testing.T) {
+	s := Sources{Rand: bytes.NewReader(bytes.Repeat([]byte{7}, 64))}
+	key, err := s.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceEphemeral}, Volume{})
+	if err != nil || len(key.Secret) != 64 || !key.FullEntropy {
+		t.Fatalf("got %d bytes, %v", len(key.Secret), err)
+	}
+	if _, err := s.Recover(context.Background(), key.Token, Volume{}); !errors.Is(err, ErrEphemeral) {
+		t.Errorf("recover: got %v, want ErrEphemeral", err)
+	}
+}
+
+func TestParseToken(t *testing.T) {
+	for _, tc := range []struct {
+		name, raw string
+		ok        bool
+	}{
+		{"kms", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg=="}`, true},
+		{"s3", `{"type":"storecrypt","keyslots":["0"],"key_source":"s3-kms","secret":"s3://b/k"}`, true},
+		{"ephemeral", `{"type":"storecrypt","keyslots":["0"],"key_source":"ephemeral"}`, true},
+		{"other type", `{"type":"systemd-tpm2","keyslots":["0"]}`, false},
+		{"kms without ciphertext", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k"}`, false},
+		{"s3 without secret", `{"type":"storecrypt","keyslots":["0"],"key_source":"s3-kms"}`, false},
+		{"unknown source", `{"type":"storecrypt","keyslots":["0"],"key_source":"tpm"}`, false},
+		{"not json", `{`, false},
+	} {
+		_, err := ParseToken([]byte(tc.raw))
+		if (err == nil) != tc.ok {
+			t.Errorf("%s: got %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+	got := string(Token{KeySource: contract.KeySourceEphemeral}.JSON())
+	if got != `{"type":"storecrypt","keyslots":[],"key_source":"ephemeral"}` {
+		t.Errorf("JSON() = %s", got)
+	}
+}

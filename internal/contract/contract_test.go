@@ -1,0 +1,104 @@
+package contract
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"testing"
+)
+
+func valid() AgentOptions {
+	o := DefaultAgentOptions()
+	o.KMSKeyID = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	return o
+}
+
+func TestValidate(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		edit     func(o *AgentOptions)
+		wantFlag string // "" means valid
+	}{
+		{"defaults with a key", func(*AgentOptions) {}, ""},
+		{"alias", func(o *AgentOptions) { o.KMSKeyID = "alias/storecrypt" }, ""},
+		{"bare key id", func(o *AgentOptions) { o.KMSKeyID = "1234abcd-12ab-34cd-56ef-1234567890ab" }, ""},
+		{"kms-datakey needs a key", func(o *AgentOptions) { o.KMSKeyID = "" }, FlagKMSKeyID},
+		{"s3-kms needs a secret", func(o *AgentOptions) { o.KeySource = KeySourceS3KMS }, FlagSecret},
+		{"s3-kms", func(o *AgentOptions) { o.KeySource = KeySourceS3KMS; o.Secret = "s3://my-bucket/seed/pass" }, ""},
+		{"ephemeral needs nothing", func(o *AgentOptions) { o.KeySource = KeySourceEphemeral; o.KMSKeyID = "" }, ""},
+		{"unknown key source", func(o *AgentOptions) { o.KeySource = "vault" }, FlagKeySource},
+		{"xfs", func(o *AgentOptions) { o.Filesystem = FilesystemXFS }, ""},
+		{"btrfs", func(o *AgentOptions) { o.Filesystem = "btrfs" }, FlagFilesystem},
+		{"relative mount point", func(o *AgentOptions) { o.MountPoint = "mnt/x" }, FlagMountPoint},
+		{"root mount point", func(o *AgentOptions) { o.MountPoint = "/" }, FlagMountPoint},
+		{"system mount point", func(o *AgentOptions) { o.MountPoint = "/etc" }, FlagMountPoint},
+		{"dot-dot mount point", func(o *AgentOptions) { o.MountPoint = "/mnt/../etc" }, FlagMountPoint},
+		{"semicolon in mount point", func(o *AgentOptions) { o.MountPoint = "/mnt/x;reboot" }, FlagMountPoint},
+		{"command substitution in model", func(o *AgentOptions) { o.Model = "$(reboot)" }, FlagModel},
+		{"backticks in key id", func(o *AgentOptions) { o.KMSKeyID = "alias/`reboot`" }, FlagKMSKeyID},
+		{"newline in secret", func(o *AgentOptions) { o.KeySource = KeySourceS3KMS; o.Secret = "s3://bucket/key\nrm -rf /" }, FlagSecret},
+		{"dot-dot device", func(o *AgentOptions) { o.Devices = []string{"/dev/../etc/passwd"} }, FlagDevices},
+		{"devices", func(o *AgentOptions) { o.Devices = []string{"/dev/nvme1n1", "/dev/nvme2n1"} }, ""},
+		{"space in device", func(o *AgentOptions) { o.Devices = []string{"/dev/nvme1n1 /dev/sda"} }, FlagDevices},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := valid()
+			tc.edit(&o)
+			err := o.Validate()
+			var inv *InvalidError
+			switch {
+			case tc.wantFlag == "" && err != nil:
+				t.Fatalf("got %v, want valid", err)
+			case tc.wantFlag != "" && !errors.As(err, &inv):
+				t.Fatalf("got %v, want an *InvalidError for --%s", err, tc.wantFlag)
+			case tc.wantFlag != "" && inv.Flag != tc.wantFlag:
+				t.Fatalf("got an error for --%s (%v), want --%s", inv.Flag, err, tc.wantFlag)
+			}
+		})
+	}
+}
+
+func TestSecretLocation(t *testing.T) {
+	b, k, err := SecretLocation("s3://bucket-1/a/b/c")
+	if err != nil || b != "bucket-1" || k != "a/b/c" {
+		t.Fatalf("got %q %q %v, want bucket-1 a/b/c", b, k, err)
+	}
+	for _, bad := range []string{"https://bucket/key", "s3://bucket", "s3://bucket/", "s3:///key"} {
+		if _, _, err := SecretLocation(bad); err == nil {
+			t.Errorf("%q: got no error", bad)
+		}
+	}
+}
+
+func TestRegisterFlags(t *testing.T) {
+	o := DefaultAgentOptions()
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.RegisterFlags(fs)
+	err := fs.Parse([]string{"--key-source", "s3-kms", "--secret", "s3://b/k", "--devices", "/dev/nvme1n1, /dev/nvme2n1", "--discard=false", "--wipe"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o.KeySource != KeySourceS3KMS || o.Secret != "s3://b/k" || len(o.Devices) != 2 || o.Devices[1] != "/dev/nvme2n1" || o.Discard || !o.Wipe {
+		t.Fatalf("parsed %+v", o)
+	}
+	for _, name := range []string{FlagKeySource, FlagKMSKeyID, FlagSecret, FlagMountPoint, FlagFilesystem, FlagModel, FlagDevices, FlagDiscard, FlagWipe} {
+		if fs.Lookup(name) == nil {
+			t.Errorf("flag --%s is not registered", name)
+		}
+	}
+}
+
+func TestExitCodeNames(t *testing.T) {
+	seen := map[string]bool{}
+	for c := ExitOK; c <= ExitNoDevices; c++ {
+		name := c.String()
+		if seen[name] || name == "" {
+			t.Errorf("exit code %d has name %q, which is empty or not unique", c, name)
+		}
+		seen[name] = true
+	}
+	if got := ExitCode(42).String(); got != "exit-42" {
+		t.Errorf("unknown code: got %q, want exit-42", got)
+	}
+}

@@ -1,0 +1,204 @@
+// Package testbed is one storecrypt test instance: disk images (NVMe instance store, an
+// EBS stand-in full of data, a root volume that keeps the boot unit and state), the AWS
+// emulators with a KMS key, the agent binary, and the QEMU guest that joins them. The
+// real-kernel tests and `make demo` both drive it.
+package testbed
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/test/emu"
+	"github.com/storecrypt/storecrypt/test/vm"
+)
+
+// GuestModel is the model string of QEMU's NVMe controller (QEMU 7.2 cannot set it), so the
+// agent runs with --model GuestModel where EC2 would show "Amazon EC2 NVMe Instance Storage".
+const GuestModel = "QEMU NVMe Ctrl"
+
+// BuildAgent builds storecrypt-agent for the guest into dir.
+func BuildAgent(dir string) (string, error) {
+	bin := filepath.Join(dir, "storecrypt-agent")
+	build := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, "github.com/storecrypt/storecrypt/instance-agent/cmd/storecrypt-agent")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
+	if out, err := build.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the agent: %w\n%s", err, out)
+	}
+	return bin, nil
+}
+
+// Options shape a testbed.
+type Options struct {
+	Disks  int
+	SizeMB int // per NVMe disk; 64 when zero
+	Agent  string
+	// Prepare fills NVMe disk i before the first boot; nil leaves it blank.
+	Prepare func(i int, path string) error
+}
+
+// Testbed is one instance under test.
+type Testbed struct {
+	Dir    string
+	NVMe   []vm.Disk
+	EBS    vm.Disk
+	Root   vm.Disk
+	Emu    *emu.Emulators
+	Guest  *vm.Guest
+	KeyARN string
+	agent  string
+}
+
+// New makes the disks, starts the emulators and creates the KMS key; Boot starts the guest.
+func New(ctx context.Context, dir string, o Options) (*Testbed, error) {
+	if o.SizeMB == 0 {
+		o.SizeMB = 64
+	}
+	tb := &Testbed{Dir: dir, agent: o.Agent}
+	for i := range o.Disks {
+		d := vm.Disk{Path: filepath.Join(dir, fmt.Sprintf("nvme%d.img", i)), Serial: fmt.Sprintf("IS%d", i)}
+		if err := sparse(d.Path, o.SizeMB); err != nil {
+			return nil, err
+		}
+		if o.Prepare != nil {
+			if err := o.Prepare(i, d.Path); err != nil {
+				return nil, fmt.Errorf("preparing disk %d: %w", i, err)
+			}
+		}
+		tb.NVMe = append(tb.NVMe, d)
+	}
+	tb.EBS = vm.Disk{Path: filepath.Join(dir, "ebs.img"), Serial: "ebs"}
+	data := bytes.Repeat([]byte("EBS volume data that storecrypt must never touch\n"), 1<<14)
+	if err := os.WriteFile(tb.EBS.Path, data, 0o644); err != nil {
+		return nil, err
+	}
+	tb.Root = vm.Disk{Path: filepath.Join(dir, "root.img"), Serial: "root"}
+	if err := sparse(tb.Root.Path, 32); err != nil {
+		return nil, err
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", tb.Root.Path).CombinedOutput(); err != nil {
+		return nil, fmt.Errorf("making the root volume: %w: %s", err, out)
+	}
+	e, err := emu.New(filepath.Join(dir, "emu"))
+	if err != nil {
+		return nil, err
+	}
+	tb.Emu = e
+	if tb.KeyARN, err = e.CreateKey(ctx); err != nil {
+		tb.Close()
+		return nil, err
+	}
+	return tb, nil
+}
+
+func sparse(path string, mb int) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return f.Truncate(int64(mb) << 20)
+}
+
+// Boot starts the guest (stopping a running one first) on the current disk images.
+func (tb *Testbed) Boot(ctx context.Context) error {
+	if tb.Guest != nil {
+		tb.Guest.Close()
+		tb.Guest = nil
+	}
+	g, err := vm.Start(ctx, vm.Config{
+		NVMe:     tb.NVMe,
+		Virtio:   []vm.Disk{tb.Root, tb.EBS},
+		Forwards: tb.Emu.Forwards(),
+		Files:    map[string]string{"/usr/local/bin/storecrypt-agent": tb.agent},
+	})
+	if err != nil {
+		return err
+	}
+	tb.Guest = g
+	return nil
+}
+
+// Reboot syncs and restarts the guest on the same disks.
+func (tb *Testbed) Reboot(ctx context.Context) error { return tb.Guest.Reboot(ctx) }
+
+// StopStart is an EC2 stop and start: a clean shutdown, then the instance store comes
+// back blank while the root volume keeps what it had.
+func (tb *Testbed) StopStart(ctx context.Context) error {
+	if _, err := tb.Sh(ctx, "sync"); err != nil {
+		return err
+	}
+	tb.Guest.Kill()
+	for _, d := range tb.NVMe {
+		st, err := os.Stat(d.Path)
+		if err != nil {
+			return err
+		}
+		if err := sparse(d.Path, int(st.Size()>>20)); err != nil {
+			return err
+		}
+	}
+	return tb.Boot(ctx)
+}
+
+// Agent runs storecrypt-agent in the guest with the emulators' endpoints and parses its
+// report. An error means the run's fate is unknown; a non-zero exit is in the Result.
+func (tb *Testbed) Agent(ctx context.Context, c vm.Cmd) (vm.Result, contract.Report, error) {
+	c.Argv = append([]string{"storecrypt-agent"}, c.Argv...)
+	c.Env = append(c.Env, emu.Env()...)
+	r, err := tb.Guest.Exec(ctx, c)
+	if err != nil {
+		return r, contract.Report{}, fmt.Errorf("storecrypt-agent %v: %w\nstderr:\n%s", c.Argv[1:], err, r.Stderr)
+	}
+	var rep contract.Report
+	if err := json.Unmarshal([]byte(r.Stdout), &rep); err != nil {
+		return r, rep, fmt.Errorf("storecrypt-agent %v: stdout is not one JSON report: %w\n%s\nstderr:\n%s", c.Argv[1:], err, r.Stdout, r.Stderr)
+	}
+	return r, rep, nil
+}
+
+// KMSArgs are the agent flags for the kms-datakey source with the testbed's key.
+func (tb *Testbed) KMSArgs() []string {
+	return []string{"--model", GuestModel, "--key-source", contract.KeySourceKMSDataKey, "--kms-key-id", tb.KeyARN}
+}
+
+// Sh runs a shell command in the guest; a non-zero exit is an error.
+func (tb *Testbed) Sh(ctx context.Context, script string) (string, error) {
+	r, err := tb.Guest.Run(ctx, []string{"sh", "-c", script}, nil)
+	if err != nil {
+		return "", fmt.Errorf("guest: %s: %w", script, err)
+	}
+	if r.Code != 0 {
+		return r.Stdout, fmt.Errorf("guest: %s: exit %d\n%s%s", script, r.Code, r.Stdout, r.Stderr)
+	}
+	return r.Stdout, nil
+}
+
+// Checksums hashes the NVMe and EBS images on the host.
+func (tb *Testbed) Checksums() (map[string]string, error) {
+	sums := map[string]string{}
+	for _, d := range append(append([]vm.Disk{}, tb.NVMe...), tb.EBS) {
+		b, err := os.ReadFile(d.Path)
+		if err != nil {
+			return nil, err
+		}
+		h := sha256.Sum256(b)
+		sums[filepath.Base(d.Path)] = hex.EncodeToString(h[:])
+	}
+	return sums, nil
+}
+
+// Close stops the guest and the emulators.
+func (tb *Testbed) Close() {
+	if tb.Guest != nil {
+		tb.Guest.Close()
+	}
+	tb.Emu.Close()
+}
