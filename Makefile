@@ -14,15 +14,18 @@ export STORECRYPT_VM_CACHE ?= $(CURDIR)/.cache/vm
 
 all: build
 
-## build: the agent for linux/amd64 and linux/arm64, static, with a .sha256 beside each
-build: $(BIN)/storecrypt-agent-linux-amd64.sha256 $(BIN)/storecrypt-agent-linux-arm64.sha256
+AGENTS := $(BIN)/storecrypt-agent-linux-amd64 $(BIN)/storecrypt-agent-linux-arm64
 
-$(BIN)/storecrypt-agent-linux-%: FORCE
+## build: the agent for linux/amd64 and linux/arm64, static, with a .sha256 beside each
+build: $(AGENTS:=.sha256)
+
+# FORCE: the go command knows when to rebuild; make does not see Go's inputs.
+$(AGENTS): $(BIN)/storecrypt-agent-linux-%: FORCE
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(AGENT_LDFLAGS)' -o $@ ./instance-agent/cmd/storecrypt-agent
 
-$(BIN)/%.sha256: $(BIN)/%
-	cd $(BIN) && sha256sum $* > $*.sha256
+$(AGENTS:=.sha256): %.sha256: %
+	cd $(BIN) && sha256sum $(notdir $*) > $(notdir $@)
 
 FORCE:
 

@@ -119,6 +119,9 @@ func (a *Agent) execute(ctx context.Context, m mode, o contract.AgentOptions) (*
 	for _, s := range r.rep.Steps {
 		r.rep.Changed = r.rep.Changed || s.Changed
 	}
+	if err == nil && !r.rep.Changed && (m == modeApply || m == modeUnlock) && r.rep.Layout != nil && r.rep.Layout.Mounted {
+		r.note("nothing to change: the volume is already open and mounted")
+	}
 	if m == modeApply || m == modeUnlock {
 		if serr := r.saveState(); serr != nil && err == nil {
 			err = serr

@@ -3,7 +3,9 @@ package agent
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -100,6 +102,30 @@ func newTestAgent(t *testing.T, root string, calls []sysexec.Call, keys *fakeKey
 	return a, fake, &progress
 }
 
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+// golden compares the report a user reads with testdata/name.
+func golden(t *testing.T, name string, rep *contract.Report) {
+	t.Helper()
+	got, err := json.MarshalIndent(rep, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != string(got)+"\n" {
+		t.Errorf("report differs from %s (rerun with -update and review the diff):\n%s", path, got)
+	}
+}
+
 func kmsOptions() contract.AgentOptions {
 	o := contract.DefaultAgentOptions()
 	o.KMSKeyID = keyARN
@@ -152,6 +178,7 @@ func TestApplyFreshDisk(t *testing.T) {
 	if strings.Contains(progress.String(), string(secret)) {
 		t.Error("the key is in the progress output")
 	}
+	golden(t, "apply-fresh.json", rep)
 	if !rep.Changed || rep.Result != "ok" || rep.Layout.KeyID != keyARN || rep.Layout.SectorSize != 4096 || !rep.Layout.BootUnit {
 		t.Errorf("report %+v layout %+v", rep, rep.Layout)
 	}

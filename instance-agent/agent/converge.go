@@ -157,8 +157,12 @@ func diskPaths(disks []discover.Disk) []string {
 // fresh provisions blank disks: the key first (so that a key failure writes nothing),
 // then the array when there are several disks, then the volume.
 func (r *run) fresh(v vol, disks []discover.Disk) error {
-	if r.mode == modeUnlock || r.mode == modeStatus {
+	switch r.mode {
+	case modeUnlock:
 		r.note("the instance store is blank (new after a stop/start): nothing to unlock; apply provisions it")
+		return nil
+	case modeStatus:
+		r.note("the instance store is blank: not provisioned yet")
 		return nil
 	}
 	uuid := r.NewUUID()
@@ -325,7 +329,7 @@ func (r *run) provision(v vol, uuid string, key *keysource.Key) error {
 		return err
 	}
 	key.Zero()
-	r.layout.Mapper, r.layout.Open = mapperPath, !r.dry()
+	r.layout.Mapper, r.layout.Open, r.layout.Flags = mapperPath, !r.dry(), open.HeaderFlags()
 	if r.o.Wipe {
 		if err := r.act("wipe", "zero-fill "+mapperPath+" (--wipe)", func() error {
 			return wipe(r.ctx, filepath.Join(r.Root, mapperPath), r.Progress)

@@ -41,6 +41,18 @@ type OpenOptions struct {
 	Persist   bool
 }
 
+// HeaderFlags are the names luksDump shows for the flags these options persist.
+func (o OpenOptions) HeaderFlags() []string {
+	var f []string
+	if o.Discard {
+		f = append(f, "allow-discards")
+	}
+	if !o.Workqueue {
+		f = append(f, "no-read-workqueue", "no-write-workqueue")
+	}
+	return f
+}
+
 // Cryptsetup runs cryptsetup through a Runner.
 type Cryptsetup struct {
 	R sysexec.Runner
