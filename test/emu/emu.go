@@ -15,6 +15,7 @@ import (
 	"net/http/httptest"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"sync"
 	"syscall"
@@ -27,9 +28,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
-	localkms "github.com/nsmithuk/local-kms/src"
 	kmsconfig "github.com/nsmithuk/local-kms/src/config"
 	kmsdata "github.com/nsmithuk/local-kms/src/data"
+	kmshandler "github.com/nsmithuk/local-kms/src/handler"
+	"github.com/sirupsen/logrus"
 
 	"github.com/storecrypt/storecrypt/test/vm"
 )
@@ -113,8 +115,34 @@ func (e *Emulators) handleKMS(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, `{"__type":"AccessDeniedException","message":"User: arn:aws:sts::%s:assumed-role/test/i is not authorized to perform: kms:%s because no resource-based policy allows the kms:%s action"}`, Account, op, op)
 		return
 	}
-	localkms.HandleRequest(w, r, e.kmsDB)
+	e.dispatchKMS(w, r, op)
 }
+
+// dispatchKMS calls local-kms's handler for op the way its own server does, but with a
+// quiet logger: its package logger prints every call in colour to stderr.
+func (e *Emulators) dispatchKMS(w http.ResponseWriter, r *http.Request, op string) {
+	w.Header().Set("Content-Type", "application/x-amz-json-1.1")
+	h := kmshandler.NewRequestHandler(r, quietLog, e.kmsDB)
+	method := reflect.ValueOf(h).MethodByName(op)
+	if !method.IsValid() || method.Type().NumIn() != 0 || method.Type().NumOut() != 1 {
+		w.WriteHeader(http.StatusNotImplemented)
+		fmt.Fprintf(w, "local-kms does not implement %q", op)
+		return
+	}
+	resp, ok := method.Call(nil)[0].Interface().(kmshandler.Response)
+	if !ok {
+		w.WriteHeader(http.StatusInternalServerError)
+		return
+	}
+	w.WriteHeader(resp.Code)
+	fmt.Fprint(w, resp.Body)
+}
+
+var quietLog = func() *logrus.Logger {
+	l := logrus.New()
+	l.SetOutput(io.Discard)
+	return l
+}()
 
 // Deny makes KMS answer op (GenerateDataKey, Decrypt) with AccessDeniedException, as a key
 // policy without the instance role would; Deny with no ops lifts every denial.
