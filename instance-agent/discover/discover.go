@@ -147,15 +147,6 @@ func readMounts(fsys fs.FS) (map[string][]string, error) {
 	return mounts, nil
 }
 
-// MountPoints returns the mount points of the block device with major:minor dev.
-func MountPoints(fsys fs.FS, dev string) ([]string, error) {
-	mounts, err := readMounts(fsys)
-	if err != nil {
-		return nil, err
-	}
-	return mounts[dev], nil
-}
-
 // unescapeMount undoes mountinfo's octal escapes (\040 for a space).
 func unescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {

@@ -387,11 +387,6 @@ func (g *Guest) Reboot(ctx context.Context) error {
 	if _, err := g.Run(ctx, []string{"sync"}, nil); err != nil {
 		return err
 	}
-	return g.PowerCycle(ctx)
-}
-
-// PowerCycle kills the guest without a sync and boots it again on the same disks.
-func (g *Guest) PowerCycle(ctx context.Context) error {
 	g.Kill()
 	return g.boot(ctx)
 }
