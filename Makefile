@@ -16,13 +16,21 @@ all: build
 
 AGENTS := $(BIN)/storecrypt-agent-linux-amd64 $(BIN)/storecrypt-agent-linux-arm64
 
-## build: the agent for linux/amd64 and linux/arm64, static, with a .sha256 beside each
-build: $(AGENTS:=.sha256)
+FUNCTIONS := $(BIN)/functions/launch/bootstrap $(BIN)/functions/result/bootstrap
+
+## build: the agent for linux/amd64 and linux/arm64 (static, a .sha256 beside each) and
+## each function's bootstrap for provided.al2023 on arm64
+build: $(AGENTS:=.sha256) $(FUNCTIONS)
 
 # FORCE: the go command knows when to rebuild; make does not see Go's inputs.
 $(AGENTS): $(BIN)/storecrypt-agent-linux-%: FORCE
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(AGENT_LDFLAGS)' -o $@ ./instance-agent/cmd/storecrypt-agent
+
+# lambda.norpc: provided.al2023 speaks only the Runtime API; the RPC mode is dead weight.
+$(FUNCTIONS): $(BIN)/functions/%/bootstrap: FORCE
+	@mkdir -p $(dir $@)
+	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -tags lambda.norpc -ldflags '-s -w' -o $@ ./functions/$*
 
 $(AGENTS:=.sha256): %.sha256: %
 	cd $(BIN) && sha256sum $(notdir $*) > $(notdir $@)

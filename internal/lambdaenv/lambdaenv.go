@@ -1,0 +1,58 @@
+// Package lambdaenv wires a storecrypt Lambda to its runtime: the AWS configuration with
+// the SDK's adaptive retryer (the functions meet throttling in bursts), a JSON logger on
+// stdout, and the EMF metrics writer.
+package lambdaenv
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/config"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/emf"
+)
+
+// maxAttempts bounds the SDK's retries; past it a batch item goes back to SQS.
+const maxAttempts = 8
+
+// AWSConfig loads the function's AWS configuration.
+func AWSConfig(ctx context.Context) (aws.Config, error) {
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryMode(aws.RetryModeAdaptive), config.WithRetryMaxAttempts(maxAttempts))
+	if err != nil {
+		return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
+	}
+	return cfg, nil
+}
+
+// Logger logs JSON lines to stdout, which Lambda sends to CloudWatch Logs.
+func Logger(function string) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo})).With("function", function)
+}
+
+// Metrics writes EMF lines to stdout.
+func Metrics() *emf.Writer {
+	return &emf.Writer{W: os.Stdout, Namespace: contract.MetricNamespace}
+}
+
+// Init is a function's init phase: its logger, its configuration from the environment
+// and the AWS configuration. An error ends the process with the message in the log, which
+// is how Lambda reports a failed init (Runtime.ExitError).
+func Init[C any](function string, load func(getenv func(string) string) (C, error)) (C, aws.Config, *slog.Logger) {
+	log := Logger(function)
+	cfg, err := load(os.Getenv)
+	if err == nil {
+		var awsCfg aws.Config
+		if awsCfg, err = AWSConfig(context.Background()); err == nil {
+			return cfg, awsCfg, log
+		}
+	}
+	log.Error("init failed", "error", err.Error())
+	fmt.Fprintln(os.Stderr, err)
+	os.Exit(1)
+	var zero C
+	return zero, aws.Config{}, log
+}

@@ -1,0 +1,106 @@
+package launch_test
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"strings"
+	"testing"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/fakeaws"
+)
+
+// TestBurst launches 1,000 instances: 920 in scope with instance store, 20 in scope
+// without, 40 out of scope and 20 terminated before their events arrive. The events come
+// in SQS batches of 10, shuffled, 10% of them twice, with stray pending and stopped
+// events, and 5% of the SSM agents late. Every in-scope instance with instance store gets
+// exactly one command and none other does; the AWS calls per instance stay at or below 0.5.
+func TestBurst(t *testing.T) {
+	const n = 1000
+	w := fakeaws.NewAccount()
+	rng := rand.New(rand.NewPCG(1, 2))
+	want := map[string]bool{}
+	var bodies []string
+	for k := range n {
+		id := fmt.Sprintf("i-%017x", k+1)
+		typ, profile, state := "i4i.large", fakeaws.Profile(fakeaws.KeyUser), "running"
+		switch {
+		case k < 20:
+			typ = "m5.large"
+		case k < 60:
+			profile = fakeaws.Profile(fakeaws.NotKeyUser)
+		case k < 80:
+			state = "terminated"
+		default:
+			want[id] = true
+		}
+		inst := w.AddInstance(id, typ, profile, nil, launched)
+		inst.State = state
+		if rng.IntN(20) == 0 {
+			inst.OnlineAfter = 1
+		}
+		bodies = append(bodies, running(id))
+		if rng.IntN(20) == 0 {
+			bodies = append(bodies, running(id))
+		}
+		if rng.IntN(20) == 0 {
+			bodies = append(bodies, strings.Replace(running(id), `"state":"running"`, `"state":"pending"`, 1))
+		}
+	}
+	rng.Shuffle(len(bodies), func(i, j int) { bodies[i], bodies[j] = bodies[j], bodies[i] })
+
+	e := newEnv(t, w)
+	invocations, messages := 0, len(bodies)
+	for queue := bodies; len(queue) > 0; invocations++ {
+		if invocations > 1000 {
+			t.Fatal("the queue does not drain")
+		}
+		take := min(10, len(queue))
+		batch := queue[:take]
+		queue = queue[take:]
+		failed := e.handle(t, batch...)
+		for _, f := range failed { // SQS redelivers failed messages after the visibility timeout
+			var k int
+			if _, err := fmt.Sscanf(f, "msg-%d", &k); err != nil {
+				t.Fatal(err)
+			}
+			queue = append(queue, batch[k])
+		}
+	}
+
+	got := map[string]int{}
+	for _, id := range e.commanded() {
+		got[id]++
+	}
+	for id := range want {
+		if got[id] != 1 {
+			t.Errorf("%s got %d commands, want 1", id, got[id])
+		}
+	}
+	for id, c := range got {
+		if !want[id] {
+			t.Errorf("%s is out of scope, terminated or without instance store, yet got %d commands", id, c)
+		}
+	}
+	skipped := 0
+	w.With(func() {
+		for _, inst := range w.Instances {
+			if inst.Tags[contract.TagStatus] == contract.StatusSkipped {
+				skipped++
+			}
+		}
+	})
+	if skipped != 20 {
+		t.Errorf("%d instances tagged skipped, want 20", skipped)
+	}
+	calls := w.Calls()
+	total := w.TotalCalls()
+	perInstance := float64(total) / n
+	t.Logf("burst: %d instances, %d messages, %d invocations, %d AWS calls (%.3f per instance): %v", n, messages, invocations, total, perInstance, calls)
+	if perInstance > 0.5 {
+		t.Errorf("%.3f AWS calls per instance, want at most 0.5", perInstance)
+	}
+	if sends := calls["SSM.SendCommand"]; sends > invocations {
+		t.Errorf("%d SendCommand calls in %d invocations", sends, invocations)
+	}
+}

@@ -1,0 +1,95 @@
+package launch
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// Config is the launch function's configuration, from the environment the stack sets.
+type Config struct {
+	KeyARN       string
+	DocumentName string
+	Roles        []string // role ARNs whose instances are in scope
+	OptInKey     string
+	OptInValue   string
+	Agent        contract.AgentOptions // what the document's parameters say
+	QueueURL     string                // the launch queue, for sweep mode
+	EventBus     string
+	StaleAfter   time.Duration
+}
+
+var (
+	keyARN  = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$`)
+	roleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$`)
+	docName = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,128}$`)
+)
+
+// LoadConfig reads and validates the configuration; every error names the variable.
+func LoadConfig(getenv func(string) string) (Config, error) {
+	var errs []error
+	bad := func(name, value, why string) { errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, why)) }
+	c := Config{
+		KeyARN:       getenv(contract.EnvKMSKeyARN),
+		DocumentName: getenv(contract.EnvDocumentName),
+		QueueURL:     getenv(contract.EnvQueueURL),
+		EventBus:     getenv(contract.EnvEventBus),
+		Agent:        contract.DefaultAgentOptions(),
+		StaleAfter:   time.Hour,
+	}
+	if !keyARN.MatchString(c.KeyARN) {
+		bad(contract.EnvKMSKeyARN, c.KeyARN, "want a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
+	}
+	if !docName.MatchString(c.DocumentName) {
+		bad(contract.EnvDocumentName, c.DocumentName, "want an SSM document name")
+	}
+	for _, r := range strings.Split(getenv(contract.EnvInstanceRoles), ",") {
+		if r = strings.TrimSpace(r); r == "" {
+			continue
+		}
+		if !roleARN.MatchString(r) {
+			bad(contract.EnvInstanceRoles, r, "want IAM role ARNs separated by commas")
+		}
+		c.Roles = append(c.Roles, r)
+	}
+	optIn := getenv(contract.EnvOptInTag)
+	if optIn == "" {
+		optIn = contract.DefaultOptIn
+	}
+	var ok bool
+	if c.OptInKey, c.OptInValue, ok = strings.Cut(optIn, "="); !ok || c.OptInKey == "" || c.OptInValue == "" {
+		bad(contract.EnvOptInTag, optIn, "want key=value")
+	}
+	if v := getenv(contract.EnvKeySource); v != "" {
+		c.Agent.KeySource = v
+	}
+	c.Agent.KMSKeyID = c.KeyARN
+	c.Agent.Secret = getenv(contract.EnvSecret)
+	if v := getenv(contract.EnvMountPoint); v != "" {
+		c.Agent.MountPoint = v
+	}
+	if v := getenv(contract.EnvFilesystem); v != "" {
+		c.Agent.Filesystem = v
+	}
+	if err := c.Agent.Validate(); err != nil {
+		bad("agent options", "", err.Error())
+	}
+	if v := getenv(contract.EnvStaleAfter); v != "" {
+		d, err := time.ParseDuration(v)
+		if err != nil || d < time.Minute {
+			bad(contract.EnvStaleAfter, v, "want a duration of at least 1m")
+		}
+		c.StaleAfter = d
+	}
+	if c.EventBus == "" {
+		c.EventBus = "default"
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
+	}
+	return c, nil
+}

@@ -1,0 +1,552 @@
+// Package launch is the launch function: for each batch of EC2 events from the launch
+// queue it looks the instances up once, keeps those in scope, checks each distinct role's
+// binding to the KMS key once, waits (through SQS retries) for the SSM agent to come
+// Online, and sends the storecrypt document to up to 50 instances per call. In sweep mode
+// it finds running instances the events missed and queues them.
+package launch
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/storecrypt/storecrypt/internal/binding"
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/emf"
+)
+
+// EC2 is the part of the EC2 client the function uses.
+type EC2 interface {
+	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInstanceTypesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
+	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
+}
+
+// SSM is the part of the SSM client the function uses.
+type SSM interface {
+	DescribeInstanceInformation(ctx context.Context, in *ssm.DescribeInstanceInformationInput, optFns ...func(*ssm.Options)) (*ssm.DescribeInstanceInformationOutput, error)
+	SendCommand(ctx context.Context, in *ssm.SendCommandInput, optFns ...func(*ssm.Options)) (*ssm.SendCommandOutput, error)
+}
+
+// SQS is the part of the SQS client sweep mode uses.
+type SQS interface {
+	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+}
+
+// EventBridge is the part of the EventBridge client the alerts use.
+type EventBridge interface {
+	PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, optFns ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
+}
+
+// Binder checks bindings (binding.Checker).
+type Binder interface {
+	Check(ctx context.Context, r binding.Request) (binding.Verdict, error)
+	Role(ctx context.Context, profileARN string) (string, error)
+}
+
+// Handler is the launch function.
+type Handler struct {
+	Config  Config
+	EC2     EC2
+	SSM     SSM
+	SQS     SQS
+	Events  EventBridge
+	Binder  Binder
+	Log     *slog.Logger
+	Metrics *emf.Writer
+	Now     func() time.Time
+
+	mu    sync.Mutex
+	types map[string]bool // instance type -> has instance store; types never change
+	// handled remembers when this container finished with an instance, so a duplicate
+	// event (EventBridge delivers at least once) costs no call at all. An event newer than
+	// that (a start after a stop) is handled again.
+	handled map[string]time.Time
+}
+
+// handledTTL bounds how long handled remembers; duplicates arrive within seconds.
+const handledTTL = 10 * time.Minute
+
+// Limits of the APIs.
+const (
+	maxSendCommandTargets = 50
+	maxInfoFilterValues   = 50
+	maxDescribeFilter     = 200
+	maxTagResources       = 1000
+	maxSQSBatch           = 10
+	maxPutEvents          = 10
+)
+
+// Invoke is the Lambda entry point: an SQS batch from the launch queue, or the schedule's
+// event for sweep mode.
+func (h *Handler) Invoke(ctx context.Context, raw json.RawMessage) (any, error) {
+	var probe struct {
+		Records    []json.RawMessage `json:"Records"`
+		DetailType string            `json:"detail-type"`
+	}
+	if err := json.Unmarshal(raw, &probe); err != nil {
+		return nil, fmt.Errorf("unrecognised invocation: %w", err)
+	}
+	if probe.DetailType == "Scheduled Event" {
+		return h.Sweep(ctx)
+	}
+	var batch events.SQSEvent
+	if err := json.Unmarshal(raw, &batch); err != nil {
+		return nil, fmt.Errorf("unrecognised invocation: %w", err)
+	}
+	return h.HandleSQS(ctx, batch)
+}
+
+// instance is what the handler knows of one instance in a batch.
+type instance struct {
+	ec2types.Instance
+	id       string
+	messages []string // SQS message ids that named it
+	tags     map[string]string
+}
+
+func (i *instance) profile() string {
+	if i.IamInstanceProfile == nil {
+		return ""
+	}
+	return aws.ToString(i.IamInstanceProfile.Arn)
+}
+
+func (i *instance) launchTime() string {
+	return aws.ToTime(i.LaunchTime).UTC().Format(time.RFC3339)
+}
+
+// batch carries one invocation's work.
+type batch struct {
+	h     *Handler
+	retry map[string]bool // message ids to hand back to SQS
+	tags  map[string][]*instance
+}
+
+// HandleSQS processes one batch. Messages whose instances are not ready yet (pending, SSM
+// agent not Online, a transient API failure) are returned as batch item failures; every
+// other message is done, whatever became of its instances.
+func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
+	b := &batch{h: h, retry: map[string]bool{}, tags: map[string][]*instance{}}
+	byID := map[string]*instance{}
+	h.forgetHandled()
+	for _, rec := range ev.Records {
+		log := h.Log.With("event_id", rec.MessageId)
+		ids, at, err := parse(rec.Body)
+		switch {
+		case errors.Is(err, ErrIgnored):
+			log.Info("event needs no action", "why", err.Error())
+			continue
+		case err != nil:
+			log.Warn("dropping a malformed event", "error", err.Error())
+			continue
+		}
+		for _, id := range ids {
+			if h.wasHandled(id, at) {
+				log.Info("duplicate event for an instance already handled", "instance_id", id)
+				continue
+			}
+			if byID[id] == nil {
+				byID[id] = &instance{id: id}
+			}
+			byID[id].messages = append(byID[id].messages, rec.MessageId)
+		}
+	}
+	if len(byID) > 0 {
+		b.run(ctx, byID)
+	}
+	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	for _, rec := range ev.Records {
+		if b.retry[rec.MessageId] {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+		}
+	}
+	return resp, nil
+}
+
+func (h *Handler) wasHandled(id string, eventTime time.Time) bool {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	at, ok := h.handled[id]
+	return ok && !eventTime.IsZero() && !eventTime.After(at)
+}
+
+func (h *Handler) markHandled(id string) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.handled == nil {
+		h.handled = map[string]time.Time{}
+	}
+	h.handled[id] = h.Now()
+}
+
+func (h *Handler) forgetHandled() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for id, at := range h.handled {
+		if h.Now().Sub(at) > handledTTL {
+			delete(h.handled, id)
+		}
+	}
+}
+
+func (b *batch) later(i *instance, why string) {
+	b.h.log(i).Info("retrying later", "why", why)
+	for _, m := range i.messages {
+		b.retry[m] = true
+	}
+}
+
+func (h *Handler) log(i *instance) *slog.Logger {
+	return h.Log.With("instance_id", i.id, "event_id", strings.Join(i.messages, ","))
+}
+
+func (b *batch) run(ctx context.Context, byID map[string]*instance) {
+	ids := make([]string, 0, len(byID))
+	for id := range byID {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	found, err := b.h.describe(ctx, []ec2types.Filter{{Name: aws.String("instance-id")}}, ids)
+	if err != nil {
+		// Nothing is known yet: the whole batch goes back to the queue.
+		for _, i := range byID {
+			b.later(i, err.Error())
+		}
+		return
+	}
+	var candidates []*instance
+	for _, id := range ids {
+		i := byID[id]
+		desc, ok := found[id]
+		if !ok {
+			b.h.log(i).Info("instance no longer exists; dropping")
+			continue
+		}
+		i.Instance, i.tags = desc, tagMap(desc.Tags)
+		switch i.State.Name {
+		case ec2types.InstanceStateNameRunning:
+		case ec2types.InstanceStateNamePending:
+			b.later(i, "instance is still pending")
+			continue
+		default:
+			b.h.log(i).Info("instance is not running; dropping", "state", string(i.State.Name))
+			continue
+		}
+		in, err := b.h.inScope(ctx, i)
+		if err != nil {
+			b.later(i, err.Error())
+			continue
+		}
+		if !in {
+			b.h.log(i).Debug("not in scope")
+			continue
+		}
+		if b.h.done(i) {
+			b.h.log(i).Info("already handled for this launch; dropping", "status", i.tags[contract.TagStatus])
+			b.h.markHandled(i.id)
+			continue
+		}
+		candidates = append(candidates, i)
+	}
+	candidates = b.withInstanceStore(ctx, candidates)
+	candidates = b.bound(ctx, candidates)
+	candidates = b.online(ctx, candidates)
+	b.send(ctx, candidates)
+	b.writeTags(ctx)
+}
+
+// describe looks instances up by filter. With ids, the first filter takes them as its
+// values (200 at a time): an instance-id filter, unlike InstanceIds, does not fail the
+// whole call over one terminated and expunged id.
+func (h *Handler) describe(ctx context.Context, filters []ec2types.Filter, ids []string) (map[string]ec2types.Instance, error) {
+	found := map[string]ec2types.Instance{}
+	pages := [][]ec2types.Filter{filters}
+	if len(ids) > 0 {
+		pages = nil
+		for chunk := range slices.Chunk(ids, maxDescribeFilter) {
+			fs := slices.Clone(filters)
+			fs[0].Values = chunk
+			pages = append(pages, fs)
+		}
+	}
+	for _, fs := range pages {
+		p := ec2.NewDescribeInstancesPaginator(h.EC2, &ec2.DescribeInstancesInput{Filters: fs})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("describing instances: %w", err)
+			}
+			for _, r := range page.Reservations {
+				for _, inst := range r.Instances {
+					found[aws.ToString(inst.InstanceId)] = inst
+				}
+			}
+		}
+	}
+	return found, nil
+}
+
+func tagMap(tags []ec2types.Tag) map[string]string {
+	m := make(map[string]string, len(tags))
+	for _, t := range tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+// inScope: the opt-in tag, or a configured role; the tag set to false opts out of both.
+func (h *Handler) inScope(ctx context.Context, i *instance) (bool, error) {
+	v, tagged := i.tags[h.Config.OptInKey]
+	if tagged && v == "false" {
+		return false, nil
+	}
+	if tagged && v == h.Config.OptInValue {
+		return true, nil
+	}
+	if len(h.Config.Roles) == 0 || i.profile() == "" {
+		return false, nil
+	}
+	role, err := h.Binder.Role(ctx, i.profile())
+	if err != nil {
+		return false, err
+	}
+	return slices.Contains(h.Config.Roles, role), nil
+}
+
+// done: this launch of the instance already has a command or a final verdict. LaunchTime
+// changes at every start, and a start brings new, blank instance store, so a status from
+// an earlier launch does not count.
+func (h *Handler) done(i *instance) bool {
+	if i.tags[contract.TagLaunchTime] != i.launchTime() {
+		return false
+	}
+	switch i.tags[contract.TagStatus] {
+	case contract.StatusPending, contract.StatusEncrypted, contract.StatusBlocked, contract.StatusSkipped:
+		return true
+	}
+	return false
+}
+
+func (b *batch) withInstanceStore(ctx context.Context, in []*instance) []*instance {
+	h := b.h
+	h.mu.Lock()
+	if h.types == nil {
+		h.types = map[string]bool{}
+	}
+	var unknown []ec2types.InstanceType
+	for _, i := range in {
+		if _, ok := h.types[string(i.InstanceType)]; !ok && !slices.Contains(unknown, i.InstanceType) {
+			unknown = append(unknown, i.InstanceType)
+		}
+	}
+	h.mu.Unlock()
+	if len(unknown) > 0 {
+		out, err := h.EC2.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: unknown})
+		if err != nil {
+			for _, i := range in {
+				b.later(i, "describing instance types: "+err.Error())
+			}
+			return nil
+		}
+		h.mu.Lock()
+		for _, t := range out.InstanceTypes {
+			h.types[string(t.InstanceType)] = aws.ToBool(t.InstanceStorageSupported)
+		}
+		h.mu.Unlock()
+	}
+	var keep []*instance
+	for _, i := range in {
+		h.mu.Lock()
+		has, known := h.types[string(i.InstanceType)]
+		h.mu.Unlock()
+		if known && !has {
+			h.log(i).Info("instance type has no instance store; skipping", "type", string(i.InstanceType))
+			b.tag(i, contract.StatusSkipped, contract.ReasonNoInstanceStore, "")
+			continue
+		}
+		keep = append(keep, i)
+	}
+	return keep
+}
+
+// bound checks each distinct instance profile once and blocks the instances whose role
+// may not use the key.
+func (b *batch) bound(ctx context.Context, in []*instance) []*instance {
+	h := b.h
+	verdicts := map[string]binding.Verdict{}
+	failed := map[string]error{}
+	var keep []*instance
+	var blocked []*instance
+	for _, i := range in {
+		p := i.profile()
+		if _, ok := verdicts[p]; !ok && failed[p] == nil {
+			v, err := h.Binder.Check(ctx, binding.Request{InstanceProfileARN: p, KeyARN: h.Config.KeyARN, KeySource: h.Config.Agent.KeySource, Secret: h.Config.Agent.Secret})
+			if err != nil {
+				failed[p] = err
+			} else {
+				verdicts[p] = v
+			}
+		}
+		if err := failed[p]; err != nil {
+			b.later(i, "checking the binding: "+err.Error())
+			continue
+		}
+		v := verdicts[p]
+		if !v.Allowed {
+			h.log(i).Warn("blocked: the instance role cannot use the key", "reason", string(v.Reason), "role", v.Role, "detail", v.Detail, "fix", v.Fix)
+			b.tag(i, contract.StatusBlocked, v.Reason, "")
+			blocked = append(blocked, i)
+			continue
+		}
+		keep = append(keep, i)
+	}
+	b.alert(ctx, blocked, verdicts)
+	return keep
+}
+
+// alert emits one EventBridge event and one Blocked metric per blocked instance.
+func (b *batch) alert(ctx context.Context, blocked []*instance, verdicts map[string]binding.Verdict) {
+	h := b.h
+	var entries []ebtypes.PutEventsRequestEntry
+	for _, i := range blocked {
+		v := verdicts[i.profile()]
+		detail, _ := json.Marshal(map[string]string{"instance-id": i.id, "reason": string(v.Reason), "role": v.Role, "detail": v.Detail, "fix": v.Fix})
+		entries = append(entries, ebtypes.PutEventsRequestEntry{
+			Source: aws.String(contract.EventSource), DetailType: aws.String(contract.EventInstanceBlocked),
+			Detail: aws.String(string(detail)), EventBusName: aws.String(h.Config.EventBus), Resources: []string{},
+		})
+		if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricBlocked, Unit: "Count", Value: 1}},
+			map[string]string{"Reason": string(v.Reason)}, map[string]string{"InstanceId": i.id}); err != nil {
+			h.log(i).Error("writing a metric", "error", err.Error())
+		}
+	}
+	for chunk := range slices.Chunk(entries, maxPutEvents) {
+		if _, err := h.Events.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: chunk}); err != nil {
+			// The tag and the log line still record the block; an alert lost is not a reason
+			// to send the same block again.
+			h.Log.Error("emitting blocked events", "error", err.Error())
+		}
+	}
+}
+
+// online keeps the instances whose SSM agent is Online; the others are retried later.
+func (b *batch) online(ctx context.Context, in []*instance) []*instance {
+	h := b.h
+	var keep []*instance
+	for chunk := range slices.Chunk(in, maxInfoFilterValues) {
+		ids := make([]string, len(chunk))
+		for k, i := range chunk {
+			ids[k] = i.id
+		}
+		online := map[string]bool{}
+		p := ssm.NewDescribeInstanceInformationPaginator(h.SSM, &ssm.DescribeInstanceInformationInput{
+			Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids}},
+		})
+		var err error
+		for p.HasMorePages() && err == nil {
+			var page *ssm.DescribeInstanceInformationOutput
+			if page, err = p.NextPage(ctx); err == nil {
+				for _, info := range page.InstanceInformationList {
+					online[aws.ToString(info.InstanceId)] = info.PingStatus == ssmtypes.PingStatusOnline
+				}
+			}
+		}
+		for _, i := range chunk {
+			switch {
+			case err != nil:
+				b.later(i, "describing SSM instances: "+err.Error())
+			case !online[i.id]:
+				b.later(i, "the SSM agent is not Online yet")
+			default:
+				keep = append(keep, i)
+			}
+		}
+	}
+	return keep
+}
+
+// send runs the document on the instances, 50 per call; all share one set of parameters,
+// the function's configuration.
+func (b *batch) send(ctx context.Context, in []*instance) {
+	h := b.h
+	params := h.Config.Agent.DocumentValues()
+	for chunk := range slices.Chunk(in, maxSendCommandTargets) {
+		ids := make([]string, len(chunk))
+		for k, i := range chunk {
+			ids[k] = i.id
+		}
+		out, err := h.SSM.SendCommand(ctx, &ssm.SendCommandInput{
+			DocumentName: aws.String(h.Config.DocumentName), InstanceIds: ids, Parameters: params,
+			Comment: aws.String("storecrypt: encrypt instance store"),
+		})
+		if err != nil {
+			for _, i := range chunk {
+				b.later(i, "sending the command: "+err.Error())
+			}
+			continue
+		}
+		id := aws.ToString(out.Command.CommandId)
+		for _, i := range chunk {
+			h.log(i).Info("command sent", "command_id", id)
+			b.tag(i, contract.StatusPending, "", id)
+		}
+	}
+}
+
+// tag queues status tags; instances with identical tags share one CreateTags call.
+func (b *batch) tag(i *instance, status string, reason contract.Reason, commandID string) {
+	b.h.markHandled(i.id)
+	key := strings.Join([]string{status, string(reason), commandID, i.launchTime()}, "\x00")
+	b.tags[key] = append(b.tags[key], i)
+}
+
+func (b *batch) writeTags(ctx context.Context) {
+	h := b.h
+	keys := make([]string, 0, len(b.tags))
+	for k := range b.tags {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	at := h.Now().UTC().Format(time.RFC3339)
+	for _, k := range keys {
+		parts := strings.Split(k, "\x00")
+		tags := []ec2types.Tag{
+			{Key: aws.String(contract.TagStatus), Value: aws.String(parts[0])},
+			{Key: aws.String(contract.TagReason), Value: aws.String(parts[1])},
+			{Key: aws.String(contract.TagAt), Value: aws.String(at)},
+			{Key: aws.String(contract.TagLaunchTime), Value: aws.String(parts[3])},
+		}
+		if parts[2] != "" {
+			tags = append(tags, ec2types.Tag{Key: aws.String(contract.TagCommandID), Value: aws.String(parts[2])})
+		}
+		for chunk := range slices.Chunk(b.tags[k], maxTagResources) {
+			ids := make([]string, len(chunk))
+			for n, i := range chunk {
+				ids[n] = i.id
+			}
+			if _, err := h.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: tags}); err != nil {
+				// The command (if any) is on its way; resending it for a tag would run the
+				// agent twice. The result function tags the outcome.
+				h.Log.Error("tagging instances", "instances", ids, "status", parts[0], "error", err.Error())
+			}
+		}
+	}
+}

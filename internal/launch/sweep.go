@@ -1,0 +1,87 @@
+package launch
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// SweepResult says what a sweep found.
+type SweepResult struct {
+	Running  int      `json:"running"`
+	InScope  int      `json:"in_scope"`
+	Enqueued []string `json:"enqueued"`
+}
+
+// Sweep finds running, in-scope instances that have no status for their current launch,
+// or whose command has been pending longer than StaleAfter, and puts a running event for
+// each on the launch queue. EC2 delivers events best effort; this is how none is missed.
+func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
+	if h.Config.QueueURL == "" {
+		return SweepResult{}, fmt.Errorf("sweep mode needs %s", contract.EnvQueueURL)
+	}
+	found, err := h.describe(ctx, []ec2types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"running"}}}, nil)
+	if err != nil {
+		return SweepResult{}, err
+	}
+	res := SweepResult{Running: len(found), Enqueued: []string{}}
+	now := h.Now()
+	for _, id := range sortedKeys(found) {
+		i := &instance{Instance: found[id], id: id, tags: tagMap(found[id].Tags), messages: []string{"sweep"}}
+		in, err := h.inScope(ctx, i)
+		if err != nil {
+			return res, err
+		}
+		if !in {
+			continue
+		}
+		res.InScope++
+		if h.done(i) && !h.stale(i, now) {
+			continue
+		}
+		res.Enqueued = append(res.Enqueued, id)
+	}
+	at := now.UTC()
+	for chunk := range slices.Chunk(res.Enqueued, maxSQSBatch) {
+		entries := make([]sqstypes.SendMessageBatchRequestEntry, len(chunk))
+		for n, id := range chunk {
+			entries[n] = sqstypes.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(n)), MessageBody: aws.String(StateChangeEvent(id, at))}
+		}
+		out, err := h.SQS.SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String(h.Config.QueueURL), Entries: entries})
+		if err != nil {
+			return res, fmt.Errorf("queueing instances: %w", err)
+		}
+		if len(out.Failed) > 0 {
+			return res, fmt.Errorf("queueing instances: %d of %d entries failed (%s)", len(out.Failed), len(entries), aws.ToString(out.Failed[0].Message))
+		}
+	}
+	h.Log.Info("sweep done", "running", res.Running, "in_scope", res.InScope, "enqueued", len(res.Enqueued))
+	return res, nil
+}
+
+// stale: a command that has been pending this long has lost its result event.
+func (h *Handler) stale(i *instance, now time.Time) bool {
+	if i.tags[contract.TagStatus] != contract.StatusPending {
+		return false
+	}
+	at, err := time.Parse(time.RFC3339, i.tags[contract.TagAt])
+	return err != nil || now.Sub(at) > h.Config.StaleAfter
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
