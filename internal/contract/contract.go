@@ -140,7 +140,8 @@ const (
 var (
 	PatternKMSKeyID   = `^$|^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+|alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`
 	PatternSecret     = `^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*'()/-]+$`
-	PatternMountPoint = `^/[A-Za-z0-9._/-]{0,255}$`
+	// Every segment starts with a letter, digit, _ or -: no ".", "..", or hidden names.
+	PatternMountPoint = `^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){1,8}$`
 	PatternModel      = `^[A-Za-z0-9 ._-]{1,64}$`
 	PatternDevices    = `^$|^/dev/[A-Za-z0-9/_-]+(,/dev/[A-Za-z0-9/_-]+)*$`
 )

@@ -1,0 +1,122 @@
+// Package document generates the storecrypt SSM Command document (schema 2.2) from the
+// contract: one parameter per agent flag, each with its description, default and
+// allowedPattern, and interpolationType ENV_VAR, so a value reaches the script only as an
+// SSM_<name> environment variable and never as shell text. The stack deploys it; the
+// demo's SSM fake runs it; tests check it against the agent's own flag validation.
+package document
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// Artifact is one agent binary the document downloads.
+type Artifact struct {
+	Arch   string // amd64, arm64 (GOARCH)
+	URL    string // https URL of the object (a CDK token at synth)
+	SHA256 string // hex digest, written into the document so the bucket cannot vouch for itself
+}
+
+// Dir is where the document's steps put the downloaded binaries on the instance.
+const Dir = "/var/lib/storecrypt/agent"
+
+// machine maps `uname -m` to GOARCH.
+var machine = map[string]string{"amd64": "x86_64", "arm64": "aarch64"}
+
+// Content returns the document's content; defaults are the parameters' default values.
+func Content(defaults contract.AgentOptions, artifacts []Artifact) map[string]any {
+	values := defaults.DocumentValues()
+	params := map[string]any{}
+	for _, p := range contract.DocumentParameters {
+		params[p.Name] = map[string]any{
+			"type":              "String",
+			"description":       p.Description,
+			"default":           values[p.Name][0],
+			"allowedPattern":    p.Pattern,
+			"interpolationType": "ENV_VAR",
+		}
+	}
+	var steps []any
+	for _, a := range sorted(artifacts) {
+		steps = append(steps, map[string]any{
+			"action": "aws:downloadContent",
+			"name":   "download_" + a.Arch,
+			"inputs": map[string]any{
+				"sourceType":      "S3",
+				"sourceInfo":      fmt.Sprintf(`{"path":"%s"}`, a.URL),
+				"destinationPath": Dir + "/" + a.Arch,
+			},
+		})
+	}
+	steps = append(steps, map[string]any{
+		"action": "aws:runShellScript",
+		"name":   "apply",
+		"inputs": map[string]any{
+			"timeoutSeconds": "1800",
+			"runCommand":     Script(artifacts),
+		},
+	})
+	return map[string]any{
+		"schemaVersion": "2.2",
+		"description":   "storecrypt: encrypt this instance's instance-store NVMe disks with LUKS2 under a KMS key, stripe them and mount them (idempotent; safe to rerun).",
+		"parameters":    params,
+		"mainSteps":     steps,
+	}
+}
+
+func sorted(a []Artifact) []Artifact {
+	out := append([]Artifact(nil), a...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Arch < out[j].Arch })
+	return out
+}
+
+// Script is the run step: install the tools the agent needs where they are missing, pick
+// the binary for this machine, check its digest, run apply. Parameters are read only from
+// SSM_<name> variables, always quoted. Everything but the agent's report goes to stderr,
+// so stdout is the JSON document the result function parses.
+func Script(artifacts []Artifact) []string {
+	lines := []string{
+		"#!/bin/bash",
+		"set -euo pipefail",
+		"exec 3>&1 1>&2",
+		`need="cryptsetup mdadm blkid mkfs.ext4"`,
+		`if [ "$SSM_Filesystem" = xfs ]; then need="$need mkfs.xfs"; fi`,
+		`missing=""; for t in $need; do command -v "$t" >/dev/null 2>&1 || missing="$missing $t"; done`,
+		`if [ -n "$missing" ]; then`,
+		`  echo "storecrypt: installing the tools for:$missing"`,
+		`  pkgs="cryptsetup mdadm util-linux e2fsprogs xfsprogs"`,
+		`  if command -v dnf >/dev/null; then dnf install -y -q $pkgs`,
+		`  elif command -v yum >/dev/null; then yum install -y -q $pkgs`,
+		`  elif command -v apt-get >/dev/null; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q cryptsetup-bin mdadm util-linux e2fsprogs xfsprogs`,
+		`  else echo "storecrypt: no dnf, yum or apt-get to install$missing" >&2; exit 2; fi`,
+		`fi`,
+		`case "$(uname -m)" in`,
+	}
+	for _, a := range sorted(artifacts) {
+		lines = append(lines, fmt.Sprintf(`  %s) arch=%s; sum=%s ;;`, machine[a.Arch], a.Arch, a.SHA256))
+	}
+	lines = append(lines,
+		`  *) echo "storecrypt: no agent for $(uname -m)" >&2; exit 2 ;;`,
+		`esac`,
+		// aws:downloadContent keeps the object's name, which is the asset's hash.
+		fmt.Sprintf(`bin=$(find %s/"$arch" -type f | head -n 1)`, Dir),
+		`if [ -z "$bin" ]; then echo "storecrypt: the agent for $arch was not downloaded" >&2; exit 1; fi`,
+		`echo "$sum  $bin" | sha256sum -c --quiet - || { echo "storecrypt: $bin does not match its SHA-256" >&2; exit 1; }`,
+		`chmod 0755 "$bin"`,
+		// exec: the agent's exit code is the step's, which the result function reads.
+		"exec "+strings.Join(applyArgv(), " ")+" >&3",
+	)
+	return lines
+}
+
+// applyArgv is the agent's command line, one quoted flag per document parameter.
+func applyArgv() []string {
+	argv := []string{`"$bin"`, "apply"}
+	for _, p := range contract.DocumentParameters {
+		argv = append(argv, fmt.Sprintf(`--%s="$SSM_%s"`, p.Flag, p.Name))
+	}
+	return argv
+}
