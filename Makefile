@@ -7,10 +7,14 @@ BIN     := bin
 LINT    := $(BIN)/golangci-lint
 LINT_VERSION := v2.15.0
 AGENT_LDFLAGS := -s -w -X github.com/storecrypt/storecrypt/instance-agent/cli.Version=$(VERSION)
+CDK     := node_modules/.bin/cdk
 # The guest image (kernel + initramfs) is built once and kept here.
 export STORECRYPT_VM_CACHE ?= $(CURDIR)/.cache/vm
+# jsii warns on every run under node 20; the CLI would otherwise phone home.
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
+export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: all build test lint demo deps clean
+.PHONY: all build test lint demo deps synth deploy destroy clean
 
 all: build
 
@@ -50,8 +54,27 @@ lint: $(LINT)
 $(LINT):
 	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(LINT_VERSION)
 
+## synth: the CloudFormation template into cdk.out (no AWS account needed)
+synth: $(CDK) build
+	$(CDK) synth -q --no-notices
+
+## deploy: deploy the stack with the credentials in your environment (see README)
+deploy: $(CDK) build
+	$(CDK) deploy --require-approval broadening --no-notices
+
+## destroy: delete the stack; the key and the buckets are retained (see README)
+destroy: $(CDK)
+	$(CDK) destroy --no-notices
+
+# The CLI ships Go init templates; a go.mod in node_modules makes it another module, so
+# ./... (go vet, go test, golangci-lint) does not descend into it.
+$(CDK): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	printf 'module node_modules\n' > node_modules/go.mod
+	@touch $@
+
 ## test: lint, then every test, the real-kernel ones included (CI=true makes a missing QEMU fail)
-test: deps lint build
+test: deps lint synth
 	$(GO) test -timeout 40m ./...
 
 ## demo: the agent's life on the test guest: apply, write, reboot, unlock, read back, status
@@ -59,4 +82,4 @@ demo: deps
 	$(GO) run ./test/demo
 
 clean:
-	rm -rf $(BIN) .cache cdk.out
+	rm -rf $(BIN) .cache cdk.out node_modules

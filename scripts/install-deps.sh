@@ -26,6 +26,10 @@ done
 if command -v busybox >/dev/null 2>&1 && ! file -L "$(command -v busybox)" 2>/dev/null | grep -q 'statically linked'; then
 	missing+=(busybox-static)
 fi
+# The CDK app runs on jsii, which needs Node.js; the CDK CLI comes from npm (make synth).
+for cmd in node npm; do
+	command -v "$cmd" >/dev/null 2>&1 || { echo "install-deps: missing $cmd: install Node.js 20 or later with npm" >&2; exit 1; }
+done
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

@@ -138,8 +138,8 @@ const (
 // Patterns that flag values must match. They are also the SSM document's allowedPattern
 // values, so that no parameter can carry shell syntax into a command line.
 var (
-	PatternKMSKeyID   = `^$|^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+|alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`
-	PatternSecret     = `^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*'()/-]+$`
+	PatternKMSKeyID = `^$|^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+|alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`
+	PatternSecret   = `^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*'()/-]+$`
 	// Every segment starts with a letter, digit, _ or -: no ".", "..", or hidden names.
 	PatternMountPoint = `^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){1,8}$`
 	PatternModel      = `^[A-Za-z0-9 ._-]{1,64}$`

@@ -84,6 +84,7 @@ const (
 	EnvQueueURL      = "STORECRYPT_QUEUE_URL"   // the launch queue, for sweep mode
 	EnvEventBus      = "STORECRYPT_EVENT_BUS"   // where alert events go
 	EnvStaleAfter    = "STORECRYPT_STALE_AFTER" // sweep: a pending status older than this is stale
+	EnvAgentLogs     = "STORECRYPT_AGENT_LOGS"  // CloudWatch log group for the commands' output
 )
 
 // EventSource and the detail types of the events storecrypt emits for alerting.

@@ -21,6 +21,7 @@ type Config struct {
 	QueueURL     string                // the launch queue, for sweep mode
 	EventBus     string
 	StaleAfter   time.Duration
+	AgentLogs    string // CloudWatch log group for the commands' output; "" leaves it off
 }
 
 var (
@@ -38,6 +39,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DocumentName: getenv(contract.EnvDocumentName),
 		QueueURL:     getenv(contract.EnvQueueURL),
 		EventBus:     getenv(contract.EnvEventBus),
+		AgentLogs:    getenv(contract.EnvAgentLogs),
 		Agent:        contract.DefaultAgentOptions(),
 		StaleAfter:   time.Hour,
 	}

@@ -493,10 +493,14 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 		for k, i := range chunk {
 			ids[k] = i.id
 		}
-		out, err := h.SSM.SendCommand(ctx, &ssm.SendCommandInput{
+		in := &ssm.SendCommandInput{
 			DocumentName: aws.String(h.Config.DocumentName), InstanceIds: ids, Parameters: params,
 			Comment: aws.String("storecrypt: encrypt instance store"),
-		})
+		}
+		if h.Config.AgentLogs != "" {
+			in.CloudWatchOutputConfig = &ssmtypes.CloudWatchOutputConfig{CloudWatchOutputEnabled: true, CloudWatchLogGroupName: aws.String(h.Config.AgentLogs)}
+		}
+		out, err := h.SSM.SendCommand(ctx, in)
 		if err != nil {
 			for _, i := range chunk {
 				b.later(i, "sending the command: "+err.Error())

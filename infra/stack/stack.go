@@ -1,0 +1,548 @@
+// Package stack is storecrypt's CDK stack: the KMS key, the seed-compatible secret bucket,
+// the agent binaries, the SSM document, the instance role, the launch queue and rules,
+// both functions with least-privilege roles, alarms, an optional trail and the operator
+// policy. Every name it shares with the agent and the functions comes from
+// internal/contract.
+package stack
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudtrail"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
+	"github.com/aws/constructs-go/constructs/v10"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
+	"github.com/storecrypt/storecrypt/internal/result"
+)
+
+// StoreCryptStackProps configures the stack; zero values take the defaults.
+type StoreCryptStackProps struct {
+	awscdk.StackProps
+	// BuildDir holds `make build`'s output: storecrypt-agent-linux-{amd64,arm64} with
+	// their .sha256 files, and functions/{launch,result}/bootstrap.
+	BuildDir string
+	// KeyAlias names the key the stack creates (default alias/storecrypt).
+	KeyAlias string
+	// KeyARN uses an existing key instead; its policy must then delegate to IAM and the
+	// stack grants the instance roles through their identity policies.
+	KeyARN string
+	// KeySource is what instances use: kms-datakey (default) or s3-kms.
+	KeySource string
+	// SecretKey is the object key of the seed passphrase in the secret bucket (s3-kms).
+	SecretKey string
+	// SecretVPCEndpoint, when set, lets the secret be read only through that endpoint.
+	SecretVPCEndpoint string
+	// InstanceRoleARNs are the workloads' own roles; empty creates a role and profile.
+	InstanceRoleARNs []string
+	// OptInTag is key=value (default storecrypt:encrypt=true).
+	OptInTag     string
+	DocumentName string
+	MountPoint   string
+	Filesystem   string
+	// AlarmEmail, when set, subscribes to the alarms' SNS topic.
+	AlarmEmail string
+	// Trail creates a CloudTrail trail for the key's audit trail.
+	Trail        bool
+	LogRetention awslogs.RetentionDays
+}
+
+func (p *StoreCryptStackProps) defaults() error {
+	def := func(v *string, d string) {
+		if *v == "" {
+			*v = d
+		}
+	}
+	def(&p.BuildDir, "bin")
+	def(&p.KeyAlias, "alias/storecrypt")
+	def(&p.KeySource, contract.KeySourceKMSDataKey)
+	def(&p.SecretKey, "seed/passphrase")
+	def(&p.OptInTag, contract.DefaultOptIn)
+	def(&p.DocumentName, contract.DocumentName)
+	def(&p.MountPoint, contract.DefaultMountPoint)
+	def(&p.Filesystem, contract.DefaultFilesystem)
+	if p.LogRetention == "" {
+		p.LogRetention = awslogs.RetentionDays_ONE_YEAR
+	}
+	if p.KeySource != contract.KeySourceKMSDataKey && p.KeySource != contract.KeySourceS3KMS {
+		return fmt.Errorf("keySource %q: the stack deploys %s or %s (ephemeral needs no stack)", p.KeySource, contract.KeySourceKMSDataKey, contract.KeySourceS3KMS)
+	}
+	return nil
+}
+
+// stack carries the constructs the parts share while they are built.
+// (jsii cannot take a Go struct that embeds a construct as a scope, so st is a field.)
+type stack struct {
+	st        awscdk.Stack
+	props     *StoreCryptStackProps
+	key       awskms.IKey
+	ownKey    awskms.Key // nil when the key is imported
+	roles     []awsiam.IRole
+	roleARNs  []*string
+	bucket    awss3.Bucket // the secret bucket; nil for kms-datakey
+	logs      awss3.Bucket
+	docName   *string
+	docARN    *string
+	queue     awssqs.Queue
+	dlq       awssqs.Queue
+	launch    awslambda.Function
+	result    awslambda.Function
+	agentLogs awslogs.LogGroup
+	alarms    []awscloudwatch.Alarm
+}
+
+// NewStoreCryptStack builds the stack.
+func NewStoreCryptStack(scope constructs.Construct, id string, props *StoreCryptStackProps) (awscdk.Stack, error) {
+	if props == nil {
+		props = &StoreCryptStackProps{}
+	}
+	if err := props.defaults(); err != nil {
+		return nil, err
+	}
+	s := &stack{st: awscdk.NewStack(scope, &id, &props.StackProps), props: props}
+	s.docName = jsii.String(props.DocumentName)
+	s.docARN = s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Resource: jsii.String("document"), ResourceName: s.docName})
+	s.accessLogs()
+	s.instanceRoles()
+	s.kmsKey()
+	if props.KeySource == contract.KeySourceS3KMS {
+		s.secretBucket()
+	}
+	artifacts, err := s.agentArtifacts()
+	if err != nil {
+		return nil, err
+	}
+	s.ssmDocument(artifacts)
+	s.queues()
+	s.launchFunction()
+	s.resultFunction()
+	s.rules()
+	s.alarmsAndTopic()
+	if props.Trail {
+		s.trail()
+	}
+	s.operatorPolicy()
+	s.outputs()
+	return s.st, nil
+}
+
+func statement(sid string, actions []string, resources []*string, conditions map[string]any) awsiam.PolicyStatement {
+	return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: jsii.String(sid), Effect: awsiam.Effect_ALLOW, Actions: jsii.Strings(actions...),
+		Resources: &resources, Conditions: &conditions,
+	})
+}
+
+// appliesTo matches the finding's resource whether the stack's account and region are
+// concrete or tokens.
+func appliesTo(re string) *cdknag.RegexAppliesTo {
+	return &cdknag.RegexAppliesTo{Regex: jsii.String("/" + re + "/g")}
+}
+
+var anyInstance = appliesTo(`^Resource::arn:<AWS::Partition>:ec2:[^:]+:[^:]+:instance/\*$`)
+
+func (s *stack) instanceARN() *string {
+	return s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ec2"), Resource: jsii.String("instance"), ResourceName: jsii.String("*")})
+}
+
+// accessLogs is the bucket that keeps the other buckets' access logs.
+func (s *stack) accessLogs() {
+	s.logs = awss3.NewBucket(s.st, jsii.String("AccessLogs"), &awss3.BucketProps{
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(), EnforceSSL: jsii.Bool(true),
+		Encryption: awss3.BucketEncryption_S3_MANAGED, ObjectOwnership: awss3.ObjectOwnership_BUCKET_OWNER_PREFERRED,
+		Versioned: jsii.Bool(true), RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+		LifecycleRules: &[]*awss3.LifecycleRule{{Expiration: awscdk.Duration_Days(jsii.Number(400))}},
+	})
+	cdknag.NagSuppressions_AddResourceSuppressions(s.logs, &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String("AwsSolutions-S1"), Reason: jsii.String("This is the access-log bucket; logging it into itself would loop."),
+	}}, jsii.Bool(true))
+}
+
+// instanceRoles creates the workload role and profile, or imports the user's roles.
+func (s *stack) instanceRoles() {
+	if len(s.props.InstanceRoleARNs) > 0 {
+		for i, arn := range s.props.InstanceRoleARNs {
+			r := awsiam.Role_FromRoleArn(s.st, jsii.String(fmt.Sprintf("InstanceRole%d", i)), jsii.String(arn), &awsiam.FromRoleArnOptions{Mutable: jsii.Bool(true)})
+			s.roles = append(s.roles, r)
+			s.roleARNs = append(s.roleARNs, jsii.String(arn))
+		}
+		return
+	}
+	role := awsiam.NewRole(s.st, jsii.String("InstanceRole"), &awsiam.RoleProps{
+		AssumedBy:       awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
+		Description:     jsii.String("storecrypt workloads: SSM managed instance and key user for instance-store encryption"),
+		ManagedPolicies: &[]awsiam.IManagedPolicy{awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("AmazonSSMManagedInstanceCore"))},
+	})
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM4"),
+		Reason:    jsii.String("AmazonSSMManagedInstanceCore is SSM's documented minimum for a managed instance; storecrypt's own rights are separate statements."),
+		AppliesTo: &[]any{"Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"},
+	}}, jsii.Bool(true))
+	awsiam.NewInstanceProfile(s.st, jsii.String("InstanceProfile"), &awsiam.InstanceProfileProps{Role: role})
+	s.roles = []awsiam.IRole{role}
+	s.roleARNs = []*string{role.RoleArn()}
+}
+
+// keyActions are the KMS actions a key source needs on the instance.
+func (s *stack) keyActions() []string {
+	if s.props.KeySource == contract.KeySourceKMSDataKey {
+		return []string{"kms:GenerateDataKey", "kms:Decrypt"}
+	}
+	return []string{"kms:Decrypt"}
+}
+
+// kmsKey creates the key (rotation on) with the instance roles as key users, or imports one.
+func (s *stack) kmsKey() {
+	if s.props.KeyARN != "" {
+		s.key = awskms.Key_FromKeyArn(s.st, jsii.String("Key"), jsii.String(s.props.KeyARN))
+		for _, r := range s.roles {
+			r.AddToPrincipalPolicy(statement("StoreCryptKeyUser", s.keyActions(), []*string{s.key.KeyArn()}, s.keyConditions()))
+		}
+		return
+	}
+	key := awskms.NewKey(s.st, jsii.String("Key"), &awskms.KeyProps{
+		Alias:             jsii.String(s.props.KeyAlias),
+		Description:       jsii.String("storecrypt: wraps the instance-store volume keys"),
+		EnableKeyRotation: jsii.Bool(true),
+		PendingWindow:     awscdk.Duration_Days(jsii.Number(30)),
+		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+	})
+	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: jsii.String("StoreCryptKeyUsers"), Effect: awsiam.Effect_ALLOW,
+		Principals: s.rolePrincipals(), Actions: jsii.Strings(s.keyActions()...), Resources: jsii.Strings("*"),
+		Conditions: func() *map[string]any { c := s.keyConditions(); return &c }(),
+	}), jsii.Bool(false))
+	s.key, s.ownKey = key, key
+}
+
+func (s *stack) rolePrincipals() *[]awsiam.IPrincipal {
+	var p []awsiam.IPrincipal
+	for _, arn := range s.roleARNs {
+		p = append(p, awsiam.NewArnPrincipal(arn))
+	}
+	return &p
+}
+
+// keyConditions: kms-datakey keys must be used with exactly the context the agent sets,
+// so the role's rights do not extend to anything else wrapped under this key.
+func (s *stack) keyConditions() map[string]any {
+	if s.props.KeySource != contract.KeySourceKMSDataKey {
+		return map[string]any{}
+	}
+	return map[string]any{
+		"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": []string{contract.ContextInstanceID, contract.ContextVolume}},
+		"Null":                      map[string]any{"kms:EncryptionContextKeys": "false"},
+	}
+}
+
+// secretBucket holds the seed-compatible passphrase for s3-kms.
+func (s *stack) secretBucket() {
+	b := awss3.NewBucket(s.st, jsii.String("SecretBucket"), &awss3.BucketProps{
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(), EnforceSSL: jsii.Bool(true),
+		Encryption: awss3.BucketEncryption_KMS, EncryptionKey: s.key, BucketKeyEnabled: jsii.Bool(true),
+		Versioned: jsii.Bool(true), ObjectOwnership: awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		ServerAccessLogsBucket: s.logs, ServerAccessLogsPrefix: jsii.String("secret-bucket/"),
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	object := b.ArnForObjects(jsii.String(s.props.SecretKey))
+	for _, r := range s.roles {
+		r.AddToPrincipalPolicy(statement("StoreCryptReadSecret", []string{"s3:GetObject"}, []*string{object}, nil))
+	}
+	if s.props.SecretVPCEndpoint != "" {
+		b.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String("OnlyThroughTheVpcEndpoint"), Effect: awsiam.Effect_DENY,
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}, Actions: jsii.Strings("s3:GetObject"),
+			Resources:  &[]*string{object},
+			Conditions: &map[string]any{"StringNotEquals": map[string]any{"aws:SourceVpce": s.props.SecretVPCEndpoint}},
+		}))
+	}
+	s.bucket = b
+}
+
+// agentArtifacts uploads the agent binaries as assets and lets the instance roles read
+// exactly those objects.
+func (s *stack) agentArtifacts() ([]document.Artifact, error) {
+	var out []document.Artifact
+	for _, arch := range []string{"amd64", "arm64"} {
+		path := filepath.Join(s.props.BuildDir, "storecrypt-agent-linux-"+arch)
+		sum, err := digest(path)
+		if err != nil {
+			return nil, err
+		}
+		asset := awss3assets.NewAsset(s.st, jsii.String("Agent-"+arch), &awss3assets.AssetProps{Path: jsii.String(path)})
+		for _, r := range s.roles {
+			r.AddToPrincipalPolicy(statement("StoreCryptAgent"+arch, []string{"s3:GetObject"},
+				[]*string{asset.Bucket().ArnForObjects(asset.S3ObjectKey())}, nil))
+		}
+		out = append(out, document.Artifact{Arch: arch, URL: *asset.HttpUrl(), SHA256: sum})
+	}
+	return out, nil
+}
+
+// digest reads the .sha256 that `make build` wrote and checks it against the binary, so a
+// stale checksum cannot be deployed.
+func digest(path string) (string, error) {
+	b, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		return "", fmt.Errorf("reading the agent's checksum (run `make build`): %w", err)
+	}
+	fields := strings.Fields(string(b))
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("reading the agent (run `make build`): %w", err)
+	}
+	h := sha256.Sum256(data)
+	if len(fields) == 0 || fields[0] != hex.EncodeToString(h[:]) {
+		return "", fmt.Errorf("%s.sha256 does not match %s (run `make build`)", path, path)
+	}
+	return fields[0], nil
+}
+
+// ssmDocument is the Command document an operator also reruns from the console.
+func (s *stack) ssmDocument(artifacts []document.Artifact) {
+	defaults := contract.DefaultAgentOptions()
+	defaults.KeySource, defaults.MountPoint, defaults.Filesystem = s.props.KeySource, s.props.MountPoint, s.props.Filesystem
+	defaults.KMSKeyID = *s.key.KeyArn()
+	if s.bucket != nil {
+		defaults.Secret = "s3://" + *s.bucket.BucketName() + "/" + s.props.SecretKey
+	}
+	awsssm.NewCfnDocument(s.st, jsii.String("Document"), &awsssm.CfnDocumentProps{
+		Name: s.docName, DocumentType: jsii.String("Command"), DocumentFormat: jsii.String("JSON"),
+		UpdateMethod: jsii.String("NewVersion"), Content: document.Content(defaults, artifacts),
+	})
+	s.agentLogs = awslogs.NewLogGroup(s.st, jsii.String("AgentLogs"), &awslogs.LogGroupProps{
+		Retention: s.props.LogRetention, RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	for _, r := range s.roles {
+		r.AddToPrincipalPolicy(statement("StoreCryptCommandOutput", []string{"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"},
+			[]*string{s.agentLogs.LogGroupArn()}, nil))
+	}
+}
+
+// queues: the launch queue waits for late SSM agents. Its visibility timeout is 6x the
+// function's timeout (AWS's advice for SQS event sources), and 10 receives at 6 minutes
+// keep a message about an hour before the DLQ.
+func (s *stack) queues() {
+	s.dlq = awssqs.NewQueue(s.st, jsii.String("LaunchDLQ"), &awssqs.QueueProps{
+		Encryption: awssqs.QueueEncryption_SQS_MANAGED, EnforceSSL: jsii.Bool(true), RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
+	})
+	s.queue = awssqs.NewQueue(s.st, jsii.String("LaunchQueue"), &awssqs.QueueProps{
+		Encryption: awssqs.QueueEncryption_SQS_MANAGED, EnforceSSL: jsii.Bool(true),
+		VisibilityTimeout: awscdk.Duration_Minutes(jsii.Number(6)),
+		// An SSM agent needs 30 s or more after `running`; waiting that long first saves a retry.
+		DeliveryDelay:   awscdk.Duration_Seconds(jsii.Number(30)),
+		DeadLetterQueue: &awssqs.DeadLetterQueue{Queue: s.dlq, MaxReceiveCount: jsii.Number(10)},
+	})
+}
+
+// function builds a Lambda with its own role and log group; the role gets only what grant adds.
+func (s *stack) function(id, dir string, timeout float64, env map[string]*string) awslambda.Function {
+	logs := awslogs.NewLogGroup(s.st, jsii.String(id+"Logs"), &awslogs.LogGroupProps{Retention: s.props.LogRetention, RemovalPolicy: awscdk.RemovalPolicy_DESTROY})
+	role := awsiam.NewRole(s.st, jsii.String(id+"Role"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil)})
+	role.AddToPrincipalPolicy(statement("Logs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, []*string{logs.LogGroupArn()}, nil))
+	return awslambda.NewFunction(s.st, jsii.String(id), &awslambda.FunctionProps{
+		Runtime: awslambda.Runtime_PROVIDED_AL2023(), Architecture: awslambda.Architecture_ARM_64(), Handler: jsii.String("bootstrap"),
+		Code:    awslambda.Code_FromAsset(jsii.String(filepath.Join(s.props.BuildDir, "functions", dir)), nil),
+		Timeout: awscdk.Duration_Seconds(jsii.Number(timeout)), MemorySize: jsii.Number(256),
+		Role: role, LogGroup: logs, Environment: &env,
+		Description: jsii.String("storecrypt " + dir + " function"),
+	})
+}
+
+func (s *stack) launchFunction() {
+	env := map[string]*string{
+		contract.EnvKMSKeyARN:    s.key.KeyArn(),
+		contract.EnvKeySource:    jsii.String(s.props.KeySource),
+		contract.EnvDocumentName: s.docName,
+		contract.EnvOptInTag:     jsii.String(s.props.OptInTag),
+		contract.EnvMountPoint:   jsii.String(s.props.MountPoint),
+		contract.EnvFilesystem:   jsii.String(s.props.Filesystem),
+		contract.EnvQueueURL:     s.queue.QueueUrl(),
+		contract.EnvAgentLogs:    s.agentLogs.LogGroupName(),
+	}
+	if len(s.props.InstanceRoleARNs) > 0 {
+		env[contract.EnvInstanceRoles] = jsii.String(strings.Join(s.props.InstanceRoleARNs, ","))
+	} else {
+		env[contract.EnvInstanceRoles] = s.roleARNs[0]
+	}
+	if s.bucket != nil {
+		env[contract.EnvSecret] = jsii.String("s3://" + *s.bucket.BucketName() + "/" + s.props.SecretKey)
+	}
+	fn := s.function("Launch", "launch", 60, env)
+	role := fn.Role()
+	role.AddToPrincipalPolicy(statement("DescribeInstances", []string{"ec2:DescribeInstances", "ec2:DescribeInstanceTypes", "ssm:DescribeInstanceInformation"}, []*string{jsii.String("*")}, nil))
+	role.AddToPrincipalPolicy(statement("SendTheDocument", []string{"ssm:SendCommand"}, []*string{s.docARN, s.instanceARN()}, nil))
+	s.tagRights(role)
+	role.AddToPrincipalPolicy(statement("ResolveRoles", []string{"iam:GetInstanceProfile"},
+		[]*string{s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("instance-profile"), ResourceName: jsii.String("*")})}, nil))
+	role.AddToPrincipalPolicy(statement("SimulateInstanceRoles", []string{"iam:SimulatePrincipalPolicy"},
+		[]*string{s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("role"), ResourceName: jsii.String("*")})}, nil))
+	role.AddToPrincipalPolicy(statement("InspectTheKey", []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants"}, []*string{s.key.KeyArn()}, nil))
+	role.AddToPrincipalPolicy(statement("SweepQueue", []string{"sqs:SendMessage"}, []*string{s.queue.QueueArn()}, nil))
+	s.putEventsRight(role)
+	fn.AddEventSource(awslambdaeventsources.NewSqsEventSource(s.queue, &awslambdaeventsources.SqsEventSourceProps{
+		BatchSize: jsii.Number(10), MaxBatchingWindow: awscdk.Duration_Seconds(jsii.Number(5)), ReportBatchItemFailures: jsii.Bool(true),
+	}))
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String("AwsSolutions-IAM5"),
+		Reason: jsii.String("ec2:DescribeInstances, ec2:DescribeInstanceTypes and ssm:DescribeInstanceInformation support no resource-level permissions; " +
+			"SendCommand and CreateTags must reach any instance that launches (CreateTags is limited to storecrypt:* tag keys); " +
+			"GetInstanceProfile and SimulatePrincipalPolicy must read whichever profile and role an opted-in instance has."),
+		AppliesTo: &[]any{"Resource::*", anyInstance, appliesTo(`^Resource::arn:<AWS::Partition>:iam::[^:]+:(instance-profile|role)/\*$`)},
+	}}, jsii.Bool(true))
+	s.launch = fn
+}
+
+// tagRights lets a function write storecrypt's tags, and no others, on instances.
+func (s *stack) tagRights(role awsiam.IRole) {
+	role.AddToPrincipalPolicy(statement("TagStoreCryptKeysOnly", []string{"ec2:CreateTags"}, []*string{s.instanceARN()}, map[string]any{
+		"ForAllValues:StringLike": map[string]any{"aws:TagKeys": []string{"storecrypt:*"}},
+	}))
+}
+
+func (s *stack) putEventsRight(role awsiam.IRole) {
+	bus := s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")})
+	role.AddToPrincipalPolicy(statement("Alert", []string{"events:PutEvents"}, []*string{bus}, nil))
+}
+
+func (s *stack) resultFunction() {
+	fn := s.function("Result", "result", 30, map[string]*string{contract.EnvDocumentName: s.docName})
+	role := fn.Role()
+	role.AddToPrincipalPolicy(statement("ReadOutcome", []string{"ssm:GetCommandInvocation", "ec2:DescribeInstances"}, []*string{jsii.String("*")}, nil))
+	s.tagRights(role)
+	s.putEventsRight(role)
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("ssm:GetCommandInvocation and ec2:DescribeInstances support no resource-level permissions; CreateTags must reach any instance and is limited to storecrypt:* tag keys."),
+		AppliesTo: &[]any{"Resource::*", anyInstance},
+	}}, jsii.Bool(true))
+	s.result = fn
+}
+
+// rules: EC2 running -> launch queue; the document's invocation status -> result
+// function; a schedule -> the launch function's sweep.
+func (s *stack) rules() {
+	awsevents.NewRule(s.st, jsii.String("InstanceRunning"), &awsevents.RuleProps{
+		Description: jsii.String("storecrypt: an instance entered running (also after every stop/start)"),
+		EventPattern: &awsevents.EventPattern{
+			Source: jsii.Strings("aws.ec2"), DetailType: jsii.Strings("EC2 Instance State-change Notification"),
+			Detail: &map[string]any{"state": []string{"running"}},
+		},
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewSqsQueue(s.queue, nil)},
+	})
+	awsevents.NewRule(s.st, jsii.String("InvocationStatus"), &awsevents.RuleProps{
+		Description: jsii.String("storecrypt: the document finished on an instance"),
+		EventPattern: &awsevents.EventPattern{
+			Source: jsii.Strings("aws.ssm"), DetailType: jsii.Strings(result.DetailType),
+			Detail: &map[string]any{"document-name": []*string{s.docName}},
+		},
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(s.result, &awseventstargets.LambdaFunctionProps{RetryAttempts: jsii.Number(4)})},
+	})
+	awsevents.NewRule(s.st, jsii.String("Sweep"), &awsevents.RuleProps{
+		Description: jsii.String("storecrypt: find running instances whose events were lost"),
+		Schedule:    awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(15))),
+		Targets:     &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(s.launch, nil)},
+	})
+}
+
+func (s *stack) alarm(id, what string, metric awscloudwatch.IMetric) {
+	s.alarms = append(s.alarms, awscloudwatch.NewAlarm(s.st, jsii.String(id), &awscloudwatch.AlarmProps{
+		AlarmDescription: jsii.String("storecrypt: " + what), Metric: metric, Threshold: jsii.Number(0),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, EvaluationPeriods: jsii.Number(1),
+		TreatMissingData: awscloudwatch.TreatMissingData_NOT_BREACHING,
+	}))
+}
+
+func (s *stack) alarmsAndTopic() {
+	five := awscdk.Duration_Minutes(jsii.Number(5))
+	s.alarm("DLQNotEmpty", "launch events gave up (SSM agent never came online, or a fault): see the DLQ",
+		s.dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}))
+	s.alarm("LaunchErrors", "the launch function failed", s.launch.MetricErrors(&awscloudwatch.MetricOptions{Period: five}))
+	s.alarm("ResultErrors", "the result function failed", s.result.MetricErrors(&awscloudwatch.MetricOptions{Period: five}))
+	for _, m := range []string{contract.MetricBlocked, contract.MetricFailed} {
+		s.alarm("Instances"+m, "instances "+strings.ToLower(m)+": see the storecrypt:reason tag", awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace: jsii.String(contract.MetricNamespace), MetricName: jsii.String(m), Statistic: jsii.String("Sum"), Period: five,
+		}))
+	}
+	if s.props.AlarmEmail == "" {
+		return
+	}
+	topic := awssns.NewTopic(s.st, jsii.String("Alarms"), &awssns.TopicProps{EnforceSSL: jsii.Bool(true)})
+	cdknag.NagSuppressions_AddResourceSuppressions(topic, &[]*cdknag.NagPackSuppression{{
+		Id: jsii.String("AwsSolutions-SNS2"), Reason: jsii.String("Alarm notices carry alarm names and states, no cardholder or key data; CloudWatch cannot publish to a topic under the AWS-managed SNS key."),
+	}}, jsii.Bool(true))
+	topic.AddSubscription(awssnssubscriptions.NewEmailSubscription(jsii.String(s.props.AlarmEmail), nil))
+	for _, a := range s.alarms {
+		a.AddAlarmAction(awscloudwatchactions.NewSnsAction(topic))
+	}
+}
+
+// trail records the account's management events, the key's use among them.
+func (s *stack) trail() {
+	b := awss3.NewBucket(s.st, jsii.String("TrailBucket"), &awss3.BucketProps{
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(), EnforceSSL: jsii.Bool(true), Encryption: awss3.BucketEncryption_S3_MANAGED,
+		Versioned: jsii.Bool(true), ServerAccessLogsBucket: s.logs, ServerAccessLogsPrefix: jsii.String("trail/"), RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+	awscloudtrail.NewTrail(s.st, jsii.String("Trail"), &awscloudtrail.TrailProps{
+		Bucket: b, EnableFileValidation: jsii.Bool(true), IncludeGlobalServiceEvents: jsii.Bool(true),
+		SendToCloudWatchLogs: jsii.Bool(true), CloudWatchLogsRetention: s.props.LogRetention,
+	})
+}
+
+// operatorPolicy lets operators rerun the document only with MFA and inspect results.
+func (s *stack) operatorPolicy() {
+	p := awsiam.NewManagedPolicy(s.st, jsii.String("OperatorPolicy"), &awsiam.ManagedPolicyProps{
+		Description: jsii.String("storecrypt operators: rerun the document (with MFA only) and read its results"),
+		Statements: &[]awsiam.PolicyStatement{
+			statement("RerunWithMFA", []string{"ssm:SendCommand"}, []*string{s.docARN, s.instanceARN()},
+				map[string]any{"Bool": map[string]any{"aws:MultiFactorAuthPresent": "true"}}),
+			statement("ReadResults", []string{"ssm:ListCommands", "ssm:ListCommandInvocations", "ssm:GetCommandInvocation",
+				"ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "ec2:DescribeTags"}, []*string{jsii.String("*")}, nil),
+			statement("ReadTheDocument", []string{"ssm:DescribeDocument", "ssm:GetDocument"}, []*string{s.docARN}, nil),
+		},
+	})
+	cdknag.NagSuppressions_AddResourceSuppressions(p, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM5"),
+		Reason:    jsii.String("The List/Get/Describe actions support no resource-level permissions; a rerun must reach any instance, and only with MFA."),
+		AppliesTo: &[]any{"Resource::*", anyInstance},
+	}}, jsii.Bool(true))
+}
+
+func (s *stack) outputs() {
+	out := func(id string, v *string, desc string) {
+		awscdk.NewCfnOutput(s.st, jsii.String(id), &awscdk.CfnOutputProps{Value: v, Description: jsii.String(desc)})
+	}
+	out("KeyArn", s.key.KeyArn(), "KMS key that wraps the volume keys")
+	out("DocumentName", s.docName, "SSM document to rerun from the console")
+	out("LaunchQueueUrl", s.queue.QueueUrl(), "queue of launch events")
+	out("OptInTag", jsii.String(s.props.OptInTag), "tag an instance with this to opt it in")
+	if s.bucket != nil {
+		out("SecretBucketName", s.bucket.BucketName(), "bucket of the seed passphrase (s3-kms)")
+	}
+	if len(s.props.InstanceRoleARNs) == 0 {
+		out("InstanceRoleArn", s.roleARNs[0], "role for workloads (its instance profile has the same name)")
+	}
+}

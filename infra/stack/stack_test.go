@@ -1,0 +1,286 @@
+package stack_test
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/storecrypt/storecrypt/infra/stack"
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+func TestMain(m *testing.M) {
+	os.Setenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+	code := m.Run()
+	jsii.Close()
+	os.Exit(code)
+}
+
+// buildDir makes stand-ins for `make build`'s output: the stack hashes and uploads them,
+// it does not run them.
+func buildDir(t *testing.T) string {
+	t.Helper()
+	dir := t.TempDir()
+	for _, arch := range []string{"amd64", "arm64"} {
+		name := filepath.Join(dir, "storecrypt-agent-linux-"+arch)
+		data := []byte("agent for " + arch)
+		sum := sha256.Sum256(data)
+		must(t, os.WriteFile(name, data, 0o755))
+		must(t, os.WriteFile(name+".sha256", []byte(hex.EncodeToString(sum[:])+"  storecrypt-agent-linux-"+arch+"\n"), 0o644))
+	}
+	for _, fn := range []string{"launch", "result"} {
+		must(t, os.MkdirAll(filepath.Join(dir, "functions", fn), 0o755))
+		must(t, os.WriteFile(filepath.Join(dir, "functions", fn, "bootstrap"), []byte(fn), 0o755))
+	}
+	return dir
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func synth(t *testing.T, props *stack.StoreCryptStackProps, nag bool) (awscdk.App, awscdk.Stack) {
+	t.Helper()
+	app := awscdk.NewApp(nil)
+	if nag {
+		awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
+	}
+	props.BuildDir = buildDir(t)
+	props.StackProps = awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("111122223333"), Region: jsii.String("us-east-1")}}
+	s, err := stack.NewStoreCryptStack(app, "StoreCrypt", props)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return app, s
+}
+
+func template(t *testing.T, props *stack.StoreCryptStackProps) (assertions.Template, map[string]any) {
+	t.Helper()
+	_, s := synth(t, props, false)
+	tpl := assertions.Template_FromStack(s, nil)
+	var raw map[string]any
+	b, err := json.Marshal(tpl.ToJSON())
+	must(t, err)
+	must(t, json.Unmarshal(b, &raw))
+	return tpl, raw
+}
+
+func TestFunctions(t *testing.T) {
+	tpl, _ := template(t, &stack.StoreCryptStackProps{})
+	tpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(2))
+	tpl.AllResourcesProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+		"Runtime": "provided.al2023", "Architectures": []string{"arm64"}, "Handler": "bootstrap",
+	})
+	tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
+		"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{
+			contract.EnvDocumentName: contract.DocumentName, contract.EnvKeySource: contract.KeySourceKMSDataKey, contract.EnvOptInTag: contract.DefaultOptIn,
+		})},
+	})
+	tpl.HasResourceProperties(jsii.String("AWS::Lambda::EventSourceMapping"), map[string]any{
+		"BatchSize": 10, "FunctionResponseTypes": []string{"ReportBatchItemFailures"},
+	})
+	tpl.AllResourcesProperties(jsii.String("AWS::Logs::LogGroup"), map[string]any{"RetentionInDays": 365})
+}
+
+func TestRulesAndQueue(t *testing.T) {
+	tpl, _ := template(t, &stack.StoreCryptStackProps{})
+	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"EventPattern": map[string]any{
+		"source": []string{"aws.ec2"}, "detail-type": []string{"EC2 Instance State-change Notification"}, "detail": map[string]any{"state": []string{"running"}},
+	}})
+	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"EventPattern": map[string]any{
+		"source": []string{"aws.ssm"}, "detail-type": []string{"EC2 Command Invocation Status-change Notification"},
+		"detail": map[string]any{"document-name": []string{contract.DocumentName}},
+	}})
+	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"ScheduleExpression": "rate(15 minutes)"})
+	// About an hour for a late SSM agent: 10 receives, 6 minutes apart, then the DLQ.
+	tpl.HasResourceProperties(jsii.String("AWS::SQS::Queue"), map[string]any{
+		"VisibilityTimeout": 360, "SqsManagedSseEnabled": true,
+		"RedrivePolicy": map[string]any{"maxReceiveCount": 10, "deadLetterTargetArn": assertions.Match_AnyValue()},
+	})
+	tpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(5))
+	tpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{"Namespace": contract.MetricNamespace, "MetricName": contract.MetricBlocked})
+}
+
+func TestKeyPolicy(t *testing.T) {
+	tpl, _ := template(t, &stack.StoreCryptStackProps{})
+	tpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{
+		"EnableKeyRotation": true,
+		"KeyPolicy": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{map[string]any{
+			"Sid": "StoreCryptKeyUsers", "Effect": "Allow", "Action": []string{"kms:GenerateDataKey", "kms:Decrypt"},
+			"Condition": map[string]any{
+				"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": []string{contract.ContextInstanceID, contract.ContextVolume}},
+				"Null":                      map[string]any{"kms:EncryptionContextKeys": "false"},
+			},
+			"Principal": map[string]any{"AWS": assertions.Match_AnyValue()}, "Resource": "*",
+		}})},
+	})
+	tpl.HasResourceProperties(jsii.String("AWS::KMS::Alias"), map[string]any{"AliasName": "alias/storecrypt"})
+	tpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
+		assertions.Match_ObjectLike(&map[string]any{"Sid": "InspectTheKey", "Action": []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants"}}),
+	})}})
+}
+
+// statements returns every IAM statement in the template: role and managed policies and
+// resource policies (key, bucket, queue).
+func statements(raw map[string]any) []map[string]any {
+	var out []map[string]any
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case map[string]any:
+			if st, ok := v["Statement"].([]any); ok {
+				for _, s := range st {
+					out = append(out, s.(map[string]any))
+				}
+			}
+			for _, x := range v {
+				walk(x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		}
+	}
+	walk(raw["Resources"])
+	return out
+}
+
+func actions(st map[string]any) []string {
+	switch a := st["Action"].(type) {
+	case string:
+		return []string{a}
+	case []any:
+		var out []string
+		for _, x := range a {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+	return nil
+}
+
+func TestLeastPrivilege(t *testing.T) {
+	for _, props := range []*stack.StoreCryptStackProps{{}, {KeySource: contract.KeySourceS3KMS, Trail: true, AlarmEmail: "ops@example.com"}} {
+		_, raw := template(t, props)
+		sts := statements(raw)
+		if len(sts) < 10 {
+			t.Fatalf("found only %d statements; the walk is broken", len(sts))
+		}
+		for _, st := range sts {
+			if st["Effect"] == "Deny" {
+				continue // TLS-only and endpoint-only guards deny broadly by design
+			}
+			for _, a := range actions(st) {
+				if a == "*" || strings.HasSuffix(a, ":*") && a != "kms:*" {
+					t.Errorf("statement %v allows %q", st["Sid"], a)
+				}
+			}
+			// kms:* is the key policy's account-administration statement, as every KMS key has.
+			if slices.Contains(actions(st), "kms:*") && !strings.Contains(fmt.Sprint(st["Principal"]), ":root") {
+				t.Errorf("kms:* granted to %v", st["Principal"])
+			}
+			if slices.Contains(actions(st), "ssm:SendCommand") {
+				res := fmt.Sprint(st["Resource"])
+				if !strings.Contains(res, "document/"+contract.DocumentName) || !strings.Contains(res, "instance/*") || strings.Contains(res, "document/*") {
+					t.Errorf("SendCommand not scoped to the document: %v", res)
+				}
+			}
+			if slices.Contains(actions(st), "ec2:CreateTags") && !strings.Contains(fmt.Sprint(st["Condition"]), "storecrypt:*") {
+				t.Errorf("CreateTags without the storecrypt:* tag-key condition: %v", st)
+			}
+		}
+	}
+}
+
+func TestOperatorPolicyNeedsMFA(t *testing.T) {
+	tpl, _ := template(t, &stack.StoreCryptStackProps{})
+	tpl.HasResourceProperties(jsii.String("AWS::IAM::ManagedPolicy"), map[string]any{"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
+		assertions.Match_ObjectLike(&map[string]any{"Sid": "RerunWithMFA", "Action": "ssm:SendCommand",
+			"Condition": map[string]any{"Bool": map[string]any{"aws:MultiFactorAuthPresent": "true"}}}),
+	})}})
+}
+
+func TestSecretBucket(t *testing.T) {
+	tpl, raw := template(t, &stack.StoreCryptStackProps{KeySource: contract.KeySourceS3KMS, SecretVPCEndpoint: "vpce-0123456789abcdef0"})
+	tpl.HasResourceProperties(jsii.String("AWS::S3::Bucket"), map[string]any{
+		"VersioningConfiguration":        map[string]any{"Status": "Enabled"},
+		"PublicAccessBlockConfiguration": map[string]any{"BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true},
+		"OwnershipControls":              map[string]any{"Rules": []any{map[string]any{"ObjectOwnership": "BucketOwnerEnforced"}}},
+		"BucketEncryption": map[string]any{"ServerSideEncryptionConfiguration": []any{assertions.Match_ObjectLike(&map[string]any{
+			"ServerSideEncryptionByDefault": map[string]any{"SSEAlgorithm": "aws:kms", "KMSMasterKeyID": assertions.Match_AnyValue()},
+		})}},
+	})
+	var denyOutsideEndpoint, tlsOnly bool
+	for _, st := range statements(raw) {
+		c := fmt.Sprint(st["Condition"])
+		denyOutsideEndpoint = denyOutsideEndpoint || st["Effect"] == "Deny" && strings.Contains(c, "vpce-0123456789abcdef0")
+		tlsOnly = tlsOnly || st["Effect"] == "Deny" && strings.Contains(c, "aws:SecureTransport:false")
+	}
+	if !denyOutsideEndpoint || !tlsOnly {
+		t.Errorf("bucket policy: deny outside the endpoint %v, TLS only %v", denyOutsideEndpoint, tlsOnly)
+	}
+	tpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{"KeyPolicy": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
+		assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptKeyUsers", "Action": "kms:Decrypt"}),
+	})}})
+}
+
+func TestExistingKeyAndRoles(t *testing.T) {
+	tpl, _ := template(t, &stack.StoreCryptStackProps{
+		KeyARN:           "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555",
+		InstanceRoleARNs: []string{"arn:aws:iam::111122223333:role/app"},
+	})
+	tpl.ResourceCountIs(jsii.String("AWS::KMS::Key"), jsii.Number(0))
+	tpl.ResourceCountIs(jsii.String("AWS::IAM::InstanceProfile"), jsii.Number(0))
+	tpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
+		"Roles":          []string{"app"},
+		"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptKeyUser"})})},
+	})
+}
+
+func TestBadProps(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	if _, err := stack.NewStoreCryptStack(app, "S", &stack.StoreCryptStackProps{KeySource: "ephemeral", BuildDir: buildDir(t)}); err == nil {
+		t.Error("ephemeral was accepted")
+	}
+	if _, err := stack.NewStoreCryptStack(app, "T", &stack.StoreCryptStackProps{BuildDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "make build") {
+		t.Errorf("a missing build said %v", err)
+	}
+}
+
+// TestCdkNag applies the AwsSolutions pack: no error or warning may be left; every
+// suppression in the stack carries its reason in the code.
+func TestCdkNag(t *testing.T) {
+	for name, props := range map[string]*stack.StoreCryptStackProps{
+		"defaults":                          {},
+		"s3-kms with trail and alarm email": {KeySource: contract.KeySourceS3KMS, Trail: true, AlarmEmail: "ops@example.com"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			app, _ := synth(t, props, true)
+			artifact := app.Synth(nil).GetStackArtifact(jsii.String("StoreCrypt"))
+			// Messages' type is deprecated in favour of @aws-cdk/cloud-assembly-api, which has
+			// no Go binding yet.
+			for _, m := range *artifact.Messages() {
+				// The levels arrive upper-case (ERROR, WARNING) from this jsii version.
+				level := strings.ToLower(string(m.Level)) //nolint:staticcheck // see above
+				if level == "error" || level == "warning" {
+					t.Errorf("%s %s: %v", level, *m.Id, m.Entry.Data) //nolint:staticcheck // see above
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// TestSynthesizedDocument reads the document out of the template `make synth` wrote to
+// cdk.out and checks it against the contract and the agent's validation: the document an
+// operator reruns from the console is the one this test read.
+func TestSynthesizedDocument(t *testing.T) {
+	path := filepath.Join("..", "cdk.out", "StoreCrypt.template.json")
+	b, err := os.ReadFile(path)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no synthesized template (make test runs `make synth` first): %v", err)
+		}
+		t.Skipf("no %s: run `make synth` first", path)
+	}
+	var tpl struct {
+		Resources map[string]struct {
+			Type       string
+			Properties json.RawMessage
+		}
+	}
+	if err := json.Unmarshal(b, &tpl); err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		DocumentType string
+		Content      struct {
+			SchemaVersion string `json:"schemaVersion"`
+			Parameters    map[string]struct {
+				Type              string `json:"type"`
+				Default           any    `json:"default"`
+				AllowedPattern    string `json:"allowedPattern"`
+				InterpolationType string `json:"interpolationType"`
+				Description       string `json:"description"`
+			} `json:"parameters"`
+			MainSteps []struct {
+				Action string `json:"action"`
+				Name   string `json:"name"`
+				Inputs struct {
+					RunCommand []string `json:"runCommand"`
+				} `json:"inputs"`
+			} `json:"mainSteps"`
+		}
+	}
+	found := 0
+	for _, r := range tpl.Resources {
+		if r.Type == "AWS::SSM::Document" {
+			found++
+			if err := json.Unmarshal(r.Properties, &doc); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if found != 1 || doc.DocumentType != "Command" || doc.Content.SchemaVersion != "2.2" {
+		t.Fatalf("%d documents, type %q, schema %q", found, doc.DocumentType, doc.Content.SchemaVersion)
+	}
+	hostile := []string{"x;reboot", "$(reboot)", "`id`", "a\nb", "/mnt/../etc", "../x", "a b'c"}
+	for _, p := range contract.DocumentParameters {
+		got, ok := doc.Content.Parameters[p.Name]
+		if !ok {
+			t.Errorf("parameter %s is missing", p.Name)
+			continue
+		}
+		if got.AllowedPattern != p.Pattern || got.InterpolationType != "ENV_VAR" || got.Type != "String" || got.Description == "" {
+			t.Errorf("parameter %s: %+v", p.Name, got)
+		}
+		re := regexp.MustCompile(got.AllowedPattern)
+		for _, v := range hostile {
+			if re.MatchString(v) {
+				t.Errorf("parameter %s accepts %q", p.Name, v)
+			}
+		}
+		if s, ok := got.Default.(string); ok && !re.MatchString(s) {
+			t.Errorf("parameter %s: default %q fails its pattern", p.Name, s)
+		}
+	}
+	if len(doc.Content.Parameters) != len(contract.DocumentParameters) {
+		t.Errorf("%d parameters, want %d", len(doc.Content.Parameters), len(contract.DocumentParameters))
+	}
+	var actions []string
+	for _, s := range doc.Content.MainSteps {
+		actions = append(actions, s.Action+":"+s.Name)
+	}
+	if !slices.Equal(actions, []string{"aws:downloadContent:download_amd64", "aws:downloadContent:download_arm64", "aws:runShellScript:apply"}) {
+		t.Fatalf("steps %v", actions)
+	}
+	script := strings.Join(doc.Content.MainSteps[2].Inputs.RunCommand, "\n")
+	if strings.Contains(script, "{{") || !strings.Contains(script, `sha256sum -c`) || !strings.Contains(script, `exec "$bin" apply`) {
+		t.Errorf("the run step:\n%s", script)
+	}
+}
