@@ -150,7 +150,13 @@ func (c *Checker) check(ctx context.Context, r Request) (Verdict, error) {
 	if err != nil || role == "" {
 		return v, err
 	}
-	v = Verdict{Role: role}
+	return c.CheckRole(ctx, role, r)
+}
+
+// CheckRole judges role itself, without an instance profile (storecrypt verify --role).
+// r.InstanceProfileARN is not used.
+func (c *Checker) CheckRole(ctx context.Context, role string, r Request) (Verdict, error) {
+	v := Verdict{Role: role}
 	facts, err := c.key(ctx, r.KeyARN)
 	if err != nil {
 		return Verdict{}, err

@@ -50,10 +50,11 @@ type Role struct {
 
 // Key is a KMS key.
 type Key struct {
-	ARN    string
-	State  string // Enabled, Disabled, PendingDeletion
-	Policy string
-	Grants []Grant
+	ARN         string
+	State       string // Enabled, Disabled, PendingDeletion
+	Policy      string
+	Grants      []Grant
+	RotationOff bool
 }
 
 // Grant gives Grantee the operations ("Decrypt", "GenerateDataKey").

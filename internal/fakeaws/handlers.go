@@ -35,6 +35,7 @@ var handlers = map[string]handler{
 	"KMS.DescribeKey":                 (*World).describeKey,
 	"KMS.GetKeyPolicy":                (*World).getKeyPolicy,
 	"KMS.ListGrants":                  (*World).listGrants,
+	"KMS.GetKeyRotationStatus":        (*World).getKeyRotationStatus,
 	"SSM.DescribeInstanceInformation": (*World).describeInstanceInformation,
 	"SSM.SendCommand":                 (*World).sendCommand,
 	"SSM.GetCommandInvocation":        (*World).getCommandInvocation,
@@ -83,6 +84,11 @@ func matchesFilters(inst *Instance, filters []ec2types.Filter) bool {
 			have = inst.ID
 		case name == "instance-state-name":
 			have = inst.State
+		case name == "tag-key":
+			if !slices.ContainsFunc(f.Values, func(k string) bool { _, ok := inst.Tags[k]; return ok }) {
+				return false
+			}
+			continue
 		case strings.HasPrefix(name, "tag:"):
 			v, ok := inst.Tags[strings.TrimPrefix(name, "tag:")]
 			if !ok {
@@ -245,6 +251,14 @@ func (w *World) listGrants(params any) (any, error) {
 		out.Grants = append(out.Grants, e)
 	}
 	return out, nil
+}
+
+func (w *World) getKeyRotationStatus(params any) (any, error) {
+	k, err := w.key(params.(*kms.GetKeyRotationStatusInput).KeyId)
+	if err != nil {
+		return nil, err
+	}
+	return &kms.GetKeyRotationStatusOutput{KeyId: aws.String(k.ARN), KeyRotationEnabled: !k.RotationOff}, nil
 }
 
 func (w *World) describeInstanceInformation(params any) (any, error) {

@@ -1,0 +1,469 @@
+package opcli
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/csv"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/storecrypt/storecrypt/internal/binding"
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/result"
+)
+
+// ---- put-secret
+
+func putSecretFlags(fs *flag.FlagSet) func(context.Context, *env) error {
+	bucket := fs.String("bucket", "", "the secret bucket (stack output SecretBucketName)")
+	key := fs.String("key", "seed/passphrase", "object key of the secret")
+	keyID := fs.String("kms-key-id", "", "KMS key to encrypt with (stack output KeyArn)")
+	generate := fs.Bool("generate", false, "generate a random passphrase instead of reading one from stdin")
+	return func(ctx context.Context, e *env) error {
+		if *bucket == "" || *keyID == "" {
+			return usageErr("--bucket and --kms-key-id are required")
+		}
+		pass, err := passphrase(e.stdin, *generate)
+		if err != nil {
+			return err
+		}
+		defer clear(pass)
+		enc, err := e.KMS.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(*keyID), Plaintext: pass})
+		if err != nil {
+			return fmt.Errorf("kms:Encrypt with %s: %w", *keyID, err)
+		}
+		// The raw ciphertext, as `aws kms encrypt ... | base64 --decode` writes it, which is
+		// what the agent's s3-kms source and the seed recipe read.
+		put, err := e.S3.PutObject(ctx, &s3.PutObjectInput{
+			Bucket: aws.String(*bucket), Key: aws.String(*key), Body: bytes.NewReader(enc.CiphertextBlob),
+			ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String(*keyID),
+		})
+		if err != nil {
+			return fmt.Errorf("s3:PutObject s3://%s/%s: %w", *bucket, *key, err)
+		}
+		res := map[string]string{"secret": "s3://" + *bucket + "/" + *key, "version": aws.ToString(put.VersionId), "key_id": aws.ToString(enc.KeyId)}
+		if e.output == "json" {
+			return writeJSON(e.out, res)
+		}
+		fmt.Fprintf(e.out, "stored %s (version %q), encrypted under %s\nagents read it with --key-source s3-kms --secret %s\n", res["secret"], res["version"], res["key_id"], res["secret"])
+		return nil
+	}
+}
+
+// passphrase reads one line from stdin (never from argv) or makes a random one.
+func passphrase(stdin io.Reader, generate bool) ([]byte, error) {
+	if generate {
+		raw := make([]byte, 32)
+		if _, err := rand.Read(raw); err != nil {
+			return nil, err
+		}
+		out := []byte(base64.RawURLEncoding.EncodeToString(raw))
+		clear(raw)
+		return out, nil
+	}
+	b, err := io.ReadAll(io.LimitReader(stdin, 4097))
+	if err != nil {
+		return nil, fmt.Errorf("reading the passphrase from stdin: %w", err)
+	}
+	b = bytes.TrimSuffix(b, []byte("\n"))
+	switch {
+	case len(b) == 0:
+		return nil, usageErr("no passphrase on stdin (pipe one in, or use --generate)")
+	case len(b) > 4096 || bytes.ContainsAny(b, "\n\x00"):
+		clear(b)
+		return nil, usageErr("the passphrase must be one line of at most 4096 bytes")
+	}
+	return b, nil
+}
+
+func writeJSON(w io.Writer, v any) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+// ---- verify
+
+func verifyFlags(fs *flag.FlagSet) func(context.Context, *env) error {
+	instance := fs.String("instance", "", "instance id whose role to check")
+	role := fs.String("role", "", "role ARN to check")
+	keyID := fs.String("kms-key-id", "", "the stack's KMS key ARN (stack output KeyArn)")
+	source := fs.String("key-source", contract.KeySourceKMSDataKey, "kms-datakey or s3-kms")
+	secret := fs.String("secret", "", "s3://bucket/key of the seed secret (s3-kms)")
+	return func(ctx context.Context, e *env) error {
+		if (*instance == "") == (*role == "") || *keyID == "" {
+			return usageErr("give --kms-key-id and one of --instance or --role")
+		}
+		checker := &binding.Checker{IAM: e.IAM, KMS: e.KMS}
+		req := binding.Request{KeyARN: *keyID, KeySource: *source, Secret: *secret}
+		var v binding.Verdict
+		var err error
+		if *role != "" {
+			v, err = checker.CheckRole(ctx, *role, req)
+		} else {
+			inst, ierr := describeOne(ctx, e.EC2, *instance)
+			if ierr != nil {
+				return ierr
+			}
+			if inst.IamInstanceProfile != nil {
+				req.InstanceProfileARN = aws.ToString(inst.IamInstanceProfile.Arn)
+			}
+			v, err = checker.Check(ctx, req)
+		}
+		if err != nil {
+			return err
+		}
+		if e.output == "json" {
+			if err := writeJSON(e.out, v); err != nil {
+				return err
+			}
+		} else {
+			printVerdict(e.out, v)
+		}
+		if !v.Allowed {
+			return &codeError{code: exitBlocked, err: fmt.Errorf("blocked: %s", v.Reason)}
+		}
+		return nil
+	}
+}
+
+func printVerdict(w io.Writer, v binding.Verdict) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	verdict := "ok: the agent can get and unwrap its key"
+	if !v.Allowed {
+		verdict = "blocked: " + string(v.Reason)
+	}
+	fmt.Fprintf(tw, "ROLE\t%s\nVERDICT\t%s\n", orDash(v.Role), verdict)
+	if v.Detail != "" {
+		fmt.Fprintf(tw, "DETAIL\t%s\nFIX\t%s\n", v.Detail, v.Fix)
+	}
+	tw.Flush()
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func describeOne(ctx context.Context, c EC2, id string) (ec2types.Instance, error) {
+	out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
+	if err != nil {
+		return ec2types.Instance{}, fmt.Errorf("describing %s: %w", id, err)
+	}
+	for _, r := range out.Reservations {
+		for _, i := range r.Instances {
+			return i, nil
+		}
+	}
+	return ec2types.Instance{}, fmt.Errorf("no instance %s", id)
+}
+
+// ---- rerun
+
+type paramList map[string][]string
+
+func (p paramList) String() string { return fmt.Sprint(map[string][]string(p)) }
+
+func (p paramList) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok {
+		return fmt.Errorf("want Name=Value")
+	}
+	for _, d := range contract.DocumentParameters {
+		if d.Name == k {
+			p[k] = []string{v}
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown parameter %q", k)
+}
+
+// terminal are SSM's final invocation statuses.
+var terminal = map[ssmtypes.CommandInvocationStatus]bool{
+	ssmtypes.CommandInvocationStatusSuccess: true, ssmtypes.CommandInvocationStatusFailed: true,
+	ssmtypes.CommandInvocationStatusTimedOut: true, ssmtypes.CommandInvocationStatusCancelled: true,
+}
+
+func rerunFlags(fs *flag.FlagSet) func(context.Context, *env) error {
+	instance := fs.String("instance", "", "instance id")
+	doc := fs.String("document", contract.DocumentName, "the storecrypt document's name")
+	timeout := fs.Duration("timeout", 30*time.Minute, "how long to wait for the result")
+	params := paramList{}
+	fs.Var(params, "param", "override a document parameter, Name=Value (repeatable)")
+	return func(ctx context.Context, e *env) error {
+		if *instance == "" {
+			return usageErr("--instance is required")
+		}
+		sent, err := e.SSM.SendCommand(ctx, &ssm.SendCommandInput{
+			DocumentName: aws.String(*doc), InstanceIds: []string{*instance}, Parameters: params,
+			Comment: aws.String("storecrypt rerun"),
+		})
+		if err != nil {
+			return fmt.Errorf("sending %s to %s: %w", *doc, *instance, err)
+		}
+		id := aws.ToString(sent.Command.CommandId)
+		fmt.Fprintf(e.errOut, "storecrypt: command %s sent to %s; waiting (up to %s)\n", id, *instance, *timeout)
+		inv, err := e.wait(ctx, id, *instance, *timeout)
+		if err != nil {
+			return err
+		}
+		rep := result.ParseReport(aws.ToString(inv.StandardOutputContent))
+		switch {
+		case rep != nil && e.output == "json":
+			err = writeJSON(e.out, rep)
+		case rep != nil:
+			printReport(e.out, rep)
+		default:
+			fmt.Fprint(e.out, aws.ToString(inv.StandardOutputContent))
+		}
+		if err != nil {
+			return err
+		}
+		if inv.Status != ssmtypes.CommandInvocationStatusSuccess {
+			code := int(inv.ResponseCode)
+			if code <= 0 {
+				code = exitError
+			}
+			return &codeError{code: code, err: fmt.Errorf("command %s on %s: %s (exit %d)", id, *instance, inv.Status, inv.ResponseCode)}
+		}
+		return nil
+	}
+}
+
+func (e *env) wait(ctx context.Context, commandID, instance string, timeout time.Duration) (*ssm.GetCommandInvocationOutput, error) {
+	deadline := time.Now().Add(timeout)
+	last := ssmtypes.CommandInvocationStatus("")
+	for {
+		inv, err := e.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(commandID), InstanceId: aws.String(instance)})
+		var notYet *ssmtypes.InvocationDoesNotExist
+		switch {
+		case errors.As(err, &notYet):
+			// SSM takes a moment to register the invocation after SendCommand.
+		case err != nil:
+			return nil, fmt.Errorf("reading command %s: %w", commandID, err)
+		case terminal[inv.Status]:
+			return inv, nil
+		case inv.Status != last:
+			fmt.Fprintf(e.errOut, "storecrypt: %s\n", inv.Status)
+			last = inv.Status
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("command %s on %s did not finish within %s", commandID, instance, timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(e.poll):
+		}
+	}
+}
+
+func printReport(w io.Writer, r *contract.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "RESULT\t%s (exit %d)\n", r.Result, r.ExitCode)
+	if r.Error != "" {
+		fmt.Fprintf(tw, "ERROR\t%s\n", r.Error)
+	}
+	if l := r.Layout; l != nil {
+		fmt.Fprintf(tw, "VOLUME\t%s %s, %s %d-bit, %d-byte sectors\n", l.Volume, l.RAID, l.Cipher, l.KeySizeBits, l.SectorSize)
+		fmt.Fprintf(tw, "KEY\t%s %s\n", l.KeySource, l.KeyID)
+		fmt.Fprintf(tw, "MOUNT\t%s on %s (mounted %t)\n", l.Filesystem, l.MountPoint, l.Mounted)
+	}
+	for _, s := range r.Steps {
+		fmt.Fprintf(tw, "  %s\t%s\t%.2fs\n", s.Name, s.Action, s.Seconds)
+	}
+	tw.Flush()
+}
+
+// ---- status and report
+
+// seen lists the instances storecrypt has tagged or that carry the opt-in tag.
+func seen(ctx context.Context, c EC2) ([]ec2types.Instance, error) {
+	byID := map[string]ec2types.Instance{}
+	for _, f := range []ec2types.Filter{
+		{Name: aws.String("tag-key"), Values: []string{contract.TagStatus}},
+		{Name: aws.String("tag:" + contract.TagEncrypt), Values: []string{"true"}},
+	} {
+		p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{f}})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("describing instances: %w", err)
+			}
+			for _, r := range page.Reservations {
+				for _, i := range r.Instances {
+					byID[aws.ToString(i.InstanceId)] = i
+				}
+			}
+		}
+	}
+	out := make([]ec2types.Instance, 0, len(byID))
+	for _, i := range byID {
+		out = append(out, i)
+	}
+	sort.Slice(out, func(a, b int) bool { return aws.ToString(out[a].InstanceId) < aws.ToString(out[b].InstanceId) })
+	return out, nil
+}
+
+func tags(i ec2types.Instance) map[string]string {
+	m := map[string]string{}
+	for _, t := range i.Tags {
+		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
+	}
+	return m
+}
+
+// StatusRow is one line of `storecrypt status`.
+type StatusRow struct {
+	Instance  string `json:"instance"`
+	Type      string `json:"type"`
+	State     string `json:"state"`
+	Status    string `json:"status"`
+	Reason    string `json:"reason,omitempty"`
+	At        string `json:"at,omitempty"`
+	CommandID string `json:"command_id,omitempty"`
+}
+
+func statusFlags(*flag.FlagSet) func(context.Context, *env) error {
+	return func(ctx context.Context, e *env) error {
+		insts, err := seen(ctx, e.EC2)
+		if err != nil {
+			return err
+		}
+		rows := []StatusRow{}
+		for _, i := range insts {
+			t := tags(i)
+			status := t[contract.TagStatus]
+			if status == "" {
+				status = "not yet seen"
+			}
+			rows = append(rows, StatusRow{aws.ToString(i.InstanceId), string(i.InstanceType), string(i.State.Name), status, t[contract.TagReason], t[contract.TagAt], t[contract.TagCommandID]})
+		}
+		if e.output == "json" {
+			return writeJSON(e.out, rows)
+		}
+		tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "INSTANCE\tTYPE\tSTATE\tSTATUS\tREASON\tAT\tCOMMAND")
+		for _, r := range rows {
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Instance, r.Type, r.State, r.Status, orDash(r.Reason), orDash(r.At), orDash(r.CommandID))
+		}
+		return tw.Flush()
+	}
+}
+
+// ReportRow is one line of `storecrypt report`: what an auditor asks of each instance.
+type ReportRow struct {
+	Instance    string `json:"instance"`
+	Type        string `json:"type"`
+	Role        string `json:"role"`
+	Status      string `json:"status"`
+	Reason      string `json:"reason"`
+	KeyARN      string `json:"key_arn"`
+	KeyRotation string `json:"key_rotation"`
+	KeySource   string `json:"key_source"`
+	Cipher      string `json:"cipher"`
+	Encrypted   string `json:"encrypted_at"`
+	CommandID   string `json:"command_id"`
+}
+
+var reportHeader = []string{"instance", "type", "role", "status", "reason", "key_arn", "key_rotation", "key_source", "cipher", "encrypted_at", "command_id"}
+
+func (r ReportRow) fields() []string {
+	return []string{r.Instance, r.Type, r.Role, r.Status, r.Reason, r.KeyARN, r.KeyRotation, r.KeySource, r.Cipher, r.Encrypted, r.CommandID}
+}
+
+func reportFlags(*flag.FlagSet) func(context.Context, *env) error {
+	return func(ctx context.Context, e *env) error {
+		insts, err := seen(ctx, e.EC2)
+		if err != nil {
+			return err
+		}
+		checker := &binding.Checker{IAM: e.IAM, KMS: e.KMS, TTL: time.Hour}
+		rotation := map[string]string{}
+		rows := []ReportRow{}
+		for _, i := range insts {
+			t := tags(i)
+			row := ReportRow{Instance: aws.ToString(i.InstanceId), Type: string(i.InstanceType), Status: t[contract.TagStatus], Reason: t[contract.TagReason], CommandID: t[contract.TagCommandID]}
+			if i.IamInstanceProfile != nil {
+				if row.Role, err = checker.Role(ctx, aws.ToString(i.IamInstanceProfile.Arn)); err != nil {
+					return err
+				}
+			}
+			if row.Status == contract.StatusEncrypted {
+				row.Encrypted = t[contract.TagAt]
+			}
+			if row.CommandID != "" {
+				inv, err := e.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(row.CommandID), InstanceId: i.InstanceId})
+				var gone *ssmtypes.InvocationDoesNotExist
+				if err != nil && !errors.As(err, &gone) {
+					return fmt.Errorf("reading command %s: %w", row.CommandID, err)
+				}
+				if rep := parseInvocation(inv); rep != nil && rep.Layout != nil {
+					l := rep.Layout
+					row.KeyARN, row.KeySource = l.KeyID, l.KeySource
+					row.Cipher = fmt.Sprintf("%s/%d-bit/%dB sectors", l.Cipher, l.KeySizeBits, l.SectorSize)
+				}
+			}
+			if row.KeyARN != "" {
+				if _, ok := rotation[row.KeyARN]; !ok {
+					rs, err := e.KMS.GetKeyRotationStatus(ctx, &kms.GetKeyRotationStatusInput{KeyId: aws.String(row.KeyARN)})
+					if err != nil {
+						return fmt.Errorf("reading the rotation of %s: %w", row.KeyARN, err)
+					}
+					rotation[row.KeyARN] = map[bool]string{true: "on", false: "off"}[rs.KeyRotationEnabled]
+				}
+				row.KeyRotation = rotation[row.KeyARN]
+			}
+			rows = append(rows, row)
+		}
+		switch e.output {
+		case "json":
+			return writeJSON(e.out, rows)
+		case "csv":
+			w := csv.NewWriter(e.out)
+			_ = w.Write(reportHeader)
+			for _, r := range rows {
+				_ = w.Write(r.fields())
+			}
+			w.Flush()
+			return w.Error()
+		}
+		tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, strings.ToUpper(strings.Join(reportHeader, "\t")))
+		for _, r := range rows {
+			f := r.fields()
+			for k := range f {
+				f[k] = orDash(f[k])
+			}
+			fmt.Fprintln(tw, strings.Join(f, "\t"))
+		}
+		return tw.Flush()
+	}
+}
+
+func parseInvocation(inv *ssm.GetCommandInvocationOutput) *contract.Report {
+	if inv == nil {
+		return nil
+	}
+	return result.ParseReport(aws.ToString(inv.StandardOutputContent))
+}

@@ -1,0 +1,222 @@
+package opcli_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/opcli"
+	"github.com/storecrypt/storecrypt/test/emu"
+)
+
+var update = flag.Bool("update", false, "rewrite the golden files")
+
+var launched = time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
+
+func golden(t *testing.T, name, got string) {
+	t.Helper()
+	path := filepath.Join("testdata", name)
+	if *update {
+		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(want) != got {
+		t.Errorf("output differs from %s (rerun with -update and review the diff):\n%s", path, got)
+	}
+}
+
+func run(t *testing.T, c opcli.Clients, stdin string, args ...string) (int, string, string) {
+	t.Helper()
+	var out, errOut bytes.Buffer
+	code := opcli.Main(context.Background(), args, strings.NewReader(stdin), &out, &errOut,
+		func(context.Context, string, string) (opcli.Clients, error) { return c, nil })
+	return code, out.String(), errOut.String()
+}
+
+func worldClients(w *fakeaws.World) opcli.Clients {
+	cfg := w.Config()
+	return opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg)}
+}
+
+// agentOutput is what the document prints: install lines, then the agent's report.
+func agentOutput(result string, code contract.ExitCode) string {
+	rep := contract.Report{Command: "apply", Result: result, ExitCode: int(code), Devices: []contract.Device{}, Steps: []contract.Step{{Name: "luks-format", Action: "format /dev/md127 as LUKS2 aes-xts-plain64", Changed: true, Seconds: 0.45}},
+		Layout: &contract.Layout{Volume: "/dev/md127", RAID: "/dev/md127", Cipher: "aes-xts-plain64", KeySizeBits: 512, SectorSize: 4096, KeySource: contract.KeySourceKMSDataKey,
+			KeyID: fakeaws.KeyARN, Filesystem: "ext4", MountPoint: contract.DefaultMountPoint, Mounted: true}}
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	return "storecrypt: installing the tools for: mdadm\n" + string(b) + "\n"
+}
+
+// fleet is a world with instances in each state the CLI shows.
+func fleet() *fakeaws.World {
+	w := fakeaws.NewAccount()
+	at := launched.Add(2 * time.Minute).Format(time.RFC3339)
+	w.AddInstance("i-00000000000000001", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{
+		contract.TagStatus: contract.StatusEncrypted, contract.TagAt: at, contract.TagCommandID: "cmd-1"}, launched)
+	w.AddInstance("i-00000000000000002", "i4i.large", fakeaws.Profile(fakeaws.NotKeyUser), map[string]string{
+		contract.TagStatus: contract.StatusBlocked, contract.TagReason: string(contract.ReasonNotKeyUser), contract.TagAt: at, contract.TagEncrypt: "true"}, launched)
+	w.AddInstance("i-00000000000000003", "i3en.xlarge", fakeaws.Profile(fakeaws.KeyUser), map[string]string{
+		contract.TagStatus: contract.StatusFailed, contract.TagReason: "refused-unsafe", contract.TagAt: at, contract.TagCommandID: "cmd-2"}, launched)
+	w.AddInstance("i-00000000000000004", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{contract.TagEncrypt: "true"}, launched)
+	w.AddInstance("i-00000000000000005", "m5.large", "", nil, launched) // never seen: not listed
+	w.With(func() {
+		w.Commands = append(w.Commands,
+			&fakeaws.Command{ID: "cmd-1", InstanceIDs: []string{"i-00000000000000001"}, Invocations: map[string]*fakeaws.Invocation{"i-00000000000000001": {Status: "Success", Stdout: agentOutput("ok", 0)}}},
+			&fakeaws.Command{ID: "cmd-2", InstanceIDs: []string{"i-00000000000000003"}, Invocations: map[string]*fakeaws.Invocation{"i-00000000000000003": {Status: "Failed", ResponseCode: 3, Stdout: agentOutput("refused-unsafe", 3)}}},
+		)
+	})
+	return w
+}
+
+func TestStatusAndReport(t *testing.T) {
+	c := worldClients(fleet())
+	for _, tc := range []struct {
+		golden string
+		args   []string
+	}{
+		{"status.txt", []string{"status"}},
+		{"status.json", []string{"--output", "json", "status"}},
+		{"report.txt", []string{"report"}},
+		{"report.csv", []string{"report", "--output", "csv"}},
+		{"report.json", []string{"report", "--output", "json"}},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			code, out, errOut := run(t, c, "", tc.args...)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			golden(t, tc.golden, out)
+		})
+	}
+}
+
+func TestVerify(t *testing.T) {
+	c := worldClients(fleet())
+	for _, tc := range []struct {
+		golden string
+		args   []string
+		code   int
+	}{
+		{"verify-ok.txt", []string{"verify", "--instance", "i-00000000000000001", "--kms-key-id", fakeaws.KeyARN}, 0},
+		{"verify-blocked.txt", []string{"verify", "--instance", "i-00000000000000002", "--kms-key-id", fakeaws.KeyARN}, 3},
+		{"verify-role.json", []string{"--output", "json", "verify", "--role", fakeaws.GrantUser, "--kms-key-id", fakeaws.KeyARN}, 0},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			code, out, errOut := run(t, c, "", tc.args...)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d: %s", code, tc.code, errOut)
+			}
+			golden(t, tc.golden, out)
+		})
+	}
+}
+
+func TestRerun(t *testing.T) {
+	w := fleet()
+	w.OnCommand = func(cmd *fakeaws.Command) {
+		time.Sleep(20 * time.Millisecond)
+		if err := w.SetInvocation(cmd.ID, cmd.InstanceIDs[0], fakeaws.Invocation{Status: "InProgress"}); err != nil {
+			t.Error(err)
+		}
+		time.Sleep(20 * time.Millisecond)
+		inv := fakeaws.Invocation{Status: "Success", Stdout: agentOutput("ok", 0)}
+		if wipe := cmd.Parameters["Wipe"]; len(wipe) == 1 && wipe[0] == "true" {
+			inv = fakeaws.Invocation{Status: "Failed", ResponseCode: 4, Stdout: agentOutput("key-unavailable", 4)}
+		}
+		if err := w.SetInvocation(cmd.ID, cmd.InstanceIDs[0], inv); err != nil {
+			t.Error(err)
+		}
+	}
+	c := worldClients(w)
+	code, out, errOut := run(t, c, "", "rerun", "--instance", "i-00000000000000001")
+	if code != 0 || !strings.Contains(out, "ok (exit 0)") || !strings.Contains(errOut, "waiting") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	code, _, errOut = run(t, c, "", "rerun", "--instance", "i-00000000000000001", "--param", "Wipe=true")
+	if code != int(contract.ExitKeyUnavailable) || !strings.Contains(errOut, "Failed") {
+		t.Fatalf("a failed rerun: exit %d, want the agent's 4\n%s", code, errOut)
+	}
+	if code, _, errOut := run(t, c, "", "rerun", "--instance", "i-1", "--param", "Bogus=1"); code != 2 || !strings.Contains(errOut, `unknown parameter "Bogus"`) {
+		t.Errorf("bad parameter: exit %d %s", code, errOut)
+	}
+	var params map[string][]string
+	w.With(func() { params = w.Commands[len(w.Commands)-1].Parameters })
+	if params["Wipe"][0] != "true" {
+		t.Errorf("the override did not reach SendCommand: %v", params)
+	}
+}
+
+// TestPutSecret stores a passphrase with the real emulators and reads it back the way
+// the agent's s3-kms source does.
+func TestPutSecret(t *testing.T) {
+	e := emu.Start(t)
+	ctx := context.Background()
+	keyARN, err := e.CreateKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.PutObject(ctx, "secrets", "placeholder", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	c := opcli.Clients{KMS: e.KMS, S3: e.S3}
+	code, out, errOut := run(t, c, "correct horse battery staple\n", "put-secret", "--bucket", "secrets", "--kms-key-id", keyARN)
+	if code != 0 || !strings.Contains(out, "stored s3://secrets/seed/passphrase") {
+		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	if strings.Contains(out+errOut, "horse") {
+		t.Error("the passphrase was printed")
+	}
+	key, err := keysource.Sources{KMS: e.KMS, S3: e.S3}.New(ctx, contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed/passphrase"}, keysource.Volume{})
+	if err != nil || string(key.Secret) != "correct horse battery staple" {
+		t.Fatalf("the agent read %q, %v", key.Secret, err)
+	}
+	for _, tc := range []struct{ stdin, says string }{{"", "no passphrase"}, {"two\nlines\n", "one line"}} {
+		if code, _, errOut := run(t, c, tc.stdin, "put-secret", "--bucket", "secrets", "--kms-key-id", keyARN); code != 2 || !strings.Contains(errOut, tc.says) {
+			t.Errorf("stdin %q: exit %d %s", tc.stdin, code, errOut)
+		}
+	}
+	if code, _, errOut := run(t, c, "", "put-secret", "--generate", "--bucket", "secrets", "--key", "gen", "--kms-key-id", keyARN); code != 0 {
+		t.Errorf("--generate: exit %d %s", code, errOut)
+	}
+}
+
+func TestUsage(t *testing.T) {
+	c := opcli.Clients{}
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{nil, 2, "Commands:"},
+		{[]string{"--help"}, 0, "put-secret"},
+		{[]string{"nope"}, 2, `unknown command "nope"`},
+		{[]string{"verify", "--help"}, 0, "-kms-key-id"},
+		{[]string{"verify"}, 2, "give --kms-key-id"},
+		{[]string{"status", "--output", "yaml"}, 2, "want table or json"},
+		{[]string{"status", "extra"}, 2, `unexpected argument "extra"`},
+	} {
+		code, _, errOut := run(t, c, "", tc.args...)
+		if code != tc.code || !strings.Contains(errOut, tc.says) {
+			t.Errorf("%v: exit %d, stderr %q; want %d saying %q", tc.args, code, errOut, tc.code, tc.says)
+		}
+	}
+}
