@@ -78,7 +78,7 @@ test: deps lint synth
 	$(GO) test -timeout 40m ./...
 
 ## demo: the agent's life on the test guest: apply, write, reboot, unlock, read back, status
-demo: deps
+demo: deps synth
 	$(GO) run ./test/demo
 
 clean:

@@ -85,6 +85,7 @@ const (
 	EnvEventBus      = "STORECRYPT_EVENT_BUS"   // where alert events go
 	EnvStaleAfter    = "STORECRYPT_STALE_AFTER" // sweep: a pending status older than this is stale
 	EnvAgentLogs     = "STORECRYPT_AGENT_LOGS"  // CloudWatch log group for the commands' output
+	EnvModel         = "STORECRYPT_MODEL"       // the instance-store NVMe model (tests and non-EC2 hosts)
 )
 
 // EventSource and the detail types of the events storecrypt emits for alerting.

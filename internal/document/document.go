@@ -79,8 +79,9 @@ func sorted(a []Artifact) []Artifact {
 // so stdout is the JSON document the result function parses.
 func Script(artifacts []Artifact) []string {
 	lines := []string{
-		"#!/bin/bash",
-		"set -euo pipefail",
+		// POSIX sh: SSM may run the script with dash (Ubuntu) or busybox as well as bash.
+		"#!/bin/sh",
+		"set -eu",
 		"exec 3>&1 1>&2",
 		`need="cryptsetup mdadm blkid mkfs.ext4"`,
 		`if [ "$SSM_Filesystem" = xfs ]; then need="$need mkfs.xfs"; fi`,
@@ -104,7 +105,7 @@ func Script(artifacts []Artifact) []string {
 		// aws:downloadContent keeps the object's name, which is the asset's hash.
 		fmt.Sprintf(`bin=$(find %s/"$arch" -type f | head -n 1)`, Dir),
 		`if [ -z "$bin" ]; then echo "storecrypt: the agent for $arch was not downloaded" >&2; exit 1; fi`,
-		`echo "$sum  $bin" | sha256sum -c --quiet - || { echo "storecrypt: $bin does not match its SHA-256" >&2; exit 1; }`,
+		`echo "$sum  $bin" | sha256sum -c || { echo "storecrypt: $bin does not match its SHA-256" >&2; exit 1; }`,
 		`chmod 0755 "$bin"`,
 		// exec: the agent's exit code is the step's, which the result function reads.
 		"exec "+strings.Join(applyArgv(), " ")+" >&3",

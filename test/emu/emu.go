@@ -13,6 +13,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"reflect"
@@ -63,7 +64,7 @@ var kmsOnce sync.Mutex
 // Start runs the emulators until the test ends.
 func Start(t testing.TB) *Emulators {
 	t.Helper()
-	e, err := New(t.TempDir())
+	e, err := New(t.TempDir(), "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,8 +72,9 @@ func Start(t testing.TB) *Emulators {
 	return e
 }
 
-// New runs the emulators, keeping their state in dir, until Close.
-func New(dir string) (*Emulators, error) {
+// New runs the emulators, keeping their state in dir, until Close. IMDS reports
+// instanceID, or InstanceID when it is empty.
+func New(dir, instanceID string) (*Emulators, error) {
 	e := &Emulators{denied: map[string]bool{}}
 	// local-kms keeps region and account in package variables: one configuration per process.
 	kmsOnce.Lock()
@@ -89,7 +91,10 @@ func New(dir string) (*Emulators, error) {
 	e.s3srv = httptest.NewServer(gofakes3.New(s3mem.New()).Server())
 	e.S3Addr = strings.TrimPrefix(e.s3srv.URL, "http://")
 
-	if err := e.startIMDS(dir); err != nil {
+	if instanceID == "" {
+		instanceID = InstanceID
+	}
+	if err := e.startIMDS(dir, instanceID); err != nil {
 		e.Close()
 		return nil, err
 	}
@@ -203,7 +208,7 @@ func (e *Emulators) PutObject(ctx context.Context, bucket, key string, body []by
 }
 
 // startIMDS builds (once, cached by the go command) and runs amazon-ec2-metadata-mock.
-func (e *Emulators) startIMDS(dir string) error {
+func (e *Emulators) startIMDS(dir, instanceID string) error {
 	bin := filepath.Join(dir, "ec2-metadata-mock")
 	build := exec.Command("go", "build", "-o", bin, "github.com/aws/amazon-ec2-metadata-mock/cmd/ec2-metadata-mock")
 	if out, err := build.CombinedOutput(); err != nil {
@@ -216,6 +221,7 @@ func (e *Emulators) startIMDS(dir string) error {
 	e.IMDSAddr = fmt.Sprintf("127.0.0.1:%d", port)
 	e.imds = exec.Command(bin, "-n", "127.0.0.1", "-p", fmt.Sprint(port), "-I")
 	e.imds.Dir = dir
+	e.imds.Env = append(os.Environ(), "AEMM_METADATA_VALUES_INSTANCE_ID="+instanceID)
 	e.imds.Stdout, e.imds.Stderr = io.Discard, io.Discard
 	e.imds.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := e.imds.Start(); err != nil {

@@ -40,6 +40,8 @@ type Options struct {
 	Disks  int
 	SizeMB int // per NVMe disk; 64 when zero
 	Agent  string
+	// InstanceID is what IMDS reports; the emulator's default when empty.
+	InstanceID string
 	// Prepare fills NVMe disk i before the first boot; nil leaves it blank.
 	Prepare func(i int, path string) error
 }
@@ -80,13 +82,13 @@ func New(ctx context.Context, dir string, o Options) (*Testbed, error) {
 		return nil, err
 	}
 	tb.Root = vm.Disk{Path: filepath.Join(dir, "root.img"), Serial: "root"}
-	if err := sparse(tb.Root.Path, 32); err != nil {
+	if err := sparse(tb.Root.Path, 128); err != nil {
 		return nil, err
 	}
 	if out, err := exec.Command("mkfs.ext4", "-q", tb.Root.Path).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("making the root volume: %w: %s", err, out)
 	}
-	e, err := emu.New(filepath.Join(dir, "emu"))
+	e, err := emu.New(filepath.Join(dir, "emu"), o.InstanceID)
 	if err != nil {
 		return nil, err
 	}

@@ -1,0 +1,383 @@
+// Package flow runs all of storecrypt on this machine, no AWS account: the emulators and
+// the in-memory EC2/IAM/SSM account hold two instances, the test guest boots as the first,
+// EC2's running events go through the launch function's handler, the SSM fake runs the
+// synthesized document inside the guest, and the result function records the outcome.
+// `make demo` prints it; a test runs it.
+package flow
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"os"
+	"path"
+	"sort"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	samples "github.com/storecrypt/storecrypt/events"
+	"github.com/storecrypt/storecrypt/internal/binding"
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/emf"
+	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/launch"
+	"github.com/storecrypt/storecrypt/internal/opcli"
+	"github.com/storecrypt/storecrypt/internal/result"
+	"github.com/storecrypt/storecrypt/test/emu"
+	"github.com/storecrypt/storecrypt/test/testbed"
+	"github.com/storecrypt/storecrypt/test/vm"
+)
+
+// The two instances: the guest (the id the running sample event names) and one whose role
+// is not a key user.
+const (
+	guestID   = "i-0abcdef1234567890"
+	blockedID = "i-0bbbbbbbbbbbbbbb2"
+)
+
+// timeline prints each stage with its time.
+type timeline struct {
+	w           io.Writer
+	start, last time.Time
+	stages      []string
+}
+
+func (tl *timeline) stage(name string) {
+	now := time.Now()
+	line := fmt.Sprintf("[%6.1fs] %-62s (+%.1fs)", now.Sub(tl.start).Seconds(), name, now.Sub(tl.last).Seconds())
+	tl.stages = append(tl.stages, line)
+	fmt.Fprintln(tl.w, line)
+	tl.last = now
+}
+
+// Run runs the flow; cdkOut is the synthesized app. It returns an error when any stage
+// fails or the outcome is not the expected one.
+func Run(ctx context.Context, w io.Writer, cdkOut string) error {
+	if err := vm.Available(); err != nil {
+		return err
+	}
+	doc, err := readDocument(cdkOut)
+	if err != nil {
+		return err
+	}
+	assets, err := readAssets(cdkOut)
+	if err != nil {
+		return err
+	}
+	dir, err := os.MkdirTemp("", "storecrypt-flow-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	tl := &timeline{w: w, start: time.Now(), last: time.Now()}
+	fmt.Fprintln(w, "storecrypt demo: the whole flow, on this machine, with no AWS account")
+
+	agent, err := testbed.BuildAgent(dir)
+	if err != nil {
+		return err
+	}
+	tb, err := testbed.New(ctx, dir, testbed.Options{Disks: 2, SizeMB: 128, Agent: agent, InstanceID: guestID})
+	if err != nil {
+		return err
+	}
+	defer tb.Close()
+	for _, a := range assets {
+		body, err := os.ReadFile(a.Path)
+		if err != nil {
+			return err
+		}
+		if err := tb.Emu.PutObject(ctx, a.Bucket, a.Key, body); err != nil {
+			return fmt.Errorf("publishing asset %s: %w", a.Key, err)
+		}
+	}
+	tl.stage(fmt.Sprintf("emulators up (KMS, S3, IMDSv2); %d agent binaries published to S3", len(assets)))
+
+	world := account(tb.KeyARN)
+	if err := tb.Boot(ctx); err != nil {
+		return err
+	}
+	tl.stage(fmt.Sprintf("instance %s booted: 2 blank NVMe disks, 1 EBS disk", guestID))
+
+	runner := &ssmRunner{tb: tb, world: world, doc: doc, done: make(chan error, 4)}
+	world.OnCommand = runner.run
+	var logs bytes.Buffer
+	lh := launchHandler(world, tb.KeyARN, doc.Name, &logs)
+	running, err := samples.Read("ec2-running.json")
+	if err != nil {
+		return err
+	}
+	batch := events.SQSEvent{Records: []events.SQSMessage{
+		{MessageId: "m-1", Body: string(running)},
+		{MessageId: "m-2", Body: launch.StateChangeEvent(blockedID, time.Now())},
+	}}
+	resp, err := lh.HandleSQS(ctx, batch)
+	if err != nil {
+		return err
+	}
+	if len(resp.BatchItemFailures) > 0 {
+		return fmt.Errorf("launch function retried %v\n%s", resp.BatchItemFailures, logs.String())
+	}
+	tl.stage("launch function: bindings checked, SendCommand to " + guestID + ", " + blockedID + " blocked")
+
+	var invocation invocationResult
+	select {
+	case err := <-runner.done:
+		if err != nil {
+			return err
+		}
+		invocation = runner.last
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	tl.stage(fmt.Sprintf("SSM ran the document in the guest: download, sha256, apply (exit %d)", invocation.code))
+
+	rh := &result.Handler{
+		Config: result.Config{DocumentName: doc.Name, EventBus: "default"},
+		SSM:    ssm.NewFromConfig(world.Config()), EC2: ec2.NewFromConfig(world.Config()), Events: eventbridge.NewFromConfig(world.Config()),
+		Log: slog.New(slog.NewJSONHandler(&logs, nil)), Metrics: &emf.Writer{W: &logs, Namespace: contract.MetricNamespace}, Now: time.Now,
+	}
+	ev, err := statusEvent(invocation)
+	if err != nil {
+		return err
+	}
+	out, err := rh.Handle(ctx, ev)
+	if err != nil {
+		return err
+	}
+	if out == nil || out.Status != contract.StatusEncrypted {
+		return fmt.Errorf("the result function recorded %+v\nagent output:\n%s\n%s", out, invocation.stdout, invocation.stderr)
+	}
+	tl.stage("result function: " + guestID + " tagged encrypted")
+
+	if err := check(world); err != nil {
+		return fmt.Errorf("%w\nfunction logs:\n%s", err, logs.String())
+	}
+	mounted, err := tb.Sh(ctx, "grep ' /mnt/instance-store ' /proc/mounts")
+	if err != nil {
+		return err
+	}
+	tl.stage("checked: " + strings.Fields(mounted)[0] + " mounted at /mnt/instance-store")
+
+	clients := opcli.Clients{EC2: ec2.NewFromConfig(world.Config()), SSM: ssm.NewFromConfig(world.Config()), IAM: iam.NewFromConfig(world.Config()), KMS: kms.NewFromConfig(world.Config())}
+	for _, args := range [][]string{{"status"}, {"report"}} {
+		fmt.Fprintf(w, "\n$ storecrypt %s\n", args[0])
+		if code := opcli.Main(ctx, args, strings.NewReader(""), w, w, func(context.Context, string, string) (opcli.Clients, error) { return clients, nil }); code != 0 {
+			return fmt.Errorf("storecrypt %s exited %d", args[0], code)
+		}
+	}
+	return nil
+}
+
+// account is the in-memory account: the stack's roles and profiles, the emulator's key
+// (same ARN, so the binding check and the agent speak of one key), and both instances.
+func account(keyARN string) *fakeaws.World {
+	w := fakeaws.NewAccount()
+	w.Keys = map[string]*fakeaws.Key{keyARN: {ARN: keyARN, State: "Enabled", Policy: fakeaws.KeyPolicy}}
+	now := time.Now().UTC().Truncate(time.Second)
+	w.AddInstance(guestID, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, now)
+	w.AddInstance(blockedID, "i4i.large", fakeaws.Profile(fakeaws.NotKeyUser), map[string]string{contract.TagEncrypt: "true"}, now)
+	return w
+}
+
+func launchHandler(w *fakeaws.World, keyARN, docName string, logs io.Writer) *launch.Handler {
+	cfg, err := launch.LoadConfig(func(k string) string {
+		return map[string]string{
+			contract.EnvKMSKeyARN: keyARN, contract.EnvDocumentName: docName, contract.EnvInstanceRoles: fakeaws.KeyUser,
+			// The guest's controller model: on EC2 the default, Amazon EC2 NVMe Instance Storage.
+			contract.EnvModel: testbed.GuestModel,
+		}[k]
+	})
+	if err != nil {
+		panic(err) // the values above are constants
+	}
+	c := w.Config()
+	return &launch.Handler{
+		Config: cfg, EC2: ec2.NewFromConfig(c), SSM: ssm.NewFromConfig(c), SQS: sqs.NewFromConfig(c), Events: eventbridge.NewFromConfig(c),
+		Binder: &binding.Checker{IAM: iam.NewFromConfig(c), KMS: kms.NewFromConfig(c), TTL: time.Minute},
+		Log:    slog.New(slog.NewJSONHandler(logs, nil)), Metrics: &emf.Writer{W: logs, Namespace: contract.MetricNamespace}, Now: time.Now,
+	}
+}
+
+// check: the guest is encrypted, the other instance blocked for the right reason, and no
+// command reached it.
+func check(w *fakeaws.World) error {
+	var errs []error
+	w.With(func() {
+		g, b := w.Instances[guestID].Tags, w.Instances[blockedID].Tags
+		if g[contract.TagStatus] != contract.StatusEncrypted {
+			errs = append(errs, fmt.Errorf("%s is %q, want encrypted", guestID, g[contract.TagStatus]))
+		}
+		if b[contract.TagStatus] != contract.StatusBlocked || b[contract.TagReason] != string(contract.ReasonNotKeyUser) {
+			errs = append(errs, fmt.Errorf("%s is %q (%s), want blocked (not-key-user)", blockedID, b[contract.TagStatus], b[contract.TagReason]))
+		}
+		for _, c := range w.Commands {
+			for _, id := range c.InstanceIDs {
+				if id != guestID {
+					errs = append(errs, fmt.Errorf("a command reached %s", id))
+				}
+			}
+		}
+	})
+	return errors.Join(errs...)
+}
+
+// ssmRunner is the SSM agent of the guest: it runs the document's steps as SSM would.
+type ssmRunner struct {
+	tb    *testbed.Testbed
+	world *fakeaws.World
+	doc   ssmDocument
+	done  chan error
+	mu    sync.Mutex
+	last  invocationResult
+}
+
+type invocationResult struct {
+	commandID, instanceID, status string
+	code                          int
+	stdout, stderr                string
+	requested                     time.Time
+}
+
+func (r *ssmRunner) run(cmd *fakeaws.Command) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
+	for _, id := range cmd.InstanceIDs {
+		if id != guestID {
+			r.done <- fmt.Errorf("a command for %s, which is not the guest", id)
+			return
+		}
+		res, err := r.runOn(ctx, cmd)
+		if err != nil {
+			r.done <- err
+			return
+		}
+		status := "Success"
+		if res.code != 0 {
+			status = "Failed"
+		}
+		res.status = status
+		if err := r.world.SetInvocation(cmd.ID, id, fakeaws.Invocation{Status: status, ResponseCode: int32(res.code), Stdout: res.stdout}); err != nil {
+			r.done <- err
+			return
+		}
+		r.mu.Lock()
+		r.last = res
+		r.mu.Unlock()
+	}
+	r.done <- nil
+}
+
+// runOn runs each step: aws:downloadContent fetches from the S3 emulator and writes into
+// the guest; aws:runShellScript runs in the guest with each parameter as SSM_<name>, the
+// way interpolationType ENV_VAR delivers it, and never substituted into the text.
+func (r *ssmRunner) runOn(ctx context.Context, cmd *fakeaws.Command) (invocationResult, error) {
+	res := invocationResult{commandID: cmd.ID, instanceID: guestID, requested: cmd.Requested}
+	env := append([]string{}, emu.Env()...)
+	names := make([]string, 0, len(cmd.Parameters))
+	for k := range cmd.Parameters {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	for _, k := range names {
+		env = append(env, "SSM_"+k+"="+strings.Join(cmd.Parameters[k], ","))
+	}
+	for _, step := range r.doc.Content.MainSteps {
+		switch step.Action {
+		case "aws:downloadContent":
+			if err := r.download(ctx, step.Inputs); err != nil {
+				return res, fmt.Errorf("step %s: %w", step.Name, err)
+			}
+		case "aws:runShellScript":
+			lines, _ := step.Inputs["runCommand"].([]any)
+			script := make([]string, len(lines))
+			for i, l := range lines {
+				script[i], _ = l.(string)
+			}
+			out, err := r.tb.Guest.Exec(ctx, vm.Cmd{Argv: []string{"sh", "-c", strings.Join(script, "\n")}, Env: env})
+			if err != nil {
+				return res, fmt.Errorf("step %s: %w", step.Name, err)
+			}
+			res.code, res.stdout, res.stderr = out.Code, out.Stdout, out.Stderr
+			if out.Code != 0 {
+				return res, nil
+			}
+		default:
+			return res, fmt.Errorf("step %s: action %s is not one the demo's SSM runs", step.Name, step.Action)
+		}
+	}
+	return res, nil
+}
+
+func (r *ssmRunner) download(ctx context.Context, inputs map[string]any) error {
+	info, err := resolve(inputs["sourceInfo"])
+	if err != nil {
+		return err
+	}
+	var src struct {
+		Path string `json:"path"`
+	}
+	if err := json.Unmarshal([]byte(info), &src); err != nil {
+		return fmt.Errorf("sourceInfo %q: %w", info, err)
+	}
+	u, err := url.Parse(src.Path)
+	if err != nil {
+		return err
+	}
+	bucket, key, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
+	obj, err := r.tb.Emu.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	if err != nil {
+		return fmt.Errorf("s3:GetObject %s/%s: %w", bucket, key, err)
+	}
+	defer obj.Body.Close()
+	body, err := io.ReadAll(obj.Body)
+	if err != nil {
+		return err
+	}
+	dest, _ := inputs["destinationPath"].(string)
+	target := path.Join(dest, path.Base(key))
+	out, err := r.tb.Guest.Exec(ctx, vm.Cmd{Argv: []string{"sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1"`, "sh", target}, Stdin: body})
+	if err != nil {
+		return fmt.Errorf("writing %s in the guest: %w", target, err)
+	}
+	if out.Code != 0 {
+		return fmt.Errorf("writing %s in the guest: exit %d: %s", target, out.Code, out.Stderr)
+	}
+	return nil
+}
+
+// statusEvent is SSM's invocation status-change event for res, shaped as the sample.
+func statusEvent(res invocationResult) (events.CloudWatchEvent, error) {
+	b, err := samples.Read("ssm-success.json")
+	if err != nil {
+		return events.CloudWatchEvent{}, err
+	}
+	var ev events.CloudWatchEvent
+	if err := json.Unmarshal(b, &ev); err != nil {
+		return ev, err
+	}
+	var d result.Detail
+	if err := json.Unmarshal(ev.Detail, &d); err != nil {
+		return ev, err
+	}
+	d.CommandID, d.InstanceID, d.Status = res.commandID, res.instanceID, res.status
+	d.Requested = res.requested.UTC().Format(time.RFC3339Nano)
+	ev.Time = time.Now().UTC()
+	ev.Detail, err = json.Marshal(d)
+	return ev, err
+}
