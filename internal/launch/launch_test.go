@@ -371,3 +371,22 @@ func TestDuplicateCostsNothing(t *testing.T) {
 		t.Errorf("commands %v, want a second one for the new start", got)
 	}
 }
+
+// TestSlowAPIsRetryLater: when the APIs are slower than the invocation may wait, the
+// messages go back to the queue rather than being lost.
+func TestSlowAPIsRetryLater(t *testing.T) {
+	const id = "i-00000000000000001"
+	w := fakeaws.NewAccount()
+	w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+	w.Delay = 200 * time.Millisecond
+	e := newEnv(t, w)
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	resp, err := e.h.HandleSQS(ctx, sqsBatch(running(id)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.BatchItemFailures) != 1 || len(e.commanded()) != 0 {
+		t.Fatalf("failures %v, commands %v; want the message back on the queue and no command", resp.BatchItemFailures, e.commanded())
+	}
+}
