@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"fmt"
 	"encoding/base64"
 	"encoding/json"
 	"slices"
@@ -51,11 +52,14 @@ func TestApplyRebootUnlock(t *testing.T) {
 			if got := first.changedSteps(); !slices.Equal(got, wantSteps) {
 				t.Errorf("changed steps %v, want %v", got, wantSteps)
 			}
+			var timings []string
 			for _, s := range first.Report.Steps {
 				if s.Seconds < 0 {
 					t.Errorf("step %s has negative duration", s.Name)
 				}
+				timings = append(timings, fmt.Sprintf("%s %.2fs", s.Name, s.Seconds))
 			}
+			t.Logf("apply on %d disk(s) in %.2fs: %s", tc.disks, first.Report.Seconds, strings.Join(timings, ", "))
 			wantContains(t, "stderr", first.Stderr, "[luks-format]", "[mkfs]", "[mount]")
 			m.sh("echo hello-from-" + strings.ReplaceAll(tc.name, " ", "-") + " > " + userFile + " && sync")
 			mounts := m.sh("grep ' /mnt/instance-store ' /proc/mounts")
