@@ -14,7 +14,7 @@ export STORECRYPT_VM_CACHE ?= $(CURDIR)/.cache/vm
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: all build test lint demo deps synth deploy destroy clean
+.PHONY: all build test lint demo bench deps synth deploy destroy clean
 
 all: build
 
@@ -76,6 +76,10 @@ $(CDK): package.json package-lock.json
 ## test: lint, then every test, the real-kernel ones included (CI=true makes a missing QEMU fail)
 test: deps lint synth
 	$(GO) test -timeout 40m ./...
+
+## bench: every benchmark at full size; rewrites docs/benchmarks.md and docs/bench/ (~10 min)
+bench: deps build
+	$(GO) run ./test/bench/cmd/bench
 
 ## demo: the agent's life on the test guest: apply, write, reboot, unlock, read back, status
 demo: deps synth

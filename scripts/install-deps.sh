@@ -16,6 +16,7 @@ declare -A need=(
 	[mkfs.xfs]=xfsprogs
 	[depmod]=kmod
 	[file]=file
+	[fio]=fio
 )
 
 missing=()

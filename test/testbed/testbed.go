@@ -42,6 +42,8 @@ type Options struct {
 	Agent  string
 	// InstanceID is what IMDS reports; the emulator's default when empty.
 	InstanceID string
+	// GuestTools are extra host programs for the guest image (fio for the benchmarks).
+	GuestTools []string
 	// Prepare fills NVMe disk i before the first boot; nil leaves it blank.
 	Prepare func(i int, path string) error
 }
@@ -56,6 +58,7 @@ type Testbed struct {
 	Guest  *vm.Guest
 	KeyARN string
 	agent  string
+	tools  []string
 }
 
 // New makes the disks, starts the emulators and creates the KMS key; Boot starts the guest.
@@ -63,7 +66,7 @@ func New(ctx context.Context, dir string, o Options) (*Testbed, error) {
 	if o.SizeMB == 0 {
 		o.SizeMB = 64
 	}
-	tb := &Testbed{Dir: dir, agent: o.Agent}
+	tb := &Testbed{Dir: dir, agent: o.Agent, tools: o.GuestTools}
 	for i := range o.Disks {
 		d := vm.Disk{Path: filepath.Join(dir, fmt.Sprintf("nvme%d.img", i)), Serial: fmt.Sprintf("IS%d", i)}
 		if err := sparse(d.Path, o.SizeMB); err != nil {
@@ -120,6 +123,7 @@ func (tb *Testbed) Boot(ctx context.Context) error {
 		Virtio:   []vm.Disk{tb.Root, tb.EBS},
 		Forwards: tb.Emu.Forwards(),
 		Files:    map[string]string{"/usr/local/bin/storecrypt-agent": tb.agent},
+		Tools:    tb.tools,
 	})
 	if err != nil {
 		return err

@@ -45,6 +45,8 @@ type Config struct {
 	Virtio   []Disk            // serial "root" is mounted as the root volume; others are left alone
 	Forwards []Forward         // the emulators
 	Files    map[string]string // guest path -> host path, added to the initramfs
+	// Tools are host programs added to the image (with their libraries); an image per set.
+	Tools    []string
 	MemoryMB int
 	Log      io.Writer // the guest console; nil discards it
 }
@@ -74,7 +76,7 @@ const (
 // Start builds the per-run initramfs and boots the guest; it returns once vmexec has
 // connected, so the first command runs at once.
 func Start(ctx context.Context, cfg Config) (*Guest, error) {
-	image, err := EnsureImage(ctx)
+	image, err := EnsureImage(ctx, cfg.Tools...)
 	if err != nil {
 		return nil, err
 	}
@@ -112,8 +114,8 @@ func Available() error {
 }
 
 // EnsureImage returns the folder with the cached kernel and base initramfs, building
-// them on first use.
-func EnsureImage(ctx context.Context) (string, error) {
+// them on first use; extra tools make a separate image.
+func EnsureImage(ctx context.Context, tools ...string) (string, error) {
 	dir := os.Getenv("STORECRYPT_VM_CACHE")
 	if dir == "" {
 		root, err := repoRoot()
@@ -122,8 +124,12 @@ func EnsureImage(ctx context.Context) (string, error) {
 		}
 		dir = filepath.Join(root, ".cache", "vm")
 	}
+	if len(tools) > 0 {
+		dir += "-" + strings.Join(tools, "-")
+	}
 	script := filepath.Join(sourceDir(), "build-guest.sh")
 	cmd := exec.CommandContext(ctx, "bash", script, dir)
+	cmd.Env = append(os.Environ(), "EXTRA_TOOLS="+strings.Join(tools, " "))
 	cmd.Stderr = os.Stderr
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building the test guest image: %w", err)

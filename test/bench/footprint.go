@@ -1,0 +1,68 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"time"
+
+	"github.com/storecrypt/storecrypt/events"
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/test/rie"
+)
+
+// Footprint is what the functions and the agent cost to start and to hold.
+type Footprint struct {
+	ColdStartMedianMs float64 `json:"launch_cold_start_median_ms"` // process start to first answer under RIE
+	ColdStartSamples  int     `json:"launch_cold_start_samples"`
+	LaunchMaxRSS      int64   `json:"launch_max_rss_bytes"`
+	LaunchBootstrap   int64   `json:"launch_bootstrap_bytes"` // linux/arm64, as deployed
+	ResultBootstrap   int64   `json:"result_bootstrap_bytes"`
+	AgentBinary       int64   `json:"agent_binary_bytes"` // linux/amd64
+	AgentPeakRSS      int64   `json:"agent_peak_rss_bytes"`
+}
+
+// MeasureFootprint starts the launch function under RIE samples times (a cold start each)
+// and reads the sizes of the built artifacts in buildDir (`make build`'s bin/).
+func MeasureFootprint(ctx context.Context, dir, buildDir string, samples int) (Footprint, error) {
+	bootstrap, emulator, err := rie.Build(dir, "github.com/storecrypt/storecrypt/functions/launch")
+	if err != nil {
+		return Footprint{}, err
+	}
+	body, err := events.Read("ec2-stopped.json")
+	if err != nil {
+		return Footprint{}, err
+	}
+	payload := fmt.Sprintf(`{"Records":[{"messageId":"m-1","body":%q}]}`, body)
+	env := []string{
+		contract.EnvKMSKeyARN + "=arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555",
+		contract.EnvDocumentName + "=" + contract.DocumentName, "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench",
+	}
+	var colds []time.Duration
+	var f Footprint
+	for range samples {
+		inv, err := rie.Invoke(ctx, emulator, bootstrap, env, payload)
+		if err != nil {
+			return f, err
+		}
+		colds = append(colds, inv.Cold)
+		f.LaunchMaxRSS = max(f.LaunchMaxRSS, inv.MaxRSS)
+	}
+	slices.Sort(colds)
+	f.ColdStartMedianMs = float64(colds[len(colds)/2].Microseconds()) / 1000
+	f.ColdStartSamples = samples
+	for path, dst := range map[string]*int64{
+		"functions/launch/bootstrap":   &f.LaunchBootstrap,
+		"functions/result/bootstrap":   &f.ResultBootstrap,
+		"storecrypt-agent-linux-amd64": &f.AgentBinary,
+	} {
+		st, err := os.Stat(filepath.Join(buildDir, path))
+		if err != nil {
+			return f, fmt.Errorf("run `make build` first: %w", err)
+		}
+		*dst = st.Size()
+	}
+	return f, nil
+}

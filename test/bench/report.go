@@ -1,0 +1,219 @@
+package bench
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"time"
+
+	"gonum.org/v1/plot"
+	"gonum.org/v1/plot/plotter"
+	"gonum.org/v1/plot/plotutil"
+	"gonum.org/v1/plot/vg"
+)
+
+// Results is one run of every benchmark.
+type Results struct {
+	At           time.Time            `json:"at"`
+	Machine      string               `json:"machine"`
+	Mount        []MountResult        `json:"mount"`
+	AgentMemory  []AgentMemory        `json:"agent_memory"`
+	IO           []IOResult           `json:"io"`
+	ControlPlane []ControlPlaneResult `json:"control_plane"`
+	Footprint    Footprint            `json:"footprint"`
+}
+
+// Machine describes where the run happened.
+func Machine() string {
+	cpu := "unknown CPU"
+	if b, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(b), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				cpu = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	return fmt.Sprintf("%s, %d cores, %s/%s; guest: QEMU TCG (software emulation), 2 vCPUs, 1 GiB", cpu, runtime.NumCPU(), runtime.GOOS, runtime.GOARCH)
+}
+
+func (r *Results) mount(variant string, size int) float64 {
+	for _, m := range r.Mount {
+		if m.Variant == variant && m.SizeMiB == size {
+			return m.Seconds
+		}
+	}
+	return 0
+}
+
+func (r *Results) io(variant, job string) IOResult {
+	for _, x := range r.IO {
+		if x.Variant == variant && x.Job == job {
+			return x
+		}
+	}
+	return IOResult{}
+}
+
+// Headline are the four ratios the issue asks for.
+type Headline struct {
+	AgentOverRecipeLargest float64
+	AgentOverFloorLargest  float64
+	LargestOverSecond      float64
+	WriteOverDefaults      float64
+	ReadOverDefaults       float64
+	CallsRatio             float64 // naive / batched at the largest burst
+}
+
+// Headlines computes them from the largest sizes measured.
+func (r *Results) Headlines() Headline {
+	var h Headline
+	sizes := r.sizes()
+	if n := len(sizes); n > 0 {
+		big := sizes[n-1]
+		h.AgentOverRecipeLargest = ratio(r.mount("agent", big), r.mount("recipe", big))
+		h.AgentOverFloorLargest = ratio(r.mount("agent", big), r.mount("floor", big))
+		if n > 1 {
+			h.LargestOverSecond = ratio(r.mount("agent", big), r.mount("agent", sizes[n-2]))
+		}
+	}
+	h.WriteOverDefaults = ratio(r.io("storecrypt", "seq-write-1m").MiBps, r.io("defaults", "seq-write-1m").MiBps)
+	h.ReadOverDefaults = ratio(r.io("storecrypt", "seq-read-1m").MiBps, r.io("defaults", "seq-read-1m").MiBps)
+	var batched, naive float64
+	for _, c := range r.ControlPlane {
+		if strings.HasPrefix(c.Design, "storecrypt") {
+			batched = c.CallsPerInstance
+		} else {
+			naive = c.CallsPerInstance
+		}
+	}
+	h.CallsRatio = ratio(naive, batched)
+	return h
+}
+
+func (r *Results) sizes() []int {
+	var s []int
+	for _, m := range r.Mount {
+		if m.Variant == "agent" {
+			s = append(s, m.SizeMiB)
+		}
+	}
+	return s
+}
+
+func ratio(a, b float64) float64 {
+	if b == 0 {
+		return 0
+	}
+	return a / b
+}
+
+// WriteJSON writes the run to dir/runs/<time>.json and dir/latest.json.
+func (r *Results) WriteJSON(dir string) error {
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Join(dir, "runs"), 0o755); err != nil {
+		return err
+	}
+	if err := os.WriteFile(filepath.Join(dir, "runs", r.At.UTC().Format("20060102T150405Z")+".json"), b, 0o644); err != nil {
+		return err
+	}
+	return os.WriteFile(filepath.Join(dir, "latest.json"), b, 0o644)
+}
+
+// Plot draws time to mount against disk size, and calls per instance against burst size.
+func (r *Results) Plot(dir string) error {
+	p := plot.New()
+	p.Title.Text = "Time to an encrypted, mounted filesystem"
+	p.X.Label.Text = "disk size (MiB)"
+	p.Y.Label.Text = "seconds"
+	var lines []any
+	for _, v := range []string{"recipe", "agent", "floor"} {
+		var pts plotter.XYs
+		for _, m := range r.Mount {
+			if m.Variant == v {
+				pts = append(pts, plotter.XY{X: float64(m.SizeMiB), Y: m.Seconds})
+			}
+		}
+		lines = append(lines, v, pts)
+	}
+	if err := plotutil.AddLinePoints(p, lines...); err != nil {
+		return err
+	}
+	if err := p.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "mount.png")); err != nil {
+		return err
+	}
+	q := plot.New()
+	q.Title.Text = "AWS calls per instance in a launch burst"
+	q.X.Label.Text = "instances launched at once"
+	q.Y.Label.Text = "calls per instance (log)"
+	q.Y.Scale = plot.LogScale{}
+	q.Y.Tick.Marker = plot.LogTicks{Prec: -1}
+	lines = nil
+	for _, d := range []string{"storecrypt (batched)", "naive (per event)"} {
+		var pts plotter.XYs
+		for _, c := range r.ControlPlane {
+			if c.Design == d {
+				pts = append(pts, plotter.XY{X: float64(c.Instances), Y: c.CallsPerInstance})
+			}
+		}
+		lines = append(lines, d, pts)
+	}
+	if err := plotutil.AddLinePoints(q, lines...); err != nil {
+		return err
+	}
+	return q.Save(6*vg.Inch, 4*vg.Inch, filepath.Join(dir, "calls.png"))
+}
+
+// WriteMarkdown writes the tables.
+func (r *Results) WriteMarkdown(w io.Writer) {
+	h := r.Headlines()
+	fmt.Fprintf(w, "Measured %s on %s.\n\n", r.At.UTC().Format("2006-01-02 15:04 MST"), r.Machine)
+	fmt.Fprintf(w, "| headline | figure | goal |\n| --- | --- | --- |\n")
+	fmt.Fprintf(w, "| agent / recipe, largest disk | %.3f | ≤ 0.03 |\n", h.AgentOverRecipeLargest)
+	fmt.Fprintf(w, "| agent / floor, largest disk | %.2f | ≤ 1.5 |\n", h.AgentOverFloorLargest)
+	fmt.Fprintf(w, "| agent, largest / second-largest disk | %.2f | ≤ 1.1 |\n", h.LargestOverSecond)
+	fmt.Fprintf(w, "| storecrypt / defaults, sequential write | %.2f | ≥ 1.3 |\n", h.WriteOverDefaults)
+	fmt.Fprintf(w, "| storecrypt / defaults, sequential read | %.2f | ≥ 1.3 |\n", h.ReadOverDefaults)
+	fmt.Fprintf(w, "| naive / storecrypt AWS calls per instance, largest burst | %.0f× | |\n\n", h.CallsRatio)
+
+	fmt.Fprintf(w, "### Time to an encrypted, mounted filesystem\n\n| size | recipe (s) | agent (s) | floor (s) | agent/recipe | agent/floor | agent peak RSS |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for i, s := range r.sizes() {
+		a, rc, f := r.mount("agent", s), r.mount("recipe", s), r.mount("floor", s)
+		var rss int64
+		if i < len(r.AgentMemory) {
+			rss = r.AgentMemory[i].PeakRSS
+		}
+		fmt.Fprintf(w, "| %d MiB | %.1f | %.2f | %.2f | %.3f | %.2f | %.1f MiB |\n", s, rc, a, f, ratio(a, rc), ratio(a, f), float64(rss)/(1<<20))
+	}
+	fmt.Fprintf(w, "\n![time to mount](bench/mount.png)\n\n")
+
+	fmt.Fprintf(w, "### Encrypted I/O (fio, direct I/O, psync, queue depth 1)\n\n| job | raw | cryptsetup defaults | storecrypt | defaults/raw | storecrypt/raw | storecrypt/defaults |\n| --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, j := range ioJobs {
+		raw, def, sc := r.io("raw", j.name), r.io("defaults", j.name), r.io("storecrypt", j.name)
+		unit, pick := "MiB/s", func(x IOResult) float64 { return x.MiBps }
+		if strings.Contains(j.name, "4k") {
+			unit, pick = "IOPS", func(x IOResult) float64 { return x.IOPS }
+		}
+		fmt.Fprintf(w, "| %s (%s) | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f |\n", j.name, unit, pick(raw), pick(def), pick(sc), ratio(pick(def), pick(raw)), ratio(pick(sc), pick(raw)), ratio(pick(sc), pick(def)))
+	}
+
+	fmt.Fprintf(w, "\n### The control plane: a launch burst under throttling\n\n| design | instances | AWS calls | per instance | SendCommand | invocations | throttled attempts | simulated s to drain | left without a command |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, c := range r.ControlPlane {
+		fmt.Fprintf(w, "| %s | %d | %d | %.3f | %d | %d | %d | %.0f | %d |\n", c.Design, c.Instances, c.Calls, c.CallsPerInstance, c.SendCommands, c.Invocations, c.Throttled, c.DrainSeconds, c.Unencrypted)
+	}
+	fmt.Fprintf(w, "\n![calls per instance](bench/calls.png)\n\n")
+
+	f := r.Footprint
+	fmt.Fprintf(w, "### Footprint\n\n| what | figure |\n| --- | --- |\n")
+	fmt.Fprintf(w, "| launch function cold start under RIE (process start to first answer, median of %d) | %.1f ms |\n", f.ColdStartSamples, f.ColdStartMedianMs)
+	fmt.Fprintf(w, "| launch function peak RSS (host build) | %.1f MiB |\n", float64(f.LaunchMaxRSS)/(1<<20))
+	fmt.Fprintf(w, "| launch / result `bootstrap` (linux/arm64) | %.1f / %.1f MiB |\n", float64(f.LaunchBootstrap)/(1<<20), float64(f.ResultBootstrap)/(1<<20))
+	fmt.Fprintf(w, "| agent binary (linux/amd64, static) | %.1f MiB |\n", float64(f.AgentBinary)/(1<<20))
+}

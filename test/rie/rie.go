@@ -1,0 +1,130 @@
+// Package rie runs a Lambda bootstrap under the AWS Lambda Runtime Interface Emulator, as
+// provided.al2023 would, for tests and benchmarks: build it, start it, invoke it once.
+package rie
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// Build compiles the function in pkg (as bootstrap, -tags lambda.norpc, for this host)
+// and the emulator into dir.
+func Build(dir, pkg string) (bootstrap, emulator string, err error) {
+	bootstrap, emulator = filepath.Join(dir, "bootstrap"), filepath.Join(dir, "aws-lambda-rie")
+	for _, b := range [][]string{
+		{"build", "-trimpath", "-tags", "lambda.norpc", "-ldflags", "-s -w", "-o", bootstrap, pkg},
+		{"build", "-o", emulator, "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"},
+	} {
+		cmd := exec.Command("go", b...)
+		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := cmd.CombinedOutput(); err != nil {
+			return "", "", fmt.Errorf("go %v: %w\n%s", b, err, out)
+		}
+	}
+	return bootstrap, emulator, nil
+}
+
+// Invocation is one cold start and its answer.
+type Invocation struct {
+	Answer string
+	Cold   time.Duration // process start to the first answer
+	Logs   string
+	MaxRSS int64 // the function's peak resident memory, bytes (0 when not measured)
+}
+
+// Invoke starts the emulator with the function and posts payload once.
+func Invoke(ctx context.Context, emulator, bootstrap string, env []string, payload string) (Invocation, error) {
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	api, emu, err := freeAddr()
+	if err != nil {
+		return Invocation{}, err
+	}
+	cmd := exec.CommandContext(ctx, emulator, "--runtime-interface-emulator-address", emu, "--runtime-api-address", api, bootstrap)
+	cmd.Env = append(os.Environ(), env...)
+	var logs syncBuffer
+	cmd.Stdout, cmd.Stderr = &logs, &logs
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return Invocation{}, err
+	}
+	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	url := "http://" + emu + "/2015-03-31/functions/function/invocations"
+	for {
+		resp, err := http.Post(url, "application/json", strings.NewReader(payload))
+		if err == nil {
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			inv := Invocation{Answer: string(b), Cold: time.Since(start), Logs: logs.String()}
+			inv.MaxRSS = childRSS(cmd.Process.Pid, filepath.Base(bootstrap))
+			return inv, nil
+		}
+		if ctx.Err() != nil {
+			return Invocation{}, fmt.Errorf("the emulator never answered: %w\n%s", err, logs.String())
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// childRSS reads VmHWM of the emulator's child named name.
+func childRSS(parent int, name string) int64 {
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/children", parent))
+	for _, t := range tasks {
+		b, _ := os.ReadFile(t)
+		for _, pid := range strings.Fields(string(b)) {
+			comm, _ := os.ReadFile("/proc/" + pid + "/comm")
+			if strings.TrimSpace(string(comm)) != name {
+				continue
+			}
+			status, _ := os.ReadFile("/proc/" + pid + "/status")
+			for _, line := range strings.Split(string(status), "\n") {
+				if f := strings.Fields(line); len(f) >= 2 && f[0] == "VmHWM:" {
+					kb, _ := strconv.ParseInt(f[1], 10, 64)
+					return kb * 1024
+				}
+			}
+		}
+	}
+	return 0
+}
+
+func freeAddr() (string, string, error) {
+	var addrs []string
+	for range 2 {
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return "", "", err
+		}
+		addrs = append(addrs, ln.Addr().String())
+		ln.Close()
+	}
+	return addrs[0], addrs[1], nil
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
