@@ -5,7 +5,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,6 +14,7 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/golden"
 )
 
 const (
@@ -102,28 +102,14 @@ func newTestAgent(t *testing.T, root string, calls []sysexec.Call, keys *fakeKey
 	return a, fake, &progress
 }
 
-var update = flag.Bool("update", false, "rewrite the golden files")
-
-// golden compares the report a user reads with testdata/name.
-func golden(t *testing.T, name string, rep *contract.Report) {
+// report compares the report a user reads with testdata/name.
+func report(t *testing.T, name string, rep *contract.Report) {
 	t.Helper()
 	got, err := json.MarshalIndent(rep, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(want) != string(got)+"\n" {
-		t.Errorf("report differs from %s (rerun with -update and review the diff):\n%s", path, got)
-	}
+	golden.Check(t, name, append(got, '\n'))
 }
 
 func kmsOptions() contract.AgentOptions {
@@ -178,7 +164,7 @@ func TestApplyFreshDisk(t *testing.T) {
 	if strings.Contains(progress.String(), string(secret)) {
 		t.Error("the key is in the progress output")
 	}
-	golden(t, "apply-fresh.json", rep)
+	report(t, "apply-fresh.json", rep)
 	if !rep.Changed || rep.Result != "ok" || rep.Layout.KeyID != keyARN || rep.Layout.SectorSize != 4096 || !rep.Layout.BootUnit {
 		t.Errorf("report %+v layout %+v", rep, rep.Layout)
 	}

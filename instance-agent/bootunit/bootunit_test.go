@@ -1,31 +1,17 @@
 package bootunit
 
 import (
-	"flag"
 	"os"
 	"path/filepath"
 	"testing"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 func TestRenderGolden(t *testing.T) {
 	got := Render([]string{contract.AgentPath, "unlock", "--mount-point", "/mnt/instance-store", "--model", contract.DefaultModel})
-	golden := filepath.Join("testdata", "unlock.service")
-	if *update {
-		if err := os.WriteFile(golden, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(golden)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("rendered unit differs from %s (rerun with -update and review the diff):\n%s", golden, got)
-	}
+	golden.Check(t, "unlock.service", []byte(got))
 }
 
 func TestInstallIsIdempotent(t *testing.T) {

@@ -4,16 +4,13 @@ import (
 	"encoding/json"
 	"flag"
 	"io"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/golden"
 )
-
-var update = flag.Bool("update", false, "rewrite the golden files")
 
 var artifacts = []Artifact{
 	{Arch: "arm64", URL: "https://bucket.s3.us-east-1.amazonaws.com/arm", SHA256: strings.Repeat("b", 64)},
@@ -134,17 +131,5 @@ func TestGolden(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	path := filepath.Join("testdata", "document.json")
-	if *update {
-		if err := os.WriteFile(path, append(got, '\n'), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(want) != string(got)+"\n" {
-		t.Errorf("the document differs from %s (rerun with -update and review the diff)", path)
-	}
+	golden.Check(t, "document.json", append(got, '\n'))
 }

@@ -4,9 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"flag"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -19,30 +16,12 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/golden"
 	"github.com/storecrypt/storecrypt/internal/opcli"
 	"github.com/storecrypt/storecrypt/test/emu"
 )
 
-var update = flag.Bool("update", false, "rewrite the golden files")
-
 var launched = time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
-
-func golden(t *testing.T, name, got string) {
-	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(want) != got {
-		t.Errorf("output differs from %s (rerun with -update and review the diff):\n%s", path, got)
-	}
-}
 
 func run(t *testing.T, c opcli.Clients, stdin string, args ...string) (int, string, string) {
 	t.Helper()
@@ -104,7 +83,7 @@ func TestStatusAndReport(t *testing.T) {
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
 			}
-			golden(t, tc.golden, out)
+			golden.Check(t, tc.golden, []byte(out))
 		})
 	}
 }
@@ -125,7 +104,7 @@ func TestVerify(t *testing.T) {
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d: %s", code, tc.code, errOut)
 			}
-			golden(t, tc.golden, out)
+			golden.Check(t, tc.golden, []byte(out))
 		})
 	}
 }
