@@ -216,4 +216,5 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| launch function peak RSS (host build) | %.1f MiB |\n", float64(f.LaunchMaxRSS)/(1<<20))
 	fmt.Fprintf(w, "| launch / result `bootstrap` (linux/arm64) | %.1f / %.1f MiB |\n", float64(f.LaunchBootstrap)/(1<<20), float64(f.ResultBootstrap)/(1<<20))
 	fmt.Fprintf(w, "| agent binary (linux/amd64, static) | %.1f MiB |\n", float64(f.AgentBinary)/(1<<20))
+	fmt.Fprintf(w, "| agent peak RSS during apply, largest disk | %.1f MiB |\n", float64(f.AgentPeakRSS)/(1<<20))
 }
