@@ -2,12 +2,9 @@
 package main
 
 import (
-	"time"
+	"os"
 
 	"github.com/aws/aws-lambda-go/lambda"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/storecrypt/storecrypt/internal/lambdaenv"
 	"github.com/storecrypt/storecrypt/internal/result"
@@ -15,14 +12,6 @@ import (
 
 func main() {
 	cfg, aws, log := lambdaenv.Init("result", result.LoadConfig)
-	h := &result.Handler{
-		Config:  cfg,
-		SSM:     ssm.NewFromConfig(aws),
-		EC2:     ec2.NewFromConfig(aws),
-		Events:  eventbridge.NewFromConfig(aws),
-		Log:     log,
-		Metrics: lambdaenv.Metrics(),
-		Now:     time.Now,
-	}
-	lambda.Start(h.Handle)
+	// EMF lines go to stdout, which Lambda sends to CloudWatch Logs.
+	lambda.Start(result.New(cfg, aws, log, os.Stdout).Handle)
 }

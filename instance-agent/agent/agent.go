@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/storecrypt/storecrypt/instance-agent/discover"
+	"github.com/storecrypt/storecrypt/instance-agent/filesystem"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
 	"github.com/storecrypt/storecrypt/instance-agent/lock"
 	"github.com/storecrypt/storecrypt/instance-agent/luks"
@@ -220,7 +221,7 @@ func (r *run) checkTools(disks int) error {
 		need = append(need, "mdadm")
 	}
 	if r.mode == modeApply || r.mode == modePlan {
-		need = append(need, "mkfs."+r.o.Filesystem)
+		need = append(need, filesystem.Tool(r.o.Filesystem))
 	}
 	var missing []string
 	for _, t := range need {

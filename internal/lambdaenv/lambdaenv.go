@@ -1,6 +1,6 @@
 // Package lambdaenv wires a storecrypt Lambda to its runtime: the AWS configuration with
-// the SDK's adaptive retryer (the functions meet throttling in bursts), a JSON logger on
-// stdout, and the EMF metrics writer.
+// the SDK's adaptive retryer (the functions meet throttling in bursts) and a JSON logger
+// on stdout.
 package lambdaenv
 
 import (
@@ -11,9 +11,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-
-	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/internal/emf"
 )
 
 // maxAttempts bounds the SDK's retries; past it a batch item goes back to SQS.
@@ -31,11 +28,6 @@ func AWSConfig(ctx context.Context) (aws.Config, error) {
 // Logger logs JSON lines to stdout, which Lambda sends to CloudWatch Logs.
 func Logger(function string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo})).With("function", function)
-}
-
-// Metrics writes EMF lines to stdout.
-func Metrics() *emf.Writer {
-	return &emf.Writer{W: os.Stdout, Namespace: contract.MetricNamespace}
 }
 
 // Init is a function's init phase: its logger, its configuration from the environment

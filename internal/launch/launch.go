@@ -10,6 +10,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"slices"
 	"sort"
@@ -23,6 +24,8 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -30,6 +33,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/emf"
+	"github.com/storecrypt/storecrypt/internal/record"
 )
 
 // EC2 is the part of the EC2 client the function uses.
@@ -84,6 +88,26 @@ type Handler struct {
 // handledTTL bounds how long handled remembers; duplicates arrive within seconds.
 const handledTTL = 10 * time.Minute
 
+// BindingTTL is how long a binding verdict is reused: a fixed key policy is noticed within
+// this long, without a check per launch.
+const BindingTTL = 5 * time.Minute
+
+// New wires a handler to AWS through cfg (the Lambda's configuration, or a fake account's);
+// metric lines go to metrics.
+func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler {
+	return &Handler{
+		Config:  c,
+		EC2:     ec2.NewFromConfig(cfg),
+		SSM:     ssm.NewFromConfig(cfg),
+		SQS:     sqs.NewFromConfig(cfg),
+		Events:  eventbridge.NewFromConfig(cfg),
+		Binder:  &binding.Checker{IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), TTL: BindingTTL},
+		Log:     log,
+		Metrics: &emf.Writer{W: metrics, Namespace: contract.MetricNamespace},
+		Now:     time.Now,
+	}
+}
+
 // Limits of the APIs.
 const (
 	maxSendCommandTargets = 50
@@ -137,14 +161,14 @@ func (i *instance) launchTime() string {
 type batch struct {
 	h     *Handler
 	retry map[string]bool // message ids to hand back to SQS
-	tags  map[string][]*instance
+	tags  map[record.Status][]*instance
 }
 
 // HandleSQS processes one batch. Messages whose instances are not ready yet (pending, SSM
 // agent not Online, a transient API failure) are returned as batch item failures; every
 // other message is done, whatever became of its instances.
 func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	b := &batch{h: h, retry: map[string]bool{}, tags: map[string][]*instance{}}
+	b := &batch{h: h, retry: map[string]bool{}, tags: map[record.Status][]*instance{}}
 	byID := map[string]*instance{}
 	h.forgetHandled()
 	for _, rec := range ev.Records {
@@ -240,7 +264,7 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 			b.h.log(i).Info("instance no longer exists; dropping")
 			continue
 		}
-		i.Instance, i.tags = desc, tagMap(desc.Tags)
+		i.Instance, i.tags = desc, record.Tags(desc.Tags)
 		switch i.State.Name {
 		case ec2types.InstanceStateNameRunning:
 		case ec2types.InstanceStateNamePending:
@@ -302,14 +326,6 @@ func (h *Handler) describe(ctx context.Context, filters []ec2types.Filter, ids [
 		}
 	}
 	return found, nil
-}
-
-func tagMap(tags []ec2types.Tag) map[string]string {
-	m := make(map[string]string, len(tags))
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
 }
 
 // inScope: the opt-in tag, or a configured role; the tag set to false opts out of both.
@@ -428,11 +444,8 @@ func (b *batch) alert(ctx context.Context, blocked []*instance, verdicts map[str
 	var entries []ebtypes.PutEventsRequestEntry
 	for _, i := range blocked {
 		v := verdicts[i.profile()]
-		detail, _ := json.Marshal(map[string]string{"instance-id": i.id, "reason": string(v.Reason), "role": v.Role, "detail": v.Detail, "fix": v.Fix})
-		entries = append(entries, ebtypes.PutEventsRequestEntry{
-			Source: aws.String(contract.EventSource), DetailType: aws.String(contract.EventInstanceBlocked),
-			Detail: aws.String(string(detail)), EventBusName: aws.String(h.Config.EventBus), Resources: []string{},
-		})
+		entries = append(entries, record.Alert(contract.EventInstanceBlocked, h.Config.EventBus,
+			map[string]string{"instance-id": i.id, "reason": string(v.Reason), "role": v.Role, "detail": v.Detail, "fix": v.Fix}))
 		if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricBlocked, Unit: "Count", Value: 1}},
 			map[string]string{"Reason": string(v.Reason)}, map[string]string{"InstanceId": i.id}); err != nil {
 			h.log(i).Error("writing a metric", "error", err.Error())
@@ -518,38 +531,33 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 // tag queues status tags; instances with identical tags share one CreateTags call.
 func (b *batch) tag(i *instance, status string, reason contract.Reason, commandID string) {
 	b.h.markHandled(i.id)
-	key := strings.Join([]string{status, string(reason), commandID, i.launchTime()}, "\x00")
-	b.tags[key] = append(b.tags[key], i)
+	s := record.Status{Status: status, Reason: reason, CommandID: commandID, LaunchTime: i.launchTime()}
+	b.tags[s] = append(b.tags[s], i)
 }
 
 func (b *batch) writeTags(ctx context.Context) {
 	h := b.h
-	keys := make([]string, 0, len(b.tags))
-	for k := range b.tags {
-		keys = append(keys, k)
+	statuses := make([]record.Status, 0, len(b.tags))
+	for s := range b.tags {
+		statuses = append(statuses, s)
 	}
-	sort.Strings(keys)
+	// A stable order of calls makes the logs and the tests' call counts repeatable.
+	slices.SortFunc(statuses, func(x, y record.Status) int {
+		return strings.Compare(fmt.Sprint(x), fmt.Sprint(y))
+	})
 	at := h.Now().UTC().Format(time.RFC3339)
-	for _, k := range keys {
-		parts := strings.Split(k, "\x00")
-		tags := []ec2types.Tag{
-			{Key: aws.String(contract.TagStatus), Value: aws.String(parts[0])},
-			{Key: aws.String(contract.TagReason), Value: aws.String(parts[1])},
-			{Key: aws.String(contract.TagAt), Value: aws.String(at)},
-			{Key: aws.String(contract.TagLaunchTime), Value: aws.String(parts[3])},
-		}
-		if parts[2] != "" {
-			tags = append(tags, ec2types.Tag{Key: aws.String(contract.TagCommandID), Value: aws.String(parts[2])})
-		}
-		for chunk := range slices.Chunk(b.tags[k], maxTagResources) {
+	for _, s := range statuses {
+		instances := b.tags[s]
+		s.At = at
+		for chunk := range slices.Chunk(instances, maxTagResources) {
 			ids := make([]string, len(chunk))
 			for n, i := range chunk {
 				ids[n] = i.id
 			}
-			if _, err := h.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: tags}); err != nil {
+			if _, err := h.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: s.Tags()}); err != nil {
 				// The command (if any) is on its way; resending it for a tag would run the
 				// agent twice. The result function tags the outcome.
-				h.Log.Error("tagging instances", "instances", ids, "status", parts[0], "error", err.Error())
+				h.Log.Error("tagging instances", "instances", ids, "status", s.Status, "error", err.Error())
 			}
 		}
 	}

@@ -12,16 +12,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	"github.com/aws/aws-sdk-go-v2/service/iam"
-	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
-	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/internal/emf"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/launch"
 )
@@ -52,20 +44,10 @@ func config() launch.Config {
 
 func newEnv(t *testing.T, w *fakeaws.World) *env {
 	t.Helper()
-	cfg := w.Config()
 	e := &env{world: w, logs: &bytes.Buffer{}, metrics: &bytes.Buffer{}}
 	now := launched.Add(time.Minute)
-	e.h = &launch.Handler{
-		Config:  config(),
-		EC2:     ec2.NewFromConfig(cfg),
-		SSM:     ssm.NewFromConfig(cfg),
-		SQS:     sqs.NewFromConfig(cfg),
-		Events:  eventbridge.NewFromConfig(cfg),
-		Binder:  &binding.Checker{IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), TTL: 5 * time.Minute, Now: func() time.Time { return now }},
-		Log:     slog.New(slog.NewJSONHandler(e.logs, nil)),
-		Metrics: &emf.Writer{W: e.metrics, Namespace: contract.MetricNamespace},
-		Now:     func() time.Time { return now },
-	}
+	e.h = launch.New(config(), w.Config(), slog.New(slog.NewJSONHandler(e.logs, nil)), e.metrics)
+	e.h.Now = func() time.Time { return now }
 	return e
 }
 

@@ -13,6 +13,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/record"
 )
 
 // SweepResult says what a sweep found.
@@ -36,7 +37,7 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 	res := SweepResult{Running: len(found), Enqueued: []string{}}
 	now := h.Now()
 	for _, id := range sortedKeys(found) {
-		i := &instance{Instance: found[id], id: id, tags: tagMap(found[id].Tags), messages: []string{"sweep"}}
+		i := &instance{Instance: found[id], id: id, tags: record.Tags(found[id].Tags), messages: []string{"sweep"}}
 		in, err := h.inScope(ctx, i)
 		if err != nil {
 			return res, err

@@ -27,6 +27,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/record"
 	"github.com/storecrypt/storecrypt/internal/result"
 )
 
@@ -325,14 +326,6 @@ func seen(ctx context.Context, c EC2) ([]ec2types.Instance, error) {
 	return out, nil
 }
 
-func tags(i ec2types.Instance) map[string]string {
-	m := map[string]string{}
-	for _, t := range i.Tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
-}
-
 // StatusRow is one line of `storecrypt status`.
 type StatusRow struct {
 	Instance  string `json:"instance"`
@@ -352,7 +345,7 @@ func statusFlags(*flag.FlagSet) func(context.Context, *env) error {
 		}
 		rows := []StatusRow{}
 		for _, i := range insts {
-			t := tags(i)
+			t := record.Tags(i.Tags)
 			status := t[contract.TagStatus]
 			if status == "" {
 				status = "not yet seen"
@@ -402,7 +395,7 @@ func reportFlags(*flag.FlagSet) func(context.Context, *env) error {
 		rotation := map[string]string{}
 		rows := []ReportRow{}
 		for _, i := range insts {
-			t := tags(i)
+			t := record.Tags(i.Tags)
 			row := ReportRow{Instance: aws.ToString(i.InstanceId), Type: string(i.InstanceType), Status: t[contract.TagStatus], Reason: t[contract.TagReason], CommandID: t[contract.TagCommandID]}
 			if i.IamInstanceProfile != nil {
 				if row.Role, err = checker.Role(ctx, aws.ToString(i.IamInstanceProfile.Arn)); err != nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"time"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/emf"
+	"github.com/storecrypt/storecrypt/internal/record"
 )
 
 // DetailType is the SSM event the function handles.
@@ -60,6 +62,14 @@ type Handler struct {
 	Log     *slog.Logger
 	Metrics *emf.Writer
 	Now     func() time.Time
+}
+
+// New wires a handler to AWS through cfg; metric lines go to metrics.
+func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler {
+	return &Handler{
+		Config: c, SSM: ssm.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg),
+		Log: log, Metrics: &emf.Writer{W: metrics, Namespace: contract.MetricNamespace}, Now: time.Now,
+	}
 }
 
 // LoadConfig reads the configuration from the environment the stack sets.
@@ -154,7 +164,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*Outco
 		log.Info("instance is gone; nothing to tag")
 		return out, nil
 	}
-	tags := tagMap(inst.Tags)
+	tags := record.Tags(inst.Tags)
 	if stale(tags, d) {
 		log.Info("a newer command is pending; ignoring this older result", "pending_command", tags[contract.TagCommandID])
 		return nil, nil
@@ -207,14 +217,6 @@ func (h *Handler) instance(ctx context.Context, id string) (*ec2types.Instance, 
 	return nil, nil
 }
 
-func tagMap(tags []ec2types.Tag) map[string]string {
-	m := make(map[string]string, len(tags))
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
-}
-
 // stale: the instance waits for a command sent after this one (a launch after a
 // stop/start, say), so this result must not overwrite its pending status.
 func stale(tags map[string]string, d Detail) bool {
@@ -227,14 +229,9 @@ func stale(tags map[string]string, d Detail) bool {
 }
 
 func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, out *Outcome, now time.Time) error {
-	tags := []ec2types.Tag{
-		{Key: aws.String(contract.TagStatus), Value: aws.String(out.Status)},
-		{Key: aws.String(contract.TagReason), Value: aws.String(string(out.Reason))},
-		{Key: aws.String(contract.TagAt), Value: aws.String(now.UTC().Format(time.RFC3339))},
-		{Key: aws.String(contract.TagCommandID), Value: aws.String(d.CommandID)},
-		{Key: aws.String(contract.TagLaunchTime), Value: aws.String(aws.ToTime(inst.LaunchTime).UTC().Format(time.RFC3339))},
-	}
-	if _, err := h.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{d.InstanceID}, Tags: tags}); err != nil {
+	s := record.Status{Status: out.Status, Reason: out.Reason, CommandID: d.CommandID,
+		At: now.UTC().Format(time.RFC3339), LaunchTime: aws.ToTime(inst.LaunchTime).UTC().Format(time.RFC3339)}
+	if _, err := h.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{d.InstanceID}, Tags: s.Tags()}); err != nil {
 		return fmt.Errorf("tagging %s %s: %w", d.InstanceID, out.Status, err)
 	}
 	return nil
@@ -258,11 +255,9 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *
 			msg = out.Report.Error
 		}
 		log.Warn("encryption failed", "reason", string(out.Reason), "error", msg)
-		detail, _ := json.Marshal(map[string]string{"instance-id": d.InstanceID, "command-id": d.CommandID, "reason": string(out.Reason), "error": msg})
-		if _, perr := h.Events.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{{
-			Source: aws.String(contract.EventSource), DetailType: aws.String(contract.EventInstanceFailed),
-			Detail: aws.String(string(detail)), EventBusName: aws.String(h.Config.EventBus), Resources: []string{},
-		}}}); perr != nil {
+		alert := record.Alert(contract.EventInstanceFailed, h.Config.EventBus,
+			map[string]string{"instance-id": d.InstanceID, "command-id": d.CommandID, "reason": string(out.Reason), "error": msg})
+		if _, perr := h.Events.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{alert}}); perr != nil {
 			log.Error("emitting the failure event", "error", perr.Error())
 		}
 	}

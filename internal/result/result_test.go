@@ -10,13 +10,9 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	sample "github.com/storecrypt/storecrypt/events"
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/internal/emf"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/result"
 )
@@ -92,14 +88,9 @@ func TestHandle(t *testing.T) {
 			if tc.edit != nil {
 				w.With(func() { tc.edit(w, &ev) })
 			}
-			cfg := w.Config()
 			var logs, metrics bytes.Buffer
-			h := &result.Handler{
-				Config: result.Config{DocumentName: "storecrypt-apply", EventBus: "default"},
-				SSM:    ssm.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg),
-				Log: slog.New(slog.NewJSONHandler(&logs, nil)), Metrics: &emf.Writer{W: &metrics, Namespace: contract.MetricNamespace},
-				Now: func() time.Time { return now },
-			}
+			h := result.New(result.Config{DocumentName: "storecrypt-apply", EventBus: "default"}, w.Config(), slog.New(slog.NewJSONHandler(&logs, nil)), &metrics)
+			h.Now = func() time.Time { return now }
 			out, err := h.Handle(context.Background(), ev)
 			if err != nil {
 				t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"container/heap"
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"sync"
@@ -18,16 +19,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/internal/emf"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/launch"
 )
@@ -162,18 +160,13 @@ func Batched(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error
 	// An SQS event source starts with five concurrent batches.
 	c := &clock{parallel: 5}
 	w.Fault = c.hook
-	cfg := w.Config()
 	lc, err := launch.LoadConfig(func(k string) string {
 		return map[string]string{contract.EnvKMSKeyARN: fakeaws.KeyARN, contract.EnvDocumentName: contract.DocumentName, contract.EnvInstanceRoles: fakeaws.KeyUser}[k]
 	})
 	if err != nil {
 		return ControlPlaneResult{}, err
 	}
-	h := &launch.Handler{
-		Config: lc, EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), SQS: sqs.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg),
-		Binder: &binding.Checker{IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), TTL: 5 * time.Minute},
-		Log:    slog.New(slog.DiscardHandler), Metrics: &emf.Writer{W: discard{}, Namespace: contract.MetricNamespace}, Now: time.Now,
-	}
+	h := launch.New(lc, w.Config(), slog.New(slog.DiscardHandler), io.Discard)
 	queue := make([]string, len(ids))
 	for k, id := range ids {
 		queue[k] = launch.StateChangeEvent(id, time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC))
@@ -291,7 +284,10 @@ func (c *clock) time() time.Duration {
 }
 
 // schedule orders queued work by when it becomes visible again.
-type schedule struct{ items []scheduled }
+type schedule struct {
+	items []scheduled
+	seq   int // keeps items with the same time in the order they were added
+}
 
 type scheduled struct {
 	body string
@@ -312,11 +308,9 @@ func (s *schedule) Pop() any {
 	return it
 }
 
-var seq int
-
 func (s *schedule) add(body string, at time.Duration) {
-	seq++
-	heap.Push(s, scheduled{body, at, seq})
+	s.seq++
+	heap.Push(s, scheduled{body, at, s.seq})
 }
 
 // next takes up to n visible items, moving the clock forward to the first if none is
@@ -334,7 +328,3 @@ func (s *schedule) next(c *clock, n int) []string {
 	}
 	return out
 }
-
-type discard struct{}
-
-func (discard) Write(p []byte) (int, error) { return len(p), nil }

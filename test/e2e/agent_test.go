@@ -39,7 +39,7 @@ func TestApplyRebootUnlock(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			m := newMachine(t, machineOpts{disks: tc.disks})
 			before := m.checksums()
-			first := m.agent(append([]string{"apply"}, m.kmsArgs()...)...).must(t, contract.ExitOK)
+			first := m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 			l := first.Report.Layout
 			tc.layout(t, l)
 			if !l.Mounted || !l.Open || l.State != contract.StateReady || l.Cipher != "aes-xts-plain64" || l.SectorSize != 4096 || l.KeySource != contract.KeySourceKMSDataKey || l.KeyID != m.KeyARN || !l.BootUnit {
@@ -67,7 +67,7 @@ func TestApplyRebootUnlock(t *testing.T) {
 			flags := m.sh("cryptsetup luksDump " + l.Volume)
 			wantContains(t, "luksDump", flags, "allow-discards", "no-read-workqueue", "no-write-workqueue", "sector: 4096")
 
-			second := m.agent(append([]string{"apply"}, m.kmsArgs()...)...).must(t, contract.ExitOK)
+			second := m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 			if second.Report.Changed || len(second.changedSteps()) != 0 {
 				t.Errorf("second apply changed %v, want nothing", second.changedSteps())
 			}

@@ -154,8 +154,6 @@ func (m *machine) sh(script string) string {
 	return out
 }
 
-func (m *machine) kmsArgs() []string { return m.KMSArgs() }
-
 func (m *machine) checksums() map[string]string {
 	m.t.Helper()
 	sums, err := m.Checksums()

@@ -62,7 +62,7 @@ func TestEphemeral(t *testing.T) {
 // key-unavailable and changes nothing; once KMS answers, unlock succeeds.
 func TestUnlockWhileKMSDown(t *testing.T) {
 	m := newMachine(t, machineOpts{disks: 1})
-	m.agent(append([]string{"apply"}, m.kmsArgs()...)...).must(t, contract.ExitOK)
+	m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 	m.sh("echo kept > " + userFile + " && sync")
 	m.reboot()
 	m.Emu.KMSDown()
@@ -94,7 +94,7 @@ func TestKeyUnavailable(t *testing.T) {
 	}{
 		{"KMS down", func(t *testing.T) ([]string, func()) {
 			m.Emu.KMSDown()
-			return m.kmsArgs(), func() {
+			return m.KMSArgs(), func() {
 				if err := m.Emu.KMSUp(); err != nil {
 					t.Fatal(err)
 				}
@@ -102,13 +102,13 @@ func TestKeyUnavailable(t *testing.T) {
 		}, []string{"kms:GenerateDataKey", "unreachable"}},
 		{"access denied", func(t *testing.T) ([]string, func()) {
 			m.Emu.Deny("GenerateDataKey")
-			return m.kmsArgs(), func() { m.Emu.Deny() }
+			return m.KMSArgs(), func() { m.Emu.Deny() }
 		}, []string{"AccessDenied", "key user"}},
 		{"disabled key", func(t *testing.T) ([]string, func()) {
 			if _, err := m.Emu.KMS.DisableKey(ctx, &kms.DisableKeyInput{KeyId: aws.String(m.KeyARN)}); err != nil {
 				t.Fatal(err)
 			}
-			return m.kmsArgs(), func() {
+			return m.KMSArgs(), func() {
 				if _, err := m.Emu.KMS.EnableKey(ctx, &kms.EnableKeyInput{KeyId: aws.String(m.KeyARN)}); err != nil {
 					t.Fatal(err)
 				}

@@ -62,7 +62,7 @@ func TestRefusals(t *testing.T) {
 // boot unit and state. Unlock neither hangs nor formats; apply provisions anew.
 func TestStopStart(t *testing.T) {
 	m := newMachine(t, machineOpts{disks: 2})
-	m.agent(append([]string{"apply"}, m.kmsArgs()...)...).must(t, contract.ExitOK)
+	m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 	m.stopStart()
 	wantContains(t, "root volume", m.sh("cat /etc/systemd/system/"+contract.UnitName+" /var/lib/storecrypt/state.json"), "ExecStart=", `"command": "apply"`)
 	blank := m.checksums()
@@ -73,7 +73,7 @@ func TestStopStart(t *testing.T) {
 	}
 	sameSums(t, blank, m.checksums())
 	// This time with the recipe's zero fill, which storecrypt leaves off by default.
-	again := m.agent(append([]string{"apply", "--wipe"}, m.kmsArgs()...)...).must(t, contract.ExitOK)
+	again := m.agent(append([]string{"apply", "--wipe"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 	if !slices.Contains(again.changedSteps(), "wipe") {
 		t.Errorf("apply --wipe changed %v, want a wipe step", again.changedSteps())
 	}
@@ -103,7 +103,7 @@ func TestPowerCut(t *testing.T) {
 			// Progress lines: "[step] action ..." when a step starts, "[step] action (0.41s)"
 			// when it ends. The cut follows the line by the few milliseconds a kill takes.
 			_, _ = m.Guest.Exec(ctxTimeout(t), vm.Cmd{
-				Argv: append([]string{"storecrypt-agent", "apply"}, m.kmsArgs()...),
+				Argv: append([]string{"storecrypt-agent", "apply"}, m.KMSArgs()...),
 				Env:  emu.Env(),
 				OnStderr: func(chunk string) {
 					stderr.WriteString(chunk)
@@ -118,11 +118,11 @@ func TestPowerCut(t *testing.T) {
 				t.Fatalf("apply never reached %s:\n%s", tc.step, stderr.String())
 			}
 			m.boot()
-			r := m.agent(append([]string{"apply"}, m.kmsArgs()...)...).must(t, contract.ExitOK)
+			r := m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 			t.Logf("cut after: %q; the next apply did %v, notes %v", lastLine(stderr.String()), r.changedSteps(), r.Report.Notes)
 			m.sh("echo survived > " + userFile + " && sync")
 			m.powerCut()
-			m.agent(append([]string{"apply"}, m.kmsArgs()...)...).must(t, contract.ExitOK)
+			m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 			if got := m.sh("cat " + userFile); got != "survived\n" {
 				t.Errorf("user file after a later power cut reads %q", got)
 			}
@@ -151,7 +151,7 @@ func TestSecretsStayOut(t *testing.T) {
 		}
 		cmdlines = r.Stdout
 	}()
-	apply := m.agent(append([]string{"apply"}, m.kmsArgs()...)...).must(t, contract.ExitOK)
+	apply := m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 	wg.Wait()
 	if !strings.Contains(cmdlines, "storecrypt-agent") {
 		t.Fatalf("the sampler saw no agent command line; it proves nothing")
@@ -193,7 +193,7 @@ func TestConcurrentApply(t *testing.T) {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			results[i] = m.agent(append([]string{"apply"}, m.kmsArgs()...)...)
+			results[i] = m.agent(append([]string{"apply"}, m.KMSArgs()...)...)
 		}()
 	}
 	wg.Wait()

@@ -59,7 +59,7 @@ type Emulators struct {
 	kmsDown bool
 }
 
-var kmsOnce sync.Mutex
+var kmsConfigMu sync.Mutex
 
 // Start runs the emulators until the test ends.
 func Start(t testing.TB) *Emulators {
@@ -76,10 +76,11 @@ func Start(t testing.TB) *Emulators {
 // instanceID, or InstanceID when it is empty.
 func New(dir, instanceID string) (*Emulators, error) {
 	e := &Emulators{denied: map[string]bool{}}
-	// local-kms keeps region and account in package variables: one configuration per process.
-	kmsOnce.Lock()
+	// local-kms keeps region and account in package variables: one configuration per
+	// process, set under a lock because tests may start emulators in parallel.
+	kmsConfigMu.Lock()
 	kmsconfig.AWSRegion, kmsconfig.AWSAccountId = Region, Account
-	kmsOnce.Unlock()
+	kmsConfigMu.Unlock()
 	e.kmsDB = kmsdata.NewDatabase(filepath.Join(dir, "kms"))
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -268,8 +269,8 @@ func (e *Emulators) Close() {
 // forwards (see Forwards): the SDK's own endpoint variables, nothing storecrypt-specific.
 func Env() []string {
 	return []string{
-		"AWS_ENDPOINT_URL_KMS=http://169.254.169.100:4566",
-		"AWS_ENDPOINT_URL_S3=http://169.254.169.100:4567",
+		fmt.Sprintf("AWS_ENDPOINT_URL_KMS=http://%s:%d", vm.HostIP, GuestKMSPort),
+		fmt.Sprintf("AWS_ENDPOINT_URL_S3=http://%s:%d", vm.HostIP, GuestS3Port),
 	}
 }
 

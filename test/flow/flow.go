@@ -24,17 +24,13 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	samples "github.com/storecrypt/storecrypt/events"
-	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/internal/emf"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/launch"
 	"github.com/storecrypt/storecrypt/internal/opcli"
@@ -147,11 +143,7 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 	}
 	tl.stage(fmt.Sprintf("SSM ran the document in the guest: download, sha256, apply (exit %d)", invocation.code))
 
-	rh := &result.Handler{
-		Config: result.Config{DocumentName: doc.Name, EventBus: "default"},
-		SSM:    ssm.NewFromConfig(world.Config()), EC2: ec2.NewFromConfig(world.Config()), Events: eventbridge.NewFromConfig(world.Config()),
-		Log: slog.New(slog.NewJSONHandler(&logs, nil)), Metrics: &emf.Writer{W: &logs, Namespace: contract.MetricNamespace}, Now: time.Now,
-	}
+	rh := result.New(result.Config{DocumentName: doc.Name, EventBus: "default"}, world.Config(), slog.New(slog.NewJSONHandler(&logs, nil)), &logs)
 	ev, err := statusEvent(invocation)
 	if err != nil {
 		return err
@@ -206,12 +198,7 @@ func launchHandler(w *fakeaws.World, keyARN, docName string, logs io.Writer) *la
 	if err != nil {
 		panic(err) // the values above are constants
 	}
-	c := w.Config()
-	return &launch.Handler{
-		Config: cfg, EC2: ec2.NewFromConfig(c), SSM: ssm.NewFromConfig(c), SQS: sqs.NewFromConfig(c), Events: eventbridge.NewFromConfig(c),
-		Binder: &binding.Checker{IAM: iam.NewFromConfig(c), KMS: kms.NewFromConfig(c), TTL: time.Minute},
-		Log:    slog.New(slog.NewJSONHandler(logs, nil)), Metrics: &emf.Writer{W: logs, Namespace: contract.MetricNamespace}, Now: time.Now,
-	}
+	return launch.New(cfg, w.Config(), slog.New(slog.NewJSONHandler(logs, nil)), logs)
 }
 
 // check: the guest is encrypted, the other instance blocked for the right reason, and no

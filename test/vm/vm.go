@@ -65,13 +65,8 @@ type Guest struct {
 	Booted time.Duration
 }
 
-// The guest's network is link-local, like EC2's view of IMDS: slirp forwards only to
-// addresses inside its own network, so IMDS can sit at 169.254.169.254 only if the
-// network is 169.254.169.0/24. HostIP is where the guest finds the harness and emulators.
-const (
-	guestNet = "169.254.169.0/24"
-	HostIP   = "169.254.169.100"
-)
+// HostIP is where the guest finds the harness and the emulators (see wire.HostIP).
+const HostIP = wire.HostIP
 
 // Start builds the per-run initramfs and boots the guest; it returns once vmexec has
 // connected, so the first command runs at once.
@@ -220,8 +215,8 @@ func (g *Guest) boot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("busybox (apt-get install busybox-static) relays guest connections: %w", err)
 	}
-	fwds := append([]Forward{{GuestPort: 7000, HostAddr: ln.Addr().String()}}, g.cfg.Forwards...)
-	netdev := "user,id=n0,restrict=on,net=" + guestNet + ",host=169.254.169.2"
+	fwds := append([]Forward{{GuestPort: wire.HarnessPort, HostAddr: ln.Addr().String()}}, g.cfg.Forwards...)
+	netdev := "user,id=n0,restrict=on,net=" + wire.GuestNet + ",host=169.254.169.2"
 	for _, f := range fwds {
 		ip := f.GuestIP
 		if ip == "" {

@@ -20,12 +20,9 @@ import (
 	"github.com/storecrypt/storecrypt/test/vm/wire"
 )
 
-// HostAddr is where the harness listens, as the guest sees it.
-const HostAddr = "169.254.169.100:7000"
-
 func main() {
 	for {
-		conn, err := net.Dial("tcp", HostAddr)
+		conn, err := net.Dial("tcp", net.JoinHostPort(wire.HostIP, strconv.Itoa(wire.HarnessPort)))
 		if err != nil {
 			time.Sleep(50 * time.Millisecond)
 			continue

@@ -8,6 +8,16 @@ import (
 	"io"
 )
 
+// The guest's network is link-local, like EC2's view of IMDS: slirp forwards only to
+// addresses inside its own network, so IMDS can sit at 169.254.169.254 only if the
+// network is 169.254.169.0/24. HostIP is where the guest finds the harness (at
+// HarnessPort) and the emulators.
+const (
+	GuestNet    = "169.254.169.0/24"
+	HostIP      = "169.254.169.100"
+	HarnessPort = 7000
+)
+
 // Request asks the guest to run one command.
 type Request struct {
 	Argv  []string `json:"argv"`
