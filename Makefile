@@ -1,4 +1,5 @@
-# storecrypt. `make demo` shows the agent on a real kernel; `make test` runs every test.
+# storecrypt. `make demo` runs the whole flow on this machine (event -> launch function ->
+# the synthesized SSM document in a QEMU guest -> result function); `make test` runs every test.
 # Both install what they lack on Debian/Ubuntu as root (scripts/install-deps.sh).
 SHELL   := bash
 GO      ?= go
@@ -81,7 +82,8 @@ test: deps lint synth
 bench: deps build
 	$(GO) run ./test/bench/cmd/bench
 
-## demo: the agent's life on the test guest: apply, write, reboot, unlock, read back, status
+## demo: the whole flow with no AWS account: a running event through the launch function, the
+## synthesized document run by an SSM fake in the guest, the result function, status and report
 demo: deps synth
 	$(GO) run ./test/demo
 
