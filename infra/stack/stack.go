@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudtrail"
@@ -36,8 +37,11 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
-	"github.com/storecrypt/storecrypt/internal/result"
 )
+
+// staleAfter: a command pending this long has lost its result (the document's run step
+// times out after 30 minutes).
+const staleAfter = time.Hour
 
 // StoreCryptStackProps configures the stack; zero values take the defaults.
 type StoreCryptStackProps struct {
@@ -108,9 +112,12 @@ type stack struct {
 	docARN    *string
 	queue     awssqs.Queue
 	dlq       awssqs.Queue
+	resultDLQ awssqs.Queue
 	launch    awslambda.Function
 	result    awslambda.Function
 	agentLogs awslogs.LogGroup
+	profile   awsiam.InstanceProfile // nil when the roles are the user's own
+	digest    string                 // document.Digest of the document's content
 	alarms    []awscloudwatch.Alarm
 }
 
@@ -135,7 +142,9 @@ func NewStoreCryptStack(scope constructs.Construct, id string, props *StoreCrypt
 	if err != nil {
 		return nil, err
 	}
-	s.ssmDocument(artifacts)
+	if err := s.ssmDocument(artifacts); err != nil {
+		return nil, err
+	}
 	s.queues()
 	s.launchFunction()
 	s.resultFunction()
@@ -201,7 +210,7 @@ func (s *stack) instanceRoles() {
 		Reason:    jsii.String("AmazonSSMManagedInstanceCore is SSM's documented minimum for a managed instance; storecrypt's own rights are separate statements."),
 		AppliesTo: &[]any{"Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"},
 	}}, jsii.Bool(true))
-	awsiam.NewInstanceProfile(s.st, jsii.String("InstanceProfile"), &awsiam.InstanceProfileProps{Role: role})
+	s.profile = awsiam.NewInstanceProfile(s.st, jsii.String("InstanceProfile"), &awsiam.InstanceProfileProps{Role: role})
 	s.roles = []awsiam.IRole{role}
 	s.roleARNs = []*string{role.RoleArn()}
 }
@@ -247,14 +256,20 @@ func (s *stack) rolePrincipals() *[]awsiam.IPrincipal {
 }
 
 // keyConditions: kms-datakey keys must be used with exactly the context the agent sets,
-// so the role's rights do not extend to anything else wrapped under this key.
+// so the role's rights do not extend to anything else wrapped under this key. AWS KMS's
+// condition-key guide: ForAllValues on kms:EncryptionContextKeys forbids other keys but
+// requires none ("would allow requests with no encryption context"), so each key is
+// also required by a condition on its value, which fails when the key is absent.
 func (s *stack) keyConditions() map[string]any {
 	if s.props.KeySource != contract.KeySourceKMSDataKey {
 		return map[string]any{}
 	}
 	return map[string]any{
 		"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": []string{contract.ContextInstanceID, contract.ContextVolume}},
-		"Null":                      map[string]any{"kms:EncryptionContextKeys": "false"},
+		"StringLike": map[string]any{
+			"kms:EncryptionContext:" + contract.ContextInstanceID: "i-*",
+			"kms:EncryptionContext:" + contract.ContextVolume:     "*",
+		},
 	}
 }
 
@@ -321,25 +336,59 @@ func digest(path string) (string, error) {
 	return fields[0], nil
 }
 
-// ssmDocument is the Command document an operator also reruns from the console.
-func (s *stack) ssmDocument(artifacts []document.Artifact) {
-	defaults := contract.DefaultAgentOptions()
-	defaults.KeySource, defaults.MountPoint, defaults.Filesystem = s.props.KeySource, s.props.MountPoint, s.props.Filesystem
-	defaults.KMSKeyID = *s.key.KeyArn()
-	if s.bucket != nil {
-		defaults.Secret = "s3://" + *s.bucket.BucketName() + "/" + s.props.SecretKey
+// ssmDocument is the Command document an operator also reruns from the console. Its
+// digest goes to both functions, which send and trust only versions with this content.
+// UpdateMethod NewVersion: "the default version of the document is changed to the newly
+// created version" (CloudFormation's AWS::SSM::Document), so every deploy's content is
+// the default, and older versions stay for commands still running.
+func (s *stack) ssmDocument(artifacts []document.Artifact) error {
+	content := document.Content(s.documentDefaults(), artifacts)
+	digest, err := document.Digest(content)
+	if err != nil {
+		return err
 	}
+	s.digest = digest
 	awsssm.NewCfnDocument(s.st, jsii.String("Document"), &awsssm.CfnDocumentProps{
 		Name: s.docName, DocumentType: jsii.String("Command"), DocumentFormat: jsii.String("JSON"),
-		UpdateMethod: jsii.String("NewVersion"), Content: document.Content(defaults, artifacts),
+		UpdateMethod: jsii.String("NewVersion"), Content: content,
 	})
 	s.agentLogs = awslogs.NewLogGroup(s.st, jsii.String("AgentLogs"), &awslogs.LogGroupProps{
 		Retention: s.props.LogRetention, RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
 	})
+	// Run Command's CloudWatch output: the SSM agent looks the group up and creates its
+	// streams with the instance's credentials ("Configuring Amazon CloudWatch Logs for Run
+	// Command"); without DescribeLogGroups it streams nothing. DescribeLogGroups names no
+	// single group: its resource is every group of the account and region.
+	groups := s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("logs"), Resource: jsii.String("log-group"), ResourceName: jsii.String("*"),
+		ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME})
 	for _, r := range s.roles {
-		r.AddToPrincipalPolicy(statement("StoreCryptCommandOutput", []string{"logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"},
+		r.AddToPrincipalPolicy(statement("StoreCryptCommandOutput", []string{"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"},
 			[]*string{s.agentLogs.LogGroupArn()}, nil))
+		r.AddToPrincipalPolicy(statement("StoreCryptFindOutputGroup", []string{"logs:DescribeLogGroups"}, []*string{groups}, nil))
+		cdknag.NagSuppressions_AddResourceSuppressions(r, &[]*cdknag.NagPackSuppression{{
+			Id:        jsii.String("AwsSolutions-IAM5"),
+			Reason:    jsii.String("logs:DescribeLogGroups lists the groups of the account and region; the SSM agent needs it to stream the command's output."),
+			AppliesTo: &[]any{appliesTo(`^Resource::arn:<AWS::Partition>:logs:[^:]+:[^:]+:log-group:\*$`)},
+		}}, jsii.Bool(true))
 	}
+	return nil
+}
+
+// documentDefaults are the document's parameter defaults: the stack's choices.
+func (s *stack) documentDefaults() contract.AgentOptions {
+	defaults := contract.DefaultAgentOptions()
+	defaults.KeySource, defaults.MountPoint, defaults.Filesystem = s.props.KeySource, s.props.MountPoint, s.props.Filesystem
+	defaults.KMSKeyID = *s.key.KeyArn()
+	defaults.Secret = s.secret()
+	return defaults
+}
+
+// secret is the s3:// location of the seed secret, or "" for kms-datakey.
+func (s *stack) secret() string {
+	if s.bucket == nil {
+		return ""
+	}
+	return "s3://" + *s.bucket.BucketName() + "/" + s.props.SecretKey
 }
 
 // queues: the launch queue waits for late SSM agents. Its visibility timeout is 6x the
@@ -359,42 +408,50 @@ func (s *stack) queues() {
 }
 
 // function builds a Lambda with its own role and log group; the role gets only what grant adds.
-func (s *stack) function(id, dir string, timeout float64, env map[string]*string) awslambda.Function {
+func (s *stack) function(id, dir string, timeout float64, env map[string]*string, props *awslambda.FunctionProps) awslambda.Function {
 	logs := awslogs.NewLogGroup(s.st, jsii.String(id+"Logs"), &awslogs.LogGroupProps{Retention: s.props.LogRetention, RemovalPolicy: awscdk.RemovalPolicy_DESTROY})
 	role := awsiam.NewRole(s.st, jsii.String(id+"Role"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil)})
 	role.AddToPrincipalPolicy(statement("Logs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, []*string{logs.LogGroupArn()}, nil))
-	return awslambda.NewFunction(s.st, jsii.String(id), &awslambda.FunctionProps{
-		Runtime: awslambda.Runtime_PROVIDED_AL2023(), Architecture: awslambda.Architecture_ARM_64(), Handler: jsii.String("bootstrap"),
-		Code:    awslambda.Code_FromAsset(jsii.String(filepath.Join(s.props.BuildDir, "functions", dir)), nil),
-		Timeout: awscdk.Duration_Seconds(jsii.Number(timeout)), MemorySize: jsii.Number(256),
-		Role: role, LogGroup: logs, Environment: &env,
-		Description: jsii.String("storecrypt " + dir + " function"),
-	})
+	// Both functions share what the stack decided; each reads what it needs.
+	common := map[string]*string{
+		contract.EnvKMSKeyARN:      s.key.KeyArn(),
+		contract.EnvKeySource:      jsii.String(s.props.KeySource),
+		contract.EnvDocumentName:   s.docName,
+		contract.EnvDocumentDigest: jsii.String(s.digest),
+		contract.EnvEventBus:       jsii.String("default"),
+	}
+	if secret := s.secret(); secret != "" {
+		common[contract.EnvSecret] = jsii.String(secret)
+	}
+	for k, v := range common {
+		env[k] = v
+	}
+	props.Runtime, props.Architecture, props.Handler = awslambda.Runtime_PROVIDED_AL2023(), awslambda.Architecture_ARM_64(), jsii.String("bootstrap")
+	props.Code = awslambda.Code_FromAsset(jsii.String(filepath.Join(s.props.BuildDir, "functions", dir)), nil)
+	props.Timeout, props.MemorySize = awscdk.Duration_Seconds(jsii.Number(timeout)), jsii.Number(256)
+	props.Role, props.LogGroup, props.Environment = role, logs, &env
+	props.Description = jsii.String("storecrypt " + dir + " function")
+	return awslambda.NewFunction(s.st, jsii.String(id), props)
 }
 
 func (s *stack) launchFunction() {
 	env := map[string]*string{
-		contract.EnvKMSKeyARN:    s.key.KeyArn(),
-		contract.EnvKeySource:    jsii.String(s.props.KeySource),
-		contract.EnvDocumentName: s.docName,
-		contract.EnvOptInTag:     jsii.String(s.props.OptInTag),
-		contract.EnvMountPoint:   jsii.String(s.props.MountPoint),
-		contract.EnvFilesystem:   jsii.String(s.props.Filesystem),
-		contract.EnvQueueURL:     s.queue.QueueUrl(),
-		contract.EnvAgentLogs:    s.agentLogs.LogGroupName(),
+		contract.EnvOptInTag:      jsii.String(s.props.OptInTag),
+		contract.EnvMountPoint:    jsii.String(s.props.MountPoint),
+		contract.EnvFilesystem:    jsii.String(s.props.Filesystem),
+		contract.EnvQueueURL:      s.queue.QueueUrl(),
+		contract.EnvAgentLogs:     s.agentLogs.LogGroupName(),
+		contract.EnvStaleAfter:    jsii.String(staleAfter.String()),
+		contract.EnvInstanceRoles: jsii.String(strings.Join(s.props.InstanceRoleARNs, ",")),
 	}
-	if len(s.props.InstanceRoleARNs) > 0 {
-		env[contract.EnvInstanceRoles] = jsii.String(strings.Join(s.props.InstanceRoleARNs, ","))
-	} else {
+	if len(s.props.InstanceRoleARNs) == 0 {
 		env[contract.EnvInstanceRoles] = s.roleARNs[0]
 	}
-	if s.bucket != nil {
-		env[contract.EnvSecret] = jsii.String("s3://" + *s.bucket.BucketName() + "/" + s.props.SecretKey)
-	}
-	fn := s.function("Launch", "launch", 60, env)
+	fn := s.function("Launch", "launch", 60, env, &awslambda.FunctionProps{})
 	role := fn.Role()
 	role.AddToPrincipalPolicy(statement("DescribeInstances", []string{"ec2:DescribeInstances", "ec2:DescribeInstanceTypes", "ssm:DescribeInstanceInformation"}, []*string{jsii.String("*")}, nil))
 	role.AddToPrincipalPolicy(statement("SendTheDocument", []string{"ssm:SendCommand"}, []*string{s.docARN, s.instanceARN()}, nil))
+	s.readDocument(role, "ssm:ListDocumentVersions")
 	s.tagRights(role)
 	role.AddToPrincipalPolicy(statement("ResolveRoles", []string{"iam:GetInstanceProfile"},
 		[]*string{s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("instance-profile"), ResourceName: jsii.String("*")})}, nil))
@@ -416,6 +473,11 @@ func (s *stack) launchFunction() {
 	s.launch = fn
 }
 
+// readDocument lets a function read the document's versions, to check their content.
+func (s *stack) readDocument(role awsiam.IRole, more ...string) {
+	role.AddToPrincipalPolicy(statement("ReadTheDocument", append([]string{"ssm:GetDocument"}, more...), []*string{s.docARN}, nil))
+}
+
 // tagRights lets a function write storecrypt's tags, and no others, on instances.
 func (s *stack) tagRights(role awsiam.IRole) {
 	role.AddToPrincipalPolicy(statement("TagStoreCryptKeysOnly", []string{"ec2:CreateTags"}, []*string{s.instanceARN()}, map[string]any{
@@ -428,10 +490,19 @@ func (s *stack) putEventsRight(role awsiam.IRole) {
 	role.AddToPrincipalPolicy(statement("Alert", []string{"events:PutEvents"}, []*string{bus}, nil))
 }
 
+// resultFunction: EventBridge invokes it asynchronously; an event whose every attempt
+// failed goes to its dead-letter queue (Lambda's asynchronous invocation: "two more
+// times", then the DLQ), which an alarm watches.
 func (s *stack) resultFunction() {
-	fn := s.function("Result", "result", 30, map[string]*string{contract.EnvDocumentName: s.docName})
+	s.resultDLQ = awssqs.NewQueue(s.st, jsii.String("ResultDLQ"), &awssqs.QueueProps{
+		Encryption: awssqs.QueueEncryption_SQS_MANAGED, EnforceSSL: jsii.Bool(true), RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
+	})
+	fn := s.function("Result", "result", 30, map[string]*string{}, &awslambda.FunctionProps{
+		DeadLetterQueueEnabled: jsii.Bool(true), DeadLetterQueue: s.resultDLQ, RetryAttempts: jsii.Number(2),
+	})
 	role := fn.Role()
 	role.AddToPrincipalPolicy(statement("ReadOutcome", []string{"ssm:GetCommandInvocation", "ec2:DescribeInstances"}, []*string{jsii.String("*")}, nil))
+	s.readDocument(role)
 	s.tagRights(role)
 	s.putEventsRight(role)
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
@@ -442,24 +513,45 @@ func (s *stack) resultFunction() {
 	s.result = fn
 }
 
-// rules: EC2 running -> launch queue; the document's invocation status -> result
-// function; a schedule -> the launch function's sweep.
+// rules: EC2 running and CloudTrail's RunInstances -> launch queue; the document's
+// invocation status -> result function; a schedule -> the launch function's sweep.
+// The RunInstances rule sees events only where a CloudTrail trail logs management events
+// in this region ("To record events with one of the CloudTrail detail-type values, you
+// must enable a CloudTrail trail with logging"): the trail option, or the account's own.
+// Without one it stays silent and the running rule and the sweep do the work.
 func (s *stack) rules() {
 	awsevents.NewRule(s.st, jsii.String("InstanceRunning"), &awsevents.RuleProps{
 		Description: jsii.String("storecrypt: an instance entered running (also after every stop/start)"),
 		EventPattern: &awsevents.EventPattern{
-			Source: jsii.Strings("aws.ec2"), DetailType: jsii.Strings("EC2 Instance State-change Notification"),
-			Detail: &map[string]any{"state": []string{"running"}},
+			Source: jsii.Strings("aws.ec2"), DetailType: jsii.Strings(contract.DetailStateChange),
+			Detail: &map[string]any{"state": []string{"running"}, "instance-id": []any{map[string]any{"prefix": "i-"}}},
+		},
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewSqsQueue(s.queue, nil)},
+	})
+	awsevents.NewRule(s.st, jsii.String("RunInstances"), &awsevents.RuleProps{
+		Description: jsii.String("storecrypt: RunInstances succeeded (needs a CloudTrail trail in this region)"),
+		EventPattern: &awsevents.EventPattern{
+			Source: jsii.Strings("aws.ec2"), DetailType: jsii.Strings(contract.DetailCloudTrail),
+			Detail: &map[string]any{
+				"eventSource": []string{"ec2.amazonaws.com"}, "eventName": []string{"RunInstances"},
+				"errorCode": []any{map[string]any{"exists": false}},
+			},
 		},
 		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewSqsQueue(s.queue, nil)},
 	})
 	awsevents.NewRule(s.st, jsii.String("InvocationStatus"), &awsevents.RuleProps{
 		Description: jsii.String("storecrypt: the document finished on an instance"),
 		EventPattern: &awsevents.EventPattern{
-			Source: jsii.Strings("aws.ssm"), DetailType: jsii.Strings(result.DetailType),
-			Detail: &map[string]any{"document-name": []*string{s.docName}},
+			Source: jsii.Strings("aws.ssm"), DetailType: jsii.Strings(contract.DetailInvocationStatus),
+			// Only final statuses: the result function ignores the rest, so there is no need
+			// to invoke it for them. The event reference spells one "Canceled", the API
+			// "Cancelled".
+			Detail: &map[string]any{"document-name": []*string{s.docName}, "status": contract.FinalInvocationStatuses},
 		},
-		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(s.result, &awseventstargets.LambdaFunctionProps{RetryAttempts: jsii.Number(4)})},
+		// The target's DLQ takes events EventBridge could not deliver; the function's own
+		// DLQ takes those it failed to process.
+		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(s.result, &awseventstargets.LambdaFunctionProps{
+			RetryAttempts: jsii.Number(4), DeadLetterQueue: s.resultDLQ})},
 	})
 	awsevents.NewRule(s.st, jsii.String("Sweep"), &awsevents.RuleProps{
 		Description: jsii.String("storecrypt: find running instances whose events were lost"),
@@ -480,11 +572,19 @@ func (s *stack) alarmsAndTopic() {
 	five := awscdk.Duration_Minutes(jsii.Number(5))
 	s.alarm("DLQNotEmpty", "launch events gave up (SSM agent never came online, or a fault): see the DLQ",
 		s.dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}))
+	s.alarm("ResultDLQNotEmpty", "results the result function could not record: see its DLQ",
+		s.resultDLQ.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}))
 	s.alarm("LaunchErrors", "the launch function failed", s.launch.MetricErrors(&awscloudwatch.MetricOptions{Period: five}))
 	s.alarm("ResultErrors", "the result function failed", s.result.MetricErrors(&awscloudwatch.MetricOptions{Period: five}))
-	for _, m := range []string{contract.MetricBlocked, contract.MetricFailed} {
-		s.alarm("Instances"+m, "instances "+strings.ToLower(m)+": see the storecrypt:reason tag", awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
-			Namespace: jsii.String(contract.MetricNamespace), MetricName: jsii.String(m), Statistic: jsii.String("Sum"), Period: five,
+	// The functions publish these with no dimensions as well as per reason (package emf),
+	// so an alarm without dimensions sees every instance.
+	for _, m := range []struct{ name, what string }{
+		{contract.MetricBlocked, "instances blocked: see the storecrypt:reason tag"},
+		{contract.MetricFailed, "instances failed or unverified: see the storecrypt:reason tag"},
+		{contract.MetricDocumentDrift, "the document's default version is not the content the stack deployed"},
+	} {
+		s.alarm("Alarm"+m.name, m.what, awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
+			Namespace: jsii.String(contract.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String("Sum"), Period: five,
 		}))
 	}
 	if s.props.AlarmEmail == "" {
@@ -512,22 +612,52 @@ func (s *stack) trail() {
 	})
 }
 
-// operatorPolicy lets operators rerun the document only with MFA and inspect results.
+// operatorPolicy is what `storecrypt` (and the SSM console) needs: rerun the document
+// only with MFA, read results, verify bindings, report, and for s3-kms store the secret.
+//
+// MFA: aws:MultiFactorAuthPresent is true only in sessions that proved MFA to IAM (an
+// IAM user's console session, GetSessionToken or AssumeRole with a token code); it is
+// absent for access keys, and AWS documents no value for IAM Identity Center sessions,
+// whose sign-in enforces MFA itself ("IAM Identity Center comes preconfigured with
+// multi-factor authentication"). So reruns are allowed with MFA proven to IAM, or from a
+// role Identity Center manages (aws:PrincipalArn under role/aws-reserved/sso.amazonaws.com/);
+// any other session, and long-term keys, may not rerun.
 func (s *stack) operatorPolicy() {
+	ssoRoles := s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""),
+		Resource: jsii.String("role"), ResourceName: jsii.String("aws-reserved/sso.amazonaws.com/*")})
+	key := []*string{s.key.KeyArn()}
+	statements := []awsiam.PolicyStatement{
+		statement("RerunWithMFA", []string{"ssm:SendCommand"}, []*string{s.docARN, s.instanceARN()},
+			map[string]any{"Bool": map[string]any{"aws:MultiFactorAuthPresent": "true"}}),
+		statement("RerunFromIdentityCenter", []string{"ssm:SendCommand"}, []*string{s.docARN, s.instanceARN()},
+			map[string]any{"ArnLike": map[string]any{"aws:PrincipalArn": ssoRoles}}),
+		statement("ReadResults", []string{"ssm:ListCommands", "ssm:ListCommandInvocations", "ssm:GetCommandInvocation",
+			"ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "ec2:DescribeTags"}, []*string{jsii.String("*")}, nil),
+		statement("ReadTheDocument", []string{"ssm:DescribeDocument", "ssm:GetDocument"}, []*string{s.docARN}, nil),
+		statement("VerifyBindings", []string{"iam:GetInstanceProfile", "iam:SimulatePrincipalPolicy"}, []*string{
+			s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("instance-profile"), ResourceName: jsii.String("*")}),
+			s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("role"), ResourceName: jsii.String("*")}),
+		}, nil),
+		statement("InspectTheKey", []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants", "kms:GetKeyRotationStatus"}, key, nil),
+	}
+	if s.bucket != nil {
+		statements = append(statements,
+			statement("PutSecretEncrypt", []string{"kms:Encrypt"}, key, nil),
+			statement("PutSecretObject", []string{"s3:PutObject"}, []*string{s.bucket.ArnForObjects(jsii.String(s.props.SecretKey))}, nil),
+			// SSE-KMS: S3 asks KMS for a data key on the uploader's behalf.
+			statement("PutSecretSSEKMS", []string{"kms:GenerateDataKey"}, key, map[string]any{
+				"StringEquals": map[string]any{"kms:ViaService": "s3." + *s.st.Region() + ".amazonaws.com"}}),
+		)
+	}
 	p := awsiam.NewManagedPolicy(s.st, jsii.String("OperatorPolicy"), &awsiam.ManagedPolicyProps{
-		Description: jsii.String("storecrypt operators: rerun the document (with MFA only) and read its results"),
-		Statements: &[]awsiam.PolicyStatement{
-			statement("RerunWithMFA", []string{"ssm:SendCommand"}, []*string{s.docARN, s.instanceARN()},
-				map[string]any{"Bool": map[string]any{"aws:MultiFactorAuthPresent": "true"}}),
-			statement("ReadResults", []string{"ssm:ListCommands", "ssm:ListCommandInvocations", "ssm:GetCommandInvocation",
-				"ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "ec2:DescribeTags"}, []*string{jsii.String("*")}, nil),
-			statement("ReadTheDocument", []string{"ssm:DescribeDocument", "ssm:GetDocument"}, []*string{s.docARN}, nil),
-		},
+		Description: jsii.String("storecrypt operators: rerun the document (with MFA, or from IAM Identity Center), read results, verify, report"),
+		Statements:  &statements,
 	})
 	cdknag.NagSuppressions_AddResourceSuppressions(p, &[]*cdknag.NagPackSuppression{{
-		Id:        jsii.String("AwsSolutions-IAM5"),
-		Reason:    jsii.String("The List/Get/Describe actions support no resource-level permissions; a rerun must reach any instance, and only with MFA."),
-		AppliesTo: &[]any{"Resource::*", anyInstance},
+		Id: jsii.String("AwsSolutions-IAM5"),
+		Reason: jsii.String("The List/Get/Describe actions support no resource-level permissions; a rerun must reach any instance, and only with MFA; " +
+			"verify reads whichever instance profile and role an instance has."),
+		AppliesTo: &[]any{"Resource::*", anyInstance, appliesTo(`^Resource::arn:<AWS::Partition>:iam::[^:]+:(instance-profile|role)/\*$`)},
 	}}, jsii.Bool(true))
 }
 
@@ -542,7 +672,9 @@ func (s *stack) outputs() {
 	if s.bucket != nil {
 		out("SecretBucketName", s.bucket.BucketName(), "bucket of the seed passphrase (s3-kms)")
 	}
-	if len(s.props.InstanceRoleARNs) == 0 {
-		out("InstanceRoleArn", s.roleARNs[0], "role for workloads (its instance profile has the same name)")
+	if s.profile != nil {
+		out("InstanceRoleArn", s.roleARNs[0], "role for workloads")
+		out("InstanceProfileName", s.profile.InstanceProfileName(), "instance profile for workloads (CloudFormation names it)")
+		out("InstanceProfileArn", s.profile.InstanceProfileArn(), "instance profile for workloads")
 	}
 }

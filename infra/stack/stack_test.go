@@ -99,19 +99,30 @@ func TestFunctions(t *testing.T) {
 func TestRulesAndQueue(t *testing.T) {
 	tpl, _ := template(t, &stack.StoreCryptStackProps{})
 	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"EventPattern": map[string]any{
-		"source": []string{"aws.ec2"}, "detail-type": []string{"EC2 Instance State-change Notification"}, "detail": map[string]any{"state": []string{"running"}},
+		"source": []string{"aws.ec2"}, "detail-type": []string{"EC2 Instance State-change Notification"},
+		"detail": map[string]any{"state": []string{"running"}, "instance-id": []any{map[string]any{"prefix": "i-"}}},
 	}})
 	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"EventPattern": map[string]any{
 		"source": []string{"aws.ssm"}, "detail-type": []string{"EC2 Command Invocation Status-change Notification"},
-		"detail": map[string]any{"document-name": []string{contract.DocumentName}},
+		"detail": map[string]any{"document-name": []string{contract.DocumentName}, "status": contract.FinalInvocationStatuses},
+	}})
+	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"EventPattern": map[string]any{
+		"source": []string{"aws.ec2"}, "detail-type": []string{"AWS API Call via CloudTrail"},
+		"detail": map[string]any{"eventSource": []string{"ec2.amazonaws.com"}, "eventName": []string{"RunInstances"}, "errorCode": []any{map[string]any{"exists": false}}},
 	}})
 	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"ScheduleExpression": "rate(15 minutes)"})
+	// The result path: a DLQ for events the function failed to process, and the target's
+	// for events EventBridge could not deliver.
+	tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{"DeadLetterConfig": map[string]any{"TargetArn": assertions.Match_AnyValue()}})
+	tpl.HasResourceProperties(jsii.String("AWS::Lambda::EventInvokeConfig"), map[string]any{"MaximumRetryAttempts": 2})
+	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"Targets": []any{assertions.Match_ObjectLike(&map[string]any{
+		"DeadLetterConfig": map[string]any{"Arn": assertions.Match_AnyValue()}})}})
 	// About an hour for a late SSM agent: 10 receives, 6 minutes apart, then the DLQ.
 	tpl.HasResourceProperties(jsii.String("AWS::SQS::Queue"), map[string]any{
 		"VisibilityTimeout": 360, "SqsManagedSseEnabled": true,
 		"RedrivePolicy": map[string]any{"maxReceiveCount": 10, "deadLetterTargetArn": assertions.Match_AnyValue()},
 	})
-	tpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(5))
+	tpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(7))
 	tpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{"Namespace": contract.MetricNamespace, "MetricName": contract.MetricBlocked})
 }
 
@@ -123,7 +134,10 @@ func TestKeyPolicy(t *testing.T) {
 			"Sid": "StoreCryptKeyUsers", "Effect": "Allow", "Action": []string{"kms:GenerateDataKey", "kms:Decrypt"},
 			"Condition": map[string]any{
 				"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": []string{contract.ContextInstanceID, contract.ContextVolume}},
-				"Null":                      map[string]any{"kms:EncryptionContextKeys": "false"},
+				"StringLike": map[string]any{
+					"kms:EncryptionContext:" + contract.ContextInstanceID: "i-*",
+					"kms:EncryptionContext:" + contract.ContextVolume:     "*",
+				},
 			},
 			"Principal": map[string]any{"AWS": assertions.Match_AnyValue()}, "Resource": "*",
 		}})},
@@ -212,6 +226,8 @@ func TestOperatorPolicyNeedsMFA(t *testing.T) {
 	tpl.HasResourceProperties(jsii.String("AWS::IAM::ManagedPolicy"), map[string]any{"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
 		assertions.Match_ObjectLike(&map[string]any{"Sid": "RerunWithMFA", "Action": "ssm:SendCommand",
 			"Condition": map[string]any{"Bool": map[string]any{"aws:MultiFactorAuthPresent": "true"}}}),
+		assertions.Match_ObjectLike(&map[string]any{"Sid": "RerunFromIdentityCenter", "Action": "ssm:SendCommand",
+			"Condition": map[string]any{"ArnLike": map[string]any{"aws:PrincipalArn": assertions.Match_AnyValue()}}}),
 	})}})
 }
 

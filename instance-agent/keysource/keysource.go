@@ -191,7 +191,7 @@ func (s Sources) Recover(ctx context.Context, t Token, v Volume) (Key, error) {
 // encryptionContext binds a data key to one instance and one volume: KMS refuses to
 // decrypt under any other context, and CloudTrail logs it with every call.
 func encryptionContext(v Volume) map[string]string {
-	return map[string]string{contract.ContextInstanceID: v.InstanceID, contract.ContextVolume: v.UUID}
+	return contract.EncryptionContext(v.InstanceID, v.UUID)
 }
 
 // fromS3 reads the seed recipe's secret: the object is the raw KMS ciphertext of the
@@ -203,7 +203,7 @@ func (s Sources) fromS3(ctx context.Context, secret string) (Key, error) {
 	}
 	obj, err := s.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		return Key{}, unavailable("s3:GetObject of "+secret, err)
+		return Key{}, unavailableObject(secret, err)
 	}
 	defer obj.Body.Close()
 	blob, err := io.ReadAll(io.LimitReader(obj.Body, 64<<10))
@@ -227,6 +227,18 @@ func (s Sources) fromS3(ctx context.Context, secret string) (Key, error) {
 			Fix: "store a one-line passphrase with `storecrypt put-secret`"}
 	}
 	return Key{Secret: pass, Token: Token{KeySource: contract.KeySourceS3KMS, KeyID: aws.ToString(out.KeyId), Secret: secret}}, nil
+}
+
+// unavailableObject: S3 answers a GetObject of a missing object with 403 AccessDenied,
+// not 404, when the caller may not s3:ListBucket the bucket (GetObject, "Permissions"),
+// which the instance role may not: so AccessDenied can mean either.
+func unavailableObject(secret string, err error) error {
+	var apiErr smithy.APIError
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "AccessDenied" {
+		return &UnavailableError{Op: "s3:GetObject of " + secret, Err: err,
+			Fix: "the secret does not exist (upload it with `storecrypt put-secret`), or the instance role may not s3:GetObject it; S3 says AccessDenied for both when the role may not list the bucket"}
+	}
+	return unavailable("s3:GetObject of "+secret, err)
 }
 
 // unavailable wraps an AWS error with the fix an operator needs.

@@ -153,6 +153,23 @@ func TestUnavailableSaysTheFix(t *testing.T) {
 	}
 }
 
+// TestMissingSecretMayBeAccessDenied: S3 answers 403 for a missing object when the
+// caller may not list the bucket, so the fix names both causes.
+func TestMissingSecretMayBeAccessDenied(t *testing.T) {
+	denied := &smithy.GenericAPIError{Code: "AccessDenied", Message: "Access Denied"}
+	_, err := Sources{S3: deniedS3{denied}}.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://bucket/seed"}, Volume{})
+	var u *UnavailableError
+	if !errors.As(err, &u) || !strings.Contains(u.Fix, "does not exist") || !strings.Contains(u.Fix, "may not s3:GetObject") || !errors.Is(err, denied) {
+		t.Errorf("got %v, want a fix naming a missing object and a missing permission", err)
+	}
+}
+
+type deniedS3 struct{ err error }
+
+func (d deniedS3) GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
+	return nil, d.err
+}
+
 func TestEphemeral(t *testing.T) {
 	s := Sources{Rand: bytes.NewReader(bytes.Repeat([]byte{7}, 64))}
 	key, err := s.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceEphemeral}, Volume{})

@@ -1,13 +1,21 @@
 // Package binding decides whether an instance's role can unlock storecrypt volumes: the
 // instance profile has a role, the KMS key exists and is enabled, and the role may call
-// the KMS operations its key source needs (and read the seed secret for s3-kms). The
-// launch function runs it before sending a command, and `storecrypt verify` runs the same
-// code from a laptop.
+// the KMS operations its key source needs, with the encryption context the agent will
+// send (and read the seed secret for s3-kms). The launch function runs it before sending
+// a command, and `storecrypt verify` runs the same code from a laptop.
 //
-// KMS's rule is stricter than IAM's: an identity policy counts only where the key policy
-// delegates to the account. So an action is allowed when the IAM policy simulator (given
-// the key policy as the resource policy) allows it and the key policy either names the
-// role or delegates to the account, or when a grant gives it to the role.
+// KMS authorizes a call when the key policy allows the caller, or when the key policy
+// allows the account (delegating to IAM) and an identity policy allows the caller, or
+// when a grant does; an explicit deny anywhere wins. The key policy and the grants are
+// evaluated here, in code (package policy). The IAM policy simulator is asked only about
+// the role's identity policies, never with a resource policy: IAM accepts a
+// ResourcePolicy only together with a CallerArn, and a CallerArn can only be an IAM user.
+//
+// The check blocks only what it can prove. Conditions it cannot judge before the call
+// (keys such as aws:SourceVpce, operators it does not implement) and the policies the
+// simulator cannot see (service and resource control policies, session policies) are
+// named in the verdict's Notes, and the instance goes ahead: the agent's own call is then
+// the judge, and a refusal comes back as key-unavailable.
 package binding
 
 import (
@@ -45,9 +53,13 @@ type KMS interface {
 // Request is one binding to check.
 type Request struct {
 	InstanceProfileARN string
-	KeyARN             string
-	KeySource          string
-	Secret             string // s3://bucket/key for s3-kms
+	// InstanceID is the instance whose agent will call KMS: its id is in the encryption
+	// context and its ARN in the request context. "" judges a stand-in instance (verify
+	// --role).
+	InstanceID string
+	KeyARN     string
+	KeySource  string
+	Secret     string // s3://bucket/key for s3-kms
 }
 
 // Verdict is the outcome. A verdict is final for its inputs: only a change to IAM or KMS
@@ -58,6 +70,9 @@ type Verdict struct {
 	Reason  contract.Reason `json:"reason,omitempty"`
 	Detail  string          `json:"detail,omitempty"`
 	Fix     string          `json:"fix,omitempty"`
+	// Notes say what the check could not judge; an allowed verdict with notes is "not
+	// disproved" rather than proved.
+	Notes []string `json:"notes,omitempty"`
 }
 
 // Actions returns the KMS actions a key source needs.
@@ -68,17 +83,25 @@ func Actions(keySource string) []string {
 	return []string{"kms:Decrypt"}
 }
 
-// Checker runs checks and remembers verdicts for TTL, so a burst of launches costs one
-// check per distinct role, not one per instance.
+// standInInstance judges a role with no instance at hand.
+const standInInstance = "i-00000000000000000"
+
+// standInVolume is the volume UUID of the context: a new volume's UUID is not known
+// until it is formatted, after the check.
+const standInVolume = "00000000-0000-4000-8000-000000000000"
+
+// Checker runs checks. It remembers what it read from AWS for TTL, so a burst of launches
+// costs one profile lookup and one simulation per distinct role, and one read of the key;
+// each instance's verdict is then computed in code.
 type Checker struct {
 	IAM IAM
 	KMS KMS
 	TTL time.Duration
 	Now func() time.Time
 
-	verdicts ttlCache[Request, Verdict]
-	roles    ttlCache[string, roleInfo]
-	keys     ttlCache[string, keyFacts]
+	roles      ttlCache[string, roleInfo]
+	keys       ttlCache[string, keyFacts]
+	identities ttlCache[identityKey, simulation]
 }
 
 // ttlCache remembers values until they expire.
@@ -116,7 +139,6 @@ type keyFacts struct {
 	state  kmstypes.KeyState
 	found  bool
 	policy policy.Document
-	raw    string // the policy as KMS returned it, for the simulator
 	grants []kmstypes.GrantListEntry
 }
 
@@ -130,18 +152,6 @@ func (c *Checker) now() time.Time {
 // Check returns the verdict for r. An error is a failure to decide (throttling beyond the
 // SDK's retries, the function's own permissions), never a verdict.
 func (c *Checker) Check(ctx context.Context, r Request) (Verdict, error) {
-	if v, ok := c.verdicts.get(r, c.now()); ok {
-		return v, nil
-	}
-	v, err := c.check(ctx, r)
-	if err != nil {
-		return Verdict{}, err
-	}
-	c.verdicts.put(r, v, c.now().Add(c.TTL))
-	return v, nil
-}
-
-func (c *Checker) check(ctx context.Context, r Request) (Verdict, error) {
 	if r.InstanceProfileARN == "" {
 		return Verdict{Reason: contract.ReasonNoInstanceProfile, Detail: "the instance has no instance profile",
 			Fix: "attach an instance profile whose role is a key user"}, nil
@@ -167,43 +177,72 @@ func (c *Checker) CheckRole(ctx context.Context, role string, r Request) (Verdic
 	case facts.state != kmstypes.KeyStateEnabled:
 		return deny(v, contract.ReasonKeyDisabled, fmt.Sprintf("KMS key %s is %s", r.KeyARN, facts.state), "enable the key"), nil
 	}
-	actions := Actions(r.KeySource)
-	allowed, err := c.simulate(ctx, role, actions, r.KeyARN, facts.raw)
+	if r.InstanceID == "" {
+		r.InstanceID = standInInstance
+		v.Notes = append(v.Notes, "judged for a stand-in instance "+standInInstance+": conditions on a particular instance are not tested")
+	}
+	call := agentCall(role, r)
+	sim, err := c.identity(ctx, role, r, call)
 	if err != nil {
 		return Verdict{}, err
 	}
-	var missing []string
-	for _, a := range actions {
-		if allowed[a] && facts.policy.Evaluate(role, a) != policy.Silent {
-			continue
+	v.Notes = append(v.Notes, sim.notes...)
+	var missing, why []string
+	for _, action := range Actions(r.KeySource) {
+		req := call
+		req.Action = action
+		ok, reason, notes := judge(facts, req, sim.decisions[action], sim.undecided[action])
+		v.Notes = append(v.Notes, notes...)
+		if !ok {
+			missing = append(missing, action)
+			why = append(why, action+": "+reason)
 		}
-		if grantCovers(facts.grants, role, a) {
-			continue
-		}
-		missing = append(missing, a)
 	}
 	if len(missing) > 0 {
 		return deny(v, contract.ReasonNotKeyUser,
-			fmt.Sprintf("%s may not %s on %s", role, strings.Join(missing, ", "), r.KeyARN),
+			fmt.Sprintf("%s may not %s on %s (%s)", role, strings.Join(missing, ", "), r.KeyARN, strings.Join(why, "; ")),
 			fmt.Sprintf(`add to the key policy: {"Effect":"Allow","Principal":{"AWS":%q},"Action":%s,"Resource":"*"}`, role, jsonList(missing))), nil
 	}
 	if r.KeySource == contract.KeySourceS3KMS {
-		bucket, key, err := contract.SecretLocation(r.Secret)
-		if err != nil {
-			return Verdict{}, err
-		}
-		object := "arn:aws:s3:::" + bucket + "/" + key
-		ok, err := c.simulate(ctx, role, []string{"s3:GetObject"}, object, "")
-		if err != nil {
-			return Verdict{}, err
-		}
-		if !ok["s3:GetObject"] {
-			return deny(v, contract.ReasonSecretUnreadable, role+" may not s3:GetObject "+r.Secret,
+		if d := sim.decisions["s3:GetObject"]; d != iamtypes.PolicyEvaluationDecisionTypeAllowed && !sim.undecided["s3:GetObject"] {
+			object := secretARN(r)
+			return deny(v, contract.ReasonSecretUnreadable, fmt.Sprintf("%s may not s3:GetObject %s (%s)", role, r.Secret, d),
 				fmt.Sprintf(`allow the role s3:GetObject on %s`, object)), nil
 		}
 	}
 	v.Allowed = true
+	slices.Sort(v.Notes)
+	v.Notes = slices.Compact(v.Notes)
 	return v, nil
+}
+
+// judge applies KMS's authorization rules to one action: an explicit deny in the key
+// policy or an identity policy refuses; otherwise the key policy allowing the caller, or
+// delegating to the account with an identity policy allowing, or a grant, allows. When a
+// statement could not be judged and the rest does not allow, the action is let through
+// with a note: the check blocks only what it can prove.
+func judge(facts keyFacts, req policy.Request, identity iamtypes.PolicyEvaluationDecisionType, identityUndecided bool) (ok bool, reason string, notes []string) {
+	kp := facts.policy.Evaluate(req)
+	for _, u := range kp.Undecided {
+		notes = append(notes, req.Action+": key policy statement "+u+" cannot be judged before the call")
+	}
+	switch {
+	case kp.Decision == policy.Denied:
+		return false, "the key policy denies it (" + kp.Statement + ")", notes
+	case identity == iamtypes.PolicyEvaluationDecisionTypeExplicitDeny:
+		return false, "an identity policy of the role denies it", notes
+	case kp.Decision == policy.Allowed:
+		return true, "", notes
+	case kp.Decision == policy.Delegated && identity == iamtypes.PolicyEvaluationDecisionTypeAllowed:
+		return true, "", notes
+	case grantCovers(facts.grants, req):
+		return true, "", notes
+	case len(kp.Undecided) > 0, kp.Decision == policy.Delegated && identityUndecided:
+		return true, "", notes
+	case kp.Decision == policy.Delegated:
+		return false, "the key policy leaves it to IAM, and no identity policy of the role allows it", notes
+	}
+	return false, "the key policy does not allow the role, nor delegate to the account's IAM policies, and no grant does", notes
 }
 
 func deny(v Verdict, reason contract.Reason, detail, fix string) Verdict {
@@ -213,6 +252,101 @@ func deny(v Verdict, reason contract.Reason, detail, fix string) Verdict {
 
 func jsonList(items []string) string {
 	return `["` + strings.Join(items, `","`) + `"]`
+}
+
+// agentCall is the request the agent's KMS calls will make, as KMS's authorization sees
+// it: the role session of the instance, calling KMS directly (not through another
+// service), with storecrypt's encryption context for kms-datakey and none for s3-kms
+// (the seed recipe encrypted its passphrase without one).
+func agentCall(role string, r Request) policy.Request {
+	partition := policy.Partition(r.KeyARN)
+	region := strings.SplitN(r.KeyARN, ":", 5)[3]
+	c := map[string][]string{
+		"aws:PrincipalArn":      {role},
+		"aws:PrincipalAccount":  {policy.AccountOf(role)},
+		"aws:PrincipalType":     {"AssumedRole"},
+		"aws:SecureTransport":   {"true"},
+		"kms:CallerAccount":     {policy.AccountOf(role)},
+		"ec2:SourceInstanceARN": {fmt.Sprintf("arn:%s:ec2:%s:%s:instance/%s", partition, region, policy.AccountOf(role), r.InstanceID)},
+	}
+	absent := []string{"kms:ViaService", "kms:GrantIsForAWSResource", "aws:CalledVia*", "aws:PrincipalServiceName*", "aws:ViaAWSService"}
+	if r.KeySource == contract.KeySourceKMSDataKey {
+		ec := contract.EncryptionContext(r.InstanceID, standInVolume)
+		for k, v := range ec {
+			c["kms:EncryptionContext:"+k] = []string{v}
+			c["kms:EncryptionContextKeys"] = append(c["kms:EncryptionContextKeys"], k)
+		}
+		slices.Sort(c["kms:EncryptionContextKeys"])
+		absent = append(absent, "kms:EncryptionContext:*")
+	} else {
+		absent = append(absent, "kms:EncryptionContext*")
+	}
+	return policy.Request{
+		Caller:   role,
+		Session:  sessionARN(role, r.InstanceID),
+		Resource: r.KeyARN,
+		Context:  c,
+		Absent:   absent,
+	}
+}
+
+// sessionARN is the assumed-role session an instance profile's credentials carry: EC2
+// names the session after the instance.
+func sessionARN(role, instanceID string) string {
+	partition, account := policy.Partition(role), policy.AccountOf(role)
+	name := role[strings.LastIndex(role, "/")+1:]
+	return fmt.Sprintf("arn:%s:sts::%s:assumed-role/%s/%s", partition, account, name, instanceID)
+}
+
+func secretARN(r Request) string {
+	bucket, key, err := contract.SecretLocation(r.Secret)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("arn:%s:s3:::%s/%s", policy.Partition(r.KeyARN), bucket, key)
+}
+
+// grantCovers: a grant to the role (or its session) for the operation, whose
+// encryption-context constraint the request meets. EncryptionContextEquals wants the
+// request's context to be exactly the constraint; EncryptionContextSubset wants every
+// pair of the constraint in the request's context.
+func grantCovers(grants []kmstypes.GrantListEntry, req policy.Request) bool {
+	op := kmstypes.GrantOperation(strings.TrimPrefix(req.Action, "kms:"))
+	ec := map[string]string{}
+	for k, v := range req.Context {
+		if name, ok := strings.CutPrefix(k, "kms:EncryptionContext:"); ok && len(v) == 1 {
+			ec[name] = v[0]
+		}
+	}
+	for _, g := range grants {
+		grantee := aws.ToString(g.GranteePrincipal)
+		if grantee != req.Caller && grantee != req.Session || !slices.Contains(g.Operations, op) {
+			continue
+		}
+		if cons := g.Constraints; cons != nil {
+			if cons.EncryptionContextEquals != nil && !equalMaps(cons.EncryptionContextEquals, ec) {
+				continue
+			}
+			if cons.EncryptionContextSubset != nil && !subset(cons.EncryptionContextSubset, ec) {
+				continue
+			}
+		}
+		return true
+	}
+	return false
+}
+
+func equalMaps(a, b map[string]string) bool {
+	return len(a) == len(b) && subset(a, b)
+}
+
+func subset(small, big map[string]string) bool {
+	for k, v := range small {
+		if got, ok := big[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 // Role returns the role of an instance profile ("" when it has none or does not exist),
@@ -275,8 +409,7 @@ func (c *Checker) key(ctx context.Context, keyARN string) (keyFacts, error) {
 		if err != nil {
 			return f, fmt.Errorf("reading the policy of key %s: %w", keyARN, err)
 		}
-		f.raw = aws.ToString(pol.Policy)
-		if f.policy, err = policy.Parse(f.raw); err != nil {
+		if f.policy, err = policy.Parse(aws.ToString(pol.Policy)); err != nil {
 			return f, fmt.Errorf("key %s: %w", keyARN, err)
 		}
 		p := kms.NewListGrantsPaginator(c.KMS, &kms.ListGrantsInput{KeyId: aws.String(keyARN)})
@@ -292,37 +425,89 @@ func (c *Checker) key(ctx context.Context, keyARN string) (keyFacts, error) {
 	return f, nil
 }
 
-// simulate asks the IAM policy simulator which actions role may perform on resource, with
-// the resource's policy (the key policy) taken into account.
-func (c *Checker) simulate(ctx context.Context, role string, actions []string, resource, resourcePolicy string) (map[string]bool, error) {
-	in := &iam.SimulatePrincipalPolicyInput{
+// identityKey is what one simulation depends on.
+type identityKey struct {
+	role, key, source, secret string
+}
+
+// simulation is what the role's identity policies say of the agent's calls.
+type simulation struct {
+	decisions map[string]iamtypes.PolicyEvaluationDecisionType
+	undecided map[string]bool // actions whose decision hangs on context keys nobody supplied
+	notes     []string
+}
+
+// identity asks the IAM policy simulator what the role's identity policies (and its
+// permissions boundary) say of the agent's calls: the KMS actions on the key with the
+// request's context keys, and for s3-kms s3:GetObject on the secret. No resource policy
+// is passed. The answer is remembered per role: a role's instances differ only in their
+// instance id, which identity policies do not single out.
+func (c *Checker) identity(ctx context.Context, role string, r Request, call policy.Request) (simulation, error) {
+	k := identityKey{role, r.KeyARN, r.KeySource, r.Secret}
+	if s, ok := c.identities.get(k, c.now()); ok {
+		return s, nil
+	}
+	s := simulation{decisions: map[string]iamtypes.PolicyEvaluationDecisionType{}, undecided: map[string]bool{}}
+	if err := c.simulate(ctx, &s, &iam.SimulatePrincipalPolicyInput{
 		PolicySourceArn: aws.String(role),
-		ActionNames:     actions,
-		ResourceArns:    []string{resource},
+		ActionNames:     Actions(r.KeySource),
+		ResourceArns:    []string{r.KeyARN},
+		ContextEntries:  contextEntries(call.Context),
+	}); err != nil {
+		return s, err
 	}
-	if resourcePolicy != "" {
-		in.ResourcePolicy = aws.String(resourcePolicy)
+	if r.KeySource == contract.KeySourceS3KMS {
+		if err := c.simulate(ctx, &s, &iam.SimulatePrincipalPolicyInput{
+			PolicySourceArn: aws.String(role),
+			ActionNames:     []string{"s3:GetObject"},
+			ResourceArns:    []string{secretARN(r)},
+			ContextEntries:  contextEntries(map[string][]string{"aws:SecureTransport": {"true"}, "aws:PrincipalArn": {role}}),
+		}); err != nil {
+			return s, err
+		}
 	}
-	allowed := map[string]bool{}
+	c.identities.put(k, s, c.now().Add(c.TTL))
+	return s, nil
+}
+
+func (c *Checker) simulate(ctx context.Context, s *simulation, in *iam.SimulatePrincipalPolicyInput) error {
 	p := iam.NewSimulatePrincipalPolicyPaginator(c.IAM, in)
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
-			return nil, fmt.Errorf("simulating %s for %s: %w", strings.Join(actions, ", "), role, err)
+			return fmt.Errorf("simulating %s for %s: %w", strings.Join(in.ActionNames, ", "), aws.ToString(in.PolicySourceArn), err)
 		}
-		for _, r := range page.EvaluationResults {
-			allowed[aws.ToString(r.EvalActionName)] = r.EvalDecision == iamtypes.PolicyEvaluationDecisionTypeAllowed
+		for _, res := range page.EvaluationResults {
+			action := aws.ToString(res.EvalActionName)
+			s.decisions[action] = res.EvalDecision
+			if len(res.MissingContextValues) > 0 && res.EvalDecision != iamtypes.PolicyEvaluationDecisionTypeAllowed {
+				s.undecided[action] = true
+				s.notes = append(s.notes, fmt.Sprintf("%s: the role's identity policies depend on %s, which only the call itself carries",
+					action, strings.Join(res.MissingContextValues, ", ")))
+			}
 		}
 	}
-	return allowed, nil
+	return nil
 }
 
-func grantCovers(grants []kmstypes.GrantListEntry, role, action string) bool {
-	op := kmstypes.GrantOperation(strings.TrimPrefix(action, "kms:"))
-	for _, g := range grants {
-		if aws.ToString(g.GranteePrincipal) == role && slices.Contains(g.Operations, op) {
-			return true
-		}
+// contextEntries turns a request context into the simulator's ContextEntries, typed as
+// IAM documents each key: lists are stringList, the rest string or boolean.
+func contextEntries(c map[string][]string) []iamtypes.ContextEntry {
+	keys := make([]string, 0, len(c))
+	for k := range c {
+		keys = append(keys, k)
 	}
-	return false
+	slices.Sort(keys)
+	out := make([]iamtypes.ContextEntry, 0, len(keys))
+	for _, k := range keys {
+		typ := iamtypes.ContextKeyTypeEnumString
+		switch k {
+		case "kms:EncryptionContextKeys":
+			typ = iamtypes.ContextKeyTypeEnumStringList
+		case "aws:SecureTransport":
+			typ = iamtypes.ContextKeyTypeEnumBoolean
+		}
+		out = append(out, iamtypes.ContextEntry{ContextKeyName: aws.String(k), ContextKeyType: typ, ContextKeyValues: c[k]})
+	}
+	return out
 }

@@ -2,10 +2,12 @@ package binding_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
@@ -20,6 +22,7 @@ func checker(w *fakeaws.World) *binding.Checker {
 }
 
 func TestVerdicts(t *testing.T) {
+	const instance = "i-0abc0000000000001"
 	for _, tc := range []struct {
 		name    string
 		edit    func(w *fakeaws.World)
@@ -31,13 +34,33 @@ func TestVerdicts(t *testing.T) {
 		{"key user named in the key policy", nil, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, true, "", ""},
 		{"identity policy, key delegates to the account", nil, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.IdentityUser)}, true, "", ""},
 		{"identity policy, key does not delegate", func(w *fakeaws.World) {
-			w.Keys[fakeaws.KeyARN].Policy = `{"Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/admin"},"Action":"kms:*","Resource":"*"}]}`
+			w.Keys[fakeaws.KeyARN].Policy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/admin"},"Action":"kms:*","Resource":"*"}]}`
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.IdentityUser)}, false, contract.ReasonNotKeyUser, `"Principal":{"AWS":"arn:aws:iam::111122223333:role/identity-user"}`},
 		{"grant", nil, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.GrantUser)}, true, "", ""},
+		{"grant constrained to this instance", func(w *fakeaws.World) {
+			w.Keys[fakeaws.KeyARN].Grants[0].ContextSubset = map[string]string{contract.ContextInstanceID: instance}
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.GrantUser)}, true, "", ""},
+		{"grant constrained to another instance", func(w *fakeaws.World) {
+			w.Keys[fakeaws.KeyARN].Grants[0].ContextSubset = map[string]string{contract.ContextInstanceID: "i-0other"}
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.GrantUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
+		{"grant for exactly another context", func(w *fakeaws.World) {
+			w.Keys[fakeaws.KeyARN].Grants[0].ContextEquals = map[string]string{contract.ContextInstanceID: instance}
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.GrantUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
 		{"not a key user", nil, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.NotKeyUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
 		{"explicit deny in the key policy", func(w *fakeaws.World) {
 			w.Keys[fakeaws.KeyARN].Policy = strings.Replace(fakeaws.KeyPolicy, `"Statement": [`, `"Statement": [{"Effect":"Deny","Principal":{"AWS":"`+fakeaws.KeyUser+`"},"Action":"kms:Decrypt","Resource":"*"},`, 1)
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNotKeyUser, "kms:Decrypt"},
+		{"explicit deny in an identity policy beats the key policy", func(w *fakeaws.World) {
+			w.Roles[fakeaws.KeyUser].Policies = append(w.Roles[fakeaws.KeyUser].Policies,
+				`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}`)
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNotKeyUser, "kms:Decrypt"},
+		{"identity policy conditioned on the encryption context", func(w *fakeaws.World) {
+			w.Roles[fakeaws.IdentityUser].Policies = []string{`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:GenerateDataKey","kms:Decrypt"],"Resource":"*",
+				"Condition":{"StringEquals":{"kms:EncryptionContext:storecrypt:instance-id":"${ec2:SourceInstanceARN}"}}}]}`}
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.IdentityUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
+		{"key policy without the volume in the context", func(w *fakeaws.World) {
+			w.Keys[fakeaws.KeyARN].Policy = strings.Replace(fakeaws.KeyPolicy, `"storecrypt:instance-id", "storecrypt:volume"]`, `"storecrypt:instance-id"]`, 1)
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
 		{"no instance profile", nil, binding.Request{}, false, contract.ReasonNoInstanceProfile, "attach"},
 		{"profile does not exist", nil, binding.Request{InstanceProfileARN: fakeaws.ProfilePrefix + "gone"}, false, contract.ReasonRoleMissing, "existing"},
 		{"profile without a role", nil, binding.Request{InstanceProfileARN: fakeaws.ProfilePrefix + "empty"}, false, contract.ReasonRoleMissing, "add the storecrypt instance role"},
@@ -47,15 +70,19 @@ func TestVerdicts(t *testing.T) {
 			binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonKeyDisabled, "enable"},
 		{"key not found", func(w *fakeaws.World) { delete(w.Keys, fakeaws.KeyARN) },
 			binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonKeyNotFound, "key ARN"},
-		{"s3-kms with a readable secret", nil, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser), KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed"}, true, "", ""},
-		{"s3-kms, secret unreadable", nil, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.GrantUser), KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed"}, false, contract.ReasonSecretUnreadable, "s3:GetObject"},
+		{"s3-kms with a readable secret", s3kmsKey, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser), KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed"}, true, "", ""},
+		{"s3-kms, secret unreadable", nil, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.GrantUser), KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed"}, false, contract.ReasonSecretUnreadable, "arn:aws:s3:::secrets/seed"},
+		{"s3-kms, secret readable only as another object", func(w *fakeaws.World) {
+			s3kmsKey(w)
+			w.Roles[fakeaws.KeyUser].Policies = []string{`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::secrets/other"}]}`}
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser), KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed"}, false, contract.ReasonSecretUnreadable, "s3:GetObject"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := fakeaws.NewAccount()
 			if tc.edit != nil {
 				tc.edit(w)
 			}
-			tc.req.KeyARN = fakeaws.KeyARN
+			tc.req.KeyARN, tc.req.InstanceID = fakeaws.KeyARN, instance
 			if tc.req.KeySource == "" {
 				tc.req.KeySource = contract.KeySourceKMSDataKey
 			}
@@ -63,8 +90,80 @@ func TestVerdicts(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if v.Allowed != tc.allowed || v.Reason != tc.reason || !strings.Contains(v.Fix, tc.fixSays) {
-				t.Errorf("got %+v, want allowed=%v reason=%q fix saying %q", v, tc.allowed, tc.reason, tc.fixSays)
+			if v.Allowed != tc.allowed || v.Reason != tc.reason || !strings.Contains(v.Fix, tc.fixSays) || len(v.Notes) > 0 {
+				t.Errorf("got %+v, want allowed=%v reason=%q fix saying %q, no notes", v, tc.allowed, tc.reason, tc.fixSays)
+			}
+		})
+	}
+}
+
+// s3kmsKey makes the standard key's key-user statement the s3-kms one: kms:Decrypt
+// without an encryption context, as the seed recipe's ciphertext has none.
+func s3kmsKey(w *fakeaws.World) {
+	w.Keys[fakeaws.KeyARN].Policy = fmt.Sprintf(`{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"},
+		{"Effect":"Allow","Principal":{"AWS":%q},"Action":"kms:Decrypt","Resource":"*"}]}`, fakeaws.KeyUser)
+}
+
+// TestNeverAResourcePolicy: IAM refuses a simulation with a ResourcePolicy for a role
+// unless a CallerArn names an IAM user, which a role is not; the check never asks that.
+// The fake enforces the rule, so a check that asked would fail here with InvalidInput.
+func TestNeverAResourcePolicy(t *testing.T) {
+	w := fakeaws.NewAccount()
+	if _, err := checker(w).Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.IdentityUser),
+		InstanceID: "i-0abc0000000000001", KeyARN: fakeaws.KeyARN, KeySource: contract.KeySourceKMSDataKey}); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range w.Log() {
+		if in, ok := c.Params.(*iam.SimulatePrincipalPolicyInput); ok {
+			if in.ResourcePolicy != nil || in.CallerArn != nil {
+				t.Errorf("simulated with ResourcePolicy %v, CallerArn %v", in.ResourcePolicy != nil, aws.ToString(in.CallerArn))
+			}
+			if len(in.ContextEntries) == 0 {
+				t.Error("simulated without the request's context entries")
+			}
+		}
+	}
+	_, err := iam.NewFromConfig(w.Config()).SimulatePrincipalPolicy(context.Background(), &iam.SimulatePrincipalPolicyInput{
+		PolicySourceArn: aws.String(fakeaws.IdentityUser), ActionNames: []string{"kms:Decrypt"}, ResourcePolicy: aws.String(fakeaws.KeyPolicy)})
+	if err == nil || !strings.Contains(err.Error(), "CallerArn") {
+		t.Errorf("the fake accepted a role's simulation with a ResourcePolicy: %v", err)
+	}
+}
+
+// TestUndecidedIsNotBlocked: a key policy condition the check cannot judge before the
+// call (the VPC endpoint the call will come through) is a note, never a block.
+func TestUndecidedIsNotBlocked(t *testing.T) {
+	w := fakeaws.NewAccount()
+	w.Keys[fakeaws.KeyARN].Policy = strings.Replace(fakeaws.KeyPolicy, `"Statement": [`,
+		`"Statement": [{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringNotEquals":{"aws:SourceVpce":"vpce-0123"}}},`, 1)
+	v, err := checker(w).Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser),
+		InstanceID: "i-0abc0000000000001", KeyARN: fakeaws.KeyARN, KeySource: contract.KeySourceKMSDataKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Allowed || len(v.Notes) == 0 || !strings.Contains(strings.Join(v.Notes, " "), "aws:SourceVpce") {
+		t.Errorf("got %+v, want allowed with a note on aws:SourceVpce", v)
+	}
+}
+
+// TestPartitions: root delegation and the secret's ARN follow the key's partition.
+func TestPartitions(t *testing.T) {
+	for _, tc := range []struct{ partition, region string }{{"aws", "us-east-1"}, {"aws-cn", "cn-north-1"}, {"aws-us-gov", "us-gov-west-1"}} {
+		t.Run(tc.partition, func(t *testing.T) {
+			w := fakeaws.NewAccountIn(tc.partition, tc.region)
+			n := fakeaws.NamesIn(tc.partition, tc.region)
+			v, err := checker(w).Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(n.IdentityUser), InstanceID: "i-0abc0000000000001",
+				KeyARN: n.KeyARN, KeySource: contract.KeySourceKMSDataKey})
+			if err != nil || !v.Allowed {
+				t.Errorf("delegation through arn:%s:iam::…:root: %+v, %v", tc.partition, v, err)
+			}
+			w.Roles[n.KeyUser].Policies = []string{fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:%s:s3:::secrets/seed"}]}`, tc.partition)}
+			w.Keys[n.KeyARN].Policy = fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":%q},"Action":"kms:Decrypt","Resource":"*"}]}`, n.KeyUser)
+			v, err = checker(w).Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(n.KeyUser), InstanceID: "i-0abc0000000000001",
+				KeyARN: n.KeyARN, KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed"})
+			if err != nil || !v.Allowed {
+				t.Errorf("the secret as arn:%s:s3:::secrets/seed: %+v, %v", tc.partition, v, err)
 			}
 		})
 	}
@@ -76,7 +175,7 @@ func TestCachedPerRole(t *testing.T) {
 	c := checker(w)
 	for range 100 {
 		for _, role := range []string{fakeaws.KeyUser, fakeaws.NotKeyUser} {
-			if _, err := c.Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(role), KeyARN: fakeaws.KeyARN, KeySource: contract.KeySourceKMSDataKey}); err != nil {
+			if _, err := c.Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(role), InstanceID: "i-0abc0000000000001", KeyARN: fakeaws.KeyARN, KeySource: contract.KeySourceKMSDataKey}); err != nil {
 				t.Fatal(err)
 			}
 		}

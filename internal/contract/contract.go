@@ -119,6 +119,13 @@ const (
 	ContextVolume     = "storecrypt:volume"
 )
 
+// EncryptionContext is the encryption context of a kms-datakey volume's data key: the
+// agent sends it with GenerateDataKey and Decrypt, the key policy's conditions read it,
+// and the launch function's binding check evaluates those conditions against it.
+func EncryptionContext(instanceID, volumeUUID string) map[string]string {
+	return map[string]string{ContextInstanceID: instanceID, ContextVolume: volumeUUID}
+}
+
 // Tag keys and status values the functions write on instances.
 const (
 	TagEncrypt = "storecrypt:encrypt"
@@ -133,6 +140,9 @@ const (
 	StatusEncrypted = "encrypted"
 	StatusFailed    = "failed"
 	StatusSkipped   = "skipped"
+	// StatusUnverified: SSM says the command succeeded, but its output does not prove the
+	// volume is encrypted under the stack's key by the stack's document.
+	StatusUnverified = "unverified"
 )
 
 // Patterns that flag values must match. They are also the SSM document's allowedPattern

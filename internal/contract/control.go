@@ -8,6 +8,11 @@ import (
 // DocumentName is the default name of the SSM Command document; the stack may prefix it.
 const DocumentName = "storecrypt-apply"
 
+// DocumentRunStep is the name of the document's step that runs the agent. SSM reports a
+// multi-step document's output per step, so readers ask for this one by name
+// (GetCommandInvocation's PluginName).
+const DocumentRunStep = "apply"
+
 // DocumentParameter maps one SSM document parameter onto the agent flag it becomes.
 type DocumentParameter struct {
 	Name        string // as the document and SendCommand spell it
@@ -44,6 +49,7 @@ const (
 	TagAt         = "storecrypt:at"          // RFC 3339 time of the last status change
 	TagCommandID  = "storecrypt:command-id"  // the SSM command that last ran the agent
 	TagLaunchTime = "storecrypt:launch-time" // the instance's LaunchTime the status is for
+	TagAttempt    = "storecrypt:attempt"     // commands sent for this launch: 1, 2, ...
 )
 
 // DefaultOptIn is the opt-in tag, key=value.
@@ -69,7 +75,31 @@ const (
 	ReasonTimedOut         Reason = "timed-out"
 	ReasonCancelled        Reason = "cancelled"
 	ReasonDeliveryTimedOut Reason = "delivery-timed-out"
+	ReasonUndeliverable    Reason = "undeliverable"
+	ReasonTerminated       Reason = "terminated"
 )
+
+// Reasons an invocation that SSM calls a success is not recorded as encrypted: the
+// status is then StatusUnverified.
+const (
+	ReasonNoReport          Reason = "no-report"          // no agent report in the output
+	ReasonNotReady          Reason = "not-ready"          // the report does not show the volume open, ready and mounted
+	ReasonWrongKey          Reason = "wrong-key"          // the volume's key is not the stack's key or key source
+	ReasonWrongInstance     Reason = "wrong-instance"     // the report is another instance's
+	ReasonUntrustedDocument Reason = "untrusted-document" // the document version is not the content the stack deployed
+)
+
+// Terminal says whether an agent's failure needs a person: the agent refused a disk, was
+// given bad input or found no instance store, and running it again changes nothing.
+// Other failures (the key was unavailable, a tool failed, the run timed out) may pass
+// on a later try, and the sweep retries them with backoff.
+func (r Reason) Terminal() bool {
+	switch r {
+	case Reason(ExitRefusedUnsafe.String()), Reason(ExitBadInput.String()), Reason(ExitNoDevices.String()):
+		return true
+	}
+	return false
+}
 
 // Environment variables of the functions, set by the stack.
 const (
@@ -86,22 +116,55 @@ const (
 	EnvStaleAfter    = "STORECRYPT_STALE_AFTER" // sweep: a pending status older than this is stale
 	EnvAgentLogs     = "STORECRYPT_AGENT_LOGS"  // CloudWatch log group for the commands' output
 	EnvModel         = "STORECRYPT_MODEL"       // the instance-store NVMe model (tests and non-EC2 hosts)
+	// EnvDocumentDigest is the digest (document.Digest) of the document content the stack
+	// deployed: the launch function sends only a version with this content, and the
+	// result function trusts only results of such a version.
+	EnvDocumentDigest = "STORECRYPT_DOCUMENT_DIGEST"
 )
+
+// Detail types of the AWS events the functions take: EC2's state change and CloudTrail's
+// API call (the launch queue), SSM's invocation status (the result function).
+const (
+	DetailStateChange      = "EC2 Instance State-change Notification"
+	DetailCloudTrail       = "AWS API Call via CloudTrail"
+	DetailInvocationStatus = "EC2 Command Invocation Status-change Notification"
+)
+
+// FinalInvocationStatuses are the statuses of DetailInvocationStatus events that end an
+// invocation: SSM's event reference lists Success, TimedOut, Canceled and Failed as the
+// changes a rule can match (and spells Canceled so; the API says Cancelled).
+var FinalInvocationStatuses = []string{"Success", "Failed", "TimedOut", "Cancelled", "Canceled"}
+
+// OptionalEnv are the variables the stack may leave unset, with what their absence means;
+// every other variable the functions read, the stack sets (a conformance test feeds the
+// template's environment to each function's LoadConfig and checks).
+var OptionalEnv = map[string]string{
+	EnvModel:  "the agent discovers disks of model " + DefaultModel,
+	EnvSecret: "no seed secret: the key source is " + KeySourceKMSDataKey,
+}
 
 // EventSource and the detail types of the events storecrypt emits for alerting.
 const (
 	EventSource          = "storecrypt"
 	EventInstanceBlocked = "storecrypt Instance Blocked"
 	EventInstanceFailed  = "storecrypt Instance Failed"
+	EventDocumentDrift   = "storecrypt Document Drift"
 )
 
 // MetricNamespace holds the functions' CloudWatch metrics (Embedded Metric Format).
 const MetricNamespace = "storecrypt"
 
-// Metric names.
+// Metric names. Failed counts failed and unverified instances alike: both are not
+// encrypted. DocumentDrift counts batches that found the document's default version is
+// not the content the stack deployed.
 const (
 	MetricEncrypted          = "Encrypted"
 	MetricFailed             = "Failed"
 	MetricBlocked            = "Blocked"
 	MetricSecondsToEncrypted = "SecondsToEncrypted"
+	MetricDocumentDrift      = "DocumentDrift"
 )
+
+// MetricReason is the dimension that says why an instance was blocked or failed. Those
+// metrics are also published without it, for alarms over every reason.
+const MetricReason = "Reason"

@@ -53,7 +53,7 @@ func Content(defaults contract.AgentOptions, artifacts []Artifact) map[string]an
 	}
 	steps = append(steps, map[string]any{
 		"action": "aws:runShellScript",
-		"name":   "apply",
+		"name":   contract.DocumentRunStep,
 		"inputs": map[string]any{
 			"timeoutSeconds": "1800",
 			"runCommand":     Script(artifacts),
@@ -74,7 +74,7 @@ func sorted(a []Artifact) []Artifact {
 }
 
 // Script is the run step: install the tools the agent needs where they are missing, pick
-// the binary for this machine, check its digest, run apply. Parameters are read only from
+// the binary for this machine, check its digest, run apply. Parameters are read from
 // SSM_<name> variables, always quoted. Everything but the agent's report goes to stderr,
 // so stdout is the JSON document the result function parses.
 func Script(artifacts []Artifact) []string {
@@ -83,6 +83,9 @@ func Script(artifacts []Artifact) []string {
 		"#!/bin/sh",
 		"set -eu",
 		"exec 3>&1 1>&2",
+	}
+	lines = append(lines, fallbacks()...)
+	lines = append(lines,
 		`need="cryptsetup mdadm blkid mkfs.ext4"`,
 		`if [ "$SSM_Filesystem" = xfs ]; then need="$need mkfs.xfs"; fi`,
 		`missing=""; for t in $need; do command -v "$t" >/dev/null 2>&1 || missing="$missing $t"; done`,
@@ -95,7 +98,7 @@ func Script(artifacts []Artifact) []string {
 		`  else echo "storecrypt: no dnf, yum or apt-get to install$missing" >&2; exit 2; fi`,
 		`fi`,
 		`case "$(uname -m)" in`,
-	}
+	)
 	for _, a := range sorted(artifacts) {
 		lines = append(lines, fmt.Sprintf(`  %s) arch=%s; sum=%s ;;`, machine[a.Arch], a.Arch, a.SHA256))
 	}
@@ -111,6 +114,20 @@ func Script(artifacts []Artifact) []string {
 		"exec "+strings.Join(applyArgv(), " ")+" >&3",
 	)
 	return lines
+}
+
+// fallbacks set SSM_<name> where the SSM Agent did not: interpolationType ENV_VAR needs
+// SSM Agent 3.3.2746.0 or later, and an older agent substitutes {{name}} into the text
+// instead (the form AWS's "Troubleshooting parameter handling issues" gives). The value
+// is then shell text, but inside double quotes, and every parameter's allowedPattern,
+// which SSM checks before the command runs, excludes the characters that could end or
+// escape a double-quoted word (" $ ` \ and newlines; TestFallbackIsOneWord).
+func fallbacks() []string {
+	var out []string
+	for _, p := range contract.DocumentParameters {
+		out = append(out, fmt.Sprintf(`if [ -z "${SSM_%s+x}" ]; then export SSM_%s="{{%s}}"; fi`, p.Name, p.Name, p.Name))
+	}
+	return out
 }
 
 // applyArgv is the agent's command line, one quoted flag per document parameter.

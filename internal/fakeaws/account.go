@@ -2,10 +2,11 @@ package fakeaws
 
 import (
 	"fmt"
+	"strings"
 	"time"
 )
 
-// Names in the standard account that NewAccount builds.
+// Names in the standard account that NewAccount builds (partition aws, us-east-1).
 const (
 	KeyARN        = "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555"
 	KeyUser       = "arn:aws:iam::111122223333:role/storecrypt-instance" // named in the key policy
@@ -15,38 +16,76 @@ const (
 	ProfilePrefix = "arn:aws:iam::111122223333:instance-profile/"
 )
 
-// Profile returns the instance profile ARN of a role in the standard account.
-func Profile(role string) string {
-	return ProfilePrefix + role[len("arn:aws:iam::111122223333:role/"):]
+// Names are the standard account's ARNs in one partition and region.
+type Names struct {
+	Partition, Region                             string
+	KeyARN, KeyUser, IdentityUser, GrantUser, Web string
 }
 
-// KeyPolicy is the standard key's policy: administration by the account (which also
-// delegates to IAM policies) and KeyUser as a key user.
-var KeyPolicy = fmt.Sprintf(`{
+// NamesIn returns the standard account's names in a partition (aws, aws-cn, aws-us-gov)
+// and region.
+func NamesIn(partition, region string) Names {
+	in := func(arn string) string {
+		return strings.Replace(strings.Replace(arn, "arn:aws:", "arn:"+partition+":", 1), ":us-east-1:", ":"+region+":", 1)
+	}
+	return Names{Partition: partition, Region: region,
+		KeyARN: in(KeyARN), KeyUser: in(KeyUser), IdentityUser: in(IdentityUser), GrantUser: in(GrantUser), Web: in(NotKeyUser)}
+}
+
+// Profile returns the instance profile ARN named like a role.
+func Profile(role string) string {
+	return strings.Replace(role, ":role/", ":instance-profile/", 1)
+}
+
+// KeyPolicyIn is the standard key's policy: administration by the account (which also
+// delegates to IAM policies), and KeyUser as a key user for storecrypt's encryption
+// context only (both keys present, no others), as the stack writes it.
+func KeyPolicyIn(n Names) string {
+	return fmt.Sprintf(`{
   "Version": "2012-10-17",
   "Statement": [
-    {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::%s:root"}, "Action": "kms:*", "Resource": "*"},
+    {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": "arn:%s:iam::%s:root"}, "Action": "kms:*", "Resource": "*"},
     {"Sid": "KeyUser", "Effect": "Allow", "Principal": {"AWS": ["%s"]}, "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*",
-     "Condition": {"StringEquals": {"kms:EncryptionContextKeys": ["storecrypt:instance-id", "storecrypt:volume"]}}}
+     "Condition": {
+       "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["storecrypt:instance-id", "storecrypt:volume"]},
+       "StringLike": {"kms:EncryptionContext:storecrypt:instance-id": "i-*", "kms:EncryptionContext:storecrypt:volume": "*"}}}
   ]
-}`, Account, KeyUser)
+}`, n.Partition, Account, n.KeyUser)
+}
+
+// KeyPolicy is the standard key's policy in the aws partition.
+var KeyPolicy = KeyPolicyIn(NamesIn("aws", Region))
+
+// Allows is an identity policy allowing actions on every resource.
+func Allows(actions ...string) string {
+	return fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["%s"],"Resource":"*"}]}`, strings.Join(actions, `","`))
+}
 
 // NewAccount returns a world with the standard key, roles and profiles, and the
-// instance types i4i.large (instance store) and m5.large (none).
+// instance types i4i.large, i3en.xlarge (instance store) and m5.large (none).
 func NewAccount() *World {
+	return NewAccountIn("aws", Region)
+}
+
+// NewAccountIn is NewAccount in another partition and region.
+func NewAccountIn(partition, region string) *World {
+	n := NamesIn(partition, region)
 	w := &World{
+		Partition:     partition,
+		Region:        region,
 		Instances:     map[string]*Instance{},
 		InstanceTypes: map[string]bool{"i4i.large": true, "i3en.xlarge": true, "m5.large": false},
-		Profiles:      map[string]string{ProfilePrefix + "empty": ""},
+		Profiles:      map[string]string{Profile(strings.Replace(n.KeyUser, "storecrypt-instance", "empty", 1)): ""},
 		Roles:         map[string]*Role{},
-		Keys: map[string]*Key{KeyARN: {ARN: KeyARN, State: "Enabled", Policy: KeyPolicy,
-			Grants: []Grant{{Grantee: GrantUser, Operations: []string{"GenerateDataKey", "Decrypt"}}}}},
+		Documents:     map[string]*Document{},
+		Keys: map[string]*Key{n.KeyARN: {ARN: n.KeyARN, State: "Enabled", Policy: KeyPolicyIn(n),
+			Grants: []Grant{{Grantee: n.GrantUser, Operations: []string{"GenerateDataKey", "Decrypt"}}}}},
 	}
 	for _, r := range []*Role{
-		{ARN: KeyUser, Allowed: []string{"s3:GetObject"}},
-		{ARN: IdentityUser, Allowed: []string{"kms:*"}},
-		{ARN: GrantUser},
-		{ARN: NotKeyUser, Allowed: []string{"ec2:Describe*"}},
+		{ARN: n.KeyUser, Policies: []string{Allows("s3:GetObject")}},
+		{ARN: n.IdentityUser, Policies: []string{Allows("kms:*")}},
+		{ARN: n.GrantUser},
+		{ARN: n.Web, Policies: []string{Allows("ec2:Describe*")}},
 	} {
 		w.Roles[r.ARN] = r
 		w.Profiles[Profile(r.ARN)] = r.ARN

@@ -1,11 +1,21 @@
 // Package fakeaws is an in-memory AWS account for the functions' tests and the demo: EC2
-// instances and types, IAM instance profiles with an honest policy simulator, a KMS key
-// with its policy and grants, SSM managed instances and commands, SQS and EventBridge.
+// instances and types, IAM roles with identity policies and instance profiles, a policy
+// simulator, KMS keys with policies and grants, SSM documents, managed instances and
+// commands, SQS and EventBridge.
 //
 // Real aws-sdk-go-v2 clients talk to it: a middleware takes the typed input at the
 // Initialize step and answers right after the Retry middleware in the Finalize step. So
 // parameter validation, paginators and the SDK's retryer all run for real, and a
 // ThrottlingException the world injects is retried by the SDK, not by our code.
+//
+// Every answer is decided by AWS's documented behaviour, written here with the page it
+// comes from (docs/aws-fidelity.md lists them), never by calling storecrypt's own code:
+// a fake that shared the product's logic would agree with its mistakes. Requests that
+// break a documented rule (a list over its limit, a missing required parameter, a
+// CallerArn that is not a user) fail as AWS fails them.
+//
+// The world also records every call, so a test can check each against the IAM policy
+// the template gives its caller (Calls, Authz).
 package fakeaws
 
 import (
@@ -23,7 +33,7 @@ import (
 	"github.com/aws/smithy-go/middleware"
 )
 
-// Account and Region of the fake account.
+// Account and Region of the standard account.
 const (
 	Account = "111122223333"
 	Region  = "us-east-1"
@@ -40,12 +50,15 @@ type Instance struct {
 	// OnlineAfter is how many DescribeInstanceInformation answers show the SSM agent not
 	// yet Online before it is; -1 never comes online.
 	OnlineAfter int
+	// HiddenFor is how many DescribeInstances answers leave the instance out, as EC2's
+	// eventual consistency may right after RunInstances.
+	HiddenFor int
 }
 
-// Role is an IAM role with the actions its identity policies allow ("kms:*" matches).
+// Role is an IAM role and the identity policies attached to it (JSON documents).
 type Role struct {
-	ARN     string
-	Allowed []string
+	ARN      string
+	Policies []string
 }
 
 // Key is a KMS key.
@@ -55,44 +68,70 @@ type Key struct {
 	Policy      string
 	Grants      []Grant
 	RotationOff bool
+	secret      []byte // seals the key's ciphertexts
 }
 
-// Grant gives Grantee the operations ("Decrypt", "GenerateDataKey").
+// Grant gives Grantee the operations ("Decrypt", "GenerateDataKey"), optionally only for
+// requests whose encryption context equals ContextEquals or includes ContextSubset.
 type Grant struct {
-	Grantee    string
-	Operations []string
+	Grantee       string
+	Operations    []string
+	ContextEquals map[string]string
+	ContextSubset map[string]string
+}
+
+// Document is an SSM document: its versions' content, oldest first (version n is
+// Versions[n-1]), and the default version's number.
+type Document struct {
+	Name     string
+	Versions []string
+	Default  int
 }
 
 // Command is a SendCommand the world received.
 type Command struct {
-	ID           string
-	DocumentName string
-	InstanceIDs  []string
-	Parameters   map[string][]string
-	Requested    time.Time
+	ID              string
+	DocumentName    string
+	DocumentVersion string // the version SSM resolved the request to
+	InstanceIDs     []string
+	Parameters      map[string][]string
+	Requested       time.Time
 	// Status and Output per instance, set by the test or the demo's SSM runner.
 	Invocations map[string]*Invocation
 }
 
-// Invocation is one instance's part of a command.
+// Invocation is one instance's part of a command: how its last step ended. Earlier steps
+// of a multi-step document are reported as succeeded.
 type Invocation struct {
-	Status       string // Success, Failed, TimedOut, ...
-	ResponseCode int32
-	Stdout       string
+	Status        string // Success, Failed, TimedOut, Cancelled, InProgress, ...
+	StatusDetails string // "Success", "Delivery Timed Out", ...; Status when empty
+	ResponseCode  int32
+	Stdout        string
 }
 
 // Fault is asked before each call; a non-nil error is returned in place of the answer.
 type Fault func(service, operation string, attempt int) error
 
+// Call is one request the world answered, for permission checks.
+type Call struct {
+	Service, Operation string
+	Params             any
+}
+
 // World holds the account's state. Zero maps are made on first use.
 type World struct {
-	mu        sync.Mutex
+	mu sync.Mutex
+	// Partition and Region of the account's ARNs (aws and us-east-1 when empty).
+	Partition string
+	Region    string
 	Instances map[string]*Instance
 	// InstanceTypes says whether a type has instance store.
 	InstanceTypes map[string]bool
 	Profiles      map[string]string // instance profile ARN -> role ARN ("" for none)
 	Roles         map[string]*Role
 	Keys          map[string]*Key
+	Documents     map[string]*Document
+	Objects       map[string]Object // "bucket/key"
 	Commands      []*Command
 	Messages      []string // SQS message bodies sent
 	Events        []Event  // EventBridge entries put
@@ -102,6 +141,7 @@ type World struct {
 	OnCommand func(*Command)
 
 	calls   map[string]int // "Service.Operation" -> attempts
+	log     []Call
 	nextCmd int
 }
 
@@ -128,6 +168,13 @@ func (w *World) Calls() map[string]int {
 	return out
 }
 
+// Log returns every call answered (not faulted), in order.
+func (w *World) Log() []Call {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]Call(nil), w.log...)
+}
+
 // TotalCalls is the sum of Calls.
 func (w *World) TotalCalls() int {
 	n := 0
@@ -137,11 +184,25 @@ func (w *World) TotalCalls() int {
 	return n
 }
 
+func (w *World) partition() string {
+	if w.Partition == "" {
+		return "aws"
+	}
+	return w.Partition
+}
+
+func (w *World) region() string {
+	if w.Region == "" {
+		return Region
+	}
+	return w.Region
+}
+
 // Config returns an aws.Config whose clients talk to the world. Retries have no backoff
 // delay, so a test of throttling takes no time.
 func (w *World) Config() aws.Config {
 	return aws.Config{
-		Region:      Region,
+		Region:      w.region(),
 		Credentials: credentials.NewStaticCredentialsProvider("fake", "fake", ""),
 		Retryer: func() aws.Retryer {
 			return retry.NewStandard(func(o *retry.StandardOptions) {
@@ -197,12 +258,29 @@ func (w *World) call(ctx context.Context, service, op string, params any) (any, 
 	if !ok {
 		return nil, fmt.Errorf("fakeaws: %s is not implemented", key)
 	}
+	w.log = append(w.log, Call{Service: service, Operation: op, Params: params})
 	return h(w, params)
+}
+
+type handler func(w *World, params any) (any, error)
+
+// handlers answer each operation the product calls; each lives with its service.
+var handlers = map[string]handler{}
+
+func register(service string, ops map[string]handler) {
+	for op, h := range ops {
+		handlers[service+"."+op] = h
+	}
 }
 
 // APIError builds an error as the service would return it (for Fault).
 func APIError(code, message string) error {
 	return &smithy.GenericAPIError{Code: code, Message: message}
+}
+
+// invalid is a request a service rejects for breaking a documented rule.
+func invalid(code, format string, args ...any) error {
+	return APIError(code, fmt.Sprintf(format, args...))
 }
 
 // Throttle returns a Fault that throttles every call of operation whose attempt number is

@@ -12,22 +12,24 @@ import (
 
 // Config is the launch function's configuration, from the environment the stack sets.
 type Config struct {
-	KeyARN       string
-	DocumentName string
-	Roles        []string // role ARNs whose instances are in scope
-	OptInKey     string
-	OptInValue   string
-	Agent        contract.AgentOptions // what the document's parameters say
-	QueueURL     string                // the launch queue, for sweep mode
-	EventBus     string
-	StaleAfter   time.Duration
-	AgentLogs    string // CloudWatch log group for the commands' output; "" leaves it off
+	KeyARN         string
+	DocumentName   string
+	DocumentDigest string   // document.Digest of the content the stack deployed
+	Roles          []string // role ARNs whose instances are in scope
+	OptInKey       string
+	OptInValue     string
+	Agent          contract.AgentOptions // what the document's parameters say
+	QueueURL       string                // the launch queue, for sweep mode
+	EventBus       string
+	StaleAfter     time.Duration
+	AgentLogs      string // CloudWatch log group for the commands' output; "" leaves it off
 }
 
 var (
 	keyARN  = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$`)
 	roleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$`)
 	docName = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,128}$`)
+	digest  = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // LoadConfig reads and validates the configuration; every error names the variable.
@@ -35,19 +37,23 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	var errs []error
 	bad := func(name, value, why string) { errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, why)) }
 	c := Config{
-		KeyARN:       getenv(contract.EnvKMSKeyARN),
-		DocumentName: getenv(contract.EnvDocumentName),
-		QueueURL:     getenv(contract.EnvQueueURL),
-		EventBus:     getenv(contract.EnvEventBus),
-		AgentLogs:    getenv(contract.EnvAgentLogs),
-		Agent:        contract.DefaultAgentOptions(),
-		StaleAfter:   time.Hour,
+		KeyARN:         getenv(contract.EnvKMSKeyARN),
+		DocumentName:   getenv(contract.EnvDocumentName),
+		QueueURL:       getenv(contract.EnvQueueURL),
+		EventBus:       getenv(contract.EnvEventBus),
+		DocumentDigest: getenv(contract.EnvDocumentDigest),
+		AgentLogs:      getenv(contract.EnvAgentLogs),
+		Agent:          contract.DefaultAgentOptions(),
+		StaleAfter:     time.Hour,
 	}
 	if !keyARN.MatchString(c.KeyARN) {
 		bad(contract.EnvKMSKeyARN, c.KeyARN, "want a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")
 	}
 	if !docName.MatchString(c.DocumentName) {
 		bad(contract.EnvDocumentName, c.DocumentName, "want an SSM document name")
+	}
+	if !digest.MatchString(c.DocumentDigest) {
+		bad(contract.EnvDocumentDigest, c.DocumentDigest, "want the document's SHA-256 digest (64 hex digits)")
 	}
 	for _, r := range strings.Split(getenv(contract.EnvInstanceRoles), ",") {
 		if r = strings.TrimSpace(r); r == "" {

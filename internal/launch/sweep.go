@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
-	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -23,9 +22,10 @@ type SweepResult struct {
 	Enqueued []string `json:"enqueued"`
 }
 
-// Sweep finds running, in-scope instances that have no status for their current launch,
-// or whose command has been pending longer than StaleAfter, and puts a running event for
-// each on the launch queue. EC2 delivers events best effort; this is how none is missed.
+// Sweep finds running, in-scope instances that need a command (due): no status for their
+// current launch, a command pending longer than StaleAfter, or a retryable failure whose
+// backoff has passed; and puts a running event for each on the launch queue. EC2
+// delivers events best effort; this is how none is missed.
 func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 	if h.Config.QueueURL == "" {
 		return SweepResult{}, fmt.Errorf("sweep mode needs %s", contract.EnvQueueURL)
@@ -46,7 +46,7 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 			continue
 		}
 		res.InScope++
-		if h.done(i) && !h.stale(i, now) {
+		if !h.due(i, now) {
 			continue
 		}
 		res.Enqueued = append(res.Enqueued, id)
@@ -67,15 +67,6 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 	}
 	h.Log.Info("sweep done", "running", res.Running, "in_scope", res.InScope, "enqueued", len(res.Enqueued))
 	return res, nil
-}
-
-// stale: a command that has been pending this long has lost its result event.
-func (h *Handler) stale(i *instance, now time.Time) bool {
-	if i.tags[contract.TagStatus] != contract.StatusPending {
-		return false
-	}
-	at, err := time.Parse(time.RFC3339, i.tags[contract.TagAt])
-	return err != nil || now.Sub(at) > h.Config.StaleAfter
 }
 
 func sortedKeys[V any](m map[string]V) []string {

@@ -127,6 +127,7 @@ func verifyFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 			if inst.IamInstanceProfile != nil {
 				req.InstanceProfileARN = aws.ToString(inst.IamInstanceProfile.Arn)
 			}
+			req.InstanceID = *instance
 			v, err = checker.Check(ctx, req)
 		}
 		if err != nil {
@@ -155,6 +156,9 @@ func printVerdict(w io.Writer, v binding.Verdict) {
 	fmt.Fprintf(tw, "ROLE\t%s\nVERDICT\t%s\n", orDash(v.Role), verdict)
 	if v.Detail != "" {
 		fmt.Fprintf(tw, "DETAIL\t%s\nFIX\t%s\n", v.Detail, v.Fix)
+	}
+	for _, n := range v.Notes {
+		fmt.Fprintf(tw, "NOTE\t%s\n", n)
 	}
 	tw.Flush()
 }
@@ -255,7 +259,7 @@ func (e *env) wait(ctx context.Context, commandID, instance string, timeout time
 	deadline := time.Now().Add(timeout)
 	last := ssmtypes.CommandInvocationStatus("")
 	for {
-		inv, err := e.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(commandID), InstanceId: aws.String(instance)})
+		inv, err := e.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(commandID), InstanceId: aws.String(instance), PluginName: aws.String(contract.DocumentRunStep)})
 		var notYet *ssmtypes.InvocationDoesNotExist
 		switch {
 		case errors.As(err, &notYet):
@@ -406,7 +410,7 @@ func reportFlags(*flag.FlagSet) func(context.Context, *env) error {
 				row.Encrypted = t[contract.TagAt]
 			}
 			if row.CommandID != "" {
-				inv, err := e.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(row.CommandID), InstanceId: i.InstanceId})
+				inv, err := e.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(row.CommandID), InstanceId: i.InstanceId, PluginName: aws.String(contract.DocumentRunStep)})
 				var gone *ssmtypes.InvocationDoesNotExist
 				if err != nil && !errors.As(err, &gone) {
 					return fmt.Errorf("reading command %s: %w", row.CommandID, err)

@@ -18,6 +18,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/golden"
 	"github.com/storecrypt/storecrypt/internal/opcli"
+	"github.com/storecrypt/storecrypt/test/deployment"
 	"github.com/storecrypt/storecrypt/test/emu"
 )
 
@@ -46,8 +47,12 @@ func agentOutput(result string, code contract.ExitCode) string {
 }
 
 // fleet is a world with instances in each state the CLI shows.
-func fleet() *fakeaws.World {
+func fleet(t *testing.T) *fakeaws.World {
+	t.Helper()
 	w := fakeaws.NewAccount()
+	if _, err := deployment.Into(w, fakeaws.KeyARN); err != nil {
+		t.Fatal(err)
+	}
 	at := launched.Add(2 * time.Minute).Format(time.RFC3339)
 	w.AddInstance("i-00000000000000001", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{
 		contract.TagStatus: contract.StatusEncrypted, contract.TagAt: at, contract.TagCommandID: "cmd-1"}, launched)
@@ -59,15 +64,15 @@ func fleet() *fakeaws.World {
 	w.AddInstance("i-00000000000000005", "m5.large", "", nil, launched) // never seen: not listed
 	w.With(func() {
 		w.Commands = append(w.Commands,
-			&fakeaws.Command{ID: "cmd-1", InstanceIDs: []string{"i-00000000000000001"}, Invocations: map[string]*fakeaws.Invocation{"i-00000000000000001": {Status: "Success", Stdout: agentOutput("ok", 0)}}},
-			&fakeaws.Command{ID: "cmd-2", InstanceIDs: []string{"i-00000000000000003"}, Invocations: map[string]*fakeaws.Invocation{"i-00000000000000003": {Status: "Failed", ResponseCode: 3, Stdout: agentOutput("refused-unsafe", 3)}}},
+			&fakeaws.Command{ID: "cmd-1", DocumentName: contract.DocumentName, DocumentVersion: "1", InstanceIDs: []string{"i-00000000000000001"}, Invocations: map[string]*fakeaws.Invocation{"i-00000000000000001": {Status: "Success", Stdout: agentOutput("ok", 0)}}},
+			&fakeaws.Command{ID: "cmd-2", DocumentName: contract.DocumentName, DocumentVersion: "1", InstanceIDs: []string{"i-00000000000000003"}, Invocations: map[string]*fakeaws.Invocation{"i-00000000000000003": {Status: "Failed", ResponseCode: 3, Stdout: agentOutput("refused-unsafe", 3)}}},
 		)
 	})
 	return w
 }
 
 func TestStatusAndReport(t *testing.T) {
-	c := worldClients(fleet())
+	c := worldClients(fleet(t))
 	for _, tc := range []struct {
 		golden string
 		args   []string
@@ -89,7 +94,7 @@ func TestStatusAndReport(t *testing.T) {
 }
 
 func TestVerify(t *testing.T) {
-	c := worldClients(fleet())
+	c := worldClients(fleet(t))
 	for _, tc := range []struct {
 		golden string
 		args   []string
@@ -110,7 +115,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestRerun(t *testing.T) {
-	w := fleet()
+	w := fleet(t)
 	w.OnCommand = func(cmd *fakeaws.Command) {
 		time.Sleep(20 * time.Millisecond)
 		if err := w.SetInvocation(cmd.ID, cmd.InstanceIDs[0], fakeaws.Invocation{Status: "InProgress"}); err != nil {

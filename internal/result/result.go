@@ -24,12 +24,10 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/emf"
 	"github.com/storecrypt/storecrypt/internal/record"
 )
-
-// DetailType is the SSM event the function handles.
-const DetailType = "EC2 Command Invocation Status-change Notification"
 
 // SSM is the part of the SSM client the function uses.
 type SSM interface {
@@ -42,44 +40,69 @@ type EC2 interface {
 	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
 }
 
-// EventBridge is the part of the EventBridge client the alerts use.
-type EventBridge interface {
-	PutEvents(ctx context.Context, in *eventbridge.PutEventsInput, optFns ...func(*eventbridge.Options)) (*eventbridge.PutEventsOutput, error)
+// Documents says whether a document version holds the deployed content (document.Trust).
+type Documents interface {
+	Check(ctx context.Context, version string) error
 }
 
-// Config is the function's configuration.
+// Config is the function's configuration: the document, and what the agent's report
+// must show for an instance to count as encrypted.
 type Config struct {
-	DocumentName string
-	EventBus     string
+	DocumentName   string
+	DocumentDigest string
+	EventBus       string
+	KeyARN         string
+	KeySource      string
+	Secret         string
 }
 
 // Handler is the result function.
 type Handler struct {
-	Config  Config
-	SSM     SSM
-	EC2     EC2
-	Events  EventBridge
-	Log     *slog.Logger
-	Metrics *emf.Writer
-	Now     func() time.Time
+	Config    Config
+	SSM       SSM
+	EC2       EC2
+	Events    record.EventBridge
+	Documents Documents
+	Log       *slog.Logger
+	Metrics   *emf.Writer
+	Now       func() time.Time
 }
 
 // New wires a handler to AWS through cfg; metric lines go to metrics.
 func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler {
+	ssmc := ssm.NewFromConfig(cfg)
 	return &Handler{
-		Config: c, SSM: ssm.NewFromConfig(cfg), EC2: ec2.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg),
-		Log: log, Metrics: &emf.Writer{W: metrics, Namespace: contract.MetricNamespace}, Now: time.Now,
+		Config: c, SSM: ssmc, EC2: ec2.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg),
+		Documents: &document.Trust{SSM: ssmc, Name: c.DocumentName, Digest: c.DocumentDigest, KeyID: c.KeyARN, Secret: c.Secret},
+		Log:       log, Metrics: &emf.Writer{W: metrics, Namespace: contract.MetricNamespace}, Now: time.Now,
 	}
 }
 
-// LoadConfig reads the configuration from the environment the stack sets.
+// LoadConfig reads the configuration from the environment the stack sets; every error
+// names the variable.
 func LoadConfig(getenv func(string) string) (Config, error) {
-	c := Config{DocumentName: getenv(contract.EnvDocumentName), EventBus: getenv(contract.EnvEventBus)}
-	if c.DocumentName == "" {
-		return Config{}, fmt.Errorf("invalid configuration: %s is not set", contract.EnvDocumentName)
+	c := Config{
+		DocumentName: getenv(contract.EnvDocumentName), DocumentDigest: getenv(contract.EnvDocumentDigest),
+		EventBus: getenv(contract.EnvEventBus), KeyARN: getenv(contract.EnvKMSKeyARN),
+		KeySource: getenv(contract.EnvKeySource), Secret: getenv(contract.EnvSecret),
+	}
+	var errs []error
+	for name, v := range map[string]string{contract.EnvDocumentName: c.DocumentName, contract.EnvDocumentDigest: c.DocumentDigest, contract.EnvKMSKeyARN: c.KeyARN} {
+		if v == "" {
+			errs = append(errs, fmt.Errorf("%s is not set", name))
+		}
+	}
+	if c.KeySource == "" {
+		c.KeySource = contract.DefaultKeySource
+	}
+	if c.KeySource != contract.KeySourceKMSDataKey && c.KeySource != contract.KeySourceS3KMS {
+		errs = append(errs, fmt.Errorf("%s=%q: want %s or %s", contract.EnvKeySource, c.KeySource, contract.KeySourceKMSDataKey, contract.KeySourceS3KMS))
 	}
 	if c.EventBus == "" {
 		c.EventBus = "default"
+	}
+	if len(errs) > 0 {
+		return Config{}, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
 	}
 	return c, nil
 }
@@ -100,20 +123,31 @@ type Outcome struct {
 	Report *contract.Report `json:"report,omitempty"`
 }
 
-// failures maps SSM's final failure statuses to reasons, used when the agent left no report.
+// failures maps SSM's final failure statuses (contract.FinalInvocationStatuses) to
+// reasons, used when the agent left no report.
 var failures = map[string]contract.Reason{
-	"Failed":           "",
-	"TimedOut":         contract.ReasonTimedOut,
-	"Cancelled":        contract.ReasonCancelled,
-	"DeliveryTimedOut": contract.ReasonDeliveryTimedOut,
+	"Failed":    "",
+	"TimedOut":  contract.ReasonTimedOut,
+	"Cancelled": contract.ReasonCancelled,
+	"Canceled":  contract.ReasonCancelled,
+}
+
+// details maps GetCommandInvocation's StatusDetails (documented with spaces, "Delivery
+// Timed Out"; compared without spaces or case) to a more precise reason than Status.
+var details = map[string]contract.Reason{
+	"deliverytimedout":  contract.ReasonDeliveryTimedOut,
+	"executiontimedout": contract.ReasonTimedOut,
+	"undeliverable":     contract.ReasonUndeliverable,
+	"terminated":        contract.ReasonTerminated,
 }
 
 // Handle records the outcome of one invocation. An error asks Lambda to retry the event
-// (EventBridge invokes asynchronously); events for other documents or unfinished
-// statuses are ignored.
+// (EventBridge invokes asynchronously; what still fails goes to the function's DLQ);
+// events for other documents, unfinished statuses and results from before the
+// instance's current launch are ignored.
 func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*Outcome, error) {
 	log := h.Log.With("event_id", ev.ID)
-	if ev.DetailType != DetailType {
+	if ev.DetailType != contract.DetailInvocationStatus {
 		log.Warn("ignoring an event of another type", "detail_type", ev.DetailType)
 		return nil, nil
 	}
@@ -132,11 +166,33 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*Outco
 		log.Debug("invocation not finished", "status", d.Status)
 		return nil, nil
 	}
-	inv, err := h.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(d.CommandID), InstanceId: aws.String(d.InstanceID)})
+	inst, err := h.instance(ctx, d.InstanceID)
+	if err != nil {
+		return nil, err
+	}
+	if inst == nil {
+		log.Info("instance is gone; nothing to record")
+		return nil, nil
+	}
+	tags := record.Tags(inst.Tags)
+	requested, err := time.Parse(time.RFC3339Nano, d.Requested)
+	switch {
+	case err == nil && inst.LaunchTime != nil && requested.Before(*inst.LaunchTime):
+		// A stop/start gave the instance new, blank instance store after this command was
+		// sent: its result says nothing of the disks the instance has now.
+		log.Info("ignoring a result from before the instance's current launch", "requested", d.Requested, "launch_time", inst.LaunchTime.UTC().Format(time.RFC3339))
+		return nil, nil
+	case stale(tags, d):
+		log.Info("a newer command is pending; ignoring this older result", "pending_command", tags[contract.TagCommandID])
+		return nil, nil
+	}
+	inv, err := h.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
+		CommandId: aws.String(d.CommandID), InstanceId: aws.String(d.InstanceID), PluginName: aws.String(contract.DocumentRunStep)})
 	var gone *ssmtypes.InvocationDoesNotExist
 	switch {
 	case errors.As(err, &gone):
 		log.Warn("the invocation is gone; recording the status alone")
+		inv = nil
 	case err != nil:
 		return nil, fmt.Errorf("reading invocation %s on %s: %w", d.CommandID, d.InstanceID, err)
 	}
@@ -145,36 +201,65 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*Outco
 		out.Report = ParseReport(aws.ToString(inv.StandardOutputContent))
 	}
 	if failed {
-		out.Status = contract.StatusFailed
-		out.Reason = reason
-		switch {
-		case out.Report != nil && out.Report.Result != "" && out.Report.Result != contract.ExitCodeNames[contract.ExitOK]:
-			out.Reason = contract.Reason(out.Report.Result)
-		case inv != nil && inv.ResponseCode > 0 && reason == "":
-			out.Reason = contract.Reason(contract.ExitCode(inv.ResponseCode).String())
-		case out.Reason == "":
-			out.Reason = contract.Reason(strings.ToLower(d.Status))
-		}
-	}
-	inst, err := h.instance(ctx, d.InstanceID)
-	if err != nil {
+		out.Status, out.Reason = contract.StatusFailed, failureReason(d, inv, out.Report, reason)
+	} else if out.Reason, err = h.evidence(ctx, log, d, inv, out.Report); err != nil {
 		return nil, err
-	}
-	if inst == nil {
-		log.Info("instance is gone; nothing to tag")
-		return out, nil
-	}
-	tags := record.Tags(inst.Tags)
-	if stale(tags, d) {
-		log.Info("a newer command is pending; ignoring this older result", "pending_command", tags[contract.TagCommandID])
-		return nil, nil
+	} else if out.Reason != "" {
+		out.Status = contract.StatusUnverified
 	}
 	now := h.Now()
-	if err := h.tag(ctx, d, inst, out, now); err != nil {
+	if err := h.tag(ctx, d, inst, tags, out, now); err != nil {
 		return nil, err
 	}
 	h.record(ctx, log, d, inst, out, now)
 	return out, nil
+}
+
+// failureReason: the agent's own result when it left one, else its exit code, else what
+// SSM says of the invocation.
+func failureReason(d Detail, inv *ssm.GetCommandInvocationOutput, rep *contract.Report, byStatus contract.Reason) contract.Reason {
+	switch {
+	case rep != nil && rep.Result != "" && rep.Result != contract.ExitCodeNames[contract.ExitOK]:
+		return contract.Reason(rep.Result)
+	case inv != nil && inv.ResponseCode > 0 && byStatus == "":
+		return contract.Reason(contract.ExitCode(inv.ResponseCode).String())
+	}
+	if inv != nil {
+		key := strings.ToLower(strings.ReplaceAll(aws.ToString(inv.StatusDetails), " ", ""))
+		if r, ok := details[key]; ok {
+			return r
+		}
+	}
+	if byStatus != "" {
+		return byStatus
+	}
+	return contract.Reason(strings.ToLower(d.Status))
+}
+
+// evidence says why a successful invocation does not prove the instance store encrypted
+// under the stack's key by the stack's document, or "" when it does: the run must be of
+// a version that holds the deployed content, and the agent's report must show this
+// instance's volume ready, open and mounted, with the stack's key source and key.
+func (h *Handler) evidence(ctx context.Context, log *slog.Logger, d Detail, inv *ssm.GetCommandInvocationOutput, rep *contract.Report) (contract.Reason, error) {
+	if inv == nil || rep == nil || rep.Command != "apply" || rep.Result != contract.ExitCodeNames[contract.ExitOK] {
+		return contract.ReasonNoReport, nil
+	}
+	if err := h.Documents.Check(ctx, aws.ToString(inv.DocumentVersion)); errors.Is(err, document.ErrUntrusted) {
+		log.Warn("the command ran a document version the stack did not deploy", "error", err.Error())
+		return contract.ReasonUntrustedDocument, nil
+	} else if err != nil {
+		return "", err
+	}
+	l := rep.Layout
+	switch {
+	case l == nil || l.State != contract.StateReady || !l.Open || !l.Mounted:
+		return contract.ReasonNotReady, nil
+	case l.KeySource != h.Config.KeySource || l.KeyID != h.Config.KeyARN:
+		return contract.ReasonWrongKey, nil
+	case rep.InstanceID != d.InstanceID && (rep.InstanceID != "" || l.KeySource == contract.KeySourceKMSDataKey):
+		return contract.ReasonWrongInstance, nil
+	}
+	return "", nil
 }
 
 // ParseReport finds the agent's JSON report in a command's output: the document prints
@@ -228,16 +313,20 @@ func stale(tags map[string]string, d Detail) bool {
 	return err1 == nil && err2 == nil && requested.Before(pendingSince)
 }
 
-func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, out *Outcome, now time.Time) error {
+func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, tags map[string]string, out *Outcome, now time.Time) error {
 	s := record.Status{Status: out.Status, Reason: out.Reason, CommandID: d.CommandID,
 		At: now.UTC().Format(time.RFC3339), LaunchTime: aws.ToTime(inst.LaunchTime).UTC().Format(time.RFC3339)}
+	if tags[contract.TagLaunchTime] != s.LaunchTime {
+		// A console rerun on an instance the launch function never sent to.
+		s.Attempt = 1
+	}
 	if _, err := h.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{d.InstanceID}, Tags: s.Tags()}); err != nil {
 		return fmt.Errorf("tagging %s %s: %w", d.InstanceID, out.Status, err)
 	}
 	return nil
 }
 
-// record writes the metrics and, for a failure, the alert event.
+// record writes the metrics and, for anything but encrypted, the alert event.
 func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *Outcome, now time.Time) {
 	props := map[string]string{"InstanceId": d.InstanceID, "CommandId": d.CommandID}
 	var err error
@@ -249,15 +338,15 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *
 		err = h.Metrics.Emit(now, metrics, nil, props)
 		log.Info("instance store encrypted")
 	} else {
-		err = h.Metrics.Emit(now, []emf.Metric{{Name: contract.MetricFailed, Unit: "Count", Value: 1}}, map[string]string{"Reason": string(out.Reason)}, props)
+		err = h.Metrics.Emit(now, []emf.Metric{{Name: contract.MetricFailed, Unit: "Count", Value: 1}}, map[string]string{contract.MetricReason: string(out.Reason)}, props)
 		msg := ""
 		if out.Report != nil {
 			msg = out.Report.Error
 		}
-		log.Warn("encryption failed", "reason", string(out.Reason), "error", msg)
+		log.Warn("instance store not encrypted", "status", out.Status, "reason", string(out.Reason), "error", msg)
 		alert := record.Alert(contract.EventInstanceFailed, h.Config.EventBus,
-			map[string]string{"instance-id": d.InstanceID, "command-id": d.CommandID, "reason": string(out.Reason), "error": msg})
-		if _, perr := h.Events.PutEvents(ctx, &eventbridge.PutEventsInput{Entries: []ebtypes.PutEventsRequestEntry{alert}}); perr != nil {
+			map[string]string{"instance-id": d.InstanceID, "command-id": d.CommandID, "status": out.Status, "reason": string(out.Reason), "error": msg})
+		if perr := record.PutAlerts(ctx, h.Events, []ebtypes.PutEventsRequestEntry{alert}); perr != nil {
 			log.Error("emitting the failure event", "error", perr.Error())
 		}
 	}

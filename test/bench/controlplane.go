@@ -28,6 +28,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/launch"
+	"github.com/storecrypt/storecrypt/test/deployment"
 )
 
 // Rate is a token bucket: Burst calls at once, Refill per second after that.
@@ -116,8 +117,12 @@ type ControlPlaneResult struct {
 
 // burstWorld is an account with n in-scope instances; a tenth of the SSM agents come
 // online one retry late.
-func burstWorld(n int, rng *rand.Rand) (*fakeaws.World, []string) {
+func burstWorld(n int, rng *rand.Rand) (*fakeaws.World, deployment.Deployment, []string, error) {
 	w := fakeaws.NewAccount()
+	d, err := deployment.Into(w, fakeaws.KeyARN)
+	if err != nil {
+		return nil, d, nil, err
+	}
 	launched := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 	ids := make([]string, n)
 	for k := range n {
@@ -127,7 +132,7 @@ func burstWorld(n int, rng *rand.Rand) (*fakeaws.World, []string) {
 			inst.OnlineAfter = 1
 		}
 	}
-	return w, ids
+	return w, d, ids, nil
 }
 
 func finish(design string, w *fakeaws.World, c *clock, ids []string, invocations int) ControlPlaneResult {
@@ -156,13 +161,14 @@ func finish(design string, w *fakeaws.World, c *clock, ids []string, invocations
 // Batched runs storecrypt's launch handler: SQS batches of 10, failed items redelivered.
 func Batched(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error) {
 	rng := rand.New(rand.NewPCG(seed, 1))
-	w, ids := burstWorld(n, rng)
+	w, d, ids, err := burstWorld(n, rng)
+	if err != nil {
+		return ControlPlaneResult{}, err
+	}
 	// An SQS event source starts with five concurrent batches.
 	c := &clock{parallel: 5}
 	w.Fault = c.hook
-	lc, err := launch.LoadConfig(func(k string) string {
-		return map[string]string{contract.EnvKMSKeyARN: fakeaws.KeyARN, contract.EnvDocumentName: contract.DocumentName, contract.EnvInstanceRoles: fakeaws.KeyUser}[k]
-	})
+	lc, err := launch.LoadConfig(d.Getenv)
 	if err != nil {
 		return ControlPlaneResult{}, err
 	}
@@ -211,7 +217,10 @@ func Batched(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error
 // Inspector agent auto-deploy sample do. A late SSM agent retries the whole event.
 func Naive(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error) {
 	rng := rand.New(rand.NewPCG(seed, 1))
-	w, ids := burstWorld(n, rng)
+	w, _, ids, err := burstWorld(n, rng)
+	if err != nil {
+		return ControlPlaneResult{}, err
+	}
 	// EventBridge invokes asynchronously: every event its own invocation, up to the
 	// account's default concurrency of 1,000 at once.
 	c := &clock{parallel: min(n, 1000)}
@@ -249,7 +258,7 @@ func naiveOne(ctx context.Context, id string, ec2c *ec2.Client, ssmc *ssm.Client
 	if _, err := ec2c.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: []ec2types.InstanceType{inst.InstanceType}}); err != nil {
 		return false, err
 	}
-	v, err := checker.Check(ctx, binding.Request{InstanceProfileARN: aws.ToString(inst.IamInstanceProfile.Arn), KeyARN: fakeaws.KeyARN, KeySource: contract.KeySourceKMSDataKey})
+	v, err := checker.Check(ctx, binding.Request{InstanceProfileARN: aws.ToString(inst.IamInstanceProfile.Arn), InstanceID: id, KeyARN: fakeaws.KeyARN, KeySource: contract.KeySourceKMSDataKey})
 	if err != nil {
 		return false, err
 	}

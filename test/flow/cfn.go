@@ -6,85 +6,90 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/test/cfn"
 )
 
-// pseudo are the values the demo gives CloudFormation's pseudo parameters.
-var pseudo = map[string]string{
-	"AWS::AccountId": "111122223333", "AWS::Region": "us-east-1", "AWS::URLSuffix": "amazonaws.com", "AWS::Partition": "aws",
+// where the demo deploys: the account and region the emulators report.
+var where = cfn.Env{Partition: "aws", Region: "us-east-1", Account: "111122223333"}
+
+// deployed is what the demo takes from the synthesized stack: the document as
+// CloudFormation would create it, and each function's environment.
+type deployed struct {
+	documentName string
+	document     map[string]any // content, intrinsics resolved
+	launchEnv    map[string]string
+	resultEnv    map[string]string
 }
 
-// resolve evaluates the few intrinsics the document's content uses (Fn::Join, Fn::Sub
-// with pseudo parameters, Ref to a pseudo parameter) to a string.
-func resolve(v any) (string, error) {
-	switch v := v.(type) {
-	case string:
-		return v, nil
-	case map[string]any:
-		if parts, ok := v["Fn::Join"].([]any); ok && len(parts) == 2 {
-			sep, _ := parts[0].(string)
-			items, _ := parts[1].([]any)
-			out := make([]string, len(items))
-			for i, it := range items {
-				s, err := resolve(it)
-				if err != nil {
-					return "", err
-				}
-				out[i] = s
-			}
-			return strings.Join(out, sep), nil
-		}
-		if s, ok := v["Fn::Sub"].(string); ok {
-			for k, val := range pseudo {
-				s = strings.ReplaceAll(s, "${"+k+"}", val)
-			}
-			return s, nil
-		}
-		if ref, ok := v["Ref"].(string); ok {
-			if val, ok := pseudo[ref]; ok {
-				return val, nil
-			}
-		}
-	}
-	return "", fmt.Errorf("cannot resolve %v", v)
-}
-
-// template is the part of the synthesized stack the demo reads.
-type template struct {
-	Resources map[string]struct {
-		Type       string          `json:"Type"`
-		Properties json.RawMessage `json:"Properties"`
-	} `json:"Resources"`
-}
-
-// ssmDocument is the document as the template holds it.
-type ssmDocument struct {
-	Name    string `json:"Name"`
-	Content struct {
-		MainSteps []struct {
-			Action string         `json:"action"`
-			Name   string         `json:"name"`
-			Inputs map[string]any `json:"inputs"`
-		} `json:"mainSteps"`
-	} `json:"Content"`
-}
-
-// readDocument loads the storecrypt document from cdk.out.
-func readDocument(cdkOut string) (ssmDocument, error) {
-	b, err := os.ReadFile(filepath.Join(cdkOut, "StoreCrypt.template.json"))
+// readStack reads cdk.out's template, resolved for where.
+func readStack(cdkOut string) (deployed, error) {
+	var d deployed
+	tpl, err := cfn.Load(filepath.Join(cdkOut, "StoreCrypt.template.json"))
 	if err != nil {
-		return ssmDocument{}, fmt.Errorf("reading the synthesized template (run `make synth`): %w", err)
+		return d, fmt.Errorf("%w (run `make synth`)", err)
 	}
-	var t template
-	if err := json.Unmarshal(b, &t); err != nil {
-		return ssmDocument{}, err
+	r := tpl.In(where)
+	docs := r.Of("AWS::SSM::Document")
+	if len(docs) != 1 {
+		return d, fmt.Errorf("%d SSM documents in the template, want 1", len(docs))
 	}
-	for _, r := range t.Resources {
-		if r.Type == "AWS::SSM::Document" {
-			var d ssmDocument
-			return d, json.Unmarshal(r.Properties, &d)
+	if d.documentName, err = r.String(r.Resources[docs[0]].Properties["Name"]); err != nil {
+		return d, err
+	}
+	content, err := r.Property(docs[0], "Content")
+	if err != nil {
+		return d, err
+	}
+	d.document, _ = content.(map[string]any)
+	for _, id := range r.Of("AWS::Lambda::Function") {
+		vars, err := r.Eval(r.Resources[id].Properties["Environment"].(map[string]any)["Variables"])
+		if err != nil {
+			return d, err
+		}
+		env := map[string]string{}
+		for k, v := range vars.(map[string]any) {
+			env[k] = fmt.Sprint(v)
+		}
+		switch r.Resources[id].Properties["Description"] {
+		case "storecrypt launch function":
+			d.launchEnv = env
+		case "storecrypt result function":
+			d.resultEnv = env
 		}
 	}
-	return ssmDocument{}, fmt.Errorf("no SSM document in %s", cdkOut)
+	if d.launchEnv == nil || d.resultEnv == nil {
+		return d, fmt.Errorf("the template lacks a function")
+	}
+	return d, nil
+}
+
+// content is the document as SSM would hold it in the demo's account, whose key is the
+// emulator's: the KmsKeyId default names that key (the functions' digest leaves the
+// default aside and checks it against their own key).
+func (d deployed) content(keyARN string) (string, error) {
+	params, _ := d.document["parameters"].(map[string]any)
+	p, _ := params["KmsKeyId"].(map[string]any)
+	if p == nil {
+		return "", fmt.Errorf("the document has no KmsKeyId parameter")
+	}
+	p["default"] = keyARN
+	b, err := json.Marshal(d.document)
+	return string(b), err
+}
+
+// env is a function's environment in the demo's account: its key is the emulator's.
+func env(vars map[string]string, keyARN string, more map[string]string) func(string) string {
+	out := map[string]string{}
+	for k, v := range vars {
+		out[k] = v
+	}
+	out[contract.EnvKMSKeyARN] = keyARN
+	for k, v := range more {
+		out[k] = v
+	}
+	return func(k string) string { return out[k] }
 }
 
 // fileAsset is one file asset of the stack and where `cdk deploy` would upload it.
@@ -119,10 +124,7 @@ func readAssets(cdkOut string) ([]fileAsset, error) {
 			continue // the functions' code and the template: not the instance's business
 		}
 		for _, d := range f.Destinations {
-			bucket := d.BucketName
-			for k, v := range pseudo {
-				bucket = strings.ReplaceAll(bucket, "${"+k+"}", v)
-			}
+			bucket := strings.NewReplacer("${AWS::AccountId}", where.Account, "${AWS::Region}", where.Region, "${AWS::Partition}", where.Partition).Replace(d.BucketName)
 			out = append(out, fileAsset{Path: filepath.Join(cdkOut, f.Source.Path), Bucket: bucket, Key: d.ObjectKey})
 		}
 	}

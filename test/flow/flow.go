@@ -17,6 +17,7 @@ import (
 	"os"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -68,7 +69,7 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 	if err := vm.Available(); err != nil {
 		return err
 	}
-	doc, err := readDocument(cdkOut)
+	stack, err := readStack(cdkOut)
 	if err != nil {
 		return err
 	}
@@ -105,15 +106,28 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 	tl.stage(fmt.Sprintf("emulators up (KMS, S3, IMDSv2); %d agent binaries published to S3", len(assets)))
 
 	world := account(tb.KeyARN)
+	content, err := stack.content(tb.KeyARN)
+	if err != nil {
+		return err
+	}
+	world.AddDocument(stack.documentName, content, true)
 	if err := tb.Boot(ctx); err != nil {
 		return err
 	}
 	tl.stage(fmt.Sprintf("instance %s booted: 2 blank NVMe disks, 1 EBS disk", guestID))
 
-	runner := &ssmRunner{tb: tb, world: world, doc: doc, done: make(chan error, 4)}
+	runner := &ssmRunner{tb: tb, world: world, done: make(chan error, 4)}
 	world.OnCommand = runner.run
 	var logs bytes.Buffer
-	lh := launchHandler(world, tb.KeyARN, doc.Name, &logs)
+	lcfg, err := launch.LoadConfig(env(stack.launchEnv, tb.KeyARN, map[string]string{
+		contract.EnvInstanceRoles: fakeaws.KeyUser,
+		// The guest's controller model: on EC2 the default, Amazon EC2 NVMe Instance Storage.
+		contract.EnvModel: testbed.GuestModel,
+	}))
+	if err != nil {
+		return fmt.Errorf("the template's launch environment: %w", err)
+	}
+	lh := launch.New(lcfg, world.Config(), slog.New(slog.NewJSONHandler(&logs, nil)), &logs)
 	running, err := samples.Read("ec2-running.json")
 	if err != nil {
 		return err
@@ -143,7 +157,11 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 	}
 	tl.stage(fmt.Sprintf("SSM ran the document in the guest: download, sha256, apply (exit %d)", invocation.code))
 
-	rh := result.New(result.Config{DocumentName: doc.Name, EventBus: "default"}, world.Config(), slog.New(slog.NewJSONHandler(&logs, nil)), &logs)
+	rcfg, err := result.LoadConfig(env(stack.resultEnv, tb.KeyARN, nil))
+	if err != nil {
+		return fmt.Errorf("the template's result environment: %w", err)
+	}
+	rh := result.New(rcfg, world.Config(), slog.New(slog.NewJSONHandler(&logs, nil)), &logs)
 	ev, err := statusEvent(invocation)
 	if err != nil {
 		return err
@@ -187,20 +205,6 @@ func account(keyARN string) *fakeaws.World {
 	return w
 }
 
-func launchHandler(w *fakeaws.World, keyARN, docName string, logs io.Writer) *launch.Handler {
-	cfg, err := launch.LoadConfig(func(k string) string {
-		return map[string]string{
-			contract.EnvKMSKeyARN: keyARN, contract.EnvDocumentName: docName, contract.EnvInstanceRoles: fakeaws.KeyUser,
-			// The guest's controller model: on EC2 the default, Amazon EC2 NVMe Instance Storage.
-			contract.EnvModel: testbed.GuestModel,
-		}[k]
-	})
-	if err != nil {
-		panic(err) // the values above are constants
-	}
-	return launch.New(cfg, w.Config(), slog.New(slog.NewJSONHandler(logs, nil)), logs)
-}
-
 // check: the guest is encrypted, the other instance blocked for the right reason, and no
 // command reached it.
 func check(w *fakeaws.World) error {
@@ -228,7 +232,6 @@ func check(w *fakeaws.World) error {
 type ssmRunner struct {
 	tb    *testbed.Testbed
 	world *fakeaws.World
-	doc   ssmDocument
 	done  chan error
 	mu    sync.Mutex
 	last  invocationResult
@@ -270,11 +273,29 @@ func (r *ssmRunner) run(cmd *fakeaws.Command) {
 	r.done <- nil
 }
 
-// runOn runs each step: aws:downloadContent fetches from the S3 emulator and writes into
-// the guest; aws:runShellScript runs in the guest with each parameter as SSM_<name>, the
-// way interpolationType ENV_VAR delivers it, and never substituted into the text.
+// runOn runs each step of the document version the command names: aws:downloadContent
+// fetches from the S3 emulator and writes into the guest; aws:runShellScript runs in the
+// guest with each parameter as SSM_<name>, the way interpolationType ENV_VAR delivers it
+// (an SSM Agent of 3.3.2746.0 or later), and never substituted into the text.
 func (r *ssmRunner) runOn(ctx context.Context, cmd *fakeaws.Command) (invocationResult, error) {
 	res := invocationResult{commandID: cmd.ID, instanceID: guestID, requested: cmd.Requested}
+	var doc struct {
+		MainSteps []struct {
+			Action string         `json:"action"`
+			Name   string         `json:"name"`
+			Inputs map[string]any `json:"inputs"`
+		} `json:"mainSteps"`
+	}
+	var content string
+	r.world.With(func() {
+		d := r.world.Documents[cmd.DocumentName]
+		if n, err := strconv.Atoi(cmd.DocumentVersion); err == nil && d != nil && n >= 1 && n <= len(d.Versions) {
+			content = d.Versions[n-1]
+		}
+	})
+	if err := json.Unmarshal([]byte(content), &doc); err != nil {
+		return res, fmt.Errorf("command %s: version %s of %s: %w", cmd.ID, cmd.DocumentVersion, cmd.DocumentName, err)
+	}
 	env := append([]string{}, emu.Env()...)
 	names := make([]string, 0, len(cmd.Parameters))
 	for k := range cmd.Parameters {
@@ -284,7 +305,7 @@ func (r *ssmRunner) runOn(ctx context.Context, cmd *fakeaws.Command) (invocation
 	for _, k := range names {
 		env = append(env, "SSM_"+k+"="+strings.Join(cmd.Parameters[k], ","))
 	}
-	for _, step := range r.doc.Content.MainSteps {
+	for _, step := range doc.MainSteps {
 		switch step.Action {
 		case "aws:downloadContent":
 			if err := r.download(ctx, step.Inputs); err != nil {
@@ -312,10 +333,7 @@ func (r *ssmRunner) runOn(ctx context.Context, cmd *fakeaws.Command) (invocation
 }
 
 func (r *ssmRunner) download(ctx context.Context, inputs map[string]any) error {
-	info, err := resolve(inputs["sourceInfo"])
-	if err != nil {
-		return err
-	}
+	info, _ := inputs["sourceInfo"].(string)
 	var src struct {
 		Path string `json:"path"`
 	}

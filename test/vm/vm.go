@@ -61,6 +61,7 @@ type Guest struct {
 	exited  chan struct{}
 	console *bytes.Buffer
 	mu      sync.Mutex
+	turn    *os.File // holds the machine-wide guest lock
 	// Booted is the wall time from starting QEMU to the first command connection.
 	Booted time.Duration
 }
@@ -69,7 +70,10 @@ type Guest struct {
 const HostIP = wire.HostIP
 
 // Start builds the per-run initramfs and boots the guest; it returns once vmexec has
-// connected, so the first command runs at once.
+// connected, so the first command runs at once. One guest runs on the machine at a
+// time, across processes: `go test ./...` runs packages in parallel, and two guests
+// emulated on two cores slow each other past their timeouts. Start waits for the guest
+// before it to close.
 func Start(ctx context.Context, cfg Config) (*Guest, error) {
 	image, err := EnsureImage(ctx, cfg.Tools...)
 	if err != nil {
@@ -87,10 +91,27 @@ func Start(ctx context.Context, cfg Config) (*Guest, error) {
 	if err := g.buildInitrd(ctx, dir); err != nil {
 		return nil, err
 	}
+	if g.turn, err = oneAtATime(); err != nil {
+		return nil, err
+	}
 	if err := g.boot(ctx); err != nil {
+		g.Close()
 		return nil, err
 	}
 	return g, nil
+}
+
+// oneAtATime takes the machine-wide guest lock (released when the file is closed).
+func oneAtATime() (*os.File, error) {
+	f, err := os.OpenFile(filepath.Join(os.TempDir(), "storecrypt-qemu.lock"), os.O_CREATE|os.O_RDWR, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("opening the guest lock: %w", err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("waiting for the guest lock: %w", err)
+	}
+	return f, nil
 }
 
 // Available reports what is missing to boot the guest; `make test-deps` installs it.
@@ -392,8 +413,12 @@ func (g *Guest) Reboot(ctx context.Context) error {
 	return g.boot(ctx)
 }
 
-// Close stops the guest and removes its per-run files.
+// Close stops the guest, removes its per-run files and lets the next guest start.
 func (g *Guest) Close() {
 	g.Kill()
 	os.RemoveAll(filepath.Dir(g.initrd))
+	if g.turn != nil {
+		g.turn.Close()
+		g.turn = nil
+	}
 }

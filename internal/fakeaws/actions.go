@@ -1,0 +1,158 @@
+package fakeaws
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+)
+
+// Authz turns a recorded call into the requests IAM authorizes for it: each action, on
+// each resource, with the condition keys the call carries. The mapping is the Service
+// Authorization Reference's ("Actions, resources, and condition keys for ..."), and:
+//   - SQS: "the permissions for SendMessageBatch are the same as for SendMessage";
+//   - SSM SendCommand is authorized on the document and on every instance it targets;
+//   - S3 PutObject with SSE-KMS also needs kms:GenerateDataKey on the key, asked by S3
+//     on the caller's behalf (kms:ViaService s3.<region>.amazonaws.com).
+//
+// base holds the caller's own keys (aws:PrincipalArn, aws:MultiFactorAuthPresent,
+// ec2:SourceInstanceARN, ...); principal and session name the caller.
+func (w *World) Authz(c Call, principal, session string, base map[string][]string) ([]AuthzRequest, error) {
+	p, r, a := w.partition(), w.region(), Account
+	arn := func(service, region, resource string) string {
+		return fmt.Sprintf("arn:%s:%s:%s:%s:%s", p, service, region, a, resource)
+	}
+	req := func(action, resource string, extra map[string][]string) AuthzRequest {
+		ctx := map[string][]string{"aws:SecureTransport": {"true"}, "aws:PrincipalAccount": {a}, "aws:RequestedRegion": {r}}
+		for k, v := range base {
+			ctx[k] = v
+		}
+		for k, v := range extra {
+			ctx[k] = v
+		}
+		return AuthzRequest{Principal: principal, Session: session, Action: action, Resource: resource, Context: ctx}
+	}
+	one := func(action, resource string) []AuthzRequest { return []AuthzRequest{req(action, resource, nil)} }
+	action := iamPrefix[c.Service] + ":" + c.Operation
+	switch in := c.Params.(type) {
+	case *ec2.DescribeInstancesInput, *ec2.DescribeInstanceTypesInput, *ssm.DescribeInstanceInformationInput, *ssm.GetCommandInvocationInput:
+		return one(action, "*"), nil
+	case *ec2.CreateTagsInput:
+		keys := []string{}
+		extra := map[string][]string{"ec2:CreateAction": {"CreateTags"}}
+		for _, t := range in.Tags {
+			keys = append(keys, aws.ToString(t.Key))
+			extra["aws:RequestTag/"+aws.ToString(t.Key)] = []string{aws.ToString(t.Value)}
+		}
+		sort.Strings(keys)
+		extra["aws:TagKeys"] = keys
+		var out []AuthzRequest
+		for _, id := range in.Resources {
+			out = append(out, req(action, arn("ec2", r, "instance/"+id), extra))
+		}
+		return out, nil
+	case *iam.GetInstanceProfileInput:
+		return one(action, arn("iam", "", "instance-profile/"+aws.ToString(in.InstanceProfileName))), nil
+	case *iam.SimulatePrincipalPolicyInput:
+		return one(action, aws.ToString(in.PolicySourceArn)), nil
+	case *kms.DescribeKeyInput:
+		return w.keyRequest(req, action, in.KeyId, nil)
+	case *kms.GetKeyPolicyInput:
+		return w.keyRequest(req, action, in.KeyId, nil)
+	case *kms.ListGrantsInput:
+		return w.keyRequest(req, action, in.KeyId, nil)
+	case *kms.GetKeyRotationStatusInput:
+		return w.keyRequest(req, action, in.KeyId, nil)
+	case *kms.EncryptInput:
+		return w.keyRequest(req, action, in.KeyId, in.EncryptionContext)
+	case *kms.GenerateDataKeyInput:
+		return w.keyRequest(req, action, in.KeyId, in.EncryptionContext)
+	case *kms.DecryptInput:
+		id := in.KeyId
+		if id == nil {
+			var s sealed
+			if err := json.Unmarshal(in.CiphertextBlob, &s); err == nil {
+				id = &s.Key
+			}
+		}
+		return w.keyRequest(req, action, id, in.EncryptionContext)
+	case *ssm.SendCommandInput:
+		out := one(action, arn("ssm", r, "document/"+aws.ToString(in.DocumentName)))
+		for _, id := range in.InstanceIds {
+			out = append(out, req(action, arn("ec2", r, "instance/"+id), nil))
+		}
+		return out, nil
+	case *ssm.GetDocumentInput:
+		return one(action, arn("ssm", r, "document/"+aws.ToString(in.Name))), nil
+	case *ssm.DescribeDocumentInput:
+		return one(action, arn("ssm", r, "document/"+aws.ToString(in.Name))), nil
+	case *ssm.ListDocumentVersionsInput:
+		return one(action, arn("ssm", r, "document/"+aws.ToString(in.Name))), nil
+	case *sqs.SendMessageBatchInput:
+		url := aws.ToString(in.QueueUrl)
+		return one("sqs:SendMessage", arn("sqs", r, url[strings.LastIndex(url, "/")+1:])), nil
+	case *eventbridge.PutEventsInput:
+		var out []AuthzRequest
+		for _, e := range in.Entries {
+			bus := aws.ToString(e.EventBusName)
+			if bus == "" {
+				bus = "default"
+			}
+			out = append(out, req(action, arn("events", r, "event-bus/"+bus), map[string][]string{
+				"events:source": {aws.ToString(e.Source)}, "events:detail-type": {aws.ToString(e.DetailType)}}))
+		}
+		return out, nil
+	case *s3.GetObjectInput:
+		return one(action, fmt.Sprintf("arn:%s:s3:::%s/%s", p, aws.ToString(in.Bucket), aws.ToString(in.Key))), nil
+	case *s3.PutObjectInput:
+		out := one(action, fmt.Sprintf("arn:%s:s3:::%s/%s", p, aws.ToString(in.Bucket), aws.ToString(in.Key)))
+		if in.SSEKMSKeyId != nil {
+			via, err := w.keyRequest(req, "kms:GenerateDataKey", in.SSEKMSKeyId, nil)
+			if err != nil {
+				return nil, err
+			}
+			for i := range via {
+				via[i].Context["kms:ViaService"] = []string{"s3." + r + ".amazonaws.com"}
+			}
+			out = append(out, via...)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("fakeaws: no authorization mapping for %s.%s", c.Service, c.Operation)
+}
+
+// iamPrefix is each SDK service's prefix in IAM actions.
+var iamPrefix = map[string]string{
+	"EC2": "ec2", "IAM": "iam", "KMS": "kms", "SSM": "ssm", "SQS": "sqs", "EventBridge": "events", "S3": "s3",
+}
+
+// keyRequest authorizes a KMS call on a key, with the encryption context's condition
+// keys (kms:EncryptionContext:<key> and kms:EncryptionContextKeys).
+func (w *World) keyRequest(req func(string, string, map[string][]string) AuthzRequest, action string, keyID *string, ec map[string]string) ([]AuthzRequest, error) {
+	w.mu.Lock()
+	k, err := w.key(keyID, true)
+	w.mu.Unlock()
+	if err != nil {
+		return nil, err
+	}
+	extra := map[string][]string{"kms:CallerAccount": {Account}}
+	var keys []string
+	for name, v := range ec {
+		extra["kms:EncryptionContext:"+name] = []string{v}
+		keys = append(keys, name)
+	}
+	if len(keys) > 0 {
+		sort.Strings(keys)
+		extra["kms:EncryptionContextKeys"] = keys
+	}
+	return []AuthzRequest{req(action, k.ARN, extra)}, nil
+}

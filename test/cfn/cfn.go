@@ -1,0 +1,364 @@
+// Package cfn reads a synthesized CloudFormation template the way a deployment would see
+// it: intrinsic functions (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select, Fn::Split)
+// are evaluated with pseudo parameters for a chosen partition, region and account, and
+// each resource gets a physical name and ARN in the shape its service gives them
+// (CloudFormation's "Ref" and "Fn::GetAtt" return values per resource type). The demo
+// and the conformance tests use it to run the functions with the environment the
+// template gives them, and to check their calls against the policies it grants.
+package cfn
+
+import (
+	"crypto/sha256"
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+)
+
+// Env is where the template is deployed.
+type Env struct {
+	Partition, Region, Account string
+}
+
+// Partitions are one region of each partition, for tests that deploy everywhere.
+var Partitions = []Env{
+	{"aws", "us-east-1", "111122223333"},
+	{"aws-cn", "cn-north-1", "111122223333"},
+	{"aws-us-gov", "us-gov-west-1", "111122223333"},
+}
+
+// URLSuffix is the partition's domain (AWS::URLSuffix).
+func (e Env) URLSuffix() string {
+	if e.Partition == "aws-cn" {
+		return "amazonaws.com.cn"
+	}
+	return "amazonaws.com"
+}
+
+// Resource is one resource of a template.
+type Resource struct {
+	Type       string         `json:"Type"`
+	Properties map[string]any `json:"Properties"`
+}
+
+// Template is a parsed template.
+type Template struct {
+	Resources  map[string]Resource `json:"Resources"`
+	Parameters map[string]struct {
+		Default any `json:"Default"`
+	} `json:"Parameters"`
+	Outputs map[string]struct {
+		Value any `json:"Value"`
+	} `json:"Outputs"`
+}
+
+// Load reads a template file.
+func Load(path string) (*Template, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading the template: %w", err)
+	}
+	return Parse(b)
+}
+
+// Parse decodes a template.
+func Parse(b []byte) (*Template, error) {
+	var t Template
+	if err := json.Unmarshal(b, &t); err != nil {
+		return nil, fmt.Errorf("parsing the template: %w", err)
+	}
+	return &t, nil
+}
+
+// Of lists the logical ids of the resources of a type, sorted.
+func (t *Template) Of(typ string) []string {
+	var ids []string
+	for id, r := range t.Resources {
+		if r.Type == typ {
+			ids = append(ids, id)
+		}
+	}
+	sort.Strings(ids)
+	return ids
+}
+
+// Resolved is a template evaluated for one Env.
+type Resolved struct {
+	*Template
+	Env Env
+}
+
+// In evaluates the template for env.
+func (t *Template) In(env Env) Resolved { return Resolved{t, env} }
+
+// Property evaluates one property of a resource.
+func (r Resolved) Property(id, name string) (any, error) {
+	res, ok := r.Resources[id]
+	if !ok {
+		return nil, fmt.Errorf("no resource %s", id)
+	}
+	return r.Eval(res.Properties[name])
+}
+
+// String evaluates v and wants a string.
+func (r Resolved) String(v any) (string, error) {
+	out, err := r.Eval(v)
+	if err != nil {
+		return "", err
+	}
+	s, ok := out.(string)
+	if !ok {
+		return "", fmt.Errorf("%v is not a string", out)
+	}
+	return s, nil
+}
+
+// Eval evaluates every intrinsic function in v.
+func (r Resolved) Eval(v any) (any, error) {
+	switch v := v.(type) {
+	case []any:
+		out := make([]any, len(v))
+		for i, x := range v {
+			e, err := r.Eval(x)
+			if err != nil {
+				return nil, err
+			}
+			out[i] = e
+		}
+		return out, nil
+	case map[string]any:
+		if len(v) == 1 {
+			for fn, arg := range v {
+				if strings.HasPrefix(fn, "Fn::") || fn == "Ref" {
+					return r.intrinsic(fn, arg)
+				}
+			}
+		}
+		out := make(map[string]any, len(v))
+		for k, x := range v {
+			e, err := r.Eval(x)
+			if err != nil {
+				return nil, err
+			}
+			out[k] = e
+		}
+		return out, nil
+	}
+	return v, nil
+}
+
+func (r Resolved) intrinsic(fn string, arg any) (any, error) {
+	switch fn {
+	case "Ref":
+		name, _ := arg.(string)
+		return r.Ref(name)
+	case "Fn::GetAtt":
+		parts, _ := arg.([]any)
+		if len(parts) != 2 {
+			return nil, fmt.Errorf("Fn::GetAtt %v", arg)
+		}
+		id, _ := parts[0].(string)
+		attr, _ := parts[1].(string)
+		return r.GetAtt(id, attr)
+	case "Fn::Join":
+		parts, _ := arg.([]any)
+		if len(parts) != 2 {
+			return nil, fmt.Errorf("Fn::Join %v", arg)
+		}
+		sep, _ := parts[0].(string)
+		items, err := r.Eval(parts[1])
+		if err != nil {
+			return nil, err
+		}
+		list, _ := items.([]any)
+		strs := make([]string, len(list))
+		for i, it := range list {
+			strs[i] = fmt.Sprint(it)
+		}
+		return strings.Join(strs, sep), nil
+	case "Fn::Sub":
+		return r.sub(arg)
+	case "Fn::Select":
+		parts, _ := arg.([]any)
+		if len(parts) != 2 {
+			return nil, fmt.Errorf("Fn::Select %v", arg)
+		}
+		idx, err := r.Eval(parts[0])
+		if err != nil {
+			return nil, err
+		}
+		list, err := r.Eval(parts[1])
+		if err != nil {
+			return nil, err
+		}
+		items, _ := list.([]any)
+		var n int
+		switch i := idx.(type) {
+		case float64:
+			n = int(i)
+		case string:
+			if _, err := fmt.Sscan(i, &n); err != nil {
+				return nil, err
+			}
+		}
+		if n < 0 || n >= len(items) {
+			return nil, fmt.Errorf("Fn::Select %d of %d", n, len(items))
+		}
+		return items[n], nil
+	case "Fn::Split":
+		parts, _ := arg.([]any)
+		if len(parts) != 2 {
+			return nil, fmt.Errorf("Fn::Split %v", arg)
+		}
+		sep, _ := parts[0].(string)
+		s, err := r.String(parts[1])
+		if err != nil {
+			return nil, err
+		}
+		var out []any
+		for _, p := range strings.Split(s, sep) {
+			out = append(out, p)
+		}
+		return out, nil
+	}
+	return nil, fmt.Errorf("intrinsic %s is not implemented", fn)
+}
+
+func (r Resolved) sub(arg any) (any, error) {
+	text, _ := arg.(string)
+	vars := map[string]any{}
+	if list, ok := arg.([]any); ok && len(list) == 2 {
+		text, _ = list[0].(string)
+		m, _ := list[1].(map[string]any)
+		for k, v := range m {
+			e, err := r.Eval(v)
+			if err != nil {
+				return nil, err
+			}
+			vars[k] = e
+		}
+	}
+	var b strings.Builder
+	for {
+		start := strings.Index(text, "${")
+		if start < 0 {
+			b.WriteString(text)
+			return b.String(), nil
+		}
+		end := strings.Index(text[start:], "}")
+		if end < 0 {
+			return nil, fmt.Errorf("Fn::Sub: unclosed ${ in %q", text)
+		}
+		b.WriteString(text[:start])
+		name := text[start+2 : start+end]
+		text = text[start+end+1:]
+		var v any
+		var err error
+		switch {
+		case strings.HasPrefix(name, "!"):
+			v = "${" + name[1:] + "}"
+		case vars[name] != nil:
+			v = vars[name]
+		case strings.Contains(name, "."):
+			id, attr, _ := strings.Cut(name, ".")
+			v, err = r.GetAtt(id, attr)
+		default:
+			v, err = r.Ref(name)
+		}
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprint(&b, v)
+	}
+}
+
+// Ref is what Ref returns for a pseudo parameter, parameter or resource.
+func (r Resolved) Ref(name string) (any, error) {
+	switch name {
+	case "AWS::Partition":
+		return r.Env.Partition, nil
+	case "AWS::Region":
+		return r.Env.Region, nil
+	case "AWS::AccountId":
+		return r.Env.Account, nil
+	case "AWS::URLSuffix":
+		return r.Env.URLSuffix(), nil
+	case "AWS::StackName":
+		return "StoreCrypt", nil
+	}
+	if p, ok := r.Parameters[name]; ok {
+		return p.Default, nil
+	}
+	res, ok := r.Resources[name]
+	if !ok {
+		return nil, fmt.Errorf("Ref %s: no such resource", name)
+	}
+	switch res.Type {
+	case "AWS::SQS::Queue":
+		return fmt.Sprintf("https://sqs.%s.%s/%s/%s", r.Env.Region, r.Env.URLSuffix(), r.Env.Account, name), nil
+	case "AWS::KMS::Key":
+		return keyID(name), nil
+	case "AWS::IAM::ManagedPolicy":
+		return r.arn("iam", "", "policy/"+name), nil
+	case "AWS::SNS::Topic":
+		return r.arn("sns", r.Env.Region, name), nil
+	case "AWS::S3::Bucket":
+		return strings.ToLower(name), nil
+	}
+	for _, prop := range []string{"Name", "LogGroupName", "RoleName", "FunctionName", "InstanceProfileName", "AliasName"} {
+		if v, ok := res.Properties[prop]; ok {
+			return r.Eval(v)
+		}
+	}
+	return name, nil
+}
+
+// GetAtt is what Fn::GetAtt returns for the attributes storecrypt's template uses.
+func (r Resolved) GetAtt(id, attr string) (any, error) {
+	res, ok := r.Resources[id]
+	if !ok {
+		return nil, fmt.Errorf("Fn::GetAtt %s.%s: no such resource", id, attr)
+	}
+	name, err := r.Ref(id)
+	if err != nil {
+		return nil, err
+	}
+	switch res.Type + "." + attr {
+	case "AWS::SQS::Queue.Arn":
+		return r.arn("sqs", r.Env.Region, id), nil
+	case "AWS::SQS::Queue.QueueName":
+		return id, nil
+	case "AWS::SQS::Queue.QueueUrl":
+		return name, nil
+	case "AWS::KMS::Key.Arn":
+		return r.arn("kms", r.Env.Region, "key/"+keyID(id)), nil
+	case "AWS::IAM::Role.Arn":
+		return r.arn("iam", "", fmt.Sprintf("role/%s", name)), nil
+	case "AWS::IAM::InstanceProfile.Arn":
+		return r.arn("iam", "", fmt.Sprintf("instance-profile/%s", name)), nil
+	case "AWS::Lambda::Function.Arn":
+		return r.arn("lambda", r.Env.Region, fmt.Sprintf("function:%s", name)), nil
+	case "AWS::Logs::LogGroup.Arn":
+		return r.arn("logs", r.Env.Region, fmt.Sprintf("log-group:%s:*", name)), nil
+	case "AWS::S3::Bucket.Arn":
+		return fmt.Sprintf("arn:%s:s3:::%s", r.Env.Partition, name), nil
+	case "AWS::S3::Bucket.RegionalDomainName":
+		return fmt.Sprintf("%s.s3.%s.%s", name, r.Env.Region, r.Env.URLSuffix()), nil
+	case "AWS::SNS::Topic.TopicArn":
+		return name, nil
+	}
+	return nil, fmt.Errorf("Fn::GetAtt %s.%s (%s) is not implemented", id, attr, res.Type)
+}
+
+func (r Resolved) arn(service, region, resource string) string {
+	account := r.Env.Account
+	return fmt.Sprintf("arn:%s:%s:%s:%s:%s", r.Env.Partition, service, region, account, resource)
+}
+
+// keyID is a key id, stable for a logical id, in the shape KMS gives them.
+func keyID(logical string) string {
+	h := sha256.Sum256([]byte(logical))
+	x := fmt.Sprintf("%x", h[:16])
+	return x[0:8] + "-" + x[8:12] + "-4" + x[13:16] + "-8" + x[17:20] + "-" + x[20:32]
+}

@@ -1,0 +1,196 @@
+package conformance
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/storecrypt/storecrypt/infra/stack"
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/test/cfn"
+)
+
+// templates are the stack synthesized once per key source, environment-agnostic, so each
+// partition's pseudo parameters can fill it in.
+var templates = map[string]*cfn.Template{}
+
+func TestMain(m *testing.M) {
+	os.Setenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+	err := synthesize()
+	code := 1
+	if err == nil {
+		code = m.Run()
+	} else {
+		fmt.Fprintln(os.Stderr, "synthesizing the stack:", err)
+	}
+	jsii.Close()
+	os.Exit(code)
+}
+
+func synthesize() error {
+	dir, err := os.MkdirTemp("", "storecrypt-conformance-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	if err := standIns(dir); err != nil {
+		return err
+	}
+	for _, source := range []string{contract.KeySourceKMSDataKey, contract.KeySourceS3KMS} {
+		app := awscdk.NewApp(nil)
+		s, err := stack.NewStoreCryptStack(app, "StoreCrypt", &stack.StoreCryptStackProps{BuildDir: dir, KeySource: source, Trail: true})
+		if err != nil {
+			return err
+		}
+		b, err := json.Marshal(assertions.Template_FromStack(s, nil).ToJSON())
+		if err != nil {
+			return err
+		}
+		if templates[source], err = cfn.Parse(b); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// standIns are `make build`'s outputs: the stack hashes and uploads them, never runs them.
+func standIns(dir string) error {
+	for _, arch := range []string{"amd64", "arm64"} {
+		name := filepath.Join(dir, "storecrypt-agent-linux-"+arch)
+		data := []byte("agent for " + arch)
+		sum := sha256.Sum256(data)
+		if err := os.WriteFile(name, data, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(name+".sha256", []byte(hex.EncodeToString(sum[:])+"  storecrypt-agent-linux-"+arch+"\n"), 0o644); err != nil {
+			return err
+		}
+	}
+	for _, fn := range []string{"launch", "result"} {
+		if err := os.MkdirAll(filepath.Join(dir, "functions", fn), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, "functions", fn, "bootstrap"), []byte(fn), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// deployment is one template deployed into one partition: the names and policies the
+// tests need, resolved.
+type deployment struct {
+	cfn.Resolved
+	source                           string
+	keyARN, keyPolicy                string
+	instanceRole, instanceProfile    string
+	launchRole, resultRole           string
+	launchEnv, resultEnv             map[string]string
+	documentName, document           string
+	policies                         map[string][]string // role ARN -> its identity policies
+	operatorPolicy                   string
+	secretBucketPolicy, secretBucket string
+}
+
+func deploy(t *testing.T, source string, env cfn.Env) *deployment {
+	t.Helper()
+	r := templates[source].In(env)
+	d := &deployment{Resolved: r, source: source, policies: map[string][]string{}}
+	must := func(v string, err error) string {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	one := func(typ string) string {
+		t.Helper()
+		ids := r.Of(typ)
+		if len(ids) != 1 {
+			t.Fatalf("%d resources of type %s, want 1", len(ids), typ)
+		}
+		return ids[0]
+	}
+	key := one("AWS::KMS::Key")
+	d.keyARN = must(r.String(map[string]any{"Fn::GetAtt": []any{key, "Arn"}}))
+	d.keyPolicy = d.json(t, r.Resources[key].Properties["KeyPolicy"])
+	profile := one("AWS::IAM::InstanceProfile")
+	d.instanceProfile = must(r.String(map[string]any{"Fn::GetAtt": []any{profile, "Arn"}}))
+	roles, _ := r.Eval(r.Resources[profile].Properties["Roles"])
+	d.instanceRole = fmt.Sprintf("arn:%s:iam::%s:role/%s", env.Partition, env.Account, roles.([]any)[0])
+	for _, id := range r.Of("AWS::Lambda::Function") {
+		desc, _ := r.Resources[id].Properties["Description"].(string)
+		role := must(r.String(r.Resources[id].Properties["Role"]))
+		vars, err := r.Eval(r.Resources[id].Properties["Environment"].(map[string]any)["Variables"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		envVars := map[string]string{}
+		for k, v := range vars.(map[string]any) {
+			envVars[k] = fmt.Sprint(v)
+		}
+		switch desc {
+		case "storecrypt launch function":
+			d.launchRole, d.launchEnv = role, envVars
+		case "storecrypt result function":
+			d.resultRole, d.resultEnv = role, envVars
+		}
+	}
+	for _, id := range r.Of("AWS::IAM::Policy") {
+		doc := d.json(t, r.Resources[id].Properties["PolicyDocument"])
+		attached, _ := r.Eval(r.Resources[id].Properties["Roles"])
+		for _, name := range attached.([]any) {
+			arn := fmt.Sprintf("arn:%s:iam::%s:role/%s", env.Partition, env.Account, name)
+			d.policies[arn] = append(d.policies[arn], doc)
+		}
+	}
+	d.operatorPolicy = d.json(t, r.Resources[one("AWS::IAM::ManagedPolicy")].Properties["PolicyDocument"])
+	doc := one("AWS::SSM::Document")
+	d.documentName = must(r.String(r.Resources[doc].Properties["Name"]))
+	d.document = d.json(t, r.Resources[doc].Properties["Content"])
+	if secret := d.launchEnv[contract.EnvSecret]; secret != "" {
+		d.secretBucket = strings.SplitN(strings.TrimPrefix(secret, "s3://"), "/", 2)[0]
+		for _, id := range r.Of("AWS::S3::BucketPolicy") {
+			if b := must(r.String(r.Resources[id].Properties["Bucket"])); b == d.secretBucket {
+				d.secretBucketPolicy = d.json(t, r.Resources[id].Properties["PolicyDocument"])
+			}
+		}
+	}
+	return d
+}
+
+// json resolves a template value and encodes it.
+func (d *deployment) json(t *testing.T, v any) string {
+	t.Helper()
+	out, err := d.Eval(v)
+	if err != nil {
+		t.Fatalf("resolving %v: %v", v, err)
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// world is a fresh account with the deployment in it: the key and its policy, the
+// instance role with its policies and profile, a role that is no key user, and the
+// document as its first version.
+func (d *deployment) world() *fakeaws.World {
+	w := fakeaws.NewAccountIn(d.Env.Partition, d.Env.Region)
+	w.Keys = map[string]*fakeaws.Key{d.keyARN: {ARN: d.keyARN, State: "Enabled", Policy: d.keyPolicy}}
+	w.Roles[d.instanceRole] = &fakeaws.Role{ARN: d.instanceRole, Policies: d.policies[d.instanceRole]}
+	w.Profiles[d.instanceProfile] = d.instanceRole
+	w.AddDocument(d.documentName, d.document, true)
+	return w
+}

@@ -1,0 +1,272 @@
+package conformance
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"testing"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/test/cfn"
+)
+
+// unexercised are the actions a policy allows that no scenario calls, each with why it
+// is there. The key is "<component> <Sid or ->: <action>". A reason for an action the
+// scenarios do call is an error too: the list stays true.
+var unexercised = map[string]string{
+	"launch Logs: logs:CreateLogStream":                       "the Lambda runtime writes the function's log stream with its role; no call of ours",
+	"launch Logs: logs:PutLogEvents":                          "the Lambda runtime writes the function's log stream with its role; no call of ours",
+	"result Logs: logs:CreateLogStream":                       "the Lambda runtime writes the function's log stream with its role; no call of ours",
+	"result Logs: logs:PutLogEvents":                          "the Lambda runtime writes the function's log stream with its role; no call of ours",
+	"launch -: sqs:ReceiveMessage":                            "the SQS event source mapping polls the launch queue with the function's role",
+	"launch -: sqs:ChangeMessageVisibility":                   "the SQS event source mapping returns batch item failures with the function's role",
+	"launch -: sqs:GetQueueUrl":                               "the SQS event source mapping polls the launch queue with the function's role",
+	"launch -: sqs:DeleteMessage":                             "the SQS event source mapping deletes handled messages with the function's role",
+	"launch -: sqs:GetQueueAttributes":                        "the SQS event source mapping reads the queue's attributes with the function's role",
+	"result -: sqs:SendMessage":                               "Lambda sends an event whose asynchronous invocations all failed to the result DLQ with the function's role",
+	"agent StoreCryptAgentamd64: s3:GetObject":                "the SSM agent's aws:downloadContent step fetches the agent binary with the instance's role",
+	"agent StoreCryptAgentarm64: s3:GetObject":                "the SSM agent's aws:downloadContent step fetches the agent binary with the instance's role",
+	"agent StoreCryptCommandOutput: logs:CreateLogGroup":      "the SSM agent streams the command's output to CloudWatch Logs with the instance's role",
+	"agent StoreCryptCommandOutput: logs:CreateLogStream":     "the SSM agent streams the command's output to CloudWatch Logs with the instance's role",
+	"agent StoreCryptCommandOutput: logs:PutLogEvents":        "the SSM agent streams the command's output to CloudWatch Logs with the instance's role",
+	"agent StoreCryptCommandOutput: logs:DescribeLogStreams":  "the SSM agent streams the command's output to CloudWatch Logs with the instance's role",
+	"agent StoreCryptFindOutputGroup: logs:DescribeLogGroups": "the SSM agent looks the output's log group up before streaming to it",
+	"operator ReadResults: ssm:ListCommands":                  "the Run Command console lists commands with the operator's rights",
+	"operator ReadResults: ssm:ListCommandInvocations":        "the Run Command console lists a command's invocations with the operator's rights",
+	"operator ReadResults: ssm:DescribeInstanceInformation":   "the Run Command console lists the managed instances to target",
+	"operator ReadResults: ec2:DescribeTags":                  "the Run Command console's target picker reads tags",
+	"operator ReadTheDocument: ssm:DescribeDocument":          "the Run Command console shows the document's parameters",
+	"operator ReadTheDocument: ssm:GetDocument":               "the Run Command console shows the document's content",
+	"operator RerunFromIdentityCenter: ssm:SendCommand":       "TestOperatorRerunNeedsMFA runs it as an Identity Center session; the scenarios' operator proves MFA instead",
+}
+
+// component is one part of storecrypt as IAM sees it.
+type component struct {
+	name      string
+	principal string
+	session   string
+	base      map[string][]string // the caller's own condition keys
+	policies  []string            // its identity policies
+	run       *run
+}
+
+func (d *deployment) components(t *testing.T) []component {
+	t.Helper()
+	instanceARN := fmt.Sprintf("arn:%s:ec2:%s:%s:instance/%s", d.Env.Partition, d.Env.Region, d.Env.Account, keyUserInstance)
+	operator := fmt.Sprintf("arn:%s:iam::%s:role/operator", d.Env.Partition, d.Env.Account)
+	role := func(arn string) map[string][]string { return map[string][]string{"aws:PrincipalArn": {arn}} }
+	return []component{
+		{"launch", d.launchRole, d.sessionOf(d.launchRole, "launch"), role(d.launchRole), d.policies[d.launchRole], d.launchRun(t)},
+		{"result", d.resultRole, d.sessionOf(d.resultRole, "result"), role(d.resultRole), d.policies[d.resultRole], d.resultRun(t)},
+		{"operator", operator, d.sessionOf(operator, "alice"), map[string][]string{"aws:PrincipalArn": {operator}, "aws:MultiFactorAuthPresent": {"true"}},
+			[]string{d.operatorPolicy}, d.cliRun(t)},
+		{"agent", d.instanceRole, d.sessionOf(d.instanceRole, keyUserInstance),
+			map[string][]string{"aws:PrincipalArn": {d.instanceRole}, "ec2:SourceInstanceARN": {instanceARN}}, d.policies[d.instanceRole], d.agentRun(t)},
+	}
+}
+
+// decide authorizes one request: a KMS call on the stack's key by KMS's rules (key
+// policy, then identity policies where it delegates); anything else by the identity
+// policies, with the secret bucket's policy able to deny.
+func (d *deployment) decide(c component, r fakeaws.AuthzRequest) (fakeaws.Decision, error) {
+	if strings.HasPrefix(r.Action, "kms:") && r.Resource == d.keyARN {
+		return fakeaws.KMSDecision(d.keyPolicy, c.policies, nil, r)
+	}
+	decision := fakeaws.ImplicitDeny
+	for _, p := range c.policies {
+		got, _, err := fakeaws.Evaluate(p, false, r)
+		if err != nil {
+			return "", err
+		}
+		if got == fakeaws.ExplicitDeny || got == fakeaws.Allow && decision == fakeaws.ImplicitDeny {
+			decision = got
+		}
+	}
+	if d.secretBucket != "" && strings.HasPrefix(r.Resource, fmt.Sprintf("arn:%s:s3:::%s/", d.Env.Partition, d.secretBucket)) {
+		if got, _, err := fakeaws.Evaluate(d.secretBucketPolicy, true, r); err != nil || got == fakeaws.ExplicitDeny {
+			return fakeaws.ExplicitDeny, err
+		}
+	}
+	return decision, nil
+}
+
+// TestPermissionsSufficientAndLeast drives each part of storecrypt through its work in
+// every partition, records every AWS call it makes, and checks each against the policy
+// the template gives that part; then lists every action a policy allows that no call
+// used, which must be removed or given its reason in unexercised.
+func TestPermissionsSufficientAndLeast(t *testing.T) {
+	used := map[string]bool{}
+	for _, source := range []string{contract.KeySourceKMSDataKey, contract.KeySourceS3KMS} {
+		for _, env := range cfn.Partitions {
+			t.Run(source+"/"+env.Partition, func(t *testing.T) {
+				d := deploy(t, source, env)
+				for _, c := range d.components(t) {
+					if len(c.run.calls) == 0 {
+						t.Fatalf("%s made no calls", c.name)
+					}
+					for _, call := range c.run.calls {
+						reqs, err := c.run.world.Authz(call, c.principal, c.session, c.base)
+						if err != nil {
+							t.Fatal(err)
+						}
+						for _, r := range reqs {
+							decision, err := d.decide(c, r)
+							if err != nil {
+								t.Fatal(err)
+							}
+							if decision != fakeaws.Allow {
+								t.Errorf("%s: %s on %s is %s by the template's policies", c.name, r.Action, r.Resource, decision)
+							}
+							d.markUsed(t, used, c, r)
+						}
+					}
+				}
+			})
+		}
+	}
+	allowed := map[string]bool{}
+	for _, source := range []string{contract.KeySourceKMSDataKey, contract.KeySourceS3KMS} {
+		d := deploy(t, source, cfn.Partitions[0])
+		for _, c := range []struct {
+			name     string
+			policies []string
+			resource bool
+		}{
+			{"launch", d.policies[d.launchRole], false}, {"result", d.policies[d.resultRole], false},
+			{"operator", []string{d.operatorPolicy}, false}, {"agent", d.policies[d.instanceRole], false}, {"key", []string{d.keyPolicy}, true},
+		} {
+			for _, k := range allowedActions(t, c.name, c.policies) {
+				allowed[k] = true
+				if !used[k] && unexercised[k] == "" {
+					t.Errorf("%s is allowed, but no scenario uses it and unexercised gives no reason", k)
+				}
+				if used[k] && unexercised[k] != "" {
+					t.Errorf("%s is used: remove its reason from unexercised", k)
+				}
+			}
+		}
+	}
+	for k := range unexercised {
+		if !allowed[k] {
+			t.Errorf("unexercised gives a reason for %s, which no policy allows", k)
+		}
+	}
+}
+
+// markUsed records which statements allowed a request: "<component> <Sid>: <action>",
+// and for a KMS call the key policy's statements as "key <Sid>: <action>".
+func (d *deployment) markUsed(t *testing.T, used map[string]bool, c component, r fakeaws.AuthzRequest) {
+	t.Helper()
+	policies := map[string][]string{c.name: c.policies}
+	if strings.HasPrefix(r.Action, "kms:") && r.Resource == d.keyARN {
+		policies["key"] = []string{d.keyPolicy}
+	}
+	for who, docs := range policies {
+		for _, doc := range docs {
+			for _, st := range statements(t, doc) {
+				if st["Effect"] != "Allow" {
+					continue
+				}
+				one, _ := json.Marshal(map[string]any{"Version": "2012-10-17", "Statement": []any{st}})
+				got, _, err := fakeaws.Evaluate(string(one), who == "key", r)
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got == fakeaws.Allow || got == fakeaws.Delegated {
+					for _, a := range actionList(st) {
+						if strings.EqualFold(a, r.Action) || strings.HasSuffix(a, "*") && strings.HasPrefix(strings.ToLower(r.Action), strings.ToLower(strings.TrimSuffix(a, "*"))) {
+							used[who+" "+sid(st)+": "+a] = true
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// allowedActions lists "<component> <Sid>: <action>" for every Allow statement.
+func allowedActions(t *testing.T, name string, docs []string) []string {
+	t.Helper()
+	var out []string
+	for _, doc := range docs {
+		for _, st := range statements(t, doc) {
+			if st["Effect"] == "Allow" {
+				for _, a := range actionList(st) {
+					out = append(out, name+" "+sid(st)+": "+a)
+				}
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+func statements(t *testing.T, doc string) []map[string]any {
+	t.Helper()
+	var p struct{ Statement []map[string]any }
+	if err := json.Unmarshal([]byte(doc), &p); err != nil {
+		t.Fatal(err)
+	}
+	return p.Statement
+}
+
+func sid(st map[string]any) string {
+	if s, ok := st["Sid"].(string); ok && s != "" {
+		return s
+	}
+	return "-"
+}
+
+func actionList(st map[string]any) []string {
+	switch a := st["Action"].(type) {
+	case string:
+		return []string{a}
+	case []any:
+		var out []string
+		for _, x := range a {
+			out = append(out, x.(string))
+		}
+		return out
+	}
+	return nil
+}
+
+// TestOperatorRerunNeedsMFA: the operator policy lets a rerun through with MFA proven to
+// IAM, or from an IAM Identity Center role; not with long-term access keys (no MFA key
+// in the request) nor from a role assumed without MFA.
+func TestOperatorRerunNeedsMFA(t *testing.T) {
+	for _, env := range cfn.Partitions {
+		t.Run(env.Partition, func(t *testing.T) {
+			d := deploy(t, contract.KeySourceKMSDataKey, env)
+			doc := fmt.Sprintf("arn:%s:ssm:%s:%s:document/%s", env.Partition, env.Region, env.Account, d.documentName)
+			user := fmt.Sprintf("arn:%s:iam::%s:user/alice", env.Partition, env.Account)
+			role := fmt.Sprintf("arn:%s:iam::%s:role/operator", env.Partition, env.Account)
+			sso := fmt.Sprintf("arn:%s:iam::%s:role/aws-reserved/sso.amazonaws.com/eu-west-1/AWSReservedSSO_StoreCryptOperators_0123456789abcdef", env.Partition, env.Account)
+			for _, tc := range []struct {
+				name, principal string
+				mfa             []string // nil: the key is absent
+				want            fakeaws.Decision
+			}{
+				{"IAM user console session with MFA", user, []string{"true"}, fakeaws.Allow},
+				{"IAM user's long-term access keys", user, nil, fakeaws.ImplicitDeny},
+				{"role assumed with MFA", role, []string{"true"}, fakeaws.Allow},
+				{"role assumed without MFA", role, []string{"false"}, fakeaws.ImplicitDeny},
+				{"IAM Identity Center permission set", sso, nil, fakeaws.Allow},
+			} {
+				ctx := map[string][]string{"aws:PrincipalArn": {tc.principal}}
+				if tc.mfa != nil {
+					ctx["aws:MultiFactorAuthPresent"] = tc.mfa
+				}
+				got, _, err := fakeaws.Evaluate(d.operatorPolicy, false, fakeaws.AuthzRequest{Principal: tc.principal, Action: "ssm:SendCommand", Resource: doc, Context: ctx})
+				if err != nil {
+					t.Fatal(err)
+				}
+				if got != tc.want {
+					t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+				}
+			}
+		})
+	}
+}

