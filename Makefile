@@ -15,7 +15,7 @@ export STORECRYPT_VM_CACHE ?= $(CURDIR)/.cache/vm
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: all build test lint demo bench deps synth deploy destroy clean
+.PHONY: all build test lint demo bench deps synth deploy destroy integ clean
 
 all: build
 
@@ -46,11 +46,14 @@ FORCE:
 deps:
 	@bash scripts/install-deps.sh
 
-## lint: gofmt, go vet, golangci-lint
+## lint: gofmt, go vet, golangci-lint; the integration test (build tag integ) is compiled and vetted too
 lint: $(LINT)
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { echo "gofmt would change:"; gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
+	$(GO) vet -tags integ ./test/integ
+	$(GO) test -tags integ -c -o /dev/null ./test/integ
 	$(LINT) run ./...
+	$(LINT) run --build-tags integ ./test/integ
 
 $(LINT):
 	GOBIN=$(CURDIR)/$(BIN) $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(LINT_VERSION)
@@ -73,6 +76,10 @@ $(CDK): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	printf 'module node_modules\n' > node_modules/go.mod
 	@touch $@
+
+## integ: deploy to the account in your environment, encrypt one real instance, tear it all down (see README)
+integ: build $(CDK)
+	$(GO) test -tags integ -count=1 -timeout 60m -v ./test/integ
 
 ## test: lint, then every test, the real-kernel ones included (CI=true makes a missing QEMU fail)
 test: deps lint synth

@@ -42,7 +42,11 @@ func run() error {
 	if account, region := os.Getenv("CDK_DEFAULT_ACCOUNT"), os.Getenv("CDK_DEFAULT_REGION"); account != "" && region != "" {
 		props.Env = &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}
 	}
-	_, err := stack.NewStoreCryptStack(app, "StoreCrypt", &stack.StoreCryptStackProps{
+	name := ctx("stackName")
+	if name == "" {
+		name = "StoreCrypt"
+	}
+	_, err := stack.NewStoreCryptStack(app, name, &stack.StoreCryptStackProps{
 		StackProps: props,
 		KeyAlias:   ctx("keyAlias"), KeyARN: ctx("keyArn"), KeySource: ctx("keySource"), SecretKey: ctx("secretKey"),
 		SecretVPCEndpoint: ctx("secretVpcEndpoint"), InstanceRoleARNs: roles, OptInTag: ctx("optInTag"),

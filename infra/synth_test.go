@@ -96,7 +96,19 @@ func TestSynthesizedDocument(t *testing.T) {
 		t.Fatalf("steps %v", actions)
 	}
 	script := strings.Join(doc.Content.MainSteps[2].Inputs.RunCommand, "\n")
-	if strings.Contains(script, "{{") || !strings.Contains(script, `sha256sum -c`) || !strings.Contains(script, `exec "$bin" apply`) {
+	if !strings.Contains(script, `sha256sum -c`) || !strings.Contains(script, `exec "$bin" apply`) {
 		t.Errorf("the run step:\n%s", script)
+	}
+	// A parameter reaches the text only in its fallback for SSM agents older than
+	// 3.3.2746.0, inside double quotes, and only when the variable is unset.
+	fallback := regexp.MustCompile(`^if \[ -z "\$\{SSM_(\w+)\+x\}" \]; then export SSM_(\w+)="\{\{(\w+)\}\}"; fi$`)
+	for _, line := range doc.Content.MainSteps[2].Inputs.RunCommand {
+		if !strings.Contains(line, "{{") {
+			continue
+		}
+		m := fallback.FindStringSubmatch(line)
+		if m == nil || m[1] != m[2] || m[2] != m[3] {
+			t.Errorf("a parameter substituted into the text outside its fallback: %s", line)
+		}
 	}
 }

@@ -300,3 +300,24 @@ func TestCdkNag(t *testing.T) {
 		})
 	}
 }
+
+// TestAgentOutputPermissions: Run Command's CloudWatch output needs these on the
+// instance's role ("Configuring Amazon CloudWatch Logs for Run Command"); without
+// DescribeLogGroups the SSM agent streams nothing.
+func TestAgentOutputPermissions(t *testing.T) {
+	tpl, _ := template(t, &stack.StoreCryptStackProps{})
+	tpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
+		assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptCommandOutput",
+			"Action": []string{"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"}}),
+		assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptFindOutputGroup", "Action": "logs:DescribeLogGroups"}),
+	})}})
+}
+
+// TestOutputs: the instance profile is output by its own name, which CloudFormation
+// generates, not said to be the role's.
+func TestOutputs(t *testing.T) {
+	tpl, _ := template(t, &stack.StoreCryptStackProps{})
+	tpl.HasOutput(jsii.String("InstanceProfileName"), map[string]any{"Value": map[string]any{"Ref": assertions.Match_AnyValue()}})
+	tpl.HasOutput(jsii.String("InstanceProfileArn"), map[string]any{"Value": map[string]any{"Fn::GetAtt": assertions.Match_AnyValue()}})
+	tpl.HasOutput(jsii.String("InstanceRoleArn"), map[string]any{"Description": "role for workloads"})
+}

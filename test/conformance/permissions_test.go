@@ -270,3 +270,47 @@ func TestOperatorRerunNeedsMFA(t *testing.T) {
 		})
 	}
 }
+
+// TestKeyPolicyRequiresBothContextKeys: the template's key policy lets the instance role
+// use the key only with storecrypt's context, both keys present and no other:
+// ForAllValues alone "would allow requests with no encryption context" (KMS condition
+// keys).
+func TestKeyPolicyRequiresBothContextKeys(t *testing.T) {
+	for _, env := range cfn.Partitions {
+		t.Run(env.Partition, func(t *testing.T) {
+			d := deploy(t, contract.KeySourceKMSDataKey, env)
+			for _, tc := range []struct {
+				name    string
+				context map[string]string
+				want    fakeaws.Decision
+			}{
+				{"storecrypt's context", contract.EncryptionContext(keyUserInstance, "uuid-1"), fakeaws.Allow},
+				{"no context", nil, fakeaws.ImplicitDeny},
+				{"the instance only", map[string]string{contract.ContextInstanceID: keyUserInstance}, fakeaws.ImplicitDeny},
+				{"the volume only", map[string]string{contract.ContextVolume: "uuid-1"}, fakeaws.ImplicitDeny},
+				{"one more key", map[string]string{contract.ContextInstanceID: keyUserInstance, contract.ContextVolume: "uuid-1", "app": "x"}, fakeaws.ImplicitDeny},
+			} {
+				ctx := map[string][]string{"aws:PrincipalArn": {d.instanceRole}}
+				var keys []string
+				for k, v := range tc.context {
+					ctx["kms:EncryptionContext:"+k] = []string{v}
+					keys = append(keys, k)
+				}
+				if len(keys) > 0 {
+					sort.Strings(keys)
+					ctx["kms:EncryptionContextKeys"] = keys
+				}
+				for _, action := range []string{"kms:GenerateDataKey", "kms:Decrypt"} {
+					got, err := fakeaws.KMSDecision(d.keyPolicy, d.policies[d.instanceRole], nil,
+						fakeaws.AuthzRequest{Principal: d.instanceRole, Action: action, Resource: d.keyARN, Context: ctx})
+					if err != nil {
+						t.Fatal(err)
+					}
+					if got != tc.want {
+						t.Errorf("%s, %s: %s, want %s", tc.name, action, got, tc.want)
+					}
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,140 @@
+package fakeaws
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/iam"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+)
+
+// TestDocumentedRules: the fake refuses what AWS's API references say the service
+// refuses, with the service's error code. Each case names its page.
+func TestDocumentedRules(t *testing.T) {
+	w := NewAccount()
+	w.AddInstance("i-00000000000000001", "i4i.large", Profile(KeyUser), nil, time.Now())
+	w.AddDocument("two-steps", `{"schemaVersion":"2.2","parameters":{"P":{"type":"String","default":"a","allowedPattern":"^[a-z]+$"}},
+		"mainSteps":[{"action":"aws:downloadContent","name":"download"},{"action":"aws:runShellScript","name":"run"}]}`, true)
+	cfg := w.Config()
+	ctx := context.Background()
+	ec2c, ssmc, iamc, kmsc := ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg), iam.NewFromConfig(cfg), kms.NewFromConfig(cfg)
+	ids := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("i-%017d", i)
+		}
+		return out
+	}
+	sent, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: []string{"i-00000000000000001"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name, code string
+		call       func() error
+	}{
+		{"SendCommand: at most 50 instance ids", "ValidationException", func() error {
+			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: ids(51)})
+			return err
+		}},
+		{"SendCommand: only parameters the document defines", "InvalidParameters", func() error {
+			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: []string{"i-00000000000000001"}, Parameters: map[string][]string{"Q": {"x"}}})
+			return err
+		}},
+		{"SendCommand: a value outside allowedPattern", "InvalidParameters", func() error {
+			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: []string{"i-00000000000000001"}, Parameters: map[string][]string{"P": {"a;b"}}})
+			return err
+		}},
+		{"SendCommand: a version that does not exist", "InvalidDocumentVersion", func() error {
+			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), DocumentVersion: aws.String("7"), InstanceIds: []string{"i-00000000000000001"}})
+			return err
+		}},
+		{"GetCommandInvocation: a multi-step document needs PluginName", "InvalidPluginName", func() error {
+			_, err := ssmc.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: sent.Command.CommandId, InstanceId: aws.String("i-00000000000000001")})
+			return err
+		}},
+		{"GetCommandInvocation: the step's name, not the plugin's", "InvalidPluginName", func() error {
+			_, err := ssmc.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: sent.Command.CommandId, InstanceId: aws.String("i-00000000000000001"), PluginName: aws.String("aws:runShellScript")})
+			return err
+		}},
+		{"DescribeInstanceInformation: a filter takes at most 100 values", "InvalidInstanceInformationFilterValue", func() error {
+			_, err := ssmc.DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids(101)}}})
+			return err
+		}},
+		{"DescribeInstances: MaxResults with InstanceIds", "InvalidParameterCombination", func() error {
+			_, err := ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{"i-00000000000000001"}, MaxResults: aws.Int32(5)})
+			return err
+		}},
+		{"DescribeInstances: an unknown id fails the call", "InvalidInstanceID.NotFound", func() error {
+			_, err := ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{"i-00000000000000001", "i-0ffffffffffffffff"}})
+			return err
+		}},
+		{"DescribeInstances: more than 200 filter values", "FilterLimitExceeded", func() error {
+			_, err := ec2c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{{Name: aws.String("instance-id"), Values: ids(201)}}})
+			return err
+		}},
+		{"CreateTags: the aws: prefix is reserved", "InvalidParameterValue", func() error {
+			_, err := ec2c.CreateTags(ctx, &ec2.CreateTagsInput{Resources: []string{"i-00000000000000001"}, Tags: []ec2types.Tag{{Key: aws.String("aws:x"), Value: aws.String("y")}}})
+			return err
+		}},
+		{"SimulatePrincipalPolicy: CallerArn must be a user", "InvalidInput", func() error {
+			_, err := iamc.SimulatePrincipalPolicy(ctx, &iam.SimulatePrincipalPolicyInput{PolicySourceArn: aws.String(KeyUser), ActionNames: []string{"kms:Decrypt"},
+				ResourcePolicy: aws.String(KeyPolicy), CallerArn: aws.String(KeyUser)})
+			return err
+		}},
+		{"SimulatePrincipalPolicy: a role with a ResourcePolicy needs a CallerArn", "InvalidInput", func() error {
+			_, err := iamc.SimulatePrincipalPolicy(ctx, &iam.SimulatePrincipalPolicyInput{PolicySourceArn: aws.String(KeyUser), ActionNames: []string{"kms:Decrypt"}, ResourcePolicy: aws.String(KeyPolicy)})
+			return err
+		}},
+		{"ListGrants: Limit 1 to 100", "ValidationException", func() error {
+			_, err := kmsc.ListGrants(ctx, &kms.ListGrantsInput{KeyId: aws.String(KeyARN), Limit: aws.Int32(101)})
+			return err
+		}},
+		{"GetKeyRotationStatus: no alias", "NotFoundException", func() error {
+			_, err := kmsc.GetKeyRotationStatus(ctx, &kms.GetKeyRotationStatusInput{KeyId: aws.String("alias/storecrypt")})
+			return err
+		}},
+		{"SendMessageBatch: at most 10 entries", "TooManyEntriesInBatchRequest", func() error {
+			var entries []sqstypes.SendMessageBatchRequestEntry
+			for i := range 11 {
+				entries = append(entries, sqstypes.SendMessageBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), MessageBody: aws.String("x")})
+			}
+			_, err := sqs.NewFromConfig(cfg).SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String("https://sqs/q"), Entries: entries})
+			return err
+		}},
+		{"SendMessageBatch: ids unique", "BatchEntryIdsNotDistinct", func() error {
+			_, err := sqs.NewFromConfig(cfg).SendMessageBatch(ctx, &sqs.SendMessageBatchInput{QueueUrl: aws.String("https://sqs/q"), Entries: []sqstypes.SendMessageBatchRequestEntry{
+				{Id: aws.String("a"), MessageBody: aws.String("x")}, {Id: aws.String("a"), MessageBody: aws.String("y")}}})
+			return err
+		}},
+		{"PutEvents: at most 10 entries", "ValidationException", func() error {
+			entries := make([]ebtypes.PutEventsRequestEntry, 11)
+			_, err := eventbridge.NewFromConfig(cfg).PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
+			return err
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.call()
+			if err == nil || !strings.Contains(err.Error(), tc.code) {
+				t.Errorf("got %v, want %s", err, tc.code)
+			}
+		})
+	}
+	// The run step's output, by its name.
+	if _, err := ssmc.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: sent.Command.CommandId, InstanceId: aws.String("i-00000000000000001"), PluginName: aws.String("run")}); err != nil {
+		t.Errorf("the run step by name: %v", err)
+	}
+}
