@@ -18,6 +18,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/infra/stack"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/test/cfn"
 )
 
 func TestMain(m *testing.M) {
@@ -174,20 +175,6 @@ func statements(raw map[string]any) []map[string]any {
 	return out
 }
 
-func actions(st map[string]any) []string {
-	switch a := st["Action"].(type) {
-	case string:
-		return []string{a}
-	case []any:
-		var out []string
-		for _, x := range a {
-			out = append(out, x.(string))
-		}
-		return out
-	}
-	return nil
-}
-
 func TestLeastPrivilege(t *testing.T) {
 	for _, props := range []*stack.StoreCryptStackProps{{}, {KeySource: contract.KeySourceS3KMS, Trail: true, AlarmEmail: "ops@example.com"}} {
 		_, raw := template(t, props)
@@ -199,22 +186,22 @@ func TestLeastPrivilege(t *testing.T) {
 			if st["Effect"] == "Deny" {
 				continue // TLS-only and endpoint-only guards deny broadly by design
 			}
-			for _, a := range actions(st) {
+			for _, a := range cfn.Actions(st) {
 				if a == "*" || strings.HasSuffix(a, ":*") && a != "kms:*" {
 					t.Errorf("statement %v allows %q", st["Sid"], a)
 				}
 			}
 			// kms:* is the key policy's account-administration statement, as every KMS key has.
-			if slices.Contains(actions(st), "kms:*") && !strings.Contains(fmt.Sprint(st["Principal"]), ":root") {
+			if slices.Contains(cfn.Actions(st), "kms:*") && !strings.Contains(fmt.Sprint(st["Principal"]), ":root") {
 				t.Errorf("kms:* granted to %v", st["Principal"])
 			}
-			if slices.Contains(actions(st), "ssm:SendCommand") {
+			if slices.Contains(cfn.Actions(st), "ssm:SendCommand") {
 				res := fmt.Sprint(st["Resource"])
 				if !strings.Contains(res, "document/"+contract.DocumentName) || !strings.Contains(res, "instance/*") || strings.Contains(res, "document/*") {
 					t.Errorf("SendCommand not scoped to the document: %v", res)
 				}
 			}
-			if slices.Contains(actions(st), "ec2:CreateTags") && !strings.Contains(fmt.Sprint(st["Condition"]), "storecrypt:*") {
+			if slices.Contains(cfn.Actions(st), "ec2:CreateTags") && !strings.Contains(fmt.Sprint(st["Condition"]), "storecrypt:*") {
 				t.Errorf("CreateTags without the storecrypt:* tag-key condition: %v", st)
 			}
 		}

@@ -136,6 +136,7 @@ func (c *ttlCache[K, V]) put(k K, v V, expires time.Time) {
 }
 
 type keyFacts struct {
+	arn    string // the key's ARN, as KMS describes it (the request may name an alias)
 	state  kmstypes.KeyState
 	found  bool
 	policy policy.Document
@@ -177,6 +178,7 @@ func (c *Checker) CheckRole(ctx context.Context, role string, r Request) (Verdic
 	case facts.state != kmstypes.KeyStateEnabled:
 		return deny(v, contract.ReasonKeyDisabled, fmt.Sprintf("KMS key %s is %s", r.KeyARN, facts.state), "enable the key"), nil
 	}
+	r.KeyARN = facts.arn
 	if r.InstanceID == "" {
 		r.InstanceID = standInInstance
 		v.Notes = append(v.Notes, "judged for a stand-in instance "+standInInstance+": conditions on a particular instance are not tested")
@@ -259,8 +261,10 @@ func jsonList(items []string) string {
 // service), with storecrypt's encryption context for kms-datakey and none for s3-kms
 // (the seed recipe encrypted its passphrase without one).
 func agentCall(role string, r Request) policy.Request {
-	partition := policy.Partition(r.KeyARN)
-	region := strings.SplitN(r.KeyARN, ":", 5)[3]
+	partition, region := policy.Partition(r.KeyARN), ""
+	if parts := strings.SplitN(r.KeyARN, ":", 5); len(parts) == 5 {
+		region = parts[3]
+	}
 	c := map[string][]string{
 		"aws:PrincipalArn":      {role},
 		"aws:PrincipalAccount":  {policy.AccountOf(role)},
@@ -404,7 +408,9 @@ func (c *Checker) key(ctx context.Context, keyARN string) (keyFacts, error) {
 	case err != nil:
 		return f, fmt.Errorf("describing key %s: %w", keyARN, err)
 	default:
-		f.found, f.state = true, desc.KeyMetadata.KeyState
+		f.found, f.state, f.arn = true, desc.KeyMetadata.KeyState, aws.ToString(desc.KeyMetadata.Arn)
+		// GetKeyPolicy and ListGrants take a key id or ARN, not an alias.
+		keyARN := f.arn
 		pol, err := c.KMS.GetKeyPolicy(ctx, &kms.GetKeyPolicyInput{KeyId: aws.String(keyARN), PolicyName: aws.String("default")})
 		if err != nil {
 			return f, fmt.Errorf("reading the policy of key %s: %w", keyARN, err)

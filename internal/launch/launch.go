@@ -549,14 +549,16 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 	}
 	pin, err := h.Documents.Version(ctx)
 	if err != nil {
-		h.documentDrift(ctx, err.Error(), "", "")
+		if errors.Is(err, document.ErrUntrusted) {
+			h.documentDrift(ctx, err.Error(), document.Pin{Fresh: true})
+		}
 		for _, i := range in {
 			b.later(i, "no trusted version of the document: "+err.Error())
 		}
 		return
 	}
 	if pin.Drift() {
-		h.documentDrift(ctx, "", pin.Default, pin.Version)
+		h.documentDrift(ctx, "", pin)
 	}
 	params := h.Config.Agent.DocumentValues()
 	for chunk := range slices.Chunk(in, maxSendCommandTargets) {
@@ -591,16 +593,20 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 }
 
 // documentDrift reports that the document's default version is not the deployed content
-// (or that no version is): a metric the stack alarms on, an error log line, an event.
-func (h *Handler) documentDrift(ctx context.Context, why, defaultVersion, pinned string) {
+// (or that no version is): a metric the stack alarms on, in every batch it affects; an
+// error log line and an event each time the function reads the document anew.
+func (h *Handler) documentDrift(ctx context.Context, why string, pin document.Pin) {
 	if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricDocumentDrift, Unit: "Count", Value: 1}}, nil,
-		map[string]string{"Document": h.Config.DocumentName, "DefaultVersion": defaultVersion, "SentVersion": pinned}); err != nil {
+		map[string]string{"Document": h.Config.DocumentName, "DefaultVersion": pin.Default, "SentVersion": pin.Version}); err != nil {
 		h.Log.Error("writing a metric", "error", err.Error())
 	}
+	if !pin.Fresh {
+		return
+	}
 	h.Log.Error("the document's default version is not the content the stack deployed; sending only the deployed content",
-		"document", h.Config.DocumentName, "default_version", defaultVersion, "sent_version", pinned, "error", why)
+		"document", h.Config.DocumentName, "default_version", pin.Default, "sent_version", pin.Version, "error", why)
 	alert := record.Alert(contract.EventDocumentDrift, h.Config.EventBus, map[string]string{
-		"document": h.Config.DocumentName, "default-version": defaultVersion, "sent-version": pinned, "error": why})
+		"document": h.Config.DocumentName, "default-version": pin.Default, "sent-version": pin.Version, "error": why})
 	if err := record.PutAlerts(ctx, h.Events, []ebtypes.PutEventsRequestEntry{alert}); err != nil {
 		h.Log.Error("emitting the drift event", "error", err.Error())
 	}

@@ -92,14 +92,15 @@ func PutAlerts(ctx context.Context, c EventBridge, entries []ebtypes.PutEventsRe
 				break
 			}
 			var again []ebtypes.PutEventsRequestEntry
-			for i, res := range out.Entries {
+			// Result entries line up with request entries by index.
+			for i, res := range out.Entries[:min(len(out.Entries), len(chunk))] {
 				code := aws.ToString(res.ErrorCode)
 				switch {
 				case code == "":
-				case retryableEntry(code) && try == 0 && i < len(chunk):
+				case retryableEntry(code) && try == 0:
 					again = append(again, chunk[i])
 				default:
-					errs = append(errs, fmt.Errorf("event %s: %s: %s", aws.ToString(chunk[min(i, len(chunk)-1)].DetailType), code, aws.ToString(res.ErrorMessage)))
+					errs = append(errs, fmt.Errorf("event %s: %s: %s", aws.ToString(chunk[i].DetailType), code, aws.ToString(res.ErrorMessage)))
 				}
 			}
 			chunk = again

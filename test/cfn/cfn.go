@@ -362,3 +362,20 @@ func keyID(logical string) string {
 	x := fmt.Sprintf("%x", h[:16])
 	return x[0:8] + "-" + x[8:12] + "-4" + x[13:16] + "-8" + x[17:20] + "-" + x[20:32]
 }
+
+// Actions lists a policy statement's Action, which IAM accepts as a string or a list.
+func Actions(statement map[string]any) []string {
+	switch a := statement["Action"].(type) {
+	case string:
+		return []string{a}
+	case []any:
+		var out []string
+		for _, x := range a {
+			if s, ok := x.(string); ok {
+				out = append(out, s)
+			}
+		}
+		return out
+	}
+	return nil
+}

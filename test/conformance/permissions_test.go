@@ -175,7 +175,7 @@ func (d *deployment) markUsed(t *testing.T, used map[string]bool, c component, r
 					t.Fatal(err)
 				}
 				if got == fakeaws.Allow || got == fakeaws.Delegated {
-					for _, a := range actionList(st) {
+					for _, a := range cfn.Actions(st) {
 						if strings.EqualFold(a, r.Action) || strings.HasSuffix(a, "*") && strings.HasPrefix(strings.ToLower(r.Action), strings.ToLower(strings.TrimSuffix(a, "*"))) {
 							used[who+" "+sid(st)+": "+a] = true
 						}
@@ -193,7 +193,7 @@ func allowedActions(t *testing.T, name string, docs []string) []string {
 	for _, doc := range docs {
 		for _, st := range statements(t, doc) {
 			if st["Effect"] == "Allow" {
-				for _, a := range actionList(st) {
+				for _, a := range cfn.Actions(st) {
 					out = append(out, name+" "+sid(st)+": "+a)
 				}
 			}
@@ -217,20 +217,6 @@ func sid(st map[string]any) string {
 		return s
 	}
 	return "-"
-}
-
-func actionList(st map[string]any) []string {
-	switch a := st["Action"].(type) {
-	case string:
-		return []string{a}
-	case []any:
-		var out []string
-		for _, x := range a {
-			out = append(out, x.(string))
-		}
-		return out
-	}
-	return nil
 }
 
 // TestOperatorRerunNeedsMFA: the operator policy lets a rerun through with MFA proven to
