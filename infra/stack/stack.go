@@ -117,7 +117,8 @@ type stack struct {
 	result    awslambda.Function
 	agentLogs awslogs.LogGroup
 	profile   awsiam.InstanceProfile // nil when the roles are the user's own
-	digest    string                 // document.Digest of the document's content
+	document  awsssm.CfnDocument
+	digest    string // document.Digest of the document's content
 	alarms    []awscloudwatch.Alarm
 }
 
@@ -348,7 +349,7 @@ func (s *stack) ssmDocument(artifacts []document.Artifact) error {
 		return err
 	}
 	s.digest = digest
-	awsssm.NewCfnDocument(s.st, jsii.String("Document"), &awsssm.CfnDocumentProps{
+	s.document = awsssm.NewCfnDocument(s.st, jsii.String("Document"), &awsssm.CfnDocumentProps{
 		Name: s.docName, DocumentType: jsii.String("Command"), DocumentFormat: jsii.String("JSON"),
 		UpdateMethod: jsii.String("NewVersion"), Content: content,
 	})
@@ -431,10 +432,21 @@ func (s *stack) function(id, dir string, timeout float64, env map[string]*string
 	props.Timeout, props.MemorySize = awscdk.Duration_Seconds(jsii.Number(timeout)), jsii.Number(256)
 	props.Role, props.LogGroup, props.Environment = role, logs, &env
 	props.Description = jsii.String("storecrypt " + dir + " function")
-	return awslambda.NewFunction(s.st, jsii.String(id), props)
+	fn := awslambda.NewFunction(s.st, jsii.String(id), props)
+	// The document first, then the functions that trust only its digest: an update
+	// never leaves a function trusting content that does not exist yet (the launch
+	// function would send nothing). Until the functions follow, the old launch function
+	// sends the version it trusts and counts the new default as drift, which the drift
+	// alarm tolerates for that long.
+	fn.Node().AddDependency(s.document)
+	return fn
 }
 
 func (s *stack) launchFunction() {
+	roles := jsii.String(strings.Join(s.props.InstanceRoleARNs, ","))
+	if len(s.props.InstanceRoleARNs) == 0 {
+		roles = s.roleARNs[0]
+	}
 	env := map[string]*string{
 		contract.EnvOptInTag:      jsii.String(s.props.OptInTag),
 		contract.EnvMountPoint:    jsii.String(s.props.MountPoint),
@@ -442,10 +454,7 @@ func (s *stack) launchFunction() {
 		contract.EnvQueueURL:      s.queue.QueueUrl(),
 		contract.EnvAgentLogs:     s.agentLogs.LogGroupName(),
 		contract.EnvStaleAfter:    jsii.String(staleAfter.String()),
-		contract.EnvInstanceRoles: jsii.String(strings.Join(s.props.InstanceRoleARNs, ",")),
-	}
-	if len(s.props.InstanceRoleARNs) == 0 {
-		env[contract.EnvInstanceRoles] = s.roleARNs[0]
+		contract.EnvInstanceRoles: roles,
 	}
 	fn := s.function("Launch", "launch", 60, env, &awslambda.FunctionProps{})
 	role := fn.Role()
@@ -560,10 +569,10 @@ func (s *stack) rules() {
 	})
 }
 
-func (s *stack) alarm(id, what string, metric awscloudwatch.IMetric) {
+func (s *stack) alarm(id, what string, metric awscloudwatch.IMetric, periods float64) {
 	s.alarms = append(s.alarms, awscloudwatch.NewAlarm(s.st, jsii.String(id), &awscloudwatch.AlarmProps{
 		AlarmDescription: jsii.String("storecrypt: " + what), Metric: metric, Threshold: jsii.Number(0),
-		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, EvaluationPeriods: jsii.Number(1),
+		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, EvaluationPeriods: jsii.Number(periods),
 		TreatMissingData: awscloudwatch.TreatMissingData_NOT_BREACHING,
 	}))
 }
@@ -571,21 +580,26 @@ func (s *stack) alarm(id, what string, metric awscloudwatch.IMetric) {
 func (s *stack) alarmsAndTopic() {
 	five := awscdk.Duration_Minutes(jsii.Number(5))
 	s.alarm("DLQNotEmpty", "launch events gave up (SSM agent never came online, or a fault): see the DLQ",
-		s.dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}))
+		s.dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}), 1)
 	s.alarm("ResultDLQNotEmpty", "results the result function could not record: see its DLQ",
-		s.resultDLQ.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}))
-	s.alarm("LaunchErrors", "the launch function failed", s.launch.MetricErrors(&awscloudwatch.MetricOptions{Period: five}))
-	s.alarm("ResultErrors", "the result function failed", s.result.MetricErrors(&awscloudwatch.MetricOptions{Period: five}))
+		s.resultDLQ.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}), 1)
+	s.alarm("LaunchErrors", "the launch function failed", s.launch.MetricErrors(&awscloudwatch.MetricOptions{Period: five}), 1)
+	s.alarm("ResultErrors", "the result function failed", s.result.MetricErrors(&awscloudwatch.MetricOptions{Period: five}), 1)
 	// The functions publish these with no dimensions as well as per reason (package emf),
 	// so an alarm without dimensions sees every instance.
-	for _, m := range []struct{ name, what string }{
-		{contract.MetricBlocked, "instances blocked: see the storecrypt:reason tag"},
-		{contract.MetricFailed, "instances failed or unverified: see the storecrypt:reason tag"},
-		{contract.MetricDocumentDrift, "the document's default version is not the content the stack deployed"},
+	// Drift must last three periods: a deploy that changes the document updates it
+	// minutes before the functions that trust the new content.
+	for _, m := range []struct {
+		name, what string
+		periods    float64
+	}{
+		{contract.MetricBlocked, "instances blocked: see the storecrypt:reason tag", 1},
+		{contract.MetricFailed, "instances failed or unverified: see the storecrypt:reason tag", 1},
+		{contract.MetricDocumentDrift, "the document's default version is not the content the stack deployed", 3},
 	} {
 		s.alarm("Alarm"+m.name, m.what, awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 			Namespace: jsii.String(contract.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String("Sum"), Period: five,
-		}))
+		}), m.periods)
 	}
 	if s.props.AlarmEmail == "" {
 		return
@@ -646,7 +660,7 @@ func (s *stack) operatorPolicy() {
 			statement("PutSecretObject", []string{"s3:PutObject"}, []*string{s.bucket.ArnForObjects(jsii.String(s.props.SecretKey))}, nil),
 			// SSE-KMS: S3 asks KMS for a data key on the uploader's behalf.
 			statement("PutSecretSSEKMS", []string{"kms:GenerateDataKey"}, key, map[string]any{
-				"StringEquals": map[string]any{"kms:ViaService": "s3." + *s.st.Region() + ".amazonaws.com"}}),
+				"StringEquals": map[string]any{"kms:ViaService": "s3." + *s.st.Region() + "." + *awscdk.Aws_URL_SUFFIX()}}),
 		)
 	}
 	p := awsiam.NewManagedPolicy(s.st, jsii.String("OperatorPolicy"), &awsiam.ManagedPolicyProps{

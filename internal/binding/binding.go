@@ -12,10 +12,11 @@
 // ResourcePolicy only together with a CallerArn, and a CallerArn can only be an IAM user.
 //
 // The check blocks only what it can prove. Conditions it cannot judge before the call
-// (keys such as aws:SourceVpce, operators it does not implement) and the policies the
-// simulator cannot see (service and resource control policies, session policies) are
-// named in the verdict's Notes, and the instance goes ahead: the agent's own call is then
-// the judge, and a refusal comes back as key-unavailable.
+// (keys such as aws:SourceVpce, operators it does not implement) are named in the
+// verdict's Notes, and the instance goes ahead: the agent's own call is then the judge,
+// and a refusal comes back as key-unavailable. What the simulator cannot see at all
+// (service and resource control policies with conditions, session policies) the check
+// cannot report; a refusal by one of them also comes back as key-unavailable.
 package binding
 
 import (
@@ -207,7 +208,7 @@ func (c *Checker) CheckRole(ctx context.Context, role string, r Request) (Verdic
 	}
 	if r.KeySource == contract.KeySourceS3KMS {
 		if d := sim.decisions["s3:GetObject"]; d != iamtypes.PolicyEvaluationDecisionTypeAllowed && !sim.undecided["s3:GetObject"] {
-			object := secretARN(r)
+			object, _ := secretARN(r) // identity() parsed it already
 			return deny(v, contract.ReasonSecretUnreadable, fmt.Sprintf("%s may not s3:GetObject %s (%s)", role, r.Secret, d),
 				fmt.Sprintf(`allow the role s3:GetObject on %s`, object)), nil
 		}
@@ -302,12 +303,12 @@ func sessionARN(role, instanceID string) string {
 	return fmt.Sprintf("arn:%s:sts::%s:assumed-role/%s/%s", partition, account, name, instanceID)
 }
 
-func secretARN(r Request) string {
+func secretARN(r Request) (string, error) {
 	bucket, key, err := contract.SecretLocation(r.Secret)
 	if err != nil {
-		return ""
+		return "", err
 	}
-	return fmt.Sprintf("arn:%s:s3:::%s/%s", policy.Partition(r.KeyARN), bucket, key)
+	return fmt.Sprintf("arn:%s:s3:::%s/%s", policy.Partition(r.KeyARN), bucket, key), nil
 }
 
 // grantCovers: a grant to the role (or its session) for the operation, whose
@@ -446,8 +447,10 @@ type simulation struct {
 // identity asks the IAM policy simulator what the role's identity policies (and its
 // permissions boundary) say of the agent's calls: the KMS actions on the key with the
 // request's context keys, and for s3-kms s3:GetObject on the secret. No resource policy
-// is passed. The answer is remembered per role: a role's instances differ only in their
-// instance id, which identity policies do not single out.
+// is passed. The answer is remembered per role, simulated with the first instance's id:
+// a trade-off of one call per role instead of one per instance, which is wrong only for
+// an identity policy that singles out instance ids (key policies and grants, which may,
+// are judged per instance in code).
 func (c *Checker) identity(ctx context.Context, role string, r Request, call policy.Request) (simulation, error) {
 	k := identityKey{role, r.KeyARN, r.KeySource, r.Secret}
 	if s, ok := c.identities.get(k, c.now()); ok {
@@ -463,10 +466,14 @@ func (c *Checker) identity(ctx context.Context, role string, r Request, call pol
 		return s, err
 	}
 	if r.KeySource == contract.KeySourceS3KMS {
+		object, err := secretARN(r)
+		if err != nil {
+			return s, err
+		}
 		if err := c.simulate(ctx, &s, &iam.SimulatePrincipalPolicyInput{
 			PolicySourceArn: aws.String(role),
 			ActionNames:     []string{"s3:GetObject"},
-			ResourceArns:    []string{secretARN(r)},
+			ResourceArns:    []string{object},
 			ContextEntries:  contextEntries(map[string][]string{"aws:SecureTransport": {"true"}, "aws:PrincipalArn": {role}}),
 		}); err != nil {
 			return s, err
@@ -486,10 +493,17 @@ func (c *Checker) simulate(ctx context.Context, s *simulation, in *iam.SimulateP
 		for _, res := range page.EvaluationResults {
 			action := aws.ToString(res.EvalActionName)
 			s.decisions[action] = res.EvalDecision
-			if len(res.MissingContextValues) > 0 && res.EvalDecision != iamtypes.PolicyEvaluationDecisionTypeAllowed {
+			// "If you include a list of resources, then any missing context values are
+			// instead included under the ResourceSpecificResults section."
+			missing := res.MissingContextValues
+			for _, r := range res.ResourceSpecificResults {
+				missing = append(missing, r.MissingContextValues...)
+			}
+			if len(missing) > 0 && res.EvalDecision != iamtypes.PolicyEvaluationDecisionTypeAllowed {
+				slices.Sort(missing)
 				s.undecided[action] = true
 				s.notes = append(s.notes, fmt.Sprintf("%s: the role's identity policies depend on %s, which only the call itself carries",
-					action, strings.Join(res.MissingContextValues, ", ")))
+					action, strings.Join(slices.Compact(missing), ", ")))
 			}
 		}
 	}

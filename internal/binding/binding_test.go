@@ -215,3 +215,20 @@ func TestAccessDeniedIsAnError(t *testing.T) {
 		t.Fatalf("got %v, want the AccessDenied error", err)
 	}
 }
+
+// TestIdentityUndecidedIsNotBlocked: with ResourceArns, the simulator reports missing
+// context keys per resource; an identity policy that depends on one the call alone
+// carries (the VPC endpoint) is a note, never a block.
+func TestIdentityUndecidedIsNotBlocked(t *testing.T) {
+	w := fakeaws.NewAccount()
+	w.Roles[fakeaws.IdentityUser].Policies = []string{`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:GenerateDataKey","kms:Decrypt"],"Resource":"*",
+		"Condition":{"StringEquals":{"aws:SourceVpce":"vpce-0123"}}}]}`}
+	v, err := checker(w).Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.IdentityUser),
+		InstanceID: "i-0abc0000000000001", KeyARN: fakeaws.KeyARN, KeySource: contract.KeySourceKMSDataKey})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !v.Allowed || !strings.Contains(strings.Join(v.Notes, " "), "aws:SourceVpce") {
+		t.Errorf("got %+v, want allowed with a note on aws:SourceVpce", v)
+	}
+}

@@ -37,6 +37,7 @@ type Trust struct {
 	mu       sync.Mutex
 	verdicts map[string]error // version -> nil when trusted, else why not
 	pin      Pin
+	failure  error // no version holds the deployed content; remembered like pin
 	until    time.Time
 }
 
@@ -64,11 +65,11 @@ func (t *Trust) now() time.Time {
 // does.
 func (t *Trust) Version(ctx context.Context) (Pin, error) {
 	t.mu.Lock()
-	if t.pin.Version != "" && t.now().Before(t.until) {
-		p := t.pin
+	if (t.pin.Version != "" || t.failure != nil) && t.now().Before(t.until) {
+		p, err := t.pin, t.failure
 		t.mu.Unlock()
 		p.Fresh = false
-		return p, nil
+		return p, err
 	}
 	t.mu.Unlock()
 	out, err := t.SSM.GetDocument(ctx, &ssm.GetDocumentInput{Name: aws.String(t.Name), DocumentVersion: aws.String("$DEFAULT")})
@@ -80,12 +81,15 @@ func (t *Trust) Version(ctx context.Context) (Pin, error) {
 	if t.remember(def, Verify(aws.ToString(out.Content), t.Digest, t.KeyID, t.Secret)) == nil {
 		p.Version = def
 	} else if p.Version, err = t.newestTrusted(ctx, def); err != nil {
-		return Pin{}, err
+		if !errors.Is(err, ErrUntrusted) {
+			return Pin{}, err
+		}
+		p.Version = ""
 	}
 	t.mu.Lock()
-	t.pin, t.until = p, t.now().Add(t.TTL)
+	t.pin, t.failure, t.until = p, err, t.now().Add(t.TTL)
 	t.mu.Unlock()
-	return p, nil
+	return p, err
 }
 
 // newestTrusted looks through the other versions, newest first.
@@ -119,18 +123,26 @@ func (t *Trust) newestTrusted(ctx context.Context, skip string) (string, error) 
 
 // Check says whether a version holds the deployed content: nil, or an error wrapping
 // ErrUntrusted that says how it differs. Other errors are failures to read it.
+//
+// A command sent without a version number (a console rerun at "$DEFAULT") may report the
+// version as it was requested rather than the number that ran: such a name is read as
+// it resolves now, and not remembered, since what it names changes.
 func (t *Trust) Check(ctx context.Context, version string) error {
+	if version == "" {
+		version = "$DEFAULT"
+	}
+	_, numbered := strconv.Atoi(version)
 	t.mu.Lock()
 	err, known := t.verdicts[version]
 	t.mu.Unlock()
-	if known {
+	if known && numbered == nil {
 		return err
 	}
 	out, err := t.SSM.GetDocument(ctx, &ssm.GetDocumentInput{Name: aws.String(t.Name), DocumentVersion: aws.String(version)})
 	if err != nil {
 		return fmt.Errorf("reading version %s of %s: %w", version, t.Name, err)
 	}
-	return t.remember(version, Verify(aws.ToString(out.Content), t.Digest, t.KeyID, t.Secret))
+	return t.remember(aws.ToString(out.DocumentVersion), Verify(aws.ToString(out.Content), t.Digest, t.KeyID, t.Secret))
 }
 
 func (t *Trust) remember(version string, verdict error) error {

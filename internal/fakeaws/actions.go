@@ -121,7 +121,7 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 				return nil, err
 			}
 			for i := range via {
-				via[i].Context["kms:ViaService"] = []string{"s3." + r + ".amazonaws.com"}
+				via[i].Context["kms:ViaService"] = []string{"s3." + r + "." + w.urlSuffix()}
 			}
 			out = append(out, via...)
 		}

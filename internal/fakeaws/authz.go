@@ -118,7 +118,9 @@ func outcome(s map[string]any, resourcePolicy bool, req AuthzRequest) (statement
 		case s["Principal"] != nil:
 			who = principalIn(s["Principal"], req)
 		case s["NotPrincipal"] != nil:
-			if principalIn(s["NotPrincipal"], req) == allowsPrincipal {
+			// "you must also include the account ARN": a role session is spared only when
+			// the account, the role and the session are all named.
+			if sparedBy(s["NotPrincipal"], req) {
 				who = noMatch
 			}
 		default:
@@ -160,6 +162,17 @@ func principalIn(p any, req AuthzRequest) statementOutcome {
 		}
 	}
 	return out
+}
+
+func sparedBy(p any, req AuthzRequest) bool {
+	m, _ := p.(map[string]any)
+	named := map[string]bool{}
+	for _, v := range values(m["AWS"]) {
+		named[v] = true
+	}
+	parts := strings.Split(req.Principal, ":")
+	account := parts[4]
+	return (named[account] || named["arn:"+parts[1]+":iam::"+account+":root"]) && named[req.Principal] && (req.Session == "" || named[req.Session])
 }
 
 func elementMatches(s map[string]any, name, notName, value string, fold bool, req AuthzRequest) bool {

@@ -38,6 +38,10 @@ func TestEvaluate(t *testing.T) {
 		{"key policy: the bare account id delegates", doc(st("Allow", `{"AWS":"111122223333"}`, "")), true, Delegated},
 		{"key policy: another role", doc(st("Allow", `{"AWS":"arn:aws:iam::111122223333:role/other"}`, "")), true, ImplicitDeny},
 		{"key policy: the session", doc(st("Allow", `{"AWS":"arn:aws:sts::111122223333:assumed-role/app/i-1"}`, "")), true, Allow},
+		{"NotPrincipal deny naming account, role and session spares it", doc(st("Allow", `{"AWS":"`+role+`"}`, "") +
+			`,{"Effect":"Deny","NotPrincipal":{"AWS":["arn:aws:iam::111122223333:root","` + role + `","arn:aws:sts::111122223333:assumed-role/app/i-1"]},"Action":"kms:*","Resource":"*"}`), true, Allow},
+		{"NotPrincipal deny without the account denies", doc(st("Allow", `{"AWS":"`+role+`"}`, "") +
+			`,{"Effect":"Deny","NotPrincipal":{"AWS":["` + role + `","arn:aws:sts::111122223333:assumed-role/app/i-1"]},"Action":"kms:*","Resource":"*"}`), true, ExplicitDeny},
 		{"condition holds", doc(st("Allow", "", `{"StringEquals":{"kms:EncryptionContext:a":"x"}}`)), false, Allow},
 		{"condition key missing", doc(st("Allow", "", `{"StringEquals":{"kms:EncryptionContext:c":"x"}}`)), false, ImplicitDeny},
 		{"negated, key missing: true", doc(st("Allow", "", `{"StringNotEquals":{"kms:ViaService":"s3.us-east-1.amazonaws.com"}}`)), false, Allow},

@@ -93,9 +93,13 @@ type Command struct {
 	ID              string
 	DocumentName    string
 	DocumentVersion string // the version SSM resolved the request to
-	InstanceIDs     []string
-	Parameters      map[string][]string
-	Requested       time.Time
+	// RequestedVersion is the version as the request named it ("$DEFAULT" when it named
+	// none). GetCommandInvocation's DocumentVersion is documented only as "the version
+	// used in the request", so the fake answers with this, the less helpful reading.
+	RequestedVersion string
+	InstanceIDs      []string
+	Parameters       map[string][]string
+	Requested        time.Time
 	// Status and Output per instance, set by the test or the demo's SSM runner.
 	Invocations map[string]*Invocation
 }
@@ -189,6 +193,14 @@ func (w *World) partition() string {
 		return "aws"
 	}
 	return w.Partition
+}
+
+// urlSuffix is the partition's domain: service endpoints in China end in .com.cn.
+func (w *World) urlSuffix() string {
+	if w.partition() == "aws-cn" {
+		return "amazonaws.com.cn"
+	}
+	return "amazonaws.com"
 }
 
 func (w *World) region() string {

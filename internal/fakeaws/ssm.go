@@ -218,7 +218,11 @@ func (w *World) sendCommand(params any) (any, error) {
 			return nil, &ssmtypes.InvalidInstanceId{Message: aws.String("Instances [" + id + "] not in a valid state for account " + Account)}
 		}
 	}
-	c := &Command{ID: w.newCommandID(), DocumentName: aws.ToString(in.DocumentName), DocumentVersion: strconv.Itoa(n),
+	requested := aws.ToString(in.DocumentVersion)
+	if requested == "" {
+		requested = "$DEFAULT"
+	}
+	c := &Command{ID: w.newCommandID(), DocumentName: aws.ToString(in.DocumentName), DocumentVersion: strconv.Itoa(n), RequestedVersion: requested,
 		InstanceIDs: slices.Clone(in.InstanceIds), Parameters: in.Parameters, Requested: time.Now(), Invocations: map[string]*Invocation{}}
 	for _, id := range in.InstanceIds {
 		c.Invocations[id] = &Invocation{Status: "Pending"}
@@ -290,8 +294,12 @@ func (w *World) getCommandInvocation(params any) (any, error) {
 		if plugin == "" && len(steps) > 1 || plugin != "" && !slices.Contains(steps, plugin) {
 			return nil, &ssmtypes.InvalidPluginName{Message: aws.String("The plugin name isn't valid.")}
 		}
+		version := c.RequestedVersion
+		if version == "" {
+			version = c.DocumentVersion
+		}
 		out := &ssm.GetCommandInvocationOutput{
-			CommandId: in.CommandId, InstanceId: in.InstanceId, DocumentName: aws.String(c.DocumentName), DocumentVersion: aws.String(c.DocumentVersion),
+			CommandId: in.CommandId, InstanceId: in.InstanceId, DocumentName: aws.String(c.DocumentName), DocumentVersion: aws.String(version),
 			PluginName: in.PluginName, Status: ssmtypes.CommandInvocationStatus(inv.Status), StatusDetails: aws.String(inv.statusDetails()),
 			ResponseCode: inv.ResponseCode, StandardOutputContent: aws.String(cut(inv.Stdout, 24000)),
 		}

@@ -548,17 +548,14 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 		return
 	}
 	pin, err := h.Documents.Version(ctx)
+	if errors.Is(err, document.ErrUntrusted) || err == nil && pin.Drift() {
+		h.documentDrift(ctx, err, pin)
+	}
 	if err != nil {
-		if errors.Is(err, document.ErrUntrusted) {
-			h.documentDrift(ctx, err.Error(), document.Pin{Fresh: true})
-		}
 		for _, i := range in {
 			b.later(i, "no trusted version of the document: "+err.Error())
 		}
 		return
-	}
-	if pin.Drift() {
-		h.documentDrift(ctx, "", pin)
 	}
 	params := h.Config.Agent.DocumentValues()
 	for chunk := range slices.Chunk(in, maxSendCommandTargets) {
@@ -595,7 +592,11 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 // documentDrift reports that the document's default version is not the deployed content
 // (or that no version is): a metric the stack alarms on, in every batch it affects; an
 // error log line and an event each time the function reads the document anew.
-func (h *Handler) documentDrift(ctx context.Context, why string, pin document.Pin) {
+func (h *Handler) documentDrift(ctx context.Context, untrusted error, pin document.Pin) {
+	why := ""
+	if untrusted != nil {
+		why = untrusted.Error()
+	}
 	if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricDocumentDrift, Unit: "Count", Value: 1}}, nil,
 		map[string]string{"Document": h.Config.DocumentName, "DefaultVersion": pin.Default, "SentVersion": pin.Version}); err != nil {
 		h.Log.Error("writing a metric", "error", err.Error())

@@ -219,15 +219,22 @@ func rerunFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 		if *instance == "" {
 			return usageErr("--instance is required")
 		}
+		// The default version by number, so the invocation records which version ran and
+		// the result function can check that version's content.
+		desc, err := e.SSM.DescribeDocument(ctx, &ssm.DescribeDocumentInput{Name: aws.String(*doc)})
+		if err != nil {
+			return fmt.Errorf("reading document %s: %w", *doc, err)
+		}
+		version := aws.ToString(desc.Document.DefaultVersion)
 		sent, err := e.SSM.SendCommand(ctx, &ssm.SendCommandInput{
-			DocumentName: aws.String(*doc), InstanceIds: []string{*instance}, Parameters: params,
+			DocumentName: aws.String(*doc), DocumentVersion: aws.String(version), InstanceIds: []string{*instance}, Parameters: params,
 			Comment: aws.String("storecrypt rerun"),
 		})
 		if err != nil {
 			return fmt.Errorf("sending %s to %s: %w", *doc, *instance, err)
 		}
 		id := aws.ToString(sent.Command.CommandId)
-		fmt.Fprintf(e.errOut, "storecrypt: command %s sent to %s; waiting (up to %s)\n", id, *instance, *timeout)
+		fmt.Fprintf(e.errOut, "storecrypt: command %s (%s version %s) sent to %s; waiting (up to %s)\n", id, *doc, version, *instance, *timeout)
 		inv, err := e.wait(ctx, id, *instance, *timeout)
 		if err != nil {
 			return err

@@ -258,10 +258,10 @@ func (s Statement) principalMatch(req Request) principalMatch {
 	case s.Principal != nil:
 		return s.Principal.match(req)
 	case s.NotPrincipal != nil:
-		// NotPrincipal applies to everyone it does not name. The caller is excluded only
-		// when NotPrincipal names the caller itself (role or session); naming only the
-		// account does not exclude the account's roles.
-		if s.NotPrincipal.match(req) == matchCaller && !s.NotPrincipal.Wildcard {
+		// NotPrincipal applies to everyone it does not name, and a role session is named
+		// only by the account, the role and the session together: "you must also include
+		// the account ARN" (IAM User Guide, NotPrincipal), since AWS checks each.
+		if s.NotPrincipal.namesAll(req) {
 			return matchNone
 		}
 		return matchCaller
@@ -284,6 +284,23 @@ func (p *Principal) match(req Request) principalMatch {
 		}
 	}
 	return best
+}
+
+// namesAll: p names the caller's account, its role and (when known) its session.
+func (p *Principal) namesAll(req Request) bool {
+	account := AccountOf(req.Caller)
+	var acct, role, session bool
+	for _, a := range p.AWS {
+		switch {
+		case a == account || IsRoot(a) && AccountOf(a) == account && partitionOf(a) == partitionOf(req.Caller):
+			acct = true
+		case a == req.Caller:
+			role = true
+		case a == req.Session:
+			session = true
+		}
+	}
+	return acct && role && (session || req.Session == "")
 }
 
 // IsRoot reports whether arn is an account's root principal in any partition

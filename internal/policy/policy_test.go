@@ -87,8 +87,10 @@ func TestEvaluate(t *testing.T) {
 		{"direct allow beats delegation", doc(allow(aws(root), ""), allow(aws(role), "")), nil, Allowed},
 		{"NotPrincipal deny naming another role denies this one (NotPrincipal)",
 			doc(allow(aws(role), ""), `{"Effect":"Deny","NotPrincipal":{"AWS":"arn:aws:iam::111122223333:role/admin"},"Action":"kms:*","Resource":"*"}`), nil, Denied},
-		{"NotPrincipal deny naming this role and session spares it",
-			doc(allow(aws(role), ""), `{"Effect":"Deny","NotPrincipal":{"AWS":["`+role+`","`+session+`"]},"Action":"kms:*","Resource":"*"}`), nil, Allowed},
+		{"NotPrincipal deny naming the account, role and session spares it (NotPrincipal: the account ARN must be included too)",
+			doc(allow(aws(role), ""), `{"Effect":"Deny","NotPrincipal":{"AWS":["`+root+`","`+role+`","`+session+`"]},"Action":"kms:*","Resource":"*"}`), nil, Allowed},
+		{"NotPrincipal deny naming only the role and session still denies (NotPrincipal)",
+			doc(allow(aws(role), ""), `{"Effect":"Deny","NotPrincipal":{"AWS":["`+role+`","`+session+`"]},"Action":"kms:*","Resource":"*"}`), nil, Denied},
 		// Actions and resources.
 		{"kms:* covers GenerateDataKey", doc(`{"Effect":"Allow","Principal":` + aws(role) + `,"Action":"kms:*","Resource":"*"}`), nil, Allowed},
 		{"actions are case-insensitive (Action: 'The prefix and the action name are case insensitive')", doc(`{"Effect":"Allow","Principal":` + aws(role) + `,"Action":"KMS:generatedatakey","Resource":"*"}`), nil, Allowed},

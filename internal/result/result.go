@@ -177,13 +177,17 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*Outco
 	tags := record.Tags(inst.Tags)
 	requested, err := time.Parse(time.RFC3339Nano, d.Requested)
 	switch {
-	case err == nil && inst.LaunchTime != nil && requested.Before(*inst.LaunchTime):
+	case err != nil:
+		// Without it, whether the result is for this launch cannot be told.
+		log.Warn("ignoring an invocation event without a readable requested-date-time", "requested", d.Requested)
+		return nil, nil
+	case inst.LaunchTime != nil && requested.Before(*inst.LaunchTime):
 		// A stop/start gave the instance new, blank instance store after this command was
 		// sent: its result says nothing of the disks the instance has now.
 		log.Info("ignoring a result from before the instance's current launch", "requested", d.Requested, "launch_time", inst.LaunchTime.UTC().Format(time.RFC3339))
 		return nil, nil
-	case stale(tags, d):
-		log.Info("a newer command is pending; ignoring this older result", "pending_command", tags[contract.TagCommandID])
+	case superseded(tags, d.CommandID, requested):
+		log.Info("a later command speaks for this instance; ignoring this older result", "status", tags[contract.TagStatus], "command", tags[contract.TagCommandID])
 		return nil, nil
 	}
 	inv, err := h.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
@@ -302,15 +306,16 @@ func (h *Handler) instance(ctx context.Context, id string) (*ec2types.Instance, 
 	return nil, nil
 }
 
-// stale: the instance waits for a command sent after this one (a launch after a
-// stop/start, say), so this result must not overwrite its pending status.
-func stale(tags map[string]string, d Detail) bool {
-	if tags[contract.TagStatus] != contract.StatusPending || tags[contract.TagCommandID] == d.CommandID {
+// superseded: the status tags speak of another command, recorded after this one was
+// sent (a newer command pending, or already finished): an older result arriving late
+// must not overwrite them.
+func superseded(tags map[string]string, commandID string, requested time.Time) bool {
+	if tags[contract.TagCommandID] == "" || tags[contract.TagCommandID] == commandID {
 		return false
 	}
-	pendingSince, err1 := time.Parse(time.RFC3339, tags[contract.TagAt])
-	requested, err2 := time.Parse(time.RFC3339Nano, d.Requested)
-	return err1 == nil && err2 == nil && requested.Before(pendingSince)
+	since, err := time.Parse(time.RFC3339, tags[contract.TagAt])
+	// The tag's time has whole seconds: a command sent in the same second is not older.
+	return err == nil && requested.Before(since.Truncate(time.Second))
 }
 
 func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, tags map[string]string, out *Outcome, now time.Time) error {

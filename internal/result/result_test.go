@@ -115,6 +115,21 @@ func TestHandle(t *testing.T) {
 		{"a success from before a stop/start", "ssm-success.json", inv("Success", 0, report("ok", 0, "")), func(w *fakeaws.World, _ *events.CloudWatchEvent) {
 			w.Instances[instanceID].LaunchTime = launched.Add(2 * time.Minute)
 		}, "", "", "", true},
+		{"an older command's result after a newer one's", "ssm-timedout.json", inv("TimedOut", -1, ""), func(w *fakeaws.World, _ *events.CloudWatchEvent) {
+			w.Instances[instanceID].Tags = map[string]string{contract.TagStatus: contract.StatusEncrypted, contract.TagCommandID: "newer",
+				contract.TagLaunchTime: launched.Format(time.RFC3339), contract.TagAt: launched.Add(5 * time.Minute).Format(time.RFC3339)}
+		}, contract.StatusEncrypted, "", "", true},
+		{"no readable requested time", "ssm-success.json", inv("Success", 0, report("ok", 0, "")), func(_ *fakeaws.World, ev *events.CloudWatchEvent) {
+			ev.Detail = json.RawMessage(strings.Replace(string(ev.Detail), "2026-11-27T06:01:00.000Z", "yesterday", 1))
+		}, "", "", "", true},
+		{"a console rerun at $DEFAULT, the deployed content", "ssm-success.json", inv("Success", 0, report("ok", 0, "")), func(w *fakeaws.World, _ *events.CloudWatchEvent) {
+			w.Commands[0].RequestedVersion = "$DEFAULT"
+		}, contract.StatusEncrypted, "", `"Encrypted":1`, false},
+		{"a console rerun at $DEFAULT after the default changed", "ssm-success.json", inv("Success", 0, report("ok", 0, "")), func(w *fakeaws.World, ev *events.CloudWatchEvent) {
+			untrusted(w, ev)
+			w.Documents[contract.DocumentName].Default = 2
+			w.Commands[0].RequestedVersion = "$DEFAULT"
+		}, contract.StatusUnverified, contract.ReasonUntrustedDocument, `"Failed":1`, false},
 		{"another event type", "ec2-running.json", nil, nil, "", "", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -37,7 +37,6 @@ var unexercised = map[string]string{
 	"operator ReadResults: ssm:ListCommandInvocations":        "the Run Command console lists a command's invocations with the operator's rights",
 	"operator ReadResults: ssm:DescribeInstanceInformation":   "the Run Command console lists the managed instances to target",
 	"operator ReadResults: ec2:DescribeTags":                  "the Run Command console's target picker reads tags",
-	"operator ReadTheDocument: ssm:DescribeDocument":          "the Run Command console shows the document's parameters",
 	"operator ReadTheDocument: ssm:GetDocument":               "the Run Command console shows the document's content",
 	"operator RerunFromIdentityCenter: ssm:SendCommand":       "TestOperatorRerunNeedsMFA runs it as an Identity Center session; the scenarios' operator proves MFA instead",
 }

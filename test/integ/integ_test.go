@@ -106,13 +106,56 @@ func TestRealAccount(t *testing.T) {
 			t.Errorf("the instance says:\n%s\nwant %q in it", out, want)
 		}
 	}
+	a.outputStreamed(ctx, t, tags[contract.TagCommandID])
+}
+
+// outputStreamed: the agent's output reached the stack's log group, which needs the
+// instance role's logs permissions ("Configuring Amazon CloudWatch Logs for Run
+// Command"); streams are named <command>/<instance>/<step>/stdout.
+func (a *account) outputStreamed(ctx context.Context, t *testing.T, commandID string) {
+	t.Helper()
+	group := a.resource(ctx, t, "AWS::Logs::LogGroup", "AgentLogs")
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		out, err := a.logs.DescribeLogStreams(ctx, &cloudwatchlogs.DescribeLogStreamsInput{LogGroupName: aws.String(group), LogStreamNamePrefix: aws.String(commandID)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(out.LogStreams) > 0 {
+			t.Logf("the command's output is in %s: %s", group, aws.ToString(out.LogStreams[0].LogStreamName))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no output of command %s in log group %s", commandID, group)
+		}
+		time.Sleep(15 * time.Second)
+	}
+}
+
+// resource is the physical id of the stack's resource of a type whose logical id
+// starts with prefix.
+func (a *account) resource(ctx context.Context, t *testing.T, typ, prefix string) string {
+	t.Helper()
+	res, err := a.cfn.DescribeStackResources(ctx, &cloudformation.DescribeStackResourcesInput{StackName: aws.String(a.stack)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range res.StackResources {
+		if aws.ToString(r.ResourceType) == typ && strings.HasPrefix(aws.ToString(r.LogicalResourceId), prefix) {
+			return aws.ToString(r.PhysicalResourceId)
+		}
+	}
+	t.Fatalf("the stack has no %s %s*", typ, prefix)
+	return ""
 }
 
 // deploy runs `cdk deploy` for a stack of this run's own names and returns its outputs.
 func (a *account) deploy(ctx context.Context, t *testing.T) map[string]string {
 	t.Helper()
 	outputs := filepath.Join(t.TempDir(), "outputs.json")
-	a.cdk(ctx, t, "deploy", a.stack, "--require-approval", "never", "--outputs-file", outputs)
+	if err := a.cdk(ctx, t, "deploy", a.stack, "--require-approval", "never", "--outputs-file", outputs); err != nil {
+		t.Fatal(err)
+	}
 	b, err := os.ReadFile(outputs)
 	if err != nil {
 		t.Fatal(err)
@@ -124,11 +167,11 @@ func (a *account) deploy(ctx context.Context, t *testing.T) map[string]string {
 	return all[a.stack]
 }
 
-func (a *account) cdk(ctx context.Context, t *testing.T, args ...string) {
+func (a *account) cdk(ctx context.Context, t *testing.T, args ...string) error {
 	t.Helper()
 	root, err := filepath.Abs(filepath.Join("..", ".."))
 	if err != nil {
-		t.Fatal(err)
+		return err
 	}
 	args = append(args, "--no-notices", "-c", "stackName="+a.stack, "-c", "documentName=storecrypt-integ-"+a.suffix,
 		"-c", "keyAlias=alias/storecrypt-integ-"+a.suffix)
@@ -138,8 +181,9 @@ func (a *account) cdk(ctx context.Context, t *testing.T, args ...string) {
 	cmd.Stdout, cmd.Stderr = &out, &out
 	t.Logf("cdk %s", strings.Join(args, " "))
 	if err := cmd.Run(); err != nil {
-		t.Fatalf("cdk %s: %v\n%s", args[0], err, out.String())
+		return fmt.Errorf("cdk %s: %w\n%s", args[0], err, out.String())
 	}
+	return nil
 }
 
 // launch starts the instance, retrying while IAM propagates the new instance profile.
@@ -253,7 +297,10 @@ func (a *account) destroy(t *testing.T) {
 		t.Logf("the stack's resources: %v (nothing deployed?)", err)
 		return
 	}
-	a.cdk(ctx, t, "destroy", a.stack, "--force")
+	if err := a.cdk(ctx, t, "destroy", a.stack, "--force"); err != nil {
+		// Go on: what the stack retains is removed below whether or not it is gone.
+		t.Errorf("%v (delete the stack %s by hand)", err, a.stack)
+	}
 	for _, r := range res.StackResources {
 		id := aws.ToString(r.PhysicalResourceId)
 		var err error
