@@ -86,16 +86,15 @@ func (a *Agent) Status(ctx context.Context, o contract.AgentOptions) (*contract.
 // run is the state of one execution.
 type run struct {
 	*Agent
-	ctx    context.Context
-	mode   mode
-	o      contract.AgentOptions
-	rep    *contract.Report
-	fsys   fs.FS
-	cs     luks.Cryptsetup
-	md     raid.Mdadm
-	perf   bool // persistent no-workqueue flags are supported
-	keys   Keys
-	layout *contract.Layout
+	ctx  context.Context
+	mode mode
+	o    contract.AgentOptions
+	rep  *contract.Report
+	fsys fs.FS
+	cs   luks.Cryptsetup
+	md   raid.Mdadm
+	perf bool // persistent no-workqueue flags are supported
+	keys Keys
 }
 
 func (r *run) dry() bool { return r.mode == modePlan || r.mode == modeStatus }
@@ -119,9 +118,6 @@ func (a *Agent) execute(ctx context.Context, m mode, o contract.AgentOptions) (*
 	}
 	for _, s := range r.rep.Steps {
 		r.rep.Changed = r.rep.Changed || s.Changed
-	}
-	if err == nil && !r.rep.Changed && (m == modeApply || m == modeUnlock) && r.rep.Layout != nil && r.rep.Layout.Mounted {
-		r.note("nothing to change: the volume is already open and mounted")
 	}
 	if m == modeApply || m == modeUnlock {
 		if serr := r.saveState(); serr != nil && err == nil {
@@ -266,23 +262,6 @@ func (r *run) inspect(name string, fn func() (string, error)) error {
 	return nil
 }
 
-// act records a step that changes something; in plan and status it only says so.
-func (r *run) act(name, action string, fn func() error) error {
-	if r.dry() {
-		r.rep.Steps = append(r.rep.Steps, contract.Step{Name: name, Action: "would " + action})
-		fmt.Fprintf(r.Progress, "storecrypt-agent: [%s] would %s\n", name, action)
-		return nil
-	}
-	fmt.Fprintf(r.Progress, "storecrypt-agent: [%s] %s ...\n", name, action)
-	start := r.Now()
-	if err := fn(); err != nil {
-		fmt.Fprintf(r.Progress, "storecrypt-agent: [%s] failed after %.1fs\n", name, seconds(r.Now().Sub(start)))
-		return err
-	}
-	r.record(name, action, true, start)
-	return nil
-}
-
 func (r *run) record(name, action string, changed bool, start time.Time) {
 	d := seconds(r.Now().Sub(start))
 	r.rep.Steps = append(r.rep.Steps, contract.Step{Name: name, Action: action, Changed: changed, Seconds: d})
@@ -326,6 +305,13 @@ func (r *run) volume(uuid string, keySource string) (keysource.Volume, error) {
 	r.rep.InstanceID = id
 	v.InstanceID = id
 	return v, nil
+}
+
+func keyIDSuffix(id string) string {
+	if id == "" {
+		return ""
+	}
+	return " from " + id
 }
 
 // ErrNoDevices means discovery found nothing to encrypt.

@@ -8,440 +8,343 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"slices"
 	"strings"
 
 	"github.com/storecrypt/storecrypt/instance-agent/atomicfile"
 	"github.com/storecrypt/storecrypt/instance-agent/bootunit"
 	"github.com/storecrypt/storecrypt/instance-agent/discover"
-	"github.com/storecrypt/storecrypt/instance-agent/filesystem"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
-	"github.com/storecrypt/storecrypt/instance-agent/luks"
+	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/instance-agent/probe"
 	"github.com/storecrypt/storecrypt/instance-agent/raid"
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
-// mapperPath is where the opened volume appears.
-var mapperPath = "/dev/mapper/" + contract.MapperName
+// maxRounds bounds observe-decide-act: a plan stops to read the facts again only after
+// assembling or creating the array and after opening the volume.
+const maxRounds = 4
 
-// vol is the device that carries (or will carry) the LUKS2 header.
-type vol struct {
-	Path      string // /dev/nvme1n1 or /dev/md127
-	Name      string // kernel name in /sys/block
-	SizeBytes int64
+// converge observes the disks, decides a plan, and runs it; a step that needs new facts
+// (an assembled array's content, an opened volume's filesystem) ends the round, and the
+// rest is decided from what is read then.
+func (r *run) converge(disks []discover.Disk) error {
+	f, err := r.observe(disks)
+	if err != nil {
+		return err
+	}
+	ex := &executor{run: r, disks: disks}
+	defer ex.key.Zero()
+	for round := 1; ; round++ {
+		p, err := plan.Decide(f)
+		for _, n := range p.Notes {
+			r.note("%s", n)
+		}
+		r.rep.Layout = ex.layout(p.Layout)
+		if err != nil {
+			return err
+		}
+		again, err := ex.execute(p, &f)
+		r.rep.Layout = ex.layout(p.Layout)
+		if err != nil || !again {
+			return err
+		}
+		if round == maxRounds {
+			return fmt.Errorf("the plan did not settle after %d rounds", maxRounds)
+		}
+	}
 }
 
-// converge classifies the disks, refuses what is not ours, and then provisions, opens or
-// leaves alone.
-func (r *run) converge(disks []discover.Disk) error {
-	sigs := make([]probe.Signature, len(disks))
+// observe reads what the plan decides from: each disk's signature, holders and mounts,
+// the array when it runs, the volume's header when it is ours, and our mapping. It
+// only reads.
+func (r *run) observe(disks []discover.Disk) (plan.Facts, error) {
+	m := plan.Apply
+	switch r.mode {
+	case modeUnlock:
+		m = plan.Unlock
+	case modePlan:
+		m = plan.Preview
+	case modeStatus:
+		m = plan.Status
+	}
+	f := plan.Facts{Mode: m, Options: r.o, Perf: r.perf, NewUUID: r.NewUUID()}
 	for i, d := range disks {
 		s, err := probe.Device(r.ctx, r.Run, d.Path)
 		if err != nil {
-			return err
+			return f, err
 		}
-		sigs[i] = s
 		r.rep.Devices[i].Found = s.What()
-		if len(d.Mounts) > 0 {
-			return &RefusedError{Device: d.Path, Reason: "is mounted at " + strings.Join(d.Mounts, ", ")}
-		}
-		if len(d.Partitions) > 0 {
-			return &RefusedError{Device: d.Path, Reason: "has partitions (" + strings.Join(d.Partitions, ", ") + ")"}
-		}
-	}
-	r.layout = &contract.Layout{MountPoint: r.o.MountPoint}
-	r.rep.Layout = r.layout
-
-	if len(disks) == 1 {
-		d, s := disks[0], sigs[0]
+		pd := plan.Disk{Path: d.Path, Name: d.Name, SizeBytes: d.SizeBytes, Sig: s, Mounts: d.Mounts, Partitions: d.Partitions}
 		for _, h := range d.Holders {
-			if discover.DMName(r.fsys, h) != contract.MapperName {
-				return &RefusedError{Device: d.Path, Reason: "is held by " + h}
-			}
+			pd.Holders = append(pd.Holders, plan.Holder{Name: h, DMName: discover.DMName(r.fsys, h)})
 		}
-		v := vol{Path: d.Path, Name: d.Name, SizeBytes: d.SizeBytes}
-		if s.Blank() {
-			return r.fresh(v, nil)
-		}
-		return r.existing(v, s)
+		f.Disks = append(f.Disks, pd)
 	}
-
-	members, blanks := 0, 0
-	for i, d := range disks {
-		switch s := sigs[i]; {
-		case s.Blank():
-			if len(d.Holders) > 0 {
-				return &RefusedError{Device: d.Path, Reason: "is held by " + strings.Join(d.Holders, ", ")}
-			}
-			blanks++
-		case s.Type == raid.MemberType && s.Label == raid.MemberLabel(contract.ArrayName):
-			members++
-		default:
-			return &RefusedError{Device: d.Path, Reason: "holds " + s.What()}
+	if len(f.Disks) == 1 {
+		d := f.Disks[0]
+		return f, r.observeVolume(&f, d.Path, d.Name, d.Sig)
+	}
+	if a, ok := r.arrayOf(disks[0].Name); ok {
+		if err := r.observeArray(&f, a); err != nil {
+			return f, err
 		}
 	}
-	switch {
-	case blanks == len(disks):
-		return r.fresh(vol{}, disks)
-	case members == len(disks):
-		v, err := r.assemble(disks)
-		if err != nil || v.Path == "" {
-			return err
-		}
-		s, err := probe.Device(r.ctx, r.Run, v.Path)
-		if err != nil {
-			return err
-		}
-		if s.Blank() {
-			// mdadm --create finished but luksFormat never ran: nothing of a user's exists.
-			return r.fresh(v, nil)
-		}
-		return r.existing(v, s)
-	default:
-		return &RefusedError{Device: disks[0].Path, Reason: fmt.Sprintf("is one of %d disks of which %d are storecrypt RAID members and %d are blank; a partial array is not safe to guess at", len(disks), members, blanks)}
-	}
+	return f, nil
 }
 
-// assemble finds the running array of our members, or starts it.
-func (r *run) assemble(disks []discover.Disk) (vol, error) {
-	if v, ok := r.arrayOf(disks[0].Name); ok {
-		r.layout.RAID = v.Path
-		return v, nil
-	}
-	paths := diskPaths(disks)
-	if err := r.act("raid-assemble", "assemble the RAID0 array from "+strings.Join(paths, " "), func() error {
-		return r.md.Assemble(r.ctx, contract.ArrayName, paths)
-	}); err != nil {
-		return vol{}, err
-	}
-	if r.dry() {
-		r.note("the array is not running; the plan after assembling depends on what it holds")
-		return vol{}, nil
-	}
-	v, ok := r.arrayOf(disks[0].Name)
-	if !ok {
-		return vol{}, fmt.Errorf("assembling the array: %s has no md holder afterwards", disks[0].Path)
-	}
-	r.layout.RAID = v.Path
-	return v, nil
-}
-
-// arrayOf returns the md array that holds the disk named name.
-func (r *run) arrayOf(name string) (vol, bool) {
-	d, err := discover.Inspect(r.fsys, name)
-	if err != nil {
-		return vol{}, false
-	}
-	for _, h := range d.Holders {
-		if strings.HasPrefix(h, "md") {
-			md, err := discover.Inspect(r.fsys, h)
-			if err != nil {
-				return vol{}, false
-			}
-			return vol{Path: md.Path, Name: md.Name, SizeBytes: md.SizeBytes}, true
-		}
-	}
-	return vol{}, false
-}
-
-func diskPaths(disks []discover.Disk) []string {
-	paths := make([]string, len(disks))
-	for i, d := range disks {
-		paths[i] = d.Path
-	}
-	return paths
-}
-
-// fresh provisions blank disks: the key first (so that a key failure writes nothing),
-// then the array when there are several disks, then the volume.
-func (r *run) fresh(v vol, disks []discover.Disk) error {
-	switch r.mode {
-	case modeUnlock:
-		r.note("the instance store is blank (new after a stop/start): nothing to unlock; apply provisions it")
-		return nil
-	case modeStatus:
-		r.note("the instance store is blank: not provisioned yet")
-		return nil
-	}
-	uuid := r.NewUUID()
-	key, err := r.newKey(uuid)
+func (r *run) observeArray(f *plan.Facts, a plan.Array) error {
+	s, err := probe.Device(r.ctx, r.Run, a.Path)
 	if err != nil {
 		return err
 	}
-	defer key.Zero()
-	if disks != nil {
-		paths := diskPaths(disks)
-		if err := r.act("raid-create", fmt.Sprintf("stripe %d disks into RAID0 /dev/md/%s", len(disks), contract.ArrayName), func() error {
-			return r.md.Create(r.ctx, contract.ArrayName, paths)
-		}); err != nil {
-			return err
-		}
-		if r.dry() {
-			v = vol{Path: "/dev/md/" + contract.ArrayName, SizeBytes: sumSizes(disks)}
-		} else {
-			var ok bool
-			if v, ok = r.arrayOf(disks[0].Name); !ok {
-				return fmt.Errorf("creating the array: %s has no md holder afterwards", disks[0].Path)
-			}
-		}
-		r.layout.RAID = v.Path
-	}
-	return r.provision(v, uuid, &key)
+	a.Sig = s
+	f.Array = &a
+	return r.observeVolume(f, a.Path, a.Name, s)
 }
 
-func sumSizes(disks []discover.Disk) int64 {
-	var n int64
-	for _, d := range disks {
-		n += d.SizeBytes
-	}
-	return n
-}
-
-func (r *run) newKey(uuid string) (keysource.Key, error) {
-	if r.dry() {
-		return keysource.Key{Token: keysource.Token{KeySource: r.o.KeySource}, FullEntropy: r.o.KeySource != contract.KeySourceS3KMS}, nil
-	}
-	keys, err := r.getKeys(r.o.KeySource)
-	if err != nil {
-		return keysource.Key{}, err
-	}
-	v, err := r.volume(uuid, r.o.KeySource)
-	if err != nil {
-		return keysource.Key{}, err
-	}
-	var key keysource.Key
-	err = r.inspect("key", func() (string, error) {
-		var err error
-		key, err = keys.New(r.ctx, r.o, v)
-		if err != nil {
-			return "", err
-		}
-		return "new " + r.o.KeySource + " key" + keyIDSuffix(key.Token.KeyID), nil
-	})
-	return key, err
-}
-
-func keyIDSuffix(id string) string {
-	if id == "" {
-		return ""
-	}
-	return " from " + id
-}
-
-// existing handles a volume device that has a signature: ours is opened (or, when it
-// provably holds no user data, formatted again); anything else is refused.
-func (r *run) existing(v vol, s probe.Signature) error {
-	r.layout.Volume = v.Path
+// observeVolume reads the header of a volume that is ours, and our mapping on it.
+func (r *run) observeVolume(f *plan.Facts, dev, name string, s probe.Signature) error {
 	if s.Type != "crypto_LUKS" || s.Label != contract.VolumeLabel {
-		return &RefusedError{Device: v.Path, Reason: "holds " + s.What() + ", which storecrypt did not write"}
+		return nil
 	}
-	r.layout.LUKSUUID = s.UUID
-	r.layout.State = s.Subsystem
-	meta, err := r.cs.Dump(r.ctx, v.Path)
+	meta, err := r.cs.Dump(r.ctx, dev)
 	if err != nil {
 		return err
 	}
-	r.describe(meta)
-	var tok *keysource.Token
+	h := &plan.Header{Meta: meta}
 	if raw := meta.TokenOfType(contract.TokenType); raw != nil {
 		t, err := keysource.ParseToken(raw)
 		if err != nil {
 			return err
 		}
-		tok = &t
-		r.layout.KeySource, r.layout.KeyID, r.layout.Secret = t.KeySource, t.KeyID, t.Secret
+		h.Token = &t
 	}
-	switch s.Subsystem {
-	case contract.StateProvisioning:
-		if r.mode != modeApply && r.mode != modePlan {
-			r.note("%s was being provisioned when an earlier apply stopped; apply finishes it", v.Path)
-			return nil
-		}
-		r.note("%s: an earlier apply stopped before the filesystem was ready, so it holds no user data; formatting it again", v.Path)
-		return r.reprovision(v)
-	case contract.StateReady:
-		if tok == nil {
-			return fmt.Errorf("%s is a ready storecrypt volume without a storecrypt token", v.Path)
-		}
-		return r.openAndMount(v, *tok)
-	default:
-		return &RefusedError{Device: v.Path, Reason: fmt.Sprintf("is a storecrypt volume in unknown state %q", s.Subsystem)}
+	f.Header = h
+	if dm := r.openMapping(name); dm != "" {
+		return r.observeMapping(f, dm)
 	}
-}
-
-func (r *run) describe(meta luks.Metadata) {
-	if seg, ok := meta.Segments["0"]; ok {
-		r.layout.Cipher = seg.Encryption
-		r.layout.SectorSize = seg.SectorSize
-		r.layout.KeySizeBits = luks.KeySizeBits
-	}
-	r.layout.Flags = meta.Config.Flags
-}
-
-// reprovision formats one of our volumes again, closing a mapping a killed run left.
-func (r *run) reprovision(v vol) error {
-	uuid := r.NewUUID()
-	key, err := r.newKey(uuid)
-	if err != nil {
-		return err
-	}
-	defer key.Zero()
-	if r.openMapping(v) != "" {
-		if err := r.act("luks-close", "close the mapping an interrupted run left open", func() error {
-			return r.cs.Close(r.ctx, contract.MapperName)
-		}); err != nil {
-			return err
-		}
-	}
-	return r.provision(v, uuid, &key)
-}
-
-// provision formats v with key, stores the token, opens it, makes the filesystem, marks
-// it ready, mounts it and installs the boot unit.
-func (r *run) provision(v vol, uuid string, key *keysource.Key) error {
-	r.layout.Volume = v.Path
-	r.layout.LUKSUUID = uuid
-	r.layout.Cipher, r.layout.KeySizeBits = luks.Cipher, luks.KeySizeBits
-	r.layout.KeySource, r.layout.KeyID, r.layout.Secret = key.Token.KeySource, key.Token.KeyID, key.Token.Secret
-	// 4K sectors halve dm-crypt's per-I/O work against 512-byte ones; NVMe sizes are always
-	// a multiple of 4 KiB, but an odd-sized device falls back to cryptsetup's default.
-	if v.SizeBytes%4096 == 0 {
-		r.layout.SectorSize = 4096
-	}
-	opts := luks.FormatOptions{UUID: uuid, Label: contract.VolumeLabel, Subsystem: contract.StateProvisioning,
-		SectorSize: r.layout.SectorSize, FastKDF: key.FullEntropy}
-	if err := r.act("luks-format", "format "+v.Path+" as LUKS2 "+luks.Cipher, func() error {
-		return r.cs.Format(r.ctx, v.Path, opts, key.Secret)
-	}); err != nil {
-		return err
-	}
-	if err := r.act("luks-token", "store the "+key.Token.KeySource+" token in the header", func() error {
-		return r.cs.ImportToken(r.ctx, v.Path, key.Token.JSON(), true)
-	}); err != nil {
-		return err
-	}
-	open := luks.OpenOptions{Discard: r.o.Discard, Workqueue: !r.perf, Persist: true}
-	if err := r.act("luks-open", "open "+v.Path+" as "+mapperPath+flagWords(open), func() error {
-		return r.cs.Open(r.ctx, v.Path, contract.MapperName, key.Secret, open)
-	}); err != nil {
-		return err
-	}
-	key.Zero()
-	r.layout.Mapper, r.layout.Open, r.layout.Flags = mapperPath, !r.dry(), open.HeaderFlags()
-	if r.o.Wipe {
-		if err := r.act("wipe", "zero-fill "+mapperPath+" (--wipe)", func() error {
-			return wipe(r.ctx, filepath.Join(r.Root, mapperPath), r.Progress)
-		}); err != nil {
-			return err
-		}
-	}
-	if err := r.act("mkfs", "make "+r.o.Filesystem+" on "+mapperPath, func() error {
-		return filesystem.Make(r.ctx, r.Run, r.o.Filesystem, mapperPath, contract.VolumeLabel)
-	}); err != nil {
-		return err
-	}
-	if err := r.act("mark-ready", "mark the volume ready in its header", func() error {
-		return r.cs.SetLabels(r.ctx, v.Path, contract.VolumeLabel, contract.StateReady)
-	}); err != nil {
-		return err
-	}
-	r.layout.State = contract.StateReady
-	r.layout.Filesystem = r.o.Filesystem
-	if err := r.mount(v, r.o.Filesystem); err != nil {
-		return err
-	}
-	return r.installBoot(key.Token.KeySource)
-}
-
-func flagWords(o luks.OpenOptions) string {
-	var w []string
-	if o.Discard {
-		w = append(w, "discards")
-	}
-	if !o.Workqueue {
-		w = append(w, "no workqueues")
-	}
-	if len(w) == 0 {
-		return ""
-	}
-	return " (" + strings.Join(w, ", ") + ", persisted)"
-}
-
-// openAndMount opens a ready volume with its token's key and mounts it.
-func (r *run) openAndMount(v vol, tok keysource.Token) error {
-	if r.openMapping(v) == "" {
-		if tok.KeySource == contract.KeySourceEphemeral {
-			if r.mode == modeUnlock || r.mode == modeStatus {
-				return keysource.ErrEphemeral
-			}
-			r.note("%s had an ephemeral key, which a reboot discards by design; formatting it anew", v.Path)
-			return r.reprovision(v)
-		}
-		if r.mode == modeApply && tok.KeySource != r.o.KeySource {
-			r.note("%s keeps its %s key; --key-source %s applies to new volumes only", v.Path, tok.KeySource, r.o.KeySource)
-		}
-		if err := r.openExisting(v, tok); err != nil {
-			return err
-		}
-	}
-	r.layout.Mapper, r.layout.Open = mapperPath, true
-	fsType := r.o.Filesystem
-	if !r.dry() || r.openMapping(v) != "" {
-		s, err := probe.Device(r.ctx, r.Run, mapperPath)
-		if err != nil {
-			return err
-		}
-		if !slices.Contains(contract.Filesystems, s.Type) {
-			return &RefusedError{Device: mapperPath, Reason: "is a ready storecrypt volume that holds " + s.What() + " instead of its filesystem"}
-		}
-		fsType = s.Type
-	}
-	r.layout.Filesystem = fsType
-	if err := r.mount(v, fsType); err != nil {
-		return err
-	}
-	if r.mode == modeApply || r.mode == modePlan {
-		return r.installBoot(tok.KeySource)
-	}
-	r.layout.BootUnit = r.unitInstalled()
 	return nil
 }
 
-func (r *run) openExisting(v vol, tok keysource.Token) error {
-	if r.dry() {
-		return r.act("luks-open", "open "+v.Path+" with its "+tok.KeySource+" key", nil)
-	}
-	keys, err := r.getKeys(tok.KeySource)
+func (r *run) observeMapping(f *plan.Facts, dm string) error {
+	s, err := probe.Device(r.ctx, r.Run, plan.MapperPath)
 	if err != nil {
 		return err
 	}
-	kv, err := r.volume(r.layout.LUKSUUID, tok.KeySource)
-	if err != nil {
-		return err
+	m := &plan.Mapping{FS: s}
+	if d, err := discover.Inspect(r.fsys, dm); err == nil {
+		m.Mounts = d.Mounts
 	}
-	var key keysource.Key
-	if err := r.inspect("key", func() (string, error) {
-		var err error
-		key, err = keys.Recover(r.ctx, tok, kv)
-		return tok.KeySource + " key" + keyIDSuffix(tok.KeyID), err
-	}); err != nil {
-		return err
+	f.Mapping = m
+	return nil
+}
+
+// executor runs a plan's steps and remembers, across rounds, what they did.
+type executor struct {
+	*run
+	disks                   []discover.Disk
+	key                     keysource.Key
+	token                   *keysource.Token // the key's token, once made or recovered
+	opened, mounted, booted bool
+}
+
+// layout is the plan's layout with what the steps did.
+func (ex *executor) layout(l contract.Layout) *contract.Layout {
+	if t := ex.token; t != nil {
+		l.KeySource, l.KeyID, l.Secret = t.KeySource, t.KeyID, t.Secret
 	}
-	defer key.Zero()
-	// Flags persisted at format apply by themselves; none are passed again.
-	return r.act("luks-open", "open "+v.Path+" as "+mapperPath, func() error {
-		return r.cs.Open(r.ctx, v.Path, contract.MapperName, key.Secret, luks.OpenOptions{Workqueue: true})
+	l.Open = l.Open || ex.opened
+	l.Mounted = l.Mounted || ex.mounted
+	l.BootUnit = ex.booted || l.BootUnit || ex.unitInstalled() && ex.mode != modeApply
+	return &l
+}
+
+// execute runs the steps, in plan and status mode only saying what they would do. It
+// reports whether a step asked for the facts to be read again, after updating f.
+func (ex *executor) execute(p plan.Plan, f *plan.Facts) (bool, error) {
+	for _, s := range p.Steps {
+		if ex.dry() {
+			if s.Kind != plan.NewKey && s.Kind != plan.RecoverKey {
+				ex.would(s)
+			}
+			continue
+		}
+		if err := ex.step(s); err != nil {
+			return false, err
+		}
+		if s.Replan {
+			return true, ex.refresh(f, s)
+		}
+	}
+	return false, nil
+}
+
+func (ex *executor) would(s plan.Step) {
+	ex.rep.Steps = append(ex.rep.Steps, contract.Step{Name: s.Name, Action: "would " + s.Action, Command: command(s)})
+	fmt.Fprintf(ex.Progress, "storecrypt-agent: [%s] would %s\n", s.Name, s.Action)
+}
+
+// command is a step's command line as the report shows it; keys never appear in one.
+func command(s plan.Step) string {
+	if s.Cmd.Name == "" {
+		return ""
+	}
+	return s.Cmd.String()
+}
+
+func (ex *executor) step(s plan.Step) error {
+	switch s.Kind {
+	case plan.NewKey:
+		return ex.newKey(s)
+	case plan.RecoverKey:
+		return ex.recoverKey(s)
+	case plan.InstallBoot:
+		return ex.installBoot(s)
+	}
+	return ex.act(s, func() error {
+		switch s.Kind {
+		case plan.ZeroSuperblocks, plan.CreateArray, plan.AssembleArray:
+			return ex.md.Run(ex.ctx, s.Cmd)
+		case plan.Format, plan.Open:
+			if err := ex.cs.Run(ex.ctx, s.Cmd, ex.key.Secret); err != nil {
+				return err
+			}
+			if s.Kind == plan.Open {
+				ex.opened = true
+				// The key is not needed again in this run.
+				ex.key.Zero()
+			}
+			return nil
+		case plan.StoreToken:
+			return ex.cs.Run(ex.ctx, s.Cmd, ex.token.JSON())
+		case plan.CloseMapping, plan.MarkReady:
+			return ex.cs.Run(ex.ctx, s.Cmd, nil)
+		case plan.Wipe:
+			return wipe(ex.ctx, filepath.Join(ex.Root, plan.MapperPath), ex.Progress)
+		case plan.MakeFS:
+			_, err := ex.Run.Run(ex.ctx, s.Cmd)
+			return err
+		case plan.Mount:
+			dir := ex.o.MountPoint
+			if err := os.MkdirAll(filepath.Join(ex.Root, dir), 0o755); err != nil {
+				return fmt.Errorf("creating %s: %w", dir, err)
+			}
+			if _, err := ex.Run.Run(ex.ctx, s.Cmd); err != nil {
+				return fmt.Errorf("mounting %s at %s: %w", plan.MapperPath, dir, err)
+			}
+			ex.mounted = true
+			return nil
+		}
+		return fmt.Errorf("step %s: kind %d has no executor", s.Name, s.Kind)
 	})
 }
 
-// openMapping returns the kernel name of our dm-crypt mapping on v, or "".
-func (r *run) openMapping(v vol) string {
-	if v.Name == "" {
+// act runs a step that changes something, with progress and its time in the report.
+func (ex *executor) act(s plan.Step, fn func() error) error {
+	fmt.Fprintf(ex.Progress, "storecrypt-agent: [%s] %s ...\n", s.Name, s.Action)
+	start := ex.Now()
+	if err := fn(); err != nil {
+		fmt.Fprintf(ex.Progress, "storecrypt-agent: [%s] failed after %.1fs\n", s.Name, seconds(ex.Now().Sub(start)))
+		return err
+	}
+	ex.record(s.Name, s.Action, true, start)
+	ex.rep.Steps[len(ex.rep.Steps)-1].Command = command(s)
+	return nil
+}
+
+func (ex *executor) newKey(s plan.Step) error {
+	keys, err := ex.getKeys(ex.o.KeySource)
+	if err != nil {
+		return err
+	}
+	v, err := ex.volume(s.VolumeUUID, ex.o.KeySource)
+	if err != nil {
+		return err
+	}
+	return ex.inspect("key", func() (string, error) {
+		key, err := keys.New(ex.ctx, ex.o, v)
+		if err != nil {
+			return "", err
+		}
+		ex.key, ex.token = key, &key.Token
+		return "new " + ex.o.KeySource + " key" + keyIDSuffix(key.Token.KeyID), nil
+	})
+}
+
+func (ex *executor) recoverKey(s plan.Step) error {
+	tok := *s.Token
+	keys, err := ex.getKeys(tok.KeySource)
+	if err != nil {
+		return err
+	}
+	v, err := ex.volume(s.VolumeUUID, tok.KeySource)
+	if err != nil {
+		return err
+	}
+	return ex.inspect("key", func() (string, error) {
+		key, err := keys.Recover(ex.ctx, tok, v)
+		if err != nil {
+			return "", err
+		}
+		ex.key, ex.token = key, &tok
+		return s.Action, nil
+	})
+}
+
+// refresh reads what a step that ends a round changed: the array it created or
+// assembled, or the filesystem of the volume it opened.
+func (ex *executor) refresh(f *plan.Facts, s plan.Step) error {
+	switch s.Kind {
+	case plan.CreateArray:
+		a, ok := ex.arrayOf(ex.disks[0].Name)
+		if !ok {
+			return fmt.Errorf("creating the array: %s has no md holder afterwards", ex.disks[0].Path)
+		}
+		// What mdadm --create leaves: every disk a member, the array blank, and the key
+		// made before it still in hand.
+		for i := range f.Disks {
+			f.Disks[i].Sig = probe.Signature{Type: raid.MemberType, Label: raid.MemberLabel(contract.ArrayName)}
+		}
+		f.Array, f.KeyHeld = &a, true
+		return nil
+	case plan.AssembleArray:
+		a, ok := ex.arrayOf(ex.disks[0].Name)
+		if !ok {
+			return fmt.Errorf("assembling the array: %s has no md holder afterwards", ex.disks[0].Path)
+		}
+		return ex.observeArray(f, a)
+	case plan.Open:
+		return ex.observeMapping(f, contract.MapperName)
+	}
+	return fmt.Errorf("step %s: nothing to read again after it", s.Name)
+}
+
+// arrayOf returns the md array that holds the disk named name.
+func (r *run) arrayOf(name string) (plan.Array, bool) {
+	d, err := discover.Inspect(r.fsys, name)
+	if err != nil {
+		return plan.Array{}, false
+	}
+	for _, h := range d.Holders {
+		if strings.HasPrefix(h, "md") {
+			md, err := discover.Inspect(r.fsys, h)
+			if err != nil {
+				return plan.Array{}, false
+			}
+			return plan.Array{Path: md.Path, Name: md.Name, SizeBytes: md.SizeBytes}, true
+		}
+	}
+	return plan.Array{}, false
+}
+
+// openMapping returns the kernel name of our dm-crypt mapping on the device named name,
+// or "".
+func (r *run) openMapping(name string) string {
+	if name == "" {
 		return ""
 	}
-	d, err := discover.Inspect(r.fsys, v.Name)
+	d, err := discover.Inspect(r.fsys, name)
 	if err != nil {
 		return ""
 	}
@@ -453,68 +356,27 @@ func (r *run) openMapping(v vol) string {
 	return ""
 }
 
-func (r *run) mount(v vol, fsType string) error {
-	if dm := r.openMapping(v); dm != "" {
-		d, err := discover.Inspect(r.fsys, dm)
-		if err != nil {
-			return err
-		}
-		if slices.Contains(d.Mounts, r.o.MountPoint) {
-			r.layout.Mounted = true
-			return r.inspect("mount", func() (string, error) { return "already mounted at " + r.o.MountPoint, nil })
-		}
-		if len(d.Mounts) > 0 {
-			r.note("%s is mounted at %s, not at %s; left as it is", mapperPath, strings.Join(d.Mounts, ", "), r.o.MountPoint)
-			return nil
-		}
-	}
-	err := r.act("mount", "mount "+mapperPath+" at "+r.o.MountPoint+" (noatime)", func() error {
-		return filesystem.Mount(r.ctx, r.Run, r.Root, mapperPath, r.o.MountPoint, fsType)
-	})
-	r.layout.Mounted = err == nil && !r.dry()
-	return err
-}
-
-// installBoot copies the agent to a fixed path and installs the unit that runs it at boot:
-// unlock for keys that survive a reboot; apply for ephemeral ones, whose volume a reboot
-// turns back into scratch.
-func (r *run) installBoot(keySource string) error {
-	argv := []string{contract.AgentPath, "unlock", "--" + contract.FlagMountPoint, r.o.MountPoint, "--" + contract.FlagModel, r.o.Model}
-	if keySource == contract.KeySourceEphemeral {
-		argv = []string{contract.AgentPath, "apply", "--" + contract.FlagKeySource, keySource,
-			"--" + contract.FlagMountPoint, r.o.MountPoint, "--" + contract.FlagModel, r.o.Model,
-			"--" + contract.FlagFilesystem, r.o.Filesystem, fmt.Sprintf("--%s=%t", contract.FlagDiscard, r.o.Discard)}
-	}
-	if len(r.o.Devices) > 0 {
-		argv = append(argv, "--"+contract.FlagDevices, strings.Join(r.o.Devices, ","))
-	}
-	text := bootunit.Render(argv)
-	if r.dry() {
-		r.layout.BootUnit = r.unitInstalled()
-		if !r.layout.BootUnit {
-			return r.act("boot-unit", "install "+contract.UnitName, nil)
-		}
-		return nil
-	}
-	start := r.Now()
-	copied, err := r.installSelf()
+// installBoot copies the agent to a fixed path and installs the unit that runs it at boot.
+func (ex *executor) installBoot(s plan.Step) error {
+	start := ex.Now()
+	copied, err := ex.installSelf()
 	if err != nil {
 		return err
 	}
-	changed, err := bootunit.Install(r.Root, text)
+	changed, err := bootunit.Install(ex.Root, bootunit.Render(s.Unit))
 	if err != nil {
 		return err
 	}
-	if changed && isDir(filepath.Join(r.Root, "run/systemd/system")) {
-		if _, err := r.Run.Run(r.ctx, sysexec.Command{Name: "systemctl", Args: []string{"daemon-reload"}}); err != nil {
+	if changed && isDir(filepath.Join(ex.Root, "run/systemd/system")) {
+		if _, err := ex.Run.Run(ex.ctx, sysexec.Command{Name: "systemctl", Args: []string{"daemon-reload"}}); err != nil {
 			return fmt.Errorf("reloading systemd: %w", err)
 		}
 	}
-	r.layout.BootUnit = true
+	ex.booted = true
 	if copied || changed {
-		r.record("boot-unit", "install "+contract.UnitName+" and "+contract.AgentPath, true, start)
+		ex.record(s.Name, s.Action, true, start)
 	} else {
-		r.record("boot-unit", contract.UnitName+" is up to date", false, start)
+		ex.record(s.Name, contract.UnitName+" is up to date", false, start)
 	}
 	return nil
 }

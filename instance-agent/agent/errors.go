@@ -7,19 +7,12 @@ import (
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
 	"github.com/storecrypt/storecrypt/instance-agent/lock"
+	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
-// RefusedError is a disk the agent will not touch: it holds something that is not
-// storecrypt's, or is in use. Nothing was written.
-type RefusedError struct {
-	Device string
-	Reason string
-}
-
-func (e *RefusedError) Error() string {
-	return fmt.Sprintf("refusing %s: it %s; nothing was written", e.Device, e.Reason)
-}
+// RefusedError is a disk the agent will not touch (plan.RefusedError).
+type RefusedError = plan.RefusedError
 
 // MissingToolError names the programs to install.
 type MissingToolError struct {

@@ -13,8 +13,8 @@ import (
 // Tool returns the mkfs program for fstype, for the start-up check.
 func Tool(fstype string) string { return "mkfs." + fstype }
 
-// Make creates a fstype filesystem labelled label on dev.
-func Make(ctx context.Context, r sysexec.Runner, fstype, dev, label string) error {
+// MakeCommand creates a fstype filesystem labelled label on dev.
+func MakeCommand(fstype, dev, label string) (sysexec.Command, error) {
 	var args []string
 	switch fstype {
 	case contract.FilesystemExt4:
@@ -26,21 +26,35 @@ func Make(ctx context.Context, r sysexec.Runner, fstype, dev, label string) erro
 	case contract.FilesystemXFS:
 		args = []string{"-q", "-f", "-K", "-L", label, dev}
 	default:
-		return fmt.Errorf("making a filesystem on %s: unsupported type %q", dev, fstype)
+		return sysexec.Command{}, fmt.Errorf("making a filesystem on %s: unsupported type %q", dev, fstype)
 	}
-	if _, err := r.Run(ctx, sysexec.Command{Name: Tool(fstype), Args: args}); err != nil {
+	return sysexec.Command{Name: Tool(fstype), Args: args}, nil
+}
+
+// Make creates a fstype filesystem labelled label on dev.
+func Make(ctx context.Context, r sysexec.Runner, fstype, dev, label string) error {
+	c, err := MakeCommand(fstype, dev, label)
+	if err != nil {
+		return err
+	}
+	if _, err := r.Run(ctx, c); err != nil {
 		return fmt.Errorf("making %s on %s: %w", fstype, dev, err)
 	}
 	return nil
 }
 
-// Mount mounts dev at dir (under root) with noatime: atime updates turn every read into a
+// MountCommand mounts dev at dir with noatime: atime updates turn every read into a
 // metadata write, which scratch data never needs.
+func MountCommand(dev, dir, fstype string) sysexec.Command {
+	return sysexec.Command{Name: "mount", Args: []string{"-t", fstype, "-o", "noatime", dev, dir}}
+}
+
+// Mount mounts dev at dir (under root), creating dir (MountCommand).
 func Mount(ctx context.Context, r sysexec.Runner, root, dev, dir, fstype string) error {
 	if err := os.MkdirAll(root+dir, 0o755); err != nil {
 		return fmt.Errorf("creating %s: %w", dir, err)
 	}
-	if _, err := r.Run(ctx, sysexec.Command{Name: "mount", Args: []string{"-t", fstype, "-o", "noatime", dev, dir}}); err != nil {
+	if _, err := r.Run(ctx, MountCommand(dev, dir, fstype)); err != nil {
 		return fmt.Errorf("mounting %s at %s: %w", dev, dir, err)
 	}
 	return nil

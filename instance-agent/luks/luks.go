@@ -58,8 +58,9 @@ type Cryptsetup struct {
 	R sysexec.Runner
 }
 
-// Format writes a new LUKS2 header on dev with key as the passphrase of key slot 0.
-func (c Cryptsetup) Format(ctx context.Context, dev string, o FormatOptions, key []byte) error {
+// FormatCommand writes a new LUKS2 header on dev; its stdin is the passphrase of key
+// slot 0.
+func FormatCommand(dev string, o FormatOptions) sysexec.Command {
 	args := []string{"luksFormat", "--batch-mode", "--type", "luks2",
 		"--cipher", Cipher, "--key-size", strconv.Itoa(KeySizeBits)}
 	if o.SectorSize != 0 {
@@ -78,39 +79,43 @@ func (c Cryptsetup) Format(ctx context.Context, dev string, o FormatOptions, key
 		args = append(args, "--pbkdf", "pbkdf2", "--pbkdf-force-iterations", strconv.Itoa(FastIterations))
 	}
 	args = append(args, "--key-slot", "0", "--key-file", "-", dev)
-	if _, err := c.R.Run(ctx, sysexec.Command{Name: "cryptsetup", Args: args, Stdin: key}); err != nil {
-		return fmt.Errorf("formatting %s: %w", dev, err)
-	}
-	return nil
+	return sysexec.Command{Name: "cryptsetup", Args: args}
 }
 
-// ImportToken stores token (JSON with "type" and "keyslots") as token 0 of dev, bound to
-// key slot 0 when bind is set.
-func (c Cryptsetup) ImportToken(ctx context.Context, dev string, token []byte, bind bool) error {
+// Format writes a new LUKS2 header on dev with key as the passphrase of key slot 0.
+func (c Cryptsetup) Format(ctx context.Context, dev string, o FormatOptions, key []byte) error {
+	return c.run(ctx, FormatCommand(dev, o), key, "formatting "+dev)
+}
+
+// ImportTokenCommand stores the token on stdin (JSON with "type" and "keyslots") as
+// token 0 of dev, bound to key slot 0 when bind is set.
+func ImportTokenCommand(dev string, bind bool) sysexec.Command {
 	args := []string{"token", "import", "--token-id", "0"}
 	if bind {
 		args = append(args, "--key-slot", "0")
 	}
-	args = append(args, dev)
-	if _, err := c.R.Run(ctx, sysexec.Command{Name: "cryptsetup", Args: args, Stdin: token}); err != nil {
-		return fmt.Errorf("storing the token in %s: %w", dev, err)
-	}
-	return nil
+	return sysexec.Command{Name: "cryptsetup", Args: append(args, dev)}
 }
 
-// SetLabels rewrites the LUKS2 label and subsystem fields; storecrypt keeps the volume's
-// provisioning state in the subsystem. Both are passed because `cryptsetup config`
-// clears the one it is not given.
+// ImportToken stores token as token 0 of dev (ImportTokenCommand).
+func (c Cryptsetup) ImportToken(ctx context.Context, dev string, token []byte, bind bool) error {
+	return c.run(ctx, ImportTokenCommand(dev, bind), token, "storing the token in "+dev)
+}
+
+// SetLabelsCommand rewrites the LUKS2 label and subsystem fields; storecrypt keeps the
+// volume's provisioning state in the subsystem. Both are passed because `cryptsetup
+// config` clears the one it is not given.
+func SetLabelsCommand(dev, label, subsystem string) sysexec.Command {
+	return sysexec.Command{Name: "cryptsetup", Args: []string{"config", "--label", label, "--subsystem", subsystem, dev}}
+}
+
+// SetLabels runs SetLabelsCommand.
 func (c Cryptsetup) SetLabels(ctx context.Context, dev, label, subsystem string) error {
-	args := []string{"config", "--label", label, "--subsystem", subsystem, dev}
-	if _, err := c.R.Run(ctx, sysexec.Command{Name: "cryptsetup", Args: args}); err != nil {
-		return fmt.Errorf("marking %s %s: %w", dev, subsystem, err)
-	}
-	return nil
+	return c.run(ctx, SetLabelsCommand(dev, label, subsystem), nil, "marking "+dev+" "+subsystem)
 }
 
-// Open maps dev to /dev/mapper/name with key.
-func (c Cryptsetup) Open(ctx context.Context, dev, name string, key []byte, o OpenOptions) error {
+// OpenCommand maps dev to /dev/mapper/name; its stdin is the key.
+func OpenCommand(dev, name string, o OpenOptions) sysexec.Command {
 	args := []string{"open", "--type", "luks2", "--key-file", "-"}
 	if o.Discard {
 		args = append(args, "--allow-discards")
@@ -123,17 +128,33 @@ func (c Cryptsetup) Open(ctx context.Context, dev, name string, key []byte, o Op
 	if o.Persist {
 		args = append(args, "--persistent")
 	}
-	args = append(args, dev, name)
-	if _, err := c.R.Run(ctx, sysexec.Command{Name: "cryptsetup", Args: args, Stdin: key}); err != nil {
-		return fmt.Errorf("opening %s: %w", dev, err)
-	}
-	return nil
+	return sysexec.Command{Name: "cryptsetup", Args: append(args, dev, name)}
 }
 
-// Close removes the mapping name.
+// Open maps dev to /dev/mapper/name with key.
+func (c Cryptsetup) Open(ctx context.Context, dev, name string, key []byte, o OpenOptions) error {
+	return c.run(ctx, OpenCommand(dev, name, o), key, "opening "+dev)
+}
+
+// CloseCommand removes the mapping name.
+func CloseCommand(name string) sysexec.Command {
+	return sysexec.Command{Name: "cryptsetup", Args: []string{"close", name}}
+}
+
+// Close runs CloseCommand.
 func (c Cryptsetup) Close(ctx context.Context, name string) error {
-	if _, err := c.R.Run(ctx, sysexec.Command{Name: "cryptsetup", Args: []string{"close", name}}); err != nil {
-		return fmt.Errorf("closing %s: %w", name, err)
+	return c.run(ctx, CloseCommand(name), nil, "closing "+name)
+}
+
+// Run runs a command built here with stdin (a key or a token, or nil).
+func (c Cryptsetup) Run(ctx context.Context, cmd sysexec.Command, stdin []byte) error {
+	return c.run(ctx, cmd, stdin, "cryptsetup "+cmd.Args[0])
+}
+
+func (c Cryptsetup) run(ctx context.Context, cmd sysexec.Command, stdin []byte, what string) error {
+	cmd.Stdin = stdin
+	if _, err := c.R.Run(ctx, cmd); err != nil {
+		return fmt.Errorf("%s: %w", what, err)
 	}
 	return nil
 }

@@ -24,22 +24,37 @@ type Mdadm struct {
 	R sysexec.Runner
 }
 
-// Create makes a RAID0 array of members named name.
-func (m Mdadm) Create(ctx context.Context, name string, members []string) error {
+// CreateCommand makes a RAID0 array of members named name.
+func CreateCommand(name string, members []string) sysexec.Command {
 	args := []string{"--create", "/dev/md/" + name, "--run", "--level=0", "--metadata=1.2",
 		"--raid-devices=" + strconv.Itoa(len(members)), "--homehost=any", "--name=" + name}
-	args = append(args, members...)
-	if _, err := m.R.Run(ctx, sysexec.Command{Name: "mdadm", Args: args}); err != nil {
-		return fmt.Errorf("creating the RAID0 array over %v: %w", members, err)
+	return sysexec.Command{Name: "mdadm", Args: append(args, members...)}
+}
+
+// AssembleCommand starts the existing array name from members.
+func AssembleCommand(name string, members []string) sysexec.Command {
+	return sysexec.Command{Name: "mdadm", Args: append([]string{"--assemble", "/dev/md/" + name, "--run"}, members...)}
+}
+
+// ZeroCommand erases the md superblocks of members (a creation cut short leaves some).
+func ZeroCommand(members []string) sysexec.Command {
+	return sysexec.Command{Name: "mdadm", Args: append([]string{"--zero-superblock"}, members...)}
+}
+
+// Run runs a command built here.
+func (m Mdadm) Run(ctx context.Context, c sysexec.Command) error {
+	if _, err := m.R.Run(ctx, c); err != nil {
+		return fmt.Errorf("running mdadm %s: %w", c.Args[0], err)
 	}
 	return nil
 }
 
+// Create makes a RAID0 array of members named name.
+func (m Mdadm) Create(ctx context.Context, name string, members []string) error {
+	return m.Run(ctx, CreateCommand(name, members))
+}
+
 // Assemble starts the existing array name from members.
 func (m Mdadm) Assemble(ctx context.Context, name string, members []string) error {
-	args := append([]string{"--assemble", "/dev/md/" + name, "--run"}, members...)
-	if _, err := m.R.Run(ctx, sysexec.Command{Name: "mdadm", Args: args}); err != nil {
-		return fmt.Errorf("assembling the RAID0 array from %v: %w", members, err)
-	}
-	return nil
+	return m.Run(ctx, AssembleCommand(name, members))
 }

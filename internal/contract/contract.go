@@ -328,6 +328,7 @@ type Layout struct {
 type Step struct {
 	Name    string  `json:"step"`
 	Action  string  `json:"action"`
+	Command string  `json:"command,omitempty"` // the command line it runs; never a key
 	Changed bool    `json:"changed"`
 	Seconds float64 `json:"seconds"`
 }

@@ -71,7 +71,7 @@ func TestApplyRebootUnlock(t *testing.T) {
 			if second.Report.Changed || len(second.changedSteps()) != 0 {
 				t.Errorf("second apply changed %v, want nothing", second.changedSteps())
 			}
-			wantContains(t, "second apply", second.Stderr, "already mounted")
+			wantContains(t, "second apply", second.Stderr, "already open and mounted")
 
 			sameSums(t, map[string]string{"ebs.img": before["ebs.img"]}, m.checksums())
 			m.reboot()

@@ -1,0 +1,493 @@
+// Package plan decides what converges an instance's disks to an encrypted, mounted
+// volume. From what the agent found (the disks and their signatures, a running array,
+// the volume's LUKS2 header, its mapping and mounts) Decide computes an ordered list of
+// steps, each with the command it runs and the state it leaves, or a refusal. It does
+// no I/O: the agent gathers the facts and a small executor runs the steps, so every
+// decision is a table test, and `storecrypt-agent plan` prints exactly what apply runs.
+//
+// Safety is in the order: every refusal is decided before any step, and a new key is the
+// first step of every plan that writes, so a refused run or a run without a key leaves
+// the disks byte for byte as they were.
+package plan
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+
+	"github.com/storecrypt/storecrypt/instance-agent/filesystem"
+	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/luks"
+	"github.com/storecrypt/storecrypt/instance-agent/probe"
+	"github.com/storecrypt/storecrypt/instance-agent/raid"
+	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// Mode is what the run is for.
+type Mode int
+
+// Modes.
+const (
+	Apply   Mode = iota // converge: provision, open, mount, install the boot unit
+	Unlock              // at boot: open and mount an existing volume, never format
+	Preview             // `plan`: what Apply would do, touching nothing
+	Status              // what Unlock would do, touching nothing
+)
+
+// Dry reports whether the mode only looks.
+func (m Mode) Dry() bool { return m == Preview || m == Status }
+
+// formats reports whether the mode may provision.
+func (m Mode) formats() bool { return m == Apply || m == Preview }
+
+// MapperPath is where the opened volume appears.
+var MapperPath = "/dev/mapper/" + contract.MapperName
+
+// Disk is one instance-store disk as the agent found it.
+type Disk struct {
+	Path       string
+	Name       string // kernel name in /sys/block
+	SizeBytes  int64
+	Sig        probe.Signature
+	Holders    []Holder
+	Mounts     []string
+	Partitions []string
+}
+
+// Holder is a device stacked on a disk: an md array or a device-mapper target.
+type Holder struct {
+	Name   string // kernel name: md127, dm-3
+	DMName string // the device-mapper name, "" for an md array
+}
+
+// Array is storecrypt's md array, running over the disks.
+type Array struct {
+	Path      string
+	Name      string
+	SizeBytes int64
+	Sig       probe.Signature
+}
+
+// Header is what a volume's LUKS2 header holds, for a volume whose signature is
+// storecrypt's (crypto_LUKS, label storecrypt).
+type Header struct {
+	Meta  luks.Metadata
+	Token *keysource.Token // nil when the header has no storecrypt token
+}
+
+// Mapping is storecrypt's open dm-crypt mapping on the volume.
+type Mapping struct {
+	FS     probe.Signature // what /dev/mapper/storecrypt holds
+	Mounts []string
+}
+
+// Facts are what the agent found, and the options of the run.
+type Facts struct {
+	Mode    Mode
+	Options contract.AgentOptions
+	Disks   []Disk
+	Array   *Array   // several disks: the array, when it runs
+	Header  *Header  // the volume's header, when the volume is storecrypt's
+	Mapping *Mapping // our mapping, when it is open on the volume
+	// Perf: cryptsetup and the kernel keep no_read/no_write_workqueue in the header.
+	Perf bool
+	// NewUUID is the UUID a volume formatted by this plan gets.
+	NewUUID string
+	// KeyHeld: this run already holds the new volume's key (made before the array).
+	KeyHeld bool
+}
+
+// Kind is what a step does; the executor runs each kind.
+type Kind int
+
+// Kinds of step, in the order a full provisioning runs them.
+const (
+	NewKey          Kind = iota // make the new volume's key (KMS, S3 or random)
+	ZeroSuperblocks             // erase the md superblocks a creation cut short left
+	CreateArray                 // stripe the disks
+	AssembleArray               // start the existing array; the facts are read again after
+	CloseMapping                // close a mapping an interrupted run left open
+	Format                      // write the LUKS2 header; stdin: the key
+	StoreToken                  // store the token in the header; stdin: the token
+	RecoverKey                  // get an existing volume's key from its token
+	Open                        // open the volume; stdin: the key
+	Wipe                        // zero-fill the opened volume
+	MakeFS                      // make the filesystem
+	MarkReady                   // mark the volume ready in its header
+	Mount                       // mount it
+	InstallBoot                 // install the boot unit and the agent it runs
+)
+
+// Step is one thing the plan does.
+type Step struct {
+	Kind   Kind
+	Name   string          // as the report names it
+	Action string          // what it does, for people
+	Cmd    sysexec.Command // the command it runs (Name "" for none); never holds a key
+	Leaves string          // the state it leaves
+	// Replan: the facts are read again after this step, and the rest decided then (an
+	// assembled array's content, an opened volume's filesystem).
+	Replan bool
+	// For the key steps: the volume's UUID (the encryption context names it), and for
+	// RecoverKey the token to recover from.
+	VolumeUUID string
+	Token      *keysource.Token
+	// For InstallBoot: the command line the unit runs at boot.
+	Unit []string
+}
+
+// Plan is the decision: its steps, what it could not decide alone, and the volume as the
+// plan leaves it.
+type Plan struct {
+	Steps  []Step
+	Notes  []string
+	Layout contract.Layout
+}
+
+// RefusedError is a disk the agent will not touch: it holds something that is not
+// storecrypt's, or is in use. Nothing was written.
+type RefusedError struct {
+	Device string
+	Reason string
+}
+
+func (e *RefusedError) Error() string {
+	return fmt.Sprintf("refusing %s: it %s; nothing was written", e.Device, e.Reason)
+}
+
+func refuse(dev, format string, args ...any) error {
+	return &RefusedError{Device: dev, Reason: fmt.Sprintf(format, args...)}
+}
+
+// volume is the device that carries (or will carry) the LUKS2 header.
+type volume struct {
+	Path      string
+	SizeBytes int64
+}
+
+type planner struct {
+	f Facts
+	p Plan
+}
+
+// Decide computes the plan.
+func Decide(f Facts) (Plan, error) {
+	pl := &planner{f: f, p: Plan{Layout: contract.Layout{MountPoint: f.Options.MountPoint}}}
+	err := pl.decide()
+	return pl.p, err
+}
+
+func (pl *planner) note(format string, args ...any) {
+	pl.p.Notes = append(pl.p.Notes, fmt.Sprintf(format, args...))
+}
+
+func (pl *planner) add(s Step) { pl.p.Steps = append(pl.p.Steps, s) }
+
+func (pl *planner) decide() error {
+	f := pl.f
+	for _, d := range f.Disks {
+		if len(d.Mounts) > 0 {
+			return refuse(d.Path, "is mounted at %s", strings.Join(d.Mounts, ", "))
+		}
+		if len(d.Partitions) > 0 {
+			return refuse(d.Path, "has partitions (%s)", strings.Join(d.Partitions, ", "))
+		}
+	}
+	if len(f.Disks) == 1 {
+		d := f.Disks[0]
+		for _, h := range d.Holders {
+			if h.DMName != contract.MapperName {
+				return refuse(d.Path, "is held by %s", h.Name)
+			}
+		}
+		v := volume{Path: d.Path, SizeBytes: d.SizeBytes}
+		if d.Sig.Blank() {
+			return pl.fresh(v, nil, nil)
+		}
+		return pl.existing(v, d.Sig)
+	}
+	var members, blanks []Disk
+	for _, d := range f.Disks {
+		switch s := d.Sig; {
+		case s.Blank():
+			if len(d.Holders) > 0 {
+				return refuse(d.Path, "is held by %s", holderNames(d.Holders))
+			}
+			blanks = append(blanks, d)
+		case s.Type == raid.MemberType && s.Label == raid.MemberLabel(contract.ArrayName):
+			members = append(members, d)
+		default:
+			return refuse(d.Path, "holds %s", s.What())
+		}
+	}
+	array := volume{Path: "/dev/md/" + contract.ArrayName, SizeBytes: sumSizes(f.Disks)}
+	switch {
+	case len(blanks) == len(f.Disks):
+		return pl.fresh(array, f.Disks, nil)
+	case len(members) == len(f.Disks) && f.Array != nil:
+		v := volume{Path: f.Array.Path, SizeBytes: f.Array.SizeBytes}
+		pl.p.Layout.RAID = v.Path
+		if f.Array.Sig.Blank() {
+			// mdadm --create finished but luksFormat never ran: nothing of a user's exists.
+			return pl.fresh(v, nil, nil)
+		}
+		return pl.existing(v, f.Array.Sig)
+	case len(members) == len(f.Disks):
+		pl.add(Step{Kind: AssembleArray, Name: "raid-assemble", Action: "assemble the RAID0 array from " + strings.Join(paths(f.Disks), " "),
+			Cmd: raid.AssembleCommand(contract.ArrayName, paths(f.Disks)), Leaves: "array " + array.Path + " running", Replan: true})
+		if f.Mode.Dry() {
+			pl.note("the array is not running; what follows assembling depends on what it holds")
+		}
+		return nil
+	case f.Array != nil:
+		return refuse(members[0].Path, "is a member of a running array while %s is blank", blanks[0].Path)
+	default:
+		// RAID0 needs every member: an array some of whose disks are blank was never
+		// started, so its creation was cut short before anything could be written to it.
+		pl.note("%d of %d disks carry storecrypt RAID superblocks and the rest are blank: an earlier run was cut short while creating the array, which never held data; creating it again",
+			len(members), len(f.Disks))
+		return pl.fresh(array, f.Disks, members)
+	}
+}
+
+func holderNames(hs []Holder) string {
+	names := make([]string, len(hs))
+	for i, h := range hs {
+		names[i] = h.Name
+	}
+	return strings.Join(names, ", ")
+}
+
+func paths(disks []Disk) []string {
+	out := make([]string, len(disks))
+	for i, d := range disks {
+		out[i] = d.Path
+	}
+	return out
+}
+
+func sumSizes(disks []Disk) int64 {
+	var n int64
+	for _, d := range disks {
+		n += d.SizeBytes
+	}
+	return n
+}
+
+// fresh provisions a new volume on v: the key first, so that a key failure writes
+// nothing; then, for several disks, the array (zeroing what a cut-short creation left).
+func (pl *planner) fresh(v volume, stripe, leftovers []Disk) error {
+	if !pl.f.Mode.formats() {
+		if pl.f.Mode == Unlock {
+			pl.note("the instance store is blank (new after a stop/start): nothing to unlock; apply provisions it")
+		} else {
+			pl.note("the instance store is blank: not provisioned yet")
+		}
+		return nil
+	}
+	pl.newKey()
+	if len(leftovers) > 0 {
+		pl.add(Step{Kind: ZeroSuperblocks, Name: "raid-zero", Action: "erase the superblocks of the array creation that was cut short",
+			Cmd: raid.ZeroCommand(paths(leftovers)), Leaves: "every disk blank"})
+	}
+	if stripe != nil {
+		pl.p.Layout.RAID = v.Path
+		// Apply learns the array's kernel device after creating it, and decides the rest
+		// then; the preview goes on with the name mdadm gives it.
+		pl.add(Step{Kind: CreateArray, Name: "raid-create", Action: fmt.Sprintf("stripe %d disks into RAID0 %s", len(stripe), v.Path),
+			Cmd: raid.CreateCommand(contract.ArrayName, paths(stripe)), Leaves: "blank array " + v.Path, Replan: pl.f.Mode == Apply})
+		if pl.f.Mode == Apply {
+			return nil
+		}
+	}
+	return pl.provision(v)
+}
+
+func (pl *planner) newKey() {
+	if pl.f.KeyHeld {
+		return
+	}
+	o := pl.f.Options
+	pl.add(Step{Kind: NewKey, Name: "key", Action: "new " + o.KeySource + " key", VolumeUUID: pl.f.NewUUID, Leaves: "a key in memory"})
+}
+
+// provision formats v, stores the token, opens it, makes the filesystem, marks it ready,
+// mounts it and installs the boot unit. The volume is "provisioning" from the format
+// until it is marked ready, and nothing mounts it before: a provisioning volume
+// provably holds no user data.
+func (pl *planner) provision(v volume) error {
+	o := pl.f.Options
+	l := &pl.p.Layout
+	l.Volume, l.LUKSUUID = v.Path, pl.f.NewUUID
+	l.Cipher, l.KeySizeBits, l.KeySource = luks.Cipher, luks.KeySizeBits, o.KeySource
+	// 4K sectors halve dm-crypt's per-I/O work against 512-byte ones; NVMe sizes are always
+	// a multiple of 4 KiB, but an odd-sized device falls back to cryptsetup's default.
+	if v.SizeBytes%4096 == 0 {
+		l.SectorSize = 4096
+	}
+	format := luks.FormatOptions{UUID: pl.f.NewUUID, Label: contract.VolumeLabel, Subsystem: contract.StateProvisioning,
+		SectorSize: l.SectorSize, FastKDF: o.KeySource != contract.KeySourceS3KMS}
+	pl.add(Step{Kind: Format, Name: "luks-format", Action: "format " + v.Path + " as LUKS2 " + luks.Cipher,
+		Cmd: luks.FormatCommand(v.Path, format), Leaves: "volume " + contract.StateProvisioning})
+	pl.add(Step{Kind: StoreToken, Name: "luks-token", Action: "store the " + o.KeySource + " token in the header",
+		Cmd: luks.ImportTokenCommand(v.Path, true), Leaves: "the token in the header"})
+	open := luks.OpenOptions{Discard: o.Discard, Workqueue: !pl.f.Perf, Persist: true}
+	pl.add(Step{Kind: Open, Name: "luks-open", Action: "open " + v.Path + " as " + MapperPath + flagWords(open),
+		Cmd: luks.OpenCommand(v.Path, contract.MapperName, open), Leaves: MapperPath + " open"})
+	l.Mapper, l.Flags = MapperPath, open.HeaderFlags()
+	if o.Wipe {
+		pl.add(Step{Kind: Wipe, Name: "wipe", Action: "zero-fill " + MapperPath + " (--wipe)", Leaves: MapperPath + " zeroed"})
+	}
+	mkfs, err := filesystem.MakeCommand(o.Filesystem, MapperPath, contract.VolumeLabel)
+	if err != nil {
+		return err
+	}
+	pl.add(Step{Kind: MakeFS, Name: "mkfs", Action: "make " + o.Filesystem + " on " + MapperPath, Cmd: mkfs, Leaves: o.Filesystem + " on " + MapperPath})
+	pl.add(Step{Kind: MarkReady, Name: "mark-ready", Action: "mark the volume ready in its header",
+		Cmd: luks.SetLabelsCommand(v.Path, contract.VolumeLabel, contract.StateReady), Leaves: "volume " + contract.StateReady})
+	l.State, l.Filesystem = contract.StateReady, o.Filesystem
+	pl.mount(o.Filesystem)
+	pl.installBoot(o.KeySource)
+	return nil
+}
+
+func flagWords(o luks.OpenOptions) string {
+	var w []string
+	if o.Discard {
+		w = append(w, "discards")
+	}
+	if !o.Workqueue {
+		w = append(w, "no workqueues")
+	}
+	if len(w) == 0 {
+		return ""
+	}
+	return " (" + strings.Join(w, ", ") + ", persisted)"
+}
+
+// ErrNoToken is a ready volume whose header lost its token: it cannot be opened.
+var ErrNoToken = errors.New("a ready storecrypt volume without a storecrypt token")
+
+// existing handles a volume device that has a signature: ours is opened (or, when it
+// provably holds no user data, formatted again); anything else is refused.
+func (pl *planner) existing(v volume, s probe.Signature) error {
+	l := &pl.p.Layout
+	l.Volume = v.Path
+	if s.Type != "crypto_LUKS" || s.Label != contract.VolumeLabel {
+		return refuse(v.Path, "holds %s, which storecrypt did not write", s.What())
+	}
+	l.LUKSUUID, l.State = s.UUID, s.Subsystem
+	h := pl.f.Header
+	if h == nil {
+		return fmt.Errorf("%s: the header of a storecrypt volume was not read", v.Path)
+	}
+	if seg, ok := h.Meta.Segments["0"]; ok {
+		l.Cipher, l.SectorSize, l.KeySizeBits = seg.Encryption, seg.SectorSize, luks.KeySizeBits
+	}
+	l.Flags = h.Meta.Config.Flags
+	if t := h.Token; t != nil {
+		l.KeySource, l.KeyID, l.Secret = t.KeySource, t.KeyID, t.Secret
+	}
+	switch s.Subsystem {
+	case contract.StateProvisioning:
+		if !pl.f.Mode.formats() {
+			pl.note("%s was being provisioned when an earlier apply stopped; apply finishes it", v.Path)
+			return nil
+		}
+		pl.note("%s: an earlier apply stopped before the filesystem was ready, so it holds no user data; formatting it again", v.Path)
+		return pl.reprovision(v)
+	case contract.StateReady:
+		if h.Token == nil {
+			return fmt.Errorf("%s: %w", v.Path, ErrNoToken)
+		}
+		return pl.openAndMount(v, *h.Token)
+	}
+	return refuse(v.Path, "is a storecrypt volume in unknown state %q", s.Subsystem)
+}
+
+// reprovision formats one of our volumes again, closing a mapping a killed run left.
+func (pl *planner) reprovision(v volume) error {
+	pl.newKey()
+	if pl.f.Mapping != nil {
+		pl.add(Step{Kind: CloseMapping, Name: "luks-close", Action: "close the mapping an interrupted run left open",
+			Cmd: luks.CloseCommand(contract.MapperName), Leaves: MapperPath + " closed"})
+	}
+	pl.p.Layout.KeyID, pl.p.Layout.Secret = "", ""
+	return pl.provision(v)
+}
+
+// openAndMount opens a ready volume with its token's key and mounts it. The filesystem
+// an opened volume holds is read after the open, so a plan that opens ends there and is
+// decided again.
+func (pl *planner) openAndMount(v volume, tok keysource.Token) error {
+	o, l := pl.f.Options, &pl.p.Layout
+	if pl.f.Mapping == nil {
+		if tok.KeySource == contract.KeySourceEphemeral {
+			if !pl.f.Mode.formats() {
+				return keysource.ErrEphemeral
+			}
+			pl.note("%s had an ephemeral key, which a reboot discards by design; formatting it anew", v.Path)
+			return pl.reprovision(v)
+		}
+		if pl.f.Mode == Apply && tok.KeySource != o.KeySource {
+			pl.note("%s keeps its %s key; --key-source %s applies to new volumes only", v.Path, tok.KeySource, o.KeySource)
+		}
+		pl.add(Step{Kind: RecoverKey, Name: "key", Action: tok.KeySource + " key" + keyIDSuffix(tok.KeyID), VolumeUUID: l.LUKSUUID, Token: &tok, Leaves: "the key in memory"})
+		// The flags persisted at format apply by themselves; none are passed again.
+		pl.add(Step{Kind: Open, Name: "luks-open", Action: "open " + v.Path + " as " + MapperPath,
+			Cmd: luks.OpenCommand(v.Path, contract.MapperName, luks.OpenOptions{Workqueue: true}), Leaves: MapperPath + " open", Replan: true})
+		l.Mapper = MapperPath
+		return nil
+	}
+	l.Mapper, l.Open = MapperPath, true
+	m := pl.f.Mapping
+	if !slices.Contains(contract.Filesystems, m.FS.Type) {
+		return refuse(MapperPath, "is a ready storecrypt volume that holds %s instead of its filesystem", m.FS.What())
+	}
+	l.Filesystem = m.FS.Type
+	switch {
+	case slices.Contains(m.Mounts, o.MountPoint):
+		l.Mounted = true
+		pl.note("%s is already open and mounted at %s", MapperPath, o.MountPoint)
+	case len(m.Mounts) > 0:
+		pl.note("%s is mounted at %s, not at %s; left as it is", MapperPath, strings.Join(m.Mounts, ", "), o.MountPoint)
+	default:
+		pl.mount(m.FS.Type)
+	}
+	if pl.f.Mode.formats() {
+		pl.installBoot(tok.KeySource)
+	}
+	return nil
+}
+
+func keyIDSuffix(id string) string {
+	if id == "" {
+		return ""
+	}
+	return " from " + id
+}
+
+func (pl *planner) mount(fsType string) {
+	dir := pl.f.Options.MountPoint
+	pl.add(Step{Kind: Mount, Name: "mount", Action: "mount " + MapperPath + " at " + dir + " (noatime)",
+		Cmd: filesystem.MountCommand(MapperPath, dir, fsType), Leaves: "mounted at " + dir})
+}
+
+// installBoot: the unit runs unlock at boot for keys that survive a reboot, and apply
+// for ephemeral ones, whose volume a reboot turns back into scratch.
+func (pl *planner) installBoot(keySource string) {
+	o := pl.f.Options
+	argv := []string{contract.AgentPath, "unlock", "--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model}
+	if keySource == contract.KeySourceEphemeral {
+		argv = []string{contract.AgentPath, "apply", "--" + contract.FlagKeySource, keySource,
+			"--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model,
+			"--" + contract.FlagFilesystem, o.Filesystem, fmt.Sprintf("--%s=%t", contract.FlagDiscard, o.Discard)}
+	}
+	if len(o.Devices) > 0 {
+		argv = append(argv, "--"+contract.FlagDevices, strings.Join(o.Devices, ","))
+	}
+	pl.add(Step{Kind: InstallBoot, Name: "boot-unit", Action: "install " + contract.UnitName + " and " + contract.AgentPath,
+		Unit: argv, Leaves: contract.UnitName + " installed"})
+}
