@@ -51,7 +51,7 @@ func run() error {
 		KeyAlias:   ctx("keyAlias"), KeyARN: ctx("keyArn"), KeySource: ctx("keySource"), SecretKey: ctx("secretKey"),
 		SecretVPCEndpoint: ctx("secretVpcEndpoint"), InstanceRoleARNs: roles, OptInTag: ctx("optInTag"),
 		DocumentName: ctx("documentName"), MountPoint: ctx("mountPoint"), Filesystem: ctx("filesystem"),
-		AlarmEmail: ctx("alarmEmail"), Trail: ctx("trail") == "true",
+		AlarmEmail: ctx("alarmEmail"), Trail: ctx("trail") == "true", RefuseLegacyVolumes: ctx("refuseLegacyVolumes") == "true",
 	})
 	if err != nil {
 		return err

@@ -96,7 +96,7 @@ func TestSynthesizedDocument(t *testing.T) {
 		t.Fatalf("steps %v", actions)
 	}
 	script := strings.Join(doc.Content.MainSteps[2].Inputs.RunCommand, "\n")
-	if !strings.Contains(script, `sha256sum -c`) || !strings.Contains(script, `exec "$bin" apply`) {
+	if !strings.Contains(script, `sha256sum -c`) || !strings.Contains(script, `"$bin" apply`) || !strings.Contains(script, `mktemp -d`) {
 		t.Errorf("the run step:\n%s", script)
 	}
 	// A parameter reaches the text only in its fallback for SSM agents older than

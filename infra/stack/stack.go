@@ -60,6 +60,11 @@ type StoreCryptStackProps struct {
 	SecretKey string
 	// SecretVPCEndpoint, when set, lets the secret be read only through that endpoint.
 	SecretVPCEndpoint string
+	// RefuseLegacyVolumes drops the Decrypt that opens kms-datakey volumes made before
+	// the encryption context named the instance by ARN. Set it once every instance
+	// launched before the upgrade has been stopped or replaced (instance store is blank
+	// after a stop, so no such volume can remain).
+	RefuseLegacyVolumes bool
 	// InstanceRoleARNs are the workloads' own roles; empty creates a role and profile.
 	InstanceRoleARNs []string
 	// OptInTag is key=value (default storecrypt:encrypt=true).
@@ -216,12 +221,45 @@ func (s *stack) instanceRoles() {
 	s.roleARNs = []*string{role.RoleArn()}
 }
 
-// keyActions are the KMS actions a key source needs on the instance.
-func (s *stack) keyActions() []string {
-	if s.props.KeySource == contract.KeySourceKMSDataKey {
-		return []string{"kms:GenerateDataKey", "kms:Decrypt"}
+// keyUse is one way the instance roles use the key: the actions and the conditions that
+// confine them.
+type keyUse struct {
+	sid        string
+	actions    []string
+	conditions map[string]any
+}
+
+// keyUses: for kms-datakey, a new volume's data key is made and opened only under the
+// context that names the calling instance itself: the context's instance ARN must equal
+// ec2:SourceInstanceARN, the ARN of the instance whose role credentials signed the call.
+// KMS allows an IAM policy variable as the value of kms:EncryptionContext:<key>
+// ("Using variables in an encryption context condition"), and ec2:SourceInstanceARN is a
+// global key any policy may read. Each context key is required by a condition on its
+// value (ForAllValues on kms:EncryptionContextKeys forbids other keys but requires none).
+// Volumes made before the context carried the ARN are opened (Decrypt only) under their
+// instance-id context unless RefuseLegacyVolumes. For s3-kms, the seed recipe's passphrase
+// carries no context: Decrypt without one, and only with an instance's credentials.
+func (s *stack) keyUses() []keyUse {
+	if s.props.KeySource == contract.KeySourceS3KMS {
+		return []keyUse{{"StoreCryptSeedSecret", []string{"kms:Decrypt"}, map[string]any{
+			"Null": map[string]any{"kms:EncryptionContextKeys": "true", "ec2:SourceInstanceARN": "false"},
+		}}}
 	}
-	return []string{"kms:Decrypt"}
+	uses := []keyUse{{"StoreCryptOwnVolumes", []string{"kms:GenerateDataKey", "kms:Decrypt"}, map[string]any{
+		"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": contract.ContextKeys},
+		"StringEquals":              map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
+		"StringLike":                map[string]any{"kms:EncryptionContext:" + contract.ContextVolume: "*"},
+	}}}
+	if !s.props.RefuseLegacyVolumes {
+		uses = append(uses, keyUse{"StoreCryptLegacyVolumes", []string{"kms:Decrypt"}, map[string]any{
+			"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": contract.LegacyContextKeys},
+			"StringLike": map[string]any{
+				"kms:EncryptionContext:" + contract.ContextInstanceID: "i-*",
+				"kms:EncryptionContext:" + contract.ContextVolume:     "*",
+			},
+		}})
+	}
+	return uses
 }
 
 // kmsKey creates the key (rotation on) with the instance roles as key users, or imports one.
@@ -229,7 +267,9 @@ func (s *stack) kmsKey() {
 	if s.props.KeyARN != "" {
 		s.key = awskms.Key_FromKeyArn(s.st, jsii.String("Key"), jsii.String(s.props.KeyARN))
 		for _, r := range s.roles {
-			r.AddToPrincipalPolicy(statement("StoreCryptKeyUser", s.keyActions(), []*string{s.key.KeyArn()}, s.keyConditions()))
+			for _, u := range s.keyUses() {
+				r.AddToPrincipalPolicy(statement(u.sid, u.actions, []*string{s.key.KeyArn()}, u.conditions))
+			}
 		}
 		return
 	}
@@ -240,11 +280,16 @@ func (s *stack) kmsKey() {
 		PendingWindow:     awscdk.Duration_Days(jsii.Number(30)),
 		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
 	})
-	key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
-		Sid: jsii.String("StoreCryptKeyUsers"), Effect: awsiam.Effect_ALLOW,
-		Principals: s.rolePrincipals(), Actions: jsii.Strings(s.keyActions()...), Resources: jsii.Strings("*"),
-		Conditions: func() *map[string]any { c := s.keyConditions(); return &c }(),
-	}), jsii.Bool(false))
+	for _, u := range s.keyUses() {
+		key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String(u.sid), Effect: awsiam.Effect_ALLOW,
+			Principals: s.rolePrincipals(), Actions: jsii.Strings(u.actions...), Resources: jsii.Strings("*"),
+			Conditions: &u.conditions,
+		}), jsii.Bool(false))
+	}
+	for _, d := range s.keyDenials() {
+		key.AddToResourcePolicy(d, jsii.Bool(false))
+	}
 	s.key, s.ownKey = key, key
 }
 
@@ -256,21 +301,32 @@ func (s *stack) rolePrincipals() *[]awsiam.IPrincipal {
 	return &p
 }
 
-// keyConditions: kms-datakey keys must be used with exactly the context the agent sets,
-// so the role's rights do not extend to anything else wrapped under this key. AWS KMS's
-// condition-key guide: ForAllValues on kms:EncryptionContextKeys forbids other keys but
-// requires none ("would allow requests with no encryption context"), so each key is
-// also required by a condition on its value, which fails when the key is absent.
-func (s *stack) keyConditions() map[string]any {
-	if s.props.KeySource != contract.KeySourceKMSDataKey {
-		return map[string]any{}
+// keyDenials keep storecrypt's volume keys out of reach of everyone but the instance that
+// owns each, whatever else the key policy or IAM policies allow (the account-root
+// statement delegates the key to every IAM policy in the account, and an explicit deny in
+// the key policy overrides any allow, grants included):
+//   - no principal may use a context naming an instance other than its own (the variable
+//     has no value for a caller that is not an instance, and a negated operator on a
+//     missing value matches, so those are refused too);
+//   - no principal but the instance roles may use any storecrypt context at all.
+func (s *stack) keyDenials() []awsiam.PolicyStatement {
+	kmsUse := []string{"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"}
+	deny := func(sid string, conditions map[string]any) awsiam.PolicyStatement {
+		return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String(sid), Effect: awsiam.Effect_DENY,
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}, Actions: jsii.Strings(kmsUse...), Resources: jsii.Strings("*"),
+			Conditions: &conditions,
+		})
 	}
-	return map[string]any{
-		"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": []string{contract.ContextInstanceID, contract.ContextVolume}},
-		"StringLike": map[string]any{
-			"kms:EncryptionContext:" + contract.ContextInstanceID: "i-*",
-			"kms:EncryptionContext:" + contract.ContextVolume:     "*",
-		},
+	return []awsiam.PolicyStatement{
+		deny("StoreCryptOnlyTheOwningInstance", map[string]any{
+			"ForAnyValue:StringEquals": map[string]any{"kms:EncryptionContextKeys": contract.ContextInstanceARN},
+			"StringNotEquals":          map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
+		}),
+		deny("StoreCryptOnlyTheInstanceRoles", map[string]any{
+			"ForAnyValue:StringLike": map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"},
+			"ArnNotEquals":           map[string]any{"aws:PrincipalArn": s.roleARNs},
+		}),
 	}
 }
 
@@ -285,12 +341,23 @@ func (s *stack) secretBucket() {
 	})
 	object := b.ArnForObjects(jsii.String(s.props.SecretKey))
 	for _, r := range s.roles {
-		r.AddToPrincipalPolicy(statement("StoreCryptReadSecret", []string{"s3:GetObject"}, []*string{object}, nil))
+		// GetObjectVersion: a volume's token names the version of the secret it was made
+		// with, and S3 authorizes a read by version as s3:GetObjectVersion.
+		r.AddToPrincipalPolicy(statement("StoreCryptReadSecret", contract.SecretReadActions, []*string{object}, nil))
+		// The object is SSE-KMS under the same key: S3 asks KMS to decrypt it on the
+		// role's behalf, through S3 and with the bucket's ARN as the context (the bucket
+		// uses an S3 Bucket Key). The key policy's own statement allows only the
+		// context-free Decrypt of the passphrase, so this one goes through IAM.
+		r.AddToPrincipalPolicy(statement("StoreCryptSecretThroughS3", []string{"kms:Decrypt"}, []*string{s.key.KeyArn()}, map[string]any{
+			"StringEquals": map[string]any{
+				"kms:ViaService":                   "s3." + *s.st.Region() + "." + *awscdk.Aws_URL_SUFFIX(),
+				"kms:EncryptionContext:aws:s3:arn": b.BucketArn(),
+			}}))
 	}
 	if s.props.SecretVPCEndpoint != "" {
 		b.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid: jsii.String("OnlyThroughTheVpcEndpoint"), Effect: awsiam.Effect_DENY,
-			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}, Actions: jsii.Strings("s3:GetObject"),
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}, Actions: jsii.Strings(contract.SecretReadActions...),
 			Resources:  &[]*string{object},
 			Conditions: &map[string]any{"StringNotEquals": map[string]any{"aws:SourceVpce": s.props.SecretVPCEndpoint}},
 		}))

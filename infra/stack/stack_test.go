@@ -127,26 +127,48 @@ func TestRulesAndQueue(t *testing.T) {
 	tpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{"Namespace": contract.MetricNamespace, "MetricName": contract.MetricBlocked})
 }
 
+// TestKeyPolicy: the statements are there, and RefuseLegacyVolumes drops the legacy one.
+// What each decides, for each caller and context, is test/conformance's
+// TestKeyBindsEachVolumeToItsInstance, evaluated by the fake's own policy engine.
 func TestKeyPolicy(t *testing.T) {
+	sids := func(props *stack.StoreCryptStackProps) []string {
+		_, raw := template(t, props)
+		var out []string
+		for _, r := range raw["Resources"].(map[string]any) {
+			res := r.(map[string]any)
+			if res["Type"] != "AWS::KMS::Key" {
+				continue
+			}
+			for _, st := range res["Properties"].(map[string]any)["KeyPolicy"].(map[string]any)["Statement"].([]any) {
+				if sid, ok := st.(map[string]any)["Sid"].(string); ok {
+					out = append(out, sid)
+				}
+			}
+		}
+		return out
+	}
+	all := []string{"StoreCryptOwnVolumes", "StoreCryptLegacyVolumes", "StoreCryptOnlyTheOwningInstance", "StoreCryptOnlyTheInstanceRoles"}
+	if got := sids(&stack.StoreCryptStackProps{}); !containsAll(got, all) {
+		t.Errorf("key policy statements %v, want %v among them", got, all)
+	}
+	if got := sids(&stack.StoreCryptStackProps{RefuseLegacyVolumes: true}); slices.Contains(got, "StoreCryptLegacyVolumes") {
+		t.Errorf("RefuseLegacyVolumes kept the legacy statement: %v", got)
+	}
 	tpl, _ := template(t, &stack.StoreCryptStackProps{})
-	tpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{
-		"EnableKeyRotation": true,
-		"KeyPolicy": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{map[string]any{
-			"Sid": "StoreCryptKeyUsers", "Effect": "Allow", "Action": []string{"kms:GenerateDataKey", "kms:Decrypt"},
-			"Condition": map[string]any{
-				"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": []string{contract.ContextInstanceID, contract.ContextVolume}},
-				"StringLike": map[string]any{
-					"kms:EncryptionContext:" + contract.ContextInstanceID: "i-*",
-					"kms:EncryptionContext:" + contract.ContextVolume:     "*",
-				},
-			},
-			"Principal": map[string]any{"AWS": assertions.Match_AnyValue()}, "Resource": "*",
-		}})},
-	})
+	tpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{"EnableKeyRotation": true})
 	tpl.HasResourceProperties(jsii.String("AWS::KMS::Alias"), map[string]any{"AliasName": "alias/storecrypt"})
 	tpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
 		assertions.Match_ObjectLike(&map[string]any{"Sid": "InspectTheKey", "Action": []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants"}}),
 	})}})
+}
+
+func containsAll(have, want []string) bool {
+	for _, w := range want {
+		if !slices.Contains(have, w) {
+			return false
+		}
+	}
+	return true
 }
 
 // statements returns every IAM statement in the template: role and managed policies and
@@ -238,7 +260,7 @@ func TestSecretBucket(t *testing.T) {
 		t.Errorf("bucket policy: deny outside the endpoint %v, TLS only %v", denyOutsideEndpoint, tlsOnly)
 	}
 	tpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{"KeyPolicy": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
-		assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptKeyUsers", "Action": "kms:Decrypt"}),
+		assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptSeedSecret", "Action": "kms:Decrypt"}),
 	})}})
 }
 
@@ -251,7 +273,7 @@ func TestExistingKeyAndRoles(t *testing.T) {
 	tpl.ResourceCountIs(jsii.String("AWS::IAM::InstanceProfile"), jsii.Number(0))
 	tpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{
 		"Roles":          []string{"app"},
-		"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptKeyUser"})})},
+		"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptOwnVolumes"})})},
 	})
 }
 

@@ -23,6 +23,7 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
 	"github.com/storecrypt/storecrypt/instance-agent/lock"
 	"github.com/storecrypt/storecrypt/instance-agent/luks"
+	"github.com/storecrypt/storecrypt/instance-agent/mountpoint"
 	"github.com/storecrypt/storecrypt/instance-agent/raid"
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -46,10 +47,16 @@ type Agent struct {
 	// Keys is called only when a key is needed, so ephemeral runs and refusals never
 	// touch IMDS or AWS.
 	Keys func(ctx context.Context) (Keys, error)
-	// InstanceID is called only for kms-datakey, whose encryption context names it.
-	InstanceID func(ctx context.Context) (string, error)
-	NewUUID    func() string
-	Now        func() time.Time
+	// Instance is called only for kms-datakey, whose encryption context names the
+	// instance: its id and its ARN.
+	Instance func(ctx context.Context) (id, arn string, err error)
+	NewUUID  func() string
+	Now      func() time.Time
+	// Seal makes the empty mount point immutable before the volume mounts on it, so
+	// nothing is written there while it is not mounted (mountpoint.Immutable when nil).
+	Seal mountpoint.Seal
+	// Sleep waits between Retrying's attempts (a timer that ctx can cut when nil).
+	Sleep func(ctx context.Context, d time.Duration) error
 }
 
 type mode int
@@ -193,11 +200,11 @@ func (r *run) namedDevices() ([]discover.Disk, error) {
 		if err != nil {
 			return nil, &RefusedError{Device: p, Reason: err.Error()}
 		}
-		switch d.Model {
-		case r.o.Model:
-		case contract.EBSModel:
+		// EBS first: no --model makes an EBS volume instance store.
+		switch {
+		case discover.IsEBS(d.Model):
 			return nil, &RefusedError{Device: p, Reason: "is an EBS volume, not instance store"}
-		default:
+		case d.Model != r.o.Model:
 			return nil, &RefusedError{Device: p, Reason: fmt.Sprintf("is not an instance-store NVMe namespace (model %q)", d.Model)}
 		}
 		disks = append(disks, d)
@@ -298,12 +305,12 @@ func (r *run) volume(uuid string, keySource string) (keysource.Volume, error) {
 	if keySource != contract.KeySourceKMSDataKey {
 		return v, nil
 	}
-	id, err := r.InstanceID(r.ctx)
+	id, arn, err := r.Instance(r.ctx)
 	if err != nil {
-		return v, &keysource.UnavailableError{Op: "reading the instance id from IMDS", Err: err, Fix: "IMDSv2 must be reachable (hop limit 2 in containers)"}
+		return v, &keysource.UnavailableError{Op: "reading the instance's identity from IMDS", Err: err, Fix: "IMDSv2 must be reachable (hop limit 2 in containers)"}
 	}
 	r.rep.InstanceID = id
-	v.InstanceID = id
+	v.InstanceID, v.InstanceARN = id, arn
 	return v, nil
 }
 

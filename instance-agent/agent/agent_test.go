@@ -94,10 +94,15 @@ func newTestAgent(t *testing.T, root string, calls []sysexec.Call, keys *fakeKey
 	now := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 	a := &Agent{
 		Root: root, Run: fake, Progress: &progress, Version: "test", Wait: time.Second,
-		Keys:       func(context.Context) (Keys, error) { return keys, nil },
-		InstanceID: func(context.Context) (string, error) { return "i-0123456789abcdef0", nil },
-		NewUUID:    func() string { return volUUID },
-		Now:        func() time.Time { now = now.Add(10 * time.Millisecond); return now },
+		Keys: func(context.Context) (Keys, error) { return keys, nil },
+		Instance: func(context.Context) (string, string, error) {
+			return "i-0123456789abcdef0", "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0", nil
+		},
+		NewUUID: func() string { return volUUID },
+		// The real seal makes the mount point immutable, which the test's temporary
+		// directory could then not remove; the real-kernel tests use it.
+		Seal: func(string) error { return nil },
+		Now:  func() time.Time { now = now.Add(10 * time.Millisecond); return now },
 	}
 	return a, fake, &progress
 }
@@ -147,7 +152,7 @@ func TestApplyFreshDisk(t *testing.T) {
 		t.Fatalf("apply: %v\n%s", err, progress)
 	}
 	fake.Done()
-	if len(keys.volumes) != 1 || keys.volumes[0] != (keysource.Volume{InstanceID: "i-0123456789abcdef0", UUID: volUUID}) {
+	if len(keys.volumes) != 1 || keys.volumes[0] != (keysource.Volume{InstanceID: "i-0123456789abcdef0", InstanceARN: "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0", UUID: volUUID}) {
 		t.Errorf("key asked for %+v, want the instance and the new volume's UUID", keys.volumes)
 	}
 	// The key goes to format and open on stdin; the token carries only the wrapped key.
@@ -210,6 +215,14 @@ func TestRefusesBeforeWriting(t *testing.T) {
 			{Argv: "cryptsetup --version", Stdout: version},
 			{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=LVM2_member\n"},
 		}, "held by dm-3"},
+		{"files in the mount point", merge(disk("nvme1n1", "259:0"), map[string]string{"mnt/instance-store/orders.csv": "plaintext"}), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
+		}, "/mnt/instance-store: it holds files"},
+		{"a symlink for a mount point", merge(disk("nvme1n1", "259:0"), map[string]string{"etc/ssh/": ""}), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
+		}, "goes through the symlink /mnt/instance-store"},
 		{"another array", merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1")), []sysexec.Call{
 			{Argv: "cryptsetup --version", Stdout: version},
 			{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=linux_raid_member\nLABEL=web01:data\n"},
@@ -219,6 +232,15 @@ func TestRefusesBeforeWriting(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
 			sysfs(t, root, tc.files)
+			if strings.HasPrefix(tc.name, "a symlink") {
+				// A mount there would land on /etc/ssh.
+				if err := os.MkdirAll(filepath.Join(root, "mnt"), 0o755); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.Symlink(filepath.Join(root, "etc/ssh"), filepath.Join(root, "mnt/instance-store")); err != nil {
+					t.Fatal(err)
+				}
+			}
 			keys := &fakeKeys{}
 			a, fake, _ := newTestAgent(t, root, tc.calls, keys)
 			rep, err := a.Apply(context.Background(), kmsOptions())

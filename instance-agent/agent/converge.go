@@ -14,6 +14,7 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/bootunit"
 	"github.com/storecrypt/storecrypt/instance-agent/discover"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/mountpoint"
 	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/instance-agent/probe"
 	"github.com/storecrypt/storecrypt/instance-agent/raid"
@@ -163,6 +164,19 @@ func (ex *executor) layout(l contract.Layout) *contract.Layout {
 // execute runs the steps, in plan and status mode only saying what they would do. It
 // reports whether a step asked for the facts to be read again, after updating f.
 func (ex *executor) execute(p plan.Plan, f *plan.Facts) (bool, error) {
+	// The mount point is checked before the first step: a run that would mount on a
+	// symlink or over files refuses before it formats anything.
+	for _, s := range p.Steps {
+		if s.Kind != plan.Mount {
+			continue
+		}
+		var unsafe *mountpoint.UnsafeError
+		if err := mountpoint.Check(ex.Root, ex.o.MountPoint); errors.As(err, &unsafe) {
+			return false, &RefusedError{Device: ex.o.MountPoint, Reason: unsafe.Reason}
+		} else if err != nil {
+			return false, err
+		}
+	}
 	for _, s := range p.Steps {
 		if ex.dry() {
 			if s.Kind != plan.NewKey && s.Kind != plan.RecoverKey {
@@ -227,8 +241,15 @@ func (ex *executor) step(s plan.Step) error {
 			return err
 		case plan.Mount:
 			dir := ex.o.MountPoint
-			if err := os.MkdirAll(filepath.Join(ex.Root, dir), 0o755); err != nil {
-				return fmt.Errorf("creating %s: %w", dir, err)
+			err := mountpoint.Prepare(ex.Root, dir, ex.Seal)
+			var unsafe *mountpoint.UnsafeError
+			switch {
+			case errors.Is(err, mountpoint.ErrUnsupported):
+				ex.note("%s stays writable while the volume is not mounted: the root filesystem cannot make it immutable", dir)
+			case errors.As(err, &unsafe):
+				return &RefusedError{Device: dir, Reason: unsafe.Reason}
+			case err != nil:
+				return err
 			}
 			if _, err := ex.Run.Run(ex.ctx, s.Cmd); err != nil {
 				return fmt.Errorf("mounting %s at %s: %w", plan.MapperPath, dir, err)
@@ -363,7 +384,7 @@ func (ex *executor) installBoot(s plan.Step) error {
 	if err != nil {
 		return err
 	}
-	changed, err := bootunit.Install(ex.Root, bootunit.Render(s.Unit))
+	changed, err := bootunit.Install(ex.Root, s.Unit)
 	if err != nil {
 		return err
 	}

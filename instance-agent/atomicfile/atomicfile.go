@@ -3,18 +3,33 @@
 package atomicfile
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 )
 
-// Write replaces path with data: write a sibling, fsync it, rename it over path.
+// syncFile flushes f to disk; tests replace it to see what is flushed and in what order.
+var syncFile = (*os.File).Sync
+
+// Write replaces path with data: write a sibling, fsync it, rename it over path, fsync
+// the directory. Without the last fsync the rename itself may not survive a power cut
+// (rename(2) and fsync(2): the directory entry is the directory's data), and the old file
+// would come back after the new one was reported written.
 func Write(path string, data []byte, mode os.FileMode) error {
-	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", filepath.Dir(path), err)
+	dir := filepath.Dir(path)
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
 	}
 	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)
+	// Whatever an interrupted write or anyone else left at the temporary name goes, and
+	// the new file is created there afresh: a link planted there is never written through.
+	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return fmt.Errorf("removing %s: %w", tmp, err)
+	}
+	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, mode)
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", tmp, err)
 	}
@@ -22,7 +37,7 @@ func Write(path string, data []byte, mode os.FileMode) error {
 		f.Close()
 		return fmt.Errorf("writing %s: %w", tmp, err)
 	}
-	if err := f.Sync(); err != nil {
+	if err := syncFile(f); err != nil {
 		f.Close()
 		return fmt.Errorf("syncing %s: %w", tmp, err)
 	}
@@ -31,6 +46,14 @@ func Write(path string, data []byte, mode os.FileMode) error {
 	}
 	if err := os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("replacing %s: %w", path, err)
+	}
+	d, err := os.Open(dir)
+	if err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	defer d.Close()
+	if err := syncFile(d); err != nil {
+		return fmt.Errorf("syncing %s: %w", dir, err)
 	}
 	return nil
 }

@@ -22,6 +22,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
 // Env loads the configuration once, on first use.
@@ -65,20 +66,31 @@ func (e *Env) Keys(ctx context.Context) (keysource.Sources, error) {
 	return keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg)}, nil
 }
 
-// InstanceID reads the instance id from IMDSv2.
-func (e *Env) InstanceID(ctx context.Context) (string, error) {
+// Instance reads the instance's id and ARN from IMDSv2: the id, account and region from
+// the instance identity document, the partition from services/partition. The ARN is the
+// one KMS sees as ec2:SourceInstanceARN on requests signed with this instance's role.
+func (e *Env) Instance(ctx context.Context) (id, arn string, err error) {
 	cfg, err := e.load(ctx)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	out, err := imds.NewFromConfig(cfg).GetMetadata(ctx, &imds.GetMetadataInput{Path: "instance-id"})
+	client := imds.NewFromConfig(cfg)
+	doc, err := client.GetInstanceIdentityDocument(ctx, &imds.GetInstanceIdentityDocumentInput{})
 	if err != nil {
-		return "", fmt.Errorf("reading the instance id from IMDS: %w", err)
+		return "", "", fmt.Errorf("reading the instance identity document from IMDS: %w", err)
+	}
+	out, err := client.GetMetadata(ctx, &imds.GetMetadataInput{Path: "services/partition"})
+	if err != nil {
+		return "", "", fmt.Errorf("reading the partition from IMDS: %w", err)
 	}
 	defer out.Content.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Content, 256))
+	b, err := io.ReadAll(io.LimitReader(out.Content, 64))
 	if err != nil {
-		return "", fmt.Errorf("reading the instance id from IMDS: %w", err)
+		return "", "", fmt.Errorf("reading the partition from IMDS: %w", err)
 	}
-	return strings.TrimSpace(string(b)), nil
+	partition := strings.TrimSpace(string(b))
+	if doc.InstanceID == "" || doc.AccountID == "" || doc.Region == "" || partition == "" {
+		return "", "", fmt.Errorf("IMDS gave an incomplete identity: instance %q, account %q, region %q, partition %q", doc.InstanceID, doc.AccountID, doc.Region, partition)
+	}
+	return doc.InstanceID, contract.InstanceARN(partition, doc.Region, doc.AccountID, doc.InstanceID), nil
 }

@@ -7,7 +7,7 @@ import (
 	"github.com/storecrypt/storecrypt/test/emu"
 )
 
-// TestIdentityFromIMDS reads region and instance id from amazon-ec2-metadata-mock in
+// TestIdentityFromIMDS reads region, instance id and ARN from amazon-ec2-metadata-mock in
 // IMDSv2-only mode, through the SDK's standard endpoint variable.
 func TestIdentityFromIMDS(t *testing.T) {
 	e := emu.Start(t)
@@ -17,12 +17,12 @@ func TestIdentityFromIMDS(t *testing.T) {
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
 	env := &Env{}
-	id, err := env.InstanceID(context.Background())
+	id, arn, err := env.Instance(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	if id != emu.InstanceID {
-		t.Errorf("instance id %q, want %q", id, emu.InstanceID)
+	if id != emu.InstanceID || arn != emu.InstanceARN {
+		t.Errorf("instance %q %q, want %q %q", id, arn, emu.InstanceID, emu.InstanceARN)
 	}
 	cfg, err := env.load(context.Background())
 	if err != nil || cfg.Region != emu.Region {

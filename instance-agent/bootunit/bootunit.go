@@ -1,6 +1,7 @@
 // Package bootunit renders and installs the systemd unit that reopens the volume at boot:
 // instance store keeps its data across a reboot, but the dm-crypt mapping and the mount
-// do not.
+// do not. The unit must load on every systemd storecrypt supports, from 219 (Amazon
+// Linux 2) on; directives.go holds the version each of its directives needs.
 package bootunit
 
 import (
@@ -11,8 +12,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"text/template"
+	"time"
 
 	"github.com/storecrypt/storecrypt/instance-agent/atomicfile"
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -23,29 +26,46 @@ var unitText string
 
 var unitTemplate = template.Must(template.New("unit").Parse(unitText))
 
-// Render returns the unit's text for the given agent command line. The arguments come
-// from validated flags (no quotes, no specials), so quoting each is enough for systemd.
-func Render(argv []string) string {
-	quoted := make([]string, len(argv))
-	for i, a := range argv {
+// Unit is what the boot unit says: the agent command line it runs and the units it holds
+// back until that command has mounted the volume.
+type Unit struct {
+	Exec       []string
+	RequiredBy []string
+}
+
+// Render returns the unit's text. The arguments and unit names come from validated flags
+// (no quotes, no specials), so quoting an argument with a space is enough for systemd.
+func Render(u Unit) string {
+	quoted := make([]string, len(u.Exec))
+	for i, a := range u.Exec {
 		if strings.ContainsAny(a, " \t") || a == "" {
 			a = `"` + a + `"`
 		}
 		quoted[i] = a
 	}
 	var b bytes.Buffer
-	// The template has a single string field; Execute cannot fail on it.
-	_ = unitTemplate.Execute(&b, struct{ Exec string }{strings.Join(quoted, " ")})
+	// The fields are strings and a slice of strings; Execute cannot fail on them.
+	_ = unitTemplate.Execute(&b, struct {
+		Exec       string
+		RequiredBy []string
+		TimeoutSec int
+	}{strings.Join(quoted, " "), u.RequiredBy, int((contract.BootRetryFor + startSlack).Seconds())})
 	return b.String()
 }
 
+// startSlack is the time the boot unit's run gets beyond its retries: the last attempt,
+// mdadm's assembly and the mount.
+const startSlack = time.Minute
+
 // Install writes the unit under root and enables it the way `systemctl enable` does, with
-// the wants symlink, so it works before systemd runs (at image build) as well as after.
-// It reports whether anything changed.
-func Install(root, text string) (bool, error) {
+// a multi-user.target.wants link and a <unit>.requires link for each held-back unit, so
+// it works before systemd runs (at image build) as well as after. Links from an earlier
+// apply to units no longer held back are removed. It reports whether anything changed.
+func Install(root string, u Unit) (bool, error) {
 	dir := filepath.Join(root, "etc/systemd/system")
 	unit := filepath.Join(dir, contract.UnitName)
 	changed := false
+	text := Render(u)
 	old, err := os.ReadFile(unit)
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return false, fmt.Errorf("reading %s: %w", unit, err)
@@ -56,16 +76,43 @@ func Install(root, text string) (bool, error) {
 		}
 		changed = true
 	}
-	wants := filepath.Join(dir, "multi-user.target.wants", contract.UnitName)
-	if target, err := os.Readlink(wants); err != nil || target != "../"+contract.UnitName {
-		if err := os.MkdirAll(filepath.Dir(wants), 0o755); err != nil {
+	links := []string{"multi-user.target.wants"}
+	for _, held := range u.RequiredBy {
+		links = append(links, held+".requires")
+	}
+	for _, l := range links {
+		c, err := link(filepath.Join(dir, l, contract.UnitName))
+		if err != nil {
 			return false, fmt.Errorf("enabling %s: %w", contract.UnitName, err)
 		}
-		_ = os.Remove(wants)
-		if err := os.Symlink("../"+contract.UnitName, wants); err != nil {
-			return false, fmt.Errorf("enabling %s: %w", contract.UnitName, err)
+		changed = changed || c
+	}
+	stale, err := filepath.Glob(filepath.Join(dir, "*.requires", contract.UnitName))
+	if err != nil {
+		return false, err
+	}
+	for _, s := range stale {
+		if !slices.Contains(links, filepath.Base(filepath.Dir(s))) {
+			if err := os.Remove(s); err != nil {
+				return false, fmt.Errorf("no longer holding back %s: %w", strings.TrimSuffix(filepath.Base(filepath.Dir(s)), ".requires"), err)
+			}
+			changed = true
 		}
-		changed = true
 	}
 	return changed, nil
+}
+
+// link makes path a symlink to the unit one directory up, as systemctl enable does.
+func link(path string) (bool, error) {
+	want := "../" + contract.UnitName
+	if target, err := os.Readlink(path); err == nil && target == want {
+		return false, nil
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return false, err
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return false, err
+	}
+	return true, os.Symlink(want, path)
 }

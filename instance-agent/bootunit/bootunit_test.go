@@ -2,35 +2,110 @@ package bootunit
 
 import (
 	"os"
+	"os/exec"
 	"path/filepath"
+	"slices"
+	"strings"
 	"testing"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/golden"
 )
 
+var unlock = []string{contract.AgentPath, "unlock", "--mount-point", "/mnt/instance-store", "--model", contract.DefaultModel, "--retry-for=4m0s"}
+
 func TestRenderGolden(t *testing.T) {
-	got := Render([]string{contract.AgentPath, "unlock", "--mount-point", "/mnt/instance-store", "--model", contract.DefaultModel})
-	golden.Check(t, "unlock.service", []byte(got))
+	golden.Check(t, "unlock.service", []byte(Render(Unit{Exec: unlock})))
+	golden.Check(t, "unlock-required-by.service", []byte(Render(Unit{Exec: unlock, RequiredBy: []string{"postgresql.service", "srv-data.mount"}})))
 }
 
-func TestInstallIsIdempotent(t *testing.T) {
-	root := t.TempDir()
-	text := Render([]string{contract.AgentPath, "unlock"})
-	for i, want := range []bool{true, false} {
-		changed, err := Install(root, text)
-		if err != nil {
+// TestSystemdAcceptsUnit has systemd's own parser read the unit: an unknown directive, a
+// bad value or a malformed line is reported by systemd-analyze verify (Debian's systemd,
+// installed by scripts/install-deps.sh).
+func TestSystemdAcceptsUnit(t *testing.T) {
+	analyze, err := exec.LookPath("systemd-analyze")
+	if err != nil {
+		t.Fatal("systemd-analyze is not installed: run scripts/install-deps.sh (Debian package systemd)")
+	}
+	dir := t.TempDir()
+	// verify checks that ExecStart's program exists; the unit's own path is on instances.
+	agent := filepath.Join(dir, "storecrypt-agent")
+	if err := os.WriteFile(agent, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, held := range [][]string{nil, {"postgresql.service", "srv-data.mount"}} {
+		exec := append([]string{agent}, unlock[1:]...)
+		unit := filepath.Join(dir, contract.UnitName)
+		if err := os.WriteFile(unit, []byte(Render(Unit{Exec: exec, RequiredBy: held})), 0o644); err != nil {
 			t.Fatal(err)
 		}
-		if changed != want {
-			t.Errorf("install %d: changed %v, want %v", i+1, changed, want)
+		out, err := execCommand(analyze, "verify", unit)
+		if err != nil || strings.TrimSpace(out) != "" {
+			t.Errorf("systemd-analyze verify (held back %v): %v\n%s", held, err, out)
 		}
 	}
-	link, err := os.Readlink(filepath.Join(root, "etc/systemd/system/multi-user.target.wants", contract.UnitName))
-	if err != nil || link != "../"+contract.UnitName {
-		t.Errorf("wants link %q, %v", link, err)
+	// The check can fail: a directive systemd does not know is reported.
+	bad := filepath.Join(dir, "bad", contract.UnitName)
+	_ = os.MkdirAll(filepath.Dir(bad), 0o755)
+	text := strings.Replace(Render(Unit{Exec: append([]string{agent}, unlock[1:]...)}), "RemainAfterExit=yes", "RemainAfterExit=yes\nRestartOnTuesdays=yes", 1)
+	if err := os.WriteFile(bad, []byte(text), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	if changed, _ := Install(root, Render([]string{contract.AgentPath, "unlock", "--model", "X"})); !changed {
-		t.Error("a new command line did not rewrite the unit")
+	if out, _ := execCommand(analyze, "verify", bad); !strings.Contains(out, "RestartOnTuesdays") {
+		t.Errorf("systemd-analyze verify did not report an unknown directive: %q", out)
+	}
+}
+
+func execCommand(name string, args ...string) (string, error) {
+	out, err := exec.Command(name, args...).CombinedOutput()
+	return string(out), err
+}
+
+func TestInstall(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "etc/systemd/system")
+	links := func() []string {
+		found, _ := filepath.Glob(filepath.Join(dir, "*", contract.UnitName))
+		var out []string
+		for _, f := range found {
+			if target, err := os.Readlink(f); err != nil || target != "../"+contract.UnitName {
+				t.Errorf("%s links to %q (%v)", f, target, err)
+			}
+			out = append(out, filepath.Base(filepath.Dir(f)))
+		}
+		return out
+	}
+	steps := []struct {
+		name    string
+		unit    Unit
+		changed bool
+		links   []string
+	}{
+		{"first install", Unit{Exec: unlock}, true, []string{"multi-user.target.wants"}},
+		{"again", Unit{Exec: unlock}, false, []string{"multi-user.target.wants"}},
+		{"hold back two units", Unit{Exec: unlock, RequiredBy: []string{"postgresql.service", "srv-data.mount"}}, true,
+			[]string{"multi-user.target.wants", "postgresql.service.requires", "srv-data.mount.requires"}},
+		{"again, held", Unit{Exec: unlock, RequiredBy: []string{"postgresql.service", "srv-data.mount"}}, false,
+			[]string{"multi-user.target.wants", "postgresql.service.requires", "srv-data.mount.requires"}},
+		{"release one", Unit{Exec: unlock, RequiredBy: []string{"srv-data.mount"}}, true,
+			[]string{"multi-user.target.wants", "srv-data.mount.requires"}},
+		{"a new command line", Unit{Exec: append(slices.Clone(unlock), "--devices", "/dev/nvme1n1")}, true,
+			[]string{"multi-user.target.wants"}},
+	}
+	for _, s := range steps {
+		changed, err := Install(root, s.unit)
+		if err != nil {
+			t.Fatalf("%s: %v", s.name, err)
+		}
+		if changed != s.changed {
+			t.Errorf("%s: changed %v, want %v", s.name, changed, s.changed)
+		}
+		if got := links(); !slices.Equal(got, s.links) {
+			t.Errorf("%s: links in %v, want %v", s.name, got, s.links)
+		}
+		text, err := os.ReadFile(filepath.Join(dir, contract.UnitName))
+		if err != nil || string(text) != Render(s.unit) {
+			t.Errorf("%s: the unit on disk is not the rendered one (%v)", s.name, err)
+		}
 	}
 }

@@ -100,10 +100,17 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent
 		return int(contract.ExitBadInput)
 	}
 	o := contract.DefaultAgentOptions()
+	if m := os.Getenv(contract.EnvModel); m != "" {
+		o.Model = m
+	}
 	fs := flag.NewFlagSet("storecrypt-agent "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o.RegisterFlags(fs)
 	wait := fs.Duration(contract.FlagWait, 10*time.Minute, "how long to wait for another run to finish")
+	var retryFor time.Duration
+	if cmd.name == "apply" || cmd.name == "unlock" {
+		fs.DurationVar(&retryFor, contract.FlagRetryFor, 0, "keep retrying for this long while the key is unavailable, a tool fails or the lock is held (the boot unit's way to wait for the network)")
+	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: storecrypt-agent %s [flags]\n\n%s.\n\nFlags:\n", cmd.name, cmd.summary)
 		fs.PrintDefaults()
@@ -121,7 +128,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent
 	a := newAgent()
 	a.Wait = *wait
 	a.Progress = stderr
-	rep, err := cmd.run(a)(ctx, o)
+	rep, err := a.Retrying(retryFor, cmd.run(a))(ctx, o)
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if encErr := enc.Encode(rep); encErr != nil {
@@ -138,13 +145,13 @@ func NewAgent() *agent.Agent {
 	env := &awsenv.Env{}
 	self, _ := os.Executable()
 	return &agent.Agent{
-		Root:       "/",
-		Run:        sysexec.OS{},
-		Version:    Version,
-		Self:       self,
-		Keys:       func(ctx context.Context) (agent.Keys, error) { return env.Keys(ctx) },
-		InstanceID: env.InstanceID,
-		NewUUID:    uuid.NewString,
-		Now:        time.Now,
+		Root:     "/",
+		Run:      sysexec.OS{},
+		Version:  Version,
+		Self:     self,
+		Keys:     func(ctx context.Context) (agent.Keys, error) { return env.Keys(ctx) },
+		Instance: env.Instance,
+		NewUUID:  uuid.NewString,
+		Now:      time.Now,
 	}
 }

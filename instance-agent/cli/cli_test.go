@@ -30,6 +30,8 @@ func TestMainArguments(t *testing.T) {
 		{"unknown command", []string{"format"}, 2, "", `unknown command "format"`},
 		{"apply help", []string{"apply", "--help"}, 0, "", "-kms-key-id"},
 		{"bad flag", []string{"apply", "--no-such-flag"}, 2, "", "flag provided but not defined"},
+		{"unlock retries", []string{"unlock", "--help"}, 0, "", "-retry-for"},
+		{"plan does not retry", []string{"plan", "--retry-for", "1m"}, 2, "", "flag provided but not defined: -retry-for"},
 		{"stray argument", []string{"unlock", "/dev/nvme1n1"}, 2, "", `unexpected argument "/dev/nvme1n1"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -36,7 +36,14 @@ type Disk struct {
 // multipath are hidden controllers' views and partitions live below the disk.
 var nvmeNamespace = regexp.MustCompile(`^nvme[0-9]+n[0-9]+$`)
 
-// InstanceStore returns the NVMe namespaces whose controller model is model, in name order.
+// IsEBS reports whether a controller model is EBS's: such a disk is never instance
+// store, whatever model a caller asked for.
+func IsEBS(model string) bool {
+	return strings.Contains(strings.ToLower(model), "elastic block store")
+}
+
+// InstanceStore returns the NVMe namespaces whose controller model is model, in name
+// order. An EBS volume is never returned, even for a model that names EBS.
 func InstanceStore(fsys fs.FS, model string) ([]Disk, error) {
 	entries, err := fs.ReadDir(fsys, "sys/block")
 	if err != nil {
@@ -55,7 +62,7 @@ func InstanceStore(fsys fs.FS, model string) ([]Disk, error) {
 		if err != nil {
 			return nil, err
 		}
-		if d.Model == model {
+		if d.Model == model && !IsEBS(d.Model) {
 			disks = append(disks, d)
 		}
 	}

@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -48,7 +49,14 @@ type Token struct {
 	KeySource  string   `json:"key_source"`
 	KeyID      string   `json:"key_id,omitempty"`     // the KMS key ARN
 	Ciphertext []byte   `json:"ciphertext,omitempty"` // kms-datakey: the wrapped data key
-	Secret     string   `json:"secret,omitempty"`     // s3-kms: s3://bucket/key
+	// kms-datakey: the encryption context's keys (contract.ContextKeys); absent in tokens
+	// made before the context named the instance by ARN (contract.LegacyContextKeys).
+	ContextKeys []string `json:"context_keys,omitempty"`
+	Secret      string   `json:"secret,omitempty"` // s3-kms: s3://bucket/key
+	// s3-kms: the object version the volume was made with, so that a later put-secret
+	// --force does not lock the volume out. Empty in tokens written before versions were
+	// kept, and for a bucket without versioning; those read the current object.
+	SecretVersion string `json:"secret_version,omitempty"`
 }
 
 // ParseToken decodes a token read from a LUKS2 header.
@@ -64,6 +72,9 @@ func ParseToken(raw []byte) (Token, error) {
 	case contract.KeySourceKMSDataKey:
 		if len(t.Ciphertext) == 0 || t.KeyID == "" {
 			return Token{}, errors.New("parsing the storecrypt token: kms-datakey token without key id or ciphertext")
+		}
+		if t.ContextKeys != nil && !slices.Equal(t.ContextKeys, contract.ContextKeys) {
+			return Token{}, fmt.Errorf("parsing the storecrypt token: encryption context keys %v, want %v (a newer agent made this volume?)", t.ContextKeys, contract.ContextKeys)
 		}
 	case contract.KeySourceS3KMS:
 		if _, _, err := contract.SecretLocation(t.Secret); err != nil {
@@ -89,8 +100,9 @@ func (t Token) JSON() []byte {
 
 // Volume names the volume a key is for.
 type Volume struct {
-	InstanceID string
-	UUID       string // the LUKS UUID, chosen before format so the context can name it
+	InstanceARN string // the instance's own ARN, as KMS sees it in ec2:SourceInstanceARN
+	InstanceID  string // for volumes made with the legacy context
+	UUID        string // the LUKS UUID, chosen before format so the context can name it
 }
 
 // Key is a volume passphrase and how to find it again.
@@ -141,18 +153,18 @@ func (s Sources) New(ctx context.Context, o contract.AgentOptions, v Volume) (Ke
 		out, err := s.KMS.GenerateDataKey(ctx, &kms.GenerateDataKeyInput{
 			KeyId:             aws.String(o.KMSKeyID),
 			KeySpec:           kmstypes.DataKeySpecAes256,
-			EncryptionContext: encryptionContext(v),
+			EncryptionContext: contract.EncryptionContext(v.InstanceARN, v.UUID),
 		})
 		if err != nil {
 			return Key{}, unavailable("kms:GenerateDataKey with key "+o.KMSKeyID, err)
 		}
 		return Key{
 			Secret:      out.Plaintext,
-			Token:       Token{KeySource: o.KeySource, KeyID: aws.ToString(out.KeyId), Ciphertext: out.CiphertextBlob},
+			Token:       Token{KeySource: o.KeySource, KeyID: aws.ToString(out.KeyId), Ciphertext: out.CiphertextBlob, ContextKeys: contract.ContextKeys},
 			FullEntropy: true,
 		}, nil
 	case contract.KeySourceS3KMS:
-		return s.fromS3(ctx, o.Secret)
+		return s.fromS3(ctx, o.Secret, "")
 	case contract.KeySourceEphemeral:
 		b := make([]byte, 64)
 		r := s.Rand
@@ -174,34 +186,43 @@ func (s Sources) Recover(ctx context.Context, t Token, v Volume) (Key, error) {
 		out, err := s.KMS.Decrypt(ctx, &kms.DecryptInput{
 			CiphertextBlob:    t.Ciphertext,
 			KeyId:             aws.String(t.KeyID),
-			EncryptionContext: encryptionContext(v),
+			EncryptionContext: t.encryptionContext(v),
 		})
 		if err != nil {
 			return Key{}, unavailable("kms:Decrypt with key "+t.KeyID, err)
 		}
 		return Key{Secret: out.Plaintext, Token: t, FullEntropy: true}, nil
 	case contract.KeySourceS3KMS:
-		return s.fromS3(ctx, t.Secret)
+		return s.fromS3(ctx, t.Secret, t.SecretVersion)
 	case contract.KeySourceEphemeral:
 		return Key{}, ErrEphemeral
 	}
 	return Key{}, fmt.Errorf("unknown key source %q", t.KeySource)
 }
 
-// encryptionContext binds a data key to one instance and one volume: KMS refuses to
-// decrypt under any other context, and CloudTrail logs it with every call.
-func encryptionContext(v Volume) map[string]string {
-	return contract.EncryptionContext(v.InstanceID, v.UUID)
+// encryptionContext is the context the token's data key was made with: it binds the key
+// to one instance and one volume. KMS refuses to decrypt under any other context, and
+// CloudTrail logs it with every call.
+func (t Token) encryptionContext(v Volume) map[string]string {
+	if t.ContextKeys == nil {
+		return contract.LegacyEncryptionContext(v.InstanceID, v.UUID)
+	}
+	return contract.EncryptionContext(v.InstanceARN, v.UUID)
 }
 
 // fromS3 reads the seed recipe's secret: the object is the raw KMS ciphertext of the
-// passphrase, as `aws kms encrypt ... | base64 --decode` writes it.
-func (s Sources) fromS3(ctx context.Context, secret string) (Key, error) {
+// passphrase, as `aws kms encrypt ... | base64 --decode` writes it. A version, when given,
+// is the one read; the key's token records the version it read.
+func (s Sources) fromS3(ctx context.Context, secret, version string) (Key, error) {
 	bucket, key, err := contract.SecretLocation(secret)
 	if err != nil {
 		return Key{}, err
 	}
-	obj, err := s.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
+	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+	if version != "" {
+		in.VersionId = aws.String(version)
+	}
+	obj, err := s.S3.GetObject(ctx, in)
 	if err != nil {
 		return Key{}, unavailableObject(secret, err)
 	}
@@ -226,7 +247,12 @@ func (s Sources) fromS3(ctx context.Context, secret string) (Key, error) {
 		return Key{}, &UnavailableError{Op: "reading " + secret, Err: errors.New("the passphrase is empty or spans several lines"),
 			Fix: "store a one-line passphrase with `storecrypt put-secret`"}
 	}
-	return Key{Secret: pass, Token: Token{KeySource: contract.KeySourceS3KMS, KeyID: aws.ToString(out.KeyId), Secret: secret}}, nil
+	// S3 names the version of an object in an unversioned bucket "null" (GetObject,
+	// "x-amz-version-id"); there is nothing to pin then.
+	if v := aws.ToString(obj.VersionId); v != "null" {
+		version = v
+	}
+	return Key{Secret: pass, Token: Token{KeySource: contract.KeySourceS3KMS, KeyID: aws.ToString(out.KeyId), Secret: secret, SecretVersion: version}}, nil
 }
 
 // unavailableObject: S3 answers a GetObject of a missing object with 403 AccessDenied,

@@ -4,8 +4,11 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
+	"maps"
 	"net"
+	"slices"
 	"strings"
 	"testing"
 
@@ -42,63 +45,95 @@ func (f *fakeKMS) Decrypt(_ context.Context, in *kms.DecryptInput, _ ...func(*km
 	return f.decrypt(in)
 }
 
+// fakeS3 holds each object's versions, oldest first, named v1, v2, ... as in a versioned
+// bucket; an unversioned bucket answers every read with version "null".
 type fakeS3 struct {
-	objects map[string]string
+	objects     map[string][]string
+	unversioned bool
 }
 
 func (f fakeS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
-	body, ok := f.objects[aws.ToString(in.Bucket)+"/"+aws.ToString(in.Key)]
-	if !ok {
+	versions := f.objects[aws.ToString(in.Bucket)+"/"+aws.ToString(in.Key)]
+	if len(versions) == 0 {
 		return nil, &smithy.GenericAPIError{Code: "NoSuchKey", Message: "The specified key does not exist."}
 	}
-	return &s3.GetObjectOutput{Body: io.NopCloser(strings.NewReader(body))}, nil
+	i := len(versions) - 1
+	if v := aws.ToString(in.VersionId); v != "" {
+		if _, err := fmt.Sscanf(v, "v%d", &i); err != nil || i < 1 || i > len(versions) || f.unversioned {
+			return nil, &smithy.GenericAPIError{Code: "NoSuchVersion", Message: "The specified version does not exist."}
+		}
+		i--
+	}
+	version := fmt.Sprintf("v%d", i+1)
+	if f.unversioned {
+		version = "null"
+	}
+	return &s3.GetObjectOutput{Body: io.NopCloser(strings.NewReader(versions[i])), VersionId: aws.String(version)}, nil
 }
 
+const instanceARN = "arn:aws:ec2:us-east-1:111122223333:instance/i-0abc"
+
+// TestKMSDataKeyBindsInstanceAndVolume: a new volume's key is made and recovered under
+// the context that names the instance by ARN (which the key policy ties to the caller's
+// own ec2:SourceInstanceARN) and the volume; a volume made before that keeps its
+// instance-id context.
 func TestKMSDataKeyBindsInstanceAndVolume(t *testing.T) {
-	v := Volume{InstanceID: "i-0abc", UUID: "uuid-1"}
-	wantCtx := map[string]string{contract.ContextInstanceID: "i-0abc", contract.ContextVolume: "uuid-1"}
-	var gotGen, gotDec map[string]string
-	k := &fakeKMS{t: t,
-		generate: func(in *kms.GenerateDataKeyInput) (*kms.GenerateDataKeyOutput, error) {
-			gotGen = in.EncryptionContext
-			return &kms.GenerateDataKeyOutput{Plaintext: []byte("plaintext-key-32-bytes-long-xxxx"), CiphertextBlob: []byte("blob"), KeyId: aws.String(keyARN)}, nil
-		},
-		decrypt: func(in *kms.DecryptInput) (*kms.DecryptOutput, error) {
-			gotDec = in.EncryptionContext
-			if string(in.CiphertextBlob) != "blob" || aws.ToString(in.KeyId) != keyARN {
-				t.Errorf("decrypt got blob %q key %q", in.CiphertextBlob, aws.ToString(in.KeyId))
+	v := Volume{InstanceID: "i-0abc", InstanceARN: instanceARN, UUID: "uuid-1"}
+	for _, tc := range []struct {
+		name    string
+		token   func(Token) Token
+		wantCtx map[string]string
+	}{
+		{"a new volume", func(t Token) Token { return t }, map[string]string{contract.ContextInstanceARN: instanceARN, contract.ContextVolume: "uuid-1"}},
+		{"a volume from before instance ARNs", func(t Token) Token { t.ContextKeys = nil; return t },
+			map[string]string{contract.ContextInstanceID: "i-0abc", contract.ContextVolume: "uuid-1"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var gotGen, gotDec map[string]string
+			k := &fakeKMS{t: t,
+				generate: func(in *kms.GenerateDataKeyInput) (*kms.GenerateDataKeyOutput, error) {
+					gotGen = in.EncryptionContext
+					return &kms.GenerateDataKeyOutput{Plaintext: []byte("plaintext-key-32-bytes-long-xxxx"), CiphertextBlob: []byte("blob"), KeyId: aws.String(keyARN)}, nil
+				},
+				decrypt: func(in *kms.DecryptInput) (*kms.DecryptOutput, error) {
+					gotDec = in.EncryptionContext
+					if string(in.CiphertextBlob) != "blob" || aws.ToString(in.KeyId) != keyARN {
+						t.Errorf("decrypt got blob %q key %q", in.CiphertextBlob, aws.ToString(in.KeyId))
+					}
+					return &kms.DecryptOutput{Plaintext: []byte("plaintext-key-32-bytes-long-xxxx")}, nil
+				},
 			}
-			return &kms.DecryptOutput{Plaintext: []byte("plaintext-key-32-bytes-long-xxxx")}, nil
-		},
-	}
-	s := Sources{KMS: k}
-	o := contract.AgentOptions{KeySource: contract.KeySourceKMSDataKey, KMSKeyID: "alias/storecrypt"}
-	key, err := s.New(context.Background(), o, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !key.FullEntropy || key.Token.KeyID != keyARN || string(key.Token.Ciphertext) != "blob" {
-		t.Errorf("key %+v", key.Token)
-	}
-	parsed, err := ParseToken(key.Token.JSON())
-	if err != nil {
-		t.Fatal(err)
-	}
-	again, err := s.Recover(context.Background(), parsed, v)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !bytes.Equal(again.Secret, key.Secret) {
-		t.Errorf("recovered a different key")
-	}
-	for name, got := range map[string]map[string]string{"GenerateDataKey": gotGen, "Decrypt": gotDec} {
-		if len(got) != 2 || got[contract.ContextInstanceID] != "i-0abc" || got[contract.ContextVolume] != "uuid-1" {
-			t.Errorf("%s context %v, want %v", name, got, wantCtx)
-		}
-	}
-	again.Zero()
-	if again.Secret != nil {
-		t.Error("Zero left the secret")
+			s := Sources{KMS: k}
+			o := contract.AgentOptions{KeySource: contract.KeySourceKMSDataKey, KMSKeyID: "alias/storecrypt"}
+			key, err := s.New(context.Background(), o, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !key.FullEntropy || key.Token.KeyID != keyARN || string(key.Token.Ciphertext) != "blob" || !slices.Equal(key.Token.ContextKeys, contract.ContextKeys) {
+				t.Errorf("key %+v", key.Token)
+			}
+			if want := contract.EncryptionContext(instanceARN, "uuid-1"); !maps.Equal(gotGen, want) {
+				t.Errorf("GenerateDataKey context %v, want %v", gotGen, want)
+			}
+			parsed, err := ParseToken(tc.token(key.Token).JSON())
+			if err != nil {
+				t.Fatal(err)
+			}
+			again, err := s.Recover(context.Background(), parsed, v)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !bytes.Equal(again.Secret, key.Secret) {
+				t.Errorf("recovered a different key")
+			}
+			if !maps.Equal(gotDec, tc.wantCtx) {
+				t.Errorf("Decrypt context %v, want %v", gotDec, tc.wantCtx)
+			}
+			again.Zero()
+			if again.Secret != nil {
+				t.Error("Zero left the secret")
+			}
+		})
 	}
 }
 
@@ -118,7 +153,7 @@ func TestS3KMSStripsOneNewline(t *testing.T) {
 			}
 			return &kms.DecryptOutput{Plaintext: []byte(tc.stored), KeyId: aws.String(keyARN)}, nil
 		}}
-		s := Sources{KMS: k, S3: fakeS3{objects: map[string]string{"bucket/seed": "ciphertext"}}}
+		s := Sources{KMS: k, S3: fakeS3{objects: map[string][]string{"bucket/seed": {"ciphertext"}}}}
 		key, err := s.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://bucket/seed"}, Volume{})
 		if tc.wantErr {
 			var u *UnavailableError
@@ -186,7 +221,9 @@ func TestParseToken(t *testing.T) {
 		name, raw string
 		ok        bool
 	}{
-		{"kms", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg=="}`, true},
+		{"kms", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg==","context_keys":["storecrypt:instance-arn","storecrypt:volume"]}`, true},
+		{"kms, legacy context", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg=="}`, true},
+		{"kms, a context this agent does not know", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg==","context_keys":["storecrypt:tpm"]}`, false},
 		{"s3", `{"type":"storecrypt","keyslots":["0"],"key_source":"s3-kms","secret":"s3://b/k"}`, true},
 		{"ephemeral", `{"type":"storecrypt","keyslots":["0"],"key_source":"ephemeral"}`, true},
 		{"other type", `{"type":"systemd-tpm2","keyslots":["0"]}`, false},
@@ -203,5 +240,48 @@ func TestParseToken(t *testing.T) {
 	got := string(Token{KeySource: contract.KeySourceEphemeral}.JSON())
 	if got != `{"type":"storecrypt","keyslots":[],"key_source":"ephemeral"}` {
 		t.Errorf("JSON() = %s", got)
+	}
+}
+
+// TestS3KMSReadsTheVersionItWasMadeWith: put-secret --force writes a new version of the
+// secret; volumes made with the old one keep opening, because their token names it.
+func TestS3KMSReadsTheVersionItWasMadeWith(t *testing.T) {
+	k := &fakeKMS{t: t, decrypt: func(in *kms.DecryptInput) (*kms.DecryptOutput, error) {
+		return &kms.DecryptOutput{Plaintext: []byte("pass of " + string(in.CiphertextBlob)), KeyId: aws.String(keyARN)}, nil
+	}}
+	for _, tc := range []struct {
+		name        string
+		unversioned bool
+		token       func(Token) Token
+		want        string
+		pinned      string
+	}{
+		{"versioned bucket: the token's version", false, func(t Token) Token { return t }, "pass of first", "v1"},
+		{"a token from before versions were kept: the current object", false, func(t Token) Token { t.SecretVersion = ""; return t }, "pass of second", "v1"},
+		{"unversioned bucket: nothing to pin", true, func(t Token) Token { return t }, "pass of second", ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			store := fakeS3{objects: map[string][]string{"bucket/seed": {"first"}}, unversioned: tc.unversioned}
+			s := Sources{KMS: k, S3: store}
+			key, err := s.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://bucket/seed"}, Volume{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if key.Token.SecretVersion != tc.pinned {
+				t.Errorf("token pins version %q, want %q", key.Token.SecretVersion, tc.pinned)
+			}
+			parsed, err := ParseToken(key.Token.JSON())
+			if err != nil {
+				t.Fatal(err)
+			}
+			store.objects["bucket/seed"] = append(store.objects["bucket/seed"], "second") // put-secret --force
+			again, err := s.Recover(context.Background(), tc.token(parsed), Volume{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(again.Secret) != tc.want {
+				t.Errorf("recovered %q, want %q", again.Secret, tc.want)
+			}
+		})
 	}
 }

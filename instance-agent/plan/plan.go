@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/storecrypt/storecrypt/instance-agent/bootunit"
 	"github.com/storecrypt/storecrypt/instance-agent/filesystem"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
 	"github.com/storecrypt/storecrypt/instance-agent/luks"
@@ -134,8 +135,8 @@ type Step struct {
 	// RecoverKey the token to recover from.
 	VolumeUUID string
 	Token      *keysource.Token
-	// For InstallBoot: the command line the unit runs at boot.
-	Unit []string
+	// For InstallBoot: the command line the unit runs at boot and the units it holds back.
+	Unit bootunit.Unit
 }
 
 // Plan is the decision: its steps, what it could not decide alone, and the volume as the
@@ -146,8 +147,8 @@ type Plan struct {
 	Layout contract.Layout
 }
 
-// RefusedError is a disk the agent will not touch: it holds something that is not
-// storecrypt's, or is in use. Nothing was written.
+// RefusedError is a disk (or a mount point) the agent will not touch: it holds something
+// that is not storecrypt's, or is in use. Nothing was written.
 type RefusedError struct {
 	Device string
 	Reason string
@@ -476,7 +477,8 @@ func (pl *planner) mount(fsType string) {
 }
 
 // installBoot: the unit runs unlock at boot for keys that survive a reboot, and apply
-// for ephemeral ones, whose volume a reboot turns back into scratch.
+// for ephemeral ones, whose volume a reboot turns back into scratch. Either retries for a
+// while: at boot the network, and so KMS, may not be up yet.
 func (pl *planner) installBoot(keySource string) {
 	o := pl.f.Options
 	argv := []string{contract.AgentPath, "unlock", "--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model}
@@ -484,10 +486,18 @@ func (pl *planner) installBoot(keySource string) {
 		argv = []string{contract.AgentPath, "apply", "--" + contract.FlagKeySource, keySource,
 			"--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model,
 			"--" + contract.FlagFilesystem, o.Filesystem, fmt.Sprintf("--%s=%t", contract.FlagDiscard, o.Discard)}
+		if len(o.RequiredBy) > 0 {
+			argv = append(argv, "--"+contract.FlagRequiredBy, strings.Join(o.RequiredBy, ","))
+		}
 	}
 	if len(o.Devices) > 0 {
 		argv = append(argv, "--"+contract.FlagDevices, strings.Join(o.Devices, ","))
 	}
-	pl.add(Step{Kind: InstallBoot, Name: "boot-unit", Action: "install " + contract.UnitName + " and " + contract.AgentPath,
-		Unit: argv, Leaves: contract.UnitName + " installed"})
+	argv = append(argv, fmt.Sprintf("--%s=%s", contract.FlagRetryFor, contract.BootRetryFor))
+	action := "install " + contract.UnitName + " and " + contract.AgentPath
+	if len(o.RequiredBy) > 0 {
+		action += "; hold back " + strings.Join(o.RequiredBy, ", ") + " until the volume is mounted"
+	}
+	pl.add(Step{Kind: InstallBoot, Name: "boot-unit", Action: action,
+		Unit: bootunit.Unit{Exec: argv, RequiredBy: o.RequiredBy}, Leaves: contract.UnitName + " installed"})
 }

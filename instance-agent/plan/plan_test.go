@@ -2,6 +2,7 @@ package plan
 
 import (
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 
@@ -262,12 +263,38 @@ func TestLayout(t *testing.T) {
 		l.Open || l.Mounted || strings.Join(l.Flags, ",") != "allow-discards,no-read-workqueue,no-write-workqueue" {
 		t.Errorf("layout %+v", l)
 	}
-	p, err = Decide(facts(Preview, disks(blank)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	unit := p.Steps[len(p.Steps)-1]
-	if unit.Kind != InstallBoot || strings.Join(unit.Unit, " ") != contract.AgentPath+" unlock --mount-point /mnt/instance-store --model Amazon EC2 NVMe Instance Storage" {
-		t.Errorf("the unit runs %q", unit.Unit)
+}
+
+func TestBootUnit(t *testing.T) {
+	for _, tc := range []struct {
+		name    string
+		edit    func(*contract.AgentOptions)
+		exec    string
+		held    []string
+		sayHeld bool
+	}{
+		{"unlock at boot, retrying", func(*contract.AgentOptions) {},
+			contract.AgentPath + " unlock --mount-point /mnt/instance-store --model Amazon EC2 NVMe Instance Storage --retry-for=4m0s", nil, false},
+		{"units held back", func(o *contract.AgentOptions) { o.RequiredBy = []string{"postgresql.service"} },
+			contract.AgentPath + " unlock --mount-point /mnt/instance-store --model Amazon EC2 NVMe Instance Storage --retry-for=4m0s", []string{"postgresql.service"}, true},
+		{"ephemeral: apply again at boot, holding the same units", func(o *contract.AgentOptions) {
+			o.KeySource, o.KMSKeyID, o.RequiredBy = contract.KeySourceEphemeral, "", []string{"postgresql.service"}
+		}, contract.AgentPath + " apply --key-source ephemeral --mount-point /mnt/instance-store --model Amazon EC2 NVMe Instance Storage --filesystem ext4 --discard=true --required-by postgresql.service --retry-for=4m0s", []string{"postgresql.service"}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := facts(Preview, disks(blank))
+			tc.edit(&f.Options)
+			p, err := Decide(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := p.Steps[len(p.Steps)-1]
+			if s.Kind != InstallBoot || strings.Join(s.Unit.Exec, " ") != tc.exec || !slices.Equal(s.Unit.RequiredBy, tc.held) {
+				t.Errorf("unit %q holding %v, want %q holding %v", s.Unit.Exec, s.Unit.RequiredBy, tc.exec, tc.held)
+			}
+			if strings.Contains(s.Action, "hold back") != tc.sayHeld {
+				t.Errorf("action %q", s.Action)
+			}
+		})
 	}
 }

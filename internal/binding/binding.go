@@ -207,10 +207,12 @@ func (c *Checker) CheckRole(ctx context.Context, role string, r Request) (Verdic
 			fmt.Sprintf(`add to the key policy: {"Effect":"Allow","Principal":{"AWS":%q},"Action":%s,"Resource":"*"}`, role, jsonList(missing))), nil
 	}
 	if r.KeySource == contract.KeySourceS3KMS {
-		if d := sim.decisions["s3:GetObject"]; d != iamtypes.PolicyEvaluationDecisionTypeAllowed && !sim.undecided["s3:GetObject"] {
-			object, _ := secretARN(r) // identity() parsed it already
-			return deny(v, contract.ReasonSecretUnreadable, fmt.Sprintf("%s may not s3:GetObject %s (%s)", role, r.Secret, d),
-				fmt.Sprintf(`allow the role s3:GetObject on %s`, object)), nil
+		for _, action := range contract.SecretReadActions {
+			if d := sim.decisions[action]; d != iamtypes.PolicyEvaluationDecisionTypeAllowed && !sim.undecided[action] {
+				object, _ := secretARN(r) // identity() parsed it already
+				return deny(v, contract.ReasonSecretUnreadable, fmt.Sprintf("%s may not %s %s (%s)", role, action, r.Secret, d),
+					fmt.Sprintf(`allow the role %s on %s`, strings.Join(contract.SecretReadActions, " and "), object)), nil
+			}
 		}
 	}
 	v.Allowed = true
@@ -266,17 +268,18 @@ func agentCall(role string, r Request) policy.Request {
 	if parts := strings.SplitN(r.KeyARN, ":", 5); len(parts) == 5 {
 		region = parts[3]
 	}
+	instanceARN := contract.InstanceARN(partition, region, policy.AccountOf(role), r.InstanceID)
 	c := map[string][]string{
 		"aws:PrincipalArn":      {role},
 		"aws:PrincipalAccount":  {policy.AccountOf(role)},
 		"aws:PrincipalType":     {"AssumedRole"},
 		"aws:SecureTransport":   {"true"},
 		"kms:CallerAccount":     {policy.AccountOf(role)},
-		"ec2:SourceInstanceARN": {fmt.Sprintf("arn:%s:ec2:%s:%s:instance/%s", partition, region, policy.AccountOf(role), r.InstanceID)},
+		"ec2:SourceInstanceARN": {instanceARN},
 	}
 	absent := []string{"kms:ViaService", "kms:GrantIsForAWSResource", "aws:CalledVia*", "aws:PrincipalServiceName*", "aws:ViaAWSService"}
 	if r.KeySource == contract.KeySourceKMSDataKey {
-		ec := contract.EncryptionContext(r.InstanceID, standInVolume)
+		ec := contract.EncryptionContext(instanceARN, standInVolume)
 		for k, v := range ec {
 			c["kms:EncryptionContext:"+k] = []string{v}
 			c["kms:EncryptionContextKeys"] = append(c["kms:EncryptionContextKeys"], k)
@@ -446,7 +449,7 @@ type simulation struct {
 
 // identity asks the IAM policy simulator what the role's identity policies (and its
 // permissions boundary) say of the agent's calls: the KMS actions on the key with the
-// request's context keys, and for s3-kms s3:GetObject on the secret. No resource policy
+// request's context keys, and for s3-kms the reads of the secret. No resource policy
 // is passed. The answer is remembered per role, simulated with the first instance's id:
 // a trade-off of one call per role instead of one per instance, which is wrong only for
 // an identity policy that singles out instance ids (key policies and grants, which may,
@@ -472,7 +475,7 @@ func (c *Checker) identity(ctx context.Context, role string, r Request, call pol
 		}
 		if err := c.simulate(ctx, &s, &iam.SimulatePrincipalPolicyInput{
 			PolicySourceArn: aws.String(role),
-			ActionNames:     []string{"s3:GetObject"},
+			ActionNames:     contract.SecretReadActions,
 			ResourceArns:    []string{object},
 			ContextEntries:  contextEntries(map[string][]string{"aws:SecureTransport": {"true"}, "aws:PrincipalArn": {role}}),
 		}); err != nil {

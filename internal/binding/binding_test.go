@@ -23,6 +23,7 @@ func checker(w *fakeaws.World) *binding.Checker {
 
 func TestVerdicts(t *testing.T) {
 	const instance = "i-0abc0000000000001"
+	instanceARN := "arn:aws:ec2:us-east-1:111122223333:instance/" + instance
 	for _, tc := range []struct {
 		name    string
 		edit    func(w *fakeaws.World)
@@ -38,13 +39,13 @@ func TestVerdicts(t *testing.T) {
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.IdentityUser)}, false, contract.ReasonNotKeyUser, `"Principal":{"AWS":"arn:aws:iam::111122223333:role/identity-user"}`},
 		{"grant", nil, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.GrantUser)}, true, "", ""},
 		{"grant constrained to this instance", func(w *fakeaws.World) {
-			w.Keys[fakeaws.KeyARN].Grants[0].ContextSubset = map[string]string{contract.ContextInstanceID: instance}
+			w.Keys[fakeaws.KeyARN].Grants[0].ContextSubset = map[string]string{contract.ContextInstanceARN: instanceARN}
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.GrantUser)}, true, "", ""},
 		{"grant constrained to another instance", func(w *fakeaws.World) {
-			w.Keys[fakeaws.KeyARN].Grants[0].ContextSubset = map[string]string{contract.ContextInstanceID: "i-0other"}
+			w.Keys[fakeaws.KeyARN].Grants[0].ContextSubset = map[string]string{contract.ContextInstanceARN: "arn:aws:ec2:us-east-1:111122223333:instance/i-0other"}
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.GrantUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
 		{"grant for exactly another context", func(w *fakeaws.World) {
-			w.Keys[fakeaws.KeyARN].Grants[0].ContextEquals = map[string]string{contract.ContextInstanceID: instance}
+			w.Keys[fakeaws.KeyARN].Grants[0].ContextEquals = map[string]string{contract.ContextInstanceARN: instanceARN}
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.GrantUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
 		{"not a key user", nil, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.NotKeyUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
 		{"explicit deny in the key policy", func(w *fakeaws.World) {
@@ -54,12 +55,20 @@ func TestVerdicts(t *testing.T) {
 			w.Roles[fakeaws.KeyUser].Policies = append(w.Roles[fakeaws.KeyUser].Policies,
 				`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}`)
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNotKeyUser, "kms:Decrypt"},
-		{"identity policy conditioned on the encryption context", func(w *fakeaws.World) {
+		{"identity policy binding the context to the calling instance", func(w *fakeaws.World) {
 			w.Roles[fakeaws.IdentityUser].Policies = []string{`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:GenerateDataKey","kms:Decrypt"],"Resource":"*",
-				"Condition":{"StringEquals":{"kms:EncryptionContext:storecrypt:instance-id":"${ec2:SourceInstanceARN}"}}}]}`}
+				"Condition":{"StringEquals":{"kms:EncryptionContext:storecrypt:instance-arn":"${ec2:SourceInstanceARN}"}}}]}`}
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.IdentityUser)}, true, "", ""},
+		{"identity policy conditioned on another instance", func(w *fakeaws.World) {
+			w.Roles[fakeaws.IdentityUser].Policies = []string{`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:GenerateDataKey","kms:Decrypt"],"Resource":"*",
+				"Condition":{"StringEquals":{"kms:EncryptionContext:storecrypt:instance-arn":"arn:aws:ec2:us-east-1:111122223333:instance/i-0other"}}}]}`}
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.IdentityUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
 		{"key policy without the volume in the context", func(w *fakeaws.World) {
-			w.Keys[fakeaws.KeyARN].Policy = strings.Replace(fakeaws.KeyPolicy, `"storecrypt:instance-id", "storecrypt:volume"]`, `"storecrypt:instance-id"]`, 1)
+			w.Keys[fakeaws.KeyARN].Policy = strings.Replace(fakeaws.KeyPolicy, `"storecrypt:instance-arn", "storecrypt:volume"]`, `"storecrypt:instance-arn"]`, 1)
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
+		{"key policy still on the instance id (a stack before instance ARNs)", func(w *fakeaws.World) {
+			w.Keys[fakeaws.KeyARN].Policy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + fakeaws.KeyUser + `"},"Action":["kms:GenerateDataKey","kms:Decrypt"],"Resource":"*",
+				"Condition":{"ForAllValues:StringEquals":{"kms:EncryptionContextKeys":["storecrypt:instance-id","storecrypt:volume"]},"StringLike":{"kms:EncryptionContext:storecrypt:instance-id":"i-*"}}}]}`
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
 		{"no instance profile", nil, binding.Request{}, false, contract.ReasonNoInstanceProfile, "attach"},
 		{"profile does not exist", nil, binding.Request{InstanceProfileARN: fakeaws.ProfilePrefix + "gone"}, false, contract.ReasonRoleMissing, "existing"},
@@ -76,6 +85,10 @@ func TestVerdicts(t *testing.T) {
 			s3kmsKey(w)
 			w.Roles[fakeaws.KeyUser].Policies = []string{`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::secrets/other"}]}`}
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser), KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed"}, false, contract.ReasonSecretUnreadable, "s3:GetObject"},
+		{"s3-kms, the current secret readable but not the version a volume was made with", func(w *fakeaws.World) {
+			s3kmsKey(w)
+			w.Roles[fakeaws.KeyUser].Policies = []string{fakeaws.Allows("s3:GetObject")}
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser), KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed"}, false, contract.ReasonSecretUnreadable, "s3:GetObjectVersion"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := fakeaws.NewAccount()
@@ -158,7 +171,7 @@ func TestPartitions(t *testing.T) {
 			if err != nil || !v.Allowed {
 				t.Errorf("delegation through arn:%s:iam::…:root: %+v, %v", tc.partition, v, err)
 			}
-			w.Roles[n.KeyUser].Policies = []string{fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:%s:s3:::secrets/seed"}]}`, tc.partition)}
+			w.Roles[n.KeyUser].Policies = []string{fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["s3:GetObject","s3:GetObjectVersion"],"Resource":"arn:%s:s3:::secrets/seed"}]}`, tc.partition)}
 			w.Keys[n.KeyARN].Policy = fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":%q},"Action":"kms:Decrypt","Resource":"*"}]}`, n.KeyUser)
 			v, err = checker(w).Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(n.KeyUser), InstanceID: "i-0abc0000000000001",
 				KeyARN: n.KeyARN, KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed"})

@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // ExitCode is the agent's process status. The result function and the CLI read it to tell
@@ -78,6 +79,8 @@ const (
 	FlagDiscard    = "discard"
 	FlagWipe       = "wipe"
 	FlagWait       = "wait"
+	FlagRetryFor   = "retry-for"
+	FlagRequiredBy = "required-by"
 )
 
 // Defaults for the agent's flags.
@@ -87,10 +90,6 @@ const (
 	DefaultFilesystem = FilesystemExt4
 	DefaultKeySource  = KeySourceKMSDataKey
 )
-
-// EBSModel is the NVMe model string of an EBS volume: the agent refuses such a device
-// even when an operator names it.
-const EBSModel = "Amazon Elastic Block Store"
 
 // Names of what the agent creates on the instance.
 const (
@@ -106,24 +105,51 @@ const (
 	AgentPath = "/usr/local/sbin/storecrypt-agent"
 	// UnitName is the systemd unit that unlocks the volume at boot.
 	UnitName = "storecrypt-unlock.service"
+	// BootRetryFor is how long the boot unit's run keeps trying to get the key (KMS may be
+	// unreachable for the first seconds of a boot).
+	BootRetryFor = 4 * time.Minute
 	// StatePath holds the JSON document of the last apply or unlock (no secrets).
 	StatePath = "/var/lib/storecrypt/state.json"
-	// LockPath serialises runs; it lives on tmpfs so a crash cannot leave it behind a reboot.
-	LockPath = "/run/lock/storecrypt.lock"
+	// LockPath serialises runs; it lives on tmpfs so a crash cannot leave it behind a
+	// reboot, in a directory only root may enter, so no other user can hold it.
+	LockPath = "/run/storecrypt/agent.lock"
 )
 
 // Encryption-context keys of kms-datakey data keys. The agent rebuilds the context from
-// IMDS and the volume at unlock, so a header copied to another instance does not decrypt.
+// IMDS and the volume at unlock, so a header copied to another instance does not decrypt;
+// and the key policy requires ContextInstanceARN to be the caller's own instance
+// (ec2:SourceInstanceARN), so no other instance's role can decrypt it either.
 const (
+	ContextInstanceARN = "storecrypt:instance-arn"
+	ContextVolume      = "storecrypt:volume"
+	// ContextInstanceID named the instance in volumes made before the context carried
+	// its ARN. Those are still opened (Decrypt only) while the stack allows it.
 	ContextInstanceID = "storecrypt:instance-id"
-	ContextVolume     = "storecrypt:volume"
+)
+
+// ContextKeys are the keys of EncryptionContext, sorted; LegacyContextKeys those of
+// LegacyEncryptionContext.
+var (
+	ContextKeys       = []string{ContextInstanceARN, ContextVolume}
+	LegacyContextKeys = []string{ContextInstanceID, ContextVolume}
 )
 
 // EncryptionContext is the encryption context of a kms-datakey volume's data key: the
 // agent sends it with GenerateDataKey and Decrypt, the key policy's conditions read it,
 // and the launch function's binding check evaluates those conditions against it.
-func EncryptionContext(instanceID, volumeUUID string) map[string]string {
+func EncryptionContext(instanceARN, volumeUUID string) map[string]string {
+	return map[string]string{ContextInstanceARN: instanceARN, ContextVolume: volumeUUID}
+}
+
+// LegacyEncryptionContext is the context of volumes made before EncryptionContext named
+// the instance by ARN.
+func LegacyEncryptionContext(instanceID, volumeUUID string) map[string]string {
 	return map[string]string{ContextInstanceID: instanceID, ContextVolume: volumeUUID}
+}
+
+// InstanceARN is an instance's ARN, as ec2:SourceInstanceARN carries it.
+func InstanceARN(partition, region, account, instanceID string) string {
+	return fmt.Sprintf("arn:%s:ec2:%s:%s:instance/%s", partition, region, account, instanceID)
 }
 
 // Tag keys and status values the functions write on instances.
@@ -150,11 +176,22 @@ const (
 var (
 	PatternKMSKeyID = `^$|^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+|alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`
 	PatternSecret   = `^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*'()/-]+$`
-	// Every segment starts with a letter, digit, _ or -: no ".", "..", or hidden names.
-	PatternMountPoint = `^(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){1,8}$`
+	// A mount point is under /mnt, /data, /srv or /var/lib/<name>: places for data, where
+	// a mount hides nothing the system needs. Every segment starts with a letter, digit,
+	// _ or -: no ".", "..", or hidden names.
+	PatternMountPoint = `^(/mnt(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){1,6}|/(data|srv)(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6}|/var/lib(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){1,6})$`
 	PatternModel      = `^[A-Za-z0-9 ._-]{1,64}$`
 	PatternDevices    = `^$|^/dev/[A-Za-z0-9/_-]+(,/dev/[A-Za-z0-9/_-]+)*$`
+	// Units the boot unit holds back: services, mounts, sockets, timers or paths by name.
+	// Targets are left out: holding one back holds back a stage of the boot.
+	PatternRequiredBy = `^$|^` + unitName + `(,` + unitName + `)*$`
 )
+
+const unitName = `[A-Za-z0-9:_.@-]{1,200}\.(service|mount|socket|timer|path)`
+
+// unheldUnits are units the boot unit must never hold back: without them nobody can
+// reach the instance to mend a volume that did not open.
+var unheldUnits = []string{"amazon-ssm-agent.service", "snap.amazon-ssm-agent.amazon-ssm-agent.service", "ssh.service", "sshd.service", UnitName}
 
 var (
 	reKMSKeyID   = regexp.MustCompile(PatternKMSKeyID)
@@ -162,6 +199,7 @@ var (
 	reMountPoint = regexp.MustCompile(PatternMountPoint)
 	reModel      = regexp.MustCompile(PatternModel)
 	reDevices    = regexp.MustCompile(PatternDevices)
+	reRequiredBy = regexp.MustCompile(PatternRequiredBy)
 )
 
 // AgentOptions are the agent's settings that the SSM document passes as flags.
@@ -175,6 +213,7 @@ type AgentOptions struct {
 	Devices    []string // explicit devices; empty means discover by Model
 	Discard    bool
 	Wipe       bool
+	RequiredBy []string // units that must not start until the volume is mounted
 }
 
 // DefaultAgentOptions returns the options an unconfigured run uses.
@@ -235,16 +274,21 @@ func (o AgentOptions) Validate() error {
 
 // ValidateUnlock checks the options that unlock uses: where to look and where to mount.
 func (o AgentOptions) ValidateUnlock() error {
-	if !reMountPoint.MatchString(o.MountPoint) || path.Clean(o.MountPoint) != o.MountPoint || o.MountPoint == "/" {
-		return invalid(FlagMountPoint, o.MountPoint, "want an absolute, clean path other than /")
+	if !reMountPoint.MatchString(o.MountPoint) || path.Clean(o.MountPoint) != o.MountPoint {
+		return invalid(FlagMountPoint, o.MountPoint, "want a clean path under /mnt, /data, /srv or /var/lib/<name>")
 	}
-	for _, reserved := range []string{"/proc", "/sys", "/dev", "/run", "/boot", "/etc", "/usr", "/var", "/bin", "/sbin", "/lib"} {
-		if o.MountPoint == reserved {
-			return invalid(FlagMountPoint, o.MountPoint, "is a system directory")
+	// Under /var/lib, the state of the system's own tools: mounting over them would hide
+	// the package databases, systemd's state, the SSM agent's, or storecrypt's own.
+	for _, name := range []string{"storecrypt", "amazon", "systemd", "dpkg", "apt", "rpm", "dnf", "yum", "cloud"} {
+		if p := "/var/lib/" + name; o.MountPoint == p || strings.HasPrefix(o.MountPoint, p+"/") {
+			return invalid(FlagMountPoint, o.MountPoint, "is where the system keeps its own state")
 		}
 	}
 	if !reModel.MatchString(o.Model) {
 		return invalid(FlagModel, o.Model, "want letters, digits, spaces, dots, dashes")
+	}
+	if strings.Contains(strings.ToLower(o.Model), "elastic block store") {
+		return invalid(FlagModel, o.Model, "is the model of EBS volumes; storecrypt encrypts instance store only")
 	}
 	if !reDevices.MatchString(strings.Join(o.Devices, ",")) {
 		return invalid(FlagDevices, strings.Join(o.Devices, ","), "want /dev paths separated by commas")
@@ -252,6 +296,14 @@ func (o AgentOptions) ValidateUnlock() error {
 	for _, d := range o.Devices {
 		if path.Clean(d) != d {
 			return invalid(FlagDevices, d, "want a clean /dev path")
+		}
+	}
+	if !reRequiredBy.MatchString(strings.Join(o.RequiredBy, ",")) {
+		return invalid(FlagRequiredBy, strings.Join(o.RequiredBy, ","), "want unit names (.service, .mount, .socket, .timer, .path) separated by commas")
+	}
+	for _, u := range o.RequiredBy {
+		if slices.Contains(unheldUnits, u) || strings.HasPrefix(u, "systemd-") {
+			return invalid(FlagRequiredBy, u, "must not wait for the volume: it is how the instance is reached or booted")
 		}
 	}
 	return nil
@@ -342,16 +394,17 @@ func (o *AgentOptions) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.MountPoint, FlagMountPoint, o.MountPoint, "where to mount the encrypted filesystem")
 	fs.StringVar(&o.Filesystem, FlagFilesystem, o.Filesystem, "filesystem to make: "+strings.Join(Filesystems, ", "))
 	fs.StringVar(&o.Model, FlagModel, o.Model, "NVMe controller model of the instance-store disks")
-	fs.Var((*deviceList)(&o.Devices), FlagDevices, "comma-separated devices to use instead of discovery (each must still be instance store)")
+	fs.Var((*commaList)(&o.Devices), FlagDevices, "comma-separated devices to use instead of discovery (each must still be instance store)")
 	fs.BoolVar(&o.Discard, FlagDiscard, o.Discard, "pass discards (TRIM) through dm-crypt")
 	fs.BoolVar(&o.Wipe, FlagWipe, o.Wipe, "zero-fill the volume after format (slow: O(device size))")
+	fs.Var((*commaList)(&o.RequiredBy), FlagRequiredBy, "comma-separated systemd units that must not start at boot until the volume is mounted")
 }
 
-type deviceList []string
+type commaList []string
 
-func (d *deviceList) String() string { return strings.Join(*d, ",") }
+func (d *commaList) String() string { return strings.Join(*d, ",") }
 
-func (d *deviceList) Set(s string) error {
+func (d *commaList) Set(s string) error {
 	*d = nil
 	for _, p := range strings.Split(s, ",") {
 		if p = strings.TrimSpace(p); p != "" {

@@ -29,20 +29,26 @@ var DocumentParameters = []DocumentParameter{
 	{"Secret", FlagSecret, PatternSecret, "s3://bucket/key of the KMS-encrypted passphrase for s3-kms."},
 	{"MountPoint", FlagMountPoint, PatternMountPoint, "Where to mount the encrypted filesystem."},
 	{"Filesystem", FlagFilesystem, `^(` + strings.Join(Filesystems, "|") + `)$`, "Filesystem to make on a new volume."},
-	{"Model", FlagModel, PatternModel, "NVMe controller model of the instance-store disks."},
 	{"Devices", FlagDevices, PatternDevices, "Comma-separated devices instead of discovery (each must still be instance store)."},
 	{"Discard", FlagDiscard, `^(true|false)$`, "Pass discards (TRIM) through dm-crypt."},
 	{"Wipe", FlagWipe, `^(true|false)$`, "Zero-fill a new volume (slow: O(device size))."},
+	{"RequiredBy", FlagRequiredBy, PatternRequiredBy, "Comma-separated systemd units (e.g. postgresql.service) that must not start at boot until the volume is mounted."},
 }
 
 // DocumentValues turns agent options into the document's parameter values.
 func (o AgentOptions) DocumentValues() map[string][]string {
 	return map[string][]string{
 		"KeySource": {o.KeySource}, "KmsKeyId": {o.KMSKeyID}, "Secret": {o.Secret},
-		"MountPoint": {o.MountPoint}, "Filesystem": {o.Filesystem}, "Model": {o.Model},
+		"MountPoint": {o.MountPoint}, "Filesystem": {o.Filesystem},
 		"Devices": {strings.Join(o.Devices, ",")}, "Discard": {strconv.FormatBool(o.Discard)}, "Wipe": {strconv.FormatBool(o.Wipe)},
+		"RequiredBy": {strings.Join(o.RequiredBy, ",")},
 	}
 }
+
+// SecretReadActions are the S3 actions that read an s3-kms secret: the current object at
+// format, the version a volume was made with at unlock (GetObject with a versionId is
+// authorized as s3:GetObjectVersion).
+var SecretReadActions = []string{"s3:GetObject", "s3:GetObjectVersion"}
 
 // More tag keys the functions write.
 const (
@@ -117,7 +123,11 @@ const (
 	EnvEventBus      = "STORECRYPT_EVENT_BUS"   // where alert events go
 	EnvStaleAfter    = "STORECRYPT_STALE_AFTER" // sweep: a pending status older than this is stale
 	EnvAgentLogs     = "STORECRYPT_AGENT_LOGS"  // CloudWatch log group for the commands' output
-	EnvModel         = "STORECRYPT_MODEL"       // the instance-store NVMe model (tests and non-EC2 hosts)
+	// EnvModel is read by the agent, not the functions: the NVMe model of instance store
+	// where it is not EC2's (the test guest's QEMU controller). It is not a document
+	// parameter: on EC2 the model is fixed, and a parameter could only point the agent at
+	// other disks.
+	EnvModel = "STORECRYPT_MODEL"
 	// EnvDocumentDigest is the digest (document.Digest) of the document content the stack
 	// deployed: the launch function sends only a version with this content, and the
 	// result function trusts only results of such a version.
@@ -141,7 +151,6 @@ var FinalInvocationStatuses = []string{"Success", "Failed", "TimedOut", "Cancell
 // every other variable the functions read, the stack sets (a conformance test feeds the
 // template's environment to each function's LoadConfig and checks).
 var OptionalEnv = map[string]string{
-	EnvModel:  "the agent discovers disks of model " + DefaultModel,
 	EnvSecret: "no seed secret: the key source is " + KeySourceKMSDataKey,
 }
 

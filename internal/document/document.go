@@ -74,7 +74,7 @@ func sorted(a []Artifact) []Artifact {
 }
 
 // Script is the run step: install the tools the agent needs where they are missing, pick
-// the binary for this machine, check its digest, run apply. Parameters are read from
+// the binary for this machine by its digest, run apply. Parameters are read from
 // SSM_<name> variables, always quoted. Everything but the agent's report goes to stderr,
 // so stdout is the JSON document the result function parses.
 func Script(artifacts []Artifact) []string {
@@ -105,15 +105,39 @@ func Script(artifacts []Artifact) []string {
 	lines = append(lines,
 		`  *) echo "storecrypt: no agent for $(uname -m)" >&2; exit 2 ;;`,
 		`esac`,
-		// aws:downloadContent keeps the object's name, which is the asset's hash.
-		fmt.Sprintf(`bin=$(find %s/"$arch" -type f | head -n 1)`, Dir),
-		`if [ -z "$bin" ]; then echo "storecrypt: the agent for $arch was not downloaded" >&2; exit 1; fi`,
-		`echo "$sum  $bin" | sha256sum -c || { echo "storecrypt: $bin does not match its SHA-256" >&2; exit 1; }`,
-		`chmod 0755 "$bin"`,
-		// exec: the agent's exit code is the step's, which the result function reads.
-		"exec "+strings.Join(applyArgv(), " ")+" >&3",
+	)
+	lines = append(lines, pickAgent()...)
+	lines = append(lines,
+		// The agent's exit code is the step's, which the result function reads; the trap
+		// removes the private copy after it.
+		`rc=0`,
+		strings.Join(applyArgv(), " ")+` >&3 || rc=$?`,
+		`exit "$rc"`,
 	)
 	return lines
+}
+
+// pickAgent sets bin to a private copy of the downloaded agent whose SHA-256 is the
+// document's. aws:downloadContent keeps each object's name (the asset's hash), so the
+// download directory gathers one file per agent version ever downloaded: files whose
+// digest is not this document's are stale and removed. The match is copied into a fresh
+// 0700 directory (mktemp -d) and checked again there, so what runs is what was checked,
+// whatever writes to the download directory meanwhile.
+func pickAgent() []string {
+	return []string{
+		`src=""`,
+		fmt.Sprintf(`for f in $(find %s/"$arch" -type f); do`, Dir),
+		`  if [ "$(sha256sum <"$f" | cut -d' ' -f1)" = "$sum" ]; then src="$f"`,
+		`  else echo "storecrypt: removing the stale download $f"; rm -f "$f"; fi`,
+		`done`,
+		`if [ -z "$src" ]; then echo "storecrypt: no download of the agent for $arch has SHA-256 $sum" >&2; exit 1; fi`,
+		`priv=$(mktemp -d /run/storecrypt-agent.XXXXXX)`,
+		`trap 'rm -rf "$priv"' EXIT`,
+		`bin="$priv/storecrypt-agent"`,
+		`cp "$src" "$bin"`,
+		`echo "$sum  $bin" | sha256sum -c >/dev/null || { echo "storecrypt: $src changed while it was copied" >&2; exit 1; }`,
+		`chmod 0700 "$bin"`,
+	}
 }
 
 // fallbacks set SSM_<name> where the SSM Agent did not: interpolationType ENV_VAR needs

@@ -1,12 +1,16 @@
 package document
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -26,8 +30,10 @@ func defaults() contract.AgentOptions {
 	return o
 }
 
-// TestParametersAreAgentFlags: every parameter is an agent flag, and every agent flag
-// (but --wait, which only a person at a terminal needs) is a parameter.
+// TestParametersAreAgentFlags: every parameter is an agent flag, and every agent flag is
+// a parameter but --wait, which only a person at a terminal needs, and --model: on EC2
+// the instance-store model is fixed, and a parameter could only point the agent at other
+// disks.
 func TestParametersAreAgentFlags(t *testing.T) {
 	o := contract.DefaultAgentOptions()
 	fs := flag.NewFlagSet("agent", flag.ContinueOnError)
@@ -41,7 +47,7 @@ func TestParametersAreAgentFlags(t *testing.T) {
 		params[p.Flag] = true
 	}
 	fs.VisitAll(func(f *flag.Flag) {
-		if !params[f.Name] && f.Name != contract.FlagWait {
+		if !params[f.Name] && f.Name != contract.FlagWait && f.Name != contract.FlagModel {
 			t.Errorf("agent flag --%s has no document parameter", f.Name)
 		}
 	})
@@ -57,7 +63,6 @@ func TestPatternsAgreeWithTheAgent(t *testing.T) {
 		"Secret":     {"", "s3://my-bucket/seed/passphrase"},
 		"MountPoint": {"/mnt/instance-store", "/data/scratch"},
 		"Filesystem": contract.Filesystems,
-		"Model":      {contract.DefaultModel, "QEMU NVMe Ctrl"},
 		"Devices":    {"", "/dev/nvme1n1", "/dev/nvme1n1,/dev/nvme2n1"},
 		"Discard":    {"true", "false"},
 		"Wipe":       {"true", "false"},
@@ -152,14 +157,18 @@ func oldAgent(script string, values map[string]string) string {
 func TestFallbackIsOneWord(t *testing.T) {
 	worst := map[string]string{
 		"KeySource": "s3-kms", "KmsKeyId": "alias/a_b-c/d", "Secret": "s3://b.b-b/!'()*_.-x", "MountPoint": "/mnt/a-b_c.d",
-		"Filesystem": "xfs", "Model": "Amazon EC2 NVMe Instance Storage", "Devices": "/dev/nvme1n1,/dev/nvme2n1", "Discard": "false", "Wipe": "true",
+		"Filesystem": "xfs", "Devices": "/dev/nvme1n1,/dev/nvme2n1", "Discard": "false", "Wipe": "true",
+		"RequiredBy": "pg@main-1:x.service,srv-data.mount",
 	}
 	var probe strings.Builder
 	for _, line := range fallbacks() {
 		probe.WriteString(line + "\n")
 	}
 	for _, p := range contract.DocumentParameters {
-		v := worst[p.Name]
+		v, ok := worst[p.Name]
+		if !ok {
+			t.Fatalf("%s: no worst-case value to try", p.Name)
+		}
 		if !regexp.MustCompile(p.Pattern).MatchString(v) {
 			t.Fatalf("%s: the test value %q fails the pattern", p.Name, v)
 		}
@@ -233,4 +242,74 @@ func TestGolden(t *testing.T) {
 		t.Fatal(err)
 	}
 	golden.Check(t, "document.json", append(got, '\n'))
+}
+
+// TestScriptRunsTheMatchingAgent runs the step's script with sh over a download directory
+// that holds an older agent beside the current one, as aws:downloadContent leaves it after
+// an upgrade: the one whose digest the document names runs, from a private copy that is
+// gone afterwards; the stale one is removed; the agent's exit code is the step's.
+func TestScriptRunsTheMatchingAgent(t *testing.T) {
+	dir := t.TempDir()
+	downloads, private, stubs := filepath.Join(dir, "agent"), filepath.Join(dir, "run"), filepath.Join(dir, "bin")
+	current := "#!/bin/sh\necho \"ran $0 $1\"\nexit 3\n"
+	sum := sha256.Sum256([]byte(current))
+	var arts []Artifact
+	for _, arch := range []string{"amd64", "arm64"} {
+		arts = append(arts, Artifact{Arch: arch, URL: "https://b/" + arch, SHA256: hex.EncodeToString(sum[:])})
+		// find lists in directory order: both orders are tried by naming the stale one
+		// before and after the current one.
+		writeFile(t, filepath.Join(downloads, arch, "0-old"), "#!/bin/sh\necho ran the old agent\n")
+		writeFile(t, filepath.Join(downloads, arch, "5-current"), current)
+		writeFile(t, filepath.Join(downloads, arch, "9-old"), "#!/bin/sh\necho ran the old agent\n")
+	}
+	for _, tool := range []string{"cryptsetup", "mdadm", "blkid", "mkfs.ext4", "mkfs.xfs"} {
+		writeFile(t, filepath.Join(stubs, tool), "#!/bin/sh\n")
+	}
+	if err := os.MkdirAll(private, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	script := strings.Join(Script(arts), "\n")
+	script = strings.ReplaceAll(script, Dir, downloads)
+	script = strings.ReplaceAll(script, "/run/storecrypt-agent.", private+"/storecrypt-agent.")
+	cmd := exec.Command("sh", "-c", script)
+	cmd.Env = append(os.Environ(), "PATH="+stubs+":"+os.Getenv("PATH"))
+	var stdout, stderr strings.Builder
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
+		t.Fatalf("the step ended with %v, want the agent's exit 3\n%s", err, stderr.String())
+	}
+	if !regexp.MustCompile(`^ran ` + regexp.QuoteMeta(private) + `/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`).MatchString(stdout.String()) {
+		t.Errorf("stdout %q: want the current agent, run from a private copy", stdout.String())
+	}
+	if left, _ := filepath.Glob(filepath.Join(private, "*")); len(left) != 0 {
+		t.Errorf("the private copy is left behind: %v", left)
+	}
+	arch := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[strings.TrimSpace(run(t, "uname", "-m"))]
+	if left, _ := filepath.Glob(filepath.Join(downloads, arch, "*")); len(left) != 1 || filepath.Base(left[0]) != "5-current" {
+		t.Errorf("downloads left: %v, want only the current agent", left)
+	}
+	if !strings.Contains(stderr.String(), "removing the stale download") {
+		t.Errorf("stderr does not say what was removed:\n%s", stderr.String())
+	}
+}
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(content), 0o755); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func run(t *testing.T, name string, args ...string) string {
+	t.Helper()
+	out, err := exec.Command(name, args...).Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
 }

@@ -38,8 +38,9 @@ func Profile(role string) string {
 }
 
 // KeyPolicyIn is the standard key's policy: administration by the account (which also
-// delegates to IAM policies), and KeyUser as a key user for storecrypt's encryption
-// context only (both keys present, no others), as the stack writes it.
+// delegates to IAM policies); KeyUser as a key user for storecrypt's encryption context
+// only (both keys present, no others), with the instance in the context the caller's own;
+// and nobody at all, delegated or not, using another instance's context.
 func KeyPolicyIn(n Names) string {
 	return fmt.Sprintf(`{
   "Version": "2012-10-17",
@@ -47,8 +48,13 @@ func KeyPolicyIn(n Names) string {
     {"Sid": "Admin", "Effect": "Allow", "Principal": {"AWS": "arn:%s:iam::%s:root"}, "Action": "kms:*", "Resource": "*"},
     {"Sid": "KeyUser", "Effect": "Allow", "Principal": {"AWS": ["%s"]}, "Action": ["kms:GenerateDataKey", "kms:Decrypt"], "Resource": "*",
      "Condition": {
-       "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["storecrypt:instance-id", "storecrypt:volume"]},
-       "StringLike": {"kms:EncryptionContext:storecrypt:instance-id": "i-*", "kms:EncryptionContext:storecrypt:volume": "*"}}}
+       "ForAllValues:StringEquals": {"kms:EncryptionContextKeys": ["storecrypt:instance-arn", "storecrypt:volume"]},
+       "StringEquals": {"kms:EncryptionContext:storecrypt:instance-arn": "${ec2:SourceInstanceARN}"},
+       "StringLike": {"kms:EncryptionContext:storecrypt:volume": "*"}}},
+    {"Sid": "OwnInstanceOnly", "Effect": "Deny", "Principal": "*", "Action": "kms:*", "Resource": "*",
+     "Condition": {
+       "ForAnyValue:StringEquals": {"kms:EncryptionContextKeys": "storecrypt:instance-arn"},
+       "StringNotEquals": {"kms:EncryptionContext:storecrypt:instance-arn": "${ec2:SourceInstanceARN}"}}}
   ]
 }`, n.Partition, Account, n.KeyUser)
 }
@@ -82,7 +88,7 @@ func NewAccountIn(partition, region string) *World {
 			Grants: []Grant{{Grantee: n.GrantUser, Operations: []string{"GenerateDataKey", "Decrypt"}}}}},
 	}
 	for _, r := range []*Role{
-		{ARN: n.KeyUser, Policies: []string{Allows("s3:GetObject")}},
+		{ARN: n.KeyUser, Policies: []string{Allows("s3:GetObject", "s3:GetObjectVersion")}},
 		{ARN: n.IdentityUser, Policies: []string{Allows("kms:*")}},
 		{ARN: n.GrantUser},
 		{ARN: n.Web, Policies: []string{Allows("ec2:Describe*")}},

@@ -112,20 +112,28 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 		}
 		return out, nil
 	case *s3.GetObjectInput:
-		return one(action, fmt.Sprintf("arn:%s:s3:::%s/%s", p, aws.ToString(in.Bucket), aws.ToString(in.Key))), nil
-	case *s3.PutObjectInput:
-		out := one(action, fmt.Sprintf("arn:%s:s3:::%s/%s", p, aws.ToString(in.Bucket), aws.ToString(in.Key)))
-		if in.SSEKMSKeyId != nil {
-			via, err := w.keyRequest(req, "kms:GenerateDataKey", in.SSEKMSKeyId, nil)
-			if err != nil {
-				return nil, err
-			}
-			for i := range via {
-				via[i].Context["kms:ViaService"] = []string{"s3." + r + "." + w.urlSuffix()}
-			}
-			out = append(out, via...)
+		// A read of a named version needs s3:GetObjectVersion (GetObject, "Versioning").
+		if in.VersionId != nil {
+			action = "s3:GetObjectVersion"
 		}
-		return out, nil
+		bucket, key := aws.ToString(in.Bucket), aws.ToString(in.Key)
+		out := one(action, fmt.Sprintf("arn:%s:s3:::%s/%s", p, bucket, key))
+		w.mu.Lock()
+		sse := w.Objects[bucket+"/"+key].SSEKMSID
+		w.mu.Unlock()
+		if sse == "" {
+			return out, nil
+		}
+		via, err := w.viaS3(req, "kms:Decrypt", sse, bucket, key)
+		return append(out, via...), err
+	case *s3.PutObjectInput:
+		bucket, key := aws.ToString(in.Bucket), aws.ToString(in.Key)
+		out := one(action, fmt.Sprintf("arn:%s:s3:::%s/%s", p, bucket, key))
+		if in.SSEKMSKeyId == nil {
+			return out, nil
+		}
+		via, err := w.viaS3(req, "kms:GenerateDataKey", aws.ToString(in.SSEKMSKeyId), bucket, key)
+		return append(out, via...), err
 	}
 	return nil, fmt.Errorf("fakeaws: no authorization mapping for %s.%s", c.Service, c.Operation)
 }
@@ -133,6 +141,25 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 // iamPrefix is each SDK service's prefix in IAM actions.
 var iamPrefix = map[string]string{
 	"EC2": "ec2", "IAM": "iam", "KMS": "kms", "SSM": "ssm", "SQS": "sqs", "EventBridge": "events", "S3": "s3",
+}
+
+// viaS3 is the KMS request S3 makes on the caller's behalf for an SSE-KMS object: with
+// kms:ViaService s3.<region>.<domain>, and the encryption context S3 sets, which is the
+// object's ARN, or the bucket's when the bucket uses an S3 Bucket Key (S3 User Guide,
+// "Using server-side encryption with AWS KMS keys", "Encryption context").
+func (w *World) viaS3(req func(string, string, map[string][]string) AuthzRequest, action, keyID, bucket, key string) ([]AuthzRequest, error) {
+	arn := fmt.Sprintf("arn:%s:s3:::%s", w.partition(), bucket)
+	w.mu.Lock()
+	bucketKey := w.BucketKeys[bucket]
+	w.mu.Unlock()
+	if !bucketKey {
+		arn += "/" + key
+	}
+	via, err := w.keyRequest(req, action, &keyID, map[string]string{"aws:s3:arn": arn})
+	for i := range via {
+		via[i].Context["kms:ViaService"] = []string{"s3." + w.region() + "." + w.urlSuffix()}
+	}
+	return via, err
 }
 
 // keyRequest authorizes a KMS call on a key, with the encryption context's condition

@@ -136,11 +136,14 @@ type World struct {
 	Keys          map[string]*Key
 	Documents     map[string]*Document
 	Objects       map[string]Object // "bucket/key"
-	Commands      []*Command
-	Messages      []string // SQS message bodies sent
-	Events        []Event  // EventBridge entries put
-	Fault         Fault
-	Delay         time.Duration
+	versions      int               // object versions written so far
+	// BucketKeys names the buckets whose SSE-KMS uses an S3 Bucket Key.
+	BucketKeys map[string]bool
+	Commands   []*Command
+	Messages   []string // SQS message bodies sent
+	Events     []Event  // EventBridge entries put
+	Fault      Fault
+	Delay      time.Duration
 	// OnCommand runs after SendCommand is recorded (the demo delivers it to the guest).
 	OnCommand func(*Command)
 

@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"slices"
 	"sort"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -15,6 +16,7 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go"
 )
 
 // The key operations and S3 objects the agent and put-secret use, so their calls are
@@ -150,21 +152,37 @@ func (w *World) decrypt(params any) (any, error) {
 	return &kms.DecryptOutput{KeyId: aws.String(k.ARN), Plaintext: plain}, nil
 }
 
-// Object is an S3 object of the world.
+// Object is an S3 object of the world. The stack's buckets are versioned, so every object
+// has a version id; Noncurrent keeps the versions it replaced.
 type Object struct {
-	Body     []byte
-	SSEKMSID string
+	Body       []byte
+	SSEKMSID   string
+	Version    string
+	Noncurrent []Object // newest first
 }
 
+// getObject returns the current version, or with VersionId that version: "By default, the
+// GET operation returns the current version of an object. To return a different version,
+// use the versionId subresource" (S3 API Reference, GetObject).
 func (w *World) getObject(params any) (any, error) {
 	in := params.(*s3.GetObjectInput)
 	o, ok := w.Objects[aws.ToString(in.Bucket)+"/"+aws.ToString(in.Key)]
 	if !ok {
 		return nil, &s3types.NoSuchKey{Message: aws.String("The specified key does not exist.")}
 	}
-	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(o.Body)), ContentLength: aws.Int64(int64(len(o.Body)))}, nil
+	if v := aws.ToString(in.VersionId); v != "" && v != o.Version {
+		i := slices.IndexFunc(o.Noncurrent, func(n Object) bool { return n.Version == v })
+		if i < 0 {
+			return nil, &smithy.GenericAPIError{Code: "NoSuchVersion", Message: "The specified version does not exist."}
+		}
+		o = o.Noncurrent[i]
+	}
+	return &s3.GetObjectOutput{Body: io.NopCloser(bytes.NewReader(o.Body)), ContentLength: aws.Int64(int64(len(o.Body))), VersionId: aws.String(o.Version)}, nil
 }
 
+// putObject stores a new current version. With If-None-Match: * it writes only when no
+// object exists at the key, and answers 412 Precondition Failed otherwise (S3 User Guide,
+// "Add preconditions to S3 operations with conditional requests").
 func (w *World) putObject(params any) (any, error) {
 	in := params.(*s3.PutObjectInput)
 	body, err := io.ReadAll(in.Body)
@@ -174,6 +192,16 @@ func (w *World) putObject(params any) (any, error) {
 	if w.Objects == nil {
 		w.Objects = map[string]Object{}
 	}
-	w.Objects[aws.ToString(in.Bucket)+"/"+aws.ToString(in.Key)] = Object{Body: body, SSEKMSID: aws.ToString(in.SSEKMSKeyId)}
-	return &s3.PutObjectOutput{VersionId: aws.String(fmt.Sprintf("v%d", len(w.Objects)))}, nil
+	name := aws.ToString(in.Bucket) + "/" + aws.ToString(in.Key)
+	old, exists := w.Objects[name]
+	if exists && aws.ToString(in.IfNoneMatch) == "*" {
+		return nil, &smithy.GenericAPIError{Code: "PreconditionFailed", Message: "At least one of the pre-conditions you specified did not hold"}
+	}
+	w.versions++
+	o := Object{Body: body, SSEKMSID: aws.ToString(in.SSEKMSKeyId), Version: fmt.Sprintf("v%d", w.versions)}
+	if exists {
+		o.Noncurrent = append([]Object{{Body: old.Body, SSEKMSID: old.SSEKMSID, Version: old.Version}}, old.Noncurrent...)
+	}
+	w.Objects[name] = o
+	return &s3.PutObjectOutput{VersionId: aws.String(o.Version)}, nil
 }

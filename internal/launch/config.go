@@ -83,9 +83,6 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if v := getenv(contract.EnvFilesystem); v != "" {
 		c.Agent.Filesystem = v
 	}
-	if v := getenv(contract.EnvModel); v != "" {
-		c.Agent.Model = v
-	}
 	if err := c.Agent.Validate(); err != nil {
 		bad("agent options", "", err.Error())
 	}

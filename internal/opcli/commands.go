@@ -24,6 +24,7 @@ import (
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -38,6 +39,7 @@ func putSecretFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 	key := fs.String("key", "seed/passphrase", "object key of the secret")
 	keyID := fs.String("kms-key-id", "", "KMS key to encrypt with (stack output KeyArn)")
 	generate := fs.Bool("generate", false, "generate a random passphrase instead of reading one from stdin")
+	force := fs.Bool("force", false, "replace an existing secret (volumes made with the old one keep reading its version)")
 	return func(ctx context.Context, e *env) error {
 		if *bucket == "" || *keyID == "" {
 			return usageErr("--bucket and --kms-key-id are required")
@@ -53,10 +55,20 @@ func putSecretFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 		}
 		// The raw ciphertext, as `aws kms encrypt ... | base64 --decode` writes it, which is
 		// what the agent's s3-kms source and the seed recipe read.
-		put, err := e.S3.PutObject(ctx, &s3.PutObjectInput{
+		in := &s3.PutObjectInput{
 			Bucket: aws.String(*bucket), Key: aws.String(*key), Body: bytes.NewReader(enc.CiphertextBlob),
 			ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String(*keyID),
-		})
+		}
+		if !*force {
+			// S3 itself refuses the write if the object exists, with no read of it first
+			// and no race between a check and the write (a conditional write).
+			in.IfNoneMatch = aws.String("*")
+		}
+		put, err := e.S3.PutObject(ctx, in)
+		var apiErr smithy.APIError
+		if errors.As(err, &apiErr) && apiErr.ErrorCode() == "PreconditionFailed" {
+			return fmt.Errorf("s3://%s/%s already exists; volumes made with it read the version they were made with, so replacing it is safe for them, but new volumes will use the new one: rerun with --force to replace it", *bucket, *key)
+		}
 		if err != nil {
 			return fmt.Errorf("s3:PutObject s3://%s/%s: %w", *bucket, *key, err)
 		}

@@ -181,6 +181,24 @@ func TestPutSecret(t *testing.T) {
 	if code, _, errOut := run(t, c, "", "put-secret", "--generate", "--bucket", "secrets", "--key", "gen", "--kms-key-id", keyARN); code != 0 {
 		t.Errorf("--generate: exit %d %s", code, errOut)
 	}
+
+	// A second put-secret would change the passphrase new volumes get: only with --force,
+	// and volumes made with the first keep opening with the version their token names.
+	if code, _, errOut := run(t, c, "a new passphrase\n", "put-secret", "--bucket", "secrets", "--kms-key-id", keyARN); code == 0 || !strings.Contains(errOut, "--force") {
+		t.Errorf("overwrote the secret without --force: exit %d %s", code, errOut)
+	}
+	if code, _, errOut := run(t, c, "a new passphrase\n", "put-secret", "--force", "--bucket", "secrets", "--kms-key-id", keyARN); code != 0 {
+		t.Fatalf("--force: exit %d %s", code, errOut)
+	}
+	src := keysource.Sources{KMS: e.KMS, S3: e.S3}
+	old, err := src.Recover(ctx, key.Token, keysource.Volume{})
+	if err != nil || string(old.Secret) != "correct horse battery staple" {
+		t.Errorf("a volume made before --force recovers %q, %v", old.Secret, err)
+	}
+	fresh, err := src.New(ctx, contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed/passphrase"}, keysource.Volume{})
+	if err != nil || string(fresh.Secret) != "a new passphrase" || fresh.Token.SecretVersion == key.Token.SecretVersion {
+		t.Errorf("a new volume gets %q (version %q), %v", fresh.Secret, fresh.Token.SecretVersion, err)
+	}
 }
 
 func TestUsage(t *testing.T) {

@@ -100,6 +100,7 @@ type deployment struct {
 	policies                         map[string][]string // role ARN -> its identity policies
 	operatorPolicy                   string
 	secretBucketPolicy, secretBucket string
+	secretBucketKey                  bool // the secret bucket's SSE-KMS uses an S3 Bucket Key
 }
 
 func deploy(t *testing.T, source string, env cfn.Env) *deployment {
@@ -160,6 +161,12 @@ func deploy(t *testing.T, source string, env cfn.Env) *deployment {
 	d.document = d.json(t, r.Resources[doc].Properties["Content"])
 	if secret := d.launchEnv[contract.EnvSecret]; secret != "" {
 		d.secretBucket = strings.SplitN(strings.TrimPrefix(secret, "s3://"), "/", 2)[0]
+		for _, id := range r.Of("AWS::S3::Bucket") {
+			if name, err := r.String(map[string]any{"Ref": id}); err == nil && name == d.secretBucket {
+				enc, _ := r.Eval(r.Resources[id].Properties["BucketEncryption"])
+				d.secretBucketKey = strings.Contains(fmt.Sprint(enc), "BucketKeyEnabled:true")
+			}
+		}
 		for _, id := range r.Of("AWS::S3::BucketPolicy") {
 			if b := must(r.String(r.Resources[id].Properties["Bucket"])); b == d.secretBucket {
 				d.secretBucketPolicy = d.json(t, r.Resources[id].Properties["PolicyDocument"])

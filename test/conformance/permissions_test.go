@@ -3,6 +3,8 @@ package conformance
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -53,7 +55,6 @@ type component struct {
 
 func (d *deployment) components(t *testing.T) []component {
 	t.Helper()
-	instanceARN := fmt.Sprintf("arn:%s:ec2:%s:%s:instance/%s", d.Env.Partition, d.Env.Region, d.Env.Account, keyUserInstance)
 	operator := fmt.Sprintf("arn:%s:iam::%s:role/operator", d.Env.Partition, d.Env.Account)
 	role := func(arn string) map[string][]string { return map[string][]string{"aws:PrincipalArn": {arn}} }
 	return []component{
@@ -62,7 +63,7 @@ func (d *deployment) components(t *testing.T) []component {
 		{"operator", operator, d.sessionOf(operator, "alice"), map[string][]string{"aws:PrincipalArn": {operator}, "aws:MultiFactorAuthPresent": {"true"}},
 			[]string{d.operatorPolicy}, d.cliRun(t)},
 		{"agent", d.instanceRole, d.sessionOf(d.instanceRole, keyUserInstance),
-			map[string][]string{"aws:PrincipalArn": {d.instanceRole}, "ec2:SourceInstanceARN": {instanceARN}}, d.policies[d.instanceRole], d.agentRun(t)},
+			map[string][]string{"aws:PrincipalArn": {d.instanceRole}, "ec2:SourceInstanceARN": {d.instanceARN(keyUserInstance)}}, d.policies[d.instanceRole], d.agentRun(t)},
 	}
 }
 
@@ -256,26 +257,56 @@ func TestOperatorRerunNeedsMFA(t *testing.T) {
 	}
 }
 
-// TestKeyPolicyRequiresBothContextKeys: the template's key policy lets the instance role
-// use the key only with storecrypt's context, both keys present and no other:
-// ForAllValues alone "would allow requests with no encryption context" (KMS condition
-// keys).
-func TestKeyPolicyRequiresBothContextKeys(t *testing.T) {
+// TestKeyBindsEachVolumeToItsInstance evaluates the synthesized key policy (with the
+// fake's own engine) for every caller that might try a volume's key: only the instance
+// the volume belongs to may make or open it; another instance of the same role, an
+// account admin through the root delegation, or an instance role that some other policy
+// gives kms:* are explicitly denied; volumes from before instance ARNs open (Decrypt only).
+func TestKeyBindsEachVolumeToItsInstance(t *testing.T) {
+	const other = "i-0b000000000000002"
 	for _, env := range cfn.Partitions {
 		t.Run(env.Partition, func(t *testing.T) {
 			d := deploy(t, contract.KeySourceKMSDataKey, env)
+			admin := fmt.Sprintf("arn:%s:iam::%s:role/admin", env.Partition, env.Account)
+			own, another := d.instanceARN(keyUserInstance), d.instanceARN(other)
+			onInstance := func(id string) map[string][]string {
+				return map[string][]string{"aws:PrincipalArn": {d.instanceRole}, "ec2:SourceInstanceARN": {d.instanceARN(id)}}
+			}
+			broad := append(slices.Clone(d.policies[d.instanceRole]), fakeaws.Allows("kms:*"))
 			for _, tc := range []struct {
-				name    string
-				context map[string]string
-				want    fakeaws.Decision
+				name      string
+				principal string
+				base      map[string][]string
+				identity  []string
+				context   map[string]string
+				generate  fakeaws.Decision
+				decrypt   fakeaws.Decision
 			}{
-				{"storecrypt's context", contract.EncryptionContext(keyUserInstance, "uuid-1"), fakeaws.Allow},
-				{"no context", nil, fakeaws.ImplicitDeny},
-				{"the instance only", map[string]string{contract.ContextInstanceID: keyUserInstance}, fakeaws.ImplicitDeny},
-				{"the volume only", map[string]string{contract.ContextVolume: "uuid-1"}, fakeaws.ImplicitDeny},
-				{"one more key", map[string]string{contract.ContextInstanceID: keyUserInstance, contract.ContextVolume: "uuid-1", "app": "x"}, fakeaws.ImplicitDeny},
+				{"its own instance, its own volume", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
+					contract.EncryptionContext(own, "uuid-1"), fakeaws.Allow, fakeaws.Allow},
+				{"another instance of the same role", d.instanceRole, onInstance(other), d.policies[d.instanceRole],
+					contract.EncryptionContext(own, "uuid-1"), fakeaws.ExplicitDeny, fakeaws.ExplicitDeny},
+				{"an instance whose role some policy gives kms:*", d.instanceRole, onInstance(other), broad,
+					contract.EncryptionContext(own, "uuid-1"), fakeaws.ExplicitDeny, fakeaws.ExplicitDeny},
+				{"an account admin through the root delegation", admin, map[string][]string{"aws:PrincipalArn": {admin}}, []string{fakeaws.Allows("kms:*")},
+					contract.EncryptionContext(own, "uuid-1"), fakeaws.ExplicitDeny, fakeaws.ExplicitDeny},
+				{"an account admin, a legacy volume", admin, map[string][]string{"aws:PrincipalArn": {admin}}, []string{fakeaws.Allows("kms:*")},
+					contract.LegacyEncryptionContext(keyUserInstance, "uuid-1"), fakeaws.ExplicitDeny, fakeaws.ExplicitDeny},
+				{"an account admin, data that is not storecrypt's", admin, map[string][]string{"aws:PrincipalArn": {admin}}, []string{fakeaws.Allows("kms:*")},
+					map[string]string{"app": "billing"}, fakeaws.Allow, fakeaws.Allow},
+				{"a legacy volume on its instance: opens, is never made", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
+					contract.LegacyEncryptionContext(keyUserInstance, "uuid-1"), fakeaws.ImplicitDeny, fakeaws.Allow},
+				{"no context", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole], nil, fakeaws.ImplicitDeny, fakeaws.ImplicitDeny},
+				{"the instance only", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
+					map[string]string{contract.ContextInstanceARN: own}, fakeaws.ImplicitDeny, fakeaws.ImplicitDeny},
+				{"the volume only", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
+					map[string]string{contract.ContextVolume: "uuid-1"}, fakeaws.ImplicitDeny, fakeaws.ImplicitDeny},
+				{"one more key", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
+					map[string]string{contract.ContextInstanceARN: own, contract.ContextVolume: "uuid-1", "app": "x"}, fakeaws.ImplicitDeny, fakeaws.ImplicitDeny},
+				{"its own instance naming another", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
+					contract.EncryptionContext(another, "uuid-1"), fakeaws.ExplicitDeny, fakeaws.ExplicitDeny},
 			} {
-				ctx := map[string][]string{"aws:PrincipalArn": {d.instanceRole}}
+				ctx := maps.Clone(tc.base)
 				var keys []string
 				for k, v := range tc.context {
 					ctx["kms:EncryptionContext:"+k] = []string{v}
@@ -285,17 +316,46 @@ func TestKeyPolicyRequiresBothContextKeys(t *testing.T) {
 					sort.Strings(keys)
 					ctx["kms:EncryptionContextKeys"] = keys
 				}
-				for _, action := range []string{"kms:GenerateDataKey", "kms:Decrypt"} {
-					got, err := fakeaws.KMSDecision(d.keyPolicy, d.policies[d.instanceRole], nil,
-						fakeaws.AuthzRequest{Principal: d.instanceRole, Action: action, Resource: d.keyARN, Context: ctx})
+				for action, want := range map[string]fakeaws.Decision{"kms:GenerateDataKey": tc.generate, "kms:Decrypt": tc.decrypt} {
+					got, err := fakeaws.KMSDecision(d.keyPolicy, tc.identity, nil,
+						fakeaws.AuthzRequest{Principal: tc.principal, Action: action, Resource: d.keyARN, Context: ctx})
 					if err != nil {
 						t.Fatal(err)
 					}
-					if got != tc.want {
-						t.Errorf("%s, %s: %s, want %s", tc.name, action, got, tc.want)
+					if got != want {
+						t.Errorf("%s, %s: %s, want %s", tc.name, action, got, want)
 					}
 				}
 			}
 		})
+	}
+}
+
+// TestSeedSecretKeyUse: in s3-kms the instance roles may decrypt only what the seed
+// recipe encrypted (no encryption context), only with an instance's credentials, and the
+// secret object itself only through S3 (checked by the permissions test's scenario).
+func TestSeedSecretKeyUse(t *testing.T) {
+	d := deploy(t, contract.KeySourceS3KMS, cfn.Partitions[0])
+	withInstance := map[string][]string{"aws:PrincipalArn": {d.instanceRole}, "ec2:SourceInstanceARN": {d.instanceARN(keyUserInstance)}}
+	for _, tc := range []struct {
+		name string
+		ctx  map[string][]string
+		want fakeaws.Decision
+	}{
+		{"the passphrase, from the instance", withInstance, fakeaws.Allow},
+		{"the role's credentials away from an instance", map[string][]string{"aws:PrincipalArn": {d.instanceRole}}, fakeaws.ImplicitDeny},
+		{"a ciphertext with a context", func() map[string][]string {
+			c := maps.Clone(withInstance)
+			c["kms:EncryptionContext:app"], c["kms:EncryptionContextKeys"] = []string{"billing"}, []string{"app"}
+			return c
+		}(), fakeaws.ImplicitDeny},
+	} {
+		got, err := fakeaws.KMSDecision(d.keyPolicy, nil, nil, fakeaws.AuthzRequest{Principal: d.instanceRole, Action: "kms:Decrypt", Resource: d.keyARN, Context: tc.ctx})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -202,7 +203,8 @@ func (d *deployment) cliRun(t *testing.T) *run {
 }
 
 // agentRun: the agent's key source makes a new volume's key and recovers it (kms-datakey),
-// or reads the seed secret (s3-kms), as it does on the instance.
+// and recovers a volume made before the context named the instance by ARN; or reads the
+// seed secret (s3-kms), as it does on the instance.
 func (d *deployment) agentRun(t *testing.T) *run {
 	t.Helper()
 	r := &run{world: d.world()}
@@ -212,10 +214,12 @@ func (d *deployment) agentRun(t *testing.T) *run {
 	src := keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg)}
 	opts := contract.DefaultAgentOptions()
 	opts.KeySource, opts.KMSKeyID, opts.Secret = d.source, d.keyARN, d.launchEnv[contract.EnvSecret]
-	vol := keysource.Volume{InstanceID: keyUserInstance, UUID: "6a3c0b1e-0d5f-4c2b-9e7a-1f2e3d4c5b6a"}
-	setup := 0
-	if d.source == contract.KeySourceS3KMS {
-		// The operator stored the secret first (put-secret); those calls are not the agent's.
+	vol := keysource.Volume{InstanceID: keyUserInstance, InstanceARN: d.instanceARN(keyUserInstance), UUID: "6a3c0b1e-0d5f-4c2b-9e7a-1f2e3d4c5b6a"}
+	// Setup: what exists before the agent runs, made by others; those calls are not the agent's.
+	var legacy *keysource.Token
+	switch d.source {
+	case contract.KeySourceS3KMS:
+		// The operator stored the secret (put-secret), SSE-KMS in the secret bucket.
 		bucket, key, err := contract.SecretLocation(opts.Secret)
 		if err != nil {
 			t.Fatal(err)
@@ -224,16 +228,31 @@ func (d *deployment) agentRun(t *testing.T) *run {
 		if err != nil {
 			t.Fatal(err)
 		}
-		w.With(func() { w.Objects = map[string]fakeaws.Object{bucket + "/" + key: {Body: enc.CiphertextBlob}} })
-		setup = len(w.Log())
+		w.With(func() {
+			w.Objects = map[string]fakeaws.Object{bucket + "/" + key: {Body: enc.CiphertextBlob, Version: "v1", SSEKMSID: d.keyARN}}
+			w.BucketKeys = map[string]bool{bucket: d.secretBucketKey}
+		})
+	case contract.KeySourceKMSDataKey:
+		// A volume an older agent made, under the instance-id context.
+		out, err := src.KMS.(*kms.Client).GenerateDataKey(ctx, &kms.GenerateDataKeyInput{KeyId: &d.keyARN, KeySpec: kmstypes.DataKeySpecAes256,
+			EncryptionContext: contract.LegacyEncryptionContext(vol.InstanceID, vol.UUID)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		legacy = &keysource.Token{KeySource: d.source, KeyID: d.keyARN, Ciphertext: out.CiphertextBlob}
 	}
+	setup := len(w.Log())
 	k, err := src.New(ctx, opts, vol)
 	if err != nil {
 		t.Fatal(err)
 	}
 	k.Zero()
-	if d.source == contract.KeySourceKMSDataKey {
-		again, err := src.Recover(ctx, k.Token, vol)
+	tokens := []keysource.Token{k.Token}
+	if legacy != nil {
+		tokens = append(tokens, *legacy)
+	}
+	for _, tok := range tokens {
+		again, err := src.Recover(ctx, tok, vol)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -241,6 +260,11 @@ func (d *deployment) agentRun(t *testing.T) *run {
 	}
 	r.calls = w.Log()[setup:]
 	return r
+}
+
+// instanceARN is an instance's ARN in the deployment's partition, region and account.
+func (d *deployment) instanceARN(id string) string {
+	return contract.InstanceARN(d.Env.Partition, d.Env.Region, d.Env.Account, id)
 }
 
 func (d *deployment) sessionOf(role, name string) string {

@@ -13,9 +13,13 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/test/emu"
 )
 
-const userFile = "/mnt/instance-store/user-data.txt"
+const (
+	mountPoint = "/mnt/instance-store"
+	userFile   = mountPoint + "/user-data.txt"
+)
 
 // TestApplyRebootUnlock is the agent's life on one and on two disks: apply, write, apply
 // again (nothing changes), reboot, unlock, read back.
@@ -123,11 +127,8 @@ func (m *machine) tokenPlaintext(dev string) []byte {
 	}
 	uuid := strings.TrimSpace(m.sh("cryptsetup luksUUID " + dev))
 	dec, err := m.Emu.KMS.Decrypt(context.Background(), &kms.DecryptInput{
-		CiphertextBlob: tok.Ciphertext,
-		EncryptionContext: map[string]string{
-			contract.ContextInstanceID: "i-1234567890abcdef0",
-			contract.ContextVolume:     uuid,
-		},
+		CiphertextBlob:    tok.Ciphertext,
+		EncryptionContext: contract.EncryptionContext(emu.InstanceARN, uuid),
 	})
 	if err != nil {
 		m.t.Fatalf("unwrapping the token's data key with the instance and volume context: %v", err)

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/test/emu"
 )
 
 // TestS3KMS is the seed-compatible source: the S3 object is the raw KMS ciphertext of a
@@ -32,6 +34,11 @@ func TestS3KMS(t *testing.T) {
 			}
 			m.sh(`echo "correct horse battery staple" | cryptsetup open --test-passphrase /dev/nvme0n1`)
 			m.sh("echo seed > " + userFile + " && sync")
+			// The secret is replaced (put-secret --force): the volume keeps the version it
+			// was made with.
+			if err := m.Emu.PutObject(context.Background(), "storecrypt-secrets", "seed/passphrase", m.encryptSecret("a later passphrase")); err != nil {
+				t.Fatal(err)
+			}
 			m.reboot()
 			m.agent("unlock", "--model", guestModel).must(t, contract.ExitOK)
 			if got := m.sh("cat " + userFile); got != "seed\n" {
@@ -59,11 +66,15 @@ func TestEphemeral(t *testing.T) {
 }
 
 // TestUnlockWhileKMSDown: at boot KMS may not be reachable yet. Unlock fails quickly with
-// key-unavailable and changes nothing; once KMS answers, unlock succeeds.
+// key-unavailable and changes nothing, and meanwhile the mount point takes no writes (they
+// would land in plaintext on the root volume); unlock --retry-for, as the boot unit runs
+// it, keeps trying and opens the volume once KMS answers. The volume is one an older agent
+// made, under the instance-id context: it still opens.
 func TestUnlockWhileKMSDown(t *testing.T) {
 	m := newMachine(t, machineOpts{disks: 1})
 	m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 	m.sh("echo kept > " + userFile + " && sync")
+	m.legacyToken("/dev/nvme0n1")
 	m.reboot()
 	m.Emu.KMSDown()
 	start := time.Now()
@@ -73,12 +84,50 @@ func TestUnlockWhileKMSDown(t *testing.T) {
 	if out := m.sh("ls /dev/mapper"); strings.Contains(out, contract.MapperName) {
 		t.Errorf("a mapping was left after the failed unlock: %s", out)
 	}
-	if err := m.Emu.KMSUp(); err != nil {
-		t.Fatal(err)
-	}
-	m.agent("unlock", "--model", guestModel).must(t, contract.ExitOK)
+	m.wantNoWrites(mountPoint)
+
+	up := time.AfterFunc(8*time.Second, func() {
+		if err := m.Emu.KMSUp(); err != nil {
+			t.Error(err)
+		}
+	})
+	defer up.Stop()
+	r := m.agent("unlock", "--model", guestModel, "--retry-for", "2m").must(t, contract.ExitOK)
+	wantContains(t, "unlock --retry-for", r.Stderr, "key-unavailable", "retrying in")
 	if got := m.sh("cat " + userFile); got != "kept\n" {
 		t.Errorf("after unlock the file reads %q", got)
+	}
+}
+
+// legacyToken rewrites the volume's token as an agent before instance ARNs wrote it: the
+// same data key, wrapped under the instance-id context, and no context_keys.
+func (m *machine) legacyToken(dev string) {
+	m.t.Helper()
+	uuid := strings.TrimSpace(m.sh("cryptsetup luksUUID " + dev))
+	plain := m.tokenPlaintext(dev)
+	defer clear(plain)
+	enc, err := m.Emu.KMS.Encrypt(context.Background(), &kms.EncryptInput{KeyId: aws.String(m.KeyARN), Plaintext: plain,
+		EncryptionContext: contract.LegacyEncryptionContext(emu.InstanceID, uuid)})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	tok, err := json.Marshal(map[string]any{"type": contract.TokenType, "keyslots": []string{"0"}, "key_source": contract.KeySourceKMSDataKey,
+		"key_id": m.KeyARN, "ciphertext": enc.CiphertextBlob})
+	if err != nil {
+		m.t.Fatal(err)
+	}
+	m.sh("echo '" + string(tok) + "' | cryptsetup token import --json-file - --token-id 0 --token-replace " + dev)
+	if got := m.sh("cryptsetup token export --token-id 0 " + dev); strings.Contains(got, "context_keys") {
+		m.t.Fatalf("the token still names the new context: %s", got)
+	}
+}
+
+// wantNoWrites: nothing can be created in dir, or in a directory made there.
+func (m *machine) wantNoWrites(dir string) {
+	m.t.Helper()
+	out := m.sh("for p in " + dir + "/plaintext " + dir + "/sub; do if touch $p 2>/dev/null || mkdir $p 2>/dev/null; then echo wrote $p; fi; done; ls -A " + dir)
+	if strings.TrimSpace(out) != "" {
+		m.t.Errorf("%s took writes while the volume was not mounted: %q", dir, out)
 	}
 }
 

@@ -72,6 +72,7 @@ func TestStopStart(t *testing.T) {
 		t.Errorf("unlock on blank disks changed %v", c)
 	}
 	sameSums(t, blank, m.checksums())
+	m.wantNoWrites(mountPoint)
 	// This time with the recipe's zero fill, which storecrypt leaves off by default.
 	again := m.agent(append([]string{"apply", "--wipe"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 	if !slices.Contains(again.changedSteps(), "wipe") {

@@ -7,6 +7,7 @@ package emu
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	kmsconfig "github.com/nsmithuk/local-kms/src/config"
@@ -41,7 +43,9 @@ import (
 const (
 	Region     = "us-east-1"
 	InstanceID = "i-1234567890abcdef0"
-	Account    = "111122223333"
+	// InstanceARN is InstanceID's ARN, as the agent builds it from IMDS.
+	InstanceARN = "arn:aws:ec2:" + Region + ":" + Account + ":instance/" + InstanceID
+	Account     = "111122223333"
 )
 
 // Emulators is one set of running emulators.
@@ -204,6 +208,11 @@ func (e *Emulators) PutObject(ctx context.Context, bucket, key string, body []by
 			return fmt.Errorf("creating bucket %s: %w", bucket, err)
 		}
 	}
+	// The stack's secret bucket is versioned; so is this one.
+	if _, err := e.S3.PutBucketVersioning(ctx, &s3.PutBucketVersioningInput{Bucket: aws.String(bucket),
+		VersioningConfiguration: &s3types.VersioningConfiguration{Status: s3types.BucketVersioningStatusEnabled}}); err != nil {
+		return fmt.Errorf("versioning bucket %s: %w", bucket, err)
+	}
 	_, err := e.S3.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(string(body))})
 	return err
 }
@@ -220,9 +229,24 @@ func (e *Emulators) startIMDS(dir, instanceID string) error {
 		return err
 	}
 	e.IMDSAddr = fmt.Sprintf("127.0.0.1:%d", port)
-	e.imds = exec.Command(bin, "-n", "127.0.0.1", "-p", fmt.Sprint(port), "-I")
+	// The identity document names the same instance, account and region as the rest of
+	// the emulators, so the agent builds the instance ARN contract.InstanceARN("aws", Region, Account, instanceID).
+	cfg, err := json.Marshal(map[string]any{
+		"metadata": map[string]any{"values": map[string]any{"instance-id": instanceID, "services-partition": "aws"}},
+		"dynamic": map[string]any{"values": map[string]any{"instance-identity-document": map[string]any{
+			"accountId": Account, "instanceId": instanceID, "region": Region, "availabilityZone": Region + "a",
+			"architecture": "x86_64", "instanceType": "i4i.large", "version": "2017-09-30",
+		}}},
+	})
+	if err != nil {
+		return err
+	}
+	cfgPath := filepath.Join(dir, "aemm-config.json")
+	if err := os.WriteFile(cfgPath, cfg, 0o644); err != nil {
+		return err
+	}
+	e.imds = exec.Command(bin, "-n", "127.0.0.1", "-p", fmt.Sprint(port), "-I", "-c", cfgPath)
 	e.imds.Dir = dir
-	e.imds.Env = append(os.Environ(), "AEMM_METADATA_VALUES_INSTANCE_ID="+instanceID)
 	e.imds.Stdout, e.imds.Stderr = io.Discard, io.Discard
 	e.imds.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	if err := e.imds.Start(); err != nil {

@@ -119,11 +119,7 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 	runner := &ssmRunner{tb: tb, world: world, done: make(chan error, 4)}
 	world.OnCommand = runner.run
 	var logs bytes.Buffer
-	lcfg, err := launch.LoadConfig(env(stack.launchEnv, tb.KeyARN, map[string]string{
-		contract.EnvInstanceRoles: fakeaws.KeyUser,
-		// The guest's controller model: on EC2 the default, Amazon EC2 NVMe Instance Storage.
-		contract.EnvModel: testbed.GuestModel,
-	}))
+	lcfg, err := launch.LoadConfig(env(stack.launchEnv, tb.KeyARN, map[string]string{contract.EnvInstanceRoles: fakeaws.KeyUser}))
 	if err != nil {
 		return fmt.Errorf("the template's launch environment: %w", err)
 	}
@@ -296,7 +292,8 @@ func (r *ssmRunner) runOn(ctx context.Context, cmd *fakeaws.Command) (invocation
 	if err := json.Unmarshal([]byte(content), &doc); err != nil {
 		return res, fmt.Errorf("command %s: version %s of %s: %w", cmd.ID, cmd.DocumentVersion, cmd.DocumentName, err)
 	}
-	env := append([]string{}, emu.Env()...)
+	// The guest's controller model: on EC2 the default, Amazon EC2 NVMe Instance Storage.
+	env := append([]string{contract.EnvModel + "=" + testbed.GuestModel}, emu.Env()...)
 	names := make([]string, 0, len(cmd.Parameters))
 	for k := range cmd.Parameters {
 		names = append(names, k)

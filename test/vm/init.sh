@@ -1,7 +1,8 @@
 #!/bin/busybox sh
 # PID 1 of the test guest. It loads the modules, brings up the user-mode network, mounts
-# the disk that stands for the instance's root volume (so the boot unit and state survive
-# a reboot, as on EC2), then hands the console to vmexec, which runs the harness's commands.
+# the disk that stands for the instance's root volume (so the boot unit, the state and the
+# mount point survive a reboot, as on EC2), then hands the console to vmexec, which runs the
+# harness's commands.
 /bin/busybox --install -s /bin
 export PATH=/usr/local/sbin:/usr/local/bin:/sbin:/bin
 mount -t proc proc /proc
@@ -20,7 +21,7 @@ for d in /sys/block/vd*; do
 	[ "$(cat "$d/serial" 2>/dev/null)" = root ] && mount -o noatime "/dev/${d##*/}" /persist
 done
 if grep -q ' /persist ' /proc/mounts; then
-	for p in /etc/systemd/system /var/lib/storecrypt /usr/local/sbin; do
+	for p in /etc/systemd/system /var/lib/storecrypt /usr/local/sbin /mnt; do
 		mkdir -p "/persist$p" "$p"
 		mount -o bind "/persist$p" "$p"
 	done

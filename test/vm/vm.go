@@ -8,6 +8,8 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -143,6 +145,16 @@ func EnsureImage(ctx context.Context, tools ...string) (string, error) {
 	if len(tools) > 0 {
 		dir += "-" + strings.Join(tools, "-")
 	}
+	// The image is rebuilt when the scripts that make it change.
+	h := sha256.New()
+	for _, f := range []string{"build-guest.sh", "init.sh"} {
+		b, err := os.ReadFile(filepath.Join(sourceDir(), f))
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	dir += "-" + hex.EncodeToString(h.Sum(nil))[:12]
 	script := filepath.Join(sourceDir(), "build-guest.sh")
 	cmd := exec.CommandContext(ctx, "bash", script, dir)
 	cmd.Env = append(os.Environ(), "EXTRA_TOOLS="+strings.Join(tools, " "))
