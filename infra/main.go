@@ -11,6 +11,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/storecrypt/storecrypt/infra/stack"
+	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
 func main() {
@@ -44,7 +45,7 @@ func run() error {
 	}
 	name := ctx("stackName")
 	if name == "" {
-		name = "StoreCrypt"
+		name = contract.StackName
 	}
 	_, err := stack.NewStoreCryptStack(app, name, &stack.StoreCryptStackProps{
 		StackProps: props,
@@ -52,6 +53,7 @@ func run() error {
 		SecretVPCEndpoint: ctx("secretVpcEndpoint"), InstanceRoleARNs: roles, OptInTag: ctx("optInTag"),
 		DocumentName: ctx("documentName"), MountPoint: ctx("mountPoint"), Filesystem: ctx("filesystem"),
 		AlarmEmail: ctx("alarmEmail"), Trail: ctx("trail") == "true", RefuseLegacyVolumes: ctx("refuseLegacyVolumes") == "true",
+		AllowOptOut: ctx("allowOptOut") == "true",
 	})
 	if err != nil {
 		return err

@@ -8,6 +8,7 @@ import (
 	"os/signal"
 
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -29,7 +30,8 @@ func clients(ctx context.Context, region, profile string) (opcli.Clients, error)
 	if err != nil {
 		return opcli.Clients{}, fmt.Errorf("loading the AWS configuration: %w", err)
 	}
-	return opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg)}, nil
+	return opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg),
+		CloudFormation: cloudformation.NewFromConfig(cfg)}, nil
 }
 
 func main() {

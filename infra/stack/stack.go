@@ -67,8 +67,14 @@ type StoreCryptStackProps struct {
 	RefuseLegacyVolumes bool
 	// InstanceRoleARNs are the workloads' own roles; empty creates a role and profile.
 	InstanceRoleARNs []string
-	// OptInTag is key=value (default storecrypt:encrypt=true).
-	OptInTag     string
+	// OptInTag is key=value (storecrypt:encrypt=true, say) that brings an instance into
+	// scope besides the roles; none by default: scope is the roles alone.
+	OptInTag string
+	// AllowOptOut honours storecrypt:encrypt=false on instances in scope: each opt-out is
+	// recorded (skipped, opted-out), counted (OptedOut, alarmed) and sent as an event.
+	// Without it the tag is ignored: whoever may tag an instance could otherwise switch
+	// its encryption off.
+	AllowOptOut  bool
 	DocumentName string
 	MountPoint   string
 	Filesystem   string
@@ -89,7 +95,6 @@ func (p *StoreCryptStackProps) defaults() error {
 	def(&p.KeyAlias, "alias/storecrypt")
 	def(&p.KeySource, contract.KeySourceKMSDataKey)
 	def(&p.SecretKey, "seed/passphrase")
-	def(&p.OptInTag, contract.DefaultOptIn)
 	def(&p.DocumentName, contract.DocumentName)
 	def(&p.MountPoint, contract.DefaultMountPoint)
 	def(&p.Filesystem, contract.DefaultFilesystem)
@@ -478,7 +483,10 @@ func (s *stack) queues() {
 // function builds a Lambda with its own role and log group; the role gets only what grant adds.
 func (s *stack) function(id, dir string, timeout float64, env map[string]*string, props *awslambda.FunctionProps) awslambda.Function {
 	logs := awslogs.NewLogGroup(s.st, jsii.String(id+"Logs"), &awslogs.LogGroupProps{Retention: s.props.LogRetention, RemovalPolicy: awscdk.RemovalPolicy_DESTROY})
-	role := awsiam.NewRole(s.st, jsii.String(id+"Role"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil)})
+	// The path names the functions' roles as the only writers of storecrypt:* tags in
+	// the example SCP (docs/examples), in every account the stack is deployed to.
+	role := awsiam.NewRole(s.st, jsii.String(id+"Role"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+		Path: jsii.String(contract.FunctionRolePath)})
 	role.AddToPrincipalPolicy(statement("Logs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, []*string{logs.LogGroupArn()}, nil))
 	// Both functions share what the stack decided; each reads what it needs.
 	common := map[string]*string{
@@ -515,7 +523,6 @@ func (s *stack) launchFunction() {
 		roles = s.roleARNs[0]
 	}
 	env := map[string]*string{
-		contract.EnvOptInTag:      jsii.String(s.props.OptInTag),
 		contract.EnvMountPoint:    jsii.String(s.props.MountPoint),
 		contract.EnvFilesystem:    jsii.String(s.props.Filesystem),
 		contract.EnvQueueURL:      s.queue.QueueUrl(),
@@ -523,9 +530,18 @@ func (s *stack) launchFunction() {
 		contract.EnvStaleAfter:    jsii.String(staleAfter.String()),
 		contract.EnvInstanceRoles: roles,
 	}
+	if s.props.OptInTag != "" {
+		env[contract.EnvOptInTag] = jsii.String(s.props.OptInTag)
+	}
+	if s.props.AllowOptOut {
+		env[contract.EnvAllowOptOut] = jsii.String("true")
+	}
 	fn := s.function("Launch", "launch", 60, env, &awslambda.FunctionProps{})
 	role := fn.Role()
-	role.AddToPrincipalPolicy(statement("DescribeInstances", []string{"ec2:DescribeInstances", "ec2:DescribeInstanceTypes", "ssm:DescribeInstanceInformation"}, []*string{jsii.String("*")}, nil))
+	// ListCommandInvocations and GetCommandInvocation: SSM's record of the document's
+	// runs decides whether an instance is done, not its tags.
+	role.AddToPrincipalPolicy(statement("DescribeInstances", []string{"ec2:DescribeInstances", "ec2:DescribeInstanceTypes", "ssm:DescribeInstanceInformation",
+		"ssm:ListCommandInvocations", "ssm:GetCommandInvocation"}, []*string{jsii.String("*")}, nil))
 	role.AddToPrincipalPolicy(statement("SendTheDocument", []string{"ssm:SendCommand"}, []*string{s.docARN, s.instanceARN()}, nil))
 	s.readDocument(role, "ssm:ListDocumentVersions")
 	s.tagRights(role)
@@ -541,7 +557,7 @@ func (s *stack) launchFunction() {
 	}))
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
-		Reason: jsii.String("ec2:DescribeInstances, ec2:DescribeInstanceTypes and ssm:DescribeInstanceInformation support no resource-level permissions; " +
+		Reason: jsii.String("ec2:DescribeInstances, ec2:DescribeInstanceTypes, ssm:DescribeInstanceInformation, ssm:ListCommandInvocations and ssm:GetCommandInvocation support no resource-level permissions; " +
 			"SendCommand and CreateTags must reach any instance that launches (CreateTags is limited to storecrypt:* tag keys); " +
 			"GetInstanceProfile and SimulatePrincipalPolicy must read whichever profile and role an opted-in instance has."),
 		AppliesTo: &[]any{"Resource::*", anyInstance, appliesTo(`^Resource::arn:<AWS::Partition>:iam::[^:]+:(instance-profile|role)/\*$`)},
@@ -577,13 +593,13 @@ func (s *stack) resultFunction() {
 		DeadLetterQueueEnabled: jsii.Bool(true), DeadLetterQueue: s.resultDLQ, RetryAttempts: jsii.Number(2),
 	})
 	role := fn.Role()
-	role.AddToPrincipalPolicy(statement("ReadOutcome", []string{"ssm:GetCommandInvocation", "ec2:DescribeInstances"}, []*string{jsii.String("*")}, nil))
+	role.AddToPrincipalPolicy(statement("ReadOutcome", []string{"ssm:GetCommandInvocation", "ssm:ListCommandInvocations", "ec2:DescribeInstances"}, []*string{jsii.String("*")}, nil))
 	s.readDocument(role)
 	s.tagRights(role)
 	s.putEventsRight(role)
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id:        jsii.String("AwsSolutions-IAM5"),
-		Reason:    jsii.String("ssm:GetCommandInvocation and ec2:DescribeInstances support no resource-level permissions; CreateTags must reach any instance and is limited to storecrypt:* tag keys."),
+		Reason:    jsii.String("ssm:GetCommandInvocation, ssm:ListCommandInvocations and ec2:DescribeInstances support no resource-level permissions; CreateTags must reach any instance and is limited to storecrypt:* tag keys."),
 		AppliesTo: &[]any{"Resource::*", anyInstance},
 	}}, jsii.Bool(true))
 	s.result = fn
@@ -656,14 +672,19 @@ func (s *stack) alarmsAndTopic() {
 	// so an alarm without dimensions sees every instance.
 	// Drift must last three periods: a deploy that changes the document updates it
 	// minutes before the functions that trust the new content.
-	for _, m := range []struct {
+	type watched struct {
 		name, what string
 		periods    float64
-	}{
+	}
+	metrics := []watched{
 		{contract.MetricBlocked, "instances blocked: see the storecrypt:reason tag", 1},
 		{contract.MetricFailed, "instances failed or unverified: see the storecrypt:reason tag", 1},
 		{contract.MetricDocumentDrift, "the document's default version is not the content the stack deployed", 3},
-	} {
+	}
+	if s.props.AllowOptOut {
+		metrics = append(metrics, watched{contract.MetricOptedOut, "instances in scope left unencrypted by storecrypt:encrypt=false", 1})
+	}
+	for _, m := range metrics {
 		s.alarm("Alarm"+m.name, m.what, awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 			Namespace: jsii.String(contract.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String("Sum"), Period: five,
 		}), m.periods)
@@ -713,7 +734,9 @@ func (s *stack) operatorPolicy() {
 		statement("RerunFromIdentityCenter", []string{"ssm:SendCommand"}, []*string{s.docARN, s.instanceARN()},
 			map[string]any{"ArnLike": map[string]any{"aws:PrincipalArn": ssoRoles}}),
 		statement("ReadResults", []string{"ssm:ListCommands", "ssm:ListCommandInvocations", "ssm:GetCommandInvocation",
-			"ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "ec2:DescribeTags"}, []*string{jsii.String("*")}, nil),
+			"ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes", "ec2:DescribeTags"}, []*string{jsii.String("*")}, nil),
+		statement("ReadTheStack", []string{"cloudformation:DescribeStacks"}, []*string{s.st.FormatArn(&awscdk.ArnComponents{
+			Service: jsii.String("cloudformation"), Resource: jsii.String("stack"), ResourceName: jsii.String(*s.st.StackName() + "/*")})}, nil),
 		statement("ReadTheDocument", []string{"ssm:DescribeDocument", "ssm:GetDocument"}, []*string{s.docARN}, nil),
 		statement("VerifyBindings", []string{"iam:GetInstanceProfile", "iam:SimulatePrincipalPolicy"}, []*string{
 			s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("instance-profile"), ResourceName: jsii.String("*")}),
@@ -737,8 +760,9 @@ func (s *stack) operatorPolicy() {
 	cdknag.NagSuppressions_AddResourceSuppressions(p, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
 		Reason: jsii.String("The List/Get/Describe actions support no resource-level permissions; a rerun must reach any instance, and only with MFA; " +
-			"verify reads whichever instance profile and role an instance has."),
-		AppliesTo: &[]any{"Resource::*", anyInstance, appliesTo(`^Resource::arn:<AWS::Partition>:iam::[^:]+:(instance-profile|role)/\*$`)},
+			"verify reads whichever instance profile and role an instance has; a stack's ARN ends in an id CloudFormation chooses."),
+		AppliesTo: &[]any{"Resource::*", anyInstance, appliesTo(`^Resource::arn:<AWS::Partition>:iam::[^:]+:(instance-profile|role)/\*$`),
+			appliesTo(`^Resource::arn:<AWS::Partition>:cloudformation:[^:]+:[^:]+:stack/[^/]+/\*$`)},
 	}}, jsii.Bool(true))
 }
 
@@ -746,12 +770,18 @@ func (s *stack) outputs() {
 	out := func(id string, v *string, desc string) {
 		awscdk.NewCfnOutput(s.st, jsii.String(id), &awscdk.CfnOutputProps{Value: v, Description: jsii.String(desc)})
 	}
-	out("KeyArn", s.key.KeyArn(), "KMS key that wraps the volume keys")
-	out("DocumentName", s.docName, "SSM document to rerun from the console")
+	out(contract.OutputKeyARN, s.key.KeyArn(), "KMS key that wraps the volume keys")
+	out(contract.OutputKeySource, jsii.String(s.props.KeySource), "where the volume keys come from")
+	out(contract.OutputDocumentName, s.docName, "SSM document to rerun from the console")
+	out(contract.OutputDocumentDigest, jsii.String(s.digest), "SHA-256 of the document content the stack deployed (storecrypt report trusts only runs of it)")
+	out(contract.OutputInstanceRoleARNs, awscdk.Fn_Join(jsii.String(","), &s.roleARNs), "roles whose instances are in scope")
 	out("LaunchQueueUrl", s.queue.QueueUrl(), "queue of launch events")
-	out("OptInTag", jsii.String(s.props.OptInTag), "tag an instance with this to opt it in")
+	if s.props.OptInTag != "" {
+		out(contract.OutputOptInTag, jsii.String(s.props.OptInTag), "tag an instance with this to opt it in")
+	}
 	if s.bucket != nil {
 		out("SecretBucketName", s.bucket.BucketName(), "bucket of the seed passphrase (s3-kms)")
+		out(contract.OutputSecret, jsii.String("s3://"+*s.bucket.BucketName()+"/"+s.props.SecretKey), "the seed passphrase's object (s3-kms)")
 	}
 	if s.profile != nil {
 		out("InstanceRoleArn", s.roleARNs[0], "role for workloads")

@@ -88,7 +88,7 @@ func TestFunctions(t *testing.T) {
 	})
 	tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
 		"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{
-			contract.EnvDocumentName: contract.DocumentName, contract.EnvKeySource: contract.KeySourceKMSDataKey, contract.EnvOptInTag: contract.DefaultOptIn,
+			contract.EnvDocumentName: contract.DocumentName, contract.EnvKeySource: contract.KeySourceKMSDataKey,
 		})},
 	})
 	tpl.HasResourceProperties(jsii.String("AWS::Lambda::EventSourceMapping"), map[string]any{
@@ -329,4 +329,43 @@ func TestOutputs(t *testing.T) {
 	tpl.HasOutput(jsii.String("InstanceProfileName"), map[string]any{"Value": map[string]any{"Ref": assertions.Match_AnyValue()}})
 	tpl.HasOutput(jsii.String("InstanceProfileArn"), map[string]any{"Value": map[string]any{"Fn::GetAtt": assertions.Match_AnyValue()}})
 	tpl.HasOutput(jsii.String("InstanceRoleArn"), map[string]any{"Description": "role for workloads"})
+}
+
+// TestScopeIsConfiguration: by default the roles alone are in scope (no opt-in tag) and
+// opt-out tags are ignored; a stack that allows opt-outs alarms on them.
+func TestScopeIsConfiguration(t *testing.T) {
+	launchEnv := func(raw map[string]any) map[string]any {
+		for _, r := range raw["Resources"].(map[string]any) {
+			res := r.(map[string]any)
+			p, _ := res["Properties"].(map[string]any)
+			if res["Type"] == "AWS::Lambda::Function" && p["Description"] == "storecrypt launch function" {
+				return p["Environment"].(map[string]any)["Variables"].(map[string]any)
+			}
+		}
+		t.Fatal("no launch function")
+		return nil
+	}
+	optedOutAlarms := func(raw map[string]any) int {
+		n := 0
+		for _, r := range raw["Resources"].(map[string]any) {
+			res := r.(map[string]any)
+			if p, _ := res["Properties"].(map[string]any); res["Type"] == "AWS::CloudWatch::Alarm" && p["MetricName"] == contract.MetricOptedOut {
+				n++
+			}
+		}
+		return n
+	}
+	_, raw := template(t, &stack.StoreCryptStackProps{})
+	env := launchEnv(raw)
+	if _, ok := env[contract.EnvOptInTag]; ok {
+		t.Errorf("the default stack has an opt-in tag: %v", env[contract.EnvOptInTag])
+	}
+	if _, ok := env[contract.EnvAllowOptOut]; ok || optedOutAlarms(raw) != 0 {
+		t.Errorf("the default stack allows opt-outs: %v", env)
+	}
+	_, raw = template(t, &stack.StoreCryptStackProps{OptInTag: contract.OptIn, AllowOptOut: true})
+	env = launchEnv(raw)
+	if env[contract.EnvOptInTag] != contract.OptIn || env[contract.EnvAllowOptOut] != "true" || optedOutAlarms(raw) != 1 {
+		t.Errorf("opt-in and opt-out configured: env %v, %d OptedOut alarms", env, optedOutAlarms(raw))
+	}
 }

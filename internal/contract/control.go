@@ -58,8 +58,9 @@ const (
 	TagAttempt    = "storecrypt:attempt"     // commands sent for this launch: 1, 2, ...
 )
 
-// DefaultOptIn is the opt-in tag, key=value.
-const DefaultOptIn = TagEncrypt + "=true"
+// OptIn is the usual opt-in tag, key=value, for stacks that configure one; a stack
+// without one takes the instance roles alone as its scope.
+const OptIn = TagEncrypt + "=true"
 
 // Reason is the code in TagReason: why an instance is blocked, skipped or failed.
 type Reason string
@@ -74,6 +75,9 @@ const (
 	ReasonNotKeyUser        Reason = "not-key-user"
 	ReasonSecretUnreadable  Reason = "secret-unreadable"
 	ReasonNoInstanceStore   Reason = "no-instance-store"
+	// ReasonOptedOut: the instance carries storecrypt:encrypt=false and the stack allows
+	// opt-outs (only then is the tag honoured).
+	ReasonOptedOut Reason = "opted-out"
 )
 
 // Reasons an invocation failed that are not one of the agent's exit codes.
@@ -116,7 +120,8 @@ const (
 	EnvSecret        = "STORECRYPT_SECRET"
 	EnvDocumentName  = "STORECRYPT_DOCUMENT_NAME"
 	EnvInstanceRoles = "STORECRYPT_INSTANCE_ROLES" // comma-separated role ARNs in scope
-	EnvOptInTag      = "STORECRYPT_OPT_IN_TAG"     // key=value
+	EnvOptInTag      = "STORECRYPT_OPT_IN_TAG"     // key=value; unset: the roles alone are in scope
+	EnvAllowOptOut   = "STORECRYPT_ALLOW_OPT_OUT"  // "true": storecrypt:encrypt=false is honoured
 	EnvMountPoint    = "STORECRYPT_MOUNT_POINT"
 	EnvFilesystem    = "STORECRYPT_FILESYSTEM"
 	EnvQueueURL      = "STORECRYPT_QUEUE_URL"   // the launch queue, for sweep mode
@@ -151,7 +156,9 @@ var FinalInvocationStatuses = []string{"Success", "Failed", "TimedOut", "Cancell
 // every other variable the functions read, the stack sets (a conformance test feeds the
 // template's environment to each function's LoadConfig and checks).
 var OptionalEnv = map[string]string{
-	EnvSecret: "no seed secret: the key source is " + KeySourceKMSDataKey,
+	EnvSecret:      "no seed secret: the key source is " + KeySourceKMSDataKey,
+	EnvOptInTag:    "no opt-in tag: the instance roles alone say what is in scope",
+	EnvAllowOptOut: "no opt-outs: storecrypt:encrypt=false is ignored",
 }
 
 // EventSource and the detail types of the events storecrypt emits for alerting.
@@ -159,7 +166,9 @@ const (
 	EventSource          = "storecrypt"
 	EventInstanceBlocked = "storecrypt Instance Blocked"
 	EventInstanceFailed  = "storecrypt Instance Failed"
-	EventDocumentDrift   = "storecrypt Document Drift"
+	// EventInstanceOptedOut: an instance in scope was left unencrypted by its opt-out tag.
+	EventInstanceOptedOut = "storecrypt Instance Opted Out"
+	EventDocumentDrift    = "storecrypt Document Drift"
 )
 
 // MetricNamespace holds the functions' CloudWatch metrics (Embedded Metric Format).
@@ -174,8 +183,28 @@ const (
 	MetricBlocked            = "Blocked"
 	MetricSecondsToEncrypted = "SecondsToEncrypted"
 	MetricDocumentDrift      = "DocumentDrift"
+	MetricOptedOut           = "OptedOut"
 )
 
 // MetricReason is the dimension that says why an instance was blocked or failed. Those
 // metrics are also published without it, for alarms over every reason.
 const MetricReason = "Reason"
+
+// FunctionRolePath is the IAM path of the launch and result functions' roles: the
+// example SCP reserves storecrypt:* tag keys to roles under it.
+const FunctionRolePath = "/storecrypt/functions/"
+
+// StackName is the stack's name unless the deployer chooses another.
+const StackName = "StoreCrypt"
+
+// Outputs of the stack that the operator CLI reads for the stack's configuration: what is
+// in scope, and what proves an instance encrypted.
+const (
+	OutputKeyARN           = "KeyArn"
+	OutputKeySource        = "KeySource"
+	OutputDocumentName     = "DocumentName"
+	OutputDocumentDigest   = "DocumentDigest"
+	OutputInstanceRoleARNs = "InstanceRoleArns" // comma-separated
+	OutputOptInTag         = "OptInTag"         // key=value; absent when the stack has none
+	OutputSecret           = "Secret"           // s3://bucket/key; s3-kms only
+)

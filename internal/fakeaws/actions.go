@@ -3,11 +3,14 @@ package fakeaws
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"sort"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -44,22 +47,15 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 	one := func(action, resource string) []AuthzRequest { return []AuthzRequest{req(action, resource, nil)} }
 	action := iamPrefix[c.Service] + ":" + c.Operation
 	switch in := c.Params.(type) {
-	case *ec2.DescribeInstancesInput, *ec2.DescribeInstanceTypesInput, *ssm.DescribeInstanceInformationInput, *ssm.GetCommandInvocationInput:
+	case *ec2.DescribeInstancesInput, *ec2.DescribeInstanceTypesInput, *ssm.DescribeInstanceInformationInput, *ssm.GetCommandInvocationInput, *ssm.ListCommandInvocationsInput:
 		return one(action, "*"), nil
+	case *cloudformation.DescribeStacksInput:
+		// The stack's ARN ends in an id CloudFormation chose; policies name it with *.
+		return one(action, arn("cloudformation", r, "stack/"+aws.ToString(in.StackName)+"/00000000-0000-0000-0000-000000000000")), nil
 	case *ec2.CreateTagsInput:
-		keys := []string{}
-		extra := map[string][]string{"ec2:CreateAction": {"CreateTags"}}
-		for _, t := range in.Tags {
-			keys = append(keys, aws.ToString(t.Key))
-			extra["aws:RequestTag/"+aws.ToString(t.Key)] = []string{aws.ToString(t.Value)}
-		}
-		sort.Strings(keys)
-		extra["aws:TagKeys"] = keys
-		var out []AuthzRequest
-		for _, id := range in.Resources {
-			out = append(out, req(action, arn("ec2", r, "instance/"+id), extra))
-		}
-		return out, nil
+		return w.tagRequests(req, action, arn, in.Resources, in.Tags, true), nil
+	case *ec2.DeleteTagsInput:
+		return w.tagRequests(req, action, arn, in.Resources, in.Tags, false), nil
 	case *iam.GetInstanceProfileInput:
 		return one(action, arn("iam", "", "instance-profile/"+aws.ToString(in.InstanceProfileName))), nil
 	case *iam.SimulatePrincipalPolicyInput:
@@ -138,9 +134,44 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 	return nil, fmt.Errorf("fakeaws: no authorization mapping for %s.%s", c.Service, c.Operation)
 }
 
+// tagRequests authorizes CreateTags or DeleteTags on each instance: aws:TagKeys and
+// aws:RequestTag/<key> carry the request's tags (absent for a DeleteTags without Tags,
+// which deletes every tag), aws:ResourceTag/<key> the instance's tags before the call.
+func (w *World) tagRequests(req func(string, string, map[string][]string) AuthzRequest, action string, arn func(string, string, string) string,
+	ids []string, tags []ec2types.Tag, create bool) []AuthzRequest {
+	extra := map[string][]string{}
+	if create {
+		extra["ec2:CreateAction"] = []string{"CreateTags"}
+	}
+	if len(tags) > 0 {
+		keys := []string{}
+		for _, t := range tags {
+			keys = append(keys, aws.ToString(t.Key))
+			if t.Value != nil {
+				extra["aws:RequestTag/"+aws.ToString(t.Key)] = []string{aws.ToString(t.Value)}
+			}
+		}
+		sort.Strings(keys)
+		extra["aws:TagKeys"] = keys
+	}
+	var out []AuthzRequest
+	for _, id := range ids {
+		ctx := maps.Clone(extra)
+		w.mu.Lock()
+		if i := w.Instances[id]; i != nil {
+			for k, v := range i.Tags {
+				ctx["aws:ResourceTag/"+k] = []string{v}
+			}
+		}
+		w.mu.Unlock()
+		out = append(out, req(action, arn("ec2", w.region(), "instance/"+id), ctx))
+	}
+	return out
+}
+
 // iamPrefix is each SDK service's prefix in IAM actions.
 var iamPrefix = map[string]string{
-	"EC2": "ec2", "IAM": "iam", "KMS": "kms", "SSM": "ssm", "SQS": "sqs", "EventBridge": "events", "S3": "s3",
+	"EC2": "ec2", "IAM": "iam", "KMS": "kms", "SSM": "ssm", "SQS": "sqs", "EventBridge": "events", "S3": "s3", "CloudFormation": "cloudformation",
 }
 
 // viaS3 is the KMS request S3 makes on the caller's behalf for an SSE-KMS object: with

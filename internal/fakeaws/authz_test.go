@@ -114,3 +114,29 @@ func TestKMSDecision(t *testing.T) {
 		})
 	}
 }
+
+func TestTagPolicyAllows(t *testing.T) {
+	const policy = `{"tags": {
+		"storecrypt:status": {"tag_key": {"@@assign": "storecrypt:status"}, "tag_value": {"@@assign": ["encrypted", "fail*"]}, "enforced_for": {"@@assign": ["ec2:instance"]}},
+		"team": {"tag_key": {"@@assign": "Team"}}}}`
+	for _, tc := range []struct {
+		name     string
+		resource string
+		tags     map[string]string
+		allowed  bool
+	}{
+		{"a listed value", "ec2:instance", map[string]string{"storecrypt:status": "encrypted"}, true},
+		{"a value under a trailing wildcard", "ec2:instance", map[string]string{"storecrypt:status": "failed"}, true},
+		{"a value not listed", "ec2:instance", map[string]string{"storecrypt:status": "done"}, false},
+		{"values compare exactly", "ec2:instance", map[string]string{"storecrypt:status": "Encrypted"}, false},
+		{"the key capitalized otherwise", "ec2:instance", map[string]string{"StoreCrypt:Status": "encrypted"}, false},
+		{"keys the policy does not name", "ec2:instance", map[string]string{"Name": "web"}, true},
+		{"a resource type not enforced", "ec2:volume", map[string]string{"storecrypt:status": "done"}, true},
+		{"a policy that is not enforced", "ec2:instance", map[string]string{"team": "x"}, true},
+	} {
+		err := TagPolicyAllows(policy, tc.resource, tc.tags)
+		if (err == nil) != tc.allowed {
+			t.Errorf("%s: %v, want allowed %v", tc.name, err, tc.allowed)
+		}
+	}
+}

@@ -139,6 +139,7 @@ type World struct {
 	versions      int               // object versions written so far
 	// BucketKeys names the buckets whose SSE-KMS uses an S3 Bucket Key.
 	BucketKeys map[string]bool
+	Stacks     map[string]*Stack // by stack name
 	Commands   []*Command
 	Messages   []string // SQS message bodies sent
 	Events     []Event  // EventBridge entries put

@@ -70,6 +70,23 @@ func TestDocumentedRules(t *testing.T) {
 			_, err := ssmc.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: sent.Command.CommandId, InstanceId: aws.String("i-00000000000000001"), PluginName: aws.String("aws:runShellScript")})
 			return err
 		}},
+		{"ListCommandInvocations: no ExecutionStage filter", "InvalidFilterKey", func() error {
+			_, err := ssmc.ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{Filters: []ssmtypes.CommandFilter{{Key: ssmtypes.CommandFilterKeyExecutionStage, Value: aws.String("Complete")}}})
+			return err
+		}},
+		{"ListCommandInvocations: InvokedAfter takes a timestamp", "InvalidFilterValue", func() error {
+			_, err := ssmc.ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{Filters: []ssmtypes.CommandFilter{{Key: ssmtypes.CommandFilterKeyInvokedAfter, Value: aws.String("yesterday")}}})
+			return err
+		}},
+		{"ListCommandInvocations: at most 50 a page", "ValidationException", func() error {
+			_, err := ssmc.ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{MaxResults: aws.Int32(51)})
+			return err
+		}},
+		{"ListCommandInvocations: at most 5 filters", "ValidationException", func() error {
+			f := ssmtypes.CommandFilter{Key: ssmtypes.CommandFilterKeyDocumentName, Value: aws.String("two-steps")}
+			_, err := ssmc.ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{Filters: []ssmtypes.CommandFilter{f, f, f, f, f, f}})
+			return err
+		}},
 		{"DescribeInstanceInformation: a filter takes at most 100 values", "InvalidInstanceInformationFilterValue", func() error {
 			_, err := ssmc.DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids(101)}}})
 			return err

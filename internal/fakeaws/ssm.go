@@ -24,6 +24,7 @@ func init() {
 		"DescribeInstanceInformation": (*World).describeInstanceInformation,
 		"SendCommand":                 (*World).sendCommand,
 		"GetCommandInvocation":        (*World).getCommandInvocation,
+		"ListCommandInvocations":      (*World).listCommandInvocations,
 		"GetDocument":                 (*World).getDocument,
 		"DescribeDocument":            (*World).describeDocument,
 		"ListDocumentVersions":        (*World).listDocumentVersions,
@@ -310,6 +311,71 @@ func (w *World) getCommandInvocation(params any) (any, error) {
 		return out, nil
 	}
 	return nil, &ssmtypes.InvocationDoesNotExist{Message: aws.String("The command ID and managed node ID you specified didn't match any invocations.")}
+}
+
+// listCommandInvocations answers by the API reference (ListCommandInvocations,
+// CommandFilter): MaxResults 1 to 50; 1 to 5 filters; InvokedAfter and InvokedBefore take
+// a timestamp ("2024-07-07T00:00:00Z ... occurring July 7 and later"); "The
+// ExecutionStage filter can't be used with the ListCommandInvocations operation"; an
+// instance the command has not reached yet is Pending.
+func (w *World) listCommandInvocations(params any) (any, error) {
+	in := params.(*ssm.ListCommandInvocationsInput)
+	if in.MaxResults != nil && (*in.MaxResults < 1 || *in.MaxResults > 50) {
+		return nil, invalid("ValidationException", "MaxResults must be between 1 and 50")
+	}
+	if in.Filters != nil && (len(in.Filters) < 1 || len(in.Filters) > 5) {
+		return nil, invalid("ValidationException", "Filters must have 1 to 5 members")
+	}
+	match := []func(c *Command, status string) bool{}
+	for _, f := range in.Filters {
+		v := aws.ToString(f.Value)
+		switch f.Key {
+		case ssmtypes.CommandFilterKeyInvokedAfter, ssmtypes.CommandFilterKeyInvokedBefore:
+			at, err := time.Parse(time.RFC3339, v)
+			if err != nil {
+				return nil, &ssmtypes.InvalidFilterValue{Message: aws.String("invalid timestamp " + v)}
+			}
+			after := f.Key == ssmtypes.CommandFilterKeyInvokedAfter
+			match = append(match, func(c *Command, _ string) bool { return !c.Requested.Before(at) == after })
+		case ssmtypes.CommandFilterKeyDocumentName:
+			match = append(match, func(c *Command, _ string) bool { return c.DocumentName == v })
+		case ssmtypes.CommandFilterKeyStatus:
+			match = append(match, func(_ *Command, status string) bool { return status == v })
+		case ssmtypes.CommandFilterKeyExecutionStage:
+			return nil, &ssmtypes.InvalidFilterKey{Message: aws.String("The ExecutionStage filter can't be used with ListCommandInvocations")}
+		default:
+			return nil, &ssmtypes.InvalidFilterKey{Message: aws.String("unknown filter key " + string(f.Key))}
+		}
+	}
+	var all []ssmtypes.CommandInvocation
+	for _, c := range w.Commands {
+		if in.CommandId != nil && c.ID != *in.CommandId {
+			continue
+		}
+		for _, id := range c.InstanceIDs {
+			if in.InstanceId != nil && id != *in.InstanceId {
+				continue
+			}
+			status, details := "Pending", "Pending"
+			if inv, ok := c.Invocations[id]; ok {
+				status, details = inv.Status, inv.statusDetails()
+			}
+			ok := true
+			for _, m := range match {
+				ok = ok && m(c, status)
+			}
+			if ok {
+				all = append(all, ssmtypes.CommandInvocation{CommandId: aws.String(c.ID), InstanceId: aws.String(id), DocumentName: aws.String(c.DocumentName),
+					DocumentVersion: aws.String(c.DocumentVersion), RequestedDateTime: aws.Time(c.Requested),
+					Status: ssmtypes.CommandInvocationStatus(status), StatusDetails: aws.String(details)})
+			}
+		}
+	}
+	start, end, next, err := page(len(all), in.NextToken, in.MaxResults)
+	if err != nil {
+		return nil, err
+	}
+	return &ssm.ListCommandInvocationsOutput{CommandInvocations: all[start:end], NextToken: next}, nil
 }
 
 func (inv *Invocation) statusDetails() string {

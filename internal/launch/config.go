@@ -16,8 +16,9 @@ type Config struct {
 	DocumentName   string
 	DocumentDigest string   // document.Digest of the content the stack deployed
 	Roles          []string // role ARNs whose instances are in scope
-	OptInKey       string
+	OptInKey       string   // with OptInValue, the opt-in tag; "" when the stack has none
 	OptInValue     string
+	AllowOptOut    bool                  // storecrypt:encrypt=false is honoured (recorded and alerted)
 	Agent          contract.AgentOptions // what the document's parameters say
 	QueueURL       string                // the launch queue, for sweep mode
 	EventBus       string
@@ -64,13 +65,18 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		}
 		c.Roles = append(c.Roles, r)
 	}
-	optIn := getenv(contract.EnvOptInTag)
-	if optIn == "" {
-		optIn = contract.DefaultOptIn
+	if optIn := getenv(contract.EnvOptInTag); optIn != "" {
+		var ok bool
+		if c.OptInKey, c.OptInValue, ok = strings.Cut(optIn, "="); !ok || c.OptInKey == "" || c.OptInValue == "" {
+			bad(contract.EnvOptInTag, optIn, "want key=value")
+		}
 	}
-	var ok bool
-	if c.OptInKey, c.OptInValue, ok = strings.Cut(optIn, "="); !ok || c.OptInKey == "" || c.OptInValue == "" {
-		bad(contract.EnvOptInTag, optIn, "want key=value")
+	switch v := getenv(contract.EnvAllowOptOut); v {
+	case "", "false":
+	case "true":
+		c.AllowOptOut = true
+	default:
+		bad(contract.EnvAllowOptOut, v, "want true or false")
 	}
 	if v := getenv(contract.EnvKeySource); v != "" {
 		c.Agent.KeySource = v

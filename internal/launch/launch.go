@@ -14,7 +14,6 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -35,6 +34,8 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/emf"
+	"github.com/storecrypt/storecrypt/internal/history"
+	"github.com/storecrypt/storecrypt/internal/outcome"
 	"github.com/storecrypt/storecrypt/internal/record"
 )
 
@@ -51,9 +52,11 @@ type SSM interface {
 	SendCommand(ctx context.Context, in *ssm.SendCommandInput, optFns ...func(*ssm.Options)) (*ssm.SendCommandOutput, error)
 }
 
-// Documents pins the document version to send (document.Trust).
+// Documents pins the document version to send and says whether a run's version holds
+// the deployed content (document.Trust).
 type Documents interface {
 	Version(ctx context.Context) (document.Pin, error)
+	outcome.Documents
 }
 
 // SQS is the part of the SQS client sweep mode uses.
@@ -76,12 +79,18 @@ type Handler struct {
 	Events    record.EventBridge
 	Binder    Binder
 	Documents Documents
-	Log       *slog.Logger
-	Metrics   *emf.Writer
-	Now       func() time.Time
+	// History is SSM's record of the document's runs: what an instance's tags claim of a
+	// run is believed only when it says so.
+	History *history.History
+	Log     *slog.Logger
+	Metrics *emf.Writer
+	Now     func() time.Time
 
-	mu    sync.Mutex
-	types map[string]bool // instance type -> has instance store; types never change
+	mu sync.Mutex
+	// outcomes remembers what finished runs proved ("instance/command"): SSM never
+	// changes a finished run.
+	outcomes map[string]outcome.Outcome
+	types    map[string]bool // instance type -> has instance store; types never change
 	// handled remembers when this container finished with an instance, so a duplicate
 	// event (EventBridge delivers at least once) costs no call at all. An event newer than
 	// that (a start after a stop) is handled again.
@@ -99,15 +108,17 @@ const BindingTTL = 5 * time.Minute
 // metric lines go to metrics.
 func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler {
 	ssmc := ssm.NewFromConfig(cfg)
+	trust := &document.Trust{SSM: ssmc, Name: c.DocumentName, Digest: c.DocumentDigest, KeyID: c.KeyARN, Secret: c.Agent.Secret, TTL: BindingTTL}
 	return &Handler{
-		Config: c,
-		EC2:    ec2.NewFromConfig(cfg),
-		SSM:    ssmc,
-		SQS:    sqs.NewFromConfig(cfg),
-		Events: eventbridge.NewFromConfig(cfg),
-		Binder: &binding.Checker{IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), TTL: BindingTTL},
-		Documents: &document.Trust{SSM: ssmc, Name: c.DocumentName, Digest: c.DocumentDigest,
-			KeyID: c.KeyARN, Secret: c.Agent.Secret, TTL: BindingTTL},
+		Config:    c,
+		EC2:       ec2.NewFromConfig(cfg),
+		SSM:       ssmc,
+		SQS:       sqs.NewFromConfig(cfg),
+		Events:    eventbridge.NewFromConfig(cfg),
+		Binder:    &binding.Checker{IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), TTL: BindingTTL},
+		Documents: trust,
+		History: &history.History{SSM: ssmc, DocumentName: c.DocumentName,
+			Judge: &outcome.Judge{KeyARN: c.KeyARN, KeySource: c.Agent.KeySource, Documents: trust}},
 		Log:     log,
 		Metrics: &emf.Writer{W: metrics, Namespace: contract.MetricNamespace},
 		Now:     time.Now,
@@ -121,6 +132,7 @@ const (
 	maxDescribeFilter     = 200  // EC2 answers FilterLimitExceeded past 200 filter values
 	maxTagResources       = 1000 // CreateTags: "Up to 1000 resource IDs"
 	maxSQSBatch           = 10   // SendMessageBatch: at most 10 entries
+	maxInstanceTypes      = 100  // DescribeInstanceTypes: at most 100 types
 )
 
 // visibilityGrace is how long after its event an instance that DescribeInstances does not
@@ -156,6 +168,7 @@ type instance struct {
 	messages []string  // SQS message ids that named it
 	event    time.Time // the newest of their events' times
 	tags     map[string]string
+	runs     []history.Run // SSM's runs of the document since launch, newest first, when read
 }
 
 func (i *instance) profile() string {
@@ -171,9 +184,10 @@ func (i *instance) launchTime() string {
 
 // batch carries one invocation's work.
 type batch struct {
-	h     *Handler
-	retry map[string]bool // message ids to hand back to SQS
-	tags  map[record.Status][]*instance
+	h      *Handler
+	retry  map[string]bool // message ids to hand back to SQS
+	tags   map[record.Status][]*instance
+	alerts []ebtypes.PutEventsRequestEntry
 }
 
 // HandleSQS processes one batch. Messages whose instances are not ready yet (pending, SSM
@@ -302,13 +316,26 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 			b.h.log(i).Debug("not in scope")
 			continue
 		}
-		if !b.h.due(i, b.h.Now()) {
-			b.h.log(i).Info("already handled for this launch; dropping", "status", i.tags[contract.TagStatus], "reason", i.tags[contract.TagReason])
+		if b.h.optedOut(i) {
+			b.optOut(i)
+			continue
+		}
+		due, err := b.h.due(ctx, i, b.h.Now())
+		if err != nil {
+			b.later(i, err.Error())
+			continue
+		}
+		if !due {
+			b.h.log(i).Info("already handled for this launch, as SSM records it; dropping", "status", i.tags[contract.TagStatus], "command", i.runs[0].CommandID)
 			b.h.markHandled(i.id)
 			continue
 		}
 		candidates = append(candidates, i)
 	}
+	if err := record.PutAlerts(ctx, b.h.Events, b.alerts); err != nil {
+		b.h.Log.Error("emitting opt-out events", "error", err.Error())
+	}
+	b.alerts = nil
 	candidates = b.withInstanceStore(ctx, candidates)
 	candidates = b.bound(ctx, candidates)
 	candidates = b.online(ctx, candidates)
@@ -347,13 +374,10 @@ func (h *Handler) describe(ctx context.Context, filters []ec2types.Filter, ids [
 	return found, nil
 }
 
-// inScope: the opt-in tag, or a configured role; the tag set to false opts out of both.
+// inScope: a configured role, or the opt-in tag where the stack configures one. Scope
+// comes from the stack's configuration: no tag takes an instance out of it (optedOut).
 func (h *Handler) inScope(ctx context.Context, i *instance) (bool, error) {
-	v, tagged := i.tags[h.Config.OptInKey]
-	if tagged && v == "false" {
-		return false, nil
-	}
-	if tagged && v == h.Config.OptInValue {
+	if h.Config.OptInKey != "" && i.tags[h.Config.OptInKey] == h.Config.OptInValue {
 		return true, nil
 	}
 	if len(h.Config.Roles) == 0 || i.profile() == "" {
@@ -366,38 +390,98 @@ func (h *Handler) inScope(ctx context.Context, i *instance) (bool, error) {
 	return slices.Contains(h.Config.Roles, role), nil
 }
 
-// due: the instance needs a command now. LaunchTime changes at every start, and a start
-// brings new, blank instance store, so a status from an earlier launch does not count.
-// For this launch: a command that has been pending longer than StaleAfter has lost its
-// result and is sent again; encrypted, blocked and skipped are final; a failure the
-// agent reports as terminal (refused-unsafe, bad-input, no-devices) waits for a person;
-// any other failure is tried again after a backoff that doubles with each attempt.
-func (h *Handler) due(i *instance, now time.Time) bool {
-	if i.tags[contract.TagLaunchTime] != i.launchTime() {
-		return true
+// optedOut: the instance carries storecrypt:encrypt=false and the stack allows opt-outs.
+// Where it does not, the tag is ignored (and said so in the log): anyone who may tag an
+// instance could otherwise switch its encryption off.
+func (h *Handler) optedOut(i *instance) bool {
+	if i.tags[contract.TagEncrypt] != "false" {
+		return false
 	}
-	at, err := time.Parse(time.RFC3339, i.tags[contract.TagAt])
-	switch i.tags[contract.TagStatus] {
-	case "":
-		return true
-	case contract.StatusPending:
-		return err != nil || now.Sub(at) > h.Config.StaleAfter
-	case contract.StatusFailed, contract.StatusUnverified:
-		if contract.Reason(i.tags[contract.TagReason]).Terminal() {
-			return false
-		}
-		return err != nil || now.Sub(at) >= Backoff(attempt(i.tags))
+	if !h.Config.AllowOptOut {
+		h.log(i).Warn("ignoring " + contract.TagEncrypt + "=false: this stack does not allow opt-outs")
+		return false
 	}
-	return false
+	return true
 }
 
-// attempt is the number of commands sent for this launch, from its tag.
-func attempt(tags map[string]string) int {
-	n, err := strconv.Atoi(tags[contract.TagAttempt])
-	if err != nil || n < 1 {
-		return 1
+// optOut records an opt-out: the status tag, the OptedOut metric and an alert, once per
+// launch (a later event for the same opted-out launch changes nothing).
+func (b *batch) optOut(i *instance) {
+	h := b.h
+	h.markHandled(i.id)
+	if i.tags[contract.TagLaunchTime] == i.launchTime() && i.tags[contract.TagStatus] == contract.StatusSkipped && contract.Reason(i.tags[contract.TagReason]) == contract.ReasonOptedOut {
+		return
 	}
-	return n
+	h.log(i).Warn("not encrypting: the instance opted out, and the stack allows opt-outs")
+	b.tag(i, contract.StatusSkipped, contract.ReasonOptedOut, "", 0)
+	if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricOptedOut, Unit: "Count", Value: 1}}, nil, map[string]string{"InstanceId": i.id}); err != nil {
+		h.log(i).Error("writing a metric", "error", err.Error())
+	}
+	b.alerts = append(b.alerts, record.Alert(contract.EventInstanceOptedOut, h.Config.EventBus, map[string]string{"instance-id": i.id, "tag": contract.TagEncrypt + "=false"}))
+}
+
+// due: the instance needs a command now. LaunchTime changes at every start, and a start
+// brings new, blank instance store, so nothing from an earlier launch counts. With no
+// status tag for this launch, it does. Otherwise the tags are only a claim: blocked and
+// skipped are the function's own decisions, made again; for anything else SSM's record
+// of the runs since launch decides. A run pending longer than StaleAfter has lost its
+// result and is sent again; an encrypted outcome (with the agent's evidence) is final; a
+// failure that needs a person (refused-unsafe, bad-input, no-devices, wrong-key,
+// wrong-instance) waits for one; any other failure is tried again after a backoff that
+// doubles with each run. Removing the tags only makes a run come sooner, which apply
+// survives; no tag can make a run not happen.
+func (h *Handler) due(ctx context.Context, i *instance, now time.Time) (bool, error) {
+	launch := aws.ToTime(i.LaunchTime)
+	switch {
+	case i.tags[contract.TagLaunchTime] != i.launchTime(), i.tags[contract.TagStatus] == "":
+		return true, nil
+	case i.tags[contract.TagStatus] == contract.StatusBlocked, i.tags[contract.TagStatus] == contract.StatusSkipped:
+		return true, nil
+	}
+	runs, err := h.History.Since(ctx, i.id, launch)
+	if err != nil {
+		return false, err
+	}
+	i.runs = runs
+	if len(runs) == 0 {
+		h.log(i).Warn("the tags claim a run that SSM does not record; running", "status", i.tags[contract.TagStatus], "command", i.tags[contract.TagCommandID])
+		return true, nil
+	}
+	last := runs[0]
+	if !last.Final() {
+		return now.Sub(last.Requested) > h.Config.StaleAfter, nil
+	}
+	out, err := h.outcome(ctx, i.id, last)
+	if err != nil {
+		return false, err
+	}
+	if out.Status == contract.StatusEncrypted || out.Reason.Terminal() {
+		return false, nil
+	}
+	return now.Sub(last.Requested) >= Backoff(len(runs)), nil
+}
+
+// outcome is what a finished run proved, read once per container.
+func (h *Handler) outcome(ctx context.Context, id string, r history.Run) (outcome.Outcome, error) {
+	key := id + "/" + r.CommandID
+	h.mu.Lock()
+	out, ok := h.outcomes[key]
+	h.mu.Unlock()
+	if ok {
+		return out, nil
+	}
+	out, err := h.History.Outcome(ctx, id, r)
+	if err != nil {
+		return out, err
+	}
+	out.Report = nil // only the verdict is needed again
+	h.mu.Lock()
+	if h.outcomes == nil {
+		h.outcomes = map[string]outcome.Outcome{}
+	}
+	h.outcomes[key] = out
+	h.mu.Unlock()
+	return out, nil
 }
 
 // Backoff is how long a retryable failure waits after attempt n: 15 minutes, doubling,
@@ -412,6 +496,26 @@ func Backoff(n int) time.Duration {
 
 func (b *batch) withInstanceStore(ctx context.Context, in []*instance) []*instance {
 	h := b.h
+	if err := h.learnTypes(ctx, in); err != nil {
+		for _, i := range in {
+			b.later(i, err.Error())
+		}
+		return nil
+	}
+	var keep []*instance
+	for _, i := range in {
+		if has, known := h.hasInstanceStore(i); known && !has {
+			h.log(i).Info("instance type has no instance store; skipping", "type", string(i.InstanceType))
+			b.tag(i, contract.StatusSkipped, contract.ReasonNoInstanceStore, "", 0)
+			continue
+		}
+		keep = append(keep, i)
+	}
+	return keep
+}
+
+// learnTypes reads, once per container, whether the instances' types have instance store.
+func (h *Handler) learnTypes(ctx context.Context, in []*instance) error {
 	h.mu.Lock()
 	if h.types == nil {
 		h.types = map[string]bool{}
@@ -423,13 +527,10 @@ func (b *batch) withInstanceStore(ctx context.Context, in []*instance) []*instan
 		}
 	}
 	h.mu.Unlock()
-	if len(unknown) > 0 {
-		out, err := h.EC2.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: unknown})
+	for chunk := range slices.Chunk(unknown, maxInstanceTypes) {
+		out, err := h.EC2.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: chunk})
 		if err != nil {
-			for _, i := range in {
-				b.later(i, "describing instance types: "+err.Error())
-			}
-			return nil
+			return fmt.Errorf("describing instance types: %w", err)
 		}
 		h.mu.Lock()
 		for _, t := range out.InstanceTypes {
@@ -437,19 +538,14 @@ func (b *batch) withInstanceStore(ctx context.Context, in []*instance) []*instan
 		}
 		h.mu.Unlock()
 	}
-	var keep []*instance
-	for _, i := range in {
-		h.mu.Lock()
-		has, known := h.types[string(i.InstanceType)]
-		h.mu.Unlock()
-		if known && !has {
-			h.log(i).Info("instance type has no instance store; skipping", "type", string(i.InstanceType))
-			b.tag(i, contract.StatusSkipped, contract.ReasonNoInstanceStore, "", 0)
-			continue
-		}
-		keep = append(keep, i)
-	}
-	return keep
+	return nil
+}
+
+func (h *Handler) hasInstanceStore(i *instance) (has, known bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	has, known = h.types[string(i.InstanceType)]
+	return has, known
 }
 
 // bound blocks the instances whose role may not use the key. The checker reads each
@@ -475,8 +571,10 @@ func (b *batch) bound(ctx context.Context, in []*instance) []*instance {
 		}
 		if !v.Allowed {
 			h.log(i).Warn("blocked: the instance role cannot use the key", "reason", string(v.Reason), "role", v.Role, "detail", v.Detail, "fix", v.Fix)
+			if !i.reported(contract.StatusBlocked, v.Reason) {
+				alerts = append(alerts, b.blocked(i, v))
+			}
 			b.tag(i, contract.StatusBlocked, v.Reason, "", 0)
-			alerts = append(alerts, b.blocked(i, v))
 			continue
 		}
 		if len(v.Notes) > 0 {
@@ -580,11 +678,7 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 		id := aws.ToString(out.Command.CommandId)
 		for _, i := range chunk {
 			h.log(i).Info("command sent", "command_id", id, "document_version", pin.Version)
-			n := 1
-			if i.tags[contract.TagLaunchTime] == i.launchTime() {
-				n = attempt(i.tags) + 1
-			}
-			b.tag(i, contract.StatusPending, "", id, n)
+			b.tag(i, contract.StatusPending, "", id, len(i.runs)+1)
 		}
 	}
 }
@@ -613,9 +707,20 @@ func (h *Handler) documentDrift(ctx context.Context, untrusted error, pin docume
 	}
 }
 
-// tag queues status tags; instances with identical tags share one CreateTags call.
+// reported: the instance's tags already record this status for this launch. Tags are
+// reports: the function decides again whatever they say, and writes (and alerts) only
+// what changed.
+func (i *instance) reported(status string, reason contract.Reason) bool {
+	return i.tags[contract.TagLaunchTime] == i.launchTime() && i.tags[contract.TagStatus] == status && contract.Reason(i.tags[contract.TagReason]) == reason
+}
+
+// tag queues status tags; instances with identical tags share one CreateTags call. A
+// decision the tags already report (no command sent) is not written again.
 func (b *batch) tag(i *instance, status string, reason contract.Reason, commandID string, attempt int) {
 	b.h.markHandled(i.id)
+	if commandID == "" && i.reported(status, reason) {
+		return
+	}
 	s := record.Status{Status: status, Reason: reason, CommandID: commandID, LaunchTime: i.launchTime(), Attempt: attempt}
 	b.tags[s] = append(b.tags[s], i)
 }

@@ -23,22 +23,31 @@ var launched = time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 
 type env struct {
 	world   *fakeaws.World
+	before  int // commands in the world before the handler ran
 	h       *launch.Handler
 	logs    *bytes.Buffer
 	metrics *bytes.Buffer
 }
 
-func newEnv(t *testing.T, w *fakeaws.World) *env {
+// newEnv deploys into w, with the environment's variables set as in set (a stack's
+// options: an opt-in tag, opt-outs allowed).
+func newEnv(t *testing.T, w *fakeaws.World, set ...map[string]string) *env {
 	t.Helper()
 	d, err := deployment.Into(w, fakeaws.KeyARN)
 	if err != nil {
 		t.Fatal(err)
+	}
+	for _, m := range set {
+		for k, v := range m {
+			d.Env[k] = v
+		}
 	}
 	c, err := launch.LoadConfig(d.Getenv)
 	if err != nil {
 		t.Fatal(err)
 	}
 	e := &env{world: w, logs: &bytes.Buffer{}, metrics: &bytes.Buffer{}}
+	w.With(func() { e.before = len(w.Commands) })
 	now := launched.Add(time.Minute)
 	e.h = launch.New(c, w.Config(), slog.New(slog.NewJSONHandler(e.logs, nil)), e.metrics)
 	e.h.Now = func() time.Time { return now }
@@ -70,11 +79,11 @@ func (e *env) handle(t *testing.T, bodies ...string) []string {
 	return failed
 }
 
-// commanded returns the instances each command targeted, in order.
+// commanded returns the instances each command the handler sent targeted, in order.
 func (e *env) commanded() []string {
 	var ids []string
 	e.world.With(func() {
-		for _, c := range e.world.Commands {
+		for _, c := range e.world.Commands[e.before:] {
 			ids = append(ids, c.InstanceIDs...)
 		}
 	})
@@ -95,33 +104,61 @@ func maps(m map[string]string) map[string]string {
 	return out
 }
 
+var (
+	optIn       = map[string]string{contract.EnvOptInTag: contract.OptIn}
+	allowOptOut = map[string]string{contract.EnvAllowOptOut: "true"}
+)
+
+// TestScope: the stack's configuration says what is in scope: its roles, and an opt-in
+// tag only where it configures one. The opt-out tag counts only where the stack allows
+// opt-outs, and each one is recorded and alerted.
 func TestScope(t *testing.T) {
+	const id = "i-00000000000000001"
 	for _, tc := range []struct {
-		name    string
-		profile string
-		tags    map[string]string
-		want    bool
+		name     string
+		profile  string
+		tags     map[string]string
+		env      map[string]string
+		want     bool
+		optedOut bool
 	}{
-		{"configured role", fakeaws.Profile(fakeaws.KeyUser), nil, true},
-		{"opt-in tag with another key user's role", fakeaws.Profile(fakeaws.GrantUser), map[string]string{contract.TagEncrypt: "true"}, true},
-		{"configured role opted out", fakeaws.Profile(fakeaws.KeyUser), map[string]string{contract.TagEncrypt: "false"}, false},
-		{"neither", fakeaws.Profile(fakeaws.GrantUser), nil, false},
-		{"no profile, no tag", "", nil, false},
-		{"opt-in tag with another value", fakeaws.Profile(fakeaws.GrantUser), map[string]string{contract.TagEncrypt: "yes"}, false},
+		{"configured role", fakeaws.Profile(fakeaws.KeyUser), nil, nil, true, false},
+		{"opt-in tag where the stack has one", fakeaws.Profile(fakeaws.GrantUser), map[string]string{contract.TagEncrypt: "true"}, optIn, true, false},
+		{"opt-in tag where the stack has none", fakeaws.Profile(fakeaws.GrantUser), map[string]string{contract.TagEncrypt: "true"}, nil, false, false},
+		{"configured role with the opt-out tag: ignored", fakeaws.Profile(fakeaws.KeyUser), map[string]string{contract.TagEncrypt: "false"}, nil, true, false},
+		{"opt-out where the stack allows it", fakeaws.Profile(fakeaws.KeyUser), map[string]string{contract.TagEncrypt: "false"}, allowOptOut, false, true},
+		{"neither", fakeaws.Profile(fakeaws.GrantUser), nil, optIn, false, false},
+		{"no profile, no tag", "", nil, optIn, false, false},
+		{"opt-in tag with another value", fakeaws.Profile(fakeaws.GrantUser), map[string]string{contract.TagEncrypt: "yes"}, optIn, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := fakeaws.NewAccount()
-			w.AddInstance("i-00000000000000001", "i4i.large", tc.profile, tc.tags, launched)
-			e := newEnv(t, w)
-			if failed := e.handle(t, running("i-00000000000000001")); len(failed) != 0 {
+			w.AddInstance(id, "i4i.large", tc.profile, tc.tags, launched)
+			e := newEnv(t, w, tc.env)
+			if failed := e.handle(t, running(id)); len(failed) != 0 {
 				t.Fatalf("batch item failures %v", failed)
 			}
 			got := len(e.commanded()) == 1
 			if got != tc.want {
 				t.Fatalf("commanded %v, want %v", got, tc.want)
 			}
+			tags := e.tags(id)
+			var evs []fakeaws.Event
+			w.With(func() { evs = slices.Clone(w.Events) })
+			if tc.optedOut {
+				if tags[contract.TagStatus] != contract.StatusSkipped || tags[contract.TagReason] != string(contract.ReasonOptedOut) ||
+					len(evs) != 1 || evs[0].DetailType != contract.EventInstanceOptedOut || !strings.Contains(e.metrics.String(), `"OptedOut":1`) {
+					t.Errorf("opt-out recorded as tags %v, events %+v, metrics %s", tags, evs, e.metrics)
+				}
+				// Another event for the same launch records nothing new.
+				e.h.Now = func() time.Time { return launched.Add(time.Hour) }
+				e.handle(t, launch.StateChangeEvent(id, launched.Add(30*time.Minute)))
+				w.With(func() { evs = slices.Clone(w.Events) })
+				if len(evs) != 1 {
+					t.Errorf("the opt-out alerted again: %+v", evs)
+				}
+			}
 			if got {
-				tags := e.tags("i-00000000000000001")
 				if tags[contract.TagStatus] != contract.StatusPending || tags[contract.TagCommandID] == "" || tags[contract.TagLaunchTime] != launched.Format(time.RFC3339) {
 					t.Errorf("tags %v", tags)
 				}
@@ -133,6 +170,39 @@ func TestScope(t *testing.T) {
 			}
 		})
 	}
+}
+
+// ran records in w that SSM ran the document on the instance, requested at, ending as
+// inv (nil: still pending).
+func ran(w *fakeaws.World, id, commandID string, at time.Time, inv *fakeaws.Invocation) {
+	c := &fakeaws.Command{ID: commandID, DocumentName: contract.DocumentName, DocumentVersion: "1", InstanceIDs: []string{id},
+		Requested: at, Invocations: map[string]*fakeaws.Invocation{}}
+	if inv != nil {
+		c.Invocations[id] = inv
+	}
+	w.Commands = append(w.Commands, c)
+}
+
+// claims tags the instance as the functions would after a run for this launch.
+func claims(w *fakeaws.World, id, status string, reason contract.Reason, at time.Time) {
+	for k, v := range map[string]string{contract.TagStatus: status, contract.TagReason: string(reason), contract.TagCommandID: "c-claimed",
+		contract.TagLaunchTime: launched.Format(time.RFC3339), contract.TagAt: at.Format(time.RFC3339)} {
+		w.Instances[id].Tags[k] = v
+	}
+}
+
+// finished is an invocation that ended with the agent's result ("ok", "refused-unsafe").
+func finished(id, result string) *fakeaws.Invocation {
+	inv := &fakeaws.Invocation{Status: "Success", Stdout: deployment.AgentOutput(id, contract.KeySourceKMSDataKey, fakeaws.KeyARN, result)}
+	if result != "ok" {
+		inv.Status = "Failed"
+		for code, name := range contract.ExitCodeNames {
+			if name == result {
+				inv.ResponseCode = int32(code)
+			}
+		}
+	}
+	return inv
 }
 
 func TestOutcomes(t *testing.T) {
@@ -147,7 +217,7 @@ func TestOutcomes(t *testing.T) {
 		commanded bool
 	}{
 		{"no instance store", func(w *fakeaws.World) { w.Instances[id].Type = "m5.large" }, running(id), false, contract.StatusSkipped, contract.ReasonNoInstanceStore, false},
-		{"role not a key user", func(w *fakeaws.World) {
+		{"role not a key user, opted in by tag", func(w *fakeaws.World) {
 			w.Instances[id].ProfileARN = fakeaws.Profile(fakeaws.NotKeyUser)
 			w.Instances[id].Tags[contract.TagEncrypt] = "true"
 		}, running(id), false, contract.StatusBlocked, contract.ReasonNotKeyUser, false},
@@ -159,11 +229,35 @@ func TestOutcomes(t *testing.T) {
 		{"SSM agent never online", func(w *fakeaws.World) { w.Instances[id].OnlineAfter = -1 }, running(id), true, "", "", false},
 		{"malformed event", nil, `{"detail-type": 5}`, false, "", "", false},
 		{"stopped event", nil, strings.Replace(running(id), `"state":"running"`, `"state":"stopped"`, 1), false, "", "", false},
-		{"already pending for this launch", func(w *fakeaws.World) {
-			w.Instances[id].Tags[contract.TagStatus] = contract.StatusPending
-			w.Instances[id].Tags[contract.TagLaunchTime] = launched.Format(time.RFC3339)
-			w.Instances[id].Tags[contract.TagAt] = launched.Add(30 * time.Second).Format(time.RFC3339)
+		{"a run SSM has pending for this launch", func(w *fakeaws.World) {
+			ran(w, id, "c-pending", launched.Add(30*time.Second), nil)
+			claims(w, id, contract.StatusPending, "", launched.Add(30*time.Second))
 		}, running(id), false, contract.StatusPending, "", false},
+		{"tags that claim a pending run SSM does not have", func(w *fakeaws.World) {
+			claims(w, id, contract.StatusPending, "", launched.Add(30*time.Second))
+		}, running(id), false, contract.StatusPending, "", true},
+		{"tags that claim encrypted, SSM's run proving it", func(w *fakeaws.World) {
+			ran(w, id, "c-ok", launched.Add(10*time.Second), finished(id, "ok"))
+			claims(w, id, contract.StatusEncrypted, "", launched.Add(40*time.Second))
+		}, running(id), false, contract.StatusEncrypted, "", false},
+		{"tags that claim encrypted, no run in SSM", func(w *fakeaws.World) {
+			claims(w, id, contract.StatusEncrypted, "", launched.Add(40*time.Second))
+		}, running(id), false, contract.StatusPending, "", true},
+		{"tags that claim encrypted, SSM's run without the agent's evidence", func(w *fakeaws.World) {
+			ran(w, id, "c-no-report", launched.Add(-20*time.Minute+time.Minute), &fakeaws.Invocation{Status: "Success", Stdout: "done\n"})
+			w.Instances[id].LaunchTime = launched.Add(-20 * time.Minute)
+			for k, v := range map[string]string{contract.TagStatus: contract.StatusEncrypted, contract.TagLaunchTime: launched.Add(-20 * time.Minute).Format(time.RFC3339)} {
+				w.Instances[id].Tags[k] = v
+			}
+		}, launch.StateChangeEvent(id, launched.Add(-20*time.Minute)), false, contract.StatusPending, "", true},
+		{"tags that claim a terminal refusal SSM does not have", func(w *fakeaws.World) {
+			ran(w, id, "c-failed", launched.Add(-time.Hour), finished(id, "key-unavailable"))
+			w.Instances[id].LaunchTime = launched.Add(-2 * time.Hour)
+			for k, v := range map[string]string{contract.TagStatus: contract.StatusFailed, contract.TagReason: "refused-unsafe",
+				contract.TagLaunchTime: launched.Add(-2 * time.Hour).Format(time.RFC3339)} {
+				w.Instances[id].Tags[k] = v
+			}
+		}, launch.StateChangeEvent(id, launched.Add(-2*time.Hour)), false, contract.StatusPending, "", true},
 		{"encrypted before a stop/start", func(w *fakeaws.World) {
 			w.Instances[id].Tags[contract.TagStatus] = contract.StatusEncrypted
 			w.Instances[id].Tags[contract.TagLaunchTime] = launched.Add(-24 * time.Hour).Format(time.RFC3339)
@@ -193,7 +287,7 @@ func TestOutcomes(t *testing.T) {
 			if tc.setup != nil {
 				w.With(func() { tc.setup(w) })
 			}
-			e := newEnv(t, w)
+			e := newEnv(t, w, optIn)
 			failed := e.handle(t, tc.body)
 			if got := len(failed) == 1; got != tc.retried {
 				t.Errorf("retried %v, want %v", got, tc.retried)
@@ -267,14 +361,21 @@ func TestCloudTrailRunInstances(t *testing.T) {
 
 func TestSweep(t *testing.T) {
 	w := fakeaws.NewAccount()
-	w.AddInstance("i-00000000000000001", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)     // never seen
-	w.AddInstance("i-00000000000000002", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{ // done
-		contract.TagStatus: contract.StatusEncrypted, contract.TagLaunchTime: launched.Format(time.RFC3339)}, launched)
-	w.AddInstance("i-00000000000000003", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{ // lost result
-		contract.TagStatus: contract.StatusPending, contract.TagLaunchTime: launched.Format(time.RFC3339),
-		contract.TagAt: launched.Add(-2 * time.Hour).Format(time.RFC3339)}, launched)
+	w.AddInstance("i-00000000000000001", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched) // never seen
+	w.AddInstance("i-00000000000000002", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched) // done, as SSM records
+	ran(w, "i-00000000000000002", "c-ok", launched.Add(time.Minute), finished("i-00000000000000002", "ok"))
+	claims(w, "i-00000000000000002", contract.StatusEncrypted, "", launched.Add(2*time.Minute))
+	w.AddInstance("i-00000000000000003", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched) // lost result
+	ran(w, "i-00000000000000003", "c-lost", launched.Add(-2*time.Hour), nil)
+	w.Instances["i-00000000000000003"].LaunchTime = launched.Add(-3 * time.Hour)
+	w.Instances["i-00000000000000003"].Tags = map[string]string{contract.TagStatus: contract.StatusPending,
+		contract.TagLaunchTime: launched.Add(-3 * time.Hour).Format(time.RFC3339), contract.TagAt: launched.Add(-2 * time.Hour).Format(time.RFC3339)}
 	w.AddInstance("i-00000000000000004", "i4i.large", fakeaws.Profile(fakeaws.GrantUser), nil, launched) // out of scope
+	w.AddInstance("i-00000000000000005", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)   // a forged "encrypted"
+	claims(w, "i-00000000000000005", contract.StatusEncrypted, "", launched.Add(2*time.Minute))
+	w.AddInstance("i-00000000000000006", "m5.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched) // no instance store
 	e := newEnv(t, w)
+	e.h.Now = func() time.Time { return launched.Add(5 * time.Minute) }
 	raw, err := eventsFile("scheduled-sweep.json")
 	if err != nil {
 		t.Fatal(err)
@@ -284,7 +385,7 @@ func TestSweep(t *testing.T) {
 		t.Fatal(err)
 	}
 	res := out.(launch.SweepResult)
-	if !slices.Equal(res.Enqueued, []string{"i-00000000000000001", "i-00000000000000003"}) || res.InScope != 3 || res.Running != 4 {
+	if !slices.Equal(res.Enqueued, []string{"i-00000000000000001", "i-00000000000000003", "i-00000000000000005"}) || res.InScope != 4 || res.Running != 6 {
 		t.Fatalf("sweep %+v", res)
 	}
 	var msgs []string
@@ -428,36 +529,46 @@ func TestDocumentPinned(t *testing.T) {
 }
 
 // TestSweepRetries: the sweep leaves terminal failures to a person, and retries the
-// others after a backoff that doubles with each attempt.
+// others after a backoff that doubles with each run, all as SSM records the runs; the
+// tags say something else in every case, and are not believed.
 func TestSweepRetries(t *testing.T) {
-	now := launched.Add(time.Minute)
+	const id = "i-00000000000000001"
+	now := launched.Add(24 * time.Hour)
 	for _, tc := range []struct {
 		name     string
-		reason   contract.Reason
-		attempt  string
-		ago      time.Duration
+		result   string // the agent's, in each run; "no-report" for a success without one
+		runs     int
+		ago      time.Duration // since the last run
 		enqueued bool
 	}{
-		{"refused-unsafe is terminal", "refused-unsafe", "1", 10 * time.Hour, false},
-		{"bad-input is terminal", "bad-input", "1", 10 * time.Hour, false},
-		{"no-devices is terminal", "no-devices", "1", 10 * time.Hour, false},
-		{"key-unavailable before its backoff", "key-unavailable", "1", 10 * time.Minute, false},
-		{"key-unavailable after its backoff", "key-unavailable", "1", 16 * time.Minute, true},
-		{"third attempt waits an hour", "key-unavailable", "3", 50 * time.Minute, false},
-		{"third attempt after an hour", "key-unavailable", "3", 61 * time.Minute, true},
-		{"the backoff stops growing at four hours", "system-error", "12", 4*time.Hour + time.Minute, true},
-		{"unverified is retried", "no-report", "1", 16 * time.Minute, true},
+		{"refused-unsafe is terminal", "refused-unsafe", 1, 10 * time.Hour, false},
+		{"bad-input is terminal", "bad-input", 1, 10 * time.Hour, false},
+		{"no-devices is terminal", "no-devices", 1, 10 * time.Hour, false},
+		{"key-unavailable before its backoff", "key-unavailable", 1, 10 * time.Minute, false},
+		{"key-unavailable after its backoff", "key-unavailable", 1, 16 * time.Minute, true},
+		{"third run waits an hour", "key-unavailable", 3, 50 * time.Minute, false},
+		{"third run after an hour", "key-unavailable", 3, 61 * time.Minute, true},
+		{"the backoff stops growing at four hours", "system-error", 12, 4*time.Hour + time.Minute, true},
+		{"unverified is retried", "no-report", 1, 16 * time.Minute, true},
+		{"encrypted is final", "ok", 1, 10 * time.Hour, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := fakeaws.NewAccount()
-			status := contract.StatusFailed
-			if tc.reason == contract.ReasonNoReport {
-				status = contract.StatusUnverified
+			w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+			for n := range tc.runs {
+				inv := &fakeaws.Invocation{Status: "Success", Stdout: "done\n"}
+				if tc.result != "no-report" {
+					inv = finished(id, tc.result)
+				}
+				ran(w, id, fmt.Sprintf("c-%d", n), now.Add(-tc.ago-time.Duration(tc.runs-1-n)*time.Minute), inv)
 			}
-			w.AddInstance("i-00000000000000001", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{
-				contract.TagStatus: status, contract.TagReason: string(tc.reason), contract.TagAttempt: tc.attempt,
-				contract.TagLaunchTime: launched.Format(time.RFC3339), contract.TagAt: now.Add(-tc.ago).Format(time.RFC3339)}, launched)
+			// What the tags claim is the opposite of what SSM records.
+			claims(w, id, contract.StatusEncrypted, "", now.Add(-time.Minute))
+			if tc.result == "ok" {
+				claims(w, id, contract.StatusFailed, contract.ReasonNoReport, now.Add(-5*time.Hour))
+			}
 			e := newEnv(t, w)
+			e.h.Now = func() time.Time { return now }
 			res, err := e.h.Sweep(context.Background())
 			if err != nil {
 				t.Fatal(err)
@@ -469,15 +580,18 @@ func TestSweepRetries(t *testing.T) {
 	}
 }
 
-// TestAttemptCounted: a retry after a failure is the next attempt.
+// TestAttemptCounted: a retry after failures is the next run as SSM counts them, whatever
+// the attempt tag says.
 func TestAttemptCounted(t *testing.T) {
 	const id = "i-00000000000000001"
 	w := fakeaws.NewAccount()
-	w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{
-		contract.TagStatus: contract.StatusFailed, contract.TagReason: "key-unavailable", contract.TagAttempt: "2",
-		contract.TagLaunchTime: launched.Format(time.RFC3339), contract.TagAt: launched.Add(-2 * time.Hour).Format(time.RFC3339)}, launched)
+	w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched.Add(-6*time.Hour))
+	ran(w, id, "c-1", launched.Add(-5*time.Hour), finished(id, "key-unavailable"))
+	ran(w, id, "c-2", launched.Add(-4*time.Hour), finished(id, "key-unavailable"))
+	w.Instances[id].Tags = map[string]string{contract.TagStatus: contract.StatusFailed, contract.TagReason: "key-unavailable", contract.TagAttempt: "9",
+		contract.TagLaunchTime: launched.Add(-6 * time.Hour).Format(time.RFC3339), contract.TagAt: launched.Add(-4 * time.Hour).Format(time.RFC3339)}
 	e := newEnv(t, w)
-	e.handle(t, running(id))
+	e.handle(t, launch.StateChangeEvent(id, launched.Add(-6*time.Hour)))
 	if tags := e.tags(id); tags[contract.TagStatus] != contract.StatusPending || tags[contract.TagAttempt] != "3" {
 		t.Errorf("tags %v, want pending, attempt 3", tags)
 	}

@@ -36,20 +36,35 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 	}
 	res := SweepResult{Running: len(found), Enqueued: []string{}}
 	now := h.Now()
+	var running []*instance
 	for _, id := range sortedKeys(found) {
-		i := &instance{Instance: found[id], id: id, tags: record.Tags(found[id].Tags), messages: []string{"sweep"}}
+		running = append(running, &instance{Instance: found[id], id: id, tags: record.Tags(found[id].Tags), messages: []string{"sweep"}})
+	}
+	if err := h.learnTypes(ctx, running); err != nil {
+		return res, err
+	}
+	for _, i := range running {
+		id := i.id
 		in, err := h.inScope(ctx, i)
 		if err != nil {
 			return res, err
 		}
-		if !in {
+		if has, _ := h.hasInstanceStore(i); !in || !has {
 			continue
 		}
 		res.InScope++
-		if !h.due(i, now) {
+		if h.optedOut(i) && i.reported(contract.StatusSkipped, contract.ReasonOptedOut) {
 			continue
 		}
-		res.Enqueued = append(res.Enqueued, id)
+		due, err := h.due(ctx, i, now)
+		if err != nil {
+			// The launch path reads SSM's record again and decides.
+			h.Log.Warn("could not read the instance's runs; queueing it", "instance_id", id, "error", err.Error())
+			due = true
+		}
+		if due {
+			res.Enqueued = append(res.Enqueued, id)
+		}
 	}
 	at := now.UTC()
 	for chunk := range slices.Chunk(res.Enqueued, maxSQSBatch) {

@@ -11,7 +11,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"sort"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -28,8 +28,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/internal/record"
-	"github.com/storecrypt/storecrypt/internal/result"
+	"github.com/storecrypt/storecrypt/internal/outcome"
 )
 
 // ---- put-secret
@@ -251,7 +250,7 @@ func rerunFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 		if err != nil {
 			return err
 		}
-		rep := result.ParseReport(aws.ToString(inv.StandardOutputContent))
+		rep := outcome.ParseReport(aws.ToString(inv.StandardOutputContent))
 		switch {
 		case rep != nil && e.output == "json":
 			err = writeJSON(e.out, rep)
@@ -321,123 +320,129 @@ func printReport(w io.Writer, r *contract.Report) {
 
 // ---- status and report
 
-// seen lists the instances storecrypt has tagged or that carry the opt-in tag.
-func seen(ctx context.Context, c EC2) ([]ec2types.Instance, error) {
-	byID := map[string]ec2types.Instance{}
-	for _, f := range []ec2types.Filter{
-		{Name: aws.String("tag-key"), Values: []string{contract.TagStatus}},
-		{Name: aws.String("tag:" + contract.TagEncrypt), Values: []string{"true"}},
-	} {
-		p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{f}})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("describing instances: %w", err)
-			}
-			for _, r := range page.Reservations {
-				for _, i := range r.Instances {
-					byID[aws.ToString(i.InstanceId)] = i
-				}
-			}
-		}
-	}
-	out := make([]ec2types.Instance, 0, len(byID))
-	for _, i := range byID {
-		out = append(out, i)
-	}
-	sort.Slice(out, func(a, b int) bool { return aws.ToString(out[a].InstanceId) < aws.ToString(out[b].InstanceId) })
-	return out, nil
-}
-
-// StatusRow is one line of `storecrypt status`.
+// StatusRow is one line of `storecrypt status`: what the instance's tags report.
 type StatusRow struct {
 	Instance  string `json:"instance"`
 	Type      string `json:"type"`
 	State     string `json:"state"`
+	InScope   bool   `json:"in_scope"`
 	Status    string `json:"status"`
 	Reason    string `json:"reason,omitempty"`
 	At        string `json:"at,omitempty"`
 	CommandID string `json:"command_id,omitempty"`
 }
 
-func statusFlags(*flag.FlagSet) func(context.Context, *env) error {
+// stackFlag is the --stack flag of the commands that read the stack's configuration.
+func stackFlag(fs *flag.FlagSet) *string {
+	return fs.String("stack", contract.StackName, "the storecrypt stack's name: its outputs say what is in scope")
+}
+
+func statusFlags(fs *flag.FlagSet) func(context.Context, *env) error {
+	stack := stackFlag(fs)
 	return func(ctx context.Context, e *env) error {
-		insts, err := seen(ctx, e.EC2)
+		sc, err := readStack(ctx, e.CloudFormation, *stack)
+		if err != nil {
+			return err
+		}
+		insts, err := fleet(ctx, e, sc)
 		if err != nil {
 			return err
 		}
 		rows := []StatusRow{}
 		for _, i := range insts {
-			t := record.Tags(i.Tags)
+			t := i.tags
 			status := t[contract.TagStatus]
 			if status == "" {
 				status = "not yet seen"
 			}
-			rows = append(rows, StatusRow{aws.ToString(i.InstanceId), string(i.InstanceType), string(i.State.Name), status, t[contract.TagReason], t[contract.TagAt], t[contract.TagCommandID]})
+			rows = append(rows, StatusRow{aws.ToString(i.InstanceId), string(i.InstanceType), string(i.State.Name), i.inScope, status, t[contract.TagReason], t[contract.TagAt], t[contract.TagCommandID]})
 		}
 		if e.output == "json" {
 			return writeJSON(e.out, rows)
 		}
 		tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, "INSTANCE\tTYPE\tSTATE\tSTATUS\tREASON\tAT\tCOMMAND")
+		fmt.Fprintln(tw, "INSTANCE\tTYPE\tSTATE\tIN SCOPE\tSTATUS\tREASON\tAT\tCOMMAND")
 		for _, r := range rows {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Instance, r.Type, r.State, r.Status, orDash(r.Reason), orDash(r.At), orDash(r.CommandID))
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Instance, r.Type, r.State, map[bool]string{true: "yes", false: "no"}[r.InScope], r.Status, orDash(r.Reason), orDash(r.At), orDash(r.CommandID))
 		}
 		return tw.Flush()
 	}
 }
 
-// ReportRow is one line of `storecrypt report`: what an auditor asks of each instance.
+// ReportRow is one line of `storecrypt report`: what an auditor asks of each instance,
+// from SSM's record of the document's runs since the instance's launch. Tagged is what
+// its tags claim, beside it: a tag anyone with ec2:CreateTags may write proves nothing.
 type ReportRow struct {
 	Instance    string `json:"instance"`
 	Type        string `json:"type"`
 	Role        string `json:"role"`
+	InScope     bool   `json:"in_scope"`
 	Status      string `json:"status"`
 	Reason      string `json:"reason"`
+	Tagged      string `json:"tagged"`
 	KeyARN      string `json:"key_arn"`
 	KeyRotation string `json:"key_rotation"`
 	KeySource   string `json:"key_source"`
 	Cipher      string `json:"cipher"`
-	Encrypted   string `json:"encrypted_at"`
+	Encrypted   string `json:"encrypted_at"` // when the run that proves it was requested
 	CommandID   string `json:"command_id"`
 }
 
-var reportHeader = []string{"instance", "type", "role", "status", "reason", "key_arn", "key_rotation", "key_source", "cipher", "encrypted_at", "command_id"}
+// Report statuses besides the record's own (encrypted, unverified, failed).
+const (
+	reportNoRun   = "no-run" // SSM records no run of the document since the instance's launch
+	reportPending = "pending"
+)
+
+var reportHeader = []string{"instance", "type", "role", "in_scope", "status", "reason", "tagged", "key_arn", "key_rotation", "key_source", "cipher", "encrypted_at", "command_id"}
 
 func (r ReportRow) fields() []string {
-	return []string{r.Instance, r.Type, r.Role, r.Status, r.Reason, r.KeyARN, r.KeyRotation, r.KeySource, r.Cipher, r.Encrypted, r.CommandID}
+	return []string{r.Instance, r.Type, r.Role, strconv.FormatBool(r.InScope), r.Status, r.Reason, r.Tagged, r.KeyARN, r.KeyRotation, r.KeySource, r.Cipher, r.Encrypted, r.CommandID}
 }
 
-func reportFlags(*flag.FlagSet) func(context.Context, *env) error {
+func reportFlags(fs *flag.FlagSet) func(context.Context, *env) error {
+	stack := stackFlag(fs)
 	return func(ctx context.Context, e *env) error {
-		insts, err := seen(ctx, e.EC2)
+		sc, err := readStack(ctx, e.CloudFormation, *stack)
 		if err != nil {
 			return err
 		}
+		insts, err := fleet(ctx, e, sc)
+		if err != nil {
+			return err
+		}
+		hist := sc.history(e)
 		checker := &binding.Checker{IAM: e.IAM, KMS: e.KMS, TTL: time.Hour}
 		rotation := map[string]string{}
 		rows := []ReportRow{}
 		for _, i := range insts {
-			t := record.Tags(i.Tags)
-			row := ReportRow{Instance: aws.ToString(i.InstanceId), Type: string(i.InstanceType), Status: t[contract.TagStatus], Reason: t[contract.TagReason], CommandID: t[contract.TagCommandID]}
+			row := ReportRow{Instance: aws.ToString(i.InstanceId), Type: string(i.InstanceType), InScope: i.inScope, Tagged: i.tags[contract.TagStatus], Status: reportNoRun}
 			if i.IamInstanceProfile != nil {
 				if row.Role, err = checker.Role(ctx, aws.ToString(i.IamInstanceProfile.Arn)); err != nil {
 					return err
 				}
 			}
-			if row.Status == contract.StatusEncrypted {
-				row.Encrypted = t[contract.TagAt]
+			runs, err := hist.Since(ctx, row.Instance, aws.ToTime(i.LaunchTime))
+			if err != nil {
+				return err
 			}
-			if row.CommandID != "" {
-				inv, err := e.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(row.CommandID), InstanceId: i.InstanceId, PluginName: aws.String(contract.DocumentRunStep)})
-				var gone *ssmtypes.InvocationDoesNotExist
-				if err != nil && !errors.As(err, &gone) {
-					return fmt.Errorf("reading command %s: %w", row.CommandID, err)
-				}
-				if rep := parseInvocation(inv); rep != nil && rep.Layout != nil {
-					l := rep.Layout
-					row.KeyARN, row.KeySource = l.KeyID, l.KeySource
-					row.Cipher = fmt.Sprintf("%s/%d-bit/%dB sectors", l.Cipher, l.KeySizeBits, l.SectorSize)
+			if len(runs) > 0 {
+				last := runs[0]
+				row.CommandID, row.Status = last.CommandID, reportPending
+				if last.Final() {
+					out, err := hist.Outcome(ctx, row.Instance, last)
+					if err != nil {
+						return err
+					}
+					row.Status, row.Reason = out.Status, string(out.Reason)
+					if out.Status == contract.StatusEncrypted {
+						row.Encrypted = last.Requested.UTC().Format(time.RFC3339)
+					}
+					if rep := out.Report; rep != nil && rep.Layout != nil {
+						l := rep.Layout
+						row.KeyARN, row.KeySource = l.KeyID, l.KeySource
+						row.Cipher = fmt.Sprintf("%s/%d-bit/%dB sectors", l.Cipher, l.KeySizeBits, l.SectorSize)
+					}
 				}
 			}
 			if row.KeyARN != "" {
@@ -475,11 +480,4 @@ func reportFlags(*flag.FlagSet) func(context.Context, *env) error {
 		}
 		return tw.Flush()
 	}
-}
-
-func parseInvocation(inv *ssm.GetCommandInvocationOutput) *contract.Report {
-	if inv == nil {
-		return nil
-	}
-	return result.ParseReport(aws.ToString(inv.StandardOutputContent))
 }

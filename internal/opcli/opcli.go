@@ -18,18 +18,22 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/storecrypt/storecrypt/internal/binding"
+	"github.com/storecrypt/storecrypt/internal/document"
+	"github.com/storecrypt/storecrypt/internal/history"
 )
 
 // EC2 is the part of the EC2 client the CLI uses.
 type EC2 interface {
 	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
+	DescribeInstanceTypes(ctx context.Context, in *ec2.DescribeInstanceTypesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstanceTypesOutput, error)
 }
 
 // SSM is the part of the SSM client the CLI uses.
 type SSM interface {
 	DescribeDocument(ctx context.Context, in *ssm.DescribeDocumentInput, optFns ...func(*ssm.Options)) (*ssm.DescribeDocumentOutput, error)
 	SendCommand(ctx context.Context, in *ssm.SendCommandInput, optFns ...func(*ssm.Options)) (*ssm.SendCommandOutput, error)
-	GetCommandInvocation(ctx context.Context, in *ssm.GetCommandInvocationInput, optFns ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error)
+	history.SSM
+	document.SSM
 }
 
 // KMS is the part of the KMS client the CLI uses (and the binding check's).
@@ -46,11 +50,12 @@ type S3 interface {
 
 // Clients are the AWS clients for one region and profile.
 type Clients struct {
-	EC2 EC2
-	SSM SSM
-	IAM binding.IAM
-	KMS KMS
-	S3  S3
+	EC2            EC2
+	SSM            SSM
+	IAM            binding.IAM
+	KMS            KMS
+	S3             S3
+	CloudFormation CloudFormation
 }
 
 // NewClients builds the clients for --region and --profile.
@@ -98,8 +103,8 @@ var commands = []command{
 	{"put-secret", "encrypt a passphrase (stdin or --generate) with KMS and store the raw ciphertext in S3 for the s3-kms key source", putSecretFlags},
 	{"verify", "check that an instance's (or a role's) binding to the key lets the agent work; print the verdict and the fix", verifyFlags},
 	{"rerun", "run the storecrypt document on an instance again, wait, and show the agent's result", rerunFlags},
-	{"status", "list the instances storecrypt has seen, with their storecrypt tags and last command", statusFlags},
-	{"report", "evidence for an auditor: one row per instance with its key, rotation, cipher and when it was encrypted", reportFlags},
+	{"status", "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", statusFlags},
+	{"report", "evidence for an auditor from SSM's record, not tags: one row per instance with its key, rotation, cipher and when it was encrypted", reportFlags},
 }
 
 func usage(w io.Writer) {

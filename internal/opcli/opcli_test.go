@@ -3,11 +3,11 @@ package opcli_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -34,19 +34,18 @@ func run(t *testing.T, c opcli.Clients, stdin string, args ...string) (int, stri
 
 func worldClients(w *fakeaws.World) opcli.Clients {
 	cfg := w.Config()
-	return opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg)}
+	return opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg),
+		CloudFormation: cloudformation.NewFromConfig(cfg)}
 }
 
-// agentOutput is what the document prints: install lines, then the agent's report.
-func agentOutput(result string, code contract.ExitCode) string {
-	rep := contract.Report{Command: "apply", Result: result, ExitCode: int(code), Devices: []contract.Device{}, Steps: []contract.Step{{Name: "luks-format", Action: "format /dev/md127 as LUKS2 aes-xts-plain64", Changed: true, Seconds: 0.45}},
-		Layout: &contract.Layout{Volume: "/dev/md127", RAID: "/dev/md127", Cipher: "aes-xts-plain64", KeySizeBits: 512, SectorSize: 4096, KeySource: contract.KeySourceKMSDataKey,
-			KeyID: fakeaws.KeyARN, Filesystem: "ext4", MountPoint: contract.DefaultMountPoint, Mounted: true}}
-	b, _ := json.MarshalIndent(rep, "", "  ")
-	return "storecrypt: installing the tools for: mdadm\n" + string(b) + "\n"
+// agentOutput is what the document prints on instance id when the agent ends with result.
+func agentOutput(id, result string) string {
+	return deployment.AgentOutput(id, contract.KeySourceKMSDataKey, fakeaws.KeyARN, result)
 }
 
-// fleet is a world with instances in each state the CLI shows.
+// fleet is a world with instances in each state the CLI shows: encrypted and failed by
+// runs SSM recorded, blocked, not yet seen, and one whose tags claim an encryption SSM
+// never ran. A type without instance store and no storecrypt tag is not listed.
 func fleet(t *testing.T) *fakeaws.World {
 	t.Helper()
 	w := fakeaws.NewAccount()
@@ -60,12 +59,17 @@ func fleet(t *testing.T) *fakeaws.World {
 		contract.TagStatus: contract.StatusBlocked, contract.TagReason: string(contract.ReasonNotKeyUser), contract.TagAt: at, contract.TagEncrypt: "true"}, launched)
 	w.AddInstance("i-00000000000000003", "i3en.xlarge", fakeaws.Profile(fakeaws.KeyUser), map[string]string{
 		contract.TagStatus: contract.StatusFailed, contract.TagReason: "refused-unsafe", contract.TagAt: at, contract.TagCommandID: "cmd-2"}, launched)
-	w.AddInstance("i-00000000000000004", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{contract.TagEncrypt: "true"}, launched)
-	w.AddInstance("i-00000000000000005", "m5.large", "", nil, launched) // never seen: not listed
+	w.AddInstance("i-00000000000000004", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+	w.AddInstance("i-00000000000000005", "m5.large", "", nil, launched)
+	w.AddInstance("i-00000000000000006", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{
+		contract.TagStatus: contract.StatusEncrypted, contract.TagAt: at, contract.TagCommandID: "cmd-forged"}, launched)
+	ran := launched.Add(time.Minute)
 	w.With(func() {
 		w.Commands = append(w.Commands,
-			&fakeaws.Command{ID: "cmd-1", DocumentName: contract.DocumentName, DocumentVersion: "1", InstanceIDs: []string{"i-00000000000000001"}, Invocations: map[string]*fakeaws.Invocation{"i-00000000000000001": {Status: "Success", Stdout: agentOutput("ok", 0)}}},
-			&fakeaws.Command{ID: "cmd-2", DocumentName: contract.DocumentName, DocumentVersion: "1", InstanceIDs: []string{"i-00000000000000003"}, Invocations: map[string]*fakeaws.Invocation{"i-00000000000000003": {Status: "Failed", ResponseCode: 3, Stdout: agentOutput("refused-unsafe", 3)}}},
+			&fakeaws.Command{ID: "cmd-1", DocumentName: contract.DocumentName, DocumentVersion: "1", Requested: ran, InstanceIDs: []string{"i-00000000000000001"},
+				Invocations: map[string]*fakeaws.Invocation{"i-00000000000000001": {Status: "Success", Stdout: agentOutput("i-00000000000000001", "ok")}}},
+			&fakeaws.Command{ID: "cmd-2", DocumentName: contract.DocumentName, DocumentVersion: "1", Requested: ran, InstanceIDs: []string{"i-00000000000000003"},
+				Invocations: map[string]*fakeaws.Invocation{"i-00000000000000003": {Status: "Failed", ResponseCode: 3, Stdout: agentOutput("i-00000000000000003", "refused-unsafe")}}},
 		)
 	})
 	return w
@@ -91,6 +95,12 @@ func TestStatusAndReport(t *testing.T) {
 			golden.Check(t, tc.golden, []byte(out))
 		})
 	}
+	t.Run("another stack", func(t *testing.T) {
+		code, _, errOut := run(t, c, "", "status", "--stack", "Elsewhere")
+		if code != 1 || !strings.Contains(errOut, "Stack with id Elsewhere does not exist") || !strings.Contains(errOut, "--stack") {
+			t.Errorf("exit %d: %s", code, errOut)
+		}
+	})
 }
 
 func TestVerify(t *testing.T) {
@@ -122,9 +132,9 @@ func TestRerun(t *testing.T) {
 			t.Error(err)
 		}
 		time.Sleep(20 * time.Millisecond)
-		inv := fakeaws.Invocation{Status: "Success", Stdout: agentOutput("ok", 0)}
+		inv := fakeaws.Invocation{Status: "Success", Stdout: agentOutput(cmd.InstanceIDs[0], "ok")}
 		if wipe := cmd.Parameters["Wipe"]; len(wipe) == 1 && wipe[0] == "true" {
-			inv = fakeaws.Invocation{Status: "Failed", ResponseCode: 4, Stdout: agentOutput("key-unavailable", 4)}
+			inv = fakeaws.Invocation{Status: "Failed", ResponseCode: 4, Stdout: agentOutput(cmd.InstanceIDs[0], "key-unavailable")}
 		}
 		if err := w.SetInvocation(cmd.ID, cmd.InstanceIDs[0], inv); err != nil {
 			t.Error(err)

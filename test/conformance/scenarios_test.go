@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -25,6 +26,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/launch"
 	"github.com/storecrypt/storecrypt/internal/opcli"
 	"github.com/storecrypt/storecrypt/internal/result"
+	fakedeploy "github.com/storecrypt/storecrypt/test/deployment"
 )
 
 // run is what one part of storecrypt did in a scenario: its calls, and its metric lines.
@@ -42,11 +44,14 @@ const (
 	skippedInstance = "i-0a000000000000003"
 	lateInstance    = "i-0a000000000000004"
 	driftInstance   = "i-0a000000000000005"
+	optedOut        = "i-0a000000000000006"
+	doneInstance    = "i-0a000000000000007"
 )
 
-// launchRun: a batch with an instance the stack's profile opts in, one whose role is no
-// key user, one without instance store and one whose SSM agent is late; a sweep; and a
-// batch after someone made another document version the default.
+// launchRun: a batch with an instance in scope by the stack's profile, one opted in by tag
+// whose role is no key user, one without instance store, one whose SSM agent is late,
+// one opted out, and one SSM records as encrypted; a sweep; and a batch after someone made
+// another document version the default.
 func (d *deployment) launchRun(t *testing.T) *run {
 	t.Helper()
 	r := &run{world: d.world()}
@@ -56,6 +61,11 @@ func (d *deployment) launchRun(t *testing.T) *run {
 	w.AddInstance(blockedInstance, "i4i.large", fakeaws.Profile(other), map[string]string{contract.TagEncrypt: "true"}, launched)
 	w.AddInstance(skippedInstance, "m5.large", d.instanceProfile, nil, launched)
 	w.AddInstance(lateInstance, "i4i.large", d.instanceProfile, nil, launched).OnlineAfter = -1
+	w.AddInstance(optedOut, "i4i.large", d.instanceProfile, map[string]string{contract.TagEncrypt: "false"}, launched)
+	w.AddInstance(doneInstance, "i4i.large", d.instanceProfile, map[string]string{contract.TagStatus: contract.StatusEncrypted,
+		contract.TagLaunchTime: launched.Format(time.RFC3339), contract.TagCommandID: "c-done"}, launched)
+	w.Commands = append(w.Commands, &fakeaws.Command{ID: "c-done", DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{doneInstance},
+		Requested: launched.Add(time.Minute), Invocations: map[string]*fakeaws.Invocation{doneInstance: {Status: "Success", Stdout: d.report(doneInstance)}}})
 	handler := func() *launch.Handler {
 		c, err := launch.LoadConfig(func(k string) string { return d.launchEnv[k] })
 		if err != nil {
@@ -68,7 +78,7 @@ func (d *deployment) launchRun(t *testing.T) *run {
 	h := handler()
 	ctx := context.Background()
 	batch := events.SQSEvent{}
-	for _, id := range []string{keyUserInstance, blockedInstance, skippedInstance, lateInstance} {
+	for _, id := range []string{keyUserInstance, blockedInstance, skippedInstance, lateInstance, optedOut, doneInstance} {
 		batch.Records = append(batch.Records, events.SQSMessage{MessageId: id, Body: launch.StateChangeEvent(id, launched)})
 	}
 	if _, err := h.HandleSQS(ctx, batch); err != nil {
@@ -88,7 +98,7 @@ func (d *deployment) launchRun(t *testing.T) *run {
 		t.Fatal(err)
 	}
 	r.expect(t, map[string]string{keyUserInstance: contract.StatusPending, blockedInstance: contract.StatusBlocked,
-		skippedInstance: contract.StatusSkipped, driftInstance: contract.StatusPending})
+		skippedInstance: contract.StatusSkipped, driftInstance: contract.StatusPending, optedOut: contract.StatusSkipped, doneInstance: contract.StatusEncrypted})
 	r.calls = w.Log()
 	return r
 }
@@ -107,11 +117,7 @@ func (r *run) expect(t *testing.T, want map[string]string) {
 
 // report is the agent's output for a successful apply under the deployment's key.
 func (d *deployment) report(id string) string {
-	rep := contract.Report{Command: "apply", Result: "ok", InstanceID: id, Devices: []contract.Device{}, Steps: []contract.Step{},
-		Layout: &contract.Layout{Volume: "/dev/md127", State: contract.StateReady, Open: true, Mounted: true, Cipher: "aes-xts-plain64",
-			KeySizeBits: 512, SectorSize: 4096, KeySource: d.source, KeyID: d.keyARN, MountPoint: contract.DefaultMountPoint, Filesystem: "ext4"}}
-	b, _ := json.MarshalIndent(rep, "", "  ")
-	return "storecrypt: checking the agent\n" + string(b) + "\n"
+	return fakedeploy.AgentOutput(id, d.source, d.keyARN, "ok")
 }
 
 // resultRun: one invocation that succeeded with the agent's evidence, one the agent
@@ -170,7 +176,7 @@ func (d *deployment) cliRun(t *testing.T) *run {
 	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, map[string]string{
 		contract.TagStatus: contract.StatusEncrypted, contract.TagCommandID: "c-ok", contract.TagAt: launched.Add(time.Minute).Format(time.RFC3339)}, launched)
 	w.With(func() {
-		w.Commands = append(w.Commands, &fakeaws.Command{ID: "c-ok", DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{keyUserInstance},
+		w.Commands = append(w.Commands, &fakeaws.Command{ID: "c-ok", DocumentName: d.documentName, DocumentVersion: "1", Requested: launched.Add(time.Minute), InstanceIDs: []string{keyUserInstance},
 			Invocations: map[string]*fakeaws.Invocation{keyUserInstance: {Status: "Success", Stdout: d.report(keyUserInstance)}}})
 	})
 	w.OnCommand = func(c *fakeaws.Command) {
@@ -179,7 +185,8 @@ func (d *deployment) cliRun(t *testing.T) *run {
 		}
 	}
 	cfg := w.Config()
-	clients := opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg)}
+	clients := opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg),
+		CloudFormation: cloudformation.NewFromConfig(cfg)}
 	commands := [][]string{
 		{"status"}, {"report"},
 		{"verify", "--instance", keyUserInstance, "--kms-key-id", d.keyARN, "--key-source", d.source, "--secret", d.launchEnv[contract.EnvSecret]},

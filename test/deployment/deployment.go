@@ -31,9 +31,9 @@ var Artifacts = []document.Artifact{
 	{Arch: "arm64", URL: "https://cdk-assets.s3.us-east-1.amazonaws.com/agent-arm64", SHA256: strings.Repeat("b", 64)},
 }
 
-// Into deploys into w, whose key keyARN is: the document as its first version, and the
-// environment of both functions for kms-datakey, with the standard key user's role in
-// scope.
+// Into deploys into w, whose key keyARN is: the document as its first version, the
+// stack's outputs, and the environment of both functions for kms-datakey, with the
+// standard key user's role in scope.
 func Into(w *fakeaws.World, keyARN string) (Deployment, error) {
 	defaults := contract.DefaultAgentOptions()
 	defaults.KMSKeyID = keyARN
@@ -48,6 +48,11 @@ func Into(w *fakeaws.World, keyARN string) (Deployment, error) {
 	}
 	w.AddDocument(contract.DocumentName, string(raw), true)
 	names := fakeaws.NamesIn(partition(keyARN), region(keyARN))
+	w.AddStack(contract.StackName, map[string]string{
+		contract.OutputKeyARN: keyARN, contract.OutputKeySource: contract.KeySourceKMSDataKey,
+		contract.OutputDocumentName: contract.DocumentName, contract.OutputDocumentDigest: digest,
+		contract.OutputInstanceRoleARNs: names.KeyUser,
+	})
 	return Deployment{
 		KeyARN: keyARN, DocumentName: contract.DocumentName, Digest: digest, Content: string(raw),
 		Env: map[string]string{
@@ -62,3 +67,21 @@ func Into(w *fakeaws.World, keyARN string) (Deployment, error) {
 
 func partition(arn string) string { return strings.Split(arn, ":")[1] }
 func region(arn string) string    { return strings.Split(arn, ":")[3] }
+
+// AgentOutput is the run step's output of an agent that finished with result ("ok",
+// "refused-unsafe", ...): the document's own lines, then the agent's report, which for
+// "ok" shows the instance's volume ready, open and mounted under the key.
+func AgentOutput(instanceID, keySource, keyARN, result string) string {
+	rep := contract.Report{Command: "apply", Result: result, InstanceID: instanceID, Devices: []contract.Device{}, Steps: []contract.Step{}}
+	for code, name := range contract.ExitCodeNames {
+		if name == result {
+			rep.ExitCode = int(code)
+		}
+	}
+	if result == contract.ExitCodeNames[contract.ExitOK] {
+		rep.Layout = &contract.Layout{Volume: "/dev/md127", State: contract.StateReady, Open: true, Mounted: true, Cipher: "aes-xts-plain64",
+			KeySizeBits: 512, SectorSize: 4096, KeySource: keySource, KeyID: keyARN, MountPoint: contract.DefaultMountPoint, Filesystem: "ext4"}
+	}
+	b, _ := json.MarshalIndent(rep, "", "  ") // a report always encodes
+	return "storecrypt: checking the agent\n" + string(b) + "\n"
+}

@@ -24,6 +24,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -119,7 +120,10 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 	runner := &ssmRunner{tb: tb, world: world, done: make(chan error, 4)}
 	world.OnCommand = runner.run
 	var logs bytes.Buffer
-	lcfg, err := launch.LoadConfig(env(stack.launchEnv, tb.KeyARN, map[string]string{contract.EnvInstanceRoles: fakeaws.KeyUser}))
+	// The stack's scope: the key user's role, and the opt-in tag, which the other
+	// instance carries though its role may not use the key.
+	scope := map[string]string{contract.EnvInstanceRoles: fakeaws.KeyUser, contract.EnvOptInTag: contract.OptIn}
+	lcfg, err := launch.LoadConfig(env(stack.launchEnv, tb.KeyARN, scope))
 	if err != nil {
 		return fmt.Errorf("the template's launch environment: %w", err)
 	}
@@ -180,7 +184,14 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 	}
 	tl.stage("checked: " + strings.Fields(mounted)[0] + " mounted at /mnt/instance-store")
 
-	clients := opcli.Clients{EC2: ec2.NewFromConfig(world.Config()), SSM: ssm.NewFromConfig(world.Config()), IAM: iam.NewFromConfig(world.Config()), KMS: kms.NewFromConfig(world.Config())}
+	world.AddStack(contract.StackName, map[string]string{
+		contract.OutputKeyARN: tb.KeyARN, contract.OutputKeySource: lcfg.Agent.KeySource, contract.OutputDocumentName: stack.documentName,
+		contract.OutputDocumentDigest: stack.launchEnv[contract.EnvDocumentDigest], contract.OutputInstanceRoleARNs: fakeaws.KeyUser,
+		contract.OutputOptInTag: contract.OptIn,
+	})
+	cfg := world.Config()
+	clients := opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg),
+		CloudFormation: cloudformation.NewFromConfig(cfg)}
 	for _, args := range [][]string{{"status"}, {"report"}} {
 		fmt.Fprintf(w, "\n$ storecrypt %s\n", args[0])
 		if code := opcli.Main(ctx, args, strings.NewReader(""), w, w, func(context.Context, string, string) (opcli.Clients, error) { return clients, nil }); code != 0 {

@@ -15,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -55,22 +56,29 @@ func Invoke(ctx context.Context, emulator, bootstrap string, env []string, paylo
 	cmd.Env = append(os.Environ(), env...)
 	var logs syncBuffer
 	cmd.Stdout, cmd.Stderr = &logs, &logs
+	// The emulator and the function share a process group so that stopping both closes
+	// every writer of the log pipe: only then has all the function wrote been copied.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	cmd.WaitDelay = 5 * time.Second
 	start := time.Now()
 	if err := cmd.Start(); err != nil {
 		return Invocation{}, err
 	}
-	defer func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }()
+	stop := func() { _ = syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL); _ = cmd.Wait() }
 	url := "http://" + emu + "/2015-03-31/functions/function/invocations"
 	for {
 		resp, err := http.Post(url, "application/json", strings.NewReader(payload))
 		if err == nil {
 			b, _ := io.ReadAll(resp.Body)
 			resp.Body.Close()
-			inv := Invocation{Answer: string(b), Cold: time.Since(start), Logs: logs.String()}
+			inv := Invocation{Answer: string(b), Cold: time.Since(start)}
 			inv.MaxRSS = childRSS(cmd.Process.Pid, filepath.Base(bootstrap))
+			stop()
+			inv.Logs = logs.String()
 			return inv, nil
 		}
 		if ctx.Err() != nil {
+			stop()
 			return Invocation{}, fmt.Errorf("the emulator never answered: %w\n%s", err, logs.String())
 		}
 		time.Sleep(2 * time.Millisecond)

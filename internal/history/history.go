@@ -1,0 +1,93 @@
+// Package history reads what Systems Manager recorded of the storecrypt document's runs
+// on an instance. That record, not a tag, is the authority on whether an instance was
+// encrypted, is being encrypted, or failed: only SSM writes it, while anyone with
+// ec2:CreateTags can write a storecrypt:status tag. Run Command keeps a command's
+// history for 30 days; an instance whose last run is older has no record here, and is
+// simply run again (apply changes nothing on a volume that is already there).
+package history
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/outcome"
+)
+
+// SSM is the part of the SSM client the history reads.
+type SSM interface {
+	ListCommandInvocations(ctx context.Context, in *ssm.ListCommandInvocationsInput, optFns ...func(*ssm.Options)) (*ssm.ListCommandInvocationsOutput, error)
+	GetCommandInvocation(ctx context.Context, in *ssm.GetCommandInvocationInput, optFns ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error)
+}
+
+// History reads one document's runs.
+type History struct {
+	SSM          SSM
+	DocumentName string
+	Judge        *outcome.Judge
+}
+
+// Run is one invocation of the document on an instance.
+type Run struct {
+	CommandID string
+	Requested time.Time
+	Status    string // SSM's: Pending, InProgress, Delayed, Success, Failed, ...
+}
+
+// Final says whether the run has ended.
+func (r Run) Final() bool { return outcome.Final(r.Status) }
+
+// maxResults is ListCommandInvocations' largest page.
+const maxResults = 50
+
+// Since returns the document's runs on the instance requested at or after since, newest
+// first.
+func (h *History) Since(ctx context.Context, instanceID string, since time.Time) ([]Run, error) {
+	p := ssm.NewListCommandInvocationsPaginator(h.SSM, &ssm.ListCommandInvocationsInput{
+		InstanceId: aws.String(instanceID),
+		MaxResults: aws.Int32(maxResults),
+		Filters: []ssmtypes.CommandFilter{
+			{Key: ssmtypes.CommandFilterKeyDocumentName, Value: aws.String(h.DocumentName)},
+			{Key: ssmtypes.CommandFilterKeyInvokedAfter, Value: aws.String(since.UTC().Format(time.RFC3339))},
+		},
+	})
+	var runs []Run
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing %s's runs on %s: %w", h.DocumentName, instanceID, err)
+		}
+		for _, inv := range page.CommandInvocations {
+			// The filter is documented by example with whole seconds; the exact bound is
+			// applied here.
+			if at := aws.ToTime(inv.RequestedDateTime); !at.Before(since) {
+				runs = append(runs, Run{CommandID: aws.ToString(inv.CommandId), Requested: at, Status: string(inv.Status)})
+			}
+		}
+	}
+	// The order of the answer is not documented.
+	slices.SortFunc(runs, func(a, b Run) int { return b.Requested.Compare(a.Requested) })
+	return runs, nil
+}
+
+// Outcome judges a finished run from its run step's output. A run SSM no longer has is
+// judged from its status alone.
+func (h *History) Outcome(ctx context.Context, instanceID string, r Run) (outcome.Outcome, error) {
+	inv, err := h.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
+		CommandId: aws.String(r.CommandID), InstanceId: aws.String(instanceID), PluginName: aws.String(contract.DocumentRunStep)})
+	var gone *ssmtypes.InvocationDoesNotExist
+	switch {
+	case errors.As(err, &gone):
+		inv = nil
+	case err != nil:
+		return outcome.Outcome{}, fmt.Errorf("reading run %s on %s: %w", r.CommandID, instanceID, err)
+	}
+	return h.Judge.Of(ctx, instanceID, r.Status, inv)
+}

@@ -1,0 +1,151 @@
+package opcli
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+
+	"github.com/storecrypt/storecrypt/internal/binding"
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
+	"github.com/storecrypt/storecrypt/internal/history"
+	"github.com/storecrypt/storecrypt/internal/outcome"
+	"github.com/storecrypt/storecrypt/internal/record"
+)
+
+// CloudFormation is the part of the CloudFormation client the CLI uses: the stack's
+// outputs say what is in scope and what proves an instance encrypted.
+type CloudFormation interface {
+	DescribeStacks(ctx context.Context, in *cloudformation.DescribeStacksInput, optFns ...func(*cloudformation.Options)) (*cloudformation.DescribeStacksOutput, error)
+}
+
+// stackConfig is the deployed stack's configuration, from its outputs.
+type stackConfig struct {
+	Roles                []string
+	OptInKey, OptInValue string
+	KeyARN, KeySource    string
+	DocumentName, Digest string
+	Secret               string
+}
+
+func readStack(ctx context.Context, c CloudFormation, name string) (stackConfig, error) {
+	out, err := c.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
+	if err != nil {
+		return stackConfig{}, fmt.Errorf("reading stack %s (give the stack's name with --stack): %w", name, err)
+	}
+	if len(out.Stacks) != 1 {
+		return stackConfig{}, fmt.Errorf("reading stack %s: %d stacks answered", name, len(out.Stacks))
+	}
+	o := map[string]string{}
+	for _, kv := range out.Stacks[0].Outputs {
+		o[aws.ToString(kv.OutputKey)] = aws.ToString(kv.OutputValue)
+	}
+	c2 := stackConfig{KeyARN: o[contract.OutputKeyARN], KeySource: o[contract.OutputKeySource], DocumentName: o[contract.OutputDocumentName],
+		Digest: o[contract.OutputDocumentDigest], Secret: o[contract.OutputSecret]}
+	for _, r := range strings.Split(o[contract.OutputInstanceRoleARNs], ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			c2.Roles = append(c2.Roles, r)
+		}
+	}
+	if tag := o[contract.OutputOptInTag]; tag != "" {
+		c2.OptInKey, c2.OptInValue, _ = strings.Cut(tag, "=")
+	}
+	if c2.KeyARN == "" || c2.DocumentName == "" || c2.Digest == "" || len(c2.Roles) == 0 {
+		return stackConfig{}, fmt.Errorf("stack %s lacks the outputs storecrypt reads (%s, %s, %s, %s): is it a storecrypt stack of this version?",
+			name, contract.OutputKeyARN, contract.OutputDocumentName, contract.OutputDocumentDigest, contract.OutputInstanceRoleARNs)
+	}
+	return c2, nil
+}
+
+// tracked is an instance the stack is responsible for, or has written a status on.
+type tracked struct {
+	ec2types.Instance
+	tags    map[string]string
+	inScope bool // running, in scope, with instance store
+}
+
+// fleet lists every running instance in the stack's scope that has instance store,
+// whether or not any storecrypt tag is on it, and every instance that carries a
+// storecrypt status. Scope is the stack's: its roles, and its opt-in tag if it has one.
+func fleet(ctx context.Context, e *env, sc stackConfig) ([]tracked, error) {
+	byID := map[string]ec2types.Instance{}
+	for _, f := range []ec2types.Filter{
+		{Name: aws.String("instance-state-name"), Values: []string{"running"}},
+		{Name: aws.String("tag-key"), Values: []string{contract.TagStatus}},
+	} {
+		p := ec2.NewDescribeInstancesPaginator(e.EC2, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{f}})
+		for p.HasMorePages() {
+			page, err := p.NextPage(ctx)
+			if err != nil {
+				return nil, fmt.Errorf("describing instances: %w", err)
+			}
+			for _, r := range page.Reservations {
+				for _, i := range r.Instances {
+					byID[aws.ToString(i.InstanceId)] = i
+				}
+			}
+		}
+	}
+	store, err := instanceStore(ctx, e.EC2, byID)
+	if err != nil {
+		return nil, err
+	}
+	roles := &binding.Checker{IAM: e.IAM, KMS: e.KMS, TTL: time.Hour}
+	var out []tracked
+	for _, i := range byID {
+		t := tracked{Instance: i, tags: record.Tags(i.Tags)}
+		if i.State != nil && i.State.Name == ec2types.InstanceStateNameRunning && store[string(i.InstanceType)] {
+			in := sc.OptInKey != "" && t.tags[sc.OptInKey] == sc.OptInValue
+			if !in && i.IamInstanceProfile != nil {
+				role, err := roles.Role(ctx, aws.ToString(i.IamInstanceProfile.Arn))
+				if err != nil {
+					return nil, err
+				}
+				in = slices.Contains(sc.Roles, role)
+			}
+			t.inScope = in
+		}
+		if t.inScope || t.tags[contract.TagStatus] != "" {
+			out = append(out, t)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return aws.ToString(out[a].InstanceId) < aws.ToString(out[b].InstanceId) })
+	return out, nil
+}
+
+// instanceStore says which of the instances' types have instance store.
+func instanceStore(ctx context.Context, c EC2, byID map[string]ec2types.Instance) (map[string]bool, error) {
+	var types []ec2types.InstanceType
+	for _, i := range byID {
+		if !slices.Contains(types, i.InstanceType) {
+			types = append(types, i.InstanceType)
+		}
+	}
+	has := map[string]bool{}
+	for chunk := range slices.Chunk(types, 100) { // DescribeInstanceTypes takes at most 100
+		out, err := c.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: chunk})
+		if err != nil {
+			return nil, fmt.Errorf("describing instance types: %w", err)
+		}
+		for _, t := range out.InstanceTypes {
+			has[string(t.InstanceType)] = aws.ToBool(t.InstanceStorageSupported)
+		}
+	}
+	return has, nil
+}
+
+// history is SSM's record of the stack's document, judged by the stack's key and the
+// document content it deployed.
+func (sc stackConfig) history(e *env) *history.History {
+	trust := &document.Trust{SSM: e.SSM, Name: sc.DocumentName, Digest: sc.Digest, KeyID: sc.KeyARN, Secret: sc.Secret}
+	return &history.History{SSM: e.SSM, DocumentName: sc.DocumentName,
+		Judge: &outcome.Judge{KeyARN: sc.KeyARN, KeySource: sc.KeySource, Documents: trust}}
+}
