@@ -40,8 +40,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/outcome"
 	"github.com/storecrypt/storecrypt/internal/record"
-	"github.com/storecrypt/storecrypt/internal/result"
 )
 
 // instanceType is the cheapest instance-store type on Graviton: one 59 GB NVMe disk.
@@ -96,7 +96,7 @@ func TestRealAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := result.ParseReport(aws.ToString(inv.StandardOutputContent))
+	rep := outcome.ParseReport(aws.ToString(inv.StandardOutputContent))
 	if rep == nil || rep.Layout == nil || !rep.Layout.Mounted || rep.Layout.KeyID != outputs["KeyArn"] || rep.InstanceID != instance {
 		t.Fatalf("the agent's report does not show the volume mounted under %s:\n%s", outputs["KeyArn"], aws.ToString(inv.StandardOutputContent))
 	}
