@@ -18,6 +18,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudtrail"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatch"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsdynamodb"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsevents"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awseventstargets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -37,6 +38,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
+	"github.com/storecrypt/storecrypt/internal/ledger"
 )
 
 // staleAfter: a command pending this long has lost its result (the document's run step
@@ -130,6 +132,7 @@ type stack struct {
 	document  awsssm.CfnDocument
 	digest    string // document.Digest of the document's content
 	alarms    []awscloudwatch.Alarm
+	ledger    awsdynamodb.Table
 }
 
 // NewStoreCryptStack builds the stack.
@@ -157,6 +160,7 @@ func NewStoreCryptStack(scope constructs.Construct, id string, props *StoreCrypt
 		return nil, err
 	}
 	s.queues()
+	s.ledgerTable()
 	s.launchFunction()
 	s.resultFunction()
 	s.rules()
@@ -467,6 +471,36 @@ func (s *stack) secret() string {
 // queues: the launch queue waits for late SSM agents. Its visibility timeout is 6x the
 // function's timeout (AWS's advice for SQS event sources), and 10 receives at 6 minutes
 // keep a message about an hour before the DLQ.
+// ledgerTable is the ledger (package ledger): one item per instance launch, kept past
+// the instance, the stack and mistakes: point-in-time recovery, deletion protection,
+// retained on stack deletion, encrypted under the stack's key.
+func (s *stack) ledgerTable() {
+	attr := func(name string) *awsdynamodb.Attribute {
+		return &awsdynamodb.Attribute{Name: jsii.String(name), Type: awsdynamodb.AttributeType_STRING}
+	}
+	s.ledger = awsdynamodb.NewTable(s.st, jsii.String("Ledger"), &awsdynamodb.TableProps{
+		PartitionKey: attr(ledger.AttrInstance), SortKey: attr(ledger.AttrLaunchTime),
+		BillingMode:                      awsdynamodb.BillingMode_PAY_PER_REQUEST,
+		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: jsii.Bool(true)},
+		DeletionProtection:               jsii.Bool(true),
+		Encryption:                       awsdynamodb.TableEncryption_CUSTOMER_MANAGED, EncryptionKey: s.key,
+		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	})
+}
+
+// ledgerRights lets a function use the ledger: the item actions it calls, and the key
+// through DynamoDB for this table only (DynamoDB decrypts the table's key with the
+// caller's credentials).
+func (s *stack) ledgerRights(role awsiam.IRole, actions ...string) {
+	role.AddToPrincipalPolicy(statement("Ledger", actions, []*string{s.ledger.TableArn()}, nil))
+	role.AddToPrincipalPolicy(statement("LedgerKey", []string{"kms:Decrypt"}, []*string{s.key.KeyArn()}, map[string]any{
+		"StringEquals": map[string]any{
+			"kms:ViaService": awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("dynamodb."), s.st.Region(), jsii.String("."), s.st.UrlSuffix()}),
+			"kms:EncryptionContext:aws:dynamodb:tableName": s.ledger.TableName(),
+		},
+	}))
+}
+
 func (s *stack) queues() {
 	s.dlq = awssqs.NewQueue(s.st, jsii.String("LaunchDLQ"), &awssqs.QueueProps{
 		Encryption: awssqs.QueueEncryption_SQS_MANAGED, EnforceSSL: jsii.Bool(true), RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
@@ -495,6 +529,7 @@ func (s *stack) function(id, dir string, timeout float64, env map[string]*string
 		contract.EnvDocumentName:   s.docName,
 		contract.EnvDocumentDigest: jsii.String(s.digest),
 		contract.EnvEventBus:       jsii.String("default"),
+		contract.EnvLedgerTable:    s.ledger.TableName(),
 	}
 	if secret := s.secret(); secret != "" {
 		common[contract.EnvSecret] = jsii.String(secret)
@@ -552,6 +587,7 @@ func (s *stack) launchFunction() {
 	role.AddToPrincipalPolicy(statement("InspectTheKey", []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants"}, []*string{s.key.KeyArn()}, nil))
 	role.AddToPrincipalPolicy(statement("SweepQueue", []string{"sqs:SendMessage"}, []*string{s.queue.QueueArn()}, nil))
 	s.putEventsRight(role)
+	s.ledgerRights(role, "dynamodb:UpdateItem", "dynamodb:Query")
 	fn.AddEventSource(awslambdaeventsources.NewSqsEventSource(s.queue, &awslambdaeventsources.SqsEventSourceProps{
 		BatchSize: jsii.Number(10), MaxBatchingWindow: awscdk.Duration_Seconds(jsii.Number(5)), ReportBatchItemFailures: jsii.Bool(true),
 	}))
@@ -597,6 +633,7 @@ func (s *stack) resultFunction() {
 	s.readDocument(role)
 	s.tagRights(role)
 	s.putEventsRight(role)
+	s.ledgerRights(role, "dynamodb:UpdateItem")
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id:        jsii.String("AwsSolutions-IAM5"),
 		Reason:    jsii.String("ssm:GetCommandInvocation, ssm:ListCommandInvocations and ec2:DescribeInstances support no resource-level permissions; CreateTags must reach any instance and is limited to storecrypt:* tag keys."),
@@ -605,21 +642,26 @@ func (s *stack) resultFunction() {
 	s.result = fn
 }
 
-// rules: EC2 running and CloudTrail's RunInstances -> launch queue; the document's
-// invocation status -> result function; a schedule -> the launch function's sweep.
+// rules: EC2 running and terminated, and CloudTrail's RunInstances -> launch queue; the
+// document's invocation status -> result function; a schedule -> the launch function's
+// sweep.
 // The RunInstances rule sees events only where a CloudTrail trail logs management events
 // in this region ("To record events with one of the CloudTrail detail-type values, you
 // must enable a CloudTrail trail with logging"): the trail option, or the account's own.
 // Without one it stays silent and the running rule and the sweep do the work.
 func (s *stack) rules() {
-	awsevents.NewRule(s.st, jsii.String("InstanceRunning"), &awsevents.RuleProps{
-		Description: jsii.String("storecrypt: an instance entered running (also after every stop/start)"),
-		EventPattern: &awsevents.EventPattern{
-			Source: jsii.Strings("aws.ec2"), DetailType: jsii.Strings(contract.DetailStateChange),
-			Detail: &map[string]any{"state": []string{"running"}, "instance-id": []any{map[string]any{"prefix": "i-"}}},
-		},
-		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewSqsQueue(s.queue, nil)},
-	})
+	stateRule := func(id, state, why string) {
+		awsevents.NewRule(s.st, jsii.String(id), &awsevents.RuleProps{
+			Description: jsii.String("storecrypt: " + why),
+			EventPattern: &awsevents.EventPattern{
+				Source: jsii.Strings("aws.ec2"), DetailType: jsii.Strings(contract.DetailStateChange),
+				Detail: &map[string]any{"state": []string{state}, "instance-id": []any{map[string]any{"prefix": "i-"}}},
+			},
+			Targets: &[]awsevents.IRuleTarget{awseventstargets.NewSqsQueue(s.queue, nil)},
+		})
+	}
+	stateRule("InstanceRunning", "running", "an instance entered running (also after every stop/start)")
+	stateRule("InstanceTerminated", "terminated", "an instance terminated; the launch function closes its ledger item")
 	awsevents.NewRule(s.st, jsii.String("RunInstances"), &awsevents.RuleProps{
 		Description: jsii.String("storecrypt: RunInstances succeeded (needs a CloudTrail trail in this region)"),
 		EventPattern: &awsevents.EventPattern{
@@ -776,6 +818,7 @@ func (s *stack) outputs() {
 	out(contract.OutputDocumentDigest, jsii.String(s.digest), "SHA-256 of the document content the stack deployed (storecrypt report trusts only runs of it)")
 	out(contract.OutputInstanceRoleARNs, awscdk.Fn_Join(jsii.String(","), &s.roleARNs), "roles whose instances are in scope")
 	out("LaunchQueueUrl", s.queue.QueueUrl(), "queue of launch events")
+	out(contract.OutputLedgerTable, s.ledger.TableName(), "DynamoDB table of the ledger: one item per instance launch")
 	if s.props.OptInTag != "" {
 		out(contract.OutputOptInTag, jsii.String(s.props.OptInTag), "tag an instance with this to opt it in")
 	}

@@ -18,6 +18,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/infra/stack"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/test/cfn"
 )
 
@@ -368,4 +369,46 @@ func TestScopeIsConfiguration(t *testing.T) {
 	if env[contract.EnvOptInTag] != contract.OptIn || env[contract.EnvAllowOptOut] != "true" || optedOutAlarms(raw) != 1 {
 		t.Errorf("opt-in and opt-out configured: env %v, %d OptedOut alarms", env, optedOutAlarms(raw))
 	}
+}
+
+// TestLedgerTable: the ledger outlives mistakes (point-in-time recovery, deletion
+// protection, retained when the stack goes), is encrypted under the stack's key, has the
+// key the ledger package writes, and both functions are told its name.
+func TestLedgerTable(t *testing.T) {
+	tpl, raw := template(t, &stack.StoreCryptStackProps{})
+	tpl.ResourceCountIs(jsii.String("AWS::DynamoDB::Table"), jsii.Number(1))
+	want := ledger.Table("")
+	var keys, attrs []map[string]any
+	for _, k := range want.KeySchema {
+		keys = append(keys, map[string]any{"AttributeName": *k.AttributeName, "KeyType": string(k.KeyType)})
+	}
+	for _, a := range want.AttributeDefinitions {
+		attrs = append(attrs, map[string]any{"AttributeName": *a.AttributeName, "AttributeType": string(a.AttributeType)})
+	}
+	tpl.HasResource(jsii.String("AWS::DynamoDB::Table"), map[string]any{
+		"DeletionPolicy": "Retain", "UpdateReplacePolicy": "Retain",
+		"Properties": map[string]any{
+			"KeySchema": keys, "AttributeDefinitions": attrs, "BillingMode": string(want.BillingMode),
+			"PointInTimeRecoverySpecification": map[string]any{"PointInTimeRecoveryEnabled": true},
+			"DeletionProtectionEnabled":        true,
+			"SSESpecification": map[string]any{"SSEEnabled": true, "SSEType": "KMS",
+				"KMSMasterKeyId": map[string]any{"Fn::GetAtt": []any{assertions.Match_StringLikeRegexp(jsii.String("^Key")), "Arn"}}},
+		},
+	})
+	n := 0
+	for _, r := range raw["Resources"].(map[string]any) {
+		res := r.(map[string]any)
+		if res["Type"] != "AWS::Lambda::Function" {
+			continue
+		}
+		vars := res["Properties"].(map[string]any)["Environment"].(map[string]any)["Variables"].(map[string]any)
+		if ref, _ := vars[contract.EnvLedgerTable].(map[string]any); ref["Ref"] == nil {
+			t.Errorf("a function without %s: %v", contract.EnvLedgerTable, vars[contract.EnvLedgerTable])
+		}
+		n++
+	}
+	if n != 2 {
+		t.Errorf("%d functions", n)
+	}
+	tpl.HasOutput(jsii.String(contract.OutputLedgerTable), map[string]any{"Value": map[string]any{"Ref": assertions.Match_AnyValue()}})
 }

@@ -376,6 +376,11 @@ type Layout struct {
 	BootUnit    bool     `json:"boot_unit"`
 }
 
+// CipherSpec is the volume's cipher as one string: cipher/key size/sector size.
+func (l *Layout) CipherSpec() string {
+	return fmt.Sprintf("%s/%d-bit/%dB sectors", l.Cipher, l.KeySizeBits, l.SectorSize)
+}
+
 // Step is one thing a run did or, for plan, would do.
 type Step struct {
 	Name    string  `json:"step"`

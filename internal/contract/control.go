@@ -124,10 +124,11 @@ const (
 	EnvAllowOptOut   = "STORECRYPT_ALLOW_OPT_OUT"  // "true": storecrypt:encrypt=false is honoured
 	EnvMountPoint    = "STORECRYPT_MOUNT_POINT"
 	EnvFilesystem    = "STORECRYPT_FILESYSTEM"
-	EnvQueueURL      = "STORECRYPT_QUEUE_URL"   // the launch queue, for sweep mode
-	EnvEventBus      = "STORECRYPT_EVENT_BUS"   // where alert events go
-	EnvStaleAfter    = "STORECRYPT_STALE_AFTER" // sweep: a pending status older than this is stale
-	EnvAgentLogs     = "STORECRYPT_AGENT_LOGS"  // CloudWatch log group for the commands' output
+	EnvQueueURL      = "STORECRYPT_QUEUE_URL"    // the launch queue, for sweep mode
+	EnvEventBus      = "STORECRYPT_EVENT_BUS"    // where alert events go
+	EnvStaleAfter    = "STORECRYPT_STALE_AFTER"  // sweep: a pending status older than this is stale
+	EnvAgentLogs     = "STORECRYPT_AGENT_LOGS"   // CloudWatch log group for the commands' output
+	EnvLedgerTable   = "STORECRYPT_LEDGER_TABLE" // the DynamoDB table of the ledger
 	// EnvModel is read by the agent, not the functions: the NVMe model of instance store
 	// where it is not EC2's (the test guest's QEMU controller). It is not a document
 	// parameter: on EC2 the model is fixed, and a parameter could only point the agent at
@@ -159,6 +160,7 @@ var OptionalEnv = map[string]string{
 	EnvSecret:      "no seed secret: the key source is " + KeySourceKMSDataKey,
 	EnvOptInTag:    "no opt-in tag: the instance roles alone say what is in scope",
 	EnvAllowOptOut: "no opt-outs: storecrypt:encrypt=false is ignored",
+	EnvLedgerTable: "no ledger: only tags, metrics and events record what happened (the stack always sets it)",
 }
 
 // EventSource and the detail types of the events storecrypt emits for alerting.
@@ -207,4 +209,5 @@ const (
 	OutputInstanceRoleARNs = "InstanceRoleArns" // comma-separated
 	OutputOptInTag         = "OptInTag"         // key=value; absent when the stack has none
 	OutputSecret           = "Secret"           // s3://bucket/key; s3-kms only
+	OutputLedgerTable      = "LedgerTable"
 )

@@ -9,6 +9,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -122,6 +123,12 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 		}
 		via, err := w.viaS3(req, "kms:Decrypt", sse, bucket, key)
 		return append(out, via...), err
+	case *dynamodb.UpdateItemInput:
+		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName))
+	case *dynamodb.QueryInput:
+		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName))
+	case *dynamodb.GetItemInput:
+		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName))
 	case *s3.PutObjectInput:
 		bucket, key := aws.ToString(in.Bucket), aws.ToString(in.Key)
 		out := one(action, fmt.Sprintf("arn:%s:s3:::%s/%s", p, bucket, key))
@@ -169,9 +176,30 @@ func (w *World) tagRequests(req func(string, string, map[string][]string) AuthzR
 	return out
 }
 
+// viaDynamoDB authorizes an item action on a table and, for a table encrypted under a
+// customer managed key, the Decrypt of the table's key that DynamoDB makes with the
+// caller's credentials ("How Amazon DynamoDB uses AWS KMS": kms:ViaService
+// dynamodb.<region>.<domain>, encryption context aws:dynamodb:tableName and
+// aws:dynamodb:subscriberId).
+func (w *World) viaDynamoDB(req func(string, string, map[string][]string) AuthzRequest, action string, arn func(string, string, string) string, table string) ([]AuthzRequest, error) {
+	out := []AuthzRequest{req(action, arn("dynamodb", w.region(), "table/"+table), nil)}
+	w.mu.Lock()
+	keyID := w.TableKeys[table]
+	w.mu.Unlock()
+	if keyID == "" {
+		return out, nil
+	}
+	via, err := w.keyRequest(req, "kms:Decrypt", &keyID, map[string]string{"aws:dynamodb:tableName": table, "aws:dynamodb:subscriberId": Account})
+	for i := range via {
+		via[i].Context["kms:ViaService"] = []string{"dynamodb." + w.region() + "." + w.urlSuffix()}
+	}
+	return append(out, via...), err
+}
+
 // iamPrefix is each SDK service's prefix in IAM actions.
 var iamPrefix = map[string]string{
 	"EC2": "ec2", "IAM": "iam", "KMS": "kms", "SSM": "ssm", "SQS": "sqs", "EventBridge": "events", "S3": "s3", "CloudFormation": "cloudformation",
+	"DynamoDB": "dynamodb",
 }
 
 // viaS3 is the KMS request S3 makes on the caller's behalf for an SSE-KMS object: with

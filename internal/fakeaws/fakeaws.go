@@ -15,11 +15,13 @@
 // CallerArn that is not a user) fail as AWS fails them.
 //
 // The world also records every call, so a test can check each against the IAM policy
-// the template gives its caller (Calls, Authz).
+// the template gives its caller (Calls, Authz); Record adds the calls a client makes to a
+// real emulator (dynalite for the ledger's DynamoDB table) to that log.
 package fakeaws
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -140,11 +142,14 @@ type World struct {
 	// BucketKeys names the buckets whose SSE-KMS uses an S3 Bucket Key.
 	BucketKeys map[string]bool
 	Stacks     map[string]*Stack // by stack name
-	Commands   []*Command
-	Messages   []string // SQS message bodies sent
-	Events     []Event  // EventBridge entries put
-	Fault      Fault
-	Delay      time.Duration
+	// TableKeys names the customer managed key of each DynamoDB table that has one. The
+	// tables themselves are a real emulator's (dynalite); Record logs their calls here.
+	TableKeys map[string]string
+	Commands  []*Command
+	Messages  []string // SQS message bodies sent
+	Events    []Event  // EventBridge entries put
+	Fault     Fault
+	Delay     time.Duration
 	// OnCommand runs after SendCommand is recorded (the demo delivers it to the guest).
 	OnCommand func(*Command)
 
@@ -232,10 +237,12 @@ func (w *World) Config() aws.Config {
 
 type paramsKey struct{}
 
+// capture keeps the typed input where the Finalize step can read it.
+var capture = middleware.InitializeMiddlewareFunc("fakeaws.capture", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
+	return next.HandleInitialize(middleware.WithStackValue(ctx, paramsKey{}, in.Parameters), in)
+})
+
 func (w *World) install(s *middleware.Stack) error {
-	capture := middleware.InitializeMiddlewareFunc("fakeaws.capture", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
-		return next.HandleInitialize(middleware.WithStackValue(ctx, paramsKey{}, in.Parameters), in)
-	})
 	if err := s.Initialize.Add(capture, middleware.After); err != nil {
 		return err
 	}
@@ -244,6 +251,26 @@ func (w *World) install(s *middleware.Stack) error {
 		return middleware.FinalizeOutput{Result: out}, middleware.Metadata{}, err
 	})
 	return s.Finalize.Insert(answer, "Retry", middleware.After)
+}
+
+// Record is an API option for a client of a real emulator (dynalite for DynamoDB): the
+// emulator answers, and the world logs each call it answered, so that Authz can check it
+// against the caller's policies like any other.
+func (w *World) Record(s *middleware.Stack) error {
+	if err := s.Initialize.Add(capture, middleware.After); err != nil {
+		return err
+	}
+	record := middleware.FinalizeMiddlewareFunc("fakeaws.record", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		out, md, err := next.HandleFinalize(ctx, in)
+		var api smithy.APIError
+		if err == nil || errors.As(err, &api) { // the service answered, if only to refuse
+			w.mu.Lock()
+			w.log = append(w.log, Call{Service: awsmiddleware.GetServiceID(ctx), Operation: awsmiddleware.GetOperationName(ctx), Params: middleware.GetStackValue(ctx, paramsKey{})})
+			w.mu.Unlock()
+		}
+		return out, md, err
+	})
+	return s.Finalize.Insert(record, "Retry", middleware.After)
 }
 
 func (w *World) call(ctx context.Context, service, op string, params any) (any, error) {

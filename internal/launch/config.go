@@ -24,6 +24,7 @@ type Config struct {
 	EventBus       string
 	StaleAfter     time.Duration
 	AgentLogs      string // CloudWatch log group for the commands' output; "" leaves it off
+	LedgerTable    string // the ledger's DynamoDB table; "" before the stack had one
 }
 
 var (
@@ -44,6 +45,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		EventBus:       getenv(contract.EnvEventBus),
 		DocumentDigest: getenv(contract.EnvDocumentDigest),
 		AgentLogs:      getenv(contract.EnvAgentLogs),
+		LedgerTable:    getenv(contract.EnvLedgerTable),
 		Agent:          contract.DefaultAgentOptions(),
 		StaleAfter:     time.Hour,
 	}

@@ -35,6 +35,23 @@ func parse(body string) ([]string, time.Time, error) {
 	return ids, ev.Time, err
 }
 
+// Terminated reads a state change to terminated: the instance and when. Its launch's
+// ledger item is closed then.
+func Terminated(body string) (string, time.Time, bool) {
+	var ev events.CloudWatchEvent
+	if err := json.Unmarshal([]byte(body), &ev); err != nil || ev.DetailType != contract.DetailStateChange {
+		return "", time.Time{}, false
+	}
+	var d struct {
+		InstanceID string `json:"instance-id"`
+		State      string `json:"state"`
+	}
+	if err := json.Unmarshal(ev.Detail, &d); err != nil || d.State != "terminated" || !instanceID.MatchString(d.InstanceID) {
+		return "", time.Time{}, false
+	}
+	return d.InstanceID, ev.Time, true
+}
+
 func instanceIDs(ev events.CloudWatchEvent) ([]string, error) {
 	switch ev.DetailType {
 	case contract.DetailStateChange:

@@ -24,6 +24,7 @@ func TestSampleEvents(t *testing.T) {
 		{"ec2-running.json", []string{"i-0abcdef1234567890"}, false, false},
 		{"ec2-pending.json", nil, true, false},
 		{"ec2-stopped.json", nil, true, false},
+		{"ec2-terminated.json", nil, true, false}, // closes the ledger item (TestLedger)
 		{"cloudtrail-runinstances.json", []string{"i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2", "i-0aaaaaaaaaaaaaaa3"}, false, false},
 		{"ssm-success.json", nil, true, false},
 		{"scheduled-sweep.json", nil, true, false},
@@ -33,6 +34,9 @@ func TestSampleEvents(t *testing.T) {
 			body, err := eventsFile(tc.file)
 			if err != nil {
 				t.Fatal(err)
+			}
+			if id, _, ok := launch.Terminated(body); ok != (tc.file == "ec2-terminated.json") || ok && id != "i-0abcdef1234567890" {
+				t.Errorf("Terminated: %s, %v", id, ok)
 			}
 			ids, err := launch.InstanceIDs(body)
 			switch {

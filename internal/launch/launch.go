@@ -20,12 +20,15 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -35,6 +38,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/emf"
 	"github.com/storecrypt/storecrypt/internal/history"
+	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/outcome"
 	"github.com/storecrypt/storecrypt/internal/record"
 )
@@ -64,6 +68,12 @@ type SQS interface {
 	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
 }
 
+// Ledger appends to the durable record (ledger.Ledger).
+type Ledger interface {
+	Record(ctx context.Context, launch ledger.Launch, e ledger.Entry) error
+	Terminated(ctx context.Context, instanceID string, at time.Time) error
+}
+
 // Binder checks bindings (binding.Checker).
 type Binder interface {
 	Check(ctx context.Context, r binding.Request) (binding.Verdict, error)
@@ -82,6 +92,9 @@ type Handler struct {
 	// History is SSM's record of the document's runs: what an instance's tags claim of a
 	// run is believed only when it says so.
 	History *history.History
+	// Ledger, when the stack has one, gets an entry for every status the function
+	// records.
+	Ledger  Ledger
 	Log     *slog.Logger
 	Metrics *emf.Writer
 	Now     func() time.Time
@@ -109,7 +122,7 @@ const BindingTTL = 5 * time.Minute
 func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler {
 	ssmc := ssm.NewFromConfig(cfg)
 	trust := &document.Trust{SSM: ssmc, Name: c.DocumentName, Digest: c.DocumentDigest, KeyID: c.KeyARN, Secret: c.Agent.Secret, TTL: BindingTTL}
-	return &Handler{
+	h := &Handler{
 		Config:    c,
 		EC2:       ec2.NewFromConfig(cfg),
 		SSM:       ssmc,
@@ -123,6 +136,10 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 		Metrics: &emf.Writer{W: metrics, Namespace: contract.MetricNamespace},
 		Now:     time.Now,
 	}
+	if c.LedgerTable != "" {
+		h.Ledger = &ledger.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: c.LedgerTable}
+	}
+	return h
 }
 
 // Limits of the APIs (docs/aws-fidelity.md names each page).
@@ -169,6 +186,7 @@ type instance struct {
 	event    time.Time // the newest of their events' times
 	tags     map[string]string
 	runs     []history.Run // SSM's runs of the document since launch, newest first, when read
+	role     string        // the instance profile's role, once the binding check read it
 }
 
 func (i *instance) profile() string {
@@ -188,6 +206,13 @@ type batch struct {
 	retry  map[string]bool // message ids to hand back to SQS
 	tags   map[record.Status][]*instance
 	alerts []ebtypes.PutEventsRequestEntry
+	ledger []entry
+}
+
+// entry is a ledger entry waiting to be written with the tags.
+type entry struct {
+	i      *instance
+	status record.Status
 }
 
 // HandleSQS processes one batch. Messages whose instances are not ready yet (pending, SSM
@@ -199,6 +224,10 @@ func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 	h.forgetHandled()
 	for _, rec := range ev.Records {
 		log := h.Log.With("event_id", rec.MessageId)
+		if id, at, ok := Terminated(rec.Body); ok {
+			h.terminated(ctx, log, id, at, b, rec.MessageId)
+			continue
+		}
 		ids, at, err := parse(rec.Body)
 		switch {
 		case errors.Is(err, ErrIgnored):
@@ -258,6 +287,20 @@ func (h *Handler) forgetHandled() {
 			delete(h.handled, id)
 		}
 	}
+}
+
+// terminated closes the instance's ledger item; a failure hands the message back.
+func (h *Handler) terminated(ctx context.Context, log *slog.Logger, id string, at time.Time, b *batch, message string) {
+	if h.Ledger == nil {
+		log.Info("event needs no action", "why", id+" terminated; no ledger to close")
+		return
+	}
+	if err := h.Ledger.Terminated(ctx, id, at); err != nil {
+		log.Error("closing the instance's ledger item; retrying later", "instance_id", id, "error", err.Error())
+		b.retry[message] = true
+		return
+	}
+	log.Info("instance terminated: its ledger item is closed", "instance_id", id)
 }
 
 func (b *batch) later(i *instance, why string) {
@@ -569,6 +612,7 @@ func (b *batch) bound(ctx context.Context, in []*instance) []*instance {
 			b.later(i, "checking the binding: "+err.Error())
 			continue
 		}
+		i.role = v.Role
 		if !v.Allowed {
 			h.log(i).Warn("blocked: the instance role cannot use the key", "reason", string(v.Reason), "role", v.Role, "detail", v.Detail, "fix", v.Fix)
 			if !i.reported(contract.StatusBlocked, v.Reason) {
@@ -723,10 +767,53 @@ func (b *batch) tag(i *instance, status string, reason contract.Reason, commandI
 	}
 	s := record.Status{Status: status, Reason: reason, CommandID: commandID, LaunchTime: i.launchTime(), Attempt: attempt}
 	b.tags[s] = append(b.tags[s], i)
+	b.ledger = append(b.ledger, entry{i, s})
+}
+
+// writeLedger appends the batch's decisions to the ledger before their tags are written.
+// A decision the ledger could not take is not tagged either: its message is handed back,
+// and the decision made and recorded again. A command already sent cannot be taken back:
+// its entry is logged as lost, and the result's entry still records the launch.
+func (b *batch) writeLedger(ctx context.Context) {
+	h := b.h
+	if h.Ledger == nil {
+		return
+	}
+	key, _ := arn.Parse(h.Config.KeyARN) // LoadConfig checked it
+	now := h.Now()
+	for _, e := range b.ledger {
+		i, s := e.i, e.status
+		if i.role == "" && i.profile() != "" {
+			i.role, _ = h.Binder.Role(ctx, i.profile()) // cached; without it the role stays unrecorded
+		}
+		launch := ledger.Launch{InstanceID: i.id, LaunchTime: aws.ToTime(i.LaunchTime), Account: key.AccountID, Region: key.Region,
+			InstanceType: string(i.InstanceType), Role: i.role, KeyARN: h.Config.KeyARN}
+		ref := s.CommandID
+		if ref == "" {
+			ref = i.tags[contract.TagAt] // the state it moves from: the same decision again is the same entry
+		} else {
+			launch.KeyState = string(kmstypes.KeyStateEnabled) // the binding check found it so
+		}
+		err := h.Ledger.Record(ctx, launch, ledger.Entry{ID: ledger.EntryID("launch", s.Status, string(s.Reason), ref), At: now, By: "launch",
+			Status: s.Status, Reason: s.Reason, CommandID: s.CommandID})
+		switch {
+		case err == nil, errors.Is(err, ledger.ErrDuplicate):
+		case s.CommandID != "":
+			h.log(i).Error("the ledger lacks this command's entry; the result will record the launch", "command_id", s.CommandID, "error", err.Error())
+		default:
+			b.tags[s] = slices.DeleteFunc(b.tags[s], func(x *instance) bool { return x == i })
+			h.mu.Lock()
+			delete(h.handled, i.id) // its redelivery must be handled, not taken for a duplicate
+			h.mu.Unlock()
+			b.later(i, "recording in the ledger: "+err.Error())
+		}
+	}
+	b.ledger = nil
 }
 
 func (b *batch) writeTags(ctx context.Context) {
 	h := b.h
+	b.writeLedger(ctx)
 	statuses := make([]record.Status, 0, len(b.tags))
 	for s := range b.tags {
 		statuses = append(statuses, s)

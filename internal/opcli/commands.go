@@ -441,7 +441,7 @@ func reportFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 					if rep := out.Report; rep != nil && rep.Layout != nil {
 						l := rep.Layout
 						row.KeyARN, row.KeySource = l.KeyID, l.KeySource
-						row.Cipher = fmt.Sprintf("%s/%d-bit/%dB sectors", l.Cipher, l.KeySizeBits, l.SectorSize)
+						row.Cipher = l.CipherSpec()
 					}
 				}
 			}

@@ -15,6 +15,8 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/arn"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
@@ -25,6 +27,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/emf"
 	"github.com/storecrypt/storecrypt/internal/history"
+	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/outcome"
 	"github.com/storecrypt/storecrypt/internal/record"
 )
@@ -49,6 +52,7 @@ type Config struct {
 	KeyARN         string
 	KeySource      string
 	Secret         string
+	LedgerTable    string // "" before the stack had one
 }
 
 // Handler is the result function.
@@ -58,6 +62,9 @@ type Handler struct {
 	EC2     EC2
 	Events  record.EventBridge
 	History *history.History // also judges what a run proves
+	// Ledger, when the stack has one, gets the outcome of every run, with the evidence
+	// of an encrypted one, before the tags do.
+	Ledger  Ledger
 	Log     *slog.Logger
 	Metrics *emf.Writer
 	Now     func() time.Time
@@ -68,11 +75,20 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 	ssmc := ssm.NewFromConfig(cfg)
 	judge := &outcome.Judge{KeyARN: c.KeyARN, KeySource: c.KeySource,
 		Documents: &document.Trust{SSM: ssmc, Name: c.DocumentName, Digest: c.DocumentDigest, KeyID: c.KeyARN, Secret: c.Secret}}
-	return &Handler{
+	h := &Handler{
 		Config: c, SSM: ssmc, EC2: ec2.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg),
 		History: &history.History{SSM: ssmc, DocumentName: c.DocumentName, Judge: judge},
 		Log:     log, Metrics: &emf.Writer{W: metrics, Namespace: contract.MetricNamespace}, Now: time.Now,
 	}
+	if c.LedgerTable != "" {
+		h.Ledger = &ledger.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: c.LedgerTable}
+	}
+	return h
+}
+
+// Ledger appends to the durable record (ledger.Ledger).
+type Ledger interface {
+	Record(ctx context.Context, launch ledger.Launch, e ledger.Entry) error
 }
 
 // LoadConfig reads the configuration from the environment the stack sets; every error
@@ -81,7 +97,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	c := Config{
 		DocumentName: getenv(contract.EnvDocumentName), DocumentDigest: getenv(contract.EnvDocumentDigest),
 		EventBus: getenv(contract.EnvEventBus), KeyARN: getenv(contract.EnvKMSKeyARN),
-		KeySource: getenv(contract.EnvKeySource), Secret: getenv(contract.EnvSecret),
+		KeySource: getenv(contract.EnvKeySource), Secret: getenv(contract.EnvSecret), LedgerTable: getenv(contract.EnvLedgerTable),
 	}
 	var errs []error
 	for name, v := range map[string]string{contract.EnvDocumentName: c.DocumentName, contract.EnvDocumentDigest: c.DocumentDigest, contract.EnvKMSKeyARN: c.KeyARN} {
@@ -171,6 +187,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*outco
 		log.Warn("the command ran a document version the stack did not deploy")
 	}
 	now := h.Now()
+	if err := h.toLedger(ctx, d, inst, &out, now); err != nil {
+		return nil, err
+	}
 	if err := h.tag(ctx, d, inst, record.Tags(inst.Tags), &out, now); err != nil {
 		return nil, err
 	}
@@ -181,6 +200,27 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*outco
 // superseded names a later run of the document on the instance, if SSM has one: an older
 // result arriving late must not overwrite what the newer run records. SSM's own record
 // decides, not the instance's tags, which anyone with ec2:CreateTags could write.
+// toLedger appends the run's outcome to the launch's ledger item. A failure fails the
+// invocation, which Lambda retries and then sends to the dead-letter queue: the entry is
+// idempotent, so a retry that finds it written changes nothing.
+func (h *Handler) toLedger(ctx context.Context, d Detail, inst *ec2types.Instance, out *outcome.Outcome, now time.Time) error {
+	if h.Ledger == nil {
+		return nil
+	}
+	key, _ := arn.Parse(h.Config.KeyARN) // the stack's account and region; unrecorded if it does not parse
+	e := ledger.Entry{ID: ledger.EntryID("result", out.Status, string(out.Reason), d.CommandID), At: now, By: "result",
+		Status: out.Status, Reason: out.Reason, CommandID: d.CommandID}
+	if out.Status == contract.StatusEncrypted {
+		e.Evidence = ledger.FromReport(out.Report, d.DocumentName, h.Config.DocumentDigest)
+	}
+	err := h.Ledger.Record(ctx, ledger.Launch{InstanceID: d.InstanceID, LaunchTime: aws.ToTime(inst.LaunchTime), Account: key.AccountID,
+		Region: key.Region, InstanceType: string(inst.InstanceType), KeyARN: h.Config.KeyARN}, e)
+	if errors.Is(err, ledger.ErrDuplicate) {
+		return nil
+	}
+	return err
+}
+
 func (h *Handler) superseded(ctx context.Context, d Detail, requested time.Time) (string, error) {
 	runs, err := h.History.Since(ctx, d.InstanceID, requested)
 	if err != nil {

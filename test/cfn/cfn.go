@@ -9,6 +9,7 @@ package cfn
 
 import (
 	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -305,6 +306,14 @@ func (r Resolved) Ref(name string) (any, error) {
 		return r.arn("sns", r.Env.Region, name), nil
 	case "AWS::S3::Bucket":
 		return strings.ToLower(name), nil
+	case "AWS::DynamoDB::Table":
+		if v, ok := res.Properties["TableName"]; ok {
+			return r.Eval(v)
+		}
+		// CloudFormation's name for a resource it names: the stack's name, the logical id
+		// and a random string (CloudFormation User Guide, "Name type").
+		sum := sha256.Sum256([]byte(name))
+		return "StoreCrypt-" + name + "-" + strings.ToUpper(hex.EncodeToString(sum[:6])), nil
 	}
 	for _, prop := range []string{"Name", "LogGroupName", "RoleName", "FunctionName", "InstanceProfileName", "AliasName"} {
 		if v, ok := res.Properties[prop]; ok {
@@ -363,6 +372,8 @@ func (r Resolved) GetAtt(id, attr string) (any, error) {
 		return fmt.Sprintf("arn:%s:s3:::%s", r.Env.Partition, name), nil
 	case "AWS::S3::Bucket.RegionalDomainName":
 		return fmt.Sprintf("%s.s3.%s.%s", name, r.Env.Region, r.Env.URLSuffix()), nil
+	case "AWS::DynamoDB::Table.Arn":
+		return r.arn("dynamodb", r.Env.Region, "table/"+fmt.Sprint(name)), nil
 	case "AWS::SNS::Topic.TopicArn":
 		return name, nil
 	}

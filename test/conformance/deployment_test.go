@@ -1,6 +1,7 @@
 package conformance
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,12 +13,15 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/storecrypt/storecrypt/infra/stack"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/test/cfn"
+	"github.com/storecrypt/storecrypt/test/emu"
 )
 
 // templates are the stack synthesized once per key source, environment-agnostic, so each
@@ -103,12 +107,13 @@ type deployment struct {
 	secretBucketPolicy, secretBucket string
 	secretBucketKey                  bool              // the secret bucket's SSE-KMS uses an S3 Bucket Key
 	outputs                          map[string]string // the stack's outputs, resolved
+	tableKeys                        map[string]string // DynamoDB table name -> its customer managed key
 }
 
 func deploy(t *testing.T, source string, env cfn.Env) *deployment {
 	t.Helper()
 	r := templates[source].In(env)
-	d := &deployment{Resolved: r, source: source, policies: map[string][]string{}, outputs: map[string]string{}}
+	d := &deployment{Resolved: r, source: source, policies: map[string][]string{}, outputs: map[string]string{}, tableKeys: map[string]string{}}
 	must := func(v string, err error) string {
 		t.Helper()
 		if err != nil {
@@ -158,6 +163,12 @@ func deploy(t *testing.T, source string, env cfn.Env) *deployment {
 		}
 	}
 	d.operatorPolicy = d.json(t, r.Resources[one("AWS::IAM::ManagedPolicy")].Properties["PolicyDocument"])
+	for _, id := range r.Of("AWS::DynamoDB::Table") {
+		sse, _ := r.Resources[id].Properties["SSESpecification"].(map[string]any)
+		if key, ok := sse["KMSMasterKeyId"]; ok {
+			d.tableKeys[must(r.String(map[string]any{"Ref": id}))] = must(r.String(key))
+		}
+	}
 	for name, o := range r.Outputs {
 		d.outputs[name] = must(r.String(o.Value))
 	}
@@ -205,5 +216,23 @@ func (d *deployment) world() *fakeaws.World {
 	w.Profiles[d.instanceProfile] = d.instanceRole
 	w.AddDocument(d.documentName, d.document, true)
 	w.AddStack(contract.StackName, d.outputs)
+	w.TableKeys = d.tableKeys
 	return w
+}
+
+// ledger is the deployment's ledger table in a dynalite of its own, made as the stack
+// makes it: the function's ledger, whose every call w logs for the permission checks, and
+// the test's own, to read what the function wrote.
+func (d *deployment) ledger(t *testing.T, w *fakeaws.World) (fn, test *ledger.Ledger) {
+	t.Helper()
+	name := d.launchEnv[contract.EnvLedgerTable]
+	if name == "" || d.resultEnv[contract.EnvLedgerTable] != name {
+		t.Fatalf("the functions name ledger tables %q and %q", name, d.resultEnv[contract.EnvLedgerTable])
+	}
+	db := emu.StartDynamoDB(t)
+	if err := db.CreateTable(context.Background(), ledger.Table(name)); err != nil {
+		t.Fatal(err)
+	}
+	client := dynamodb.New(db.Client.Options(), func(o *dynamodb.Options) { o.APIOptions = append(o.APIOptions, w.Record) })
+	return &ledger.Ledger{DB: client, Table: name}, &ledger.Ledger{DB: db.Client, Table: name}
 }

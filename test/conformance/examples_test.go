@@ -17,15 +17,16 @@ import (
 
 // The examples the README tells an organization to apply.
 const (
-	exampleSCP       = "../../docs/examples/scp-reserve-storecrypt-tags.json"
+	exampleSCP       = "../../docs/examples/scp-storecrypt.json"
 	exampleTagPolicy = "../../docs/examples/tag-policy-storecrypt.json"
 )
 
 // TestExampleSCPAndTagPolicy checks the example SCP and tag policy against the
 // synthesized template in every partition. The two functions still make every call of
 // their scenarios under the SCP, and every tag they write complies with the tag policy;
-// anyone else who writes, deletes or forges a storecrypt:* tag, or rewrites the
-// functions' roles, is denied, while other tags stay theirs to write.
+// anyone else who writes, deletes or forges a storecrypt:* tag, rewrites the functions'
+// roles, or writes, changes or deletes the ledger is denied, while other tags stay theirs
+// to write and the ledger theirs to read.
 func TestExampleSCPAndTagPolicy(t *testing.T) {
 	scp, tagPolicy := readFile(t, exampleSCP), readFile(t, exampleTagPolicy)
 	for _, v := range []string{contract.StatusPending, contract.StatusEncrypted, contract.StatusBlocked, contract.StatusFailed, contract.StatusSkipped, contract.StatusUnverified} {
@@ -111,17 +112,27 @@ func TestExampleSCPAndTagPolicy(t *testing.T) {
 					}
 				}
 			}
+			table := fmt.Sprintf("arn:%s:dynamodb:%s:%s:table/%s", env.Partition, env.Region, env.Account, d.launchEnv[contract.EnvLedgerTable])
+			cdk := role("cdk-hnb659fds-cfn-exec-role-" + env.Account + "-" + env.Region)
 			for _, tc := range []struct {
-				who    string
-				denied bool
+				who, action, resource string
+				denied                bool
 			}{
-				{role("Admin"), true},
-				{role("cdk-hnb659fds-cfn-exec-role-" + env.Account + "-" + env.Region), false},
+				{role("Admin"), "iam:PutRolePolicy", d.launchRole, true},
+				{cdk, "iam:PutRolePolicy", d.launchRole, false},
+				{role("Admin"), "dynamodb:UpdateItem", table, true},
+				{role("Admin"), "dynamodb:DeleteItem", table, true},
+				{cdk, "dynamodb:PutItem", table, true},
+				{d.resultRole, "dynamodb:UpdateItem", table, false},
+				{role("Admin"), "dynamodb:UpdateTable", table, true},
+				{role("Admin"), "dynamodb:DeleteTable", table, true},
+				{cdk, "dynamodb:UpdateTable", table, false},
+				{role("Admin"), "dynamodb:Query", table, false},
 			} {
-				r := fakeaws.AuthzRequest{Principal: tc.who, Action: "iam:PutRolePolicy", Resource: d.launchRole,
+				r := fakeaws.AuthzRequest{Principal: tc.who, Action: tc.action, Resource: tc.resource,
 					Context: map[string][]string{"aws:PrincipalArn": {tc.who}}}
 				if got := denied(t, scp, r); got != tc.denied {
-					t.Errorf("%s rewrites the launch function's role: denied %v, want %v", tc.who, got, tc.denied)
+					t.Errorf("%s: %s on %s: denied %v, want %v", tc.who, tc.action, tc.resource, got, tc.denied)
 				}
 			}
 		})

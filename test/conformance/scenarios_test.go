@@ -66,6 +66,7 @@ func (d *deployment) launchRun(t *testing.T) *run {
 		contract.TagLaunchTime: launched.Format(time.RFC3339), contract.TagCommandID: "c-done"}, launched)
 	w.Commands = append(w.Commands, &fakeaws.Command{ID: "c-done", DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{doneInstance},
 		Requested: launched.Add(time.Minute), Invocations: map[string]*fakeaws.Invocation{doneInstance: {Status: "Success", Stdout: d.report(doneInstance)}}})
+	book, read := d.ledger(t, w)
 	handler := func() *launch.Handler {
 		c, err := launch.LoadConfig(func(k string) string { return d.launchEnv[k] })
 		if err != nil {
@@ -73,6 +74,7 @@ func (d *deployment) launchRun(t *testing.T) *run {
 		}
 		h := launch.New(c, w.Config(), slog.New(slog.DiscardHandler), &r.metrics)
 		h.Now = func() time.Time { return launched.Add(2 * time.Minute) }
+		h.Ledger = book
 		return h
 	}
 	h := handler()
@@ -83,6 +85,14 @@ func (d *deployment) launchRun(t *testing.T) *run {
 	}
 	if _, err := h.HandleSQS(ctx, batch); err != nil {
 		t.Fatal(err)
+	}
+	// The opted-out instance terminates: its ledger item is closed.
+	gone := strings.Replace(launch.StateChangeEvent(optedOut, launched.Add(time.Hour)), `"state":"running"`, `"state":"terminated"`, 1)
+	if resp, err := h.HandleSQS(ctx, events.SQSEvent{Records: []events.SQSMessage{{MessageId: "m-gone", Body: gone}}}); err != nil || len(resp.BatchItemFailures) > 0 {
+		t.Fatalf("closing the ledger item: %v %v", resp, err)
+	}
+	if it, err := read.Get(ctx, optedOut, launched); err != nil || it == nil || it.TerminatedAt == "" || it.Reason != string(contract.ReasonOptedOut) {
+		t.Fatalf("the opted-out instance's ledger item: %+v %v", it, err)
 	}
 	sweep, err := samples.Read("scheduled-sweep.json")
 	if err != nil {
@@ -141,6 +151,8 @@ func (d *deployment) resultRun(t *testing.T) *run {
 	}
 	h := result.New(c, w.Config(), slog.New(slog.DiscardHandler), &r.metrics)
 	h.Now = func() time.Time { return launched.Add(3 * time.Minute) }
+	book, read := d.ledger(t, w)
+	h.Ledger = book
 	for _, ev := range []struct{ file, command, instance string }{
 		{"ssm-success.json", "c-ok", keyUserInstance}, {"ssm-failed.json", "c-refused", skippedInstance},
 	} {
@@ -164,6 +176,9 @@ func (d *deployment) resultRun(t *testing.T) *run {
 		}
 	}
 	r.expect(t, map[string]string{keyUserInstance: contract.StatusEncrypted, skippedInstance: contract.StatusFailed})
+	if it, err := read.Get(context.Background(), keyUserInstance, launched); err != nil || it == nil || it.EncryptedAt == "" {
+		t.Errorf("the encrypted instance's ledger item: %+v %v", it, err)
+	}
 	r.calls = w.Log()
 	return r
 }

@@ -1,7 +1,8 @@
 // Package flow runs all of storecrypt on this machine, no AWS account: the emulators and
 // the in-memory EC2/IAM/SSM account hold two instances, the test guest boots as the first,
 // EC2's running events go through the launch function's handler, the SSM fake runs the
-// synthesized document inside the guest, and the result function records the outcome.
+// synthesized document inside the guest, and the result function records the outcome, in
+// the tags and in the ledger (a DynamoDB table in dynalite).
 // `make demo` prints it; a test runs it.
 package flow
 
@@ -35,6 +36,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/launch"
+	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/opcli"
 	"github.com/storecrypt/storecrypt/internal/result"
 	"github.com/storecrypt/storecrypt/test/emu"
@@ -104,7 +106,16 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 			return fmt.Errorf("publishing asset %s: %w", a.Key, err)
 		}
 	}
-	tl.stage(fmt.Sprintf("emulators up (KMS, S3, IMDSv2); %d agent binaries published to S3", len(assets)))
+	db, err := emu.NewDynamoDB()
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if err := db.CreateTable(ctx, ledger.Table(stack.launchEnv[contract.EnvLedgerTable])); err != nil {
+		return err
+	}
+	book := &ledger.Ledger{DB: db.Client, Table: stack.launchEnv[contract.EnvLedgerTable]}
+	tl.stage(fmt.Sprintf("emulators up (KMS, S3, IMDSv2, DynamoDB); %d agent binaries published to S3", len(assets)))
 
 	world := account(tb.KeyARN)
 	content, err := stack.content(tb.KeyARN)
@@ -128,6 +139,7 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 		return fmt.Errorf("the template's launch environment: %w", err)
 	}
 	lh := launch.New(lcfg, world.Config(), slog.New(slog.NewJSONHandler(&logs, nil)), &logs)
+	lh.Ledger = book
 	running, err := samples.Read("ec2-running.json")
 	if err != nil {
 		return err
@@ -162,6 +174,7 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 		return fmt.Errorf("the template's result environment: %w", err)
 	}
 	rh := result.New(rcfg, world.Config(), slog.New(slog.NewJSONHandler(&logs, nil)), &logs)
+	rh.Ledger = book
 	ev, err := statusEvent(invocation)
 	if err != nil {
 		return err
@@ -197,6 +210,33 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 		if code := opcli.Main(ctx, args, strings.NewReader(""), w, w, func(context.Context, string, string) (opcli.Clients, error) { return clients, nil }); code != 0 {
 			return fmt.Errorf("storecrypt %s exited %d", args[0], code)
 		}
+	}
+	return showLedger(ctx, w, world, book)
+}
+
+// showLedger prints the ledger's item for each instance, after checking that the guest's
+// records its encryption with the agent's evidence and the other's its block.
+func showLedger(ctx context.Context, w io.Writer, world *fakeaws.World, book *ledger.Ledger) error {
+	for _, id := range []string{guestID, blockedID} {
+		var launched time.Time
+		world.With(func() { launched = world.Instances[id].LaunchTime })
+		it, err := book.Get(ctx, id, launched)
+		if err != nil {
+			return err
+		}
+		switch {
+		case it == nil:
+			return fmt.Errorf("the ledger has no item for %s", id)
+		case id == guestID && (it.Status != contract.StatusEncrypted || it.LUKSUUID == "" || it.EncryptedAt == ""):
+			return fmt.Errorf("the ledger's item for %s lacks the evidence: %+v", id, it)
+		case id == blockedID && it.Status != contract.StatusBlocked:
+			return fmt.Errorf("the ledger's item for %s: %+v", id, it)
+		}
+		b, err := json.MarshalIndent(it, "", "  ")
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(w, "\n$ the ledger's item for %s (DynamoDB table %s)\n%s\n", id, book.Table, b)
 	}
 	return nil
 }

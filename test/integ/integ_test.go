@@ -30,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/cloudwatchlogs"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -40,6 +41,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/outcome"
 	"github.com/storecrypt/storecrypt/internal/record"
 )
@@ -107,6 +109,26 @@ func TestRealAccount(t *testing.T) {
 		}
 	}
 	a.outputStreamed(ctx, t, tags[contract.TagCommandID])
+	a.inTheLedger(ctx, t, outputs[contract.OutputLedgerTable], instance, rep)
+}
+
+// inTheLedger: the result function recorded the launch with the agent's evidence, which
+// also proves its role may write the table under the stack's key.
+func (a *account) inTheLedger(ctx context.Context, t *testing.T, table, instance string, rep *contract.Report) {
+	t.Helper()
+	desc, err := a.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instance}})
+	if err != nil || len(desc.Reservations) == 0 || len(desc.Reservations[0].Instances) == 0 {
+		t.Fatalf("describing %s: %v", instance, err)
+	}
+	l := &ledger.Ledger{DB: dynamodb.NewFromConfig(a.cfg), Table: table}
+	it, err := l.Get(ctx, instance, aws.ToTime(desc.Reservations[0].Instances[0].LaunchTime))
+	if err != nil || it == nil {
+		t.Fatalf("no ledger item for %s in %s: %v", instance, table, err)
+	}
+	if it.Status != contract.StatusEncrypted || it.EncryptedAt == "" || it.LUKSUUID != rep.Layout.LUKSUUID || it.KeyState != "Enabled" {
+		t.Errorf("the ledger item: %+v", it)
+	}
+	t.Logf("the ledger records %s encrypted at %s, %s s after launch", instance, it.EncryptedAt, it.SecondsToEncrypted)
 }
 
 // outputStreamed: the agent's output reached the stack's log group, which needs the
@@ -309,6 +331,12 @@ func (a *account) destroy(t *testing.T) {
 			_, err = a.kms.ScheduleKeyDeletion(ctx, &kms.ScheduleKeyDeletionInput{KeyId: aws.String(id), PendingWindowInDays: aws.Int32(7)})
 		case "AWS::Logs::LogGroup":
 			_, err = a.logs.DeleteLogGroup(ctx, &cloudwatchlogs.DeleteLogGroupInput{LogGroupName: aws.String(id)})
+		case "AWS::DynamoDB::Table":
+			// The ledger is protected from deletion; this one was the test's own.
+			db := dynamodb.NewFromConfig(a.cfg)
+			if _, err = db.UpdateTable(ctx, &dynamodb.UpdateTableInput{TableName: aws.String(id), DeletionProtectionEnabled: aws.Bool(false)}); err == nil {
+				_, err = db.DeleteTable(ctx, &dynamodb.DeleteTableInput{TableName: aws.String(id)})
+			}
 		case "AWS::S3::Bucket":
 			err = a.emptyBucket(ctx, id)
 			if err == nil {

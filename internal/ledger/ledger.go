@@ -1,0 +1,345 @@
+// Package ledger is storecrypt's durable record for auditors: one DynamoDB item per
+// instance launch, which outlives the instance, its tags and SSM's command history. Only
+// the functions write it, and only by appending: each step of a launch's story is an
+// entry with an id, written under a condition that the id is not there yet, so a replayed
+// or duplicated event changes nothing; the item's summary (status, reason, evidence) moves
+// only forward in time, and what was proven once (when it was encrypted, with what) is
+// never overwritten.
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// DynamoDB is the part of the DynamoDB client the ledger uses.
+type DynamoDB interface {
+	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
+	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
+	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+}
+
+// Ledger writes one table.
+type Ledger struct {
+	DB    DynamoDB
+	Table string
+}
+
+// Attribute names of an item. The key is the instance and its launch: a stop/start is a
+// new launch, with new, blank instance store, and a new item.
+const (
+	AttrInstance   = "instance_id" // partition key
+	AttrLaunchTime = "launch_time" // sort key, RFC 3339 UTC, EC2's LaunchTime
+)
+
+// Launch names one launch of one instance, and what is known of it when first seen.
+// Each fact is written by the first writer that knows it, and never changed.
+type Launch struct {
+	InstanceID   string
+	LaunchTime   time.Time
+	Account      string
+	Region       string
+	InstanceType string
+	Role         string
+	KeyARN       string
+	KeyState     string // as the launch function's binding check found it
+}
+
+// Entry is one step of a launch's story.
+type Entry struct {
+	// ID makes the entry idempotent: the same step written twice is one entry.
+	ID        string
+	At        time.Time
+	By        string // "launch", "result", "sweep"
+	Status    string // a contract.Status*; an opt-out is skipped with contract.ReasonOptedOut
+	Reason    contract.Reason
+	CommandID string
+	Evidence  *Evidence // what proved the instance encrypted, with StatusEncrypted
+}
+
+// Evidence is what the agent reported, and the stack knew, when the volume was proven
+// encrypted.
+type Evidence struct {
+	KeySource, Cipher, LUKSUUID, Layout string
+	AgentVersion                        string
+	DocumentName, DocumentHash          string
+}
+
+// FromReport is the evidence in the agent's report of the run that proved the volume
+// encrypted, and the document content the run was checked against.
+func FromReport(r *contract.Report, documentName, documentHash string) *Evidence {
+	e := &Evidence{DocumentName: documentName, DocumentHash: documentHash}
+	if r == nil {
+		return e
+	}
+	e.AgentVersion = r.AgentVersion
+	if l := r.Layout; l != nil {
+		e.KeySource, e.Cipher, e.LUKSUUID = l.KeySource, l.CipherSpec(), l.LUKSUUID
+		disks := "1 disk"
+		if n := len(r.Devices); n > 1 {
+			disks = fmt.Sprintf("RAID0 of %d disks", n)
+		}
+		e.Layout = fmt.Sprintf("%s, %s at %s", disks, l.Filesystem, l.MountPoint)
+	}
+	return e
+}
+
+// EntryID names an entry by what makes it one step: who wrote it, the status, and the
+// command or the state it moved from. Empty parts are left out.
+func EntryID(parts ...string) string {
+	var kept []string
+	for _, p := range parts {
+		if p != "" {
+			kept = append(kept, p)
+		}
+	}
+	return strings.Join(kept, ":")
+}
+
+// ErrDuplicate says the entry was already in the ledger: nothing was written.
+var ErrDuplicate = errors.New("the entry is already in the ledger")
+
+// Record appends e to the launch's item, creating the item on first sight; its summary
+// takes e's status unless a later entry is already recorded. It writes once in the usual
+// case; an entry older than the summary is appended in a second write that leaves the
+// summary alone. A duplicate is ErrDuplicate.
+func (l *Ledger) Record(ctx context.Context, launch Launch, e Entry) error {
+	in := l.update(launch, e, true)
+	_, err := l.DB.UpdateItem(ctx, in)
+	var failed *ddbtypes.ConditionalCheckFailedException
+	if !errors.As(err, &failed) {
+		return l.wrap(launch, err)
+	}
+	// Either the entry is there already, or the summary is newer: append only.
+	_, err = l.DB.UpdateItem(ctx, l.update(launch, e, false))
+	if errors.As(err, &failed) {
+		return ErrDuplicate
+	}
+	return l.wrap(launch, err)
+}
+
+func (l *Ledger) wrap(launch Launch, err error) error {
+	if err != nil {
+		return fmt.Errorf("ledger %s: recording %s launched %s: %w", l.Table, launch.InstanceID, launch.LaunchTime.UTC().Format(time.RFC3339), err)
+	}
+	return nil
+}
+
+// update builds the UpdateItem for an entry, with the summary or without it.
+func (l *Ledger) update(launch Launch, e Entry, summary bool) *dynamodb.UpdateItemInput {
+	s := func(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
+	entry := map[string]ddbtypes.AttributeValue{"id": s(e.ID), "at": s(stamp(e.At)), "by": s(e.By), "status": s(e.Status)}
+	if e.Reason != "" {
+		entry["reason"] = s(string(e.Reason))
+	}
+	if e.CommandID != "" {
+		entry["command_id"] = s(e.CommandID)
+	}
+	values := map[string]ddbtypes.AttributeValue{
+		":id":    &ddbtypes.AttributeValueMemberSS{Value: []string{e.ID}},
+		":eid":   s(e.ID),
+		":entry": &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{&ddbtypes.AttributeValueMemberM{Value: entry}}},
+		":empty": &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{}},
+		":at":    s(stamp(e.At)),
+	}
+	set := []string{
+		"entries = list_append(if_not_exists(entries, :empty), :entry)",
+		"first_seen = if_not_exists(first_seen, :at)",
+	}
+	names := map[string]string{}
+	// Facts of the launch are written once, by the first writer that knows them.
+	for _, f := range [][2]string{{"account", launch.Account}, {"region", launch.Region}, {"instance_type", launch.InstanceType},
+		{"role", launch.Role}, {"key_arn", launch.KeyARN}, {"key_state", launch.KeyState}} {
+		if f[1] != "" {
+			names["#"+f[0]], values[":"+f[0]] = f[0], s(f[1])
+			set = append(set, fmt.Sprintf("#%s = if_not_exists(#%s, :%s)", f[0], f[0], f[0]))
+		}
+	}
+	cond := "(attribute_not_exists(entry_ids) OR NOT contains(entry_ids, :eid))"
+	if summary {
+		values[":status"], values[":ms"] = s(e.Status), &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(e.At.UnixMilli(), 10)}
+		values[":reason"], values[":command"] = s(string(e.Reason)), s(e.CommandID)
+		names["#status"] = "status"
+		set = append(set, "#status = :status", "reason = :reason", "command_id = :command", "status_at = :at", "status_ms = :ms")
+		cond += " AND (attribute_not_exists(status_ms) OR status_ms <= :ms)"
+		if ev := e.Evidence; ev != nil && e.Status == contract.StatusEncrypted {
+			// The first proof stands: a later rerun that proves it again changes nothing.
+			for _, a := range [][2]string{
+				{"encrypted_at", stamp(e.At)}, {"key_source", ev.KeySource},
+				{"cipher", ev.Cipher}, {"luks_uuid", ev.LUKSUUID}, {"layout", ev.Layout}, {"agent_version", ev.AgentVersion},
+				{"document_name", ev.DocumentName}, {"document_hash", ev.DocumentHash},
+			} {
+				if a[1] == "" {
+					continue
+				}
+				values[":"+a[0]] = s(a[1])
+				set = append(set, fmt.Sprintf("%s = if_not_exists(%s, :%s)", a[0], a[0], a[0]))
+			}
+			values[":seconds"] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatFloat(e.At.Sub(launch.LaunchTime).Seconds(), 'f', 3, 64)}
+			set = append(set, "seconds_to_encrypted = if_not_exists(seconds_to_encrypted, :seconds)")
+		}
+	}
+	return &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.Table),
+		Key:                       key(launch.InstanceID, launch.LaunchTime),
+		UpdateExpression:          aws.String("SET " + strings.Join(set, ", ") + " ADD entry_ids :id"),
+		ConditionExpression:       aws.String(cond),
+		ExpressionAttributeNames:  names,
+		ExpressionAttributeValues: values,
+	}
+}
+
+// Terminated closes the instance's latest launch: it records when the instance
+// terminated, once. An instance the ledger never saw has nothing to close.
+func (l *Ledger) Terminated(ctx context.Context, instanceID string, at time.Time) error {
+	out, err := l.DB.Query(ctx, &dynamodb.QueryInput{
+		TableName:                 aws.String(l.Table),
+		KeyConditionExpression:    aws.String(AttrInstance + " = :id"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":id": &ddbtypes.AttributeValueMemberS{Value: instanceID}},
+		ScanIndexForward:          aws.Bool(false),
+		Limit:                     aws.Int32(1),
+		ProjectionExpression:      aws.String(AttrLaunchTime),
+	})
+	if err != nil {
+		return fmt.Errorf("ledger %s: finding %s's launch: %w", l.Table, instanceID, err)
+	}
+	if len(out.Items) == 0 {
+		return nil
+	}
+	lt, ok := out.Items[0][AttrLaunchTime].(*ddbtypes.AttributeValueMemberS)
+	if !ok {
+		return fmt.Errorf("ledger %s: %s's item has no %s", l.Table, instanceID, AttrLaunchTime)
+	}
+	_, err = l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName:                 aws.String(l.Table),
+		Key:                       map[string]ddbtypes.AttributeValue{AttrInstance: &ddbtypes.AttributeValueMemberS{Value: instanceID}, AttrLaunchTime: lt},
+		UpdateExpression:          aws.String("SET terminated_at = :at"),
+		ConditionExpression:       aws.String("attribute_exists(" + AttrInstance + ") AND attribute_not_exists(terminated_at)"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":at": &ddbtypes.AttributeValueMemberS{Value: stamp(at)}},
+	})
+	var failed *ddbtypes.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		return nil // closed already: a replayed event
+	}
+	if err != nil {
+		return fmt.Errorf("ledger %s: closing %s: %w", l.Table, instanceID, err)
+	}
+	return nil
+}
+
+func key(instanceID string, launch time.Time) map[string]ddbtypes.AttributeValue {
+	return map[string]ddbtypes.AttributeValue{
+		AttrInstance:   &ddbtypes.AttributeValueMemberS{Value: instanceID},
+		AttrLaunchTime: &ddbtypes.AttributeValueMemberS{Value: launch.UTC().Format(time.RFC3339)},
+	}
+}
+
+// stamp is a time as the ledger writes it: RFC 3339 in UTC, to the millisecond.
+func stamp(t time.Time) string { return t.UTC().Format("2006-01-02T15:04:05.000Z07:00") }
+
+// Table is the ledger table's definition as the stack makes it, for tests and tools that
+// make one elsewhere: the key, on-demand.
+func Table(name string) *dynamodb.CreateTableInput {
+	return &dynamodb.CreateTableInput{
+		TableName:   aws.String(name),
+		BillingMode: ddbtypes.BillingModePayPerRequest,
+		AttributeDefinitions: []ddbtypes.AttributeDefinition{
+			{AttributeName: aws.String(AttrInstance), AttributeType: ddbtypes.ScalarAttributeTypeS},
+			{AttributeName: aws.String(AttrLaunchTime), AttributeType: ddbtypes.ScalarAttributeTypeS},
+		},
+		KeySchema: []ddbtypes.KeySchemaElement{
+			{AttributeName: aws.String(AttrInstance), KeyType: ddbtypes.KeyTypeHash},
+			{AttributeName: aws.String(AttrLaunchTime), KeyType: ddbtypes.KeyTypeRange},
+		},
+	}
+}
+
+// Item is one launch's record as the ledger holds it.
+type Item struct {
+	InstanceID         string        `json:"instance_id"`
+	LaunchTime         string        `json:"launch_time"`
+	Account            string        `json:"account,omitempty"`
+	Region             string        `json:"region,omitempty"`
+	InstanceType       string        `json:"instance_type,omitempty"`
+	Role               string        `json:"role,omitempty"`
+	KeyARN             string        `json:"key_arn,omitempty"`
+	KeyState           string        `json:"key_state,omitempty"`
+	FirstSeen          string        `json:"first_seen,omitempty"`
+	Status             string        `json:"status,omitempty"`
+	Reason             string        `json:"reason,omitempty"`
+	StatusAt           string        `json:"status_at,omitempty"`
+	CommandID          string        `json:"command_id,omitempty"`
+	EncryptedAt        string        `json:"encrypted_at,omitempty"`
+	SecondsToEncrypted string        `json:"seconds_to_encrypted,omitempty"`
+	KeySource          string        `json:"key_source,omitempty"`
+	Cipher             string        `json:"cipher,omitempty"`
+	LUKSUUID           string        `json:"luks_uuid,omitempty"`
+	Layout             string        `json:"layout,omitempty"`
+	AgentVersion       string        `json:"agent_version,omitempty"`
+	DocumentName       string        `json:"document_name,omitempty"`
+	DocumentHash       string        `json:"document_hash,omitempty"`
+	TerminatedAt       string        `json:"terminated_at,omitempty"`
+	Entries            []EntryRecord `json:"entries"`
+}
+
+// EntryRecord is one entry as the ledger holds it.
+type EntryRecord struct {
+	ID        string `json:"id"`
+	At        string `json:"at"`
+	By        string `json:"by"`
+	Status    string `json:"status"`
+	Reason    string `json:"reason,omitempty"`
+	CommandID string `json:"command_id,omitempty"`
+}
+
+// Get reads one launch's item, strongly consistent; nil when there is none.
+func (l *Ledger) Get(ctx context.Context, instanceID string, launch time.Time) (*Item, error) {
+	out, err := l.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(l.Table), Key: key(instanceID, launch), ConsistentRead: aws.Bool(true)})
+	if err != nil {
+		return nil, fmt.Errorf("ledger %s: reading %s: %w", l.Table, instanceID, err)
+	}
+	if out.Item == nil {
+		return nil, nil
+	}
+	return decode(out.Item), nil
+}
+
+func decode(m map[string]ddbtypes.AttributeValue) *Item {
+	v := func(m map[string]ddbtypes.AttributeValue, name string) string {
+		switch a := m[name].(type) {
+		case *ddbtypes.AttributeValueMemberS:
+			return a.Value
+		case *ddbtypes.AttributeValueMemberN:
+			return a.Value
+		}
+		return ""
+	}
+	it := &Item{
+		InstanceID: v(m, AttrInstance), LaunchTime: v(m, AttrLaunchTime), Account: v(m, "account"), Region: v(m, "region"),
+		InstanceType: v(m, "instance_type"), Role: v(m, "role"), KeyARN: v(m, "key_arn"), KeyState: v(m, "key_state"),
+		FirstSeen: v(m, "first_seen"), Status: v(m, "status"), Reason: v(m, "reason"), StatusAt: v(m, "status_at"),
+		CommandID: v(m, "command_id"), EncryptedAt: v(m, "encrypted_at"), SecondsToEncrypted: v(m, "seconds_to_encrypted"),
+		KeySource: v(m, "key_source"), Cipher: v(m, "cipher"), LUKSUUID: v(m, "luks_uuid"), Layout: v(m, "layout"),
+		AgentVersion: v(m, "agent_version"), DocumentName: v(m, "document_name"), DocumentHash: v(m, "document_hash"),
+		TerminatedAt: v(m, "terminated_at"), Entries: []EntryRecord{},
+	}
+	if l, ok := m["entries"].(*ddbtypes.AttributeValueMemberL); ok {
+		for _, e := range l.Value {
+			if em, ok := e.(*ddbtypes.AttributeValueMemberM); ok {
+				it.Entries = append(it.Entries, EntryRecord{ID: v(em.Value, "id"), At: v(em.Value, "at"), By: v(em.Value, "by"),
+					Status: v(em.Value, "status"), Reason: v(em.Value, "reason"), CommandID: v(em.Value, "command_id")})
+			}
+		}
+	}
+	return it
+}
