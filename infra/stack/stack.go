@@ -165,6 +165,7 @@ func NewStoreCryptStack(scope constructs.Construct, id string, props *StoreCrypt
 	s.resultFunction()
 	s.rules()
 	s.alarmsAndTopic()
+	s.dashboard()
 	if props.Trail {
 		s.trail()
 	}
@@ -700,6 +701,36 @@ func (s *stack) alarm(id, what string, metric awscloudwatch.IMetric, periods flo
 		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, EvaluationPeriods: jsii.Number(periods),
 		TreatMissingData: awscloudwatch.TreatMissingData_NOT_BREACHING,
 	}))
+}
+
+// dashboard shows the fleet's flow on one page: instances sent the document, encrypted,
+// blocked and failed; time from launch to encrypted; what waits in the dead-letter
+// queues; the functions' errors. Every storecrypt metric is one the functions publish
+// without dimensions (package emf publishes each that way too).
+func (s *stack) dashboard() {
+	five := awscdk.Duration_Minutes(jsii.Number(5))
+	own := func(name, stat, label string) awscloudwatch.IMetric {
+		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{Namespace: jsii.String(contract.MetricNamespace), MetricName: jsii.String(name),
+			Statistic: jsii.String(stat), Period: five, Label: jsii.String(label)})
+	}
+	graph := func(title string, left ...awscloudwatch.IMetric) awscloudwatch.IWidget {
+		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String(title), Left: &left, Width: jsii.Number(12), Height: jsii.Number(6)})
+	}
+	maxDepth := &awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}
+	awscloudwatch.NewDashboard(s.st, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
+		Widgets: &[]*[]awscloudwatch.IWidget{
+			{
+				graph("Instances", own(contract.MetricCommandsSent, "Sum", "sent the document"), own(contract.MetricEncrypted, "Sum", "encrypted"),
+					own(contract.MetricBlocked, "Sum", "blocked"), own(contract.MetricFailed, "Sum", "failed or unverified")),
+				graph("Launch to encrypted (seconds)", own(contract.MetricSecondsToEncrypted, "p50", "p50"),
+					own(contract.MetricSecondsToEncrypted, "p95", "p95"), own(contract.MetricSecondsToEncrypted, "Maximum", "max")),
+			},
+			{
+				graph("Dead-letter queues", s.dlq.MetricApproximateNumberOfMessagesVisible(maxDepth), s.resultDLQ.MetricApproximateNumberOfMessagesVisible(maxDepth)),
+				graph("Function errors", s.launch.MetricErrors(&awscloudwatch.MetricOptions{Period: five}), s.result.MetricErrors(&awscloudwatch.MetricOptions{Period: five})),
+			},
+		},
+	})
 }
 
 func (s *stack) alarmsAndTopic() {

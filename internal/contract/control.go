@@ -186,6 +186,7 @@ const (
 	MetricSecondsToEncrypted = "SecondsToEncrypted"
 	MetricDocumentDrift      = "DocumentDrift"
 	MetricOptedOut           = "OptedOut"
+	MetricCommandsSent       = "CommandsSent" // instances sent the document (first runs and reruns)
 )
 
 // MetricReason is the dimension that says why an instance was blocked or failed. Those

@@ -724,6 +724,10 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 			h.log(i).Info("command sent", "command_id", id, "document_version", pin.Version)
 			b.tag(i, contract.StatusPending, "", id, len(i.runs)+1)
 		}
+		if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricCommandsSent, Unit: "Count", Value: float64(len(chunk))}}, nil,
+			map[string]string{"CommandId": id}); err != nil {
+			h.Log.Error("writing a metric", "error", err.Error())
+		}
 	}
 }
 

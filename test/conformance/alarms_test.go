@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -62,19 +64,11 @@ func TestAlarmsWatchWhatIsPublished(t *testing.T) {
 	for _, source := range []string{contract.KeySourceKMSDataKey, contract.KeySourceS3KMS} {
 		t.Run(source, func(t *testing.T) {
 			d := deploy(t, source, cfn.Partitions[0])
-			got := published(t, &d.launchRun(t).metrics, &d.resultRun(t).metrics)
-			for _, m := range []string{contract.MetricBlocked, contract.MetricFailed, contract.MetricEncrypted, contract.MetricDocumentDrift} {
-				if !got[metricKey(contract.MetricNamespace, m, nil)] {
-					t.Errorf("the scenarios did not publish %s without dimensions; published %v", m, got)
+			m := d.metrics(t)
+			for _, name := range []string{contract.MetricBlocked, contract.MetricFailed, contract.MetricEncrypted, contract.MetricDocumentDrift} {
+				if !m.published[metricKey(contract.MetricNamespace, name, nil)] {
+					t.Errorf("the scenarios did not publish %s without dimensions; published %v", name, m.published)
 				}
-			}
-			functions, queues := map[string]bool{}, map[string]bool{}
-			for _, id := range d.Of("AWS::Lambda::Function") {
-				name, _ := d.Ref(id)
-				functions[name.(string)] = true
-			}
-			for _, id := range d.Of("AWS::SQS::Queue") {
-				queues[id] = true
 			}
 			alarms := d.Of("AWS::CloudWatch::Alarm")
 			if len(alarms) < 7 {
@@ -86,33 +80,121 @@ func TestAlarmsWatchWhatIsPublished(t *testing.T) {
 					t.Fatal(err)
 				}
 				p := props.(map[string]any)
-				ns, name := p["Namespace"].(string), p["MetricName"].(string)
-				var dims []string
 				values := map[string]string{}
 				if list, ok := p["Dimensions"].([]any); ok {
 					for _, x := range list {
 						dim := x.(map[string]any)
-						dims = append(dims, dim["Name"].(string))
 						values[dim["Name"].(string)] = dim["Value"].(string)
 					}
 				}
-				switch ns {
-				case contract.MetricNamespace:
-					if !got[metricKey(ns, name, dims)] {
-						t.Errorf("alarm %s watches %s, which nothing publishes; published: %v", id, metricKey(ns, name, dims), got)
-					}
-				case "AWS/Lambda":
-					if name != "Errors" || !slices.Equal(dims, []string{"FunctionName"}) || !functions[values["FunctionName"]] {
-						t.Errorf("alarm %s watches %s %v, not a function's Errors", id, name, values)
-					}
-				case "AWS/SQS":
-					if name != "ApproximateNumberOfMessagesVisible" || !slices.Equal(dims, []string{"QueueName"}) || !queues[values["QueueName"]] {
-						t.Errorf("alarm %s watches %s %v, not a queue's depth", id, name, values)
-					}
-				default:
-					t.Errorf("alarm %s watches namespace %s, which this test does not know", id, ns)
+				if err := m.check(p["Namespace"].(string), p["MetricName"].(string), values); err != nil {
+					t.Errorf("alarm %s: %v", id, err)
 				}
 			}
 		})
 	}
+}
+
+// TestDashboardShowsWhatIsPublished: every graph of the dashboard shows a metric that is
+// published with exactly its dimensions, by the rules TestAlarmsWatchWhatIsPublished
+// applies; a graph of a metric nobody publishes would stay empty and say nothing.
+func TestDashboardShowsWhatIsPublished(t *testing.T) {
+	d := deploy(t, contract.KeySourceKMSDataKey, cfn.Partitions[0])
+	m := d.metrics(t)
+	boards := d.Of("AWS::CloudWatch::Dashboard")
+	if len(boards) != 1 {
+		t.Fatalf("%d dashboards, want 1", len(boards))
+	}
+	body, err := d.String(d.Resources[boards[0]].Properties["DashboardBody"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct {
+		Widgets []struct {
+			Properties struct {
+				Title   string
+				Metrics [][]any
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(body), &dash); err != nil {
+		t.Fatalf("the dashboard body is not JSON: %v", err)
+	}
+	shown := map[string]bool{}
+	for _, w := range dash.Widgets {
+		if len(w.Properties.Metrics) == 0 {
+			t.Errorf("widget %q shows no metric", w.Properties.Title)
+		}
+		for _, line := range w.Properties.Metrics {
+			// [namespace, name, dimension, value, ..., {rendering}] (CloudWatch's "Dashboard
+			// body structure and syntax").
+			var parts []string
+			for _, x := range line {
+				if str, ok := x.(string); ok {
+					parts = append(parts, str)
+				}
+			}
+			if len(parts) < 2 || len(parts)%2 != 0 {
+				t.Errorf("widget %q: a metric line %v", w.Properties.Title, line)
+				continue
+			}
+			values := map[string]string{}
+			for i := 2; i < len(parts); i += 2 {
+				values[parts[i]] = parts[i+1]
+			}
+			if err := m.check(parts[0], parts[1], values); err != nil {
+				t.Errorf("widget %q: %v", w.Properties.Title, err)
+			}
+			shown[parts[1]] = true
+		}
+	}
+	for _, want := range []string{contract.MetricCommandsSent, contract.MetricEncrypted, contract.MetricBlocked, contract.MetricFailed,
+		contract.MetricSecondsToEncrypted, "ApproximateNumberOfMessagesVisible", "Errors"} {
+		if !shown[want] {
+			t.Errorf("the dashboard does not show %s", want)
+		}
+	}
+}
+
+// metricSources is what may be watched: storecrypt's metrics as the scenarios' handlers
+// published them, and AWS/Lambda's Errors and AWS/SQS's depth for the template's
+// functions and queues.
+type metricSources struct {
+	published        map[string]bool
+	functions, queue map[string]bool
+}
+
+func (d *deployment) metrics(t *testing.T) metricSources {
+	t.Helper()
+	m := metricSources{published: published(t, &d.launchRun(t).metrics, &d.resultRun(t).metrics), functions: map[string]bool{}, queue: map[string]bool{}}
+	for _, id := range d.Of("AWS::Lambda::Function") {
+		name, _ := d.Ref(id)
+		m.functions[name.(string)] = true
+	}
+	for _, id := range d.Of("AWS::SQS::Queue") {
+		m.queue[id] = true
+	}
+	return m
+}
+
+// check: namespace/name with these dimension values is a metric someone publishes.
+func (m metricSources) check(ns, name string, values map[string]string) error {
+	dims := slices.Sorted(maps.Keys(values))
+	switch ns {
+	case contract.MetricNamespace:
+		if !m.published[metricKey(ns, name, dims)] {
+			return fmt.Errorf("%s is published by nothing; published: %v", metricKey(ns, name, dims), m.published)
+		}
+	case "AWS/Lambda":
+		if name != "Errors" || !slices.Equal(dims, []string{"FunctionName"}) || !m.functions[values["FunctionName"]] {
+			return fmt.Errorf("%s %v is not a function's Errors", name, values)
+		}
+	case "AWS/SQS":
+		if name != "ApproximateNumberOfMessagesVisible" || !slices.Equal(dims, []string{"QueueName"}) || !m.queue[values["QueueName"]] {
+			return fmt.Errorf("%s %v is not a queue's depth", name, values)
+		}
+	default:
+		return fmt.Errorf("namespace %s, which this test does not know", ns)
+	}
+	return nil
 }
