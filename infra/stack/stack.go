@@ -489,17 +489,19 @@ func (s *stack) ledgerTable() {
 	})
 }
 
-// ledgerRights lets a function use the ledger: the item actions it calls, and the key
-// through DynamoDB for this table only (DynamoDB decrypts the table's key with the
-// caller's credentials).
-func (s *stack) ledgerRights(role awsiam.IRole, actions ...string) {
-	role.AddToPrincipalPolicy(statement("Ledger", actions, []*string{s.ledger.TableArn()}, nil))
-	role.AddToPrincipalPolicy(statement("LedgerKey", []string{"kms:Decrypt"}, []*string{s.key.KeyArn()}, map[string]any{
-		"StringEquals": map[string]any{
-			"kms:ViaService": awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("dynamodb."), s.st.Region(), jsii.String("."), s.st.UrlSuffix()}),
-			"kms:EncryptionContext:aws:dynamodb:tableName": s.ledger.TableName(),
-		},
-	}))
+// ledgerRights are the statements that let a principal use the ledger: the item actions
+// it calls, and the key through DynamoDB for this table only (DynamoDB decrypts the
+// table's key with the caller's credentials).
+func (s *stack) ledgerRights(actions ...string) []awsiam.PolicyStatement {
+	return []awsiam.PolicyStatement{
+		statement("Ledger", actions, []*string{s.ledger.TableArn()}, nil),
+		statement("LedgerKey", []string{"kms:Decrypt"}, []*string{s.key.KeyArn()}, map[string]any{
+			"StringEquals": map[string]any{
+				"kms:ViaService": awscdk.Fn_Join(jsii.String(""), &[]*string{jsii.String("dynamodb."), s.st.Region(), jsii.String("."), s.st.UrlSuffix()}),
+				"kms:EncryptionContext:aws:dynamodb:tableName": s.ledger.TableName(),
+			},
+		}),
+	}
 }
 
 func (s *stack) queues() {
@@ -588,7 +590,9 @@ func (s *stack) launchFunction() {
 	role.AddToPrincipalPolicy(statement("InspectTheKey", []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants"}, []*string{s.key.KeyArn()}, nil))
 	role.AddToPrincipalPolicy(statement("SweepQueue", []string{"sqs:SendMessage"}, []*string{s.queue.QueueArn()}, nil))
 	s.putEventsRight(role)
-	s.ledgerRights(role, "dynamodb:UpdateItem", "dynamodb:Query")
+	for _, st := range s.ledgerRights("dynamodb:UpdateItem", "dynamodb:Query") {
+		role.AddToPrincipalPolicy(st)
+	}
 	fn.AddEventSource(awslambdaeventsources.NewSqsEventSource(s.queue, &awslambdaeventsources.SqsEventSourceProps{
 		BatchSize: jsii.Number(10), MaxBatchingWindow: awscdk.Duration_Seconds(jsii.Number(5)), ReportBatchItemFailures: jsii.Bool(true),
 	}))
@@ -634,7 +638,9 @@ func (s *stack) resultFunction() {
 	s.readDocument(role)
 	s.tagRights(role)
 	s.putEventsRight(role)
-	s.ledgerRights(role, "dynamodb:UpdateItem")
+	for _, st := range s.ledgerRights("dynamodb:UpdateItem") {
+		role.AddToPrincipalPolicy(st)
+	}
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id:        jsii.String("AwsSolutions-IAM5"),
 		Reason:    jsii.String("ssm:GetCommandInvocation, ssm:ListCommandInvocations and ec2:DescribeInstances support no resource-level permissions; CreateTags must reach any instance and is limited to storecrypt:* tag keys."),
@@ -817,6 +823,8 @@ func (s *stack) operatorPolicy() {
 		}, nil),
 		statement("InspectTheKey", []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants", "kms:GetKeyRotationStatus"}, key, nil),
 	}
+	// report scans the ledger for a period; an operator reads one instance's story with Query.
+	statements = append(statements, s.ledgerRights("dynamodb:Scan", "dynamodb:Query")...)
 	if s.bucket != nil {
 		statements = append(statements,
 			statement("PutSecretEncrypt", []string{"kms:Encrypt"}, key, nil),

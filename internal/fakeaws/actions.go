@@ -129,6 +129,8 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName))
 	case *dynamodb.GetItemInput:
 		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName))
+	case *dynamodb.ScanInput:
+		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName))
 	case *s3.PutObjectInput:
 		bucket, key := aws.ToString(in.Bucket), aws.ToString(in.Key)
 		out := one(action, fmt.Sprintf("arn:%s:s3:::%s/%s", p, bucket, key))

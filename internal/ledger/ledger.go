@@ -27,6 +27,7 @@ type DynamoDB interface {
 	UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error)
 	Query(ctx context.Context, in *dynamodb.QueryInput, optFns ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error)
 	GetItem(ctx context.Context, in *dynamodb.GetItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error)
+	Scan(ctx context.Context, in *dynamodb.ScanInput, optFns ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error)
 }
 
 // Ledger writes one table.
@@ -312,6 +313,31 @@ func (l *Ledger) Get(ctx context.Context, instanceID string, launch time.Time) (
 		return nil, nil
 	}
 	return decode(out.Item), nil
+}
+
+// Launches reads every launch in [since, until), in no particular order. It scans the
+// table: a report for a period is rare, and the table holds one small item per launch.
+func (l *Ledger) Launches(ctx context.Context, since, until time.Time) ([]Item, error) {
+	p := dynamodb.NewScanPaginator(l.DB, &dynamodb.ScanInput{
+		TableName:                aws.String(l.Table),
+		FilterExpression:         aws.String("#lt >= :since AND #lt < :until"),
+		ExpressionAttributeNames: map[string]string{"#lt": AttrLaunchTime},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{
+			":since": &ddbtypes.AttributeValueMemberS{Value: since.UTC().Format(time.RFC3339)},
+			":until": &ddbtypes.AttributeValueMemberS{Value: until.UTC().Format(time.RFC3339)},
+		},
+	})
+	var out []Item
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("ledger %s: reading launches: %w", l.Table, err)
+		}
+		for _, m := range page.Items {
+			out = append(out, *decode(m))
+		}
+	}
+	return out, nil
 }
 
 func decode(m map[string]ddbtypes.AttributeValue) *Item {

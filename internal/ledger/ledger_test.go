@@ -3,6 +3,7 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"reflect"
 	"testing"
 	"time"
@@ -147,5 +148,30 @@ func TestTerminated(t *testing.T) {
 	}
 	if err := l.Terminated(ctx, "i-0ffffffffffffffff", end); err != nil {
 		t.Errorf("an instance never seen: %v", err)
+	}
+}
+
+// TestLaunches reads the launches of a period, and only those.
+func TestLaunches(t *testing.T) {
+	l := start(t)
+	ctx := context.Background()
+	for n := range 30 {
+		lt := launch
+		lt.InstanceID, lt.LaunchTime = fmt.Sprintf("i-%017x", n), launched.Add(time.Duration(n)*time.Hour)
+		if err := l.Record(ctx, lt, ledger.Entry{ID: "launch:pending", At: lt.LaunchTime.Add(time.Minute), By: "launch", Status: contract.StatusPending}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := l.Launches(ctx, launched.Add(10*time.Hour), launched.Add(20*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 10 {
+		t.Fatalf("%d launches, want the 10 of the period", len(got))
+	}
+	for _, it := range got {
+		if it.LaunchTime < "2026-11-27T16:00:00Z" || it.LaunchTime >= "2026-11-28T02:00:00Z" || it.Status != contract.StatusPending {
+			t.Errorf("a launch outside the period: %+v", it)
+		}
 	}
 }

@@ -5,13 +5,11 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/base64"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -364,119 +362,6 @@ func statusFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 		fmt.Fprintln(tw, "INSTANCE\tTYPE\tSTATE\tIN SCOPE\tSTATUS\tREASON\tAT\tCOMMAND")
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Instance, r.Type, r.State, map[bool]string{true: "yes", false: "no"}[r.InScope], r.Status, orDash(r.Reason), orDash(r.At), orDash(r.CommandID))
-		}
-		return tw.Flush()
-	}
-}
-
-// ReportRow is one line of `storecrypt report`: what an auditor asks of each instance,
-// from SSM's record of the document's runs since the instance's launch. Tagged is what
-// its tags claim, beside it: a tag anyone with ec2:CreateTags may write proves nothing.
-type ReportRow struct {
-	Instance    string `json:"instance"`
-	Type        string `json:"type"`
-	Role        string `json:"role"`
-	InScope     bool   `json:"in_scope"`
-	Status      string `json:"status"`
-	Reason      string `json:"reason"`
-	Tagged      string `json:"tagged"`
-	KeyARN      string `json:"key_arn"`
-	KeyRotation string `json:"key_rotation"`
-	KeySource   string `json:"key_source"`
-	Cipher      string `json:"cipher"`
-	Encrypted   string `json:"encrypted_at"` // when the run that proves it was requested
-	CommandID   string `json:"command_id"`
-}
-
-// Report statuses besides the record's own (encrypted, unverified, failed).
-const (
-	reportNoRun   = "no-run" // SSM records no run of the document since the instance's launch
-	reportPending = "pending"
-)
-
-var reportHeader = []string{"instance", "type", "role", "in_scope", "status", "reason", "tagged", "key_arn", "key_rotation", "key_source", "cipher", "encrypted_at", "command_id"}
-
-func (r ReportRow) fields() []string {
-	return []string{r.Instance, r.Type, r.Role, strconv.FormatBool(r.InScope), r.Status, r.Reason, r.Tagged, r.KeyARN, r.KeyRotation, r.KeySource, r.Cipher, r.Encrypted, r.CommandID}
-}
-
-func reportFlags(fs *flag.FlagSet) func(context.Context, *env) error {
-	stack := stackFlag(fs)
-	return func(ctx context.Context, e *env) error {
-		sc, err := readStack(ctx, e.CloudFormation, *stack)
-		if err != nil {
-			return err
-		}
-		insts, err := fleet(ctx, e, sc)
-		if err != nil {
-			return err
-		}
-		hist := sc.history(e)
-		checker := &binding.Checker{IAM: e.IAM, KMS: e.KMS, TTL: time.Hour}
-		rotation := map[string]string{}
-		rows := []ReportRow{}
-		for _, i := range insts {
-			row := ReportRow{Instance: aws.ToString(i.InstanceId), Type: string(i.InstanceType), InScope: i.inScope, Tagged: i.tags[contract.TagStatus], Status: reportNoRun}
-			if i.IamInstanceProfile != nil {
-				if row.Role, err = checker.Role(ctx, aws.ToString(i.IamInstanceProfile.Arn)); err != nil {
-					return err
-				}
-			}
-			runs, err := hist.Since(ctx, row.Instance, aws.ToTime(i.LaunchTime))
-			if err != nil {
-				return err
-			}
-			if len(runs) > 0 {
-				last := runs[0]
-				row.CommandID, row.Status = last.CommandID, reportPending
-				if last.Final() {
-					out, err := hist.Outcome(ctx, row.Instance, last)
-					if err != nil {
-						return err
-					}
-					row.Status, row.Reason = out.Status, string(out.Reason)
-					if out.Status == contract.StatusEncrypted {
-						row.Encrypted = last.Requested.UTC().Format(time.RFC3339)
-					}
-					if rep := out.Report; rep != nil && rep.Layout != nil {
-						l := rep.Layout
-						row.KeyARN, row.KeySource = l.KeyID, l.KeySource
-						row.Cipher = l.CipherSpec()
-					}
-				}
-			}
-			if row.KeyARN != "" {
-				if _, ok := rotation[row.KeyARN]; !ok {
-					rs, err := e.KMS.GetKeyRotationStatus(ctx, &kms.GetKeyRotationStatusInput{KeyId: aws.String(row.KeyARN)})
-					if err != nil {
-						return fmt.Errorf("reading the rotation of %s: %w", row.KeyARN, err)
-					}
-					rotation[row.KeyARN] = map[bool]string{true: "on", false: "off"}[rs.KeyRotationEnabled]
-				}
-				row.KeyRotation = rotation[row.KeyARN]
-			}
-			rows = append(rows, row)
-		}
-		switch e.output {
-		case "json":
-			return writeJSON(e.out, rows)
-		case "csv":
-			w := csv.NewWriter(e.out)
-			_ = w.Write(reportHeader)
-			for _, r := range rows {
-				_ = w.Write(r.fields())
-			}
-			w.Flush()
-			return w.Error()
-		}
-		tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
-		fmt.Fprintln(tw, strings.ToUpper(strings.Join(reportHeader, "\t")))
-		for _, r := range rows {
-			f := r.fields()
-			for k := range f {
-				f[k] = orDash(f[k])
-			}
-			fmt.Fprintln(tw, strings.Join(f, "\t"))
 		}
 		return tw.Flush()
 	}

@@ -15,9 +15,6 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/internal/document"
-	"github.com/storecrypt/storecrypt/internal/history"
-	"github.com/storecrypt/storecrypt/internal/outcome"
 	"github.com/storecrypt/storecrypt/internal/record"
 )
 
@@ -34,6 +31,7 @@ type stackConfig struct {
 	KeyARN, KeySource    string
 	DocumentName, Digest string
 	Secret               string
+	LedgerTable          string
 }
 
 func readStack(ctx context.Context, c CloudFormation, name string) (stackConfig, error) {
@@ -49,7 +47,7 @@ func readStack(ctx context.Context, c CloudFormation, name string) (stackConfig,
 		o[aws.ToString(kv.OutputKey)] = aws.ToString(kv.OutputValue)
 	}
 	c2 := stackConfig{KeyARN: o[contract.OutputKeyARN], KeySource: o[contract.OutputKeySource], DocumentName: o[contract.OutputDocumentName],
-		Digest: o[contract.OutputDocumentDigest], Secret: o[contract.OutputSecret]}
+		Digest: o[contract.OutputDocumentDigest], Secret: o[contract.OutputSecret], LedgerTable: o[contract.OutputLedgerTable]}
 	for _, r := range strings.Split(o[contract.OutputInstanceRoleARNs], ",") {
 		if r = strings.TrimSpace(r); r != "" {
 			c2.Roles = append(c2.Roles, r)
@@ -140,12 +138,4 @@ func instanceStore(ctx context.Context, c EC2, byID map[string]ec2types.Instance
 		}
 	}
 	return has, nil
-}
-
-// history is SSM's record of the stack's document, judged by the stack's key and the
-// document content it deployed.
-func (sc stackConfig) history(e *env) *history.History {
-	trust := &document.Trust{SSM: e.SSM, Name: sc.DocumentName, Digest: sc.Digest, KeyID: sc.KeyARN, Secret: sc.Secret}
-	return &history.History{SSM: e.SSM, DocumentName: sc.DocumentName,
-		Judge: &outcome.Judge{KeyARN: sc.KeyARN, KeySource: sc.KeySource, Documents: trust}}
 }

@@ -18,8 +18,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/storecrypt/storecrypt/internal/binding"
-	"github.com/storecrypt/storecrypt/internal/document"
-	"github.com/storecrypt/storecrypt/internal/history"
+	"github.com/storecrypt/storecrypt/internal/ledger"
 )
 
 // EC2 is the part of the EC2 client the CLI uses.
@@ -32,8 +31,7 @@ type EC2 interface {
 type SSM interface {
 	DescribeDocument(ctx context.Context, in *ssm.DescribeDocumentInput, optFns ...func(*ssm.Options)) (*ssm.DescribeDocumentOutput, error)
 	SendCommand(ctx context.Context, in *ssm.SendCommandInput, optFns ...func(*ssm.Options)) (*ssm.SendCommandOutput, error)
-	history.SSM
-	document.SSM
+	GetCommandInvocation(ctx context.Context, in *ssm.GetCommandInvocationInput, optFns ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error)
 }
 
 // KMS is the part of the KMS client the CLI uses (and the binding check's).
@@ -56,6 +54,9 @@ type Clients struct {
 	KMS            KMS
 	S3             S3
 	CloudFormation CloudFormation
+	DynamoDB       ledger.DynamoDB
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
 }
 
 // NewClients builds the clients for --region and --profile.
@@ -94,6 +95,13 @@ type env struct {
 	poll        time.Duration
 }
 
+func (e *env) now() time.Time {
+	if e.Now != nil {
+		return e.Now()
+	}
+	return time.Now()
+}
+
 type command struct {
 	name, summary string
 	flags         func(fs *flag.FlagSet) func(ctx context.Context, e *env) error
@@ -104,7 +112,7 @@ var commands = []command{
 	{"verify", "check that an instance's (or a role's) binding to the key lets the agent work; print the verdict and the fix", verifyFlags},
 	{"rerun", "run the storecrypt document on an instance again, wait, and show the agent's result", rerunFlags},
 	{"status", "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", statusFlags},
-	{"report", "evidence for an auditor from SSM's record, not tags: one row per instance with its key, rotation, cipher and when it was encrypted", reportFlags},
+	{"report", "evidence for an auditor from the ledger, for a period (--since, --until): coverage overall, per role and per type, time to encrypted, every exception and every launch with its evidence", reportFlags},
 }
 
 func usage(w io.Writer) {

@@ -17,6 +17,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/golden"
+	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/opcli"
 	"github.com/storecrypt/storecrypt/test/deployment"
 	"github.com/storecrypt/storecrypt/test/emu"
@@ -32,11 +33,20 @@ func run(t *testing.T, c opcli.Clients, stdin string, args ...string) (int, stri
 	return code, out.String(), errOut.String()
 }
 
-func worldClients(w *fakeaws.World) opcli.Clients {
+// worldClients talk to w, and to the ledger's dynalite when there is one; the clock is
+// the fixture's.
+func worldClients(w *fakeaws.World, book *ledger.Ledger) opcli.Clients {
 	cfg := w.Config()
-	return opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg),
-		CloudFormation: cloudformation.NewFromConfig(cfg)}
+	c := opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg),
+		CloudFormation: cloudformation.NewFromConfig(cfg), Now: func() time.Time { return reported }}
+	if book != nil {
+		c.DynamoDB = book.DB
+	}
+	return c
 }
+
+// reported is when the fixture's report is made.
+var reported = launched.Add(26 * time.Hour)
 
 // agentOutput is what the document prints on instance id when the agent ends with result.
 func agentOutput(id, result string) string {
@@ -45,8 +55,10 @@ func agentOutput(id, result string) string {
 
 // fleet is a world with instances in each state the CLI shows: encrypted and failed by
 // runs SSM recorded, blocked, not yet seen, and one whose tags claim an encryption SSM
-// never ran. A type without instance store and no storecrypt tag is not listed.
-func fleet(t *testing.T) *fakeaws.World {
+// never ran. A type without instance store and no storecrypt tag is not listed. Its
+// ledger records the encrypted and the failed one, and one encrypted earlier that has
+// terminated since.
+func fleet(t *testing.T) (*fakeaws.World, *ledger.Ledger) {
 	t.Helper()
 	w := fakeaws.NewAccount()
 	if _, err := deployment.Into(w, fakeaws.KeyARN); err != nil {
@@ -72,7 +84,30 @@ func fleet(t *testing.T) *fakeaws.World {
 				Invocations: map[string]*fakeaws.Invocation{"i-00000000000000003": {Status: "Failed", ResponseCode: 3, Stdout: agentOutput("i-00000000000000003", "refused-unsafe")}}},
 		)
 	})
-	return w
+	book := emu.Ledger(t)
+	ctx := context.Background()
+	for _, r := range []struct {
+		id, typ  string
+		launched time.Time
+		e        ledger.Entry
+	}{
+		{"i-00000000000000001", "i4i.large", launched, ledger.Entry{ID: "result:cmd-1", At: ran.Add(95 * time.Second), By: "result", Status: contract.StatusEncrypted, CommandID: "cmd-1",
+			Evidence: &ledger.Evidence{KeySource: contract.KeySourceKMSDataKey, Cipher: "aes-xts-plain64/512-bit/4096B sectors", LUKSUUID: "6a3c0b1e-0d5f-4c2b-9e7a-1f2e3d4c5b6a",
+				Layout: "RAID0 of 2 disks, ext4 at /mnt/instance-store", AgentVersion: "v1.4.0", DocumentName: contract.DocumentName, DocumentHash: "d1g3st"}}},
+		{"i-00000000000000003", "i3en.xlarge", launched, ledger.Entry{ID: "result:cmd-2", At: ran.Add(time.Minute), By: "result", Status: contract.StatusFailed, Reason: "refused-unsafe", CommandID: "cmd-2"}},
+		{"i-0000000000000000b", "i4i.large", launched.Add(-5 * time.Hour), ledger.Entry{ID: "result:cmd-0", At: launched.Add(-5*time.Hour + 80*time.Second), By: "result", Status: contract.StatusEncrypted, CommandID: "cmd-0",
+			Evidence: &ledger.Evidence{KeySource: contract.KeySourceKMSDataKey, LUKSUUID: "0b0b0b0b-0d5f-4c2b-9e7a-1f2e3d4c5b6a"}}},
+	} {
+		l := ledger.Launch{InstanceID: r.id, LaunchTime: r.launched, Account: fakeaws.Account, Region: fakeaws.Region, InstanceType: r.typ, Role: fakeaws.KeyUser,
+			KeyARN: fakeaws.KeyARN, KeyState: "Enabled"}
+		if err := book.Record(ctx, l, r.e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := book.Terminated(ctx, "i-0000000000000000b", launched.Add(-time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	return w, book
 }
 
 func TestStatusAndReport(t *testing.T) {
@@ -125,7 +160,7 @@ func TestVerify(t *testing.T) {
 }
 
 func TestRerun(t *testing.T) {
-	w := fleet(t)
+	w, _ := fleet(t)
 	w.OnCommand = func(cmd *fakeaws.Command) {
 		time.Sleep(20 * time.Millisecond)
 		if err := w.SetInvocation(cmd.ID, cmd.InstanceIDs[0], fakeaws.Invocation{Status: "InProgress"}); err != nil {
@@ -140,7 +175,7 @@ func TestRerun(t *testing.T) {
 			t.Error(err)
 		}
 	}
-	c := worldClients(w)
+	c := worldClients(w, nil)
 	code, out, errOut := run(t, c, "", "rerun", "--instance", "i-00000000000000001")
 	if code != 0 || !strings.Contains(out, "ok (exit 0)") || !strings.Contains(errOut, "waiting") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
@@ -225,6 +260,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"verify"}, 2, "give --kms-key-id"},
 		{[]string{"status", "--output", "yaml"}, 2, "want table or json"},
 		{[]string{"status", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"report", "--since", "last week"}, 2, "want YYYY-MM-DD or an RFC 3339 time"},
+		{[]string{"report", "--since", "2026-11-02", "--until", "2026-11-01"}, 2, "is not before --until"},
 	} {
 		code, _, errOut := run(t, c, "", tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.says) {

@@ -38,6 +38,9 @@ var unexercised = map[string]string{
 	"operator ReadResults: ssm:ListCommands":                  "the Run Command console lists commands with the operator's rights",
 	"operator ReadResults: ssm:DescribeInstanceInformation":   "the Run Command console lists the managed instances to target",
 	"operator ReadResults: ec2:DescribeTags":                  "the Run Command console's target picker reads tags",
+	"operator ReadResults: ssm:ListCommandInvocations":        "the Run Command console lists a command's invocations with the operator's rights",
+	"operator ReadTheDocument: ssm:GetDocument":               "the Run Command console shows the document's content",
+	"operator Ledger: dynamodb:Query":                         "the README's `aws dynamodb query` reads one instance's story from the ledger",
 	"operator RerunFromIdentityCenter: ssm:SendCommand":       "TestOperatorRerunNeedsMFA runs it as an Identity Center session; the scenarios' operator proves MFA instead",
 }
 

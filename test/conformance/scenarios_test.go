@@ -200,8 +200,9 @@ func (d *deployment) cliRun(t *testing.T) *run {
 		}
 	}
 	cfg := w.Config()
+	book, _ := d.ledger(t, w)
 	clients := opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg),
-		CloudFormation: cloudformation.NewFromConfig(cfg)}
+		CloudFormation: cloudformation.NewFromConfig(cfg), DynamoDB: book.DB}
 	commands := [][]string{
 		{"status"}, {"report"},
 		{"verify", "--instance", keyUserInstance, "--kms-key-id", d.keyARN, "--key-source", d.source, "--secret", d.launchEnv[contract.EnvSecret]},

@@ -11,6 +11,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/test/emu"
 )
 
 // Deployment is one deployment's names.
@@ -51,7 +52,7 @@ func Into(w *fakeaws.World, keyARN string) (Deployment, error) {
 	w.AddStack(contract.StackName, map[string]string{
 		contract.OutputKeyARN: keyARN, contract.OutputKeySource: contract.KeySourceKMSDataKey,
 		contract.OutputDocumentName: contract.DocumentName, contract.OutputDocumentDigest: digest,
-		contract.OutputInstanceRoleARNs: names.KeyUser,
+		contract.OutputInstanceRoleARNs: names.KeyUser, contract.OutputLedgerTable: emu.LedgerTable,
 	})
 	return Deployment{
 		KeyARN: keyARN, DocumentName: contract.DocumentName, Digest: digest, Content: string(raw),

@@ -135,12 +135,15 @@ func (d *DynamoDB) CreateTable(ctx context.Context, in *dynamodb.CreateTableInpu
 	return w.Wait(ctx, &dynamodb.DescribeTableInput{TableName: in.TableName}, 30*time.Second)
 }
 
+// LedgerTable is the table Ledger makes.
+const LedgerTable = "storecrypt-ledger"
+
 // Ledger is a ledger in a fresh table of its own dynalite, for the test.
 func Ledger(t testing.TB) *ledger.Ledger {
 	t.Helper()
 	d := StartDynamoDB(t)
-	if err := d.CreateTable(context.Background(), ledger.Table("storecrypt-ledger")); err != nil {
+	if err := d.CreateTable(context.Background(), ledger.Table(LedgerTable)); err != nil {
 		t.Fatal(err)
 	}
-	return &ledger.Ledger{DB: d.Client, Table: "storecrypt-ledger"}
+	return &ledger.Ledger{DB: d.Client, Table: LedgerTable}
 }

@@ -200,11 +200,11 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 	world.AddStack(contract.StackName, map[string]string{
 		contract.OutputKeyARN: tb.KeyARN, contract.OutputKeySource: lcfg.Agent.KeySource, contract.OutputDocumentName: stack.documentName,
 		contract.OutputDocumentDigest: stack.launchEnv[contract.EnvDocumentDigest], contract.OutputInstanceRoleARNs: fakeaws.KeyUser,
-		contract.OutputOptInTag: contract.OptIn,
+		contract.OutputOptInTag: contract.OptIn, contract.OutputLedgerTable: book.Table,
 	})
 	cfg := world.Config()
 	clients := opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg),
-		CloudFormation: cloudformation.NewFromConfig(cfg)}
+		CloudFormation: cloudformation.NewFromConfig(cfg), DynamoDB: book.DB}
 	for _, args := range [][]string{{"status"}, {"report"}} {
 		fmt.Fprintf(w, "\n$ storecrypt %s\n", args[0])
 		if code := opcli.Main(ctx, args, strings.NewReader(""), w, w, func(context.Context, string, string) (opcli.Clients, error) { return clients, nil }); code != 0 {

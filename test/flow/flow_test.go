@@ -4,13 +4,14 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 )
 
 // TestFlow runs `make demo`'s flow: the first instance ends encrypted, the second blocked
-// with no command sent, and status and report show both.
+// with no command sent; status and report show both, and the ledger's items are printed.
 func TestFlow(t *testing.T) {
 	cdkOut := filepath.Join("..", "..", "cdk.out")
 	if _, err := os.Stat(filepath.Join(cdkOut, "StoreCrypt.template.json")); err != nil {
@@ -25,8 +26,15 @@ func TestFlow(t *testing.T) {
 	if err := Run(ctx, &out, cdkOut); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
 	}
-	for _, want := range []string{"tagged encrypted", guestID + "  i4i.large  running  encrypted", blockedID + "  i4i.large  running  blocked    not-key-user", "aes-xts-plain64/512-bit/4096B sectors"} {
-		if !strings.Contains(out.String(), want) {
+	for _, want := range []string{
+		`tagged encrypted`,
+		guestID + `\s+i4i\.large\s+running\s+yes\s+encrypted\s`, // status
+		blockedID + `\s+i4i\.large\s+running\s+yes\s+blocked\s+not-key-user`,
+		`COVERAGE\s+50\.0% \(1 of 2 launches`, // report, from the ledger
+		guestID + `\s+\S+\s+i4i\.large\s+encrypted\s.*aes-xts-plain64/512-bit/4096B sectors`,
+		`the ledger's item for ` + guestID, // its item, printed
+	} {
+		if !regexp.MustCompile(want).MatchString(out.String()) {
 			t.Errorf("the demo's output lacks %q:\n%s", want, out.String())
 		}
 	}

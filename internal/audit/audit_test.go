@@ -1,0 +1,103 @@
+package audit_test
+
+import (
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/storecrypt/storecrypt/internal/audit"
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/golden"
+	"github.com/storecrypt/storecrypt/internal/ledger"
+)
+
+var (
+	since = time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC)
+	until = time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	now   = time.Date(2026, 11, 28, 9, 0, 0, 0, time.UTC)
+	key   = audit.Key{ARN: "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555", State: "Enabled", Rotation: true}
+)
+
+const (
+	app = "arn:aws:iam::111122223333:role/app"
+	db  = "arn:aws:iam::111122223333:role/db"
+)
+
+func item(id, launched, typ, role, status, reason, seconds string) ledger.Item {
+	it := ledger.Item{InstanceID: id, LaunchTime: launched, InstanceType: typ, Role: role, Status: status, Reason: reason,
+		SecondsToEncrypted: seconds, Entries: []ledger.EntryRecord{}}
+	if status == contract.StatusEncrypted {
+		it.EncryptedAt = launched // the day is what counts here
+	}
+	return it
+}
+
+// fixture: encrypted launches of two roles and two types, one terminated; a blocked, a
+// failed, an opted-out and an unverified one; a type without instance store, which is
+// not in scope; and a running instance the ledger never saw.
+func fixture() ([]ledger.Item, []ledger.Item) {
+	enc := func(id, launched, typ, role, seconds string) ledger.Item {
+		return item(id, launched, typ, role, contract.StatusEncrypted, "", seconds)
+	}
+	gone := enc("i-00000000000000003", "2026-11-03T08:00:00Z", "i3en.xlarge", db, "210")
+	gone.TerminatedAt = "2026-11-10T00:00:00.000Z"
+	items := []ledger.Item{
+		enc("i-00000000000000001", "2026-11-02T08:00:00Z", "i4i.large", app, "61.5"),
+		enc("i-00000000000000002", "2026-11-02T09:00:00Z", "i4i.large", app, "75"),
+		gone,
+		enc("i-00000000000000004", "2026-11-20T10:00:00Z", "i4i.large", db, "90"),
+		item("i-00000000000000005", "2026-11-20T11:00:00Z", "i4i.large", app, contract.StatusBlocked, string(contract.ReasonNotKeyUser), ""),
+		item("i-00000000000000006", "2026-11-21T11:00:00Z", "i3en.xlarge", db, contract.StatusFailed, "refused-unsafe", ""),
+		item("i-00000000000000007", "2026-11-22T11:00:00Z", "i4i.large", app, contract.StatusSkipped, string(contract.ReasonOptedOut), ""),
+		item("i-00000000000000008", "2026-11-22T12:00:00Z", "i4i.large", app, contract.StatusUnverified, string(contract.ReasonNoReport), ""),
+		item("i-00000000000000009", "2026-11-23T12:00:00Z", "m5.large", app, contract.StatusSkipped, string(contract.ReasonNoInstanceStore), ""),
+	}
+	running := []ledger.Item{{InstanceID: "i-0000000000000000a", LaunchTime: "2026-11-27T12:00:00Z", InstanceType: "i4i.large", Role: app}}
+	return items, running
+}
+
+func TestBuild(t *testing.T) {
+	items, running := fixture()
+	r := audit.Build(items, running, since, until, now, key)
+	if r.Coverage != (audit.Coverage{Name: "all", InScope: 9, Encrypted: 4, Percent: 44.4}) {
+		t.Errorf("coverage %+v, want 4 of 9 (the type without instance store is not in scope)", r.Coverage)
+	}
+	wantRoles := []audit.Coverage{{Name: app, InScope: 6, Encrypted: 2, Percent: 33.3}, {Name: db, InScope: 3, Encrypted: 2, Percent: 66.7}}
+	if len(r.ByRole) != 2 || r.ByRole[0] != wantRoles[0] || r.ByRole[1] != wantRoles[1] {
+		t.Errorf("by role %+v, want %+v", r.ByRole, wantRoles)
+	}
+	if r.TimeToEncrypted != (audit.Percentiles{N: 4, P50: 75, P95: 210, Max: 210}) {
+		t.Errorf("time to encrypted %+v", r.TimeToEncrypted)
+	}
+	var exceptions []string
+	for _, e := range r.Exceptions {
+		exceptions = append(exceptions, e.InstanceID+" "+e.Status+" "+e.Reason)
+	}
+	want := []string{
+		"i-00000000000000005 blocked not-key-user", "i-00000000000000006 failed refused-unsafe", "i-00000000000000007 skipped opted-out",
+		"i-00000000000000008 unverified no-report", "i-0000000000000000a no-record ",
+	}
+	if len(exceptions) != len(want) {
+		t.Fatalf("exceptions %q, want %q", exceptions, want)
+	}
+	for n := range want {
+		if exceptions[n] != want[n] {
+			t.Errorf("exception %d: %q, want %q", n, exceptions[n], want[n])
+		}
+	}
+	if len(r.Launches) != 10 {
+		t.Errorf("%d launches listed, want every one of the period", len(r.Launches))
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	golden.Check(t, "report.json", append(b, '\n'))
+}
+
+func TestBuildEmpty(t *testing.T) {
+	r := audit.Build(nil, nil, since, until, now, key)
+	if r.Coverage.Percent != 100 || r.Coverage.InScope != 0 || len(r.Exceptions) != 0 || r.TimeToEncrypted.N != 0 {
+		t.Errorf("an empty period: %+v", r)
+	}
+}
