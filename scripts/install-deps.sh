@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make test` and `make demo` need on a Debian or Ubuntu machine, as root:
-# QEMU for the test guest and the host tools the guest's initramfs is built from. Elsewhere
+# QEMU for the test guest and the host tools the guest's initramfs is built from, and
+# Chromium, which renders the HTML report in a test. Elsewhere
 # it says exactly what is missing and exits non-zero.
 set -euo pipefail
 
@@ -19,6 +20,8 @@ declare -A need=(
 	[fio]=fio
 	# bootunit's tests have systemd's own parser check the boot unit.
 	[systemd-analyze]=systemd
+	# audit's test renders the HTML report as an auditor's browser would.
+	[chromium]=chromium
 )
 
 missing=()

@@ -28,6 +28,8 @@ func item(id, launched, typ, role, status, reason, seconds string) ledger.Item {
 		SecondsToEncrypted: seconds, Entries: []ledger.EntryRecord{}}
 	if status == contract.StatusEncrypted {
 		it.EncryptedAt = launched // the day is what counts here
+		it.KeySource, it.Cipher, it.Layout, it.AgentVersion = contract.KeySourceKMSDataKey, "aes-xts-plain64/512-bit/4096B sectors", "RAID0 of 2 disks, ext4 at /mnt/instance-store", "v1.4.0"
+		it.LUKSUUID, it.DocumentHash, it.CommandID = "6a3c0b1e-0d5f-4c2b-9e7a-"+id[len(id)-12:], "238139698b606a5bf4a97e324e4934e820ee871211127e93b50d83fad23852b8", "cmd-"+id[len(id)-2:]
 	}
 	return it
 }

@@ -32,3 +32,6 @@ func Check(t testing.TB, name string, got []byte) {
 		t.Errorf("output differs from %s (rerun with -update and review the diff):\n%s", path, got)
 	}
 }
+
+// Updating says whether the run rewrites golden files (-update).
+func Updating() bool { return *update }

@@ -179,9 +179,13 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "storecrypt %s: unexpected argument %q\n", cmd.name, fs.Arg(0))
 		return exitUsage
 	}
-	validOutput := *output == "table" || *output == "json" || cmd.name == "report" && *output == "csv"
+	validOutput := *output == "table" || *output == "json" || cmd.name == "report" && (*output == "csv" || *output == "html")
 	if !validOutput {
-		fmt.Fprintf(stderr, "storecrypt: --output %q: want table or json\n", *output)
+		want := "table or json"
+		if cmd.name == "report" {
+			want = "table, json, csv or html"
+		}
+		fmt.Fprintf(stderr, "storecrypt: --output %q: want %s\n", *output, want)
 		return exitUsage
 	}
 	clients, err := newClients(ctx, *region, *profile)

@@ -130,6 +130,12 @@ func TestStatusAndReport(t *testing.T) {
 			golden.Check(t, tc.golden, []byte(out))
 		})
 	}
+	t.Run("report.html", func(t *testing.T) { // the page itself is audit's golden file
+		code, out, errOut := run(t, c, "", "report", "--output", "html")
+		if code != 0 || !strings.HasPrefix(out, "<!DOCTYPE html>") || !strings.Contains(out, "40.0%") || !strings.Contains(out, "i-00000000000000006") {
+			t.Errorf("exit %d: %s\n%.300s", code, errOut, out)
+		}
+	})
 	t.Run("another stack", func(t *testing.T) {
 		code, _, errOut := run(t, c, "", "status", "--stack", "Elsewhere")
 		if code != 1 || !strings.Contains(errOut, "Stack with id Elsewhere does not exist") || !strings.Contains(errOut, "--stack") {
@@ -259,6 +265,8 @@ func TestUsage(t *testing.T) {
 		{[]string{"verify", "--help"}, 0, "-kms-key-id"},
 		{[]string{"verify"}, 2, "give --kms-key-id"},
 		{[]string{"status", "--output", "yaml"}, 2, "want table or json"},
+		{[]string{"report", "--output", "yaml"}, 2, "want table, json, csv or html"},
+		{[]string{"status", "--output", "html"}, 2, "want table or json"},
 		{[]string{"status", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"report", "--since", "last week"}, 2, "want YYYY-MM-DD or an RFC 3339 time"},
 		{[]string{"report", "--since", "2026-11-02", "--until", "2026-11-01"}, 2, "is not before --until"},

@@ -62,6 +62,8 @@ func reportFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 		switch e.output {
 		case "json":
 			return writeJSON(e.out, r)
+		case "html":
+			return r.HTML(e.out)
 		case "csv":
 			w := csv.NewWriter(e.out)
 			_ = w.Write(launchHeader)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/storecrypt/storecrypt/test/flow"
@@ -12,7 +13,7 @@ import (
 
 func main() {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	err := flow.Run(ctx, os.Stdout, "cdk.out")
+	err := flow.Run(ctx, os.Stdout, "cdk.out", filepath.Join(os.TempDir(), "storecrypt-demo-report.html"))
 	cancel()
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "demo: %v\n", err)

@@ -66,9 +66,10 @@ func (tl *timeline) stage(name string) {
 	tl.last = now
 }
 
-// Run runs the flow; cdkOut is the synthesized app. It returns an error when any stage
-// fails or the outcome is not the expected one.
-func Run(ctx context.Context, w io.Writer, cdkOut string) error {
+// Run runs the flow; cdkOut is the synthesized app. It ends by writing the HTML report of
+// the run to reportHTML. It returns an error when any stage fails or the outcome is not
+// the expected one.
+func Run(ctx context.Context, w io.Writer, cdkOut, reportHTML string) error {
 	if err := vm.Available(); err != nil {
 		return err
 	}
@@ -211,7 +212,20 @@ func Run(ctx context.Context, w io.Writer, cdkOut string) error {
 			return fmt.Errorf("storecrypt %s exited %d", args[0], code)
 		}
 	}
-	return showLedger(ctx, w, world, book)
+	if err := showLedger(ctx, w, world, book); err != nil {
+		return err
+	}
+	f, err := os.Create(reportHTML)
+	if err != nil {
+		return err
+	}
+	code := opcli.Main(ctx, []string{"report", "--output", "html"}, strings.NewReader(""), f, io.Discard,
+		func(context.Context, string, string) (opcli.Clients, error) { return clients, nil })
+	if err := f.Close(); err != nil || code != 0 {
+		return fmt.Errorf("writing the HTML report: exit %d, %w", code, err)
+	}
+	fmt.Fprintf(w, "\nThe auditor's report of this run, one HTML page: %s\n", reportHTML)
+	return nil
 }
 
 // showLedger prints the ledger's item for each instance, after checking that the guest's

@@ -23,8 +23,13 @@ func TestFlow(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 8*time.Minute)
 	defer cancel()
 	var out strings.Builder
-	if err := Run(ctx, &out, cdkOut); err != nil {
+	page := filepath.Join(t.TempDir(), "report.html")
+	if err := Run(ctx, &out, cdkOut, page); err != nil {
 		t.Fatalf("%v\n%s", err, out.String())
+	}
+	html, err := os.ReadFile(page)
+	if err != nil || !strings.Contains(string(html), "50.0%") || !strings.Contains(string(html), guestID) {
+		t.Errorf("the HTML report %s: %v\n%.500s", page, err, html)
 	}
 	for _, want := range []string{
 		`tagged encrypted`,
