@@ -53,7 +53,7 @@ func run() error {
 		SecretVPCEndpoint: ctx("secretVpcEndpoint"), InstanceRoleARNs: roles, OptInTag: ctx("optInTag"),
 		DocumentName: ctx("documentName"), MountPoint: ctx("mountPoint"), Filesystem: ctx("filesystem"),
 		AlarmEmail: ctx("alarmEmail"), Trail: ctx("trail") == "true", RefuseLegacyVolumes: ctx("refuseLegacyVolumes") == "true",
-		AllowOptOut: ctx("allowOptOut") == "true",
+		AllowOptOut: ctx("allowOptOut") == "true", NoSecurityHub: ctx("securityHub") == "false",
 	})
 	if err != nil {
 		return err

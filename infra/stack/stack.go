@@ -83,8 +83,11 @@ type StoreCryptStackProps struct {
 	// AlarmEmail, when set, subscribes to the alarms' SNS topic.
 	AlarmEmail string
 	// Trail creates a CloudTrail trail for the key's audit trail.
-	Trail        bool
-	LogRetention awslogs.RetentionDays
+	Trail bool
+	// NoSecurityHub stops the functions filing Security Hub findings. With it unset they
+	// file them where Security Hub is enabled, and stop trying where it is not.
+	NoSecurityHub bool
+	LogRetention  awslogs.RetentionDays
 }
 
 func (p *StoreCryptStackProps) defaults() error {
@@ -525,6 +528,13 @@ func (s *stack) function(id, dir string, timeout float64, env map[string]*string
 	role := awsiam.NewRole(s.st, jsii.String(id+"Role"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Path: jsii.String(contract.FunctionRolePath)})
 	role.AddToPrincipalPolicy(statement("Logs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, []*string{logs.LogGroupArn()}, nil))
+	if !s.props.NoSecurityHub {
+		// The Service Authorization Reference names no resource type for it: "*", held to
+		// findings for this account by securityhub:TargetAccount.
+		role.AddToPrincipalPolicy(statement("SecurityHubFindings", []string{"securityhub:BatchImportFindings"}, []*string{jsii.String("*")},
+			map[string]any{"StringEquals": map[string]any{"securityhub:TargetAccount": s.st.Account()}}))
+		env[contract.EnvSecurityHub] = jsii.String("true")
+	}
 	// Both functions share what the stack decided; each reads what it needs.
 	common := map[string]*string{
 		contract.EnvKMSKeyARN:      s.key.KeyArn(),
@@ -598,7 +608,7 @@ func (s *stack) launchFunction() {
 	}))
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
-		Reason: jsii.String("ec2:DescribeInstances, ec2:DescribeInstanceTypes, ssm:DescribeInstanceInformation, ssm:ListCommandInvocations and ssm:GetCommandInvocation support no resource-level permissions; " +
+		Reason: jsii.String("ec2:DescribeInstances, ec2:DescribeInstanceTypes, ssm:DescribeInstanceInformation, ssm:ListCommandInvocations, ssm:GetCommandInvocation and securityhub:BatchImportFindings (held to this account) support no resource-level permissions; " +
 			"SendCommand and CreateTags must reach any instance that launches (CreateTags is limited to storecrypt:* tag keys); " +
 			"GetInstanceProfile and SimulatePrincipalPolicy must read whichever profile and role an opted-in instance has."),
 		AppliesTo: &[]any{"Resource::*", anyInstance, appliesTo(`^Resource::arn:<AWS::Partition>:iam::[^:]+:(instance-profile|role)/\*$`)},
@@ -643,7 +653,7 @@ func (s *stack) resultFunction() {
 	}
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id:        jsii.String("AwsSolutions-IAM5"),
-		Reason:    jsii.String("ssm:GetCommandInvocation, ssm:ListCommandInvocations and ec2:DescribeInstances support no resource-level permissions; CreateTags must reach any instance and is limited to storecrypt:* tag keys."),
+		Reason:    jsii.String("ssm:GetCommandInvocation, ssm:ListCommandInvocations, ec2:DescribeInstances and securityhub:BatchImportFindings (held to this account) support no resource-level permissions; CreateTags must reach any instance and is limited to storecrypt:* tag keys."),
 		AppliesTo: &[]any{"Resource::*", anyInstance},
 	}}, jsii.Bool(true))
 	s.result = fn

@@ -412,3 +412,21 @@ func TestLedgerTable(t *testing.T) {
 	}
 	tpl.HasOutput(jsii.String(contract.OutputLedgerTable), map[string]any{"Value": map[string]any{"Ref": assertions.Match_AnyValue()}})
 }
+
+// TestSecurityHubOption: the functions file findings unless the stack says not to, and
+// then lose the right to.
+func TestSecurityHubOption(t *testing.T) {
+	for _, tc := range []struct {
+		props *stack.StoreCryptStackProps
+		want  bool
+	}{{&stack.StoreCryptStackProps{}, true}, {&stack.StoreCryptStackProps{NoSecurityHub: true}, false}} {
+		_, raw := template(t, tc.props)
+		b, _ := json.Marshal(raw["Resources"])
+		if got := strings.Count(string(b), `"securityhub:BatchImportFindings"`); (got == 2) != tc.want || !tc.want && got != 0 {
+			t.Errorf("NoSecurityHub=%v: %d statements allow BatchImportFindings", tc.props.NoSecurityHub, got)
+		}
+		if got := strings.Count(string(b), `"`+contract.EnvSecurityHub+`":"true"`); (got == 2) != tc.want || !tc.want && got != 0 {
+			t.Errorf("NoSecurityHub=%v: %d functions told to file findings", tc.props.NoSecurityHub, got)
+		}
+	}
+}

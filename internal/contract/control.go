@@ -129,6 +129,7 @@ const (
 	EnvStaleAfter    = "STORECRYPT_STALE_AFTER"  // sweep: a pending status older than this is stale
 	EnvAgentLogs     = "STORECRYPT_AGENT_LOGS"   // CloudWatch log group for the commands' output
 	EnvLedgerTable   = "STORECRYPT_LEDGER_TABLE" // the DynamoDB table of the ledger
+	EnvSecurityHub   = "STORECRYPT_SECURITY_HUB" // "true": file Security Hub findings
 	// EnvModel is read by the agent, not the functions: the NVMe model of instance store
 	// where it is not EC2's (the test guest's QEMU controller). It is not a document
 	// parameter: on EC2 the model is fixed, and a parameter could only point the agent at
@@ -161,6 +162,7 @@ var OptionalEnv = map[string]string{
 	EnvOptInTag:    "no opt-in tag: the instance roles alone say what is in scope",
 	EnvAllowOptOut: "no opt-outs: storecrypt:encrypt=false is ignored",
 	EnvLedgerTable: "no ledger: only tags, metrics and events record what happened (the stack always sets it)",
+	EnvSecurityHub: "no Security Hub findings",
 }
 
 // EventSource and the detail types of the events storecrypt emits for alerting.

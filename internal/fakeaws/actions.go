@@ -16,6 +16,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/securityhub"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 )
@@ -131,6 +132,14 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName))
 	case *dynamodb.ScanInput:
 		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName))
+	case *securityhub.BatchImportFindingsInput:
+		// The Service Authorization Reference names no resource type for it ("*"), and the
+		// condition key securityhub:TargetAccount, the findings' AwsAccountId.
+		var out []AuthzRequest
+		for _, f := range in.Findings {
+			out = append(out, req(action, "*", map[string][]string{"securityhub:TargetAccount": {aws.ToString(f.AwsAccountId)}}))
+		}
+		return out, nil
 	case *s3.PutObjectInput:
 		bucket, key := aws.ToString(in.Bucket), aws.ToString(in.Key)
 		out := one(action, fmt.Sprintf("arn:%s:s3:::%s/%s", p, bucket, key))
@@ -201,7 +210,7 @@ func (w *World) viaDynamoDB(req func(string, string, map[string][]string) AuthzR
 // iamPrefix is each SDK service's prefix in IAM actions.
 var iamPrefix = map[string]string{
 	"EC2": "ec2", "IAM": "iam", "KMS": "kms", "SSM": "ssm", "SQS": "sqs", "EventBridge": "events", "S3": "s3", "CloudFormation": "cloudformation",
-	"DynamoDB": "dynamodb",
+	"DynamoDB": "dynamodb", "SecurityHub": "securityhub",
 }
 
 // viaS3 is the KMS request S3 makes on the caller's behalf for an SSE-KMS object: with

@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 )
@@ -145,11 +146,15 @@ type World struct {
 	// TableKeys names the customer managed key of each DynamoDB table that has one. The
 	// tables themselves are a real emulator's (dynalite); Record logs their calls here.
 	TableKeys map[string]string
-	Commands  []*Command
-	Messages  []string // SQS message bodies sent
-	Events    []Event  // EventBridge entries put
-	Fault     Fault
-	Delay     time.Duration
+	// SecurityHubEnabled: Security Hub is on in the account and region; Findings are the
+	// findings it holds, by id.
+	SecurityHubEnabled bool
+	Findings           map[string]shtypes.AwsSecurityFinding
+	Commands           []*Command
+	Messages           []string // SQS message bodies sent
+	Events             []Event  // EventBridge entries put
+	Fault              Fault
+	Delay              time.Duration
 	// OnCommand runs after SendCommand is recorded (the demo delivers it to the guest).
 	OnCommand func(*Command)
 

@@ -15,6 +15,8 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/securityhub"
+	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -153,5 +155,56 @@ func TestDocumentedRules(t *testing.T) {
 	// The run step's output, by its name.
 	if _, err := ssmc.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: sent.Command.CommandId, InstanceId: aws.String("i-00000000000000001"), PluginName: aws.String("run")}); err != nil {
 		t.Errorf("the run step by name: %v", err)
+	}
+}
+
+// TestSecurityHubRules: BatchImportFindings as the Security Hub User Guide documents it.
+func TestSecurityHubRules(t *testing.T) {
+	w := NewAccount()
+	w.SecurityHubEnabled = true
+	hub := securityhub.NewFromConfig(w.Config())
+	ctx := context.Background()
+	at := "2026-11-28T09:00:00Z"
+	finding := func(id, created, updated string) shtypes.AwsSecurityFinding {
+		return shtypes.AwsSecurityFinding{SchemaVersion: aws.String("2018-10-08"), Id: aws.String(id), GeneratorId: aws.String("g"), AwsAccountId: aws.String(Account),
+			ProductArn: aws.String("arn:aws:securityhub:" + Region + ":" + Account + ":product/" + Account + "/default"), Types: []string{"t"},
+			CreatedAt: aws.String(created), UpdatedAt: aws.String(updated), Title: aws.String("x"), Description: aws.String("y"),
+			Severity: &shtypes.Severity{Label: shtypes.SeverityLabelHigh}, Resources: []shtypes.Resource{{Type: aws.String("AwsEc2Instance"), Id: aws.String("i")}}}
+	}
+	failed := func(fs ...shtypes.AwsSecurityFinding) int32 {
+		t.Helper()
+		out, err := hub.BatchImportFindings(ctx, &securityhub.BatchImportFindingsInput{Findings: fs})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return aws.ToInt32(out.FailedCount)
+	}
+	if n := failed(finding("a", at, at)); n != 0 {
+		t.Errorf("a valid new finding: %d failed", n)
+	}
+	if n := failed(finding("b", at, "2026-11-28T10:00:00Z")); n != 1 {
+		t.Errorf("a new finding whose CreatedAt is not its UpdatedAt: %d failed, want 1", n)
+	}
+	otherAccount := finding("c", at, at)
+	otherAccount.AwsAccountId = aws.String("444455556666")
+	if n := failed(otherAccount); n != 1 {
+		t.Errorf("a finding for another account: %d failed, want 1", n)
+	}
+	older := finding("a", at, at)
+	older.Title = aws.String("changed")
+	if n := failed(older); n != 0 || aws.ToString(w.Findings["a"].Title) != "x" {
+		t.Errorf("an update not newer than the finding: %d failed, title %q; want it ignored", n, aws.ToString(w.Findings["a"].Title))
+	}
+	many := make([]shtypes.AwsSecurityFinding, 101)
+	for i := range many {
+		many[i] = finding(fmt.Sprint(i), at, at)
+	}
+	if _, err := hub.BatchImportFindings(ctx, &securityhub.BatchImportFindingsInput{Findings: many}); err == nil {
+		t.Error("101 findings in a batch were taken")
+	}
+	w.SecurityHubEnabled = false
+	out, err := hub.BatchImportFindings(ctx, &securityhub.BatchImportFindingsInput{Findings: []shtypes.AwsSecurityFinding{finding("d", at, at)}})
+	if err != nil || aws.ToInt32(out.FailedCount) != 1 || aws.ToString(out.FailedFindings[0].ErrorCode) != "InvalidAccess" {
+		t.Errorf("Security Hub not enabled: %+v %v", out, err)
 	}
 }

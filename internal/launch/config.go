@@ -25,6 +25,7 @@ type Config struct {
 	StaleAfter     time.Duration
 	AgentLogs      string // CloudWatch log group for the commands' output; "" leaves it off
 	LedgerTable    string // the ledger's DynamoDB table; "" before the stack had one
+	SecurityHub    bool   // file Security Hub findings
 }
 
 var (
@@ -46,6 +47,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DocumentDigest: getenv(contract.EnvDocumentDigest),
 		AgentLogs:      getenv(contract.EnvAgentLogs),
 		LedgerTable:    getenv(contract.EnvLedgerTable),
+		SecurityHub:    getenv(contract.EnvSecurityHub) == "true",
 		Agent:          contract.DefaultAgentOptions(),
 		StaleAfter:     time.Hour,
 	}

@@ -29,6 +29,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/aws-sdk-go-v2/service/securityhub"
+	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -37,6 +39,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/emf"
+	"github.com/storecrypt/storecrypt/internal/findings"
 	"github.com/storecrypt/storecrypt/internal/history"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/outcome"
@@ -94,10 +97,13 @@ type Handler struct {
 	History *history.History
 	// Ledger, when the stack has one, gets an entry for every status the function
 	// records.
-	Ledger  Ledger
-	Log     *slog.Logger
-	Metrics *emf.Writer
-	Now     func() time.Time
+	Ledger Ledger
+	// Findings, when the stack enables them, files a Security Hub finding for every
+	// verdict (blocked, opted out).
+	Findings *findings.Publisher
+	Log      *slog.Logger
+	Metrics  *emf.Writer
+	Now      func() time.Time
 
 	mu sync.Mutex
 	// outcomes remembers what finished runs proved ("instance/command"): SSM never
@@ -138,6 +144,9 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 	}
 	if c.LedgerTable != "" {
 		h.Ledger = &ledger.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: c.LedgerTable}
+	}
+	if c.SecurityHub {
+		h.Findings = findings.NewPublisher(securityhub.NewFromConfig(cfg), c.KeyARN)
 	}
 	return h
 }
@@ -384,6 +393,7 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 	candidates = b.online(ctx, candidates)
 	b.send(ctx, candidates)
 	b.writeTags(ctx)
+	b.writeFindings(ctx)
 }
 
 // describe looks instances up by filter. With ids, the first filter takes them as its
@@ -813,6 +823,27 @@ func (b *batch) writeLedger(ctx context.Context) {
 		}
 	}
 	b.ledger = nil
+}
+
+// writeFindings files a Security Hub finding for each verdict the batch recorded (blocked,
+// opted out). Findings are a copy for security teams: a failure is logged, not retried.
+func (b *batch) writeFindings(ctx context.Context) {
+	h := b.h
+	if h.Findings == nil {
+		return
+	}
+	var fs []shtypes.AwsSecurityFinding
+	for s, instances := range b.tags {
+		if !findings.Reported(s.Status, s.Reason) {
+			continue
+		}
+		for _, i := range instances {
+			fs = append(fs, h.Findings.Finding(findings.Instance{ID: i.id, Type: string(i.InstanceType), Role: i.role, Status: s.Status, Reason: s.Reason, CommandID: s.CommandID}, h.Now()))
+		}
+	}
+	if err := h.Findings.Publish(ctx, fs); err != nil {
+		h.Log.Warn("filing Security Hub findings", "findings", len(fs), "error", err.Error())
+	}
 }
 
 func (b *batch) writeTags(ctx context.Context) {

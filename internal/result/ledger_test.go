@@ -8,6 +8,8 @@ import (
 	"testing"
 	"time"
 
+	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
+
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/ledger"
@@ -84,4 +86,49 @@ func compare(got, want ledger.Item) string {
 func jsonOf(v any) (string, error) {
 	b, err := json.MarshalIndent(v, "", "  ")
 	return string(b), err
+}
+
+// TestFindings: a failed run files an active finding; the instance's later encryption
+// archives the same finding.
+func TestFindings(t *testing.T) {
+	w := fakeaws.NewAccount()
+	w.SecurityHubEnabled = true
+	w.AddInstance(instanceID, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+	d, err := deployment.Into(w, fakeaws.KeyARN)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.Env[contract.EnvSecurityHub] = "true"
+	cfg, err := result.LoadConfig(d.Getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := result.New(cfg, w.Config(), slog.New(slog.NewJSONHandler(&bytes.Buffer{}, nil)), &bytes.Buffer{})
+	for n, tc := range []struct {
+		file, command string
+		inv           *fakeaws.Invocation
+		state         shtypes.RecordState
+	}{
+		{"ssm-failed.json", commandID, inv("Failed", 3, report("refused-unsafe", 3, "refusing /dev/nvme1n1")), shtypes.RecordStateActive},
+		{"ssm-success.json", commandID, inv("Success", 0, report("ok", 0, "")), shtypes.RecordStateArchived},
+	} {
+		at := now.Add(time.Duration(n) * time.Minute)
+		h.Now = func() time.Time { return at }
+		w.With(func() {
+			w.Commands = []*fakeaws.Command{{ID: tc.command, DocumentName: contract.DocumentName, DocumentVersion: "1", InstanceIDs: []string{instanceID},
+				Requested: requested, Invocations: map[string]*fakeaws.Invocation{instanceID: tc.inv}}}
+		})
+		if _, err := h.Handle(context.Background(), sampleEvent(t, tc.file)); err != nil {
+			t.Fatal(err)
+		}
+		var got []shtypes.AwsSecurityFinding
+		w.With(func() {
+			for _, f := range w.Findings {
+				got = append(got, f)
+			}
+		})
+		if len(got) != 1 || got[0].RecordState != tc.state {
+			t.Errorf("after %s: %d findings, state %v; want one, %s", tc.file, len(got), got, tc.state)
+		}
+	}
 }

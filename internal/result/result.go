@@ -21,11 +21,14 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
+	"github.com/aws/aws-sdk-go-v2/service/securityhub"
+	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/emf"
+	"github.com/storecrypt/storecrypt/internal/findings"
 	"github.com/storecrypt/storecrypt/internal/history"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/outcome"
@@ -53,6 +56,7 @@ type Config struct {
 	KeySource      string
 	Secret         string
 	LedgerTable    string // "" before the stack had one
+	SecurityHub    bool   // file Security Hub findings
 }
 
 // Handler is the result function.
@@ -64,10 +68,12 @@ type Handler struct {
 	History *history.History // also judges what a run proves
 	// Ledger, when the stack has one, gets the outcome of every run, with the evidence
 	// of an encrypted one, before the tags do.
-	Ledger  Ledger
-	Log     *slog.Logger
-	Metrics *emf.Writer
-	Now     func() time.Time
+	Ledger Ledger
+	// Findings, when the stack enables them, files the verdict in Security Hub.
+	Findings *findings.Publisher
+	Log      *slog.Logger
+	Metrics  *emf.Writer
+	Now      func() time.Time
 }
 
 // New wires a handler to AWS through cfg; metric lines go to metrics.
@@ -82,6 +88,9 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 	}
 	if c.LedgerTable != "" {
 		h.Ledger = &ledger.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: c.LedgerTable}
+	}
+	if c.SecurityHub {
+		h.Findings = findings.NewPublisher(securityhub.NewFromConfig(cfg), c.KeyARN)
 	}
 	return h
 }
@@ -98,6 +107,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DocumentName: getenv(contract.EnvDocumentName), DocumentDigest: getenv(contract.EnvDocumentDigest),
 		EventBus: getenv(contract.EnvEventBus), KeyARN: getenv(contract.EnvKMSKeyARN),
 		KeySource: getenv(contract.EnvKeySource), Secret: getenv(contract.EnvSecret), LedgerTable: getenv(contract.EnvLedgerTable),
+		SecurityHub: getenv(contract.EnvSecurityHub) == "true",
 	}
 	var errs []error
 	for name, v := range map[string]string{contract.EnvDocumentName: c.DocumentName, contract.EnvDocumentDigest: c.DocumentDigest, contract.EnvKMSKeyARN: c.KeyARN} {
@@ -194,12 +204,26 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*outco
 		return nil, err
 	}
 	h.record(ctx, log, d, inst, &out, now)
+	h.file(ctx, log, d, inst, &out, now)
 	return &out, nil
 }
 
 // superseded names a later run of the document on the instance, if SSM has one: an older
 // result arriving late must not overwrite what the newer run records. SSM's own record
 // decides, not the instance's tags, which anyone with ec2:CreateTags could write.
+// file puts the verdict in Security Hub: an active finding for an instance that is not
+// encrypted, the same finding archived once it is. A failure is logged, not retried: the
+// ledger and the tags hold the verdict.
+func (h *Handler) file(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *outcome.Outcome, now time.Time) {
+	if h.Findings == nil || !findings.Reported(out.Status, out.Reason) {
+		return
+	}
+	f := h.Findings.Finding(findings.Instance{ID: d.InstanceID, Type: string(inst.InstanceType), Status: out.Status, Reason: out.Reason, CommandID: d.CommandID}, now)
+	if err := h.Findings.Publish(ctx, []shtypes.AwsSecurityFinding{f}); err != nil {
+		log.Warn("filing the Security Hub finding", "error", err.Error())
+	}
+}
+
 // toLedger appends the run's outcome to the launch's ledger item. A failure fails the
 // invocation, which Lambda retries and then sends to the dead-letter queue: the entry is
 // idempotent, so a retry that finds it written changes nothing.

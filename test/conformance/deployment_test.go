@@ -208,7 +208,7 @@ func (d *deployment) json(t *testing.T, v any) string {
 
 // world is a fresh account with the deployment in it: the key and its policy, the
 // instance role with its policies and profile, a role that is no key user, the document
-// as its first version, and the stack with its outputs.
+// as its first version, the stack with its outputs, and Security Hub enabled.
 func (d *deployment) world() *fakeaws.World {
 	w := fakeaws.NewAccountIn(d.Env.Partition, d.Env.Region)
 	w.Keys = map[string]*fakeaws.Key{d.keyARN: {ARN: d.keyARN, State: "Enabled", Policy: d.keyPolicy}}
@@ -217,6 +217,7 @@ func (d *deployment) world() *fakeaws.World {
 	w.AddDocument(d.documentName, d.document, true)
 	w.AddStack(contract.StackName, d.outputs)
 	w.TableKeys = d.tableKeys
+	w.SecurityHubEnabled = true
 	return w
 }
 

@@ -1,0 +1,56 @@
+package launch_test
+
+import (
+	"strings"
+	"testing"
+
+	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/fakeaws"
+)
+
+// TestFindings: a blocked instance gets an active Security Hub finding, once; an instance
+// sent the document gets none yet; with Security Hub not enabled the batch still succeeds
+// and the function stops trying.
+func TestFindings(t *testing.T) {
+	const sent, blocked = "i-00000000000000001", "i-00000000000000002"
+	hub := map[string]string{contract.EnvSecurityHub: "true"}
+	w := fakeaws.NewAccount()
+	w.SecurityHubEnabled = true
+	w.AddInstance(sent, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+	w.AddInstance(blocked, "i4i.large", fakeaws.Profile(fakeaws.NotKeyUser), map[string]string{contract.TagEncrypt: "true"}, launched)
+	e := newEnv(t, w, optIn, hub)
+	for range 2 {
+		if failed := e.handle(t, running(sent), running(blocked)); len(failed) != 0 {
+			t.Fatalf("retried %v", failed)
+		}
+	}
+	var got []shtypes.AwsSecurityFinding
+	w.With(func() {
+		for _, f := range w.Findings {
+			got = append(got, f)
+		}
+	})
+	if len(got) != 1 || !strings.Contains(*got[0].Id, blocked) || got[0].RecordState != shtypes.RecordStateActive || !strings.Contains(*got[0].Title, "not-key-user") {
+		t.Errorf("findings %+v, want one active for %s", got, blocked)
+	}
+	if calls := w.Calls()["SecurityHub.BatchImportFindings"]; calls != 1 {
+		t.Errorf("%d imports, want 1: the second delivery changes nothing", calls)
+	}
+
+	off := fakeaws.NewAccount()
+	off.AddInstance(blocked, "i4i.large", fakeaws.Profile(fakeaws.NotKeyUser), map[string]string{contract.TagEncrypt: "true"}, launched)
+	e = newEnv(t, off, optIn, hub)
+	if failed := e.handle(t, running(blocked)); len(failed) != 0 || !strings.Contains(e.logs.String(), "not enabled") {
+		t.Errorf("Security Hub not enabled: retried %v, logs %s", failed, e.logs)
+	}
+	const another = "i-00000000000000003"
+	off.AddInstance(another, "i4i.large", fakeaws.Profile(fakeaws.NotKeyUser), map[string]string{contract.TagEncrypt: "true"}, launched)
+	if e.handle(t, running(another)); off.Calls()["SecurityHub.BatchImportFindings"] != 1 {
+		t.Errorf("%d imports: the function kept calling a Security Hub that is not enabled", off.Calls()["SecurityHub.BatchImportFindings"])
+	}
+	if e.tags(blocked)[contract.TagStatus] != contract.StatusBlocked {
+		t.Errorf("the block was not recorded: %v", e.tags(blocked))
+	}
+}
