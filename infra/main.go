@@ -54,6 +54,7 @@ func run() error {
 		DocumentName: ctx("documentName"), MountPoint: ctx("mountPoint"), Filesystem: ctx("filesystem"),
 		AlarmEmail: ctx("alarmEmail"), Trail: ctx("trail") == "true", RefuseLegacyVolumes: ctx("refuseLegacyVolumes") == "true",
 		AllowOptOut: ctx("allowOptOut") == "true", NoSecurityHub: ctx("securityHub") == "false",
+		ComplianceItems: ctx("complianceItems") == "true",
 	})
 	if err != nil {
 		return err

@@ -87,7 +87,10 @@ type StoreCryptStackProps struct {
 	// NoSecurityHub stops the functions filing Security Hub findings. With it unset they
 	// file them where Security Hub is enabled, and stop trying where it is not.
 	NoSecurityHub bool
-	LogRetention  awslogs.RetentionDays
+	// ComplianceItems also writes each verdict as the instance's Custom:StoreCrypt
+	// compliance in Systems Manager: one more call per verdict, so it is asked for.
+	ComplianceItems bool
+	LogRetention    awslogs.RetentionDays
 }
 
 func (p *StoreCryptStackProps) defaults() error {
@@ -534,6 +537,10 @@ func (s *stack) function(id, dir string, timeout float64, env map[string]*string
 		role.AddToPrincipalPolicy(statement("SecurityHubFindings", []string{"securityhub:BatchImportFindings"}, []*string{jsii.String("*")},
 			map[string]any{"StringEquals": map[string]any{"securityhub:TargetAccount": s.st.Account()}}))
 		env[contract.EnvSecurityHub] = jsii.String("true")
+	}
+	if s.props.ComplianceItems {
+		role.AddToPrincipalPolicy(statement("ComplianceItems", []string{"ssm:PutComplianceItems"}, []*string{s.instanceARN()}, nil))
+		env[contract.EnvComplianceItems] = jsii.String("true")
 	}
 	// Both functions share what the stack decided; each reads what it needs.
 	common := map[string]*string{

@@ -115,21 +115,22 @@ func (r Reason) Terminal() bool {
 
 // Environment variables of the functions, set by the stack.
 const (
-	EnvKMSKeyARN     = "STORECRYPT_KMS_KEY_ARN"
-	EnvKeySource     = "STORECRYPT_KEY_SOURCE"
-	EnvSecret        = "STORECRYPT_SECRET"
-	EnvDocumentName  = "STORECRYPT_DOCUMENT_NAME"
-	EnvInstanceRoles = "STORECRYPT_INSTANCE_ROLES" // comma-separated role ARNs in scope
-	EnvOptInTag      = "STORECRYPT_OPT_IN_TAG"     // key=value; unset: the roles alone are in scope
-	EnvAllowOptOut   = "STORECRYPT_ALLOW_OPT_OUT"  // "true": storecrypt:encrypt=false is honoured
-	EnvMountPoint    = "STORECRYPT_MOUNT_POINT"
-	EnvFilesystem    = "STORECRYPT_FILESYSTEM"
-	EnvQueueURL      = "STORECRYPT_QUEUE_URL"    // the launch queue, for sweep mode
-	EnvEventBus      = "STORECRYPT_EVENT_BUS"    // where alert events go
-	EnvStaleAfter    = "STORECRYPT_STALE_AFTER"  // sweep: a pending status older than this is stale
-	EnvAgentLogs     = "STORECRYPT_AGENT_LOGS"   // CloudWatch log group for the commands' output
-	EnvLedgerTable   = "STORECRYPT_LEDGER_TABLE" // the DynamoDB table of the ledger
-	EnvSecurityHub   = "STORECRYPT_SECURITY_HUB" // "true": file Security Hub findings
+	EnvKMSKeyARN       = "STORECRYPT_KMS_KEY_ARN"
+	EnvKeySource       = "STORECRYPT_KEY_SOURCE"
+	EnvSecret          = "STORECRYPT_SECRET"
+	EnvDocumentName    = "STORECRYPT_DOCUMENT_NAME"
+	EnvInstanceRoles   = "STORECRYPT_INSTANCE_ROLES" // comma-separated role ARNs in scope
+	EnvOptInTag        = "STORECRYPT_OPT_IN_TAG"     // key=value; unset: the roles alone are in scope
+	EnvAllowOptOut     = "STORECRYPT_ALLOW_OPT_OUT"  // "true": storecrypt:encrypt=false is honoured
+	EnvMountPoint      = "STORECRYPT_MOUNT_POINT"
+	EnvFilesystem      = "STORECRYPT_FILESYSTEM"
+	EnvQueueURL        = "STORECRYPT_QUEUE_URL"        // the launch queue, for sweep mode
+	EnvEventBus        = "STORECRYPT_EVENT_BUS"        // where alert events go
+	EnvStaleAfter      = "STORECRYPT_STALE_AFTER"      // sweep: a pending status older than this is stale
+	EnvAgentLogs       = "STORECRYPT_AGENT_LOGS"       // CloudWatch log group for the commands' output
+	EnvLedgerTable     = "STORECRYPT_LEDGER_TABLE"     // the DynamoDB table of the ledger
+	EnvSecurityHub     = "STORECRYPT_SECURITY_HUB"     // "true": file Security Hub findings
+	EnvComplianceItems = "STORECRYPT_COMPLIANCE_ITEMS" // "true": write Systems Manager compliance
 	// EnvModel is read by the agent, not the functions: the NVMe model of instance store
 	// where it is not EC2's (the test guest's QEMU controller). It is not a document
 	// parameter: on EC2 the model is fixed, and a parameter could only point the agent at
@@ -158,11 +159,12 @@ var FinalInvocationStatuses = []string{"Success", "Failed", "TimedOut", "Cancell
 // every other variable the functions read, the stack sets (a conformance test feeds the
 // template's environment to each function's LoadConfig and checks).
 var OptionalEnv = map[string]string{
-	EnvSecret:      "no seed secret: the key source is " + KeySourceKMSDataKey,
-	EnvOptInTag:    "no opt-in tag: the instance roles alone say what is in scope",
-	EnvAllowOptOut: "no opt-outs: storecrypt:encrypt=false is ignored",
-	EnvLedgerTable: "no ledger: only tags, metrics and events record what happened (the stack always sets it)",
-	EnvSecurityHub: "no Security Hub findings",
+	EnvSecret:          "no seed secret: the key source is " + KeySourceKMSDataKey,
+	EnvOptInTag:        "no opt-in tag: the instance roles alone say what is in scope",
+	EnvAllowOptOut:     "no opt-outs: storecrypt:encrypt=false is ignored",
+	EnvLedgerTable:     "no ledger: only tags, metrics and events record what happened (the stack always sets it)",
+	EnvSecurityHub:     "no Security Hub findings",
+	EnvComplianceItems: "no Systems Manager compliance items",
 }
 
 // EventSource and the detail types of the events storecrypt emits for alerting.

@@ -89,6 +89,10 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 			out = append(out, req(action, arn("ec2", r, "instance/"+id), nil))
 		}
 		return out, nil
+	case *ssm.PutComplianceItemsInput:
+		// Authorized on the instance (Service Authorization Reference: "instance" for
+		// PutComplianceItems).
+		return one(action, arn("ec2", r, "instance/"+aws.ToString(in.ResourceId))), nil
 	case *ssm.GetDocumentInput:
 		return one(action, arn("ssm", r, "document/"+aws.ToString(in.Name))), nil
 	case *ssm.DescribeDocumentInput:

@@ -32,6 +32,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
 )
@@ -150,11 +151,13 @@ type World struct {
 	// findings it holds, by id.
 	SecurityHubEnabled bool
 	Findings           map[string]shtypes.AwsSecurityFinding
-	Commands           []*Command
-	Messages           []string // SQS message bodies sent
-	Events             []Event  // EventBridge entries put
-	Fault              Fault
-	Delay              time.Duration
+	// Compliance holds the Systems Manager compliance items, by "instance/type".
+	Compliance map[string][]ssmtypes.ComplianceItemEntry
+	Commands   []*Command
+	Messages   []string // SQS message bodies sent
+	Events     []Event  // EventBridge entries put
+	Fault      Fault
+	Delay      time.Duration
 	// OnCommand runs after SendCommand is recorded (the demo delivers it to the guest).
 	OnCommand func(*Command)
 

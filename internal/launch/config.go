@@ -26,6 +26,8 @@ type Config struct {
 	AgentLogs      string // CloudWatch log group for the commands' output; "" leaves it off
 	LedgerTable    string // the ledger's DynamoDB table; "" before the stack had one
 	SecurityHub    bool   // file Security Hub findings
+	// ComplianceItems writes each verdict as Systems Manager compliance.
+	ComplianceItems bool
 }
 
 var (
@@ -40,16 +42,17 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	var errs []error
 	bad := func(name, value, why string) { errs = append(errs, fmt.Errorf("%s=%q: %s", name, value, why)) }
 	c := Config{
-		KeyARN:         getenv(contract.EnvKMSKeyARN),
-		DocumentName:   getenv(contract.EnvDocumentName),
-		QueueURL:       getenv(contract.EnvQueueURL),
-		EventBus:       getenv(contract.EnvEventBus),
-		DocumentDigest: getenv(contract.EnvDocumentDigest),
-		AgentLogs:      getenv(contract.EnvAgentLogs),
-		LedgerTable:    getenv(contract.EnvLedgerTable),
-		SecurityHub:    getenv(contract.EnvSecurityHub) == "true",
-		Agent:          contract.DefaultAgentOptions(),
-		StaleAfter:     time.Hour,
+		KeyARN:          getenv(contract.EnvKMSKeyARN),
+		DocumentName:    getenv(contract.EnvDocumentName),
+		QueueURL:        getenv(contract.EnvQueueURL),
+		EventBus:        getenv(contract.EnvEventBus),
+		DocumentDigest:  getenv(contract.EnvDocumentDigest),
+		AgentLogs:       getenv(contract.EnvAgentLogs),
+		LedgerTable:     getenv(contract.EnvLedgerTable),
+		SecurityHub:     getenv(contract.EnvSecurityHub) == "true",
+		ComplianceItems: getenv(contract.EnvComplianceItems) == "true",
+		Agent:           contract.DefaultAgentOptions(),
+		StaleAfter:      time.Hour,
 	}
 	if !keyARN.MatchString(c.KeyARN) {
 		bad(contract.EnvKMSKeyARN, c.KeyARN, "want a KMS key ARN (arn:aws:kms:<region>:<account>:key/<id>)")

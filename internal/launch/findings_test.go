@@ -5,17 +5,20 @@ import (
 	"testing"
 
 	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/findings"
 )
 
-// TestFindings: a blocked instance gets an active Security Hub finding, once; an instance
-// sent the document gets none yet; with Security Hub not enabled the batch still succeeds
-// and the function stops trying.
+// TestFindings: a blocked instance gets an active Security Hub finding and a
+// NON_COMPLIANT Systems Manager compliance item, once; an instance sent the document gets
+// neither yet; with Security Hub not enabled the batch still succeeds and the function
+// stops trying.
 func TestFindings(t *testing.T) {
 	const sent, blocked = "i-00000000000000001", "i-00000000000000002"
-	hub := map[string]string{contract.EnvSecurityHub: "true"}
+	hub := map[string]string{contract.EnvSecurityHub: "true", contract.EnvComplianceItems: "true"}
 	w := fakeaws.NewAccount()
 	w.SecurityHubEnabled = true
 	w.AddInstance(sent, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
@@ -37,6 +40,14 @@ func TestFindings(t *testing.T) {
 	}
 	if calls := w.Calls()["SecurityHub.BatchImportFindings"]; calls != 1 {
 		t.Errorf("%d imports, want 1: the second delivery changes nothing", calls)
+	}
+	var items []ssmtypes.ComplianceItemEntry
+	w.With(func() { items = w.Compliance[blocked+"/"+findings.ComplianceType] })
+	if len(items) != 1 || items[0].Status != ssmtypes.ComplianceStatusNonCompliant || items[0].Details["Reason"] != string(contract.ReasonNotKeyUser) {
+		t.Errorf("the blocked instance's compliance: %+v", items)
+	}
+	if n := len(w.Compliance); n != 1 {
+		t.Errorf("%d compliance records, want only the blocked instance's (pending is no verdict)", n)
 	}
 
 	off := fakeaws.NewAccount()

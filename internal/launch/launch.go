@@ -101,9 +101,12 @@ type Handler struct {
 	// Findings, when the stack enables them, files a Security Hub finding for every
 	// verdict (blocked, opted out).
 	Findings *findings.Publisher
-	Log      *slog.Logger
-	Metrics  *emf.Writer
-	Now      func() time.Time
+	// Compliance, when the stack enables it, writes each verdict as the instance's
+	// Custom:StoreCrypt compliance in Systems Manager.
+	Compliance *findings.Compliance
+	Log        *slog.Logger
+	Metrics    *emf.Writer
+	Now        func() time.Time
 
 	mu sync.Mutex
 	// outcomes remembers what finished runs proved ("instance/command"): SSM never
@@ -147,6 +150,9 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 	}
 	if c.SecurityHub {
 		h.Findings = findings.NewPublisher(securityhub.NewFromConfig(cfg), c.KeyARN)
+	}
+	if c.ComplianceItems {
+		h.Compliance = &findings.Compliance{SSM: ssmc, KeyARN: c.KeyARN}
 	}
 	return h
 }
@@ -826,20 +832,29 @@ func (b *batch) writeLedger(ctx context.Context) {
 }
 
 // writeFindings files a Security Hub finding for each verdict the batch recorded (blocked,
-// opted out). Findings are a copy for security teams: a failure is logged, not retried.
+// opted out), and the instance's Systems Manager compliance where the stack asks for it.
+// Both are copies for security teams: a failure is logged, not retried.
 func (b *batch) writeFindings(ctx context.Context) {
 	h := b.h
-	if h.Findings == nil {
-		return
-	}
 	var fs []shtypes.AwsSecurityFinding
 	for s, instances := range b.tags {
 		if !findings.Reported(s.Status, s.Reason) {
 			continue
 		}
 		for _, i := range instances {
-			fs = append(fs, h.Findings.Finding(findings.Instance{ID: i.id, Type: string(i.InstanceType), Role: i.role, Status: s.Status, Reason: s.Reason, CommandID: s.CommandID}, h.Now()))
+			v := findings.Instance{ID: i.id, Type: string(i.InstanceType), Role: i.role, Status: s.Status, Reason: s.Reason, CommandID: s.CommandID}
+			if h.Findings != nil {
+				fs = append(fs, h.Findings.Finding(v, h.Now()))
+			}
+			if h.Compliance != nil {
+				if err := h.Compliance.Put(ctx, v, h.Now()); err != nil {
+					h.log(i).Warn("writing the instance's compliance", "error", err.Error())
+				}
+			}
 		}
+	}
+	if h.Findings == nil {
+		return
 	}
 	if err := h.Findings.Publish(ctx, fs); err != nil {
 		h.Log.Warn("filing Security Hub findings", "findings", len(fs), "error", err.Error())

@@ -9,9 +9,11 @@ import (
 	"time"
 
 	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/findings"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/result"
 	"github.com/storecrypt/storecrypt/test/deployment"
@@ -98,7 +100,7 @@ func TestFindings(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	d.Env[contract.EnvSecurityHub] = "true"
+	d.Env[contract.EnvSecurityHub], d.Env[contract.EnvComplianceItems] = "true", "true"
 	cfg, err := result.LoadConfig(d.Getenv)
 	if err != nil {
 		t.Fatal(err)
@@ -129,6 +131,11 @@ func TestFindings(t *testing.T) {
 		})
 		if len(got) != 1 || got[0].RecordState != tc.state {
 			t.Errorf("after %s: %d findings, state %v; want one, %s", tc.file, len(got), got, tc.state)
+		}
+		var items []ssmtypes.ComplianceItemEntry
+		w.With(func() { items = w.Compliance[instanceID+"/"+findings.ComplianceType] })
+		if want := map[bool]ssmtypes.ComplianceStatus{true: ssmtypes.ComplianceStatusCompliant, false: ssmtypes.ComplianceStatusNonCompliant}[tc.state == shtypes.RecordStateArchived]; len(items) != 1 || items[0].Status != want {
+			t.Errorf("after %s: compliance %+v, want %s", tc.file, items, want)
 		}
 	}
 }

@@ -57,6 +57,8 @@ type Config struct {
 	Secret         string
 	LedgerTable    string // "" before the stack had one
 	SecurityHub    bool   // file Security Hub findings
+	// ComplianceItems writes each verdict as Systems Manager compliance.
+	ComplianceItems bool
 }
 
 // Handler is the result function.
@@ -71,9 +73,12 @@ type Handler struct {
 	Ledger Ledger
 	// Findings, when the stack enables them, files the verdict in Security Hub.
 	Findings *findings.Publisher
-	Log      *slog.Logger
-	Metrics  *emf.Writer
-	Now      func() time.Time
+	// Compliance, when the stack enables it, writes the verdict as Systems Manager
+	// compliance.
+	Compliance *findings.Compliance
+	Log        *slog.Logger
+	Metrics    *emf.Writer
+	Now        func() time.Time
 }
 
 // New wires a handler to AWS through cfg; metric lines go to metrics.
@@ -92,6 +97,9 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 	if c.SecurityHub {
 		h.Findings = findings.NewPublisher(securityhub.NewFromConfig(cfg), c.KeyARN)
 	}
+	if c.ComplianceItems {
+		h.Compliance = &findings.Compliance{SSM: ssmc, KeyARN: c.KeyARN}
+	}
 	return h
 }
 
@@ -107,7 +115,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DocumentName: getenv(contract.EnvDocumentName), DocumentDigest: getenv(contract.EnvDocumentDigest),
 		EventBus: getenv(contract.EnvEventBus), KeyARN: getenv(contract.EnvKMSKeyARN),
 		KeySource: getenv(contract.EnvKeySource), Secret: getenv(contract.EnvSecret), LedgerTable: getenv(contract.EnvLedgerTable),
-		SecurityHub: getenv(contract.EnvSecurityHub) == "true",
+		SecurityHub: getenv(contract.EnvSecurityHub) == "true", ComplianceItems: getenv(contract.EnvComplianceItems) == "true",
 	}
 	var errs []error
 	for name, v := range map[string]string{contract.EnvDocumentName: c.DocumentName, contract.EnvDocumentDigest: c.DocumentDigest, contract.EnvKMSKeyARN: c.KeyARN} {
@@ -215,12 +223,19 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*outco
 // encrypted, the same finding archived once it is. A failure is logged, not retried: the
 // ledger and the tags hold the verdict.
 func (h *Handler) file(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *outcome.Outcome, now time.Time) {
-	if h.Findings == nil || !findings.Reported(out.Status, out.Reason) {
+	if !findings.Reported(out.Status, out.Reason) {
 		return
 	}
-	f := h.Findings.Finding(findings.Instance{ID: d.InstanceID, Type: string(inst.InstanceType), Status: out.Status, Reason: out.Reason, CommandID: d.CommandID}, now)
-	if err := h.Findings.Publish(ctx, []shtypes.AwsSecurityFinding{f}); err != nil {
-		log.Warn("filing the Security Hub finding", "error", err.Error())
+	v := findings.Instance{ID: d.InstanceID, Type: string(inst.InstanceType), Status: out.Status, Reason: out.Reason, CommandID: d.CommandID}
+	if h.Findings != nil {
+		if err := h.Findings.Publish(ctx, []shtypes.AwsSecurityFinding{h.Findings.Finding(v, now)}); err != nil {
+			log.Warn("filing the Security Hub finding", "error", err.Error())
+		}
+	}
+	if h.Compliance != nil {
+		if err := h.Compliance.Put(ctx, v, now); err != nil {
+			log.Warn("writing the instance's compliance", "error", err.Error())
+		}
 	}
 }
 

@@ -53,7 +53,7 @@ func synthesize() error {
 	for _, source := range []string{contract.KeySourceKMSDataKey, contract.KeySourceS3KMS} {
 		app := awscdk.NewApp(nil)
 		s, err := stack.NewStoreCryptStack(app, "StoreCrypt", &stack.StoreCryptStackProps{BuildDir: dir, KeySource: source, Trail: true,
-			OptInTag: contract.OptIn, AllowOptOut: true})
+			OptInTag: contract.OptIn, AllowOptOut: true, ComplianceItems: true})
 		if err != nil {
 			return err
 		}
