@@ -486,6 +486,9 @@ func (s *stack) ledgerTable() {
 		return &awsdynamodb.Attribute{Name: jsii.String(name), Type: awsdynamodb.AttributeType_STRING}
 	}
 	s.ledger = awsdynamodb.NewTable(s.st, jsii.String("Ledger"), &awsdynamodb.TableProps{
+		// A name of the stack's: the example SCP names storecrypt's ledgers by it, and
+		// no other table.
+		TableName:    jsii.String(*s.st.StackName() + contract.LedgerTableSuffix),
 		PartitionKey: attr(ledger.AttrInstance), SortKey: attr(ledger.AttrLaunchTime),
 		BillingMode:                      awsdynamodb.BillingMode_PAY_PER_REQUEST,
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: jsii.Bool(true)},

@@ -197,6 +197,10 @@ const (
 // metrics are also published without it, for alarms over every reason.
 const MetricReason = "Reason"
 
+// LedgerTableSuffix ends the ledger table's name, after the stack's: the example SCP
+// reserves tables so named to storecrypt's functions.
+const LedgerTableSuffix = "-storecrypt-ledger"
+
 // FunctionRolePath is the IAM path of the launch and result functions' roles: the
 // example SCP reserves storecrypt:* tag keys to roles under it.
 const FunctionRolePath = "/storecrypt/functions/"

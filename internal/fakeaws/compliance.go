@@ -11,9 +11,9 @@ import (
 // Systems Manager Compliance, by the API reference's PutComplianceItems: ResourceType
 // "ManagedInstance is currently the only supported resource type"; a ComplianceType of
 // 1 to 100 characters matching [A-Za-z0-9_\-]\w+|Custom:[a-zA-Z0-9_\-]\w+; 0 to 10,000
-// items; "This call overwrites existing compliance information on the resource". Whether
-// an instance that is not a managed instance is accepted is not documented: the fake
-// takes any instance it knows.
+// items; "This call overwrites existing compliance information on the resource". What it
+// answers for an instance that is not a managed instance is not documented: the fake
+// refuses one without an instance profile, which cannot register with Systems Manager.
 func init() {
 	register("SSM", map[string]handler{"PutComplianceItems": (*World).putComplianceItems})
 }
@@ -30,8 +30,9 @@ func (w *World) putComplianceItems(params any) (any, error) {
 		return nil, invalid("ValidationException", "ComplianceType %q does not match the pattern", ct)
 	case len(in.Items) > 10000:
 		return nil, &ssmtypes.ItemSizeLimitExceededException{Message: aws.String("at most 10,000 items")}
-	case w.Instances[aws.ToString(in.ResourceId)] == nil:
-		return nil, &ssmtypes.InvalidResourceId{Message: aws.String("no such instance " + aws.ToString(in.ResourceId))}
+	case w.Instances[aws.ToString(in.ResourceId)] == nil || w.Instances[aws.ToString(in.ResourceId)].ProfileARN == "":
+		// Without an instance profile an instance cannot register with Systems Manager.
+		return nil, &ssmtypes.InvalidResourceId{Message: aws.String("not a managed instance: " + aws.ToString(in.ResourceId))}
 	}
 	if w.Compliance == nil {
 		w.Compliance = map[string][]ssmtypes.ComplianceItemEntry{}

@@ -1,8 +1,9 @@
 // Package findings puts storecrypt's verdict on each instance where security teams look:
 // one AWS Security Hub finding per instance (ASFF), active while the instance is in scope
 // and not encrypted (blocked, failed, unverified, opted out), archived with compliance
-// PASSED once it is encrypted, which Security Hub takes as resolved. The finding's id is
-// the instance's, so a later launch updates the same finding.
+// PASSED once it is encrypted, which Security Hub takes as resolved, and archived when
+// the instance terminates. The finding's id is the instance's, so a later launch updates
+// the same finding.
 package findings
 
 import (
@@ -59,8 +60,13 @@ func NewPublisher(hub SecurityHub, keyARN string) *Publisher {
 	return &Publisher{Hub: hub, Partition: key.Partition, Region: key.Region, Account: key.AccountID, KeyARN: keyARN}
 }
 
+// StatusTerminated is an instance that terminated: its finding is archived, compliance
+// not available.
+const StatusTerminated = "terminated"
+
 // Finding is the ASFF finding for an instance's verdict at now. An encrypted instance's
-// finding is archived and compliant; any other is active and failed.
+// finding is archived and compliant, a terminated one's archived; any other is active
+// and failed.
 func (p *Publisher) Finding(i Instance, now time.Time) shtypes.AwsSecurityFinding {
 	at := now.UTC().Format(time.RFC3339Nano)
 	arn := contract.InstanceARN(p.Partition, p.Region, p.Account, i.ID)
@@ -77,6 +83,14 @@ func (p *Publisher) Finding(i Instance, now time.Time) shtypes.AwsSecurityFindin
 			Details: &shtypes.ResourceDetails{AwsEc2Instance: &shtypes.AwsEc2InstanceDetails{Type: nilIfEmpty(i.Type)}}}},
 		ProductFields: map[string]string{"storecrypt/status": i.Status, "storecrypt/reason": string(i.Reason), "storecrypt/command-id": i.CommandID,
 			"storecrypt/role": i.Role, "storecrypt/key": p.KeyARN},
+	}
+	if i.Status == StatusTerminated {
+		f.Title = aws.String("Instance terminated")
+		f.Description = aws.String(i.ID + " terminated; storecrypt's ledger keeps its record.")
+		f.Severity = &shtypes.Severity{Label: shtypes.SeverityLabelInformational}
+		f.Compliance = &shtypes.Compliance{Status: shtypes.ComplianceStatusNotAvailable}
+		f.RecordState = shtypes.RecordStateArchived
+		return f
 	}
 	if i.Status == contract.StatusEncrypted {
 		f.Title = aws.String("Instance store encrypted by storecrypt")

@@ -3,6 +3,7 @@ package launch_test
 import (
 	"strings"
 	"testing"
+	"time"
 
 	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -10,6 +11,8 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/findings"
+	"github.com/storecrypt/storecrypt/internal/launch"
+	"github.com/storecrypt/storecrypt/test/emu"
 )
 
 // TestFindings: a blocked instance gets an active Security Hub finding and a
@@ -24,6 +27,7 @@ func TestFindings(t *testing.T) {
 	w.AddInstance(sent, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 	w.AddInstance(blocked, "i4i.large", fakeaws.Profile(fakeaws.NotKeyUser), map[string]string{contract.TagEncrypt: "true"}, launched)
 	e := newEnv(t, w, optIn, hub)
+	e.h.Ledger = emu.Ledger(t)
 	for range 2 {
 		if failed := e.handle(t, running(sent), running(blocked)); len(failed) != 0 {
 			t.Fatalf("retried %v", failed)
@@ -49,6 +53,16 @@ func TestFindings(t *testing.T) {
 	if n := len(w.Compliance); n != 1 {
 		t.Errorf("%d compliance records, want only the blocked instance's (pending is no verdict)", n)
 	}
+	// The blocked instance terminates: its finding is archived.
+	gone := strings.Replace(launch.StateChangeEvent(blocked, launched.Add(time.Hour)), `"state":"running"`, `"state":"terminated"`, 1)
+	if failed := e.handle(t, gone); len(failed) != 0 {
+		t.Fatalf("retried %v", failed)
+	}
+	w.With(func() {
+		if f := w.Findings[*got[0].Id]; f.RecordState != shtypes.RecordStateArchived {
+			t.Errorf("after termination the finding is %s, want ARCHIVED", f.RecordState)
+		}
+	})
 
 	off := fakeaws.NewAccount()
 	off.AddInstance(blocked, "i4i.large", fakeaws.Profile(fakeaws.NotKeyUser), map[string]string{contract.TagEncrypt: "true"}, launched)

@@ -74,7 +74,7 @@ type SQS interface {
 // Ledger appends to the durable record (ledger.Ledger).
 type Ledger interface {
 	Record(ctx context.Context, launch ledger.Launch, e ledger.Entry) error
-	Terminated(ctx context.Context, instanceID string, at time.Time) error
+	Terminated(ctx context.Context, instanceID string, at time.Time) (bool, error)
 }
 
 // Binder checks bindings (binding.Checker).
@@ -310,12 +310,22 @@ func (h *Handler) terminated(ctx context.Context, log *slog.Logger, id string, a
 		log.Info("event needs no action", "why", id+" terminated; no ledger to close")
 		return
 	}
-	if err := h.Ledger.Terminated(ctx, id, at); err != nil {
+	closed, err := h.Ledger.Terminated(ctx, id, at)
+	if err != nil {
 		log.Error("closing the instance's ledger item; retrying later", "instance_id", id, "error", err.Error())
 		b.retry[message] = true
 		return
 	}
+	if !closed {
+		return // never seen, or closed already
+	}
 	log.Info("instance terminated: its ledger item is closed", "instance_id", id)
+	// Its finding, if storecrypt filed one, speaks of an instance that is gone.
+	if h.Findings != nil {
+		if err := h.Findings.Publish(ctx, []shtypes.AwsSecurityFinding{h.Findings.Finding(findings.Instance{ID: id, Status: findings.StatusTerminated}, at)}); err != nil {
+			log.Warn("archiving the instance's Security Hub finding", "instance_id", id, "error", err.Error())
+		}
+	}
 }
 
 func (b *batch) later(i *instance, why string) {

@@ -110,24 +110,36 @@ func EntryID(parts ...string) string {
 // ErrDuplicate says the entry was already in the ledger: nothing was written.
 var ErrDuplicate = errors.New("the entry is already in the ledger")
 
+// MaxEntries bounds an item's story: past it, an entry is not appended (the summary still
+// moves, and entries_dropped counts what was left out), so that retries without end, or
+// someone rewriting tags to make the functions decide again, cannot grow the item to
+// DynamoDB's 400 KB limit, past which nothing more could be recorded.
+const MaxEntries = 100
+
 // Record appends e to the launch's item, creating the item on first sight; its summary
-// takes e's status unless a later entry is already recorded. It writes once in the usual
-// case; an entry older than the summary is appended in a second write that leaves the
-// summary alone. A duplicate is ErrDuplicate.
+// takes e's status unless a later entry is already recorded, and what proves the volume
+// encrypted is kept whatever the order of arrival. It writes once in the usual case. A
+// duplicate is ErrDuplicate.
 func (l *Ledger) Record(ctx context.Context, launch Launch, e Entry) error {
-	in := l.update(launch, e, true)
-	_, err := l.DB.UpdateItem(ctx, in)
 	var failed *ddbtypes.ConditionalCheckFailedException
-	if !errors.As(err, &failed) {
-		return l.wrap(launch, err)
+	// Append and summarize; else the summary is newer, the entry is there, or the story
+	// is full: append only; else summarize only, when full.
+	for _, m := range []mode{appendAndSummary, appendOnly, summaryOnly} {
+		_, err := l.DB.UpdateItem(ctx, l.update(launch, e, m))
+		if !errors.As(err, &failed) {
+			return l.wrap(launch, err)
+		}
 	}
-	// Either the entry is there already, or the summary is newer: append only.
-	_, err = l.DB.UpdateItem(ctx, l.update(launch, e, false))
-	if errors.As(err, &failed) {
-		return ErrDuplicate
-	}
-	return l.wrap(launch, err)
+	return ErrDuplicate
 }
+
+type mode int
+
+const (
+	appendAndSummary mode = iota
+	appendOnly            // the summary is newer
+	summaryOnly           // the story is full
+)
 
 func (l *Ledger) wrap(launch Launch, err error) error {
 	if err != nil {
@@ -136,8 +148,8 @@ func (l *Ledger) wrap(launch Launch, err error) error {
 	return nil
 }
 
-// update builds the UpdateItem for an entry, with the summary or without it.
-func (l *Ledger) update(launch Launch, e Entry, summary bool) *dynamodb.UpdateItemInput {
+// update builds the UpdateItem for an entry in one mode.
+func (l *Ledger) update(launch Launch, e Entry, m mode) *dynamodb.UpdateItemInput {
 	s := func(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
 	entry := map[string]ddbtypes.AttributeValue{"id": s(e.ID), "at": s(stamp(e.At)), "by": s(e.By), "status": s(e.Status)}
 	if e.Reason != "" {
@@ -147,16 +159,10 @@ func (l *Ledger) update(launch Launch, e Entry, summary bool) *dynamodb.UpdateIt
 		entry["command_id"] = s(e.CommandID)
 	}
 	values := map[string]ddbtypes.AttributeValue{
-		":id":    &ddbtypes.AttributeValueMemberSS{Value: []string{e.ID}},
-		":eid":   s(e.ID),
-		":entry": &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{&ddbtypes.AttributeValueMemberM{Value: entry}}},
-		":empty": &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{}},
-		":at":    s(stamp(e.At)),
+		":at":  s(stamp(e.At)),
+		":max": &ddbtypes.AttributeValueMemberN{Value: strconv.Itoa(MaxEntries)},
 	}
-	set := []string{
-		"entries = list_append(if_not_exists(entries, :empty), :entry)",
-		"first_seen = if_not_exists(first_seen, :at)",
-	}
+	set := []string{"first_seen = if_not_exists(first_seen, :at)"}
 	names := map[string]string{}
 	// Facts of the launch are written once, by the first writer that knows them.
 	for _, f := range [][2]string{{"account", launch.Account}, {"region", launch.Region}, {"instance_type", launch.InstanceType},
@@ -166,43 +172,63 @@ func (l *Ledger) update(launch Launch, e Entry, summary bool) *dynamodb.UpdateIt
 			set = append(set, fmt.Sprintf("#%s = if_not_exists(#%s, :%s)", f[0], f[0], f[0]))
 		}
 	}
-	cond := "(attribute_not_exists(entry_ids) OR NOT contains(entry_ids, :eid))"
-	if summary {
+	// The first proof stands, whenever it arrives: a later rerun that proves it again
+	// changes nothing.
+	if ev := e.Evidence; ev != nil && e.Status == contract.StatusEncrypted {
+		for _, a := range [][2]string{
+			{"encrypted_at", stamp(e.At)}, {"key_source", ev.KeySource},
+			{"cipher", ev.Cipher}, {"luks_uuid", ev.LUKSUUID}, {"layout", ev.Layout}, {"agent_version", ev.AgentVersion},
+			{"document_name", ev.DocumentName}, {"document_hash", ev.DocumentHash},
+		} {
+			if a[1] == "" {
+				continue
+			}
+			values[":"+a[0]] = s(a[1])
+			set = append(set, fmt.Sprintf("%s = if_not_exists(%s, :%s)", a[0], a[0], a[0]))
+		}
+		values[":seconds"] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatFloat(e.At.Sub(launch.LaunchTime).Seconds(), 'f', 3, 64)}
+		set = append(set, "seconds_to_encrypted = if_not_exists(seconds_to_encrypted, :seconds)")
+	}
+	var conds []string
+	add := ""
+	if m != summaryOnly {
+		values[":id"] = &ddbtypes.AttributeValueMemberSS{Value: []string{e.ID}}
+		values[":eid"] = s(e.ID)
+		values[":entry"] = &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{&ddbtypes.AttributeValueMemberM{Value: entry}}}
+		values[":empty"] = &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{}}
+		set = append(set, "entries = list_append(if_not_exists(entries, :empty), :entry)")
+		add = " ADD entry_ids :id"
+		conds = append(conds, "(attribute_not_exists(entry_ids) OR NOT contains(entry_ids, :eid))", "(attribute_not_exists(entries) OR size(entries) < :max)")
+	} else {
+		values[":one"] = &ddbtypes.AttributeValueMemberN{Value: "1"}
+		add = " ADD entries_dropped :one"
+		conds = append(conds, "size(entries) >= :max")
+	}
+	if m != appendOnly {
 		values[":status"], values[":ms"] = s(e.Status), &ddbtypes.AttributeValueMemberN{Value: strconv.FormatInt(e.At.UnixMilli(), 10)}
 		values[":reason"], values[":command"] = s(string(e.Reason)), s(e.CommandID)
 		names["#status"] = "status"
 		set = append(set, "#status = :status", "reason = :reason", "command_id = :command", "status_at = :at", "status_ms = :ms")
-		cond += " AND (attribute_not_exists(status_ms) OR status_ms <= :ms)"
-		if ev := e.Evidence; ev != nil && e.Status == contract.StatusEncrypted {
-			// The first proof stands: a later rerun that proves it again changes nothing.
-			for _, a := range [][2]string{
-				{"encrypted_at", stamp(e.At)}, {"key_source", ev.KeySource},
-				{"cipher", ev.Cipher}, {"luks_uuid", ev.LUKSUUID}, {"layout", ev.Layout}, {"agent_version", ev.AgentVersion},
-				{"document_name", ev.DocumentName}, {"document_hash", ev.DocumentHash},
-			} {
-				if a[1] == "" {
-					continue
-				}
-				values[":"+a[0]] = s(a[1])
-				set = append(set, fmt.Sprintf("%s = if_not_exists(%s, :%s)", a[0], a[0], a[0]))
-			}
-			values[":seconds"] = &ddbtypes.AttributeValueMemberN{Value: strconv.FormatFloat(e.At.Sub(launch.LaunchTime).Seconds(), 'f', 3, 64)}
-			set = append(set, "seconds_to_encrypted = if_not_exists(seconds_to_encrypted, :seconds)")
+		conds = append(conds, "(attribute_not_exists(status_ms) OR status_ms <= :ms)")
+		if e.Status == contract.StatusPending && e.CommandID != "" {
+			// A command's pending never replaces its own outcome, whatever the clocks say.
+			conds = append(conds, "(attribute_not_exists(command_id) OR command_id <> :command OR #status = :status)")
 		}
 	}
 	return &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(l.Table),
 		Key:                       key(launch.InstanceID, launch.LaunchTime),
-		UpdateExpression:          aws.String("SET " + strings.Join(set, ", ") + " ADD entry_ids :id"),
-		ConditionExpression:       aws.String(cond),
+		UpdateExpression:          aws.String("SET " + strings.Join(set, ", ") + add),
+		ConditionExpression:       aws.String(strings.Join(conds, " AND ")),
 		ExpressionAttributeNames:  names,
 		ExpressionAttributeValues: values,
 	}
 }
 
 // Terminated closes the instance's latest launch: it records when the instance
-// terminated, once. An instance the ledger never saw has nothing to close.
-func (l *Ledger) Terminated(ctx context.Context, instanceID string, at time.Time) error {
+// terminated, once, and says whether this call did. An instance the ledger never saw has
+// nothing to close.
+func (l *Ledger) Terminated(ctx context.Context, instanceID string, at time.Time) (bool, error) {
 	out, err := l.DB.Query(ctx, &dynamodb.QueryInput{
 		TableName:                 aws.String(l.Table),
 		KeyConditionExpression:    aws.String(AttrInstance + " = :id"),
@@ -212,14 +238,14 @@ func (l *Ledger) Terminated(ctx context.Context, instanceID string, at time.Time
 		ProjectionExpression:      aws.String(AttrLaunchTime),
 	})
 	if err != nil {
-		return fmt.Errorf("ledger %s: finding %s's launch: %w", l.Table, instanceID, err)
+		return false, fmt.Errorf("ledger %s: finding %s's launch: %w", l.Table, instanceID, err)
 	}
 	if len(out.Items) == 0 {
-		return nil
+		return false, nil
 	}
 	lt, ok := out.Items[0][AttrLaunchTime].(*ddbtypes.AttributeValueMemberS)
 	if !ok {
-		return fmt.Errorf("ledger %s: %s's item has no %s", l.Table, instanceID, AttrLaunchTime)
+		return false, fmt.Errorf("ledger %s: %s's item has no %s", l.Table, instanceID, AttrLaunchTime)
 	}
 	_, err = l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 		TableName:                 aws.String(l.Table),
@@ -230,12 +256,12 @@ func (l *Ledger) Terminated(ctx context.Context, instanceID string, at time.Time
 	})
 	var failed *ddbtypes.ConditionalCheckFailedException
 	if errors.As(err, &failed) {
-		return nil // closed already: a replayed event
+		return false, nil // closed already: a replayed event
 	}
 	if err != nil {
-		return fmt.Errorf("ledger %s: closing %s: %w", l.Table, instanceID, err)
+		return false, fmt.Errorf("ledger %s: closing %s: %w", l.Table, instanceID, err)
 	}
-	return nil
+	return true, nil
 }
 
 func key(instanceID string, launch time.Time) map[string]ddbtypes.AttributeValue {
@@ -291,6 +317,7 @@ type Item struct {
 	DocumentHash       string        `json:"document_hash,omitempty"`
 	TerminatedAt       string        `json:"terminated_at,omitempty"`
 	Entries            []EntryRecord `json:"entries"`
+	EntriesDropped     string        `json:"entries_dropped,omitempty"` // entries past MaxEntries, counted, not kept
 }
 
 // EntryRecord is one entry as the ledger holds it.
@@ -357,7 +384,7 @@ func decode(m map[string]ddbtypes.AttributeValue) *Item {
 		CommandID: v(m, "command_id"), EncryptedAt: v(m, "encrypted_at"), SecondsToEncrypted: v(m, "seconds_to_encrypted"),
 		KeySource: v(m, "key_source"), Cipher: v(m, "cipher"), LUKSUUID: v(m, "luks_uuid"), Layout: v(m, "layout"),
 		AgentVersion: v(m, "agent_version"), DocumentName: v(m, "document_name"), DocumentHash: v(m, "document_hash"),
-		TerminatedAt: v(m, "terminated_at"), Entries: []EntryRecord{},
+		TerminatedAt: v(m, "terminated_at"), EntriesDropped: v(m, "entries_dropped"), Entries: []EntryRecord{},
 	}
 	if l, ok := m["entries"].(*ddbtypes.AttributeValueMemberL); ok {
 		for _, e := range l.Value {

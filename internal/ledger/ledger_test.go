@@ -134,9 +134,10 @@ func TestTerminated(t *testing.T) {
 		}
 	}
 	end := launched.Add(5 * time.Hour)
-	for range 2 {
-		if err := l.Terminated(ctx, id, end); err != nil {
-			t.Fatal(err)
+	for n := range 2 {
+		closed, err := l.Terminated(ctx, id, end)
+		if err != nil || closed != (n == 0) {
+			t.Fatalf("call %d: closed %v, %v; want only the first to close", n, closed, err)
 		}
 		end = end.Add(time.Minute) // a replay later on changes nothing
 	}
@@ -146,8 +147,8 @@ func TestTerminated(t *testing.T) {
 	if got := item(t, l, launched).TerminatedAt; got != "" {
 		t.Errorf("an earlier launch was closed too: %q", got)
 	}
-	if err := l.Terminated(ctx, "i-0ffffffffffffffff", end); err != nil {
-		t.Errorf("an instance never seen: %v", err)
+	if closed, err := l.Terminated(ctx, "i-0ffffffffffffffff", end); err != nil || closed {
+		t.Errorf("an instance never seen: closed %v, %v", closed, err)
 	}
 }
 
@@ -173,5 +174,56 @@ func TestLaunches(t *testing.T) {
 		if it.LaunchTime < "2026-11-27T16:00:00Z" || it.LaunchTime >= "2026-11-28T02:00:00Z" || it.Status != contract.StatusPending {
 			t.Errorf("a launch outside the period: %+v", it)
 		}
+	}
+}
+
+// TestOutOfOrder: a command's result recorded before the launch function's pending for
+// the same command (a fast agent, a slow batch, clocks apart) stays the summary, with its
+// evidence.
+func TestOutOfOrder(t *testing.T) {
+	l := start(t)
+	ctx := context.Background()
+	encrypted := ledger.Entry{ID: "result:encrypted:cmd-1", At: launched.Add(time.Minute), By: "result", Status: contract.StatusEncrypted, CommandID: "cmd-1", Evidence: evidence()}
+	pending := ledger.Entry{ID: "launch:pending:cmd-1", At: launched.Add(2 * time.Minute), By: "launch", Status: contract.StatusPending, CommandID: "cmd-1"}
+	for _, e := range []ledger.Entry{encrypted, pending} {
+		if err := l.Record(ctx, launch, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	it := item(t, l, launched)
+	if it.Status != contract.StatusEncrypted || it.EncryptedAt == "" || len(it.Entries) != 2 {
+		t.Errorf("after a late pending: %s, encrypted_at %q, %d entries", it.Status, it.EncryptedAt, len(it.Entries))
+	}
+	// And evidence that arrives after a newer summary (a rerun's failure) is still kept.
+	other := launch
+	other.LaunchTime = launched.Add(time.Hour)
+	failed := ledger.Entry{ID: "result:failed:cmd-3", At: other.LaunchTime.Add(10 * time.Minute), By: "result", Status: contract.StatusFailed, Reason: "key-unavailable", CommandID: "cmd-3"}
+	proof := ledger.Entry{ID: "result:encrypted:cmd-2", At: other.LaunchTime.Add(5 * time.Minute), By: "result", Status: contract.StatusEncrypted, CommandID: "cmd-2", Evidence: evidence()}
+	for _, e := range []ledger.Entry{failed, proof} {
+		if err := l.Record(ctx, other, e); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if it := item(t, l, other.LaunchTime); it.Status != contract.StatusFailed || it.EncryptedAt == "" || it.LUKSUUID == "" {
+		t.Errorf("a proof older than the summary: %s, encrypted_at %q, luks %q", it.Status, it.EncryptedAt, it.LUKSUUID)
+	}
+}
+
+// TestBounded: past MaxEntries an item keeps its summary moving but appends no more,
+// and counts what it left out, so it never reaches DynamoDB's item size limit.
+func TestBounded(t *testing.T) {
+	l := start(t)
+	ctx := context.Background()
+	n := ledger.MaxEntries + 5
+	for k := range n {
+		e := ledger.Entry{ID: fmt.Sprintf("result:failed:cmd-%03d", k), At: launched.Add(time.Duration(k+1) * time.Minute), By: "result",
+			Status: contract.StatusFailed, Reason: "timed-out", CommandID: fmt.Sprintf("cmd-%03d", k)}
+		if err := l.Record(ctx, launch, e); err != nil {
+			t.Fatalf("entry %d: %v", k, err)
+		}
+	}
+	it := item(t, l, launched)
+	if len(it.Entries) != ledger.MaxEntries || it.EntriesDropped != "5" || it.CommandID != fmt.Sprintf("cmd-%03d", n-1) {
+		t.Errorf("%d entries, %s dropped, summary by %s; want %d, 5, the last command", len(it.Entries), it.EntriesDropped, it.CommandID, ledger.MaxEntries)
 	}
 }

@@ -104,7 +104,7 @@ func fleet(t *testing.T) (*fakeaws.World, *ledger.Ledger) {
 			t.Fatal(err)
 		}
 	}
-	if err := book.Terminated(ctx, "i-0000000000000000b", launched.Add(-time.Hour)); err != nil {
+	if _, err := book.Terminated(ctx, "i-0000000000000000b", launched.Add(-time.Hour)); err != nil {
 		t.Fatal(err)
 	}
 	return w, book

@@ -9,7 +9,6 @@ package cfn
 
 import (
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -306,16 +305,8 @@ func (r Resolved) Ref(name string) (any, error) {
 		return r.arn("sns", r.Env.Region, name), nil
 	case "AWS::S3::Bucket":
 		return strings.ToLower(name), nil
-	case "AWS::DynamoDB::Table":
-		if v, ok := res.Properties["TableName"]; ok {
-			return r.Eval(v)
-		}
-		// CloudFormation's name for a resource it names: the stack's name, the logical id
-		// and a random string (CloudFormation User Guide, "Name type").
-		sum := sha256.Sum256([]byte(name))
-		return "StoreCrypt-" + name + "-" + strings.ToUpper(hex.EncodeToString(sum[:6])), nil
 	}
-	for _, prop := range []string{"Name", "LogGroupName", "RoleName", "FunctionName", "InstanceProfileName", "AliasName"} {
+	for _, prop := range []string{"Name", "TableName", "LogGroupName", "RoleName", "FunctionName", "InstanceProfileName", "AliasName"} {
 		if v, ok := res.Properties[prop]; ok {
 			return r.Eval(v)
 		}

@@ -128,6 +128,8 @@ func TestExampleSCPAndTagPolicy(t *testing.T) {
 				{role("Admin"), "dynamodb:DeleteTable", table, true},
 				{cdk, "dynamodb:UpdateTable", table, false},
 				{role("Admin"), "dynamodb:Query", table, false},
+				{role("Admin"), "dynamodb:PutResourcePolicy", table, true},
+				{role("Admin"), "dynamodb:UpdateItem", fmt.Sprintf("arn:%s:dynamodb:%s:%s:table/payments-Ledger", env.Partition, env.Region, env.Account), false},
 			} {
 				r := fakeaws.AuthzRequest{Principal: tc.who, Action: tc.action, Resource: tc.resource,
 					Context: map[string][]string{"aws:PrincipalArn": {tc.who}}}
