@@ -202,6 +202,14 @@ type instance struct {
 	tags     map[string]string
 	runs     []history.Run // SSM's runs of the document since launch, newest first, when read
 	role     string        // the instance profile's role, once the binding check read it
+	last     *outcome.Outcome
+}
+
+// unrecorded: SSM's last run ended, and neither the tags nor (so) the ledger say how:
+// its result was lost (the result function's dead-letter queue holds it).
+func (i *instance) unrecorded() bool {
+	return i.last != nil && (i.tags[contract.TagCommandID] != i.runs[0].CommandID || i.tags[contract.TagStatus] != i.last.Status ||
+		contract.Reason(i.tags[contract.TagReason]) != i.last.Reason)
 }
 
 func (i *instance) profile() string {
@@ -228,6 +236,9 @@ type batch struct {
 type entry struct {
 	i      *instance
 	status record.Status
+	// outcome, when set, is a run's outcome recorded on the result function's behalf,
+	// under the result function's entry id.
+	outcome *outcome.Outcome
 }
 
 // HandleSQS processes one batch. Messages whose instances are not ready yet (pending, SSM
@@ -394,6 +405,12 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 			continue
 		}
 		if !due {
+			if i.unrecorded() {
+				b.h.log(i).Warn("SSM's last run ended unrecorded; recording its outcome", "command", i.runs[0].CommandID, "status", i.last.Status, "reason", string(i.last.Reason))
+				b.tag(i, i.last.Status, i.last.Reason, i.runs[0].CommandID, len(i.runs))
+				b.ledger[len(b.ledger)-1].outcome = i.last
+				continue
+			}
 			b.h.log(i).Info("already handled for this launch, as SSM records it; dropping", "status", i.tags[contract.TagStatus], "command", i.runs[0].CommandID)
 			b.h.markHandled(i.id)
 			continue
@@ -524,6 +541,7 @@ func (h *Handler) due(ctx context.Context, i *instance, now time.Time) (bool, er
 	if err != nil {
 		return false, err
 	}
+	i.last = &out
 	if out.Status == contract.StatusEncrypted || out.Reason.Terminal() {
 		return false, nil
 	}
@@ -543,7 +561,9 @@ func (h *Handler) outcome(ctx context.Context, id string, r history.Run) (outcom
 	if err != nil {
 		return out, err
 	}
-	out.Report = nil // only the verdict is needed again
+	if out.Status != contract.StatusEncrypted {
+		out.Report = nil // only the verdict is needed again; an encryption's report is its evidence
+	}
 	h.mu.Lock()
 	if h.outcomes == nil {
 		h.outcomes = map[string]outcome.Outcome{}
@@ -797,7 +817,7 @@ func (b *batch) tag(i *instance, status string, reason contract.Reason, commandI
 	}
 	s := record.Status{Status: status, Reason: reason, CommandID: commandID, LaunchTime: i.launchTime(), Attempt: attempt}
 	b.tags[s] = append(b.tags[s], i)
-	b.ledger = append(b.ledger, entry{i, s})
+	b.ledger = append(b.ledger, entry{i: i, status: s})
 }
 
 // writeLedger appends the batch's decisions to the ledger before their tags are written.
@@ -819,13 +839,23 @@ func (b *batch) writeLedger(ctx context.Context) {
 		launch := ledger.Launch{InstanceID: i.id, LaunchTime: aws.ToTime(i.LaunchTime), Account: key.AccountID, Region: key.Region,
 			InstanceType: string(i.InstanceType), Role: i.role, KeyARN: h.Config.KeyARN}
 		ref := s.CommandID
-		if ref == "" {
+		entry := ledger.Entry{At: now, By: "launch", Status: s.Status, Reason: s.Reason, CommandID: s.CommandID}
+		switch {
+		case e.outcome != nil:
+			// The result function's entry, written for it: the same id, so whichever of the
+			// two writes second changes nothing.
+			entry.ID = ledger.EntryID("result", s.Status, string(s.Reason), s.CommandID)
+			if s.Status == contract.StatusEncrypted {
+				entry.Evidence = ledger.FromReport(e.outcome.Report, h.Config.DocumentName, h.Config.DocumentDigest)
+			}
+		case ref == "":
 			ref = i.tags[contract.TagAt] // the state it moves from: the same decision again is the same entry
-		} else {
+			entry.ID = ledger.EntryID("launch", s.Status, string(s.Reason), ref)
+		default:
 			launch.KeyState = string(kmstypes.KeyStateEnabled) // the binding check found it so
+			entry.ID = ledger.EntryID("launch", s.Status, string(s.Reason), ref)
 		}
-		err := h.Ledger.Record(ctx, launch, ledger.Entry{ID: ledger.EntryID("launch", s.Status, string(s.Reason), ref), At: now, By: "launch",
-			Status: s.Status, Reason: s.Reason, CommandID: s.CommandID})
+		err := h.Ledger.Record(ctx, launch, entry)
 		switch {
 		case err == nil, errors.Is(err, ledger.ErrDuplicate):
 		case s.CommandID != "":

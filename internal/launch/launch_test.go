@@ -365,6 +365,7 @@ func TestSweep(t *testing.T) {
 	w.AddInstance("i-00000000000000002", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched) // done, as SSM records
 	ran(w, "i-00000000000000002", "c-ok", launched.Add(time.Minute), finished("i-00000000000000002", "ok"))
 	claims(w, "i-00000000000000002", contract.StatusEncrypted, "", launched.Add(2*time.Minute))
+	w.Instances["i-00000000000000002"].Tags[contract.TagCommandID] = "c-ok"                            // as the result function recorded it
 	w.AddInstance("i-00000000000000003", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched) // lost result
 	ran(w, "i-00000000000000003", "c-lost", launched.Add(-2*time.Hour), nil)
 	w.Instances["i-00000000000000003"].LaunchTime = launched.Add(-3 * time.Hour)
@@ -573,8 +574,16 @@ func TestSweepRetries(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if got := len(res.Enqueued) == 1; got != tc.enqueued {
-				t.Errorf("enqueued %v, want %v", got, tc.enqueued)
+			// The sweep queues the instance (to rerun it, or to record SSM's outcome the
+			// tags contradict); the launch path decides.
+			for _, q := range res.Enqueued {
+				e.handle(t, running(q))
+			}
+			if got := len(e.commanded()) == 1; got != tc.enqueued {
+				t.Errorf("sent a command %v, want %v", got, tc.enqueued)
+			}
+			if !tc.enqueued && e.tags(id)[contract.TagCommandID] != fmt.Sprintf("c-%d", tc.runs-1) {
+				t.Errorf("tags %v: SSM's last run, which the tags contradicted, is not recorded", e.tags(id))
 			}
 		})
 	}

@@ -84,3 +84,44 @@ func TestLedger(t *testing.T) {
 		t.Errorf("closing with the ledger unreachable: retried %v, want the message handed back", failed)
 	}
 }
+
+// TestRepairsALostResult: the result function never recorded a run (its event went to the
+// dead-letter queue): the sweep queues the instance, and the launch path records SSM's
+// outcome in the ledger, with the agent's evidence, and in the tags, and sends nothing.
+func TestRepairsALostResult(t *testing.T) {
+	const id = "i-00000000000000001"
+	w := fakeaws.NewAccount()
+	w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+	w.With(func() {
+		ran(w, id, "c-lost", launched.Add(30*time.Second), finished(id, "ok"))
+		claims(w, id, contract.StatusPending, "", launched.Add(30*time.Second))
+		w.Instances[id].Tags[contract.TagCommandID] = "c-lost"
+	})
+	e := newEnv(t, w)
+	l := emu.Ledger(t)
+	e.h.Ledger = l
+	// The sweep finds it (no event will come), and the launch path records it.
+	res, err := e.h.Sweep(context.Background())
+	if err != nil || len(res.Enqueued) != 1 {
+		t.Fatalf("the sweep queued %v, %v; want the instance", res.Enqueued, err)
+	}
+	for range 2 { // the second look finds it recorded
+		if failed := e.handle(t, running(id)); len(failed) != 0 {
+			t.Fatalf("retried %v", failed)
+		}
+	}
+	if res, err := e.h.Sweep(context.Background()); err != nil || len(res.Enqueued) != 0 {
+		t.Errorf("a second sweep queued %v, %v; it was recorded", res.Enqueued, err)
+	}
+	if got := e.commanded(); len(got) != 0 {
+		t.Errorf("sent %v: an encrypted instance needs no command", got)
+	}
+	if tags := e.tags(id); tags[contract.TagStatus] != contract.StatusEncrypted || tags[contract.TagCommandID] != "c-lost" {
+		t.Errorf("tags %v, want encrypted by c-lost", tags)
+	}
+	it, err := l.Get(context.Background(), id, launched)
+	if err != nil || it == nil || it.Status != contract.StatusEncrypted || it.EncryptedAt == "" || it.KeySource != contract.KeySourceKMSDataKey || len(it.Entries) != 1 ||
+		it.Entries[0].ID != ledger.EntryID("result", contract.StatusEncrypted, "", "c-lost") {
+		t.Errorf("the ledger: %+v, %v", it, err)
+	}
+}

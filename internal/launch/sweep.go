@@ -62,7 +62,9 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 			h.Log.Warn("could not read the instance's runs; queueing it", "instance_id", id, "error", err.Error())
 			due = true
 		}
-		if due {
+		// An instance whose last run ended unrecorded (its result lost) is queued too:
+		// the launch path records SSM's outcome.
+		if due || i.unrecorded() {
 			res.Enqueued = append(res.Enqueued, id)
 		}
 	}
