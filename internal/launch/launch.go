@@ -29,8 +29,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/aws-sdk-go-v2/service/securityhub"
-	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -98,15 +96,12 @@ type Handler struct {
 	// Ledger, when the stack has one, gets an entry for every status the function
 	// records.
 	Ledger Ledger
-	// Findings, when the stack enables them, files a Security Hub finding for every
-	// verdict (blocked, opted out).
-	Findings *findings.Publisher
-	// Compliance, when the stack enables it, writes each verdict as the instance's
-	// Custom:StoreCrypt compliance in Systems Manager.
-	Compliance *findings.Compliance
-	Log        *slog.Logger
-	Metrics    *emf.Writer
-	Now        func() time.Time
+	// Findings files every verdict (blocked, opted out) in Security Hub and Systems
+	// Manager compliance, as the stack enables them; nil files nothing.
+	Findings *findings.Filer
+	Log      *slog.Logger
+	Metrics  *emf.Writer
+	Now      func() time.Time
 
 	mu sync.Mutex
 	// outcomes remembers what finished runs proved ("instance/command"): SSM never
@@ -148,12 +143,7 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 	if c.LedgerTable != "" {
 		h.Ledger = &ledger.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: c.LedgerTable}
 	}
-	if c.SecurityHub {
-		h.Findings = findings.NewPublisher(securityhub.NewFromConfig(cfg), c.KeyARN)
-	}
-	if c.ComplianceItems {
-		h.Compliance = &findings.Compliance{SSM: ssmc, KeyARN: c.KeyARN}
-	}
+	h.Findings = findings.New(cfg, c.KeyARN, c.SecurityHub, c.ComplianceItems)
 	return h
 }
 
@@ -332,10 +322,8 @@ func (h *Handler) terminated(ctx context.Context, log *slog.Logger, id string, a
 	}
 	log.Info("instance terminated: its ledger item is closed", "instance_id", id)
 	// Its finding, if storecrypt filed one, speaks of an instance that is gone.
-	if h.Findings != nil {
-		if err := h.Findings.Publish(ctx, []shtypes.AwsSecurityFinding{h.Findings.Finding(findings.Instance{ID: id, Status: findings.StatusTerminated}, at)}); err != nil {
-			log.Warn("archiving the instance's Security Hub finding", "instance_id", id, "error", err.Error())
-		}
+	if err := h.Findings.File(ctx, []findings.Instance{{ID: id, Status: findings.StatusTerminated}}, at); err != nil {
+		log.Warn("archiving the instance's Security Hub finding", "instance_id", id, "error", err.Error())
 	}
 }
 
@@ -876,28 +864,14 @@ func (b *batch) writeLedger(ctx context.Context) {
 // Both are copies for security teams: a failure is logged, not retried.
 func (b *batch) writeFindings(ctx context.Context) {
 	h := b.h
-	var fs []shtypes.AwsSecurityFinding
+	var vs []findings.Instance
 	for s, instances := range b.tags {
-		if !findings.Reported(s.Status, s.Reason) {
-			continue
-		}
 		for _, i := range instances {
-			v := findings.Instance{ID: i.id, Type: string(i.InstanceType), Role: i.role, Status: s.Status, Reason: s.Reason, CommandID: s.CommandID}
-			if h.Findings != nil {
-				fs = append(fs, h.Findings.Finding(v, h.Now()))
-			}
-			if h.Compliance != nil {
-				if err := h.Compliance.Put(ctx, v, h.Now()); err != nil {
-					h.log(i).Warn("writing the instance's compliance", "error", err.Error())
-				}
-			}
+			vs = append(vs, findings.Instance{ID: i.id, Type: string(i.InstanceType), Role: i.role, Status: s.Status, Reason: s.Reason, CommandID: s.CommandID})
 		}
 	}
-	if h.Findings == nil {
-		return
-	}
-	if err := h.Findings.Publish(ctx, fs); err != nil {
-		h.Log.Warn("filing Security Hub findings", "findings", len(fs), "error", err.Error())
+	if err := h.Findings.File(ctx, vs, h.Now()); err != nil {
+		h.Log.Warn("filing the verdicts for security teams", "instances", len(vs), "error", err.Error())
 	}
 }
 

@@ -14,6 +14,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/audit"
 	"github.com/storecrypt/storecrypt/internal/binding"
+	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 )
 
@@ -42,7 +43,7 @@ func reportFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 			return err
 		}
 		if sc.LedgerTable == "" {
-			return fmt.Errorf("stack %s has no %s output: deploy this version of storecrypt, whose ledger the report reads", *stack, "LedgerTable")
+			return fmt.Errorf("stack %s has no %s output: deploy this version of storecrypt, whose ledger the report reads", *stack, contract.OutputLedgerTable)
 		}
 		book := &ledger.Ledger{DB: e.DynamoDB, Table: sc.LedgerTable}
 		fmt.Fprintf(e.errOut, "reading the launches from %s to %s in %s\n", since.Format(time.RFC3339), until.Format(time.RFC3339), sc.LedgerTable)

@@ -21,8 +21,6 @@ import (
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
-	"github.com/aws/aws-sdk-go-v2/service/securityhub"
-	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -71,14 +69,12 @@ type Handler struct {
 	// Ledger, when the stack has one, gets the outcome of every run, with the evidence
 	// of an encrypted one, before the tags do.
 	Ledger Ledger
-	// Findings, when the stack enables them, files the verdict in Security Hub.
-	Findings *findings.Publisher
-	// Compliance, when the stack enables it, writes the verdict as Systems Manager
-	// compliance.
-	Compliance *findings.Compliance
-	Log        *slog.Logger
-	Metrics    *emf.Writer
-	Now        func() time.Time
+	// Findings files the verdict in Security Hub and Systems Manager compliance, as the
+	// stack enables them; nil files nothing.
+	Findings *findings.Filer
+	Log      *slog.Logger
+	Metrics  *emf.Writer
+	Now      func() time.Time
 }
 
 // New wires a handler to AWS through cfg; metric lines go to metrics.
@@ -94,12 +90,7 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 	if c.LedgerTable != "" {
 		h.Ledger = &ledger.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: c.LedgerTable}
 	}
-	if c.SecurityHub {
-		h.Findings = findings.NewPublisher(securityhub.NewFromConfig(cfg), c.KeyARN)
-	}
-	if c.ComplianceItems {
-		h.Compliance = &findings.Compliance{SSM: ssmc, KeyARN: c.KeyARN}
-	}
+	h.Findings = findings.New(cfg, c.KeyARN, c.SecurityHub, c.ComplianceItems)
 	return h
 }
 
@@ -223,19 +214,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*outco
 // encrypted, the same finding archived once it is. A failure is logged, not retried: the
 // ledger and the tags hold the verdict.
 func (h *Handler) file(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *outcome.Outcome, now time.Time) {
-	if !findings.Reported(out.Status, out.Reason) {
-		return
-	}
 	v := findings.Instance{ID: d.InstanceID, Type: string(inst.InstanceType), Status: out.Status, Reason: out.Reason, CommandID: d.CommandID}
-	if h.Findings != nil {
-		if err := h.Findings.Publish(ctx, []shtypes.AwsSecurityFinding{h.Findings.Finding(v, now)}); err != nil {
-			log.Warn("filing the Security Hub finding", "error", err.Error())
-		}
-	}
-	if h.Compliance != nil {
-		if err := h.Compliance.Put(ctx, v, now); err != nil {
-			log.Warn("writing the instance's compliance", "error", err.Error())
-		}
+	if err := h.Findings.File(ctx, []findings.Instance{v}, now); err != nil {
+		log.Warn("filing the verdict for security teams", "error", err.Error())
 	}
 }
 
