@@ -20,6 +20,8 @@ declare -A need=(
 	[fio]=fio
 	# bootunit's tests have systemd's own parser check the boot unit.
 	[systemd-analyze]=systemd
+	# The systemd test guest's root is built from Debian's packages.
+	[mmdebstrap]=mmdebstrap
 	# audit's test renders the HTML report as an auditor's browser would.
 	[chromium]=chromium
 )

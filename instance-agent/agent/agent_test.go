@@ -123,8 +123,9 @@ func kmsOptions() contract.AgentOptions {
 	return o
 }
 
-// provisionCalls is what apply runs to provision dev once it has decided to format it.
-func provisionCalls(dev string) []sysexec.Call {
+// provisionCalls is what apply runs to provision /dev/nvme1n1 once it has decided to format it.
+func provisionCalls() []sysexec.Call {
+	const dev = "/dev/nvme1n1"
 	return []sysexec.Call{
 		{Argv: "cryptsetup luksFormat --batch-mode --type luks2 --cipher aes-xts-plain64 --key-size 512 --sector-size 4096 --uuid " + volUUID +
 			" --label storecrypt --subsystem storecrypt-provisioning --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-slot 0 --key-file - " + dev},
@@ -142,11 +143,11 @@ func TestApplyFreshDisk(t *testing.T) {
 	root := t.TempDir()
 	sysfs(t, root, merge(disk("nvme1n1", "259:0")))
 	keys := &fakeKeys{}
-	token := `{"type":"storecrypt","keyslots":[],"key_source":"kms-datakey","key_id":"` + keyARN + `","ciphertext":"d3JhcHBlZA=="}`
+	token := `{"type":"storecrypt","keyslots":[],"key_source":"kms-datakey","key_id":"` + keyARN + `","ciphertext":"d3JhcHBlZA==","provisioned_by":"ssm-command"}`
 	a, fake, progress := newTestAgent(t, root, append([]sysexec.Call{
 		{Argv: "cryptsetup --version", Stdout: version},
 		{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
-	}, provisionCalls("/dev/nvme1n1")...), keys)
+	}, provisionCalls()...), keys)
 	rep, err := a.Apply(context.Background(), kmsOptions())
 	if err != nil {
 		t.Fatalf("apply: %v\n%s", err, progress)
@@ -327,7 +328,7 @@ func TestReformatsOnlyProvisioning(t *testing.T) {
 			{Argv: "cryptsetup --version", Stdout: version},
 			probeOurs(contract.StateProvisioning),
 			{Argv: "cryptsetup luksDump --dump-json-metadata /dev/nvme1n1", Stdout: header},
-		}, provisionCalls("/dev/nvme1n1")...), &fakeKeys{})
+		}, provisionCalls()...), &fakeKeys{})
 		if _, err := a.Apply(context.Background(), kmsOptions()); err != nil {
 			t.Fatalf("%v\n%s", err, progress)
 		}

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/storecrypt/storecrypt/instance-agent/atomicfile"
+	"github.com/storecrypt/storecrypt/instance-agent/bind"
 	"github.com/storecrypt/storecrypt/instance-agent/bootunit"
 	"github.com/storecrypt/storecrypt/instance-agent/discover"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
@@ -69,7 +70,14 @@ func (r *run) observe(disks []discover.Disk) (plan.Facts, error) {
 	case modeStatus:
 		m = plan.Status
 	}
-	f := plan.Facts{Mode: m, Options: r.o, Perf: r.perf, NewUUID: r.NewUUID()}
+	f := plan.Facts{Mode: m, Options: r.o, Perf: r.perf, NewUUID: r.NewUUID(), BootMode: bootunit.BootMode(r.Root)}
+	if len(r.o.BindDirs) > 0 {
+		binds, err := bind.Observe(r.fsys, plan.MapperPath, r.o.BindDirs)
+		if err != nil {
+			return f, err
+		}
+		f.Binds = binds
+	}
 	for i, d := range disks {
 		s, err := probe.Device(r.ctx, r.Run, d.Path)
 		if err != nil {
@@ -153,7 +161,7 @@ type executor struct {
 // layout is the plan's layout with what the steps did.
 func (ex *executor) layout(l contract.Layout) *contract.Layout {
 	if t := ex.token; t != nil {
-		l.KeySource, l.KeyID, l.Secret = t.KeySource, t.KeyID, t.Secret
+		l.KeySource, l.KeyID, l.Secret, l.ProvisionedBy = t.KeySource, t.KeyID, t.Secret, t.ProvisionedBy
 	}
 	l.Open = l.Open || ex.opened
 	l.Mounted = l.Mounted || ex.mounted
@@ -166,16 +174,8 @@ func (ex *executor) layout(l contract.Layout) *contract.Layout {
 func (ex *executor) execute(p plan.Plan, f *plan.Facts) (bool, error) {
 	// The mount point is checked before the first step: a run that would mount on a
 	// symlink or over files refuses before it formats anything.
-	for _, s := range p.Steps {
-		if s.Kind != plan.Mount {
-			continue
-		}
-		var unsafe *mountpoint.UnsafeError
-		if err := mountpoint.Check(ex.Root, ex.o.MountPoint); errors.As(err, &unsafe) {
-			return false, &RefusedError{Device: ex.o.MountPoint, Reason: unsafe.Reason}
-		} else if err != nil {
-			return false, err
-		}
+	if err := ex.check(p, f); err != nil {
+		return false, err
 	}
 	for _, s := range p.Steps {
 		if ex.dry() {
@@ -192,6 +192,31 @@ func (ex *executor) execute(p plan.Plan, f *plan.Facts) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// check refuses, before the first step, a mount point or a directory to bind that is not
+// safe: a run that would mount on a symlink or over files refuses before it formats.
+func (ex *executor) check(p plan.Plan, f *plan.Facts) error {
+	var errs []error
+	for _, s := range p.Steps {
+		switch s.Kind {
+		case plan.Mount:
+			errs = append(errs, mountpoint.Check(ex.Root, ex.o.MountPoint))
+		case plan.BindDir:
+			for _, d := range f.Binds {
+				errs = append(errs, bind.Check(ex.Root, d))
+			}
+		}
+	}
+	for _, err := range errs {
+		var unsafe *mountpoint.UnsafeError
+		if errors.As(err, &unsafe) {
+			return &RefusedError{Device: unsafe.Dir, Reason: unsafe.Reason}
+		} else if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (ex *executor) would(s plan.Step) {
@@ -215,6 +240,15 @@ func (ex *executor) step(s plan.Step) error {
 		return ex.recoverKey(s)
 	case plan.InstallBoot:
 		return ex.installBoot(s)
+	case plan.BindDir:
+		start := ex.Now()
+		did, err := bind.Move(ex.ctx, ex.Run, ex.Root, ex.o.MountPoint, s.Dir, ex.Seal)
+		if err != nil {
+			return err
+		}
+		ex.record(s.Name, did+": "+s.Dir+" from "+bind.Target(ex.o.MountPoint, s.Dir), true, start)
+		ex.rep.Steps[len(ex.rep.Steps)-1].Command = command(s)
+		return nil
 	}
 	return ex.act(s, func() error {
 		switch s.Kind {
@@ -288,6 +322,7 @@ func (ex *executor) newKey(s plan.Step) error {
 		if err != nil {
 			return "", err
 		}
+		key.Token.ProvisionedBy = ex.o.ProvisionedBy()
 		ex.key, ex.token = key, &key.Token
 		return "new " + ex.o.KeySource + " key" + keyIDSuffix(key.Token.KeyID), nil
 	})
@@ -380,27 +415,40 @@ func (r *run) openMapping(name string) string {
 // installBoot copies the agent to a fixed path and installs the unit that runs it at boot.
 func (ex *executor) installBoot(s plan.Step) error {
 	start := ex.Now()
-	copied, err := ex.installSelf()
+	changed, err := ex.installUnit(s.Unit)
 	if err != nil {
 		return err
-	}
-	changed, err := bootunit.Install(ex.Root, s.Unit)
-	if err != nil {
-		return err
-	}
-	if changed && isDir(filepath.Join(ex.Root, "run/systemd/system")) {
-		if _, err := ex.Run.Run(ex.ctx, sysexec.Command{Name: "systemctl", Args: []string{"daemon-reload"}}); err != nil {
-			return fmt.Errorf("reloading systemd: %w", err)
-		}
 	}
 	ex.booted = true
-	if copied || changed {
+	if changed {
 		ex.record(s.Name, s.Action, true, start)
 	} else {
 		ex.record(s.Name, contract.UnitName+" is up to date", false, start)
 	}
 	return nil
 }
+
+// installUnit copies the agent to contract.AgentPath, installs u and, when systemd runs,
+// has it read the change. It reports whether anything changed.
+func (r *run) installUnit(u bootunit.Unit) (bool, error) {
+	copied, err := r.installSelf()
+	if err != nil {
+		return false, err
+	}
+	changed, err := bootunit.Install(r.Root, u)
+	if err != nil {
+		return false, err
+	}
+	if changed && r.systemdRuns() {
+		if _, err := r.Run.Run(r.ctx, sysexec.Command{Name: "systemctl", Args: []string{"daemon-reload"}}); err != nil {
+			return false, fmt.Errorf("reloading systemd: %w", err)
+		}
+	}
+	return copied || changed, nil
+}
+
+// systemdRuns: systemd is the running init (sd_booted's test); at image build it is not.
+func (r *run) systemdRuns() bool { return isDir(filepath.Join(r.Root, "run/systemd/system")) }
 
 func (r *run) unitInstalled() bool {
 	_, err := fs.Stat(r.fsys, path.Join("etc/systemd/system", contract.UnitName))

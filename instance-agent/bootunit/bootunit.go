@@ -102,6 +102,22 @@ func Install(root string, u Unit) (bool, error) {
 	return changed, nil
 }
 
+// BootMode reports whether the unit installed under root provisions at boot: it runs
+// apply with --boot, as `storecrypt-agent install` writes it.
+func BootMode(root string) bool {
+	b, err := os.ReadFile(filepath.Join(root, "etc/systemd/system", contract.UnitName))
+	if err != nil {
+		return false
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if exec, ok := strings.CutPrefix(line, "ExecStart="); ok {
+			args := strings.Fields(exec)
+			return len(args) > 1 && args[1] == "apply" && slices.Contains(args, "--"+contract.FlagBoot)
+		}
+	}
+	return false
+}
+
 // link makes path a symlink to the unit one directory up, as systemctl enable does.
 func link(path string) (bool, error) {
 	want := "../" + contract.UnitName

@@ -42,6 +42,8 @@ var commands = []command{
 		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
 			return a.Plan
 		}},
+	{"install", "boot-time mode: install the agent and a unit that provisions or reopens the volume at every boot, before the workload (for an image build or user data)",
+		nil},
 	{"status", "print the volume's state and the last run as JSON",
 		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
 			return a.Status
@@ -103,6 +105,9 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent
 	if m := os.Getenv(contract.EnvModel); m != "" {
 		o.Model = m
 	}
+	if cmd.name == "install" {
+		o.RequiredBy = contract.DefaultBootRequiredBy
+	}
 	fs := flag.NewFlagSet("storecrypt-agent "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	o.RegisterFlags(fs)
@@ -110,6 +115,11 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent
 	var retryFor time.Duration
 	if cmd.name == "apply" || cmd.name == "unlock" {
 		fs.DurationVar(&retryFor, contract.FlagRetryFor, 0, "keep retrying for this long while the key is unavailable, a tool fails or the lock is held (the boot unit's way to wait for the network)")
+		fs.BoolVar(&o.Boot, contract.FlagBoot, false, "this run is the boot-time unit's (set by install; the volume records that the boot unit made it)")
+	}
+	var now bool
+	if cmd.name == "install" {
+		fs.BoolVar(&now, "now", false, "also start the unit now, without waiting for it (user data; systemctl enable --now)")
 	}
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: storecrypt-agent %s [flags]\n\n%s.\n\nFlags:\n", cmd.name, cmd.summary)
@@ -128,7 +138,13 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent
 	a := newAgent()
 	a.Wait = *wait
 	a.Progress = stderr
-	rep, err := a.Retrying(retryFor, cmd.run(a))(ctx, o)
+	var rep *contract.Report
+	var err error
+	if cmd.name == "install" {
+		rep, err = a.Install(ctx, o, now)
+	} else {
+		rep, err = a.Retrying(retryFor, cmd.run(a))(ctx, o)
+	}
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if encErr := enc.Encode(rep); encErr != nil {

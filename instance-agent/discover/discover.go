@@ -146,7 +146,7 @@ func readMounts(fsys fs.FS) (map[string][]string, error) {
 		if len(fields) < 5 {
 			continue
 		}
-		mounts[fields[2]] = append(mounts[fields[2]], unescapeMount(fields[4]))
+		mounts[fields[2]] = append(mounts[fields[2]], UnescapeMount(fields[4]))
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading mounts: %w", err)
@@ -154,8 +154,8 @@ func readMounts(fsys fs.FS) (map[string][]string, error) {
 	return mounts, nil
 }
 
-// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func unescapeMount(s string) string {
+// UnescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func UnescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

@@ -57,6 +57,9 @@ type Token struct {
 	// --force does not lock the volume out. Empty in tokens written before versions were
 	// kept, and for a bucket without versioning; those read the current object.
 	SecretVersion string `json:"secret_version,omitempty"`
+	// ProvisionedBy is the path that made the volume (contract.ProvisionedByBoot or
+	// ProvisionedByCommand); absent in tokens written before it was recorded.
+	ProvisionedBy string `json:"provisioned_by,omitempty"`
 }
 
 // ParseToken decodes a token read from a LUKS2 header.

@@ -43,20 +43,8 @@ type Seal func(dir string) error
 // or a non-directory in its path, files in it, or another filesystem mounted on it. A
 // path that does not exist yet is fine; Prepare creates it.
 func Check(root, dir string) error {
-	cur := root
-	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
-		cur = filepath.Join(cur, part)
-		st, err := os.Lstat(cur)
-		switch {
-		case errors.Is(err, os.ErrNotExist):
-			return nil
-		case err != nil:
-			return fmt.Errorf("checking %s: %w", cur, err)
-		case st.Mode()&os.ModeSymlink != 0:
-			return &UnsafeError{Dir: dir, Reason: "goes through the symlink " + strings.TrimPrefix(cur, root)}
-		case !st.IsDir():
-			return &UnsafeError{Dir: dir, Reason: "goes through " + strings.TrimPrefix(cur, root) + ", which is not a directory"}
-		}
+	if exists, err := CheckPath(root, dir); err != nil || !exists {
+		return err
 	}
 	full := filepath.Join(root, dir)
 	empty, err := isEmpty(full)
@@ -72,6 +60,27 @@ func Check(root, dir string) error {
 		return &UnsafeError{Dir: dir, Reason: "is already the mount point of another filesystem"}
 	}
 	return nil
+}
+
+// CheckPath refuses a path (an absolute path under root) through a symlink or a
+// non-directory, touching nothing, and says whether the whole path exists.
+func CheckPath(root, dir string) (bool, error) {
+	cur := root
+	for _, part := range strings.Split(strings.Trim(dir, "/"), "/") {
+		cur = filepath.Join(cur, part)
+		st, err := os.Lstat(cur)
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			return false, nil
+		case err != nil:
+			return false, fmt.Errorf("checking %s: %w", cur, err)
+		case st.Mode()&os.ModeSymlink != 0:
+			return false, &UnsafeError{Dir: dir, Reason: "goes through the symlink " + strings.TrimPrefix(cur, root)}
+		case !st.IsDir():
+			return false, &UnsafeError{Dir: dir, Reason: "goes through " + strings.TrimPrefix(cur, root) + ", which is not a directory"}
+		}
+	}
+	return true, nil
 }
 
 // Prepare makes dir (an absolute path under root) ready to mount on: Check, then each

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/storecrypt/storecrypt/instance-agent/bind"
 	"github.com/storecrypt/storecrypt/instance-agent/bootunit"
 	"github.com/storecrypt/storecrypt/instance-agent/filesystem"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
@@ -98,6 +99,10 @@ type Facts struct {
 	NewUUID string
 	// KeyHeld: this run already holds the new volume's key (made before the array).
 	KeyHeld bool
+	// Binds are the directories of --bind-dirs as found.
+	Binds []bind.Dir
+	// BootMode: the installed boot unit provisions at boot (`storecrypt-agent install`).
+	BootMode bool
 }
 
 // Kind is what a step does; the executor runs each kind.
@@ -118,6 +123,7 @@ const (
 	MakeFS                      // make the filesystem
 	MarkReady                   // mark the volume ready in its header
 	Mount                       // mount it
+	BindDir                     // bind a directory's place on the volume on it
 	InstallBoot                 // install the boot unit and the agent it runs
 )
 
@@ -137,6 +143,8 @@ type Step struct {
 	Token      *keysource.Token
 	// For InstallBoot: the command line the unit runs at boot and the units it holds back.
 	Unit bootunit.Unit
+	// For BindDir: the directory.
+	Dir string
 }
 
 // Plan is the decision: its steps, what it could not decide alone, and the volume as the
@@ -175,7 +183,7 @@ type planner struct {
 
 // Decide computes the plan.
 func Decide(f Facts) (Plan, error) {
-	pl := &planner{f: f, p: Plan{Layout: contract.Layout{MountPoint: f.Options.MountPoint}}}
+	pl := &planner{f: f, p: Plan{Layout: contract.Layout{MountPoint: f.Options.MountPoint, BootMode: f.BootMode || f.Options.Boot}}}
 	err := pl.decide()
 	return pl.p, err
 }
@@ -349,7 +357,9 @@ func (pl *planner) provision(v volume) error {
 	pl.add(Step{Kind: MarkReady, Name: "mark-ready", Action: "mark the volume ready in its header",
 		Cmd: luks.SetLabelsCommand(v.Path, contract.VolumeLabel, contract.StateReady), Leaves: "volume " + contract.StateReady})
 	l.State, l.Filesystem = contract.StateReady, o.Filesystem
+	l.ProvisionedBy = o.ProvisionedBy()
 	pl.mount(o.Filesystem)
+	pl.bindDirs()
 	pl.installBoot(o.KeySource)
 	return nil
 }
@@ -389,7 +399,7 @@ func (pl *planner) existing(v volume, s probe.Signature) error {
 	}
 	l.Flags = h.Meta.Config.Flags
 	if t := h.Token; t != nil {
-		l.KeySource, l.KeyID, l.Secret = t.KeySource, t.KeyID, t.Secret
+		l.KeySource, l.KeyID, l.Secret, l.ProvisionedBy = t.KeySource, t.KeyID, t.Secret, t.ProvisionedBy
 	}
 	switch s.Subsystem {
 	case contract.StateProvisioning:
@@ -415,7 +425,7 @@ func (pl *planner) reprovision(v volume) error {
 		pl.add(Step{Kind: CloseMapping, Name: "luks-close", Action: "close the mapping an interrupted run left open",
 			Cmd: luks.CloseCommand(contract.MapperName), Leaves: MapperPath + " closed"})
 	}
-	pl.p.Layout.KeyID, pl.p.Layout.Secret = "", ""
+	pl.p.Layout.KeyID, pl.p.Layout.Secret, pl.p.Layout.ProvisionedBy = "", "", ""
 	return pl.provision(v)
 }
 
@@ -452,10 +462,12 @@ func (pl *planner) openAndMount(v volume, tok keysource.Token) error {
 	case slices.Contains(m.Mounts, o.MountPoint):
 		l.Mounted = true
 		pl.note("%s is already open and mounted at %s", MapperPath, o.MountPoint)
+		pl.bindDirs()
 	case len(m.Mounts) > 0:
 		pl.note("%s is mounted at %s, not at %s; left as it is", MapperPath, strings.Join(m.Mounts, ", "), o.MountPoint)
 	default:
 		pl.mount(m.FS.Type)
+		pl.bindDirs()
 	}
 	if pl.f.Mode.formats() {
 		pl.installBoot(tok.KeySource)
@@ -476,28 +488,54 @@ func (pl *planner) mount(fsType string) {
 		Cmd: filesystem.MountCommand(MapperPath, dir, fsType), Leaves: "mounted at " + dir})
 }
 
+// bindDirs binds each directory of --bind-dirs that is not bound yet.
+func (pl *planner) bindDirs() {
+	o := pl.f.Options
+	for _, d := range pl.f.Binds {
+		if d.State == bind.Bound {
+			continue
+		}
+		t := bind.Target(o.MountPoint, d.Path)
+		pl.add(Step{Kind: BindDir, Name: "bind", Action: "bind " + t + " on " + d.Path + " (its content copied there on first use)",
+			Cmd: bind.MountCommand(t, d.Path), Dir: d.Path, Leaves: d.Path + " on the volume"})
+	}
+	pl.p.Layout.BindDirs = o.BindDirs
+}
+
 // installBoot: the unit runs unlock at boot for keys that survive a reboot, and apply
 // for ephemeral ones, whose volume a reboot turns back into scratch. Either retries for a
-// while: at boot the network, and so KMS, may not be up yet.
+// while: at boot the network, and so KMS, may not be up yet. A boot-time unit (installed
+// by `storecrypt-agent install`) already provisions at boot; it is left as installed.
 func (pl *planner) installBoot(keySource string) {
 	o := pl.f.Options
+	if o.Boot || pl.f.BootMode {
+		pl.p.Layout.BootMode, pl.p.Layout.BootUnit = true, true
+		if !o.Boot {
+			pl.note("%s provisions this volume at boot (storecrypt-agent install); left as installed", contract.UnitName)
+		}
+		return
+	}
 	argv := []string{contract.AgentPath, "unlock", "--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model}
 	if keySource == contract.KeySourceEphemeral {
-		argv = []string{contract.AgentPath, "apply", "--" + contract.FlagKeySource, keySource,
-			"--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model,
-			"--" + contract.FlagFilesystem, o.Filesystem, fmt.Sprintf("--%s=%t", contract.FlagDiscard, o.Discard)}
-		if len(o.RequiredBy) > 0 {
-			argv = append(argv, "--"+contract.FlagRequiredBy, strings.Join(o.RequiredBy, ","))
+		argv = append([]string{contract.AgentPath, "apply"}, o.Args()...)
+	} else {
+		if len(o.Devices) > 0 {
+			argv = append(argv, "--"+contract.FlagDevices, strings.Join(o.Devices, ","))
+		}
+		if len(o.BindDirs) > 0 {
+			argv = append(argv, "--"+contract.FlagBindDirs, strings.Join(o.BindDirs, ","))
 		}
 	}
-	if len(o.Devices) > 0 {
-		argv = append(argv, "--"+contract.FlagDevices, strings.Join(o.Devices, ","))
-	}
 	argv = append(argv, fmt.Sprintf("--%s=%s", contract.FlagRetryFor, contract.BootRetryFor))
-	action := "install " + contract.UnitName + " and " + contract.AgentPath
-	if len(o.RequiredBy) > 0 {
-		action += "; hold back " + strings.Join(o.RequiredBy, ", ") + " until the volume is mounted"
-	}
-	pl.add(Step{Kind: InstallBoot, Name: "boot-unit", Action: action,
+	pl.add(Step{Kind: InstallBoot, Name: "boot-unit", Action: InstallAction(o.RequiredBy),
 		Unit: bootunit.Unit{Exec: argv, RequiredBy: o.RequiredBy}, Leaves: contract.UnitName + " installed"})
+}
+
+// InstallAction says what installing the boot unit does.
+func InstallAction(requiredBy []string) string {
+	action := "install " + contract.UnitName + " and " + contract.AgentPath
+	if len(requiredBy) > 0 {
+		action += "; hold back " + strings.Join(requiredBy, ", ") + " until the volume is mounted"
+	}
+	return action
 }

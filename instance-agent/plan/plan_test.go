@@ -279,7 +279,9 @@ func TestBootUnit(t *testing.T) {
 			contract.AgentPath + " unlock --mount-point /mnt/instance-store --model Amazon EC2 NVMe Instance Storage --retry-for=4m0s", []string{"postgresql.service"}, true},
 		{"ephemeral: apply again at boot, holding the same units", func(o *contract.AgentOptions) {
 			o.KeySource, o.KMSKeyID, o.RequiredBy = contract.KeySourceEphemeral, "", []string{"postgresql.service"}
-		}, contract.AgentPath + " apply --key-source ephemeral --mount-point /mnt/instance-store --model Amazon EC2 NVMe Instance Storage --filesystem ext4 --discard=true --required-by postgresql.service --retry-for=4m0s", []string{"postgresql.service"}, true},
+		}, contract.AgentPath + " apply --key-source ephemeral --mount-point /mnt/instance-store --model Amazon EC2 NVMe Instance Storage --filesystem ext4 --required-by postgresql.service --discard=true --retry-for=4m0s", []string{"postgresql.service"}, true},
+		{"directories bound again at boot", func(o *contract.AgentOptions) { o.BindDirs = []string{"/var/lib/containerd", "/var/log/pods"} },
+			contract.AgentPath + " unlock --mount-point /mnt/instance-store --model Amazon EC2 NVMe Instance Storage --bind-dirs /var/lib/containerd,/var/log/pods --retry-for=4m0s", nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			f := facts(Preview, disks(blank))

@@ -13,6 +13,8 @@ type Call struct {
 	Stdout string
 	Code   int // non-zero: the call returns an *ExitError with Stderr
 	Stderr string
+	// Do, when set, runs when the call is made: the command's effect on the test's files.
+	Do func() error
 }
 
 // Fake is a scripted Runner: each Run must match the next Call exactly, in order.
@@ -51,6 +53,11 @@ func (f *Fake) Run(_ context.Context, c Command) ([]byte, error) {
 		f.Stdins[f.next] = append([]byte(nil), c.Stdin...)
 	}
 	f.next++
+	if want.Do != nil {
+		if err := want.Do(); err != nil {
+			f.T.Fatalf("command %q: %v", c.String(), err)
+		}
+	}
 	if want.Code != 0 {
 		return []byte(want.Stdout), &ExitError{Command: c.String(), Code: want.Code, Stderr: want.Stderr}
 	}

@@ -81,6 +81,10 @@ const (
 	FlagWait       = "wait"
 	FlagRetryFor   = "retry-for"
 	FlagRequiredBy = "required-by"
+	FlagBindDirs   = "bind-dirs"
+	// FlagBoot marks a run by the boot-time unit that `storecrypt-agent install` puts in
+	// place: the volume it provisions records that the boot unit made it.
+	FlagBoot = "boot"
 )
 
 // Defaults for the agent's flags.
@@ -90,6 +94,10 @@ const (
 	DefaultFilesystem = FilesystemExt4
 	DefaultKeySource  = KeySourceKMSDataKey
 )
+
+// DefaultBootRequiredBy are the units the boot-time unit holds back unless told others:
+// the container runtimes and the kubelet, whose state --bind-dirs usually moves.
+var DefaultBootRequiredBy = []string{"containerd.service", "docker.service", "kubelet.service"}
 
 // Names of what the agent creates on the instance.
 const (
@@ -105,6 +113,9 @@ const (
 	AgentPath = "/usr/local/sbin/storecrypt-agent"
 	// UnitName is the systemd unit that unlocks the volume at boot.
 	UnitName = "storecrypt-unlock.service"
+	// BindRoot is the directory on the volume, under the mount point, that holds the
+	// directories --bind-dirs moves there: <mount point>/storecrypt-bind/var/lib/containerd.
+	BindRoot = "storecrypt-bind"
 	// BootRetryFor is how long the boot unit's run keeps trying to get the key (KMS may be
 	// unreachable for the first seconds of a boot).
 	BootRetryFor = 4 * time.Minute
@@ -182,10 +193,15 @@ var (
 	PatternMountPoint = `^(/mnt(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){1,6}|/(data|srv)(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){0,6}|/var/lib(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){1,6})$`
 	PatternModel      = `^[A-Za-z0-9 ._-]{1,64}$`
 	PatternDevices    = `^$|^/dev/[A-Za-z0-9/_-]+(,/dev/[A-Za-z0-9/_-]+)*$`
+	// Directories --bind-dirs moves onto the volume: state and logs of applications
+	// (containerd, the kubelet, pods' logs, a database's data), never the system's own.
+	PatternBindDirs = `^$|^` + bindDir + `(,` + bindDir + `)*$`
 	// Units the boot unit holds back: services, mounts, sockets, timers or paths by name.
 	// Targets are left out: holding one back holds back a stage of the boot.
 	PatternRequiredBy = `^$|^` + unitName + `(,` + unitName + `)*$`
 )
+
+const bindDir = `/(var/lib|var/log|var/cache|opt|srv|data|home)(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){1,6}`
 
 const unitName = `[A-Za-z0-9:_.@-]{1,200}\.(service|mount|socket|timer|path)`
 
@@ -200,6 +216,7 @@ var (
 	reModel      = regexp.MustCompile(PatternModel)
 	reDevices    = regexp.MustCompile(PatternDevices)
 	reRequiredBy = regexp.MustCompile(PatternRequiredBy)
+	reBindDirs   = regexp.MustCompile(PatternBindDirs)
 )
 
 // AgentOptions are the agent's settings that the SSM document passes as flags.
@@ -214,6 +231,8 @@ type AgentOptions struct {
 	Discard    bool
 	Wipe       bool
 	RequiredBy []string // units that must not start until the volume is mounted
+	BindDirs   []string // directories moved onto the volume and bind-mounted back
+	Boot       bool     // run by the boot-time unit (FlagBoot)
 }
 
 // DefaultAgentOptions returns the options an unconfigured run uses.
@@ -277,12 +296,8 @@ func (o AgentOptions) ValidateUnlock() error {
 	if !reMountPoint.MatchString(o.MountPoint) || path.Clean(o.MountPoint) != o.MountPoint {
 		return invalid(FlagMountPoint, o.MountPoint, "want a clean path under /mnt, /data, /srv or /var/lib/<name>")
 	}
-	// Under /var/lib, the state of the system's own tools: mounting over them would hide
-	// the package databases, systemd's state, the SSM agent's, or storecrypt's own.
-	for _, name := range []string{"storecrypt", "amazon", "systemd", "dpkg", "apt", "rpm", "dnf", "yum", "cloud"} {
-		if p := "/var/lib/" + name; o.MountPoint == p || strings.HasPrefix(o.MountPoint, p+"/") {
-			return invalid(FlagMountPoint, o.MountPoint, "is where the system keeps its own state")
-		}
+	if systemState(o.MountPoint) {
+		return invalid(FlagMountPoint, o.MountPoint, "is where the system keeps its own state")
 	}
 	if !reModel.MatchString(o.Model) {
 		return invalid(FlagModel, o.Model, "want letters, digits, spaces, dots, dashes")
@@ -306,7 +321,49 @@ func (o AgentOptions) ValidateUnlock() error {
 			return invalid(FlagRequiredBy, u, "must not wait for the volume: it is how the instance is reached or booted")
 		}
 	}
+	return o.validateBindDirs()
+}
+
+func (o AgentOptions) validateBindDirs() error {
+	if !reBindDirs.MatchString(strings.Join(o.BindDirs, ",")) {
+		return invalid(FlagBindDirs, strings.Join(o.BindDirs, ","), "want directories under /var/lib, /var/log, /var/cache, /opt, /srv, /data or /home, separated by commas")
+	}
+	for i, d := range o.BindDirs {
+		switch {
+		case path.Clean(d) != d:
+			return invalid(FlagBindDirs, d, "want a clean path")
+		case systemState(d):
+			return invalid(FlagBindDirs, d, "is where the system keeps its own state")
+		case within(d, o.MountPoint) || within(o.MountPoint, d):
+			return invalid(FlagBindDirs, d, "overlaps the mount point "+o.MountPoint)
+		}
+		for _, e := range o.BindDirs[:i] {
+			if within(d, e) || within(e, d) {
+				return invalid(FlagBindDirs, d, "overlaps "+e)
+			}
+		}
+	}
 	return nil
+}
+
+// within reports whether p is dir or below it.
+func within(p, dir string) bool { return p == dir || strings.HasPrefix(p, dir+"/") }
+
+// systemState: under /var/lib and /var/log, the state and logs of the system's own tools.
+// Mounting over them would hide the package databases, systemd's state and journal, the
+// SSM agent's state and logs, or storecrypt's own.
+func systemState(p string) bool {
+	for _, name := range []string{"storecrypt", "amazon", "systemd", "dpkg", "apt", "rpm", "dnf", "yum", "cloud"} {
+		if within(p, "/var/lib/"+name) {
+			return true
+		}
+	}
+	for _, name := range []string{"journal", "amazon", "storecrypt"} {
+		if within(p, "/var/log/"+name) {
+			return true
+		}
+	}
+	return false
 }
 
 // SecretLocation splits an s3://bucket/key secret into its parts.
@@ -374,7 +431,20 @@ type Layout struct {
 	MountPoint  string   `json:"mount_point,omitempty"`
 	Mounted     bool     `json:"mounted"`
 	BootUnit    bool     `json:"boot_unit"`
+	// BootMode: the boot unit provisions the volume at boot (`storecrypt-agent install`),
+	// so a run from the SSM document checks and leaves the unit as installed.
+	BootMode bool `json:"boot_mode,omitempty"`
+	// ProvisionedBy says which path made the volume: ProvisionedByBoot or
+	// ProvisionedByCommand; empty for volumes made before it was recorded.
+	ProvisionedBy string   `json:"provisioned_by,omitempty"`
+	BindDirs      []string `json:"bind_dirs,omitempty"` // directories bind-mounted from the volume
 }
+
+// Paths that provision a volume (Layout.ProvisionedBy).
+const (
+	ProvisionedByBoot    = "boot-unit"   // the boot-time unit, before the workload started
+	ProvisionedByCommand = "ssm-command" // apply, from the SSM document or by hand
+)
 
 // CipherSpec is the volume's cipher as one string: cipher/key size/sector size.
 func (l *Layout) CipherSpec() string {
@@ -403,6 +473,38 @@ func (o *AgentOptions) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&o.Discard, FlagDiscard, o.Discard, "pass discards (TRIM) through dm-crypt")
 	fs.BoolVar(&o.Wipe, FlagWipe, o.Wipe, "zero-fill the volume after format (slow: O(device size))")
 	fs.Var((*commaList)(&o.RequiredBy), FlagRequiredBy, "comma-separated systemd units that must not start at boot until the volume is mounted")
+	fs.Var((*commaList)(&o.BindDirs), FlagBindDirs, "comma-separated directories (e.g. /var/lib/containerd,/var/lib/kubelet,/var/log/pods) to move onto the volume and bind-mount back, at every boot before the units that need them")
+}
+
+// ProvisionedBy is the path a volume made by a run with these options was made by.
+func (o AgentOptions) ProvisionedBy() string {
+	if o.Boot {
+		return ProvisionedByBoot
+	}
+	return ProvisionedByCommand
+}
+
+// Args are the flags that give a run the options o (the boot unit's command line).
+// Flags at their zero value are left out, so the line says what was chosen.
+func (o AgentOptions) Args() []string {
+	a := []string{"--" + FlagKeySource, o.KeySource}
+	for _, f := range []struct{ name, value string }{
+		{FlagKMSKeyID, o.KMSKeyID}, {FlagSecret, o.Secret}, {FlagMountPoint, o.MountPoint},
+		{FlagModel, o.Model}, {FlagFilesystem, o.Filesystem}, {FlagDevices, strings.Join(o.Devices, ",")},
+		{FlagRequiredBy, strings.Join(o.RequiredBy, ",")}, {FlagBindDirs, strings.Join(o.BindDirs, ",")},
+	} {
+		if f.value != "" {
+			a = append(a, "--"+f.name, f.value)
+		}
+	}
+	a = append(a, fmt.Sprintf("--%s=%t", FlagDiscard, o.Discard))
+	if o.Wipe {
+		a = append(a, "--"+FlagWipe)
+	}
+	if o.Boot {
+		a = append(a, "--"+FlagBoot)
+	}
+	return a
 }
 
 type commaList []string

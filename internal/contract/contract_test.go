@@ -62,6 +62,19 @@ func TestValidate(t *testing.T) {
 		{"systemd's own units held back", func(o *AgentOptions) { o.RequiredBy = []string{"systemd-journald.service"} }, FlagRequiredBy},
 		{"the boot unit held back by itself", func(o *AgentOptions) { o.RequiredBy = []string{UnitName} }, FlagRequiredBy},
 		{"a path in a unit name", func(o *AgentOptions) { o.RequiredBy = []string{"../../x.service"} }, FlagRequiredBy},
+		{"kubernetes directories bound", func(o *AgentOptions) {
+			o.BindDirs = []string{"/var/lib/containerd", "/var/lib/kubelet", "/var/log/pods"}
+		}, ""},
+		{"a database's data bound", func(o *AgentOptions) { o.BindDirs = []string{"/var/lib/postgresql/15/main"} }, ""},
+		{"/etc bound", func(o *AgentOptions) { o.BindDirs = []string{"/etc"} }, FlagBindDirs},
+		{"/var/lib as a whole", func(o *AgentOptions) { o.BindDirs = []string{"/var/lib"} }, FlagBindDirs},
+		{"the journal bound", func(o *AgentOptions) { o.BindDirs = []string{"/var/log/journal"} }, FlagBindDirs},
+		{"storecrypt's state bound", func(o *AgentOptions) { o.BindDirs = []string{"/var/lib/storecrypt"} }, FlagBindDirs},
+		{"the SSM agent's state bound", func(o *AgentOptions) { o.BindDirs = []string{"/var/lib/amazon/ssm"} }, FlagBindDirs},
+		{"a dot-dot path", func(o *AgentOptions) { o.BindDirs = []string{"/var/lib/x/../../etc"} }, FlagBindDirs},
+		{"the mount point bound", func(o *AgentOptions) { o.MountPoint = "/var/lib/data"; o.BindDirs = []string{"/var/lib/data/x"} }, FlagBindDirs},
+		{"a bound directory holds the mount point", func(o *AgentOptions) { o.MountPoint = "/var/lib/data/x"; o.BindDirs = []string{"/var/lib/data"} }, FlagBindDirs},
+		{"one inside another", func(o *AgentOptions) { o.BindDirs = []string{"/var/lib/kubelet", "/var/lib/kubelet/pods"} }, FlagBindDirs},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			o := valid()

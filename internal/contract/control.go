@@ -33,6 +33,7 @@ var DocumentParameters = []DocumentParameter{
 	{"Discard", FlagDiscard, `^(true|false)$`, "Pass discards (TRIM) through dm-crypt."},
 	{"Wipe", FlagWipe, `^(true|false)$`, "Zero-fill a new volume (slow: O(device size))."},
 	{"RequiredBy", FlagRequiredBy, PatternRequiredBy, "Comma-separated systemd units (e.g. postgresql.service) that must not start at boot until the volume is mounted."},
+	{"BindDirs", FlagBindDirs, PatternBindDirs, "Comma-separated directories (e.g. /var/lib/containerd,/var/lib/kubelet,/var/log/pods) moved onto the volume and bind-mounted back at every boot; their content is copied on first use."},
 }
 
 // DocumentValues turns agent options into the document's parameter values.
@@ -41,7 +42,7 @@ func (o AgentOptions) DocumentValues() map[string][]string {
 		"KeySource": {o.KeySource}, "KmsKeyId": {o.KMSKeyID}, "Secret": {o.Secret},
 		"MountPoint": {o.MountPoint}, "Filesystem": {o.Filesystem},
 		"Devices": {strings.Join(o.Devices, ",")}, "Discard": {strconv.FormatBool(o.Discard)}, "Wipe": {strconv.FormatBool(o.Wipe)},
-		"RequiredBy": {strings.Join(o.RequiredBy, ",")},
+		"RequiredBy": {strings.Join(o.RequiredBy, ",")}, "BindDirs": {strings.Join(o.BindDirs, ",")},
 	}
 }
 

@@ -72,8 +72,10 @@ type Entry struct {
 // encrypted.
 type Evidence struct {
 	KeySource, Cipher, LUKSUUID, Layout string
-	AgentVersion                        string
-	DocumentName, DocumentHash          string
+	// ProvisionedBy is the path that made the volume: the boot-time unit or a command.
+	ProvisionedBy              string
+	AgentVersion               string
+	DocumentName, DocumentHash string
 }
 
 // FromReport is the evidence in the agent's report of the run that proved the volume
@@ -85,7 +87,7 @@ func FromReport(r *contract.Report, documentName, documentHash string) *Evidence
 	}
 	e.AgentVersion = r.AgentVersion
 	if l := r.Layout; l != nil {
-		e.KeySource, e.Cipher, e.LUKSUUID = l.KeySource, l.CipherSpec(), l.LUKSUUID
+		e.KeySource, e.Cipher, e.LUKSUUID, e.ProvisionedBy = l.KeySource, l.CipherSpec(), l.LUKSUUID, l.ProvisionedBy
 		disks := "1 disk"
 		if n := len(r.Devices); n > 1 {
 			disks = fmt.Sprintf("RAID0 of %d disks", n)
@@ -177,7 +179,7 @@ func (l *Ledger) update(launch Launch, e Entry, m mode) *dynamodb.UpdateItemInpu
 	if ev := e.Evidence; ev != nil && e.Status == contract.StatusEncrypted {
 		for _, a := range [][2]string{
 			{"encrypted_at", stamp(e.At)}, {"key_source", ev.KeySource},
-			{"cipher", ev.Cipher}, {"luks_uuid", ev.LUKSUUID}, {"layout", ev.Layout}, {"agent_version", ev.AgentVersion},
+			{"cipher", ev.Cipher}, {"luks_uuid", ev.LUKSUUID}, {"layout", ev.Layout}, {"provisioned_by", ev.ProvisionedBy}, {"agent_version", ev.AgentVersion},
 			{"document_name", ev.DocumentName}, {"document_hash", ev.DocumentHash},
 		} {
 			if a[1] == "" {
@@ -312,6 +314,7 @@ type Item struct {
 	Cipher             string        `json:"cipher,omitempty"`
 	LUKSUUID           string        `json:"luks_uuid,omitempty"`
 	Layout             string        `json:"layout,omitempty"`
+	ProvisionedBy      string        `json:"provisioned_by,omitempty"`
 	AgentVersion       string        `json:"agent_version,omitempty"`
 	DocumentName       string        `json:"document_name,omitempty"`
 	DocumentHash       string        `json:"document_hash,omitempty"`
@@ -383,7 +386,7 @@ func decode(m map[string]ddbtypes.AttributeValue) *Item {
 		FirstSeen: v(m, "first_seen"), Status: v(m, "status"), Reason: v(m, "reason"), StatusAt: v(m, "status_at"),
 		CommandID: v(m, "command_id"), EncryptedAt: v(m, "encrypted_at"), SecondsToEncrypted: v(m, "seconds_to_encrypted"),
 		KeySource: v(m, "key_source"), Cipher: v(m, "cipher"), LUKSUUID: v(m, "luks_uuid"), Layout: v(m, "layout"),
-		AgentVersion: v(m, "agent_version"), DocumentName: v(m, "document_name"), DocumentHash: v(m, "document_hash"),
+		ProvisionedBy: v(m, "provisioned_by"), AgentVersion: v(m, "agent_version"), DocumentName: v(m, "document_name"), DocumentHash: v(m, "document_hash"),
 		TerminatedAt: v(m, "terminated_at"), EntriesDropped: v(m, "entries_dropped"), Entries: []EntryRecord{},
 	}
 	if l, ok := m["entries"].(*ddbtypes.AttributeValueMemberL); ok {

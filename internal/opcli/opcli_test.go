@@ -93,7 +93,7 @@ func fleet(t *testing.T) (*fakeaws.World, *ledger.Ledger) {
 	}{
 		{"i-00000000000000001", "i4i.large", launched, ledger.Entry{ID: "result:cmd-1", At: ran.Add(95 * time.Second), By: "result", Status: contract.StatusEncrypted, CommandID: "cmd-1",
 			Evidence: &ledger.Evidence{KeySource: contract.KeySourceKMSDataKey, Cipher: "aes-xts-plain64/512-bit/4096B sectors", LUKSUUID: "6a3c0b1e-0d5f-4c2b-9e7a-1f2e3d4c5b6a",
-				Layout: "RAID0 of 2 disks, ext4 at /mnt/instance-store", AgentVersion: "v1.4.0", DocumentName: contract.DocumentName, DocumentHash: "d1g3st"}}},
+				Layout: "RAID0 of 2 disks, ext4 at /mnt/instance-store", ProvisionedBy: contract.ProvisionedByBoot, AgentVersion: "v1.4.0", DocumentName: contract.DocumentName, DocumentHash: "d1g3st"}}},
 		{"i-00000000000000003", "i3en.xlarge", launched, ledger.Entry{ID: "result:cmd-2", At: ran.Add(time.Minute), By: "result", Status: contract.StatusFailed, Reason: "refused-unsafe", CommandID: "cmd-2"}},
 		{"i-0000000000000000b", "i4i.large", launched.Add(-5 * time.Hour), ledger.Entry{ID: "result:cmd-0", At: launched.Add(-5*time.Hour + 80*time.Second), By: "result", Status: contract.StatusEncrypted, CommandID: "cmd-0",
 			Evidence: &ledger.Evidence{KeySource: contract.KeySourceKMSDataKey, LUKSUUID: "0b0b0b0b-0d5f-4c2b-9e7a-1f2e3d4c5b6a"}}},

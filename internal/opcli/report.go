@@ -136,11 +136,11 @@ func parseWhen(v string, def time.Time) (time.Time, error) {
 }
 
 var launchHeader = []string{"instance", "launched", "type", "role", "status", "reason", "encrypted_at", "seconds_to_encrypted", "key_source", "cipher",
-	"luks_uuid", "agent_version", "document_hash", "command_id", "terminated_at"}
+	"luks_uuid", "agent_version", "document_hash", "command_id", "terminated_at", "provisioned_by"}
 
 func launchFields(it ledger.Item) []string {
 	return []string{it.InstanceID, it.LaunchTime, it.InstanceType, it.Role, it.Status, it.Reason, it.EncryptedAt, it.SecondsToEncrypted, it.KeySource,
-		it.Cipher, it.LUKSUUID, it.AgentVersion, it.DocumentHash, it.CommandID, it.TerminatedAt}
+		it.Cipher, it.LUKSUUID, it.AgentVersion, it.DocumentHash, it.CommandID, it.TerminatedAt, it.ProvisionedBy}
 }
 
 func reportTable(e *env, r audit.Report) error {

@@ -34,6 +34,7 @@ func TestLedger(t *testing.T) {
 		r.AgentVersion = "v1.4.0"
 		r.Devices = []contract.Device{{Path: "/dev/nvme1n1"}, {Path: "/dev/nvme2n1"}}
 		r.Layout.LUKSUUID, r.Layout.SectorSize, r.Layout.Filesystem = "6a3c0b1e-0d5f-4c2b-9e7a-1f2e3d4c5b6a", 4096, "ext4"
+		r.Layout.ProvisionedBy = contract.ProvisionedByBoot
 	})
 	w.With(func() {
 		w.Commands = append(w.Commands, &fakeaws.Command{ID: commandID, DocumentName: contract.DocumentName, DocumentVersion: "1", InstanceIDs: []string{instanceID},
@@ -69,7 +70,7 @@ func TestLedger(t *testing.T) {
 		InstanceType: "i4i.large", KeyARN: fakeaws.KeyARN, FirstSeen: "2026-11-27T06:01:35.000Z", Status: contract.StatusEncrypted,
 		StatusAt: "2026-11-27T06:01:35.000Z", CommandID: commandID, EncryptedAt: "2026-11-27T06:01:35.000Z", SecondsToEncrypted: "95",
 		KeySource: contract.KeySourceKMSDataKey, Cipher: "aes-xts-plain64/512-bit/4096B sectors", LUKSUUID: "6a3c0b1e-0d5f-4c2b-9e7a-1f2e3d4c5b6a",
-		Layout: "RAID0 of 2 disks, ext4 at /mnt/instance-store", AgentVersion: "v1.4.0", DocumentName: contract.DocumentName, DocumentHash: d.Digest,
+		Layout: "RAID0 of 2 disks, ext4 at /mnt/instance-store", ProvisionedBy: contract.ProvisionedByBoot, AgentVersion: "v1.4.0", DocumentName: contract.DocumentName, DocumentHash: d.Digest,
 		Entries: []ledger.EntryRecord{{ID: "result:encrypted:" + commandID, At: "2026-11-27T06:01:35.000Z", By: "result", Status: contract.StatusEncrypted, CommandID: commandID}}}
 	if diff := compare(*got, want); diff != "" {
 		t.Error(diff)

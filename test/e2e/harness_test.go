@@ -54,11 +54,12 @@ type machineOpts struct {
 	disks   int
 	sizeMB  int
 	prepare func(t *testing.T, i int, path string)
+	systemd bool // boot Debian with systemd instead of the busybox guest
 }
 
 func newMachine(t *testing.T, o machineOpts) *machine {
 	t.Helper()
-	opts := testbed.Options{Disks: o.disks, SizeMB: o.sizeMB, Agent: agentBinary}
+	opts := testbed.Options{Disks: o.disks, SizeMB: o.sizeMB, Agent: agentBinary, Systemd: o.systemd}
 	if o.prepare != nil {
 		opts.Prepare = func(i int, path string) error { o.prepare(t, i, path); return nil }
 	}

@@ -46,19 +46,23 @@ type Options struct {
 	GuestTools []string
 	// Prepare fills NVMe disk i before the first boot; nil leaves it blank.
 	Prepare func(i int, path string) error
+	// Systemd boots a Debian root with systemd as init (vm.SystemdRoot) instead of the
+	// busybox guest; reboots are then clean shutdowns.
+	Systemd bool
 }
 
 // Testbed is one instance under test.
 type Testbed struct {
-	Dir    string
-	NVMe   []vm.Disk
-	EBS    vm.Disk
-	Root   vm.Disk
-	Emu    *emu.Emulators
-	Guest  *vm.Guest
-	KeyARN string
-	agent  string
-	tools  []string
+	Dir     string
+	NVMe    []vm.Disk
+	EBS     vm.Disk
+	Root    vm.Disk
+	Emu     *emu.Emulators
+	Guest   *vm.Guest
+	KeyARN  string
+	agent   string
+	tools   []string
+	systemd bool
 }
 
 // New makes the disks, starts the emulators and creates the KMS key; Boot starts the guest.
@@ -66,7 +70,7 @@ func New(ctx context.Context, dir string, o Options) (*Testbed, error) {
 	if o.SizeMB == 0 {
 		o.SizeMB = 64
 	}
-	tb := &Testbed{Dir: dir, agent: o.Agent, tools: o.GuestTools}
+	tb := &Testbed{Dir: dir, agent: o.Agent, tools: o.GuestTools, systemd: o.Systemd}
 	for i := range o.Disks {
 		d := vm.Disk{Path: filepath.Join(dir, fmt.Sprintf("nvme%d.img", i)), Serial: fmt.Sprintf("IS%d", i)}
 		if err := sparse(d.Path, o.SizeMB); err != nil {
@@ -85,11 +89,8 @@ func New(ctx context.Context, dir string, o Options) (*Testbed, error) {
 		return nil, err
 	}
 	tb.Root = vm.Disk{Path: filepath.Join(dir, "root.img"), Serial: "root"}
-	if err := sparse(tb.Root.Path, 128); err != nil {
+	if err := makeRoot(ctx, tb.Root.Path, o.Systemd); err != nil {
 		return nil, err
-	}
-	if out, err := exec.Command("mkfs.ext4", "-q", tb.Root.Path).CombinedOutput(); err != nil {
-		return nil, fmt.Errorf("making the root volume: %w: %s", err, out)
 	}
 	e, err := emu.New(filepath.Join(dir, "emu"), o.InstanceID)
 	if err != nil {
@@ -101,6 +102,28 @@ func New(ctx context.Context, dir string, o Options) (*Testbed, error) {
 		return nil, err
 	}
 	return tb, nil
+}
+
+// makeRoot makes the root volume: an empty ext4 for the busybox guest, a copy of the
+// Debian root for the systemd guest.
+func makeRoot(ctx context.Context, path string, systemd bool) error {
+	if !systemd {
+		if err := sparse(path, 128); err != nil {
+			return err
+		}
+		if out, err := exec.Command("mkfs.ext4", "-q", path).CombinedOutput(); err != nil {
+			return fmt.Errorf("making the root volume: %w: %s", err, out)
+		}
+		return nil
+	}
+	img, err := vm.SystemdRoot(ctx)
+	if err != nil {
+		return err
+	}
+	if out, err := exec.Command("cp", "--sparse=always", img, path).CombinedOutput(); err != nil {
+		return fmt.Errorf("copying the systemd root: %w: %s", err, out)
+	}
+	return nil
 }
 
 func sparse(path string, mb int) error {
@@ -124,6 +147,7 @@ func (tb *Testbed) Boot(ctx context.Context) error {
 		Forwards: tb.Emu.Forwards(),
 		Files:    map[string]string{"/usr/local/bin/storecrypt-agent": tb.agent},
 		Tools:    tb.tools,
+		Systemd:  tb.systemd,
 	})
 	if err != nil {
 		return err
@@ -132,13 +156,26 @@ func (tb *Testbed) Boot(ctx context.Context) error {
 	return nil
 }
 
-// Reboot syncs and restarts the guest on the same disks.
-func (tb *Testbed) Reboot(ctx context.Context) error { return tb.Guest.Reboot(ctx) }
+// Reboot restarts the guest on the same disks: the busybox guest syncs and stops, the
+// systemd guest shuts down cleanly.
+func (tb *Testbed) Reboot(ctx context.Context) error {
+	if !tb.systemd {
+		return tb.Guest.Reboot(ctx)
+	}
+	if err := tb.Guest.Shutdown(ctx); err != nil {
+		return err
+	}
+	return tb.Guest.Restart(ctx)
+}
 
 // StopStart is an EC2 stop and start: a clean shutdown, then the instance store comes
 // back blank while the root volume keeps what it had.
 func (tb *Testbed) StopStart(ctx context.Context) error {
-	if _, err := tb.Sh(ctx, "sync"); err != nil {
+	if tb.systemd {
+		if err := tb.Guest.Shutdown(ctx); err != nil {
+			return err
+		}
+	} else if _, err := tb.Sh(ctx, "sync"); err != nil {
 		return err
 	}
 	tb.Guest.Kill()

@@ -10,7 +10,7 @@ out=${1:?usage: build-guest.sh OUTDIR}
 [[ -s $out/vmlinuz && -s $out/initrd.gz ]] && exit 0
 
 # Modules in load order is what modprobe --show-depends prints; these are the roots.
-modules=(dm_crypt dm_mod nvme virtio_pci virtio_net virtio_blk raid0 md_mod ext4 xfs
+modules=(dm_crypt dm_mod nvme virtio_pci virtio_net virtio_blk raid0 raid10 md_mod ext4 xfs
 	xts aesni_intel algif_skcipher algif_hash crc32c_generic)
 tools=(cryptsetup mdadm blkid mkfs.ext4 mke2fs e2fsck mkfs.xfs xfs_repair)
 # EXTRA_TOOLS adds programs (fio for the benchmarks) to a separate image: fio drags in

@@ -12,6 +12,20 @@ mkdir -p /dev/pts /run/cryptsetup /run/lock /tmp
 ln -sf /proc/mounts /etc/mtab
 while read -r m; do insmod "$m" 2>/dev/null; done </etc/modules.order
 
+# The systemd guest (kernel option storecrypt.systemd): the root disk is a Debian root.
+# Its modules are loaded above; the harness's runner and the files of this run are
+# copied in, and systemd takes over.
+if grep -q storecrypt.systemd /proc/cmdline; then
+	mkdir -p /newroot
+	for d in /sys/block/vd*; do
+		[ "$(cat "$d/serial" 2>/dev/null)" = root ] && mount -o noatime "/dev/${d##*/}" /newroot
+	done
+	cp /sbin/vmexec /newroot/sbin/vmexec
+	cp -a /usr/local/bin/. /newroot/usr/local/bin/
+	for m in dev proc sys; do mount --move /$m /newroot/$m; done
+	exec switch_root /newroot /lib/systemd/systemd
+fi
+
 ip link set lo up
 ip link set eth0 up
 ip addr add 169.254.169.15/24 dev eth0

@@ -51,6 +51,9 @@ type Config struct {
 	Tools    []string
 	MemoryMB int
 	Log      io.Writer // the guest console; nil discards it
+	// Systemd boots the root disk (serial "root", a copy of SystemdRoot's image) with
+	// systemd as init instead of running the harness from the initramfs.
+	Systemd bool
 }
 
 // Guest is a running test guest.
@@ -116,17 +119,17 @@ func oneAtATime() (*os.File, error) {
 	return f, nil
 }
 
-// Available reports what is missing to boot the guest; `make test-deps` installs it.
+// Available reports what is missing to boot the guest; `make deps` installs it.
 func Available() error {
 	var missing []string
 	for _, tool := range []string{"qemu-system-x86_64", "busybox", "cpio", "cryptsetup", "mdadm", "blkid",
-		"mkfs.ext4", "mkfs.xfs", "depmod", "apt-get", "dpkg-deb"} {
+		"mkfs.ext4", "mkfs.xfs", "depmod", "apt-get", "dpkg-deb", "mmdebstrap"} {
 		if _, err := exec.LookPath(tool); err != nil {
 			missing = append(missing, tool)
 		}
 	}
 	if len(missing) > 0 {
-		return fmt.Errorf("missing %s (run `make test-deps` as root on Debian or Ubuntu)", strings.Join(missing, ", "))
+		return fmt.Errorf("missing %s (run `make deps` as root on Debian or Ubuntu)", strings.Join(missing, ", "))
 	}
 	return nil
 }
@@ -134,13 +137,9 @@ func Available() error {
 // EnsureImage returns the folder with the cached kernel and base initramfs, building
 // them on first use; extra tools make a separate image.
 func EnsureImage(ctx context.Context, tools ...string) (string, error) {
-	dir := os.Getenv("STORECRYPT_VM_CACHE")
-	if dir == "" {
-		root, err := repoRoot()
-		if err != nil {
-			return "", err
-		}
-		dir = filepath.Join(root, ".cache", "vm")
+	dir, err := cacheDir()
+	if err != nil {
+		return "", err
 	}
 	if len(tools) > 0 {
 		dir += "-" + strings.Join(tools, "-")
@@ -163,6 +162,41 @@ func EnsureImage(ctx context.Context, tools ...string) (string, error) {
 		return "", fmt.Errorf("building the test guest image: %w", err)
 	}
 	return dir, nil
+}
+
+// SystemdRoot returns the cached root disk image of the systemd guest, building it on
+// first use (build-systemd-root.sh); a test boots a copy of it.
+func SystemdRoot(ctx context.Context) (string, error) {
+	dir, err := cacheDir()
+	if err != nil {
+		return "", err
+	}
+	h := sha256.New()
+	for _, f := range []string{"build-systemd-root.sh", "systemd/guest-net.service", "systemd/vmexec.service", "systemd/containerd.service"} {
+		b, err := os.ReadFile(filepath.Join(sourceDir(), f))
+		if err != nil {
+			return "", err
+		}
+		h.Write(b)
+	}
+	dir += "-systemd-" + hex.EncodeToString(h.Sum(nil))[:12]
+	cmd := exec.CommandContext(ctx, "bash", filepath.Join(sourceDir(), "build-systemd-root.sh"), dir)
+	cmd.Stderr = os.Stderr
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("building the systemd guest's root: %w", err)
+	}
+	return filepath.Join(dir, "root.img"), nil
+}
+
+func cacheDir() (string, error) {
+	if dir := os.Getenv("STORECRYPT_VM_CACHE"); dir != "" {
+		return dir, nil
+	}
+	root, err := repoRoot()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(root, ".cache", "vm"), nil
 }
 
 func sourceDir() string {
@@ -263,11 +297,16 @@ func (g *Guest) boot(ctx context.Context) error {
 		// one shared connection, which breaks HTTP clients that open several.
 		netdev += fmt.Sprintf(",guestfwd=tcp:%s:%d-cmd:%s nc %s %s", ip, f.GuestPort, relay, host, port)
 	}
+	cmdline := "console=ttyS0 quiet panic=-1"
+	if g.cfg.Systemd {
+		// eth0 as in the busybox guest; the journal, not the console, keeps systemd's lines.
+		cmdline += " storecrypt.systemd net.ifnames=0 systemd.show_status=0"
+	}
 	args := []string{
 		"-accel", "tcg,thread=multi", "-smp", "2", "-cpu", "max",
 		"-m", strconv.Itoa(g.cfg.MemoryMB), "-nographic", "-no-reboot",
 		"-kernel", filepath.Join(g.image, "vmlinuz"), "-initrd", g.initrd,
-		"-append", "console=ttyS0 quiet panic=-1",
+		"-append", cmdline,
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
 	}
 	for i, d := range g.cfg.NVMe {
@@ -424,6 +463,28 @@ func (g *Guest) Reboot(ctx context.Context) error {
 	g.Kill()
 	return g.boot(ctx)
 }
+
+// Shutdown powers the guest off as an operator would (systemctl poweroff): units stop in
+// order and filesystems unmount. It falls back to Kill after a minute.
+func (g *Guest) Shutdown(ctx context.Context) error {
+	if _, err := g.Run(ctx, []string{"systemctl", "poweroff", "--no-block"}, nil); err != nil {
+		return err
+	}
+	select {
+	case <-g.exited:
+	case <-time.After(time.Minute):
+		g.Kill()
+		return fmt.Errorf("the guest did not power off within a minute\nconsole:\n%s", g.Console())
+	case <-ctx.Done():
+		g.Kill()
+		return ctx.Err()
+	}
+	g.Kill()
+	return nil
+}
+
+// Restart boots the guest again on the same disk images after Shutdown or Kill.
+func (g *Guest) Restart(ctx context.Context) error { return g.boot(ctx) }
 
 // Close stops the guest, removes its per-run files and lets the next guest start.
 func (g *Guest) Close() {

@@ -1,0 +1,202 @@
+package agent
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+func readUnit(t *testing.T, root string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, "etc/systemd/system", contract.UnitName))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+// TestInstall: install writes a unit that runs apply --boot before the runtimes, touches
+// no disk, and changes nothing the second time; --now starts the unit without waiting.
+func TestInstall(t *testing.T) {
+	root := t.TempDir()
+	sysfs(t, root, merge(disk("nvme1n1", "259:0"), map[string]string{"run/systemd/system/": ""}))
+	o := kmsOptions()
+	o.RequiredBy = contract.DefaultBootRequiredBy
+	o.BindDirs = []string{"/var/lib/containerd", "/var/log/pods"}
+	a, fake, _ := newTestAgent(t, root, []sysexec.Call{{Argv: "systemctl daemon-reload"}}, &fakeKeys{})
+	rep, err := a.Install(context.Background(), o, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.Done()
+	unit := readUnit(t, root)
+	for _, want := range []string{
+		"ExecStart=/usr/local/sbin/storecrypt-agent apply --key-source kms-datakey --kms-key-id " + keyARN +
+			` --mount-point /mnt/instance-store --model "Amazon EC2 NVMe Instance Storage" --filesystem ext4` +
+			" --required-by containerd.service,docker.service,kubelet.service --bind-dirs /var/lib/containerd,/var/log/pods --discard=true --boot --retry-for=4m0s",
+		"Before=multi-user.target containerd.service docker.service kubelet.service",
+		"After=network-online.target",
+	} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("unit lacks %q:\n%s", want, unit)
+		}
+	}
+	for _, held := range contract.DefaultBootRequiredBy {
+		if target, err := os.Readlink(filepath.Join(root, "etc/systemd/system", held+".requires", contract.UnitName)); err != nil || target != "../"+contract.UnitName {
+			t.Errorf("%s does not require the unit: %v", held, err)
+		}
+	}
+	if !rep.Changed || rep.Command != "install" || !rep.Layout.BootMode || len(rep.Devices) != 0 {
+		t.Errorf("report %+v layout %+v", rep, rep.Layout)
+	}
+
+	a, fake, _ = newTestAgent(t, root, []sysexec.Call{{Argv: "systemctl start --no-block " + contract.UnitName}}, &fakeKeys{})
+	rep, err = a.Install(context.Background(), o, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.Done()
+	if rep.Steps[0].Changed || rep.Steps[1].Name != "start" {
+		t.Errorf("second install: %+v", rep.Steps)
+	}
+}
+
+// TestInstallRefusesBadInput: a unit that could not run is never written.
+func TestInstallRefusesBadInput(t *testing.T) {
+	root := t.TempDir()
+	o := contract.DefaultAgentOptions() // kms-datakey without a key
+	a, fake, _ := newTestAgent(t, root, nil, &fakeKeys{})
+	if _, err := a.Install(context.Background(), o, false); ExitCodeOf(err) != contract.ExitBadInput {
+		t.Fatalf("got %v, want bad input", err)
+	}
+	fake.Done()
+	if _, err := os.Stat(filepath.Join(root, "etc/systemd/system", contract.UnitName)); !os.IsNotExist(err) {
+		t.Errorf("a unit was written: %v", err)
+	}
+}
+
+// TestCommandKeepsTheBootUnit: an apply from the SSM document on an instance in
+// boot-time mode leaves the unit as installed and says so; the volume records which path
+// made it.
+func TestCommandKeepsTheBootUnit(t *testing.T) {
+	for _, boot := range []bool{false, true} {
+		root := t.TempDir()
+		sysfs(t, root, merge(disk("nvme1n1", "259:0")))
+		o := kmsOptions()
+		a, _, _ := newTestAgent(t, root, nil, &fakeKeys{})
+		if _, err := a.Install(context.Background(), o, false); err != nil {
+			t.Fatal(err)
+		}
+		installed := readUnit(t, root)
+		keys := &fakeKeys{}
+		a, fake, _ := newTestAgent(t, root, append([]sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
+		}, provisionCalls()...), keys)
+		o.Boot = boot
+		rep, err := a.Apply(context.Background(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake.Done()
+		if got := readUnit(t, root); got != installed {
+			t.Errorf("boot=%t: the unit was rewritten:\n%s", boot, got)
+		}
+		want := map[bool]string{false: contract.ProvisionedByCommand, true: contract.ProvisionedByBoot}[boot]
+		tok, err := keysource.ParseToken(fake.Stdins[3])
+		if err != nil || tok.ProvisionedBy != want || rep.Layout.ProvisionedBy != want || !rep.Layout.BootMode || !rep.Layout.BootUnit {
+			t.Errorf("boot=%t: token %+v (%v), layout %+v", boot, tok, err, rep.Layout)
+		}
+		if said := strings.Join(rep.Notes, "\n"); strings.Contains(said, "left as installed") == boot {
+			t.Errorf("boot=%t: notes %q", boot, said)
+		}
+	}
+}
+
+// TestBindDirs: on first use a directory's content is copied onto the volume and bound
+// back; a directory that did not exist is made; a bound one is left; one that something
+// else is mounted on is refused before anything is written.
+func TestBindDirs(t *testing.T) {
+	root := t.TempDir()
+	sysfs(t, root, merge(disk("nvme1n1", "259:0"), map[string]string{"var/lib/containerd/io.containerd.content/blob": "layer"}))
+	o := kmsOptions()
+	o.BindDirs = []string{"/var/lib/containerd", "/var/log/pods"}
+	target := func(d string) string { return filepath.Join(root, "mnt/instance-store", contract.BindRoot, d) }
+	cp := func() error {
+		return exec.Command("cp", "-a", filepath.Join(root, "var/lib/containerd"), target("/var/lib/containerd")+".partial").Run()
+	}
+	calls := append([]sysexec.Call{
+		{Argv: "cryptsetup --version", Stdout: version},
+		{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
+	}, provisionCalls()...)
+	calls = append(calls,
+		sysexec.Call{Argv: "cp -a " + filepath.Join(root, "var/lib/containerd") + " " + target("/var/lib/containerd") + ".partial", Do: cp},
+		sysexec.Call{Argv: "mount --bind /mnt/instance-store/storecrypt-bind/var/lib/containerd /var/lib/containerd"},
+		sysexec.Call{Argv: "mount --bind /mnt/instance-store/storecrypt-bind/var/log/pods /var/log/pods"},
+	)
+	var sealed []string
+	a, fake, progress := newTestAgent(t, root, calls, &fakeKeys{})
+	a.Seal = func(dir string) error { sealed = append(sealed, strings.TrimPrefix(dir, root)); return nil }
+	rep, err := a.Apply(context.Background(), o)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress)
+	}
+	fake.Done()
+	if b, err := os.ReadFile(filepath.Join(target("/var/lib/containerd"), "io.containerd.content/blob")); err != nil || string(b) != "layer" {
+		t.Errorf("the content was not copied onto the volume: %q %v", b, err)
+	}
+	if st, err := os.Stat(target("/var/log/pods")); err != nil || !st.IsDir() {
+		t.Errorf("/var/log/pods has no place on the volume: %v", err)
+	}
+	if st, err := os.Stat(filepath.Join(root, "var/log/pods")); err != nil || !st.IsDir() {
+		t.Errorf("/var/log/pods was not made on the root disk: %v", err)
+	}
+	if want := []string{"/mnt/instance-store", "/var/lib/containerd", "/var/log/pods"}; !slices.Equal(sealed, want) {
+		t.Errorf("sealed %q, want %q", sealed, want)
+	}
+	if !slices.Equal(rep.Layout.BindDirs, o.BindDirs) {
+		t.Errorf("layout bind dirs %q", rep.Layout.BindDirs)
+	}
+	if unit := readUnit(t, root); !strings.Contains(unit, "--bind-dirs /var/lib/containerd,/var/log/pods") {
+		t.Errorf("the boot unit does not bind them again:\n%s", unit)
+	}
+
+	mapper := func(more string) map[string]string {
+		return map[string]string{"proc/self/mountinfo": "23 1 259:9 / / rw - xfs /dev/nvme0n1p1 rw\n" +
+			"40 23 253:0 / /mnt/instance-store rw - ext4 /dev/mapper/storecrypt rw\n" +
+			"41 23 253:0 /storecrypt-bind/var/lib/containerd /var/lib/containerd rw - ext4 /dev/mapper/storecrypt rw\n" + more,
+			"sys/block/nvme1n1/holders/dm-0/": "", "sys/block/dm-0/dm/name": "storecrypt\n", "sys/block/dm-0/dev": "253:0", "sys/block/dm-0/size": "2097152"}
+	}
+	header := `{"tokens":{"0":{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"` + keyARN + `","ciphertext":"d3JhcHBlZA=="}},"segments":{"0":{"encryption":"aes-xts-plain64","sector_size":4096}},"config":{"flags":["allow-discards"]}}`
+	opened := []sysexec.Call{
+		{Argv: "cryptsetup --version", Stdout: version},
+		{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=crypto_LUKS\nLABEL=storecrypt\nSUBSYSTEM=storecrypt-ready\nUUID=" + volUUID + "\n"},
+		{Argv: "cryptsetup luksDump --dump-json-metadata /dev/nvme1n1", Stdout: header},
+		{Argv: "blkid -p -o export /dev/mapper/storecrypt", Stdout: "TYPE=ext4\n"},
+	}
+	t.Run("one bound, one not", func(t *testing.T) {
+		sysfs(t, root, mapper(""))
+		a, fake, _ := newTestAgent(t, root, append(opened, sysexec.Call{Argv: "mount --bind /mnt/instance-store/storecrypt-bind/var/log/pods /var/log/pods"}), &fakeKeys{})
+		if _, err := a.Unlock(context.Background(), o); err != nil {
+			t.Fatal(err)
+		}
+		fake.Done()
+	})
+	t.Run("something else mounted there", func(t *testing.T) {
+		sysfs(t, root, mapper("42 23 0:30 / /var/log/pods rw - tmpfs tmpfs rw\n"))
+		a, fake, _ := newTestAgent(t, root, opened, &fakeKeys{})
+		_, err := a.Unlock(context.Background(), o)
+		if ExitCodeOf(err) != contract.ExitRefusedUnsafe || !strings.Contains(err.Error(), "/var/log/pods: it has tmpfs:/ mounted on it") {
+			t.Fatalf("got %v, want a refusal", err)
+		}
+		fake.Done()
+	})
+}
