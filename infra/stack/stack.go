@@ -139,6 +139,12 @@ type stack struct {
 	digest    string // document.Digest of the document's content
 	alarms    []awscloudwatch.Alarm
 	ledger    awsdynamodb.Table
+	agents    []agentObject // the agent binaries, for user data and image builds
+}
+
+// agentObject is one agent binary as an S3 object.
+type agentObject struct {
+	arch, s3URL, sha256 string
 }
 
 // NewStoreCryptStack builds the stack.
@@ -397,6 +403,7 @@ func (s *stack) agentArtifacts() ([]document.Artifact, error) {
 				[]*string{asset.Bucket().ArnForObjects(asset.S3ObjectKey())}, nil))
 		}
 		out = append(out, document.Artifact{Arch: arch, URL: *asset.HttpUrl(), SHA256: sum})
+		s.agents = append(s.agents, agentObject{arch: arch, s3URL: *asset.S3ObjectUrl(), sha256: sum})
 	}
 	return out, nil
 }
@@ -878,6 +885,11 @@ func (s *stack) outputs() {
 	out(contract.OutputInstanceRoleARNs, awscdk.Fn_Join(jsii.String(","), &s.roleARNs), "roles whose instances are in scope")
 	out("LaunchQueueUrl", s.queue.QueueUrl(), "queue of launch events")
 	out(contract.OutputLedgerTable, s.ledger.TableName(), "DynamoDB table of the ledger: one item per instance launch")
+	for _, a := range s.agents {
+		arch := strings.ToUpper(a.arch[:1]) + a.arch[1:]
+		out("Agent"+arch+"S3Url", jsii.String(a.s3URL), "storecrypt-agent for linux/"+a.arch+", for user data and image builds (boot-time mode); the instance roles may read it")
+		out("Agent"+arch+"Sha256", jsii.String(a.sha256), "SHA-256 of storecrypt-agent for linux/"+a.arch+": check it before installing")
+	}
 	if s.props.OptInTag != "" {
 		out(contract.OutputOptInTag, jsii.String(s.props.OptInTag), "tag an instance with this to opt it in")
 	}

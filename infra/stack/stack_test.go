@@ -330,6 +330,10 @@ func TestOutputs(t *testing.T) {
 	tpl.HasOutput(jsii.String("InstanceProfileName"), map[string]any{"Value": map[string]any{"Ref": assertions.Match_AnyValue()}})
 	tpl.HasOutput(jsii.String("InstanceProfileArn"), map[string]any{"Value": map[string]any{"Fn::GetAtt": assertions.Match_AnyValue()}})
 	tpl.HasOutput(jsii.String("InstanceRoleArn"), map[string]any{"Description": "role for workloads"})
+	for _, arch := range []string{"Amd64", "Arm64"} {
+		tpl.HasOutput(jsii.String("Agent"+arch+"S3Url"), map[string]any{"Value": assertions.Match_AnyValue()})
+		tpl.HasOutput(jsii.String("Agent"+arch+"Sha256"), map[string]any{"Value": assertions.Match_StringLikeRegexp(jsii.String("^[0-9a-f]{64}$"))})
+	}
 }
 
 // TestScopeIsConfiguration: by default the roles alone are in scope (no opt-in tag) and

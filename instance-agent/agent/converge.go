@@ -252,8 +252,18 @@ func (ex *executor) step(s plan.Step) error {
 	}
 	return ex.act(s, func() error {
 		switch s.Kind {
-		case plan.ZeroSuperblocks, plan.CreateArray, plan.AssembleArray:
+		case plan.ZeroSuperblocks, plan.AssembleArray:
 			return ex.md.Run(ex.ctx, s.Cmd)
+		case plan.CreateArray:
+			if err := ex.md.Run(ex.ctx, s.Cmd); err != nil {
+				return err
+			}
+			if raid.Level(ex.o.Layout) == 10 {
+				return ex.syncAction(ex.disks[0].Name, "frozen")
+			}
+			return nil
+		case plan.ResumeResync:
+			return ex.writeSysfs(raid.SyncAction(s.Array), "idle")
 		case plan.Format, plan.Open:
 			if err := ex.cs.Run(ex.ctx, s.Cmd, ex.key.Secret); err != nil {
 				return err
@@ -348,6 +358,23 @@ func (ex *executor) recoverKey(s plan.Step) error {
 	})
 }
 
+// syncAction writes action to the sync_action of the array that holds the disk named name.
+func (ex *executor) syncAction(name, action string) error {
+	a, ok := ex.arrayOf(name)
+	if !ok {
+		return fmt.Errorf("creating the array: %s has no md holder afterwards", name)
+	}
+	return ex.writeSysfs(raid.SyncAction(a.Name), action)
+}
+
+// writeSysfs writes value to a sysfs file under the root.
+func (r *run) writeSysfs(file, value string) error {
+	if err := os.WriteFile(filepath.Join(r.Root, file), []byte(value), 0o644); err != nil {
+		return fmt.Errorf("writing %s to /%s: %w", value, file, err)
+	}
+	return nil
+}
+
 // refresh reads what a step that ends a round changed: the array it created or
 // assembled, or the filesystem of the volume it opened.
 func (ex *executor) refresh(f *plan.Facts, s plan.Step) error {
@@ -362,6 +389,7 @@ func (ex *executor) refresh(f *plan.Facts, s plan.Step) error {
 		for i := range f.Disks {
 			f.Disks[i].Sig = probe.Signature{Type: raid.MemberType, Label: raid.MemberLabel(contract.ArrayName)}
 		}
+		a.Frozen = raid.Level(ex.o.Layout) == 10
 		f.Array, f.KeyHeld = &a, true
 		return nil
 	case plan.AssembleArray:
@@ -388,7 +416,10 @@ func (r *run) arrayOf(name string) (plan.Array, bool) {
 			if err != nil {
 				return plan.Array{}, false
 			}
-			return plan.Array{Path: md.Path, Name: md.Name, SizeBytes: md.SizeBytes}, true
+			level, _ := fs.ReadFile(r.fsys, path.Join("sys/block", md.Name, "md/level"))
+			action, _ := fs.ReadFile(r.fsys, raid.SyncAction(md.Name))
+			return plan.Array{Path: md.Path, Name: md.Name, SizeBytes: md.SizeBytes,
+				Level: strings.TrimSpace(string(level)), Frozen: strings.TrimSpace(string(action)) == "frozen"}, true
 		}
 	}
 	return plan.Array{}, false

@@ -40,7 +40,7 @@ func TestInstall(t *testing.T) {
 	unit := readUnit(t, root)
 	for _, want := range []string{
 		"ExecStart=/usr/local/sbin/storecrypt-agent apply --key-source kms-datakey --kms-key-id " + keyARN +
-			` --mount-point /mnt/instance-store --model "Amazon EC2 NVMe Instance Storage" --filesystem ext4` +
+			` --mount-point /mnt/instance-store --model "Amazon EC2 NVMe Instance Storage" --filesystem ext4 --layout raid0` +
 			" --required-by containerd.service,docker.service,kubelet.service --bind-dirs /var/lib/containerd,/var/log/pods --discard=true --boot --retry-for=4m0s",
 		"Before=multi-user.target containerd.service docker.service kubelet.service",
 		"After=network-online.target",

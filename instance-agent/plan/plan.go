@@ -70,6 +70,8 @@ type Array struct {
 	Name      string
 	SizeBytes int64
 	Sig       probe.Signature
+	Level     string // md's name for it: raid0, raid10
+	Frozen    bool   // its resync is paused (raid10 while provisioning)
 }
 
 // Header is what a volume's LUKS2 header holds, for a volume whose signature is
@@ -123,6 +125,7 @@ const (
 	MakeFS                      // make the filesystem
 	MarkReady                   // mark the volume ready in its header
 	Mount                       // mount it
+	ResumeResync                // let a RAID10 array's paused resync run
 	BindDir                     // bind a directory's place on the volume on it
 	InstallBoot                 // install the boot unit and the agent it runs
 )
@@ -145,6 +148,8 @@ type Step struct {
 	Unit bootunit.Unit
 	// For BindDir: the directory.
 	Dir string
+	// For ResumeResync: the array's kernel name.
+	Array string
 }
 
 // Plan is the decision: its steps, what it could not decide alone, and the volume as the
@@ -237,14 +242,17 @@ func (pl *planner) decide() error {
 		return pl.fresh(array, f.Disks, nil)
 	case len(members) == len(f.Disks) && f.Array != nil:
 		v := volume{Path: f.Array.Path, SizeBytes: f.Array.SizeBytes}
-		pl.p.Layout.RAID = v.Path
+		pl.p.Layout.RAID, pl.p.Layout.Level = v.Path, f.Array.Level
+		if want := fmt.Sprintf("raid%d", raid.Level(f.Options.Layout)); f.Mode == Apply && f.Array.Level != "" && f.Array.Level != want && !f.Array.Sig.Blank() {
+			pl.note("%s stays %s; --layout %s applies to new volumes (after a stop/start)", v.Path, f.Array.Level, f.Options.Layout)
+		}
 		if f.Array.Sig.Blank() {
 			// mdadm --create finished but luksFormat never ran: nothing of a user's exists.
 			return pl.fresh(v, nil, nil)
 		}
 		return pl.existing(v, f.Array.Sig)
 	case len(members) == len(f.Disks):
-		pl.add(Step{Kind: AssembleArray, Name: "raid-assemble", Action: "assemble the RAID0 array from " + strings.Join(paths(f.Disks), " "),
+		pl.add(Step{Kind: AssembleArray, Name: "raid-assemble", Action: "assemble the array from " + strings.Join(paths(f.Disks), " "),
 			Cmd: raid.AssembleCommand(contract.ArrayName, paths(f.Disks)), Leaves: "array " + array.Path + " running", Replan: true})
 		if f.Mode.Dry() {
 			pl.note("the array is not running; what follows assembling depends on what it holds")
@@ -302,11 +310,17 @@ func (pl *planner) fresh(v volume, stripe, leftovers []Disk) error {
 			Cmd: raid.ZeroCommand(paths(leftovers)), Leaves: "every disk blank"})
 	}
 	if stripe != nil {
-		pl.p.Layout.RAID = v.Path
+		level := raid.Level(pl.f.Options.Layout)
+		pl.p.Layout.RAID, pl.p.Layout.Level = v.Path, fmt.Sprintf("raid%d", level)
+		action := fmt.Sprintf("stripe %d disks into RAID0 %s", len(stripe), v.Path)
+		if level == 10 {
+			v.SizeBytes /= 2
+			action = fmt.Sprintf("mirror and stripe %d disks into RAID10 %s, its resync paused until the volume is mounted", len(stripe), v.Path)
+		}
 		// Apply learns the array's kernel device after creating it, and decides the rest
 		// then; the preview goes on with the name mdadm gives it.
-		pl.add(Step{Kind: CreateArray, Name: "raid-create", Action: fmt.Sprintf("stripe %d disks into RAID0 %s", len(stripe), v.Path),
-			Cmd: raid.CreateCommand(contract.ArrayName, paths(stripe)), Leaves: "blank array " + v.Path, Replan: pl.f.Mode == Apply})
+		pl.add(Step{Kind: CreateArray, Name: "raid-create", Action: action,
+			Cmd: raid.CreateCommand(contract.ArrayName, level, paths(stripe)), Leaves: "blank array " + v.Path, Replan: pl.f.Mode == Apply})
 		if pl.f.Mode == Apply {
 			return nil
 		}
@@ -359,6 +373,7 @@ func (pl *planner) provision(v volume) error {
 	l.State, l.Filesystem = contract.StateReady, o.Filesystem
 	l.ProvisionedBy = o.ProvisionedBy()
 	pl.mount(o.Filesystem)
+	pl.resumeResync()
 	pl.bindDirs()
 	pl.installBoot(o.KeySource)
 	return nil
@@ -469,6 +484,9 @@ func (pl *planner) openAndMount(v volume, tok keysource.Token) error {
 		pl.mount(m.FS.Type)
 		pl.bindDirs()
 	}
+	if !pl.f.Mode.Dry() {
+		pl.resumeResync()
+	}
 	if pl.f.Mode.formats() {
 		pl.installBoot(tok.KeySource)
 	}
@@ -486,6 +504,18 @@ func (pl *planner) mount(fsType string) {
 	dir := pl.f.Options.MountPoint
 	pl.add(Step{Kind: Mount, Name: "mount", Action: "mount " + MapperPath + " at " + dir + " (noatime)",
 		Cmd: filesystem.MountCommand(MapperPath, dir, fsType), Leaves: "mounted at " + dir})
+}
+
+// resumeResync lets a RAID10 array's first resync run once the volume is mounted: apply
+// paused it when it created the array, so that formatting and mkfs had the disks alone.
+func (pl *planner) resumeResync() {
+	a := pl.f.Array
+	switch {
+	case a != nil && a.Frozen:
+		pl.add(Step{Kind: ResumeResync, Name: "raid-resync", Action: "resume the RAID10 resync of " + a.Path + " in the background", Array: a.Name, Leaves: "the mirror resyncing"})
+	case a == nil && pl.f.Mode == Preview && pl.p.Layout.Level == "raid10":
+		pl.add(Step{Kind: ResumeResync, Name: "raid-resync", Action: "resume the RAID10 resync in the background", Leaves: "the mirror resyncing"})
+	}
 }
 
 // bindDirs binds each directory of --bind-dirs that is not bound yet.

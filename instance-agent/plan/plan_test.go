@@ -73,6 +73,24 @@ func TestDecide(t *testing.T) {
 			f.Array, f.KeyHeld = &a, true
 		}, strings.TrimPrefix(full, "key "), "", ""},
 		{"our array, not running: assemble, then read again", facts(Apply, disks(member, member)), nil, "raid-assemble*", "", ""},
+		{"raid10, previewed: the resync runs after the mount", facts(Preview, disks(blank, blank)), func(f *Facts) { f.Options.Layout = contract.LayoutRAID10 },
+			"key raid-create luks-format luks-token luks-open mkfs mark-ready mount raid-resync boot-unit", "", ""},
+		{"raid10 array just created, its resync paused: resumed after the mount", facts(Apply, disks(member, member)), func(f *Facts) {
+			a := *array
+			a.Level, a.Frozen, f.Options.Layout = "raid10", true, contract.LayoutRAID10
+			f.Array, f.KeyHeld = &a, true
+		}, "luks-format luks-token luks-open mkfs mark-ready mount raid-resync boot-unit", "", ""},
+		{"raid10, ready and mounted, its resync left paused by a cut-short run: resumed", facts(Unlock, disks(member, member)), func(f *Facts) {
+			a := *array
+			a.Sig, a.Level, a.Frozen = ours(contract.StateReady), "raid10", true
+			f.Array, f.Header, f.Mapping = &a, header(contract.KeySourceKMSDataKey), &Mapping{FS: ext4, Mounts: []string{contract.DefaultMountPoint}}
+		}, "raid-resync", "already open and mounted", ""},
+		{"a raid0 volume asked to be raid10: kept", facts(Apply, disks(member, member)), func(f *Facts) {
+			a := *array
+			a.Sig, a.Level, f.Options.Layout = ours(contract.StateReady), "raid0", contract.LayoutRAID10
+			f.Array, f.Header, f.Mapping = &a, header(contract.KeySourceKMSDataKey), &Mapping{FS: ext4, Mounts: []string{contract.DefaultMountPoint}}
+		}, "boot-unit", "stays raid0; --layout raid10 applies to new volumes", ""},
+		{"raid10 with one disk: no array", facts(Preview, disks(blank)), func(f *Facts) { f.Options.Layout = contract.LayoutRAID10 }, full, "", ""},
 		{"our array, previewed before assembling", facts(Preview, disks(member, member)), nil, "raid-assemble*", "depends on what it holds", ""},
 		{"our array, running, created but never formatted", facts(Apply, disks(member, member)), func(f *Facts) {
 			a := *array
@@ -279,7 +297,7 @@ func TestBootUnit(t *testing.T) {
 			contract.AgentPath + " unlock --mount-point /mnt/instance-store --model Amazon EC2 NVMe Instance Storage --retry-for=4m0s", []string{"postgresql.service"}, true},
 		{"ephemeral: apply again at boot, holding the same units", func(o *contract.AgentOptions) {
 			o.KeySource, o.KMSKeyID, o.RequiredBy = contract.KeySourceEphemeral, "", []string{"postgresql.service"}
-		}, contract.AgentPath + " apply --key-source ephemeral --mount-point /mnt/instance-store --model Amazon EC2 NVMe Instance Storage --filesystem ext4 --required-by postgresql.service --discard=true --retry-for=4m0s", []string{"postgresql.service"}, true},
+		}, contract.AgentPath + " apply --key-source ephemeral --mount-point /mnt/instance-store --model Amazon EC2 NVMe Instance Storage --filesystem ext4 --layout raid0 --required-by postgresql.service --discard=true --retry-for=4m0s", []string{"postgresql.service"}, true},
 		{"directories bound again at boot", func(o *contract.AgentOptions) { o.BindDirs = []string{"/var/lib/containerd", "/var/log/pods"} },
 			contract.AgentPath + " unlock --mount-point /mnt/instance-store --model Amazon EC2 NVMe Instance Storage --bind-dirs /var/lib/containerd,/var/log/pods --retry-for=4m0s", nil, false},
 	} {

@@ -1,7 +1,9 @@
-// Package raid stripes several instance-store disks into one md RAID0 array with mdadm.
-// RAID0 because instance store has no redundancy to protect: a lost disk loses the
-// instance's scratch data either way, and striping gives every disk's bandwidth to one
-// filesystem under one LUKS2 header (one key, one token, one open).
+// Package raid combines several instance-store disks into one md array with mdadm, under
+// one LUKS2 header (one key, one token, one open). RAID0 by default: instance store has no
+// redundancy to protect across a stop, and striping gives every disk's bandwidth to one
+// filesystem. RAID10 for those who want the volume to survive a failed disk while the
+// instance runs, at half the capacity; its first resync is paused while the volume is
+// provisioned (Freeze, Resume), so it never delays the mount.
 package raid
 
 import (
@@ -10,6 +12,7 @@ import (
 	"strconv"
 
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
+	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
 // MemberLabel is how blkid labels a member of storecrypt's array: mdadm records the name
@@ -24,9 +27,9 @@ type Mdadm struct {
 	R sysexec.Runner
 }
 
-// CreateCommand makes a RAID0 array of members named name.
-func CreateCommand(name string, members []string) sysexec.Command {
-	args := []string{"--create", "/dev/md/" + name, "--run", "--level=0", "--metadata=1.2",
+// CreateCommand makes an array of members named name at level (0 or 10).
+func CreateCommand(name string, level int, members []string) sysexec.Command {
+	args := []string{"--create", "/dev/md/" + name, "--run", "--level=" + strconv.Itoa(level), "--metadata=1.2",
 		"--raid-devices=" + strconv.Itoa(len(members)), "--homehost=any", "--name=" + name}
 	return sysexec.Command{Name: "mdadm", Args: append(args, members...)}
 }
@@ -49,9 +52,24 @@ func (m Mdadm) Run(ctx context.Context, c sysexec.Command) error {
 	return nil
 }
 
-// Create makes a RAID0 array of members named name.
-func (m Mdadm) Create(ctx context.Context, name string, members []string) error {
-	return m.Run(ctx, CreateCommand(name, members))
+// Create makes an array of members named name at level.
+func (m Mdadm) Create(ctx context.Context, name string, level int, members []string) error {
+	return m.Run(ctx, CreateCommand(name, level, members))
+}
+
+// SyncAction is the sysfs file, under the root, that starts and stops the array's resync
+// (md(4)): writing "frozen" stops it and keeps it stopped, "idle" lets md resume it
+// from where it stopped.
+func SyncAction(kernelName string) string {
+	return "sys/block/" + kernelName + "/md/sync_action"
+}
+
+// Level is the level of a layout's array (contract.Layouts): 0 or 10.
+func Level(layout string) int {
+	if layout == contract.LayoutRAID10 {
+		return 10
+	}
+	return 0
 }
 
 // Assemble starts the existing array name from members.

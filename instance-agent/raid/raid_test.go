@@ -14,7 +14,7 @@ func TestArgv(t *testing.T) {
 	}}
 	m := Mdadm{R: fake}
 	disks := []string{"/dev/nvme1n1", "/dev/nvme2n1"}
-	if err := m.Create(context.Background(), "storecrypt", disks); err != nil {
+	if err := m.Create(context.Background(), "storecrypt", 0, disks); err != nil {
 		t.Fatal(err)
 	}
 	if err := m.Assemble(context.Background(), "storecrypt", disks); err != nil {

@@ -67,6 +67,19 @@ const (
 // Filesystems lists the supported filesystems.
 var Filesystems = []string{FilesystemExt4, FilesystemXFS}
 
+// Layouts of several disks (flag --layout).
+const (
+	// LayoutRAID0 stripes the disks: every disk's bandwidth and capacity, no redundancy
+	// (instance store has none to keep: a stop loses every disk).
+	LayoutRAID0 = "raid0"
+	// LayoutRAID10 mirrors and stripes them: half the capacity, and the volume survives a
+	// failed disk while the instance runs.
+	LayoutRAID10 = "raid10"
+)
+
+// Layouts lists the supported layouts.
+var Layouts = []string{LayoutRAID0, LayoutRAID10}
+
 // Agent flag names. The SSM document's parameters map onto these one to one.
 const (
 	FlagKeySource  = "key-source"
@@ -82,6 +95,7 @@ const (
 	FlagRetryFor   = "retry-for"
 	FlagRequiredBy = "required-by"
 	FlagBindDirs   = "bind-dirs"
+	FlagLayout     = "layout"
 	// FlagBoot marks a run by the boot-time unit that `storecrypt-agent install` puts in
 	// place: the volume it provisions records that the boot unit made it.
 	FlagBoot = "boot"
@@ -93,6 +107,7 @@ const (
 	DefaultMountPoint = "/mnt/instance-store"
 	DefaultFilesystem = FilesystemExt4
 	DefaultKeySource  = KeySourceKMSDataKey
+	DefaultLayout     = LayoutRAID0
 )
 
 // DefaultBootRequiredBy are the units the boot-time unit holds back unless told others:
@@ -226,6 +241,7 @@ type AgentOptions struct {
 	Secret     string // s3://bucket/key of the seed-compatible secret
 	MountPoint string
 	Filesystem string
+	Layout     string // how several disks are combined: Layouts
 	Model      string
 	Devices    []string // explicit devices; empty means discover by Model
 	Discard    bool
@@ -241,6 +257,7 @@ func DefaultAgentOptions() AgentOptions {
 		KeySource:  DefaultKeySource,
 		MountPoint: DefaultMountPoint,
 		Filesystem: DefaultFilesystem,
+		Layout:     DefaultLayout,
 		Model:      DefaultModel,
 		Discard:    true,
 	}
@@ -287,6 +304,9 @@ func (o AgentOptions) Validate() error {
 	}
 	if !slices.Contains(Filesystems, o.Filesystem) {
 		return invalid(FlagFilesystem, o.Filesystem, "want one of "+strings.Join(Filesystems, ", "))
+	}
+	if !slices.Contains(Layouts, o.Layout) {
+		return invalid(FlagLayout, o.Layout, "want one of "+strings.Join(Layouts, ", "))
 	}
 	return nil
 }
@@ -414,8 +434,9 @@ type Device struct {
 
 // Layout is the encrypted volume.
 type Layout struct {
-	RAID        string   `json:"raid,omitempty"` // the md array when there are several disks
-	Volume      string   `json:"volume"`         // the device that carries the LUKS2 header
+	RAID        string   `json:"raid,omitempty"`  // the md array when there are several disks
+	Level       string   `json:"level,omitempty"` // its RAID level: raid0, raid10
+	Volume      string   `json:"volume"`          // the device that carries the LUKS2 header
 	LUKSUUID    string   `json:"luks_uuid,omitempty"`
 	State       string   `json:"state,omitempty"`
 	Cipher      string   `json:"cipher,omitempty"`
@@ -468,6 +489,7 @@ func (o *AgentOptions) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Secret, FlagSecret, o.Secret, "s3://bucket/key of the KMS-encrypted passphrase for "+KeySourceS3KMS)
 	fs.StringVar(&o.MountPoint, FlagMountPoint, o.MountPoint, "where to mount the encrypted filesystem")
 	fs.StringVar(&o.Filesystem, FlagFilesystem, o.Filesystem, "filesystem to make: "+strings.Join(Filesystems, ", "))
+	fs.StringVar(&o.Layout, FlagLayout, o.Layout, "how a new volume combines several disks: "+strings.Join(Layouts, ", ")+" (raid10: mirrored, half the capacity; its first resync waits until the volume is mounted)")
 	fs.StringVar(&o.Model, FlagModel, o.Model, "NVMe controller model of the instance-store disks")
 	fs.Var((*commaList)(&o.Devices), FlagDevices, "comma-separated devices to use instead of discovery (each must still be instance store)")
 	fs.BoolVar(&o.Discard, FlagDiscard, o.Discard, "pass discards (TRIM) through dm-crypt")
@@ -490,7 +512,7 @@ func (o AgentOptions) Args() []string {
 	a := []string{"--" + FlagKeySource, o.KeySource}
 	for _, f := range []struct{ name, value string }{
 		{FlagKMSKeyID, o.KMSKeyID}, {FlagSecret, o.Secret}, {FlagMountPoint, o.MountPoint},
-		{FlagModel, o.Model}, {FlagFilesystem, o.Filesystem}, {FlagDevices, strings.Join(o.Devices, ",")},
+		{FlagModel, o.Model}, {FlagFilesystem, o.Filesystem}, {FlagLayout, o.Layout}, {FlagDevices, strings.Join(o.Devices, ",")},
 		{FlagRequiredBy, strings.Join(o.RequiredBy, ",")}, {FlagBindDirs, strings.Join(o.BindDirs, ",")},
 	} {
 		if f.value != "" {

@@ -158,7 +158,7 @@ func TestFallbackIsOneWord(t *testing.T) {
 	worst := map[string]string{
 		"KeySource": "s3-kms", "KmsKeyId": "alias/a_b-c/d", "Secret": "s3://b.b-b/!'()*_.-x", "MountPoint": "/mnt/a-b_c.d",
 		"Filesystem": "xfs", "Devices": "/dev/nvme1n1,/dev/nvme2n1", "Discard": "false", "Wipe": "true",
-		"RequiredBy": "pg@main-1:x.service,srv-data.mount", "BindDirs": "/var/lib/a.b_c-d,/var/log/pods",
+		"RequiredBy": "pg@main-1:x.service,srv-data.mount", "BindDirs": "/var/lib/a.b_c-d,/var/log/pods", "Layout": "raid10",
 	}
 	var probe strings.Builder
 	for _, line := range fallbacks() {

@@ -90,7 +90,11 @@ func FromReport(r *contract.Report, documentName, documentHash string) *Evidence
 		e.KeySource, e.Cipher, e.LUKSUUID, e.ProvisionedBy = l.KeySource, l.CipherSpec(), l.LUKSUUID, l.ProvisionedBy
 		disks := "1 disk"
 		if n := len(r.Devices); n > 1 {
-			disks = fmt.Sprintf("RAID0 of %d disks", n)
+			level := "raid0" // reports from before the level was recorded
+			if l.Level != "" {
+				level = l.Level
+			}
+			disks = fmt.Sprintf("%s of %d disks", strings.ToUpper(level), n)
 		}
 		e.Layout = fmt.Sprintf("%s, %s at %s", disks, l.Filesystem, l.MountPoint)
 	}

@@ -227,3 +227,20 @@ func TestBounded(t *testing.T) {
 		t.Errorf("%d entries, %s dropped, summary by %s; want %d, 5, the last command", len(it.Entries), it.EntriesDropped, it.CommandID, ledger.MaxEntries)
 	}
 }
+
+// TestFromReport: the evidence names the array's level and the path that made the volume.
+func TestFromReport(t *testing.T) {
+	for _, tc := range []struct {
+		level, by, want string
+	}{
+		{"", "", "RAID0 of 2 disks, ext4 at /mnt/instance-store"}, // a report from before levels were recorded
+		{"raid10", contract.ProvisionedByBoot, "RAID10 of 2 disks, ext4 at /mnt/instance-store"},
+	} {
+		r := &contract.Report{AgentVersion: "v2", Devices: []contract.Device{{Path: "/dev/nvme1n1"}, {Path: "/dev/nvme2n1"}},
+			Layout: &contract.Layout{Level: tc.level, Filesystem: "ext4", MountPoint: "/mnt/instance-store", ProvisionedBy: tc.by}}
+		e := ledger.FromReport(r, "doc", "digest")
+		if e.Layout != tc.want || e.ProvisionedBy != tc.by {
+			t.Errorf("level %q: layout %q by %q, want %q by %q", tc.level, e.Layout, e.ProvisionedBy, tc.want, tc.by)
+		}
+	}
+}

@@ -57,6 +57,17 @@ func TestSmoke(t *testing.T) {
 	if res.AgentMemory[0].PeakRSS <= 0 {
 		t.Errorf("no peak memory measured")
 	}
+	if res.Boot, err = Boot(ctx, dir, agent, 64); err != nil {
+		t.Fatal(err)
+	}
+	for _, b := range res.Boot {
+		if b.UnitSeconds <= 0 || b.KernelToMounted <= b.UnitSeconds {
+			t.Errorf("boot figures %+v", b)
+		}
+	}
+	if len(res.Boot) != 2 {
+		t.Errorf("%d boot figures, want the agent's and the bare commands'", len(res.Boot))
+	}
 	if res.IO, err = IO(ctx, dir, agent, 128); err != nil {
 		t.Fatal(err)
 	}

@@ -25,6 +25,7 @@ type Results struct {
 	IO           []IOResult           `json:"io"`
 	ControlPlane []ControlPlaneResult `json:"control_plane"`
 	Footprint    Footprint            `json:"footprint"`
+	Boot         []BootResult         `json:"boot"`
 }
 
 // Machine describes where the run happened.
@@ -67,6 +68,7 @@ type Headline struct {
 	WriteOverDefaults      float64
 	ReadOverDefaults       float64
 	CallsRatio             float64 // naive / batched at the largest burst
+	BootOverBare           float64 // boot-time mode: kernel to mounted, agent minus bare commands, seconds
 }
 
 // Headlines computes them from the largest sizes measured.
@@ -92,7 +94,19 @@ func (r *Results) Headlines() Headline {
 		}
 	}
 	h.CallsRatio = ratio(naive, batched)
+	if a, b := r.boot("agent"), r.boot("bare"); a != nil && b != nil {
+		h.BootOverBare = a.KernelToMounted - b.KernelToMounted
+	}
 	return h
+}
+
+func (r *Results) boot(variant string) *BootResult {
+	for i := range r.Boot {
+		if r.Boot[i].Variant == variant {
+			return &r.Boot[i]
+		}
+	}
+	return nil
 }
 
 func (r *Results) sizes() []int {
@@ -181,7 +195,8 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| agent, largest / second-largest disk | %.2f | ≤ 1.1 |\n", h.LargestOverSecond)
 	fmt.Fprintf(w, "| storecrypt / defaults, sequential write | %.2f | ≥ 1.3 |\n", h.WriteOverDefaults)
 	fmt.Fprintf(w, "| storecrypt / defaults, sequential read | %.2f | ≥ 1.3 |\n", h.ReadOverDefaults)
-	fmt.Fprintf(w, "| naive / storecrypt AWS calls per instance, largest burst | %.0f× | |\n\n", h.CallsRatio)
+	fmt.Fprintf(w, "| naive / storecrypt AWS calls per instance, largest burst | %.0f× | |\n", h.CallsRatio)
+	fmt.Fprintf(w, "| boot-time mode: kernel to mounted, agent − bare commands | %+.2f s | ≤ 2 s |\n\n", h.BootOverBare)
 
 	fmt.Fprintf(w, "### Time to an encrypted, mounted filesystem\n\n| size | recipe (s) | agent (s) | floor (s) | agent/recipe | agent/floor | agent peak RSS |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for i, s := range r.sizes() {
@@ -209,6 +224,12 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 		fmt.Fprintf(w, "| %s | %d | %d | %.3f | %d | %d | %d | %.0f | %d |\n", c.Design, c.Instances, c.Calls, c.CallsPerInstance, c.SendCommands, c.Invocations, c.Throttled, c.DrainSeconds, c.Unencrypted)
 	}
 	fmt.Fprintf(w, "\n![calls per instance](bench/calls.png)\n\n")
+
+	fmt.Fprintf(w, "### Boot-time mode: kernel start to an encrypted, mounted volume (first boot, systemd guest)\n\n| variant | disks | size | kernel to mounted (s) | the unit's own run (s) |\n| --- | --- | --- | --- | --- |\n")
+	for _, b := range r.Boot {
+		fmt.Fprintf(w, "| %s | %d | %d MiB | %.2f | %.2f |\n", b.Variant, b.Disks, b.SizeMiB, b.KernelToMounted, b.UnitSeconds)
+	}
+	fmt.Fprintln(w)
 
 	f := r.Footprint
 	fmt.Fprintf(w, "### Footprint\n\n| what | figure |\n| --- | --- |\n")

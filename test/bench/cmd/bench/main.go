@@ -86,6 +86,10 @@ func run(sizesFlag, burstsFlag string, ioSize, samples int, docs string) error {
 	if len(res.AgentMemory) > 0 {
 		res.Footprint.AgentPeakRSS = res.AgentMemory[len(res.AgentMemory)-1].PeakRSS
 	}
+	progress("boot-time mode: kernel to mounted on 2 × %d MiB, agent and bare commands", sizes[len(sizes)-1])
+	if res.Boot, err = bench.Boot(ctx, dir, agent, sizes[len(sizes)-1]); err != nil {
+		return err
+	}
 	progress("encrypted I/O with fio on %d MiB disks", ioSize)
 	if res.IO, err = bench.IO(ctx, dir, agent, ioSize); err != nil {
 		return err

@@ -1,0 +1,49 @@
+package e2e
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// TestLayouts: a RAID0 volume, then after a stop/start a RAID10 one on the same disks;
+// RAID10's first resync is paused while it is provisioned and runs after the mount, it
+// keeps the data through a failed disk, and a reboot reopens it degraded.
+func TestLayouts(t *testing.T) {
+	m := newMachine(t, machineOpts{disks: 2})
+	r0 := m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
+	if l := r0.Report.Layout; l.Level != "raid0" || !strings.Contains(m.sh("cat /proc/mdstat"), "raid0") {
+		t.Fatalf("default layout %q:\n%s", l.Level, m.sh("cat /proc/mdstat"))
+	}
+
+	m.stopStart()
+	r10 := m.agent(append([]string{"apply", "--layout", "raid10"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
+	if l := r10.Report.Layout; l.Level != "raid10" || !l.Mounted {
+		t.Fatalf("raid10 layout %+v", *l)
+	}
+	steps := r10.changedSteps()
+	if i, j := slices.Index(steps, "mount"), slices.Index(steps, "raid-resync"); i < 0 || j < i {
+		t.Errorf("changed steps %v: the resync must resume after the mount", steps)
+	}
+	md := strings.TrimSpace(m.sh("basename $(readlink -f /dev/md/storecrypt)"))
+	wantContains(t, "/proc/mdstat", m.sh("cat /proc/mdstat"), "raid10")
+	if got := strings.TrimSpace(m.sh("cat /sys/block/" + md + "/md/sync_action")); got == "frozen" {
+		t.Errorf("the resync is still paused after apply")
+	}
+	m.sh("echo kept > " + userFile + " && sync && mdadm --wait /dev/md/storecrypt || true")
+
+	m.sh("mdadm /dev/md/storecrypt --fail /dev/nvme1n1 >/dev/null 2>&1")
+	if got := m.sh("echo 3 > /proc/sys/vm/drop_caches; cat " + userFile); got != "kept\n" {
+		t.Errorf("with a failed disk the file reads %q", got)
+	}
+	m.reboot()
+	u := m.agent("unlock", "--model", guestModel).must(t, contract.ExitOK)
+	if l := u.Report.Layout; l.Level != "raid10" || !l.Mounted {
+		t.Errorf("unlock of the degraded raid10: %+v", *l)
+	}
+	if got := m.sh("cat " + userFile); got != "kept\n" {
+		t.Errorf("after reboot the file reads %q", got)
+	}
+}
