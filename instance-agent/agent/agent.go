@@ -24,6 +24,7 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/lock"
 	"github.com/storecrypt/storecrypt/instance-agent/luks"
 	"github.com/storecrypt/storecrypt/instance-agent/mountpoint"
+	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/instance-agent/raid"
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -102,7 +103,15 @@ type run struct {
 	md   raid.Mdadm
 	perf bool // persistent no-workqueue flags are supported
 	keys Keys
+	// mapper is the volume's device-mapper name ("" for contract.MapperName); the
+	// per-disk layout runs the engine once per disk, each with its own.
+	mapper     string
+	noBootUnit bool // the per-disk layout installs the boot unit once, for all disks
 }
+
+func (r *run) mapperName() string { return plan.Facts{Mapper: r.mapper}.MapperName() }
+
+func (r *run) mapperPath() string { return plan.MapperPath(r.mapperName()) }
 
 func (r *run) dry() bool { return r.mode == modePlan || r.mode == modeStatus }
 
@@ -158,6 +167,9 @@ func (r *run) execute() error {
 	}
 	if err := r.checkTools(len(disks)); err != nil {
 		return err
+	}
+	if len(disks) > 1 && r.o.Layout == contract.LayoutPerDisk {
+		return r.convergeEach(disks)
 	}
 	return r.converge(disks)
 }

@@ -107,6 +107,21 @@ func newTestAgent(t *testing.T, root string, calls []sysexec.Call, keys *fakeKey
 	return a, fake, &progress
 }
 
+// applySealed runs apply with calls scripted and returns the report and the directories
+// it sealed, under root.
+func applySealed(t *testing.T, root string, calls []sysexec.Call, o contract.AgentOptions) (*contract.Report, []string) {
+	t.Helper()
+	var sealed []string
+	a, fake, progress := newTestAgent(t, root, calls, &fakeKeys{})
+	a.Seal = func(dir string) error { sealed = append(sealed, strings.TrimPrefix(dir, root)); return nil }
+	rep, err := a.Apply(context.Background(), o)
+	if err != nil {
+		t.Fatalf("%v\n%s", err, progress)
+	}
+	fake.Done()
+	return rep, sealed
+}
+
 // report compares the report a user reads with testdata/name.
 func report(t *testing.T, name string, rep *contract.Report) {
 	t.Helper()
@@ -125,15 +140,19 @@ func kmsOptions() contract.AgentOptions {
 
 // provisionCalls is what apply runs to provision /dev/nvme1n1 once it has decided to format it.
 func provisionCalls() []sysexec.Call {
-	const dev = "/dev/nvme1n1"
+	return provisionAs("/dev/nvme1n1", contract.MapperName, contract.DefaultMountPoint)
+}
+
+// provisionAs is what apply runs to provision dev as the volume mapper, mounted at dir.
+func provisionAs(dev, mapper, dir string) []sysexec.Call {
 	return []sysexec.Call{
 		{Argv: "cryptsetup luksFormat --batch-mode --type luks2 --cipher aes-xts-plain64 --key-size 512 --sector-size 4096 --uuid " + volUUID +
 			" --label storecrypt --subsystem storecrypt-provisioning --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-slot 0 --key-file - " + dev},
 		{Argv: "cryptsetup token import --token-id 0 --key-slot 0 " + dev},
-		{Argv: "cryptsetup open --type luks2 --key-file - --allow-discards --perf-no_read_workqueue --perf-no_write_workqueue --persistent " + dev + " storecrypt"},
-		{Argv: "mkfs.ext4 -q -F -L storecrypt -m 0 -E lazy_itable_init=1,lazy_journal_init=1,nodiscard /dev/mapper/storecrypt"},
+		{Argv: "cryptsetup open --type luks2 --key-file - --allow-discards --perf-no_read_workqueue --perf-no_write_workqueue --persistent " + dev + " " + mapper},
+		{Argv: "mkfs.ext4 -q -F -L storecrypt -m 0 -E lazy_itable_init=1,lazy_journal_init=1,nodiscard /dev/mapper/" + mapper},
 		{Argv: "cryptsetup config --label storecrypt --subsystem storecrypt-ready " + dev},
-		{Argv: "mount -t ext4 -o noatime /dev/mapper/storecrypt /mnt/instance-store"},
+		{Argv: "mount -t ext4 -o noatime /dev/mapper/" + mapper + " " + dir},
 	}
 }
 

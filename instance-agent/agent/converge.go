@@ -70,20 +70,24 @@ func (r *run) observe(disks []discover.Disk) (plan.Facts, error) {
 	case modeStatus:
 		m = plan.Status
 	}
-	f := plan.Facts{Mode: m, Options: r.o, Perf: r.perf, NewUUID: r.NewUUID(), BootMode: bootunit.BootMode(r.Root)}
+	f := plan.Facts{Mode: m, Options: r.o, Perf: r.perf, NewUUID: r.NewUUID(), BootMode: bootunit.BootMode(r.Root), Mapper: r.mapper, NoBootUnit: r.noBootUnit}
 	if len(r.o.BindDirs) > 0 {
-		binds, err := bind.Observe(r.fsys, plan.MapperPath, r.o.BindDirs)
+		binds, err := bind.Observe(r.fsys, r.mapperPath(), r.o.BindDirs)
 		if err != nil {
 			return f, err
 		}
 		f.Binds = binds
 	}
-	for i, d := range disks {
+	for _, d := range disks {
 		s, err := probe.Device(r.ctx, r.Run, d.Path)
 		if err != nil {
 			return f, err
 		}
-		r.rep.Devices[i].Found = s.What()
+		for j := range r.rep.Devices {
+			if r.rep.Devices[j].Path == d.Path {
+				r.rep.Devices[j].Found = s.What()
+			}
+		}
 		pd := plan.Disk{Path: d.Path, Name: d.Name, SizeBytes: d.SizeBytes, Sig: s, Mounts: d.Mounts, Partitions: d.Partitions}
 		for _, h := range d.Holders {
 			pd.Holders = append(pd.Holders, plan.Holder{Name: h, DMName: discover.DMName(r.fsys, h)})
@@ -137,7 +141,7 @@ func (r *run) observeVolume(f *plan.Facts, dev, name string, s probe.Signature) 
 }
 
 func (r *run) observeMapping(f *plan.Facts, dm string) error {
-	s, err := probe.Device(r.ctx, r.Run, plan.MapperPath)
+	s, err := probe.Device(r.ctx, r.Run, r.mapperPath())
 	if err != nil {
 		return err
 	}
@@ -279,7 +283,7 @@ func (ex *executor) step(s plan.Step) error {
 		case plan.CloseMapping, plan.MarkReady:
 			return ex.cs.Run(ex.ctx, s.Cmd, nil)
 		case plan.Wipe:
-			return wipe(ex.ctx, filepath.Join(ex.Root, plan.MapperPath), ex.Progress)
+			return wipe(ex.ctx, filepath.Join(ex.Root, ex.mapperPath()), ex.Progress)
 		case plan.MakeFS:
 			_, err := ex.Run.Run(ex.ctx, s.Cmd)
 			return err
@@ -296,7 +300,7 @@ func (ex *executor) step(s plan.Step) error {
 				return err
 			}
 			if _, err := ex.Run.Run(ex.ctx, s.Cmd); err != nil {
-				return fmt.Errorf("mounting %s at %s: %w", plan.MapperPath, dir, err)
+				return fmt.Errorf("mounting %s at %s: %w", ex.mapperPath(), dir, err)
 			}
 			ex.mounted = true
 			return nil
@@ -399,7 +403,7 @@ func (ex *executor) refresh(f *plan.Facts, s plan.Step) error {
 		}
 		return ex.observeArray(f, a)
 	case plan.Open:
-		return ex.observeMapping(f, contract.MapperName)
+		return ex.observeMapping(f, ex.mapperName())
 	}
 	return fmt.Errorf("step %s: nothing to read again after it", s.Name)
 }
@@ -436,7 +440,7 @@ func (r *run) openMapping(name string) string {
 		return ""
 	}
 	for _, h := range d.Holders {
-		if discover.DMName(r.fsys, h) == contract.MapperName {
+		if discover.DMName(r.fsys, h) == r.mapperName() {
 			return h
 		}
 	}

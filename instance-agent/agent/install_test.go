@@ -142,14 +142,7 @@ func TestBindDirs(t *testing.T) {
 		sysexec.Call{Argv: "mount --bind /mnt/instance-store/storecrypt-bind/var/lib/containerd /var/lib/containerd"},
 		sysexec.Call{Argv: "mount --bind /mnt/instance-store/storecrypt-bind/var/log/pods /var/log/pods"},
 	)
-	var sealed []string
-	a, fake, progress := newTestAgent(t, root, calls, &fakeKeys{})
-	a.Seal = func(dir string) error { sealed = append(sealed, strings.TrimPrefix(dir, root)); return nil }
-	rep, err := a.Apply(context.Background(), o)
-	if err != nil {
-		t.Fatalf("%v\n%s", err, progress)
-	}
-	fake.Done()
+	rep, sealed := applySealed(t, root, calls, o)
 	if b, err := os.ReadFile(filepath.Join(target("/var/lib/containerd"), "io.containerd.content/blob")); err != nil || string(b) != "layer" {
 		t.Errorf("the content was not copied onto the volume: %q %v", b, err)
 	}

@@ -17,6 +17,7 @@ import (
 	"io"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -137,7 +138,9 @@ const immutableFlag = 0x00000010
 
 // Immutable sets the immutable attribute (FS_IMMUTABLE_FL, what chattr +i sets) on dir,
 // opened without following links.
-func Immutable(dir string) error {
+func Immutable(dir string) error { return setImmutable(dir, true) }
+
+func setImmutable(dir string, on bool) error {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", dir, err)
@@ -147,13 +150,51 @@ func Immutable(dir string) error {
 	if err != nil {
 		return unsupported(dir, err)
 	}
-	if flags&immutableFlag != 0 {
+	want := flags &^ immutableFlag
+	if on {
+		want = flags | immutableFlag
+	}
+	if want == flags {
 		return nil
 	}
-	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(flags|immutableFlag)); err != nil {
+	if err := unix.IoctlSetPointerInt(fd, unix.FS_IOC_SETFLAGS, int(want)); err != nil {
 		return unsupported(dir, err)
 	}
 	return nil
+}
+
+// PrepareParent makes dir (under root) hold the empty mount points dir/0 ... dir/n-1 and
+// seals dir, so that nothing can be written beside them on the root volume. A dir sealed
+// by an earlier layout is unsealed only while the missing mount points are made.
+func PrepareParent(root, dir string, n int, seal Seal) error {
+	if _, err := CheckPath(root, dir); err != nil {
+		return err
+	}
+	full := filepath.Join(root, dir)
+	if err := os.MkdirAll(full, 0o755); err != nil {
+		return fmt.Errorf("creating %s: %w", full, err)
+	}
+	if mounted, err := isMountPoint(full); err != nil {
+		return err
+	} else if mounted {
+		return &UnsafeError{Dir: dir, Reason: "is the mount point of another filesystem, not a directory that holds one per disk"}
+	}
+	for i := range n {
+		child := filepath.Join(full, strconv.Itoa(i))
+		err := os.Mkdir(child, 0o755)
+		if errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) {
+			if err = setImmutable(full, false); err == nil {
+				err = os.Mkdir(child, 0o755)
+			}
+		}
+		if err != nil && !errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("creating %s: %w", child, err)
+		}
+	}
+	if seal == nil {
+		seal = Immutable
+	}
+	return seal(full)
 }
 
 func unsupported(dir string, err error) error {

@@ -44,8 +44,8 @@ func (m Mode) Dry() bool { return m == Preview || m == Status }
 // formats reports whether the mode may provision.
 func (m Mode) formats() bool { return m == Apply || m == Preview }
 
-// MapperPath is where the opened volume appears.
-var MapperPath = "/dev/mapper/" + contract.MapperName
+// MapperPath is where the opened volume named mapper appears.
+func MapperPath(mapper string) string { return "/dev/mapper/" + mapper }
 
 // Disk is one instance-store disk as the agent found it.
 type Disk struct {
@@ -105,6 +105,19 @@ type Facts struct {
 	Binds []bind.Dir
 	// BootMode: the installed boot unit provisions at boot (`storecrypt-agent install`).
 	BootMode bool
+	// Mapper is the volume's device-mapper name (contract.MapperName when empty; one per
+	// disk in the per-disk layout).
+	Mapper string
+	// NoBootUnit: the caller installs the boot unit (the per-disk layout, once for all).
+	NoBootUnit bool
+}
+
+// MapperName is the volume's device-mapper name.
+func (f Facts) MapperName() string {
+	if f.Mapper != "" {
+		return f.Mapper
+	}
+	return contract.MapperName
 }
 
 // Kind is what a step does; the executor runs each kind.
@@ -193,6 +206,9 @@ func Decide(f Facts) (Plan, error) {
 	return pl.p, err
 }
 
+// path is where the volume appears when open.
+func (pl *planner) path() string { return MapperPath(pl.f.MapperName()) }
+
 func (pl *planner) note(format string, args ...any) {
 	pl.p.Notes = append(pl.p.Notes, fmt.Sprintf(format, args...))
 }
@@ -212,7 +228,7 @@ func (pl *planner) decide() error {
 	if len(f.Disks) == 1 {
 		d := f.Disks[0]
 		for _, h := range d.Holders {
-			if h.DMName != contract.MapperName {
+			if h.DMName != pl.f.MapperName() {
 				return refuse(d.Path, "is held by %s", h.Name)
 			}
 		}
@@ -357,17 +373,17 @@ func (pl *planner) provision(v volume) error {
 	pl.add(Step{Kind: StoreToken, Name: "luks-token", Action: "store the " + o.KeySource + " token in the header",
 		Cmd: luks.ImportTokenCommand(v.Path, true), Leaves: "the token in the header"})
 	open := luks.OpenOptions{Discard: o.Discard, Workqueue: !pl.f.Perf, Persist: true}
-	pl.add(Step{Kind: Open, Name: "luks-open", Action: "open " + v.Path + " as " + MapperPath + flagWords(open),
-		Cmd: luks.OpenCommand(v.Path, contract.MapperName, open), Leaves: MapperPath + " open"})
-	l.Mapper, l.Flags = MapperPath, open.HeaderFlags()
+	pl.add(Step{Kind: Open, Name: "luks-open", Action: "open " + v.Path + " as " + pl.path() + flagWords(open),
+		Cmd: luks.OpenCommand(v.Path, pl.f.MapperName(), open), Leaves: pl.path() + " open"})
+	l.Mapper, l.Flags = pl.path(), open.HeaderFlags()
 	if o.Wipe {
-		pl.add(Step{Kind: Wipe, Name: "wipe", Action: "zero-fill " + MapperPath + " (--wipe)", Leaves: MapperPath + " zeroed"})
+		pl.add(Step{Kind: Wipe, Name: "wipe", Action: "zero-fill " + pl.path() + " (--wipe)", Leaves: pl.path() + " zeroed"})
 	}
-	mkfs, err := filesystem.MakeCommand(o.Filesystem, MapperPath, contract.VolumeLabel)
+	mkfs, err := filesystem.MakeCommand(o.Filesystem, pl.path(), contract.VolumeLabel)
 	if err != nil {
 		return err
 	}
-	pl.add(Step{Kind: MakeFS, Name: "mkfs", Action: "make " + o.Filesystem + " on " + MapperPath, Cmd: mkfs, Leaves: o.Filesystem + " on " + MapperPath})
+	pl.add(Step{Kind: MakeFS, Name: "mkfs", Action: "make " + o.Filesystem + " on " + pl.path(), Cmd: mkfs, Leaves: o.Filesystem + " on " + pl.path()})
 	pl.add(Step{Kind: MarkReady, Name: "mark-ready", Action: "mark the volume ready in its header",
 		Cmd: luks.SetLabelsCommand(v.Path, contract.VolumeLabel, contract.StateReady), Leaves: "volume " + contract.StateReady})
 	l.State, l.Filesystem = contract.StateReady, o.Filesystem
@@ -438,7 +454,7 @@ func (pl *planner) reprovision(v volume) error {
 	pl.newKey()
 	if pl.f.Mapping != nil {
 		pl.add(Step{Kind: CloseMapping, Name: "luks-close", Action: "close the mapping an interrupted run left open",
-			Cmd: luks.CloseCommand(contract.MapperName), Leaves: MapperPath + " closed"})
+			Cmd: luks.CloseCommand(pl.f.MapperName()), Leaves: pl.path() + " closed"})
 	}
 	pl.p.Layout.KeyID, pl.p.Layout.Secret, pl.p.Layout.ProvisionedBy = "", "", ""
 	return pl.provision(v)
@@ -462,24 +478,24 @@ func (pl *planner) openAndMount(v volume, tok keysource.Token) error {
 		}
 		pl.add(Step{Kind: RecoverKey, Name: "key", Action: tok.KeySource + " key" + keyIDSuffix(tok.KeyID), VolumeUUID: l.LUKSUUID, Token: &tok, Leaves: "the key in memory"})
 		// The flags persisted at format apply by themselves; none are passed again.
-		pl.add(Step{Kind: Open, Name: "luks-open", Action: "open " + v.Path + " as " + MapperPath,
-			Cmd: luks.OpenCommand(v.Path, contract.MapperName, luks.OpenOptions{Workqueue: true}), Leaves: MapperPath + " open", Replan: true})
-		l.Mapper = MapperPath
+		pl.add(Step{Kind: Open, Name: "luks-open", Action: "open " + v.Path + " as " + pl.path(),
+			Cmd: luks.OpenCommand(v.Path, pl.f.MapperName(), luks.OpenOptions{Workqueue: true}), Leaves: pl.path() + " open", Replan: true})
+		l.Mapper = pl.path()
 		return nil
 	}
-	l.Mapper, l.Open = MapperPath, true
+	l.Mapper, l.Open = pl.path(), true
 	m := pl.f.Mapping
 	if !slices.Contains(contract.Filesystems, m.FS.Type) {
-		return refuse(MapperPath, "is a ready storecrypt volume that holds %s instead of its filesystem", m.FS.What())
+		return refuse(pl.path(), "is a ready storecrypt volume that holds %s instead of its filesystem", m.FS.What())
 	}
 	l.Filesystem = m.FS.Type
 	switch {
 	case slices.Contains(m.Mounts, o.MountPoint):
 		l.Mounted = true
-		pl.note("%s is already open and mounted at %s", MapperPath, o.MountPoint)
+		pl.note("%s is already open and mounted at %s", pl.path(), o.MountPoint)
 		pl.bindDirs()
 	case len(m.Mounts) > 0:
-		pl.note("%s is mounted at %s, not at %s; left as it is", MapperPath, strings.Join(m.Mounts, ", "), o.MountPoint)
+		pl.note("%s is mounted at %s, not at %s; left as it is", pl.path(), strings.Join(m.Mounts, ", "), o.MountPoint)
 	default:
 		pl.mount(m.FS.Type)
 		pl.bindDirs()
@@ -502,8 +518,8 @@ func keyIDSuffix(id string) string {
 
 func (pl *planner) mount(fsType string) {
 	dir := pl.f.Options.MountPoint
-	pl.add(Step{Kind: Mount, Name: "mount", Action: "mount " + MapperPath + " at " + dir + " (noatime)",
-		Cmd: filesystem.MountCommand(MapperPath, dir, fsType), Leaves: "mounted at " + dir})
+	pl.add(Step{Kind: Mount, Name: "mount", Action: "mount " + pl.path() + " at " + dir + " (noatime)",
+		Cmd: filesystem.MountCommand(pl.path(), dir, fsType), Leaves: "mounted at " + dir})
 }
 
 // resumeResync lets a RAID10 array's first resync run once the volume is mounted: apply
@@ -532,33 +548,49 @@ func (pl *planner) bindDirs() {
 	pl.p.Layout.BindDirs = o.BindDirs
 }
 
-// installBoot: the unit runs unlock at boot for keys that survive a reboot, and apply
-// for ephemeral ones, whose volume a reboot turns back into scratch. Either retries for a
-// while: at boot the network, and so KMS, may not be up yet. A boot-time unit (installed
-// by `storecrypt-agent install`) already provisions at boot; it is left as installed.
+// installBoot adds the step that installs the boot unit (BootUnit), unless the caller
+// installs it.
 func (pl *planner) installBoot(keySource string) {
-	o := pl.f.Options
-	if o.Boot || pl.f.BootMode {
+	if pl.f.NoBootUnit {
+		return
+	}
+	s, ok := BootUnit(pl.f, keySource)
+	if !ok {
 		pl.p.Layout.BootMode, pl.p.Layout.BootUnit = true, true
-		if !o.Boot {
+		if !pl.f.Options.Boot {
 			pl.note("%s provisions this volume at boot (storecrypt-agent install); left as installed", contract.UnitName)
 		}
 		return
+	}
+	pl.add(s)
+}
+
+// BootUnit is the step that installs the boot unit. The unit runs unlock at boot for
+// keys that survive a reboot, and apply for ephemeral ones, whose volume a reboot turns
+// back into scratch. Either retries for a while: at boot the network, and so KMS, may
+// not be up yet. A boot-time unit (installed by `storecrypt-agent install`) already
+// provisions at boot; it is left as installed, and ok is false.
+func BootUnit(f Facts, keySource string) (s Step, ok bool) {
+	o := f.Options
+	if o.Boot || f.BootMode {
+		return Step{}, false
 	}
 	argv := []string{contract.AgentPath, "unlock", "--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model}
 	if keySource == contract.KeySourceEphemeral {
 		argv = append([]string{contract.AgentPath, "apply"}, o.Args()...)
 	} else {
-		if len(o.Devices) > 0 {
-			argv = append(argv, "--"+contract.FlagDevices, strings.Join(o.Devices, ","))
-		}
-		if len(o.BindDirs) > 0 {
-			argv = append(argv, "--"+contract.FlagBindDirs, strings.Join(o.BindDirs, ","))
+		for _, f := range []struct{ flag, value string }{
+			{contract.FlagLayout, map[bool]string{true: o.Layout}[o.Layout == contract.LayoutPerDisk]},
+			{contract.FlagDevices, strings.Join(o.Devices, ",")}, {contract.FlagBindDirs, strings.Join(o.BindDirs, ",")},
+		} {
+			if f.value != "" {
+				argv = append(argv, "--"+f.flag, f.value)
+			}
 		}
 	}
 	argv = append(argv, fmt.Sprintf("--%s=%s", contract.FlagRetryFor, contract.BootRetryFor))
-	pl.add(Step{Kind: InstallBoot, Name: "boot-unit", Action: InstallAction(o.RequiredBy),
-		Unit: bootunit.Unit{Exec: argv, RequiredBy: o.RequiredBy}, Leaves: contract.UnitName + " installed"})
+	return Step{Kind: InstallBoot, Name: "boot-unit", Action: InstallAction(o.RequiredBy),
+		Unit: bootunit.Unit{Exec: argv, RequiredBy: o.RequiredBy}, Leaves: contract.UnitName + " installed"}, true
 }
 
 // InstallAction says what installing the boot unit does.

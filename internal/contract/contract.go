@@ -75,10 +75,13 @@ const (
 	// LayoutRAID10 mirrors and stripes them: half the capacity, and the volume survives a
 	// failed disk while the instance runs.
 	LayoutRAID10 = "raid10"
+	// LayoutPerDisk makes one volume per disk, each with its own key and filesystem,
+	// mounted at <mount point>/0, /1, ... (as nodeadm's Mount strategy lays them out).
+	LayoutPerDisk = "per-disk"
 )
 
 // Layouts lists the supported layouts.
-var Layouts = []string{LayoutRAID0, LayoutRAID10}
+var Layouts = []string{LayoutRAID0, LayoutRAID10, LayoutPerDisk}
 
 // Agent flag names. The SSM document's parameters map onto these one to one.
 const (
@@ -455,6 +458,9 @@ type Layout struct {
 	// BootMode: the boot unit provisions the volume at boot (`storecrypt-agent install`),
 	// so a run from the SSM document checks and leaves the unit as installed.
 	BootMode bool `json:"boot_mode,omitempty"`
+	// Volumes are the per-disk layout's volumes, one per disk; the fields above then sum
+	// them up (open and mounted when all are).
+	Volumes []Layout `json:"volumes,omitempty"`
 	// ProvisionedBy says which path made the volume: ProvisionedByBoot or
 	// ProvisionedByCommand; empty for volumes made before it was recorded.
 	ProvisionedBy string   `json:"provisioned_by,omitempty"`
@@ -489,7 +495,7 @@ func (o *AgentOptions) RegisterFlags(fs *flag.FlagSet) {
 	fs.StringVar(&o.Secret, FlagSecret, o.Secret, "s3://bucket/key of the KMS-encrypted passphrase for "+KeySourceS3KMS)
 	fs.StringVar(&o.MountPoint, FlagMountPoint, o.MountPoint, "where to mount the encrypted filesystem")
 	fs.StringVar(&o.Filesystem, FlagFilesystem, o.Filesystem, "filesystem to make: "+strings.Join(Filesystems, ", "))
-	fs.StringVar(&o.Layout, FlagLayout, o.Layout, "how a new volume combines several disks: "+strings.Join(Layouts, ", ")+" (raid10: mirrored, half the capacity; its first resync waits until the volume is mounted)")
+	fs.StringVar(&o.Layout, FlagLayout, o.Layout, "how a new volume combines several disks: "+strings.Join(Layouts, ", ")+" (raid10: mirrored, half the capacity, its first resync after the mount; per-disk: a volume and filesystem per disk at <mount point>/0, /1, ...)")
 	fs.StringVar(&o.Model, FlagModel, o.Model, "NVMe controller model of the instance-store disks")
 	fs.Var((*commaList)(&o.Devices), FlagDevices, "comma-separated devices to use instead of discovery (each must still be instance store)")
 	fs.BoolVar(&o.Discard, FlagDiscard, o.Discard, "pass discards (TRIM) through dm-crypt")

@@ -29,7 +29,7 @@ var DocumentParameters = []DocumentParameter{
 	{"Secret", FlagSecret, PatternSecret, "s3://bucket/key of the KMS-encrypted passphrase for s3-kms."},
 	{"MountPoint", FlagMountPoint, PatternMountPoint, "Where to mount the encrypted filesystem."},
 	{"Filesystem", FlagFilesystem, `^(` + strings.Join(Filesystems, "|") + `)$`, "Filesystem to make on a new volume."},
-	{"Layout", FlagLayout, `^(` + strings.Join(Layouts, "|") + `)$`, "How a new volume combines several disks: raid0 (striped, all the capacity) or raid10 (mirrored, half; its first resync runs after the volume is mounted)."},
+	{"Layout", FlagLayout, `^(` + strings.Join(Layouts, "|") + `)$`, "How a new volume combines several disks: raid0 (striped, all the capacity), raid10 (mirrored, half; its first resync runs after the volume is mounted) or per-disk (a volume and filesystem per disk, at MountPoint/0, /1, ...)."},
 	{"Devices", FlagDevices, PatternDevices, "Comma-separated devices instead of discovery (each must still be instance store)."},
 	{"Discard", FlagDiscard, `^(true|false)$`, "Pass discards (TRIM) through dm-crypt."},
 	{"Wipe", FlagWipe, `^(true|false)$`, "Zero-fill a new volume (slow: O(device size))."},

@@ -10,7 +10,9 @@ import (
 
 // TestLayouts: a RAID0 volume, then after a stop/start a RAID10 one on the same disks;
 // RAID10's first resync is paused while it is provisioned and runs after the mount, it
-// keeps the data through a failed disk, and a reboot reopens it degraded.
+// keeps the data through a failed disk, and a reboot reopens it degraded. Then, after
+// another stop/start, a volume per disk under the same mount point, reopened after a
+// reboot, with nothing writable beside them.
 func TestLayouts(t *testing.T) {
 	m := newMachine(t, machineOpts{disks: 2})
 	r0 := m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
@@ -45,5 +47,19 @@ func TestLayouts(t *testing.T) {
 	}
 	if got := m.sh("cat " + userFile); got != "kept\n" {
 		t.Errorf("after reboot the file reads %q", got)
+	}
+
+	m.stopStart()
+	pd := m.agent(append([]string{"apply", "--layout", "per-disk"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
+	if l := pd.Report.Layout; l.Level != contract.LayoutPerDisk || len(l.Volumes) != 2 || !l.Mounted || strings.Count(l.LUKSUUID, ",") != 1 {
+		t.Fatalf("per-disk layout %+v", *l)
+	}
+	m.sh("echo zero > " + mountPoint + "/0/f && echo one > " + mountPoint + "/1/f && sync")
+	wantContains(t, "mounts", m.sh("cat /proc/mounts"), "/dev/mapper/storecrypt-0 "+mountPoint+"/0 ", "/dev/mapper/storecrypt-1 "+mountPoint+"/1 ")
+	m.wantNoWrites(mountPoint, "0", "1")
+	m.reboot()
+	m.agent("unlock", "--model", guestModel, "--layout", "per-disk").must(t, contract.ExitOK)
+	if got := m.sh("cat " + mountPoint + "/0/f " + mountPoint + "/1/f"); got != "zero\none\n" {
+		t.Errorf("after reboot the per-disk files read %q", got)
 	}
 }
