@@ -171,7 +171,14 @@ func (r *run) execute() error {
 	if len(disks) > 1 && r.o.Layout == contract.LayoutPerDisk {
 		return r.convergeEach(disks)
 	}
-	return r.converge(disks)
+	err = r.converge(disks)
+	var other *plan.OtherLayoutError
+	if errors.As(err, &other) && other.Layout == contract.LayoutPerDisk {
+		r.note("the disks hold per-disk volumes; they are opened as they are (--layout %s applies to new volumes)", r.o.Layout)
+		r.o.Layout = contract.LayoutPerDisk
+		return r.convergeEach(disks)
+	}
+	return err
 }
 
 func (r *run) discover() ([]discover.Disk, error) {

@@ -40,6 +40,12 @@ func (r *run) convergeEach(disks []discover.Disk) error {
 			return err
 		}
 		p, err := plan.Decide(f)
+		var other *plan.OtherLayoutError
+		if errors.As(err, &other) {
+			r.note("the disks hold a storecrypt array; it is opened as it is (--layout %s applies to new volumes)", r.o.Layout)
+			r.o.Layout = contract.DefaultLayout
+			return r.converge(disks)
+		}
 		if err != nil {
 			return err
 		}

@@ -225,6 +225,9 @@ func (pl *planner) decide() error {
 			return refuse(d.Path, "has partitions (%s)", strings.Join(d.Partitions, ", "))
 		}
 	}
+	if layout := existingLayout(f.Disks); layout != "" && (len(f.Disks) == 1) != (layout == contract.LayoutPerDisk) {
+		return &OtherLayoutError{Layout: layout}
+	}
 	if len(f.Disks) == 1 {
 		d := f.Disks[0]
 		for _, h := range d.Holders {
@@ -283,6 +286,37 @@ func (pl *planner) decide() error {
 			len(members), len(f.Disks))
 		return pl.fresh(array, f.Disks, members)
 	}
+}
+
+// OtherLayoutError says the disks hold storecrypt volumes of another layout than the one
+// asked for: the agent opens them as they are, since a layout applies to new volumes.
+type OtherLayoutError struct {
+	Layout string // contract.LayoutPerDisk, or "raid" for an array
+}
+
+func (e *OtherLayoutError) Error() string {
+	return "the disks hold storecrypt's " + e.Layout + " volumes"
+}
+
+// existingLayout says what storecrypt made on the disks: an array ("raid") when one
+// carries its md superblock, per-disk volumes when one carries its LUKS2 header and the
+// rest are blank or carry one too, "" otherwise.
+func existingLayout(disks []Disk) string {
+	luks := 0
+	for _, d := range disks {
+		switch s := d.Sig; {
+		case s.Type == raid.MemberType && s.Label == raid.MemberLabel(contract.ArrayName):
+			return "raid"
+		case s.Type == "crypto_LUKS" && s.Label == contract.VolumeLabel:
+			luks++
+		case !s.Blank():
+			return ""
+		}
+	}
+	if luks > 0 && len(disks) > 1 {
+		return contract.LayoutPerDisk
+	}
+	return ""
 }
 
 func holderNames(hs []Holder) string {

@@ -90,6 +90,9 @@ func TestDecide(t *testing.T) {
 			a.Sig, a.Level, f.Options.Layout = ours(contract.StateReady), "raid0", contract.LayoutRAID10
 			f.Array, f.Header, f.Mapping = &a, header(contract.KeySourceKMSDataKey), &Mapping{FS: ext4, Mounts: []string{contract.DefaultMountPoint}}
 		}, "boot-unit", "stays raid0; --layout raid10 applies to new volumes", ""},
+		{"per-disk volumes, asked for an array: opened as they are", facts(Apply, disks(ours(contract.StateReady), ours(contract.StateReady))), nil, "", "", "hold storecrypt's per-disk volumes"},
+		{"per-disk volumes, one cut short before its format: still per-disk", facts(Unlock, disks(ours(contract.StateReady), blank)), nil, "", "", "per-disk volumes"},
+		{"one disk of an array, asked for per-disk: the array is opened", facts(Apply, disks(member)), nil, "", "", "hold storecrypt's raid volumes"},
 		{"raid10 with one disk: no array", facts(Preview, disks(blank)), func(f *Facts) { f.Options.Layout = contract.LayoutRAID10 }, full, "", ""},
 		{"our array, previewed before assembling", facts(Preview, disks(member, member)), nil, "raid-assemble*", "depends on what it holds", ""},
 		{"our array, running, created but never formatted", facts(Apply, disks(member, member)), func(f *Facts) {

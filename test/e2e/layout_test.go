@@ -62,4 +62,9 @@ func TestLayouts(t *testing.T) {
 	if got := m.sh("cat " + mountPoint + "/0/f " + mountPoint + "/1/f"); got != "zero\none\n" {
 		t.Errorf("after reboot the per-disk files read %q", got)
 	}
+	// The document's default layout on per-disk volumes: they stay as they are.
+	again := m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
+	if again.Report.Changed || again.Report.Layout.Level != contract.LayoutPerDisk {
+		t.Errorf("apply with the default layout changed %v: %+v", again.changedSteps(), *again.Report.Layout)
+	}
 }
