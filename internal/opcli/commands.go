@@ -309,6 +309,9 @@ func printReport(w io.Writer, r *contract.Report) {
 		fmt.Fprintf(tw, "VOLUME\t%s %s, %s %d-bit, %d-byte sectors\n", l.Volume, l.RAID, l.Cipher, l.KeySizeBits, l.SectorSize)
 		fmt.Fprintf(tw, "KEY\t%s %s\n", l.KeySource, l.KeyID)
 		fmt.Fprintf(tw, "MOUNT\t%s on %s (mounted %t)\n", l.Filesystem, l.MountPoint, l.Mounted)
+		if l.ProvisionedBy != "" {
+			fmt.Fprintf(tw, "MADE BY\t%s\n", l.ProvisionedBy)
+		}
 	}
 	for _, s := range r.Steps {
 		fmt.Fprintf(tw, "  %s\t%s\t%.2fs\n", s.Name, s.Action, s.Seconds)

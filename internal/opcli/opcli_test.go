@@ -183,7 +183,7 @@ func TestRerun(t *testing.T) {
 	}
 	c := worldClients(w, nil)
 	code, out, errOut := run(t, c, "", "rerun", "--instance", "i-00000000000000001")
-	if code != 0 || !strings.Contains(out, "ok (exit 0)") || !strings.Contains(errOut, "waiting") {
+	if code != 0 || !strings.Contains(out, "ok (exit 0)") || !strings.Contains(out, "MADE BY  ssm-command") || !strings.Contains(errOut, "waiting") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
 	code, _, errOut = run(t, c, "", "rerun", "--instance", "i-00000000000000001", "--param", "Wipe=true")

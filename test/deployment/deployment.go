@@ -81,7 +81,7 @@ func AgentOutput(instanceID, keySource, keyARN, result string) string {
 	}
 	if result == contract.ExitCodeNames[contract.ExitOK] {
 		rep.Layout = &contract.Layout{Volume: "/dev/md127", State: contract.StateReady, Open: true, Mounted: true, Cipher: "aes-xts-plain64",
-			KeySizeBits: 512, SectorSize: 4096, KeySource: keySource, KeyID: keyARN, MountPoint: contract.DefaultMountPoint, Filesystem: "ext4"}
+			KeySizeBits: 512, SectorSize: 4096, KeySource: keySource, KeyID: keyARN, MountPoint: contract.DefaultMountPoint, Filesystem: "ext4", ProvisionedBy: contract.ProvisionedByCommand}
 	}
 	b, _ := json.MarshalIndent(rep, "", "  ") // a report always encodes
 	return "storecrypt: checking the agent\n" + string(b) + "\n"
