@@ -8,6 +8,7 @@ import (
 	"os"
 	"path"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/storecrypt/storecrypt/instance-agent/atomicfile"
@@ -160,6 +161,7 @@ type executor struct {
 	key                     keysource.Key
 	token                   *keysource.Token // the key's token, once made or recovered
 	opened, mounted, booted bool
+	deferred                []string // directories of --bind-dirs left for the next boot
 }
 
 // layout is the plan's layout with what the steps did.
@@ -167,6 +169,7 @@ func (ex *executor) layout(l contract.Layout) *contract.Layout {
 	if t := ex.token; t != nil {
 		l.KeySource, l.KeyID, l.Secret, l.ProvisionedBy = t.KeySource, t.KeyID, t.Secret, t.ProvisionedBy
 	}
+	l.BindDirs = slices.DeleteFunc(slices.Clone(l.BindDirs), func(d string) bool { return slices.Contains(ex.deferred, d) })
 	l.Open = l.Open || ex.opened
 	l.Mounted = l.Mounted || ex.mounted
 	l.BootUnit = ex.booted || l.BootUnit || ex.unitInstalled() && ex.mode != modeApply
@@ -246,6 +249,12 @@ func (ex *executor) step(s plan.Step) error {
 		return ex.installBoot(s)
 	case plan.BindDir:
 		start := ex.Now()
+		if unit := ex.runningHeldUnit(); unit != "" {
+			// Binding under a running runtime would split its state between two places.
+			ex.note("%s is not bound now: %s is running; the boot unit binds it before %s starts, at the next boot", s.Dir, unit, unit)
+			ex.deferred = append(ex.deferred, s.Dir)
+			return nil
+		}
 		did, err := bind.Move(ex.ctx, ex.Run, ex.Root, ex.o.MountPoint, s.Dir, ex.Seal)
 		if err != nil {
 			return err
@@ -360,6 +369,20 @@ func (ex *executor) recoverKey(s plan.Step) error {
 		ex.key, ex.token = key, &tok
 		return s.Action, nil
 	})
+}
+
+// runningHeldUnit names a unit of --required-by that is running now, when this is not
+// the boot unit's run (which runs before them); "" when none is, or systemd is not init.
+func (ex *executor) runningHeldUnit() string {
+	if ex.o.Boot || !ex.systemdRuns() {
+		return ""
+	}
+	for _, u := range ex.o.RequiredBy {
+		if _, err := ex.Run.Run(ex.ctx, sysexec.Command{Name: "systemctl", Args: []string{"is-active", "--quiet", u}}); err == nil {
+			return u
+		}
+	}
+	return ""
 }
 
 // syncAction writes action to the sync_action of the array that holds the disk named name.

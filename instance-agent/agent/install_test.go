@@ -183,6 +183,25 @@ func TestBindDirs(t *testing.T) {
 		}
 		fake.Done()
 	})
+	t.Run("a held-back unit running: bound at the next boot", func(t *testing.T) {
+		sysfs(t, root, mapper(""))
+		sysfs(t, root, map[string]string{"run/systemd/system/": ""})
+		defer os.RemoveAll(filepath.Join(root, "run/systemd"))
+		held := o
+		held.RequiredBy = []string{"containerd.service"}
+		a, fake, _ := newTestAgent(t, root, append(opened, sysexec.Call{Argv: "systemctl is-active --quiet containerd.service"}), &fakeKeys{})
+		rep, err := a.Unlock(context.Background(), held)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fake.Done()
+		if said := strings.Join(rep.Notes, "\n"); !strings.Contains(said, "/var/log/pods is not bound now: containerd.service is running") {
+			t.Errorf("notes %q", said)
+		}
+		if !slices.Equal(rep.Layout.BindDirs, []string{"/var/lib/containerd"}) {
+			t.Errorf("the report says %q are bound", rep.Layout.BindDirs)
+		}
+	})
 	t.Run("something else mounted there", func(t *testing.T) {
 		sysfs(t, root, mapper("42 23 0:30 / /var/log/pods rw - tmpfs tmpfs rw\n"))
 		a, fake, _ := newTestAgent(t, root, opened, &fakeKeys{})
