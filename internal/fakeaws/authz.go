@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // This file is the fake account's own reading of AWS's authorization rules. It is written
@@ -191,15 +192,36 @@ func globAny(patterns []string, value string, fold bool, req AuthzRequest) bool 
 		if fold {
 			p, value = strings.ToLower(p), strings.ToLower(value)
 		}
-		if wildcard(p).MatchString(value) {
+		if matchWildcard(p, value) {
 			return true
 		}
 	}
 	return false
 }
 
+// wildcards holds the compiled patterns: a burst of thousands of instances asks for the
+// same few thousand again and again.
+var wildcards sync.Map
+
 // wildcard compiles an IAM pattern: * is any run of characters, ? any one.
 func wildcard(p string) *regexp.Regexp {
+	if re, ok := wildcards.Load(p); ok {
+		return re.(*regexp.Regexp)
+	}
+	re := compileWildcard(p)
+	wildcards.Store(p, re)
+	return re
+}
+
+// matchWildcard reports whether s matches the pattern p (wildcard).
+func matchWildcard(p, s string) bool {
+	if !strings.ContainsAny(p, "*?") {
+		return p == s
+	}
+	return wildcard(p).MatchString(s)
+}
+
+func compileWildcard(p string) *regexp.Regexp {
 	var b strings.Builder
 	b.WriteString(`^(?s)`)
 	for _, r := range p {
@@ -310,14 +332,14 @@ func compare(op, want, got string) bool {
 	case "StringEqualsIgnoreCase":
 		return strings.EqualFold(want, got)
 	case "StringLike":
-		return wildcard(want).MatchString(got)
+		return matchWildcard(want, got)
 	case "ArnEquals", "ArnLike":
 		w, g := strings.SplitN(want, ":", 6), strings.SplitN(got, ":", 6)
 		if len(w) != 6 || len(g) != 6 {
 			return false
 		}
 		for i := range w {
-			if !wildcard(w[i]).MatchString(g[i]) {
+			if !matchWildcard(w[i], g[i]) {
 				return false
 			}
 		}

@@ -149,7 +149,7 @@ func matchesFilters(inst *Instance, filters []ec2types.Filter) bool {
 		matched := false
 		for _, v := range f.Values {
 			for _, h := range have {
-				if wildcard(v).MatchString(h) {
+				if matchWildcard(v, h) {
 					matched = true
 				}
 			}
