@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/storecrypt/storecrypt/events"
@@ -36,9 +37,16 @@ func MeasureFootprint(ctx context.Context, dir, buildDir string, samples int) (F
 		return Footprint{}, err
 	}
 	payload := fmt.Sprintf(`{"Records":[{"messageId":"m-1","body":%q}]}`, body)
+	// The whole configuration the stack gives it: with any of it missing the init fails,
+	// and a failed init is no cold start.
 	env := []string{
 		contract.EnvKMSKeyARN + "=arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555",
-		contract.EnvDocumentName + "=" + contract.DocumentName, "AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench",
+		contract.EnvDocumentName + "=" + contract.DocumentName,
+		contract.EnvDocumentDigest + "=" + strings.Repeat("ab", 32),
+		contract.EnvInstanceRoles + "=arn:aws:iam::111122223333:role/storecrypt-instance",
+		contract.EnvQueueURL + "=https://sqs.us-east-1.amazonaws.com/111122223333/storecrypt-launch",
+		contract.EnvLedgerTable + "=storecrypt-ledger",
+		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench",
 	}
 	var colds []time.Duration
 	var f Footprint
@@ -46,6 +54,9 @@ func MeasureFootprint(ctx context.Context, dir, buildDir string, samples int) (F
 		inv, err := rie.Invoke(ctx, emulator, bootstrap, env, payload)
 		if err != nil {
 			return f, err
+		}
+		if strings.Contains(inv.Answer, "errorType") || inv.MaxRSS == 0 {
+			return f, fmt.Errorf("the launch function did not answer (peak RSS %d): %s\n%s", inv.MaxRSS, inv.Answer, inv.Logs)
 		}
 		colds = append(colds, inv.Cold)
 		f.LaunchMaxRSS = max(f.LaunchMaxRSS, inv.MaxRSS)

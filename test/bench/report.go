@@ -69,6 +69,7 @@ type Headline struct {
 	ReadOverDefaults       float64
 	CallsRatio             float64 // naive / batched at the largest burst
 	BootOverBare           float64 // boot-time mode: kernel to mounted, agent minus bare commands, seconds
+	BootUnitOverBare       float64 // the same for the units' own runs, which boot-to-boot variance in start time does not move
 }
 
 // Headlines computes them from the largest sizes measured.
@@ -96,6 +97,7 @@ func (r *Results) Headlines() Headline {
 	h.CallsRatio = ratio(naive, batched)
 	if a, b := r.boot("agent"), r.boot("bare"); a != nil && b != nil {
 		h.BootOverBare = a.KernelToMounted - b.KernelToMounted
+		h.BootUnitOverBare = a.UnitSeconds - b.UnitSeconds
 	}
 	return h
 }
@@ -196,7 +198,8 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| storecrypt / defaults, sequential write | %.2f | ≥ 1.3 |\n", h.WriteOverDefaults)
 	fmt.Fprintf(w, "| storecrypt / defaults, sequential read | %.2f | ≥ 1.3 |\n", h.ReadOverDefaults)
 	fmt.Fprintf(w, "| naive / storecrypt AWS calls per instance, largest burst | %.0f× | |\n", h.CallsRatio)
-	fmt.Fprintf(w, "| boot-time mode: kernel to mounted, agent − bare commands | %+.2f s | ≤ 2 s |\n\n", h.BootOverBare)
+	fmt.Fprintf(w, "| boot-time mode: kernel to mounted, agent − bare commands | %+.2f s | ≤ 2 s |\n", h.BootOverBare)
+	fmt.Fprintf(w, "| boot-time mode: the unit's own run, agent − bare commands | %+.2f s | ≤ 2 s |\n\n", h.BootUnitOverBare)
 
 	fmt.Fprintf(w, "### Time to an encrypted, mounted filesystem\n\n| size | recipe (s) | agent (s) | floor (s) | agent/recipe | agent/floor | agent peak RSS |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for i, s := range r.sizes() {
