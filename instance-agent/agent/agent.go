@@ -58,6 +58,8 @@ type Agent struct {
 	Seal mountpoint.Seal
 	// Sleep waits between Retrying's attempts (a timer that ctx can cut when nil).
 	Sleep func(ctx context.Context, d time.Duration) error
+	// StartUnit: Install also starts the unit, without waiting for it (install --now).
+	StartUnit bool
 }
 
 type mode int
@@ -67,9 +69,10 @@ const (
 	modeUnlock
 	modePlan
 	modeStatus
+	modeInstall
 )
 
-var modeNames = map[mode]string{modeApply: "apply", modeUnlock: "unlock", modePlan: "plan", modeStatus: "status"}
+var modeNames = map[mode]string{modeApply: "apply", modeUnlock: "unlock", modePlan: "plan", modeStatus: "status", modeInstall: "install"}
 
 // Apply converges the instance store to an encrypted, mounted volume.
 func (a *Agent) Apply(ctx context.Context, o contract.AgentOptions) (*contract.Report, error) {
@@ -109,7 +112,7 @@ type run struct {
 	noBootUnit bool // the per-disk layout installs the boot unit once, for all disks
 }
 
-func (r *run) mapperName() string { return plan.Facts{Mapper: r.mapper}.MapperName() }
+func (r *run) mapperName() string { return plan.MapperName(r.mapper) }
 
 func (r *run) mapperPath() string { return plan.MapperPath(r.mapperName()) }
 
@@ -144,6 +147,9 @@ func (a *Agent) execute(ctx context.Context, m mode, o contract.AgentOptions) (*
 }
 
 func (r *run) execute() error {
+	if r.mode == modeInstall {
+		return r.install()
+	}
 	validate := r.o.Validate
 	if r.mode == modeUnlock || r.mode == modeStatus {
 		validate = r.o.ValidateUnlock

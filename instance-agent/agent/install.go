@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"path/filepath"
-	"time"
 
 	"github.com/storecrypt/storecrypt/instance-agent/bootunit"
 	"github.com/storecrypt/storecrypt/instance-agent/lock"
@@ -17,26 +16,13 @@ import (
 // that runs apply at every boot, ordered after the network and before the units of
 // o.RequiredBy, so the volume is provisioned (or reopened) and the directories of
 // o.BindDirs are on it before a container runtime or database writes anything. It
-// touches no disk, so it runs in an image build as well as in user data; with now it
-// also starts the unit (without waiting for it), when systemd runs.
-func (a *Agent) Install(ctx context.Context, o contract.AgentOptions, now bool) (*contract.Report, error) {
-	start := a.Now()
-	r := &run{Agent: a, ctx: ctx, o: o,
-		rep: &contract.Report{Command: "install", AgentVersion: a.Version, Devices: []contract.Device{}, Steps: []contract.Step{}, StartedAt: start.UTC().Format(time.RFC3339)}}
-	err := r.install(now)
-	r.rep.Seconds = seconds(a.Now().Sub(start))
-	code := ExitCodeOf(err)
-	r.rep.ExitCode, r.rep.Result = int(code), code.String()
-	if err != nil {
-		r.rep.Error = err.Error()
-	}
-	for _, s := range r.rep.Steps {
-		r.rep.Changed = r.rep.Changed || s.Changed
-	}
-	return r.rep, err
+// touches no disk, so it runs in an image build as well as in user data; with
+// a.StartUnit it also starts the unit (without waiting for it), when systemd runs.
+func (a *Agent) Install(ctx context.Context, o contract.AgentOptions) (*contract.Report, error) {
+	return a.execute(ctx, modeInstall, o)
 }
 
-func (r *run) install(now bool) error {
+func (r *run) install() error {
 	r.o.Boot = true
 	if err := r.o.Validate(); err != nil {
 		return err
@@ -46,10 +32,8 @@ func (r *run) install(now bool) error {
 		return err
 	}
 	defer release()
-	argv := append([]string{contract.AgentPath, "apply"}, r.o.Args()...)
-	argv = append(argv, fmt.Sprintf("--%s=%s", contract.FlagRetryFor, contract.BootRetryFor))
 	start := r.Now()
-	changed, err := r.installUnit(bootunit.Unit{Exec: argv, RequiredBy: r.o.RequiredBy})
+	changed, err := r.installUnit(bootunit.Unit{Exec: plan.ApplyAtBoot(r.o), RequiredBy: r.o.RequiredBy})
 	if err != nil {
 		return err
 	}
@@ -60,7 +44,7 @@ func (r *run) install(now bool) error {
 	r.record("boot-unit", action, changed, start)
 	r.rep.Layout = &contract.Layout{MountPoint: r.o.MountPoint, KeySource: r.o.KeySource, KeyID: r.o.KMSKeyID, Secret: r.o.Secret,
 		BootUnit: true, BootMode: true, BindDirs: r.o.BindDirs}
-	if !now {
+	if !r.StartUnit {
 		return nil
 	}
 	if !r.systemdRuns() {

@@ -32,7 +32,7 @@ func TestInstall(t *testing.T) {
 	o.RequiredBy = contract.DefaultBootRequiredBy
 	o.BindDirs = []string{"/var/lib/containerd", "/var/log/pods"}
 	a, fake, _ := newTestAgent(t, root, []sysexec.Call{{Argv: "systemctl daemon-reload"}}, &fakeKeys{})
-	rep, err := a.Install(context.Background(), o, false)
+	rep, err := a.Install(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,8 @@ func TestInstall(t *testing.T) {
 	}
 
 	a, fake, _ = newTestAgent(t, root, []sysexec.Call{{Argv: "systemctl start --no-block " + contract.UnitName}}, &fakeKeys{})
-	rep, err = a.Install(context.Background(), o, true)
+	a.StartUnit = true
+	rep, err = a.Install(context.Background(), o)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -74,7 +75,7 @@ func TestInstallRefusesBadInput(t *testing.T) {
 	root := t.TempDir()
 	o := contract.DefaultAgentOptions() // kms-datakey without a key
 	a, fake, _ := newTestAgent(t, root, nil, &fakeKeys{})
-	if _, err := a.Install(context.Background(), o, false); ExitCodeOf(err) != contract.ExitBadInput {
+	if _, err := a.Install(context.Background(), o); ExitCodeOf(err) != contract.ExitBadInput {
 		t.Fatalf("got %v, want bad input", err)
 	}
 	fake.Done()
@@ -92,7 +93,7 @@ func TestCommandKeepsTheBootUnit(t *testing.T) {
 		sysfs(t, root, merge(disk("nvme1n1", "259:0")))
 		o := kmsOptions()
 		a, _, _ := newTestAgent(t, root, nil, &fakeKeys{})
-		if _, err := a.Install(context.Background(), o, false); err != nil {
+		if _, err := a.Install(context.Background(), o); err != nil {
 			t.Fatal(err)
 		}
 		installed := readUnit(t, root)

@@ -8,7 +8,6 @@
 package bind
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -16,7 +15,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"strings"
 	"syscall"
 
 	"github.com/storecrypt/storecrypt/instance-agent/discover"
@@ -50,31 +48,13 @@ type Dir struct {
 // Observe reads proc/self/mountinfo under fsys and says, for each dir, whether its place
 // on the volume (source is the volume's device) is bound on it, or something else is.
 func Observe(fsys fs.FS, source string, dirs []string) ([]Dir, error) {
-	f, err := fsys.Open("proc/self/mountinfo")
+	mounts, err := discover.Mounts(fsys)
 	if err != nil {
-		return nil, fmt.Errorf("reading mounts: %w", err)
+		return nil, err
 	}
-	defer f.Close()
-	type mount struct{ root, source string }
-	at := map[string][]mount{}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		// 36 35 98:0 /storecrypt-bind/var/lib/x /var/lib/x rw,noatime - ext4 /dev/mapper/storecrypt rw
-		fields := strings.Fields(sc.Text())
-		sep := -1
-		for i, fl := range fields {
-			if fl == "-" {
-				sep = i
-				break
-			}
-		}
-		if len(fields) < 5 || sep < 0 || sep+2 >= len(fields) {
-			continue
-		}
-		at[discover.UnescapeMount(fields[4])] = append(at[discover.UnescapeMount(fields[4])], mount{discover.UnescapeMount(fields[3]), discover.UnescapeMount(fields[sep+2])})
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading mounts: %w", err)
+	at := map[string][]discover.Mount{}
+	for _, m := range mounts {
+		at[m.Point] = append(at[m.Point], m)
 	}
 	out := make([]Dir, len(dirs))
 	for i, d := range dirs {
@@ -85,10 +65,10 @@ func Observe(fsys fs.FS, source string, dirs []string) ([]Dir, error) {
 		}
 		// The last mount on a path is the one that shows.
 		m := ms[len(ms)-1]
-		if m.source == source && m.root == path.Join("/", contract.BindRoot, d) {
+		if m.Source == source && m.Root == path.Join("/", contract.BindRoot, d) {
 			out[i].State = Bound
 		} else {
-			out[i].State, out[i].Source = Other, m.source+":"+m.root
+			out[i].State, out[i].Source = Other, m.Source+":"+m.Root
 		}
 	}
 	return out, nil

@@ -43,7 +43,9 @@ var commands = []command{
 			return a.Plan
 		}},
 	{"install", "boot-time mode: install the agent and a unit that provisions or reopens the volume at every boot, before the workload (for an image build or user data)",
-		nil},
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
+			return a.Install
+		}},
 	{"status", "print the volume's state and the last run as JSON",
 		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
 			return a.Status
@@ -138,13 +140,8 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent
 	a := newAgent()
 	a.Wait = *wait
 	a.Progress = stderr
-	var rep *contract.Report
-	var err error
-	if cmd.name == "install" {
-		rep, err = a.Install(ctx, o, now)
-	} else {
-		rep, err = a.Retrying(retryFor, cmd.run(a))(ctx, o)
-	}
+	a.StartUnit = now
+	rep, err := a.Retrying(retryFor, cmd.run(a))(ctx, o)
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")
 	if encErr := enc.Encode(rep); encErr != nil {

@@ -14,6 +14,7 @@ import (
 	"io/fs"
 	"path"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -131,22 +132,31 @@ func readTrimmed(fsys fs.FS, name string) string {
 	return strings.TrimSpace(string(b))
 }
 
-// readMounts maps major:minor to mount points from proc/self/mountinfo.
-func readMounts(fsys fs.FS) (map[string][]string, error) {
+// Mount is one line of proc/self/mountinfo.
+type Mount struct {
+	Dev    string // major:minor of the filesystem
+	Root   string // the directory of the filesystem mounted here (a bind mount's source)
+	Point  string // where it is mounted
+	Source string // the device or name it was mounted from
+}
+
+// Mounts reads proc/self/mountinfo (proc(5)).
+func Mounts(fsys fs.FS) ([]Mount, error) {
 	f, err := fsys.Open("proc/self/mountinfo")
 	if err != nil {
 		return nil, fmt.Errorf("reading mounts: %w", err)
 	}
 	defer f.Close()
-	mounts := map[string][]string{}
+	var mounts []Mount
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		// 36 35 98:0 /mnt1 /mnt2 rw,noatime master:1 - ext3 /dev/root rw
 		fields := strings.Fields(sc.Text())
-		if len(fields) < 5 {
+		sep := slices.Index(fields, "-")
+		if len(fields) < 5 || sep < 0 || sep+2 >= len(fields) {
 			continue
 		}
-		mounts[fields[2]] = append(mounts[fields[2]], UnescapeMount(fields[4]))
+		mounts = append(mounts, Mount{Dev: fields[2], Root: unescapeMount(fields[3]), Point: unescapeMount(fields[4]), Source: unescapeMount(fields[sep+2])})
 	}
 	if err := sc.Err(); err != nil {
 		return nil, fmt.Errorf("reading mounts: %w", err)
@@ -154,8 +164,21 @@ func readMounts(fsys fs.FS) (map[string][]string, error) {
 	return mounts, nil
 }
 
-// UnescapeMount undoes mountinfo's octal escapes (\040 for a space).
-func UnescapeMount(s string) string {
+// readMounts maps major:minor to mount points.
+func readMounts(fsys fs.FS) (map[string][]string, error) {
+	all, err := Mounts(fsys)
+	if err != nil {
+		return nil, err
+	}
+	mounts := map[string][]string{}
+	for _, m := range all {
+		mounts[m.Dev] = append(mounts[m.Dev], m.Point)
+	}
+	return mounts, nil
+}
+
+// unescapeMount undoes mountinfo's octal escapes (\040 for a space).
+func unescapeMount(s string) string {
 	if !strings.Contains(s, `\`) {
 		return s
 	}

@@ -119,8 +119,8 @@ func TestInspect(t *testing.T) {
 
 func TestUnescapeMount(t *testing.T) {
 	for in, want := range map[string]string{`/a\040b`: "/a b", `/plain`: "/plain", `/tab\011x`: "/tab\tx", `/trail\04`: `/trail\04`} {
-		if got := UnescapeMount(in); got != want {
-			t.Errorf("UnescapeMount(%q) = %q, want %q", in, got, want)
+		if got := unescapeMount(in); got != want {
+			t.Errorf("unescapeMount(%q) = %q, want %q", in, got, want)
 		}
 	}
 }

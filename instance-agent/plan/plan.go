@@ -113,9 +113,12 @@ type Facts struct {
 }
 
 // MapperName is the volume's device-mapper name.
-func (f Facts) MapperName() string {
-	if f.Mapper != "" {
-		return f.Mapper
+func (f Facts) MapperName() string { return MapperName(f.Mapper) }
+
+// MapperName is mapper, or contract.MapperName when it is empty.
+func MapperName(mapper string) string {
+	if mapper != "" {
+		return mapper
 	}
 	return contract.MapperName
 }
@@ -609,22 +612,31 @@ func BootUnit(f Facts, keySource string) (s Step, ok bool) {
 	if o.Boot || f.BootMode {
 		return Step{}, false
 	}
-	argv := []string{contract.AgentPath, "unlock", "--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model}
-	if keySource == contract.KeySourceEphemeral {
-		argv = append([]string{contract.AgentPath, "apply"}, o.Args()...)
-	} else {
-		for _, f := range []struct{ flag, value string }{
-			{contract.FlagLayout, map[bool]string{true: o.Layout}[o.Layout == contract.LayoutPerDisk]},
-			{contract.FlagDevices, strings.Join(o.Devices, ",")}, {contract.FlagBindDirs, strings.Join(o.BindDirs, ",")},
-		} {
-			if f.value != "" {
-				argv = append(argv, "--"+f.flag, f.value)
-			}
+	argv := ApplyAtBoot(o)
+	if keySource != contract.KeySourceEphemeral {
+		argv = []string{contract.AgentPath, "unlock", "--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model}
+		if o.Layout == contract.LayoutPerDisk {
+			argv = append(argv, "--"+contract.FlagLayout, o.Layout)
 		}
+		if len(o.Devices) > 0 {
+			argv = append(argv, "--"+contract.FlagDevices, strings.Join(o.Devices, ","))
+		}
+		if len(o.BindDirs) > 0 {
+			argv = append(argv, "--"+contract.FlagBindDirs, strings.Join(o.BindDirs, ","))
+		}
+		argv = append(argv, retryAtBoot)
 	}
-	argv = append(argv, fmt.Sprintf("--%s=%s", contract.FlagRetryFor, contract.BootRetryFor))
 	return Step{Kind: InstallBoot, Name: "boot-unit", Action: InstallAction(o.RequiredBy),
 		Unit: bootunit.Unit{Exec: argv, RequiredBy: o.RequiredBy}, Leaves: contract.UnitName + " installed"}, true
+}
+
+// retryAtBoot is the boot unit's --retry-for.
+var retryAtBoot = fmt.Sprintf("--%s=%s", contract.FlagRetryFor, contract.BootRetryFor)
+
+// ApplyAtBoot is the command line of a boot unit that runs apply with the options o: the
+// unit of an ephemeral volume, and the boot-time mode's (o.Boot).
+func ApplyAtBoot(o contract.AgentOptions) []string {
+	return append(append([]string{contract.AgentPath, "apply"}, o.Args()...), retryAtBoot)
 }
 
 // InstallAction says what installing the boot unit does.

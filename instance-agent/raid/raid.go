@@ -3,7 +3,7 @@
 // redundancy to protect across a stop, and striping gives every disk's bandwidth to one
 // filesystem. RAID10 for those who want the volume to survive a failed disk while the
 // instance runs, at half the capacity; its first resync is paused while the volume is
-// provisioned (Freeze, Resume), so it never delays the mount.
+// provisioned (through SyncAction), so it never delays the mount.
 package raid
 
 import (

@@ -5,12 +5,10 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/test/emu"
 	"github.com/storecrypt/storecrypt/test/testbed"
 	"github.com/storecrypt/storecrypt/test/vm"
 )
@@ -66,15 +64,11 @@ func Boot(ctx context.Context, dir, agent string, sizeMiB int) ([]BootResult, er
 	if err := tb.Boot(ctx); err != nil {
 		return nil, err
 	}
-	// The agent's KMS endpoint at boot, as a VPC endpoint would give it.
-	dropIn := "[Service]\nEnvironment=" + strings.Join(emu.Env(), " ") + "\n"
-	for path, text := range map[string]string{
-		"/etc/systemd/system/" + contract.UnitName + ".d/emulators.conf": dropIn,
-		"/etc/systemd/system/bare-mount.service":                         bareUnit,
-	} {
-		if err := write(ctx, tb.Guest, path, text); err != nil {
-			return nil, err
-		}
+	if err := tb.EmulatorsAtBoot(ctx); err != nil {
+		return nil, err
+	}
+	if err := tb.WriteFile(ctx, "/etc/systemd/system/bare-mount.service", bareUnit); err != nil {
+		return nil, err
 	}
 	r, _, err := tb.Agent(ctx, vm.Cmd{Argv: append([]string{"install"}, tb.KMSArgs()...)})
 	if err != nil {
@@ -104,17 +98,6 @@ func Boot(ctx context.Context, dir, agent string, sizeMiB int) ([]BootResult, er
 	return out, nil
 }
 
-func write(ctx context.Context, g *vm.Guest, path, text string) error {
-	r, err := g.Exec(ctx, vm.Cmd{Argv: []string{"sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1"`, "sh", path}, Stdin: []byte(text)})
-	if err != nil {
-		return fmt.Errorf("writing %s in the guest: %w", path, err)
-	}
-	if r.Code != 0 {
-		return fmt.Errorf("writing %s in the guest: exit %d %s", path, r.Code, r.Stderr)
-	}
-	return nil
-}
-
 // unitTimes waits for unit to be active and reads its timestamps.
 func unitTimes(ctx context.Context, tb *testbed.Testbed, unit string) (BootResult, error) {
 	deadline := time.Now().Add(5 * time.Minute)
@@ -122,21 +105,12 @@ func unitTimes(ctx context.Context, tb *testbed.Testbed, unit string) (BootResul
 		state, _ := tb.Sh(ctx, "systemctl is-active "+unit+" || true")
 		switch strings.TrimSpace(state) {
 		case "active":
-			props, err := tb.Sh(ctx, "systemctl show -p InactiveExitTimestampMonotonic -p ActiveEnterTimestampMonotonic "+unit)
+			t, err := tb.Monotonic(ctx, unit, "InactiveExitTimestampMonotonic", "ActiveEnterTimestampMonotonic")
 			if err != nil {
 				return BootResult{}, err
 			}
-			us := map[string]float64{}
-			for _, l := range strings.Fields(props) {
-				k, v, _ := strings.Cut(l, "=")
-				n, err := strconv.ParseFloat(v, 64)
-				if err != nil {
-					return BootResult{}, fmt.Errorf("%s: %w", l, err)
-				}
-				us[k] = n / 1e6
-			}
-			enter, exit := us["ActiveEnterTimestampMonotonic"], us["InactiveExitTimestampMonotonic"]
-			return BootResult{KernelToMounted: enter, UnitSeconds: enter - exit}, nil
+			enter, exit := t["ActiveEnterTimestampMonotonic"], t["InactiveExitTimestampMonotonic"]
+			return BootResult{KernelToMounted: enter.Seconds(), UnitSeconds: (enter - exit).Seconds()}, nil
 		case "failed":
 			journal, _ := tb.Sh(ctx, "journalctl -b -u "+unit+" --no-pager | tail -20")
 			return BootResult{}, fmt.Errorf("%s failed:\n%s", unit, journal)

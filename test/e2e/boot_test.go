@@ -1,13 +1,11 @@
 package e2e
 
 import (
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/test/emu"
 )
 
 // stateSource is what the stand-in containerd (test/vm/systemd/containerd.service) found
@@ -21,9 +19,9 @@ const stateSource = "/dev/mapper/storecrypt[/storecrypt-bind/var/lib/containerd]
 // document's apply afterwards recognises the boot unit's work and redoes nothing.
 func TestBootTimeMode(t *testing.T) {
 	m := newMachine(t, machineOpts{disks: 2, systemd: true})
-	// The agent's KMS endpoint at boot, as a VPC endpoint's DNS name would give it.
-	m.sh("mkdir -p /etc/systemd/system/" + contract.UnitName + ".d && printf '[Service]\\nEnvironment=" +
-		strings.Join(emu.Env(), " ") + "\\n' > /etc/systemd/system/" + contract.UnitName + ".d/emulators.conf")
+	if err := m.EmulatorsAtBoot(ctxTimeout(t)); err != nil {
+		t.Fatal(err)
+	}
 	binds := "/var/lib/containerd,/var/log/pods"
 	inst := m.agent(append([]string{"install", "--bind-dirs", binds}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 	if !inst.Report.Layout.BootMode || len(inst.Report.Devices) != 0 {
@@ -121,14 +119,14 @@ func (m *machine) bootedBeforeContainerd(starts int) time.Duration {
 	return mounted
 }
 
-// monotonic reads a unit's timestamp property, in microseconds since the kernel started.
+// monotonic reads a unit's timestamp property: the time since the kernel started.
 func (m *machine) monotonic(unit, prop string) time.Duration {
 	m.t.Helper()
-	us, err := strconv.ParseInt(strings.TrimSpace(m.sh("systemctl show -p "+prop+" --value "+unit)), 10, 64)
+	times, err := m.Monotonic(ctxTimeout(m.t), unit, prop)
 	if err != nil {
-		m.t.Fatalf("%s %s: %v", unit, prop, err)
+		m.t.Fatal(err)
 	}
-	return time.Duration(us) * time.Microsecond
+	return times[prop]
 }
 
 // rootDiskHasNoStarts: what containerd wrote is on the volume only. A second, plain bind

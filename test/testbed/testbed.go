@@ -14,6 +14,9 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/test/emu"
@@ -205,6 +208,47 @@ func (tb *Testbed) Agent(ctx context.Context, c vm.Cmd) (vm.Result, contract.Rep
 		return r, rep, fmt.Errorf("storecrypt-agent %v: stdout is not one JSON report: %w\n%s\nstderr:\n%s", c.Argv[1:], err, r.Stdout, r.Stderr)
 	}
 	return r, rep, nil
+}
+
+// EmulatorsAtBoot points the boot unit's agent at the emulators, as a VPC endpoint's
+// DNS name would point it at KMS: a drop-in with the endpoints Env names.
+func (tb *Testbed) EmulatorsAtBoot(ctx context.Context) error {
+	return tb.WriteFile(ctx, "/etc/systemd/system/"+contract.UnitName+".d/emulators.conf", "[Service]\nEnvironment="+strings.Join(emu.Env(), " ")+"\n")
+}
+
+// WriteFile writes text to path in the guest, making its directory.
+func (tb *Testbed) WriteFile(ctx context.Context, path, text string) error {
+	r, err := tb.Guest.Exec(ctx, vm.Cmd{Argv: []string{"sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1"`, "sh", path}, Stdin: []byte(text)})
+	if err != nil {
+		return fmt.Errorf("writing %s in the guest: %w", path, err)
+	}
+	if r.Code != 0 {
+		return fmt.Errorf("writing %s in the guest: exit %d %s", path, r.Code, r.Stderr)
+	}
+	return nil
+}
+
+// Monotonic reads a unit's timestamp properties (ActiveEnterTimestampMonotonic, ...):
+// the time since the kernel started.
+func (tb *Testbed) Monotonic(ctx context.Context, unit string, props ...string) (map[string]time.Duration, error) {
+	args := []string{"show", unit}
+	for _, p := range props {
+		args = append(args, "-p", p)
+	}
+	out, err := tb.Sh(ctx, "systemctl "+strings.Join(args, " "))
+	if err != nil {
+		return nil, err
+	}
+	times := map[string]time.Duration{}
+	for _, l := range strings.Fields(out) {
+		k, v, _ := strings.Cut(l, "=")
+		us, err := strconv.ParseInt(v, 10, 64)
+		if err != nil {
+			return nil, fmt.Errorf("%s of %s: %w", l, unit, err)
+		}
+		times[k] = time.Duration(us) * time.Microsecond
+	}
+	return times, nil
 }
 
 // KMSArgs are the agent flags for the kms-datakey source with the testbed's key.
