@@ -1,9 +1,11 @@
 package agent
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path"
@@ -518,20 +520,60 @@ func isDir(p string) bool {
 	return err == nil && st.IsDir()
 }
 
-// installSelf copies the running binary to contract.AgentPath when it differs.
+// installSelf copies the running binary to contract.AgentPath unless that file already
+// holds it: the boot unit runs the installed copy itself, and a rerun of the same build
+// finds the same bytes there. Neither file is read whole into memory.
 func (r *run) installSelf() (bool, error) {
 	if r.Self == "" {
 		return false, nil
 	}
 	dst := filepath.Join(r.Root, contract.AgentPath)
-	self, err := os.ReadFile(r.Self)
+	self, err := os.Open(r.Self)
 	if err != nil {
 		return false, fmt.Errorf("reading the agent binary: %w", err)
 	}
-	if old, err := os.ReadFile(dst); err == nil && string(old) == string(self) {
+	defer self.Close()
+	if same, err := holds(dst, self); same || err != nil {
+		return false, err
+	}
+	if _, err := self.Seek(0, io.SeekStart); err != nil {
+		return false, fmt.Errorf("reading the agent binary: %w", err)
+	}
+	return true, atomicfile.WriteFrom(dst, self, 0o755)
+}
+
+// holds reports whether the file at path is f, or has f's size and bytes; a missing or
+// unreadable file does not hold it.
+func holds(path string, f *os.File) (bool, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return false, fmt.Errorf("reading %s: %w", f.Name(), err)
+	}
+	g, err := os.Open(path)
+	if err != nil {
 		return false, nil
 	}
-	return true, atomicfile.Write(dst, self, 0o755)
+	defer g.Close()
+	gi, err := g.Stat()
+	switch {
+	case err != nil || gi.Size() != fi.Size():
+		return false, nil
+	case os.SameFile(fi, gi):
+		return true, nil
+	}
+	a, b := make([]byte, 1<<16), make([]byte, 1<<16)
+	for {
+		n, err := io.ReadFull(f, a)
+		if _, gerr := io.ReadFull(g, b[:n]); gerr != nil || !bytes.Equal(a[:n], b[:n]) {
+			return false, nil
+		}
+		switch {
+		case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF):
+			return true, nil
+		case err != nil:
+			return false, fmt.Errorf("reading %s: %w", f.Name(), err)
+		}
+	}
 }
 
 func (r *run) saveState() error {

@@ -213,3 +213,56 @@ func TestBindDirs(t *testing.T) {
 		fake.Done()
 	})
 }
+
+// TestInstallSelf: the agent is copied to its installed path only when the file there
+// does not hold the running binary already.
+func TestInstallSelf(t *testing.T) {
+	self := strings.Repeat("agent build 1 ", 20000)
+	for _, tc := range []struct {
+		name      string
+		installed *string // nil: no file there
+		link      bool    // the installed path is the running binary (the boot unit's run)
+		copied    bool
+	}{
+		{name: "first install", copied: true},
+		{name: "same bytes", installed: &self, copied: false},
+		{name: "the running binary itself", link: true, copied: false},
+		{name: "same size, other bytes", installed: ptr(strings.Replace(self, "1", "2", 1)), copied: true},
+		{name: "other size", installed: ptr(self + "x"), copied: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			src := filepath.Join(t.TempDir(), "storecrypt-agent")
+			if err := os.WriteFile(src, []byte(self), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			dst := filepath.Join(root, contract.AgentPath)
+			if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			switch {
+			case tc.link:
+				if err := os.Link(src, dst); err != nil {
+					t.Fatal(err)
+				}
+			case tc.installed != nil:
+				if err := os.WriteFile(dst, []byte(*tc.installed), 0o755); err != nil {
+					t.Fatal(err)
+				}
+			}
+			r := &run{Agent: &Agent{Root: root, Self: src}}
+			copied, err := r.installSelf()
+			if err != nil {
+				t.Fatal(err)
+			}
+			if copied != tc.copied {
+				t.Errorf("copied = %v, want %v", copied, tc.copied)
+			}
+			if got, err := os.ReadFile(dst); err != nil || string(got) != self {
+				t.Errorf("the installed agent is not the running one (%d bytes, %v)", len(got), err)
+			}
+		})
+	}
+}
+
+func ptr(s string) *string { return &s }

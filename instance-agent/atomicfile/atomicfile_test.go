@@ -59,3 +59,28 @@ func TestWriteDoesNotFollowAPlantedLink(t *testing.T) {
 		t.Errorf("the file holds %q", got)
 	}
 }
+
+func TestWriteFromAFile(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(dir, "src")
+	want := make([]byte, 3<<20+17)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	if err := os.WriteFile(src, want, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	dst := filepath.Join(dir, "dst")
+	if err := WriteFrom(dst, f, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(dst)
+	if err != nil || !slices.Equal(got, want) {
+		t.Fatalf("copied %d bytes (%v), want the %d of the source", len(got), err, len(want))
+	}
+}

@@ -57,7 +57,7 @@ func TestSmoke(t *testing.T) {
 	if res.AgentMemory[0].PeakRSS <= 0 {
 		t.Errorf("no peak memory measured")
 	}
-	if res.Boot, err = Boot(ctx, dir, agent, 64); err != nil {
+	if res.Boot, err = Boot(ctx, dir, agent, 64, 1); err != nil {
 		t.Fatal(err)
 	}
 	for _, b := range res.Boot {

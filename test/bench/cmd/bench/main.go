@@ -35,15 +35,16 @@ func main() {
 	bursts := flag.String("bursts", "100,1000,10000", "launch burst sizes")
 	ioSize := flag.Int("io-size", 512, "disk size in MiB for the I/O benchmark")
 	samples := flag.Int("samples", 20, "cold starts to take the median of")
+	bootRounds := flag.Int("boot-rounds", 3, "first boots of each kind to take the median of, in boot-time mode")
 	docs := flag.String("docs", "docs", "where benchmarks.md and bench/ are")
 	flag.Parse()
-	if err := run(*sizes, *bursts, *ioSize, *samples, *docs); err != nil {
+	if err := run(*sizes, *bursts, *ioSize, *samples, *bootRounds, *docs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizesFlag, burstsFlag string, ioSize, samples int, docs string) error {
+func run(sizesFlag, burstsFlag string, ioSize, samples, bootRounds int, docs string) error {
 	sizes, err := ints(sizesFlag)
 	if err != nil {
 		return err
@@ -86,8 +87,8 @@ func run(sizesFlag, burstsFlag string, ioSize, samples int, docs string) error {
 	if len(res.AgentMemory) > 0 {
 		res.Footprint.AgentPeakRSS = res.AgentMemory[len(res.AgentMemory)-1].PeakRSS
 	}
-	progress("boot-time mode: kernel to mounted on 2 × %d MiB, agent and bare commands", sizes[len(sizes)-1])
-	if res.Boot, err = bench.Boot(ctx, dir, agent, sizes[len(sizes)-1]); err != nil {
+	progress("boot-time mode: kernel to mounted on 2 × %d MiB, agent and bare commands, %d boots each", sizes[len(sizes)-1], bootRounds)
+	if res.Boot, err = bench.Boot(ctx, dir, agent, sizes[len(sizes)-1], bootRounds); err != nil {
 		return err
 	}
 	progress("encrypted I/O with fio on %d MiB disks", ioSize)
