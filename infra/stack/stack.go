@@ -526,10 +526,10 @@ func (s *stack) queues() {
 	})
 	s.queue = awssqs.NewQueue(s.st, jsii.String("LaunchQueue"), &awssqs.QueueProps{
 		Encryption: awssqs.QueueEncryption_SQS_MANAGED, EnforceSSL: jsii.Bool(true),
-		VisibilityTimeout: awscdk.Duration_Minutes(jsii.Number(6)),
+		VisibilityTimeout: awscdk.Duration_Seconds(jsii.Number(contract.LaunchVisibility.Seconds())),
 		// An SSM agent needs 30 s or more after `running`; waiting that long first saves a retry.
 		DeliveryDelay:   awscdk.Duration_Seconds(jsii.Number(30)),
-		DeadLetterQueue: &awssqs.DeadLetterQueue{Queue: s.dlq, MaxReceiveCount: jsii.Number(10)},
+		DeadLetterQueue: &awssqs.DeadLetterQueue{Queue: s.dlq, MaxReceiveCount: jsii.Number(contract.LaunchMaxReceives)},
 	})
 }
 
@@ -601,7 +601,7 @@ func (s *stack) launchFunction() {
 	if s.props.AllowOptOut {
 		env[contract.EnvAllowOptOut] = jsii.String("true")
 	}
-	fn := s.function("Launch", "launch", 60, env, &awslambda.FunctionProps{})
+	fn := s.function("Launch", "launch", contract.LaunchFunctionTimeout.Seconds(), env, &awslambda.FunctionProps{})
 	role := fn.Role()
 	// ListCommandInvocations and GetCommandInvocation: SSM's record of the document's
 	// runs decides whether an instance is done, not its tags.
@@ -621,7 +621,8 @@ func (s *stack) launchFunction() {
 		role.AddToPrincipalPolicy(st)
 	}
 	fn.AddEventSource(awslambdaeventsources.NewSqsEventSource(s.queue, &awslambdaeventsources.SqsEventSourceProps{
-		BatchSize: jsii.Number(10), MaxBatchingWindow: awscdk.Duration_Seconds(jsii.Number(5)), ReportBatchItemFailures: jsii.Bool(true),
+		BatchSize: jsii.Number(contract.LaunchBatchSize), MaxBatchingWindow: awscdk.Duration_Seconds(jsii.Number(contract.LaunchBatchWindow.Seconds())),
+		ReportBatchItemFailures: jsii.Bool(true),
 	}))
 	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),

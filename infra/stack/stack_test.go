@@ -93,7 +93,7 @@ func TestFunctions(t *testing.T) {
 		})},
 	})
 	tpl.HasResourceProperties(jsii.String("AWS::Lambda::EventSourceMapping"), map[string]any{
-		"BatchSize": 10, "FunctionResponseTypes": []string{"ReportBatchItemFailures"},
+		"BatchSize": contract.LaunchBatchSize, "MaximumBatchingWindowInSeconds": 5, "FunctionResponseTypes": []string{"ReportBatchItemFailures"},
 	})
 	tpl.AllResourcesProperties(jsii.String("AWS::Logs::LogGroup"), map[string]any{"RetentionInDays": 365})
 }
@@ -119,11 +119,14 @@ func TestRulesAndQueue(t *testing.T) {
 	tpl.HasResourceProperties(jsii.String("AWS::Lambda::EventInvokeConfig"), map[string]any{"MaximumRetryAttempts": 2})
 	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"Targets": []any{assertions.Match_ObjectLike(&map[string]any{
 		"DeadLetterConfig": map[string]any{"Arn": assertions.Match_AnyValue()}})}})
-	// About an hour for a late SSM agent: 10 receives, 6 minutes apart, then the DLQ.
+	// About 50 minutes for a late SSM agent (contract.LaunchRetryDelay between receives),
+	// then the DLQ; the visibility timeout six times the function's.
 	tpl.HasResourceProperties(jsii.String("AWS::SQS::Queue"), map[string]any{
 		"VisibilityTimeout": 360, "SqsManagedSseEnabled": true,
-		"RedrivePolicy": map[string]any{"maxReceiveCount": 10, "deadLetterTargetArn": assertions.Match_AnyValue()},
+		"RedrivePolicy": map[string]any{"maxReceiveCount": 15, "deadLetterTargetArn": assertions.Match_AnyValue()},
 	})
+	tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{"Handler": "bootstrap", "Timeout": 60,
+		"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{contract.EnvQueueURL: assertions.Match_AnyValue()})}})
 	tpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(7))
 	tpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{"Namespace": contract.MetricNamespace, "MetricName": contract.MetricBlocked})
 }

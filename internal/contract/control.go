@@ -3,6 +3,7 @@ package contract
 import (
 	"strconv"
 	"strings"
+	"time"
 )
 
 // DocumentName is the default name of the SSM Command document; the stack may prefix it.
@@ -151,6 +152,35 @@ const (
 	DetailCloudTrail       = "AWS API Call via CloudTrail"
 	DetailInvocationStatus = "EC2 Command Invocation Status-change Notification"
 )
+
+// The launch queue and the event source mapping that feeds it to the launch function. The
+// stack builds them from these; the control-plane benchmark models the same numbers.
+const (
+	// LaunchBatchSize records per invocation: the calls the function makes are per 50
+	// instances (SendCommand's limit) or more, so a batch of 10 paid a call per API for a
+	// fifth of what one call could take. Above 10, Lambda requires a batching window.
+	LaunchBatchSize   = 500
+	LaunchBatchWindow = 5 * time.Second
+	// LaunchFunctionTimeout and LaunchVisibility: Lambda advises a visibility timeout of
+	// at least six times the function's timeout.
+	LaunchFunctionTimeout = time.Minute
+	LaunchVisibility      = 6 * time.Minute
+	// LaunchMaxReceives is the redrive policy's maxReceiveCount. A message handed back
+	// waits LaunchRetryDelay (not the visibility timeout), so 15 receives cover about 50
+	// minutes of a late SSM agent before the DLQ.
+	LaunchMaxReceives = 15
+)
+
+// LaunchRetryDelay is how long a launch message handed back on its n-th receive stays
+// invisible: 15 s, doubling, at most 5 minutes. Most SSM agents come Online within a
+// minute of running, so the first retries are the ones that count.
+func LaunchRetryDelay(n int) time.Duration {
+	d := 15 * time.Second
+	for ; n > 1 && d < 5*time.Minute; n-- {
+		d *= 2
+	}
+	return min(d, 5*time.Minute)
+}
 
 // FinalInvocationStatuses are the statuses of DetailInvocationStatus events that end an
 // invocation: SSM's event reference lists Success, TimedOut, Canceled and Failed as the

@@ -24,7 +24,8 @@ import (
 // Authz turns a recorded call into the requests IAM authorizes for it: each action, on
 // each resource, with the condition keys the call carries. The mapping is the Service
 // Authorization Reference's ("Actions, resources, and condition keys for ..."), and:
-//   - SQS: "the permissions for SendMessageBatch are the same as for SendMessage";
+//   - SQS: "the permissions for SendMessageBatch are the same as for SendMessage", and
+//     ChangeMessageVisibilityBatch's as ChangeMessageVisibility's;
 //   - SSM SendCommand is authorized on the document and on every instance it targets;
 //   - S3 PutObject with SSE-KMS also needs kms:GenerateDataKey on the key, asked by S3
 //     on the caller's behalf (kms:ViaService s3.<region>.amazonaws.com).
@@ -102,6 +103,9 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 	case *sqs.SendMessageBatchInput:
 		url := aws.ToString(in.QueueUrl)
 		return one("sqs:SendMessage", arn("sqs", r, url[strings.LastIndex(url, "/")+1:])), nil
+	case *sqs.ChangeMessageVisibilityBatchInput:
+		url := aws.ToString(in.QueueUrl)
+		return one("sqs:ChangeMessageVisibility", arn("sqs", r, url[strings.LastIndex(url, "/")+1:])), nil
 	case *eventbridge.PutEventsInput:
 		var out []AuthzRequest
 		for _, e := range in.Entries {

@@ -155,9 +155,13 @@ type World struct {
 	Compliance map[string][]ssmtypes.ComplianceItemEntry
 	Commands   []*Command
 	Messages   []string // SQS message bodies sent
-	Events     []Event  // EventBridge entries put
-	Fault      Fault
-	Delay      time.Duration
+	// InFlight holds the launch queue's received messages by receipt handle: how long
+	// after the change each is visible again, as ChangeMessageVisibility last set it (nil:
+	// never changed, the queue's visibility timeout applies).
+	InFlight map[string]*time.Duration
+	Events   []Event // EventBridge entries put
+	Fault    Fault
+	Delay    time.Duration
 	// OnCommand runs after SendCommand is recorded (the demo delivers it to the guest).
 	OnCommand func(*Command)
 

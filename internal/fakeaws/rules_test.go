@@ -139,6 +139,14 @@ func TestDocumentedRules(t *testing.T) {
 				{Id: aws.String("a"), MessageBody: aws.String("x")}, {Id: aws.String("a"), MessageBody: aws.String("y")}}})
 			return err
 		}},
+		{"ChangeMessageVisibilityBatch: at most 10 entries", "TooManyEntriesInBatchRequest", func() error {
+			var entries []sqstypes.ChangeMessageVisibilityBatchRequestEntry
+			for i := range 11 {
+				entries = append(entries, sqstypes.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(i)), ReceiptHandle: aws.String("x")})
+			}
+			_, err := sqs.NewFromConfig(cfg).ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String("https://sqs/q"), Entries: entries})
+			return err
+		}},
 		{"PutEvents: at most 10 entries", "ValidationException", func() error {
 			entries := make([]ebtypes.PutEventsRequestEntry, 11)
 			_, err := eventbridge.NewFromConfig(cfg).PutEvents(ctx, &eventbridge.PutEventsInput{Entries: entries})
@@ -206,5 +214,37 @@ func TestSecurityHubRules(t *testing.T) {
 	out, err := hub.BatchImportFindings(ctx, &securityhub.BatchImportFindingsInput{Findings: []shtypes.AwsSecurityFinding{finding("d", at, at)}})
 	if err != nil || aws.ToInt32(out.FailedCount) != 1 || aws.ToString(out.FailedFindings[0].ErrorCode) != "InvalidAccess" {
 		t.Errorf("Security Hub not enabled: %+v %v", out, err)
+	}
+}
+
+// TestChangeMessageVisibilityBatch: each entry succeeds or fails on its own (SQS API
+// Reference, ChangeMessageVisibilityBatch and ChangeMessageVisibility): only a receipt
+// handle SQS issued, only 0 to 43,200 seconds.
+func TestChangeMessageVisibilityBatch(t *testing.T) {
+	w := NewAccount()
+	rec := w.Receive("m-1", "body", 2)
+	if rec.Attributes["ApproximateReceiveCount"] != "2" || rec.ReceiptHandle == "" {
+		t.Fatalf("record %+v", rec)
+	}
+	out, err := sqs.NewFromConfig(w.Config()).ChangeMessageVisibilityBatch(context.Background(), &sqs.ChangeMessageVisibilityBatchInput{
+		QueueUrl: aws.String("https://sqs.us-east-1.amazonaws.com/111122223333/storecrypt-launch"),
+		Entries: []sqstypes.ChangeMessageVisibilityBatchRequestEntry{
+			{Id: aws.String("ok"), ReceiptHandle: aws.String(rec.ReceiptHandle), VisibilityTimeout: 30},
+			{Id: aws.String("forged"), ReceiptHandle: aws.String("rh-forged"), VisibilityTimeout: 30},
+			{Id: aws.String("too-long"), ReceiptHandle: aws.String(rec.ReceiptHandle), VisibilityTimeout: 43201},
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	failed := map[string]string{}
+	for _, f := range out.Failed {
+		failed[aws.ToString(f.Id)] = aws.ToString(f.Code)
+	}
+	if len(out.Successful) != 1 || aws.ToString(out.Successful[0].Id) != "ok" ||
+		failed["forged"] != "ReceiptHandleIsInvalid" || failed["too-long"] != "InvalidParameterValue" {
+		t.Errorf("successful %+v, failed %v", out.Successful, failed)
+	}
+	if got := w.InFlight[rec.ReceiptHandle]; got == nil || *got != 30*time.Second {
+		t.Errorf("visible again after %v, want 30s", got)
 	}
 }

@@ -13,12 +13,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 )
 
-// maxAttempts bounds the SDK's retries; past it a batch item goes back to SQS.
-const maxAttempts = 8
+// MaxAttempts bounds the SDK's retries; past it a batch item goes back to SQS.
+const MaxAttempts = 8
 
 // AWSConfig loads the function's AWS configuration.
 func AWSConfig(ctx context.Context) (aws.Config, error) {
-	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryMode(aws.RetryModeAdaptive), config.WithRetryMaxAttempts(maxAttempts))
+	cfg, err := config.LoadDefaultConfig(ctx, config.WithRetryMode(aws.RetryModeAdaptive), config.WithRetryMaxAttempts(MaxAttempts))
 	if err != nil {
 		return aws.Config{}, fmt.Errorf("loading the AWS configuration: %w", err)
 	}

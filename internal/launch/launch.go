@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -30,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
@@ -64,9 +66,11 @@ type Documents interface {
 	outcome.Documents
 }
 
-// SQS is the part of the SQS client sweep mode uses.
+// SQS is the part of the SQS client the function uses: sweep mode queues, and a batch
+// sets when the messages it hands back are seen again.
 type SQS interface {
 	SendMessageBatch(ctx context.Context, in *sqs.SendMessageBatchInput, optFns ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
+	ChangeMessageVisibilityBatch(ctx context.Context, in *sqs.ChangeMessageVisibilityBatchInput, optFns ...func(*sqs.Options)) (*sqs.ChangeMessageVisibilityBatchOutput, error)
 }
 
 // Ledger appends to the durable record (ledger.Ledger).
@@ -150,7 +154,7 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 // Limits of the APIs (docs/aws-fidelity.md names each page).
 const (
 	maxSendCommandTargets = 50   // SendCommand: "you can specify up to 50 IDs"
-	maxInfoFilterValues   = 50   // DescribeInstanceInformation filters take 1 to 100 values
+	maxInfoFilterValues   = 50   // DescribeInstanceInformation: filters take 1 to 100 values, a page at most 50
 	maxDescribeFilter     = 200  // EC2 answers FilterLimitExceeded past 200 filter values
 	maxTagResources       = 1000 // CreateTags: "Up to 1000 resource IDs"
 	maxSQSBatch           = 10   // SendMessageBatch: at most 10 entries
@@ -271,12 +275,49 @@ func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 		b.run(ctx, byID)
 	}
 	resp := events.SQSEventResponse{BatchItemFailures: []events.SQSBatchItemFailure{}}
+	var back []events.SQSMessage
 	for _, rec := range ev.Records {
 		if b.retry[rec.MessageId] {
 			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
+			back = append(back, rec)
 		}
 	}
+	h.retrySoon(ctx, back)
 	return resp, nil
+}
+
+// retrySoon makes each message handed back visible again after
+// contract.LaunchRetryDelay of its receive count rather than the queue's whole visibility
+// timeout: what waits is mostly an SSM agent that comes Online seconds later. Lambda
+// leaves a failed item in flight until its visibility ends, and a consumer may shorten
+// that (ChangeMessageVisibility). A message this cannot change just waits out the
+// timeout.
+func (h *Handler) retrySoon(ctx context.Context, recs []events.SQSMessage) {
+	if h.Config.QueueURL == "" {
+		return
+	}
+	for chunk := range slices.Chunk(recs, maxSQSBatch) {
+		entries := make([]sqstypes.ChangeMessageVisibilityBatchRequestEntry, 0, len(chunk))
+		for n, rec := range chunk {
+			received, err := strconv.Atoi(rec.Attributes["ApproximateReceiveCount"])
+			if err != nil || rec.ReceiptHandle == "" {
+				continue
+			}
+			entries = append(entries, sqstypes.ChangeMessageVisibilityBatchRequestEntry{Id: aws.String(strconv.Itoa(n)),
+				ReceiptHandle: aws.String(rec.ReceiptHandle), VisibilityTimeout: int32(contract.LaunchRetryDelay(received).Seconds())})
+		}
+		if len(entries) == 0 {
+			continue
+		}
+		out, err := h.SQS.ChangeMessageVisibilityBatch(ctx, &sqs.ChangeMessageVisibilityBatchInput{QueueUrl: aws.String(h.Config.QueueURL), Entries: entries})
+		if err != nil {
+			h.Log.Warn("shortening the retry delay; the messages wait out the visibility timeout", "messages", len(entries), "error", err.Error())
+			continue
+		}
+		for _, f := range out.Failed {
+			h.Log.Warn("shortening the retry delay; the message waits out the visibility timeout", "code", aws.ToString(f.Code), "error", aws.ToString(f.Message))
+		}
+	}
 }
 
 func (h *Handler) wasHandled(id string, eventTime time.Time) bool {
@@ -689,8 +730,11 @@ func (b *batch) online(ctx context.Context, in []*instance) []*instance {
 			ids[k] = i.id
 		}
 		online := map[string]bool{}
+		// A page holds 10 instances unless asked for more (at most 50): without MaxResults
+		// a chunk of 50 took five calls.
 		p := ssm.NewDescribeInstanceInformationPaginator(h.SSM, &ssm.DescribeInstanceInformationInput{
-			Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids}},
+			Filters:    []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids}},
+			MaxResults: aws.Int32(maxInfoFilterValues),
 		})
 		var err error
 		for p.HasMorePages() && err == nil {

@@ -605,3 +605,74 @@ func TestAttemptCounted(t *testing.T) {
 		t.Errorf("tags %v, want pending, attempt 3", tags)
 	}
 }
+
+// TestLateAgentsRetrySoon: a message handed back because its instance's SSM agent is not
+// Online yet is seen again after a delay that grows with its receives (15 s, then 30 s,
+// 60 s, ...), set on SQS with ChangeMessageVisibility, not after the queue's 6-minute
+// visibility timeout; a message whose visibility cannot change still goes back.
+func TestLateAgentsRetrySoon(t *testing.T) {
+	w := fakeaws.NewAccount()
+	ids := []string{"i-00000000000000001", "i-00000000000000002", "i-00000000000000003", "i-00000000000000004"}
+	for n, id := range ids {
+		inst := w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+		if n > 0 {
+			inst.OnlineAfter = 5
+		}
+	}
+	e := newEnv(t, w)
+	ev := events.SQSEvent{Records: []events.SQSMessage{
+		w.Receive("online", running(ids[0]), 1),
+		w.Receive("first", running(ids[1]), 1),
+		w.Receive("third", running(ids[2]), 3),
+		w.Receive("forged", running(ids[3]), 1),
+	}}
+	ev.Records[3].ReceiptHandle = "rh-not-issued"
+	resp, err := e.h.HandleSQS(context.Background(), ev)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back []string
+	for _, f := range resp.BatchItemFailures {
+		back = append(back, f.ItemIdentifier)
+	}
+	if want := []string{"first", "third", "forged"}; !slices.Equal(back, want) {
+		t.Errorf("handed back %v, want %v", back, want)
+	}
+	if got := w.InFlight[ev.Records[0].ReceiptHandle]; got != nil {
+		t.Errorf("the message done was made visible again after %v", *got)
+	}
+	for _, tc := range []struct {
+		rec  events.SQSMessage
+		want time.Duration
+	}{
+		{ev.Records[1], 15 * time.Second},
+		{ev.Records[2], time.Minute},
+	} {
+		if got := w.InFlight[tc.rec.ReceiptHandle]; got == nil || *got != tc.want {
+			t.Errorf("%s: visible again after %v, want %v", tc.rec.MessageId, got, tc.want)
+		}
+	}
+	if !strings.Contains(e.logs.String(), "ReceiptHandleIsInvalid") {
+		t.Errorf("the refused change is not logged:\n%s", e.logs)
+	}
+}
+
+func TestLaunchRetryDelay(t *testing.T) {
+	var got []time.Duration
+	for n := 1; n <= 8; n++ {
+		got = append(got, contract.LaunchRetryDelay(n))
+	}
+	want := []time.Duration{15 * time.Second, 30 * time.Second, time.Minute, 2 * time.Minute, 4 * time.Minute, 5 * time.Minute, 5 * time.Minute, 5 * time.Minute}
+	if !slices.Equal(got, want) {
+		t.Errorf("delays %v, want %v", got, want)
+	}
+	var total time.Duration
+	for n := 1; n < contract.LaunchMaxReceives; n++ {
+		total += contract.LaunchRetryDelay(n)
+	}
+	// The redrive policy keeps a late agent's message about as long as the 10 receives
+	// 6 minutes apart did, before the DLQ.
+	if total < 45*time.Minute {
+		t.Errorf("%d receives span %v before the DLQ", contract.LaunchMaxReceives, total)
+	}
+}

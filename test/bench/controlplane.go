@@ -12,11 +12,14 @@ import (
 	"io"
 	"log/slog"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -27,6 +30,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/lambdaenv"
 	"github.com/storecrypt/storecrypt/internal/launch"
 	"github.com/storecrypt/storecrypt/test/deployment"
 )
@@ -55,18 +59,15 @@ var Rates = map[string]Rate{
 	"KMS.ListGrants":                  {100, 50},
 }
 
-// latency is what one call costs in simulated time; backoff is the SDK's wait before
-// retrying a throttled call.
-const (
-	latency = 30 * time.Millisecond
-	backoff = 100 * time.Millisecond
-)
+// latency is what one call costs in simulated time.
+const latency = 30 * time.Millisecond
 
 // clock is simulated time with a token bucket per API. It is the world's Fault hook: a
 // call that finds its bucket empty is answered ThrottlingException, and the SDK's own
-// retryer tries again (each attempt is a call); past its attempts the error reaches the
-// design under test. parallel invocations share the timeline: each call advances it by
-// latency/parallel, so the buckets see the aggregate call rate.
+// retryer tries again (each attempt is a call) after its own backoff, spent in simulated
+// time; past its attempts the error reaches the design under test. parallel invocations
+// share the timeline: each call or wait advances it by its length/parallel, so the
+// buckets see the aggregate call rate.
 type clock struct {
 	parallel  int
 	mu        sync.Mutex
@@ -92,13 +93,37 @@ func (c *clock) hook(service, op string, _ int) error {
 		c.last[key] = c.now
 		if c.tokens[key] < 1 {
 			c.throttled++
-			c.now += backoff / time.Duration(c.parallel)
+			c.now += latency / time.Duration(c.parallel)
 			return fakeaws.APIError("ThrottlingException", "Rate exceeded")
 		}
 		c.tokens[key]--
 	}
 	c.now += latency / time.Duration(c.parallel)
 	return nil
+}
+
+// config is the world's AWS configuration with the functions' retry settings
+// (lambdaenv: up to MaxAttempts attempts) and the SDK's own exponential jittered backoff
+// (at most 20 s), waited in simulated time. The functions' adaptive mode would also slow
+// its own sending once throttled; without it the model counts more throttled attempts
+// than the functions would make.
+func (c *clock) config(w *fakeaws.World) aws.Config {
+	cfg := w.Config()
+	jitter := retry.NewExponentialJitterBackoff(20 * time.Second)
+	cfg.Retryer = func() aws.Retryer {
+		return retry.NewStandard(func(o *retry.StandardOptions) {
+			o.MaxAttempts = lambdaenv.MaxAttempts
+			o.RateLimiter = ratelimit.None
+			o.Backoff = retry.BackoffDelayerFunc(func(attempt int, err error) (time.Duration, error) {
+				d, derr := jitter.BackoffDelay(attempt, err)
+				c.mu.Lock()
+				c.now += d / time.Duration(c.parallel)
+				c.mu.Unlock()
+				return 0, derr
+			})
+		})
+	}
+	return cfg
 }
 
 // ControlPlaneResult is one design's run of one burst.
@@ -113,6 +138,34 @@ type ControlPlaneResult struct {
 	DrainSeconds     float64        `json:"simulated_seconds_to_drain"`
 	Unencrypted      int            `json:"left_without_command"`
 	ByAPI            map[string]int `json:"calls_by_api"`
+	// Launch to command, simulated seconds, over the instances that got one: every
+	// instance of the burst launches at 0.
+	ToCommandP50 float64 `json:"launch_to_command_p50_s"`
+	ToCommandP95 float64 `json:"launch_to_command_p95_s"`
+	ToCommandMax float64 `json:"launch_to_command_max_s"`
+}
+
+// commanded stamps each instance with the simulated time its first command was sent;
+// seen is how many of the world's commands it has read.
+type commanded struct {
+	at   map[string]time.Duration
+	seen int
+}
+
+func (k *commanded) update(w *fakeaws.World, now time.Duration) {
+	if k.at == nil {
+		k.at = map[string]time.Duration{}
+	}
+	w.With(func() {
+		for _, cmd := range w.Commands[k.seen:] {
+			for _, id := range cmd.InstanceIDs {
+				if _, ok := k.at[id]; !ok {
+					k.at[id] = now
+				}
+			}
+		}
+		k.seen = len(w.Commands)
+	})
 }
 
 // burstWorld is an account with n in-scope instances; a tenth of the SSM agents come
@@ -135,80 +188,87 @@ func burstWorld(n int, rng *rand.Rand) (*fakeaws.World, deployment.Deployment, [
 	return w, d, ids, nil
 }
 
-func finish(design string, w *fakeaws.World, c *clock, ids []string, invocations int) ControlPlaneResult {
+func finish(design string, w *fakeaws.World, c *clock, ids []string, invocations int, k *commanded) ControlPlaneResult {
 	calls := w.Calls()
-	got := map[string]bool{}
-	w.With(func() {
-		for _, cmd := range w.Commands {
-			for _, id := range cmd.InstanceIDs {
-				got[id] = true
-			}
-		}
-	})
 	sent := 0
 	w.With(func() { sent = len(w.Commands) })
 	r := ControlPlaneResult{Design: design, Instances: len(ids), Calls: w.TotalCalls(), SendCommands: sent,
 		Invocations: invocations, Throttled: c.throttled, DrainSeconds: c.now.Seconds(), ByAPI: calls}
 	r.CallsPerInstance = float64(r.Calls) / float64(len(ids))
+	var waits []float64
 	for _, id := range ids {
-		if !got[id] {
+		if at, ok := k.at[id]; ok {
+			waits = append(waits, at.Seconds())
+		} else {
 			r.Unencrypted++
 		}
+	}
+	if len(waits) > 0 {
+		slices.Sort(waits)
+		at := func(q float64) float64 { return waits[min(len(waits)-1, int(q*float64(len(waits))))] }
+		r.ToCommandP50, r.ToCommandP95, r.ToCommandMax = at(0.50), at(0.95), waits[len(waits)-1]
 	}
 	return r
 }
 
-// Batched runs storecrypt's launch handler: SQS batches of 10, failed items redelivered.
+// Batched runs storecrypt's launch handler as the stack deploys it: the event source
+// mapping's batches of contract.LaunchBatchSize, five at once (an SQS event source's
+// starting concurrency), each message received through the account's queue; a message
+// handed back is visible again when the function's ChangeMessageVisibility says, or
+// after the queue's visibility timeout when it said nothing; after
+// contract.LaunchMaxReceives receives it goes to the DLQ.
 func Batched(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	w, d, ids, err := burstWorld(n, rng)
 	if err != nil {
 		return ControlPlaneResult{}, err
 	}
-	// An SQS event source starts with five concurrent batches.
 	c := &clock{parallel: 5}
 	w.Fault = c.hook
 	lc, err := launch.LoadConfig(d.Getenv)
 	if err != nil {
 		return ControlPlaneResult{}, err
 	}
-	h := launch.New(lc, w.Config(), slog.New(slog.DiscardHandler), io.Discard)
-	queue := make([]string, len(ids))
-	for k, id := range ids {
-		queue[k] = launch.StateChangeEvent(id, time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC))
-	}
-	// The launch queue's redrive: a failed message is visible again after the visibility
-	// timeout, and after maxReceives it goes to the DLQ.
-	const maxReceives = 10
-	const visibility = 6 * time.Minute
+	h := launch.New(lc, c.config(w), slog.New(slog.DiscardHandler), io.Discard)
 	q := &schedule{}
-	for _, body := range queue {
-		q.add(body, 0)
+	for _, id := range ids {
+		q.add(launch.StateChangeEvent(id, time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)), 0)
 	}
 	receives := map[string]int{}
 	invocations := 0
+	k := &commanded{}
 	for q.Len() > 0 {
 		batch := events.SQSEvent{}
-		for _, it := range q.next(c, 10) {
-			batch.Records = append(batch.Records, events.SQSMessage{MessageId: fmt.Sprint(len(batch.Records)), Body: it})
-			receives[it]++
+		bodies := map[string]string{}
+		for _, body := range q.next(c, contract.LaunchBatchSize) {
+			receives[body]++
+			id := fmt.Sprintf("m-%d", len(batch.Records))
+			bodies[id] = body
+			batch.Records = append(batch.Records, w.Receive(id, body, receives[body]))
 		}
 		resp, err := h.HandleSQS(ctx, batch)
 		if err != nil {
 			return ControlPlaneResult{}, err
 		}
 		invocations++
+		now := c.time()
+		k.update(w, now)
 		for _, f := range resp.BatchItemFailures {
-			var k int
-			if _, err := fmt.Sscan(f.ItemIdentifier, &k); err != nil {
-				return ControlPlaneResult{}, err
+			rec := batch.Records[slices.IndexFunc(batch.Records, func(r events.SQSMessage) bool { return r.MessageId == f.ItemIdentifier })]
+			body := bodies[rec.MessageId]
+			if receives[body] >= contract.LaunchMaxReceives {
+				continue
 			}
-			if body := batch.Records[k].Body; receives[body] < maxReceives {
-				q.add(body, c.time()+visibility)
-			}
+			after := contract.LaunchVisibility
+			w.With(func() {
+				if v := w.InFlight[rec.ReceiptHandle]; v != nil {
+					after = *v
+				}
+			})
+			q.add(body, now+after)
 		}
 	}
-	return finish("storecrypt (batched)", w, c, ids, invocations), nil
+	return finish("storecrypt (batched)", w, c, ids, invocations, k), nil
 }
 
 // Naive is the baseline: one event per invocation, and for each instance its own
@@ -225,7 +285,7 @@ func Naive(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error) 
 	// account's default concurrency of 1,000 at once.
 	c := &clock{parallel: min(n, 1000)}
 	w.Fault = c.hook
-	cfg := w.Config()
+	cfg := c.config(w)
 	ec2c, ssmc := ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg)
 	iamc, kmsc := iam.NewFromConfig(cfg), kms.NewFromConfig(cfg)
 	// Lambda retries a failed asynchronous invocation twice, a minute and then two
@@ -237,16 +297,18 @@ func Naive(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error) 
 	}
 	tries := map[string]int{}
 	invocations := 0
+	k := &commanded{}
 	for q.Len() > 0 {
 		id := q.next(c, 1)[0]
 		invocations++
 		tries[id]++
 		retry, err := naiveOne(ctx, id, ec2c, ssmc, &binding.Checker{IAM: iamc, KMS: kmsc})
+		k.update(w, c.time())
 		if (err != nil || retry) && tries[id] < maxTries {
 			q.add(id, c.time()+time.Duration(tries[id])*time.Minute)
 		}
 	}
-	return finish("naive (per event)", w, c, ids, invocations), nil
+	return finish("naive (per event)", w, c, ids, invocations, k), nil
 }
 
 func naiveOne(ctx context.Context, id string, ec2c *ec2.Client, ssmc *ssm.Client, checker *binding.Checker) (bool, error) {

@@ -23,7 +23,6 @@ var unexercised = map[string]string{
 	"result Logs: logs:CreateLogStream":                       "the Lambda runtime writes the function's log stream with its role; no call of ours",
 	"result Logs: logs:PutLogEvents":                          "the Lambda runtime writes the function's log stream with its role; no call of ours",
 	"launch -: sqs:ReceiveMessage":                            "the SQS event source mapping polls the launch queue with the function's role",
-	"launch -: sqs:ChangeMessageVisibility":                   "the SQS event source mapping returns batch item failures with the function's role",
 	"launch -: sqs:GetQueueUrl":                               "the SQS event source mapping polls the launch queue with the function's role",
 	"launch -: sqs:DeleteMessage":                             "the SQS event source mapping deletes handled messages with the function's role",
 	"launch -: sqs:GetQueueAttributes":                        "the SQS event source mapping reads the queue's attributes with the function's role",

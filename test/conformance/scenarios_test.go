@@ -81,7 +81,7 @@ func (d *deployment) launchRun(t *testing.T) *run {
 	ctx := context.Background()
 	batch := events.SQSEvent{}
 	for _, id := range []string{keyUserInstance, blockedInstance, skippedInstance, lateInstance, optedOut, doneInstance} {
-		batch.Records = append(batch.Records, events.SQSMessage{MessageId: id, Body: launch.StateChangeEvent(id, launched)})
+		batch.Records = append(batch.Records, w.Receive(id, launch.StateChangeEvent(id, launched), 1))
 	}
 	if _, err := h.HandleSQS(ctx, batch); err != nil {
 		t.Fatal(err)
