@@ -150,7 +150,7 @@ func provisionAs(dev, mapper, dir string) []sysexec.Call {
 			" --label storecrypt --subsystem storecrypt-provisioning --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --key-slot 0 --key-file - " + dev},
 		{Argv: "cryptsetup token import --token-id 0 --key-slot 0 " + dev},
 		{Argv: "cryptsetup open --type luks2 --key-file - --allow-discards --perf-no_read_workqueue --perf-no_write_workqueue --persistent " + dev + " " + mapper},
-		{Argv: "mkfs.ext4 -q -F -L storecrypt -m 0 -E lazy_itable_init=1,lazy_journal_init=1,nodiscard /dev/mapper/" + mapper},
+		{Argv: "mkfs.ext4 -q -F -L storecrypt -m 0 -O meta_bg,^resize_inode -E lazy_itable_init=1,lazy_journal_init=1,nodiscard /dev/mapper/" + mapper},
 		{Argv: "cryptsetup config --label storecrypt --subsystem storecrypt-ready " + dev},
 		{Argv: "mount -t ext4 -o noatime /dev/mapper/" + mapper + " " + dir},
 	}

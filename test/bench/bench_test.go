@@ -74,6 +74,21 @@ func TestSmoke(t *testing.T) {
 	if len(res.Boot) != 2 {
 		t.Errorf("%d boot figures, want the agent's and the bare commands'", len(res.Boot))
 	}
+	if res.Scale, err = Scale(ctx, dir, agent, []Shape{{Disks: 2, DiskMiB: 256}}); err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range res.Scale {
+		var wrote int64
+		for _, st := range s.Steps {
+			wrote += st.Bytes
+		}
+		if s.Seconds <= 0 || len(s.Steps) < 4 || wrote <= 0 {
+			t.Errorf("scale figures %+v", s)
+		}
+	}
+	if len(res.Scale) != 2 {
+		t.Errorf("%d scale figures, want ext4's and xfs's", len(res.Scale))
+	}
 	if res.IO, err = IO(ctx, dir, agent, 128); err != nil {
 		t.Fatal(err)
 	}

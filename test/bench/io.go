@@ -20,13 +20,25 @@ type IOResult struct {
 	IOPS    float64 `json:"iops"`
 }
 
-// ioSetup prepares the three devices: the raw disk, cryptsetup's defaults, and the
-// agent's own volume (unmounted, so fio sees the block device as it does the others).
+// ioSetup prepares the devices: the raw disk, cryptsetup's defaults, the agent's own
+// volume (unmounted, so fio sees the block device as it does the others), and a volume
+// formatted as the agent's that flagVariants open with other dm-crypt flags.
 const ioSetup = `set -e
 printf %s "$PASS" | cryptsetup luksFormat --batch-mode --key-file - /dev/nvme1n1
 printf %s "$PASS" | cryptsetup open --key-file - /dev/nvme1n1 defaults
 storecrypt-agent apply --key-source ephemeral --model "$MODEL" --devices /dev/nvme2n1 --mount-point /mnt/io >/dev/null
-umount /mnt/io`
+umount /mnt/io
+printf %s "$PASS" | cryptsetup luksFormat --batch-mode --pbkdf pbkdf2 --pbkdf-force-iterations 1000 --sector-size 4096 --key-file - /dev/nvme3n1`
+
+// flagVariants are the dm-crypt flags (dm-crypt.rst, "optional parameters") the agent
+// does not set, tried on 4K sectors against storecrypt's no_read/no_write_workqueue:
+// the workqueues alone, and with the two flags that shape them (same_cpu_crypt keeps
+// encryption on the submitting CPU, submit_from_crypt_cpus skips the sorting thread for
+// writes). Without the workqueues neither applies.
+var flagVariants = []struct{ name, flags string }{
+	{"4k, workqueues", ""},
+	{"4k, workqueues, same_cpu_crypt, submit_from_crypt_cpus", "--perf-same_cpu_crypt --perf-submit_from_crypt_cpus"},
+}
 
 var ioJobs = []struct{ name, args string }{
 	{"seq-write-1m", "--rw=write --bs=1M --size=96M"},
@@ -41,7 +53,7 @@ func IO(ctx context.Context, dir, agent string, sizeMiB int) ([]IOResult, error)
 	if err := os.MkdirAll(sub, 0o755); err != nil {
 		return nil, err
 	}
-	tb, err := testbed.New(ctx, sub, testbed.Options{Disks: 3, SizeMB: sizeMiB, Agent: agent, GuestTools: []string{"fio"}})
+	tb, err := testbed.New(ctx, sub, testbed.Options{Disks: 4, SizeMB: sizeMiB, Agent: agent, GuestTools: []string{"fio"}})
 	if err != nil {
 		return nil, err
 	}
@@ -57,14 +69,32 @@ func IO(ctx context.Context, dir, agent string, sizeMiB int) ([]IOResult, error)
 		return nil, fmt.Errorf("setting up the I/O devices: exit %d: %s", res.Code, res.Stderr)
 	}
 	var out []IOResult
-	for _, v := range []struct{ name, dev string }{{"raw", "/dev/nvme0n1"}, {"defaults", "/dev/mapper/defaults"}, {"storecrypt", "/dev/mapper/storecrypt"}} {
+	jobs := func(variant, dev string) error {
 		for _, j := range ioJobs {
-			r, err := fio(ctx, tb, v.dev, j.args)
+			r, err := fio(ctx, tb, dev, j.args)
 			if err != nil {
-				return nil, fmt.Errorf("%s %s: %w", v.name, j.name, err)
+				return fmt.Errorf("%s %s: %w", variant, j.name, err)
 			}
-			r.Variant, r.Job = v.name, j.name
+			r.Variant, r.Job = variant, j.name
 			out = append(out, r)
+		}
+		return nil
+	}
+	for _, v := range []struct{ name, dev string }{{"raw", "/dev/nvme0n1"}, {"defaults", "/dev/mapper/defaults"}, {"storecrypt", "/dev/mapper/storecrypt"}} {
+		if err := jobs(v.name, v.dev); err != nil {
+			return nil, err
+		}
+	}
+	for _, v := range flagVariants {
+		open := fmt.Sprintf("printf %%s %q | cryptsetup open --key-file - %s /dev/nvme3n1 flags", passphrase, v.flags)
+		if _, err := tb.Sh(ctx, open); err != nil {
+			return nil, err
+		}
+		if err := jobs(v.name, "/dev/mapper/flags"); err != nil {
+			return nil, err
+		}
+		if _, err := tb.Sh(ctx, "cryptsetup close flags"); err != nil {
+			return nil, err
 		}
 	}
 	return out, nil

@@ -14,6 +14,8 @@ import (
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/plotutil"
 	"gonum.org/v1/plot/vg"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
 // Results is one run of every benchmark.
@@ -26,6 +28,7 @@ type Results struct {
 	ControlPlane []ControlPlaneResult `json:"control_plane"`
 	Footprint    Footprint            `json:"footprint"`
 	Boot         []BootResult         `json:"boot"`
+	Scale        []ScaleResult        `json:"scale"`
 }
 
 // Machine describes where the run happened.
@@ -72,6 +75,9 @@ type Headline struct {
 	LastCommandLargest     float64 // batched, simulated seconds from launch to the last command of the largest burst
 	BootOverBare           float64 // boot-time mode: kernel to mounted, agent minus bare commands, seconds
 	BootUnitOverBare       float64 // the same for the units' own runs, which boot-to-boot variance in start time does not move
+	// ScaleExt4, ScaleXFS: the agent's time to mounted on the largest shape over the
+	// smallest (an i3en.24xlarge's 8 × 7,500 GB over 8 × 512 MiB).
+	ScaleExt4, ScaleXFS float64
 }
 
 // Headlines computes them from the largest sizes measured.
@@ -100,11 +106,34 @@ func (r *Results) Headlines() Headline {
 		}
 	}
 	h.CallsRatio = ratio(naive, batched)
+	h.ScaleExt4, h.ScaleXFS = r.scaleRatio(contract.FilesystemExt4), r.scaleRatio(contract.FilesystemXFS)
 	if a, b := r.boot("agent"), r.boot("bare"); a != nil && b != nil {
 		h.BootOverBare = a.KernelToMounted - b.KernelToMounted
 		h.BootUnitOverBare = a.UnitSeconds - b.UnitSeconds
 	}
 	return h
+}
+
+// scaleRatio is fs's time to mounted on the largest shape over the smallest.
+func (r *Results) scaleRatio(fs string) float64 {
+	var small, large *ScaleResult
+	for i := range r.Scale {
+		s := &r.Scale[i]
+		if s.Filesystem != fs {
+			continue
+		}
+		size := int64(s.Disks) * int64(s.DiskMiB)
+		if small == nil || size < int64(small.Disks)*int64(small.DiskMiB) {
+			small = s
+		}
+		if large == nil || size > int64(large.Disks)*int64(large.DiskMiB) {
+			large = s
+		}
+	}
+	if small == nil || small == large {
+		return 0
+	}
+	return ratio(large.Seconds, small.Seconds)
 }
 
 func (r *Results) boot(variant string) *BootResult {
@@ -206,7 +235,9 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| storecrypt AWS calls per instance, 1,000 burst, throttled | %.3f | ≤ 0.10 |\n", h.CallsPerInstance1k)
 	fmt.Fprintf(w, "| storecrypt, launch to the last command of the largest burst (simulated) | %.0f s | ≤ 120 s |\n", h.LastCommandLargest)
 	fmt.Fprintf(w, "| boot-time mode: kernel to mounted, agent − bare commands | %+.2f s | ≤ 2 s |\n", h.BootOverBare)
-	fmt.Fprintf(w, "| boot-time mode: the unit's own run, agent − bare commands | %+.2f s | ≤ 2 s |\n\n", h.BootUnitOverBare)
+	fmt.Fprintf(w, "| boot-time mode: the unit's own run, agent − bare commands | %+.2f s | ≤ 2 s |\n", h.BootUnitOverBare)
+	fmt.Fprintf(w, "| time to mounted, 8 × 7,500 GB / 8 × 512 MiB, ext4 | %.2f | ≤ 2 |\n", h.ScaleExt4)
+	fmt.Fprintf(w, "| time to mounted, 8 × 7,500 GB / 8 × 512 MiB, xfs | %.2f | ≤ 2 |\n\n", h.ScaleXFS)
 
 	fmt.Fprintf(w, "### Time to an encrypted, mounted filesystem\n\n| size | recipe (s) | agent (s) | floor (s) | agent/recipe | agent/floor | agent peak RSS |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for i, s := range r.sizes() {
@@ -228,6 +259,16 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| %s (%s) | %.0f | %.0f | %.0f | %.2f | %.2f | %.2f |\n", j.name, unit, pick(raw), pick(def), pick(sc), ratio(pick(def), pick(raw)), ratio(pick(sc), pick(raw)), ratio(pick(sc), pick(def)))
 	}
+	fmt.Fprintf(w, "\nThe dm-crypt flags storecrypt does not set, on 4K sectors, against its own (no_read/no_write_workqueue):\n\n| flags | seq-write-1m (MiB/s) | seq-read-1m (MiB/s) | rand-read-4k (IOPS) | storecrypt / these: write, read, 4K read |\n| --- | --- | --- | --- | --- |\n")
+	for _, v := range flagVariants {
+		wr, rd, rr := r.io(v.name, "seq-write-1m"), r.io(v.name, "seq-read-1m"), r.io(v.name, "rand-read-4k")
+		if wr.MiBps == 0 {
+			continue
+		}
+		sc := func(job string) IOResult { return r.io("storecrypt", job) }
+		fmt.Fprintf(w, "| %s | %.0f | %.0f | %.0f | %.2f, %.2f, %.2f |\n", v.name, wr.MiBps, rd.MiBps, rr.IOPS,
+			ratio(sc("seq-write-1m").MiBps, wr.MiBps), ratio(sc("seq-read-1m").MiBps, rd.MiBps), ratio(sc("rand-read-4k").IOPS, rr.IOPS))
+	}
 
 	fmt.Fprintf(w, "\n### The control plane: a launch burst under throttling\n\n| design | instances | AWS calls | per instance | SendCommand | invocations | throttled attempts | launch to command p50 / p95 / max (s) | simulated s to drain | left without a command |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, c := range r.ControlPlane {
@@ -246,6 +287,16 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 	}
 	fmt.Fprintln(w)
 
+	fmt.Fprintf(w, "### Instance-store scale: the agent on 8 disks, each command's time and bytes written\n\n| filesystem | disks | total | apply (s) | each command: seconds, MiB written |\n| --- | --- | --- | --- | --- |\n")
+	for _, s := range r.Scale {
+		steps := make([]string, len(s.Steps))
+		for i, st := range s.Steps {
+			steps[i] = fmt.Sprintf("%s %.2f s, %.1f MiB", st.Command, st.Seconds, float64(st.Bytes)/(1<<20))
+		}
+		fmt.Fprintf(w, "| %s | %d × %s | %s | %.2f | %s |\n", s.Filesystem, s.Disks, size(int64(s.DiskMiB)<<20), size(int64(s.Disks)*int64(s.DiskMiB)<<20), s.Seconds, strings.Join(steps, "; "))
+	}
+	fmt.Fprintln(w)
+
 	f := r.Footprint
 	fmt.Fprintf(w, "### Footprint\n\n| what | figure |\n| --- | --- |\n")
 	fmt.Fprintf(w, "| launch function cold start under RIE (process start to first answer, median of %d) | %.1f ms |\n", f.ColdStartSamples, f.ColdStartMedianMs)
@@ -253,4 +304,16 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| launch / result `bootstrap` (linux/arm64) | %.1f / %.1f MiB |\n", float64(f.LaunchBootstrap)/(1<<20), float64(f.ResultBootstrap)/(1<<20))
 	fmt.Fprintf(w, "| agent binary (linux/amd64, static) | %.1f MiB |\n", float64(f.AgentBinary)/(1<<20))
 	fmt.Fprintf(w, "| agent peak RSS during apply, largest disk | %.1f MiB |\n", float64(f.AgentPeakRSS)/(1<<20))
+}
+
+// size prints bytes in the unit a reader of disk sizes expects: decimal GB and TB, as
+// EC2 states instance store, below that MiB.
+func size(b int64) string {
+	switch {
+	case b >= 1e12:
+		return fmt.Sprintf("%.1f TB", float64(b)/1e12)
+	case b >= 1e9:
+		return fmt.Sprintf("%.0f GB", float64(b)/1e9)
+	}
+	return fmt.Sprintf("%d MiB", b>>20)
 }

@@ -91,6 +91,11 @@ func run(sizesFlag, burstsFlag string, ioSize, samples, bootRounds int, docs str
 	if res.Boot, err = bench.Boot(ctx, dir, agent, sizes[len(sizes)-1], bootRounds); err != nil {
 		return err
 	}
+	shapes := []bench.Shape{{Disks: bench.I3en24xlarge.Disks, DiskMiB: 512}, bench.I3en24xlarge}
+	progress("instance-store scale: the agent on %v (disks × MiB, sparse), ext4 and xfs", shapes)
+	if res.Scale, err = bench.Scale(ctx, dir, agent, shapes); err != nil {
+		return err
+	}
 	progress("encrypted I/O with fio on %d MiB disks", ioSize)
 	if res.IO, err = bench.IO(ctx, dir, agent, ioSize); err != nil {
 		return err
