@@ -1,6 +1,6 @@
 // Package awsenv builds the agent's AWS configuration on an instance: credentials and
-// region from IMDSv2, endpoints overridable through the SDK's standard
-// AWS_ENDPOINT_URL_<SERVICE> variables, and timeouts short enough that an unreachable
+// region from IMDSv2, endpoints overridable through the SDKs' standard
+// AWS_ENDPOINT_URL_<SERVICE> variables (S3's read by package s3object's client here), and timeouts short enough that an unreachable
 // endpoint fails a run in seconds, not minutes (the boot unit retries).
 package awsenv
 
@@ -10,6 +10,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"time"
@@ -19,9 +20,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/s3object"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
@@ -63,7 +64,39 @@ func (e *Env) Keys(ctx context.Context) (keysource.Sources, error) {
 	if err != nil {
 		return keysource.Sources{}, err
 	}
-	return keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg)}, nil
+	s3c := &s3object.Client{HTTP: cfg.HTTPClient, Credentials: cfg.Credentials, Region: cfg.Region,
+		Endpoint: endpoint(os.Getenv, "S3"),
+		Domain: func(ctx context.Context) (string, error) {
+			return metadata(ctx, imds.NewFromConfig(cfg), "services/domain")
+		}}
+	return keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: s3c}, nil
+}
+
+// endpoint is a service's endpoint as the SDKs' "service-specific endpoints" setting
+// gives it in the environment: AWS_ENDPOINT_URL_<SERVICE>, else AWS_ENDPOINT_URL, neither
+// when AWS_IGNORE_CONFIGURED_ENDPOINT_URLS is true; "" for the service's own.
+func endpoint(getenv func(string) string, service string) string {
+	if strings.EqualFold(getenv("AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"), "true") {
+		return ""
+	}
+	if u := getenv("AWS_ENDPOINT_URL_" + service); u != "" {
+		return u
+	}
+	return getenv("AWS_ENDPOINT_URL")
+}
+
+// metadata reads one short IMDS value.
+func metadata(ctx context.Context, client *imds.Client, path string) (string, error) {
+	out, err := client.GetMetadata(ctx, &imds.GetMetadataInput{Path: path})
+	if err != nil {
+		return "", fmt.Errorf("reading %s from IMDS: %w", path, err)
+	}
+	defer out.Content.Close()
+	b, err := io.ReadAll(io.LimitReader(out.Content, 256))
+	if err != nil {
+		return "", fmt.Errorf("reading %s from IMDS: %w", path, err)
+	}
+	return strings.TrimSpace(string(b)), nil
 }
 
 // Instance reads the instance's id and ARN from IMDSv2: the id, account and region from
@@ -79,16 +112,10 @@ func (e *Env) Instance(ctx context.Context) (id, arn string, err error) {
 	if err != nil {
 		return "", "", fmt.Errorf("reading the instance identity document from IMDS: %w", err)
 	}
-	out, err := client.GetMetadata(ctx, &imds.GetMetadataInput{Path: "services/partition"})
+	partition, err := metadata(ctx, client, "services/partition")
 	if err != nil {
-		return "", "", fmt.Errorf("reading the partition from IMDS: %w", err)
+		return "", "", err
 	}
-	defer out.Content.Close()
-	b, err := io.ReadAll(io.LimitReader(out.Content, 64))
-	if err != nil {
-		return "", "", fmt.Errorf("reading the partition from IMDS: %w", err)
-	}
-	partition := strings.TrimSpace(string(b))
 	if doc.InstanceID == "" || doc.AccountID == "" || doc.Region == "" || partition == "" {
 		return "", "", fmt.Errorf("IMDS gave an incomplete identity: instance %q, account %q, region %q, partition %q", doc.InstanceID, doc.AccountID, doc.Region, partition)
 	}

@@ -4,6 +4,11 @@ import (
 	"context"
 	"testing"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+
+	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/test/emu"
 )
 
@@ -27,5 +32,59 @@ func TestIdentityFromIMDS(t *testing.T) {
 	cfg, err := env.load(context.Background())
 	if err != nil || cfg.Region != emu.Region {
 		t.Errorf("region %q, %v; want %q", cfg.Region, err, emu.Region)
+	}
+}
+
+// TestS3KMSThroughTheEmulators: the s3-kms source reads its secret through the agent's own
+// S3 client (package s3object), with the instance's IMDS credentials, at the endpoint the
+// SDK's variable names, and decrypts it with KMS.
+func TestS3KMSThroughTheEmulators(t *testing.T) {
+	e := emu.Start(t)
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://"+e.IMDSAddr)
+	t.Setenv("AWS_REGION", "")
+	t.Setenv("AWS_DEFAULT_REGION", "")
+	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
+	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	t.Setenv("AWS_ENDPOINT_URL_KMS", "http://"+e.KMSAddr)
+	t.Setenv("AWS_ENDPOINT_URL_S3", "http://"+e.S3Addr)
+	ctx := context.Background()
+	keyARN, err := e.CreateKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	enc, err := e.KMS.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(keyARN), Plaintext: []byte("seed passphrase\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.PutObject(ctx, "secrets", "storecrypt/seed", enc.CiphertextBlob); err != nil {
+		t.Fatal(err)
+	}
+	sources, err := (&Env{}).Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	key, err := sources.New(ctx, contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/storecrypt/seed"}, keysource.Volume{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer key.Zero()
+	if string(key.Secret) != "seed passphrase" || key.Token.SecretVersion == "" || key.Token.KeyID != keyARN {
+		t.Errorf("secret %q, token %+v", key.Secret, key.Token)
+	}
+}
+
+func TestEndpoint(t *testing.T) {
+	for _, tc := range []struct {
+		env  map[string]string
+		want string
+	}{
+		{map[string]string{}, ""},
+		{map[string]string{"AWS_ENDPOINT_URL": "http://all"}, "http://all"},
+		{map[string]string{"AWS_ENDPOINT_URL": "http://all", "AWS_ENDPOINT_URL_S3": "http://s3"}, "http://s3"},
+		{map[string]string{"AWS_ENDPOINT_URL_S3": "http://s3", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS": "true"}, ""},
+	} {
+		if got := endpoint(func(k string) string { return tc.env[k] }, "S3"); got != tc.want {
+			t.Errorf("%v: %q, want %q", tc.env, got, tc.want)
+		}
 	}
 }

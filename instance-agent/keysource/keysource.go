@@ -24,9 +24,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/storecrypt/storecrypt/instance-agent/s3object"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
@@ -36,10 +36,14 @@ type KMS interface {
 	Decrypt(ctx context.Context, in *kms.DecryptInput, optFns ...func(*kms.Options)) (*kms.DecryptOutput, error)
 }
 
-// S3 is the part of the S3 client the s3-kms source uses.
+// S3 reads the s3-kms source's secret object (s3object.Client).
 type S3 interface {
-	GetObject(ctx context.Context, in *s3.GetObjectInput, optFns ...func(*s3.Options)) (*s3.GetObjectOutput, error)
+	Get(ctx context.Context, bucket, key, version string, limit int64) (s3object.Object, error)
 }
+
+// maxSecret bounds the secret object: a KMS ciphertext of a passphrase is a few hundred
+// bytes.
+const maxSecret = 64 << 10
 
 // Token is the LUKS2 token storecrypt writes: enough to get the key again, and nothing
 // that is secret on its own.
@@ -221,20 +225,11 @@ func (s Sources) fromS3(ctx context.Context, secret, version string) (Key, error
 	if err != nil {
 		return Key{}, err
 	}
-	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
-	if version != "" {
-		in.VersionId = aws.String(version)
-	}
-	obj, err := s.S3.GetObject(ctx, in)
+	obj, err := s.S3.Get(ctx, bucket, key, version, maxSecret)
 	if err != nil {
 		return Key{}, unavailableObject(secret, err)
 	}
-	defer obj.Body.Close()
-	blob, err := io.ReadAll(io.LimitReader(obj.Body, 64<<10))
-	if err != nil {
-		return Key{}, unavailable("reading "+secret, err)
-	}
-	out, err := s.KMS.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: blob})
+	out, err := s.KMS.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: obj.Body})
 	if err != nil {
 		return Key{}, unavailable("kms:Decrypt of "+secret, err)
 	}
@@ -251,8 +246,8 @@ func (s Sources) fromS3(ctx context.Context, secret, version string) (Key, error
 			Fix: "store a one-line passphrase with `storecrypt put-secret`"}
 	}
 	// S3 names the version of an object in an unversioned bucket "null" (GetObject,
-	// "x-amz-version-id"); there is nothing to pin then.
-	if v := aws.ToString(obj.VersionId); v != "null" {
+	// "x-amz-version-id"), or sends none; there is nothing to pin then.
+	if v := obj.VersionID; v != "null" && v != "" {
 		version = v
 	}
 	return Key{Secret: pass, Token: Token{KeySource: contract.KeySourceS3KMS, KeyID: aws.ToString(out.KeyId), Secret: secret, SecretVersion: version}}, nil

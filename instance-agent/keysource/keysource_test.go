@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"net"
 	"slices"
@@ -14,9 +13,9 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/storecrypt/storecrypt/instance-agent/s3object"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
@@ -52,15 +51,15 @@ type fakeS3 struct {
 	unversioned bool
 }
 
-func (f fakeS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
-	versions := f.objects[aws.ToString(in.Bucket)+"/"+aws.ToString(in.Key)]
+func (f fakeS3) Get(_ context.Context, bucket, key, v string, _ int64) (s3object.Object, error) {
+	versions := f.objects[bucket+"/"+key]
 	if len(versions) == 0 {
-		return nil, &smithy.GenericAPIError{Code: "NoSuchKey", Message: "The specified key does not exist."}
+		return s3object.Object{}, &smithy.GenericAPIError{Code: "NoSuchKey", Message: "The specified key does not exist."}
 	}
 	i := len(versions) - 1
-	if v := aws.ToString(in.VersionId); v != "" {
+	if v != "" {
 		if _, err := fmt.Sscanf(v, "v%d", &i); err != nil || i < 1 || i > len(versions) || f.unversioned {
-			return nil, &smithy.GenericAPIError{Code: "NoSuchVersion", Message: "The specified version does not exist."}
+			return s3object.Object{}, &smithy.GenericAPIError{Code: "NoSuchVersion", Message: "The specified version does not exist."}
 		}
 		i--
 	}
@@ -68,7 +67,7 @@ func (f fakeS3) GetObject(_ context.Context, in *s3.GetObjectInput, _ ...func(*s
 	if f.unversioned {
 		version = "null"
 	}
-	return &s3.GetObjectOutput{Body: io.NopCloser(strings.NewReader(versions[i])), VersionId: aws.String(version)}, nil
+	return s3object.Object{Body: []byte(versions[i]), VersionID: version}, nil
 }
 
 const instanceARN = "arn:aws:ec2:us-east-1:111122223333:instance/i-0abc"
@@ -201,8 +200,8 @@ func TestMissingSecretMayBeAccessDenied(t *testing.T) {
 
 type deniedS3 struct{ err error }
 
-func (d deniedS3) GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error) {
-	return nil, d.err
+func (d deniedS3) Get(context.Context, string, string, string, int64) (s3object.Object, error) {
+	return s3object.Object{}, d.err
 }
 
 func TestEphemeral(t *testing.T) {

@@ -5,12 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -21,6 +23,7 @@ import (
 
 	samples "github.com/storecrypt/storecrypt/events"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/s3object"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/launch"
@@ -234,7 +237,7 @@ func (d *deployment) agentRun(t *testing.T) *run {
 	w := r.world
 	cfg := w.Config()
 	ctx := context.Background()
-	src := keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg)}
+	src := keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: sdkS3{s3.NewFromConfig(cfg)}}
 	opts := contract.DefaultAgentOptions()
 	opts.KeySource, opts.KMSKeyID, opts.Secret = d.source, d.keyARN, d.launchEnv[contract.EnvSecret]
 	vol := keysource.Volume{InstanceID: keyUserInstance, InstanceARN: d.instanceARN(keyUserInstance), UUID: "6a3c0b1e-0d5f-4c2b-9e7a-1f2e3d4c5b6a"}
@@ -292,4 +295,22 @@ func (d *deployment) instanceARN(id string) string {
 
 func (d *deployment) sessionOf(role, name string) string {
 	return fmt.Sprintf("arn:%s:sts::%s:assumed-role/%s/%s", d.Env.Partition, d.Env.Account, role[strings.LastIndex(role, "/")+1:], name)
+}
+
+// sdkS3 reads through the SDK's S3 client what the agent's own client (s3object) reads
+// with one signed GetObject, so that the fake account sees, authorizes and logs the call.
+type sdkS3 struct{ c *s3.Client }
+
+func (s sdkS3) Get(ctx context.Context, bucket, key, version string, limit int64) (s3object.Object, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+	if version != "" {
+		in.VersionId = aws.String(version)
+	}
+	out, err := s.c.GetObject(ctx, in)
+	if err != nil {
+		return s3object.Object{}, err
+	}
+	defer out.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(out.Body, limit))
+	return s3object.Object{Body: body, VersionID: aws.ToString(out.VersionId)}, err
 }

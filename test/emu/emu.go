@@ -36,6 +36,7 @@ import (
 	kmshandler "github.com/nsmithuk/local-kms/src/handler"
 	"github.com/sirupsen/logrus"
 
+	"github.com/storecrypt/storecrypt/instance-agent/s3object"
 	"github.com/storecrypt/storecrypt/test/vm"
 )
 
@@ -198,6 +199,13 @@ func (e *Emulators) CreateKey(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("creating a KMS key: %w", err)
 	}
 	return aws.ToString(out.KeyMetadata.Arn), nil
+}
+
+// S3Reader is the agent's own S3 client (package s3object) pointed at the emulator, as
+// AWS_ENDPOINT_URL_S3 points it in the guest.
+func (e *Emulators) S3Reader() *s3object.Client {
+	return &s3object.Client{HTTP: http.DefaultClient, Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
+		Region: Region, Endpoint: "http://" + e.S3Addr}
 }
 
 // PutObject stores body at bucket/key, creating the bucket when needed.
