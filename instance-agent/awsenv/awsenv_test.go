@@ -12,15 +12,21 @@ import (
 	"github.com/storecrypt/storecrypt/test/emu"
 )
 
-// TestIdentityFromIMDS reads region, instance id and ARN from amazon-ec2-metadata-mock in
-// IMDSv2-only mode, through the SDK's standard endpoint variable.
-func TestIdentityFromIMDS(t *testing.T) {
-	e := emu.Start(t)
+// onInstance makes the SDK see what it sees on an instance: IMDS (the emulator), and no
+// region, configuration or credentials of the host's.
+func onInstance(t *testing.T, e *emu.Emulators) {
 	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://"+e.IMDSAddr)
 	t.Setenv("AWS_REGION", "")
 	t.Setenv("AWS_DEFAULT_REGION", "")
 	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
 	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+}
+
+// TestIdentityFromIMDS reads region, instance id and ARN from amazon-ec2-metadata-mock in
+// IMDSv2-only mode, through the SDK's standard endpoint variable.
+func TestIdentityFromIMDS(t *testing.T) {
+	e := emu.Start(t)
+	onInstance(t, e)
 	env := &Env{}
 	id, arn, err := env.Instance(context.Background())
 	if err != nil {
@@ -40,11 +46,7 @@ func TestIdentityFromIMDS(t *testing.T) {
 // SDK's variable names, and decrypts it with KMS.
 func TestS3KMSThroughTheEmulators(t *testing.T) {
 	e := emu.Start(t)
-	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", "http://"+e.IMDSAddr)
-	t.Setenv("AWS_REGION", "")
-	t.Setenv("AWS_DEFAULT_REGION", "")
-	t.Setenv("AWS_CONFIG_FILE", "/dev/null")
-	t.Setenv("AWS_SHARED_CREDENTIALS_FILE", "/dev/null")
+	onInstance(t, e)
 	t.Setenv("AWS_ENDPOINT_URL_KMS", "http://"+e.KMSAddr)
 	t.Setenv("AWS_ENDPOINT_URL_S3", "http://"+e.S3Addr)
 	ctx := context.Background()
