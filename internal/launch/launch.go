@@ -161,6 +161,10 @@ const (
 	maxInstanceTypes      = 100  // DescribeInstanceTypes: at most 100 types
 )
 
+// sendReserve is the time an invocation keeps, after its last command, for the batch's
+// ledger entries, tags and findings.
+const sendReserve = 15 * time.Second
+
 // visibilityGrace is how long after its event an instance that DescribeInstances does not
 // show is looked for again: EC2's API is eventually consistent, and an instance may be
 // missing from Describe calls for a while after RunInstances ("Eventual consistency in
@@ -779,6 +783,14 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 	}
 	params := h.Config.Agent.DocumentValues()
 	for chunk := range slices.Chunk(in, maxSendCommandTargets) {
+		if d, ok := ctx.Deadline(); ok && time.Until(d) < sendReserve {
+			// Lambda ends the invocation at its deadline: what is not sent by then goes
+			// back to the queue now, rather than the whole batch after a timeout.
+			for _, i := range chunk {
+				b.later(i, "the invocation's time is nearly up")
+			}
+			continue
+		}
 		ids := make([]string, len(chunk))
 		for k, i := range chunk {
 			ids[k] = i.id

@@ -676,3 +676,38 @@ func TestLaunchRetryDelay(t *testing.T) {
 		t.Errorf("%d receives span %v before the DLQ", contract.LaunchMaxReceives, total)
 	}
 }
+
+// TestSendsNothingItCannotFinish: with less than the reserve left before the invocation's
+// deadline, no command is sent and every message goes back to the queue, instead of
+// Lambda ending the invocation with commands sent and nothing recorded.
+func TestSendsNothingItCannotFinish(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		left  time.Duration
+		sends bool
+	}{
+		{"time enough", 10 * time.Minute, true},
+		{"nearly up", 5 * time.Second, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := fakeaws.NewAccount()
+			var bodies []string
+			for n := range 60 {
+				id := fmt.Sprintf("i-%017d", n+1)
+				w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+				bodies = append(bodies, running(id))
+			}
+			e := newEnv(t, w)
+			ctx, cancel := context.WithTimeout(context.Background(), tc.left)
+			defer cancel()
+			resp, err := e.h.HandleSQS(ctx, sqsBatch(bodies...))
+			if err != nil {
+				t.Fatal(err)
+			}
+			sent := len(e.commanded())
+			if tc.sends && (sent != 60 || len(resp.BatchItemFailures) != 0) || !tc.sends && (sent != 0 || len(resp.BatchItemFailures) != 60) {
+				t.Errorf("%d instances sent a command, %d messages handed back", sent, len(resp.BatchItemFailures))
+			}
+		})
+	}
+}
