@@ -239,12 +239,12 @@ func Batched(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error
 	k := &commanded{}
 	for q.Len() > 0 {
 		batch := events.SQSEvent{}
-		bodies := map[string]string{}
+		received := map[string]events.SQSMessage{}
 		for _, body := range q.next(c, contract.LaunchBatchSize) {
 			receives[body]++
-			id := fmt.Sprintf("m-%d", len(batch.Records))
-			bodies[id] = body
-			batch.Records = append(batch.Records, w.Receive(id, body, receives[body]))
+			rec := w.Receive(fmt.Sprintf("m-%d", len(batch.Records)), body, receives[body])
+			received[rec.MessageId] = rec
+			batch.Records = append(batch.Records, rec)
 		}
 		resp, err := h.HandleSQS(ctx, batch)
 		if err != nil {
@@ -254,9 +254,8 @@ func Batched(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error
 		now := c.time()
 		k.update(w, now)
 		for _, f := range resp.BatchItemFailures {
-			rec := batch.Records[slices.IndexFunc(batch.Records, func(r events.SQSMessage) bool { return r.MessageId == f.ItemIdentifier })]
-			body := bodies[rec.MessageId]
-			if receives[body] >= contract.LaunchMaxReceives {
+			rec := received[f.ItemIdentifier]
+			if receives[rec.Body] >= contract.LaunchMaxReceives {
 				continue
 			}
 			after := contract.LaunchVisibility
@@ -265,7 +264,7 @@ func Batched(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error
 					after = *v
 				}
 			})
-			q.add(body, now+after)
+			q.add(rec.Body, now+after)
 		}
 	}
 	return finish("storecrypt (batched)", w, c, ids, invocations, k), nil
