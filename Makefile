@@ -23,9 +23,9 @@ AGENTS := $(BIN)/storecrypt-agent-linux-amd64 $(BIN)/storecrypt-agent-linux-arm6
 
 FUNCTIONS := $(BIN)/functions/launch/bootstrap $(BIN)/functions/result/bootstrap
 
-## build: the agent for linux/amd64 and linux/arm64 (static, a .sha256 beside each) and
-## each function's bootstrap for provided.al2023 on arm64
-build: $(AGENTS:=.sha256) $(FUNCTIONS)
+## build: the agent for linux/amd64 and linux/arm64 (static, a .sha256 and a .gz beside
+## each: instances download the .gz) and each function's bootstrap for provided.al2023 on arm64
+build: $(AGENTS:=.sha256) $(AGENTS:=.gz) $(FUNCTIONS)
 
 # FORCE: the go command knows when to rebuild; make does not see Go's inputs.
 $(AGENTS): $(BIN)/storecrypt-agent-linux-%: FORCE
@@ -39,6 +39,10 @@ $(FUNCTIONS): $(BIN)/functions/%/bootstrap: FORCE
 
 $(AGENTS:=.sha256): %.sha256: %
 	cd $(BIN) && sha256sum $(notdir $*) > $(notdir $@)
+
+# -n: no name or time in the header, so the same binary compresses to the same bytes.
+$(AGENTS:=.gz): %.gz: %
+	gzip -9 -n -c $* > $@
 
 FORCE:
 

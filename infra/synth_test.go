@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 )
 
 // TestSynthesizedDocument reads the document out of the template `make synth` wrote to
@@ -38,16 +39,18 @@ func TestSynthesizedDocument(t *testing.T) {
 		Content      struct {
 			SchemaVersion string `json:"schemaVersion"`
 			Parameters    map[string]struct {
-				Type              string `json:"type"`
-				Default           any    `json:"default"`
-				AllowedPattern    string `json:"allowedPattern"`
-				InterpolationType string `json:"interpolationType"`
-				Description       string `json:"description"`
+				Type              string   `json:"type"`
+				Default           any      `json:"default"`
+				AllowedPattern    string   `json:"allowedPattern"`
+				InterpolationType string   `json:"interpolationType"`
+				Description       string   `json:"description"`
+				AllowedValues     []string `json:"allowedValues"`
 			} `json:"parameters"`
 			MainSteps []struct {
-				Action string `json:"action"`
-				Name   string `json:"name"`
-				Inputs struct {
+				Action       string              `json:"action"`
+				Name         string              `json:"name"`
+				Precondition map[string][]string `json:"precondition"`
+				Inputs       struct {
 					RunCommand []string `json:"runCommand"`
 				} `json:"inputs"`
 			} `json:"mainSteps"`
@@ -85,25 +88,35 @@ func TestSynthesizedDocument(t *testing.T) {
 			t.Errorf("parameter %s: default %q fails its pattern", p.Name, s)
 		}
 	}
-	if len(doc.Content.Parameters) != len(contract.DocumentParameters) {
-		t.Errorf("%d parameters, want %d", len(doc.Content.Parameters), len(contract.DocumentParameters))
+	if arch := doc.Content.Parameters[document.ArchitectureParameter]; !slices.Equal(arch.AllowedValues, document.Architectures) || arch.InterpolationType != "" || arch.Default != nil {
+		t.Errorf("parameter %s: %+v, want a required drop-down of %v", document.ArchitectureParameter, arch, document.Architectures)
+	}
+	if len(doc.Content.Parameters) != len(contract.DocumentParameters)+1 {
+		t.Errorf("%d parameters, want %d", len(doc.Content.Parameters), len(contract.DocumentParameters)+1)
 	}
 	var actions []string
 	for _, s := range doc.Content.MainSteps {
 		actions = append(actions, s.Action+":"+s.Name)
 	}
-	if !slices.Equal(actions, []string{"aws:downloadContent:download_amd64", "aws:downloadContent:download_arm64", "aws:runShellScript:apply"}) {
+	if !slices.Equal(actions, []string{"aws:downloadContent:" + document.DownloadStep, "aws:runShellScript:apply"}) {
 		t.Fatalf("steps %v", actions)
 	}
-	script := strings.Join(doc.Content.MainSteps[2].Inputs.RunCommand, "\n")
-	if !strings.Contains(script, `sha256sum -c`) || !strings.Contains(script, `"$bin" apply`) || !strings.Contains(script, `mktemp -d`) {
+	for _, step := range doc.Content.MainSteps {
+		if got := step.Precondition["StringEquals"]; len(step.Precondition) != 1 || !slices.Equal(got, []string{"platformType", "Linux"}) {
+			t.Errorf("step %s: precondition %v, want Linux only", step.Name, step.Precondition)
+		}
+	}
+	script := strings.Join(doc.Content.MainSteps[1].Inputs.RunCommand, "\n")
+	if !strings.Contains(script, `sha256sum -c`) || !strings.Contains(script, `gzip -dc`) || !strings.Contains(script, `"$bin" apply`) || !strings.Contains(script, `mktemp -d`) {
 		t.Errorf("the run step:\n%s", script)
 	}
-	// A parameter reaches the text only in its fallback for SSM agents older than
-	// 3.3.2746.0, inside double quotes, and only when the variable is unset.
+	// An agent parameter reaches the text only in its fallback for SSM agents older than
+	// 3.3.2746.0, inside double quotes, and only when the variable is unset; Architecture,
+	// held to its allowed values, only in the check that it is the instance's.
 	fallback := regexp.MustCompile(`^if \[ -z "\$\{SSM_(\w+)\+x\}" \]; then export SSM_(\w+)="\{\{(\w+)\}\}"; fi$`)
-	for _, line := range doc.Content.MainSteps[2].Inputs.RunCommand {
-		if !strings.Contains(line, "{{") {
+	archCheck := regexp.MustCompile(`^if \[ "\{\{ Architecture \}\}" != "\$arch" \]; then echo "[^"]*\{\{ Architecture \}\}[^"]*" >&2; exit 2; fi$`)
+	for _, line := range doc.Content.MainSteps[1].Inputs.RunCommand {
+		if !strings.Contains(line, "{{") || archCheck.MatchString(line) {
 			continue
 		}
 		m := fallback.FindStringSubmatch(line)

@@ -6,9 +6,12 @@
 package stack
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -27,7 +30,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambdaeventsources"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssnssubscriptions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssqs"
@@ -144,7 +146,7 @@ type stack struct {
 
 // agentObject is one agent binary as an S3 object.
 type agentObject struct {
-	arch, s3URL, sha256 string
+	arch, s3URL, sha256, gzSHA256 string
 }
 
 // NewStoreCryptStack builds the stack.
@@ -387,44 +389,94 @@ func (s *stack) secretBucket() {
 	s.bucket = b
 }
 
-// agentArtifacts uploads the agent binaries as assets and lets the instance roles read
-// exactly those objects.
-func (s *stack) agentArtifacts() ([]document.Artifact, error) {
-	var out []document.Artifact
-	for _, arch := range []string{"amd64", "arm64"} {
+// agentArtifacts uploads the agents, gzipped, as file assets under keys that differ only
+// in the architecture (storecrypt-agent-<build>-<arch>.gz, <build> from both objects'
+// digests, so a new build is a new key), which lets one download step fetch only the
+// instance's own; and lets the instance roles read exactly those objects. CDK names an
+// awss3assets.Asset's object by its own hash, so the agents are staged and added to the
+// synthesizer directly, as Asset does, with the key chosen here.
+func (s *stack) agentArtifacts() (document.Agents, error) {
+	archs := document.Architectures
+	var agents document.Agents
+	files := map[string]string{}
+	build := sha256.New()
+	for _, arch := range archs {
 		path := filepath.Join(s.props.BuildDir, "storecrypt-agent-linux-"+arch)
-		sum, err := digest(path)
+		a, err := agentDigests(path)
 		if err != nil {
-			return nil, err
+			return agents, err
 		}
-		asset := awss3assets.NewAsset(s.st, jsii.String("Agent-"+arch), &awss3assets.AssetProps{Path: jsii.String(path)})
-		for _, r := range s.roles {
-			r.AddToPrincipalPolicy(statement("StoreCryptAgent"+arch, []string{"s3:GetObject"},
-				[]*string{asset.Bucket().ArnForObjects(asset.S3ObjectKey())}, nil))
-		}
-		out = append(out, document.Artifact{Arch: arch, URL: *asset.HttpUrl(), SHA256: sum})
-		s.agents = append(s.agents, agentObject{arch: arch, s3URL: *asset.S3ObjectUrl(), sha256: sum})
+		a.Arch = arch
+		agents.Each = append(agents.Each, a)
+		files[arch] = path + document.GzSuffix
+		build.Write([]byte(a.GzSHA256))
 	}
-	return out, nil
+	id := hex.EncodeToString(build.Sum(nil))[:16]
+	var keyPrefix string
+	for _, a := range agents.Each {
+		staged := awscdk.NewAssetStaging(s.st, jsii.String("Agent-"+a.Arch), &awscdk.AssetStagingProps{
+			SourcePath: jsii.String(files[a.Arch]), AssetHashType: awscdk.AssetHashType_CUSTOM, AssetHash: jsii.String(a.GzSHA256),
+		})
+		loc := s.st.Synthesizer().AddFileAsset(&awscdk.FileAssetSource{
+			SourceHash: jsii.String("storecrypt-agent-" + id + "-" + a.Arch), FileName: staged.RelativeStagedPath(s.st), Packaging: awscdk.FileAssetPackaging_FILE,
+		})
+		// The URL HttpUrl would give, built here because HttpUrl is one opaque token.
+		key, ok := strings.CutSuffix(*loc.ObjectKey, a.Arch+document.GzSuffix)
+		if !ok || keyPrefix != "" && key != keyPrefix {
+			return agents, fmt.Errorf("the agent for %s was published as %s, not beside the others", a.Arch, *loc.ObjectKey)
+		}
+		if keyPrefix == "" {
+			// The bucket is a token; the same bucket for every file asset of the stack.
+			keyPrefix = key
+			agents.URLPrefix = "https://s3." + *s.st.Region() + "." + *s.st.UrlSuffix() + "/" + *loc.BucketName + "/" + key
+		}
+		object := awss3.Bucket_FromBucketName(s.st, jsii.String("AgentBucket-"+a.Arch), loc.BucketName).ArnForObjects(loc.ObjectKey)
+		for _, r := range s.roles {
+			r.AddToPrincipalPolicy(statement("StoreCryptAgent"+a.Arch, []string{"s3:GetObject"}, []*string{object}, nil))
+		}
+		s.agents = append(s.agents, agentObject{arch: a.Arch, s3URL: *loc.S3ObjectUrl, sha256: a.SHA256, gzSHA256: a.GzSHA256})
+	}
+	return agents, nil
 }
 
-// digest reads the .sha256 that `make build` wrote and checks it against the binary, so a
-// stale checksum cannot be deployed.
-func digest(path string) (string, error) {
+// agentDigests reads the .sha256 that `make build` wrote beside the agent at path and
+// checks it against the binary and against what path.gz decompresses to, so neither a
+// stale checksum nor a stale download can be deployed.
+func agentDigests(path string) (document.Agent, error) {
+	var a document.Agent
 	b, err := os.ReadFile(path + ".sha256")
 	if err != nil {
-		return "", fmt.Errorf("reading the agent's checksum (run `make build`): %w", err)
+		return a, fmt.Errorf("reading the agent's checksum (run `make build`): %w", err)
 	}
 	fields := strings.Fields(string(b))
-	data, err := os.ReadFile(path)
+	binary, err := os.ReadFile(path)
 	if err != nil {
-		return "", fmt.Errorf("reading the agent (run `make build`): %w", err)
+		return a, fmt.Errorf("reading the agent (run `make build`): %w", err)
 	}
-	h := sha256.Sum256(data)
-	if len(fields) == 0 || fields[0] != hex.EncodeToString(h[:]) {
-		return "", fmt.Errorf("%s.sha256 does not match %s (run `make build`)", path, path)
+	if len(fields) == 0 || fields[0] != hexSum(binary) {
+		return a, fmt.Errorf("%s.sha256 does not match %s (run `make build`)", path, path)
 	}
-	return fields[0], nil
+	gz, err := os.ReadFile(path + document.GzSuffix)
+	if err != nil {
+		return a, fmt.Errorf("reading the gzipped agent (run `make build`): %w", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return a, fmt.Errorf("%s%s: %w", path, document.GzSuffix, err)
+	}
+	inside, err := io.ReadAll(zr)
+	if err != nil {
+		return a, fmt.Errorf("%s%s: %w", path, document.GzSuffix, err)
+	}
+	if !bytes.Equal(inside, binary) {
+		return a, fmt.Errorf("%s%s does not decompress to %s (run `make build`)", path, document.GzSuffix, path)
+	}
+	return document.Agent{SHA256: fields[0], GzSHA256: hexSum(gz)}, nil
+}
+
+func hexSum(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
 }
 
 // ssmDocument is the Command document an operator also reruns from the console. Its
@@ -432,8 +484,8 @@ func digest(path string) (string, error) {
 // UpdateMethod NewVersion: "the default version of the document is changed to the newly
 // created version" (CloudFormation's AWS::SSM::Document), so every deploy's content is
 // the default, and older versions stay for commands still running.
-func (s *stack) ssmDocument(artifacts []document.Artifact) error {
-	content := document.Content(s.documentDefaults(), artifacts)
+func (s *stack) ssmDocument(agents document.Agents) error {
+	content := document.Content(s.documentDefaults(), agents)
 	digest, err := document.Digest(content)
 	if err != nil {
 		return err
@@ -888,8 +940,8 @@ func (s *stack) outputs() {
 	out(contract.OutputLedgerTable, s.ledger.TableName(), "DynamoDB table of the ledger: one item per instance launch")
 	for _, a := range s.agents {
 		arch := strings.ToUpper(a.arch[:1]) + a.arch[1:]
-		out("Agent"+arch+"S3Url", jsii.String(a.s3URL), "storecrypt-agent for linux/"+a.arch+", for user data and image builds (boot-time mode); the instance roles may read it")
-		out("Agent"+arch+"Sha256", jsii.String(a.sha256), "SHA-256 of storecrypt-agent for linux/"+a.arch+": check it before installing")
+		out("Agent"+arch+"S3Url", jsii.String(a.s3URL), "storecrypt-agent for linux/"+a.arch+", gzipped, for user data and image builds (boot-time mode); the instance roles may read it")
+		out("Agent"+arch+"Sha256", jsii.String(a.sha256), "SHA-256 of storecrypt-agent for linux/"+a.arch+" once decompressed: check it before installing")
 	}
 	if s.props.OptInTag != "" {
 		out(contract.OutputOptInTag, jsii.String(s.props.OptInTag), "tag an instance with this to opt it in")

@@ -1,12 +1,9 @@
 package stack_test
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -17,6 +14,7 @@ import (
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/storecrypt/storecrypt/infra/stack"
+	"github.com/storecrypt/storecrypt/infra/stack/stacktest"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/test/cfn"
@@ -29,22 +27,11 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// buildDir makes stand-ins for `make build`'s output: the stack hashes and uploads them,
-// it does not run them.
+// buildDir makes stand-ins for `make build`'s output.
 func buildDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	for _, arch := range []string{"amd64", "arm64"} {
-		name := filepath.Join(dir, "storecrypt-agent-linux-"+arch)
-		data := []byte("agent for " + arch)
-		sum := sha256.Sum256(data)
-		must(t, os.WriteFile(name, data, 0o755))
-		must(t, os.WriteFile(name+".sha256", []byte(hex.EncodeToString(sum[:])+"  storecrypt-agent-linux-"+arch+"\n"), 0o644))
-	}
-	for _, fn := range []string{"launch", "result"} {
-		must(t, os.MkdirAll(filepath.Join(dir, "functions", fn), 0o755))
-		must(t, os.WriteFile(filepath.Join(dir, "functions", fn, "bootstrap"), []byte(fn), 0o755))
-	}
+	must(t, stacktest.BuildDir(dir))
 	return dir
 }
 

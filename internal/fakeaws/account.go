@@ -80,7 +80,7 @@ func NewAccountIn(partition, region string) *World {
 		Partition:     partition,
 		Region:        region,
 		Instances:     map[string]*Instance{},
-		InstanceTypes: map[string]bool{"i4i.large": true, "i3en.xlarge": true, "m5.large": false},
+		InstanceTypes: map[string]bool{"i4i.large": true, "i3en.xlarge": true, "i4g.large": true, "im4gn.large": true, "m5.large": false},
 		Profiles:      map[string]string{Profile(strings.Replace(n.KeyUser, "storecrypt-instance", "empty", 1)): ""},
 		Roles:         map[string]*Role{},
 		Documents:     map[string]*Document{},

@@ -1,6 +1,7 @@
 package fakeaws
 
 import (
+	"regexp"
 	"slices"
 	"sort"
 	"strconv"
@@ -167,6 +168,7 @@ func (i *Instance) toEC2() ec2types.Instance {
 		InstanceType: ec2types.InstanceType(i.Type),
 		State:        &ec2types.InstanceState{Name: ec2types.InstanceStateName(i.State)},
 		LaunchTime:   aws.Time(i.LaunchTime),
+		Architecture: i.architecture(),
 	}
 	if i.ProfileARN != "" {
 		out.IamInstanceProfile = &ec2types.IamInstanceProfile{Arn: aws.String(i.ProfileARN)}
@@ -180,6 +182,22 @@ func (i *Instance) toEC2() ec2types.Instance {
 		out.Tags = append(out.Tags, ec2types.Tag{Key: aws.String(k), Value: aws.String(i.Tags[k])})
 	}
 	return out
+}
+
+// graviton matches the types whose attributes hold "g": "AWS Graviton processors"
+// ("Amazon EC2 instance type naming conventions": series, generation, then attributes,
+// as in m6gd or im4gn).
+var graviton = regexp.MustCompile(`^[a-z]+[0-9]+[a-z-]*g[a-z-]*\.`)
+
+func (i *Instance) architecture() ec2types.ArchitectureValues {
+	switch {
+	case i.Architecture != "":
+		return ec2types.ArchitectureValues(i.Architecture)
+	case graviton.MatchString(i.Type):
+		return ec2types.ArchitectureValuesArm64
+	default:
+		return ec2types.ArchitectureValuesX8664
+	}
 }
 
 func (w *World) describeInstanceTypes(params any) (any, error) {

@@ -45,12 +45,15 @@ const (
 
 // Instance is an EC2 instance.
 type Instance struct {
-	ID         string
-	Type       string
-	State      string // pending, running, stopped, terminated
-	ProfileARN string
-	LaunchTime time.Time
-	Tags       map[string]string
+	ID    string
+	Type  string
+	State string // pending, running, stopped, terminated
+	// Architecture is DescribeInstances' (x86_64, arm64, ...); "" takes the type's
+	// (architecture).
+	Architecture string
+	ProfileARN   string
+	LaunchTime   time.Time
+	Tags         map[string]string
 	// OnlineAfter is how many DescribeInstanceInformation answers show the SSM agent not
 	// yet Online before it is; -1 never comes online.
 	OnlineAfter int

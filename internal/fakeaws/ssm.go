@@ -55,9 +55,10 @@ func (w *World) AddDocument(name, content string, makeDefault bool) int {
 // docContent is the part of a Command document the fake reads: its parameters and steps.
 type docContent struct {
 	Parameters map[string]struct {
-		Type           string `json:"type"`
-		Default        any    `json:"default"`
-		AllowedPattern string `json:"allowedPattern"`
+		Type           string   `json:"type"`
+		Default        any      `json:"default"`
+		AllowedPattern string   `json:"allowedPattern"`
+		AllowedValues  []string `json:"allowedValues"`
 	} `json:"parameters"`
 	MainSteps []struct {
 		Name string `json:"name"`
@@ -190,7 +191,8 @@ func (w *World) describeInstanceInformation(params any) (any, error) {
 // sendCommand: "you can specify up to 50 IDs"; DocumentVersion "$DEFAULT, $LATEST, or a
 // specific version number"; "You can only supply values to parameters defined in the SSM
 // document" (InvalidParameters); "If the user input doesn't match the allowed pattern,
-// the execution fails to start"; CloudWatchLogGroupName 1 to 512 characters.
+// the execution fails to start"; allowedValues is "An array of values allowed for the
+// parameter" ("Data elements and parameters"); CloudWatchLogGroupName 1 to 512 characters.
 func (w *World) sendCommand(params any) (any, error) {
 	in := params.(*ssm.SendCommandInput)
 	if len(in.InstanceIds) > 50 {
@@ -251,6 +253,11 @@ func checkParameters(content string, given map[string][]string) error {
 		}
 		if p.Type == "String" && len(values) != 1 {
 			return &ssmtypes.InvalidParameters{Message: aws.String("Parameter " + name + " of type String takes one value")}
+		}
+		for _, v := range values {
+			if p.AllowedValues != nil && !slices.Contains(p.AllowedValues, v) {
+				return &ssmtypes.InvalidParameters{Message: aws.String(fmt.Sprintf("Parameter %q %q is not one of the allowed values %v", name, v, p.AllowedValues))}
+			}
 		}
 		if p.AllowedPattern == "" {
 			continue

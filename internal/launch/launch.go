@@ -763,9 +763,9 @@ func (b *batch) online(ctx context.Context, in []*instance) []*instance {
 	return keep
 }
 
-// send runs the document on the instances, 50 per call; all share one set of parameters,
-// the function's configuration, and one document version: the one whose content the
-// stack deployed, never whatever the default has become.
+// send runs the document on the instances, 50 per call and one architecture per call; all
+// share the function's configuration as parameters and one document version: the one
+// whose content the stack deployed, never whatever the default has become.
 func (b *batch) send(ctx context.Context, in []*instance) {
 	h := b.h
 	if len(in) == 0 {
@@ -781,7 +781,26 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 		}
 		return
 	}
+	byArch := map[string][]*instance{}
+	for _, i := range in {
+		arch, ok := document.ArchFromEC2(string(i.Architecture))
+		if !ok {
+			h.log(i).Warn("storecrypt has no agent for this instance's architecture; dropping", "architecture", string(i.Architecture))
+			continue
+		}
+		byArch[arch] = append(byArch[arch], i)
+	}
+	for _, arch := range document.Architectures {
+		b.sendArch(ctx, pin, arch, byArch[arch])
+	}
+}
+
+// sendArch sends the command to instances of one architecture, the document's
+// Architecture parameter, which picks the one agent each downloads.
+func (b *batch) sendArch(ctx context.Context, pin document.Pin, arch string, in []*instance) {
+	h := b.h
 	params := h.Config.Agent.DocumentValues()
+	params[document.ArchitectureParameter] = []string{arch}
 	for chunk := range slices.Chunk(in, maxSendCommandTargets) {
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < sendReserve {
 			// Lambda ends the invocation at its deadline: what is not sent by then goes

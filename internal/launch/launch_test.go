@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-lambda-go/events"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/launch"
 	"github.com/storecrypt/storecrypt/test/deployment"
@@ -709,5 +710,44 @@ func TestSendsNothingItCannotFinish(t *testing.T) {
 				t.Errorf("%d instances sent a command, %d messages handed back", sent, len(resp.BatchItemFailures))
 			}
 		})
+	}
+}
+
+// TestOneCommandPerArchitecture: a batch of x86_64 and Graviton instances gets one
+// command per architecture, each with the Architecture that makes the document download
+// only that agent; an instance of an architecture storecrypt has no agent for (a Mac) is
+// sent nothing.
+func TestOneCommandPerArchitecture(t *testing.T) {
+	w := fakeaws.NewAccount()
+	types := map[string]string{"i-00000000000000001": "i4i.large", "i-00000000000000002": "im4gn.large", "i-00000000000000003": "i4i.large", "i-00000000000000004": "i4g.large"}
+	var bodies []string
+	for _, id := range []string{"i-00000000000000001", "i-00000000000000002", "i-00000000000000003", "i-00000000000000004"} {
+		w.AddInstance(id, types[id], fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+		bodies = append(bodies, running(id))
+	}
+	w.AddInstance("i-00000000000000005", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+	w.With(func() { w.Instances["i-00000000000000005"].Architecture = "x86_64_mac" })
+	bodies = append(bodies, running("i-00000000000000005"))
+	e := newEnv(t, w)
+	if failed := e.handle(t, bodies...); len(failed) != 0 {
+		t.Fatalf("handed back: %v", failed)
+	}
+	got := map[string][]string{}
+	w.With(func() {
+		for _, c := range w.Commands[e.before:] {
+			arch := c.Parameters[document.ArchitectureParameter]
+			if len(arch) != 1 {
+				t.Errorf("command %s: Architecture %v", c.ID, arch)
+				continue
+			}
+			got[arch[0]] = append(got[arch[0]], c.InstanceIDs...)
+		}
+	})
+	want := map[string][]string{"amd64": {"i-00000000000000001", "i-00000000000000003"}, "arm64": {"i-00000000000000002", "i-00000000000000004"}}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("commands by architecture %v, want %v", got, want)
+	}
+	if !strings.Contains(e.logs.String(), "no agent for this instance's architecture") {
+		t.Errorf("the Mac instance's drop is not logged:\n%s", e.logs.String())
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -26,6 +27,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/outcome"
 )
 
@@ -203,6 +205,13 @@ func (p paramList) Set(s string) error {
 	if !ok {
 		return fmt.Errorf("want Name=Value")
 	}
+	if k == document.ArchitectureParameter {
+		if !slices.Contains(document.Architectures, v) {
+			return fmt.Errorf("%s is one of %s", k, strings.Join(document.Architectures, ", "))
+		}
+		p[k] = []string{v}
+		return nil
+	}
 	for _, d := range contract.DocumentParameters {
 		if d.Name == k {
 			p[k] = []string{v}
@@ -235,6 +244,18 @@ func rerunFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 			return fmt.Errorf("reading document %s: %w", *doc, err)
 		}
 		version := aws.ToString(desc.Document.DefaultVersion)
+		if _, ok := params[document.ArchitectureParameter]; !ok {
+			// The document downloads the agent of the architecture it is given.
+			inst, err := describeOne(ctx, e.EC2, *instance)
+			if err != nil {
+				return err
+			}
+			arch, ok := document.ArchFromEC2(string(inst.Architecture))
+			if !ok {
+				return fmt.Errorf("%s is %s: storecrypt has no agent for that architecture", *instance, inst.Architecture)
+			}
+			params[document.ArchitectureParameter] = []string{arch}
+		}
 		sent, err := e.SSM.SendCommand(ctx, &ssm.SendCommandInput{
 			DocumentName: aws.String(*doc), DocumentVersion: aws.String(version), InstanceIds: []string{*instance}, Parameters: params,
 			Comment: aws.String("storecrypt rerun"),

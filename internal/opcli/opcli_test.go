@@ -3,6 +3,7 @@ package opcli_test
 import (
 	"bytes"
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +16,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/golden"
 	"github.com/storecrypt/storecrypt/internal/ledger"
@@ -185,6 +187,24 @@ func TestRerun(t *testing.T) {
 	code, out, errOut := run(t, c, "", "rerun", "--instance", "i-00000000000000001")
 	if code != 0 || !strings.Contains(out, "ok (exit 0)") || !strings.Contains(out, "MADE BY  ssm-command") || !strings.Contains(errOut, "waiting") {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+	}
+	var first map[string][]string
+	w.With(func() {
+		first = w.Commands[len(w.Commands)-1].Parameters
+		w.Instances["i-00000000000000001"].Architecture = "arm64"
+	})
+	if got := first[document.ArchitectureParameter]; !slices.Equal(got, []string{"amd64"}) {
+		t.Errorf("Architecture %v, want the x86_64 instance's amd64", got)
+	}
+	if code, _, errOut := run(t, c, "", "rerun", "--instance", "i-00000000000000001"); code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	w.With(func() { first = w.Commands[len(w.Commands)-1].Parameters })
+	if got := first[document.ArchitectureParameter]; !slices.Equal(got, []string{"arm64"}) {
+		t.Errorf("Architecture %v, want the Graviton instance's arm64", got)
+	}
+	if code, _, errOut := run(t, c, "", "rerun", "--instance", "i-00000000000000001", "--param", "Architecture=x86_64"); code != 2 || !strings.Contains(errOut, "Architecture is one of amd64, arm64") {
+		t.Errorf("a bad architecture: exit %d %s", code, errOut)
 	}
 	code, _, errOut = run(t, c, "", "rerun", "--instance", "i-00000000000000001", "--param", "Wipe=true")
 	if code != int(contract.ExitKeyUnavailable) || !strings.Contains(errOut, "Failed") {

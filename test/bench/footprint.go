@@ -2,6 +2,7 @@ package bench
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -11,6 +12,8 @@ import (
 
 	"github.com/storecrypt/storecrypt/events"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
+	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/test/rie"
 )
 
@@ -23,6 +26,10 @@ type Footprint struct {
 	ResultBootstrap   int64   `json:"result_bootstrap_bytes"`
 	AgentBinary       int64   `json:"agent_binary_bytes"` // linux/amd64
 	AgentPeakRSS      int64   `json:"agent_peak_rss_bytes"`
+	// DownloadPerRun is what one run of the document downloads on an instance of each
+	// architecture (GOARCH): the objects of its download steps as the SSM Agent renders
+	// them for that Architecture.
+	DownloadPerRun map[string]int64 `json:"download_per_run_bytes"`
 }
 
 // MeasureFootprint starts the launch function under RIE samples times (a cold start each)
@@ -64,6 +71,9 @@ func MeasureFootprint(ctx context.Context, dir, buildDir string, samples int) (F
 	slices.Sort(colds)
 	f.ColdStartMedianMs = float64(colds[len(colds)/2].Microseconds()) / 1000
 	f.ColdStartSamples = samples
+	if f.DownloadPerRun, err = downloadPerRun(buildDir); err != nil {
+		return f, err
+	}
 	for path, dst := range map[string]*int64{
 		"functions/launch/bootstrap":   &f.LaunchBootstrap,
 		"functions/result/bootstrap":   &f.ResultBootstrap,
@@ -76,4 +86,40 @@ func MeasureFootprint(ctx context.Context, dir, buildDir string, samples int) (F
 		*dst = st.Size()
 	}
 	return f, nil
+}
+
+// downloadPerRun renders the document over the built agents (make build's bin/, each URL
+// a file there) for each architecture, with the SSM Agent model, and sums the sizes of
+// the files its download steps fetch.
+func downloadPerRun(buildDir string) (map[string]int64, error) {
+	agents := document.Agents{URLPrefix: "file://" + filepath.Join(buildDir, "storecrypt-agent-linux-")}
+	for _, arch := range document.Architectures {
+		agents.Each = append(agents.Each, document.Agent{Arch: arch, SHA256: strings.Repeat("0", 64), GzSHA256: strings.Repeat("0", 64)})
+	}
+	content, err := json.Marshal(document.Content(contract.DefaultAgentOptions(), agents))
+	if err != nil {
+		return nil, err
+	}
+	out := map[string]int64{}
+	for _, arch := range document.Architectures {
+		plan, err := fakeaws.PlanCommand(string(content), map[string][]string{document.ArchitectureParameter: {arch}}, "Linux")
+		if err != nil {
+			return nil, err
+		}
+		for _, s := range plan.Steps {
+			if s.Action != "aws:downloadContent" || s.Skipped != "" {
+				continue
+			}
+			var src struct{ Path string }
+			if err := json.Unmarshal([]byte(fmt.Sprint(s.Inputs["sourceInfo"])), &src); err != nil {
+				return nil, err
+			}
+			st, err := os.Stat(strings.TrimPrefix(src.Path, "file://"))
+			if err != nil {
+				return nil, fmt.Errorf("run `make build` first: %w", err)
+			}
+			out[arch] += st.Size()
+		}
+	}
+	return out, nil
 }

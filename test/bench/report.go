@@ -16,6 +16,7 @@ import (
 	"gonum.org/v1/plot/vg"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 )
 
 // Results is one run of every benchmark.
@@ -78,6 +79,9 @@ type Headline struct {
 	// ScaleExt4, ScaleXFS: the agent's time to mounted on the largest shape over the
 	// smallest (an i3en.24xlarge's 8 × 7,500 GB over 8 × 512 MiB).
 	ScaleExt4, ScaleXFS float64
+	// DownloadPerRunMB is what one run downloads, in MB, on the architecture that
+	// downloads most.
+	DownloadPerRunMB float64
 }
 
 // Headlines computes them from the largest sizes measured.
@@ -107,6 +111,9 @@ func (r *Results) Headlines() Headline {
 	}
 	h.CallsRatio = ratio(naive, batched)
 	h.ScaleExt4, h.ScaleXFS = r.scaleRatio(contract.FilesystemExt4), r.scaleRatio(contract.FilesystemXFS)
+	for _, b := range r.Footprint.DownloadPerRun {
+		h.DownloadPerRunMB = max(h.DownloadPerRunMB, float64(b)/1e6)
+	}
 	if a, b := r.boot("agent"), r.boot("bare"); a != nil && b != nil {
 		h.BootOverBare = a.KernelToMounted - b.KernelToMounted
 		h.BootUnitOverBare = a.UnitSeconds - b.UnitSeconds
@@ -237,7 +244,8 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| boot-time mode: kernel to mounted, agent − bare commands | %+.2f s | ≤ 2 s |\n", h.BootOverBare)
 	fmt.Fprintf(w, "| boot-time mode: the unit's own run, agent − bare commands | %+.2f s | ≤ 2 s |\n", h.BootUnitOverBare)
 	fmt.Fprintf(w, "| time to mounted, 8 × 7,500 GB / 8 × 512 MiB, ext4 | %.2f | ≤ 2 |\n", h.ScaleExt4)
-	fmt.Fprintf(w, "| time to mounted, 8 × 7,500 GB / 8 × 512 MiB, xfs | %.2f | ≤ 2 |\n\n", h.ScaleXFS)
+	fmt.Fprintf(w, "| time to mounted, 8 × 7,500 GB / 8 × 512 MiB, xfs | %.2f | ≤ 2 |\n", h.ScaleXFS)
+	fmt.Fprintf(w, "| bytes an instance downloads per run, the larger architecture | %.2f MB | ≤ 8 MB |\n\n", h.DownloadPerRunMB)
 
 	fmt.Fprintf(w, "### Time to an encrypted, mounted filesystem\n\n| size | recipe (s) | agent (s) | floor (s) | agent/recipe | agent/floor | agent peak RSS |\n| --- | --- | --- | --- | --- | --- | --- |\n")
 	for i, s := range r.sizes() {
@@ -304,6 +312,9 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 	fmt.Fprintf(w, "| launch / result `bootstrap` (linux/arm64) | %.1f / %.1f MiB |\n", float64(f.LaunchBootstrap)/(1<<20), float64(f.ResultBootstrap)/(1<<20))
 	fmt.Fprintf(w, "| agent binary (linux/amd64, static) | %.1f MiB |\n", float64(f.AgentBinary)/(1<<20))
 	fmt.Fprintf(w, "| agent peak RSS during apply, largest disk | %.1f MiB |\n", float64(f.AgentPeakRSS)/(1<<20))
+	for _, arch := range document.Architectures {
+		fmt.Fprintf(w, "| one run's download on a linux/%s instance (the document's download steps) | %.2f MB |\n", arch, float64(f.DownloadPerRun[arch])/1e6)
+	}
 }
 
 // size prints bytes in the unit a reader of disk sizes expects: decimal GB and TB, as

@@ -2,12 +2,9 @@ package conformance
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 
@@ -17,6 +14,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/storecrypt/storecrypt/infra/stack"
+	"github.com/storecrypt/storecrypt/infra/stack/stacktest"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/ledger"
@@ -47,7 +45,7 @@ func synthesize() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if err := standIns(dir); err != nil {
+	if err := stacktest.BuildDir(dir); err != nil {
 		return err
 	}
 	for _, source := range []string{contract.KeySourceKMSDataKey, contract.KeySourceS3KMS} {
@@ -62,30 +60,6 @@ func synthesize() error {
 			return err
 		}
 		if templates[source], err = cfn.Parse(b); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// standIns are `make build`'s outputs: the stack hashes and uploads them, never runs them.
-func standIns(dir string) error {
-	for _, arch := range []string{"amd64", "arm64"} {
-		name := filepath.Join(dir, "storecrypt-agent-linux-"+arch)
-		data := []byte("agent for " + arch)
-		sum := sha256.Sum256(data)
-		if err := os.WriteFile(name, data, 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(name+".sha256", []byte(hex.EncodeToString(sum[:])+"  storecrypt-agent-linux-"+arch+"\n"), 0o644); err != nil {
-			return err
-		}
-	}
-	for _, fn := range []string{"launch", "result"} {
-		if err := os.MkdirAll(filepath.Join(dir, "functions", fn), 0o755); err != nil {
-			return err
-		}
-		if err := os.WriteFile(filepath.Join(dir, "functions", fn, "bootstrap"), []byte(fn), 0o755); err != nil {
 			return err
 		}
 	}

@@ -26,11 +26,11 @@ type Deployment struct {
 // Getenv reads Env, for the functions' LoadConfig.
 func (d Deployment) Getenv(k string) string { return d.Env[k] }
 
-// Artifacts stand in for the agent binaries the stack publishes.
-var Artifacts = []document.Artifact{
-	{Arch: "amd64", URL: "https://cdk-assets.s3.us-east-1.amazonaws.com/agent-amd64", SHA256: strings.Repeat("a", 64)},
-	{Arch: "arm64", URL: "https://cdk-assets.s3.us-east-1.amazonaws.com/agent-arm64", SHA256: strings.Repeat("b", 64)},
-}
+// Agents stand in for the agent objects the stack publishes.
+var Agents = document.Agents{URLPrefix: "https://cdk-assets.s3.us-east-1.amazonaws.com/storecrypt-agent-0123456789abcdef-", Each: []document.Agent{
+	{Arch: "amd64", SHA256: strings.Repeat("a", 64), GzSHA256: strings.Repeat("c", 64)},
+	{Arch: "arm64", SHA256: strings.Repeat("b", 64), GzSHA256: strings.Repeat("d", 64)},
+}}
 
 // Into deploys into w, whose key keyARN is: the document as its first version, the
 // stack's outputs, and the environment of both functions for kms-datakey, with the
@@ -38,7 +38,7 @@ var Artifacts = []document.Artifact{
 func Into(w *fakeaws.World, keyARN string) (Deployment, error) {
 	defaults := contract.DefaultAgentOptions()
 	defaults.KMSKeyID = keyARN
-	content := document.Content(defaults, Artifacts)
+	content := document.Content(defaults, Agents)
 	digest, err := document.Digest(content)
 	if err != nil {
 		return Deployment{}, err

@@ -17,7 +17,6 @@ import (
 	"net/url"
 	"os"
 	"path"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -34,6 +33,7 @@ import (
 
 	samples "github.com/storecrypt/storecrypt/events"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/launch"
 	"github.com/storecrypt/storecrypt/internal/ledger"
@@ -168,7 +168,11 @@ func Run(ctx context.Context, w io.Writer, cdkOut, reportHTML string) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	}
-	tl.stage(fmt.Sprintf("SSM ran the document in the guest: download, sha256, apply (exit %d)", invocation.code))
+	if err := oneAgent(assets, invocation.downloaded); err != nil {
+		return err
+	}
+	tl.stage(fmt.Sprintf("SSM ran the document in the guest: download (%.1f MB, one agent), sha256, gunzip, sha256, apply (exit %d)",
+		float64(invocation.downloaded)/1e6, invocation.code))
 
 	rcfg, err := result.LoadConfig(env(stack.resultEnv, tb.KeyARN, nil))
 	if err != nil {
@@ -303,6 +307,7 @@ type invocationResult struct {
 	code                          int
 	stdout, stderr                string
 	requested                     time.Time
+	downloaded                    int // bytes the download steps fetched
 }
 
 func (r *ssmRunner) run(cmd *fakeaws.Command) {
@@ -334,19 +339,12 @@ func (r *ssmRunner) run(cmd *fakeaws.Command) {
 	r.done <- nil
 }
 
-// runOn runs each step of the document version the command names: aws:downloadContent
-// fetches from the S3 emulator and writes into the guest; aws:runShellScript runs in the
-// guest with each parameter as SSM_<name>, the way interpolationType ENV_VAR delivers it
-// (an SSM Agent of 3.3.2746.0 or later), and never substituted into the text.
+// runOn runs the document version the command names as the SSM Agent would on the
+// guest, a Linux instance (fakeaws.PlanCommand: defaults, preconditions, substitution):
+// aws:downloadContent fetches from the S3 emulator and writes into the guest;
+// aws:runShellScript runs in the guest with each ENV_VAR parameter as SSM_<name>.
 func (r *ssmRunner) runOn(ctx context.Context, cmd *fakeaws.Command) (invocationResult, error) {
 	res := invocationResult{commandID: cmd.ID, instanceID: guestID, requested: cmd.Requested}
-	var doc struct {
-		MainSteps []struct {
-			Action string         `json:"action"`
-			Name   string         `json:"name"`
-			Inputs map[string]any `json:"inputs"`
-		} `json:"mainSteps"`
-	}
 	var content string
 	r.world.With(func() {
 		d := r.world.Documents[cmd.DocumentName]
@@ -354,25 +352,24 @@ func (r *ssmRunner) runOn(ctx context.Context, cmd *fakeaws.Command) (invocation
 			content = d.Versions[n-1]
 		}
 	})
-	if err := json.Unmarshal([]byte(content), &doc); err != nil {
+	plan, err := fakeaws.PlanCommand(content, cmd.Parameters, "Linux")
+	if err != nil {
 		return res, fmt.Errorf("command %s: version %s of %s: %w", cmd.ID, cmd.DocumentVersion, cmd.DocumentName, err)
 	}
 	// The guest's controller model: on EC2 the default, Amazon EC2 NVMe Instance Storage.
 	env := append([]string{contract.EnvModel + "=" + testbed.GuestModel}, emu.Env()...)
-	names := make([]string, 0, len(cmd.Parameters))
-	for k := range cmd.Parameters {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	for _, k := range names {
-		env = append(env, "SSM_"+k+"="+strings.Join(cmd.Parameters[k], ","))
-	}
-	for _, step := range doc.MainSteps {
+	env = append(env, plan.Env...)
+	for _, step := range plan.Steps {
+		if step.Skipped != "" {
+			continue
+		}
 		switch step.Action {
 		case "aws:downloadContent":
-			if err := r.download(ctx, step.Inputs); err != nil {
+			n, err := r.download(ctx, step.Inputs)
+			if err != nil {
 				return res, fmt.Errorf("step %s: %w", step.Name, err)
 			}
+			res.downloaded += n
 		case "aws:runShellScript":
 			lines, _ := step.Inputs["runCommand"].([]any)
 			script := make([]string, len(lines))
@@ -394,38 +391,58 @@ func (r *ssmRunner) runOn(ctx context.Context, cmd *fakeaws.Command) (invocation
 	return res, nil
 }
 
-func (r *ssmRunner) download(ctx context.Context, inputs map[string]any) error {
+// oneAgent checks that a run on the guest (x86_64) downloaded the amd64 agent's object and
+// nothing else.
+func oneAgent(assets []fileAsset, downloaded int) error {
+	for _, a := range assets {
+		if strings.HasSuffix(a.Key, "-amd64"+document.GzSuffix) {
+			st, err := os.Stat(a.Path)
+			if err != nil {
+				return err
+			}
+			if int64(downloaded) != st.Size() {
+				return fmt.Errorf("the run downloaded %d bytes; the amd64 agent's object (%s) has %d", downloaded, a.Key, st.Size())
+			}
+			return nil
+		}
+	}
+	return fmt.Errorf("no amd64 agent among the stack's assets %v", assets)
+}
+
+// download fetches the object of an aws:downloadContent step into the guest and returns
+// its size.
+func (r *ssmRunner) download(ctx context.Context, inputs map[string]any) (int, error) {
 	info, _ := inputs["sourceInfo"].(string)
 	var src struct {
 		Path string `json:"path"`
 	}
 	if err := json.Unmarshal([]byte(info), &src); err != nil {
-		return fmt.Errorf("sourceInfo %q: %w", info, err)
+		return 0, fmt.Errorf("sourceInfo %q: %w", info, err)
 	}
 	u, err := url.Parse(src.Path)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	bucket, key, _ := strings.Cut(strings.TrimPrefix(u.Path, "/"), "/")
 	obj, err := r.tb.Emu.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	if err != nil {
-		return fmt.Errorf("s3:GetObject %s/%s: %w", bucket, key, err)
+		return 0, fmt.Errorf("s3:GetObject %s/%s: %w", bucket, key, err)
 	}
 	defer obj.Body.Close()
 	body, err := io.ReadAll(obj.Body)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	dest, _ := inputs["destinationPath"].(string)
 	target := path.Join(dest, path.Base(key))
 	out, err := r.tb.Guest.Exec(ctx, vm.Cmd{Argv: []string{"sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1"`, "sh", target}, Stdin: body})
 	if err != nil {
-		return fmt.Errorf("writing %s in the guest: %w", target, err)
+		return 0, fmt.Errorf("writing %s in the guest: %w", target, err)
 	}
 	if out.Code != 0 {
-		return fmt.Errorf("writing %s in the guest: exit %d: %s", target, out.Code, out.Stderr)
+		return 0, fmt.Errorf("writing %s in the guest: exit %d: %s", target, out.Code, out.Stderr)
 	}
-	return nil
+	return len(body), nil
 }
 
 // statusEvent is SSM's invocation status-change event for res, shaped as the sample.

@@ -1,0 +1,139 @@
+package fakeaws
+
+import (
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+)
+
+// Step is one step of a Command document as the SSM Agent is about to run it: its
+// precondition evaluated, the parameters substituted into its inputs.
+type Step struct {
+	Action string
+	Name   string
+	Inputs map[string]any
+	// Skipped says why the agent skips the step ("" when it runs it).
+	Skipped string
+}
+
+// Plan is what the SSM Agent makes of a command on one instance: the steps, and the
+// SSM_<name> environment of the parameters whose interpolationType is ENV_VAR.
+type Plan struct {
+	Steps []Step
+	Env   []string
+}
+
+// paramRef is a document parameter reference, {{name}} with optional spaces; an
+// {{ssm:...}} Parameter Store reference does not match.
+var paramRef = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_]+)\s*\}\}`)
+
+// PlanCommand is the SSM Agent's side of a command on an instance whose platformType is
+// platform ("Linux", "Windows", "MacOS"), from its documented behaviour and its source
+// (github.com/aws/amazon-ssm-agent, agent/framework/docparser and the executer's
+// evaluatePreconditions), not from storecrypt's code:
+//   - values not given take the parameter's default, and SendCommand's checks apply
+//     (allowedValues, allowedPattern, required);
+//   - a parameter with interpolationType ENV_VAR reaches the step as SSM_<name>
+//     ("Troubleshooting parameter handling issues"), and is not substituted into the text;
+//     every other parameter is substituted wherever {{ name }} appears in the inputs;
+//   - a step's precondition is StringEquals with exactly two arguments: either
+//     "platformType" and a platform (case-insensitive), or arguments of which at least one
+//     holds a document parameter, compared after substitution (SSM Agent 3.0.196.0: "Add
+//     support for document parameters in document plugin's preconditions"). An unmet
+//     precondition skips the step; any other precondition fails the command.
+func PlanCommand(content string, given map[string][]string, platform string) (Plan, error) {
+	if err := checkParameters(content, given); err != nil {
+		return Plan{}, err
+	}
+	var doc struct {
+		Parameters map[string]struct {
+			Default           any    `json:"default"`
+			InterpolationType string `json:"interpolationType"`
+		} `json:"parameters"`
+		MainSteps []struct {
+			Action       string                     `json:"action"`
+			Name         string                     `json:"name"`
+			Precondition map[string]json.RawMessage `json:"precondition"`
+			Inputs       json.RawMessage            `json:"inputs"`
+		} `json:"mainSteps"`
+	}
+	if err := json.Unmarshal([]byte(content), &doc); err != nil {
+		return Plan{}, fmt.Errorf("the document is not JSON: %w", err)
+	}
+	values := map[string]string{}
+	var plan Plan
+	for name, p := range doc.Parameters {
+		v, ok := given[name]
+		value := strings.Join(v, ",")
+		if !ok {
+			value = fmt.Sprint(p.Default)
+		}
+		if p.InterpolationType == "ENV_VAR" {
+			plan.Env = append(plan.Env, "SSM_"+name+"="+value)
+			continue
+		}
+		values[name] = value
+	}
+	substitute := func(s string) string {
+		return paramRef.ReplaceAllStringFunc(s, func(ref string) string {
+			if v, ok := values[paramRef.FindStringSubmatch(ref)[1]]; ok {
+				return v
+			}
+			return ref
+		})
+	}
+	for _, s := range doc.MainSteps {
+		step := Step{Action: s.Action, Name: s.Name}
+		skip, err := precondition(s.Precondition, substitute, platform)
+		if err != nil {
+			return Plan{}, fmt.Errorf("step %s: %w", s.Name, err)
+		}
+		step.Skipped = skip
+		// Substituting into the JSON text: the values SendCommand let through hold no
+		// character JSON would need escaped (every parameter here has a pattern or a list).
+		if err := json.Unmarshal([]byte(substitute(string(s.Inputs))), &step.Inputs); err != nil {
+			return Plan{}, fmt.Errorf("step %s: inputs after substitution: %w", s.Name, err)
+		}
+		plan.Steps = append(plan.Steps, step)
+	}
+	return plan, nil
+}
+
+// precondition evaluates a step's precondition: "" when the step runs, the reason when
+// it is skipped, an error where the agent fails the step ("Unrecognized precondition(s)").
+func precondition(pre map[string]json.RawMessage, substitute func(string) string, platform string) (string, error) {
+	for op, raw := range pre {
+		if op != "StringEquals" {
+			return "", fmt.Errorf("unrecognized operator %q", op)
+		}
+		var args []string
+		if err := json.Unmarshal(raw, &args); err != nil || len(args) != 2 {
+			return "", fmt.Errorf("%q: operator accepts exactly 2 arguments", op)
+		}
+		if args[0] == args[1] {
+			return "", fmt.Errorf("%q: operator's arguments can't be identical", op)
+		}
+		if args[0] == "platformType" || args[1] == "platformType" {
+			want := args[1]
+			if args[1] == "platformType" {
+				want = args[0]
+			}
+			if substitute(want) != want {
+				return "", fmt.Errorf("%q: the second argument for the platformType variable can't contain document parameters", op)
+			}
+			if !strings.EqualFold(want, platform) {
+				return fmt.Sprintf("%s: [platformType, %s] on %s", op, want, platform), nil
+			}
+			continue
+		}
+		a, b := substitute(args[0]), substitute(args[1])
+		if a == args[0] && b == args[1] {
+			return "", fmt.Errorf("%q: at least one of operator's arguments must contain a valid document parameter", op)
+		}
+		if a != b {
+			return fmt.Sprintf("%s: [%s, %s]", op, args[0], args[1]), nil
+		}
+	}
+	return "", nil
+}

@@ -1,0 +1,60 @@
+package fakeaws
+
+import (
+	"slices"
+	"strings"
+	"testing"
+)
+
+// TestPlanCommand holds the SSM Agent model to the agent's rules, on documents written
+// here rather than storecrypt's.
+func TestPlanCommand(t *testing.T) {
+	const params = `"parameters": {
+		"Arch": {"type": "String", "allowedValues": ["amd64", "arm64"]},
+		"Msg": {"type": "String", "default": "hi", "interpolationType": "ENV_VAR", "allowedPattern": "^[a-z]*$"}}`
+	doc := func(pre string) string {
+		return `{"schemaVersion": "2.2", ` + params + `, "mainSteps": [{"action": "aws:runShellScript", "name": "s", ` + pre +
+			`"inputs": {"runCommand": ["echo {{ Arch }} {{Msg}}"]}}]}`
+	}
+	for _, tc := range []struct {
+		name, pre, platform string
+		skipped, fails      bool
+	}{
+		{"no precondition", ``, "Linux", false, false},
+		{"platform met", `"precondition": {"StringEquals": ["platformType", "Linux"]},`, "Linux", false, false},
+		{"platform met, either order, any case", `"precondition": {"StringEquals": ["linux", "platformType"]},`, "Linux", false, false},
+		{"platform not met", `"precondition": {"StringEquals": ["platformType", "Linux"]},`, "Windows", true, false},
+		{"parameter met", `"precondition": {"StringEquals": ["{{ Arch }}", "arm64"]},`, "Linux", false, false},
+		{"parameter not met", `"precondition": {"StringEquals": ["{{Arch}}", "amd64"]},`, "Linux", true, false},
+		{"no parameter, no platform", `"precondition": {"StringEquals": ["a", "b"]},`, "Linux", false, true},
+		{"three arguments", `"precondition": {"StringEquals": ["platformType", "Linux", "x"]},`, "Linux", false, true},
+		{"another operator", `"precondition": {"StringLike": ["platformType", "Linux"]},`, "Linux", false, true},
+		{"a parameter for the platform", `"precondition": {"StringEquals": ["platformType", "{{ Arch }}"]},`, "Linux", false, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			plan, err := PlanCommand(doc(tc.pre), map[string][]string{"Arch": {"arm64"}}, tc.platform)
+			if tc.fails != (err != nil) {
+				t.Fatalf("error %v, want failure %v", err, tc.fails)
+			}
+			if err != nil {
+				return
+			}
+			if got := plan.Steps[0].Skipped != ""; got != tc.skipped {
+				t.Errorf("skipped %q, want skipped %v", plan.Steps[0].Skipped, tc.skipped)
+			}
+			// Arch is substituted; Msg, an ENV_VAR parameter, arrives as SSM_Msg with its
+			// default and stays as text.
+			if got := plan.Steps[0].Inputs["runCommand"].([]any)[0]; got != "echo arm64 {{Msg}}" {
+				t.Errorf("runCommand %q", got)
+			}
+			if !slices.Equal(plan.Env, []string{"SSM_Msg=hi"}) {
+				t.Errorf("env %v", plan.Env)
+			}
+		})
+	}
+	for _, given := range []map[string][]string{{"Arch": {"s390x"}}, {}, {"Arch": {"amd64"}, "Msg": {"A B"}}, {"Arch": {"amd64"}, "Other": {"x"}}} {
+		if _, err := PlanCommand(doc(""), given, "Linux"); err == nil || !strings.Contains(err.Error(), "Parameter") {
+			t.Errorf("%v: got %v, want SendCommand's InvalidParameters", given, err)
+		}
+	}
+}
