@@ -78,6 +78,9 @@ func TestSynthesizedDocument(t *testing.T) {
 		if got.AllowedPattern != p.Pattern || got.InterpolationType != "ENV_VAR" || got.Type != "String" || got.Description == "" {
 			t.Errorf("parameter %s: %+v", p.Name, got)
 		}
+		if !slices.Equal(got.AllowedValues, p.Values) {
+			t.Errorf("parameter %s: allowedValues %v, want the drop-down %v", p.Name, got.AllowedValues, p.Values)
+		}
 		re := regexp.MustCompile(got.AllowedPattern)
 		for _, v := range hostile {
 			if re.MatchString(v) {

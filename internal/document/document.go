@@ -66,13 +66,19 @@ func Content(defaults contract.AgentOptions, agents Agents) map[string]any {
 	values := defaults.DocumentValues()
 	params := map[string]any{}
 	for _, p := range contract.DocumentParameters {
-		params[p.Name] = map[string]any{
+		spec := map[string]any{
 			"type":              "String",
 			"description":       p.Description,
 			"default":           values[p.Name][0],
 			"allowedPattern":    p.Pattern,
 			"interpolationType": "ENV_VAR",
 		}
+		if p.Values != nil {
+			// A drop-down: the console shows the choices, the description the stack's.
+			spec["allowedValues"] = p.Values
+			spec["description"] = p.Description + " Default: " + values[p.Name][0] + "."
+		}
+		params[p.Name] = spec
 	}
 	params[ArchitectureParameter] = map[string]any{
 		"type": "String",

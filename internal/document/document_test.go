@@ -125,6 +125,32 @@ func TestDefaultsAreValid(t *testing.T) {
 	}
 }
 
+// TestDropDowns: every parameter whose pattern is a closed list of words is a drop-down
+// in the console (allowedValues, the same words), its description naming the stack's
+// default; a parameter whose pattern is open is a text box.
+func TestDropDowns(t *testing.T) {
+	closed := regexp.MustCompile(`^\^\(([a-z0-9|-]+)\)\$$`)
+	params := Content(defaults(), agents)["parameters"].(map[string]any)
+	for _, p := range contract.DocumentParameters {
+		spec := params[p.Name].(map[string]any)
+		got, _ := spec["allowedValues"].([]string)
+		m := closed.FindStringSubmatch(p.Pattern)
+		if m == nil {
+			if got != nil {
+				t.Errorf("%s: allowedValues %v for an open pattern", p.Name, got)
+			}
+			continue
+		}
+		if want := strings.Split(m[1], "|"); !slices.Equal(got, want) {
+			t.Errorf("%s: allowedValues %v, want the pattern's %v", p.Name, got, want)
+		}
+		def := spec["default"].(string)
+		if !slices.Contains(got, def) || !strings.HasSuffix(spec["description"].(string), " Default: "+def+".") {
+			t.Errorf("%s: default %q, description %q", p.Name, def, spec["description"])
+		}
+	}
+}
+
 // TestScriptReadsOnlyEnvironment: parameters reach the agent only as SSM_<name>
 // variables; the only {{name}} in the text is each variable's fallback for agents older
 // than 3.3.2746.0, assigned only when the variable is unset, and the architecture check.
