@@ -534,9 +534,6 @@ func (s *stack) secret() string {
 	return "s3://" + *s.bucket.BucketName() + "/" + s.props.SecretKey
 }
 
-// queues: the launch queue waits for late SSM agents. Its visibility timeout is 6x the
-// function's timeout (AWS's advice for SQS event sources), and 10 receives at 6 minutes
-// keep a message about an hour before the DLQ.
 // ledgerTable is the ledger (package ledger): one item per instance launch, kept past
 // the instance, the stack and mistakes: point-in-time recovery, deletion protection,
 // retained on stack deletion, encrypted under the stack's key.
@@ -572,6 +569,10 @@ func (s *stack) ledgerRights(actions ...string) []awsiam.PolicyStatement {
 	}
 }
 
+// queues: the launch queue waits for late SSM agents. Its visibility timeout is 6x the
+// function's timeout (AWS's advice for SQS event sources); a message the function hands
+// back returns after 15 s, doubling to 5 minutes, and 15 receives keep it about 50
+// minutes before the DLQ.
 func (s *stack) queues() {
 	s.dlq = awssqs.NewQueue(s.st, jsii.String("LaunchDLQ"), &awssqs.QueueProps{
 		Encryption: awssqs.QueueEncryption_SQS_MANAGED, EnforceSSL: jsii.Bool(true), RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
