@@ -164,7 +164,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	fs := flag.NewFlagSet("storecrypt "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	run := cmd.flags(fs)
+	// The global flags are taken after the command too, as the aws CLI takes them.
 	fs.StringVar(output, "output", *output, "table or json")
+	fs.StringVar(region, "region", *region, "AWS region (default: from the environment or profile)")
+	fs.StringVar(profile, "profile", *profile, "AWS shared-config profile")
 	fs.Usage = func() {
 		fmt.Fprintf(stderr, "Usage: storecrypt %s [flags]\n\n%s.\n\nFlags:\n", cmd.name, cmd.summary)
 		fs.PrintDefaults()

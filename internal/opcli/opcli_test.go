@@ -3,6 +3,7 @@ package opcli_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"slices"
 	"strings"
 	"testing"
@@ -294,6 +295,26 @@ func TestUsage(t *testing.T) {
 		code, _, errOut := run(t, c, "", tc.args...)
 		if code != tc.code || !strings.Contains(errOut, tc.says) {
 			t.Errorf("%v: exit %d, stderr %q; want %d saying %q", tc.args, code, errOut, tc.code, tc.says)
+		}
+	}
+}
+
+// TestGlobalFlagsAnywhere: --region and --profile reach the clients whether they come
+// before the command or after it, as with the aws CLI.
+func TestGlobalFlagsAnywhere(t *testing.T) {
+	for _, args := range [][]string{
+		{"--region", "eu-west-1", "--profile", "ops", "status"},
+		{"status", "--region", "eu-west-1", "--profile", "ops"},
+		{"--profile", "ops", "status", "--region", "eu-west-1"},
+	} {
+		var region, profile string
+		var out, errOut bytes.Buffer
+		code := opcli.Main(context.Background(), args, strings.NewReader(""), &out, &errOut, func(_ context.Context, r, p string) (opcli.Clients, error) {
+			region, profile = r, p
+			return opcli.Clients{}, errors.New("no AWS credentials")
+		})
+		if code != 1 || region != "eu-west-1" || profile != "ops" {
+			t.Errorf("%v: exit %d, region %q, profile %q", args, code, region, profile)
 		}
 	}
 }
