@@ -9,6 +9,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"runtime"
+	"runtime/debug"
 	"strings"
 	"time"
 
@@ -113,6 +115,7 @@ var commands = []command{
 	{"rerun", "run the storecrypt document on an instance again, wait, and show the agent's result", rerunFlags},
 	{"status", "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", statusFlags},
 	{"report", "evidence for an auditor from the ledger, for a period (--since, --until): coverage overall, per role and per type, time to encrypted, every exception and every launch with its evidence", reportFlags},
+	{"version", "print the CLI's version, the commit it was built from and the Go release", nil},
 }
 
 func usage(w io.Writer) {
@@ -163,7 +166,10 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 	}
 	fs := flag.NewFlagSet("storecrypt "+cmd.name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	run := cmd.flags(fs)
+	run := printVersion
+	if cmd.flags != nil {
+		run = cmd.flags(fs)
+	}
 	// The global flags are taken after the command too, as the aws CLI takes them.
 	fs.StringVar(output, "output", *output, "table or json")
 	fs.StringVar(region, "region", *region, "AWS region (default: from the environment or profile)")
@@ -191,13 +197,17 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "storecrypt: --output %q: want %s\n", *output, want)
 		return exitUsage
 	}
-	clients, err := newClients(ctx, *region, *profile)
-	if err != nil {
-		fmt.Fprintf(stderr, "storecrypt: %v\n", err)
-		return exitError
+	e := &env{out: stdout, errOut: stderr, output: *output, stdin: stdin, poll: 2 * time.Second}
+	if cmd.flags != nil {
+		// Only the commands that call AWS need a configuration (version does not).
+		clients, err := newClients(ctx, *region, *profile)
+		if err != nil {
+			fmt.Fprintf(stderr, "storecrypt: %v\n", err)
+			return exitError
+		}
+		e.Clients = clients
 	}
-	e := &env{Clients: clients, out: stdout, errOut: stderr, output: *output, stdin: stdin, poll: 2 * time.Second}
-	err = run(ctx, e)
+	err := run(ctx, e)
 	var usageErr *UsageError
 	var coded *codeError
 	switch {
@@ -213,4 +223,40 @@ func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io
 		fmt.Fprintf(stderr, "storecrypt %s: %v\n", cmd.name, strings.TrimSpace(err.Error()))
 		return exitError
 	}
+}
+
+// buildInfo is the CLI's version as the Go toolchain recorded it.
+type buildInfo struct {
+	Version  string `json:"version"`
+	Revision string `json:"revision,omitempty"`
+	Modified bool   `json:"modified,omitempty"`
+	Go       string `json:"go"`
+}
+
+func printVersion(_ context.Context, e *env) error {
+	v := buildInfo{Version: "unknown", Go: runtime.Version()}
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		v.Version = bi.Main.Version
+		for _, s := range bi.Settings {
+			switch s.Key {
+			case "vcs.revision":
+				v.Revision = s.Value
+			case "vcs.modified":
+				v.Modified = s.Value == "true"
+			}
+		}
+	}
+	if e.output == "json" {
+		return writeJSON(e.out, v)
+	}
+	fmt.Fprintf(e.out, "storecrypt %s", v.Version)
+	if v.Revision != "" {
+		fmt.Fprintf(e.out, " (commit %s", v.Revision)
+		if v.Modified {
+			fmt.Fprint(e.out, ", modified")
+		}
+		fmt.Fprint(e.out, ")")
+	}
+	fmt.Fprintf(e.out, " %s\n", v.Go)
+	return nil
 }

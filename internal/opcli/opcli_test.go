@@ -3,7 +3,9 @@ package opcli_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -316,5 +318,23 @@ func TestGlobalFlagsAnywhere(t *testing.T) {
 		if code != 1 || region != "eu-west-1" || profile != "ops" {
 			t.Errorf("%v: exit %d, region %q, profile %q", args, code, region, profile)
 		}
+	}
+}
+
+// TestVersion: version needs no AWS configuration, and speaks table and json.
+func TestVersion(t *testing.T) {
+	noAWS := func(context.Context, string, string) (opcli.Clients, error) {
+		return opcli.Clients{}, errors.New("no AWS credentials")
+	}
+	var out, errOut bytes.Buffer
+	if code := opcli.Main(context.Background(), []string{"version"}, strings.NewReader(""), &out, &errOut, noAWS); code != 0 ||
+		!regexp.MustCompile(`^storecrypt \S+( \(commit [0-9a-f]+(, modified)?\))? go\S+\n$`).MatchString(out.String()) {
+		t.Errorf("exit %d, %q %q", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	var v struct{ Version, Go string }
+	if code := opcli.Main(context.Background(), []string{"version", "--output", "json"}, strings.NewReader(""), &out, &errOut, noAWS); code != 0 ||
+		json.Unmarshal(out.Bytes(), &v) != nil || v.Version == "" || !strings.HasPrefix(v.Go, "go") {
+		t.Errorf("exit %d, %q", code, out.String())
 	}
 }
