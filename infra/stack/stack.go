@@ -146,7 +146,7 @@ type stack struct {
 
 // agentObject is one agent binary as an S3 object.
 type agentObject struct {
-	arch, s3URL, sha256, gzSHA256 string
+	arch, s3URL, sha256 string
 }
 
 // NewStoreCryptStack builds the stack.
@@ -396,26 +396,23 @@ func (s *stack) secretBucket() {
 // awss3assets.Asset's object by its own hash, so the agents are staged and added to the
 // synthesizer directly, as Asset does, with the key chosen here.
 func (s *stack) agentArtifacts() (document.Agents, error) {
-	archs := document.Architectures
 	var agents document.Agents
-	files := map[string]string{}
+	path := func(arch string) string { return filepath.Join(s.props.BuildDir, "storecrypt-agent-linux-"+arch) }
 	build := sha256.New()
-	for _, arch := range archs {
-		path := filepath.Join(s.props.BuildDir, "storecrypt-agent-linux-"+arch)
-		a, err := agentDigests(path)
+	for _, arch := range document.Architectures {
+		a, err := agentDigests(path(arch))
 		if err != nil {
 			return agents, err
 		}
 		a.Arch = arch
 		agents.Each = append(agents.Each, a)
-		files[arch] = path + document.GzSuffix
 		build.Write([]byte(a.GzSHA256))
 	}
 	id := hex.EncodeToString(build.Sum(nil))[:16]
 	var keyPrefix string
 	for _, a := range agents.Each {
 		staged := awscdk.NewAssetStaging(s.st, jsii.String("Agent-"+a.Arch), &awscdk.AssetStagingProps{
-			SourcePath: jsii.String(files[a.Arch]), AssetHashType: awscdk.AssetHashType_CUSTOM, AssetHash: jsii.String(a.GzSHA256),
+			SourcePath: jsii.String(path(a.Arch) + document.GzSuffix), AssetHashType: awscdk.AssetHashType_CUSTOM, AssetHash: jsii.String(a.GzSHA256),
 		})
 		loc := s.st.Synthesizer().AddFileAsset(&awscdk.FileAssetSource{
 			SourceHash: jsii.String("storecrypt-agent-" + id + "-" + a.Arch), FileName: staged.RelativeStagedPath(s.st), Packaging: awscdk.FileAssetPackaging_FILE,
@@ -434,7 +431,7 @@ func (s *stack) agentArtifacts() (document.Agents, error) {
 		for _, r := range s.roles {
 			r.AddToPrincipalPolicy(statement("StoreCryptAgent"+a.Arch, []string{"s3:GetObject"}, []*string{object}, nil))
 		}
-		s.agents = append(s.agents, agentObject{arch: a.Arch, s3URL: *loc.S3ObjectUrl, sha256: a.SHA256, gzSHA256: a.GzSHA256})
+		s.agents = append(s.agents, agentObject{arch: a.Arch, s3URL: *loc.S3ObjectUrl, sha256: a.SHA256})
 	}
 	return agents, nil
 }

@@ -124,9 +124,9 @@ func sorted(a []Agent) []Agent {
 	return out
 }
 
-// Script is the run step: install the tools the agent needs where they are missing, pick
-// the download for this machine by its digest, decompress it and check it again, run
-// apply. Parameters are read from
+// Script is the run step: check the command's Architecture is this machine's, install
+// the tools the agent needs where they are missing, pick the download for this machine by
+// its digest, decompress it and check it again, run apply. Parameters are read from
 // SSM_<name> variables, always quoted. Everything but the agent's report goes to stderr,
 // so stdout is the JSON document the result function parses.
 func Script(agents []Agent) []string {

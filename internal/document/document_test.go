@@ -284,11 +284,14 @@ func TestGolden(t *testing.T) {
 // hostArch is this machine's GOARCH, as the script's uname -m case maps it.
 func hostArch(t *testing.T) string {
 	t.Helper()
-	arch, ok := map[string]string{"x86_64": "amd64", "aarch64": "arm64"}[strings.TrimSpace(run(t, "uname", "-m"))]
-	if !ok {
-		t.Fatal("no agent for this machine's architecture")
+	m := strings.TrimSpace(run(t, "uname", "-m"))
+	for arch, name := range machine {
+		if name == m {
+			return arch
+		}
 	}
-	return arch
+	t.Fatalf("no agent for this machine's architecture, %s", m)
+	return ""
 }
 
 func gzipped(t *testing.T, data string) []byte {
@@ -411,18 +414,14 @@ func TestOneDownloadForTheInstance(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		var downloads []string
 		for _, s := range plan.Steps {
 			if s.Skipped != "" {
 				t.Errorf("%s: step %s skipped on Linux: %s", arch, s.Name, s.Skipped)
 			}
-			if s.Action == "aws:downloadContent" {
-				var src struct{ Path string }
-				if err := json.Unmarshal([]byte(s.Inputs["sourceInfo"].(string)), &src); err != nil {
-					t.Fatal(err)
-				}
-				downloads = append(downloads, src.Path)
-			}
+		}
+		downloads, err := plan.Downloads()
+		if err != nil {
+			t.Fatal(err)
 		}
 		if want := []string{agents.URL(arch)}; !slices.Equal(downloads, want) {
 			t.Errorf("%s: downloads %v, want %v", arch, downloads, want)

@@ -55,14 +55,26 @@ func (w *World) AddDocument(name, content string, makeDefault bool) int {
 // docContent is the part of a Command document the fake reads: its parameters and steps.
 type docContent struct {
 	Parameters map[string]struct {
-		Type           string   `json:"type"`
-		Default        any      `json:"default"`
-		AllowedPattern string   `json:"allowedPattern"`
-		AllowedValues  []string `json:"allowedValues"`
+		Type              string   `json:"type"`
+		Default           any      `json:"default"`
+		AllowedPattern    string   `json:"allowedPattern"`
+		AllowedValues     []string `json:"allowedValues"`
+		InterpolationType string   `json:"interpolationType"`
 	} `json:"parameters"`
 	MainSteps []struct {
-		Name string `json:"name"`
+		Action       string                     `json:"action"`
+		Name         string                     `json:"name"`
+		Precondition map[string]json.RawMessage `json:"precondition"`
+		Inputs       json.RawMessage            `json:"inputs"`
 	} `json:"mainSteps"`
+}
+
+func parseDocument(content string) (docContent, error) {
+	var doc docContent
+	if err := json.Unmarshal([]byte(content), &doc); err != nil {
+		return doc, &ssmtypes.InvalidDocument{Message: aws.String("the document content is not JSON: " + err.Error())}
+	}
+	return doc, nil
 }
 
 var versionPattern = regexp.MustCompile(`^([$]LATEST|[$]DEFAULT|[1-9][0-9]*)$`)
@@ -208,7 +220,11 @@ func (w *World) sendCommand(params any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkParameters(d.Versions[n-1], in.Parameters); err != nil {
+	doc, err := parseDocument(d.Versions[n-1])
+	if err != nil {
+		return nil, err
+	}
+	if err := checkParameters(doc, in.Parameters); err != nil {
 		return nil, err
 	}
 	seen := map[string]bool{}
@@ -241,11 +257,7 @@ func (w *World) sendCommand(params any) (any, error) {
 	}}, nil
 }
 
-func checkParameters(content string, given map[string][]string) error {
-	var doc docContent
-	if err := json.Unmarshal([]byte(content), &doc); err != nil {
-		return &ssmtypes.InvalidDocument{Message: aws.String("the document content is not JSON: " + err.Error())}
-	}
+func checkParameters(doc docContent, given map[string][]string) error {
 	for name, values := range given {
 		p, ok := doc.Parameters[name]
 		if !ok {
@@ -402,8 +414,8 @@ func (w *World) steps(c *Command) ([]string, error) {
 	if err != nil || n < 1 || n > len(d.Versions) {
 		n = d.Default
 	}
-	var doc docContent
-	if err := json.Unmarshal([]byte(d.Versions[n-1]), &doc); err != nil {
+	doc, err := parseDocument(d.Versions[n-1])
+	if err != nil {
 		return nil, err
 	}
 	var names []string

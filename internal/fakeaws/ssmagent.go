@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 )
 
@@ -43,23 +44,12 @@ var paramRef = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_]+)\s*\}\}`)
 //     support for document parameters in document plugin's preconditions"). An unmet
 //     precondition skips the step; any other precondition fails the command.
 func PlanCommand(content string, given map[string][]string, platform string) (Plan, error) {
-	if err := checkParameters(content, given); err != nil {
+	doc, err := parseDocument(content)
+	if err != nil {
 		return Plan{}, err
 	}
-	var doc struct {
-		Parameters map[string]struct {
-			Default           any    `json:"default"`
-			InterpolationType string `json:"interpolationType"`
-		} `json:"parameters"`
-		MainSteps []struct {
-			Action       string                     `json:"action"`
-			Name         string                     `json:"name"`
-			Precondition map[string]json.RawMessage `json:"precondition"`
-			Inputs       json.RawMessage            `json:"inputs"`
-		} `json:"mainSteps"`
-	}
-	if err := json.Unmarshal([]byte(content), &doc); err != nil {
-		return Plan{}, fmt.Errorf("the document is not JSON: %w", err)
+	if err := checkParameters(doc, given); err != nil {
+		return Plan{}, err
 	}
 	values := map[string]string{}
 	var plan Plan
@@ -75,6 +65,7 @@ func PlanCommand(content string, given map[string][]string, platform string) (Pl
 		}
 		values[name] = value
 	}
+	slices.Sort(plan.Env)
 	substitute := func(s string) string {
 		return paramRef.ReplaceAllStringFunc(s, func(ref string) string {
 			if v, ok := values[paramRef.FindStringSubmatch(ref)[1]]; ok {
@@ -136,4 +127,34 @@ func precondition(pre map[string]json.RawMessage, substitute func(string) string
 		}
 	}
 	return "", nil
+}
+
+// SourcePath is where an aws:downloadContent step of sourceType S3 fetches from: its
+// sourceInfo's path.
+func (s Step) SourcePath() (string, error) {
+	info, _ := s.Inputs["sourceInfo"].(string)
+	var src struct {
+		Path string `json:"path"`
+	}
+	if err := json.Unmarshal([]byte(info), &src); err != nil {
+		return "", fmt.Errorf("step %s: sourceInfo %q: %w", s.Name, info, err)
+	}
+	return src.Path, nil
+}
+
+// Downloads are the paths the plan's aws:downloadContent steps fetch, skipped steps left
+// out.
+func (p Plan) Downloads() ([]string, error) {
+	var paths []string
+	for _, s := range p.Steps {
+		if s.Action != "aws:downloadContent" || s.Skipped != "" {
+			continue
+		}
+		path, err := s.SourcePath()
+		if err != nil {
+			return nil, err
+		}
+		paths = append(paths, path)
+	}
+	return paths, nil
 }

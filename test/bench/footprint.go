@@ -106,15 +106,12 @@ func downloadPerRun(buildDir string) (map[string]int64, error) {
 		if err != nil {
 			return nil, err
 		}
-		for _, s := range plan.Steps {
-			if s.Action != "aws:downloadContent" || s.Skipped != "" {
-				continue
-			}
-			var src struct{ Path string }
-			if err := json.Unmarshal([]byte(fmt.Sprint(s.Inputs["sourceInfo"])), &src); err != nil {
-				return nil, err
-			}
-			st, err := os.Stat(strings.TrimPrefix(src.Path, "file://"))
+		paths, err := plan.Downloads()
+		if err != nil {
+			return nil, err
+		}
+		for _, path := range paths {
+			st, err := os.Stat(strings.TrimPrefix(path, "file://"))
 			if err != nil {
 				return nil, fmt.Errorf("run `make build` first: %w", err)
 			}

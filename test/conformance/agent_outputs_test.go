@@ -1,7 +1,6 @@
 package conformance
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -24,17 +23,13 @@ func TestAgentOutputsAreTheDocumentsAgents(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var urls []string
+			urls, err := plan.Downloads()
+			if err != nil {
+				t.Fatal(err)
+			}
 			script := ""
 			for _, s := range plan.Steps {
-				switch s.Action {
-				case "aws:downloadContent":
-					var info struct{ Path string }
-					if err := json.Unmarshal([]byte(fmt.Sprint(s.Inputs["sourceInfo"])), &info); err != nil {
-						t.Fatal(err)
-					}
-					urls = append(urls, info.Path)
-				case "aws:runShellScript":
+				if s.Action == "aws:runShellScript" {
 					script = fmt.Sprint(s.Inputs["runCommand"])
 				}
 			}

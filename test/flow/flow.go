@@ -365,7 +365,7 @@ func (r *ssmRunner) runOn(ctx context.Context, cmd *fakeaws.Command) (invocation
 		}
 		switch step.Action {
 		case "aws:downloadContent":
-			n, err := r.download(ctx, step.Inputs)
+			n, err := r.download(ctx, step)
 			if err != nil {
 				return res, fmt.Errorf("step %s: %w", step.Name, err)
 			}
@@ -411,15 +411,12 @@ func oneAgent(assets []fileAsset, downloaded int) error {
 
 // download fetches the object of an aws:downloadContent step into the guest and returns
 // its size.
-func (r *ssmRunner) download(ctx context.Context, inputs map[string]any) (int, error) {
-	info, _ := inputs["sourceInfo"].(string)
-	var src struct {
-		Path string `json:"path"`
+func (r *ssmRunner) download(ctx context.Context, step fakeaws.Step) (int, error) {
+	src, err := step.SourcePath()
+	if err != nil {
+		return 0, err
 	}
-	if err := json.Unmarshal([]byte(info), &src); err != nil {
-		return 0, fmt.Errorf("sourceInfo %q: %w", info, err)
-	}
-	u, err := url.Parse(src.Path)
+	u, err := url.Parse(src)
 	if err != nil {
 		return 0, err
 	}
@@ -433,7 +430,7 @@ func (r *ssmRunner) download(ctx context.Context, inputs map[string]any) (int, e
 	if err != nil {
 		return 0, err
 	}
-	dest, _ := inputs["destinationPath"].(string)
+	dest, _ := step.Inputs["destinationPath"].(string)
 	target := path.Join(dest, path.Base(key))
 	out, err := r.tb.Guest.Exec(ctx, vm.Cmd{Argv: []string{"sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1"`, "sh", target}, Stdin: body})
 	if err != nil {
