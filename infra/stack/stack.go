@@ -936,6 +936,7 @@ func (s *stack) outputs() {
 	out(contract.OutputInstanceRoleARNs, awscdk.Fn_Join(jsii.String(","), &s.roleARNs), "roles whose instances are in scope")
 	out("LaunchQueueUrl", s.queue.QueueUrl(), "queue of launch events")
 	out(contract.OutputLedgerTable, s.ledger.TableName(), "DynamoDB table of the ledger: one item per instance launch")
+	out(contract.OutputAgentLogGroup, s.agentLogs.LogGroupName(), "log group of the agents' command output (launch runs and storecrypt rerun)")
 	for _, a := range s.agents {
 		arch := strings.ToUpper(a.arch[:1]) + a.arch[1:]
 		out("Agent"+arch+"S3Url", jsii.String(a.s3URL), "storecrypt-agent for linux/"+a.arch+", gzipped, for user data and image builds (boot-time mode); the instance roles may read it")

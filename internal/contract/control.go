@@ -255,4 +255,5 @@ const (
 	OutputOptInTag         = "OptInTag"         // key=value; absent when the stack has none
 	OutputSecret           = "Secret"           // s3://bucket/key; s3-kms only
 	OutputLedgerTable      = "LedgerTable"
+	OutputAgentLogGroup    = "AgentLogGroupName" // where runs' output goes (CloudWatchOutputConfig)
 )
