@@ -7,7 +7,6 @@ VERSION ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
 BIN     := bin
 LINT    := $(BIN)/golangci-lint
 LINT_VERSION := v2.15.0
-AGENT_LDFLAGS := -s -w -X github.com/storecrypt/storecrypt/instance-agent/cli.Version=$(VERSION)
 CDK     := node_modules/.bin/cdk
 # The guest image (kernel + initramfs) is built once and kept here.
 export STORECRYPT_VM_CACHE ?= $(CURDIR)/.cache/vm
@@ -19,32 +18,12 @@ export CDK_DISABLE_CLI_TELEMETRY := true
 
 all: build
 
-AGENTS := $(BIN)/storecrypt-agent-linux-amd64 $(BIN)/storecrypt-agent-linux-arm64
-
-FUNCTIONS := $(BIN)/functions/launch/bootstrap $(BIN)/functions/result/bootstrap
-
 ## build: the agent for linux/amd64 and linux/arm64 (static, a .sha256 and a .gz beside
-## each: instances download the .gz) and each function's bootstrap for provided.al2023 on arm64
-build: $(AGENTS:=.sha256) $(AGENTS:=.gz) $(FUNCTIONS)
-
-# FORCE: the go command knows when to rebuild; make does not see Go's inputs.
-$(AGENTS): $(BIN)/storecrypt-agent-linux-%: FORCE
-	@mkdir -p $(BIN)
-	CGO_ENABLED=0 GOOS=linux GOARCH=$* $(GO) build -trimpath -ldflags '$(AGENT_LDFLAGS)' -o $@ ./instance-agent/cmd/storecrypt-agent
-
-# lambda.norpc: provided.al2023 speaks only the Runtime API; the RPC mode is dead weight.
-$(FUNCTIONS): $(BIN)/functions/%/bootstrap: FORCE
-	@mkdir -p $(dir $@)
-	CGO_ENABLED=0 GOOS=linux GOARCH=arm64 $(GO) build -trimpath -tags lambda.norpc -ldflags '-s -w' -o $@ ./functions/$*
-
-$(AGENTS:=.sha256): %.sha256: %
-	cd $(BIN) && sha256sum $(notdir $*) > $(notdir $@)
-
-# -n: no name or time in the header, so the same binary compresses to the same bytes.
-$(AGENTS:=.gz): %.gz: %
-	gzip -9 -n -c $* > $@
-
-FORCE:
+## each: instances download the .gz) and each function's bootstrap for provided.al2023 on
+## arm64, into bin/ (cmd/storecrypt-build: the construct builds the same way)
+# The go command knows when to rebuild; make does not see Go's inputs, so build always runs.
+build:
+	@$(GO) run ./cmd/storecrypt-build -o $(BIN) -version $(VERSION)
 
 ## deps: install the packages the tests and the demo need (Debian/Ubuntu, root)
 deps:

@@ -138,6 +138,7 @@ const (
 	EnvLedgerTable     = "STORECRYPT_LEDGER_TABLE"     // the DynamoDB table of the ledger
 	EnvSecurityHub     = "STORECRYPT_SECURITY_HUB"     // "true": file Security Hub findings
 	EnvComplianceItems = "STORECRYPT_COMPLIANCE_ITEMS" // "true": write Systems Manager compliance
+	EnvMetricNamespace = "STORECRYPT_METRIC_NAMESPACE" // the deployment's CloudWatch namespace
 	// EnvModel is read by the agent, not the functions: the NVMe model of instance store
 	// where it is not EC2's (the test guest's QEMU controller). It is not a document
 	// parameter: on EC2 the model is fixed, and a parameter could only point the agent at
@@ -201,6 +202,7 @@ var OptionalEnv = map[string]string{
 	EnvLedgerTable:     "no ledger: only tags, metrics and events record what happened (the stack always sets it)",
 	EnvSecurityHub:     "no Security Hub findings",
 	EnvComplianceItems: "no Systems Manager compliance items",
+	EnvMetricNamespace: "metrics in the namespace " + MetricNamespace,
 }
 
 // EventSource and the detail types of the events storecrypt emits for alerting.
@@ -213,7 +215,9 @@ const (
 	EventDocumentDrift    = "storecrypt Document Drift"
 )
 
-// MetricNamespace holds the functions' CloudWatch metrics (Embedded Metric Format).
+// MetricNamespace holds the functions' CloudWatch metrics (Embedded Metric Format) unless
+// the stack names its own (EnvMetricNamespace): two deployments in one account must not
+// count each other's instances.
 const MetricNamespace = "storecrypt"
 
 // Metric names. Failed counts failed and unverified instances alike: both are not

@@ -1,6 +1,7 @@
 package launch
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
 	"regexp"
@@ -12,20 +13,21 @@ import (
 
 // Config is the launch function's configuration, from the environment the stack sets.
 type Config struct {
-	KeyARN         string
-	DocumentName   string
-	DocumentDigest string   // document.Digest of the content the stack deployed
-	Roles          []string // role ARNs whose instances are in scope
-	OptInKey       string   // with OptInValue, the opt-in tag; "" when the stack has none
-	OptInValue     string
-	AllowOptOut    bool                  // storecrypt:encrypt=false is honoured (recorded and alerted)
-	Agent          contract.AgentOptions // what the document's parameters say
-	QueueURL       string                // the launch queue, for sweep mode
-	EventBus       string
-	StaleAfter     time.Duration
-	AgentLogs      string // CloudWatch log group for the commands' output; "" leaves it off
-	LedgerTable    string // the ledger's DynamoDB table; "" before the stack had one
-	SecurityHub    bool   // file Security Hub findings
+	KeyARN          string
+	DocumentName    string
+	DocumentDigest  string   // document.Digest of the content the stack deployed
+	Roles           []string // role ARNs whose instances are in scope
+	OptInKey        string   // with OptInValue, the opt-in tag; "" when the stack has none
+	OptInValue      string
+	AllowOptOut     bool                  // storecrypt:encrypt=false is honoured (recorded and alerted)
+	Agent           contract.AgentOptions // what the document's parameters say
+	QueueURL        string                // the launch queue, for sweep mode
+	EventBus        string
+	StaleAfter      time.Duration
+	AgentLogs       string // CloudWatch log group for the commands' output; "" leaves it off
+	LedgerTable     string // the ledger's DynamoDB table; "" before the stack had one
+	MetricNamespace string // where the metrics go; contract.MetricNamespace unless the stack names another
+	SecurityHub     bool   // file Security Hub findings
 	// ComplianceItems writes each verdict as Systems Manager compliance.
 	ComplianceItems bool
 }
@@ -49,6 +51,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		DocumentDigest:  getenv(contract.EnvDocumentDigest),
 		AgentLogs:       getenv(contract.EnvAgentLogs),
 		LedgerTable:     getenv(contract.EnvLedgerTable),
+		MetricNamespace: cmp.Or(getenv(contract.EnvMetricNamespace), contract.MetricNamespace),
 		SecurityHub:     getenv(contract.EnvSecurityHub) == "true",
 		ComplianceItems: getenv(contract.EnvComplianceItems) == "true",
 		Agent:           contract.DefaultAgentOptions(),

@@ -141,7 +141,7 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 		History: &history.History{SSM: ssmc, DocumentName: c.DocumentName,
 			Judge: &outcome.Judge{KeyARN: c.KeyARN, KeySource: c.Agent.KeySource, Documents: trust}},
 		Log:     log,
-		Metrics: &emf.Writer{W: metrics, Namespace: contract.MetricNamespace},
+		Metrics: &emf.Writer{W: metrics, Namespace: c.MetricNamespace},
 		Now:     time.Now,
 	}
 	if c.LedgerTable != "" {

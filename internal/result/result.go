@@ -5,6 +5,7 @@
 package result
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -47,14 +48,15 @@ type EC2 interface {
 // Config is the function's configuration: the document, and what the agent's report
 // must show for an instance to count as encrypted.
 type Config struct {
-	DocumentName   string
-	DocumentDigest string
-	EventBus       string
-	KeyARN         string
-	KeySource      string
-	Secret         string
-	LedgerTable    string // "" before the stack had one
-	SecurityHub    bool   // file Security Hub findings
+	DocumentName    string
+	DocumentDigest  string
+	EventBus        string
+	KeyARN          string
+	KeySource       string
+	Secret          string
+	LedgerTable     string // "" before the stack had one
+	MetricNamespace string // where the metrics go; contract.MetricNamespace unless the stack names another
+	SecurityHub     bool   // file Security Hub findings
 	// ComplianceItems writes each verdict as Systems Manager compliance.
 	ComplianceItems bool
 }
@@ -85,7 +87,7 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 	h := &Handler{
 		Config: c, SSM: ssmc, EC2: ec2.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg),
 		History: &history.History{SSM: ssmc, DocumentName: c.DocumentName, Judge: judge},
-		Log:     log, Metrics: &emf.Writer{W: metrics, Namespace: contract.MetricNamespace}, Now: time.Now,
+		Log:     log, Metrics: &emf.Writer{W: metrics, Namespace: c.MetricNamespace}, Now: time.Now,
 	}
 	if c.LedgerTable != "" {
 		h.Ledger = &ledger.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: c.LedgerTable}
@@ -107,6 +109,7 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 		EventBus: getenv(contract.EnvEventBus), KeyARN: getenv(contract.EnvKMSKeyARN),
 		KeySource: getenv(contract.EnvKeySource), Secret: getenv(contract.EnvSecret), LedgerTable: getenv(contract.EnvLedgerTable),
 		SecurityHub: getenv(contract.EnvSecurityHub) == "true", ComplianceItems: getenv(contract.EnvComplianceItems) == "true",
+		MetricNamespace: cmp.Or(getenv(contract.EnvMetricNamespace), contract.MetricNamespace),
 	}
 	var errs []error
 	for name, v := range map[string]string{contract.EnvDocumentName: c.DocumentName, contract.EnvDocumentDigest: c.DocumentDigest, contract.EnvKMSKeyARN: c.KeyARN} {

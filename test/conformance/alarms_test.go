@@ -66,7 +66,7 @@ func TestAlarmsWatchWhatIsPublished(t *testing.T) {
 			d := deploy(t, source, cfn.Partitions[0])
 			m := d.metrics(t)
 			for _, name := range []string{contract.MetricBlocked, contract.MetricFailed, contract.MetricEncrypted, contract.MetricDocumentDrift} {
-				if !m.published[metricKey(contract.MetricNamespace, name, nil)] {
+				if !m.published[metricKey(m.own, name, nil)] {
 					t.Errorf("the scenarios did not publish %s without dimensions; published %v", name, m.published)
 				}
 			}
@@ -157,16 +157,28 @@ func TestDashboardShowsWhatIsPublished(t *testing.T) {
 }
 
 // metricSources is what may be watched: storecrypt's metrics as the scenarios' handlers
-// published them, and AWS/Lambda's Errors and AWS/SQS's depth for the template's
-// functions and queues.
+// published them (in own, the one namespace they wrote, which the template's environment
+// chose), and AWS/Lambda's Errors and AWS/SQS's depth for the template's functions and
+// queues.
 type metricSources struct {
 	published        map[string]bool
+	own              string
 	functions, queue map[string]bool
 }
 
 func (d *deployment) metrics(t *testing.T) metricSources {
 	t.Helper()
 	m := metricSources{published: published(t, &d.launchRun(t).metrics, &d.resultRun(t).metrics), functions: map[string]bool{}, queue: map[string]bool{}}
+	namespaces := map[string]bool{}
+	for k := range m.published {
+		namespaces[strings.Fields(k)[0]] = true
+	}
+	if len(namespaces) != 1 {
+		t.Fatalf("the functions published into %d namespaces, want one: %v", len(namespaces), namespaces)
+	}
+	for ns := range namespaces {
+		m.own = ns
+	}
 	for _, id := range d.Of("AWS::Lambda::Function") {
 		name, _ := d.Ref(id)
 		m.functions[name.(string)] = true
@@ -181,7 +193,7 @@ func (d *deployment) metrics(t *testing.T) metricSources {
 func (m metricSources) check(ns, name string, values map[string]string) error {
 	dims := slices.Sorted(maps.Keys(values))
 	switch ns {
-	case contract.MetricNamespace:
+	case m.own:
 		if !m.published[metricKey(ns, name, dims)] {
 			return fmt.Errorf("%s is published by nothing; published: %v", metricKey(ns, name, dims), m.published)
 		}

@@ -13,8 +13,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/jsii-runtime-go"
 
-	"github.com/storecrypt/storecrypt/infra/stack"
-	"github.com/storecrypt/storecrypt/infra/stack/stacktest"
+	"github.com/storecrypt/storecrypt/infra/storecrypt"
+	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/ledger"
@@ -45,12 +45,14 @@ func synthesize() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if err := stacktest.BuildDir(dir); err != nil {
+	if err := storecrypttest.BuildDir(dir); err != nil {
 		return err
 	}
 	for _, source := range []string{contract.KeySourceKMSDataKey, contract.KeySourceS3KMS} {
 		app := awscdk.NewApp(nil)
-		s, err := stack.NewStoreCryptStack(app, "StoreCrypt", &stack.StoreCryptStackProps{BuildDir: dir, KeySource: source, Trail: true,
+		s := awscdk.NewStack(app, jsii.String("StoreCrypt"), nil)
+		// As the app adds it: "Default" keeps the logical IDs the tests find resources by.
+		_, err := storecrypt.New(context.Background(), s, "Default", &storecrypt.Props{BuildDir: dir, Name: "storecrypt", DocumentName: contract.DocumentName, KeySource: source, Trail: true,
 			OptInTag: contract.OptIn, AllowOptOut: true, ComplianceItems: true})
 		if err != nil {
 			return err

@@ -1,6 +1,7 @@
-package stack_test
+package storecrypt_test
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -10,11 +11,12 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
-	"github.com/storecrypt/storecrypt/infra/stack"
-	"github.com/storecrypt/storecrypt/infra/stack/stacktest"
+	"github.com/storecrypt/storecrypt/infra/storecrypt"
+	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/test/cfn"
@@ -31,7 +33,7 @@ func TestMain(m *testing.M) {
 func buildDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	must(t, stacktest.BuildDir(dir))
+	must(t, storecrypttest.BuildDir(dir))
 	return dir
 }
 
@@ -42,22 +44,32 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func synth(t *testing.T, props *stack.StoreCryptStackProps, nag bool) (awscdk.App, awscdk.Stack) {
+func synth(t *testing.T, props *storecrypt.Props, nag bool) (awscdk.App, awscdk.Stack) {
 	t.Helper()
 	app := awscdk.NewApp(nil)
 	if nag {
 		awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	}
 	props.BuildDir = buildDir(t)
-	props.StackProps = awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("111122223333"), Region: jsii.String("us-east-1")}}
-	s, err := stack.NewStoreCryptStack(app, "StoreCrypt", props)
+	s, err := appStack(app, "StoreCrypt", props)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return app, s
 }
 
-func template(t *testing.T, props *stack.StoreCryptStackProps) (assertions.Template, map[string]any) {
+// appStack adds storecrypt to a new stack as the app in infra/ does: as "Default", with
+// the app's names unless props give others.
+func appStack(app awscdk.App, id string, props *storecrypt.Props) (awscdk.Stack, error) {
+	s := awscdk.NewStack(app, &id, &awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("111122223333"), Region: jsii.String("us-east-1")}})
+	if props.Name == "" {
+		props.Name, props.DocumentName, props.MetricNamespace = "storecrypt", contract.DocumentName, contract.MetricNamespace
+	}
+	_, err := storecrypt.New(context.Background(), s, "Default", props)
+	return s, err
+}
+
+func template(t *testing.T, props *storecrypt.Props) (assertions.Template, map[string]any) {
 	t.Helper()
 	_, s := synth(t, props, false)
 	tpl := assertions.Template_FromStack(s, nil)
@@ -69,7 +81,7 @@ func template(t *testing.T, props *stack.StoreCryptStackProps) (assertions.Templ
 }
 
 func TestFunctions(t *testing.T) {
-	tpl, _ := template(t, &stack.StoreCryptStackProps{})
+	tpl, _ := template(t, &storecrypt.Props{})
 	tpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(2))
 	tpl.AllResourcesProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
 		"Runtime": "provided.al2023", "Architectures": []string{"arm64"}, "Handler": "bootstrap",
@@ -86,7 +98,7 @@ func TestFunctions(t *testing.T) {
 }
 
 func TestRulesAndQueue(t *testing.T) {
-	tpl, _ := template(t, &stack.StoreCryptStackProps{})
+	tpl, _ := template(t, &storecrypt.Props{})
 	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"EventPattern": map[string]any{
 		"source": []string{"aws.ec2"}, "detail-type": []string{"EC2 Instance State-change Notification"},
 		"detail": map[string]any{"state": []string{"running"}, "instance-id": []any{map[string]any{"prefix": "i-"}}},
@@ -122,7 +134,7 @@ func TestRulesAndQueue(t *testing.T) {
 // What each decides, for each caller and context, is test/conformance's
 // TestKeyBindsEachVolumeToItsInstance, evaluated by the fake's own policy engine.
 func TestKeyPolicy(t *testing.T) {
-	sids := func(props *stack.StoreCryptStackProps) []string {
+	sids := func(props *storecrypt.Props) []string {
 		_, raw := template(t, props)
 		var out []string
 		for _, r := range raw["Resources"].(map[string]any) {
@@ -139,13 +151,13 @@ func TestKeyPolicy(t *testing.T) {
 		return out
 	}
 	all := []string{"StoreCryptOwnVolumes", "StoreCryptLegacyVolumes", "StoreCryptOnlyTheOwningInstance", "StoreCryptOnlyTheInstanceRoles"}
-	if got := sids(&stack.StoreCryptStackProps{}); !containsAll(got, all) {
+	if got := sids(&storecrypt.Props{}); !containsAll(got, all) {
 		t.Errorf("key policy statements %v, want %v among them", got, all)
 	}
-	if got := sids(&stack.StoreCryptStackProps{RefuseLegacyVolumes: true}); slices.Contains(got, "StoreCryptLegacyVolumes") {
+	if got := sids(&storecrypt.Props{RefuseLegacyVolumes: true}); slices.Contains(got, "StoreCryptLegacyVolumes") {
 		t.Errorf("RefuseLegacyVolumes kept the legacy statement: %v", got)
 	}
-	tpl, _ := template(t, &stack.StoreCryptStackProps{})
+	tpl, _ := template(t, &storecrypt.Props{})
 	tpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{"EnableKeyRotation": true})
 	tpl.HasResourceProperties(jsii.String("AWS::KMS::Alias"), map[string]any{"AliasName": "alias/storecrypt"})
 	tpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
@@ -189,7 +201,7 @@ func statements(raw map[string]any) []map[string]any {
 }
 
 func TestLeastPrivilege(t *testing.T) {
-	for _, props := range []*stack.StoreCryptStackProps{{}, {KeySource: contract.KeySourceS3KMS, Trail: true, AlarmEmail: "ops@example.com"}} {
+	for _, props := range []*storecrypt.Props{{}, {KeySource: contract.KeySourceS3KMS, Trail: true, AlarmEmail: "ops@example.com"}} {
 		_, raw := template(t, props)
 		sts := statements(raw)
 		if len(sts) < 10 {
@@ -222,7 +234,7 @@ func TestLeastPrivilege(t *testing.T) {
 }
 
 func TestOperatorPolicyNeedsMFA(t *testing.T) {
-	tpl, _ := template(t, &stack.StoreCryptStackProps{})
+	tpl, _ := template(t, &storecrypt.Props{})
 	tpl.HasResourceProperties(jsii.String("AWS::IAM::ManagedPolicy"), map[string]any{"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
 		assertions.Match_ObjectLike(&map[string]any{"Sid": "RerunWithMFA", "Action": "ssm:SendCommand",
 			"Condition": map[string]any{"Bool": map[string]any{"aws:MultiFactorAuthPresent": "true"}}}),
@@ -232,7 +244,7 @@ func TestOperatorPolicyNeedsMFA(t *testing.T) {
 }
 
 func TestSecretBucket(t *testing.T) {
-	tpl, raw := template(t, &stack.StoreCryptStackProps{KeySource: contract.KeySourceS3KMS, SecretVPCEndpoint: "vpce-0123456789abcdef0"})
+	tpl, raw := template(t, &storecrypt.Props{KeySource: contract.KeySourceS3KMS, SecretVPCEndpoint: "vpce-0123456789abcdef0"})
 	tpl.HasResourceProperties(jsii.String("AWS::S3::Bucket"), map[string]any{
 		"VersioningConfiguration":        map[string]any{"Status": "Enabled"},
 		"PublicAccessBlockConfiguration": map[string]any{"BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true},
@@ -256,7 +268,7 @@ func TestSecretBucket(t *testing.T) {
 }
 
 func TestExistingKeyAndRoles(t *testing.T) {
-	tpl, _ := template(t, &stack.StoreCryptStackProps{
+	tpl, _ := template(t, &storecrypt.Props{
 		KeyARN:           "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555",
 		InstanceRoleARNs: []string{"arn:aws:iam::111122223333:role/app"},
 	})
@@ -270,18 +282,134 @@ func TestExistingKeyAndRoles(t *testing.T) {
 
 func TestBadProps(t *testing.T) {
 	app := awscdk.NewApp(nil)
-	if _, err := stack.NewStoreCryptStack(app, "S", &stack.StoreCryptStackProps{KeySource: "ephemeral", BuildDir: buildDir(t)}); err == nil {
+	if _, err := appStack(app, "S", &storecrypt.Props{KeySource: "ephemeral", BuildDir: buildDir(t)}); err == nil {
 		t.Error("ephemeral was accepted")
 	}
-	if _, err := stack.NewStoreCryptStack(app, "T", &stack.StoreCryptStackProps{BuildDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "make build") {
+	if _, err := appStack(app, "T", &storecrypt.Props{BuildDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "make build") {
 		t.Errorf("a missing build said %v", err)
+	}
+	// Each case below differs from this one, which is accepted, by one name.
+	if _, err := appStack(app, "Good", &storecrypt.Props{Name: "x", BuildDir: buildDir(t)}); err != nil {
+		t.Fatal(err)
+	}
+	for i, props := range []*storecrypt.Props{
+		{Name: "x", LedgerTableName: "ledger"},
+		{Name: "x", DocumentName: "AWS-storecrypt"},
+		{Name: "x", DocumentName: "no spaces please"},
+		{Name: "x", KeyAlias: "alias/aws/storecrypt"},
+		{Name: "x", KeyAlias: "storecrypt"},
+		{Name: "x", MetricNamespace: "AWS/storecrypt"},
+		{Name: "x", MetricNamespace: ":storecrypt"},
+		{Name: "x", LedgerTableName: "a b" + contract.LedgerTableSuffix},
+	} {
+		props.BuildDir = buildDir(t)
+		if _, err := appStack(app, fmt.Sprintf("Bad%d", i), props); err == nil {
+			t.Errorf("%+v was accepted", props)
+		}
+	}
+}
+
+// TestTwoInOneStack adds storecrypt twice to a stack of the user's own, as an importing
+// app would: nothing the two create may share a physical name, each construct's alarms
+// watch the namespace its functions publish into, outputs carry the construct's id, and
+// tags and removal policy are the caller's.
+func TestTwoInOneStack(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	st := awscdk.NewStack(app, jsii.String("Platform"), &awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("111122223333"), Region: jsii.String("us-east-1")}})
+	awssns.NewTopic(st, jsii.String("Existing"), nil)
+	prod, err := storecrypt.New(context.Background(), st, "Prod", &storecrypt.Props{BuildDir: buildDir(t), Tags: map[string]string{"team": "payments"}})
+	must(t, err)
+	staging, err := storecrypt.New(context.Background(), st, "Staging", &storecrypt.Props{BuildDir: buildDir(t), RemovalPolicy: awscdk.RemovalPolicy_DESTROY})
+	must(t, err)
+	for name, sc := range map[string]*storecrypt.StoreCrypt{"prod": prod, "staging": staging} {
+		if sc.Key == nil || sc.Document == nil || len(sc.InstanceRoles) != 1 || sc.LaunchFunction == nil || sc.ResultFunction == nil ||
+			sc.LaunchQueue == nil || len(sc.Alarms) < 7 || sc.Ledger == nil || sc.AgentLogs == nil || sc.OperatorPolicy == nil {
+			t.Errorf("%s: New left a part unexposed: %+v", name, sc)
+		}
+	}
+	b, err := json.Marshal(assertions.Template_FromStack(st, nil).ToJSON())
+	must(t, err)
+	var tpl struct {
+		Resources map[string]struct {
+			Type           string
+			Properties     map[string]any
+			DeletionPolicy string
+		}
+		Outputs map[string]any
+	}
+	must(t, json.Unmarshal(b, &tpl))
+	names := map[string][]string{}
+	for id, r := range tpl.Resources {
+		var name any
+		switch r.Type {
+		case "AWS::KMS::Alias":
+			name = r.Properties["AliasName"]
+		case "AWS::SSM::Document":
+			name = r.Properties["Name"]
+		case "AWS::DynamoDB::Table":
+			name = r.Properties["TableName"]
+			if !strings.HasSuffix(name.(string), contract.LedgerTableSuffix) {
+				t.Errorf("ledger %v does not end with %s", name, contract.LedgerTableSuffix)
+			}
+			protected := r.Properties["DeletionProtectionEnabled"] == true
+			if strings.HasPrefix(id, "Staging") == protected {
+				t.Errorf("%s: deletion protection %v under removal policy %s", id, protected, r.DeletionPolicy)
+			}
+		case "AWS::Lambda::Function":
+			name = r.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)[contract.EnvMetricNamespace]
+		case "AWS::CloudWatch::Alarm":
+			if ns, ok := r.Properties["Namespace"].(string); ok && !strings.HasPrefix(ns, "AWS/") {
+				names[r.Type+" "+ns] = append(names[r.Type+" "+ns], id)
+			}
+		case "AWS::KMS::Key":
+			if want := map[bool]string{true: "Delete", false: "Retain"}[strings.HasPrefix(id, "Staging")]; r.DeletionPolicy != want {
+				t.Errorf("%s: DeletionPolicy %s, want %s", id, r.DeletionPolicy, want)
+			}
+			tags := fmt.Sprint(r.Properties["Tags"])
+			if strings.HasPrefix(id, "Prod") != strings.Contains(tags, "payments") {
+				t.Errorf("%s: tags %s", id, tags)
+			}
+		}
+		if name != nil {
+			names[r.Type+" "+fmt.Sprint(name)] = append(names[r.Type+" "+fmt.Sprint(name)], id)
+		}
+	}
+	for _, typ := range []string{"AWS::KMS::Alias", "AWS::SSM::Document", "AWS::DynamoDB::Table"} {
+		n := 0
+		for k, ids := range names {
+			if strings.HasPrefix(k, typ+" ") {
+				n++
+				if len(ids) != 1 {
+					t.Errorf("%s is the name of %v", k, ids)
+				}
+			}
+		}
+		if n != 2 {
+			t.Errorf("%d distinct %s names, want 2: %v", n, typ, names)
+		}
+	}
+	// Each namespace the functions publish into is watched by alarms of the same construct.
+	for k, ids := range names {
+		ns, ok := strings.CutPrefix(k, "AWS::Lambda::Function ")
+		if !ok {
+			continue
+		}
+		alarms := names["AWS::CloudWatch::Alarm "+ns]
+		if len(ids) != 2 || len(alarms) == 0 || !strings.HasPrefix(alarms[0], ids[0][:4]) {
+			t.Errorf("namespace %s: functions %v, alarms %v", ns, ids, alarms)
+		}
+	}
+	for _, key := range []string{"Prod" + contract.OutputKeyARN, "Staging" + contract.OutputKeyARN, "Prod" + contract.OutputDocumentName} {
+		if tpl.Outputs[key] == nil {
+			t.Errorf("no output %s", key)
+		}
 	}
 }
 
 // TestCdkNag applies the AwsSolutions pack: no error or warning may be left; every
 // suppression in the stack carries its reason in the code.
 func TestCdkNag(t *testing.T) {
-	for name, props := range map[string]*stack.StoreCryptStackProps{
+	for name, props := range map[string]*storecrypt.Props{
 		"defaults":                          {},
 		"s3-kms with trail and alarm email": {KeySource: contract.KeySourceS3KMS, Trail: true, AlarmEmail: "ops@example.com"},
 	} {
@@ -305,7 +433,7 @@ func TestCdkNag(t *testing.T) {
 // instance's role ("Configuring Amazon CloudWatch Logs for Run Command"); without
 // DescribeLogGroups the SSM agent streams nothing.
 func TestAgentOutputPermissions(t *testing.T) {
-	tpl, _ := template(t, &stack.StoreCryptStackProps{})
+	tpl, _ := template(t, &storecrypt.Props{})
 	tpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
 		assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptCommandOutput",
 			"Action": []string{"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"}}),
@@ -316,7 +444,7 @@ func TestAgentOutputPermissions(t *testing.T) {
 // TestOutputs: the instance profile is output by its own name, which CloudFormation
 // generates, not said to be the role's.
 func TestOutputs(t *testing.T) {
-	tpl, _ := template(t, &stack.StoreCryptStackProps{})
+	tpl, _ := template(t, &storecrypt.Props{})
 	tpl.HasOutput(jsii.String("InstanceProfileName"), map[string]any{"Value": map[string]any{"Ref": assertions.Match_AnyValue()}})
 	tpl.HasOutput(jsii.String("InstanceProfileArn"), map[string]any{"Value": map[string]any{"Fn::GetAtt": assertions.Match_AnyValue()}})
 	tpl.HasOutput(jsii.String("InstanceRoleArn"), map[string]any{"Description": "role for workloads"})
@@ -350,7 +478,7 @@ func TestScopeIsConfiguration(t *testing.T) {
 		}
 		return n
 	}
-	_, raw := template(t, &stack.StoreCryptStackProps{})
+	_, raw := template(t, &storecrypt.Props{})
 	env := launchEnv(raw)
 	if _, ok := env[contract.EnvOptInTag]; ok {
 		t.Errorf("the default stack has an opt-in tag: %v", env[contract.EnvOptInTag])
@@ -358,7 +486,7 @@ func TestScopeIsConfiguration(t *testing.T) {
 	if _, ok := env[contract.EnvAllowOptOut]; ok || optedOutAlarms(raw) != 0 {
 		t.Errorf("the default stack allows opt-outs: %v", env)
 	}
-	_, raw = template(t, &stack.StoreCryptStackProps{OptInTag: contract.OptIn, AllowOptOut: true})
+	_, raw = template(t, &storecrypt.Props{OptInTag: contract.OptIn, AllowOptOut: true})
 	env = launchEnv(raw)
 	if env[contract.EnvOptInTag] != contract.OptIn || env[contract.EnvAllowOptOut] != "true" || optedOutAlarms(raw) != 1 {
 		t.Errorf("opt-in and opt-out configured: env %v, %d OptedOut alarms", env, optedOutAlarms(raw))
@@ -369,7 +497,7 @@ func TestScopeIsConfiguration(t *testing.T) {
 // protection, retained when the stack goes), is encrypted under the stack's key, has the
 // key the ledger package writes, and both functions are told its name.
 func TestLedgerTable(t *testing.T) {
-	tpl, raw := template(t, &stack.StoreCryptStackProps{})
+	tpl, raw := template(t, &storecrypt.Props{})
 	tpl.ResourceCountIs(jsii.String("AWS::DynamoDB::Table"), jsii.Number(1))
 	want := ledger.Table("")
 	var keys, attrs []map[string]any
@@ -411,9 +539,9 @@ func TestLedgerTable(t *testing.T) {
 // then lose the right to.
 func TestSecurityHubOption(t *testing.T) {
 	for _, tc := range []struct {
-		props *stack.StoreCryptStackProps
+		props *storecrypt.Props
 		want  bool
-	}{{&stack.StoreCryptStackProps{}, true}, {&stack.StoreCryptStackProps{NoSecurityHub: true}, false}} {
+	}{{&storecrypt.Props{}, true}, {&storecrypt.Props{NoSecurityHub: true}, false}} {
 		_, raw := template(t, tc.props)
 		b, _ := json.Marshal(raw["Resources"])
 		if got := strings.Count(string(b), `"securityhub:BatchImportFindings"`); (got == 2) != tc.want || !tc.want && got != 0 {

@@ -1,19 +1,21 @@
-// Package stack is storecrypt's CDK stack: the KMS key, the seed-compatible secret bucket,
-// the agent binaries, the SSM document, the instance role, the launch queue and rules,
-// both functions with least-privilege roles, alarms, an optional trail and the operator
-// policy. Every name it shares with the agent and the functions comes from
-// internal/contract.
-package stack
+// Package storecrypt is storecrypt's CDK construct: the KMS key, the seed-compatible
+// secret bucket, the agent binaries, the SSM document, the instance role, the launch queue
+// and rules, both functions with least-privilege roles, alarms, an optional trail and the
+// operator policy, added to any stack with New. Every name it shares with the agent and
+// the functions comes from internal/contract.
+package storecrypt
 
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"time"
 
@@ -38,6 +40,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/storecrypt/storecrypt/infra/artifact"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/ledger"
@@ -47,16 +50,24 @@ import (
 // times out after 30 minutes).
 const staleAfter = time.Hour
 
-// StoreCryptStackProps configures the stack; zero values take the defaults.
-type StoreCryptStackProps struct {
-	awscdk.StackProps
-	// BuildDir holds `make build`'s output: storecrypt-agent-linux-{amd64,arm64} with
-	// their .sha256 files, and functions/{launch,result}/bootstrap.
+// Props configures storecrypt; zero values take the defaults.
+type Props struct {
+	// BuildDir holds the code the construct deploys, laid out as `make build` writes bin/:
+	// storecrypt-agent-linux-{amd64,arm64} with their .sha256 and .gz files, and
+	// functions/{launch,result}/bootstrap. Empty: New builds it (package artifact) into
+	// the user's cache directory, from the storecrypt module the app imports; that needs
+	// the go command, as any Go CDK app does.
 	BuildDir string
-	// KeyAlias names the key the stack creates (default alias/storecrypt).
-	KeyAlias string
+	// Name is the base of the physical names two deployments in one account must not
+	// share: the key alias (alias/<Name>), the document (<Name>-apply), the ledger
+	// table (<Name>-storecrypt-ledger) and the metric namespace (storecrypt/<Name>).
+	// Empty: derived from the construct's path, unique in the account and region.
+	Name string
+	// KeyAlias, DocumentName, LedgerTableName and MetricNamespace override the names
+	// derived from Name one by one (the app keeps the names of its earlier releases).
+	KeyAlias, DocumentName, LedgerTableName, MetricNamespace string
 	// KeyARN uses an existing key instead; its policy must then delegate to IAM and the
-	// stack grants the instance roles through their identity policies.
+	// construct grants the instance roles through their identity policies.
 	KeyARN string
 	// KeySource is what instances use: kms-datakey (default) or s3-kms.
 	KeySource string
@@ -78,10 +89,9 @@ type StoreCryptStackProps struct {
 	// recorded (skipped, opted-out), counted (OptedOut, alarmed) and sent as an event.
 	// Without it the tag is ignored: whoever may tag an instance could otherwise switch
 	// its encryption off.
-	AllowOptOut  bool
-	DocumentName string
-	MountPoint   string
-	Filesystem   string
+	AllowOptOut bool
+	// MountPoint and Filesystem are the document's defaults (/mnt/storecrypt, ext4).
+	MountPoint, Filesystem string
 	// AlarmEmail, when set, subscribes to the alarms' SNS topic.
 	AlarmEmail string
 	// Trail creates a CloudTrail trail for the key's audit trail.
@@ -92,36 +102,118 @@ type StoreCryptStackProps struct {
 	// ComplianceItems also writes each verdict as the instance's Custom:StoreCrypt
 	// compliance in Systems Manager: one more call per verdict, so it is asked for.
 	ComplianceItems bool
-	LogRetention    awslogs.RetentionDays
+	// LogRetention keeps the agents', functions' and trail's logs (default one year).
+	LogRetention awslogs.RetentionDays
+	// RemovalPolicy is what deleting the stack does to what holds data or evidence: the
+	// key, the ledger, the buckets and the agents' logs. Default RETAIN. DESTROY (for
+	// test stacks) schedules the key's deletion, drops the ledger's deletion protection,
+	// and fails on a bucket that is not empty.
+	RemovalPolicy awscdk.RemovalPolicy
+	// Tags are added to every resource of the construct that takes tags.
+	Tags map[string]string
 }
 
-func (p *StoreCryptStackProps) defaults() error {
+func (p *Props) defaults(c constructs.Construct) error {
 	def := func(v *string, d string) {
 		if *v == "" {
 			*v = d
 		}
 	}
-	def(&p.BuildDir, "bin")
-	def(&p.KeyAlias, "alias/storecrypt")
+	if p.Name == "" {
+		// A name of the construct's path (stack and ids) with a hash of it: unique per
+		// account and region as the stack name is, and short enough for every use below.
+		p.Name = *awscdk.Names_UniqueResourceName(c, &awscdk.UniqueResourceNameOptions{MaxLength: jsii.Number(64), Separator: jsii.String("-")})
+	}
+	def(&p.KeyAlias, "alias/"+p.Name)
+	def(&p.DocumentName, p.Name+"-apply")
+	def(&p.LedgerTableName, p.Name+contract.LedgerTableSuffix)
+	def(&p.MetricNamespace, contract.MetricNamespace+"/"+p.Name)
 	def(&p.KeySource, contract.KeySourceKMSDataKey)
 	def(&p.SecretKey, "seed/passphrase")
-	def(&p.DocumentName, contract.DocumentName)
 	def(&p.MountPoint, contract.DefaultMountPoint)
 	def(&p.Filesystem, contract.DefaultFilesystem)
 	if p.LogRetention == "" {
 		p.LogRetention = awslogs.RetentionDays_ONE_YEAR
 	}
+	if p.RemovalPolicy == "" {
+		p.RemovalPolicy = awscdk.RemovalPolicy_RETAIN
+	}
 	if p.KeySource != contract.KeySourceKMSDataKey && p.KeySource != contract.KeySourceS3KMS {
-		return fmt.Errorf("keySource %q: the stack deploys %s or %s (ephemeral needs no stack)", p.KeySource, contract.KeySourceKMSDataKey, contract.KeySourceS3KMS)
+		return fmt.Errorf("keySource %q: storecrypt deploys %s or %s (ephemeral needs no stack)", p.KeySource, contract.KeySourceKMSDataKey, contract.KeySourceS3KMS)
+	}
+	if !strings.HasSuffix(p.LedgerTableName, contract.LedgerTableSuffix) {
+		return fmt.Errorf("ledger table name %q: end it with %s (the example SCP protects storecrypt's ledgers by that suffix)", p.LedgerTableName, contract.LedgerTableSuffix)
+	}
+	for _, n := range []struct {
+		what, value, rule string
+		ok                *regexp.Regexp
+		reserved          []string
+	}{
+		{"key alias", p.KeyAlias, "alias/ then letters, digits, /, _ and -, at most 256 in all", keyAlias, []string{"alias/aws/"}},
+		{"document name", p.DocumentName, "3 to 128 letters, digits, _, - and .", documentName, []string{"aws", "amazon", "amzn"}},
+		{"ledger table name", p.LedgerTableName, "3 to 255 letters, digits, _, - and .", tableName, nil},
+		{"metric namespace", p.MetricNamespace, "1 to 255 printable ASCII characters, not starting with :", metricNamespace, []string{"aws/"}},
+	} {
+		bad := !n.ok.MatchString(n.value)
+		for _, r := range n.reserved {
+			bad = bad || strings.HasPrefix(strings.ToLower(n.value), r)
+		}
+		if bad && n.reserved != nil {
+			return fmt.Errorf("%s %q: AWS takes %s, and none starting with %s", n.what, n.value, n.rule, strings.Join(n.reserved, ", "))
+		}
+		if bad {
+			return fmt.Errorf("%s %q: AWS takes %s", n.what, n.value, n.rule)
+		}
 	}
 	return nil
 }
 
-// stack carries the constructs the parts share while they are built.
-// (jsii cannot take a Go struct that embeds a construct as a scope, so st is a field.)
-type stack struct {
-	st        awscdk.Stack
-	props     *StoreCryptStackProps
+// The names AWS accepts: KMS "Create aliases" (1-256 characters of alphanumerics, /, _ and
+// -; alias/aws/ is reserved), SSM CreateDocument ("[a-zA-Z0-9_\-.]{3,128}"; "you can't use
+// ... aws, amazon, amzn" as prefixes), DynamoDB's table naming rules (3-255 of a-z, A-Z,
+// 0-9, _, - and .), CloudWatch's Metric Namespace (1-255, "[^:].*", ASCII without control
+// characters; "AWS/" is reserved for AWS's own).
+var (
+	keyAlias        = regexp.MustCompile(`^alias/[A-Za-z0-9/_-]{1,250}$`)
+	documentName    = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,128}$`)
+	tableName       = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,255}$`)
+	metricNamespace = regexp.MustCompile(`^[\x20-\x39\x3b-\x7e][\x20-\x7e]{0,254}$`)
+	nonAlnum        = regexp.MustCompile(`[^A-Za-z0-9]`)
+)
+
+// StoreCrypt is what New added, for the caller to wire further: alarms to its own
+// topics, the key to other grants, the roles to other policies.
+type StoreCrypt struct {
+	// Construct is the scope every resource is under.
+	Construct constructs.Construct
+	// Key wraps the volume keys (imported when Props.KeyARN is set).
+	Key awskms.IKey
+	// Document is the SSM Command document; DocumentName its name.
+	Document     awsssm.CfnDocument
+	DocumentName string
+	// InstanceRoles are the roles whose instances are in scope; InstanceProfile is nil
+	// unless the construct created the role.
+	InstanceRoles   []awsiam.IRole
+	InstanceProfile awsiam.InstanceProfile
+	// LaunchFunction and ResultFunction carry their roles (Role()).
+	LaunchFunction, ResultFunction awslambda.Function
+	// LaunchQueue takes the launch events; its dead-letter queue the ones given up on.
+	LaunchQueue, LaunchDLQ, ResultDLQ awssqs.Queue
+	// Alarms are every alarm the construct made (the topic of Props.AlarmEmail gets them).
+	Alarms []awscloudwatch.Alarm
+	// Ledger is the evidence table; AgentLogs the group of the agents' command output.
+	Ledger    awsdynamodb.Table
+	AgentLogs awslogs.LogGroup
+	// OperatorPolicy is what `storecrypt` and the console need; attach it to operators.
+	OperatorPolicy awsiam.ManagedPolicy
+}
+
+// builder carries the constructs the parts share while they are built.
+// (jsii cannot take a Go struct that embeds a construct as a scope, so c is a field.)
+type builder struct {
+	c         constructs.Construct
+	st        awscdk.Stack // the stack c is in: ARNs, region, partition
+	props     *Props
 	key       awskms.IKey
 	ownKey    awskms.Key // nil when the key is imported
 	roles     []awsiam.IRole
@@ -141,6 +233,7 @@ type stack struct {
 	digest    string // document.Digest of the document's content
 	alarms    []awscloudwatch.Alarm
 	ledger    awsdynamodb.Table
+	operator  awsiam.ManagedPolicy
 	agents    []agentObject // the agent binaries, for user data and image builds
 }
 
@@ -149,21 +242,39 @@ type agentObject struct {
 	arch, s3URL, sha256 string
 }
 
-// NewStoreCryptStack builds the stack.
-func NewStoreCryptStack(scope constructs.Construct, id string, props *StoreCryptStackProps) (awscdk.Stack, error) {
-	if props == nil {
-		props = &StoreCryptStackProps{}
+// New adds storecrypt to scope, in scope's stack, under a construct named id. An id of
+// "Default" keeps the logical IDs of resources as if they were the stack's own (CDK
+// leaves "Default" out of them), which is how the app in infra/ keeps those of its
+// earlier releases.
+func New(ctx context.Context, scope constructs.Construct, id string, props *Props) (*StoreCrypt, error) {
+	var p Props
+	if props != nil {
+		p = *props
 	}
-	if err := props.defaults(); err != nil {
+	c := constructs.NewConstruct(scope, &id)
+	if err := p.defaults(c); err != nil {
 		return nil, err
 	}
-	s := &stack{st: awscdk.NewStack(scope, &id, &props.StackProps), props: props}
-	s.docName = jsii.String(props.DocumentName)
+	if p.BuildDir == "" {
+		cache, err := os.UserCacheDir()
+		if err != nil {
+			return nil, fmt.Errorf("no directory to build storecrypt in (set Props.BuildDir): %w", err)
+		}
+		p.BuildDir = filepath.Join(cache, "storecrypt", "build")
+		if err := artifact.Build(ctx, p.BuildDir, artifact.Options{Log: os.Stderr}); err != nil {
+			return nil, err
+		}
+	}
+	s := &builder{c: c, st: awscdk.Stack_Of(scope), props: &p}
+	for k, v := range p.Tags {
+		awscdk.Tags_Of(c).Add(jsii.String(k), jsii.String(v), nil)
+	}
+	s.docName = jsii.String(p.DocumentName)
 	s.docARN = s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Resource: jsii.String("document"), ResourceName: s.docName})
 	s.accessLogs()
 	s.instanceRoles()
 	s.kmsKey()
-	if props.KeySource == contract.KeySourceS3KMS {
+	if p.KeySource == contract.KeySourceS3KMS {
 		s.secretBucket()
 	}
 	artifacts, err := s.agentArtifacts()
@@ -180,12 +291,18 @@ func NewStoreCryptStack(scope constructs.Construct, id string, props *StoreCrypt
 	s.rules()
 	s.alarmsAndTopic()
 	s.dashboard()
-	if props.Trail {
+	if p.Trail {
 		s.trail()
 	}
 	s.operatorPolicy()
 	s.outputs()
-	return s.st, nil
+	return &StoreCrypt{
+		Construct: c, Key: s.key, Document: s.document, DocumentName: p.DocumentName,
+		InstanceRoles: s.roles, InstanceProfile: s.profile,
+		LaunchFunction: s.launch, ResultFunction: s.result,
+		LaunchQueue: s.queue, LaunchDLQ: s.dlq, ResultDLQ: s.resultDLQ,
+		Alarms: s.alarms, Ledger: s.ledger, AgentLogs: s.agentLogs, OperatorPolicy: s.operator,
+	}, nil
 }
 
 func statement(sid string, actions []string, resources []*string, conditions map[string]any) awsiam.PolicyStatement {
@@ -203,16 +320,16 @@ func appliesTo(re string) *cdknag.RegexAppliesTo {
 
 var anyInstance = appliesTo(`^Resource::arn:<AWS::Partition>:ec2:[^:]+:[^:]+:instance/\*$`)
 
-func (s *stack) instanceARN() *string {
+func (s *builder) instanceARN() *string {
 	return s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ec2"), Resource: jsii.String("instance"), ResourceName: jsii.String("*")})
 }
 
 // accessLogs is the bucket that keeps the other buckets' access logs.
-func (s *stack) accessLogs() {
-	s.logs = awss3.NewBucket(s.st, jsii.String("AccessLogs"), &awss3.BucketProps{
+func (s *builder) accessLogs() {
+	s.logs = awss3.NewBucket(s.c, jsii.String("AccessLogs"), &awss3.BucketProps{
 		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(), EnforceSSL: jsii.Bool(true),
 		Encryption: awss3.BucketEncryption_S3_MANAGED, ObjectOwnership: awss3.ObjectOwnership_BUCKET_OWNER_PREFERRED,
-		Versioned: jsii.Bool(true), RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+		Versioned: jsii.Bool(true), RemovalPolicy: s.props.RemovalPolicy,
 		LifecycleRules: &[]*awss3.LifecycleRule{{Expiration: awscdk.Duration_Days(jsii.Number(400))}},
 	})
 	cdknag.NagSuppressions_AddResourceSuppressions(s.logs, &[]*cdknag.NagPackSuppression{{
@@ -221,16 +338,16 @@ func (s *stack) accessLogs() {
 }
 
 // instanceRoles creates the workload role and profile, or imports the user's roles.
-func (s *stack) instanceRoles() {
+func (s *builder) instanceRoles() {
 	if len(s.props.InstanceRoleARNs) > 0 {
 		for i, arn := range s.props.InstanceRoleARNs {
-			r := awsiam.Role_FromRoleArn(s.st, jsii.String(fmt.Sprintf("InstanceRole%d", i)), jsii.String(arn), &awsiam.FromRoleArnOptions{Mutable: jsii.Bool(true)})
+			r := awsiam.Role_FromRoleArn(s.c, jsii.String(fmt.Sprintf("InstanceRole%d", i)), jsii.String(arn), &awsiam.FromRoleArnOptions{Mutable: jsii.Bool(true)})
 			s.roles = append(s.roles, r)
 			s.roleARNs = append(s.roleARNs, jsii.String(arn))
 		}
 		return
 	}
-	role := awsiam.NewRole(s.st, jsii.String("InstanceRole"), &awsiam.RoleProps{
+	role := awsiam.NewRole(s.c, jsii.String("InstanceRole"), &awsiam.RoleProps{
 		AssumedBy:       awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
 		Description:     jsii.String("storecrypt workloads: SSM managed instance and key user for instance-store encryption"),
 		ManagedPolicies: &[]awsiam.IManagedPolicy{awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("AmazonSSMManagedInstanceCore"))},
@@ -240,7 +357,7 @@ func (s *stack) instanceRoles() {
 		Reason:    jsii.String("AmazonSSMManagedInstanceCore is SSM's documented minimum for a managed instance; storecrypt's own rights are separate statements."),
 		AppliesTo: &[]any{"Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"},
 	}}, jsii.Bool(true))
-	s.profile = awsiam.NewInstanceProfile(s.st, jsii.String("InstanceProfile"), &awsiam.InstanceProfileProps{Role: role})
+	s.profile = awsiam.NewInstanceProfile(s.c, jsii.String("InstanceProfile"), &awsiam.InstanceProfileProps{Role: role})
 	s.roles = []awsiam.IRole{role}
 	s.roleARNs = []*string{role.RoleArn()}
 }
@@ -263,7 +380,7 @@ type keyUse struct {
 // Volumes made before the context carried the ARN are opened (Decrypt only) under their
 // instance-id context unless RefuseLegacyVolumes. For s3-kms, the seed recipe's passphrase
 // carries no context: Decrypt without one, and only with an instance's credentials.
-func (s *stack) keyUses() []keyUse {
+func (s *builder) keyUses() []keyUse {
 	if s.props.KeySource == contract.KeySourceS3KMS {
 		return []keyUse{{"StoreCryptSeedSecret", []string{"kms:Decrypt"}, map[string]any{
 			"Null": map[string]any{"kms:EncryptionContextKeys": "true", "ec2:SourceInstanceARN": "false"},
@@ -287,9 +404,9 @@ func (s *stack) keyUses() []keyUse {
 }
 
 // kmsKey creates the key (rotation on) with the instance roles as key users, or imports one.
-func (s *stack) kmsKey() {
+func (s *builder) kmsKey() {
 	if s.props.KeyARN != "" {
-		s.key = awskms.Key_FromKeyArn(s.st, jsii.String("Key"), jsii.String(s.props.KeyARN))
+		s.key = awskms.Key_FromKeyArn(s.c, jsii.String("Key"), jsii.String(s.props.KeyARN))
 		for _, r := range s.roles {
 			for _, u := range s.keyUses() {
 				r.AddToPrincipalPolicy(statement(u.sid, u.actions, []*string{s.key.KeyArn()}, u.conditions))
@@ -297,12 +414,12 @@ func (s *stack) kmsKey() {
 		}
 		return
 	}
-	key := awskms.NewKey(s.st, jsii.String("Key"), &awskms.KeyProps{
+	key := awskms.NewKey(s.c, jsii.String("Key"), &awskms.KeyProps{
 		Alias:             jsii.String(s.props.KeyAlias),
 		Description:       jsii.String("storecrypt: wraps the instance-store volume keys"),
 		EnableKeyRotation: jsii.Bool(true),
 		PendingWindow:     awscdk.Duration_Days(jsii.Number(30)),
-		RemovalPolicy:     awscdk.RemovalPolicy_RETAIN,
+		RemovalPolicy:     s.props.RemovalPolicy,
 	})
 	for _, u := range s.keyUses() {
 		key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -317,7 +434,7 @@ func (s *stack) kmsKey() {
 	s.key, s.ownKey = key, key
 }
 
-func (s *stack) rolePrincipals() *[]awsiam.IPrincipal {
+func (s *builder) rolePrincipals() *[]awsiam.IPrincipal {
 	var p []awsiam.IPrincipal
 	for _, arn := range s.roleARNs {
 		p = append(p, awsiam.NewArnPrincipal(arn))
@@ -333,7 +450,7 @@ func (s *stack) rolePrincipals() *[]awsiam.IPrincipal {
 //     has no value for a caller that is not an instance, and a negated operator on a
 //     missing value matches, so those are refused too);
 //   - no principal but the instance roles may use any storecrypt context at all.
-func (s *stack) keyDenials() []awsiam.PolicyStatement {
+func (s *builder) keyDenials() []awsiam.PolicyStatement {
 	kmsUse := []string{"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"}
 	deny := func(sid string, conditions map[string]any) awsiam.PolicyStatement {
 		return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
@@ -355,13 +472,13 @@ func (s *stack) keyDenials() []awsiam.PolicyStatement {
 }
 
 // secretBucket holds the seed-compatible passphrase for s3-kms.
-func (s *stack) secretBucket() {
-	b := awss3.NewBucket(s.st, jsii.String("SecretBucket"), &awss3.BucketProps{
+func (s *builder) secretBucket() {
+	b := awss3.NewBucket(s.c, jsii.String("SecretBucket"), &awss3.BucketProps{
 		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(), EnforceSSL: jsii.Bool(true),
 		Encryption: awss3.BucketEncryption_KMS, EncryptionKey: s.key, BucketKeyEnabled: jsii.Bool(true),
 		Versioned: jsii.Bool(true), ObjectOwnership: awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
 		ServerAccessLogsBucket: s.logs, ServerAccessLogsPrefix: jsii.String("secret-bucket/"),
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+		RemovalPolicy: s.props.RemovalPolicy,
 	})
 	object := b.ArnForObjects(jsii.String(s.props.SecretKey))
 	for _, r := range s.roles {
@@ -395,9 +512,9 @@ func (s *stack) secretBucket() {
 // instance's own; and lets the instance roles read exactly those objects. CDK names an
 // awss3assets.Asset's object by its own hash, so the agents are staged and added to the
 // synthesizer directly, as Asset does, with the key chosen here.
-func (s *stack) agentArtifacts() (document.Agents, error) {
+func (s *builder) agentArtifacts() (document.Agents, error) {
 	var agents document.Agents
-	path := func(arch string) string { return filepath.Join(s.props.BuildDir, "storecrypt-agent-linux-"+arch) }
+	path := func(arch string) string { return artifact.Agent(s.props.BuildDir, arch) }
 	build := sha256.New()
 	for _, arch := range document.Architectures {
 		a, err := agentDigests(path(arch))
@@ -411,7 +528,7 @@ func (s *stack) agentArtifacts() (document.Agents, error) {
 	id := hex.EncodeToString(build.Sum(nil))[:16]
 	var keyPrefix string
 	for _, a := range agents.Each {
-		staged := awscdk.NewAssetStaging(s.st, jsii.String("Agent-"+a.Arch), &awscdk.AssetStagingProps{
+		staged := awscdk.NewAssetStaging(s.c, jsii.String("Agent-"+a.Arch), &awscdk.AssetStagingProps{
 			SourcePath: jsii.String(path(a.Arch) + document.GzSuffix), AssetHashType: awscdk.AssetHashType_CUSTOM, AssetHash: jsii.String(a.GzSHA256),
 		})
 		loc := s.st.Synthesizer().AddFileAsset(&awscdk.FileAssetSource{
@@ -427,7 +544,7 @@ func (s *stack) agentArtifacts() (document.Agents, error) {
 			keyPrefix = key
 			agents.URLPrefix = "https://s3." + *s.st.Region() + "." + *s.st.UrlSuffix() + "/" + *loc.BucketName + "/" + key
 		}
-		object := awss3.Bucket_FromBucketName(s.st, jsii.String("AgentBucket-"+a.Arch), loc.BucketName).ArnForObjects(loc.ObjectKey)
+		object := awss3.Bucket_FromBucketName(s.c, jsii.String("AgentBucket-"+a.Arch), loc.BucketName).ArnForObjects(loc.ObjectKey)
 		for _, r := range s.roles {
 			r.AddToPrincipalPolicy(statement("StoreCryptAgent"+a.Arch, []string{"s3:GetObject"}, []*string{object}, nil))
 		}
@@ -481,19 +598,19 @@ func hexSum(b []byte) string {
 // UpdateMethod NewVersion: "the default version of the document is changed to the newly
 // created version" (CloudFormation's AWS::SSM::Document), so every deploy's content is
 // the default, and older versions stay for commands still running.
-func (s *stack) ssmDocument(agents document.Agents) error {
+func (s *builder) ssmDocument(agents document.Agents) error {
 	content := document.Content(s.documentDefaults(), agents)
 	digest, err := document.Digest(content)
 	if err != nil {
 		return err
 	}
 	s.digest = digest
-	s.document = awsssm.NewCfnDocument(s.st, jsii.String("Document"), &awsssm.CfnDocumentProps{
+	s.document = awsssm.NewCfnDocument(s.c, jsii.String("Document"), &awsssm.CfnDocumentProps{
 		Name: s.docName, DocumentType: jsii.String("Command"), DocumentFormat: jsii.String("JSON"),
 		UpdateMethod: jsii.String("NewVersion"), Content: content,
 	})
-	s.agentLogs = awslogs.NewLogGroup(s.st, jsii.String("AgentLogs"), &awslogs.LogGroupProps{
-		Retention: s.props.LogRetention, RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+	s.agentLogs = awslogs.NewLogGroup(s.c, jsii.String("AgentLogs"), &awslogs.LogGroupProps{
+		Retention: s.props.LogRetention, RemovalPolicy: s.props.RemovalPolicy,
 	})
 	// Run Command's CloudWatch output: the SSM agent looks the group up and creates its
 	// streams with the instance's credentials ("Configuring Amazon CloudWatch Logs for Run
@@ -515,7 +632,7 @@ func (s *stack) ssmDocument(agents document.Agents) error {
 }
 
 // documentDefaults are the document's parameter defaults: the stack's choices.
-func (s *stack) documentDefaults() contract.AgentOptions {
+func (s *builder) documentDefaults() contract.AgentOptions {
 	defaults := contract.DefaultAgentOptions()
 	defaults.KeySource, defaults.MountPoint, defaults.Filesystem = s.props.KeySource, s.props.MountPoint, s.props.Filesystem
 	defaults.KMSKeyID = *s.key.KeyArn()
@@ -524,7 +641,7 @@ func (s *stack) documentDefaults() contract.AgentOptions {
 }
 
 // secret is the s3:// location of the seed secret, or "" for kms-datakey.
-func (s *stack) secret() string {
+func (s *builder) secret() string {
 	if s.bucket == nil {
 		return ""
 	}
@@ -534,27 +651,26 @@ func (s *stack) secret() string {
 // ledgerTable is the ledger (package ledger): one item per instance launch, kept past
 // the instance, the stack and mistakes: point-in-time recovery, deletion protection,
 // retained on stack deletion, encrypted under the stack's key.
-func (s *stack) ledgerTable() {
+func (s *builder) ledgerTable() {
 	attr := func(name string) *awsdynamodb.Attribute {
 		return &awsdynamodb.Attribute{Name: jsii.String(name), Type: awsdynamodb.AttributeType_STRING}
 	}
-	s.ledger = awsdynamodb.NewTable(s.st, jsii.String("Ledger"), &awsdynamodb.TableProps{
-		// A name of the stack's: the example SCP names storecrypt's ledgers by it, and
-		// no other table.
-		TableName:    jsii.String(*s.st.StackName() + contract.LedgerTableSuffix),
+	s.ledger = awsdynamodb.NewTable(s.c, jsii.String("Ledger"), &awsdynamodb.TableProps{
+		// The example SCP names storecrypt's ledgers by the suffix, and no other table.
+		TableName:    jsii.String(s.props.LedgerTableName),
 		PartitionKey: attr(ledger.AttrInstance), SortKey: attr(ledger.AttrLaunchTime),
 		BillingMode:                      awsdynamodb.BillingMode_PAY_PER_REQUEST,
 		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: jsii.Bool(true)},
-		DeletionProtection:               jsii.Bool(true),
+		DeletionProtection:               jsii.Bool(s.props.RemovalPolicy != awscdk.RemovalPolicy_DESTROY),
 		Encryption:                       awsdynamodb.TableEncryption_CUSTOMER_MANAGED, EncryptionKey: s.key,
-		RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+		RemovalPolicy: s.props.RemovalPolicy,
 	})
 }
 
 // ledgerRights are the statements that let a principal use the ledger: the item actions
 // it calls, and the key through DynamoDB for this table only (DynamoDB decrypts the
 // table's key with the caller's credentials).
-func (s *stack) ledgerRights(actions ...string) []awsiam.PolicyStatement {
+func (s *builder) ledgerRights(actions ...string) []awsiam.PolicyStatement {
 	return []awsiam.PolicyStatement{
 		statement("Ledger", actions, []*string{s.ledger.TableArn()}, nil),
 		statement("LedgerKey", []string{"kms:Decrypt"}, []*string{s.key.KeyArn()}, map[string]any{
@@ -570,11 +686,11 @@ func (s *stack) ledgerRights(actions ...string) []awsiam.PolicyStatement {
 // function's timeout (AWS's advice for SQS event sources); a message the function hands
 // back returns after 15 s, doubling to 5 minutes, and 15 receives keep it about 50
 // minutes before the DLQ.
-func (s *stack) queues() {
-	s.dlq = awssqs.NewQueue(s.st, jsii.String("LaunchDLQ"), &awssqs.QueueProps{
+func (s *builder) queues() {
+	s.dlq = awssqs.NewQueue(s.c, jsii.String("LaunchDLQ"), &awssqs.QueueProps{
 		Encryption: awssqs.QueueEncryption_SQS_MANAGED, EnforceSSL: jsii.Bool(true), RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
 	})
-	s.queue = awssqs.NewQueue(s.st, jsii.String("LaunchQueue"), &awssqs.QueueProps{
+	s.queue = awssqs.NewQueue(s.c, jsii.String("LaunchQueue"), &awssqs.QueueProps{
 		Encryption: awssqs.QueueEncryption_SQS_MANAGED, EnforceSSL: jsii.Bool(true),
 		VisibilityTimeout: awscdk.Duration_Seconds(jsii.Number(contract.LaunchVisibility.Seconds())),
 		// An SSM agent needs 30 s or more after `running`; waiting that long first saves a retry.
@@ -584,11 +700,11 @@ func (s *stack) queues() {
 }
 
 // function builds a Lambda with its own role and log group; the role gets only what grant adds.
-func (s *stack) function(id, dir string, timeout float64, env map[string]*string, props *awslambda.FunctionProps) awslambda.Function {
-	logs := awslogs.NewLogGroup(s.st, jsii.String(id+"Logs"), &awslogs.LogGroupProps{Retention: s.props.LogRetention, RemovalPolicy: awscdk.RemovalPolicy_DESTROY})
+func (s *builder) function(id, dir string, timeout float64, env map[string]*string, props *awslambda.FunctionProps) awslambda.Function {
+	logs := awslogs.NewLogGroup(s.c, jsii.String(id+"Logs"), &awslogs.LogGroupProps{Retention: s.props.LogRetention, RemovalPolicy: awscdk.RemovalPolicy_DESTROY})
 	// The path names the functions' roles as the only writers of storecrypt:* tags in
 	// the example SCP (docs/examples), in every account the stack is deployed to.
-	role := awsiam.NewRole(s.st, jsii.String(id+"Role"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
+	role := awsiam.NewRole(s.c, jsii.String(id+"Role"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Path: jsii.String(contract.FunctionRolePath)})
 	role.AddToPrincipalPolicy(statement("Logs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, []*string{logs.LogGroupArn()}, nil))
 	if !s.props.NoSecurityHub {
@@ -604,12 +720,13 @@ func (s *stack) function(id, dir string, timeout float64, env map[string]*string
 	}
 	// Both functions share what the stack decided; each reads what it needs.
 	common := map[string]*string{
-		contract.EnvKMSKeyARN:      s.key.KeyArn(),
-		contract.EnvKeySource:      jsii.String(s.props.KeySource),
-		contract.EnvDocumentName:   s.docName,
-		contract.EnvDocumentDigest: jsii.String(s.digest),
-		contract.EnvEventBus:       jsii.String("default"),
-		contract.EnvLedgerTable:    s.ledger.TableName(),
+		contract.EnvKMSKeyARN:       s.key.KeyArn(),
+		contract.EnvKeySource:       jsii.String(s.props.KeySource),
+		contract.EnvDocumentName:    s.docName,
+		contract.EnvDocumentDigest:  jsii.String(s.digest),
+		contract.EnvEventBus:        jsii.String("default"),
+		contract.EnvLedgerTable:     s.ledger.TableName(),
+		contract.EnvMetricNamespace: jsii.String(s.props.MetricNamespace),
 	}
 	if secret := s.secret(); secret != "" {
 		common[contract.EnvSecret] = jsii.String(secret)
@@ -618,11 +735,11 @@ func (s *stack) function(id, dir string, timeout float64, env map[string]*string
 		env[k] = v
 	}
 	props.Runtime, props.Architecture, props.Handler = awslambda.Runtime_PROVIDED_AL2023(), awslambda.Architecture_ARM_64(), jsii.String("bootstrap")
-	props.Code = awslambda.Code_FromAsset(jsii.String(filepath.Join(s.props.BuildDir, "functions", dir)), nil)
+	props.Code = awslambda.Code_FromAsset(jsii.String(artifact.Function(s.props.BuildDir, dir)), nil)
 	props.Timeout, props.MemorySize = awscdk.Duration_Seconds(jsii.Number(timeout)), jsii.Number(256)
 	props.Role, props.LogGroup, props.Environment = role, logs, &env
 	props.Description = jsii.String("storecrypt " + dir + " function")
-	fn := awslambda.NewFunction(s.st, jsii.String(id), props)
+	fn := awslambda.NewFunction(s.c, jsii.String(id), props)
 	// The document first, then the functions that trust only its digest: an update
 	// never leaves a function trusting content that does not exist yet (the launch
 	// function would send nothing). Until the functions follow, the old launch function
@@ -632,7 +749,7 @@ func (s *stack) function(id, dir string, timeout float64, env map[string]*string
 	return fn
 }
 
-func (s *stack) launchFunction() {
+func (s *builder) launchFunction() {
 	roles := jsii.String(strings.Join(s.props.InstanceRoleARNs, ","))
 	if len(s.props.InstanceRoleARNs) == 0 {
 		roles = s.roleARNs[0]
@@ -685,18 +802,18 @@ func (s *stack) launchFunction() {
 }
 
 // readDocument lets a function read the document's versions, to check their content.
-func (s *stack) readDocument(role awsiam.IRole, more ...string) {
+func (s *builder) readDocument(role awsiam.IRole, more ...string) {
 	role.AddToPrincipalPolicy(statement("ReadTheDocument", append([]string{"ssm:GetDocument"}, more...), []*string{s.docARN}, nil))
 }
 
 // tagRights lets a function write storecrypt's tags, and no others, on instances.
-func (s *stack) tagRights(role awsiam.IRole) {
+func (s *builder) tagRights(role awsiam.IRole) {
 	role.AddToPrincipalPolicy(statement("TagStoreCryptKeysOnly", []string{"ec2:CreateTags"}, []*string{s.instanceARN()}, map[string]any{
 		"ForAllValues:StringLike": map[string]any{"aws:TagKeys": []string{"storecrypt:*"}},
 	}))
 }
 
-func (s *stack) putEventsRight(role awsiam.IRole) {
+func (s *builder) putEventsRight(role awsiam.IRole) {
 	bus := s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("events"), Resource: jsii.String("event-bus"), ResourceName: jsii.String("default")})
 	role.AddToPrincipalPolicy(statement("Alert", []string{"events:PutEvents"}, []*string{bus}, nil))
 }
@@ -704,8 +821,8 @@ func (s *stack) putEventsRight(role awsiam.IRole) {
 // resultFunction: EventBridge invokes it asynchronously; an event whose every attempt
 // failed goes to its dead-letter queue (Lambda's asynchronous invocation: "two more
 // times", then the DLQ), which an alarm watches.
-func (s *stack) resultFunction() {
-	s.resultDLQ = awssqs.NewQueue(s.st, jsii.String("ResultDLQ"), &awssqs.QueueProps{
+func (s *builder) resultFunction() {
+	s.resultDLQ = awssqs.NewQueue(s.c, jsii.String("ResultDLQ"), &awssqs.QueueProps{
 		Encryption: awssqs.QueueEncryption_SQS_MANAGED, EnforceSSL: jsii.Bool(true), RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
 	})
 	fn := s.function("Result", "result", 30, map[string]*string{}, &awslambda.FunctionProps{
@@ -734,9 +851,9 @@ func (s *stack) resultFunction() {
 // in this region ("To record events with one of the CloudTrail detail-type values, you
 // must enable a CloudTrail trail with logging"): the trail option, or the account's own.
 // Without one it stays silent and the running rule and the sweep do the work.
-func (s *stack) rules() {
+func (s *builder) rules() {
 	stateRule := func(id, state, why string) {
-		awsevents.NewRule(s.st, jsii.String(id), &awsevents.RuleProps{
+		awsevents.NewRule(s.c, jsii.String(id), &awsevents.RuleProps{
 			Description: jsii.String("storecrypt: " + why),
 			EventPattern: &awsevents.EventPattern{
 				Source: jsii.Strings("aws.ec2"), DetailType: jsii.Strings(contract.DetailStateChange),
@@ -747,7 +864,7 @@ func (s *stack) rules() {
 	}
 	stateRule("InstanceRunning", "running", "an instance entered running (also after every stop/start)")
 	stateRule("InstanceTerminated", "terminated", "an instance terminated; the launch function closes its ledger item")
-	awsevents.NewRule(s.st, jsii.String("RunInstances"), &awsevents.RuleProps{
+	awsevents.NewRule(s.c, jsii.String("RunInstances"), &awsevents.RuleProps{
 		Description: jsii.String("storecrypt: RunInstances succeeded (needs a CloudTrail trail in this region)"),
 		EventPattern: &awsevents.EventPattern{
 			Source: jsii.Strings("aws.ec2"), DetailType: jsii.Strings(contract.DetailCloudTrail),
@@ -758,7 +875,7 @@ func (s *stack) rules() {
 		},
 		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewSqsQueue(s.queue, nil)},
 	})
-	awsevents.NewRule(s.st, jsii.String("InvocationStatus"), &awsevents.RuleProps{
+	awsevents.NewRule(s.c, jsii.String("InvocationStatus"), &awsevents.RuleProps{
 		Description: jsii.String("storecrypt: the document finished on an instance"),
 		EventPattern: &awsevents.EventPattern{
 			Source: jsii.Strings("aws.ssm"), DetailType: jsii.Strings(contract.DetailInvocationStatus),
@@ -772,15 +889,15 @@ func (s *stack) rules() {
 		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(s.result, &awseventstargets.LambdaFunctionProps{
 			RetryAttempts: jsii.Number(4), DeadLetterQueue: s.resultDLQ})},
 	})
-	awsevents.NewRule(s.st, jsii.String("Sweep"), &awsevents.RuleProps{
+	awsevents.NewRule(s.c, jsii.String("Sweep"), &awsevents.RuleProps{
 		Description: jsii.String("storecrypt: find running instances whose events were lost"),
 		Schedule:    awsevents.Schedule_Rate(awscdk.Duration_Minutes(jsii.Number(15))),
 		Targets:     &[]awsevents.IRuleTarget{awseventstargets.NewLambdaFunction(s.launch, nil)},
 	})
 }
 
-func (s *stack) alarm(id, what string, metric awscloudwatch.IMetric, periods float64) {
-	s.alarms = append(s.alarms, awscloudwatch.NewAlarm(s.st, jsii.String(id), &awscloudwatch.AlarmProps{
+func (s *builder) alarm(id, what string, metric awscloudwatch.IMetric, periods float64) {
+	s.alarms = append(s.alarms, awscloudwatch.NewAlarm(s.c, jsii.String(id), &awscloudwatch.AlarmProps{
 		AlarmDescription: jsii.String("storecrypt: " + what), Metric: metric, Threshold: jsii.Number(0),
 		ComparisonOperator: awscloudwatch.ComparisonOperator_GREATER_THAN_THRESHOLD, EvaluationPeriods: jsii.Number(periods),
 		TreatMissingData: awscloudwatch.TreatMissingData_NOT_BREACHING,
@@ -791,17 +908,17 @@ func (s *stack) alarm(id, what string, metric awscloudwatch.IMetric, periods flo
 // blocked and failed; time from launch to encrypted; what waits in the dead-letter
 // queues; the functions' errors. Every storecrypt metric is one the functions publish
 // without dimensions (package emf publishes each that way too).
-func (s *stack) dashboard() {
+func (s *builder) dashboard() {
 	five := awscdk.Duration_Minutes(jsii.Number(5))
 	own := func(name, stat, label string) awscloudwatch.IMetric {
-		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{Namespace: jsii.String(contract.MetricNamespace), MetricName: jsii.String(name),
+		return awscloudwatch.NewMetric(&awscloudwatch.MetricProps{Namespace: jsii.String(s.props.MetricNamespace), MetricName: jsii.String(name),
 			Statistic: jsii.String(stat), Period: five, Label: jsii.String(label)})
 	}
 	graph := func(title string, left ...awscloudwatch.IMetric) awscloudwatch.IWidget {
 		return awscloudwatch.NewGraphWidget(&awscloudwatch.GraphWidgetProps{Title: jsii.String(title), Left: &left, Width: jsii.Number(12), Height: jsii.Number(6)})
 	}
 	maxDepth := &awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}
-	awscloudwatch.NewDashboard(s.st, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
+	awscloudwatch.NewDashboard(s.c, jsii.String("Dashboard"), &awscloudwatch.DashboardProps{
 		Widgets: &[]*[]awscloudwatch.IWidget{
 			{
 				graph("Instances", own(contract.MetricCommandsSent, "Sum", "sent the document"), own(contract.MetricEncrypted, "Sum", "encrypted"),
@@ -817,7 +934,7 @@ func (s *stack) dashboard() {
 	})
 }
 
-func (s *stack) alarmsAndTopic() {
+func (s *builder) alarmsAndTopic() {
 	five := awscdk.Duration_Minutes(jsii.Number(5))
 	s.alarm("DLQNotEmpty", "launch events gave up (SSM agent never came online, or a fault): see the DLQ",
 		s.dlq.MetricApproximateNumberOfMessagesVisible(&awscloudwatch.MetricOptions{Period: five, Statistic: jsii.String("Maximum")}), 1)
@@ -843,13 +960,13 @@ func (s *stack) alarmsAndTopic() {
 	}
 	for _, m := range metrics {
 		s.alarm("Alarm"+m.name, m.what, awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
-			Namespace: jsii.String(contract.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String("Sum"), Period: five,
+			Namespace: jsii.String(s.props.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String("Sum"), Period: five,
 		}), m.periods)
 	}
 	if s.props.AlarmEmail == "" {
 		return
 	}
-	topic := awssns.NewTopic(s.st, jsii.String("Alarms"), &awssns.TopicProps{EnforceSSL: jsii.Bool(true)})
+	topic := awssns.NewTopic(s.c, jsii.String("Alarms"), &awssns.TopicProps{EnforceSSL: jsii.Bool(true)})
 	cdknag.NagSuppressions_AddResourceSuppressions(topic, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-SNS2"), Reason: jsii.String("Alarm notices carry alarm names and states, no cardholder or key data; CloudWatch cannot publish to a topic under the AWS-managed SNS key."),
 	}}, jsii.Bool(true))
@@ -860,12 +977,12 @@ func (s *stack) alarmsAndTopic() {
 }
 
 // trail records the account's management events, the key's use among them.
-func (s *stack) trail() {
-	b := awss3.NewBucket(s.st, jsii.String("TrailBucket"), &awss3.BucketProps{
+func (s *builder) trail() {
+	b := awss3.NewBucket(s.c, jsii.String("TrailBucket"), &awss3.BucketProps{
 		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(), EnforceSSL: jsii.Bool(true), Encryption: awss3.BucketEncryption_S3_MANAGED,
-		Versioned: jsii.Bool(true), ServerAccessLogsBucket: s.logs, ServerAccessLogsPrefix: jsii.String("trail/"), RemovalPolicy: awscdk.RemovalPolicy_RETAIN,
+		Versioned: jsii.Bool(true), ServerAccessLogsBucket: s.logs, ServerAccessLogsPrefix: jsii.String("trail/"), RemovalPolicy: s.props.RemovalPolicy,
 	})
-	awscloudtrail.NewTrail(s.st, jsii.String("Trail"), &awscloudtrail.TrailProps{
+	awscloudtrail.NewTrail(s.c, jsii.String("Trail"), &awscloudtrail.TrailProps{
 		Bucket: b, EnableFileValidation: jsii.Bool(true), IncludeGlobalServiceEvents: jsii.Bool(true),
 		SendToCloudWatchLogs: jsii.Bool(true), CloudWatchLogsRetention: s.props.LogRetention,
 	})
@@ -881,7 +998,7 @@ func (s *stack) trail() {
 // multi-factor authentication"). So reruns are allowed with MFA proven to IAM, or from a
 // role Identity Center manages (aws:PrincipalArn under role/aws-reserved/sso.amazonaws.com/);
 // any other session, and long-term keys, may not rerun.
-func (s *stack) operatorPolicy() {
+func (s *builder) operatorPolicy() {
 	ssoRoles := s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""),
 		Resource: jsii.String("role"), ResourceName: jsii.String("aws-reserved/sso.amazonaws.com/*")})
 	key := []*string{s.key.KeyArn()}
@@ -912,11 +1029,11 @@ func (s *stack) operatorPolicy() {
 				"StringEquals": map[string]any{"kms:ViaService": "s3." + *s.st.Region() + "." + *awscdk.Aws_URL_SUFFIX()}}),
 		)
 	}
-	p := awsiam.NewManagedPolicy(s.st, jsii.String("OperatorPolicy"), &awsiam.ManagedPolicyProps{
+	s.operator = awsiam.NewManagedPolicy(s.c, jsii.String("OperatorPolicy"), &awsiam.ManagedPolicyProps{
 		Description: jsii.String("storecrypt operators: rerun the document (with MFA, or from IAM Identity Center), read results, verify, report"),
 		Statements:  &statements,
 	})
-	cdknag.NagSuppressions_AddResourceSuppressions(p, &[]*cdknag.NagPackSuppression{{
+	cdknag.NagSuppressions_AddResourceSuppressions(s.operator, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-IAM5"),
 		Reason: jsii.String("The List/Get/Describe actions support no resource-level permissions; a rerun must reach any instance, and only with MFA; " +
 			"verify reads whichever instance profile and role an instance has; a stack's ARN ends in an id CloudFormation chooses."),
@@ -925,9 +1042,16 @@ func (s *stack) operatorPolicy() {
 	}}, jsii.Bool(true))
 }
 
-func (s *stack) outputs() {
+// outputs are what `storecrypt --stack` reads. Their keys are the contract's names,
+// prefixed with the construct's id unless it is "Default" (the app's), so that the CLI
+// finds them by suffix in a stack that holds other outputs.
+func (s *builder) outputs() {
+	prefix := nonAlnum.ReplaceAllString(*s.c.Node().Id(), "")
+	if prefix == "Default" {
+		prefix = ""
+	}
 	out := func(id string, v *string, desc string) {
-		awscdk.NewCfnOutput(s.st, jsii.String(id), &awscdk.CfnOutputProps{Value: v, Description: jsii.String(desc)})
+		awscdk.NewCfnOutput(s.c, jsii.String(id), &awscdk.CfnOutputProps{Value: v, Description: jsii.String(desc)}).OverrideLogicalId(jsii.String(prefix + id))
 	}
 	out(contract.OutputKeyARN, s.key.KeyArn(), "KMS key that wraps the volume keys")
 	out(contract.OutputKeySource, jsii.String(s.props.KeySource), "where the volume keys come from")

@@ -1,0 +1,59 @@
+// Command existing-stack is an app of a platform team's own that adds storecrypt to a
+// stack it already has: storecrypt's alarms go to the team's existing on-call topic, the
+// instance role is the team's own, and the operators' group gets storecrypt's policy.
+// It is its own module, as an importing app is: `go run .` synthesizes into cdk.out (or
+// CDK_OUTDIR); `cdk synth --app 'go run .'` does the same through the CDK CLI.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/storecrypt/storecrypt/infra/storecrypt"
+)
+
+func main() {
+	err := run(context.Background())
+	jsii.Close()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "existing-stack:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context) error {
+	app := awscdk.NewApp(nil)
+	stack := awscdk.NewStack(app, jsii.String("Platform"), nil)
+
+	// What the team had before storecrypt.
+	onCall := awssns.NewTopic(stack, jsii.String("OnCall"), &awssns.TopicProps{EnforceSSL: jsii.Bool(true)})
+	workers := awsiam.NewRole(stack, jsii.String("Workers"), &awsiam.RoleProps{
+		AssumedBy:       awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
+		ManagedPolicies: &[]awsiam.IManagedPolicy{awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("AmazonSSMManagedInstanceCore"))},
+	})
+	operators := awsiam.NewGroup(stack, jsii.String("Operators"), nil)
+
+	// storecrypt, for the workers' instances. No BuildDir: the construct builds the agent
+	// and the functions from the storecrypt module this app requires.
+	sc, err := storecrypt.New(ctx, stack, "InstanceStore", &storecrypt.Props{
+		InstanceRoleARNs: []string{*workers.RoleArn()},
+		Tags:             map[string]string{"cost-center": "platform"},
+	})
+	if err != nil {
+		return err
+	}
+	for _, a := range sc.Alarms {
+		a.AddAlarmAction(awscloudwatchactions.NewSnsAction(onCall))
+	}
+	operators.AddManagedPolicy(sc.OperatorPolicy)
+
+	app.Synth(nil)
+	return nil
+}

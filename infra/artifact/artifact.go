@@ -1,0 +1,149 @@
+// Package artifact builds what storecrypt deploys: the agent for each architecture (with
+// its .sha256 and the .gz instances download) and each function's bootstrap, in the
+// layout the construct reads. `make build` and the construct both build through it, so
+// there is one recipe, whether storecrypt is this repository or a module an app imports.
+package artifact
+
+import (
+	"bytes"
+	"compress/gzip"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+
+	"github.com/storecrypt/storecrypt/internal/document"
+)
+
+// Module is storecrypt's module path: Build compiles its packages from wherever the go
+// command finds it (this checkout, the module cache, or a replace directive).
+const Module = "github.com/storecrypt/storecrypt"
+
+// Functions are the Lambda functions, each built from ./functions/<name>.
+var Functions = []string{"launch", "result"}
+
+// Agent is the path of the agent binary for arch under dir.
+func Agent(dir, arch string) string { return filepath.Join(dir, "storecrypt-agent-linux-"+arch) }
+
+// Function is the directory of a function's bootstrap under dir.
+func Function(dir, name string) string { return filepath.Join(dir, "functions", name) }
+
+// Options tune Build.
+type Options struct {
+	// Version is stamped into the agent (`storecrypt-agent version`); default the
+	// module's version, or "dev" for a checkout.
+	Version string
+	// Log receives one line per binary; nil discards them.
+	Log io.Writer
+	// Go is the go command (default "go").
+	Go string
+}
+
+// Build writes the agents and functions into dir and returns it.
+func Build(ctx context.Context, dir string, o Options) error {
+	if o.Go == "" {
+		o.Go = "go"
+	}
+	if o.Log == nil {
+		o.Log = io.Discard
+	}
+	src, version, err := moduleDir(ctx, o.Go)
+	if err != nil {
+		return err
+	}
+	if o.Version == "" {
+		o.Version = version
+	}
+	for _, arch := range document.Architectures {
+		out := Agent(dir, arch)
+		fmt.Fprintf(o.Log, "storecrypt: building %s\n", out)
+		ldflags := "-s -w -X " + Module + "/instance-agent/cli.Version=" + o.Version
+		if err := goBuild(ctx, o.Go, src, arch, out, "./instance-agent/cmd/storecrypt-agent", "-ldflags", ldflags); err != nil {
+			return err
+		}
+		if err := DigestAndGzip(out); err != nil {
+			return err
+		}
+	}
+	for _, fn := range Functions {
+		out := filepath.Join(Function(dir, fn), "bootstrap")
+		fmt.Fprintf(o.Log, "storecrypt: building %s\n", out)
+		// lambda.norpc: provided.al2023 speaks only the Runtime API; the RPC mode is dead weight.
+		if err := goBuild(ctx, o.Go, src, "arm64", out, "./functions/"+fn, "-tags", "lambda.norpc", "-ldflags", "-s -w"); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// moduleDir asks the go command where storecrypt's source is, from the working
+// directory's module: the checkout itself, or the version an importing app requires.
+func moduleDir(ctx context.Context, goCmd string) (dir, version string, err error) {
+	var out, stderr bytes.Buffer
+	cmd := exec.CommandContext(ctx, goCmd, "list", "-m", "-f", "{{.Dir}}\t{{.Version}}", Module)
+	cmd.Stdout, cmd.Stderr = &out, &stderr
+	if err := cmd.Run(); err != nil {
+		return "", "", fmt.Errorf("finding %s's source (go list -m): %w: %s", Module, err, strings.TrimSpace(stderr.String()))
+	}
+	dir, version, _ = strings.Cut(strings.TrimSpace(out.String()), "\t")
+	if dir == "" {
+		return "", "", fmt.Errorf("finding %s's source: the go command knows the module but has not downloaded it (go mod download %s)", Module, Module)
+	}
+	if version == "" {
+		version = "dev"
+	}
+	return dir, version, nil
+}
+
+// goBuild builds pkg for linux/arch, static and without paths of this machine, in src,
+// storecrypt's own module (its go.mod and go.sum decide the dependencies, not the app's).
+func goBuild(ctx context.Context, goCmd, src, arch, out, pkg string, flags ...string) error {
+	abs, err := filepath.Abs(out)
+	if err != nil {
+		return err
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o755); err != nil {
+		return err
+	}
+	args := append([]string{"build", "-trimpath", "-o", abs}, flags...)
+	cmd := exec.CommandContext(ctx, goCmd, append(args, pkg)...)
+	cmd.Dir = src
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off", "GOFLAGS=-mod=readonly")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("go build %s for linux/%s: %w: %s", pkg, arch, err, strings.TrimSpace(stderr.String()))
+	}
+	return nil
+}
+
+// DigestAndGzip writes path.sha256 in sha256sum's format and path.gz: best compression, no
+// name or time in the header, so the same binary always gives the same bytes.
+func DigestAndGzip(path string) error {
+	bin, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	sum := sha256.Sum256(bin)
+	line := hex.EncodeToString(sum[:]) + "  " + filepath.Base(path) + "\n"
+	if err := os.WriteFile(path+".sha256", []byte(line), 0o644); err != nil {
+		return err
+	}
+	var gz bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&gz, gzip.BestCompression)
+	if err != nil {
+		return err
+	}
+	if _, err := zw.Write(bin); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	return os.WriteFile(path+document.GzSuffix, gz.Bytes(), 0o644)
+}
