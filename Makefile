@@ -14,7 +14,7 @@ export STORECRYPT_VM_CACHE ?= $(CURDIR)/.cache/vm
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: all build test lint demo bench deps synth deploy destroy integ clean
+.PHONY: all build test lint demo bench deps synth publish deploy destroy integ clean
 
 all: build
 
@@ -44,6 +44,12 @@ $(LINT):
 ## synth: the CloudFormation template into cdk.out (no AWS account needed)
 synth: $(CDK) build
 	$(CDK) synth -q --no-notices
+
+## publish: dist/, for an organization-wide StackSet: the template (no CDK assets or
+## bootstrap) and the code objects to upload to each region's bucket (README: Roll out to an organization)
+publish: $(CDK) build
+	rm -rf dist
+	$(CDK) synth -q --no-notices -c publish=dist -o .cache/publish.out
 
 ## deploy: deploy the stack with the credentials in your environment (see README)
 deploy: $(CDK) build

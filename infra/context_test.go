@@ -54,6 +54,7 @@ func TestContextDocumented(t *testing.T) {
 		}
 	}
 	read := map[string]bool{}
+	read[publishKey] = true // read by run: not a prop
 	fromDefaults, stackFromDefaults, err := propsFromContext(func(k string) string { read[k] = true; return "" })
 	if err != nil {
 		t.Fatal(err)

@@ -8,11 +8,13 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/storecrypt/storecrypt/infra/publish"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
@@ -26,14 +28,18 @@ func main() {
 	}
 }
 
+// publishKey is the context key of `make publish`'s output directory.
+const publishKey = "publish"
+
 func run(ctx context.Context) error {
 	app := awscdk.NewApp(nil)
-	props, name, err := propsFromContext(func(key string) string {
+	get := func(key string) string {
 		if v, ok := app.Node().TryGetContext(jsii.String(key)).(string); ok {
 			return strings.TrimSpace(v)
 		}
 		return ""
-	})
+	}
+	props, name, err := propsFromContext(get)
 	if err != nil {
 		return err
 	}
@@ -42,6 +48,16 @@ func run(ctx context.Context) error {
 	// with no account) the template stays environment-agnostic.
 	if account, region := os.Getenv("CDK_DEFAULT_ACCOUNT"), os.Getenv("CDK_DEFAULT_REGION"); account != "" && region != "" {
 		stackProps.Env = &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}
+	}
+	if dist := get(publishKey); dist != "" {
+		files, err := publish.App(ctx, app, name, stackProps, props, dist)
+		if err != nil {
+			return fmt.Errorf("publishing into %s: %w", dist, err)
+		}
+		for _, f := range files {
+			fmt.Fprintln(os.Stderr, "storecrypt: wrote", filepath.Join(dist, f))
+		}
+		return nil
 	}
 	stack := awscdk.NewStack(app, &name, &stackProps)
 	// "Default": the resources keep the logical IDs of the releases before the construct,

@@ -5,6 +5,7 @@
 package artifact
 
 import (
+	"archive/zip"
 	"bytes"
 	"compress/gzip"
 	"context"
@@ -16,6 +17,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	"github.com/storecrypt/storecrypt/internal/document"
 )
@@ -146,4 +148,103 @@ func DigestAndGzip(path string) error {
 		return err
 	}
 	return os.WriteFile(path+document.GzSuffix, gz.Bytes(), 0o644)
+}
+
+// AgentKeyPrefix is the object key of the agents of one build up to the architecture:
+// keys that differ only in it let one download step, its path ending in the document's
+// {{ Architecture }}, fetch only the instance's own.
+func AgentKeyPrefix(build string) string { return "storecrypt-agent-" + build + "-" }
+
+// AgentKey is the object key of the gzipped agent for arch.
+func AgentKey(build, arch string) string { return AgentKeyPrefix(build) + arch + document.GzSuffix }
+
+// BuildID names a build by its agents' gzip digests, in document.Architectures order: a
+// new build is a new key, so an instance never downloads a mix of two.
+func BuildID(gzSHA256 ...string) string {
+	h := sha256.New()
+	for _, d := range gzSHA256 {
+		h.Write([]byte(d))
+	}
+	return hex.EncodeToString(h.Sum(nil))[:16]
+}
+
+// FunctionKey is the object key of a function's zip, named by its bootstrap's digest.
+func FunctionKey(dir, name string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(Function(dir, name), "bootstrap"))
+	if err != nil {
+		return "", fmt.Errorf("reading the %s function (run `make build`): %w", name, err)
+	}
+	sum := sha256.Sum256(b)
+	return "functions/" + name + "-" + hex.EncodeToString(sum[:8]) + ".zip", nil
+}
+
+// Publish writes into out the objects a deployment without CDK assets reads from its
+// code bucket (storecrypt.Props.CodeBucket), under the keys the construct gives them:
+// each agent's .gz, and each function's bootstrap zipped as Lambda takes it. It returns
+// the keys written.
+func Publish(buildDir, out string) ([]string, error) {
+	var digests []string
+	gz := map[string][]byte{}
+	for _, arch := range document.Architectures {
+		b, err := os.ReadFile(Agent(buildDir, arch) + document.GzSuffix)
+		if err != nil {
+			return nil, fmt.Errorf("reading the gzipped agent (run `make build`): %w", err)
+		}
+		sum := sha256.Sum256(b)
+		digests = append(digests, hex.EncodeToString(sum[:]))
+		gz[arch] = b
+	}
+	build := BuildID(digests...)
+	var keys []string
+	write := func(key string, b []byte) error {
+		path := filepath.Join(out, filepath.FromSlash(key))
+		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+			return err
+		}
+		keys = append(keys, key)
+		return os.WriteFile(path, b, 0o644)
+	}
+	for _, arch := range document.Architectures {
+		if err := write(AgentKey(build, arch), gz[arch]); err != nil {
+			return nil, err
+		}
+	}
+	for _, fn := range Functions {
+		key, err := FunctionKey(buildDir, fn)
+		if err != nil {
+			return nil, err
+		}
+		zipped, err := zipBootstrap(filepath.Join(Function(buildDir, fn), "bootstrap"))
+		if err != nil {
+			return nil, err
+		}
+		if err := write(key, zipped); err != nil {
+			return nil, err
+		}
+	}
+	return keys, nil
+}
+
+// zipBootstrap zips a function's bootstrap as provided.al2023 runs it: at the root,
+// executable. The time is fixed, so the same binary gives the same zip.
+func zipBootstrap(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, err
+	}
+	var buf bytes.Buffer
+	zw := zip.NewWriter(&buf)
+	h := &zip.FileHeader{Name: "bootstrap", Method: zip.Deflate, Modified: time.Date(1980, 1, 1, 0, 0, 0, 0, time.UTC)}
+	h.SetMode(0o755)
+	w, err := zw.CreateHeader(h)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := w.Write(b); err != nil {
+		return nil, err
+	}
+	if err := zw.Close(); err != nil {
+		return nil, err
+	}
+	return buf.Bytes(), nil
 }

@@ -58,6 +58,12 @@ type Props struct {
 	// the user's cache directory, from the storecrypt module the app imports; that needs
 	// the go command, as any Go CDK app does.
 	BuildDir string
+	// CodeBucket, when set, is where the code is instead of CDK's file assets, which need
+	// a bootstrapped account: the bucket (a name, or a token such as a CfnParameter's) that
+	// holds what package artifact's Publish wrote, under CodePrefix. The instance roles
+	// and Lambda read it in the deployment's account and region (Lambda takes code only
+	// from a bucket in the function's region).
+	CodeBucket, CodePrefix string
 	// Name is the base of the physical names two deployments in one account must not
 	// share: the key alias (alias/<Name>), the document (<Name>-apply), the ledger
 	// table (<Name>-storecrypt-ledger) and the metric namespace (storecrypt/<Name>).
@@ -141,7 +147,7 @@ func (p *Props) defaults(c constructs.Construct) error {
 	if p.KeySource != contract.KeySourceKMSDataKey && p.KeySource != contract.KeySourceS3KMS {
 		return fmt.Errorf("keySource %q: storecrypt deploys %s or %s (ephemeral needs no stack)", p.KeySource, contract.KeySourceKMSDataKey, contract.KeySourceS3KMS)
 	}
-	if !strings.HasSuffix(p.LedgerTableName, contract.LedgerTableSuffix) {
+	if !unresolved(p.LedgerTableName) && !strings.HasSuffix(p.LedgerTableName, contract.LedgerTableSuffix) {
 		return fmt.Errorf("ledger table name %q: end it with %s (the example SCP protects storecrypt's ledgers by that suffix)", p.LedgerTableName, contract.LedgerTableSuffix)
 	}
 	for _, n := range []struct {
@@ -154,6 +160,9 @@ func (p *Props) defaults(c constructs.Construct) error {
 		{"ledger table name", p.LedgerTableName, "3 to 255 letters, digits, _, - and .", tableName, nil},
 		{"metric namespace", p.MetricNamespace, "1 to 255 printable ASCII characters, not starting with :", metricNamespace, []string{"aws/"}},
 	} {
+		if unresolved(n.value) {
+			continue // a parameter's value: its AllowedPattern holds the rule
+		}
 		bad := !n.ok.MatchString(n.value)
 		for _, r := range n.reserved {
 			bad = bad || strings.HasPrefix(strings.ToLower(n.value), r)
@@ -167,6 +176,9 @@ func (p *Props) defaults(c constructs.Construct) error {
 	}
 	return nil
 }
+
+// unresolved: v is a token (a CfnParameter's value, say), known only at deploy time.
+func unresolved(v string) bool { return *awscdk.Token_IsUnresolved(jsii.String(v)) }
 
 // The names AWS accepts: KMS "Create aliases" (1-256 characters of alphanumerics, /, _ and
 // -; alias/aws/ is reserved), SSM CreateDocument ("[a-zA-Z0-9_\-.]{3,128}"; "you can't use
@@ -186,6 +198,8 @@ var (
 type StoreCrypt struct {
 	// Construct is the scope every resource is under.
 	Construct constructs.Construct
+	// Props are the props as New applied them: defaults filled in, names derived.
+	Props Props
 	// Key wraps the volume keys (imported when Props.KeyARN is set).
 	Key awskms.IKey
 	// Document is the SSM Command document; DocumentName its name.
@@ -235,6 +249,9 @@ type builder struct {
 	ledger    awsdynamodb.Table
 	operator  awsiam.ManagedPolicy
 	agents    []agentObject // the agent binaries, for user data and image builds
+	code      awss3.IBucket // Props.CodeBucket; nil until used
+	// functionKeys are the functions' zips in the code bucket (Props.CodeBucket set).
+	functionKeys map[string]string
 }
 
 // agentObject is one agent binary as an S3 object.
@@ -265,7 +282,16 @@ func New(ctx context.Context, scope constructs.Construct, id string, props *Prop
 			return nil, err
 		}
 	}
-	s := &builder{c: c, st: awscdk.Stack_Of(scope), props: &p}
+	s := &builder{c: c, st: awscdk.Stack_Of(scope), props: &p, functionKeys: map[string]string{}}
+	if p.CodeBucket != "" {
+		for _, fn := range artifact.Functions {
+			key, err := artifact.FunctionKey(p.BuildDir, fn)
+			if err != nil {
+				return nil, err
+			}
+			s.functionKeys[fn] = key
+		}
+	}
 	for k, v := range p.Tags {
 		awscdk.Tags_Of(c).Add(jsii.String(k), jsii.String(v), nil)
 	}
@@ -297,7 +323,7 @@ func New(ctx context.Context, scope constructs.Construct, id string, props *Prop
 	s.operatorPolicy()
 	s.outputs()
 	return &StoreCrypt{
-		Construct: c, Key: s.key, Document: s.document, DocumentName: p.DocumentName,
+		Construct: c, Props: p, Key: s.key, Document: s.document, DocumentName: p.DocumentName,
 		InstanceRoles: s.roles, InstanceProfile: s.profile,
 		LaunchFunction: s.launch, ResultFunction: s.result,
 		LaunchQueue: s.queue, LaunchDLQ: s.dlq, ResultDLQ: s.resultDLQ,
@@ -515,7 +541,7 @@ func (s *builder) secretBucket() {
 func (s *builder) agentArtifacts() (document.Agents, error) {
 	var agents document.Agents
 	path := func(arch string) string { return artifact.Agent(s.props.BuildDir, arch) }
-	build := sha256.New()
+	var digests []string
 	for _, arch := range document.Architectures {
 		a, err := agentDigests(path(arch))
 		if err != nil {
@@ -523,16 +549,24 @@ func (s *builder) agentArtifacts() (document.Agents, error) {
 		}
 		a.Arch = arch
 		agents.Each = append(agents.Each, a)
-		build.Write([]byte(a.GzSHA256))
+		digests = append(digests, a.GzSHA256)
 	}
-	id := hex.EncodeToString(build.Sum(nil))[:16]
+	id := artifact.BuildID(digests...)
+	if s.props.CodeBucket != "" {
+		for _, a := range agents.Each {
+			key := s.props.CodePrefix + artifact.AgentKey(id, a.Arch)
+			s.agentObject(a, s.codeBucket(), key, "s3://"+s.props.CodeBucket+"/"+key)
+		}
+		agents.URLPrefix = s.objectURL(s.props.CodeBucket, s.props.CodePrefix+artifact.AgentKeyPrefix(id))
+		return agents, nil
+	}
 	var keyPrefix string
 	for _, a := range agents.Each {
 		staged := awscdk.NewAssetStaging(s.c, jsii.String("Agent-"+a.Arch), &awscdk.AssetStagingProps{
 			SourcePath: jsii.String(path(a.Arch) + document.GzSuffix), AssetHashType: awscdk.AssetHashType_CUSTOM, AssetHash: jsii.String(a.GzSHA256),
 		})
 		loc := s.st.Synthesizer().AddFileAsset(&awscdk.FileAssetSource{
-			SourceHash: jsii.String("storecrypt-agent-" + id + "-" + a.Arch), FileName: staged.RelativeStagedPath(s.st), Packaging: awscdk.FileAssetPackaging_FILE,
+			SourceHash: jsii.String(strings.TrimSuffix(artifact.AgentKey(id, a.Arch), document.GzSuffix)), FileName: staged.RelativeStagedPath(s.st), Packaging: awscdk.FileAssetPackaging_FILE,
 		})
 		// The URL HttpUrl would give, built here because HttpUrl is one opaque token.
 		key, ok := strings.CutSuffix(*loc.ObjectKey, a.Arch+document.GzSuffix)
@@ -542,15 +576,33 @@ func (s *builder) agentArtifacts() (document.Agents, error) {
 		if keyPrefix == "" {
 			// The bucket is a token; the same bucket for every file asset of the stack.
 			keyPrefix = key
-			agents.URLPrefix = "https://s3." + *s.st.Region() + "." + *s.st.UrlSuffix() + "/" + *loc.BucketName + "/" + key
+			agents.URLPrefix = s.objectURL(*loc.BucketName, key)
 		}
-		object := awss3.Bucket_FromBucketName(s.c, jsii.String("AgentBucket-"+a.Arch), loc.BucketName).ArnForObjects(loc.ObjectKey)
-		for _, r := range s.roles {
-			r.AddToPrincipalPolicy(statement("StoreCryptAgent"+a.Arch, []string{"s3:GetObject"}, []*string{object}, nil))
-		}
-		s.agents = append(s.agents, agentObject{arch: a.Arch, s3URL: *loc.S3ObjectUrl, sha256: a.SHA256})
+		s.agentObject(a, awss3.Bucket_FromBucketName(s.c, jsii.String("AgentBucket-"+a.Arch), loc.BucketName), *loc.ObjectKey, *loc.S3ObjectUrl)
 	}
 	return agents, nil
+}
+
+// objectURL is the path-style HTTPS URL of an object, as aws:downloadContent takes it.
+func (s *builder) objectURL(bucket, key string) string {
+	return "https://s3." + *s.st.Region() + "." + *s.st.UrlSuffix() + "/" + bucket + "/" + key
+}
+
+// agentObject lets the instance roles read one agent object, and records it for outputs.
+func (s *builder) agentObject(a document.Agent, bucket awss3.IBucket, key, s3URL string) {
+	object := bucket.ArnForObjects(jsii.String(key))
+	for _, r := range s.roles {
+		r.AddToPrincipalPolicy(statement("StoreCryptAgent"+a.Arch, []string{"s3:GetObject"}, []*string{object}, nil))
+	}
+	s.agents = append(s.agents, agentObject{arch: a.Arch, s3URL: s3URL, sha256: a.SHA256})
+}
+
+// codeBucket is Props.CodeBucket, imported once.
+func (s *builder) codeBucket() awss3.IBucket {
+	if s.code == nil {
+		s.code = awss3.Bucket_FromBucketName(s.c, jsii.String("CodeBucket"), jsii.String(s.props.CodeBucket))
+	}
+	return s.code
 }
 
 // agentDigests reads the .sha256 that `make build` wrote beside the agent at path and
@@ -735,7 +787,13 @@ func (s *builder) function(id, dir string, timeout float64, env map[string]*stri
 		env[k] = v
 	}
 	props.Runtime, props.Architecture, props.Handler = awslambda.Runtime_PROVIDED_AL2023(), awslambda.Architecture_ARM_64(), jsii.String("bootstrap")
-	props.Code = awslambda.Code_FromAsset(jsii.String(artifact.Function(s.props.BuildDir, dir)), nil)
+	if key, ok := s.functionKeys[dir]; ok {
+		props.Code = awslambda.Code_FromBucket(s.codeBucket(), jsii.String(s.props.CodePrefix+key), nil)
+		awscdk.Annotations_Of(s.c).AcknowledgeWarning(jsii.String("@aws-cdk/aws-lambda:codeFromBucketObjectVersionNotSpecified"),
+			jsii.String("the key names the code's digest: new code is a new key, which CloudFormation sees"))
+	} else {
+		props.Code = awslambda.Code_FromAsset(jsii.String(artifact.Function(s.props.BuildDir, dir)), nil)
+	}
 	props.Timeout, props.MemorySize = awscdk.Duration_Seconds(jsii.Number(timeout)), jsii.Number(256)
 	props.Role, props.LogGroup, props.Environment = role, logs, &env
 	props.Description = jsii.String("storecrypt " + dir + " function")
@@ -1050,8 +1108,10 @@ func (s *builder) outputs() {
 	if prefix == "Default" {
 		prefix = ""
 	}
-	out := func(id string, v *string, desc string) {
-		awscdk.NewCfnOutput(s.c, jsii.String(id), &awscdk.CfnOutputProps{Value: v, Description: jsii.String(desc)}).OverrideLogicalId(jsii.String(prefix + id))
+	out := func(id string, v *string, desc string) awscdk.CfnOutput {
+		o := awscdk.NewCfnOutput(s.c, jsii.String(id), &awscdk.CfnOutputProps{Value: v, Description: jsii.String(desc)})
+		o.OverrideLogicalId(jsii.String(prefix + id))
+		return o
 	}
 	out(contract.OutputKeyARN, s.key.KeyArn(), "KMS key that wraps the volume keys")
 	out(contract.OutputKeySource, jsii.String(s.props.KeySource), "where the volume keys come from")
@@ -1067,7 +1127,13 @@ func (s *builder) outputs() {
 		out("Agent"+arch+"Sha256", jsii.String(a.sha256), "SHA-256 of storecrypt-agent for linux/"+a.arch+" once decompressed: check it before installing")
 	}
 	if s.props.OptInTag != "" {
-		out(contract.OutputOptInTag, jsii.String(s.props.OptInTag), "tag an instance with this to opt it in")
+		o := out(contract.OutputOptInTag, jsii.String(s.props.OptInTag), "tag an instance with this to opt it in")
+		if unresolved(s.props.OptInTag) {
+			// A parameter that may be empty: CloudFormation takes no empty output.
+			o.SetCondition(awscdk.NewCfnCondition(s.c, jsii.String("HasOptInTag"), &awscdk.CfnConditionProps{
+				Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(s.props.OptInTag, jsii.String(""))),
+			}))
+		}
 	}
 	if s.bucket != nil {
 		out("SecretBucketName", s.bucket.BucketName(), "bucket of the seed passphrase (s3-kms)")

@@ -1,0 +1,165 @@
+// Package publish turns the app's stack into a form an organization deploys with a
+// service-managed StackSet: no CDK bootstrap in member accounts and no CDK assets, the
+// code read from a bucket named by a parameter, and a parameter for each prop that may
+// differ between accounts and regions without changing the template's resources. What
+// changes the resources (the key source, an imported key, ...) is the publisher's choice,
+// made once for the organization with the app's context, and recorded in the template.
+package publish
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
+	"regexp"
+	"sort"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/storecrypt/storecrypt/infra/artifact"
+	"github.com/storecrypt/storecrypt/infra/storecrypt"
+)
+
+// Template is the file Write puts in the output directory.
+const Template = "storecrypt.template.json"
+
+// App adds the published stack named name to app, as the app in infra/ adds its own
+// ("Default", so the logical IDs are the same), synthesizes it and writes it with its
+// code objects into dist. It returns the files written, relative to dist.
+func App(ctx context.Context, app awscdk.App, name string, stackProps awscdk.StackProps, props *storecrypt.Props, dist string) ([]string, error) {
+	// The bootstrapless synthesizer adds no bootstrap version rule and refuses any asset,
+	// so nothing in the template can point at a bootstrap bucket; and no CDKMetadata.
+	stackProps.Synthesizer = awscdk.NewBootstraplessSynthesizer(nil)
+	stackProps.AnalyticsReporting = jsii.Bool(false)
+	stack := awscdk.NewStack(app, &name, &stackProps)
+	if err := Parameters(stack, props); err != nil {
+		return nil, err
+	}
+	sc, err := storecrypt.New(ctx, stack, "Default", props)
+	if err != nil {
+		return nil, err
+	}
+	stack.TemplateOptions().SetMetadata(&map[string]any{"storecrypt:published-with": describe(&sc.Props)})
+	assembly := app.Synth(nil)
+	return Write(dist, props.BuildDir, assembly.GetStackArtifact(&name).Template())
+}
+
+// parameter is one CloudFormation parameter and the prop it sets.
+type parameter struct {
+	name, prop, description, pattern string
+	def                              func(p *storecrypt.Props) string // nil: required
+}
+
+// parameters: the props a StackSet instance may set. Each name's pattern is the rule
+// AWS applies to it (the construct checks the same rules when they are not parameters).
+var parameters = []parameter{
+	{"CodeBucketPrefix", "CodeBucket", "Your code buckets are <this>-<region>, one per region the StackSet deploys to, each holding dist/'s objects under CodePrefix and readable by the organization (README: Roll out to an organization)",
+		`^[a-z0-9][a-z0-9.-]{1,40}$`, nil},
+	{"CodePrefix", "CodePrefix", "Key prefix of dist/'s objects in the code bucket", `^[A-Za-z0-9!_.*'()/-]{0,200}$`,
+		func(*storecrypt.Props) string { return "storecrypt/" }},
+	{"KeyAlias", "KeyAlias", "Alias of the key storecrypt creates", `^alias/[A-Za-z0-9/_-]{1,250}$`,
+		func(p *storecrypt.Props) string { return p.KeyAlias }},
+	{"DocumentName", "DocumentName", "Name of the SSM document (reruns from the console use it)", `^[A-Za-z0-9_.-]{3,128}$`,
+		func(p *storecrypt.Props) string { return p.DocumentName }},
+	{"LedgerTableName", "LedgerTableName", "DynamoDB table of the ledger; the example SCP protects names ending -storecrypt-ledger", `^[A-Za-z0-9_.-]{1,237}-storecrypt-ledger$`,
+		func(p *storecrypt.Props) string { return p.LedgerTableName }},
+	{"MetricNamespace", "MetricNamespace", "CloudWatch namespace of the functions' metrics and the alarms on them", `^[^:]{1,255}$`,
+		func(p *storecrypt.Props) string { return p.MetricNamespace }},
+	{"OptInTag", "OptInTag", "key=value that brings an instance into scope besides the roles; empty: the roles alone", `^([^=]+=.+)?$`,
+		func(p *storecrypt.Props) string { return p.OptInTag }},
+}
+
+// ParameterOf is the template's parameter that sets prop, or "".
+func ParameterOf(prop string) string {
+	for _, p := range parameters {
+		if p.prop == prop {
+			return p.name
+		}
+	}
+	return ""
+}
+
+// AtPublish are the props the publisher sets once, with the app's context, and why each
+// is not a parameter. Every prop is a parameter or here (TestParametersCoverProps).
+var AtPublish = map[string]string{
+	"BuildDir":            "where the code was built; its objects are in dist/",
+	"Name":                "the names it would derive are parameters of their own",
+	"KeyARN":              "an imported key replaces the key, its policy and its grants: a different set of resources",
+	"KeySource":           "s3-kms adds the secret bucket and changes the key policy",
+	"SecretKey":           "the seed secret's object name is a document default, covered by the document's digest",
+	"SecretVPCEndpoint":   "adds a statement to the secret bucket's policy",
+	"RefuseLegacyVolumes": "removes a statement from the key policy",
+	"InstanceRoleARNs":    "empty creates the role and profile, a list attaches policies to each role: different resources; across an organization use a role of the same name in each account, or OptInTag",
+	"AllowOptOut":         "adds the OptedOut alarm",
+	"MountPoint":          "a document default, covered by the document's digest",
+	"Filesystem":          "a document default, covered by the document's digest",
+	"AlarmEmail":          "adds a topic and subscription",
+	"Trail":               "adds a trail and its bucket",
+	"NoSecurityHub":       "changes the functions' policies",
+	"ComplianceItems":     "changes the functions' policies",
+	"LogRetention":        "set for the organization's retention policy",
+	"RemovalPolicy":       "CloudFormation takes no parameter in DeletionPolicy; an organization keeps its keys and records",
+	"Tags":                "a StackSet's own tags (--tags) reach every resource that takes tags",
+}
+
+// Parameters adds the parameters to stack and points props at them; the code bucket is
+// <CodeBucketPrefix>-<region>.
+func Parameters(stack awscdk.Stack, props *storecrypt.Props) error {
+	for _, p := range parameters {
+		pp := &awscdk.CfnParameterProps{Type: jsii.String("String"), Description: jsii.String(p.description), AllowedPattern: jsii.String(p.pattern)}
+		if p.def != nil {
+			def := p.def(props)
+			if !regexp.MustCompile(p.pattern).MatchString(def) {
+				return fmt.Errorf("the default of parameter %s, %q (prop %s), does not match %s", p.name, def, p.prop, p.pattern)
+			}
+			pp.Default = jsii.String(def)
+		}
+		param := awscdk.NewCfnParameter(stack, jsii.String(p.name), pp)
+		value := param.ValueAsString()
+		if p.prop == "CodeBucket" {
+			value = awscdk.Fn_Sub(jsii.String("${"+p.name+"}-${AWS::Region}"), nil)
+		}
+		reflect.ValueOf(props).Elem().FieldByName(p.prop).SetString(*value)
+	}
+	return nil
+}
+
+// describe records the publisher's choices in the template, for whoever deploys it.
+func describe(props *storecrypt.Props) map[string]any {
+	out := map[string]any{}
+	v := reflect.ValueOf(props).Elem()
+	for name := range AtPublish {
+		if name == "BuildDir" {
+			continue
+		}
+		f := v.FieldByName(name)
+		if !f.IsZero() {
+			out[name] = f.Interface()
+		}
+	}
+	return out
+}
+
+// Write puts the template and the code objects in out: upload out's contents to each
+// region's code bucket under CodePrefix, then create the StackSet from the template.
+func Write(out, buildDir string, template any) ([]string, error) {
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return nil, err
+	}
+	b, err := json.MarshalIndent(template, "", " ")
+	if err != nil {
+		return nil, fmt.Errorf("encoding the template: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(out, Template), append(b, '\n'), 0o644); err != nil {
+		return nil, err
+	}
+	keys, err := artifact.Publish(buildDir, out)
+	if err != nil {
+		return nil, err
+	}
+	sort.Strings(keys)
+	return append([]string{Template}, keys...), nil
+}

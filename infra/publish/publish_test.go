@@ -1,0 +1,207 @@
+package publish_test
+
+import (
+	"archive/zip"
+	"context"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/storecrypt/storecrypt/infra/publish"
+	"github.com/storecrypt/storecrypt/infra/storecrypt"
+	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
+	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/test/cfn"
+)
+
+func TestMain(m *testing.M) {
+	os.Setenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
+	code := m.Run()
+	jsii.Close()
+	os.Exit(code)
+}
+
+// published runs publish.App as `make publish` does, over stand-ins for the code.
+func published(t *testing.T) (dist string, tpl *cfn.Template, raw string) {
+	t.Helper()
+	build, dist := t.TempDir(), t.TempDir()
+	if err := storecrypttest.BuildDir(build); err != nil {
+		t.Fatal(err)
+	}
+	props := &storecrypt.Props{BuildDir: build, Name: "storecrypt", DocumentName: contract.DocumentName, KeyAlias: "alias/storecrypt",
+		MetricNamespace: contract.MetricNamespace, LedgerTableName: "StoreCrypt" + contract.LedgerTableSuffix}
+	files, err := publish.App(context.Background(), awscdk.NewApp(nil), "StoreCrypt", awscdk.StackProps{}, props, dist)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if files[0] != publish.Template || len(files) != 1+len(document.Architectures)+2 {
+		t.Fatalf("wrote %v", files)
+	}
+	b, err := os.ReadFile(filepath.Join(dist, publish.Template))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tpl, err = cfn.Parse(b); err != nil {
+		t.Fatal(err)
+	}
+	return dist, tpl, string(b)
+}
+
+// TestNoBootstrapNeeded: a member account of a StackSet has no CDK bootstrap stack, so
+// the template may name no bootstrap bucket, version parameter or rule, and no asset.
+func TestNoBootstrapNeeded(t *testing.T) {
+	_, _, raw := published(t)
+	for _, ref := range []string{"hnb659fds", "cdk-bootstrap", "BootstrapVersion", "CheckBootstrapVersion", "AssetParameters", "aws:asset:", "CDKMetadata"} {
+		if strings.Contains(raw, ref) {
+			t.Errorf("the template holds %q", ref)
+		}
+	}
+	var top map[string]any
+	if err := json.Unmarshal([]byte(raw), &top); err != nil {
+		t.Fatal(err)
+	}
+	if top["Rules"] != nil {
+		t.Errorf("the template has rules: %v", top["Rules"])
+	}
+	// A StackSet takes a template this size only by URL (TemplateBody stops at 51,200
+	// bytes); a TemplateURL's template may be 460,800 bytes (CreateStackSet).
+	if len(raw) > 460_800 {
+		t.Errorf("the template is %d bytes, more than a TemplateURL takes", len(raw))
+	}
+}
+
+// TestParametersCoverProps: every prop of the construct is a parameter of the template or
+// a choice made once at publish time, with the reason it is not a parameter.
+func TestParametersCoverProps(t *testing.T) {
+	_, tpl, raw := published(t)
+	var doc struct {
+		Parameters map[string]struct{ Description, AllowedPattern string }
+		Metadata   map[string]map[string]any
+	}
+	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
+		t.Fatal(err)
+	}
+	props := reflect.TypeFor[storecrypt.Props]()
+	for i := range props.NumField() {
+		name := props.Field(i).Name
+		_, param := doc.Parameters[publish.ParameterOf(name)]
+		reason := publish.AtPublish[name]
+		switch {
+		case param && reason != "":
+			t.Errorf("%s is both a parameter and fixed at publish time", name)
+		case !param && reason == "":
+			t.Errorf("%s is neither a parameter of the template nor fixed at publish time with a reason", name)
+		}
+	}
+	for name, p := range doc.Parameters {
+		if p.Description == "" || p.AllowedPattern == "" {
+			t.Errorf("parameter %s: no description or pattern", name)
+		}
+	}
+	if len(tpl.Parameters) == 0 || doc.Metadata["storecrypt:published-with"]["KeySource"] != contract.KeySourceKMSDataKey {
+		t.Errorf("the template does not record the publisher's choices: %v", doc.Metadata)
+	}
+}
+
+// TestCodeFromTheBucket deploys the template (in every partition, with a code bucket
+// prefix given) and checks that every object it reads is one Write put in dist, under
+// the key the template names, in the deployment's region's bucket, and that the instance
+// roles may read exactly the agents.
+func TestCodeFromTheBucket(t *testing.T) {
+	dist, tpl, _ := published(t)
+	p := tpl.Parameters["CodeBucketPrefix"]
+	p.Default = "acme-code"
+	tpl.Parameters["CodeBucketPrefix"] = p
+	for _, env := range cfn.Partitions {
+		r := tpl.In(env)
+		bucket := "acme-code-" + env.Region
+		object := func(key string) string {
+			t.Helper()
+			rest, ok := strings.CutPrefix(key, "storecrypt/")
+			if !ok {
+				t.Fatalf("%s is not under the CodePrefix", key)
+			}
+			path := filepath.Join(dist, filepath.FromSlash(rest))
+			if _, err := os.Stat(path); err != nil {
+				t.Errorf("%s: the template reads an object dist does not hold: %v", env.Partition, err)
+			}
+			return path
+		}
+		for _, id := range tpl.Of("AWS::Lambda::Function") {
+			code, err := r.Eval(tpl.Resources[id].Properties["Code"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			c := code.(map[string]any)
+			if c["S3Bucket"] != bucket {
+				t.Errorf("%s: %s reads its code from %v, want %s", env.Partition, id, c["S3Bucket"], bucket)
+			}
+			zr, err := zip.OpenReader(object(c["S3Key"].(string)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(zr.File) != 1 || zr.File[0].Name != "bootstrap" || zr.File[0].Mode().Perm() != 0o755 {
+				t.Errorf("%s: the zip holds %v, want one executable bootstrap", id, zr.File)
+			}
+			zr.Close()
+		}
+		// The agents an instance of each architecture downloads, as the SSM Agent plans it.
+		var agents []string
+		for _, id := range tpl.Of("AWS::SSM::Document") {
+			content, err := r.Eval(tpl.Resources[id].Properties["Content"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := json.Marshal(content)
+			for _, arch := range document.Architectures {
+				plan, err := fakeaws.PlanCommand(string(b), map[string][]string{document.ArchitectureParameter: {arch}}, "Linux")
+				if err != nil {
+					t.Fatal(err)
+				}
+				urls, err := plan.Downloads()
+				if err != nil {
+					t.Fatal(err)
+				}
+				prefix := "https://s3." + env.Region + "." + env.URLSuffix() + "/" + bucket + "/"
+				for _, url := range urls {
+					key, ok := strings.CutPrefix(url, prefix)
+					if !ok {
+						t.Fatalf("%s: the agent is downloaded from %s, not from %s", env.Partition, url, prefix)
+					}
+					agents = append(agents, key)
+				}
+			}
+		}
+		if len(agents) != len(document.Architectures) {
+			t.Fatalf("%s: agents %v", env.Partition, agents)
+		}
+		var readable []string
+		for _, id := range tpl.Of("AWS::IAM::Policy") {
+			policy, err := r.Eval(tpl.Resources[id].Properties["PolicyDocument"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, st := range policy.(map[string]any)["Statement"].([]any) {
+				st := st.(map[string]any)
+				if sid, _ := st["Sid"].(string); strings.HasPrefix(sid, "StoreCryptAgent") {
+					readable = append(readable, st["Resource"].(string))
+				}
+			}
+		}
+		for _, key := range agents {
+			object(key)
+			if arn := "arn:" + env.Partition + ":s3:::" + bucket + "/" + key; !slices.Contains(readable, arn) {
+				t.Errorf("%s: the instance roles may not read %s (they may read %v)", env.Partition, arn, readable)
+			}
+		}
+	}
+}
