@@ -7,8 +7,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"io"
 	"slices"
 	"strings"
@@ -33,7 +33,7 @@ import (
 
 // ---- put-secret
 
-func putSecretFlags(fs *flag.FlagSet) func(context.Context, *env) error {
+func putSecretFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 	bucket := fs.String("bucket", "", "the secret bucket (stack output SecretBucketName)")
 	key := fs.String("key", "seed/passphrase", "object key of the secret")
 	keyID := fs.String("kms-key-id", "", "KMS key to encrypt with (stack output KeyArn)")
@@ -114,7 +114,7 @@ func writeJSON(w io.Writer, v any) error {
 
 // ---- verify
 
-func verifyFlags(fs *flag.FlagSet) func(context.Context, *env) error {
+func verifyFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 	instance := fs.String("instance", "", "instance id whose role to check")
 	role := fs.String("role", "", "role ARN to check")
 	keyID := fs.String("kms-key-id", "", "the stack's KMS key ARN (stack output KeyArn)")
@@ -152,7 +152,7 @@ func verifyFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 			printVerdict(e.out, v)
 		}
 		if !v.Allowed {
-			return &codeError{code: exitBlocked, err: fmt.Errorf("blocked: %s", v.Reason)}
+			return &codeError{code: contract.CLIExitBlocked, err: fmt.Errorf("blocked: %s", v.Reason)}
 		}
 		return nil
 	}
@@ -198,7 +198,17 @@ func describeOne(ctx context.Context, c EC2, id string) (ec2types.Instance, erro
 
 type paramList map[string][]string
 
-func (p paramList) String() string { return fmt.Sprint(map[string][]string(p)) }
+// String is empty when no parameter is overridden, so --help shows no default.
+func (p paramList) String() string {
+	var kv []string
+	for k, v := range p {
+		kv = append(kv, k+"="+strings.Join(v, ","))
+	}
+	slices.Sort(kv)
+	return strings.Join(kv, " ")
+}
+
+func (p paramList) Type() string { return "Name=Value" }
 
 func (p paramList) Set(s string) error {
 	k, v, ok := strings.Cut(s, "=")
@@ -227,7 +237,7 @@ var terminal = map[ssmtypes.CommandInvocationStatus]bool{
 	ssmtypes.CommandInvocationStatusTimedOut: true, ssmtypes.CommandInvocationStatusCancelled: true,
 }
 
-func rerunFlags(fs *flag.FlagSet) func(context.Context, *env) error {
+func rerunFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 	instance := fs.String("instance", "", "instance id")
 	doc := fs.String("document", contract.DocumentName, "the storecrypt document's name")
 	timeout := fs.Duration("timeout", 30*time.Minute, "how long to wait for the result")
@@ -282,11 +292,7 @@ func rerunFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 			return err
 		}
 		if inv.Status != ssmtypes.CommandInvocationStatusSuccess {
-			code := int(inv.ResponseCode)
-			if code <= 0 {
-				code = exitError
-			}
-			return &codeError{code: code, err: fmt.Errorf("command %s on %s: %s (exit %d)", id, *instance, inv.Status, inv.ResponseCode)}
+			return &codeError{code: contract.CLIExitForAgent(contract.ExitCode(inv.ResponseCode)), err: fmt.Errorf("command %s on %s: %s (exit %d)", id, *instance, inv.Status, inv.ResponseCode)}
 		}
 		return nil
 	}
@@ -354,15 +360,9 @@ type StatusRow struct {
 	CommandID string `json:"command_id,omitempty"`
 }
 
-// stackFlag is the --stack flag of the commands that read the stack's configuration.
-func stackFlag(fs *flag.FlagSet) *string {
-	return fs.String("stack", contract.StackName, "the storecrypt stack's name: its outputs say what is in scope")
-}
-
-func statusFlags(fs *flag.FlagSet) func(context.Context, *env) error {
-	stack := stackFlag(fs)
+func statusFlags(*pflag.FlagSet) func(context.Context, *env) error {
 	return func(ctx context.Context, e *env) error {
-		sc, err := readStack(ctx, e.CloudFormation, *stack)
+		sc, err := readStack(ctx, e.CloudFormation, e.stack)
 		if err != nil {
 			return err
 		}

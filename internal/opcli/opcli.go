@@ -6,11 +6,11 @@ package opcli
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 
@@ -18,8 +18,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 
 	"github.com/storecrypt/storecrypt/internal/binding"
+	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 )
 
@@ -64,14 +67,6 @@ type Clients struct {
 // NewClients builds the clients for --region and --profile.
 type NewClients func(ctx context.Context, region, profile string) (Clients, error)
 
-// Exit codes of storecrypt.
-const (
-	exitOK      = 0
-	exitError   = 1
-	exitUsage   = 2
-	exitBlocked = 3 // verify: the role cannot use the key
-)
-
 // UsageError is a mistake in the command line.
 type UsageError struct{ msg string }
 
@@ -79,20 +74,28 @@ func (e *UsageError) Error() string { return e.msg }
 
 func usageErr(msg string) error { return &UsageError{msg} }
 
-// exitError carries a command's chosen exit code (verify's blocked, rerun's agent code).
+// codeError carries a command's chosen exit code (verify's blocked, rerun's failures).
 type codeError struct {
-	code int
+	code contract.CLIExitCode
 	err  error
 }
 
 func (e *codeError) Error() string { return e.err.Error() }
 func (e *codeError) Unwrap() error { return e.err }
 
+// ranError marks an error a command's own run returned, so that Main tells it from the
+// errors cobra returns while parsing the command line, which are all usage errors.
+type ranError struct{ err error }
+
+func (e *ranError) Error() string { return e.err.Error() }
+func (e *ranError) Unwrap() error { return e.err }
+
 // env is what a command runs with.
 type env struct {
 	Clients
 	out, errOut io.Writer
-	output      string // table, json (csv for report)
+	output      string // table, json (csv and html for report)
+	stack       string // --stack
 	stdin       io.Reader
 	poll        time.Duration
 }
@@ -104,124 +107,121 @@ func (e *env) now() time.Time {
 	return time.Now()
 }
 
+// command is one subcommand: its flags, and the run they configure.
 type command struct {
 	name, summary string
-	flags         func(fs *flag.FlagSet) func(ctx context.Context, e *env) error
+	// outputs are the --output formats it writes besides table and json.
+	outputs []string
+	// aws says it calls AWS, and so needs a region and credentials.
+	aws   bool
+	flags func(fs *pflag.FlagSet) func(ctx context.Context, e *env) error
 }
 
 var commands = []command{
-	{"put-secret", "encrypt a passphrase (stdin or --generate) with KMS and store the raw ciphertext in S3 for the s3-kms key source", putSecretFlags},
-	{"verify", "check that an instance's (or a role's) binding to the key lets the agent work; print the verdict and the fix", verifyFlags},
-	{"rerun", "run the storecrypt document on an instance again, wait, and show the agent's result", rerunFlags},
-	{"status", "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", statusFlags},
-	{"report", "evidence for an auditor from the ledger, for a period (--since, --until): coverage overall, per role and per type, time to encrypted, every exception and every launch with its evidence", reportFlags},
-	{"version", "print the CLI's version, the commit it was built from and the Go release", nil},
+	{name: "put-secret", summary: "encrypt a passphrase (stdin or --generate) with KMS and store the raw ciphertext in S3 for the s3-kms key source", aws: true, flags: putSecretFlags},
+	{name: "verify", summary: "check that an instance's (or a role's) binding to the key lets the agent work; print the verdict and the fix", aws: true, flags: verifyFlags},
+	{name: "rerun", summary: "run the storecrypt document on an instance again, wait, and show the agent's result", aws: true, flags: rerunFlags},
+	{name: "status", summary: "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", aws: true, flags: statusFlags},
+	{name: "report", summary: "evidence for an auditor from the ledger, for a period (--since, --until): coverage overall, per role and per type, time to encrypted, every exception and every launch with its evidence",
+		outputs: []string{"csv", "html"}, aws: true, flags: reportFlags},
+	{name: "version", summary: "print the CLI's version, the commit it was built from and the Go release", flags: func(*pflag.FlagSet) func(context.Context, *env) error { return printVersion }},
 }
 
-func usage(w io.Writer) {
-	fmt.Fprint(w, `storecrypt is the operator CLI for storecrypt: encryption of EC2 instance store under your KMS key.
+// globals are the flags every command takes, before or after its name.
+type globals struct {
+	region, profile, output, stack string
+}
 
-Usage: storecrypt [--region R] [--profile P] [--output table|json] <command> [flags]
+const rootLong = `storecrypt is the operator CLI for storecrypt: encryption of EC2 instance store under your KMS key.
 
-Commands:
-`)
-	for _, c := range commands {
-		fmt.Fprintf(w, "  %-11s %s\n", c.name, c.summary)
+Credentials and region come from the usual AWS sources (environment, ~/.aws, SSO,
+instance role); --region and --profile override them.
+Exit status: 0 ok, 1 error, 2 usage, 10 verify found the binding broken, 11 rerun failed on
+some instance, 20+N a single-instance rerun whose agent exited N.`
+
+// newRoot builds the command tree. Help goes to stdout, errors to stderr.
+func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *cobra.Command {
+	g := &globals{}
+	root := &cobra.Command{
+		Use: "storecrypt", Short: "the operator CLI for storecrypt", Long: rootLong,
+		// Main prints errors once, in its own words; a usage error points at --help
+		// rather than repeating the whole usage.
+		SilenceErrors: true, SilenceUsage: true,
 	}
-	fmt.Fprint(w, `
-Run 'storecrypt <command> --help' for its flags. Credentials and region come from the
-usual AWS sources (environment, ~/.aws, SSO, instance role).
-Exit status: 0 ok, 1 error, 2 usage, 3 verify found the binding broken; rerun exits with the agent's code.
-`)
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err.Error()) })
+	pf := root.PersistentFlags()
+	pf.StringVar(&g.region, "region", "", "AWS region (default: from the environment or profile)")
+	pf.StringVar(&g.profile, "profile", "", "AWS shared-config profile")
+	pf.StringVar(&g.output, "output", "table", "output format: table, json (report: also csv, html)")
+	pf.StringVar(&g.stack, "stack", contract.StackName, "the storecrypt stack's name: its outputs say what is in scope and where the key and the document are")
+	for _, c := range commands {
+		root.AddCommand(c.cobra(g, stdin, stdout, stderr, newClients))
+	}
+	return root
+}
+
+func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *cobra.Command {
+	outputs := append([]string{"table", "json"}, c.outputs...)
+	cc := &cobra.Command{Use: c.name, Short: c.summary, Long: c.summary + ".", Args: noArgs}
+	run := c.flags(cc.Flags())
+	cc.RunE = func(cmd *cobra.Command, _ []string) error {
+		if !slices.Contains(outputs, g.output) {
+			return usageErr(fmt.Sprintf("--output %q: want one of %s", g.output, strings.Join(outputs, ", ")))
+		}
+		e := &env{out: stdout, errOut: stderr, output: g.output, stack: g.stack, stdin: stdin, poll: 2 * time.Second}
+		if c.aws {
+			clients, err := newClients(cmd.Context(), g.region, g.profile)
+			if err != nil {
+				return &ranError{err}
+			}
+			e.Clients = clients
+		}
+		if err := run(cmd.Context(), e); err != nil {
+			return &ranError{err}
+		}
+		return nil
+	}
+	return cc
+}
+
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return usageErr(fmt.Sprintf("unexpected argument %q", args[0]))
+	}
+	return nil
 }
 
 // Main runs the CLI and returns the exit status.
 func Main(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) int {
-	global := flag.NewFlagSet("storecrypt", flag.ContinueOnError)
-	global.SetOutput(stderr)
-	region := global.String("region", "", "AWS region (default: from the environment or profile)")
-	profile := global.String("profile", "", "AWS shared-config profile")
-	output := global.String("output", "table", "table or json")
-	global.Usage = func() { usage(stderr) }
-	if err := global.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
+	root := newRoot(stdin, stdout, stderr, newClients)
+	if len(args) == 0 {
+		// As the aws CLI: no command is a usage error, not a request for help.
+		fmt.Fprint(stderr, root.UsageString())
+		return int(contract.CLIExitUsage)
 	}
-	if global.NArg() == 0 {
-		usage(stderr)
-		return exitUsage
+	root.SetArgs(args)
+	cmd, err := root.ExecuteContextC(ctx)
+	if err == nil {
+		return int(contract.CLIExitOK)
 	}
-	var cmd *command
-	for i := range commands {
-		if commands[i].name == global.Arg(0) {
-			cmd = &commands[i]
-		}
-	}
-	if cmd == nil {
-		fmt.Fprintf(stderr, "storecrypt: unknown command %q\n\n", global.Arg(0))
-		usage(stderr)
-		return exitUsage
-	}
-	fs := flag.NewFlagSet("storecrypt "+cmd.name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	run := printVersion
-	if cmd.flags != nil {
-		run = cmd.flags(fs)
-	}
-	// The global flags are taken after the command too, as the aws CLI takes them.
-	fs.StringVar(output, "output", *output, "table or json")
-	fs.StringVar(region, "region", *region, "AWS region (default: from the environment or profile)")
-	fs.StringVar(profile, "profile", *profile, "AWS shared-config profile")
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: storecrypt %s [flags]\n\n%s.\n\nFlags:\n", cmd.name, cmd.summary)
-		fs.PrintDefaults()
-	}
-	if err := fs.Parse(global.Args()[1:]); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return exitOK
-		}
-		return exitUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "storecrypt %s: unexpected argument %q\n", cmd.name, fs.Arg(0))
-		return exitUsage
-	}
-	validOutput := *output == "table" || *output == "json" || cmd.name == "report" && (*output == "csv" || *output == "html")
-	if !validOutput {
-		want := "table or json"
-		if cmd.name == "report" {
-			want = "table, json, csv or html"
-		}
-		fmt.Fprintf(stderr, "storecrypt: --output %q: want %s\n", *output, want)
-		return exitUsage
-	}
-	e := &env{out: stdout, errOut: stderr, output: *output, stdin: stdin, poll: 2 * time.Second}
-	if cmd.flags != nil {
-		// Only the commands that call AWS need a configuration (version does not).
-		clients, err := newClients(ctx, *region, *profile)
-		if err != nil {
-			fmt.Fprintf(stderr, "storecrypt: %v\n", err)
-			return exitError
-		}
-		e.Clients = clients
-	}
-	err := run(ctx, e)
-	var usageErr *UsageError
+	var usage *UsageError
 	var coded *codeError
+	var ran *ranError
+	msg := strings.TrimSpace(err.Error())
 	switch {
-	case err == nil:
-		return exitOK
-	case errors.As(err, &usageErr):
-		fmt.Fprintf(stderr, "storecrypt %s: %v\n", cmd.name, err)
-		return exitUsage
+	case errors.As(err, &usage) || !errors.As(err, &ran):
+		// What cobra returns unmarked is its own parsing's: an unknown command or flag.
+		fmt.Fprintf(stderr, "%s: %s\nRun '%s --help' for usage.\n", cmd.CommandPath(), msg, cmd.CommandPath())
+		return int(contract.CLIExitUsage)
 	case errors.As(err, &coded):
-		fmt.Fprintf(stderr, "storecrypt %s: %v\n", cmd.name, err)
-		return coded.code
+		fmt.Fprintf(stderr, "%s: %s\n", cmd.CommandPath(), msg)
+		return int(coded.code)
 	default:
-		fmt.Fprintf(stderr, "storecrypt %s: %v\n", cmd.name, strings.TrimSpace(err.Error()))
-		return exitError
+		fmt.Fprintf(stderr, "%s: %s\n", cmd.CommandPath(), msg)
+		return int(contract.CLIExitError)
 	}
 }
 

@@ -157,7 +157,7 @@ func TestVerify(t *testing.T) {
 		code   int
 	}{
 		{"verify-ok.txt", []string{"verify", "--instance", "i-00000000000000001", "--kms-key-id", fakeaws.KeyARN}, 0},
-		{"verify-blocked.txt", []string{"verify", "--instance", "i-00000000000000002", "--kms-key-id", fakeaws.KeyARN}, 3},
+		{"verify-blocked.txt", []string{"verify", "--instance", "i-00000000000000002", "--kms-key-id", fakeaws.KeyARN}, int(contract.CLIExitBlocked)},
 		{"verify-role.json", []string{"--output", "json", "verify", "--role", fakeaws.GrantUser, "--kms-key-id", fakeaws.KeyARN}, 0},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
@@ -210,8 +210,8 @@ func TestRerun(t *testing.T) {
 		t.Errorf("a bad architecture: exit %d %s", code, errOut)
 	}
 	code, _, errOut = run(t, c, "", "rerun", "--instance", "i-00000000000000001", "--param", "Wipe=true")
-	if code != int(contract.ExitKeyUnavailable) || !strings.Contains(errOut, "Failed") {
-		t.Fatalf("a failed rerun: exit %d, want the agent's 4\n%s", code, errOut)
+	if want := 20 + int(contract.ExitKeyUnavailable); code != want || !strings.Contains(errOut, "Failed") {
+		t.Fatalf("a failed rerun: exit %d, want %d, 20 plus the agent's 4\n%s", code, want, errOut)
 	}
 	if code, _, errOut := run(t, c, "", "rerun", "--instance", "i-1", "--param", "Bogus=1"); code != 2 || !strings.Contains(errOut, `unknown parameter "Bogus"`) {
 		t.Errorf("bad parameter: exit %d %s", code, errOut)
@@ -282,22 +282,54 @@ func TestUsage(t *testing.T) {
 		code int
 		says string
 	}{
-		{nil, 2, "Commands:"},
+		{nil, 2, "Available Commands:"},
 		{[]string{"--help"}, 0, "put-secret"},
 		{[]string{"nope"}, 2, `unknown command "nope"`},
-		{[]string{"verify", "--help"}, 0, "-kms-key-id"},
+		{[]string{"status", "--bogus"}, 2, "unknown flag: --bogus"},
+		{[]string{"verify", "--help"}, 0, "--kms-key-id"},
 		{[]string{"verify"}, 2, "give --kms-key-id"},
-		{[]string{"status", "--output", "yaml"}, 2, "want table or json"},
-		{[]string{"report", "--output", "yaml"}, 2, "want table, json, csv or html"},
-		{[]string{"status", "--output", "html"}, 2, "want table or json"},
+		{[]string{"status", "--output", "yaml"}, 2, `--output "yaml": want one of table, json`},
+		{[]string{"report", "--output", "yaml"}, 2, "want one of table, json, csv, html"},
+		{[]string{"status", "--output", "html"}, 2, "want one of table, json\n"},
 		{[]string{"status", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"report", "--since", "last week"}, 2, "want YYYY-MM-DD or an RFC 3339 time"},
 		{[]string{"report", "--since", "2026-11-02", "--until", "2026-11-01"}, 2, "is not before --until"},
 	} {
-		code, _, errOut := run(t, c, "", tc.args...)
-		if code != tc.code || !strings.Contains(errOut, tc.says) {
-			t.Errorf("%v: exit %d, stderr %q; want %d saying %q", tc.args, code, errOut, tc.code, tc.says)
+		code, out, errOut := run(t, c, "", tc.args...)
+		if code != tc.code || !strings.Contains(out+errOut, tc.says) {
+			t.Errorf("%v: exit %d, stdout %q, stderr %q; want %d saying %q", tc.args, code, out, errOut, tc.code, tc.says)
 		}
+	}
+}
+
+// TestHelp: --help of storecrypt and of each command, on stdout (as with the aws CLI, so
+// it pages and greps), exit 0, and nothing on stderr.
+func TestHelp(t *testing.T) {
+	for _, args := range [][]string{{}, {"put-secret"}, {"verify"}, {"rerun"}, {"status"}, {"report"}, {"version"}, {"completion"}} {
+		name := strings.Join(append([]string{"storecrypt"}, args...), "-")
+		t.Run(name, func(t *testing.T) {
+			code, out, errOut := run(t, opcli.Clients{}, "", append(args, "--help")...)
+			if code != 0 || errOut != "" {
+				t.Fatalf("exit %d, stderr %q", code, errOut)
+			}
+			golden.Check(t, "help/"+name+".txt", []byte(out))
+		})
+	}
+}
+
+// TestCompletion: each shell's script is printed on stdout and completes storecrypt.
+func TestCompletion(t *testing.T) {
+	for _, tc := range []struct{ shell, marker string }{
+		{"bash", "complete -o default -F __start_storecrypt storecrypt"},
+		{"zsh", "#compdef storecrypt"},
+		{"fish", "complete -c storecrypt"},
+	} {
+		t.Run(tc.shell, func(t *testing.T) {
+			code, out, errOut := run(t, opcli.Clients{}, "", "completion", tc.shell)
+			if code != 0 || errOut != "" || !strings.Contains(out, tc.marker) {
+				t.Errorf("exit %d, stderr %q, want a script with %q:\n%.400s", code, errOut, tc.marker, out)
+			}
+		})
 	}
 }
 

@@ -3,8 +3,8 @@ package opcli
 import (
 	"context"
 	"encoding/csv"
-	"flag"
 	"fmt"
+	"github.com/spf13/pflag"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -21,8 +21,7 @@ import (
 // reportPeriod is the period a report covers unless --since says otherwise.
 const reportPeriod = 30 * 24 * time.Hour
 
-func reportFlags(fs *flag.FlagSet) func(context.Context, *env) error {
-	stack := stackFlag(fs)
+func reportFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 	sinceFlag := fs.String("since", "", "the first day (YYYY-MM-DD, UTC) or time (RFC 3339) of launches to report (default: 30 days before --until)")
 	untilFlag := fs.String("until", "", "the end of the period, not included (default: now)")
 	return func(ctx context.Context, e *env) error {
@@ -38,12 +37,12 @@ func reportFlags(fs *flag.FlagSet) func(context.Context, *env) error {
 		if !since.Before(until) {
 			return usageErr(fmt.Sprintf("--since %s is not before --until %s", since.Format(time.RFC3339), until.Format(time.RFC3339)))
 		}
-		sc, err := readStack(ctx, e.CloudFormation, *stack)
+		sc, err := readStack(ctx, e.CloudFormation, e.stack)
 		if err != nil {
 			return err
 		}
 		if sc.LedgerTable == "" {
-			return fmt.Errorf("stack %s has no %s output: deploy this version of storecrypt, whose ledger the report reads", *stack, contract.OutputLedgerTable)
+			return fmt.Errorf("stack %s has no %s output: deploy this version of storecrypt, whose ledger the report reads", e.stack, contract.OutputLedgerTable)
 		}
 		book := &ledger.Ledger{DB: e.DynamoDB, Table: sc.LedgerTable}
 		fmt.Fprintf(e.errOut, "reading the launches from %s to %s in %s\n", since.Format(time.RFC3339), until.Format(time.RFC3339), sc.LedgerTable)
