@@ -34,14 +34,33 @@ import (
 // ---- put-secret
 
 func putSecretFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
-	bucket := fs.String("bucket", "", "the secret bucket (stack output SecretBucketName)")
-	key := fs.String("key", "seed/passphrase", "object key of the secret")
-	keyID := fs.String("kms-key-id", "", "KMS key to encrypt with (stack output KeyArn)")
+	bucket := fs.String("bucket", "", "the secret bucket (default: from the stack's Secret output)")
+	key := fs.String("key", "", "object key of the secret (default: from the stack's Secret output, else seed/passphrase)")
+	keyID := fs.String("kms-key-id", "", "KMS key to encrypt with (default: the stack's KeyArn output)")
 	generate := fs.Bool("generate", false, "generate a random passphrase instead of reading one from stdin")
 	force := fs.Bool("force", false, "replace an existing secret (volumes made with the old one keep reading its version)")
 	return func(ctx context.Context, e *env) error {
 		if *bucket == "" || *keyID == "" {
-			return usageErr("--bucket and --kms-key-id are required")
+			var secret string
+			if err := fromStack(ctx, e, map[string]*string{contract.OutputKeyARN: keyID, contract.OutputSecret: &secret}); err != nil {
+				return err
+			}
+			if *bucket == "" && secret != "" {
+				b, k, err := contract.SecretLocation(secret)
+				if err != nil {
+					return fmt.Errorf("the stack's %s output: %w", contract.OutputSecret, err)
+				}
+				*bucket = b
+				if *key == "" {
+					*key = k
+				}
+			}
+		}
+		if *bucket == "" || *keyID == "" {
+			return usageErr(fmt.Sprintf("give --bucket and --kms-key-id: stack %s has no %s or %s output (a stack with --key-source s3-kms has both)", e.stack, contract.OutputSecret, contract.OutputKeyARN))
+		}
+		if *key == "" {
+			*key = "seed/passphrase"
 		}
 		pass, err := passphrase(e.stdin, *generate)
 		if err != nil {
@@ -106,6 +125,23 @@ func passphrase(stdin io.Reader, generate bool) ([]byte, error) {
 	return b, nil
 }
 
+// fromStack sets each empty value to the stack output of its key.
+func fromStack(ctx context.Context, e *env, values map[string]*string) error {
+	o, err := stackOutputs(ctx, e.CloudFormation, e.stack)
+	if err != nil {
+		return err
+	}
+	for key, dst := range values {
+		if *dst != "" {
+			continue
+		}
+		if *dst, err = o.get(key); err != nil {
+			return fmt.Errorf("reading stack %s: %w", e.stack, err)
+		}
+	}
+	return nil
+}
+
 func writeJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
@@ -117,12 +153,24 @@ func writeJSON(w io.Writer, v any) error {
 func verifyFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 	instance := fs.String("instance", "", "instance id whose role to check")
 	role := fs.String("role", "", "role ARN to check")
-	keyID := fs.String("kms-key-id", "", "the stack's KMS key ARN (stack output KeyArn)")
-	source := fs.String("key-source", contract.KeySourceKMSDataKey, "kms-datakey or s3-kms")
-	secret := fs.String("secret", "", "s3://bucket/key of the seed secret (s3-kms)")
+	keyID := fs.String("kms-key-id", "", "the KMS key ARN (default: the stack's KeyArn output)")
+	source := fs.String("key-source", "", "kms-datakey or s3-kms (default: the stack's KeySource output when the key comes from the stack, else kms-datakey)")
+	secret := fs.String("secret", "", "s3://bucket/key of the seed secret, s3-kms (default: the stack's Secret output when the key comes from the stack)")
 	return func(ctx context.Context, e *env) error {
-		if (*instance == "") == (*role == "") || *keyID == "" {
-			return usageErr("give --kms-key-id and one of --instance or --role")
+		if (*instance == "") == (*role == "") {
+			return usageErr("give one of --instance or --role")
+		}
+		if *keyID == "" {
+			// The key, and how the stack uses it, from the stack; flags given win.
+			if err := fromStack(ctx, e, map[string]*string{contract.OutputKeyARN: keyID, contract.OutputKeySource: source, contract.OutputSecret: secret}); err != nil {
+				return err
+			}
+			if *keyID == "" {
+				return usageErr(fmt.Sprintf("give --kms-key-id: stack %s has no %s output", e.stack, contract.OutputKeyARN))
+			}
+		}
+		if *source == "" {
+			*source = contract.KeySourceKMSDataKey
 		}
 		checker := &binding.Checker{IAM: e.IAM, KMS: e.KMS}
 		req := binding.Request{KeyARN: *keyID, KeySource: *source, Secret: *secret}

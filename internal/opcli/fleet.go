@@ -2,6 +2,7 @@ package opcli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/smithy-go"
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -32,35 +34,90 @@ type stackConfig struct {
 	DocumentName, Digest string
 	Secret               string
 	LedgerTable          string
+	AgentLogGroup        string
 }
 
+// readStack reads the stack's outputs. Only the outputs every command relies on are
+// required; a command that needs another checks it is there.
 func readStack(ctx context.Context, c CloudFormation, name string) (stackConfig, error) {
-	out, err := c.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
+	o, err := stackOutputs(ctx, c, name)
 	if err != nil {
-		return stackConfig{}, fmt.Errorf("reading stack %s (give the stack's name with --stack): %w", name, err)
+		return stackConfig{}, err
 	}
-	if len(out.Stacks) != 1 {
-		return stackConfig{}, fmt.Errorf("reading stack %s: %d stacks answered", name, len(out.Stacks))
-	}
-	o := map[string]string{}
-	for _, kv := range out.Stacks[0].Outputs {
-		o[aws.ToString(kv.OutputKey)] = aws.ToString(kv.OutputValue)
-	}
-	c2 := stackConfig{KeyARN: o[contract.OutputKeyARN], KeySource: o[contract.OutputKeySource], DocumentName: o[contract.OutputDocumentName],
-		Digest: o[contract.OutputDocumentDigest], Secret: o[contract.OutputSecret], LedgerTable: o[contract.OutputLedgerTable]}
-	for _, r := range strings.Split(o[contract.OutputInstanceRoleARNs], ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			c2.Roles = append(c2.Roles, r)
+	var sc stackConfig
+	var roles, optIn string
+	for key, dst := range map[string]*string{
+		contract.OutputKeyARN: &sc.KeyARN, contract.OutputKeySource: &sc.KeySource, contract.OutputDocumentName: &sc.DocumentName,
+		contract.OutputDocumentDigest: &sc.Digest, contract.OutputSecret: &sc.Secret, contract.OutputLedgerTable: &sc.LedgerTable,
+		contract.OutputAgentLogGroup: &sc.AgentLogGroup, contract.OutputInstanceRoleARNs: &roles, contract.OutputOptInTag: &optIn,
+	} {
+		if *dst, err = o.get(key); err != nil {
+			return stackConfig{}, fmt.Errorf("reading stack %s: %w", name, err)
 		}
 	}
-	if tag := o[contract.OutputOptInTag]; tag != "" {
-		c2.OptInKey, c2.OptInValue, _ = strings.Cut(tag, "=")
+	for _, r := range strings.Split(roles, ",") {
+		if r = strings.TrimSpace(r); r != "" {
+			sc.Roles = append(sc.Roles, r)
+		}
 	}
-	if c2.KeyARN == "" || c2.DocumentName == "" || c2.Digest == "" || len(c2.Roles) == 0 {
+	if optIn != "" {
+		sc.OptInKey, sc.OptInValue, _ = strings.Cut(optIn, "=")
+	}
+	if sc.KeyARN == "" || sc.DocumentName == "" || sc.Digest == "" || len(sc.Roles) == 0 {
 		return stackConfig{}, fmt.Errorf("stack %s lacks the outputs storecrypt reads (%s, %s, %s, %s): is it a storecrypt stack of this version?",
 			name, contract.OutputKeyARN, contract.OutputDocumentName, contract.OutputDocumentDigest, contract.OutputInstanceRoleARNs)
 	}
-	return c2, nil
+	return sc, nil
+}
+
+// outputs are a stack's outputs by key.
+type outputs map[string]string
+
+// stackOutputs reads the outputs of the stack called name. A stack that does not exist is
+// the usual mistake (another name, another region, not deployed yet), so it gets one line
+// that says what to do.
+func stackOutputs(ctx context.Context, c CloudFormation, name string) (outputs, error) {
+	out, err := c.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
+	var apiErr smithy.APIError
+	// CloudFormation has no error code of its own for a missing stack: it answers
+	// ValidationError "Stack with id NAME does not exist".
+	if errors.As(err, &apiErr) && apiErr.ErrorCode() == "ValidationError" && strings.Contains(apiErr.ErrorMessage(), "does not exist") {
+		return nil, fmt.Errorf("no stack %s in this account and region: pass --stack with the name storecrypt was deployed as (and --region), or deploy storecrypt", name)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading stack %s (give the stack's name with --stack): %w", name, err)
+	}
+	if len(out.Stacks) != 1 {
+		return nil, fmt.Errorf("reading stack %s: %d stacks answered", name, len(out.Stacks))
+	}
+	o := outputs{}
+	for _, kv := range out.Stacks[0].Outputs {
+		o[aws.ToString(kv.OutputKey)] = aws.ToString(kv.OutputValue)
+	}
+	return o, nil
+}
+
+// get is the output named name, "" when there is none. storecrypt built into another
+// stack has its output keys prefixed (WebTierKeyArn), so the only key that ends with the
+// name counts too; two such keys are a choice storecrypt will not guess.
+func (o outputs) get(name string) (string, error) {
+	if v, ok := o[name]; ok {
+		return v, nil
+	}
+	var keys []string
+	for k := range o {
+		if strings.HasSuffix(k, name) {
+			keys = append(keys, k)
+		}
+	}
+	switch len(keys) {
+	case 0:
+		return "", nil
+	case 1:
+		return o[keys[0]], nil
+	}
+	slices.Sort(keys)
+	return "", fmt.Errorf("outputs %s all end with %s, and storecrypt cannot tell which is its own", strings.Join(keys, ", "), name)
 }
 
 // tracked is an instance the stack is responsible for, or has written a status on.

@@ -142,11 +142,52 @@ func TestStatusAndReport(t *testing.T) {
 		}
 	})
 	t.Run("another stack", func(t *testing.T) {
-		code, _, errOut := run(t, c, "", "status", "--stack", "Elsewhere")
-		if code != 1 || !strings.Contains(errOut, "Stack with id Elsewhere does not exist") || !strings.Contains(errOut, "--stack") {
-			t.Errorf("exit %d: %s", code, errOut)
+		for _, cmd := range []string{"status", "report", "verify"} {
+			code, out, errOut := run(t, c, "", cmd, "--stack", "Elsewhere", "--role", fakeaws.GrantUser)
+			if cmd != "verify" {
+				code, out, errOut = run(t, c, "", cmd, "--stack", "Elsewhere")
+			}
+			want := "storecrypt " + cmd + ": no stack Elsewhere in this account and region: pass --stack with the name storecrypt was deployed as (and --region), or deploy storecrypt\n"
+			if code != 1 || errOut != want || out != "" {
+				t.Errorf("%s: exit %d, stdout %q, stderr %q; want exit 1 and %q", cmd, code, out, errOut, want)
+			}
 		}
 	})
+}
+
+// TestStackOutputs: verify takes the key from the stack's outputs, also when storecrypt
+// is built into another stack that prefixes its output keys; a flag given wins, and two
+// keys that could be storecrypt's are an error naming both.
+func TestStackOutputs(t *testing.T) {
+	w, _ := fleet(t)
+	w.AddStack("Host", map[string]string{"WebTierKeyArn": fakeaws.KeyARN, "WebTierKeySource": contract.KeySourceKMSDataKey, "DbSecretArn": "arn:aws:secretsmanager:x"})
+	w.AddStack("Two", map[string]string{"WebKeyArn": fakeaws.KeyARN, "BatchKeyArn": fakeaws.KeyARN})
+	w.AddStack("NoKey", map[string]string{"Other": "x"})
+	c := worldClients(w, nil)
+	verify := []string{"verify", "--instance", "i-00000000000000001"}
+	for _, tc := range []struct {
+		name   string
+		args   []string
+		code   int
+		golden string // the output, when it succeeds
+		says   string // on stderr, when it fails
+	}{
+		{"the stack's key", verify, 0, "verify-ok.txt", ""},
+		{"a prefixed key", append(verify, "--stack", "Host"), 0, "verify-ok.txt", ""},
+		{"the flag wins", append(verify, "--stack", "Nowhere", "--kms-key-id", fakeaws.KeyARN), 0, "verify-ok.txt", ""},
+		{"two candidates", append(verify, "--stack", "Two"), 1, "", "reading stack Two: outputs BatchKeyArn, WebKeyArn all end with KeyArn, and storecrypt cannot tell which is its own"},
+		{"no key", append(verify, "--stack", "NoKey"), 2, "", "give --kms-key-id: stack NoKey has no KeyArn output"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, out, errOut := run(t, c, "", tc.args...)
+			if code != tc.code || !strings.Contains(errOut, tc.says) {
+				t.Fatalf("exit %d, stderr %q; want %d saying %q", code, errOut, tc.code, tc.says)
+			}
+			if tc.golden != "" {
+				golden.Check(t, tc.golden, []byte(out))
+			}
+		})
+	}
 }
 
 func TestVerify(t *testing.T) {
@@ -255,6 +296,14 @@ func TestPutSecret(t *testing.T) {
 	if code, _, errOut := run(t, c, "", "put-secret", "--generate", "--bucket", "secrets", "--key", "gen", "--kms-key-id", keyARN); code != 0 {
 		t.Errorf("--generate: exit %d %s", code, errOut)
 	}
+	// With neither the bucket nor the key given, both come from the stack's outputs.
+	w := fakeaws.NewAccount()
+	w.AddStack(contract.StackName, map[string]string{contract.OutputKeyARN: keyARN, contract.OutputSecret: "s3://secrets/from/stack"})
+	withStack := c
+	withStack.CloudFormation = cloudformation.NewFromConfig(w.Config())
+	if code, out, errOut := run(t, withStack, "", "put-secret", "--generate"); code != 0 || !strings.Contains(out, "stored s3://secrets/from/stack") || !strings.Contains(out, keyARN) {
+		t.Errorf("from the stack: exit %d %s %s", code, out, errOut)
+	}
 
 	// A second put-secret would change the passphrase new volumes get: only with --force,
 	// and volumes made with the first keep opening with the version their token names.
@@ -287,7 +336,7 @@ func TestUsage(t *testing.T) {
 		{[]string{"nope"}, 2, `unknown command "nope"`},
 		{[]string{"status", "--bogus"}, 2, "unknown flag: --bogus"},
 		{[]string{"verify", "--help"}, 0, "--kms-key-id"},
-		{[]string{"verify"}, 2, "give --kms-key-id"},
+		{[]string{"verify"}, 2, "give one of --instance or --role"},
 		{[]string{"status", "--output", "yaml"}, 2, `--output "yaml": want one of table, json`},
 		{[]string{"report", "--output", "yaml"}, 2, "want one of table, json, csv, html"},
 		{[]string{"status", "--output", "html"}, 2, "want one of table, json\n"},
