@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 	"io"
 	"slices"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
@@ -91,8 +92,11 @@ func putSecretFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 			return fmt.Errorf("s3:PutObject s3://%s/%s: %w", *bucket, *key, err)
 		}
 		res := map[string]string{"secret": "s3://" + *bucket + "/" + *key, "version": aws.ToString(put.VersionId), "key_id": aws.ToString(enc.KeyId)}
-		if e.output == "json" {
+		switch e.output {
+		case "json":
 			return writeJSON(e.out, res)
+		case "text":
+			return writeText(e.out, [][]string{{res["secret"], res["version"], res["key_id"]}})
 		}
 		fmt.Fprintf(e.out, "stored %s (version %q), encrypted under %s\nagents read it with --key-source s3-kms --secret %s\n", res["secret"], res["version"], res["key_id"], res["secret"])
 		return nil
@@ -137,6 +141,25 @@ func fromStack(ctx context.Context, e *env, values map[string]*string) error {
 		}
 		if *dst, err = o.get(key); err != nil {
 			return fmt.Errorf("reading stack %s: %w", e.stack, err)
+		}
+	}
+	return nil
+}
+
+// writeText writes rows as the aws CLI's text output does: no header, fields separated by
+// tabs, None for an empty field (so that the shell's read, which folds runs of tabs,
+// keeps the columns in place), and no tab or newline inside a field.
+func writeText(w io.Writer, rows [][]string) error {
+	clean := strings.NewReplacer("\t", " ", "\n", " ", "\r", " ")
+	for _, row := range rows {
+		f := make([]string, len(row))
+		for i, v := range row {
+			if f[i] = clean.Replace(v); f[i] == "" {
+				f[i] = "None"
+			}
+		}
+		if _, err := fmt.Fprintln(w, strings.Join(f, "\t")); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -192,12 +215,17 @@ func verifyFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 		if err != nil {
 			return err
 		}
-		if e.output == "json" {
-			if err := writeJSON(e.out, v); err != nil {
-				return err
-			}
-		} else {
+		switch e.output {
+		case "json":
+			err = writeJSON(e.out, v)
+		case "text":
+			verdict := map[bool]string{true: "ok", false: "blocked"}[v.Allowed]
+			err = writeText(e.out, [][]string{{v.Role, verdict, string(v.Reason), v.Fix}})
+		default:
 			printVerdict(e.out, v)
+		}
+		if err != nil {
+			return err
 		}
 		if !v.Allowed {
 			return &codeError{code: contract.CLIExitBlocked, err: fmt.Errorf("blocked: %s", v.Reason)}
@@ -279,6 +307,29 @@ func (p paramList) Set(s string) error {
 	return fmt.Errorf("unknown parameter %q", k)
 }
 
+// RerunResult is how a rerun ended on one instance.
+type RerunResult struct {
+	Instance  string `json:"instance"`
+	CommandID string `json:"command_id"`
+	// Status is SSM's: Success, Failed, TimedOut, Cancelled, ...
+	Status string `json:"status"`
+	// Result is the agent's, from the report it printed; empty when it printed none.
+	Result   string `json:"result,omitempty"`
+	ExitCode int32  `json:"exit_code"`
+}
+
+func rerunResult(instance, commandID string, status ssmtypes.CommandInvocationStatus, code int32, rep *contract.Report) RerunResult {
+	r := RerunResult{Instance: instance, CommandID: commandID, Status: string(status), ExitCode: code}
+	if rep != nil {
+		r.Result = rep.Result
+	}
+	return r
+}
+
+func (r RerunResult) fields() []string {
+	return []string{r.Instance, r.CommandID, r.Status, r.Result, strconv.Itoa(int(r.ExitCode))}
+}
+
 // terminal are SSM's final invocation statuses.
 var terminal = map[ssmtypes.CommandInvocationStatus]bool{
 	ssmtypes.CommandInvocationStatusSuccess: true, ssmtypes.CommandInvocationStatusFailed: true,
@@ -329,6 +380,8 @@ func rerunFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 		}
 		rep := outcome.ParseReport(aws.ToString(inv.StandardOutputContent))
 		switch {
+		case e.output == "text":
+			err = writeText(e.out, [][]string{rerunResult(*instance, id, inv.Status, inv.ResponseCode, rep).fields()})
 		case rep != nil && e.output == "json":
 			err = writeJSON(e.out, rep)
 		case rep != nil:
@@ -427,8 +480,15 @@ func statusFlags(*pflag.FlagSet) func(context.Context, *env) error {
 			}
 			rows = append(rows, StatusRow{aws.ToString(i.InstanceId), string(i.InstanceType), string(i.State.Name), i.inScope, status, t[contract.TagReason], t[contract.TagAt], t[contract.TagCommandID]})
 		}
-		if e.output == "json" {
+		switch e.output {
+		case "json":
 			return writeJSON(e.out, rows)
+		case "text":
+			var lines [][]string
+			for _, r := range rows {
+				lines = append(lines, []string{r.Instance, r.Type, r.State, strconv.FormatBool(r.InScope), r.Status, r.Reason, r.At, r.CommandID})
+			}
+			return writeText(e.out, lines)
 		}
 		tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "INSTANCE\tTYPE\tSTATE\tIN SCOPE\tSTATUS\tREASON\tAT\tCOMMAND")

@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -155,7 +156,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.region, "region", "", "AWS region (default: from the environment or profile)")
 	pf.StringVar(&g.profile, "profile", "", "AWS shared-config profile")
-	pf.StringVar(&g.output, "output", "table", "output format: table, json (report: also csv, html)")
+	pf.StringVar(&g.output, "output", "table", "output format: table, json or text (report: also csv, html)")
 	pf.StringVar(&g.stack, "stack", contract.StackName, "the storecrypt stack's name: its outputs say what is in scope and where the key and the document are")
 	for _, c := range commands {
 		root.AddCommand(c.cobra(g, stdin, stdout, stderr, newClients))
@@ -164,7 +165,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 }
 
 func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *cobra.Command {
-	outputs := append([]string{"table", "json"}, c.outputs...)
+	outputs := append([]string{"table", "json", "text"}, c.outputs...)
 	cc := &cobra.Command{Use: c.name, Short: c.summary, Long: c.summary + ".", Args: noArgs}
 	run := c.flags(cc.Flags())
 	cc.RunE = func(cmd *cobra.Command, _ []string) error {
@@ -246,8 +247,11 @@ func printVersion(_ context.Context, e *env) error {
 			}
 		}
 	}
-	if e.output == "json" {
+	switch e.output {
+	case "json":
 		return writeJSON(e.out, v)
+	case "text":
+		return writeText(e.out, [][]string{{v.Version, v.Revision, strconv.FormatBool(v.Modified), v.Go}})
 	}
 	fmt.Fprintf(e.out, "storecrypt %s", v.Version)
 	if v.Revision != "" {

@@ -123,7 +123,9 @@ func TestStatusAndReport(t *testing.T) {
 	}{
 		{"status.txt", []string{"status"}},
 		{"status.json", []string{"--output", "json", "status"}},
+		{"status-text.txt", []string{"status", "--output", "text"}},
 		{"report.txt", []string{"report"}},
+		{"report-text.txt", []string{"report", "--output", "text"}},
 		{"report.csv", []string{"report", "--output", "csv"}},
 		{"report.json", []string{"report", "--output", "json"}},
 	} {
@@ -200,6 +202,9 @@ func TestVerify(t *testing.T) {
 		{"verify-ok.txt", []string{"verify", "--instance", "i-00000000000000001", "--kms-key-id", fakeaws.KeyARN}, 0},
 		{"verify-blocked.txt", []string{"verify", "--instance", "i-00000000000000002", "--kms-key-id", fakeaws.KeyARN}, int(contract.CLIExitBlocked)},
 		{"verify-role.json", []string{"--output", "json", "verify", "--role", fakeaws.GrantUser, "--kms-key-id", fakeaws.KeyARN}, 0},
+		{"verify-blocked.json", []string{"verify", "--output", "json", "--instance", "i-00000000000000002", "--kms-key-id", fakeaws.KeyARN}, int(contract.CLIExitBlocked)},
+		{"verify-blocked-text.txt", []string{"verify", "--output", "text", "--instance", "i-00000000000000002", "--kms-key-id", fakeaws.KeyARN}, int(contract.CLIExitBlocked)},
+		{"verify-ok-text.txt", []string{"verify", "--output", "text", "--instance", "i-00000000000000001", "--kms-key-id", fakeaws.KeyARN}, 0},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			code, out, errOut := run(t, c, "", tc.args...)
@@ -211,8 +216,10 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-func TestRerun(t *testing.T) {
-	w, _ := fleet(t)
+// agents answers each command on each of its instances the way the agent would: in
+// progress, then ok; a command with Wipe=true fails with key-unavailable.
+func agents(t *testing.T, w *fakeaws.World) {
+	t.Helper()
 	w.OnCommand = func(cmd *fakeaws.Command) {
 		time.Sleep(20 * time.Millisecond)
 		if err := w.SetInvocation(cmd.ID, cmd.InstanceIDs[0], fakeaws.Invocation{Status: "InProgress"}); err != nil {
@@ -227,6 +234,29 @@ func TestRerun(t *testing.T) {
 			t.Error(err)
 		}
 	}
+}
+
+// TestRerunOutputs: a single-instance rerun shows the agent's report as a table or JSON,
+// and one line of text.
+func TestRerunOutputs(t *testing.T) {
+	for _, tc := range []struct{ golden, output string }{
+		{"rerun.txt", "table"}, {"rerun.json", "json"}, {"rerun-text.txt", "text"},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			w, _ := fleet(t)
+			agents(t, w)
+			code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--instance", "i-00000000000000001", "--output", tc.output)
+			if code != 0 {
+				t.Fatalf("exit %d: %s", code, errOut)
+			}
+			golden.Check(t, tc.golden, []byte(out))
+		})
+	}
+}
+
+func TestRerun(t *testing.T) {
+	w, _ := fleet(t)
+	agents(t, w)
 	c := worldClients(w, nil)
 	code, out, errOut := run(t, c, "", "rerun", "--instance", "i-00000000000000001")
 	if code != 0 || !strings.Contains(out, "ok (exit 0)") || !strings.Contains(out, "MADE BY  ssm-command") || !strings.Contains(errOut, "waiting") {
@@ -337,9 +367,9 @@ func TestUsage(t *testing.T) {
 		{[]string{"status", "--bogus"}, 2, "unknown flag: --bogus"},
 		{[]string{"verify", "--help"}, 0, "--kms-key-id"},
 		{[]string{"verify"}, 2, "give one of --instance or --role"},
-		{[]string{"status", "--output", "yaml"}, 2, `--output "yaml": want one of table, json`},
-		{[]string{"report", "--output", "yaml"}, 2, "want one of table, json, csv, html"},
-		{[]string{"status", "--output", "html"}, 2, "want one of table, json\n"},
+		{[]string{"status", "--output", "yaml"}, 2, `--output "yaml": want one of table, json, text`},
+		{[]string{"report", "--output", "yaml"}, 2, "want one of table, json, text, csv, html"},
+		{[]string{"status", "--output", "html"}, 2, "want one of table, json, text\n"},
 		{[]string{"status", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"report", "--since", "last week"}, 2, "want YYYY-MM-DD or an RFC 3339 time"},
 		{[]string{"report", "--since", "2026-11-02", "--until", "2026-11-01"}, 2, "is not before --until"},
@@ -411,6 +441,11 @@ func TestVersion(t *testing.T) {
 	if code := opcli.Main(context.Background(), []string{"version"}, strings.NewReader(""), &out, &errOut, noAWS); code != 0 ||
 		!regexp.MustCompile(`^storecrypt \S+( \(commit [0-9a-f]+(, modified)?\))? go\S+\n$`).MatchString(out.String()) {
 		t.Errorf("exit %d, %q %q", code, out.String(), errOut.String())
+	}
+	out.Reset()
+	if code := opcli.Main(context.Background(), []string{"version", "--output", "text"}, strings.NewReader(""), &out, &errOut, noAWS); code != 0 ||
+		!regexp.MustCompile(`^\S+\t\S+\t(true|false)\tgo\S+\n$`).MatchString(out.String()) {
+		t.Errorf("text: exit %d, %q %q", code, out.String(), errOut.String())
 	}
 	out.Reset()
 	var v struct{ Version, Go string }

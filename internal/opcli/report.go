@@ -64,6 +64,12 @@ func reportFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 			return writeJSON(e.out, r)
 		case "html":
 			return r.HTML(e.out)
+		case "text":
+			var rows [][]string
+			for _, it := range r.Launches {
+				rows = append(rows, launchFields(it))
+			}
+			return writeText(e.out, rows)
 		case "csv":
 			w := csv.NewWriter(e.out)
 			_ = w.Write(launchHeader)
