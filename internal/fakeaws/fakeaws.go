@@ -107,6 +107,10 @@ type Command struct {
 	InstanceIDs      []string
 	Parameters       map[string][]string
 	Requested        time.Time
+	// MaxConcurrency and MaxErrors as the request gave them ("" when it gave none).
+	MaxConcurrency, MaxErrors string
+	// LogGroup is where CloudWatchOutputConfig sends the output; "" when it is not enabled.
+	LogGroup string
 	// Status and Output per instance, set by the test or the demo's SSM runner.
 	Invocations map[string]*Invocation
 }

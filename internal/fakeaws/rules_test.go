@@ -52,6 +52,26 @@ func TestDocumentedRules(t *testing.T) {
 			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: ids(51)})
 			return err
 		}},
+		{"SendCommand: MaxConcurrency is not 0", "ValidationException", func() error {
+			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: []string{"i-00000000000000001"}, MaxConcurrency: aws.String("0")})
+			return err
+		}},
+		{"SendCommand: MaxConcurrency at most 100%", "ValidationException", func() error {
+			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: []string{"i-00000000000000001"}, MaxConcurrency: aws.String("101%")})
+			return err
+		}},
+		{"SendCommand: MaxConcurrency at most 7 characters", "ValidationException", func() error {
+			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: []string{"i-00000000000000001"}, MaxConcurrency: aws.String("12345678")})
+			return err
+		}},
+		{"SendCommand: MaxErrors has no leading zero", "ValidationException", func() error {
+			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: []string{"i-00000000000000001"}, MaxErrors: aws.String("05")})
+			return err
+		}},
+		{"SendCommand: MaxErrors is a number or a percentage", "ValidationException", func() error {
+			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: []string{"i-00000000000000001"}, MaxErrors: aws.String("all")})
+			return err
+		}},
 		{"SendCommand: only parameters the document defines", "InvalidParameters", func() error {
 			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: []string{"i-00000000000000001"}, Parameters: map[string][]string{"Q": {"x"}}})
 			return err
@@ -246,5 +266,30 @@ func TestChangeMessageVisibilityBatch(t *testing.T) {
 	}
 	if got := w.InFlight[rec.ReceiptHandle]; got == nil || *got != 30*time.Second {
 		t.Errorf("visible again after %v, want 30s", got)
+	}
+}
+
+// TestRateControlsAccepted: the values SendCommand's patterns allow pass, and the command
+// records them and where its output goes.
+func TestRateControlsAccepted(t *testing.T) {
+	w := NewAccount()
+	w.AddInstance("i-00000000000000001", "i4i.large", Profile(KeyUser), nil, time.Now())
+	w.AddDocument("one-step", `{"schemaVersion":"2.2","mainSteps":[{"action":"aws:runShellScript","name":"run"}]}`, true)
+	ssmc := ssm.NewFromConfig(w.Config())
+	for _, tc := range []struct{ concurrency, errors string }{
+		{"1", "0"}, {"50", "0%"}, {"9%", "9%"}, {"10%", "10%"}, {"100%", "100%"}, {"1000000", "1000000"},
+	} {
+		_, err := ssmc.SendCommand(context.Background(), &ssm.SendCommandInput{DocumentName: aws.String("one-step"), InstanceIds: []string{"i-00000000000000001"},
+			MaxConcurrency: aws.String(tc.concurrency), MaxErrors: aws.String(tc.errors),
+			CloudWatchOutputConfig: &ssmtypes.CloudWatchOutputConfig{CloudWatchOutputEnabled: true, CloudWatchLogGroupName: aws.String("agents")}})
+		if err != nil {
+			t.Errorf("MaxConcurrency %q, MaxErrors %q: %v", tc.concurrency, tc.errors, err)
+			continue
+		}
+		var c *Command
+		w.With(func() { c = w.Commands[len(w.Commands)-1] })
+		if c.MaxConcurrency != tc.concurrency || c.MaxErrors != tc.errors || c.LogGroup != "agents" {
+			t.Errorf("recorded %q, %q, %q; want %q, %q, agents", c.MaxConcurrency, c.MaxErrors, c.LogGroup, tc.concurrency, tc.errors)
+		}
 	}
 }

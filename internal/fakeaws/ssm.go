@@ -200,15 +200,41 @@ func (w *World) describeInstanceInformation(params any) (any, error) {
 	return &ssm.DescribeInstanceInformationOutput{InstanceInformationList: infos[start:end], NextToken: next}, nil
 }
 
+// Rate controls of SendCommand, from its API reference: MaxConcurrency and MaxErrors are
+// 1 to 7 characters, a number or a percentage; MaxErrors may be 0, MaxConcurrency not.
+var (
+	maxConcurrencyPattern = regexp.MustCompile(`^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$`)
+	maxErrorsPattern      = regexp.MustCompile(`^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$`)
+)
+
+// rateControl checks a MaxConcurrency or MaxErrors value as SendCommand's API reference
+// constrains it; nil is the default.
+func rateControl(member string, v *string, pattern *regexp.Regexp) error {
+	if v == nil {
+		return nil
+	}
+	if len(*v) < 1 || len(*v) > 7 || !pattern.MatchString(*v) {
+		return invalid("ValidationException", "1 validation error detected: Value '%s' at '%s' failed to satisfy constraint: Member must satisfy regular expression pattern: %s", *v, member, pattern)
+	}
+	return nil
+}
+
 // sendCommand: "you can specify up to 50 IDs"; DocumentVersion "$DEFAULT, $LATEST, or a
 // specific version number"; "You can only supply values to parameters defined in the SSM
 // document" (InvalidParameters); "If the user input doesn't match the allowed pattern,
 // the execution fails to start"; allowedValues is "An array of values allowed for the
-// parameter" ("Data elements and parameters"); CloudWatchLogGroupName 1 to 512 characters.
+// parameter" ("Data elements and parameters"); CloudWatchLogGroupName 1 to 512 characters;
+// MaxConcurrency and MaxErrors as rateControl says.
 func (w *World) sendCommand(params any) (any, error) {
 	in := params.(*ssm.SendCommandInput)
 	if len(in.InstanceIds) > 50 {
 		return nil, invalid("ValidationException", "1 validation error detected: Value at 'instanceIds' failed to satisfy constraint: Member must have length less than or equal to 50")
+	}
+	if err := rateControl("maxConcurrency", in.MaxConcurrency, maxConcurrencyPattern); err != nil {
+		return nil, err
+	}
+	if err := rateControl("maxErrors", in.MaxErrors, maxErrorsPattern); err != nil {
+		return nil, err
 	}
 	if len(in.InstanceIds) == 0 && len(in.Targets) == 0 {
 		return nil, invalid("ValidationException", "InstanceIds or Targets is required")
@@ -242,7 +268,11 @@ func (w *World) sendCommand(params any) (any, error) {
 		requested = "$DEFAULT"
 	}
 	c := &Command{ID: w.newCommandID(), DocumentName: aws.ToString(in.DocumentName), DocumentVersion: strconv.Itoa(n), RequestedVersion: requested,
-		InstanceIDs: slices.Clone(in.InstanceIds), Parameters: in.Parameters, Requested: time.Now(), Invocations: map[string]*Invocation{}}
+		InstanceIDs: slices.Clone(in.InstanceIds), Parameters: in.Parameters, Requested: time.Now(), Invocations: map[string]*Invocation{},
+		MaxConcurrency: aws.ToString(in.MaxConcurrency), MaxErrors: aws.ToString(in.MaxErrors)}
+	if cw := in.CloudWatchOutputConfig; cw != nil && cw.CloudWatchOutputEnabled {
+		c.LogGroup = aws.ToString(cw.CloudWatchLogGroupName)
+	}
 	for _, id := range in.InstanceIds {
 		c.Invocations[id] = &Invocation{Status: "Pending"}
 	}
