@@ -8,13 +8,12 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/spf13/pflag"
 	"io"
-	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
-	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
@@ -22,14 +21,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/aws-sdk-go-v2/service/ssm"
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/internal/document"
-	"github.com/storecrypt/storecrypt/internal/outcome"
 )
 
 // ---- put-secret
@@ -268,183 +263,6 @@ func describeOne(ctx context.Context, c EC2, id string) (ec2types.Instance, erro
 		}
 	}
 	return ec2types.Instance{}, fmt.Errorf("no instance %s", id)
-}
-
-// ---- rerun
-
-type paramList map[string][]string
-
-// String is empty when no parameter is overridden, so --help shows no default.
-func (p paramList) String() string {
-	var kv []string
-	for k, v := range p {
-		kv = append(kv, k+"="+strings.Join(v, ","))
-	}
-	slices.Sort(kv)
-	return strings.Join(kv, " ")
-}
-
-func (p paramList) Type() string { return "Name=Value" }
-
-func (p paramList) Set(s string) error {
-	k, v, ok := strings.Cut(s, "=")
-	if !ok {
-		return fmt.Errorf("want Name=Value")
-	}
-	if k == document.ArchitectureParameter {
-		if !slices.Contains(document.Architectures, v) {
-			return fmt.Errorf("%s is one of %s", k, strings.Join(document.Architectures, ", "))
-		}
-		p[k] = []string{v}
-		return nil
-	}
-	for _, d := range contract.DocumentParameters {
-		if d.Name == k {
-			p[k] = []string{v}
-			return nil
-		}
-	}
-	return fmt.Errorf("unknown parameter %q", k)
-}
-
-// RerunResult is how a rerun ended on one instance.
-type RerunResult struct {
-	Instance  string `json:"instance"`
-	CommandID string `json:"command_id"`
-	// Status is SSM's: Success, Failed, TimedOut, Cancelled, ...
-	Status string `json:"status"`
-	// Result is the agent's, from the report it printed; empty when it printed none.
-	Result   string `json:"result,omitempty"`
-	ExitCode int32  `json:"exit_code"`
-}
-
-func rerunResult(instance, commandID string, status ssmtypes.CommandInvocationStatus, code int32, rep *contract.Report) RerunResult {
-	r := RerunResult{Instance: instance, CommandID: commandID, Status: string(status), ExitCode: code}
-	if rep != nil {
-		r.Result = rep.Result
-	}
-	return r
-}
-
-func (r RerunResult) fields() []string {
-	return []string{r.Instance, r.CommandID, r.Status, r.Result, strconv.Itoa(int(r.ExitCode))}
-}
-
-// terminal are SSM's final invocation statuses.
-var terminal = map[ssmtypes.CommandInvocationStatus]bool{
-	ssmtypes.CommandInvocationStatusSuccess: true, ssmtypes.CommandInvocationStatusFailed: true,
-	ssmtypes.CommandInvocationStatusTimedOut: true, ssmtypes.CommandInvocationStatusCancelled: true,
-}
-
-func rerunFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
-	instance := fs.String("instance", "", "instance id")
-	doc := fs.String("document", contract.DocumentName, "the storecrypt document's name")
-	timeout := fs.Duration("timeout", 30*time.Minute, "how long to wait for the result")
-	params := paramList{}
-	fs.Var(params, "param", "override a document parameter, Name=Value (repeatable)")
-	return func(ctx context.Context, e *env) error {
-		if *instance == "" {
-			return usageErr("--instance is required")
-		}
-		// The default version by number, so the invocation records which version ran and
-		// the result function can check that version's content.
-		desc, err := e.SSM.DescribeDocument(ctx, &ssm.DescribeDocumentInput{Name: aws.String(*doc)})
-		if err != nil {
-			return fmt.Errorf("reading document %s: %w", *doc, err)
-		}
-		version := aws.ToString(desc.Document.DefaultVersion)
-		if _, ok := params[document.ArchitectureParameter]; !ok {
-			// The document downloads the agent of the architecture it is given.
-			inst, err := describeOne(ctx, e.EC2, *instance)
-			if err != nil {
-				return err
-			}
-			arch, ok := document.ArchFromEC2(string(inst.Architecture))
-			if !ok {
-				return fmt.Errorf("%s is %s: storecrypt has no agent for that architecture", *instance, inst.Architecture)
-			}
-			params[document.ArchitectureParameter] = []string{arch}
-		}
-		sent, err := e.SSM.SendCommand(ctx, &ssm.SendCommandInput{
-			DocumentName: aws.String(*doc), DocumentVersion: aws.String(version), InstanceIds: []string{*instance}, Parameters: params,
-			Comment: aws.String("storecrypt rerun"),
-		})
-		if err != nil {
-			return fmt.Errorf("sending %s to %s: %w", *doc, *instance, err)
-		}
-		id := aws.ToString(sent.Command.CommandId)
-		fmt.Fprintf(e.errOut, "storecrypt: command %s (%s version %s) sent to %s; waiting (up to %s)\n", id, *doc, version, *instance, *timeout)
-		inv, err := e.wait(ctx, id, *instance, *timeout)
-		if err != nil {
-			return err
-		}
-		rep := outcome.ParseReport(aws.ToString(inv.StandardOutputContent))
-		switch {
-		case e.output == "text":
-			err = writeText(e.out, [][]string{rerunResult(*instance, id, inv.Status, inv.ResponseCode, rep).fields()})
-		case rep != nil && e.output == "json":
-			err = writeJSON(e.out, rep)
-		case rep != nil:
-			printReport(e.out, rep)
-		default:
-			fmt.Fprint(e.out, aws.ToString(inv.StandardOutputContent))
-		}
-		if err != nil {
-			return err
-		}
-		if inv.Status != ssmtypes.CommandInvocationStatusSuccess {
-			return &codeError{code: contract.CLIExitForAgent(contract.ExitCode(inv.ResponseCode)), err: fmt.Errorf("command %s on %s: %s (exit %d)", id, *instance, inv.Status, inv.ResponseCode)}
-		}
-		return nil
-	}
-}
-
-func (e *env) wait(ctx context.Context, commandID, instance string, timeout time.Duration) (*ssm.GetCommandInvocationOutput, error) {
-	deadline := time.Now().Add(timeout)
-	last := ssmtypes.CommandInvocationStatus("")
-	for {
-		inv, err := e.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(commandID), InstanceId: aws.String(instance), PluginName: aws.String(contract.DocumentRunStep)})
-		var notYet *ssmtypes.InvocationDoesNotExist
-		switch {
-		case errors.As(err, &notYet):
-			// SSM takes a moment to register the invocation after SendCommand.
-		case err != nil:
-			return nil, fmt.Errorf("reading command %s: %w", commandID, err)
-		case terminal[inv.Status]:
-			return inv, nil
-		case inv.Status != last:
-			fmt.Fprintf(e.errOut, "storecrypt: %s\n", inv.Status)
-			last = inv.Status
-		}
-		if time.Now().After(deadline) {
-			return nil, fmt.Errorf("command %s on %s did not finish within %s", commandID, instance, timeout)
-		}
-		select {
-		case <-ctx.Done():
-			return nil, ctx.Err()
-		case <-time.After(e.poll):
-		}
-	}
-}
-
-func printReport(w io.Writer, r *contract.Report) {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "RESULT\t%s (exit %d)\n", r.Result, r.ExitCode)
-	if r.Error != "" {
-		fmt.Fprintf(tw, "ERROR\t%s\n", r.Error)
-	}
-	if l := r.Layout; l != nil {
-		fmt.Fprintf(tw, "VOLUME\t%s %s, %s %d-bit, %d-byte sectors\n", l.Volume, l.RAID, l.Cipher, l.KeySizeBits, l.SectorSize)
-		fmt.Fprintf(tw, "KEY\t%s %s\n", l.KeySource, l.KeyID)
-		fmt.Fprintf(tw, "MOUNT\t%s on %s (mounted %t)\n", l.Filesystem, l.MountPoint, l.Mounted)
-		if l.ProvisionedBy != "" {
-			fmt.Fprintf(tw, "MADE BY\t%s\n", l.ProvisionedBy)
-		}
-	}
-	for _, s := range r.Steps {
-		fmt.Fprintf(tw, "  %s\t%s\t%.2fs\n", s.Name, s.Action, s.Seconds)
-	}
-	tw.Flush()
 }
 
 // ---- status and report

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"runtime"
 	"runtime/debug"
 	"slices"
@@ -38,6 +39,7 @@ type SSM interface {
 	DescribeDocument(ctx context.Context, in *ssm.DescribeDocumentInput, optFns ...func(*ssm.Options)) (*ssm.DescribeDocumentOutput, error)
 	SendCommand(ctx context.Context, in *ssm.SendCommandInput, optFns ...func(*ssm.Options)) (*ssm.SendCommandOutput, error)
 	GetCommandInvocation(ctx context.Context, in *ssm.GetCommandInvocationInput, optFns ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error)
+	ListCommandInvocations(ctx context.Context, in *ssm.ListCommandInvocationsInput, optFns ...func(*ssm.Options)) (*ssm.ListCommandInvocationsOutput, error)
 }
 
 // KMS is the part of the KMS client the CLI uses (and the binding check's).
@@ -99,6 +101,8 @@ type env struct {
 	stack       string // --stack
 	stdin       io.Reader
 	poll        time.Duration
+	// live says errOut is a terminal, where progress may rewrite its line.
+	live bool
 }
 
 func (e *env) now() time.Time {
@@ -121,7 +125,7 @@ type command struct {
 var commands = []command{
 	{name: "put-secret", summary: "encrypt a passphrase (stdin or --generate) with KMS and store the raw ciphertext in S3 for the s3-kms key source", aws: true, flags: putSecretFlags},
 	{name: "verify", summary: "check that an instance's (or a role's) binding to the key lets the agent work; print the verdict and the fix", aws: true, flags: verifyFlags},
-	{name: "rerun", summary: "run the storecrypt document on an instance again, wait, and show the agent's result", aws: true, flags: rerunFlags},
+	{name: "rerun", summary: "run the storecrypt document again on one instance (--instance: its agent's report) or many (--instances, --targets: a line each and a summary), and wait", aws: true, flags: rerunFlags},
 	{name: "status", summary: "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", aws: true, flags: statusFlags},
 	{name: "report", summary: "evidence for an auditor from the ledger, for a period (--since, --until): coverage overall, per role and per type, time to encrypted, every exception and every launch with its evidence",
 		outputs: []string{"csv", "html"}, aws: true, flags: reportFlags},
@@ -172,7 +176,7 @@ func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, ne
 		if !slices.Contains(outputs, g.output) {
 			return usageErr(fmt.Sprintf("--output %q: want one of %s", g.output, strings.Join(outputs, ", ")))
 		}
-		e := &env{out: stdout, errOut: stderr, output: g.output, stack: g.stack, stdin: stdin, poll: 2 * time.Second}
+		e := &env{out: stdout, errOut: stderr, output: g.output, stack: g.stack, stdin: stdin, poll: 2 * time.Second, live: isTerminal(stderr)}
 		if c.aws {
 			clients, err := newClients(cmd.Context(), g.region, g.profile)
 			if err != nil {
@@ -186,6 +190,16 @@ func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, ne
 		return nil
 	}
 	return cc
+}
+
+// isTerminal says whether w is a terminal (a character device), not a file or a pipe.
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 
 func noArgs(_ *cobra.Command, args []string) error {

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"maps"
 	"regexp"
 	"slices"
 	"strings"
@@ -217,21 +219,31 @@ func TestVerify(t *testing.T) {
 }
 
 // agents answers each command on each of its instances the way the agent would: in
-// progress, then ok; a command with Wipe=true fails with key-unavailable.
-func agents(t *testing.T, w *fakeaws.World) {
+// progress, then ok; a command with Wipe=true fails with key-unavailable, and so does an
+// instance that ends maps to key-unavailable; one it maps to "silent" never ends.
+func agents(t *testing.T, w *fakeaws.World, ends map[string]string) {
 	t.Helper()
 	w.OnCommand = func(cmd *fakeaws.Command) {
-		time.Sleep(20 * time.Millisecond)
-		if err := w.SetInvocation(cmd.ID, cmd.InstanceIDs[0], fakeaws.Invocation{Status: "InProgress"}); err != nil {
-			t.Error(err)
-		}
-		time.Sleep(20 * time.Millisecond)
-		inv := fakeaws.Invocation{Status: "Success", Stdout: agentOutput(cmd.InstanceIDs[0], "ok")}
-		if wipe := cmd.Parameters["Wipe"]; len(wipe) == 1 && wipe[0] == "true" {
-			inv = fakeaws.Invocation{Status: "Failed", ResponseCode: 4, Stdout: agentOutput(cmd.InstanceIDs[0], "key-unavailable")}
-		}
-		if err := w.SetInvocation(cmd.ID, cmd.InstanceIDs[0], inv); err != nil {
-			t.Error(err)
+		for _, id := range cmd.InstanceIDs {
+			time.Sleep(20 * time.Millisecond)
+			if err := w.SetInvocation(cmd.ID, id, fakeaws.Invocation{Status: "InProgress"}); err != nil {
+				t.Error(err)
+			}
+			end := ends[id]
+			if wipe := cmd.Parameters["Wipe"]; len(wipe) == 1 && wipe[0] == "true" {
+				end = "key-unavailable"
+			}
+			inv := fakeaws.Invocation{Status: "Success", Stdout: agentOutput(id, "ok")}
+			switch end {
+			case "silent":
+				continue
+			case "key-unavailable":
+				inv = fakeaws.Invocation{Status: "Failed", ResponseCode: int32(contract.ExitKeyUnavailable), Stdout: agentOutput(id, end)}
+			}
+			time.Sleep(20 * time.Millisecond)
+			if err := w.SetInvocation(cmd.ID, id, inv); err != nil {
+				t.Error(err)
+			}
 		}
 	}
 }
@@ -244,7 +256,7 @@ func TestRerunOutputs(t *testing.T) {
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			w, _ := fleet(t)
-			agents(t, w)
+			agents(t, w, nil)
 			code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--instance", "i-00000000000000001", "--output", tc.output)
 			if code != 0 {
 				t.Fatalf("exit %d: %s", code, errOut)
@@ -256,7 +268,7 @@ func TestRerunOutputs(t *testing.T) {
 
 func TestRerun(t *testing.T) {
 	w, _ := fleet(t)
-	agents(t, w)
+	agents(t, w, nil)
 	c := worldClients(w, nil)
 	code, out, errOut := run(t, c, "", "rerun", "--instance", "i-00000000000000001")
 	if code != 0 || !strings.Contains(out, "ok (exit 0)") || !strings.Contains(out, "MADE BY  ssm-command") || !strings.Contains(errOut, "waiting") {
@@ -452,5 +464,142 @@ func TestVersion(t *testing.T) {
 	if code := opcli.Main(context.Background(), []string{"version", "--output", "json"}, strings.NewReader(""), &out, &errOut, noAWS); code != 0 ||
 		json.Unmarshal(out.Bytes(), &v) != nil || v.Version == "" || !strings.HasPrefix(v.Go, "go") {
 		t.Errorf("exit %d, %q", code, out.String())
+	}
+}
+
+// batch is the fleet with three more instances tagged team=batch: two x86_64, one of them
+// failing with key-unavailable, and a Graviton one; and a stack that names the agents'
+// log group.
+func batch(t *testing.T) *fakeaws.World {
+	t.Helper()
+	w, _ := fleet(t)
+	for id, typ := range map[string]string{"i-00000000000000011": "i4i.large", "i-00000000000000012": "im4gn.large", "i-00000000000000013": "i4i.large"} {
+		w.AddInstance(id, typ, fakeaws.Profile(fakeaws.KeyUser), map[string]string{"team": "batch"}, launched)
+	}
+	w.With(func() { w.Stacks[contract.StackName].Outputs[contract.OutputAgentLogGroup] = "/storecrypt/agents" })
+	agents(t, w, map[string]string{"i-00000000000000013": "key-unavailable"})
+	return w
+}
+
+// sent are the commands the world received after the first n.
+func sent(w *fakeaws.World, n int) []fakeaws.Command {
+	var out []fakeaws.Command
+	w.With(func() {
+		for _, c := range w.Commands[n:] {
+			out = append(out, *c)
+		}
+	})
+	return out
+}
+
+// TestRerunFleetOutputs: a rerun of many instances prints a line per instance and the
+// count of each result, in each format, and exits 11 when any instance failed.
+func TestRerunFleetOutputs(t *testing.T) {
+	for _, tc := range []struct{ golden, output string }{
+		{"rerun-many.txt", "table"}, {"rerun-many.json", "json"}, {"rerun-many-text.txt", "text"},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			w := batch(t)
+			code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch", "--output", tc.output)
+			if code != int(contract.CLIExitRerunFailed) || !strings.Contains(errOut, "storecrypt: 3/3 done, 2 ok, 1 failed, 0 pending\n") ||
+				!strings.HasSuffix(errOut, "storecrypt rerun: 1 of 3 instances did not succeed\n") {
+				t.Fatalf("exit %d, want %d:\n%s", code, contract.CLIExitRerunFailed, errOut)
+			}
+			golden.Check(t, tc.golden, []byte(out))
+		})
+	}
+}
+
+// TestRerunFleet: the commands a rerun of many instances sends: one per architecture and
+// at most 50 instances, the architecture's agent, the rate controls, the agents' log
+// group; and what it refuses before sending anything.
+func TestRerunFleet(t *testing.T) {
+	t.Run("by tag, defaults", func(t *testing.T) {
+		w := batch(t)
+		before := len(sent(w, 0))
+		run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch")
+		got := map[string][]string{}
+		for _, c := range sent(w, before) {
+			if c.MaxConcurrency != "50" || c.MaxErrors != "0" || c.LogGroup != "/storecrypt/agents" || c.DocumentVersion != "1" {
+				t.Errorf("command %s: MaxConcurrency %q, MaxErrors %q, log group %q, version %q; want 50, 0, /storecrypt/agents, 1", c.ID, c.MaxConcurrency, c.MaxErrors, c.LogGroup, c.DocumentVersion)
+			}
+			got[c.Parameters[document.ArchitectureParameter][0]] = c.InstanceIDs
+		}
+		want := map[string][]string{"amd64": {"i-00000000000000011", "i-00000000000000013"}, "arm64": {"i-00000000000000012"}}
+		if !maps.EqualFunc(got, want, slices.Equal) {
+			t.Errorf("sent %v, want %v", got, want)
+		}
+	})
+	t.Run("by id, rate controls, an older stack", func(t *testing.T) {
+		w := batch(t)
+		w.With(func() { delete(w.Stacks[contract.StackName].Outputs, contract.OutputAgentLogGroup) })
+		before := len(sent(w, 0))
+		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--instances", "i-00000000000000011,i-00000000000000012", "--instances", "i-00000000000000011",
+			"--max-concurrency", "10%", "--max-errors", "1")
+		if code != 0 || !strings.Contains(out, "ok      2") || strings.Count(errOut, "has no AgentLogGroupName output") != 1 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		cmds := sent(w, before)
+		if len(cmds) != 2 {
+			t.Fatalf("%d commands, want one per architecture", len(cmds))
+		}
+		for _, c := range cmds {
+			if c.MaxConcurrency != "10%" || c.MaxErrors != "1" || c.LogGroup != "" || len(c.InstanceIDs) != 1 {
+				t.Errorf("command %s: %q %q %q %v; want 10%%, 1, no log group, one instance", c.ID, c.MaxConcurrency, c.MaxErrors, c.LogGroup, c.InstanceIDs)
+			}
+		}
+	})
+	t.Run("123 instances", func(t *testing.T) {
+		w := batch(t)
+		for n := range 123 {
+			typ := "i4i.large"
+			if n >= 120 {
+				typ = "im4gn.large"
+			}
+			w.AddInstance(fmt.Sprintf("i-%017d", 1000+n), typ, fakeaws.Profile(fakeaws.KeyUser), map[string]string{"team": "big"}, launched)
+		}
+		before := len(sent(w, 0))
+		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=big", "--output", "text")
+		if code != 0 || !strings.HasSuffix(out, "SUMMARY\tok\t123\n") || strings.Count(out, "\n") != 124 {
+			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+		}
+		var sizes []string
+		for _, c := range sent(w, before) {
+			sizes = append(sizes, fmt.Sprintf("%s:%d", c.Parameters[document.ArchitectureParameter][0], len(c.InstanceIDs)))
+		}
+		if want := []string{"amd64:50", "amd64:50", "amd64:20", "arm64:3"}; !slices.Equal(sizes, want) {
+			t.Errorf("commands %v, want %v", sizes, want)
+		}
+	})
+	t.Run("timeout", func(t *testing.T) {
+		w := batch(t)
+		agents(t, w, map[string]string{"i-00000000000000012": "silent"})
+		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch", "--timeout", "1s", "--output", "text")
+		if code != int(contract.CLIExitRerunFailed) || !strings.Contains(out, "INSTANCES\ti-00000000000000012\tarm64\t") || !strings.Contains(out, "\tInProgress\tNone\t0\n") ||
+			!strings.Contains(out, "SUMMARY\tInProgress\t1\n") {
+			t.Errorf("exit %d\n%s\n%s", code, out, errOut)
+		}
+	})
+	c := worldClients(batch(t), nil)
+	for _, tc := range []struct {
+		args []string
+		code int
+		says string
+	}{
+		{[]string{"--instance", "i-00000000000000011", "--targets", "tag:team=batch"}, 2, "give one of --instance, --instances or --targets"},
+		{nil, 2, "give one of --instance, --instances or --targets"},
+		{[]string{"--targets", "team=batch"}, 2, `--targets "team=batch": want tag:Key=Value or tag-key=Key`},
+		{[]string{"--targets", "tag:=x"}, 2, "want tag:Key=Value"},
+		{[]string{"--targets", "tag:team=batch", "--max-concurrency", "0"}, 2, `--max-concurrency "0": want a number from 1 or a percentage from 1% to 100%`},
+		{[]string{"--targets", "tag:team=batch", "--max-concurrency", "12345678"}, 2, "--max-concurrency"},
+		{[]string{"--targets", "tag:team=batch", "--max-errors", "101%"}, 2, `--max-errors "101%": want a number from 0 or a percentage from 0% to 100%`},
+		{[]string{"--targets", "tag:team=nobody"}, 1, "no running instance matches --targets tag:team=nobody"},
+		{[]string{"--targets", "tag-key=nothing"}, 1, "no running instance matches"},
+		{[]string{"--instances", "i-00000000000000011,i-0ffffffffffffffff"}, 1, "not running, or no such instance: i-0ffffffffffffffff"},
+	} {
+		code, _, errOut := run(t, c, "", append([]string{"rerun"}, tc.args...)...)
+		if code != tc.code || !strings.Contains(errOut, tc.says) {
+			t.Errorf("%v: exit %d, stderr %q; want %d saying %q", tc.args, code, errOut, tc.code, tc.says)
+		}
 	}
 }

@@ -1,0 +1,616 @@
+package opcli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"maps"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
+	"github.com/spf13/pflag"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
+	"github.com/storecrypt/storecrypt/internal/outcome"
+)
+
+type paramList map[string][]string
+
+// String is empty when no parameter is overridden, so --help shows no default.
+func (p paramList) String() string {
+	var kv []string
+	for k, v := range p {
+		kv = append(kv, k+"="+strings.Join(v, ","))
+	}
+	slices.Sort(kv)
+	return strings.Join(kv, " ")
+}
+
+func (p paramList) Type() string { return "Name=Value" }
+
+func (p paramList) Set(s string) error {
+	k, v, ok := strings.Cut(s, "=")
+	if !ok {
+		return fmt.Errorf("want Name=Value")
+	}
+	if k == document.ArchitectureParameter {
+		if !slices.Contains(document.Architectures, v) {
+			return fmt.Errorf("%s is one of %s", k, strings.Join(document.Architectures, ", "))
+		}
+		p[k] = []string{v}
+		return nil
+	}
+	for _, d := range contract.DocumentParameters {
+		if d.Name == k {
+			p[k] = []string{v}
+			return nil
+		}
+	}
+	return fmt.Errorf("unknown parameter %q", k)
+}
+
+// terminal are SSM's final invocation statuses.
+var terminal = map[ssmtypes.CommandInvocationStatus]bool{
+	ssmtypes.CommandInvocationStatusSuccess: true, ssmtypes.CommandInvocationStatusFailed: true,
+	ssmtypes.CommandInvocationStatusTimedOut: true, ssmtypes.CommandInvocationStatusCancelled: true,
+}
+
+// SendCommand's rate controls, as its API reference constrains them (Length 1 to 7 and
+// these patterns): checked here so a mistake is a usage error before anything is sent.
+var (
+	maxConcurrencyPattern = regexp.MustCompile(`^([1-9][0-9]*|[1-9][0-9]%|[1-9]%|100%)$`)
+	maxErrorsPattern      = regexp.MustCompile(`^([1-9][0-9]*|[0]|[1-9][0-9]%|[0-9]%|100%)$`)
+)
+
+// maxInstanceIDs is how many instance ids SendCommand takes ("you can specify up to 50
+// IDs").
+const maxInstanceIDs = 50
+
+// rerunFlags: one instance (--instance) waits for it and shows its agent's whole report;
+// many (--instances, --targets) are sent one command per architecture and 50 instances,
+// and get a line each and a summary.
+func rerunFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
+	instance := fs.String("instance", "", "one instance: wait for it and show its agent's report")
+	instances := fs.StringSlice("instances", nil, "instances, comma-separated or repeated: a line each and a summary")
+	targets := fs.StringArray("targets", nil, "the running instances with a tag: tag:Key=Value[,Value...] or tag-key=Key (repeated: all must match)")
+	doc := fs.String("document", "", "the storecrypt document's name (default: the stack's DocumentName output)")
+	timeout := fs.Duration("timeout", 30*time.Minute, "how long to wait for the results")
+	maxConcurrency := fs.String("max-concurrency", "50", "instances each command runs on at once: a number or a percentage (SSM's MaxConcurrency, per command of up to 50 instances)")
+	maxErrors := fs.String("max-errors", "0", "failures after which a command reaches no more instances: a number or a percentage (SSM's MaxErrors, per command of up to 50 instances)")
+	params := paramList{}
+	fs.Var(params, "param", "override a document parameter, Name=Value (repeatable)")
+	return func(ctx context.Context, e *env) error {
+		given := 0
+		for _, set := range []bool{*instance != "", len(*instances) > 0, len(*targets) > 0} {
+			if set {
+				given++
+			}
+		}
+		if given != 1 {
+			return usageErr("give one of --instance, --instances or --targets")
+		}
+		filters, err := targetFilters(*targets)
+		if err != nil {
+			return err
+		}
+		if len(*maxConcurrency) > 7 || !maxConcurrencyPattern.MatchString(*maxConcurrency) {
+			return usageErr(fmt.Sprintf("--max-concurrency %q: want a number from 1 or a percentage from 1%% to 100%% (%s)", *maxConcurrency, maxConcurrencyPattern))
+		}
+		if len(*maxErrors) > 7 || !maxErrorsPattern.MatchString(*maxErrors) {
+			return usageErr(fmt.Sprintf("--max-errors %q: want a number from 0 or a percentage from 0%% to 100%% (%s)", *maxErrors, maxErrorsPattern))
+		}
+		plan, err := planRerun(ctx, e, *doc, params, *maxConcurrency, *maxErrors)
+		if err != nil {
+			return err
+		}
+		if *instance != "" {
+			return plan.one(ctx, e, *instance, *timeout)
+		}
+		var found []ec2types.Instance
+		if len(filters) > 0 {
+			found, err = runningInstances(ctx, e.EC2, filters)
+			if err == nil && len(found) == 0 {
+				err = fmt.Errorf("no running instance matches --targets %s", strings.Join(*targets, " "))
+			}
+		} else {
+			found, err = runningByID(ctx, e.EC2, *instances)
+		}
+		if err != nil {
+			return err
+		}
+		return plan.many(ctx, e, found, *timeout)
+	}
+}
+
+// targetFilters turns --targets into DescribeInstances filters.
+func targetFilters(targets []string) ([]ec2types.Filter, error) {
+	var out []ec2types.Filter
+	for _, t := range targets {
+		switch key, value, _ := strings.Cut(t, "="); {
+		case strings.HasPrefix(key, "tag:") && len(key) > len("tag:") && value != "":
+			out = append(out, ec2types.Filter{Name: aws.String(key), Values: strings.Split(value, ",")})
+		case key == "tag-key" && value != "":
+			out = append(out, ec2types.Filter{Name: aws.String(key), Values: []string{value}})
+		default:
+			return nil, usageErr(fmt.Sprintf("--targets %q: want tag:Key=Value or tag-key=Key", t))
+		}
+	}
+	return out, nil
+}
+
+// rerunPlan is what every command of a rerun is sent with.
+type rerunPlan struct {
+	document, version         string
+	params                    paramList
+	logGroup                  string
+	maxConcurrency, maxErrors string
+}
+
+func planRerun(ctx context.Context, e *env, doc string, params paramList, maxConcurrency, maxErrors string) (rerunPlan, error) {
+	sc, err := readStack(ctx, e.CloudFormation, e.stack)
+	if err != nil {
+		return rerunPlan{}, err
+	}
+	if doc == "" {
+		doc = sc.DocumentName
+	}
+	// The default version by number, so the invocation records which version ran and
+	// the result function can check that version's content.
+	desc, err := e.SSM.DescribeDocument(ctx, &ssm.DescribeDocumentInput{Name: aws.String(doc)})
+	if err != nil {
+		return rerunPlan{}, fmt.Errorf("reading document %s: %w", doc, err)
+	}
+	if sc.AgentLogGroup == "" {
+		fmt.Fprintf(e.errOut, "storecrypt: stack %s has no %s output (deployed before it): the agents' output stays in Systems Manager, not in their log group\n",
+			e.stack, contract.OutputAgentLogGroup)
+	}
+	return rerunPlan{document: doc, version: aws.ToString(desc.Document.DefaultVersion), params: params, logGroup: sc.AgentLogGroup,
+		maxConcurrency: maxConcurrency, maxErrors: maxErrors}, nil
+}
+
+// input is the SendCommand request for ids, which all have the architecture arch.
+func (p rerunPlan) input(arch string, ids []string) *ssm.SendCommandInput {
+	params := maps.Clone(p.params)
+	params[document.ArchitectureParameter] = []string{arch}
+	in := &ssm.SendCommandInput{
+		DocumentName: aws.String(p.document), DocumentVersion: aws.String(p.version), InstanceIds: ids, Parameters: params,
+		Comment: aws.String("storecrypt rerun"), MaxConcurrency: aws.String(p.maxConcurrency), MaxErrors: aws.String(p.maxErrors),
+	}
+	if p.logGroup != "" {
+		// Where launch runs' output goes, so a rerun's is found next to them.
+		in.CloudWatchOutputConfig = &ssmtypes.CloudWatchOutputConfig{CloudWatchOutputEnabled: true, CloudWatchLogGroupName: aws.String(p.logGroup)}
+	}
+	return in
+}
+
+// arch is the document's Architecture value for an instance: the one --param gives, or
+// the instance's own, since the document downloads the agent of the architecture it is
+// given.
+func (p rerunPlan) arch(i ec2types.Instance) (string, error) {
+	if given, ok := p.params[document.ArchitectureParameter]; ok {
+		return given[0], nil
+	}
+	arch, ok := document.ArchFromEC2(string(i.Architecture))
+	if !ok {
+		return "", fmt.Errorf("%s is %s: storecrypt has no agent for that architecture", aws.ToString(i.InstanceId), i.Architecture)
+	}
+	return arch, nil
+}
+
+// one reruns the document on one instance and shows the agent's report.
+func (p rerunPlan) one(ctx context.Context, e *env, instance string, timeout time.Duration) error {
+	inst, err := describeOne(ctx, e.EC2, instance)
+	if err != nil {
+		return err
+	}
+	arch, err := p.arch(inst)
+	if err != nil {
+		return err
+	}
+	in := p.input(arch, []string{instance})
+	sent, err := e.SSM.SendCommand(ctx, in)
+	if err != nil {
+		return fmt.Errorf("sending %s to %s: %w", p.document, instance, err)
+	}
+	id := aws.ToString(sent.Command.CommandId)
+	fmt.Fprintf(e.errOut, "storecrypt: command %s (%s version %s) sent to %s; waiting (up to %s)\n", id, p.document, p.version, instance, timeout)
+	inv, err := e.wait(ctx, id, instance, timeout)
+	if err != nil {
+		return err
+	}
+	rep := outcome.ParseReport(aws.ToString(inv.StandardOutputContent))
+	switch {
+	case e.output == "text":
+		err = writeText(e.out, [][]string{rerunResult(instance, arch, id, inv.Status, inv.ResponseCode, rep).fields()})
+	case rep != nil && e.output == "json":
+		err = writeJSON(e.out, rep)
+	case rep != nil:
+		printReport(e.out, rep)
+	default:
+		fmt.Fprint(e.out, aws.ToString(inv.StandardOutputContent))
+	}
+	if err != nil {
+		return err
+	}
+	if inv.Status != ssmtypes.CommandInvocationStatusSuccess {
+		return &codeError{code: contract.CLIExitForAgent(contract.ExitCode(inv.ResponseCode)), err: fmt.Errorf("command %s on %s: %s (exit %d)", id, instance, inv.Status, inv.ResponseCode)}
+	}
+	return nil
+}
+
+func (e *env) wait(ctx context.Context, commandID, instance string, timeout time.Duration) (*ssm.GetCommandInvocationOutput, error) {
+	deadline := time.Now().Add(timeout)
+	last := ssmtypes.CommandInvocationStatus("")
+	for {
+		inv, err := e.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(commandID), InstanceId: aws.String(instance), PluginName: aws.String(contract.DocumentRunStep)})
+		var notYet *ssmtypes.InvocationDoesNotExist
+		switch {
+		case errors.As(err, &notYet):
+			// SSM takes a moment to register the invocation after SendCommand.
+		case err != nil:
+			return nil, fmt.Errorf("reading command %s: %w", commandID, err)
+		case terminal[inv.Status]:
+			return inv, nil
+		case inv.Status != last:
+			fmt.Fprintf(e.errOut, "storecrypt: %s\n", inv.Status)
+			last = inv.Status
+		}
+		if time.Now().After(deadline) {
+			return nil, fmt.Errorf("command %s on %s did not finish within %s", commandID, instance, timeout)
+		}
+		if err := e.sleep(ctx); err != nil {
+			return nil, err
+		}
+	}
+}
+
+func (e *env) sleep(ctx context.Context) error {
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(e.poll):
+		return nil
+	}
+}
+
+func printReport(w io.Writer, r *contract.Report) {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "RESULT\t%s (exit %d)\n", r.Result, r.ExitCode)
+	if r.Error != "" {
+		fmt.Fprintf(tw, "ERROR\t%s\n", r.Error)
+	}
+	if l := r.Layout; l != nil {
+		fmt.Fprintf(tw, "VOLUME\t%s %s, %s %d-bit, %d-byte sectors\n", l.Volume, l.RAID, l.Cipher, l.KeySizeBits, l.SectorSize)
+		fmt.Fprintf(tw, "KEY\t%s %s\n", l.KeySource, l.KeyID)
+		fmt.Fprintf(tw, "MOUNT\t%s on %s (mounted %t)\n", l.Filesystem, l.MountPoint, l.Mounted)
+		if l.ProvisionedBy != "" {
+			fmt.Fprintf(tw, "MADE BY\t%s\n", l.ProvisionedBy)
+		}
+	}
+	for _, s := range r.Steps {
+		fmt.Fprintf(tw, "  %s\t%s\t%.2fs\n", s.Name, s.Action, s.Seconds)
+	}
+	tw.Flush()
+}
+
+// ---- many instances
+
+// runningInstances are the running instances that match every filter.
+func runningInstances(ctx context.Context, c EC2, filters []ec2types.Filter) ([]ec2types.Instance, error) {
+	filters = append(slices.Clone(filters), ec2types.Filter{Name: aws.String("instance-state-name"), Values: []string{"running"}})
+	var out []ec2types.Instance
+	p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{Filters: filters})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("describing instances: %w", err)
+		}
+		for _, r := range page.Reservations {
+			out = append(out, r.Instances...)
+		}
+	}
+	return out, nil
+}
+
+// runningByID describes the instances named, which must all be running. By filter, not
+// InstanceIds, so that one unknown id is named among the rest rather than failing the
+// call; 100 a call stays under DescribeInstances' 200 filter values.
+func runningByID(ctx context.Context, c EC2, ids []string) ([]ec2types.Instance, error) {
+	slices.Sort(ids)
+	ids = slices.Compact(ids) // SSM refuses a command that names an instance twice
+	var out []ec2types.Instance
+	for chunk := range slices.Chunk(ids, 100) {
+		found, err := runningInstances(ctx, c, []ec2types.Filter{{Name: aws.String("instance-id"), Values: chunk}})
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, found...)
+	}
+	var missing []string
+	for _, id := range ids {
+		if !slices.ContainsFunc(out, func(i ec2types.Instance) bool { return aws.ToString(i.InstanceId) == id }) {
+			missing = append(missing, id)
+		}
+	}
+	if len(missing) > 0 {
+		return nil, fmt.Errorf("not running, or no such instance: %s", strings.Join(missing, ", "))
+	}
+	return out, nil
+}
+
+// RerunResult is how a rerun ended on one instance.
+type RerunResult struct {
+	Instance     string `json:"instance"`
+	Architecture string `json:"architecture"`
+	CommandID    string `json:"command_id"`
+	// Status is SSM's: Success, Failed, TimedOut, Cancelled; Pending or InProgress when
+	// --timeout came first.
+	Status string `json:"status"`
+	// Result is the agent's, from the report it printed; empty when it printed none.
+	Result   string `json:"result,omitempty"`
+	ExitCode int32  `json:"exit_code"`
+}
+
+func rerunResult(instance, arch, commandID string, status ssmtypes.CommandInvocationStatus, code int32, rep *contract.Report) RerunResult {
+	r := RerunResult{Instance: instance, Architecture: arch, CommandID: commandID, Status: string(status), ExitCode: code}
+	if rep != nil {
+		r.Result = rep.Result
+	}
+	return r
+}
+
+func (r RerunResult) fields() []string {
+	return []string{r.Instance, r.Architecture, r.CommandID, r.Status, r.Result, strconv.Itoa(int(r.ExitCode))}
+}
+
+// outcome is what the summary counts the instance under: the agent's result, or SSM's
+// status where the agent said nothing.
+func (r RerunResult) outcome() string {
+	if r.Result != "" {
+		return r.Result
+	}
+	return r.Status
+}
+
+// RerunSummary is a rerun of many instances.
+type RerunSummary struct {
+	Instances []RerunResult `json:"instances"`
+	// Summary counts the instances by result (by SSM's status where the agent printed no
+	// report).
+	Summary map[string]int `json:"summary"`
+}
+
+// sentCommand is one SendCommand of a rerun and where it stands on each instance.
+type sentCommand struct {
+	id      string
+	results []*RerunResult
+}
+
+func (s sentCommand) done() bool {
+	return !slices.ContainsFunc(s.results, func(r *RerunResult) bool { return !terminal[ssmtypes.CommandInvocationStatus(r.Status)] })
+}
+
+// many reruns the document on every instance: one command per architecture and 50
+// instances, then waits for them all.
+func (p rerunPlan) many(ctx context.Context, e *env, instances []ec2types.Instance, timeout time.Duration) error {
+	byArch := map[string][]string{}
+	for _, i := range instances {
+		arch, err := p.arch(i)
+		if err != nil {
+			return err
+		}
+		byArch[arch] = append(byArch[arch], aws.ToString(i.InstanceId))
+	}
+	var sent []sentCommand
+	for _, arch := range slices.Sorted(maps.Keys(byArch)) {
+		ids := byArch[arch]
+		slices.Sort(ids)
+		for chunk := range slices.Chunk(ids, maxInstanceIDs) {
+			out, err := e.SSM.SendCommand(ctx, p.input(arch, chunk))
+			if err != nil && len(sent) > 0 {
+				return fmt.Errorf("sending %s to %s, after commands %s were sent: %w", p.document, strings.Join(chunk, ", "), commandIDs(sent), err)
+			}
+			if err != nil {
+				return fmt.Errorf("sending %s to %s: %w", p.document, strings.Join(chunk, ", "), err)
+			}
+			s := sentCommand{id: aws.ToString(out.Command.CommandId)}
+			for _, id := range chunk {
+				s.results = append(s.results, &RerunResult{Instance: id, Architecture: arch, CommandID: s.id, Status: string(ssmtypes.CommandInvocationStatusPending)})
+			}
+			sent = append(sent, s)
+		}
+	}
+	fmt.Fprintf(e.errOut, "storecrypt: %s version %s sent to %d instances (%s); waiting (up to %s)\n", p.document, p.version, len(instances), commandIDs(sent), timeout)
+	if err := e.waitAll(ctx, sent, len(instances), timeout); err != nil {
+		return err
+	}
+	sum := RerunSummary{Summary: map[string]int{}}
+	failed := 0
+	for _, s := range sent {
+		for _, r := range s.results {
+			sum.Instances = append(sum.Instances, *r)
+			sum.Summary[r.outcome()]++
+			if r.Status != string(ssmtypes.CommandInvocationStatusSuccess) {
+				failed++
+			}
+		}
+	}
+	slices.SortFunc(sum.Instances, func(a, b RerunResult) int { return strings.Compare(a.Instance, b.Instance) })
+	if err := printSummary(e, sum); err != nil {
+		return err
+	}
+	if failed > 0 {
+		return &codeError{code: contract.CLIExitRerunFailed, err: fmt.Errorf("%d of %d instances did not succeed", failed, len(instances))}
+	}
+	return nil
+}
+
+func commandIDs(sent []sentCommand) string {
+	ids := make([]string, len(sent))
+	for n, s := range sent {
+		ids[n] = s.id
+	}
+	return strings.Join(ids, ", ")
+}
+
+// waitAll polls each command that has instances still running with
+// ListCommandInvocations, 50 invocations a call, and reads an instance's agent result
+// with GetCommandInvocation once, when it ends: for n instances that is n/50 calls a poll
+// and n in all, where GetCommandInvocation alone would be n a poll. --timeout is no
+// error: what has not ended by then is reported as it stands.
+func (e *env) waitAll(ctx context.Context, sent []sentCommand, total int, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	prog := &progress{w: e.errOut, live: e.live}
+	defer prog.end()
+	for {
+		for _, s := range sent {
+			if s.done() {
+				continue
+			}
+			if err := e.poll1(ctx, s); err != nil {
+				return err
+			}
+		}
+		n := counts{total: total}
+		for _, s := range sent {
+			for _, r := range s.results {
+				n.add(r.Status)
+			}
+		}
+		prog.show(n.String())
+		if n.done == total || time.Now().After(deadline) {
+			return nil
+		}
+		if err := e.sleep(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// poll1 brings the results of one command up to date.
+func (e *env) poll1(ctx context.Context, s sentCommand) error {
+	byID := map[string]*RerunResult{}
+	for _, r := range s.results {
+		byID[r.Instance] = r
+	}
+	p := ssm.NewListCommandInvocationsPaginator(e.SSM, &ssm.ListCommandInvocationsInput{CommandId: aws.String(s.id), MaxResults: aws.Int32(50)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("listing the invocations of command %s: %w", s.id, err)
+		}
+		for _, inv := range page.CommandInvocations {
+			r := byID[aws.ToString(inv.InstanceId)]
+			if r == nil || terminal[ssmtypes.CommandInvocationStatus(r.Status)] {
+				continue
+			}
+			if !terminal[inv.Status] {
+				r.Status = string(inv.Status)
+				continue
+			}
+			out, err := e.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(s.id), InstanceId: inv.InstanceId, PluginName: aws.String(contract.DocumentRunStep)})
+			if err != nil {
+				return fmt.Errorf("reading command %s on %s: %w", s.id, r.Instance, err)
+			}
+			*r = rerunResult(r.Instance, r.Architecture, s.id, inv.Status, out.ResponseCode, outcome.ParseReport(aws.ToString(out.StandardOutputContent)))
+		}
+	}
+	return nil
+}
+
+// counts are how far a rerun of many instances is.
+type counts struct{ total, done, ok, failed int }
+
+func (c *counts) add(status string) {
+	s := ssmtypes.CommandInvocationStatus(status)
+	if !terminal[s] {
+		return
+	}
+	c.done++
+	if s == ssmtypes.CommandInvocationStatusSuccess {
+		c.ok++
+	} else {
+		c.failed++
+	}
+}
+
+func (c counts) String() string {
+	return fmt.Sprintf("storecrypt: %d/%d done, %d ok, %d failed, %d pending", c.done, c.total, c.ok, c.failed, c.total-c.done)
+}
+
+// progress shows how far a rerun is on stderr. On a terminal it is one line, rewritten in
+// place; anywhere else (a CI log, a file) each change is a line of its own, since a
+// carriage return there is noise, and the same line again after a minute without one, so
+// a long wait does not look like a hang.
+type progress struct {
+	w    io.Writer
+	live bool
+	last string
+	at   time.Time
+}
+
+// heartbeat is how often progress repeats an unchanged line where it cannot rewrite it.
+const heartbeat = time.Minute
+
+func (p *progress) show(line string) {
+	if line == p.last && (p.live || time.Since(p.at) < heartbeat) {
+		return
+	}
+	p.last, p.at = line, time.Now()
+	if p.live {
+		fmt.Fprintf(p.w, "\r\033[K%s", line) // \033[K clears what a longer line left
+		return
+	}
+	fmt.Fprintln(p.w, line)
+}
+
+// end ends the live line, so that what follows starts on a line of its own.
+func (p *progress) end() {
+	if p.live && p.last != "" {
+		fmt.Fprintln(p.w)
+	}
+}
+
+func printSummary(e *env, sum RerunSummary) error {
+	outcomes := slices.Sorted(maps.Keys(sum.Summary))
+	switch e.output {
+	case "json":
+		return writeJSON(e.out, sum)
+	case "text":
+		// As the aws CLI writes nested lists: each row starts with its list's name.
+		var rows [][]string
+		for _, r := range sum.Instances {
+			rows = append(rows, append([]string{"INSTANCES"}, r.fields()...))
+		}
+		for _, o := range outcomes {
+			rows = append(rows, []string{"SUMMARY", o, strconv.Itoa(sum.Summary[o])})
+		}
+		return writeText(e.out, rows)
+	}
+	tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "INSTANCE\tARCH\tCOMMAND\tSTATUS\tRESULT\tEXIT")
+	for _, r := range sum.Instances {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\n", r.Instance, r.Architecture, r.CommandID, r.Status, orDash(r.Result), r.ExitCode)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintln(e.out)
+	tw = tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "RESULT\tINSTANCES")
+	for _, o := range outcomes {
+		fmt.Fprintf(tw, "%s\t%d\n", o, sum.Summary[o])
+	}
+	return tw.Flush()
+}
