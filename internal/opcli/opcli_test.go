@@ -17,6 +17,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
@@ -363,6 +364,26 @@ func TestPutSecret(t *testing.T) {
 	fresh, err := src.New(ctx, contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed/passphrase"}, keysource.Volume{})
 	if err != nil || string(fresh.Secret) != "a new passphrase" || fresh.Token.SecretVersion == key.Token.SecretVersion {
 		t.Errorf("a new volume gets %q (version %q), %v", fresh.Secret, fresh.Token.SecretVersion, err)
+	}
+}
+
+// TestPutSecretOutputs: what put-secret prints in each format, with the bucket, object
+// and key from the stack's outputs.
+func TestPutSecretOutputs(t *testing.T) {
+	for _, tc := range []struct{ golden, output string }{
+		{"put-secret.txt", "table"}, {"put-secret.json", "json"}, {"put-secret-text.txt", "text"},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			w, _ := fleet(t)
+			w.With(func() { w.Stacks[contract.StackName].Outputs[contract.OutputSecret] = "s3://secrets/seed/passphrase" })
+			c := worldClients(w, nil)
+			c.S3 = s3.NewFromConfig(w.Config())
+			code, out, errOut := run(t, c, "correct horse battery staple\n", "put-secret", "--output", tc.output)
+			if code != 0 || strings.Contains(out+errOut, "horse") {
+				t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
+			}
+			golden.Check(t, tc.golden, []byte(out))
+		})
 	}
 }
 
