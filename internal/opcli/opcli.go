@@ -1,6 +1,7 @@
 // Package opcli is `storecrypt`, the operator CLI: put-secret, verify, rerun, status and
-// report, with aws-cli habits (--region, --profile, --output, --help on every command,
-// progress on stderr). main only calls Main.
+// report, with the aws CLI's habits by way of cobra (--region, --profile, --output and
+// --stack anywhere on the line, --help on every command, completion, progress on stderr).
+// main only calls Main.
 package opcli
 
 import (
@@ -97,7 +98,7 @@ func (e *ranError) Unwrap() error { return e.err }
 type env struct {
 	Clients
 	out, errOut io.Writer
-	output      string // table, json (csv and html for report)
+	output      string // table, json, text (csv and html for report)
 	stack       string // --stack
 	stdin       io.Reader
 	poll        time.Duration
@@ -115,7 +116,7 @@ func (e *env) now() time.Time {
 // command is one subcommand: its flags, and the run they configure.
 type command struct {
 	name, summary string
-	// outputs are the --output formats it writes besides table and json.
+	// outputs are the --output formats it writes besides table, json and text.
 	outputs []string
 	// aws says it calls AWS, and so needs a region and credentials.
 	aws   bool
@@ -137,12 +138,14 @@ type globals struct {
 	region, profile, output, stack string
 }
 
-const rootLong = `storecrypt is the operator CLI for storecrypt: encryption of EC2 instance store under your KMS key.
+// rootLong is storecrypt's --help text; the exit codes are contract's.
+var rootLong = fmt.Sprintf(`storecrypt is the operator CLI for storecrypt: encryption of EC2 instance store under your KMS key.
 
 Credentials and region come from the usual AWS sources (environment, ~/.aws, SSO,
 instance role); --region and --profile override them.
-Exit status: 0 ok, 1 error, 2 usage, 10 verify found the binding broken, 11 rerun failed on
-some instance, 20+N a single-instance rerun whose agent exited N.`
+Exit status: %d ok, %d error, %d usage, %d verify found the binding broken, %d rerun failed on
+some instance, %d+N a single-instance rerun whose agent exited N.`,
+	contract.CLIExitOK, contract.CLIExitError, contract.CLIExitUsage, contract.CLIExitBlocked, contract.CLIExitRerunFailed, contract.CLIExitAgentBase)
 
 // newRoot builds the command tree. Help goes to stdout, errors to stderr.
 func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *cobra.Command {
