@@ -221,7 +221,8 @@ func TestVerify(t *testing.T) {
 
 // agents answers each command on each of its instances the way the agent would: in
 // progress, then ok; a command with Wipe=true fails with key-unavailable, and so does an
-// instance that ends maps to key-unavailable; one it maps to "silent" never ends.
+// instance that ends maps to key-unavailable; one it maps to "silent" never ends, and
+// one it maps to "terminated" is cancelled by the command's MaxErrors.
 func agents(t *testing.T, w *fakeaws.World, ends map[string]string) {
 	t.Helper()
 	w.OnCommand = func(cmd *fakeaws.Command) {
@@ -238,6 +239,10 @@ func agents(t *testing.T, w *fakeaws.World, ends map[string]string) {
 			switch end {
 			case "silent":
 				continue
+			case "terminated":
+				// Which Status comes with it is not documented; one that is not final
+				// must not keep the CLI waiting.
+				inv = fakeaws.Invocation{Status: "Pending", StatusDetails: "Terminated"}
 			case "key-unavailable":
 				inv = fakeaws.Invocation{Status: "Failed", ResponseCode: int32(contract.ExitKeyUnavailable), Stdout: agentOutput(id, end)}
 			}
@@ -598,6 +603,15 @@ func TestRerunFleet(t *testing.T) {
 		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch", "--timeout", "1s", "--output", "text")
 		if code != int(contract.CLIExitRerunFailed) || !strings.Contains(out, "INSTANCES\ti-00000000000000012\tarm64\t") || !strings.Contains(out, "\tInProgress\tNone\t0\n") ||
 			!strings.Contains(out, "SUMMARY\tInProgress\t1\n") {
+			t.Errorf("exit %d\n%s\n%s", code, out, errOut)
+		}
+	})
+	t.Run("terminated by MaxErrors", func(t *testing.T) {
+		w := batch(t)
+		agents(t, w, map[string]string{"i-00000000000000011": "key-unavailable", "i-00000000000000013": "terminated"})
+		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch", "--output", "text", "--timeout", "5s")
+		if code != int(contract.CLIExitRerunFailed) || !strings.Contains(out, "INSTANCES\ti-00000000000000013\tamd64\t00000001-0000-4000-8000-000000000001\tTerminated\tNone\t0\n") ||
+			!strings.Contains(out, "SUMMARY\tTerminated\t1\n") || !strings.Contains(errOut, "3/3 done, 1 ok, 2 failed, 0 pending") {
 			t.Errorf("exit %d\n%s\n%s", code, out, errOut)
 		}
 	})

@@ -66,6 +66,18 @@ var terminal = map[ssmtypes.CommandInvocationStatus]bool{
 	ssmtypes.CommandInvocationStatusTimedOut: true, ssmtypes.CommandInvocationStatusCancelled: true,
 }
 
+// finalDetails are the invocation StatusDetails that "Understanding command statuses"
+// calls terminal and Status has no word of its own for: an invocation the command's
+// MaxErrors cancelled (Terminated), or that never reached its instance. Which Status
+// comes with them is not documented, so an invocation with one of them has ended
+// whatever its Status says, and waiting for it would only run into --timeout.
+var finalDetails = map[string]bool{"Terminated": true, "Undeliverable": true, "DeliveryTimedOut": true}
+
+// ended says whether a RerunResult's Status is final.
+func ended(status string) bool {
+	return terminal[ssmtypes.CommandInvocationStatus(status)] || finalDetails[status]
+}
+
 // SendCommand's rate controls, as its API reference constrains them (Length 1 to 7 and
 // these patterns): checked here so a mistake is a usage error before anything is sent.
 var (
@@ -354,8 +366,9 @@ type RerunResult struct {
 	Instance     string `json:"instance"`
 	Architecture string `json:"architecture"`
 	CommandID    string `json:"command_id"`
-	// Status is SSM's: Success, Failed, TimedOut, Cancelled; Pending or InProgress when
-	// --timeout came first.
+	// Status is SSM's: Success, Failed, TimedOut, Cancelled, or the final StatusDetails
+	// Terminated, Undeliverable, DeliveryTimedOut; Pending or InProgress when --timeout
+	// came first.
 	Status string `json:"status"`
 	// Result is the agent's, from the report it printed; empty when it printed none.
 	Result   string `json:"result,omitempty"`
@@ -398,7 +411,7 @@ type sentCommand struct {
 }
 
 func (s sentCommand) done() bool {
-	return !slices.ContainsFunc(s.results, func(r *RerunResult) bool { return !terminal[ssmtypes.CommandInvocationStatus(r.Status)] })
+	return !slices.ContainsFunc(s.results, func(r *RerunResult) bool { return !ended(r.Status) })
 }
 
 // many reruns the document on every instance: one command per architecture and 50
@@ -512,11 +525,16 @@ func (e *env) poll1(ctx context.Context, s sentCommand) error {
 		}
 		for _, inv := range page.CommandInvocations {
 			r := byID[aws.ToString(inv.InstanceId)]
-			if r == nil || terminal[ssmtypes.CommandInvocationStatus(r.Status)] {
+			if r == nil || ended(r.Status) {
 				continue
 			}
+			details := strings.ReplaceAll(aws.ToString(inv.StatusDetails), " ", "")
 			if !terminal[inv.Status] {
+				// The agent never ran where the details are final: nothing to read.
 				r.Status = string(inv.Status)
+				if finalDetails[details] {
+					r.Status = details
+				}
 				continue
 			}
 			out, err := e.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(s.id), InstanceId: inv.InstanceId, PluginName: aws.String(contract.DocumentRunStep)})
@@ -533,12 +551,11 @@ func (e *env) poll1(ctx context.Context, s sentCommand) error {
 type counts struct{ total, done, ok, failed int }
 
 func (c *counts) add(status string) {
-	s := ssmtypes.CommandInvocationStatus(status)
-	if !terminal[s] {
+	if !ended(status) {
 		return
 	}
 	c.done++
-	if s == ssmtypes.CommandInvocationStatusSuccess {
+	if status == string(ssmtypes.CommandInvocationStatusSuccess) {
 		c.ok++
 	} else {
 		c.failed++
