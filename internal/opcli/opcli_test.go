@@ -148,7 +148,8 @@ func TestStatusAndReport(t *testing.T) {
 	})
 	t.Run("another stack", func(t *testing.T) {
 		for _, cmd := range []string{"status", "report", "verify"} {
-			code, out, errOut := run(t, c, "", cmd, "--stack", "Elsewhere", "--role", fakeaws.GrantUser)
+			// --stack before the command as well as after it.
+			code, out, errOut := run(t, c, "", "--stack", "Elsewhere", cmd, "--role", fakeaws.GrantUser)
 			if cmd != "verify" {
 				code, out, errOut = run(t, c, "", cmd, "--stack", "Elsewhere")
 			}
