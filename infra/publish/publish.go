@@ -9,18 +9,23 @@ package publish
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
+	"strconv"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/storecrypt/storecrypt/infra/artifact"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
+	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
 // Template is the file Write puts in the output directory.
@@ -32,16 +37,25 @@ const Template = "storecrypt.template.json"
 func App(ctx context.Context, app awscdk.App, name string, stackProps awscdk.StackProps, props *storecrypt.Props, dist string) ([]string, error) {
 	// The bootstrapless synthesizer adds no bootstrap version rule and refuses any asset,
 	// so nothing in the template can point at a bootstrap bucket; and no CDKMetadata.
+	if props.KeyARN != "" || len(props.InstanceRoleARNs) > 0 {
+		return nil, errors.New("keyArn and instanceRoleArns name one account's key and roles, and a StackSet deploys to many: leave them empty (each account gets its own key, role and profile) and scope other instances with optInTag")
+	}
 	stackProps.Synthesizer = awscdk.NewBootstraplessSynthesizer(nil)
 	stackProps.AnalyticsReporting = jsii.Bool(false)
 	stack := awscdk.NewStack(app, &name, &stackProps)
 	if err := Parameters(stack, props); err != nil {
 		return nil, err
 	}
+	// The switches' resources are built, and made conditional once they exist.
+	allowOptOut, alarmEmail := props.AllowOptOut, props.AlarmEmail
+	props.AllowOptOut = true
+	props.AlarmEmail = *switchParameter(stack, "AlarmEmail", "an address subscribed to every alarm; empty: none", alarmEmail,
+		&awscdk.CfnParameterProps{AllowedPattern: jsii.String(`^([^@\s]+@[^@\s]+)?$`)}).ValueAsString()
 	sc, err := storecrypt.New(ctx, stack, "Default", props)
 	if err != nil {
 		return nil, err
 	}
+	switches(stack, sc, strconv.FormatBool(allowOptOut))
 	stack.TemplateOptions().SetMetadata(&map[string]any{"storecrypt:published-with": describe(&sc.Props)})
 	assembly := app.Synth(nil)
 	return Write(dist, props.BuildDir, assembly.GetStackArtifact(&name).Template())
@@ -79,6 +93,9 @@ func ParameterOf(prop string) string {
 			return p.name
 		}
 	}
+	if slices.Contains([]string{"AllowOptOut", "AlarmEmail"}, prop) { // switches
+		return prop
+	}
 	return ""
 }
 
@@ -87,16 +104,14 @@ func ParameterOf(prop string) string {
 var AtPublish = map[string]string{
 	"BuildDir":            "where the code was built; its objects are in dist/",
 	"Name":                "the names it would derive are parameters of their own",
-	"KeyARN":              "an imported key replaces the key, its policy and its grants: a different set of resources",
+	"KeyARN":              "an existing key is one account's; refused: each account gets its own key",
 	"KeySource":           "s3-kms adds the secret bucket and changes the key policy",
 	"SecretKey":           "the seed secret's object name is a document default, covered by the document's digest",
 	"SecretVPCEndpoint":   "adds a statement to the secret bucket's policy",
 	"RefuseLegacyVolumes": "removes a statement from the key policy",
-	"InstanceRoleARNs":    "empty creates the role and profile, a list attaches policies to each role: different resources; across an organization use a role of the same name in each account, or OptInTag",
-	"AllowOptOut":         "adds the OptedOut alarm",
+	"InstanceRoleARNs":    "roles are one account's; refused: each account gets the stack's role and profile, and OptInTag scopes other instances",
 	"MountPoint":          "a document default, covered by the document's digest",
 	"Filesystem":          "a document default, covered by the document's digest",
-	"AlarmEmail":          "adds a topic and subscription",
 	"Trail":               "adds a trail and its bucket",
 	"NoSecurityHub":       "changes the functions' policies",
 	"ComplianceItems":     "changes the functions' policies",
@@ -127,13 +142,51 @@ func Parameters(stack awscdk.Stack, props *storecrypt.Props) error {
 	return nil
 }
 
+// switchParameter adds a string parameter with a default.
+func switchParameter(stack awscdk.Stack, name, description, def string, props *awscdk.CfnParameterProps) awscdk.CfnParameter {
+	props.Type, props.Description, props.Default = jsii.String("String"), jsii.String(description), jsii.String(def)
+	return awscdk.NewCfnParameter(stack, jsii.String(name), props)
+}
+
+// switches make the props that add a few resources parameters: the resources are in the
+// template under a condition on the parameter. AllowOptOut: the OptedOut alarm, and the
+// launch function's environment says it; AlarmEmail: the topic, its subscription, and
+// every alarm's action.
+func switches(stack awscdk.Stack, sc *storecrypt.StoreCrypt, allowOptOut string) {
+	optOut := switchParameter(stack, "AllowOptOut", "true honours storecrypt:encrypt=false on instances in scope, each recorded, counted and alarmed",
+		allowOptOut, &awscdk.CfnParameterProps{AllowedValues: jsii.Strings("true", "false")})
+	optOutOn := awscdk.NewCfnCondition(stack, jsii.String("OptOutAllowed"), &awscdk.CfnConditionProps{
+		Expression: awscdk.Fn_ConditionEquals(optOut.ValueAsString(), jsii.String("true"))})
+	onlyIf(sc.OptOutAlarm, optOutOn)
+	sc.LaunchFunction.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(
+		jsii.String("Environment.Variables."+contract.EnvAllowOptOut), optOut.ValueAsString())
+
+	email := stack.Node().FindChild(jsii.String("AlarmEmail")).(awscdk.CfnParameter)
+	emailOn := awscdk.NewCfnCondition(stack, jsii.String("HasAlarmEmail"), &awscdk.CfnConditionProps{
+		Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(email.ValueAsString(), jsii.String("")))})
+	onlyIf(sc.AlarmTopic, emailOn)
+	for _, a := range sc.Alarms {
+		a.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(jsii.String("AlarmActions"),
+			awscdk.Fn_ConditionIf(emailOn.LogicalId(), []*string{sc.AlarmTopic.TopicArn()}, awscdk.Aws_NO_VALUE()))
+	}
+}
+
+// onlyIf puts every CloudFormation resource under c under cond.
+func onlyIf(c constructs.IConstruct, cond awscdk.CfnCondition) {
+	for _, n := range *c.Node().FindAll(constructs.ConstructOrder_PREORDER) {
+		if r, ok := n.(awscdk.CfnResource); ok {
+			r.CfnOptions().SetCondition(cond)
+		}
+	}
+}
+
 // describe records the publisher's choices in the template, for whoever deploys it.
 func describe(props *storecrypt.Props) map[string]any {
 	out := map[string]any{}
 	v := reflect.ValueOf(props).Elem()
 	for name := range AtPublish {
-		if name == "BuildDir" {
-			continue
+		if name == "BuildDir" || name == "Name" {
+			continue // where it was built; the names are parameters
 		}
 		f := v.FieldByName(name)
 		if !f.IsZero() {

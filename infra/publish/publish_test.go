@@ -84,8 +84,11 @@ func TestNoBootstrapNeeded(t *testing.T) {
 func TestParametersCoverProps(t *testing.T) {
 	_, tpl, raw := published(t)
 	var doc struct {
-		Parameters map[string]struct{ Description, AllowedPattern string }
-		Metadata   map[string]map[string]any
+		Parameters map[string]struct {
+			Description, AllowedPattern string
+			AllowedValues               []string
+		}
+		Metadata map[string]map[string]any
 	}
 	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
 		t.Fatal(err)
@@ -103,8 +106,8 @@ func TestParametersCoverProps(t *testing.T) {
 		}
 	}
 	for name, p := range doc.Parameters {
-		if p.Description == "" || p.AllowedPattern == "" {
-			t.Errorf("parameter %s: no description or pattern", name)
+		if p.Description == "" || p.AllowedPattern == "" && len(p.AllowedValues) == 0 {
+			t.Errorf("parameter %s: no description, or neither a pattern nor allowed values", name)
 		}
 	}
 	if len(tpl.Parameters) == 0 || doc.Metadata["storecrypt:published-with"]["KeySource"] != contract.KeySourceKMSDataKey {
@@ -202,6 +205,69 @@ func TestCodeFromTheBucket(t *testing.T) {
 			if arn := "arn:" + env.Partition + ":s3:::" + bucket + "/" + key; !slices.Contains(readable, arn) {
 				t.Errorf("%s: the instance roles may not read %s (they may read %v)", env.Partition, arn, readable)
 			}
+		}
+	}
+}
+
+// TestSwitches: AllowOptOut and AlarmEmail are parameters whose resources are in the
+// template under a condition: the OptedOut alarm and the launch function's setting; the
+// topic, its subscription and every alarm's action.
+func TestSwitches(t *testing.T) {
+	_, _, raw := published(t)
+	var tpl struct {
+		Conditions map[string]any
+		Resources  map[string]struct {
+			Type       string
+			Condition  string
+			Properties map[string]any
+		}
+	}
+	if err := json.Unmarshal([]byte(raw), &tpl); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []string{"OptOutAllowed", "HasAlarmEmail"} {
+		if tpl.Conditions[c] == nil {
+			t.Errorf("no condition %s", c)
+		}
+	}
+	alarms := 0
+	for id, r := range tpl.Resources {
+		switch r.Type {
+		case "AWS::SNS::Topic", "AWS::SNS::Subscription", "AWS::SNS::TopicPolicy":
+			if r.Condition != "HasAlarmEmail" {
+				t.Errorf("%s %s is not under HasAlarmEmail", r.Type, id)
+			}
+		case "AWS::CloudWatch::Alarm":
+			alarms++
+			actions, _ := json.Marshal(r.Properties["AlarmActions"])
+			if !strings.HasPrefix(string(actions), `{"Fn::If":["HasAlarmEmail",`) {
+				t.Errorf("alarm %s: actions %s", id, actions)
+			}
+			if want := map[bool]string{true: "OptOutAllowed"}[r.Properties["MetricName"] == contract.MetricOptedOut]; r.Condition != want {
+				t.Errorf("alarm %s: condition %q, want %q", id, r.Condition, want)
+			}
+		case "AWS::Lambda::Function":
+			env := r.Properties["Environment"].(map[string]any)["Variables"].(map[string]any)
+			if _, launch := env[contract.EnvQueueURL]; launch && !reflect.DeepEqual(env[contract.EnvAllowOptOut], map[string]any{"Ref": "AllowOptOut"}) {
+				t.Errorf("the launch function's %s is %v", contract.EnvAllowOptOut, env[contract.EnvAllowOptOut])
+			}
+		}
+	}
+	if alarms != 8 {
+		t.Errorf("%d alarms, want the seven and OptedOut", alarms)
+	}
+}
+
+// TestOneAccountsResourcesRefused: an existing key or role ARN names one account, and
+// the template goes to many.
+func TestOneAccountsResourcesRefused(t *testing.T) {
+	for _, props := range []*storecrypt.Props{
+		{KeyARN: "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
+		{InstanceRoleARNs: []string{"arn:aws:iam::111122223333:role/app"}},
+	} {
+		props.BuildDir = t.TempDir()
+		if _, err := publish.App(context.Background(), awscdk.NewApp(nil), "StoreCrypt", awscdk.StackProps{}, props, t.TempDir()); err == nil || !strings.Contains(err.Error(), "optInTag") {
+			t.Errorf("%+v: %v", props, err)
 		}
 	}
 }

@@ -213,8 +213,12 @@ type StoreCrypt struct {
 	LaunchFunction, ResultFunction awslambda.Function
 	// LaunchQueue takes the launch events; its dead-letter queue the ones given up on.
 	LaunchQueue, LaunchDLQ, ResultDLQ awssqs.Queue
-	// Alarms are every alarm the construct made (the topic of Props.AlarmEmail gets them).
-	Alarms []awscloudwatch.Alarm
+	// Alarms are every alarm the construct made; AlarmTopic, the topic of
+	// Props.AlarmEmail, gets them (nil without it); OptOutAlarm counts opt-outs (nil
+	// unless Props.AllowOptOut).
+	Alarms      []awscloudwatch.Alarm
+	AlarmTopic  awssns.Topic
+	OptOutAlarm awscloudwatch.Alarm
 	// Ledger is the evidence table; AgentLogs the group of the agents' command output.
 	Ledger    awsdynamodb.Table
 	AgentLogs awslogs.LogGroup
@@ -225,31 +229,33 @@ type StoreCrypt struct {
 // builder carries the constructs the parts share while they are built.
 // (jsii cannot take a Go struct that embeds a construct as a scope, so c is a field.)
 type builder struct {
-	c         constructs.Construct
-	st        awscdk.Stack // the stack c is in: ARNs, region, partition
-	props     *Props
-	key       awskms.IKey
-	ownKey    awskms.Key // nil when the key is imported
-	roles     []awsiam.IRole
-	roleARNs  []*string
-	bucket    awss3.Bucket // the secret bucket; nil for kms-datakey
-	logs      awss3.Bucket
-	docName   *string
-	docARN    *string
-	queue     awssqs.Queue
-	dlq       awssqs.Queue
-	resultDLQ awssqs.Queue
-	launch    awslambda.Function
-	result    awslambda.Function
-	agentLogs awslogs.LogGroup
-	profile   awsiam.InstanceProfile // nil when the roles are the user's own
-	document  awsssm.CfnDocument
-	digest    string // document.Digest of the document's content
-	alarms    []awscloudwatch.Alarm
-	ledger    awsdynamodb.Table
-	operator  awsiam.ManagedPolicy
-	agents    []agentObject // the agent binaries, for user data and image builds
-	code      awss3.IBucket // Props.CodeBucket; nil until used
+	c           constructs.Construct
+	st          awscdk.Stack // the stack c is in: ARNs, region, partition
+	props       *Props
+	key         awskms.IKey
+	ownKey      awskms.Key // nil when the key is imported
+	roles       []awsiam.IRole
+	roleARNs    []*string
+	bucket      awss3.Bucket // the secret bucket; nil for kms-datakey
+	logs        awss3.Bucket
+	docName     *string
+	docARN      *string
+	queue       awssqs.Queue
+	dlq         awssqs.Queue
+	resultDLQ   awssqs.Queue
+	launch      awslambda.Function
+	result      awslambda.Function
+	agentLogs   awslogs.LogGroup
+	profile     awsiam.InstanceProfile // nil when the roles are the user's own
+	document    awsssm.CfnDocument
+	digest      string // document.Digest of the document's content
+	alarms      []awscloudwatch.Alarm
+	ledger      awsdynamodb.Table
+	operator    awsiam.ManagedPolicy
+	agents      []agentObject       // the agent binaries, for user data and image builds
+	code        awss3.IBucket       // Props.CodeBucket; nil until used
+	topic       awssns.Topic        // nil without Props.AlarmEmail
+	optOutAlarm awscloudwatch.Alarm // nil without Props.AllowOptOut
 	// functionKeys are the functions' zips in the code bucket (Props.CodeBucket set).
 	functionKeys map[string]string
 }
@@ -327,7 +333,7 @@ func New(ctx context.Context, scope constructs.Construct, id string, props *Prop
 		InstanceRoles: s.roles, InstanceProfile: s.profile,
 		LaunchFunction: s.launch, ResultFunction: s.result,
 		LaunchQueue: s.queue, LaunchDLQ: s.dlq, ResultDLQ: s.resultDLQ,
-		Alarms: s.alarms, Ledger: s.ledger, AgentLogs: s.agentLogs, OperatorPolicy: s.operator,
+		Alarms: s.alarms, AlarmTopic: s.topic, OptOutAlarm: s.optOutAlarm, Ledger: s.ledger, AgentLogs: s.agentLogs, OperatorPolicy: s.operator,
 	}, nil
 }
 
@@ -1020,11 +1026,15 @@ func (s *builder) alarmsAndTopic() {
 		s.alarm("Alarm"+m.name, m.what, awscloudwatch.NewMetric(&awscloudwatch.MetricProps{
 			Namespace: jsii.String(s.props.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String("Sum"), Period: five,
 		}), m.periods)
+		if m.name == contract.MetricOptedOut {
+			s.optOutAlarm = s.alarms[len(s.alarms)-1]
+		}
 	}
 	if s.props.AlarmEmail == "" {
 		return
 	}
 	topic := awssns.NewTopic(s.c, jsii.String("Alarms"), &awssns.TopicProps{EnforceSSL: jsii.Bool(true)})
+	s.topic = topic
 	cdknag.NagSuppressions_AddResourceSuppressions(topic, &[]*cdknag.NagPackSuppression{{
 		Id: jsii.String("AwsSolutions-SNS2"), Reason: jsii.String("Alarm notices carry alarm names and states, no cardholder or key data; CloudWatch cannot publish to a topic under the AWS-managed SNS key."),
 	}}, jsii.Bool(true))
