@@ -84,4 +84,4 @@ demo: deps synth
 	$(GO) run ./test/demo
 
 clean:
-	rm -rf $(BIN) .cache cdk.out node_modules
+	rm -rf $(BIN) .cache cdk.out dist node_modules

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 
+	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
@@ -397,6 +398,42 @@ func TestSweep(t *testing.T) {
 		if err != nil || len(ids) != 1 {
 			t.Errorf("queued %q: %v %v", m, ids, err)
 		}
+	}
+}
+
+// TestBlockLiftsOnceFixed: a block is not forever. The sweep re-checks a blocked
+// instance, and once its cause is fixed (here the key is enabled again) the instance is
+// sent the document without anyone rerunning it.
+func TestBlockLiftsOnceFixed(t *testing.T) {
+	const id = "i-00000000000000001"
+	w := fakeaws.NewAccount()
+	w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+	w.With(func() { w.Keys[fakeaws.KeyARN].State = "Disabled" })
+	e := newEnv(t, w)
+	checker := e.h.Binder.(*binding.Checker)
+	checker.Now = e.h.Now
+	e.handle(t, running(id))
+	if got := e.tags(id); got[contract.TagStatus] != contract.StatusBlocked || got[contract.TagReason] != string(contract.ReasonKeyDisabled) || len(e.commanded()) != 0 {
+		t.Fatalf("before the fix: tags %v, commanded %v", got, e.commanded())
+	}
+	w.With(func() { w.Keys[fakeaws.KeyARN].State = "Enabled" })
+	// Past the binding check's cache, as the next sweeps are.
+	later := func() time.Time { return launched.Add(launch.BindingTTL + 15*time.Minute) }
+	e.h.Now = later
+	checker.Now = later
+	w.With(func() { w.Messages = nil })
+	res, err := e.h.Sweep(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Enqueued, []string{id}) {
+		t.Fatalf("the sweep queued %v, want the blocked instance", res.Enqueued)
+	}
+	var msgs []string
+	w.With(func() { msgs = slices.Clone(w.Messages) })
+	e.handle(t, msgs...)
+	if got := e.tags(id); got[contract.TagStatus] != contract.StatusPending || !slices.Equal(e.commanded(), []string{id}) {
+		t.Errorf("after the fix: tags %v, commanded %v", got, e.commanded())
 	}
 }
 
