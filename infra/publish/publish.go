@@ -35,15 +35,15 @@ const Template = "storecrypt.template.json"
 // ("Default", so the logical IDs are the same), synthesizes it and writes it with its
 // code objects into dist. It returns the files written, relative to dist.
 func App(ctx context.Context, app awscdk.App, name string, stackProps awscdk.StackProps, props *storecrypt.Props, dist string) ([]string, error) {
-	// The bootstrapless synthesizer adds no bootstrap version rule and refuses any asset,
-	// so nothing in the template can point at a bootstrap bucket; and no CDKMetadata.
 	if props.KeyARN != "" || len(props.InstanceRoleARNs) > 0 {
 		return nil, errors.New("keyArn and instanceRoleArns name one account's key and roles, and a StackSet deploys to many: leave them empty (each account gets its own key, role and profile) and scope other instances with optInTag")
 	}
+	// The bootstrapless synthesizer adds no bootstrap version rule and refuses any asset,
+	// so nothing in the template can point at a bootstrap bucket; and no CDKMetadata.
 	stackProps.Synthesizer = awscdk.NewBootstraplessSynthesizer(nil)
 	stackProps.AnalyticsReporting = jsii.Bool(false)
 	stack := awscdk.NewStack(app, &name, &stackProps)
-	if err := Parameters(stack, props); err != nil {
+	if err := parameterize(stack, props); err != nil {
 		return nil, err
 	}
 	// The switches' resources are built, and made conditional once they exist.
@@ -120,9 +120,9 @@ var AtPublish = map[string]string{
 	"Tags":                "a StackSet's own tags (--tags) reach every resource that takes tags",
 }
 
-// Parameters adds the parameters to stack and points props at them; the code bucket is
+// parameterize adds the parameters to stack and points props at them; the code bucket is
 // <CodeBucketPrefix>-<region>.
-func Parameters(stack awscdk.Stack, props *storecrypt.Props) error {
+func parameterize(stack awscdk.Stack, props *storecrypt.Props) error {
 	for _, p := range parameters {
 		pp := &awscdk.CfnParameterProps{Type: jsii.String("String"), Description: jsii.String(p.description), AllowedPattern: jsii.String(p.pattern)}
 		if p.def != nil {

@@ -96,7 +96,7 @@ type Props struct {
 	// Without it the tag is ignored: whoever may tag an instance could otherwise switch
 	// its encryption off.
 	AllowOptOut bool
-	// MountPoint and Filesystem are the document's defaults (/mnt/storecrypt, ext4).
+	// MountPoint and Filesystem are the document's defaults (/mnt/instance-store, ext4).
 	MountPoint, Filesystem string
 	// AlarmEmail, when set, subscribes to the alarms' SNS topic.
 	AlarmEmail string
