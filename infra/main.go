@@ -1,7 +1,7 @@
 // Command infra is storecrypt's CDK app, a thin user of the construct (package
 // infra/storecrypt); cdk.json at the repository root runs it. CDK context (-c key=value,
-// or cdk.json, which lists every key with its default) fills the construct's props; see
-// README "Deploy to your account".
+// or cdk.json, which lists every key with its default) fills the construct's props
+// (package infra/cdkcontext); see README "Deploy to your account".
 package main
 
 import (
@@ -14,9 +14,9 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/storecrypt/storecrypt/infra/cdkcontext"
 	"github.com/storecrypt/storecrypt/infra/publish"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
-	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
 func main() {
@@ -28,9 +28,6 @@ func main() {
 	}
 }
 
-// publishKey is the context key of `make publish`'s output directory.
-const publishKey = "publish"
-
 func run(ctx context.Context) error {
 	app := awscdk.NewApp(nil)
 	get := func(key string) string {
@@ -39,7 +36,7 @@ func run(ctx context.Context) error {
 		}
 		return ""
 	}
-	props, name, err := propsFromContext(get)
+	props, name, err := cdkcontext.Props(get)
 	if err != nil {
 		return err
 	}
@@ -49,7 +46,7 @@ func run(ctx context.Context) error {
 	if account, region := os.Getenv("CDK_DEFAULT_ACCOUNT"), os.Getenv("CDK_DEFAULT_REGION"); account != "" && region != "" {
 		stackProps.Env = &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}
 	}
-	if dist := get(publishKey); dist != "" {
+	if dist := get(cdkcontext.PublishKey); dist != "" {
 		files, err := publish.App(ctx, app, name, stackProps, props, dist)
 		if err != nil {
 			return fmt.Errorf("publishing into %s: %w", dist, err)
@@ -67,55 +64,4 @@ func run(ctx context.Context) error {
 	}
 	app.Synth(nil)
 	return nil
-}
-
-// propsFromContext maps the context keys to the construct's props. The app keeps the
-// physical names of its earlier releases (alias/storecrypt, storecrypt-apply, the
-// namespace storecrypt, <stack>-storecrypt-ledger) where the construct alone would derive
-// them from its path.
-func propsFromContext(ctx func(string) string) (*storecrypt.Props, string, error) {
-	name := ctx("stackName")
-	if name == "" {
-		name = contract.StackName
-	}
-	p := &storecrypt.Props{
-		BuildDir: "bin", Name: "storecrypt", MetricNamespace: contract.MetricNamespace,
-		LedgerTableName: name + contract.LedgerTableSuffix, DocumentName: contract.DocumentName,
-		KeyAlias: ctx("keyAlias"), KeyARN: ctx("keyArn"), KeySource: ctx("keySource"), SecretKey: ctx("secretKey"),
-		SecretVPCEndpoint: ctx("secretVpcEndpoint"), OptInTag: ctx("optInTag"),
-		MountPoint: ctx("mountPoint"), Filesystem: ctx("filesystem"), AlarmEmail: ctx("alarmEmail"),
-		Trail: ctx("trail") == "true", RefuseLegacyVolumes: ctx("refuseLegacyVolumes") == "true",
-		AllowOptOut: ctx("allowOptOut") == "true", NoSecurityHub: ctx("securityHub") == "false",
-		ComplianceItems: ctx("complianceItems") == "true",
-	}
-	if d := ctx("documentName"); d != "" {
-		p.DocumentName = d
-	}
-	for _, r := range strings.Split(ctx("instanceRoleArns"), ",") {
-		if r = strings.TrimSpace(r); r != "" {
-			p.InstanceRoleARNs = append(p.InstanceRoleARNs, r)
-		}
-	}
-	switch rp := ctx("removalPolicy"); rp {
-	case "", "retain":
-		p.RemovalPolicy = awscdk.RemovalPolicy_RETAIN
-	case "destroy":
-		p.RemovalPolicy = awscdk.RemovalPolicy_DESTROY
-	default:
-		return nil, "", fmt.Errorf("removalPolicy %q: want retain or destroy", rp)
-	}
-	for _, kv := range strings.Split(ctx("tags"), ",") {
-		if kv = strings.TrimSpace(kv); kv == "" {
-			continue
-		}
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
-			return nil, "", fmt.Errorf("tags: %q is not key=value", kv)
-		}
-		if p.Tags == nil {
-			p.Tags = map[string]string{}
-		}
-		p.Tags[k] = v
-	}
-	return p, name, nil
 }

@@ -131,8 +131,7 @@ func DigestAndGzip(path string) error {
 	if err != nil {
 		return err
 	}
-	sum := sha256.Sum256(bin)
-	line := hex.EncodeToString(sum[:]) + "  " + filepath.Base(path) + "\n"
+	line := SHA256(bin) + "  " + filepath.Base(path) + "\n"
 	if err := os.WriteFile(path+".sha256", []byte(line), 0o644); err != nil {
 		return err
 	}
@@ -158,6 +157,12 @@ func AgentKeyPrefix(build string) string { return "storecrypt-agent-" + build + 
 // AgentKey is the object key of the gzipped agent for arch.
 func AgentKey(build, arch string) string { return AgentKeyPrefix(build) + arch + document.GzSuffix }
 
+// SHA256 is b's SHA-256 in hex, as sha256sum and the document write it.
+func SHA256(b []byte) string {
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}
+
 // BuildID names a build by its agents' gzip digests, in document.Architectures order: a
 // new build is a new key, so an instance never downloads a mix of two.
 func BuildID(gzSHA256 ...string) string {
@@ -174,8 +179,7 @@ func FunctionKey(dir, name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("reading the %s function (run `make build`): %w", name, err)
 	}
-	sum := sha256.Sum256(b)
-	return "functions/" + name + "-" + hex.EncodeToString(sum[:8]) + ".zip", nil
+	return "functions/" + name + "-" + SHA256(b)[:16] + ".zip", nil
 }
 
 // Publish writes into out the objects a deployment without CDK assets reads from its
@@ -190,8 +194,7 @@ func Publish(buildDir, out string) ([]string, error) {
 		if err != nil {
 			return nil, fmt.Errorf("reading the gzipped agent (run `make build`): %w", err)
 		}
-		sum := sha256.Sum256(b)
-		digests = append(digests, hex.EncodeToString(sum[:]))
+		digests = append(digests, SHA256(b))
 		gz[arch] = b
 	}
 	build := BuildID(digests...)

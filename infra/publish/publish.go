@@ -47,15 +47,16 @@ func App(ctx context.Context, app awscdk.App, name string, stackProps awscdk.Sta
 		return nil, err
 	}
 	// The switches' resources are built, and made conditional once they exist.
-	allowOptOut, alarmEmail := props.AllowOptOut, props.AlarmEmail
-	props.AllowOptOut = true
-	props.AlarmEmail = *switchParameter(stack, "AlarmEmail", "an address subscribed to every alarm; empty: none", alarmEmail,
-		&awscdk.CfnParameterProps{AllowedPattern: jsii.String(`^([^@\s]+@[^@\s]+)?$`)}).ValueAsString()
+	optOut := switchParameter(stack, "AllowOptOut", "true honours storecrypt:encrypt=false on instances in scope, each recorded, counted and alarmed",
+		strconv.FormatBool(props.AllowOptOut), &awscdk.CfnParameterProps{AllowedValues: jsii.Strings("true", "false")})
+	email := switchParameter(stack, "AlarmEmail", "an address subscribed to every alarm; empty: none", props.AlarmEmail,
+		&awscdk.CfnParameterProps{AllowedPattern: jsii.String(`^([^@\s]+@[^@\s]+)?$`)})
+	props.AllowOptOut, props.AlarmEmail = true, *email.ValueAsString()
 	sc, err := storecrypt.New(ctx, stack, "Default", props)
 	if err != nil {
 		return nil, err
 	}
-	switches(stack, sc, strconv.FormatBool(allowOptOut))
+	switches(stack, sc, optOut, email)
 	stack.TemplateOptions().SetMetadata(&map[string]any{"storecrypt:published-with": describe(&sc.Props)})
 	assembly := app.Synth(nil)
 	return Write(dist, props.BuildDir, assembly.GetStackArtifact(&name).Template())
@@ -152,16 +153,13 @@ func switchParameter(stack awscdk.Stack, name, description, def string, props *a
 // template under a condition on the parameter. AllowOptOut: the OptedOut alarm, and the
 // launch function's environment says it; AlarmEmail: the topic, its subscription, and
 // every alarm's action.
-func switches(stack awscdk.Stack, sc *storecrypt.StoreCrypt, allowOptOut string) {
-	optOut := switchParameter(stack, "AllowOptOut", "true honours storecrypt:encrypt=false on instances in scope, each recorded, counted and alarmed",
-		allowOptOut, &awscdk.CfnParameterProps{AllowedValues: jsii.Strings("true", "false")})
+func switches(stack awscdk.Stack, sc *storecrypt.StoreCrypt, optOut, email awscdk.CfnParameter) {
 	optOutOn := awscdk.NewCfnCondition(stack, jsii.String("OptOutAllowed"), &awscdk.CfnConditionProps{
 		Expression: awscdk.Fn_ConditionEquals(optOut.ValueAsString(), jsii.String("true"))})
 	onlyIf(sc.OptOutAlarm, optOutOn)
 	sc.LaunchFunction.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(
 		jsii.String("Environment.Variables."+contract.EnvAllowOptOut), optOut.ValueAsString())
 
-	email := stack.Node().FindChild(jsii.String("AlarmEmail")).(awscdk.CfnParameter)
 	emailOn := awscdk.NewCfnCondition(stack, jsii.String("HasAlarmEmail"), &awscdk.CfnConditionProps{
 		Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(email.ValueAsString(), jsii.String("")))})
 	onlyIf(sc.AlarmTopic, emailOn)

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/storecrypt/storecrypt/infra/cdkcontext"
 	"github.com/storecrypt/storecrypt/infra/publish"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
 	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
@@ -37,9 +38,12 @@ func published(t *testing.T) (dist string, tpl *cfn.Template, raw string) {
 	if err := storecrypttest.BuildDir(build); err != nil {
 		t.Fatal(err)
 	}
-	props := &storecrypt.Props{BuildDir: build, Name: "storecrypt", DocumentName: contract.DocumentName, KeyAlias: "alias/storecrypt",
-		MetricNamespace: contract.MetricNamespace, LedgerTableName: "StoreCrypt" + contract.LedgerTableSuffix}
-	files, err := publish.App(context.Background(), awscdk.NewApp(nil), "StoreCrypt", awscdk.StackProps{}, props, dist)
+	props, name, err := cdkcontext.Props(func(string) string { return "" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	props.BuildDir = build
+	files, err := publish.App(context.Background(), awscdk.NewApp(nil), name, awscdk.StackProps{}, props, dist)
 	if err != nil {
 		t.Fatal(err)
 	}

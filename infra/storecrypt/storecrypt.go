@@ -9,8 +9,6 @@ import (
 	"bytes"
 	"compress/gzip"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"os"
@@ -625,7 +623,7 @@ func agentDigests(path string) (document.Agent, error) {
 	if err != nil {
 		return a, fmt.Errorf("reading the agent (run `make build`): %w", err)
 	}
-	if len(fields) == 0 || fields[0] != hexSum(binary) {
+	if len(fields) == 0 || fields[0] != artifact.SHA256(binary) {
 		return a, fmt.Errorf("%s.sha256 does not match %s (run `make build`)", path, path)
 	}
 	gz, err := os.ReadFile(path + document.GzSuffix)
@@ -643,12 +641,7 @@ func agentDigests(path string) (document.Agent, error) {
 	if !bytes.Equal(inside, binary) {
 		return a, fmt.Errorf("%s%s does not decompress to %s (run `make build`)", path, document.GzSuffix, path)
 	}
-	return document.Agent{SHA256: fields[0], GzSHA256: hexSum(gz)}, nil
-}
-
-func hexSum(b []byte) string {
-	sum := sha256.Sum256(b)
-	return hex.EncodeToString(sum[:])
+	return document.Agent{SHA256: fields[0], GzSHA256: artifact.SHA256(gz)}, nil
 }
 
 // ssmDocument is the Command document an operator also reruns from the console. Its

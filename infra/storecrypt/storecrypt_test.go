@@ -15,6 +15,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/storecrypt/storecrypt/infra/cdkcontext"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
 	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -62,9 +63,7 @@ func synth(t *testing.T, props *storecrypt.Props, nag bool) (awscdk.App, awscdk.
 // the app's names unless props give others.
 func appStack(app awscdk.App, id string, props *storecrypt.Props) (awscdk.Stack, error) {
 	s := awscdk.NewStack(app, &id, &awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("111122223333"), Region: jsii.String("us-east-1")}})
-	if props.Name == "" {
-		props.Name, props.DocumentName, props.MetricNamespace = "storecrypt", contract.DocumentName, contract.MetricNamespace
-	}
+	cdkcontext.ReleaseNames(props, id)
 	_, err := storecrypt.New(context.Background(), s, "Default", props)
 	return s, err
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/storecrypt/storecrypt/infra/cdkcontext"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
 	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -52,9 +53,9 @@ func synthesize() error {
 		app := awscdk.NewApp(nil)
 		s := awscdk.NewStack(app, jsii.String("StoreCrypt"), nil)
 		// As the app adds it: "Default" keeps the logical IDs the tests find resources by.
-		_, err := storecrypt.New(context.Background(), s, "Default", &storecrypt.Props{BuildDir: dir, Name: "storecrypt", DocumentName: contract.DocumentName, KeySource: source, Trail: true,
-			OptInTag: contract.OptIn, AllowOptOut: true, ComplianceItems: true})
-		if err != nil {
+		props := &storecrypt.Props{BuildDir: dir, KeySource: source, Trail: true, OptInTag: contract.OptIn, AllowOptOut: true, ComplianceItems: true}
+		cdkcontext.ReleaseNames(props, "StoreCrypt")
+		if _, err := storecrypt.New(context.Background(), s, "Default", props); err != nil {
 			return err
 		}
 		b, err := json.Marshal(assertions.Template_FromStack(s, nil).ToJSON())

@@ -1,4 +1,4 @@
-package main
+package cdkcontext_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/storecrypt/storecrypt/infra/cdkcontext"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
 	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
 )
@@ -39,7 +40,7 @@ func synthesize(t *testing.T, props *storecrypt.Props) string {
 // TestContextDocumented: cdk.json lists every context key the app reads, each with the
 // value the app takes when it is absent, so the file is the options' reference.
 func TestContextDocumented(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "cdk.json"))
+	b, err := os.ReadFile(filepath.Join("..", "..", "cdk.json"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -54,15 +55,15 @@ func TestContextDocumented(t *testing.T) {
 		}
 	}
 	read := map[string]bool{}
-	read[publishKey] = true // read by run: not a prop
-	fromDefaults, stackFromDefaults, err := propsFromContext(func(k string) string { read[k] = true; return "" })
+	read[cdkcontext.PublishKey] = true // read by run: not a prop
+	fromDefaults, stackFromDefaults, err := cdkcontext.Props(func(k string) string { read[k] = true; return "" })
 	if err != nil {
 		t.Fatal(err)
 	}
 	if got, want := slices.Sorted(maps.Keys(read)), slices.Sorted(maps.Keys(listed)); !slices.Equal(got, want) {
 		t.Errorf("the app reads %v; cdk.json lists %v", got, want)
 	}
-	fromFile, stackFromFile, err := propsFromContext(func(k string) string { return listed[k] })
+	fromFile, stackFromFile, err := cdkcontext.Props(func(k string) string { return listed[k] })
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,10 +73,10 @@ func TestContextDocumented(t *testing.T) {
 	if a, b := synthesize(t, fromFile), synthesize(t, fromDefaults); a != b {
 		t.Error("cdk.json's values are not the defaults: the templates differ")
 	}
-	if _, _, err := propsFromContext(func(k string) string { return map[string]string{"tags": "team"}[k] }); err == nil {
+	if _, _, err := cdkcontext.Props(func(k string) string { return map[string]string{"tags": "team"}[k] }); err == nil {
 		t.Error("tags=team (no value) was accepted")
 	}
-	if _, _, err := propsFromContext(func(k string) string { return map[string]string{"removalPolicy": "snapshot"}[k] }); err == nil {
+	if _, _, err := cdkcontext.Props(func(k string) string { return map[string]string{"removalPolicy": "snapshot"}[k] }); err == nil {
 		t.Error("removalPolicy=snapshot was accepted")
 	}
 }
