@@ -13,14 +13,16 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 )
 
-// Signature is what blkid found on a device. The zero value means blank: no filesystem,
-// LUKS, RAID or partition-table signature.
+// Signature is what blkid found on a device, and whether a device without a signature
+// reads as zero. The zero value means blank: no filesystem, LUKS, RAID or
+// partition-table signature, and nothing but zeros where Written reads.
 type Signature struct {
 	Type      string `json:"type,omitempty"` // ext4, xfs, crypto_LUKS, linux_raid_member
 	Label     string `json:"label,omitempty"`
 	UUID      string `json:"uuid,omitempty"`
 	Subsystem string `json:"subsystem,omitempty"` // LUKS2 subsystem field
 	PTType    string `json:"pttype,omitempty"`    // a partition table: gpt, dos
+	Data      string `json:"data,omitempty"`      // where a disk without a signature is not zero (Written)
 }
 
 // Blank reports whether no signature was found.
@@ -33,6 +35,8 @@ func (s Signature) What() string {
 		return "nothing"
 	case s.PTType != "":
 		return s.PTType + " partition table"
+	case s.Type == "" && s.Data != "":
+		return "data without a signature blkid knows (" + s.Data + ")"
 	case s.Label != "":
 		return fmt.Sprintf("%s (label %q)", s.Type, s.Label)
 	default:

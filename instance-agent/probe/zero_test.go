@@ -1,0 +1,88 @@
+package probe
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"testing/fstest"
+)
+
+// TestWritten: a disk reads as zero only when its ends and every sample do; whatever is
+// found says where.
+func TestWritten(t *testing.T) {
+	const size = int64(1) << 30
+	gap := (size - 2*edge - sample) / (Samples - 1)
+	for _, tc := range []struct {
+		name  string
+		at    int64 // where one non-zero byte is written; -1 for none
+		n     int   // how many
+		where string
+	}{
+		{"all zero", -1, 0, ""},
+		{"8 MiB of random data at offset 0", 0, 8 << 20, "at byte 0 of "},
+		{"one byte in the first MiB", edge - 1, 1, "at byte 1048575 of "},
+		{"one byte in the last MiB", size - 1, 1, "at byte 1073741823 of "},
+		{"data only in the middle, longer than a sample's gap", size/2 - gap/2, int(gap), "non-zero bytes at byte "},
+		{"a sample's first block", edge, 1, "at byte 1048576 of "},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			dev := filepath.Join(dir, "dev/nvme1n1")
+			if err := os.MkdirAll(filepath.Dir(dev), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			f, err := os.Create(dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A sparse file reads as zero, as trimmed instance store does.
+			if err := f.Truncate(size); err != nil {
+				t.Fatal(err)
+			}
+			if tc.at >= 0 {
+				if _, err := f.WriteAt([]byte(strings.Repeat("\x5a", tc.n)), tc.at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.Close()
+			where, err := Written(os.DirFS(dir), "/dev/nvme1n1", 0, size)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if tc.where == "" && where != "" || tc.where != "" && !strings.Contains(where, tc.where) {
+				t.Errorf("got %q, want %q", where, tc.where)
+			}
+		})
+	}
+}
+
+// TestWrittenRange: a member's data area is read from its data offset; what lies before
+// (the md superblock) is not its business.
+func TestWrittenRange(t *testing.T) {
+	for _, tc := range []struct {
+		name         string
+		from, to, at int64 // at: where one non-zero byte is, past the superblock; 0 for none
+		where        string
+	}{
+		{"the superblock before the range", 8192, 3 << 20, 0, ""},
+		{"a short device read whole", 4096, 8192, 8000, "non-zero bytes at byte 8000 of 8192"},
+		{"between one and two MiB: the tail", 4096, 2 * edge, 2*edge - 3, "non-zero bytes at byte 2097149 of 2097152"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := make([]byte, tc.to)
+			copy(b, "superblock")
+			if tc.at > 0 {
+				b[tc.at] = 'x'
+			}
+			fsys := fstest.MapFS{"dev/x": {Data: b}}
+			where, err := Written(fsys, "/dev/x", tc.from, tc.to)
+			if err != nil || where != tc.where {
+				t.Errorf("got %q, %v; want %q", where, err, tc.where)
+			}
+		})
+	}
+	if _, err := Written(fstest.MapFS{"dev/x": {Data: make([]byte, 10)}}, "/dev/x", 0, 4096); err == nil {
+		t.Error("a device shorter than its size read: got no error, want one")
+	}
+}
