@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"strconv"
+	"strings"
 
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -75,4 +76,80 @@ func Level(layout string) int {
 // Assemble starts the existing array name from members.
 func (m Mdadm) Assemble(ctx context.Context, name string, members []string) error {
 	return m.Run(ctx, AssembleCommand(name, members))
+}
+
+// Superblock is what `mdadm --examine` reports of a member's md superblock: enough to
+// tell one array's members from another's, and an array that ran from one whose
+// creation was cut short.
+type Superblock struct {
+	ArrayUUID   string
+	RaidDevices int
+	// Events counts the superblock's updates: mdadm --create writes every member's with
+	// 0 (super1.c, write_init_super1) before it starts the array, and the kernel adds
+	// one each time it writes them (md_update_sb), as it does when the array is started
+	// with redundancy and on each clean/dirty change.
+	Events uint64
+	Role   int   // "Active device N", or -1 (a spare, a replacement)
+	Data   int64 // where the data area begins, in bytes
+}
+
+// ExamineCommand reads the md superblock on dev.
+func ExamineCommand(dev string) sysexec.Command {
+	return sysexec.Command{Name: "mdadm", Args: []string{"--examine", dev}}
+}
+
+// Examine reads the md superblock on dev.
+func (m Mdadm) Examine(ctx context.Context, dev string) (Superblock, error) {
+	out, err := m.R.Run(ctx, ExamineCommand(dev))
+	if err != nil {
+		return Superblock{}, fmt.Errorf("examining the md superblock of %s: %w", dev, err)
+	}
+	sb, err := ParseExamine(out)
+	if err != nil {
+		return Superblock{}, fmt.Errorf("examining the md superblock of %s: %w", dev, err)
+	}
+	return sb, nil
+}
+
+// ParseExamine reads mdadm --examine's report of a 1.x superblock (super1.c,
+// examine_super1: "Key : value" lines; the agent runs tools with LC_ALL=C).
+func ParseExamine(out []byte) (Superblock, error) {
+	sb := Superblock{Role: -1}
+	seen := map[string]bool{}
+	for line := range strings.Lines(string(out)) {
+		k, v, ok := strings.Cut(line, " : ")
+		if !ok {
+			continue
+		}
+		k, v = strings.TrimSpace(k), strings.TrimSpace(v)
+		var err error
+		switch k {
+		case "Array UUID":
+			sb.ArrayUUID = v
+		case "Raid Devices":
+			sb.RaidDevices, err = strconv.Atoi(v)
+		case "Events":
+			sb.Events, err = strconv.ParseUint(v, 10, 64)
+		case "Data Offset":
+			var sectors int64
+			sectors, err = strconv.ParseInt(strings.TrimSuffix(v, " sectors"), 10, 64)
+			sb.Data = sectors * 512
+		case "Device Role":
+			if n, ok := strings.CutPrefix(v, "Active device "); ok {
+				sb.Role, err = strconv.Atoi(n)
+			}
+		default:
+			continue
+		}
+		if err != nil {
+			return Superblock{}, fmt.Errorf("reading %q: %w", strings.TrimSpace(line), err)
+		}
+		seen[k] = true
+	}
+	for _, k := range []string{"Array UUID", "Raid Devices", "Events", "Data Offset", "Device Role"} {
+		if !seen[k] {
+			return Superblock{}, fmt.Errorf("no %q in mdadm's report", k)
+		}
+	}
+	return sb, nil
 }

@@ -2,6 +2,8 @@ package raid
 
 import (
 	"context"
+	"os"
+	"strings"
 	"testing"
 
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
@@ -23,5 +25,41 @@ func TestArgv(t *testing.T) {
 	fake.Done()
 	if got := MemberLabel("storecrypt"); got != "any:storecrypt" {
 		t.Errorf("MemberLabel = %q, want any:storecrypt (what blkid shows)", got)
+	}
+}
+
+// TestExamine: mdadm --examine's report of a member (mdadm 4.2's examine_super1 format).
+func TestExamine(t *testing.T) {
+	out, err := os.ReadFile("testdata/examine-member.txt")
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake := &sysexec.Fake{T: t, Calls: []sysexec.Call{{Argv: "mdadm --examine /dev/nvme1n1", Stdout: string(out)}}}
+	got, err := Mdadm{R: fake}.Examine(context.Background(), "/dev/nvme1n1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := Superblock{ArrayUUID: "3a1b2c4d:5e6f7081:92a3b4c5:d6e7f809", RaidDevices: 2, Events: 0, Role: 1, Data: 4096 * 512}
+	if got != want {
+		t.Errorf("got %+v, want %+v", got, want)
+	}
+	for _, tc := range []struct{ name, edit, says string }{
+		{"a spare", "Active device 1", "spare"},
+		{"no events", "Events : 0", "Evnts : 0"},
+		{"bad events", "Events : 0", "Events : many"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			sb, err := ParseExamine([]byte(strings.Replace(string(out), tc.edit, tc.says, 1)))
+			switch tc.name {
+			case "a spare":
+				if err != nil || sb.Role != -1 {
+					t.Errorf("got role %d, %v; want -1", sb.Role, err)
+				}
+			default:
+				if err == nil {
+					t.Errorf("got %+v, want an error", sb)
+				}
+			}
+		})
 	}
 }
