@@ -3,10 +3,13 @@ package agent
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -48,10 +51,31 @@ func (f *fakeKeys) Recover(_ context.Context, t keysource.Token, v keysource.Vol
 	return keysource.Key{Secret: bytes.Clone(secret), Token: t, FullEntropy: true}, nil
 }
 
-// sysfs writes a fixture tree under root: one file per entry, directories for "/"-ended keys.
+// sysfs writes a fixture tree under root: one file per entry, directories for "/"-ended
+// keys. Each NVMe disk of the tree arrives as instance store does, zeroed: a sparse file
+// of its sysfs size at dev/<name>, unless the tree has one; noise entries then write on
+// it.
 func sysfs(t *testing.T, root string, files map[string]string) {
 	t.Helper()
+	defer func() {
+		for name, at := range files {
+			if dev, ok := strings.CutPrefix(name, noisePrefix); ok {
+				scribble(t, filepath.Join(root, "dev", dev), at)
+			}
+		}
+	}()
 	for name, data := range files {
+		if strings.HasPrefix(name, noisePrefix) {
+			continue
+		}
+		disk, ok := strings.CutSuffix(strings.TrimPrefix(name, "sys/block/"), "/size")
+		if _, has := files["dev/"+disk]; ok && strings.HasPrefix(disk, "nvme") && !has {
+			sectors, err := strconv.ParseInt(data, 10, 64)
+			if err != nil {
+				t.Fatal(err)
+			}
+			zeroed(t, filepath.Join(root, "dev", disk), sectors*512)
+		}
 		p := filepath.Join(root, name)
 		if strings.HasSuffix(name, "/") {
 			if err := os.MkdirAll(p, 0o755); err != nil {
@@ -66,6 +90,72 @@ func sysfs(t *testing.T, root string, files map[string]string) {
 			t.Fatal(err)
 		}
 	}
+}
+
+// zeroed makes a sparse file of size bytes at p, which reads as zero.
+func zeroed(t *testing.T, p string, size int64) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := f.Truncate(size); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// noise asks for 8 MiB of random data on the disk name at byte at (scribble): what blkid
+// finds no signature in, as plain dm-crypt or a raw-device database.
+func noise(name string, at int64) map[string]string {
+	return map[string]string{noisePrefix + name: strconv.FormatInt(at, 10)}
+}
+
+const noisePrefix = "noise:"
+
+// scribble writes 8 MiB of random data at byte at (a decimal string) of the file p.
+func scribble(t *testing.T, p, at string) {
+	t.Helper()
+	off, err := strconv.ParseInt(at, 10, 64)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(p, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt(randomBytes(8<<20), off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func randomBytes(n int) []byte {
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	return b
+}
+
+// memberSig is what blkid reports of a member of storecrypt's array.
+const memberSig = "TYPE=linux_raid_member\nLABEL=any:storecrypt\nUUID=3a1b2c4d-5e6f-7081-92a3-b4c5d6e7f809\n"
+
+// examine is mdadm --examine's report of a member of a two-disk storecrypt array, with
+// its data area 1 MiB in (the lines the agent reads, as mdadm 4.2 prints them).
+func examine(events, role int) string {
+	return fmt.Sprintf("     Array UUID : 3a1b2c4d:5e6f7081:92a3b4c5:d6e7f809\n           Name : any:storecrypt\n   Raid Devices : 2\n"+
+		"    Data Offset : 2048 sectors\n         Events : %d\n   Device Role : Active device %d\n", events, role)
+}
+
+// md127 is a running raid0 array md127 of the disks named.
+func md127(members ...string) map[string]string {
+	files := merge(disk("md127", "9:127"), map[string]string{"sys/block/md127/md/level": "raid0\n", "sys/block/md127/md/raid_disks": strconv.Itoa(len(members)) + "\n"})
+	for _, m := range members {
+		files["sys/block/"+m+"/holders/md127/"] = ""
+	}
+	return files
 }
 
 func disk(name, dev string) map[string]string {
@@ -248,6 +338,37 @@ func TestRefusesBeforeWriting(t *testing.T) {
 			{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=linux_raid_member\nLABEL=web01:data\n"},
 			{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2},
 		}, `linux_raid_member (label "web01:data")`},
+		{"8 MiB of random data at offset 0", merge(disk("nvme1n1", "259:0"), noise("nvme1n1", 0)), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
+		}, "/dev/nvme1n1: it holds data without a signature blkid knows (non-zero bytes at byte 0 of 1073741824)"},
+		{"random data only in the middle", merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1"), noise("nvme2n1", 512<<20)), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
+			{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2},
+		}, "/dev/nvme2n1: it holds data without a signature blkid knows (non-zero bytes at byte 5369"},
+		{"a ready array's disk named beside a blank one", merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1")), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: memberSig},
+			{Argv: "mdadm --examine /dev/nvme1n1", Stdout: examine(3, 0)},
+			{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2},
+		}, "/dev/nvme1n1: it is a member of an array that ran (its superblock's events count is 3)"},
+		{"a ready raid0's disk named beside a blank one, its events count still 0", merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1"), noise("nvme1n1", 1<<20)), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: memberSig},
+			{Argv: "mdadm --examine /dev/nvme1n1", Stdout: examine(0, 0)},
+			{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2},
+		}, "/dev/nvme1n1: it is a member of an array that held data (non-zero bytes at byte 1048576 of 1073741824 in its data area)"},
+		{"a running array named after a blank disk", merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1"), disk("nvme3n1", "259:2"), md127("nvme2n1", "nvme3n1")), []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
+			{Argv: "blkid -p -o export /dev/nvme2n1", Stdout: memberSig},
+			{Argv: "mdadm --examine /dev/nvme2n1", Stdout: examine(0, 0)},
+			{Argv: "blkid -p -o export /dev/nvme3n1", Stdout: memberSig},
+			{Argv: "mdadm --examine /dev/nvme3n1", Stdout: examine(0, 1)},
+			{Argv: "blkid -p -o export /dev/md127", Stdout: "TYPE=crypto_LUKS\nLABEL=storecrypt\nUUID=" + volUUID + "\nSUBSYSTEM=storecrypt-ready\n"},
+			{Argv: "cryptsetup luksDump --dump-json-metadata /dev/md127", Stdout: `{"keyslots":{},"tokens":{},"segments":{},"digests":{},"config":{}}`},
+		}, "/dev/nvme2n1: it is a member of a running array while /dev/nvme1n1 is blank"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			root := t.TempDir()
@@ -431,5 +552,27 @@ func TestExitCodeOf(t *testing.T) {
 		if got := ExitCodeOf(tc.err); got != tc.want {
 			t.Errorf("ExitCodeOf(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestCutShortPreview: superblocks mdadm --create wrote on some disks before it was cut
+// short (events 0, a data area that reads as zero) beside a blank disk are erased and
+// the array created again.
+func TestCutShortPreview(t *testing.T) {
+	root := t.TempDir()
+	sysfs(t, root, merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1")))
+	a, fake, _ := newTestAgent(t, root, []sysexec.Call{
+		{Argv: "cryptsetup --version", Stdout: version},
+		{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: memberSig},
+		{Argv: "mdadm --examine /dev/nvme1n1", Stdout: examine(0, 0)},
+		{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2},
+	}, &fakeKeys{})
+	rep, err := a.Plan(context.Background(), kmsOptions())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fake.Done()
+	if len(rep.Steps) < 3 || rep.Steps[1].Command != "mdadm --zero-superblock /dev/nvme1n1" {
+		t.Errorf("got steps %+v, want the discover step, then raid-zero of /dev/nvme1n1", rep.Steps)
 	}
 }

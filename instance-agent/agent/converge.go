@@ -11,7 +11,9 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/storecrypt/storecrypt/instance-agent/atomicfile"
 	"github.com/storecrypt/storecrypt/instance-agent/bind"
@@ -86,27 +88,61 @@ func (r *run) observe(disks []discover.Disk) (plan.Facts, error) {
 		if err != nil {
 			return f, err
 		}
-		for j := range r.rep.Devices {
-			if r.rep.Devices[j].Path == d.Path {
-				r.rep.Devices[j].Found = s.What()
-			}
-		}
 		pd := plan.Disk{Path: d.Path, Name: d.Name, SizeBytes: d.SizeBytes, Sig: s, Mounts: d.Mounts, Partitions: d.Partitions}
 		for _, h := range d.Holders {
 			pd.Holders = append(pd.Holders, plan.Holder{Name: h, DMName: discover.DMName(r.fsys, h)})
 		}
+		if s.Type == raid.MemberType && s.Label == raid.MemberLabel(contract.ArrayName) {
+			sb, err := r.md.Examine(r.ctx, d.Path)
+			if err != nil {
+				return f, err
+			}
+			pd.Super = &sb
+		}
 		f.Disks = append(f.Disks, pd)
+	}
+	if err := r.readZeros(f.Disks); err != nil {
+		return f, err
+	}
+	for _, d := range f.Disks {
+		for j := range r.rep.Devices {
+			if r.rep.Devices[j].Path == d.Path {
+				r.rep.Devices[j].Found = d.Sig.What()
+			}
+		}
 	}
 	if len(f.Disks) == 1 {
 		d := f.Disks[0]
 		return f, r.observeVolume(&f, d.Path, d.Name, d.Sig)
 	}
-	if a, ok := r.arrayOf(disks[0].Name); ok {
-		if err := r.observeArray(&f, a); err != nil {
-			return f, err
-		}
+	if a, ok := r.arrayOfAny(disks); ok {
+		return f, r.observeArray(&f, a)
 	}
 	return f, nil
+}
+
+// readZeros reads whether each disk without a signature reads as zero, and whether each
+// member's data area does (probe.Written), one disk per goroutine: each costs a few
+// thousand small reads, and the disks answer them independently.
+func (r *run) readZeros(disks []plan.Disk) error {
+	errs := make([]error, len(disks))
+	var wg sync.WaitGroup
+	for i := range disks {
+		d := &disks[i]
+		var from int64
+		var where *string
+		switch {
+		case d.Sig.Blank():
+			where = &d.Sig.Data
+		case d.Super != nil:
+			from, where = d.Super.Data, &d.DataArea
+		default:
+			continue
+		}
+		wg.Go(func() { *where, errs[i] = probe.Written(r.fsys, d.Path, from, d.SizeBytes) })
+	}
+	wg.Wait()
+	return errors.Join(errs...)
 }
 
 func (r *run) observeArray(f *plan.Facts, a plan.Array) error {
@@ -409,28 +445,40 @@ func (r *run) writeSysfs(file, value string) error {
 func (ex *executor) refresh(f *plan.Facts, s plan.Step) error {
 	switch s.Kind {
 	case plan.CreateArray:
-		a, ok := ex.arrayOf(ex.disks[0].Name)
+		a, ok := ex.arrayOfAny(ex.disks)
 		if !ok {
-			return fmt.Errorf("creating the array: %s has no md holder afterwards", ex.disks[0].Path)
+			return fmt.Errorf("creating the array: no disk has an md holder afterwards")
 		}
 		// What mdadm --create leaves: every disk a member, the array blank, and the key
 		// made before it still in hand.
 		for i := range f.Disks {
 			f.Disks[i].Sig = probe.Signature{Type: raid.MemberType, Label: raid.MemberLabel(contract.ArrayName)}
+			f.Disks[i].Holders = []plan.Holder{{Name: a.Name}}
 		}
 		a.Frozen = raid.Level(ex.o.Layout) == 10
 		f.Array, f.KeyHeld = &a, true
 		return nil
 	case plan.AssembleArray:
-		a, ok := ex.arrayOf(ex.disks[0].Name)
+		a, ok := ex.arrayOfAny(ex.disks)
 		if !ok {
-			return fmt.Errorf("assembling the array: %s has no md holder afterwards", ex.disks[0].Path)
+			return fmt.Errorf("assembling the array: no disk has an md holder afterwards")
 		}
 		return ex.observeArray(f, a)
 	case plan.Open:
 		return ex.observeMapping(f, ex.mapperName())
 	}
 	return fmt.Errorf("step %s: nothing to read again after it", s.Name)
+}
+
+// arrayOfAny returns the md array that holds any of the disks: neither a blank disk named
+// first nor a member a RAID10 runs without may hide the array.
+func (r *run) arrayOfAny(disks []discover.Disk) (plan.Array, bool) {
+	for _, d := range disks {
+		if a, ok := r.arrayOf(d.Name); ok {
+			return a, true
+		}
+	}
+	return plan.Array{}, false
 }
 
 // arrayOf returns the md array that holds the disk named name.
@@ -446,8 +494,11 @@ func (r *run) arrayOf(name string) (plan.Array, bool) {
 				return plan.Array{}, false
 			}
 			level, _ := fs.ReadFile(r.fsys, path.Join("sys/block", md.Name, "md/level"))
+			devices, _ := fs.ReadFile(r.fsys, path.Join("sys/block", md.Name, "md/raid_disks"))
 			action, _ := fs.ReadFile(r.fsys, raid.SyncAction(md.Name))
-			return plan.Array{Path: md.Path, Name: md.Name, SizeBytes: md.SizeBytes,
+			// An unreadable member count is 0, which matches no disks given: refused.
+			n, _ := strconv.Atoi(strings.TrimSpace(string(devices)))
+			return plan.Array{Path: md.Path, Name: md.Name, SizeBytes: md.SizeBytes, Devices: n,
 				Level: strings.TrimSpace(string(level)), Frozen: strings.TrimSpace(string(action)) == "frozen"}, true
 		}
 	}

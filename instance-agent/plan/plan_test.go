@@ -9,19 +9,23 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
 	"github.com/storecrypt/storecrypt/instance-agent/luks"
 	"github.com/storecrypt/storecrypt/instance-agent/probe"
+	"github.com/storecrypt/storecrypt/instance-agent/raid"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
 const (
-	uuid   = "6d5c4b3a-0000-4000-8000-000000000001"
-	keyARN = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
-	gib    = int64(1) << 30
+	uuid      = "6d5c4b3a-0000-4000-8000-000000000001"
+	arrayUUID = "3a1b2c4d:5e6f7081:92a3b4c5:d6e7f809"
+	keyARN    = "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"
+	gib       = int64(1) << 30
 )
 
 var (
 	blank  = probe.Signature{}
 	member = probe.Signature{Type: "linux_raid_member", Label: "any:storecrypt"}
 	ext4   = probe.Signature{Type: "ext4"}
+	// written: blkid found nothing, but the disk does not read as zero.
+	written = probe.Signature{Data: "non-zero bytes at byte 0 of 1073741824"}
 )
 
 func ours(state string) probe.Signature {
@@ -34,13 +38,29 @@ func header(source string) *Header {
 	return h
 }
 
+// disks are disks with these signatures; a member carries the superblock mdadm --create
+// writes for an array of them all, the disk's place its role.
 func disks(sigs ...probe.Signature) []Disk {
 	var out []Disk
 	for i, s := range sigs {
 		name := "nvme" + string(rune('1'+i)) + "n1"
-		out = append(out, Disk{Path: "/dev/" + name, Name: name, SizeBytes: gib, Sig: s})
+		d := Disk{Path: "/dev/" + name, Name: name, SizeBytes: gib, Sig: s}
+		if s == member {
+			d.Super = &raid.Superblock{ArrayUUID: arrayUUID, RaidDevices: len(sigs), Role: i, Data: 1 << 20}
+		}
+		out = append(out, d)
 	}
 	return out
+}
+
+// running makes the disks the members of a running array, which it returns to edit.
+func running(f *Facts) *Array {
+	a := &Array{Path: "/dev/md127", Name: "md127", SizeBytes: 2 * gib, Devices: len(f.Disks)}
+	for i := range f.Disks {
+		f.Disks[i].Holders = []Holder{{Name: a.Name}}
+	}
+	f.Array = a
+	return a
 }
 
 func facts(m Mode, d []Disk) Facts {
@@ -53,7 +73,6 @@ func facts(m Mode, d []Disk) Facts {
 // marks a step after which the facts are read again.
 func TestDecide(t *testing.T) {
 	full := "key luks-format luks-token luks-open mkfs mark-ready mount boot-unit"
-	array := &Array{Path: "/dev/md127", Name: "md127", SizeBytes: 2 * gib}
 	for _, tc := range []struct {
 		name  string
 		f     Facts
@@ -69,26 +88,26 @@ func TestDecide(t *testing.T) {
 		{"two blank disks: the key, then the array, then read again", facts(Apply, disks(blank, blank)), nil, "key raid-create*", "", ""},
 		{"two blank disks, previewed: all the way", facts(Preview, disks(blank, blank)), nil, "key raid-create " + strings.TrimPrefix(full, "key "), "", ""},
 		{"after creating the array: no second key", facts(Apply, disks(member, member)), func(f *Facts) {
-			a := *array
-			f.Array, f.KeyHeld = &a, true
+			a := running(f)
+			f.Array, f.KeyHeld = a, true
 		}, strings.TrimPrefix(full, "key "), "", ""},
 		{"our array, not running: assemble, then read again", facts(Apply, disks(member, member)), nil, "raid-assemble*", "", ""},
 		{"raid10, previewed: the resync runs after the mount", facts(Preview, disks(blank, blank)), func(f *Facts) { f.Options.Layout = contract.LayoutRAID10 },
 			"key raid-create luks-format luks-token luks-open mkfs mark-ready mount raid-resync boot-unit", "", ""},
 		{"raid10 array just created, its resync paused: resumed after the mount", facts(Apply, disks(member, member)), func(f *Facts) {
-			a := *array
+			a := running(f)
 			a.Level, a.Frozen, f.Options.Layout = "raid10", true, contract.LayoutRAID10
-			f.Array, f.KeyHeld = &a, true
+			f.Array, f.KeyHeld = a, true
 		}, "luks-format luks-token luks-open mkfs mark-ready mount raid-resync boot-unit", "", ""},
 		{"raid10, ready and mounted, its resync left paused by a cut-short run: resumed", facts(Unlock, disks(member, member)), func(f *Facts) {
-			a := *array
+			a := running(f)
 			a.Sig, a.Level, a.Frozen = ours(contract.StateReady), "raid10", true
-			f.Array, f.Header, f.Mapping = &a, header(contract.KeySourceKMSDataKey), &Mapping{FS: ext4, Mounts: []string{contract.DefaultMountPoint}}
+			f.Array, f.Header, f.Mapping = a, header(contract.KeySourceKMSDataKey), &Mapping{FS: ext4, Mounts: []string{contract.DefaultMountPoint}}
 		}, "raid-resync", "already open and mounted", ""},
 		{"a raid0 volume asked to be raid10: kept", facts(Apply, disks(member, member)), func(f *Facts) {
-			a := *array
+			a := running(f)
 			a.Sig, a.Level, f.Options.Layout = ours(contract.StateReady), "raid0", contract.LayoutRAID10
-			f.Array, f.Header, f.Mapping = &a, header(contract.KeySourceKMSDataKey), &Mapping{FS: ext4, Mounts: []string{contract.DefaultMountPoint}}
+			f.Array, f.Header, f.Mapping = a, header(contract.KeySourceKMSDataKey), &Mapping{FS: ext4, Mounts: []string{contract.DefaultMountPoint}}
 		}, "boot-unit", "stays raid0; --layout raid10 applies to new volumes", ""},
 		{"per-disk volumes, asked for an array: opened as they are", facts(Apply, disks(ours(contract.StateReady), ours(contract.StateReady))), nil, "", "", "hold storecrypt's per-disk volumes"},
 		{"per-disk volumes, one cut short before its format: still per-disk", facts(Unlock, disks(ours(contract.StateReady), blank)), nil, "", "", "per-disk volumes"},
@@ -96,13 +115,13 @@ func TestDecide(t *testing.T) {
 		{"raid10 with one disk: no array", facts(Preview, disks(blank)), func(f *Facts) { f.Options.Layout = contract.LayoutRAID10 }, full, "", ""},
 		{"our array, previewed before assembling", facts(Preview, disks(member, member)), nil, "raid-assemble*", "depends on what it holds", ""},
 		{"our array, running, created but never formatted", facts(Apply, disks(member, member)), func(f *Facts) {
-			a := *array
-			f.Array = &a
+			a := running(f)
+			f.Array = a
 		}, full, "", ""},
 		{"our array, ready, closed: recover the key, open, read again", facts(Unlock, disks(member, member)), func(f *Facts) {
-			a := *array
+			a := running(f)
 			a.Sig = ours(contract.StateReady)
-			f.Array, f.Header = &a, header(contract.KeySourceKMSDataKey)
+			f.Array, f.Header = a, header(contract.KeySourceKMSDataKey)
 		}, "key luks-open*", "", ""},
 		{"a creation cut short: zero what it left, create again", facts(Apply, disks(member, blank)), nil, "key raid-zero raid-create*", "cut short", ""},
 		{"a creation cut short, previewed", facts(Preview, disks(member, blank, blank)), nil, "key raid-zero raid-create " + strings.TrimPrefix(full, "key "), "cut short", ""},
@@ -154,9 +173,54 @@ func TestDecide(t *testing.T) {
 		}, "boot-unit", "already open and mounted", ""},
 		{"a blank disk of several held by something", facts(Apply, disks(blank, blank)), func(f *Facts) { f.Disks[1].Holders = []Holder{{Name: "md5"}} }, "", "", "is held by md5"},
 		{"a member of a running array beside a blank disk", facts(Apply, disks(member, blank)), func(f *Facts) {
-			a := *array
-			f.Array = &a
+			running(f)
+			f.Disks[1].Holders = nil
 		}, "", "", "a member of a running array"},
+		{"no signature, but not zero: not ours", facts(Apply, disks(written)), nil, "", "",
+			"/dev/nvme1n1: it holds data without a signature blkid knows (non-zero bytes at byte 0 of 1073741824), which storecrypt did not write"},
+		{"not zero, among blanks", facts(Apply, disks(blank, written)), nil, "", "", "/dev/nvme2n1: it holds data without a signature blkid knows"},
+		{"not zero, beside a member cut short", facts(Apply, disks(member, written)), nil, "", "", "/dev/nvme2n1: it holds data without a signature blkid knows"},
+		// Each of the next ones zeroed a ready array's superblocks on main (issue 22).
+		{"a --devices superset of a ready array, not assembled", facts(Apply, disks(member, member, blank)), func(f *Facts) {
+			f.Disks[0].Super.RaidDevices, f.Disks[1].Super.RaidDevices = 2, 2
+		}, "", "", "/dev/nvme1n1: it is a member of a 2-disk storecrypt array and 3 disks were given"},
+		{"a --devices superset of a running array, named after a blank disk", facts(Apply, disks(blank, member, member)), func(f *Facts) {
+			running(f)
+			f.Array, f.Disks[0].Holders = nil, nil // what main read from the first disk only
+		}, "", "", "/dev/nvme2n1: it is held by md127"},
+		{"a ready array not yet assembled, one disk named in place of another", facts(Apply, disks(member, blank)), func(f *Facts) {
+			f.Disks[0].Super.Events = 7
+		}, "", "", "its superblock's events count is 7): its other disks are missing"},
+		{"a ready raid0 not yet assembled, its events count still 0", facts(Apply, disks(member, blank)), func(f *Facts) {
+			f.Disks[0].DataArea = "non-zero bytes at byte 1048576 of 1073741824"
+		}, "", "", "an array that held data (non-zero bytes at byte 1048576 of 1073741824 in its data area)"},
+		{"raid-devices not the disks given", facts(Apply, disks(member, blank, blank)), func(f *Facts) {
+			f.Disks[0].Super.RaidDevices = 2
+		}, "", "", "a 2-disk storecrypt array and 3 disks were given"},
+		{"members of two arrays", facts(Apply, disks(member, member, blank)), func(f *Facts) {
+			f.Disks[1].Super.ArrayUUID = "ffffffff:5e6f7081:92a3b4c5:d6e7f809"
+		}, "", "", "/dev/nvme2n1: it is a member of array ffffffff:5e6f7081:92a3b4c5:d6e7f809, not of " + arrayUUID},
+		{"two members in one role", facts(Apply, disks(member, member, blank)), func(f *Facts) {
+			f.Disks[1].Super.Role = 0
+		}, "", "", "/dev/nvme2n1: it is a member with role 0"},
+		{"a spare", facts(Apply, disks(member, blank)), func(f *Facts) { f.Disks[0].Super.Role = -1 }, "", "", "role -1"},
+		{"members of two arrays, not assembled", facts(Apply, disks(member, member)), func(f *Facts) {
+			f.Disks[1].Super.ArrayUUID = "ffffffff:5e6f7081:92a3b4c5:d6e7f809"
+		}, "", "", "not of " + arrayUUID},
+		{"a running array with a member not given", facts(Apply, disks(member, member)), func(f *Facts) { running(f).Devices = 3 }, "", "", "/dev/md127: it has 3 members and 2 disks were given"},
+		{"a disk of another array beside the running one", facts(Apply, disks(member, member)), func(f *Facts) {
+			running(f)
+			f.Disks[1].Holders, f.Disks[1].Super.ArrayUUID = nil, "ffffffff:5e6f7081:92a3b4c5:d6e7f809"
+		}, "", "", "/dev/nvme2n1: it is a member of array ffffffff:5e6f7081:92a3b4c5:d6e7f809, not of " + arrayUUID},
+		{"a raid10 running without its failed disk: opened", facts(Unlock, disks(member, member)), func(f *Facts) {
+			a := running(f)
+			a.Sig, a.Level, f.Header = ours(contract.StateReady), "raid10", header(contract.KeySourceKMSDataKey)
+			f.Disks[1].Holders = nil
+		}, "key luks-open*", "", ""},
+		{"a member held by another array", facts(Apply, disks(member, member)), func(f *Facts) {
+			running(f)
+			f.Disks[1].Holders = []Holder{{Name: "md5"}}
+		}, "", "", "/dev/nvme2n1: it is held by md5"},
 		{"--wipe", facts(Apply, disks(blank)), func(f *Facts) { f.Options.Wipe = true }, "key luks-format luks-token luks-open wipe mkfs mark-ready mount boot-unit", "", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"crypto/rand"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,9 +17,10 @@ import (
 )
 
 // TestRefusals: a disk that holds anything storecrypt did not write is left byte for byte
-// as it was, and the run exits refused-unsafe, whether discovery or --devices found it.
+// as it was, and the run exits refused-unsafe, whether discovery or --devices found it;
+// "anything" includes data blkid knows no signature for, wherever on the disk.
 func TestRefusals(t *testing.T) {
-	m := newMachine(t, machineOpts{disks: 3, prepare: func(t *testing.T, i int, path string) {
+	m := newMachine(t, machineOpts{disks: 5, prepare: func(t *testing.T, i int, path string) {
 		switch i {
 		case 0: // ext4 holding a user's file
 			dir := t.TempDir()
@@ -33,6 +35,10 @@ func TestRefusals(t *testing.T) {
 			if out, err := cmd.CombinedOutput(); err != nil {
 				t.Fatalf("luksFormat: %v\n%s", err, out)
 			}
+		case 3: // plain dm-crypt, say: 8 MiB of ciphertext at offset 0, no signature
+			writeRandom(t, path, 0, 8<<20)
+		case 4: // a raw-device database that wrote only in the middle of the 64 MiB disk
+			writeRandom(t, path, 30<<20, 4<<20)
 		}
 	}})
 	before := m.checksums()
@@ -44,6 +50,8 @@ func TestRefusals(t *testing.T) {
 		{"discovery sees a foreign disk among blank ones", nil, "holds ext4"},
 		{"ext4 with data", []string{"--devices", "/dev/nvme0n1"}, "holds ext4"},
 		{"someone else's LUKS", []string{"--devices", "/dev/nvme1n1"}, `crypto_LUKS (label "theirs")`},
+		{"8 MiB of random data at offset 0", []string{"--devices", "/dev/nvme3n1"}, "data without a signature blkid knows (non-zero bytes at byte 0 of"},
+		{"random data only in the middle", []string{"--devices", "/dev/nvme4n1"}, "data without a signature blkid knows (non-zero bytes at byte 3"},
 		{"an EBS volume named by hand", []string{"--devices", "/dev/vdb"}, "not an instance-store NVMe namespace"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -55,6 +63,55 @@ func TestRefusals(t *testing.T) {
 	}
 	if out := m.sh("ls /sys/block/vdb/serial >/dev/null && cat /sys/block/vdb/serial"); strings.TrimSpace(out) != "ebs" {
 		t.Fatalf("/dev/vdb is %q, want the EBS stand-in", out)
+	}
+}
+
+// writeRandom writes n random bytes at byte off of the disk image at path.
+func writeRandom(t *testing.T, path string, off int64, n int) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	b := make([]byte, n)
+	_, _ = rand.Read(b)
+	if _, err := f.WriteAt(b, off); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestAssembledLate: a ready array that is not running yet (apply --boot before udev
+// assembled it) is never taken for a creation cut short. A --devices superset of it, or
+// one of its disks named beside a blank one, is refused and leaves every disk as it was;
+// its own disks assemble it, the user's file intact.
+func TestAssembledLate(t *testing.T) {
+	m := newMachine(t, machineOpts{disks: 3})
+	apply := func(devices string) []string {
+		return append(append([]string{"apply"}, m.KMSArgs()...), "--devices", devices)
+	}
+	ours := "/dev/nvme0n1,/dev/nvme1n1"
+	m.agent(apply(ours)...).must(t, contract.ExitOK)
+	m.sh("echo precious > " + userFile + " && sync")
+	// What a boot shows before udev assembles the array: its members, idle.
+	m.sh("umount " + mountPoint + " && cryptsetup close " + contract.MapperName + " && mdadm --stop /dev/md/" + contract.ArrayName)
+	before := m.checksums()
+	for _, tc := range []struct{ name, devices, says string }{
+		{"a superset of the array", ours + ",/dev/nvme2n1", "a 2-disk storecrypt array and 3 disks were given"},
+		{"one of its disks beside a blank one", "/dev/nvme0n1,/dev/nvme2n1", "is a member of an array that"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := m.agent(apply(tc.devices)...).must(t, contract.ExitRefusedUnsafe)
+			wantContains(t, "error", r.Report.Error, tc.says, "nothing was written")
+			sameSums(t, before, m.checksums())
+		})
+	}
+	r := m.agent(apply(ours)...).must(t, contract.ExitOK)
+	if !slices.Contains(r.changedSteps(), "raid-assemble") {
+		t.Errorf("apply on its own disks changed %v, want raid-assemble", r.changedSteps())
+	}
+	if got := m.sh("cat " + userFile); got != "precious\n" {
+		t.Errorf("user file reads %q, want %q", got, "precious\n")
 	}
 }
 
@@ -88,6 +145,7 @@ func TestPowerCut(t *testing.T) {
 		step string
 		done bool // cut when the step has finished; else while it runs
 	}{
+		{"raid-create", false},
 		{"luks-format", true},
 		{"luks-token", true},
 		{"mkfs", false},
