@@ -43,22 +43,19 @@ func TestExamine(t *testing.T) {
 	if got != want {
 		t.Errorf("got %+v, want %+v", got, want)
 	}
-	for _, tc := range []struct{ name, edit, says string }{
-		{"a spare", "Active device 1", "spare"},
-		{"no events", "Events : 0", "Evnts : 0"},
-		{"bad events", "Events : 0", "Events : many"},
+	for _, tc := range []struct {
+		name, from, to string
+		role           int // -1 with an error
+		err            bool
+	}{
+		{"a spare", "Active device 1", "spare", -1, false},
+		{"no events", "Events : 0", "Evnts : 0", -1, true},
+		{"events not a number", "Events : 0", "Events : many", -1, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			sb, err := ParseExamine([]byte(strings.Replace(string(out), tc.edit, tc.says, 1)))
-			switch tc.name {
-			case "a spare":
-				if err != nil || sb.Role != -1 {
-					t.Errorf("got role %d, %v; want -1", sb.Role, err)
-				}
-			default:
-				if err == nil {
-					t.Errorf("got %+v, want an error", sb)
-				}
+			sb, err := ParseExamine([]byte(strings.Replace(string(out), tc.from, tc.to, 1)))
+			if (err != nil) != tc.err || err == nil && sb.Role != tc.role {
+				t.Errorf("got role %d, error %v; want role %d, an error %v", sb.Role, err, tc.role, tc.err)
 			}
 		})
 	}
