@@ -145,7 +145,9 @@ func (d *deployment) matrix(scp string) []matrixRow {
 	admin, app, operator := role("Admin"), role("app"), role("operator")
 	own := contract.EncryptionContext(d.instanceARN(keyUserInstance), "uuid-1")
 	another := contract.EncryptionContext(d.instanceARN(other), "uuid-2")
-	legacy := contract.LegacyEncryptionContext(keyUserInstance, "uuid-1")
+	// The context agents sent before it named the instance by ARN, spelled out: a stack
+	// must refuse it whether or not the code still knows it.
+	legacy := map[string]string{"storecrypt:instance-id": keyUserInstance, contract.ContextVolume: "uuid-1"}
 	instancePolicies := d.policies[d.instanceRole]
 	broad := append(append([]string{}, instancePolicies...), fakeaws.Allows("kms:*"))
 	everything := []string{fakeaws.Allows("*")}
