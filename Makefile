@@ -59,8 +59,10 @@ deploy: $(CDK) build
 destroy: $(CDK)
 	$(CDK) destroy --no-notices
 
-# The CLI ships Go init templates; a go.mod in node_modules makes it another module, so
-# ./... (go vet, go test, golangci-lint) does not descend into it.
+# npm ci installs every pinned node tool of package.json: the CDK CLI, dynalite and
+# iam-simulate (test/iamsim); make test reaches it through synth. The CLI ships Go init
+# templates; a go.mod in node_modules makes it another module, so ./... (go vet, go test,
+# golangci-lint) does not descend into it.
 $(CDK): package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
 	printf 'module node_modules\n' > node_modules/go.mod

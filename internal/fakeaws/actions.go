@@ -249,15 +249,24 @@ func (w *World) keyRequest(req func(string, string, map[string][]string) AuthzRe
 	if err != nil {
 		return nil, err
 	}
-	extra := map[string][]string{"kms:CallerAccount": {Account}}
+	extra := EncryptionContextKeys(ec)
+	extra["kms:CallerAccount"] = []string{Account}
+	return []AuthzRequest{req(action, k.ARN, extra)}, nil
+}
+
+// EncryptionContextKeys are the condition keys KMS sets for an encryption context:
+// kms:EncryptionContext:<key> for each pair, and kms:EncryptionContextKeys listing the
+// keys (absent for an empty context). AWS KMS Developer Guide, "AWS KMS condition keys".
+func EncryptionContextKeys(ec map[string]string) map[string][]string {
+	out := map[string][]string{}
 	var keys []string
 	for name, v := range ec {
-		extra["kms:EncryptionContext:"+name] = []string{v}
+		out["kms:EncryptionContext:"+name] = []string{v}
 		keys = append(keys, name)
 	}
 	if len(keys) > 0 {
 		sort.Strings(keys)
-		extra["kms:EncryptionContextKeys"] = keys
+		out["kms:EncryptionContextKeys"] = keys
 	}
-	return []AuthzRequest{req(action, k.ARN, extra)}, nil
+	return out
 }

@@ -71,7 +71,7 @@ func (d *deployment) components(t *testing.T) []component {
 // policy, then identity policies where it delegates); anything else by the identity
 // policies, with the secret bucket's policy able to deny.
 func (d *deployment) decide(c component, r fakeaws.AuthzRequest) (fakeaws.Decision, error) {
-	if strings.HasPrefix(r.Action, "kms:") && r.Resource == d.keyARN {
+	if d.onKey(r) {
 		return fakeaws.KMSDecision(d.keyPolicy, c.policies, nil, r)
 	}
 	decision := fakeaws.ImplicitDeny
@@ -90,6 +90,12 @@ func (d *deployment) decide(c component, r fakeaws.AuthzRequest) (fakeaws.Decisi
 		}
 	}
 	return decision, nil
+}
+
+// onKey says whether a request is a KMS call on the stack's key, which KMS authorizes by
+// the key policy first.
+func (d *deployment) onKey(r fakeaws.AuthzRequest) bool {
+	return strings.HasPrefix(r.Action, "kms:") && r.Resource == d.keyARN
 }
 
 // TestPermissionsSufficientAndLeast drives each part of storecrypt through its work in
@@ -160,7 +166,7 @@ func TestPermissionsSufficientAndLeast(t *testing.T) {
 func (d *deployment) markUsed(t *testing.T, used map[string]bool, c component, r fakeaws.AuthzRequest) {
 	t.Helper()
 	policies := map[string][]string{c.name: c.policies}
-	if strings.HasPrefix(r.Action, "kms:") && r.Resource == d.keyARN {
+	if d.onKey(r) {
 		policies["key"] = []string{d.keyPolicy}
 	}
 	for who, docs := range policies {
@@ -306,16 +312,7 @@ func TestKeyBindsEachVolumeToItsInstance(t *testing.T) {
 				{"its own instance naming another", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
 					contract.EncryptionContext(another, "uuid-1"), fakeaws.ExplicitDeny, fakeaws.ExplicitDeny},
 			} {
-				ctx := maps.Clone(tc.base)
-				var keys []string
-				for k, v := range tc.context {
-					ctx["kms:EncryptionContext:"+k] = []string{v}
-					keys = append(keys, k)
-				}
-				if len(keys) > 0 {
-					sort.Strings(keys)
-					ctx["kms:EncryptionContextKeys"] = keys
-				}
+				ctx := kmsContext(tc.base, tc.context)
 				for action, want := range map[string]fakeaws.Decision{"kms:GenerateDataKey": tc.generate, "kms:Decrypt": tc.decrypt} {
 					got, err := fakeaws.KMSDecision(d.keyPolicy, tc.identity, nil,
 						fakeaws.AuthzRequest{Principal: tc.principal, Action: action, Resource: d.keyARN, Context: ctx})
