@@ -335,6 +335,12 @@ func New(ctx context.Context, scope constructs.Construct, id string, props *Prop
 	}, nil
 }
 
+// component tags what the example SCP keeps to the deployers (contract.TagComponent): its
+// function names, document name and key ARN are not known before a deployment, its tag is.
+func component(c constructs.IConstruct, part string) {
+	awscdk.Tags_Of(c).Add(jsii.String(contract.TagComponent), jsii.String(part), nil)
+}
+
 func statement(sid string, actions []string, resources []*string, conditions map[string]any) awsiam.PolicyStatement {
 	return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 		Sid: jsii.String(sid), Effect: awsiam.Effect_ALLOW, Actions: jsii.Strings(actions...),
@@ -461,6 +467,7 @@ func (s *builder) kmsKey() {
 	for _, d := range s.keyDenials() {
 		key.AddToResourcePolicy(d, jsii.Bool(false))
 	}
+	component(key, "key")
 	s.key, s.ownKey = key, key
 }
 
@@ -660,6 +667,7 @@ func (s *builder) ssmDocument(agents document.Agents) error {
 		Name: s.docName, DocumentType: jsii.String("Command"), DocumentFormat: jsii.String("JSON"),
 		UpdateMethod: jsii.String("NewVersion"), Content: content,
 	})
+	component(s.document, "document")
 	s.agentLogs = awslogs.NewLogGroup(s.c, jsii.String("AgentLogs"), &awslogs.LogGroupProps{
 		Retention: s.props.LogRetention, RemovalPolicy: s.props.RemovalPolicy,
 	})
@@ -797,6 +805,7 @@ func (s *builder) function(id, dir string, timeout float64, env map[string]*stri
 	props.Role, props.LogGroup, props.Environment = role, logs, &env
 	props.Description = jsii.String("storecrypt " + dir + " function")
 	fn := awslambda.NewFunction(s.c, jsii.String(id), props)
+	component(fn, dir)
 	// The document first, then the functions that trust only its digest: an update
 	// never leaves a function trusting content that does not exist yet (the launch
 	// function would send nothing). Until the functions follow, the old launch function

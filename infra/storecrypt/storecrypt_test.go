@@ -96,6 +96,26 @@ func TestFunctions(t *testing.T) {
 	tpl.AllResourcesProperties(jsii.String("AWS::Logs::LogGroup"), map[string]any{"RetentionInDays": 365})
 }
 
+// TestComponentTags: the example SCP finds the key, the functions and the document only by
+// contract.TagComponent (their names and ARNs differ in every deployment); a resource
+// without it would be open to whoever may change it.
+func TestComponentTags(t *testing.T) {
+	tpl, _ := template(t, &storecrypt.Props{Tags: map[string]string{"team": "platform"}})
+	tagged := func(part string) map[string]any {
+		return map[string]any{"Tags": assertions.Match_ArrayWith(&[]any{map[string]any{"Key": contract.TagComponent, "Value": part}})}
+	}
+	for _, tc := range []struct{ typ, part string }{
+		{"AWS::KMS::Key", "key"},
+		{"AWS::SSM::Document", "document"},
+		{"AWS::Lambda::Function", "launch"},
+		{"AWS::Lambda::Function", "result"},
+	} {
+		t.Run(tc.part, func(t *testing.T) {
+			tpl.HasResourceProperties(jsii.String(tc.typ), tagged(tc.part))
+		})
+	}
+}
+
 func TestRulesAndQueue(t *testing.T) {
 	tpl, _ := template(t, &storecrypt.Props{})
 	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"EventPattern": map[string]any{

@@ -245,6 +245,12 @@ const LedgerTableSuffix = "-storecrypt-ledger"
 // example SCP reserves storecrypt:* tag keys to roles under it.
 const FunctionRolePath = "/storecrypt/functions/"
 
+// TagComponent marks the resources whose change would change what storecrypt runs or
+// records (the key, the two functions, the document) with the part each is: the example
+// SCP finds them by this tag, since their names and ARNs differ in every deployment, and
+// reserves their changes to the deployers.
+const TagComponent = "storecrypt:component"
+
 // StackName is the stack's name unless the deployer chooses another.
 const StackName = "StoreCrypt"
 
