@@ -201,10 +201,14 @@ const (
 )
 
 // Patterns that flag values must match. They are also the SSM document's allowedPattern
-// values, so that no parameter can carry shell syntax into a command line.
+// values, so that no parameter can carry shell syntax into a command line, and they
+// hold the boot unit's ExecStart= line: no value may carry what systemd reads there as
+// quoting, an escape, a variable, a specifier or a command separator (' " \ $ % ;),
+// nor a tab or a newline (TestPatternsAdmitNoUnitSyntax).
 var (
 	PatternKMSKeyID = `^$|^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+|alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`
-	PatternSecret   = `^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*'()/-]+$`
+	// S3's "safe" key characters but the apostrophe, which systemd reads as a quote.
+	PatternSecret = `^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*()/-]+$`
 	// A mount point is under /mnt, /data, /srv or /var/lib/<name>: places for data, where
 	// a mount hides nothing the system needs. Every segment starts with a letter, digit,
 	// _ or -: no ".", "..", or hidden names.
