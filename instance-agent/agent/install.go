@@ -33,7 +33,7 @@ func (r *run) install() error {
 	}
 	defer release()
 	start := r.Now()
-	changed, err := r.installUnit(bootunit.Unit{Exec: plan.ApplyAtBoot(r.o), RequiredBy: r.o.RequiredBy})
+	changed, err := r.installUnit(bootunit.Unit{Exec: bootunit.ApplyAtBoot(r.o), RequiredBy: r.o.RequiredBy})
 	if err != nil {
 		return err
 	}

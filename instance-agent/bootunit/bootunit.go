@@ -53,6 +53,31 @@ func Render(u Unit) string {
 	return b.String()
 }
 
+// retryAtBoot is the boot unit's --retry-for.
+var retryAtBoot = fmt.Sprintf("--%s=%s", contract.FlagRetryFor, contract.BootRetryFor)
+
+// ApplyAtBoot is the command line of a boot unit that runs apply with the options o: the
+// unit of an ephemeral volume, and the boot-time mode's (o.Boot).
+func ApplyAtBoot(o contract.AgentOptions) []string {
+	return append(append([]string{contract.AgentPath, "apply"}, o.Args()...), retryAtBoot)
+}
+
+// UnlockAtBoot is the command line of a boot unit that reopens the volume of a key that
+// survives a reboot, wherever o made it.
+func UnlockAtBoot(o contract.AgentOptions) []string {
+	argv := []string{contract.AgentPath, "unlock", "--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model}
+	if o.Layout == contract.LayoutPerDisk {
+		argv = append(argv, "--"+contract.FlagLayout, o.Layout)
+	}
+	if len(o.Devices) > 0 {
+		argv = append(argv, "--"+contract.FlagDevices, strings.Join(o.Devices, ","))
+	}
+	if len(o.BindDirs) > 0 {
+		argv = append(argv, "--"+contract.FlagBindDirs, strings.Join(o.BindDirs, ","))
+	}
+	return append(argv, retryAtBoot)
+}
+
 // startSlack is the time the boot unit's run gets beyond its retries: the last attempt,
 // mdadm's assembly and the mount.
 const startSlack = time.Minute

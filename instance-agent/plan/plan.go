@@ -612,31 +612,12 @@ func BootUnit(f Facts, keySource string) (s Step, ok bool) {
 	if o.Boot || f.BootMode {
 		return Step{}, false
 	}
-	argv := ApplyAtBoot(o)
+	argv := bootunit.ApplyAtBoot(o)
 	if keySource != contract.KeySourceEphemeral {
-		argv = []string{contract.AgentPath, "unlock", "--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model}
-		if o.Layout == contract.LayoutPerDisk {
-			argv = append(argv, "--"+contract.FlagLayout, o.Layout)
-		}
-		if len(o.Devices) > 0 {
-			argv = append(argv, "--"+contract.FlagDevices, strings.Join(o.Devices, ","))
-		}
-		if len(o.BindDirs) > 0 {
-			argv = append(argv, "--"+contract.FlagBindDirs, strings.Join(o.BindDirs, ","))
-		}
-		argv = append(argv, retryAtBoot)
+		argv = bootunit.UnlockAtBoot(o)
 	}
 	return Step{Kind: InstallBoot, Name: "boot-unit", Action: InstallAction(o.RequiredBy),
 		Unit: bootunit.Unit{Exec: argv, RequiredBy: o.RequiredBy}, Leaves: contract.UnitName + " installed"}, true
-}
-
-// retryAtBoot is the boot unit's --retry-for.
-var retryAtBoot = fmt.Sprintf("--%s=%s", contract.FlagRetryFor, contract.BootRetryFor)
-
-// ApplyAtBoot is the command line of a boot unit that runs apply with the options o: the
-// unit of an ephemeral volume, and the boot-time mode's (o.Boot).
-func ApplyAtBoot(o contract.AgentOptions) []string {
-	return append(append([]string{contract.AgentPath, "apply"}, o.Args()...), retryAtBoot)
 }
 
 // InstallAction says what installing the boot unit does.
