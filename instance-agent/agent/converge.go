@@ -499,12 +499,21 @@ func (r *run) installUnit(u bootunit.Unit) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if changed && r.systemdRuns() {
-		if _, err := r.Run.Run(r.ctx, sysexec.Command{Name: "systemctl", Args: []string{"daemon-reload"}}); err != nil {
-			return false, fmt.Errorf("reloading systemd: %w", err)
-		}
+	if err := r.reloadSystemd(changed); err != nil {
+		return false, err
 	}
 	return copied || changed, nil
+}
+
+// reloadSystemd has systemd read changed unit files, when it runs.
+func (r *run) reloadSystemd(changed bool) error {
+	if !changed || !r.systemdRuns() {
+		return nil
+	}
+	if _, err := r.Run.Run(r.ctx, sysexec.Command{Name: "systemctl", Args: []string{"daemon-reload"}}); err != nil {
+		return fmt.Errorf("reloading systemd: %w", err)
+	}
+	return nil
 }
 
 // systemdRuns: systemd is the running init (sd_booted's test); at image build it is not.

@@ -270,3 +270,61 @@ func TestInstallSelf(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// TestUninstall: after install, uninstall removes the unit and its links, reloads
+// systemd, and unseals the mount point and each bound directory as the root disk holds
+// them (through a plain bind of /), touching no disk; a second run finds nothing to
+// remove and unseals again, harmlessly.
+func TestUninstall(t *testing.T) {
+	root := t.TempDir()
+	sysfs(t, root, merge(disk("nvme1n1", "259:0"), map[string]string{"run/systemd/system/": ""}))
+	o := kmsOptions()
+	o.RequiredBy = []string{"containerd.service"}
+	o.BindDirs = []string{"/var/lib/containerd", "/var/log/pods"}
+	a, fake, _ := newTestAgent(t, root, []sysexec.Call{{Argv: "systemctl daemon-reload"}}, &fakeKeys{})
+	if _, err := a.Install(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	fake.Done()
+	// What the plain bind of / shows: the root disk's own directories.
+	view := filepath.Join(root, "run/storecrypt/root")
+	showRoot := func() error {
+		for _, d := range []string{"mnt/instance-store", "var/lib/containerd/io.containerd.content", "var/log/pods"} {
+			if err := os.MkdirAll(filepath.Join(view, d), 0o755); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	unbind := []sysexec.Call{{Argv: "mount --bind / /run/storecrypt/root", Do: showRoot}, {Argv: "umount /run/storecrypt/root"}}
+	for _, run := range []struct {
+		name    string
+		calls   []sysexec.Call
+		changed bool
+	}{
+		{"first", append([]sysexec.Call{{Argv: "systemctl daemon-reload"}}, unbind...), true},
+		{"again", unbind, false},
+	} {
+		t.Run(run.name, func(t *testing.T) {
+			a, fake, progress := newTestAgent(t, root, run.calls, &fakeKeys{})
+			var unsealed []string
+			a.Unseal = func(p string) error { unsealed = append(unsealed, strings.TrimPrefix(p, view)); return nil }
+			rep, err := a.Uninstall(context.Background(), o)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, progress)
+			}
+			fake.Done()
+			if rep.Steps[0].Changed != run.changed {
+				t.Errorf("boot-unit step changed %v, want %v: %+v", rep.Steps[0].Changed, run.changed, rep.Steps[0])
+			}
+			left, _ := filepath.Glob(filepath.Join(root, "etc/systemd/system/*", contract.UnitName))
+			if _, err := os.Stat(filepath.Join(root, "etc/systemd/system", contract.UnitName)); err == nil || len(left) > 0 {
+				t.Errorf("got the unit or links %q left, want none", left)
+			}
+			want := []string{"/mnt/instance-store", "/var/lib/containerd", "/var/lib/containerd/io.containerd.content", "/var/log/pods"}
+			if !slices.Equal(unsealed, want) {
+				t.Errorf("unsealed %q, want %q", unsealed, want)
+			}
+		})
+	}
+}

@@ -157,3 +157,41 @@ func link(path string) (bool, error) {
 	}
 	return true, os.Symlink(want, path)
 }
+
+// Uninstall undoes Install under root, as `systemctl disable` and removing the file do:
+// the unit, its multi-user.target.wants link, every <unit>.requires link to it (and the
+// .requires directory when nothing else is left in it) and its drop-in directory
+// (<unit>.d), which held nothing but what configured this unit. What is already gone is
+// fine, so a second run changes nothing. It reports whether anything changed.
+func Uninstall(root string) (bool, error) {
+	dir := filepath.Join(root, "etc/systemd/system")
+	links, err := filepath.Glob(filepath.Join(dir, "*", contract.UnitName))
+	if err != nil {
+		return false, err
+	}
+	changed := false
+	for _, l := range links {
+		if fi, err := os.Lstat(l); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		if err := os.Remove(l); err != nil {
+			return false, fmt.Errorf("disabling %s: %w", contract.UnitName, err)
+		}
+		changed = true
+		if held := filepath.Dir(l); strings.HasSuffix(held, ".requires") {
+			// Install made it; removed only when empty, as another unit may be required
+			// there too. An error leaves it, harmless.
+			_ = os.Remove(held)
+		}
+	}
+	for _, p := range []string{filepath.Join(dir, contract.UnitName+".d"), filepath.Join(dir, contract.UnitName)} {
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return false, fmt.Errorf("removing %s: %w", p, err)
+		}
+		changed = true
+	}
+	return changed, nil
+}
