@@ -130,6 +130,10 @@ func (a *Agent) execute(ctx context.Context, m mode, o contract.AgentOptions) (*
 		cs:   luks.Cryptsetup{R: a.Run},
 		md:   raid.Mdadm{R: a.Run},
 	}
+	if o.Boot {
+		// The boot unit's run is the installed agent itself.
+		r.rep.BootAgentVersion = a.Version
+	}
 	err := r.execute()
 	r.rep.Seconds = seconds(a.Now().Sub(start))
 	code := ExitCodeOf(err)

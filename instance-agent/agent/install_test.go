@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
@@ -119,6 +120,59 @@ func TestCommandKeepsTheBootUnit(t *testing.T) {
 		if said := strings.Join(rep.Notes, "\n"); strings.Contains(said, "left as installed") == boot {
 			t.Errorf("boot=%t: notes %q", boot, said)
 		}
+		// The document's run makes the boot unit's agent its own; the boot unit's run is it.
+		updates := slices.ContainsFunc(rep.Steps, func(s contract.Step) bool { return s.Name == "boot-agent" })
+		if updates == boot {
+			t.Errorf("boot=%t: got a boot-agent step %v, want %v: %+v", boot, updates, !boot, rep.Steps)
+		}
+	}
+}
+
+// TestUpdateBootAgent: in boot-time mode a run from the document replaces the installed
+// agent when it is another build, and reports the version the boot unit ran until then
+// apart from its own; the same build is left, and asks nothing.
+func TestUpdateBootAgent(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		installed string // the bytes at contract.AgentPath; "" for none
+		calls     []sysexec.Call
+		changed   bool
+		boot      string // BootAgentVersion
+	}{
+		{"another build", "agent build 1", []sysexec.Call{{Argv: contract.AgentPath + " version", Stdout: "v1.0.0\n"}}, true, "v1.0.0"},
+		{"the same build", "agent build 2", nil, false, "v2.0.0"},
+		{"an installed agent that does not answer", "garbage", []sysexec.Call{{Argv: contract.AgentPath + " version", Code: 126}}, true, "unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			self := filepath.Join(t.TempDir(), "storecrypt-agent")
+			installed := filepath.Join(root, contract.AgentPath)
+			if err := os.WriteFile(self, []byte("agent build 2"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Dir(installed), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(installed, []byte(tc.installed), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			a, fake, _ := newTestAgent(t, root, tc.calls, &fakeKeys{})
+			a.Self, a.Version = self, "v2.0.0"
+			ex := &executor{run: &run{Agent: a, ctx: context.Background(), rep: &contract.Report{AgentVersion: a.Version}}}
+			if err := ex.updateBootAgent(plan.Step{Name: "boot-agent"}); err != nil {
+				t.Fatal(err)
+			}
+			fake.Done()
+			if b, _ := os.ReadFile(installed); string(b) != "agent build 2" {
+				t.Errorf("the installed agent holds %q, want this build", b)
+			}
+			if got := ex.rep.Steps[0].Changed; got != tc.changed {
+				t.Errorf("got changed %v, want %v", got, tc.changed)
+			}
+			if got := ex.rep.BootAgentVersion; got != tc.boot || ex.rep.AgentVersion != "v2.0.0" {
+				t.Errorf("got boot agent %q (running %q), want %q (running v2.0.0)", got, ex.rep.AgentVersion, tc.boot)
+			}
+		})
 	}
 }
 
@@ -255,7 +309,7 @@ func TestInstallSelf(t *testing.T) {
 				}
 			}
 			r := &run{Agent: &Agent{Root: root, Self: src}}
-			copied, err := r.installSelf()
+			copied, err := r.installSelf(nil)
 			if err != nil {
 				t.Fatal(err)
 			}

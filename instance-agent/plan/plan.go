@@ -144,6 +144,7 @@ const (
 	ResumeResync                // let a RAID10 array's paused resync run
 	BindDir                     // bind a directory's place on the volume on it
 	InstallBoot                 // install the boot unit and the agent it runs
+	UpdateAgent                 // boot-time mode: make the boot unit's agent this run's
 )
 
 // Step is one thing the plan does.
@@ -594,8 +595,9 @@ func (pl *planner) installBoot(keySource string) {
 	s, ok := BootUnit(pl.f, keySource)
 	if !ok {
 		pl.p.Layout.BootMode, pl.p.Layout.BootUnit = true, true
-		if !pl.f.Options.Boot {
+		if s, ok := UpdateBootAgent(pl.f); ok {
 			pl.note("%s provisions this volume at boot (storecrypt-agent install); left as installed", contract.UnitName)
+			pl.add(s)
 		}
 		return
 	}
@@ -618,6 +620,19 @@ func BootUnit(f Facts, keySource string) (s Step, ok bool) {
 	}
 	return Step{Kind: InstallBoot, Name: "boot-unit", Action: InstallAction(o.RequiredBy),
 		Unit: bootunit.Unit{Exec: argv, RequiredBy: o.RequiredBy}, Leaves: contract.UnitName + " installed"}, true
+}
+
+// UpdateBootAgent is the step of a run from the SSM document (or by hand) in boot-time
+// mode that makes the agent the boot unit runs this run's: without it the boot unit
+// would run the agent installed at image build for ever, whatever build the document
+// now vouches for. ok is false outside boot-time mode, where InstallBoot copies the
+// agent, and in the boot unit's own run, which is that agent.
+func UpdateBootAgent(f Facts) (s Step, ok bool) {
+	if !f.BootMode || f.Options.Boot {
+		return Step{}, false
+	}
+	return Step{Kind: UpdateAgent, Name: "boot-agent", Action: "make " + contract.AgentPath + " this agent when it is another build (the boot unit runs it from the next boot)",
+		Leaves: contract.AgentPath + " this build"}, true
 }
 
 // InstallAction says what installing the boot unit does.

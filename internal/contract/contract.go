@@ -414,20 +414,24 @@ const (
 // reads it from the command output, the CLI from state and from SSM; its shape is the
 // contract, golden-tested.
 type Report struct {
-	Command      string   `json:"command"`
-	AgentVersion string   `json:"agent_version"`
-	Result       string   `json:"result"` // an ExitCodeNames value
-	ExitCode     int      `json:"exit_code"`
-	Error        string   `json:"error,omitempty"`
-	Changed      bool     `json:"changed"`
-	InstanceID   string   `json:"instance_id,omitempty"`
-	Devices      []Device `json:"devices"`
-	Layout       *Layout  `json:"layout,omitempty"`
-	Steps        []Step   `json:"steps"`
-	Notes        []string `json:"notes,omitempty"`
-	StartedAt    string   `json:"started_at"`
-	Seconds      float64  `json:"seconds"`
-	LastRun      *Report  `json:"last_run,omitempty"` // status only: the saved apply or unlock
+	Command      string `json:"command"`
+	AgentVersion string `json:"agent_version"` // the agent that made this report
+	// BootAgentVersion, in boot-time mode, is the version of the agent the boot unit ran
+	// (contract.AgentPath as this run found it): the one that provisioned or reopened the
+	// volume at boot. A run from the document then makes the installed agent its own.
+	BootAgentVersion string   `json:"boot_agent_version,omitempty"`
+	Result           string   `json:"result"` // an ExitCodeNames value
+	ExitCode         int      `json:"exit_code"`
+	Error            string   `json:"error,omitempty"`
+	Changed          bool     `json:"changed"`
+	InstanceID       string   `json:"instance_id,omitempty"`
+	Devices          []Device `json:"devices"`
+	Layout           *Layout  `json:"layout,omitempty"`
+	Steps            []Step   `json:"steps"`
+	Notes            []string `json:"notes,omitempty"`
+	StartedAt        string   `json:"started_at"`
+	Seconds          float64  `json:"seconds"`
+	LastRun          *Report  `json:"last_run,omitempty"` // status only: the saved apply or unlock
 }
 
 // Device is one instance-store disk as the agent found it.
