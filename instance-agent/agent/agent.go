@@ -56,6 +56,8 @@ type Agent struct {
 	// Seal makes the empty mount point immutable before the volume mounts on it, so
 	// nothing is written there while it is not mounted (mountpoint.Immutable when nil).
 	Seal mountpoint.Seal
+	// Unseal undoes Seal for uninstall (mountpoint.Mutable when nil).
+	Unseal mountpoint.Seal
 	// Sleep waits between Retrying's attempts (a timer that ctx can cut when nil).
 	Sleep func(ctx context.Context, d time.Duration) error
 	// StartUnit: Install also starts the unit, without waiting for it (install --now).
@@ -70,9 +72,10 @@ const (
 	modePlan
 	modeStatus
 	modeInstall
+	modeUninstall
 )
 
-var modeNames = map[mode]string{modeApply: "apply", modeUnlock: "unlock", modePlan: "plan", modeStatus: "status", modeInstall: "install"}
+var modeNames = map[mode]string{modeApply: "apply", modeUnlock: "unlock", modePlan: "plan", modeStatus: "status", modeInstall: "install", modeUninstall: "uninstall"}
 
 // Apply converges the instance store to an encrypted, mounted volume.
 func (a *Agent) Apply(ctx context.Context, o contract.AgentOptions) (*contract.Report, error) {
@@ -127,6 +130,10 @@ func (a *Agent) execute(ctx context.Context, m mode, o contract.AgentOptions) (*
 		cs:   luks.Cryptsetup{R: a.Run},
 		md:   raid.Mdadm{R: a.Run},
 	}
+	if o.Boot {
+		// The boot unit's run is the installed agent itself.
+		r.rep.BootAgentVersion = a.Version
+	}
 	err := r.execute()
 	r.rep.Seconds = seconds(a.Now().Sub(start))
 	code := ExitCodeOf(err)
@@ -147,8 +154,11 @@ func (a *Agent) execute(ctx context.Context, m mode, o contract.AgentOptions) (*
 }
 
 func (r *run) execute() error {
-	if r.mode == modeInstall {
+	switch r.mode {
+	case modeInstall:
 		return r.install()
+	case modeUninstall:
+		return r.uninstall()
 	}
 	validate := r.o.Validate
 	if r.mode == modeUnlock || r.mode == modeStatus {

@@ -285,6 +285,8 @@ func (ex *executor) step(s plan.Step) error {
 		return ex.recoverKey(s)
 	case plan.InstallBoot:
 		return ex.installBoot(s)
+	case plan.UpdateAgent:
+		return ex.updateBootAgent(s)
 	case plan.BindDir:
 		start := ex.Now()
 		if unit := ex.runningHeldUnit(); unit != "" {
@@ -539,10 +541,38 @@ func (ex *executor) installBoot(s plan.Step) error {
 	return nil
 }
 
+// updateBootAgent makes contract.AgentPath this agent when it holds another build, and
+// reports which agent the boot unit ran until now (Report.BootAgentVersion): that one,
+// not this run's, provisioned or reopened the volume at boot. The file is replaced
+// whole (atomicfile), so a boot cut short runs the old build or the new, never half.
+func (ex *executor) updateBootAgent(s plan.Step) error {
+	start := ex.Now()
+	installed := ex.Version
+	copied, err := ex.installSelf(func() {
+		out, err := ex.Run.Run(ex.ctx, sysexec.Command{Name: contract.AgentPath, Args: []string{"version"}})
+		if installed = strings.TrimSpace(string(out)); err != nil || installed == "" {
+			installed = "unknown"
+			ex.note("%s does not say its version: %v", contract.AgentPath, err)
+		}
+	})
+	if err != nil {
+		return err
+	}
+	if ex.Self != "" {
+		ex.rep.BootAgentVersion = installed
+	}
+	action := contract.AgentPath + " is this agent"
+	if copied {
+		action = fmt.Sprintf("replace %s (%s) with this agent (%s); the boot unit runs it from the next boot", contract.AgentPath, installed, ex.Version)
+	}
+	ex.record(s.Name, action, copied, start)
+	return nil
+}
+
 // installUnit copies the agent to contract.AgentPath, installs u and, when systemd runs,
 // has it read the change. It reports whether anything changed.
 func (r *run) installUnit(u bootunit.Unit) (bool, error) {
-	copied, err := r.installSelf()
+	copied, err := r.installSelf(nil)
 	if err != nil {
 		return false, err
 	}
@@ -550,12 +580,21 @@ func (r *run) installUnit(u bootunit.Unit) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if changed && r.systemdRuns() {
-		if _, err := r.Run.Run(r.ctx, sysexec.Command{Name: "systemctl", Args: []string{"daemon-reload"}}); err != nil {
-			return false, fmt.Errorf("reloading systemd: %w", err)
-		}
+	if err := r.reloadSystemd(changed); err != nil {
+		return false, err
 	}
 	return copied || changed, nil
+}
+
+// reloadSystemd has systemd read changed unit files, when it runs.
+func (r *run) reloadSystemd(changed bool) error {
+	if !changed || !r.systemdRuns() {
+		return nil
+	}
+	if _, err := r.Run.Run(r.ctx, sysexec.Command{Name: "systemctl", Args: []string{"daemon-reload"}}); err != nil {
+		return fmt.Errorf("reloading systemd: %w", err)
+	}
+	return nil
 }
 
 // systemdRuns: systemd is the running init (sd_booted's test); at image build it is not.
@@ -573,8 +612,9 @@ func isDir(p string) bool {
 
 // installSelf copies the running binary to contract.AgentPath unless that file already
 // holds it: the boot unit runs the installed copy itself, and a rerun of the same build
-// finds the same bytes there. Neither file is read whole into memory.
-func (r *run) installSelf() (bool, error) {
+// finds the same bytes there. Neither file is read whole into memory. replacing, when
+// set, runs just before the file is replaced.
+func (r *run) installSelf(replacing func()) (bool, error) {
 	if r.Self == "" {
 		return false, nil
 	}
@@ -589,6 +629,9 @@ func (r *run) installSelf() (bool, error) {
 	}
 	if _, err := self.Seek(0, io.SeekStart); err != nil {
 		return false, fmt.Errorf("reading the agent binary: %w", err)
+	}
+	if replacing != nil {
+		replacing()
 	}
 	return true, atomicfile.WriteFrom(dst, self, 0o755)
 }

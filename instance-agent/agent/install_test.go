@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
@@ -119,12 +120,66 @@ func TestCommandKeepsTheBootUnit(t *testing.T) {
 		if said := strings.Join(rep.Notes, "\n"); strings.Contains(said, "left as installed") == boot {
 			t.Errorf("boot=%t: notes %q", boot, said)
 		}
+		// The document's run makes the boot unit's agent its own; the boot unit's run is it.
+		updates := slices.ContainsFunc(rep.Steps, func(s contract.Step) bool { return s.Name == "boot-agent" })
+		if updates == boot {
+			t.Errorf("boot=%t: got a boot-agent step %v, want %v: %+v", boot, updates, !boot, rep.Steps)
+		}
+	}
+}
+
+// TestUpdateBootAgent: in boot-time mode a run from the document replaces the installed
+// agent when it is another build, and reports the version the boot unit ran until then
+// apart from its own; the same build is left, and asks nothing.
+func TestUpdateBootAgent(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		installed string // the bytes at contract.AgentPath; "" for none
+		calls     []sysexec.Call
+		changed   bool
+		boot      string // BootAgentVersion
+	}{
+		{"another build", "agent build 1", []sysexec.Call{{Argv: contract.AgentPath + " version", Stdout: "v1.0.0\n"}}, true, "v1.0.0"},
+		{"the same build", "agent build 2", nil, false, "v2.0.0"},
+		{"an installed agent that does not answer", "garbage", []sysexec.Call{{Argv: contract.AgentPath + " version", Code: 126}}, true, "unknown"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			self := filepath.Join(t.TempDir(), "storecrypt-agent")
+			installed := filepath.Join(root, contract.AgentPath)
+			if err := os.WriteFile(self, []byte("agent build 2"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.MkdirAll(filepath.Dir(installed), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(installed, []byte(tc.installed), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			a, fake, _ := newTestAgent(t, root, tc.calls, &fakeKeys{})
+			a.Self, a.Version = self, "v2.0.0"
+			ex := &executor{run: &run{Agent: a, ctx: context.Background(), rep: &contract.Report{AgentVersion: a.Version}}}
+			if err := ex.updateBootAgent(plan.Step{Name: "boot-agent"}); err != nil {
+				t.Fatal(err)
+			}
+			fake.Done()
+			if b, _ := os.ReadFile(installed); string(b) != "agent build 2" {
+				t.Errorf("the installed agent holds %q, want this build", b)
+			}
+			if got := ex.rep.Steps[0].Changed; got != tc.changed {
+				t.Errorf("got changed %v, want %v", got, tc.changed)
+			}
+			if got := ex.rep.BootAgentVersion; got != tc.boot || ex.rep.AgentVersion != "v2.0.0" {
+				t.Errorf("got boot agent %q (running %q), want %q (running v2.0.0)", got, ex.rep.AgentVersion, tc.boot)
+			}
+		})
 	}
 }
 
 // TestBindDirs: on first use a directory's content is copied onto the volume and bound
-// back; a directory that did not exist is made; a bound one is left; one that something
-// else is mounted on is refused before anything is written.
+// back, its root-disk copy sealed whole; a directory that did not exist is made; a bound
+// one is left; one that something else is mounted on is refused before anything is
+// written.
 func TestBindDirs(t *testing.T) {
 	root := t.TempDir()
 	sysfs(t, root, merge(disk("nvme1n1", "259:0"), map[string]string{"var/lib/containerd/io.containerd.content/blob": "layer"}))
@@ -153,7 +208,10 @@ func TestBindDirs(t *testing.T) {
 	if st, err := os.Stat(filepath.Join(root, "var/log/pods")); err != nil || !st.IsDir() {
 		t.Errorf("/var/log/pods was not made on the root disk: %v", err)
 	}
-	if want := []string{"/mnt/instance-store", "/var/lib/containerd", "/var/log/pods"}; !slices.Equal(sealed, want) {
+	// The root disk's copy is sealed whole: a subdirectory and a file in it too, or a
+	// runtime writes there while the volume is not bound (TestSealTree tries the writes).
+	if want := []string{"/mnt/instance-store", "/var/lib/containerd", "/var/lib/containerd/io.containerd.content",
+		"/var/lib/containerd/io.containerd.content/blob", "/var/log/pods"}; !slices.Equal(sealed, want) {
 		t.Errorf("sealed %q, want %q", sealed, want)
 	}
 	if !slices.Equal(rep.Layout.BindDirs, o.BindDirs) {
@@ -251,7 +309,7 @@ func TestInstallSelf(t *testing.T) {
 				}
 			}
 			r := &run{Agent: &Agent{Root: root, Self: src}}
-			copied, err := r.installSelf()
+			copied, err := r.installSelf(nil)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -266,3 +324,61 @@ func TestInstallSelf(t *testing.T) {
 }
 
 func ptr(s string) *string { return &s }
+
+// TestUninstall: after install, uninstall removes the unit and its links, reloads
+// systemd, and unseals the mount point and each bound directory as the root disk holds
+// them (through a plain bind of /), touching no disk; a second run finds nothing to
+// remove and unseals again, harmlessly.
+func TestUninstall(t *testing.T) {
+	root := t.TempDir()
+	sysfs(t, root, merge(disk("nvme1n1", "259:0"), map[string]string{"run/systemd/system/": ""}))
+	o := kmsOptions()
+	o.RequiredBy = []string{"containerd.service"}
+	o.BindDirs = []string{"/var/lib/containerd", "/var/log/pods"}
+	a, fake, _ := newTestAgent(t, root, []sysexec.Call{{Argv: "systemctl daemon-reload"}}, &fakeKeys{})
+	if _, err := a.Install(context.Background(), o); err != nil {
+		t.Fatal(err)
+	}
+	fake.Done()
+	// What the plain bind of / shows: the root disk's own directories.
+	view := filepath.Join(root, "run/storecrypt/root")
+	showRoot := func() error {
+		for _, d := range []string{"mnt/instance-store", "var/lib/containerd/io.containerd.content", "var/log/pods"} {
+			if err := os.MkdirAll(filepath.Join(view, d), 0o755); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	unbind := []sysexec.Call{{Argv: "mount --bind / /run/storecrypt/root", Do: showRoot}, {Argv: "umount /run/storecrypt/root"}}
+	for _, run := range []struct {
+		name    string
+		calls   []sysexec.Call
+		changed bool
+	}{
+		{"first", append([]sysexec.Call{{Argv: "systemctl daemon-reload"}}, unbind...), true},
+		{"again", unbind, false},
+	} {
+		t.Run(run.name, func(t *testing.T) {
+			a, fake, progress := newTestAgent(t, root, run.calls, &fakeKeys{})
+			var unsealed []string
+			a.Unseal = func(p string) error { unsealed = append(unsealed, strings.TrimPrefix(p, view)); return nil }
+			rep, err := a.Uninstall(context.Background(), o)
+			if err != nil {
+				t.Fatalf("%v\n%s", err, progress)
+			}
+			fake.Done()
+			if rep.Steps[0].Changed != run.changed {
+				t.Errorf("boot-unit step changed %v, want %v: %+v", rep.Steps[0].Changed, run.changed, rep.Steps[0])
+			}
+			left, _ := filepath.Glob(filepath.Join(root, "etc/systemd/system/*", contract.UnitName))
+			if _, err := os.Stat(filepath.Join(root, "etc/systemd/system", contract.UnitName)); err == nil || len(left) > 0 {
+				t.Errorf("got the unit or links %q left, want none", left)
+			}
+			want := []string{"/mnt/instance-store", "/var/lib/containerd", "/var/lib/containerd/io.containerd.content", "/var/log/pods"}
+			if !slices.Equal(unsealed, want) {
+				t.Errorf("unsealed %q, want %q", unsealed, want)
+			}
+		})
+	}
+}

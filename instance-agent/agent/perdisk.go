@@ -89,17 +89,20 @@ func (r *run) installBootOnce(vols []contract.Layout) error {
 	if len(vols) > 0 && vols[0].KeySource != "" {
 		keySource = vols[0].KeySource
 	}
-	s, ok := plan.BootUnit(plan.Facts{Options: r.o, BootMode: r.rep.Layout.BootMode}, keySource)
+	f := plan.Facts{Options: r.o, BootMode: r.rep.Layout.BootMode}
+	s, ok := plan.BootUnit(f, keySource)
 	if !ok {
 		r.rep.Layout.BootMode, r.rep.Layout.BootUnit = true, true
-		return nil
+		if s, ok = plan.UpdateBootAgent(f); !ok {
+			return nil
+		}
 	}
 	ex := &executor{run: r}
 	if r.dry() {
 		ex.would(s)
 		return nil
 	}
-	if err := ex.installBoot(s); err != nil {
+	if err := ex.step(s); err != nil {
 		return err
 	}
 	r.rep.Layout.BootUnit = true

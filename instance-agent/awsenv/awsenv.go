@@ -69,7 +69,23 @@ func (e *Env) Keys(ctx context.Context) (keysource.Sources, error) {
 		Domain: func(ctx context.Context) (string, error) {
 			return metadata(ctx, imds.NewFromConfig(cfg), "services/domain")
 		}}
-	return keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: s3c}, nil
+	owner := func(ctx context.Context) (string, error) {
+		doc, err := identity(ctx, imds.NewFromConfig(cfg))
+		return doc.AccountID, err
+	}
+	return keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: s3c, Owner: owner}, nil
+}
+
+// identity reads the instance identity document, refusing one without the account.
+func identity(ctx context.Context, client *imds.Client) (imds.InstanceIdentityDocument, error) {
+	out, err := client.GetInstanceIdentityDocument(ctx, &imds.GetInstanceIdentityDocumentInput{})
+	if err != nil {
+		return imds.InstanceIdentityDocument{}, fmt.Errorf("reading the instance identity document from IMDS: %w", err)
+	}
+	if out.AccountID == "" {
+		return imds.InstanceIdentityDocument{}, fmt.Errorf("IMDS gave an identity document without the account")
+	}
+	return out.InstanceIdentityDocument, nil
 }
 
 // endpoint is a service's endpoint as the SDKs' "service-specific endpoints" setting
@@ -108,9 +124,9 @@ func (e *Env) Instance(ctx context.Context) (id, arn string, err error) {
 		return "", "", err
 	}
 	client := imds.NewFromConfig(cfg)
-	doc, err := client.GetInstanceIdentityDocument(ctx, &imds.GetInstanceIdentityDocumentInput{})
+	doc, err := identity(ctx, client)
 	if err != nil {
-		return "", "", fmt.Errorf("reading the instance identity document from IMDS: %w", err)
+		return "", "", err
 	}
 	partition, err := metadata(ctx, client, "services/partition")
 	if err != nil {

@@ -2,6 +2,8 @@ package awsenv
 
 import (
 	"context"
+	"errors"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -72,6 +74,32 @@ func TestS3KMSThroughTheEmulators(t *testing.T) {
 	defer key.Zero()
 	if string(key.Secret) != "seed passphrase" || key.Token.SecretVersion == "" || key.Token.KeyID != keyARN {
 		t.Errorf("secret %q, token %+v", key.Secret, key.Token)
+	}
+	// A passphrase planted under another key the role may use is not the configured
+	// key's: KMS refuses it because the agent names the key (Decrypt's KeyId).
+	other, err := e.CreateKey(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	planted, err := e.KMS.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(other), Plaintext: []byte("a passphrase the planter knows\n")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.PutObject(ctx, "secrets", "storecrypt/planted", planted.CiphertextBlob); err != nil {
+		t.Fatal(err)
+	}
+	var unavailable *keysource.UnavailableError
+	if key, err := sources.New(ctx, contract.AgentOptions{KeySource: contract.KeySourceS3KMS, KMSKeyID: keyARN, Secret: "s3://secrets/storecrypt/planted"}, keysource.Volume{}); !errors.As(err, &unavailable) {
+		t.Errorf("a secret under another key: got %q, %v; want an UnavailableError", key.Secret, err)
+	}
+	// A bucket of the same name in another account (the stack's deleted, the name taken)
+	// is not read: the agent names the instance's account as the owner.
+	if err := e.PutObject(ctx, "squatted", "storecrypt/seed", planted.CiphertextBlob); err != nil {
+		t.Fatal(err)
+	}
+	e.OwnBucket("squatted", "444455556666")
+	if key, err := sources.New(ctx, contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://squatted/storecrypt/seed"}, keysource.Volume{}); !errors.As(err, &unavailable) || !strings.Contains(err.Error(), "AccessDenied") {
+		t.Errorf("a bucket of another account: got %q, %v; want AccessDenied", key.Secret, err)
 	}
 }
 

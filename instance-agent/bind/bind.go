@@ -87,8 +87,8 @@ func Check(root string, d Dir) error {
 // Move binds dir's place on the volume (mounted at mountPoint) on dir, copying dir's
 // content there first when the volume has no copy yet. The copy is made beside its place
 // and renamed into it, so a run cut short copies again rather than binding half a copy.
-// The directory on the root disk is then sealed (seal, as the mount point is), so while
-// the volume is not bound nothing new can be created in it. It reports what it did.
+// The directory's copy on the root disk is then sealed whole (SealTree), so while the
+// volume is not bound nothing can be written anywhere in it. It reports what it did.
 func Move(ctx context.Context, run sysexec.Runner, root, mountPoint, dir string, seal mountpoint.Seal) (string, error) {
 	src := filepath.Join(root, dir)
 	dst := filepath.Join(root, Target(mountPoint, dir))
@@ -104,7 +104,7 @@ func Move(ctx context.Context, run sysexec.Runner, root, mountPoint, dir string,
 	if seal == nil {
 		seal = mountpoint.Immutable
 	}
-	if err := seal(src); errors.Is(err, mountpoint.ErrUnsupported) {
+	if err := SealTree(src, seal); errors.Is(err, mountpoint.ErrUnsupported) {
 		did += " (the root filesystem cannot seal " + dir + ")"
 	} else if err != nil {
 		return "", err
@@ -113,6 +113,46 @@ func Move(ctx context.Context, run sysexec.Runner, root, mountPoint, dir string,
 		return "", fmt.Errorf("binding %s on %s: %w", Target(mountPoint, dir), dir, err)
 	}
 	return did, nil
+}
+
+// SealTree applies seal (mountpoint.Immutable, or Mutable to undo it) to dir and to every
+// directory and regular file under it on dir's filesystem. Sealing only dir would stop a
+// new name in dir but not in its subdirectories, nor a write to a file already there:
+// while the volume is not bound (KMS down at boot), a runtime would write plaintext to
+// the root disk that the bind later hides. A sealed file can be neither written, renamed
+// nor removed, so it holds exactly what the image carried (the copy on the volume is
+// the one in use). Links are not followed, other filesystems mounted below are left
+// alone, and FIFOs, sockets and devices hold no data of their own. Sealing is
+// idempotent: a flag already as wanted is left. ErrUnsupported comes from dir itself.
+func SealTree(dir string, seal mountpoint.Seal) error {
+	top, err := os.Lstat(dir)
+	if err != nil {
+		return fmt.Errorf("sealing %s: %w", dir, err)
+	}
+	dev := device(top)
+	return filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return fmt.Errorf("sealing %s: %w", p, err)
+		}
+		if !d.IsDir() && !d.Type().IsRegular() {
+			return nil
+		}
+		if d.IsDir() && p != dir {
+			if st, err := os.Lstat(p); err != nil {
+				return fmt.Errorf("sealing %s: %w", p, err)
+			} else if device(st) != dev {
+				return fs.SkipDir
+			}
+		}
+		return seal(p)
+	})
+}
+
+func device(fi fs.FileInfo) uint64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return uint64(st.Dev)
+	}
+	return 0
 }
 
 // MountCommand binds target on dir.

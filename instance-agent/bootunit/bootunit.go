@@ -53,6 +53,31 @@ func Render(u Unit) string {
 	return b.String()
 }
 
+// retryAtBoot is the boot unit's --retry-for.
+var retryAtBoot = fmt.Sprintf("--%s=%s", contract.FlagRetryFor, contract.BootRetryFor)
+
+// ApplyAtBoot is the command line of a boot unit that runs apply with the options o: the
+// unit of an ephemeral volume, and the boot-time mode's (o.Boot).
+func ApplyAtBoot(o contract.AgentOptions) []string {
+	return append(append([]string{contract.AgentPath, "apply"}, o.Args()...), retryAtBoot)
+}
+
+// UnlockAtBoot is the command line of a boot unit that reopens the volume of a key that
+// survives a reboot, wherever o made it.
+func UnlockAtBoot(o contract.AgentOptions) []string {
+	argv := []string{contract.AgentPath, "unlock", "--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model}
+	if o.Layout == contract.LayoutPerDisk {
+		argv = append(argv, "--"+contract.FlagLayout, o.Layout)
+	}
+	if len(o.Devices) > 0 {
+		argv = append(argv, "--"+contract.FlagDevices, strings.Join(o.Devices, ","))
+	}
+	if len(o.BindDirs) > 0 {
+		argv = append(argv, "--"+contract.FlagBindDirs, strings.Join(o.BindDirs, ","))
+	}
+	return append(argv, retryAtBoot)
+}
+
 // startSlack is the time the boot unit's run gets beyond its retries: the last attempt,
 // mdadm's assembly and the mount.
 const startSlack = time.Minute
@@ -131,4 +156,42 @@ func link(path string) (bool, error) {
 		return false, err
 	}
 	return true, os.Symlink(want, path)
+}
+
+// Uninstall undoes Install under root, as `systemctl disable` and removing the file do:
+// the unit, its multi-user.target.wants link, every <unit>.requires link to it (and the
+// .requires directory when nothing else is left in it) and its drop-in directory
+// (<unit>.d), which held nothing but what configured this unit. What is already gone is
+// fine, so a second run changes nothing. It reports whether anything changed.
+func Uninstall(root string) (bool, error) {
+	dir := filepath.Join(root, "etc/systemd/system")
+	links, err := filepath.Glob(filepath.Join(dir, "*", contract.UnitName))
+	if err != nil {
+		return false, err
+	}
+	changed := false
+	for _, l := range links {
+		if fi, err := os.Lstat(l); err != nil || fi.Mode()&fs.ModeSymlink == 0 {
+			continue
+		}
+		if err := os.Remove(l); err != nil {
+			return false, fmt.Errorf("disabling %s: %w", contract.UnitName, err)
+		}
+		changed = true
+		if held := filepath.Dir(l); strings.HasSuffix(held, ".requires") {
+			// Install made it; removed only when empty, as another unit may be required
+			// there too. An error leaves it, harmless.
+			_ = os.Remove(held)
+		}
+	}
+	for _, p := range []string{filepath.Join(dir, contract.UnitName+".d"), filepath.Join(dir, contract.UnitName)} {
+		if _, err := os.Lstat(p); errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err := os.RemoveAll(p); err != nil {
+			return false, fmt.Errorf("removing %s: %w", p, err)
+		}
+		changed = true
+	}
+	return changed, nil
 }

@@ -33,15 +33,17 @@ func TestSystemdAcceptsUnit(t *testing.T) {
 	if err := os.WriteFile(agent, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	for _, held := range [][]string{nil, {"postgresql.service", "srv-data.mount"}} {
-		exec := append([]string{agent}, unlock[1:]...)
+	units := bothUnits()
+	units["unlock, nothing held"] = Unit{Exec: unlock}
+	for name, u := range units {
+		u.Exec = append([]string{agent}, u.Exec[1:]...)
 		unit := filepath.Join(dir, contract.UnitName)
-		if err := os.WriteFile(unit, []byte(Render(Unit{Exec: exec, RequiredBy: held})), 0o644); err != nil {
+		if err := os.WriteFile(unit, []byte(Render(u)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 		out, err := execCommand(analyze, "verify", unit)
 		if err != nil || strings.TrimSpace(out) != "" {
-			t.Errorf("systemd-analyze verify (held back %v): %v\n%s", held, err, out)
+			t.Errorf("systemd-analyze verify (%s): %v\n%s", name, err, out)
 		}
 	}
 	// The check can fail: a directive systemd does not know is reported.
@@ -106,6 +108,43 @@ func TestInstall(t *testing.T) {
 		text, err := os.ReadFile(filepath.Join(dir, contract.UnitName))
 		if err != nil || string(text) != Render(s.unit) {
 			t.Errorf("%s: the unit on disk is not the rendered one (%v)", s.name, err)
+		}
+	}
+}
+
+// TestUninstall: after Install with units held back and a drop-in, nothing of the unit
+// is left under /etc/systemd/system but what others put there; a second run changes
+// nothing.
+func TestUninstall(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "etc/systemd/system")
+	if _, err := Install(root, Unit{Exec: unlock, RequiredBy: []string{"postgresql.service", "srv-data.mount"}}); err != nil {
+		t.Fatal(err)
+	}
+	// A drop-in of ours, and another unit's requirement of postgresql, which stays.
+	for path, text := range map[string]string{contract.UnitName + ".d/override.conf": "[Service]\nTimeoutStartSec=600\n", "postgresql.service.requires/other.service": ""} {
+		if err := os.MkdirAll(filepath.Dir(filepath.Join(dir, path)), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, path), []byte(text), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, want := range []bool{true, false} {
+		changed, err := Uninstall(root)
+		if err != nil || changed != want {
+			t.Fatalf("got changed %v, %v; want changed %v", changed, err, want)
+		}
+		var left []string
+		_ = filepath.WalkDir(dir, func(p string, d os.DirEntry, err error) error {
+			if err == nil && p != dir {
+				left = append(left, strings.TrimPrefix(p, dir+"/"))
+			}
+			return nil
+		})
+		// multi-user.target.wants is everyone's: it stays, as systemctl disable leaves it.
+		if want := []string{"multi-user.target.wants", "postgresql.service.requires", "postgresql.service.requires/other.service"}; !slices.Equal(left, want) {
+			t.Errorf("left %q, want %q", left, want)
 		}
 	}
 }

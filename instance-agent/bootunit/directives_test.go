@@ -63,25 +63,41 @@ func unitDirectives(t *testing.T, text string) []string {
 	return out
 }
 
-func TestDirectivesPredateOldestSystemd(t *testing.T) {
-	// Every branch of the template: a held-back unit and an argument with a space.
-	text := Render(Unit{Exec: []string{contract.AgentPath, "unlock", "--model", "Amazon EC2 NVMe Instance Storage"}, RequiredBy: []string{"postgresql.service", "srv-data.mount"}})
-	used := unitDirectives(t, text)
-	if len(used) < len(directives) {
-		t.Errorf("the unit uses %d directives, the table lists %d: drop what the unit no longer uses", len(used), len(directives))
+// bothUnits are the two units the agent writes, each with every branch of the template
+// and of its command line: the unlock unit of apply (keys that survive a reboot) and the
+// boot-time mode's apply --boot unit (install), with units held back.
+func bothUnits() map[string]Unit {
+	held := []string{"postgresql.service", "srv-data.mount"}
+	o := contract.DefaultAgentOptions()
+	o.KMSKeyID, o.Layout, o.Devices, o.Wipe, o.Boot = "alias/storecrypt", contract.LayoutPerDisk, []string{"/dev/nvme1n1", "/dev/nvme2n1"}, true, true
+	o.RequiredBy, o.BindDirs = held, []string{"/var/lib/containerd", "/var/log/pods"}
+	return map[string]Unit{
+		"unlock":       {Exec: UnlockAtBoot(o), RequiredBy: held},
+		"apply --boot": {Exec: ApplyAtBoot(o), RequiredBy: held},
 	}
-	for _, d := range used {
-		if why, bad := forbidden[d]; bad {
-			t.Errorf("%s=: %s", d, why)
-			continue
-		}
-		v, ok := directives[d]
-		if !ok {
-			t.Errorf("%s= is not in the table: add the systemd version that introduced it", d)
-			continue
-		}
-		if v.since > oldestSystemd {
-			t.Errorf("%s= needs systemd %d (%s); the oldest supported is %d", d, v.since, v.source, oldestSystemd)
-		}
+}
+
+func TestDirectivesPredateOldestSystemd(t *testing.T) {
+	for name, u := range bothUnits() {
+		t.Run(name, func(t *testing.T) {
+			used := unitDirectives(t, Render(u))
+			if len(used) < len(directives) {
+				t.Errorf("the unit uses %d directives, the table lists %d: drop what the unit no longer uses", len(used), len(directives))
+			}
+			for _, d := range used {
+				if why, bad := forbidden[d]; bad {
+					t.Errorf("%s=: %s", d, why)
+					continue
+				}
+				v, ok := directives[d]
+				if !ok {
+					t.Errorf("%s= is not in the table: add the systemd version that introduced it", d)
+					continue
+				}
+				if v.since > oldestSystemd {
+					t.Errorf("%s= needs systemd %d (%s); the oldest supported is %d", d, v.since, v.source, oldestSystemd)
+				}
+			}
+		})
 	}
 }

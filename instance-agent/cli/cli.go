@@ -46,6 +46,11 @@ var commands = []command{
 		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
 			return a.Install
 		}},
+	{"uninstall", "remove the boot unit (its .requires links and drop-ins too) and make the mount point and the --bind-dirs directories writable again on the root disk; " +
+		"the volume and its data are left as they are (pass the --mount-point and --bind-dirs that install or apply had)",
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
+			return a.Uninstall
+		}},
 	{"status", "print the volume's state and the last run as JSON",
 		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
 			return a.Status
@@ -61,9 +66,9 @@ Usage: storecrypt-agent <command> [flags]
 Commands:
 `)
 	for _, c := range commands {
-		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
+		fmt.Fprintf(w, "  %-9s %s\n", c.name, c.summary)
 	}
-	fmt.Fprintf(w, "  %-8s %s\n", "version", "print the version")
+	fmt.Fprintf(w, "  %-9s %s\n", "version", "print the version")
 	fmt.Fprintf(w, `
 Run 'storecrypt-agent <command> --help' for its flags.
 Output: one JSON document on stdout; progress on stderr.

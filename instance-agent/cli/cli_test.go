@@ -33,6 +33,9 @@ func TestMainArguments(t *testing.T) {
 		{"unlock retries", []string{"unlock", "--help"}, 0, "", "-retry-for"},
 		{"plan does not retry", []string{"plan", "--retry-for", "1m"}, 2, "", "flag provided but not defined: -retry-for"},
 		{"stray argument", []string{"unlock", "/dev/nvme1n1"}, 2, "", `unexpected argument "/dev/nvme1n1"`},
+		{"uninstall listed", []string{"--help"}, 0, "", "  uninstall remove the boot unit"},
+		{"uninstall help", []string{"uninstall", "--help"}, 0, "", "the volume and its data are left as they are"},
+		{"uninstall takes the bound directories", []string{"uninstall", "--help"}, 0, "", "-bind-dirs"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			var stdout, stderr bytes.Buffer

@@ -38,7 +38,7 @@ type KMS interface {
 
 // S3 reads the s3-kms source's secret object (s3object.Client).
 type S3 interface {
-	Get(ctx context.Context, bucket, key, version string, limit int64) (s3object.Object, error)
+	Get(ctx context.Context, bucket, key, version, owner string, limit int64) (s3object.Object, error)
 }
 
 // maxSecret bounds the secret object: a KMS ciphertext of a passphrase is a few hundred
@@ -148,9 +148,12 @@ func (e *UnavailableError) Unwrap() error { return e.Err }
 
 // Sources makes and recovers keys.
 type Sources struct {
-	KMS  KMS
-	S3   S3
-	Rand io.Reader // crypto/rand.Reader when nil
+	KMS KMS
+	S3  S3
+	// Owner is the account the s3-kms secret's bucket must belong to: the instance's own
+	// (its identity document), the account whose stack made the bucket.
+	Owner func(ctx context.Context) (string, error)
+	Rand  io.Reader // crypto/rand.Reader when nil
 }
 
 // New makes the key of a new volume.
@@ -171,7 +174,7 @@ func (s Sources) New(ctx context.Context, o contract.AgentOptions, v Volume) (Ke
 			FullEntropy: true,
 		}, nil
 	case contract.KeySourceS3KMS:
-		return s.fromS3(ctx, o.Secret, "")
+		return s.fromS3(ctx, o.Secret, "", o.KMSKeyID)
 	case contract.KeySourceEphemeral:
 		b := make([]byte, 64)
 		r := s.Rand
@@ -200,7 +203,7 @@ func (s Sources) Recover(ctx context.Context, t Token, v Volume) (Key, error) {
 		}
 		return Key{Secret: out.Plaintext, Token: t, FullEntropy: true}, nil
 	case contract.KeySourceS3KMS:
-		return s.fromS3(ctx, t.Secret, t.SecretVersion)
+		return s.fromS3(ctx, t.Secret, t.SecretVersion, t.KeyID)
 	case contract.KeySourceEphemeral:
 		return Key{}, ErrEphemeral
 	}
@@ -219,19 +222,34 @@ func (t Token) encryptionContext(v Volume) map[string]string {
 
 // fromS3 reads the seed recipe's secret: the object is the raw KMS ciphertext of the
 // passphrase, as `aws kms encrypt ... | base64 --decode` writes it. A version, when given,
-// is the one read; the key's token records the version it read.
-func (s Sources) fromS3(ctx context.Context, secret, version string) (Key, error) {
+// is the one read; the key's token records the version it read. keyID, when given (the
+// configured key for a new volume, the token's for an existing one), is the only key
+// KMS may decrypt it with: a ciphertext planted under another key the role can use
+// (whose passphrase its planter knows) is refused, not made a volume's key. The bucket
+// must be the instance's account's: one of the same name elsewhere is not read.
+func (s Sources) fromS3(ctx context.Context, secret, version, keyID string) (Key, error) {
 	bucket, key, err := contract.SecretLocation(secret)
 	if err != nil {
 		return Key{}, err
 	}
-	obj, err := s.S3.Get(ctx, bucket, key, version, maxSecret)
+	if s.Owner == nil {
+		return Key{}, &UnavailableError{Op: "reading " + secret, Err: errors.New("the account the bucket must belong to is unknown"), Fix: "run on EC2 with IMDSv2 reachable"}
+	}
+	owner, err := s.Owner(ctx)
+	if err != nil {
+		return Key{}, &UnavailableError{Op: "reading the instance's account from IMDS", Err: err, Fix: "IMDSv2 must be reachable (hop limit 2 in containers)"}
+	}
+	obj, err := s.S3.Get(ctx, bucket, key, version, owner, maxSecret)
 	if err != nil {
 		return Key{}, unavailableObject(secret, err)
 	}
-	out, err := s.KMS.Decrypt(ctx, &kms.DecryptInput{CiphertextBlob: obj.Body})
+	in, op := &kms.DecryptInput{CiphertextBlob: obj.Body}, "kms:Decrypt of "+secret
+	if keyID != "" {
+		in.KeyId, op = aws.String(keyID), op+" with key "+keyID
+	}
+	out, err := s.KMS.Decrypt(ctx, in)
 	if err != nil {
-		return Key{}, unavailable("kms:Decrypt of "+secret, err)
+		return Key{}, unavailable(op, err)
 	}
 	// The recipe piped `echo "$key"` into cryptsetup, which ends the passphrase at the
 	// newline; stripping one trailing newline gives the same passphrase bytes.

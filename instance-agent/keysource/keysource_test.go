@@ -46,12 +46,18 @@ func (f *fakeKMS) Decrypt(_ context.Context, in *kms.DecryptInput, _ ...func(*km
 
 // fakeS3 holds each object's versions, oldest first, named v1, v2, ... as in a versioned
 // bucket; an unversioned bucket answers every read with version "null".
+// Every bucket is the instance's account's but those in others, which S3 refuses to a
+// GET naming another owner (403 AccessDenied, x-amz-expected-bucket-owner).
 type fakeS3 struct {
 	objects     map[string][]string
 	unversioned bool
+	others      map[string]string // bucket: its account, when not the instance's
 }
 
-func (f fakeS3) Get(_ context.Context, bucket, key, v string, _ int64) (s3object.Object, error) {
+func (f fakeS3) Get(_ context.Context, bucket, key, v, owner string, _ int64) (s3object.Object, error) {
+	if actual, ok := f.others[bucket]; ok && owner != "" && owner != actual {
+		return s3object.Object{}, &smithy.GenericAPIError{Code: "AccessDenied", Message: "Access Denied"}
+	}
 	versions := f.objects[bucket+"/"+key]
 	if len(versions) == 0 {
 		return s3object.Object{}, &smithy.GenericAPIError{Code: "NoSuchKey", Message: "The specified key does not exist."}
@@ -71,6 +77,9 @@ func (f fakeS3) Get(_ context.Context, bucket, key, v string, _ int64) (s3object
 }
 
 const instanceARN = "arn:aws:ec2:us-east-1:111122223333:instance/i-0abc"
+
+// account is the instance's account, as its identity document gives it.
+func account(context.Context) (string, error) { return "111122223333", nil }
 
 // TestKMSDataKeyBindsInstanceAndVolume: a new volume's key is made and recovered under
 // the context that names the instance by ARN (which the key policy ties to the caller's
@@ -152,7 +161,7 @@ func TestS3KMSStripsOneNewline(t *testing.T) {
 			}
 			return &kms.DecryptOutput{Plaintext: []byte(tc.stored), KeyId: aws.String(keyARN)}, nil
 		}}
-		s := Sources{KMS: k, S3: fakeS3{objects: map[string][]string{"bucket/seed": {"ciphertext"}}}}
+		s := Sources{KMS: k, S3: fakeS3{objects: map[string][]string{"bucket/seed": {"ciphertext"}}}, Owner: account}
 		key, err := s.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://bucket/seed"}, Volume{})
 		if tc.wantErr {
 			var u *UnavailableError
@@ -191,7 +200,7 @@ func TestUnavailableSaysTheFix(t *testing.T) {
 // caller may not list the bucket, so the fix names both causes.
 func TestMissingSecretMayBeAccessDenied(t *testing.T) {
 	denied := &smithy.GenericAPIError{Code: "AccessDenied", Message: "Access Denied"}
-	_, err := Sources{S3: deniedS3{denied}}.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://bucket/seed"}, Volume{})
+	_, err := Sources{S3: deniedS3{denied}, Owner: account}.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://bucket/seed"}, Volume{})
 	var u *UnavailableError
 	if !errors.As(err, &u) || !strings.Contains(u.Fix, "does not exist") || !strings.Contains(u.Fix, "may not s3:GetObject") || !errors.Is(err, denied) {
 		t.Errorf("got %v, want a fix naming a missing object and a missing permission", err)
@@ -200,7 +209,7 @@ func TestMissingSecretMayBeAccessDenied(t *testing.T) {
 
 type deniedS3 struct{ err error }
 
-func (d deniedS3) Get(context.Context, string, string, string, int64) (s3object.Object, error) {
+func (d deniedS3) Get(context.Context, string, string, string, string, int64) (s3object.Object, error) {
 	return s3object.Object{}, d.err
 }
 
@@ -261,7 +270,7 @@ func TestS3KMSReadsTheVersionItWasMadeWith(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := fakeS3{objects: map[string][]string{"bucket/seed": {"first"}}, unversioned: tc.unversioned}
-			s := Sources{KMS: k, S3: store}
+			s := Sources{KMS: k, S3: store, Owner: account}
 			key, err := s.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://bucket/seed"}, Volume{})
 			if err != nil {
 				t.Fatal(err)
@@ -280,6 +289,59 @@ func TestS3KMSReadsTheVersionItWasMadeWith(t *testing.T) {
 			}
 			if string(again.Secret) != tc.want {
 				t.Errorf("recovered %q, want %q", again.Secret, tc.want)
+			}
+		})
+	}
+}
+
+// kmsModel decrypts as KMS does a symmetric key's ciphertext, which names the key that
+// made it ("key:<arn>:<plaintext>" here): with a KeyId, "the Decrypt operation succeeds
+// only if the specified KMS key was used to encrypt the ciphertext" (Decrypt, KeyId;
+// IncorrectKeyException otherwise).
+func kmsModel(t *testing.T) *fakeKMS {
+	return &fakeKMS{t: t, decrypt: func(in *kms.DecryptInput) (*kms.DecryptOutput, error) {
+		_, rest, _ := strings.Cut(string(in.CiphertextBlob), "key:")
+		arn, plain, _ := strings.Cut(rest, "|")
+		if in.KeyId != nil && *in.KeyId != arn {
+			return nil, &smithy.GenericAPIError{Code: "IncorrectKeyException", Message: "The key ID in the request does not identify a CMK that can perform this operation."}
+		}
+		return &kms.DecryptOutput{Plaintext: []byte(plain), KeyId: aws.String(arn)}, nil
+	}}
+}
+
+// TestS3KMSTrustsOnlyItsKeyAndAccount: the secret is decrypted only with the configured
+// key (a new volume) or the token's (an existing one), and read only from a bucket of the
+// instance's account; a passphrase planted under another key, or in a bucket of the same
+// name elsewhere, is refused.
+func TestS3KMSTrustsOnlyItsKeyAndAccount(t *testing.T) {
+	const otherKey = "arn:aws:kms:us-east-1:444455556666:key/99999999-2222-4333-8444-555555555555"
+	ours, planted := "key:"+keyARN+"|our passphrase", "key:"+otherKey+"|a passphrase the planter knows"
+	for _, tc := range []struct {
+		name    string
+		store   fakeS3
+		recover bool // the token's key, not the configured one
+		wantErr string
+	}{
+		{"our key", fakeS3{objects: map[string][]string{"bucket/seed": {ours}}}, false, ""},
+		{"planted under another key", fakeS3{objects: map[string][]string{"bucket/seed": {planted}}}, false, "IncorrectKeyException"},
+		{"planted after the volume was made", fakeS3{objects: map[string][]string{"bucket/seed": {planted}}, unversioned: true}, true, "IncorrectKeyException"},
+		{"a bucket of another account", fakeS3{objects: map[string][]string{"bucket/seed": {ours}}, others: map[string]string{"bucket": "444455556666"}}, false, "AccessDenied"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Sources{KMS: kmsModel(t), S3: tc.store, Owner: account}
+			var key Key
+			var err error
+			if tc.recover {
+				key, err = s.Recover(context.Background(), Token{KeySource: contract.KeySourceS3KMS, KeyID: keyARN, Secret: "s3://bucket/seed"}, Volume{})
+			} else {
+				key, err = s.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceS3KMS, KMSKeyID: keyARN, Secret: "s3://bucket/seed"}, Volume{})
+			}
+			var u *UnavailableError
+			switch {
+			case tc.wantErr == "" && (err != nil || string(key.Secret) != "our passphrase"):
+				t.Errorf("got %q, %v; want our passphrase", key.Secret, err)
+			case tc.wantErr != "" && (!errors.As(err, &u) || !strings.Contains(err.Error(), tc.wantErr)):
+				t.Errorf("got %q, %v; want an UnavailableError with %s", key.Secret, err, tc.wantErr)
 			}
 		})
 	}

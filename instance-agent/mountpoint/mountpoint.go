@@ -137,11 +137,16 @@ func isMountPoint(dir string) (bool, error) {
 const immutableFlag = 0x00000010
 
 // Immutable sets the immutable attribute (FS_IMMUTABLE_FL, what chattr +i sets) on dir,
-// opened without following links.
+// a directory or a regular file, opened without following links.
 func Immutable(dir string) error { return setImmutable(dir, true) }
 
+// Mutable clears what Immutable set, for the agent's own changes and for uninstall.
+func Mutable(dir string) error { return setImmutable(dir, false) }
+
 func setImmutable(dir string, on bool) error {
-	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+	// O_NONBLOCK: what is opened is a directory or a regular file, and a FIFO swapped in
+	// meanwhile must not block the run.
+	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_NOFOLLOW|unix.O_CLOEXEC|unix.O_NONBLOCK, 0)
 	if err != nil {
 		return fmt.Errorf("opening %s: %w", dir, err)
 	}
@@ -183,7 +188,7 @@ func PrepareParent(root, dir string, n int, seal Seal) error {
 		child := filepath.Join(full, strconv.Itoa(i))
 		err := os.Mkdir(child, 0o755)
 		if errors.Is(err, os.ErrPermission) || errors.Is(err, unix.EPERM) {
-			if err = setImmutable(full, false); err == nil {
+			if err = Mutable(full); err == nil {
 				err = os.Mkdir(child, 0o755)
 			}
 		}

@@ -149,6 +149,7 @@ const (
 	ResumeResync                // let a RAID10 array's paused resync run
 	BindDir                     // bind a directory's place on the volume on it
 	InstallBoot                 // install the boot unit and the agent it runs
+	UpdateAgent                 // boot-time mode: make the boot unit's agent this run's
 )
 
 // Step is one thing the plan does.
@@ -675,8 +676,9 @@ func (pl *planner) installBoot(keySource string) {
 	s, ok := BootUnit(pl.f, keySource)
 	if !ok {
 		pl.p.Layout.BootMode, pl.p.Layout.BootUnit = true, true
-		if !pl.f.Options.Boot {
+		if s, ok := UpdateBootAgent(pl.f); ok {
 			pl.note("%s provisions this volume at boot (storecrypt-agent install); left as installed", contract.UnitName)
+			pl.add(s)
 		}
 		return
 	}
@@ -693,31 +695,25 @@ func BootUnit(f Facts, keySource string) (s Step, ok bool) {
 	if o.Boot || f.BootMode {
 		return Step{}, false
 	}
-	argv := ApplyAtBoot(o)
+	argv := bootunit.ApplyAtBoot(o)
 	if keySource != contract.KeySourceEphemeral {
-		argv = []string{contract.AgentPath, "unlock", "--" + contract.FlagMountPoint, o.MountPoint, "--" + contract.FlagModel, o.Model}
-		if o.Layout == contract.LayoutPerDisk {
-			argv = append(argv, "--"+contract.FlagLayout, o.Layout)
-		}
-		if len(o.Devices) > 0 {
-			argv = append(argv, "--"+contract.FlagDevices, strings.Join(o.Devices, ","))
-		}
-		if len(o.BindDirs) > 0 {
-			argv = append(argv, "--"+contract.FlagBindDirs, strings.Join(o.BindDirs, ","))
-		}
-		argv = append(argv, retryAtBoot)
+		argv = bootunit.UnlockAtBoot(o)
 	}
 	return Step{Kind: InstallBoot, Name: "boot-unit", Action: InstallAction(o.RequiredBy),
 		Unit: bootunit.Unit{Exec: argv, RequiredBy: o.RequiredBy}, Leaves: contract.UnitName + " installed"}, true
 }
 
-// retryAtBoot is the boot unit's --retry-for.
-var retryAtBoot = fmt.Sprintf("--%s=%s", contract.FlagRetryFor, contract.BootRetryFor)
-
-// ApplyAtBoot is the command line of a boot unit that runs apply with the options o: the
-// unit of an ephemeral volume, and the boot-time mode's (o.Boot).
-func ApplyAtBoot(o contract.AgentOptions) []string {
-	return append(append([]string{contract.AgentPath, "apply"}, o.Args()...), retryAtBoot)
+// UpdateBootAgent is the step of a run from the SSM document (or by hand) in boot-time
+// mode that makes the agent the boot unit runs this run's: without it the boot unit
+// would run the agent installed at image build for ever, whatever build the document
+// now vouches for. ok is false outside boot-time mode, where InstallBoot copies the
+// agent, and in the boot unit's own run, which is that agent.
+func UpdateBootAgent(f Facts) (s Step, ok bool) {
+	if !f.BootMode || f.Options.Boot {
+		return Step{}, false
+	}
+	return Step{Kind: UpdateAgent, Name: "boot-agent", Action: "make " + contract.AgentPath + " this agent when it is another build (the boot unit runs it from the next boot)",
+		Leaves: contract.AgentPath + " this build"}, true
 }
 
 // InstallAction says what installing the boot unit does.

@@ -75,12 +75,20 @@ const maxErrorBody = 64 << 10
 const emptyHash = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
 
 // Get reads version of bucket/key ("" for the current one), at most limit bytes: a
-// larger object is an error, not a truncated read.
-func (c *Client) Get(ctx context.Context, bucket, key, version string, limit int64) (Object, error) {
+// larger object is an error, not a truncated read. owner is the account the bucket must
+// belong to: S3 refuses the GET (403) when another account owns a bucket of that name,
+// so a bucket deleted and re-created elsewhere under the same name cannot serve a
+// secret of its owner's choosing.
+func (c *Client) Get(ctx context.Context, bucket, key, version, owner string, limit int64) (Object, error) {
+	if owner == "" {
+		return Object{}, fmt.Errorf("GET s3://%s/%s: no expected bucket owner", bucket, key)
+	}
 	req, err := c.request(ctx, bucket, key, version)
 	if err != nil {
 		return Object{}, err
 	}
+	// Set before signing: SigV4 signs every x-amz-* header the request carries.
+	req.Header.Set("X-Amz-Expected-Bucket-Owner", owner)
 	if err := c.sign(ctx, req); err != nil {
 		return Object{}, err
 	}

@@ -77,7 +77,7 @@ func TestRequest(t *testing.T) {
 // TestGet against an S3 emulator: the current object and an earlier version, S3's errors
 // as smithy.APIErrors, and an object past the limit refused.
 func TestGet(t *testing.T) {
-	srv := httptest.NewServer(gofakes3.New(s3mem.New(s3mem.WithVersionSeed(1))).Server())
+	srv := httptest.NewServer(ownedBy(owner, gofakes3.New(s3mem.New(s3mem.WithVersionSeed(1))).Server()))
 	defer srv.Close()
 	ctx := context.Background()
 	sdk := s3.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: exampleCreds}, func(o *s3.Options) {
@@ -100,7 +100,7 @@ func TestGet(t *testing.T) {
 	}
 	c := &Client{HTTP: srv.Client(), Credentials: exampleCreds, Region: "us-east-1", Endpoint: srv.URL}
 	for _, tc := range []struct{ version, want string }{{"", "second"}, {versions[0], "first"}} {
-		obj, err := c.Get(ctx, "secrets", "seed", tc.version, 64)
+		obj, err := c.Get(ctx, "secrets", "seed", tc.version, owner, 64)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -108,12 +108,63 @@ func TestGet(t *testing.T) {
 			t.Errorf("version %q: %q (version %q), want %q", tc.version, obj.Body, obj.VersionID, tc.want)
 		}
 	}
-	_, err := c.Get(ctx, "secrets", "missing", "", 64)
+	_, err := c.Get(ctx, "secrets", "missing", "", owner, 64)
 	var api smithy.APIError
 	if !errors.As(err, &api) || api.ErrorCode() != "NoSuchKey" || api.ErrorFault() != smithy.FaultClient {
 		t.Errorf("a missing object: %v", err)
 	}
-	if _, err := c.Get(ctx, "secrets", "seed", "", 3); err == nil || !strings.Contains(err.Error(), "larger than 3 bytes") {
+	if _, err := c.Get(ctx, "secrets", "seed", "", owner, 3); err == nil || !strings.Contains(err.Error(), "larger than 3 bytes") {
 		t.Errorf("an object past the limit: %v", err)
+	}
+}
+
+const owner = "111122223333"
+
+// ownedBy puts S3's expected-owner check in front of the emulator, which lacks it: "If
+// the account ID that you provide does not match the actual owner of the bucket, the
+// request fails with the HTTP status code 403 Forbidden (access denied)" (GetObject,
+// x-amz-expected-bucket-owner). Every bucket of the emulator belongs to account.
+func ownedBy(account string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if got := r.Header.Get("X-Amz-Expected-Bucket-Owner"); got != "" && got != account {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`))
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TestExpectedBucketOwner: the GET names the account the bucket must belong to, in a
+// signed header, and a bucket of the same name in another account is refused.
+func TestExpectedBucketOwner(t *testing.T) {
+	ctx := context.Background()
+	var signed string
+	emu := ownedBy("444455556666", gofakes3.New(s3mem.New()).Server())
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		signed = r.Header.Get("Authorization")
+		emu.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	sdk := s3.NewFromConfig(aws.Config{Region: "us-east-1", Credentials: exampleCreds}, func(o *s3.Options) {
+		o.BaseEndpoint, o.UsePathStyle = aws.String(srv.URL), true
+	})
+	if _, err := sdk.CreateBucket(ctx, &s3.CreateBucketInput{Bucket: aws.String("secrets")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sdk.PutObject(ctx, &s3.PutObjectInput{Bucket: aws.String("secrets"), Key: aws.String("seed"), Body: strings.NewReader("planted")}); err != nil {
+		t.Fatal(err)
+	}
+	c := &Client{HTTP: srv.Client(), Credentials: exampleCreds, Region: "us-east-1", Endpoint: srv.URL}
+	_, err := c.Get(ctx, "secrets", "seed", "", owner, 64)
+	var api smithy.APIError
+	if !errors.As(err, &api) || api.ErrorCode() != "AccessDenied" {
+		t.Errorf("a bucket of another account: got %v, want AccessDenied", err)
+	}
+	if !strings.Contains(signed, "x-amz-expected-bucket-owner") {
+		t.Errorf("SignedHeaders of %q: got no x-amz-expected-bucket-owner, want it signed", signed)
+	}
+	if _, err := c.Get(ctx, "secrets", "seed", "", "", 64); err == nil {
+		t.Error("no owner: got a read, want a refusal")
 	}
 }

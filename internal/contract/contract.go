@@ -201,10 +201,14 @@ const (
 )
 
 // Patterns that flag values must match. They are also the SSM document's allowedPattern
-// values, so that no parameter can carry shell syntax into a command line.
+// values, so that no parameter can carry shell syntax into a command line, and they
+// hold the boot unit's ExecStart= line: no value may carry what systemd reads there as
+// quoting, an escape, a variable, a specifier or a command separator (' " \ $ % ;),
+// nor a tab or a newline (TestPatternsAdmitNoUnitSyntax).
 var (
 	PatternKMSKeyID = `^$|^(arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:(key|alias)/[A-Za-z0-9/_-]+|alias/[A-Za-z0-9/_-]+|[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})$`
-	PatternSecret   = `^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*'()/-]+$`
+	// S3's "safe" key characters but the apostrophe, which systemd reads as a quote.
+	PatternSecret = `^$|^s3://[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]/[A-Za-z0-9!_.*()/-]+$`
 	// A mount point is under /mnt, /data, /srv or /var/lib/<name>: places for data, where
 	// a mount hides nothing the system needs. Every segment starts with a letter, digit,
 	// _ or -: no ".", "..", or hidden names.
@@ -410,20 +414,24 @@ const (
 // reads it from the command output, the CLI from state and from SSM; its shape is the
 // contract, golden-tested.
 type Report struct {
-	Command      string   `json:"command"`
-	AgentVersion string   `json:"agent_version"`
-	Result       string   `json:"result"` // an ExitCodeNames value
-	ExitCode     int      `json:"exit_code"`
-	Error        string   `json:"error,omitempty"`
-	Changed      bool     `json:"changed"`
-	InstanceID   string   `json:"instance_id,omitempty"`
-	Devices      []Device `json:"devices"`
-	Layout       *Layout  `json:"layout,omitempty"`
-	Steps        []Step   `json:"steps"`
-	Notes        []string `json:"notes,omitempty"`
-	StartedAt    string   `json:"started_at"`
-	Seconds      float64  `json:"seconds"`
-	LastRun      *Report  `json:"last_run,omitempty"` // status only: the saved apply or unlock
+	Command      string `json:"command"`
+	AgentVersion string `json:"agent_version"` // the agent that made this report
+	// BootAgentVersion, in boot-time mode, is the version of the agent the boot unit ran
+	// (contract.AgentPath as this run found it): the one that provisioned or reopened the
+	// volume at boot. A run from the document then makes the installed agent its own.
+	BootAgentVersion string   `json:"boot_agent_version,omitempty"`
+	Result           string   `json:"result"` // an ExitCodeNames value
+	ExitCode         int      `json:"exit_code"`
+	Error            string   `json:"error,omitempty"`
+	Changed          bool     `json:"changed"`
+	InstanceID       string   `json:"instance_id,omitempty"`
+	Devices          []Device `json:"devices"`
+	Layout           *Layout  `json:"layout,omitempty"`
+	Steps            []Step   `json:"steps"`
+	Notes            []string `json:"notes,omitempty"`
+	StartedAt        string   `json:"started_at"`
+	Seconds          float64  `json:"seconds"`
+	LastRun          *Report  `json:"last_run,omitempty"` // status only: the saved apply or unlock
 }
 
 // Device is one instance-store disk as the agent found it.

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"flag"
 	"io"
+	"regexp/syntax"
 	"testing"
+	"unicode"
 )
 
 func valid() AgentOptions {
@@ -177,4 +179,62 @@ func TestCLIExitCodes(t *testing.T) {
 			t.Errorf("agent code %d maps to %d, want %d", a, c, CLIExitRerunFailed)
 		}
 	}
+}
+
+// unitSyntax is what systemd reads specially in ExecStart= (systemd.service(5), "Command
+// lines"; systemd.unit(5), "Specifiers"): quotes, the escape, variables, specifiers, the
+// command separator of older releases, and whitespace a quoted word does not hold.
+const unitSyntax = "'\"\\$%;\t\n\r`"
+
+// TestPatternsAdmitNoUnitSyntax reads every pattern whose values reach the boot unit's
+// command line (each document parameter's, and --model's) as a regular expression and
+// fails when any rune of unitSyntax is one it can match.
+func TestPatternsAdmitNoUnitSyntax(t *testing.T) {
+	patterns := map[string]string{FlagModel: PatternModel}
+	for _, p := range DocumentParameters {
+		patterns[p.Flag] = p.Pattern
+	}
+	for flag, pattern := range patterns {
+		re, err := syntax.Parse(pattern, syntax.Perl)
+		if err != nil {
+			t.Fatalf("--%s: %v", flag, err)
+		}
+		for _, r := range unitSyntax {
+			if admits(re, r) {
+				t.Errorf("--%s: pattern admits %q, got it in %s, want none of %q", flag, r, pattern, unitSyntax)
+			}
+		}
+	}
+	// The check can fail: the apostrophe the secret's pattern once admitted.
+	if re, _ := syntax.Parse(`^s3://[a-z]+/[A-Za-z'()]+$`, syntax.Perl); !admits(re, '\'') {
+		t.Error("admits missed an apostrophe in a character class")
+	}
+}
+
+// admits reports whether re can match the rune r anywhere.
+func admits(re *syntax.Regexp, r rune) bool {
+	switch re.Op {
+	case syntax.OpLiteral:
+		for _, l := range re.Rune {
+			if l == r || re.Flags&syntax.FoldCase != 0 && unicode.SimpleFold(l) == r {
+				return true
+			}
+		}
+	case syntax.OpCharClass:
+		for i := 0; i < len(re.Rune); i += 2 {
+			if re.Rune[i] <= r && r <= re.Rune[i+1] {
+				return true
+			}
+		}
+	case syntax.OpAnyChar:
+		return true
+	case syntax.OpAnyCharNotNL:
+		return r != '\n'
+	}
+	for _, sub := range re.Sub {
+		if admits(sub, r) {
+			return true
+		}
+	}
+	return false
 }

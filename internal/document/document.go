@@ -38,11 +38,16 @@ const GzSuffix = ".gz"
 
 // ArchitectureParameter names the parameter that picks the agent to download. Unlike the
 // agent's parameters it is not ENV_VAR: SSM substitutes it into the download step's
-// path, and allowedValues holds it to a GOARCH, so the text is always one of them.
+// path and the run step's text. allowedValues is SendCommand's check (and the console's
+// drop-down); the SSM Agent on the instance checks only allowedPattern, so that is what
+// holds the text to a GOARCH whatever path the value took there.
 const ArchitectureParameter = "Architecture"
 
 // Architectures are the parameter's allowed values.
 var Architectures = []string{"amd64", "arm64"}
+
+// ArchitecturePattern is the parameter's allowedPattern: exactly one of Architectures.
+var ArchitecturePattern = "^(" + strings.Join(Architectures, "|") + ")$"
 
 // ArchFromEC2 maps DescribeInstances' Architecture (x86_64, arm64, i386, x86_64_mac,
 // arm64_mac) to the parameter's value; false where storecrypt has no agent.
@@ -84,7 +89,8 @@ func Content(defaults contract.AgentOptions, agents Agents) map[string]any {
 		"type": "String",
 		"description": "(Required) The instance's CPU architecture: amd64 (x86_64) or arm64 (Graviton). Only that agent is downloaded. " +
 			"storecrypt's launch function and CLI fill it in from EC2; a value that is not the instance's stops the run before any disk is touched.",
-		"allowedValues": Architectures,
+		"allowedValues":  Architectures,
+		"allowedPattern": ArchitecturePattern,
 	}
 	steps := []any{
 		map[string]any{
@@ -144,7 +150,7 @@ func Script(agents []Agent) []string {
 	lines = append(lines,
 		`  *) echo "storecrypt: no agent for $(uname -m)" >&2; exit 2 ;;`,
 		`esac`,
-		// allowedValues holds the substituted text to a GOARCH.
+		// allowedPattern, which the SSM Agent checks, holds the substituted text to a GOARCH.
 		fmt.Sprintf(`if [ "{{ %s }}" != "$arch" ]; then echo "storecrypt: this instance is $arch ($(uname -m)) but the command downloaded the agent for {{ %s }}: run it again with %s=$arch" >&2; exit 2; fi`,
 			ArchitectureParameter, ArchitectureParameter, ArchitectureParameter),
 	)

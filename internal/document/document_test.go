@@ -18,8 +18,6 @@ import (
 	"strings"
 	"testing"
 
-	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
-
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/golden"
@@ -191,7 +189,7 @@ func oldAgent(script string, values map[string]string) string {
 // through a character that could (" $ ` \ newline).
 func TestFallbackIsOneWord(t *testing.T) {
 	worst := map[string]string{
-		"KeySource": "s3-kms", "KmsKeyId": "alias/a_b-c/d", "Secret": "s3://b.b-b/!'()*_.-x", "MountPoint": "/mnt/a-b_c.d",
+		"KeySource": "s3-kms", "KmsKeyId": "alias/a_b-c/d", "Secret": "s3://b.b-b/!()*_.-x", "MountPoint": "/mnt/a-b_c.d",
 		"Filesystem": "xfs", "Devices": "/dev/nvme1n1,/dev/nvme2n1", "Discard": "false", "Wipe": "true",
 		"RequiredBy": "pg@main-1:x.service,srv-data.mount", "BindDirs": "/var/lib/a.b_c-d,/var/log/pods", "Layout": "raid10",
 	}
@@ -436,10 +434,12 @@ func TestOneDownloadForTheInstance(t *testing.T) {
 			t.Errorf("step %s runs on Windows", s.Name)
 		}
 	}
-	for _, given := range []map[string][]string{{ArchitectureParameter: {"x86_64"}}, {ArchitectureParameter: {"$(reboot)"}}, {}} {
-		var invalid *ssmtypes.InvalidParameters
-		if _, err := fakeaws.PlanCommand(string(content), given, "Linux"); !errors.As(err, &invalid) {
-			t.Errorf("%v: got %v, want InvalidParameters", given, err)
+	// The SSM Agent checks allowedPattern alone: a value that reached the instance outside
+	// allowedValues is refused there only by the pattern.
+	for _, given := range []map[string][]string{{ArchitectureParameter: {"x86_64"}}, {ArchitectureParameter: {"$(reboot)"}}, {ArchitectureParameter: {"amd64\nreboot"}}, {}} {
+		var refused *fakeaws.ParameterError
+		if _, err := fakeaws.PlanCommand(string(content), given, "Linux"); !errors.As(err, &refused) {
+			t.Errorf("%v: got %v, want the SSM Agent's refusal", given, err)
 		}
 	}
 }

@@ -33,8 +33,14 @@ var paramRef = regexp.MustCompile(`\{\{\s*([A-Za-z0-9_]+)\s*\}\}`)
 // platform ("Linux", "Windows", "MacOS"), from its documented behaviour and its source
 // (github.com/aws/amazon-ssm-agent, agent/framework/docparser and the executer's
 // evaluatePreconditions), not from storecrypt's code:
-//   - values not given take the parameter's default, and SendCommand's checks apply
-//     (allowedValues, allowedPattern, required);
+//   - values not given take the parameter's default; then every parameter's value must
+//     match its allowedPattern, and nothing else is checked: the agent's only mandatory
+//     parameter validator is the allowedPattern one, and allowedValues (an optional
+//     validator) it applies only to a document run by aws:runDocument
+//     (agent/framework/docparser/paramvalidator/paramvalidator.go, GetMandatoryValidators;
+//     agent/framework/docparser/parameterstore/parameterstore.go, ValidateSSMParameters).
+//     A value that reaches the instance without SendCommand's checks (a {{ssm:...}}
+//     reference resolved there, say) is held by allowedPattern alone;
 //   - a parameter with interpolationType ENV_VAR reaches the step as SSM_<name>
 //     ("Troubleshooting parameter handling issues"), and is not substituted into the text;
 //     every other parameter is substituted wherever {{ name }} appears in the inputs;
@@ -48,17 +54,17 @@ func PlanCommand(content string, given map[string][]string, platform string) (Pl
 	if err != nil {
 		return Plan{}, err
 	}
-	if err := checkParameters(doc, given); err != nil {
-		return Plan{}, err
-	}
 	values := map[string]string{}
 	var plan Plan
 	for name, p := range doc.Parameters {
 		v, ok := given[name]
-		value := strings.Join(v, ",")
 		if !ok {
-			value = fmt.Sprint(p.Default)
+			v = []string{fmt.Sprint(p.Default)}
 		}
+		if err := allowedPattern(name, p.AllowedPattern, v); err != nil {
+			return Plan{}, err
+		}
+		value := strings.Join(v, ",")
 		if p.InterpolationType == "ENV_VAR" {
 			plan.Env = append(plan.Env, "SSM_"+name+"="+value)
 			continue
@@ -81,14 +87,40 @@ func PlanCommand(content string, given map[string][]string, platform string) (Pl
 			return Plan{}, fmt.Errorf("step %s: %w", s.Name, err)
 		}
 		step.Skipped = skip
-		// Substituting into the JSON text: the values SendCommand let through hold no
-		// character JSON would need escaped (every parameter here has a pattern or a list).
+		// Substituting into the JSON text: a value that would need escaping there breaks
+		// the inputs, which fails the command as it would break the agent's.
 		if err := json.Unmarshal([]byte(substitute(string(s.Inputs))), &step.Inputs); err != nil {
 			return Plan{}, fmt.Errorf("step %s: inputs after substitution: %w", s.Name, err)
 		}
 		plan.Steps = append(plan.Steps, step)
 	}
 	return plan, nil
+}
+
+// allowedPattern is the agent's allowedRegexParamValidator: an empty pattern admits
+// anything, and its error is the agent's wording.
+func allowedPattern(name, pattern string, values []string) error {
+	if pattern == "" {
+		return nil
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return fmt.Errorf("parameter %s: encountered error while compiling allowed pattern - internal error: %w", name, err)
+	}
+	for _, v := range values {
+		if !re.MatchString(v) {
+			return &ParameterError{Name: name, Value: v, Pattern: pattern}
+		}
+	}
+	return nil
+}
+
+// ParameterError is the agent's refusal of a parameter value: the command fails on the
+// instance, after SendCommand accepted it.
+type ParameterError struct{ Name, Value, Pattern string }
+
+func (e *ParameterError) Error() string {
+	return fmt.Sprintf("error thrown in 'AllowedRegexParamValidator' while validating parameter /%s/: parameter value /%s/ does not match the allowed pattern /%s/", e.Name, e.Value, e.Pattern)
 }
 
 // precondition evaluates a step's precondition: "" when the step runs, the reason when

@@ -1,8 +1,8 @@
 package fakeaws
 
 import (
+	"errors"
 	"slices"
-	"strings"
 	"testing"
 )
 
@@ -52,9 +52,22 @@ func TestPlanCommand(t *testing.T) {
 			}
 		})
 	}
-	for _, given := range []map[string][]string{{"Arch": {"s390x"}}, {}, {"Arch": {"amd64"}, "Msg": {"A B"}}, {"Arch": {"amd64"}, "Other": {"x"}}} {
-		if _, err := PlanCommand(doc(""), given, "Linux"); err == nil || !strings.Contains(err.Error(), "Parameter") {
-			t.Errorf("%v: got %v, want SendCommand's InvalidParameters", given, err)
-		}
+	// On the instance only allowedPattern holds a value: allowedValues is SendCommand's.
+	for _, tc := range []struct {
+		name  string
+		given map[string][]string
+		fails bool
+	}{
+		{"outside allowedValues", map[string][]string{"Arch": {"s390x"}}, false},
+		{"outside allowedPattern", map[string][]string{"Arch": {"amd64"}, "Msg": {"A B"}}, true},
+		{"inside allowedPattern", map[string][]string{"Arch": {"arm64"}, "Msg": {"abc"}}, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := PlanCommand(doc(""), tc.given, "Linux")
+			var refused *ParameterError
+			if got := errors.As(err, &refused); got != tc.fails {
+				t.Errorf("got %v, want a refusal %v", err, tc.fails)
+			}
+		})
 	}
 }

@@ -73,7 +73,8 @@ type Entry struct {
 type Evidence struct {
 	KeySource, Cipher, LUKSUUID, Layout string
 	// ProvisionedBy is the path that made the volume: the boot-time unit or a command.
-	ProvisionedBy              string
+	ProvisionedBy string
+	// AgentVersion is the agent that made the volume: the boot unit's when it did.
 	AgentVersion               string
 	DocumentName, DocumentHash string
 }
@@ -88,6 +89,10 @@ func FromReport(r *contract.Report, documentName, documentHash string) *Evidence
 	e.AgentVersion = r.AgentVersion
 	if l := r.Layout; l != nil {
 		e.KeySource, e.Cipher, e.LUKSUUID, e.ProvisionedBy = l.KeySource, l.CipherSpec(), l.LUKSUUID, l.ProvisionedBy
+		if l.ProvisionedBy == contract.ProvisionedByBoot && r.BootAgentVersion != "" {
+			// The boot unit's agent made the volume, not the run that reports it.
+			e.AgentVersion = r.BootAgentVersion
+		}
 		disks := "1 disk"
 		if n := len(r.Devices); n > 1 {
 			level := "raid0" // reports from before the level was recorded

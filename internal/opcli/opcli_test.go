@@ -333,7 +333,7 @@ func TestPutSecret(t *testing.T) {
 	if strings.Contains(out+errOut, "horse") {
 		t.Error("the passphrase was printed")
 	}
-	key, err := keysource.Sources{KMS: e.KMS, S3: e.S3Reader()}.New(ctx, contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed/passphrase"}, keysource.Volume{})
+	key, err := keysource.Sources{KMS: e.KMS, S3: e.S3Reader(), Owner: func(context.Context) (string, error) { return emu.Account, nil }}.New(ctx, contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed/passphrase"}, keysource.Volume{})
 	if err != nil || string(key.Secret) != "correct horse battery staple" {
 		t.Fatalf("the agent read %q, %v", key.Secret, err)
 	}
@@ -362,7 +362,7 @@ func TestPutSecret(t *testing.T) {
 	if code, _, errOut := run(t, c, "a new passphrase\n", "put-secret", "--force", "--bucket", "secrets", "--kms-key-id", keyARN); code != 0 {
 		t.Fatalf("--force: exit %d %s", code, errOut)
 	}
-	src := keysource.Sources{KMS: e.KMS, S3: e.S3Reader()}
+	src := keysource.Sources{KMS: e.KMS, S3: e.S3Reader(), Owner: func(context.Context) (string, error) { return emu.Account, nil }}
 	old, err := src.Recover(ctx, key.Token, keysource.Volume{})
 	if err != nil || string(old.Secret) != "correct horse battery staple" {
 		t.Errorf("a volume made before --force recovers %q, %v", old.Secret, err)

@@ -237,7 +237,8 @@ func (d *deployment) agentRun(t *testing.T) *run {
 	w := r.world
 	cfg := w.Config()
 	ctx := context.Background()
-	src := keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: sdkS3{s3.NewFromConfig(cfg)}}
+	src := keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: sdkS3{s3.NewFromConfig(cfg)},
+		Owner: func(context.Context) (string, error) { return fakeaws.Account, nil }}
 	opts := contract.DefaultAgentOptions()
 	opts.KeySource, opts.KMSKeyID, opts.Secret = d.source, d.keyARN, d.launchEnv[contract.EnvSecret]
 	vol := keysource.Volume{InstanceID: keyUserInstance, InstanceARN: d.instanceARN(keyUserInstance), UUID: "6a3c0b1e-0d5f-4c2b-9e7a-1f2e3d4c5b6a"}
@@ -301,8 +302,8 @@ func (d *deployment) sessionOf(role, name string) string {
 // with one signed GetObject, so that the fake account sees, authorizes and logs the call.
 type sdkS3 struct{ c *s3.Client }
 
-func (s sdkS3) Get(ctx context.Context, bucket, key, version string, limit int64) (s3object.Object, error) {
-	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
+func (s sdkS3) Get(ctx context.Context, bucket, key, version, owner string, limit int64) (s3object.Object, error) {
+	in := &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), ExpectedBucketOwner: aws.String(owner)}
 	if version != "" {
 		in.VersionId = aws.String(version)
 	}

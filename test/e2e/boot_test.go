@@ -28,6 +28,9 @@ func TestBootTimeMode(t *testing.T) {
 		t.Errorf("install report: %s", inst.Stdout)
 	}
 	m.sh("systemctl enable --quiet containerd.service")
+	// State the image carries below the top: the root disk's copy is sealed whole, so
+	// nothing lands in a subdirectory or an existing file either while KMS is down.
+	m.sh("mkdir -p /var/lib/containerd/io.containerd.content && echo a layer the image carried >/var/lib/containerd/io.containerd.content/blob")
 	ebs := m.checksums()["ebs.img"]
 
 	t.Log("first boot from the image: provision before containerd")
@@ -39,6 +42,9 @@ func TestBootTimeMode(t *testing.T) {
 	}
 	if got := m.sh("cat " + mountPoint + "/storecrypt-bind/var/lib/containerd/from-the-image"); got != "content the image carried\n" {
 		t.Errorf("the image's content was not carried onto the volume: %q", got)
+	}
+	if got := m.sh("cat " + mountPoint + "/storecrypt-bind/var/lib/containerd/io.containerd.content/blob"); got != "a layer the image carried\n" {
+		t.Errorf("the image's subdirectory was not carried onto the volume: %q", got)
 	}
 	m.rootDiskHasNoStarts()
 
@@ -64,7 +70,8 @@ func TestBootTimeMode(t *testing.T) {
 	if out := m.run("findmnt -n /var/lib/containerd"); strings.TrimSpace(out) != "" {
 		t.Errorf("/var/lib/containerd is mounted while the volume is locked: %s", out)
 	}
-	m.wantNoWrites("/var/lib/containerd", "from-the-image")
+	m.wantNoWrites("/var/lib/containerd", "from-the-image", "io.containerd.content")
+	m.wantNoWrites("/var/lib/containerd/io.containerd.content", "blob")
 	m.wantNoWrites(mountPoint)
 	if err := m.Emu.KMSUp(); err != nil {
 		t.Fatal(err)

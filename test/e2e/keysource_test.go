@@ -126,7 +126,12 @@ func (m *machine) legacyToken(dev string) {
 // only the names in holds.
 func (m *machine) wantNoWrites(dir string, holds ...string) {
 	m.t.Helper()
-	out := m.sh("for p in " + dir + "/plaintext " + dir + "/sub; do if touch $p 2>/dev/null || mkdir $p 2>/dev/null; then echo wrote $p; fi; done; ls -A " + dir)
+	// A new file, a new directory, and an append to each file it holds.
+	script := "for p in " + dir + "/plaintext " + dir + "/sub; do if touch $p 2>/dev/null || mkdir $p 2>/dev/null; then echo wrote $p; fi; done; "
+	for _, f := range holds {
+		script += "if [ -f " + dir + "/" + f + " ] && (echo plaintext >>" + dir + "/" + f + ") 2>/dev/null; then echo appended " + f + "; fi; "
+	}
+	out := m.sh(script + "ls -A " + dir)
 	if got, want := strings.Fields(out), holds; strings.Join(got, " ") != strings.Join(want, " ") {
 		m.t.Errorf("%s took writes while the volume was not mounted: %q (it held %q)", dir, out, want)
 	}

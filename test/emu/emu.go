@@ -62,6 +62,7 @@ type Emulators struct {
 	imds    *exec.Cmd
 	s3srv   *httptest.Server
 	kmsDown bool
+	owners  map[string]string // buckets of an account other than Account
 }
 
 var kmsConfigMu sync.Mutex
@@ -94,7 +95,7 @@ func New(dir, instanceID string) (*Emulators, error) {
 	e.KMSAddr = ln.Addr().String()
 	e.serveKMS(ln)
 
-	e.s3srv = httptest.NewServer(gofakes3.New(s3mem.New()).Server())
+	e.s3srv = httptest.NewServer(e.expectedOwner(gofakes3.New(s3mem.New()).Server()))
 	e.S3Addr = strings.TrimPrefix(e.s3srv.URL, "http://")
 
 	if instanceID == "" {
@@ -199,6 +200,38 @@ func (e *Emulators) CreateKey(ctx context.Context) (string, error) {
 		return "", fmt.Errorf("creating a KMS key: %w", err)
 	}
 	return aws.ToString(out.KeyMetadata.Arn), nil
+}
+
+// OwnBucket makes account the owner of bucket; every other bucket is Account's.
+func (e *Emulators) OwnBucket(bucket, account string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.owners == nil {
+		e.owners = map[string]string{}
+	}
+	e.owners[bucket] = account
+}
+
+// expectedOwner is S3's check that gofakes3 lacks: "If the account ID that you provide
+// does not match the actual owner of the bucket, the request fails with the HTTP status
+// code 403 Forbidden (access denied)" (x-amz-expected-bucket-owner). Buckets are
+// addressed path-style here.
+func (e *Emulators) expectedOwner(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bucket, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		e.mu.Lock()
+		owner, ok := e.owners[bucket]
+		e.mu.Unlock()
+		if !ok {
+			owner = Account
+		}
+		if want := r.Header.Get("X-Amz-Expected-Bucket-Owner"); want != "" && want != owner {
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 // S3Reader is the agent's own S3 client (package s3object) pointed at the emulator, as
