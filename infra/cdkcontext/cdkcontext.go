@@ -29,8 +29,7 @@ func Props(ctx func(string) string) (*storecrypt.Props, string, error) {
 		KeyAlias: ctx("keyAlias"), KeyARN: ctx("keyArn"), KeySource: ctx("keySource"), SecretKey: ctx("secretKey"),
 		SecretVPCEndpoint: ctx("secretVpcEndpoint"), OptInTag: ctx("optInTag"),
 		MountPoint: ctx("mountPoint"), Filesystem: ctx("filesystem"), AlarmEmail: ctx("alarmEmail"),
-		Trail: ctx("trail") == "true", RefuseLegacyVolumes: ctx("refuseLegacyVolumes") == "true",
-		AllowOptOut: ctx("allowOptOut") == "true", NoSecurityHub: ctx("securityHub") == "false",
+		Trail: ctx("trail") == "true", AllowOptOut: ctx("allowOptOut") == "true", NoSecurityHub: ctx("securityHub") == "false",
 		ComplianceItems: ctx("complianceItems") == "true",
 	}
 	for _, r := range strings.Split(ctx("instanceRoleArns"), ",") {

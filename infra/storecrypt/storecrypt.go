@@ -79,11 +79,6 @@ type Props struct {
 	SecretKey string
 	// SecretVPCEndpoint, when set, lets the secret be read only through that endpoint.
 	SecretVPCEndpoint string
-	// RefuseLegacyVolumes drops the Decrypt that opens kms-datakey volumes made before
-	// the encryption context named the instance by ARN. Set it once every instance
-	// launched before the upgrade has been stopped or replaced (instance store is blank
-	// after a stop, so no such volume can remain).
-	RefuseLegacyVolumes bool
 	// InstanceRoleARNs are the workloads' own roles; empty creates a role and profile.
 	InstanceRoleARNs []string
 	// OptInTag is key=value (storecrypt:encrypt=true, say) that brings an instance into
@@ -406,37 +401,26 @@ type keyUse struct {
 	conditions map[string]any
 }
 
-// keyUses: for kms-datakey, a new volume's data key is made and opened only under the
+// keyUses: for kms-datakey, a volume's data key is made and opened only under the
 // context that names the calling instance itself: the context's instance ARN must equal
 // ec2:SourceInstanceARN, the ARN of the instance whose role credentials signed the call.
 // KMS allows an IAM policy variable as the value of kms:EncryptionContext:<key>
 // ("Using variables in an encryption context condition"), and ec2:SourceInstanceARN is a
 // global key any policy may read. Each context key is required by a condition on its
 // value (ForAllValues on kms:EncryptionContextKeys forbids other keys but requires none).
-// Volumes made before the context carried the ARN are opened (Decrypt only) under their
-// instance-id context unless RefuseLegacyVolumes. For s3-kms, the seed recipe's passphrase
-// carries no context: Decrypt without one, and only with an instance's credentials.
+// For s3-kms, the seed recipe's passphrase carries no context: Decrypt without one, and
+// only with an instance role's session (which stolen credentials keep: see Limits).
 func (s *builder) keyUses() []keyUse {
 	if s.props.KeySource == contract.KeySourceS3KMS {
 		return []keyUse{{"StoreCryptSeedSecret", []string{"kms:Decrypt"}, map[string]any{
 			"Null": map[string]any{"kms:EncryptionContextKeys": "true", "ec2:SourceInstanceARN": "false"},
 		}}}
 	}
-	uses := []keyUse{{"StoreCryptOwnVolumes", []string{"kms:GenerateDataKey", "kms:Decrypt"}, map[string]any{
+	return []keyUse{{"StoreCryptOwnVolumes", []string{"kms:GenerateDataKey", "kms:Decrypt"}, map[string]any{
 		"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": contract.ContextKeys},
 		"StringEquals":              map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
 		"StringLike":                map[string]any{"kms:EncryptionContext:" + contract.ContextVolume: "*"},
 	}}}
-	if !s.props.RefuseLegacyVolumes {
-		uses = append(uses, keyUse{"StoreCryptLegacyVolumes", []string{"kms:Decrypt"}, map[string]any{
-			"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": contract.LegacyContextKeys},
-			"StringLike": map[string]any{
-				"kms:EncryptionContext:" + contract.ContextInstanceID: "i-*",
-				"kms:EncryptionContext:" + contract.ContextVolume:     "*",
-			},
-		}})
-	}
-	return uses
 }
 
 // kmsKey creates the key (rotation on) with the instance roles as key users, or imports one.
@@ -482,29 +466,43 @@ func (s *builder) rolePrincipals() *[]awsiam.IPrincipal {
 // keyDenials keep storecrypt's volume keys out of reach of everyone but the instance that
 // owns each, whatever else the key policy or IAM policies allow (the account-root
 // statement delegates the key to every IAM policy in the account, and an explicit deny in
-// the key policy overrides any allow, grants included):
-//   - no principal may use a context naming an instance other than its own (the variable
-//     has no value for a caller that is not an instance, and a negated operator on a
-//     missing value matches, so those are refused too);
-//   - no principal but the instance roles may use any storecrypt context at all.
+// the key policy overrides any allow, grants included). Each applies to a request that
+// carries any storecrypt:* context key, so the key's management (PutKeyPolicy,
+// DescribeKey, ...), which carries none, stays with the account as KMS's lockout check
+// wants:
+//   - no principal may use a context that does not name its own instance: one naming
+//     another instance, or none (a negated operator matches a missing key);
+//   - no caller without ec2:SourceInstanceARN may use one. The deny above already refuses
+//     it where IAM reads an unresolved ${ec2:SourceInstanceARN} as a null that
+//     StringNotEquals matches ("Policy variables with no value"); the same page also says
+//     an unresolved variable may make the statement invalid, and this deny holds then too;
+//   - no principal but the instance roles may use one;
+//   - no action but GenerateDataKey and Decrypt may carry one, so ReEncrypt*, Encrypt,
+//     GenerateDataKeyWithoutPlaintext and CreateGrant do not depend on which context
+//     (source, destination, a grant's constraints) KMS reads for them.
 func (s *builder) keyDenials() []awsiam.PolicyStatement {
-	kmsUse := []string{"kms:Decrypt", "kms:Encrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*"}
-	deny := func(sid string, conditions map[string]any) awsiam.PolicyStatement {
-		return awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+	// deny refuses every KMS action but notActions (none: all of them) to any principal,
+	// for a request with a storecrypt context that meets conditions.
+	deny := func(sid string, notActions []string, conditions map[string]any) awsiam.PolicyStatement {
+		conditions["ForAnyValue:StringLike"] = map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"}
+		props := &awsiam.PolicyStatementProps{
 			Sid: jsii.String(sid), Effect: awsiam.Effect_DENY,
-			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}, Actions: jsii.Strings(kmsUse...), Resources: jsii.Strings("*"),
-			Conditions: &conditions,
-		})
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}, Resources: jsii.Strings("*"), Conditions: &conditions,
+		}
+		if notActions != nil {
+			props.NotActions = jsii.Strings(notActions...)
+		} else {
+			props.Actions = jsii.Strings("kms:*")
+		}
+		return awsiam.NewPolicyStatement(props)
 	}
 	return []awsiam.PolicyStatement{
-		deny("StoreCryptOnlyTheOwningInstance", map[string]any{
-			"ForAnyValue:StringEquals": map[string]any{"kms:EncryptionContextKeys": contract.ContextInstanceARN},
-			"StringNotEquals":          map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
+		deny("StoreCryptOnlyTheOwningInstance", nil, map[string]any{
+			"StringNotEquals": map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
 		}),
-		deny("StoreCryptOnlyTheInstanceRoles", map[string]any{
-			"ForAnyValue:StringLike": map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"},
-			"ArnNotEquals":           map[string]any{"aws:PrincipalArn": s.roleARNs},
-		}),
+		deny("StoreCryptOnlyFromAnInstance", nil, map[string]any{"Null": map[string]any{"ec2:SourceInstanceARN": "true"}}),
+		deny("StoreCryptOnlyTheInstanceRoles", nil, map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": s.roleARNs}}),
+		deny("StoreCryptOnlyDataKeyUse", []string{"kms:GenerateDataKey", "kms:Decrypt"}, map[string]any{}),
 	}
 }
 

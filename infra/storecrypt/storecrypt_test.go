@@ -149,7 +149,7 @@ func TestRulesAndQueue(t *testing.T) {
 	tpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{"Namespace": contract.MetricNamespace, "MetricName": contract.MetricBlocked})
 }
 
-// TestKeyPolicy: the statements are there, and RefuseLegacyVolumes drops the legacy one.
+// TestKeyPolicy: the statements are there.
 // What each decides, for each caller and context, is test/conformance's
 // TestKeyBindsEachVolumeToItsInstance, evaluated by the fake's own policy engine.
 func TestKeyPolicy(t *testing.T) {
@@ -169,12 +169,9 @@ func TestKeyPolicy(t *testing.T) {
 		}
 		return out
 	}
-	all := []string{"StoreCryptOwnVolumes", "StoreCryptLegacyVolumes", "StoreCryptOnlyTheOwningInstance", "StoreCryptOnlyTheInstanceRoles"}
+	all := []string{"StoreCryptOwnVolumes", "StoreCryptOnlyTheOwningInstance", "StoreCryptOnlyFromAnInstance", "StoreCryptOnlyTheInstanceRoles", "StoreCryptOnlyDataKeyUse"}
 	if got := sids(&storecrypt.Props{}); !containsAll(got, all) {
 		t.Errorf("key policy statements %v, want %v among them", got, all)
-	}
-	if got := sids(&storecrypt.Props{RefuseLegacyVolumes: true}); slices.Contains(got, "StoreCryptLegacyVolumes") {
-		t.Errorf("RefuseLegacyVolumes kept the legacy statement: %v", got)
 	}
 	tpl, _ := template(t, &storecrypt.Props{})
 	tpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{"EnableKeyRotation": true})

@@ -345,7 +345,7 @@ func (r *run) volume(uuid string, keySource string) (keysource.Volume, error) {
 		return v, &keysource.UnavailableError{Op: "reading the instance's identity from IMDS", Err: err, Fix: "IMDSv2 must be reachable (hop limit 2 in containers)"}
 	}
 	r.rep.InstanceID = id
-	v.InstanceID, v.InstanceARN = id, arn
+	v.InstanceARN = arn
 	return v, nil
 }
 

@@ -40,7 +40,7 @@ func (f *fakeKeys) New(_ context.Context, o contract.AgentOptions, v keysource.V
 	if f.err != nil {
 		return keysource.Key{}, f.err
 	}
-	return keysource.Key{Secret: bytes.Clone(secret), Token: keysource.Token{KeySource: o.KeySource, KeyID: keyARN, Ciphertext: []byte("wrapped")}, FullEntropy: true}, nil
+	return keysource.Key{Secret: bytes.Clone(secret), Token: keysource.Token{KeySource: o.KeySource, KeyID: keyARN, Ciphertext: []byte("wrapped"), ContextKeys: contract.ContextKeys}, FullEntropy: true}, nil
 }
 
 func (f *fakeKeys) Recover(_ context.Context, t keysource.Token, v keysource.Volume) (keysource.Key, error) {
@@ -252,7 +252,7 @@ func TestApplyFreshDisk(t *testing.T) {
 	root := t.TempDir()
 	sysfs(t, root, merge(disk("nvme1n1", "259:0")))
 	keys := &fakeKeys{}
-	token := `{"type":"storecrypt","keyslots":[],"key_source":"kms-datakey","key_id":"` + keyARN + `","ciphertext":"d3JhcHBlZA==","provisioned_by":"ssm-command"}`
+	token := `{"type":"storecrypt","keyslots":[],"key_source":"kms-datakey","key_id":"` + keyARN + `","ciphertext":"d3JhcHBlZA==","context_keys":["storecrypt:instance-arn","storecrypt:volume"],"provisioned_by":"ssm-command"}`
 	a, fake, progress := newTestAgent(t, root, append([]sysexec.Call{
 		{Argv: "cryptsetup --version", Stdout: version},
 		{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2},
@@ -262,7 +262,7 @@ func TestApplyFreshDisk(t *testing.T) {
 		t.Fatalf("apply: %v\n%s", err, progress)
 	}
 	fake.Done()
-	if len(keys.volumes) != 1 || keys.volumes[0] != (keysource.Volume{InstanceID: "i-0123456789abcdef0", InstanceARN: "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0", UUID: volUUID}) {
+	if len(keys.volumes) != 1 || keys.volumes[0] != (keysource.Volume{InstanceARN: "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0", UUID: volUUID}) {
 		t.Errorf("key asked for %+v, want the instance and the new volume's UUID", keys.volumes)
 	}
 	// The key goes to format and open on stdin; the token carries only the wrapped key.
@@ -457,7 +457,7 @@ func TestPlanTouchesNothing(t *testing.T) {
 // TestReformatsOnlyProvisioning: a volume of ours still marked provisioning holds no user
 // data and is formatted again; one marked ready is opened, never formatted.
 func TestReformatsOnlyProvisioning(t *testing.T) {
-	header := `{"tokens":{"0":{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"` + keyARN + `","ciphertext":"d3JhcHBlZA=="}},"segments":{"0":{"encryption":"aes-xts-plain64","sector_size":4096}},"config":{"flags":["allow-discards"]}}`
+	header := `{"tokens":{"0":{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"` + keyARN + `","ciphertext":"d3JhcHBlZA==","context_keys":["storecrypt:instance-arn","storecrypt:volume"]}},"segments":{"0":{"encryption":"aes-xts-plain64","sector_size":4096}},"config":{"flags":["allow-discards"]}}`
 	probeOurs := func(state string) sysexec.Call {
 		return sysexec.Call{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=crypto_LUKS\nLABEL=storecrypt\nUUID=" + volUUID + "\nSUBSYSTEM=" + state + "\n"}
 	}
@@ -494,7 +494,7 @@ func TestReformatsOnlyProvisioning(t *testing.T) {
 			t.Fatalf("%v\n%s", err, progress)
 		}
 		fake.Done()
-		if len(keys.volumes) != 1 || keys.volumes[0].UUID != volUUID || keys.volumes[0].InstanceID != "i-0123456789abcdef0" {
+		if len(keys.volumes) != 1 || keys.volumes[0].UUID != volUUID || keys.volumes[0].InstanceARN != "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0" {
 			t.Errorf("recovered with %+v, want this instance and the volume's UUID", keys.volumes)
 		}
 		if !bytes.Equal(fake.Stdins[3], secret) {
@@ -542,6 +542,7 @@ func TestExitCodeOf(t *testing.T) {
 	}{
 		{nil, contract.ExitOK},
 		{&RefusedError{Device: "/dev/x", Reason: "r"}, contract.ExitRefusedUnsafe},
+		{fmt.Errorf("observing /dev/x: %w", &keysource.ContextKeysError{}), contract.ExitRefusedUnsafe},
 		{&keysource.UnavailableError{Op: "x", Err: errors.New("y")}, contract.ExitKeyUnavailable},
 		{keysource.ErrEphemeral, contract.ExitKeyUnavailable},
 		{&contract.InvalidError{Flag: "f"}, contract.ExitBadInput},

@@ -43,11 +43,14 @@ func ExitCodeOf(err error) contract.ExitCode {
 		unavailable *keysource.UnavailableError
 		invalid     *contract.InvalidError
 		missing     *MissingToolError
+		unopenable  *keysource.ContextKeysError
 	)
 	switch {
 	case err == nil:
 		return contract.ExitOK
-	case errors.As(err, &refused):
+	// A volume whose token this agent cannot open is left as it is, like a disk that is
+	// not ours: no retry changes its token, and formatting it would destroy its data.
+	case errors.As(err, &refused), errors.As(err, &unopenable):
 		return contract.ExitRefusedUnsafe
 	case errors.As(err, &unavailable), errors.Is(err, keysource.ErrEphemeral):
 		return contract.ExitKeyUnavailable

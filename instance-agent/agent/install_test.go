@@ -227,7 +227,7 @@ func TestBindDirs(t *testing.T) {
 			"41 23 253:0 /storecrypt-bind/var/lib/containerd /var/lib/containerd rw - ext4 /dev/mapper/storecrypt rw\n" + more,
 			"sys/block/nvme1n1/holders/dm-0/": "", "sys/block/dm-0/dm/name": "storecrypt\n", "sys/block/dm-0/dev": "253:0", "sys/block/dm-0/size": "2097152"}
 	}
-	header := `{"tokens":{"0":{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"` + keyARN + `","ciphertext":"d3JhcHBlZA=="}},"segments":{"0":{"encryption":"aes-xts-plain64","sector_size":4096}},"config":{"flags":["allow-discards"]}}`
+	header := `{"tokens":{"0":{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"` + keyARN + `","ciphertext":"d3JhcHBlZA==","context_keys":["storecrypt:instance-arn","storecrypt:volume"]}},"segments":{"0":{"encryption":"aes-xts-plain64","sector_size":4096}},"config":{"flags":["allow-discards"]}}`
 	opened := []sysexec.Call{
 		{Argv: "cryptsetup --version", Stdout: version},
 		{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=crypto_LUKS\nLABEL=storecrypt\nSUBSYSTEM=storecrypt-ready\nUUID=" + volUUID + "\n"},

@@ -53,8 +53,8 @@ type Token struct {
 	KeySource  string   `json:"key_source"`
 	KeyID      string   `json:"key_id,omitempty"`     // the KMS key ARN
 	Ciphertext []byte   `json:"ciphertext,omitempty"` // kms-datakey: the wrapped data key
-	// kms-datakey: the encryption context's keys (contract.ContextKeys); absent in tokens
-	// made before the context named the instance by ARN (contract.LegacyContextKeys).
+	// kms-datakey: the encryption context's keys (contract.ContextKeys). Unlock rebuilds
+	// the context from them; a token naming other keys is refused (ContextKeysError).
 	ContextKeys []string `json:"context_keys,omitempty"`
 	Secret      string   `json:"secret,omitempty"` // s3-kms: s3://bucket/key
 	// s3-kms: the object version the volume was made with, so that a later put-secret
@@ -80,8 +80,8 @@ func ParseToken(raw []byte) (Token, error) {
 		if len(t.Ciphertext) == 0 || t.KeyID == "" {
 			return Token{}, errors.New("parsing the storecrypt token: kms-datakey token without key id or ciphertext")
 		}
-		if t.ContextKeys != nil && !slices.Equal(t.ContextKeys, contract.ContextKeys) {
-			return Token{}, fmt.Errorf("parsing the storecrypt token: encryption context keys %v, want %v (a newer agent made this volume?)", t.ContextKeys, contract.ContextKeys)
+		if !slices.Equal(t.ContextKeys, contract.ContextKeys) {
+			return Token{}, &ContextKeysError{Keys: t.ContextKeys}
 		}
 	case contract.KeySourceS3KMS:
 		if _, _, err := contract.SecretLocation(t.Secret); err != nil {
@@ -92,6 +92,21 @@ func ParseToken(raw []byte) (Token, error) {
 		return Token{}, fmt.Errorf("parsing the storecrypt token: unknown key source %q", t.KeySource)
 	}
 	return t, nil
+}
+
+// ContextKeysError is a kms-datakey token whose encryption context this agent does not
+// build: none recorded (an agent from before the context named the instance by ARN,
+// under a context the key policy refuses) or keys a newer agent wrote. Opening it under
+// another context could only fail at KMS, and formatting it would destroy the data.
+type ContextKeysError struct {
+	Keys []string // the token's context_keys; nil when it has none
+}
+
+func (e *ContextKeysError) Error() string {
+	if e.Keys == nil {
+		return fmt.Sprintf("parsing the storecrypt token: it records no encryption context keys (want %v): an agent older than this key policy made the volume, and no key policy opens it", contract.ContextKeys)
+	}
+	return fmt.Sprintf("parsing the storecrypt token: encryption context keys %v, want %v (a newer agent made this volume?)", e.Keys, contract.ContextKeys)
 }
 
 // JSON encodes the token for cryptsetup token import. The keyslots list is left empty:
@@ -108,7 +123,6 @@ func (t Token) JSON() []byte {
 // Volume names the volume a key is for.
 type Volume struct {
 	InstanceARN string // the instance's own ARN, as KMS sees it in ec2:SourceInstanceARN
-	InstanceID  string // for volumes made with the legacy context
 	UUID        string // the LUKS UUID, chosen before format so the context can name it
 }
 
@@ -193,10 +207,12 @@ func (s Sources) New(ctx context.Context, o contract.AgentOptions, v Volume) (Ke
 func (s Sources) Recover(ctx context.Context, t Token, v Volume) (Key, error) {
 	switch t.KeySource {
 	case contract.KeySourceKMSDataKey:
+		// KMS decrypts only under the context the key was made with, which names this
+		// instance and this volume: a header copied elsewhere does not open.
 		out, err := s.KMS.Decrypt(ctx, &kms.DecryptInput{
 			CiphertextBlob:    t.Ciphertext,
 			KeyId:             aws.String(t.KeyID),
-			EncryptionContext: t.encryptionContext(v),
+			EncryptionContext: contract.EncryptionContext(v.InstanceARN, v.UUID),
 		})
 		if err != nil {
 			return Key{}, unavailable("kms:Decrypt with key "+t.KeyID, err)
@@ -208,16 +224,6 @@ func (s Sources) Recover(ctx context.Context, t Token, v Volume) (Key, error) {
 		return Key{}, ErrEphemeral
 	}
 	return Key{}, fmt.Errorf("unknown key source %q", t.KeySource)
-}
-
-// encryptionContext is the context the token's data key was made with: it binds the key
-// to one instance and one volume. KMS refuses to decrypt under any other context, and
-// CloudTrail logs it with every call.
-func (t Token) encryptionContext(v Volume) map[string]string {
-	if t.ContextKeys == nil {
-		return contract.LegacyEncryptionContext(v.InstanceID, v.UUID)
-	}
-	return contract.EncryptionContext(v.InstanceARN, v.UUID)
 }
 
 // fromS3 reads the seed recipe's secret: the object is the raw KMS ciphertext of the

@@ -81,67 +81,55 @@ const instanceARN = "arn:aws:ec2:us-east-1:111122223333:instance/i-0abc"
 // account is the instance's account, as its identity document gives it.
 func account(context.Context) (string, error) { return "111122223333", nil }
 
-// TestKMSDataKeyBindsInstanceAndVolume: a new volume's key is made and recovered under
-// the context that names the instance by ARN (which the key policy ties to the caller's
-// own ec2:SourceInstanceARN) and the volume; a volume made before that keeps its
-// instance-id context.
+// TestKMSDataKeyBindsInstanceAndVolume: a volume's key is made and recovered under the
+// context that names the instance by ARN (which the key policy ties to the caller's own
+// ec2:SourceInstanceARN) and the volume.
 func TestKMSDataKeyBindsInstanceAndVolume(t *testing.T) {
-	v := Volume{InstanceID: "i-0abc", InstanceARN: instanceARN, UUID: "uuid-1"}
-	for _, tc := range []struct {
-		name    string
-		token   func(Token) Token
-		wantCtx map[string]string
-	}{
-		{"a new volume", func(t Token) Token { return t }, map[string]string{contract.ContextInstanceARN: instanceARN, contract.ContextVolume: "uuid-1"}},
-		{"a volume from before instance ARNs", func(t Token) Token { t.ContextKeys = nil; return t },
-			map[string]string{contract.ContextInstanceID: "i-0abc", contract.ContextVolume: "uuid-1"}},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			var gotGen, gotDec map[string]string
-			k := &fakeKMS{t: t,
-				generate: func(in *kms.GenerateDataKeyInput) (*kms.GenerateDataKeyOutput, error) {
-					gotGen = in.EncryptionContext
-					return &kms.GenerateDataKeyOutput{Plaintext: []byte("plaintext-key-32-bytes-long-xxxx"), CiphertextBlob: []byte("blob"), KeyId: aws.String(keyARN)}, nil
-				},
-				decrypt: func(in *kms.DecryptInput) (*kms.DecryptOutput, error) {
-					gotDec = in.EncryptionContext
-					if string(in.CiphertextBlob) != "blob" || aws.ToString(in.KeyId) != keyARN {
-						t.Errorf("decrypt got blob %q key %q", in.CiphertextBlob, aws.ToString(in.KeyId))
-					}
-					return &kms.DecryptOutput{Plaintext: []byte("plaintext-key-32-bytes-long-xxxx")}, nil
-				},
+	v := Volume{InstanceARN: instanceARN, UUID: "uuid-1"}
+	want := map[string]string{contract.ContextInstanceARN: instanceARN, contract.ContextVolume: "uuid-1"}
+	var gotGen, gotDec map[string]string
+	k := &fakeKMS{t: t,
+		generate: func(in *kms.GenerateDataKeyInput) (*kms.GenerateDataKeyOutput, error) {
+			gotGen = in.EncryptionContext
+			return &kms.GenerateDataKeyOutput{Plaintext: []byte("plaintext-key-32-bytes-long-xxxx"), CiphertextBlob: []byte("blob"), KeyId: aws.String(keyARN)}, nil
+		},
+		decrypt: func(in *kms.DecryptInput) (*kms.DecryptOutput, error) {
+			gotDec = in.EncryptionContext
+			if string(in.CiphertextBlob) != "blob" || aws.ToString(in.KeyId) != keyARN {
+				t.Errorf("decrypt got blob %q key %q, want blob %q key %q", in.CiphertextBlob, aws.ToString(in.KeyId), "blob", keyARN)
 			}
-			s := Sources{KMS: k}
-			o := contract.AgentOptions{KeySource: contract.KeySourceKMSDataKey, KMSKeyID: "alias/storecrypt"}
-			key, err := s.New(context.Background(), o, v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !key.FullEntropy || key.Token.KeyID != keyARN || string(key.Token.Ciphertext) != "blob" || !slices.Equal(key.Token.ContextKeys, contract.ContextKeys) {
-				t.Errorf("key %+v", key.Token)
-			}
-			if want := contract.EncryptionContext(instanceARN, "uuid-1"); !maps.Equal(gotGen, want) {
-				t.Errorf("GenerateDataKey context %v, want %v", gotGen, want)
-			}
-			parsed, err := ParseToken(tc.token(key.Token).JSON())
-			if err != nil {
-				t.Fatal(err)
-			}
-			again, err := s.Recover(context.Background(), parsed, v)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(again.Secret, key.Secret) {
-				t.Errorf("recovered a different key")
-			}
-			if !maps.Equal(gotDec, tc.wantCtx) {
-				t.Errorf("Decrypt context %v, want %v", gotDec, tc.wantCtx)
-			}
-			again.Zero()
-			if again.Secret != nil {
-				t.Error("Zero left the secret")
-			}
-		})
+			return &kms.DecryptOutput{Plaintext: []byte("plaintext-key-32-bytes-long-xxxx")}, nil
+		},
+	}
+	s := Sources{KMS: k}
+	o := contract.AgentOptions{KeySource: contract.KeySourceKMSDataKey, KMSKeyID: "alias/storecrypt"}
+	key, err := s.New(context.Background(), o, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !key.FullEntropy || key.Token.KeyID != keyARN || string(key.Token.Ciphertext) != "blob" || !slices.Equal(key.Token.ContextKeys, contract.ContextKeys) {
+		t.Errorf("got token %+v, want key %s, ciphertext blob, context keys %v", key.Token, keyARN, contract.ContextKeys)
+	}
+	if !maps.Equal(gotGen, want) {
+		t.Errorf("GenerateDataKey context %v, want %v", gotGen, want)
+	}
+	parsed, err := ParseToken(key.Token.JSON())
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.Recover(context.Background(), parsed, v)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(again.Secret, key.Secret) {
+		t.Errorf("recovered a different key")
+	}
+	if !maps.Equal(gotDec, want) {
+		t.Errorf("Decrypt context %v, want %v", gotDec, want)
+	}
+	again.Zero()
+	if again.Secret != nil {
+		t.Error("Zero left the secret")
 	}
 }
 
@@ -224,25 +212,33 @@ func TestEphemeral(t *testing.T) {
 	}
 }
 
+// TestParseToken: a token is read only when it says how to get its key again; a
+// kms-datakey token must name the context this agent builds, so a volume from before the
+// context named the instance by ARN (no context_keys) is refused with ContextKeysError
+// instead of being opened under a context no key policy allows.
 func TestParseToken(t *testing.T) {
 	for _, tc := range []struct {
-		name, raw string
-		ok        bool
+		name, raw   string
+		ok, context bool // context: the error is a *ContextKeysError
 	}{
-		{"kms", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg==","context_keys":["storecrypt:instance-arn","storecrypt:volume"]}`, true},
-		{"kms, legacy context", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg=="}`, true},
-		{"kms, a context this agent does not know", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg==","context_keys":["storecrypt:tpm"]}`, false},
-		{"s3", `{"type":"storecrypt","keyslots":["0"],"key_source":"s3-kms","secret":"s3://b/k"}`, true},
-		{"ephemeral", `{"type":"storecrypt","keyslots":["0"],"key_source":"ephemeral"}`, true},
-		{"other type", `{"type":"systemd-tpm2","keyslots":["0"]}`, false},
-		{"kms without ciphertext", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k"}`, false},
-		{"s3 without secret", `{"type":"storecrypt","keyslots":["0"],"key_source":"s3-kms"}`, false},
-		{"unknown source", `{"type":"storecrypt","keyslots":["0"],"key_source":"tpm"}`, false},
-		{"not json", `{`, false},
+		{"kms", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg==","context_keys":["storecrypt:instance-arn","storecrypt:volume"]}`, true, false},
+		{"kms, no context keys (the instance-id context)", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg=="}`, false, true},
+		{"kms, a context this agent does not know", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg==","context_keys":["storecrypt:tpm"]}`, false, true},
+		{"s3", `{"type":"storecrypt","keyslots":["0"],"key_source":"s3-kms","secret":"s3://b/k"}`, true, false},
+		{"ephemeral", `{"type":"storecrypt","keyslots":["0"],"key_source":"ephemeral"}`, true, false},
+		{"other type", `{"type":"systemd-tpm2","keyslots":["0"]}`, false, false},
+		{"kms without ciphertext", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k"}`, false, false},
+		{"s3 without secret", `{"type":"storecrypt","keyslots":["0"],"key_source":"s3-kms"}`, false, false},
+		{"unknown source", `{"type":"storecrypt","keyslots":["0"],"key_source":"tpm"}`, false, false},
+		{"not json", `{`, false, false},
 	} {
 		_, err := ParseToken([]byte(tc.raw))
 		if (err == nil) != tc.ok {
 			t.Errorf("%s: got %v, want ok=%v", tc.name, err, tc.ok)
+		}
+		var ctxErr *ContextKeysError
+		if errors.As(err, &ctxErr) != tc.context {
+			t.Errorf("%s: got %v, want a ContextKeysError: %v", tc.name, err, tc.context)
 		}
 	}
 	got := string(Token{KeySource: contract.KeySourceEphemeral}.JSON())

@@ -151,29 +151,16 @@ const (
 const (
 	ContextInstanceARN = "storecrypt:instance-arn"
 	ContextVolume      = "storecrypt:volume"
-	// ContextInstanceID named the instance in volumes made before the context carried
-	// its ARN. Those are still opened (Decrypt only) while the stack allows it.
-	ContextInstanceID = "storecrypt:instance-id"
 )
 
-// ContextKeys are the keys of EncryptionContext, sorted; LegacyContextKeys those of
-// LegacyEncryptionContext.
-var (
-	ContextKeys       = []string{ContextInstanceARN, ContextVolume}
-	LegacyContextKeys = []string{ContextInstanceID, ContextVolume}
-)
+// ContextKeys are the keys of EncryptionContext, sorted.
+var ContextKeys = []string{ContextInstanceARN, ContextVolume}
 
 // EncryptionContext is the encryption context of a kms-datakey volume's data key: the
 // agent sends it with GenerateDataKey and Decrypt, the key policy's conditions read it,
 // and the launch function's binding check evaluates those conditions against it.
 func EncryptionContext(instanceARN, volumeUUID string) map[string]string {
 	return map[string]string{ContextInstanceARN: instanceARN, ContextVolume: volumeUUID}
-}
-
-// LegacyEncryptionContext is the context of volumes made before EncryptionContext named
-// the instance by ARN.
-func LegacyEncryptionContext(instanceID, volumeUUID string) map[string]string {
-	return map[string]string{ContextInstanceID: instanceID, ContextVolume: volumeUUID}
 }
 
 // InstanceARN is an instance's ARN, as ec2:SourceInstanceARN carries it.

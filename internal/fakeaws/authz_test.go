@@ -52,6 +52,11 @@ func TestEvaluate(t *testing.T) {
 		{"Null false on a present key", doc(st("Allow", "", `{"Null":{"kms:EncryptionContextKeys":"false"}}`)), false, Allow},
 		{"Bool MFA", doc(st("Allow", "", `{"Bool":{"aws:MultiFactorAuthPresent":"true"}}`)), false, Allow},
 		{"a variable absent: no match", doc(st("Allow", "", `{"StringEquals":{"kms:EncryptionContext:a":"${aws:username}"}}`)), false, ImplicitDeny},
+		// "Policy variables with no value": "Inverted condition operators like
+		// StringNotEquals or StringNotLike do match against a null value".
+		{"a variable absent, negated: the deny applies", doc(st("Allow", "", "") + "," +
+			st("Deny", "", `{"StringNotEquals":{"kms:EncryptionContext:a":"${ec2:SourceInstanceARN}"}}`)), false, ExplicitDeny},
+		{"a variable absent, StringNotLike: matches", doc(st("Allow", "", `{"StringNotLike":{"kms:EncryptionContext:a":"${ec2:SourceInstanceARN}*"}}`)), false, Allow},
 		{"ArnLike per part", doc(st("Allow", "", `{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/a*"}}`)), false, Allow},
 		{"ArnLike: * does not span a colon", doc(st("Allow", "", `{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*role/app"}}`)), false, ImplicitDeny},
 	} {

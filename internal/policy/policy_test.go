@@ -137,6 +137,15 @@ func TestEvaluate(t *testing.T) {
 			}, NotApplicable},
 		{"policy variable absent: StringEquals does not match (vars)", doc(allow(aws(role), `{"StringEquals":{"kms:CallerAccount":"${aws:username}"}}`)), nil, NotApplicable},
 		{"policy variable absent: StringNotEquals matches (vars)", doc(allow(aws(role), `{"StringNotEquals":{"kms:CallerAccount":"${aws:username}"}}`)), nil, Allowed},
+		// vars, "Policy variables with no value": "Inverted condition operators like
+		// StringNotEquals or StringNotLike do match against a null value"; the key
+		// policy's deny of other instances' volumes, for a caller that is no instance.
+		{"the owning-instance deny, no ec2:SourceInstanceARN in the request: applies (vars: no value)",
+			doc(allow(aws(role), ""), stmt("Deny", `"*"`, `{"StringNotEquals":{"kms:EncryptionContext:storecrypt:instance-arn":"${ec2:SourceInstanceARN}"}}`)), awayFromEC2, Denied},
+		{"the own-volume allow, no ec2:SourceInstanceARN in the request: does not apply (vars: no value)",
+			doc(allow(aws(role), `{"StringEquals":{"kms:EncryptionContext:storecrypt:instance-arn":"${ec2:SourceInstanceARN}"}}`)), awayFromEC2, NotApplicable},
+		{"StringNotLike on an unresolved variable: applies (vars: no value)",
+			doc(allow(aws(role), `{"StringNotLike":{"kms:EncryptionContext:storecrypt:instance-arn":"${ec2:SourceInstanceARN}*"}}`)), awayFromEC2, Allowed},
 		{"policy variables are literal text without Version 2012-10-17 (vars)",
 			`{"Statement":[` + allow(aws(role), `{"StringEquals":{"kms:EncryptionContext:storecrypt:instance-arn":"${ec2:SourceInstanceARN}"}}`) + `]}`, nil, NotApplicable},
 		{"conditional deny that holds denies", doc(allow(aws(role), ""), stmt("Deny", `"*"`, `{"Bool":{"aws:SecureTransport":"false"}}`)), func(r *Request) {
@@ -164,6 +173,13 @@ func TestEvaluate(t *testing.T) {
 			}
 		})
 	}
+}
+
+// awayFromEC2: the role's session was not created by an EC2 instance, so the request has
+// no ec2:SourceInstanceARN.
+func awayFromEC2(r *Request) {
+	delete(r.Context, "ec2:SourceInstanceARN")
+	r.Absent = append(r.Absent, "ec2:SourceInstanceARN")
 }
 
 func noContext(r *Request) {

@@ -13,16 +13,6 @@ import (
 	"github.com/storecrypt/storecrypt/test/iamsim"
 )
 
-// Issue 22's findings that today's policies fail. A row marked with one expects what the
-// threat model wants; the test passes while both evaluators still give another answer
-// (and logs it), and fails once they both give the secure one: then the gap is closed
-// and the mark must go.
-const (
-	gapAbsentVariable = "issue 22: the deny for other instances' volumes depends on how IAM treats an absent ${ec2:SourceInstanceARN}"
-	gapLegacy         = "issue 22: legacy volumes are open to every instance of the role, and to its sessions off any instance"
-	gapNotAction      = "issue 22: only GenerateDataKey and Decrypt may carry a storecrypt context (NotAction deny)"
-)
-
 // rootAccess is what the account's root user may do in its own account: everything a
 // resource policy or an SCP does not deny (AWS General Reference, "Root user credentials
 // and IAM identities": "full access to all resources in the account"). Neither evaluator
@@ -41,7 +31,6 @@ type matrixRow struct {
 	identity  []string // the caller's identity policies
 	scps      []string // the SCPs over the account
 	want      iamsim.Verdict
-	knownGap  string // the finding that makes today's policies answer otherwise
 }
 
 // request is the row as the fake account's evaluator reads it.
@@ -84,9 +73,8 @@ func (r matrixRow) simulated(d *deployment) iamsim.Request {
 // test uses) and an independent one (iam-simulate, through test/iamsim) about the same
 // requests under the synthesized template's policies: the key policy with the instance
 // role's, the functions' and the operator's identity policies, and the example SCPs. Each
-// must give the verdict the threat model wants (docs/security.md); rows marked with a
-// known gap are reported until the policies close it. Every partition's key-policy rows
-// and the functions' own calls go to iam-simulate in one batch.
+// must give the verdict the threat model wants (docs/security.md). Every partition's
+// key-policy rows and the functions' own calls go to iam-simulate in one batch.
 func TestIAMMatrix(t *testing.T) {
 	var scps []string
 	for _, f := range exampleSCPs {
@@ -122,13 +110,8 @@ func TestIAMMatrix(t *testing.T) {
 			b, _ := json.Marshal(reqs[i])
 			t.Logf("the evaluators disagree on %s: ours %s, iam-simulate %s\n  request: %s", r.name, ours, theirs[i], b)
 		}
-		switch {
-		case r.knownGap == "" && (ours != r.want || theirs[i] != r.want):
+		if ours != r.want || theirs[i] != r.want {
 			t.Errorf("%s: got ours %s, iam-simulate %s, want %s", r.name, ours, theirs[i], r.want)
-		case r.knownGap != "" && ours == r.want && theirs[i] == r.want:
-			t.Errorf("%s: both evaluators now give %s: the gap is closed, remove its knownGap (%s)", r.name, r.want, r.knownGap)
-		case r.knownGap != "":
-			t.Logf("known gap, %s: ours %s, iam-simulate %s, want %s (%s)", r.name, ours, theirs[i], r.want, r.knownGap)
 		}
 	}
 }
@@ -176,33 +159,33 @@ func (d *deployment) matrix(scps []string) []matrixRow {
 	}
 	onA, onB, offInstance := caller{d.instanceRole, keyUserInstance, nil}, caller{d.instanceRole, other, nil}, caller{d.instanceRole, "", nil}
 	grant := map[string][]string{"kms:GrantOperations": {"Decrypt"}, "kms:GranteePrincipal": {app}}
-	key := func(name string, c caller, action string, ec map[string]string, identity []string, want iamsim.Verdict, gap string) matrixRow {
+	key := func(name string, c caller, action string, ec map[string]string, identity []string, want iamsim.Verdict) matrixRow {
 		return matrixRow{name: name, principal: c.principal, session: session(c), action: action, resource: d.keyARN,
-			context: kmsContext(base(c), ec), identity: identity, want: want, knownGap: gap}
+			context: kmsContext(base(c), ec), identity: identity, want: want}
 	}
 	rows := []matrixRow{
-		key("instance A, its own volume, GenerateDataKey", onA, "kms:GenerateDataKey", own, instancePolicies, iamsim.Allowed, ""),
-		key("instance A, its own volume, Decrypt", onA, "kms:Decrypt", own, instancePolicies, iamsim.Allowed, ""),
-		key("instance A, B's volume, Decrypt", onA, "kms:Decrypt", another, instancePolicies, iamsim.ExplicitlyDenied, ""),
-		key("instance A, B's volume, GenerateDataKey", onA, "kms:GenerateDataKey", another, instancePolicies, iamsim.ExplicitlyDenied, ""),
-		key("instance B, A's volume, with kms:* in IAM", onB, "kms:Decrypt", own, broad, iamsim.ExplicitlyDenied, ""),
-		key("the instance role off any instance, A's volume", offInstance, "kms:Decrypt", own, instancePolicies, iamsim.ExplicitlyDenied, gapAbsentVariable),
-		key("the instance role off any instance, with kms:* in IAM", offInstance, "kms:Decrypt", own, broad, iamsim.ExplicitlyDenied, gapAbsentVariable),
-		key("another role with kms:* in IAM, A's volume", caller{app, other, nil}, "kms:Decrypt", own, everything, iamsim.ExplicitlyDenied, ""),
-		key("another role on its own instance, naming it", caller{app, other, nil}, "kms:GenerateDataKey", another, everything, iamsim.ExplicitlyDenied, ""),
-		key("the account admin, A's volume", caller{admin, "", nil}, "kms:Decrypt", own, everything, iamsim.ExplicitlyDenied, ""),
-		key("the account admin, a context not storecrypt's", caller{admin, "", nil}, "kms:GenerateDataKey", map[string]string{"app": "billing"}, everything, iamsim.Allowed, ""),
-		key("the account admin manages the key (KMS's lockout check)", caller{admin, "", nil}, "kms:PutKeyPolicy", nil, everything, iamsim.Allowed, ""),
-		key("the account admin reads the key", caller{admin, "", nil}, "kms:DescribeKey", nil, everything, iamsim.Allowed, ""),
-		key("root manages the key (KMS's lockout check)", caller{root, "", nil}, "kms:PutKeyPolicy", nil, []string{rootAccess}, iamsim.Allowed, ""),
-		key("root, A's volume", caller{root, "", nil}, "kms:Decrypt", own, []string{rootAccess}, iamsim.ExplicitlyDenied, ""),
-		key("instance A, a legacy instance-id context of its own", onA, "kms:Decrypt", legacy, instancePolicies, iamsim.ExplicitlyDenied, gapLegacy),
-		key("instance B, A's legacy instance-id context", onB, "kms:Decrypt", legacy, instancePolicies, iamsim.ExplicitlyDenied, gapLegacy),
-		key("the instance role off any instance, a legacy context", offInstance, "kms:Decrypt", legacy, instancePolicies, iamsim.ExplicitlyDenied, gapLegacy),
-		key("instance A with kms:* in IAM, ReEncryptFrom its own volume", onA, "kms:ReEncryptFrom", own, broad, iamsim.ExplicitlyDenied, gapNotAction),
-		key("instance A with kms:* in IAM, ReEncryptTo its own context", onA, "kms:ReEncryptTo", own, broad, iamsim.ExplicitlyDenied, gapNotAction),
-		key("instance A with kms:* in IAM, GenerateDataKeyWithoutPlaintext", onA, "kms:GenerateDataKeyWithoutPlaintext", own, broad, iamsim.ExplicitlyDenied, gapNotAction),
-		key("instance A with kms:* in IAM, CreateGrant on its own context", caller{d.instanceRole, keyUserInstance, grant}, "kms:CreateGrant", own, broad, iamsim.ExplicitlyDenied, gapNotAction),
+		key("instance A, its own volume, GenerateDataKey", onA, "kms:GenerateDataKey", own, instancePolicies, iamsim.Allowed),
+		key("instance A, its own volume, Decrypt", onA, "kms:Decrypt", own, instancePolicies, iamsim.Allowed),
+		key("instance A, B's volume, Decrypt", onA, "kms:Decrypt", another, instancePolicies, iamsim.ExplicitlyDenied),
+		key("instance A, B's volume, GenerateDataKey", onA, "kms:GenerateDataKey", another, instancePolicies, iamsim.ExplicitlyDenied),
+		key("instance B, A's volume, with kms:* in IAM", onB, "kms:Decrypt", own, broad, iamsim.ExplicitlyDenied),
+		key("the instance role off any instance, A's volume", offInstance, "kms:Decrypt", own, instancePolicies, iamsim.ExplicitlyDenied),
+		key("the instance role off any instance, with kms:* in IAM", offInstance, "kms:Decrypt", own, broad, iamsim.ExplicitlyDenied),
+		key("another role with kms:* in IAM, A's volume", caller{app, other, nil}, "kms:Decrypt", own, everything, iamsim.ExplicitlyDenied),
+		key("another role on its own instance, naming it", caller{app, other, nil}, "kms:GenerateDataKey", another, everything, iamsim.ExplicitlyDenied),
+		key("the account admin, A's volume", caller{admin, "", nil}, "kms:Decrypt", own, everything, iamsim.ExplicitlyDenied),
+		key("the account admin, a context not storecrypt's", caller{admin, "", nil}, "kms:GenerateDataKey", map[string]string{"app": "billing"}, everything, iamsim.Allowed),
+		key("the account admin manages the key (KMS's lockout check)", caller{admin, "", nil}, "kms:PutKeyPolicy", nil, everything, iamsim.Allowed),
+		key("the account admin reads the key", caller{admin, "", nil}, "kms:DescribeKey", nil, everything, iamsim.Allowed),
+		key("root manages the key (KMS's lockout check)", caller{root, "", nil}, "kms:PutKeyPolicy", nil, []string{rootAccess}, iamsim.Allowed),
+		key("root, A's volume", caller{root, "", nil}, "kms:Decrypt", own, []string{rootAccess}, iamsim.ExplicitlyDenied),
+		key("instance A, a legacy instance-id context of its own", onA, "kms:Decrypt", legacy, instancePolicies, iamsim.ExplicitlyDenied),
+		key("instance B, A's legacy instance-id context", onB, "kms:Decrypt", legacy, instancePolicies, iamsim.ExplicitlyDenied),
+		key("the instance role off any instance, a legacy context", offInstance, "kms:Decrypt", legacy, instancePolicies, iamsim.ExplicitlyDenied),
+		key("instance A with kms:* in IAM, ReEncryptFrom its own volume", onA, "kms:ReEncryptFrom", own, broad, iamsim.ExplicitlyDenied),
+		key("instance A with kms:* in IAM, ReEncryptTo its own context", onA, "kms:ReEncryptTo", own, broad, iamsim.ExplicitlyDenied),
+		key("instance A with kms:* in IAM, GenerateDataKeyWithoutPlaintext", onA, "kms:GenerateDataKeyWithoutPlaintext", own, broad, iamsim.ExplicitlyDenied),
+		key("instance A with kms:* in IAM, CreateGrant on its own context", caller{d.instanceRole, keyUserInstance, grant}, "kms:CreateGrant", own, broad, iamsim.ExplicitlyDenied),
 	}
 
 	document := fmt.Sprintf("arn:%s:ssm:%s:%s:document/%s", d.Env.Partition, d.Env.Region, d.Env.Account, d.documentName)
@@ -229,23 +212,22 @@ func (d *deployment) matrix(scps []string) []matrixRow {
 	for _, tc := range []struct {
 		name, who, action, resource string
 		want                        iamsim.Verdict
-		gap                         string
 	}{
-		{"the CDK execution role updates a function role", cdk, "iam:PutRolePolicy", d.launchRole, iamsim.Allowed, ""},
-		{"the CDK execution role updates the ledger table", cdk, "dynamodb:UpdateTable", ledger, iamsim.Allowed, ""},
-		{"the StackSets execution role updates a function role", stacksets, "iam:PutRolePolicy", d.launchRole, iamsim.Allowed, ""},
-		{"the StackSets execution role updates the ledger table", stacksets, "dynamodb:UpdateTable", ledger, iamsim.Allowed, ""},
+		{"the CDK execution role updates a function role", cdk, "iam:PutRolePolicy", d.launchRole, iamsim.Allowed},
+		{"the CDK execution role updates the ledger table", cdk, "dynamodb:UpdateTable", ledger, iamsim.Allowed},
+		{"the StackSets execution role updates a function role", stacksets, "iam:PutRolePolicy", d.launchRole, iamsim.Allowed},
+		{"the StackSets execution role updates the ledger table", stacksets, "dynamodb:UpdateTable", ledger, iamsim.Allowed},
 		// The exemptions go by name: a role that already bore a deployer's name when the SCP
 		// was attached is a deployer (docs/security.md, Limits); no later one can be made.
-		{"a role named like the CDK execution role before the SCP updates a function role", lookalike, "iam:PutRolePolicy", d.launchRole, iamsim.Allowed, ""},
-		{"an admin creates a look-alike of the CDK execution role", admin, "iam:CreateRole", lookalike, iamsim.ExplicitlyDenied, ""},
-		{"an admin updates a function role", admin, "iam:PutRolePolicy", d.launchRole, iamsim.ExplicitlyDenied, ""},
-		{"an admin passes a function role", admin, "iam:PassRole", d.launchRole, iamsim.ExplicitlyDenied, ""},
-		{"an admin writes the ledger", admin, "dynamodb:UpdateItem", ledger, iamsim.ExplicitlyDenied, ""},
+		{"a role named like the CDK execution role before the SCP updates a function role", lookalike, "iam:PutRolePolicy", d.launchRole, iamsim.Allowed},
+		{"an admin creates a look-alike of the CDK execution role", admin, "iam:CreateRole", lookalike, iamsim.ExplicitlyDenied},
+		{"an admin updates a function role", admin, "iam:PutRolePolicy", d.launchRole, iamsim.ExplicitlyDenied},
+		{"an admin passes a function role", admin, "iam:PassRole", d.launchRole, iamsim.ExplicitlyDenied},
+		{"an admin writes the ledger", admin, "dynamodb:UpdateItem", ledger, iamsim.ExplicitlyDenied},
 	} {
 		c := caller{tc.who, "", nil}
 		rows = append(rows, matrixRow{name: "SCP: " + tc.name, principal: tc.who, session: session(c), action: tc.action, resource: tc.resource,
-			context: base(c), identity: everything, scps: scps, want: tc.want, knownGap: tc.gap})
+			context: base(c), identity: everything, scps: scps, want: tc.want})
 	}
 	return rows
 }

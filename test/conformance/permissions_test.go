@@ -266,10 +266,19 @@ func TestOperatorRerunNeedsMFA(t *testing.T) {
 // TestKeyBindsEachVolumeToItsInstance evaluates the synthesized key policy (with the
 // fake's own engine) for every caller that might try a volume's key: only the instance
 // the volume belongs to may make or open it; another instance of the same role, an
-// account admin through the root delegation, or an instance role that some other policy
-// gives kms:* are explicitly denied; volumes from before instance ARNs open (Decrypt only).
+// account admin through the root delegation, an instance role that some other policy
+// gives kms:*, that role used away from EC2, a context without the instance's ARN (the
+// instance-id context of agents before it) and every action but GenerateDataKey and
+// Decrypt are explicitly denied; the account keeps managing the key.
+//
+// IAM's page on variables reads an unresolved ${ec2:SourceInstanceARN} two ways: a null
+// that StringNotEquals matches ("Policy variables with no value"), which the fake
+// follows, or a statement that is invalid (its opening note). A caller without the key
+// is judged under both: the second drops every statement that uses the variable, and
+// must decide the same.
 func TestKeyBindsEachVolumeToItsInstance(t *testing.T) {
 	const other = "i-0b000000000000002"
+	dataKeys := []string{"kms:GenerateDataKey", "kms:Decrypt"}
 	for _, env := range cfn.Partitions {
 		t.Run(env.Partition, func(t *testing.T) {
 			d := deploy(t, contract.KeySourceKMSDataKey, env)
@@ -278,49 +287,60 @@ func TestKeyBindsEachVolumeToItsInstance(t *testing.T) {
 			onInstance := func(id string) map[string][]string {
 				return map[string][]string{"aws:PrincipalArn": {d.instanceRole}, "ec2:SourceInstanceARN": {d.instanceARN(id)}}
 			}
+			asAdmin := map[string][]string{"aws:PrincipalArn": {admin}}
 			broad := append(slices.Clone(d.policies[d.instanceRole]), fakeaws.Allows("kms:*"))
+			adminPolicies := []string{fakeaws.Allows("kms:*")}
+			volume := contract.EncryptionContext(own, "uuid-1")
+			// The context agents wrote before it named the instance by ARN.
+			instanceID := map[string]string{"storecrypt:instance-id": keyUserInstance, contract.ContextVolume: "uuid-1"}
+			invalidReading := withoutStatementsUsing(t, d.keyPolicy, "${ec2:SourceInstanceARN}")
 			for _, tc := range []struct {
 				name      string
 				principal string
 				base      map[string][]string
 				identity  []string
 				context   map[string]string
-				generate  fakeaws.Decision
-				decrypt   fakeaws.Decision
+				actions   []string
+				want      fakeaws.Decision
 			}{
-				{"its own instance, its own volume", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
-					contract.EncryptionContext(own, "uuid-1"), fakeaws.Allow, fakeaws.Allow},
-				{"another instance of the same role", d.instanceRole, onInstance(other), d.policies[d.instanceRole],
-					contract.EncryptionContext(own, "uuid-1"), fakeaws.ExplicitDeny, fakeaws.ExplicitDeny},
-				{"an instance whose role some policy gives kms:*", d.instanceRole, onInstance(other), broad,
-					contract.EncryptionContext(own, "uuid-1"), fakeaws.ExplicitDeny, fakeaws.ExplicitDeny},
-				{"an account admin through the root delegation", admin, map[string][]string{"aws:PrincipalArn": {admin}}, []string{fakeaws.Allows("kms:*")},
-					contract.EncryptionContext(own, "uuid-1"), fakeaws.ExplicitDeny, fakeaws.ExplicitDeny},
-				{"an account admin, a legacy volume", admin, map[string][]string{"aws:PrincipalArn": {admin}}, []string{fakeaws.Allows("kms:*")},
-					contract.LegacyEncryptionContext(keyUserInstance, "uuid-1"), fakeaws.ExplicitDeny, fakeaws.ExplicitDeny},
-				{"an account admin, data that is not storecrypt's", admin, map[string][]string{"aws:PrincipalArn": {admin}}, []string{fakeaws.Allows("kms:*")},
-					map[string]string{"app": "billing"}, fakeaws.Allow, fakeaws.Allow},
-				{"a legacy volume on its instance: opens, is never made", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
-					contract.LegacyEncryptionContext(keyUserInstance, "uuid-1"), fakeaws.ImplicitDeny, fakeaws.Allow},
-				{"no context", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole], nil, fakeaws.ImplicitDeny, fakeaws.ImplicitDeny},
+				{"its own instance, its own volume", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole], volume, dataKeys, fakeaws.Allow},
+				{"another instance of the same role", d.instanceRole, onInstance(other), d.policies[d.instanceRole], volume, dataKeys, fakeaws.ExplicitDeny},
+				{"an instance whose role some policy gives kms:*", d.instanceRole, onInstance(other), broad, volume, dataKeys, fakeaws.ExplicitDeny},
+				{"the instance role away from EC2 (something else may assume it), kms:* in IAM", d.instanceRole, map[string][]string{"aws:PrincipalArn": {d.instanceRole}}, broad,
+					volume, dataKeys, fakeaws.ExplicitDeny},
+				{"an account admin through the root delegation", admin, asAdmin, adminPolicies, volume, dataKeys, fakeaws.ExplicitDeny},
+				{"an account admin, the instance-id context", admin, asAdmin, adminPolicies, instanceID, dataKeys, fakeaws.ExplicitDeny},
+				{"its own instance, kms:* in IAM, the instance-id context", d.instanceRole, onInstance(keyUserInstance), broad, instanceID, dataKeys, fakeaws.ExplicitDeny},
+				{"its own instance, kms:* in IAM, its own volume's context with other actions", d.instanceRole, onInstance(keyUserInstance), broad, volume,
+					[]string{"kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKeyWithoutPlaintext", "kms:Encrypt", "kms:CreateGrant"}, fakeaws.ExplicitDeny},
+				{"an account admin, data that is not storecrypt's", admin, asAdmin, adminPolicies, map[string]string{"app": "billing"}, dataKeys, fakeaws.Allow},
+				{"an account admin manages the key", admin, asAdmin, adminPolicies, nil,
+					[]string{"kms:PutKeyPolicy", "kms:DescribeKey", "kms:GetKeyPolicy", "kms:ScheduleKeyDeletion"}, fakeaws.Allow},
+				{"no context", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole], nil, dataKeys, fakeaws.ImplicitDeny},
 				{"the instance only", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
-					map[string]string{contract.ContextInstanceARN: own}, fakeaws.ImplicitDeny, fakeaws.ImplicitDeny},
-				{"the volume only", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
-					map[string]string{contract.ContextVolume: "uuid-1"}, fakeaws.ImplicitDeny, fakeaws.ImplicitDeny},
+					map[string]string{contract.ContextInstanceARN: own}, dataKeys, fakeaws.ImplicitDeny},
+				{"the volume only: names no instance", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
+					map[string]string{contract.ContextVolume: "uuid-1"}, dataKeys, fakeaws.ExplicitDeny},
 				{"one more key", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
-					map[string]string{contract.ContextInstanceARN: own, contract.ContextVolume: "uuid-1", "app": "x"}, fakeaws.ImplicitDeny, fakeaws.ImplicitDeny},
+					map[string]string{contract.ContextInstanceARN: own, contract.ContextVolume: "uuid-1", "app": "x"}, dataKeys, fakeaws.ImplicitDeny},
 				{"its own instance naming another", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
-					contract.EncryptionContext(another, "uuid-1"), fakeaws.ExplicitDeny, fakeaws.ExplicitDeny},
+					contract.EncryptionContext(another, "uuid-1"), dataKeys, fakeaws.ExplicitDeny},
 			} {
 				ctx := kmsContext(tc.base, tc.context)
-				for action, want := range map[string]fakeaws.Decision{"kms:GenerateDataKey": tc.generate, "kms:Decrypt": tc.decrypt} {
-					got, err := fakeaws.KMSDecision(d.keyPolicy, tc.identity, nil,
-						fakeaws.AuthzRequest{Principal: tc.principal, Action: action, Resource: d.keyARN, Context: ctx})
-					if err != nil {
-						t.Fatal(err)
-					}
-					if got != want {
-						t.Errorf("%s, %s: %s, want %s", tc.name, action, got, want)
+				policies := map[string]string{"": d.keyPolicy}
+				if _, ok := ctx["ec2:SourceInstanceARN"]; !ok {
+					policies[", the variable's statements invalid"] = invalidReading
+				}
+				for reading, keyPolicy := range policies {
+					for _, action := range tc.actions {
+						got, err := fakeaws.KMSDecision(keyPolicy, tc.identity, nil,
+							fakeaws.AuthzRequest{Principal: tc.principal, Action: action, Resource: d.keyARN, Context: ctx})
+						if err != nil {
+							t.Fatal(err)
+						}
+						if got != tc.want {
+							t.Errorf("%s, %s%s: got %s, want %s", tc.name, action, reading, got, tc.want)
+						}
 					}
 				}
 			}
@@ -328,9 +348,41 @@ func TestKeyBindsEachVolumeToItsInstance(t *testing.T) {
 	}
 }
 
+// withoutStatementsUsing is the policy without the statements whose conditions name the
+// policy variable: IAM's reading of a variable it cannot resolve as making the whole
+// statement invalid.
+func withoutStatementsUsing(t *testing.T, policy, variable string) string {
+	t.Helper()
+	var doc map[string]any
+	if err := json.Unmarshal([]byte(policy), &doc); err != nil {
+		t.Fatal(err)
+	}
+	var kept []any
+	for _, st := range doc["Statement"].([]any) {
+		cond, err := json.Marshal(st.(map[string]any)["Condition"])
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(cond), variable) {
+			kept = append(kept, st)
+		}
+	}
+	if len(kept) == len(doc["Statement"].([]any)) {
+		t.Fatalf("no statement of the policy uses %s", variable)
+	}
+	doc["Statement"] = kept
+	out, err := json.Marshal(doc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
 // TestSeedSecretKeyUse: in s3-kms the instance roles may decrypt only what the seed
-// recipe encrypted (no encryption context), only with an instance's credentials, and the
-// secret object itself only through S3 (checked by the permissions test's scenario).
+// recipe encrypted (no encryption context), only in a role session an EC2 instance
+// created, and the secret object itself only through S3 (checked by the permissions
+// test's scenario). ec2:SourceInstanceARN belongs to the session, so credentials taken
+// from the instance's IMDS keep it wherever they are used: they decrypt (Limits).
 func TestSeedSecretKeyUse(t *testing.T) {
 	d := deploy(t, contract.KeySourceS3KMS, cfn.Partitions[0])
 	withInstance := map[string][]string{"aws:PrincipalArn": {d.instanceRole}, "ec2:SourceInstanceARN": {d.instanceARN(keyUserInstance)}}
@@ -340,7 +392,8 @@ func TestSeedSecretKeyUse(t *testing.T) {
 		want fakeaws.Decision
 	}{
 		{"the passphrase, from the instance", withInstance, fakeaws.Allow},
-		{"the role's credentials away from an instance", map[string][]string{"aws:PrincipalArn": {d.instanceRole}}, fakeaws.ImplicitDeny},
+		{"the role assumed by something other than EC2", map[string][]string{"aws:PrincipalArn": {d.instanceRole}}, fakeaws.ImplicitDeny},
+		{"the instance's credentials taken from IMDS and used elsewhere: the session keeps ec2:SourceInstanceARN", withInstance, fakeaws.Allow},
 		{"a ciphertext with a context", func() map[string][]string {
 			c := maps.Clone(withInstance)
 			c["kms:EncryptionContext:app"], c["kms:EncryptionContextKeys"] = []string{"billing"}, []string{"app"}

@@ -17,7 +17,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
@@ -241,11 +240,9 @@ func (d *deployment) agentRun(t *testing.T) *run {
 		Owner: func(context.Context) (string, error) { return fakeaws.Account, nil }}
 	opts := contract.DefaultAgentOptions()
 	opts.KeySource, opts.KMSKeyID, opts.Secret = d.source, d.keyARN, d.launchEnv[contract.EnvSecret]
-	vol := keysource.Volume{InstanceID: keyUserInstance, InstanceARN: d.instanceARN(keyUserInstance), UUID: "6a3c0b1e-0d5f-4c2b-9e7a-1f2e3d4c5b6a"}
+	vol := keysource.Volume{InstanceARN: d.instanceARN(keyUserInstance), UUID: "6a3c0b1e-0d5f-4c2b-9e7a-1f2e3d4c5b6a"}
 	// Setup: what exists before the agent runs, made by others; those calls are not the agent's.
-	var legacy *keysource.Token
-	switch d.source {
-	case contract.KeySourceS3KMS:
+	if d.source == contract.KeySourceS3KMS {
 		// The operator stored the secret (put-secret), SSE-KMS in the secret bucket.
 		bucket, key, err := contract.SecretLocation(opts.Secret)
 		if err != nil {
@@ -259,14 +256,6 @@ func (d *deployment) agentRun(t *testing.T) *run {
 			w.Objects = map[string]fakeaws.Object{bucket + "/" + key: {Body: enc.CiphertextBlob, Version: "v1", SSEKMSID: d.keyARN}}
 			w.BucketKeys = map[string]bool{bucket: d.secretBucketKey}
 		})
-	case contract.KeySourceKMSDataKey:
-		// A volume an older agent made, under the instance-id context.
-		out, err := src.KMS.(*kms.Client).GenerateDataKey(ctx, &kms.GenerateDataKeyInput{KeyId: &d.keyARN, KeySpec: kmstypes.DataKeySpecAes256,
-			EncryptionContext: contract.LegacyEncryptionContext(vol.InstanceID, vol.UUID)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		legacy = &keysource.Token{KeySource: d.source, KeyID: d.keyARN, Ciphertext: out.CiphertextBlob}
 	}
 	setup := len(w.Log())
 	k, err := src.New(ctx, opts, vol)
@@ -274,17 +263,11 @@ func (d *deployment) agentRun(t *testing.T) *run {
 		t.Fatal(err)
 	}
 	k.Zero()
-	tokens := []keysource.Token{k.Token}
-	if legacy != nil {
-		tokens = append(tokens, *legacy)
+	again, err := src.Recover(ctx, k.Token, vol)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tok := range tokens {
-		again, err := src.Recover(ctx, tok, vol)
-		if err != nil {
-			t.Fatal(err)
-		}
-		again.Zero()
-	}
+	again.Zero()
 	r.calls = w.Log()[setup:]
 	return r
 }

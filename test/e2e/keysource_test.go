@@ -2,7 +2,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/json"
 	"strings"
 	"testing"
 	"time"
@@ -11,7 +10,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/test/emu"
 )
 
 // TestS3KMS is the seed-compatible source: the S3 object is the raw KMS ciphertext of a
@@ -68,13 +66,11 @@ func TestEphemeral(t *testing.T) {
 // TestUnlockWhileKMSDown: at boot KMS may not be reachable yet. Unlock fails quickly with
 // key-unavailable and changes nothing, and meanwhile the mount point takes no writes (they
 // would land in plaintext on the root volume); unlock --retry-for, as the boot unit runs
-// it, keeps trying and opens the volume once KMS answers. The volume is one an older agent
-// made, under the instance-id context: it still opens.
+// it, keeps trying and opens the volume once KMS answers.
 func TestUnlockWhileKMSDown(t *testing.T) {
 	m := newMachine(t, machineOpts{disks: 1})
 	m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 	m.sh("echo kept > " + userFile + " && sync")
-	m.legacyToken("/dev/nvme0n1")
 	m.reboot()
 	m.Emu.KMSDown()
 	start := time.Now()
@@ -96,29 +92,6 @@ func TestUnlockWhileKMSDown(t *testing.T) {
 	wantContains(t, "unlock --retry-for", r.Stderr, "key-unavailable", "retrying in")
 	if got := m.sh("cat " + userFile); got != "kept\n" {
 		t.Errorf("after unlock the file reads %q", got)
-	}
-}
-
-// legacyToken rewrites the volume's token as an agent before instance ARNs wrote it: the
-// same data key, wrapped under the instance-id context, and no context_keys.
-func (m *machine) legacyToken(dev string) {
-	m.t.Helper()
-	uuid := strings.TrimSpace(m.sh("cryptsetup luksUUID " + dev))
-	plain := m.tokenPlaintext(dev)
-	defer clear(plain)
-	enc, err := m.Emu.KMS.Encrypt(context.Background(), &kms.EncryptInput{KeyId: aws.String(m.KeyARN), Plaintext: plain,
-		EncryptionContext: contract.LegacyEncryptionContext(emu.InstanceID, uuid)})
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	tok, err := json.Marshal(map[string]any{"type": contract.TokenType, "keyslots": []string{"0"}, "key_source": contract.KeySourceKMSDataKey,
-		"key_id": m.KeyARN, "ciphertext": enc.CiphertextBlob})
-	if err != nil {
-		m.t.Fatal(err)
-	}
-	m.sh("echo '" + string(tok) + "' | cryptsetup token import --json-file - --token-id 0 --token-replace " + dev)
-	if got := m.sh("cryptsetup token export --token-id 0 " + dev); strings.Contains(got, "context_keys") {
-		m.t.Fatalf("the token still names the new context: %s", got)
 	}
 }
 
