@@ -1079,7 +1079,9 @@ func (s *builder) operatorPolicy() {
 			"ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes", "ec2:DescribeTags"}, []*string{jsii.String("*")}, nil),
 		statement("ReadTheStack", []string{"cloudformation:DescribeStacks"}, []*string{s.st.FormatArn(&awscdk.ArnComponents{
 			Service: jsii.String("cloudformation"), Resource: jsii.String("stack"), ResourceName: jsii.String(*s.st.StackName() + "/*")})}, nil),
-		statement("ReadTheDocument", []string{"ssm:DescribeDocument", "ssm:GetDocument"}, []*string{s.docARN}, nil),
+		// rerun sends only a version with the deployed content (document.Trust): it reads the
+		// default's content and, when that is not it, the other versions'.
+		statement("ReadTheDocument", []string{"ssm:DescribeDocument", "ssm:GetDocument", "ssm:ListDocumentVersions"}, []*string{s.docARN}, nil),
 		statement("VerifyBindings", []string{"iam:GetInstanceProfile", "iam:SimulatePrincipalPolicy"}, []*string{
 			s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("instance-profile"), ResourceName: jsii.String("*")}),
 			s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("role"), ResourceName: jsii.String("*")}),

@@ -17,6 +17,9 @@ const (
 	// CLIExitRerunFailed: rerun's command did not succeed on at least one instance, or on
 	// one instance ended with no agent code (timed out, cancelled, undeliverable).
 	CLIExitRerunFailed CLIExitCode = 11
+	// CLIExitUntrusted: rerun sent nothing, because no version of the document holds the
+	// content the stack deployed (its DocumentDigest).
+	CLIExitUntrusted CLIExitCode = 12
 	// CLIExitAgentBase plus the agent's ExitCode is a single-instance rerun's status when
 	// the agent ran and failed: 24 is key-unavailable.
 	CLIExitAgentBase CLIExitCode = 20

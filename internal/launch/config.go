@@ -9,16 +9,15 @@ import (
 	"time"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/scope"
 )
 
 // Config is the launch function's configuration, from the environment the stack sets.
 type Config struct {
 	KeyARN          string
 	DocumentName    string
-	DocumentDigest  string   // document.Digest of the content the stack deployed
-	Roles           []string // role ARNs whose instances are in scope
-	OptInKey        string   // with OptInValue, the opt-in tag; "" when the stack has none
-	OptInValue      string
+	DocumentDigest  string                // document.Digest of the content the stack deployed
+	scope.Rule                            // the roles and the opt-in tag that put an instance in scope
 	AllowOptOut     bool                  // storecrypt:encrypt=false is honoured (recorded and alerted)
 	Agent           contract.AgentOptions // what the document's parameters say
 	QueueURL        string                // the launch queue, for sweep mode

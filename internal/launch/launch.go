@@ -425,7 +425,6 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 			continue
 		}
 		if !in {
-			b.h.log(i).Debug("not in scope")
 			continue
 		}
 		if b.h.optedOut(i) {
@@ -493,20 +492,14 @@ func (h *Handler) describe(ctx context.Context, filters []ec2types.Filter, ids [
 	return found, nil
 }
 
-// inScope: a configured role, or the opt-in tag where the stack configures one. Scope
-// comes from the stack's configuration: no tag takes an instance out of it (optedOut).
+// inScope: the stack's scope rule (package scope); no tag takes an instance out of it
+// (optedOut).
 func (h *Handler) inScope(ctx context.Context, i *instance) (bool, error) {
-	if h.Config.OptInKey != "" && i.tags[h.Config.OptInKey] == h.Config.OptInValue {
-		return true, nil
+	in, why, err := h.Config.Check(ctx, h.Binder, i.tags, i.profile())
+	if err == nil && !in {
+		h.log(i).Debug("not in scope", "why", why)
 	}
-	if len(h.Config.Roles) == 0 || i.profile() == "" {
-		return false, nil
-	}
-	role, err := h.Binder.Role(ctx, i.profile())
-	if err != nil {
-		return false, err
-	}
-	return slices.Contains(h.Config.Roles, role), nil
+	return in, err
 }
 
 // optedOut: the instance carries storecrypt:encrypt=false and the stack allows opt-outs.

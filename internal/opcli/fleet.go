@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -18,6 +19,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/record"
+	"github.com/storecrypt/storecrypt/internal/scope"
 )
 
 // CloudFormation is the part of the CloudFormation client the CLI uses: the stack's
@@ -28,8 +30,7 @@ type CloudFormation interface {
 
 // stackConfig is the deployed stack's configuration, from its outputs.
 type stackConfig struct {
-	Roles                []string
-	OptInKey, OptInValue string
+	scope.Rule
 	KeyARN, KeySource    string
 	DocumentName, Digest string
 	Secret               string
@@ -149,24 +150,18 @@ func fleet(ctx context.Context, e *env, sc stackConfig) ([]tracked, error) {
 			}
 		}
 	}
-	store, err := instanceStore(ctx, e.EC2, byID)
+	store, err := instanceStore(ctx, e.EC2, slices.Collect(maps.Values(byID)))
 	if err != nil {
 		return nil, err
 	}
-	roles := &binding.Checker{IAM: e.IAM, KMS: e.KMS, TTL: time.Hour}
+	roles := e.roles()
 	var out []tracked
 	for _, i := range byID {
 		t := tracked{Instance: i, tags: record.Tags(i.Tags)}
 		if i.State != nil && i.State.Name == ec2types.InstanceStateNameRunning && store[string(i.InstanceType)] {
-			in := sc.OptInKey != "" && t.tags[sc.OptInKey] == sc.OptInValue
-			if !in && i.IamInstanceProfile != nil {
-				role, err := roles.Role(ctx, aws.ToString(i.IamInstanceProfile.Arn))
-				if err != nil {
-					return nil, err
-				}
-				in = slices.Contains(sc.Roles, role)
+			if t.inScope, _, err = sc.Check(ctx, roles, t.tags, profile(i)); err != nil {
+				return nil, err
 			}
-			t.inScope = in
 		}
 		if t.inScope || t.tags[contract.TagStatus] != "" {
 			out = append(out, t)
@@ -176,10 +171,23 @@ func fleet(ctx context.Context, e *env, sc stackConfig) ([]tracked, error) {
 	return out, nil
 }
 
+// roles resolves instance profiles to roles, each profile once a command.
+func (e *env) roles() *binding.Checker {
+	return &binding.Checker{IAM: e.IAM, KMS: e.KMS, TTL: time.Hour}
+}
+
+// profile is the instance's instance profile, "" when it has none.
+func profile(i ec2types.Instance) string {
+	if i.IamInstanceProfile == nil {
+		return ""
+	}
+	return aws.ToString(i.IamInstanceProfile.Arn)
+}
+
 // instanceStore says which of the instances' types have instance store.
-func instanceStore(ctx context.Context, c EC2, byID map[string]ec2types.Instance) (map[string]bool, error) {
+func instanceStore(ctx context.Context, c EC2, instances []ec2types.Instance) (map[string]bool, error) {
 	var types []ec2types.InstanceType
-	for _, i := range byID {
+	for _, i := range instances {
 		if !slices.Contains(types, i.InstanceType) {
 			types = append(types, i.InstanceType)
 		}

@@ -26,6 +26,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 )
 
@@ -37,7 +38,7 @@ type EC2 interface {
 
 // SSM is the part of the SSM client the CLI uses.
 type SSM interface {
-	DescribeDocument(ctx context.Context, in *ssm.DescribeDocumentInput, optFns ...func(*ssm.Options)) (*ssm.DescribeDocumentOutput, error)
+	document.SSM // rerun sends only a version with the deployed content (document.Trust)
 	SendCommand(ctx context.Context, in *ssm.SendCommandInput, optFns ...func(*ssm.Options)) (*ssm.SendCommandOutput, error)
 	GetCommandInvocation(ctx context.Context, in *ssm.GetCommandInvocationInput, optFns ...func(*ssm.Options)) (*ssm.GetCommandInvocationOutput, error)
 	ListCommandInvocations(ctx context.Context, in *ssm.ListCommandInvocationsInput, optFns ...func(*ssm.Options)) (*ssm.ListCommandInvocationsOutput, error)
@@ -104,6 +105,8 @@ type env struct {
 	poll        time.Duration
 	// live says errOut is a terminal, where progress may rewrite its line.
 	live bool
+	// ask says stdin is a terminal, where rerun may ask before it sends.
+	ask bool
 }
 
 func (e *env) now() time.Time {
@@ -126,7 +129,7 @@ type command struct {
 var commands = []command{
 	{name: "put-secret", summary: "encrypt a passphrase (stdin or --generate) with KMS and store the raw ciphertext in S3 for the s3-kms key source", aws: true, flags: putSecretFlags},
 	{name: "verify", summary: "check that an instance's (or a role's) binding to the key lets the agent work; print the verdict and the fix", aws: true, flags: verifyFlags},
-	{name: "rerun", summary: "run the storecrypt document again on one instance (--instance: its agent's report) or many (--instances, --targets: a line each and a summary), and wait", aws: true, flags: rerunFlags},
+	{name: "rerun", summary: "run the deployed storecrypt document again on instances in the stack's scope: one (--instance: its agent's report) or many (--instances, --targets: listed and confirmed first, then a line each and a summary), and wait", aws: true, flags: rerunFlags},
 	{name: "status", summary: "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", aws: true, flags: statusFlags},
 	{name: "report", summary: "evidence for an auditor from the ledger, for a period (--since, --until): coverage overall, per role and per type, time to encrypted, every exception and every launch with its evidence",
 		outputs: []string{"csv", "html"}, aws: true, flags: reportFlags},
@@ -144,8 +147,10 @@ var rootLong = fmt.Sprintf(`storecrypt is the operator CLI for storecrypt: encry
 Credentials and region come from the usual AWS sources (environment, ~/.aws, SSO,
 instance role); --region and --profile override them.
 Exit status: %d ok, %d error, %d usage, %d verify found the binding broken, %d rerun failed on
-some instance, %d+N a single-instance rerun whose agent exited N.`,
-	contract.CLIExitOK, contract.CLIExitError, contract.CLIExitUsage, contract.CLIExitBlocked, contract.CLIExitRerunFailed, contract.CLIExitAgentBase)
+some instance, %d rerun sent nothing because no version of the document holds the content
+the stack deployed, %d+N a single-instance rerun whose agent exited N.`,
+	contract.CLIExitOK, contract.CLIExitError, contract.CLIExitUsage, contract.CLIExitBlocked, contract.CLIExitRerunFailed,
+	contract.CLIExitUntrusted, contract.CLIExitAgentBase)
 
 // newRoot builds the command tree. Help goes to stdout, errors to stderr.
 func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *cobra.Command {
@@ -179,7 +184,7 @@ func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, ne
 		if !slices.Contains(outputs, g.output) {
 			return usageErr(fmt.Sprintf("--output %q: want one of %s", g.output, strings.Join(outputs, ", ")))
 		}
-		e := &env{out: stdout, errOut: stderr, output: g.output, stack: g.stack, stdin: stdin, poll: 2 * time.Second, live: isTerminal(stderr)}
+		e := &env{out: stdout, errOut: stderr, output: g.output, stack: g.stack, stdin: stdin, poll: 2 * time.Second, live: isTerminal(stderr), ask: stdinIsTerminal(stdin)}
 		if c.aws {
 			clients, err := newClients(cmd.Context(), g.region, g.profile)
 			if err != nil {
@@ -195,13 +200,17 @@ func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, ne
 	return cc
 }
 
-// isTerminal says whether w is a terminal (a character device), not a file or a pipe.
-func isTerminal(w io.Writer) bool {
-	f, ok := w.(*os.File)
+// stdinIsTerminal is isTerminal for stdin; tests stand in a terminal for it.
+var stdinIsTerminal = func(r io.Reader) bool { return isTerminal(r) }
+
+// isTerminal says whether f (stdin, stdout or stderr) is a terminal (a character device),
+// not a file or a pipe.
+func isTerminal(f any) bool {
+	file, ok := f.(*os.File)
 	if !ok {
 		return false
 	}
-	fi, err := f.Stat()
+	fi, err := file.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
 }
 

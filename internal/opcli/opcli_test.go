@@ -495,14 +495,17 @@ func TestVersion(t *testing.T) {
 }
 
 // batch is the fleet with three more instances tagged team=batch: two x86_64, one of them
-// failing with key-unavailable, and a Graviton one; and a stack that names the agents'
-// log group.
+// failing with key-unavailable, and a Graviton one; two more tagged so that rerun must
+// leave out; and a stack that names the agents' log group.
 func batch(t *testing.T) *fakeaws.World {
 	t.Helper()
 	w, _ := fleet(t)
 	for id, typ := range map[string]string{"i-00000000000000011": "i4i.large", "i-00000000000000012": "im4gn.large", "i-00000000000000013": "i4i.large"} {
 		w.AddInstance(id, typ, fakeaws.Profile(fakeaws.KeyUser), map[string]string{"team": "batch"}, launched)
 	}
+	// Tagged alike, but not the stack's: another role, and a type without instance store.
+	w.AddInstance("i-00000000000000014", "i4i.large", fakeaws.Profile(fakeaws.NotKeyUser), map[string]string{"team": "batch"}, launched)
+	w.AddInstance("i-00000000000000015", "m5.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{"team": "batch"}, launched)
 	w.With(func() { w.Stacks[contract.StackName].Outputs[contract.OutputAgentLogGroup] = "/storecrypt/agents" })
 	agents(t, w, map[string]string{"i-00000000000000013": "key-unavailable"})
 	return w
@@ -527,7 +530,7 @@ func TestRerunFleetOutputs(t *testing.T) {
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
 			w := batch(t)
-			code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch", "--output", tc.output)
+			code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch", "--yes", "--output", tc.output)
 			if code != int(contract.CLIExitRerunFailed) || !strings.Contains(errOut, "storecrypt: 3/3 done, 2 ok, 1 failed, 0 pending\n") ||
 				!strings.HasSuffix(errOut, "storecrypt rerun: 1 of 3 instances did not succeed\n") {
 				t.Fatalf("exit %d, want %d:\n%s", code, contract.CLIExitRerunFailed, errOut)
@@ -544,7 +547,14 @@ func TestRerunFleet(t *testing.T) {
 	t.Run("by tag, defaults", func(t *testing.T) {
 		w := batch(t)
 		before := len(sent(w, 0))
-		run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch")
+		code, _, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch", "--yes")
+		for _, want := range []string{"RERUN (3)", "LEFT OUT (2)",
+			"i-00000000000000014  outside the stack's scope: role " + fakeaws.NotKeyUser + " is not one of the stack's\n",
+			"i-00000000000000015  type m5.large has no instance store\n"} {
+			if !strings.Contains(errOut, want) {
+				t.Errorf("exit %d, stderr lacks %q:\n%s", code, want, errOut)
+			}
+		}
 		got := map[string][]string{}
 		for _, c := range sent(w, before) {
 			if c.MaxConcurrency != "50" || c.MaxErrors != "0" || c.LogGroup != "/storecrypt/agents" || c.DocumentVersion != "1" {
@@ -562,7 +572,7 @@ func TestRerunFleet(t *testing.T) {
 		w.With(func() { delete(w.Stacks[contract.StackName].Outputs, contract.OutputAgentLogGroup) })
 		before := len(sent(w, 0))
 		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--instances", "i-00000000000000011,i-00000000000000012", "--instances", "i-00000000000000011",
-			"--max-concurrency", "10%", "--max-errors", "1")
+			"--max-concurrency", "10%", "--max-errors", "1", "--yes")
 		if code != 0 || !strings.Contains(out, "ok      2") || strings.Count(errOut, "has no AgentLogGroupName output") != 1 {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
@@ -586,7 +596,7 @@ func TestRerunFleet(t *testing.T) {
 			w.AddInstance(fmt.Sprintf("i-%017d", 1000+n), typ, fakeaws.Profile(fakeaws.KeyUser), map[string]string{"team": "big"}, launched)
 		}
 		before := len(sent(w, 0))
-		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=big", "--output", "text")
+		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=big", "--output", "text", "--yes")
 		if code != 0 || !strings.HasSuffix(out, "SUMMARY\tok\t123\n") || strings.Count(out, "\n") != 124 {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
@@ -601,7 +611,7 @@ func TestRerunFleet(t *testing.T) {
 	t.Run("timeout", func(t *testing.T) {
 		w := batch(t)
 		agents(t, w, map[string]string{"i-00000000000000012": "silent"})
-		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch", "--timeout", "1s", "--output", "text")
+		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch", "--timeout", "1s", "--output", "text", "--yes")
 		if code != int(contract.CLIExitRerunFailed) || !strings.Contains(out, "INSTANCES\ti-00000000000000012\tarm64\t") || !strings.Contains(out, "\tInProgress\tNone\t0\n") ||
 			!strings.Contains(out, "SUMMARY\tInProgress\t1\n") {
 			t.Errorf("exit %d\n%s\n%s", code, out, errOut)
@@ -610,7 +620,7 @@ func TestRerunFleet(t *testing.T) {
 	t.Run("terminated by MaxErrors", func(t *testing.T) {
 		w := batch(t)
 		agents(t, w, map[string]string{"i-00000000000000011": "key-unavailable", "i-00000000000000013": "terminated"})
-		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch", "--output", "text", "--timeout", "5s")
+		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch", "--output", "text", "--timeout", "5s", "--yes")
 		if code != int(contract.CLIExitRerunFailed) || !strings.Contains(out, "INSTANCES\ti-00000000000000013\tamd64\t00000001-0000-4000-8000-000000000001\tTerminated\tNone\t0\n") ||
 			!strings.Contains(out, "SUMMARY\tTerminated\t1\n") || !strings.Contains(errOut, "3/3 done, 1 ok, 2 failed, 0 pending") {
 			t.Errorf("exit %d\n%s\n%s", code, out, errOut)
@@ -629,9 +639,10 @@ func TestRerunFleet(t *testing.T) {
 		{[]string{"--targets", "tag:team=batch", "--max-concurrency", "0"}, 2, `--max-concurrency "0": want a number from 1 or a percentage from 1% to 100%`},
 		{[]string{"--targets", "tag:team=batch", "--max-concurrency", "12345678"}, 2, "--max-concurrency"},
 		{[]string{"--targets", "tag:team=batch", "--max-errors", "101%"}, 2, `--max-errors "101%": want a number from 0 or a percentage from 0% to 100%`},
-		{[]string{"--targets", "tag:team=nobody"}, 1, "no running instance matches --targets tag:team=nobody"},
-		{[]string{"--targets", "tag-key=nothing"}, 1, "no running instance matches"},
-		{[]string{"--instances", "i-00000000000000011,i-0ffffffffffffffff"}, 1, "not running, or no such instance: i-0ffffffffffffffff"},
+		{[]string{"--targets", "tag:team=nobody", "--yes"}, 1, "no running instance matches --targets tag:team=nobody"},
+		{[]string{"--targets", "tag-key=nothing", "--yes"}, 1, "no running instance matches"},
+		{[]string{"--instances", "i-00000000000000011,i-0ffffffffffffffff", "--yes"}, 1, "not running, or no such instance: i-0ffffffffffffffff"},
+		{[]string{"--instances", "i-00000000000000014,i-00000000000000015", "--yes"}, 1, "nothing sent: none of the 2 instances is one storecrypt reruns"},
 	} {
 		code, _, errOut := run(t, c, "", append([]string{"rerun"}, tc.args...)...)
 		if code != tc.code || !strings.Contains(errOut, tc.says) {

@@ -1,6 +1,7 @@
 package opcli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -23,6 +24,8 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/outcome"
+	"github.com/storecrypt/storecrypt/internal/record"
+	"github.com/storecrypt/storecrypt/internal/scope"
 )
 
 type paramList map[string][]string
@@ -90,16 +93,19 @@ var (
 const maxInstanceIDs = 50
 
 // rerunFlags: one instance (--instance) waits for it and shows its agent's whole report;
-// many (--instances, --targets) are sent one command per architecture and 50 instances,
-// and get a line each and a summary.
+// many (--instances, --targets) are listed, confirmed, sent one command per architecture
+// and 50 instances, and get a line each and a summary. Either way only instances in the
+// stack's scope are reached, and only a version of the document with the stack's content.
 func rerunFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 	instance := fs.String("instance", "", "one instance: wait for it and show its agent's report")
 	instances := fs.StringSlice("instances", nil, "instances, comma-separated or repeated: a line each and a summary")
-	targets := fs.StringArray("targets", nil, "the running instances with a tag: tag:Key=Value[,Value...] or tag-key=Key (repeated: all must match)")
+	targets := fs.StringArray("targets", nil, "the running instances with a tag: tag:Key=Value[,Value...] or tag-key=Key (repeated: all must match); only those in the stack's scope are rerun")
 	doc := fs.String("document", "", "the storecrypt document's name (default: the stack's DocumentName output)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "how long to wait for the results")
 	maxConcurrency := fs.String("max-concurrency", "50", "instances each command runs on at once: a number or a percentage (SSM's MaxConcurrency, per command of up to 50 instances)")
 	maxErrors := fs.String("max-errors", "0", "failures after which a command reaches no more instances: a number or a percentage (SSM's MaxErrors, per command of up to 50 instances)")
+	yes := fs.Bool("yes", false, "send to --instances or --targets without asking (needed where stdin is not a terminal)")
+	dryRun := fs.Bool("dry-run", false, "print the version and the instances a rerun would reach, and those it leaves out with why; send nothing")
 	params := paramList{}
 	fs.Var(params, "param", "override a document parameter, Name=Value (repeatable)")
 	return func(ctx context.Context, e *env) error {
@@ -122,27 +128,70 @@ func rerunFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 		if len(*maxErrors) > 7 || !maxErrorsPattern.MatchString(*maxErrors) {
 			return usageErr(fmt.Sprintf("--max-errors %q: want a number from 0 or a percentage from 0%% to 100%% (%s)", *maxErrors, maxErrorsPattern))
 		}
+		many := *instance == ""
+		if many && !*yes && !*dryRun && !e.ask {
+			// Refused before any call: a script finds out at once, not after a listing.
+			return usageErr("a rerun of --instances or --targets asks before sending, and stdin is not a terminal: pass --yes to send without asking (list what it would reach with --dry-run)")
+		}
 		plan, err := planRerun(ctx, e, *doc, params, *maxConcurrency, *maxErrors)
 		if err != nil {
 			return err
 		}
-		if *instance != "" {
-			return plan.one(ctx, e, *instance, *timeout)
-		}
 		var found []ec2types.Instance
-		if len(filters) > 0 {
+		switch {
+		case len(filters) > 0:
 			found, err = runningInstances(ctx, e.EC2, filters)
 			if err == nil && len(found) == 0 {
 				err = fmt.Errorf("no running instance matches --targets %s", strings.Join(*targets, " "))
 			}
-		} else {
+		case many:
 			found, err = runningByID(ctx, e.EC2, *instances)
+		default:
+			found, err = runningByID(ctx, e.EC2, []string{*instance})
 		}
 		if err != nil {
 			return err
 		}
-		return plan.many(ctx, e, found, *timeout)
+		list, err := plan.choose(ctx, e, found)
+		if err != nil {
+			return err
+		}
+		if *dryRun {
+			return printTargets(e.out, e.output, list)
+		}
+		if !many {
+			if len(list.LeftOut) > 0 {
+				return fmt.Errorf("nothing sent: %s is left out: %s", list.LeftOut[0].Instance, list.LeftOut[0].Why)
+			}
+			return plan.one(ctx, e, list.Instances[0], *timeout)
+		}
+		if err := printTargets(e.errOut, "table", list); err != nil {
+			return err
+		}
+		if len(list.Instances) == 0 {
+			return fmt.Errorf("nothing sent: none of the %d instances is one storecrypt reruns", len(list.LeftOut))
+		}
+		if !*yes {
+			if err := confirm(e, list); err != nil {
+				return err
+			}
+		}
+		return plan.many(ctx, e, list.Instances, *timeout)
 	}
+}
+
+// confirm asks the operator on the terminal to go ahead with the list it was shown.
+func confirm(e *env, list RerunTargets) error {
+	fmt.Fprintf(e.errOut, "Rerun %s version %s on these %d instances? [y/N] ", list.Document, list.Version, len(list.Instances))
+	answer, err := bufio.NewReader(e.stdin).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("reading the answer: %w", err)
+	}
+	switch strings.ToLower(strings.TrimSpace(answer)) {
+	case "y", "yes":
+		return nil
+	}
+	return errors.New("not confirmed: nothing was sent")
 }
 
 // targetFilters turns --targets into DescribeInstances filters.
@@ -161,14 +210,20 @@ func targetFilters(targets []string) ([]ec2types.Filter, error) {
 	return out, nil
 }
 
-// rerunPlan is what every command of a rerun is sent with.
+// rerunPlan is what every command of a rerun is sent with, and who it may reach.
 type rerunPlan struct {
-	document, version         string
+	document                  string
+	pin                       document.Pin
 	params                    paramList
 	logGroup                  string
 	maxConcurrency, maxErrors string
+	scope                     scope.Rule
 }
 
+// planRerun reads the stack and picks the version to send: one whose content has the
+// stack's digest (document.Trust, the launch function's rule). Sending the default, or any
+// version by number unchecked, would let whoever may update the document or its default
+// version run their code as root on every instance an operator reruns.
 func planRerun(ctx context.Context, e *env, doc string, params paramList, maxConcurrency, maxErrors string) (rerunPlan, error) {
 	sc, err := readStack(ctx, e.CloudFormation, e.stack)
 	if err != nil {
@@ -177,18 +232,26 @@ func planRerun(ctx context.Context, e *env, doc string, params paramList, maxCon
 	if doc == "" {
 		doc = sc.DocumentName
 	}
-	// The default version by number, so the invocation records which version ran and
-	// the result function can check that version's content.
-	desc, err := e.SSM.DescribeDocument(ctx, &ssm.DescribeDocumentInput{Name: aws.String(doc)})
+	trust := &document.Trust{SSM: e.SSM, Name: doc, Digest: sc.Digest, KeyID: sc.KeyARN, Secret: sc.Secret}
+	pin, err := trust.Version(ctx)
+	if errors.Is(err, document.ErrUntrusted) {
+		return rerunPlan{}, &codeError{code: contract.CLIExitUntrusted, err: fmt.Errorf(
+			"nothing sent: no version of document %s holds the content stack %s deployed, whose %s is %s (the default: %v): redeploy the stack to restore it, and find out who changed it",
+			doc, e.stack, contract.OutputDocumentDigest, sc.Digest, trust.Check(ctx, pin.Default))}
+	}
 	if err != nil {
-		return rerunPlan{}, fmt.Errorf("reading document %s: %w", doc, err)
+		return rerunPlan{}, err
+	}
+	if pin.Drift() {
+		fmt.Fprintf(e.errOut, "storecrypt: the default of %s is not the content stack %s deployed (%v): sending version %s, which is\n",
+			doc, e.stack, trust.Check(ctx, pin.Default), pin.Version)
 	}
 	if sc.AgentLogGroup == "" {
 		fmt.Fprintf(e.errOut, "storecrypt: stack %s has no %s output (deployed before it): the agents' output stays in Systems Manager, not in their log group\n",
 			e.stack, contract.OutputAgentLogGroup)
 	}
-	return rerunPlan{document: doc, version: aws.ToString(desc.Document.DefaultVersion), params: params, logGroup: sc.AgentLogGroup,
-		maxConcurrency: maxConcurrency, maxErrors: maxErrors}, nil
+	return rerunPlan{document: doc, pin: pin, params: params, logGroup: sc.AgentLogGroup,
+		maxConcurrency: maxConcurrency, maxErrors: maxErrors, scope: sc.Rule}, nil
 }
 
 // input is the SendCommand request for ids, which all have the architecture arch.
@@ -196,7 +259,7 @@ func (p rerunPlan) input(arch string, ids []string) *ssm.SendCommandInput {
 	params := maps.Clone(p.params)
 	params[document.ArchitectureParameter] = []string{arch}
 	in := &ssm.SendCommandInput{
-		DocumentName: aws.String(p.document), DocumentVersion: aws.String(p.version), InstanceIds: ids, Parameters: params,
+		DocumentName: aws.String(p.document), DocumentVersion: aws.String(p.pin.Version), InstanceIds: ids, Parameters: params,
 		Comment: aws.String("storecrypt rerun"), MaxConcurrency: aws.String(p.maxConcurrency), MaxErrors: aws.String(p.maxErrors),
 	}
 	if p.logGroup != "" {
@@ -206,37 +269,125 @@ func (p rerunPlan) input(arch string, ids []string) *ssm.SendCommandInput {
 	return in
 }
 
+// Target is an instance a rerun reaches (with the agent's architecture it is sent), or
+// leaves out (with why).
+type Target struct {
+	Instance     string `json:"instance"`
+	Architecture string `json:"architecture,omitempty"`
+	Why          string `json:"why,omitempty"`
+}
+
+// RerunTargets is what a rerun sends and to whom, shown before it sends anything.
+type RerunTargets struct {
+	Document string `json:"document"`
+	// Version is the version sent: its content has the stack's DocumentDigest.
+	Version        string   `json:"version"`
+	DefaultVersion string   `json:"default_version"`
+	Instances      []Target `json:"instances"`
+	LeftOut        []Target `json:"left_out"`
+}
+
+// choose splits the instances found into those the rerun reaches and those it leaves
+// out: outside the stack's scope (the launch function's rule), a type without instance
+// store, or an architecture storecrypt has no agent for.
+func (p rerunPlan) choose(ctx context.Context, e *env, found []ec2types.Instance) (RerunTargets, error) {
+	list := RerunTargets{Document: p.document, Version: p.pin.Version, DefaultVersion: p.pin.Default, Instances: []Target{}, LeftOut: []Target{}}
+	store, err := instanceStore(ctx, e.EC2, found)
+	if err != nil {
+		return RerunTargets{}, err
+	}
+	roles := e.roles()
+	for _, i := range found {
+		t := Target{Instance: aws.ToString(i.InstanceId)}
+		in, why, err := p.scope.Check(ctx, roles, record.Tags(i.Tags), profile(i))
+		switch {
+		case err != nil:
+			return RerunTargets{}, err
+		case !in:
+			t.Why = "outside the stack's scope: " + why
+		case !store[string(i.InstanceType)]:
+			t.Why = "type " + string(i.InstanceType) + " has no instance store"
+		default:
+			t.Architecture, t.Why = p.arch(i)
+		}
+		if t.Why != "" {
+			t.Architecture = ""
+			list.LeftOut = append(list.LeftOut, t)
+			continue
+		}
+		list.Instances = append(list.Instances, t)
+	}
+	byID := func(a, b Target) int { return strings.Compare(a.Instance, b.Instance) }
+	slices.SortFunc(list.Instances, byID)
+	slices.SortFunc(list.LeftOut, byID)
+	return list, nil
+}
+
 // arch is the document's Architecture value for an instance: the one --param gives, or
 // the instance's own, since the document downloads the agent of the architecture it is
-// given.
-func (p rerunPlan) arch(i ec2types.Instance) (string, error) {
+// given; or why there is none.
+func (p rerunPlan) arch(i ec2types.Instance) (arch, why string) {
 	if given, ok := p.params[document.ArchitectureParameter]; ok {
-		return given[0], nil
+		return given[0], ""
 	}
 	arch, ok := document.ArchFromEC2(string(i.Architecture))
 	if !ok {
-		return "", fmt.Errorf("%s is %s: storecrypt has no agent for that architecture", aws.ToString(i.InstanceId), i.Architecture)
+		return "", "storecrypt has no agent for architecture " + string(i.Architecture)
 	}
-	return arch, nil
+	return arch, ""
+}
+
+// printTargets shows a rerun's list: the version and why it is that one, the instances
+// it reaches, and those it leaves out with why.
+func printTargets(w io.Writer, output string, list RerunTargets) error {
+	switch output {
+	case "json":
+		return writeJSON(w, list)
+	case "text":
+		rows := [][]string{{"DOCUMENT", list.Document, list.Version, list.DefaultVersion}}
+		for _, t := range list.Instances {
+			rows = append(rows, []string{"INSTANCES", t.Instance, t.Architecture})
+		}
+		for _, t := range list.LeftOut {
+			rows = append(rows, []string{"LEFTOUT", t.Instance, t.Why})
+		}
+		return writeText(w, rows)
+	}
+	version := "version " + list.Version + ", the default"
+	if list.Version != list.DefaultVersion {
+		version = "version " + list.Version + ", not the default " + list.DefaultVersion + ", which is not the deployed content"
+	}
+	fmt.Fprintf(w, "DOCUMENT  %s %s\n\n", list.Document, version)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "RERUN (%d)\tARCH\n", len(list.Instances))
+	for _, t := range list.Instances {
+		fmt.Fprintf(tw, "%s\t%s\n", t.Instance, t.Architecture)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(list.LeftOut) == 0 {
+		return nil
+	}
+	fmt.Fprintln(w)
+	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	fmt.Fprintf(tw, "LEFT OUT (%d)\tWHY\n", len(list.LeftOut))
+	for _, t := range list.LeftOut {
+		fmt.Fprintf(tw, "%s\t%s\n", t.Instance, t.Why)
+	}
+	return tw.Flush()
 }
 
 // one reruns the document on one instance and shows the agent's report.
-func (p rerunPlan) one(ctx context.Context, e *env, instance string, timeout time.Duration) error {
-	inst, err := describeOne(ctx, e.EC2, instance)
-	if err != nil {
-		return err
-	}
-	arch, err := p.arch(inst)
-	if err != nil {
-		return err
-	}
+func (p rerunPlan) one(ctx context.Context, e *env, t Target, timeout time.Duration) error {
+	instance, arch := t.Instance, t.Architecture
 	in := p.input(arch, []string{instance})
 	sent, err := e.SSM.SendCommand(ctx, in)
 	if err != nil {
 		return fmt.Errorf("sending %s to %s: %w", p.document, instance, err)
 	}
 	id := aws.ToString(sent.Command.CommandId)
-	fmt.Fprintf(e.errOut, "storecrypt: command %s (%s version %s) sent to %s; waiting (up to %s)\n", id, p.document, p.version, instance, timeout)
+	fmt.Fprintf(e.errOut, "storecrypt: command %s (%s version %s) sent to %s; waiting (up to %s)\n", id, p.document, p.pin.Version, instance, timeout)
 	inv, err := e.wait(ctx, id, instance, timeout)
 	if err != nil {
 		return err
@@ -416,14 +567,10 @@ func (s sentCommand) done() bool {
 
 // many reruns the document on every instance: one command per architecture and 50
 // instances, then waits for them all.
-func (p rerunPlan) many(ctx context.Context, e *env, instances []ec2types.Instance, timeout time.Duration) error {
+func (p rerunPlan) many(ctx context.Context, e *env, instances []Target, timeout time.Duration) error {
 	byArch := map[string][]string{}
-	for _, i := range instances {
-		arch, err := p.arch(i)
-		if err != nil {
-			return err
-		}
-		byArch[arch] = append(byArch[arch], aws.ToString(i.InstanceId))
+	for _, t := range instances {
+		byArch[t.Architecture] = append(byArch[t.Architecture], t.Instance)
 	}
 	var sent []sentCommand
 	for _, arch := range slices.Sorted(maps.Keys(byArch)) {
@@ -444,7 +591,7 @@ func (p rerunPlan) many(ctx context.Context, e *env, instances []ec2types.Instan
 			sent = append(sent, s)
 		}
 	}
-	fmt.Fprintf(e.errOut, "storecrypt: %s version %s sent to %d instances (%s); waiting (up to %s)\n", p.document, p.version, len(instances), commandIDs(sent), timeout)
+	fmt.Fprintf(e.errOut, "storecrypt: %s version %s sent to %d instances (%s); waiting (up to %s)\n", p.document, p.pin.Version, len(instances), commandIDs(sent), timeout)
 	if err := e.waitAll(ctx, sent, len(instances), timeout); err != nil {
 		return err
 	}

@@ -1,0 +1,13 @@
+package opcli
+
+import (
+	"io"
+	"testing"
+)
+
+// StdinIsTerminal makes the CLI take stdin for a terminal until t ends.
+func StdinIsTerminal(t *testing.T) {
+	was := stdinIsTerminal
+	stdinIsTerminal = func(io.Reader) bool { return true }
+	t.Cleanup(func() { stdinIsTerminal = was })
+}
