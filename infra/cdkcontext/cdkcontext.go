@@ -30,7 +30,7 @@ func Props(ctx func(string) string) (*storecrypt.Props, string, error) {
 		SecretVPCEndpoint: ctx("secretVpcEndpoint"), OptInTag: ctx("optInTag"),
 		MountPoint: ctx("mountPoint"), Filesystem: ctx("filesystem"), AlarmEmail: ctx("alarmEmail"),
 		Trail: ctx("trail") == "true", AllowOptOut: ctx("allowOptOut") == "true", NoSecurityHub: ctx("securityHub") == "false",
-		ComplianceItems: ctx("complianceItems") == "true",
+		ComplianceItems: ctx("complianceItems") == "true", RequireInstanceNetwork: ctx("requireInstanceNetwork") == "true",
 	}
 	for _, r := range strings.Split(ctx("instanceRoleArns"), ",") {
 		if r = strings.TrimSpace(r); r != "" {

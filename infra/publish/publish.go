@@ -103,21 +103,22 @@ func ParameterOf(prop string) string {
 // AtPublish are the props the publisher sets once, with the app's context, and why each
 // is not a parameter. Every prop is a parameter or here (TestParametersCoverProps).
 var AtPublish = map[string]string{
-	"BuildDir":          "where the code was built; its objects are in dist/",
-	"Name":              "the names it would derive are parameters of their own",
-	"KeyARN":            "an existing key is one account's; refused: each account gets its own key",
-	"KeySource":         "s3-kms adds the secret bucket and changes the key policy",
-	"SecretKey":         "the seed secret's object name is a document default, covered by the document's digest",
-	"SecretVPCEndpoint": "adds a statement to the secret bucket's policy",
-	"InstanceRoleARNs":  "roles are one account's; refused: each account gets the stack's role and profile, and OptInTag scopes other instances",
-	"MountPoint":        "a document default, covered by the document's digest",
-	"Filesystem":        "a document default, covered by the document's digest",
-	"Trail":             "adds a trail and its bucket",
-	"NoSecurityHub":     "changes the functions' policies",
-	"ComplianceItems":   "changes the functions' policies",
-	"LogRetention":      "set for the organization's retention policy",
-	"RemovalPolicy":     "CloudFormation takes no parameter in DeletionPolicy; an organization keeps its keys and records",
-	"Tags":              "a StackSet's own tags (--tags) reach every resource that takes tags",
+	"BuildDir":               "where the code was built; its objects are in dist/",
+	"Name":                   "the names it would derive are parameters of their own",
+	"KeyARN":                 "an existing key is one account's; refused: each account gets its own key",
+	"KeySource":              "s3-kms adds the secret bucket and changes the key policy",
+	"SecretKey":              "the seed secret's object name is a document default, covered by the document's digest",
+	"SecretVPCEndpoint":      "adds a statement to the secret bucket's policy",
+	"RequireInstanceNetwork": "adds deny statements to the key policy, and each account then needs a KMS VPC endpoint in every VPC its instances run in: the organization's network decision, made once",
+	"InstanceRoleARNs":       "roles are one account's; refused: each account gets the stack's role and profile, and OptInTag scopes other instances",
+	"MountPoint":             "a document default, covered by the document's digest",
+	"Filesystem":             "a document default, covered by the document's digest",
+	"Trail":                  "adds a trail and its bucket",
+	"NoSecurityHub":          "changes the functions' policies",
+	"ComplianceItems":        "changes the functions' policies",
+	"LogRetention":           "set for the organization's retention policy",
+	"RemovalPolicy":          "CloudFormation takes no parameter in DeletionPolicy; an organization keeps its keys and records",
+	"Tags":                   "a StackSet's own tags (--tags) reach every resource that takes tags",
 }
 
 // parameterize adds the parameters to stack and points props at them; the code bucket is

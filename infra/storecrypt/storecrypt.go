@@ -79,6 +79,13 @@ type Props struct {
 	SecretKey string
 	// SecretVPCEndpoint, when set, lets the secret be read only through that endpoint.
 	SecretVPCEndpoint string
+	// RequireInstanceNetwork (kms-datakey only) lets a volume's key be made and opened only
+	// by a request that comes through a KMS interface VPC endpoint in the VPC of the
+	// instance whose role credentials signed it, from that instance's primary private
+	// IPv4 address: credentials copied off the instance (IMDS) no longer open its volume
+	// from elsewhere. Every VPC the instances run in then needs a KMS interface endpoint
+	// with private DNS, which the construct does not create: the VPCs are the user's.
+	RequireInstanceNetwork bool
 	// InstanceRoleARNs are the workloads' own roles; empty creates a role and profile.
 	InstanceRoleARNs []string
 	// OptInTag is key=value (storecrypt:encrypt=true, say) that brings an instance into
@@ -139,6 +146,12 @@ func (p *Props) defaults(c constructs.Construct) error {
 	}
 	if p.KeySource != contract.KeySourceKMSDataKey && p.KeySource != contract.KeySourceS3KMS {
 		return fmt.Errorf("keySource %q: storecrypt deploys %s or %s (ephemeral needs no stack)", p.KeySource, contract.KeySourceKMSDataKey, contract.KeySourceS3KMS)
+	}
+	if p.RequireInstanceNetwork && p.KeySource != contract.KeySourceKMSDataKey {
+		// s3-kms's passphrase carries no storecrypt context and is also read by S3 on the
+		// caller's behalf, where the caller's network keys describe S3's request, not the
+		// instance's.
+		return fmt.Errorf("requireInstanceNetwork binds %s volume contexts; keySource %s has none", contract.KeySourceKMSDataKey, p.KeySource)
 	}
 	if !unresolved(p.LedgerTableName) && !strings.HasSuffix(p.LedgerTableName, contract.LedgerTableSuffix) {
 		return fmt.Errorf("ledger table name %q: end it with %s (the example SCP protects storecrypt's ledgers by that suffix)", p.LedgerTableName, contract.LedgerTableSuffix)
@@ -479,7 +492,8 @@ func (s *builder) rolePrincipals() *[]awsiam.IPrincipal {
 //   - no principal but the instance roles may use one;
 //   - no action but GenerateDataKey and Decrypt may carry one, so ReEncrypt*, Encrypt,
 //     GenerateDataKeyWithoutPlaintext and CreateGrant do not depend on which context
-//     (source, destination, a grant's constraints) KMS reads for them.
+//     (source, destination, a grant's constraints) KMS reads for them;
+//   - with Props.RequireInstanceNetwork, networkDenials.
 func (s *builder) keyDenials() []awsiam.PolicyStatement {
 	// deny refuses every KMS action but notActions (none: all of them) to any principal,
 	// for a request with a storecrypt context that meets conditions.
@@ -496,13 +510,42 @@ func (s *builder) keyDenials() []awsiam.PolicyStatement {
 		}
 		return awsiam.NewPolicyStatement(props)
 	}
-	return []awsiam.PolicyStatement{
+	denials := []awsiam.PolicyStatement{
 		deny("StoreCryptOnlyTheOwningInstance", nil, map[string]any{
 			"StringNotEquals": map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
 		}),
 		deny("StoreCryptOnlyFromAnInstance", nil, map[string]any{"Null": map[string]any{"ec2:SourceInstanceARN": "true"}}),
 		deny("StoreCryptOnlyTheInstanceRoles", nil, map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": s.roleARNs}}),
 		deny("StoreCryptOnlyDataKeyUse", []string{"kms:GenerateDataKey", "kms:Decrypt"}, map[string]any{}),
+	}
+	if s.props.RequireInstanceNetwork {
+		denials = append(denials, networkDenials(deny)...)
+	}
+	return denials
+}
+
+// networkDenials confine a storecrypt context to the network of the instance whose
+// credentials sign the request, as AWS's credential-relative keys allow: the session
+// carries the VPC its credentials were delivered to (aws:Ec2InstanceSourceVpc) and the
+// instance's primary private IPv4 address (aws:Ec2InstanceSourcePrivateIPv4); a request
+// through a VPC endpoint carries the endpoint's VPC (aws:SourceVpc) and the caller's
+// address in it (aws:VpcSourceIp). Each pair is compared in its own statement (one
+// StringNotEquals over both keys would deny only when both differ). A caller that is not
+// an instance session has no aws:Ec2InstanceSource* key, and the negated operator matches
+// a missing key. A request not through an endpoint leaves the variables unresolved, which
+// IAM reads as a null that StringNotEquals matches, or as an invalid statement: the Null
+// denies refuse it under either reading, one per key, since a Null block over two keys
+// matches only when both are missing.
+func networkDenials(deny func(string, []string, map[string]any) awsiam.PolicyStatement) []awsiam.PolicyStatement {
+	return []awsiam.PolicyStatement{
+		deny("StoreCryptOnlyInTheInstanceVpc", nil, map[string]any{
+			"StringNotEquals": map[string]any{"aws:Ec2InstanceSourceVpc": "${aws:SourceVpc}"},
+		}),
+		deny("StoreCryptOnlyFromTheInstanceAddress", nil, map[string]any{
+			"StringNotEquals": map[string]any{"aws:Ec2InstanceSourcePrivateIPv4": "${aws:VpcSourceIp}"},
+		}),
+		deny("StoreCryptOnlyThroughAVpcEndpoint", nil, map[string]any{"Null": map[string]any{"aws:SourceVpc": "true"}}),
+		deny("StoreCryptOnlyWithTheEndpointAddress", nil, map[string]any{"Null": map[string]any{"aws:VpcSourceIp": "true"}}),
 	}
 }
 

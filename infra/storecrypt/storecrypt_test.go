@@ -317,6 +317,7 @@ func TestBadProps(t *testing.T) {
 		{Name: "x", MetricNamespace: "AWS/storecrypt"},
 		{Name: "x", MetricNamespace: ":storecrypt"},
 		{Name: "x", LedgerTableName: "a b" + contract.LedgerTableSuffix},
+		{Name: "x", KeySource: contract.KeySourceS3KMS, RequireInstanceNetwork: true},
 	} {
 		props.BuildDir = buildDir(t)
 		if _, err := appStack(app, fmt.Sprintf("Bad%d", i), props); err == nil {

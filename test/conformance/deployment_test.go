@@ -23,9 +23,19 @@ import (
 	"github.com/storecrypt/storecrypt/test/emu"
 )
 
-// templates are the stack synthesized once per key source, environment-agnostic, so each
+// variant is one way the tests synthesize the stack: its key source, and whether it
+// sets RequireInstanceNetwork.
+type variant struct {
+	source  string
+	network bool
+}
+
+// networkBound is the stack with RequireInstanceNetwork on.
+var networkBound = variant{contract.KeySourceKMSDataKey, true}
+
+// templates are the stack synthesized once per variant, environment-agnostic, so each
 // partition's pseudo parameters can fill it in.
-var templates = map[string]*cfn.Template{}
+var templates = map[variant]*cfn.Template{}
 
 func TestMain(m *testing.M) {
 	os.Setenv("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
@@ -49,11 +59,12 @@ func synthesize() error {
 	if err := storecrypttest.BuildDir(dir); err != nil {
 		return err
 	}
-	for _, source := range []string{contract.KeySourceKMSDataKey, contract.KeySourceS3KMS} {
+	for _, v := range []variant{{source: contract.KeySourceKMSDataKey}, {source: contract.KeySourceS3KMS}, networkBound} {
 		app := awscdk.NewApp(nil)
 		s := awscdk.NewStack(app, jsii.String("StoreCrypt"), nil)
 		// As the app adds it: "Default" keeps the logical IDs the tests find resources by.
-		props := &storecrypt.Props{BuildDir: dir, KeySource: source, Trail: true, OptInTag: contract.OptIn, AllowOptOut: true, ComplianceItems: true}
+		props := &storecrypt.Props{BuildDir: dir, KeySource: v.source, Trail: true, OptInTag: contract.OptIn, AllowOptOut: true, ComplianceItems: true,
+			RequireInstanceNetwork: v.network}
 		cdkcontext.ReleaseNames(props, "StoreCrypt")
 		if _, err := storecrypt.New(context.Background(), s, "Default", props); err != nil {
 			return err
@@ -62,7 +73,7 @@ func synthesize() error {
 		if err != nil {
 			return err
 		}
-		if templates[source], err = cfn.Parse(b); err != nil {
+		if templates[v], err = cfn.Parse(b); err != nil {
 			return err
 		}
 	}
@@ -89,8 +100,13 @@ type deployment struct {
 
 func deploy(t *testing.T, source string, env cfn.Env) *deployment {
 	t.Helper()
-	r := templates[source].In(env)
-	d := &deployment{Resolved: r, source: source, policies: map[string][]string{}, outputs: map[string]string{}, tableKeys: map[string]string{}}
+	return deployVariant(t, variant{source: source}, env)
+}
+
+func deployVariant(t *testing.T, v variant, env cfn.Env) *deployment {
+	t.Helper()
+	r := templates[v].In(env)
+	d := &deployment{Resolved: r, source: v.source, policies: map[string][]string{}, outputs: map[string]string{}, tableKeys: map[string]string{}}
 	must := func(v string, err error) string {
 		t.Helper()
 		if err != nil {

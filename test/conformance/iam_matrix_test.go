@@ -50,9 +50,12 @@ func (r matrixRow) ours(t *testing.T, d *deployment) iamsim.Verdict {
 	if err != nil {
 		t.Fatalf("%s: %v", r.name, err)
 	}
-	return map[fakeaws.Decision]iamsim.Verdict{
-		fakeaws.Allow: iamsim.Allowed, fakeaws.ExplicitDeny: iamsim.ExplicitlyDenied, fakeaws.ImplicitDeny: iamsim.ImplicitlyDenied,
-	}[got]
+	return verdicts[got]
+}
+
+// verdicts are the fake account's decisions as iam-simulate names them.
+var verdicts = map[fakeaws.Decision]iamsim.Verdict{
+	fakeaws.Allow: iamsim.Allowed, fakeaws.ExplicitDeny: iamsim.ExplicitlyDenied, fakeaws.ImplicitDeny: iamsim.ImplicitlyDenied,
 }
 
 // simulated is the row as iam-simulate reads it: the key policy takes part in a call on
@@ -94,6 +97,11 @@ func TestIAMMatrix(t *testing.T) {
 		for _, r := range rows {
 			r.name = env.Partition + ": " + r.name
 			all = append(all, judged{d, r})
+		}
+		bound := deployVariant(t, networkBound, env)
+		for _, r := range bound.networkRows() {
+			r.name = env.Partition + ", requireInstanceNetwork: " + r.name
+			all = append(all, judged{bound, r})
 		}
 	}
 	reqs := make([]iamsim.Request, len(all))
@@ -267,6 +275,17 @@ func (d *deployment) functionCalls(t *testing.T, scps []string) []matrixRow {
 }
 
 // kmsContext is a caller's condition keys with the ones KMS sets for an encryption context.
+// networkRows are networkCases as rows of the matrix: instance A's Decrypt of its own
+// volume with its role's policies, sent over each network.
+func (d *deployment) networkRows() []matrixRow {
+	var rows []matrixRow
+	for _, c := range d.networkCases() {
+		rows = append(rows, matrixRow{name: c.name, principal: d.instanceRole, session: d.sessionOf(d.instanceRole, keyUserInstance),
+			action: "kms:Decrypt", resource: d.keyARN, context: c.ctx, identity: d.policies[d.instanceRole], want: verdicts[c.bound]})
+	}
+	return rows
+}
+
 func kmsContext(base map[string][]string, ec map[string]string) map[string][]string {
 	ctx := maps.Clone(base)
 	maps.Copy(ctx, fakeaws.EncryptionContextKeys(ec))

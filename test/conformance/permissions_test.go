@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -293,7 +294,6 @@ func TestKeyBindsEachVolumeToItsInstance(t *testing.T) {
 			volume := contract.EncryptionContext(own, "uuid-1")
 			// The context agents wrote before it named the instance by ARN.
 			instanceID := map[string]string{"storecrypt:instance-id": keyUserInstance, contract.ContextVolume: "uuid-1"}
-			invalidReading := withoutStatementsUsing(t, d.keyPolicy, "${ec2:SourceInstanceARN}")
 			for _, tc := range []struct {
 				name      string
 				principal string
@@ -326,32 +326,41 @@ func TestKeyBindsEachVolumeToItsInstance(t *testing.T) {
 				{"its own instance naming another", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
 					contract.EncryptionContext(another, "uuid-1"), dataKeys, fakeaws.ExplicitDeny},
 			} {
-				ctx := kmsContext(tc.base, tc.context)
-				policies := map[string]string{"": d.keyPolicy}
-				if _, ok := ctx["ec2:SourceInstanceARN"]; !ok {
-					policies[", the variable's statements invalid"] = invalidReading
-				}
-				for reading, keyPolicy := range policies {
-					for _, action := range tc.actions {
-						got, err := fakeaws.KMSDecision(keyPolicy, tc.identity, nil,
-							fakeaws.AuthzRequest{Principal: tc.principal, Action: action, Resource: d.keyARN, Context: ctx})
-						if err != nil {
-							t.Fatal(err)
-						}
-						if got != tc.want {
-							t.Errorf("%s, %s%s: got %s, want %s", tc.name, action, reading, got, tc.want)
-						}
-					}
-				}
+				d.judgeKey(t, tc.name, tc.principal, tc.identity, kmsContext(tc.base, tc.context), tc.actions, tc.want)
 			}
 		})
 	}
 }
 
-// withoutStatementsUsing is the policy without the statements whose conditions name the
-// policy variable: IAM's reading of a variable it cannot resolve as making the whole
-// statement invalid.
-func withoutStatementsUsing(t *testing.T, policy, variable string) string {
+// judgeKey checks the key's decision on each action with ctx, under both of IAM's
+// readings of a policy variable the request cannot resolve: a null (the fake's), and, where
+// ctx leaves some variable of the key policy unresolved, an invalid statement.
+func (d *deployment) judgeKey(t *testing.T, name, principal string, identity []string, ctx map[string][]string, actions []string, want fakeaws.Decision) {
+	t.Helper()
+	policies := map[string]string{"": d.keyPolicy}
+	if invalid, ok := withoutUnresolved(t, d.keyPolicy, ctx); ok {
+		policies[", unresolved variables' statements invalid"] = invalid
+	}
+	for reading, keyPolicy := range policies {
+		for _, action := range actions {
+			got, err := fakeaws.KMSDecision(keyPolicy, identity, nil,
+				fakeaws.AuthzRequest{Principal: principal, Action: action, Resource: d.keyARN, Context: ctx})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Errorf("%s, %s%s: got %s, want %s", name, action, reading, got, want)
+			}
+		}
+	}
+}
+
+var policyVariable = regexp.MustCompile(`\$\{([^}]+)\}`)
+
+// withoutUnresolved is the policy without the statements whose conditions name a policy
+// variable ctx has no key for: IAM's reading of a variable it cannot resolve as making the
+// whole statement invalid. ok is false when no statement is dropped.
+func withoutUnresolved(t *testing.T, policy string, ctx map[string][]string) (string, bool) {
 	t.Helper()
 	var doc map[string]any
 	if err := json.Unmarshal([]byte(policy), &doc); err != nil {
@@ -363,19 +372,81 @@ func withoutStatementsUsing(t *testing.T, policy, variable string) string {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if !strings.Contains(string(cond), variable) {
+		if !slices.ContainsFunc(policyVariable.FindAllStringSubmatch(string(cond), -1), func(m []string) bool {
+			_, ok := ctx[m[1]]
+			return !ok
+		}) {
 			kept = append(kept, st)
 		}
 	}
 	if len(kept) == len(doc["Statement"].([]any)) {
-		t.Fatalf("no statement of the policy uses %s", variable)
+		return policy, false
 	}
 	doc["Statement"] = kept
 	out, err := json.Marshal(doc)
 	if err != nil {
 		t.Fatal(err)
 	}
-	return string(out)
+	return string(out), true
+}
+
+// networkCase is a request instance A signs with its own credentials, for its own
+// volume, sent over one network (ctx: its condition keys); bound is the key's decision
+// where the stack sets RequireInstanceNetwork (a stack without it allows every one).
+type networkCase struct {
+	name  string
+	ctx   map[string][]string
+	bound fakeaws.Decision
+}
+
+func (d *deployment) networkCases() []networkCase {
+	creds := fakeaws.InstanceCredentials{InstanceARN: d.instanceARN(keyUserInstance), VPC: "vpc-0a000000000000001", PrivateIP: "10.0.1.23"}
+	endpoint := fakeaws.Path{Endpoint: "vpce-0a000000000000001", VPC: creds.VPC, SourceIP: creds.PrivateIP}
+	without := func(keys map[string][]string, names ...string) map[string][]string {
+		for _, n := range names {
+			delete(keys, n)
+		}
+		return keys
+	}
+	cases := []networkCase{
+		{"on the instance, through its VPC's KMS endpoint", creds.Keys(endpoint), fakeaws.Allow},
+		{"copied to another host in the instance's VPC, through the same endpoint",
+			creds.Keys(fakeaws.Path{Endpoint: endpoint.Endpoint, VPC: endpoint.VPC, SourceIP: "10.0.1.99"}), fakeaws.ExplicitDeny},
+		{"copied into another VPC, through its endpoint, from the same private address",
+			creds.Keys(fakeaws.Path{Endpoint: "vpce-0b000000000000002", VPC: "vpc-0b000000000000002", SourceIP: creds.PrivateIP}), fakeaws.ExplicitDeny},
+		{"copied anywhere, to KMS's public endpoint", creds.Keys(fakeaws.Path{SourceIP: "203.0.113.7"}), fakeaws.ExplicitDeny},
+		// No AWS path sends one of the endpoint's keys without the other; the policy must
+		// not rest on that.
+		{"an endpoint's VPC without the caller's address", without(creds.Keys(endpoint), "aws:VpcSourceIp"), fakeaws.ExplicitDeny},
+		{"the caller's address without the endpoint's VPC", without(creds.Keys(endpoint), "aws:SourceVpc"), fakeaws.ExplicitDeny},
+		{"a session without the credentials' network keys, through the endpoint",
+			without(creds.Keys(endpoint), "aws:Ec2InstanceSourceVpc", "aws:Ec2InstanceSourcePrivateIPv4"), fakeaws.ExplicitDeny},
+	}
+	for i, c := range cases {
+		cases[i].ctx = kmsContext(merge(map[string][]string{"aws:PrincipalArn": {d.instanceRole}}, c.ctx), contract.EncryptionContext(creds.InstanceARN, "uuid-1"))
+	}
+	return cases
+}
+
+// TestKeyOnlyFromTheInstanceNetwork: credentials taken from an instance's IMDS keep
+// ec2:SourceInstanceARN wherever they are used. With RequireInstanceNetwork the key
+// opens the instance's volume only through a VPC endpoint in the instance's VPC, from its
+// private address; without it, the stack's key policy does not look at the network.
+func TestKeyOnlyFromTheInstanceNetwork(t *testing.T) {
+	for _, env := range cfn.Partitions {
+		for _, v := range []variant{{source: contract.KeySourceKMSDataKey}, networkBound} {
+			t.Run(fmt.Sprintf("%s/network=%t", env.Partition, v.network), func(t *testing.T) {
+				d := deployVariant(t, v, env)
+				for _, c := range d.networkCases() {
+					want := fakeaws.Allow
+					if v.network {
+						want = c.bound
+					}
+					d.judgeKey(t, c.name, d.instanceRole, d.policies[d.instanceRole], c.ctx, []string{"kms:GenerateDataKey", "kms:Decrypt"}, want)
+				}
+			})
+		}
+	}
 }
 
 // TestSeedSecretKeyUse: in s3-kms the instance roles may decrypt only what the seed
