@@ -3,7 +3,7 @@
 // it, and the mutant must make it fail. A surviving mutant is a control no test guards;
 // the command then exits 1.
 //
-//	go run ./test/mutants/cmd/mutants [-row substring] [-list] [-guest]
+//	go run ./test/mutants/cmd/mutants [-row substring] [-pkg regexp] [-list] [-guest]
 package main
 
 import (
@@ -28,11 +28,17 @@ import (
 
 func main() {
 	row := flag.String("row", "", "run only the mutants whose Row contains this")
+	pkg := flag.String("pkg", "", "run only the mutants whose Pkg matches this regexp")
 	list := flag.Bool("list", false, "list the mutants, run nothing")
 	guest := flag.Bool("guest", false, "also run the mutants only a QEMU guest test kills")
 	timeout := flag.Duration("timeout", 20*time.Minute, "longest run of one mutant's test")
 	flag.Parse()
-	if err := run(os.Stdout, *row, *list, *guest, *timeout); err != nil {
+	pkgRE, err := regexp.Compile(*pkg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "mutants: -pkg:", err)
+		os.Exit(2)
+	}
+	if err := run(os.Stdout, *row, pkgRE, *list, *guest, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "mutants:", err)
 		os.Exit(1)
 	}
@@ -46,19 +52,19 @@ type outcome struct {
 	secs    float64
 }
 
-func run(w io.Writer, row string, list, guest bool, timeout time.Duration) error {
+func run(w io.Writer, row string, pkg *regexp.Regexp, list, guest bool, timeout time.Duration) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
 	}
 	var selected []mutants.Mutant
 	for _, m := range mutants.Catalogue {
-		if strings.Contains(m.Row, row) {
+		if strings.Contains(m.Row, row) && pkg.MatchString(m.Pkg) {
 			selected = append(selected, m)
 		}
 	}
 	if len(selected) == 0 {
-		return fmt.Errorf("no mutant's Row contains %q", row)
+		return fmt.Errorf("no mutant's Row contains %q with a Pkg that matches %q", row, pkg)
 	}
 	if list {
 		for _, m := range selected {
