@@ -31,6 +31,7 @@ func main() {
 	pkg := flag.String("pkg", "", "run only the mutants whose Pkg matches this regexp")
 	list := flag.Bool("list", false, "list the mutants, run nothing")
 	guest := flag.Bool("guest", false, "also run the mutants only a QEMU guest test kills")
+	verbose := flag.Bool("v", false, "print each mutant's test output, to see why it was killed")
 	timeout := flag.Duration("timeout", 20*time.Minute, "longest run of one mutant's test")
 	flag.Parse()
 	pkgRE, err := regexp.Compile(*pkg)
@@ -38,7 +39,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "mutants: -pkg:", err)
 		os.Exit(2)
 	}
-	if err := run(os.Stdout, *row, pkgRE, *list, *guest, *timeout); err != nil {
+	if err := run(os.Stdout, *row, pkgRE, *list, *guest, *verbose, *timeout); err != nil {
 		fmt.Fprintln(os.Stderr, "mutants:", err)
 		os.Exit(1)
 	}
@@ -52,7 +53,7 @@ type outcome struct {
 	secs    float64
 }
 
-func run(w io.Writer, row string, pkg *regexp.Regexp, list, guest bool, timeout time.Duration) error {
+func run(w io.Writer, row string, pkg *regexp.Regexp, list, guest, verbose bool, timeout time.Duration) error {
 	root, err := moduleRoot()
 	if err != nil {
 		return err
@@ -87,9 +88,13 @@ func run(w io.Writer, row string, pkg *regexp.Regexp, list, guest bool, timeout 
 	for i, m := range selected {
 		o := outcome{m: m, verdict: "skipped (guest)"}
 		if !m.Guest || guest {
-			o, err = runOne(root, filepath.Join(tmp, fmt.Sprint(i)), m, timeout)
+			var out []byte
+			o, out, err = runOne(root, filepath.Join(tmp, fmt.Sprint(i)), m, timeout)
 			if err != nil {
 				return fmt.Errorf("mutant %q: %w", m.Row, err)
+			}
+			if verbose || o.verdict == "broken" {
+				fmt.Fprintf(w, "%s", out)
 			}
 		}
 		fmt.Fprintf(w, "[%d/%d] %-8s %5.0fs  %s  %s:%d\n", i+1, len(selected), o.verdict, o.secs, m.Row, m.File, o.line)
@@ -156,41 +161,41 @@ func baseline(w io.Writer, root string, selected []mutants.Mutant, guest bool, t
 // runOne applies m in dir and runs its test. A Go or embedded file is replaced through
 // go test -overlay; a file a test reads at run time (a JSON example) needs a copy of the
 // module with the mutated file in it.
-func runOne(root, dir string, m mutants.Mutant, timeout time.Duration) (outcome, error) {
+func runOne(root, dir string, m mutants.Mutant, timeout time.Duration) (outcome, []byte, error) {
 	o := outcome{m: m}
 	content, line, err := m.Mutate(root)
 	if err != nil {
-		return o, err
+		return o, nil, err
 	}
 	o.line = line
 	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return o, err
+		return o, nil, err
 	}
 	compiled, err := compiledIn(root, m.File)
 	if err != nil {
-		return o, err
+		return o, nil, err
 	}
 	moduleDir, overlay := root, ""
 	if compiled {
 		mutated := filepath.Join(dir, filepath.Base(m.File))
 		if err := os.WriteFile(mutated, content, 0o600); err != nil {
-			return o, err
+			return o, nil, err
 		}
 		b, err := json.Marshal(map[string]map[string]string{"Replace": {filepath.Join(root, m.File): mutated}})
 		if err != nil {
-			return o, err
+			return o, nil, err
 		}
 		overlay = filepath.Join(dir, "overlay.json")
 		if err := os.WriteFile(overlay, b, 0o600); err != nil {
-			return o, err
+			return o, nil, err
 		}
 	} else {
 		moduleDir = filepath.Join(dir, "module")
 		if err := copyModule(root, moduleDir); err != nil {
-			return o, err
+			return o, nil, err
 		}
 		if err := os.WriteFile(filepath.Join(moduleDir, m.File), content, 0o600); err != nil {
-			return o, err
+			return o, nil, err
 		}
 	}
 	start := time.Now()
@@ -201,11 +206,10 @@ func runOne(root, dir string, m mutants.Mutant, timeout time.Duration) (outcome,
 		o.verdict = "survived"
 	case buildFailed.Match(out):
 		o.verdict = "broken"
-		os.Stderr.Write(out)
 	default:
 		o.verdict = "killed"
 	}
-	return o, nil
+	return o, out, nil
 }
 
 var buildFailed = regexp.MustCompile(`\[(build|setup) failed\]|(?m)^# `)
