@@ -153,7 +153,7 @@ var Catalogue = []Mutant{
 		Row:     "Written to the mount point while the volume is not mounted",
 		File:    "instance-agent/mountpoint/mountpoint.go",
 		Find:    "	if !empty {",
-		Replace: "	if false {",
+		Replace: "	if !empty && false {",
 		Pkg:     "instance-agent/mountpoint", Run: "^TestPrepare$",
 	},
 	{
