@@ -174,7 +174,7 @@ var Catalogue = []Mutant{
 		Row:     "With KMS unreachable at boot",
 		File:    "instance-agent/bootunit/bootunit.go",
 		Find:    `		links = append(links, held+".requires")`,
-		Replace: ``,
+		Replace: `		_ = held`,
 		Pkg:     agentPkg, Run: "^TestInstall$",
 	},
 	{
@@ -260,8 +260,8 @@ var Catalogue = []Mutant{
 	{
 		Row:     "A rerun or a power cut reformats a volume in use",
 		File:    planFile,
-		Find:    "	case contract.StateProvisioning:\n		if !pl.f.Mode.formats() {",
-		Replace: "	case contract.StateProvisioning, contract.StateReady:\n		if !pl.f.Mode.formats() {",
+		Find:    "		return pl.openAndMount(v, *h.Token)",
+		Replace: "		return pl.reprovision(v)",
 		Pkg:     agentPkg, Run: "^TestReformatsOnlyProvisioning$",
 	},
 	{
@@ -385,7 +385,7 @@ var Catalogue = []Mutant{
 		return fmt.Errorf("removing %s: %w", tmp, err)
 	}
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, mode)`,
-		Replace: "	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)",
+		Replace: "	_, _, _ = errors.Is, fs.ErrNotExist, syscall.O_NOFOLLOW\n	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)",
 		Pkg:     "instance-agent/atomicfile", Run: "^TestWriteDoesNotFollowAPlantedLink$",
 	},
 	{
