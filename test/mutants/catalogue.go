@@ -415,7 +415,7 @@ var Catalogue = []Mutant{
 		Row:     "A result event is taken as newer",
 		File:    "internal/result/result.go",
 		Find:    "	if newer, err := h.superseded(ctx, d, requested); err != nil {",
-		Replace: "	if newer, err := record.Tags(inst.Tags)[contract.TagCommandID], error(nil); err != nil {\n	} else if newer == d.CommandID {\n		newer = \"\"\n	}\n	if err != nil {",
+		Replace: "	if newer, err := func() (string, error) {\n		if c := record.Tags(inst.Tags)[contract.TagCommandID]; c != d.CommandID {\n			return c, nil\n		}\n		return \"\", nil\n	}(); err != nil {",
 		Pkg:     "internal/result", Run: "^TestHandle$",
 	},
 	{
