@@ -457,14 +457,14 @@ var Catalogue = []Mutant{
 		Row:     "A console rerun at `$DEFAULT`",
 		File:    "internal/document/trust.go",
 		Find:    "	if known && numbered == nil {",
-		Replace: "	if known {",
+		Replace: "	if known && (numbered == nil || true) {",
 		Pkg:     "internal/document", Run: "^TestCheckByName$",
 	},
 	{
 		Row:     "A console rerun at `$DEFAULT`",
 		File:    "internal/opcli/rerun.go",
 		Find:    "version: aws.ToString(desc.Document.DefaultVersion),",
-		Replace: "version: \"$DEFAULT\",",
+		Replace: "version: \"$DEFAULT\" + aws.ToString(desc.Document.DefaultVersion)[:0],",
 		Pkg:     "internal/opcli", Run: "^TestRerun$",
 	},
 	{
