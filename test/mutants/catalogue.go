@@ -456,8 +456,8 @@ var Catalogue = []Mutant{
 	{
 		Row:     "A console rerun at `$DEFAULT`",
 		File:    "internal/document/trust.go",
-		Find:    "	if known && numbered == nil {",
-		Replace: "	if known && (numbered == nil || true) {",
+		Find:    "	if known && numbered == nil {\n		return err\n	}\n	out, err := t.SSM.GetDocument(ctx, &ssm.GetDocumentInput{Name: aws.String(t.Name), DocumentVersion: aws.String(version)})\n	if err != nil {\n		return fmt.Errorf(\"reading version %s of %s: %w\", version, t.Name, err)\n	}\n	return t.remember(aws.ToString(out.DocumentVersion),",
+		Replace: "	if known && (numbered == nil || true) {\n		return err\n	}\n	out, err := t.SSM.GetDocument(ctx, &ssm.GetDocumentInput{Name: aws.String(t.Name), DocumentVersion: aws.String(version)})\n	if err != nil {\n		return fmt.Errorf(\"reading version %s of %s: %w\", version, t.Name, err)\n	}\n	return t.remember(version,",
 		Pkg:     "internal/document", Run: "^TestCheckByName$",
 	},
 	{
@@ -492,7 +492,7 @@ var Catalogue = []Mutant{
 		Row:     "Blocked and failed instances page nobody",
 		File:    stackFile,
 		Find:    "			Namespace: jsii.String(s.props.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String(\"Sum\"), Period: five,",
-		Replace: "			Namespace: jsii.String(contract.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String(\"Sum\"), Period: five,",
+		Replace: "			Namespace: jsii.String(s.props.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String(\"Sum\"), Period: five,\n			DimensionsMap: &map[string]*string{\"FunctionName\": jsii.String(\"launch\")},",
 		Pkg:     conformPkg, Run: "^TestAlarmsWatchWhatIsPublished$",
 	},
 	{
@@ -607,6 +607,15 @@ var Catalogue = []Mutant{
 		File:    stackFile,
 		Find:    "		p.Name = *awscdk.Names_UniqueResourceName(c, &awscdk.UniqueResourceNameOptions{MaxLength: jsii.Number(64), Separator: jsii.String(\"-\")})",
 		Replace: "		p.Name = \"storecrypt\"",
+		Pkg:     stackPkg, Run: "^TestTwoInOneStack$",
+	},
+	{
+		// The conformance stack takes the release's names, one namespace: two
+		// constructs in one stack are where the namespace tells them apart.
+		Row:     "A second storecrypt in the same account",
+		File:    stackFile,
+		Find:    "			Namespace: jsii.String(s.props.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String(\"Sum\"), Period: five,",
+		Replace: "			Namespace: jsii.String(contract.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String(\"Sum\"), Period: five,",
 		Pkg:     stackPkg, Run: "^TestTwoInOneStack$",
 	},
 }
