@@ -129,6 +129,8 @@ func TestExampleSCPAndTagPolicy(t *testing.T) {
 				{cdk, "dynamodb:UpdateTable", table, false},
 				{role("Admin"), "dynamodb:Query", table, false},
 				{role("Admin"), "dynamodb:PutResourcePolicy", table, true},
+				{role("Admin"), "dynamodb:RestoreTableToPointInTime", table, true},
+				{role("Admin"), "dynamodb:UpdateContinuousBackups", table, true},
 				{role("Admin"), "dynamodb:UpdateItem", fmt.Sprintf("arn:%s:dynamodb:%s:%s:table/payments-Ledger", env.Partition, env.Region, env.Account), false},
 			} {
 				r := fakeaws.AuthzRequest{Principal: tc.who, Action: tc.action, Resource: tc.resource,
