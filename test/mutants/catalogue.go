@@ -570,7 +570,7 @@ var Catalogue = []Mutant{
 		File:    stackFile,
 		Find:    "				\"kms:ViaService\": awscdk.Fn_Join(jsii.String(\"\"), &[]*string{jsii.String(\"dynamodb.\"), s.st.Region(), jsii.String(\".\"), s.st.UrlSuffix()}),\n",
 		Replace: "",
-		Pkg:     conformPkg, Run: "^TestPermissionsSufficientAndLeast$",
+		Pkg:     conformPkg, Run: "^TestLedgerKeyOnlyThroughDynamoDB$",
 	},
 
 	// Who may do what.
