@@ -572,6 +572,13 @@ var Catalogue = []Mutant{
 		Replace: "",
 		Pkg:     conformPkg, Run: "^TestLedgerKeyOnlyThroughDynamoDB$",
 	},
+	{
+		Row:     "The functions' roles use the key for anything but the ledger",
+		File:    stackFile,
+		Find:    "				\"kms:EncryptionContext:aws:dynamodb:tableName\": s.ledger.TableName(),\n",
+		Replace: "",
+		Pkg:     conformPkg, Run: "^TestLedgerKeyOnlyThroughDynamoDB$",
+	},
 
 	// Who may do what.
 	{
