@@ -14,7 +14,7 @@ export STORECRYPT_VM_CACHE ?= $(CURDIR)/.cache/vm
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: all build test lint demo bench deps synth publish deploy destroy integ clean
+.PHONY: all build test lint demo bench deps synth publish deploy destroy integ mutants clean
 
 all: build
 
@@ -75,6 +75,11 @@ integ: build $(CDK)
 ## test: lint, then every test, the real-kernel ones included (CI=true makes a missing QEMU fail)
 test: deps lint synth
 	$(GO) test -timeout 40m ./...
+
+## mutants: remove or weaken each docs/security.md row's control in turn (test/mutants) and
+## check that its test fails (ARGS=-guest adds those only a QEMU test kills, ARGS='-row ...' picks rows)
+mutants: $(CDK)
+	$(GO) run ./test/mutants/cmd/mutants $(ARGS)
 
 ## bench: every benchmark at full size; rewrites docs/benchmarks.md and docs/bench/ (~10 min)
 bench: deps build

@@ -33,6 +33,13 @@ var secret = []byte("0123456789abcdef0123456789abcdef")
 type fakeKeys struct {
 	err     error
 	volumes []keysource.Volume
+	handed  [][]byte // every secret handed out, to see that the agent zeroes it
+}
+
+func (f *fakeKeys) key(t keysource.Token) keysource.Key {
+	k := keysource.Key{Secret: bytes.Clone(secret), Token: t, FullEntropy: true}
+	f.handed = append(f.handed, k.Secret)
+	return k
 }
 
 func (f *fakeKeys) New(_ context.Context, o contract.AgentOptions, v keysource.Volume) (keysource.Key, error) {
@@ -40,7 +47,7 @@ func (f *fakeKeys) New(_ context.Context, o contract.AgentOptions, v keysource.V
 	if f.err != nil {
 		return keysource.Key{}, f.err
 	}
-	return keysource.Key{Secret: bytes.Clone(secret), Token: keysource.Token{KeySource: o.KeySource, KeyID: keyARN, Ciphertext: []byte("wrapped"), ContextKeys: contract.ContextKeys}, FullEntropy: true}, nil
+	return f.key(keysource.Token{KeySource: o.KeySource, KeyID: keyARN, Ciphertext: []byte("wrapped"), ContextKeys: contract.ContextKeys}), nil
 }
 
 func (f *fakeKeys) Recover(_ context.Context, t keysource.Token, v keysource.Volume) (keysource.Key, error) {
@@ -48,7 +55,7 @@ func (f *fakeKeys) Recover(_ context.Context, t keysource.Token, v keysource.Vol
 	if f.err != nil {
 		return keysource.Key{}, f.err
 	}
-	return keysource.Key{Secret: bytes.Clone(secret), Token: t, FullEntropy: true}, nil
+	return f.key(t), nil
 }
 
 // sysfs writes a fixture tree under root: one file per entry, directories for "/"-ended
@@ -278,6 +285,11 @@ func TestApplyFreshDisk(t *testing.T) {
 	}
 	if strings.Contains(progress.String(), string(secret)) {
 		t.Error("the key is in the progress output")
+	}
+	for _, k := range keys.handed {
+		if !bytes.Equal(k, make([]byte, len(k))) {
+			t.Errorf("got the key %q in memory after apply, want it zeroed", k)
+		}
 	}
 	report(t, "apply-fresh.json", rep)
 	if !rep.Changed || rep.Result != "ok" || rep.Layout.KeyID != keyARN || rep.Layout.SectorSize != 4096 || !rep.Layout.BootUnit {

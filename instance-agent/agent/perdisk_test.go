@@ -59,28 +59,43 @@ func TestPerDisk(t *testing.T) {
 		}
 	})
 
-	t.Run("one disk refused, nothing written", func(t *testing.T) {
-		root := t.TempDir()
-		sysfs(t, root, files)
-		keys := &fakeKeys{}
-		a, fake, _ := newTestAgent(t, root, []sysexec.Call{
-			{Argv: "cryptsetup --version", Stdout: version},
-			{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2},
-			{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=xfs\n"},
-		}, keys)
-		_, err := a.Apply(context.Background(), o)
-		var refused *RefusedError
-		if !errors.As(err, &refused) || refused.Device != "/dev/nvme1n1" {
-			t.Fatalf("got %v, want nvme1n1 refused", err)
-		}
-		fake.Done()
-		if len(keys.volumes) != 0 {
-			t.Error("a key was made before the refusal")
-		}
-		if _, err := os.Stat(filepath.Join(root, "mnt/instance-store")); !os.IsNotExist(err) {
-			t.Errorf("the mount point was made: %v", err)
-		}
-	})
+	// A refusal of the second disk, by what it holds or by its mount point, comes before
+	// anything is written on the first.
+	for _, tc := range []struct {
+		name    string
+		nvme1n1 sysexec.Call // the second disk in serial order
+		planted string       // a file left on the root disk, under root
+		refused string
+	}{
+		{"one disk refused, nothing written", sysexec.Call{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=xfs\n"}, "", "/dev/nvme1n1"},
+		{"one mount point refused, nothing written", sysexec.Call{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2}, "mnt/instance-store/1/data.csv", "/mnt/instance-store/1"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			sysfs(t, root, files)
+			if tc.planted != "" {
+				sysfs(t, root, map[string]string{tc.planted: "plaintext"})
+			}
+			keys := &fakeKeys{}
+			a, fake, _ := newTestAgent(t, root, []sysexec.Call{
+				{Argv: "cryptsetup --version", Stdout: version},
+				{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2},
+				tc.nvme1n1,
+			}, keys)
+			_, err := a.Apply(context.Background(), o)
+			var refused *RefusedError
+			if !errors.As(err, &refused) || refused.Device != tc.refused {
+				t.Fatalf("got %v, want %s refused", err, tc.refused)
+			}
+			fake.Done()
+			if len(keys.volumes) != 0 {
+				t.Error("a key was made before the refusal")
+			}
+			if _, err := os.Stat(filepath.Join(root, "mnt/instance-store/0")); !os.IsNotExist(err) {
+				t.Errorf("the first disk's mount point was made: %v", err)
+			}
+		})
+	}
 }
 
 // TestSumUp: the per-disk layout reads as open, mounted, ready and under the key only

@@ -48,9 +48,8 @@ func TestVerdicts(t *testing.T) {
 			w.Keys[fakeaws.KeyARN].Grants[0].ContextEquals = map[string]string{contract.ContextInstanceARN: instanceARN}
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.GrantUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
 		{"not a key user", nil, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.NotKeyUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
-		{"explicit deny in the key policy", func(w *fakeaws.World) {
-			w.Keys[fakeaws.KeyARN].Policy = strings.Replace(fakeaws.KeyPolicy, `"Statement": [`, `"Statement": [{"Effect":"Deny","Principal":{"AWS":"`+fakeaws.KeyUser+`"},"Action":"kms:Decrypt","Resource":"*"},`, 1)
-		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNotKeyUser, "kms:Decrypt"},
+		{"explicit deny in the key policy", keyPolicyDenies(fakeaws.KeyUser), binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNotKeyUser, "kms:Decrypt"},
+		{"explicit deny in the key policy beats a grant", keyPolicyDenies(fakeaws.GrantUser), binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.GrantUser)}, false, contract.ReasonNotKeyUser, "kms:Decrypt"},
 		{"explicit deny in an identity policy beats the key policy", func(w *fakeaws.World) {
 			w.Roles[fakeaws.KeyUser].Policies = append(w.Roles[fakeaws.KeyUser].Policies,
 				`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"kms:Decrypt","Resource":"*"}]}`)
@@ -243,5 +242,12 @@ func TestIdentityUndecidedIsNotBlocked(t *testing.T) {
 	}
 	if !v.Allowed || !strings.Contains(strings.Join(v.Notes, " "), "aws:SourceVpce") {
 		t.Errorf("got %+v, want allowed with a note on aws:SourceVpce", v)
+	}
+}
+
+// keyPolicyDenies puts a statement first in the key policy that denies role kms:Decrypt.
+func keyPolicyDenies(role string) func(*fakeaws.World) {
+	return func(w *fakeaws.World) {
+		w.Keys[fakeaws.KeyARN].Policy = strings.Replace(fakeaws.KeyPolicy, `"Statement": [`, `"Statement": [{"Effect":"Deny","Principal":{"AWS":"`+role+`"},"Action":"kms:Decrypt","Resource":"*"},`, 1)
 	}
 }

@@ -171,6 +171,14 @@ func TestScriptReadsOnlyEnvironment(t *testing.T) {
 			t.Errorf("the script does not check the %s digests", a.Arch)
 		}
 	}
+	// SSM sets SSM_<name> only for a parameter it interpolates as ENV_VAR; otherwise the
+	// fallback would substitute every value as text.
+	params := Content(defaults(), agents)["parameters"].(map[string]any)
+	for _, p := range contract.DocumentParameters {
+		if got := params[p.Name].(map[string]any)["interpolationType"]; got != "ENV_VAR" {
+			t.Errorf("%s: interpolationType %v, want ENV_VAR", p.Name, got)
+		}
+	}
 }
 
 // oldAgent renders the script as an SSM Agent before 3.3.2746.0 would run it: no SSM_
@@ -329,10 +337,13 @@ func TestScriptRunsTheMatchingAgent(t *testing.T) {
 		stdout   string // a pattern
 		stderr   string
 		leftOver []string
+		cp       string // a stub for cp, "" for the system's
 	}{
-		{"the current agent", arch, current, 3, `^ran \S+/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`, "removing the stale download", []string{"5-current.gz"}},
-		{"the other architecture", other, current, 2, `^$`, "run it again with Architecture=" + arch, []string{"0-old.gz", "5-current.gz", "9-old.gz"}},
-		{"a download of another binary", arch, "#!/bin/sh\necho evil\n", 1, `^$`, "decompresses to a binary whose SHA-256 is not", []string{"5-current.gz"}},
+		{"the current agent", arch, current, 3, `^ran \S+/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`, "removing the stale download", []string{"5-current.gz"}, ""},
+		{"the other architecture", other, current, 2, `^$`, "run it again with Architecture=" + arch, []string{"0-old.gz", "5-current.gz", "9-old.gz"}, ""},
+		{"a download of another binary", arch, "#!/bin/sh\necho evil\n", 1, `^$`, "decompresses to a binary whose SHA-256 is not", []string{"5-current.gz"}, ""},
+		// The checked download replaced between its check and its copy.
+		{"a download swapped while it is copied", arch, current, 1, `^$`, "changed while it was copied", []string{"5-current.gz"}, "#!/bin/sh\necho swapped >\"$2\"\n"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -346,6 +357,9 @@ func TestScriptRunsTheMatchingAgent(t *testing.T) {
 			writeFile(t, filepath.Join(downloads, "9-old.gz"), string(gzipped(t, "#!/bin/sh\necho ran another old agent\n")))
 			for _, tool := range []string{"cryptsetup", "mdadm", "blkid", "mkfs.ext4", "mkfs.xfs"} {
 				writeFile(t, filepath.Join(stubs, tool), "#!/bin/sh\n")
+			}
+			if tc.cp != "" {
+				writeFile(t, filepath.Join(stubs, "cp"), tc.cp)
 			}
 			if err := os.MkdirAll(private, 0o755); err != nil {
 				t.Fatal(err)

@@ -9,6 +9,7 @@ import (
 	"maps"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -282,10 +283,15 @@ func TestRerun(t *testing.T) {
 		t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 	}
 	var first map[string][]string
+	var requested string
 	w.With(func() {
-		first = w.Commands[len(w.Commands)-1].Parameters
+		first, requested = w.Commands[len(w.Commands)-1].Parameters, w.Commands[len(w.Commands)-1].RequestedVersion
 		w.Instances["i-00000000000000001"].Architecture = "arm64"
 	})
+	// By number: what "$DEFAULT" names may change between the check and the run.
+	if _, err := strconv.Atoi(requested); err != nil {
+		t.Errorf("sent version %q, want the default version's number", requested)
+	}
 	if got := first[document.ArchitectureParameter]; !slices.Equal(got, []string{"amd64"}) {
 		t.Errorf("Architecture %v, want the x86_64 instance's amd64", got)
 	}

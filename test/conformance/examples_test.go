@@ -138,6 +138,9 @@ func TestExampleSCPAndTagPolicy(t *testing.T) {
 				{role("cdk-hnb659fds-cfn-exec-role-" + env.Account + "-" + env.Region), "dynamodb:PutItem", table, true},
 				{d.resultRole, "dynamodb:UpdateItem", table, false},
 				{role("Admin"), "dynamodb:Query", table, false},
+				{role("Admin"), "dynamodb:PutResourcePolicy", table, true},
+				{role("Admin"), "dynamodb:RestoreTableToPointInTime", table, true},
+				{role("Admin"), "dynamodb:UpdateContinuousBackups", table, true},
 				{role("Admin"), "dynamodb:UpdateItem", fmt.Sprintf("arn:%s:dynamodb:%s:%s:table/payments-Ledger", env.Partition, env.Region, env.Account), false},
 			} {
 				if got := denied(t, scps, request(tc.who, tc.action, tc.resource, nil)); got != tc.denied {

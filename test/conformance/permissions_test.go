@@ -480,3 +480,40 @@ func TestSeedSecretKeyUse(t *testing.T) {
 		}
 	}
 }
+
+// TestLedgerKeyOnlyThroughDynamoDB: the functions' roles may decrypt with the stack's key
+// only what DynamoDB asks on their behalf for the ledger; the same Decrypt made directly
+// (no kms:ViaService), or for another table, is refused.
+func TestLedgerKeyOnlyThroughDynamoDB(t *testing.T) {
+	env := cfn.Partitions[0]
+	d := deploy(t, contract.KeySourceKMSDataKey, env)
+	ledger, dynamodb := d.launchEnv[contract.EnvLedgerTable], "dynamodb."+env.Region+"."+env.URLSuffix()
+	for _, tc := range []struct {
+		name       string
+		via, table string
+		want       fakeaws.Decision
+	}{
+		{"through DynamoDB, the ledger", dynamodb, ledger, fakeaws.Allow},
+		{"called directly", "", ledger, fakeaws.ImplicitDeny},
+		{"through DynamoDB, another table", dynamodb, "payments", fakeaws.ImplicitDeny},
+	} {
+		ctx := map[string][]string{
+			"kms:EncryptionContext:aws:dynamodb:tableName":    {tc.table},
+			"kms:EncryptionContext:aws:dynamodb:subscriberId": {env.Account},
+			"kms:EncryptionContextKeys":                       {"aws:dynamodb:subscriberId", "aws:dynamodb:tableName"},
+		}
+		if tc.via != "" {
+			ctx["kms:ViaService"] = []string{tc.via}
+		}
+		for _, role := range []string{d.launchRole, d.resultRole} {
+			ctx["aws:PrincipalArn"] = []string{role}
+			got, err := fakeaws.KMSDecision(d.keyPolicy, d.policies[role], nil, fakeaws.AuthzRequest{Principal: role, Action: "kms:Decrypt", Resource: d.keyARN, Context: ctx})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("%s as %s: %s, want %s", tc.name, role, got, tc.want)
+			}
+		}
+	}
+}
