@@ -310,6 +310,10 @@ func TestKeyBindsEachVolumeToItsInstance(t *testing.T) {
 					volume, dataKeys, fakeaws.ExplicitDeny},
 				{"an account admin through the root delegation", admin, asAdmin, adminPolicies, volume, dataKeys, fakeaws.ExplicitDeny},
 				{"an account admin, the instance-id context", admin, asAdmin, adminPolicies, instanceID, dataKeys, fakeaws.ExplicitDeny},
+				// An instance profile swapped for a role of the account's: its session carries
+				// the instance's ARN, so only the deny of roles other than the stack's refuses it.
+				{"another role on its own instance, kms:* in IAM", admin,
+					map[string][]string{"aws:PrincipalArn": {admin}, "ec2:SourceInstanceARN": {own}}, adminPolicies, volume, dataKeys, fakeaws.ExplicitDeny},
 				{"its own instance, kms:* in IAM, the instance-id context", d.instanceRole, onInstance(keyUserInstance), broad, instanceID, dataKeys, fakeaws.ExplicitDeny},
 				{"its own instance, kms:* in IAM, its own volume's context with other actions", d.instanceRole, onInstance(keyUserInstance), broad, volume,
 					[]string{"kms:ReEncryptFrom", "kms:ReEncryptTo", "kms:GenerateDataKeyWithoutPlaintext", "kms:Encrypt", "kms:CreateGrant"}, fakeaws.ExplicitDeny},

@@ -8,6 +8,8 @@ const (
 	stackFile  = "infra/storecrypt/storecrypt.go"
 	planFile   = "instance-agent/plan/plan.go"
 	scpFile    = "docs/examples/scp-storecrypt.json"
+	// scpResourcesFile protects storecrypt's own resources (functions, document, key).
+	scpResourcesFile = "docs/examples/scp-storecrypt-resources.json"
 )
 
 // Catalogue is one mutant or more per row of docs/security.md, in the document's order.
@@ -40,28 +42,48 @@ var Catalogue = []Mutant{
 	{
 		Row:  "A process on another opted-in instance",
 		File: stackFile,
-		Find: `		deny("StoreCryptOnlyTheOwningInstance", map[string]any{
-			"ForAnyValue:StringEquals": map[string]any{"kms:EncryptionContextKeys": contract.ContextInstanceARN},
-			"StringNotEquals":          map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
+		Find: `		deny("StoreCryptOnlyTheOwningInstance", nil, map[string]any{
+			"StringNotEquals": map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
 		}),
 `,
 		Pkg: conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
 	},
 	{
-		Row:  "A process on another opted-in instance",
-		File: stackFile,
-		Find: `		"StringEquals":              map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
-		"StringLike":                map[string]any{"kms:EncryptionContext:" + contract.ContextVolume: "*"},`,
-		Replace: `		"StringLike":                map[string]any{"kms:EncryptionContext:" + contract.ContextVolume: "*"},`,
-		Pkg:     conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
-	},
-	{
 		Row:  "An account admin, or any IAM policy",
 		File: stackFile,
-		Find: `		deny("StoreCryptOnlyTheInstanceRoles", map[string]any{
-			"ForAnyValue:StringLike": map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"},
-			"ArnNotEquals":           map[string]any{"aws:PrincipalArn": s.roleARNs},
-		}),
+		Find: `		deny("StoreCryptOnlyTheInstanceRoles", nil, map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": s.roleARNs}}),
+`,
+		Pkg: conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
+	},
+	{
+		Row:  "A role of the stack's that something other than EC2 may assume",
+		File: stackFile,
+		Find: `		deny("StoreCryptOnlyFromAnInstance", nil, map[string]any{"Null": map[string]any{"ec2:SourceInstanceARN": "true"}}),
+`,
+		Pkg: conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
+	},
+	{
+		Row:  "reach a volume's data key through another KMS action",
+		File: stackFile,
+		Find: `		deny("StoreCryptOnlyDataKeyUse", []string{"kms:GenerateDataKey", "kms:Decrypt"}, map[string]any{}),
+`,
+		Pkg: conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
+	},
+	{
+		Row:     "Credentials taken from an instance's IMDS",
+		File:    stackFile,
+		Find:    "		denials = append(denials, networkDenials(deny)...)\n",
+		Replace: "",
+		Pkg:     conformPkg, Run: "^TestKeyOnlyFromTheInstanceNetwork$",
+	},
+	{
+		Row:  "The denies lock the account out of its key",
+		File: stackFile,
+		Find: `		conditions["ForAnyValue:StringLike"] = map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"}
+`,
+		Replace: `		if sid != "StoreCryptOnlyFromAnInstance" {
+			conditions["ForAnyValue:StringLike"] = map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"}
+		}
 `,
 		Pkg: conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
 	},
@@ -80,18 +102,11 @@ var Catalogue = []Mutant{
 		Pkg: conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
 	},
 	{
-		Row:     "An upgrade locks out volumes",
+		Row:     "A context that names no instance ARN",
 		File:    "instance-agent/keysource/keysource.go",
-		Find:    "	if t.ContextKeys == nil {\n		return contract.LegacyEncryptionContext(v.InstanceID, v.UUID)",
-		Replace: "	if false {\n		return contract.LegacyEncryptionContext(v.InstanceID, v.UUID)",
-		Pkg:     "instance-agent/keysource", Run: "^TestKMSDataKeyBindsInstanceAndVolume$",
-	},
-	{
-		Row:     "An upgrade locks out volumes",
-		File:    stackFile,
-		Find:    "	if !s.props.RefuseLegacyVolumes {",
-		Replace: "	if false {",
-		Pkg:     stackPkg, Run: "^TestKeyPolicy$",
+		Find:    "		if !slices.Equal(t.ContextKeys, contract.ContextKeys) {",
+		Replace: "		if t.ContextKeys != nil && !slices.Equal(t.ContextKeys, contract.ContextKeys) {",
+		Pkg:     "instance-agent/keysource", Run: "^TestParseToken$",
 	},
 	{
 		Row:     "A header copied to another instance",
@@ -115,10 +130,17 @@ var Catalogue = []Mutant{
 		Pkg:     conformPkg, Run: "^TestSeedSecretKeyUse$",
 	},
 	{
+		Row:     "plants a passphrase they know",
+		File:    "instance-agent/keysource/keysource.go",
+		Find:    `		in.KeyId, op = aws.String(keyID), op+" with key "+keyID`,
+		Replace: `		op = op + " with key " + keyID`,
+		Pkg:     "instance-agent/keysource", Run: "^TestS3KMSTrustsOnlyItsKeyAndAccount$",
+	},
+	{
 		Row:     "`put-secret` replaces the secret",
 		File:    "instance-agent/keysource/keysource.go",
-		Find:    "return s.fromS3(ctx, t.Secret, t.SecretVersion)",
-		Replace: `return s.fromS3(ctx, t.Secret, "")`,
+		Find:    "return s.fromS3(ctx, t.Secret, t.SecretVersion, t.KeyID)",
+		Replace: `return s.fromS3(ctx, t.Secret, "", t.KeyID)`,
 		Pkg:     "instance-agent/keysource", Run: "^TestS3KMSReadsTheVersionItWasMadeWith$",
 	},
 	{
@@ -134,6 +156,13 @@ var Catalogue = []Mutant{
 		Find:    "		if d.Sig.Blank() {\n			return pl.fresh(v, nil, nil)",
 		Replace: "		if true {\n			return pl.fresh(v, nil, nil)",
 		Pkg:     agentPkg, Run: "^TestRefusesBeforeWriting$",
+	},
+	{
+		Row:     "Data that carries no signature blkid knows",
+		File:    "instance-agent/probe/probe.go",
+		Find:    "func (s Signature) Blank() bool { return s == Signature{} }",
+		Replace: "func (s Signature) Blank() bool { return s == Signature{Data: s.Data} }",
+		Pkg:     "instance-agent/plan", Run: "^TestDecide$",
 	},
 	{
 		Row:     "naming EBS (`Amazon Elastic Block Store`)",
@@ -180,7 +209,7 @@ var Catalogue = []Mutant{
 	{
 		Row:     "With KMS unreachable at boot",
 		File:    "instance-agent/bind/bind.go",
-		Find:    "	if err := seal(src); errors.Is(err, mountpoint.ErrUnsupported) {",
+		Find:    "	if err := SealTree(src, seal); errors.Is(err, mountpoint.ErrUnsupported) {",
 		Replace: "	if err := error(nil); errors.Is(err, mountpoint.ErrUnsupported) {",
 		Pkg:     agentPkg, Run: "^TestBindDirs$",
 	},
@@ -190,6 +219,20 @@ var Catalogue = []Mutant{
 		Find:    "	if _, err := run.Run(ctx, MountCommand(Target(mountPoint, dir), dir)); err != nil {",
 		Replace: "	if err := error(nil); err != nil {",
 		Pkg:     agentPkg, Run: "^TestBindDirs$",
+	},
+	{
+		Row:     "Taking storecrypt off an instance",
+		File:    "instance-agent/bootunit/bootunit.go",
+		Find:    `	links, err := filepath.Glob(filepath.Join(dir, "*", contract.UnitName))`,
+		Replace: `	links, err := filepath.Glob(filepath.Join(dir, "multi-user.target.wants", contract.UnitName))`,
+		Pkg:     "instance-agent/bootunit", Run: "^TestUninstall$",
+	},
+	{
+		Row:     "Taking storecrypt off an instance",
+		File:    "instance-agent/agent/install.go",
+		Find:    "	return r.unsealAll(append([]string{r.o.MountPoint}, r.o.BindDirs...))",
+		Replace: "	return nil",
+		Pkg:     agentPkg, Run: "^TestUninstall$",
 	},
 	{
 		Row:     "`--bind-dirs` hides the system's state",
@@ -224,6 +267,13 @@ var Catalogue = []Mutant{
 		File:    planFile,
 		Find:    "	if o.Boot || f.BootMode {\n		return Step{}, false",
 		Replace: "	if o.Boot {\n		return Step{}, false",
+		Pkg:     agentPkg, Run: "^TestCommandKeepsTheBootUnit$",
+	},
+	{
+		Row:     "The boot unit runs the agent installed at image build",
+		File:    planFile,
+		Find:    "		if s, ok := UpdateBootAgent(pl.f); ok {",
+		Replace: "		if s, ok := UpdateBootAgent(pl.f); false && ok {",
 		Pkg:     agentPkg, Run: "^TestCommandKeepsTheBootUnit$",
 	},
 	{
@@ -269,6 +319,20 @@ var Catalogue = []Mutant{
 		File:    planFile,
 		Find:    "		return pl.fresh(array, f.Disks, members)",
 		Replace: "		return refuse(members[0].Path, \"carries a RAID superblock while other disks are blank\")",
+		Pkg:     "instance-agent/plan", Run: "^TestDecide$",
+	},
+	{
+		Row:     "superset of a ready array",
+		File:    planFile,
+		Find:    "		case sb.RaidDevices != len(pl.f.Disks):",
+		Replace: "		case false:",
+		Pkg:     "instance-agent/plan", Run: "^TestDecide$",
+	},
+	{
+		Row:     "superset of a ready array",
+		File:    planFile,
+		Find:    "	if a.Devices != len(pl.f.Disks) {",
+		Replace: "	if false {",
 		Pkg:     "instance-agent/plan", Run: "^TestDecide$",
 	},
 
@@ -325,7 +389,7 @@ var Catalogue = []Mutant{
 	{
 		Row:     "Substituted as text (it picks the download's path)",
 		File:    "internal/document/document.go",
-		Find:    "		\"allowedValues\": Architectures,\n",
+		Find:    "		\"allowedPattern\": ArchitecturePattern,\n",
 		Replace: "",
 		Pkg:     "internal/document", Run: "^TestOneDownloadForTheInstance$",
 	},
@@ -463,8 +527,8 @@ var Catalogue = []Mutant{
 	{
 		Row:     "A console rerun at `$DEFAULT`",
 		File:    "internal/opcli/rerun.go",
-		Find:    "version: aws.ToString(desc.Document.DefaultVersion),",
-		Replace: "version: \"$DEFAULT\" + aws.ToString(desc.Document.DefaultVersion)[:0],",
+		Find:    "DocumentVersion: aws.String(p.pin.Version), InstanceIds: ids,",
+		Replace: "DocumentVersion: aws.String(\"$DEFAULT\"), InstanceIds: ids,",
 		Pkg:     "internal/opcli", Run: "^TestRerun$",
 	},
 	{
@@ -477,8 +541,8 @@ var Catalogue = []Mutant{
 	{
 		Row:     "Anyone with `ec2:CreateTags` in the organization",
 		File:    scpFile,
-		Find:    "      \"Action\": [\n        \"ec2:CreateTags\",\n        \"ec2:DeleteTags\"\n      ],",
-		Replace: "      \"Action\": [\n        \"ec2:DeleteTags\"\n      ],",
+		Find:    `"Action": ["ec2:CreateTags", "ec2:DeleteTags"],`,
+		Replace: `"Action": ["ec2:DeleteTags"],`,
 		Pkg:     conformPkg, Run: "^TestExampleSCPAndTagPolicy$",
 	},
 	{
@@ -547,16 +611,51 @@ var Catalogue = []Mutant{
 	{
 		Row:     "An administrator writes, rewinds",
 		File:    scpFile,
-		Find:    "        \"dynamodb:UpdateItem\",\n",
+		Find:    `"dynamodb:UpdateItem", `,
 		Replace: "",
 		Pkg:     conformPkg, Run: "^TestExampleSCPAndTagPolicy$",
 	},
 	{
 		Row:     "An administrator writes, rewinds",
 		File:    scpFile,
-		Find:    "        \"dynamodb:RestoreTableToPointInTime\",\n",
+		Find:    `"dynamodb:RestoreTableToPointInTime", `,
 		Replace: "",
-		Pkg:     conformPkg, Run: "^TestExampleSCPAndTagPolicy$",
+		Pkg:     conformPkg, Run: "^TestExampleSCPKeepsChangesToTheDeployers$",
+	},
+	{
+		Row:     "An admin replaces the launch or result function's code",
+		File:    scpResourcesFile,
+		Find:    `"lambda:UpdateFunctionCode", `,
+		Replace: "",
+		Pkg:     conformPkg, Run: "^TestExampleSCPKeepsChangesToTheDeployers$",
+	},
+	{
+		Row:     "An admin updates it or changes its default version",
+		File:    scpResourcesFile,
+		Find:    `"ssm:UpdateDocumentDefaultVersion",`,
+		Replace: "",
+		Pkg:     conformPkg, Run: "^TestExampleSCPKeepsChangesToTheDeployers$",
+	},
+	{
+		Row:     "An admin removes the deny statements with `kms:PutKeyPolicy`",
+		File:    scpResourcesFile,
+		Find:    `"kms:PutKeyPolicy", `,
+		Replace: "",
+		Pkg:     conformPkg, Run: "^TestExampleSCPKeepsChangesToTheDeployers$",
+	},
+	{
+		Row:     "An admin imports findings over storecrypt's",
+		File:    scpResourcesFile,
+		Find:    `"Action": "securityhub:BatchImportFindings",`,
+		Replace: `"Action": "securityhub:GetFindings",`,
+		Pkg:     conformPkg, Run: "^TestExampleSCPKeepsChangesToTheDeployers$",
+	},
+	{
+		Row:     "Someone makes a role named like a deployer",
+		File:    scpFile,
+		Find:    `"Resource": "arn:*:iam::*:role/stacksets-exec-*",`,
+		Replace: `"Resource": "arn:*:iam::*:role/no-such-role",`,
+		Pkg:     conformPkg, Run: "^TestExampleSCPKeepsChangesToTheDeployers$",
 	},
 	{
 		Row:     "goes unseen by the security team",
@@ -594,6 +693,20 @@ var Catalogue = []Mutant{
 		Find:    "		\"ForAllValues:StringLike\": map[string]any{\"aws:TagKeys\": []string{\"storecrypt:*\"}},\n",
 		Replace: "",
 		Pkg:     stackPkg, Run: "^TestLeastPrivilege$",
+	},
+	{
+		Row:     "`storecrypt rerun --targets` with a tag anyone may write",
+		File:    "internal/opcli/rerun.go",
+		Find:    "		case !in:",
+		Replace: "		case false && !in:",
+		Pkg:     "internal/opcli", Run: "^TestRerunFleet$|^TestRerunAsksFirst$",
+	},
+	{
+		Row:     "`storecrypt rerun --targets` with a tag anyone may write",
+		File:    "internal/opcli/rerun.go",
+		Find:    "		if !*yes {",
+		Replace: "		if false && !*yes {",
+		Pkg:     "internal/opcli", Run: "^TestRerunAsksFirst$",
 	},
 	{
 		Row:     "An operator without MFA",

@@ -149,7 +149,7 @@ func baseline(w io.Writer, root string, selected []mutants.Mutant, guest bool, t
 	}
 	for _, pkg := range pkgs {
 		start := time.Now()
-		out, err := goTest(root, root, pkg, "("+strings.Join(runs[pkg], ")|(")+")", "", timeout)
+		out, err := goTest(root, pkg, "("+strings.Join(runs[pkg], ")|(")+")", "", timeout)
 		if err != nil {
 			return fmt.Errorf("the unmutated tests of %s fail, so no mutant can be judged: %w\n%s", pkg, err, out)
 		}
@@ -171,12 +171,8 @@ func runOne(root, dir string, m mutants.Mutant, timeout time.Duration) (outcome,
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return o, nil, err
 	}
-	compiled, err := compiledIn(root, m.File)
-	if err != nil {
-		return o, nil, err
-	}
 	moduleDir, overlay := root, ""
-	if compiled {
+	if compiledIn(root, m.File) {
 		mutated := filepath.Join(dir, filepath.Base(m.File))
 		if err := os.WriteFile(mutated, content, 0o600); err != nil {
 			return o, nil, err
@@ -199,7 +195,7 @@ func runOne(root, dir string, m mutants.Mutant, timeout time.Duration) (outcome,
 		}
 	}
 	start := time.Now()
-	out, err := goTest(root, moduleDir, m.Pkg, m.Run, overlay, timeout)
+	out, err := goTest(moduleDir, m.Pkg, m.Run, overlay, timeout)
 	o.secs = time.Since(start).Seconds()
 	switch {
 	case err == nil:
@@ -214,7 +210,7 @@ func runOne(root, dir string, m mutants.Mutant, timeout time.Duration) (outcome,
 
 var buildFailed = regexp.MustCompile(`\[(build|setup) failed\]|(?m)^# `)
 
-func goTest(root, moduleDir, pkg, run, overlay string, timeout time.Duration) ([]byte, error) {
+func goTest(moduleDir, pkg, run, overlay string, timeout time.Duration) ([]byte, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	// vet is off: a mutant vet dislikes would otherwise count as killed.
@@ -232,18 +228,18 @@ func goTest(root, moduleDir, pkg, run, overlay string, timeout time.Duration) ([
 
 // compiledIn says whether file reaches the test binary (a Go file, or one its package
 // embeds), so that an overlay replaces it.
-func compiledIn(root, file string) (bool, error) {
+func compiledIn(root, file string) bool {
 	if strings.HasSuffix(file, ".go") {
-		return true, nil
+		return true
 	}
 	cmd := exec.Command("go", "list", "-f", `{{join .EmbedFiles "\n"}}`, "./"+filepath.Dir(file))
 	cmd.Dir = root
 	out, err := cmd.Output()
 	if err != nil {
 		// Not a package's directory (docs/examples): nothing embeds it there.
-		return false, nil //nolint:nilerr // go list fails where there is no package.
+		return false
 	}
-	return slices.Contains(strings.Split(string(out), "\n"), filepath.Base(file)), nil
+	return slices.Contains(strings.Split(string(out), "\n"), filepath.Base(file))
 }
 
 // copyModule copies the files git knows of (committed or not, ignored ones left out),
