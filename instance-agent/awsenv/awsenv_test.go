@@ -56,13 +56,19 @@ func TestS3KMSThroughTheEmulators(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	enc, err := e.KMS.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(keyARN), Plaintext: []byte("seed passphrase\n")})
-	if err != nil {
-		t.Fatal(err)
+	// seal encrypts a passphrase under key, as the seed recipe does, and stores the raw
+	// ciphertext at bucket/object.
+	seal := func(key, text, bucket, object string) {
+		t.Helper()
+		enc, err := e.KMS.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(key), Plaintext: []byte(text)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := e.PutObject(ctx, bucket, object, enc.CiphertextBlob); err != nil {
+			t.Fatal(err)
+		}
 	}
-	if err := e.PutObject(ctx, "secrets", "storecrypt/seed", enc.CiphertextBlob); err != nil {
-		t.Fatal(err)
-	}
+	seal(keyARN, "seed passphrase\n", "secrets", "storecrypt/seed")
 	sources, err := (&Env{}).Keys(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -81,22 +87,14 @@ func TestS3KMSThroughTheEmulators(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	planted, err := e.KMS.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(other), Plaintext: []byte("a passphrase the planter knows\n")})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := e.PutObject(ctx, "secrets", "storecrypt/planted", planted.CiphertextBlob); err != nil {
-		t.Fatal(err)
-	}
+	seal(other, "a passphrase the planter knows\n", "secrets", "storecrypt/planted")
 	var unavailable *keysource.UnavailableError
 	if key, err := sources.New(ctx, contract.AgentOptions{KeySource: contract.KeySourceS3KMS, KMSKeyID: keyARN, Secret: "s3://secrets/storecrypt/planted"}, keysource.Volume{}); !errors.As(err, &unavailable) {
 		t.Errorf("a secret under another key: got %q, %v; want an UnavailableError", key.Secret, err)
 	}
 	// A bucket of the same name in another account (the stack's deleted, the name taken)
 	// is not read: the agent names the instance's account as the owner.
-	if err := e.PutObject(ctx, "squatted", "storecrypt/seed", planted.CiphertextBlob); err != nil {
-		t.Fatal(err)
-	}
+	seal(other, "a passphrase the planter knows\n", "squatted", "storecrypt/seed")
 	e.OwnBucket("squatted", "444455556666")
 	if key, err := sources.New(ctx, contract.AgentOptions{KeySource: contract.KeySourceS3KMS, Secret: "s3://squatted/storecrypt/seed"}, keysource.Volume{}); !errors.As(err, &unavailable) || !strings.Contains(err.Error(), "AccessDenied") {
 		t.Errorf("a bucket of another account: got %q, %v; want AccessDenied", key.Secret, err)
