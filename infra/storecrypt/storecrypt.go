@@ -812,6 +812,9 @@ func (s *builder) function(id, dir string, timeout float64, env map[string]*stri
 		// findings for this account by securityhub:TargetAccount.
 		role.AddToPrincipalPolicy(statement("SecurityHubFindings", []string{"securityhub:BatchImportFindings"}, []*string{jsii.String("*")},
 			map[string]any{"StringEquals": map[string]any{"securityhub:TargetAccount": s.st.Account()}}))
+		// An update keeps the CreatedAt Security Hub holds: only this stack's hub is read.
+		role.AddToPrincipalPolicy(statement("SecurityHubCreatedAt", []string{"securityhub:GetFindings"},
+			[]*string{s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("securityhub"), Resource: jsii.String("hub"), ResourceName: jsii.String("default")})}, nil))
 		env[contract.EnvSecurityHub] = jsii.String("true")
 	}
 	if s.props.ComplianceItems {

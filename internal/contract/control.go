@@ -231,6 +231,9 @@ const (
 	MetricDocumentDrift      = "DocumentDrift"
 	MetricOptedOut           = "OptedOut"
 	MetricCommandsSent       = "CommandsSent" // instances sent the document (first runs and reruns)
+	// MetricFindingsNotImported counts findings Security Hub refused or a failed call lost:
+	// the verdict is in the ledger and the tags, but not where security teams look.
+	MetricFindingsNotImported = "FindingsNotImported"
 )
 
 // MetricReason is the dimension that says why an instance was blocked or failed. Those

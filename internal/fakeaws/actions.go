@@ -148,6 +148,9 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 			out = append(out, req(action, "*", map[string][]string{"securityhub:TargetAccount": {aws.ToString(f.AwsAccountId)}}))
 		}
 		return out, nil
+	case *securityhub.GetFindingsInput:
+		// The hub is its required resource type (Service Authorization Reference).
+		return one(action, arn("securityhub", r, "hub/default")), nil
 	case *s3.PutObjectInput:
 		bucket, key := aws.ToString(in.Bucket), aws.ToString(in.Key)
 		out := one(action, fmt.Sprintf("arn:%s:s3:::%s/%s", p, bucket, key))

@@ -158,6 +158,9 @@ type World struct {
 	// findings it holds, by id.
 	SecurityHubEnabled bool
 	Findings           map[string]shtypes.AwsSecurityFinding
+	// customerSet names, by finding id, the top-level fields a customer changed with
+	// BatchUpdateFindings: the provider's imports no longer change them.
+	customerSet map[string]map[string]bool
 	// Compliance holds the Systems Manager compliance items, by "instance/type".
 	Compliance map[string][]ssmtypes.ComplianceItemEntry
 	Commands   []*Command

@@ -3,6 +3,7 @@ package fakeaws
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -223,6 +224,34 @@ func TestSecurityHubRules(t *testing.T) {
 	if n := failed(older); n != 0 || aws.ToString(w.Findings["a"].Title) != "x" {
 		t.Errorf("an update not newer than the finding: %d failed, title %q; want it ignored", n, aws.ToString(w.Findings["a"].Title))
 	}
+	for _, tc := range []struct {
+		name   string
+		change func(*shtypes.AwsSecurityFinding)
+	}{
+		{"an empty ProductFields value", func(f *shtypes.AwsSecurityFinding) { f.ProductFields = map[string]string{"k": ""} }},
+		{"a blank ProductFields value", func(f *shtypes.AwsSecurityFinding) { f.ProductFields = map[string]string{"k": " \t"} }},
+		{"a ProductFields key of 129 characters", func(f *shtypes.AwsSecurityFinding) {
+			f.ProductFields = map[string]string{strings.Repeat("k", 129): "v"}
+		}},
+		{"a ProductFields value of 2049 characters", func(f *shtypes.AwsSecurityFinding) {
+			f.ProductFields = map[string]string{"k": strings.Repeat("v", 2049)}
+		}},
+		{"51 ProductFields", func(f *shtypes.AwsSecurityFinding) {
+			f.ProductFields = map[string]string{}
+			for n := range 51 {
+				f.ProductFields[fmt.Sprint(n)] = "v"
+			}
+		}},
+		{"a title of 257 characters", func(f *shtypes.AwsSecurityFinding) { f.Title = aws.String(strings.Repeat("t", 257)) }},
+		{"no severity anywhere", func(f *shtypes.AwsSecurityFinding) { f.Severity = nil }},
+		{"no types anywhere", func(f *shtypes.AwsSecurityFinding) { f.Types = nil }},
+	} {
+		f := finding("refused", at, at)
+		tc.change(&f)
+		if n := failed(f); n != 1 {
+			t.Errorf("%s: got %d failed, want 1", tc.name, n)
+		}
+	}
 	many := make([]shtypes.AwsSecurityFinding, 101)
 	for i := range many {
 		many[i] = finding(fmt.Sprint(i), at, at)
@@ -234,6 +263,62 @@ func TestSecurityHubRules(t *testing.T) {
 	out, err := hub.BatchImportFindings(ctx, &securityhub.BatchImportFindingsInput{Findings: []shtypes.AwsSecurityFinding{finding("d", at, at)}})
 	if err != nil || aws.ToInt32(out.FailedCount) != 1 || aws.ToString(out.FailedFindings[0].ErrorCode) != "InvalidAccess" {
 		t.Errorf("Security Hub not enabled: %+v %v", out, err)
+	}
+}
+
+// TestSecurityHubProviderFields: Severity and Types as "Using FindingProviderFields"
+// (Security Hub User Guide) settles them. A new finding's top level takes
+// FindingProviderFields'; after a customer's BatchUpdateFindings the provider's imports
+// change FindingProviderFields and never the customer's top-level values.
+func TestSecurityHubProviderFields(t *testing.T) {
+	w := NewAccount()
+	w.SecurityHubEnabled = true
+	hub := securityhub.NewFromConfig(w.Config())
+	ctx := context.Background()
+	product := "arn:aws:securityhub:" + Region + ":" + Account + ":product/" + Account + "/default"
+	finding := func(updated string, provided shtypes.SeverityLabel, top *shtypes.Severity) shtypes.AwsSecurityFinding {
+		return shtypes.AwsSecurityFinding{SchemaVersion: aws.String("2018-10-08"), Id: aws.String("f"), GeneratorId: aws.String("g"), AwsAccountId: aws.String(Account),
+			ProductArn: aws.String(product), CreatedAt: aws.String("2026-11-28T09:00:00Z"), UpdatedAt: aws.String(updated), Title: aws.String("x"), Description: aws.String("y"),
+			Severity: top, FindingProviderFields: &shtypes.FindingProviderFields{Severity: &shtypes.FindingProviderSeverity{Label: provided}, Types: []string{"provided"}},
+			Resources: []shtypes.Resource{{Type: aws.String("AwsEc2Instance"), Id: aws.String("i")}}}
+	}
+	imported := func(f shtypes.AwsSecurityFinding) shtypes.AwsSecurityFinding {
+		t.Helper()
+		out, err := hub.BatchImportFindings(ctx, &securityhub.BatchImportFindingsInput{Findings: []shtypes.AwsSecurityFinding{f}})
+		if err != nil || aws.ToInt32(out.FailedCount) != 0 {
+			t.Fatalf("importing: %v %+v", err, out)
+		}
+		return w.Findings["f"]
+	}
+	// A new finding: FindingProviderFields wins over a top-level value sent with it.
+	got := imported(finding("2026-11-28T09:00:00Z", shtypes.SeverityLabelHigh, &shtypes.Severity{Label: shtypes.SeverityLabelLow}))
+	if got.Severity.Label != shtypes.SeverityLabelHigh || !slices.Equal(got.Types, []string{"provided"}) {
+		t.Errorf("a new finding: got top-level %s %v, want HIGH [provided]", got.Severity.Label, got.Types)
+	}
+	// The provider updates it through FindingProviderFields: both levels follow.
+	got = imported(finding("2026-11-28T10:00:00Z", shtypes.SeverityLabelMedium, nil))
+	if got.Severity.Label != shtypes.SeverityLabelMedium {
+		t.Errorf("an update: got top-level %s, want MEDIUM", got.Severity.Label)
+	}
+	// A customer changes severity and types; the provider's later imports, in
+	// FindingProviderFields or at the top level, leave them.
+	if _, err := hub.BatchUpdateFindings(ctx, &securityhub.BatchUpdateFindingsInput{FindingIdentifiers: []shtypes.AwsSecurityFindingIdentifier{{Id: aws.String("f"), ProductArn: aws.String(product)}},
+		Severity: &shtypes.SeverityUpdate{Label: shtypes.SeverityLabelCritical}, Types: []string{"customer"}}); err != nil {
+		t.Fatal(err)
+	}
+	for n, top := range []*shtypes.Severity{nil, {Label: shtypes.SeverityLabelLow}} {
+		got = imported(finding(fmt.Sprintf("2026-11-28T1%d:00:00Z", n+1), shtypes.SeverityLabelInformational, top))
+		if got.Severity.Label != shtypes.SeverityLabelCritical || !slices.Equal(got.Types, []string{"customer"}) || got.FindingProviderFields.Severity.Label != shtypes.SeverityLabelInformational {
+			t.Errorf("after the customer's update, top-level %v: got %s %v (provided %s), want CRITICAL [customer] (provided INFORMATIONAL)",
+				top, got.Severity.Label, got.Types, got.FindingProviderFields.Severity.Label)
+		}
+	}
+	ids := make([]shtypes.StringFilter, 21)
+	for n := range ids {
+		ids[n] = shtypes.StringFilter{Value: aws.String(fmt.Sprint(n)), Comparison: shtypes.StringFilterComparisonEquals}
+	}
+	if _, err := hub.GetFindings(ctx, &securityhub.GetFindingsInput{Filters: &shtypes.AwsSecurityFindingFilters{Id: ids}}); err == nil {
+		t.Error("GetFindings took 21 values for one attribute, want at most 20")
 	}
 }
 

@@ -9,6 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/securityhub"
 	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/emf"
 )
 
 // Filer files verdicts where the stack asks: Security Hub findings, Systems Manager
@@ -16,15 +19,17 @@ import (
 type Filer struct {
 	Hub        *Publisher  // nil: no findings
 	Compliance *Compliance // nil: no compliance items
+	// Metrics counts the findings Security Hub did not import (contract.MetricFindingsNotImported).
+	Metrics *emf.Writer
 }
 
-// New is the filer a function's configuration asks for, talking to AWS through cfg;
-// nil when it asks for neither.
-func New(cfg aws.Config, keyARN string, hub, compliance bool) *Filer {
+// New is the filer a function's configuration asks for, talking to AWS through cfg and
+// counting on metrics; nil when it asks for neither.
+func New(cfg aws.Config, keyARN string, hub, compliance bool, metrics *emf.Writer) *Filer {
 	if !hub && !compliance {
 		return nil
 	}
-	f := &Filer{}
+	f := &Filer{Metrics: metrics}
 	if hub {
 		f.Hub = NewPublisher(securityhub.NewFromConfig(cfg), keyARN)
 	}
@@ -35,8 +40,9 @@ func New(cfg aws.Config, keyARN string, hub, compliance bool) *Filer {
 }
 
 // File files the verdicts that are storecrypt's to report (Reported), and the archiving
-// of a terminated instance's finding. The verdicts are a copy for security teams: the
-// callers log a failure and go on.
+// of a terminated instance's finding. Findings Security Hub did not import are counted
+// in the metric as well as returned (*NotImportedError), so an alarm or a dashboard sees
+// what a log line alone would hide.
 func (f *Filer) File(ctx context.Context, vs []Instance, now time.Time) error {
 	if f == nil {
 		return nil
@@ -57,7 +63,12 @@ func (f *Filer) File(ctx context.Context, vs []Instance, now time.Time) error {
 		}
 	}
 	if f.Hub != nil {
-		errs = append(errs, f.Hub.Publish(ctx, fs))
+		err := f.Hub.Publish(ctx, fs)
+		var lost *NotImportedError
+		if errors.As(err, &lost) && f.Metrics != nil {
+			errs = append(errs, f.Metrics.Emit(now, []emf.Metric{{Name: contract.MetricFindingsNotImported, Unit: "Count", Value: float64(lost.N)}}, nil, nil))
+		}
+		errs = append(errs, err)
 	}
 	return errors.Join(errs...)
 }

@@ -26,6 +26,7 @@ import (
 // SecurityHub is the part of the Security Hub client the functions use.
 type SecurityHub interface {
 	BatchImportFindings(ctx context.Context, in *securityhub.BatchImportFindingsInput, optFns ...func(*securityhub.Options)) (*securityhub.BatchImportFindingsOutput, error)
+	GetFindings(ctx context.Context, in *securityhub.GetFindingsInput, optFns ...func(*securityhub.Options)) (*securityhub.GetFindingsOutput, error)
 }
 
 // ErrNotEnabled says Security Hub is not enabled in the account and region: the findings
@@ -34,6 +35,23 @@ var ErrNotEnabled = errors.New("security hub is not enabled in this account and 
 
 // maxBatch is BatchImportFindings' largest batch ("up to 100 findings per batch").
 const maxBatch = 100
+
+// maxFilterValues is GetFindings' limit: "For each attribute, you can provide up to 20
+// filter values".
+const maxFilterValues = 20
+
+// NotImportedError is findings Security Hub did not take: refused in FailedFindings, or
+// in a call that failed. N counts them, for the metric.
+type NotImportedError struct {
+	N   int
+	Err error
+}
+
+func (e *NotImportedError) Error() string {
+	return fmt.Sprintf("security hub did not import %d findings: %v", e.N, e.Err)
+}
+
+func (e *NotImportedError) Unwrap() error { return e.Err }
 
 // Instance is one instance's verdict.
 type Instance struct {
@@ -66,7 +84,11 @@ const StatusTerminated = "terminated"
 
 // Finding is the ASFF finding for an instance's verdict at now. An encrypted instance's
 // finding is archived and compliant, a terminated one's archived; any other is active
-// and failed.
+// and failed. Its CreatedAt is now, as a new finding's must be; Publish keeps an existing
+// finding's. Severity and Types go in FindingProviderFields only: Security Hub copies
+// them to the top level unless a customer changed those with BatchUpdateFindings, where
+// a top-level value from the provider would overwrite the customer's on a new finding
+// and be ignored on an update.
 func (p *Publisher) Finding(i Instance, now time.Time) shtypes.AwsSecurityFinding {
 	at := now.UTC().Format(time.RFC3339Nano)
 	arn := contract.InstanceARN(p.Partition, p.Region, p.Account, i.ID)
@@ -76,18 +98,21 @@ func (p *Publisher) Finding(i Instance, now time.Time) shtypes.AwsSecurityFindin
 		ProductArn:    aws.String(fmt.Sprintf("arn:%s:securityhub:%s:%s:product/%s/default", p.Partition, p.Region, p.Account, p.Account)),
 		GeneratorId:   aws.String("storecrypt"),
 		AwsAccountId:  aws.String(p.Account),
-		Types:         []string{"Software and Configuration Checks/AWS Security Best Practices"},
-		CreatedAt:     aws.String(at), // a new finding's must equal its UpdatedAt
+		CreatedAt:     aws.String(at),
 		UpdatedAt:     aws.String(at),
 		Resources: []shtypes.Resource{{Type: aws.String("AwsEc2Instance"), Id: aws.String(arn), Partition: shtypes.Partition(p.Partition), Region: aws.String(p.Region),
 			Details: &shtypes.ResourceDetails{AwsEc2Instance: &shtypes.AwsEc2InstanceDetails{Type: nilIfEmpty(i.Type)}}}},
-		ProductFields: map[string]string{"storecrypt/status": i.Status, "storecrypt/reason": string(i.Reason), "storecrypt/command-id": i.CommandID,
-			"storecrypt/role": i.Role, "storecrypt/key": p.KeyARN},
+		ProductFields: productFields(map[string]string{"storecrypt/status": i.Status, "storecrypt/reason": string(i.Reason), "storecrypt/command-id": i.CommandID,
+			"storecrypt/role": i.Role, "storecrypt/key": p.KeyARN}),
+	}
+	provided := func(l shtypes.SeverityLabel) *shtypes.FindingProviderFields {
+		return &shtypes.FindingProviderFields{Severity: &shtypes.FindingProviderSeverity{Label: l},
+			Types: []string{"Software and Configuration Checks/AWS Security Best Practices"}}
 	}
 	if i.Status == StatusTerminated {
 		f.Title = aws.String("Instance terminated")
 		f.Description = aws.String(i.ID + " terminated; storecrypt's ledger keeps its record.")
-		f.Severity = &shtypes.Severity{Label: shtypes.SeverityLabelInformational}
+		f.FindingProviderFields = provided(shtypes.SeverityLabelInformational)
 		f.Compliance = &shtypes.Compliance{Status: shtypes.ComplianceStatusNotAvailable}
 		f.RecordState = shtypes.RecordStateArchived
 		return f
@@ -95,7 +120,7 @@ func (p *Publisher) Finding(i Instance, now time.Time) shtypes.AwsSecurityFindin
 	if i.Status == contract.StatusEncrypted {
 		f.Title = aws.String("Instance store encrypted by storecrypt")
 		f.Description = aws.String(fmt.Sprintf("The instance store of %s is encrypted (LUKS2) under %s, with the agent's evidence.", i.ID, p.KeyARN))
-		f.Severity = &shtypes.Severity{Label: shtypes.SeverityLabelInformational}
+		f.FindingProviderFields = provided(shtypes.SeverityLabelInformational)
 		f.Compliance = &shtypes.Compliance{Status: shtypes.ComplianceStatusPassed}
 		f.RecordState = shtypes.RecordStateArchived
 		return f
@@ -107,15 +132,16 @@ func (p *Publisher) Finding(i Instance, now time.Time) shtypes.AwsSecurityFindin
 	f.Title = aws.String("Instance store not encrypted: " + why)
 	f.Description = aws.String(fmt.Sprintf("%s is in storecrypt's scope, but its instance store is not encrypted under %s: %s (%s). "+
 		"See the instance's storecrypt:reason tag, the ledger, and `storecrypt verify --instance %s` for the fix.", i.ID, p.KeyARN, i.Status, why, i.ID))
-	f.Severity = &shtypes.Severity{Label: shtypes.SeverityLabelHigh}
+	f.FindingProviderFields = provided(shtypes.SeverityLabelHigh)
 	f.Compliance = &shtypes.Compliance{Status: shtypes.ComplianceStatusFailed}
 	f.RecordState = shtypes.RecordStateActive
 	return f
 }
 
-// Publish imports the findings, 100 a call. Findings Security Hub refuses are an error
-// naming them; a Security Hub that is not enabled is ErrNotEnabled, once: later calls
-// do nothing.
+// Publish imports the findings, 100 a call, each existing one with the CreatedAt Security
+// Hub holds for it. Findings Security Hub did not take are a *NotImportedError naming
+// them; one refused finding, or one failed call, does not keep the others out. A
+// Security Hub that is not enabled is ErrNotEnabled, once: later calls do nothing.
 func (p *Publisher) Publish(ctx context.Context, fs []shtypes.AwsSecurityFinding) error {
 	p.mu.Lock()
 	off := p.off
@@ -133,7 +159,20 @@ func (p *Publisher) Publish(ctx context.Context, fs []shtypes.AwsSecurityFinding
 }
 
 func (p *Publisher) publish(ctx context.Context, fs []shtypes.AwsSecurityFinding) error {
+	created, lookupErr := p.created(ctx, fs)
+	if errors.Is(lookupErr, ErrNotEnabled) {
+		return lookupErr
+	}
+	// Without the lookup the findings still go in: a CreatedAt reset is a smaller loss
+	// than the verdict missing from Security Hub.
+	fs = slices.Clone(fs)
+	for n, f := range fs {
+		if at, ok := created[aws.ToString(f.Id)]; ok {
+			fs[n].CreatedAt = aws.String(at)
+		}
+	}
 	var errs []error
+	notImported := 0
 	for chunk := range slices.Chunk(fs, maxBatch) {
 		out, err := p.Hub.BatchImportFindings(ctx, &securityhub.BatchImportFindingsInput{Findings: chunk})
 		if err != nil {
@@ -141,19 +180,53 @@ func (p *Publisher) publish(ctx context.Context, fs []shtypes.AwsSecurityFinding
 			if errors.As(err, &denied) {
 				return fmt.Errorf("%w: %w", ErrNotEnabled, err)
 			}
-			return fmt.Errorf("importing %d findings: %w", len(chunk), err)
+			notImported += len(chunk)
+			errs = append(errs, fmt.Errorf("importing %d findings: %w", len(chunk), err))
+			continue
 		}
 		for _, f := range out.FailedFindings {
 			if aws.ToString(f.ErrorCode) == "InvalidAccess" {
 				return fmt.Errorf("%w: %s", ErrNotEnabled, aws.ToString(f.ErrorMessage))
 			}
+			notImported++
 			errs = append(errs, fmt.Errorf("%s: %s %s", aws.ToString(f.Id), aws.ToString(f.ErrorCode), aws.ToString(f.ErrorMessage)))
 		}
 	}
-	if len(errs) > 0 {
-		return fmt.Errorf("security hub refused %d findings: %w", len(errs), errors.Join(errs...))
+	if notImported > 0 {
+		return errors.Join(lookupErr, &NotImportedError{N: notImported, Err: errors.Join(errs...)})
 	}
-	return nil
+	return lookupErr
+}
+
+// created is the CreatedAt of each finding Security Hub already holds, by id. ASFF's
+// CreatedAt is when the issue was first captured, and a new finding's must equal its
+// UpdatedAt, so only Security Hub can say which it is: a finding may never have gone in
+// (Security Hub enabled later, an import refused) or may be gone ("Security Hub deletes
+// findings 90 days after the most recent update"), which no record of ours can tell.
+func (p *Publisher) created(ctx context.Context, fs []shtypes.AwsSecurityFinding) (map[string]string, error) {
+	out := map[string]string{}
+	for chunk := range slices.Chunk(fs, maxFilterValues) {
+		ids := make([]shtypes.StringFilter, len(chunk))
+		for n, f := range chunk {
+			ids[n] = shtypes.StringFilter{Value: f.Id, Comparison: shtypes.StringFilterComparisonEquals}
+		}
+		pages := securityhub.NewGetFindingsPaginator(p.Hub, &securityhub.GetFindingsInput{
+			Filters: &shtypes.AwsSecurityFindingFilters{Id: ids}, MaxResults: aws.Int32(maxFilterValues)})
+		for pages.HasMorePages() {
+			page, err := pages.NextPage(ctx)
+			if err != nil {
+				var denied *shtypes.InvalidAccessException
+				if errors.As(err, &denied) {
+					return nil, fmt.Errorf("%w: %w", ErrNotEnabled, err)
+				}
+				return out, fmt.Errorf("looking up %d findings' CreatedAt: %w", len(chunk), err)
+			}
+			for _, f := range page.Findings {
+				out[aws.ToString(f.Id)] = aws.ToString(f.CreatedAt)
+			}
+		}
+	}
+	return out, nil
 }
 
 // Reported says whether a status is one storecrypt files a finding for: the verdicts on
@@ -167,6 +240,19 @@ func Reported(status string, reason contract.Reason) bool {
 		return reason == contract.ReasonOptedOut
 	}
 	return false
+}
+
+// productFields keeps the fields with a value: Security Hub refuses a finding with an
+// empty or blank one (the API model's FieldMap values are NonEmptyString, pattern
+// .*\S.*).
+func productFields(m map[string]string) map[string]string {
+	out := map[string]string{}
+	for k, v := range m {
+		if strings.TrimSpace(v) != "" {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 func nilIfEmpty(s string) *string {

@@ -13,6 +13,7 @@ import (
 	shtypes "github.com/aws/aws-sdk-go-v2/service/securityhub/types"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/emf"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/findings"
 )
@@ -81,16 +82,60 @@ func TestPublish(t *testing.T) {
 			t.Errorf("%d calls, want 2 of at most 100", calls)
 		}
 	})
-	t.Run("a refused finding is named", func(t *testing.T) {
-		w := fakeaws.NewAccount()
-		w.SecurityHubEnabled = true
-		p := publisher(w)
-		f := p.Finding(findings.Instance{ID: "i-00000000000000001", Status: contract.StatusFailed}, now)
-		f.ProductArn = aws.String("arn:aws:securityhub:us-east-1:444455556666:product/444455556666/default")
-		if err := p.Publish(ctx, []shtypes.AwsSecurityFinding{f}); err == nil || !strings.Contains(err.Error(), "i-00000000000000001") {
-			t.Errorf("got %v, want the refused finding named", err)
-		}
-	})
+}
+
+// TestNotImported: a finding Security Hub refuses (FailedFindings) or a call that fails
+// is an error naming what was lost and a count in FindingsNotImported; the findings
+// around it still go in.
+func TestNotImported(t *testing.T) {
+	ctx := context.Background()
+	const refused = "i-00000000000000001"
+	for _, tc := range []struct {
+		name  string
+		fault fakeaws.Fault
+		batch int
+		// lost is how many findings did not go in; named is one the error names.
+		lost  int
+		named string
+	}{
+		{name: "one finding refused, the batch's others imported", batch: 3, lost: 1, named: refused},
+		{name: "a call failed, the next batch imported", batch: 150, lost: 100, named: "importing 100 findings",
+			fault: func(_, op string, attempt int) error {
+				if op == "BatchImportFindings" && attempt == 1 {
+					return fakeaws.APIError("AccessDeniedException", "not authorized")
+				}
+				return nil
+			}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := fakeaws.NewAccount()
+			w.SecurityHubEnabled = true
+			w.Fault = tc.fault
+			var metrics strings.Builder
+			f := &findings.Filer{Hub: publisher(w), Metrics: &emf.Writer{W: &metrics, Namespace: contract.MetricNamespace}}
+			vs := make([]findings.Instance, tc.batch)
+			for n := range vs {
+				vs[n] = findings.Instance{ID: fmt.Sprintf("i-%017x", n+1), Status: contract.StatusFailed, Reason: contract.ReasonNoReport}
+			}
+			if tc.fault == nil {
+				// Security Hub refuses a title over 256 characters.
+				vs[0].Reason = contract.Reason(strings.Repeat("x", 256))
+			}
+			err := f.File(ctx, vs, now)
+			var lost *findings.NotImportedError
+			if !errors.As(err, &lost) || lost.N != tc.lost || !strings.Contains(err.Error(), tc.named) {
+				t.Fatalf("got %v, want a NotImportedError of %d naming %s", err, tc.lost, tc.named)
+			}
+			var imported int
+			w.With(func() { imported = len(w.Findings) })
+			if imported != tc.batch-tc.lost {
+				t.Errorf("got %d findings imported, want %d: one loss kept the others out", imported, tc.batch-tc.lost)
+			}
+			if want := fmt.Sprintf(`"%s":%d`, contract.MetricFindingsNotImported, tc.lost); !strings.Contains(metrics.String(), want) {
+				t.Errorf("got metrics %q, want %s", metrics.String(), want)
+			}
+		})
+	}
 }
 
 func TestReported(t *testing.T) {
@@ -106,5 +151,82 @@ func TestReported(t *testing.T) {
 		if got := findings.Reported(tc.status, tc.reason); got != tc.want {
 			t.Errorf("%s/%s: %v, want %v", tc.status, tc.reason, got, tc.want)
 		}
+	}
+}
+
+// TestFindingFields: every verdict's finding carries only ProductFields with a value
+// (Security Hub refuses an empty or blank one), and its Severity and Types only in
+// FindingProviderFields, where a customer's BatchUpdateFindings cannot be overwritten.
+func TestFindingFields(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		i        findings.Instance
+		severity shtypes.SeverityLabel
+	}{
+		{"blocked, no command, no role", findings.Instance{ID: "i-00000000000000001", Status: contract.StatusBlocked, Reason: contract.ReasonNotKeyUser}, shtypes.SeverityLabelHigh},
+		{"encrypted, no reason", findings.Instance{ID: "i-00000000000000002", Status: contract.StatusEncrypted, CommandID: "c-1", Role: " "}, shtypes.SeverityLabelInformational},
+		{"terminated", findings.Instance{ID: "i-00000000000000003", Status: findings.StatusTerminated}, shtypes.SeverityLabelInformational},
+		{"opted out", findings.Instance{ID: "i-00000000000000004", Status: contract.StatusSkipped, Reason: contract.ReasonOptedOut, Role: "arn:aws:iam::111122223333:role/app"}, shtypes.SeverityLabelHigh},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := fakeaws.NewAccount()
+			w.SecurityHubEnabled = true
+			p := publisher(w)
+			f := p.Finding(tc.i, now)
+			for k, v := range f.ProductFields {
+				if strings.TrimSpace(v) == "" {
+					t.Errorf("got ProductFields[%s] = %q, want only fields with a value", k, v)
+				}
+			}
+			if f.Severity != nil || f.Types != nil {
+				t.Errorf("got top-level Severity %v, Types %v; want both only in FindingProviderFields", f.Severity, f.Types)
+			}
+			if fp := f.FindingProviderFields; fp == nil || fp.Severity == nil || fp.Severity.Label != tc.severity || len(fp.Types) == 0 {
+				t.Errorf("got FindingProviderFields %+v, want severity %s and types", fp, tc.severity)
+			}
+			if err := p.Publish(context.Background(), []shtypes.AwsSecurityFinding{f}); err != nil {
+				t.Errorf("got %v, want the finding imported", err)
+			}
+		})
+	}
+}
+
+// TestCreatedAtKept: an update keeps the CreatedAt of the finding's first import (ASFF:
+// when the issue was first captured); a finding Security Hub no longer holds (deleted 90
+// days after its last update) starts again, its CreatedAt its UpdatedAt.
+func TestCreatedAtKept(t *testing.T) {
+	ctx := context.Background()
+	later := now.Add(time.Hour)
+	for _, tc := range []struct {
+		name string
+		gone bool
+		want time.Time
+	}{
+		{"an update", false, now},
+		{"the finding deleted in between", true, later},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := fakeaws.NewAccount()
+			w.SecurityHubEnabled = true
+			p := publisher(w)
+			i := findings.Instance{ID: "i-00000000000000001", Status: contract.StatusBlocked, Reason: contract.ReasonNotKeyUser}
+			if err := p.Publish(ctx, []shtypes.AwsSecurityFinding{p.Finding(i, now)}); err != nil {
+				t.Fatal(err)
+			}
+			if tc.gone {
+				w.With(func() { clear(w.Findings) })
+			}
+			i.Status, i.Reason = contract.StatusEncrypted, ""
+			if err := p.Publish(ctx, []shtypes.AwsSecurityFinding{p.Finding(i, later)}); err != nil {
+				t.Fatalf("got %v, want the update imported", err)
+			}
+			w.With(func() {
+				for _, f := range w.Findings {
+					if got, want := aws.ToString(f.CreatedAt), tc.want.Format(time.RFC3339Nano); got != want {
+						t.Errorf("got CreatedAt %s, want %s", got, want)
+					}
+				}
+			})
+		})
 	}
 }

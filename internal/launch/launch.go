@@ -147,7 +147,7 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 	if c.LedgerTable != "" {
 		h.Ledger = &ledger.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: c.LedgerTable}
 	}
-	h.Findings = findings.New(cfg, c.KeyARN, c.SecurityHub, c.ComplianceItems)
+	h.Findings = findings.New(cfg, c.KeyARN, c.SecurityHub, c.ComplianceItems, h.Metrics)
 	return h
 }
 
@@ -368,7 +368,7 @@ func (h *Handler) terminated(ctx context.Context, log *slog.Logger, id string, a
 	log.Info("instance terminated: its ledger item is closed", "instance_id", id)
 	// Its finding, if storecrypt filed one, speaks of an instance that is gone.
 	if err := h.Findings.File(ctx, []findings.Instance{{ID: id, Status: findings.StatusTerminated}}, at); err != nil {
-		log.Warn("archiving the instance's Security Hub finding", "instance_id", id, "error", err.Error())
+		log.Error("archiving the instance's Security Hub finding", "instance_id", id, "error", err.Error())
 	}
 }
 
@@ -929,7 +929,10 @@ func (b *batch) writeLedger(ctx context.Context) {
 
 // writeFindings files a Security Hub finding for each verdict the batch recorded (blocked,
 // opted out), and the instance's Systems Manager compliance where the stack asks for it.
-// Both are copies for security teams: a failure is logged, not retried.
+// A finding Security Hub does not import is an error in the log and a count in
+// FindingsNotImported (the filer's), not a retry: the ledger and the tags already hold
+// the verdict, a refused finding would be refused again, and a redelivered message
+// would run the whole launch again for a copy.
 func (b *batch) writeFindings(ctx context.Context) {
 	h := b.h
 	var vs []findings.Instance
@@ -939,7 +942,7 @@ func (b *batch) writeFindings(ctx context.Context) {
 		}
 	}
 	if err := h.Findings.File(ctx, vs, h.Now()); err != nil {
-		h.Log.Warn("filing the verdicts for security teams", "instances", len(vs), "error", err.Error())
+		h.Log.Error("filing the verdicts for security teams", "instances", len(vs), "error", err.Error())
 	}
 }
 

@@ -92,7 +92,7 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 	if c.LedgerTable != "" {
 		h.Ledger = &ledger.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: c.LedgerTable}
 	}
-	h.Findings = findings.New(cfg, c.KeyARN, c.SecurityHub, c.ComplianceItems)
+	h.Findings = findings.New(cfg, c.KeyARN, c.SecurityHub, c.ComplianceItems, h.Metrics)
 	return h
 }
 
@@ -214,12 +214,15 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*outco
 // result arriving late must not overwrite what the newer run records. SSM's own record
 // decides, not the instance's tags, which anyone with ec2:CreateTags could write.
 // file puts the verdict in Security Hub: an active finding for an instance that is not
-// encrypted, the same finding archived once it is. A failure is logged, not retried: the
-// ledger and the tags hold the verdict.
+// encrypted, the same finding archived once it is. A finding Security Hub does not
+// import is an error in the log and a count in FindingsNotImported (the filer's), not a
+// failed invocation: the ledger and the tags already hold the verdict, a refused finding
+// would be refused again, and a retried event would emit the metrics and the alert
+// twice.
 func (h *Handler) file(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *outcome.Outcome, now time.Time) {
 	v := findings.Instance{ID: d.InstanceID, Type: string(inst.InstanceType), Status: out.Status, Reason: out.Reason, CommandID: d.CommandID}
 	if err := h.Findings.File(ctx, []findings.Instance{v}, now); err != nil {
-		log.Warn("filing the verdict for security teams", "error", err.Error())
+		log.Error("filing the verdict for security teams", "error", err.Error())
 	}
 }
 
