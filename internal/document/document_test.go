@@ -339,24 +339,32 @@ func TestScriptRunsTheMatchingAgent(t *testing.T) {
 		leftOver []string // the download directory's files; the file Dir itself is "agent"
 		cp       string   // a stub for cp, "" for the system's
 		fresh    bool     // no directory at Dir before the download
+		reverse  bool     // find lists in reverse name order
 	}{
-		{"the current agent", arch, current, 3, `^ran \S+/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`, "removing the stale download", []string{"agent-" + arch + ".gz"}, "", false},
-		{"the current agent on a fresh instance", arch, current, 3, `^ran \S+/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`, "", []string{"agent"}, "", true},
-		{"the other architecture", other, current, 2, `^$`, "run it again with Architecture=" + arch, []string{"a-old.gz", "agent-" + other + ".gz", "z-old.gz"}, "", false},
-		{"a download of another binary", arch, "#!/bin/sh\necho evil\n", 1, `^$`, "decompresses to a binary whose SHA-256 is not", []string{"agent-" + arch + ".gz"}, "", false},
+		{"the current agent", arch, current, 3, `^ran \S+/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`, "removing the stale download", []string{"agent-" + arch + ".gz"}, "", false, false},
+		{"the current agent, listed in reverse order", arch, current, 3, `^ran \S+/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`, "removing the stale download", []string{"agent-" + arch + ".gz"}, "", false, true},
+		{"the current agent on a fresh instance", arch, current, 3, `^ran \S+/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`, "", []string{"agent"}, "", true, false},
+		{"the other architecture", other, current, 2, `^$`, "run it again with Architecture=" + arch, []string{"a-old.gz", "agent-" + other + ".gz", "z-old.gz"}, "", false, false},
+		{"a download of another binary", arch, "#!/bin/sh\necho evil\n", 1, `^$`, "decompresses to a binary whose SHA-256 is not", []string{"agent-" + arch + ".gz"}, "", false, false},
 		// The checked download replaced between its check and its copy.
-		{"a download swapped while it is copied", arch, current, 1, `^$`, "changed while it was copied", []string{"agent-" + arch + ".gz"}, "#!/bin/sh\necho swapped >\"$2\"\n", false},
+		{"a download swapped while it is copied", arch, current, 1, `^$`, "changed while it was copied", []string{"agent-" + arch + ".gz"}, "#!/bin/sh\necho swapped >\"$2\"\n", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			downloads, private, stubs := filepath.Join(dir, "agent"), filepath.Join(dir, "run"), filepath.Join(dir, "bin")
 			gz := gzipped(t, tc.binary)
 			each := []Agent{{Arch: "amd64", SHA256: hexSum([]byte(current)), GzSHA256: hexSum(gz)}, {Arch: "arm64", SHA256: hexSum([]byte(current)), GzSHA256: hexSum(gz)}}
-			// find lists in directory order: both orders are tried by naming the stale
-			// ones before and after the current one.
+			// find lists in directory order, which is the file system's: a stub lists in
+			// name order, or its reverse, so that a stale download comes before the
+			// current one whatever the file system.
+			realFind, err := exec.LookPath("find")
+			if err != nil {
+				t.Fatal(err)
+			}
+			order := map[bool]string{false: "sort", true: "sort -r"}[tc.reverse]
+			writeFile(t, filepath.Join(stubs, "find"), "#!/bin/sh\n"+realFind+` "$@" | `+order+"\n")
 			if !tc.fresh {
 				writeFile(t, filepath.Join(downloads, "a-old.gz"), string(gzipped(t, "#!/bin/sh\necho ran the old agent\n")))
-				writeFile(t, filepath.Join(downloads, "z-old.gz"), string(gzipped(t, "#!/bin/sh\necho ran another old agent\n")))
 			}
 			for _, tool := range []string{"cryptsetup", "mdadm", "blkid", "mkfs.ext4", "mkfs.xfs"} {
 				writeFile(t, filepath.Join(stubs, tool), "#!/bin/sh\n")
@@ -384,6 +392,9 @@ func TestScriptRunsTheMatchingAgent(t *testing.T) {
 				t.Fatal(err)
 			}
 			writeFile(t, onHost(target), string(gz))
+			if !tc.fresh {
+				writeFile(t, filepath.Join(downloads, "z-old.gz"), string(gzipped(t, "#!/bin/sh\necho ran another old agent\n")))
+			}
 			step := plan.Steps[len(plan.Steps)-1]
 			var script strings.Builder
 			for _, line := range step.Inputs["runCommand"].([]any) {
