@@ -38,6 +38,10 @@ func App(ctx context.Context, app awscdk.App, name string, stackProps awscdk.Sta
 	if props.KeyARN != "" || len(props.InstanceRoleARNs) > 0 {
 		return nil, errors.New("keyArn and instanceRoleArns name one account's key and roles, and a StackSet deploys to many: leave them empty (each account gets its own key, role and profile) and scope other instances with optInTag")
 	}
+	// A StackSet deploys into other accounts and regions than the publisher's, which the
+	// CDK CLI hands the app (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION): without an
+	// environment every ARN takes AWS::AccountId and AWS::Region as deployed.
+	stackProps.Env = nil
 	// The bootstrapless synthesizer adds no bootstrap version rule and refuses any asset,
 	// so nothing in the template can point at a bootstrap bucket; and no CDKMetadata.
 	stackProps.Synthesizer = awscdk.NewBootstraplessSynthesizer(nil)

@@ -31,8 +31,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// published runs publish.App as `make publish` does, over stand-ins for the code.
-func published(t *testing.T) (dist string, tpl *cfn.Template, raw string) {
+// published runs publish.App as `make publish` does, over stand-ins for the code, with
+// the stack props the app passes.
+func published(t *testing.T, stackProps awscdk.StackProps) (dist string, tpl *cfn.Template, raw string) {
 	t.Helper()
 	build, dist := t.TempDir(), t.TempDir()
 	if err := storecrypttest.BuildDir(build); err != nil {
@@ -43,7 +44,7 @@ func published(t *testing.T) (dist string, tpl *cfn.Template, raw string) {
 		t.Fatal(err)
 	}
 	props.BuildDir = build
-	files, err := publish.App(context.Background(), awscdk.NewApp(nil), name, awscdk.StackProps{}, props, dist)
+	files, err := publish.App(context.Background(), awscdk.NewApp(nil), name, stackProps, props, dist)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +64,7 @@ func published(t *testing.T) (dist string, tpl *cfn.Template, raw string) {
 // TestNoBootstrapNeeded: a member account of a StackSet has no CDK bootstrap stack, so
 // the template may name no bootstrap bucket, version parameter or rule, and no asset.
 func TestNoBootstrapNeeded(t *testing.T) {
-	_, _, raw := published(t)
+	_, _, raw := published(t, awscdk.StackProps{})
 	for _, ref := range []string{"hnb659fds", "cdk-bootstrap", "BootstrapVersion", "CheckBootstrapVersion", "AssetParameters", "aws:asset:", "CDKMetadata"} {
 		if strings.Contains(raw, ref) {
 			t.Errorf("the template holds %q", ref)
@@ -83,10 +84,25 @@ func TestNoBootstrapNeeded(t *testing.T) {
 	}
 }
 
+// TestEnvironmentAgnostic: the CDK CLI gives the app the publisher's account and region
+// (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION), and the app makes them the stack's
+// environment; a StackSet deploys the template into other accounts and regions, so none
+// of it may name them: every ARN takes AWS::AccountId, AWS::Region (and the stack's name
+// AWS::StackName) as deployed.
+func TestEnvironmentAgnostic(t *testing.T) {
+	const account, region = "444455556666", "eu-west-3"
+	_, _, raw := published(t, awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}})
+	for _, s := range []string{account, region} {
+		if strings.Contains(raw, s) {
+			t.Errorf("the template names the publisher's %s", s)
+		}
+	}
+}
+
 // TestParametersCoverProps: every prop of the construct is a parameter of the template or
 // a choice made once at publish time, with the reason it is not a parameter.
 func TestParametersCoverProps(t *testing.T) {
-	_, tpl, raw := published(t)
+	_, tpl, raw := published(t, awscdk.StackProps{})
 	var doc struct {
 		Parameters map[string]struct {
 			Description, AllowedPattern string
@@ -124,7 +140,7 @@ func TestParametersCoverProps(t *testing.T) {
 // the key the template names, in the deployment's region's bucket, and that the instance
 // roles may read exactly the agents.
 func TestCodeFromTheBucket(t *testing.T) {
-	dist, tpl, _ := published(t)
+	dist, tpl, _ := published(t, awscdk.StackProps{})
 	p := tpl.Parameters["CodeBucketPrefix"]
 	p.Default = "acme-code"
 	tpl.Parameters["CodeBucketPrefix"] = p
@@ -217,7 +233,7 @@ func TestCodeFromTheBucket(t *testing.T) {
 // template under a condition: the OptedOut alarm and the launch function's setting; the
 // topic, its subscription and every alarm's action.
 func TestSwitches(t *testing.T) {
-	_, _, raw := published(t)
+	_, _, raw := published(t, awscdk.StackProps{})
 	var tpl struct {
 		Conditions map[string]any
 		Resources  map[string]struct {

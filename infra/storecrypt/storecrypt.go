@@ -1123,8 +1123,11 @@ func (s *builder) operatorPolicy() {
 			map[string]any{"ArnLike": map[string]any{"aws:PrincipalArn": ssoRoles}}),
 		statement("ReadResults", []string{"ssm:ListCommands", "ssm:ListCommandInvocations", "ssm:GetCommandInvocation",
 			"ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes", "ec2:DescribeTags"}, []*string{jsii.String("*")}, nil),
-		statement("ReadTheStack", []string{"cloudformation:DescribeStacks"}, []*string{s.st.FormatArn(&awscdk.ArnComponents{
-			Service: jsii.String("cloudformation"), Resource: jsii.String("stack"), ResourceName: jsii.String(*s.st.StackName() + "/*")})}, nil),
+		// The stack as deployed: a StackSet names its stack instances StackSet-<name>-<id>,
+		// never what the template was synthesized as, so the name is AWS::StackName.
+		statement("ReadTheStack", []string{"cloudformation:DescribeStacks"}, []*string{awscdk.Arn_Format(&awscdk.ArnComponents{
+			Partition: awscdk.Aws_PARTITION(), Region: awscdk.Aws_REGION(), Account: awscdk.Aws_ACCOUNT_ID(),
+			Service: jsii.String("cloudformation"), Resource: jsii.String("stack"), ResourceName: jsii.String(*awscdk.Aws_STACK_NAME() + "/*")}, s.st)}, nil),
 		// rerun sends only a version with the deployed content (document.Trust): it reads the
 		// default's content and, when that is not it, the other versions'.
 		statement("ReadTheDocument", []string{"ssm:DescribeDocument", "ssm:GetDocument", "ssm:ListDocumentVersions"}, []*string{s.docARN}, nil),
@@ -1154,7 +1157,7 @@ func (s *builder) operatorPolicy() {
 		Reason: jsii.String("The List/Get/Describe actions support no resource-level permissions; a rerun must reach any instance, and only with MFA; " +
 			"verify reads whichever instance profile and role an instance has; a stack's ARN ends in an id CloudFormation chooses."),
 		AppliesTo: &[]any{"Resource::*", anyInstance, appliesTo(`^Resource::arn:<AWS::Partition>:iam::[^:]+:(instance-profile|role)/\*$`),
-			appliesTo(`^Resource::arn:<AWS::Partition>:cloudformation:[^:]+:[^:]+:stack/[^/]+/\*$`)},
+			"Resource::arn:<AWS::Partition>:cloudformation:<AWS::Region>:<AWS::AccountId>:stack/<AWS::StackName>/*"},
 	}}, jsii.Bool(true))
 }
 

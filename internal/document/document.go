@@ -179,8 +179,11 @@ func Script(agents []Agent) []string {
 }
 
 // pickAgent sets bin to a private, decompressed copy of the downloaded agent whose
-// SHA-256 is the document's. aws:downloadContent keeps each object's name, so the
-// download directory gathers one file per agent version ever downloaded: files whose
+// SHA-256 is the document's. Where aws:downloadContent writes the object depends on Dir
+// (SSM Agent, agent/plugins/downloadcontent/s3resource/s3resource.go): on an instance
+// where Dir is no directory, the download is the file Dir itself, replaced by each run;
+// where Dir is a directory, the object keeps its name inside it, so the directory gathers
+// one file per agent version downloaded. find lists the file in either case; files whose
 // digest is not this document's are stale and removed. The match is copied into a fresh
 // 0700 directory (mktemp -d) and checked again there, then decompressed and checked
 // against the binary's digest, so what runs is what was checked, whatever writes to the

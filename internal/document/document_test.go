@@ -319,12 +319,12 @@ func hexSum(data []byte) string {
 }
 
 // TestScriptRunsTheMatchingAgent runs the run step, as the SSM Agent model renders it for
-// this machine (fakeaws.PlanCommand), with sh over a download directory that holds older
-// agents beside the current one, as aws:downloadContent leaves it after an upgrade: the
-// one whose digests the document names runs, decompressed into a private copy that is gone
-// afterwards; the stale ones are removed; the agent's exit code is the step's. A command
-// for the other architecture, or a download that decompresses to another binary, stops
-// before the agent runs.
+// this machine (fakeaws.PlanCommand), with sh over the download where the model puts it
+// (Step.DownloadedTo): on a fresh instance the file Dir, and where Dir is a directory
+// holding older agents, the current one beside them. The one whose digests the document
+// names runs, decompressed into a private copy that is gone afterwards; the stale ones
+// are removed; the agent's exit code is the step's. A command for the other architecture,
+// or a download that decompresses to another binary, stops before the agent runs.
 func TestScriptRunsTheMatchingAgent(t *testing.T) {
 	const current = "#!/bin/sh\necho \"ran $0 $1\"\nexit 3\n"
 	arch := hostArch(t)
@@ -336,25 +336,36 @@ func TestScriptRunsTheMatchingAgent(t *testing.T) {
 		code     int
 		stdout   string // a pattern
 		stderr   string
-		leftOver []string
-		cp       string // a stub for cp, "" for the system's
+		leftOver []string // the download directory's files; the file Dir itself is "agent"
+		cp       string   // a stub for cp, "" for the system's
+		fresh    bool     // no directory at Dir before the download
+		reverse  bool     // find lists in reverse name order
 	}{
-		{"the current agent", arch, current, 3, `^ran \S+/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`, "removing the stale download", []string{"5-current.gz"}, ""},
-		{"the other architecture", other, current, 2, `^$`, "run it again with Architecture=" + arch, []string{"0-old.gz", "5-current.gz", "9-old.gz"}, ""},
-		{"a download of another binary", arch, "#!/bin/sh\necho evil\n", 1, `^$`, "decompresses to a binary whose SHA-256 is not", []string{"5-current.gz"}, ""},
+		{"the current agent", arch, current, 3, `^ran \S+/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`, "removing the stale download", []string{"agent-" + arch + ".gz"}, "", false, false},
+		{"the current agent, listed in reverse order", arch, current, 3, `^ran \S+/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`, "removing the stale download", []string{"agent-" + arch + ".gz"}, "", false, true},
+		{"the current agent on a fresh instance", arch, current, 3, `^ran \S+/storecrypt-agent\.[^/]+/storecrypt-agent apply\n$`, "", []string{"agent"}, "", true, false},
+		{"the other architecture", other, current, 2, `^$`, "run it again with Architecture=" + arch, []string{"a-old.gz", "agent-" + other + ".gz", "z-old.gz"}, "", false, false},
+		{"a download of another binary", arch, "#!/bin/sh\necho evil\n", 1, `^$`, "decompresses to a binary whose SHA-256 is not", []string{"agent-" + arch + ".gz"}, "", false, false},
 		// The checked download replaced between its check and its copy.
-		{"a download swapped while it is copied", arch, current, 1, `^$`, "changed while it was copied", []string{"5-current.gz"}, "#!/bin/sh\necho swapped >\"$2\"\n"},
+		{"a download swapped while it is copied", arch, current, 1, `^$`, "changed while it was copied", []string{"agent-" + arch + ".gz"}, "#!/bin/sh\necho swapped >\"$2\"\n", false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
 			downloads, private, stubs := filepath.Join(dir, "agent"), filepath.Join(dir, "run"), filepath.Join(dir, "bin")
 			gz := gzipped(t, tc.binary)
 			each := []Agent{{Arch: "amd64", SHA256: hexSum([]byte(current)), GzSHA256: hexSum(gz)}, {Arch: "arm64", SHA256: hexSum([]byte(current)), GzSHA256: hexSum(gz)}}
-			// find lists in directory order: both orders are tried by naming the stale
-			// ones before and after the current one.
-			writeFile(t, filepath.Join(downloads, "0-old.gz"), string(gzipped(t, "#!/bin/sh\necho ran the old agent\n")))
-			writeFile(t, filepath.Join(downloads, "5-current.gz"), string(gz))
-			writeFile(t, filepath.Join(downloads, "9-old.gz"), string(gzipped(t, "#!/bin/sh\necho ran another old agent\n")))
+			// find lists in directory order, which is the file system's: a stub lists in
+			// name order, or its reverse, so that a stale download comes before the
+			// current one whatever the file system.
+			realFind, err := exec.LookPath("find")
+			if err != nil {
+				t.Fatal(err)
+			}
+			order := map[bool]string{false: "sort", true: "sort -r"}[tc.reverse]
+			writeFile(t, filepath.Join(stubs, "find"), "#!/bin/sh\n"+realFind+` "$@" | `+order+"\n")
+			if !tc.fresh {
+				writeFile(t, filepath.Join(downloads, "a-old.gz"), string(gzipped(t, "#!/bin/sh\necho ran the old agent\n")))
+			}
 			for _, tool := range []string{"cryptsetup", "mdadm", "blkid", "mkfs.ext4", "mkfs.xfs"} {
 				writeFile(t, filepath.Join(stubs, tool), "#!/bin/sh\n")
 			}
@@ -371,6 +382,18 @@ func TestScriptRunsTheMatchingAgent(t *testing.T) {
 			plan, err := fakeaws.PlanCommand(string(content), map[string][]string{ArchitectureParameter: {tc.arch}}, "Linux")
 			if err != nil {
 				t.Fatal(err)
+			}
+			onHost := func(p string) string { return strings.Replace(p, Dir, downloads, 1) }
+			target, err := plan.Steps[0].DownloadedTo(func(p string) bool {
+				info, err := os.Stat(onHost(p))
+				return err == nil && info.IsDir()
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+			writeFile(t, onHost(target), string(gz))
+			if !tc.fresh {
+				writeFile(t, filepath.Join(downloads, "z-old.gz"), string(gzipped(t, "#!/bin/sh\necho ran another old agent\n")))
 			}
 			step := plan.Steps[len(plan.Steps)-1]
 			var script strings.Builder
@@ -398,6 +421,9 @@ func TestScriptRunsTheMatchingAgent(t *testing.T) {
 				t.Errorf("the private copy is left behind: %v", left)
 			}
 			var left []string
+			if info, err := os.Stat(downloads); err == nil && !info.IsDir() {
+				left = []string{filepath.Base(downloads)}
+			}
 			entries, _ := os.ReadDir(downloads)
 			for _, e := range entries {
 				left = append(left, e.Name())

@@ -3,6 +3,8 @@ package fakeaws
 import (
 	"encoding/json"
 	"fmt"
+	"net/url"
+	"path"
 	"regexp"
 	"slices"
 	"strings"
@@ -189,4 +191,33 @@ func (p Plan) Downloads() ([]string, error) {
 		paths = append(paths, path)
 	}
 	return paths, nil
+}
+
+// DownloadedTo is the file an aws:downloadContent step of sourceType S3 writes one
+// object to, where isDir says whether a path is a directory on the instance: inside an
+// absolute destinationPath under the object's name when destinationPath is a directory
+// or ends in a path separator; else destinationPath itself, in its parent directory
+// under its base name (SSM Agent, agent/plugins/downloadcontent/s3resource/s3resource.go,
+// DownloadRemoteResource: "if the file path provided exists as a directory or if it is in
+// the format, that would be the localFilePath", else filepath.Dir and filepath.Base of
+// destPath). A key ending in / is a folder to the agent, not one object.
+func (s Step) DownloadedTo(isDir func(string) bool) (string, error) {
+	src, err := s.SourcePath()
+	if err != nil {
+		return "", err
+	}
+	u, err := url.Parse(src)
+	if err != nil || u.Path == "" || strings.HasSuffix(u.Path, "/") {
+		return "", fmt.Errorf("step %s: %q is not one S3 object", s.Name, src)
+	}
+	dest, _ := s.Inputs["destinationPath"].(string)
+	// downloadcontent.go puts a relative (or empty) destinationPath under the
+	// orchestration directory, which the model does not know.
+	if !path.IsAbs(dest) {
+		return "", fmt.Errorf("step %s: destinationPath %q is not absolute", s.Name, dest)
+	}
+	if strings.HasSuffix(dest, "/") || isDir(dest) {
+		return path.Join(dest, path.Base(u.Path)), nil
+	}
+	return dest, nil
 }

@@ -71,3 +71,36 @@ func TestPlanCommand(t *testing.T) {
 		})
 	}
 }
+
+// TestDownloadedTo holds the model of where aws:downloadContent writes an S3 object to
+// the agent's s3resource.go: the object's name inside an existing directory or a path
+// ending in /, else the destinationPath itself.
+func TestDownloadedTo(t *testing.T) {
+	const object = "https://s3.us-east-1.amazonaws.com/code/storecrypt/agent-amd64.gz"
+	for _, tc := range []struct {
+		name, source, dest string
+		isDir              bool
+		want               string // "" for a refusal
+	}{
+		{"an existing directory keeps the object's name", object, "/var/lib/x/agent", true, "/var/lib/x/agent/agent-amd64.gz"},
+		{"a path ending in / keeps the object's name", object, "/var/lib/x/agent/", false, "/var/lib/x/agent/agent-amd64.gz"},
+		{"a path that is no directory is the file", object, "/var/lib/x/agent", false, "/var/lib/x/agent"},
+		{"a relative path is under the orchestration directory", object, "agent", false, ""},
+		{"a folder is not one object", "https://s3.us-east-1.amazonaws.com/code/storecrypt/", "/var/lib/x/", true, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s := Step{Name: "d", Action: "aws:downloadContent", Inputs: map[string]any{"sourceType": "S3",
+				"sourceInfo": `{"path":"` + tc.source + `"}`, "destinationPath": tc.dest}}
+			got, err := s.DownloadedTo(func(string) bool { return tc.isDir })
+			if tc.want == "" {
+				if err == nil {
+					t.Errorf("got %s, want a refusal", got)
+				}
+				return
+			}
+			if err != nil || got != tc.want {
+				t.Errorf("got %q, %v, want %q", got, err, tc.want)
+			}
+		})
+	}
+}

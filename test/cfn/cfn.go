@@ -14,18 +14,38 @@ import (
 	"os"
 	"sort"
 	"strings"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
-// Env is where the template is deployed.
+// Env is where the template is deployed, and under which stack name.
 type Env struct {
 	Partition, Region, Account string
+	// StackName is AWS::StackName; "" is the app's default stack name. A StackSet names
+	// each stack instance StackSet-<stack set name>-<id>, never what the template was
+	// synthesized as.
+	StackName string
 }
 
 // Partitions are one region of each partition, for tests that deploy everywhere.
 var Partitions = []Env{
-	{"aws", "us-east-1", "111122223333"},
-	{"aws-cn", "cn-north-1", "111122223333"},
-	{"aws-us-gov", "us-gov-west-1", "111122223333"},
+	{Partition: "aws", Region: "us-east-1", Account: "111122223333"},
+	{Partition: "aws-cn", Region: "cn-north-1", Account: "111122223333"},
+	{Partition: "aws-us-gov", Region: "us-gov-west-1", Account: "111122223333"},
+}
+
+// Stack is the stack's name: StackName, or the app's default.
+func (e Env) Stack() string {
+	if e.StackName == "" {
+		return contract.StackName
+	}
+	return e.StackName
+}
+
+// StackARN is the ARN of the stack named name with id (a stack's ARN ends in an id
+// CloudFormation chooses).
+func (e Env) StackARN(name, id string) string {
+	return fmt.Sprintf("arn:%s:cloudformation:%s:%s:stack/%s/%s", e.Partition, e.Region, e.Account, name, id)
 }
 
 // URLSuffix is the partition's domain (AWS::URLSuffix).
@@ -285,7 +305,7 @@ func (r Resolved) Ref(name string) (any, error) {
 	case "AWS::URLSuffix":
 		return r.Env.URLSuffix(), nil
 	case "AWS::StackName":
-		return "StoreCrypt", nil
+		return r.Env.Stack(), nil
 	}
 	if p, ok := r.Parameters[name]; ok {
 		return p.Default, nil

@@ -19,14 +19,7 @@ func TestAgentOutputsAreTheDocumentsAgents(t *testing.T) {
 	for _, env := range cfn.Partitions {
 		d := deploy(t, contract.KeySourceKMSDataKey, env)
 		for _, arch := range document.Architectures {
-			plan, err := fakeaws.PlanCommand(d.document, map[string][]string{document.ArchitectureParameter: {arch}}, "Linux")
-			if err != nil {
-				t.Fatal(err)
-			}
-			urls, err := plan.Downloads()
-			if err != nil {
-				t.Fatal(err)
-			}
+			plan, urls := d.planFor(t, arch)
 			script := ""
 			for _, s := range plan.Steps {
 				if s.Action == "aws:runShellScript" {
@@ -44,4 +37,19 @@ func TestAgentOutputsAreTheDocumentsAgents(t *testing.T) {
 			}
 		}
 	}
+}
+
+// planFor is the deployed document as the SSM Agent renders it on Linux for a command of
+// arch, and the URLs its download steps fetch.
+func (d *deployment) planFor(t *testing.T, arch string) (fakeaws.Plan, []string) {
+	t.Helper()
+	plan, err := fakeaws.PlanCommand(d.document, map[string][]string{document.ArchitectureParameter: {arch}}, "Linux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	urls, err := plan.Downloads()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return plan, urls
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -14,6 +15,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/storecrypt/storecrypt/infra/cdkcontext"
+	"github.com/storecrypt/storecrypt/infra/publish"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
 	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -23,15 +25,20 @@ import (
 	"github.com/storecrypt/storecrypt/test/emu"
 )
 
-// variant is one way the tests synthesize the stack: its key source, and whether it
-// sets RequireInstanceNetwork.
+// variant is one way the tests synthesize the stack: its key source, whether it sets
+// RequireInstanceNetwork, and whether it is the template `make publish` writes for a
+// StackSet.
 type variant struct {
-	source  string
-	network bool
+	source             string
+	network, published bool
 }
 
-// networkBound is the stack with RequireInstanceNetwork on.
-var networkBound = variant{contract.KeySourceKMSDataKey, true}
+// networkBound is the stack with RequireInstanceNetwork on; stackSetTemplate is the StackSet
+// template with the app's defaults.
+var (
+	networkBound     = variant{source: contract.KeySourceKMSDataKey, network: true}
+	stackSetTemplate = variant{source: contract.KeySourceKMSDataKey, published: true}
+)
 
 // templates are the stack synthesized once per variant, environment-agnostic, so each
 // partition's pseudo parameters can fill it in.
@@ -77,6 +84,33 @@ func synthesize() error {
 			return err
 		}
 	}
+	return publishTemplate(dir)
+}
+
+// publishTemplate writes the StackSet template as `make publish` does, with the app's
+// defaults and the code bucket prefix a publisher would pass.
+func publishTemplate(build string) error {
+	dist, err := os.MkdirTemp("", "storecrypt-conformance-dist-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dist)
+	props, name, err := cdkcontext.Props(func(string) string { return "" })
+	if err != nil {
+		return err
+	}
+	props.BuildDir = build
+	if _, err := publish.App(context.Background(), awscdk.NewApp(nil), name, awscdk.StackProps{}, props, dist); err != nil {
+		return fmt.Errorf("publishing: %w", err)
+	}
+	tpl, err := cfn.Load(filepath.Join(dist, publish.Template))
+	if err != nil {
+		return err
+	}
+	p := tpl.Parameters["CodeBucketPrefix"]
+	p.Default = "acme-storecrypt"
+	tpl.Parameters["CodeBucketPrefix"] = p
+	templates[stackSetTemplate] = tpl
 	return nil
 }
 
@@ -208,7 +242,7 @@ func (d *deployment) world() *fakeaws.World {
 	w.Roles[d.instanceRole] = &fakeaws.Role{ARN: d.instanceRole, Policies: d.policies[d.instanceRole]}
 	w.Profiles[d.instanceProfile] = d.instanceRole
 	w.AddDocument(d.documentName, d.document, true)
-	w.AddStack(contract.StackName, d.outputs)
+	w.AddStack(d.Env.Stack(), d.outputs)
 	w.TableKeys = d.tableKeys
 	w.SecurityHubEnabled = true
 	return w

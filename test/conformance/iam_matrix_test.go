@@ -72,12 +72,19 @@ func (r matrixRow) simulated(d *deployment) iamsim.Request {
 	return req
 }
 
+// stackSetID is the id a StackSet puts in its stack instances' names (the AWS CLI
+// reference's list-stack-instances example: stack/StackSet-enable-config-<id>/<stack id>).
+const stackSetID = "e6cac20f-8b1d-46e9-8314-53e0d4591532"
+
 // TestIAMMatrix asks the project's evaluator (internal/fakeaws, which every conformance
 // test uses) and an independent one (iam-simulate, through test/iamsim) about the same
 // requests under the synthesized template's policies: the key policy with the instance
 // role's, the functions' and the operator's identity policies, and the example SCPs. Each
-// must give the verdict the threat model wants (docs/security.md). Every partition's
-// key-policy rows and the functions' own calls go to iam-simulate in one batch.
+// must give the verdict the threat model wants (docs/security.md). The published
+// template is also deployed as a StackSet instance (AWS::StackName
+// StackSet-storecrypt-<id>), where the operator's CLI, run with --stack that name, must
+// be allowed every call and no other stack. Every partition's rows and the functions' own
+// calls go to iam-simulate in one batch.
 func TestIAMMatrix(t *testing.T) {
 	var scps []string
 	for _, f := range exampleSCPs {
@@ -92,7 +99,7 @@ func TestIAMMatrix(t *testing.T) {
 		d := deploy(t, contract.KeySourceKMSDataKey, env)
 		rows := d.matrix(scps)
 		if i == 0 {
-			rows = append(rows, d.functionCalls(t, scps)...)
+			rows = append(rows, d.calls(t, scps, d.functions(t)...)...)
 		}
 		for _, r := range rows {
 			r.name = env.Partition + ": " + r.name
@@ -102,6 +109,12 @@ func TestIAMMatrix(t *testing.T) {
 		for _, r := range bound.networkRows() {
 			r.name = env.Partition + ", requireInstanceNetwork: " + r.name
 			all = append(all, judged{bound, r})
+		}
+		env.StackName = "StackSet-storecrypt-" + stackSetID
+		member := deployVariant(t, stackSetTemplate, env)
+		for _, r := range member.stackSetRows(t, scps) {
+			r.name = env.Partition + ", StackSet instance " + env.StackName + ": " + r.name
+			all = append(all, judged{member, r})
 		}
 	}
 	reqs := make([]iamsim.Request, len(all))
@@ -240,23 +253,18 @@ func (d *deployment) matrix(scps []string) []matrixRow {
 	return rows
 }
 
-// functionCalls are the requests the launch and result functions make in their
-// scenarios, each of which both evaluators must allow under the functions' policies,
-// the key policy and the example SCPs.
-func (d *deployment) functionCalls(t *testing.T, scps []string) []matrixRow {
+// calls are the requests each component makes in its run, which both evaluators must
+// allow under its policies, the key policy and the example SCPs.
+func (d *deployment) calls(t *testing.T, scps []string, comps ...component) []matrixRow {
 	t.Helper()
 	var rows []matrixRow
 	seen := map[string]bool{}
-	for _, fn := range []struct {
-		name, role string
-		run        *run
-	}{{"launch", d.launchRole, d.launchRun(t)}, {"result", d.resultRole, d.resultRun(t)}} {
-		if len(fn.run.calls) == 0 {
-			t.Fatalf("the %s function made no calls: its rows would prove nothing", fn.name)
+	for _, c := range comps {
+		if len(c.run.calls) == 0 {
+			t.Fatalf("the %s made no calls: its rows would prove nothing", c.name)
 		}
-		session := d.sessionOf(fn.role, fn.name)
-		for _, call := range fn.run.calls {
-			reqs, err := fn.run.world.Authz(call, fn.role, session, map[string][]string{"aws:PrincipalArn": {fn.role}})
+		for _, call := range c.run.calls {
+			reqs, err := c.run.world.Authz(call, c.principal, c.session, c.base)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -266,10 +274,29 @@ func (d *deployment) functionCalls(t *testing.T, scps []string) []matrixRow {
 					continue
 				}
 				seen[string(b)] = true
-				rows = append(rows, matrixRow{name: fmt.Sprintf("%s function: %s on %s", fn.name, r.Action, r.Resource), principal: fn.role, session: session,
-					action: r.Action, resource: r.Resource, context: r.Context, identity: d.policies[fn.role], scps: scps, want: iamsim.Allowed})
+				rows = append(rows, matrixRow{name: fmt.Sprintf("%s: %s on %s", c.name, r.Action, r.Resource), principal: c.principal, session: c.session,
+					action: r.Action, resource: r.Resource, context: r.Context, identity: c.policies, scps: scps, want: iamsim.Allowed})
 			}
 		}
+	}
+	return rows
+}
+
+// stackSetRows are the operator's requests on a StackSet instance of the published
+// template: every call of `storecrypt --stack <its name>` is allowed, and reading another
+// stack, one named like it included, is not.
+func (d *deployment) stackSetRows(t *testing.T, scps []string) []matrixRow {
+	t.Helper()
+	op := d.operator(t)
+	rows := d.calls(t, scps, op)
+	const id = "8f4e2a10-5b3c-11f0-9a7d-0a1b2c3d4e5f"
+	for _, tc := range []struct{ name, stack string }{
+		{"the stack the app deploys", contract.StackName},
+		{"another StackSet's stack", "StackSet-other-" + stackSetID},
+		{"a stack named as its own plus a suffix", d.Env.Stack() + "-copy"},
+	} {
+		rows = append(rows, matrixRow{name: "operator reads " + tc.name, principal: op.principal, session: op.session, action: "cloudformation:DescribeStacks",
+			resource: d.Env.StackARN(tc.stack, id), context: op.base, identity: op.policies, scps: scps, want: iamsim.ImplicitlyDenied})
 	}
 	return rows
 }

@@ -56,16 +56,28 @@ type component struct {
 
 func (d *deployment) components(t *testing.T) []component {
 	t.Helper()
-	operator := fmt.Sprintf("arn:%s:iam::%s:role/operator", d.Env.Partition, d.Env.Account)
+	return append(d.functions(t), d.operator(t),
+		component{"agent", d.instanceRole, d.sessionOf(d.instanceRole, keyUserInstance),
+			map[string][]string{"aws:PrincipalArn": {d.instanceRole}, "ec2:SourceInstanceARN": {d.instanceARN(keyUserInstance)}}, d.policies[d.instanceRole], d.agentRun(t)})
+}
+
+// functions are the launch and result functions, each run through its scenarios.
+func (d *deployment) functions(t *testing.T) []component {
+	t.Helper()
 	role := func(arn string) map[string][]string { return map[string][]string{"aws:PrincipalArn": {arn}} }
 	return []component{
 		{"launch", d.launchRole, d.sessionOf(d.launchRole, "launch"), role(d.launchRole), d.policies[d.launchRole], d.launchRun(t)},
 		{"result", d.resultRole, d.sessionOf(d.resultRole, "result"), role(d.resultRole), d.policies[d.resultRole], d.resultRun(t)},
-		{"operator", operator, d.sessionOf(operator, "alice"), map[string][]string{"aws:PrincipalArn": {operator}, "aws:MultiFactorAuthPresent": {"true"}},
-			[]string{d.operatorPolicy}, d.cliRun(t)},
-		{"agent", d.instanceRole, d.sessionOf(d.instanceRole, keyUserInstance),
-			map[string][]string{"aws:PrincipalArn": {d.instanceRole}, "ec2:SourceInstanceARN": {d.instanceARN(keyUserInstance)}}, d.policies[d.instanceRole], d.agentRun(t)},
 	}
+}
+
+// operator is a role with the operator policy, MFA proven, running every command of
+// `storecrypt --stack <the deployment's stack>`.
+func (d *deployment) operator(t *testing.T) component {
+	t.Helper()
+	operator := fmt.Sprintf("arn:%s:iam::%s:role/operator", d.Env.Partition, d.Env.Account)
+	return component{"operator", operator, d.sessionOf(operator, "alice"), map[string][]string{"aws:PrincipalArn": {operator}, "aws:MultiFactorAuthPresent": {"true"}},
+		[]string{d.operatorPolicy}, d.cliRun(t)}
 }
 
 // decide authorizes one request: a KMS call on the stack's key by KMS's rules (key

@@ -220,7 +220,7 @@ func (d *deployment) cliRun(t *testing.T) *run {
 	}
 	for _, args := range commands {
 		var out, errOut bytes.Buffer
-		code := opcli.Main(context.Background(), args, strings.NewReader(""), &out, &errOut,
+		code := opcli.Main(context.Background(), append(args, "--stack", d.Env.Stack()), strings.NewReader(""), &out, &errOut,
 			func(context.Context, string, string) (opcli.Clients, error) { return clients, nil })
 		if code != 0 {
 			t.Fatalf("storecrypt %v: exit %d\n%s%s", args, code, out.String(), errOut.String())

@@ -16,7 +16,6 @@ import (
 	"log/slog"
 	"net/url"
 	"os"
-	"path"
 	"strconv"
 	"strings"
 	"sync"
@@ -430,8 +429,15 @@ func (r *ssmRunner) download(ctx context.Context, step fakeaws.Step) (int, error
 	if err != nil {
 		return 0, err
 	}
-	dest, _ := step.Inputs["destinationPath"].(string)
-	target := path.Join(dest, path.Base(key))
+	// Where the SSM Agent would write it: a fresh guest has no directory at the
+	// destination, so the download is the file there.
+	target, err := step.DownloadedTo(func(p string) bool {
+		out, err := r.tb.Guest.Exec(ctx, vm.Cmd{Argv: []string{"test", "-d", p}})
+		return err == nil && out.Code == 0
+	})
+	if err != nil {
+		return 0, err
+	}
 	out, err := r.tb.Guest.Exec(ctx, vm.Cmd{Argv: []string{"sh", "-c", `mkdir -p "$(dirname "$1")" && cat > "$1"`, "sh", target}, Stdin: body})
 	if err != nil {
 		return 0, fmt.Errorf("writing %s in the guest: %w", target, err)
