@@ -1,7 +1,22 @@
-// Package awsenv builds the agent's AWS configuration on an instance: credentials and
-// region from IMDSv2, endpoints overridable through the SDKs' standard
-// AWS_ENDPOINT_URL_<SERVICE> variables (S3's read by package s3object's client here), and timeouts short enough that an unreachable
-// endpoint fails a run in seconds, not minutes (the boot unit retries).
+// Package awsenv builds the agent's AWS configuration on an instance: the instance
+// profile's credentials from IMDSv2 and nothing else, the region from IMDSv2 unless
+// AWS_REGION names one, endpoints overridable through the SDKs' standard
+// AWS_ENDPOINT_URL_<SERVICE> variables (S3's read by package s3object's client here), and
+// timeouts short enough that an unreachable endpoint fails a run in seconds, not minutes
+// (the boot unit retries).
+//
+// Why the credentials are pinned: with Default Host Management Configuration on and an
+// instance profile that SSM refuses, the SSM Agent runs under the DHMC role, writes that
+// role's credentials to its own file and points AWS_SHARED_CREDENTIALS_FILE at it for
+// aws:runShellScript (amazon-ssm-agent: ec2_role_provider.go, runscript.go). The SDK's
+// default chain reads that file (and AWS_ACCESS_KEY_ID, AWS_PROFILE, credential_process,
+// …) before IMDS, so the agent would call KMS and S3 as a role the key policy does not
+// bind, while the binding check judged the instance role. Neither shared file is read:
+// a profile can name credentials (role_arn, credential_process, sso_*) as well as
+// settings. Environment settings that do not choose who signs stay honoured, for a
+// regulated user sets them: AWS_CA_BUNDLE and HTTPS_PROXY (TLS inspection, egress
+// proxies), AWS_USE_FIPS_ENDPOINT and AWS_USE_DUALSTACK_ENDPOINT (FIPS 140 endpoints,
+// IPv6-only subnets), AWS_ENDPOINT_URL_<SERVICE> (VPC endpoints), AWS_REGION.
 package awsenv
 
 import (
@@ -18,6 +33,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awshttp "github.com/aws/aws-sdk-go-v2/aws/transport/http"
 	"github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/credentials/ec2rolecreds"
 	"github.com/aws/aws-sdk-go-v2/feature/ec2/imds"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 
@@ -40,13 +56,19 @@ func (e *Env) load(ctx context.Context) (aws.Config, error) {
 			WithTimeout(20 * time.Second).
 			WithDialerOptions(func(d *net.Dialer) { d.Timeout = 5 * time.Second }).
 			WithTransportOptions(func(t *http.Transport) { t.TLSHandshakeTimeout = 5 * time.Second })
-		cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(httpClient), config.WithRetryMaxAttempts(3))
+		cfg, err := config.LoadDefaultConfig(ctx, config.WithHTTPClient(httpClient), config.WithRetryMaxAttempts(3),
+			config.WithSharedConfigFiles([]string{}), config.WithSharedCredentialsFiles([]string{}),
+			// Replaced below by the instance profile's; naming a provider here keeps the SDK
+			// from resolving its default chain (environment, files, containers) at all.
+			config.WithCredentialsProvider(aws.AnonymousCredentials{}))
 		if err != nil {
 			e.err = fmt.Errorf("loading the AWS configuration: %w", err)
 			return
 		}
+		client := imds.NewFromConfig(cfg)
+		cfg.Credentials = aws.NewCredentialsCache(ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = client }))
 		if cfg.Region == "" {
-			out, err := imds.NewFromConfig(cfg).GetRegion(ctx, &imds.GetRegionInput{})
+			out, err := client.GetRegion(ctx, &imds.GetRegionInput{})
 			if err != nil {
 				e.err = fmt.Errorf("reading the region from IMDS: %w", err)
 				return

@@ -11,6 +11,12 @@
 // the role's identity policies, never with a resource policy: IAM accepts a
 // ResourcePolicy only together with a CallerArn, and a CallerArn can only be an IAM user.
 //
+// The instance role must also let the SSM Agent be a managed instance as that role
+// (SSMCoreActions). When it may not, and the account has Default Host Management
+// Configuration on, the SSM Agent falls back to the DHMC role and runs the document, its
+// aws:downloadContent and the shell's shared-credentials file included, as that role:
+// the role this check judged is then not the one on the instance's side of the command.
+//
 // The check blocks only what it can prove. Conditions it cannot judge before the call
 // (keys such as aws:SourceVpce, operators it does not implement) are named in the
 // verdict's Notes, and the instance goes ahead: the agent's own call is then the judge,
@@ -82,6 +88,24 @@ func Actions(keySource string) []string {
 		return []string{"kms:GenerateDataKey", "kms:Decrypt"}
 	}
 	return []string{"kms:Decrypt"}
+}
+
+// SSMCoreActions are the SSM Agent's own calls as the instance role, the ones
+// AmazonSSMManagedInstanceCore grants for Run Command and Session Manager: registering
+// (the call whose AccessDeniedException makes the agent fall back to the Default Host
+// Management role: amazon-ssm-agent, ec2_role_provider.go, exceptionsForDefaultHostMgmt)
+// and the message channels that deliver commands and carry their replies.
+var SSMCoreActions = append([]string{ssmRegister}, ssmMessageActions...)
+
+// ssmRegister names the instance as its resource; the message operations have no
+// resource type ("*").
+const ssmRegister = "ssm:UpdateInstanceInformation"
+
+var ssmMessageActions = []string{
+	"ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage",
+	"ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply",
+	"ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+	"ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel",
 }
 
 // standInInstance judges a role with no instance at hand.
@@ -207,13 +231,16 @@ func (c *Checker) CheckRole(ctx context.Context, role string, r Request) (Verdic
 			fmt.Sprintf(`add to the key policy: {"Effect":"Allow","Principal":{"AWS":%q},"Action":%s,"Resource":"*"}`, role, jsonList(missing))), nil
 	}
 	if r.KeySource == contract.KeySourceS3KMS {
-		for _, action := range contract.SecretReadActions {
-			if d := sim.decisions[action]; d != iamtypes.PolicyEvaluationDecisionTypeAllowed && !sim.undecided[action] {
-				object, _ := secretARN(r) // identity() parsed it already
-				return deny(v, contract.ReasonSecretUnreadable, fmt.Sprintf("%s may not %s %s (%s)", role, action, r.Secret, d),
-					fmt.Sprintf(`allow the role %s on %s`, strings.Join(contract.SecretReadActions, " and "), object)), nil
-			}
+		if refused := sim.refused(contract.SecretReadActions); len(refused) > 0 {
+			object, _ := secretARN(r) // identity() parsed it already
+			return deny(v, contract.ReasonSecretUnreadable, fmt.Sprintf("%s may not %s %s", role, strings.Join(refused, ", "), r.Secret),
+				fmt.Sprintf(`allow the role %s on %s`, strings.Join(contract.SecretReadActions, " and "), object)), nil
 		}
+	}
+	if refused := sim.refused(SSMCoreActions); len(refused) > 0 {
+		return deny(v, contract.ReasonNoSSMCore,
+			fmt.Sprintf("%s may not %s: the SSM Agent cannot run as it, and with Default Host Management Configuration on runs the document as the account's DHMC role instead, which the key does not bind", role, strings.Join(refused, ", ")),
+			fmt.Sprintf("attach the AWS managed policy %s to %s (or allow it %s)", ssmCorePolicy(role), role, strings.Join(refused, ", "))), nil
 	}
 	v.Allowed = true
 	slices.Sort(v.Notes)
@@ -248,6 +275,11 @@ func judge(facts keyFacts, req policy.Request, identity iamtypes.PolicyEvaluatio
 		return false, "the key policy leaves it to IAM, and no identity policy of the role allows it", notes
 	}
 	return false, "the key policy does not allow the role, nor delegate to the account's IAM policies, and no grant does", notes
+}
+
+// ssmCorePolicy is AmazonSSMManagedInstanceCore's ARN in the role's partition.
+func ssmCorePolicy(role string) string {
+	return "arn:" + policy.Partition(role) + ":iam::aws:policy/AmazonSSMManagedInstanceCore"
 }
 
 func deny(v Verdict, reason contract.Reason, detail, fix string) Verdict {
@@ -468,6 +500,17 @@ func (c *Checker) identity(ctx context.Context, role string, r Request, call pol
 	}); err != nil {
 		return s, err
 	}
+	// The SSM Agent's own calls, signed with the instance role's session.
+	session := contextEntries(sessionContext(call.Context))
+	for _, in := range []*iam.SimulatePrincipalPolicyInput{
+		{ActionNames: []string{ssmRegister}, ResourceArns: call.Context["ec2:SourceInstanceARN"]},
+		{ActionNames: ssmMessageActions},
+	} {
+		in.PolicySourceArn, in.ContextEntries = aws.String(role), session
+		if err := c.simulate(ctx, &s, in); err != nil {
+			return s, err
+		}
+	}
 	if r.KeySource == contract.KeySourceS3KMS {
 		object, err := secretARN(r)
 		if err != nil {
@@ -484,6 +527,19 @@ func (c *Checker) identity(ctx context.Context, role string, r Request, call pol
 	}
 	c.identities.put(k, s, c.now().Add(c.TTL))
 	return s, nil
+}
+
+// refused lists the actions the role's identity policies were shown not to allow, each
+// with its decision; an action whose decision hangs on a context key nobody supplied is
+// not refused.
+func (s simulation) refused(actions []string) []string {
+	var out []string
+	for _, action := range actions {
+		if d := s.decisions[action]; d != iamtypes.PolicyEvaluationDecisionTypeAllowed && !s.undecided[action] {
+			out = append(out, fmt.Sprintf("%s (%s)", action, d))
+		}
+	}
+	return out
 }
 
 func (c *Checker) simulate(ctx context.Context, s *simulation, in *iam.SimulatePrincipalPolicyInput) error {
@@ -511,6 +567,18 @@ func (c *Checker) simulate(ctx context.Context, s *simulation, in *iam.SimulateP
 		}
 	}
 	return nil
+}
+
+// sessionContext is the part of a KMS call's context that any call of the instance
+// role's session carries: the keys KMS alone sets are left out.
+func sessionContext(c map[string][]string) map[string][]string {
+	out := map[string][]string{}
+	for k, v := range c {
+		if !strings.HasPrefix(k, "kms:") {
+			out[k] = v
+		}
+	}
+	return out
 }
 
 // contextEntries turns a request context into the simulator's ContextEntries, typed as

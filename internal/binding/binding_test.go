@@ -69,6 +69,27 @@ func TestVerdicts(t *testing.T) {
 			w.Keys[fakeaws.KeyARN].Policy = `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"` + fakeaws.KeyUser + `"},"Action":["kms:GenerateDataKey","kms:Decrypt"],"Resource":"*",
 				"Condition":{"ForAllValues:StringEquals":{"kms:EncryptionContextKeys":["storecrypt:instance-id","storecrypt:volume"]},"StringLike":{"kms:EncryptionContext:storecrypt:instance-id":"i-*"}}}]}`
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNotKeyUser, "kms:GenerateDataKey"},
+		// The SSM Agent's own calls: an instance role without them makes the agent run the
+		// document as the account's Default Host Management role.
+		{"instance role with AmazonSSMManagedInstanceCore", nil, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, true, "", ""},
+		{"instance role with the SSM Agent's calls in its own policy", func(w *fakeaws.World) {
+			w.Roles[fakeaws.KeyUser].ManagedPolicies = nil
+			w.Roles[fakeaws.KeyUser].Policies = append(w.Roles[fakeaws.KeyUser].Policies, fakeaws.Allows("ssm:UpdateInstanceInformation", "ec2messages:*", "ssmmessages:*"))
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, true, "", ""},
+		{"instance role without the SSM core permissions", func(w *fakeaws.World) { w.Roles[fakeaws.KeyUser].ManagedPolicies = nil },
+			binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNoSSMCore, "arn:aws:iam::aws:policy/AmazonSSMManagedInstanceCore"},
+		{"instance role that may register but not take commands", func(w *fakeaws.World) {
+			w.Roles[fakeaws.KeyUser].ManagedPolicies = nil
+			w.Roles[fakeaws.KeyUser].Policies = append(w.Roles[fakeaws.KeyUser].Policies, fakeaws.Allows("ssm:UpdateInstanceInformation", "ssmmessages:*"))
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNoSSMCore, "ec2messages:GetMessages"},
+		{"SSM core permissions with an explicit deny of registering", func(w *fakeaws.World) {
+			w.Roles[fakeaws.KeyUser].Policies = append(w.Roles[fakeaws.KeyUser].Policies,
+				`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ssm:UpdateInstanceInformation","Resource":"*"}]}`)
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNoSSMCore, "ssm:UpdateInstanceInformation"},
+		{"SSM core permissions denied on this instance only", func(w *fakeaws.World) {
+			w.Roles[fakeaws.KeyUser].Policies = append(w.Roles[fakeaws.KeyUser].Policies,
+				`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ssm:*","Resource":"`+instanceARN+`"}]}`)
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNoSSMCore, "ssm:UpdateInstanceInformation"},
 		{"no instance profile", nil, binding.Request{}, false, contract.ReasonNoInstanceProfile, "attach"},
 		{"profile does not exist", nil, binding.Request{InstanceProfileARN: fakeaws.ProfilePrefix + "gone"}, false, contract.ReasonRoleMissing, "existing"},
 		{"profile without a role", nil, binding.Request{InstanceProfileARN: fakeaws.ProfilePrefix + "empty"}, false, contract.ReasonRoleMissing, "add the storecrypt instance role"},
@@ -192,10 +213,11 @@ func TestCachedPerRole(t *testing.T) {
 			}
 		}
 	}
-	// Per role: GetInstanceProfile and SimulatePrincipalPolicy; once for the key:
-	// DescribeKey, GetKeyPolicy, ListGrants.
-	if got := w.TotalCalls(); got != 7 {
-		t.Errorf("200 checks of 2 roles made %d calls (%v), want 7", got, w.Calls())
+	// Per role: GetInstanceProfile and three SimulatePrincipalPolicy (the KMS actions on
+	// the key, the SSM Agent's registration on the instance, its message channels); once
+	// for the key: DescribeKey, GetKeyPolicy, ListGrants.
+	if got := w.TotalCalls(); got != 11 {
+		t.Errorf("200 checks of 2 roles made %d calls (%v), want 11", got, w.Calls())
 	}
 }
 
@@ -207,8 +229,8 @@ func TestThrottlingIsRetriedBySDK(t *testing.T) {
 	if err != nil || !v.Allowed {
 		t.Fatalf("got %+v, %v; want allowed after a retry", v, err)
 	}
-	if got := w.Calls()["IAM.SimulatePrincipalPolicy"]; got != 2 {
-		t.Errorf("SimulatePrincipalPolicy attempts %d, want 2 (one throttled, one retried)", got)
+	if got := w.Calls()["IAM.SimulatePrincipalPolicy"]; got != 6 {
+		t.Errorf("SimulatePrincipalPolicy attempts %d, want 6 (each of three simulations throttled once, then retried)", got)
 	}
 }
 

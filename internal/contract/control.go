@@ -81,7 +81,11 @@ const (
 	ReasonKeyDisabled       Reason = "key-disabled"
 	ReasonNotKeyUser        Reason = "not-key-user"
 	ReasonSecretUnreadable  Reason = "secret-unreadable"
-	ReasonNoInstanceStore   Reason = "no-instance-store"
+	// ReasonNoSSMCore: the instance role may not make the SSM Agent's own calls
+	// (AmazonSSMManagedInstanceCore's), so the SSM Agent runs the document as the account's
+	// Default Host Management role instead, or not at all.
+	ReasonNoSSMCore       Reason = "no-ssm-core"
+	ReasonNoInstanceStore Reason = "no-instance-store"
 	// ReasonOptedOut: the instance carries storecrypt:encrypt=false and the stack allows
 	// opt-outs (only then is the tag honoured).
 	ReasonOptedOut Reason = "opted-out"

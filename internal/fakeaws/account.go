@@ -87,10 +87,12 @@ func NewAccountIn(partition, region string) *World {
 		Keys: map[string]*Key{n.KeyARN: {ARN: n.KeyARN, State: "Enabled", Policy: KeyPolicyIn(n),
 			Grants: []Grant{{Grantee: n.GrantUser, Operations: []string{"GenerateDataKey", "Decrypt"}}}}},
 	}
+	// The instance roles are managed instances' roles, as Systems Manager asks.
+	ssmCore := []string{ManagedPolicyARN(partition, SSMCore)}
 	for _, r := range []*Role{
-		{ARN: n.KeyUser, Policies: []string{Allows("s3:GetObject", "s3:GetObjectVersion")}},
-		{ARN: n.IdentityUser, Policies: []string{Allows("kms:*")}},
-		{ARN: n.GrantUser},
+		{ARN: n.KeyUser, Policies: []string{Allows("s3:GetObject", "s3:GetObjectVersion")}, ManagedPolicies: ssmCore},
+		{ARN: n.IdentityUser, Policies: []string{Allows("kms:*")}, ManagedPolicies: ssmCore},
+		{ARN: n.GrantUser, ManagedPolicies: ssmCore},
 		{ARN: n.Web, Policies: []string{Allows("ec2:Describe*")}},
 	} {
 		w.Roles[r.ARN] = r

@@ -62,10 +62,12 @@ type Instance struct {
 	HiddenFor int
 }
 
-// Role is an IAM role and the identity policies attached to it (JSON documents).
+// Role is an IAM role and the identity policies attached to it: inline and customer
+// managed ones as JSON documents, AWS managed ones by ARN (see awsManaged).
 type Role struct {
-	ARN      string
-	Policies []string
+	ARN             string
+	Policies        []string
+	ManagedPolicies []string
 }
 
 // Key is a KMS key.

@@ -1,6 +1,8 @@
 package fakeaws
 
 import (
+	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -106,12 +108,22 @@ func (w *World) simulatePrincipalPolicy(params any) (any, error) {
 	return out, nil
 }
 
-// identityDecision combines the role's identity policies: an explicit deny in any wins,
-// else an allow in any allows.
+// identityDecision combines the role's identity policies, inline and managed ("If you
+// specify a user, group, or role, the simulation includes all policies that are
+// associated with that entity"): an explicit deny in any wins, else an allow in any allows.
 func (w *World) identityDecision(role *Role, req AuthzRequest) (iamtypes.PolicyEvaluationDecisionType, []string, error) {
 	decision := iamtypes.PolicyEvaluationDecisionTypeImplicitDeny
 	var missing []string
-	for _, p := range role.Policies {
+	policies := slices.Clone(role.Policies)
+	for _, arn := range role.ManagedPolicies {
+		name := arn[strings.LastIndex(arn, "/")+1:]
+		doc, ok := awsManaged[name]
+		if !ok || arn != ManagedPolicyARN(strings.Split(role.ARN, ":")[1], name) {
+			return "", nil, fmt.Errorf("role %s: no AWS managed policy %s in its partition", role.ARN, arn)
+		}
+		policies = append(policies, doc)
+	}
+	for _, p := range policies {
 		d, m, err := Evaluate(p, false, req)
 		if err != nil {
 			return "", nil, err
@@ -129,4 +141,32 @@ func worse(a, b iamtypes.PolicyEvaluationDecisionType) iamtypes.PolicyEvaluation
 		return b
 	}
 	return a
+}
+
+// ManagedPolicyARN is an AWS managed policy's ARN in a partition.
+func ManagedPolicyARN(partition, name string) string {
+	return "arn:" + partition + ":iam::aws:policy/" + name
+}
+
+// SSMCore is the AWS managed policy that makes an instance a Systems Manager managed
+// instance, by name.
+const SSMCore = "AmazonSSMManagedInstanceCore"
+
+// awsManaged are the AWS managed policies the fake account knows, by name, as the AWS
+// Managed Policy Reference prints them. AmazonSSMManagedInstanceCore, policy version
+// v2 (default), edited 2019-05-23.
+var awsManaged = map[string]string{
+	SSMCore: `{
+  "Version" : "2012-10-17",
+  "Statement" : [
+    {"Effect" : "Allow", "Action" : ["ssm:DescribeAssociation", "ssm:GetDeployablePatchSnapshotForInstance", "ssm:GetDocument",
+      "ssm:DescribeDocument", "ssm:GetManifest", "ssm:GetParameter", "ssm:GetParameters", "ssm:ListAssociations",
+      "ssm:ListInstanceAssociations", "ssm:PutInventory", "ssm:PutComplianceItems", "ssm:PutConfigurePackageResult",
+      "ssm:UpdateAssociationStatus", "ssm:UpdateInstanceAssociationStatus", "ssm:UpdateInstanceInformation"], "Resource" : "*"},
+    {"Effect" : "Allow", "Action" : ["ssmmessages:CreateControlChannel", "ssmmessages:CreateDataChannel",
+      "ssmmessages:OpenControlChannel", "ssmmessages:OpenDataChannel"], "Resource" : "*"},
+    {"Effect" : "Allow", "Action" : ["ec2messages:AcknowledgeMessage", "ec2messages:DeleteMessage", "ec2messages:FailMessage",
+      "ec2messages:GetEndpoint", "ec2messages:GetMessages", "ec2messages:SendReply"], "Resource" : "*"}
+  ]
+}`,
 }

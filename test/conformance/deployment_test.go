@@ -125,6 +125,7 @@ type deployment struct {
 	launchEnv, resultEnv             map[string]string
 	documentName, document           string
 	policies                         map[string][]string // role ARN -> its identity policies
+	instanceManaged                  []string            // the instance role's managed policy ARNs
 	operatorPolicy                   string
 	secretBucketPolicy, secretBucket string
 	secretBucketKey                  bool              // the secret bucket's SSE-KMS uses an S3 Bucket Key
@@ -163,6 +164,17 @@ func deployVariant(t *testing.T, v variant, env cfn.Env) *deployment {
 	d.instanceProfile = must(r.String(map[string]any{"Fn::GetAtt": []any{profile, "Arn"}}))
 	roles, _ := r.Eval(r.Resources[profile].Properties["Roles"])
 	d.instanceRole = must(r.RoleARN(fmt.Sprint(roles.([]any)[0])))
+	for _, id := range r.Of("AWS::IAM::Role") {
+		if arn, _ := r.String(map[string]any{"Fn::GetAtt": []any{id, "Arn"}}); arn == d.instanceRole {
+			managed, err := r.Eval(r.Resources[id].Properties["ManagedPolicyArns"])
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, arn := range managed.([]any) {
+				d.instanceManaged = append(d.instanceManaged, fmt.Sprint(arn))
+			}
+		}
+	}
 	for _, id := range r.Of("AWS::Lambda::Function") {
 		desc, _ := r.Resources[id].Properties["Description"].(string)
 		role := must(r.String(r.Resources[id].Properties["Role"]))
@@ -239,7 +251,7 @@ func (d *deployment) json(t *testing.T, v any) string {
 func (d *deployment) world() *fakeaws.World {
 	w := fakeaws.NewAccountIn(d.Env.Partition, d.Env.Region)
 	w.Keys = map[string]*fakeaws.Key{d.keyARN: {ARN: d.keyARN, State: "Enabled", Policy: d.keyPolicy}}
-	w.Roles[d.instanceRole] = &fakeaws.Role{ARN: d.instanceRole, Policies: d.policies[d.instanceRole]}
+	w.Roles[d.instanceRole] = &fakeaws.Role{ARN: d.instanceRole, Policies: d.policies[d.instanceRole], ManagedPolicies: d.instanceManaged}
 	w.Profiles[d.instanceProfile] = d.instanceRole
 	w.AddDocument(d.documentName, d.document, true)
 	w.AddStack(d.Env.Stack(), d.outputs)

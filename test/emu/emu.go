@@ -47,6 +47,9 @@ const (
 	// InstanceARN is InstanceID's ARN, as the agent builds it from IMDS.
 	InstanceARN = "arn:aws:ec2:" + Region + ":" + Account + ":instance/" + InstanceID
 	Account     = "111122223333"
+	// RoleAccessKeyID is the access key of the instance role's credentials IMDS serves;
+	// requests signed with anything else were not signed as the instance.
+	RoleAccessKeyID = "ASIAIMDSINSTANCEROLE"
 )
 
 // Emulators is one set of running emulators.
@@ -62,7 +65,8 @@ type Emulators struct {
 	imds    *exec.Cmd
 	s3srv   *httptest.Server
 	kmsDown bool
-	owners  map[string]string // buckets of an account other than Account
+	owners  map[string]string   // buckets of an account other than Account
+	signers map[string][]string // service → access key id of each request, since TakeAccessKeys
 }
 
 var kmsConfigMu sync.Mutex
@@ -95,7 +99,7 @@ func New(dir, instanceID string) (*Emulators, error) {
 	e.KMSAddr = ln.Addr().String()
 	e.serveKMS(ln)
 
-	e.s3srv = httptest.NewServer(e.expectedOwner(gofakes3.New(s3mem.New()).Server()))
+	e.s3srv = httptest.NewServer(e.recordSigner(e.expectedOwner(gofakes3.New(s3mem.New()).Server())))
 	e.S3Addr = strings.TrimPrefix(e.s3srv.URL, "http://")
 
 	if instanceID == "" {
@@ -112,7 +116,7 @@ func New(dir, instanceID string) (*Emulators, error) {
 }
 
 func (e *Emulators) serveKMS(ln net.Listener) {
-	e.kmsSrv = &http.Server{Handler: http.HandlerFunc(e.handleKMS), ReadHeaderTimeout: 10 * time.Second}
+	e.kmsSrv = &http.Server{Handler: e.recordSigner(http.HandlerFunc(e.handleKMS)), ReadHeaderTimeout: 10 * time.Second}
 	go func() { _ = e.kmsSrv.Serve(ln) }()
 }
 
@@ -234,6 +238,35 @@ func (e *Emulators) expectedOwner(next http.Handler) http.Handler {
 	})
 }
 
+// recordSigner notes who signed each request: the access key id and service of the
+// SigV4 credential scope ("Credential=AKID/date/region/service/aws4_request"), which
+// neither local-kms nor gofakes3 checks.
+func (e *Emulators) recordSigner(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, scope, _ := strings.Cut(r.Header.Get("Authorization"), "Credential=")
+		scope, _, _ = strings.Cut(scope, ",")
+		if parts := strings.Split(scope, "/"); len(parts) == 5 {
+			e.mu.Lock()
+			if e.signers == nil {
+				e.signers = map[string][]string{}
+			}
+			e.signers[parts[3]] = append(e.signers[parts[3]], parts[0])
+			e.mu.Unlock()
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// TakeAccessKeys returns, per service (kms, s3), the access key id that signed each
+// request since the last call, and forgets them.
+func (e *Emulators) TakeAccessKeys() map[string][]string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	out := e.signers
+	e.signers = nil
+	return out
+}
+
 // S3Reader is the agent's own S3 client (package s3object) pointed at the emulator, as
 // AWS_ENDPOINT_URL_S3 points it in the guest.
 func (e *Emulators) S3Reader() *s3object.Client {
@@ -273,7 +306,10 @@ func (e *Emulators) startIMDS(dir, instanceID string) error {
 	// The identity document names the same instance, account and region as the rest of
 	// the emulators, so the agent builds the instance ARN contract.InstanceARN("aws", Region, Account, instanceID).
 	cfg, err := json.Marshal(map[string]any{
-		"metadata": map[string]any{"values": map[string]any{"instance-id": instanceID, "services-partition": "aws"}},
+		"metadata": map[string]any{"values": map[string]any{"instance-id": instanceID, "services-partition": "aws",
+			"iam-security-credentials-role": "storecrypt-instance",
+			"iam-security-credentials": map[string]any{"Code": "Success", "Type": "AWS-HMAC", "LastUpdated": "2026-01-01T00:00:00Z",
+				"AccessKeyId": RoleAccessKeyID, "SecretAccessKey": "instance-role-secret", "Token": "instance-role-token", "Expiration": "2099-01-01T00:00:00Z"}}},
 		"dynamic": map[string]any{"values": map[string]any{"instance-identity-document": map[string]any{
 			"accountId": Account, "instanceId": instanceID, "region": Region, "availabilityZone": Region + "a",
 			"architecture": "x86_64", "instanceType": "i4i.large", "version": "2017-09-30",
