@@ -142,7 +142,7 @@ func Script(agents []Agent) []string {
 		"set -eu",
 		"exec 3>&1 1>&2",
 	}
-	lines = append(lines, fallbacks()...)
+	lines = append(lines, needEnvVars())
 	lines = append(lines, `case "$(uname -m)" in`)
 	for _, a := range sorted(agents) {
 		lines = append(lines, fmt.Sprintf(`  %s) arch=%s; sum=%s; gzsum=%s ;;`, machine[a.Arch], a.Arch, a.SHA256, a.GzSHA256))
@@ -208,19 +208,27 @@ func pickAgent() []string {
 	}
 }
 
-// fallbacks set SSM_<name> where the SSM Agent did not: interpolationType ENV_VAR needs
-// SSM Agent 3.3.2746.0 or later, and an older agent substitutes {{name}} into the text
-// instead (the form AWS's "Troubleshooting parameter handling issues" gives). The value
-// is then shell text, but inside double quotes, and every parameter's allowedPattern,
-// which SSM checks before the command runs, excludes the characters that could end or
-// escape a double-quoted word (" $ ` \ and newlines; TestFallbackIsOneWord).
-func fallbacks() []string {
-	var out []string
+// needEnvVars refuses to run under an SSM Agent that did not set SSM_<name>: one older
+// than 3.3.2746.0 ignores interpolationType and would substitute the values as text
+// instead. AWS's "Troubleshooting parameter handling issues" suggests a fallback that
+// assigns "{{name}}" then, but the agent's source shows that text is not the value
+// allowedPattern held: it checks a {{ssm:name}} reference as resolved by one Parameter
+// Store read and puts it into the text by a second read (docparser.go,
+// getValidatedParameters, then replaceValidatedPluginParameters), so a parameter
+// changed between the two reaches the shell unchecked. With no agent parameter in the
+// text, no value is ever shell text.
+func needEnvVars() string {
+	var unset []string
 	for _, p := range contract.DocumentParameters {
-		out = append(out, fmt.Sprintf(`if [ -z "${SSM_%s+x}" ]; then export SSM_%s="{{%s}}"; fi`, p.Name, p.Name, p.Name))
+		unset = append(unset, fmt.Sprintf(`[ -z "${SSM_%s+x}" ]`, p.Name))
 	}
-	return out
+	return fmt.Sprintf(`if %s; then echo "storecrypt: this SSM Agent did not set the SSM_<name> variables: it predates interpolationType ENV_VAR (SSM Agent %s); update it (AWS-UpdateSSMAgent) and run the command again" >&2; exit 2; fi`,
+		strings.Join(unset, " || "), envVarAgent)
 }
+
+// envVarAgent is the first SSM Agent release that sets SSM_<name> for a parameter whose
+// interpolationType is ENV_VAR ("Troubleshooting parameter handling issues").
+const envVarAgent = "3.3.2746.0"
 
 // applyArgv is the agent's command line, one quoted flag per document parameter.
 func applyArgv() []string {

@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/exec"
@@ -150,29 +149,32 @@ func TestDropDowns(t *testing.T) {
 }
 
 // TestScriptReadsOnlyEnvironment: parameters reach the agent only as SSM_<name>
-// variables; the only {{name}} in the text is each variable's fallback for agents older
-// than 3.3.2746.0, assigned only when the variable is unset, and the architecture check.
+// variables; no step names an agent parameter in its text, so no value is ever text
+// whatever the SSM Agent does with interpolationType; the only {{ }} left is the
+// architecture's, in the download's path and the run step's check.
 func TestScriptReadsOnlyEnvironment(t *testing.T) {
 	script := strings.Join(Script(agents.Each), "\n")
+	content, err := json.Marshal(Content(defaults(), agents)["mainSteps"])
+	if err != nil {
+		t.Fatal(err)
+	}
 	for _, p := range contract.DocumentParameters {
 		if !strings.Contains(script, `--`+p.Flag+`="$SSM_`+p.Name+`"`) {
 			t.Errorf("the script does not pass $SSM_%s quoted to --%s", p.Name, p.Flag)
 		}
-		fallback := `if [ -z "${SSM_` + p.Name + `+x}" ]; then export SSM_` + p.Name + `="{{` + p.Name + `}}"; fi`
-		if strings.Count(script, "{{"+p.Name+"}}") != 1 || !strings.Contains(script, fallback) {
-			t.Errorf("%s: want exactly the fallback %q", p.Name, fallback)
+		if ref := regexp.MustCompile(`\{\{\s*` + p.Name + `\s*\}\}`); ref.Match(content) {
+			t.Errorf("%s: a step names it as {{ %s }}, which an SSM Agent before %s substitutes as text", p.Name, p.Name, envVarAgent)
 		}
 	}
-	if n, arch := strings.Count(script, "{{"), strings.Count(script, "{{ "+ArchitectureParameter+" }}"); n != len(contract.DocumentParameters)+arch || arch != 2 {
-		t.Errorf("%d {{ in the script, want one per parameter and the architecture check's two", n)
+	if n, arch := strings.Count(string(content), "{{"), strings.Count(string(content), "{{ "+ArchitectureParameter+" }}"); n != arch || arch != 3 {
+		t.Errorf("got %d {{ in the steps, %d of them the architecture's, want only the architecture's 3", n, arch)
 	}
 	for _, a := range agents.Each {
 		if !strings.Contains(script, a.SHA256) || !strings.Contains(script, a.GzSHA256) {
 			t.Errorf("the script does not check the %s digests", a.Arch)
 		}
 	}
-	// SSM sets SSM_<name> only for a parameter it interpolates as ENV_VAR; otherwise the
-	// fallback would substitute every value as text.
+	// SSM sets SSM_<name> only for a parameter it interpolates as ENV_VAR.
 	params := Content(defaults(), agents)["parameters"].(map[string]any)
 	for _, p := range contract.DocumentParameters {
 		if got := params[p.Name].(map[string]any)["interpolationType"]; got != "ENV_VAR" {
@@ -181,60 +183,47 @@ func TestScriptReadsOnlyEnvironment(t *testing.T) {
 	}
 }
 
-// oldAgent renders the script as an SSM Agent before 3.3.2746.0 would run it: no SSM_
-// variables, {{name}} replaced by the value.
-func oldAgent(script string, values map[string]string) string {
-	for k, v := range values {
-		script = strings.ReplaceAll(script, "{{"+k+"}}", v)
-	}
-	return script
-}
-
-// TestFallbackIsOneWord runs each parameter's fallback under sh, as an old agent would
-// render it, with values that pass the parameter's allowedPattern but hold every
-// character that is special in shell: each arrives in its variable as exactly the
-// value, and none ends the double-quoted word. Then it checks that no pattern lets
-// through a character that could (" $ ` \ newline).
-func TestFallbackIsOneWord(t *testing.T) {
-	worst := map[string]string{
-		"KeySource": "s3-kms", "KmsKeyId": "alias/a_b-c/d", "Secret": "s3://b.b-b/!()*_.-x", "MountPoint": "/mnt/a-b_c.d",
-		"Filesystem": "xfs", "Devices": "/dev/nvme1n1,/dev/nvme2n1", "Discard": "false", "Wipe": "true",
-		"RequiredBy": "pg@main-1:x.service,srv-data.mount", "BindDirs": "/var/lib/a.b_c-d,/var/log/pods", "Layout": "raid10",
-	}
-	var probe strings.Builder
-	for _, line := range fallbacks() {
-		probe.WriteString(line + "\n")
-	}
-	for _, p := range contract.DocumentParameters {
-		v, ok := worst[p.Name]
-		if !ok {
-			t.Fatalf("%s: no worst-case value to try", p.Name)
+// TestOldAgentRefused runs the run step as an SSM Agent before 3.3.2746.0 renders it
+// (fakeaws.SSMAgent from the agent's source): it sets no SSM_<name>, and a value given as
+// an {{ssm:name}} reference is checked against allowedPattern as one Parameter Store read
+// and put into any text that names the parameter as a second read. Between the two the
+// parameter turns into shell. The step must stop before the tools or the agent run, with
+// nothing of the value executed.
+func TestOldAgentRefused(t *testing.T) {
+	dir := t.TempDir()
+	pwned := filepath.Join(dir, "pwned")
+	n := 0
+	store := func(name string) (fakeaws.StoreParameter, bool) {
+		n++
+		if n == 1 {
+			return fakeaws.StoreParameter{Type: "String", Value: "xfs"}, true
 		}
-		if !regexp.MustCompile(p.Pattern).MatchString(v) {
-			t.Fatalf("%s: the test value %q fails the pattern", p.Name, v)
-		}
-		fmt.Fprintf(&probe, "printf '%%s\\0' \"$SSM_%s\"\n", p.Name)
+		return fakeaws.StoreParameter{Type: "String", Value: "$(touch " + pwned + ")"}, true
 	}
-	out, err := exec.Command("sh", "-c", oldAgent(probe.String(), worst)).Output()
+	content, err := json.Marshal(Content(defaults(), agents))
 	if err != nil {
-		t.Fatalf("sh: %v", err)
+		t.Fatal(err)
 	}
-	got := strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
-	for i, p := range contract.DocumentParameters {
-		if i >= len(got) || got[i] != worst[p.Name] {
-			t.Errorf("%s arrived as %q, want %q", p.Name, got, worst[p.Name])
-		}
+	old := fakeaws.SSMAgent{Platform: "Linux", Version: "3.3.1142.0", Store: store}
+	plan, err := old.Plan(string(content), map[string][]string{ArchitectureParameter: {hostArch(t)}, "Filesystem": {"{{ssm:/storecrypt/fs}}"}})
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, p := range contract.DocumentParameters {
-		re := regexp.MustCompile(p.Pattern)
-		v := worst[p.Name]
-		for _, bad := range []string{`"`, "$", "`", `\`, "\n"} {
-			for i := 0; i <= len(v); i++ {
-				if s := v[:i] + bad + v[i:]; re.MatchString(s) {
-					t.Errorf("%s: allowedPattern accepts %q, which could break out of the fallback's quotes", p.Name, s)
-				}
-			}
-		}
+	var script strings.Builder
+	for _, line := range plan.Steps[len(plan.Steps)-1].Inputs["runCommand"].([]any) {
+		script.WriteString(line.(string) + "\n")
+	}
+	cmd := exec.Command("sh", "-c", script.String())
+	cmd.Env = append(os.Environ(), plan.Env...)
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 2 || !strings.Contains(stderr.String(), "SSM Agent "+envVarAgent) {
+		t.Errorf("got %v, stderr %q, want exit 2 asking for SSM Agent %s", err, stderr.String(), envVarAgent)
+	}
+	if _, err := os.Stat(pwned); err == nil {
+		t.Errorf("the Parameter Store value ran as shell under an old SSM Agent")
 	}
 }
 

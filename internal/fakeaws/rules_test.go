@@ -29,7 +29,7 @@ import (
 func TestDocumentedRules(t *testing.T) {
 	w := NewAccount()
 	w.AddInstance("i-00000000000000001", "i4i.large", Profile(KeyUser), nil, time.Now())
-	w.AddDocument("two-steps", `{"schemaVersion":"2.2","parameters":{"P":{"type":"String","default":"a","allowedPattern":"^[a-z]+$"}},
+	w.AddDocument("two-steps", `{"schemaVersion":"2.2","parameters":{"P":{"type":"String","default":"a","allowedPattern":"^[a-z]+$"},"V":{"type":"String","default":"x","allowedValues":["x","y"]}},
 		"mainSteps":[{"action":"aws:downloadContent","name":"download"},{"action":"aws:runShellScript","name":"run"}]}`, true)
 	cfg := w.Config()
 	ctx := context.Background()
@@ -79,6 +79,12 @@ func TestDocumentedRules(t *testing.T) {
 		}},
 		{"SendCommand: a value outside allowedPattern", "InvalidParameters", func() error {
 			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: []string{"i-00000000000000001"}, Parameters: map[string][]string{"P": {"a;b"}}})
+			return err
+		}},
+		// allowedValues is "An array of values allowed for the parameter"; the
+		// service holds a command to it, the SSM Agent does not (PlanCommand).
+		{"SendCommand: a value outside allowedValues", "InvalidParameters", func() error {
+			_, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String("two-steps"), InstanceIds: []string{"i-00000000000000001"}, Parameters: map[string][]string{"V": {"z"}}})
 			return err
 		}},
 		{"SendCommand: a version that does not exist", "InvalidDocumentVersion", func() error {

@@ -3,6 +3,7 @@ package fakeaws
 import (
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -30,6 +31,10 @@ func TestPlanCommand(t *testing.T) {
 		{"three arguments", `"precondition": {"StringEquals": ["platformType", "Linux", "x"]},`, "Linux", false, true},
 		{"another operator", `"precondition": {"StringLike": ["platformType", "Linux"]},`, "Linux", false, true},
 		{"a parameter for the platform", `"precondition": {"StringEquals": ["platformType", "{{ Arch }}"]},`, "Linux", false, true},
+		{"a Parameter Store reference", `"precondition": {"StringEquals": ["{{ssm:/p}}", "{{ Arch }}"]},`, "Linux", false, true},
+		{"a secure Parameter Store reference", `"precondition": {"StringEquals": ["{{ssm-secure:/p}}", "{{ Arch }}"]},`, "Linux", false, true},
+		{"an unmet precondition skips before another fails", `"precondition": {"StringEquals": ["platformType", "Linux"], "StringLike": ["a", "b"]},`, "Windows", true, false},
+		{"a met precondition beside an unrecognized one fails", `"precondition": {"StringEquals": ["platformType", "Linux"], "StringLike": ["a", "b"]},`, "Linux", false, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			plan, err := PlanCommand(doc(tc.pre), map[string][]string{"Arch": {"arm64"}}, tc.platform)
@@ -102,5 +107,79 @@ func TestDownloadedTo(t *testing.T) {
 				t.Errorf("got %q, %v, want %q", got, err, tc.want)
 			}
 		})
+	}
+}
+
+// TestSSMAgentParameters holds the model to the agent's source, rule by rule: which
+// values it keeps, what it resolves from Parameter Store and when, what it checks, and
+// how a value reaches the text.
+func TestSSMAgentParameters(t *testing.T) {
+	// reads answers each read of a parameter with the next value, the last one from then
+	// on: the agent reads once to check, once to substitute.
+	reads := func(typ string, values ...string) func(string) (StoreParameter, bool) {
+		n := 0
+		return func(name string) (StoreParameter, bool) {
+			if name != "/p" {
+				return StoreParameter{}, false
+			}
+			v := values[min(n, len(values)-1)]
+			n++
+			return StoreParameter{Type: typ, Value: v}, true
+		}
+	}
+	const pattern = `, "allowedPattern": "^[a-z]+$"`
+	for _, tc := range []struct {
+		name    string
+		param   string // the parameter P's definition after its type
+		text    string // the run command
+		given   []string
+		agent   SSMAgent
+		want    string // the run command as the step gets it
+		env     []string
+		refused bool
+	}{
+		{"a value spliced in, $$ made $", `"String"`, "echo {{ P }}", []string{"a$$b"}, SSMAgent{}, "echo a$b", nil, false},
+		{"a value that is the whole string, as it is", `"String"`, "{{P}}", []string{"a$$b"}, SSMAgent{}, "a$$b", nil, false},
+		{"quotes are text, not JSON", `"String"`, "echo {{ P }}", []string{`a"b\`}, SSMAgent{}, `echo a"b\`, nil, false},
+		{"a StringList spliced in as JSON", `"StringList"`, "echo {{ P }}", []string{"a", "b"}, SSMAgent{}, `echo ["a","b"]`, nil, false},
+		{"a value substituted once, not again", `"String"`, "echo {{ P }} {{ Q }}", []string{"{{ Q }}"}, SSMAgent{}, "echo {{ Q }} q", nil, false},
+		{"{{ssm:}} in a value resolved on the instance", `"String"`, "echo {{ P }}", []string{"{{ssm:/p}}"}, SSMAgent{Store: reads("String", "abc")}, "echo abc", nil, false},
+		{"allowedPattern holds the resolved value, not the reference", `"String"` + pattern, "echo {{ P }}", []string{"{{ssm:/p}}"}, SSMAgent{Store: reads("String", "abc")}, "echo abc", nil, false},
+		{"a resolved value outside allowedPattern", `"String"` + pattern, "echo {{ P }}", []string{"{{ ssm:/p }}"}, SSMAgent{Store: reads("String", "a b")}, "", nil, true},
+		{"what is checked and what is substituted are two reads", `"String"` + pattern, "echo {{ P }}", []string{"{{ssm:/p}}"}, SSMAgent{Store: reads("String", "abc", "$(reboot)")}, "echo $(reboot)", nil, false},
+		{"a SecureString refused", `"String"`, "echo {{ P }}", []string{"{{ssm:/p}}"}, SSMAgent{Store: reads("SecureString", "s")}, "", nil, true},
+		{"a parameter the store lacks refused", `"String"`, "echo {{ P }}", []string{"{{ssm:/nope}}"}, SSMAgent{Store: reads("String", "x")}, "", nil, true},
+		{"{{ssm-secure:}} left as text", `"String"`, "echo {{ P }}", []string{"{{ssm-secure:/p}}"}, SSMAgent{Store: reads("SecureString", "s")}, "echo {{ssm-secure:/p}}", nil, false},
+		{"ENV_VAR: an environment variable, no text", `"String", "interpolationType": "ENV_VAR"`, "echo {{P}}", []string{"abc"}, SSMAgent{Version: "3.3.2746.0"}, "echo {{P}}", []string{"SSM_P=abc"}, false},
+		{"ENV_VAR: resolved from the store", `"String", "interpolationType": "ENV_VAR"`, "echo {{P}}", []string{"{{ssm:/p}}"}, SSMAgent{Store: reads("String", "abc")}, "echo {{P}}", []string{"SSM_P=abc"}, false},
+		{"ENV_VAR before 3.3.2746.0: text, no variable", `"String", "interpolationType": "ENV_VAR"`, "echo {{P}}", []string{"abc"}, SSMAgent{Version: "3.3.1142.0"}, "echo abc", nil, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			content := `{"schemaVersion": "2.2", "parameters": {"P": {"type": ` + tc.param + `}, "Q": {"type": "String", "default": "q"}},
+				"mainSteps": [{"action": "aws:runShellScript", "name": "s", "inputs": {"runCommand": ["` + strings.ReplaceAll(strings.ReplaceAll(tc.text, `\`, `\\`), `"`, `\"`) + `"]}}]}`
+			tc.agent.Platform = "Linux"
+			plan, err := tc.agent.Plan(content, map[string][]string{"P": tc.given})
+			if tc.refused != (err != nil) {
+				t.Fatalf("got error %v, want a refusal %v", err, tc.refused)
+			}
+			if err != nil {
+				return
+			}
+			if got := plan.Steps[0].Inputs["runCommand"].([]any)[0]; got != tc.want {
+				t.Errorf("got runCommand %q, want %q", got, tc.want)
+			}
+			if !slices.Equal(plan.Env, tc.env) {
+				t.Errorf("got env %q, want %q", plan.Env, tc.env)
+			}
+		})
+	}
+	// A value given for a name outside ^[a-zA-Z0-9]+$ is dropped: the default stands.
+	plan, err := PlanCommand(`{"schemaVersion": "2.2", "parameters": {"My_P": {"type": "String", "default": "d"}},
+		"mainSteps": [{"action": "aws:runShellScript", "name": "s", "inputs": {"runCommand": ["echo {{ My_P }}"]}}]}`, map[string][]string{"My_P": {"given"}}, "Linux")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := plan.Steps[0].Inputs["runCommand"].([]any)[0]; got != "echo d" {
+		t.Errorf("got runCommand %q, want %q", got, "echo d")
 	}
 }

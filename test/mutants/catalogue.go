@@ -361,9 +361,16 @@ var Catalogue = []Mutant{
 	{
 		Row:     "A document parameter carries shell syntax",
 		File:    "internal/document/document.go",
-		Find:    "export SSM_%s=\"{{%s}}\"; fi",
-		Replace: "export SSM_%s={{%s}}; fi",
-		Pkg:     "internal/document", Run: "^TestFallbackIsOneWord$",
+		Find:    "	lines = append(lines, needEnvVars())\n",
+		Replace: "	lines = append(lines, `if [ -z \"${SSM_Filesystem+x}\" ]; then export SSM_Filesystem=\"{{Filesystem}}\"; fi`, needEnvVars())\n",
+		Pkg:     "internal/document", Run: "^TestOldAgentRefused$|^TestScriptReadsOnlyEnvironment$",
+	},
+	{
+		Row:     "A document parameter carries shell syntax",
+		File:    "internal/document/document.go",
+		Find:    "	lines = append(lines, needEnvVars())\n",
+		Replace: "	lines = append(lines, needEnvVars()[:0])\n",
+		Pkg:     "internal/document", Run: "^TestOldAgentRefused$",
 	},
 	{
 		Row:     "A document parameter carries shell syntax",
@@ -377,7 +384,7 @@ var Catalogue = []Mutant{
 		File:    "internal/contract/contract.go",
 		Find:    "	PatternMountPoint = `^(/mnt(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){1,6}",
 		Replace: "	PatternMountPoint = `^(/mnt(/[A-Za-z0-9_$-][A-Za-z0-9._$-]{0,63}){1,6}",
-		Pkg:     "internal/document", Run: "^TestFallbackIsOneWord$",
+		Pkg:     "internal/contract", Run: "^TestPatternsAdmitNoUnitSyntax$",
 	},
 	{
 		Row:     "A swapped object in the asset bucket",
