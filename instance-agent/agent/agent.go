@@ -21,6 +21,7 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/discover"
 	"github.com/storecrypt/storecrypt/instance-agent/filesystem"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/lock"
 	"github.com/storecrypt/storecrypt/instance-agent/luks"
 	"github.com/storecrypt/storecrypt/instance-agent/mountpoint"
@@ -33,7 +34,7 @@ import (
 // Keys makes and recovers volume keys (keysource.Sources).
 type Keys interface {
 	New(ctx context.Context, o contract.AgentOptions, v keysource.Volume) (keysource.Key, error)
-	Recover(ctx context.Context, t keysource.Token, v keysource.Volume) (keysource.Key, error)
+	Recover(ctx context.Context, t keytoken.Token, v keysource.Volume) (keysource.Key, error)
 }
 
 // Agent holds what a run needs from the machine. Main builds it; tests build it with a
@@ -347,13 +348,6 @@ func (r *run) volume(uuid string, keySource string) (keysource.Volume, error) {
 	r.rep.InstanceID = id
 	v.InstanceARN = arn
 	return v, nil
-}
-
-func keyIDSuffix(id string) string {
-	if id == "" {
-		return ""
-	}
-	return " from " + id
 }
 
 // ErrNoDevices means discovery found nothing to encrypt.

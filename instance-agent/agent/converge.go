@@ -20,6 +20,7 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/bootunit"
 	"github.com/storecrypt/storecrypt/instance-agent/discover"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/mountpoint"
 	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/instance-agent/probe"
@@ -166,7 +167,7 @@ func (r *run) observeVolume(f *plan.Facts, dev, name string, s probe.Signature) 
 	}
 	h := &plan.Header{Meta: meta}
 	if raw := meta.TokenOfType(contract.TokenType); raw != nil {
-		t, err := keysource.ParseToken(raw)
+		t, err := keytoken.Parse(raw)
 		if err != nil {
 			return err
 		}
@@ -197,7 +198,7 @@ type executor struct {
 	*run
 	disks                   []discover.Disk
 	key                     keysource.Key
-	token                   *keysource.Token // the key's token, once made or recovered
+	token                   *keytoken.Token // the key's token, once made or recovered
 	opened, mounted, booted bool
 	deferred                []string // directories of --bind-dirs left for the next boot
 }
@@ -387,7 +388,7 @@ func (ex *executor) newKey(s plan.Step) error {
 		}
 		key.Token.ProvisionedBy = ex.o.ProvisionedBy()
 		ex.key, ex.token = key, &key.Token
-		return "new " + ex.o.KeySource + " key" + keyIDSuffix(key.Token.KeyID), nil
+		return "new " + key.Token.Describe(), nil
 	})
 }
 

@@ -103,10 +103,10 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A context that names no instance ARN",
-		File:    "instance-agent/keysource/keysource.go",
+		File:    "instance-agent/keytoken/keytoken.go",
 		Find:    "		if !slices.Equal(t.ContextKeys, contract.ContextKeys) {",
 		Replace: "		if t.ContextKeys != nil && !slices.Equal(t.ContextKeys, contract.ContextKeys) {",
-		Pkg:     "instance-agent/keysource", Run: "^TestParseToken$",
+		Pkg:     "instance-agent/keytoken", Run: "^TestParse$",
 	},
 	{
 		Row:     "A header copied to another instance",
