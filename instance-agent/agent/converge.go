@@ -85,7 +85,7 @@ func (r *run) observe(disks []discover.Disk) (plan.Facts, error) {
 		f.Binds = binds
 	}
 	for _, d := range disks {
-		s, err := probe.Device(r.ctx, r.Run, d.Path)
+		s, err := probe.Device(r.ctx, r.Exec, d.Path)
 		if err != nil {
 			return f, err
 		}
@@ -147,7 +147,7 @@ func (r *run) readZeros(disks []plan.Disk) error {
 }
 
 func (r *run) observeArray(f *plan.Facts, a plan.Array) error {
-	s, err := probe.Device(r.ctx, r.Run, a.Path)
+	s, err := probe.Device(r.ctx, r.Exec, a.Path)
 	if err != nil {
 		return err
 	}
@@ -181,7 +181,7 @@ func (r *run) observeVolume(f *plan.Facts, dev, name string, s probe.Signature) 
 }
 
 func (r *run) observeMapping(f *plan.Facts, dm string) error {
-	s, err := probe.Device(r.ctx, r.Run, r.mapperPath())
+	s, err := probe.Device(r.ctx, r.Exec, r.mapperPath())
 	if err != nil {
 		return err
 	}
@@ -296,7 +296,7 @@ func (ex *executor) step(s plan.Step) error {
 			ex.deferred = append(ex.deferred, s.Dir)
 			return nil
 		}
-		did, err := bind.Move(ex.ctx, ex.Run, ex.Root, ex.o.MountPoint, s.Dir, ex.Seal)
+		did, err := bind.Move(ex.ctx, ex.Exec, ex.Root, ex.o.MountPoint, s.Dir, ex.Seal)
 		if err != nil {
 			return err
 		}
@@ -335,7 +335,7 @@ func (ex *executor) step(s plan.Step) error {
 		case plan.Wipe:
 			return wipe(ex.ctx, filepath.Join(ex.Root, ex.mapperPath()), ex.Progress)
 		case plan.MakeFS:
-			_, err := ex.Run.Run(ex.ctx, s.Cmd)
+			_, err := ex.Exec.Run(ex.ctx, s.Cmd)
 			return err
 		case plan.Mount:
 			dir := ex.o.MountPoint
@@ -349,7 +349,7 @@ func (ex *executor) step(s plan.Step) error {
 			case err != nil:
 				return err
 			}
-			if _, err := ex.Run.Run(ex.ctx, s.Cmd); err != nil {
+			if _, err := ex.Exec.Run(ex.ctx, s.Cmd); err != nil {
 				return fmt.Errorf("mounting %s at %s: %w", ex.mapperPath(), dir, err)
 			}
 			ex.mounted = true
@@ -419,7 +419,7 @@ func (ex *executor) runningHeldUnit() string {
 		return ""
 	}
 	for _, u := range ex.o.RequiredBy {
-		if _, err := ex.Run.Run(ex.ctx, sysexec.Command{Name: "systemctl", Args: []string{"is-active", "--quiet", u}}); err == nil {
+		if _, err := ex.Exec.Run(ex.ctx, sysexec.Command{Name: "systemctl", Args: []string{"is-active", "--quiet", u}}); err == nil {
 			return u
 		}
 	}
@@ -550,7 +550,7 @@ func (ex *executor) updateBootAgent(s plan.Step) error {
 	start := ex.Now()
 	installed := ex.Version
 	copied, err := ex.installSelf(func() {
-		out, err := ex.Run.Run(ex.ctx, sysexec.Command{Name: contract.AgentPath, Args: []string{"version"}})
+		out, err := ex.Exec.Run(ex.ctx, sysexec.Command{Name: contract.AgentPath, Args: []string{"version"}})
 		if installed = strings.TrimSpace(string(out)); err != nil || installed == "" {
 			installed = "unknown"
 			ex.note("%s does not say its version: %v", contract.AgentPath, err)
@@ -592,7 +592,7 @@ func (r *run) reloadSystemd(changed bool) error {
 	if !changed || !r.systemdRuns() {
 		return nil
 	}
-	if _, err := r.Run.Run(r.ctx, sysexec.Command{Name: "systemctl", Args: []string{"daemon-reload"}}); err != nil {
+	if _, err := r.Exec.Run(r.ctx, sysexec.Command{Name: "systemctl", Args: []string{"daemon-reload"}}); err != nil {
 		return fmt.Errorf("reloading systemd: %w", err)
 	}
 	return nil
