@@ -21,6 +21,7 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/discover"
 	"github.com/storecrypt/storecrypt/instance-agent/filesystem"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/lock"
 	"github.com/storecrypt/storecrypt/instance-agent/luks"
 	"github.com/storecrypt/storecrypt/instance-agent/mountpoint"
@@ -33,15 +34,15 @@ import (
 // Keys makes and recovers volume keys (keysource.Sources).
 type Keys interface {
 	New(ctx context.Context, o contract.AgentOptions, v keysource.Volume) (keysource.Key, error)
-	Recover(ctx context.Context, t keysource.Token, v keysource.Volume) (keysource.Key, error)
+	Recover(ctx context.Context, t keytoken.Token, v keysource.Volume) (keysource.Key, error)
 }
 
 // Agent holds what a run needs from the machine. Main builds it; tests build it with a
 // scripted Runner and a temporary Root holding a sysfs fixture.
 type Agent struct {
-	Root     string // "/" on an instance
-	Run      sysexec.Runner
-	Progress io.Writer // readable progress; stdout is for the JSON document only
+	Root     string         // "/" on an instance
+	Exec     sysexec.Runner // runs the system tools (cryptsetup, mdadm, mkfs, mount, systemctl)
+	Progress io.Writer      // readable progress; stdout is for the JSON document only
 	Version  string
 	Self     string        // the running binary, copied to contract.AgentPath for the unit
 	Wait     time.Duration // how long to wait for another run's lock
@@ -127,8 +128,8 @@ func (a *Agent) execute(ctx context.Context, m mode, o contract.AgentOptions) (*
 		Agent: a, ctx: ctx, mode: m, o: o,
 		rep:  &contract.Report{Command: modeNames[m], AgentVersion: a.Version, Devices: []contract.Device{}, Steps: []contract.Step{}, StartedAt: start.UTC().Format(time.RFC3339)},
 		fsys: os.DirFS(a.Root),
-		cs:   luks.Cryptsetup{R: a.Run},
-		md:   raid.Mdadm{R: a.Run},
+		cs:   luks.Cryptsetup{R: a.Exec},
+		md:   raid.Mdadm{R: a.Exec},
 	}
 	if o.Boot {
 		// The boot unit's run is the installed agent itself.
@@ -263,7 +264,7 @@ func (r *run) checkTools(disks int) error {
 	}
 	var missing []string
 	for _, t := range need {
-		if _, err := r.Run.LookPath(t); err != nil {
+		if _, err := r.Exec.LookPath(t); err != nil {
 			missing = append(missing, t)
 		}
 	}
@@ -347,13 +348,6 @@ func (r *run) volume(uuid string, keySource string) (keysource.Volume, error) {
 	r.rep.InstanceID = id
 	v.InstanceARN = arn
 	return v, nil
-}
-
-func keyIDSuffix(id string) string {
-	if id == "" {
-		return ""
-	}
-	return " from " + id
 }
 
 // ErrNoDevices means discovery found nothing to encrypt.

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/golden"
@@ -36,7 +37,7 @@ type fakeKeys struct {
 	handed  [][]byte // every secret handed out, to see that the agent zeroes it
 }
 
-func (f *fakeKeys) key(t keysource.Token) keysource.Key {
+func (f *fakeKeys) key(t keytoken.Token) keysource.Key {
 	k := keysource.Key{Secret: bytes.Clone(secret), Token: t, FullEntropy: true}
 	f.handed = append(f.handed, k.Secret)
 	return k
@@ -47,10 +48,10 @@ func (f *fakeKeys) New(_ context.Context, o contract.AgentOptions, v keysource.V
 	if f.err != nil {
 		return keysource.Key{}, f.err
 	}
-	return f.key(keysource.Token{KeySource: o.KeySource, KeyID: keyARN, Ciphertext: []byte("wrapped"), ContextKeys: contract.ContextKeys}), nil
+	return f.key(keytoken.Token{KeySource: o.KeySource, KeyID: keyARN, Ciphertext: []byte("wrapped"), ContextKeys: contract.ContextKeys}), nil
 }
 
-func (f *fakeKeys) Recover(_ context.Context, t keysource.Token, v keysource.Volume) (keysource.Key, error) {
+func (f *fakeKeys) Recover(_ context.Context, t keytoken.Token, v keysource.Volume) (keysource.Key, error) {
 	f.volumes = append(f.volumes, v)
 	if f.err != nil {
 		return keysource.Key{}, f.err
@@ -190,7 +191,7 @@ func newTestAgent(t *testing.T, root string, calls []sysexec.Call, keys *fakeKey
 	var progress bytes.Buffer
 	now := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 	a := &Agent{
-		Root: root, Run: fake, Progress: &progress, Version: "test", Wait: time.Second,
+		Root: root, Exec: fake, Progress: &progress, Version: "test", Wait: time.Second,
 		Keys: func(context.Context) (Keys, error) { return keys, nil },
 		Instance: func(context.Context) (string, string, error) {
 			return "i-0123456789abcdef0", "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0", nil
@@ -554,9 +555,9 @@ func TestExitCodeOf(t *testing.T) {
 	}{
 		{nil, contract.ExitOK},
 		{&RefusedError{Device: "/dev/x", Reason: "r"}, contract.ExitRefusedUnsafe},
-		{fmt.Errorf("observing /dev/x: %w", &keysource.ContextKeysError{}), contract.ExitRefusedUnsafe},
+		{fmt.Errorf("observing /dev/x: %w", &keytoken.ContextKeysError{}), contract.ExitRefusedUnsafe},
 		{&keysource.UnavailableError{Op: "x", Err: errors.New("y")}, contract.ExitKeyUnavailable},
-		{keysource.ErrEphemeral, contract.ExitKeyUnavailable},
+		{keytoken.ErrEphemeral, contract.ExitKeyUnavailable},
 		{&contract.InvalidError{Flag: "f"}, contract.ExitBadInput},
 		{&MissingToolError{Tools: []string{"mdadm"}}, contract.ExitBadInput},
 		{ErrNoDevices, contract.ExitNoDevices},

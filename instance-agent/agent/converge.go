@@ -20,6 +20,7 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/bootunit"
 	"github.com/storecrypt/storecrypt/instance-agent/discover"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/mountpoint"
 	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/instance-agent/probe"
@@ -84,7 +85,7 @@ func (r *run) observe(disks []discover.Disk) (plan.Facts, error) {
 		f.Binds = binds
 	}
 	for _, d := range disks {
-		s, err := probe.Device(r.ctx, r.Run, d.Path)
+		s, err := probe.Device(r.ctx, r.Exec, d.Path)
 		if err != nil {
 			return f, err
 		}
@@ -146,7 +147,7 @@ func (r *run) readZeros(disks []plan.Disk) error {
 }
 
 func (r *run) observeArray(f *plan.Facts, a plan.Array) error {
-	s, err := probe.Device(r.ctx, r.Run, a.Path)
+	s, err := probe.Device(r.ctx, r.Exec, a.Path)
 	if err != nil {
 		return err
 	}
@@ -166,7 +167,7 @@ func (r *run) observeVolume(f *plan.Facts, dev, name string, s probe.Signature) 
 	}
 	h := &plan.Header{Meta: meta}
 	if raw := meta.TokenOfType(contract.TokenType); raw != nil {
-		t, err := keysource.ParseToken(raw)
+		t, err := keytoken.Parse(raw)
 		if err != nil {
 			return err
 		}
@@ -180,7 +181,7 @@ func (r *run) observeVolume(f *plan.Facts, dev, name string, s probe.Signature) 
 }
 
 func (r *run) observeMapping(f *plan.Facts, dm string) error {
-	s, err := probe.Device(r.ctx, r.Run, r.mapperPath())
+	s, err := probe.Device(r.ctx, r.Exec, r.mapperPath())
 	if err != nil {
 		return err
 	}
@@ -197,7 +198,7 @@ type executor struct {
 	*run
 	disks                   []discover.Disk
 	key                     keysource.Key
-	token                   *keysource.Token // the key's token, once made or recovered
+	token                   *keytoken.Token // the key's token, once made or recovered
 	opened, mounted, booted bool
 	deferred                []string // directories of --bind-dirs left for the next boot
 }
@@ -295,7 +296,7 @@ func (ex *executor) step(s plan.Step) error {
 			ex.deferred = append(ex.deferred, s.Dir)
 			return nil
 		}
-		did, err := bind.Move(ex.ctx, ex.Run, ex.Root, ex.o.MountPoint, s.Dir, ex.Seal)
+		did, err := bind.Move(ex.ctx, ex.Exec, ex.Root, ex.o.MountPoint, s.Dir, ex.Seal)
 		if err != nil {
 			return err
 		}
@@ -334,7 +335,7 @@ func (ex *executor) step(s plan.Step) error {
 		case plan.Wipe:
 			return wipe(ex.ctx, filepath.Join(ex.Root, ex.mapperPath()), ex.Progress)
 		case plan.MakeFS:
-			_, err := ex.Run.Run(ex.ctx, s.Cmd)
+			_, err := ex.Exec.Run(ex.ctx, s.Cmd)
 			return err
 		case plan.Mount:
 			dir := ex.o.MountPoint
@@ -348,7 +349,7 @@ func (ex *executor) step(s plan.Step) error {
 			case err != nil:
 				return err
 			}
-			if _, err := ex.Run.Run(ex.ctx, s.Cmd); err != nil {
+			if _, err := ex.Exec.Run(ex.ctx, s.Cmd); err != nil {
 				return fmt.Errorf("mounting %s at %s: %w", ex.mapperPath(), dir, err)
 			}
 			ex.mounted = true
@@ -387,7 +388,7 @@ func (ex *executor) newKey(s plan.Step) error {
 		}
 		key.Token.ProvisionedBy = ex.o.ProvisionedBy()
 		ex.key, ex.token = key, &key.Token
-		return "new " + ex.o.KeySource + " key" + keyIDSuffix(key.Token.KeyID), nil
+		return "new " + key.Token.Describe(), nil
 	})
 }
 
@@ -418,7 +419,7 @@ func (ex *executor) runningHeldUnit() string {
 		return ""
 	}
 	for _, u := range ex.o.RequiredBy {
-		if _, err := ex.Run.Run(ex.ctx, sysexec.Command{Name: "systemctl", Args: []string{"is-active", "--quiet", u}}); err == nil {
+		if _, err := ex.Exec.Run(ex.ctx, sysexec.Command{Name: "systemctl", Args: []string{"is-active", "--quiet", u}}); err == nil {
 			return u
 		}
 	}
@@ -549,7 +550,7 @@ func (ex *executor) updateBootAgent(s plan.Step) error {
 	start := ex.Now()
 	installed := ex.Version
 	copied, err := ex.installSelf(func() {
-		out, err := ex.Run.Run(ex.ctx, sysexec.Command{Name: contract.AgentPath, Args: []string{"version"}})
+		out, err := ex.Exec.Run(ex.ctx, sysexec.Command{Name: contract.AgentPath, Args: []string{"version"}})
 		if installed = strings.TrimSpace(string(out)); err != nil || installed == "" {
 			installed = "unknown"
 			ex.note("%s does not say its version: %v", contract.AgentPath, err)
@@ -591,7 +592,7 @@ func (r *run) reloadSystemd(changed bool) error {
 	if !changed || !r.systemdRuns() {
 		return nil
 	}
-	if _, err := r.Run.Run(r.ctx, sysexec.Command{Name: "systemctl", Args: []string{"daemon-reload"}}); err != nil {
+	if _, err := r.Exec.Run(r.ctx, sysexec.Command{Name: "systemctl", Args: []string{"daemon-reload"}}); err != nil {
 		return fmt.Errorf("reloading systemd: %w", err)
 	}
 	return nil

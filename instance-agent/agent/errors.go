@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/lock"
 	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -43,7 +44,7 @@ func ExitCodeOf(err error) contract.ExitCode {
 		unavailable *keysource.UnavailableError
 		invalid     *contract.InvalidError
 		missing     *MissingToolError
-		unopenable  *keysource.ContextKeysError
+		unopenable  *keytoken.ContextKeysError
 	)
 	switch {
 	case err == nil:
@@ -52,7 +53,7 @@ func ExitCodeOf(err error) contract.ExitCode {
 	// not ours: no retry changes its token, and formatting it would destroy its data.
 	case errors.As(err, &refused), errors.As(err, &unopenable):
 		return contract.ExitRefusedUnsafe
-	case errors.As(err, &unavailable), errors.Is(err, keysource.ErrEphemeral):
+	case errors.As(err, &unavailable), errors.Is(err, keytoken.ErrEphemeral):
 		return contract.ExitKeyUnavailable
 	case errors.As(err, &invalid), errors.As(err, &missing):
 		return contract.ExitBadInput

@@ -55,7 +55,7 @@ func (r *run) install() error {
 		return nil
 	}
 	start = r.Now()
-	if _, err := r.Run.Run(r.ctx, sysexec.Command{Name: "systemctl", Args: []string{"start", "--no-block", contract.UnitName}}); err != nil {
+	if _, err := r.Exec.Run(r.ctx, sysexec.Command{Name: "systemctl", Args: []string{"start", "--no-block", contract.UnitName}}); err != nil {
 		return fmt.Errorf("starting %s: %w", contract.UnitName, err)
 	}
 	r.record("start", "start "+contract.UnitName+" (journalctl -u "+contract.UnitName+" shows its run)", true, start)
@@ -114,7 +114,7 @@ func (r *run) unsealAll(dirs []string) error {
 	if err := os.MkdirAll(view, 0o700); err != nil {
 		return fmt.Errorf("creating %s: %w", rootView, err)
 	}
-	if _, err := r.Run.Run(r.ctx, sysexec.Command{Name: "mount", Args: []string{"--bind", "/", rootView}}); err != nil {
+	if _, err := r.Exec.Run(r.ctx, sysexec.Command{Name: "mount", Args: []string{"--bind", "/", rootView}}); err != nil {
 		return fmt.Errorf("binding the root filesystem at %s: %w", rootView, err)
 	}
 	unseal := r.Unseal
@@ -138,7 +138,7 @@ func (r *run) unsealAll(dirs []string) error {
 			done = append(done, d)
 		}
 	}
-	if _, err := r.Run.Run(r.ctx, sysexec.Command{Name: "umount", Args: []string{rootView}}); err != nil {
+	if _, err := r.Exec.Run(r.ctx, sysexec.Command{Name: "umount", Args: []string{rootView}}); err != nil {
 		errs = append(errs, fmt.Errorf("unmounting %s: %w", rootView, err))
 	}
 	if err := errors.Join(errs...); err != nil {

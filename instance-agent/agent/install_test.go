@@ -9,7 +9,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -113,7 +113,7 @@ func TestCommandKeepsTheBootUnit(t *testing.T) {
 			t.Errorf("boot=%t: the unit was rewritten:\n%s", boot, got)
 		}
 		want := map[bool]string{false: contract.ProvisionedByCommand, true: contract.ProvisionedByBoot}[boot]
-		tok, err := keysource.ParseToken(fake.Stdins[3])
+		tok, err := keytoken.Parse(fake.Stdins[3])
 		if err != nil || tok.ProvisionedBy != want || rep.Layout.ProvisionedBy != want || !rep.Layout.BootMode || !rep.Layout.BootUnit {
 			t.Errorf("boot=%t: token %+v (%v), layout %+v", boot, tok, err, rep.Layout)
 		}

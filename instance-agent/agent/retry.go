@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
@@ -52,7 +52,7 @@ func (a *Agent) Retrying(d time.Duration, op Op) Op {
 }
 
 func retryable(err error) bool {
-	if errors.Is(err, keysource.ErrEphemeral) {
+	if errors.Is(err, keytoken.ErrEphemeral) {
 		return false
 	}
 	switch ExitCodeOf(err) {

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/lock"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
@@ -32,7 +33,7 @@ func TestRetrying(t *testing.T) {
 		{"refused is final", 4 * time.Minute, []error{refused}, 1, nil, refused},
 		{"bad input is final", 4 * time.Minute, []error{&contract.InvalidError{Flag: "model"}}, 1, nil, &contract.InvalidError{Flag: "model"}},
 		{"no devices is final", 4 * time.Minute, []error{ErrNoDevices}, 1, nil, ErrNoDevices},
-		{"an ephemeral volume after a reboot is final", 4 * time.Minute, []error{keysource.ErrEphemeral}, 1, nil, keysource.ErrEphemeral},
+		{"an ephemeral volume after a reboot is final", 4 * time.Minute, []error{keytoken.ErrEphemeral}, 1, nil, keytoken.ErrEphemeral},
 		{"no retry without --retry-for", 0, []error{unavailable}, 1, nil, unavailable},
 		{"gives up when the next wait would pass the deadline", 20 * time.Second,
 			[]error{unavailable, unavailable, unavailable, unavailable, unavailable},

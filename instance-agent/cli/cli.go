@@ -164,7 +164,7 @@ func NewAgent() *agent.Agent {
 	self, _ := os.Executable()
 	return &agent.Agent{
 		Root:     "/",
-		Run:      sysexec.OS{},
+		Exec:     sysexec.OS{},
 		Version:  Version,
 		Self:     self,
 		Keys:     func(ctx context.Context) (agent.Keys, error) { return env.Keys(ctx) },

@@ -1,10 +1,9 @@
-// Package filesystem makes and mounts the filesystem on the opened volume.
+// Package filesystem builds the command lines that make and mount the filesystem on the
+// opened volume.
 package filesystem
 
 import (
-	"context"
 	"fmt"
-	"os"
 
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -36,31 +35,8 @@ func MakeCommand(fstype, dev, label string) (sysexec.Command, error) {
 	return sysexec.Command{Name: Tool(fstype), Args: args}, nil
 }
 
-// Make creates a fstype filesystem labelled label on dev.
-func Make(ctx context.Context, r sysexec.Runner, fstype, dev, label string) error {
-	c, err := MakeCommand(fstype, dev, label)
-	if err != nil {
-		return err
-	}
-	if _, err := r.Run(ctx, c); err != nil {
-		return fmt.Errorf("making %s on %s: %w", fstype, dev, err)
-	}
-	return nil
-}
-
 // MountCommand mounts dev at dir with noatime: atime updates turn every read into a
 // metadata write, which scratch data never needs.
 func MountCommand(dev, dir, fstype string) sysexec.Command {
 	return sysexec.Command{Name: "mount", Args: []string{"-t", fstype, "-o", "noatime", dev, dir}}
-}
-
-// Mount mounts dev at dir (under root), creating dir (MountCommand).
-func Mount(ctx context.Context, r sysexec.Runner, root, dev, dir, fstype string) error {
-	if err := os.MkdirAll(root+dir, 0o755); err != nil {
-		return fmt.Errorf("creating %s: %w", dir, err)
-	}
-	if _, err := r.Run(ctx, MountCommand(dev, dir, fstype)); err != nil {
-		return fmt.Errorf("mounting %s at %s: %w", dev, dir, err)
-	}
-	return nil
 }

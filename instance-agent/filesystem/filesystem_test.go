@@ -1,31 +1,24 @@
 package filesystem
 
-import (
-	"context"
-	"os"
-	"path/filepath"
-	"testing"
+import "testing"
 
-	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
-)
-
-func TestMakeAndMount(t *testing.T) {
-	root := t.TempDir()
-	fake := &sysexec.Fake{T: t, Calls: []sysexec.Call{
-		{Argv: "mkfs.xfs -q -f -K -L storecrypt /dev/mapper/storecrypt"},
-		{Argv: "mount -t xfs -o noatime /dev/mapper/storecrypt /mnt/instance-store"},
-	}}
-	if err := Make(context.Background(), fake, "xfs", "/dev/mapper/storecrypt", "storecrypt"); err != nil {
-		t.Fatal(err)
+func TestCommands(t *testing.T) {
+	for _, tc := range []struct {
+		fstype, want string // want "" for an error
+	}{
+		{"xfs", "mkfs.xfs -q -f -K -L storecrypt /dev/mapper/storecrypt"},
+		{"ext4", "mkfs.ext4 -q -F -L storecrypt -m 0 -O meta_bg,^resize_inode -E lazy_itable_init=1,lazy_journal_init=1,nodiscard /dev/mapper/storecrypt"},
+		{"btrfs", ""},
+	} {
+		c, err := MakeCommand(tc.fstype, "/dev/mapper/storecrypt", "storecrypt")
+		switch {
+		case tc.want == "" && err == nil:
+			t.Errorf("%s: got %s, want an error for an unsupported filesystem", tc.fstype, c)
+		case tc.want != "" && (err != nil || c.String() != tc.want):
+			t.Errorf("%s: got %s, %v; want %s", tc.fstype, c, err, tc.want)
+		}
 	}
-	if err := Mount(context.Background(), fake, root, "/dev/mapper/storecrypt", "/mnt/instance-store", "xfs"); err != nil {
-		t.Fatal(err)
-	}
-	fake.Done()
-	if st, err := os.Stat(filepath.Join(root, "mnt/instance-store")); err != nil || !st.IsDir() {
-		t.Errorf("the mount point was not created: %v", err)
-	}
-	if err := Make(context.Background(), fake, "btrfs", "/dev/x", "l"); err == nil {
-		t.Error("an unsupported filesystem was accepted")
+	if got, want := MountCommand("/dev/mapper/storecrypt", "/mnt/instance-store", "xfs").String(), "mount -t xfs -o noatime /dev/mapper/storecrypt /mnt/instance-store"; got != want {
+		t.Errorf("got %s, want %s", got, want)
 	}
 }

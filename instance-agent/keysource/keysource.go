@@ -7,25 +7,25 @@
 //   - s3-kms: the seed recipe's shared passphrase, the raw KMS ciphertext in an S3 object.
 //   - ephemeral: random, never stored; the volume is scratch that a reboot discards.
 //
-// Every key is a []byte that the caller zeroes with Key.Zero after use.
+// Every key is a []byte that the caller zeroes with Key.Zero after use. What a volume's
+// header records of its key is a keytoken.Token.
 package keysource
 
 import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net"
-	"slices"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/smithy-go"
 
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/s3object"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
@@ -45,81 +45,6 @@ type S3 interface {
 // bytes.
 const maxSecret = 64 << 10
 
-// Token is the LUKS2 token storecrypt writes: enough to get the key again, and nothing
-// that is secret on its own.
-type Token struct {
-	Type       string   `json:"type"`
-	Keyslots   []string `json:"keyslots"`
-	KeySource  string   `json:"key_source"`
-	KeyID      string   `json:"key_id,omitempty"`     // the KMS key ARN
-	Ciphertext []byte   `json:"ciphertext,omitempty"` // kms-datakey: the wrapped data key
-	// kms-datakey: the encryption context's keys (contract.ContextKeys). Unlock rebuilds
-	// the context from them; a token naming other keys is refused (ContextKeysError).
-	ContextKeys []string `json:"context_keys,omitempty"`
-	Secret      string   `json:"secret,omitempty"` // s3-kms: s3://bucket/key
-	// s3-kms: the object version the volume was made with, so that a later put-secret
-	// --force does not lock the volume out. Empty in tokens written before versions were
-	// kept, and for a bucket without versioning; those read the current object.
-	SecretVersion string `json:"secret_version,omitempty"`
-	// ProvisionedBy is the path that made the volume (contract.ProvisionedByBoot or
-	// ProvisionedByCommand); absent in tokens written before it was recorded.
-	ProvisionedBy string `json:"provisioned_by,omitempty"`
-}
-
-// ParseToken decodes a token read from a LUKS2 header.
-func ParseToken(raw []byte) (Token, error) {
-	var t Token
-	if err := json.Unmarshal(raw, &t); err != nil {
-		return Token{}, fmt.Errorf("parsing the storecrypt token: %w", err)
-	}
-	if t.Type != contract.TokenType {
-		return Token{}, fmt.Errorf("parsing the storecrypt token: type %q, want %q", t.Type, contract.TokenType)
-	}
-	switch t.KeySource {
-	case contract.KeySourceKMSDataKey:
-		if len(t.Ciphertext) == 0 || t.KeyID == "" {
-			return Token{}, errors.New("parsing the storecrypt token: kms-datakey token without key id or ciphertext")
-		}
-		if !slices.Equal(t.ContextKeys, contract.ContextKeys) {
-			return Token{}, &ContextKeysError{Keys: t.ContextKeys}
-		}
-	case contract.KeySourceS3KMS:
-		if _, _, err := contract.SecretLocation(t.Secret); err != nil {
-			return Token{}, fmt.Errorf("parsing the storecrypt token: %w", err)
-		}
-	case contract.KeySourceEphemeral:
-	default:
-		return Token{}, fmt.Errorf("parsing the storecrypt token: unknown key source %q", t.KeySource)
-	}
-	return t, nil
-}
-
-// ContextKeysError is a kms-datakey token whose encryption context this agent does not
-// build: none recorded (an agent from before the context named the instance by ARN,
-// under a context the key policy refuses) or keys a newer agent wrote. Opening it under
-// another context could only fail at KMS, and formatting it would destroy the data.
-type ContextKeysError struct {
-	Keys []string // the token's context_keys; nil when it has none
-}
-
-func (e *ContextKeysError) Error() string {
-	if e.Keys == nil {
-		return fmt.Sprintf("parsing the storecrypt token: it records no encryption context keys (want %v): an agent older than this key policy made the volume, and no key policy opens it", contract.ContextKeys)
-	}
-	return fmt.Sprintf("parsing the storecrypt token: encryption context keys %v, want %v (a newer agent made this volume?)", e.Keys, contract.ContextKeys)
-}
-
-// JSON encodes the token for cryptsetup token import. The keyslots list is left empty:
-// import's --key-slot binds the slot.
-func (t Token) JSON() []byte {
-	t.Type = contract.TokenType
-	if t.Keyslots == nil {
-		t.Keyslots = []string{}
-	}
-	b, _ := json.Marshal(t) // a struct of strings and bytes always encodes
-	return b
-}
-
 // Volume names the volume a key is for.
 type Volume struct {
 	InstanceARN string // the instance's own ARN, as KMS sees it in ec2:SourceInstanceARN
@@ -129,7 +54,7 @@ type Volume struct {
 // Key is a volume passphrase and how to find it again.
 type Key struct {
 	Secret []byte
-	Token  Token
+	Token  keytoken.Token
 	// FullEntropy: the secret is random (a data key or ephemeral), so a fast PBKDF is safe.
 	FullEntropy bool
 }
@@ -139,9 +64,6 @@ func (k *Key) Zero() {
 	clear(k.Secret)
 	k.Secret = nil
 }
-
-// ErrEphemeral is returned when asked to recover an ephemeral key: by design it is gone.
-var ErrEphemeral = errors.New("the volume's key was ephemeral and is gone; apply formats it anew")
 
 // UnavailableError says the key could not be had and what would fix it.
 type UnavailableError struct {
@@ -184,7 +106,7 @@ func (s Sources) New(ctx context.Context, o contract.AgentOptions, v Volume) (Ke
 		}
 		return Key{
 			Secret:      out.Plaintext,
-			Token:       Token{KeySource: o.KeySource, KeyID: aws.ToString(out.KeyId), Ciphertext: out.CiphertextBlob, ContextKeys: contract.ContextKeys},
+			Token:       keytoken.Token{KeySource: o.KeySource, KeyID: aws.ToString(out.KeyId), Ciphertext: out.CiphertextBlob, ContextKeys: contract.ContextKeys},
 			FullEntropy: true,
 		}, nil
 	case contract.KeySourceS3KMS:
@@ -198,13 +120,13 @@ func (s Sources) New(ctx context.Context, o contract.AgentOptions, v Volume) (Ke
 		if _, err := io.ReadFull(r, b); err != nil {
 			return Key{}, fmt.Errorf("reading random bytes: %w", err)
 		}
-		return Key{Secret: b, Token: Token{KeySource: o.KeySource}, FullEntropy: true}, nil
+		return Key{Secret: b, Token: keytoken.Token{KeySource: o.KeySource}, FullEntropy: true}, nil
 	}
 	return Key{}, fmt.Errorf("unknown key source %q", o.KeySource)
 }
 
 // Recover gets the key of an existing volume from its token.
-func (s Sources) Recover(ctx context.Context, t Token, v Volume) (Key, error) {
+func (s Sources) Recover(ctx context.Context, t keytoken.Token, v Volume) (Key, error) {
 	switch t.KeySource {
 	case contract.KeySourceKMSDataKey:
 		// KMS decrypts only under the context the key was made with, which names this
@@ -221,7 +143,7 @@ func (s Sources) Recover(ctx context.Context, t Token, v Volume) (Key, error) {
 	case contract.KeySourceS3KMS:
 		return s.fromS3(ctx, t.Secret, t.SecretVersion, t.KeyID)
 	case contract.KeySourceEphemeral:
-		return Key{}, ErrEphemeral
+		return Key{}, keytoken.ErrEphemeral
 	}
 	return Key{}, fmt.Errorf("unknown key source %q", t.KeySource)
 }
@@ -274,7 +196,7 @@ func (s Sources) fromS3(ctx context.Context, secret, version, keyID string) (Key
 	if v := obj.VersionID; v != "null" && v != "" {
 		version = v
 	}
-	return Key{Secret: pass, Token: Token{KeySource: contract.KeySourceS3KMS, KeyID: aws.ToString(out.KeyId), Secret: secret, SecretVersion: version}}, nil
+	return Key{Secret: pass, Token: keytoken.Token{KeySource: contract.KeySourceS3KMS, KeyID: aws.ToString(out.KeyId), Secret: secret, SecretVersion: version}}, nil
 }
 
 // unavailableObject: S3 answers a GetObject of a missing object with 403 AccessDenied,

@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/smithy-go"
 
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/s3object"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
@@ -113,7 +114,7 @@ func TestKMSDataKeyBindsInstanceAndVolume(t *testing.T) {
 	if !maps.Equal(gotGen, want) {
 		t.Errorf("GenerateDataKey context %v, want %v", gotGen, want)
 	}
-	parsed, err := ParseToken(key.Token.JSON())
+	parsed, err := keytoken.Parse(key.Token.JSON())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,43 +208,8 @@ func TestEphemeral(t *testing.T) {
 	if err != nil || len(key.Secret) != 64 || !key.FullEntropy {
 		t.Fatalf("got %d bytes, %v", len(key.Secret), err)
 	}
-	if _, err := s.Recover(context.Background(), key.Token, Volume{}); !errors.Is(err, ErrEphemeral) {
+	if _, err := s.Recover(context.Background(), key.Token, Volume{}); !errors.Is(err, keytoken.ErrEphemeral) {
 		t.Errorf("recover: got %v, want ErrEphemeral", err)
-	}
-}
-
-// TestParseToken: a token is read only when it says how to get its key again; a
-// kms-datakey token must name the context this agent builds, so a volume from before the
-// context named the instance by ARN (no context_keys) is refused with ContextKeysError
-// instead of being opened under a context no key policy allows.
-func TestParseToken(t *testing.T) {
-	for _, tc := range []struct {
-		name, raw   string
-		ok, context bool // context: the error is a *ContextKeysError
-	}{
-		{"kms", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg==","context_keys":["storecrypt:instance-arn","storecrypt:volume"]}`, true, false},
-		{"kms, no context keys (the instance-id context)", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg=="}`, false, true},
-		{"kms, a context this agent does not know", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k","ciphertext":"YmxvYg==","context_keys":["storecrypt:tpm"]}`, false, true},
-		{"s3", `{"type":"storecrypt","keyslots":["0"],"key_source":"s3-kms","secret":"s3://b/k"}`, true, false},
-		{"ephemeral", `{"type":"storecrypt","keyslots":["0"],"key_source":"ephemeral"}`, true, false},
-		{"other type", `{"type":"systemd-tpm2","keyslots":["0"]}`, false, false},
-		{"kms without ciphertext", `{"type":"storecrypt","keyslots":["0"],"key_source":"kms-datakey","key_id":"k"}`, false, false},
-		{"s3 without secret", `{"type":"storecrypt","keyslots":["0"],"key_source":"s3-kms"}`, false, false},
-		{"unknown source", `{"type":"storecrypt","keyslots":["0"],"key_source":"tpm"}`, false, false},
-		{"not json", `{`, false, false},
-	} {
-		_, err := ParseToken([]byte(tc.raw))
-		if (err == nil) != tc.ok {
-			t.Errorf("%s: got %v, want ok=%v", tc.name, err, tc.ok)
-		}
-		var ctxErr *ContextKeysError
-		if errors.As(err, &ctxErr) != tc.context {
-			t.Errorf("%s: got %v, want a ContextKeysError: %v", tc.name, err, tc.context)
-		}
-	}
-	got := string(Token{KeySource: contract.KeySourceEphemeral}.JSON())
-	if got != `{"type":"storecrypt","keyslots":[],"key_source":"ephemeral"}` {
-		t.Errorf("JSON() = %s", got)
 	}
 }
 
@@ -256,13 +222,13 @@ func TestS3KMSReadsTheVersionItWasMadeWith(t *testing.T) {
 	for _, tc := range []struct {
 		name        string
 		unversioned bool
-		token       func(Token) Token
+		token       func(keytoken.Token) keytoken.Token
 		want        string
 		pinned      string
 	}{
-		{"versioned bucket: the token's version", false, func(t Token) Token { return t }, "pass of first", "v1"},
-		{"a token from before versions were kept: the current object", false, func(t Token) Token { t.SecretVersion = ""; return t }, "pass of second", "v1"},
-		{"unversioned bucket: nothing to pin", true, func(t Token) Token { return t }, "pass of second", ""},
+		{"versioned bucket: the token's version", false, func(t keytoken.Token) keytoken.Token { return t }, "pass of first", "v1"},
+		{"a token without a version: the current object", false, func(t keytoken.Token) keytoken.Token { t.SecretVersion = ""; return t }, "pass of second", "v1"},
+		{"unversioned bucket: nothing to pin", true, func(t keytoken.Token) keytoken.Token { return t }, "pass of second", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			store := fakeS3{objects: map[string][]string{"bucket/seed": {"first"}}, unversioned: tc.unversioned}
@@ -274,7 +240,7 @@ func TestS3KMSReadsTheVersionItWasMadeWith(t *testing.T) {
 			if key.Token.SecretVersion != tc.pinned {
 				t.Errorf("token pins version %q, want %q", key.Token.SecretVersion, tc.pinned)
 			}
-			parsed, err := ParseToken(key.Token.JSON())
+			parsed, err := keytoken.Parse(key.Token.JSON())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -328,7 +294,7 @@ func TestS3KMSTrustsOnlyItsKeyAndAccount(t *testing.T) {
 			var key Key
 			var err error
 			if tc.recover {
-				key, err = s.Recover(context.Background(), Token{KeySource: contract.KeySourceS3KMS, KeyID: keyARN, Secret: "s3://bucket/seed"}, Volume{})
+				key, err = s.Recover(context.Background(), keytoken.Token{KeySource: contract.KeySourceS3KMS, KeyID: keyARN, Secret: "s3://bucket/seed"}, Volume{})
 			} else {
 				key, err = s.New(context.Background(), contract.AgentOptions{KeySource: contract.KeySourceS3KMS, KMSKeyID: keyARN, Secret: "s3://bucket/seed"}, Volume{})
 			}

@@ -1,5 +1,7 @@
-// Package luks drives cryptsetup for LUKS2 volumes: format, tokens, open and close. Keys
-// reach cryptsetup only on stdin (--key-file -), never in argv, the environment or a file.
+// Package luks builds cryptsetup's command lines for LUKS2 volumes (format, tokens, open,
+// close), runs them, and reads a header and cryptsetup's version. Keys reach cryptsetup
+// only on stdin (--key-file -), never in argv, the environment or a file: no builder
+// takes a key.
 package luks
 
 import (
@@ -82,11 +84,6 @@ func FormatCommand(dev string, o FormatOptions) sysexec.Command {
 	return sysexec.Command{Name: "cryptsetup", Args: args}
 }
 
-// Format writes a new LUKS2 header on dev with key as the passphrase of key slot 0.
-func (c Cryptsetup) Format(ctx context.Context, dev string, o FormatOptions, key []byte) error {
-	return c.run(ctx, FormatCommand(dev, o), key, "formatting "+dev)
-}
-
 // ImportTokenCommand stores the token on stdin (JSON with "type" and "keyslots") as
 // token 0 of dev, bound to key slot 0 when bind is set.
 func ImportTokenCommand(dev string, bind bool) sysexec.Command {
@@ -97,21 +94,11 @@ func ImportTokenCommand(dev string, bind bool) sysexec.Command {
 	return sysexec.Command{Name: "cryptsetup", Args: append(args, dev)}
 }
 
-// ImportToken stores token as token 0 of dev (ImportTokenCommand).
-func (c Cryptsetup) ImportToken(ctx context.Context, dev string, token []byte, bind bool) error {
-	return c.run(ctx, ImportTokenCommand(dev, bind), token, "storing the token in "+dev)
-}
-
 // SetLabelsCommand rewrites the LUKS2 label and subsystem fields; storecrypt keeps the
 // volume's provisioning state in the subsystem. Both are passed because `cryptsetup
 // config` clears the one it is not given.
 func SetLabelsCommand(dev, label, subsystem string) sysexec.Command {
 	return sysexec.Command{Name: "cryptsetup", Args: []string{"config", "--label", label, "--subsystem", subsystem, dev}}
-}
-
-// SetLabels runs SetLabelsCommand.
-func (c Cryptsetup) SetLabels(ctx context.Context, dev, label, subsystem string) error {
-	return c.run(ctx, SetLabelsCommand(dev, label, subsystem), nil, "marking "+dev+" "+subsystem)
 }
 
 // OpenCommand maps dev to /dev/mapper/name; its stdin is the key.
@@ -131,30 +118,16 @@ func OpenCommand(dev, name string, o OpenOptions) sysexec.Command {
 	return sysexec.Command{Name: "cryptsetup", Args: append(args, dev, name)}
 }
 
-// Open maps dev to /dev/mapper/name with key.
-func (c Cryptsetup) Open(ctx context.Context, dev, name string, key []byte, o OpenOptions) error {
-	return c.run(ctx, OpenCommand(dev, name, o), key, "opening "+dev)
-}
-
 // CloseCommand removes the mapping name.
 func CloseCommand(name string) sysexec.Command {
 	return sysexec.Command{Name: "cryptsetup", Args: []string{"close", name}}
 }
 
-// Close runs CloseCommand.
-func (c Cryptsetup) Close(ctx context.Context, name string) error {
-	return c.run(ctx, CloseCommand(name), nil, "closing "+name)
-}
-
 // Run runs a command built here with stdin (a key or a token, or nil).
 func (c Cryptsetup) Run(ctx context.Context, cmd sysexec.Command, stdin []byte) error {
-	return c.run(ctx, cmd, stdin, "cryptsetup "+cmd.Args[0])
-}
-
-func (c Cryptsetup) run(ctx context.Context, cmd sysexec.Command, stdin []byte, what string) error {
 	cmd.Stdin = stdin
 	if _, err := c.R.Run(ctx, cmd); err != nil {
-		return fmt.Errorf("%s: %w", what, err)
+		return fmt.Errorf("cryptsetup %s: %w", cmd.Args[0], err)
 	}
 	return nil
 }

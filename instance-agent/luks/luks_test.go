@@ -3,6 +3,7 @@ package luks
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
@@ -40,24 +41,30 @@ func TestTokenOfType(t *testing.T) {
 	}
 }
 
-// TestKeyOnlyOnStdin: format and open take the key through --key-file - and stdin.
+// TestKeyOnlyOnStdin: format and open read the key through --key-file -; Run hands it
+// to cryptsetup on stdin, and no builder takes a key, so argv cannot hold one.
 func TestKeyOnlyOnStdin(t *testing.T) {
 	key := []byte("k3y-material")
-	fake := &sysexec.Fake{T: t, Calls: []sysexec.Call{
-		{Argv: "cryptsetup luksFormat --batch-mode --type luks2 --cipher aes-xts-plain64 --key-size 512 --key-slot 0 --key-file - /dev/x"},
-		{Argv: "cryptsetup open --type luks2 --key-file - --persistent /dev/x name"},
-	}}
-	c := Cryptsetup{R: fake}
-	if err := c.Format(context.Background(), "/dev/x", FormatOptions{}, key); err != nil {
-		t.Fatal(err)
-	}
-	if err := c.Open(context.Background(), "/dev/x", "name", key, OpenOptions{Workqueue: true, Persist: true}); err != nil {
-		t.Fatal(err)
-	}
-	fake.Done()
-	for i := range 2 {
-		if string(fake.Stdins[i]) != string(key) {
-			t.Errorf("call %d stdin %q, want the key", i, fake.Stdins[i])
-		}
+	for _, tc := range []struct {
+		name string
+		cmd  sysexec.Command
+		argv string
+	}{
+		{"format", FormatCommand("/dev/x", FormatOptions{}), "cryptsetup luksFormat --batch-mode --type luks2 --cipher aes-xts-plain64 --key-size 512 --key-slot 0 --key-file - /dev/x"},
+		{"open", OpenCommand("/dev/x", "name", OpenOptions{Workqueue: true, Persist: true}), "cryptsetup open --type luks2 --key-file - --persistent /dev/x name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fake := &sysexec.Fake{T: t, Calls: []sysexec.Call{{Argv: tc.argv}}}
+			if err := (Cryptsetup{R: fake}).Run(context.Background(), tc.cmd, key); err != nil {
+				t.Fatal(err)
+			}
+			fake.Done()
+			if got := string(fake.Stdins[0]); got != string(key) {
+				t.Errorf("got stdin %q, want the key", got)
+			}
+			if strings.Contains(tc.cmd.String(), string(key)) {
+				t.Errorf("got argv %s, want no key in it", tc.cmd)
+			}
+		})
 	}
 }

@@ -19,7 +19,7 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/bind"
 	"github.com/storecrypt/storecrypt/instance-agent/bootunit"
 	"github.com/storecrypt/storecrypt/instance-agent/filesystem"
-	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/luks"
 	"github.com/storecrypt/storecrypt/instance-agent/probe"
 	"github.com/storecrypt/storecrypt/instance-agent/raid"
@@ -83,7 +83,7 @@ type Array struct {
 // storecrypt's (crypto_LUKS, label storecrypt).
 type Header struct {
 	Meta  luks.Metadata
-	Token *keysource.Token // nil when the header has no storecrypt token
+	Token *keytoken.Token // nil when the header has no storecrypt token
 }
 
 // Mapping is storecrypt's open dm-crypt mapping on the volume.
@@ -165,7 +165,7 @@ type Step struct {
 	// For the key steps: the volume's UUID (the encryption context names it), and for
 	// RecoverKey the token to recover from.
 	VolumeUUID string
-	Token      *keysource.Token
+	Token      *keytoken.Token
 	// For InstallBoot: the command line the unit runs at boot and the units it holds back.
 	Unit bootunit.Unit
 	// For BindDir: the directory.
@@ -582,12 +582,12 @@ func (pl *planner) reprovision(v volume) error {
 // openAndMount opens a ready volume with its token's key and mounts it. The filesystem
 // an opened volume holds is read after the open, so a plan that opens ends there and is
 // decided again.
-func (pl *planner) openAndMount(v volume, tok keysource.Token) error {
+func (pl *planner) openAndMount(v volume, tok keytoken.Token) error {
 	o, l := pl.f.Options, &pl.p.Layout
 	if pl.f.Mapping == nil {
 		if tok.KeySource == contract.KeySourceEphemeral {
 			if !pl.f.Mode.formats() {
-				return keysource.ErrEphemeral
+				return keytoken.ErrEphemeral
 			}
 			pl.note("%s had an ephemeral key, which a reboot discards by design; formatting it anew", v.Path)
 			return pl.reprovision(v)
@@ -595,7 +595,7 @@ func (pl *planner) openAndMount(v volume, tok keysource.Token) error {
 		if pl.f.Mode == Apply && tok.KeySource != o.KeySource {
 			pl.note("%s keeps its %s key; --key-source %s applies to new volumes only", v.Path, tok.KeySource, o.KeySource)
 		}
-		pl.add(Step{Kind: RecoverKey, Name: "key", Action: tok.KeySource + " key" + keyIDSuffix(tok.KeyID), VolumeUUID: l.LUKSUUID, Token: &tok, Leaves: "the key in memory"})
+		pl.add(Step{Kind: RecoverKey, Name: "key", Action: tok.Describe(), VolumeUUID: l.LUKSUUID, Token: &tok, Leaves: "the key in memory"})
 		// The flags persisted at format apply by themselves; none are passed again.
 		pl.add(Step{Kind: Open, Name: "luks-open", Action: "open " + v.Path + " as " + pl.path(),
 			Cmd: luks.OpenCommand(v.Path, pl.f.MapperName(), luks.OpenOptions{Workqueue: true}), Leaves: pl.path() + " open", Replan: true})
@@ -626,13 +626,6 @@ func (pl *planner) openAndMount(v volume, tok keysource.Token) error {
 		pl.installBoot(tok.KeySource)
 	}
 	return nil
-}
-
-func keyIDSuffix(id string) string {
-	if id == "" {
-		return ""
-	}
-	return " from " + id
 }
 
 func (pl *planner) mount(fsType string) {

@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/luks"
 	"github.com/storecrypt/storecrypt/instance-agent/probe"
 	"github.com/storecrypt/storecrypt/instance-agent/raid"
@@ -33,7 +33,7 @@ func ours(state string) probe.Signature {
 }
 
 func header(source string) *Header {
-	h := &Header{Token: &keysource.Token{Type: contract.TokenType, KeySource: source, KeyID: keyARN}}
+	h := &Header{Token: &keytoken.Token{Type: contract.TokenType, KeySource: source, KeyID: keyARN}}
 	h.Meta.Config.Flags = []string{"allow-discards"}
 	return h
 }
@@ -157,7 +157,7 @@ func TestDecide(t *testing.T) {
 		}, full, "discards by design", ""},
 		{"ephemeral at boot: its key is gone", facts(Unlock, disks(ours(contract.StateReady))), func(f *Facts) {
 			f.Header = header(contract.KeySourceEphemeral)
-		}, "", "", keysource.ErrEphemeral.Error()},
+		}, "", "", keytoken.ErrEphemeral.Error()},
 		{"ready without a token", facts(Unlock, disks(ours(contract.StateReady))), func(f *Facts) { f.Header = &Header{} }, "", "", "without a storecrypt token"},
 		{"unknown state", facts(Apply, disks(ours("storecrypt-future"))), func(f *Facts) { f.Header = header(contract.KeySourceKMSDataKey) }, "", "", `unknown state "storecrypt-future"`},
 		{"someone else's LUKS", facts(Apply, disks(probe.Signature{Type: "crypto_LUKS", Label: "theirs"})), nil, "", "", "which storecrypt did not write"},

@@ -53,11 +53,6 @@ func (m Mdadm) Run(ctx context.Context, c sysexec.Command) error {
 	return nil
 }
 
-// Create makes an array of members named name at level.
-func (m Mdadm) Create(ctx context.Context, name string, level int, members []string) error {
-	return m.Run(ctx, CreateCommand(name, level, members))
-}
-
 // SyncAction is the sysfs file, under the root, that starts and stops the array's resync
 // (md(4)): writing "frozen" stops it and keeps it stopped, "idle" lets md resume it
 // from where it stopped.
@@ -71,11 +66,6 @@ func Level(layout string) int {
 		return 10
 	}
 	return 0
-}
-
-// Assemble starts the existing array name from members.
-func (m Mdadm) Assemble(ctx context.Context, name string, members []string) error {
-	return m.Run(ctx, AssembleCommand(name, members))
 }
 
 // Superblock is what `mdadm --examine` reports of a member's md superblock: enough to

@@ -10,21 +10,33 @@ import (
 )
 
 func TestArgv(t *testing.T) {
-	fake := &sysexec.Fake{T: t, Calls: []sysexec.Call{
-		{Argv: "mdadm --create /dev/md/storecrypt --run --level=0 --metadata=1.2 --raid-devices=2 --homehost=any --name=storecrypt /dev/nvme1n1 /dev/nvme2n1"},
-		{Argv: "mdadm --assemble /dev/md/storecrypt --run /dev/nvme1n1 /dev/nvme2n1"},
-	}}
-	m := Mdadm{R: fake}
 	disks := []string{"/dev/nvme1n1", "/dev/nvme2n1"}
-	if err := m.Create(context.Background(), "storecrypt", 0, disks); err != nil {
-		t.Fatal(err)
+	for _, tc := range []struct {
+		name string
+		cmd  sysexec.Command
+		want string
+	}{
+		{"create raid0", CreateCommand("storecrypt", 0, disks), "mdadm --create /dev/md/storecrypt --run --level=0 --metadata=1.2 --raid-devices=2 --homehost=any --name=storecrypt /dev/nvme1n1 /dev/nvme2n1"},
+		{"create raid10", CreateCommand("storecrypt", 10, disks), "mdadm --create /dev/md/storecrypt --run --level=10 --metadata=1.2 --raid-devices=2 --homehost=any --name=storecrypt /dev/nvme1n1 /dev/nvme2n1"},
+		{"assemble", AssembleCommand("storecrypt", disks), "mdadm --assemble /dev/md/storecrypt --run /dev/nvme1n1 /dev/nvme2n1"},
+		{"zero", ZeroCommand(disks), "mdadm --zero-superblock /dev/nvme1n1 /dev/nvme2n1"},
+		{"examine", ExamineCommand("/dev/nvme1n1"), "mdadm --examine /dev/nvme1n1"},
+	} {
+		if got := tc.cmd.String(); got != tc.want {
+			t.Errorf("%s: got %s, want %s", tc.name, got, tc.want)
+		}
 	}
-	if err := m.Assemble(context.Background(), "storecrypt", disks); err != nil {
-		t.Fatal(err)
-	}
-	fake.Done()
 	if got := MemberLabel("storecrypt"); got != "any:storecrypt" {
-		t.Errorf("MemberLabel = %q, want any:storecrypt (what blkid shows)", got)
+		t.Errorf("MemberLabel: got %q, want any:storecrypt (what blkid shows)", got)
+	}
+}
+
+// TestRunSaysWhichMdadm: a failing mdadm's error names the operation.
+func TestRunSaysWhichMdadm(t *testing.T) {
+	fake := &sysexec.Fake{T: t, Calls: []sysexec.Call{{Argv: "mdadm --assemble /dev/md/storecrypt --run /dev/nvme1n1", Code: 1}}}
+	err := Mdadm{R: fake}.Run(context.Background(), AssembleCommand("storecrypt", []string{"/dev/nvme1n1"}))
+	if err == nil || !strings.HasPrefix(err.Error(), "running mdadm --assemble: ") {
+		t.Errorf("got %v, want an error naming mdadm --assemble", err)
 	}
 }
 

@@ -18,12 +18,12 @@ var Catalogue = []Mutant{
 	// The volume and its key.
 	{
 		Row:  "Leaks through argv",
-		File: "instance-agent/luks/luks.go",
-		Find: `	return c.run(ctx, OpenCommand(dev, name, o), key, "opening "+dev)`,
-		Replace: `	cmd := OpenCommand(dev, name, o)
-	cmd.Args = append(cmd.Args, "--key-file", "/dev/stdin", "--key", string(key))
-	return c.run(ctx, cmd, nil, "opening "+dev)`,
-		Pkg: "instance-agent/luks", Run: "^TestKeyOnlyOnStdin$",
+		File: "instance-agent/agent/converge.go",
+		Find: `			if err := ex.cs.Run(ex.ctx, s.Cmd, ex.key.Secret); err != nil {`,
+		Replace: `			cmd := s.Cmd
+			cmd.Args = append(cmd.Args, "--key", string(ex.key.Secret))
+			if err := ex.cs.Run(ex.ctx, cmd, nil); err != nil {`,
+		Pkg: agentPkg, Run: "^TestApplyFreshDisk$",
 	},
 	{
 		Row:     "Leaks through argv",
@@ -103,10 +103,10 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A context that names no instance ARN",
-		File:    "instance-agent/keysource/keysource.go",
+		File:    "instance-agent/keytoken/keytoken.go",
 		Find:    "		if !slices.Equal(t.ContextKeys, contract.ContextKeys) {",
 		Replace: "		if t.ContextKeys != nil && !slices.Equal(t.ContextKeys, contract.ContextKeys) {",
-		Pkg:     "instance-agent/keysource", Run: "^TestParseToken$",
+		Pkg:     "instance-agent/keytoken", Run: "^TestParse$",
 	},
 	{
 		Row:     "A header copied to another instance",
