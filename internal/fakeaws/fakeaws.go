@@ -14,6 +14,11 @@
 // break a documented rule (a list over its limit, a missing required parameter, a
 // CallerArn that is not a user) fail as AWS fails them.
 //
+// Every request is first held to the service's published API model (package apimodel,
+// botocore's models): one that breaks it is refused with a ValidationException and kept
+// in Violations, which fails the test that built the world (NewAccount), even where the
+// code only logs the error it got.
+//
 // The world also records every call, so a test can check each against the IAM policy
 // the template gives its caller (Calls, Authz); Record adds the calls a client makes to a
 // real emulator (dynalite for the ledger's DynamoDB table) to that log.
@@ -35,6 +40,8 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/storecrypt/storecrypt/internal/fakeaws/apimodel"
 )
 
 // Account and Region of the standard account.
@@ -172,9 +179,51 @@ type World struct {
 	// OnCommand runs after SendCommand is recorded (the demo delivers it to the guest).
 	OnCommand func(*Command)
 
-	calls   map[string]int // "Service.Operation" -> attempts
-	log     []Call
-	nextCmd int
+	calls      map[string]int // "Service.Operation" -> attempts
+	log        []Call
+	violations []error // requests that broke the API model
+	nextCmd    int
+}
+
+// TB is the part of testing.TB the world reports to.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
+// failOn has t fail at its end for every request that broke the API model. Without a t
+// (the demo), the caller reads Violations itself.
+func (w *World) failOn(t TB) *World {
+	if t != nil {
+		t.Cleanup(func() {
+			t.Helper()
+			for _, err := range w.Violations() {
+				t.Errorf("a request the service would refuse: %v", err)
+			}
+		})
+	}
+	return w
+}
+
+// Violations returns the requests that broke their service's API model, in order.
+func (w *World) Violations() []error {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return append([]error(nil), w.violations...)
+}
+
+// validate holds a request to its service's model; a request that breaks it (or that no
+// model describes) is kept and refused as AWS refuses it.
+func (w *World) validate(service, op string, params any) error {
+	err := apimodel.Check(service, op, params)
+	if err == nil {
+		return nil
+	}
+	w.mu.Lock()
+	w.violations = append(w.violations, err)
+	w.mu.Unlock()
+	return APIError("ValidationException", err.Error())
 }
 
 // Event is an EventBridge entry.
@@ -280,6 +329,9 @@ func (w *World) Record(s *middleware.Stack) error {
 		return err
 	}
 	record := middleware.FinalizeMiddlewareFunc("fakeaws.record", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		if err := w.validate(awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx), middleware.GetStackValue(ctx, paramsKey{})); err != nil {
+			return middleware.FinalizeOutput{}, middleware.Metadata{}, err
+		}
 		out, md, err := next.HandleFinalize(ctx, in)
 		var api smithy.APIError
 		if err == nil || errors.As(err, &api) { // the service answered, if only to refuse
@@ -302,6 +354,9 @@ func (w *World) call(ctx context.Context, service, op string, params any) (any, 
 	attempt := w.calls[key]
 	fault, delay := w.Fault, w.Delay
 	w.mu.Unlock()
+	if err := w.validate(service, op, params); err != nil {
+		return nil, err
+	}
 	if delay > 0 {
 		select {
 		case <-time.After(delay):

@@ -24,12 +24,13 @@ import (
 )
 
 // TestDocumentedRules: the fake refuses what AWS's API references say the service
-// refuses, with the service's error code. Each case names its page.
+// refuses, with the service's error code. Each case names its page. The requests break
+// the rules on purpose, so the world is not told to fail the test on them.
 func TestDocumentedRules(t *testing.T) {
-	w := NewAccount()
+	w := NewAccount(nil)
 	w.AddInstance("i-00000000000000001", "i4i.large", Profile(KeyUser), nil, time.Now())
 	w.AddDocument("two-steps", `{"schemaVersion":"2.2","parameters":{"P":{"type":"String","default":"a","allowedPattern":"^[a-z]+$"}},
-		"mainSteps":[{"action":"aws:downloadContent","name":"download"},{"action":"aws:runShellScript","name":"run"}]}`, true)
+		"mainSteps":[{"action":"aws:downloadContent","name":"download"},{"action":"aws:runShellScript","name":"runScript"}]}`, true)
 	cfg := w.Config()
 	ctx := context.Background()
 	ec2c, ssmc, iamc, kmsc := ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg), iam.NewFromConfig(cfg), kms.NewFromConfig(cfg)
@@ -109,7 +110,9 @@ func TestDocumentedRules(t *testing.T) {
 			_, err := ssmc.ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{Filters: []ssmtypes.CommandFilter{f, f, f, f, f, f}})
 			return err
 		}},
-		{"DescribeInstanceInformation: a filter takes at most 100 values", "InvalidInstanceInformationFilterValue", func() error {
+		// The model's size limit (InstanceInformationFilterValueSet, 1 to 100) is checked
+		// before the operation's own InvalidInstanceInformationFilterValue.
+		{"DescribeInstanceInformation: a filter takes at most 100 values", "ValidationException", func() error {
 			_, err := ssmc.DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids(101)}}})
 			return err
 		}},
@@ -181,14 +184,14 @@ func TestDocumentedRules(t *testing.T) {
 		})
 	}
 	// The run step's output, by its name.
-	if _, err := ssmc.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: sent.Command.CommandId, InstanceId: aws.String("i-00000000000000001"), PluginName: aws.String("run")}); err != nil {
+	if _, err := ssmc.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: sent.Command.CommandId, InstanceId: aws.String("i-00000000000000001"), PluginName: aws.String("runScript")}); err != nil {
 		t.Errorf("the run step by name: %v", err)
 	}
 }
 
 // TestSecurityHubRules: BatchImportFindings as the Security Hub User Guide documents it.
 func TestSecurityHubRules(t *testing.T) {
-	w := NewAccount()
+	w := NewAccount(nil) // a batch over the limit on purpose
 	w.SecurityHubEnabled = true
 	hub := securityhub.NewFromConfig(w.Config())
 	ctx := context.Background()
@@ -241,7 +244,7 @@ func TestSecurityHubRules(t *testing.T) {
 // Reference, ChangeMessageVisibilityBatch and ChangeMessageVisibility): only a receipt
 // handle SQS issued, only 0 to 43,200 seconds.
 func TestChangeMessageVisibilityBatch(t *testing.T) {
-	w := NewAccount()
+	w := NewAccount(t)
 	rec := w.Receive("m-1", "body", 2)
 	if rec.Attributes["ApproximateReceiveCount"] != "2" || rec.ReceiptHandle == "" {
 		t.Fatalf("record %+v", rec)
@@ -272,7 +275,7 @@ func TestChangeMessageVisibilityBatch(t *testing.T) {
 // TestRateControlsAccepted: the values SendCommand's patterns allow pass, and the command
 // records them and where its output goes.
 func TestRateControlsAccepted(t *testing.T) {
-	w := NewAccount()
+	w := NewAccount(t)
 	w.AddInstance("i-00000000000000001", "i4i.large", Profile(KeyUser), nil, time.Now())
 	w.AddDocument("one-step", `{"schemaVersion":"2.2","mainSteps":[{"action":"aws:runShellScript","name":"run"}]}`, true)
 	ssmc := ssm.NewFromConfig(w.Config())

@@ -26,7 +26,7 @@ func publisher(w *fakeaws.World) *findings.Publisher {
 // TestLifecycle: a blocked instance gets an active, failed, high finding; once encrypted
 // the same finding is archived and compliant, which Security Hub takes as resolved.
 func TestLifecycle(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.SecurityHubEnabled = true
 	p := publisher(w)
 	ctx := context.Background()
@@ -59,7 +59,7 @@ func TestLifecycle(t *testing.T) {
 func TestPublish(t *testing.T) {
 	ctx := context.Background()
 	t.Run("not enabled", func(t *testing.T) {
-		w := fakeaws.NewAccount()
+		w := fakeaws.NewAccount(t)
 		p := publisher(w)
 		err := p.Publish(ctx, []shtypes.AwsSecurityFinding{p.Finding(findings.Instance{ID: "i-00000000000000001", Status: contract.StatusFailed}, now)})
 		if !errors.Is(err, findings.ErrNotEnabled) {
@@ -67,7 +67,7 @@ func TestPublish(t *testing.T) {
 		}
 	})
 	t.Run("150 findings, two calls", func(t *testing.T) {
-		w := fakeaws.NewAccount()
+		w := fakeaws.NewAccount(t)
 		w.SecurityHubEnabled = true
 		p := publisher(w)
 		var fs []shtypes.AwsSecurityFinding
@@ -82,7 +82,7 @@ func TestPublish(t *testing.T) {
 		}
 	})
 	t.Run("a refused finding is named", func(t *testing.T) {
-		w := fakeaws.NewAccount()
+		w := fakeaws.NewAccount(t)
 		w.SecurityHubEnabled = true
 		p := publisher(w)
 		f := p.Finding(findings.Instance{ID: "i-00000000000000001", Status: contract.StatusFailed}, now)

@@ -56,7 +56,7 @@ const (
 // another document version the default.
 func (d *deployment) launchRun(t *testing.T) *run {
 	t.Helper()
-	r := &run{world: d.world()}
+	r := &run{world: d.world(t)}
 	w := r.world
 	other := fakeaws.NamesIn(d.Env.Partition, d.Env.Region).Web
 	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, nil, launched)
@@ -136,7 +136,7 @@ func (d *deployment) report(id string) string {
 // refused.
 func (d *deployment) resultRun(t *testing.T) *run {
 	t.Helper()
-	r := &run{world: d.world()}
+	r := &run{world: d.world(t)}
 	w := r.world
 	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, nil, launched)
 	w.AddInstance(skippedInstance, "i4i.large", d.instanceProfile, nil, launched)
@@ -188,7 +188,7 @@ func (d *deployment) resultRun(t *testing.T) *run {
 // cliRun: every command of `storecrypt` an operator runs.
 func (d *deployment) cliRun(t *testing.T) *run {
 	t.Helper()
-	r := &run{world: d.world()}
+	r := &run{world: d.world(t)}
 	w := r.world
 	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, map[string]string{
 		contract.TagStatus: contract.StatusEncrypted, contract.TagCommandID: "c-ok", contract.TagAt: launched.Add(time.Minute).Format(time.RFC3339)}, launched)
@@ -235,7 +235,7 @@ func (d *deployment) cliRun(t *testing.T) *run {
 // seed secret (s3-kms), as it does on the instance.
 func (d *deployment) agentRun(t *testing.T) *run {
 	t.Helper()
-	r := &run{world: d.world()}
+	r := &run{world: d.world(t)}
 	w := r.world
 	cfg := w.Config()
 	ctx := context.Background()

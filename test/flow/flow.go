@@ -262,7 +262,7 @@ func showLedger(ctx context.Context, w io.Writer, world *fakeaws.World, book *le
 // account is the in-memory account: the stack's roles and profiles, the emulator's key
 // (same ARN, so the binding check and the agent speak of one key), and both instances.
 func account(keyARN string) *fakeaws.World {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(nil)
 	w.Keys = map[string]*fakeaws.Key{keyARN: {ARN: keyARN, State: "Enabled", Policy: fakeaws.KeyPolicy}}
 	now := time.Now().UTC().Truncate(time.Second)
 	w.AddInstance(guestID, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, now)
@@ -270,10 +270,10 @@ func account(keyARN string) *fakeaws.World {
 	return w
 }
 
-// check: the guest is encrypted, the other instance blocked for the right reason, and no
-// command reached it.
+// check: the guest is encrypted, the other instance blocked for the right reason, no
+// command reached it, and no request broke its API model.
 func check(w *fakeaws.World) error {
-	var errs []error
+	errs := w.Violations()
 	w.With(func() {
 		g, b := w.Instances[guestID].Tags, w.Instances[blockedID].Tags
 		if g[contract.TagStatus] != contract.StatusEncrypted {
