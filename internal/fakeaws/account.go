@@ -98,7 +98,8 @@ func NewAccountIn(t TB, partition, region string) *World {
 		w.Roles[r.ARN] = r
 		w.Profiles[Profile(r.ARN)] = r.ARN
 	}
-	return w.failOn(t)
+	w.models.FailOn(t)
+	return w
 }
 
 // AddInstance adds a running instance launched at launched.

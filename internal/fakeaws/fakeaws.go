@@ -179,38 +179,18 @@ type World struct {
 	// OnCommand runs after SendCommand is recorded (the demo delivers it to the guest).
 	OnCommand func(*Command)
 
-	calls      map[string]int // "Service.Operation" -> attempts
-	log        []Call
-	violations []error // requests that broke the API model
-	nextCmd    int
+	calls   map[string]int // "Service.Operation" -> attempts
+	log     []Call
+	models  apimodel.Log // requests that broke their API model
+	nextCmd int
 }
 
-// TB is the part of testing.TB the world reports to.
-type TB interface {
-	Helper()
-	Errorf(format string, args ...any)
-	Cleanup(func())
-}
-
-// failOn has t fail at its end for every request that broke the API model. Without a t
-// (the demo), the caller reads Violations itself.
-func (w *World) failOn(t TB) *World {
-	if t != nil {
-		t.Cleanup(func() {
-			t.Helper()
-			for _, err := range w.Violations() {
-				t.Errorf("a request the service would refuse: %v", err)
-			}
-		})
-	}
-	return w
-}
+// TB is the part of testing.TB the world fails when a request broke its API model.
+type TB = apimodel.TB
 
 // Violations returns the requests that broke their service's API model, in order.
 func (w *World) Violations() []error {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return append([]error(nil), w.violations...)
+	return w.models.Violations()
 }
 
 // validate holds a request to its service's model; a request that breaks it (or that no
@@ -220,9 +200,7 @@ func (w *World) validate(service, op string, params any) error {
 	if err == nil {
 		return nil
 	}
-	w.mu.Lock()
-	w.violations = append(w.violations, err)
-	w.mu.Unlock()
+	w.models.Report(err)
 	return APIError("ValidationException", err.Error())
 }
 

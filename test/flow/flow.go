@@ -193,7 +193,7 @@ func Run(ctx context.Context, w io.Writer, cdkOut, reportHTML string) error {
 	}
 	tl.stage("result function: " + guestID + " tagged encrypted")
 
-	if err := check(world); err != nil {
+	if err := check(world, append(tb.Emu.Models.Violations(), db.Models.Violations()...)); err != nil {
 		return fmt.Errorf("%w\nfunction logs:\n%s", err, logs.String())
 	}
 	mounted, err := tb.Sh(ctx, "grep ' /mnt/instance-store ' /proc/mounts")
@@ -271,9 +271,10 @@ func account(keyARN string) *fakeaws.World {
 }
 
 // check: the guest is encrypted, the other instance blocked for the right reason, no
-// command reached it, and no request broke its API model.
-func check(w *fakeaws.World) error {
-	errs := w.Violations()
+// command reached it, and no request broke its API model (the world's, and the
+// emulators' violations).
+func check(w *fakeaws.World, emulated []error) error {
+	errs := append(w.Violations(), emulated...)
 	w.With(func() {
 		g, b := w.Instances[guestID].Tags, w.Instances[blockedID].Tags
 		if g[contract.TagStatus] != contract.StatusEncrypted {

@@ -480,6 +480,48 @@ func Unchecked(serviceID, op string) ([]string, error) {
 	return out, nil
 }
 
+// TB is the part of testing.TB a Log fails.
+type TB interface {
+	Helper()
+	Errorf(format string, args ...any)
+	Cleanup(func())
+}
+
+// Log keeps the violations that the clients of a fake or an emulator met, so that the
+// test fails on them even where the code only logged the error it got.
+type Log struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+// Report keeps err.
+func (l *Log) Report(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.errs = append(l.errs, err)
+}
+
+// Violations returns what was reported, in order.
+func (l *Log) Violations() []error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]error(nil), l.errs...)
+}
+
+// FailOn has t fail at its end for each violation reported. A nil t (the demo) leaves
+// reading Violations to the caller.
+func (l *Log) FailOn(t TB) {
+	if t == nil {
+		return
+	}
+	t.Cleanup(func() {
+		t.Helper()
+		for _, err := range l.Violations() {
+			t.Errorf("a request the service would refuse: %v", err)
+		}
+	})
+}
+
 // Validate is an API option (aws.Config.APIOptions, or a client's Options.APIOptions) that
 // checks each request's typed input before the SDK serializes it. A request that breaks
 // the model, or one no model can be found for, is handed to report and not sent: report
