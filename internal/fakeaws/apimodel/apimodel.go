@@ -310,11 +310,11 @@ func goName(member string) string {
 }
 
 func (w *walker) structure(s *shape, v reflect.Value, path string) {
-	if s.Union && v.Kind() == reflect.Struct {
-		// The SDK holds a union as an interface whose value is <Union>Member<Name>{Value}.
-		t := v.Type().Name()
-		if i := strings.LastIndex(t, "Member"); i >= 0 {
-			name := t[i+len("Member"):]
+	// The SDK holds a union as an interface whose value is <Union>Member<Name>{Value}.
+	// Older models do not mark every union (DynamoDB's AttributeValue), so the Go type
+	// decides.
+	if v.Kind() == reflect.Struct && v.FieldByName("Value").IsValid() {
+		if _, name, ok := strings.Cut(v.Type().Name(), "Member"); ok {
 			for m, r := range s.Members {
 				if goName(m) == name {
 					w.value(r.Shape, v.FieldByName("Value"), path+"."+m)

@@ -16,6 +16,8 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/securityhub"
@@ -58,9 +60,14 @@ func TestRules(t *testing.T) {
 		{"list at its max size", "SSM", "SendCommand", &ssm.SendCommandInput{DocumentName: aws.String("storecrypt-encrypt"), InstanceIds: make50("i-0123456789abcdef0")}, ""},
 		{"valid finding", "SecurityHub", "BatchImportFindings", finding(map[string]string{"storecrypt/reason": "no-key"}), ""},
 		{"pattern: an empty map value", "SecurityHub", "BatchImportFindings", finding(map[string]string{"storecrypt/reason": ""}), `Findings[0].ProductFields["storecrypt/reason"]: "" does not match pattern .*\S.*`},
+		{"pattern: found anywhere in the value", "SecurityHub", "BatchImportFindings", finding(map[string]string{"storecrypt/reason": " a "}), ""},
 		{"pattern: a blank map key", "SecurityHub", "BatchImportFindings", finding(map[string]string{" ": "x"}), `ProductFields[" "] (key): " " does not match`},
 		{"nested required member", "SecurityHub", "BatchImportFindings", &securityhub.BatchImportFindingsInput{Findings: []shtypes.AwsSecurityFinding{{}}}, "Findings[0].AwsAccountId: required member missing"},
 		{"unknown member (typed)", "KMS", "Encrypt", &struct{ KeyId, Bogus *string }{aws.String("k"), aws.String("b")}, "EncryptInput.Bogus: member not in the model"},
+		{"a union", "DynamoDB", "GetItem", &dynamodb.GetItemInput{TableName: aws.String("t"), Key: map[string]ddbtypes.AttributeValue{
+			"id": &ddbtypes.AttributeValueMemberS{Value: "x"}, "n": &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{&ddbtypes.AttributeValueMemberN{Value: "1"}}}}}, ""},
+		{"a union's member checked", "DynamoDB", "GetItem", &dynamodb.GetItemInput{TableName: aws.String("t"), Key: map[string]ddbtypes.AttributeValue{
+			"id": &ddbtypes.AttributeValueMemberM{Value: map[string]ddbtypes.AttributeValue{strings.Repeat("k", 65536): &ddbtypes.AttributeValueMemberNULL{Value: true}}}}}, `.M["`},
 		{"valid JSON", "KMS", "Decrypt", `{"CiphertextBlob":"eA==","KeyId":"k","EncryptionContext":{"a":"b"}}`, ""},
 		{"unknown member (JSON)", "KMS", "Decrypt", `{"CiphertextBlob":"eA==","Bogus":1}`, "DecryptInput.Bogus: member not in the model"},
 		{"JSON blob under its min length", "KMS", "Decrypt", `{"CiphertextBlob":""}`, "DecryptInput.CiphertextBlob: 0 bytes, want at least 1"},
