@@ -61,6 +61,7 @@ func TestRules(t *testing.T) {
 		{"valid finding", "SecurityHub", "BatchImportFindings", finding(map[string]string{"storecrypt/reason": "no-key"}), ""},
 		{"pattern: an empty map value", "SecurityHub", "BatchImportFindings", finding(map[string]string{"storecrypt/reason": ""}), `Findings[0].ProductFields["storecrypt/reason"]: "" does not match pattern .*\S.*`},
 		{"pattern: found anywhere in the value", "SecurityHub", "BatchImportFindings", finding(map[string]string{"storecrypt/reason": " a "}), ""},
+		{"pattern: found on any line", "SecurityHub", "BatchImportFindings", finding(map[string]string{"storecrypt/reason": "one\ntwo"}), ""},
 		{"pattern: a blank map key", "SecurityHub", "BatchImportFindings", finding(map[string]string{" ": "x"}), `ProductFields[" "] (key): " " does not match`},
 		{"nested required member", "SecurityHub", "BatchImportFindings", &securityhub.BatchImportFindingsInput{Findings: []shtypes.AwsSecurityFinding{{}}}, "Findings[0].AwsAccountId: required member missing"},
 		{"unknown member (typed)", "KMS", "Encrypt", &struct{ KeyId, Bogus *string }{aws.String("k"), aws.String("b")}, "EncryptInput.Bogus: member not in the model"},
