@@ -174,11 +174,8 @@ func TestScope(t *testing.T) {
 	}
 }
 
-// cmd is a command id named by label, as long as the 36 characters SSM's ids have (its
-// model refuses any other length).
-func cmd(label string) string {
-	return label + strings.Repeat("-", 36-len(label))
-}
+// cmd is a command id named by label.
+var cmd = deployment.CommandID
 
 // ran records in w that SSM ran the document on the instance, requested at, ending as
 // inv (nil: still pending).
