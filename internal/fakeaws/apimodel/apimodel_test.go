@@ -38,6 +38,12 @@ func finding(productFields map[string]string) *securityhub.BatchImportFindingsIn
 	}}}
 }
 
+// notEncrypt is Encrypt's input with a member the model does not have.
+type notEncrypt struct {
+	KeyId *string //nolint:revive // the model's member name, as the SDK spells it
+	Bogus *string
+}
+
 // TestRules: each rule of the model fails a request that breaks it, and names where.
 func TestRules(t *testing.T) {
 	for _, tc := range []struct {
@@ -64,7 +70,7 @@ func TestRules(t *testing.T) {
 		{"pattern: found on any line", "SecurityHub", "BatchImportFindings", finding(map[string]string{"storecrypt/reason": "one\ntwo"}), ""},
 		{"pattern: a blank map key", "SecurityHub", "BatchImportFindings", finding(map[string]string{" ": "x"}), `ProductFields[" "] (key): " " does not match`},
 		{"nested required member", "SecurityHub", "BatchImportFindings", &securityhub.BatchImportFindingsInput{Findings: []shtypes.AwsSecurityFinding{{}}}, "Findings[0].AwsAccountId: required member missing"},
-		{"unknown member (typed)", "KMS", "Encrypt", &struct{ KeyId, Bogus *string }{aws.String("k"), aws.String("b")}, "EncryptInput.Bogus: member not in the model"},
+		{"unknown member (typed)", "KMS", "Encrypt", &notEncrypt{aws.String("k"), aws.String("b")}, "EncryptInput.Bogus: member not in the model"},
 		{"a union", "DynamoDB", "GetItem", &dynamodb.GetItemInput{TableName: aws.String("t"), Key: map[string]ddbtypes.AttributeValue{
 			"id": &ddbtypes.AttributeValueMemberS{Value: "x"}, "n": &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{&ddbtypes.AttributeValueMemberN{Value: "1"}}}}}, ""},
 		{"a union's member checked", "DynamoDB", "GetItem", &dynamodb.GetItemInput{TableName: aws.String("t"), Key: map[string]ddbtypes.AttributeValue{
