@@ -71,9 +71,9 @@ func TestRules(t *testing.T) {
 		{"pattern: a blank map key", "SecurityHub", "BatchImportFindings", finding(map[string]string{" ": "x"}), `ProductFields[" "] (key): " " does not match`},
 		{"nested required member", "SecurityHub", "BatchImportFindings", &securityhub.BatchImportFindingsInput{Findings: []shtypes.AwsSecurityFinding{{}}}, "Findings[0].AwsAccountId: required member missing"},
 		{"unknown member (typed)", "KMS", "Encrypt", &notEncrypt{aws.String("k"), aws.String("b")}, "EncryptInput.Bogus: member not in the model"},
-		{"a union", "DynamoDB", "GetItem", &dynamodb.GetItemInput{TableName: aws.String("t"), Key: map[string]ddbtypes.AttributeValue{
+		{"a union", "DynamoDB", "GetItem", &dynamodb.GetItemInput{TableName: aws.String("ttt"), Key: map[string]ddbtypes.AttributeValue{
 			"id": &ddbtypes.AttributeValueMemberS{Value: "x"}, "n": &ddbtypes.AttributeValueMemberL{Value: []ddbtypes.AttributeValue{&ddbtypes.AttributeValueMemberN{Value: "1"}}}}}, ""},
-		{"a union's member checked", "DynamoDB", "GetItem", &dynamodb.GetItemInput{TableName: aws.String("t"), Key: map[string]ddbtypes.AttributeValue{
+		{"a union's member checked", "DynamoDB", "GetItem", &dynamodb.GetItemInput{TableName: aws.String("ttt"), Key: map[string]ddbtypes.AttributeValue{
 			"id": &ddbtypes.AttributeValueMemberM{Value: map[string]ddbtypes.AttributeValue{strings.Repeat("k", 65536): &ddbtypes.AttributeValueMemberNULL{Value: true}}}}}, `.M["`},
 		{"valid JSON", "KMS", "Decrypt", `{"CiphertextBlob":"eA==","KeyId":"k","EncryptionContext":{"a":"b"}}`, ""},
 		{"unknown member (JSON)", "KMS", "Decrypt", `{"CiphertextBlob":"eA==","Bogus":1}`, "DecryptInput.Bogus: member not in the model"},
@@ -195,7 +195,7 @@ func TestModelsFromEnv(t *testing.T) {
 		if err := os.MkdirAll(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(filepath.Join(dir, "service-2.json"), []byte(gunzip(t, real.File)), 0o644); err != nil {
+		if err := os.WriteFile(filepath.Join(dir, "service-2.json"), []byte(plainJSON(t, real.File)), 0o644); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -217,16 +217,19 @@ func TestModelsFromEnv(t *testing.T) {
 	}
 }
 
-func gunzip(t *testing.T, path string) string {
+// plainJSON is a model file's JSON, gzipped or not.
+func plainJSON(t *testing.T, path string) string {
 	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	r, err := gzip.NewReader(f)
-	if err != nil {
-		t.Fatal(err)
+	var r io.Reader = f
+	if strings.HasSuffix(path, ".gz") {
+		if r, err = gzip.NewReader(f); err != nil {
+			t.Fatal(err)
+		}
 	}
 	b, err := io.ReadAll(r)
 	if err != nil {
