@@ -35,8 +35,8 @@ func (r *recorder) end() {
 }
 
 // TestModelFailsTheTest: a request that breaks its API model, sent through a real client
-// to the world or through Record to an emulator, is refused, and the test that built the
-// world fails at its end, even when the code swallowed the error.
+// to the world or through Record to an emulator, fails the test that built the world at
+// its end, even when the code swallowed the error.
 func TestModelFailsTheTest(t *testing.T) {
 	for _, tc := range []struct {
 		name string
@@ -68,9 +68,6 @@ func TestModelFailsTheTest(t *testing.T) {
 					t.Fatalf("got %v and %q, want no error", err, r.errs)
 				}
 				return
-			}
-			if err == nil || !strings.Contains(err.Error(), "ValidationException") {
-				t.Errorf("got %v, want a ValidationException", err)
 			}
 			if len(r.errs) != 1 || !strings.Contains(r.errs[0], tc.want) {
 				t.Errorf("got the test failed with %q, want once with %q", r.errs, tc.want)

@@ -14,10 +14,11 @@
 // break a documented rule (a list over its limit, a missing required parameter, a
 // CallerArn that is not a user) fail as AWS fails them.
 //
-// Every request is first held to the service's published API model (package apimodel,
-// botocore's models): one that breaks it is refused with a ValidationException and kept
-// in Violations, which fails the test that built the world (NewAccount), even where the
-// code only logs the error it got.
+// Every request is also held to the service's published API model (package apimodel,
+// botocore's models): one that breaks it is kept in Violations, which fails the test
+// that built the world (NewAccount), even where the code only logs the error it got. The
+// world still answers it by its own rules, so a refusal keeps the service's documented
+// form (Security Hub's per-finding InvalidInput, SSM's own error codes).
 //
 // The world also records every call, so a test can check each against the IAM policy
 // the template gives its caller (Calls, Authz); Record adds the calls a client makes to a
@@ -193,17 +194,6 @@ func (w *World) Violations() []error {
 	return w.models.Violations()
 }
 
-// validate holds a request to its service's model; a request that breaks it (or that no
-// model describes) is kept and refused as AWS refuses it.
-func (w *World) validate(service, op string, params any) error {
-	err := apimodel.Check(service, op, params)
-	if err == nil {
-		return nil
-	}
-	w.models.Report(err)
-	return APIError("ValidationException", err.Error())
-}
-
 // Event is an EventBridge entry.
 type Event struct {
 	Source, DetailType, Detail, Bus string
@@ -288,8 +278,16 @@ var capture = middleware.InitializeMiddlewareFunc("fakeaws.capture", func(ctx co
 	return next.HandleInitialize(middleware.WithStackValue(ctx, paramsKey{}, in.Parameters), in)
 })
 
-func (w *World) install(s *middleware.Stack) error {
+// checked holds each call's input to its API model once, above the retries.
+func (w *World) checked(s *middleware.Stack) error {
 	if err := s.Initialize.Add(capture, middleware.After); err != nil {
+		return err
+	}
+	return apimodel.Validate(w.models.Report)(s)
+}
+
+func (w *World) install(s *middleware.Stack) error {
+	if err := w.checked(s); err != nil {
 		return err
 	}
 	answer := middleware.FinalizeMiddlewareFunc("fakeaws.answer", func(ctx context.Context, _ middleware.FinalizeInput, _ middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
@@ -303,13 +301,10 @@ func (w *World) install(s *middleware.Stack) error {
 // emulator answers, and the world logs each call it answered, so that Authz can check it
 // against the caller's policies like any other.
 func (w *World) Record(s *middleware.Stack) error {
-	if err := s.Initialize.Add(capture, middleware.After); err != nil {
+	if err := w.checked(s); err != nil {
 		return err
 	}
 	record := middleware.FinalizeMiddlewareFunc("fakeaws.record", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
-		if err := w.validate(awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx), middleware.GetStackValue(ctx, paramsKey{})); err != nil {
-			return middleware.FinalizeOutput{}, middleware.Metadata{}, err
-		}
 		out, md, err := next.HandleFinalize(ctx, in)
 		var api smithy.APIError
 		if err == nil || errors.As(err, &api) { // the service answered, if only to refuse
@@ -332,9 +327,6 @@ func (w *World) call(ctx context.Context, service, op string, params any) (any, 
 	attempt := w.calls[key]
 	fault, delay := w.Fault, w.Delay
 	w.mu.Unlock()
-	if err := w.validate(service, op, params); err != nil {
-		return nil, err
-	}
 	if delay > 0 {
 		select {
 		case <-time.After(delay):

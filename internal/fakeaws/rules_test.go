@@ -110,9 +110,7 @@ func TestDocumentedRules(t *testing.T) {
 			_, err := ssmc.ListCommandInvocations(ctx, &ssm.ListCommandInvocationsInput{Filters: []ssmtypes.CommandFilter{f, f, f, f, f, f}})
 			return err
 		}},
-		// The model's size limit (InstanceInformationFilterValueSet, 1 to 100) is checked
-		// before the operation's own InvalidInstanceInformationFilterValue.
-		{"DescribeInstanceInformation: a filter takes at most 100 values", "ValidationException", func() error {
+		{"DescribeInstanceInformation: a filter takes at most 100 values", "InvalidInstanceInformationFilterValue", func() error {
 			_, err := ssmc.DescribeInstanceInformation(ctx, &ssm.DescribeInstanceInformationInput{Filters: []ssmtypes.InstanceInformationStringFilter{{Key: aws.String("InstanceIds"), Values: ids(101)}}})
 			return err
 		}},

@@ -29,7 +29,7 @@ import (
 type DynamoDB struct {
 	Addr   string
 	Client *dynamodb.Client
-	// Models keeps Client's requests that broke DynamoDB's API model (none are sent).
+	// Models keeps Client's requests that broke DynamoDB's API model.
 	Models apimodel.Log
 	cmd    *exec.Cmd
 }

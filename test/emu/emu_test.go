@@ -12,9 +12,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 )
 
-// TestModelsChecked: a KMS request that breaks KMS's API model is refused where the
+// TestModelsChecked: a KMS request that breaks KMS's API model is kept in Models where the
 // emulator receives it, whoever sent it (the agent's own client, in the guest too), and
-// an S3 request from the emulators' client before it is sent; each is kept in Models.
+// an S3 request from the emulators' client before it is sent.
 func TestModelsChecked(t *testing.T) {
 	e, err := New(t.TempDir(), "")
 	if err != nil {
@@ -44,17 +44,10 @@ func TestModelsChecked(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			defer resp.Body.Close()
-			if resp.StatusCode != http.StatusBadRequest {
-				t.Errorf("got HTTP %d, want 400", resp.StatusCode)
-			}
-			return nil
+			return resp.Body.Close()
 		}, "GenerateDataKeyInput.NumberOfBytes: 2048, want at most 1024"},
 		{"S3, from its client", func() error {
-			_, err := e.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String("")})
-			if err == nil {
-				t.Error("got the request answered, want it refused")
-			}
+			_, _ = e.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String("b"), Key: aws.String("")})
 			return nil
 		}, "GetObjectInput.Key: 0 characters, want at least 1"},
 	} {
@@ -78,9 +71,8 @@ func TestDynamoDBModelChecked(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer d.Close()
-	_, err = d.Client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(""), Key: map[string]ddbtypes.AttributeValue{}})
-	got := d.Models.Violations()
-	if err == nil || len(got) != 1 || !strings.Contains(got[0].Error(), "GetItemInput.TableName: 0 characters") {
-		t.Errorf("got %v and %v, want the request refused and kept", err, got)
+	_, _ = d.Client.GetItem(context.Background(), &dynamodb.GetItemInput{TableName: aws.String(""), Key: map[string]ddbtypes.AttributeValue{}})
+	if got := d.Models.Violations(); len(got) != 1 || !strings.Contains(got[0].Error(), "GetItemInput.TableName: 0 characters") {
+		t.Errorf("got %v, want the request kept", got)
 	}
 }

@@ -524,14 +524,14 @@ func (l *Log) FailOn(t TB) {
 
 // Validate is an API option (aws.Config.APIOptions, or a client's Options.APIOptions) that
 // checks each request's typed input before the SDK serializes it. A request that breaks
-// the model, or one no model can be found for, is handed to report and not sent: report
-// is where a test keeps it to fail, since the caller may only log the error it gets.
+// the model, or one no model can be found for, is handed to report, where a test keeps it
+// to fail (the caller may only log an error), and then sent: the emulator answers as it
+// would.
 func Validate(report func(error)) func(*middleware.Stack) error {
 	return func(s *middleware.Stack) error {
 		return s.Initialize.Add(middleware.InitializeMiddlewareFunc("apimodel.validate", func(ctx context.Context, in middleware.InitializeInput, next middleware.InitializeHandler) (middleware.InitializeOutput, middleware.Metadata, error) {
 			if err := Check(awsmiddleware.GetServiceID(ctx), awsmiddleware.GetOperationName(ctx), in.Parameters); err != nil {
 				report(err)
-				return middleware.InitializeOutput{}, middleware.Metadata{}, err
 			}
 			return next.HandleInitialize(ctx, in)
 		}), middleware.After)
