@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs what `make test` and `make demo` need on a Debian or Ubuntu machine, as root:
 # QEMU for the test guest and the host tools the guest's initramfs is built from, and
-# Chromium, which renders the HTML report in a test. Elsewhere
+# Chromium, which renders the HTML report in a test, and botocore for AWS's API models. Elsewhere
 # it says exactly what is missing and exits non-zero.
 set -euo pipefail
 
@@ -38,6 +38,9 @@ fi
 # Debian's nodejs works; Node.js 20 or later from your usual source is better.
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
+# Every request the tests send is checked against AWS's API models, which botocore ships
+# (internal/fakeaws/apimodel); any botocore python3 imports will do, Debian's included.
+python3 -c 'import botocore' >/dev/null 2>&1 || missing+=(python3-botocore)
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

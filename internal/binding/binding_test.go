@@ -111,7 +111,7 @@ func TestVerdicts(t *testing.T) {
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser), KeySource: contract.KeySourceS3KMS, Secret: "s3://secrets/seed"}, false, contract.ReasonSecretUnreadable, "s3:GetObjectVersion"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := fakeaws.NewAccount()
+			w := fakeaws.NewAccount(t)
 			if tc.edit != nil {
 				tc.edit(w)
 			}
@@ -142,7 +142,7 @@ func s3kmsKey(w *fakeaws.World) {
 // unless a CallerArn names an IAM user, which a role is not; the check never asks that.
 // The fake enforces the rule, so a check that asked would fail here with InvalidInput.
 func TestNeverAResourcePolicy(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	if _, err := checker(w).Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.IdentityUser),
 		InstanceID: "i-0abc0000000000001", KeyARN: fakeaws.KeyARN, KeySource: contract.KeySourceKMSDataKey}); err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestNeverAResourcePolicy(t *testing.T) {
 // TestUndecidedIsNotBlocked: a key policy condition the check cannot judge before the
 // call (the VPC endpoint the call will come through) is a note, never a block.
 func TestUndecidedIsNotBlocked(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.Keys[fakeaws.KeyARN].Policy = strings.Replace(fakeaws.KeyPolicy, `"Statement": [`,
 		`"Statement": [{"Effect":"Deny","Principal":"*","Action":"kms:*","Resource":"*","Condition":{"StringNotEquals":{"aws:SourceVpce":"vpce-0123"}}},`, 1)
 	v, err := checker(w).Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser),
@@ -184,7 +184,7 @@ func TestUndecidedIsNotBlocked(t *testing.T) {
 func TestPartitions(t *testing.T) {
 	for _, tc := range []struct{ partition, region string }{{"aws", "us-east-1"}, {"aws-cn", "cn-north-1"}, {"aws-us-gov", "us-gov-west-1"}} {
 		t.Run(tc.partition, func(t *testing.T) {
-			w := fakeaws.NewAccountIn(tc.partition, tc.region)
+			w := fakeaws.NewAccountIn(t, tc.partition, tc.region)
 			n := fakeaws.NamesIn(tc.partition, tc.region)
 			v, err := checker(w).Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(n.IdentityUser), InstanceID: "i-0abc0000000000001",
 				KeyARN: n.KeyARN, KeySource: contract.KeySourceKMSDataKey})
@@ -204,7 +204,7 @@ func TestPartitions(t *testing.T) {
 
 // TestCachedPerRole: checks for many instances of one role cost the calls of one.
 func TestCachedPerRole(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	c := checker(w)
 	for range 100 {
 		for _, role := range []string{fakeaws.KeyUser, fakeaws.NotKeyUser} {
@@ -223,7 +223,7 @@ func TestCachedPerRole(t *testing.T) {
 
 // TestThrottlingIsRetriedBySDK: the SDK's retryer absorbs throttling; the check succeeds.
 func TestThrottlingIsRetriedBySDK(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.Fault = fakeaws.Throttle("SimulatePrincipalPolicy")
 	v, err := checker(w).Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser), KeyARN: fakeaws.KeyARN, KeySource: contract.KeySourceKMSDataKey})
 	if err != nil || !v.Allowed {
@@ -237,7 +237,7 @@ func TestThrottlingIsRetriedBySDK(t *testing.T) {
 // TestAccessDeniedIsAnError: the function's own missing permission is not a verdict on
 // the instance.
 func TestAccessDeniedIsAnError(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.Fault = func(_, op string, _ int) error {
 		if op == "GetKeyPolicy" {
 			return fakeaws.APIError("AccessDeniedException", "not authorized to perform kms:GetKeyPolicy")
@@ -254,7 +254,7 @@ func TestAccessDeniedIsAnError(t *testing.T) {
 // context keys per resource; an identity policy that depends on one the call alone
 // carries (the VPC endpoint) is a note, never a block.
 func TestIdentityUndecidedIsNotBlocked(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.Roles[fakeaws.IdentityUser].Policies = []string{`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":["kms:GenerateDataKey","kms:Decrypt"],"Resource":"*",
 		"Condition":{"StringEquals":{"aws:SourceVpce":"vpce-0123"}}}]}`}
 	v, err := checker(w).Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.IdentityUser),

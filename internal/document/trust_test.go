@@ -25,12 +25,15 @@ func deployed(t *testing.T) (*fakeaws.World, *document.Trust, string) {
 		t.Fatal(err)
 	}
 	raw, _ := json.Marshal(content)
-	w := fakeaws.NewAccount()
-	w.AddDocument("d", string(raw), true)
+	w := fakeaws.NewAccount(t)
+	w.AddDocument(doc, string(raw), true)
 	now := time.Date(2026, 11, 28, 0, 0, 0, 0, time.UTC)
-	tr := &document.Trust{SSM: ssm.NewFromConfig(w.Config()), Name: "d", Digest: digest, KeyID: fakeaws.KeyARN, TTL: time.Minute, Now: func() time.Time { return now }}
+	tr := &document.Trust{SSM: ssm.NewFromConfig(w.Config()), Name: doc, Digest: digest, KeyID: fakeaws.KeyARN, TTL: time.Minute, Now: func() time.Time { return now }}
 	return w, tr, string(raw)
 }
+
+// doc is the document's name; SSM's model wants 3 to 128 characters.
+const doc = "storecrypt-test"
 
 // TestTrustRemembers: the default is read once per TTL, a version's verdict for good,
 // and a failure to find any trusted version is remembered like a success.
@@ -50,7 +53,7 @@ func TestTrustRemembers(t *testing.T) {
 	}
 
 	w, tr, raw = deployed(t)
-	w.With(func() { w.Documents["d"].Versions[0] = strings.Replace(raw, "set -eu", "set -u", 1) })
+	w.With(func() { w.Documents[doc].Versions[0] = strings.Replace(raw, "set -eu", "set -u", 1) })
 	for range 3 {
 		if _, err := tr.Version(ctx); !errors.Is(err, document.ErrUntrusted) {
 			t.Fatalf("got %v, want ErrUntrusted", err)
@@ -69,7 +72,7 @@ func TestCheckByName(t *testing.T) {
 	if err := tr.Check(ctx, "$DEFAULT"); err != nil {
 		t.Fatal(err)
 	}
-	w.AddDocument("d", strings.Replace(raw, "set -eu", "set -eu; id", 1), true)
+	w.AddDocument(doc, strings.Replace(raw, "set -eu", "set -eu; id", 1), true)
 	if err := tr.Check(ctx, "$DEFAULT"); !errors.Is(err, document.ErrUntrusted) {
 		t.Errorf("after the default changed: %v, want ErrUntrusted", err)
 	}

@@ -68,13 +68,15 @@ func Allows(actions ...string) string {
 }
 
 // NewAccount returns a world with the standard key, roles and profiles, and the
-// instance types i4i.large, i3en.xlarge (instance store) and m5.large (none).
-func NewAccount() *World {
-	return NewAccountIn("aws", Region)
+// instance types i4i.large, i3en.xlarge (instance store) and m5.large (none). t fails
+// when it ends if any request broke its API model; nil leaves that to the caller
+// (Violations).
+func NewAccount(t TB) *World {
+	return NewAccountIn(t, "aws", Region)
 }
 
 // NewAccountIn is NewAccount in another partition and region.
-func NewAccountIn(partition, region string) *World {
+func NewAccountIn(t TB, partition, region string) *World {
 	n := NamesIn(partition, region)
 	w := &World{
 		Partition:     partition,
@@ -98,6 +100,7 @@ func NewAccountIn(partition, region string) *World {
 		w.Roles[r.ARN] = r
 		w.Profiles[Profile(r.ARN)] = r.ARN
 	}
+	w.models.FailOn(t)
 	return w
 }
 

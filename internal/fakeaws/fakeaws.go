@@ -14,6 +14,12 @@
 // break a documented rule (a list over its limit, a missing required parameter, a
 // CallerArn that is not a user) fail as AWS fails them.
 //
+// Every request is also held to the service's published API model (package apimodel,
+// botocore's models): one that breaks it is kept in Violations, which fails the test
+// that built the world (NewAccount), even where the code only logs the error it got. The
+// world still answers it by its own rules, so a refusal keeps the service's documented
+// form (Security Hub's per-finding InvalidInput, SSM's own error codes).
+//
 // The world also records every call, so a test can check each against the IAM policy
 // the template gives its caller (Calls, Authz); Record adds the calls a client makes to a
 // real emulator (dynalite for the ledger's DynamoDB table) to that log.
@@ -35,6 +41,8 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/storecrypt/storecrypt/internal/fakeaws/apimodel"
 )
 
 // Account and Region of the standard account.
@@ -179,7 +187,16 @@ type World struct {
 
 	calls   map[string]int // "Service.Operation" -> attempts
 	log     []Call
+	models  apimodel.Log // requests that broke their API model
 	nextCmd int
+}
+
+// TB is the part of testing.TB the world fails when a request broke its API model.
+type TB = apimodel.TB
+
+// Violations returns the requests that broke their service's API model, in order.
+func (w *World) Violations() []error {
+	return w.models.Violations()
 }
 
 // Event is an EventBridge entry.
@@ -266,8 +283,16 @@ var capture = middleware.InitializeMiddlewareFunc("fakeaws.capture", func(ctx co
 	return next.HandleInitialize(middleware.WithStackValue(ctx, paramsKey{}, in.Parameters), in)
 })
 
-func (w *World) install(s *middleware.Stack) error {
+// checked holds each call's input to its API model once, above the retries.
+func (w *World) checked(s *middleware.Stack) error {
 	if err := s.Initialize.Add(capture, middleware.After); err != nil {
+		return err
+	}
+	return apimodel.Validate(w.models.Report)(s)
+}
+
+func (w *World) install(s *middleware.Stack) error {
+	if err := w.checked(s); err != nil {
 		return err
 	}
 	answer := middleware.FinalizeMiddlewareFunc("fakeaws.answer", func(ctx context.Context, _ middleware.FinalizeInput, _ middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
@@ -281,7 +306,7 @@ func (w *World) install(s *middleware.Stack) error {
 // emulator answers, and the world logs each call it answered, so that Authz can check it
 // against the caller's policies like any other.
 func (w *World) Record(s *middleware.Stack) error {
-	if err := s.Initialize.Add(capture, middleware.After); err != nil {
+	if err := w.checked(s); err != nil {
 		return err
 	}
 	record := middleware.FinalizeMiddlewareFunc("fakeaws.record", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {

@@ -25,12 +25,13 @@ import (
 )
 
 // TestDocumentedRules: the fake refuses what AWS's API references say the service
-// refuses, with the service's error code. Each case names its page.
+// refuses, with the service's error code. Each case names its page. The requests break
+// the rules on purpose, so the world is not told to fail the test on them.
 func TestDocumentedRules(t *testing.T) {
-	w := NewAccount()
+	w := NewAccount(nil)
 	w.AddInstance("i-00000000000000001", "i4i.large", Profile(KeyUser), nil, time.Now())
 	w.AddDocument("two-steps", `{"schemaVersion":"2.2","parameters":{"P":{"type":"String","default":"a","allowedPattern":"^[a-z]+$"},"V":{"type":"String","default":"x","allowedValues":["x","y"]}},
-		"mainSteps":[{"action":"aws:downloadContent","name":"download"},{"action":"aws:runShellScript","name":"run"}]}`, true)
+		"mainSteps":[{"action":"aws:downloadContent","name":"download"},{"action":"aws:runShellScript","name":"runScript"}]}`, true)
 	cfg := w.Config()
 	ctx := context.Background()
 	ec2c, ssmc, iamc, kmsc := ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg), iam.NewFromConfig(cfg), kms.NewFromConfig(cfg)
@@ -188,14 +189,14 @@ func TestDocumentedRules(t *testing.T) {
 		})
 	}
 	// The run step's output, by its name.
-	if _, err := ssmc.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: sent.Command.CommandId, InstanceId: aws.String("i-00000000000000001"), PluginName: aws.String("run")}); err != nil {
+	if _, err := ssmc.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: sent.Command.CommandId, InstanceId: aws.String("i-00000000000000001"), PluginName: aws.String("runScript")}); err != nil {
 		t.Errorf("the run step by name: %v", err)
 	}
 }
 
 // TestSecurityHubRules: BatchImportFindings as the Security Hub User Guide documents it.
 func TestSecurityHubRules(t *testing.T) {
-	w := NewAccount()
+	w := NewAccount(nil) // a batch over the limit on purpose
 	w.SecurityHubEnabled = true
 	hub := securityhub.NewFromConfig(w.Config())
 	ctx := context.Background()
@@ -277,7 +278,7 @@ func TestSecurityHubRules(t *testing.T) {
 // FindingProviderFields'; after a customer's BatchUpdateFindings the provider's imports
 // change FindingProviderFields and never the customer's top-level values.
 func TestSecurityHubProviderFields(t *testing.T) {
-	w := NewAccount()
+	w := NewAccount(t)
 	w.SecurityHubEnabled = true
 	hub := securityhub.NewFromConfig(w.Config())
 	ctx := context.Background()
@@ -332,7 +333,7 @@ func TestSecurityHubProviderFields(t *testing.T) {
 // Reference, ChangeMessageVisibilityBatch and ChangeMessageVisibility): only a receipt
 // handle SQS issued, only 0 to 43,200 seconds.
 func TestChangeMessageVisibilityBatch(t *testing.T) {
-	w := NewAccount()
+	w := NewAccount(t)
 	rec := w.Receive("m-1", "body", 2)
 	if rec.Attributes["ApproximateReceiveCount"] != "2" || rec.ReceiptHandle == "" {
 		t.Fatalf("record %+v", rec)
@@ -363,7 +364,7 @@ func TestChangeMessageVisibilityBatch(t *testing.T) {
 // TestRateControlsAccepted: the values SendCommand's patterns allow pass, and the command
 // records them and where its output goes.
 func TestRateControlsAccepted(t *testing.T) {
-	w := NewAccount()
+	w := NewAccount(t)
 	w.AddInstance("i-00000000000000001", "i4i.large", Profile(KeyUser), nil, time.Now())
 	w.AddDocument("one-step", `{"schemaVersion":"2.2","mainSteps":[{"action":"aws:runShellScript","name":"run"}]}`, true)
 	ssmc := ssm.NewFromConfig(w.Config())

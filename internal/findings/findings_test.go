@@ -27,7 +27,7 @@ func publisher(w *fakeaws.World) *findings.Publisher {
 // TestLifecycle: a blocked instance gets an active, failed, high finding; once encrypted
 // the same finding is archived and compliant, which Security Hub takes as resolved.
 func TestLifecycle(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.SecurityHubEnabled = true
 	p := publisher(w)
 	ctx := context.Background()
@@ -60,7 +60,7 @@ func TestLifecycle(t *testing.T) {
 func TestPublish(t *testing.T) {
 	ctx := context.Background()
 	t.Run("not enabled", func(t *testing.T) {
-		w := fakeaws.NewAccount()
+		w := fakeaws.NewAccount(t)
 		p := publisher(w)
 		err := p.Publish(ctx, []shtypes.AwsSecurityFinding{p.Finding(findings.Instance{ID: "i-00000000000000001", Status: contract.StatusFailed}, now)})
 		if !errors.Is(err, findings.ErrNotEnabled) {
@@ -68,7 +68,7 @@ func TestPublish(t *testing.T) {
 		}
 	})
 	t.Run("150 findings, two calls", func(t *testing.T) {
-		w := fakeaws.NewAccount()
+		w := fakeaws.NewAccount(t)
 		w.SecurityHubEnabled = true
 		p := publisher(w)
 		var fs []shtypes.AwsSecurityFinding
@@ -108,7 +108,7 @@ func TestNotImported(t *testing.T) {
 			}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := fakeaws.NewAccount()
+			w := fakeaws.NewAccount(t)
 			w.SecurityHubEnabled = true
 			w.Fault = tc.fault
 			var metrics strings.Builder
@@ -169,7 +169,7 @@ func TestFindingFields(t *testing.T) {
 		{"opted out", findings.Instance{ID: "i-00000000000000004", Status: contract.StatusSkipped, Reason: contract.ReasonOptedOut, Role: "arn:aws:iam::111122223333:role/app"}, shtypes.SeverityLabelHigh},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := fakeaws.NewAccount()
+			w := fakeaws.NewAccount(t)
 			w.SecurityHubEnabled = true
 			p := publisher(w)
 			f := p.Finding(tc.i, now)
@@ -206,7 +206,7 @@ func TestCreatedAtKept(t *testing.T) {
 		{"the finding deleted in between", true, later},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := fakeaws.NewAccount()
+			w := fakeaws.NewAccount(t)
 			w.SecurityHubEnabled = true
 			p := publisher(w)
 			i := findings.Instance{ID: "i-00000000000000001", Status: contract.StatusBlocked, Reason: contract.ReasonNotKeyUser}

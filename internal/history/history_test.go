@@ -22,7 +22,7 @@ var launched = time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 
 func world(t *testing.T) (*fakeaws.World, *history.History) {
 	t.Helper()
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	d, err := deployment.Into(w, fakeaws.KeyARN)
 	if err != nil {
 		t.Fatal(err)
@@ -98,7 +98,7 @@ func TestOutcome(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w, h := world(t)
-			cmd := "cmd-1"
+			cmd := "00000000-0000-4000-8000-000000000001" // SSM command ids are 36 characters
 			if tc.inv != nil {
 				run(w, cmd, contract.DocumentName, launched.Add(time.Minute), tc.inv)
 			}

@@ -18,7 +18,7 @@ import (
 // instance stay at or below 0.10 (issue 13's goal).
 func TestBurst(t *testing.T) {
 	const n = 1000
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	rng := rand.New(rand.NewPCG(1, 2))
 	want := map[string]bool{}
 	var bodies []string

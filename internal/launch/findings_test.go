@@ -22,7 +22,7 @@ import (
 func TestFindings(t *testing.T) {
 	const sent, blocked = "i-00000000000000001", "i-00000000000000002"
 	hub := map[string]string{contract.EnvSecurityHub: "true", contract.EnvComplianceItems: "true"}
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.SecurityHubEnabled = true
 	w.AddInstance(sent, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 	w.AddInstance(blocked, "i4i.large", fakeaws.Profile(fakeaws.NotKeyUser), map[string]string{contract.TagEncrypt: "true"}, launched)
@@ -64,7 +64,7 @@ func TestFindings(t *testing.T) {
 		}
 	})
 
-	off := fakeaws.NewAccount()
+	off := fakeaws.NewAccount(t)
 	off.AddInstance(blocked, "i4i.large", fakeaws.Profile(fakeaws.NotKeyUser), map[string]string{contract.TagEncrypt: "true"}, launched)
 	e = newEnv(t, off, optIn, hub)
 	if failed := e.handle(t, running(blocked)); len(failed) != 0 || !strings.Contains(e.logs.String(), "not enabled") {

@@ -134,7 +134,7 @@ func TestScope(t *testing.T) {
 		{"opt-in tag with another value", fakeaws.Profile(fakeaws.GrantUser), map[string]string{contract.TagEncrypt: "yes"}, optIn, false, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := fakeaws.NewAccount()
+			w := fakeaws.NewAccount(t)
 			w.AddInstance(id, "i4i.large", tc.profile, tc.tags, launched)
 			e := newEnv(t, w, tc.env)
 			if failed := e.handle(t, running(id)); len(failed) != 0 {
@@ -174,6 +174,9 @@ func TestScope(t *testing.T) {
 	}
 }
 
+// cmd is a command id named by label.
+var cmd = deployment.CommandID
+
 // ran records in w that SSM ran the document on the instance, requested at, ending as
 // inv (nil: still pending).
 func ran(w *fakeaws.World, id, commandID string, at time.Time, inv *fakeaws.Invocation) {
@@ -187,7 +190,7 @@ func ran(w *fakeaws.World, id, commandID string, at time.Time, inv *fakeaws.Invo
 
 // claims tags the instance as the functions would after a run for this launch.
 func claims(w *fakeaws.World, id, status string, reason contract.Reason, at time.Time) {
-	for k, v := range map[string]string{contract.TagStatus: status, contract.TagReason: string(reason), contract.TagCommandID: "c-claimed",
+	for k, v := range map[string]string{contract.TagStatus: status, contract.TagReason: string(reason), contract.TagCommandID: cmd("c-claimed"),
 		contract.TagLaunchTime: launched.Format(time.RFC3339), contract.TagAt: at.Format(time.RFC3339)} {
 		w.Instances[id].Tags[k] = v
 	}
@@ -232,28 +235,28 @@ func TestOutcomes(t *testing.T) {
 		{"malformed event", nil, `{"detail-type": 5}`, false, "", "", false},
 		{"stopped event", nil, strings.Replace(running(id), `"state":"running"`, `"state":"stopped"`, 1), false, "", "", false},
 		{"a run SSM has pending for this launch", func(w *fakeaws.World) {
-			ran(w, id, "c-pending", launched.Add(30*time.Second), nil)
+			ran(w, id, cmd("c-pending"), launched.Add(30*time.Second), nil)
 			claims(w, id, contract.StatusPending, "", launched.Add(30*time.Second))
 		}, running(id), false, contract.StatusPending, "", false},
 		{"tags that claim a pending run SSM does not have", func(w *fakeaws.World) {
 			claims(w, id, contract.StatusPending, "", launched.Add(30*time.Second))
 		}, running(id), false, contract.StatusPending, "", true},
 		{"tags that claim encrypted, SSM's run proving it", func(w *fakeaws.World) {
-			ran(w, id, "c-ok", launched.Add(10*time.Second), finished(id, "ok"))
+			ran(w, id, cmd("c-ok"), launched.Add(10*time.Second), finished(id, "ok"))
 			claims(w, id, contract.StatusEncrypted, "", launched.Add(40*time.Second))
 		}, running(id), false, contract.StatusEncrypted, "", false},
 		{"tags that claim encrypted, no run in SSM", func(w *fakeaws.World) {
 			claims(w, id, contract.StatusEncrypted, "", launched.Add(40*time.Second))
 		}, running(id), false, contract.StatusPending, "", true},
 		{"tags that claim encrypted, SSM's run without the agent's evidence", func(w *fakeaws.World) {
-			ran(w, id, "c-no-report", launched.Add(-20*time.Minute+time.Minute), &fakeaws.Invocation{Status: "Success", Stdout: "done\n"})
+			ran(w, id, cmd("c-no-report"), launched.Add(-20*time.Minute+time.Minute), &fakeaws.Invocation{Status: "Success", Stdout: "done\n"})
 			w.Instances[id].LaunchTime = launched.Add(-20 * time.Minute)
 			for k, v := range map[string]string{contract.TagStatus: contract.StatusEncrypted, contract.TagLaunchTime: launched.Add(-20 * time.Minute).Format(time.RFC3339)} {
 				w.Instances[id].Tags[k] = v
 			}
 		}, launch.StateChangeEvent(id, launched.Add(-20*time.Minute)), false, contract.StatusPending, "", true},
 		{"tags that claim a terminal refusal SSM does not have", func(w *fakeaws.World) {
-			ran(w, id, "c-failed", launched.Add(-time.Hour), finished(id, "key-unavailable"))
+			ran(w, id, cmd("c-failed"), launched.Add(-time.Hour), finished(id, "key-unavailable"))
 			w.Instances[id].LaunchTime = launched.Add(-2 * time.Hour)
 			for k, v := range map[string]string{contract.TagStatus: contract.StatusFailed, contract.TagReason: "refused-unsafe",
 				contract.TagLaunchTime: launched.Add(-2 * time.Hour).Format(time.RFC3339)} {
@@ -284,7 +287,7 @@ func TestOutcomes(t *testing.T) {
 		}, running(id), true, "", "", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := fakeaws.NewAccount()
+			w := fakeaws.NewAccount(t)
 			w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 			if tc.setup != nil {
 				w.With(func() { tc.setup(w) })
@@ -328,7 +331,7 @@ func TestOutcomes(t *testing.T) {
 // TestLateSSMAgent: the agent is not Online on the first try; SQS brings the message back
 // and the second try sends the command, once.
 func TestLateSSMAgent(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.AddInstance("i-00000000000000001", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched).OnlineAfter = 2
 	e := newEnv(t, w)
 	for try, want := range []int{1, 1, 0} {
@@ -343,7 +346,7 @@ func TestLateSSMAgent(t *testing.T) {
 }
 
 func TestCloudTrailRunInstances(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	for _, id := range []string{"i-0aaaaaaaaaaaaaaa1", "i-0aaaaaaaaaaaaaaa2", "i-0aaaaaaaaaaaaaaa3"} {
 		w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 	}
@@ -362,14 +365,14 @@ func TestCloudTrailRunInstances(t *testing.T) {
 }
 
 func TestSweep(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.AddInstance("i-00000000000000001", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched) // never seen
 	w.AddInstance("i-00000000000000002", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched) // done, as SSM records
-	ran(w, "i-00000000000000002", "c-ok", launched.Add(time.Minute), finished("i-00000000000000002", "ok"))
+	ran(w, "i-00000000000000002", cmd("c-ok"), launched.Add(time.Minute), finished("i-00000000000000002", "ok"))
 	claims(w, "i-00000000000000002", contract.StatusEncrypted, "", launched.Add(2*time.Minute))
-	w.Instances["i-00000000000000002"].Tags[contract.TagCommandID] = "c-ok"                            // as the result function recorded it
+	w.Instances["i-00000000000000002"].Tags[contract.TagCommandID] = cmd("c-ok")                       // as the result function recorded it
 	w.AddInstance("i-00000000000000003", "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched) // lost result
-	ran(w, "i-00000000000000003", "c-lost", launched.Add(-2*time.Hour), nil)
+	ran(w, "i-00000000000000003", cmd("c-lost"), launched.Add(-2*time.Hour), nil)
 	w.Instances["i-00000000000000003"].LaunchTime = launched.Add(-3 * time.Hour)
 	w.Instances["i-00000000000000003"].Tags = map[string]string{contract.TagStatus: contract.StatusPending,
 		contract.TagLaunchTime: launched.Add(-3 * time.Hour).Format(time.RFC3339), contract.TagAt: launched.Add(-2 * time.Hour).Format(time.RFC3339)}
@@ -406,7 +409,7 @@ func TestSweep(t *testing.T) {
 // sent the document without anyone rerunning it.
 func TestBlockLiftsOnceFixed(t *testing.T) {
 	const id = "i-00000000000000001"
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 	w.With(func() { w.Keys[fakeaws.KeyARN].State = "Disabled" })
 	e := newEnv(t, w)
@@ -476,7 +479,7 @@ func TestLoadConfig(t *testing.T) {
 // dropped without a call; an event from a later start of the same instance is not.
 func TestDuplicateCostsNothing(t *testing.T) {
 	const id = "i-00000000000000001"
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 	e := newEnv(t, w)
 	e.handle(t, running(id))
@@ -497,7 +500,7 @@ func TestDuplicateCostsNothing(t *testing.T) {
 // messages go back to the queue rather than being lost.
 func TestSlowAPIsRetryLater(t *testing.T) {
 	const id = "i-00000000000000001"
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 	w.Delay = 200 * time.Millisecond
 	e := newEnv(t, w)
@@ -536,7 +539,7 @@ func TestDocumentPinned(t *testing.T) {
 		}, "", true, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := fakeaws.NewAccount()
+			w := fakeaws.NewAccount(t)
 			w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 			e := newEnv(t, w)
 			if tc.tamper != nil {
@@ -592,14 +595,14 @@ func TestSweepRetries(t *testing.T) {
 		{"encrypted is final", "ok", 1, 10 * time.Hour, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := fakeaws.NewAccount()
+			w := fakeaws.NewAccount(t)
 			w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 			for n := range tc.runs {
 				inv := &fakeaws.Invocation{Status: "Success", Stdout: "done\n"}
 				if tc.result != "no-report" {
 					inv = finished(id, tc.result)
 				}
-				ran(w, id, fmt.Sprintf("c-%d", n), now.Add(-tc.ago-time.Duration(tc.runs-1-n)*time.Minute), inv)
+				ran(w, id, cmd(fmt.Sprintf("c-%d", n)), now.Add(-tc.ago-time.Duration(tc.runs-1-n)*time.Minute), inv)
 			}
 			// What the tags claim is the opposite of what SSM records.
 			claims(w, id, contract.StatusEncrypted, "", now.Add(-time.Minute))
@@ -620,7 +623,7 @@ func TestSweepRetries(t *testing.T) {
 			if got := len(e.commanded()) == 1; got != tc.enqueued {
 				t.Errorf("sent a command %v, want %v", got, tc.enqueued)
 			}
-			if !tc.enqueued && e.tags(id)[contract.TagCommandID] != fmt.Sprintf("c-%d", tc.runs-1) {
+			if !tc.enqueued && e.tags(id)[contract.TagCommandID] != cmd(fmt.Sprintf("c-%d", tc.runs-1)) {
 				t.Errorf("tags %v: SSM's last run, which the tags contradicted, is not recorded", e.tags(id))
 			}
 		})
@@ -631,10 +634,10 @@ func TestSweepRetries(t *testing.T) {
 // the attempt tag says.
 func TestAttemptCounted(t *testing.T) {
 	const id = "i-00000000000000001"
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched.Add(-6*time.Hour))
-	ran(w, id, "c-1", launched.Add(-5*time.Hour), finished(id, "key-unavailable"))
-	ran(w, id, "c-2", launched.Add(-4*time.Hour), finished(id, "key-unavailable"))
+	ran(w, id, cmd("c-1"), launched.Add(-5*time.Hour), finished(id, "key-unavailable"))
+	ran(w, id, cmd("c-2"), launched.Add(-4*time.Hour), finished(id, "key-unavailable"))
 	w.Instances[id].Tags = map[string]string{contract.TagStatus: contract.StatusFailed, contract.TagReason: "key-unavailable", contract.TagAttempt: "9",
 		contract.TagLaunchTime: launched.Add(-6 * time.Hour).Format(time.RFC3339), contract.TagAt: launched.Add(-4 * time.Hour).Format(time.RFC3339)}
 	e := newEnv(t, w)
@@ -649,7 +652,7 @@ func TestAttemptCounted(t *testing.T) {
 // 60 s, ...), set on SQS with ChangeMessageVisibility, not after the queue's 6-minute
 // visibility timeout; a message whose visibility cannot change still goes back.
 func TestLateAgentsRetrySoon(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	ids := []string{"i-00000000000000001", "i-00000000000000002", "i-00000000000000003", "i-00000000000000004"}
 	for n, id := range ids {
 		inst := w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
@@ -728,7 +731,7 @@ func TestSendsNothingItCannotFinish(t *testing.T) {
 		{"nearly up", 5 * time.Second, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := fakeaws.NewAccount()
+			w := fakeaws.NewAccount(t)
 			var bodies []string
 			for n := range 60 {
 				id := fmt.Sprintf("i-%017d", n+1)
@@ -755,7 +758,7 @@ func TestSendsNothingItCannotFinish(t *testing.T) {
 // only that agent; an instance of an architecture storecrypt has no agent for (a Mac) is
 // sent nothing.
 func TestOneCommandPerArchitecture(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	types := map[string]string{"i-00000000000000001": "i4i.large", "i-00000000000000002": "im4gn.large", "i-00000000000000003": "i4i.large", "i-00000000000000004": "i4g.large"}
 	var bodies []string
 	for _, id := range []string{"i-00000000000000001", "i-00000000000000002", "i-00000000000000003", "i-00000000000000004"} {

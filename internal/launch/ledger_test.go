@@ -18,7 +18,7 @@ import (
 // is not tagged either, and its message is handed back.
 func TestLedger(t *testing.T) {
 	const sent, blocked = "i-00000000000000001", "i-00000000000000002"
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.AddInstance(sent, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 	w.AddInstance(blocked, "i4i.large", fakeaws.Profile(fakeaws.NotKeyUser), map[string]string{contract.TagEncrypt: "true"}, launched)
 	e := newEnv(t, w, optIn)
@@ -90,12 +90,12 @@ func TestLedger(t *testing.T) {
 // outcome in the ledger, with the agent's evidence, and in the tags, and sends nothing.
 func TestRepairsALostResult(t *testing.T) {
 	const id = "i-00000000000000001"
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 	w.With(func() {
-		ran(w, id, "c-lost", launched.Add(30*time.Second), finished(id, "ok"))
+		ran(w, id, cmd("c-lost"), launched.Add(30*time.Second), finished(id, "ok"))
 		claims(w, id, contract.StatusPending, "", launched.Add(30*time.Second))
-		w.Instances[id].Tags[contract.TagCommandID] = "c-lost"
+		w.Instances[id].Tags[contract.TagCommandID] = cmd("c-lost")
 	})
 	e := newEnv(t, w)
 	l := emu.Ledger(t)
@@ -116,12 +116,12 @@ func TestRepairsALostResult(t *testing.T) {
 	if got := e.commanded(); len(got) != 0 {
 		t.Errorf("sent %v: an encrypted instance needs no command", got)
 	}
-	if tags := e.tags(id); tags[contract.TagStatus] != contract.StatusEncrypted || tags[contract.TagCommandID] != "c-lost" {
+	if tags := e.tags(id); tags[contract.TagStatus] != contract.StatusEncrypted || tags[contract.TagCommandID] != cmd("c-lost") {
 		t.Errorf("tags %v, want encrypted by c-lost", tags)
 	}
 	it, err := l.Get(context.Background(), id, launched)
 	if err != nil || it == nil || it.Status != contract.StatusEncrypted || it.EncryptedAt == "" || it.KeySource != contract.KeySourceKMSDataKey || len(it.Entries) != 1 ||
-		it.Entries[0].ID != ledger.EntryID("result", contract.StatusEncrypted, "", "c-lost") {
+		it.Entries[0].ID != ledger.EntryID("result", contract.StatusEncrypted, "", cmd("c-lost")) {
 		t.Errorf("the ledger: %+v, %v", it, err)
 	}
 }

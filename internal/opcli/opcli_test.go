@@ -69,7 +69,7 @@ func agentOutput(id, result string) string {
 // terminated since.
 func fleet(t *testing.T) (*fakeaws.World, *ledger.Ledger) {
 	t.Helper()
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	if _, err := deployment.Into(w, fakeaws.KeyARN); err != nil {
 		t.Fatal(err)
 	}
@@ -352,7 +352,7 @@ func TestPutSecret(t *testing.T) {
 		t.Errorf("--generate: exit %d %s", code, errOut)
 	}
 	// With neither the bucket nor the key given, both come from the stack's outputs.
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.AddStack(contract.StackName, map[string]string{contract.OutputKeyARN: keyARN, contract.OutputSecret: "s3://secrets/from/stack"})
 	withStack := c
 	withStack.CloudFormation = cloudformation.NewFromConfig(w.Config())

@@ -17,7 +17,7 @@ import (
 // TestPutAlertsSeesFailedEntries: PutEvents answers 200 with failed entries; a malformed
 // one is reported, not silently lost, and 23 alerts take three calls.
 func TestPutAlertsSeesFailedEntries(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	var entries []ebtypes.PutEventsRequestEntry
 	for range 22 {
 		entries = append(entries, record.Alert(contract.EventInstanceBlocked, "default", map[string]string{"instance-id": "i-1"}))

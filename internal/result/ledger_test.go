@@ -24,7 +24,7 @@ import (
 // once however often the event comes; with the ledger unreachable the invocation fails
 // (Lambda retries it, then its dead-letter queue keeps it) and nothing is tagged.
 func TestLedger(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.AddInstance(instanceID, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 	d, err := deployment.Into(w, fakeaws.KeyARN)
 	if err != nil {
@@ -95,7 +95,7 @@ func jsonOf(v any) (string, error) {
 // TestFindings: a failed run files an active finding; the instance's later encryption
 // archives the same finding.
 func TestFindings(t *testing.T) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(t)
 	w.SecurityHubEnabled = true
 	w.AddInstance(instanceID, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 	d, err := deployment.Into(w, fakeaws.KeyARN)

@@ -146,7 +146,7 @@ func TestHandle(t *testing.T) {
 		{"another event type", "ec2-running.json", nil, nil, "", "", "", true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			w := fakeaws.NewAccount()
+			w := fakeaws.NewAccount(t)
 			w.AddInstance(instanceID, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 			d, err := deployment.Into(w, fakeaws.KeyARN)
 			if err != nil {

@@ -171,7 +171,7 @@ func (k *commanded) update(w *fakeaws.World, now time.Duration) {
 // burstWorld is an account with n in-scope instances; a tenth of the SSM agents come
 // online one retry late.
 func burstWorld(n int, rng *rand.Rand) (*fakeaws.World, deployment.Deployment, []string, error) {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(nil)
 	d, err := deployment.Into(w, fakeaws.KeyARN)
 	if err != nil {
 		return nil, d, nil, err

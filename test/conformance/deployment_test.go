@@ -248,8 +248,8 @@ func (d *deployment) json(t *testing.T, v any) string {
 // world is a fresh account with the deployment in it: the key and its policy, the
 // instance role with its policies and profile, a role that is no key user, the document
 // as its first version, the stack with its outputs, and Security Hub enabled.
-func (d *deployment) world() *fakeaws.World {
-	w := fakeaws.NewAccountIn(d.Env.Partition, d.Env.Region)
+func (d *deployment) world(t *testing.T) *fakeaws.World {
+	w := fakeaws.NewAccountIn(t, d.Env.Partition, d.Env.Region)
 	w.Keys = map[string]*fakeaws.Key{d.keyARN: {ARN: d.keyARN, State: "Enabled", Policy: d.keyPolicy}}
 	w.Roles[d.instanceRole] = &fakeaws.Role{ARN: d.instanceRole, Policies: d.policies[d.instanceRole], ManagedPolicies: d.instanceManaged}
 	w.Profiles[d.instanceProfile] = d.instanceRole

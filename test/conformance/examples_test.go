@@ -86,7 +86,7 @@ func TestExampleSCPAndTagPolicy(t *testing.T) {
 				}
 			}
 
-			w := d.world()
+			w := d.world(t)
 			w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, map[string]string{contract.TagStatus: contract.StatusFailed}, launched)
 			role := func(name string) string {
 				return fmt.Sprintf("arn:%s:iam::%s:role/%s", env.Partition, env.Account, name)

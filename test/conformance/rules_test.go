@@ -174,7 +174,7 @@ func (d *deployment) resultTakes(t *testing.T, ev []byte) bool {
 	}
 	var detail result.Detail
 	_ = json.Unmarshal(e.Detail, &detail)
-	w := d.world()
+	w := d.world(t)
 	if detail.InstanceID != "" {
 		w.AddInstance(detail.InstanceID, "i4i.large", "", nil, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
 		w.With(func() {

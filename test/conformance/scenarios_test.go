@@ -56,7 +56,7 @@ const (
 // another document version the default.
 func (d *deployment) launchRun(t *testing.T) *run {
 	t.Helper()
-	r := &run{world: d.world()}
+	r := &run{world: d.world(t)}
 	w := r.world
 	other := fakeaws.NamesIn(d.Env.Partition, d.Env.Region).Web
 	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, nil, launched)
@@ -65,8 +65,8 @@ func (d *deployment) launchRun(t *testing.T) *run {
 	w.AddInstance(lateInstance, "i4i.large", d.instanceProfile, nil, launched).OnlineAfter = -1
 	w.AddInstance(optedOut, "i4i.large", d.instanceProfile, map[string]string{contract.TagEncrypt: "false"}, launched)
 	w.AddInstance(doneInstance, "i4i.large", d.instanceProfile, map[string]string{contract.TagStatus: contract.StatusEncrypted,
-		contract.TagLaunchTime: launched.Format(time.RFC3339), contract.TagCommandID: "c-done"}, launched)
-	w.Commands = append(w.Commands, &fakeaws.Command{ID: "c-done", DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{doneInstance},
+		contract.TagLaunchTime: launched.Format(time.RFC3339), contract.TagCommandID: fakedeploy.CommandID("c-done")}, launched)
+	w.Commands = append(w.Commands, &fakeaws.Command{ID: fakedeploy.CommandID("c-done"), DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{doneInstance},
 		Requested: launched.Add(time.Minute), Invocations: map[string]*fakeaws.Invocation{doneInstance: {Status: "Success", Stdout: d.report(doneInstance)}}})
 	book, read := d.ledger(t, w)
 	handler := func() *launch.Handler {
@@ -136,15 +136,15 @@ func (d *deployment) report(id string) string {
 // refused.
 func (d *deployment) resultRun(t *testing.T) *run {
 	t.Helper()
-	r := &run{world: d.world()}
+	r := &run{world: d.world(t)}
 	w := r.world
 	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, nil, launched)
 	w.AddInstance(skippedInstance, "i4i.large", d.instanceProfile, nil, launched)
 	w.With(func() {
 		w.Commands = append(w.Commands,
-			&fakeaws.Command{ID: "c-ok", DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{keyUserInstance},
+			&fakeaws.Command{ID: fakedeploy.CommandID("c-ok"), DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{keyUserInstance},
 				Invocations: map[string]*fakeaws.Invocation{keyUserInstance: {Status: "Success", Stdout: d.report(keyUserInstance)}}},
-			&fakeaws.Command{ID: "c-refused", DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{skippedInstance},
+			&fakeaws.Command{ID: fakedeploy.CommandID("c-refused"), DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{skippedInstance},
 				Invocations: map[string]*fakeaws.Invocation{skippedInstance: {Status: "Failed", ResponseCode: 3}}})
 	})
 	c, err := result.LoadConfig(func(k string) string { return d.resultEnv[k] })
@@ -156,7 +156,7 @@ func (d *deployment) resultRun(t *testing.T) *run {
 	book, read := d.ledger(t, w)
 	h.Ledger = book
 	for _, ev := range []struct{ file, command, instance string }{
-		{"ssm-success.json", "c-ok", keyUserInstance}, {"ssm-failed.json", "c-refused", skippedInstance},
+		{"ssm-success.json", fakedeploy.CommandID("c-ok"), keyUserInstance}, {"ssm-failed.json", fakedeploy.CommandID("c-refused"), skippedInstance},
 	} {
 		b, err := samples.Read(ev.file)
 		if err != nil {
@@ -188,12 +188,12 @@ func (d *deployment) resultRun(t *testing.T) *run {
 // cliRun: every command of `storecrypt` an operator runs.
 func (d *deployment) cliRun(t *testing.T) *run {
 	t.Helper()
-	r := &run{world: d.world()}
+	r := &run{world: d.world(t)}
 	w := r.world
 	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, map[string]string{
-		contract.TagStatus: contract.StatusEncrypted, contract.TagCommandID: "c-ok", contract.TagAt: launched.Add(time.Minute).Format(time.RFC3339)}, launched)
+		contract.TagStatus: contract.StatusEncrypted, contract.TagCommandID: fakedeploy.CommandID("c-ok"), contract.TagAt: launched.Add(time.Minute).Format(time.RFC3339)}, launched)
 	w.With(func() {
-		w.Commands = append(w.Commands, &fakeaws.Command{ID: "c-ok", DocumentName: d.documentName, DocumentVersion: "1", Requested: launched.Add(time.Minute), InstanceIDs: []string{keyUserInstance},
+		w.Commands = append(w.Commands, &fakeaws.Command{ID: fakedeploy.CommandID("c-ok"), DocumentName: d.documentName, DocumentVersion: "1", Requested: launched.Add(time.Minute), InstanceIDs: []string{keyUserInstance},
 			Invocations: map[string]*fakeaws.Invocation{keyUserInstance: {Status: "Success", Stdout: d.report(keyUserInstance)}}})
 	})
 	w.OnCommand = func(c *fakeaws.Command) {
@@ -235,7 +235,7 @@ func (d *deployment) cliRun(t *testing.T) *run {
 // seed secret (s3-kms), as it does on the instance.
 func (d *deployment) agentRun(t *testing.T) *run {
 	t.Helper()
-	r := &run{world: d.world()}
+	r := &run{world: d.world(t)}
 	w := r.world
 	cfg := w.Config()
 	ctx := context.Background()

@@ -69,6 +69,12 @@ func Into(w *fakeaws.World, keyARN string) (Deployment, error) {
 func partition(arn string) string { return strings.Split(arn, ":")[1] }
 func region(arn string) string    { return strings.Split(arn, ":")[3] }
 
+// CommandID is a command id named by label, as long as the 36 characters SSM's ids have
+// (its model refuses any other length).
+func CommandID(label string) string {
+	return label + strings.Repeat("-", 36-len(label))
+}
+
 // AgentOutput is the run step's output of an agent that finished with result ("ok",
 // "refused-unsafe", ...): the document's own lines, then the agent's report, which for
 // "ok" shows the instance's volume ready, open and mounted under the key.

@@ -68,6 +68,7 @@ func newMachine(t *testing.T, o machineOpts) *machine {
 		t.Fatal(err)
 	}
 	t.Cleanup(tb.Close)
+	tb.Emu.Models.FailOn(t) // the agent's KMS requests, as the emulator received them
 	m := &machine{Testbed: tb, t: t}
 	m.boot()
 	return m

@@ -17,6 +17,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/credentials"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/smithy-go/middleware"
+
+	"github.com/storecrypt/storecrypt/internal/fakeaws/apimodel"
 
 	"github.com/storecrypt/storecrypt/internal/ledger"
 )
@@ -26,11 +29,14 @@ import (
 type DynamoDB struct {
 	Addr   string
 	Client *dynamodb.Client
+	// Models keeps Client's requests that broke DynamoDB's API model.
+	Models apimodel.Log
 	cmd    *exec.Cmd
 }
 
 // StartDynamoDB runs dynalite until the test ends. It fails the test when dynalite is
-// not installed: the tests that need it never skip.
+// not installed (the tests that need it never skip), and when Client sent a request
+// that breaks DynamoDB's API model.
 func StartDynamoDB(t testing.TB) *DynamoDB {
 	t.Helper()
 	d, err := NewDynamoDB()
@@ -38,6 +44,7 @@ func StartDynamoDB(t testing.TB) *DynamoDB {
 		t.Fatal(err)
 	}
 	t.Cleanup(d.Close)
+	d.Models.FailOn(t)
 	return d
 }
 
@@ -89,7 +96,7 @@ func NewDynamoDB() (*DynamoDB, error) {
 		return nil, errors.New("dynalite did not listen within 30s")
 	}
 	d.Client = dynamodb.New(dynamodb.Options{Region: Region, Credentials: credentials.NewStaticCredentialsProvider("test", "test", ""),
-		BaseEndpoint: aws.String("http://" + addr)})
+		BaseEndpoint: aws.String("http://" + addr), APIOptions: []func(*middleware.Stack) error{apimodel.Validate(d.Models.Report)}})
 	return d, nil
 }
 

@@ -6,6 +6,7 @@
 package emu
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -29,6 +30,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
+	"github.com/aws/smithy-go/middleware"
 	"github.com/johannesboyne/gofakes3"
 	"github.com/johannesboyne/gofakes3/backend/s3mem"
 	kmsconfig "github.com/nsmithuk/local-kms/src/config"
@@ -37,6 +39,7 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"github.com/storecrypt/storecrypt/instance-agent/s3object"
+	"github.com/storecrypt/storecrypt/internal/fakeaws/apimodel"
 	"github.com/storecrypt/storecrypt/test/vm"
 )
 
@@ -57,6 +60,9 @@ type Emulators struct {
 	KMSAddr, S3Addr, IMDSAddr string
 	KMS                       *kms.Client
 	S3                        *s3.Client
+	// Models keeps the requests that broke their API model: every KMS request the
+	// emulator receives (the agent's, in the guest too) and S3's client's.
+	Models apimodel.Log
 
 	kmsSrv  *http.Server
 	kmsDB   *kmsdata.Database
@@ -71,7 +77,8 @@ type Emulators struct {
 
 var kmsConfigMu sync.Mutex
 
-// Start runs the emulators until the test ends.
+// Start runs the emulators until the test ends, and fails it if a request broke its API
+// model.
 func Start(t testing.TB) *Emulators {
 	t.Helper()
 	e, err := New(t.TempDir(), "")
@@ -79,6 +86,7 @@ func Start(t testing.TB) *Emulators {
 		t.Fatal(err)
 	}
 	t.Cleanup(e.Close)
+	e.Models.FailOn(t)
 	return e
 }
 
@@ -111,7 +119,10 @@ func New(dir, instanceID string) (*Emulators, error) {
 	}
 	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
 	e.KMS = kms.New(kms.Options{Region: Region, Credentials: creds, BaseEndpoint: aws.String("http://" + e.KMSAddr)})
-	e.S3 = s3.New(s3.Options{Region: Region, Credentials: creds, BaseEndpoint: aws.String("http://" + e.S3Addr), UsePathStyle: true})
+	// KMS's requests are checked where the emulator receives them; S3's (REST, its members
+	// in the path and headers) only from this client.
+	e.S3 = s3.New(s3.Options{Region: Region, Credentials: creds, BaseEndpoint: aws.String("http://" + e.S3Addr), UsePathStyle: true,
+		APIOptions: []func(*middleware.Stack) error{apimodel.Validate(e.Models.Report)}})
 	return e, nil
 }
 
@@ -122,6 +133,16 @@ func (e *Emulators) serveKMS(ln net.Listener) {
 
 func (e *Emulators) handleKMS(w http.ResponseWriter, r *http.Request) {
 	op := strings.TrimPrefix(r.Header.Get("X-Amz-Target"), "TrentService.")
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		w.WriteHeader(http.StatusBadRequest)
+		return
+	}
+	r.Body = io.NopCloser(bytes.NewReader(body))
+	// KMS's JSON keys are the model's member names: the request is checked as sent.
+	if err := apimodel.CheckJSON("KMS", op, body); err != nil {
+		e.Models.Report(err)
+	}
 	e.mu.Lock()
 	deny := e.denied[op]
 	e.mu.Unlock()

@@ -192,7 +192,7 @@ func Run(ctx context.Context, w io.Writer, cdkOut, reportHTML string) error {
 	}
 	tl.stage("result function: " + guestID + " tagged encrypted")
 
-	if err := check(world); err != nil {
+	if err := check(world, append(tb.Emu.Models.Violations(), db.Models.Violations()...)); err != nil {
 		return fmt.Errorf("%w\nfunction logs:\n%s", err, logs.String())
 	}
 	mounted, err := tb.Sh(ctx, "grep ' /mnt/instance-store ' /proc/mounts")
@@ -261,7 +261,7 @@ func showLedger(ctx context.Context, w io.Writer, world *fakeaws.World, book *le
 // account is the in-memory account: the stack's roles and profiles, the emulator's key
 // (same ARN, so the binding check and the agent speak of one key), and both instances.
 func account(keyARN string) *fakeaws.World {
-	w := fakeaws.NewAccount()
+	w := fakeaws.NewAccount(nil)
 	w.Keys = map[string]*fakeaws.Key{keyARN: {ARN: keyARN, State: "Enabled", Policy: fakeaws.KeyPolicy}}
 	now := time.Now().UTC().Truncate(time.Second)
 	w.AddInstance(guestID, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, now)
@@ -269,10 +269,11 @@ func account(keyARN string) *fakeaws.World {
 	return w
 }
 
-// check: the guest is encrypted, the other instance blocked for the right reason, and no
-// command reached it.
-func check(w *fakeaws.World) error {
-	var errs []error
+// check: the guest is encrypted, the other instance blocked for the right reason, no
+// command reached it, and no request broke its API model (the world's, and the
+// emulators' violations).
+func check(w *fakeaws.World, emulated []error) error {
+	errs := append(w.Violations(), emulated...)
 	w.With(func() {
 		g, b := w.Instances[guestID].Tags, w.Instances[blockedID].Tags
 		if g[contract.TagStatus] != contract.StatusEncrypted {
