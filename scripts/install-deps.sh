@@ -39,8 +39,44 @@ fi
 command -v node >/dev/null 2>&1 || missing+=(nodejs)
 command -v npm >/dev/null 2>&1 || missing+=(npm)
 # Every request the tests send is checked against AWS's API models, which botocore ships
-# (internal/fakeaws/apimodel); any botocore python3 imports will do, Debian's included.
-python3 -c 'import botocore' >/dev/null 2>&1 || missing+=(python3-botocore)
+# (internal/fakeaws/apimodel). A model older than the SDK refuses valid requests, so the
+# botocore must be at least the version apimodel names; where python3 has none as new
+# (Debian 12's is 1.29), Debian 13's python3-botocore is fetched through apt (its
+# signatures checked against the Debian archive keyring) and unpacked into
+# .cache/botocore, without installing it or touching the system's apt sources.
+cd "$(dirname "$0")/.."
+botocore_min=$(cat internal/fakeaws/apimodel/botocore-min)
+botocore_cache=.cache/botocore
+botocore_ok() {
+	local v
+	v=$(python3 -c 'import botocore; print(botocore.__version__)' 2>/dev/null) && dpkg --compare-versions "$v" ge "$botocore_min" && return 0
+	v=$(sed -n "s/^__version__ = '\(.*\)'/\1/p" "$botocore_cache/usr/lib/python3/dist-packages/botocore/__init__.py" 2>/dev/null) &&
+		[[ -n $v ]] && dpkg --compare-versions "$v" ge "$botocore_min"
+}
+fetch_botocore() {
+	local tmp opts
+	tmp=$(mktemp -d)
+	mkdir -p "$tmp/lists/partial"
+	echo "deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main" >"$tmp/sources.list"
+	opts=(-qq -o "Dir::Etc::SourceList=$tmp/sources.list" -o Dir::Etc::SourceParts=/dev/null
+		-o "Dir::State::Lists=$tmp/lists" -o Dir::Cache::pkgcache= -o Dir::Cache::srcpkgcache=
+		-o APT::Sandbox::User=root)
+	echo "install-deps: fetching Debian 13's python3-botocore (API models, at least $botocore_min) into $botocore_cache" >&2
+	apt-get "${opts[@]}" update
+	(cd "$tmp" && apt-get "${opts[@]}" download python3-botocore 2>/dev/null)
+	rm -rf "$botocore_cache"
+	mkdir -p "$botocore_cache"
+	dpkg-deb -x "$tmp"/python3-botocore_*_all.deb "$botocore_cache"
+	rm -rf "$tmp"
+	botocore_ok || { echo "install-deps: the fetched botocore is older than $botocore_min" >&2; exit 1; }
+}
+if ! botocore_ok; then
+	if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null 2>&1 || [[ ! -f /usr/share/keyrings/debian-archive-keyring.gpg ]]; then
+		echo "install-deps: AWS's API models need botocore $botocore_min or later: pip install 'botocore>=$botocore_min', or set STORECRYPT_BOTOCORE_DATA to its data directory" >&2
+		exit 1
+	fi
+	fetch_botocore
+fi
 [[ ${#missing[@]} -eq 0 ]] && exit 0
 
 mapfile -t missing < <(printf '%s\n' "${missing[@]}" | sort -u)

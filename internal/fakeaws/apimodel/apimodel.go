@@ -12,6 +12,7 @@ package apimodel
 import (
 	"compress/gzip"
 	"context"
+	_ "embed"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -25,6 +26,7 @@ import (
 	"regexp"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode"
@@ -106,17 +108,110 @@ var (
 	models  sync.Map // dir -> func() (*Model, error)
 )
 
-// locate finds botocore's data directory: $STORECRYPT_BOTOCORE_DATA, else the one of the
-// botocore python3 imports (pip's, or Debian's python3-botocore that make deps installs).
+// MinBotocore is the oldest botocore whose models know every request the tests send
+// (S3's IfNoneMatch, EC2's newer instance types): an older model refuses valid requests,
+// so it is no judge. It is Debian 13's python3-botocore, which make deps unpacks into
+// .cache/botocore where python3 has none as new (scripts/install-deps.sh reads this file).
+//
+//go:embed botocore-min
+var minBotocore string
+
+// MinBotocore is the oldest botocore accepted.
+func MinBotocore() string { return strings.TrimSpace(minBotocore) }
+
+// cached is where make deps unpacks Debian's python3-botocore, under the module's root.
+const cached = ".cache/botocore/usr/lib/python3/dist-packages/botocore"
+
+// locate finds botocore's data directory: $STORECRYPT_BOTOCORE_DATA as given, else the
+// first of python3's botocore and the one make deps unpacked that is at least
+// MinBotocore.
 func locate() (string, error) {
 	if d := os.Getenv(EnvData); d != "" {
 		return d, nil
 	}
-	out, err := exec.Command("python3", "-c", "import botocore,os;print(os.path.join(os.path.dirname(botocore.__file__),'data'))").Output()
-	if err != nil {
-		return "", fmt.Errorf("locating botocore's API models (run make deps, or set %s): python3 -c 'import botocore': %w", EnvData, err)
+	return pick(candidates())
+}
+
+// pick is the data directory of the first botocore package at least MinBotocore.
+func pick(pkgs []string) (string, error) {
+	var tried []string
+	for _, pkg := range pkgs {
+		v, err := version(pkg)
+		if err != nil {
+			tried = append(tried, err.Error())
+			continue
+		}
+		if !atLeast(v, MinBotocore()) {
+			tried = append(tried, fmt.Sprintf("%s is botocore %s", pkg, v))
+			continue
+		}
+		return filepath.Join(pkg, "data"), nil
 	}
-	return strings.TrimSpace(string(out)), nil
+	return "", fmt.Errorf("no botocore %s or later for AWS's API models (run make deps, or set %s): %s",
+		MinBotocore(), EnvData, strings.Join(tried, "; "))
+}
+
+// candidates are the botocore package directories to try, python3's first.
+func candidates() []string {
+	var dirs []string
+	if out, err := exec.Command("python3", "-c", "import botocore,os;print(os.path.dirname(botocore.__file__))").Output(); err == nil {
+		dirs = append(dirs, strings.TrimSpace(string(out)))
+	}
+	if root, err := moduleRoot(); err == nil {
+		dirs = append(dirs, filepath.Join(root, cached))
+	}
+	return dirs
+}
+
+// moduleRoot is the nearest directory above the working directory with a go.mod.
+func moduleRoot() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			return dir, nil
+		}
+		up := filepath.Dir(dir)
+		if up == dir {
+			return "", errors.New("no go.mod above the working directory")
+		}
+		dir = up
+	}
+}
+
+var versionLine = regexp.MustCompile(`(?m)^__version__ = ['"]([0-9.]+)['"]`)
+
+// version reads botocore's version from its package, without running Python.
+func version(pkg string) (string, error) {
+	b, err := os.ReadFile(filepath.Join(pkg, "__init__.py"))
+	if err != nil {
+		return "", fmt.Errorf("botocore's version: %w", err)
+	}
+	m := versionLine.FindSubmatch(b)
+	if m == nil {
+		return "", fmt.Errorf("botocore's version: no __version__ in %s", pkg)
+	}
+	return string(m[1]), nil
+}
+
+// atLeast compares dotted version numbers.
+func atLeast(v, min string) bool {
+	a, b := strings.Split(v, "."), strings.Split(min, ".")
+	for i := range max(len(a), len(b)) {
+		var x, y int
+		if i < len(a) {
+			x, _ = strconv.Atoi(a[i])
+		}
+		if i < len(b) {
+			y, _ = strconv.Atoi(b[i])
+		}
+		if x != y {
+			return x > y
+		}
+	}
+	return true
 }
 
 // Load returns the model of the service the SDK calls serviceID, from the newest
@@ -517,7 +612,11 @@ func (l *Log) FailOn(t TB) {
 	t.Cleanup(func() {
 		t.Helper()
 		for _, err := range l.Violations() {
-			t.Errorf("a request the service would refuse: %v", err)
+			if v := (*Violation)(nil); errors.As(err, &v) {
+				t.Errorf("a request the service would refuse: %v", err)
+			} else {
+				t.Errorf("a request not checked against its API model: %v", err)
+			}
 		}
 	})
 }
