@@ -6,7 +6,7 @@
 // go test prints without -v; the slowest tests and packages follow, and the exit status is
 // non-zero when either go test failed or any test or build failed.
 //
-//	go run ./test/cmd/gotest [-timeout 40m] [-run REGEXP] [-top 10] [packages]
+//	go run ./test/cmd/gotest [-timeout 40m] [-run REGEXP] [-top 10] [-json FILE] [packages]
 package main
 
 import (
@@ -14,7 +14,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"slices"
@@ -29,12 +28,23 @@ func main() {
 	timeout := flag.String("timeout", "40m", "go test -timeout for each package")
 	run := flag.String("run", "", "go test -run")
 	top := flag.Int("top", 10, "how many of the slowest tests and packages to print")
+	events := flag.String("json", "", "a file to write go test's events to, as go test -json prints them")
 	flag.Parse()
 	patterns := flag.Args()
 	if len(patterns) == 0 {
 		patterns = []string{"./..."}
 	}
-	ok, err := test(context.Background(), os.Stdout, patterns, *timeout, *run, *top)
+	rep := newReport(os.Stdout)
+	if *events != "" {
+		f, err := os.Create(*events)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "gotest:", err)
+			os.Exit(2)
+		}
+		defer f.Close()
+		rep.events = f
+	}
+	ok, err := test(context.Background(), rep, patterns, *timeout, *run, *top)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gotest:", err)
 		os.Exit(2)
@@ -46,7 +56,7 @@ func main() {
 
 // test runs the packages and reports whether everything passed; an error means the tests
 // could not be run at all.
-func test(ctx context.Context, w io.Writer, patterns []string, timeout, run string, top int) (bool, error) {
+func test(ctx context.Context, rep *report, patterns []string, timeout, run string, top int) (bool, error) {
 	guests, others, err := split(ctx, patterns)
 	if err != nil {
 		return false, err
@@ -62,7 +72,6 @@ func test(ctx context.Context, w io.Writer, patterns []string, timeout, run stri
 	if len(others) > 0 {
 		runs = append(runs, append(slices.Clone(args), others...))
 	}
-	rep := newReport(w)
 	var mu sync.Mutex
 	var wg sync.WaitGroup
 	errs := make([]error, len(runs))
@@ -94,7 +103,7 @@ func test(ctx context.Context, w io.Writer, patterns []string, timeout, run stri
 	ok := len(rep.failed) == 0
 	for _, err := range errs {
 		if err != nil {
-			fmt.Fprintf(w, "go test: %v\n", err)
+			fmt.Fprintf(rep.w, "go test: %v\n", err)
 			ok = false
 		}
 	}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -29,7 +30,8 @@ func TestExitStatus(t *testing.T) {
 		{"broken", 1, []string{"declared and not used: unused", "FAILED:"}, nil},
 	} {
 		t.Run(tc.pkg, func(t *testing.T) {
-			out, err := exec.Command(bin, "./testdata/"+tc.pkg).CombinedOutput()
+			events := filepath.Join(t.TempDir(), "events.json")
+			out, err := exec.Command(bin, "-json", events, "./testdata/"+tc.pkg).CombinedOutput()
 			code := 0
 			if exit := (*exec.ExitError)(nil); errors.As(err, &exit) {
 				code = exit.ExitCode()
@@ -43,6 +45,9 @@ func TestExitStatus(t *testing.T) {
 				if !strings.Contains(string(out), s) {
 					t.Errorf("the output lacks %q:\n%s", s, out)
 				}
+			}
+			if b, err := os.ReadFile(events); err != nil || !strings.Contains(string(b), `"Action":"start"`) {
+				t.Errorf("the events file holds %q (%v), want go test's events", b, err)
 			}
 			for _, s := range tc.mustNot {
 				if strings.Contains(string(out), s) {

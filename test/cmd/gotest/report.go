@@ -32,6 +32,7 @@ type timing struct {
 // and keeps the times for the summary.
 type report struct {
 	w      io.Writer
+	events io.Writer           // nil, or where each line of go test's stdout is copied
 	held   map[string][]string // package + "\x00" + test: output not printed unless the test fails
 	tests  []timing
 	pkgs   []timing
@@ -43,6 +44,9 @@ func newReport(w io.Writer) *report { return &report{w: w, held: map[string][]st
 // line takes one line of go test -json's stdout; a line that is not an event is printed
 // as it is.
 func (r *report) line(b []byte) {
+	if r.events != nil {
+		fmt.Fprintf(r.events, "%s\n", b)
+	}
 	var e event
 	if err := json.Unmarshal(b, &e); err != nil || e.Action == "" {
 		fmt.Fprintf(r.w, "%s\n", bytes.TrimRight(b, "\n"))
