@@ -6,7 +6,7 @@
 // go test prints without -v; the slowest tests and packages follow, and the exit status is
 // non-zero when either go test failed or any test or build failed.
 //
-//	go run ./test/cmd/gotest [-timeout 40m] [-run REGEXP] [-top 10] [-json FILE] [packages]
+//	go run ./test/cmd/gotest [-timeout 40m] [-run REGEXP] [-count N] [-top 10] [-json FILE] [packages]
 package main
 
 import (
@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -27,6 +28,7 @@ const guestPackage = "github.com/storecrypt/storecrypt/test/vm"
 func main() {
 	timeout := flag.String("timeout", "40m", "go test -timeout for each package")
 	run := flag.String("run", "", "go test -run")
+	count := flag.Int("count", 0, "go test -count (1 runs tests whose results go test has cached)")
 	top := flag.Int("top", 10, "how many of the slowest tests and packages to print")
 	events := flag.String("json", "", "a file to write go test's events to, as go test -json prints them")
 	flag.Parse()
@@ -44,7 +46,14 @@ func main() {
 		defer f.Close()
 		rep.events = f
 	}
-	ok, err := test(context.Background(), rep, patterns, *timeout, *run, *top)
+	args := []string{"test", "-json", "-timeout", *timeout}
+	if *run != "" {
+		args = append(args, "-run", *run)
+	}
+	if *count > 0 {
+		args = append(args, "-count", strconv.Itoa(*count))
+	}
+	ok, err := test(context.Background(), rep, patterns, args, *top)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gotest:", err)
 		os.Exit(2)
@@ -54,16 +63,12 @@ func main() {
 	}
 }
 
-// test runs the packages and reports whether everything passed; an error means the tests
+// test runs go test with args on the packages and reports whether everything passed; an error means the tests
 // could not be run at all.
-func test(ctx context.Context, rep *report, patterns []string, timeout, run string, top int) (bool, error) {
+func test(ctx context.Context, rep *report, patterns, args []string, top int) (bool, error) {
 	guests, others, err := split(ctx, patterns)
 	if err != nil {
 		return false, err
-	}
-	args := []string{"test", "-json", "-timeout", timeout}
-	if run != "" {
-		args = append(args, "-run", run)
 	}
 	var runs [][]string
 	if len(guests) > 0 {
