@@ -36,16 +36,6 @@ func main() {
 	if len(patterns) == 0 {
 		patterns = []string{"./..."}
 	}
-	rep := newReport(os.Stdout)
-	if *events != "" {
-		f, err := os.Create(*events)
-		if err != nil {
-			fmt.Fprintln(os.Stderr, "gotest:", err)
-			os.Exit(2)
-		}
-		defer f.Close()
-		rep.events = f
-	}
 	args := []string{"test", "-json", "-timeout", *timeout}
 	if *run != "" {
 		args = append(args, "-run", *run)
@@ -53,7 +43,7 @@ func main() {
 	if *count > 0 {
 		args = append(args, "-count", strconv.Itoa(*count))
 	}
-	ok, err := test(context.Background(), rep, patterns, args, *top)
+	ok, err := runTests(patterns, args, *top, *events)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gotest:", err)
 		os.Exit(2)
@@ -61,6 +51,20 @@ func main() {
 	if !ok {
 		os.Exit(1)
 	}
+}
+
+// runTests reports to stdout, and copies go test's events to the file events names.
+func runTests(patterns, args []string, top int, events string) (bool, error) {
+	rep := newReport(os.Stdout)
+	if events != "" {
+		f, err := os.Create(events)
+		if err != nil {
+			return false, err
+		}
+		defer f.Close()
+		rep.events = f
+	}
+	return test(context.Background(), rep, patterns, args, top)
 }
 
 // test runs go test with args on the packages and reports whether everything passed; an error means the tests
