@@ -72,9 +72,11 @@ $(CDK): package.json package-lock.json
 integ: build $(CDK)
 	$(GO) test -tags integ -count=1 -timeout 60m -v ./test/integ
 
-## test: lint, then every test, the real-kernel ones included (CI=true makes a missing QEMU fail)
+## test: lint, then every test, the real-kernel ones included (CI=true makes a missing QEMU fail):
+## go test ./..., with the packages that boot a guest one at a time beside the others and the
+## agent built once (test/cmd/gotest); the ten slowest tests are printed at the end
 test: deps lint synth
-	$(GO) test -timeout 40m ./...
+	STORECRYPT_AGENT=$(CURDIR)/$(BIN)/storecrypt-agent-linux-amd64 $(GO) run ./test/cmd/gotest -timeout 40m ./...
 
 ## mutants: remove or weaken each docs/security.md row's control in turn (test/mutants) and
 ## check that its test fails (ARGS=-guest adds those only a QEMU test kills, ARGS='-row ...' picks rows)

@@ -41,14 +41,20 @@ var flagVariants = []struct{ name, flags string }{
 }
 
 var ioJobs = []struct{ name, args string }{
-	{"seq-write-1m", "--rw=write --bs=1M --size=96M"},
-	{"seq-read-1m", "--rw=read --bs=1M --size=96M"},
-	{"rand-read-4k", "--rw=randread --bs=4k --size=96M --runtime=5 --time_based"},
+	{"seq-write-1m", "--rw=write --bs=1M --size=%[1]dM"},
+	{"seq-read-1m", "--rw=read --bs=1M --size=%[1]dM"},
+	{"rand-read-4k", "--rw=randread --bs=4k --size=%[1]dM --runtime=%[2]d --time_based"},
 }
 
-// IO runs the fio jobs against a raw NVMe disk, a LUKS2 volume with cryptsetup's
-// defaults, and storecrypt's volume (4K sectors, no workqueues, discards).
-func IO(ctx context.Context, dir, agent string, sizeMiB int) ([]IOResult, error) {
+// IOJobs sizes the fio jobs: MiB each job covers, and the seconds the random reads run.
+type IOJobs struct{ MiB, RandSeconds int }
+
+// FullIO is `make bench`'s size.
+var FullIO = IOJobs{MiB: 96, RandSeconds: 5}
+
+// IO runs the fio jobs, sized by size, against a raw NVMe disk, a LUKS2 volume with
+// cryptsetup's defaults, and storecrypt's volume (4K sectors, no workqueues, discards).
+func IO(ctx context.Context, dir, agent string, sizeMiB int, size IOJobs) ([]IOResult, error) {
 	sub := filepath.Join(dir, "io")
 	if err := os.MkdirAll(sub, 0o755); err != nil {
 		return nil, err
@@ -71,7 +77,7 @@ func IO(ctx context.Context, dir, agent string, sizeMiB int) ([]IOResult, error)
 	var out []IOResult
 	jobs := func(variant, dev string) error {
 		for _, j := range ioJobs {
-			r, err := fio(ctx, tb, dev, j.args)
+			r, err := fio(ctx, tb, dev, fmt.Sprintf(j.args, size.MiB, size.RandSeconds))
 			if err != nil {
 				return fmt.Errorf("%s %s: %w", variant, j.name, err)
 			}

@@ -6,9 +6,11 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -35,19 +37,29 @@ func TestMain(m *testing.M) {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	if agentBinary, err = testbed.BuildAgent(dir); err != nil {
+	if agentBinary, err = testbed.Agent(dir); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
+	machines = dir
+	start := time.Now()
 	code := m.Run()
+	spare.close()
+	fmt.Println(guests.summary(time.Since(start)))
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
+// machines holds the testbeds' files: a machine handed on outlives its test's TempDir.
+var machines string
+
 // machine is a testbed with test-failing helpers.
 type machine struct {
 	*testbed.Testbed
-	t *testing.T
+	t     *testing.T
+	o     machineOpts
+	boots int               // since the test took it
+	sums  map[string]string // the disks when the test took it
 }
 
 type machineOpts struct {
@@ -57,20 +69,104 @@ type machineOpts struct {
 	systemd bool // boot Debian with systemd instead of the busybox guest
 }
 
+// sharable: a machine of this shape can pass from test to test; prepared disks and the
+// systemd guest's first boot belong to one test.
+func (o machineOpts) sharable() bool { return o.prepare == nil && !o.systemd }
+
+// newMachine returns a booted guest on blank disks of the shape o asks for. Where the test
+// before left such a machine as it found it (spare), the test takes that one instead of
+// booting its own: a boot is most of what a scenario without reboots costs.
 func newMachine(t *testing.T, o machineOpts) *machine {
 	t.Helper()
+	if m := spare.take(t, o); m != nil {
+		m.watch(t)
+		return m
+	}
 	opts := testbed.Options{Disks: o.disks, SizeMB: o.sizeMB, Agent: agentBinary, Systemd: o.systemd}
 	if o.prepare != nil {
 		opts.Prepare = func(i int, path string) error { o.prepare(t, i, path); return nil }
 	}
-	tb, err := testbed.New(context.Background(), t.TempDir(), opts)
+	dir, err := os.MkdirTemp(machines, "machine-")
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(tb.Close)
-	tb.Emu.Models.FailOn(t) // the agent's KMS requests, as the emulator received them
-	m := &machine{Testbed: tb, t: t}
+	tb, err := testbed.New(context.Background(), dir, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := &machine{Testbed: tb, t: t, o: o}
+	m.watch(t)
 	m.boot()
+	m.boots = 0
+	if o.sharable() {
+		m.sums = m.checksums()
+	}
+	return m
+}
+
+// watch has the test hand its machine on (or close it) at its end, and fail on any KMS
+// request of the agent's that breaks the API model, as the emulator received it. The check
+// is registered last so that it runs first: a test it fails closes its machine.
+func (m *machine) watch(t *testing.T) {
+	t.Cleanup(m.handOn)
+	m.Emu.Models.FailOn(t)
+}
+
+// handOn, at the end of a test, keeps its machine for the next test when the test passed
+// and left it as it took it: the same boot, the disks byte for byte as they were. Else
+// the machine is closed.
+func (m *machine) handOn() {
+	if m.t.Failed() || !m.o.sharable() || m.boots > 0 || m.Guest == nil {
+		m.close()
+		return
+	}
+	sums, err := m.Checksums()
+	if err != nil || !maps.Equal(sums, m.sums) {
+		m.close()
+		return
+	}
+	spare.close()
+	spare.m = m
+}
+
+func (m *machine) close() {
+	m.Close()
+	os.RemoveAll(m.Dir)
+}
+
+// spare is the machine the last test handed on; one guest at a time runs on the host, so
+// a test that cannot take it closes it before booting its own.
+var spare spareMachine
+
+type spareMachine struct{ m *machine }
+
+func (s *spareMachine) close() {
+	if s.m != nil {
+		s.m.close()
+		s.m = nil
+	}
+}
+
+func (s *spareMachine) take(t *testing.T, o machineOpts) *machine {
+	m := s.m
+	s.m = nil
+	if m == nil {
+		return nil
+	}
+	if !o.sharable() || o.disks != m.o.disks || o.sizeMB != m.o.sizeMB {
+		m.close()
+		return nil
+	}
+	if _, err := m.Sh(ctxTimeout(t), "true"); err != nil {
+		t.Logf("the machine handed on does not answer (%v); booting another", err)
+		m.close()
+		return nil
+	}
+	m.t = t
+	guests.Lock()
+	guests.handed++
+	guests.Unlock()
+	t.Log("took the booted machine the test before left as it found it")
 	return m
 }
 
@@ -80,9 +176,43 @@ func ctxTimeout(t *testing.T) context.Context {
 	return ctx
 }
 
+// guests adds up what the package spends getting guests up, printed at its end so that a
+// change to the harness or the guest can be weighed.
+var guests bootLog
+
+type bootLog struct {
+	sync.Mutex
+	boots  int
+	up     time.Duration // boot, reboot, stop/start and power cut as the tests call them
+	kernel time.Duration // of which QEMU's start to the first command (vm.Guest.Booted)
+	handed int           // tests that took the machine the test before handed on
+}
+
+func (l *bootLog) summary(all time.Duration) string {
+	l.Lock()
+	defer l.Unlock()
+	return fmt.Sprintf("e2e: %d guest boots took %.0fs (%.0fs of it QEMU's start to the first command) of the run's %.0fs; %d tests took the booted machine the test before handed on",
+		l.boots, l.up.Seconds(), l.kernel.Seconds(), all.Seconds(), l.handed)
+}
+
+// timed runs one boot of m's guest and counts it.
+func (m *machine) timed(boot func(context.Context) error) error {
+	start := time.Now()
+	err := boot(ctxTimeout(m.t))
+	m.boots++
+	guests.Lock()
+	defer guests.Unlock()
+	guests.boots++
+	guests.up += time.Since(start)
+	if err == nil {
+		guests.kernel += m.Guest.Booted
+	}
+	return err
+}
+
 func (m *machine) boot() {
 	m.t.Helper()
-	if err := m.Boot(ctxTimeout(m.t)); err != nil {
+	if err := m.timed(m.Boot); err != nil {
 		m.t.Fatal(err)
 	}
 	m.t.Logf("guest booted in %.1fs", m.Guest.Booted.Seconds())
@@ -90,7 +220,7 @@ func (m *machine) boot() {
 
 func (m *machine) reboot() {
 	m.t.Helper()
-	if err := m.Reboot(ctxTimeout(m.t)); err != nil {
+	if err := m.timed(m.Reboot); err != nil {
 		m.t.Fatalf("reboot: %v", err)
 	}
 }
@@ -104,7 +234,7 @@ func (m *machine) powerCut() {
 
 func (m *machine) stopStart() {
 	m.t.Helper()
-	if err := m.StopStart(ctxTimeout(m.t)); err != nil {
+	if err := m.timed(m.StopStart); err != nil {
 		m.t.Fatal(err)
 	}
 }

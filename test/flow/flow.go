@@ -88,7 +88,7 @@ func Run(ctx context.Context, w io.Writer, cdkOut, reportHTML string) error {
 	tl := &timeline{w: w, start: time.Now(), last: time.Now()}
 	fmt.Fprintln(w, "storecrypt demo: the whole flow, on this machine, with no AWS account")
 
-	agent, err := testbed.BuildAgent(dir)
+	agent, err := testbed.Agent(dir)
 	if err != nil {
 		return err
 	}

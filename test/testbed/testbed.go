@@ -27,6 +27,22 @@ import (
 // agent runs with --model GuestModel where EC2 would show "Amazon EC2 NVMe Instance Storage".
 const GuestModel = "QEMU NVMe Ctrl"
 
+// AgentEnv names a storecrypt-agent for linux/amd64 already built: `make test` builds
+// bin/ once (make build) and every package that boots a guest takes the agent from there
+// instead of linking its own.
+const AgentEnv = "STORECRYPT_AGENT"
+
+// Agent returns the agent for the guest: the one AgentEnv names, else one built into dir.
+func Agent(dir string) (string, error) {
+	if bin := os.Getenv(AgentEnv); bin != "" {
+		if _, err := os.Stat(bin); err != nil {
+			return "", fmt.Errorf("%s: %w", AgentEnv, err)
+		}
+		return bin, nil
+	}
+	return BuildAgent(dir)
+}
+
 // BuildAgent builds storecrypt-agent for the guest into dir.
 func BuildAgent(dir string) (string, error) {
 	bin := filepath.Join(dir, "storecrypt-agent")

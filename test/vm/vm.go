@@ -14,11 +14,13 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -88,12 +90,7 @@ func Start(ctx context.Context, cfg Config) (*Guest, error) {
 		cfg.MemoryMB = 1024
 	}
 	g := &Guest{cfg: cfg, image: image}
-	dir, err := os.MkdirTemp("", "storecrypt-vm-")
-	if err != nil {
-		return nil, err
-	}
-	g.initrd = filepath.Join(dir, "initrd")
-	if err := g.buildInitrd(ctx, dir); err != nil {
+	if g.initrd, err = initrd(ctx, image, cfg.Files); err != nil {
 		return nil, err
 	}
 	if g.turn, err = oneAtATime(); err != nil {
@@ -218,20 +215,75 @@ func repoRoot() (string, error) {
 	}
 }
 
-// buildInitrd appends vmexec and the configured files to the base initramfs as a second
-// cpio archive, which the kernel unpacks over the first.
-func (g *Guest) buildInitrd(ctx context.Context, dir string) error {
-	tree := filepath.Join(dir, "overlay")
+// initrd returns the image's initramfs with vmexec and files added, built once for each
+// content of theirs and kept beside the image: building it (vmexec linked, the agent
+// compressed) takes seconds, and the suite boots dozens of guests alike, in several
+// packages. Versions unused for a day are removed.
+func initrd(ctx context.Context, image string, files map[string]string) (string, error) {
+	initrdMu.Lock()
+	defer initrdMu.Unlock()
+	// vmexec is keyed by its source, so that a hit costs no build.
+	h := sha256.New()
+	sources, err := filepath.Glob(filepath.Join(sourceDir(), "*", "*.go"))
+	if err != nil {
+		return "", err
+	}
+	guestPaths := slices.Sorted(maps.Keys(files))
+	for _, f := range append(sources, guestPaths...) {
+		hostPath := f
+		if host, ok := files[f]; ok {
+			hostPath = host
+		}
+		b, err := os.ReadFile(hostPath)
+		if err != nil {
+			return "", err
+		}
+		fmt.Fprintf(h, "%s %d\n", f, len(b))
+		h.Write(b)
+	}
+	path := filepath.Join(image, "initrd-"+hex.EncodeToString(h.Sum(nil))[:16]+".gz")
+	if _, err := os.Stat(path); err == nil {
+		now := time.Now()
+		return path, os.Chtimes(path, now, now)
+	}
+	prune(image)
+	tree, err := os.MkdirTemp("", "storecrypt-vm-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(tree)
 	if err := os.MkdirAll(filepath.Join(tree, "sbin"), 0o755); err != nil {
-		return err
+		return "", err
 	}
 	build := exec.CommandContext(ctx, "go", "build", "-trimpath", "-o", filepath.Join(tree, "sbin", "vmexec"), "./vmexec")
 	build.Dir = sourceDir()
 	build.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH=amd64")
 	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building vmexec: %w: %s", err, out)
+		return "", fmt.Errorf("building vmexec: %w: %s", err, out)
 	}
-	for guestPath, hostPath := range g.cfg.Files {
+	if err := buildInitrd(ctx, image, tree, files, path); err != nil {
+		return "", err
+	}
+	return path, nil
+}
+
+// initrdMu keeps a process from building the same initramfs twice at once.
+var initrdMu sync.Mutex
+
+// prune removes the initramfs versions no guest started from for a day.
+func prune(image string) {
+	old, _ := filepath.Glob(filepath.Join(image, "initrd-*.gz"))
+	for _, p := range old {
+		if st, err := os.Stat(p); err == nil && time.Since(st.ModTime()) > 24*time.Hour {
+			os.Remove(p)
+		}
+	}
+}
+
+// buildInitrd appends the overlay tree (vmexec) and files to the base initramfs as a
+// second cpio archive, which the kernel unpacks over the first, into path.
+func buildInitrd(ctx context.Context, image, tree string, files map[string]string, path string) error {
+	for guestPath, hostPath := range files {
 		dst := filepath.Join(tree, guestPath)
 		if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
 			return err
@@ -246,7 +298,7 @@ func (g *Guest) buildInitrd(ctx context.Context, dir string) error {
 	if err != nil {
 		return fmt.Errorf("packing the initramfs overlay: %w", err)
 	}
-	base, err := os.ReadFile(filepath.Join(g.image, "initrd.gz"))
+	base, err := os.ReadFile(filepath.Join(image, "initrd.gz"))
 	if err != nil {
 		return err
 	}
@@ -261,7 +313,12 @@ func (g *Guest) buildInitrd(ctx context.Context, dir string) error {
 	if err := zw.Close(); err != nil {
 		return err
 	}
-	return os.WriteFile(g.initrd, buf.Bytes(), 0o644)
+	// Another package's test may be starting a guest from the same file: it appears whole.
+	tmp := path + ".tmp" + strconv.Itoa(os.Getpid())
+	if err := os.WriteFile(tmp, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, path)
 }
 
 func copyFile(src, dst string) error {
@@ -486,10 +543,9 @@ func (g *Guest) Shutdown(ctx context.Context) error {
 // Restart boots the guest again on the same disk images after Shutdown or Kill.
 func (g *Guest) Restart(ctx context.Context) error { return g.boot(ctx) }
 
-// Close stops the guest, removes its per-run files and lets the next guest start.
+// Close stops the guest and lets the next guest start.
 func (g *Guest) Close() {
 	g.Kill()
-	os.RemoveAll(filepath.Dir(g.initrd))
 	if g.turn != nil {
 		g.turn.Close()
 		g.turn = nil

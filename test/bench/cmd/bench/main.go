@@ -97,7 +97,7 @@ func run(sizesFlag, burstsFlag string, ioSize, samples, bootRounds int, docs str
 		return err
 	}
 	progress("encrypted I/O with fio on %d MiB disks", ioSize)
-	if res.IO, err = bench.IO(ctx, dir, agent, ioSize); err != nil {
+	if res.IO, err = bench.IO(ctx, dir, agent, ioSize, bench.FullIO); err != nil {
 		return err
 	}
 	out := filepath.Join(docs, "bench")

@@ -1,0 +1,74 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// TestExitStatus: the command's status is go test's, failures and build errors are
+// printed as go test prints them, and the summary names the slowest tests.
+func TestExitStatus(t *testing.T) {
+	bin := filepath.Join(t.TempDir(), "gotest")
+	if out, err := exec.Command("go", "build", "-o", bin, ".").CombinedOutput(); err != nil {
+		t.Fatalf("building gotest: %v\n%s", err, out)
+	}
+	for _, tc := range []struct {
+		pkg     string
+		code    int
+		says    []string
+		mustNot []string
+	}{
+		{"pass", 0, []string{"ok  \tgithub.com/storecrypt/storecrypt/test/cmd/gotest/testdata/pass", "slowest tests:", "testdata/pass TestPasses"},
+			[]string{"=== RUN", "a passing test's log", "FAILED"}},
+		{"fail", 1, []string{"--- FAIL: TestFails/sub", "got 1, want 2", "FAIL\tgithub.com/storecrypt/storecrypt/test/cmd/gotest/testdata/fail", "FAILED:\n  github.com/storecrypt/storecrypt/test/cmd/gotest/testdata/fail TestFails/sub"},
+			[]string{"=== RUN", "a passing test's log"}},
+		{"broken", 1, []string{"declared and not used: unused", "FAILED:"}, nil},
+	} {
+		t.Run(tc.pkg, func(t *testing.T) {
+			events := filepath.Join(t.TempDir(), "events.json")
+			out, err := exec.Command(bin, "-json", events, "./testdata/"+tc.pkg).CombinedOutput()
+			code := 0
+			if exit := (*exec.ExitError)(nil); errors.As(err, &exit) {
+				code = exit.ExitCode()
+			} else if err != nil {
+				t.Fatal(err)
+			}
+			if code != tc.code {
+				t.Errorf("exit status %d, want %d\n%s", code, tc.code, out)
+			}
+			for _, s := range tc.says {
+				if !strings.Contains(string(out), s) {
+					t.Errorf("the output lacks %q:\n%s", s, out)
+				}
+			}
+			if b, err := os.ReadFile(events); err != nil || !strings.Contains(string(b), `"Action":"start"`) {
+				t.Errorf("the events file holds %q (%v), want go test's events", b, err)
+			}
+			for _, s := range tc.mustNot {
+				if strings.Contains(string(out), s) {
+					t.Errorf("the output has %q:\n%s", s, out)
+				}
+			}
+		})
+	}
+}
+
+// TestSplit: a package whose tests import the guest package runs in the guests' go test,
+// one that only builds it does not.
+func TestSplit(t *testing.T) {
+	guests, others, err := split(context.Background(), []string{"github.com/storecrypt/storecrypt/test/e2e", "github.com/storecrypt/storecrypt/test/vm/...", "./testdata/pass"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := strings.Join(guests, " "), "github.com/storecrypt/storecrypt/test/e2e"; got != want {
+		t.Errorf("guests %q, want %q", got, want)
+	}
+	if got, want := strings.Join(others, " "), "github.com/storecrypt/storecrypt/test/vm github.com/storecrypt/storecrypt/test/vm/vmexec github.com/storecrypt/storecrypt/test/vm/wire github.com/storecrypt/storecrypt/test/cmd/gotest/testdata/pass"; got != want {
+		t.Errorf("others %q, want %q", got, want)
+	}
+}
