@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/storecrypt/storecrypt/internal/fakeaws/apimodel"
 )
 
 // Step is one step of a Command document as the SSM Agent is about to run it: its
@@ -158,25 +160,7 @@ func (a SSMAgent) Plan(content string, given map[string][]string) (Plan, error) 
 }
 
 func (a SSMAgent) interpolatesEnv() bool {
-	return a.Version == "" || compareVersions(a.Version, envVarRelease) >= 0
-}
-
-// compareVersions orders dotted release numbers.
-func compareVersions(x, y string) int {
-	xs, ys := strings.Split(x, "."), strings.Split(y, ".")
-	for i := 0; i < max(len(xs), len(ys)); i++ {
-		var a, b int
-		if i < len(xs) {
-			fmt.Sscan(xs[i], &a)
-		}
-		if i < len(ys) {
-			fmt.Sscan(ys[i], &b)
-		}
-		if a != b {
-			return a - b
-		}
-	}
-	return 0
+	return a.Version == "" || apimodel.AtLeast(a.Version, envVarRelease)
 }
 
 // envValue joins a list's items with commas (the page shows only String parameters).

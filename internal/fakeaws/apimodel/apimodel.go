@@ -141,7 +141,7 @@ func pick(pkgs []string) (string, error) {
 			tried = append(tried, err.Error())
 			continue
 		}
-		if !atLeast(v, MinBotocore()) {
+		if !AtLeast(v, MinBotocore()) {
 			tried = append(tried, fmt.Sprintf("%s is botocore %s", pkg, v))
 			continue
 		}
@@ -196,8 +196,9 @@ func version(pkg string) (string, error) {
 	return string(m[1]), nil
 }
 
-// atLeast compares dotted version numbers.
-func atLeast(v, min string) bool {
+// AtLeast reports whether the dotted release number v (botocore's, the SSM Agent's) is
+// min or later; a missing part counts as 0.
+func AtLeast(v, min string) bool {
 	a, b := strings.Split(v, "."), strings.Split(min, ".")
 	for i := range max(len(a), len(b)) {
 		var x, y int

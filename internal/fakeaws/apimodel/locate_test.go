@@ -69,8 +69,8 @@ func TestAtLeast(t *testing.T) {
 		{"2.0", "1.37.9", true},
 		{"1.37", "1.37.9", false},
 	} {
-		if got := atLeast(tc.v, tc.min); got != tc.want {
-			t.Errorf("atLeast(%s, %s): got %v, want %v", tc.v, tc.min, got, tc.want)
+		if got := AtLeast(tc.v, tc.min); got != tc.want {
+			t.Errorf("AtLeast(%s, %s): got %v, want %v", tc.v, tc.min, got, tc.want)
 		}
 	}
 }
