@@ -20,8 +20,8 @@ import (
 	"github.com/aws/smithy-go/middleware"
 
 	"github.com/storecrypt/storecrypt/internal/fakeaws/apimodel"
-
 	"github.com/storecrypt/storecrypt/internal/ledger"
+	"github.com/storecrypt/storecrypt/internal/modroot"
 )
 
 // DynamoDB is dynalite, a DynamoDB-compatible server from npm (pinned in package.json,
@@ -110,27 +110,18 @@ func (d *DynamoDB) Close() {
 
 // dynalite finds dynalite's command in the repository's node_modules.
 func dynalite() (string, error) {
-	dir, err := os.Getwd()
+	root, err := modroot.Dir()
 	if err != nil {
 		return "", err
 	}
-	for {
-		cli := filepath.Join(dir, "node_modules", "dynalite", "cli.js")
-		if _, err := os.Stat(cli); err == nil {
-			if _, err := exec.LookPath("node"); err != nil {
-				return "", fmt.Errorf("dynalite needs node: %w (run `make deps`)", err)
-			}
-			return cli, nil
-		}
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return "", fmt.Errorf("no node_modules/dynalite under %s: run `npm ci` (make test does)", dir)
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no node_modules/dynalite above the working directory: run `npm ci` (make test does)")
-		}
-		dir = parent
+	cli := filepath.Join(root, "node_modules", "dynalite", "cli.js")
+	if _, err := os.Stat(cli); err != nil {
+		return "", fmt.Errorf("no node_modules/dynalite under %s: run `npm ci` (make test does): %w", root, err)
 	}
+	if _, err := exec.LookPath("node"); err != nil {
+		return "", fmt.Errorf("dynalite needs node: %w (run `make deps`)", err)
+	}
+	return cli, nil
 }
 
 // CreateTable makes a table and waits until it is active.

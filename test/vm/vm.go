@@ -27,6 +27,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/storecrypt/storecrypt/internal/modroot"
 	"github.com/storecrypt/storecrypt/test/vm/wire"
 )
 
@@ -189,7 +190,7 @@ func cacheDir() (string, error) {
 	if dir := os.Getenv("STORECRYPT_VM_CACHE"); dir != "" {
 		return dir, nil
 	}
-	root, err := repoRoot()
+	root, err := modroot.Dir()
 	if err != nil {
 		return "", err
 	}
@@ -199,20 +200,6 @@ func cacheDir() (string, error) {
 func sourceDir() string {
 	_, file, _, _ := runtime.Caller(0)
 	return filepath.Dir(file)
-}
-
-func repoRoot() (string, error) {
-	dir := sourceDir()
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", errors.New("no go.mod above the vm package")
-		}
-		dir = parent
-	}
 }
 
 // initrd returns the image's initramfs with vmexec and files added, built once for each

@@ -34,6 +34,8 @@ import (
 
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
 	"github.com/aws/smithy-go/middleware"
+
+	"github.com/storecrypt/storecrypt/internal/modroot"
 )
 
 // EnvData names botocore's data directory, in place of the one python3's botocore has.
@@ -157,28 +159,10 @@ func candidates() []string {
 	if out, err := exec.Command("python3", "-c", "import botocore,os;print(os.path.dirname(botocore.__file__))").Output(); err == nil {
 		dirs = append(dirs, strings.TrimSpace(string(out)))
 	}
-	if root, err := moduleRoot(); err == nil {
+	if root, err := modroot.Dir(); err == nil {
 		dirs = append(dirs, filepath.Join(root, cached))
 	}
 	return dirs
-}
-
-// moduleRoot is the nearest directory above the working directory with a go.mod.
-func moduleRoot() (string, error) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", err
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, nil
-		}
-		up := filepath.Dir(dir)
-		if up == dir {
-			return "", errors.New("no go.mod above the working directory")
-		}
-		dir = up
-	}
 }
 
 var versionLine = regexp.MustCompile(`(?m)^__version__ = ['"]([0-9.]+)['"]`)
