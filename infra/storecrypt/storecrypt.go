@@ -1065,6 +1065,9 @@ func (s *builder) alarmsAndTopic() {
 		{contract.MetricFailed, "instances failed or unverified: see the storecrypt:reason tag", 1},
 		{contract.MetricDocumentDrift, "the document's default version is not the content the stack deployed", 3},
 	}
+	if !s.props.NoSecurityHub {
+		metrics = append(metrics, watched{contract.MetricFindingsNotImported, "findings Security Hub did not import: its evidence is incomplete (see the functions' logs)", 1})
+	}
 	if s.props.AllowOptOut {
 		metrics = append(metrics, watched{contract.MetricOptedOut, "instances in scope left unencrypted by storecrypt:encrypt=false", 1})
 	}

@@ -65,7 +65,7 @@ func TestAlarmsWatchWhatIsPublished(t *testing.T) {
 		t.Run(source, func(t *testing.T) {
 			d := deploy(t, source, cfn.Partitions[0])
 			m := d.metrics(t)
-			for _, name := range []string{contract.MetricBlocked, contract.MetricFailed, contract.MetricEncrypted, contract.MetricDocumentDrift} {
+			for _, name := range []string{contract.MetricBlocked, contract.MetricFailed, contract.MetricEncrypted, contract.MetricDocumentDrift, contract.MetricFindingsNotImported} {
 				if !m.published[metricKey(m.own, name, nil)] {
 					t.Errorf("the scenarios did not publish %s without dimensions; published %v", name, m.published)
 				}
@@ -74,6 +74,7 @@ func TestAlarmsWatchWhatIsPublished(t *testing.T) {
 			if len(alarms) < 7 {
 				t.Fatalf("%d alarms", len(alarms))
 			}
+			alarmed := map[string]bool{}
 			for _, id := range alarms {
 				props, err := d.Eval(d.Resources[id].Properties)
 				if err != nil {
@@ -89,6 +90,14 @@ func TestAlarmsWatchWhatIsPublished(t *testing.T) {
 				}
 				if err := m.check(p["Namespace"].(string), p["MetricName"].(string), values); err != nil {
 					t.Errorf("alarm %s: %v", id, err)
+				}
+				alarmed[p["MetricName"].(string)] = true
+			}
+			// What needs someone: an instance left unencrypted, a document not the
+			// deployed one, evidence Security Hub did not take.
+			for _, name := range []string{contract.MetricBlocked, contract.MetricFailed, contract.MetricDocumentDrift, contract.MetricFindingsNotImported} {
+				if !alarmed[name] {
+					t.Errorf("no alarm on %s; alarmed: %v", name, alarmed)
 				}
 			}
 		})
@@ -168,7 +177,8 @@ type metricSources struct {
 
 func (d *deployment) metrics(t *testing.T) metricSources {
 	t.Helper()
-	m := metricSources{published: published(t, &d.launchRun(t).metrics, &d.resultRun(t).metrics), functions: map[string]bool{}, queue: map[string]bool{}}
+	m := metricSources{published: published(t, &d.launchRun(t).metrics, &d.resultRun(t).metrics, &d.resultRunWith(t, refuseFindings).metrics),
+		functions: map[string]bool{}, queue: map[string]bool{}}
 	namespaces := map[string]bool{}
 	for k := range m.published {
 		namespaces[strings.Fields(k)[0]] = true

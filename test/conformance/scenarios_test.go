@@ -136,8 +136,24 @@ func (d *deployment) report(id string) string {
 // refused.
 func (d *deployment) resultRun(t *testing.T) *run {
 	t.Helper()
+	return d.resultRunWith(t, nil)
+}
+
+// refuseFindings has Security Hub refuse every import (an SCP's deny, say): the findings
+// are lost, and the functions count them.
+func refuseFindings(_, op string, _ int) error {
+	if op == "BatchImportFindings" {
+		return fakeaws.APIError("AccessDeniedException", "not authorized to perform securityhub:BatchImportFindings")
+	}
+	return nil
+}
+
+// resultRunWith is resultRun in a world whose calls fault answers first.
+func (d *deployment) resultRunWith(t *testing.T, fault fakeaws.Fault) *run {
+	t.Helper()
 	r := &run{world: d.world(t)}
 	w := r.world
+	w.Fault = fault
 	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, nil, launched)
 	w.AddInstance(skippedInstance, "i4i.large", d.instanceProfile, nil, launched)
 	w.With(func() {

@@ -700,6 +700,13 @@ var Catalogue = []Mutant{
 		Pkg:     "internal/findings", Run: "^TestNotImported$",
 	},
 	{
+		Row:     "Security Hub refuses the finding",
+		File:    "infra/storecrypt/storecrypt.go",
+		Find:    "	if !s.props.NoSecurityHub {\n		metrics = append(metrics, watched{contract.MetricFindingsNotImported",
+		Replace: "	if false {\n		metrics = append(metrics, watched{contract.MetricFindingsNotImported",
+		Pkg:     "test/conformance", Run: "^TestAlarmsWatchWhatIsPublished$",
+	},
+	{
 		Row:     "A customer's severity on storecrypt's finding",
 		File:    "internal/findings/findings.go",
 		Find:    "	f.FindingProviderFields = provided(shtypes.SeverityLabelHigh)\n",
