@@ -273,8 +273,8 @@ func TestSwitches(t *testing.T) {
 			}
 		}
 	}
-	if alarms != 8 {
-		t.Errorf("%d alarms, want the seven and OptedOut", alarms)
+	if alarms != 9 {
+		t.Errorf("%d alarms, want the eight and OptedOut", alarms)
 	}
 }
 

@@ -145,7 +145,7 @@ func TestRulesAndQueue(t *testing.T) {
 	})
 	tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{"Handler": "bootstrap", "Timeout": 60,
 		"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{contract.EnvQueueURL: assertions.Match_AnyValue()})}})
-	tpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(7))
+	tpl.ResourceCountIs(jsii.String("AWS::CloudWatch::Alarm"), jsii.Number(8))
 	tpl.HasResourceProperties(jsii.String("AWS::CloudWatch::Alarm"), map[string]any{"Namespace": contract.MetricNamespace, "MetricName": contract.MetricBlocked})
 }
 
