@@ -176,8 +176,7 @@ func (p *Publisher) publish(ctx context.Context, fs []shtypes.AwsSecurityFinding
 	for chunk := range slices.Chunk(fs, maxBatch) {
 		out, err := p.Hub.BatchImportFindings(ctx, &securityhub.BatchImportFindingsInput{Findings: chunk})
 		if err != nil {
-			var denied *shtypes.InvalidAccessException
-			if errors.As(err, &denied) {
+			if notEnabled(err) {
 				return fmt.Errorf("%w: %w", ErrNotEnabled, err)
 			}
 			notImported += len(chunk)
@@ -215,8 +214,7 @@ func (p *Publisher) created(ctx context.Context, fs []shtypes.AwsSecurityFinding
 		for pages.HasMorePages() {
 			page, err := pages.NextPage(ctx)
 			if err != nil {
-				var denied *shtypes.InvalidAccessException
-				if errors.As(err, &denied) {
+				if notEnabled(err) {
 					return nil, fmt.Errorf("%w: %w", ErrNotEnabled, err)
 				}
 				return out, fmt.Errorf("looking up %d findings' CreatedAt: %w", len(chunk), err)
@@ -240,6 +238,13 @@ func Reported(status string, reason contract.Reason) bool {
 		return reason == contract.ReasonOptedOut
 	}
 	return false
+}
+
+// notEnabled says Security Hub answered InvalidAccessException: not enabled in this
+// account and region.
+func notEnabled(err error) bool {
+	var denied *shtypes.InvalidAccessException
+	return errors.As(err, &denied)
 }
 
 // productFields keeps the fields with a value: Security Hub refuses a finding with an
