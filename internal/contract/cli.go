@@ -1,3 +1,8 @@
+// The operator CLI's exit codes, kept apart from the agent's so a script can tell the
+// two apart. Used by internal/opcli (which exits with them) and the tests that run
+// the CLI; they sit beside the agent's codes because a single-instance rerun reports the
+// agent's code through them.
+
 package contract
 
 // CLIExitCode is the status of the operator CLI, storecrypt. A script must be able to

@@ -110,7 +110,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A header copied to another instance",
-		File:    "internal/contract/contract.go",
+		File:    "internal/contract/volume.go",
 		Find:    "	return map[string]string{ContextInstanceARN: instanceARN, ContextVolume: volumeUUID}",
 		Replace: "	return map[string]string{ContextInstanceARN: instanceARN}",
 		Pkg:     "instance-agent/keysource", Run: "^TestKMSDataKeyBindsInstanceAndVolume$",
@@ -173,7 +173,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "naming EBS (`Amazon Elastic Block Store`)",
-		File:    "internal/contract/contract.go",
+		File:    "internal/contract/validate.go",
 		Find:    `	if strings.Contains(strings.ToLower(o.Model), "elastic block store") {`,
 		Replace: `	if false {`,
 		Pkg:     "internal/contract", Run: "^TestValidate$",
@@ -236,14 +236,14 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "`--bind-dirs` hides the system's state",
-		File:    "internal/contract/contract.go",
+		File:    "internal/contract/validate.go",
 		Find:    "		case systemState(d):",
 		Replace: "		case false:",
 		Pkg:     "internal/contract", Run: "^TestValidate$",
 	},
 	{
 		Row:     "`--bind-dirs` hides the system's state",
-		File:    "internal/contract/contract.go",
+		File:    "internal/contract/validate.go",
 		Find:    "		case within(d, o.MountPoint) || within(o.MountPoint, d):",
 		Replace: "		case false:",
 		Pkg:     "internal/contract", Run: "^TestValidate$",
@@ -295,7 +295,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A mount point over `/etc/ssh`",
-		File:    "internal/contract/contract.go",
+		File:    "internal/contract/validate.go",
 		Find:    "	if systemState(o.MountPoint) {",
 		Replace: "	if false {",
 		Pkg:     "internal/contract", Run: "^TestValidate$",
@@ -381,7 +381,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A document parameter carries shell syntax",
-		File:    "internal/contract/contract.go",
+		File:    "internal/contract/validate.go",
 		Find:    "	PatternMountPoint = `^(/mnt(/[A-Za-z0-9_-][A-Za-z0-9._-]{0,63}){1,6}",
 		Replace: "	PatternMountPoint = `^(/mnt(/[A-Za-z0-9_$-][A-Za-z0-9._$-]{0,63}){1,6}",
 		Pkg:     "internal/contract", Run: "^TestPatternsAdmitNoUnitSyntax$",

@@ -1,128 +1,17 @@
+// Names the stack and the functions share: the functions' environment variables (the
+// stack sets them, the functions read them), the event detail types the stack's rules
+// match, the launch queue's tuning, the alert events, metrics, the ledger table's and
+// roles' names, and the stack's outputs (the CLI reads them). Used by the stack,
+// the control plane and the CLI; the agent reads none of them.
+
 package contract
 
-import (
-	"strconv"
-	"strings"
-	"time"
-)
-
-// DocumentName is the default name of the SSM Command document; the stack may prefix it.
-const DocumentName = "storecrypt-apply"
-
-// DocumentRunStep is the name of the document's step that runs the agent. SSM reports a
-// multi-step document's output per step, so readers ask for this one by name
-// (GetCommandInvocation's PluginName).
-const DocumentRunStep = "apply"
-
-// DocumentParameter maps one SSM document parameter onto the agent flag it becomes.
-type DocumentParameter struct {
-	Name        string // as the document and SendCommand spell it
-	Flag        string // the agent flag
-	Pattern     string // allowedPattern; also the flag's validation
-	Description string
-	// Values, for an enumerated parameter, are its allowedValues: the console shows a
-	// drop-down instead of a text box.
-	Values []string
-}
-
-// DocumentParameters are every parameter of the document, in document order. A test
-// proves each is an agent flag and that the agent's validation and the patterns agree.
-var DocumentParameters = []DocumentParameter{
-	{"KeySource", FlagKeySource, `^(` + strings.Join(KeySources, "|") + `)$`, "Where a new volume's key comes from. kms-datakey: a KMS data key per volume, kept wrapped in the volume's LUKS2 header; only this instance can unwrap it. " +
-		"s3-kms: the seed recipe's passphrase, an S3 object encrypted under KMS; one passphrase opens every volume made with it. ephemeral: a random key never stored; the data is gone at every reboot.", KeySources},
-	{"KmsKeyId", FlagKMSKeyID, PatternKMSKeyID, "KMS key ARN, id or alias for kms-datakey.", nil},
-	{"Secret", FlagSecret, PatternSecret, "s3://bucket/key of the KMS-encrypted passphrase for s3-kms.", nil},
-	{"MountPoint", FlagMountPoint, PatternMountPoint, "Where to mount the encrypted filesystem.", nil},
-	{"Filesystem", FlagFilesystem, `^(` + strings.Join(Filesystems, "|") + `)$`, "Filesystem made on a new volume; a volume that exists keeps its own.", Filesystems},
-	{"Layout", FlagLayout, `^(` + strings.Join(Layouts, "|") + `)$`, "How a new volume combines several disks: raid0 (striped, all the capacity), raid10 (mirrored, half; its first resync runs after the volume is mounted) or per-disk (a volume and filesystem per disk, at MountPoint/0, /1, ...).", Layouts},
-	{"Devices", FlagDevices, PatternDevices, "Comma-separated devices instead of discovery (each must still be instance store).", nil},
-	{"Discard", FlagDiscard, `^(true|false)$`, "Pass discards (TRIM) through dm-crypt: true lets the SSD reclaim freed blocks, and shows someone with the raw disks which blocks are free.", []string{"true", "false"}},
-	{"Wipe", FlagWipe, `^(true|false)$`, "Zero-fill a new volume before it is used: true takes time in proportion to the disks' size (hours on the largest instance store); with false, the disks' earlier content is still unreadable through the new key.", []string{"true", "false"}},
-	{"RequiredBy", FlagRequiredBy, PatternRequiredBy, "Comma-separated systemd units (e.g. postgresql.service) that must not start at boot until the volume is mounted.", nil},
-	{"BindDirs", FlagBindDirs, PatternBindDirs, "Comma-separated directories (e.g. /var/lib/containerd,/var/lib/kubelet,/var/log/pods) moved onto the volume and bind-mounted back at every boot; their content is copied on first use.", nil},
-}
-
-// DocumentValues turns agent options into the document's parameter values.
-func (o AgentOptions) DocumentValues() map[string][]string {
-	return map[string][]string{
-		"KeySource": {o.KeySource}, "KmsKeyId": {o.KMSKeyID}, "Secret": {o.Secret},
-		"MountPoint": {o.MountPoint}, "Filesystem": {o.Filesystem}, "Layout": {o.Layout},
-		"Devices": {strings.Join(o.Devices, ",")}, "Discard": {strconv.FormatBool(o.Discard)}, "Wipe": {strconv.FormatBool(o.Wipe)},
-		"RequiredBy": {strings.Join(o.RequiredBy, ",")}, "BindDirs": {strings.Join(o.BindDirs, ",")},
-	}
-}
+import "time"
 
 // SecretReadActions are the S3 actions that read an s3-kms secret: the current object at
 // format, the version a volume was made with at unlock (GetObject with a versionId is
 // authorized as s3:GetObjectVersion).
 var SecretReadActions = []string{"s3:GetObject", "s3:GetObjectVersion"}
-
-// More tag keys the functions write.
-const (
-	TagAt         = "storecrypt:at"          // RFC 3339 time of the last status change
-	TagCommandID  = "storecrypt:command-id"  // the SSM command that last ran the agent
-	TagLaunchTime = "storecrypt:launch-time" // the instance's LaunchTime the status is for
-	TagAttempt    = "storecrypt:attempt"     // commands sent for this launch: 1, 2, ...
-)
-
-// OptIn is the usual opt-in tag, key=value, for stacks that configure one; a stack
-// without one takes the instance roles alone as its scope.
-const OptIn = TagEncrypt + "=true"
-
-// Reason is the code in TagReason: why an instance is blocked, skipped or failed.
-type Reason string
-
-// Reasons a binding check blocks an instance. Each is permanent until someone fixes IAM
-// or KMS; the launch function never retries it.
-const (
-	ReasonNoInstanceProfile Reason = "no-instance-profile"
-	ReasonRoleMissing       Reason = "role-missing"
-	ReasonKeyNotFound       Reason = "key-not-found"
-	ReasonKeyDisabled       Reason = "key-disabled"
-	ReasonNotKeyUser        Reason = "not-key-user"
-	ReasonSecretUnreadable  Reason = "secret-unreadable"
-	// ReasonNoSSMCore: the instance role may not make the SSM Agent's own calls
-	// (AmazonSSMManagedInstanceCore's), so the SSM Agent runs the document as the account's
-	// Default Host Management role instead, or not at all.
-	ReasonNoSSMCore       Reason = "no-ssm-core"
-	ReasonNoInstanceStore Reason = "no-instance-store"
-	// ReasonOptedOut: the instance carries storecrypt:encrypt=false and the stack allows
-	// opt-outs (only then is the tag honoured).
-	ReasonOptedOut Reason = "opted-out"
-)
-
-// Reasons an invocation failed that are not one of the agent's exit codes.
-const (
-	ReasonTimedOut         Reason = "timed-out"
-	ReasonCancelled        Reason = "cancelled"
-	ReasonDeliveryTimedOut Reason = "delivery-timed-out"
-	ReasonUndeliverable    Reason = "undeliverable"
-	ReasonTerminated       Reason = "terminated"
-)
-
-// Reasons an invocation that SSM calls a success is not recorded as encrypted: the
-// status is then StatusUnverified.
-const (
-	ReasonNoReport          Reason = "no-report"          // no agent report in the output
-	ReasonNotReady          Reason = "not-ready"          // the report does not show the volume open, ready and mounted
-	ReasonWrongKey          Reason = "wrong-key"          // the volume's key is not the stack's key or key source
-	ReasonWrongInstance     Reason = "wrong-instance"     // the report is another instance's
-	ReasonUntrustedDocument Reason = "untrusted-document" // the document version is not the content the stack deployed
-)
-
-// Terminal says whether a failure needs a person, because running the document again
-// changes nothing: the agent refused a disk, was given bad input or found no instance
-// store, or the volume exists under another key or belongs to another instance (an
-// apply opens an existing volume as it is). Other failures (the key was unavailable, a
-// tool failed, the run timed out, the output held no report, an untrusted document ran)
-// may pass on a later try, and the sweep retries them with backoff.
-func (r Reason) Terminal() bool {
-	switch r {
-	case Reason(ExitRefusedUnsafe.String()), Reason(ExitBadInput.String()), Reason(ExitNoDevices.String()), ReasonWrongKey, ReasonWrongInstance:
-		return true
-	}
-	return false
-}
 
 // Environment variables of the functions, set by the stack.
 const (
@@ -143,11 +32,6 @@ const (
 	EnvSecurityHub     = "STORECRYPT_SECURITY_HUB"     // "true": file Security Hub findings
 	EnvComplianceItems = "STORECRYPT_COMPLIANCE_ITEMS" // "true": write Systems Manager compliance
 	EnvMetricNamespace = "STORECRYPT_METRIC_NAMESPACE" // the deployment's CloudWatch namespace
-	// EnvModel is read by the agent, not the functions: the NVMe model of instance store
-	// where it is not EC2's (the test guest's QEMU controller). It is not a document
-	// parameter: on EC2 the model is fixed, and a parameter could only point the agent at
-	// other disks.
-	EnvModel = "STORECRYPT_MODEL"
 	// EnvDocumentDigest is the digest (document.Digest) of the document content the stack
 	// deployed: the launch function sends only a version with this content, and the
 	// result function trusts only results of such a version.

@@ -2,8 +2,6 @@ package contract
 
 import (
 	"errors"
-	"flag"
-	"io"
 	"regexp/syntax"
 	"testing"
 	"unicode"
@@ -103,80 +101,6 @@ func TestSecretLocation(t *testing.T) {
 	for _, bad := range []string{"https://bucket/key", "s3://bucket", "s3://bucket/", "s3:///key"} {
 		if _, _, err := SecretLocation(bad); err == nil {
 			t.Errorf("%q: got no error", bad)
-		}
-	}
-}
-
-func TestRegisterFlags(t *testing.T) {
-	o := DefaultAgentOptions()
-	fs := flag.NewFlagSet("t", flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	o.RegisterFlags(fs)
-	err := fs.Parse([]string{"--key-source", "s3-kms", "--secret", "s3://b/k", "--devices", "/dev/nvme1n1, /dev/nvme2n1", "--discard=false", "--wipe"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if o.KeySource != KeySourceS3KMS || o.Secret != "s3://b/k" || len(o.Devices) != 2 || o.Devices[1] != "/dev/nvme2n1" || o.Discard || !o.Wipe {
-		t.Fatalf("parsed %+v", o)
-	}
-	for _, name := range []string{FlagKeySource, FlagKMSKeyID, FlagSecret, FlagMountPoint, FlagFilesystem, FlagModel, FlagDevices, FlagDiscard, FlagWipe} {
-		if fs.Lookup(name) == nil {
-			t.Errorf("flag --%s is not registered", name)
-		}
-	}
-}
-
-func TestExitCodeNames(t *testing.T) {
-	seen := map[string]bool{}
-	for c := ExitOK; c <= ExitNoDevices; c++ {
-		name := c.String()
-		if seen[name] || name == "" {
-			t.Errorf("exit code %d has name %q, which is empty or not unique", c, name)
-		}
-		seen[name] = true
-	}
-	if got := ExitCode(42).String(); got != "exit-42" {
-		t.Errorf("unknown code: got %q, want exit-42", got)
-	}
-}
-
-// TestCLIExitCodes: the CLI's own codes never take a number the agent uses for another
-// meaning, and each agent code maps to a status of its own that a shell can report.
-func TestCLIExitCodes(t *testing.T) {
-	own := map[CLIExitCode]string{CLIExitOK: "ok", CLIExitError: "error", CLIExitUsage: "usage", CLIExitBlocked: "blocked", CLIExitRerunFailed: "rerun failed", CLIExitUntrusted: "untrusted document"}
-	// The agent's meanings the CLI shares by number.
-	same := map[CLIExitCode]ExitCode{CLIExitOK: ExitOK, CLIExitError: ExitSystemError, CLIExitUsage: ExitBadInput}
-	for c, name := range own {
-		if a, ok := same[c]; ok {
-			if int(a) != int(c) {
-				t.Errorf("CLI %s is %d, want the agent's %s, %d", name, c, a, a)
-			}
-			continue
-		}
-		if _, clash := ExitCodeNames[ExitCode(c)]; clash {
-			t.Errorf("CLI %s is %d, which the agent uses for %s", name, c, ExitCode(c))
-		}
-	}
-	seen := map[CLIExitCode]ExitCode{}
-	for a := range ExitCodeNames {
-		if a == ExitOK {
-			continue
-		}
-		c := CLIExitForAgent(a)
-		if _, clash := own[c]; clash {
-			t.Errorf("agent %s maps to %d, the CLI's own %s", a, c, own[c])
-		}
-		if prev, dup := seen[c]; dup {
-			t.Errorf("agent %s and %s both map to %d", a, prev, c)
-		}
-		if c > 125 { // 126 and above mean "not executable", "not found", signals
-			t.Errorf("agent %s maps to %d, which shells reserve", a, c)
-		}
-		seen[c] = a
-	}
-	for _, a := range []ExitCode{ExitOK, 127, -1} {
-		if c := CLIExitForAgent(a); c != CLIExitRerunFailed {
-			t.Errorf("agent code %d maps to %d, want %d", a, c, CLIExitRerunFailed)
 		}
 	}
 }
