@@ -9,6 +9,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/storecrypt/storecrypt/instance-agent/atomicfile"
 	"github.com/storecrypt/storecrypt/instance-agent/discover"
 	"github.com/storecrypt/storecrypt/instance-agent/filesystem"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
@@ -352,3 +354,24 @@ func (r *run) volume(uuid string, keySource string) (keysource.Volume, error) {
 
 // ErrNoDevices means discovery found nothing to encrypt.
 var ErrNoDevices = errors.New("no instance-store disks")
+
+func (r *run) saveState() error {
+	b, err := json.MarshalIndent(r.rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(r.Root, contract.StatePath), b, 0o644)
+}
+
+func (r *run) loadLastRun() {
+	b, err := os.ReadFile(filepath.Join(r.Root, contract.StatePath))
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var last contract.Report
+	if err != nil || json.Unmarshal(b, &last) != nil {
+		r.note("the saved state %s is unreadable", contract.StatePath)
+		return
+	}
+	r.rep.LastRun = &last
+}

@@ -13,7 +13,6 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/bootunit"
 	"github.com/storecrypt/storecrypt/instance-agent/lock"
 	"github.com/storecrypt/storecrypt/instance-agent/mountpoint"
-	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
@@ -36,11 +35,12 @@ func (r *run) install() error {
 	}
 	defer release()
 	start := r.Now()
-	changed, err := r.installUnit(bootunit.Unit{Exec: bootunit.ApplyAtBoot(r.o), RequiredBy: r.o.RequiredBy})
+	u := bootunit.Unit{Exec: bootunit.ApplyAtBoot(r.o), RequiredBy: r.o.RequiredBy}
+	changed, err := r.installUnit(u)
 	if err != nil {
 		return err
 	}
-	action := plan.InstallAction(r.o.RequiredBy) + "; it provisions or reopens the volume at every boot"
+	action := u.InstallAction() + "; it provisions or reopens the volume at every boot"
 	if !changed {
 		action = contract.UnitName + " is up to date"
 	}
