@@ -786,7 +786,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A role that cannot use the key gets a command",
-		File:    "internal/binding/binding.go",
+		File:    "internal/binding/kms.go",
 		Find:    "	case kp.Decision == policy.Denied:\n		return false, \"the key policy denies it (\" + kp.Statement + \")\", notes\n",
 		Replace: "",
 		Pkg:     "internal/binding", Run: "^TestVerdicts$",
@@ -821,7 +821,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "makes the SSM Agent run the document as the account's DHMC role",
-		File:    "internal/binding/binding.go",
+		File:    "internal/binding/iam.go",
 		Find:    `{ActionNames: []string{ssmRegister}, ResourceArns: call.Context["ec2:SourceInstanceARN"]},`,
 		Replace: `{ActionNames: []string{ssmRegister}},`,
 		Pkg:     "internal/binding", Run: "^TestVerdicts$",
