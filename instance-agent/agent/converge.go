@@ -66,9 +66,9 @@ func (r *run) observe(disks []discover.Disk) (plan.Facts, error) {
 	case modeStatus:
 		m = plan.Status
 	}
-	f := plan.Facts{Mode: m, Options: r.o, Perf: r.perf, NewUUID: r.NewUUID(), BootMode: bootunit.BootMode(r.Root), Mapper: r.mapper, NoBootUnit: r.noBootUnit}
-	if len(r.o.BindDirs) > 0 {
-		binds, err := bind.Observe(r.fsys, r.mapperPath(), r.o.BindDirs)
+	f := plan.Facts{Mode: m, Options: r.opts, Perf: r.perf, NewUUID: r.NewUUID(), BootMode: bootunit.BootMode(r.Root), Mapper: r.mapper, NoBootUnit: r.noBootUnit}
+	if len(r.opts.BindDirs) > 0 {
+		binds, err := bind.Observe(r.fsys, r.mapperPath(), r.opts.BindDirs)
 		if err != nil {
 			return f, err
 		}

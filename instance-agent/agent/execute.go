@@ -73,7 +73,7 @@ func (ex *executor) check(p plan.Plan, f *plan.Facts) error {
 	for _, s := range p.Steps {
 		switch s.Kind {
 		case plan.Mount:
-			errs = append(errs, mountpoint.Check(ex.Root, ex.o.MountPoint))
+			errs = append(errs, mountpoint.Check(ex.Root, ex.opts.MountPoint))
 		case plan.BindDir:
 			for _, d := range f.Binds {
 				errs = append(errs, bind.Check(ex.Root, d))
@@ -122,11 +122,11 @@ func (ex *executor) step(s plan.Step) error {
 			ex.deferred = append(ex.deferred, s.Dir)
 			return nil
 		}
-		did, err := bind.Move(ex.ctx, ex.Exec, ex.Root, ex.o.MountPoint, s.Dir, ex.Seal)
+		did, err := bind.Move(ex.ctx, ex.Exec, ex.Root, ex.opts.MountPoint, s.Dir, ex.Seal)
 		if err != nil {
 			return err
 		}
-		ex.record(s.Name, did+": "+s.Dir+" from "+bind.Target(ex.o.MountPoint, s.Dir), true, start)
+		ex.record(s.Name, did+": "+s.Dir+" from "+bind.Target(ex.opts.MountPoint, s.Dir), true, start)
 		ex.rep.Steps[len(ex.rep.Steps)-1].Command = command(s)
 		return nil
 	}
@@ -138,7 +138,7 @@ func (ex *executor) step(s plan.Step) error {
 			if err := ex.md.Run(ex.ctx, s.Cmd); err != nil {
 				return err
 			}
-			if raid.Level(ex.o.Layout) == 10 {
+			if raid.Level(ex.opts.Layout) == 10 {
 				return ex.syncAction(ex.disks[0].Name, "frozen")
 			}
 			return nil
@@ -164,7 +164,7 @@ func (ex *executor) step(s plan.Step) error {
 			_, err := ex.Exec.Run(ex.ctx, s.Cmd)
 			return err
 		case plan.Mount:
-			dir := ex.o.MountPoint
+			dir := ex.opts.MountPoint
 			err := mountpoint.Prepare(ex.Root, dir, ex.Seal)
 			var unsafe *mountpoint.UnsafeError
 			switch {
@@ -199,20 +199,20 @@ func (ex *executor) act(s plan.Step, fn func() error) error {
 }
 
 func (ex *executor) newKey(s plan.Step) error {
-	keys, err := ex.getKeys(ex.o.KeySource)
+	keys, err := ex.getKeys(ex.opts.KeySource)
 	if err != nil {
 		return err
 	}
-	v, err := ex.volume(s.VolumeUUID, ex.o.KeySource)
+	v, err := ex.volume(s.VolumeUUID, ex.opts.KeySource)
 	if err != nil {
 		return err
 	}
 	return ex.inspect("key", func() (string, error) {
-		key, err := keys.New(ex.ctx, ex.o, v)
+		key, err := keys.New(ex.ctx, ex.opts, v)
 		if err != nil {
 			return "", err
 		}
-		key.Token.ProvisionedBy = ex.o.ProvisionedBy()
+		key.Token.ProvisionedBy = ex.opts.ProvisionedBy()
 		ex.key, ex.token = key, &key.Token
 		return "new " + key.Token.Describe(), nil
 	})
@@ -241,10 +241,10 @@ func (ex *executor) recoverKey(s plan.Step) error {
 // runningHeldUnit names a unit of --required-by that is running now, when this is not
 // the boot unit's run (which runs before them); "" when none is, or systemd is not init.
 func (ex *executor) runningHeldUnit() string {
-	if ex.o.Boot || !ex.systemdRuns() {
+	if ex.opts.Boot || !ex.systemdRuns() {
 		return ""
 	}
-	for _, u := range ex.o.RequiredBy {
+	for _, u := range ex.opts.RequiredBy {
 		if _, err := ex.Exec.Run(ex.ctx, sysexec.Command{Name: "systemctl", Args: []string{"is-active", "--quiet", u}}); err == nil {
 			return u
 		}
@@ -284,7 +284,7 @@ func (ex *executor) refresh(f *plan.Facts, s plan.Step) error {
 			f.Disks[i].Sig = probe.Signature{Type: raid.MemberType, Label: raid.MemberLabel(contract.ArrayName)}
 			f.Disks[i].Holders = []plan.Holder{{Name: a.Name}}
 		}
-		a.Frozen = raid.Level(ex.o.Layout) == 10
+		a.Frozen = raid.Level(ex.opts.Layout) == 10
 		f.Array, f.KeyHeld = &a, true
 		return nil
 	case plan.AssembleArray:

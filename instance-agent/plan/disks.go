@@ -10,7 +10,7 @@ import (
 )
 
 func (pl *planner) decide() error {
-	f := pl.f
+	f := pl.facts
 	for _, d := range f.Disks {
 		if len(d.Mounts) > 0 {
 			return refuse(d.Path, "is mounted at %s", strings.Join(d.Mounts, ", "))
@@ -25,7 +25,7 @@ func (pl *planner) decide() error {
 	if len(f.Disks) == 1 {
 		d := f.Disks[0]
 		for _, h := range d.Holders {
-			if h.DMName != pl.f.MapperName() {
+			if h.DMName != pl.facts.MapperName() {
 				return refuse(d.Path, "is held by %s", h.Name)
 			}
 		}
@@ -65,7 +65,7 @@ func (pl *planner) decide() error {
 			return err
 		}
 		v := volume{Path: f.Array.Path, SizeBytes: f.Array.SizeBytes}
-		pl.p.Layout.RAID, pl.p.Layout.Level = v.Path, f.Array.Level
+		pl.plan.Layout.RAID, pl.plan.Layout.Level = v.Path, f.Array.Level
 		if want := fmt.Sprintf("raid%d", raid.Level(f.Options.Layout)); f.Mode == Apply && f.Array.Level != "" && f.Array.Level != want && !f.Array.Sig.Blank() {
 			pl.note("%s stays %s; --layout %s applies to new volumes (after a stop/start)", v.Path, f.Array.Level, f.Options.Layout)
 		}
@@ -100,9 +100,9 @@ func (pl *planner) decide() error {
 // members as disks, and every superblock read of the same array. A member may be given
 // that the array does not hold: a RAID10 runs on without a failed disk.
 func (pl *planner) runningArray(members []Disk) error {
-	a := pl.f.Array
-	if a.Devices != len(pl.f.Disks) {
-		return refuse(a.Path, "has %d members and %d disks were given; name exactly its disks", a.Devices, len(pl.f.Disks))
+	a := pl.facts.Array
+	if a.Devices != len(pl.facts.Disks) {
+		return refuse(a.Path, "has %d members and %d disks were given; name exactly its disks", a.Devices, len(pl.facts.Disks))
 	}
 	// The members of an array this run created carry no superblock read before it.
 	read := slices.DeleteFunc(slices.Clone(members), func(d Disk) bool { return d.Super == nil })
@@ -119,8 +119,8 @@ func (pl *planner) oneArray(members []Disk) error {
 		switch {
 		case sb == nil:
 			return fmt.Errorf("%s: the md superblock of a storecrypt array member was not read", d.Path)
-		case sb.RaidDevices != len(pl.f.Disks):
-			return refuse(d.Path, "is a member of a %d-disk storecrypt array and %d disks were given; name exactly its disks", sb.RaidDevices, len(pl.f.Disks))
+		case sb.RaidDevices != len(pl.facts.Disks):
+			return refuse(d.Path, "is a member of a %d-disk storecrypt array and %d disks were given; name exactly its disks", sb.RaidDevices, len(pl.facts.Disks))
 		case uuid != "" && sb.ArrayUUID != uuid:
 			return refuse(d.Path, "is a member of array %s, not of %s", sb.ArrayUUID, uuid)
 		}

@@ -8,7 +8,7 @@ import (
 )
 
 func (pl *planner) mount(fsType string) {
-	dir := pl.f.Options.MountPoint
+	dir := pl.facts.Options.MountPoint
 	pl.add(Step{Kind: Mount, Name: "mount", Action: "mount " + pl.path() + " at " + dir + " (noatime)",
 		Cmd: filesystem.MountCommand(pl.path(), dir, fsType), Leaves: "mounted at " + dir})
 }
@@ -16,19 +16,19 @@ func (pl *planner) mount(fsType string) {
 // resumeResync lets a RAID10 array's first resync run once the volume is mounted: apply
 // paused it when it created the array, so that formatting and mkfs had the disks alone.
 func (pl *planner) resumeResync() {
-	a := pl.f.Array
+	a := pl.facts.Array
 	switch {
 	case a != nil && a.Frozen:
 		pl.add(Step{Kind: ResumeResync, Name: "raid-resync", Action: "resume the RAID10 resync of " + a.Path + " in the background", Array: a.Name, Leaves: "the mirror resyncing"})
-	case a == nil && pl.f.Mode == Preview && pl.p.Layout.Level == "raid10":
+	case a == nil && pl.facts.Mode == Preview && pl.plan.Layout.Level == "raid10":
 		pl.add(Step{Kind: ResumeResync, Name: "raid-resync", Action: "resume the RAID10 resync in the background", Leaves: "the mirror resyncing"})
 	}
 }
 
 // bindDirs binds each directory of --bind-dirs that is not bound yet.
 func (pl *planner) bindDirs() {
-	o := pl.f.Options
-	for _, d := range pl.f.Binds {
+	o := pl.facts.Options
+	for _, d := range pl.facts.Binds {
 		if d.State == bind.Bound {
 			continue
 		}
@@ -36,19 +36,19 @@ func (pl *planner) bindDirs() {
 		pl.add(Step{Kind: BindDir, Name: "bind", Action: "bind " + t + " on " + d.Path + " (its content copied there on first use)",
 			Cmd: bind.MountCommand(t, d.Path), Dir: d.Path, Leaves: d.Path + " on the volume"})
 	}
-	pl.p.Layout.BindDirs = o.BindDirs
+	pl.plan.Layout.BindDirs = o.BindDirs
 }
 
 // installBoot adds the step that installs the boot unit (BootUnit), unless the caller
 // installs it.
 func (pl *planner) installBoot(keySource string) {
-	if pl.f.NoBootUnit {
+	if pl.facts.NoBootUnit {
 		return
 	}
-	s, ok := BootUnit(pl.f, keySource)
+	s, ok := BootUnit(pl.facts, keySource)
 	if !ok {
-		pl.p.Layout.BootMode, pl.p.Layout.BootUnit = true, true
-		if s, ok := UpdateBootAgent(pl.f); ok {
+		pl.plan.Layout.BootMode, pl.plan.Layout.BootUnit = true, true
+		if s, ok := UpdateBootAgent(pl.facts); ok {
 			pl.note("%s provisions this volume at boot (storecrypt-agent install); left as installed", contract.UnitName)
 			pl.add(s)
 		}

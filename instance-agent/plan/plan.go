@@ -204,23 +204,24 @@ type volume struct {
 	SizeBytes int64
 }
 
+// planner builds one plan from one set of facts.
 type planner struct {
-	f Facts
-	p Plan
+	facts Facts
+	plan  Plan
 }
 
 // Decide computes the plan.
 func Decide(f Facts) (Plan, error) {
-	pl := &planner{f: f, p: Plan{Layout: contract.Layout{MountPoint: f.Options.MountPoint, BootMode: f.BootMode || f.Options.Boot}}}
+	pl := &planner{facts: f, plan: Plan{Layout: contract.Layout{MountPoint: f.Options.MountPoint, BootMode: f.BootMode || f.Options.Boot}}}
 	err := pl.decide()
-	return pl.p, err
+	return pl.plan, err
 }
 
 // path is where the volume appears when open.
-func (pl *planner) path() string { return MapperPath(pl.f.MapperName()) }
+func (pl *planner) path() string { return MapperPath(pl.facts.MapperName()) }
 
 func (pl *planner) note(format string, args ...any) {
-	pl.p.Notes = append(pl.p.Notes, fmt.Sprintf(format, args...))
+	pl.plan.Notes = append(pl.plan.Notes, fmt.Sprintf(format, args...))
 }
 
-func (pl *planner) add(s Step) { pl.p.Steps = append(pl.p.Steps, s) }
+func (pl *planner) add(s Step) { pl.plan.Steps = append(pl.plan.Steps, s) }

@@ -17,8 +17,8 @@ import (
 // fresh provisions a new volume on v: the key first, so that a key failure writes
 // nothing; then, for several disks, the array (zeroing what a cut-short creation left).
 func (pl *planner) fresh(v volume, stripe, leftovers []Disk) error {
-	if !pl.f.Mode.formats() {
-		if pl.f.Mode == Unlock {
+	if !pl.facts.Mode.formats() {
+		if pl.facts.Mode == Unlock {
 			pl.note("the instance store is blank (new after a stop/start): nothing to unlock; apply provisions it")
 		} else {
 			pl.note("the instance store is blank: not provisioned yet")
@@ -31,8 +31,8 @@ func (pl *planner) fresh(v volume, stripe, leftovers []Disk) error {
 			Cmd: raid.ZeroCommand(paths(leftovers)), Leaves: "every disk blank"})
 	}
 	if stripe != nil {
-		level := raid.Level(pl.f.Options.Layout)
-		pl.p.Layout.RAID, pl.p.Layout.Level = v.Path, fmt.Sprintf("raid%d", level)
+		level := raid.Level(pl.facts.Options.Layout)
+		pl.plan.Layout.RAID, pl.plan.Layout.Level = v.Path, fmt.Sprintf("raid%d", level)
 		action := fmt.Sprintf("stripe %d disks into RAID0 %s", len(stripe), v.Path)
 		if level == 10 {
 			v.SizeBytes /= 2
@@ -41,8 +41,8 @@ func (pl *planner) fresh(v volume, stripe, leftovers []Disk) error {
 		// Apply learns the array's kernel device after creating it, and decides the rest
 		// then; the preview goes on with the name mdadm gives it.
 		pl.add(Step{Kind: CreateArray, Name: "raid-create", Action: action,
-			Cmd: raid.CreateCommand(contract.ArrayName, level, paths(stripe)), Leaves: "blank array " + v.Path, Replan: pl.f.Mode == Apply})
-		if pl.f.Mode == Apply {
+			Cmd: raid.CreateCommand(contract.ArrayName, level, paths(stripe)), Leaves: "blank array " + v.Path, Replan: pl.facts.Mode == Apply})
+		if pl.facts.Mode == Apply {
 			return nil
 		}
 	}
@@ -50,11 +50,11 @@ func (pl *planner) fresh(v volume, stripe, leftovers []Disk) error {
 }
 
 func (pl *planner) newKey() {
-	if pl.f.KeyHeld {
+	if pl.facts.KeyHeld {
 		return
 	}
-	o := pl.f.Options
-	pl.add(Step{Kind: NewKey, Name: "key", Action: "new " + o.KeySource + " key", VolumeUUID: pl.f.NewUUID, Leaves: "a key in memory"})
+	o := pl.facts.Options
+	pl.add(Step{Kind: NewKey, Name: "key", Action: "new " + o.KeySource + " key", VolumeUUID: pl.facts.NewUUID, Leaves: "a key in memory"})
 }
 
 // provision formats v, stores the token, opens it, makes the filesystem, marks it ready,
@@ -62,24 +62,24 @@ func (pl *planner) newKey() {
 // until it is marked ready, and nothing mounts it before: a provisioning volume
 // provably holds no user data.
 func (pl *planner) provision(v volume) error {
-	o := pl.f.Options
-	l := &pl.p.Layout
-	l.Volume, l.LUKSUUID = v.Path, pl.f.NewUUID
+	o := pl.facts.Options
+	l := &pl.plan.Layout
+	l.Volume, l.LUKSUUID = v.Path, pl.facts.NewUUID
 	l.Cipher, l.KeySizeBits, l.KeySource = luks.Cipher, luks.KeySizeBits, o.KeySource
 	// 4K sectors halve dm-crypt's per-I/O work against 512-byte ones; NVMe sizes are always
 	// a multiple of 4 KiB, but an odd-sized device falls back to cryptsetup's default.
 	if v.SizeBytes%4096 == 0 {
 		l.SectorSize = 4096
 	}
-	format := luks.FormatOptions{UUID: pl.f.NewUUID, Label: contract.VolumeLabel, Subsystem: contract.StateProvisioning,
+	format := luks.FormatOptions{UUID: pl.facts.NewUUID, Label: contract.VolumeLabel, Subsystem: contract.StateProvisioning,
 		SectorSize: l.SectorSize, FastKDF: o.KeySource != contract.KeySourceS3KMS}
 	pl.add(Step{Kind: Format, Name: "luks-format", Action: "format " + v.Path + " as LUKS2 " + luks.Cipher,
 		Cmd: luks.FormatCommand(v.Path, format), Leaves: "volume " + contract.StateProvisioning})
 	pl.add(Step{Kind: StoreToken, Name: "luks-token", Action: "store the " + o.KeySource + " token in the header",
 		Cmd: luks.ImportTokenCommand(v.Path, true), Leaves: "the token in the header"})
-	open := luks.OpenOptions{Discard: o.Discard, Workqueue: !pl.f.Perf, Persist: true}
+	open := luks.OpenOptions{Discard: o.Discard, Workqueue: !pl.facts.Perf, Persist: true}
 	pl.add(Step{Kind: Open, Name: "luks-open", Action: "open " + v.Path + " as " + pl.path() + flagWords(open),
-		Cmd: luks.OpenCommand(v.Path, pl.f.MapperName(), open), Leaves: pl.path() + " open"})
+		Cmd: luks.OpenCommand(v.Path, pl.facts.MapperName(), open), Leaves: pl.path() + " open"})
 	l.Mapper, l.Flags = pl.path(), open.HeaderFlags()
 	if o.Wipe {
 		pl.add(Step{Kind: Wipe, Name: "wipe", Action: "zero-fill " + pl.path() + " (--wipe)", Leaves: pl.path() + " zeroed"})
@@ -120,13 +120,13 @@ var ErrNoToken = errors.New("a ready storecrypt volume without a storecrypt toke
 // existing handles a volume device that has a signature: ours is opened (or, when it
 // provably holds no user data, formatted again); anything else is refused.
 func (pl *planner) existing(v volume, s probe.Signature) error {
-	l := &pl.p.Layout
+	l := &pl.plan.Layout
 	l.Volume = v.Path
 	if s.Type != "crypto_LUKS" || s.Label != contract.VolumeLabel {
 		return refuse(v.Path, "holds %s, which storecrypt did not write", s.What())
 	}
 	l.LUKSUUID, l.State = s.UUID, s.Subsystem
-	h := pl.f.Header
+	h := pl.facts.Header
 	if h == nil {
 		return fmt.Errorf("%s: the header of a storecrypt volume was not read", v.Path)
 	}
@@ -139,7 +139,7 @@ func (pl *planner) existing(v volume, s probe.Signature) error {
 	}
 	switch s.Subsystem {
 	case contract.StateProvisioning:
-		if !pl.f.Mode.formats() {
+		if !pl.facts.Mode.formats() {
 			pl.note("%s was being provisioned when an earlier apply stopped; apply finishes it", v.Path)
 			return nil
 		}
@@ -157,11 +157,11 @@ func (pl *planner) existing(v volume, s probe.Signature) error {
 // reprovision formats one of our volumes again, closing a mapping a killed run left.
 func (pl *planner) reprovision(v volume) error {
 	pl.newKey()
-	if pl.f.Mapping != nil {
+	if pl.facts.Mapping != nil {
 		pl.add(Step{Kind: CloseMapping, Name: "luks-close", Action: "close the mapping an interrupted run left open",
-			Cmd: luks.CloseCommand(pl.f.MapperName()), Leaves: pl.path() + " closed"})
+			Cmd: luks.CloseCommand(pl.facts.MapperName()), Leaves: pl.path() + " closed"})
 	}
-	pl.p.Layout.KeyID, pl.p.Layout.Secret, pl.p.Layout.ProvisionedBy = "", "", ""
+	pl.plan.Layout.KeyID, pl.plan.Layout.Secret, pl.plan.Layout.ProvisionedBy = "", "", ""
 	return pl.provision(v)
 }
 
@@ -169,27 +169,27 @@ func (pl *planner) reprovision(v volume) error {
 // an opened volume holds is read after the open, so a plan that opens ends there and is
 // decided again.
 func (pl *planner) openAndMount(v volume, tok keytoken.Token) error {
-	o, l := pl.f.Options, &pl.p.Layout
-	if pl.f.Mapping == nil {
+	o, l := pl.facts.Options, &pl.plan.Layout
+	if pl.facts.Mapping == nil {
 		if tok.KeySource == contract.KeySourceEphemeral {
-			if !pl.f.Mode.formats() {
+			if !pl.facts.Mode.formats() {
 				return keytoken.ErrEphemeral
 			}
 			pl.note("%s had an ephemeral key, which a reboot discards by design; formatting it anew", v.Path)
 			return pl.reprovision(v)
 		}
-		if pl.f.Mode == Apply && tok.KeySource != o.KeySource {
+		if pl.facts.Mode == Apply && tok.KeySource != o.KeySource {
 			pl.note("%s keeps its %s key; --key-source %s applies to new volumes only", v.Path, tok.KeySource, o.KeySource)
 		}
 		pl.add(Step{Kind: RecoverKey, Name: "key", Action: tok.Describe(), VolumeUUID: l.LUKSUUID, Token: &tok, Leaves: "the key in memory"})
 		// The flags persisted at format apply by themselves; none are passed again.
 		pl.add(Step{Kind: Open, Name: "luks-open", Action: "open " + v.Path + " as " + pl.path(),
-			Cmd: luks.OpenCommand(v.Path, pl.f.MapperName(), luks.OpenOptions{Workqueue: true}), Leaves: pl.path() + " open", Replan: true})
+			Cmd: luks.OpenCommand(v.Path, pl.facts.MapperName(), luks.OpenOptions{Workqueue: true}), Leaves: pl.path() + " open", Replan: true})
 		l.Mapper = pl.path()
 		return nil
 	}
 	l.Mapper, l.Open = pl.path(), true
-	m := pl.f.Mapping
+	m := pl.facts.Mapping
 	if !slices.Contains(contract.Filesystems, m.FS.Type) {
 		return refuse(pl.path(), "is a ready storecrypt volume that holds %s instead of its filesystem", m.FS.What())
 	}
@@ -205,10 +205,10 @@ func (pl *planner) openAndMount(v volume, tok keytoken.Token) error {
 		pl.mount(m.FS.Type)
 		pl.bindDirs()
 	}
-	if !pl.f.Mode.Dry() {
+	if !pl.facts.Mode.Dry() {
 		pl.resumeResync()
 	}
-	if pl.f.Mode.formats() {
+	if pl.facts.Mode.formats() {
 		pl.installBoot(tok.KeySource)
 	}
 	return nil

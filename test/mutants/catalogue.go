@@ -229,7 +229,7 @@ var Catalogue = []Mutant{
 	{
 		Row:     "Taking storecrypt off an instance",
 		File:    "instance-agent/agent/install.go",
-		Find:    "	return r.unsealAll(append([]string{r.o.MountPoint}, r.o.BindDirs...))",
+		Find:    "	return r.unsealAll(append([]string{r.opts.MountPoint}, r.opts.BindDirs...))",
 		Replace: "	return nil",
 		Pkg:     agentPkg, Run: "^TestUninstall$",
 	},
@@ -271,8 +271,8 @@ var Catalogue = []Mutant{
 	{
 		Row:     "The boot unit runs the agent installed at image build",
 		File:    "instance-agent/plan/finish.go",
-		Find:    "		if s, ok := UpdateBootAgent(pl.f); ok {",
-		Replace: "		if s, ok := UpdateBootAgent(pl.f); false && ok {",
+		Find:    "		if s, ok := UpdateBootAgent(pl.facts); ok {",
+		Replace: "		if s, ok := UpdateBootAgent(pl.facts); false && ok {",
 		Pkg:     agentPkg, Run: "^TestCommandKeepsTheBootUnit$",
 	},
 	{
@@ -323,14 +323,14 @@ var Catalogue = []Mutant{
 	{
 		Row:     "superset of a ready array",
 		File:    "instance-agent/plan/disks.go",
-		Find:    "		case sb.RaidDevices != len(pl.f.Disks):",
+		Find:    "		case sb.RaidDevices != len(pl.facts.Disks):",
 		Replace: "		case false:",
 		Pkg:     "instance-agent/plan", Run: "^TestDecide$",
 	},
 	{
 		Row:     "superset of a ready array",
 		File:    "instance-agent/plan/disks.go",
-		Find:    "	if a.Devices != len(pl.f.Disks) {",
+		Find:    "	if a.Devices != len(pl.facts.Disks) {",
 		Replace: "	if false {",
 		Pkg:     "instance-agent/plan", Run: "^TestDecide$",
 	},
@@ -695,7 +695,7 @@ var Catalogue = []Mutant{
 		Row:     "Security Hub refuses the finding",
 		File:    "internal/findings/findings.go",
 		Find:    "			errs = append(errs, fmt.Errorf(\"importing %d findings: %w\", len(chunk), err))\n			continue\n",
-		Replace: "			return &NotImportedError{N: len(fs), Err: err}\n",
+		Replace: "			return &NotImportedError{Count: len(fs), Err: err}\n",
 		Pkg:     "internal/findings", Run: "^TestNotImported$",
 	},
 	{
