@@ -9,6 +9,7 @@ package agent
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -18,6 +19,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/storecrypt/storecrypt/instance-agent/atomicfile"
 	"github.com/storecrypt/storecrypt/instance-agent/discover"
 	"github.com/storecrypt/storecrypt/instance-agent/filesystem"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
@@ -103,7 +105,7 @@ type run struct {
 	*Agent
 	ctx  context.Context
 	mode mode
-	o    contract.AgentOptions
+	opts contract.AgentOptions
 	rep  *contract.Report
 	fsys fs.FS
 	cs   luks.Cryptsetup
@@ -125,7 +127,7 @@ func (r *run) dry() bool { return r.mode == modePlan || r.mode == modeStatus }
 func (a *Agent) execute(ctx context.Context, m mode, o contract.AgentOptions) (*contract.Report, error) {
 	start := a.Now()
 	r := &run{
-		Agent: a, ctx: ctx, mode: m, o: o,
+		Agent: a, ctx: ctx, mode: m, opts: o,
 		rep:  &contract.Report{Command: modeNames[m], AgentVersion: a.Version, Devices: []contract.Device{}, Steps: []contract.Step{}, StartedAt: start.UTC().Format(time.RFC3339)},
 		fsys: os.DirFS(a.Root),
 		cs:   luks.Cryptsetup{R: a.Exec},
@@ -161,9 +163,9 @@ func (r *run) execute() error {
 	case modeUninstall:
 		return r.uninstall()
 	}
-	validate := r.o.Validate
+	validate := r.opts.Validate
 	if r.mode == modeUnlock || r.mode == modeStatus {
-		validate = r.o.ValidateUnlock
+		validate = r.opts.ValidateUnlock
 	}
 	if err := validate(); err != nil {
 		return err
@@ -185,14 +187,14 @@ func (r *run) execute() error {
 	if err := r.checkTools(len(disks)); err != nil {
 		return err
 	}
-	if len(disks) > 1 && r.o.Layout == contract.LayoutPerDisk {
+	if len(disks) > 1 && r.opts.Layout == contract.LayoutPerDisk {
 		return r.convergeEach(disks)
 	}
 	err = r.converge(disks)
 	var other *plan.OtherLayoutError
 	if errors.As(err, &other) && other.Layout == contract.LayoutPerDisk {
-		r.note("the disks hold per-disk volumes; they are opened as they are (--layout %s applies to new volumes)", r.o.Layout)
-		r.o.Layout = contract.LayoutPerDisk
+		r.note("the disks hold per-disk volumes; they are opened as they are (--layout %s applies to new volumes)", r.opts.Layout)
+		r.opts.Layout = contract.LayoutPerDisk
 		return r.convergeEach(disks)
 	}
 	return err
@@ -202,16 +204,16 @@ func (r *run) discover() ([]discover.Disk, error) {
 	var disks []discover.Disk
 	err := r.inspect("discover", func() (string, error) {
 		var err error
-		if len(r.o.Devices) > 0 {
+		if len(r.opts.Devices) > 0 {
 			disks, err = r.namedDevices()
 		} else {
-			disks, err = discover.InstanceStore(r.fsys, r.o.Model)
+			disks, err = discover.InstanceStore(r.fsys, r.opts.Model)
 		}
 		if err != nil {
 			return "", err
 		}
 		if len(disks) == 0 {
-			return "", fmt.Errorf("%w: no NVMe namespace with model %q", ErrNoDevices, r.o.Model)
+			return "", fmt.Errorf("%w: no NVMe namespace with model %q", ErrNoDevices, r.opts.Model)
 		}
 		names := make([]string, len(disks))
 		for i, d := range disks {
@@ -227,7 +229,7 @@ func (r *run) discover() ([]discover.Disk, error) {
 // operator's typo must not format an EBS volume.
 func (r *run) namedDevices() ([]discover.Disk, error) {
 	var disks []discover.Disk
-	for _, p := range r.o.Devices {
+	for _, p := range r.opts.Devices {
 		real, err := filepath.EvalSymlinks(filepath.Join(r.Root, p))
 		if err != nil {
 			return nil, &contract.InvalidError{Flag: contract.FlagDevices, Value: p, Reason: err.Error()}
@@ -240,7 +242,7 @@ func (r *run) namedDevices() ([]discover.Disk, error) {
 		switch {
 		case discover.IsEBS(d.Model):
 			return nil, &RefusedError{Device: p, Reason: "is an EBS volume, not instance store"}
-		case d.Model != r.o.Model:
+		case d.Model != r.opts.Model:
 			return nil, &RefusedError{Device: p, Reason: fmt.Sprintf("is not an instance-store NVMe namespace (model %q)", d.Model)}
 		}
 		disks = append(disks, d)
@@ -260,7 +262,7 @@ func (r *run) checkTools(disks int) error {
 		need = append(need, "mdadm")
 	}
 	if r.mode == modeApply || r.mode == modePlan {
-		need = append(need, filesystem.Tool(r.o.Filesystem))
+		need = append(need, filesystem.Tool(r.opts.Filesystem))
 	}
 	var missing []string
 	for _, t := range need {
@@ -352,3 +354,24 @@ func (r *run) volume(uuid string, keySource string) (keysource.Volume, error) {
 
 // ErrNoDevices means discovery found nothing to encrypt.
 var ErrNoDevices = errors.New("no instance-store disks")
+
+func (r *run) saveState() error {
+	b, err := json.MarshalIndent(r.rep, "", "  ")
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(r.Root, contract.StatePath), b, 0o644)
+}
+
+func (r *run) loadLastRun() {
+	b, err := os.ReadFile(filepath.Join(r.Root, contract.StatePath))
+	if errors.Is(err, fs.ErrNotExist) {
+		return
+	}
+	var last contract.Report
+	if err != nil || json.Unmarshal(b, &last) != nil {
+		r.note("the saved state %s is unreadable", contract.StatePath)
+		return
+	}
+	r.rep.LastRun = &last
+}

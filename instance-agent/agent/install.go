@@ -13,7 +13,6 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/bootunit"
 	"github.com/storecrypt/storecrypt/instance-agent/lock"
 	"github.com/storecrypt/storecrypt/instance-agent/mountpoint"
-	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
@@ -29,24 +28,25 @@ func (a *Agent) Install(ctx context.Context, o contract.AgentOptions) (*contract
 }
 
 func (r *run) install() error {
-	r.o.Boot = true
-	release, err := r.validLocked(r.o.Validate)
+	r.opts.Boot = true
+	release, err := r.validLocked(r.opts.Validate)
 	if err != nil {
 		return err
 	}
 	defer release()
 	start := r.Now()
-	changed, err := r.installUnit(bootunit.Unit{Exec: bootunit.ApplyAtBoot(r.o), RequiredBy: r.o.RequiredBy})
+	u := bootunit.Unit{Exec: bootunit.ApplyAtBoot(r.opts), RequiredBy: r.opts.RequiredBy}
+	changed, err := r.installUnit(u)
 	if err != nil {
 		return err
 	}
-	action := plan.InstallAction(r.o.RequiredBy) + "; it provisions or reopens the volume at every boot"
+	action := u.InstallAction() + "; it provisions or reopens the volume at every boot"
 	if !changed {
 		action = contract.UnitName + " is up to date"
 	}
 	r.record("boot-unit", action, changed, start)
-	r.rep.Layout = &contract.Layout{MountPoint: r.o.MountPoint, KeySource: r.o.KeySource, KeyID: r.o.KMSKeyID, Secret: r.o.Secret,
-		BootUnit: true, BootMode: true, BindDirs: r.o.BindDirs}
+	r.rep.Layout = &contract.Layout{MountPoint: r.opts.MountPoint, KeySource: r.opts.KeySource, KeyID: r.opts.KMSKeyID, Secret: r.opts.Secret,
+		BootUnit: true, BootMode: true, BindDirs: r.opts.BindDirs}
 	if !r.StartUnit {
 		return nil
 	}
@@ -85,7 +85,7 @@ func (r *run) validLocked(validate func() error) (release func(), err error) {
 const rootView = "/run/storecrypt/root"
 
 func (r *run) uninstall() error {
-	release, err := r.validLocked(r.o.ValidateUnlock)
+	release, err := r.validLocked(r.opts.ValidateUnlock)
 	if err != nil {
 		return err
 	}
@@ -103,7 +103,7 @@ func (r *run) uninstall() error {
 		action = contract.UnitName + " is not installed"
 	}
 	r.record("boot-unit", action, changed, start)
-	return r.unsealAll(append([]string{r.o.MountPoint}, r.o.BindDirs...))
+	return r.unsealAll(append([]string{r.opts.MountPoint}, r.opts.BindDirs...))
 }
 
 // unsealAll makes each of dirs (and all under it on the root disk) writable again, seen

@@ -27,11 +27,11 @@ func (r *run) convergeEach(disks []discover.Disk) error {
 	for i := range disks {
 		subs[i] = *r
 		sub := &subs[i]
-		sub.o.MountPoint = path.Join(r.o.MountPoint, strconv.Itoa(i))
+		sub.opts.MountPoint = path.Join(r.opts.MountPoint, strconv.Itoa(i))
 		sub.mapper = contract.MapperName + "-" + strconv.Itoa(i)
 		sub.noBootUnit = true
 		if i > 0 {
-			sub.o.BindDirs = nil
+			sub.opts.BindDirs = nil
 		}
 	}
 	for i, d := range disks {
@@ -42,8 +42,8 @@ func (r *run) convergeEach(disks []discover.Disk) error {
 		p, err := plan.Decide(f)
 		var other *plan.OtherLayoutError
 		if errors.As(err, &other) {
-			r.note("the disks hold a storecrypt array; it is opened as it is (--layout %s applies to new volumes)", r.o.Layout)
-			r.o.Layout = contract.DefaultLayout
+			r.note("the disks hold a storecrypt array; it is opened as it is (--layout %s applies to new volumes)", r.opts.Layout)
+			r.opts.Layout = contract.DefaultLayout
 			return r.converge(disks)
 		}
 		if err != nil {
@@ -55,7 +55,7 @@ func (r *run) convergeEach(disks []discover.Disk) error {
 		}
 	}
 	if !r.dry() {
-		if err := mountpoint.PrepareParent(r.Root, r.o.MountPoint, len(disks), r.Seal); err != nil {
+		if err := mountpoint.PrepareParent(r.Root, r.opts.MountPoint, len(disks), r.Seal); err != nil {
 			var unsafe *mountpoint.UnsafeError
 			if errors.As(err, &unsafe) {
 				return &RefusedError{Device: unsafe.Dir, Reason: unsafe.Reason}
@@ -72,11 +72,11 @@ func (r *run) convergeEach(disks []discover.Disk) error {
 			vols = append(vols, *r.rep.Layout)
 		}
 		if err != nil {
-			r.rep.Layout = sumUp(r.o.MountPoint, vols)
+			r.rep.Layout = sumUp(r.opts.MountPoint, vols)
 			return fmt.Errorf("%s: %w", d.Path, err)
 		}
 	}
-	r.rep.Layout = sumUp(r.o.MountPoint, vols)
+	r.rep.Layout = sumUp(r.opts.MountPoint, vols)
 	if r.mode == modeApply || r.mode == modePlan {
 		return r.installBootOnce(vols)
 	}
@@ -85,11 +85,11 @@ func (r *run) convergeEach(disks []discover.Disk) error {
 
 // installBootOnce installs the boot unit for every disk's volume.
 func (r *run) installBootOnce(vols []contract.Layout) error {
-	keySource := r.o.KeySource
+	keySource := r.opts.KeySource
 	if len(vols) > 0 && vols[0].KeySource != "" {
 		keySource = vols[0].KeySource
 	}
-	f := plan.Facts{Options: r.o, BootMode: r.rep.Layout.BootMode}
+	f := plan.Facts{Options: r.opts, BootMode: r.rep.Layout.BootMode}
 	s, ok := plan.BootUnit(f, keySource)
 	if !ok {
 		r.rep.Layout.BootMode, r.rep.Layout.BootUnit = true, true

@@ -78,6 +78,27 @@ func UnlockAtBoot(o contract.AgentOptions) []string {
 	return append(argv, retryAtBoot)
 }
 
+// For is the unit of a volume whose key is keySource: it runs unlock at boot for keys
+// that survive a reboot, and apply for ephemeral ones, whose volume a reboot turns back
+// into scratch. Either retries for a while: at boot the network, and so KMS, may not be
+// up yet.
+func For(o contract.AgentOptions, keySource string) Unit {
+	argv := ApplyAtBoot(o)
+	if keySource != contract.KeySourceEphemeral {
+		argv = UnlockAtBoot(o)
+	}
+	return Unit{Exec: argv, RequiredBy: o.RequiredBy}
+}
+
+// InstallAction says what installing u does, for the report.
+func (u Unit) InstallAction() string {
+	action := "install " + contract.UnitName + " and " + contract.AgentPath
+	if len(u.RequiredBy) > 0 {
+		action += "; hold back " + strings.Join(u.RequiredBy, ", ") + " until the volume is mounted"
+	}
+	return action
+}
+
 // startSlack is the time the boot unit's run gets beyond its retries: the last attempt,
 // mdadm's assembly and the mount.
 const startSlack = time.Minute

@@ -148,3 +148,26 @@ func TestUninstall(t *testing.T) {
 		}
 	}
 }
+
+// TestFor: a key that survives a reboot is reopened at boot; an ephemeral one's volume is
+// scratch again after a reboot, so the unit provisions it anew.
+func TestFor(t *testing.T) {
+	o := contract.AgentOptions{MountPoint: "/mnt/instance-store", Model: contract.DefaultModel, RequiredBy: []string{"docker.service"}}
+	for keySource, want := range map[string]string{
+		contract.KeySourceKMSDataKey: "unlock",
+		contract.KeySourceS3KMS:      "unlock",
+		contract.KeySourceEphemeral:  "apply",
+	} {
+		u := For(o, keySource)
+		if got := u.Exec[1]; got != want {
+			t.Errorf("%s: got %q at boot, want %q", keySource, got, want)
+		}
+		if !slices.Equal(u.RequiredBy, o.RequiredBy) {
+			t.Errorf("%s: got RequiredBy %q, want %q", keySource, u.RequiredBy, o.RequiredBy)
+		}
+	}
+	want := "install " + contract.UnitName + " and " + contract.AgentPath + "; hold back docker.service until the volume is mounted"
+	if got := For(o, contract.KeySourceKMSDataKey).InstallAction(); got != want {
+		t.Errorf("got action %q, want %q", got, want)
+	}
+}

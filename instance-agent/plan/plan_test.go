@@ -180,13 +180,15 @@ func TestDecide(t *testing.T) {
 			"/dev/nvme1n1: it holds data without a signature blkid knows (non-zero bytes at byte 0 of 1073741824), which storecrypt did not write"},
 		{"not zero, among blanks", facts(Apply, disks(blank, written)), nil, "", "", "/dev/nvme2n1: it holds data without a signature blkid knows"},
 		{"not zero, beside a member cut short", facts(Apply, disks(member, written)), nil, "", "", "/dev/nvme2n1: it holds data without a signature blkid knows"},
-		// Each of the next ones zeroed a ready array's superblocks on main (issue 22).
+		// Each of the next ones is a ready array named with a disk too many, too few or
+		// another in place of one: erasing its superblocks as a cut-short creation's would
+		// destroy it.
 		{"a --devices superset of a ready array, not assembled", facts(Apply, disks(member, member, blank)), func(f *Facts) {
 			f.Disks[0].Super.RaidDevices, f.Disks[1].Super.RaidDevices = 2, 2
 		}, "", "", "/dev/nvme1n1: it is a member of a 2-disk storecrypt array and 3 disks were given"},
 		{"a --devices superset of a running array, named after a blank disk", facts(Apply, disks(blank, member, member)), func(f *Facts) {
 			running(f)
-			f.Array, f.Disks[0].Holders = nil, nil // what main read from the first disk only
+			f.Array, f.Disks[0].Holders = nil, nil // the array looked up from the blank first disk alone: none is found
 		}, "", "", "/dev/nvme2n1: it is held by md127"},
 		{"a ready array not yet assembled, one disk named in place of another", facts(Apply, disks(member, blank)), func(f *Facts) {
 			f.Disks[0].Super.Events = 7

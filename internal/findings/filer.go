@@ -66,7 +66,7 @@ func (f *Filer) File(ctx context.Context, vs []Instance, now time.Time) error {
 		err := f.Hub.Publish(ctx, fs)
 		var lost *NotImportedError
 		if errors.As(err, &lost) && f.Metrics != nil {
-			errs = append(errs, f.Metrics.Emit(now, []emf.Metric{{Name: contract.MetricFindingsNotImported, Unit: "Count", Value: float64(lost.N)}}, nil, nil))
+			errs = append(errs, f.Metrics.Emit(now, []emf.Metric{{Name: contract.MetricFindingsNotImported, Unit: "Count", Value: float64(lost.Count)}}, nil, nil))
 		}
 		errs = append(errs, err)
 	}

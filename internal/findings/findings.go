@@ -41,14 +41,14 @@ const maxBatch = 100
 const maxFilterValues = 20
 
 // NotImportedError is findings Security Hub did not take: refused in FailedFindings, or
-// in a call that failed. N counts them, for the metric.
+// in a call that failed. Count is how many, for the metric.
 type NotImportedError struct {
-	N   int
-	Err error
+	Count int
+	Err   error
 }
 
 func (e *NotImportedError) Error() string {
-	return fmt.Sprintf("security hub did not import %d findings: %v", e.N, e.Err)
+	return fmt.Sprintf("security hub did not import %d findings: %v", e.Count, e.Err)
 }
 
 func (e *NotImportedError) Unwrap() error { return e.Err }
@@ -192,7 +192,7 @@ func (p *Publisher) publish(ctx context.Context, fs []shtypes.AwsSecurityFinding
 		}
 	}
 	if notImported > 0 {
-		return errors.Join(lookupErr, &NotImportedError{N: notImported, Err: errors.Join(errs...)})
+		return errors.Join(lookupErr, &NotImportedError{Count: notImported, Err: errors.Join(errs...)})
 	}
 	return lookupErr
 }

@@ -123,7 +123,7 @@ func TestNotImported(t *testing.T) {
 			}
 			err := f.File(ctx, vs, now)
 			var lost *findings.NotImportedError
-			if !errors.As(err, &lost) || lost.N != tc.lost || !strings.Contains(err.Error(), tc.named) {
+			if !errors.As(err, &lost) || lost.Count != tc.lost || !strings.Contains(err.Error(), tc.named) {
 				t.Fatalf("got %v, want a NotImportedError of %d naming %s", err, tc.lost, tc.named)
 			}
 			var imported int

@@ -95,11 +95,10 @@ func FromReport(r *contract.Report, documentName, documentHash string) *Evidence
 		}
 		disks := "1 disk"
 		if n := len(r.Devices); n > 1 {
-			level := "raid0" // reports from before the level was recorded
+			disks = fmt.Sprintf("%d disks", n)
 			if l.Level != "" {
-				level = l.Level
+				disks = fmt.Sprintf("%s of %d disks", strings.ToUpper(l.Level), n)
 			}
-			disks = fmt.Sprintf("%s of %d disks", strings.ToUpper(level), n)
 		}
 		e.Layout = fmt.Sprintf("%s, %s at %s", disks, l.Filesystem, l.MountPoint)
 	}

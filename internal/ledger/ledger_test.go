@@ -233,7 +233,9 @@ func TestFromReport(t *testing.T) {
 	for _, tc := range []struct {
 		level, by, want string
 	}{
-		{"", "", "RAID0 of 2 disks, ext4 at /mnt/instance-store"}, // a report from before levels were recorded
+		// The agent could not read md's level: the evidence does not guess one.
+		{"", "", "2 disks, ext4 at /mnt/instance-store"},
+		{"raid0", "", "RAID0 of 2 disks, ext4 at /mnt/instance-store"},
 		{"raid10", contract.ProvisionedByBoot, "RAID10 of 2 disks, ext4 at /mnt/instance-store"},
 	} {
 		r := &contract.Report{AgentVersion: "v2", Devices: []contract.Device{{Path: "/dev/nvme1n1"}, {Path: "/dev/nvme2n1"}},

@@ -34,6 +34,7 @@ func TestLedger(t *testing.T) {
 		// The document's run (v1.5.0) reports a volume the boot unit's agent made.
 		r.AgentVersion, r.BootAgentVersion = "v1.5.0", "v1.4.0"
 		r.Devices = []contract.Device{{Path: "/dev/nvme1n1"}, {Path: "/dev/nvme2n1"}}
+		r.Layout.Level = "raid0"
 		r.Layout.LUKSUUID, r.Layout.SectorSize, r.Layout.Filesystem = "6a3c0b1e-0d5f-4c2b-9e7a-1f2e3d4c5b6a", 4096, "ext4"
 		r.Layout.ProvisionedBy = contract.ProvisionedByBoot
 	})

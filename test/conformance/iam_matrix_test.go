@@ -137,7 +137,9 @@ func TestIAMMatrix(t *testing.T) {
 	}
 }
 
-// matrix is issue 23's list of requests on the deployment's key, operator policy and SCP.
+// matrix is the requests on the deployment's key, operator policy and SCP that decide who
+// reaches a volume's key: each principal, on an instance or off one, with its own context,
+// another's, or none.
 func (d *deployment) matrix(scps []string) []matrixRow {
 	const other = "i-0b000000000000002"
 	role := func(name string) string {
@@ -147,9 +149,9 @@ func (d *deployment) matrix(scps []string) []matrixRow {
 	admin, app, operator := role("Admin"), role("app"), role("operator")
 	own := contract.EncryptionContext(d.instanceARN(keyUserInstance), "uuid-1")
 	another := contract.EncryptionContext(d.instanceARN(other), "uuid-2")
-	// The context agents sent before it named the instance by ARN, spelled out: a stack
-	// must refuse it whether or not the code still knows it.
-	legacy := map[string]string{"storecrypt:instance-id": keyUserInstance, contract.ContextVolume: "uuid-1"}
+	// A context that names the instance by id rather than ARN: no condition ties an id to
+	// the caller's instance, so the stack must refuse it though no agent sends it.
+	byID := map[string]string{"storecrypt:instance-id": keyUserInstance, contract.ContextVolume: "uuid-1"}
 	instancePolicies := d.policies[d.instanceRole]
 	broad := append(append([]string{}, instancePolicies...), fakeaws.Allows("kms:*"))
 	everything := []string{fakeaws.Allows("*")}
@@ -200,9 +202,9 @@ func (d *deployment) matrix(scps []string) []matrixRow {
 		key("the account admin reads the key", caller{admin, "", nil}, "kms:DescribeKey", nil, everything, iamsim.Allowed),
 		key("root manages the key (KMS's lockout check)", caller{root, "", nil}, "kms:PutKeyPolicy", nil, []string{rootAccess}, iamsim.Allowed),
 		key("root, A's volume", caller{root, "", nil}, "kms:Decrypt", own, []string{rootAccess}, iamsim.ExplicitlyDenied),
-		key("instance A, a legacy instance-id context of its own", onA, "kms:Decrypt", legacy, instancePolicies, iamsim.ExplicitlyDenied),
-		key("instance B, A's legacy instance-id context", onB, "kms:Decrypt", legacy, instancePolicies, iamsim.ExplicitlyDenied),
-		key("the instance role off any instance, a legacy context", offInstance, "kms:Decrypt", legacy, instancePolicies, iamsim.ExplicitlyDenied),
+		key("instance A, an instance-id context of its own", onA, "kms:Decrypt", byID, instancePolicies, iamsim.ExplicitlyDenied),
+		key("instance B, A's instance-id context", onB, "kms:Decrypt", byID, instancePolicies, iamsim.ExplicitlyDenied),
+		key("the instance role off any instance, an instance-id context", offInstance, "kms:Decrypt", byID, instancePolicies, iamsim.ExplicitlyDenied),
 		key("instance A with kms:* in IAM, ReEncryptFrom its own volume", onA, "kms:ReEncryptFrom", own, broad, iamsim.ExplicitlyDenied),
 		key("instance A with kms:* in IAM, ReEncryptTo its own context", onA, "kms:ReEncryptTo", own, broad, iamsim.ExplicitlyDenied),
 		key("instance A with kms:* in IAM, GenerateDataKeyWithoutPlaintext", onA, "kms:GenerateDataKeyWithoutPlaintext", own, broad, iamsim.ExplicitlyDenied),

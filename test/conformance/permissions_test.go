@@ -313,7 +313,7 @@ func TestKeyBindsEachVolumeToItsInstance(t *testing.T) {
 			broad := append(slices.Clone(d.policies[d.instanceRole]), fakeaws.Allows("kms:*"))
 			adminPolicies := []string{fakeaws.Allows("kms:*")}
 			volume := contract.EncryptionContext(own, "uuid-1")
-			// The context agents wrote before it named the instance by ARN.
+			// A context that names the instance by id: no condition ties an id to the caller.
 			instanceID := map[string]string{"storecrypt:instance-id": keyUserInstance, contract.ContextVolume: "uuid-1"}
 			for _, tc := range []struct {
 				name      string

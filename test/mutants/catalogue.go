@@ -6,7 +6,6 @@ const (
 	conformPkg = "test/conformance"
 	stackPkg   = "infra/storecrypt"
 	stackFile  = "infra/storecrypt/storecrypt.go"
-	planFile   = "instance-agent/plan/plan.go"
 	scpFile    = "docs/examples/scp-storecrypt.json"
 	// scpResourcesFile protects storecrypt's own resources (functions, document, key).
 	scpResourcesFile = "docs/examples/scp-storecrypt-resources.json"
@@ -18,7 +17,7 @@ var Catalogue = []Mutant{
 	// The volume and its key.
 	{
 		Row:  "Leaks through argv",
-		File: "instance-agent/agent/converge.go",
+		File: "instance-agent/agent/execute.go",
 		Find: `			if err := ex.cs.Run(ex.ctx, s.Cmd, ex.key.Secret); err != nil {`,
 		Replace: `			cmd := s.Cmd
 			cmd.Args = append(cmd.Args, "--key", string(ex.key.Secret))
@@ -152,7 +151,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A disk that holds something not storecrypt's",
-		File:    planFile,
+		File:    "instance-agent/plan/disks.go",
 		Find:    "		if d.Sig.Blank() {\n			return pl.fresh(v, nil, nil)",
 		Replace: "		if true {\n			return pl.fresh(v, nil, nil)",
 		Pkg:     agentPkg, Run: "^TestRefusesBeforeWriting$",
@@ -230,7 +229,7 @@ var Catalogue = []Mutant{
 	{
 		Row:     "Taking storecrypt off an instance",
 		File:    "instance-agent/agent/install.go",
-		Find:    "	return r.unsealAll(append([]string{r.o.MountPoint}, r.o.BindDirs...))",
+		Find:    "	return r.unsealAll(append([]string{r.opts.MountPoint}, r.opts.BindDirs...))",
 		Replace: "	return nil",
 		Pkg:     agentPkg, Run: "^TestUninstall$",
 	},
@@ -257,23 +256,23 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A run from the document binds a directory under a runtime",
-		File:    "instance-agent/agent/converge.go",
+		File:    "instance-agent/agent/execute.go",
 		Find:    `		if unit := ex.runningHeldUnit(); unit != "" {`,
 		Replace: `		if unit := ex.runningHeldUnit(); false && unit != "" {`,
 		Pkg:     agentPkg, Run: "^TestBindDirs$",
 	},
 	{
 		Row:     "The SSM document's apply rewrites the boot-time unit",
-		File:    planFile,
+		File:    "instance-agent/plan/finish.go",
 		Find:    "	if o.Boot || f.BootMode {\n		return Step{}, false",
 		Replace: "	if o.Boot {\n		return Step{}, false",
 		Pkg:     agentPkg, Run: "^TestCommandKeepsTheBootUnit$",
 	},
 	{
 		Row:     "The boot unit runs the agent installed at image build",
-		File:    planFile,
-		Find:    "		if s, ok := UpdateBootAgent(pl.f); ok {",
-		Replace: "		if s, ok := UpdateBootAgent(pl.f); false && ok {",
+		File:    "instance-agent/plan/finish.go",
+		Find:    "		if s, ok := UpdateBootAgent(pl.facts); ok {",
+		Replace: "		if s, ok := UpdateBootAgent(pl.facts); false && ok {",
 		Pkg:     agentPkg, Run: "^TestCommandKeepsTheBootUnit$",
 	},
 	{
@@ -302,36 +301,36 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A KMS or S3 failure leaves a half-made volume",
-		File:    planFile,
+		File:    "instance-agent/plan/volume.go",
 		Find:    "	pl.newKey()\n	if len(leftovers) > 0 {",
 		Replace: "	defer pl.newKey()\n	if len(leftovers) > 0 {",
 		Pkg:     agentPkg, Run: "^TestKeyUnavailableWritesNothing$",
 	},
 	{
 		Row:     "A rerun or a power cut reformats a volume in use",
-		File:    planFile,
+		File:    "instance-agent/plan/volume.go",
 		Find:    "		return pl.openAndMount(v, *h.Token)",
 		Replace: "		return pl.reprovision(v)",
 		Pkg:     agentPkg, Run: "^TestReformatsOnlyProvisioning$",
 	},
 	{
 		Row:     "A power cut during `mdadm --create`",
-		File:    planFile,
+		File:    "instance-agent/plan/disks.go",
 		Find:    "		return pl.fresh(array, f.Disks, members)",
 		Replace: "		return refuse(members[0].Path, \"carries a RAID superblock while other disks are blank\")",
 		Pkg:     "instance-agent/plan", Run: "^TestDecide$",
 	},
 	{
 		Row:     "superset of a ready array",
-		File:    planFile,
-		Find:    "		case sb.RaidDevices != len(pl.f.Disks):",
+		File:    "instance-agent/plan/disks.go",
+		Find:    "		case sb.RaidDevices != len(pl.facts.Disks):",
 		Replace: "		case false:",
 		Pkg:     "instance-agent/plan", Run: "^TestDecide$",
 	},
 	{
 		Row:     "superset of a ready array",
-		File:    planFile,
-		Find:    "	if a.Devices != len(pl.f.Disks) {",
+		File:    "instance-agent/plan/disks.go",
+		Find:    "	if a.Devices != len(pl.facts.Disks) {",
 		Replace: "	if false {",
 		Pkg:     "instance-agent/plan", Run: "^TestDecide$",
 	},
@@ -696,7 +695,7 @@ var Catalogue = []Mutant{
 		Row:     "Security Hub refuses the finding",
 		File:    "internal/findings/findings.go",
 		Find:    "			errs = append(errs, fmt.Errorf(\"importing %d findings: %w\", len(chunk), err))\n			continue\n",
-		Replace: "			return &NotImportedError{N: len(fs), Err: err}\n",
+		Replace: "			return &NotImportedError{Count: len(fs), Err: err}\n",
 		Pkg:     "internal/findings", Run: "^TestNotImported$",
 	},
 	{
@@ -787,7 +786,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A role that cannot use the key gets a command",
-		File:    "internal/binding/binding.go",
+		File:    "internal/binding/kms.go",
 		Find:    "	case kp.Decision == policy.Denied:\n		return false, \"the key policy denies it (\" + kp.Statement + \")\", notes\n",
 		Replace: "",
 		Pkg:     "internal/binding", Run: "^TestVerdicts$",
@@ -822,7 +821,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "makes the SSM Agent run the document as the account's DHMC role",
-		File:    "internal/binding/binding.go",
+		File:    "internal/binding/iam.go",
 		Find:    `{ActionNames: []string{ssmRegister}, ResourceArns: call.Context["ec2:SourceInstanceARN"]},`,
 		Replace: `{ActionNames: []string{ssmRegister}},`,
 		Pkg:     "internal/binding", Run: "^TestVerdicts$",
