@@ -6,6 +6,10 @@ const (
 	conformPkg = "test/conformance"
 	stackPkg   = "infra/storecrypt"
 	stackFile  = "infra/storecrypt/storecrypt.go"
+	keyFile    = "infra/storecrypt/key.go"
+	fnFile     = "infra/storecrypt/functions.go"
+	alarmsFile = "infra/storecrypt/alarms.go"
+	evFile     = "infra/storecrypt/evidence.go"
 	scpFile    = "docs/examples/scp-storecrypt.json"
 	// scpResourcesFile protects storecrypt's own resources (functions, document, key).
 	scpResourcesFile = "docs/examples/scp-storecrypt-resources.json"
@@ -40,7 +44,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:  "A process on another opted-in instance",
-		File: stackFile,
+		File: keyFile,
 		Find: `		deny("StoreCryptOnlyTheOwningInstance", nil, map[string]any{
 			"StringNotEquals": map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
 		}),
@@ -49,35 +53,35 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:  "An account admin, or any IAM policy",
-		File: stackFile,
-		Find: `		deny("StoreCryptOnlyTheInstanceRoles", nil, map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": s.roleARNs}}),
+		File: keyFile,
+		Find: `		deny("StoreCryptOnlyTheInstanceRoles", nil, map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": roleARNs}}),
 `,
 		Pkg: conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
 	},
 	{
 		Row:  "A role of the stack's that something other than EC2 may assume",
-		File: stackFile,
+		File: keyFile,
 		Find: `		deny("StoreCryptOnlyFromAnInstance", nil, map[string]any{"Null": map[string]any{"ec2:SourceInstanceARN": "true"}}),
 `,
 		Pkg: conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
 	},
 	{
 		Row:  "reach a volume's data key through another KMS action",
-		File: stackFile,
+		File: keyFile,
 		Find: `		deny("StoreCryptOnlyDataKeyUse", []string{"kms:GenerateDataKey", "kms:Decrypt"}, map[string]any{}),
 `,
 		Pkg: conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
 	},
 	{
 		Row:     "Credentials taken from an instance's IMDS",
-		File:    stackFile,
+		File:    keyFile,
 		Find:    "		denials = append(denials, networkDenials(deny)...)\n",
 		Replace: "",
 		Pkg:     conformPkg, Run: "^TestKeyOnlyFromTheInstanceNetwork$",
 	},
 	{
 		Row:  "The denies lock the account out of its key",
-		File: stackFile,
+		File: keyFile,
 		Find: `		conditions["ForAnyValue:StringLike"] = map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"}
 `,
 		Replace: `		if sid != "StoreCryptOnlyFromAnInstance" {
@@ -88,14 +92,14 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:  "used for anything other than storecrypt's volumes",
-		File: stackFile,
+		File: keyFile,
 		Find: `		"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": contract.ContextKeys},
 `,
 		Pkg: conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
 	},
 	{
 		Row:  "used for anything other than storecrypt's volumes",
-		File: stackFile,
+		File: keyFile,
 		Find: `		"StringLike":                map[string]any{"kms:EncryptionContext:" + contract.ContextVolume: "*"},
 `,
 		Pkg: conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
@@ -123,7 +127,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "The key's Decrypt used on other ciphertexts",
-		File:    stackFile,
+		File:    keyFile,
 		Find:    `"Null": map[string]any{"kms:EncryptionContextKeys": "true", "ec2:SourceInstanceARN": "false"},`,
 		Replace: `"Null": map[string]any{"kms:EncryptionContextKeys": "true"},`,
 		Pkg:     conformPkg, Run: "^TestSeedSecretKeyUse$",
@@ -560,14 +564,14 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A result the function failed to record is lost",
-		File:    stackFile,
-		Find:    "		DeadLetterQueueEnabled: jsii.Bool(true), DeadLetterQueue: s.resultDLQ, RetryAttempts: jsii.Number(2),",
+		File:    fnFile,
+		Find:    "		DeadLetterQueueEnabled: jsii.Bool(true), DeadLetterQueue: dlq, RetryAttempts: jsii.Number(2),",
 		Replace: "		RetryAttempts: jsii.Number(2),",
 		Pkg:     stackPkg, Run: "^TestRulesAndQueue$",
 	},
 	{
 		Row:     "Blocked and failed instances page nobody",
-		File:    stackFile,
+		File:    alarmsFile,
 		Find:    "			Namespace: jsii.String(s.props.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String(\"Sum\"), Period: five,",
 		Replace: "			Namespace: jsii.String(s.props.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String(\"Sum\"), Period: five,\n			DimensionsMap: &map[string]*string{\"FunctionName\": jsii.String(\"launch\")},",
 		Pkg:     conformPkg, Run: "^TestAlarmsWatchWhatIsPublished$",
@@ -581,7 +585,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "Tags vanish with the instance",
-		File:    stackFile,
+		File:    evFile,
 		Find:    "		PointInTimeRecoverySpecification: &awsdynamodb.PointInTimeRecoverySpecification{PointInTimeRecoveryEnabled: jsii.Bool(true)},\n",
 		Replace: "",
 		Pkg:     stackPkg, Run: "^TestLedgerTable$",
@@ -700,10 +704,10 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "Security Hub refuses the finding",
-		File:    "infra/storecrypt/storecrypt.go",
+		File:    alarmsFile,
 		Find:    "	if !s.props.NoSecurityHub {\n		metrics = append(metrics, watched{contract.MetricFindingsNotImported",
 		Replace: "	if false {\n		metrics = append(metrics, watched{contract.MetricFindingsNotImported",
-		Pkg:     "test/conformance", Run: "^TestAlarmsWatchWhatIsPublished$",
+		Pkg:     conformPkg, Run: "^TestAlarmsWatchWhatIsPublished$",
 	},
 	{
 		Row:     "A customer's severity on storecrypt's finding",
@@ -721,15 +725,15 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "The functions' roles use the key for anything but the ledger",
-		File:    stackFile,
+		File:    evFile,
 		Find:    "				\"kms:ViaService\": awscdk.Fn_Join(jsii.String(\"\"), &[]*string{jsii.String(\"dynamodb.\"), s.st.Region(), jsii.String(\".\"), s.st.UrlSuffix()}),\n",
 		Replace: "",
 		Pkg:     conformPkg, Run: "^TestLedgerKeyOnlyThroughDynamoDB$",
 	},
 	{
 		Row:     "The functions' roles use the key for anything but the ledger",
-		File:    stackFile,
-		Find:    "				\"kms:EncryptionContext:aws:dynamodb:tableName\": s.ledger.TableName(),\n",
+		File:    evFile,
+		Find:    "				\"kms:EncryptionContext:aws:dynamodb:tableName\": table.TableName(),\n",
 		Replace: "",
 		Pkg:     conformPkg, Run: "^TestLedgerKeyOnlyThroughDynamoDB$",
 	},
@@ -737,14 +741,14 @@ var Catalogue = []Mutant{
 	// Who may do what.
 	{
 		Row:     "A policy allows more than storecrypt uses",
-		File:    stackFile,
+		File:    fnFile,
 		Find:    "statement(\"ReadTheDocument\", append([]string{\"ssm:GetDocument\"}, more...)",
 		Replace: "statement(\"ReadTheDocument\", append([]string{\"ssm:GetDocument\", \"ssm:UpdateDocument\"}, more...)",
 		Pkg:     conformPkg, Run: "^TestPermissionsSufficientAndLeast$",
 	},
 	{
 		Row:     "The functions' tag rights used to rewrite other tags",
-		File:    stackFile,
+		File:    fnFile,
 		Find:    "		\"ForAllValues:StringLike\": map[string]any{\"aws:TagKeys\": []string{\"storecrypt:*\"}},\n",
 		Replace: "",
 		Pkg:     stackPkg, Run: "^TestLeastPrivilege$",
@@ -765,7 +769,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "the published operator policy names a stack other than the one deployed",
-		File:    stackFile,
+		File:    evFile,
 		Find:    `ResourceName: jsii.String(*awscdk.Aws_STACK_NAME() + "/*")}, s.st)}, nil),`,
 		Replace: `ResourceName: jsii.String(*s.st.StackName() + "/*")}, s.st)}, nil),`,
 		Pkg:     conformPkg, Run: "^TestIAMMatrix$",
@@ -779,7 +783,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "An operator without MFA",
-		File:    stackFile,
+		File:    evFile,
 		Find:    "			map[string]any{\"Bool\": map[string]any{\"aws:MultiFactorAuthPresent\": \"true\"}}),",
 		Replace: "			nil),",
 		Pkg:     conformPkg, Run: "^TestOperatorRerunNeedsMFA$",
@@ -837,7 +841,7 @@ var Catalogue = []Mutant{
 		// The conformance stack takes the release's names, one namespace: two
 		// constructs in one stack are where the namespace tells them apart.
 		Row:     "A second storecrypt in the same account",
-		File:    stackFile,
+		File:    alarmsFile,
 		Find:    "			Namespace: jsii.String(s.props.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String(\"Sum\"), Period: five,",
 		Replace: "			Namespace: jsii.String(contract.MetricNamespace), MetricName: jsii.String(m.name), Statistic: jsii.String(\"Sum\"), Period: five,",
 		Pkg:     stackPkg, Run: "^TestTwoInOneStack$",

@@ -1,0 +1,168 @@
+package storecrypt
+
+import (
+	"bytes"
+	"compress/gzip"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/jsii-runtime-go"
+
+	"github.com/storecrypt/storecrypt/infra/artifact"
+	"github.com/storecrypt/storecrypt/internal/document"
+)
+
+// code is where the construct put what it deploys as code: the agents, which the
+// instance roles may read, and the functions' zips.
+type code struct {
+	// bucket is Props.CodeBucket, imported; nil when the code goes as CDK's file assets.
+	bucket awss3.IBucket
+	// functionKeys are the functions' zips in bucket.
+	functionKeys map[string]string
+	// agents are what the document downloads; objects, the same for the outputs.
+	agents  document.Agents
+	objects []agentOutput
+}
+
+// agentOutput is one agent binary as an S3 object, as the outputs describe it.
+type agentOutput struct {
+	arch, s3URL, sha256 string
+}
+
+// stageCode puts the code where the stack deploys it from: Props.CodeBucket, where the
+// publisher uploaded it, or else CDK's file assets.
+func (s *builder) stageCode(roles fleetRoles) (code, error) {
+	c := code{functionKeys: map[string]string{}}
+	if s.props.CodeBucket != "" {
+		c.bucket = awss3.Bucket_FromBucketName(s.c, jsii.String("CodeBucket"), jsii.String(s.props.CodeBucket))
+		for _, fn := range artifact.Functions {
+			key, err := artifact.FunctionKey(s.props.BuildDir, fn)
+			if err != nil {
+				return c, err
+			}
+			c.functionKeys[fn] = key
+		}
+	}
+	var err error
+	c.agents, c.objects, err = s.agentArtifacts(roles, c.bucket)
+	return c, err
+}
+
+// agentArtifacts uploads the agents, gzipped, as file assets under keys that differ only
+// in the architecture (storecrypt-agent-<build>-<arch>.gz, <build> from both objects'
+// digests, so a new build is a new key), which lets one download step fetch only the
+// instance's own; and lets the instance roles read exactly those objects. CDK names an
+// awss3assets.Asset's object by its own hash, so the agents are staged and added to the
+// synthesizer directly, as Asset does, with the key chosen here.
+func (s *builder) agentArtifacts(roles fleetRoles, codeBucket awss3.IBucket) (document.Agents, []agentOutput, error) {
+	var agents document.Agents
+	var objects []agentOutput
+	path := func(arch string) string { return artifact.Agent(s.props.BuildDir, arch) }
+	var digests []string
+	for _, arch := range document.Architectures {
+		a, err := agentDigests(path(arch))
+		if err != nil {
+			return agents, nil, err
+		}
+		a.Arch = arch
+		agents.Each = append(agents.Each, a)
+		digests = append(digests, a.GzSHA256)
+	}
+	id := artifact.BuildID(digests...)
+	if s.props.CodeBucket != "" {
+		for _, a := range agents.Each {
+			key := s.props.CodePrefix + artifact.AgentKey(id, a.Arch)
+			objects = append(objects, agentObject(roles, a, codeBucket, key, "s3://"+s.props.CodeBucket+"/"+key))
+		}
+		agents.URLPrefix = s.objectURL(s.props.CodeBucket, s.props.CodePrefix+artifact.AgentKeyPrefix(id))
+		return agents, objects, nil
+	}
+	var keyPrefix string
+	for _, a := range agents.Each {
+		staged := awscdk.NewAssetStaging(s.c, jsii.String("Agent-"+a.Arch), &awscdk.AssetStagingProps{
+			SourcePath: jsii.String(path(a.Arch) + document.GzSuffix), AssetHashType: awscdk.AssetHashType_CUSTOM, AssetHash: jsii.String(a.GzSHA256),
+		})
+		loc := s.st.Synthesizer().AddFileAsset(&awscdk.FileAssetSource{
+			SourceHash: jsii.String(strings.TrimSuffix(artifact.AgentKey(id, a.Arch), document.GzSuffix)), FileName: staged.RelativeStagedPath(s.st), Packaging: awscdk.FileAssetPackaging_FILE,
+		})
+		// The URL HttpUrl would give, built here because HttpUrl is one opaque token.
+		key, ok := strings.CutSuffix(*loc.ObjectKey, a.Arch+document.GzSuffix)
+		if !ok || keyPrefix != "" && key != keyPrefix {
+			return agents, nil, fmt.Errorf("the agent for %s was published as %s, not beside the others", a.Arch, *loc.ObjectKey)
+		}
+		if keyPrefix == "" {
+			// The bucket is a token; the same bucket for every file asset of the stack.
+			keyPrefix = key
+			agents.URLPrefix = s.objectURL(*loc.BucketName, key)
+		}
+		objects = append(objects, agentObject(roles, a, awss3.Bucket_FromBucketName(s.c, jsii.String("AgentBucket-"+a.Arch), loc.BucketName), *loc.ObjectKey, *loc.S3ObjectUrl))
+	}
+	return agents, objects, nil
+}
+
+// objectURL is the path-style HTTPS URL of an object, as aws:downloadContent takes it.
+func (s *builder) objectURL(bucket, key string) string {
+	return "https://s3." + *s.st.Region() + "." + *s.st.UrlSuffix() + "/" + bucket + "/" + key
+}
+
+// agentObject lets the instance roles read one agent object, and describes it for the
+// outputs.
+func agentObject(roles fleetRoles, a document.Agent, bucket awss3.IBucket, key, s3URL string) agentOutput {
+	object := bucket.ArnForObjects(jsii.String(key))
+	for _, r := range roles.roles {
+		r.AddToPrincipalPolicy(statement("StoreCryptAgent"+a.Arch, []string{"s3:GetObject"}, []*string{object}, nil))
+	}
+	return agentOutput{arch: a.Arch, s3URL: s3URL, sha256: a.SHA256}
+}
+
+// agentDigests reads the .sha256 that `make build` wrote beside the agent at path and
+// checks it against the binary and against what path.gz decompresses to, so neither a
+// stale checksum nor a stale download can be deployed.
+func agentDigests(path string) (document.Agent, error) {
+	var a document.Agent
+	b, err := os.ReadFile(path + ".sha256")
+	if err != nil {
+		return a, fmt.Errorf("reading the agent's checksum (run `make build`): %w", err)
+	}
+	fields := strings.Fields(string(b))
+	binary, err := os.ReadFile(path)
+	if err != nil {
+		return a, fmt.Errorf("reading the agent (run `make build`): %w", err)
+	}
+	if len(fields) == 0 || fields[0] != artifact.SHA256(binary) {
+		return a, fmt.Errorf("%s.sha256 does not match %s (run `make build`)", path, path)
+	}
+	gz, err := os.ReadFile(path + document.GzSuffix)
+	if err != nil {
+		return a, fmt.Errorf("reading the gzipped agent (run `make build`): %w", err)
+	}
+	zr, err := gzip.NewReader(bytes.NewReader(gz))
+	if err != nil {
+		return a, fmt.Errorf("%s%s: %w", path, document.GzSuffix, err)
+	}
+	inside, err := io.ReadAll(zr)
+	if err != nil {
+		return a, fmt.Errorf("%s%s: %w", path, document.GzSuffix, err)
+	}
+	if !bytes.Equal(inside, binary) {
+		return a, fmt.Errorf("%s%s does not decompress to %s (run `make build`)", path, document.GzSuffix, path)
+	}
+	return document.Agent{SHA256: fields[0], GzSHA256: artifact.SHA256(gz)}, nil
+}
+
+// functionCode is the code of function dir (launch, result): the zip in the code bucket,
+// or a file asset of the build.
+func (s *builder) functionCode(c code, dir string) awslambda.Code {
+	if key, ok := c.functionKeys[dir]; ok {
+		fromBucket := awslambda.Code_FromBucket(c.bucket, jsii.String(s.props.CodePrefix+key), nil)
+		awscdk.Annotations_Of(s.c).AcknowledgeWarning(jsii.String("@aws-cdk/aws-lambda:codeFromBucketObjectVersionNotSpecified"),
+			jsii.String("the key names the code's digest: new code is a new key, which CloudFormation sees"))
+		return fromBucket
+	}
+	return awslambda.Code_FromAsset(jsii.String(artifact.Function(s.props.BuildDir, dir)), nil)
+}

@@ -1,0 +1,235 @@
+package storecrypt
+
+import (
+	"fmt"
+
+	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/jsii-runtime-go"
+	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// fleetRoles are the roles whose instances are in scope: the key's only users.
+type fleetRoles struct {
+	roles   []awsiam.IRole
+	arns    []*string
+	profile awsiam.InstanceProfile // nil when the roles are the user's own
+}
+
+// instanceRoles creates the workload role and profile, or imports the user's roles.
+func (s *builder) instanceRoles() fleetRoles {
+	var f fleetRoles
+	if len(s.props.InstanceRoleARNs) > 0 {
+		for i, arn := range s.props.InstanceRoleARNs {
+			r := awsiam.Role_FromRoleArn(s.c, jsii.String(fmt.Sprintf("InstanceRole%d", i)), jsii.String(arn), &awsiam.FromRoleArnOptions{Mutable: jsii.Bool(true)})
+			f.roles = append(f.roles, r)
+			f.arns = append(f.arns, jsii.String(arn))
+		}
+		return f
+	}
+	role := awsiam.NewRole(s.c, jsii.String("InstanceRole"), &awsiam.RoleProps{
+		AssumedBy:       awsiam.NewServicePrincipal(jsii.String("ec2.amazonaws.com"), nil),
+		Description:     jsii.String("storecrypt workloads: SSM managed instance and key user for instance-store encryption"),
+		ManagedPolicies: &[]awsiam.IManagedPolicy{awsiam.ManagedPolicy_FromAwsManagedPolicyName(jsii.String("AmazonSSMManagedInstanceCore"))},
+	})
+	cdknag.NagSuppressions_AddResourceSuppressions(role, &[]*cdknag.NagPackSuppression{{
+		Id:        jsii.String("AwsSolutions-IAM4"),
+		Reason:    jsii.String("AmazonSSMManagedInstanceCore is SSM's documented minimum for a managed instance; storecrypt's own rights are separate statements."),
+		AppliesTo: &[]any{"Policy::arn:<AWS::Partition>:iam::aws:policy/AmazonSSMManagedInstanceCore"},
+	}}, jsii.Bool(true))
+	f.profile = awsiam.NewInstanceProfile(s.c, jsii.String("InstanceProfile"), &awsiam.InstanceProfileProps{Role: role})
+	f.roles = []awsiam.IRole{role}
+	f.arns = []*string{role.RoleArn()}
+	return f
+}
+
+// keyUse is one way the instance roles use the key: the actions and the conditions that
+// confine them.
+type keyUse struct {
+	sid        string
+	actions    []string
+	conditions map[string]any
+}
+
+// keyUses: for kms-datakey, a volume's data key is made and opened only under the
+// context that names the calling instance itself: the context's instance ARN must equal
+// ec2:SourceInstanceARN, the ARN of the instance whose role credentials signed the call.
+// KMS allows an IAM policy variable as the value of kms:EncryptionContext:<key>
+// ("Using variables in an encryption context condition"), and ec2:SourceInstanceARN is a
+// global key any policy may read. Each context key is required by a condition on its
+// value (ForAllValues on kms:EncryptionContextKeys forbids other keys but requires none).
+// For s3-kms, the seed recipe's passphrase carries no context: Decrypt without one, and
+// only with an instance role's session (which stolen credentials keep: see Limits).
+func (s *builder) keyUses() []keyUse {
+	if s.props.KeySource == contract.KeySourceS3KMS {
+		return []keyUse{{"StoreCryptSeedSecret", []string{"kms:Decrypt"}, map[string]any{
+			"Null": map[string]any{"kms:EncryptionContextKeys": "true", "ec2:SourceInstanceARN": "false"},
+		}}}
+	}
+	return []keyUse{{"StoreCryptOwnVolumes", []string{"kms:GenerateDataKey", "kms:Decrypt"}, map[string]any{
+		"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": contract.ContextKeys},
+		"StringEquals":              map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
+		"StringLike":                map[string]any{"kms:EncryptionContext:" + contract.ContextVolume: "*"},
+	}}}
+}
+
+// kmsKey creates the key (rotation on) with the instance roles as key users, or imports one.
+func (s *builder) kmsKey(roles fleetRoles) awskms.IKey {
+	if s.props.KeyARN != "" {
+		key := awskms.Key_FromKeyArn(s.c, jsii.String("Key"), jsii.String(s.props.KeyARN))
+		for _, r := range roles.roles {
+			for _, u := range s.keyUses() {
+				r.AddToPrincipalPolicy(statement(u.sid, u.actions, []*string{key.KeyArn()}, u.conditions))
+			}
+		}
+		return key
+	}
+	key := awskms.NewKey(s.c, jsii.String("Key"), &awskms.KeyProps{
+		Alias:             jsii.String(s.props.KeyAlias),
+		Description:       jsii.String("storecrypt: wraps the instance-store volume keys"),
+		EnableKeyRotation: jsii.Bool(true),
+		PendingWindow:     awscdk.Duration_Days(jsii.Number(30)),
+		RemovalPolicy:     s.props.RemovalPolicy,
+	})
+	for _, u := range s.keyUses() {
+		key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String(u.sid), Effect: awsiam.Effect_ALLOW,
+			Principals: rolePrincipals(roles.arns), Actions: jsii.Strings(u.actions...), Resources: jsii.Strings("*"),
+			Conditions: &u.conditions,
+		}), jsii.Bool(false))
+	}
+	for _, d := range s.keyDenials(roles.arns) {
+		key.AddToResourcePolicy(d, jsii.Bool(false))
+	}
+	component(key, "key")
+	return key
+}
+
+func rolePrincipals(arns []*string) *[]awsiam.IPrincipal {
+	var p []awsiam.IPrincipal
+	for _, arn := range arns {
+		p = append(p, awsiam.NewArnPrincipal(arn))
+	}
+	return &p
+}
+
+// keyDenials keep storecrypt's volume keys out of reach of everyone but the instance that
+// owns each, whatever else the key policy or IAM policies allow (the account-root
+// statement delegates the key to every IAM policy in the account, and an explicit deny in
+// the key policy overrides any allow, grants included). Each applies to a request that
+// carries any storecrypt:* context key, so the key's management (PutKeyPolicy,
+// DescribeKey, ...), which carries none, stays with the account as KMS's lockout check
+// wants:
+//   - no principal may use a context that does not name its own instance: one naming
+//     another instance, or none (a negated operator matches a missing key);
+//   - no caller without ec2:SourceInstanceARN may use one. The deny above already refuses
+//     it where IAM reads an unresolved ${ec2:SourceInstanceARN} as a null that
+//     StringNotEquals matches ("Policy variables with no value"); the same page also says
+//     an unresolved variable may make the statement invalid, and this deny holds then too;
+//   - no principal but the instance roles may use one;
+//   - no action but GenerateDataKey and Decrypt may carry one, so ReEncrypt*, Encrypt,
+//     GenerateDataKeyWithoutPlaintext and CreateGrant do not depend on which context
+//     (source, destination, a grant's constraints) KMS reads for them;
+//   - with Props.RequireInstanceNetwork, networkDenials.
+func (s *builder) keyDenials(roleARNs []*string) []awsiam.PolicyStatement {
+	// deny refuses every KMS action but notActions (none: all of them) to any principal,
+	// for a request with a storecrypt context that meets conditions.
+	deny := func(sid string, notActions []string, conditions map[string]any) awsiam.PolicyStatement {
+		conditions["ForAnyValue:StringLike"] = map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"}
+		props := &awsiam.PolicyStatementProps{
+			Sid: jsii.String(sid), Effect: awsiam.Effect_DENY,
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}, Resources: jsii.Strings("*"), Conditions: &conditions,
+		}
+		if notActions != nil {
+			props.NotActions = jsii.Strings(notActions...)
+		} else {
+			props.Actions = jsii.Strings("kms:*")
+		}
+		return awsiam.NewPolicyStatement(props)
+	}
+	denials := []awsiam.PolicyStatement{
+		deny("StoreCryptOnlyTheOwningInstance", nil, map[string]any{
+			"StringNotEquals": map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
+		}),
+		deny("StoreCryptOnlyFromAnInstance", nil, map[string]any{"Null": map[string]any{"ec2:SourceInstanceARN": "true"}}),
+		deny("StoreCryptOnlyTheInstanceRoles", nil, map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": roleARNs}}),
+		deny("StoreCryptOnlyDataKeyUse", []string{"kms:GenerateDataKey", "kms:Decrypt"}, map[string]any{}),
+	}
+	if s.props.RequireInstanceNetwork {
+		denials = append(denials, networkDenials(deny)...)
+	}
+	return denials
+}
+
+// networkDenials confine a storecrypt context to the network of the instance whose
+// credentials sign the request, as AWS's credential-relative keys allow: the session
+// carries the VPC its credentials were delivered to (aws:Ec2InstanceSourceVpc) and the
+// instance's primary private IPv4 address (aws:Ec2InstanceSourcePrivateIPv4); a request
+// through a VPC endpoint carries the endpoint's VPC (aws:SourceVpc) and the caller's
+// address in it (aws:VpcSourceIp). Each pair is compared in its own statement (one
+// StringNotEquals over both keys would deny only when both differ). A caller that is not
+// an instance session has no aws:Ec2InstanceSource* key, and the negated operator matches
+// a missing key. A request not through an endpoint leaves the variables unresolved, which
+// IAM reads as a null that StringNotEquals matches, or as an invalid statement: the Null
+// denies refuse it under either reading, one per key, since a Null block over two keys
+// matches only when both are missing.
+func networkDenials(deny func(string, []string, map[string]any) awsiam.PolicyStatement) []awsiam.PolicyStatement {
+	return []awsiam.PolicyStatement{
+		deny("StoreCryptOnlyInTheInstanceVpc", nil, map[string]any{
+			"StringNotEquals": map[string]any{"aws:Ec2InstanceSourceVpc": "${aws:SourceVpc}"},
+		}),
+		deny("StoreCryptOnlyFromTheInstanceAddress", nil, map[string]any{
+			"StringNotEquals": map[string]any{"aws:Ec2InstanceSourcePrivateIPv4": "${aws:VpcSourceIp}"},
+		}),
+		deny("StoreCryptOnlyThroughAVpcEndpoint", nil, map[string]any{"Null": map[string]any{"aws:SourceVpc": "true"}}),
+		deny("StoreCryptOnlyWithTheEndpointAddress", nil, map[string]any{"Null": map[string]any{"aws:VpcSourceIp": "true"}}),
+	}
+}
+
+// secretBucket holds the seed-compatible passphrase for s3-kms.
+func (s *builder) secretBucket(key awskms.IKey, roles fleetRoles, logs awss3.IBucket) awss3.Bucket {
+	b := awss3.NewBucket(s.c, jsii.String("SecretBucket"), &awss3.BucketProps{
+		BlockPublicAccess: awss3.BlockPublicAccess_BLOCK_ALL(), EnforceSSL: jsii.Bool(true),
+		Encryption: awss3.BucketEncryption_KMS, EncryptionKey: key, BucketKeyEnabled: jsii.Bool(true),
+		Versioned: jsii.Bool(true), ObjectOwnership: awss3.ObjectOwnership_BUCKET_OWNER_ENFORCED,
+		ServerAccessLogsBucket: logs, ServerAccessLogsPrefix: jsii.String("secret-bucket/"),
+		RemovalPolicy: s.props.RemovalPolicy,
+	})
+	object := b.ArnForObjects(jsii.String(s.props.SecretKey))
+	for _, r := range roles.roles {
+		// GetObjectVersion: a volume's token names the version of the secret it was made
+		// with, and S3 authorizes a read by version as s3:GetObjectVersion.
+		r.AddToPrincipalPolicy(statement("StoreCryptReadSecret", contract.SecretReadActions, []*string{object}, nil))
+		// The object is SSE-KMS under the same key: S3 asks KMS to decrypt it on the
+		// role's behalf, through S3 and with the bucket's ARN as the context (the bucket
+		// uses an S3 Bucket Key). The key policy's own statement allows only the
+		// context-free Decrypt of the passphrase, so this one goes through IAM.
+		r.AddToPrincipalPolicy(statement("StoreCryptSecretThroughS3", []string{"kms:Decrypt"}, []*string{key.KeyArn()}, map[string]any{
+			"StringEquals": map[string]any{
+				"kms:ViaService":                   "s3." + *s.st.Region() + "." + *awscdk.Aws_URL_SUFFIX(),
+				"kms:EncryptionContext:aws:s3:arn": b.BucketArn(),
+			}}))
+	}
+	if s.props.SecretVPCEndpoint != "" {
+		b.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+			Sid: jsii.String("OnlyThroughTheVpcEndpoint"), Effect: awsiam.Effect_DENY,
+			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}, Actions: jsii.Strings(contract.SecretReadActions...),
+			Resources:  &[]*string{object},
+			Conditions: &map[string]any{"StringNotEquals": map[string]any{"aws:SourceVpce": s.props.SecretVPCEndpoint}},
+		}))
+	}
+	return b
+}
+
+// secretURL is the s3:// location of the seed secret in bucket, or "" without one
+// (kms-datakey).
+func (s *builder) secretURL(bucket awss3.Bucket) string {
+	if bucket == nil {
+		return ""
+	}
+	return "s3://" + *bucket.BucketName() + "/" + s.props.SecretKey
+}
