@@ -145,10 +145,12 @@ func (s *builder) launchFunction(in functionInputs) awslambda.Function {
 	}
 	fn := s.function(in, "Launch", "launch", contract.LaunchFunctionTimeout.Seconds(), env, &awslambda.FunctionProps{})
 	role := fn.Role()
-	// ListCommandInvocations and GetCommandInvocation: SSM's record of the document's
-	// runs decides whether an instance is done, not its tags.
-	role.AddToPrincipalPolicy(statement("DescribeInstances", []string{"ec2:DescribeInstances", "ec2:DescribeInstanceTypes", "ssm:DescribeInstanceInformation",
-		"ssm:ListCommandInvocations", "ssm:GetCommandInvocation"}, []*string{jsii.String("*")}, nil))
+	// Which instances run, whether their type has an instance store, whether their SSM
+	// agent is online.
+	role.AddToPrincipalPolicy(statement("ReadTheFleet", []string{"ec2:DescribeInstances", "ec2:DescribeInstanceTypes", "ssm:DescribeInstanceInformation"},
+		[]*string{jsii.String("*")}, nil))
+	// SSM's record of the document's runs decides whether an instance is done, not its tags.
+	role.AddToPrincipalPolicy(statement("ReadTheDocumentRuns", []string{"ssm:ListCommandInvocations", "ssm:GetCommandInvocation"}, []*string{jsii.String("*")}, nil))
 	role.AddToPrincipalPolicy(statement("SendTheDocument", []string{"ssm:SendCommand"}, []*string{in.doc.arn, s.instanceARN()}, nil))
 	readDocument(role, in.doc, "ssm:ListDocumentVersions")
 	s.tagRights(role)
