@@ -57,8 +57,8 @@ func run(ctx context.Context) error {
 		return nil
 	}
 	stack := awscdk.NewStack(app, &name, &stackProps)
-	// "Default": the resources keep the logical IDs of the releases before the construct,
-	// so an update changes no key, table or bucket.
+	// "Default": the stack holds storecrypt alone, so its logical IDs and output keys need
+	// no prefix to tell storecrypt's apart.
 	if _, err := storecrypt.New(ctx, stack, "Default", props); err != nil {
 		return err
 	}

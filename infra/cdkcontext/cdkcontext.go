@@ -58,15 +58,17 @@ func Props(ctx func(string) string) (*storecrypt.Props, string, error) {
 		}
 		p.Tags[k] = v
 	}
-	ReleaseNames(p, name)
+	AppNames(p, name)
 	return p, name, nil
 }
 
-// ReleaseNames gives p, where it has none of its own, the physical names of the releases
-// before the construct (alias/storecrypt, storecrypt-apply, <stack>-storecrypt-ledger,
-// the namespace storecrypt), which the app keeps so that an update replaces nothing; the
-// construct alone would derive them from its path.
-func ReleaseNames(p *storecrypt.Props, stackName string) {
+// AppNames gives p, where it has none of its own, the app's physical names
+// (alias/storecrypt, storecrypt-apply, <stack>-storecrypt-ledger, the namespace
+// storecrypt): the ones cdk.json lists and the README's instructions use (the agent's
+// --kms-key-id in user data, the document an operator reruns from the console); the
+// namespace is also the functions' default. The construct alone would derive names from
+// its path, which no instruction could name in advance.
+func AppNames(p *storecrypt.Props, stackName string) {
 	def := func(v *string, d string) {
 		if *v == "" {
 			*v = d

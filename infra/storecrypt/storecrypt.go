@@ -59,7 +59,9 @@ type Props struct {
 	// Empty: derived from the construct's path, unique in the account and region.
 	Name string
 	// KeyAlias, DocumentName, LedgerTableName and MetricNamespace override the names
-	// derived from Name one by one (the app keeps the names of its earlier releases).
+	// derived from Name one by one: the app in infra/ gives the names its README and
+	// cdk.json document (cdkcontext.AppNames), and a published template makes each a
+	// parameter.
 	KeyAlias, DocumentName, LedgerTableName, MetricNamespace string
 	// KeyARN uses an existing key instead; its policy must then delegate to IAM and the
 	// construct grants the instance roles through their identity policies.
@@ -73,7 +75,7 @@ type Props struct {
 	// RequireInstanceNetwork (kms-datakey only) lets a volume's key be made and opened only
 	// by a request that comes through a KMS interface VPC endpoint in the VPC of the
 	// instance whose role credentials signed it, from that instance's primary private
-	// IPv4 address: credentials copied off the instance (IMDS) no longer open its volume
+	// IPv4 address: credentials copied off the instance (IMDS) then cannot open its volume
 	// from elsewhere. Every VPC the instances run in then needs a KMS interface endpoint
 	// with private DNS, which the construct does not create: the VPCs are the user's.
 	RequireInstanceNetwork bool
@@ -234,9 +236,9 @@ type builder struct {
 }
 
 // New adds storecrypt to scope, in scope's stack, under a construct named id. An id of
-// "Default" keeps the logical IDs of resources as if they were the stack's own (CDK
-// leaves "Default" out of them), which is how the app in infra/ keeps those of its
-// earlier releases.
+// "Default" gives the resources the logical IDs they would have as the stack's own (CDK
+// leaves "Default" out of them) and the outputs keys without a prefix: the app in infra/
+// and package publish use it for a stack that holds storecrypt alone.
 func New(ctx context.Context, scope constructs.Construct, id string, props *Props) (*StoreCrypt, error) {
 	var p Props
 	if props != nil {

@@ -63,7 +63,7 @@ func synth(t *testing.T, props *storecrypt.Props, nag bool) (awscdk.App, awscdk.
 // the app's names unless props give others.
 func appStack(app awscdk.App, id string, props *storecrypt.Props) (awscdk.Stack, error) {
 	s := awscdk.NewStack(app, &id, &awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("111122223333"), Region: jsii.String("us-east-1")}})
-	cdkcontext.ReleaseNames(props, id)
+	cdkcontext.AppNames(props, id)
 	_, err := storecrypt.New(context.Background(), s, "Default", props)
 	return s, err
 }

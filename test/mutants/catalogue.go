@@ -838,7 +838,7 @@ var Catalogue = []Mutant{
 		Pkg:     stackPkg, Run: "^TestTwoInOneStack$",
 	},
 	{
-		// The conformance stack takes the release's names, one namespace: two
+		// The conformance stack takes the app's names, one namespace: two
 		// constructs in one stack are where the namespace tells them apart.
 		Row:     "A second storecrypt in the same account",
 		File:    alarmsFile,
