@@ -9,7 +9,7 @@ import (
 	"time"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/internal/scope"
+	"github.com/storecrypt/storecrypt/internal/fleet"
 )
 
 // Config is the launch function's configuration, from the environment the stack sets.
@@ -17,7 +17,7 @@ type Config struct {
 	KeyARN          string
 	DocumentName    string
 	DocumentDigest  string                // document.Digest of the content the stack deployed
-	scope.Rule                            // the roles and the opt-in tag that put an instance in scope
+	fleet.Rule                            // the roles and the opt-in tag that put an instance in scope
 	AllowOptOut     bool                  // storecrypt:encrypt=false is honoured (recorded and alerted)
 	Agent           contract.AgentOptions // what the document's parameters say
 	QueueURL        string                // the launch queue, for sweep mode

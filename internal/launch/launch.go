@@ -40,9 +40,8 @@ import (
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/emf"
 	"github.com/storecrypt/storecrypt/internal/findings"
-	"github.com/storecrypt/storecrypt/internal/history"
+	"github.com/storecrypt/storecrypt/internal/fleet"
 	"github.com/storecrypt/storecrypt/internal/ledger"
-	"github.com/storecrypt/storecrypt/internal/outcome"
 	"github.com/storecrypt/storecrypt/internal/record"
 )
 
@@ -63,7 +62,7 @@ type SSM interface {
 // the deployed content (document.Trust).
 type Documents interface {
 	Version(ctx context.Context) (document.Pin, error)
-	outcome.Documents
+	fleet.Documents
 }
 
 // SQS is the part of the SQS client the function uses: sweep mode queues, and a batch
@@ -96,7 +95,7 @@ type Handler struct {
 	Documents Documents
 	// History is SSM's record of the document's runs: what an instance's tags claim of a
 	// run is believed only when it says so.
-	History *history.History
+	History *fleet.History
 	// Ledger, when the stack has one, gets an entry for every status the function
 	// records.
 	Ledger Ledger
@@ -110,7 +109,7 @@ type Handler struct {
 	mu sync.Mutex
 	// outcomes remembers what finished runs proved ("instance/command"): SSM never
 	// changes a finished run.
-	outcomes map[string]outcome.Outcome
+	outcomes map[string]fleet.Outcome
 	types    map[string]bool // instance type -> has instance store; types never change
 	// handled remembers when this container finished with an instance, so a duplicate
 	// event (EventBridge delivers at least once) costs no call at all. An event newer than
@@ -138,8 +137,8 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 		Events:    eventbridge.NewFromConfig(cfg),
 		Binder:    &binding.Checker{IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), TTL: BindingTTL},
 		Documents: trust,
-		History: &history.History{SSM: ssmc, DocumentName: c.DocumentName,
-			Judge: &outcome.Judge{KeyARN: c.KeyARN, KeySource: c.Agent.KeySource, Documents: trust}},
+		History: &fleet.History{SSM: ssmc, DocumentName: c.DocumentName,
+			Judge: &fleet.Judge{KeyARN: c.KeyARN, KeySource: c.Agent.KeySource, Documents: trust}},
 		Log:     log,
 		Metrics: &emf.Writer{W: metrics, Namespace: c.MetricNamespace},
 		Now:     time.Now,
@@ -198,9 +197,9 @@ type instance struct {
 	messages []string  // SQS message ids that named it
 	event    time.Time // the newest of their events' times
 	tags     map[string]string
-	runs     []history.Run // SSM's runs of the document since launch, newest first, when read
-	role     string        // the instance profile's role, once the binding check read it
-	last     *outcome.Outcome
+	runs     []fleet.Run // SSM's runs of the document since launch, newest first, when read
+	role     string      // the instance profile's role, once the binding check read it
+	last     *fleet.Outcome
 }
 
 // unrecorded: SSM's last run ended, and neither the tags nor (so) the ledger say how:
@@ -236,7 +235,7 @@ type entry struct {
 	status record.Status
 	// outcome, when set, is a run's outcome recorded on the result function's behalf,
 	// under the result function's entry id.
-	outcome *outcome.Outcome
+	outcome *fleet.Outcome
 }
 
 // HandleSQS processes one batch. Messages whose instances are not ready yet (pending, SSM
@@ -495,7 +494,7 @@ func (h *Handler) describe(ctx context.Context, filters []ec2types.Filter, ids [
 // inScope: the stack's scope rule (package scope); no tag takes an instance out of it
 // (optedOut).
 func (h *Handler) inScope(ctx context.Context, i *instance) (bool, error) {
-	in, why, err := h.Config.Check(ctx, h.Binder, i.tags, i.profile())
+	in, why, err := h.Config.In(ctx, h.Binder, i.tags, i.profile())
 	if err == nil && !in {
 		h.log(i).Debug("not in scope", "why", why)
 	}
@@ -575,7 +574,7 @@ func (h *Handler) due(ctx context.Context, i *instance, now time.Time) (bool, er
 }
 
 // outcome is what a finished run proved, read once per container.
-func (h *Handler) outcome(ctx context.Context, id string, r history.Run) (outcome.Outcome, error) {
+func (h *Handler) outcome(ctx context.Context, id string, r fleet.Run) (fleet.Outcome, error) {
 	key := id + "/" + r.CommandID
 	h.mu.Lock()
 	out, ok := h.outcomes[key]
@@ -592,7 +591,7 @@ func (h *Handler) outcome(ctx context.Context, id string, r history.Run) (outcom
 	}
 	h.mu.Lock()
 	if h.outcomes == nil {
-		h.outcomes = map[string]outcome.Outcome{}
+		h.outcomes = map[string]fleet.Outcome{}
 	}
 	h.outcomes[key] = out
 	h.mu.Unlock()

@@ -285,7 +285,7 @@ func statusFlags(*pflag.FlagSet) func(context.Context, *env) error {
 		if err != nil {
 			return err
 		}
-		insts, err := fleet(ctx, e, sc)
+		insts, err := listTracked(ctx, e, sc)
 		if err != nil {
 			return err
 		}

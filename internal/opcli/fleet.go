@@ -18,8 +18,8 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/fleet"
 	"github.com/storecrypt/storecrypt/internal/record"
-	"github.com/storecrypt/storecrypt/internal/scope"
 )
 
 // CloudFormation is the part of the CloudFormation client the CLI uses: the stack's
@@ -30,7 +30,7 @@ type CloudFormation interface {
 
 // stackConfig is the deployed stack's configuration, from its outputs.
 type stackConfig struct {
-	scope.Rule
+	fleet.Rule
 	KeyARN, KeySource    string
 	DocumentName, Digest string
 	Secret               string
@@ -128,10 +128,10 @@ type tracked struct {
 	inScope bool // running, in scope, with instance store
 }
 
-// fleet lists every running instance in the stack's scope that has instance store,
+// listTracked lists every running instance in the stack's scope that has instance store,
 // whether or not any storecrypt tag is on it, and every instance that carries a
 // storecrypt status. Scope is the stack's: its roles, and its opt-in tag if it has one.
-func fleet(ctx context.Context, e *env, sc stackConfig) ([]tracked, error) {
+func listTracked(ctx context.Context, e *env, sc stackConfig) ([]tracked, error) {
 	byID := map[string]ec2types.Instance{}
 	for _, f := range []ec2types.Filter{
 		{Name: aws.String("instance-state-name"), Values: []string{"running"}},
@@ -159,7 +159,7 @@ func fleet(ctx context.Context, e *env, sc stackConfig) ([]tracked, error) {
 	for _, i := range byID {
 		t := tracked{Instance: i, tags: record.Tags(i.Tags)}
 		if i.State != nil && i.State.Name == ec2types.InstanceStateNameRunning && store[string(i.InstanceType)] {
-			if t.inScope, _, err = sc.Check(ctx, roles, t.tags, profile(i)); err != nil {
+			if t.inScope, _, err = sc.In(ctx, roles, t.tags, profile(i)); err != nil {
 				return nil, err
 			}
 		}

@@ -86,7 +86,7 @@ func reportFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 // unrecorded are the running instances in scope, launched in the period, that the
 // ledger has no item for: storecrypt has not seen them, and the report says so.
 func unrecorded(ctx context.Context, e *env, sc stackConfig, items []ledger.Item, since, until time.Time) ([]ledger.Item, error) {
-	insts, err := fleet(ctx, e, sc)
+	insts, err := listTracked(ctx, e, sc)
 	if err != nil {
 		return nil, err
 	}

@@ -23,9 +23,8 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
-	"github.com/storecrypt/storecrypt/internal/outcome"
+	"github.com/storecrypt/storecrypt/internal/fleet"
 	"github.com/storecrypt/storecrypt/internal/record"
-	"github.com/storecrypt/storecrypt/internal/scope"
 )
 
 type paramList map[string][]string
@@ -217,7 +216,7 @@ type rerunPlan struct {
 	params                    paramList
 	logGroup                  string
 	maxConcurrency, maxErrors string
-	scope                     scope.Rule
+	scope                     fleet.Rule
 }
 
 // planRerun reads the stack and picks the version to send: one whose content has the
@@ -299,7 +298,7 @@ func (p rerunPlan) choose(ctx context.Context, e *env, found []ec2types.Instance
 	roles := e.roles()
 	for _, i := range found {
 		t := Target{Instance: aws.ToString(i.InstanceId)}
-		in, why, err := p.scope.Check(ctx, roles, record.Tags(i.Tags), profile(i))
+		in, why, err := p.scope.In(ctx, roles, record.Tags(i.Tags), profile(i))
 		switch {
 		case err != nil:
 			return RerunTargets{}, err
@@ -392,7 +391,7 @@ func (p rerunPlan) one(ctx context.Context, e *env, t Target, timeout time.Durat
 	if err != nil {
 		return err
 	}
-	rep := outcome.ParseReport(aws.ToString(inv.StandardOutputContent))
+	rep := fleet.ParseReport(aws.ToString(inv.StandardOutputContent))
 	switch {
 	case e.output == "text":
 		err = writeText(e.out, [][]string{rerunResult(instance, arch, id, inv.Status, inv.ResponseCode, rep).fields()})
@@ -688,7 +687,7 @@ func (e *env) poll1(ctx context.Context, s sentCommand) error {
 			if err != nil {
 				return fmt.Errorf("reading command %s on %s: %w", s.id, r.Instance, err)
 			}
-			*r = rerunResult(r.Instance, r.Architecture, s.id, inv.Status, out.ResponseCode, outcome.ParseReport(aws.ToString(out.StandardOutputContent)))
+			*r = rerunResult(r.Instance, r.Architecture, s.id, inv.Status, out.ResponseCode, fleet.ParseReport(aws.ToString(out.StandardOutputContent)))
 		}
 	}
 	return nil

@@ -28,15 +28,14 @@ import (
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/emf"
 	"github.com/storecrypt/storecrypt/internal/findings"
-	"github.com/storecrypt/storecrypt/internal/history"
+	"github.com/storecrypt/storecrypt/internal/fleet"
 	"github.com/storecrypt/storecrypt/internal/ledger"
-	"github.com/storecrypt/storecrypt/internal/outcome"
 	"github.com/storecrypt/storecrypt/internal/record"
 )
 
 // SSM is the part of the SSM client the function uses.
 type SSM interface {
-	history.SSM
+	fleet.SSM
 }
 
 // EC2 is the part of the EC2 client the function uses.
@@ -67,7 +66,7 @@ type Handler struct {
 	SSM     SSM
 	EC2     EC2
 	Events  record.EventBridge
-	History *history.History // also judges what a run proves
+	History *fleet.History // also judges what a run proves
 	// Ledger, when the stack has one, gets the outcome of every run, with the evidence
 	// of an encrypted one, before the tags do.
 	Ledger Ledger
@@ -82,11 +81,11 @@ type Handler struct {
 // New wires a handler to AWS through cfg; metric lines go to metrics.
 func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler {
 	ssmc := ssm.NewFromConfig(cfg)
-	judge := &outcome.Judge{KeyARN: c.KeyARN, KeySource: c.KeySource,
+	judge := &fleet.Judge{KeyARN: c.KeyARN, KeySource: c.KeySource,
 		Documents: &document.Trust{SSM: ssmc, Name: c.DocumentName, Digest: c.DocumentDigest, KeyID: c.KeyARN, Secret: c.Secret}}
 	h := &Handler{
 		Config: c, SSM: ssmc, EC2: ec2.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg),
-		History: &history.History{SSM: ssmc, DocumentName: c.DocumentName, Judge: judge},
+		History: &fleet.History{SSM: ssmc, DocumentName: c.DocumentName, Judge: judge},
 		Log:     log, Metrics: &emf.Writer{W: metrics, Namespace: c.MetricNamespace}, Now: time.Now,
 	}
 	if c.LedgerTable != "" {
@@ -145,7 +144,7 @@ type Detail struct {
 // (EventBridge invokes asynchronously; what still fails goes to the function's DLQ);
 // events for other documents, unfinished statuses and results from before the
 // instance's current launch are ignored.
-func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*outcome.Outcome, error) {
+func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet.Outcome, error) {
 	log := h.Log.With("event_id", ev.ID)
 	if ev.DetailType != contract.DetailInvocationStatus {
 		log.Warn("ignoring an event of another type", "detail_type", ev.DetailType)
@@ -161,7 +160,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*outco
 		log.Info("ignoring another document's invocation", "document", d.DocumentName)
 		return nil, nil
 	}
-	if !outcome.Final(d.Status) {
+	if !fleet.Final(d.Status) {
 		log.Debug("invocation not finished", "status", d.Status)
 		return nil, nil
 	}
@@ -191,7 +190,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*outco
 		log.Info("a later command speaks for this instance; ignoring this older result", "command", newer)
 		return nil, nil
 	}
-	out, err := h.History.Outcome(ctx, d.InstanceID, history.Run{CommandID: d.CommandID, Requested: requested, Status: d.Status})
+	out, err := h.History.Outcome(ctx, d.InstanceID, fleet.Run{CommandID: d.CommandID, Requested: requested, Status: d.Status})
 	if err != nil {
 		return nil, err
 	}
@@ -219,7 +218,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*outco
 // failed invocation: the ledger and the tags already hold the verdict, a refused finding
 // would be refused again, and a retried event would emit the metrics and the alert
 // twice.
-func (h *Handler) file(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *outcome.Outcome, now time.Time) {
+func (h *Handler) file(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *fleet.Outcome, now time.Time) {
 	v := findings.Instance{ID: d.InstanceID, Type: string(inst.InstanceType), Status: out.Status, Reason: out.Reason, CommandID: d.CommandID}
 	if err := h.Findings.File(ctx, []findings.Instance{v}, now); err != nil {
 		log.Error("filing the verdict for security teams", "error", err.Error())
@@ -229,7 +228,7 @@ func (h *Handler) file(ctx context.Context, log *slog.Logger, d Detail, inst *ec
 // toLedger appends the run's outcome to the launch's ledger item. A failure fails the
 // invocation, which Lambda retries and then sends to the dead-letter queue: the entry is
 // idempotent, so a retry that finds it written changes nothing.
-func (h *Handler) toLedger(ctx context.Context, d Detail, inst *ec2types.Instance, out *outcome.Outcome, now time.Time) error {
+func (h *Handler) toLedger(ctx context.Context, d Detail, inst *ec2types.Instance, out *fleet.Outcome, now time.Time) error {
 	if h.Ledger == nil {
 		return nil
 	}
@@ -277,7 +276,7 @@ func (h *Handler) instance(ctx context.Context, id string) (*ec2types.Instance, 
 	return nil, nil
 }
 
-func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, tags map[string]string, out *outcome.Outcome, now time.Time) error {
+func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, tags map[string]string, out *fleet.Outcome, now time.Time) error {
 	s := record.Status{Status: out.Status, Reason: out.Reason, CommandID: d.CommandID,
 		At: now.UTC().Format(time.RFC3339), LaunchTime: aws.ToTime(inst.LaunchTime).UTC().Format(time.RFC3339)}
 	if tags[contract.TagLaunchTime] != s.LaunchTime {
@@ -291,7 +290,7 @@ func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, ta
 }
 
 // record writes the metrics and, for anything but encrypted, the alert event.
-func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *outcome.Outcome, now time.Time) {
+func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *fleet.Outcome, now time.Time) {
 	props := map[string]string{"InstanceId": d.InstanceID, "CommandId": d.CommandID}
 	var err error
 	if out.Status == contract.StatusEncrypted {

@@ -41,8 +41,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/fleet"
 	"github.com/storecrypt/storecrypt/internal/ledger"
-	"github.com/storecrypt/storecrypt/internal/outcome"
 	"github.com/storecrypt/storecrypt/internal/record"
 )
 
@@ -98,7 +98,7 @@ func TestRealAccount(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rep := outcome.ParseReport(aws.ToString(inv.StandardOutputContent))
+	rep := fleet.ParseReport(aws.ToString(inv.StandardOutputContent))
 	if rep == nil || rep.Layout == nil || !rep.Layout.Mounted || rep.Layout.KeyID != outputs["KeyArn"] || rep.InstanceID != instance {
 		t.Fatalf("the agent's report does not show the volume mounted under %s:\n%s", outputs["KeyArn"], aws.ToString(inv.StandardOutputContent))
 	}

@@ -356,7 +356,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A console rerun of a tampered document",
-		File:    "internal/outcome/outcome.go",
+		File:    "internal/fleet/invocation.go",
 		Find:    "	if err := j.Documents.Check(ctx, aws.ToString(inv.DocumentVersion)); errors.Is(err, document.ErrUntrusted) {",
 		Replace: "	if err := error(nil); errors.Is(err, document.ErrUntrusted) {",
 		Pkg:     "internal/result", Run: "^TestHandle$",
@@ -501,21 +501,21 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "Recorded on an SSM \"Success\" that proves nothing",
-		File:    "internal/outcome/outcome.go",
+		File:    "internal/fleet/invocation.go",
 		Find:    "	case l == nil || l.State != contract.StateReady || !l.Open || !l.Mounted:",
 		Replace: "	case l == nil || l.State != contract.StateReady || !l.Open:",
 		Pkg:     "internal/result", Run: "^TestHandle$",
 	},
 	{
 		Row:     "Recorded on an SSM \"Success\" that proves nothing",
-		File:    "internal/outcome/outcome.go",
+		File:    "internal/fleet/invocation.go",
 		Find:    "	case l.KeySource != j.KeySource || l.KeyID != j.KeyARN:",
 		Replace: "	case l.KeySource != j.KeySource:",
 		Pkg:     "internal/result", Run: "^TestHandle$",
 	},
 	{
 		Row:     "Recorded on an SSM \"Success\" that proves nothing",
-		File:    "internal/outcome/outcome.go",
+		File:    "internal/fleet/invocation.go",
 		Find:    "	case rep.InstanceID != instanceID && (rep.InstanceID != \"\" || l.KeySource == contract.KeySourceKMSDataKey):",
 		Replace: "	case false:",
 		Pkg:     "internal/result", Run: "^TestHandle$",

@@ -1,9 +1,10 @@
-// Package outcome decides what one finished run of the storecrypt document proves: that
-// the instance store is encrypted (only with the agent's own evidence, from a document
-// version the stack deployed), unverified, or failed and why. The result function records
-// it when SSM reports a run; the launch function asks it again when an instance's tags
-// claim a run ended, because tags are only reports that anyone with ec2:CreateTags writes.
-package outcome
+package fleet
+
+// What one finished run of the storecrypt document proves: that the instance store is
+// encrypted (only with the agent's own evidence, from a document version the stack
+// deployed), unverified, or failed and why. The result function records it when SSM
+// reports a run; the launch function asks it again when an instance's tags claim a run
+// ended, because tags are only reports that anyone with ec2:CreateTags writes.
 
 import (
 	"context"

@@ -1,4 +1,4 @@
-package outcome
+package fleet
 
 import "testing"
 

@@ -1,10 +1,11 @@
-// Package scope is the one rule for which instances a storecrypt stack is responsible
-// for: those whose instance profile's role the stack names, and those with its opt-in tag
-// where it configures one. The launch function asks it before sending the document, and
-// the CLI before listing (status) or rerunning (rerun), so that the CLI never reaches an
-// instance the functions would leave alone. Scope is the stack's configuration: no tag
-// takes an instance out of it.
-package scope
+package fleet
+
+// Scope is the one rule for which instances a storecrypt stack is responsible for: those
+// whose instance profile's role the stack names, and those with its opt-in tag where it
+// configures one. The launch function asks it before sending the document, and the CLI
+// before listing (status) or rerunning (rerun), so that the CLI never reaches an instance
+// the functions would leave alone. Scope is the stack's configuration: no tag takes an
+// instance out of it (OptedOut leaves one in scope, unencrypted, where the stack allows).
 
 import (
 	"context"
@@ -12,7 +13,7 @@ import (
 	"slices"
 )
 
-// Roles resolves an instance profile to its role (binding.Checker).
+// Roles resolves an instance profile to its role (binding.Roles).
 type Roles interface {
 	Role(ctx context.Context, profileARN string) (string, error)
 }
@@ -24,9 +25,9 @@ type Rule struct {
 	OptInKey, OptInValue string
 }
 
-// Check says whether an instance with these tags and this instance profile ("" for none)
+// In says whether an instance with these tags and this instance profile ("" for none)
 // is in scope, and when it is not, why, in words an operator reads.
-func (r Rule) Check(ctx context.Context, roles Roles, tags map[string]string, profileARN string) (in bool, why string, err error) {
+func (r Rule) In(ctx context.Context, roles Roles, tags map[string]string, profileARN string) (in bool, why string, err error) {
 	if r.OptInKey != "" && tags[r.OptInKey] == r.OptInValue {
 		return true, "", nil
 	}

@@ -1,10 +1,11 @@
-// Package history reads what Systems Manager recorded of the storecrypt document's runs
-// on an instance. That record, not a tag, is the authority on whether an instance was
+package fleet
+
+// History reads what Systems Manager recorded of the storecrypt document's runs on an
+// instance. That record, not a tag, is the authority on whether an instance was
 // encrypted, is being encrypted, or failed: only SSM writes it, while anyone with
 // ec2:CreateTags can write a storecrypt:status tag. Run Command keeps a command's
 // history for 30 days; an instance whose last run is older has no record here, and is
 // simply run again (apply changes nothing on a volume that is already there).
-package history
 
 import (
 	"context"
@@ -18,7 +19,6 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/internal/outcome"
 )
 
 // SSM is the part of the SSM client the history reads.
@@ -31,7 +31,7 @@ type SSM interface {
 type History struct {
 	SSM          SSM
 	DocumentName string
-	Judge        *outcome.Judge
+	Judge        *Judge
 }
 
 // Run is one invocation of the document on an instance.
@@ -42,7 +42,7 @@ type Run struct {
 }
 
 // Final says whether the run has ended.
-func (r Run) Final() bool { return outcome.Final(r.Status) }
+func (r Run) Final() bool { return Final(r.Status) }
 
 // maxResults is ListCommandInvocations' largest page.
 const maxResults = 50
@@ -79,7 +79,7 @@ func (h *History) Since(ctx context.Context, instanceID string, since time.Time)
 
 // Outcome judges a finished run from its run step's output. A run SSM no longer has is
 // judged from its status alone.
-func (h *History) Outcome(ctx context.Context, instanceID string, r Run) (outcome.Outcome, error) {
+func (h *History) Outcome(ctx context.Context, instanceID string, r Run) (Outcome, error) {
 	inv, err := h.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
 		CommandId: aws.String(r.CommandID), InstanceId: aws.String(instanceID), PluginName: aws.String(contract.DocumentRunStep)})
 	var gone *ssmtypes.InvocationDoesNotExist
@@ -87,7 +87,7 @@ func (h *History) Outcome(ctx context.Context, instanceID string, r Run) (outcom
 	case errors.As(err, &gone):
 		inv = nil
 	case err != nil:
-		return outcome.Outcome{}, fmt.Errorf("reading run %s on %s: %w", r.CommandID, instanceID, err)
+		return Outcome{}, fmt.Errorf("reading run %s on %s: %w", r.CommandID, instanceID, err)
 	}
 	return h.Judge.Of(ctx, instanceID, r.Status, inv)
 }

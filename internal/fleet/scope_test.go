@@ -1,11 +1,11 @@
-package scope_test
+package fleet_test
 
 import (
 	"context"
 	"errors"
 	"testing"
 
-	"github.com/storecrypt/storecrypt/internal/scope"
+	"github.com/storecrypt/storecrypt/internal/fleet"
 )
 
 // roles maps instance profiles to roles; an unknown profile is an error, as IAM's
@@ -20,18 +20,18 @@ func (r roles) Role(_ context.Context, profile string) (string, error) {
 	return role, nil
 }
 
-// TestCheck: the roles the stack names, or its opt-in tag where it has one; nothing else
+// TestIn: the roles the stack names, or its opt-in tag where it has one; nothing else
 // (an opt-in tag where the stack has none, another value) puts an instance in scope, and
 // each refusal says why.
-func TestCheck(t *testing.T) {
+func TestIn(t *testing.T) {
 	const app, web = "arn:aws:iam::111122223333:role/app", "arn:aws:iam::111122223333:role/web"
 	profiles := roles{"profile/app": app, "profile/web": web}
-	byRole := scope.Rule{Roles: []string{app}}
-	withOptIn := scope.Rule{Roles: []string{app}, OptInKey: "storecrypt:encrypt", OptInValue: "true"}
+	byRole := fleet.Rule{Roles: []string{app}}
+	withOptIn := fleet.Rule{Roles: []string{app}, OptInKey: "storecrypt:encrypt", OptInValue: "true"}
 	optIn := map[string]string{"storecrypt:encrypt": "true"}
 	for _, tc := range []struct {
 		name    string
-		rule    scope.Rule
+		rule    fleet.Rule
 		tags    map[string]string
 		profile string
 		in      bool
@@ -45,16 +45,16 @@ func TestCheck(t *testing.T) {
 		{"the opt-in tag, no profile", withOptIn, optIn, "", true, ""},
 		{"the opt-in key with another value", withOptIn, map[string]string{"storecrypt:encrypt": "yes"}, "profile/web", false,
 			"role " + web + " is not one of the stack's, and no storecrypt:encrypt=true tag"},
-		{"no roles, no tag", scope.Rule{OptInKey: "k", OptInValue: "v"}, nil, "profile/app", false, "the stack names no roles, and no k=v tag"},
+		{"no roles, no tag", fleet.Rule{OptInKey: "k", OptInValue: "v"}, nil, "profile/app", false, "the stack names no roles, and no k=v tag"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			in, why, err := tc.rule.Check(context.Background(), profiles, tc.tags, tc.profile)
+			in, why, err := tc.rule.In(context.Background(), profiles, tc.tags, tc.profile)
 			if err != nil || in != tc.in || why != tc.why {
 				t.Errorf("got %v %q %v, want %v %q", in, why, err, tc.in, tc.why)
 			}
 		})
 	}
-	if _, _, err := byRole.Check(context.Background(), profiles, nil, "profile/gone"); err == nil {
+	if _, _, err := byRole.In(context.Background(), profiles, nil, "profile/gone"); err == nil {
 		t.Error("got no error for a profile IAM does not know, want one")
 	}
 }

@@ -1,4 +1,4 @@
-package history_test
+package fleet_test
 
 import (
 	"context"
@@ -11,8 +11,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
-	"github.com/storecrypt/storecrypt/internal/history"
-	"github.com/storecrypt/storecrypt/internal/outcome"
+	"github.com/storecrypt/storecrypt/internal/fleet"
 	"github.com/storecrypt/storecrypt/test/deployment"
 )
 
@@ -20,7 +19,7 @@ const id = "i-00000000000000001"
 
 var launched = time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 
-func world(t *testing.T) (*fakeaws.World, *history.History) {
+func world(t *testing.T) (*fakeaws.World, *fleet.History) {
 	t.Helper()
 	w := fakeaws.NewAccount(t)
 	d, err := deployment.Into(w, fakeaws.KeyARN)
@@ -30,8 +29,8 @@ func world(t *testing.T) (*fakeaws.World, *history.History) {
 	w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 	c := ssm.NewFromConfig(w.Config())
 	trust := &document.Trust{SSM: c, Name: d.DocumentName, Digest: d.Digest, KeyID: d.KeyARN}
-	return w, &history.History{SSM: c, DocumentName: d.DocumentName,
-		Judge: &outcome.Judge{KeyARN: d.KeyARN, KeySource: contract.KeySourceKMSDataKey, Documents: trust}}
+	return w, &fleet.History{SSM: c, DocumentName: d.DocumentName,
+		Judge: &fleet.Judge{KeyARN: d.KeyARN, KeySource: contract.KeySourceKMSDataKey, Documents: trust}}
 }
 
 func run(w *fakeaws.World, cmd, document string, at time.Time, inv *fakeaws.Invocation) {
@@ -102,7 +101,7 @@ func TestOutcome(t *testing.T) {
 			if tc.inv != nil {
 				run(w, cmd, contract.DocumentName, launched.Add(time.Minute), tc.inv)
 			}
-			got, err := h.Outcome(context.Background(), id, history.Run{CommandID: cmd, Requested: launched.Add(time.Minute), Status: tc.status})
+			got, err := h.Outcome(context.Background(), id, fleet.Run{CommandID: cmd, Requested: launched.Add(time.Minute), Status: tc.status})
 			if err != nil {
 				t.Fatal(err)
 			}
