@@ -39,10 +39,11 @@ type Run struct {
 	CommandID string
 	Requested time.Time
 	Status    string // SSM's: Pending, InProgress, Delayed, Success, Failed, ...
+	Details   string // SSM's StatusDetails: "Delivery Timed Out", "Terminated", ...
 }
 
-// Final says whether the run has ended.
-func (r Run) Final() bool { return Final(r.Status) }
+// Ended says whether the run has ended (Ended).
+func (r Run) Ended() bool { return Ended(r.Status, r.Details) }
 
 // maxResults is ListCommandInvocations' largest page.
 const maxResults = 50
@@ -68,7 +69,7 @@ func (h *History) Since(ctx context.Context, instanceID string, since time.Time)
 			// The filter is documented by example with whole seconds; the exact bound is
 			// applied here.
 			if at := aws.ToTime(inv.RequestedDateTime); !at.Before(since) {
-				runs = append(runs, Run{CommandID: aws.ToString(inv.CommandId), Requested: at, Status: string(inv.Status)})
+				runs = append(runs, Run{CommandID: aws.ToString(inv.CommandId), Requested: at, Status: string(inv.Status), Details: aws.ToString(inv.StatusDetails)})
 			}
 		}
 	}
@@ -77,7 +78,7 @@ func (h *History) Since(ctx context.Context, instanceID string, since time.Time)
 	return runs, nil
 }
 
-// Outcome judges a finished run from its run step's output. A run SSM no longer has is
+// Outcome judges a run that ended from its run step's output. A run SSM no longer has is
 // judged from its status alone.
 func (h *History) Outcome(ctx context.Context, instanceID string, r Run) (Outcome, error) {
 	inv, err := h.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
@@ -89,5 +90,5 @@ func (h *History) Outcome(ctx context.Context, instanceID string, r Run) (Outcom
 	case err != nil:
 		return Outcome{}, fmt.Errorf("reading run %s on %s: %w", r.CommandID, instanceID, err)
 	}
-	return h.Judge.Of(ctx, instanceID, r.Status, inv)
+	return h.Judge.Of(ctx, instanceID, r, inv)
 }

@@ -61,10 +61,10 @@ func TestSince(t *testing.T) {
 	if len(runs) != 61 {
 		t.Fatalf("%d runs, want 61", len(runs))
 	}
-	if runs[0].CommandID != "pending" || runs[0].Status != "Pending" || runs[0].Final() {
+	if runs[0].CommandID != "pending" || runs[0].Status != "Pending" || runs[0].Ended() {
 		t.Errorf("newest run %+v, want the pending one, not final", runs[0])
 	}
-	if runs[60].CommandID != "run-00" || !runs[60].Final() {
+	if runs[60].CommandID != "run-00" || !runs[60].Ended() {
 		t.Errorf("oldest run %+v, want run-00, final", runs[60])
 	}
 	for i := 1; i < len(runs); i++ {

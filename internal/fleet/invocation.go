@@ -10,6 +10,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -38,39 +39,70 @@ type Outcome struct {
 	Report *contract.Report `json:"report,omitempty"`
 }
 
-// failures maps SSM's final failure statuses (contract.FinalInvocationStatuses) to
-// reasons, used when the agent left no report.
-var failures = map[string]contract.Reason{
-	"Failed":    "",
-	"TimedOut":  contract.ReasonTimedOut,
-	"Cancelled": contract.ReasonCancelled,
-	"Canceled":  contract.ReasonCancelled,
+// Ended says whether SSM has finished with an invocation, from what ListCommandInvocations
+// or GetCommandInvocation report of it, or an event's status (details ""): its Status is
+// one an invocation ends in (contract.FinalInvocationStatuses, which the stack's rule
+// matches), or its StatusDetails one the API reference calls "a terminal state". Which
+// Status comes with Terminated or Undeliverable is not documented, so the details alone
+// end it; Pending, In Progress, Delayed and Cancelling do not (docs/aws-fidelity.md).
+func Ended(status, details string) bool {
+	_, terminal := terminalDetails[detailsKey(details)]
+	return slices.Contains(contract.FinalInvocationStatuses, status) || terminal
 }
 
-// details maps GetCommandInvocation's StatusDetails (documented with spaces, "Delivery
-// Timed Out"; compared without spaces or case) to a more precise reason than Status.
-var details = map[string]contract.Reason{
+// Shown is the one word an operator reads for an invocation: its Status, or where its
+// StatusDetails alone end it, those without spaces ("Terminated", "DeliveryTimedOut").
+func Shown(status, details string) string {
+	if !slices.Contains(contract.FinalInvocationStatuses, status) && Ended(status, details) {
+		return strings.ReplaceAll(details, " ", "")
+	}
+	return status
+}
+
+// Succeeded says whether an invocation that ended did so as a success.
+func Succeeded(status string) bool { return status == "Success" }
+
+// terminalDetails are the StatusDetails the API reference (GetCommandInvocation,
+// CommandInvocation) calls "a terminal state", keyed as detailsKey spells them, with the
+// reason a failure is recorded under when the agent left none ("" where Status says it).
+var terminalDetails = map[string]contract.Reason{
+	"success":           "",
+	"failed":            "",
+	"cancelled":         contract.ReasonCancelled,
 	"deliverytimedout":  contract.ReasonDeliveryTimedOut,
 	"executiontimedout": contract.ReasonTimedOut,
 	"undeliverable":     contract.ReasonUndeliverable,
 	"terminated":        contract.ReasonTerminated,
 }
 
-// Final says whether SSM's status of an invocation is one it ends in.
-func Final(status string) bool {
-	_, failed := failures[status]
-	return failed || status == "Success"
+// detailsKey: StatusDetails are documented with spaces ("Delivery Timed Out") and, by
+// the CLI, written without; they are compared without spaces or case.
+func detailsKey(details string) string {
+	return strings.ToLower(strings.ReplaceAll(details, " ", ""))
 }
 
-// Of judges a finished invocation on instanceID: status is SSM's, inv what
+// statusReason is the reason a failed Status gives when nothing more precise is known.
+func statusReason(status string) contract.Reason {
+	switch status {
+	case "TimedOut":
+		return contract.ReasonTimedOut
+	case "Cancelled", "Canceled":
+		return contract.ReasonCancelled
+	}
+	return ""
+}
+
+// Of judges an invocation that ended on instanceID: r is SSM's record of it, inv what
 // GetCommandInvocation returned for the run step (nil when the invocation is gone).
-func (j *Judge) Of(ctx context.Context, instanceID, status string, inv *ssm.GetCommandInvocationOutput) (Outcome, error) {
+func (j *Judge) Of(ctx context.Context, instanceID string, r Run, inv *ssm.GetCommandInvocationOutput) (Outcome, error) {
 	out := Outcome{Status: contract.StatusEncrypted}
+	details := r.Details
 	if inv != nil {
 		out.Report = ParseReport(aws.ToString(inv.StandardOutputContent))
+		details = aws.ToString(inv.StatusDetails)
 	}
-	if byStatus, failed := failures[status]; failed {
-		out.Status, out.Reason = contract.StatusFailed, failureReason(status, inv, out.Report, byStatus)
+	if !Succeeded(r.Status) {
+		out.Status, out.Reason = contract.StatusFailed, failureReason(r.Status, details, inv, out.Report)
 		return out, nil
 	}
 	reason, err := j.evidence(ctx, instanceID, inv, out.Report)
@@ -84,19 +116,17 @@ func (j *Judge) Of(ctx context.Context, instanceID, status string, inv *ssm.GetC
 }
 
 // failureReason: the agent's own result when it left one, else its exit code, else what
-// SSM says of the invocation.
-func failureReason(status string, inv *ssm.GetCommandInvocationOutput, rep *contract.Report, byStatus contract.Reason) contract.Reason {
+// SSM says of the invocation, its details before its status.
+func failureReason(status, details string, inv *ssm.GetCommandInvocationOutput, rep *contract.Report) contract.Reason {
+	byStatus := statusReason(status)
 	switch {
 	case rep != nil && rep.Result != "" && rep.Result != contract.ExitCodeNames[contract.ExitOK]:
 		return contract.Reason(rep.Result)
 	case inv != nil && inv.ResponseCode > 0 && byStatus == "":
 		return contract.Reason(contract.ExitCode(inv.ResponseCode).String())
 	}
-	if inv != nil {
-		key := strings.ToLower(strings.ReplaceAll(aws.ToString(inv.StatusDetails), " ", ""))
-		if r, ok := details[key]; ok {
-			return r
-		}
+	if r := terminalDetails[detailsKey(details)]; r != "" {
+		return r
 	}
 	if byStatus != "" {
 		return byStatus

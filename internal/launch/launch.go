@@ -559,7 +559,7 @@ func (h *Handler) due(ctx context.Context, i *instance, now time.Time) (bool, er
 		return true, nil
 	}
 	last := runs[0]
-	if !last.Final() {
+	if !last.Ended() {
 		return now.Sub(last.Requested) > h.Config.StaleAfter, nil
 	}
 	out, err := h.outcome(ctx, i.id, last)

@@ -62,24 +62,6 @@ func (p paramList) Set(s string) error {
 	return fmt.Errorf("unknown parameter %q", k)
 }
 
-// terminal are SSM's final invocation statuses.
-var terminal = map[ssmtypes.CommandInvocationStatus]bool{
-	ssmtypes.CommandInvocationStatusSuccess: true, ssmtypes.CommandInvocationStatusFailed: true,
-	ssmtypes.CommandInvocationStatusTimedOut: true, ssmtypes.CommandInvocationStatusCancelled: true,
-}
-
-// finalDetails are the invocation StatusDetails that "Understanding command statuses"
-// calls terminal and Status has no word of its own for: an invocation the command's
-// MaxErrors cancelled (Terminated), or that never reached its instance. Which Status
-// comes with them is not documented, so an invocation with one of them has ended
-// whatever its Status says, and waiting for it would only run into --timeout.
-var finalDetails = map[string]bool{"Terminated": true, "Undeliverable": true, "DeliveryTimedOut": true}
-
-// ended says whether a RerunResult's Status is final.
-func ended(status string) bool {
-	return terminal[ssmtypes.CommandInvocationStatus(status)] || finalDetails[status]
-}
-
 // SendCommand's rate controls, as its API reference constrains them (Length 1 to 7 and
 // these patterns): checked here so a mistake is a usage error before anything is sent.
 var (
@@ -392,9 +374,10 @@ func (p rerunPlan) one(ctx context.Context, e *env, t Target, timeout time.Durat
 		return err
 	}
 	rep := fleet.ParseReport(aws.ToString(inv.StandardOutputContent))
+	status := fleet.Shown(string(inv.Status), aws.ToString(inv.StatusDetails))
 	switch {
 	case e.output == "text":
-		err = writeText(e.out, [][]string{rerunResult(instance, arch, id, inv.Status, inv.ResponseCode, rep).fields()})
+		err = writeText(e.out, [][]string{rerunResult(instance, arch, id, status, inv.ResponseCode, rep).fields()})
 	case rep != nil && e.output == "json":
 		err = writeJSON(e.out, rep)
 	case rep != nil:
@@ -405,8 +388,8 @@ func (p rerunPlan) one(ctx context.Context, e *env, t Target, timeout time.Durat
 	if err != nil {
 		return err
 	}
-	if inv.Status != ssmtypes.CommandInvocationStatusSuccess {
-		return &codeError{code: contract.CLIExitForAgent(contract.ExitCode(inv.ResponseCode)), err: fmt.Errorf("command %s on %s: %s (exit %d)", id, instance, inv.Status, inv.ResponseCode)}
+	if !fleet.Succeeded(status) {
+		return &codeError{code: contract.CLIExitForAgent(contract.ExitCode(inv.ResponseCode)), err: fmt.Errorf("command %s on %s: %s (exit %d)", id, instance, status, inv.ResponseCode)}
 	}
 	return nil
 }
@@ -422,7 +405,7 @@ func (e *env) wait(ctx context.Context, commandID, instance string, timeout time
 			// SSM takes a moment to register the invocation after SendCommand.
 		case err != nil:
 			return nil, fmt.Errorf("reading command %s: %w", commandID, err)
-		case terminal[inv.Status]:
+		case fleet.Ended(string(inv.Status), aws.ToString(inv.StatusDetails)):
 			return inv, nil
 		case inv.Status != last:
 			fmt.Fprintf(e.errOut, "storecrypt: %s\n", inv.Status)
@@ -523,10 +506,12 @@ type RerunResult struct {
 	// Result is the agent's, from the report it printed; empty when it printed none.
 	Result   string `json:"result,omitempty"`
 	ExitCode int32  `json:"exit_code"`
+
+	ended bool // fleet.Ended: SSM is done with the invocation
 }
 
-func rerunResult(instance, arch, commandID string, status ssmtypes.CommandInvocationStatus, code int32, rep *contract.Report) RerunResult {
-	r := RerunResult{Instance: instance, Architecture: arch, CommandID: commandID, Status: string(status), ExitCode: code}
+func rerunResult(instance, arch, commandID, status string, code int32, rep *contract.Report) RerunResult {
+	r := RerunResult{Instance: instance, Architecture: arch, CommandID: commandID, Status: status, ExitCode: code}
 	if rep != nil {
 		r.Result = rep.Result
 	}
@@ -561,7 +546,7 @@ type sentCommand struct {
 }
 
 func (s sentCommand) done() bool {
-	return !slices.ContainsFunc(s.results, func(r *RerunResult) bool { return !ended(r.Status) })
+	return !slices.ContainsFunc(s.results, func(r *RerunResult) bool { return !r.ended })
 }
 
 // many reruns the document on every instance: one command per architecture and 50
@@ -644,7 +629,7 @@ func (e *env) waitAll(ctx context.Context, sent []sentCommand, total int, timeou
 		n := counts{total: total}
 		for _, s := range sent {
 			for _, r := range s.results {
-				n.add(r.Status)
+				n.add(r)
 			}
 		}
 		prog.show(n.String())
@@ -671,23 +656,22 @@ func (e *env) poll1(ctx context.Context, s sentCommand) error {
 		}
 		for _, inv := range page.CommandInvocations {
 			r := byID[aws.ToString(inv.InstanceId)]
-			if r == nil || ended(r.Status) {
+			if r == nil || r.ended {
 				continue
 			}
-			details := strings.ReplaceAll(aws.ToString(inv.StatusDetails), " ", "")
-			if !terminal[inv.Status] {
-				// The agent never ran where the details are final: nothing to read.
-				r.Status = string(inv.Status)
-				if finalDetails[details] {
-					r.Status = details
-				}
+			status, details := string(inv.Status), aws.ToString(inv.StatusDetails)
+			r.Status, r.ended = fleet.Shown(status, details), fleet.Ended(status, details)
+			if !r.ended || r.Status != status {
+				// Still running; or ended by its details alone, where no agent ran and
+				// there is nothing to read.
 				continue
 			}
 			out, err := e.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{CommandId: aws.String(s.id), InstanceId: inv.InstanceId, PluginName: aws.String(contract.DocumentRunStep)})
 			if err != nil {
 				return fmt.Errorf("reading command %s on %s: %w", s.id, r.Instance, err)
 			}
-			*r = rerunResult(r.Instance, r.Architecture, s.id, inv.Status, out.ResponseCode, fleet.ParseReport(aws.ToString(out.StandardOutputContent)))
+			*r = rerunResult(r.Instance, r.Architecture, s.id, status, out.ResponseCode, fleet.ParseReport(aws.ToString(out.StandardOutputContent)))
+			r.ended = true
 		}
 	}
 	return nil
@@ -696,12 +680,12 @@ func (e *env) poll1(ctx context.Context, s sentCommand) error {
 // counts are how far a rerun of many instances is.
 type counts struct{ total, done, ok, failed int }
 
-func (c *counts) add(status string) {
-	if !ended(status) {
+func (c *counts) add(r *RerunResult) {
+	if !r.ended {
 		return
 	}
 	c.done++
-	if status == string(ssmtypes.CommandInvocationStatusSuccess) {
+	if fleet.Succeeded(r.Status) {
 		c.ok++
 	} else {
 		c.failed++

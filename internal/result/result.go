@@ -160,7 +160,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet
 		log.Info("ignoring another document's invocation", "document", d.DocumentName)
 		return nil, nil
 	}
-	if !fleet.Final(d.Status) {
+	if !fleet.Ended(d.Status, "") { // the event says no more than Status
 		log.Debug("invocation not finished", "status", d.Status)
 		return nil, nil
 	}
