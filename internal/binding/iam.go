@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -27,21 +28,45 @@ type roleInfo struct {
 }
 
 func (c *Checker) cachedRole(ctx context.Context, profileARN string) (string, Verdict, error) {
-	if r, ok := c.roles.get(profileARN, c.now()); ok {
+	return cachedRole(ctx, c.IAM, &c.roles, c.now(), c.TTL, profileARN)
+}
+
+// Profiles is the part of the IAM client that reads instance profiles.
+type Profiles interface {
+	GetInstanceProfile(ctx context.Context, in *iam.GetInstanceProfileInput, optFns ...func(*iam.Options)) (*iam.GetInstanceProfileOutput, error)
+}
+
+// Roles resolves instance profiles to their roles, each once per TTL: all the scope rule
+// needs of IAM, without the key a Checker reads too.
+type Roles struct {
+	IAM Profiles
+	TTL time.Duration
+
+	cache ttlCache[string, roleInfo]
+}
+
+// Role returns the role of an instance profile ("" when it has none or does not exist).
+func (r *Roles) Role(ctx context.Context, profileARN string) (string, error) {
+	role, _, err := cachedRole(ctx, r.IAM, &r.cache, time.Now(), r.TTL, profileARN)
+	return role, err
+}
+
+func cachedRole(ctx context.Context, c Profiles, cache *ttlCache[string, roleInfo], now time.Time, ttl time.Duration, profileARN string) (string, Verdict, error) {
+	if r, ok := cache.get(profileARN, now); ok {
 		return r.arn, r.missing, nil
 	}
-	role, missing, err := c.role(ctx, profileARN)
+	role, missing, err := resolveRole(ctx, c, profileARN)
 	if err != nil {
 		return "", Verdict{}, err
 	}
-	c.roles.put(profileARN, roleInfo{role, missing}, c.now().Add(c.TTL))
+	cache.put(profileARN, roleInfo{role, missing}, now.Add(ttl))
 	return role, missing, nil
 }
 
-// role resolves an instance profile to its role ARN.
-func (c *Checker) role(ctx context.Context, profileARN string) (string, Verdict, error) {
+// resolveRole resolves an instance profile to its role ARN.
+func resolveRole(ctx context.Context, c Profiles, profileARN string) (string, Verdict, error) {
 	name := profileARN[strings.LastIndex(profileARN, "/")+1:]
-	out, err := c.IAM.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
+	out, err := c.GetInstanceProfile(ctx, &iam.GetInstanceProfileInput{InstanceProfileName: aws.String(name)})
 	var notFound *iamtypes.NoSuchEntityException
 	switch {
 	case errors.As(err, &notFound):

@@ -11,6 +11,8 @@ import (
 	"context"
 	"fmt"
 	"slices"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
 // Roles resolves an instance profile to its role (binding.Roles).
@@ -23,6 +25,22 @@ type Rule struct {
 	Roles []string // role ARNs whose instances are in scope
 	// OptInKey, with OptInValue, is the opt-in tag; "" when the stack has none.
 	OptInKey, OptInValue string
+	// AllowOptOut honours storecrypt:encrypt=false (recorded and alerted).
+	AllowOptOut bool
+}
+
+// OptedOut says whether an instance in scope with these tags is left unencrypted by its
+// own storecrypt:encrypt=false, which only a stack that allows opt-outs honours. ignored
+// says the tag is there and the stack ignores it: anyone who may tag an instance could
+// otherwise switch its encryption off.
+func (r Rule) OptedOut(tags map[string]string) (out, ignored bool) {
+	if tags[contract.TagEncrypt] != "false" {
+		return false, false
+	}
+	if !r.AllowOptOut {
+		return false, true
+	}
+	return true, false
 }
 
 // In says whether an instance with these tags and this instance profile ("" for none)

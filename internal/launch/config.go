@@ -17,8 +17,7 @@ type Config struct {
 	KeyARN          string
 	DocumentName    string
 	DocumentDigest  string                // document.Digest of the content the stack deployed
-	fleet.Rule                            // the roles and the opt-in tag that put an instance in scope
-	AllowOptOut     bool                  // storecrypt:encrypt=false is honoured (recorded and alerted)
+	fleet.Rule                            // the roles and the opt-in tag that put an instance in scope; opt-outs
 	Agent           contract.AgentOptions // what the document's parameters say
 	QueueURL        string                // the launch queue, for sweep mode
 	EventBus        string

@@ -110,7 +110,7 @@ type Handler struct {
 	// outcomes remembers what finished runs proved ("instance/command"): SSM never
 	// changes a finished run.
 	outcomes map[string]fleet.Outcome
-	types    map[string]bool // instance type -> has instance store; types never change
+	types    *fleet.InstanceStore
 	// handled remembers when this container finished with an instance, so a duplicate
 	// event (EventBridge delivers at least once) costs no call at all. An event newer than
 	// that (a start after a stop) is handled again.
@@ -154,10 +154,8 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 const (
 	maxSendCommandTargets = 50   // SendCommand: "you can specify up to 50 IDs"
 	maxInfoFilterValues   = 50   // DescribeInstanceInformation: filters take 1 to 100 values, a page at most 50
-	maxDescribeFilter     = 200  // EC2 answers FilterLimitExceeded past 200 filter values
 	maxTagResources       = 1000 // CreateTags: "Up to 1000 resource IDs"
 	maxSQSBatch           = 10   // SendMessageBatch: at most 10 entries
-	maxInstanceTypes      = 100  // DescribeInstanceTypes: at most 100 types
 )
 
 // sendReserve is the time an invocation keeps, after its last command, for the batch's
@@ -209,16 +207,9 @@ func (i *instance) unrecorded() bool {
 		contract.Reason(i.tags[contract.TagReason]) != i.last.Reason)
 }
 
-func (i *instance) profile() string {
-	if i.IamInstanceProfile == nil {
-		return ""
-	}
-	return aws.ToString(i.IamInstanceProfile.Arn)
-}
+func (i *instance) profile() string { return fleet.Profile(i.Instance) }
 
-func (i *instance) launchTime() string {
-	return aws.ToTime(i.LaunchTime).UTC().Format(time.RFC3339)
-}
+func (i *instance) launchTime() string { return fleet.LaunchTime(i.Instance) }
 
 // batch carries one invocation's work.
 type batch struct {
@@ -388,7 +379,7 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 		ids = append(ids, id)
 	}
 	sort.Strings(ids)
-	found, err := b.h.describe(ctx, []ec2types.Filter{{Name: aws.String("instance-id")}}, ids)
+	found, err := fleet.Describe(ctx, b.h.EC2, []ec2types.Filter{fleet.IDFilter()}, ids)
 	if err != nil {
 		// Nothing is known yet: the whole batch goes back to the queue.
 		for _, i := range byID {
@@ -408,7 +399,7 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 			b.h.log(i).Info("instance no longer exists; dropping")
 			continue
 		}
-		i.Instance, i.tags = desc, record.Tags(desc.Tags)
+		i.Instance, i.tags = desc, fleet.Tags(desc.Tags)
 		switch i.State.Name {
 		case ec2types.InstanceStateNameRunning:
 		case ec2types.InstanceStateNamePending:
@@ -460,37 +451,6 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 	b.writeFindings(ctx)
 }
 
-// describe looks instances up by filter. With ids, the first filter takes them as its
-// values (200 at a time): an instance-id filter, unlike InstanceIds, does not fail the
-// whole call over one terminated and expunged id.
-func (h *Handler) describe(ctx context.Context, filters []ec2types.Filter, ids []string) (map[string]ec2types.Instance, error) {
-	found := map[string]ec2types.Instance{}
-	pages := [][]ec2types.Filter{filters}
-	if len(ids) > 0 {
-		pages = nil
-		for chunk := range slices.Chunk(ids, maxDescribeFilter) {
-			fs := slices.Clone(filters)
-			fs[0].Values = chunk
-			pages = append(pages, fs)
-		}
-	}
-	for _, fs := range pages {
-		p := ec2.NewDescribeInstancesPaginator(h.EC2, &ec2.DescribeInstancesInput{Filters: fs})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("describing instances: %w", err)
-			}
-			for _, r := range page.Reservations {
-				for _, inst := range r.Instances {
-					found[aws.ToString(inst.InstanceId)] = inst
-				}
-			}
-		}
-	}
-	return found, nil
-}
-
 // inScope: the stack's scope rule (package scope); no tag takes an instance out of it
 // (optedOut).
 func (h *Handler) inScope(ctx context.Context, i *instance) (bool, error) {
@@ -501,18 +461,14 @@ func (h *Handler) inScope(ctx context.Context, i *instance) (bool, error) {
 	return in, err
 }
 
-// optedOut: the instance carries storecrypt:encrypt=false and the stack allows opt-outs.
-// Where it does not, the tag is ignored (and said so in the log): anyone who may tag an
-// instance could otherwise switch its encryption off.
+// optedOut: the instance carries storecrypt:encrypt=false and the stack allows opt-outs
+// (fleet.Rule.OptedOut); a tag the stack ignores is said so in the log.
 func (h *Handler) optedOut(i *instance) bool {
-	if i.tags[contract.TagEncrypt] != "false" {
-		return false
-	}
-	if !h.Config.AllowOptOut {
+	out, ignored := h.Config.OptedOut(i.tags)
+	if ignored {
 		h.log(i).Warn("ignoring " + contract.TagEncrypt + "=false: this stack does not allow opt-outs")
-		return false
 	}
-	return true
+	return out
 }
 
 // optOut records an opt-out: the status tag, the OptedOut metric and an alert, once per
@@ -610,7 +566,7 @@ func Backoff(n int) time.Duration {
 
 func (b *batch) withInstanceStore(ctx context.Context, in []*instance) []*instance {
 	h := b.h
-	if err := h.learnTypes(ctx, in); err != nil {
+	if err := h.instanceStore().Learn(ctx, instanceTypes(in)); err != nil {
 		for _, i := range in {
 			b.later(i, err.Error())
 		}
@@ -618,7 +574,7 @@ func (b *batch) withInstanceStore(ctx context.Context, in []*instance) []*instan
 	}
 	var keep []*instance
 	for _, i := range in {
-		if has, known := h.hasInstanceStore(i); known && !has {
+		if has, known := h.instanceStore().Has(i.InstanceType); known && !has {
 			h.log(i).Info("instance type has no instance store; skipping", "type", string(i.InstanceType))
 			b.tag(i, contract.StatusSkipped, contract.ReasonNoInstanceStore, "", 0)
 			continue
@@ -628,38 +584,22 @@ func (b *batch) withInstanceStore(ctx context.Context, in []*instance) []*instan
 	return keep
 }
 
-// learnTypes reads, once per container, whether the instances' types have instance store.
-func (h *Handler) learnTypes(ctx context.Context, in []*instance) error {
-	h.mu.Lock()
-	if h.types == nil {
-		h.types = map[string]bool{}
-	}
-	var unknown []ec2types.InstanceType
-	for _, i := range in {
-		if _, ok := h.types[string(i.InstanceType)]; !ok && !slices.Contains(unknown, i.InstanceType) {
-			unknown = append(unknown, i.InstanceType)
-		}
-	}
-	h.mu.Unlock()
-	for chunk := range slices.Chunk(unknown, maxInstanceTypes) {
-		out, err := h.EC2.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: chunk})
-		if err != nil {
-			return fmt.Errorf("describing instance types: %w", err)
-		}
-		h.mu.Lock()
-		for _, t := range out.InstanceTypes {
-			h.types[string(t.InstanceType)] = aws.ToBool(t.InstanceStorageSupported)
-		}
-		h.mu.Unlock()
-	}
-	return nil
-}
-
-func (h *Handler) hasInstanceStore(i *instance) (has, known bool) {
+// instanceStore is the container's knowledge of which types have instance store.
+func (h *Handler) instanceStore() *fleet.InstanceStore {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	has, known = h.types[string(i.InstanceType)]
-	return has, known
+	if h.types == nil {
+		h.types = &fleet.InstanceStore{EC2: h.EC2}
+	}
+	return h.types
+}
+
+func instanceTypes(in []*instance) []ec2types.InstanceType {
+	types := make([]ec2types.InstanceType, len(in))
+	for n, i := range in {
+		types[n] = i.InstanceType
+	}
+	return types
 }
 
 // bound blocks the instances whose role may not use the key. The checker reads each

@@ -12,7 +12,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/internal/record"
+	"github.com/storecrypt/storecrypt/internal/fleet"
 )
 
 // SweepResult says what a sweep found.
@@ -30,7 +30,7 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 	if h.Config.QueueURL == "" {
 		return SweepResult{}, fmt.Errorf("sweep mode needs %s", contract.EnvQueueURL)
 	}
-	found, err := h.describe(ctx, []ec2types.Filter{{Name: aws.String("instance-state-name"), Values: []string{"running"}}}, nil)
+	found, err := fleet.Describe(ctx, h.EC2, []ec2types.Filter{fleet.RunningFilter()}, nil)
 	if err != nil {
 		return SweepResult{}, err
 	}
@@ -38,9 +38,9 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 	now := h.Now()
 	var running []*instance
 	for _, id := range sortedKeys(found) {
-		running = append(running, &instance{Instance: found[id], id: id, tags: record.Tags(found[id].Tags), messages: []string{"sweep"}})
+		running = append(running, &instance{Instance: found[id], id: id, tags: fleet.Tags(found[id].Tags), messages: []string{"sweep"}})
 	}
-	if err := h.learnTypes(ctx, running); err != nil {
+	if err := h.instanceStore().Learn(ctx, instanceTypes(running)); err != nil {
 		return res, err
 	}
 	for _, i := range running {
@@ -49,7 +49,7 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 		if err != nil {
 			return res, err
 		}
-		if has, _ := h.hasInstanceStore(i); !in || !has {
+		if has, _ := h.instanceStore().Has(i.InstanceType); !in || !has {
 			continue
 		}
 		res.InScope++

@@ -16,8 +16,6 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
-	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/fleet"
 )
 
 // ---- put-secret
@@ -197,13 +196,14 @@ func verifyFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 		if *role != "" {
 			v, err = checker.CheckRole(ctx, *role, req)
 		} else {
-			inst, ierr := describeOne(ctx, e.EC2, *instance)
+			inst, ierr := fleet.ByID(ctx, e.EC2, *instance)
 			if ierr != nil {
 				return ierr
 			}
-			if inst.IamInstanceProfile != nil {
-				req.InstanceProfileARN = aws.ToString(inst.IamInstanceProfile.Arn)
+			if inst == nil {
+				return fmt.Errorf("no instance %s", *instance)
 			}
+			req.InstanceProfileARN = fleet.Profile(*inst)
 			req.InstanceID = *instance
 			v, err = checker.Check(ctx, req)
 		}
@@ -250,19 +250,6 @@ func orDash(s string) string {
 		return "-"
 	}
 	return s
-}
-
-func describeOne(ctx context.Context, c EC2, id string) (ec2types.Instance, error) {
-	out, err := c.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{id}})
-	if err != nil {
-		return ec2types.Instance{}, fmt.Errorf("describing %s: %w", id, err)
-	}
-	for _, r := range out.Reservations {
-		for _, i := range r.Instances {
-			return i, nil
-		}
-	}
-	return ec2types.Instance{}, fmt.Errorf("no instance %s", id)
 }
 
 // ---- status and report

@@ -12,14 +12,12 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fleet"
-	"github.com/storecrypt/storecrypt/internal/record"
 )
 
 // CloudFormation is the part of the CloudFormation client the CLI uses: the stack's
@@ -133,33 +131,24 @@ type tracked struct {
 // storecrypt status. Scope is the stack's: its roles, and its opt-in tag if it has one.
 func listTracked(ctx context.Context, e *env, sc stackConfig) ([]tracked, error) {
 	byID := map[string]ec2types.Instance{}
-	for _, f := range []ec2types.Filter{
-		{Name: aws.String("instance-state-name"), Values: []string{"running"}},
-		{Name: aws.String("tag-key"), Values: []string{contract.TagStatus}},
-	} {
-		p := ec2.NewDescribeInstancesPaginator(e.EC2, &ec2.DescribeInstancesInput{Filters: []ec2types.Filter{f}})
-		for p.HasMorePages() {
-			page, err := p.NextPage(ctx)
-			if err != nil {
-				return nil, fmt.Errorf("describing instances: %w", err)
-			}
-			for _, r := range page.Reservations {
-				for _, i := range r.Instances {
-					byID[aws.ToString(i.InstanceId)] = i
-				}
-			}
+	for _, f := range []ec2types.Filter{fleet.RunningFilter(), {Name: aws.String("tag-key"), Values: []string{contract.TagStatus}}} {
+		found, err := fleet.Describe(ctx, e.EC2, []ec2types.Filter{f}, nil)
+		if err != nil {
+			return nil, err
 		}
+		maps.Copy(byID, found)
 	}
-	store, err := instanceStore(ctx, e.EC2, slices.Collect(maps.Values(byID)))
-	if err != nil {
+	store := &fleet.InstanceStore{EC2: e.EC2}
+	if err := store.Learn(ctx, fleet.TypesOf(slices.Collect(maps.Values(byID)))); err != nil {
 		return nil, err
 	}
 	roles := e.roles()
 	var out []tracked
 	for _, i := range byID {
-		t := tracked{Instance: i, tags: record.Tags(i.Tags)}
-		if i.State != nil && i.State.Name == ec2types.InstanceStateNameRunning && store[string(i.InstanceType)] {
-			if t.inScope, _, err = sc.In(ctx, roles, t.tags, profile(i)); err != nil {
+		t := tracked{Instance: i, tags: fleet.Tags(i.Tags)}
+		if i.State != nil && i.State.Name == ec2types.InstanceStateNameRunning && has(store, i.InstanceType) {
+			var err error
+			if t.inScope, _, err = sc.In(ctx, roles, t.tags, fleet.Profile(i)); err != nil {
 				return nil, err
 			}
 		}
@@ -172,35 +161,13 @@ func listTracked(ctx context.Context, e *env, sc stackConfig) ([]tracked, error)
 }
 
 // roles resolves instance profiles to roles, each profile once a command.
-func (e *env) roles() *binding.Checker {
-	return &binding.Checker{IAM: e.IAM, KMS: e.KMS, TTL: time.Hour}
+func (e *env) roles() *binding.Roles {
+	return &binding.Roles{IAM: e.IAM, TTL: time.Hour}
 }
 
-// profile is the instance's instance profile, "" when it has none.
-func profile(i ec2types.Instance) string {
-	if i.IamInstanceProfile == nil {
-		return ""
-	}
-	return aws.ToString(i.IamInstanceProfile.Arn)
-}
-
-// instanceStore says which of the instances' types have instance store.
-func instanceStore(ctx context.Context, c EC2, instances []ec2types.Instance) (map[string]bool, error) {
-	var types []ec2types.InstanceType
-	for _, i := range instances {
-		if !slices.Contains(types, i.InstanceType) {
-			types = append(types, i.InstanceType)
-		}
-	}
-	has := map[string]bool{}
-	for chunk := range slices.Chunk(types, 100) { // DescribeInstanceTypes takes at most 100
-		out, err := c.DescribeInstanceTypes(ctx, &ec2.DescribeInstanceTypesInput{InstanceTypes: chunk})
-		if err != nil {
-			return nil, fmt.Errorf("describing instance types: %w", err)
-		}
-		for _, t := range out.InstanceTypes {
-			has[string(t.InstanceType)] = aws.ToBool(t.InstanceStorageSupported)
-		}
-	}
-	return has, nil
+// has says whether the type has instance store, as far as the store learnt; a type EC2
+// did not describe has none storecrypt can use.
+func has(store *fleet.InstanceStore, t ec2types.InstanceType) bool {
+	has, _ := store.Has(t)
+	return has
 }

@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
@@ -24,7 +23,6 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fleet"
-	"github.com/storecrypt/storecrypt/internal/record"
 )
 
 type paramList map[string][]string
@@ -121,14 +119,14 @@ func rerunFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
 		var found []ec2types.Instance
 		switch {
 		case len(filters) > 0:
-			found, err = runningInstances(ctx, e.EC2, filters)
+			found, err = fleet.Running(ctx, e.EC2, filters)
 			if err == nil && len(found) == 0 {
 				err = fmt.Errorf("no running instance matches --targets %s", strings.Join(*targets, " "))
 			}
 		case many:
-			found, err = runningByID(ctx, e.EC2, *instances)
+			found, err = fleet.RunningByID(ctx, e.EC2, *instances)
 		default:
-			found, err = runningByID(ctx, e.EC2, []string{*instance})
+			found, err = fleet.RunningByID(ctx, e.EC2, []string{*instance})
 		}
 		if err != nil {
 			return err
@@ -273,20 +271,20 @@ type RerunTargets struct {
 // store, or an architecture storecrypt has no agent for.
 func (p rerunPlan) choose(ctx context.Context, e *env, found []ec2types.Instance) (RerunTargets, error) {
 	list := RerunTargets{Document: p.document, Version: p.pin.Version, DefaultVersion: p.pin.Default, Instances: []Target{}, LeftOut: []Target{}}
-	store, err := instanceStore(ctx, e.EC2, found)
-	if err != nil {
+	store := &fleet.InstanceStore{EC2: e.EC2}
+	if err := store.Learn(ctx, fleet.TypesOf(found)); err != nil {
 		return RerunTargets{}, err
 	}
 	roles := e.roles()
 	for _, i := range found {
 		t := Target{Instance: aws.ToString(i.InstanceId)}
-		in, why, err := p.scope.In(ctx, roles, record.Tags(i.Tags), profile(i))
+		in, why, err := p.scope.In(ctx, roles, fleet.Tags(i.Tags), fleet.Profile(i))
 		switch {
 		case err != nil:
 			return RerunTargets{}, err
 		case !in:
 			t.Why = "outside the stack's scope: " + why
-		case !store[string(i.InstanceType)]:
+		case !has(store, i.InstanceType):
 			t.Why = "type " + string(i.InstanceType) + " has no instance store"
 		default:
 			t.Architecture, t.Why = p.arch(i)
@@ -450,49 +448,6 @@ func printReport(w io.Writer, r *contract.Report) {
 }
 
 // ---- many instances
-
-// runningInstances are the running instances that match every filter.
-func runningInstances(ctx context.Context, c EC2, filters []ec2types.Filter) ([]ec2types.Instance, error) {
-	filters = append(slices.Clone(filters), ec2types.Filter{Name: aws.String("instance-state-name"), Values: []string{"running"}})
-	var out []ec2types.Instance
-	p := ec2.NewDescribeInstancesPaginator(c, &ec2.DescribeInstancesInput{Filters: filters})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("describing instances: %w", err)
-		}
-		for _, r := range page.Reservations {
-			out = append(out, r.Instances...)
-		}
-	}
-	return out, nil
-}
-
-// runningByID describes the instances named, which must all be running. By filter, not
-// InstanceIds, so that one unknown id is named among the rest rather than failing the
-// call; 100 a call stays under DescribeInstances' 200 filter values.
-func runningByID(ctx context.Context, c EC2, ids []string) ([]ec2types.Instance, error) {
-	slices.Sort(ids)
-	ids = slices.Compact(ids) // SSM refuses a command that names an instance twice
-	var out []ec2types.Instance
-	for chunk := range slices.Chunk(ids, 100) {
-		found, err := runningInstances(ctx, c, []ec2types.Filter{{Name: aws.String("instance-id"), Values: chunk}})
-		if err != nil {
-			return nil, err
-		}
-		out = append(out, found...)
-	}
-	var missing []string
-	for _, id := range ids {
-		if !slices.ContainsFunc(out, func(i ec2types.Instance) bool { return aws.ToString(i.InstanceId) == id }) {
-			missing = append(missing, id)
-		}
-	}
-	if len(missing) > 0 {
-		return nil, fmt.Errorf("not running, or no such instance: %s", strings.Join(missing, ", "))
-	}
-	return out, nil
-}
 
 // RerunResult is how a rerun ended on one instance.
 type RerunResult struct {

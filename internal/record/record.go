@@ -20,15 +20,6 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
-// Tags turns EC2's tag list into a map.
-func Tags(tags []ec2types.Tag) map[string]string {
-	m := make(map[string]string, len(tags))
-	for _, t := range tags {
-		m[aws.ToString(t.Key)] = aws.ToString(t.Value)
-	}
-	return m
-}
-
 // Status is one status change of an instance.
 type Status struct {
 	Status     string

@@ -164,7 +164,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet
 		log.Debug("invocation not finished", "status", d.Status)
 		return nil, nil
 	}
-	inst, err := h.instance(ctx, d.InstanceID)
+	inst, err := fleet.ByID(ctx, h.EC2, d.InstanceID)
 	if err != nil {
 		return nil, err
 	}
@@ -201,7 +201,7 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet
 	if err := h.toLedger(ctx, d, inst, &out, now); err != nil {
 		return nil, err
 	}
-	if err := h.tag(ctx, d, inst, record.Tags(inst.Tags), &out, now); err != nil {
+	if err := h.tag(ctx, d, inst, fleet.Tags(inst.Tags), &out, now); err != nil {
 		return nil, err
 	}
 	h.record(ctx, log, d, inst, &out, now)
@@ -257,23 +257,6 @@ func (h *Handler) superseded(ctx context.Context, d Detail, requested time.Time)
 		}
 	}
 	return "", nil
-}
-
-func (h *Handler) instance(ctx context.Context, id string) (*ec2types.Instance, error) {
-	out, err := h.EC2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{
-		Filters: []ec2types.Filter{{Name: aws.String("instance-id"), Values: []string{id}}},
-	})
-	if err != nil {
-		return nil, fmt.Errorf("describing %s: %w", id, err)
-	}
-	for _, r := range out.Reservations {
-		for _, inst := range r.Instances {
-			if aws.ToString(inst.InstanceId) == id {
-				return &inst, nil
-			}
-		}
-	}
-	return nil, nil
 }
 
 func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, tags map[string]string, out *fleet.Outcome, now time.Time) error {

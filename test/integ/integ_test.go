@@ -43,7 +43,6 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fleet"
 	"github.com/storecrypt/storecrypt/internal/ledger"
-	"github.com/storecrypt/storecrypt/internal/record"
 )
 
 // instanceType is the cheapest instance-store type on Graviton: one 59 GB NVMe disk.
@@ -252,7 +251,7 @@ func (a *account) waitForStatus(ctx context.Context, t *testing.T, instance stri
 		out, err := a.ec2.DescribeInstances(ctx, &ec2.DescribeInstancesInput{InstanceIds: []string{instance}})
 		var tags map[string]string
 		if err == nil && len(out.Reservations) > 0 {
-			tags = record.Tags(out.Reservations[0].Instances[0].Tags)
+			tags = fleet.Tags(out.Reservations[0].Instances[0].Tags)
 		}
 		status := tags[contract.TagStatus]
 		if status != last {

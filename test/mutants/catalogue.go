@@ -480,8 +480,8 @@ var Catalogue = []Mutant{
 	// The record auditors read.
 	{
 		Row:     "writes `storecrypt:encrypt=false`",
-		File:    "internal/launch/launch.go",
-		Find:    "	if !h.Config.AllowOptOut {",
+		File:    "internal/fleet/scope.go",
+		Find:    "	if !r.AllowOptOut {",
 		Replace: "	if false {",
 		Pkg:     "internal/launch", Run: "^TestScope$",
 	},
@@ -496,7 +496,7 @@ var Catalogue = []Mutant{
 		Row:     "A result event is taken as newer",
 		File:    "internal/result/result.go",
 		Find:    "	if newer, err := h.superseded(ctx, d, requested); err != nil {",
-		Replace: "	if newer, err := func() (string, error) {\n		if c := record.Tags(inst.Tags)[contract.TagCommandID]; c != d.CommandID {\n			return c, nil\n		}\n		return \"\", nil\n	}(); err != nil {",
+		Replace: "	if newer, err := func() (string, error) {\n		if c := fleet.Tags(inst.Tags)[contract.TagCommandID]; c != d.CommandID {\n			return c, nil\n		}\n		return \"\", nil\n	}(); err != nil {",
 		Pkg:     "internal/result", Run: "^TestHandle$",
 	},
 	{
