@@ -21,7 +21,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -202,14 +201,14 @@ type instance struct {
 
 // unrecorded: SSM's last run ended, and neither the tags nor (so) the ledger say how:
 // its result was lost (the result function's dead-letter queue holds it).
-func (i *instance) unrecorded() bool {
-	return i.last != nil && (i.tags[contract.TagCommandID] != i.runs[0].CommandID || i.tags[contract.TagStatus] != i.last.Status ||
-		contract.Reason(i.tags[contract.TagReason]) != i.last.Reason)
+func (inst *instance) unrecorded() bool {
+	return inst.last != nil && (inst.tags[contract.TagCommandID] != inst.runs[0].CommandID || inst.tags[contract.TagStatus] != inst.last.Status ||
+		contract.Reason(inst.tags[contract.TagReason]) != inst.last.Reason)
 }
 
-func (i *instance) profile() string { return fleet.Profile(i.Instance) }
+func (inst *instance) profile() string { return fleet.Profile(inst.Instance) }
 
-func (i *instance) launchTime() string { return fleet.LaunchTime(i.Instance) }
+func (inst *instance) launchTime() string { return fleet.LaunchTime(inst.Instance) }
 
 // batch carries one invocation's work.
 type batch struct {
@@ -222,7 +221,7 @@ type batch struct {
 
 // entry is a ledger entry waiting to be written with the tags.
 type entry struct {
-	i      *instance
+	inst   *instance
 	status record.Status
 	// outcome, when set, is a run's outcome recorded on the result function's behalf,
 	// under the result function's entry id.
@@ -362,15 +361,15 @@ func (h *Handler) terminated(ctx context.Context, log *slog.Logger, id string, a
 	}
 }
 
-func (b *batch) later(i *instance, why string) {
-	b.h.log(i).Info("retrying later", "why", why)
-	for _, m := range i.messages {
+func (b *batch) later(inst *instance, why string) {
+	b.h.log(inst).Info("retrying later", "why", why)
+	for _, m := range inst.messages {
 		b.retry[m] = true
 	}
 }
 
-func (h *Handler) log(i *instance) *slog.Logger {
-	return h.Log.With("instance_id", i.id, "event_id", strings.Join(i.messages, ","))
+func (h *Handler) log(inst *instance) *slog.Logger {
+	return h.Log.With("instance_id", inst.id, "event_id", strings.Join(inst.messages, ","))
 }
 
 func (b *batch) run(ctx context.Context, byID map[string]*instance) {
@@ -382,62 +381,61 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 	found, err := fleet.Describe(ctx, b.h.EC2, []ec2types.Filter{fleet.IDFilter()}, ids)
 	if err != nil {
 		// Nothing is known yet: the whole batch goes back to the queue.
-		for _, i := range byID {
-			b.later(i, err.Error())
+		for _, inst := range byID {
+			b.later(inst, err.Error())
 		}
 		return
 	}
 	var candidates []*instance
 	for _, id := range ids {
-		i := byID[id]
+		inst := byID[id]
 		desc, ok := found[id]
 		switch {
-		case !ok && b.h.Now().Sub(i.event) < visibilityGrace:
-			b.later(i, "DescribeInstances does not show the instance yet (EC2 is eventually consistent)")
+		case !ok && b.h.Now().Sub(inst.event) < visibilityGrace:
+			b.later(inst, "DescribeInstances does not show the instance yet (EC2 is eventually consistent)")
 			continue
 		case !ok:
-			b.h.log(i).Info("instance no longer exists; dropping")
+			b.h.log(inst).Info("instance no longer exists; dropping")
 			continue
 		}
-		i.Instance, i.tags = desc, fleet.Tags(desc.Tags)
-		switch i.State.Name {
+		inst.Instance, inst.tags = desc, fleet.Tags(desc.Tags)
+		switch inst.State.Name {
 		case ec2types.InstanceStateNameRunning:
 		case ec2types.InstanceStateNamePending:
-			b.later(i, "instance is still pending")
+			b.later(inst, "instance is still pending")
 			continue
 		default:
-			b.h.log(i).Info("instance is not running; dropping", "state", string(i.State.Name))
+			b.h.log(inst).Info("instance is not running; dropping", "state", string(inst.State.Name))
 			continue
 		}
-		in, err := b.h.inScope(ctx, i)
+		in, err := b.h.inScope(ctx, inst)
 		if err != nil {
-			b.later(i, err.Error())
+			b.later(inst, err.Error())
 			continue
 		}
 		if !in {
 			continue
 		}
-		if b.h.optedOut(i) {
-			b.optOut(i)
+		if b.h.optedOut(inst) {
+			b.optOut(inst)
 			continue
 		}
-		due, err := b.h.due(ctx, i, b.h.Now())
+		due, err := b.h.due(ctx, inst, b.h.Now())
 		if err != nil {
-			b.later(i, err.Error())
+			b.later(inst, err.Error())
 			continue
 		}
 		if !due {
-			if i.unrecorded() {
-				b.h.log(i).Warn("SSM's last run ended unrecorded; recording its outcome", "command", i.runs[0].CommandID, "status", i.last.Status, "reason", string(i.last.Reason))
-				b.tag(i, i.last.Status, i.last.Reason, i.runs[0].CommandID, len(i.runs))
-				b.ledger[len(b.ledger)-1].outcome = i.last
+			if inst.unrecorded() {
+				b.h.log(inst).Warn("SSM's last run ended unrecorded; recording its outcome", "command", inst.runs[0].CommandID, "status", inst.last.Status, "reason", string(inst.last.Reason))
+				b.recordLost(inst)
 				continue
 			}
-			b.h.log(i).Info("already handled for this launch, as SSM records it; dropping", "status", i.tags[contract.TagStatus], "command", i.runs[0].CommandID)
-			b.h.markHandled(i.id)
+			b.h.log(inst).Info("already handled for this launch, as SSM records it; dropping", "status", inst.tags[contract.TagStatus], "command", inst.runs[0].CommandID)
+			b.h.markHandled(inst.id)
 			continue
 		}
-		candidates = append(candidates, i)
+		candidates = append(candidates, inst)
 	}
 	if err := record.PutAlerts(ctx, b.h.Events, b.alerts); err != nil {
 		b.h.Log.Error("emitting opt-out events", "error", err.Error())
@@ -447,44 +445,48 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 	candidates = b.bound(ctx, candidates)
 	candidates = b.online(ctx, candidates)
 	b.send(ctx, candidates)
+	// The ledger first: a decision it could not take is taken out of the tags (and
+	// retried), so no tag ever claims what the ledger lacks (docs/security.md, "A decision
+	// is tagged but never reaches the ledger").
+	b.writeLedger(ctx)
 	b.writeTags(ctx)
 	b.writeFindings(ctx)
 }
 
 // inScope: the stack's scope rule (package scope); no tag takes an instance out of it
 // (optedOut).
-func (h *Handler) inScope(ctx context.Context, i *instance) (bool, error) {
-	in, why, err := h.Config.In(ctx, h.Binder, i.tags, i.profile())
+func (h *Handler) inScope(ctx context.Context, inst *instance) (bool, error) {
+	in, why, err := h.Config.In(ctx, h.Binder, inst.tags, inst.profile())
 	if err == nil && !in {
-		h.log(i).Debug("not in scope", "why", why)
+		h.log(inst).Debug("not in scope", "why", why)
 	}
 	return in, err
 }
 
 // optedOut: the instance carries storecrypt:encrypt=false and the stack allows opt-outs
 // (fleet.Rule.OptedOut); a tag the stack ignores is said so in the log.
-func (h *Handler) optedOut(i *instance) bool {
-	out, ignored := h.Config.OptedOut(i.tags)
+func (h *Handler) optedOut(inst *instance) bool {
+	out, ignored := h.Config.OptedOut(inst.tags)
 	if ignored {
-		h.log(i).Warn("ignoring " + contract.TagEncrypt + "=false: this stack does not allow opt-outs")
+		h.log(inst).Warn("ignoring " + contract.TagEncrypt + "=false: this stack does not allow opt-outs")
 	}
 	return out
 }
 
 // optOut records an opt-out: the status tag, the OptedOut metric and an alert, once per
 // launch (a later event for the same opted-out launch changes nothing).
-func (b *batch) optOut(i *instance) {
+func (b *batch) optOut(inst *instance) {
 	h := b.h
-	h.markHandled(i.id)
-	if i.tags[contract.TagLaunchTime] == i.launchTime() && i.tags[contract.TagStatus] == contract.StatusSkipped && contract.Reason(i.tags[contract.TagReason]) == contract.ReasonOptedOut {
+	h.markHandled(inst.id)
+	if inst.tags[contract.TagLaunchTime] == inst.launchTime() && inst.tags[contract.TagStatus] == contract.StatusSkipped && contract.Reason(inst.tags[contract.TagReason]) == contract.ReasonOptedOut {
 		return
 	}
-	h.log(i).Warn("not encrypting: the instance opted out, and the stack allows opt-outs")
-	b.tag(i, contract.StatusSkipped, contract.ReasonOptedOut, "", 0)
-	if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricOptedOut, Unit: "Count", Value: 1}}, nil, map[string]string{"InstanceId": i.id}); err != nil {
-		h.log(i).Error("writing a metric", "error", err.Error())
+	h.log(inst).Warn("not encrypting: the instance opted out, and the stack allows opt-outs")
+	b.tag(inst, contract.StatusSkipped, contract.ReasonOptedOut, "", 0)
+	if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricOptedOut, Unit: "Count", Value: 1}}, nil, map[string]string{"InstanceId": inst.id}); err != nil {
+		h.log(inst).Error("writing a metric", "error", err.Error())
 	}
-	b.alerts = append(b.alerts, record.Alert(contract.EventInstanceOptedOut, h.Config.EventBus, map[string]string{"instance-id": i.id, "tag": contract.TagEncrypt + "=false"}))
+	b.alerts = append(b.alerts, record.Alert(contract.EventInstanceOptedOut, h.Config.EventBus, map[string]string{"instance-id": inst.id, "tag": contract.TagEncrypt + "=false"}))
 }
 
 // due: the instance needs a command now. LaunchTime changes at every start, and a start
@@ -497,32 +499,32 @@ func (b *batch) optOut(i *instance) {
 // wrong-instance) waits for one; any other failure is tried again after a backoff that
 // doubles with each run. Removing the tags only makes a run come sooner, which apply
 // survives; no tag can make a run not happen.
-func (h *Handler) due(ctx context.Context, i *instance, now time.Time) (bool, error) {
-	launch := aws.ToTime(i.LaunchTime)
+func (h *Handler) due(ctx context.Context, inst *instance, now time.Time) (bool, error) {
+	launch := aws.ToTime(inst.LaunchTime)
 	switch {
-	case i.tags[contract.TagLaunchTime] != i.launchTime(), i.tags[contract.TagStatus] == "":
+	case inst.tags[contract.TagLaunchTime] != inst.launchTime(), inst.tags[contract.TagStatus] == "":
 		return true, nil
-	case i.tags[contract.TagStatus] == contract.StatusBlocked, i.tags[contract.TagStatus] == contract.StatusSkipped:
+	case inst.tags[contract.TagStatus] == contract.StatusBlocked, inst.tags[contract.TagStatus] == contract.StatusSkipped:
 		return true, nil
 	}
-	runs, err := h.History.Since(ctx, i.id, launch)
+	runs, err := h.History.Since(ctx, inst.id, launch)
 	if err != nil {
 		return false, err
 	}
-	i.runs = runs
+	inst.runs = runs
 	if len(runs) == 0 {
-		h.log(i).Warn("the tags claim a run that SSM does not record; running", "status", i.tags[contract.TagStatus], "command", i.tags[contract.TagCommandID])
+		h.log(inst).Warn("the tags claim a run that SSM does not record; running", "status", inst.tags[contract.TagStatus], "command", inst.tags[contract.TagCommandID])
 		return true, nil
 	}
 	last := runs[0]
 	if !last.Ended() {
 		return now.Sub(last.Requested) > h.Config.StaleAfter, nil
 	}
-	out, err := h.outcome(ctx, i.id, last)
+	out, err := h.outcome(ctx, inst.id, last)
 	if err != nil {
 		return false, err
 	}
-	i.last = &out
+	inst.last = &out
 	if out.Status == contract.StatusEncrypted || out.Reason.Terminal() {
 		return false, nil
 	}
@@ -567,19 +569,19 @@ func Backoff(n int) time.Duration {
 func (b *batch) withInstanceStore(ctx context.Context, in []*instance) []*instance {
 	h := b.h
 	if err := h.instanceStore().Learn(ctx, instanceTypes(in)); err != nil {
-		for _, i := range in {
-			b.later(i, err.Error())
+		for _, inst := range in {
+			b.later(inst, err.Error())
 		}
 		return nil
 	}
 	var keep []*instance
-	for _, i := range in {
-		if has, known := h.instanceStore().Has(i.InstanceType); known && !has {
-			h.log(i).Info("instance type has no instance store; skipping", "type", string(i.InstanceType))
-			b.tag(i, contract.StatusSkipped, contract.ReasonNoInstanceStore, "", 0)
+	for _, inst := range in {
+		if has, known := h.instanceStore().Has(inst.InstanceType); known && !has {
+			h.log(inst).Info("instance type has no instance store; skipping", "type", string(inst.InstanceType))
+			b.tag(inst, contract.StatusSkipped, contract.ReasonNoInstanceStore, "", 0)
 			continue
 		}
-		keep = append(keep, i)
+		keep = append(keep, inst)
 	}
 	return keep
 }
@@ -596,8 +598,8 @@ func (h *Handler) instanceStore() *fleet.InstanceStore {
 
 func instanceTypes(in []*instance) []ec2types.InstanceType {
 	types := make([]ec2types.InstanceType, len(in))
-	for n, i := range in {
-		types[n] = i.InstanceType
+	for n, inst := range in {
+		types[n] = inst.InstanceType
 	}
 	return types
 }
@@ -610,32 +612,32 @@ func (b *batch) bound(ctx context.Context, in []*instance) []*instance {
 	failed := map[string]error{} // per profile: a failure to decide holds for all its instances
 	var keep []*instance
 	var alerts []ebtypes.PutEventsRequestEntry
-	for _, i := range in {
-		p := i.profile()
+	for _, inst := range in {
+		p := inst.profile()
 		if err := failed[p]; err != nil {
-			b.later(i, "checking the binding: "+err.Error())
+			b.later(inst, "checking the binding: "+err.Error())
 			continue
 		}
-		v, err := h.Binder.Check(ctx, binding.Request{InstanceProfileARN: p, InstanceID: i.id, KeyARN: h.Config.KeyARN,
+		v, err := h.Binder.Check(ctx, binding.Request{InstanceProfileARN: p, InstanceID: inst.id, KeyARN: h.Config.KeyARN,
 			KeySource: h.Config.Agent.KeySource, Secret: h.Config.Agent.Secret})
 		if err != nil {
 			failed[p] = err
-			b.later(i, "checking the binding: "+err.Error())
+			b.later(inst, "checking the binding: "+err.Error())
 			continue
 		}
-		i.role = v.Role
+		inst.role = v.Role
 		if !v.Allowed {
-			h.log(i).Warn("blocked: the instance role cannot use the key", "reason", string(v.Reason), "role", v.Role, "detail", v.Detail, "fix", v.Fix)
-			if !i.reported(contract.StatusBlocked, v.Reason) {
-				alerts = append(alerts, b.blocked(i, v))
+			h.log(inst).Warn("blocked: the instance role cannot use the key", "reason", string(v.Reason), "role", v.Role, "detail", v.Detail, "fix", v.Fix)
+			if !inst.reported(contract.StatusBlocked, v.Reason) {
+				alerts = append(alerts, b.blocked(inst, v))
 			}
-			b.tag(i, contract.StatusBlocked, v.Reason, "", 0)
+			b.tag(inst, contract.StatusBlocked, v.Reason, "", 0)
 			continue
 		}
 		if len(v.Notes) > 0 {
-			h.log(i).Info("the binding check could not judge everything; the agent's own call will", "notes", v.Notes)
+			h.log(inst).Info("the binding check could not judge everything; the agent's own call will", "notes", v.Notes)
 		}
-		keep = append(keep, i)
+		keep = append(keep, inst)
 	}
 	if err := record.PutAlerts(ctx, h.Events, alerts); err != nil {
 		// The tag and the log line still record the block; an alert lost is not a reason
@@ -646,14 +648,14 @@ func (b *batch) bound(ctx context.Context, in []*instance) []*instance {
 }
 
 // blocked writes the Blocked metric of one instance and returns its alert.
-func (b *batch) blocked(i *instance, v binding.Verdict) ebtypes.PutEventsRequestEntry {
+func (b *batch) blocked(inst *instance, v binding.Verdict) ebtypes.PutEventsRequestEntry {
 	h := b.h
 	if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricBlocked, Unit: "Count", Value: 1}},
-		map[string]string{contract.MetricReason: string(v.Reason)}, map[string]string{"InstanceId": i.id}); err != nil {
-		h.log(i).Error("writing a metric", "error", err.Error())
+		map[string]string{contract.MetricReason: string(v.Reason)}, map[string]string{"InstanceId": inst.id}); err != nil {
+		h.log(inst).Error("writing a metric", "error", err.Error())
 	}
 	return record.Alert(contract.EventInstanceBlocked, h.Config.EventBus,
-		map[string]string{"instance-id": i.id, "reason": string(v.Reason), "role": v.Role, "detail": v.Detail, "fix": v.Fix})
+		map[string]string{"instance-id": inst.id, "reason": string(v.Reason), "role": v.Role, "detail": v.Detail, "fix": v.Fix})
 }
 
 // online keeps the instances whose SSM agent is Online; the others are retried later.
@@ -662,8 +664,8 @@ func (b *batch) online(ctx context.Context, in []*instance) []*instance {
 	var keep []*instance
 	for chunk := range slices.Chunk(in, maxInfoFilterValues) {
 		ids := make([]string, len(chunk))
-		for k, i := range chunk {
-			ids[k] = i.id
+		for k, inst := range chunk {
+			ids[k] = inst.id
 		}
 		online := map[string]bool{}
 		// A page holds 10 instances unless asked for more (at most 50): without MaxResults
@@ -681,14 +683,14 @@ func (b *batch) online(ctx context.Context, in []*instance) []*instance {
 				}
 			}
 		}
-		for _, i := range chunk {
+		for _, inst := range chunk {
 			switch {
 			case err != nil:
-				b.later(i, "describing SSM instances: "+err.Error())
-			case !online[i.id]:
-				b.later(i, "the SSM agent is not Online yet")
+				b.later(inst, "describing SSM instances: "+err.Error())
+			case !online[inst.id]:
+				b.later(inst, "the SSM agent is not Online yet")
 			default:
-				keep = append(keep, i)
+				keep = append(keep, inst)
 			}
 		}
 	}
@@ -708,19 +710,19 @@ func (b *batch) send(ctx context.Context, in []*instance) {
 		h.documentDrift(ctx, err, pin)
 	}
 	if err != nil {
-		for _, i := range in {
-			b.later(i, "no trusted version of the document: "+err.Error())
+		for _, inst := range in {
+			b.later(inst, "no trusted version of the document: "+err.Error())
 		}
 		return
 	}
 	byArch := map[string][]*instance{}
-	for _, i := range in {
-		arch, ok := document.ArchFromEC2(string(i.Architecture))
+	for _, inst := range in {
+		arch, ok := document.ArchFromEC2(string(inst.Architecture))
 		if !ok {
-			h.log(i).Warn("storecrypt has no agent for this instance's architecture; dropping", "architecture", string(i.Architecture))
+			h.log(inst).Warn("storecrypt has no agent for this instance's architecture; dropping", "architecture", string(inst.Architecture))
 			continue
 		}
-		byArch[arch] = append(byArch[arch], i)
+		byArch[arch] = append(byArch[arch], inst)
 	}
 	for _, arch := range document.Architectures {
 		b.sendArch(ctx, pin, arch, byArch[arch])
@@ -737,14 +739,14 @@ func (b *batch) sendArch(ctx context.Context, pin document.Pin, arch string, in 
 		if d, ok := ctx.Deadline(); ok && time.Until(d) < sendReserve {
 			// Lambda ends the invocation at its deadline: what is not sent by then goes
 			// back to the queue now, rather than the whole batch after a timeout.
-			for _, i := range chunk {
-				b.later(i, "the invocation's time is nearly up")
+			for _, inst := range chunk {
+				b.later(inst, "the invocation's time is nearly up")
 			}
 			continue
 		}
 		ids := make([]string, len(chunk))
-		for k, i := range chunk {
-			ids[k] = i.id
+		for k, inst := range chunk {
+			ids[k] = inst.id
 		}
 		in := &ssm.SendCommandInput{
 			DocumentName: aws.String(h.Config.DocumentName), DocumentVersion: aws.String(pin.Version), InstanceIds: ids, Parameters: params,
@@ -755,15 +757,15 @@ func (b *batch) sendArch(ctx context.Context, pin document.Pin, arch string, in 
 		}
 		out, err := h.SSM.SendCommand(ctx, in)
 		if err != nil {
-			for _, i := range chunk {
-				b.later(i, "sending the command: "+err.Error())
+			for _, inst := range chunk {
+				b.later(inst, "sending the command: "+err.Error())
 			}
 			continue
 		}
 		id := aws.ToString(out.Command.CommandId)
-		for _, i := range chunk {
-			h.log(i).Info("command sent", "command_id", id, "document_version", pin.Version)
-			b.tag(i, contract.StatusPending, "", id, len(i.runs)+1)
+		for _, inst := range chunk {
+			h.log(inst).Info("command sent", "command_id", id, "document_version", pin.Version)
+			b.tag(inst, contract.StatusPending, "", id, len(inst.runs)+1)
 		}
 		if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricCommandsSent, Unit: "Count", Value: float64(len(chunk))}}, nil,
 			map[string]string{"CommandId": id}); err != nil {
@@ -799,20 +801,33 @@ func (h *Handler) documentDrift(ctx context.Context, untrusted error, pin docume
 // reported: the instance's tags already record this status for this launch. Tags are
 // reports: the function decides again whatever they say, and writes (and alerts) only
 // what changed.
-func (i *instance) reported(status string, reason contract.Reason) bool {
-	return i.tags[contract.TagLaunchTime] == i.launchTime() && i.tags[contract.TagStatus] == status && contract.Reason(i.tags[contract.TagReason]) == reason
+func (inst *instance) reported(status string, reason contract.Reason) bool {
+	return inst.tags[contract.TagLaunchTime] == inst.launchTime() && inst.tags[contract.TagStatus] == status && contract.Reason(inst.tags[contract.TagReason]) == reason
 }
 
 // tag queues status tags; instances with identical tags share one CreateTags call. A
 // decision the tags already report (no command sent) is not written again.
-func (b *batch) tag(i *instance, status string, reason contract.Reason, commandID string, attempt int) {
-	b.h.markHandled(i.id)
-	if commandID == "" && i.reported(status, reason) {
+func (b *batch) tag(inst *instance, status string, reason contract.Reason, commandID string, attempt int) {
+	b.h.markHandled(inst.id)
+	if commandID == "" && inst.reported(status, reason) {
 		return
 	}
-	s := record.Status{Status: status, Reason: reason, CommandID: commandID, LaunchTime: i.launchTime(), Attempt: attempt}
-	b.tags[s] = append(b.tags[s], i)
-	b.ledger = append(b.ledger, entry{i: i, status: s})
+	b.queue(inst, record.Status{Status: status, Reason: reason, CommandID: commandID, LaunchTime: inst.launchTime(), Attempt: attempt}, nil)
+}
+
+// recordLost queues SSM's outcome of the instance's last run, which ended with neither
+// tags nor ledger saying how (its result was lost), under the result function's ledger
+// entry.
+func (b *batch) recordLost(inst *instance) {
+	b.h.markHandled(inst.id)
+	b.queue(inst, record.Status{Status: inst.last.Status, Reason: inst.last.Reason, CommandID: inst.runs[0].CommandID, LaunchTime: inst.launchTime(), Attempt: len(inst.runs)}, inst.last)
+}
+
+// queue holds a status for the batch's ledger entries and tags; out, when set, is the
+// run's outcome the status records.
+func (b *batch) queue(inst *instance, s record.Status, out *fleet.Outcome) {
+	b.tags[s] = append(b.tags[s], inst)
+	b.ledger = append(b.ledger, entry{inst: inst, status: s, outcome: out})
 }
 
 // writeLedger appends the batch's decisions to the ledger before their tags are written.
@@ -824,46 +839,44 @@ func (b *batch) writeLedger(ctx context.Context) {
 	if h.Ledger == nil {
 		return
 	}
-	key, _ := arn.Parse(h.Config.KeyARN) // LoadConfig checked it
 	now := h.Now()
 	for _, e := range b.ledger {
-		i, s := e.i, e.status
-		if i.role == "" && i.profile() != "" {
-			i.role, _ = h.Binder.Role(ctx, i.profile()) // cached; without it the role stays unrecorded
+		inst, s := e.inst, e.status
+		if inst.role == "" && inst.profile() != "" {
+			inst.role, _ = h.Binder.Role(ctx, inst.profile()) // cached; without it the role stays unrecorded
 		}
-		launch := ledger.Launch{InstanceID: i.id, LaunchTime: aws.ToTime(i.LaunchTime), Account: key.AccountID, Region: key.Region,
-			InstanceType: string(i.InstanceType), Role: i.role, KeyARN: h.Config.KeyARN}
-		ref := s.CommandID
-		entry := ledger.Entry{At: now, By: "launch", Status: s.Status, Reason: s.Reason, CommandID: s.CommandID}
-		switch {
+		launch := fleet.LedgerLaunch(inst.Instance, h.Config.KeyARN, inst.role)
+		var entry ledger.Entry
+		switch ref := s.CommandID; {
 		case e.outcome != nil:
-			// The result function's entry, written for it: the same id, so whichever of the
-			// two writes second changes nothing.
-			entry.ID = ledger.EntryID("result", s.Status, string(s.Reason), s.CommandID)
-			if s.Status == contract.StatusEncrypted {
-				entry.Evidence = ledger.FromReport(e.outcome.Report, h.Config.DocumentName, h.Config.DocumentDigest)
-			}
+			entry = fleet.ResultEntry("launch", now, s.CommandID, *e.outcome, h.Config.DocumentName, h.Config.DocumentDigest)
 		case ref == "":
-			ref = i.tags[contract.TagAt] // the state it moves from: the same decision again is the same entry
-			entry.ID = ledger.EntryID("launch", s.Status, string(s.Reason), ref)
+			ref = inst.tags[contract.TagAt] // the state it moves from: the same decision again is the same entry
+			entry = launchEntry(now, s, ref)
 		default:
 			launch.KeyState = string(kmstypes.KeyStateEnabled) // the binding check found it so
-			entry.ID = ledger.EntryID("launch", s.Status, string(s.Reason), ref)
+			entry = launchEntry(now, s, ref)
 		}
 		err := h.Ledger.Record(ctx, launch, entry)
 		switch {
 		case err == nil, errors.Is(err, ledger.ErrDuplicate):
 		case s.CommandID != "":
-			h.log(i).Error("the ledger lacks this command's entry; the result will record the launch", "command_id", s.CommandID, "error", err.Error())
+			h.log(inst).Error("the ledger lacks this command's entry; the result will record the launch", "command_id", s.CommandID, "error", err.Error())
 		default:
-			b.tags[s] = slices.DeleteFunc(b.tags[s], func(x *instance) bool { return x == i })
+			b.tags[s] = slices.DeleteFunc(b.tags[s], func(x *instance) bool { return x == inst })
 			h.mu.Lock()
-			delete(h.handled, i.id) // its redelivery must be handled, not taken for a duplicate
+			delete(h.handled, inst.id) // its redelivery must be handled, not taken for a duplicate
 			h.mu.Unlock()
-			b.later(i, "recording in the ledger: "+err.Error())
+			b.later(inst, "recording in the ledger: "+err.Error())
 		}
 	}
 	b.ledger = nil
+}
+
+// launchEntry is the ledger entry of the function's own decision s, which moves from ref.
+func launchEntry(at time.Time, s record.Status, ref string) ledger.Entry {
+	return ledger.Entry{ID: ledger.EntryID("launch", s.Status, string(s.Reason), ref), At: at, By: "launch",
+		Status: s.Status, Reason: s.Reason, CommandID: s.CommandID}
 }
 
 // writeFindings files a Security Hub finding for each verdict the batch recorded (blocked,
@@ -876,8 +889,8 @@ func (b *batch) writeFindings(ctx context.Context) {
 	h := b.h
 	var vs []findings.Instance
 	for s, instances := range b.tags {
-		for _, i := range instances {
-			vs = append(vs, findings.Instance{ID: i.id, Type: string(i.InstanceType), Role: i.role, Status: s.Status, Reason: s.Reason, CommandID: s.CommandID})
+		for _, inst := range instances {
+			vs = append(vs, findings.Instance{ID: inst.id, Type: string(inst.InstanceType), Role: inst.role, Status: s.Status, Reason: s.Reason, CommandID: s.CommandID})
 		}
 	}
 	if err := h.Findings.File(ctx, vs, h.Now()); err != nil {
@@ -885,9 +898,9 @@ func (b *batch) writeFindings(ctx context.Context) {
 	}
 }
 
+// writeTags writes the batch's statuses the ledger took (writeLedger, before it).
 func (b *batch) writeTags(ctx context.Context) {
 	h := b.h
-	b.writeLedger(ctx)
 	statuses := make([]record.Status, 0, len(b.tags))
 	for s := range b.tags {
 		statuses = append(statuses, s)
@@ -902,8 +915,8 @@ func (b *batch) writeTags(ctx context.Context) {
 		s.At = at
 		for chunk := range slices.Chunk(instances, maxTagResources) {
 			ids := make([]string, len(chunk))
-			for n, i := range chunk {
-				ids[n] = i.id
+			for n, inst := range chunk {
+				ids[n] = inst.id
 			}
 			if _, err := h.EC2.CreateTags(ctx, &ec2.CreateTagsInput{Resources: ids, Tags: s.Tags()}); err != nil {
 				// The command (if any) is on its way; resending it for a tag would run the

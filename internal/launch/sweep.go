@@ -43,20 +43,20 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 	if err := h.instanceStore().Learn(ctx, instanceTypes(running)); err != nil {
 		return res, err
 	}
-	for _, i := range running {
-		id := i.id
-		in, err := h.inScope(ctx, i)
+	for _, inst := range running {
+		id := inst.id
+		in, err := h.inScope(ctx, inst)
 		if err != nil {
 			return res, err
 		}
-		if has, _ := h.instanceStore().Has(i.InstanceType); !in || !has {
+		if has, _ := h.instanceStore().Has(inst.InstanceType); !in || !has {
 			continue
 		}
 		res.InScope++
-		if h.optedOut(i) && i.reported(contract.StatusSkipped, contract.ReasonOptedOut) {
+		if h.optedOut(inst) && inst.reported(contract.StatusSkipped, contract.ReasonOptedOut) {
 			continue
 		}
-		due, err := h.due(ctx, i, now)
+		due, err := h.due(ctx, inst, now)
 		if err != nil {
 			// The launch path reads SSM's record again and decides.
 			h.Log.Warn("could not read the instance's runs; queueing it", "instance_id", id, "error", err.Error())
@@ -64,7 +64,7 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 		}
 		// An instance whose last run ended unrecorded (its result lost) is queued too:
 		// the launch path records SSM's outcome.
-		if due || i.unrecorded() {
+		if due || inst.unrecorded() {
 			res.Enqueued = append(res.Enqueued, id)
 		}
 	}

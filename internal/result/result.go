@@ -16,7 +16,6 @@ import (
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/arn"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
@@ -232,14 +231,8 @@ func (h *Handler) toLedger(ctx context.Context, d Detail, inst *ec2types.Instanc
 	if h.Ledger == nil {
 		return nil
 	}
-	key, _ := arn.Parse(h.Config.KeyARN) // the stack's account and region; unrecorded if it does not parse
-	e := ledger.Entry{ID: ledger.EntryID("result", out.Status, string(out.Reason), d.CommandID), At: now, By: "result",
-		Status: out.Status, Reason: out.Reason, CommandID: d.CommandID}
-	if out.Status == contract.StatusEncrypted {
-		e.Evidence = ledger.FromReport(out.Report, d.DocumentName, h.Config.DocumentDigest)
-	}
-	err := h.Ledger.Record(ctx, ledger.Launch{InstanceID: d.InstanceID, LaunchTime: aws.ToTime(inst.LaunchTime), Account: key.AccountID,
-		Region: key.Region, InstanceType: string(inst.InstanceType), KeyARN: h.Config.KeyARN}, e)
+	e := fleet.ResultEntry("result", now, d.CommandID, *out, d.DocumentName, h.Config.DocumentDigest)
+	err := h.Ledger.Record(ctx, fleet.LedgerLaunch(*inst, h.Config.KeyARN, ""), e)
 	if errors.Is(err, ledger.ErrDuplicate) {
 		return nil
 	}

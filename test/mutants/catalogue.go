@@ -607,7 +607,7 @@ var Catalogue = []Mutant{
 	{
 		Row:     "leaves the launch `pending` for ever",
 		File:    "internal/launch/launch.go",
-		Find:    "			if i.unrecorded() {",
+		Find:    "			if inst.unrecorded() {",
 		Replace: "			if false {",
 		Pkg:     "internal/launch", Run: "^TestRepairsALostResult$",
 	},
@@ -621,8 +621,15 @@ var Catalogue = []Mutant{
 	{
 		Row:     "A decision is tagged but never reaches the ledger",
 		File:    "internal/launch/launch.go",
-		Find:    "			b.tags[s] = slices.DeleteFunc(b.tags[s], func(x *instance) bool { return x == i })\n",
+		Find:    "			b.tags[s] = slices.DeleteFunc(b.tags[s], func(x *instance) bool { return x == inst })\n",
 		Replace: "",
+		Pkg:     "internal/launch", Run: "^TestLedger$",
+	},
+	{
+		Row:     "A decision is tagged but never reaches the ledger",
+		File:    "internal/launch/launch.go",
+		Find:    "	b.writeLedger(ctx)\n	b.writeTags(ctx)\n",
+		Replace: "	b.writeTags(ctx)\n	b.writeLedger(ctx)\n",
 		Pkg:     "internal/launch", Run: "^TestLedger$",
 	},
 	{
