@@ -34,6 +34,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
+	"github.com/storecrypt/storecrypt/internal/alert"
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
@@ -41,7 +42,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/findings"
 	"github.com/storecrypt/storecrypt/internal/fleet"
 	"github.com/storecrypt/storecrypt/internal/ledger"
-	"github.com/storecrypt/storecrypt/internal/record"
+	"github.com/storecrypt/storecrypt/internal/statustag"
 )
 
 // EC2 is the part of the EC2 client the function uses.
@@ -89,7 +90,7 @@ type Handler struct {
 	EC2       EC2
 	SSM       SSM
 	SQS       SQS
-	Events    record.EventBridge
+	Events    alert.EventBridge
 	Binder    Binder
 	Documents Documents
 	// History is SSM's record of the document's runs: what an instance's tags claim of a
@@ -214,7 +215,7 @@ func (inst *instance) launchTime() string { return fleet.LaunchTime(inst.Instanc
 type batch struct {
 	h      *Handler
 	retry  map[string]bool // message ids to hand back to SQS
-	tags   map[record.Status][]*instance
+	tags   map[statustag.Status][]*instance
 	alerts []ebtypes.PutEventsRequestEntry
 	ledger []entry
 }
@@ -222,7 +223,7 @@ type batch struct {
 // entry is a ledger entry waiting to be written with the tags.
 type entry struct {
 	inst   *instance
-	status record.Status
+	status statustag.Status
 	// outcome, when set, is a run's outcome recorded on the result function's behalf,
 	// under the result function's entry id.
 	outcome *fleet.Outcome
@@ -232,7 +233,7 @@ type entry struct {
 // agent not Online, a transient API failure) are returned as batch item failures; every
 // other message is done, whatever became of its instances.
 func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
-	b := &batch{h: h, retry: map[string]bool{}, tags: map[record.Status][]*instance{}}
+	b := &batch{h: h, retry: map[string]bool{}, tags: map[statustag.Status][]*instance{}}
 	byID := map[string]*instance{}
 	h.forgetHandled()
 	for _, rec := range ev.Records {
@@ -437,7 +438,7 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 		}
 		candidates = append(candidates, inst)
 	}
-	if err := record.PutAlerts(ctx, b.h.Events, b.alerts); err != nil {
+	if err := alert.Put(ctx, b.h.Events, b.alerts); err != nil {
 		b.h.Log.Error("emitting opt-out events", "error", err.Error())
 	}
 	b.alerts = nil
@@ -486,7 +487,7 @@ func (b *batch) optOut(inst *instance) {
 	if err := h.Metrics.Emit(h.Now(), []emf.Metric{{Name: contract.MetricOptedOut, Unit: "Count", Value: 1}}, nil, map[string]string{"InstanceId": inst.id}); err != nil {
 		h.log(inst).Error("writing a metric", "error", err.Error())
 	}
-	b.alerts = append(b.alerts, record.Alert(contract.EventInstanceOptedOut, h.Config.EventBus, map[string]string{"instance-id": inst.id, "tag": contract.TagEncrypt + "=false"}))
+	b.alerts = append(b.alerts, alert.Entry(contract.EventInstanceOptedOut, h.Config.EventBus, map[string]string{"instance-id": inst.id, "tag": contract.TagEncrypt + "=false"}))
 }
 
 // due: the instance needs a command now. LaunchTime changes at every start, and a start
@@ -639,7 +640,7 @@ func (b *batch) bound(ctx context.Context, in []*instance) []*instance {
 		}
 		keep = append(keep, inst)
 	}
-	if err := record.PutAlerts(ctx, h.Events, alerts); err != nil {
+	if err := alert.Put(ctx, h.Events, alerts); err != nil {
 		// The tag and the log line still record the block; an alert lost is not a reason
 		// to send the same block again.
 		h.Log.Error("emitting blocked events", "error", err.Error())
@@ -654,7 +655,7 @@ func (b *batch) blocked(inst *instance, v binding.Verdict) ebtypes.PutEventsRequ
 		map[string]string{contract.MetricReason: string(v.Reason)}, map[string]string{"InstanceId": inst.id}); err != nil {
 		h.log(inst).Error("writing a metric", "error", err.Error())
 	}
-	return record.Alert(contract.EventInstanceBlocked, h.Config.EventBus,
+	return alert.Entry(contract.EventInstanceBlocked, h.Config.EventBus,
 		map[string]string{"instance-id": inst.id, "reason": string(v.Reason), "role": v.Role, "detail": v.Detail, "fix": v.Fix})
 }
 
@@ -791,9 +792,9 @@ func (h *Handler) documentDrift(ctx context.Context, untrusted error, pin docume
 	}
 	h.Log.Error("the document's default version is not the content the stack deployed; sending only the deployed content",
 		"document", h.Config.DocumentName, "default_version", pin.Default, "sent_version", pin.Version, "error", why)
-	alert := record.Alert(contract.EventDocumentDrift, h.Config.EventBus, map[string]string{
+	drift := alert.Entry(contract.EventDocumentDrift, h.Config.EventBus, map[string]string{
 		"document": h.Config.DocumentName, "default-version": pin.Default, "sent-version": pin.Version, "error": why})
-	if err := record.PutAlerts(ctx, h.Events, []ebtypes.PutEventsRequestEntry{alert}); err != nil {
+	if err := alert.Put(ctx, h.Events, []ebtypes.PutEventsRequestEntry{drift}); err != nil {
 		h.Log.Error("emitting the drift event", "error", err.Error())
 	}
 }
@@ -812,7 +813,7 @@ func (b *batch) tag(inst *instance, status string, reason contract.Reason, comma
 	if commandID == "" && inst.reported(status, reason) {
 		return
 	}
-	b.queue(inst, record.Status{Status: status, Reason: reason, CommandID: commandID, LaunchTime: inst.launchTime(), Attempt: attempt}, nil)
+	b.queue(inst, statustag.Status{Status: status, Reason: reason, CommandID: commandID, LaunchTime: inst.launchTime(), Attempt: attempt}, nil)
 }
 
 // recordLost queues SSM's outcome of the instance's last run, which ended with neither
@@ -820,12 +821,12 @@ func (b *batch) tag(inst *instance, status string, reason contract.Reason, comma
 // entry.
 func (b *batch) recordLost(inst *instance) {
 	b.h.markHandled(inst.id)
-	b.queue(inst, record.Status{Status: inst.last.Status, Reason: inst.last.Reason, CommandID: inst.runs[0].CommandID, LaunchTime: inst.launchTime(), Attempt: len(inst.runs)}, inst.last)
+	b.queue(inst, statustag.Status{Status: inst.last.Status, Reason: inst.last.Reason, CommandID: inst.runs[0].CommandID, LaunchTime: inst.launchTime(), Attempt: len(inst.runs)}, inst.last)
 }
 
 // queue holds a status for the batch's ledger entries and tags; out, when set, is the
 // run's outcome the status records.
-func (b *batch) queue(inst *instance, s record.Status, out *fleet.Outcome) {
+func (b *batch) queue(inst *instance, s statustag.Status, out *fleet.Outcome) {
 	b.tags[s] = append(b.tags[s], inst)
 	b.ledger = append(b.ledger, entry{inst: inst, status: s, outcome: out})
 }
@@ -874,7 +875,7 @@ func (b *batch) writeLedger(ctx context.Context) {
 }
 
 // launchEntry is the ledger entry of the function's own decision s, which moves from ref.
-func launchEntry(at time.Time, s record.Status, ref string) ledger.Entry {
+func launchEntry(at time.Time, s statustag.Status, ref string) ledger.Entry {
 	return ledger.Entry{ID: ledger.EntryID("launch", s.Status, string(s.Reason), ref), At: at, By: "launch",
 		Status: s.Status, Reason: s.Reason, CommandID: s.CommandID}
 }
@@ -901,12 +902,12 @@ func (b *batch) writeFindings(ctx context.Context) {
 // writeTags writes the batch's statuses the ledger took (writeLedger, before it).
 func (b *batch) writeTags(ctx context.Context) {
 	h := b.h
-	statuses := make([]record.Status, 0, len(b.tags))
+	statuses := make([]statustag.Status, 0, len(b.tags))
 	for s := range b.tags {
 		statuses = append(statuses, s)
 	}
 	// A stable order of calls makes the logs and the tests' call counts repeatable.
-	slices.SortFunc(statuses, func(x, y record.Status) int {
+	slices.SortFunc(statuses, func(x, y statustag.Status) int {
 		return strings.Compare(fmt.Sprint(x), fmt.Sprint(y))
 	})
 	at := h.Now().UTC().Format(time.RFC3339)

@@ -23,13 +23,14 @@ import (
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/storecrypt/storecrypt/internal/alert"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/emf"
 	"github.com/storecrypt/storecrypt/internal/findings"
 	"github.com/storecrypt/storecrypt/internal/fleet"
 	"github.com/storecrypt/storecrypt/internal/ledger"
-	"github.com/storecrypt/storecrypt/internal/record"
+	"github.com/storecrypt/storecrypt/internal/statustag"
 )
 
 // SSM is the part of the SSM client the function uses.
@@ -64,7 +65,7 @@ type Handler struct {
 	Config  Config
 	SSM     SSM
 	EC2     EC2
-	Events  record.EventBridge
+	Events  alert.EventBridge
 	History *fleet.History // also judges what a run proves
 	// Ledger, when the stack has one, gets the outcome of every run, with the evidence
 	// of an encrypted one, before the tags do.
@@ -253,7 +254,7 @@ func (h *Handler) superseded(ctx context.Context, d Detail, requested time.Time)
 }
 
 func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, tags map[string]string, out *fleet.Outcome, now time.Time) error {
-	s := record.Status{Status: out.Status, Reason: out.Reason, CommandID: d.CommandID,
+	s := statustag.Status{Status: out.Status, Reason: out.Reason, CommandID: d.CommandID,
 		At: now.UTC().Format(time.RFC3339), LaunchTime: aws.ToTime(inst.LaunchTime).UTC().Format(time.RFC3339)}
 	if tags[contract.TagLaunchTime] != s.LaunchTime {
 		// A console rerun on an instance the launch function never sent to.
@@ -283,9 +284,9 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *
 			msg = out.Report.Error
 		}
 		log.Warn("instance store not encrypted", "status", out.Status, "reason", string(out.Reason), "error", msg)
-		alert := record.Alert(contract.EventInstanceFailed, h.Config.EventBus,
+		failed := alert.Entry(contract.EventInstanceFailed, h.Config.EventBus,
 			map[string]string{"instance-id": d.InstanceID, "command-id": d.CommandID, "status": out.Status, "reason": string(out.Reason), "error": msg})
-		if perr := record.PutAlerts(ctx, h.Events, []ebtypes.PutEventsRequestEntry{alert}); perr != nil {
+		if perr := alert.Put(ctx, h.Events, []ebtypes.PutEventsRequestEntry{failed}); perr != nil {
 			log.Error("emitting the failure event", "error", perr.Error())
 		}
 	}

@@ -578,10 +578,10 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "An alert event is dropped silently",
-		File:    "internal/record/record.go",
+		File:    "internal/alert/alert.go",
 		Find:    "					errs = append(errs, fmt.Errorf(\"event %s: %s: %s\", aws.ToString(chunk[i].DetailType), code, aws.ToString(res.ErrorMessage)))",
 		Replace: "",
-		Pkg:     "internal/record", Run: "^TestPutAlertsSeesFailedEntries$",
+		Pkg:     "internal/alert", Run: "^TestPutAlertsSeesFailedEntries$",
 	},
 	{
 		Row:     "Tags vanish with the instance",

@@ -1,4 +1,4 @@
-package record_test
+package alert_test
 
 import (
 	"context"
@@ -9,9 +9,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
+	"github.com/storecrypt/storecrypt/internal/alert"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
-	"github.com/storecrypt/storecrypt/internal/record"
 )
 
 // TestPutAlertsSeesFailedEntries: PutEvents answers 200 with failed entries; a malformed
@@ -20,12 +20,12 @@ func TestPutAlertsSeesFailedEntries(t *testing.T) {
 	w := fakeaws.NewAccount(t)
 	var entries []ebtypes.PutEventsRequestEntry
 	for range 22 {
-		entries = append(entries, record.Alert(contract.EventInstanceBlocked, "default", map[string]string{"instance-id": "i-1"}))
+		entries = append(entries, alert.Entry(contract.EventInstanceBlocked, "default", map[string]string{"instance-id": "i-1"}))
 	}
-	bad := record.Alert(contract.EventInstanceFailed, "default", nil)
+	bad := alert.Entry(contract.EventInstanceFailed, "default", nil)
 	bad.Detail = aws.String("not json")
 	entries = append(entries, bad)
-	err := record.PutAlerts(context.Background(), eventbridge.NewFromConfig(w.Config()), entries)
+	err := alert.Put(context.Background(), eventbridge.NewFromConfig(w.Config()), entries)
 	if err == nil || !strings.Contains(err.Error(), "MalformedDetail") {
 		t.Fatalf("got %v, want the malformed entry reported", err)
 	}
@@ -38,8 +38,8 @@ func TestPutAlertsSeesFailedEntries(t *testing.T) {
 // again, once.
 func TestPutAlertsRetriesThrottledEntries(t *testing.T) {
 	client := &flaky{}
-	entries := []ebtypes.PutEventsRequestEntry{record.Alert(contract.EventInstanceBlocked, "default", map[string]string{"instance-id": "i-1"})}
-	if err := record.PutAlerts(context.Background(), client, entries); err != nil || client.calls != 2 {
+	entries := []ebtypes.PutEventsRequestEntry{alert.Entry(contract.EventInstanceBlocked, "default", map[string]string{"instance-id": "i-1"})}
+	if err := alert.Put(context.Background(), client, entries); err != nil || client.calls != 2 {
 		t.Fatalf("got %v after %d calls, want success after 2", err, client.calls)
 	}
 }
