@@ -49,9 +49,10 @@ const (
 // The launch queue and the event source mapping that feeds it to the launch function. The
 // stack builds them from these; the control-plane benchmark models the same numbers.
 const (
-	// LaunchBatchSize records per invocation: the calls the function makes are per 50
-	// instances (SendCommand's limit) or more, so a batch of 10 paid a call per API for a
-	// fifth of what one call could take. Above 10, Lambda requires a batching window.
+	// LaunchBatchSize records per invocation: the calls the function makes take 50
+	// instances (SendCommand's limit) or more each, so a batch must hold many more than
+	// Lambda's default of 10 for each call to be full. Above 10, Lambda requires a
+	// batching window.
 	LaunchBatchSize   = 500
 	LaunchBatchWindow = 5 * time.Second
 	// LaunchFunctionTimeout and LaunchVisibility: Lambda advises a visibility timeout of

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"testing"
@@ -66,7 +67,7 @@ func TestCLIAndSweepAgreeOnEnded(t *testing.T) {
 	byID, want := map[string]state{}, map[string]bool{}
 	var ids []string
 	for _, status := range statuses {
-		for _, details := range sortedKeys(documentedDetails) {
+		for _, details := range slices.Sorted(maps.Keys(documentedDetails)) {
 			id := fmt.Sprintf("i-%017d", len(ids)+1)
 			ids = append(ids, id)
 			byID[id] = state{status, details}
@@ -158,13 +159,4 @@ func sweepEnded(t *testing.T, w *fakeaws.World, d deployment.Deployment, ids []s
 		ended[id] = true
 	}
 	return ended
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

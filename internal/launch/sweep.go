@@ -3,6 +3,7 @@ package launch
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 
@@ -37,7 +38,7 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 	res := SweepResult{Running: len(found), Enqueued: []string{}}
 	now := h.Now()
 	var running []*instance
-	for _, id := range sortedKeys(found) {
+	for _, id := range slices.Sorted(maps.Keys(found)) {
 		running = append(running, &instance{Instance: found[id], id: id, tags: fleet.Tags(found[id].Tags), messages: []string{"sweep"}})
 	}
 	if err := h.instanceStore().Learn(ctx, instanceTypes(running)); err != nil {
@@ -84,13 +85,4 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 	}
 	h.Log.Info("sweep done", "running", res.Running, "in_scope", res.InScope, "enqueued", len(res.Enqueued))
 	return res, nil
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }

@@ -28,7 +28,7 @@ import (
 
 // ---- put-secret
 
-func putSecretFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
+func runPutSecret(fs *pflag.FlagSet) runFunc {
 	bucket := fs.String("bucket", "", "the secret bucket (default: from the stack's Secret output)")
 	key := fs.String("key", "", "object key of the secret (default: from the stack's Secret output, else seed/passphrase)")
 	keyID := fs.String("kms-key-id", "", "KMS key to encrypt with (default: the stack's KeyArn output)")
@@ -167,7 +167,7 @@ func writeJSON(w io.Writer, v any) error {
 
 // ---- verify
 
-func verifyFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
+func runVerify(fs *pflag.FlagSet) runFunc {
 	instance := fs.String("instance", "", "instance id whose role to check")
 	role := fs.String("role", "", "role ARN to check")
 	keyID := fs.String("kms-key-id", "", "the KMS key ARN (default: the stack's KeyArn output)")
@@ -266,7 +266,7 @@ type StatusRow struct {
 	CommandID string `json:"command_id,omitempty"`
 }
 
-func statusFlags(*pflag.FlagSet) func(context.Context, *env) error {
+func runStatus(*pflag.FlagSet) runFunc {
 	return func(ctx context.Context, e *env) error {
 		sc, err := readStack(ctx, e.CloudFormation, e.stack)
 		if err != nil {

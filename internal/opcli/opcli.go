@@ -116,24 +116,28 @@ func (e *env) now() time.Time {
 	return time.Now()
 }
 
+// runFunc runs a subcommand, as its flags configured it.
+type runFunc func(ctx context.Context, e *env) error
+
 // command is one subcommand: its flags, and the run they configure.
 type command struct {
 	name, summary string
 	// outputs are the --output formats it writes besides table, json and text.
 	outputs []string
 	// aws says it calls AWS, and so needs a region and credentials.
-	aws   bool
-	flags func(fs *pflag.FlagSet) func(ctx context.Context, e *env) error
+	aws bool
+	// define registers the command's flags on fs and returns what runs it.
+	define func(fs *pflag.FlagSet) runFunc
 }
 
 var commands = []command{
-	{name: "put-secret", summary: "encrypt a passphrase (stdin or --generate) with KMS and store the raw ciphertext in S3 for the s3-kms key source", aws: true, flags: putSecretFlags},
-	{name: "verify", summary: "check that an instance's (or a role's) binding to the key lets the agent work; print the verdict and the fix", aws: true, flags: verifyFlags},
-	{name: "rerun", summary: "run the deployed storecrypt document again on instances in the stack's scope: one (--instance: its agent's report) or many (--instances, --targets: listed and confirmed first, then a line each and a summary), and wait", aws: true, flags: rerunFlags},
-	{name: "status", summary: "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", aws: true, flags: statusFlags},
+	{name: "put-secret", summary: "encrypt a passphrase (stdin or --generate) with KMS and store the raw ciphertext in S3 for the s3-kms key source", aws: true, define: runPutSecret},
+	{name: "verify", summary: "check that an instance's (or a role's) binding to the key lets the agent work; print the verdict and the fix", aws: true, define: runVerify},
+	{name: "rerun", summary: "run the deployed storecrypt document again on instances in the stack's scope: one (--instance: its agent's report) or many (--instances, --targets: listed and confirmed first, then a line each and a summary), and wait", aws: true, define: runRerun},
+	{name: "status", summary: "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", aws: true, define: runStatus},
 	{name: "report", summary: "evidence for an auditor from the ledger, for a period (--since, --until): coverage overall, per role and per type, time to encrypted, every exception and every launch with its evidence",
-		outputs: []string{"csv", "html"}, aws: true, flags: reportFlags},
-	{name: "version", summary: "print the CLI's version, the commit it was built from and the Go release", flags: func(*pflag.FlagSet) func(context.Context, *env) error { return printVersion }},
+		outputs: []string{"csv", "html"}, aws: true, define: runReport},
+	{name: "version", summary: "print the CLI's version, the commit it was built from and the Go release", define: func(*pflag.FlagSet) runFunc { return printVersion }},
 }
 
 // globals are the flags every command takes, before or after its name.
@@ -179,7 +183,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *cobra.Command {
 	outputs := append([]string{"table", "json", "text"}, c.outputs...)
 	cc := &cobra.Command{Use: c.name, Short: c.summary, Long: c.summary + ".", Args: noArgs}
-	run := c.flags(cc.Flags())
+	run := c.define(cc.Flags())
 	cc.RunE = func(cmd *cobra.Command, _ []string) error {
 		if !slices.Contains(outputs, g.output) {
 			return usageErr(fmt.Sprintf("--output %q: want one of %s", g.output, strings.Join(outputs, ", ")))

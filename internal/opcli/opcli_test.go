@@ -502,7 +502,7 @@ func TestVersion(t *testing.T) {
 
 // batch is the fleet with three more instances tagged team=batch: two x86_64, one of them
 // failing with key-unavailable, and a Graviton one; two more tagged so that rerun must
-// leave out; and a stack that names the agents' log group.
+// leave out.
 func batch(t *testing.T) *fakeaws.World {
 	t.Helper()
 	w, _ := fleet(t)
@@ -512,7 +512,6 @@ func batch(t *testing.T) *fakeaws.World {
 	// Tagged alike, but not the stack's: another role, and a type without instance store.
 	w.AddInstance("i-00000000000000014", "i4i.large", fakeaws.Profile(fakeaws.NotKeyUser), map[string]string{"team": "batch"}, launched)
 	w.AddInstance("i-00000000000000015", "m5.large", fakeaws.Profile(fakeaws.KeyUser), map[string]string{"team": "batch"}, launched)
-	w.With(func() { w.Stacks[contract.StackName].Outputs[contract.OutputAgentLogGroup] = "/storecrypt/agents" })
 	agents(t, w, map[string]string{"i-00000000000000013": "key-unavailable"})
 	return w
 }
@@ -573,13 +572,12 @@ func TestRerunFleet(t *testing.T) {
 			t.Errorf("sent %v, want %v", got, want)
 		}
 	})
-	t.Run("by id, rate controls, an older stack", func(t *testing.T) {
+	t.Run("by id, rate controls", func(t *testing.T) {
 		w := batch(t)
-		w.With(func() { delete(w.Stacks[contract.StackName].Outputs, contract.OutputAgentLogGroup) })
 		before := len(sent(w, 0))
 		code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--instances", "i-00000000000000011,i-00000000000000012", "--instances", "i-00000000000000011",
 			"--max-concurrency", "10%", "--max-errors", "1", "--yes")
-		if code != 0 || !strings.Contains(out, "ok      2") || strings.Count(errOut, "has no AgentLogGroupName output") != 1 {
+		if code != 0 || !strings.Contains(out, "ok      2") {
 			t.Fatalf("exit %d\n%s\n%s", code, out, errOut)
 		}
 		cmds := sent(w, before)
@@ -587,8 +585,8 @@ func TestRerunFleet(t *testing.T) {
 			t.Fatalf("%d commands, want one per architecture", len(cmds))
 		}
 		for _, c := range cmds {
-			if c.MaxConcurrency != "10%" || c.MaxErrors != "1" || c.LogGroup != "" || len(c.InstanceIDs) != 1 {
-				t.Errorf("command %s: %q %q %q %v; want 10%%, 1, no log group, one instance", c.ID, c.MaxConcurrency, c.MaxErrors, c.LogGroup, c.InstanceIDs)
+			if c.MaxConcurrency != "10%" || c.MaxErrors != "1" || c.LogGroup != deployment.AgentLogGroup || len(c.InstanceIDs) != 1 {
+				t.Errorf("command %s: %q %q %q %v; want 10%%, 1, %s, one instance", c.ID, c.MaxConcurrency, c.MaxErrors, c.LogGroup, c.InstanceIDs, deployment.AgentLogGroup)
 			}
 		}
 	})
@@ -612,6 +610,15 @@ func TestRerunFleet(t *testing.T) {
 		}
 		if want := []string{"amd64:50", "amd64:50", "amd64:20", "arm64:3"}; !slices.Equal(sizes, want) {
 			t.Errorf("commands %v, want %v", sizes, want)
+		}
+	})
+	t.Run("a stack without the agents' log group", func(t *testing.T) {
+		w := batch(t)
+		w.With(func() { delete(w.Stacks[contract.StackName].Outputs, contract.OutputAgentLogGroup) })
+		before := len(sent(w, 0))
+		code, _, errOut := run(t, worldClients(w, nil), "", "rerun", "--instances", "i-00000000000000011", "--yes")
+		if code != 1 || !strings.Contains(errOut, "lacks the AgentLogGroupName output") || len(sent(w, before)) != 0 {
+			t.Errorf("exit %d, %d commands sent:\n%s\nwant exit 1, none sent, and the missing output named", code, len(sent(w, before)), errOut)
 		}
 	})
 	t.Run("timeout", func(t *testing.T) {

@@ -21,7 +21,7 @@ import (
 // reportPeriod is the period a report covers unless --since says otherwise.
 const reportPeriod = 30 * 24 * time.Hour
 
-func reportFlags(fs *pflag.FlagSet) func(context.Context, *env) error {
+func runReport(fs *pflag.FlagSet) runFunc {
 	sinceFlag := fs.String("since", "", "the first day (YYYY-MM-DD, UTC) or time (RFC 3339) of launches to report (default: 30 days before --until)")
 	untilFlag := fs.String("until", "", "the end of the period, not included (default: now)")
 	return func(ctx context.Context, e *env) error {

@@ -53,6 +53,7 @@ func Into(w *fakeaws.World, keyARN string) (Deployment, error) {
 		contract.OutputKeyARN: keyARN, contract.OutputKeySource: contract.KeySourceKMSDataKey,
 		contract.OutputDocumentName: contract.DocumentName, contract.OutputDocumentDigest: digest,
 		contract.OutputInstanceRoleARNs: names.KeyUser, contract.OutputLedgerTable: emu.LedgerTable,
+		contract.OutputAgentLogGroup: AgentLogGroup,
 	})
 	return Deployment{
 		KeyARN: keyARN, DocumentName: contract.DocumentName, Digest: digest, Content: string(raw),
@@ -74,6 +75,9 @@ func region(arn string) string    { return strings.Split(arn, ":")[3] }
 func CommandID(label string) string {
 	return label + strings.Repeat("-", 36-len(label))
 }
+
+// AgentLogGroup is the stack's log group of the agents' command output.
+const AgentLogGroup = "/storecrypt/agents"
 
 // AgentOutput is the run step's output of an agent that finished with result ("ok",
 // "refused-unsafe", ...): the document's own lines, then the agent's report, which for

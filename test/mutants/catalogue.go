@@ -349,7 +349,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "Someone who may update the SSM document",
-		File:    "internal/launch/launch.go",
+		File:    "internal/launch/send.go",
 		Find:    "DocumentVersion: aws.String(pin.Version)",
 		Replace: "DocumentVersion: aws.String(\"$DEFAULT\")",
 		Pkg:     "internal/launch", Run: "^TestDocumentPinned$",
@@ -487,7 +487,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "Forged `storecrypt:status=encrypted`",
-		File:    "internal/launch/launch.go",
+		File:    "internal/launch/decide.go",
 		Find:    "		return true, nil\n	}\n	last := runs[0]",
 		Replace: "		return false, nil\n	}\n	last := runs[0]",
 		Pkg:     "internal/launch", Run: "^TestOutcomes$",
@@ -620,7 +620,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "A decision is tagged but never reaches the ledger",
-		File:    "internal/launch/launch.go",
+		File:    "internal/launch/write.go",
 		Find:    "			b.tags[s] = slices.DeleteFunc(b.tags[s], func(x *instance) bool { return x == inst })\n",
 		Replace: "",
 		Pkg:     "internal/launch", Run: "^TestLedger$",
