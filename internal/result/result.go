@@ -209,9 +209,6 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet
 	return &out, nil
 }
 
-// superseded names a later run of the document on the instance, if SSM has one: an older
-// result arriving late must not overwrite what the newer run records. SSM's own record
-// decides, not the instance's tags, which anyone with ec2:CreateTags could write.
 // file puts the verdict in Security Hub: an active finding for an instance that is not
 // encrypted, the same finding archived once it is. A finding Security Hub does not
 // import is an error in the log and a count in FindingsNotImported (the filer's), not a
@@ -240,6 +237,9 @@ func (h *Handler) toLedger(ctx context.Context, d Detail, inst *ec2types.Instanc
 	return err
 }
 
+// superseded names a later run of the document on the instance, if SSM has one: an older
+// result arriving late must not overwrite what the newer run records. SSM's own record
+// decides, not the instance's tags, which anyone with ec2:CreateTags could write.
 func (h *Handler) superseded(ctx context.Context, d Detail, requested time.Time) (string, error) {
 	runs, err := h.History.Since(ctx, d.InstanceID, requested)
 	if err != nil {

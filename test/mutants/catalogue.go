@@ -493,6 +493,13 @@ var Catalogue = []Mutant{
 		Pkg:     "internal/launch", Run: "^TestOutcomes$",
 	},
 	{
+		Row:     "Forged `storecrypt:status=encrypted`",
+		File:    "internal/fleet/invocation.go",
+		Find:    "	return slices.Contains(contract.FinalInvocationStatuses, status) || terminal\n",
+		Replace: "	_ = terminal\n	return slices.Contains(contract.FinalInvocationStatuses, status)\n",
+		Pkg:     "internal/fleet", Run: "^TestCLIAndSweepAgreeOnEnded$",
+	},
+	{
 		Row:     "A result event is taken as newer",
 		File:    "internal/result/result.go",
 		Find:    "	if newer, err := h.superseded(ctx, d, requested); err != nil {",
