@@ -23,7 +23,7 @@ type Config struct {
 	EventBus        string
 	StaleAfter      time.Duration
 	AgentLogs       string // CloudWatch log group for the commands' output; "" leaves it off
-	LedgerTable     string // the ledger's DynamoDB table; "" before the stack had one
+	LedgerTable     string // the ledger's DynamoDB table; the stack always sets it ("" runs without one)
 	MetricNamespace string // where the metrics go; contract.MetricNamespace unless the stack names another
 	SecurityHub     bool   // file Security Hub findings
 	// ComplianceItems writes each verdict as Systems Manager compliance.

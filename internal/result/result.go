@@ -53,7 +53,7 @@ type Config struct {
 	KeyARN          string
 	KeySource       string
 	Secret          string
-	LedgerTable     string // "" before the stack had one
+	LedgerTable     string // the stack always sets it ("" runs without one)
 	MetricNamespace string // where the metrics go; contract.MetricNamespace unless the stack names another
 	SecurityHub     bool   // file Security Hub findings
 	// ComplianceItems writes each verdict as Systems Manager compliance.
