@@ -125,7 +125,7 @@ func Available() error {
 	return nil
 }
 
-// EnsureImage returns the folder with the cached kernel and base initramfs, building
+// EnsureImage returns the folder with the cached kernel (uncompressed) and base initramfs, building
 // them on first use; extra tools make a separate image.
 func EnsureImage(ctx context.Context, tools ...string) (string, error) {
 	dir, err := cacheDir()
@@ -342,7 +342,7 @@ func (g *Guest) boot(ctx context.Context) error {
 	args := []string{
 		"-accel", "tcg,thread=multi", "-smp", "2", "-cpu", "max",
 		"-m", strconv.Itoa(g.cfg.MemoryMB), "-nographic", "-no-reboot",
-		"-kernel", filepath.Join(g.image, "vmlinuz"), "-initrd", g.initrd,
+		"-kernel", filepath.Join(g.image, "vmlinux"), "-initrd", g.initrd,
 		"-append", cmdline,
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
 	}
