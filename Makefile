@@ -72,11 +72,14 @@ $(CDK): package.json package-lock.json
 integ: build $(CDK)
 	$(GO) test -tags integ -count=1 -timeout 60m -v ./test/integ
 
-## test: lint, then every test, the real-kernel ones included (CI=true makes a missing QEMU fail):
-## go test ./..., with the packages that boot a guest one at a time beside the others and the
-## agent built once (test/cmd/gotest); the ten slowest tests are printed at the end
-test: deps lint synth
-	STORECRYPT_AGENT=$(CURDIR)/$(BIN)/storecrypt-agent-linux-amd64 $(GO) run ./test/cmd/gotest -timeout 40m ./...
+## test: lint and every test, the real-kernel ones included (CI=true makes a missing QEMU fail):
+## go test ./..., with the packages that boot a guest one at a time from the start, lint and
+## synth beside them, then the other packages (test/cmd/gotest); the agent is built once; the
+## ten slowest tests are printed at the end. (The sub-make is spelled `make`, not $(MAKE),
+## so that `make -n test` prints the line rather than running the suite.)
+test: deps $(CDK) build
+	STORECRYPT_AGENT=$(CURDIR)/$(BIN)/storecrypt-agent-linux-amd64 $(GO) run ./test/cmd/gotest -timeout 40m \
+		-first 'make --no-print-directory lint synth' ./...
 
 ## mutants: remove or weaken each docs/security.md row's control in turn (test/mutants) and
 ## check that its test fails (ARGS=-guest adds those only a QEMU test kills, ARGS='-row ...' picks rows)

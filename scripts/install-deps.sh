@@ -16,6 +16,8 @@ declare -A need=(
 	[mkfs.ext4]=e2fsprogs
 	[mkfs.xfs]=xfsprogs
 	[depmod]=kmod
+	# The guest boots the kernel uncompressed: build-guest.sh unpacks Debian's bzImage.
+	[xz]=xz-utils
 	[file]=file
 	[fio]=fio
 	# bootunit's tests have systemd's own parser check the boot unit.

@@ -8,11 +8,14 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
-// TestLayouts: a RAID0 volume, then after a stop/start a RAID10 one on the same disks;
-// RAID10's first resync is paused while it is provisioned and runs after the mount, it
-// keeps the data through a failed disk, and a reboot reopens it degraded. Then, after
-// another stop/start, a volume per disk under the same mount point, reopened after a
-// reboot, with nothing writable beside them.
+// TestLayouts: a RAID0 volume; a stop/start brings blank instance store while the root
+// volume keeps the boot unit and state, and unlock neither hangs nor formats nor lets the
+// mount point take writes. Then a RAID10 volume on the same disks, with the recipe's zero
+// fill (storecrypt leaves it off by default); RAID10's first resync is paused while it is
+// provisioned and runs after the mount, it keeps the data through a failed disk, and a
+// reboot reopens it degraded. Then, after another stop/start, a volume per disk under the
+// same mount point, reopened after a reboot, with nothing writable beside them. (One
+// machine for all three: each stop/start is the next layout's fresh instance.)
 func TestLayouts(t *testing.T) {
 	m := newMachine(t, machineOpts{disks: 2})
 	r0 := m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
@@ -21,11 +24,24 @@ func TestLayouts(t *testing.T) {
 	}
 
 	m.stopStart()
-	r10 := m.agent(append([]string{"apply", "--layout", "raid10"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
+	wantContains(t, "root volume", m.sh("cat /etc/systemd/system/"+contract.UnitName+" /var/lib/storecrypt/state.json"), "ExecStart=", `"command": "apply"`)
+	blank := m.checksums()
+	un := m.agent("unlock", "--model", guestModel).must(t, contract.ExitOK)
+	wantContains(t, "unlock notes", strings.Join(un.Report.Notes, "\n"), "blank")
+	if c := un.changedSteps(); len(c) != 0 {
+		t.Errorf("unlock on blank disks changed %v", c)
+	}
+	sameSums(t, blank, m.checksums())
+	m.wantNoWrites(mountPoint)
+
+	r10 := m.agent(append([]string{"apply", "--wipe", "--layout", "raid10"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
 	if l := r10.Report.Layout; l.Level != "raid10" || !l.Mounted {
 		t.Fatalf("raid10 layout %+v", *l)
 	}
 	steps := r10.changedSteps()
+	if !slices.Contains(steps, "wipe") {
+		t.Errorf("apply --wipe changed %v, want a wipe step", steps)
+	}
 	if i, j := slices.Index(steps, "mount"), slices.Index(steps, "raid-resync"); i < 0 || j < i {
 		t.Errorf("changed steps %v: the resync must resume after the mount", steps)
 	}

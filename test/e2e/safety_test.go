@@ -115,29 +115,6 @@ func TestAssembledLate(t *testing.T) {
 	}
 }
 
-// TestStopStart: a stop/start brings blank instance store while the root volume keeps the
-// boot unit and state. Unlock neither hangs nor formats; apply provisions anew.
-func TestStopStart(t *testing.T) {
-	m := newMachine(t, machineOpts{disks: 2})
-	m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
-	m.stopStart()
-	wantContains(t, "root volume", m.sh("cat /etc/systemd/system/"+contract.UnitName+" /var/lib/storecrypt/state.json"), "ExecStart=", `"command": "apply"`)
-	blank := m.checksums()
-	un := m.agent("unlock", "--model", guestModel).must(t, contract.ExitOK)
-	wantContains(t, "unlock notes", strings.Join(un.Report.Notes, "\n"), "blank")
-	if c := un.changedSteps(); len(c) != 0 {
-		t.Errorf("unlock on blank disks changed %v", c)
-	}
-	sameSums(t, blank, m.checksums())
-	m.wantNoWrites(mountPoint)
-	// This time with the recipe's zero fill, which storecrypt leaves off by default.
-	again := m.agent(append([]string{"apply", "--wipe"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
-	if !slices.Contains(again.changedSteps(), "wipe") {
-		t.Errorf("apply --wipe changed %v, want a wipe step", again.changedSteps())
-	}
-	m.sh("echo new > " + userFile)
-}
-
 // TestPowerCut kills the guest at points inside apply. The next apply converges, and once
 // a user has written, no later cut loses it.
 func TestPowerCut(t *testing.T) {

@@ -40,7 +40,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/instance-agent/s3object"
 	"github.com/storecrypt/storecrypt/internal/fakeaws/apimodel"
-	"github.com/storecrypt/storecrypt/test/vm"
+	"github.com/storecrypt/storecrypt/test/vm/wire"
 )
 
 // The identity the IMDS mock reports by default.
@@ -391,8 +391,8 @@ func (e *Emulators) Close() {
 // forwards (see Forwards): the SDK's own endpoint variables, nothing storecrypt-specific.
 func Env() []string {
 	return []string{
-		fmt.Sprintf("AWS_ENDPOINT_URL_KMS=http://%s:%d", vm.HostIP, GuestKMSPort),
-		fmt.Sprintf("AWS_ENDPOINT_URL_S3=http://%s:%d", vm.HostIP, GuestS3Port),
+		fmt.Sprintf("AWS_ENDPOINT_URL_KMS=http://%s:%d", wire.HostIP, GuestKMSPort),
+		fmt.Sprintf("AWS_ENDPOINT_URL_S3=http://%s:%d", wire.HostIP, GuestS3Port),
 	}
 }
 
@@ -404,8 +404,8 @@ const (
 
 // Forwards are the guest's ways to the emulators: IMDS at its link-local address, as on
 // EC2, and KMS and S3 at the ports Env names.
-func (e *Emulators) Forwards() []vm.Forward {
-	return []vm.Forward{
+func (e *Emulators) Forwards() []wire.Forward {
+	return []wire.Forward{
 		{GuestIP: "169.254.169.254", GuestPort: 80, HostAddr: e.IMDSAddr},
 		{GuestPort: GuestKMSPort, HostAddr: e.KMSAddr},
 		{GuestPort: GuestS3Port, HostAddr: e.S3Addr},

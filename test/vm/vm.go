@@ -37,18 +37,11 @@ type Disk struct {
 	Serial string
 }
 
-// Forward makes GuestPort on HostIP (or GuestIP when set) reach HostAddr on the host.
-type Forward struct {
-	GuestIP   string
-	GuestPort int
-	HostAddr  string
-}
-
 // Config describes one guest.
 type Config struct {
 	NVMe     []Disk            // instance store
 	Virtio   []Disk            // serial "root" is mounted as the root volume; others are left alone
-	Forwards []Forward         // the emulators
+	Forwards []wire.Forward    // the emulators
 	Files    map[string]string // guest path -> host path, added to the initramfs
 	// Tools are host programs added to the image (with their libraries); an image per set.
 	Tools    []string
@@ -132,7 +125,7 @@ func Available() error {
 	return nil
 }
 
-// EnsureImage returns the folder with the cached kernel and base initramfs, building
+// EnsureImage returns the folder with the cached kernel (uncompressed) and base initramfs, building
 // them on first use; extra tools make a separate image.
 func EnsureImage(ctx context.Context, tools ...string) (string, error) {
 	dir, err := cacheDir()
@@ -326,7 +319,7 @@ func (g *Guest) boot(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("busybox (apt-get install busybox-static) relays guest connections: %w", err)
 	}
-	fwds := append([]Forward{{GuestPort: wire.HarnessPort, HostAddr: ln.Addr().String()}}, g.cfg.Forwards...)
+	fwds := append([]wire.Forward{{GuestPort: wire.HarnessPort, HostAddr: ln.Addr().String()}}, g.cfg.Forwards...)
 	netdev := "user,id=n0,restrict=on,net=" + wire.GuestNet + ",host=169.254.169.2"
 	for _, f := range fwds {
 		ip := f.GuestIP
@@ -349,7 +342,7 @@ func (g *Guest) boot(ctx context.Context) error {
 	args := []string{
 		"-accel", "tcg,thread=multi", "-smp", "2", "-cpu", "max",
 		"-m", strconv.Itoa(g.cfg.MemoryMB), "-nographic", "-no-reboot",
-		"-kernel", filepath.Join(g.image, "vmlinuz"), "-initrd", g.initrd,
+		"-kernel", filepath.Join(g.image, "vmlinux"), "-initrd", g.initrd,
 		"-append", cmdline,
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
 	}

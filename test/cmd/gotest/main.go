@@ -2,11 +2,13 @@
 // (they import test/vm) run one after another in one go test, from the start, while the
 // others run in a second go test beside them. The guests are the suite's critical path and
 // only one can run at a time (two emulated guests on two cores slow each other past their
-// timeouts), so nothing else should stand before them in go test's queue. Output is what
-// go test prints without -v; the slowest tests and packages follow, and the exit status is
-// non-zero when either go test failed or any test or build failed.
+// timeouts), so nothing else should stand before them in go test's queue: -first names a
+// command (make test: lint and synth) that runs beside the guests, and the others' go test
+// starts once it has ended. Output is what go test prints without -v; the slowest tests
+// and packages follow, and the exit status is non-zero when the first command or either
+// go test failed, or any test or build failed.
 //
-//	go run ./test/cmd/gotest [-timeout 40m] [-run REGEXP] [-count N] [-top 10] [-json FILE] [packages]
+//	go run ./test/cmd/gotest [-first CMD] [-timeout 40m] [-run REGEXP] [-count N] [-top 10] [-json FILE] [packages]
 package main
 
 import (
@@ -31,6 +33,7 @@ func main() {
 	count := flag.Int("count", 0, "go test -count (1 runs tests whose results go test has cached)")
 	top := flag.Int("top", 10, "how many of the slowest tests and packages to print")
 	events := flag.String("json", "", "a file to write go test's events to, as go test -json prints them")
+	first := flag.String("first", "", "a shell command to run beside the guests' go test, before the others'")
 	flag.Parse()
 	patterns := flag.Args()
 	if len(patterns) == 0 {
@@ -43,7 +46,7 @@ func main() {
 	if *count > 0 {
 		args = append(args, "-count", strconv.Itoa(*count))
 	}
-	ok, err := runTests(patterns, args, *top, *events)
+	ok, err := runTests(patterns, args, *first, *top, *events)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "gotest:", err)
 		os.Exit(2)
@@ -54,7 +57,7 @@ func main() {
 }
 
 // runTests reports to stdout, and copies go test's events to the file events names.
-func runTests(patterns, args []string, top int, events string) (bool, error) {
+func runTests(patterns, args []string, first string, top int, events string) (bool, error) {
 	rep := newReport(os.Stdout)
 	if events != "" {
 		f, err := os.Create(events)
@@ -64,35 +67,30 @@ func runTests(patterns, args []string, top int, events string) (bool, error) {
 		defer f.Close()
 		rep.events = f
 	}
-	return test(context.Background(), rep, patterns, args, top)
+	return test(context.Background(), rep, patterns, args, first, top)
 }
 
-// test runs go test with args on the packages and reports whether everything passed; an error means the tests
-// could not be run at all.
-func test(ctx context.Context, rep *report, patterns, args []string, top int) (bool, error) {
+// test runs go test with args on the packages, and first (when not empty) beside the
+// guests and before the others, and reports whether everything passed; an error means the
+// tests could not be run at all.
+func test(ctx context.Context, rep *report, patterns, args []string, first string, top int) (bool, error) {
 	guests, others, err := split(ctx, patterns)
 	if err != nil {
 		return false, err
 	}
-	var runs [][]string
-	if len(guests) > 0 {
-		runs = append(runs, append(append(slices.Clone(args), "-p", "1"), guests...))
-	}
-	if len(others) > 0 {
-		runs = append(runs, append(slices.Clone(args), others...))
-	}
 	var mu sync.Mutex
 	var wg sync.WaitGroup
-	errs := make([]error, len(runs))
-	for i, a := range runs {
-		cmd := exec.CommandContext(ctx, "go", a...)
+	var errs []error
+	// goTest starts go test on pkgs and has it report under mu; its error lands in errs.
+	goTest := func(pkgs []string, extra ...string) error {
+		cmd := exec.CommandContext(ctx, "go", append(append(slices.Clone(args), extra...), pkgs...)...)
 		cmd.Stderr = os.Stderr
 		out, err := cmd.StdoutPipe()
 		if err != nil {
-			return false, err
+			return err
 		}
 		if err := cmd.Start(); err != nil {
-			return false, fmt.Errorf("starting go test: %w", err)
+			return fmt.Errorf("starting go test: %w", err)
 		}
 		wg.Add(1)
 		go func() {
@@ -104,12 +102,40 @@ func test(ctx context.Context, rep *report, patterns, args []string, top int) (b
 				rep.line(sc.Bytes())
 				mu.Unlock()
 			}
-			errs[i] = cmd.Wait()
+			err := cmd.Wait()
+			mu.Lock()
+			errs = append(errs, err)
+			mu.Unlock()
 		}()
+		return nil
+	}
+	if len(guests) > 0 {
+		if err := goTest(guests, "-p", "1"); err != nil {
+			return false, err
+		}
+	}
+	ok := true
+	if first != "" {
+		// Its output goes straight through: lint's findings are not go test events.
+		cmd := exec.CommandContext(ctx, "sh", "-c", first)
+		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+		if err := cmd.Run(); err != nil {
+			mu.Lock()
+			fmt.Fprintf(rep.w, "%s: %v\n", first, err)
+			mu.Unlock()
+			ok = false
+		}
+	}
+	if len(others) > 0 {
+		if err := goTest(others); err != nil {
+			return false, err
+		}
 	}
 	wg.Wait()
 	rep.summary(top)
-	ok := len(rep.failed) == 0
+	if len(rep.failed) > 0 {
+		ok = false
+	}
 	for _, err := range errs {
 		if err != nil {
 			fmt.Fprintf(rep.w, "go test: %v\n", err)

@@ -18,6 +18,16 @@ const (
 	HarnessPort = 7000
 )
 
+// Forward makes GuestPort on HostIP (or GuestIP when set) reach HostAddr on the host. It
+// lives here, beside the guest's network, so that the emulators can name their forwards
+// without linking the guest's launcher: a test that links test/vm boots a guest
+// (test/cmd/gotest runs those one at a time).
+type Forward struct {
+	GuestIP   string
+	GuestPort int
+	HostAddr  string
+}
+
 // Request asks the guest to run one command.
 type Request struct {
 	Argv  []string `json:"argv"`
