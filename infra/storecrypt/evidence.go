@@ -99,6 +99,10 @@ func (s *builder) operatorPolicy(keyRef awskms.IKey, doc deployedDocument, table
 		statement("ReadTheStack", []string{"cloudformation:DescribeStacks"}, []*string{awscdk.Arn_Format(&awscdk.ArnComponents{
 			Partition: awscdk.Aws_PARTITION(), Region: awscdk.Aws_REGION(), Account: awscdk.Aws_ACCOUNT_ID(),
 			Service: jsii.String("cloudformation"), Resource: jsii.String("stack"), ResourceName: jsii.String(*awscdk.Aws_STACK_NAME() + "/*")}, s.st)}, nil),
+		// Without --stack the CLI finds the stack by its export (contract.StackExport).
+		// ListExports has no resource type, so it is granted on *; it reads export names and
+		// values, which the stacks publish for any stack of the account to import.
+		statement("FindTheStack", []string{"cloudformation:ListExports"}, []*string{jsii.String("*")}, nil),
 		// rerun sends only a version with the deployed content (document.Trust): it reads the
 		// default's content and, when that is not it, the other versions'.
 		statement("ReadTheDocument", []string{"ssm:DescribeDocument", "ssm:GetDocument", "ssm:ListDocumentVersions"}, []*string{doc.arn}, nil),

@@ -340,7 +340,12 @@ func (s *builder) outputs(sc *StoreCrypt, doc deployedDocument, roles fleetRoles
 	out(contract.OutputKeyARN, sc.Key.KeyArn(), "KMS key that wraps the volume keys")
 	out(contract.OutputKeySource, jsii.String(s.props.KeySource), "where the volume keys come from")
 	out(contract.OutputDocumentName, doc.name, "SSM document to rerun from the console")
-	out(contract.OutputDocumentDigest, jsii.String(doc.digest), "SHA-256 of the document content the stack deployed (storecrypt report trusts only runs of it)")
+	digest := out(contract.OutputDocumentDigest, jsii.String(doc.digest), "SHA-256 of the document content the stack deployed (storecrypt report trusts only runs of it)")
+	exportParts := []*string{awscdk.Aws_STACK_NAME(), jsii.String(contract.StackExport)}
+	if prefix != "" {
+		exportParts = append(exportParts, jsii.String(prefix))
+	}
+	digest.SetExportName(awscdk.Fn_Join(jsii.String(":"), &exportParts))
 	out(contract.OutputInstanceRoleARNs, awscdk.Fn_Join(jsii.String(","), &roles.arns), "roles whose instances are in scope")
 	out("LaunchQueueUrl", sc.LaunchQueue.QueueUrl(), "queue of launch events")
 	out(contract.OutputLedgerTable, sc.Ledger.TableName(), "DynamoDB table of the ledger: one item per instance launch")

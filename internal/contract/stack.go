@@ -146,6 +146,15 @@ const TagComponent = "storecrypt:component"
 // StackName is the stack's name unless the deployer chooses another.
 const StackName = "StoreCrypt"
 
+// StackExport marks a storecrypt stack among its region's CloudFormation exports, so that
+// the CLI finds the stack whatever it is called (a StackSet names each stack instance
+// StackSet-<name>-<id>): the DocumentDigest output is exported as
+// <stack name>:storecrypt, or <stack name>:storecrypt:<construct id> for a construct with
+// an id of its own. Export names are unique in an account and region, and ListExports
+// reads them all in one paginated call, where finding a stack by a tag would mean
+// reading every stack.
+const StackExport = "storecrypt"
+
 // Outputs of the stack that the operator CLI reads for the stack's configuration: what is
 // in scope, and what proves an instance encrypted.
 const (

@@ -52,6 +52,9 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 	switch in := c.Params.(type) {
 	case *ec2.DescribeInstancesInput, *ec2.DescribeInstanceTypesInput, *ssm.DescribeInstanceInformationInput, *ssm.GetCommandInvocationInput, *ssm.ListCommandInvocationsInput:
 		return one(action, "*"), nil
+	case *cloudformation.ListExportsInput:
+		// ListExports has no resource type: a policy grants it on "*".
+		return one(action, "*"), nil
 	case *cloudformation.DescribeStacksInput:
 		// The stack's ARN ends in an id CloudFormation chose; policies name it with *.
 		return one(action, arn("cloudformation", r, "stack/"+aws.ToString(in.StackName)+"/00000000-0000-0000-0000-000000000000")), nil

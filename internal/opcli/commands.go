@@ -125,7 +125,7 @@ func passphrase(stdin io.Reader, generate bool) ([]byte, error) {
 
 // fromStack sets each empty value to the stack output of its key.
 func fromStack(ctx context.Context, e *env, values map[string]*string) error {
-	o, err := stackOutputs(ctx, e.CloudFormation, e.stack)
+	o, err := stackOutputs(ctx, e)
 	if err != nil {
 		return err
 	}
@@ -268,7 +268,7 @@ type StatusRow struct {
 
 func runStatus(*pflag.FlagSet) runFunc {
 	return func(ctx context.Context, e *env) error {
-		sc, err := readStack(ctx, e.CloudFormation, e.stack)
+		sc, err := readStack(ctx, e)
 		if err != nil {
 			return err
 		}

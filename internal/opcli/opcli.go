@@ -173,7 +173,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 	pf.StringVar(&g.region, "region", "", "AWS region (default: from the environment or profile)")
 	pf.StringVar(&g.profile, "profile", "", "AWS shared-config profile")
 	pf.StringVar(&g.output, "output", "table", "output format: table, json or text (report: also csv, html)")
-	pf.StringVar(&g.stack, "stack", contract.StackName, "the storecrypt stack's name: its outputs say what is in scope and where the key and the document are")
+	pf.StringVar(&g.stack, "stack", "", "the storecrypt stack's name: its outputs say what is in scope and where the key and the document are (default: the one stack in the account and region that exports storecrypt's mark, whatever its name)")
 	for _, c := range commands {
 		root.AddCommand(c.cobra(g, stdin, stdout, stderr, newClients))
 	}

@@ -321,6 +321,9 @@ func TestRerun(t *testing.T) {
 
 // TestPutSecret stores a passphrase with the real emulators and reads it back the way
 // the agent's s3-kms source does.
+// stackSetName is how a StackSet names a stack instance: StackSet-<stack set name>-<id>.
+const stackSetName = "StackSet-storecrypt-5f0c2a3e-8b1d-4e6f-9a7c-1d2e3f4a5b6c"
+
 func TestPutSecret(t *testing.T) {
 	e := emu.Start(t)
 	ctx := context.Background()
@@ -351,13 +354,41 @@ func TestPutSecret(t *testing.T) {
 	if code, _, errOut := run(t, c, "", "put-secret", "--generate", "--bucket", "secrets", "--key", "gen", "--kms-key-id", keyARN); code != 0 {
 		t.Errorf("--generate: exit %d %s", code, errOut)
 	}
-	// With neither the bucket nor the key given, both come from the stack's outputs.
-	w := fakeaws.NewAccount(t)
-	w.AddStack(contract.StackName, map[string]string{contract.OutputKeyARN: keyARN, contract.OutputSecret: "s3://secrets/from/stack"})
-	withStack := c
-	withStack.CloudFormation = cloudformation.NewFromConfig(w.Config())
-	if code, out, errOut := run(t, withStack, "", "put-secret", "--generate"); code != 0 || !strings.Contains(out, "stored s3://secrets/from/stack") || !strings.Contains(out, keyARN) {
-		t.Errorf("from the stack: exit %d %s %s", code, out, errOut)
+	// With neither the bucket nor the key given, both come from the stack's outputs; the
+	// stack is found by its export, whatever a StackSet named it.
+	for _, tc := range []struct {
+		name   string
+		stacks map[string]string // stack name -> its export's name ("" exports nothing)
+		args   []string
+		code   int
+		says   string
+	}{
+		{"a StackSet's stack instance", map[string]string{stackSetName: stackSetName + ":storecrypt"}, nil, 0, "stored s3://secrets/from/" + stackSetName},
+		{"a construct with an id of its own", map[string]string{"Platform": "Platform:storecrypt:WebTier"}, nil, 0, "stored s3://secrets/from/Platform"},
+		{"--stack wins", map[string]string{stackSetName: stackSetName + ":storecrypt", "Other": ""}, []string{"--stack", "Other"}, 0, "stored s3://secrets/from/Other"},
+		{"no stack exports the mark", map[string]string{"Other": "Other:storecryptish", "Third": "storecrypt"}, nil, 1, "no storecrypt stack in this account and region"},
+		{"two stacks export it", map[string]string{"A": "A:storecrypt", "B": "B:storecrypt:WebTier"}, nil, 2, "2 storecrypt stacks in this account and region (A, B): choose one with --stack"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := fakeaws.NewAccount(t)
+			for name, export := range tc.stacks {
+				w.AddStack(name, map[string]string{contract.OutputKeyARN: keyARN, contract.OutputSecret: "s3://secrets/from/" + name, contract.OutputDocumentDigest: "digest"})
+				if export != "" {
+					if err := w.Export(name, contract.OutputDocumentDigest, export); err != nil {
+						t.Fatal(err)
+					}
+				}
+			}
+			withStack := c
+			withStack.CloudFormation = cloudformation.NewFromConfig(w.Config())
+			code, out, errOut := run(t, withStack, "", append([]string{"put-secret", "--generate"}, tc.args...)...)
+			if code != tc.code || !strings.Contains(out+errOut, tc.says) {
+				t.Errorf("exit %d, want %d with %q:\n%s%s", code, tc.code, tc.says, out, errOut)
+			}
+			if tc.code == 0 && !strings.Contains(out, keyARN) {
+				t.Errorf("the key did not come from the stack:\n%s", out)
+			}
+		})
 	}
 
 	// A second put-secret would change the passphrase new volumes get: only with --force,

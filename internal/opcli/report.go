@@ -37,7 +37,7 @@ func runReport(fs *pflag.FlagSet) runFunc {
 		if !since.Before(until) {
 			return usageErr(fmt.Sprintf("--since %s is not before --until %s", since.Format(time.RFC3339), until.Format(time.RFC3339)))
 		}
-		sc, err := readStack(ctx, e.CloudFormation, e.stack)
+		sc, err := readStack(ctx, e)
 		if err != nil {
 			return err
 		}

@@ -204,7 +204,7 @@ type rerunPlan struct {
 // version by number unchecked, would let whoever may update the document or its default
 // version run their code as root on every instance an operator reruns.
 func planRerun(ctx context.Context, e *env, doc string, params paramList, maxConcurrency, maxErrors string) (rerunPlan, error) {
-	sc, err := readStack(ctx, e.CloudFormation, e.stack)
+	sc, err := readStack(ctx, e)
 	if err != nil {
 		return rerunPlan{}, err
 	}

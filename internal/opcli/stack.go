@@ -24,6 +24,55 @@ import (
 // outputs say what is in scope and what proves an instance encrypted.
 type CloudFormation interface {
 	DescribeStacks(ctx context.Context, in *cloudformation.DescribeStacksInput, optFns ...func(*cloudformation.Options)) (*cloudformation.DescribeStacksOutput, error)
+	ListExports(ctx context.Context, in *cloudformation.ListExportsInput, optFns ...func(*cloudformation.Options)) (*cloudformation.ListExportsOutput, error)
+}
+
+// stackName is the stack the commands read: --stack when given, else the one stack of
+// this account and region that exports storecrypt's mark (contract.StackExport). Found
+// once, it is kept for the messages that name it.
+func (e *env) stackName(ctx context.Context) (string, error) {
+	if e.stack != "" {
+		return e.stack, nil
+	}
+	found := map[string]bool{}
+	p := cloudformation.NewListExportsPaginator(e.CloudFormation, &cloudformation.ListExportsInput{})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return "", fmt.Errorf("finding the storecrypt stack (or give its name with --stack): %w", err)
+		}
+		for _, x := range page.Exports {
+			if name, ok := markedStack(aws.ToString(x.Name), aws.ToString(x.ExportingStackId)); ok {
+				found[name] = true
+			}
+		}
+	}
+	names := slices.Sorted(maps.Keys(found))
+	switch len(names) {
+	case 0:
+		return "", fmt.Errorf("no storecrypt stack in this account and region (no export ends with :%s): pass --stack with the stack's name (and --region), or deploy storecrypt", contract.StackExport)
+	case 1:
+		e.stack = names[0]
+		return e.stack, nil
+	}
+	return "", usageErr(fmt.Sprintf("%d storecrypt stacks in this account and region (%s): choose one with --stack", len(names), strings.Join(names, ", ")))
+}
+
+// markedStack is the name of the stack that exported name, when name is storecrypt's mark
+// (<stack>:storecrypt or <stack>:storecrypt:<construct id>). The stack's name is read from
+// its ARN (arn:…:stack/NAME/ID), which CloudFormation writes, not from the export's name,
+// which the stack's author chose.
+func markedStack(name, stackID string) (string, bool) {
+	_, mark, ok := strings.Cut(name, ":")
+	if !ok || (mark != contract.StackExport && !strings.HasPrefix(mark, contract.StackExport+":")) {
+		return "", false
+	}
+	_, resource, ok := strings.Cut(stackID, ":stack/")
+	if !ok {
+		return "", false
+	}
+	stack, _, _ := strings.Cut(resource, "/")
+	return stack, stack != ""
 }
 
 // stackConfig is the deployed stack's configuration, from its outputs.
@@ -38,11 +87,12 @@ type stackConfig struct {
 
 // readStack reads the stack's outputs. Only the outputs every command relies on are
 // required; a command that needs another checks it is there.
-func readStack(ctx context.Context, c CloudFormation, name string) (stackConfig, error) {
-	o, err := stackOutputs(ctx, c, name)
+func readStack(ctx context.Context, e *env) (stackConfig, error) {
+	o, err := stackOutputs(ctx, e)
 	if err != nil {
 		return stackConfig{}, err
 	}
+	name := e.stack
 	var sc stackConfig
 	var roles, optIn string
 	for key, dst := range map[string]*string{
@@ -75,8 +125,12 @@ type outputs map[string]string
 // stackOutputs reads the outputs of the stack called name. A stack that does not exist is
 // the usual mistake (another name, another region, not deployed yet), so it gets one line
 // that says what to do.
-func stackOutputs(ctx context.Context, c CloudFormation, name string) (outputs, error) {
-	out, err := c.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
+func stackOutputs(ctx context.Context, e *env) (outputs, error) {
+	name, err := e.stackName(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out, err := e.CloudFormation.DescribeStacks(ctx, &cloudformation.DescribeStacksInput{StackName: aws.String(name)})
 	var apiErr smithy.APIError
 	// CloudFormation has no error code of its own for a missing stack: it answers
 	// ValidationError "Stack with id NAME does not exist".

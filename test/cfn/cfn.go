@@ -69,7 +69,10 @@ type Template struct {
 		Default any `json:"Default"`
 	} `json:"Parameters"`
 	Outputs map[string]struct {
-		Value any `json:"Value"`
+		Value  any `json:"Value"`
+		Export *struct {
+			Name any `json:"Name"`
+		} `json:"Export"`
 	} `json:"Outputs"`
 }
 

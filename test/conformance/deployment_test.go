@@ -130,6 +130,7 @@ type deployment struct {
 	secretBucketPolicy, secretBucket string
 	secretBucketKey                  bool              // the secret bucket's SSE-KMS uses an S3 Bucket Key
 	outputs                          map[string]string // the stack's outputs, resolved
+	exports                          map[string]string // output key -> its export's name, resolved
 	tableKeys                        map[string]string // DynamoDB table name -> its customer managed key
 }
 
@@ -141,7 +142,7 @@ func deploy(t *testing.T, source string, env cfn.Env) *deployment {
 func deployVariant(t *testing.T, v variant, env cfn.Env) *deployment {
 	t.Helper()
 	r := templates[v].In(env)
-	d := &deployment{Resolved: r, source: v.source, policies: map[string][]string{}, outputs: map[string]string{}, tableKeys: map[string]string{}}
+	d := &deployment{Resolved: r, source: v.source, policies: map[string][]string{}, outputs: map[string]string{}, exports: map[string]string{}, tableKeys: map[string]string{}}
 	must := func(v string, err error) string {
 		t.Helper()
 		if err != nil {
@@ -210,6 +211,9 @@ func deployVariant(t *testing.T, v variant, env cfn.Env) *deployment {
 	}
 	for name, o := range r.Outputs {
 		d.outputs[name] = must(r.String(o.Value))
+		if o.Export != nil {
+			d.exports[name] = must(r.String(o.Export.Name))
+		}
 	}
 	doc := one("AWS::SSM::Document")
 	d.documentName = must(r.String(r.Resources[doc].Properties["Name"]))
@@ -255,6 +259,11 @@ func (d *deployment) world(t *testing.T) *fakeaws.World {
 	w.Profiles[d.instanceProfile] = d.instanceRole
 	w.AddDocument(d.documentName, d.document, true)
 	w.AddStack(d.Env.Stack(), d.outputs)
+	for key, name := range d.exports {
+		if err := w.Export(d.Env.Stack(), key, name); err != nil {
+			t.Fatal(err)
+		}
+	}
 	w.TableKeys = d.tableKeys
 	w.SecurityHubEnabled = true
 	return w

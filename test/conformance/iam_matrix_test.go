@@ -82,8 +82,8 @@ const stackSetID = "e6cac20f-8b1d-46e9-8314-53e0d4591532"
 // role's, the functions' and the operator's identity policies, and the example SCPs. Each
 // must give the verdict the threat model wants (docs/security.md). The published
 // template is also deployed as a StackSet instance (AWS::StackName
-// StackSet-storecrypt-<id>), where the operator's CLI, run with --stack that name, must
-// be allowed every call and no other stack. Every partition's rows and the functions' own
+// StackSet-storecrypt-<id>), where the operator's CLI, finding the stack by its export,
+// must be allowed every call and no other stack. Every partition's rows and the functions' own
 // calls go to iam-simulate in one batch.
 func TestIAMMatrix(t *testing.T) {
 	var scps []string

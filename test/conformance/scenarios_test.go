@@ -234,9 +234,11 @@ func (d *deployment) cliRun(t *testing.T) *run {
 		key := strings.SplitN(strings.TrimPrefix(d.launchEnv[contract.EnvSecret], "s3://"), "/", 2)[1]
 		commands = append(commands, []string{"put-secret", "--generate", "--bucket", d.secretBucket, "--key", key, "--kms-key-id", d.keyARN})
 	}
+	// No --stack: the CLI finds the stack by the export the template gives it, whatever
+	// AWS::StackName is (a StackSet's stack instance is StackSet-<name>-<id>).
 	for _, args := range commands {
 		var out, errOut bytes.Buffer
-		code := opcli.Main(context.Background(), append(args, "--stack", d.Env.Stack()), strings.NewReader(""), &out, &errOut,
+		code := opcli.Main(context.Background(), args, strings.NewReader(""), &out, &errOut,
 			func(context.Context, string, string) (opcli.Clients, error) { return clients, nil })
 		if code != 0 {
 			t.Fatalf("storecrypt %v: exit %d\n%s%s", args, code, out.String(), errOut.String())

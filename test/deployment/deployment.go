@@ -55,6 +55,9 @@ func Into(w *fakeaws.World, keyARN string) (Deployment, error) {
 		contract.OutputInstanceRoleARNs: names.KeyUser, contract.OutputLedgerTable: emu.LedgerTable,
 		contract.OutputAgentLogGroup: AgentLogGroup,
 	})
+	if err := w.Export(contract.StackName, contract.OutputDocumentDigest, contract.StackName+":"+contract.StackExport); err != nil {
+		return Deployment{}, err
+	}
 	return Deployment{
 		KeyARN: keyARN, DocumentName: contract.DocumentName, Digest: digest, Content: string(raw),
 		Env: map[string]string{
