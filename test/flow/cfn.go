@@ -21,6 +21,7 @@ type deployed struct {
 	document     map[string]any // content, intrinsics resolved
 	launchEnv    map[string]string
 	resultEnv    map[string]string
+	exports      map[string]string // output key -> its export's name: how the CLI finds the stack
 }
 
 // readStack reads cdk.out's template, resolved for where.
@@ -61,6 +62,15 @@ func readStack(cdkOut string) (deployed, error) {
 	}
 	if d.launchEnv == nil || d.resultEnv == nil {
 		return d, fmt.Errorf("the template lacks a function")
+	}
+	d.exports = map[string]string{}
+	for key, o := range r.Outputs {
+		if o.Export == nil {
+			continue
+		}
+		if d.exports[key], err = r.String(o.Export.Name); err != nil {
+			return d, fmt.Errorf("output %s's export: %w", key, err)
+		}
 	}
 	return d, nil
 }

@@ -206,6 +206,11 @@ func Run(ctx context.Context, w io.Writer, cdkOut, reportHTML string) error {
 		contract.OutputDocumentDigest: stack.launchEnv[contract.EnvDocumentDigest], contract.OutputInstanceRoleARNs: fakeaws.KeyUser,
 		contract.OutputOptInTag: contract.OptIn, contract.OutputLedgerTable: book.Table,
 	})
+	for key, name := range stack.exports {
+		if err := world.Export(contract.StackName, key, name); err != nil {
+			return err
+		}
+	}
 	cfg := world.Config()
 	clients := opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg),
 		CloudFormation: cloudformation.NewFromConfig(cfg), DynamoDB: book.DB}
