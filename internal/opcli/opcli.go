@@ -126,8 +126,8 @@ type command struct {
 	outputs []string
 	// aws says it calls AWS, and so needs a region and credentials.
 	aws bool
-	// define registers the command's flags on fs and returns what runs it.
-	define func(fs *pflag.FlagSet) runFunc
+	// define registers the command's flags on fs and returns what checks them.
+	define func(fs *pflag.FlagSet) checkFunc
 }
 
 var commands = []command{
@@ -137,7 +137,7 @@ var commands = []command{
 	{name: "status", summary: "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", aws: true, define: runStatus},
 	{name: "report", summary: "evidence for an auditor from the ledger, for a period (--since, --until): coverage overall, per role and per type, time to encrypted, every exception and every launch with its evidence",
 		outputs: []string{"csv", "html"}, aws: true, define: runReport},
-	{name: "version", summary: "print the CLI's version, the commit it was built from and the Go release", define: func(*pflag.FlagSet) runFunc { return printVersion }},
+	{name: "version", summary: "print the CLI's version, the commit it was built from and the Go release", define: func(*pflag.FlagSet) checkFunc { return checked(printVersion) }},
 }
 
 // globals are the flags every command takes, before or after its name.
@@ -183,12 +183,16 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *cobra.Command {
 	outputs := append([]string{"table", "json", "text"}, c.outputs...)
 	cc := &cobra.Command{Use: c.name, Short: c.summary, Long: c.summary + ".", Args: noArgs}
-	run := c.define(cc.Flags())
+	check := c.define(cc.Flags())
 	cc.RunE = func(cmd *cobra.Command, _ []string) error {
 		if !slices.Contains(outputs, g.output) {
 			return usageErr(fmt.Sprintf("--output %q: want one of %s", g.output, strings.Join(outputs, ", ")))
 		}
 		e := &env{out: stdout, errOut: stderr, output: g.output, stack: g.stack, stdin: stdin, poll: 2 * time.Second, live: isTerminal(stderr), ask: stdinIsTerminal(stdin)}
+		run, err := check(e)
+		if err != nil {
+			return &ranError{err}
+		}
 		if c.aws {
 			clients, err := newClients(cmd.Context(), g.region, g.profile)
 			if err != nil {

@@ -75,7 +75,7 @@ const maxInstanceIDs = 50
 // many (--instances, --targets) are listed, confirmed, sent one command per architecture
 // and 50 instances, and get a line each and a summary. Either way only instances in the
 // stack's scope are reached, and only a version of the document with the stack's content.
-func runRerun(fs *pflag.FlagSet) runFunc {
+func runRerun(fs *pflag.FlagSet) checkFunc {
 	instance := fs.String("instance", "", "one instance: wait for it and show its agent's report")
 	instances := fs.StringSlice("instances", nil, "instances, comma-separated or repeated: a line each and a summary")
 	targets := fs.StringArray("targets", nil, "the running instances with a tag: tag:Key=Value[,Value...] or tag-key=Key (repeated: all must match); only those in the stack's scope are rerun")
@@ -87,7 +87,7 @@ func runRerun(fs *pflag.FlagSet) runFunc {
 	dryRun := fs.Bool("dry-run", false, "print the version and the instances a rerun would reach, and those it leaves out with why; send nothing")
 	params := paramList{}
 	fs.Var(params, "param", "override a document parameter, Name=Value (repeatable)")
-	return func(ctx context.Context, e *env) error {
+	return func(e *env) (runFunc, error) {
 		given := 0
 		for _, set := range []bool{*instance != "", len(*instances) > 0, len(*targets) > 0} {
 			if set {
@@ -95,67 +95,77 @@ func runRerun(fs *pflag.FlagSet) runFunc {
 			}
 		}
 		if given != 1 {
-			return usageErr("give one of --instance, --instances or --targets")
+			return nil, usageErr("give one of --instance, --instances or --targets")
+		}
+		if *instance != "" {
+			if err := checkInstances("--instance", *instance); err != nil {
+				return nil, err
+			}
+		}
+		if err := checkInstances("--instances", *instances...); err != nil {
+			return nil, err
 		}
 		filters, err := targetFilters(*targets)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(*maxConcurrency) > 7 || !maxConcurrencyPattern.MatchString(*maxConcurrency) {
-			return usageErr(fmt.Sprintf("--max-concurrency %q: want a number from 1 or a percentage from 1%% to 100%% (%s)", *maxConcurrency, maxConcurrencyPattern))
+			return nil, usageErr(fmt.Sprintf("--max-concurrency %q: want a number from 1 or a percentage from 1%% to 100%% (%s)", *maxConcurrency, maxConcurrencyPattern))
 		}
 		if len(*maxErrors) > 7 || !maxErrorsPattern.MatchString(*maxErrors) {
-			return usageErr(fmt.Sprintf("--max-errors %q: want a number from 0 or a percentage from 0%% to 100%% (%s)", *maxErrors, maxErrorsPattern))
+			return nil, usageErr(fmt.Sprintf("--max-errors %q: want a number from 0 or a percentage from 0%% to 100%% (%s)", *maxErrors, maxErrorsPattern))
 		}
 		many := *instance == ""
 		if many && !*yes && !*dryRun && !e.ask {
 			// Refused before any call: a script finds out at once, not after a listing.
-			return usageErr("a rerun of --instances or --targets asks before sending, and stdin is not a terminal: pass --yes to send without asking (list what it would reach with --dry-run)")
+			return nil, usageErr("a rerun of --instances or --targets asks before sending, and stdin is not a terminal: pass --yes to send without asking (list what it would reach with --dry-run)")
 		}
-		plan, err := planRerun(ctx, e, *doc, params, *maxConcurrency, *maxErrors)
-		if err != nil {
-			return err
-		}
-		var found []ec2types.Instance
-		switch {
-		case len(filters) > 0:
-			found, err = fleet.Running(ctx, e.EC2, filters)
-			if err == nil && len(found) == 0 {
-				err = fmt.Errorf("no running instance matches --targets %s", strings.Join(*targets, " "))
-			}
-		case many:
-			found, err = fleet.RunningByID(ctx, e.EC2, *instances)
-		default:
-			found, err = fleet.RunningByID(ctx, e.EC2, []string{*instance})
-		}
-		if err != nil {
-			return err
-		}
-		list, err := plan.choose(ctx, e, found)
-		if err != nil {
-			return err
-		}
-		if *dryRun {
-			return printTargets(e.out, e.output, list)
-		}
-		if !many {
-			if len(list.LeftOut) > 0 {
-				return fmt.Errorf("nothing sent: %s is left out: %s", list.LeftOut[0].Instance, list.LeftOut[0].Why)
-			}
-			return plan.one(ctx, e, list.Instances[0], *timeout)
-		}
-		if err := printTargets(e.errOut, "table", list); err != nil {
-			return err
-		}
-		if len(list.Instances) == 0 {
-			return fmt.Errorf("nothing sent: none of the %d instances is one storecrypt reruns", len(list.LeftOut))
-		}
-		if !*yes {
-			if err := confirm(e, list); err != nil {
+		return func(ctx context.Context, e *env) error {
+			plan, err := planRerun(ctx, e, *doc, params, *maxConcurrency, *maxErrors)
+			if err != nil {
 				return err
 			}
-		}
-		return plan.many(ctx, e, list.Instances, *timeout)
+			var found []ec2types.Instance
+			switch {
+			case len(filters) > 0:
+				found, err = fleet.Running(ctx, e.EC2, filters)
+				if err == nil && len(found) == 0 {
+					err = fmt.Errorf("no running instance matches --targets %s", strings.Join(*targets, " "))
+				}
+			case many:
+				found, err = fleet.RunningByID(ctx, e.EC2, *instances)
+			default:
+				found, err = fleet.RunningByID(ctx, e.EC2, []string{*instance})
+			}
+			if err != nil {
+				return err
+			}
+			list, err := plan.choose(ctx, e, found)
+			if err != nil {
+				return err
+			}
+			if *dryRun {
+				return printTargets(e.out, e.output, list)
+			}
+			if !many {
+				if len(list.LeftOut) > 0 {
+					return fmt.Errorf("nothing sent: %s is left out: %s", list.LeftOut[0].Instance, list.LeftOut[0].Why)
+				}
+				return plan.one(ctx, e, list.Instances[0], *timeout)
+			}
+			if err := printTargets(e.errOut, "table", list); err != nil {
+				return err
+			}
+			if len(list.Instances) == 0 {
+				return fmt.Errorf("nothing sent: none of the %d instances is one storecrypt reruns", len(list.LeftOut))
+			}
+			if !*yes {
+				if err := confirm(e, list); err != nil {
+					return err
+				}
+			}
+			return plan.many(ctx, e, list.Instances, *timeout)
+		}, nil
 	}
 }
 
