@@ -78,7 +78,7 @@ const maxInstanceIDs = 50
 func runRerun(fs *pflag.FlagSet) checkFunc {
 	instance := fs.String("instance", "", "one instance: wait for it and show its agent's report")
 	instances := fs.StringSlice("instances", nil, "instances, comma-separated or repeated: a line each and a summary")
-	targets := fs.StringArray("targets", nil, "the running instances with a tag: tag:Key=Value[,Value...] or tag-key=Key (repeated: all must match); only those in the stack's scope are rerun")
+	targets := fs.StringArray("targets", nil, "the running instances with a tag: tag:Key=Value[,Value...] or tag-key=Key, or as aws ssm send-command takes them, Key=tag:Key,Values=V1,V2, Key=tag-key,Values=K1,K2 or Key=InstanceIds,Values=i-1,i-2 (repeated: all must match); only those in the stack's scope are rerun")
 	doc := fs.String("document", "", "the storecrypt document's name (default: the stack's DocumentName output)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "how long to wait for the results")
 	maxConcurrency := fs.String("max-concurrency", "50", "instances each command runs on at once: a number or a percentage (SSM's MaxConcurrency, per command of up to 50 instances)")
@@ -183,20 +183,48 @@ func confirm(e *env, list RerunTargets) error {
 	return errors.New("not confirmed: nothing was sent")
 }
 
-// targetFilters turns --targets into DescribeInstances filters.
+// targetFilters turns --targets into DescribeInstances filters. It takes the short form
+// (tag:Key=Value[,Value...], tag-key=Key) and SSM's own (Key=tag:Key,Values=V1,V2;
+// Key=tag-key,Values=K1,K2; Key=InstanceIds,Values=i-1,i-2), so that a target written
+// for aws ssm send-command works here as it does there.
 func targetFilters(targets []string) ([]ec2types.Filter, error) {
 	var out []ec2types.Filter
 	for _, t := range targets {
-		switch key, value, _ := strings.Cut(t, "="); {
-		case strings.HasPrefix(key, "tag:") && len(key) > len("tag:") && value != "":
-			out = append(out, ec2types.Filter{Name: aws.String(key), Values: strings.Split(value, ",")})
-		case key == "tag-key" && value != "":
-			out = append(out, ec2types.Filter{Name: aws.String(key), Values: []string{value}})
-		default:
-			return nil, usageErr(fmt.Sprintf("--targets %q: want tag:Key=Value or tag-key=Key", t))
+		f, err := targetFilter(t)
+		if err != nil {
+			return nil, usageErr(fmt.Sprintf("--targets %q: %v", t, err))
 		}
+		out = append(out, f)
 	}
 	return out, nil
+}
+
+func targetFilter(t string) (ec2types.Filter, error) {
+	const want = "want tag:Key=Value, tag-key=Key, or SSM's Key=tag:Key,Values=Value, Key=tag-key,Values=Key or Key=InstanceIds,Values=i-..."
+	if rest, ok := strings.CutPrefix(t, "Key="); ok {
+		key, values, ok := strings.Cut(rest, ",Values=")
+		vs := strings.Split(values, ",")
+		switch {
+		case !ok || slices.Contains(vs, ""):
+			return ec2types.Filter{}, errors.New(want)
+		case strings.HasPrefix(key, "tag:") && len(key) > len("tag:"), key == "tag-key":
+			// EC2's filters of the same names match as SSM's targets do: any of the values.
+			return ec2types.Filter{Name: aws.String(key), Values: vs}, nil
+		case key == "InstanceIds":
+			if err := checkInstances("Values", vs...); err != nil {
+				return ec2types.Filter{}, err
+			}
+			return ec2types.Filter{Name: aws.String("instance-id"), Values: vs}, nil
+		}
+		return ec2types.Filter{}, fmt.Errorf("key %q is not one storecrypt reruns by: %s", key, want)
+	}
+	switch key, value, _ := strings.Cut(t, "="); {
+	case strings.HasPrefix(key, "tag:") && len(key) > len("tag:") && value != "":
+		return ec2types.Filter{Name: aws.String(key), Values: strings.Split(value, ",")}, nil
+	case key == "tag-key" && value != "":
+		return ec2types.Filter{Name: aws.String(key), Values: []string{value}}, nil
+	}
+	return ec2types.Filter{}, errors.New(want)
 }
 
 // rerunPlan is what every command of a rerun is sent with, and who it may reach.
