@@ -172,7 +172,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.region, "region", "", "AWS region (default: from the environment or profile)")
 	pf.StringVar(&g.profile, "profile", "", "AWS shared-config profile")
-	pf.StringVar(&g.output, "output", "table", "output format: table, json or text (report: also csv, html)")
+	pf.StringVar(&g.output, "output", "", "output format: table, json or text (report: also csv, html) (default: AWS_DEFAULT_OUTPUT, else the profile's output, else table)")
 	pf.StringVar(&g.stack, "stack", contract.StackName, "the storecrypt stack's name: its outputs say what is in scope and where the key and the document are")
 	for _, c := range commands {
 		root.AddCommand(c.cobra(g, stdin, stdout, stderr, newClients))
@@ -185,10 +185,20 @@ func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, ne
 	cc := &cobra.Command{Use: c.name, Short: c.summary, Long: c.summary + ".", Args: noArgs}
 	check := c.define(cc.Flags())
 	cc.RunE = func(cmd *cobra.Command, _ []string) error {
-		if !slices.Contains(outputs, g.output) {
-			return usageErr(fmt.Sprintf("--output %q: want one of %s", g.output, strings.Join(outputs, ", ")))
+		output, from := g.output, ""
+		if !cmd.Flags().Changed("output") {
+			var err error
+			if output, from, err = defaultOutput(g.profile); err != nil {
+				return &ranError{err}
+			}
 		}
-		e := &env{out: stdout, errOut: stderr, output: g.output, stack: g.stack, stdin: stdin, poll: 2 * time.Second, live: isTerminal(stderr), ask: stdinIsTerminal(stdin)}
+		if !slices.Contains(outputs, output) {
+			if from != "" {
+				from = " (from " + from + "; give --output to override it)"
+			}
+			return usageErr(fmt.Sprintf("--output %q%s: want one of %s", output, from, strings.Join(outputs, ", ")))
+		}
+		e := &env{out: stdout, errOut: stderr, output: output, stack: g.stack, stdin: stdin, poll: 2 * time.Second, live: isTerminal(stderr), ask: stdinIsTerminal(stdin)}
 		run, err := check(e)
 		if err != nil {
 			return &ranError{err}
