@@ -169,6 +169,11 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err.Error()) })
+	// As aws --version: the line storecrypt version prints. Declared here, without
+	// cobra's -v, which the aws CLI does not have.
+	root.Version = readBuildInfo().String()
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.Flags().Bool("version", false, "print the version, as storecrypt version does")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.region, "region", "", "AWS region (default: from the environment or profile)")
 	pf.StringVar(&g.profile, "profile", "", "AWS shared-config profile")
@@ -278,7 +283,7 @@ type buildInfo struct {
 	Go       string `json:"go"`
 }
 
-func printVersion(_ context.Context, e *env) error {
+func readBuildInfo() buildInfo {
 	v := buildInfo{Version: "unknown", Go: runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		v.Version = bi.Main.Version
@@ -291,20 +296,34 @@ func printVersion(_ context.Context, e *env) error {
 			}
 		}
 	}
+	return v
+}
+
+// String is the version line of `storecrypt version` and `storecrypt --version`.
+func (v buildInfo) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "storecrypt %s", v.Version)
+	if v.Revision != "" {
+		fmt.Fprintf(&b, " (commit %s", v.Revision)
+		if v.Modified {
+			b.WriteString(", modified")
+		}
+		b.WriteString(")")
+	}
+	fmt.Fprintf(&b, " %s", v.Go)
+	return b.String()
+}
+
+func printVersion(_ context.Context, e *env) error {
+	v := readBuildInfo()
 	switch e.output {
 	case "json":
 		return writeJSON(e.out, v)
 	case "text":
-		return writeText(e.out, [][]string{{v.Version, v.Revision, strconv.FormatBool(v.Modified), v.Go}})
+		// A name and a value a line, the json's names: one record has no columns to head,
+		// and a script still takes a field with awk '$1=="revision" {print $2}'.
+		return writeText(e.out, [][]string{{"version", v.Version}, {"revision", v.Revision}, {"modified", strconv.FormatBool(v.Modified)}, {"go", v.Go}})
 	}
-	fmt.Fprintf(e.out, "storecrypt %s", v.Version)
-	if v.Revision != "" {
-		fmt.Fprintf(e.out, " (commit %s", v.Revision)
-		if v.Modified {
-			fmt.Fprint(e.out, ", modified")
-		}
-		fmt.Fprint(e.out, ")")
-	}
-	fmt.Fprintf(e.out, " %s\n", v.Go)
-	return nil
+	_, err := fmt.Fprintln(e.out, v)
+	return err
 }

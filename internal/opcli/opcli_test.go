@@ -3,7 +3,6 @@ package opcli_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -477,26 +476,28 @@ func TestGlobalFlagsAnywhere(t *testing.T) {
 	}
 }
 
-// TestVersion: version needs no AWS configuration, and speaks table and json.
+// TestVersion: version, and --version as aws --version, need no AWS configuration; the
+// text output names each field.
 func TestVersion(t *testing.T) {
 	noAWS := func(context.Context, string, string) (opcli.Clients, error) {
 		return opcli.Clients{}, errors.New("no AWS credentials")
 	}
-	var out, errOut bytes.Buffer
-	if code := opcli.Main(context.Background(), []string{"version"}, strings.NewReader(""), &out, &errOut, noAWS); code != 0 ||
-		!regexp.MustCompile(`^storecrypt \S+( \(commit [0-9a-f]+(, modified)?\))? go\S+\n$`).MatchString(out.String()) {
-		t.Errorf("exit %d, %q %q", code, out.String(), errOut.String())
-	}
-	out.Reset()
-	if code := opcli.Main(context.Background(), []string{"version", "--output", "text"}, strings.NewReader(""), &out, &errOut, noAWS); code != 0 ||
-		!regexp.MustCompile(`^\S+\t\S+\t(true|false)\tgo\S+\n$`).MatchString(out.String()) {
-		t.Errorf("text: exit %d, %q %q", code, out.String(), errOut.String())
-	}
-	out.Reset()
-	var v struct{ Version, Go string }
-	if code := opcli.Main(context.Background(), []string{"version", "--output", "json"}, strings.NewReader(""), &out, &errOut, noAWS); code != 0 ||
-		json.Unmarshal(out.Bytes(), &v) != nil || v.Version == "" || !strings.HasPrefix(v.Go, "go") {
-		t.Errorf("exit %d, %q", code, out.String())
+	line := `storecrypt \S+( \(commit [0-9a-f]+(, modified)?\))? go\S+\n`
+	for _, tc := range []struct {
+		args []string
+		want string // a regexp of the whole of stdout
+	}{
+		{[]string{"version"}, line},
+		{[]string{"--version"}, line},
+		{[]string{"--version", "--output", "json"}, line},
+		{[]string{"version", "--output", "text"}, `version\t\S+\nrevision\t([0-9a-f]+|None)\nmodified\t(true|false)\ngo\tgo\S+\n`},
+		{[]string{"version", "--output", "json"}, `\{\n  "version": "\S+",\n(  "revision": "[0-9a-f]+",\n)?(  "modified": true,\n)?  "go": "go\S+"\n\}\n`},
+	} {
+		var out, errOut bytes.Buffer
+		code := opcli.Main(context.Background(), tc.args, strings.NewReader(""), &out, &errOut, noAWS)
+		if code != 0 || errOut.Len() != 0 || !regexp.MustCompile(`^`+tc.want+`$`).MatchString(out.String()) {
+			t.Errorf("%v: got exit %d, stdout %q, stderr %q; want exit 0 and stdout matching %s", tc.args, code, out.String(), errOut.String(), tc.want)
+		}
 	}
 }
 
