@@ -46,6 +46,8 @@ func TestUsageBeforeAWS(t *testing.T) {
 		{[]string{"rerun", "--instances", "i-01234567"}, "", "stdin is not a terminal: pass --yes"},
 		{[]string{"rerun", "--instance", "i-01234567", "--param", "Nope=1"}, "", `unknown parameter "Nope"`},
 		{[]string{"status", "--output", "csv"}, "", `--output "csv"`},
+		{[]string{"status", "--query", "[?status=="}, "", `--query "[?status==": `},
+		{[]string{"report", "--output", "csv", "--query", "launches"}, "", "--query works with --output table, json or text, not csv"},
 		{[]string{"version", "extra"}, "", `unexpected argument "extra"`},
 	} {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {

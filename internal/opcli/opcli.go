@@ -5,6 +5,7 @@
 package opcli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -142,7 +143,7 @@ var commands = []command{
 
 // globals are the flags every command takes, before or after its name.
 type globals struct {
-	region, profile, output, stack string
+	region, profile, output, stack, query string
 }
 
 // rootLong is storecrypt's --help text; the exit codes are contract's.
@@ -178,6 +179,7 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 	pf.StringVar(&g.region, "region", "", "AWS region (default: from the environment or profile)")
 	pf.StringVar(&g.profile, "profile", "", "AWS shared-config profile")
 	pf.StringVar(&g.output, "output", "", "output format: table, json or text (report: also csv, html) (default: AWS_DEFAULT_OUTPUT, else the profile's output, else table)")
+	pf.StringVar(&g.query, "query", "", "a JMESPath query, as the aws CLI's: it selects from what --output json prints, and the result is printed in the --output format")
 	pf.StringVar(&g.stack, "stack", contract.StackName, "the storecrypt stack's name: its outputs say what is in scope and where the key and the document are")
 	for _, c := range commands {
 		root.AddCommand(c.cobra(g, stdin, stdout, stderr, newClients))
@@ -190,20 +192,20 @@ func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, ne
 	cc := &cobra.Command{Use: c.name, Short: c.summary, Long: c.summary + ".", Args: noArgs}
 	check := c.define(cc.Flags())
 	cc.RunE = func(cmd *cobra.Command, _ []string) error {
-		output, from := g.output, ""
-		if !cmd.Flags().Changed("output") {
-			var err error
-			if output, from, err = defaultOutput(g.profile); err != nil {
-				return &ranError{err}
-			}
+		output, err := g.outputFormat(cmd.Flags().Changed("output"), outputs)
+		if err != nil {
+			return &ranError{err}
 		}
-		if !slices.Contains(outputs, output) {
-			if from != "" {
-				from = " (from " + from + "; give --output to override it)"
-			}
-			return usageErr(fmt.Sprintf("--output %q%s: want one of %s", output, from, strings.Join(outputs, ", ")))
+		query, err := compileQuery(g.query, output)
+		if err != nil {
+			return &ranError{err}
 		}
 		e := &env{out: stdout, errOut: stderr, output: output, stack: g.stack, stdin: stdin, poll: 2 * time.Second, live: isTerminal(stderr), ask: stdinIsTerminal(stdin)}
+		var printed bytes.Buffer
+		if query != nil {
+			// The command prints its JSON for the query to select from.
+			e.out, e.output = &printed, "json"
+		}
 		run, err := check(e)
 		if err != nil {
 			return &ranError{err}
@@ -215,12 +217,38 @@ func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, ne
 			}
 			e.Clients = clients
 		}
-		if err := run(cmd.Context(), e); err != nil {
+		err = run(cmd.Context(), e)
+		// What a command prints before it fails (verify's blocked verdict) is shown too.
+		if query != nil && printed.Len() > 0 {
+			if qerr := printQuery(stdout, output, query, printed.Bytes()); qerr != nil && err == nil {
+				err = qerr
+			}
+		}
+		if err != nil {
 			return &ranError{err}
 		}
 		return nil
 	}
 	return cc
+}
+
+// outputFormat is --output when given, else the aws CLI's default for the profile, if it
+// is one of the command's outputs.
+func (g *globals) outputFormat(given bool, outputs []string) (string, error) {
+	output, from := g.output, ""
+	if !given {
+		var err error
+		if output, from, err = defaultOutput(g.profile); err != nil {
+			return "", err
+		}
+	}
+	if !slices.Contains(outputs, output) {
+		if from != "" {
+			from = " (from " + from + "; give --output to override it)"
+		}
+		return "", usageErr(fmt.Sprintf("--output %q%s: want one of %s", output, from, strings.Join(outputs, ", ")))
+	}
+	return output, nil
 }
 
 // stdinIsTerminal is isTerminal for stdin; tests stand in a terminal for it.

@@ -127,6 +127,12 @@ func TestStatusAndReport(t *testing.T) {
 		{"status.txt", []string{"status"}},
 		{"status.json", []string{"--output", "json", "status"}},
 		{"status-text.txt", []string{"status", "--output", "text"}},
+		// --query selects from the json, and prints in the format asked for.
+		{"status-query.json", []string{"status", "--output", "json", "--query", "[?status=='encrypted'].instance"}},
+		{"status-query-text.txt", []string{"status", "--query", "[?status=='encrypted'].instance", "--output", "text"}},
+		{"status-query-rows-text.txt", []string{"status", "--query", "[].[instance, status, reason]", "--output", "text"}},
+		{"status-query.txt", []string{"status", "--query", "[?in_scope].{instance: instance, status: status, reason: reason}"}},
+		{"report-query.txt", []string{"report", "--query", "{coverage: coverage.percent, exceptions: length(exceptions)}"}},
 		{"report.txt", []string{"report"}},
 		{"report-text.txt", []string{"report", "--output", "text"}},
 		{"report.csv", []string{"report", "--output", "csv"}},
@@ -648,7 +654,7 @@ func TestRerunFleet(t *testing.T) {
 	}{
 		{[]string{"--instance", "i-00000000000000011", "--targets", "tag:team=batch"}, 2, "give one of --instance, --instances or --targets"},
 		{nil, 2, "give one of --instance, --instances or --targets"},
-		{[]string{"--targets", "team=batch"}, 2, `--targets "team=batch": want tag:Key=Value or tag-key=Key`},
+		{[]string{"--targets", "team=batch"}, 2, `--targets "team=batch": want tag:Key=Value, tag-key=Key, or SSM's Key=tag:Key,Values=Value`},
 		{[]string{"--targets", "tag:=x"}, 2, "want tag:Key=Value"},
 		{[]string{"--targets", "tag:team=batch", "--max-concurrency", "0"}, 2, `--max-concurrency "0": want a number from 1 or a percentage from 1% to 100%`},
 		{[]string{"--targets", "tag:team=batch", "--max-concurrency", "12345678"}, 2, "--max-concurrency"},
