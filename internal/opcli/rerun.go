@@ -200,7 +200,7 @@ func targetFilters(targets []string) ([]ec2types.Filter, error) {
 }
 
 func targetFilter(t string) (ec2types.Filter, error) {
-	const want = "want tag:Key=Value, tag-key=Key, or SSM's Key=tag:Key,Values=Value, Key=tag-key,Values=Key or Key=InstanceIds,Values=i-..."
+	const want = "want tag:Key=Value, tag-key=Key, or SSM's Key=tag:Key,Values=Value, Key=tag-key,Values=Key or Key=InstanceIds,Values=ID,ID"
 	if rest, ok := strings.CutPrefix(t, "Key="); ok {
 		key, values, ok := strings.Cut(rest, ",Values=")
 		vs := strings.Split(values, ",")
