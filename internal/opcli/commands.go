@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strconv"
 	"strings"
 	"text/tabwriter"
@@ -28,72 +29,80 @@ import (
 
 // ---- put-secret
 
-func runPutSecret(fs *pflag.FlagSet) runFunc {
+func runPutSecret(fs *pflag.FlagSet) checkFunc {
 	bucket := fs.String("bucket", "", "the secret bucket (default: from the stack's Secret output)")
 	key := fs.String("key", "", "object key of the secret (default: from the stack's Secret output, else seed/passphrase)")
 	keyID := fs.String("kms-key-id", "", "KMS key to encrypt with (default: the stack's KeyArn output)")
 	generate := fs.Bool("generate", false, "generate a random passphrase instead of reading one from stdin")
 	force := fs.Bool("force", false, "replace an existing secret (volumes made with the old one keep reading its version)")
-	return func(ctx context.Context, e *env) error {
-		if *bucket == "" || *keyID == "" {
-			var secret string
-			if err := fromStack(ctx, e, map[string]*string{contract.OutputKeyARN: keyID, contract.OutputSecret: &secret}); err != nil {
-				return err
+	return func(e *env) (runFunc, error) {
+		// A key id or alias name goes to KMS as given; an ARN must be a key's or an alias's.
+		if strings.HasPrefix(*keyID, "arn:") {
+			if err := checkARN("--kms-key-id", *keyID, "kms", "key/", "alias/"); err != nil {
+				return nil, err
 			}
-			if *bucket == "" && secret != "" {
-				b, k, err := contract.SecretLocation(secret)
-				if err != nil {
-					return fmt.Errorf("the stack's %s output: %w", contract.OutputSecret, err)
-				}
-				*bucket = b
-				if *key == "" {
-					*key = k
-				}
-			}
-		}
-		if *bucket == "" || *keyID == "" {
-			return usageErr(fmt.Sprintf("give --bucket and --kms-key-id: stack %s has no %s or %s output (a stack with --key-source s3-kms has both)", e.stack, contract.OutputSecret, contract.OutputKeyARN))
-		}
-		if *key == "" {
-			*key = "seed/passphrase"
 		}
 		pass, err := passphrase(e.stdin, *generate)
 		if err != nil {
-			return err
+			return nil, err
 		}
-		defer clear(pass)
-		enc, err := e.KMS.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(*keyID), Plaintext: pass})
-		if err != nil {
-			return fmt.Errorf("kms:Encrypt with %s: %w", *keyID, err)
-		}
-		// The raw ciphertext, as `aws kms encrypt ... | base64 --decode` writes it, which is
-		// what the agent's s3-kms source and the seed recipe read.
-		in := &s3.PutObjectInput{
-			Bucket: aws.String(*bucket), Key: aws.String(*key), Body: bytes.NewReader(enc.CiphertextBlob),
-			ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String(*keyID),
-		}
-		if !*force {
-			// S3 itself refuses the write if the object exists, with no read of it first
-			// and no race between a check and the write (a conditional write).
-			in.IfNoneMatch = aws.String("*")
-		}
-		put, err := e.S3.PutObject(ctx, in)
-		var apiErr smithy.APIError
-		if errors.As(err, &apiErr) && apiErr.ErrorCode() == "PreconditionFailed" {
-			return fmt.Errorf("s3://%s/%s already exists; volumes made with it read the version they were made with, so replacing it is safe for them, but new volumes will use the new one: rerun with --force to replace it", *bucket, *key)
-		}
-		if err != nil {
-			return fmt.Errorf("s3:PutObject s3://%s/%s: %w", *bucket, *key, err)
-		}
-		res := map[string]string{"secret": "s3://" + *bucket + "/" + *key, "version": aws.ToString(put.VersionId), "key_id": aws.ToString(enc.KeyId)}
-		switch e.output {
-		case "json":
-			return writeJSON(e.out, res)
-		case "text":
-			return writeText(e.out, [][]string{{res["secret"], res["version"], res["key_id"]}})
-		}
-		fmt.Fprintf(e.out, "stored %s (version %q), encrypted under %s\nagents read it with --key-source s3-kms --secret %s\n", res["secret"], res["version"], res["key_id"], res["secret"])
-		return nil
+		return func(ctx context.Context, e *env) error {
+			defer clear(pass)
+			if *bucket == "" || *keyID == "" {
+				var secret string
+				if err := fromStack(ctx, e, map[string]*string{contract.OutputKeyARN: keyID, contract.OutputSecret: &secret}); err != nil {
+					return err
+				}
+				if *bucket == "" && secret != "" {
+					b, k, err := contract.SecretLocation(secret)
+					if err != nil {
+						return fmt.Errorf("the stack's %s output: %w", contract.OutputSecret, err)
+					}
+					*bucket = b
+					if *key == "" {
+						*key = k
+					}
+				}
+			}
+			if *bucket == "" || *keyID == "" {
+				return usageErr(fmt.Sprintf("give --bucket and --kms-key-id: stack %s has no %s or %s output (a stack with --key-source s3-kms has both)", e.stack, contract.OutputSecret, contract.OutputKeyARN))
+			}
+			if *key == "" {
+				*key = "seed/passphrase"
+			}
+			enc, err := e.KMS.Encrypt(ctx, &kms.EncryptInput{KeyId: aws.String(*keyID), Plaintext: pass})
+			if err != nil {
+				return fmt.Errorf("kms:Encrypt with %s: %w", *keyID, err)
+			}
+			// The raw ciphertext, as `aws kms encrypt ... | base64 --decode` writes it, which is
+			// what the agent's s3-kms source and the seed recipe read.
+			in := &s3.PutObjectInput{
+				Bucket: aws.String(*bucket), Key: aws.String(*key), Body: bytes.NewReader(enc.CiphertextBlob),
+				ServerSideEncryption: s3types.ServerSideEncryptionAwsKms, SSEKMSKeyId: aws.String(*keyID),
+			}
+			if !*force {
+				// S3 itself refuses the write if the object exists, with no read of it first
+				// and no race between a check and the write (a conditional write).
+				in.IfNoneMatch = aws.String("*")
+			}
+			put, err := e.S3.PutObject(ctx, in)
+			var apiErr smithy.APIError
+			if errors.As(err, &apiErr) && apiErr.ErrorCode() == "PreconditionFailed" {
+				return fmt.Errorf("s3://%s/%s already exists; volumes made with it read the version they were made with, so replacing it is safe for them, but new volumes will use the new one: rerun with --force to replace it", *bucket, *key)
+			}
+			if err != nil {
+				return fmt.Errorf("s3:PutObject s3://%s/%s: %w", *bucket, *key, err)
+			}
+			res := map[string]string{"secret": "s3://" + *bucket + "/" + *key, "version": aws.ToString(put.VersionId), "key_id": aws.ToString(enc.KeyId)}
+			switch e.output {
+			case "json":
+				return writeJSON(e.out, res)
+			case "text":
+				return writeText(e.out, [][]string{{res["secret"], res["version"], res["key_id"]}})
+			}
+			fmt.Fprintf(e.out, "stored %s (version %q), encrypted under %s\nagents read it with --key-source s3-kms --secret %s\n", res["secret"], res["version"], res["key_id"], res["secret"])
+			return nil
+		}, nil
 	}
 }
 
@@ -167,65 +176,90 @@ func writeJSON(w io.Writer, v any) error {
 
 // ---- verify
 
-func runVerify(fs *pflag.FlagSet) runFunc {
+func runVerify(fs *pflag.FlagSet) checkFunc {
 	instance := fs.String("instance", "", "instance id whose role to check")
 	role := fs.String("role", "", "role ARN to check")
 	keyID := fs.String("kms-key-id", "", "the KMS key ARN (default: the stack's KeyArn output)")
 	source := fs.String("key-source", "", "kms-datakey or s3-kms (default: the stack's KeySource output when the key comes from the stack, else kms-datakey)")
 	secret := fs.String("secret", "", "s3://bucket/key of the seed secret, s3-kms (default: the stack's Secret output when the key comes from the stack)")
-	return func(ctx context.Context, e *env) error {
+	return func(e *env) (runFunc, error) {
 		if (*instance == "") == (*role == "") {
-			return usageErr("give one of --instance or --role")
+			return nil, usageErr("give one of --instance or --role")
 		}
-		if *keyID == "" {
-			// The key, and how the stack uses it, from the stack; flags given win.
-			if err := fromStack(ctx, e, map[string]*string{contract.OutputKeyARN: keyID, contract.OutputKeySource: source, contract.OutputSecret: secret}); err != nil {
+		if *instance != "" {
+			if err := checkInstances("--instance", *instance); err != nil {
+				return nil, err
+			}
+		}
+		if err := checkARN("--role", *role, "iam", "role/"); err != nil {
+			return nil, err
+		}
+		// The binding check reads the key's policy, so a key id or alias does, but an ARN
+		// must be a key's.
+		if strings.HasPrefix(*keyID, "arn:") {
+			if err := checkARN("--kms-key-id", *keyID, "kms", "key/"); err != nil {
+				return nil, err
+			}
+		}
+		if *source != "" && !slices.Contains(contract.KeySources, *source) {
+			return nil, usageErr(fmt.Sprintf("--key-source %q: want one of %s", *source, strings.Join(contract.KeySources, ", ")))
+		}
+		if *secret != "" {
+			if _, _, err := contract.SecretLocation(*secret); err != nil {
+				return nil, usageErr("--secret: " + err.Error())
+			}
+		}
+		return func(ctx context.Context, e *env) error {
+			if *keyID == "" {
+				// The key, and how the stack uses it, from the stack; flags given win.
+				if err := fromStack(ctx, e, map[string]*string{contract.OutputKeyARN: keyID, contract.OutputKeySource: source, contract.OutputSecret: secret}); err != nil {
+					return err
+				}
+				if *keyID == "" {
+					return usageErr(fmt.Sprintf("give --kms-key-id: stack %s has no %s output", e.stack, contract.OutputKeyARN))
+				}
+			}
+			if *source == "" {
+				*source = contract.KeySourceKMSDataKey
+			}
+			checker := &binding.Checker{IAM: e.IAM, KMS: e.KMS}
+			req := binding.Request{KeyARN: *keyID, KeySource: *source, Secret: *secret}
+			var v binding.Verdict
+			var err error
+			if *role != "" {
+				v, err = checker.CheckRole(ctx, *role, req)
+			} else {
+				inst, ierr := fleet.ByID(ctx, e.EC2, *instance)
+				if ierr != nil {
+					return ierr
+				}
+				if inst == nil {
+					return fmt.Errorf("no instance %s", *instance)
+				}
+				req.InstanceProfileARN = fleet.Profile(*inst)
+				req.InstanceID = *instance
+				v, err = checker.Check(ctx, req)
+			}
+			if err != nil {
 				return err
 			}
-			if *keyID == "" {
-				return usageErr(fmt.Sprintf("give --kms-key-id: stack %s has no %s output", e.stack, contract.OutputKeyARN))
+			switch e.output {
+			case "json":
+				err = writeJSON(e.out, v)
+			case "text":
+				verdict := map[bool]string{true: "ok", false: "blocked"}[v.Allowed]
+				err = writeText(e.out, [][]string{{v.Role, verdict, string(v.Reason), v.Fix}})
+			default:
+				printVerdict(e.out, v)
 			}
-		}
-		if *source == "" {
-			*source = contract.KeySourceKMSDataKey
-		}
-		checker := &binding.Checker{IAM: e.IAM, KMS: e.KMS}
-		req := binding.Request{KeyARN: *keyID, KeySource: *source, Secret: *secret}
-		var v binding.Verdict
-		var err error
-		if *role != "" {
-			v, err = checker.CheckRole(ctx, *role, req)
-		} else {
-			inst, ierr := fleet.ByID(ctx, e.EC2, *instance)
-			if ierr != nil {
-				return ierr
+			if err != nil {
+				return err
 			}
-			if inst == nil {
-				return fmt.Errorf("no instance %s", *instance)
+			if !v.Allowed {
+				return &codeError{code: contract.CLIExitBlocked, err: fmt.Errorf("blocked: %s", v.Reason)}
 			}
-			req.InstanceProfileARN = fleet.Profile(*inst)
-			req.InstanceID = *instance
-			v, err = checker.Check(ctx, req)
-		}
-		if err != nil {
-			return err
-		}
-		switch e.output {
-		case "json":
-			err = writeJSON(e.out, v)
-		case "text":
-			verdict := map[bool]string{true: "ok", false: "blocked"}[v.Allowed]
-			err = writeText(e.out, [][]string{{v.Role, verdict, string(v.Reason), v.Fix}})
-		default:
-			printVerdict(e.out, v)
-		}
-		if err != nil {
-			return err
-		}
-		if !v.Allowed {
-			return &codeError{code: contract.CLIExitBlocked, err: fmt.Errorf("blocked: %s", v.Reason)}
-		}
-		return nil
+			return nil
+		}, nil
 	}
 }
 
@@ -266,8 +300,8 @@ type StatusRow struct {
 	CommandID string `json:"command_id,omitempty"`
 }
 
-func runStatus(*pflag.FlagSet) runFunc {
-	return func(ctx context.Context, e *env) error {
+func runStatus(*pflag.FlagSet) checkFunc {
+	return checked(func(ctx context.Context, e *env) error {
 		sc, err := readStack(ctx, e)
 		if err != nil {
 			return err
@@ -301,5 +335,5 @@ func runStatus(*pflag.FlagSet) runFunc {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Instance, r.Type, r.State, map[bool]string{true: "yes", false: "no"}[r.InScope], r.Status, orDash(r.Reason), orDash(r.At), orDash(r.CommandID))
 		}
 		return tw.Flush()
-	}
+	})
 }

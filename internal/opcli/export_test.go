@@ -11,3 +11,6 @@ func StdinIsTerminal(t *testing.T) {
 	stdinIsTerminal = func(io.Reader) bool { return true }
 	t.Cleanup(func() { stdinIsTerminal = was })
 }
+
+// TargetFilters is rerun's reading of --targets.
+var TargetFilters = targetFilters

@@ -5,6 +5,7 @@
 package opcli
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -126,8 +127,8 @@ type command struct {
 	outputs []string
 	// aws says it calls AWS, and so needs a region and credentials.
 	aws bool
-	// define registers the command's flags on fs and returns what runs it.
-	define func(fs *pflag.FlagSet) runFunc
+	// define registers the command's flags on fs and returns what checks them.
+	define func(fs *pflag.FlagSet) checkFunc
 }
 
 var commands = []command{
@@ -137,12 +138,12 @@ var commands = []command{
 	{name: "status", summary: "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", aws: true, define: runStatus},
 	{name: "report", summary: "evidence for an auditor from the ledger, for a period (--since, --until): coverage overall, per role and per type, time to encrypted, every exception and every launch with its evidence",
 		outputs: []string{"csv", "html"}, aws: true, define: runReport},
-	{name: "version", summary: "print the CLI's version, the commit it was built from and the Go release", define: func(*pflag.FlagSet) runFunc { return printVersion }},
+	{name: "version", summary: "print the CLI's version, the commit it was built from and the Go release", define: func(*pflag.FlagSet) checkFunc { return checked(printVersion) }},
 }
 
 // globals are the flags every command takes, before or after its name.
 type globals struct {
-	region, profile, output, stack string
+	region, profile, output, stack, query string
 }
 
 // rootLong is storecrypt's --help text; the exit codes are contract's.
@@ -169,10 +170,16 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageErr(err.Error()) })
+	// As aws --version: the line storecrypt version prints. Declared here, without
+	// cobra's -v, which the aws CLI does not have.
+	root.Version = readBuildInfo().String()
+	root.SetVersionTemplate("{{.Version}}\n")
+	root.Flags().Bool("version", false, "print the version, as storecrypt version does")
 	pf := root.PersistentFlags()
 	pf.StringVar(&g.region, "region", "", "AWS region (default: from the environment or profile)")
 	pf.StringVar(&g.profile, "profile", "", "AWS shared-config profile")
-	pf.StringVar(&g.output, "output", "table", "output format: table, json or text (report: also csv, html)")
+	pf.StringVar(&g.output, "output", "", "output format: table, json or text (report: also csv, html) (default: AWS_DEFAULT_OUTPUT, else the profile's output, else table)")
+	pf.StringVar(&g.query, "query", "", "a JMESPath query, as the aws CLI's: it selects from what --output json prints, and the result is printed in the --output format")
 	pf.StringVar(&g.stack, "stack", "", "the storecrypt stack's name: its outputs say what is in scope and where the key and the document are (default: the one stack in the account and region that exports storecrypt's mark, whatever its name)")
 	for _, c := range commands {
 		root.AddCommand(c.cobra(g, stdin, stdout, stderr, newClients))
@@ -183,12 +190,26 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *cobra.Command {
 	outputs := append([]string{"table", "json", "text"}, c.outputs...)
 	cc := &cobra.Command{Use: c.name, Short: c.summary, Long: c.summary + ".", Args: noArgs}
-	run := c.define(cc.Flags())
+	check := c.define(cc.Flags())
 	cc.RunE = func(cmd *cobra.Command, _ []string) error {
-		if !slices.Contains(outputs, g.output) {
-			return usageErr(fmt.Sprintf("--output %q: want one of %s", g.output, strings.Join(outputs, ", ")))
+		output, err := g.outputFormat(cmd.Flags().Changed("output"), outputs)
+		if err != nil {
+			return &ranError{err}
 		}
-		e := &env{out: stdout, errOut: stderr, output: g.output, stack: g.stack, stdin: stdin, poll: 2 * time.Second, live: isTerminal(stderr), ask: stdinIsTerminal(stdin)}
+		query, err := compileQuery(g.query, output)
+		if err != nil {
+			return &ranError{err}
+		}
+		e := &env{out: stdout, errOut: stderr, output: output, stack: g.stack, stdin: stdin, poll: 2 * time.Second, live: isTerminal(stderr), ask: stdinIsTerminal(stdin)}
+		var printed bytes.Buffer
+		if query != nil {
+			// The command prints its JSON for the query to select from.
+			e.out, e.output = &printed, "json"
+		}
+		run, err := check(e)
+		if err != nil {
+			return &ranError{err}
+		}
 		if c.aws {
 			clients, err := newClients(cmd.Context(), g.region, g.profile)
 			if err != nil {
@@ -196,12 +217,38 @@ func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, ne
 			}
 			e.Clients = clients
 		}
-		if err := run(cmd.Context(), e); err != nil {
+		err = run(cmd.Context(), e)
+		// What a command prints before it fails (verify's blocked verdict) is shown too.
+		if query != nil && printed.Len() > 0 {
+			if qerr := printQuery(stdout, output, query, printed.Bytes()); qerr != nil && err == nil {
+				err = qerr
+			}
+		}
+		if err != nil {
 			return &ranError{err}
 		}
 		return nil
 	}
 	return cc
+}
+
+// outputFormat is --output when given, else the aws CLI's default for the profile, if it
+// is one of the command's outputs.
+func (g *globals) outputFormat(given bool, outputs []string) (string, error) {
+	output, from := g.output, ""
+	if !given {
+		var err error
+		if output, from, err = defaultOutput(g.profile); err != nil {
+			return "", err
+		}
+	}
+	if !slices.Contains(outputs, output) {
+		if from != "" {
+			from = " (from " + from + "; give --output to override it)"
+		}
+		return "", usageErr(fmt.Sprintf("--output %q%s: want one of %s", output, from, strings.Join(outputs, ", ")))
+	}
+	return output, nil
 }
 
 // stdinIsTerminal is isTerminal for stdin; tests stand in a terminal for it.
@@ -264,7 +311,7 @@ type buildInfo struct {
 	Go       string `json:"go"`
 }
 
-func printVersion(_ context.Context, e *env) error {
+func readBuildInfo() buildInfo {
 	v := buildInfo{Version: "unknown", Go: runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
 		v.Version = bi.Main.Version
@@ -277,20 +324,34 @@ func printVersion(_ context.Context, e *env) error {
 			}
 		}
 	}
+	return v
+}
+
+// String is the version line of `storecrypt version` and `storecrypt --version`.
+func (v buildInfo) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "storecrypt %s", v.Version)
+	if v.Revision != "" {
+		fmt.Fprintf(&b, " (commit %s", v.Revision)
+		if v.Modified {
+			b.WriteString(", modified")
+		}
+		b.WriteString(")")
+	}
+	fmt.Fprintf(&b, " %s", v.Go)
+	return b.String()
+}
+
+func printVersion(_ context.Context, e *env) error {
+	v := readBuildInfo()
 	switch e.output {
 	case "json":
 		return writeJSON(e.out, v)
 	case "text":
-		return writeText(e.out, [][]string{{v.Version, v.Revision, strconv.FormatBool(v.Modified), v.Go}})
+		// A name and a value a line, the json's names: one record has no columns to head,
+		// and a script still takes a field with awk '$1=="revision" {print $2}'.
+		return writeText(e.out, [][]string{{"version", v.Version}, {"revision", v.Revision}, {"modified", strconv.FormatBool(v.Modified)}, {"go", v.Go}})
 	}
-	fmt.Fprintf(e.out, "storecrypt %s", v.Version)
-	if v.Revision != "" {
-		fmt.Fprintf(e.out, " (commit %s", v.Revision)
-		if v.Modified {
-			fmt.Fprint(e.out, ", modified")
-		}
-		fmt.Fprint(e.out, ")")
-	}
-	fmt.Fprintf(e.out, " %s\n", v.Go)
-	return nil
+	_, err := fmt.Fprintln(e.out, v)
+	return err
 }

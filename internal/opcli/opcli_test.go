@@ -3,7 +3,6 @@ package opcli_test
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"maps"
@@ -128,6 +127,12 @@ func TestStatusAndReport(t *testing.T) {
 		{"status.txt", []string{"status"}},
 		{"status.json", []string{"--output", "json", "status"}},
 		{"status-text.txt", []string{"status", "--output", "text"}},
+		// --query selects from the json, and prints in the format asked for.
+		{"status-query.json", []string{"status", "--output", "json", "--query", "[?status=='encrypted'].instance"}},
+		{"status-query-text.txt", []string{"status", "--query", "[?status=='encrypted'].instance", "--output", "text"}},
+		{"status-query-rows-text.txt", []string{"status", "--query", "[].[instance, status, reason]", "--output", "text"}},
+		{"status-query.txt", []string{"status", "--query", "[?in_scope].{instance: instance, status: status, reason: reason}"}},
+		{"report-query.txt", []string{"report", "--query", "{coverage: coverage.percent, exceptions: length(exceptions)}"}},
 		{"report.txt", []string{"report"}},
 		{"report-text.txt", []string{"report", "--output", "text"}},
 		{"report.csv", []string{"report", "--output", "csv"}},
@@ -508,26 +513,28 @@ func TestGlobalFlagsAnywhere(t *testing.T) {
 	}
 }
 
-// TestVersion: version needs no AWS configuration, and speaks table and json.
+// TestVersion: version, and --version as aws --version, need no AWS configuration; the
+// text output names each field.
 func TestVersion(t *testing.T) {
 	noAWS := func(context.Context, string, string) (opcli.Clients, error) {
 		return opcli.Clients{}, errors.New("no AWS credentials")
 	}
-	var out, errOut bytes.Buffer
-	if code := opcli.Main(context.Background(), []string{"version"}, strings.NewReader(""), &out, &errOut, noAWS); code != 0 ||
-		!regexp.MustCompile(`^storecrypt \S+( \(commit [0-9a-f]+(, modified)?\))? go\S+\n$`).MatchString(out.String()) {
-		t.Errorf("exit %d, %q %q", code, out.String(), errOut.String())
-	}
-	out.Reset()
-	if code := opcli.Main(context.Background(), []string{"version", "--output", "text"}, strings.NewReader(""), &out, &errOut, noAWS); code != 0 ||
-		!regexp.MustCompile(`^\S+\t\S+\t(true|false)\tgo\S+\n$`).MatchString(out.String()) {
-		t.Errorf("text: exit %d, %q %q", code, out.String(), errOut.String())
-	}
-	out.Reset()
-	var v struct{ Version, Go string }
-	if code := opcli.Main(context.Background(), []string{"version", "--output", "json"}, strings.NewReader(""), &out, &errOut, noAWS); code != 0 ||
-		json.Unmarshal(out.Bytes(), &v) != nil || v.Version == "" || !strings.HasPrefix(v.Go, "go") {
-		t.Errorf("exit %d, %q", code, out.String())
+	line := `storecrypt \S+( \(commit [0-9a-f]+(, modified)?\))? go\S+\n`
+	for _, tc := range []struct {
+		args []string
+		want string // a regexp of the whole of stdout
+	}{
+		{[]string{"version"}, line},
+		{[]string{"--version"}, line},
+		{[]string{"--version", "--output", "json"}, line},
+		{[]string{"version", "--output", "text"}, `version\t\S+\nrevision\t([0-9a-f]+|None)\nmodified\t(true|false)\ngo\tgo\S+\n`},
+		{[]string{"version", "--output", "json"}, `\{\n  "version": "\S+",\n(  "revision": "[0-9a-f]+",\n)?(  "modified": true,\n)?  "go": "go\S+"\n\}\n`},
+	} {
+		var out, errOut bytes.Buffer
+		code := opcli.Main(context.Background(), tc.args, strings.NewReader(""), &out, &errOut, noAWS)
+		if code != 0 || errOut.Len() != 0 || !regexp.MustCompile(`^`+tc.want+`$`).MatchString(out.String()) {
+			t.Errorf("%v: got exit %d, stdout %q, stderr %q; want exit 0 and stdout matching %s", tc.args, code, out.String(), errOut.String(), tc.want)
+		}
 	}
 }
 
@@ -678,7 +685,7 @@ func TestRerunFleet(t *testing.T) {
 	}{
 		{[]string{"--instance", "i-00000000000000011", "--targets", "tag:team=batch"}, 2, "give one of --instance, --instances or --targets"},
 		{nil, 2, "give one of --instance, --instances or --targets"},
-		{[]string{"--targets", "team=batch"}, 2, `--targets "team=batch": want tag:Key=Value or tag-key=Key`},
+		{[]string{"--targets", "team=batch"}, 2, `--targets "team=batch": want tag:Key=Value, tag-key=Key, or SSM's Key=tag:Key,Values=Value`},
 		{[]string{"--targets", "tag:=x"}, 2, "want tag:Key=Value"},
 		{[]string{"--targets", "tag:team=batch", "--max-concurrency", "0"}, 2, `--max-concurrency "0": want a number from 1 or a percentage from 1% to 100%`},
 		{[]string{"--targets", "tag:team=batch", "--max-concurrency", "12345678"}, 2, "--max-concurrency"},

@@ -21,65 +21,64 @@ import (
 // reportPeriod is the period a report covers unless --since says otherwise.
 const reportPeriod = 30 * 24 * time.Hour
 
-func runReport(fs *pflag.FlagSet) runFunc {
+func runReport(fs *pflag.FlagSet) checkFunc {
 	sinceFlag := fs.String("since", "", "the first day (YYYY-MM-DD, UTC) or time (RFC 3339) of launches to report (default: 30 days before --until)")
 	untilFlag := fs.String("until", "", "the end of the period, not included (default: now)")
-	return func(ctx context.Context, e *env) error {
-		now := e.now()
-		until, err := parseWhen(*untilFlag, now)
-		if err != nil {
-			return usageErr("--until: " + err.Error())
+	return func(e *env) (runFunc, error) {
+		if _, _, err := period(*sinceFlag, *untilFlag, e.now()); err != nil {
+			return nil, err
 		}
-		since, err := parseWhen(*sinceFlag, until.Add(-reportPeriod))
-		if err != nil {
-			return usageErr("--since: " + err.Error())
-		}
-		if !since.Before(until) {
-			return usageErr(fmt.Sprintf("--since %s is not before --until %s", since.Format(time.RFC3339), until.Format(time.RFC3339)))
-		}
-		sc, err := readStack(ctx, e)
-		if err != nil {
-			return err
-		}
-		if sc.LedgerTable == "" {
-			return fmt.Errorf("stack %s has no %s output: deploy this version of storecrypt, whose ledger the report reads", e.stack, contract.OutputLedgerTable)
-		}
-		book := &ledger.Ledger{DB: e.DynamoDB, Table: sc.LedgerTable}
-		fmt.Fprintf(e.errOut, "reading the launches from %s to %s in %s\n", since.Format(time.RFC3339), until.Format(time.RFC3339), sc.LedgerTable)
-		items, err := book.Launches(ctx, since, until)
-		if err != nil {
-			return err
-		}
-		running, err := unrecorded(ctx, e, sc, items, since, until)
-		if err != nil {
-			return err
-		}
-		key, err := describeKey(ctx, e.KMS, sc.KeyARN)
-		if err != nil {
-			return err
-		}
-		r := audit.Build(items, running, since, until, now, key)
-		switch e.output {
-		case "json":
-			return writeJSON(e.out, r)
-		case "html":
-			return r.HTML(e.out)
-		case "text":
-			var rows [][]string
-			for _, it := range r.Launches {
-				rows = append(rows, launchFields(it))
+		return func(ctx context.Context, e *env) error {
+			now := e.now()
+			// Again with the clients' clock, which the defaults are relative to.
+			since, until, err := period(*sinceFlag, *untilFlag, now)
+			if err != nil {
+				return err
 			}
-			return writeText(e.out, rows)
-		case "csv":
-			w := csv.NewWriter(e.out)
-			_ = w.Write(launchHeader)
-			for _, it := range r.Launches {
-				_ = w.Write(launchFields(it))
+			sc, err := readStack(ctx, e)
+			if err != nil {
+				return err
 			}
-			w.Flush()
-			return w.Error()
-		}
-		return reportTable(e, r)
+			if sc.LedgerTable == "" {
+				return fmt.Errorf("stack %s has no %s output: deploy this version of storecrypt, whose ledger the report reads", e.stack, contract.OutputLedgerTable)
+			}
+			book := &ledger.Ledger{DB: e.DynamoDB, Table: sc.LedgerTable}
+			fmt.Fprintf(e.errOut, "reading the launches from %s to %s in %s\n", since.Format(time.RFC3339), until.Format(time.RFC3339), sc.LedgerTable)
+			items, err := book.Launches(ctx, since, until)
+			if err != nil {
+				return err
+			}
+			running, err := unrecorded(ctx, e, sc, items, since, until)
+			if err != nil {
+				return err
+			}
+			key, err := describeKey(ctx, e.KMS, sc.KeyARN)
+			if err != nil {
+				return err
+			}
+			r := audit.Build(items, running, since, until, now, key)
+			switch e.output {
+			case "json":
+				return writeJSON(e.out, r)
+			case "html":
+				return r.HTML(e.out)
+			case "text":
+				var rows [][]string
+				for _, it := range r.Launches {
+					rows = append(rows, launchFields(it))
+				}
+				return writeText(e.out, rows)
+			case "csv":
+				w := csv.NewWriter(e.out)
+				_ = w.Write(launchHeader)
+				for _, it := range r.Launches {
+					_ = w.Write(launchFields(it))
+				}
+				w.Flush()
+				return w.Error()
+			}
+			return reportTable(e, r)
+		}, nil
 	}
 }
 
@@ -123,6 +122,22 @@ func describeKey(ctx context.Context, c KMS, arn string) (audit.Key, error) {
 		return audit.Key{}, fmt.Errorf("reading the rotation of %s: %w", arn, err)
 	}
 	return audit.Key{ARN: arn, State: string(d.KeyMetadata.KeyState), Rotation: rs.KeyRotationEnabled}, nil
+}
+
+// period is the period --since and --until give, their defaults relative to now.
+func period(sinceFlag, untilFlag string, now time.Time) (since, until time.Time, err error) {
+	until, err = parseWhen(untilFlag, now)
+	if err != nil {
+		return since, until, usageErr("--until: " + err.Error())
+	}
+	since, err = parseWhen(sinceFlag, until.Add(-reportPeriod))
+	if err != nil {
+		return since, until, usageErr("--since: " + err.Error())
+	}
+	if !since.Before(until) {
+		return since, until, usageErr(fmt.Sprintf("--since %s is not before --until %s", since.Format(time.RFC3339), until.Format(time.RFC3339)))
+	}
+	return since, until, nil
 }
 
 // parseWhen reads a day (UTC midnight) or an RFC 3339 time; empty is def.

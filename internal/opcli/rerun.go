@@ -75,10 +75,10 @@ const maxInstanceIDs = 50
 // many (--instances, --targets) are listed, confirmed, sent one command per architecture
 // and 50 instances, and get a line each and a summary. Either way only instances in the
 // stack's scope are reached, and only a version of the document with the stack's content.
-func runRerun(fs *pflag.FlagSet) runFunc {
+func runRerun(fs *pflag.FlagSet) checkFunc {
 	instance := fs.String("instance", "", "one instance: wait for it and show its agent's report")
 	instances := fs.StringSlice("instances", nil, "instances, comma-separated or repeated: a line each and a summary")
-	targets := fs.StringArray("targets", nil, "the running instances with a tag: tag:Key=Value[,Value...] or tag-key=Key (repeated: all must match); only those in the stack's scope are rerun")
+	targets := fs.StringArray("targets", nil, "the running instances with a tag: tag:Key=Value[,Value...] or tag-key=Key, or as aws ssm send-command takes them, Key=tag:Key,Values=V1,V2, Key=tag-key,Values=K1,K2 or Key=InstanceIds,Values=i-1,i-2 (repeated: all must match); only those in the stack's scope are rerun")
 	doc := fs.String("document", "", "the storecrypt document's name (default: the stack's DocumentName output)")
 	timeout := fs.Duration("timeout", 30*time.Minute, "how long to wait for the results")
 	maxConcurrency := fs.String("max-concurrency", "50", "instances each command runs on at once: a number or a percentage (SSM's MaxConcurrency, per command of up to 50 instances)")
@@ -87,7 +87,7 @@ func runRerun(fs *pflag.FlagSet) runFunc {
 	dryRun := fs.Bool("dry-run", false, "print the version and the instances a rerun would reach, and those it leaves out with why; send nothing")
 	params := paramList{}
 	fs.Var(params, "param", "override a document parameter, Name=Value (repeatable)")
-	return func(ctx context.Context, e *env) error {
+	return func(e *env) (runFunc, error) {
 		given := 0
 		for _, set := range []bool{*instance != "", len(*instances) > 0, len(*targets) > 0} {
 			if set {
@@ -95,67 +95,77 @@ func runRerun(fs *pflag.FlagSet) runFunc {
 			}
 		}
 		if given != 1 {
-			return usageErr("give one of --instance, --instances or --targets")
+			return nil, usageErr("give one of --instance, --instances or --targets")
+		}
+		if *instance != "" {
+			if err := checkInstances("--instance", *instance); err != nil {
+				return nil, err
+			}
+		}
+		if err := checkInstances("--instances", *instances...); err != nil {
+			return nil, err
 		}
 		filters, err := targetFilters(*targets)
 		if err != nil {
-			return err
+			return nil, err
 		}
 		if len(*maxConcurrency) > 7 || !maxConcurrencyPattern.MatchString(*maxConcurrency) {
-			return usageErr(fmt.Sprintf("--max-concurrency %q: want a number from 1 or a percentage from 1%% to 100%% (%s)", *maxConcurrency, maxConcurrencyPattern))
+			return nil, usageErr(fmt.Sprintf("--max-concurrency %q: want a number from 1 or a percentage from 1%% to 100%% (%s)", *maxConcurrency, maxConcurrencyPattern))
 		}
 		if len(*maxErrors) > 7 || !maxErrorsPattern.MatchString(*maxErrors) {
-			return usageErr(fmt.Sprintf("--max-errors %q: want a number from 0 or a percentage from 0%% to 100%% (%s)", *maxErrors, maxErrorsPattern))
+			return nil, usageErr(fmt.Sprintf("--max-errors %q: want a number from 0 or a percentage from 0%% to 100%% (%s)", *maxErrors, maxErrorsPattern))
 		}
 		many := *instance == ""
 		if many && !*yes && !*dryRun && !e.ask {
 			// Refused before any call: a script finds out at once, not after a listing.
-			return usageErr("a rerun of --instances or --targets asks before sending, and stdin is not a terminal: pass --yes to send without asking (list what it would reach with --dry-run)")
+			return nil, usageErr("a rerun of --instances or --targets asks before sending, and stdin is not a terminal: pass --yes to send without asking (list what it would reach with --dry-run)")
 		}
-		plan, err := planRerun(ctx, e, *doc, params, *maxConcurrency, *maxErrors)
-		if err != nil {
-			return err
-		}
-		var found []ec2types.Instance
-		switch {
-		case len(filters) > 0:
-			found, err = fleet.Running(ctx, e.EC2, filters)
-			if err == nil && len(found) == 0 {
-				err = fmt.Errorf("no running instance matches --targets %s", strings.Join(*targets, " "))
-			}
-		case many:
-			found, err = fleet.RunningByID(ctx, e.EC2, *instances)
-		default:
-			found, err = fleet.RunningByID(ctx, e.EC2, []string{*instance})
-		}
-		if err != nil {
-			return err
-		}
-		list, err := plan.choose(ctx, e, found)
-		if err != nil {
-			return err
-		}
-		if *dryRun {
-			return printTargets(e.out, e.output, list)
-		}
-		if !many {
-			if len(list.LeftOut) > 0 {
-				return fmt.Errorf("nothing sent: %s is left out: %s", list.LeftOut[0].Instance, list.LeftOut[0].Why)
-			}
-			return plan.one(ctx, e, list.Instances[0], *timeout)
-		}
-		if err := printTargets(e.errOut, "table", list); err != nil {
-			return err
-		}
-		if len(list.Instances) == 0 {
-			return fmt.Errorf("nothing sent: none of the %d instances is one storecrypt reruns", len(list.LeftOut))
-		}
-		if !*yes {
-			if err := confirm(e, list); err != nil {
+		return func(ctx context.Context, e *env) error {
+			plan, err := planRerun(ctx, e, *doc, params, *maxConcurrency, *maxErrors)
+			if err != nil {
 				return err
 			}
-		}
-		return plan.many(ctx, e, list.Instances, *timeout)
+			var found []ec2types.Instance
+			switch {
+			case len(filters) > 0:
+				found, err = fleet.Running(ctx, e.EC2, filters)
+				if err == nil && len(found) == 0 {
+					err = fmt.Errorf("no running instance matches --targets %s", strings.Join(*targets, " "))
+				}
+			case many:
+				found, err = fleet.RunningByID(ctx, e.EC2, *instances)
+			default:
+				found, err = fleet.RunningByID(ctx, e.EC2, []string{*instance})
+			}
+			if err != nil {
+				return err
+			}
+			list, err := plan.choose(ctx, e, found)
+			if err != nil {
+				return err
+			}
+			if *dryRun {
+				return printTargets(e.out, e.output, list)
+			}
+			if !many {
+				if len(list.LeftOut) > 0 {
+					return fmt.Errorf("nothing sent: %s is left out: %s", list.LeftOut[0].Instance, list.LeftOut[0].Why)
+				}
+				return plan.one(ctx, e, list.Instances[0], *timeout)
+			}
+			if err := printTargets(e.errOut, "table", list); err != nil {
+				return err
+			}
+			if len(list.Instances) == 0 {
+				return fmt.Errorf("nothing sent: none of the %d instances is one storecrypt reruns", len(list.LeftOut))
+			}
+			if !*yes {
+				if err := confirm(e, list); err != nil {
+					return err
+				}
+			}
+			return plan.many(ctx, e, list.Instances, *timeout)
+		}, nil
 	}
 }
 
@@ -173,20 +183,48 @@ func confirm(e *env, list RerunTargets) error {
 	return errors.New("not confirmed: nothing was sent")
 }
 
-// targetFilters turns --targets into DescribeInstances filters.
+// targetFilters turns --targets into DescribeInstances filters. It takes the short form
+// (tag:Key=Value[,Value...], tag-key=Key) and SSM's own (Key=tag:Key,Values=V1,V2;
+// Key=tag-key,Values=K1,K2; Key=InstanceIds,Values=i-1,i-2), so that a target written
+// for aws ssm send-command works here as it does there.
 func targetFilters(targets []string) ([]ec2types.Filter, error) {
 	var out []ec2types.Filter
 	for _, t := range targets {
-		switch key, value, _ := strings.Cut(t, "="); {
-		case strings.HasPrefix(key, "tag:") && len(key) > len("tag:") && value != "":
-			out = append(out, ec2types.Filter{Name: aws.String(key), Values: strings.Split(value, ",")})
-		case key == "tag-key" && value != "":
-			out = append(out, ec2types.Filter{Name: aws.String(key), Values: []string{value}})
-		default:
-			return nil, usageErr(fmt.Sprintf("--targets %q: want tag:Key=Value or tag-key=Key", t))
+		f, err := targetFilter(t)
+		if err != nil {
+			return nil, usageErr(fmt.Sprintf("--targets %q: %v", t, err))
 		}
+		out = append(out, f)
 	}
 	return out, nil
+}
+
+func targetFilter(t string) (ec2types.Filter, error) {
+	const want = "want tag:Key=Value, tag-key=Key, or SSM's Key=tag:Key,Values=Value, Key=tag-key,Values=Key or Key=InstanceIds,Values=ID,ID"
+	if rest, ok := strings.CutPrefix(t, "Key="); ok {
+		key, values, ok := strings.Cut(rest, ",Values=")
+		vs := strings.Split(values, ",")
+		switch {
+		case !ok || slices.Contains(vs, ""):
+			return ec2types.Filter{}, errors.New(want)
+		case strings.HasPrefix(key, "tag:") && len(key) > len("tag:"), key == "tag-key":
+			// EC2's filters of the same names match as SSM's targets do: any of the values.
+			return ec2types.Filter{Name: aws.String(key), Values: vs}, nil
+		case key == "InstanceIds":
+			if err := checkInstances("Values", vs...); err != nil {
+				return ec2types.Filter{}, err
+			}
+			return ec2types.Filter{Name: aws.String("instance-id"), Values: vs}, nil
+		}
+		return ec2types.Filter{}, fmt.Errorf("key %q is not one storecrypt reruns by: %s", key, want)
+	}
+	switch key, value, _ := strings.Cut(t, "="); {
+	case strings.HasPrefix(key, "tag:") && len(key) > len("tag:") && value != "":
+		return ec2types.Filter{Name: aws.String(key), Values: strings.Split(value, ",")}, nil
+	case key == "tag-key" && value != "":
+		return ec2types.Filter{Name: aws.String(key), Values: []string{value}}, nil
+	}
+	return ec2types.Filter{}, errors.New(want)
 }
 
 // rerunPlan is what every command of a rerun is sent with, and who it may reach.

@@ -151,15 +151,17 @@ func TestRerunAsksFirst(t *testing.T) {
 }
 
 // TestRerunDryRun: --dry-run prints, in each format, the version to be sent (here not the
-// tampered default) and the instances reached and left out, with why.
+// tampered default) and the instances reached and left out, with why. SSM's form of the
+// same target reaches the same instances.
 func TestRerunDryRun(t *testing.T) {
-	for _, tc := range []struct{ golden, output string }{
-		{"rerun-dry-run.txt", "table"}, {"rerun-dry-run.json", "json"}, {"rerun-dry-run-text.txt", "text"},
+	for _, tc := range []struct{ golden, output, targets string }{
+		{"rerun-dry-run.txt", "table", "tag:team=batch"}, {"rerun-dry-run.json", "json", "tag:team=batch"}, {"rerun-dry-run-text.txt", "text", "tag:team=batch"},
+		{"rerun-dry-run.txt", "table", "Key=tag:team,Values=batch"},
 	} {
-		t.Run(tc.golden, func(t *testing.T) {
+		t.Run(tc.golden+" "+tc.targets, func(t *testing.T) {
 			w := batch(t)
 			tamper(w, true)
-			code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", "tag:team=batch", "--dry-run", "--output", tc.output)
+			code, out, errOut := run(t, worldClients(w, nil), "", "rerun", "--targets", tc.targets, "--dry-run", "--output", tc.output)
 			if code != 0 || sendCommands(w) != 0 {
 				t.Fatalf("got exit %d and %d SendCommand calls, want 0 and none:\n%s", code, sendCommands(w), errOut)
 			}

@@ -149,7 +149,7 @@ var Catalogue = []Mutant{
 	{
 		Row:     "`put-secret` replaces the secret",
 		File:    "internal/opcli/commands.go",
-		Find:    `			in.IfNoneMatch = aws.String("*")`,
+		Find:    `				in.IfNoneMatch = aws.String("*")`,
 		Replace: ``,
 		Pkg:     "internal/opcli", Run: "^TestPutSecret$",
 	},
@@ -777,8 +777,8 @@ var Catalogue = []Mutant{
 	{
 		Row:     "`storecrypt rerun --targets` with a tag anyone may write",
 		File:    "internal/opcli/rerun.go",
-		Find:    "		if !*yes {",
-		Replace: "		if false && !*yes {",
+		Find:    "			if !*yes {",
+		Replace: "			if false && !*yes {",
 		Pkg:     "internal/opcli", Run: "^TestRerunAsksFirst$",
 	},
 	{

@@ -1,0 +1,67 @@
+package opcli_test
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/storecrypt/storecrypt/internal/opcli"
+)
+
+// TestUsageBeforeAWS: every command checks what it was given before it asks for
+// credentials, so a mistake is exit 2 with the usage line whether or not there are
+// credentials, and never reaches the network.
+func TestUsageBeforeAWS(t *testing.T) {
+	for _, tc := range []struct {
+		args  []string
+		stdin string
+		says  string
+	}{
+		{[]string{"report", "--since", "yesterday"}, "", `storecrypt report: --since: "yesterday": want YYYY-MM-DD or an RFC 3339 time`},
+		{[]string{"report", "--until", "2026-13-01"}, "", "--until: "},
+		{[]string{"report", "--since", "2026-11-02", "--until", "2026-11-01"}, "", "is not before --until"},
+		{[]string{"verify"}, "", "give one of --instance or --role"},
+		{[]string{"verify", "--instance", "i-1", "--role", "arn:aws:iam::111122223333:role/a"}, "", "give one of --instance or --role"},
+		{[]string{"verify", "--instance", "bogus"}, "", `--instance "bogus": want an instance id, i- and 8 or 17 hex digits`},
+		{[]string{"verify", "--instance", "i-0123456789abcdef"}, "", `--instance "i-0123456789abcdef"`},
+		{[]string{"verify", "--instance", "i-0123456G"}, "", `--instance "i-0123456G"`},
+		{[]string{"verify", "--role", "notanarn"}, "", `--role "notanarn": want an ARN`},
+		{[]string{"verify", "--role", "arn:aws:iam::111122223333:user/ops"}, "", `--role "arn:aws:iam::111122223333:user/ops"`},
+		{[]string{"verify", "--role", "arn:aws:sts::111122223333:role/ops"}, "", "arn:PARTITION:iam:"},
+		{[]string{"verify", "--role", "arn:aws:iam::111122223333:role/"}, "", "want an ARN"},
+		{[]string{"verify", "--instance", "i-01234567", "--kms-key-id", "arn:aws:kms:eu-west-1:111122223333:alias/x"}, "", `--kms-key-id "arn:aws:kms:eu-west-1:111122223333:alias/x"`},
+		{[]string{"verify", "--instance", "i-01234567", "--key-source", "s3"}, "", `--key-source "s3": want one of kms-datakey, s3-kms, ephemeral`},
+		{[]string{"verify", "--instance", "i-01234567", "--secret", "bucket/key"}, "", "--secret: "},
+		{[]string{"put-secret", "--kms-key-id", "arn:aws:s3:::bucket"}, "pass\n", `--kms-key-id "arn:aws:s3:::bucket"`},
+		{[]string{"put-secret"}, "", "no passphrase on stdin"},
+		{[]string{"put-secret"}, "one\ntwo\n", "one line of at most 4096 bytes"},
+		{[]string{"rerun"}, "", "give one of --instance, --instances or --targets"},
+		{[]string{"rerun", "--instance", "i-01234567", "--targets", "tag:a=b"}, "", "give one of"},
+		{[]string{"rerun", "--instance", "web-1"}, "", `--instance "web-1"`},
+		{[]string{"rerun", "--instances", "i-01234567,i-x", "--yes"}, "", `--instances "i-x"`},
+		{[]string{"rerun", "--targets", "team=batch", "--yes"}, "", `--targets "team=batch"`},
+		{[]string{"rerun", "--instance", "i-01234567", "--max-concurrency", "0"}, "", `--max-concurrency "0"`},
+		{[]string{"rerun", "--instance", "i-01234567", "--max-errors", "101%"}, "", `--max-errors "101%"`},
+		{[]string{"rerun", "--instances", "i-01234567"}, "", "stdin is not a terminal: pass --yes"},
+		{[]string{"rerun", "--instance", "i-01234567", "--param", "Nope=1"}, "", `unknown parameter "Nope"`},
+		{[]string{"status", "--output", "csv"}, "", `--output "csv"`},
+		{[]string{"status", "--query", "[?status=="}, "", `--query "[?status==": `},
+		{[]string{"report", "--output", "csv", "--query", "launches"}, "", "--query works with --output table, json or text, not csv"},
+		{[]string{"version", "extra"}, "", `unexpected argument "extra"`},
+	} {
+		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
+			var out, errOut bytes.Buffer
+			code := opcli.Main(context.Background(), tc.args, strings.NewReader(tc.stdin), &out, &errOut,
+				func(context.Context, string, string) (opcli.Clients, error) {
+					t.Error("asked for AWS clients before the usage error")
+					return opcli.Clients{}, context.Canceled
+				})
+			cmd := "storecrypt " + tc.args[0]
+			if code != 2 || out.Len() != 0 || !strings.Contains(errOut.String(), tc.says) ||
+				!strings.HasPrefix(errOut.String(), cmd+": ") || !strings.HasSuffix(errOut.String(), "Run '"+cmd+" --help' for usage.\n") {
+				t.Errorf("got exit %d, stdout %q, stderr %q; want exit 2, stderr saying %q and pointing at --help", code, out.String(), errOut.String(), tc.says)
+			}
+		})
+	}
+}
