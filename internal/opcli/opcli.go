@@ -24,6 +24,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/storecrypt/storecrypt/internal/awscfg"
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
@@ -69,8 +70,9 @@ type Clients struct {
 	Now func() time.Time
 }
 
-// NewClients builds the clients for --region and --profile.
-type NewClients func(ctx context.Context, region, profile string) (Clients, error)
+// NewClients builds the clients for the global flags (--region, --profile, --endpoint-url,
+// --debug), with the streams an MFA prompt uses.
+type NewClients func(ctx context.Context, o awscfg.Options) (Clients, error)
 
 // UsageError is a mistake in the command line.
 type UsageError struct{ msg string }
@@ -143,6 +145,8 @@ var commands = []command{
 // globals are the flags every command takes, before or after its name.
 type globals struct {
 	region, profile, output, stack string
+	endpointURL                    string
+	debug                          bool
 }
 
 // rootLong is storecrypt's --help text; the exit codes are contract's.
@@ -173,6 +177,8 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 	pf.StringVar(&g.region, "region", "", "AWS region (default: from the environment or profile)")
 	pf.StringVar(&g.profile, "profile", "", "AWS shared-config profile")
 	pf.StringVar(&g.output, "output", "table", "output format: table, json or text (report: also csv, html)")
+	pf.StringVar(&g.endpointURL, "endpoint-url", "", "send every AWS request to this URL instead of the service's own (an emulator, a VPC endpoint)")
+	pf.BoolVar(&g.debug, "debug", false, "log every AWS request and response on stderr, with signatures, session tokens and secrets redacted")
 	pf.StringVar(&g.stack, "stack", contract.StackName, "the storecrypt stack's name: its outputs say what is in scope and where the key and the document are")
 	for _, c := range commands {
 		root.AddCommand(c.cobra(g, stdin, stdout, stderr, newClients))
@@ -190,7 +196,8 @@ func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, ne
 		}
 		e := &env{out: stdout, errOut: stderr, output: g.output, stack: g.stack, stdin: stdin, poll: 2 * time.Second, live: isTerminal(stderr), ask: stdinIsTerminal(stdin)}
 		if c.aws {
-			clients, err := newClients(cmd.Context(), g.region, g.profile)
+			clients, err := newClients(cmd.Context(), awscfg.Options{Region: g.region, Profile: g.profile, EndpointURL: g.endpointURL, Debug: g.debug,
+				Stdin: stdin, Stderr: stderr, Terminal: e.ask})
 			if err != nil {
 				return &ranError{err}
 			}
