@@ -11,7 +11,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 	"strings"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -61,13 +60,13 @@ func Load(ctx context.Context, o Options) (aws.Config, error) {
 	}
 	cfg, err := config.LoadDefaultConfig(ctx, opts...)
 	if err != nil {
-		return aws.Config{}, explain(ctx, o, nil, err)
+		return aws.Config{}, explain(ctx, o, err)
 	}
 	if cfg.Region == "" {
 		return aws.Config{}, errors.New("no AWS region: pass --region, or set AWS_REGION, or set region in your profile (aws configure)")
 	}
 	if _, err := cfg.Credentials.Retrieve(ctx); err != nil {
-		return aws.Config{}, explain(ctx, o, cfg.Credentials, err)
+		return aws.Config{}, explain(ctx, o, err)
 	}
 	return cfg, nil
 }
@@ -101,14 +100,12 @@ func readLine(r io.Reader) (string, error) {
 	b := make([]byte, 1)
 	for {
 		n, err := r.Read(b)
-		if n == 1 && b[0] != '\n' {
-			line = append(line, b[0])
-			continue
-		}
-		if n == 1 || (errors.Is(err, io.EOF) && len(line) > 0) {
+		switch {
+		case n == 1 && b[0] == '\n':
 			return strings.TrimSpace(string(line)), nil
-		}
-		if err != nil {
+		case n == 1:
+			line = append(line, b[0])
+		case err != nil:
 			return "", err
 		}
 	}
@@ -133,7 +130,7 @@ func profileName(o Options) string {
 }
 
 // explain turns a failure to load or retrieve credentials into what to do about it.
-func explain(ctx context.Context, o Options, creds aws.CredentialsProvider, err error) error {
+func explain(ctx context.Context, o Options, err error) error {
 	var (
 		mfa        *MFAError
 		notExist   config.SharedConfigProfileNotExistError
@@ -147,7 +144,7 @@ func explain(ctx context.Context, o Options, creds aws.CredentialsProvider, err 
 		return err
 	case errors.As(err, &notExist):
 		return fmt.Errorf("no AWS profile %q in %s: check the name, or run `aws configure --profile %s`", notExist.Profile, strings.Join(sharedFiles(), " or "), notExist.Profile)
-	case errors.As(err, &ssoExpired) || usesSource(creds, aws.CredentialSourceSSO):
+	case errors.As(err, &ssoExpired) || isSSO(sharedProfile(ctx, profile)):
 		return fmt.Errorf("the SSO session of profile %s has expired or was never started: run `aws sso login --profile %s` (%w)", profile, profile, err)
 	case errors.As(err, &op) && op.Service() == "STS" && op.Operation() == "AssumeRole" && errors.As(err, &api):
 		return fmt.Errorf("profile %s could not assume role %s (%s): the role's trust policy must allow your identity, and if it asks for MFA, mfa_serial must be set and the code right", profile, roleARN(ctx, profile), api.ErrorCode())
@@ -155,10 +152,11 @@ func explain(ctx context.Context, o Options, creds aws.CredentialsProvider, err 
 	return errors.New("no AWS credentials: run `aws configure` or `aws sso login`, pass --profile, or set AWS_PROFILE; on an instance, attach a role")
 }
 
-// usesSource says whether the credential chain that failed was built on source.
-func usesSource(creds aws.CredentialsProvider, source aws.CredentialSource) bool {
-	p, ok := creds.(interface{ ProviderSources() []aws.CredentialSource })
-	return ok && slices.Contains(p.ProviderSources(), source)
+// isSSO says the profile gets its credentials from IAM Identity Center. The SDK types
+// the failure only for a legacy profile (sso_start_url in it); one with an sso_session
+// fails with an untyped error when its cached token is missing or expired.
+func isSSO(sc config.SharedConfig) bool {
+	return sc.SSOSessionName != "" || sc.SSOStartURL != ""
 }
 
 // roleARN is the role_arn of the profile, for the message.

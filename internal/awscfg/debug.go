@@ -31,7 +31,6 @@ var redactions = []struct {
 	// SigV4's Authorization keeps the access key id and scope, which say who signed.
 	{regexp.MustCompile(`(Signature=)[0-9a-f]+`), "${1}REDACTED"},
 	{regexp.MustCompile(`(?im)^(X-Amz-Security-Token:\s*).*$`), "${1}REDACTED"},
-	{regexp.MustCompile(`(?i)(X-Amz-Security-Token=)[^&\s]+`), "${1}REDACTED"},
 	{regexp.MustCompile(`("(?:` + secretFields + `)"\s*:\s*)"[^"]*"`), `${1}"REDACTED"`},
 	{regexp.MustCompile(`(<(` + secretFields + `)>)[^<]*(</(?:` + secretFields + `)>)`), "${1}REDACTED${3}"},
 }

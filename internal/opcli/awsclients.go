@@ -28,9 +28,6 @@ func AWSClients(ctx context.Context, o awscfg.Options) (Clients, error) {
 			if s.ClientLogMode != 0 {
 				s.ClientLogMode = awscfg.HeadersOnly
 			}
-			// Emulators and VPC endpoints answer at one host: the bucket goes in the path,
-			// as the aws CLI sends it to an --endpoint-url.
-			s.UsePathStyle = o.EndpointURL != ""
 		}),
 		CloudFormation: cloudformation.NewFromConfig(cfg), DynamoDB: dynamodb.NewFromConfig(cfg)}, nil
 }

@@ -67,6 +67,16 @@ sso_region = us-east-1
 sso_account_id = 111122223333
 sso_role_name = ops
 region = us-east-1
+
+[profile sso-session]
+sso_session = corp
+sso_account_id = 111122223333
+sso_role_name = ops
+region = us-east-1
+
+[sso-session corp]
+sso_start_url = https://example.awsapps.com/start
+sso_region = us-east-1
 `, roleARN, mfaSerial)
 
 // fakeAWS answers the few operations these tests reach, in each service's wire format:
@@ -118,6 +128,7 @@ func TestCredentialFailures(t *testing.T) {
 		{"no credentials", "", []string{"status", "--region", "us-east-1"}, []string{"no AWS credentials: run `aws configure`"}},
 		{"profile not found", profiles, []string{"status", "--profile", "nosuch"}, []string{`no AWS profile "nosuch" in `, "/config or ", "/credentials"}},
 		{"sso token missing", profiles, []string{"status", "--profile", "sso"}, []string{"run `aws sso login --profile sso`"}},
+		{"sso-session token missing", profiles, []string{"status", "--profile", "sso-session"}, []string{"run `aws sso login --profile sso-session`"}},
 		{"assume role refused", profiles, []string{"status", "--profile", "ops"}, []string{"could not assume role " + roleARN + " (AccessDenied)", "trust policy", "MFA"}},
 		{"mfa without a terminal", profiles, []string{"status", "--profile", "ops-mfa"}, []string{"needs an MFA code", "run the command on a terminal", "aws sts get-session-token"}},
 	} {
