@@ -80,7 +80,7 @@ func (o Options) mfaCode() (string, error) {
 	fmt.Fprintf(o.Stderr, "Enter MFA code for %s: ", o.mfaSerial())
 	code, err := readLine(o.Stdin)
 	if err != nil {
-		return "", fmt.Errorf("reading the MFA code: %w", err)
+		return "", &MFAError{Read: err}
 	}
 	return code, nil
 }
@@ -111,11 +111,16 @@ func readLine(r io.Reader) (string, error) {
 	}
 }
 
-// MFAError is an MFA code wanted where no terminal can give it.
-type MFAError struct{}
+// MFAError is an MFA code wanted where nobody can give it: stdin is not a terminal, or
+// it ended before a line (</dev/null passes for a terminal: it is a character device).
+type MFAError struct{ Read error }
 
-func (*MFAError) Error() string {
-	return "the profile's role needs an MFA code (mfa_serial) and stdin is not a terminal: run the command on a terminal to be prompted, or use credentials from `aws sts get-session-token --serial-number ARN --token-code CODE` (environment variables), or a profile without mfa_serial"
+func (e *MFAError) Error() string {
+	why := "stdin is not a terminal"
+	if e.Read != nil {
+		why = fmt.Sprintf("no code could be read from stdin (%v)", e.Read)
+	}
+	return "the profile's role needs an MFA code (mfa_serial) and " + why + ": run the command on a terminal to be prompted, or use credentials from `aws sts get-session-token --serial-number ARN --token-code CODE` (environment variables), or a profile without mfa_serial"
 }
 
 // profileName is the profile the SDK loads: --profile, else AWS_PROFILE, else default.
@@ -141,7 +146,7 @@ func explain(ctx context.Context, o Options, err error) error {
 	profile := profileName(o)
 	switch {
 	case errors.As(err, &mfa):
-		return err
+		return mfa // without the SDK's "failed to refresh cached credentials"
 	case errors.As(err, &notExist):
 		return fmt.Errorf("no AWS profile %q in %s: check the name, or run `aws configure --profile %s`", notExist.Profile, strings.Join(sharedFiles(), " or "), notExist.Profile)
 	case errors.As(err, &ssoExpired) || isSSO(sharedProfile(ctx, profile)):
@@ -180,12 +185,12 @@ func sharedProfile(ctx context.Context, profile string) config.SharedConfig {
 // sharedFiles are where the SDK looks for profiles, as the aws CLI: the files the
 // environment names, else ~/.aws/config and ~/.aws/credentials.
 func sharedFiles() []string {
-	config_, creds := os.Getenv("AWS_CONFIG_FILE"), os.Getenv("AWS_SHARED_CREDENTIALS_FILE")
-	if config_ == "" {
-		config_ = config.DefaultSharedConfigFilename()
+	conf, creds := os.Getenv("AWS_CONFIG_FILE"), os.Getenv("AWS_SHARED_CREDENTIALS_FILE")
+	if conf == "" {
+		conf = config.DefaultSharedConfigFilename()
 	}
 	if creds == "" {
 		creds = config.DefaultSharedCredentialsFilename()
 	}
-	return []string{config_, creds}
+	return []string{conf, creds}
 }

@@ -18,7 +18,7 @@ import (
 
 // awsHome gives the test an empty AWS environment: a temp HOME with config as its
 // ~/.aws/config, no credentials from the environment, and no IMDS to wait on.
-func awsHome(t *testing.T, config string) string {
+func awsHome(t *testing.T, config string) {
 	t.Helper()
 	home := t.TempDir()
 	for _, k := range []string{"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
@@ -33,7 +33,6 @@ func awsHome(t *testing.T, config string) string {
 	if err := os.WriteFile(filepath.Join(home, "config"), []byte(config), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	return home
 }
 
 const (
@@ -123,19 +122,24 @@ func TestCredentialFailures(t *testing.T) {
 		name, config string
 		args         []string
 		want         []string
+		terminal     bool
 	}{
-		{"no region", "", []string{"status"}, []string{"no AWS region: pass --region"}},
-		{"no credentials", "", []string{"status", "--region", "us-east-1"}, []string{"no AWS credentials: run `aws configure`"}},
-		{"profile not found", profiles, []string{"status", "--profile", "nosuch"}, []string{`no AWS profile "nosuch" in `, "/config or ", "/credentials"}},
-		{"sso token missing", profiles, []string{"status", "--profile", "sso"}, []string{"run `aws sso login --profile sso`"}},
-		{"sso-session token missing", profiles, []string{"status", "--profile", "sso-session"}, []string{"run `aws sso login --profile sso-session`"}},
-		{"assume role refused", profiles, []string{"status", "--profile", "ops"}, []string{"could not assume role " + roleARN + " (AccessDenied)", "trust policy", "MFA"}},
-		{"mfa without a terminal", profiles, []string{"status", "--profile", "ops-mfa"}, []string{"needs an MFA code", "run the command on a terminal", "aws sts get-session-token"}},
+		{"no region", "", []string{"status"}, []string{"no AWS region: pass --region"}, false},
+		{"no credentials", "", []string{"status", "--region", "us-east-1"}, []string{"no AWS credentials: run `aws configure`"}, false},
+		{"profile not found", profiles, []string{"status", "--profile", "nosuch"}, []string{`no AWS profile "nosuch" in `, "/config or ", "/credentials"}, false},
+		{"sso token missing", profiles, []string{"status", "--profile", "sso"}, []string{"run `aws sso login --profile sso`"}, false},
+		{"sso-session token missing", profiles, []string{"status", "--profile", "sso-session"}, []string{"run `aws sso login --profile sso-session`"}, false},
+		{"assume role refused", profiles, []string{"status", "--profile", "ops"}, []string{"could not assume role " + roleARN + " (AccessDenied)", "trust policy", "MFA"}, false},
+		{"mfa without a terminal", profiles, []string{"status", "--profile", "ops-mfa"}, []string{"needs an MFA code", "run the command on a terminal", "aws sts get-session-token"}, false},
+		{"mfa code not typed", profiles, []string{"status", "--profile", "ops-mfa"}, []string{"needs an MFA code", "no code could be read from stdin (EOF)", "aws sts get-session-token"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			awsHome(t, tc.config)
 			srv, _ := fakeAWS(t, false)
 			t.Setenv("AWS_ENDPOINT_URL_STS", srv.URL)
+			if tc.terminal {
+				opcli.StdinIsTerminal(t)
+			}
 			var stdout, stderr bytes.Buffer
 			code := opcli.Main(context.Background(), tc.args, strings.NewReader(""), &stdout, &stderr, opcli.AWSClients)
 			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
