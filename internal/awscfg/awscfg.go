@@ -15,7 +15,6 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
-	"github.com/aws/aws-sdk-go-v2/credentials/ssocreds"
 	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/smithy-go"
 	"github.com/aws/smithy-go/logging"
@@ -137,11 +136,10 @@ func profileName(o Options) string {
 // explain turns a failure to load or retrieve credentials into what to do about it.
 func explain(ctx context.Context, o Options, err error) error {
 	var (
-		mfa        *MFAError
-		notExist   config.SharedConfigProfileNotExistError
-		ssoExpired *ssocreds.InvalidTokenError
-		op         *smithy.OperationError
-		api        smithy.APIError
+		mfa      *MFAError
+		notExist config.SharedConfigProfileNotExistError
+		op       *smithy.OperationError
+		api      smithy.APIError
 	)
 	profile := profileName(o)
 	switch {
@@ -149,7 +147,7 @@ func explain(ctx context.Context, o Options, err error) error {
 		return mfa // without the SDK's "failed to refresh cached credentials"
 	case errors.As(err, &notExist):
 		return fmt.Errorf("no AWS profile %q in %s: check the name, or run `aws configure --profile %s`", notExist.Profile, strings.Join(sharedFiles(), " or "), notExist.Profile)
-	case errors.As(err, &ssoExpired) || isSSO(sharedProfile(ctx, profile)):
+	case isSSO(sharedProfile(ctx, profile)):
 		return fmt.Errorf("the SSO session of profile %s has expired or was never started: run `aws sso login --profile %s` (%w)", profile, profile, err)
 	case errors.As(err, &op) && op.Service() == "STS" && op.Operation() == "AssumeRole" && errors.As(err, &api):
 		return fmt.Errorf("profile %s could not assume role %s (%s): the role's trust policy must allow your identity, and if it asks for MFA, mfa_serial must be set and the code right", profile, roleARN(ctx, profile), api.ErrorCode())
@@ -157,9 +155,10 @@ func explain(ctx context.Context, o Options, err error) error {
 	return errors.New("no AWS credentials: run `aws configure` or `aws sso login`, pass --profile, or set AWS_PROFILE; on an instance, attach a role")
 }
 
-// isSSO says the profile gets its credentials from IAM Identity Center. The SDK types
-// the failure only for a legacy profile (sso_start_url in it); one with an sso_session
-// fails with an untyped error when its cached token is missing or expired.
+// isSSO says the profile gets its credentials from IAM Identity Center, whose failures
+// all want `aws sso login`. The profile says it, not the error: the SDK types the failure
+// (ssocreds.InvalidTokenError) only for a legacy profile (sso_start_url in it); one with
+// an sso_session fails with an untyped error when its cached token is missing or expired.
 func isSSO(sc config.SharedConfig) bool {
 	return sc.SSOSessionName != "" || sc.SSOStartURL != ""
 }

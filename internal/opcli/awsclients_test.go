@@ -130,8 +130,8 @@ func TestCredentialFailures(t *testing.T) {
 		{"sso token missing", profiles, []string{"status", "--profile", "sso"}, []string{"run `aws sso login --profile sso`"}, false},
 		{"sso-session token missing", profiles, []string{"status", "--profile", "sso-session"}, []string{"run `aws sso login --profile sso-session`"}, false},
 		{"assume role refused", profiles, []string{"status", "--profile", "ops"}, []string{"could not assume role " + roleARN + " (AccessDenied)", "trust policy", "MFA"}, false},
-		{"mfa without a terminal", profiles, []string{"status", "--profile", "ops-mfa"}, []string{"needs an MFA code", "run the command on a terminal", "aws sts get-session-token"}, false},
-		{"mfa code not typed", profiles, []string{"status", "--profile", "ops-mfa"}, []string{"needs an MFA code", "no code could be read from stdin (EOF)", "aws sts get-session-token"}, true},
+		{"mfa without a terminal", profiles, []string{"status", "--profile", "ops-mfa"}, []string{"status: the profile's role needs an MFA code", "stdin is not a terminal", "run the command on a terminal", "aws sts get-session-token"}, false},
+		{"mfa code not typed", profiles, []string{"status", "--profile", "ops-mfa"}, []string{"Enter MFA code for " + mfaSerial + ": storecrypt status: the profile's role needs an MFA code", "no code could be read from stdin (EOF)", "aws sts get-session-token"}, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			awsHome(t, tc.config)
