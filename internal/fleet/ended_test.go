@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
+	"github.com/storecrypt/storecrypt/internal/awscfg"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/fakeaws/apimodel"
@@ -105,7 +106,7 @@ func cliEnded(t *testing.T, w *fakeaws.World, ids []string) map[string]bool {
 		CloudFormation: cloudformation.NewFromConfig(cfg), Now: time.Now}
 	var out, errOut bytes.Buffer
 	opcli.Main(context.Background(), []string{"rerun", "--instances", strings.Join(ids, ","), "--yes", "--timeout", "5s", "--output", "json"},
-		strings.NewReader(""), &out, &errOut, func(context.Context, string, string) (opcli.Clients, error) { return c, nil })
+		strings.NewReader(""), &out, &errOut, func(context.Context, awscfg.Options) (opcli.Clients, error) { return c, nil })
 	var sum opcli.RerunSummary
 	if err := json.Unmarshal(out.Bytes(), &sum); err != nil || len(sum.Instances) != len(ids) {
 		t.Fatalf("rerun printed %d instances (%v), want %d:\n%s\n%s", len(sum.Instances), err, len(ids), out.String(), errOut.String())

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storecrypt/storecrypt/internal/awscfg"
 	"github.com/storecrypt/storecrypt/internal/opcli"
 )
 
@@ -34,8 +35,6 @@ func TestUsageBeforeAWS(t *testing.T) {
 		{[]string{"verify", "--instance", "i-01234567", "--key-source", "s3"}, "", `--key-source "s3": want one of kms-datakey, s3-kms, ephemeral`},
 		{[]string{"verify", "--instance", "i-01234567", "--secret", "bucket/key"}, "", "--secret: "},
 		{[]string{"put-secret", "--kms-key-id", "arn:aws:s3:::bucket"}, "pass\n", `--kms-key-id "arn:aws:s3:::bucket"`},
-		{[]string{"put-secret"}, "", "no passphrase on stdin"},
-		{[]string{"put-secret"}, "one\ntwo\n", "one line of at most 4096 bytes"},
 		{[]string{"rerun"}, "", "give one of --instance, --instances or --targets"},
 		{[]string{"rerun", "--instance", "i-01234567", "--targets", "tag:a=b"}, "", "give one of"},
 		{[]string{"rerun", "--instance", "web-1"}, "", `--instance "web-1"`},
@@ -53,7 +52,7 @@ func TestUsageBeforeAWS(t *testing.T) {
 		t.Run(strings.Join(tc.args, " "), func(t *testing.T) {
 			var out, errOut bytes.Buffer
 			code := opcli.Main(context.Background(), tc.args, strings.NewReader(tc.stdin), &out, &errOut,
-				func(context.Context, string, string) (opcli.Clients, error) {
+				func(context.Context, awscfg.Options) (opcli.Clients, error) {
 					t.Error("asked for AWS clients before the usage error")
 					return opcli.Clients{}, context.Canceled
 				})

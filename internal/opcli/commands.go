@@ -42,11 +42,14 @@ func runPutSecret(fs *pflag.FlagSet) checkFunc {
 				return nil, err
 			}
 		}
-		pass, err := passphrase(e.stdin, *generate)
-		if err != nil {
-			return nil, err
-		}
 		return func(ctx context.Context, e *env) error {
+			// stdin is read after the credentials, not in the check: a profile with
+			// mfa_serial asks for its code on the same terminal first, and a passphrase read
+			// before a credential failure would be held for nothing.
+			pass, err := passphrase(e.stdin, *generate)
+			if err != nil {
+				return err
+			}
 			defer clear(pass)
 			if *bucket == "" || *keyID == "" {
 				var secret string

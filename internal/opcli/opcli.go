@@ -25,6 +25,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
+	"github.com/storecrypt/storecrypt/internal/awscfg"
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
@@ -70,8 +71,9 @@ type Clients struct {
 	Now func() time.Time
 }
 
-// NewClients builds the clients for --region and --profile.
-type NewClients func(ctx context.Context, region, profile string) (Clients, error)
+// NewClients builds the clients for the global flags (--region, --profile, --endpoint-url,
+// --debug), with the streams an MFA prompt uses.
+type NewClients func(ctx context.Context, o awscfg.Options) (Clients, error)
 
 // UsageError is a mistake in the command line.
 type UsageError struct{ msg string }
@@ -144,6 +146,8 @@ var commands = []command{
 // globals are the flags every command takes, before or after its name.
 type globals struct {
 	region, profile, output, stack, query string
+	endpointURL                           string
+	debug                                 bool
 }
 
 // rootLong is storecrypt's --help text; the exit codes are contract's.
@@ -181,6 +185,8 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 	pf.StringVar(&g.output, "output", "", "output format: table, json or text (report: also csv, html) (default: AWS_DEFAULT_OUTPUT, else the profile's output, else table)")
 	pf.StringVar(&g.query, "query", "", "a JMESPath query, as the aws CLI's: it selects from what --output json prints, and the result is printed in the --output format")
 	pf.StringVar(&g.stack, "stack", "", "the storecrypt stack's name: its outputs say what is in scope and where the key and the document are (default: the one stack in the account and region that exports storecrypt's mark, whatever its name)")
+	pf.StringVar(&g.endpointURL, "endpoint-url", "", "send every AWS request to this URL instead of the service's own (an emulator, a VPC endpoint)")
+	pf.BoolVar(&g.debug, "debug", false, "log every AWS request and response on stderr, with signatures, session tokens and secrets redacted")
 	for _, c := range commands {
 		root.AddCommand(c.cobra(g, stdin, stdout, stderr, newClients))
 	}
@@ -211,7 +217,8 @@ func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, ne
 			return &ranError{err}
 		}
 		if c.aws {
-			clients, err := newClients(cmd.Context(), g.region, g.profile)
+			clients, err := newClients(cmd.Context(), awscfg.Options{Region: g.region, Profile: g.profile, EndpointURL: g.endpointURL, Debug: g.debug,
+				Stdin: stdin, Stderr: stderr, Terminal: e.ask})
 			if err != nil {
 				return &ranError{err}
 			}

@@ -21,6 +21,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
+	"github.com/storecrypt/storecrypt/internal/awscfg"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
@@ -37,7 +38,7 @@ func run(t *testing.T, c opcli.Clients, stdin string, args ...string) (int, stri
 	t.Helper()
 	var out, errOut bytes.Buffer
 	code := opcli.Main(context.Background(), args, strings.NewReader(stdin), &out, &errOut,
-		func(context.Context, string, string) (opcli.Clients, error) { return c, nil })
+		func(context.Context, awscfg.Options) (opcli.Clients, error) { return c, nil })
 	return code, out.String(), errOut.String()
 }
 
@@ -503,8 +504,8 @@ func TestGlobalFlagsAnywhere(t *testing.T) {
 	} {
 		var region, profile string
 		var out, errOut bytes.Buffer
-		code := opcli.Main(context.Background(), args, strings.NewReader(""), &out, &errOut, func(_ context.Context, r, p string) (opcli.Clients, error) {
-			region, profile = r, p
+		code := opcli.Main(context.Background(), args, strings.NewReader(""), &out, &errOut, func(_ context.Context, o awscfg.Options) (opcli.Clients, error) {
+			region, profile = o.Region, o.Profile
 			return opcli.Clients{}, errors.New("no AWS credentials")
 		})
 		if code != 1 || region != "eu-west-1" || profile != "ops" {
@@ -516,7 +517,7 @@ func TestGlobalFlagsAnywhere(t *testing.T) {
 // TestVersion: version, and --version as aws --version, need no AWS configuration; the
 // text output names each field.
 func TestVersion(t *testing.T) {
-	noAWS := func(context.Context, string, string) (opcli.Clients, error) {
+	noAWS := func(context.Context, awscfg.Options) (opcli.Clients, error) {
 		return opcli.Clients{}, errors.New("no AWS credentials")
 	}
 	line := `storecrypt \S+( \(commit [0-9a-f]+(, modified)?\))? go\S+\n`

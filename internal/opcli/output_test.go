@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/storecrypt/storecrypt/internal/awscfg"
 	"github.com/storecrypt/storecrypt/internal/opcli"
 )
 
@@ -74,7 +75,7 @@ region = eu-west-1
 			}
 			var out, errOut bytes.Buffer
 			code := opcli.Main(context.Background(), append([]string{"version"}, tc.args...), strings.NewReader(""), &out, &errOut,
-				func(context.Context, string, string) (opcli.Clients, error) {
+				func(context.Context, awscfg.Options) (opcli.Clients, error) {
 					return opcli.Clients{}, errors.New("no AWS")
 				})
 			if code != tc.code || !strings.HasPrefix(out.String(), tc.stdout) || !strings.Contains(out.String()+errOut.String(), tc.stderr) {

@@ -23,6 +23,7 @@ import (
 	samples "github.com/storecrypt/storecrypt/events"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
 	"github.com/storecrypt/storecrypt/instance-agent/s3object"
+	"github.com/storecrypt/storecrypt/internal/awscfg"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/launch"
@@ -239,7 +240,7 @@ func (d *deployment) cliRun(t *testing.T) *run {
 	for _, args := range commands {
 		var out, errOut bytes.Buffer
 		code := opcli.Main(context.Background(), args, strings.NewReader(""), &out, &errOut,
-			func(context.Context, string, string) (opcli.Clients, error) { return clients, nil })
+			func(context.Context, awscfg.Options) (opcli.Clients, error) { return clients, nil })
 		if code != 0 {
 			t.Fatalf("storecrypt %v: exit %d\n%s%s", args, code, out.String(), errOut.String())
 		}

@@ -31,6 +31,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	samples "github.com/storecrypt/storecrypt/events"
+	"github.com/storecrypt/storecrypt/internal/awscfg"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
@@ -216,7 +217,7 @@ func Run(ctx context.Context, w io.Writer, cdkOut, reportHTML string) error {
 		CloudFormation: cloudformation.NewFromConfig(cfg), DynamoDB: book.DB}
 	for _, args := range [][]string{{"status"}, {"report"}} {
 		fmt.Fprintf(w, "\n$ storecrypt %s\n", args[0])
-		if code := opcli.Main(ctx, args, strings.NewReader(""), w, w, func(context.Context, string, string) (opcli.Clients, error) { return clients, nil }); code != 0 {
+		if code := opcli.Main(ctx, args, strings.NewReader(""), w, w, func(context.Context, awscfg.Options) (opcli.Clients, error) { return clients, nil }); code != 0 {
 			return fmt.Errorf("storecrypt %s exited %d", args[0], code)
 		}
 	}
@@ -228,7 +229,7 @@ func Run(ctx context.Context, w io.Writer, cdkOut, reportHTML string) error {
 		return err
 	}
 	code := opcli.Main(ctx, []string{"report", "--output", "html"}, strings.NewReader(""), f, io.Discard,
-		func(context.Context, string, string) (opcli.Clients, error) { return clients, nil })
+		func(context.Context, awscfg.Options) (opcli.Clients, error) { return clients, nil })
 	if err := f.Close(); err != nil || code != 0 {
 		return fmt.Errorf("writing the HTML report: exit %d, %w", code, err)
 	}
