@@ -14,3 +14,6 @@ func StdinIsTerminal(t *testing.T) {
 
 // TargetFilters is rerun's reading of --targets.
 var TargetFilters = targetFilters
+
+// IsTerminal is the CLI's test for a person at the other end of a stream.
+var IsTerminal = isTerminal

@@ -24,6 +24,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
+	"golang.org/x/term"
 
 	"github.com/storecrypt/storecrypt/internal/awscfg"
 	"github.com/storecrypt/storecrypt/internal/binding"
@@ -261,15 +262,11 @@ func (g *globals) outputFormat(given bool, outputs []string) (string, error) {
 // stdinIsTerminal is isTerminal for stdin; tests stand in a terminal for it.
 var stdinIsTerminal = func(r io.Reader) bool { return isTerminal(r) }
 
-// isTerminal says whether f (stdin, stdout or stderr) is a terminal (a character device),
-// not a file or a pipe.
+// isTerminal says whether f (stdin, stdout or stderr) is a terminal. A character device is
+// not enough: /dev/null is one, and a prompt read from it would wait for nobody.
 func isTerminal(f any) bool {
 	file, ok := f.(*os.File)
-	if !ok {
-		return false
-	}
-	fi, err := file.Stat()
-	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+	return ok && term.IsTerminal(int(file.Fd()))
 }
 
 func noArgs(_ *cobra.Command, args []string) error {
