@@ -3,6 +3,7 @@
 package cli
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -86,11 +87,12 @@ func exitCodeHelp() string {
 
 // Main runs the agent with args (without the program name) and returns the exit status.
 func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent func() *agent.Agent) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 {
 		usage(stderr)
-		if len(args) == 0 {
-			return int(contract.ExitBadInput)
-		}
+		return int(contract.ExitBadInput)
+	}
+	if args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		usage(stdout)
 		return 0
 	}
 	if args[0] == "version" {
@@ -128,14 +130,19 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent
 	if cmd.name == "install" {
 		fs.BoolVar(&now, "now", false, "also start the unit now, without waiting for it (user data; systemctl enable --now)")
 	}
+	// The flag package prints the usage for --help and after a bad flag alike: it is kept
+	// here and goes to stdout when asked for, to stderr after the error otherwise.
+	var help bytes.Buffer
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: storecrypt-agent %s [flags]\n\n%s.\n\nFlags:\n", cmd.name, cmd.summary)
-		fs.PrintDefaults()
+		fmt.Fprintf(&help, "Usage: storecrypt-agent %s [flags]\n\n%s.\n\nFlags:\n", cmd.name, cmd.summary)
+		printFlags(&help, fs)
 	}
 	if err := fs.Parse(args[1:]); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
+			_, _ = help.WriteTo(stdout)
 			return 0
 		}
+		_, _ = help.WriteTo(stderr)
 		return int(contract.ExitBadInput)
 	}
 	if fs.NArg() > 0 {
@@ -156,6 +163,26 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent
 		fmt.Fprintf(stderr, "storecrypt-agent %s: %v\n", cmd.name, err)
 	}
 	return int(agent.ExitCodeOf(err))
+}
+
+// printFlags is flag.PrintDefaults with the flags spelled as users type them, --name: the
+// flag package accepts both, and the document and the README use the double dash.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		kind, text := flag.UnquoteUsage(f)
+		line := "  --" + f.Name
+		if kind != "" {
+			line += " " + kind
+		}
+		fmt.Fprintf(w, "%s\n    \t%s", line, strings.ReplaceAll(text, "\n", "\n    \t"))
+		if d := f.DefValue; d != "" && d != "false" && d != "0" && d != "0s" && d != "[]" {
+			if kind == "string" {
+				d = fmt.Sprintf("%q", d)
+			}
+			fmt.Fprintf(w, " (default %s)", d)
+		}
+		fmt.Fprintln(w)
+	})
 }
 
 // NewAgent wires the agent to this machine.
