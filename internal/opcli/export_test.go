@@ -17,3 +17,10 @@ var TargetFilters = targetFilters
 
 // IsTerminal is the CLI's test for a person at the other end of a stream.
 var IsTerminal = isTerminal
+
+// SetVersion stands in the version make build stamps, until t ends.
+func SetVersion(t *testing.T, v string) {
+	was := Version
+	Version = v
+	t.Cleanup(func() { Version = was })
+}

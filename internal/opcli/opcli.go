@@ -315,6 +315,11 @@ type buildInfo struct {
 	Go       string `json:"go"`
 }
 
+// Version is set at build time by make build and make release (-ldflags -X, from git
+// describe); without it, the module version the Go toolchain recorded: the tag for
+// `go install …@v1.2.3`, "(devel)" for a build in a checkout.
+var Version string
+
 func readBuildInfo() buildInfo {
 	v := buildInfo{Version: "unknown", Go: runtime.Version()}
 	if bi, ok := debug.ReadBuildInfo(); ok {
@@ -327,6 +332,9 @@ func readBuildInfo() buildInfo {
 				v.Modified = s.Value == "true"
 			}
 		}
+	}
+	if Version != "" {
+		v.Version = Version
 	}
 	return v
 }

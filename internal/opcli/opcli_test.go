@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"regexp"
 	"slices"
@@ -536,6 +537,13 @@ func TestVersion(t *testing.T) {
 		if code != 0 || errOut.Len() != 0 || !regexp.MustCompile(`^`+tc.want+`$`).MatchString(out.String()) {
 			t.Errorf("%v: got exit %d, stdout %q, stderr %q; want exit 0 and stdout matching %s", tc.args, code, out.String(), errOut.String(), tc.want)
 		}
+	}
+	// make build and make release stamp the tag git describe gives.
+	opcli.SetVersion(t, "v0.2.0-3-gabcdef0")
+	var out bytes.Buffer
+	opcli.Main(context.Background(), []string{"version", "--output", "text", "--query", "version"}, strings.NewReader(""), &out, io.Discard, noAWS)
+	if got, want := out.String(), "v0.2.0-3-gabcdef0\n"; got != want {
+		t.Errorf("stamped version: got %q, want %q", got, want)
 	}
 }
 
