@@ -29,7 +29,13 @@ func main() {
 }
 
 func run(ctx context.Context) error {
-	app := awscdk.NewApp(nil)
+	// The CDK CLI names the output directory in CDK_OUTDIR; without it, CDK writes to a
+	// temporary directory that jsii removes on exit, so `go run .` would write nothing.
+	var props awscdk.AppProps
+	if os.Getenv("CDK_OUTDIR") == "" {
+		props.Outdir = jsii.String("cdk.out")
+	}
+	app := awscdk.NewApp(&props)
 	stack := awscdk.NewStack(app, jsii.String("Platform"), nil)
 
 	// What the team had before storecrypt.

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -17,16 +18,29 @@ import (
 // imports the construct as any team's app would, with no BuildDir: the construct finds
 // storecrypt's source through the go command and builds the code itself. The template
 // must hold storecrypt inside the team's stack, wired to the team's topic, role and
-// group.
+// group. It is run as its doc comment tells a user to, `go run .` without CDK_OUTDIR, from
+// a copy of the app (whose replace points back at this checkout) so cdk.out is the copy's.
 func TestExampleApp(t *testing.T) {
-	out := t.TempDir()
-	cmd := exec.CommandContext(context.Background(), "go", "run", ".")
-	cmd.Dir = filepath.Join("..", "..", "examples", "existing-stack")
-	cmd.Env = append(os.Environ(), "CDK_OUTDIR="+out, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("go run . in %s: %v\n%s", cmd.Dir, err, b)
+	app := t.TempDir()
+	example := filepath.Join("..", "..", "examples", "existing-stack")
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	must(t, err)
+	for _, name := range []string{"main.go", "go.mod", "go.sum"} {
+		b, err := os.ReadFile(filepath.Join(example, name))
+		must(t, err)
+		if name == "go.mod" {
+			b = []byte(strings.Replace(string(b), "=> ../..", "=> "+repo, 1))
+		}
+		must(t, os.WriteFile(filepath.Join(app, name), b, 0o644))
 	}
-	b, err := os.ReadFile(filepath.Join(out, "Platform.template.json"))
+	cmd := exec.CommandContext(context.Background(), "go", "run", ".")
+	cmd.Dir = app
+	cmd.Env = append(slices.DeleteFunc(os.Environ(), func(kv string) bool { return strings.HasPrefix(kv, "CDK_OUTDIR=") }),
+		"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("go run . in a copy of %s: %v\n%s", example, err, b)
+	}
+	b, err := os.ReadFile(filepath.Join(app, "cdk.out", "Platform.template.json"))
 	must(t, err)
 	var tpl struct {
 		Resources map[string]struct {
