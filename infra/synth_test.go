@@ -124,3 +124,45 @@ func TestSynthesizedDocument(t *testing.T) {
 		}
 	}
 }
+
+// TestFeatureFlagsSettled: cdk.json sets every feature flag the synthesized assembly
+// reports, as `cdk init` does, so a synth prints no "feature flags are not configured"
+// notice and a CDK upgrade that adds a flag fails here until the flag is chosen.
+func TestFeatureFlagsSettled(t *testing.T) {
+	b, err := os.ReadFile(filepath.Join("..", "cdk.out", "manifest.json"))
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("no cloud assembly (make test runs `make synth` first): %v", err)
+		}
+		t.Skipf("no cdk.out/manifest.json: run `make synth` first")
+	}
+	var manifest struct {
+		Artifacts map[string]struct {
+			Type       string
+			Properties struct {
+				Flags map[string]struct {
+					UserValue        any `json:"userValue"`
+					RecommendedValue any `json:"recommendedValue"`
+				}
+			}
+		}
+	}
+	if err := json.Unmarshal(b, &manifest); err != nil {
+		t.Fatal(err)
+	}
+	reported := 0
+	for _, a := range manifest.Artifacts {
+		if a.Type != "cdk:feature-flag-report" {
+			continue
+		}
+		for name, f := range a.Properties.Flags {
+			reported++
+			if f.UserValue == nil && f.RecommendedValue != nil {
+				t.Errorf("feature flag %s is not set in cdk.json (recommended: %v)", name, f.RecommendedValue)
+			}
+		}
+	}
+	if reported == 0 {
+		t.Fatal("the assembly reports no feature flags: the test reads nothing")
+	}
+}
