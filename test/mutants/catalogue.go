@@ -838,6 +838,13 @@ var Catalogue = []Mutant{
 		Pkg:     "internal/binding", Run: "^TestVerdicts$",
 	},
 	{
+		Row:     "A role that cannot use the key gets a command",
+		File:    "internal/binding/binding.go",
+		Find:    "			notInstanceRole = notInstanceRole || deniedBy == contract.SidOnlyTheInstanceRoles\n",
+		Replace: "			_ = deniedBy\n",
+		Pkg:     "internal/binding", Run: "^TestVerdicts$",
+	},
+	{
 		Row:     "makes the SSM Agent run the document as the account's DHMC role",
 		File:    "instance-agent/awsenv/awsenv.go",
 		Find:    `			config.WithCredentialsProvider(aws.AnonymousCredentials{}))`,
