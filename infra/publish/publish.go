@@ -18,6 +18,7 @@ import (
 	"slices"
 	"sort"
 	"strconv"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/constructs-go/constructs/v10"
@@ -70,25 +71,29 @@ func App(ctx context.Context, app awscdk.App, name string, stackProps awscdk.Sta
 type parameter struct {
 	name, prop, description, pattern string
 	def                              func(p *storecrypt.Props) string // nil: required
+	maxLength                        int                              // 0: the pattern alone bounds it
 }
 
 // parameters: the props a StackSet instance may set. Each name's pattern is the rule
 // AWS applies to it (the construct checks the same rules when they are not parameters).
 var parameters = []parameter{
 	{"CodeBucketPrefix", "CodeBucket", "Your code buckets are <this>-<region>, one per region the StackSet deploys to, each holding dist/'s objects under CodePrefix and readable by the organization (README: Roll out to an organization)",
-		`^[a-z0-9][a-z0-9.-]{1,40}$`, nil},
+		`^[a-z0-9][a-z0-9.-]{1,40}$`, nil, 0},
 	{"CodePrefix", "CodePrefix", "Key prefix of dist/'s objects in the code bucket", `^[A-Za-z0-9!_.*'()/-]{0,200}$`,
-		func(*storecrypt.Props) string { return "storecrypt/" }},
+		func(*storecrypt.Props) string { return "storecrypt/" }, 0},
 	{"KeyAlias", "KeyAlias", "Alias of the key storecrypt creates", `^alias/[A-Za-z0-9/_-]{1,250}$`,
-		func(p *storecrypt.Props) string { return p.KeyAlias }},
+		func(p *storecrypt.Props) string { return p.KeyAlias }, 0},
 	{"DocumentName", "DocumentName", "Name of the SSM document (reruns from the console use it)", `^[A-Za-z0-9_.-]{3,128}$`,
-		func(p *storecrypt.Props) string { return p.DocumentName }},
+		func(p *storecrypt.Props) string { return p.DocumentName }, 0},
 	{"LedgerTableName", "LedgerTableName", "DynamoDB table of the ledger; the example SCP protects names ending -storecrypt-ledger", `^[A-Za-z0-9_.-]{1,237}-storecrypt-ledger$`,
-		func(p *storecrypt.Props) string { return p.LedgerTableName }},
+		func(p *storecrypt.Props) string { return p.LedgerTableName }, 0},
 	{"MetricNamespace", "MetricNamespace", "CloudWatch namespace of the functions' metrics and the alarms on them", `^[^:]{1,255}$`,
-		func(p *storecrypt.Props) string { return p.MetricNamespace }},
+		func(p *storecrypt.Props) string { return p.MetricNamespace }, 0},
 	{"OptInTag", "OptInTag", "key=value that brings an instance into scope besides the roles; empty: the roles alone", `^([^=]+=.+)?$`,
-		func(p *storecrypt.Props) string { return p.OptInTag }},
+		func(p *storecrypt.Props) string { return p.OptInTag }, 0},
+	{"InstanceRolePath", "InstanceRolePath", "IAM path (/storecrypt/instances/, say): every role of the account created under it may open its own instance's volumes, as the stack's role does (teams' roles; their instances come into scope by OptInTag). Reserve creating roles under it to your pipeline with an SCP first (README: Roll out to an organization; docs/examples/scp-storecrypt.json), or whoever may create roles makes key users. Empty: the stack's role alone",
+		"^(" + strings.TrimSuffix(strings.TrimPrefix(contract.InstanceRolePathPattern, "^"), "$") + ")?$",
+		func(p *storecrypt.Props) string { return p.InstanceRolePath }, contract.InstanceRolePathMax},
 }
 
 // ParameterOf is the template's parameter that sets prop, or "".
@@ -130,6 +135,9 @@ var AtPublish = map[string]string{
 func parameterize(stack awscdk.Stack, props *storecrypt.Props) error {
 	for _, p := range parameters {
 		pp := &awscdk.CfnParameterProps{Type: jsii.String("String"), Description: jsii.String(p.description), AllowedPattern: jsii.String(p.pattern)}
+		if p.maxLength > 0 {
+			pp.MaxLength = jsii.Number(p.maxLength)
+		}
 		if p.def != nil {
 			def := p.def(props)
 			if !regexp.MustCompile(p.pattern).MatchString(def) {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"regexp"
 	"slices"
 	"strings"
 	"testing"
@@ -74,8 +75,13 @@ func TestNoBootstrapNeeded(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &top); err != nil {
 		t.Fatal(err)
 	}
-	if top["Rules"] != nil {
-		t.Errorf("the template has rules: %v", top["Rules"])
+	// The bootstrap's rule is CheckBootstrapVersion (refused above by name); the
+	// template's own rules are its parameters' checks.
+	rules, _ := top["Rules"].(map[string]any)
+	for name := range rules {
+		if name != "InstanceRolePathHoldsNoFunctionRole" {
+			t.Errorf("the template has rule %s, want only the parameters' checks", name)
+		}
 	}
 	// A StackSet takes a template this size only by URL (TemplateBody stops at 51,200
 	// bytes); a TemplateURL's template may be 460,800 bytes (CreateStackSet).
@@ -289,5 +295,42 @@ func TestOneAccountsResourcesRefused(t *testing.T) {
 		if _, err := publish.App(context.Background(), awscdk.NewApp(nil), "StoreCrypt", awscdk.StackProps{}, props, t.TempDir()); err == nil || !strings.Contains(err.Error(), "optInTag") {
 			t.Errorf("%+v: %v", props, err)
 		}
+	}
+}
+
+// TestInstanceRolePathParameter: the parameter takes what the construct takes of a path
+// (contract.CheckInstanceRolePath), and empty: its pattern and length say IAM's rule, and
+// the template's rule refuses the paths that hold storecrypt's function roles.
+func TestInstanceRolePathParameter(t *testing.T) {
+	_, _, raw := published(t, awscdk.StackProps{})
+	var tpl struct {
+		Parameters map[string]struct {
+			AllowedPattern, Default string
+			MaxLength               int
+		}
+		Rules map[string]struct{ Assertions []struct{ Assert any } }
+	}
+	if err := json.Unmarshal([]byte(raw), &tpl); err != nil {
+		t.Fatal(err)
+	}
+	p := tpl.Parameters["InstanceRolePath"]
+	pattern := regexp.MustCompile(p.AllowedPattern)
+	b, _ := json.Marshal(tpl.Rules["InstanceRolePathHoldsNoFunctionRole"].Assertions)
+	var taken []string
+	for _, s := range contract.RolePathPrefixes() {
+		if strings.Contains(string(b), `"`+s+`"`) {
+			taken = append(taken, s)
+		}
+	}
+	for _, path := range []string{"", "/storecrypt/instances/", "/teams/a/b/", "/", "//", "storecrypt/", "/x", "/a b/", "/a*/", "/a?/", "/${aws:username}/",
+		"/storecrypt/", "/storecrypt/functions/", "/" + strings.Repeat("a", 510) + "/", "/" + strings.Repeat("a", 511) + "/"} {
+		got := pattern.MatchString(path) && len(path) <= p.MaxLength && !slices.Contains(taken, path)
+		want := path == "" || contract.CheckInstanceRolePath(path) == nil
+		if got != want {
+			t.Errorf("InstanceRolePath %.30q: got accepted %v, want %v", path, got, want)
+		}
+	}
+	if p.Default != "" {
+		t.Errorf("InstanceRolePath defaults to %q, want empty (the stack's role alone)", p.Default)
 	}
 }

@@ -2,6 +2,8 @@ package storecrypt
 
 import (
 	"fmt"
+	"slices"
+	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
@@ -95,23 +97,88 @@ func (s *builder) kmsKey(roles fleetRoles) awskms.IKey {
 		PendingWindow:     awscdk.Duration_Days(jsii.Number(30)),
 		RemovalPolicy:     s.props.RemovalPolicy,
 	})
+	path := s.rolePath(roles.arns)
 	for _, u := range s.keyUses() {
+		if users := path.users(); users != nil {
+			u.conditions["ArnLike"] = users
+		}
 		key.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
 			Sid: jsii.String(u.sid), Effect: awsiam.Effect_ALLOW,
-			Principals: rolePrincipals(roles.arns), Actions: jsii.Strings(u.actions...), Resources: jsii.Strings("*"),
+			Principals: path.principals(roles.arns), Actions: jsii.Strings(u.actions...), Resources: jsii.Strings("*"),
 			Conditions: &u.conditions,
 		}), jsii.Bool(false))
 	}
-	for _, d := range s.keyDenials(roles.arns) {
+	for _, d := range s.keyDenials(roles.arns, path) {
 		key.AddToResourcePolicy(d, jsii.Bool(false))
 	}
 	component(key, "key")
 	return key
 }
 
-func rolePrincipals(arns []*string) *[]awsiam.IPrincipal {
+// rolePath is Props.InstanceRolePath as the key policy uses it. Its statements name the
+// stack's roles as before and, with a path, also the roles under it: a key policy's
+// Principal takes no wildcard, so the Allow names everyone, narrowed by an ArnLike on
+// aws:PrincipalArn (a role session's is its role's ARN, path included) to the stack's
+// roles and the pattern of the path's roles in the stack's account.
+type rolePath struct {
+	set   bool                // a path is given (a parameter's value may still be empty)
+	cond  awscdk.CfnCondition // HasInstanceRolePath, when the path is a parameter's value
+	roles []*string           // the stack's roles and arn:<partition>:iam::<account>:role<path>*
+}
+
+func (s *builder) rolePath(roleARNs []*string) rolePath {
+	p := s.props.InstanceRolePath
+	if p == "" {
+		return rolePath{}
+	}
+	pattern := jsii.String("arn:" + *s.st.Partition() + ":iam::" + *s.st.Account() + ":role" + p + "*")
+	r := rolePath{set: true, roles: append(slices.Clone(roleARNs), pattern)}
+	if unresolved(p) {
+		r.cond = awscdk.NewCfnCondition(s.c, jsii.String("HasInstanceRolePath"), &awscdk.CfnConditionProps{
+			Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(p, jsii.String(""))),
+		})
+		// The check Props.defaults makes of a literal path, for the one rule a pattern
+		// cannot say: not a path that holds storecrypt's function roles.
+		var taken []*string
+		for _, t := range contract.RolePathPrefixes() {
+			taken = append(taken, jsii.String(t))
+		}
+		awscdk.NewCfnRule(s.c, jsii.String("InstanceRolePathHoldsNoFunctionRole"), &awscdk.CfnRuleProps{Assertions: &[]*awscdk.CfnRuleAssertion{{
+			Assert:            awscdk.Fn_ConditionNot(awscdk.Fn_ConditionContains(&taken, jsii.String(p))),
+			AssertDescription: jsii.String("InstanceRolePath may not be " + strings.Join(contract.RolePathPrefixes(), " or ") + ": storecrypt's function roles are there"),
+		}}})
+	}
+	return r
+}
+
+// ifSet is with when a path is given, otherwise without; for a parameter's path, an
+// Fn::If that CloudFormation decides, with AWS::NoValue for a nil without (the element
+// is then left out): an empty parameter deploys the policy a stack without a path has.
+func (r rolePath) ifSet(with, without any) any {
+	switch {
+	case !r.set:
+		return without
+	case r.cond == nil:
+		return with
+	case without == nil:
+		without = awscdk.Aws_NO_VALUE()
+	}
+	return awscdk.Fn_ConditionIf(r.cond.LogicalId(), with, without)
+}
+
+// users is the condition block on aws:PrincipalArn that names the stack's roles and the
+// path's (for ArnLike, or ArnNotLike), or nil without a path.
+func (r rolePath) users() any {
+	return r.ifSet(map[string]any{"aws:PrincipalArn": r.roles}, nil)
+}
+
+// principals of the key users' Allow: the roles, or everyone with a path.
+func (r rolePath) principals(arns []*string) *[]awsiam.IPrincipal {
 	var p []awsiam.IPrincipal
 	for _, arn := range arns {
+		if r.set {
+			arn = awscdk.Token_AsString(r.ifSet("*", arn), nil)
+		}
 		p = append(p, awsiam.NewArnPrincipal(arn))
 	}
 	return &p
@@ -135,7 +202,7 @@ func rolePrincipals(arns []*string) *[]awsiam.IPrincipal {
 //     GenerateDataKeyWithoutPlaintext and CreateGrant do not depend on which context
 //     (source, destination, a grant's constraints) KMS reads for them;
 //   - with Props.RequireInstanceNetwork, networkDenials.
-func (s *builder) keyDenials(roleARNs []*string) []awsiam.PolicyStatement {
+func (s *builder) keyDenials(roleARNs []*string, path rolePath) []awsiam.PolicyStatement {
 	// deny refuses every KMS action but notActions (none: all of them) to any principal,
 	// for a request with a storecrypt context that meets conditions.
 	deny := func(sid string, notActions []string, conditions map[string]any) awsiam.PolicyStatement {
@@ -156,13 +223,26 @@ func (s *builder) keyDenials(roleARNs []*string) []awsiam.PolicyStatement {
 			"StringNotEquals": map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
 		}),
 		deny("StoreCryptOnlyFromAnInstance", nil, map[string]any{"Null": map[string]any{"ec2:SourceInstanceARN": "true"}}),
-		deny("StoreCryptOnlyTheInstanceRoles", nil, map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": roleARNs}}),
+		deny(contract.SidOnlyTheInstanceRoles, nil, onlyTheInstanceRoles(roleARNs, path)),
 		deny("StoreCryptOnlyDataKeyUse", []string{"kms:GenerateDataKey", "kms:Decrypt"}, map[string]any{}),
 	}
 	if s.props.RequireInstanceNetwork {
 		denials = append(denials, networkDenials(deny)...)
 	}
 	return denials
+}
+
+// onlyTheInstanceRoles: a principal that is none of the stack's roles and, with a path,
+// not under it. Conditions are a conjunction, so the ArnNotLike on the roles and the
+// path's pattern adds the path's roles to the exceptions of the ArnNotEquals, which
+// stays as it was without a path. The pattern ends in the path's closing "/" and then
+// "*": /storecrypt/instances/ does not take in /storecrypt/instances-x/.
+func onlyTheInstanceRoles(roleARNs []*string, path rolePath) map[string]any {
+	c := map[string]any{"ArnNotEquals": map[string]any{"aws:PrincipalArn": roleARNs}}
+	if users := path.users(); users != nil {
+		c["ArnNotLike"] = users
+	}
+	return c
 }
 
 // networkDenials confine a storecrypt context to the network of the instance whose

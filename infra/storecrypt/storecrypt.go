@@ -14,6 +14,7 @@ package storecrypt
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -81,6 +82,14 @@ type Props struct {
 	RequireInstanceNetwork bool
 	// InstanceRoleARNs are the workloads' own roles; empty creates a role and profile.
 	InstanceRoleARNs []string
+	// InstanceRolePath (/storecrypt/instances/, say) makes every role of the account
+	// created under that IAM path a key user too, each for its own instance's volumes
+	// alone, as the stack's roles are: teams' own instance roles, in every account a
+	// StackSet reaches. A role's path is fixed when the role is created, so the SCP that
+	// reserves creating roles under it (README: Roll out to an organization) decides who
+	// can make a key user. Instances under such roles come into scope by OptInTag.
+	// kms-datakey with the key the stack creates only. Empty: the stack's roles alone.
+	InstanceRolePath string
 	// OptInTag is key=value (storecrypt:encrypt=true, say) that brings an instance into
 	// scope besides the roles; none by default: scope is the roles alone.
 	OptInTag string
@@ -146,6 +155,9 @@ func (p *Props) defaults(c constructs.Construct) error {
 		// instance's.
 		return fmt.Errorf("requireInstanceNetwork binds %s volume contexts; keySource %s has none", contract.KeySourceKMSDataKey, p.KeySource)
 	}
+	if err := p.checkInstanceRolePath(); err != nil {
+		return err
+	}
 	if !unresolved(p.LedgerTableName) && !strings.HasSuffix(p.LedgerTableName, contract.LedgerTableSuffix) {
 		return fmt.Errorf("ledger table name %q: end it with %s (the example SCP protects storecrypt's ledgers by that suffix)", p.LedgerTableName, contract.LedgerTableSuffix)
 	}
@@ -174,6 +186,24 @@ func (p *Props) defaults(c constructs.Construct) error {
 		}
 	}
 	return nil
+}
+
+// checkInstanceRolePath refuses a path the key policy cannot bind or the key source
+// cannot keep apart. A parameter's value is checked by its AllowedPattern and rule.
+func (p *Props) checkInstanceRolePath() error {
+	switch {
+	case p.InstanceRolePath == "":
+		return nil
+	case p.KeySource != contract.KeySourceKMSDataKey:
+		// The seed passphrase is one secret for every instance: a role under the path
+		// would open every instance's volumes, not its own.
+		return fmt.Errorf("instanceRolePath binds each role to its own instance's volumes, which keySource %s cannot: its one passphrase opens every instance's; use %s", p.KeySource, contract.KeySourceKMSDataKey)
+	case p.KeyARN != "":
+		return errors.New("instanceRolePath names key users in the policy of the key the stack creates, and keyArn's policy is yours: leave instanceRolePath empty and copy StoreCryptOwnVolumes and the deny statements of a template synthesized with it and without keyArn into your key's policy (README: keyArn)")
+	case unresolved(p.InstanceRolePath):
+		return nil
+	}
+	return contract.CheckInstanceRolePath(p.InstanceRolePath)
 }
 
 // unresolved: v is a token (a CfnParameter's value, say), known only at deploy time.

@@ -181,6 +181,23 @@ func TestKeyPolicy(t *testing.T) {
 	})}})
 }
 
+// TestKeyPolicyWithInstanceRolePath: the key users' Allow names everyone, narrowed to the
+// stack's role and the roles under the path of the stack's account; the roles' deny
+// spares both. (Who they admit is TestIAMMatrix's.)
+func TestKeyPolicyWithInstanceRolePath(t *testing.T) {
+	tpl, _ := template(t, &storecrypt.Props{InstanceRolePath: "/storecrypt/instances/"})
+	roles := assertions.Match_ArrayWith(&[]any{
+		assertions.Match_ObjectLike(&map[string]any{"Fn::GetAtt": assertions.Match_ArrayWith(&[]any{"Arn"})}),
+		map[string]any{"Fn::Join": []any{"", []any{"arn:", map[string]any{"Ref": "AWS::Partition"}, ":iam::111122223333:role/storecrypt/instances/*"}}},
+	})
+	tpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{"KeyPolicy": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
+		assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptOwnVolumes", "Effect": "Allow", "Principal": map[string]any{"AWS": "*"},
+			"Condition": assertions.Match_ObjectLike(&map[string]any{"ArnLike": map[string]any{"aws:PrincipalArn": roles}})}),
+		assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptOnlyTheInstanceRoles", "Effect": "Deny",
+			"Condition": assertions.Match_ObjectLike(&map[string]any{"ArnNotLike": map[string]any{"aws:PrincipalArn": roles}})}),
+	})}})
+}
+
 func containsAll(have, want []string) bool {
 	for _, w := range want {
 		if !slices.Contains(have, w) {
@@ -318,6 +335,10 @@ func TestBadProps(t *testing.T) {
 		{Name: "x", MetricNamespace: ":storecrypt"},
 		{Name: "x", LedgerTableName: "a b" + contract.LedgerTableSuffix},
 		{Name: "x", KeySource: contract.KeySourceS3KMS, RequireInstanceNetwork: true},
+		{Name: "x", InstanceRolePath: "/team*/"},
+		{Name: "x", InstanceRolePath: "/storecrypt/"},
+		{Name: "x", InstanceRolePath: "/storecrypt/instances/", KeySource: contract.KeySourceS3KMS},
+		{Name: "x", InstanceRolePath: "/storecrypt/instances/", KeyARN: "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555"},
 	} {
 		props.BuildDir = buildDir(t)
 		if _, err := appStack(app, fmt.Sprintf("Bad%d", i), props); err == nil {

@@ -207,20 +207,26 @@ func (c *Checker) CheckRole(ctx context.Context, role string, r Request) (Verdic
 	}
 	v.Notes = append(v.Notes, sim.notes...)
 	var missing, why []string
+	notInstanceRole := false
 	for _, action := range Actions(r.KeySource) {
 		req := call
 		req.Action = action
-		ok, reason, notes := judge(facts, req, sim.decisions[action], sim.undecided[action])
+		ok, reason, deniedBy, notes := judge(facts, req, sim.decisions[action], sim.undecided[action])
 		v.Notes = append(v.Notes, notes...)
 		if !ok {
 			missing = append(missing, action)
 			why = append(why, action+": "+reason)
+			notInstanceRole = notInstanceRole || deniedBy == contract.SidOnlyTheInstanceRoles
 		}
 	}
 	if len(missing) > 0 {
-		return deny(v, contract.ReasonNotKeyUser,
-			fmt.Sprintf("%s may not %s on %s (%s)", role, strings.Join(missing, ", "), r.KeyARN, strings.Join(why, "; ")),
-			fmt.Sprintf(`add to the key policy: {"Effect":"Allow","Principal":{"AWS":%q},"Action":%s,"Resource":"*"}`, role, jsonList(missing))), nil
+		detail := fmt.Sprintf("%s may not %s on %s (%s)", role, strings.Join(missing, ", "), r.KeyARN, strings.Join(why, "; "))
+		fix := fmt.Sprintf(`add to the key policy: {"Effect":"Allow","Principal":{"AWS":%q},"Action":%s,"Resource":"*"}`, role, jsonList(missing))
+		if notInstanceRole {
+			// No Allow helps: the deny spares only the roles it names and the paths' roles.
+			detail, fix = notAnInstanceRole(detail, facts)
+		}
+		return deny(v, contract.ReasonNotKeyUser, detail, fix), nil
 	}
 	if r.KeySource == contract.KeySourceS3KMS {
 		if refused := sim.refused(contract.SecretReadActions); len(refused) > 0 {
@@ -238,6 +244,20 @@ func (c *Checker) CheckRole(ctx context.Context, role string, r Request) (Verdic
 	slices.Sort(v.Notes)
 	v.Notes = slices.Compact(v.Notes)
 	return v, nil
+}
+
+// notAnInstanceRole says why a role the key's instance-role deny refuses is not a key user,
+// and what makes one: a role under an instance role path (a role's path is set when it
+// is created, so a new role), or the stack's own.
+func notAnInstanceRole(detail string, facts keyFacts) (string, string) {
+	roles, paths := facts.instanceRoles()
+	if len(paths) == 0 {
+		return detail + ": the key's instance roles are " + strings.Join(roles, ", ") + " alone",
+			"launch the instance with the stack's instance profile, or name your roles by the stack's InstanceRolePath and create them under it"
+	}
+	return detail + ": the key's instance roles are " + strings.Join(roles, ", ") + " and the roles under path " + strings.Join(paths, ", "),
+		fmt.Sprintf("create the instance's role under path %s (aws iam create-role --path %s ...; a role's path cannot change) with %s, and launch the instance with its profile",
+			paths[0], paths[0], "AmazonSSMManagedInstanceCore")
 }
 
 // ssmCorePolicy is AmazonSSMManagedInstanceCore's ARN in the role's partition.

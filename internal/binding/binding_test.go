@@ -90,6 +90,19 @@ func TestVerdicts(t *testing.T) {
 			w.Roles[fakeaws.KeyUser].Policies = append(w.Roles[fakeaws.KeyUser].Policies,
 				`{"Version":"2012-10-17","Statement":[{"Effect":"Deny","Action":"ssm:*","Resource":"`+instanceARN+`"}]}`)
 		}, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser)}, false, contract.ReasonNoSSMCore, "ssm:UpdateInstanceInformation"},
+		// The stack's key with an instance role path: teams' roles under it are key users,
+		// others are refused by the deny, which no Allow can lift.
+		{"a team's role under the instance role path", teamRole(instanceRolePath + "team-a"),
+			binding.Request{InstanceProfileARN: fakeaws.Profile(teamRoleARN(instanceRolePath + "team-a"))}, true, "", ""},
+		{"a team's role not under the path", teamRole("/teams/team-a"),
+			binding.Request{InstanceProfileARN: fakeaws.Profile(teamRoleARN("/teams/team-a"))}, false, contract.ReasonNotKeyUser, "create the instance's role under path " + instanceRolePath},
+		{"a team's role under a path that only starts like it", teamRole("/storecrypt/instances-x/team-a"),
+			binding.Request{InstanceProfileARN: fakeaws.Profile(teamRoleARN("/storecrypt/instances-x/team-a"))}, false, contract.ReasonNotKeyUser, "create the instance's role under path " + instanceRolePath},
+		{"another role, the key without a path", func(w *fakeaws.World) {
+			teamRole("/teams/team-a")(w)
+			w.Keys[fakeaws.KeyARN].Policy = fakeaws.KeyPolicyWithRolePath("")
+		},
+			binding.Request{InstanceProfileARN: fakeaws.Profile(teamRoleARN("/teams/team-a"))}, false, contract.ReasonNotKeyUser, "launch the instance with the stack's instance profile"},
 		{"no instance profile", nil, binding.Request{}, false, contract.ReasonNoInstanceProfile, "attach"},
 		{"profile does not exist", nil, binding.Request{InstanceProfileARN: fakeaws.ProfilePrefix + "gone"}, false, contract.ReasonRoleMissing, "existing"},
 		{"profile without a role", nil, binding.Request{InstanceProfileARN: fakeaws.ProfilePrefix + "empty"}, false, contract.ReasonRoleMissing, "add the storecrypt instance role"},
@@ -127,6 +140,26 @@ func TestVerdicts(t *testing.T) {
 				t.Errorf("got %+v, want allowed=%v reason=%q fix saying %q, no notes", v, tc.allowed, tc.reason, tc.fixSays)
 			}
 		})
+	}
+}
+
+const instanceRolePath = "/storecrypt/instances/"
+
+// teamRoleARN is the ARN of a role a team made under path (the path and the name, which
+// ends it).
+func teamRoleARN(pathAndName string) string {
+	return "arn:aws:iam::111122223333:role" + pathAndName
+}
+
+// teamRole adds a team's instance role (with AmazonSSMManagedInstanceCore, and nothing of
+// storecrypt's) and its profile, and gives the key the stack's policy with
+// instanceRolePath.
+func teamRole(pathAndName string) func(w *fakeaws.World) {
+	return func(w *fakeaws.World) {
+		arn := teamRoleARN(pathAndName)
+		w.Roles[arn] = &fakeaws.Role{ARN: arn, ManagedPolicies: []string{fakeaws.ManagedPolicyARN("aws", fakeaws.SSMCore)}}
+		w.Profiles[fakeaws.Profile(arn)] = arn
+		w.Keys[fakeaws.KeyARN].Policy = fakeaws.KeyPolicyWithRolePath(instanceRolePath)
 	}
 }
 

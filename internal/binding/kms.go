@@ -64,11 +64,21 @@ func (c *Checker) key(ctx context.Context, keyARN string) (keyFacts, error) {
 // delegating to the account with an identity policy allowing, or a grant, allows. When a
 // statement could not be judged and the rest does not allow, the action is let through
 // with a note: the check blocks only what it can prove.
-func judge(facts keyFacts, req policy.Request, identity iamtypes.PolicyEvaluationDecisionType, identityUndecided bool) (ok bool, reason string, notes []string) {
+//
+// deniedBy is the Sid of the key policy statement that denies the action, if one does.
+func judge(facts keyFacts, req policy.Request, identity iamtypes.PolicyEvaluationDecisionType, identityUndecided bool) (ok bool, reason, deniedBy string, notes []string) {
 	kp := facts.policy.Evaluate(req)
 	for _, u := range kp.Undecided {
 		notes = append(notes, req.Action+": key policy statement "+u+" cannot be judged before the call")
 	}
+	ok, reason, notes = decide(facts, req, kp, identity, identityUndecided, notes)
+	if kp.Decision == policy.Denied {
+		deniedBy = kp.Statement
+	}
+	return ok, reason, deniedBy, notes
+}
+
+func decide(facts keyFacts, req policy.Request, kp policy.Result, identity iamtypes.PolicyEvaluationDecisionType, identityUndecided bool, notes []string) (bool, string, []string) {
 	switch {
 	case kp.Decision == policy.Denied:
 		return false, "the key policy denies it (" + kp.Statement + ")", notes
@@ -86,6 +96,28 @@ func judge(facts keyFacts, req policy.Request, identity iamtypes.PolicyEvaluatio
 		return false, "the key policy leaves it to IAM, and no identity policy of the role allows it", notes
 	}
 	return false, "the key policy does not allow the role, nor delegate to the account's IAM policies, and no grant does", notes
+}
+
+// instanceRoles reads, from the key policy's deny of every principal but the instance
+// roles (contract.SidOnlyTheInstanceRoles), the roles it spares by ARN and the IAM paths
+// whose roles it spares by pattern (arn:…:role<path>*).
+func (f keyFacts) instanceRoles() (roles, paths []string) {
+	for _, st := range f.policy.Statement {
+		if st.Sid != contract.SidOnlyTheInstanceRoles {
+			continue
+		}
+		for _, op := range []string{"ArnNotEquals", "ArnNotLike"} {
+			for _, v := range st.Condition[op]["aws:PrincipalArn"] {
+				_, name, _ := strings.Cut(v, ":role")
+				if path, ok := strings.CutSuffix(name, "*"); ok && strings.HasSuffix(path, "/") {
+					paths = append(paths, path)
+				} else if !slices.Contains(roles, v) {
+					roles = append(roles, v)
+				}
+			}
+		}
+	}
+	return roles, paths
 }
 
 // agentCall is the request the agent's KMS calls will make, as KMS's authorization sees

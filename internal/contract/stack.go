@@ -168,3 +168,8 @@ const (
 	OutputLedgerTable      = "LedgerTable"
 	OutputAgentLogGroup    = "AgentLogGroupName" // where runs' output goes (CloudWatchOutputConfig)
 )
+
+// SidOnlyTheInstanceRoles is the key policy's deny of storecrypt contexts to every
+// principal but the instance roles: the binding check reads the roles and the role path
+// it names to tell a blocked role what would make it a key user.
+const SidOnlyTheInstanceRoles = "StoreCryptOnlyTheInstanceRoles"

@@ -59,6 +59,26 @@ func KeyPolicyIn(n Names) string {
 }`, n.Partition, Account, n.KeyUser)
 }
 
+// KeyPolicyWithRolePath is a key policy shaped as the stack writes it (key users bound to
+// their own instance, the other roles' deny) with KeyUser as the stack's role and the
+// account's roles under path ("": none) as key users too.
+func KeyPolicyWithRolePath(path string) string {
+	principal, arnLike, arnNotLike := fmt.Sprintf("%q", KeyUser), "", ""
+	if path != "" {
+		users := fmt.Sprintf(`{"aws:PrincipalArn":[%q,"arn:aws:iam::%s:role%s*"]}`, KeyUser, Account, path)
+		principal, arnLike, arnNotLike = `"*"`, `"ArnLike":`+users+`,`, `"ArnNotLike":`+users+`,`
+	}
+	return fmt.Sprintf(`{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":"kms:*","Resource":"*"},
+		{"Sid":"StoreCryptOwnVolumes","Effect":"Allow","Principal":{"AWS":%s},"Action":["kms:GenerateDataKey","kms:Decrypt"],"Resource":"*","Condition":{%s
+			"ForAllValues:StringEquals":{"kms:EncryptionContextKeys":["storecrypt:instance-arn","storecrypt:volume"]},
+			"StringEquals":{"kms:EncryptionContext:storecrypt:instance-arn":"${ec2:SourceInstanceARN}"},
+			"StringLike":{"kms:EncryptionContext:storecrypt:volume":"*"}}},
+		{"Sid":"StoreCryptOnlyTheInstanceRoles","Effect":"Deny","Principal":{"AWS":"*"},"Action":"kms:*","Resource":"*","Condition":{%s
+			"ArnNotEquals":{"aws:PrincipalArn":[%q]},
+			"ForAnyValue:StringLike":{"kms:EncryptionContextKeys":"storecrypt:*"}}}]}`, Account, principal, arnLike, arnNotLike, KeyUser)
+}
+
 // KeyPolicy is the standard key's policy in the aws partition.
 var KeyPolicy = KeyPolicyIn(NamesIn("aws", Region))
 

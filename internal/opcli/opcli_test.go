@@ -228,6 +228,34 @@ func TestVerify(t *testing.T) {
 	}
 }
 
+// TestVerifyInstanceRolePath: with a key that names roles by their path, verify --role
+// passes a team's role under it, and tells one elsewhere where to create its role.
+func TestVerifyInstanceRolePath(t *testing.T) {
+	w, book := fleet(t)
+	const path = "/storecrypt/instances/"
+	w.Keys[fakeaws.KeyARN].Policy = fakeaws.KeyPolicyWithRolePath(path)
+	team, stray := "arn:aws:iam::111122223333:role"+path+"team-a", "arn:aws:iam::111122223333:role/teams/team-b"
+	for _, r := range []string{team, stray} {
+		w.Roles[r] = &fakeaws.Role{ARN: r, ManagedPolicies: []string{fakeaws.ManagedPolicyARN("aws", fakeaws.SSMCore)}}
+	}
+	c := worldClients(w, book)
+	for _, tc := range []struct {
+		golden, role string
+		code         int
+	}{
+		{"verify-path-team.txt", team, 0},
+		{"verify-path-stray.txt", stray, int(contract.CLIExitBlocked)},
+	} {
+		t.Run(tc.golden, func(t *testing.T) {
+			code, out, errOut := run(t, c, "", "verify", "--role", tc.role, "--kms-key-id", fakeaws.KeyARN)
+			if code != tc.code {
+				t.Fatalf("exit %d, want %d: %s", code, tc.code, errOut)
+			}
+			golden.Check(t, tc.golden, []byte(out))
+		})
+	}
+}
+
 // agents answers each command on each of its instances the way the agent would: in
 // progress, then ok; a command with Wipe=true fails with key-unavailable, and so does an
 // instance that ends maps to key-unavailable; one it maps to "silent" never ends, and

@@ -13,6 +13,18 @@ const (
 	root    = "arn:aws:iam::111122223333:root"
 )
 
+// pathRoles is the pattern of the account's roles under the path /storecrypt/instances/.
+const pathRoles = "arn:aws:iam::111122223333:role/storecrypt/instances/*"
+
+// underPath makes the caller the role at path and name (a role's ARN, and its sessions'
+// aws:PrincipalArn, carry its path).
+func underPath(pathAndName string) func(*Request) {
+	return func(r *Request) {
+		r.Caller = "arn:aws:iam::111122223333:role" + pathAndName
+		r.Context["aws:PrincipalArn"] = []string{r.Caller}
+	}
+}
+
 // agent is the agent's GenerateDataKey as KMS sees it.
 func agent() Request {
 	return Request{
@@ -128,6 +140,10 @@ func TestEvaluate(t *testing.T) {
 		{"StringLike with * (ops)", doc(allow(aws(role), `{"StringLike":{"kms:EncryptionContext:storecrypt:instance-id":"i-*"}}`)), nil, Allowed},
 		{"StringLike * needs the key (ops: missing key is false)", doc(allow(aws(role), `{"StringLike":{"kms:EncryptionContext:storecrypt:volume":"*"}}`)), noContext, NotApplicable},
 		{"ArnLike per ARN part: * does not cross a colon (ops)", doc(allow(aws(role), `{"ArnLike":{"aws:PrincipalArn":"arn:aws:iam::*:role/storecrypt-*"}}`)), nil, Allowed},
+		{"ArnLike on a role path: a role under it, its path nested (ops: each part may hold wildcards)", doc(allow(`"*"`, `{"ArnLike":{"aws:PrincipalArn":"`+pathRoles+`"}}`)), underPath("/storecrypt/instances/batch/team-a"), Allowed},
+		{"ArnLike on a role path: a path that only starts like it", doc(allow(`"*"`, `{"ArnLike":{"aws:PrincipalArn":"`+pathRoles+`"}}`)), underPath("/storecrypt/instancesX/team-a"), NotApplicable},
+		{"ArnNotLike deny on a role path spares a role under it", doc(allow(`"*"`, ""), stmt("Deny", `"*"`, `{"ArnNotLike":{"aws:PrincipalArn":["`+role+`","`+pathRoles+`"]}}`)), underPath("/storecrypt/instances/team-a"), Allowed},
+		{"ArnNotLike deny on a role path refuses a role elsewhere", doc(allow(`"*"`, ""), stmt("Deny", `"*"`, `{"ArnNotLike":{"aws:PrincipalArn":["`+role+`","`+pathRoles+`"]}}`)), underPath("/teams/team-a"), Denied},
 		{"ArnLike with a wrong service part", doc(allow(aws(role), `{"ArnLike":{"aws:PrincipalArn":"arn:aws:sts::*:role/storecrypt-*"}}`)), nil, NotApplicable},
 		{"policy variable equal to the caller's instance (vars; kms-cond: variables in kms:EncryptionContext values)",
 			doc(allow(aws(role), `{"StringEquals":{"kms:EncryptionContext:storecrypt:instance-arn":"${ec2:SourceInstanceARN}"}}`)), nil, Allowed},

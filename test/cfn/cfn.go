@@ -1,6 +1,7 @@
 // Package cfn reads a synthesized CloudFormation template the way a deployment would see
-// it: intrinsic functions (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select, Fn::Split)
-// are evaluated with pseudo parameters for a chosen partition, region and account, and
+// it: intrinsic functions (Ref, Fn::GetAtt, Fn::Join, Fn::Sub, Fn::Select, Fn::Split,
+// Fn::If on the template's conditions, AWS::NoValue) are evaluated with pseudo
+// parameters for a chosen partition, region and account, and with parameter values, and
 // each resource gets a physical name and ARN in the shape its service gives them
 // (CloudFormation's "Ref" and "Fn::GetAtt" return values per resource type). The demo
 // and the conformance tests use it to run the functions with the environment the
@@ -25,6 +26,9 @@ type Env struct {
 	// each stack instance StackSet-<stack set name>-<id>, never what the template was
 	// synthesized as.
 	StackName string
+	// Parameters are the values given to the template's parameters; any other takes its
+	// default.
+	Parameters map[string]string
 }
 
 // Partitions are one region of each partition, for tests that deploy everywhere.
@@ -68,7 +72,8 @@ type Template struct {
 	Parameters map[string]struct {
 		Default any `json:"Default"`
 	} `json:"Parameters"`
-	Outputs map[string]struct {
+	Conditions map[string]any `json:"Conditions"`
+	Outputs    map[string]struct {
 		Value  any `json:"Value"`
 		Export *struct {
 			Name any `json:"Name"`
@@ -141,13 +146,15 @@ func (r Resolved) String(v any) (string, error) {
 func (r Resolved) Eval(v any) (any, error) {
 	switch v := v.(type) {
 	case []any:
-		out := make([]any, len(v))
-		for i, x := range v {
+		out := make([]any, 0, len(v))
+		for _, x := range v {
 			e, err := r.Eval(x)
 			if err != nil {
 				return nil, err
 			}
-			out[i] = e
+			if e != noValue {
+				out = append(out, e)
+			}
 		}
 		return out, nil
 	case map[string]any:
@@ -164,11 +171,71 @@ func (r Resolved) Eval(v any) (any, error) {
 			if err != nil {
 				return nil, err
 			}
-			out[k] = e
+			if e != noValue {
+				out[k] = e
+			}
 		}
 		return out, nil
 	}
 	return v, nil
+}
+
+// noValue is what Ref AWS::NoValue evaluates to: "removes the corresponding resource
+// property" (Pseudo parameters reference), an element of a list or object included.
+var noValue = &struct{ noValue bool }{}
+
+// condition evaluates the template's condition named name.
+func (r Resolved) condition(name string) (bool, error) {
+	c, ok := r.Conditions[name]
+	if !ok {
+		return false, fmt.Errorf("no condition %s", name)
+	}
+	return r.truth(c)
+}
+
+// truth evaluates a condition function: Fn::Equals, Fn::Not, Fn::And, Fn::Or, Condition.
+func (r Resolved) truth(v any) (bool, error) {
+	m, _ := v.(map[string]any)
+	if len(m) != 1 {
+		return false, fmt.Errorf("condition %v", v)
+	}
+	for fn, arg := range m {
+		if fn == "Condition" {
+			name, _ := arg.(string)
+			return r.condition(name)
+		}
+		args, _ := arg.([]any)
+		switch fn {
+		case "Fn::Equals":
+			if len(args) != 2 {
+				return false, fmt.Errorf("Fn::Equals %v", arg)
+			}
+			a, err := r.Eval(args[0])
+			if err != nil {
+				return false, err
+			}
+			b, err := r.Eval(args[1])
+			return fmt.Sprint(a) == fmt.Sprint(b), err
+		case "Fn::Not", "Fn::And", "Fn::Or":
+			all, anyOf := true, false
+			for _, a := range args {
+				t, err := r.truth(a)
+				if err != nil {
+					return false, err
+				}
+				all, anyOf = all && t, anyOf || t
+			}
+			switch fn {
+			case "Fn::Not":
+				return !all, nil
+			case "Fn::And":
+				return all, nil
+			}
+			return anyOf, nil
+		}
+		return false, fmt.Errorf("condition function %s is not implemented", fn)
+	}
+	return false, nil
 }
 
 func (r Resolved) intrinsic(fn string, arg any) (any, error) {
@@ -202,6 +269,20 @@ func (r Resolved) intrinsic(fn string, arg any) (any, error) {
 		return strings.Join(strs, sep), nil
 	case "Fn::Sub":
 		return r.sub(arg)
+	case "Fn::If":
+		parts, _ := arg.([]any)
+		if len(parts) != 3 {
+			return nil, fmt.Errorf("Fn::If %v", arg)
+		}
+		name, _ := parts[0].(string)
+		holds, err := r.condition(name)
+		if err != nil {
+			return nil, err
+		}
+		if holds {
+			return r.Eval(parts[1])
+		}
+		return r.Eval(parts[2])
 	case "Fn::Select":
 		parts, _ := arg.([]any)
 		if len(parts) != 2 {
@@ -309,8 +390,13 @@ func (r Resolved) Ref(name string) (any, error) {
 		return r.Env.URLSuffix(), nil
 	case "AWS::StackName":
 		return r.Env.Stack(), nil
+	case "AWS::NoValue":
+		return noValue, nil
 	}
 	if p, ok := r.Parameters[name]; ok {
+		if v, given := r.Env.Parameters[name]; given {
+			return v, nil
+		}
 		return p.Default, nil
 	}
 	res, ok := r.Resources[name]

@@ -142,6 +142,15 @@ func TestExampleSCPAndTagPolicy(t *testing.T) {
 				{role("Admin"), "dynamodb:RestoreTableToPointInTime", table, true},
 				{role("Admin"), "dynamodb:UpdateContinuousBackups", table, true},
 				{role("Admin"), "dynamodb:UpdateItem", fmt.Sprintf("arn:%s:dynamodb:%s:%s:table/payments-Ledger", env.Partition, env.Region, env.Account), false},
+				// Key users by the instance role path (InstanceRolePath, the README's
+				// /storecrypt/instances/) are made by the deployers alone; a role's path is
+				// fixed when it is created. Teams still pass their roles to their instances.
+				{role("Admin"), "iam:CreateRole", d.roleIn(instanceRolePath, "team-a"), true},
+				{role("stacksets-exec-0123456789abcdef0123456789abcdef"), "iam:CreateRole", d.roleIn(instanceRolePath, "team-a"), false},
+				{role("cdk-hnb659fds-cfn-exec-role-" + env.Account + "-" + env.Region), "iam:CreateRole", d.roleIn(instanceRolePath+"batch/", "team-a"), false},
+				{role("Admin"), "iam:CreateRole", d.roleIn("/teams/", "team-a"), false},
+				{role("Admin"), "iam:CreateRole", d.roleIn(strings.TrimSuffix(instanceRolePath, "/")+"X/", "team-a"), false},
+				{role("Admin"), "iam:PassRole", d.roleIn(instanceRolePath, "team-a"), false},
 			} {
 				if got := denied(t, scps, request(tc.who, tc.action, tc.resource, nil)); got != tc.denied {
 					t.Errorf("%s: %s on %s: denied %v, want %v", tc.who, tc.action, tc.resource, got, tc.denied)

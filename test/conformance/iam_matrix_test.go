@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"maps"
+	"strings"
 	"testing"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -112,9 +113,15 @@ func TestIAMMatrix(t *testing.T) {
 		}
 		env.StackName = "StackSet-storecrypt-" + stackSetID
 		member := deployVariant(t, stackSetTemplate, env)
-		for _, r := range member.stackSetRows(t, scps) {
+		for _, r := range append(member.stackSetRows(t, scps), member.instanceRolePathRows(false)...) {
 			r.name = env.Partition + ", StackSet instance " + env.StackName + ": " + r.name
 			all = append(all, judged{member, r})
+		}
+		env.Parameters = map[string]string{"InstanceRolePath": instanceRolePath}
+		withPath := deployVariant(t, stackSetTemplate, env)
+		for _, r := range withPath.instanceRolePathRows(true) {
+			r.name = env.Partition + ", StackSet instance, InstanceRolePath " + instanceRolePath + ": " + r.name
+			all = append(all, judged{withPath, r})
 		}
 	}
 	reqs := make([]iamsim.Request, len(all))
@@ -292,6 +299,52 @@ func (d *deployment) stackSetRows(t *testing.T, scps []string) []matrixRow {
 			resource: d.Env.StackARN(tc.stack, id), context: op.base, identity: op.policies, scps: scps, want: iamsim.ImplicitlyDenied})
 	}
 	return rows
+}
+
+// instanceRolePathRows are teams' own roles, which carry nothing of storecrypt's, on the
+// key of a StackSet instance whose InstanceRolePath parameter is instanceRolePath
+// (named) or empty: a role under the path opens its own instance's volume and nothing
+// else; a role elsewhere, under a path that only starts like it, or of another account,
+// opens none, whatever IAM gives it.
+func (d *deployment) instanceRolePathRows(named bool) []matrixRow {
+	const other = "i-0b000000000000002"
+	team := d.roleIn(instanceRolePath, "team-a")
+	lookalike := d.roleIn(strings.TrimSuffix(instanceRolePath, "/")+"X/", "team-b")
+	stray := d.roleIn("/teams/", "team-c")
+	elsewhere := strings.Replace(team, ":"+d.Env.Account+":", ":444455556666:", 1)
+	own := contract.EncryptionContext(d.instanceARN(keyUserInstance), "uuid-1")
+	another := contract.EncryptionContext(d.instanceARN(other), "uuid-2")
+	// AmazonSSMManagedInstanceCore's calls: the team role's only rights.
+	core := []string{fakeaws.Allows("ssm:UpdateInstanceInformation", "ec2messages:*", "ssmmessages:*")}
+	broad := []string{fakeaws.Allows("kms:*")}
+	row := func(name, role, instance, action string, ec map[string]string, identity []string, want iamsim.Verdict) matrixRow {
+		ctx, session := map[string][]string{"aws:PrincipalArn": {role}}, d.sessionOf(role, "alice")
+		if instance != "" {
+			ctx["ec2:SourceInstanceARN"], session = []string{d.instanceARN(instance)}, d.sessionOf(role, instance)
+		}
+		if role == elsewhere {
+			ctx["ec2:SourceInstanceARN"] = []string{strings.Replace(d.instanceARN(instance), ":"+d.Env.Account+":", ":444455556666:", 1)}
+			session = strings.Replace(session, ":"+d.Env.Account+":", ":444455556666:", 1)
+		}
+		return matrixRow{name: name, principal: role, session: session, action: action, resource: d.keyARN,
+			context: kmsContext(ctx, ec), identity: identity, want: want}
+	}
+	if !named {
+		return []matrixRow{
+			row("a team's role under "+instanceRolePath+", the parameter empty, its own instance", team, keyUserInstance, "kms:Decrypt", own, core, iamsim.ExplicitlyDenied),
+		}
+	}
+	return []matrixRow{
+		row("a team's role under the path, its own instance, GenerateDataKey", team, keyUserInstance, "kms:GenerateDataKey", own, core, iamsim.Allowed),
+		row("a team's role under the path, its own instance, Decrypt", team, keyUserInstance, "kms:Decrypt", own, core, iamsim.Allowed),
+		row("a team's role under the path, another instance's volume", team, keyUserInstance, "kms:Decrypt", another, core, iamsim.ExplicitlyDenied),
+		row("a team's role under the path, on another instance, A's volume, kms:* in IAM", team, other, "kms:Decrypt", own, broad, iamsim.ExplicitlyDenied),
+		row("a team's role under the path assumed by a person (no instance)", team, "", "kms:Decrypt", own, broad, iamsim.ExplicitlyDenied),
+		row("a role not under the path, its own instance, kms:* in IAM", stray, keyUserInstance, "kms:Decrypt", own, broad, iamsim.ExplicitlyDenied),
+		row("a role under a path that only starts like it, its own instance, kms:* in IAM", lookalike, keyUserInstance, "kms:GenerateDataKey", own, broad, iamsim.ExplicitlyDenied),
+		row("another account's role under the path, its own instance, kms:* in IAM", elsewhere, keyUserInstance, "kms:Decrypt",
+			contract.EncryptionContext(strings.Replace(d.instanceARN(keyUserInstance), ":"+d.Env.Account+":", ":444455556666:", 1), "uuid-1"), broad, iamsim.ExplicitlyDenied),
+	}
 }
 
 // kmsContext is a caller's condition keys with the ones KMS sets for an encryption context.

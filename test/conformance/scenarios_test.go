@@ -279,6 +279,15 @@ func (d *deployment) agentRun(t *testing.T) *run {
 			w.BucketKeys = map[string]bool{bucket: d.secretBucketKey}
 		})
 	}
+	r.calls = newAndRecover(t, w, src, opts, vol)
+	return r
+}
+
+// newAndRecover runs the agent's key source on vol as it runs on the instance: a new
+// volume's key, then its recovery from the token. It returns the calls they made in w.
+func newAndRecover(t *testing.T, w *fakeaws.World, src keysource.Sources, opts contract.AgentOptions, vol keysource.Volume) []fakeaws.Call {
+	t.Helper()
+	ctx := context.Background()
 	setup := len(w.Log())
 	k, err := src.New(ctx, opts, vol)
 	if err != nil {
@@ -290,8 +299,7 @@ func (d *deployment) agentRun(t *testing.T) *run {
 		t.Fatal(err)
 	}
 	again.Zero()
-	r.calls = w.Log()[setup:]
-	return r
+	return w.Log()[setup:]
 }
 
 // instanceARN is an instance's ARN in the deployment's partition, region and account.
