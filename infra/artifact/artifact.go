@@ -54,7 +54,10 @@ func Build(ctx context.Context, dir string, o Options) error {
 	if o.Log == nil {
 		o.Log = io.Discard
 	}
-	src, version, err := moduleDir(ctx, o.Go)
+	if _, err := exec.LookPath(o.Go); err != nil {
+		return fmt.Errorf("storecrypt builds its agent and functions with the go command, and %q is not on PATH: install Go (go.dev/dl), or build ahead with storecrypt-build and set Props.BuildDir: %w", o.Go, err)
+	}
+	src, version, err := Source(ctx, o.Go)
 	if err != nil {
 		return err
 	}
@@ -83,25 +86,6 @@ func Build(ctx context.Context, dir string, o Options) error {
 	return nil
 }
 
-// moduleDir asks the go command where storecrypt's source is, from the working
-// directory's module: the checkout itself, or the version an importing app requires.
-func moduleDir(ctx context.Context, goCmd string) (dir, version string, err error) {
-	var out, stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, goCmd, "list", "-m", "-f", "{{.Dir}}\t{{.Version}}", Module)
-	cmd.Stdout, cmd.Stderr = &out, &stderr
-	if err := cmd.Run(); err != nil {
-		return "", "", fmt.Errorf("finding %s's source (go list -m): %w: %s", Module, err, strings.TrimSpace(stderr.String()))
-	}
-	dir, version, _ = strings.Cut(strings.TrimSpace(out.String()), "\t")
-	if dir == "" {
-		return "", "", fmt.Errorf("finding %s's source: the go command knows the module but has not downloaded it (go mod download %s)", Module, Module)
-	}
-	if version == "" {
-		version = "dev"
-	}
-	return dir, version, nil
-}
-
 // goBuild builds pkg for linux/arch, static and without paths of this machine, in src,
 // storecrypt's own module (its go.mod and go.sum decide the dependencies, not the app's).
 func goBuild(ctx context.Context, goCmd, src, arch, out, pkg string, flags ...string) error {
@@ -115,7 +99,7 @@ func goBuild(ctx context.Context, goCmd, src, arch, out, pkg string, flags ...st
 	args := append([]string{"build", "-trimpath", "-o", abs}, flags...)
 	cmd := exec.CommandContext(ctx, goCmd, append(args, pkg)...)
 	cmd.Dir = src
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off", "GOFLAGS=-mod=readonly")
+	cmd.Env = append(goEnv(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off", "GOFLAGS=-mod=readonly")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
@@ -250,4 +234,32 @@ func zipBootstrap(path string) ([]byte, error) {
 		return nil, err
 	}
 	return buf.Bytes(), nil
+}
+
+// StandIns writes into dir stand-ins for what Build writes, in its layout, with valid
+// digests: a synth whose bundling CDK skips (cdk ls, cdk destroy, a stack not being
+// deployed) stages them instead of building, as CDK stages the unbundled source then, and
+// tests that synthesize the construct use them. Nothing runs them.
+func StandIns(dir string) error {
+	for _, arch := range document.Architectures {
+		name := Agent(dir, arch)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(name, []byte("stand-in for the agent for "+arch), 0o644); err != nil {
+			return err
+		}
+		if err := DigestAndGzip(name); err != nil {
+			return err
+		}
+	}
+	for _, fn := range Functions {
+		if err := os.MkdirAll(Function(dir, fn), 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(Function(dir, fn), "bootstrap"), []byte("stand-in for the "+fn+" function"), 0o755); err != nil {
+			return err
+		}
+	}
+	return nil
 }

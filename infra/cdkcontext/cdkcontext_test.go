@@ -13,16 +13,16 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
 	"github.com/aws/jsii-runtime-go"
+	"github.com/storecrypt/storecrypt/infra/artifact"
 	"github.com/storecrypt/storecrypt/infra/cdkcontext"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
-	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
 )
 
 // synthesize returns the template of the app's stack with props, the code stood in for.
 func synthesize(t *testing.T, props *storecrypt.Props) string {
 	t.Helper()
 	props.BuildDir = t.TempDir()
-	if err := storecrypttest.BuildDir(props.BuildDir); err != nil {
+	if err := artifact.StandIns(props.BuildDir); err != nil {
 		t.Fatal(err)
 	}
 	app := awscdk.NewApp(nil)

@@ -15,10 +15,10 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/storecrypt/storecrypt/infra/artifact"
 	"github.com/storecrypt/storecrypt/infra/cdkcontext"
 	"github.com/storecrypt/storecrypt/infra/publish"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
-	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
@@ -37,7 +37,7 @@ func TestMain(m *testing.M) {
 func published(t *testing.T, stackProps awscdk.StackProps) (dist string, tpl *cfn.Template, raw string) {
 	t.Helper()
 	build, dist := t.TempDir(), t.TempDir()
-	if err := storecrypttest.BuildDir(build); err != nil {
+	if err := artifact.StandIns(build); err != nil {
 		t.Fatal(err)
 	}
 	props, name, err := cdkcontext.Props(func(string) string { return "" })

@@ -3,14 +3,18 @@ package storecrypt
 import (
 	"bytes"
 	"compress/gzip"
+	"context"
+	"errors"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/storecrypt/storecrypt/infra/artifact"
@@ -32,6 +36,59 @@ type code struct {
 // agentOutput is one agent binary as an S3 object, as the outputs describe it.
 type agentOutput struct {
 	arch, s3URL, sha256 string
+}
+
+// goBundling builds storecrypt's code for CDK's asset staging, locally
+// (awscdk.ILocalBundling). TryBundle cannot return an error, so it keeps it for
+// builtCode. One value serves every construct of the app: CDK keys its cache of staged
+// assets by the bundling options, this value among them, so an app with a construct in
+// each of three regions builds once.
+type goBundling struct {
+	ctx context.Context
+	err error
+}
+
+var localGo = &goBundling{}
+
+func (b *goBundling) TryBundle(outputDir *string, _ *awscdk.BundlingOptions) *bool {
+	b.err = artifact.Build(b.ctx, *outputDir, artifact.Options{Log: os.Stderr})
+	if b.err != nil {
+		// CDK panics on an empty output, before builtCode could return the error that
+		// says what went wrong; the output is discarded.
+		b.err = errors.Join(b.err, os.WriteFile(filepath.Join(*outputDir, "build-failed"), []byte(b.err.Error()), 0o644))
+	}
+	return jsii.Bool(true)
+}
+
+// builtCode is the directory of storecrypt's code built for scope's stack through CDK's
+// asset staging: CDK names the output by its hash, puts it in the cloud assembly (so two
+// synths into two directories never share one), and bundles only for the stacks being
+// synthesized or deployed. For the others (cdk ls, cdk destroy) it would stage the
+// source unbuilt; builtCode stages stand-ins instead, so the template is whole and
+// nothing is built.
+func builtCode(ctx context.Context, scope constructs.Construct) (string, error) {
+	outdir := *awscdk.Stage_Of(scope).AssetOutdir()
+	if !*awscdk.Stack_Of(scope).BundlingRequired() {
+		dir := filepath.Join(outdir, "storecrypt-stand-ins")
+		return dir, artifact.StandIns(dir)
+	}
+	localGo.ctx = ctx
+	staged := awscdk.NewAssetStaging(scope, jsii.String("Code"), &awscdk.AssetStagingProps{
+		// CDK wants a directory to bundle from, and reads only its path here: the build
+		// reads storecrypt's module, wherever artifact.Source finds it, and the asset's
+		// hash is the output's.
+		SourcePath:    &outdir,
+		AssetHashType: awscdk.AssetHashType_OUTPUT,
+		Bundling: &awscdk.BundlingOptions{
+			// Used only if TryBundle said no, which it never does.
+			Image: awscdk.DockerImage_FromRegistry(jsii.String("storecrypt-builds-with-local-go")),
+			Local: localGo,
+		},
+	})
+	if localGo.err != nil {
+		return "", localGo.err
+	}
+	return *staged.AbsoluteStagedPath(), nil
 }
 
 // stageCode puts the code where the stack deploys it from: Props.CodeBucket, where the

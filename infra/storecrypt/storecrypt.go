@@ -16,8 +16,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 
@@ -36,7 +34,6 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
-	"github.com/storecrypt/storecrypt/infra/artifact"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
@@ -44,9 +41,10 @@ import (
 type Props struct {
 	// BuildDir holds the code the construct deploys, laid out as `make build` writes bin/:
 	// storecrypt-agent-linux-{amd64,arm64} with their .sha256 and .gz files, and
-	// functions/{launch,result}/bootstrap. Empty: New builds it (package artifact) into
-	// the user's cache directory, from the storecrypt module the app imports; that needs
-	// the go command, as any Go CDK app does.
+	// functions/{launch,result}/bootstrap. Empty: New builds it (package artifact) from
+	// the storecrypt module the app was built with, through CDK's asset bundling: into
+	// the cloud assembly, only for a stack being synthesized or deployed (not for cdk ls
+	// or cdk destroy); that needs the go command, as any Go CDK app does.
 	BuildDir string
 	// CodeBucket, when set, is where the code is instead of CDK's file assets, which need
 	// a bootstrapped account: the bucket (a name, or a token such as a CfnParameter's) that
@@ -279,14 +277,11 @@ func New(ctx context.Context, scope constructs.Construct, id string, props *Prop
 		return nil, err
 	}
 	if p.BuildDir == "" {
-		cache, err := os.UserCacheDir()
+		dir, err := builtCode(ctx, c)
 		if err != nil {
-			return nil, fmt.Errorf("no directory to build storecrypt in (set Props.BuildDir): %w", err)
-		}
-		p.BuildDir = filepath.Join(cache, "storecrypt", "build")
-		if err := artifact.Build(ctx, p.BuildDir, artifact.Options{Log: os.Stderr}); err != nil {
 			return nil, err
 		}
+		p.BuildDir = dir
 	}
 	s := &builder{c: c, st: awscdk.Stack_Of(scope), props: &p}
 	for k, v := range p.Tags {

@@ -15,9 +15,9 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/storecrypt/storecrypt/infra/artifact"
 	"github.com/storecrypt/storecrypt/infra/cdkcontext"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
-	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/test/cfn"
@@ -34,7 +34,7 @@ func TestMain(m *testing.M) {
 func buildDir(t *testing.T) string {
 	t.Helper()
 	dir := t.TempDir()
-	must(t, storecrypttest.BuildDir(dir))
+	must(t, artifact.StandIns(dir))
 	return dir
 }
 

@@ -5,13 +5,13 @@ import (
 	"path/filepath"
 	"testing"
 
-	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
+	"github.com/storecrypt/storecrypt/infra/artifact"
 )
 
 // TestDownloadPerRun: a run downloads its own architecture's object and nothing else.
 func TestDownloadPerRun(t *testing.T) {
 	dir := t.TempDir()
-	if err := storecrypttest.BuildDir(dir); err != nil {
+	if err := artifact.StandIns(dir); err != nil {
 		t.Fatal(err)
 	}
 	// Different sizes, so a run that fetched the other architecture's object, or both,

@@ -14,10 +14,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/jsii-runtime-go"
 
+	"github.com/storecrypt/storecrypt/infra/artifact"
 	"github.com/storecrypt/storecrypt/infra/cdkcontext"
 	"github.com/storecrypt/storecrypt/infra/publish"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
-	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/ledger"
@@ -63,7 +63,7 @@ func synthesize() error {
 		return err
 	}
 	defer os.RemoveAll(dir)
-	if err := storecrypttest.BuildDir(dir); err != nil {
+	if err := artifact.StandIns(dir); err != nil {
 		return err
 	}
 	for _, v := range []variant{{source: contract.KeySourceKMSDataKey}, {source: contract.KeySourceS3KMS}, networkBound} {
