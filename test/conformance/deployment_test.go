@@ -19,9 +19,9 @@ import (
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
 	"github.com/storecrypt/storecrypt/infra/storecrypt/storecrypttest"
 	"github.com/storecrypt/storecrypt/internal/contract"
-	"github.com/storecrypt/storecrypt/internal/release"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/ledger"
+	"github.com/storecrypt/storecrypt/internal/release"
 	"github.com/storecrypt/storecrypt/test/cfn"
 	"github.com/storecrypt/storecrypt/test/emu"
 )
