@@ -296,6 +296,28 @@ func TestExistingKeyAndRoles(t *testing.T) {
 	})
 }
 
+// TestCentralAlarmTopic: with AlarmTopicARN every alarm notifies that topic, beside the
+// email topic when there is one.
+func TestCentralAlarmTopic(t *testing.T) {
+	const central = "arn:aws:sns:us-east-1:999988887777:org-alarms"
+	_, raw := template(t, &storecrypt.Props{AlarmTopicARN: central, AlarmEmail: "ops@example.com"})
+	alarms := 0
+	for id, r := range raw["Resources"].(map[string]any) {
+		r := r.(map[string]any)
+		if r["Type"] != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		alarms++
+		actions, _ := r["Properties"].(map[string]any)["AlarmActions"].([]any)
+		if len(actions) != 2 || !slices.Contains(actions, any(central)) {
+			t.Errorf("alarm %s: got actions %v, want the email topic and %s", id, actions, central)
+		}
+	}
+	if alarms == 0 {
+		t.Fatal("no alarms")
+	}
+}
+
 func TestBadProps(t *testing.T) {
 	app := awscdk.NewApp(nil)
 	if _, err := appStack(app, "S", &storecrypt.Props{KeySource: "ephemeral", BuildDir: buildDir(t)}); err == nil {
@@ -318,6 +340,7 @@ func TestBadProps(t *testing.T) {
 		{Name: "x", MetricNamespace: ":storecrypt"},
 		{Name: "x", LedgerTableName: "a b" + contract.LedgerTableSuffix},
 		{Name: "x", KeySource: contract.KeySourceS3KMS, RequireInstanceNetwork: true},
+		{Name: "x", AlarmTopicARN: "arn:aws:sqs:us-east-1:999988887777:alarms"},
 	} {
 		props.BuildDir = buildDir(t)
 		if _, err := appStack(app, fmt.Sprintf("Bad%d", i), props); err == nil {

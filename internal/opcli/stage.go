@@ -215,14 +215,17 @@ func (s *stager) createBucket(ctx context.Context, e *env, region, bucket string
 	return fmt.Errorf("s3:CreateBucket %s in %s: %w", bucket, region, err)
 }
 
-// secureBucket blocks public access, encrypts at rest by default and puts the
+// secureBucket blocks public ACLs, encrypts at rest by default and puts the
 // organization's read-only policy; each call replaces what was there, so a rerun repairs
-// a bucket changed by hand.
+// a bucket changed by hand. BlockPublicPolicy and RestrictPublicBuckets stay off: S3's
+// list of what makes a Principal "*" policy non-public names no aws:PrincipalOrgID
+// (docs/aws-fidelity.md), so with them S3 could refuse, or ignore, the organization's
+// policy; the policy itself is what keeps the code to the organization (tested).
 func (s *stager) secureBucket(ctx context.Context, e *env, region, bucket string, inRegion func(*s3.Options)) error {
 	b, owner := aws.String(bucket), aws.String(s.account)
 	if _, err := e.S3.PutPublicAccessBlock(ctx, &s3.PutPublicAccessBlockInput{Bucket: b, ExpectedBucketOwner: owner,
 		PublicAccessBlockConfiguration: &s3types.PublicAccessBlockConfiguration{BlockPublicAcls: aws.Bool(true), IgnorePublicAcls: aws.Bool(true),
-			BlockPublicPolicy: aws.Bool(true), RestrictPublicBuckets: aws.Bool(true)}}, inRegion); err != nil {
+			BlockPublicPolicy: aws.Bool(false), RestrictPublicBuckets: aws.Bool(false)}}, inRegion); err != nil {
 		return fmt.Errorf("s3:PutPublicAccessBlock %s: %w", bucket, err)
 	}
 	if _, err := e.S3.PutBucketEncryption(ctx, &s3.PutBucketEncryptionInput{Bucket: b, ExpectedBucketOwner: owner,
@@ -234,7 +237,7 @@ func (s *stager) secureBucket(ctx context.Context, e *env, region, bucket string
 	if _, err := e.S3.PutBucketPolicy(ctx, &s3.PutBucketPolicyInput{Bucket: b, ExpectedBucketOwner: owner, Policy: aws.String(policy)}, inRegion); err != nil {
 		return fmt.Errorf("s3:PutBucketPolicy %s: %w", bucket, err)
 	}
-	fmt.Fprintf(e.errOut, "%s: bucket %s private, encrypted, readable by %s under %s\n", region, bucket, s.org, s.prefix)
+	fmt.Fprintf(e.errOut, "%s: bucket %s: no public ACLs, encrypted, readable by %s under %s\n", region, bucket, s.org, s.prefix)
 	return nil
 }
 
