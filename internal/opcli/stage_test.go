@@ -63,6 +63,15 @@ func TestStage(t *testing.T) {
 	who := &caller{}
 	c := opcli.Clients{S3: e.S3, STS: who, Organizations: who}
 	args := []string{"stage", "--release", writeRelease(t), "--bucket-prefix", "acme-storecrypt", "--regions", "us-east-1,eu-west-1", "--output", "json"}
+	// A dry run says what it would do and writes nothing.
+	code, out, errOut := run(t, c, "", append(args, "--dry-run")...)
+	if code != 0 || !strings.Contains(errOut, "eu-west-1: would create bucket acme-storecrypt-eu-west-1") ||
+		!strings.Contains(errOut, "eu-west-1: storecrypt/storecrypt.template.json would upload") {
+		t.Fatalf("--dry-run: exit %d\n%s\n%s", code, out, errOut)
+	}
+	if _, err := e.S3.HeadBucket(context.Background(), &s3.HeadBucketInput{Bucket: aws.String("acme-storecrypt-eu-west-1")}); err == nil {
+		t.Fatal("--dry-run created the bucket")
+	}
 	for _, tc := range []struct {
 		name                string
 		uploaded, unchanged int
@@ -105,13 +114,16 @@ func TestStage(t *testing.T) {
 		if got, want := e.BucketConfig(bucket, "policy"), release.BucketPolicy("aws", bucket, "storecrypt/", "o-exampleorgid"); got != want {
 			t.Errorf("%s's policy: got %s, want %s", bucket, got, want)
 		}
-		for _, sub := range []string{"publicAccessBlock", "encryption"} {
-			if e.BucketConfig(bucket, sub) == "" {
-				t.Errorf("%s: got no %s, want one", bucket, sub)
+		for _, c := range []struct{ sub, want string }{
+			{"publicAccessBlock", "<BlockPublicAcls>true</BlockPublicAcls><BlockPublicPolicy>false</BlockPublicPolicy><IgnorePublicAcls>true</IgnorePublicAcls>"},
+			{"encryption", "<SSEAlgorithm>AES256</SSEAlgorithm>"},
+		} {
+			if got := e.BucketConfig(bucket, c.sub); !strings.Contains(got, c.want) {
+				t.Errorf("%s's %s: got %s, want %s", bucket, c.sub, got, c.want)
 			}
 		}
 	}
-	if who.describes != 2 {
+	if who.describes != 3 {
 		t.Errorf("got %d DescribeOrganization calls, want one per run without --organization-id", who.describes)
 	}
 }
