@@ -614,8 +614,8 @@ var Catalogue = []Mutant{
 	{
 		Row:     "One email subscription per account and region",
 		File:    "infra/publish/publish.go",
-		Find:    "			awscdk.Fn_ConditionIf(centralOn.LogicalId(), regional, awscdk.Aws_NO_VALUE()),\n",
-		Replace: "",
+		Find:    "			awscdk.Fn_ConditionIf(centralOn.LogicalId(), regional, awscdk.Aws_NO_VALUE()),",
+		Replace: "			awscdk.Fn_ConditionIf(centralOn.LogicalId(), awscdk.Aws_NO_VALUE(), regional),",
 		Pkg:     "infra/publish", Run: "^TestSwitches$",
 	},
 	{
@@ -629,8 +629,8 @@ var Catalogue = []Mutant{
 	{
 		Row:     "One email subscription per account and region",
 		File:    alarmsFile,
-		Find:    "			alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(central))\n",
-		Replace: "",
+		Find:    "			alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(central))",
+		Replace: "			_, _ = alarm, central",
 		Pkg:     stackPkg, Run: "^TestCentralAlarmTopic$",
 	},
 	{
