@@ -18,7 +18,7 @@ import (
 )
 
 // TestStagedBucketPolicy judges the code buckets' policy `storecrypt stage` puts, in
-// every partition, with the fake's evaluator: a principal of the organization reads every
+// every partition, with the fake's evaluator and iam-simulate: a principal of the organization reads every
 // object the published template reads (the functions' zips, the agents) under the
 // template's CodePrefix default, and nothing else: no principal outside the organization,
 // no object outside the prefix, no write.
@@ -49,13 +49,35 @@ func TestStagedBucketPolicy(t *testing.T) {
 					t.Errorf("a member account reads %s: got %s, want %s", o, got, fakeaws.Allow)
 				}
 			}
-			for _, tc := range []struct{ name, org, action, object string }{
+			denied := []struct{ name, org, action, object string }{
 				{"a principal outside the organization reads the code", "o-otherorgid", "s3:GetObject", objects[0]},
 				{"a member account reads an object outside the prefix", org, "s3:GetObject", bucket + "/other/secret"},
 				{"a member account writes the code", org, "s3:PutObject", objects[0]},
-			} {
+			}
+			for _, tc := range denied {
 				if got := ask(tc.org, tc.action, tc.object); got != fakeaws.ImplicitDeny {
 					t.Errorf("%s: got %s, want %s", tc.name, got, fakeaws.ImplicitDeny)
+				}
+			}
+			// The second evaluator on the same requests: the member's read of the code
+			// allowed, the three others denied.
+			reqs := []iamsim.Request{{Principal: member, Action: "s3:GetObject", Resource: "arn:" + env.Partition + ":s3:::" + objects[0],
+				ResourcePolicy: policy, Context: map[string][]string{"aws:PrincipalOrgID": {org}}}}
+			for _, tc := range denied {
+				reqs = append(reqs, iamsim.Request{Principal: member, Action: tc.action, Resource: "arn:" + env.Partition + ":s3:::" + tc.object,
+					ResourcePolicy: policy, Context: map[string][]string{"aws:PrincipalOrgID": {tc.org}}})
+			}
+			verdicts, err := iamsim.Evaluate(context.Background(), reqs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range verdicts {
+				want := iamsim.ImplicitlyDenied
+				if i == 0 {
+					want = iamsim.Allowed
+				}
+				if v != want {
+					t.Errorf("iam-simulate, %s on %s by org %s: got %s, want %s", reqs[i].Action, reqs[i].Resource, reqs[i].Context["aws:PrincipalOrgID"][0], v, want)
 				}
 			}
 		})
