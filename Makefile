@@ -14,7 +14,7 @@ export STORECRYPT_VM_CACHE ?= $(CURDIR)/.cache/vm
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true
 
-.PHONY: all build test lint demo bench deps synth publish deploy destroy integ mutants clean
+.PHONY: all build test lint demo bench deps synth publish release deploy destroy integ mutants clean
 
 all: build
 
@@ -50,6 +50,13 @@ synth: $(CDK) build
 publish: $(CDK) build
 	rm -rf dist
 	$(CDK) synth -q --no-notices -c publish=dist -o .cache/publish.out
+
+## release: release/storecrypt-$(VERSION).tar.gz, what an organization deploys without Go or Node:
+## dist/ under code/, the CLI for RELEASE_PLATFORMS under bin/, and SHA256SUMS (sha256sum -c);
+## the same tree gives the same bytes. `storecrypt stage --release` uploads it (README)
+RELEASE_PLATFORMS ?= linux/amd64,linux/arm64,darwin/arm64
+release: publish
+	$(GO) run ./cmd/storecrypt-release -dist dist -o release -version $(VERSION) -platforms $(RELEASE_PLATFORMS)
 
 ## deploy: deploy the stack with the credentials in your environment (see README)
 deploy: $(CDK) build
@@ -96,4 +103,4 @@ demo: deps synth
 	$(GO) run ./test/demo
 
 clean:
-	rm -rf $(BIN) .cache cdk.out dist node_modules
+	rm -rf $(BIN) .cache cdk.out dist release node_modules

@@ -86,9 +86,39 @@ func Build(ctx context.Context, dir string, o Options) error {
 	return nil
 }
 
+// CLI builds the operator CLI for each platform (goos/goarch) into dir as
+// storecrypt-<goos>-<goarch>, and returns the paths: what a release ships so that a user
+// stages and deploys without Go.
+func CLI(ctx context.Context, dir string, platforms []string, o Options) ([]string, error) {
+	if o.Go == "" {
+		o.Go = "go"
+	}
+	src, _, err := Source(ctx, o.Go)
+	if err != nil {
+		return nil, err
+	}
+	var out []string
+	for _, p := range platforms {
+		goos, arch, ok := strings.Cut(p, "/")
+		if !ok {
+			return nil, fmt.Errorf("platform %q: want goos/goarch", p)
+		}
+		bin := filepath.Join(dir, "storecrypt-"+goos+"-"+arch)
+		if err := goBuildFor(ctx, o.Go, src, goos, arch, bin, "./cmd/storecrypt", "-ldflags", "-s -w"); err != nil {
+			return nil, err
+		}
+		out = append(out, bin)
+	}
+	return out, nil
+}
+
 // goBuild builds pkg for linux/arch, static and without paths of this machine, in src,
 // storecrypt's own module (its go.mod and go.sum decide the dependencies, not the app's).
 func goBuild(ctx context.Context, goCmd, src, arch, out, pkg string, flags ...string) error {
+	return goBuildFor(ctx, goCmd, src, "linux", arch, out, pkg, flags...)
+}
+
+func goBuildFor(ctx context.Context, goCmd, src, goos, arch, out, pkg string, flags ...string) error {
 	abs, err := filepath.Abs(out)
 	if err != nil {
 		return err
@@ -99,11 +129,11 @@ func goBuild(ctx context.Context, goCmd, src, arch, out, pkg string, flags ...st
 	args := append([]string{"build", "-trimpath", "-o", abs}, flags...)
 	cmd := exec.CommandContext(ctx, goCmd, append(args, pkg)...)
 	cmd.Dir = src
-	cmd.Env = append(goEnv(), "CGO_ENABLED=0", "GOOS=linux", "GOARCH="+arch, "GOWORK=off", "GOFLAGS=-mod=readonly")
+	cmd.Env = append(goEnv(), "CGO_ENABLED=0", "GOOS="+goos, "GOARCH="+arch, "GOWORK=off", "GOFLAGS=-mod=readonly")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Run(); err != nil {
-		return fmt.Errorf("go build %s for linux/%s: %w: %s", pkg, arch, err, strings.TrimSpace(stderr.String()))
+		return fmt.Errorf("go build %s for %s/%s: %w: %s", pkg, goos, arch, err, strings.TrimSpace(stderr.String()))
 	}
 	return nil
 }

@@ -28,7 +28,7 @@ func Props(ctx func(string) string) (*storecrypt.Props, string, error) {
 		BuildDir: "bin", DocumentName: ctx("documentName"),
 		KeyAlias: ctx("keyAlias"), KeyARN: ctx("keyArn"), KeySource: ctx("keySource"), SecretKey: ctx("secretKey"),
 		SecretVPCEndpoint: ctx("secretVpcEndpoint"), OptInTag: ctx("optInTag"), InstanceRolePath: ctx("instanceRolePath"),
-		MountPoint: ctx("mountPoint"), Filesystem: ctx("filesystem"), AlarmEmail: ctx("alarmEmail"),
+		MountPoint: ctx("mountPoint"), Filesystem: ctx("filesystem"), AlarmEmail: ctx("alarmEmail"), AlarmTopicARN: ctx("alarmTopicArn"),
 		Trail: ctx("trail") == "true", AllowOptOut: ctx("allowOptOut") == "true", NoSecurityHub: ctx("securityHub") == "false",
 		ComplianceItems: ctx("complianceItems") == "true", RequireInstanceNetwork: ctx("requireInstanceNetwork") == "true",
 	}

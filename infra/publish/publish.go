@@ -56,12 +56,15 @@ func App(ctx context.Context, app awscdk.App, name string, stackProps awscdk.Sta
 		strconv.FormatBool(props.AllowOptOut), &awscdk.CfnParameterProps{AllowedValues: jsii.Strings("true", "false")})
 	email := switchParameter(stack, "AlarmEmail", "an address subscribed to every alarm; empty: none", props.AlarmEmail,
 		&awscdk.CfnParameterProps{AllowedPattern: jsii.String(`^([^@\s]+@[^@\s]+)?$`)})
-	props.AllowOptOut, props.AlarmEmail = true, *email.ValueAsString()
+	central := switchParameter(stack, "AlarmTopicArn", "an SNS topic every alarm notifies, e.g. the security account's: its name and account, in each region the stack is deployed to (CloudWatch takes a topic of the alarm's region only); empty: none",
+		props.AlarmTopicARN, &awscdk.CfnParameterProps{AllowedPattern: jsii.String("(" + contract.PatternSNSTopicARN + ")|^$")})
+	// The switch sets every alarm's actions; the construct adds none of the central topic's.
+	props.AllowOptOut, props.AlarmEmail, props.AlarmTopicARN = true, *email.ValueAsString(), ""
 	sc, err := storecrypt.New(ctx, stack, "Default", props)
 	if err != nil {
 		return nil, err
 	}
-	switches(stack, sc, optOut, email)
+	switches(stack, sc, optOut, email, central)
 	stack.TemplateOptions().SetMetadata(&map[string]any{"storecrypt:published-with": describe(&sc.Props)})
 	assembly := app.Synth(nil)
 	return Write(dist, props.BuildDir, assembly.GetStackArtifact(&name).Template())
@@ -105,6 +108,9 @@ func ParameterOf(prop string) string {
 	}
 	if slices.Contains([]string{"AllowOptOut", "AlarmEmail"}, prop) { // switches
 		return prop
+	}
+	if prop == "AlarmTopicARN" {
+		return "AlarmTopicArn" // a switch, named as CloudFormation names ARNs
 	}
 	return ""
 }
@@ -164,8 +170,8 @@ func switchParameter(stack awscdk.Stack, name, description, def string, props *a
 // switches make the props that add a few resources parameters: the resources are in the
 // template under a condition on the parameter. AllowOptOut: the OptedOut alarm, and the
 // launch function's environment says it; AlarmEmail: the topic, its subscription, and
-// every alarm's action.
-func switches(stack awscdk.Stack, sc *storecrypt.StoreCrypt, optOut, email awscdk.CfnParameter) {
+// an action of every alarm; AlarmTopicArn: another action of every alarm.
+func switches(stack awscdk.Stack, sc *storecrypt.StoreCrypt, optOut, email, central awscdk.CfnParameter) {
 	optOutOn := awscdk.NewCfnCondition(stack, jsii.String("OptOutAllowed"), &awscdk.CfnConditionProps{
 		Expression: awscdk.Fn_ConditionEquals(optOut.ValueAsString(), jsii.String("true"))})
 	onlyIf(sc.OptOutAlarm, optOutOn)
@@ -175,9 +181,19 @@ func switches(stack awscdk.Stack, sc *storecrypt.StoreCrypt, optOut, email awscd
 	emailOn := awscdk.NewCfnCondition(stack, jsii.String("HasAlarmEmail"), &awscdk.CfnConditionProps{
 		Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(email.ValueAsString(), jsii.String("")))})
 	onlyIf(sc.AlarmTopic, emailOn)
+	centralOn := awscdk.NewCfnCondition(stack, jsii.String("HasAlarmTopicArn"), &awscdk.CfnConditionProps{
+		Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(central.ValueAsString(), jsii.String("")))})
+	// One parameter serves every region of the StackSet, and CloudWatch takes a topic of
+	// the alarm's own region only: the alarms notify the topic of the parameter's name and
+	// account in the region they are deployed to.
+	arn := awscdk.Fn_Split(jsii.String(":"), central.ValueAsString(), jsii.Number(6))
+	regional := awscdk.Fn_Join(jsii.String(":"), &[]*string{jsii.String("arn"), awscdk.Fn_Select(jsii.Number(1), arn), jsii.String("sns"),
+		awscdk.Aws_REGION(), awscdk.Fn_Select(jsii.Number(4), arn), awscdk.Fn_Select(jsii.Number(5), arn)})
 	for _, a := range sc.Alarms {
-		a.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(jsii.String("AlarmActions"),
-			awscdk.Fn_ConditionIf(emailOn.LogicalId(), []*string{sc.AlarmTopic.TopicArn()}, awscdk.Aws_NO_VALUE()))
+		a.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(jsii.String("AlarmActions"), []any{
+			awscdk.Fn_ConditionIf(emailOn.LogicalId(), sc.AlarmTopic.TopicArn(), awscdk.Aws_NO_VALUE()),
+			awscdk.Fn_ConditionIf(centralOn.LogicalId(), regional, awscdk.Aws_NO_VALUE()),
+		})
 	}
 }
 

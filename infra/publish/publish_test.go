@@ -235,11 +235,16 @@ func TestCodeFromTheBucket(t *testing.T) {
 	}
 }
 
-// TestSwitches: AllowOptOut and AlarmEmail are parameters whose resources are in the
-// template under a condition: the OptedOut alarm and the launch function's setting; the
-// topic, its subscription and every alarm's action.
+// TestSwitches: AllowOptOut, AlarmEmail and AlarmTopicArn are parameters whose resources
+// are in the template under a condition: the OptedOut alarm and the launch function's
+// setting; the topic, its subscription and an action of every alarm; another action of
+// every alarm, the central topic of the alarm's own region.
 func TestSwitches(t *testing.T) {
-	_, _, raw := published(t, awscdk.StackProps{})
+	_, parsed, raw := published(t, awscdk.StackProps{})
+	central := parsed.Parameters["AlarmTopicArn"]
+	central.Default = "arn:aws-us-gov:sns:us-gov-east-1:999988887777:org-alarms"
+	parsed.Parameters["AlarmTopicArn"] = central
+	inRegion := parsed.In(cfn.Env{Partition: "aws-us-gov", Region: "us-gov-west-1", Account: "111122223333"})
 	var tpl struct {
 		Conditions map[string]any
 		Resources  map[string]struct {
@@ -251,7 +256,7 @@ func TestSwitches(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &tpl); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"OptOutAllowed", "HasAlarmEmail"} {
+	for _, c := range []string{"OptOutAllowed", "HasAlarmEmail", "HasAlarmTopicArn"} {
 		if tpl.Conditions[c] == nil {
 			t.Errorf("no condition %s", c)
 		}
@@ -265,9 +270,22 @@ func TestSwitches(t *testing.T) {
 			}
 		case "AWS::CloudWatch::Alarm":
 			alarms++
-			actions, _ := json.Marshal(r.Properties["AlarmActions"])
-			if !strings.HasPrefix(string(actions), `{"Fn::If":["HasAlarmEmail",`) {
-				t.Errorf("alarm %s: actions %s", id, actions)
+			actions, _ := r.Properties["AlarmActions"].([]any)
+			if len(actions) != 2 {
+				t.Fatalf("alarm %s: got actions %v, want the email topic's and the central one's", id, r.Properties["AlarmActions"])
+			}
+			for i, cond := range []string{"HasAlarmEmail", "HasAlarmTopicArn"} {
+				fn, _ := actions[i].(map[string]any)["Fn::If"].([]any)
+				if len(fn) != 3 || fn[0] != cond || !reflect.DeepEqual(fn[2], map[string]any{"Ref": "AWS::NoValue"}) {
+					t.Errorf("alarm %s: got action %v, want one under %s", id, actions[i], cond)
+				}
+				if cond != "HasAlarmTopicArn" || len(fn) != 3 {
+					continue
+				}
+				got, err := inRegion.Eval(fn[1])
+				if want := "arn:aws-us-gov:sns:us-gov-west-1:999988887777:org-alarms"; err != nil || got != want {
+					t.Errorf("alarm %s: got central action %v (%v), want %s: the parameter's topic in the alarm's region", id, got, err, want)
+				}
 			}
 			if want := map[bool]string{true: "OptOutAllowed"}[r.Properties["MetricName"] == contract.MetricOptedOut]; r.Condition != want {
 				t.Errorf("alarm %s: condition %q, want %q", id, r.Condition, want)

@@ -96,6 +96,12 @@ func (s *builder) alarmsAndTopic(f functionSet) alarmSet {
 			a.optOut = alarm
 		}
 	}
+	if s.props.AlarmTopicARN != "" {
+		central := awssns.Topic_FromTopicArn(s.c, jsii.String("CentralAlarms"), jsii.String(s.props.AlarmTopicARN))
+		for _, alarm := range a.all {
+			alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(central))
+		}
+	}
 	if s.props.AlarmEmail == "" {
 		return a
 	}

@@ -100,6 +100,11 @@ type Props struct {
 	MountPoint, Filesystem string
 	// AlarmEmail, when set, subscribes to the alarms' SNS topic.
 	AlarmEmail string
+	// AlarmTopicARN, when set, is an SNS topic every alarm notifies besides: a central
+	// one, in the organization's security account, whose policy lets CloudWatch publish
+	// for the organization's accounts (README). CloudWatch takes a topic of the alarm's
+	// own region only.
+	AlarmTopicARN string
 	// Trail creates a CloudTrail trail for the key's audit trail.
 	Trail bool
 	// NoSecurityHub stops the functions filing Security Hub findings. With it unset they
@@ -138,6 +143,9 @@ func (p *Props) defaults(c constructs.Construct) error {
 	def(&p.SecretKey, "seed/passphrase")
 	def(&p.MountPoint, contract.DefaultMountPoint)
 	def(&p.Filesystem, contract.DefaultFilesystem)
+	if p.AlarmTopicARN != "" && !*awscdk.Token_IsUnresolved(p.AlarmTopicARN) && !contract.SNSTopicARNPattern.MatchString(p.AlarmTopicARN) {
+		return fmt.Errorf("alarmTopicArn %q: want an SNS topic's ARN, %s", p.AlarmTopicARN, contract.SNSTopicARNPattern)
+	}
 	if p.LogRetention == "" {
 		p.LogRetention = awslogs.RetentionDays_ONE_YEAR
 	}

@@ -313,6 +313,28 @@ func TestExistingKeyAndRoles(t *testing.T) {
 	})
 }
 
+// TestCentralAlarmTopic: with AlarmTopicARN every alarm notifies that topic, beside the
+// email topic when there is one.
+func TestCentralAlarmTopic(t *testing.T) {
+	const central = "arn:aws:sns:us-east-1:999988887777:org-alarms"
+	_, raw := template(t, &storecrypt.Props{AlarmTopicARN: central, AlarmEmail: "ops@example.com"})
+	alarms := 0
+	for id, r := range raw["Resources"].(map[string]any) {
+		r := r.(map[string]any)
+		if r["Type"] != "AWS::CloudWatch::Alarm" {
+			continue
+		}
+		alarms++
+		actions, _ := r["Properties"].(map[string]any)["AlarmActions"].([]any)
+		if len(actions) != 2 || !slices.Contains(actions, any(central)) {
+			t.Errorf("alarm %s: got actions %v, want the email topic and %s", id, actions, central)
+		}
+	}
+	if alarms == 0 {
+		t.Fatal("no alarms")
+	}
+}
+
 func TestBadProps(t *testing.T) {
 	app := awscdk.NewApp(nil)
 	if _, err := appStack(app, "S", &storecrypt.Props{KeySource: "ephemeral", BuildDir: buildDir(t)}); err == nil {
@@ -339,6 +361,7 @@ func TestBadProps(t *testing.T) {
 		{Name: "x", InstanceRolePath: "/storecrypt/"},
 		{Name: "x", InstanceRolePath: "/storecrypt/instances/", KeySource: contract.KeySourceS3KMS},
 		{Name: "x", InstanceRolePath: "/storecrypt/instances/", KeyARN: "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555"},
+		{Name: "x", AlarmTopicARN: "arn:aws:sqs:us-east-1:999988887777:alarms"},
 	} {
 		props.BuildDir = buildDir(t)
 		if _, err := appStack(app, fmt.Sprintf("Bad%d", i), props); err == nil {

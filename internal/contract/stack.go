@@ -6,7 +6,10 @@
 
 package contract
 
-import "time"
+import (
+	"regexp"
+	"time"
+)
 
 // SecretReadActions are the S3 actions that read an s3-kms secret: the current object at
 // format, the version a volume was made with at unlock (GetObject with a versionId is
@@ -173,3 +176,11 @@ const (
 // principal but the instance roles: the binding check reads the roles and the role path
 // it names to tell a blocked role what would make it a key user.
 const SidOnlyTheInstanceRoles = "StoreCryptOnlyTheInstanceRoles"
+
+// PatternSNSTopicARN is an SNS topic's ARN (a standard topic's name: letters, digits,
+// hyphens and underscores, up to 256), in any partition: the published template's
+// AlarmTopicArn and the construct's AlarmTopicARN take it.
+const PatternSNSTopicARN = `^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$`
+
+// SNSTopicARNPattern is PatternSNSTopicARN compiled.
+var SNSTopicARNPattern = regexp.MustCompile(PatternSNSTopicARN)

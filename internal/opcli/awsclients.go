@@ -8,8 +8,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	"github.com/storecrypt/storecrypt/internal/awscfg"
 )
@@ -29,5 +31,6 @@ func AWSClients(ctx context.Context, o awscfg.Options) (Clients, error) {
 				s.ClientLogMode = awscfg.HeadersOnly
 			}
 		}),
-		CloudFormation: cloudformation.NewFromConfig(cfg), DynamoDB: dynamodb.NewFromConfig(cfg)}, nil
+		CloudFormation: cloudformation.NewFromConfig(cfg), DynamoDB: dynamodb.NewFromConfig(cfg),
+		STS: sts.NewFromConfig(cfg), Organizations: organizations.NewFromConfig(cfg)}, nil
 }

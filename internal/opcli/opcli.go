@@ -54,9 +54,15 @@ type KMS interface {
 	GetKeyRotationStatus(ctx context.Context, in *kms.GetKeyRotationStatusInput, optFns ...func(*kms.Options)) (*kms.GetKeyRotationStatusOutput, error)
 }
 
-// S3 is the part of the S3 client put-secret uses.
+// S3 is the part of the S3 client put-secret and stage use.
 type S3 interface {
 	PutObject(ctx context.Context, in *s3.PutObjectInput, optFns ...func(*s3.Options)) (*s3.PutObjectOutput, error)
+	HeadObject(ctx context.Context, in *s3.HeadObjectInput, optFns ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
+	HeadBucket(ctx context.Context, in *s3.HeadBucketInput, optFns ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
+	CreateBucket(ctx context.Context, in *s3.CreateBucketInput, optFns ...func(*s3.Options)) (*s3.CreateBucketOutput, error)
+	PutPublicAccessBlock(ctx context.Context, in *s3.PutPublicAccessBlockInput, optFns ...func(*s3.Options)) (*s3.PutPublicAccessBlockOutput, error)
+	PutBucketEncryption(ctx context.Context, in *s3.PutBucketEncryptionInput, optFns ...func(*s3.Options)) (*s3.PutBucketEncryptionOutput, error)
+	PutBucketPolicy(ctx context.Context, in *s3.PutBucketPolicyInput, optFns ...func(*s3.Options)) (*s3.PutBucketPolicyOutput, error)
 }
 
 // Clients are the AWS clients for one region and profile.
@@ -68,6 +74,8 @@ type Clients struct {
 	S3             S3
 	CloudFormation CloudFormation
 	DynamoDB       ledger.DynamoDB
+	STS            STS
+	Organizations  Organizations
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -141,6 +149,8 @@ var commands = []command{
 	{name: "status", summary: "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", aws: true, define: runStatus},
 	{name: "report", summary: "evidence for an auditor from the ledger, for a period (--since, --until): coverage overall, per role and per type, time to encrypted, every exception and every launch with its evidence",
 		outputs: []string{"csv", "html"}, aws: true, define: runReport},
+	{name: "stage", summary: "upload a release (make release's tarball) to a code bucket per region, <bucket-prefix>-<region>, created if absent and readable by the organization alone: a line per region and object, a summary, and nothing uploaded twice",
+		aws: true, define: runStage},
 	{name: "version", summary: "print the CLI's version, the commit it was built from and the Go release", define: func(*pflag.FlagSet) checkFunc { return checked(printVersion) }},
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/ledger"
+	"github.com/storecrypt/storecrypt/internal/release"
 	"github.com/storecrypt/storecrypt/test/cfn"
 	"github.com/storecrypt/storecrypt/test/emu"
 )
@@ -87,6 +88,9 @@ func synthesize() error {
 	return publishTemplate(dir)
 }
 
+// distFiles is what `make publish` wrote, each file at its path below dist/.
+var distFiles []release.File
+
 // publishTemplate writes the StackSet template as `make publish` does, with the app's
 // defaults and the code bucket prefix a publisher would pass.
 func publishTemplate(build string) error {
@@ -102,6 +106,9 @@ func publishTemplate(build string) error {
 	props.BuildDir = build
 	if _, err := publish.App(context.Background(), awscdk.NewApp(nil), name, awscdk.StackProps{}, props, dist); err != nil {
 		return fmt.Errorf("publishing: %w", err)
+	}
+	if distFiles, err = release.ReadDir(dist, ""); err != nil {
+		return err
 	}
 	tpl, err := cfn.Load(filepath.Join(dist, publish.Template))
 	if err != nil {

@@ -1,65 +1,39 @@
 package conformance
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
 	"net/url"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 
+	"github.com/storecrypt/storecrypt/infra/publish"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/release"
 	"github.com/storecrypt/storecrypt/test/cfn"
+	"github.com/storecrypt/storecrypt/test/iamsim"
 )
 
-// TestREADMECodeBucketPolicy builds the code buckets' policy as the README's shell lines
-// do, in every partition, and judges it with the fake's evaluator: it names no partition
-// or prefix of its own, the prefix the lines set is the published template's CodePrefix
-// default, and it lets a
-// principal of the organization read every object the published template reads (the
-// functions' zips, the agents), and nothing else: no principal outside the organization,
+// TestStagedBucketPolicy judges the code buckets' policy `storecrypt stage` puts, in
+// every partition, with the fake's evaluator and iam-simulate: a principal of the organization reads every
+// object the published template reads (the functions' zips, the agents) under the
+// template's CodePrefix default, and nothing else: no principal outside the organization,
 // no object outside the prefix, no write.
-func TestREADMECodeBucketPolicy(t *testing.T) {
-	block := readmeBlock(t, "put-bucket-policy")
-	_, word, ok := strings.Cut(block, "--policy ")
-	if !ok {
-		t.Fatal("the README's put-bucket-policy has no --policy")
-	}
-	// With every variable a placeholder, the resource shows what the lines fill in: the
-	// partition from the credentials, the prefix the template reads its code under.
-	shape, err := shellWord(word, map[string]string{"partition": "PARTITION", "bucket": "BUCKET", "prefix": "PREFIX/", "org": "ORG"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct{ Statement []struct{ Resource string } }
-	if err := json.Unmarshal([]byte(shape), &doc); err != nil || len(doc.Statement) != 1 {
-		t.Fatalf("the README's bucket policy: %v\n%s", err, shape)
-	}
-	if got, want := doc.Statement[0].Resource, "arn:PARTITION:s3:::BUCKET/PREFIX/*"; got != want {
-		t.Errorf("the README's bucket policy grants %s, want %s (no partition or prefix of its own)", got, want)
-	}
-	vars := shellAssignments(block)
-	for _, name := range []string{"org", "prefix"} {
-		if vars[name] == "" {
-			t.Fatalf("the README's lines set no %s", name)
-		}
-	}
-	if def := templates[stackSetTemplate].Parameters["CodePrefix"].Default; vars["prefix"] != def {
-		t.Errorf("the README's prefix is %q, want the template's CodePrefix default %q", vars["prefix"], def)
-	}
+func TestStagedBucketPolicy(t *testing.T) {
+	prefix := fmt.Sprint(templates[stackSetTemplate].Parameters["CodePrefix"].Default)
+	const org = "o-exampleorgid"
 	for _, env := range cfn.Partitions {
 		t.Run(env.Partition, func(t *testing.T) {
 			d := deployVariant(t, stackSetTemplate, env)
 			objects := d.codeObjects(t)
 			bucket := strings.SplitN(objects[0], "/", 2)[0]
-			policy, err := shellWord(word, map[string]string{"partition": env.Partition, "bucket": bucket, "prefix": vars["prefix"], "org": vars["org"]})
-			if err != nil {
-				t.Fatal(err)
+			if want := release.Bucket(fmt.Sprint(templates[stackSetTemplate].Parameters["CodeBucketPrefix"].Default), env.Region); bucket != want {
+				t.Fatalf("the template reads bucket %s, want the one stage writes, %s", bucket, want)
 			}
-			if !json.Valid([]byte(policy)) {
-				t.Fatalf("the README's bucket policy is not JSON:\n%s", policy)
-			}
+			policy := release.BucketPolicy(release.Partition(env.Region), bucket, prefix, org)
 			member := fmt.Sprintf("arn:%s:iam::444455556666:role/any", env.Partition)
 			ask := func(org, action, object string) fakeaws.Decision {
 				t.Helper()
@@ -71,20 +45,127 @@ func TestREADMECodeBucketPolicy(t *testing.T) {
 				return got
 			}
 			for _, o := range objects {
-				if got := ask(vars["org"], "s3:GetObject", o); got != fakeaws.Allow {
+				if got := ask(org, "s3:GetObject", o); got != fakeaws.Allow {
 					t.Errorf("a member account reads %s: got %s, want %s", o, got, fakeaws.Allow)
 				}
 			}
-			for _, tc := range []struct{ name, org, action, object string }{
+			denied := []struct{ name, org, action, object string }{
 				{"a principal outside the organization reads the code", "o-otherorgid", "s3:GetObject", objects[0]},
-				{"a member account reads an object outside the prefix", vars["org"], "s3:GetObject", bucket + "/other/secret"},
-				{"a member account writes the code", vars["org"], "s3:PutObject", objects[0]},
-			} {
+				{"a member account reads an object outside the prefix", org, "s3:GetObject", bucket + "/other/secret"},
+				{"a member account writes the code", org, "s3:PutObject", objects[0]},
+			}
+			for _, tc := range denied {
 				if got := ask(tc.org, tc.action, tc.object); got != fakeaws.ImplicitDeny {
 					t.Errorf("%s: got %s, want %s", tc.name, got, fakeaws.ImplicitDeny)
 				}
 			}
+			// The second evaluator on the same requests: the member's read of the code
+			// allowed, the three others denied.
+			reqs := []iamsim.Request{{Principal: member, Action: "s3:GetObject", Resource: "arn:" + env.Partition + ":s3:::" + objects[0],
+				ResourcePolicy: policy, Context: map[string][]string{"aws:PrincipalOrgID": {org}}}}
+			for _, tc := range denied {
+				reqs = append(reqs, iamsim.Request{Principal: member, Action: tc.action, Resource: "arn:" + env.Partition + ":s3:::" + tc.object,
+					ResourcePolicy: policy, Context: map[string][]string{"aws:PrincipalOrgID": {tc.org}}})
+			}
+			verdicts, err := iamsim.Evaluate(context.Background(), reqs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, v := range verdicts {
+				want := iamsim.ImplicitlyDenied
+				if i == 0 {
+					want = iamsim.Allowed
+				}
+				if v != want {
+					t.Errorf("iam-simulate, %s on %s by org %s: got %s, want %s", reqs[i].Action, reqs[i].Resource, reqs[i].Context["aws:PrincipalOrgID"][0], v, want)
+				}
+			}
 		})
+	}
+}
+
+// TestREADMEOrganization reads the README's organization lines as a shell would: every
+// StackSet command runs as the delegated administrator (--call-as DELEGATED_ADMIN), every
+// parameter it names is one of the published template's, the bucket and prefix it gives
+// the StackSet are the ones `storecrypt stage` wrote, and the template URL is the
+// staged template in the home region's bucket.
+func TestREADMEOrganization(t *testing.T) {
+	block := readmeBlock(t, " stage --release")
+	vars := map[string]string{}
+	var commands [][]string
+	for _, line := range strings.Split(strings.ReplaceAll(block, "\\\n", " "), "\n") {
+		line, _, _ = strings.Cut(line, "#")
+		for k, v := range shellAssignments(line) {
+			vars[k] = v
+		}
+		if fields := strings.Fields(line); len(fields) > 0 {
+			commands = append(commands, fields)
+		}
+	}
+	flag := func(cmd []string, name string) []string {
+		for i, f := range cmd {
+			if f == name {
+				var out []string
+				for _, v := range cmd[i+1:] {
+					if strings.HasPrefix(v, "--") {
+						break
+					}
+					out = append(out, v)
+				}
+				return out
+			}
+		}
+		return nil
+	}
+	tpl := templates[stackSetTemplate]
+	var stage []string
+	stackSets := 0
+	for _, cmd := range commands {
+		if strings.HasSuffix(cmd[0], "storecrypt-linux-amd64") && len(cmd) > 1 && cmd[1] == "stage" {
+			stage = cmd
+		}
+	}
+	if stage == nil || len(flag(stage, "--bucket-prefix")) != 1 || len(flag(stage, "--prefix")) != 1 || len(flag(stage, "--regions")) != 1 {
+		t.Fatalf("the README stages with %v, want --bucket-prefix, --prefix and --regions", stage)
+	}
+	bucketPrefix, prefix, regions := flag(stage, "--bucket-prefix")[0], flag(stage, "--prefix")[0], strings.Split(flag(stage, "--regions")[0], ",")
+	for _, cmd := range commands {
+		if len(cmd) < 3 || cmd[0] != "aws" || cmd[1] != "cloudformation" || !strings.Contains(cmd[2], "stack-set") && !strings.Contains(cmd[2], "stack-instances") {
+			continue
+		}
+		stackSets++
+		if got := flag(cmd, "--call-as"); len(got) != 1 || got[0] != "DELEGATED_ADMIN" {
+			t.Errorf("aws cloudformation %s: got --call-as %v, want DELEGATED_ADMIN (the section runs from the delegated administrator)", cmd[2], got)
+		}
+		for _, p := range flag(cmd, "--parameters") {
+			fields := map[string]string{}
+			for _, kv := range strings.Split(p, ",") {
+				k, v, _ := strings.Cut(kv, "=")
+				fields[k] = v
+			}
+			key := fields["ParameterKey"]
+			if _, ok := tpl.Parameters[key]; !ok {
+				t.Errorf("aws cloudformation %s passes parameter %q, which the published template lacks", cmd[2], key)
+			}
+			want := map[string]string{"CodeBucketPrefix": bucketPrefix, "CodePrefix": prefix}[key]
+			if v, ok := fields["ParameterValue"]; ok && want != "" && v != want {
+				t.Errorf("aws cloudformation %s: %s=%s, want %s, as stage staged it", cmd[2], key, v, want)
+			}
+		}
+		if u := flag(cmd, "--template-url"); len(u) == 1 {
+			got, err := shellWord(u[0], vars)
+			if err != nil {
+				t.Fatal(err)
+			}
+			home := vars["home"]
+			want := "https://" + release.Bucket(bucketPrefix, home) + ".s3." + home + "." + vars["domain"] + "/" + prefix + publish.Template
+			if got != want || !slices.Contains(regions, home) {
+				t.Errorf("aws cloudformation %s --template-url %s, want %s, the template stage put in the home region (%s, staged: %v)", cmd[2], got, want, home, regions)
+			}
+		}
+	}
+	if stackSets < 3 {
+		t.Errorf("got %d StackSet commands in the README, want create-stack-set, create-stack-instances and update-stack-set at least", stackSets)
 	}
 }
 
@@ -190,4 +271,47 @@ func shellWord(s string, vars map[string]string) (string, error) {
 		}
 	}
 	return b.String(), nil
+}
+
+// TestREADMEAlarmTopicPolicy asks the second evaluator (iam-simulate) about the central
+// alarm topic's policy as the README's lines write it: CloudWatch publishes for an
+// account of the organization, and neither for another organization nor as anyone else.
+func TestREADMEAlarmTopicPolicy(t *testing.T) {
+	block := readmeBlock(t, "OrganizationAlarmsPublish")
+	_, word, ok := strings.Cut(block, "--attribute-value ")
+	if !ok {
+		t.Fatal("the README's set-topic-attributes has no --attribute-value")
+	}
+	vars := shellAssignments(block)
+	topic := "arn:aws:sns:eu-west-1:999988887777:storecrypt-alarms"
+	policy, err := shellWord(word, map[string]string{"topic": topic, "org": vars["org"]})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cases := []struct {
+		name, principal, org string
+		want                 iamsim.Verdict
+	}{
+		{"CloudWatch for an account of the organization", "cloudwatch.amazonaws.com", vars["org"], iamsim.Allowed},
+		{"CloudWatch for another organization", "cloudwatch.amazonaws.com", "o-otherorgid1", iamsim.ImplicitlyDenied},
+		{"a role of the organization", "arn:aws:iam::444455556666:role/any", vars["org"], iamsim.ImplicitlyDenied},
+	}
+	var reqs []iamsim.Request
+	for _, c := range cases {
+		key := "aws:SourceOrgID"
+		if strings.HasPrefix(c.principal, "arn:") {
+			key = "aws:PrincipalOrgID"
+		}
+		reqs = append(reqs, iamsim.Request{Principal: c.principal, Action: "sns:Publish", Resource: topic, ResourcePolicy: policy,
+			Context: map[string][]string{key: {c.org}}})
+	}
+	got, err := iamsim.Evaluate(context.Background(), reqs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, c := range cases {
+		if got[i] != c.want {
+			t.Errorf("%s publishes: got %s, want %s", c.name, got[i], c.want)
+		}
+	}
 }

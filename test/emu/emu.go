@@ -72,6 +72,7 @@ type Emulators struct {
 	s3srv   *httptest.Server
 	kmsDown bool
 	owners  map[string]string   // buckets of an account other than Account
+	configs map[string]string   // "<bucket>?<subresource>" → the body PUT there (policy, publicAccessBlock, encryption)
 	signers map[string][]string // service → access key id of each request, since TakeAccessKeys
 }
 
@@ -107,9 +108,8 @@ func New(dir, instanceID string) (*Emulators, error) {
 	e.KMSAddr = ln.Addr().String()
 	e.serveKMS(ln)
 
-	e.s3srv = httptest.NewServer(e.recordSigner(e.expectedOwner(gofakes3.New(s3mem.New()).Server())))
-	e.S3Addr = strings.TrimPrefix(e.s3srv.URL, "http://")
-
+	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
+	e.startS3(creds)
 	if instanceID == "" {
 		instanceID = InstanceID
 	}
@@ -117,13 +117,104 @@ func New(dir, instanceID string) (*Emulators, error) {
 		e.Close()
 		return nil, err
 	}
-	creds := credentials.NewStaticCredentialsProvider("test", "test", "")
 	e.KMS = kms.New(kms.Options{Region: Region, Credentials: creds, BaseEndpoint: aws.String("http://" + e.KMSAddr)})
+	return e, nil
+}
+
+// StartS3 runs S3 alone (no KMS, no IMDS) until the test ends, for what needs only
+// buckets, and fails the test if a request broke S3's model.
+func StartS3(t testing.TB) *Emulators {
+	t.Helper()
+	e := &Emulators{}
+	e.startS3(credentials.NewStaticCredentialsProvider("test", "test", ""))
+	t.Cleanup(e.Close)
+	e.Models.FailOn(t)
+	return e
+}
+
+func (e *Emulators) startS3(creds aws.CredentialsProvider) {
+	e.s3srv = httptest.NewServer(e.recordSigner(e.expectedOwner(e.bucketConfig(gofakes3.New(s3mem.New()).Server()))))
+	e.S3Addr = strings.TrimPrefix(e.s3srv.URL, "http://")
 	// KMS's requests are checked where the emulator receives them; S3's (REST, its members
 	// in the path and headers) only from this client.
 	e.S3 = s3.New(s3.Options{Region: Region, Credentials: creds, BaseEndpoint: aws.String("http://" + e.S3Addr), UsePathStyle: true,
 		APIOptions: []func(*middleware.Stack) error{apimodel.Validate(e.Models.Report)}})
-	return e, nil
+}
+
+// bucketSubresources are the bucket configurations gofakes3 lacks (it takes a PUT of
+// any of them for a CreateBucket): the emulator keeps each as the document PUT, and
+// answers a GET of one never PUT with S3's error for it.
+var bucketSubresources = map[string]string{
+	"policy":            "NoSuchBucketPolicy",
+	"publicAccessBlock": "NoSuchPublicAccessBlockConfiguration",
+	"encryption":        "ServerSideEncryptionConfigurationNotFoundError",
+}
+
+func (e *Emulators) bucketConfig(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		bucket, object, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, "/"), "/")
+		sub, missing := "", ""
+		for name, code := range bucketSubresources {
+			if r.URL.Query().Has(name) {
+				sub, missing = name, code
+			}
+		}
+		if sub == "" || object != "" || bucket == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		// The bucket must exist: ask gofakes3 with a HEAD of it.
+		probe := httptest.NewRecorder()
+		next.ServeHTTP(probe, httptest.NewRequest(http.MethodHead, "/"+bucket, nil))
+		if probe.Code != http.StatusOK {
+			s3Error(w, http.StatusNotFound, "NoSuchBucket")
+			return
+		}
+		key := bucket + "?" + sub
+		switch r.Method {
+		case http.MethodPut:
+			body, err := io.ReadAll(r.Body)
+			if err != nil {
+				w.WriteHeader(http.StatusBadRequest)
+				return
+			}
+			e.mu.Lock()
+			if e.configs == nil {
+				e.configs = map[string]string{}
+			}
+			e.configs[key] = string(body)
+			e.mu.Unlock()
+			// PutBucketPolicy answers 204 No Content; the others 200.
+			if sub == "policy" {
+				w.WriteHeader(http.StatusNoContent)
+			}
+		case http.MethodGet:
+			e.mu.Lock()
+			body, ok := e.configs[key]
+			e.mu.Unlock()
+			if !ok {
+				s3Error(w, http.StatusNotFound, missing)
+				return
+			}
+			_, _ = io.WriteString(w, body)
+		default:
+			w.WriteHeader(http.StatusMethodNotAllowed)
+		}
+	})
+}
+
+func s3Error(w http.ResponseWriter, status int, code string) {
+	w.Header().Set("Content-Type", "application/xml")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintf(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>%s</Code><Message>%s</Message></Error>`, code, code)
+}
+
+// BucketConfig is the document last PUT to bucket's subresource (policy,
+// publicAccessBlock, encryption), or "" when none was.
+func (e *Emulators) BucketConfig(bucket, subresource string) string {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.configs[bucket+"?"+subresource]
 }
 
 func (e *Emulators) serveKMS(ln net.Listener) {
@@ -251,8 +342,7 @@ func (e *Emulators) expectedOwner(next http.Handler) http.Handler {
 			owner = Account
 		}
 		if want := r.Header.Get("X-Amz-Expected-Bucket-Owner"); want != "" && want != owner {
-			w.WriteHeader(http.StatusForbidden)
-			_, _ = io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>AccessDenied</Code><Message>Access Denied</Message></Error>`)
+			s3Error(w, http.StatusForbidden, "AccessDenied")
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -1,0 +1,69 @@
+// Command storecrypt-release packs the release bundle (package release) from what `make
+// publish` wrote and the CLI it builds: `make release` runs it.
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+
+	"github.com/storecrypt/storecrypt/infra/artifact"
+	"github.com/storecrypt/storecrypt/internal/release"
+)
+
+func main() {
+	fs := flag.NewFlagSet("storecrypt-release", flag.ContinueOnError)
+	fs.Usage = func() {
+		fmt.Fprintln(fs.Output(), "usage: storecrypt-release -dist DIR -o DIR -version V [-platforms goos/goarch,...]\n\nPacks storecrypt-<version>.tar.gz: DIR's template and code objects under code/, the CLI for\neach platform under bin/, and SHA256SUMS.")
+		fs.PrintDefaults()
+	}
+	dist := fs.String("dist", "dist", "what make publish wrote")
+	out := fs.String("o", "release", "directory to write the tarball into")
+	version := fs.String("version", "", "the release's version (required)")
+	platforms := fs.String("platforms", "linux/amd64,linux/arm64,darwin/arm64", "the CLI's platforms, goos/goarch, comma-separated")
+	if err := fs.Parse(os.Args[1:]); err != nil || fs.NArg() > 0 || *version == "" {
+		fs.Usage()
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	path, err := run(ctx, *dist, *out, *version, strings.Split(*platforms, ","))
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "storecrypt-release:", err)
+		os.Exit(1)
+	}
+	fmt.Println("storecrypt: wrote", path)
+}
+
+// run packs the release and returns the tarball's path.
+func run(ctx context.Context, dist, out, version string, platforms []string) (string, error) {
+	files, err := release.ReadDir(dist, release.CodeDir)
+	if err != nil {
+		return "", fmt.Errorf("reading %s (run make publish): %w", dist, err)
+	}
+	if len(files) == 0 {
+		return "", fmt.Errorf("%s is empty: run make publish", dist)
+	}
+	bins, err := artifact.CLI(ctx, filepath.Join(out, "bin"), platforms, artifact.Options{})
+	if err != nil {
+		return "", err
+	}
+	for _, b := range bins {
+		data, err := os.ReadFile(b)
+		if err != nil {
+			return "", err
+		}
+		files = append(files, release.File{Path: release.BinDir + filepath.Base(b), Data: data, Exec: true})
+	}
+	var buf bytes.Buffer
+	if err := release.Pack(&buf, version, files); err != nil {
+		return "", err
+	}
+	path := filepath.Join(out, release.Name(version))
+	return path, os.WriteFile(path, buf.Bytes(), 0o644)
+}
