@@ -5,12 +5,14 @@ const (
 	agentPkg   = "instance-agent/agent"
 	conformPkg = "test/conformance"
 	stackPkg   = "infra/storecrypt"
-	stackFile  = "infra/storecrypt/storecrypt.go"
-	keyFile    = "infra/storecrypt/key.go"
-	fnFile     = "infra/storecrypt/functions.go"
-	alarmsFile = "infra/storecrypt/alarms.go"
-	evFile     = "infra/storecrypt/evidence.go"
-	scpFile    = "docs/examples/scp-storecrypt.json"
+	// kubedocsPkg checks docs/kubernetes.md, whose blocks are the Kubernetes controls.
+	kubedocsPkg = "test/kubedocs"
+	stackFile   = "infra/storecrypt/storecrypt.go"
+	keyFile     = "infra/storecrypt/key.go"
+	fnFile      = "infra/storecrypt/functions.go"
+	alarmsFile  = "infra/storecrypt/alarms.go"
+	evFile      = "infra/storecrypt/evidence.go"
+	scpFile     = "docs/examples/scp-storecrypt.json"
 	// scpResourcesFile protects storecrypt's own resources (functions, document, key).
 	scpResourcesFile = "docs/examples/scp-storecrypt-resources.json"
 )
@@ -299,6 +301,34 @@ var Catalogue = []Mutant{
 		Find:    "	if _, err := run.Run(ctx, MountCommand(Target(mountPoint, dir), dir)); err != nil {",
 		Replace: "	if err := error(nil); err != nil {",
 		Pkg:     agentPkg, Run: "^TestBindDirs$",
+	},
+	{
+		Row:     "the platform's own disk setup takes the instance-store disks",
+		File:    "docs/kubernetes.md",
+		Find:    "  # no instanceStorePolicy: storecrypt owns the instance-store disks\n",
+		Replace: "  instanceStorePolicy: RAID0\n",
+		Pkg:     kubedocsPkg, Run: "^TestKubernetesDoc$",
+	},
+	{
+		Row:     "the platform's own disk setup takes the instance-store disks",
+		File:    "docs/kubernetes.md",
+		Find:    "  blockDeviceMappings:\n",
+		Replace: "  blockDeviceMapping:\n",
+		Pkg:     kubedocsPkg, Run: "^TestKubernetesDoc$",
+	},
+	{
+		Row:     "the platform's own disk setup takes the instance-store disks",
+		File:    "test/kubedocs/kubedocs_test.go",
+		Find:    `		if _, ok := lookup(spec, "instance", "localStorage"); ok {`,
+		Replace: `		if _, ok := lookup(spec, "instance", "localStorage"); ok && false {`,
+		Pkg:     kubedocsPkg, Run: "^TestCheckerRefusesWhatANodeWouldDrop$",
+	},
+	{
+		Row:     "the platform's own disk setup takes the instance-store disks",
+		File:    "test/kubedocs/kubedocs_test.go",
+		Find:    "			errs = append(errs, bindsKubeletState(fields[2:])...)",
+		Replace: "			_ = bindsKubeletState",
+		Pkg:     kubedocsPkg, Run: "^TestCheckerRefusesWhatANodeWouldDrop$",
 	},
 	{
 		Row:     "Taking storecrypt off an instance",
