@@ -55,12 +55,16 @@ func App(ctx context.Context, app awscdk.App, name string, stackProps awscdk.Sta
 		strconv.FormatBool(props.AllowOptOut), &awscdk.CfnParameterProps{AllowedValues: jsii.Strings("true", "false")})
 	email := switchParameter(stack, "AlarmEmail", "an address subscribed to every alarm; empty: none", props.AlarmEmail,
 		&awscdk.CfnParameterProps{AllowedPattern: jsii.String(`^([^@\s]+@[^@\s]+)?$`)})
-	props.AllowOptOut, props.AlarmEmail = true, *email.ValueAsString()
+	auditor := switchParameter(stack, "AuditorPrincipal", "the account id (from the organization only) or role ARN that storecrypt report --accounts assumes the read-only auditor role from; empty: no role",
+		props.AuditorPrincipal, &awscdk.CfnParameterProps{AllowedPattern: jsii.String(`^([0-9]{12}|arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512})?$`)})
+	props.AllowOptOut, props.AlarmEmail, props.AuditorPrincipal = true, *email.ValueAsString(), *auditor.ValueAsString()
 	sc, err := storecrypt.New(ctx, stack, "Default", props)
 	if err != nil {
 		return nil, err
 	}
 	switches(stack, sc, optOut, email)
+	onlyIf(sc.AuditorRole, awscdk.NewCfnCondition(stack, jsii.String("HasAuditor"), &awscdk.CfnConditionProps{
+		Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(auditor.ValueAsString(), jsii.String("")))}))
 	stack.TemplateOptions().SetMetadata(&map[string]any{"storecrypt:published-with": describe(&sc.Props)})
 	assembly := app.Synth(nil)
 	return Write(dist, props.BuildDir, assembly.GetStackArtifact(&name).Template())
@@ -98,7 +102,7 @@ func ParameterOf(prop string) string {
 			return p.name
 		}
 	}
-	if slices.Contains([]string{"AllowOptOut", "AlarmEmail"}, prop) { // switches
+	if slices.Contains([]string{"AllowOptOut", "AlarmEmail", "AuditorPrincipal"}, prop) { // switches
 		return prop
 	}
 	return ""
