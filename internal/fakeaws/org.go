@@ -19,7 +19,9 @@ import (
 // Organization is AWS Organizations and STS over several accounts' worlds (a world is one
 // account in one region). Its rules, from AWS's pages:
 //   - STS API Reference, AssumeRole: the role's trust policy must allow the caller
-//     (sts:ExternalId and aws:PrincipalOrgID are condition keys of the request), and
+//     (sts:ExternalId and aws:PrincipalOrgID are condition keys of the request; IAM's
+//     global keys add aws:ResourceOrgID, "the identifier of the organization to which the
+//     account that owns the resource belongs", here the role's account), and
 //     "DurationSeconds ... can range from 900 seconds (15 minutes) up to the maximum
 //     session duration setting for the role"; a role in another account is also
 //     subject to the caller's own identity policies (IAM User Guide, "Cross-account
@@ -155,6 +157,9 @@ func (w *World) assumeRole(params any) (any, error) {
 	ctx := map[string][]string{"aws:PrincipalArn": {w.Caller}, "aws:PrincipalAccount": {w.account()}}
 	if o.has(w.account()) {
 		ctx["aws:PrincipalOrgID"] = []string{o.ID}
+	}
+	if o.has(parts[4]) {
+		ctx["aws:ResourceOrgID"] = []string{o.ID}
 	}
 	if in.ExternalId != nil {
 		ctx["sts:ExternalId"] = []string{aws.ToString(in.ExternalId)}

@@ -35,8 +35,11 @@ const (
 
 var auditor = "arn:aws:iam::" + management + ":role/auditor"
 
+const sameOrg = "${aws:ResourceOrgID}"
+
 // auditorTrust is the trust policy the stack gives the auditor role when AuditorPrincipal
-// is an account: its root, only from a principal of the organization.
+// is an account: its root, only from a principal of the organization org names
+// (sameOrg, as the stack names it: the role's own account's).
 func auditorTrust(principal, org string) string {
 	return fmt.Sprintf(`{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::%s:root"},"Action":"sts:AssumeRole",
   "Condition":{"StringEquals":{"aws:PrincipalOrgID":"%s"}}}]}`, principal, org)
@@ -92,7 +95,7 @@ func organization(t *testing.T, trust string) opcli.Clients {
 // TestReportAccounts: report --accounts merges the members' ledgers into one report, in
 // every output, and lists the account it could not reach (the exit status says so).
 func TestReportAccounts(t *testing.T) {
-	c := organization(t, auditorTrust(management, orgID))
+	c := organization(t, auditorTrust(management, sameOrg))
 	for _, tc := range []struct {
 		golden string
 		args   []string
@@ -134,7 +137,8 @@ func TestReportAccountsTrust(t *testing.T) {
 		want        int
 	}{
 		// The management account has no stack, and one member no auditor role.
-		{"the management account, in the organization", auditorTrust(management, orgID), 2},
+		{"the management account, in the organization", auditorTrust(management, sameOrg), 2},
+		{"the management account, the organization named", auditorTrust(management, orgID), 2},
 		{"another account", auditorTrust("123456789012", orgID), 4},
 		{"another organization", auditorTrust(management, "o-zzzzzzzzzz"), 4},
 	} {
