@@ -20,6 +20,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/opcli"
+	"github.com/storecrypt/storecrypt/test/cfn"
 	"github.com/storecrypt/storecrypt/test/iamsim"
 )
 
@@ -119,5 +120,40 @@ func (d *deployment) auditorRows(t *testing.T) []matrixRow {
 		row("writes the ledger", "dynamodb:PutItem", ledger, base, iamsim.ImplicitlyDenied),
 		row("updates the ledger", "dynamodb:UpdateItem", ledger, base, iamsim.ImplicitlyDenied),
 		row("deletes from the ledger", "dynamodb:DeleteItem", ledger, base, iamsim.ImplicitlyDenied),
+	}
+}
+
+// TestAuditorTrust evaluates the auditor role's trust policy as the template deploys it:
+// the central account's principals may assume it (their own policies then decide) while
+// the central account is in the role's organization; not once it has left it or joined
+// another, and no other account, not even one of the organization.
+func TestAuditorTrust(t *testing.T) {
+	const org = "o-a1b2c3d4e5"
+	for _, env := range cfn.Partitions {
+		d := deploy(t, contract.KeySourceKMSDataKey, env)
+		role := d.auditor(t)
+		for _, tc := range []struct {
+			name, account string
+			principalOrg  []string // nil: the caller's account is in no organization
+			want          fakeaws.Decision
+		}{
+			{"the central account, in the organization", centralAccount, []string{org}, fakeaws.Delegated},
+			{"the central account, out of any organization", centralAccount, nil, fakeaws.ImplicitDeny},
+			{"the central account, in another organization", centralAccount, []string{"o-zzzzzzzzzz"}, fakeaws.ImplicitDeny},
+			{"another account of the organization", "444455556666", []string{org}, fakeaws.ImplicitDeny},
+		} {
+			caller := fmt.Sprintf("arn:%s:iam::%s:role/auditor", env.Partition, tc.account)
+			ctx := map[string][]string{"aws:PrincipalArn": {caller}, "aws:PrincipalAccount": {tc.account}, "aws:ResourceOrgID": {org}}
+			if tc.principalOrg != nil {
+				ctx["aws:PrincipalOrgID"] = tc.principalOrg
+			}
+			got, _, err := fakeaws.Evaluate(role.Trust, true, fakeaws.AuthzRequest{Principal: caller, Action: "sts:AssumeRole", Resource: role.ARN, Context: ctx})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got != tc.want {
+				t.Errorf("%s, %s: got %s, want %s", env.Partition, tc.name, got, tc.want)
+			}
+		}
 	}
 }
