@@ -28,7 +28,9 @@ import (
 //     policy evaluation logic": both sides must allow). A refusal is AccessDenied,
 //     also for a role that does not exist.
 //   - Organizations API Reference, ListAccounts: every account of the organization with
-//     its Status (ACTIVE, SUSPENDED, PENDING_CLOSURE), MaxResults 1 to 20, NextToken.
+//     its State (PENDING_ACTIVATION, ACTIVE, SUSPENDED, PENDING_CLOSURE, CLOSED),
+//     MaxResults 1 to 20, NextToken. Its older Status "will be retired on September 9,
+//     2026" (Account's reference): the fake sends State alone, as AWS will.
 //
 // A session's credentials name the account and role that issued them: Config routes the
 // calls signed with them to that account's world in the region asked.
@@ -59,7 +61,7 @@ func (o *Organization) Join(w *World, name string) {
 			return
 		}
 	}
-	o.members = append(o.members, orgtypes.Account{Id: aws.String(w.account()), Name: aws.String(name), Status: orgtypes.AccountStatusActive,
+	o.members = append(o.members, orgtypes.Account{Id: aws.String(w.account()), Name: aws.String(name), State: orgtypes.AccountStateActive,
 		Arn: aws.String(fmt.Sprintf("arn:%s:organizations::%s:account/%s/%s", w.partition(), o.management(), o.ID, w.account()))})
 }
 
@@ -69,7 +71,7 @@ func (o *Organization) Suspend(account string) {
 	defer o.mu.Unlock()
 	for i, m := range o.members {
 		if aws.ToString(m.Id) == account {
-			o.members[i].Status = orgtypes.AccountStatusSuspended
+			o.members[i].State = orgtypes.AccountStateSuspended
 		}
 	}
 }

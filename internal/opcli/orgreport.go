@@ -251,7 +251,8 @@ func activeAccounts(ctx context.Context, c organizations.ListAccountsAPIClient) 
 			return nil, fmt.Errorf("listing the organization's accounts (--accounts all): %w", err)
 		}
 		for _, a := range page.Accounts {
-			if a.Status == orgtypes.AccountStatusActive {
+			// State, not Status: AWS retires Status on 2026-09-09.
+			if a.State == orgtypes.AccountStateActive {
 				out = append(out, aws.ToString(a.Id))
 			}
 		}
