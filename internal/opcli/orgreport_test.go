@@ -3,6 +3,7 @@ package opcli_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"strings"
 	"testing"
 
@@ -148,5 +149,43 @@ func TestReportAccountsTrust(t *testing.T) {
 				t.Errorf("exit %d, %s unreachable; want exit %d and %d\n%s", code, strings.TrimSpace(out), contract.CLIExitUnreachable, tc.want, errOut)
 			}
 		})
+	}
+}
+
+// TestReadmeOrgReport runs the README's "Evidence for the whole organization" example
+// against the fake organization: every line it shows is a line the command writes (the
+// progress lines in any order, as places finish in any order), and the exit status.
+func TestReadmeOrgReport(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "### Evidence for the whole organization\n")
+	_, block, _ := strings.Cut(section, "```console\n")
+	block, _, _ = strings.Cut(block, "```\n")
+	lines := strings.Split(strings.TrimSuffix(block, "\n"), "\n")
+	command, ok := strings.CutPrefix(lines[0], "$ storecrypt ")
+	if !ok || len(lines) < 4 || lines[len(lines)-2] != "$ echo $?" {
+		t.Fatalf("the README's example is not a command, its output and its exit status:\n%s", block)
+	}
+	code, out, errOut := run(t, organization(t, auditorTrust(management, sameOrg)), "", strings.Fields(command)...)
+	if want := lines[len(lines)-1]; fmt.Sprint(code) != want {
+		t.Errorf("exit %d, the README says %s", code, want)
+	}
+	written := map[string]bool{}
+	for _, l := range strings.Split(out+errOut, "\n") {
+		_, progress, isProgress := strings.Cut(l, "] ")
+		written[l] = true
+		if isProgress && strings.HasPrefix(l, "[") {
+			written[progress] = true
+		}
+	}
+	for _, l := range lines[1 : len(lines)-2] {
+		if _, progress, ok := strings.Cut(l, "] "); ok && strings.HasPrefix(l, "[") {
+			l = progress
+		}
+		if l != "..." && !written[l] {
+			t.Errorf("the README shows %q, which the command does not write", l)
+		}
 	}
 }
