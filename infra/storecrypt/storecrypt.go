@@ -111,7 +111,9 @@ type Props struct {
 	RemovalPolicy awscdk.RemovalPolicy
 	// AuditorPrincipal, when set, adds the read-only role `storecrypt report --accounts`
 	// assumes (auditor.go): an account id (any of its principals its own policies allow,
-	// and only while in this account's organization) or a role's ARN.
+	// and only while in this account's organization) or a role's ARN. The role's name is
+	// fixed (contract.AuditorRoleName) so that a central account finds it in every
+	// account: one deployment per account and region may set it.
 	AuditorPrincipal string
 	// Tags are added to every resource of the construct that takes tags.
 	Tags map[string]string
