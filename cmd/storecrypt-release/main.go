@@ -3,7 +3,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"flag"
 	"fmt"
@@ -40,30 +39,11 @@ func main() {
 	fmt.Println("storecrypt: wrote", path)
 }
 
-// run packs the release and returns the tarball's path.
+// run builds the CLI for each platform and packs the release; it returns the tarball's path.
 func run(ctx context.Context, dist, out, version string, platforms []string) (string, error) {
-	files, err := release.ReadDir(dist, release.CodeDir)
-	if err != nil {
-		return "", fmt.Errorf("reading %s (run make publish): %w", dist, err)
-	}
-	if len(files) == 0 {
-		return "", fmt.Errorf("%s is empty: run make publish", dist)
-	}
 	bins, err := artifact.CLI(ctx, filepath.Join(out, "bin"), platforms, artifact.Options{})
 	if err != nil {
 		return "", err
 	}
-	for _, b := range bins {
-		data, err := os.ReadFile(b)
-		if err != nil {
-			return "", err
-		}
-		files = append(files, release.File{Path: release.BinDir + filepath.Base(b), Data: data, Exec: true})
-	}
-	var buf bytes.Buffer
-	if err := release.Pack(&buf, version, files); err != nil {
-		return "", err
-	}
-	path := filepath.Join(out, release.Name(version))
-	return path, os.WriteFile(path, buf.Bytes(), 0o644)
+	return release.Write(dist, out, version, bins)
 }

@@ -58,13 +58,17 @@ func App(ctx context.Context, app awscdk.App, name string, stackProps awscdk.Sta
 		&awscdk.CfnParameterProps{AllowedPattern: jsii.String(`^([^@\s]+@[^@\s]+)?$`)})
 	central := switchParameter(stack, "AlarmTopicArn", "an SNS topic every alarm notifies, e.g. the security account's: its name and account, in each region the stack is deployed to (CloudWatch takes a topic of the alarm's region only); empty: none",
 		props.AlarmTopicARN, &awscdk.CfnParameterProps{AllowedPattern: jsii.String("(" + contract.PatternSNSTopicARN + ")|^$")})
-	// The switch sets every alarm's actions; the construct adds none of the central topic's.
-	props.AllowOptOut, props.AlarmEmail, props.AlarmTopicARN = true, *email.ValueAsString(), ""
+	auditor := switchParameter(stack, "AuditorPrincipal", "the account id (from the organization only) or role ARN that storecrypt report --accounts assumes the read-only auditor role from; empty: no role",
+		props.AuditorPrincipal, &awscdk.CfnParameterProps{AllowedPattern: jsii.String(`^([0-9]{12}|arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512})?$`)})
+	// The central topic's switch sets every alarm's actions; the construct adds none.
+	props.AllowOptOut, props.AlarmEmail, props.AlarmTopicARN, props.AuditorPrincipal = true, *email.ValueAsString(), "", *auditor.ValueAsString()
 	sc, err := storecrypt.New(ctx, stack, "Default", props)
 	if err != nil {
 		return nil, err
 	}
 	switches(stack, sc, optOut, email, central)
+	onlyIf(sc.AuditorRole, awscdk.NewCfnCondition(stack, jsii.String("HasAuditor"), &awscdk.CfnConditionProps{
+		Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(auditor.ValueAsString(), jsii.String("")))}))
 	stack.TemplateOptions().SetMetadata(&map[string]any{"storecrypt:published-with": describe(&sc.Props)})
 	assembly := app.Synth(nil)
 	return Write(dist, props.BuildDir, assembly.GetStackArtifact(&name).Template())
@@ -106,7 +110,7 @@ func ParameterOf(prop string) string {
 			return p.name
 		}
 	}
-	if slices.Contains([]string{"AllowOptOut", "AlarmEmail"}, prop) { // switches
+	if slices.Contains([]string{"AllowOptOut", "AlarmEmail", "AuditorPrincipal"}, prop) { // switches
 		return prop
 	}
 	if prop == "AlarmTopicARN" {

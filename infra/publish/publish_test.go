@@ -235,10 +235,12 @@ func TestCodeFromTheBucket(t *testing.T) {
 	}
 }
 
-// TestSwitches: AllowOptOut, AlarmEmail and AlarmTopicArn are parameters whose resources
-// are in the template under a condition: the OptedOut alarm and the launch function's
-// setting; the topic, its subscription and an action of every alarm; another action of
-// every alarm, the central topic of the alarm's own region.
+// TestSwitches: AllowOptOut, AlarmEmail, AlarmTopicArn and AuditorPrincipal are
+// parameters whose resources are in the template under a condition: the OptedOut alarm
+// and the launch function's setting; the topic, its subscription and an action of every
+// alarm; another action of every alarm, the central topic of the alarm's own region; the
+// auditor role and its policy, trusting the parameter's principal only from the
+// organization.
 func TestSwitches(t *testing.T) {
 	_, parsed, raw := published(t, awscdk.StackProps{})
 	central := parsed.Parameters["AlarmTopicArn"]
@@ -256,13 +258,23 @@ func TestSwitches(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &tpl); err != nil {
 		t.Fatal(err)
 	}
-	for _, c := range []string{"OptOutAllowed", "HasAlarmEmail", "HasAlarmTopicArn"} {
+	for _, c := range []string{"OptOutAllowed", "HasAlarmEmail", "HasAlarmTopicArn", "HasAuditor"} {
 		if tpl.Conditions[c] == nil {
 			t.Errorf("no condition %s", c)
 		}
 	}
-	alarms := 0
+	alarms, auditor := 0, 0
+	var trust []byte
 	for id, r := range tpl.Resources {
+		if strings.HasPrefix(id, "AuditorRole") {
+			auditor++
+			if r.Condition != "HasAuditor" {
+				t.Errorf("%s %s is not under HasAuditor", r.Type, id)
+			}
+			if r.Type == "AWS::IAM::Role" {
+				trust, _ = json.Marshal(r.Properties["AssumeRolePolicyDocument"])
+			}
+		}
 		switch r.Type {
 		case "AWS::SNS::Topic", "AWS::SNS::Subscription", "AWS::SNS::TopicPolicy":
 			if r.Condition != "HasAlarmEmail" {
@@ -299,6 +311,12 @@ func TestSwitches(t *testing.T) {
 	}
 	if alarms != 9 {
 		t.Errorf("%d alarms, want the eight and OptedOut", alarms)
+	}
+	if auditor != 2 {
+		t.Errorf("%d resources of the auditor role, want the role and its policy", auditor)
+	}
+	if want := `"Condition":{"StringEquals":{"aws:PrincipalOrgID":"${aws:ResourceOrgID}"}},"Effect":"Allow","Principal":{"AWS":{"Ref":"AuditorPrincipal"}}`; !strings.Contains(string(trust), want) {
+		t.Errorf("the auditor's trust %s; want it to hold %s", trust, want)
 	}
 }
 

@@ -9,7 +9,8 @@
 // seed secret's bucket), code.go (the agents and the functions' code), document.go (the
 // SSM document and its command output), functions.go (the queues, both functions and
 // their roles, the rules), evidence.go (the ledger, the access logs, the trail, the
-// operator policy) and alarms.go (the alarms, their topic and the dashboard).
+// operator policy), alarms.go (the alarms, their topic and the dashboard) and auditor.go
+// (the role `storecrypt report --accounts` assumes).
 package storecrypt
 
 import (
@@ -120,6 +121,12 @@ type Props struct {
 	// test stacks) schedules the key's deletion, drops the ledger's deletion protection,
 	// and fails on a bucket that is not empty.
 	RemovalPolicy awscdk.RemovalPolicy
+	// AuditorPrincipal, when set, adds the read-only role `storecrypt report --accounts`
+	// assumes (auditor.go): an account id (any of its principals its own policies allow,
+	// and only while in this account's organization) or a role's ARN. The role's name is
+	// fixed (contract.AuditorRoleName) so that a central account finds it in every
+	// account: one deployment per account and region may set it.
+	AuditorPrincipal string
 	// Tags are added to every resource of the construct that takes tags.
 	Tags map[string]string
 }
@@ -166,6 +173,9 @@ func (p *Props) defaults(c constructs.Construct) error {
 	}
 	if !unresolved(p.LedgerTableName) && !strings.HasSuffix(p.LedgerTableName, contract.LedgerTableSuffix) {
 		return fmt.Errorf("ledger table name %q: end it with %s (the example SCP protects storecrypt's ledgers by that suffix)", p.LedgerTableName, contract.LedgerTableSuffix)
+	}
+	if p.AuditorPrincipal != "" && !unresolved(p.AuditorPrincipal) && !auditorAccount.MatchString(p.AuditorPrincipal) && !auditorRoleARN.MatchString(p.AuditorPrincipal) {
+		return fmt.Errorf("auditorPrincipal %q: want an account id (12 digits) or a role's ARN", p.AuditorPrincipal)
 	}
 	for _, n := range []struct {
 		what, value, rule string
@@ -259,6 +269,9 @@ type StoreCrypt struct {
 	AgentLogs awslogs.LogGroup
 	// OperatorPolicy is what `storecrypt` and the console need; attach it to operators.
 	OperatorPolicy awsiam.ManagedPolicy
+	// AuditorRole is what `storecrypt report --accounts` assumes; nil without
+	// Props.AuditorPrincipal.
+	AuditorRole awsiam.Role
 }
 
 // builder is what every part is built with: the construct they go under, its stack
@@ -327,6 +340,9 @@ func New(ctx context.Context, scope constructs.Construct, id string, props *Prop
 		LaunchQueue: fns.queue, LaunchDLQ: fns.dlq, ResultDLQ: fns.resultDLQ,
 		Alarms: alarms.all, AlarmTopic: alarms.topic, OptOutAlarm: alarms.optOut, Ledger: table, AgentLogs: doc.agentLogs,
 		OperatorPolicy: operator,
+	}
+	if p.AuditorPrincipal != "" {
+		sc.AuditorRole = s.auditorRole(key, table)
 	}
 	s.outputs(sc, doc, roles, code.objects, secret)
 	return sc, nil

@@ -234,7 +234,7 @@ func statements(raw map[string]any) []map[string]any {
 }
 
 func TestLeastPrivilege(t *testing.T) {
-	for _, props := range []*storecrypt.Props{{}, {KeySource: contract.KeySourceS3KMS, Trail: true, AlarmEmail: "ops@example.com"}} {
+	for _, props := range []*storecrypt.Props{{}, {KeySource: contract.KeySourceS3KMS, Trail: true, AlarmEmail: "ops@example.com", AuditorPrincipal: "999988887777"}} {
 		_, raw := template(t, props)
 		sts := statements(raw)
 		if len(sts) < 10 {
@@ -263,6 +263,34 @@ func TestLeastPrivilege(t *testing.T) {
 				t.Errorf("CreateTags without the storecrypt:* tag-key condition: %v", st)
 			}
 		}
+	}
+}
+
+// TestAuditorRole: with AuditorPrincipal the stack has the role report --accounts
+// assumes, named by its region, at the path /, sessions of at most an hour; an account is
+// trusted only from this account's organization, a role as named; without it, no role.
+func TestAuditorRole(t *testing.T) {
+	orgOnly := map[string]any{"StringEquals": map[string]any{"aws:PrincipalOrgID": "${aws:ResourceOrgID}"}}
+	for _, tc := range []struct {
+		principal string
+		trusted   any
+		condition any
+	}{
+		{"999988887777", map[string]any{"Fn::Join": []any{"", []any{"arn:", map[string]any{"Ref": "AWS::Partition"}, ":iam::999988887777:root"}}}, orgOnly},
+		{"arn:aws:iam::999988887777:role/auditor", "arn:aws:iam::999988887777:role/auditor", assertions.Match_Absent()},
+	} {
+		t.Run(tc.principal, func(t *testing.T) {
+			tpl, _ := template(t, &storecrypt.Props{AuditorPrincipal: tc.principal})
+			tpl.HasResourceProperties(jsii.String("AWS::IAM::Role"), map[string]any{
+				"RoleName": contract.AuditorRoleName("us-east-1"), "MaxSessionDuration": 3600, "Path": assertions.Match_Absent(),
+				"AssumeRolePolicyDocument": map[string]any{"Statement": []any{map[string]any{
+					"Effect": "Allow", "Action": "sts:AssumeRole", "Principal": map[string]any{"AWS": tc.trusted}, "Condition": tc.condition}}},
+			})
+		})
+	}
+	tpl, _ := template(t, &storecrypt.Props{})
+	if roles := tpl.FindResources(jsii.String("AWS::IAM::Role"), map[string]any{"Properties": map[string]any{"RoleName": contract.AuditorRoleName("us-east-1")}}); len(*roles) != 0 {
+		t.Errorf("got an auditor role without AuditorPrincipal: %v", *roles)
 	}
 }
 
@@ -362,6 +390,8 @@ func TestBadProps(t *testing.T) {
 		{Name: "x", InstanceRolePath: "/storecrypt/instances/", KeySource: contract.KeySourceS3KMS},
 		{Name: "x", InstanceRolePath: "/storecrypt/instances/", KeyARN: "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555"},
 		{Name: "x", AlarmTopicARN: "arn:aws:sqs:us-east-1:999988887777:alarms"},
+		{Name: "x", AuditorPrincipal: "9999888877"},
+		{Name: "x", AuditorPrincipal: "arn:aws:iam::999988887777:user/alice"},
 	} {
 		props.BuildDir = buildDir(t)
 		if _, err := appStack(app, fmt.Sprintf("Bad%d", i), props); err == nil {
@@ -471,8 +501,8 @@ func TestTwoInOneStack(t *testing.T) {
 // suppression in the stack carries its reason in the code.
 func TestCdkNag(t *testing.T) {
 	for name, props := range map[string]*storecrypt.Props{
-		"defaults":                          {},
-		"s3-kms with trail and alarm email": {KeySource: contract.KeySourceS3KMS, Trail: true, AlarmEmail: "ops@example.com"},
+		"defaults": {},
+		"s3-kms with trail, alarm email and auditor": {KeySource: contract.KeySourceS3KMS, Trail: true, AlarmEmail: "ops@example.com", AuditorPrincipal: "999988887777"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			app, _ := synth(t, props, true)

@@ -25,7 +25,7 @@ type Report struct {
 	Since           time.Time     `json:"since"`
 	Until           time.Time     `json:"until"`
 	Generated       time.Time     `json:"generated"`
-	Key             Key           `json:"key"`
+	Key             *Key          `json:"key,omitempty"` // nil in an organization's report: each place has its own
 	Coverage        Coverage      `json:"coverage"`
 	ByRole          []Coverage    `json:"by_role"`
 	ByType          []Coverage    `json:"by_type"`
@@ -62,7 +62,13 @@ type Percentiles struct {
 // of the period; running are the running instances in scope without an item, each
 // counted as a launch nobody recorded.
 func Build(items, running []ledger.Item, since, until, now time.Time, key Key) Report {
-	r := Report{Since: since.UTC(), Until: until.UTC(), Generated: now.UTC(), Key: key, Exceptions: []ledger.Item{}, Launches: []ledger.Item{}}
+	r := build(items, running, since, until, now)
+	r.Key = &key
+	return r
+}
+
+func build(items, running []ledger.Item, since, until, now time.Time) Report {
+	r := Report{Since: since.UTC(), Until: until.UTC(), Generated: now.UTC(), Exceptions: []ledger.Item{}, Launches: []ledger.Item{}}
 	for _, it := range running {
 		it.Status = NoRecord
 		if it.Entries == nil {
@@ -71,7 +77,7 @@ func Build(items, running []ledger.Item, since, until, now time.Time, key Key) R
 		items = append(items, it)
 	}
 	slices.SortFunc(items, func(a, b ledger.Item) int {
-		return cmp.Or(cmp.Compare(a.LaunchTime, b.LaunchTime), cmp.Compare(a.InstanceID, b.InstanceID))
+		return cmp.Or(cmp.Compare(a.LaunchTime, b.LaunchTime), cmp.Compare(a.InstanceID, b.InstanceID), cmp.Compare(a.Account, b.Account), cmp.Compare(a.Region, b.Region))
 	})
 	byRole, byType, daily := map[string]*Coverage{}, map[string]*Coverage{}, map[string]*Coverage{}
 	var seconds []float64

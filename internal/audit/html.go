@@ -38,7 +38,7 @@ var tmpl = template.Must(template.New("report").Funcs(template.FuncMap{
 
 // HTML writes the report as one page.
 func (r Report) HTML(w io.Writer) error {
-	return tmpl.Execute(w, r)
+	return OrgReport{Report: r}.HTML(w)
 }
 
 // chart draws each day's coverage as a bar (100% full height), with the day's launch

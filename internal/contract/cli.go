@@ -25,6 +25,9 @@ const (
 	// CLIExitUntrusted: rerun sent nothing, because no version of the document holds the
 	// content the stack deployed (its DocumentDigest).
 	CLIExitUntrusted CLIExitCode = 12
+	// CLIExitUnreachable: report --accounts wrote its report, but could not read some
+	// account or region, which the report lists.
+	CLIExitUnreachable CLIExitCode = 13
 	// CLIExitAgentBase plus the agent's ExitCode is a single-instance rerun's status when
 	// the agent ran and failed: 24 is key-unavailable.
 	CLIExitAgentBase CLIExitCode = 20

@@ -5,7 +5,7 @@ import "testing"
 // TestCLIExitCodes: the CLI's own codes never take a number the agent uses for another
 // meaning, and each agent code maps to a status of its own that a shell can report.
 func TestCLIExitCodes(t *testing.T) {
-	own := map[CLIExitCode]string{CLIExitOK: "ok", CLIExitError: "error", CLIExitUsage: "usage", CLIExitBlocked: "blocked", CLIExitRerunFailed: "rerun failed", CLIExitUntrusted: "untrusted document"}
+	own := map[CLIExitCode]string{CLIExitOK: "ok", CLIExitError: "error", CLIExitUsage: "usage", CLIExitBlocked: "blocked", CLIExitRerunFailed: "rerun failed", CLIExitUntrusted: "untrusted document", CLIExitUnreachable: "unreachable"}
 	// The agent's meanings the CLI shares by number.
 	same := map[CLIExitCode]ExitCode{CLIExitOK: ExitOK, CLIExitError: ExitSystemError, CLIExitUsage: ExitBadInput}
 	for c, name := range own {

@@ -33,7 +33,7 @@ import (
 // base holds the caller's own keys (aws:PrincipalArn, aws:MultiFactorAuthPresent,
 // ec2:SourceInstanceARN, ...); principal and session name the caller.
 func (w *World) Authz(c Call, principal, session string, base map[string][]string) ([]AuthzRequest, error) {
-	p, r, a := w.partition(), w.region(), Account
+	p, r, a := w.partition(), w.region(), w.account()
 	arn := func(service, region, resource string) string {
 		return fmt.Sprintf("arn:%s:%s:%s:%s:%s", p, service, region, a, resource)
 	}
@@ -214,7 +214,7 @@ func (w *World) viaDynamoDB(req func(string, string, map[string][]string) AuthzR
 	if keyID == "" {
 		return out, nil
 	}
-	via, err := w.keyRequest(req, "kms:Decrypt", &keyID, map[string]string{"aws:dynamodb:tableName": table, "aws:dynamodb:subscriberId": Account})
+	via, err := w.keyRequest(req, "kms:Decrypt", &keyID, map[string]string{"aws:dynamodb:tableName": table, "aws:dynamodb:subscriberId": w.account()})
 	for i := range via {
 		via[i].Context["kms:ViaService"] = []string{"dynamodb." + w.region() + "." + w.urlSuffix()}
 	}
@@ -256,7 +256,7 @@ func (w *World) keyRequest(req func(string, string, map[string][]string) AuthzRe
 		return nil, err
 	}
 	extra := EncryptionContextKeys(ec)
-	extra["kms:CallerAccount"] = []string{Account}
+	extra["kms:CallerAccount"] = []string{w.account()}
 	return []AuthzRequest{req(action, k.ARN, extra)}, nil
 }
 

@@ -131,7 +131,10 @@ func outcome(s map[string]any, resourcePolicy bool, req AuthzRequest) (statement
 			return noMatch, nil
 		}
 	}
-	if !elementMatches(s, "Action", "NotAction", req.Action, true, req) || !elementMatches(s, "Resource", "NotResource", req.Resource, false, req) {
+	// A role's trust policy has no Resource element: the role it is attached to is its
+	// resource (IAM User Guide, "IAM JSON policy elements: Resource").
+	implied := resourcePolicy && s["Resource"] == nil && s["NotResource"] == nil
+	if !elementMatches(s, "Action", "NotAction", req.Action, true, req) || !implied && !elementMatches(s, "Resource", "NotResource", req.Resource, false, req) {
 		return noMatch, nil
 	}
 	ok, missing := conditionsMet(s["Condition"], req)

@@ -70,7 +70,7 @@ func (w *World) Export(stack, key, name string) error {
 
 // stackID is a stack's ARN: CloudFormation ends it with an id of its own choosing.
 func (w *World) stackID(name string, n int) string {
-	return fmt.Sprintf("arn:%s:cloudformation:%s:%s:stack/%s/%08d-0000-4000-8000-000000000000", w.partition(), w.region(), Account, name, n+1)
+	return fmt.Sprintf("arn:%s:cloudformation:%s:%s:stack/%s/%08d-0000-4000-8000-000000000000", w.partition(), w.region(), w.account(), name, n+1)
 }
 
 // exportsPage is how many exports ListExports answers with at most: "If the output

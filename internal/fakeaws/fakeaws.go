@@ -76,6 +76,10 @@ type Role struct {
 	ARN             string
 	Policies        []string
 	ManagedPolicies []string
+	// Trust is the role's trust policy, which STS's AssumeRole evaluates (org.go).
+	Trust string
+	// MaxSession is the role's maximum session duration; IAM's default, one hour, when 0.
+	MaxSession time.Duration
 }
 
 // Key is a KMS key.
@@ -146,9 +150,17 @@ type Call struct {
 // World holds the account's state. Zero maps are made on first use.
 type World struct {
 	mu sync.Mutex
-	// Partition and Region of the account's ARNs (aws and us-east-1 when empty).
+	// Partition, Region and AccountID of the account's ARNs (aws, us-east-1 and Account
+	// when empty).
 	Partition string
 	Region    string
+	AccountID string
+	// Org is the organization the account belongs to, which answers STS and
+	// Organizations (org.go); nil: an account outside any organization.
+	Org *Organization
+	// Caller is the role whose session the world's Config signs with: what STS sees as
+	// the caller of AssumeRole and GetCallerIdentity.
+	Caller    string
 	Instances map[string]*Instance
 	// InstanceTypes says whether a type has instance store.
 	InstanceTypes map[string]bool
@@ -251,6 +263,13 @@ func (w *World) urlSuffix() string {
 		return "amazonaws.com.cn"
 	}
 	return "amazonaws.com"
+}
+
+func (w *World) account() string {
+	if w.AccountID == "" {
+		return Account
+	}
+	return w.AccountID
 }
 
 func (w *World) region() string {

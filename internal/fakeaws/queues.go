@@ -41,7 +41,7 @@ func (w *World) Receive(messageID, body string, receiveCount int) events.SQSMess
 	return events.SQSMessage{MessageId: messageID, ReceiptHandle: handle, Body: body,
 		Attributes:     map[string]string{"ApproximateReceiveCount": strconv.Itoa(receiveCount)},
 		EventSource:    "aws:sqs",
-		EventSourceARN: fmt.Sprintf("arn:%s:sqs:%s:%s:storecrypt-launch", w.partition(), w.region(), Account)}
+		EventSourceARN: fmt.Sprintf("arn:%s:sqs:%s:%s:storecrypt-launch", w.partition(), w.region(), w.account())}
 }
 
 // changeMessageVisibilityBatch: 1 to 10 entries, Ids as SendMessageBatch's; each entry

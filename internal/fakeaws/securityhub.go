@@ -68,7 +68,7 @@ func (w *World) batchImportFindings(params any) (any, error) {
 	}
 	for _, f := range in.Findings {
 		if !w.SecurityHubEnabled {
-			fail(f, "InvalidAccess", "Account "+Account+" is not subscribed to AWS Security Hub")
+			fail(f, "InvalidAccess", "Account "+w.account()+" is not subscribed to AWS Security Hub")
 			continue
 		}
 		if err := w.validFinding(f); err != nil {
@@ -160,10 +160,10 @@ func (w *World) validFinding(f shtypes.AwsSecurityFinding) error {
 		return err
 	}
 	m := productARN.FindStringSubmatch(aws.ToString(f.ProductArn))
-	if m == nil || m[1] != w.region() || m[2] != Account || m[3] != Account {
+	if m == nil || m[1] != w.region() || m[2] != w.account() || m[3] != w.account() {
 		return fmt.Errorf("ProductArn %s is not this account's default product in %s", aws.ToString(f.ProductArn), w.region())
 	}
-	if aws.ToString(f.AwsAccountId) != Account {
+	if aws.ToString(f.AwsAccountId) != w.account() {
 		return fmt.Errorf("AwsAccountId %s is not the caller's account", aws.ToString(f.AwsAccountId))
 	}
 	for _, t := range []string{aws.ToString(f.CreatedAt), aws.ToString(f.UpdatedAt)} {
@@ -197,7 +197,7 @@ func (w *World) batchUpdateFindings(params any) (any, error) {
 		return nil, &shtypes.InvalidInputException{Message: aws.String("FindingIdentifiers must hold 1 to 100 findings")}
 	}
 	if !w.SecurityHubEnabled {
-		return nil, &shtypes.InvalidAccessException{Message: aws.String("Account " + Account + " is not subscribed to AWS Security Hub")}
+		return nil, &shtypes.InvalidAccessException{Message: aws.String("Account " + w.account() + " is not subscribed to AWS Security Hub")}
 	}
 	out := &securityhub.BatchUpdateFindingsOutput{}
 	for _, id := range in.FindingIdentifiers {
@@ -233,7 +233,7 @@ func (w *World) batchUpdateFindings(params any) (any, error) {
 func (w *World) getFindings(params any) (any, error) {
 	in := params.(*securityhub.GetFindingsInput)
 	if !w.SecurityHubEnabled {
-		return nil, &shtypes.InvalidAccessException{Message: aws.String("Account " + Account + " is not subscribed to AWS Security Hub")}
+		return nil, &shtypes.InvalidAccessException{Message: aws.String("Account " + w.account() + " is not subscribed to AWS Security Hub")}
 	}
 	if n := aws.ToInt32(in.MaxResults); in.MaxResults != nil && (n < 1 || n > 100) {
 		return nil, &shtypes.InvalidInputException{Message: aws.String("MaxResults must be 1 to 100")}

@@ -260,7 +260,7 @@ func (w *World) sendCommand(params any) (any, error) {
 		}
 		seen[id] = true
 		if inst, ok := w.Instances[id]; !ok || inst.State != "running" {
-			return nil, &ssmtypes.InvalidInstanceId{Message: aws.String("Instances [" + id + "] not in a valid state for account " + Account)}
+			return nil, &ssmtypes.InvalidInstanceId{Message: aws.String("Instances [" + id + "] not in a valid state for account " + w.account())}
 		}
 	}
 	requested := aws.ToString(in.DocumentVersion)

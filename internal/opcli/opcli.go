@@ -18,10 +18,14 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
@@ -65,6 +69,20 @@ type S3 interface {
 	PutBucketPolicy(ctx context.Context, in *s3.PutBucketPolicyInput, optFns ...func(*s3.Options)) (*s3.PutBucketPolicyOutput, error)
 }
 
+// STS is the part of the STS client report --accounts uses: who the caller is, and the
+// auditor role's sessions in each account.
+type STS interface {
+	stscreds.AssumeRoleAPIClient
+	GetCallerIdentity(ctx context.Context, in *sts.GetCallerIdentityInput, optFns ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
+}
+
+// Organizations is the part of the Organizations client stage and report --accounts use:
+// the organization stage's bucket policy lets read, and the accounts a report covers.
+type Organizations interface {
+	organizations.ListAccountsAPIClient
+	DescribeOrganization(ctx context.Context, in *organizations.DescribeOrganizationInput, optFns ...func(*organizations.Options)) (*organizations.DescribeOrganizationOutput, error)
+}
+
 // Clients are the AWS clients for one region and profile.
 type Clients struct {
 	EC2            EC2
@@ -76,6 +94,10 @@ type Clients struct {
 	DynamoDB       ledger.DynamoDB
 	STS            STS
 	Organizations  Organizations
+	// Region is the region the clients call: report --accounts' default --regions.
+	Region string
+	// In builds the clients of another account's session (creds) in region.
+	In func(ctx context.Context, region string, creds aws.CredentialsProvider) (Clients, error)
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
 }
@@ -168,9 +190,10 @@ Credentials and region come from the usual AWS sources (environment, ~/.aws, SSO
 instance role); --region and --profile override them.
 Exit status: %d ok, %d error, %d usage, %d verify found the binding broken, %d rerun failed on
 some instance, %d rerun sent nothing because no version of the document holds the content
-the stack deployed, %d+N a single-instance rerun whose agent exited N.`,
+the stack deployed, %d report --accounts wrote its report but could not read some account or
+region (the report lists each), %d+N a single-instance rerun whose agent exited N.`,
 	contract.CLIExitOK, contract.CLIExitError, contract.CLIExitUsage, contract.CLIExitBlocked, contract.CLIExitRerunFailed,
-	contract.CLIExitUntrusted, contract.CLIExitAgentBase)
+	contract.CLIExitUntrusted, contract.CLIExitUnreachable, contract.CLIExitAgentBase)
 
 // newRoot builds the command tree. Help goes to stdout, errors to stderr.
 func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *cobra.Command {

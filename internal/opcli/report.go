@@ -4,13 +4,14 @@ import (
 	"context"
 	"encoding/csv"
 	"fmt"
-	"github.com/spf13/pflag"
+	"io"
 	"strings"
 	"text/tabwriter"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
+	"github.com/spf13/pflag"
 
 	"github.com/storecrypt/storecrypt/internal/audit"
 	"github.com/storecrypt/storecrypt/internal/binding"
@@ -24,8 +25,12 @@ const reportPeriod = 30 * 24 * time.Hour
 func runReport(fs *pflag.FlagSet) checkFunc {
 	sinceFlag := fs.String("since", "", "the first day (YYYY-MM-DD, UTC) or time (RFC 3339) of launches to report (default: 30 days before --until)")
 	untilFlag := fs.String("until", "", "the end of the period, not included (default: now)")
+	org := defineOrgFlags(fs)
 	return func(e *env) (runFunc, error) {
 		if _, _, err := period(*sinceFlag, *untilFlag, e.now()); err != nil {
+			return nil, err
+		}
+		if err := org.check(fs, e); err != nil {
 			return nil, err
 		}
 		return func(ctx context.Context, e *env) error {
@@ -35,52 +40,87 @@ func runReport(fs *pflag.FlagSet) checkFunc {
 			if err != nil {
 				return err
 			}
-			sc, err := readStack(ctx, e)
+			if org.accounts != nil {
+				return org.run(ctx, e, since, until, now)
+			}
+			p, err := gather(ctx, e, since, until)
 			if err != nil {
 				return err
 			}
-			if sc.LedgerTable == "" {
-				return fmt.Errorf("stack %s has no %s output: deploy this version of storecrypt, whose ledger the report reads", e.stack, contract.OutputLedgerTable)
-			}
-			book := &ledger.Ledger{DB: e.DynamoDB, Table: sc.LedgerTable}
-			fmt.Fprintf(e.errOut, "reading the launches from %s to %s in %s\n", since.Format(time.RFC3339), until.Format(time.RFC3339), sc.LedgerTable)
-			items, err := book.Launches(ctx, since, until)
-			if err != nil {
-				return err
-			}
-			running, err := unrecorded(ctx, e, sc, items, since, until)
-			if err != nil {
-				return err
-			}
-			key, err := describeKey(ctx, e.KMS, sc.KeyARN)
-			if err != nil {
-				return err
-			}
-			r := audit.Build(items, running, since, until, now, key)
+			r := audit.Build(p.Items, p.Running, since, until, now, p.Key)
 			switch e.output {
 			case "json":
 				return writeJSON(e.out, r)
 			case "html":
 				return r.HTML(e.out)
-			case "text":
-				var rows [][]string
-				for _, it := range r.Launches {
-					rows = append(rows, launchFields(it))
-				}
-				return writeText(e.out, rows)
-			case "csv":
-				w := csv.NewWriter(e.out)
-				_ = w.Write(launchHeader)
-				for _, it := range r.Launches {
-					_ = w.Write(launchFields(it))
-				}
-				w.Flush()
-				return w.Error()
 			}
-			return reportTable(e, r)
+			return writeLaunches(e, r, false, func(tw io.Writer) {
+				fmt.Fprintf(tw, "KEY\t%s (%s, rotation %s)\n", r.Key.ARN, r.Key.State, rotation(r.Key.Rotation))
+			})
 		}, nil
 	}
 }
+
+// gather reads one account and region's evidence of the period: the ledger's launches,
+// the running instances in scope it has no item for, and the key.
+func gather(ctx context.Context, e *env, since, until time.Time) (audit.Part, error) {
+	sc, err := readStack(ctx, e)
+	if err != nil {
+		return audit.Part{}, err
+	}
+	if sc.LedgerTable == "" {
+		return audit.Part{}, fmt.Errorf("stack %s has no %s output: deploy this version of storecrypt, whose ledger the report reads", e.stack, contract.OutputLedgerTable)
+	}
+	book := &ledger.Ledger{DB: e.DynamoDB, Table: sc.LedgerTable}
+	fmt.Fprintf(e.errOut, "reading the launches from %s to %s in %s\n", since.Format(time.RFC3339), until.Format(time.RFC3339), sc.LedgerTable)
+	items, err := book.Launches(ctx, since, until)
+	if err != nil {
+		return audit.Part{}, err
+	}
+	running, err := unrecorded(ctx, e, sc, items, since, until)
+	if err != nil {
+		return audit.Part{}, err
+	}
+	key, err := describeKey(ctx, e.KMS, sc.KeyARN)
+	if err != nil {
+		return audit.Part{}, err
+	}
+	return audit.Part{Items: items, Running: running, Key: key}, nil
+}
+
+// writeLaunches writes the report as text, csv or a table; merged reports name each
+// launch's account and region. keys writes the table's line (or lines) on the keys.
+func writeLaunches(e *env, r audit.Report, merged bool, keys func(io.Writer)) error {
+	header, fields := columns(merged)
+	switch e.output {
+	case "text":
+		var rows [][]string
+		for _, it := range r.Launches {
+			rows = append(rows, fields(it))
+		}
+		return writeText(e.out, rows)
+	case "csv":
+		w := csv.NewWriter(e.out)
+		_ = w.Write(header)
+		for _, it := range r.Launches {
+			_ = w.Write(fields(it))
+		}
+		w.Flush()
+		return w.Error()
+	}
+	return reportTable(e, r, merged, keys)
+}
+
+// columns are the launches' columns; a merged report's begin with the account and region.
+func columns(merged bool) ([]string, func(ledger.Item) []string) {
+	if !merged {
+		return launchHeader, launchFields
+	}
+	return append([]string{"account", "region"}, launchHeader...),
+		func(it ledger.Item) []string { return append([]string{it.Account, it.Region}, launchFields(it)...) }
+}
+
+func rotation(on bool) string { return map[bool]string{true: "on", false: "off"}[on] }
 
 // unrecorded are the running instances in scope, launched in the period, that the
 // ledger has no item for: storecrypt has not seen them, and the report says so.
@@ -163,11 +203,10 @@ func launchFields(it ledger.Item) []string {
 		it.Cipher, it.LUKSUUID, it.AgentVersion, it.DocumentHash, it.CommandID, it.TerminatedAt, it.ProvisionedBy}
 }
 
-func reportTable(e *env, r audit.Report) error {
+func reportTable(e *env, r audit.Report, merged bool, keys func(io.Writer)) error {
 	tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
-	rotation := map[bool]string{true: "on", false: "off"}[r.Key.Rotation]
 	fmt.Fprintf(tw, "PERIOD\t%s to %s\n", r.Since.Format(time.RFC3339), r.Until.Format(time.RFC3339))
-	fmt.Fprintf(tw, "KEY\t%s (%s, rotation %s)\n", r.Key.ARN, r.Key.State, rotation)
+	keys(tw)
 	fmt.Fprintf(tw, "COVERAGE\t%.1f%% (%d of %d launches in scope with instance store encrypted)\n", r.Coverage.Percent, r.Coverage.Encrypted, r.Coverage.InScope)
 	for _, g := range [][]audit.Coverage{r.ByRole, r.ByType} {
 		for _, c := range g {
@@ -178,7 +217,11 @@ func reportTable(e *env, r audit.Report) error {
 	fmt.Fprintf(tw, "LAUNCH TO ENCRYPTED\tp50 %gs, p95 %gs, max %gs (%d launches)\n", t.P50, t.P95, t.Max, t.N)
 	fmt.Fprintf(tw, "EXCEPTIONS\t%d\n", len(r.Exceptions))
 	for _, x := range r.Exceptions {
-		fmt.Fprintf(tw, "  %s\t%s %s launched %s\n", x.InstanceID, x.Status, orDash(x.Reason), x.LaunchTime)
+		where := ""
+		if merged {
+			where = x.Account + " " + x.Region + " "
+		}
+		fmt.Fprintf(tw, "  %s%s\t%s %s launched %s\n", where, x.InstanceID, x.Status, orDash(x.Reason), x.LaunchTime)
 	}
 	fmt.Fprintln(tw)
 	if err := tw.Flush(); err != nil {
@@ -186,13 +229,20 @@ func reportTable(e *env, r audit.Report) error {
 	}
 	tw = tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
 	cols := []int{0, 1, 2, 4, 5, 6, 7, 9, 13, 14} // the columns that fit a terminal; csv and json have all
+	header, fields := columns(merged)
+	if merged {
+		for i := range cols {
+			cols[i] += 2
+		}
+		cols = append([]int{0, 1}, cols...)
+	}
 	head := make([]string, len(cols))
 	for n, c := range cols {
-		head[n] = strings.ToUpper(launchHeader[c])
+		head[n] = strings.ToUpper(header[c])
 	}
 	fmt.Fprintln(tw, strings.Join(head, "\t"))
 	for _, it := range r.Launches {
-		f := launchFields(it)
+		f := fields(it)
 		row := make([]string, len(cols))
 		for n, c := range cols {
 			row[n] = orDash(f[c])

@@ -22,17 +22,6 @@ import (
 	"github.com/storecrypt/storecrypt/internal/release"
 )
 
-// STS is the part of the STS client stage uses: who owns the buckets it writes.
-type STS interface {
-	GetCallerIdentity(ctx context.Context, in *sts.GetCallerIdentityInput, optFns ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error)
-}
-
-// Organizations is the part of the Organizations client stage uses: the organization
-// its bucket policy lets read.
-type Organizations interface {
-	DescribeOrganization(ctx context.Context, in *organizations.DescribeOrganizationInput, optFns ...func(*organizations.Options)) (*organizations.DescribeOrganizationOutput, error)
-}
-
 // The published template's rules for what stage writes (infra/publish's parameters).
 var (
 	bucketPrefixPattern = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,40}$`)

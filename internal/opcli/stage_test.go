@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/organizations"
 	orgtypes "github.com/aws/aws-sdk-go-v2/service/organizations/types"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -22,7 +23,13 @@ import (
 )
 
 // caller is STS and Organizations as the emulator's account sees them.
-type caller struct{ describes int }
+// caller is STS and Organizations as stage uses them; stage never assumes a role or lists
+// accounts, and the nil interfaces would panic if it did.
+type caller struct {
+	stscreds.AssumeRoleAPIClient
+	organizations.ListAccountsAPIClient
+	describes int
+}
 
 func (c *caller) GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error) {
 	return &sts.GetCallerIdentityOutput{Account: aws.String(emu.Account)}, nil

@@ -265,3 +265,28 @@ func ReadDir(dir, under string) ([]File, error) {
 	})
 	return files, err
 }
+
+// Write packs dist's template and code objects (what make publish wrote) and the CLI
+// binaries bins into out/storecrypt-<version>.tar.gz, and returns its path.
+func Write(dist, out, version string, bins []string) (string, error) {
+	files, err := ReadDir(dist, CodeDir)
+	if err != nil {
+		return "", fmt.Errorf("reading %s (run make publish): %w", dist, err)
+	}
+	if len(files) == 0 {
+		return "", fmt.Errorf("%s is empty: run make publish", dist)
+	}
+	for _, b := range bins {
+		data, err := os.ReadFile(b)
+		if err != nil {
+			return "", err
+		}
+		files = append(files, File{Path: BinDir + filepath.Base(b), Data: data, Exec: true})
+	}
+	var buf bytes.Buffer
+	if err := Pack(&buf, version, files); err != nil {
+		return "", err
+	}
+	path := filepath.Join(out, Name(version))
+	return path, os.WriteFile(path, buf.Bytes(), 0o644)
+}

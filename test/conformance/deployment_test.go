@@ -72,7 +72,7 @@ func synthesize() error {
 		s := awscdk.NewStack(app, jsii.String("StoreCrypt"), nil)
 		// As the app adds it: "Default" keeps the logical IDs the tests find resources by.
 		props := &storecrypt.Props{BuildDir: dir, KeySource: v.source, Trail: true, OptInTag: contract.OptIn, AllowOptOut: true, ComplianceItems: true,
-			RequireInstanceNetwork: v.network}
+			RequireInstanceNetwork: v.network, AuditorPrincipal: centralAccount}
 		cdkcontext.AppNames(props, "StoreCrypt")
 		if _, err := storecrypt.New(context.Background(), s, "Default", props); err != nil {
 			return err

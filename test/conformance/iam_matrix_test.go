@@ -98,9 +98,9 @@ func TestIAMMatrix(t *testing.T) {
 	var all []judged
 	for i, env := range cfn.Partitions {
 		d := deploy(t, contract.KeySourceKMSDataKey, env)
-		rows := d.matrix(scps)
+		rows := append(d.matrix(scps), d.auditorRows(t)...)
 		if i == 0 {
-			rows = append(rows, d.calls(t, scps, d.functions(t)...)...)
+			rows = append(rows, d.calls(t, scps, append(d.functions(t), d.auditorComponent(t))...)...)
 		}
 		for _, r := range rows {
 			r.name = env.Partition + ": " + r.name

@@ -76,7 +76,8 @@ func (d *deployment) components(t *testing.T) []component {
 	t.Helper()
 	return append(d.functions(t), d.operator(t),
 		component{"agent", d.instanceRole, d.sessionOf(d.instanceRole, keyUserInstance),
-			map[string][]string{"aws:PrincipalArn": {d.instanceRole}, "ec2:SourceInstanceARN": {d.instanceARN(keyUserInstance)}}, d.policies[d.instanceRole], d.agentRun(t)})
+			map[string][]string{"aws:PrincipalArn": {d.instanceRole}, "ec2:SourceInstanceARN": {d.instanceARN(keyUserInstance)}}, d.policies[d.instanceRole], d.agentRun(t)},
+		d.auditorComponent(t))
 }
 
 // functions are the launch and result functions, each run through its scenarios.
@@ -164,6 +165,7 @@ func TestPermissionsSufficientAndLeast(t *testing.T) {
 		}{
 			{"launch", d.policies[d.launchRole], false}, {"result", d.policies[d.resultRole], false},
 			{"operator", []string{d.operatorPolicy}, false}, {"agent", d.policies[d.instanceRole], false}, {"key", []string{d.keyPolicy}, true},
+			{"auditor", d.auditor(t).Policies, false},
 		} {
 			for _, k := range allowedActions(t, c.name, c.policies) {
 				allowed[k] = true

@@ -13,6 +13,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awsmiddleware "github.com/aws/aws-sdk-go-v2/aws/middleware"
+	"github.com/aws/aws-sdk-go-v2/credentials/stscreds"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/sts"
 	"github.com/aws/smithy-go/middleware"
@@ -25,8 +26,9 @@ import (
 	"github.com/storecrypt/storecrypt/test/emu"
 )
 
-// emuAccount is STS as the S3 emulator's account sees it.
-type emuAccount struct{}
+// emuAccount is STS as the S3 emulator's account sees it; stage assumes no role, and the
+// nil interface would panic if it did.
+type emuAccount struct{ stscreds.AssumeRoleAPIClient }
 
 func (emuAccount) GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput, ...func(*sts.Options)) (*sts.GetCallerIdentityOutput, error) {
 	return &sts.GetCallerIdentityOutput{Account: aws.String(emu.Account)}, nil

@@ -42,6 +42,7 @@ var Dirs = map[string]string{
 	"S3":              "s3",
 	"SQS":             "sqs",
 	"SSM":             "ssm",
+	"Organizations":   "organizations",
 	"STS":             "sts",
 	"SecurityHub":     "securityhub",
 }
