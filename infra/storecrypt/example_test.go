@@ -144,7 +144,7 @@ func TestExampleApp(t *testing.T) {
 		if dir == "" {
 			cmd.Dir = t.TempDir()
 		}
-		cmd.Env = append(env, "JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20")
+		cmd.Env = slices.Concat(env, []string{"JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20"})
 		if out == "" {
 			out = filepath.Join(cmd.Dir, "cdk.out")
 		} else {
