@@ -711,3 +711,20 @@ func TestDocumentDefaults(t *testing.T) {
 		})
 	}
 }
+
+// TestIsAConstruct: what NewStoreCrypt returns is a construct as CDK's own are: a scope
+// for the caller's constructs, and a target of Tags_Of that reaches its resources.
+func TestIsAConstruct(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	st := awscdk.NewStack(app, jsii.String("Platform"), nil)
+	sc := storecrypt.NewStoreCrypt(st, jsii.String("InstanceStore"), &storecrypt.StoreCryptProps{BuildDir: jsii.String(buildDir(t))})
+	awssns.NewTopic(sc, jsii.String("Mine"), nil)
+	awscdk.Tags_Of(sc).Add(jsii.String("owner"), jsii.String("platform-team"), nil)
+	tpl := assertions.Template_FromStack(st, nil)
+	tpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{
+		"Tags": assertions.Match_ArrayWith(&[]any{map[string]any{"Key": "owner", "Value": "platform-team"}}),
+	})
+	if got := *sc.Node().FindChild(jsii.String("Mine")).Node().Path(); got != "Platform/InstanceStore/Mine" {
+		t.Errorf("got the caller's topic at %s, want Platform/InstanceStore/Mine", got)
+	}
+}
