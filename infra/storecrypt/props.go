@@ -25,8 +25,10 @@ const (
 type Filesystem string
 
 const (
-	FilesystemExt4 Filesystem = contract.FilesystemExt4 // the default
-	FilesystemXFS  Filesystem = contract.FilesystemXFS
+	// FilesystemExt4 is ext4 (the default).
+	FilesystemExt4 Filesystem = contract.FilesystemExt4
+	// FilesystemXFS is XFS.
+	FilesystemXFS Filesystem = contract.FilesystemXFS
 )
 
 // Layout is how a new volume combines several disks.
@@ -46,6 +48,8 @@ const (
 // (jsii.String, jsii.Bool), nil meaning the default, and a string may be a token (a
 // CfnParameter's value); lists and maps are pointers too; resources are CDK interfaces
 // (an awsiam.IRole, not its ARN); enums are typed strings, as awscdk.RemovalPolicy is.
+//
+//nolint:revive // CDK names a construct's props <Construct>Props (awssns.TopicProps), and users look for that.
 type StoreCryptProps struct {
 	// BuildDir holds the code the construct deploys, laid out as `make build` writes bin/:
 	// storecrypt-agent-linux-{amd64,arm64} with their .sha256 and .gz files, and
