@@ -5,7 +5,7 @@
 package main
 
 import (
-	"context"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -20,7 +20,7 @@ import (
 )
 
 func main() {
-	err := run(context.Background())
+	err := run()
 	jsii.Close()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "storecrypt:", err)
@@ -28,7 +28,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context) error {
+func run() error {
 	app := awscdk.NewApp(nil)
 	get := func(key string) string {
 		if v, ok := app.Node().TryGetContext(jsii.String(key)).(string); ok {
@@ -36,10 +36,8 @@ func run(ctx context.Context) error {
 		}
 		return ""
 	}
-	props, name, err := cdkcontext.Props(get)
-	if err != nil {
-		return err
-	}
+	name := cdkcontext.StackName(get)
+	props := func(stack awscdk.Stack) (*storecrypt.StoreCryptProps, error) { return cdkcontext.Props(stack, get) }
 	stackProps := awscdk.StackProps{Description: jsii.String("storecrypt: instance-store encryption under a customer-managed KMS key")}
 	// The CDK CLI sets these from the credentials it deploys with; without them (a synth
 	// with no account) the template stays environment-agnostic.
@@ -47,7 +45,7 @@ func run(ctx context.Context) error {
 		stackProps.Env = &awscdk.Environment{Account: jsii.String(account), Region: jsii.String(region)}
 	}
 	if dist := get(cdkcontext.PublishKey); dist != "" {
-		files, err := publish.App(ctx, app, name, stackProps, props, dist)
+		files, err := publish.App(app, name, stackProps, props, dist)
 		if err != nil {
 			return fmt.Errorf("publishing into %s: %w", dist, err)
 		}
@@ -59,8 +57,14 @@ func run(ctx context.Context) error {
 	stack := awscdk.NewStack(app, &name, &stackProps)
 	// "Default": the stack holds storecrypt alone, so its logical IDs and output keys need
 	// no prefix to tell storecrypt's apart.
-	if _, err := storecrypt.New(ctx, stack, "Default", props); err != nil {
+	p, err := props(stack)
+	if err != nil {
 		return err
+	}
+	sc := storecrypt.NewStoreCrypt(stack, jsii.String("Default"), p)
+	// Refused props would fail the synth as a panic's trace; said here, they are one line.
+	if errs := *sc.Node().Validate(); len(errs) > 0 {
+		return errors.New(*errs[0])
 	}
 	app.Synth(nil)
 	return nil

@@ -1,6 +1,6 @@
 // Command storecrypt-build builds what the storecrypt construct deploys into a
 // directory (package artifact): `make build` runs it, and so can an app that imports the
-// construct and wants the code built ahead of synth (Props.BuildDir).
+// construct and wants the code built ahead of synth (StoreCryptProps.BuildDir).
 package main
 
 import (

@@ -6,12 +6,10 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"os"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
-	"github.com/aws/aws-cdk-go/awscdk/v2/awscloudwatchactions"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/jsii-runtime-go"
@@ -20,7 +18,7 @@ import (
 )
 
 func main() {
-	err := run(context.Background())
+	err := run()
 	jsii.Close()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "existing-stack:", err)
@@ -28,7 +26,7 @@ func main() {
 	}
 }
 
-func run(ctx context.Context) error {
+func run() error {
 	// The CDK CLI names the output directory in CDK_OUTDIR; without it, CDK writes to a
 	// temporary directory that jsii removes on exit, so `go run .` would write nothing.
 	var props awscdk.AppProps
@@ -46,20 +44,18 @@ func run(ctx context.Context) error {
 	})
 	operators := awsiam.NewGroup(stack, jsii.String("Operators"), nil)
 
-	// storecrypt, for the workers' instances. No BuildDir: the construct builds the agent
-	// and the functions from the storecrypt module this app requires.
-	sc, err := storecrypt.New(ctx, stack, "InstanceStore", &storecrypt.Props{
-		InstanceRoleARNs: []string{*workers.RoleArn()},
-		Tags:             map[string]string{"cost-center": "platform"},
+	// storecrypt, for the workers' instances, its alarms to the on-call topic besides. No
+	// BuildDir: the construct builds the agent and the functions from the storecrypt
+	// module this app requires.
+	sc := storecrypt.NewStoreCrypt(stack, jsii.String("InstanceStore"), &storecrypt.StoreCryptProps{
+		InstanceRoles: &[]awsiam.IRole{workers},
+		AlarmTopic:    onCall,
+		Tags:          &map[string]*string{"cost-center": jsii.String("platform")},
 	})
-	if err != nil {
-		return err
-	}
-	for _, a := range sc.Alarms {
-		a.AddAlarmAction(awscloudwatchactions.NewSnsAction(onCall))
-	}
-	operators.AddManagedPolicy(sc.OperatorPolicy)
+	operators.AddManagedPolicy(sc.OperatorPolicy())
+	awscdk.Tags_Of(sc).Add(jsii.String("owner"), jsii.String("platform-team"), nil)
 
+	// Props storecrypt refuses fail here, with the reason, as any construct's do.
 	app.Synth(nil)
 	return nil
 }

@@ -55,7 +55,7 @@ func Build(ctx context.Context, dir string, o Options) error {
 		o.Log = io.Discard
 	}
 	if _, err := exec.LookPath(o.Go); err != nil {
-		return fmt.Errorf("storecrypt builds its agent and functions with the go command, and %q is not on PATH: install Go (go.dev/dl), or build ahead with storecrypt-build and set Props.BuildDir: %w", o.Go, err)
+		return fmt.Errorf("storecrypt builds its agent and functions with the go command, and %q is not on PATH: install Go (go.dev/dl), or build ahead with storecrypt-build and set StoreCryptProps.BuildDir: %w", o.Go, err)
 	}
 	src, version, err := Source(ctx, o.Go)
 	if err != nil {
@@ -197,7 +197,7 @@ func FunctionKey(dir, name string) (string, error) {
 }
 
 // Publish writes into out the objects a deployment without CDK assets reads from its
-// code bucket (storecrypt.Props.CodeBucket), under the keys the construct gives them:
+// code bucket (storecrypt.StoreCryptProps.CodeBucket), under the keys the construct gives them:
 // each agent's .gz, and each function's bootstrap zipped as Lambda takes it. It returns
 // the keys written.
 func Publish(buildDir, out string) ([]string, error) {

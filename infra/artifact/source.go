@@ -55,14 +55,14 @@ func source(ctx context.Context, goCmd, caller string, bi *debug.BuildInfo) (dir
 		return root, version, nil
 	}
 	if dep == nil {
-		return "", "", errors.New("finding storecrypt's source: the program was built with -trimpath and without build information: build it without -trimpath, or set Props.BuildDir")
+		return "", "", errors.New("finding storecrypt's source: the program was built with -trimpath and without build information: build it without -trimpath, or set StoreCryptProps.BuildDir")
 	}
 	if r := dep.Replace; r != nil {
 		if r.Version == "" || r.Version == "(devel)" {
 			if root, ok := moduleRoot(r.Path); ok {
 				return root, version, nil
 			}
-			return "", "", fmt.Errorf("finding storecrypt's source: it is replaced by %q, which is not an absolute path to the module (the program was built with -trimpath or vendored): build without -trimpath, make the replace path absolute, or set Props.BuildDir", r.Path)
+			return "", "", fmt.Errorf("finding storecrypt's source: it is replaced by %q, which is not an absolute path to the module (the program was built with -trimpath or vendored): build without -trimpath, make the replace path absolute, or set StoreCryptProps.BuildDir", r.Path)
 		}
 		return download(ctx, goCmd, r.Path, r.Version)
 	}

@@ -7,7 +7,6 @@
 package publish
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -21,6 +20,7 @@ import (
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -35,10 +35,9 @@ const Template = "storecrypt.template.json"
 // App adds the published stack named name to app, as the app in infra/ adds its own
 // ("Default", so the logical IDs are the same), synthesizes it and writes it with its
 // code objects into dist. It returns the files written, relative to dist.
-func App(ctx context.Context, app awscdk.App, name string, stackProps awscdk.StackProps, props *storecrypt.Props, dist string) ([]string, error) {
-	if props.KeyARN != "" || len(props.InstanceRoleARNs) > 0 {
-		return nil, errors.New("keyArn and instanceRoleArns name one account's key and roles, and a StackSet deploys to many: leave them empty (each account gets its own key, role and profile) and scope other instances with optInTag")
-	}
+// propsFor gives the props for the stack (which any key, role or topic they name is
+// imported into).
+func App(app awscdk.App, name string, stackProps awscdk.StackProps, propsFor func(awscdk.Stack) (*storecrypt.StoreCryptProps, error), dist string) ([]string, error) {
 	// A StackSet deploys into other accounts and regions than the publisher's, which the
 	// CDK CLI hands the app (CDK_DEFAULT_ACCOUNT, CDK_DEFAULT_REGION): without an
 	// environment every ARN takes AWS::AccountId and AWS::Region as deployed.
@@ -48,37 +47,46 @@ func App(ctx context.Context, app awscdk.App, name string, stackProps awscdk.Sta
 	stackProps.Synthesizer = awscdk.NewBootstraplessSynthesizer(nil)
 	stackProps.AnalyticsReporting = jsii.Bool(false)
 	stack := awscdk.NewStack(app, &name, &stackProps)
+	props, err := propsFor(stack)
+	if err != nil {
+		return nil, err
+	}
+	if props.Key != nil || props.InstanceRoles != nil {
+		return nil, errors.New("keyArn and instanceRoleArns name one account's key and roles, and a StackSet deploys to many: leave them empty (each account gets its own key, role and profile) and scope other instances with optInTag")
+	}
+	described := describe(props.WithDefaults())
 	if err := parameterize(stack, props); err != nil {
 		return nil, err
 	}
 	// The switches' resources are built, and made conditional once they exist.
 	optOut := switchParameter(stack, "AllowOptOut", "true honours storecrypt:encrypt=false on instances in scope, each recorded, counted and alarmed",
-		strconv.FormatBool(props.AllowOptOut), &awscdk.CfnParameterProps{AllowedValues: jsii.Strings("true", "false")})
-	email := switchParameter(stack, "AlarmEmail", "an address subscribed to every alarm; empty: none", props.AlarmEmail,
+		strconv.FormatBool(props.AllowOptOut != nil && *props.AllowOptOut), &awscdk.CfnParameterProps{AllowedValues: jsii.Strings("true", "false")})
+	email := switchParameter(stack, "AlarmEmail", "an address subscribed to every alarm; empty: none", str(props.AlarmEmail),
 		&awscdk.CfnParameterProps{AllowedPattern: jsii.String(`^([^@\s]+@[^@\s]+)?$`)})
 	central := switchParameter(stack, "AlarmTopicArn", "an SNS topic every alarm notifies, e.g. the security account's: its name and account, in each region the stack is deployed to (CloudWatch takes a topic of the alarm's region only); empty: none",
-		props.AlarmTopicARN, &awscdk.CfnParameterProps{AllowedPattern: jsii.String("(" + contract.PatternSNSTopicARN + ")|^$")})
+		topicARN(props.AlarmTopic), &awscdk.CfnParameterProps{AllowedPattern: jsii.String("(" + contract.PatternSNSTopicARN + ")|^$")})
 	auditor := switchParameter(stack, "AuditorPrincipal", "the account id (from the organization only) or role ARN that storecrypt report --accounts assumes the read-only auditor role from; empty: no role",
-		props.AuditorPrincipal, &awscdk.CfnParameterProps{AllowedPattern: jsii.String(`^([0-9]{12}|arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512})?$`)})
+		str(props.AuditorPrincipal), &awscdk.CfnParameterProps{AllowedPattern: jsii.String(`^([0-9]{12}|arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]{1,512})?$`)})
 	// The central topic's switch sets every alarm's actions; the construct adds none.
-	props.AllowOptOut, props.AlarmEmail, props.AlarmTopicARN, props.AuditorPrincipal = true, *email.ValueAsString(), "", *auditor.ValueAsString()
-	sc, err := storecrypt.New(ctx, stack, "Default", props)
-	if err != nil {
-		return nil, err
+	props.AllowOptOut, props.AlarmEmail, props.AlarmTopic, props.AuditorPrincipal = jsii.Bool(true), email.ValueAsString(), nil, auditor.ValueAsString()
+	sc := storecrypt.NewStoreCrypt(stack, jsii.String("Default"), props)
+	if errs := *sc.Node().Validate(); len(errs) > 0 {
+		// Refused props would fail the synth below; said here, they are an error to return.
+		return nil, fmt.Errorf("storecrypt: %s", *errs[0])
 	}
 	switches(stack, sc, optOut, email, central)
-	onlyIf(sc.AuditorRole, awscdk.NewCfnCondition(stack, jsii.String("HasAuditor"), &awscdk.CfnConditionProps{
+	onlyIf(sc.AuditorRole(), awscdk.NewCfnCondition(stack, jsii.String("HasAuditor"), &awscdk.CfnConditionProps{
 		Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(auditor.ValueAsString(), jsii.String("")))}))
-	stack.TemplateOptions().SetMetadata(&map[string]any{"storecrypt:published-with": describe(&sc.Props)})
+	stack.TemplateOptions().SetMetadata(&map[string]any{"storecrypt:published-with": described})
 	assembly := app.Synth(nil)
-	return Write(dist, props.BuildDir, assembly.GetStackArtifact(&name).Template())
+	return Write(dist, *props.BuildDir, assembly.GetStackArtifact(&name).Template())
 }
 
 // parameter is one CloudFormation parameter and the prop it sets.
 type parameter struct {
 	name, prop, description, pattern string
-	def                              func(p *storecrypt.Props) string // nil: required
-	maxLength                        int                              // 0: the pattern alone bounds it
+	def                              func(p *storecrypt.StoreCryptProps) string // nil: required
+	maxLength                        int                                        // 0: the pattern alone bounds it
 }
 
 // parameters: the props a StackSet instance may set. Each name's pattern is the rule
@@ -87,20 +95,20 @@ var parameters = []parameter{
 	{"CodeBucketPrefix", "CodeBucket", "Your code buckets are <this>-<region>, one per region the StackSet deploys to, each holding dist/'s objects under CodePrefix and readable by the organization (README: Roll out to an organization)",
 		`^[a-z0-9][a-z0-9.-]{1,40}$`, nil, 0},
 	{"CodePrefix", "CodePrefix", "Key prefix of dist/'s objects in the code bucket", `^[A-Za-z0-9!_.*'()/-]{0,200}$`,
-		func(*storecrypt.Props) string { return "storecrypt/" }, 0},
+		func(*storecrypt.StoreCryptProps) string { return "storecrypt/" }, 0},
 	{"KeyAlias", "KeyAlias", "Alias of the key storecrypt creates", `^alias/[A-Za-z0-9/_-]{1,250}$`,
-		func(p *storecrypt.Props) string { return p.KeyAlias }, 0},
+		func(p *storecrypt.StoreCryptProps) string { return str(p.KeyAlias) }, 0},
 	{"DocumentName", "DocumentName", "Name of the SSM document (reruns from the console use it)", `^[A-Za-z0-9_.-]{3,128}$`,
-		func(p *storecrypt.Props) string { return p.DocumentName }, 0},
+		func(p *storecrypt.StoreCryptProps) string { return str(p.DocumentName) }, 0},
 	{"LedgerTableName", "LedgerTableName", "DynamoDB table of the ledger; the example SCP protects names ending -storecrypt-ledger", `^[A-Za-z0-9_.-]{1,237}-storecrypt-ledger$`,
-		func(p *storecrypt.Props) string { return p.LedgerTableName }, 0},
+		func(p *storecrypt.StoreCryptProps) string { return str(p.LedgerTableName) }, 0},
 	{"MetricNamespace", "MetricNamespace", "CloudWatch namespace of the functions' metrics and the alarms on them", `^[^:]{1,255}$`,
-		func(p *storecrypt.Props) string { return p.MetricNamespace }, 0},
+		func(p *storecrypt.StoreCryptProps) string { return str(p.MetricNamespace) }, 0},
 	{"OptInTag", "OptInTag", "key=value that brings an instance into scope besides the roles; empty: the roles alone", `^([^=]+=.+)?$`,
-		func(p *storecrypt.Props) string { return p.OptInTag }, 0},
+		func(p *storecrypt.StoreCryptProps) string { return str(p.OptInTag) }, 0},
 	{"InstanceRolePath", "InstanceRolePath", "IAM path (/storecrypt/instances/, say): every role of the account created under it may open its own instance's volumes, as the stack's role does (teams' roles; their instances come into scope by OptInTag). Reserve creating roles under it to your pipeline with an SCP first (README: Roll out to an organization; docs/examples/scp-storecrypt.json), or whoever may create roles makes key users. Empty: the stack's role alone",
 		"^(" + strings.TrimSuffix(strings.TrimPrefix(contract.InstanceRolePathPattern, "^"), "$") + ")?$",
-		func(p *storecrypt.Props) string { return p.InstanceRolePath }, contract.InstanceRolePathMax},
+		func(p *storecrypt.StoreCryptProps) string { return str(p.InstanceRolePath) }, contract.InstanceRolePathMax},
 }
 
 // ParameterOf is the template's parameter that sets prop, or "".
@@ -113,8 +121,8 @@ func ParameterOf(prop string) string {
 	if slices.Contains([]string{"AllowOptOut", "AlarmEmail", "AuditorPrincipal"}, prop) { // switches
 		return prop
 	}
-	if prop == "AlarmTopicARN" {
-		return "AlarmTopicArn" // a switch, named as CloudFormation names ARNs
+	if prop == "AlarmTopic" {
+		return "AlarmTopicArn" // a switch, of the topic's ARN
 	}
 	return ""
 }
@@ -124,16 +132,17 @@ func ParameterOf(prop string) string {
 var AtPublish = map[string]string{
 	"BuildDir":               "where the code was built; its objects are in dist/",
 	"Name":                   "the names it would derive are parameters of their own",
-	"KeyARN":                 "an existing key is one account's; refused: each account gets its own key",
+	"Key":                    "an existing key is one account's; refused: each account gets its own key",
 	"KeySource":              "s3-kms adds the secret bucket and changes the key policy",
 	"SecretKey":              "the seed secret's object name is a document default, covered by the document's digest",
 	"SecretVPCEndpoint":      "adds a statement to the secret bucket's policy",
 	"RequireInstanceNetwork": "adds deny statements to the key policy, and each account then needs a KMS VPC endpoint in every VPC its instances run in: the organization's network decision, made once",
-	"InstanceRoleARNs":       "roles are one account's; refused: each account gets the stack's role and profile, and OptInTag scopes other instances",
+	"InstanceRoles":          "roles are one account's; refused: each account gets the stack's role and profile, and OptInTag scopes other instances",
 	"MountPoint":             "a document default, covered by the document's digest",
 	"Filesystem":             "a document default, covered by the document's digest",
+	"Layout":                 "a document default, covered by the document's digest",
 	"Trail":                  "adds a trail and its bucket",
-	"NoSecurityHub":          "changes the functions' policies",
+	"SecurityHub":            "changes the functions' policies",
 	"ComplianceItems":        "changes the functions' policies",
 	"LogRetention":           "set for the organization's retention policy",
 	"RemovalPolicy":          "CloudFormation takes no parameter in DeletionPolicy; an organization keeps its keys and records",
@@ -142,7 +151,7 @@ var AtPublish = map[string]string{
 
 // parameterize adds the parameters to stack and points props at them; the code bucket is
 // <CodeBucketPrefix>-<region>.
-func parameterize(stack awscdk.Stack, props *storecrypt.Props) error {
+func parameterize(stack awscdk.Stack, props *storecrypt.StoreCryptProps) error {
 	for _, p := range parameters {
 		pp := &awscdk.CfnParameterProps{Type: jsii.String("String"), Description: jsii.String(p.description), AllowedPattern: jsii.String(p.pattern)}
 		if p.maxLength > 0 {
@@ -160,7 +169,7 @@ func parameterize(stack awscdk.Stack, props *storecrypt.Props) error {
 		if p.prop == "CodeBucket" {
 			value = awscdk.Fn_Sub(jsii.String("${"+p.name+"}-${AWS::Region}"), nil)
 		}
-		reflect.ValueOf(props).Elem().FieldByName(p.prop).SetString(*value)
+		reflect.ValueOf(props).Elem().FieldByName(p.prop).Set(reflect.ValueOf(value))
 	}
 	return nil
 }
@@ -175,16 +184,16 @@ func switchParameter(stack awscdk.Stack, name, description, def string, props *a
 // template under a condition on the parameter. AllowOptOut: the OptedOut alarm, and the
 // launch function's environment says it; AlarmEmail: the topic, its subscription, and
 // an action of every alarm; AlarmTopicArn: another action of every alarm.
-func switches(stack awscdk.Stack, sc *storecrypt.StoreCrypt, optOut, email, central awscdk.CfnParameter) {
+func switches(stack awscdk.Stack, sc storecrypt.StoreCrypt, optOut, email, central awscdk.CfnParameter) {
 	optOutOn := awscdk.NewCfnCondition(stack, jsii.String("OptOutAllowed"), &awscdk.CfnConditionProps{
 		Expression: awscdk.Fn_ConditionEquals(optOut.ValueAsString(), jsii.String("true"))})
-	onlyIf(sc.OptOutAlarm, optOutOn)
-	sc.LaunchFunction.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(
+	onlyIf(sc.OptOutAlarm(), optOutOn)
+	sc.LaunchFunction().Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(
 		jsii.String("Environment.Variables."+contract.EnvAllowOptOut), optOut.ValueAsString())
 
 	emailOn := awscdk.NewCfnCondition(stack, jsii.String("HasAlarmEmail"), &awscdk.CfnConditionProps{
 		Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(email.ValueAsString(), jsii.String("")))})
-	onlyIf(sc.AlarmTopic, emailOn)
+	onlyIf(sc.AlarmTopic(), emailOn)
 	centralOn := awscdk.NewCfnCondition(stack, jsii.String("HasAlarmTopicArn"), &awscdk.CfnConditionProps{
 		Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(central.ValueAsString(), jsii.String("")))})
 	// One parameter serves every region of the StackSet, and CloudWatch takes a topic of
@@ -193,12 +202,27 @@ func switches(stack awscdk.Stack, sc *storecrypt.StoreCrypt, optOut, email, cent
 	arn := awscdk.Fn_Split(jsii.String(":"), central.ValueAsString(), jsii.Number(6))
 	regional := awscdk.Fn_Join(jsii.String(":"), &[]*string{jsii.String("arn"), awscdk.Fn_Select(jsii.Number(1), arn), jsii.String("sns"),
 		awscdk.Aws_REGION(), awscdk.Fn_Select(jsii.Number(4), arn), awscdk.Fn_Select(jsii.Number(5), arn)})
-	for _, a := range sc.Alarms {
+	for _, a := range sc.Alarms() {
 		a.Node().DefaultChild().(awscdk.CfnResource).AddPropertyOverride(jsii.String("AlarmActions"), []any{
-			awscdk.Fn_ConditionIf(emailOn.LogicalId(), sc.AlarmTopic.TopicArn(), awscdk.Aws_NO_VALUE()),
+			awscdk.Fn_ConditionIf(emailOn.LogicalId(), sc.AlarmTopic().TopicArn(), awscdk.Aws_NO_VALUE()),
 			awscdk.Fn_ConditionIf(centralOn.LogicalId(), regional, awscdk.Aws_NO_VALUE()),
 		})
 	}
+}
+
+func str(v *string) string {
+	if v == nil {
+		return ""
+	}
+	return *v
+}
+
+// topicARN is the topic's ARN, or "" without a topic.
+func topicARN(t awssns.ITopic) string {
+	if t == nil {
+		return ""
+	}
+	return *t.TopicArn()
 }
 
 // onlyIf puts every CloudFormation resource under c under cond.
@@ -211,7 +235,7 @@ func onlyIf(c constructs.IConstruct, cond awscdk.CfnCondition) {
 }
 
 // describe records the publisher's choices in the template, for whoever deploys it.
-func describe(props *storecrypt.Props) map[string]any {
+func describe(props *storecrypt.StoreCryptProps) map[string]any {
 	out := map[string]any{}
 	v := reflect.ValueOf(props).Elem()
 	for name := range AtPublish {

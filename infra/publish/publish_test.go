@@ -2,7 +2,6 @@ package publish_test
 
 import (
 	"archive/zip"
-	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -13,6 +12,8 @@ import (
 	"testing"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/jsii-runtime-go"
 
 	"github.com/storecrypt/storecrypt/infra/artifact"
@@ -40,12 +41,14 @@ func published(t *testing.T, stackProps awscdk.StackProps) (dist string, tpl *cf
 	if err := artifact.StandIns(build); err != nil {
 		t.Fatal(err)
 	}
-	props, name, err := cdkcontext.Props(func(string) string { return "" })
-	if err != nil {
-		t.Fatal(err)
-	}
-	props.BuildDir = build
-	files, err := publish.App(context.Background(), awscdk.NewApp(nil), name, stackProps, props, dist)
+	get := func(string) string { return "" }
+	files, err := publish.App(awscdk.NewApp(nil), cdkcontext.StackName(get), stackProps, func(st awscdk.Stack) (*storecrypt.StoreCryptProps, error) {
+		props, err := cdkcontext.Props(st, get)
+		if err == nil {
+			props.BuildDir = jsii.String(build)
+		}
+		return props, err
+	}, dist)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -119,7 +122,7 @@ func TestParametersCoverProps(t *testing.T) {
 	if err := json.Unmarshal([]byte(raw), &doc); err != nil {
 		t.Fatal(err)
 	}
-	props := reflect.TypeFor[storecrypt.Props]()
+	props := reflect.TypeFor[storecrypt.StoreCryptProps]()
 	for i := range props.NumField() {
 		name := props.Field(i).Name
 		_, param := doc.Parameters[publish.ParameterOf(name)]
@@ -323,13 +326,21 @@ func TestSwitches(t *testing.T) {
 // TestOneAccountsResourcesRefused: an existing key or role ARN names one account, and
 // the template goes to many.
 func TestOneAccountsResourcesRefused(t *testing.T) {
-	for _, props := range []*storecrypt.Props{
-		{KeyARN: "arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"},
-		{InstanceRoleARNs: []string{"arn:aws:iam::111122223333:role/app"}},
+	for name, props := range map[string]func(awscdk.Stack) *storecrypt.StoreCryptProps{
+		"key": func(st awscdk.Stack) *storecrypt.StoreCryptProps {
+			return &storecrypt.StoreCryptProps{Key: awskms.Key_FromKeyArn(st, jsii.String("K"), jsii.String("arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"))}
+		},
+		"role": func(st awscdk.Stack) *storecrypt.StoreCryptProps {
+			return &storecrypt.StoreCryptProps{InstanceRoles: &[]awsiam.IRole{awsiam.Role_FromRoleArn(st, jsii.String("R"), jsii.String("arn:aws:iam::111122223333:role/app"), nil)}}
+		},
 	} {
-		props.BuildDir = t.TempDir()
-		if _, err := publish.App(context.Background(), awscdk.NewApp(nil), "StoreCrypt", awscdk.StackProps{}, props, t.TempDir()); err == nil || !strings.Contains(err.Error(), "optInTag") {
-			t.Errorf("%+v: %v", props, err)
+		propsFor := func(st awscdk.Stack) (*storecrypt.StoreCryptProps, error) {
+			p := props(st)
+			p.BuildDir = jsii.String(t.TempDir())
+			return p, nil
+		}
+		if _, err := publish.App(awscdk.NewApp(nil), "StoreCrypt", awscdk.StackProps{}, propsFor, t.TempDir()); err == nil || !strings.Contains(err.Error(), "optInTag") {
+			t.Errorf("%s: got %v, want the refusal naming optInTag", name, err)
 		}
 	}
 }

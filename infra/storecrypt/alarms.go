@@ -15,8 +15,8 @@ import (
 // alarmSet is every alarm the construct made and where they notify.
 type alarmSet struct {
 	all    []awscloudwatch.Alarm
-	topic  awssns.Topic        // nil without Props.AlarmEmail
-	optOut awscloudwatch.Alarm // nil without Props.AllowOptOut
+	topic  awssns.Topic        // nil without StoreCryptProps.AlarmEmail
+	optOut awscloudwatch.Alarm // nil without StoreCryptProps.AllowOptOut
 }
 
 func (s *builder) alarm(id, what string, metric awscloudwatch.IMetric, periods float64) awscloudwatch.Alarm {
@@ -81,7 +81,7 @@ func (s *builder) alarmsAndTopic(f functionSet) alarmSet {
 		{contract.MetricFailed, "instances failed or unverified: see the storecrypt:reason tag", 1},
 		{contract.MetricDocumentDrift, "the document's default version is not the content the stack deployed", 3},
 	}
-	if !s.props.NoSecurityHub {
+	if s.props.SecurityHub {
 		metrics = append(metrics, watched{contract.MetricFindingsNotImported, "findings Security Hub did not import: its evidence is incomplete (see the functions' logs)", 1})
 	}
 	if s.props.AllowOptOut {
@@ -96,10 +96,9 @@ func (s *builder) alarmsAndTopic(f functionSet) alarmSet {
 			a.optOut = alarm
 		}
 	}
-	if s.props.AlarmTopicARN != "" {
-		central := awssns.Topic_FromTopicArn(s.c, jsii.String("CentralAlarms"), jsii.String(s.props.AlarmTopicARN))
+	if s.props.AlarmTopic != nil {
 		for _, alarm := range a.all {
-			alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(central))
+			alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(s.props.AlarmTopic))
 		}
 	}
 	if s.props.AlarmEmail == "" {

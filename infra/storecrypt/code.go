@@ -24,7 +24,7 @@ import (
 // code is where the construct put what it deploys as code: the agents, which the
 // instance roles may read, and the functions' zips.
 type code struct {
-	// bucket is Props.CodeBucket, imported; nil when the code goes as CDK's file assets.
+	// bucket is StoreCryptProps.CodeBucket, imported; nil when the code goes as CDK's file assets.
 	bucket awss3.IBucket
 	// functionKeys are the functions' zips in bucket.
 	functionKeys map[string]string
@@ -44,14 +44,13 @@ type agentOutput struct {
 // assets by the bundling options, this value among them, so an app with a construct in
 // each of three regions builds once.
 type goBundling struct {
-	ctx context.Context
 	err error
 }
 
 var localGo = &goBundling{}
 
 func (b *goBundling) TryBundle(outputDir *string, _ *awscdk.BundlingOptions) *bool {
-	b.err = artifact.Build(b.ctx, *outputDir, artifact.Options{Log: os.Stderr})
+	b.err = artifact.Build(context.Background(), *outputDir, artifact.Options{Log: os.Stderr})
 	if b.err != nil {
 		// CDK panics on an empty output, before builtCode could return the error that
 		// says what went wrong; the output is discarded.
@@ -66,13 +65,12 @@ func (b *goBundling) TryBundle(outputDir *string, _ *awscdk.BundlingOptions) *bo
 // synthesized or deployed. For the others (cdk ls, cdk destroy) it would stage the
 // source unbuilt; builtCode stages stand-ins instead, so the template is whole and
 // nothing is built.
-func builtCode(ctx context.Context, scope constructs.Construct) (string, error) {
+func builtCode(scope constructs.Construct) (string, error) {
 	outdir := *awscdk.Stage_Of(scope).AssetOutdir()
 	if !*awscdk.Stack_Of(scope).BundlingRequired() {
 		dir := filepath.Join(outdir, "storecrypt-stand-ins")
 		return dir, artifact.StandIns(dir)
 	}
-	localGo.ctx = ctx
 	staged := awscdk.NewAssetStaging(scope, jsii.String("Code"), &awscdk.AssetStagingProps{
 		// CDK wants a directory to bundle from, and reads only its path here: the build
 		// reads storecrypt's module, wherever artifact.Source finds it, and the asset's
@@ -91,7 +89,7 @@ func builtCode(ctx context.Context, scope constructs.Construct) (string, error) 
 	return *staged.AbsoluteStagedPath(), nil
 }
 
-// stageCode puts the code where the stack deploys it from: Props.CodeBucket, where the
+// stageCode puts the code where the stack deploys it from: StoreCryptProps.CodeBucket, where the
 // publisher uploaded it, or else CDK's file assets.
 func (s *builder) stageCode(roles fleetRoles) (code, error) {
 	c := code{functionKeys: map[string]string{}}

@@ -65,7 +65,7 @@ func (s *builder) ssmDocument(agents document.Agents, key awskms.IKey, secret st
 // documentDefaults are the document's parameter defaults: the stack's choices.
 func (s *builder) documentDefaults(key awskms.IKey, secret string) contract.AgentOptions {
 	defaults := contract.DefaultAgentOptions()
-	defaults.KeySource, defaults.MountPoint, defaults.Filesystem = s.props.KeySource, s.props.MountPoint, s.props.Filesystem
+	defaults.KeySource, defaults.MountPoint, defaults.Filesystem, defaults.Layout = s.props.KeySource, s.props.MountPoint, s.props.Filesystem, s.props.Layout
 	defaults.KMSKeyID = *key.KeyArn()
 	defaults.Secret = secret
 	return defaults

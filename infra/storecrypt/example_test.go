@@ -104,6 +104,10 @@ func checkExampleTemplate(t *testing.T, out string) {
 			if !strings.Contains(fmt.Sprint(r.Properties["KeyPolicy"]), workers) {
 				t.Errorf("the key policy does not name the team's role %s", workers)
 			}
+			// The example tags the construct itself, as a CDK user tags any construct.
+			if !strings.Contains(fmt.Sprint(r.Properties["Tags"]), "Key:owner Value:platform-team") {
+				t.Errorf("the key's tags %v lack the example's owner=platform-team", r.Properties["Tags"])
+			}
 		}
 	}
 	for _, key := range []string{contract.OutputKeyARN, contract.OutputDocumentName, contract.OutputAgentLogGroup} {

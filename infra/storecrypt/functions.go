@@ -78,7 +78,7 @@ func (s *builder) function(in functionInputs, id, dir string, timeout float64, e
 	role := awsiam.NewRole(s.c, jsii.String(id+"Role"), &awsiam.RoleProps{AssumedBy: awsiam.NewServicePrincipal(jsii.String("lambda.amazonaws.com"), nil),
 		Path: jsii.String(contract.FunctionRolePath)})
 	role.AddToPrincipalPolicy(statement("Logs", []string{"logs:CreateLogStream", "logs:PutLogEvents"}, []*string{logs.LogGroupArn()}, nil))
-	if !s.props.NoSecurityHub {
+	if s.props.SecurityHub {
 		// The Service Authorization Reference names no resource type for it: "*", held to
 		// findings for this account by securityhub:TargetAccount.
 		role.AddToPrincipalPolicy(statement("SecurityHubFindings", []string{"securityhub:BatchImportFindings"}, []*string{jsii.String("*")},
@@ -125,10 +125,11 @@ func (s *builder) function(in functionInputs, id, dir string, timeout float64, e
 }
 
 func (s *builder) launchFunction(in functionInputs) awslambda.Function {
-	roles := jsii.String(strings.Join(s.props.InstanceRoleARNs, ","))
-	if len(s.props.InstanceRoleARNs) == 0 {
-		roles = in.roles.arns[0]
+	var arns []string
+	for _, a := range in.roles.arns {
+		arns = append(arns, *a)
 	}
+	roles := jsii.String(strings.Join(arns, ","))
 	env := map[string]*string{
 		contract.EnvMountPoint:    jsii.String(s.props.MountPoint),
 		contract.EnvFilesystem:    jsii.String(s.props.Filesystem),

@@ -25,11 +25,16 @@ type fleetRoles struct {
 // instanceRoles creates the workload role and profile, or imports the user's roles.
 func (s *builder) instanceRoles() fleetRoles {
 	var f fleetRoles
-	if len(s.props.InstanceRoleARNs) > 0 {
-		for i, arn := range s.props.InstanceRoleARNs {
-			r := awsiam.Role_FromRoleArn(s.c, jsii.String(fmt.Sprintf("InstanceRole%d", i)), jsii.String(arn), &awsiam.FromRoleArnOptions{Mutable: jsii.Bool(true)})
+	if len(s.props.InstanceRoles) > 0 {
+		for i, given := range s.props.InstanceRoles {
+			// Imported by ARN under the construct, mutable, whatever the role given is:
+			// the statements land in a policy of the construct's own even for a role
+			// imported immutably or from another stack, and the template is the one the
+			// ARN-taking API made.
+			arn := given.RoleArn()
+			r := awsiam.Role_FromRoleArn(s.c, jsii.String(fmt.Sprintf("InstanceRole%d", i)), arn, &awsiam.FromRoleArnOptions{Mutable: jsii.Bool(true)})
 			f.roles = append(f.roles, r)
-			f.arns = append(f.arns, jsii.String(arn))
+			f.arns = append(f.arns, arn)
 		}
 		return f
 	}
@@ -79,10 +84,12 @@ func (s *builder) keyUses() []keyUse {
 	}}}
 }
 
-// kmsKey creates the key (rotation on) with the instance roles as key users, or imports one.
+// kmsKey creates the key (rotation on) with the instance roles as key users, or takes
+// the caller's.
 func (s *builder) kmsKey(roles fleetRoles) awskms.IKey {
-	if s.props.KeyARN != "" {
-		key := awskms.Key_FromKeyArn(s.c, jsii.String("Key"), jsii.String(s.props.KeyARN))
+	if key := s.props.Key; key != nil {
+		// The roles' own policies grant it, not the key's grant methods: those would write
+		// into the key's policy, which is the caller's.
 		for _, r := range roles.roles {
 			for _, u := range s.keyUses() {
 				r.AddToPrincipalPolicy(statement(u.sid, u.actions, []*string{key.KeyArn()}, u.conditions))
@@ -115,7 +122,7 @@ func (s *builder) kmsKey(roles fleetRoles) awskms.IKey {
 	return key
 }
 
-// rolePath is Props.InstanceRolePath as the key policy uses it. Its statements name the
+// rolePath is StoreCryptProps.InstanceRolePath as the key policy uses it. Its statements name the
 // stack's roles as before and, with a path, also the roles under it: a key policy's
 // Principal takes no wildcard, so the Allow names everyone, narrowed by an ArnLike on
 // aws:PrincipalArn (a role session's is its role's ARN, path included) to the stack's
@@ -137,7 +144,7 @@ func (s *builder) rolePath(roleARNs []*string) rolePath {
 		r.cond = awscdk.NewCfnCondition(s.c, jsii.String("HasInstanceRolePath"), &awscdk.CfnConditionProps{
 			Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(p, jsii.String(""))),
 		})
-		// The check Props.defaults makes of a literal path, for the one rule a pattern
+		// The check settings.defaults makes of a literal path, for the one rule a pattern
 		// cannot say: not a path that holds storecrypt's function roles.
 		var taken []*string
 		for _, t := range contract.RolePathPrefixes() {
@@ -201,7 +208,7 @@ func (r rolePath) principals(arns []*string) *[]awsiam.IPrincipal {
 //   - no action but GenerateDataKey and Decrypt may carry one, so ReEncrypt*, Encrypt,
 //     GenerateDataKeyWithoutPlaintext and CreateGrant do not depend on which context
 //     (source, destination, a grant's constraints) KMS reads for them;
-//   - with Props.RequireInstanceNetwork, networkDenials.
+//   - with StoreCryptProps.RequireInstanceNetwork, networkDenials.
 func (s *builder) keyDenials(roleARNs []*string, path rolePath) []awsiam.PolicyStatement {
 	// deny refuses every KMS action but notActions (none: all of them) to any principal,
 	// for a request with a storecrypt context that meets conditions.

@@ -1,10 +1,10 @@
 // Package storecrypt is storecrypt's CDK construct: the KMS key, the seed-compatible
 // secret bucket, the agent binaries, the SSM document, the instance role, the launch queue
 // and rules, both functions with least-privilege roles, alarms, an optional trail and the
-// operator policy, added to any stack with New. Every name it shares with the agent and
+// operator policy, added to any stack with NewStoreCrypt. Every name it shares with the agent and
 // the functions comes from internal/contract.
 //
-// New wires the parts, each in its own file, each given what it needs from the others and
+// NewStoreCrypt wires the parts, each in its own file, each given what it needs from the others and
 // returning what it built: key.go (the instance roles, the KMS key and its policy, the
 // seed secret's bucket), code.go (the agents and the functions' code), document.go (the
 // SSM document and its command output), functions.go (the queues, both functions and
@@ -14,10 +14,10 @@
 package storecrypt
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
@@ -38,100 +38,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
-// Props configures storecrypt; zero values take the defaults.
-type Props struct {
-	// BuildDir holds the code the construct deploys, laid out as `make build` writes bin/:
-	// storecrypt-agent-linux-{amd64,arm64} with their .sha256 and .gz files, and
-	// functions/{launch,result}/bootstrap. Empty: New builds it (package artifact) from
-	// the storecrypt module the app was built with, through CDK's asset bundling: into
-	// the cloud assembly, only for a stack being synthesized or deployed (not for cdk ls
-	// or cdk destroy); that needs the go command, as any Go CDK app does.
-	BuildDir string
-	// CodeBucket, when set, is where the code is instead of CDK's file assets, which need
-	// a bootstrapped account: the bucket (a name, or a token such as a CfnParameter's) that
-	// holds what package artifact's Publish wrote, under CodePrefix. The instance roles
-	// and Lambda read it in the deployment's account and region (Lambda takes code only
-	// from a bucket in the function's region).
-	CodeBucket, CodePrefix string
-	// Name is the base of the physical names two deployments in one account must not
-	// share: the key alias (alias/<Name>), the document (<Name>-apply), the ledger
-	// table (<Name>-storecrypt-ledger) and the metric namespace (storecrypt/<Name>).
-	// Empty: derived from the construct's path, unique in the account and region.
-	Name string
-	// KeyAlias, DocumentName, LedgerTableName and MetricNamespace override the names
-	// derived from Name one by one: the app in infra/ gives the names its README and
-	// cdk.json document (cdkcontext.AppNames), and a published template makes each a
-	// parameter.
-	KeyAlias, DocumentName, LedgerTableName, MetricNamespace string
-	// KeyARN uses an existing key instead; its policy must then delegate to IAM and the
-	// construct grants the instance roles through their identity policies.
-	KeyARN string
-	// KeySource is what instances use: kms-datakey (default) or s3-kms.
-	KeySource string
-	// SecretKey is the object key of the seed passphrase in the secret bucket (s3-kms).
-	SecretKey string
-	// SecretVPCEndpoint, when set, lets the secret be read only through that endpoint.
-	SecretVPCEndpoint string
-	// RequireInstanceNetwork (kms-datakey only) lets a volume's key be made and opened only
-	// by a request that comes through a KMS interface VPC endpoint in the VPC of the
-	// instance whose role credentials signed it, from that instance's primary private
-	// IPv4 address: credentials copied off the instance (IMDS) then cannot open its volume
-	// from elsewhere. Every VPC the instances run in then needs a KMS interface endpoint
-	// with private DNS, which the construct does not create: the VPCs are the user's.
-	RequireInstanceNetwork bool
-	// InstanceRoleARNs are the workloads' own roles; empty creates a role and profile.
-	InstanceRoleARNs []string
-	// InstanceRolePath (/storecrypt/instances/, say) makes every role of the account
-	// created under that IAM path a key user too, each for its own instance's volumes
-	// alone, as the stack's roles are: teams' own instance roles, in every account a
-	// StackSet reaches. A role's path is fixed when the role is created, so the SCP that
-	// reserves creating roles under it (README: Roll out to an organization) decides who
-	// can make a key user. Instances under such roles come into scope by OptInTag.
-	// kms-datakey with the key the stack creates only. Empty: the stack's roles alone.
-	InstanceRolePath string
-	// OptInTag is key=value (storecrypt:encrypt=true, say) that brings an instance into
-	// scope besides the roles; none by default: scope is the roles alone.
-	OptInTag string
-	// AllowOptOut honours storecrypt:encrypt=false on instances in scope: each opt-out is
-	// recorded (skipped, opted-out), counted (OptedOut, alarmed) and sent as an event.
-	// Without it the tag is ignored: whoever may tag an instance could otherwise switch
-	// its encryption off.
-	AllowOptOut bool
-	// MountPoint and Filesystem are the document's defaults (/mnt/instance-store, ext4).
-	MountPoint, Filesystem string
-	// AlarmEmail, when set, subscribes to the alarms' SNS topic.
-	AlarmEmail string
-	// AlarmTopicARN, when set, is an SNS topic every alarm notifies besides: a central
-	// one, in the organization's security account, whose policy lets CloudWatch publish
-	// for the organization's accounts (README). CloudWatch takes a topic of the alarm's
-	// own region only.
-	AlarmTopicARN string
-	// Trail creates a CloudTrail trail for the key's audit trail.
-	Trail bool
-	// NoSecurityHub stops the functions filing Security Hub findings. With it unset they
-	// file them where Security Hub is enabled, and stop trying where it is not.
-	NoSecurityHub bool
-	// ComplianceItems also writes each verdict as the instance's Custom:StoreCrypt
-	// compliance in Systems Manager: one more call per verdict, so it is asked for.
-	ComplianceItems bool
-	// LogRetention keeps the agents', functions' and trail's logs (default one year).
-	LogRetention awslogs.RetentionDays
-	// RemovalPolicy is what deleting the stack does to what holds data or evidence: the
-	// key, the ledger, the buckets and the agents' logs. Default RETAIN. DESTROY (for
-	// test stacks) schedules the key's deletion, drops the ledger's deletion protection,
-	// and fails on a bucket that is not empty.
-	RemovalPolicy awscdk.RemovalPolicy
-	// AuditorPrincipal, when set, adds the read-only role `storecrypt report --accounts`
-	// assumes (auditor.go): an account id (any of its principals its own policies allow,
-	// and only while in this account's organization) or a role's ARN. The role's name is
-	// fixed (contract.AuditorRoleName) so that a central account finds it in every
-	// account: one deployment per account and region may set it.
-	AuditorPrincipal string
-	// Tags are added to every resource of the construct that takes tags.
-	Tags map[string]string
-}
-
-func (p *Props) defaults(c constructs.Construct) error {
+func (p *settings) defaults(c constructs.Construct) error {
 	def := func(v *string, d string) {
 		if *v == "" {
 			*v = d
@@ -146,18 +53,14 @@ func (p *Props) defaults(c constructs.Construct) error {
 	def(&p.DocumentName, p.Name+"-apply")
 	def(&p.LedgerTableName, p.Name+contract.LedgerTableSuffix)
 	def(&p.MetricNamespace, contract.MetricNamespace+"/"+p.Name)
-	def(&p.KeySource, contract.KeySourceKMSDataKey)
-	def(&p.SecretKey, "seed/passphrase")
-	def(&p.MountPoint, contract.DefaultMountPoint)
-	def(&p.Filesystem, contract.DefaultFilesystem)
-	if p.AlarmTopicARN != "" && !*awscdk.Token_IsUnresolved(p.AlarmTopicARN) && !contract.SNSTopicARNPattern.MatchString(p.AlarmTopicARN) {
-		return fmt.Errorf("alarmTopicArn %q: want an SNS topic's ARN, %s", p.AlarmTopicARN, contract.SNSTopicARNPattern)
+	if p.AlarmTopic != nil && !unresolved(*p.AlarmTopic.TopicArn()) && !contract.SNSTopicARNPattern.MatchString(*p.AlarmTopic.TopicArn()) {
+		return fmt.Errorf("alarmTopic %q: want an SNS topic's ARN, %s", *p.AlarmTopic.TopicArn(), contract.SNSTopicARNPattern)
 	}
-	if p.LogRetention == "" {
-		p.LogRetention = awslogs.RetentionDays_ONE_YEAR
+	if !slices.Contains(contract.Filesystems, p.Filesystem) {
+		return fmt.Errorf("filesystem %q: want one of %s", p.Filesystem, strings.Join(contract.Filesystems, ", "))
 	}
-	if p.RemovalPolicy == "" {
-		p.RemovalPolicy = awscdk.RemovalPolicy_RETAIN
+	if !slices.Contains(contract.Layouts, p.Layout) {
+		return fmt.Errorf("layout %q: want one of %s", p.Layout, strings.Join(contract.Layouts, ", "))
 	}
 	if p.KeySource != contract.KeySourceKMSDataKey && p.KeySource != contract.KeySourceS3KMS {
 		return fmt.Errorf("keySource %q: storecrypt deploys %s or %s (ephemeral needs no stack)", p.KeySource, contract.KeySourceKMSDataKey, contract.KeySourceS3KMS)
@@ -206,7 +109,7 @@ func (p *Props) defaults(c constructs.Construct) error {
 
 // checkInstanceRolePath refuses a path the key policy cannot bind or the key source
 // cannot keep apart. A parameter's value is checked by its AllowedPattern and rule.
-func (p *Props) checkInstanceRolePath() error {
+func (p *settings) checkInstanceRolePath() error {
 	switch {
 	case p.InstanceRolePath == "":
 		return nil
@@ -214,8 +117,8 @@ func (p *Props) checkInstanceRolePath() error {
 		// The seed passphrase is one secret for every instance: a role under the path
 		// would open every instance's volumes, not its own.
 		return fmt.Errorf("instanceRolePath binds each role to its own instance's volumes, which keySource %s cannot: its one passphrase opens every instance's; use %s", p.KeySource, contract.KeySourceKMSDataKey)
-	case p.KeyARN != "":
-		return errors.New("instanceRolePath names key users in the policy of the key the stack creates, and keyArn's policy is yours: leave instanceRolePath empty and copy StoreCryptOwnVolumes and the deny statements of a template synthesized with it and without keyArn into your key's policy (README: keyArn)")
+	case p.Key != nil:
+		return errors.New("instanceRolePath names key users in the policy of the key the stack creates, and an existing key's policy is yours: leave instanceRolePath empty and copy StoreCryptOwnVolumes and the deny statements of a template synthesized with it and without a key into your key's policy (README: keyArn)")
 	case unresolved(p.InstanceRolePath):
 		return nil
 	}
@@ -238,75 +141,137 @@ var (
 	nonAlnum        = regexp.MustCompile(`[^A-Za-z0-9]`)
 )
 
-// StoreCrypt is what New added, for the caller to wire further: alarms to its own
-// topics, the key to other grants, the roles to other policies.
-type StoreCrypt struct {
-	// Construct is the scope every resource is under.
-	Construct constructs.Construct
-	// Props are the props as New applied them: defaults filled in, names derived.
-	Props Props
-	// Key wraps the volume keys (imported when Props.KeyARN is set).
-	Key awskms.IKey
-	// Document is the SSM Command document; DocumentName its name.
-	Document     awsssm.CfnDocument
-	DocumentName string
-	// InstanceRoles are the roles whose instances are in scope; InstanceProfile is nil
-	// unless the construct created the role.
-	InstanceRoles   []awsiam.IRole
-	InstanceProfile awsiam.InstanceProfile
+// StoreCrypt is what NewStoreCrypt added: a construct (for awscdk.Tags_Of, dependencies
+// or a scope of your own) whose parts are there for you to wire further: alarms to your
+// own topics, the key to other grants, the roles to other policies. A part the props did
+// not ask for is nil, and so is every part when the props are refused (the synth then
+// fails with the reason).
+type StoreCrypt interface {
+	constructs.Construct
+	// Key wraps the volume keys: the one created, or StoreCryptProps.Key.
+	Key() awskms.IKey
+	// Document is the SSM Command document; DocumentName, its name.
+	Document() awsssm.CfnDocument
+	DocumentName() *string
+	// InstanceRoles are the roles whose instances are in scope, as the construct adds
+	// its statements to them; InstanceProfile is nil unless it created the role.
+	InstanceRoles() []awsiam.IRole
+	InstanceProfile() awsiam.IInstanceProfile
 	// LaunchFunction and ResultFunction carry their roles (Role()).
-	LaunchFunction, ResultFunction awslambda.Function
-	// LaunchQueue takes the launch events; its dead-letter queue the ones given up on.
-	LaunchQueue, LaunchDLQ, ResultDLQ awssqs.Queue
-	// Alarms are every alarm the construct made; AlarmTopic, the topic of
-	// Props.AlarmEmail, gets them (nil without it); OptOutAlarm counts opt-outs (nil
-	// unless Props.AllowOptOut).
-	Alarms      []awscloudwatch.Alarm
-	AlarmTopic  awssns.Topic
-	OptOutAlarm awscloudwatch.Alarm
-	// Ledger is the evidence table; AgentLogs the group of the agents' command output.
-	Ledger    awsdynamodb.Table
-	AgentLogs awslogs.LogGroup
+	LaunchFunction() awslambda.IFunction
+	ResultFunction() awslambda.IFunction
+	// LaunchQueue takes the launch events; the dead-letter queues, the ones given up on.
+	LaunchQueue() awssqs.IQueue
+	LaunchDeadLetterQueue() awssqs.IQueue
+	ResultDeadLetterQueue() awssqs.IQueue
+	// Alarms are every alarm the construct made. AlarmTopic, the topic of
+	// StoreCryptProps.AlarmEmail, gets them (nil without it); OptOutAlarm counts opt-outs
+	// (nil unless StoreCryptProps.AllowOptOut).
+	// They are Alarms, not IAlarms, so that AddAlarmAction takes actions of your own.
+	Alarms() []awscloudwatch.Alarm
+	AlarmTopic() awssns.ITopic
+	OptOutAlarm() awscloudwatch.Alarm
+	// Ledger is the evidence table; AgentLogs, the group of the agents' command output.
+	Ledger() awsdynamodb.ITable
+	AgentLogs() awslogs.ILogGroup
 	// OperatorPolicy is what `storecrypt` and the console need; attach it to operators.
-	OperatorPolicy awsiam.ManagedPolicy
+	OperatorPolicy() awsiam.IManagedPolicy
 	// AuditorRole is what `storecrypt report --accounts` assumes; nil without
-	// Props.AuditorPrincipal.
-	AuditorRole awsiam.Role
+	// StoreCryptProps.AuditorPrincipal.
+	AuditorRole() awsiam.IRole
 }
 
+// storeCrypt is the construct itself, registered with jsii (NewConstruct_Override) so
+// that it can be a scope and be passed to CDK's functions like any construct.
+type storeCrypt struct {
+	constructs.Construct
+	key                               awskms.IKey
+	document                          awsssm.CfnDocument
+	documentName                      *string
+	instanceRoles                     []awsiam.IRole
+	instanceProfile                   awsiam.IInstanceProfile
+	launchFunction, resultFunction    awslambda.IFunction
+	launchQueue, launchDLQ, resultDLQ awssqs.IQueue
+	alarms                            []awscloudwatch.Alarm
+	alarmTopic                        awssns.ITopic
+	optOutAlarm                       awscloudwatch.Alarm
+	ledger                            awsdynamodb.ITable
+	agentLogs                         awslogs.ILogGroup
+	operatorPolicy                    awsiam.IManagedPolicy
+	auditorRole                       awsiam.IRole
+}
+
+func (sc *storeCrypt) Key() awskms.IKey                         { return sc.key }
+func (sc *storeCrypt) Document() awsssm.CfnDocument             { return sc.document }
+func (sc *storeCrypt) DocumentName() *string                    { return sc.documentName }
+func (sc *storeCrypt) InstanceRoles() []awsiam.IRole            { return sc.instanceRoles }
+func (sc *storeCrypt) InstanceProfile() awsiam.IInstanceProfile { return sc.instanceProfile }
+func (sc *storeCrypt) LaunchFunction() awslambda.IFunction      { return sc.launchFunction }
+func (sc *storeCrypt) ResultFunction() awslambda.IFunction      { return sc.resultFunction }
+func (sc *storeCrypt) LaunchQueue() awssqs.IQueue               { return sc.launchQueue }
+func (sc *storeCrypt) LaunchDeadLetterQueue() awssqs.IQueue     { return sc.launchDLQ }
+func (sc *storeCrypt) ResultDeadLetterQueue() awssqs.IQueue     { return sc.resultDLQ }
+func (sc *storeCrypt) Alarms() []awscloudwatch.Alarm            { return sc.alarms }
+func (sc *storeCrypt) AlarmTopic() awssns.ITopic                { return sc.alarmTopic }
+func (sc *storeCrypt) OptOutAlarm() awscloudwatch.Alarm         { return sc.optOutAlarm }
+func (sc *storeCrypt) Ledger() awsdynamodb.ITable               { return sc.ledger }
+func (sc *storeCrypt) AgentLogs() awslogs.ILogGroup             { return sc.agentLogs }
+func (sc *storeCrypt) OperatorPolicy() awsiam.IManagedPolicy    { return sc.operatorPolicy }
+func (sc *storeCrypt) AuditorRole() awsiam.IRole                { return sc.auditorRole }
+
 // builder is what every part is built with: the construct they go under, its stack
-// (ARNs, region, partition) and the props. Each part takes the others it needs as
+// (ARNs, region, partition) and the settings. Each part takes the others it needs as
 // arguments and returns what it built.
-// (jsii cannot take a Go struct that embeds a construct as a scope, so c is a field.)
 type builder struct {
 	c     constructs.Construct
 	st    awscdk.Stack
-	props *Props
+	props *settings
 }
 
-// New adds storecrypt to scope, in scope's stack, under a construct named id. An id of
-// "Default" gives the resources the logical IDs they would have as the stack's own (CDK
-// leaves "Default" out of them) and the outputs keys without a prefix: the app in infra/
-// and package publish use it for a stack that holds storecrypt alone.
-func New(ctx context.Context, scope constructs.Construct, id string, props *Props) (*StoreCrypt, error) {
-	var p Props
-	if props != nil {
-		p = *props
+// refused is props NewStoreCrypt will not build, reported as CDK reports invalid
+// constructs: app.Synth() fails with the reason, under the construct's path.
+type refused struct{ err error }
+
+func (r *refused) Validate() *[]*string { return &[]*string{jsii.String(r.err.Error())} }
+
+// NewStoreCrypt adds storecrypt to scope's stack under a construct named id. Props it
+// refuses (a reserved name, a key source it does not deploy, a build that is not there)
+// fail the synth with the reason, as CDK's own constructs do; nothing is built then.
+//
+// An id of "Default" gives the resources the logical IDs they would have as the stack's
+// own (CDK leaves "Default" out of them) and the outputs keys without a prefix: the app
+// in infra/ and package publish use it for a stack that holds storecrypt alone.
+//
+// A stack deployed with New (the API this replaced) updates in place: logical IDs come
+// from the construct's path, which is the same, and roles given as objects are imported
+// by their ARNs under the construct, as New imported the ARNs it took, so their policies
+// keep theirs. Checked with diff on the templates synthesized before and after: the
+// app's (defaults; an existing key, roles and central topic with every switch on;
+// s3-kms; network-bound with a role path), the published one and the example's were the
+// same, but for the published template's record of the publisher's choices.
+func NewStoreCrypt(scope constructs.Construct, id *string, props *StoreCryptProps) StoreCrypt {
+	sc := &storeCrypt{}
+	constructs.NewConstruct_Override(sc, scope, id)
+	if err := sc.build(props.settings()); err != nil {
+		sc.Node().AddValidation(&refused{err})
 	}
-	c := constructs.NewConstruct(scope, &id)
-	if err := p.defaults(c); err != nil {
-		return nil, err
+	return sc
+}
+
+func (sc *storeCrypt) build(p settings) error {
+	if err := p.defaults(sc); err != nil {
+		return err
 	}
 	if p.BuildDir == "" {
-		dir, err := builtCode(ctx, c)
+		dir, err := builtCode(sc)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		p.BuildDir = dir
 	}
-	s := &builder{c: c, st: awscdk.Stack_Of(scope), props: &p}
+	s := &builder{c: sc, st: awscdk.Stack_Of(sc), props: &p}
 	for k, v := range p.Tags {
-		awscdk.Tags_Of(c).Add(jsii.String(k), jsii.String(v), nil)
+		awscdk.Tags_Of(sc).Add(jsii.String(k), jsii.String(v), nil)
 	}
 	logs := s.accessLogs()
 	roles := s.instanceRoles()
@@ -317,12 +282,12 @@ func New(ctx context.Context, scope constructs.Construct, id string, props *Prop
 	}
 	code, err := s.stageCode(roles)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	secretURL := s.secretURL(secret)
 	doc, err := s.ssmDocument(code.agents, key, secretURL, roles)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	queue, dlq := s.queues()
 	table := s.ledgerTable(key)
@@ -332,20 +297,18 @@ func New(ctx context.Context, scope constructs.Construct, id string, props *Prop
 	if p.Trail {
 		s.trail(logs)
 	}
-	operator := s.operatorPolicy(key, doc, table, secret)
-	sc := &StoreCrypt{
-		Construct: c, Props: p, Key: key, Document: doc.resource, DocumentName: p.DocumentName,
-		InstanceRoles: roles.roles, InstanceProfile: roles.profile,
-		LaunchFunction: fns.launch, ResultFunction: fns.result,
-		LaunchQueue: fns.queue, LaunchDLQ: fns.dlq, ResultDLQ: fns.resultDLQ,
-		Alarms: alarms.all, AlarmTopic: alarms.topic, OptOutAlarm: alarms.optOut, Ledger: table, AgentLogs: doc.agentLogs,
-		OperatorPolicy: operator,
-	}
+	sc.key, sc.document, sc.documentName = key, doc.resource, jsii.String(p.DocumentName)
+	sc.instanceRoles, sc.instanceProfile = roles.roles, roles.profile
+	sc.launchFunction, sc.resultFunction = fns.launch, fns.result
+	sc.launchQueue, sc.launchDLQ, sc.resultDLQ = fns.queue, fns.dlq, fns.resultDLQ
+	sc.alarms, sc.alarmTopic, sc.optOutAlarm = alarms.all, alarms.topic, alarms.optOut
+	sc.ledger, sc.agentLogs = table, doc.agentLogs
+	sc.operatorPolicy = s.operatorPolicy(key, doc, table, secret)
 	if p.AuditorPrincipal != "" {
-		sc.AuditorRole = s.auditorRole(key, table)
+		sc.auditorRole = s.auditorRole(key, table)
 	}
 	s.outputs(sc, doc, roles, code.objects, secret)
-	return sc, nil
+	return nil
 }
 
 // component tags what the example SCP keeps to the deployers (contract.TagComponent): its
@@ -376,7 +339,7 @@ func (s *builder) instanceARN() *string {
 // outputs are what `storecrypt --stack` reads. Their keys are the contract's names,
 // prefixed with the construct's id unless it is "Default" (the app's), so that the CLI
 // finds them by suffix in a stack that holds other outputs.
-func (s *builder) outputs(sc *StoreCrypt, doc deployedDocument, roles fleetRoles, agents []agentOutput, secret awss3.Bucket) {
+func (s *builder) outputs(sc *storeCrypt, doc deployedDocument, roles fleetRoles, agents []agentOutput, secret awss3.Bucket) {
 	prefix := nonAlnum.ReplaceAllString(*s.c.Node().Id(), "")
 	if prefix == "Default" {
 		prefix = ""
@@ -386,7 +349,7 @@ func (s *builder) outputs(sc *StoreCrypt, doc deployedDocument, roles fleetRoles
 		o.OverrideLogicalId(jsii.String(prefix + id))
 		return o
 	}
-	out(contract.OutputKeyARN, sc.Key.KeyArn(), "KMS key that wraps the volume keys")
+	out(contract.OutputKeyARN, sc.key.KeyArn(), "KMS key that wraps the volume keys")
 	out(contract.OutputKeySource, jsii.String(s.props.KeySource), "where the volume keys come from")
 	out(contract.OutputDocumentName, doc.name, "SSM document to rerun from the console")
 	digest := out(contract.OutputDocumentDigest, jsii.String(doc.digest), "SHA-256 of the document content the stack deployed (storecrypt report trusts only runs of it)")
@@ -396,9 +359,9 @@ func (s *builder) outputs(sc *StoreCrypt, doc deployedDocument, roles fleetRoles
 	}
 	digest.SetExportName(awscdk.Fn_Join(jsii.String(":"), &exportParts))
 	out(contract.OutputInstanceRoleARNs, awscdk.Fn_Join(jsii.String(","), &roles.arns), "roles whose instances are in scope")
-	out("LaunchQueueUrl", sc.LaunchQueue.QueueUrl(), "queue of launch events")
-	out(contract.OutputLedgerTable, sc.Ledger.TableName(), "DynamoDB table of the ledger: one item per instance launch")
-	out(contract.OutputAgentLogGroup, sc.AgentLogs.LogGroupName(), "log group of the agents' command output (launch runs and storecrypt rerun)")
+	out("LaunchQueueUrl", sc.launchQueue.QueueUrl(), "queue of launch events")
+	out(contract.OutputLedgerTable, sc.ledger.TableName(), "DynamoDB table of the ledger: one item per instance launch")
+	out(contract.OutputAgentLogGroup, sc.agentLogs.LogGroupName(), "log group of the agents' command output (launch runs and storecrypt rerun)")
 	for _, a := range agents {
 		arch := strings.ToUpper(a.arch[:1]) + a.arch[1:]
 		out("Agent"+arch+"S3Url", jsii.String(a.s3URL), "storecrypt-agent for linux/"+a.arch+", gzipped, for user data and image builds (boot-time mode); the instance roles may read it")

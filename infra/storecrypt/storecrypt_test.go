@@ -1,7 +1,6 @@
 package storecrypt_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -11,6 +10,8 @@ import (
 
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/assertions"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awsiam"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awssns"
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
@@ -45,30 +46,44 @@ func must(t *testing.T, err error) {
 	}
 }
 
-func synth(t *testing.T, props *storecrypt.Props, nag bool) (awscdk.App, awscdk.Stack) {
+func synth(t *testing.T, props *storecrypt.StoreCryptProps, nag bool) (awscdk.App, awscdk.Stack) {
 	t.Helper()
 	app := awscdk.NewApp(nil)
 	if nag {
 		awscdk.Aspects_Of(app).Add(cdknag.NewAwsSolutionsChecks(&cdknag.NagPackProps{Verbose: jsii.Bool(true)}), nil)
 	}
-	props.BuildDir = buildDir(t)
-	s, err := appStack(app, "StoreCrypt", props)
-	if err != nil {
-		t.Fatal(err)
+	props.BuildDir = jsii.String(buildDir(t))
+	s := appStack(app, "StoreCrypt", props)
+	if errs := *s.Node().Validate(); len(errs) > 0 {
+		t.Fatal(*errs[0])
 	}
 	return app, s
 }
 
 // appStack adds storecrypt to a new stack as the app in infra/ does: as "Default", with
 // the app's names unless props give others.
-func appStack(app awscdk.App, id string, props *storecrypt.Props) (awscdk.Stack, error) {
+func appStack(app awscdk.App, id string, props *storecrypt.StoreCryptProps) awscdk.Stack {
 	s := awscdk.NewStack(app, &id, &awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("111122223333"), Region: jsii.String("us-east-1")}})
 	cdkcontext.AppNames(props, id)
-	_, err := storecrypt.New(context.Background(), s, "Default", props)
-	return s, err
+	storecrypt.NewStoreCrypt(s, jsii.String("Default"), props)
+	return s
 }
 
-func template(t *testing.T, props *storecrypt.Props) (assertions.Template, map[string]any) {
+// elsewhere is a stack of another app to import resources by ARN in: the construct takes
+// them as CDK objects, and an imported one's ARN is the literal it was imported with.
+func elsewhere() awscdk.Stack {
+	return awscdk.NewStack(awscdk.NewApp(nil), jsii.String("Elsewhere"), nil)
+}
+
+func importedKey(arn string) awskms.IKey {
+	return awskms.Key_FromKeyArn(elsewhere(), jsii.String("Key"), jsii.String(arn))
+}
+
+func importedTopic(arn string) awssns.ITopic {
+	return awssns.Topic_FromTopicArn(elsewhere(), jsii.String("Topic"), jsii.String(arn))
+}
+
+func template(t *testing.T, props *storecrypt.StoreCryptProps) (assertions.Template, map[string]any) {
 	t.Helper()
 	_, s := synth(t, props, false)
 	tpl := assertions.Template_FromStack(s, nil)
@@ -80,7 +95,7 @@ func template(t *testing.T, props *storecrypt.Props) (assertions.Template, map[s
 }
 
 func TestFunctions(t *testing.T) {
-	tpl, _ := template(t, &storecrypt.Props{})
+	tpl, _ := template(t, &storecrypt.StoreCryptProps{})
 	tpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(2))
 	tpl.AllResourcesProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
 		"Runtime": "provided.al2023", "Architectures": []string{"arm64"}, "Handler": "bootstrap",
@@ -100,7 +115,7 @@ func TestFunctions(t *testing.T) {
 // contract.TagComponent (their names and ARNs differ in every deployment); a resource
 // without it would be open to whoever may change it.
 func TestComponentTags(t *testing.T) {
-	tpl, _ := template(t, &storecrypt.Props{Tags: map[string]string{"team": "platform"}})
+	tpl, _ := template(t, &storecrypt.StoreCryptProps{Tags: &map[string]*string{"team": jsii.String("platform")}})
 	tagged := func(part string) map[string]any {
 		return map[string]any{"Tags": assertions.Match_ArrayWith(&[]any{map[string]any{"Key": contract.TagComponent, "Value": part}})}
 	}
@@ -117,7 +132,7 @@ func TestComponentTags(t *testing.T) {
 }
 
 func TestRulesAndQueue(t *testing.T) {
-	tpl, _ := template(t, &storecrypt.Props{})
+	tpl, _ := template(t, &storecrypt.StoreCryptProps{})
 	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"EventPattern": map[string]any{
 		"source": []string{"aws.ec2"}, "detail-type": []string{"EC2 Instance State-change Notification"},
 		"detail": map[string]any{"state": []string{"running"}, "instance-id": []any{map[string]any{"prefix": "i-"}}},
@@ -153,7 +168,7 @@ func TestRulesAndQueue(t *testing.T) {
 // What each decides, for each caller and context, is test/conformance's
 // TestKeyBindsEachVolumeToItsInstance, evaluated by the fake's own policy engine.
 func TestKeyPolicy(t *testing.T) {
-	sids := func(props *storecrypt.Props) []string {
+	sids := func(props *storecrypt.StoreCryptProps) []string {
 		_, raw := template(t, props)
 		var out []string
 		for _, r := range raw["Resources"].(map[string]any) {
@@ -170,10 +185,10 @@ func TestKeyPolicy(t *testing.T) {
 		return out
 	}
 	all := []string{"StoreCryptOwnVolumes", "StoreCryptOnlyTheOwningInstance", "StoreCryptOnlyFromAnInstance", "StoreCryptOnlyTheInstanceRoles", "StoreCryptOnlyDataKeyUse"}
-	if got := sids(&storecrypt.Props{}); !containsAll(got, all) {
+	if got := sids(&storecrypt.StoreCryptProps{}); !containsAll(got, all) {
 		t.Errorf("key policy statements %v, want %v among them", got, all)
 	}
-	tpl, _ := template(t, &storecrypt.Props{})
+	tpl, _ := template(t, &storecrypt.StoreCryptProps{})
 	tpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{"EnableKeyRotation": true})
 	tpl.HasResourceProperties(jsii.String("AWS::KMS::Alias"), map[string]any{"AliasName": "alias/storecrypt"})
 	tpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
@@ -185,7 +200,7 @@ func TestKeyPolicy(t *testing.T) {
 // stack's role and the roles under the path of the stack's account; the roles' deny
 // spares both. (Who they admit is TestIAMMatrix's.)
 func TestKeyPolicyWithInstanceRolePath(t *testing.T) {
-	tpl, _ := template(t, &storecrypt.Props{InstanceRolePath: "/storecrypt/instances/"})
+	tpl, _ := template(t, &storecrypt.StoreCryptProps{InstanceRolePath: jsii.String("/storecrypt/instances/")})
 	roles := assertions.Match_ArrayWith(&[]any{
 		assertions.Match_ObjectLike(&map[string]any{"Fn::GetAtt": assertions.Match_ArrayWith(&[]any{"Arn"})}),
 		map[string]any{"Fn::Join": []any{"", []any{"arn:", map[string]any{"Ref": "AWS::Partition"}, ":iam::111122223333:role/storecrypt/instances/*"}}},
@@ -234,7 +249,7 @@ func statements(raw map[string]any) []map[string]any {
 }
 
 func TestLeastPrivilege(t *testing.T) {
-	for _, props := range []*storecrypt.Props{{}, {KeySource: contract.KeySourceS3KMS, Trail: true, AlarmEmail: "ops@example.com", AuditorPrincipal: "999988887777"}} {
+	for _, props := range []*storecrypt.StoreCryptProps{{}, {KeySource: storecrypt.KeySourceS3KMS, Trail: jsii.Bool(true), AlarmEmail: jsii.String("ops@example.com"), AuditorPrincipal: jsii.String("999988887777")}} {
 		_, raw := template(t, props)
 		sts := statements(raw)
 		if len(sts) < 10 {
@@ -280,7 +295,7 @@ func TestAuditorRole(t *testing.T) {
 		{"arn:aws:iam::999988887777:role/auditor", "arn:aws:iam::999988887777:role/auditor", assertions.Match_Absent()},
 	} {
 		t.Run(tc.principal, func(t *testing.T) {
-			tpl, _ := template(t, &storecrypt.Props{AuditorPrincipal: tc.principal})
+			tpl, _ := template(t, &storecrypt.StoreCryptProps{AuditorPrincipal: jsii.String(tc.principal)})
 			tpl.HasResourceProperties(jsii.String("AWS::IAM::Role"), map[string]any{
 				"RoleName": contract.AuditorRoleName("us-east-1"), "MaxSessionDuration": 3600, "Path": assertions.Match_Absent(),
 				"AssumeRolePolicyDocument": map[string]any{"Statement": []any{map[string]any{
@@ -288,14 +303,14 @@ func TestAuditorRole(t *testing.T) {
 			})
 		})
 	}
-	tpl, _ := template(t, &storecrypt.Props{})
+	tpl, _ := template(t, &storecrypt.StoreCryptProps{})
 	if roles := tpl.FindResources(jsii.String("AWS::IAM::Role"), map[string]any{"Properties": map[string]any{"RoleName": contract.AuditorRoleName("us-east-1")}}); len(*roles) != 0 {
 		t.Errorf("got an auditor role without AuditorPrincipal: %v", *roles)
 	}
 }
 
 func TestOperatorPolicyNeedsMFA(t *testing.T) {
-	tpl, _ := template(t, &storecrypt.Props{})
+	tpl, _ := template(t, &storecrypt.StoreCryptProps{})
 	tpl.HasResourceProperties(jsii.String("AWS::IAM::ManagedPolicy"), map[string]any{"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
 		assertions.Match_ObjectLike(&map[string]any{"Sid": "RerunWithMFA", "Action": "ssm:SendCommand",
 			"Condition": map[string]any{"Bool": map[string]any{"aws:MultiFactorAuthPresent": "true"}}}),
@@ -305,7 +320,7 @@ func TestOperatorPolicyNeedsMFA(t *testing.T) {
 }
 
 func TestSecretBucket(t *testing.T) {
-	tpl, raw := template(t, &storecrypt.Props{KeySource: contract.KeySourceS3KMS, SecretVPCEndpoint: "vpce-0123456789abcdef0"})
+	tpl, raw := template(t, &storecrypt.StoreCryptProps{KeySource: storecrypt.KeySourceS3KMS, SecretVPCEndpoint: jsii.String("vpce-0123456789abcdef0")})
 	tpl.HasResourceProperties(jsii.String("AWS::S3::Bucket"), map[string]any{
 		"VersioningConfiguration":        map[string]any{"Status": "Enabled"},
 		"PublicAccessBlockConfiguration": map[string]any{"BlockPublicAcls": true, "BlockPublicPolicy": true, "IgnorePublicAcls": true, "RestrictPublicBuckets": true},
@@ -329,9 +344,9 @@ func TestSecretBucket(t *testing.T) {
 }
 
 func TestExistingKeyAndRoles(t *testing.T) {
-	tpl, _ := template(t, &storecrypt.Props{
-		KeyARN:           "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555",
-		InstanceRoleARNs: []string{"arn:aws:iam::111122223333:role/app"},
+	tpl, _ := template(t, &storecrypt.StoreCryptProps{
+		Key:           importedKey("arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555"),
+		InstanceRoles: &[]awsiam.IRole{awsiam.Role_FromRoleArn(elsewhere(), jsii.String("App"), jsii.String("arn:aws:iam::111122223333:role/app"), nil)},
 	})
 	tpl.ResourceCountIs(jsii.String("AWS::KMS::Key"), jsii.Number(0))
 	tpl.ResourceCountIs(jsii.String("AWS::IAM::InstanceProfile"), jsii.Number(0))
@@ -341,11 +356,11 @@ func TestExistingKeyAndRoles(t *testing.T) {
 	})
 }
 
-// TestCentralAlarmTopic: with AlarmTopicARN every alarm notifies that topic, beside the
+// TestCentralAlarmTopic: with AlarmTopic every alarm notifies that topic, beside the
 // email topic when there is one.
 func TestCentralAlarmTopic(t *testing.T) {
 	const central = "arn:aws:sns:us-east-1:999988887777:org-alarms"
-	_, raw := template(t, &storecrypt.Props{AlarmTopicARN: central, AlarmEmail: "ops@example.com"})
+	_, raw := template(t, &storecrypt.StoreCryptProps{AlarmTopic: importedTopic(central), AlarmEmail: jsii.String("ops@example.com")})
 	alarms := 0
 	for id, r := range raw["Resources"].(map[string]any) {
 		r := r.(map[string]any)
@@ -363,40 +378,64 @@ func TestCentralAlarmTopic(t *testing.T) {
 	}
 }
 
-func TestBadProps(t *testing.T) {
-	app := awscdk.NewApp(nil)
-	if _, err := appStack(app, "S", &storecrypt.Props{KeySource: "ephemeral", BuildDir: buildDir(t)}); err == nil {
-		t.Error("ephemeral was accepted")
-	}
-	if _, err := appStack(app, "T", &storecrypt.Props{BuildDir: t.TempDir()}); err == nil || !strings.Contains(err.Error(), "make build") {
-		t.Errorf("a missing build said %v", err)
-	}
-	// Each case below differs from this one, which is accepted, by one name.
-	if _, err := appStack(app, "Good", &storecrypt.Props{Name: "x", BuildDir: buildDir(t)}); err != nil {
-		t.Fatal(err)
-	}
-	for i, props := range []*storecrypt.Props{
-		{Name: "x", LedgerTableName: "ledger"},
-		{Name: "x", DocumentName: "AWS-storecrypt"},
-		{Name: "x", DocumentName: "no spaces please"},
-		{Name: "x", KeyAlias: "alias/aws/storecrypt"},
-		{Name: "x", KeyAlias: "storecrypt"},
-		{Name: "x", MetricNamespace: "AWS/storecrypt"},
-		{Name: "x", MetricNamespace: ":storecrypt"},
-		{Name: "x", LedgerTableName: "a b" + contract.LedgerTableSuffix},
-		{Name: "x", KeySource: contract.KeySourceS3KMS, RequireInstanceNetwork: true},
-		{Name: "x", InstanceRolePath: "/team*/"},
-		{Name: "x", InstanceRolePath: "/storecrypt/"},
-		{Name: "x", InstanceRolePath: "/storecrypt/instances/", KeySource: contract.KeySourceS3KMS},
-		{Name: "x", InstanceRolePath: "/storecrypt/instances/", KeyARN: "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555"},
-		{Name: "x", AlarmTopicARN: "arn:aws:sqs:us-east-1:999988887777:alarms"},
-		{Name: "x", AuditorPrincipal: "9999888877"},
-		{Name: "x", AuditorPrincipal: "arn:aws:iam::999988887777:user/alice"},
-	} {
-		props.BuildDir = buildDir(t)
-		if _, err := appStack(app, fmt.Sprintf("Bad%d", i), props); err == nil {
-			t.Errorf("%+v was accepted", props)
+// synthError synthesizes an app of props (the app's names, unless props give others)
+// and returns why the synth failed, "" if it did not. NewStoreCrypt itself must not
+// panic: a CDK construct reports bad props through the synth.
+func synthError(t *testing.T, props *storecrypt.StoreCryptProps) (msg string) {
+	t.Helper()
+	app := awscdk.NewApp(&awscdk.AppProps{Outdir: jsii.String(t.TempDir())})
+	appStack(app, "S", props)
+	defer func() {
+		if r := recover(); r != nil {
+			msg = fmt.Sprint(r)
 		}
+	}()
+	app.Synth(nil)
+	return ""
+}
+
+func TestBadProps(t *testing.T) {
+	const keyARN = "arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555"
+	for _, tc := range []struct {
+		name  string
+		props storecrypt.StoreCryptProps
+		want  string
+	}{
+		{"ephemeral", storecrypt.StoreCryptProps{KeySource: "ephemeral"}, `keySource "ephemeral"`},
+		{"no build", storecrypt.StoreCryptProps{BuildDir: jsii.String(t.TempDir())}, "make build"},
+		{"unknown filesystem", storecrypt.StoreCryptProps{Filesystem: "btrfs"}, `filesystem "btrfs"`},
+		{"unknown layout", storecrypt.StoreCryptProps{Layout: "raid5"}, `layout "raid5"`},
+		{"ledger suffix", storecrypt.StoreCryptProps{LedgerTableName: jsii.String("ledger")}, `ledger table name "ledger"`},
+		{"document aws prefix", storecrypt.StoreCryptProps{DocumentName: jsii.String("AWS-storecrypt")}, "document name"},
+		{"document spaces", storecrypt.StoreCryptProps{DocumentName: jsii.String("no spaces please")}, "document name"},
+		{"alias aws prefix", storecrypt.StoreCryptProps{KeyAlias: jsii.String("alias/aws/storecrypt")}, "key alias"},
+		{"alias without alias/", storecrypt.StoreCryptProps{KeyAlias: jsii.String("storecrypt")}, "key alias"},
+		{"namespace AWS/", storecrypt.StoreCryptProps{MetricNamespace: jsii.String("AWS/storecrypt")}, "metric namespace"},
+		{"namespace colon", storecrypt.StoreCryptProps{MetricNamespace: jsii.String(":storecrypt")}, "metric namespace"},
+		{"ledger space", storecrypt.StoreCryptProps{LedgerTableName: jsii.String("a b" + contract.LedgerTableSuffix)}, "ledger table name"},
+		{"network with s3-kms", storecrypt.StoreCryptProps{KeySource: storecrypt.KeySourceS3KMS, RequireInstanceNetwork: jsii.Bool(true)}, "requireInstanceNetwork"},
+		{"path wildcard", storecrypt.StoreCryptProps{InstanceRolePath: jsii.String("/team*/")}, "/team*/"},
+		{"path of the functions", storecrypt.StoreCryptProps{InstanceRolePath: jsii.String("/storecrypt/")}, "/storecrypt/"},
+		{"path with s3-kms", storecrypt.StoreCryptProps{InstanceRolePath: jsii.String("/storecrypt/instances/"), KeySource: storecrypt.KeySourceS3KMS}, "instanceRolePath"},
+		{"path with a key", storecrypt.StoreCryptProps{InstanceRolePath: jsii.String("/storecrypt/instances/"), Key: importedKey(keyARN)}, "instanceRolePath"},
+		{"topic of SQS", storecrypt.StoreCryptProps{AlarmTopic: importedTopic("arn:aws:sqs:us-east-1:999988887777:alarms")}, "alarmTopic"},
+		{"auditor short", storecrypt.StoreCryptProps{AuditorPrincipal: jsii.String("9999888877")}, "auditorPrincipal"},
+		{"auditor user", storecrypt.StoreCryptProps{AuditorPrincipal: jsii.String("arn:aws:iam::999988887777:user/alice")}, "auditorPrincipal"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			// Each case differs from the accepted props by what it names.
+			props := tc.props
+			props.Name = jsii.String("x")
+			if props.BuildDir == nil {
+				props.BuildDir = jsii.String(buildDir(t))
+			}
+			if got := synthError(t, &props); !strings.Contains(got, tc.want) {
+				t.Errorf("got synth error %q, want one containing %q", got, tc.want)
+			}
+		})
+	}
+	if got := synthError(t, &storecrypt.StoreCryptProps{Name: jsii.String("x"), BuildDir: jsii.String(buildDir(t))}); got != "" {
+		t.Errorf("got synth error %q for good props, want none", got)
 	}
 }
 
@@ -408,14 +447,13 @@ func TestTwoInOneStack(t *testing.T) {
 	app := awscdk.NewApp(nil)
 	st := awscdk.NewStack(app, jsii.String("Platform"), &awscdk.StackProps{Env: &awscdk.Environment{Account: jsii.String("111122223333"), Region: jsii.String("us-east-1")}})
 	awssns.NewTopic(st, jsii.String("Existing"), nil)
-	prod, err := storecrypt.New(context.Background(), st, "Prod", &storecrypt.Props{BuildDir: buildDir(t), Tags: map[string]string{"team": "payments"}})
-	must(t, err)
-	staging, err := storecrypt.New(context.Background(), st, "Staging", &storecrypt.Props{BuildDir: buildDir(t), RemovalPolicy: awscdk.RemovalPolicy_DESTROY})
-	must(t, err)
-	for name, sc := range map[string]*storecrypt.StoreCrypt{"prod": prod, "staging": staging} {
-		if sc.Key == nil || sc.Document == nil || len(sc.InstanceRoles) != 1 || sc.LaunchFunction == nil || sc.ResultFunction == nil ||
-			sc.LaunchQueue == nil || len(sc.Alarms) < 7 || sc.Ledger == nil || sc.AgentLogs == nil || sc.OperatorPolicy == nil {
-			t.Errorf("%s: New left a part unexposed: %+v", name, sc)
+	prod := storecrypt.NewStoreCrypt(st, jsii.String("Prod"), &storecrypt.StoreCryptProps{BuildDir: jsii.String(buildDir(t)), Tags: &map[string]*string{"team": jsii.String("payments")}})
+	staging := storecrypt.NewStoreCrypt(st, jsii.String("Staging"), &storecrypt.StoreCryptProps{BuildDir: jsii.String(buildDir(t)), RemovalPolicy: awscdk.RemovalPolicy_DESTROY})
+	for name, sc := range map[string]storecrypt.StoreCrypt{"prod": prod, "staging": staging} {
+		if sc.Key() == nil || sc.Document() == nil || len(sc.InstanceRoles()) != 1 || sc.InstanceProfile() == nil || sc.LaunchFunction() == nil || sc.ResultFunction() == nil ||
+			sc.LaunchQueue() == nil || sc.LaunchDeadLetterQueue() == nil || sc.ResultDeadLetterQueue() == nil || len(sc.Alarms()) < 7 ||
+			sc.Ledger() == nil || sc.AgentLogs() == nil || sc.OperatorPolicy() == nil || *sc.DocumentName() == "" {
+			t.Errorf("%s: NewStoreCrypt left a part unexposed", name)
 		}
 	}
 	b, err := json.Marshal(assertions.Template_FromStack(st, nil).ToJSON())
@@ -500,9 +538,9 @@ func TestTwoInOneStack(t *testing.T) {
 // TestCdkNag applies the AwsSolutions pack: no error or warning may be left; every
 // suppression in the stack carries its reason in the code.
 func TestCdkNag(t *testing.T) {
-	for name, props := range map[string]*storecrypt.Props{
+	for name, props := range map[string]*storecrypt.StoreCryptProps{
 		"defaults": {},
-		"s3-kms with trail, alarm email and auditor": {KeySource: contract.KeySourceS3KMS, Trail: true, AlarmEmail: "ops@example.com", AuditorPrincipal: "999988887777"},
+		"s3-kms with trail, alarm email and auditor": {KeySource: storecrypt.KeySourceS3KMS, Trail: jsii.Bool(true), AlarmEmail: jsii.String("ops@example.com"), AuditorPrincipal: jsii.String("999988887777")},
 	} {
 		t.Run(name, func(t *testing.T) {
 			app, _ := synth(t, props, true)
@@ -524,7 +562,7 @@ func TestCdkNag(t *testing.T) {
 // instance's role ("Configuring Amazon CloudWatch Logs for Run Command"); without
 // DescribeLogGroups the SSM agent streams nothing.
 func TestAgentOutputPermissions(t *testing.T) {
-	tpl, _ := template(t, &storecrypt.Props{})
+	tpl, _ := template(t, &storecrypt.StoreCryptProps{})
 	tpl.HasResourceProperties(jsii.String("AWS::IAM::Policy"), map[string]any{"PolicyDocument": map[string]any{"Statement": assertions.Match_ArrayWith(&[]any{
 		assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptCommandOutput",
 			"Action": []string{"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"}}),
@@ -535,7 +573,7 @@ func TestAgentOutputPermissions(t *testing.T) {
 // TestOutputs: the instance profile is output by its own name, which CloudFormation
 // generates, not said to be the role's.
 func TestOutputs(t *testing.T) {
-	tpl, _ := template(t, &storecrypt.Props{})
+	tpl, _ := template(t, &storecrypt.StoreCryptProps{})
 	tpl.HasOutput(jsii.String("InstanceProfileName"), map[string]any{"Value": map[string]any{"Ref": assertions.Match_AnyValue()}})
 	tpl.HasOutput(jsii.String("InstanceProfileArn"), map[string]any{"Value": map[string]any{"Fn::GetAtt": assertions.Match_AnyValue()}})
 	tpl.HasOutput(jsii.String("InstanceRoleArn"), map[string]any{"Description": "role for workloads"})
@@ -569,7 +607,7 @@ func TestScopeIsConfiguration(t *testing.T) {
 		}
 		return n
 	}
-	_, raw := template(t, &storecrypt.Props{})
+	_, raw := template(t, &storecrypt.StoreCryptProps{})
 	env := launchEnv(raw)
 	if _, ok := env[contract.EnvOptInTag]; ok {
 		t.Errorf("the default stack has an opt-in tag: %v", env[contract.EnvOptInTag])
@@ -577,7 +615,7 @@ func TestScopeIsConfiguration(t *testing.T) {
 	if _, ok := env[contract.EnvAllowOptOut]; ok || optedOutAlarms(raw) != 0 {
 		t.Errorf("the default stack allows opt-outs: %v", env)
 	}
-	_, raw = template(t, &storecrypt.Props{OptInTag: contract.OptIn, AllowOptOut: true})
+	_, raw = template(t, &storecrypt.StoreCryptProps{OptInTag: jsii.String(contract.OptIn), AllowOptOut: jsii.Bool(true)})
 	env = launchEnv(raw)
 	if env[contract.EnvOptInTag] != contract.OptIn || env[contract.EnvAllowOptOut] != "true" || optedOutAlarms(raw) != 1 {
 		t.Errorf("opt-in and opt-out configured: env %v, %d OptedOut alarms", env, optedOutAlarms(raw))
@@ -588,7 +626,7 @@ func TestScopeIsConfiguration(t *testing.T) {
 // protection, retained when the stack goes), is encrypted under the stack's key, has the
 // key the ledger package writes, and both functions are told its name.
 func TestLedgerTable(t *testing.T) {
-	tpl, raw := template(t, &storecrypt.Props{})
+	tpl, raw := template(t, &storecrypt.StoreCryptProps{})
 	tpl.ResourceCountIs(jsii.String("AWS::DynamoDB::Table"), jsii.Number(1))
 	want := ledger.Table("")
 	var keys, attrs []map[string]any
@@ -630,16 +668,63 @@ func TestLedgerTable(t *testing.T) {
 // then lose the right to.
 func TestSecurityHubOption(t *testing.T) {
 	for _, tc := range []struct {
-		props *storecrypt.Props
+		props *storecrypt.StoreCryptProps
 		want  bool
-	}{{&storecrypt.Props{}, true}, {&storecrypt.Props{NoSecurityHub: true}, false}} {
+	}{{&storecrypt.StoreCryptProps{}, true}, {&storecrypt.StoreCryptProps{SecurityHub: jsii.Bool(true)}, true}, {&storecrypt.StoreCryptProps{SecurityHub: jsii.Bool(false)}, false}} {
 		_, raw := template(t, tc.props)
 		b, _ := json.Marshal(raw["Resources"])
 		if got := strings.Count(string(b), `"securityhub:BatchImportFindings"`); (got == 2) != tc.want || !tc.want && got != 0 {
-			t.Errorf("NoSecurityHub=%v: %d statements allow BatchImportFindings", tc.props.NoSecurityHub, got)
+			t.Errorf("SecurityHub=%v: got %d statements allowing BatchImportFindings, want them only if true", tc.props.WithDefaults().SecurityHub != nil && *tc.props.WithDefaults().SecurityHub, got)
 		}
 		if got := strings.Count(string(b), `"`+contract.EnvSecurityHub+`":"true"`); (got == 2) != tc.want || !tc.want && got != 0 {
-			t.Errorf("NoSecurityHub=%v: %d functions told to file findings", tc.props.NoSecurityHub, got)
+			t.Errorf("SecurityHub=%v: got %d functions told to file findings, want them only if true", *tc.props.WithDefaults().SecurityHub, got)
 		}
+	}
+}
+
+// TestDocumentDefaults: the filesystem, layout and mount point props are the document's
+// defaults, which a launch run and a console rerun apply unless told otherwise.
+func TestDocumentDefaults(t *testing.T) {
+	for _, tc := range []struct {
+		name  string
+		props storecrypt.StoreCryptProps
+		want  map[string]string
+	}{
+		{"defaults", storecrypt.StoreCryptProps{}, map[string]string{"Filesystem": "ext4", "Layout": "raid0", "MountPoint": "/mnt/instance-store"}},
+		{"set", storecrypt.StoreCryptProps{Filesystem: storecrypt.FilesystemXFS, Layout: storecrypt.LayoutPerDisk, MountPoint: jsii.String("/data")},
+			map[string]string{"Filesystem": "xfs", "Layout": "per-disk", "MountPoint": "/data"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, raw := template(t, &tc.props)
+			for id, r := range raw["Resources"].(map[string]any) {
+				res := r.(map[string]any)
+				if res["Type"] != "AWS::SSM::Document" {
+					continue
+				}
+				params := res["Properties"].(map[string]any)["Content"].(map[string]any)["parameters"].(map[string]any)
+				for name, want := range tc.want {
+					if got := params[name].(map[string]any)["default"]; got != want {
+						t.Errorf("document %s: got %s default %v, want %s", id, name, got, want)
+					}
+				}
+			}
+		})
+	}
+}
+
+// TestIsAConstruct: what NewStoreCrypt returns is a construct as CDK's own are: a scope
+// for the caller's constructs, and a target of Tags_Of that reaches its resources.
+func TestIsAConstruct(t *testing.T) {
+	app := awscdk.NewApp(nil)
+	st := awscdk.NewStack(app, jsii.String("Platform"), nil)
+	sc := storecrypt.NewStoreCrypt(st, jsii.String("InstanceStore"), &storecrypt.StoreCryptProps{BuildDir: jsii.String(buildDir(t))})
+	awssns.NewTopic(sc, jsii.String("Mine"), nil)
+	awscdk.Tags_Of(sc).Add(jsii.String("owner"), jsii.String("platform-team"), nil)
+	tpl := assertions.Template_FromStack(st, nil)
+	tpl.HasResourceProperties(jsii.String("AWS::KMS::Key"), map[string]any{
+		"Tags": assertions.Match_ArrayWith(&[]any{map[string]any{"Key": "owner", "Value": "platform-team"}}),
+	})
+	if got := *sc.Node().FindChild(jsii.String("Mine")).Node().Path(); got != "Platform/InstanceStore/Mine" {
+		t.Errorf("got the caller's topic at %s, want Platform/InstanceStore/Mine", got)
 	}
 }

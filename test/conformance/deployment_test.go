@@ -71,11 +71,12 @@ func synthesize() error {
 		app := awscdk.NewApp(nil)
 		s := awscdk.NewStack(app, jsii.String("StoreCrypt"), nil)
 		// As the app adds it: "Default" keeps the logical IDs the tests find resources by.
-		props := &storecrypt.Props{BuildDir: dir, KeySource: v.source, Trail: true, OptInTag: contract.OptIn, AllowOptOut: true, ComplianceItems: true,
-			RequireInstanceNetwork: v.network, AuditorPrincipal: centralAccount}
+		props := &storecrypt.StoreCryptProps{BuildDir: &dir, KeySource: storecrypt.KeySource(v.source), Trail: jsii.Bool(true), OptInTag: jsii.String(contract.OptIn),
+			AllowOptOut: jsii.Bool(true), ComplianceItems: jsii.Bool(true), RequireInstanceNetwork: jsii.Bool(v.network), AuditorPrincipal: jsii.String(centralAccount)}
 		cdkcontext.AppNames(props, "StoreCrypt")
-		if _, err := storecrypt.New(context.Background(), s, "Default", props); err != nil {
-			return err
+		sc := storecrypt.NewStoreCrypt(s, jsii.String("Default"), props)
+		if errs := *sc.Node().Validate(); len(errs) > 0 {
+			return fmt.Errorf("storecrypt: %s", *errs[0])
 		}
 		b, err := json.Marshal(assertions.Template_FromStack(s, nil).ToJSON())
 		if err != nil {
@@ -99,12 +100,15 @@ func publishTemplate(build string) error {
 		return err
 	}
 	defer os.RemoveAll(dist)
-	props, name, err := cdkcontext.Props(func(string) string { return "" })
-	if err != nil {
-		return err
+	get := func(string) string { return "" }
+	propsFor := func(st awscdk.Stack) (*storecrypt.StoreCryptProps, error) {
+		props, err := cdkcontext.Props(st, get)
+		if err == nil {
+			props.BuildDir = &build
+		}
+		return props, err
 	}
-	props.BuildDir = build
-	if _, err := publish.App(context.Background(), awscdk.NewApp(nil), name, awscdk.StackProps{}, props, dist); err != nil {
+	if _, err := publish.App(awscdk.NewApp(nil), cdkcontext.StackName(get), awscdk.StackProps{}, propsFor, dist); err != nil {
 		return fmt.Errorf("publishing: %w", err)
 	}
 	if distFiles, err = release.ReadDir(dist, ""); err != nil {

@@ -708,8 +708,8 @@ var Catalogue = []Mutant{
 	{
 		Row:     "One email subscription per account and region",
 		File:    alarmsFile,
-		Find:    "			alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(central))",
-		Replace: "			_, _ = alarm, central",
+		Find:    "			alarm.AddAlarmAction(awscloudwatchactions.NewSnsAction(s.props.AlarmTopic))",
+		Replace: "			_ = alarm",
 		Pkg:     stackPkg, Run: "^TestCentralAlarmTopic$",
 	},
 	{
@@ -855,7 +855,7 @@ var Catalogue = []Mutant{
 	{
 		Row:     "Security Hub refuses the finding",
 		File:    alarmsFile,
-		Find:    "	if !s.props.NoSecurityHub {\n		metrics = append(metrics, watched{contract.MetricFindingsNotImported",
+		Find:    "	if s.props.SecurityHub {\n		metrics = append(metrics, watched{contract.MetricFindingsNotImported",
 		Replace: "	if false {\n		metrics = append(metrics, watched{contract.MetricFindingsNotImported",
 		Pkg:     conformPkg, Run: "^TestAlarmsWatchWhatIsPublished$",
 	},
