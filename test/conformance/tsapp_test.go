@@ -194,6 +194,7 @@ func TestTypeScriptApp(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// CloudFormation names a nested stack <parent>-<logical id>-<suffix>.
 	child := env
 	child.StackName, child.Parameters = "Platform-StoreCrypt-1ABCDEFGHIJK", values
 	team{deployVariant(t, stackSetTemplate, child), role, "i-0d000000000000001"}.agentAllowed(t)
