@@ -103,4 +103,4 @@ demo: deps synth
 	$(GO) run ./test/demo
 
 clean:
-	rm -rf $(BIN) .cache cdk.out dist release node_modules
+	rm -rf $(BIN) .cache cdk.out dist release node_modules examples/typescript/node_modules

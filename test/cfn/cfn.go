@@ -11,8 +11,12 @@ package cfn
 import (
 	"crypto/sha256"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"maps"
 	"os"
+	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -70,12 +74,16 @@ type Resource struct {
 type Template struct {
 	Resources  map[string]Resource `json:"Resources"`
 	Parameters map[string]struct {
-		Default any `json:"Default"`
+		Default        any      `json:"Default"`
+		AllowedPattern string   `json:"AllowedPattern"`
+		AllowedValues  []string `json:"AllowedValues"`
+		MaxLength      int      `json:"MaxLength"`
 	} `json:"Parameters"`
 	Conditions map[string]any `json:"Conditions"`
 	Outputs    map[string]struct {
-		Value  any `json:"Value"`
-		Export *struct {
+		Value     any    `json:"Value"`
+		Condition string `json:"Condition"`
+		Export    *struct {
 			Name any `json:"Name"`
 		} `json:"Export"`
 	} `json:"Outputs"`
@@ -97,6 +105,45 @@ func Parse(b []byte) (*Template, error) {
 		return nil, fmt.Errorf("parsing the template: %w", err)
 	}
 	return &t, nil
+}
+
+// CheckParameters refuses the values CloudFormation refuses when a stack is created from
+// the template with them: a parameter the template does not declare, a parameter
+// without a default left out, a value longer than its MaxLength, not among its
+// AllowedValues, or not matching its AllowedPattern, which must match the entire value
+// (CloudFormation User Guide, "Parameters"; docs/aws-fidelity.md).
+func (t *Template) CheckParameters(values map[string]string) error {
+	var errs []error
+	for _, name := range slices.Sorted(maps.Keys(values)) {
+		p, ok := t.Parameters[name]
+		if !ok {
+			errs = append(errs, fmt.Errorf("parameter %s is not in the template", name))
+			continue
+		}
+		v := values[name]
+		if p.MaxLength > 0 && len(v) > p.MaxLength {
+			errs = append(errs, fmt.Errorf("parameter %s: %q is longer than %d", name, v, p.MaxLength))
+		}
+		if p.AllowedValues != nil && !slices.Contains(p.AllowedValues, v) {
+			errs = append(errs, fmt.Errorf("parameter %s: %q is not one of %v", name, v, p.AllowedValues))
+		}
+		if p.AllowedPattern == "" {
+			continue
+		}
+		re, err := regexp.Compile("^(?:" + p.AllowedPattern + ")$")
+		if err != nil {
+			return fmt.Errorf("parameter %s: AllowedPattern %s: %w", name, p.AllowedPattern, err)
+		}
+		if !re.MatchString(v) {
+			errs = append(errs, fmt.Errorf("parameter %s: %q does not match %s", name, v, p.AllowedPattern))
+		}
+	}
+	for _, name := range slices.Sorted(maps.Keys(t.Parameters)) {
+		if _, given := values[name]; !given && t.Parameters[name].Default == nil {
+			errs = append(errs, fmt.Errorf("parameter %s has no default and no value", name))
+		}
+	}
+	return errors.Join(errs...)
 }
 
 // Of lists the logical ids of the resources of a type, sorted.
