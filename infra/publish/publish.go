@@ -91,7 +91,7 @@ var parameters = []parameter{
 		func(p *storecrypt.Props) string { return p.MetricNamespace }, 0},
 	{"OptInTag", "OptInTag", "key=value that brings an instance into scope besides the roles; empty: the roles alone", `^([^=]+=.+)?$`,
 		func(p *storecrypt.Props) string { return p.OptInTag }, 0},
-	{"InstanceRolePath", "InstanceRolePath", "IAM path (/storecrypt/instances/, say): every role of the account created under it may open its own instance's volumes, as the stack's role does (teams' roles; their instances come into scope by OptInTag). Reserve creating roles under it to your pipeline with an SCP first (README: Roll out to an organization; docs/examples/scp-storecrypt.json), or whoever may create roles makes key users. Empty: the stack's role alone",
+	{"InstanceRolePath", "InstanceRolePath", "IAM path (/storecrypt/instances/, say): every role of the account created under it may open its own instance's volumes, as the stack's role does (teams' roles; their instances come into scope by OptInTag). Each such role also needs the managed policy the stack then creates, " + contract.InstanceAccessPolicyPath + contract.InstanceAccessPolicyName("<region>") + " (output " + contract.OutputInstanceAccessPolicyARN + "), attached to read the agent and write its command's output; without it the instance is blocked (no-instance-access). Reserve creating roles under it to your pipeline with an SCP first (README: Roll out to an organization; docs/examples/scp-storecrypt.json), or whoever may create roles makes key users. Empty: the stack's role alone",
 		"^(" + strings.TrimSuffix(strings.TrimPrefix(contract.InstanceRolePathPattern, "^"), "$") + ")?$",
 		func(p *storecrypt.Props) string { return p.InstanceRolePath }, contract.InstanceRolePathMax},
 }

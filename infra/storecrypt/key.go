@@ -80,7 +80,7 @@ func (s *builder) keyUses() []keyUse {
 }
 
 // kmsKey creates the key (rotation on) with the instance roles as key users, or imports one.
-func (s *builder) kmsKey(roles fleetRoles) awskms.IKey {
+func (s *builder) kmsKey(roles fleetRoles, path rolePath) awskms.IKey {
 	if s.props.KeyARN != "" {
 		key := awskms.Key_FromKeyArn(s.c, jsii.String("Key"), jsii.String(s.props.KeyARN))
 		for _, r := range roles.roles {
@@ -97,7 +97,6 @@ func (s *builder) kmsKey(roles fleetRoles) awskms.IKey {
 		PendingWindow:     awscdk.Duration_Days(jsii.Number(30)),
 		RemovalPolicy:     s.props.RemovalPolicy,
 	})
-	path := s.rolePath(roles.arns)
 	for _, u := range s.keyUses() {
 		if users := path.users(); users != nil {
 			u.conditions["ArnLike"] = users

@@ -88,7 +88,12 @@ type Props struct {
 	// StackSet reaches. A role's path is fixed when the role is created, so the SCP that
 	// reserves creating roles under it (README: Roll out to an organization) decides who
 	// can make a key user. Instances under such roles come into scope by OptInTag.
-	// kms-datakey with the key the stack creates only. Empty: the stack's roles alone.
+	// Each such role also needs what the stack grants its own role besides the key (the
+	// agent's download, the command's output): the stack creates it as a managed policy,
+	// contract.InstanceAccessPolicyPath + contract.InstanceAccessPolicyName(region), for
+	// the teams to attach (one stack with a path per account and region: the name is
+	// fixed). kms-datakey with the key the stack creates only. Empty: the stack's roles
+	// alone.
 	InstanceRolePath string
 	// OptInTag is key=value (storecrypt:encrypt=true, say) that brings an instance into
 	// scope besides the roles; none by default: scope is the roles alone.
@@ -294,23 +299,25 @@ func New(ctx context.Context, scope constructs.Construct, id string, props *Prop
 	}
 	logs := s.accessLogs()
 	roles := s.instanceRoles()
-	key := s.kmsKey(roles)
+	path := s.rolePath(roles.arns)
+	key := s.kmsKey(roles, path)
 	var secret awss3.Bucket
 	if p.KeySource == contract.KeySourceS3KMS {
 		secret = s.secretBucket(key, roles, logs)
 	}
-	code, err := s.stageCode(roles)
+	code, err := s.stageCode()
 	if err != nil {
 		return nil, err
 	}
 	secretURL := s.secretURL(secret)
-	doc, err := s.ssmDocument(code.agents, key, secretURL, roles)
+	doc, err := s.ssmDocument(code.agents, key, secretURL)
 	if err != nil {
 		return nil, err
 	}
+	access := s.instanceAccess(code, doc, roles, path)
 	queue, dlq := s.queues()
 	table := s.ledgerTable(key)
-	fns := s.functions(functionInputs{key: key, roles: roles, doc: doc, ledger: table, code: code, secret: secretURL, queue: queue, dlq: dlq})
+	fns := s.functions(functionInputs{key: key, roles: roles, access: access, doc: doc, ledger: table, code: code, secret: secretURL, queue: queue, dlq: dlq})
 	alarms := s.alarmsAndTopic(fns)
 	s.dashboard(fns)
 	if p.Trail {
@@ -325,7 +332,7 @@ func New(ctx context.Context, scope constructs.Construct, id string, props *Prop
 		Alarms: alarms.all, AlarmTopic: alarms.topic, OptOutAlarm: alarms.optOut, Ledger: table, AgentLogs: doc.agentLogs,
 		OperatorPolicy: operator,
 	}
-	s.outputs(sc, doc, roles, code.objects, secret)
+	s.outputs(sc, doc, roles, code.objects, secret, access)
 	return sc, nil
 }
 
@@ -357,7 +364,7 @@ func (s *builder) instanceARN() *string {
 // outputs are what `storecrypt --stack` reads. Their keys are the contract's names,
 // prefixed with the construct's id unless it is "Default" (the app's), so that the CLI
 // finds them by suffix in a stack that holds other outputs.
-func (s *builder) outputs(sc *StoreCrypt, doc deployedDocument, roles fleetRoles, agents []agentOutput, secret awss3.Bucket) {
+func (s *builder) outputs(sc *StoreCrypt, doc deployedDocument, roles fleetRoles, agents []agentOutput, secret awss3.Bucket, access instanceGrants) {
 	prefix := nonAlnum.ReplaceAllString(*s.c.Node().Id(), "")
 	if prefix == "Default" {
 		prefix = ""
@@ -382,7 +389,7 @@ func (s *builder) outputs(sc *StoreCrypt, doc deployedDocument, roles fleetRoles
 	out(contract.OutputAgentLogGroup, sc.AgentLogs.LogGroupName(), "log group of the agents' command output (launch runs and storecrypt rerun)")
 	for _, a := range agents {
 		arch := strings.ToUpper(a.arch[:1]) + a.arch[1:]
-		out("Agent"+arch+"S3Url", jsii.String(a.s3URL), "storecrypt-agent for linux/"+a.arch+", gzipped, for user data and image builds (boot-time mode); the instance roles may read it")
+		out(contract.OutputAgentS3URL(a.arch), jsii.String(a.s3URL), "storecrypt-agent for linux/"+a.arch+", gzipped, for user data and image builds (boot-time mode); the instance roles may read it")
 		out("Agent"+arch+"Sha256", jsii.String(a.sha256), "SHA-256 of storecrypt-agent for linux/"+a.arch+" once decompressed: check it before installing")
 	}
 	if s.props.OptInTag != "" {
@@ -392,6 +399,12 @@ func (s *builder) outputs(sc *StoreCrypt, doc deployedDocument, roles fleetRoles
 			o.SetCondition(awscdk.NewCfnCondition(s.c, jsii.String("HasOptInTag"), &awscdk.CfnConditionProps{
 				Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(s.props.OptInTag, jsii.String(""))),
 			}))
+		}
+	}
+	if access.policy != nil {
+		o := out(contract.OutputInstanceAccessPolicyARN, access.policy.ManagedPolicyArn(), "managed policy to attach to each instance role under InstanceRolePath: lets it read the agent and write its command's output")
+		if access.path.cond != nil {
+			o.SetCondition(access.path.cond)
 		}
 	}
 	if secret != nil {
