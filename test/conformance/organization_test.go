@@ -117,7 +117,20 @@ func TestTeamsRolesAcrossAnOrganization(t *testing.T) {
 			}
 		})
 		tm.agentAllowed(t)
-		rows = append(rows, tm.accessRows(bare)...)
+		access := tm.accessRows(bare)
+		// Least privilege: the policy allows no action the SSM Agent's calls do not make.
+		called := map[string]bool{}
+		for _, r := range access {
+			called[r.row.action] = true
+		}
+		for _, st := range statements(t, d.instanceAccess) {
+			for _, a := range cfn.Actions(st) {
+				if !called[a] {
+					t.Errorf("account %s: the instance access policy allows %s, which no call of the agent's run makes", account, a)
+				}
+			}
+		}
+		rows = append(rows, access...)
 		tm.ends(t, w)
 		teams = append(teams, tm)
 	}
