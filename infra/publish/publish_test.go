@@ -347,13 +347,33 @@ func TestOneAccountsResourcesRefused(t *testing.T) {
 
 // TestInstanceRolePathParameter: the parameter takes what the construct takes of a path
 // (contract.CheckInstanceRolePath), and empty: its pattern and length say IAM's rule, and
-// the template's rule refuses the paths that hold storecrypt's function roles.
+// the template's rule refuses the paths that hold storecrypt's function roles. The
+// instance access policy and its output exist only with a path, and the parameter's
+// description names the policy.
 func TestInstanceRolePathParameter(t *testing.T) {
-	_, _, raw := published(t, awscdk.StackProps{})
+	_, parsed, raw := published(t, awscdk.StackProps{})
+	for path, want := range map[string]int{"": 0, "/storecrypt/instances/": 1} {
+		env := cfn.Partitions[0]
+		env.Parameters = map[string]string{"InstanceRolePath": path}
+		r := parsed.In(env)
+		var got []string
+		for _, id := range r.Of("AWS::IAM::ManagedPolicy") {
+			if name, ok := r.Resources[id].Properties["ManagedPolicyName"]; ok {
+				if n, err := r.String(name); err != nil || n != contract.InstanceAccessPolicyName(env.Region) {
+					t.Errorf("path %q: got a managed policy named %q (%v), want %s", path, n, err, contract.InstanceAccessPolicyName(env.Region))
+				}
+				got = append(got, id)
+			}
+		}
+		out, err := r.Holds(parsed.Outputs[contract.OutputInstanceAccessPolicyARN].Condition)
+		if len(got) != want || out != (want == 1) || err != nil {
+			t.Errorf("path %q: got instance access policies %v, output %v (%v), want %d", path, got, out, err, want)
+		}
+	}
 	var tpl struct {
 		Parameters map[string]struct {
-			AllowedPattern, Default string
-			MaxLength               int
+			AllowedPattern, Default, Description string
+			MaxLength                            int
 		}
 		Rules map[string]struct{ Assertions []struct{ Assert any } }
 	}
@@ -379,5 +399,8 @@ func TestInstanceRolePathParameter(t *testing.T) {
 	}
 	if p.Default != "" {
 		t.Errorf("InstanceRolePath defaults to %q, want empty (the stack's role alone)", p.Default)
+	}
+	if want := contract.InstanceAccessPolicyName("<region>"); !strings.Contains(p.Description, want) {
+		t.Errorf("InstanceRolePath's description %q, want it to name %s", p.Description, want)
 	}
 }

@@ -22,7 +22,7 @@ import (
 )
 
 // code is where the construct put what it deploys as code: the agents, which the
-// instance roles may read, and the functions' zips.
+// instance roles may read (instanceAccess), and the functions' zips.
 type code struct {
 	// bucket is StoreCryptProps.CodeBucket, imported; nil when the code goes as CDK's file assets.
 	bucket awss3.IBucket
@@ -36,6 +36,7 @@ type code struct {
 // agentOutput is one agent binary as an S3 object, as the outputs describe it.
 type agentOutput struct {
 	arch, s3URL, sha256 string
+	arn                 string // the object's ARN (a token for CDK's file assets)
 }
 
 // goBundling builds storecrypt's code for CDK's asset staging, locally
@@ -91,7 +92,7 @@ func builtCode(scope constructs.Construct) (string, error) {
 
 // stageCode puts the code where the stack deploys it from: StoreCryptProps.CodeBucket, where the
 // publisher uploaded it, or else CDK's file assets.
-func (s *builder) stageCode(roles fleetRoles) (code, error) {
+func (s *builder) stageCode() (code, error) {
 	c := code{functionKeys: map[string]string{}}
 	if s.props.CodeBucket != "" {
 		c.bucket = awss3.Bucket_FromBucketName(s.c, jsii.String("CodeBucket"), jsii.String(s.props.CodeBucket))
@@ -104,7 +105,7 @@ func (s *builder) stageCode(roles fleetRoles) (code, error) {
 		}
 	}
 	var err error
-	c.agents, c.objects, err = s.agentArtifacts(roles, c.bucket)
+	c.agents, c.objects, err = s.agentArtifacts(c.bucket)
 	return c, err
 }
 
@@ -114,7 +115,7 @@ func (s *builder) stageCode(roles fleetRoles) (code, error) {
 // instance's own; and lets the instance roles read exactly those objects. CDK names an
 // awss3assets.Asset's object by its own hash, so the agents are staged and added to the
 // synthesizer directly, as Asset does, with the key chosen here.
-func (s *builder) agentArtifacts(roles fleetRoles, codeBucket awss3.IBucket) (document.Agents, []agentOutput, error) {
+func (s *builder) agentArtifacts(codeBucket awss3.IBucket) (document.Agents, []agentOutput, error) {
 	var agents document.Agents
 	var objects []agentOutput
 	path := func(arch string) string { return artifact.Agent(s.props.BuildDir, arch) }
@@ -132,7 +133,7 @@ func (s *builder) agentArtifacts(roles fleetRoles, codeBucket awss3.IBucket) (do
 	if s.props.CodeBucket != "" {
 		for _, a := range agents.Each {
 			key := s.props.CodePrefix + artifact.AgentKey(id, a.Arch)
-			objects = append(objects, agentObject(roles, a, codeBucket, key, "s3://"+s.props.CodeBucket+"/"+key))
+			objects = append(objects, agentObject(a, codeBucket, key, "s3://"+s.props.CodeBucket+"/"+key))
 		}
 		agents.URLPrefix = s.objectURL(s.props.CodeBucket, s.props.CodePrefix+artifact.AgentKeyPrefix(id))
 		return agents, objects, nil
@@ -155,7 +156,7 @@ func (s *builder) agentArtifacts(roles fleetRoles, codeBucket awss3.IBucket) (do
 			keyPrefix = key
 			agents.URLPrefix = s.objectURL(*loc.BucketName, key)
 		}
-		objects = append(objects, agentObject(roles, a, awss3.Bucket_FromBucketName(s.c, jsii.String("AgentBucket-"+a.Arch), loc.BucketName), *loc.ObjectKey, *loc.S3ObjectUrl))
+		objects = append(objects, agentObject(a, awss3.Bucket_FromBucketName(s.c, jsii.String("AgentBucket-"+a.Arch), loc.BucketName), *loc.ObjectKey, *loc.S3ObjectUrl))
 	}
 	return agents, objects, nil
 }
@@ -165,14 +166,10 @@ func (s *builder) objectURL(bucket, key string) string {
 	return "https://s3." + *s.st.Region() + "." + *s.st.UrlSuffix() + "/" + bucket + "/" + key
 }
 
-// agentObject lets the instance roles read one agent object, and describes it for the
-// outputs.
-func agentObject(roles fleetRoles, a document.Agent, bucket awss3.IBucket, key, s3URL string) agentOutput {
-	object := bucket.ArnForObjects(jsii.String(key))
-	for _, r := range roles.roles {
-		r.AddToPrincipalPolicy(statement("StoreCryptAgent"+a.Arch, []string{"s3:GetObject"}, []*string{object}, nil))
-	}
-	return agentOutput{arch: a.Arch, s3URL: s3URL, sha256: a.SHA256}
+// agentObject describes one agent object for the outputs and the instance roles' grant
+// to read it (instanceAccess).
+func agentObject(a document.Agent, bucket awss3.IBucket, key, s3URL string) agentOutput {
+	return agentOutput{arch: a.Arch, s3URL: s3URL, sha256: a.SHA256, arn: *bucket.ArnForObjects(jsii.String(key))}
 }
 
 // agentDigests reads the .sha256 that `make build` wrote beside the agent at path and

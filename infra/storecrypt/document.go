@@ -6,7 +6,6 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awsssm"
 	"github.com/aws/jsii-runtime-go"
-	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
@@ -17,7 +16,8 @@ type deployedDocument struct {
 	resource  awsssm.CfnDocument
 	name, arn *string
 	digest    string // document.Digest of the content
-	// agentLogs is the group of the document's command output.
+	// agentLogs is the group of the document's command output, which the instance roles
+	// may write (instanceAccess).
 	agentLogs awslogs.LogGroup
 }
 
@@ -26,7 +26,7 @@ type deployedDocument struct {
 // UpdateMethod NewVersion: "the default version of the document is changed to the newly
 // created version" (CloudFormation's AWS::SSM::Document), so every deploy's content is
 // the default, and older versions stay for commands still running.
-func (s *builder) ssmDocument(agents document.Agents, key awskms.IKey, secret string, roles fleetRoles) (deployedDocument, error) {
+func (s *builder) ssmDocument(agents document.Agents, key awskms.IKey, secret string) (deployedDocument, error) {
 	d := deployedDocument{name: jsii.String(s.props.DocumentName)}
 	d.arn = s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Resource: jsii.String("document"), ResourceName: d.name})
 	content := document.Content(s.documentDefaults(key, secret), agents)
@@ -43,22 +43,6 @@ func (s *builder) ssmDocument(agents document.Agents, key awskms.IKey, secret st
 	d.agentLogs = awslogs.NewLogGroup(s.c, jsii.String("AgentLogs"), &awslogs.LogGroupProps{
 		Retention: s.props.LogRetention, RemovalPolicy: s.props.RemovalPolicy,
 	})
-	// Run Command's CloudWatch output: the SSM agent looks the group up and creates its
-	// streams with the instance's credentials ("Configuring Amazon CloudWatch Logs for Run
-	// Command"); without DescribeLogGroups it streams nothing. DescribeLogGroups names no
-	// single group: its resource is every group of the account and region.
-	groups := s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("logs"), Resource: jsii.String("log-group"), ResourceName: jsii.String("*"),
-		ArnFormat: awscdk.ArnFormat_COLON_RESOURCE_NAME})
-	for _, r := range roles.roles {
-		r.AddToPrincipalPolicy(statement("StoreCryptCommandOutput", []string{"logs:CreateLogGroup", "logs:CreateLogStream", "logs:PutLogEvents", "logs:DescribeLogStreams"},
-			[]*string{d.agentLogs.LogGroupArn()}, nil))
-		r.AddToPrincipalPolicy(statement("StoreCryptFindOutputGroup", []string{"logs:DescribeLogGroups"}, []*string{groups}, nil))
-		cdknag.NagSuppressions_AddResourceSuppressions(r, &[]*cdknag.NagPackSuppression{{
-			Id:        jsii.String("AwsSolutions-IAM5"),
-			Reason:    jsii.String("logs:DescribeLogGroups lists the groups of the account and region; the SSM agent needs it to stream the command's output."),
-			AppliesTo: &[]any{appliesTo(`^Resource::arn:<AWS::Partition>:logs:[^:]+:[^:]+:log-group:\*$`)},
-		}}, jsii.Bool(true))
-	}
 	return d, nil
 }
 

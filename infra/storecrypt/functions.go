@@ -28,6 +28,7 @@ const staleAfter = time.Hour
 type functionInputs struct {
 	key    awskms.IKey
 	roles  fleetRoles
+	access instanceGrants
 	doc    deployedDocument
 	ledger awsdynamodb.Table
 	code   code
@@ -144,6 +145,7 @@ func (s *builder) launchFunction(in functionInputs) awslambda.Function {
 	if s.props.AllowOptOut {
 		env[contract.EnvAllowOptOut] = jsii.String("true")
 	}
+	in.access.launchEnv(env)
 	fn := s.function(in, "Launch", "launch", contract.LaunchFunctionTimeout.Seconds(), env, &awslambda.FunctionProps{})
 	role := fn.Role()
 	// Which instances run, whether their type has an instance store, whether their SSM

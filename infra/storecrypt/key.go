@@ -86,7 +86,7 @@ func (s *builder) keyUses() []keyUse {
 
 // kmsKey creates the key (rotation on) with the instance roles as key users, or takes
 // the caller's.
-func (s *builder) kmsKey(roles fleetRoles) awskms.IKey {
+func (s *builder) kmsKey(roles fleetRoles, path rolePath) awskms.IKey {
 	if key := s.props.Key; key != nil {
 		// The roles' own policies grant it, not the key's grant methods: those would write
 		// into the key's policy, which is the caller's.
@@ -104,7 +104,6 @@ func (s *builder) kmsKey(roles fleetRoles) awskms.IKey {
 		PendingWindow:     awscdk.Duration_Days(jsii.Number(30)),
 		RemovalPolicy:     s.props.RemovalPolicy,
 	})
-	path := s.rolePath(roles.arns)
 	for _, u := range s.keyUses() {
 		if users := path.users(); users != nil {
 			u.conditions["ArnLike"] = users

@@ -102,7 +102,12 @@ type StoreCryptProps struct {
 	// StackSet reaches. A role's path is fixed when the role is created, so the SCP that
 	// reserves creating roles under it (README: Roll out to an organization) decides who
 	// can make a key user. Instances under such roles come into scope by OptInTag.
-	// KeySourceKMSDataKey with the key the construct creates only. Unset: the roles alone.
+	// Each such role also needs what the stack grants its own role besides the key (the
+	// agent's download, the command's output): the stack creates it as a managed policy,
+	// contract.InstanceAccessPolicyPath + contract.InstanceAccessPolicyName(region), for
+	// the teams to attach (one stack with a path per account and region: the name is
+	// fixed). KeySourceKMSDataKey with the key the construct creates only. Unset: the
+	// roles alone.
 	InstanceRolePath *string
 	// OptInTag is key=value (storecrypt:encrypt=true, say) that brings an instance into
 	// scope besides the roles; none by default: scope is the roles alone.

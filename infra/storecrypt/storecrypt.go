@@ -275,23 +275,25 @@ func (sc *storeCrypt) build(p settings) error {
 	}
 	logs := s.accessLogs()
 	roles := s.instanceRoles()
-	key := s.kmsKey(roles)
+	path := s.rolePath(roles.arns)
+	key := s.kmsKey(roles, path)
 	var secret awss3.Bucket
 	if p.KeySource == contract.KeySourceS3KMS {
 		secret = s.secretBucket(key, roles, logs)
 	}
-	code, err := s.stageCode(roles)
+	code, err := s.stageCode()
 	if err != nil {
 		return err
 	}
 	secretURL := s.secretURL(secret)
-	doc, err := s.ssmDocument(code.agents, key, secretURL, roles)
+	doc, err := s.ssmDocument(code.agents, key, secretURL)
 	if err != nil {
 		return err
 	}
+	access := s.instanceAccess(code, doc, roles, path)
 	queue, dlq := s.queues()
 	table := s.ledgerTable(key)
-	fns := s.functions(functionInputs{key: key, roles: roles, doc: doc, ledger: table, code: code, secret: secretURL, queue: queue, dlq: dlq})
+	fns := s.functions(functionInputs{key: key, roles: roles, access: access, doc: doc, ledger: table, code: code, secret: secretURL, queue: queue, dlq: dlq})
 	alarms := s.alarmsAndTopic(fns)
 	s.dashboard(fns)
 	if p.Trail {
@@ -307,7 +309,7 @@ func (sc *storeCrypt) build(p settings) error {
 	if p.AuditorPrincipal != "" {
 		sc.auditorRole = s.auditorRole(key, table)
 	}
-	s.outputs(sc, doc, roles, code.objects, secret)
+	s.outputs(sc, doc, roles, code.objects, secret, access)
 	return nil
 }
 
@@ -339,7 +341,7 @@ func (s *builder) instanceARN() *string {
 // outputs are what `storecrypt --stack` reads. Their keys are the contract's names,
 // prefixed with the construct's id unless it is "Default" (the app's), so that the CLI
 // finds them by suffix in a stack that holds other outputs.
-func (s *builder) outputs(sc *storeCrypt, doc deployedDocument, roles fleetRoles, agents []agentOutput, secret awss3.Bucket) {
+func (s *builder) outputs(sc *storeCrypt, doc deployedDocument, roles fleetRoles, agents []agentOutput, secret awss3.Bucket, access instanceGrants) {
 	prefix := nonAlnum.ReplaceAllString(*s.c.Node().Id(), "")
 	if prefix == "Default" {
 		prefix = ""
@@ -364,7 +366,7 @@ func (s *builder) outputs(sc *storeCrypt, doc deployedDocument, roles fleetRoles
 	out(contract.OutputAgentLogGroup, sc.agentLogs.LogGroupName(), "log group of the agents' command output (launch runs and storecrypt rerun)")
 	for _, a := range agents {
 		arch := strings.ToUpper(a.arch[:1]) + a.arch[1:]
-		out("Agent"+arch+"S3Url", jsii.String(a.s3URL), "storecrypt-agent for linux/"+a.arch+", gzipped, for user data and image builds (boot-time mode); the instance roles may read it")
+		out(contract.OutputAgentS3URL(a.arch), jsii.String(a.s3URL), "storecrypt-agent for linux/"+a.arch+", gzipped, for user data and image builds (boot-time mode); the instance roles may read it")
 		out("Agent"+arch+"Sha256", jsii.String(a.sha256), "SHA-256 of storecrypt-agent for linux/"+a.arch+" once decompressed: check it before installing")
 	}
 	if s.props.OptInTag != "" {
@@ -374,6 +376,12 @@ func (s *builder) outputs(sc *storeCrypt, doc deployedDocument, roles fleetRoles
 			o.SetCondition(awscdk.NewCfnCondition(s.c, jsii.String("HasOptInTag"), &awscdk.CfnConditionProps{
 				Expression: awscdk.Fn_ConditionNot(awscdk.Fn_ConditionEquals(s.props.OptInTag, jsii.String(""))),
 			}))
+		}
+	}
+	if access.policy != nil {
+		o := out(contract.OutputInstanceAccessPolicyARN, access.policy.ManagedPolicyArn(), "managed policy to attach to each instance role under InstanceRolePath: lets it read the agent and write its command's output")
+		if access.path.cond != nil {
+			o.SetCondition(access.path.cond)
 		}
 	}
 	if secret != nil {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -211,6 +212,64 @@ func TestKeyPolicyWithInstanceRolePath(t *testing.T) {
 		assertions.Match_ObjectLike(&map[string]any{"Sid": "StoreCryptOnlyTheInstanceRoles", "Effect": "Deny",
 			"Condition": assertions.Match_ObjectLike(&map[string]any{"ArnNotLike": map[string]any{"aws:PrincipalArn": roles}})}),
 	})}})
+}
+
+// TestInstanceAccessPolicy: with an instance role path, the stack's role's statements
+// besides the key are also a managed policy, named for the region under /storecrypt/,
+// whose ARN is an output and in the launch function's environment; without a path there
+// is none of it.
+func TestInstanceAccessPolicy(t *testing.T) {
+	for _, path := range []string{"", "/storecrypt/instances/"} {
+		t.Run("path "+path, func(t *testing.T) {
+			props := &storecrypt.StoreCryptProps{}
+			if path != "" {
+				props.InstanceRolePath = &path
+			}
+			tpl, raw := template(t, props)
+			var roleStatements, policyStatements []map[string]any
+			var names []any
+			for id, r := range raw["Resources"].(map[string]any) {
+				res := r.(map[string]any)
+				props, _ := res["Properties"].(map[string]any)
+				switch {
+				case res["Type"] == "AWS::IAM::ManagedPolicy" && props["ManagedPolicyName"] != nil:
+					names = append(names, props["ManagedPolicyName"], props["Path"])
+					policyStatements = statements(map[string]any{"Resources": props})
+				case res["Type"] == "AWS::IAM::Policy" && strings.HasPrefix(id, "InstanceRole"):
+					roleStatements = statements(map[string]any{"Resources": props})
+				}
+			}
+			outputs := raw["Outputs"].(map[string]any)
+			if path == "" {
+				if names != nil || outputs[contract.OutputInstanceAccessPolicyARN] != nil {
+					t.Errorf("got an instance access policy %v without a path, want none", names)
+				}
+				tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{"Description": "storecrypt launch function",
+					"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{contract.EnvInstanceAccessPolicy: assertions.Match_Absent()})}})
+				return
+			}
+			if want := []any{"storecrypt-instance-access-us-east-1", contract.InstanceAccessPolicyPath}; !reflect.DeepEqual(names, want) {
+				t.Errorf("got an instance access policy named %v, want %v", names, want)
+			}
+			var own []map[string]any
+			for _, st := range roleStatements {
+				if !strings.HasPrefix(fmt.Sprint(st["Action"]), "[kms:") && !strings.HasPrefix(fmt.Sprint(st["Action"]), "kms:") {
+					own = append(own, st)
+				}
+			}
+			if len(policyStatements) == 0 || !reflect.DeepEqual(policyStatements, own) {
+				t.Errorf("got the policy's statements %v, want the role's besides the key's, %v", policyStatements, own)
+			}
+			if outputs[contract.OutputInstanceAccessPolicyARN] == nil {
+				t.Errorf("got outputs %v, want %s", outputs, contract.OutputInstanceAccessPolicyARN)
+			}
+			tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{"Description": "storecrypt launch function",
+				"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{
+					contract.EnvInstanceAccessPolicy: map[string]any{"Ref": assertions.Match_AnyValue()},
+					contract.EnvAgentObjects:         assertions.Match_StringLikeRegexp(jsii.String(`^s3://.*-amd64\.gz,s3://.*-arm64\.gz$`)),
+				})}})
+		})
+	}
 }
 
 func containsAll(have, want []string) bool {

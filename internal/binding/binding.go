@@ -17,6 +17,11 @@
 // aws:downloadContent and the shell's shared-credentials file included, as that role:
 // the role this check judged is then not the one on the instance's side of the command.
 //
+// With an instance role path, the stack also says what a role needs besides the key for
+// the run to end (Request.Access: the agent's download, the command's output), which
+// the stack's own role has and a team's role gets from the instance access policy; those
+// actions are simulated on their resources like SSM's, and a role refused any is blocked.
+//
 // The check blocks only what it can prove. Conditions it cannot judge before the call
 // (keys such as aws:SourceVpce, operators it does not implement) are named in the
 // verdict's Notes, and the instance goes ahead: the agent's own call is then the judge,
@@ -67,6 +72,10 @@ type Request struct {
 	KeyARN     string
 	KeySource  string
 	Secret     string // s3://bucket/key for s3-kms
+	// Access, when the stack has an instance role path, is what the role needs besides
+	// the key for the run to end (the agent's download, the command's output): a role that
+	// may not is blocked, told to attach Access.Policy.
+	Access *contract.InstanceAccess
 }
 
 // Verdict is the outcome. A verdict is final for its inputs: only a change to IAM or KMS
@@ -229,16 +238,21 @@ func (c *Checker) CheckRole(ctx context.Context, role string, r Request) (Verdic
 		return deny(v, contract.ReasonNotKeyUser, detail, fix), nil
 	}
 	if r.KeySource == contract.KeySourceS3KMS {
-		if refused := sim.refused(contract.SecretReadActions); len(refused) > 0 {
+		if refused := sim.refused(contract.SecretReadActions, ""); len(refused) > 0 {
 			object, _ := secretARN(r) // identity() parsed it already
 			return deny(v, contract.ReasonSecretUnreadable, fmt.Sprintf("%s may not %s %s", role, strings.Join(refused, ", "), r.Secret),
 				fmt.Sprintf(`allow the role %s on %s`, strings.Join(contract.SecretReadActions, " and "), object)), nil
 		}
 	}
-	if refused := sim.refused(SSMCoreActions); len(refused) > 0 {
+	if refused := sim.refused(SSMCoreActions, ""); len(refused) > 0 {
 		return deny(v, contract.ReasonNoSSMCore,
 			fmt.Sprintf("%s may not %s: the SSM Agent cannot run as it, and with Default Host Management Configuration on runs the document as the account's DHMC role instead, which the key does not bind", role, strings.Join(refused, ", ")),
 			fmt.Sprintf("attach the AWS managed policy %s to %s (or allow it %s)", ssmCorePolicy(role), role, strings.Join(refused, ", "))), nil
+	}
+	if r.Access != nil && len(sim.accessRefused) > 0 {
+		return deny(v, contract.ReasonNoInstanceAccess,
+			fmt.Sprintf("%s may not %s: the SSM Agent could not download the agent or stream the command's output, so the run would not end", role, strings.Join(sim.accessRefused, ", ")),
+			fmt.Sprintf("attach the managed policy %s to %s (aws iam attach-role-policy --role-name %s --policy-arn %s)", r.Access.Policy, role, role[strings.LastIndex(role, "/")+1:], r.Access.Policy)), nil
 	}
 	v.Allowed = true
 	slices.Sort(v.Notes)

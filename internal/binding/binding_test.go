@@ -103,6 +103,23 @@ func TestVerdicts(t *testing.T) {
 			w.Keys[fakeaws.KeyARN].Policy = fakeaws.KeyPolicyWithRolePath("")
 		},
 			binding.Request{InstanceProfileARN: fakeaws.Profile(teamRoleARN("/teams/team-a"))}, false, contract.ReasonNotKeyUser, "launch the instance with the stack's instance profile"},
+		// With a path, the stack also wants a role to download the agent and write the
+		// command's output: what the instance access policy grants.
+		{"a team's role with the instance access policy", teamRoleWith(instanceAccessPolicy),
+			binding.Request{InstanceProfileARN: fakeaws.Profile(teamRoleARN(instanceRolePath + "team-a")), Access: &instanceAccess}, true, "", ""},
+		{"a team's role without the instance access policy", teamRole(instanceRolePath + "team-a"),
+			binding.Request{InstanceProfileARN: fakeaws.Profile(teamRoleARN(instanceRolePath + "team-a")), Access: &instanceAccess}, false, contract.ReasonNoInstanceAccess,
+			"attach the managed policy " + instanceAccess.Policy + " to " + teamRoleARN(instanceRolePath+"team-a")},
+		{"a team's role with rights of its own that cover the policy's", teamRoleWith(fakeaws.Allows("s3:GetObject", "logs:*")),
+			binding.Request{InstanceProfileARN: fakeaws.Profile(teamRoleARN(instanceRolePath + "team-a")), Access: &instanceAccess}, true, "", ""},
+		{"a team's role that may read the agent but not write the output", teamRoleWith(fakeaws.Allows("s3:GetObject")),
+			binding.Request{InstanceProfileARN: fakeaws.Profile(teamRoleARN(instanceRolePath + "team-a")), Access: &instanceAccess}, false, contract.ReasonNoInstanceAccess, instanceAccess.Policy},
+		{"a team's role that may write another group's output", teamRoleWith(strings.Replace(instanceAccessPolicy, "log-group:agent-logs:*", "log-group:other:*", 1)),
+			binding.Request{InstanceProfileARN: fakeaws.Profile(teamRoleARN(instanceRolePath + "team-a")), Access: &instanceAccess}, false, contract.ReasonNoInstanceAccess, instanceAccess.Policy},
+		{"the instance access policy, but not a key user", func(w *fakeaws.World) {
+			teamRoleWith(instanceAccessPolicy)(w)
+			w.Keys[fakeaws.KeyARN].Policy = fakeaws.KeyPolicyWithRolePath("/teams/")
+		}, binding.Request{InstanceProfileARN: fakeaws.Profile(teamRoleARN(instanceRolePath + "team-a")), Access: &instanceAccess}, false, contract.ReasonNotKeyUser, "create the instance's role under path /teams/"},
 		{"no instance profile", nil, binding.Request{}, false, contract.ReasonNoInstanceProfile, "attach"},
 		{"profile does not exist", nil, binding.Request{InstanceProfileARN: fakeaws.ProfilePrefix + "gone"}, false, contract.ReasonRoleMissing, "existing"},
 		{"profile without a role", nil, binding.Request{InstanceProfileARN: fakeaws.ProfilePrefix + "empty"}, false, contract.ReasonRoleMissing, "add the storecrypt instance role"},
@@ -162,6 +179,28 @@ func teamRole(pathAndName string) func(w *fakeaws.World) {
 		w.Keys[fakeaws.KeyARN].Policy = fakeaws.KeyPolicyWithRolePath(instanceRolePath)
 	}
 }
+
+// teamRoleWith is teamRole under instanceRolePath with one more policy, as JSON.
+func teamRoleWith(policy string) func(w *fakeaws.World) {
+	return func(w *fakeaws.World) {
+		teamRole(instanceRolePath + "team-a")(w)
+		w.Roles[teamRoleARN(instanceRolePath+"team-a")].Policies = []string{policy}
+	}
+}
+
+// instanceAccess is a stack's instance access in the standard account, and
+// instanceAccessPolicy the policy the stack would write for it.
+var instanceAccess = contract.InstanceAccess{
+	Policy:       "arn:aws:iam::111122223333:policy/storecrypt/storecrypt-instance-access-us-east-1",
+	AgentObjects: []contract.AgentObject{{Arch: "amd64", ARN: "arn:aws:s3:::code-us-east-1/storecrypt/storecrypt-agent-0123-amd64.gz"}},
+	LogGroup:     "arn:aws:logs:us-east-1:111122223333:log-group:agent-logs:*",
+	LogGroups:    "arn:aws:logs:us-east-1:111122223333:log-group:*",
+}
+
+const instanceAccessPolicy = `{"Version":"2012-10-17","Statement":[
+	{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::code-us-east-1/storecrypt/storecrypt-agent-0123-amd64.gz"},
+	{"Effect":"Allow","Action":["logs:CreateLogGroup","logs:CreateLogStream","logs:PutLogEvents","logs:DescribeLogStreams"],"Resource":"arn:aws:logs:us-east-1:111122223333:log-group:agent-logs:*"},
+	{"Effect":"Allow","Action":"logs:DescribeLogGroups","Resource":"arn:aws:logs:us-east-1:111122223333:log-group:*"}]}`
 
 // s3kmsKey makes the standard key's key-user statement the s3-kms one: kms:Decrypt
 // without an encryption context, as the seed recipe's ciphertext has none.

@@ -83,7 +83,7 @@ func resolveRole(ctx context.Context, c Profiles, profileARN string) (string, Ve
 
 // identityKey is what one simulation depends on.
 type identityKey struct {
-	role, key, source, secret string
+	role, key, source, secret, access string
 }
 
 // simulation is what the role's identity policies say of the agent's calls.
@@ -91,6 +91,9 @@ type simulation struct {
 	decisions map[string]iamtypes.PolicyEvaluationDecisionType
 	undecided map[string]bool // actions whose decision hangs on context keys nobody supplied
 	notes     []string
+	// accessRefused are the Request.Access rights the role was shown not to have, each
+	// "<action> on <resource> (<decision>)".
+	accessRefused []string
 }
 
 // identity asks the IAM policy simulator what the role's identity policies (and its
@@ -101,7 +104,10 @@ type simulation struct {
 // an identity policy that singles out instance ids (key policies and grants, which may,
 // are judged per instance in code).
 func (c *Checker) identity(ctx context.Context, role string, r Request, call policy.Request) (simulation, error) {
-	k := identityKey{role, r.KeyARN, r.KeySource, r.Secret}
+	k := identityKey{role: role, key: r.KeyARN, source: r.KeySource, secret: r.Secret}
+	if r.Access != nil {
+		k.access = r.Access.Policy
+	}
 	if s, ok := c.identities.get(k, c.now()); ok {
 		return s, nil
 	}
@@ -139,18 +145,41 @@ func (c *Checker) identity(ctx context.Context, role string, r Request, call pol
 			return s, err
 		}
 	}
+	if r.Access != nil {
+		if err := c.simulateAccess(ctx, &s, role, *r.Access, session); err != nil {
+			return s, err
+		}
+	}
 	c.identities.put(k, s, c.now().Add(c.TTL))
 	return s, nil
 }
 
+// simulateAccess asks the simulator about each of access's grants, with the instance
+// role session's context, on the grant's own resources: the same statements the stack
+// gives its own role and puts in the instance access policy, so a role with that policy
+// attached, or with rights of its own that cover them, passes.
+func (c *Checker) simulateAccess(ctx context.Context, s *simulation, role string, access contract.InstanceAccess, session []iamtypes.ContextEntry) error {
+	for _, g := range access.Grants() {
+		one := simulation{decisions: map[string]iamtypes.PolicyEvaluationDecisionType{}, undecided: map[string]bool{}}
+		if err := c.simulate(ctx, &one, &iam.SimulatePrincipalPolicyInput{
+			PolicySourceArn: aws.String(role), ActionNames: g.Actions, ResourceArns: g.Resources, ContextEntries: session,
+		}); err != nil {
+			return err
+		}
+		s.notes = append(s.notes, one.notes...)
+		s.accessRefused = append(s.accessRefused, one.refused(g.Actions, " on "+strings.Join(g.Resources, ", "))...)
+	}
+	return nil
+}
+
 // refused lists the actions the role's identity policies were shown not to allow, each
-// with its decision; an action whose decision hangs on a context key nobody supplied is
-// not refused.
-func (s simulation) refused(actions []string) []string {
+// with where (" on <resource>", or "") and its decision; an action whose decision hangs
+// on a context key nobody supplied is not refused.
+func (s simulation) refused(actions []string, where string) []string {
 	var out []string
 	for _, action := range actions {
 		if d := s.decisions[action]; d != iamtypes.PolicyEvaluationDecisionTypeAllowed && !s.undecided[action] {
-			out = append(out, fmt.Sprintf("%s (%s)", action, d))
+			out = append(out, fmt.Sprintf("%s%s (%s)", action, where, d))
 		}
 	}
 	return out

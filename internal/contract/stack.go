@@ -8,6 +8,7 @@ package contract
 
 import (
 	"regexp"
+	"strings"
 	"time"
 )
 
@@ -39,6 +40,13 @@ const (
 	// deployed: the launch function sends only a version with this content, and the
 	// result function trusts only results of such a version.
 	EnvDocumentDigest = "STORECRYPT_DOCUMENT_DIGEST"
+	// EnvInstanceAccessPolicy is the ARN of the instance access policy
+	// (InstanceAccessPolicyName), set only when the stack has an instance role path;
+	// EnvAgentObjects the agents' s3:// URLs, comma-separated, beside it. With them the
+	// binding check also judges whether a role may download the agent and write the
+	// command's output (InstanceAccess).
+	EnvInstanceAccessPolicy = "STORECRYPT_INSTANCE_ACCESS_POLICY"
+	EnvAgentObjects         = "STORECRYPT_AGENT_OBJECTS"
 )
 
 // Detail types of the AWS events the functions take: EC2's state change and CloudTrail's
@@ -88,13 +96,15 @@ var FinalInvocationStatuses = []string{"Success", "Failed", "TimedOut", "Cancell
 // every other variable the functions read, the stack sets (a conformance test feeds the
 // template's environment to each function's LoadConfig and checks).
 var OptionalEnv = map[string]string{
-	EnvSecret:          "no seed secret: the key source is " + KeySourceKMSDataKey,
-	EnvOptInTag:        "no opt-in tag: the instance roles alone say what is in scope",
-	EnvAllowOptOut:     "no opt-outs: storecrypt:encrypt=false is ignored",
-	EnvLedgerTable:     "no ledger: only tags, metrics and events record what happened (the stack always sets it)",
-	EnvSecurityHub:     "no Security Hub findings",
-	EnvComplianceItems: "no Systems Manager compliance items",
-	EnvMetricNamespace: "metrics in the namespace " + MetricNamespace,
+	EnvSecret:               "no seed secret: the key source is " + KeySourceKMSDataKey,
+	EnvOptInTag:             "no opt-in tag: the instance roles alone say what is in scope",
+	EnvAllowOptOut:          "no opt-outs: storecrypt:encrypt=false is ignored",
+	EnvLedgerTable:          "no ledger: only tags, metrics and events record what happened (the stack always sets it)",
+	EnvSecurityHub:          "no Security Hub findings",
+	EnvComplianceItems:      "no Systems Manager compliance items",
+	EnvInstanceAccessPolicy: "no instance role path: the instance roles are the stack's, which it grants the agent's download and output itself",
+	EnvAgentObjects:         "no instance role path (it goes with " + EnvInstanceAccessPolicy + ")",
+	EnvMetricNamespace:      "metrics in the namespace " + MetricNamespace,
 }
 
 // EventSource and the detail types of the events storecrypt emits for alerting.
@@ -170,7 +180,15 @@ const (
 	OutputSecret           = "Secret"           // s3://bucket/key; s3-kms only
 	OutputLedgerTable      = "LedgerTable"
 	OutputAgentLogGroup    = "AgentLogGroupName" // where runs' output goes (CloudWatchOutputConfig)
+	// OutputInstanceAccessPolicyARN is the instance access policy's ARN; absent when the
+	// stack has no instance role path.
+	OutputInstanceAccessPolicyARN = "InstanceAccessPolicyArn"
 )
+
+// OutputAgentS3URL is the output holding the s3:// URL of the agent for arch (amd64, arm64).
+func OutputAgentS3URL(arch string) string {
+	return "Agent" + strings.ToUpper(arch[:1]) + arch[1:] + "S3Url"
+}
 
 // SidOnlyTheInstanceRoles is the key policy's deny of storecrypt contexts to every
 // principal but the instance roles: the binding check reads the roles and the role path

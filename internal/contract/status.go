@@ -49,8 +49,12 @@ const (
 	// ReasonNoSSMCore: the instance role may not make the SSM Agent's own calls
 	// (AmazonSSMManagedInstanceCore's), so the SSM Agent runs the document as the account's
 	// Default Host Management role instead, or not at all.
-	ReasonNoSSMCore       Reason = "no-ssm-core"
-	ReasonNoInstanceStore Reason = "no-instance-store"
+	ReasonNoSSMCore Reason = "no-ssm-core"
+	// ReasonNoInstanceAccess: the instance role is a key user but may not download the
+	// agent or write the command's output (InstanceAccess): the run could not end. The fix
+	// is to attach the instance access policy.
+	ReasonNoInstanceAccess Reason = "no-instance-access"
+	ReasonNoInstanceStore  Reason = "no-instance-store"
 	// ReasonOptedOut: the instance carries storecrypt:encrypt=false and the stack allows
 	// opt-outs (only then is the tag honoured).
 	ReasonOptedOut Reason = "opted-out"

@@ -74,7 +74,7 @@ func (b *batch) bound(ctx context.Context, in []*instance) []*instance {
 			continue
 		}
 		v, err := h.Binder.Check(ctx, binding.Request{InstanceProfileARN: p, InstanceID: inst.id, KeyARN: h.Config.KeyARN,
-			KeySource: h.Config.Agent.KeySource, Secret: h.Config.Agent.Secret})
+			KeySource: h.Config.Agent.KeySource, Secret: h.Config.Agent.Secret, Access: h.Config.InstanceAccess})
 		if err != nil {
 			failed[p] = err
 			b.later(inst, "checking the binding: "+err.Error())

@@ -28,13 +28,17 @@ type Config struct {
 	SecurityHub     bool   // file Security Hub findings
 	// ComplianceItems writes each verdict as Systems Manager compliance.
 	ComplianceItems bool
+	// InstanceAccess, with an instance role path, is what the binding check also wants of
+	// a role: the agent's download and the command's output (nil without a path).
+	InstanceAccess *contract.InstanceAccess
 }
 
 var (
-	keyARN  = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$`)
-	roleARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$`)
-	docName = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,128}$`)
-	digest  = regexp.MustCompile(`^[0-9a-f]{64}$`)
+	keyARN    = regexp.MustCompile(`^arn:aws[a-z-]*:kms:[a-z0-9-]+:[0-9]{12}:key/[A-Za-z0-9-]+$`)
+	roleARN   = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:role/[\w+=,.@/-]+$`)
+	policyARN = regexp.MustCompile(`^arn:aws[a-z-]*:iam::[0-9]{12}:policy/[\w+=,.@/-]+$`)
+	docName   = regexp.MustCompile(`^[A-Za-z0-9_.-]{3,128}$`)
+	digest    = regexp.MustCompile(`^[0-9a-f]{64}$`)
 )
 
 // LoadConfig reads and validates the configuration; every error names the variable.
@@ -106,6 +110,16 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			bad(contract.EnvStaleAfter, v, "want a duration of at least 1m")
 		}
 		c.StaleAfter = d
+	}
+	if p := getenv(contract.EnvInstanceAccessPolicy); p != "" {
+		if !policyARN.MatchString(p) {
+			bad(contract.EnvInstanceAccessPolicy, p, "want an IAM policy ARN")
+		}
+		a, err := contract.AgentAccess(p, strings.Split(getenv(contract.EnvAgentObjects), ","), c.AgentLogs, c.KeyARN)
+		if err != nil {
+			bad(contract.EnvAgentObjects, getenv(contract.EnvAgentObjects), err.Error()+" (with "+contract.EnvAgentLogs+")")
+		}
+		c.InstanceAccess = &a
 	}
 	if c.EventBus == "" {
 		c.EventBus = "default"

@@ -440,6 +440,20 @@ func TestBlockLiftsOnceFixed(t *testing.T) {
 	}
 }
 
+// access is the instance access variables of a stack with an instance role path.
+var access = map[string]string{
+	contract.EnvInstanceAccessPolicy: "arn:aws:iam::111122223333:policy/storecrypt/storecrypt-instance-access-us-east-1",
+	contract.EnvAgentObjects:         "s3://code-us-east-1/storecrypt/storecrypt-agent-0123-amd64.gz,s3://code-us-east-1/storecrypt/storecrypt-agent-0123-arm64.gz",
+	contract.EnvAgentLogs:            "agent-logs",
+}
+
+// with is vars with k set to v.
+func with(vars map[string]string, k, v string) map[string]string {
+	out := maps(vars)
+	out[k] = v
+	return out
+}
+
 func TestLoadConfig(t *testing.T) {
 	good := map[string]string{contract.EnvKMSKeyARN: fakeaws.KeyARN, contract.EnvDocumentName: "storecrypt-apply", contract.EnvDocumentDigest: strings.Repeat("0", 64)}
 	for _, tc := range []struct {
@@ -458,6 +472,10 @@ func TestLoadConfig(t *testing.T) {
 		{"missing document digest", map[string]string{contract.EnvDocumentDigest: ""}, contract.EnvDocumentDigest},
 		{"aws-cn key", map[string]string{contract.EnvKMSKeyARN: "arn:aws-cn:kms:cn-north-1:111122223333:key/11111111-2222-4333-8444-555555555555"}, ""},
 		{"aws-us-gov roles", map[string]string{contract.EnvInstanceRoles: "arn:aws-us-gov:iam::111122223333:role/app"}, ""},
+		{"instance access", access, ""},
+		{"instance access policy not a policy's ARN", with(access, contract.EnvInstanceAccessPolicy, "arn:aws:iam::111122223333:role/storecrypt/x"), "want an IAM policy ARN"},
+		{"instance access without the agents", with(access, contract.EnvAgentObjects, ""), contract.EnvAgentObjects},
+		{"instance access without the agent log group", with(access, contract.EnvAgentLogs, ""), "no agent log group"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := maps(good)

@@ -24,6 +24,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fleet"
 )
 
@@ -213,7 +214,8 @@ func runVerify(fs *pflag.FlagSet) checkFunc {
 			}
 		}
 		return func(ctx context.Context, e *env) error {
-			if *keyID == "" {
+			fromTheStack := *keyID == ""
+			if fromTheStack {
 				// The key, and how the stack uses it, from the stack; flags given win.
 				if err := fromStack(ctx, e, map[string]*string{contract.OutputKeyARN: keyID, contract.OutputKeySource: source, contract.OutputSecret: secret}); err != nil {
 					return err
@@ -227,6 +229,12 @@ func runVerify(fs *pflag.FlagSet) checkFunc {
 			}
 			checker := &binding.Checker{IAM: e.IAM, KMS: e.KMS}
 			req := binding.Request{KeyARN: *keyID, KeySource: *source, Secret: *secret}
+			if fromTheStack {
+				var err error
+				if req.Access, err = instanceAccess(ctx, e, *keyID); err != nil {
+					return err
+				}
+			}
 			var v binding.Verdict
 			var err error
 			if *role != "" {
@@ -264,6 +272,26 @@ func runVerify(fs *pflag.FlagSet) checkFunc {
 			return nil
 		}, nil
 	}
+}
+
+// instanceAccess is what the stack's launch function checks besides the key (the
+// instance access policy's rights), from the stack's outputs; nil for a stack without an
+// instance role path.
+func instanceAccess(ctx context.Context, e *env, keyARN string) (*contract.InstanceAccess, error) {
+	var policy, logs string
+	values := map[string]*string{contract.OutputInstanceAccessPolicyARN: &policy, contract.OutputAgentLogGroup: &logs}
+	urls := make([]string, len(document.Architectures))
+	for i, arch := range document.Architectures {
+		values[contract.OutputAgentS3URL(arch)] = &urls[i]
+	}
+	if err := fromStack(ctx, e, values); err != nil || policy == "" {
+		return nil, err
+	}
+	a, err := contract.AgentAccess(policy, urls, logs, keyARN)
+	if err != nil {
+		return nil, fmt.Errorf("reading stack %s: %w", e.stack, err)
+	}
+	return &a, nil
 }
 
 func printVerdict(w io.Writer, v binding.Verdict) {

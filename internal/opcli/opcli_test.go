@@ -228,15 +228,29 @@ func TestVerify(t *testing.T) {
 	}
 }
 
-// TestVerifyInstanceRolePath: with a key that names roles by their path, verify --role
-// passes a team's role under it, and tells one elsewhere where to create its role.
+// TestVerifyInstanceRolePath: on a stack with an instance role path (its key names roles
+// by the path; its outputs the instance access policy, the agents and the log group),
+// verify passes a team's role under the path with the policy attached, blocks one
+// without it, naming the policy, and tells one elsewhere where to create its role.
 func TestVerifyInstanceRolePath(t *testing.T) {
 	w, book := fleet(t)
 	const path = "/storecrypt/instances/"
+	const policy = "arn:aws:iam::111122223333:policy/storecrypt/storecrypt-instance-access-us-east-1"
 	w.Keys[fakeaws.KeyARN].Policy = fakeaws.KeyPolicyWithRolePath(path)
-	team, stray := "arn:aws:iam::111122223333:role"+path+"team-a", "arn:aws:iam::111122223333:role/teams/team-b"
-	for _, r := range []string{team, stray} {
-		w.Roles[r] = &fakeaws.Role{ARN: r, ManagedPolicies: []string{fakeaws.ManagedPolicyARN("aws", fakeaws.SSMCore)}}
+	w.AddStack("Org", map[string]string{
+		contract.OutputKeyARN: fakeaws.KeyARN, contract.OutputKeySource: contract.KeySourceKMSDataKey, contract.OutputAgentLogGroup: "agent-logs",
+		contract.OutputInstanceAccessPolicyARN: policy,
+		contract.OutputAgentS3URL("amd64"):     "s3://code-us-east-1/storecrypt/storecrypt-agent-0123-amd64.gz",
+		contract.OutputAgentS3URL("arm64"):     "s3://code-us-east-1/storecrypt/storecrypt-agent-0123-arm64.gz",
+	})
+	// The policy as the stack writes it for those outputs.
+	attached := `{"Version":"2012-10-17","Statement":[
+		{"Effect":"Allow","Action":"s3:GetObject","Resource":["arn:aws:s3:::code-us-east-1/storecrypt/storecrypt-agent-0123-amd64.gz","arn:aws:s3:::code-us-east-1/storecrypt/storecrypt-agent-0123-arm64.gz"]},
+		{"Effect":"Allow","Action":["logs:CreateLogGroup","logs:CreateLogStream","logs:PutLogEvents","logs:DescribeLogStreams"],"Resource":"arn:aws:logs:us-east-1:111122223333:log-group:agent-logs:*"},
+		{"Effect":"Allow","Action":"logs:DescribeLogGroups","Resource":"arn:aws:logs:us-east-1:111122223333:log-group:*"}]}`
+	team, bare, stray := "arn:aws:iam::111122223333:role"+path+"team-a", "arn:aws:iam::111122223333:role"+path+"team-c", "arn:aws:iam::111122223333:role/teams/team-b"
+	for r, policies := range map[string][]string{team: {attached}, bare: nil, stray: {attached}} {
+		w.Roles[r] = &fakeaws.Role{ARN: r, Policies: policies, ManagedPolicies: []string{fakeaws.ManagedPolicyARN("aws", fakeaws.SSMCore)}}
 	}
 	c := worldClients(w, book)
 	for _, tc := range []struct {
@@ -244,10 +258,11 @@ func TestVerifyInstanceRolePath(t *testing.T) {
 		code         int
 	}{
 		{"verify-path-team.txt", team, 0},
+		{"verify-path-bare.txt", bare, int(contract.CLIExitBlocked)},
 		{"verify-path-stray.txt", stray, int(contract.CLIExitBlocked)},
 	} {
 		t.Run(tc.golden, func(t *testing.T) {
-			code, out, errOut := run(t, c, "", "verify", "--role", tc.role, "--kms-key-id", fakeaws.KeyARN)
+			code, out, errOut := run(t, c, "", "verify", "--stack", "Org", "--role", tc.role)
 			if code != tc.code {
 				t.Fatalf("exit %d, want %d: %s", code, tc.code, errOut)
 			}

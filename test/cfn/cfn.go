@@ -68,6 +68,9 @@ func (e Env) URLSuffix() string {
 type Resource struct {
 	Type       string         `json:"Type"`
 	Properties map[string]any `json:"Properties"`
+	// Condition names the template's condition without which the resource is not
+	// created; "" for always.
+	Condition string `json:"Condition"`
 }
 
 // Template is a parsed template.
@@ -81,8 +84,8 @@ type Template struct {
 	} `json:"Parameters"`
 	Conditions map[string]any `json:"Conditions"`
 	Outputs    map[string]struct {
+		Condition string `json:"Condition"` // as a resource's
 		Value     any    `json:"Value"`
-		Condition string `json:"Condition"`
 		Export    *struct {
 			Name any `json:"Name"`
 		} `json:"Export"`
@@ -156,6 +159,26 @@ func (t *Template) Of(typ string) []string {
 	}
 	sort.Strings(ids)
 	return ids
+}
+
+// Of lists the logical ids of the resources of a type that the Env creates (their
+// conditions hold), sorted.
+func (r Resolved) Of(typ string) []string {
+	var ids []string
+	for _, id := range r.Template.Of(typ) {
+		if ok, err := r.Holds(r.Resources[id].Condition); ok || err != nil {
+			ids = append(ids, id) // a condition that does not evaluate fails where the resource is read
+		}
+	}
+	return ids
+}
+
+// Holds says whether the template's condition named name is true in the Env; "" always is.
+func (r Resolved) Holds(name string) (bool, error) {
+	if name == "" {
+		return true, nil
+	}
+	return r.condition(name)
 }
 
 // Resolved is a template evaluated for one Env.
@@ -456,7 +479,16 @@ func (r Resolved) Ref(name string) (any, error) {
 	case "AWS::KMS::Key":
 		return keyID(name), nil
 	case "AWS::IAM::ManagedPolicy":
-		return r.arn("iam", "", "policy/"+name), nil
+		// arn:…:policy<path><name>; CloudFormation names a policy without a name.
+		path, policy := any("/"), any(name)
+		if p, ok := res.Properties["Path"]; ok {
+			path = p
+		}
+		if n, ok := res.Properties["ManagedPolicyName"]; ok {
+			policy = n
+		}
+		s, err := r.String(map[string]any{"Fn::Join": []any{"", []any{"policy", path, policy}}})
+		return r.arn("iam", "", s), err
 	case "AWS::SNS::Topic":
 		return r.arn("sns", r.Env.Region, name), nil
 	case "AWS::S3::Bucket":

@@ -129,20 +129,23 @@ func publishTemplate(build string) error {
 // tests need, resolved.
 type deployment struct {
 	cfn.Resolved
-	source                           string
-	keyARN, keyPolicy                string
-	instanceRole, instanceProfile    string
-	launchRole, resultRole           string
-	launchEnv, resultEnv             map[string]string
-	documentName, document           string
-	policies                         map[string][]string // role ARN -> its identity policies
-	instanceManaged                  []string            // the instance role's managed policy ARNs
-	operatorPolicy                   string
-	secretBucketPolicy, secretBucket string
-	secretBucketKey                  bool              // the secret bucket's SSE-KMS uses an S3 Bucket Key
-	outputs                          map[string]string // the stack's outputs, resolved
-	exports                          map[string]string // output key -> its export's name, resolved
-	tableKeys                        map[string]string // DynamoDB table name -> its customer managed key
+	source                        string
+	keyARN, keyPolicy             string
+	instanceRole, instanceProfile string
+	launchRole, resultRole        string
+	launchEnv, resultEnv          map[string]string
+	documentName, document        string
+	policies                      map[string][]string // role ARN -> its identity policies
+	instanceManaged               []string            // the instance role's managed policy ARNs
+	operatorPolicy                string
+	// instanceAccess is the instance access policy (with an instance role path), and
+	// instanceAccessARN its ARN.
+	instanceAccess, instanceAccessARN string
+	secretBucketPolicy, secretBucket  string
+	secretBucketKey                   bool              // the secret bucket's SSE-KMS uses an S3 Bucket Key
+	outputs                           map[string]string // the stack's outputs, resolved
+	exports                           map[string]string // output key -> its export's name, resolved
+	tableKeys                         map[string]string // DynamoDB table name -> its customer managed key
 }
 
 func deploy(t *testing.T, source string, env cfn.Env) *deployment {
@@ -213,7 +216,18 @@ func deployVariant(t *testing.T, v variant, env cfn.Env) *deployment {
 			d.policies[arn] = append(d.policies[arn], doc)
 		}
 	}
-	d.operatorPolicy = d.json(t, r.Resources[one("AWS::IAM::ManagedPolicy")].Properties["PolicyDocument"])
+	// The operator policy, and with an instance role path the instance access policy,
+	// the one a team finds by its name.
+	for _, id := range r.Of("AWS::IAM::ManagedPolicy") {
+		doc := d.json(t, r.Resources[id].Properties["PolicyDocument"])
+		if name, ok := r.Resources[id].Properties["ManagedPolicyName"]; ok && must(r.String(name)) == contract.InstanceAccessPolicyName(env.Region) {
+			d.instanceAccess, d.instanceAccessARN = doc, must(r.String(map[string]any{"Ref": id}))
+		} else if d.operatorPolicy == "" {
+			d.operatorPolicy = doc
+		} else {
+			t.Fatalf("managed policy %s besides the operator's and the instance access policy", id)
+		}
+	}
 	for _, id := range r.Of("AWS::DynamoDB::Table") {
 		sse, _ := r.Resources[id].Properties["SSESpecification"].(map[string]any)
 		if key, ok := sse["KMSMasterKeyId"]; ok {
@@ -221,6 +235,11 @@ func deployVariant(t *testing.T, v variant, env cfn.Env) *deployment {
 		}
 	}
 	for name, o := range r.Outputs {
+		if made, err := r.Holds(o.Condition); err != nil {
+			t.Fatal(err)
+		} else if !made {
+			continue
+		}
 		d.outputs[name] = must(r.String(o.Value))
 		if o.Export != nil {
 			d.exports[name] = must(r.String(o.Export.Name))

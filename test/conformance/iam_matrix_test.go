@@ -91,11 +91,7 @@ func TestIAMMatrix(t *testing.T) {
 	for _, f := range exampleSCPs {
 		scps = append(scps, readFile(t, f))
 	}
-	type judged struct {
-		d   *deployment
-		row matrixRow
-	}
-	var all []judged
+	var all []judgedRow
 	for i, env := range cfn.Partitions {
 		d := deploy(t, contract.KeySourceKMSDataKey, env)
 		rows := append(d.matrix(scps), d.auditorRows(t)...)
@@ -104,26 +100,39 @@ func TestIAMMatrix(t *testing.T) {
 		}
 		for _, r := range rows {
 			r.name = env.Partition + ": " + r.name
-			all = append(all, judged{d, r})
+			all = append(all, judgedRow{d, r})
 		}
 		bound := deployVariant(t, networkBound, env)
 		for _, r := range bound.networkRows() {
 			r.name = env.Partition + ", requireInstanceNetwork: " + r.name
-			all = append(all, judged{bound, r})
+			all = append(all, judgedRow{bound, r})
 		}
 		env.StackName = "StackSet-storecrypt-" + stackSetID
 		member := deployVariant(t, stackSetTemplate, env)
 		for _, r := range append(member.stackSetRows(t, scps), member.instanceRolePathRows(false)...) {
 			r.name = env.Partition + ", StackSet instance " + env.StackName + ": " + r.name
-			all = append(all, judged{member, r})
+			all = append(all, judgedRow{member, r})
 		}
 		env.Parameters = map[string]string{"InstanceRolePath": instanceRolePath}
 		withPath := deployVariant(t, stackSetTemplate, env)
 		for _, r := range withPath.instanceRolePathRows(true) {
 			r.name = env.Partition + ", StackSet instance, InstanceRolePath " + instanceRolePath + ": " + r.name
-			all = append(all, judged{withPath, r})
+			all = append(all, judgedRow{withPath, r})
 		}
 	}
+	judge(t, all)
+}
+
+// judgedRow is a row and the deployment it is put to.
+type judgedRow struct {
+	d   *deployment
+	row matrixRow
+}
+
+// judge puts every row to both evaluators, iam-simulate in one batch, and wants each
+// row's verdict of both.
+func judge(t *testing.T, all []judgedRow) {
+	t.Helper()
 	reqs := make([]iamsim.Request, len(all))
 	for i, j := range all {
 		reqs[i] = j.row.simulated(j.d)

@@ -27,6 +27,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/launch"
+	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/opcli"
 	"github.com/storecrypt/storecrypt/internal/result"
 	fakedeploy "github.com/storecrypt/storecrypt/test/deployment"
@@ -164,42 +165,54 @@ func (d *deployment) resultRunWith(t *testing.T, fault fakeaws.Fault) *run {
 			&fakeaws.Command{ID: fakedeploy.CommandID("c-refused"), DocumentName: d.documentName, DocumentVersion: "1", InstanceIDs: []string{skippedInstance},
 				Invocations: map[string]*fakeaws.Invocation{skippedInstance: {Status: "Failed", ResponseCode: 3}}})
 	})
-	c, err := result.LoadConfig(func(k string) string { return d.resultEnv[k] })
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := result.New(c, w.Config(), slog.New(slog.DiscardHandler), &r.metrics)
-	h.Now = func() time.Time { return launched.Add(3 * time.Minute) }
-	book, read := d.ledger(t, w)
-	h.Ledger = book
-	for _, ev := range []struct{ file, command, instance string }{
-		{"ssm-success.json", fakedeploy.CommandID("c-ok"), keyUserInstance}, {"ssm-failed.json", fakedeploy.CommandID("c-refused"), skippedInstance},
-	} {
-		b, err := samples.Read(ev.file)
-		if err != nil {
-			t.Fatal(err)
-		}
-		var e events.CloudWatchEvent
-		if err := json.Unmarshal(b, &e); err != nil {
-			t.Fatal(err)
-		}
-		var detail result.Detail
-		if err := json.Unmarshal(e.Detail, &detail); err != nil {
-			t.Fatal(err)
-		}
-		detail.CommandID, detail.InstanceID, detail.DocumentName = ev.command, ev.instance, d.documentName
-		detail.Requested = launched.Add(time.Minute).Format(time.RFC3339Nano)
-		e.Detail, _ = json.Marshal(detail)
-		if _, err := h.Handle(context.Background(), e); err != nil {
-			t.Fatal(err)
-		}
-	}
+	h, read := d.resultHandler(t, w, &r.metrics)
+	d.ended(t, h, "ssm-success.json", fakedeploy.CommandID("c-ok"), keyUserInstance)
+	d.ended(t, h, "ssm-failed.json", fakedeploy.CommandID("c-refused"), skippedInstance)
 	r.expect(t, map[string]string{keyUserInstance: contract.StatusEncrypted, skippedInstance: contract.StatusFailed})
 	if it, err := read.Get(context.Background(), keyUserInstance, launched); err != nil || it == nil || it.EncryptedAt == "" {
 		t.Errorf("the encrypted instance's ledger item: %+v %v", it, err)
 	}
 	r.calls = w.Log()
 	return r
+}
+
+// resultHandler is the deployment's result function in w, with a ledger of its own, and
+// the test's reader of that ledger.
+func (d *deployment) resultHandler(t *testing.T, w *fakeaws.World, metrics io.Writer) (*result.Handler, *ledger.Ledger) {
+	t.Helper()
+	c, err := result.LoadConfig(func(k string) string { return d.resultEnv[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := result.New(c, w.Config(), slog.New(slog.DiscardHandler), metrics)
+	h.Now = func() time.Time { return launched.Add(3 * time.Minute) }
+	book, read := d.ledger(t, w)
+	h.Ledger = book
+	return h, read
+}
+
+// ended hands h SSM's event of command's end on instance, as the sample file (an
+// invocation that succeeded or failed) says it.
+func (d *deployment) ended(t *testing.T, h *result.Handler, file, command, instance string) {
+	t.Helper()
+	b, err := samples.Read(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e events.CloudWatchEvent
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatal(err)
+	}
+	var detail result.Detail
+	if err := json.Unmarshal(e.Detail, &detail); err != nil {
+		t.Fatal(err)
+	}
+	detail.CommandID, detail.InstanceID, detail.DocumentName = command, instance, d.documentName
+	detail.Requested = launched.Add(time.Minute).Format(time.RFC3339Nano)
+	e.Detail, _ = json.Marshal(detail)
+	if _, err := h.Handle(context.Background(), e); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // cliRun: every command of `storecrypt` an operator runs.
