@@ -21,8 +21,11 @@ import (
 const tsApp = "../../examples/typescript"
 
 // synthTypeScriptApp installs the app's pinned packages when its lock file is newer than
-// the install (npm ci, from npm's cache once fetched), type-checks and compiles it, and
-// runs it as the CDK CLI would, into a temporary directory: the tree holds no output.
+// the install (npm ci, from npm's cache once fetched) and synthesizes it as its team does,
+// `cdk synth` in its directory: the CDK CLI reads its cdk.json, whose app command
+// type-checks and compiles it (into its build/, which git ignores) and runs it with the
+// context cdk.json sets. The assembly goes to a temporary directory. The synth settles
+// every feature flag: no notice, nothing that changes under the team with a CDK release.
 func synthTypeScriptApp(t *testing.T) *cfn.Template {
 	t.Helper()
 	for _, tool := range []string{"npm", "node"} {
@@ -34,16 +37,24 @@ func synthTypeScriptApp(t *testing.T) *cfn.Template {
 	if stale(t, filepath.Join(tsApp, "package-lock.json"), filepath.Join(modules, ".package-lock.json")) {
 		runIn(t, tsApp, nil, "npm", "ci", "--prefer-offline", "--no-audit", "--no-fund", "--loglevel=error")
 	}
-	tmp := t.TempDir()
-	build, out := filepath.Join(tmp, "build"), filepath.Join(tmp, "cdk.out")
-	runIn(t, tsApp, nil, filepath.Join("node_modules", ".bin", "tsc"), "-p", ".", "--outDir", build)
-	abs, err := filepath.Abs(modules)
+	cdk, err := filepath.Abs(filepath.Join("..", "..", "node_modules", ".bin", "cdk"))
 	if err != nil {
 		t.Fatal(err)
 	}
+	out := filepath.Join(t.TempDir(), "cdk.out")
 	// CDK_VALIDATION=false skips aws-cdk-lib's CloudFormation Validate rules, a third of the
 	// synth's time: unless the app opts in, their findings are warnings, which fail nothing.
-	runIn(t, tmp, []string{"CDK_OUTDIR=" + out, "NODE_PATH=" + abs, "CDK_VALIDATION=false"}, "node", filepath.Join(build, "bin", "app.js"))
+	output := runIn(t, tsApp, []string{"CDK_VALIDATION=false", "CDK_DISABLE_CLI_TELEMETRY=true"}, cdk, "synth", "-q", "--no-notices", "-o", out)
+	if strings.Contains(output, "feature flags") {
+		t.Errorf("cdk synth prints a feature-flag notice:\n%s", output)
+	}
+	unset, err := cfn.UnsetFeatureFlags(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(unset) > 0 {
+		t.Errorf("the example's cdk.json leaves feature flags %v unset, want each at its recommended value", unset)
+	}
 	tpl, err := cfn.Load(filepath.Join(out, "Platform.template.json"))
 	if err != nil {
 		t.Fatal(err)
@@ -62,9 +73,9 @@ func stale(t *testing.T, source, target string) bool {
 	return err != nil || dst.ModTime().Before(src.ModTime())
 }
 
-// runIn runs a command in dir with env added to the test's, and fails the test with its
-// output when it fails.
-func runIn(t *testing.T, dir string, env []string, name string, args ...string) {
+// runIn runs a command in dir with env added to the test's and returns its output, and
+// fails the test with the output when it fails.
+func runIn(t *testing.T, dir string, env []string, name string, args ...string) string {
 	t.Helper()
 	cmd := exec.Command(name, args...)
 	cmd.Dir, cmd.Env = dir, append(os.Environ(), env...)
@@ -73,6 +84,7 @@ func runIn(t *testing.T, dir string, env []string, name string, args ...string) 
 	if err := cmd.Run(); err != nil {
 		t.Fatalf("%s %s in %s: %v\n%s", name, strings.Join(args, " "), dir, err, output.String())
 	}
+	return output.String()
 }
 
 // nestedOutputs adds to found the outputs of the nested stack id that v reads, with
