@@ -40,6 +40,12 @@ func TestSmoke(t *testing.T) {
 				t.Fatal(err)
 			}
 			res.ControlPlane = append(res.ControlPlane, r)
+			// A baseline that commands nothing makes every ratio against it a comparison
+			// with a design that does not work.
+			if r.SendCommands == 0 || r.Unencrypted == r.Instances {
+				t.Errorf("%s: %d commands sent, %d of %d instances left without one: the design does nothing", r.Design, r.SendCommands, r.Unencrypted, r.Instances)
+			}
+			t.Logf("%s: %d commands, %d of %d left, %.1f calls per instance", r.Design, r.SendCommands, r.Unencrypted, r.Instances, r.CallsPerInstance)
 		}
 		b, n := res.ControlPlane[0], res.ControlPlane[1]
 		if b.Unencrypted != 0 || b.SendCommands == 0 || b.CallsPerInstance >= n.CallsPerInstance {

@@ -29,6 +29,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
 	"github.com/storecrypt/storecrypt/internal/lambdaenv"
 	"github.com/storecrypt/storecrypt/internal/launch"
@@ -335,7 +336,16 @@ func naiveOne(ctx context.Context, id string, ec2c *ec2.Client, ssmc *ssm.Client
 	if len(info.InstanceInformationList) == 0 {
 		return true, nil
 	}
-	sent, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{DocumentName: aws.String(contract.DocumentName), InstanceIds: []string{id}})
+	// The document requires the agent's architecture; an instance storecrypt has no agent
+	// for is dropped, as the launch function drops it.
+	arch, ok := document.ArchFromEC2(string(inst.Architecture))
+	if !ok {
+		return false, nil
+	}
+	sent, err := ssmc.SendCommand(ctx, &ssm.SendCommandInput{
+		DocumentName: aws.String(contract.DocumentName), InstanceIds: []string{id},
+		Parameters: map[string][]string{document.ArchitectureParameter: {arch}},
+	})
 	if err != nil {
 		return false, err
 	}
