@@ -110,27 +110,8 @@ func TestAlarmsWatchWhatIsPublished(t *testing.T) {
 func TestDashboardShowsWhatIsPublished(t *testing.T) {
 	d := deploy(t, contract.KeySourceKMSDataKey, cfn.Partitions[0])
 	m := d.metrics(t)
-	boards := d.Of("AWS::CloudWatch::Dashboard")
-	if len(boards) != 1 {
-		t.Fatalf("%d dashboards, want 1", len(boards))
-	}
-	body, err := d.String(d.Resources[boards[0]].Properties["DashboardBody"])
-	if err != nil {
-		t.Fatal(err)
-	}
-	var dash struct {
-		Widgets []struct {
-			Properties struct {
-				Title   string
-				Metrics [][]any
-			}
-		}
-	}
-	if err := json.Unmarshal([]byte(body), &dash); err != nil {
-		t.Fatalf("the dashboard body is not JSON: %v", err)
-	}
 	shown := map[string]bool{}
-	for _, w := range dash.Widgets {
+	for _, w := range dashboardWidgets(t, d) {
 		if len(w.Properties.Metrics) == 0 {
 			t.Errorf("widget %q shows no metric", w.Properties.Title)
 		}
@@ -163,6 +144,32 @@ func TestDashboardShowsWhatIsPublished(t *testing.T) {
 			t.Errorf("the dashboard does not show %s", want)
 		}
 	}
+}
+
+// widget is one graph of the dashboard: its title and its metric lines.
+type widget struct {
+	Properties struct {
+		Title   string
+		Metrics [][]any
+	}
+}
+
+// dashboardWidgets is the graphs of the deployment's one dashboard, its body resolved.
+func dashboardWidgets(t *testing.T, d *deployment) []widget {
+	t.Helper()
+	boards := d.Of("AWS::CloudWatch::Dashboard")
+	if len(boards) != 1 {
+		t.Fatalf("%d dashboards, want 1", len(boards))
+	}
+	body, err := d.String(d.Resources[boards[0]].Properties["DashboardBody"])
+	if err != nil {
+		t.Fatal(err)
+	}
+	var dash struct{ Widgets []widget }
+	if err := json.Unmarshal([]byte(body), &dash); err != nil {
+		t.Fatalf("the dashboard body is not JSON: %v", err)
+	}
+	return dash.Widgets
 }
 
 // metricSources is what may be watched: storecrypt's metrics as the scenarios' handlers
