@@ -46,14 +46,14 @@ synth: $(CDK) build
 	$(CDK) synth -q --no-notices
 
 ## publish: dist/, for an organization-wide StackSet: the template (no CDK assets or
-## bootstrap) and the code objects to upload to each region's bucket (README: Roll out to an organization)
+## bootstrap) and the code objects to upload to each region's bucket (docs/organizations.md)
 publish: $(CDK) build
 	rm -rf dist
 	$(CDK) synth -q --no-notices -c publish=dist -o .cache/publish.out
 
 ## release: release/storecrypt-$(VERSION).tar.gz, what an organization deploys without Go or Node:
 ## dist/ under code/, the CLI for RELEASE_PLATFORMS under bin/, and SHA256SUMS (sha256sum -c);
-## the same tree gives the same bytes. `storecrypt stage --release` uploads it (README)
+## the same tree gives the same bytes. `storecrypt stage --release` uploads it (docs/organizations.md)
 RELEASE_PLATFORMS ?= linux/amd64,linux/arm64,darwin/arm64
 release: publish
 	$(GO) run ./cmd/storecrypt-release -dist dist -o release -version $(VERSION) -platforms $(RELEASE_PLATFORMS)
@@ -62,7 +62,7 @@ release: publish
 deploy: $(CDK) build
 	$(CDK) deploy --require-approval broadening --no-notices
 
-## destroy: delete the stack; the key and the buckets are retained (see README)
+## destroy: delete the stack; the key and the buckets are retained (see docs/deploy.md, Tear down)
 destroy: $(CDK)
 	$(CDK) destroy --no-notices
 
@@ -75,7 +75,7 @@ $(CDK): package.json package-lock.json
 	printf 'module node_modules\n' > node_modules/go.mod
 	@touch $@
 
-## integ: deploy to the account in your environment, encrypt one real instance, tear it all down (see README)
+## integ: deploy to the account in your environment, encrypt one real instance, tear it all down (see docs/contributing.md)
 integ: build $(CDK)
 	$(GO) test -tags integ -count=1 -timeout 60m -v ./test/integ
 

@@ -118,7 +118,7 @@ func (p *settings) checkInstanceRolePath() error {
 		// would open every instance's volumes, not its own.
 		return fmt.Errorf("instanceRolePath binds each role to its own instance's volumes, which keySource %s cannot: its one passphrase opens every instance's; use %s", p.KeySource, contract.KeySourceKMSDataKey)
 	case p.Key != nil:
-		return errors.New("instanceRolePath names key users in the policy of the key the stack creates, and an existing key's policy is yours: leave instanceRolePath empty and copy StoreCryptOwnVolumes and the deny statements of a template synthesized with it and without a key into your key's policy (README: keyArn)")
+		return errors.New("instanceRolePath names key users in the policy of the key the stack creates, and an existing key's policy is yours: leave instanceRolePath empty and copy StoreCryptOwnVolumes and the deny statements of a template synthesized with it and without a key into your key's policy (docs/deploy.md: keyArn)")
 	case unresolved(p.InstanceRolePath):
 		return nil
 	}

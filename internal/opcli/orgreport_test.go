@@ -152,25 +152,26 @@ func TestReportAccountsTrust(t *testing.T) {
 	}
 }
 
-// TestReadmeOrgReport runs the README's "Evidence for the whole organization" example
-// against the fake organization: every line it shows is a line the command writes (the
-// progress lines in any order, as places finish in any order), and the exit status.
-func TestReadmeOrgReport(t *testing.T) {
-	readme, err := os.ReadFile("../../README.md")
+// TestDocumentedOrgReport runs docs/organizations.md's "Evidence for the whole
+// organization" example against the fake organization: every line it shows is a line the
+// command writes (the progress lines in any order, as places finish in any order), and
+// the exit status.
+func TestDocumentedOrgReport(t *testing.T) {
+	doc, err := os.ReadFile("../../docs/organizations.md")
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, section, _ := strings.Cut(string(readme), "### Evidence for the whole organization\n")
+	_, section, _ := strings.Cut(string(doc), "## Evidence for the whole organization\n")
 	_, block, _ := strings.Cut(section, "```console\n")
 	block, _, _ = strings.Cut(block, "```\n")
 	lines := strings.Split(strings.TrimSuffix(block, "\n"), "\n")
 	command, ok := strings.CutPrefix(lines[0], "$ storecrypt ")
 	if !ok || len(lines) < 4 || lines[len(lines)-2] != "$ echo $?" {
-		t.Fatalf("the README's example is not a command, its output and its exit status:\n%s", block)
+		t.Fatalf("docs/organizations.md's example is not a command, its output and its exit status:\n%s", block)
 	}
 	code, out, errOut := run(t, organization(t, auditorTrust(management, sameOrg)), "", strings.Fields(command)...)
 	if want := lines[len(lines)-1]; fmt.Sprint(code) != want {
-		t.Errorf("exit %d, the README says %s", code, want)
+		t.Errorf("exit %d, docs/organizations.md says %s", code, want)
 	}
 	written := map[string]bool{}
 	for _, l := range strings.Split(out+errOut, "\n") {
@@ -185,7 +186,7 @@ func TestReadmeOrgReport(t *testing.T) {
 			l = progress
 		}
 		if l != "..." && !written[l] {
-			t.Errorf("the README shows %q, which the command does not write", l)
+			t.Errorf("docs/organizations.md shows %q, which the command does not write", l)
 		}
 	}
 }

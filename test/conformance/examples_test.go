@@ -17,7 +17,7 @@ import (
 	"github.com/storecrypt/storecrypt/test/cfn"
 )
 
-// The examples the README tells an organization to apply: two SCPs (together they are
+// The examples docs/deploy.md tells an organization to apply: two SCPs (together they are
 // over the 5,120 bytes one may hold) and a tag policy.
 var exampleSCPs = []string{"../../docs/examples/scp-storecrypt.json", "../../docs/examples/scp-storecrypt-resources.json"}
 
@@ -142,7 +142,7 @@ func TestExampleSCPAndTagPolicy(t *testing.T) {
 				{role("Admin"), "dynamodb:RestoreTableToPointInTime", table, true},
 				{role("Admin"), "dynamodb:UpdateContinuousBackups", table, true},
 				{role("Admin"), "dynamodb:UpdateItem", fmt.Sprintf("arn:%s:dynamodb:%s:%s:table/payments-Ledger", env.Partition, env.Region, env.Account), false},
-				// Key users by the instance role path (InstanceRolePath, the README's
+				// Key users by the instance role path (InstanceRolePath, docs/organizations.md's
 				// /storecrypt/instances/) are made by the deployers alone; a role's path is
 				// fixed when it is created. Teams still pass their roles to their instances.
 				{role("Admin"), "iam:CreateRole", d.roleIn(instanceRolePath, "team-a"), true},

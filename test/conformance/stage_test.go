@@ -37,7 +37,7 @@ func (emuAccount) GetCallerIdentity(context.Context, *sts.GetCallerIdentityInput
 // TestReleaseStaged runs what `make release` runs after `make publish` (the CLI for one
 // platform, STORECRYPT_RELEASE_PLATFORMS for others) on the published template and code,
 // stages the tarball into the S3 emulator with `storecrypt stage` and the template's
-// defaults (CodeBucketPrefix as the README passes it, CodePrefix), and checks that every
+// defaults (CodeBucketPrefix as docs/organizations.md passes it, CodePrefix), and checks that every
 // object the deployed template reads is where stage put it.
 func TestReleaseStaged(t *testing.T) {
 	dist := t.TempDir()
@@ -119,13 +119,13 @@ var stageActions = map[string][]string{
 	"PutObject":            {"s3:PutObject"},
 }
 
-// stagePolicyAllows judges the README's policy for whoever runs stage with the fake's
+// stagePolicyAllows judges docs/organizations.md's policy for whoever runs stage with the fake's
 // evaluator: it allows every action of the operations stage called, on the buckets of
 // the prefix, and nothing on another bucket; and each action it allows is one stage needs
 // (DescribeOrganization: the run without --organization-id).
 func stagePolicyAllows(t *testing.T, ops []string, bucketPrefix string) {
 	t.Helper()
-	block := readmeBlock(t, "StageBuckets")
+	block := docBlock(t, organizationsDoc, "StageBuckets")
 	policy := strings.ReplaceAll(block, "acme-storecrypt", bucketPrefix)
 	caller := "arn:aws:iam::" + emu.Account + ":role/publisher"
 	needed := map[string]bool{"organizations:DescribeOrganization": true}
@@ -155,23 +155,23 @@ func stagePolicyAllows(t *testing.T, ops []string, bucketPrefix string) {
 			resource = "*"
 		}
 		if got := ask(a, resource); got != fakeaws.Allow {
-			t.Errorf("the README's stage policy: %s on %s: got %s, want %s", a, resource, got, fakeaws.Allow)
+			t.Errorf("the documented stage policy: %s on %s: got %s, want %s", a, resource, got, fakeaws.Allow)
 		}
 		if strings.HasPrefix(a, "s3:") {
 			other := strings.Replace(resource, bucketPrefix, "someone-else", 1)
 			if got := ask(a, other); got != fakeaws.ImplicitDeny {
-				t.Errorf("the README's stage policy: %s on %s: got %s, want %s", a, other, got, fakeaws.ImplicitDeny)
+				t.Errorf("the documented stage policy: %s on %s: got %s, want %s", a, other, got, fakeaws.ImplicitDeny)
 			}
 		}
 	}
 	var doc struct{ Statement []map[string]any }
 	if err := json.Unmarshal([]byte(policy), &doc); err != nil {
-		t.Fatalf("the README's stage policy: %v", err)
+		t.Fatalf("the documented stage policy: %v", err)
 	}
 	for _, st := range doc.Statement {
 		for _, a := range cfn.Actions(st) {
 			if !needed[a] {
-				t.Errorf("the README's stage policy allows %s (%v), which stage does not call", a, st["Sid"])
+				t.Errorf("the documented stage policy allows %s (%v), which stage does not call", a, st["Sid"])
 			}
 		}
 	}

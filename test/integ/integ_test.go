@@ -8,7 +8,7 @@
 //
 // It needs only credentials and a region (AWS_REGION or the profile's), a default VPC
 // whose subnets give public IPs (or STORECRYPT_INTEG_SUBNET, a subnet that reaches SSM),
-// and a CDK-bootstrapped region. See the README for what it costs.
+// and a CDK-bootstrapped region. See docs/contributing.md for what it costs.
 package integ
 
 import (
@@ -307,7 +307,7 @@ func (a *account) terminate(t *testing.T, instance string) {
 	}
 }
 
-// destroy removes the stack, then what it retains by design (README "Tear down"): the
+// destroy removes the stack, then what it retains by design (docs/deploy.md, "Tear down"): the
 // key is scheduled for deletion after the shortest window, the log group and the
 // buckets are emptied and deleted.
 func (a *account) destroy(t *testing.T) {

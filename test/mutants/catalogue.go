@@ -15,6 +15,9 @@ const (
 	scpFile     = "docs/examples/scp-storecrypt.json"
 	// scpResourcesFile protects storecrypt's own resources (functions, document, key).
 	scpResourcesFile = "docs/examples/scp-storecrypt-resources.json"
+	// orgDoc holds the policies an organization is told to write (the stage policy, the
+	// central alarm topic's), which test/conformance holds to the code.
+	orgDoc = "docs/organizations.md"
 )
 
 // Catalogue is one mutant or more per row of docs/security.md, in the document's order.
@@ -777,10 +780,10 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "One email subscription per account and region",
-		File:    "README.md",
+		File:    orgDoc,
 		Find:    "\"Resource\":\"'$topic'\",\n    \"Condition\":{\"StringEquals\":{\"aws:SourceOrgID\":\"'$org'\"}}}]}'",
 		Replace: "\"Resource\":\"'$topic'\"}]}'",
-		Pkg:     conformPkg, Run: "^TestREADMEAlarmTopicPolicy$",
+		Pkg:     conformPkg, Run: "^TestDocumentedAlarmTopicPolicy$",
 	},
 	{
 		Row:     "An alert event is dropped silently",
@@ -1132,7 +1135,7 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "Read by anyone outside the organization",
-		File:    "README.md",
+		File:    orgDoc,
 		Find:    `"s3:PutBucketPublicAccessBlock","s3:PutEncryptionConfiguration","s3:PutBucketPolicy"],"Resource":"arn:*:s3:::acme-storecrypt-*"},`,
 		Replace: `"s3:PutBucketPublicAccessBlock","s3:PutEncryptionConfiguration","s3:PutBucketPolicy"],"Resource":"*"},`,
 		Pkg:     conformPkg, Run: "^TestReleaseStaged$",

@@ -84,13 +84,30 @@ func TestStagedBucketPolicy(t *testing.T) {
 	}
 }
 
-// TestREADMEOrganization reads the README's organization lines as a shell would: every
+// TestOrganizationCommands reads each page's organization lines as a shell would: every
 // StackSet command runs as the delegated administrator (--call-as DELEGATED_ADMIN), every
 // parameter it names is one of the published template's, the bucket and prefix it gives
 // the StackSet are the ones `storecrypt stage` wrote, and the template URL is the
-// staged template in the home region's bucket.
-func TestREADMEOrganization(t *testing.T) {
-	block := readmeBlock(t, " stage --release")
+// staged template in the home region's bucket. The README's short version is held to the
+// same rules as the full one, so the front door cannot drift from the page it points to.
+func TestOrganizationCommands(t *testing.T) {
+	for _, tc := range []struct {
+		doc       string
+		stackSets []string
+	}{
+		{"README.md", []string{"create-stack-set", "create-stack-instances"}},
+		{organizationsDoc, []string{"create-stack-set", "create-stack-instances", "update-stack-set"}},
+	} {
+		t.Run(tc.doc, func(t *testing.T) {
+			checkOrganizationBlock(t, tc.doc, docBlock(t, tc.doc, " stage --release"), tc.stackSets)
+		})
+	}
+}
+
+// checkOrganizationBlock holds one block of doc to TestOrganizationCommands' rules; it
+// must run each of the StackSet commands want.
+func checkOrganizationBlock(t *testing.T, doc, block string, want []string) {
+	t.Helper()
 	vars := map[string]string{}
 	var commands [][]string
 	for _, line := range strings.Split(strings.ReplaceAll(block, "\\\n", " "), "\n") {
@@ -119,21 +136,21 @@ func TestREADMEOrganization(t *testing.T) {
 	}
 	tpl := templates[stackSetTemplate]
 	var stage []string
-	stackSets := 0
+	ran := map[string]bool{}
 	for _, cmd := range commands {
 		if strings.HasSuffix(cmd[0], "storecrypt-linux-amd64") && len(cmd) > 1 && cmd[1] == "stage" {
 			stage = cmd
 		}
 	}
 	if stage == nil || len(flag(stage, "--bucket-prefix")) != 1 || len(flag(stage, "--prefix")) != 1 || len(flag(stage, "--regions")) != 1 {
-		t.Fatalf("the README stages with %v, want --bucket-prefix, --prefix and --regions", stage)
+		t.Fatalf("%s stages with %v, want --bucket-prefix, --prefix and --regions", doc, stage)
 	}
 	bucketPrefix, prefix, regions := flag(stage, "--bucket-prefix")[0], flag(stage, "--prefix")[0], strings.Split(flag(stage, "--regions")[0], ",")
 	for _, cmd := range commands {
 		if len(cmd) < 3 || cmd[0] != "aws" || cmd[1] != "cloudformation" || !strings.Contains(cmd[2], "stack-set") && !strings.Contains(cmd[2], "stack-instances") {
 			continue
 		}
-		stackSets++
+		ran[cmd[2]] = true
 		if got := flag(cmd, "--call-as"); len(got) != 1 || got[0] != "DELEGATED_ADMIN" {
 			t.Errorf("aws cloudformation %s: got --call-as %v, want DELEGATED_ADMIN (the section runs from the delegated administrator)", cmd[2], got)
 		}
@@ -164,8 +181,10 @@ func TestREADMEOrganization(t *testing.T) {
 			}
 		}
 	}
-	if stackSets < 3 {
-		t.Errorf("got %d StackSet commands in the README, want create-stack-set, create-stack-instances and update-stack-set at least", stackSets)
+	for _, c := range want {
+		if !ran[c] {
+			t.Errorf("%s runs no aws cloudformation %s, want %v at least", doc, c, want)
+		}
 	}
 }
 
@@ -198,18 +217,21 @@ func (d *deployment) codeObjects(t *testing.T) []string {
 	return out
 }
 
-// readmeBlock is the README's fenced block that holds marker.
-func readmeBlock(t *testing.T, marker string) string {
+// docBlock is the fenced block of doc (a path from the module root) that holds marker.
+func docBlock(t *testing.T, doc, marker string) string {
 	t.Helper()
-	parts := strings.Split(readFile(t, "../../README.md"), "```")
+	parts := strings.Split(readFile(t, "../../"+doc), "```")
 	for i := 1; i < len(parts); i += 2 {
 		if strings.Contains(parts[i], marker) {
 			return parts[i]
 		}
 	}
-	t.Fatalf("no block of the README holds %q", marker)
+	t.Fatalf("no block of %s holds %q", doc, marker)
 	return ""
 }
+
+// organizationsDoc is the page that holds the organization's commands and policies.
+const organizationsDoc = "docs/organizations.md"
 
 // assignment is one shell variable assignment, name=value, with no quoting or expansion.
 var assignment = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)=([^\s'"$]+)$`)
@@ -234,8 +256,8 @@ func shellAssignments(block string) map[string]string {
 	return vars
 }
 
-// shellWord expands the first word of s as a POSIX shell does for the forms the README
-// uses: 'single-quoted' text as written (newlines included), $name and ${name} from vars
+// shellWord expands the first word of s as a POSIX shell does for the forms the docs
+// use: 'single-quoted' text as written (newlines included), $name and ${name} from vars
 // outside quotes, other characters as they are; the word ends at white space outside
 // quotes. A variable vars lacks is an error, not an empty string.
 func shellWord(s string, vars map[string]string) (string, error) {
@@ -253,7 +275,7 @@ func shellWord(s string, vars map[string]string) (string, error) {
 		case s[0] == '$':
 			m := name.FindStringSubmatch(s)
 			if m == nil {
-				return "", fmt.Errorf("an expansion the README should not need: %.20q", s)
+				return "", fmt.Errorf("an expansion the docs should not need: %.20q", s)
 			}
 			v, ok := vars[m[1]+m[2]]
 			if !ok {
@@ -264,7 +286,7 @@ func shellWord(s string, vars map[string]string) (string, error) {
 		case strings.ContainsRune(" \t\n", rune(s[0])):
 			return b.String(), nil
 		case s[0] == '"' || s[0] == '\\':
-			return "", fmt.Errorf("quoting the README should not need: %.20q", s)
+			return "", fmt.Errorf("quoting the docs should not need: %.20q", s)
 		default:
 			b.WriteByte(s[0])
 			s = s[1:]
@@ -273,14 +295,15 @@ func shellWord(s string, vars map[string]string) (string, error) {
 	return b.String(), nil
 }
 
-// TestREADMEAlarmTopicPolicy asks the second evaluator (iam-simulate) about the central
-// alarm topic's policy as the README's lines write it: CloudWatch publishes for an
-// account of the organization, and neither for another organization nor as anyone else.
-func TestREADMEAlarmTopicPolicy(t *testing.T) {
-	block := readmeBlock(t, "OrganizationAlarmsPublish")
+// TestDocumentedAlarmTopicPolicy asks the second evaluator (iam-simulate) about the
+// central alarm topic's policy as docs/organizations.md's lines write it: CloudWatch
+// publishes for an account of the organization, and neither for another organization nor
+// as anyone else.
+func TestDocumentedAlarmTopicPolicy(t *testing.T) {
+	block := docBlock(t, organizationsDoc, "OrganizationAlarmsPublish")
 	_, word, ok := strings.Cut(block, "--attribute-value ")
 	if !ok {
-		t.Fatal("the README's set-topic-attributes has no --attribute-value")
+		t.Fatalf("%s: set-topic-attributes has no --attribute-value", organizationsDoc)
 	}
 	vars := shellAssignments(block)
 	topic := "arn:aws:sns:eu-west-1:999988887777:storecrypt-alarms"
