@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/storecrypt/storecrypt/internal/golden"
@@ -28,6 +29,19 @@ func TestReference(t *testing.T) {
 		t.Fatal(err)
 	}
 	if !bytes.Equal(got, b.Bytes()) {
-		t.Errorf("%s differs from what the CLI's commands give: run `go generate ./internal/opcli` and review the diff; want:\n%s", opcli.ReferencePath, b.Bytes())
+		gotLines, wantLines := strings.Split(string(got), "\n"), strings.Split(b.String(), "\n")
+		n := 0
+		for n < min(len(gotLines), len(wantLines)) && gotLines[n] == wantLines[n] {
+			n++
+		}
+		t.Errorf("%s:%d differs from what the CLI's commands give (run `go generate ./internal/opcli` and review the diff):\ngot  %q\nwant %q",
+			opcli.ReferencePath, n+1, line(gotLines, n), line(wantLines, n))
 	}
+}
+
+func line(lines []string, n int) string {
+	if n < len(lines) {
+		return lines[n]
+	}
+	return "(the end)"
 }

@@ -259,7 +259,7 @@ func showLedger(ctx context.Context, w io.Writer, world *fakeaws.World, book *le
 		if err != nil {
 			return err
 		}
-		fmt.Fprintf(w, "\n$ the ledger's item for %s (DynamoDB table %s)\n%s\n", id, book.Table, b)
+		fmt.Fprintf(w, "\n# the ledger's item for %s (DynamoDB table %s)\n%s\n", id, book.Table, b)
 	}
 	return nil
 }

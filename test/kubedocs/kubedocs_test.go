@@ -1,7 +1,6 @@
 package kubedocs
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -20,6 +19,7 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/storecrypt/storecrypt/instance-agent/cli"
+	"github.com/storecrypt/storecrypt/test/mdblock"
 )
 
 const docPath = "../../docs/kubernetes.md"
@@ -33,36 +33,13 @@ type block struct {
 
 func fencedBlocks(t *testing.T, path string) []block {
 	t.Helper()
-	f, err := os.Open(path)
+	read, err := mdblock.Read(path)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer f.Close()
-	var (
-		blocks []block
-		cur    *block
-		body   strings.Builder
-	)
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := sc.Text()
-		switch {
-		case cur == nil && strings.HasPrefix(line, "```"):
-			cur = &block{info: strings.TrimPrefix(line, "```"), line: n + 1}
-			body.Reset()
-		case cur != nil && line == "```":
-			cur.text = body.String()
-			blocks = append(blocks, *cur)
-			cur = nil
-		case cur != nil:
-			body.WriteString(line + "\n")
-		}
-	}
-	if err := sc.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if cur != nil {
-		t.Fatalf("%s:%d: a block is never closed", path, cur.line)
+	blocks := make([]block, len(read))
+	for i, b := range read {
+		blocks[i] = block{info: b.Info, line: b.Line, text: b.Text}
 	}
 	return blocks
 }

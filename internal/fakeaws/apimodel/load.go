@@ -119,6 +119,12 @@ func Load(serviceID string) (*Model, error) {
 	if !ok {
 		return nil, fmt.Errorf("no botocore model known for service %q: add it to apimodel.Dirs", serviceID)
 	}
+	return LoadDir(dir)
+}
+
+// LoadDir returns the model in botocore's directory dir (data/<dir>), the name the aws CLI
+// gives the service, from the newest api-version botocore has.
+func LoadDir(dir string) (*Model, error) {
 	load, _ := models.LoadOrStore(dir, sync.OnceValues(func() (*Model, error) { return read(dir) }))
 	return load.(func() (*Model, error))()
 }
@@ -138,26 +144,52 @@ func read(dir string) (*Model, error) {
 			newest = v.Name()
 		}
 	}
-	for _, name := range []string{"service-2.json.gz", "service-2.json"} {
-		path := filepath.Join(data, dir, newest, name)
-		f, err := os.Open(path)
+	m := &Model{APIVersion: newest}
+	path, err := decodeData(filepath.Join(data, dir, newest, "service-2.json"), m)
+	if err != nil {
+		return nil, err
+	}
+	m.File = path
+	return m, nil
+}
+
+// Paginated says whether the aws CLI pages op: whether the paginators-1.json beside the
+// model has it (a service without one pages nothing).
+func (m *Model) Paginated(op string) (bool, error) {
+	var p struct {
+		Pagination map[string]json.RawMessage `json:"pagination"`
+	}
+	_, err := decodeData(filepath.Join(filepath.Dir(m.File), "paginators-1.json"), &p)
+	if errors.Is(err, os.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	_, ok := p.Pagination[op]
+	return ok, nil
+}
+
+// decodeData decodes the JSON file of botocore's data at path, gzipped (path.gz, as
+// Debian ships it) or not, into v and returns the path it read.
+func decodeData(path string, v any) (string, error) {
+	for _, p := range []string{path + ".gz", path} {
+		f, err := os.Open(p)
 		if errors.Is(err, os.ErrNotExist) {
 			continue
 		} else if err != nil {
-			return nil, fmt.Errorf("reading botocore's model of %s: %w", dir, err)
+			return "", fmt.Errorf("reading botocore's data: %w", err)
 		}
 		defer f.Close()
 		var r io.Reader = f
-		if strings.HasSuffix(name, ".gz") {
+		if strings.HasSuffix(p, ".gz") {
 			if r, err = gzip.NewReader(f); err != nil {
-				return nil, fmt.Errorf("reading %s: %w", path, err)
+				return "", fmt.Errorf("reading %s: %w", p, err)
 			}
 		}
-		m := &Model{APIVersion: newest, File: path}
-		if err := json.NewDecoder(r).Decode(m); err != nil {
-			return nil, fmt.Errorf("decoding %s: %w", path, err)
+		if err := json.NewDecoder(r).Decode(v); err != nil {
+			return "", fmt.Errorf("decoding %s: %w", p, err)
 		}
-		return m, nil
+		return p, nil
 	}
-	return nil, fmt.Errorf("no service-2.json[.gz] for %s in %s", dir, filepath.Join(data, dir, newest))
+	return "", fmt.Errorf("no %s[.gz] in botocore's data: %w", path, os.ErrNotExist)
 }
