@@ -11,13 +11,15 @@ import (
 
 // awsGlobal are the aws CLI's global options, each with whether it takes a value, from
 // "Command line options in the AWS CLI" (docs.aws.amazon.com/cli/latest/userguide/
-// cli-configure-options.html).
+// cli-configure-options.html); --cli-error-format from the synopsis each command's
+// reference page now shows (e.g. docs.aws.amazon.com/cli/latest/reference/sso/login.html).
 var awsGlobal = map[string]bool{
 	"--ca-bundle": true, "--cli-auto-prompt": false, "--no-cli-auto-prompt": false,
 	"--cli-binary-format": true, "--cli-connect-timeout": true, "--cli-read-timeout": true,
-	"--color": true, "--debug": false, "--endpoint-url": true, "--no-cli-pager": false,
-	"--no-paginate": false, "--no-sign-request": false, "--no-verify-ssl": false,
-	"--output": true, "--profile": true, "--query": true, "--region": true, "--version": false,
+	"--cli-error-format": true, "--color": true, "--debug": false, "--endpoint-url": true,
+	"--no-cli-pager": false, "--no-paginate": false, "--no-sign-request": false,
+	"--no-verify-ssl": false, "--output": true, "--profile": true, "--query": true,
+	"--region": true, "--version": false,
 }
 
 // awsInput are the options the aws CLI adds to every command that is an API operation,
@@ -42,6 +44,8 @@ var awsCustom = map[string][]string{
 		"--source-region", "--only-show-errors", "--no-progress", "--page-size", "--ignore-glacier-warnings",
 		"--force-glacier-transfer", "--request-payer", "--checksum-mode", "--checksum-algorithm", "--metadata",
 		"--copy-props", "--metadata-directive", "--expected-size", "--recursive"},
+	// sso/login.html
+	"sso login": {"--no-browser", "--use-device-code", "--redirect-port", "--sso-session"},
 }
 
 // awsServiceDirs are the aws CLI's service commands whose botocore directory has another
@@ -87,13 +91,9 @@ func checkAWS(args []string) error {
 		}
 		return nil
 	}
-	dir := words[0]
-	if d, ok := awsServiceDirs[dir]; ok {
-		dir = d
-	}
-	m, err := apimodel.LoadDir(dir)
+	m, err := awsService(words[0])
 	if err != nil {
-		return fmt.Errorf("aws %s: %w", words[0], err)
+		return err
 	}
 	op, err := operation(m, words[1])
 	if err != nil {
@@ -114,6 +114,19 @@ func checkAWS(args []string) error {
 		}
 	}
 	return nil
+}
+
+// awsService is botocore's model of the service the aws CLI calls service.
+func awsService(service string) (*apimodel.Model, error) {
+	dir := service
+	if d, ok := awsServiceDirs[dir]; ok {
+		dir = d
+	}
+	m, err := apimodel.LoadDir(dir)
+	if err != nil {
+		return nil, fmt.Errorf("aws %s: %w", service, err)
+	}
+	return m, nil
 }
 
 // operation is the model's operation the aws CLI names cli (create-stack-set is

@@ -72,3 +72,52 @@ func TestCheckerCatchesDrift(t *testing.T) {
 		})
 	}
 }
+
+// TestInlineCatchesDrift: each case is a code span the prose might hold; a command or a
+// flag that does not exist must fail, and synopses, elisions and names that are not
+// commands must not.
+func TestInlineCatchesDrift(t *testing.T) {
+	for _, tc := range []struct {
+		span string
+		want string // a substring of the error; "" when the span is accepted
+	}{
+		{"storecrypt rerun --targets", ""},
+		{`storecrypt report --since --until [--output csv\|json\|html]`, ""},
+		{"storecrypt rerun --max-concurrency/--max-errors", ""},
+		{"storecrypt verify --role <arn>", ""},
+		{"storecrypt --stack", ""},
+		{"storecrypt Instance Blocked", ""},
+		{"storecrypt completion zsh", ""},
+		{"storecrypt rerun --max-concurency", "storecrypt rerun has no flag --max-concurency"},
+		{"storecrypt --stak", "storecrypt has no flag --stak"},
+		{"storecrypt rerunn", `unknown command "rerunn"`},
+		{"storecrypt completion zssh", `storecrypt completion has no command "zssh"`},
+		{"storecrypt-agent install", ""},
+		{"storecrypt-agent unlock --retry-for", ""},
+		{"storecrypt-agent instal", `unknown command "instal"`},
+		{"storecrypt-agent plan --retry-for", "storecrypt-agent plan has no flag --retry-for"},
+		{"make integ", ""},
+		{"make integration", `the Makefile has no target "integration"`},
+		{"aws cloudformation …stack-set…", ""},
+		{"aws cloudformaton …stack-set…", "aws cloudformaton: reading botocore's models"},
+		{`aws kms encrypt ... \| base64 --decode`, ""},
+		{"aws sts assume-role --serial-number ... --token-code ...", ""},
+		{"aws sts assume-role --serial ...", "--serial is no member of AssumeRole's input"},
+		{"aws sso login --profile X", ""},
+		{"aws sso login --no-browsers", "aws sso login has no option --no-browsers"},
+		{"npx aws-cdk@2.1148.1 bootstrap", ""},
+		{"cdk bootstrapp", `the CDK CLI has no command "bootstrapp"`},
+		{"aws", ""},
+		{"git log --oneline", ""},
+	} {
+		t.Run(tc.span, func(t *testing.T) {
+			got := checkInline(mdblock.Span{File: "f.md", Line: 3, Text: tc.span})
+			switch {
+			case tc.want == "" && got != nil:
+				t.Errorf("got %v, want the span accepted", got)
+			case tc.want != "" && (got == nil || !strings.Contains(got.Error(), tc.want)):
+				t.Errorf("got %v, want an error saying %q", got, tc.want)
+			}
+		})
+	}
+}

@@ -1,11 +1,13 @@
-// Package mdblock reads the fenced code blocks of a Markdown file, for the tests that hold
-// the docs' examples to what reads or runs them (test/docs, test/kubedocs).
+// Package mdblock reads the fenced code blocks and the inline code spans of a Markdown
+// file, for the tests that hold the docs' examples to what reads or runs them (test/docs,
+// test/kubedocs).
 package mdblock
 
 import (
 	"bufio"
 	"fmt"
 	"os"
+	"regexp"
 	"strings"
 )
 
@@ -18,16 +20,37 @@ type Block struct {
 	Text string
 }
 
+// Span is an inline code span outside the fenced blocks: `make test` gives "make test".
+type Span struct {
+	File string
+	Line int
+	Text string
+}
+
+var span = regexp.MustCompile("`([^`]+)`")
+
 // Read reads the fenced blocks of the Markdown file at path. A fence may be indented (in a
 // list), and its block's lines lose as much indentation; a block closes at a fence with no
 // info string, as CommonMark has it.
 func Read(path string) ([]Block, error) {
+	blocks, _, err := read(path)
+	return blocks, err
+}
+
+// Spans reads the inline code spans of the Markdown file at path, each within one line.
+func Spans(path string) ([]Span, error) {
+	_, spans, err := read(path)
+	return spans, err
+}
+
+func read(path string) ([]Block, []Span, error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading the docs: %w", err)
+		return nil, nil, fmt.Errorf("reading the docs: %w", err)
 	}
 	defer f.Close()
 	var blocks []Block
+	var spans []Span
 	var open *Block
 	var text strings.Builder
 	indent := 0
@@ -46,15 +69,19 @@ func Read(path string) ([]Block, error) {
 			open = nil
 		case open != nil:
 			text.WriteString(dedent(line, indent) + "\n")
+		default:
+			for _, m := range span.FindAllStringSubmatch(line, -1) {
+				spans = append(spans, Span{File: path, Line: n, Text: m[1]})
+			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("reading %s: %w", path, err)
+		return nil, nil, fmt.Errorf("reading %s: %w", path, err)
 	}
 	if open != nil {
-		return nil, fmt.Errorf("%s:%d: a fenced block that is never closed", path, open.Line-1)
+		return nil, nil, fmt.Errorf("%s:%d: a fenced block that is never closed", path, open.Line-1)
 	}
-	return blocks, nil
+	return blocks, spans, nil
 }
 
 // dedent removes up to n leading spaces from line.
