@@ -36,14 +36,12 @@ var programs = map[string]program{
 	"cd":        {why: "a shell builtin"},
 	"echo":      {why: "a shell builtin"},
 	"set":       {why: "a shell builtin"},
-	"source":    {why: "a shell builtin"},
 	"date":      {why: "coreutils, with its usual flags"},
 	"install":   {why: "coreutils, with its usual flags"},
 	"sha256sum": {why: "coreutils, with its usual flags"},
 	"gzip":      {why: "gzip, with its usual flags"},
 	"tar":       {why: "tar, with its usual flags"},
 	"npm":       {why: "npm's own CLI: the TypeScript example's install, run by make test (TestTypeScriptApp)"},
-	"tsc":       {why: "TypeScript's compiler: the TypeScript example's build, run by make test (TestTypeScriptApp)"},
 }
 
 // releaseBinary is the CLI as make release names it in bin/: storecrypt-<os>-<arch>.
