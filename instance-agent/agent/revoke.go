@@ -101,34 +101,38 @@ func suspended(fsys fs.FS, dm string) bool {
 	return err == nil && strings.TrimSpace(string(b)) == "1"
 }
 
-// revokeSteps are what takes the keys of ms out of kernel memory, in this order:
+// revokeSteps are what takes the keys of ms out of kernel memory, in this order, each
+// mapping in turn:
 //
-//  1. sync: what the workload wrote reaches the disks while the filesystem still takes
-//     writes, so it survives the revoke (for resume) and a reboot.
-//  2. cryptsetup luksSuspend, each mapping: device-mapper freezes the filesystem first
+//  1. sync -f: what the workload wrote reaches the disks while the filesystem still
+//     takes writes, so it survives the revoke (for resume) and a reboot. Its own
+//     filesystem only: a global sync would wait on a mapping suspended before, with
+//     every other sync(2) on the instance, until resume.
+//  2. cryptsetup luksSuspend: device-mapper freezes the filesystem first
 //     (writers then wait in the VFS, not inside a device without a key), flushes,
 //     suspends the mapping and wipes dm-crypt's copy of the key; cryptsetup unlinks the
 //     kernel keyring's. The freeze is device-mapper's own: an fsfreeze before it makes
 //     the suspend fail on Linux 6.1 (the filesystem is frozen already: EBUSY).
-//  3. drop the clean page cache: else a file read before the revoke still reads from
-//     memory. After the suspend, so that no read fills it again: every read must reach
-//     the device, and waits there.
+//  3. once all are suspended, drop the clean page cache: else a file read before the
+//     revoke still reads from memory. After the suspend, so that no read fills it
+//     again: every read must reach the device, and waits there.
 //
 // A revoked mapping is left as it is, so a second revoke changes nothing.
 func revokeSteps(ms []member) []step {
-	var todo []member
+	var steps []step
 	for _, m := range ms {
-		if !m.Suspended {
-			todo = append(todo, m)
+		if m.Suspended {
+			continue
 		}
-	}
-	if len(todo) == 0 {
-		return nil
-	}
-	steps := []step{{name: "sync", action: "write what is in memory to the disks", cmd: sysexec.Command{Name: "sync"}}}
-	for _, m := range todo {
+		if len(m.Mounts) > 0 {
+			steps = append(steps, step{name: "sync", action: "write what " + m.Mounts[0] + " holds in memory to the disks",
+				cmd: sysexec.Command{Name: "sync", Args: []string{"-f", m.Mounts[0]}}})
+		}
 		steps = append(steps, step{name: "luks-suspend", action: "freeze " + m.Mapper + "'s filesystem, suspend it and wipe its key from the kernel",
 			cmd: luks.SuspendCommand(m.Mapper)})
+	}
+	if len(steps) == 0 {
+		return nil
 	}
 	return append(steps, step{name: "drop-caches", action: "drop the page cache, so that a file read before the revoke cannot be read from memory",
 		sysfs: dropCaches, value: "3"})

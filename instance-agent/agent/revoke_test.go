@@ -81,16 +81,17 @@ func argvs(steps []step) []string {
 func TestRevokeAndShredSteps(t *testing.T) {
 	open := member{Mapper: "storecrypt-0", Header: "/dev/nvme1n1", Mounts: []string{"/mnt/i/0", "/var/lib/containerd"}}
 	done := member{Mapper: "storecrypt-1", Header: "/dev/nvme2n1", Mounts: []string{"/mnt/i/1"}, Suspended: true}
+	closed := member{Mapper: "storecrypt-2", Header: "/dev/nvme3n1"}
 	for _, tc := range []struct {
 		name  string
 		steps []step
 		want  []string
 	}{
-		{"revoke: sync, suspend each open mapping, then drop the cache", revokeSteps([]member{open, done}), []string{
-			"sync", "cryptsetup luksSuspend storecrypt-0", "write 3 to /proc/sys/vm/drop_caches"}},
+		{"revoke: sync and suspend each open mapping, then drop the cache", revokeSteps([]member{open, done, closed}), []string{
+			"sync -f /mnt/i/0", "cryptsetup luksSuspend storecrypt-0", "cryptsetup luksSuspend storecrypt-2", "write 3 to /proc/sys/vm/drop_caches"}},
 		{"revoke again: nothing", revokeSteps([]member{done}), nil},
 		{"shred: revoke, erase, remove every token, then tear down", shredSteps([]member{open, done}, map[string][]string{"/dev/nvme1n1": {"0", "2"}, "/dev/nvme2n1": {"0"}}), []string{
-			"sync", "cryptsetup luksSuspend storecrypt-0", "write 3 to /proc/sys/vm/drop_caches",
+			"sync -f /mnt/i/0", "cryptsetup luksSuspend storecrypt-0", "write 3 to /proc/sys/vm/drop_caches",
 			"cryptsetup erase --batch-mode /dev/nvme1n1", "cryptsetup token remove --token-id 0 /dev/nvme1n1", "cryptsetup token remove --token-id 2 /dev/nvme1n1",
 			"cryptsetup erase --batch-mode /dev/nvme2n1", "cryptsetup token remove --token-id 0 /dev/nvme2n1",
 			"dmsetup wipe_table storecrypt-0", "umount -l /var/lib/containerd", "umount -l /mnt/i/0", "dmsetup remove --deferred storecrypt-0",
@@ -119,7 +120,7 @@ func TestOpenMembers(t *testing.T) {
 // and why; a second revoke changes nothing.
 func TestRevoke(t *testing.T) {
 	root := mapped(t, false)
-	a, fake, progress := newTestAgent(t, root, []sysexec.Call{{Argv: "sync"}, {Argv: "cryptsetup luksSuspend storecrypt"}}, &fakeKeys{})
+	a, fake, progress := newTestAgent(t, root, []sysexec.Call{{Argv: "sync -f /mnt/instance-store"}, {Argv: "cryptsetup luksSuspend storecrypt"}}, &fakeKeys{})
 	a.Reason, a.By = "incident 7", "arn:aws:iam::111122223333:user/responder"
 	rep, err := a.Revoke(context.Background(), contract.DefaultAgentOptions())
 	if err != nil {
@@ -253,7 +254,7 @@ func TestShred(t *testing.T) {
 		root := mapped(t, false)
 		a, fake, progress := newTestAgent(t, root, []sysexec.Call{
 			{Argv: "cryptsetup luksDump --dump-json-metadata /dev/nvme1n1", Stdout: revokedHeader},
-			{Argv: "sync"}, {Argv: "cryptsetup luksSuspend storecrypt"},
+			{Argv: "sync -f /mnt/instance-store"}, {Argv: "cryptsetup luksSuspend storecrypt"},
 			{Argv: "cryptsetup erase --batch-mode /dev/nvme1n1"},
 			{Argv: "cryptsetup token remove --token-id 0 /dev/nvme1n1"}, {Argv: "cryptsetup token remove --token-id 2 /dev/nvme1n1"},
 			{Argv: "dmsetup wipe_table storecrypt"}, {Argv: "umount -l /var/lib/containerd"}, {Argv: "umount -l /mnt/instance-store"},

@@ -52,9 +52,9 @@ var commands = []command{
 		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
 			return a.Uninstall
 		}},
-	{"revoke", "take the volume's key out of kernel memory now: sync, then suspend each mapping (device-mapper freezes the filesystem and cryptsetup wipes the key), " +
-		"then drop the page cache, so that every read and write waits; leave a mark on the root disk that keeps unlock, apply and the boot unit from opening it again (idempotent). " +
-		"It does not reach what a process already holds in its own memory, or what anyone copied before",
+	{"revoke", "take the volume's key out of kernel memory now: for each mapping, sync its filesystem and suspend it (device-mapper freezes the filesystem, cryptsetup wipes the key), " +
+		"then drop the page cache, so that every read and write waits (a sync(2) of every filesystem too) until resume; leave a mark on the root disk that keeps unlock, apply and the boot unit " +
+		"from opening it again (idempotent). It does not reach what a process already holds in its own memory, or what anyone copied before",
 		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
 			return a.Revoke
 		}},
