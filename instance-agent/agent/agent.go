@@ -192,6 +192,11 @@ func (r *run) execute() error {
 	switch r.mode {
 	case modeStatus:
 		r.loadLastRun()
+		if mark != nil && mark.State == contract.Shredded {
+			// Its headers hold no keyslot and no token: there is no volume to describe.
+			r.note("the volume was shredded at %s by %s (%q)", mark.At, mark.By, mark.Reason)
+			return nil
+		}
 	case modeRevoke, modeResume, modeShred:
 		return r.revocation(mark)
 	case modeApply, modeUnlock:

@@ -240,13 +240,18 @@ func (r *run) shred(mark *contract.Revocation, ms []member) error {
 		return err
 	}
 	for _, m := range ms {
-		if m.Array {
-			// The array is stopped only once nothing holds it; a filesystem still in use
-			// keeps it, and the headers are erased either way.
-			if _, err := r.Exec.Run(r.ctx, sysexec.Command{Name: "mdadm", Args: []string{"--stop", m.Header}}); err != nil {
-				r.note("%s is still held (%v): it stops when its last user lets go", m.Header, err)
-			}
+		if !m.Array {
+			continue
 		}
+		// The array stops only once nothing holds it; a process that keeps a file of the
+		// detached filesystem open keeps it, and the headers are erased either way.
+		start, stop := r.Now(), sysexec.Command{Name: "mdadm", Args: []string{"--stop", m.Header}}
+		if _, err := r.Exec.Run(r.ctx, stop); err != nil {
+			r.note("%s is still held (%v): it stops when its last user lets go", m.Header, err)
+			continue
+		}
+		r.record("raid-stop", "stop "+m.Header, true, start)
+		r.rep.Steps[len(r.rep.Steps)-1].Command = stop.String()
 	}
 	return r.writeMark(contract.Shredded)
 }

@@ -250,6 +250,24 @@ func TestShred(t *testing.T) {
 			t.Error("got a mark, want none")
 		}
 	})
+	t.Run("an array is stopped after", func(t *testing.T) {
+		root := mapped(t, false)
+		os.RemoveAll(filepath.Join(root, "sys/block/dm-0/slaves/nvme1n1"))
+		sysfs(t, root, map[string]string{"sys/block/dm-0/slaves/md127/": ""})
+		a, fake, progress := newTestAgent(t, root, []sysexec.Call{
+			{Argv: "cryptsetup luksDump --dump-json-metadata /dev/md127", Stdout: `{"tokens":{"0":{}}}`},
+			{Argv: "sync -f /mnt/instance-store"}, {Argv: "cryptsetup luksSuspend storecrypt"},
+			{Argv: "cryptsetup erase --batch-mode /dev/md127"}, {Argv: "cryptsetup token remove --token-id 0 /dev/md127"},
+			{Argv: "dmsetup wipe_table storecrypt"}, {Argv: "umount -l /var/lib/containerd"}, {Argv: "umount -l /mnt/instance-store"},
+			{Argv: "dmsetup remove --deferred storecrypt"},
+			{Argv: "mdadm --stop /dev/md127"},
+		}, &fakeKeys{})
+		a.Reason, a.Confirm = "compromised", "i-0123456789abcdef0"
+		if _, err := a.Shred(context.Background(), contract.DefaultAgentOptions()); err != nil {
+			t.Fatalf("%v\n%s", err, progress)
+		}
+		fake.Done()
+	})
 	t.Run("shredded", func(t *testing.T) {
 		root := mapped(t, false)
 		a, fake, progress := newTestAgent(t, root, []sysexec.Call{
@@ -267,6 +285,13 @@ func TestShred(t *testing.T) {
 		fake.Done()
 		if m := readMarkT(t, root); m == nil || m.State != contract.Shredded || m.InstanceID != "i-0123456789abcdef0" {
 			t.Errorf("got mark %+v, want shredded on i-0123456789abcdef0", m)
+		}
+		// Status reads no header that no longer holds a volume.
+		st, fake, _ := newTestAgent(t, root, nil, &fakeKeys{})
+		rep, err := st.Status(context.Background(), contract.DefaultAgentOptions())
+		fake.Done()
+		if err != nil || rep.Revocation == nil || rep.Revocation.State != contract.Shredded {
+			t.Errorf("got status %v with %+v, want the shredded mark", err, rep.Revocation)
 		}
 	})
 }
@@ -313,5 +338,44 @@ func TestSuspendedNotProbed(t *testing.T) {
 	fake.Done()
 	if ExitCodeOf(err) != contract.ExitRevoked {
 		t.Errorf("got %v, want %s for a suspended mapping without the mark", err, contract.ExitRevoked)
+	}
+}
+
+// TestResumeAfterReboot: with the mapping closed by a reboot, resume opens and mounts the
+// volume as the boot unit would, and clears the mark only once it is open.
+func TestResumeAfterReboot(t *testing.T) {
+	for _, tc := range []struct {
+		name     string
+		keyErr   error
+		opens    []sysexec.Call
+		want     contract.ExitCode
+		markKept bool
+	}{
+		{"opened", nil, []sysexec.Call{
+			{Argv: "cryptsetup open --type luks2 --key-file - /dev/nvme1n1 storecrypt"},
+			{Argv: "blkid -p -o export /dev/mapper/storecrypt", Stdout: "TYPE=ext4\n"},
+			{Argv: "mount -t ext4 -o noatime /dev/mapper/storecrypt /mnt/instance-store"},
+		}, contract.ExitOK, false},
+		{"key refused", &keysource.UnavailableError{Op: "kms:Decrypt", Err: errors.New("AccessDeniedException")}, nil, contract.ExitKeyUnavailable, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			sysfs(t, root, merge(disk("nvme1n1", "259:0")))
+			markAt(t, root, contract.Revoked)
+			a, fake, _ := newTestAgent(t, root, append([]sysexec.Call{
+				{Argv: "cryptsetup --version", Stdout: version},
+				{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: "TYPE=crypto_LUKS\nLABEL=storecrypt\nSUBSYSTEM=storecrypt-ready\nUUID=" + volUUID + "\n"},
+				{Argv: "cryptsetup luksDump --dump-json-metadata /dev/nvme1n1", Stdout: revokedHeader},
+			}, tc.opens...), &fakeKeys{err: tc.keyErr})
+			a.Reason = "contained"
+			_, err := a.Resume(context.Background(), kmsOptions())
+			fake.Done()
+			if got := ExitCodeOf(err); got != tc.want {
+				t.Errorf("got %s (%v), want %s", got, err, tc.want)
+			}
+			if kept := readMarkT(t, root) != nil; kept != tc.markKept {
+				t.Errorf("got mark kept %v, want %v", kept, tc.markKept)
+			}
+		})
 	}
 }
