@@ -70,8 +70,11 @@ func openMembers(fsys fs.FS) ([]member, error) {
 			continue
 		}
 		slaves, err := fs.ReadDir(fsys, path.Join("sys/block", dm, "slaves"))
-		if err != nil || len(slaves) != 1 {
-			return nil, fmt.Errorf("reading the device under %s: want one, got %d (%v)", name, len(slaves), err)
+		if err != nil {
+			return nil, fmt.Errorf("reading the device under %s: %w", name, err)
+		}
+		if len(slaves) != 1 {
+			return nil, fmt.Errorf("reading the device under %s: got %d devices, want one", name, len(slaves))
 		}
 		d, err := discover.Inspect(fsys, dm)
 		if err != nil {
@@ -407,8 +410,11 @@ func readMark(root string) (*contract.Revocation, error) {
 		return nil, fmt.Errorf("reading the revocation mark: %w", err)
 	}
 	var m contract.Revocation
-	if err := json.Unmarshal(b, &m); err != nil || m.State != contract.Revoked && m.State != contract.Shredded {
-		return nil, fmt.Errorf("reading the revocation mark %s: not a mark (%v); the volume stays closed", contract.RevocationPath, err)
+	if err := json.Unmarshal(b, &m); err != nil {
+		return nil, fmt.Errorf("reading the revocation mark %s: %w; the volume stays closed", contract.RevocationPath, err)
+	}
+	if m.State != contract.Revoked && m.State != contract.Shredded {
+		return nil, fmt.Errorf("reading the revocation mark %s: state %q, want %s or %s; the volume stays closed", contract.RevocationPath, m.State, contract.Revoked, contract.Shredded)
 	}
 	return &m, nil
 }

@@ -178,6 +178,23 @@ func TestRevokedStaysClosed(t *testing.T) {
 	}
 }
 
+// TestUnreadableMarkStaysClosed: a mark that cannot be read keeps the volume closed
+// rather than be opened against it.
+func TestUnreadableMarkStaysClosed(t *testing.T) {
+	for _, content := range []string{"{", `{"state":"lifted"}`} {
+		t.Run(content, func(t *testing.T) {
+			root := t.TempDir()
+			sysfs(t, root, merge(disk("nvme1n1", "259:0"), map[string]string{strings.TrimPrefix(contract.RevocationPath, "/"): content}))
+			a, fake, _ := newTestAgent(t, root, nil, nil)
+			_, err := a.Unlock(context.Background(), kmsOptions())
+			fake.Done()
+			if err == nil || !strings.Contains(err.Error(), "stays closed") {
+				t.Errorf("got %v, want an error saying the volume stays closed", err)
+			}
+		})
+	}
+}
+
 // TestResume: every key is fetched before the first mapping resumes, on stdin only; a
 // refused key changes nothing and keeps the mark.
 func TestResume(t *testing.T) {
