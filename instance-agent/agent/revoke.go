@@ -17,6 +17,8 @@ import (
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
 	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
 	"github.com/storecrypt/storecrypt/instance-agent/luks"
+	"github.com/storecrypt/storecrypt/instance-agent/probe"
+	"github.com/storecrypt/storecrypt/instance-agent/raid"
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
 )
@@ -46,7 +48,7 @@ const dropCaches = "proc/sys/vm/drop_caches"
 
 // member is one open storecrypt mapping as the kernel shows it.
 type member struct {
-	Mapper    string   // device-mapper name: storecrypt, storecrypt-0, ...
+	Mapper    string   // device-mapper name: storecrypt, storecrypt-0, ...; "" when closed
 	Header    string   // the device that holds its LUKS2 header
 	Array     bool     // Header is the md array of the striped disks
 	UUID      string   // the LUKS2 UUID
@@ -124,7 +126,7 @@ func suspended(fsys fs.FS, dm string) bool {
 func revokeSteps(ms []member) []step {
 	var steps []step
 	for _, m := range ms {
-		if m.Suspended {
+		if m.Suspended || m.Mapper == "" {
 			continue
 		}
 		if len(m.Mounts) > 0 {
@@ -153,6 +155,9 @@ func shredSteps(ms []member, tokens map[string][]string) []step {
 		}
 	}
 	for _, m := range ms {
+		if m.Mapper == "" {
+			continue // a header no mapping holds: nothing to tear down
+		}
 		// The error target fails the I/O that waits in the suspended mapping and every
 		// later one, so the filesystem can be thawed and let go.
 		steps = append(steps, step{name: "dm-error", action: "make every I/O to " + m.Mapper + " fail", cmd: sysexec.Command{Name: "dmsetup", Args: []string{"wipe_table", m.Mapper}}})
@@ -226,7 +231,9 @@ func (r *run) shred(mark *contract.Revocation, ms []member) error {
 		return &contract.InvalidError{Flag: contract.FlagConfirm, Value: r.Confirm, Reason: "must be this instance's id, " + id + ": shred is irreversible"}
 	}
 	if len(ms) == 0 {
-		return errors.New("no storecrypt mapping is open: shred erases the headers of an open or revoked volume; after a reboot, resume first")
+		if ms, err = r.closedHeaders(); err != nil {
+			return err
+		}
 	}
 	if err := r.checkShredTools(ms); err != nil {
 		return err
@@ -330,6 +337,48 @@ func (r *run) resume(mark *contract.Revocation, ms []member) error {
 	r.rep.Revocation = nil
 	r.record("unmark", "clear the revoked mark", true, r.Now())
 	return nil
+}
+
+// closedHeaders finds the headers of a volume that no mapping holds (a reboot while
+// revoked, when KMS refuses the key that resume would need): each instance-store disk
+// that carries one, or the array the disks make, assembled for it. None is opened.
+func (r *run) closedHeaders() ([]member, error) {
+	disks, err := r.discover()
+	if err != nil {
+		return nil, err
+	}
+	var ms []member
+	var inArray []string
+	for _, d := range disks {
+		s, err := probe.Device(r.ctx, r.Exec, d.Path)
+		if err != nil {
+			return nil, err
+		}
+		switch {
+		case s.Type == "crypto_LUKS" && s.Label == contract.VolumeLabel:
+			ms = append(ms, member{Header: d.Path})
+		case s.Type == raid.MemberType && s.Label == raid.MemberLabel(contract.ArrayName):
+			inArray = append(inArray, d.Path)
+		}
+	}
+	if len(inArray) == 0 {
+		if len(ms) == 0 {
+			return nil, fmt.Errorf("%w that holds a storecrypt volume", ErrNoDevices)
+		}
+		return ms, nil
+	}
+	a, ok := r.arrayOfAny(disks)
+	if !ok {
+		start, assemble := r.Now(), raid.AssembleCommand(contract.ArrayName, inArray)
+		if err := r.md.Run(r.ctx, assemble); err != nil {
+			return nil, err
+		}
+		r.record("raid-assemble", "assemble the array from "+strings.Join(inArray, " ")+" to reach its header", true, start)
+		if a, ok = r.arrayOfAny(disks); !ok {
+			return nil, errors.New("assembling the array: no disk has an md holder afterwards")
+		}
+	}
+	return append(ms, member{Header: a.Path, Array: true}), nil
 }
 
 // memberKey recovers the key of an open mapping from its header's token.

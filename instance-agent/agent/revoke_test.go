@@ -396,3 +396,53 @@ func TestResumeAfterReboot(t *testing.T) {
 		})
 	}
 }
+
+// TestShredClosed: after a reboot while revoked no mapping holds the volume, and resume
+// cannot open it once KMS refuses the key: shred erases the headers it finds on the
+// disks, assembling the array for its header, without a key.
+func TestShredClosed(t *testing.T) {
+	ours := "TYPE=crypto_LUKS\nLABEL=storecrypt\nSUBSYSTEM=storecrypt-ready\nUUID=" + volUUID + "\n"
+	for _, tc := range []struct {
+		name  string
+		disks map[string]string
+		calls func(root string) []sysexec.Call
+	}{
+		{"one disk", merge(disk("nvme1n1", "259:0")), func(string) []sysexec.Call {
+			return []sysexec.Call{
+				{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: ours},
+				{Argv: "cryptsetup luksDump --dump-json-metadata /dev/nvme1n1", Stdout: revokedHeader},
+				{Argv: "cryptsetup erase --batch-mode /dev/nvme1n1"},
+				{Argv: "cryptsetup token remove --token-id 0 /dev/nvme1n1"}, {Argv: "cryptsetup token remove --token-id 2 /dev/nvme1n1"},
+			}
+		}},
+		{"an array", merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1")), func(root string) []sysexec.Call {
+			return []sysexec.Call{
+				{Argv: "blkid -p -o export /dev/nvme1n1", Stdout: memberSig},
+				{Argv: "blkid -p -o export /dev/nvme2n1", Stdout: memberSig},
+				{Argv: "mdadm --assemble /dev/md/storecrypt --run /dev/nvme1n1 /dev/nvme2n1", Do: func() error {
+					sysfs(t, root, md127("nvme1n1", "nvme2n1"))
+					return nil
+				}},
+				{Argv: "cryptsetup luksDump --dump-json-metadata /dev/md127", Stdout: `{"tokens":{"0":{}}}`},
+				{Argv: "cryptsetup erase --batch-mode /dev/md127"}, {Argv: "cryptsetup token remove --token-id 0 /dev/md127"},
+				{Argv: "mdadm --stop /dev/md127"},
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := t.TempDir()
+			sysfs(t, root, tc.disks)
+			markAt(t, root, contract.Revoked)
+			a, fake, progress := newTestAgent(t, root, tc.calls(root), nil)
+			a.Keys = func(context.Context) (Keys, error) { t.Fatal("asked for a key"); return nil, nil }
+			a.Reason, a.Confirm = "compromised", "i-0123456789abcdef0"
+			if _, err := a.Shred(context.Background(), contract.DefaultAgentOptions()); err != nil {
+				t.Fatalf("%v\n%s", err, progress)
+			}
+			fake.Done()
+			if m := readMarkT(t, root); m == nil || m.State != contract.Shredded {
+				t.Errorf("got mark %+v, want shredded", m)
+			}
+		})
+	}
+}

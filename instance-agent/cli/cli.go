@@ -62,8 +62,8 @@ var commands = []command{
 		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
 			return a.Resume
 		}},
-	{"shred", "IRREVERSIBLE: revoke, then erase every keyslot and token of the volume's LUKS2 headers and tear its mappings down; " +
-		"the data cannot be read again, even with the KMS key (--confirm must be this instance's id)",
+	{"shred", "IRREVERSIBLE: revoke, then erase every keyslot and token of the volume's LUKS2 headers and tear its mappings down " +
+		"(after a reboot while revoked: the headers on the disks, with no key); the data cannot be read again, even with the KMS key (--confirm must be this instance's id)",
 		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
 			return a.Shred
 		}},

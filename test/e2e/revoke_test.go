@@ -128,23 +128,45 @@ func TestRevokeResumeShred(t *testing.T) {
 		// Stopped by shred; without udev its /dev node stays behind.
 		m.sh("mdadm --assemble " + l.Volume + " /dev/nvme0n1 /dev/nvme1n1")
 	}
-	var after struct {
-		Keyslots map[string]any `json:"keyslots"`
-		Tokens   map[string]any `json:"tokens"`
-	}
-	if err := json.Unmarshal([]byte(m.sh("cryptsetup luksDump --dump-json-metadata "+l.Volume)), &after); err != nil {
-		t.Fatal(err)
-	}
-	if len(after.Keyslots) != 0 || len(after.Tokens) != 0 {
-		t.Errorf("after shred the header has keyslots %v and tokens %v, want none", after.Keyslots, after.Tokens)
-	}
-	open := m.stdin("cryptsetup open --test-passphrase --key-file - "+l.Volume, pass)
-	if open.Code == 0 {
-		t.Error("the passphrase from the saved token still opens the shredded volume")
-	}
+	m.shredded(l.Volume, pass)
 	m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitRevoked)
 	if rv := m.agent("status", "--model", guestModel).must(t, contract.ExitOK).Report.Revocation; rv == nil || rv.State != contract.Shredded {
 		t.Errorf("status after shred shows %+v, want shredded", rv)
+	}
+
+	t.Log("shred after a reboot while revoked, with KMS refusing: no key needed")
+	m.sh("mdadm --stop " + l.Volume + "; for d in /dev/nvme0n1 /dev/nvme1n1; do dd if=/dev/zero of=$d bs=1M count=32 2>/dev/null; done; rm " + contract.RevocationPath)
+	ap = m.agent(append([]string{"apply"}, m.KMSArgs()...)...).must(t, contract.ExitOK)
+	saved = m.sh("cryptsetup luksDump --dump-json-metadata " + ap.Report.Layout.Volume)
+	pass = m.passphrase(saved, ap.Report.Layout.LUKSUUID, ap.Report.InstanceID)
+	m.agent("revoke", "--reason", "incident 8").must(t, contract.ExitOK)
+	m.powerCut()
+	m.Emu.Deny("Decrypt")
+	closed := m.agent("shred", "--reason", "compromised", "--confirm", ap.Report.InstanceID, "--model", guestModel).must(t, contract.ExitOK)
+	m.Emu.Deny()
+	if got, want := closed.changedSteps(), []string{"raid-assemble", "luks-erase", "luks-token-remove", "raid-stop", "mark"}; !slices.Equal(got, want) {
+		t.Errorf("shred of the closed volume changed %v, want %v", got, want)
+	}
+	m.sh("mdadm --assemble " + ap.Report.Layout.Volume + " /dev/nvme0n1 /dev/nvme1n1")
+	m.shredded(ap.Report.Layout.Volume, pass)
+}
+
+// shredded fails the test unless dev's header holds no keyslot and no token and pass,
+// the passphrase KMS unwrapped before, opens nothing.
+func (m *machine) shredded(dev string, pass []byte) {
+	m.t.Helper()
+	var h struct {
+		Keyslots map[string]any `json:"keyslots"`
+		Tokens   map[string]any `json:"tokens"`
+	}
+	if err := json.Unmarshal([]byte(m.sh("cryptsetup luksDump --dump-json-metadata "+dev)), &h); err != nil {
+		m.t.Fatal(err)
+	}
+	if len(h.Keyslots) != 0 || len(h.Tokens) != 0 {
+		m.t.Errorf("after shred the header of %s has keyslots %v and tokens %v, want none", dev, h.Keyslots, h.Tokens)
+	}
+	if r := m.stdin("cryptsetup open --test-passphrase --key-file - "+dev, pass); r.Code == 0 {
+		m.t.Errorf("the passphrase from the saved token still opens the shredded %s", dev)
 	}
 }
 
