@@ -65,6 +65,9 @@ type Agent struct {
 	Sleep func(ctx context.Context, d time.Duration) error
 	// StartUnit: Install also starts the unit, without waiting for it (install --now).
 	StartUnit bool
+	// Reason and By are why revoke, resume or shred runs and who asked: the mark records
+	// them. Confirm is the instance id the operator typed for shred.
+	Reason, By, Confirm string
 }
 
 type mode int
@@ -76,9 +79,13 @@ const (
 	modeStatus
 	modeInstall
 	modeUninstall
+	modeRevoke
+	modeResume
+	modeShred
 )
 
-var modeNames = map[mode]string{modeApply: "apply", modeUnlock: "unlock", modePlan: "plan", modeStatus: "status", modeInstall: "install", modeUninstall: "uninstall"}
+var modeNames = map[mode]string{modeApply: "apply", modeUnlock: "unlock", modePlan: "plan", modeStatus: "status", modeInstall: "install", modeUninstall: "uninstall",
+	modeRevoke: "revoke", modeResume: "resume", modeShred: "shred"}
 
 // Apply converges the instance store to an encrypted, mounted volume.
 func (a *Agent) Apply(ctx context.Context, o contract.AgentOptions) (*contract.Report, error) {
@@ -164,7 +171,7 @@ func (r *run) execute() error {
 		return r.uninstall()
 	}
 	validate := r.opts.Validate
-	if r.mode == modeUnlock || r.mode == modeStatus {
+	if r.mode != modeApply && r.mode != modePlan {
 		validate = r.opts.ValidateUnlock
 	}
 	if err := validate(); err != nil {
@@ -177,9 +184,40 @@ func (r *run) execute() error {
 		}
 		defer release()
 	}
-	if r.mode == modeStatus {
-		r.loadLastRun()
+	mark, err := readMark(r.Root)
+	if err != nil {
+		return err
 	}
+	r.rep.Revocation = mark
+	switch r.mode {
+	case modeStatus:
+		r.loadLastRun()
+		if mark != nil && mark.State == contract.Shredded {
+			// Its headers hold no keyslot and no token: there is no volume to describe.
+			r.note("the volume was shredded at %s by %s (%q)", mark.At, mark.By, mark.Reason)
+			return nil
+		}
+	case modeRevoke, modeResume, modeShred:
+		return r.revocation(mark)
+	case modeApply, modeUnlock:
+		// Before discovery and any key: the boot unit and a rerun ask KMS nothing.
+		if mark != nil {
+			return &RevokedError{Mark: *mark}
+		}
+	}
+	return r.engine()
+}
+
+// engineAs runs the engine as mode would (resume opens a closed volume as unlock does).
+func (r *run) engineAs(m mode) error {
+	saved := r.mode
+	r.mode = m
+	defer func() { r.mode = saved }()
+	return r.engine()
+}
+
+// engine discovers the disks and converges them as the run's mode says.
+func (r *run) engine() error {
 	disks, err := r.discover()
 	if err != nil {
 		return err

@@ -16,6 +16,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
 	"github.com/storecrypt/storecrypt/instance-agent/keytoken"
+	"github.com/storecrypt/storecrypt/instance-agent/plan"
 	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/golden"
@@ -561,6 +562,8 @@ func TestExitCodeOf(t *testing.T) {
 		{&contract.InvalidError{Flag: "f"}, contract.ExitBadInput},
 		{&MissingToolError{Tools: []string{"mdadm"}}, contract.ExitBadInput},
 		{ErrNoDevices, contract.ExitNoDevices},
+		{&RevokedError{Mark: contract.Revocation{State: contract.Revoked}}, contract.ExitRevoked},
+		{fmt.Errorf("/dev/nvme1n1: %w", plan.ErrSuspended), contract.ExitRevoked},
 		{errors.New("mkfs failed"), contract.ExitSystemError},
 	} {
 		if got := ExitCodeOf(tc.err); got != tc.want {

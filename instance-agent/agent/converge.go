@@ -171,16 +171,17 @@ func (r *run) observeVolume(f *plan.Facts, dev, name string, s probe.Signature) 
 }
 
 func (r *run) observeMapping(f *plan.Facts, dm string) error {
-	s, err := probe.Device(r.ctx, r.Exec, r.mapperPath())
-	if err != nil {
-		return err
-	}
-	m := &plan.Mapping{FS: s}
+	m := &plan.Mapping{Suspended: suspended(r.fsys, dm)}
 	if d, err := discover.Inspect(r.fsys, dm); err == nil {
 		m.Mounts = d.Mounts
 	}
 	f.Mapping = m
-	return nil
+	if m.Suspended {
+		return nil
+	}
+	s, err := probe.Device(r.ctx, r.Exec, r.mapperPath())
+	m.FS = s
+	return err
 }
 
 // arrayOfAny returns the md array that holds any of the disks: neither a blank disk named

@@ -45,6 +45,7 @@ func ExitCodeOf(err error) contract.ExitCode {
 		invalid     *contract.InvalidError
 		missing     *MissingToolError
 		unopenable  *keytoken.ContextKeysError
+		revoked     *RevokedError
 	)
 	switch {
 	case err == nil:
@@ -61,7 +62,23 @@ func ExitCodeOf(err error) contract.ExitCode {
 		return contract.ExitBusy
 	case errors.Is(err, ErrNoDevices):
 		return contract.ExitNoDevices
+	case errors.As(err, &revoked), errors.Is(err, plan.ErrSuspended):
+		return contract.ExitRevoked
 	default:
 		return contract.ExitSystemError
 	}
+}
+
+// RevokedError is a run that would open the volume while its access is revoked or
+// after it was shredded (the mark at contract.RevocationPath).
+type RevokedError struct {
+	Mark contract.Revocation
+}
+
+func (e *RevokedError) Error() string {
+	msg := fmt.Sprintf("the volume was %s at %s by %s (%q); it stays closed", e.Mark.State, e.Mark.At, e.Mark.By, e.Mark.Reason)
+	if e.Mark.State == contract.Revoked {
+		return msg + ": storecrypt-agent resume restores access"
+	}
+	return msg + ": its data is gone; remove " + contract.RevocationPath + " to provision new disks"
 }

@@ -123,7 +123,7 @@ func sumUp(mountPoint string, vols []contract.Layout) *contract.Layout {
 		if v.KeyID != l.KeyID || v.KeySource != l.KeySource {
 			l.KeyID = "" // volumes under different keys: none can be named for all
 		}
-		l.Open, l.Mounted = l.Open && v.Open, l.Mounted && v.Mounted
+		l.Open, l.Mounted, l.Suspended = l.Open && v.Open, l.Mounted && v.Mounted, l.Suspended || v.Suspended
 		if v.State != contract.StateReady {
 			l.State = v.State
 		}

@@ -52,6 +52,21 @@ var commands = []command{
 		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
 			return a.Uninstall
 		}},
+	{"revoke", "take the volume's key out of kernel memory now: for each mapping, sync its filesystem and suspend it (device-mapper freezes the filesystem, cryptsetup wipes the key), " +
+		"then drop the page cache, so that every read and write waits (a sync(2) of every filesystem too) until resume; leave a mark on the root disk that keeps unlock, apply and the boot unit " +
+		"from opening it again (idempotent). It does not reach what a process already holds in its own memory, or what anyone copied before",
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
+			return a.Revoke
+		}},
+	{"resume", "undo revoke: get the key as unlock does (nothing changes when KMS refuses it), resume each mapping, or open and mount the volume when a reboot closed it, and clear the mark",
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
+			return a.Resume
+		}},
+	{"shred", "IRREVERSIBLE: revoke, then erase every keyslot and token of the volume's LUKS2 headers and tear its mappings down " +
+		"(after a reboot while revoked: the headers on the disks, with no key); the data cannot be read again, even with the KMS key (--confirm must be this instance's id)",
+		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
+			return a.Shred
+		}},
 	{"status", "print the volume's state and the last run as JSON",
 		func(a *agent.Agent) func(context.Context, contract.AgentOptions) (*contract.Report, error) {
 			return a.Status
@@ -79,7 +94,7 @@ Exit status: %s.
 
 func exitCodeHelp() string {
 	var parts []string
-	for c := contract.ExitOK; c <= contract.ExitNoDevices; c++ {
+	for c := contract.ExitOK; int(c) < len(contract.ExitCodeNames); c++ {
 		parts = append(parts, fmt.Sprintf("%d %s", c, c))
 	}
 	return strings.Join(parts, ", ")
@@ -126,6 +141,15 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent
 		fs.DurationVar(&retryFor, contract.FlagRetryFor, 0, "keep retrying for this long while the key is unavailable, a tool fails or the lock is held (the boot unit's way to wait for the network)")
 		fs.BoolVar(&o.Boot, contract.FlagBoot, false, "this run is the boot-time unit's (set by install; the volume records that the boot unit made it)")
 	}
+	var reason, by, confirm string
+	switch cmd.name {
+	case "revoke", "resume", "shred":
+		fs.StringVar(&reason, contract.FlagReason, "", "why (required; recorded in the mark and the report)")
+		fs.StringVar(&by, contract.FlagBy, fmt.Sprintf("uid %d", os.Getuid()), "who asks (recorded with the reason)")
+	}
+	if cmd.name == "shred" {
+		fs.StringVar(&confirm, contract.FlagConfirm, "", "this instance's id, typed again: the guard against shredding the wrong instance")
+	}
 	var now bool
 	if cmd.name == "install" {
 		fs.BoolVar(&now, "now", false, "also start the unit now, without waiting for it (user data; systemctl enable --now)")
@@ -153,6 +177,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent
 	a.Wait = *wait
 	a.Progress = stderr
 	a.StartUnit = now
+	a.Reason, a.By, a.Confirm = reason, by, confirm
 	rep, err := a.Retrying(retryFor, cmd.run(a))(ctx, o)
 	enc := json.NewEncoder(stdout)
 	enc.SetIndent("", "  ")

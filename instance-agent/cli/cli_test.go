@@ -29,7 +29,7 @@ func TestMainArguments(t *testing.T) {
 		stderrSays string
 	}{
 		{"no command", nil, 2, "", "Commands:"},
-		{"help", []string{"--help"}, 0, "Exit status: 0 ok, 1 system-error, 2 bad-input, 3 refused-unsafe, 4 key-unavailable, 5 busy, 6 no-devices.", ""},
+		{"help", []string{"--help"}, 0, "Exit status: 0 ok, 1 system-error, 2 bad-input, 3 refused-unsafe, 4 key-unavailable, 5 busy, 6 no-devices, 7 revoked.", ""},
 		{"help word", []string{"help"}, 0, "Commands:", ""},
 		{"version", []string{"version"}, 0, "dev\n", ""},
 		{"unknown command", []string{"format"}, 2, "", `unknown command "format"`},
@@ -43,6 +43,11 @@ func TestMainArguments(t *testing.T) {
 		{"stray argument", []string{"unlock", "/dev/nvme1n1"}, 2, "", `unexpected argument "/dev/nvme1n1"`},
 		{"uninstall listed", []string{"--help"}, 0, "  uninstall remove the boot unit", ""},
 		{"uninstall help", []string{"uninstall", "--help"}, 0, "the volume and its data are left as they are", ""},
+		{"revoke asks why", []string{"revoke", "--help"}, 0, "\n  --reason string\n", ""},
+		{"revoke says what a cache keeps", []string{"revoke", "--help"}, 0, "drop the page cache", ""},
+		{"shred says it is irreversible", []string{"shred", "--help"}, 0, "IRREVERSIBLE", ""},
+		{"shred asks for the instance id", []string{"shred", "--help"}, 0, "\n  --confirm string\n", ""},
+		{"only shred confirms", []string{"revoke", "--confirm", "i-0123"}, 2, "", "flag provided but not defined: -confirm"},
 		{"uninstall takes the bound directories", []string{"uninstall", "--help"}, 0, "\n  --bind-dirs value\n", ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -1,5 +1,5 @@
 // Package luks builds cryptsetup's command lines for LUKS2 volumes (format, tokens, open,
-// close), runs them, and reads a header and cryptsetup's version. Keys reach cryptsetup
+// close, suspend, resume, erase), runs them, and reads a header and cryptsetup's version. Keys reach cryptsetup
 // only on stdin (--key-file -), never in argv, the environment or a file: no builder
 // takes a key.
 package luks
@@ -123,6 +123,28 @@ func CloseCommand(name string) sysexec.Command {
 	return sysexec.Command{Name: "cryptsetup", Args: []string{"close", name}}
 }
 
+// SuspendCommand suspends the mapping name and wipes its key from the kernel: dm-crypt's
+// copy and the keyring's. I/O to it waits until ResumeCommand.
+func SuspendCommand(name string) sysexec.Command {
+	return sysexec.Command{Name: "cryptsetup", Args: []string{"luksSuspend", name}}
+}
+
+// ResumeCommand gives the suspended mapping name its key again; its stdin is the key.
+func ResumeCommand(name string) sysexec.Command {
+	return sysexec.Command{Name: "cryptsetup", Args: []string{"luksResume", "--key-file", "-", name}}
+}
+
+// EraseCommand erases every keyslot of dev's header: nothing opens it again.
+func EraseCommand(dev string) sysexec.Command {
+	return sysexec.Command{Name: "cryptsetup", Args: []string{"erase", "--batch-mode", dev}}
+}
+
+// RemoveTokenCommand removes token id from dev's header: erase leaves tokens, and ours
+// holds the wrapped key.
+func RemoveTokenCommand(dev, id string) sysexec.Command {
+	return sysexec.Command{Name: "cryptsetup", Args: []string{"token", "remove", "--token-id", id, dev}}
+}
+
 // Run runs a command built here with stdin (a key or a token, or nil).
 func (c Cryptsetup) Run(ctx context.Context, cmd sysexec.Command, stdin []byte) error {
 	cmd.Stdin = stdin
@@ -157,8 +179,8 @@ func (c Cryptsetup) Dump(ctx context.Context, dev string) (Metadata, error) {
 	return m, nil
 }
 
-// TokenOfType returns the token of the lowest id whose "type" is typ, or nil.
-func (m Metadata) TokenOfType(typ string) json.RawMessage {
+// TokenIDs are the ids of the header's tokens, in order.
+func (m Metadata) TokenIDs() []string {
 	ids := make([]int, 0, len(m.Tokens))
 	for id := range m.Tokens {
 		if n, err := strconv.Atoi(id); err == nil {
@@ -166,8 +188,17 @@ func (m Metadata) TokenOfType(typ string) json.RawMessage {
 		}
 	}
 	slices.Sort(ids)
-	for _, n := range ids {
-		raw := m.Tokens[strconv.Itoa(n)]
+	out := make([]string, len(ids))
+	for i, n := range ids {
+		out[i] = strconv.Itoa(n)
+	}
+	return out
+}
+
+// TokenOfType returns the token of the lowest id whose "type" is typ, or nil.
+func (m Metadata) TokenOfType(typ string) json.RawMessage {
+	for _, id := range m.TokenIDs() {
+		raw := m.Tokens[id]
 		var t struct {
 			Type string `json:"type"`
 		}

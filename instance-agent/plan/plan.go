@@ -16,6 +16,7 @@
 package plan
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/storecrypt/storecrypt/instance-agent/bind"
@@ -91,7 +92,13 @@ type Header struct {
 type Mapping struct {
 	FS     probe.Signature // what /dev/mapper/storecrypt holds
 	Mounts []string
+	// Suspended: revoke took the key out of the mapping; its filesystem is not probed,
+	// since a read of the device would wait until resume.
+	Suspended bool
 }
+
+// ErrSuspended is a mapping revoke suspended, found by a run that would use it.
+var ErrSuspended = errors.New("the volume's mapping is suspended (revoked): its key is out of kernel memory; storecrypt-agent resume restores access")
 
 // Facts are what the agent found, and the options of the run.
 type Facts struct {

@@ -190,6 +190,14 @@ func (pl *planner) openAndMount(v volume, tok keytoken.Token) error {
 	}
 	l.Mapper, l.Open = pl.path(), true
 	m := pl.facts.Mapping
+	if m.Suspended {
+		if pl.facts.Mode != Status {
+			return ErrSuspended
+		}
+		l.Suspended, l.Mounted = true, slices.Contains(m.Mounts, o.MountPoint)
+		pl.note("%s is suspended (revoked): its key is out of kernel memory and I/O to it waits until resume", pl.path())
+		return nil
+	}
 	if !slices.Contains(contract.Filesystems, m.FS.Type) {
 		return refuse(pl.path(), "is a ready storecrypt volume that holds %s instead of its filesystem", m.FS.What())
 	}

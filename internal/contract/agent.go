@@ -25,6 +25,9 @@ const (
 	ExitKeyUnavailable ExitCode = 4 // KMS or S3 did not give the key; nothing was written
 	ExitBusy           ExitCode = 5 // another run held the lock for longer than --wait
 	ExitNoDevices      ExitCode = 6 // this instance has no instance-store disk to encrypt
+	// ExitRevoked: the volume's access was revoked or it was shredded on this instance
+	// (RevocationPath), so apply and unlock leave it closed; resume lifts a revoke.
+	ExitRevoked ExitCode = 7
 )
 
 // ExitCodeNames are the words the JSON document and the result function use for each code.
@@ -36,6 +39,7 @@ var ExitCodeNames = map[ExitCode]string{
 	ExitKeyUnavailable: "key-unavailable",
 	ExitBusy:           "busy",
 	ExitNoDevices:      "no-devices",
+	ExitRevoked:        "revoked",
 }
 
 func (c ExitCode) String() string {
@@ -99,6 +103,11 @@ const (
 	// FlagBoot marks a run by the boot-time unit that `storecrypt-agent install` puts in
 	// place: the volume it provisions records that the boot unit made it.
 	FlagBoot = "boot"
+	// FlagReason, FlagBy and FlagConfirm are revoke's, resume's and shred's: why, who
+	// asks (both recorded), and for shred the instance id the operator typed.
+	FlagReason  = "reason"
+	FlagBy      = "by"
+	FlagConfirm = "confirm"
 )
 
 // Defaults for the agent's flags.

@@ -27,7 +27,7 @@ func TestRegisterFlags(t *testing.T) {
 
 func TestExitCodeNames(t *testing.T) {
 	seen := map[string]bool{}
-	for c := ExitOK; c <= ExitNoDevices; c++ {
+	for c := ExitOK; c <= ExitRevoked; c++ {
 		name := c.String()
 		if seen[name] || name == "" {
 			t.Errorf("exit code %d has name %q, which is empty or not unique", c, name)

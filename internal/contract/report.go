@@ -31,6 +31,8 @@ type Report struct {
 	StartedAt        string   `json:"started_at"`
 	Seconds          float64  `json:"seconds"`
 	LastRun          *Report  `json:"last_run,omitempty"` // status only: the saved apply or unlock
+	// Revocation is the volume's revoke or shred mark, when it has one.
+	Revocation *Revocation `json:"revocation,omitempty"`
 }
 
 // Device is one instance-store disk as the agent found it.
@@ -61,7 +63,10 @@ type Layout struct {
 	Filesystem  string   `json:"filesystem,omitempty"`
 	MountPoint  string   `json:"mount_point,omitempty"`
 	Mounted     bool     `json:"mounted"`
-	BootUnit    bool     `json:"boot_unit"`
+	// Suspended: the mapping is open but suspended (revoke): its key is out of kernel
+	// memory and I/O to it waits.
+	Suspended bool `json:"suspended,omitempty"`
+	BootUnit  bool `json:"boot_unit"`
 	// BootMode: the boot unit provisions the volume at boot (`storecrypt-agent install`),
 	// so a run from the SSM document checks and leaves the unit as installed.
 	BootMode bool `json:"boot_mode,omitempty"`

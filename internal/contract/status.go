@@ -81,13 +81,13 @@ const (
 
 // Terminal says whether a failure needs a person, because running the document again
 // changes nothing: the agent refused a disk, was given bad input or found no instance
-// store, or the volume exists under another key or belongs to another instance (an
+// store or the volume's access was revoked, or the volume exists under another key or belongs to another instance (an
 // apply opens an existing volume as it is). Other failures (the key was unavailable, a
 // tool failed, the run timed out, the output held no report, an untrusted document ran)
 // may pass on a later try, and the sweep retries them with backoff.
 func (r Reason) Terminal() bool {
 	switch r {
-	case Reason(ExitRefusedUnsafe.String()), Reason(ExitBadInput.String()), Reason(ExitNoDevices.String()), ReasonWrongKey, ReasonWrongInstance:
+	case Reason(ExitRefusedUnsafe.String()), Reason(ExitBadInput.String()), Reason(ExitNoDevices.String()), Reason(ExitRevoked.String()), ReasonWrongKey, ReasonWrongInstance:
 		return true
 	}
 	return false

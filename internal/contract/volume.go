@@ -33,6 +33,9 @@ const (
 	BootRetryFor = 4 * time.Minute
 	// StatePath holds the JSON document of the last apply or unlock (no secrets).
 	StatePath = "/var/lib/storecrypt/state.json"
+	// RevocationPath holds the mark revoke and shred leave (Revocation): on the root disk,
+	// so that it outlives a reboot and the boot unit finds it.
+	RevocationPath = "/var/lib/storecrypt/revocation.json"
 	// LockPath serialises runs; it lives on tmpfs so a crash cannot leave it behind a
 	// reboot, in a directory only root may enter, so no other user can hold it.
 	LockPath = "/run/storecrypt/agent.lock"
@@ -69,3 +72,21 @@ const (
 	StateProvisioning = "storecrypt-provisioning"
 	StateReady        = "storecrypt-ready"
 )
+
+// Revocation states (Revocation.State).
+const (
+	Revoked  = "revoked"  // the key is out of kernel memory; resume restores access
+	Shredded = "shredded" // every keyslot and token erased: the data is gone for good
+)
+
+// Revocation is the mark revoke and shred leave at RevocationPath, and what status shows.
+// It is a courtesy that keeps the boot unit, a rerun and the document from asking KMS
+// for a key that is refused anyway: someone who owns the instance can delete it, so the
+// enforcement is KMS refusing the instance's key.
+type Revocation struct {
+	State      string `json:"state"` // Revoked or Shredded
+	Reason     string `json:"reason"`
+	By         string `json:"by"`
+	At         string `json:"at"` // RFC 3339, UTC
+	InstanceID string `json:"instance_id,omitempty"`
+}

@@ -56,9 +56,9 @@ func (b *batch) optOut(inst *instance) {
 // skipped are the function's own decisions, made again; for anything else SSM's record
 // of the runs since launch decides. A run pending longer than StaleAfter has lost its
 // result and is sent again; an encrypted outcome (with the agent's evidence) is final; a
-// failure that needs a person (refused-unsafe, bad-input, no-devices, wrong-key,
-// wrong-instance) waits for one; any other failure is tried again after a backoff that
-// doubles with each run. Removing the tags only makes a run come sooner, which apply
+// failure that needs a person (refused-unsafe, bad-input, no-devices, revoked,
+// wrong-key, wrong-instance) waits for one; any other failure is tried again after a
+// backoff that doubles with each run. Removing the tags only makes a run come sooner, which apply
 // survives; no tag can make a run not happen.
 func (h *Handler) due(ctx context.Context, inst *instance, now time.Time) (bool, error) {
 	launch := aws.ToTime(inst.LaunchTime)

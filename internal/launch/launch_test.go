@@ -604,6 +604,7 @@ func TestSweepRetries(t *testing.T) {
 		{"refused-unsafe is terminal", "refused-unsafe", 1, 10 * time.Hour, false},
 		{"bad-input is terminal", "bad-input", 1, 10 * time.Hour, false},
 		{"no-devices is terminal", "no-devices", 1, 10 * time.Hour, false},
+		{"revoked is terminal: the sweep never resends to a revoked instance", "revoked", 1, 10 * time.Hour, false},
 		{"key-unavailable before its backoff", "key-unavailable", 1, 10 * time.Minute, false},
 		{"key-unavailable after its backoff", "key-unavailable", 1, 16 * time.Minute, true},
 		{"third run waits an hour", "key-unavailable", 3, 50 * time.Minute, false},

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds the test guest: a Debian kernel and an initramfs holding busybox, the host's
-# cryptsetup, mdadm, blkid, e2fsprogs and xfsprogs with their libraries, and the kernel
+# cryptsetup, dmsetup, mdadm, blkid, e2fsprogs and xfsprogs with their libraries, and the kernel
 # modules the agent needs. Output: $1/vmlinux (the kernel, uncompressed) and $1/initrd.gz,
 # rebuilt only when missing.
 # The agent and the guest helper are not in it: the harness appends them as a second
@@ -13,7 +13,7 @@ out=${1:?usage: build-guest.sh OUTDIR}
 # Modules in load order is what modprobe --show-depends prints; these are the roots.
 modules=(dm_crypt dm_mod nvme virtio_pci virtio_net virtio_blk raid0 raid10 md_mod ext4 xfs
 	xts aesni_intel algif_skcipher algif_hash crc32c_generic)
-tools=(cryptsetup mdadm blkid mkfs.ext4 mke2fs e2fsck mkfs.xfs xfs_repair)
+tools=(cryptsetup dmsetup mdadm blkid mkfs.ext4 mke2fs e2fsck mkfs.xfs xfs_repair)
 # EXTRA_TOOLS adds programs (fio for the benchmarks) to a separate image: fio drags in
 # ~70 MB of libraries that every other boot would have to unpack.
 read -r -a extra <<<"${EXTRA_TOOLS:-}"
