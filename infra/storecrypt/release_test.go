@@ -145,7 +145,18 @@ func lineDiff(a, b string) string {
 // file as its SHA256SUMS says, and with one build's agents and functions; anything else
 // fails the synth with the reason.
 func TestBadRelease(t *testing.T) {
-	tarball, sha := releaseOf(t, buildDir(t))
+	build := buildDir(t)
+	tarball, sha := releaseOf(t, build)
+	// Another build's amd64 agent beside this one's, listed in SHA256SUMS.
+	dist := t.TempDir()
+	_, err := artifact.Publish(build, dist)
+	must(t, err)
+	objects, err := release.ReadDir(dist, release.CodeDir)
+	must(t, err)
+	var twoBuilds bytes.Buffer
+	must(t, release.Pack(&twoBuilds, "v0.0.0-test", append(objects, release.File{Path: release.CodeDir + artifact.AgentKey("0123456789abcdef", "amd64"), Data: []byte("another build")})))
+	twoBuildsPath := filepath.Join(t.TempDir(), release.Name("v0.0.0-test"))
+	must(t, os.WriteFile(twoBuildsPath, twoBuilds.Bytes(), 0o644))
 	edited := func(edit func(name string, data []byte) ([]byte, bool)) storecrypt.StoreCryptRelease {
 		p, s := repack(t, tarball, edit)
 		return storecrypt.StoreCryptRelease{Path: &p, Sha256: &s}
@@ -177,6 +188,7 @@ func TestBadRelease(t *testing.T) {
 			}
 			return data, !strings.HasSuffix(name, "-arm64.gz")
 		}), nil, "holds 0 objects code/storecrypt-agent-*-arm64.gz"},
+		{"two builds' agents", storecrypt.StoreCryptRelease{Path: &twoBuildsPath, Sha256: jsii.String(artifact.SHA256(twoBuilds.Bytes()))}, nil, "holds 2 objects code/storecrypt-agent-*-amd64.gz"},
 		{"no digest pinned", storecrypt.StoreCryptRelease{Path: &tarball}, nil, "pin the tarball's SHA-256"},
 		{"a digest too short", storecrypt.StoreCryptRelease{Path: &tarball, Sha256: jsii.String(sha[:40])}, nil, "pin the tarball's SHA-256"},
 		{"no path", storecrypt.StoreCryptRelease{Sha256: &sha}, nil, "give the path"},
