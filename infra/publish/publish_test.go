@@ -338,7 +338,7 @@ func TestOneAccountsResourcesRefused(t *testing.T) {
 			return &storecrypt.StoreCryptProps{InstanceRoles: &[]awsiam.IRole{awsiam.Role_FromRoleArn(st, jsii.String("R"), jsii.String("arn:aws:iam::111122223333:role/app"), nil)}}
 		}, "optInTag"},
 		{"release", func(awscdk.Stack) *storecrypt.StoreCryptProps {
-			return &storecrypt.StoreCryptProps{Release: &storecrypt.StoreCryptRelease{Path: jsii.String("storecrypt-v1.0.0.tar.gz"), Sha256: jsii.String(strings.Repeat("0", 64))}}
+			return &storecrypt.StoreCryptProps{Release: &storecrypt.Release{Path: jsii.String("storecrypt-v1.0.0.tar.gz"), Sha256: jsii.String(strings.Repeat("0", 64))}}
 		}, "a release already holds a published template"},
 	} {
 		propsFor := func(st awscdk.Stack) (*storecrypt.StoreCryptProps, error) {

@@ -63,7 +63,7 @@ type StoreCryptProps struct {
 	// then needs no go command. Its objects are staged as CDK's file assets under their
 	// digests, or, with CodeBucket, read from the bucket under the keys they have in the
 	// release (where `storecrypt stage --release` uploads them). Not with BuildDir.
-	Release *StoreCryptRelease
+	Release *Release
 	// CodeBucket, when set, is where the code is instead of CDK's file assets, which need
 	// a bootstrapped account: the bucket (a name, or a token such as a CfnParameter's) that
 	// holds what package artifact's Publish wrote, under CodePrefix. The instance roles
@@ -164,7 +164,7 @@ type StoreCryptProps struct {
 // settings are the props as the parts read them: defaults filled in, names derived.
 type settings struct {
 	BuildDir, CodeBucket, CodePrefix                               string
-	Release                                                        *StoreCryptRelease
+	Release                                                        *Release
 	Name, KeyAlias, DocumentName, LedgerTableName, MetricNamespace string
 	Key                                                            awskms.IKey
 	KeySource, SecretKey, SecretVPCEndpoint                        string

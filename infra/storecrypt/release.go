@@ -18,12 +18,12 @@ import (
 	"github.com/storecrypt/storecrypt/internal/release"
 )
 
-// StoreCryptRelease is a storecrypt release tarball (storecrypt-<version>.tar.gz, as `make
+// Release is a storecrypt release tarball (storecrypt-<version>.tar.gz, as `make
 // release` writes it and a release publishes it) whose code the construct deploys instead
 // of building it, so that a synth needs no go command. As with CDK's assets, the code is
 // staged into the cloud assembly under its digest; as with a container image pinned by
 // digest, the tarball is taken only under the SHA-256 you pin.
-type StoreCryptRelease struct {
+type Release struct {
 	// Path is the tarball's path on the machine that synthesizes.
 	Path *string
 	// Sha256 is the tarball's SHA-256 in hex, as published beside it (sha256sum).

@@ -114,7 +114,7 @@ func TestReleaseMatchesBuild(t *testing.T) {
 				return assetHash.ReplaceAllString(string(b), "<asset>.zip")
 			}
 			fromBuild := synth(storecrypt.StoreCryptProps{BuildDir: &build})
-			fromRelease := synth(storecrypt.StoreCryptProps{Release: &storecrypt.StoreCryptRelease{Path: &tarball, Sha256: &sha}})
+			fromRelease := synth(storecrypt.StoreCryptProps{Release: &storecrypt.Release{Path: &tarball, Sha256: &sha}})
 			if fromBuild != fromRelease {
 				t.Errorf("got a template from the release that differs from the build's:\n%s", lineDiff(fromBuild, fromRelease))
 			}
@@ -157,18 +157,18 @@ func TestBadRelease(t *testing.T) {
 	must(t, release.Pack(&twoBuilds, "v0.0.0-test", append(objects, release.File{Path: release.CodeDir + artifact.AgentKey("0123456789abcdef", "amd64"), Data: []byte("another build")})))
 	twoBuildsPath := filepath.Join(t.TempDir(), release.Name("v0.0.0-test"))
 	must(t, os.WriteFile(twoBuildsPath, twoBuilds.Bytes(), 0o644))
-	edited := func(edit func(name string, data []byte) ([]byte, bool)) storecrypt.StoreCryptRelease {
+	edited := func(edit func(name string, data []byte) ([]byte, bool)) storecrypt.Release {
 		p, s := repack(t, tarball, edit)
-		return storecrypt.StoreCryptRelease{Path: &p, Sha256: &s}
+		return storecrypt.Release{Path: &p, Sha256: &s}
 	}
 	isLaunch := func(name string) bool { return strings.Contains(name, "/code/functions/launch-") }
 	for _, tc := range []struct {
 		name     string
-		release  storecrypt.StoreCryptRelease
+		release  storecrypt.Release
 		buildDir *string
 		want     string
 	}{
-		{"wrong digest", storecrypt.StoreCryptRelease{Path: &tarball, Sha256: jsii.String(strings.Repeat("ab", 32))}, nil, "want " + strings.Repeat("ab", 32) + " (the digest pinned for it)"},
+		{"wrong digest", storecrypt.Release{Path: &tarball, Sha256: jsii.String(strings.Repeat("ab", 32))}, nil, "want " + strings.Repeat("ab", 32) + " (the digest pinned for it)"},
 		{"missing object", edited(func(name string, data []byte) ([]byte, bool) { return data, !isLaunch(name) }), nil, "is missing"},
 		{"tampered object", edited(func(name string, data []byte) ([]byte, bool) {
 			if isLaunch(name) {
@@ -188,11 +188,11 @@ func TestBadRelease(t *testing.T) {
 			}
 			return data, !strings.HasSuffix(name, "-arm64.gz")
 		}), nil, "holds 0 objects code/storecrypt-agent-*-arm64.gz"},
-		{"two builds' agents", storecrypt.StoreCryptRelease{Path: &twoBuildsPath, Sha256: jsii.String(artifact.SHA256(twoBuilds.Bytes()))}, nil, "holds 2 objects code/storecrypt-agent-*-amd64.gz"},
-		{"no digest pinned", storecrypt.StoreCryptRelease{Path: &tarball}, nil, "pin the tarball's SHA-256"},
-		{"a digest too short", storecrypt.StoreCryptRelease{Path: &tarball, Sha256: jsii.String(sha[:40])}, nil, "pin the tarball's SHA-256"},
-		{"no path", storecrypt.StoreCryptRelease{Sha256: &sha}, nil, "give the path"},
-		{"with buildDir", storecrypt.StoreCryptRelease{Path: &tarball, Sha256: &sha}, jsii.String(buildDir(t)), "both name the code"},
+		{"two builds' agents", storecrypt.Release{Path: &twoBuildsPath, Sha256: jsii.String(artifact.SHA256(twoBuilds.Bytes()))}, nil, "holds 2 objects code/storecrypt-agent-*-amd64.gz"},
+		{"no digest pinned", storecrypt.Release{Path: &tarball}, nil, "pin the tarball's SHA-256"},
+		{"a digest too short", storecrypt.Release{Path: &tarball, Sha256: jsii.String(sha[:40])}, nil, "pin the tarball's SHA-256"},
+		{"no path", storecrypt.Release{Sha256: &sha}, nil, "give the path"},
+		{"with buildDir", storecrypt.Release{Path: &tarball, Sha256: &sha}, jsii.String(buildDir(t)), "both name the code"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			props := storecrypt.StoreCryptProps{Name: jsii.String("x"), Release: &tc.release, BuildDir: tc.buildDir}
@@ -201,7 +201,7 @@ func TestBadRelease(t *testing.T) {
 			}
 		})
 	}
-	if got := synthError(t, &storecrypt.StoreCryptProps{Name: jsii.String("x"), Release: &storecrypt.StoreCryptRelease{Path: &tarball, Sha256: &sha}}); got != "" {
+	if got := synthError(t, &storecrypt.StoreCryptProps{Name: jsii.String("x"), Release: &storecrypt.Release{Path: &tarball, Sha256: &sha}}); got != "" {
 		t.Errorf("got synth error %q for the release as packed, want none", got)
 	}
 }
@@ -221,7 +221,7 @@ func TestReleaseWithoutGo(t *testing.T) {
 		var in struct{ Tarball, SHA256, Out string }
 		must(t, json.Unmarshal([]byte(v), &in))
 		app := awscdk.NewApp(&awscdk.AppProps{Outdir: &in.Out})
-		appStack(app, "StoreCrypt", &storecrypt.StoreCryptProps{Release: &storecrypt.StoreCryptRelease{Path: &in.Tarball, Sha256: &in.SHA256}})
+		appStack(app, "StoreCrypt", &storecrypt.StoreCryptProps{Release: &storecrypt.Release{Path: &in.Tarball, Sha256: &in.SHA256}})
 		app.Synth(nil)
 		return
 	}
