@@ -193,8 +193,12 @@ func FunctionKey(dir, name string) (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("reading the %s function (run `make build`): %w", name, err)
 	}
-	return "functions/" + name + "-" + SHA256(b)[:16] + ".zip", nil
+	return FunctionObject(name, SHA256(b)[:16]), nil
 }
+
+// FunctionObject is the object key of a function's zip of build id (a digest, or * to
+// match any).
+func FunctionObject(name, id string) string { return "functions/" + name + "-" + id + ".zip" }
 
 // Publish writes into out the objects a deployment without CDK assets reads from its
 // code bucket (storecrypt.StoreCryptProps.CodeBucket), under the keys the construct gives them:

@@ -51,6 +51,9 @@ func App(app awscdk.App, name string, stackProps awscdk.StackProps, propsFor fun
 	if err != nil {
 		return nil, err
 	}
+	if props.Release != nil {
+		return nil, errors.New("release: publishing writes the code objects of a build, from buildDir; a release already holds a published template and its code")
+	}
 	if props.Key != nil || props.InstanceRoles != nil {
 		return nil, errors.New("keyArn and instanceRoleArns name one account's key and roles, and a StackSet deploys to many: leave them empty (each account gets its own key, role and profile) and scope other instances with optInTag")
 	}
@@ -131,6 +134,7 @@ func ParameterOf(prop string) string {
 // is not a parameter. Every prop is a parameter or here (TestParametersCoverProps).
 var AtPublish = map[string]string{
 	"BuildDir":               "where the code was built; its objects are in dist/",
+	"Release":                "a release's code; refused: publishing builds the code that make release then packs with the template",
 	"Name":                   "the names it would derive are parameters of their own",
 	"Key":                    "an existing key is one account's; refused: each account gets its own key",
 	"KeySource":              "s3-kms adds the secret bucket and changes the key policy",
@@ -239,8 +243,8 @@ func describe(props *storecrypt.StoreCryptProps) map[string]any {
 	out := map[string]any{}
 	v := reflect.ValueOf(props).Elem()
 	for name := range AtPublish {
-		if name == "BuildDir" || name == "Name" {
-			continue // where it was built; the names are parameters
+		if name == "BuildDir" || name == "Release" || name == "Name" {
+			continue // where the code was; the names are parameters
 		}
 		f := v.FieldByName(name)
 		if !f.IsZero() {

@@ -324,23 +324,30 @@ func TestSwitches(t *testing.T) {
 }
 
 // TestOneAccountsResourcesRefused: an existing key or role ARN names one account, and
-// the template goes to many.
+// the template goes to many; a release's code is already published.
 func TestOneAccountsResourcesRefused(t *testing.T) {
-	for name, props := range map[string]func(awscdk.Stack) *storecrypt.StoreCryptProps{
-		"key": func(st awscdk.Stack) *storecrypt.StoreCryptProps {
+	for _, tc := range []struct {
+		name  string
+		props func(awscdk.Stack) *storecrypt.StoreCryptProps
+		want  string
+	}{
+		{"key", func(st awscdk.Stack) *storecrypt.StoreCryptProps {
 			return &storecrypt.StoreCryptProps{Key: awskms.Key_FromKeyArn(st, jsii.String("K"), jsii.String("arn:aws:kms:us-east-1:111122223333:key/1234abcd-12ab-34cd-56ef-1234567890ab"))}
-		},
-		"role": func(st awscdk.Stack) *storecrypt.StoreCryptProps {
+		}, "optInTag"},
+		{"role", func(st awscdk.Stack) *storecrypt.StoreCryptProps {
 			return &storecrypt.StoreCryptProps{InstanceRoles: &[]awsiam.IRole{awsiam.Role_FromRoleArn(st, jsii.String("R"), jsii.String("arn:aws:iam::111122223333:role/app"), nil)}}
-		},
+		}, "optInTag"},
+		{"release", func(awscdk.Stack) *storecrypt.StoreCryptProps {
+			return &storecrypt.StoreCryptProps{Release: &storecrypt.Release{Path: jsii.String("storecrypt-v1.0.0.tar.gz"), Sha256: jsii.String(strings.Repeat("0", 64))}}
+		}, "a release already holds a published template"},
 	} {
 		propsFor := func(st awscdk.Stack) (*storecrypt.StoreCryptProps, error) {
-			p := props(st)
+			p := tc.props(st)
 			p.BuildDir = jsii.String(t.TempDir())
 			return p, nil
 		}
-		if _, err := publish.App(awscdk.NewApp(nil), "StoreCrypt", awscdk.StackProps{}, propsFor, t.TempDir()); err == nil || !strings.Contains(err.Error(), "optInTag") {
-			t.Errorf("%s: got %v, want the refusal naming optInTag", name, err)
+		if _, err := publish.App(awscdk.NewApp(nil), "StoreCrypt", awscdk.StackProps{}, propsFor, t.TempDir()); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: got %v, want the refusal naming %q", tc.name, err, tc.want)
 		}
 	}
 }

@@ -2,11 +2,9 @@ package storecrypt
 
 import (
 	"bytes"
-	"compress/gzip"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,6 +12,7 @@ import (
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslambda"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awss3"
+	"github.com/aws/aws-cdk-go/awscdk/v2/awss3assets"
 	"github.com/aws/constructs-go/constructs/v10"
 	"github.com/aws/jsii-runtime-go"
 
@@ -26,8 +25,8 @@ import (
 type code struct {
 	// bucket is StoreCryptProps.CodeBucket, imported; nil when the code goes as CDK's file assets.
 	bucket awss3.IBucket
-	// functionKeys are the functions' zips in bucket.
-	functionKeys map[string]string
+	// functions are the functions' code, in bucket or as file assets.
+	functions map[string]functionFile
 	// agents are what the document downloads; objects, the same for the outputs.
 	agents  document.Agents
 	objects []agentOutput
@@ -90,22 +89,59 @@ func builtCode(scope constructs.Construct) (string, error) {
 	return *staged.AbsoluteStagedPath(), nil
 }
 
+// codeFiles are the files the construct deploys as code, from a build (BuildDir, or
+// the construct's own) or from a release (StoreCryptProps.Release).
+type codeFiles struct {
+	agents    []agentFile
+	functions map[string]functionFile
+}
+
+// agentFile is one agent: its digests, and the gzipped object the instances download.
+type agentFile struct {
+	document.Agent
+	gz string
+}
+
+// functionFile is one function's code.
+type functionFile struct {
+	// key is the zip's object key below CodePrefix in a code bucket.
+	key string
+	// path is what CDK stages: the bootstrap's directory, which CDK zips and hashes, or
+	// a release's zip, staged as it is under hash, its digest.
+	path, hash string
+}
+
+// fromBuild is the code in dir, laid out as `make build` writes bin/.
+func fromBuild(dir string) (codeFiles, error) {
+	files := codeFiles{functions: map[string]functionFile{}}
+	for _, arch := range document.Architectures {
+		path := artifact.Agent(dir, arch)
+		a, err := agentDigests(path)
+		if err != nil {
+			return files, err
+		}
+		a.Arch = arch
+		files.agents = append(files.agents, agentFile{Agent: a, gz: path + document.GzSuffix})
+	}
+	for _, fn := range artifact.Functions {
+		key, err := artifact.FunctionKey(dir, fn)
+		if err != nil {
+			return files, err
+		}
+		files.functions[fn] = functionFile{key: key, path: artifact.Function(dir, fn)}
+	}
+	return files, nil
+}
+
 // stageCode puts the code where the stack deploys it from: StoreCryptProps.CodeBucket, where the
 // publisher uploaded it, or else CDK's file assets.
-func (s *builder) stageCode() (code, error) {
-	c := code{functionKeys: map[string]string{}}
+func (s *builder) stageCode(files codeFiles) (code, error) {
+	c := code{functions: files.functions}
 	if s.props.CodeBucket != "" {
 		c.bucket = awss3.Bucket_FromBucketName(s.c, jsii.String("CodeBucket"), jsii.String(s.props.CodeBucket))
-		for _, fn := range artifact.Functions {
-			key, err := artifact.FunctionKey(s.props.BuildDir, fn)
-			if err != nil {
-				return c, err
-			}
-			c.functionKeys[fn] = key
-		}
 	}
 	var err error
-	c.agents, c.objects, err = s.agentArtifacts(c.bucket)
+	c.agents, c.objects, err = s.agentArtifacts(c.bucket, files.agents)
 	return c, err
 }
 
@@ -115,19 +151,13 @@ func (s *builder) stageCode() (code, error) {
 // instance's own; and lets the instance roles read exactly those objects. CDK names an
 // awss3assets.Asset's object by its own hash, so the agents are staged and added to the
 // synthesizer directly, as Asset does, with the key chosen here.
-func (s *builder) agentArtifacts(codeBucket awss3.IBucket) (document.Agents, []agentOutput, error) {
+func (s *builder) agentArtifacts(codeBucket awss3.IBucket, files []agentFile) (document.Agents, []agentOutput, error) {
 	var agents document.Agents
 	var objects []agentOutput
-	path := func(arch string) string { return artifact.Agent(s.props.BuildDir, arch) }
 	var digests []string
-	for _, arch := range document.Architectures {
-		a, err := agentDigests(path(arch))
-		if err != nil {
-			return agents, nil, err
-		}
-		a.Arch = arch
-		agents.Each = append(agents.Each, a)
-		digests = append(digests, a.GzSHA256)
+	for _, f := range files {
+		agents.Each = append(agents.Each, f.Agent)
+		digests = append(digests, f.GzSHA256)
 	}
 	id := artifact.BuildID(digests...)
 	if s.props.CodeBucket != "" {
@@ -139,24 +169,24 @@ func (s *builder) agentArtifacts(codeBucket awss3.IBucket) (document.Agents, []a
 		return agents, objects, nil
 	}
 	var keyPrefix string
-	for _, a := range agents.Each {
-		staged := awscdk.NewAssetStaging(s.c, jsii.String("Agent-"+a.Arch), &awscdk.AssetStagingProps{
-			SourcePath: jsii.String(path(a.Arch) + document.GzSuffix), AssetHashType: awscdk.AssetHashType_CUSTOM, AssetHash: jsii.String(a.GzSHA256),
+	for _, f := range files {
+		staged := awscdk.NewAssetStaging(s.c, jsii.String("Agent-"+f.Arch), &awscdk.AssetStagingProps{
+			SourcePath: jsii.String(f.gz), AssetHashType: awscdk.AssetHashType_CUSTOM, AssetHash: jsii.String(f.GzSHA256),
 		})
 		loc := s.st.Synthesizer().AddFileAsset(&awscdk.FileAssetSource{
-			SourceHash: jsii.String(strings.TrimSuffix(artifact.AgentKey(id, a.Arch), document.GzSuffix)), FileName: staged.RelativeStagedPath(s.st), Packaging: awscdk.FileAssetPackaging_FILE,
+			SourceHash: jsii.String(strings.TrimSuffix(artifact.AgentKey(id, f.Arch), document.GzSuffix)), FileName: staged.RelativeStagedPath(s.st), Packaging: awscdk.FileAssetPackaging_FILE,
 		})
 		// The URL HttpUrl would give, built here because HttpUrl is one opaque token.
-		key, ok := strings.CutSuffix(*loc.ObjectKey, a.Arch+document.GzSuffix)
+		key, ok := strings.CutSuffix(*loc.ObjectKey, f.Arch+document.GzSuffix)
 		if !ok || keyPrefix != "" && key != keyPrefix {
-			return agents, nil, fmt.Errorf("the agent for %s was published as %s, not beside the others", a.Arch, *loc.ObjectKey)
+			return agents, nil, fmt.Errorf("the agent for %s was published as %s, not beside the others", f.Arch, *loc.ObjectKey)
 		}
 		if keyPrefix == "" {
 			// The bucket is a token; the same bucket for every file asset of the stack.
 			keyPrefix = key
 			agents.URLPrefix = s.objectURL(*loc.BucketName, key)
 		}
-		objects = append(objects, agentObject(a, awss3.Bucket_FromBucketName(s.c, jsii.String("AgentBucket-"+a.Arch), loc.BucketName), *loc.ObjectKey, *loc.S3ObjectUrl))
+		objects = append(objects, agentObject(f.Agent, awss3.Bucket_FromBucketName(s.c, jsii.String("AgentBucket-"+f.Arch), loc.BucketName), *loc.ObjectKey, *loc.S3ObjectUrl))
 	}
 	return agents, objects, nil
 }
@@ -193,11 +223,7 @@ func agentDigests(path string) (document.Agent, error) {
 	if err != nil {
 		return a, fmt.Errorf("reading the gzipped agent (run `make build`): %w", err)
 	}
-	zr, err := gzip.NewReader(bytes.NewReader(gz))
-	if err != nil {
-		return a, fmt.Errorf("%s%s: %w", path, document.GzSuffix, err)
-	}
-	inside, err := io.ReadAll(zr)
+	inside, err := gunzip(gz)
 	if err != nil {
 		return a, fmt.Errorf("%s%s: %w", path, document.GzSuffix, err)
 	}
@@ -208,13 +234,17 @@ func agentDigests(path string) (document.Agent, error) {
 }
 
 // functionCode is the code of function dir (launch, result): the zip in the code bucket,
-// or a file asset of the build.
+// or a file asset.
 func (s *builder) functionCode(c code, dir string) awslambda.Code {
-	if key, ok := c.functionKeys[dir]; ok {
-		fromBucket := awslambda.Code_FromBucket(c.bucket, jsii.String(s.props.CodePrefix+key), nil)
+	f := c.functions[dir]
+	if c.bucket != nil {
+		fromBucket := awslambda.Code_FromBucket(c.bucket, jsii.String(s.props.CodePrefix+f.key), nil)
 		awscdk.Annotations_Of(s.c).AcknowledgeWarning(jsii.String("@aws-cdk/aws-lambda:codeFromBucketObjectVersionNotSpecified"),
 			jsii.String("the key names the code's digest: new code is a new key, which CloudFormation sees"))
 		return fromBucket
 	}
-	return awslambda.Code_FromAsset(jsii.String(artifact.Function(s.props.BuildDir, dir)), nil)
+	if f.hash == "" {
+		return awslambda.Code_FromAsset(jsii.String(f.path), nil)
+	}
+	return awslambda.Code_FromAsset(jsii.String(f.path), &awss3assets.AssetOptions{AssetHashType: awscdk.AssetHashType_CUSTOM, AssetHash: jsii.String(f.hash)})
 }

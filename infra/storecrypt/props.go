@@ -58,6 +58,12 @@ type StoreCryptProps struct {
 	// bundling: into the cloud assembly, only for a stack being synthesized or deployed
 	// (not for cdk ls or cdk destroy); that needs the go command, as any Go CDK app does.
 	BuildDir *string
+	// Release deploys the code of a storecrypt release tarball, checked against the
+	// SHA-256 you pin and then against its SHA256SUMS, instead of building it: a synth
+	// then needs no go command. Its objects are staged as CDK's file assets under their
+	// digests, or, with CodeBucket, read from the bucket under the keys they have in the
+	// release (where `storecrypt stage --release` uploads them). Not with BuildDir.
+	Release *Release
 	// CodeBucket, when set, is where the code is instead of CDK's file assets, which need
 	// a bootstrapped account: the bucket (a name, or a token such as a CfnParameter's) that
 	// holds what package artifact's Publish wrote, under CodePrefix. The instance roles
@@ -158,6 +164,7 @@ type StoreCryptProps struct {
 // settings are the props as the parts read them: defaults filled in, names derived.
 type settings struct {
 	BuildDir, CodeBucket, CodePrefix                               string
+	Release                                                        *Release
 	Name, KeyAlias, DocumentName, LedgerTableName, MetricNamespace string
 	Key                                                            awskms.IKey
 	KeySource, SecretKey, SecretVPCEndpoint                        string
@@ -223,7 +230,7 @@ func (p *StoreCryptProps) settings() settings {
 		return *v
 	}
 	s := settings{
-		BuildDir: str(p.BuildDir), CodeBucket: str(p.CodeBucket), CodePrefix: str(p.CodePrefix),
+		BuildDir: str(p.BuildDir), Release: p.Release, CodeBucket: str(p.CodeBucket), CodePrefix: str(p.CodePrefix),
 		Name: str(p.Name), KeyAlias: str(p.KeyAlias), DocumentName: str(p.DocumentName), LedgerTableName: str(p.LedgerTableName), MetricNamespace: str(p.MetricNamespace),
 		Key: p.Key, KeySource: string(p.KeySource), SecretKey: str(p.SecretKey), SecretVPCEndpoint: str(p.SecretVPCEndpoint),
 		RequireInstanceNetwork: *p.RequireInstanceNetwork,

@@ -74,6 +74,9 @@ func (p *settings) defaults(c constructs.Construct) error {
 	if err := p.checkInstanceRolePath(); err != nil {
 		return err
 	}
+	if err := p.checkRelease(); err != nil {
+		return err
+	}
 	if !unresolved(p.LedgerTableName) && !strings.HasSuffix(p.LedgerTableName, contract.LedgerTableSuffix) {
 		return fmt.Errorf("ledger table name %q: end it with %s (the example SCP protects storecrypt's ledgers by that suffix)", p.LedgerTableName, contract.LedgerTableSuffix)
 	}
@@ -262,12 +265,9 @@ func (sc *storeCrypt) build(p settings) error {
 	if err := p.defaults(sc); err != nil {
 		return err
 	}
-	if p.BuildDir == "" {
-		dir, err := builtCode(sc)
-		if err != nil {
-			return err
-		}
-		p.BuildDir = dir
+	files, err := codeFor(sc, p)
+	if err != nil {
+		return err
 	}
 	s := &builder{c: sc, st: awscdk.Stack_Of(sc), props: &p}
 	for k, v := range p.Tags {
@@ -281,7 +281,7 @@ func (sc *storeCrypt) build(p settings) error {
 	if p.KeySource == contract.KeySourceS3KMS {
 		secret = s.secretBucket(key, roles, logs)
 	}
-	code, err := s.stageCode()
+	code, err := s.stageCode(files)
 	if err != nil {
 		return err
 	}

@@ -164,6 +164,33 @@ func Open(p string) (Release, error) {
 	return verify(files)
 }
 
+// DigestError is a release tarball whose SHA-256 is not the one pinned.
+type DigestError struct{ Path, Got, Want string }
+
+func (e *DigestError) Error() string {
+	return fmt.Sprintf("the release %s has SHA-256 %s, want %s (the digest pinned for it)", e.Path, e.Got, e.Want)
+}
+
+// OpenPinned reads the tarball at p, as Open does, once its SHA-256 is sha256 (hex): a
+// *DigestError otherwise. The pin is what makes the release the publisher's:
+// SHA256SUMS inside proves only that the files agree with one another, and whoever
+// could swap the tarball could swap both. The bytes checked are the bytes read: the
+// file is read once.
+func OpenPinned(p, sha256 string) (Release, error) {
+	data, err := os.ReadFile(p)
+	if err != nil {
+		return Release{}, fmt.Errorf("opening the release: %w", err)
+	}
+	if got := (File{Data: data}).SHA256(); got != strings.ToLower(sha256) {
+		return Release{}, &DigestError{Path: p, Got: got, Want: sha256}
+	}
+	files, err := readTar(bytes.NewReader(data))
+	if err != nil {
+		return Release{}, fmt.Errorf("reading the release %s: %w", p, err)
+	}
+	return verify(files)
+}
+
 func verify(files map[string]File) (Release, error) {
 	sums, ok := files[Sums]
 	if !ok {
@@ -211,7 +238,12 @@ func readTarball(p string) (map[string]File, error) {
 		return nil, err
 	}
 	defer f.Close()
-	gz, err := gzip.NewReader(f)
+	return readTar(f)
+}
+
+// readTar reads a gzipped tarball's regular files, each at its path below the top directory.
+func readTar(r io.Reader) (map[string]File, error) {
+	gz, err := gzip.NewReader(r)
 	if err != nil {
 		return nil, err
 	}

@@ -96,6 +96,39 @@ func TestOpen(t *testing.T) {
 	}
 }
 
+// TestOpenPinned: a tarball opens only under the SHA-256 pinned for it, in either case of
+// hex; then its files are checked against SHA256SUMS as Open checks them.
+func TestOpenPinned(t *testing.T) {
+	tarball := filepath.Join(t.TempDir(), release.Name("v1.2.3"))
+	data := pack(t, files())
+	if err := os.WriteFile(tarball, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	digest := release.File{Data: data}.SHA256()
+	other := release.File{Data: []byte("another release")}.SHA256()
+	for _, tc := range []struct {
+		name, pin string
+		wantErr   bool
+	}{
+		{"the tarball's digest", digest, false},
+		{"upper-case hex", strings.ToUpper(digest), false},
+		{"another tarball's digest", other, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := release.OpenPinned(tarball, tc.pin)
+			var wrong *release.DigestError
+			switch {
+			case tc.wantErr && (!errors.As(err, &wrong) || wrong.Got != digest):
+				t.Errorf("got %v, want a DigestError naming SHA-256 %s", err, digest)
+			case !tc.wantErr && err != nil:
+				t.Errorf("got %v, want the release", err)
+			case !tc.wantErr && len(r.Code()) != 2:
+				t.Errorf("got %d code objects, want 2", len(r.Code()))
+			}
+		})
+	}
+}
+
 // TestBucketPolicy: the code bucket's policy in each partition, as golden JSON, judged by
 // the fake's evaluator: a principal of the organization reads the code; one outside it,
 // an object outside the prefix and any write are denied.

@@ -13,6 +13,8 @@ const (
 	alarmsFile  = "infra/storecrypt/alarms.go"
 	evFile      = "infra/storecrypt/evidence.go"
 	scpFile     = "docs/examples/scp-storecrypt.json"
+	// releaseFile takes a release's code (StoreCryptProps.Release).
+	releaseFile = "infra/storecrypt/release.go"
 	// scpResourcesFile protects storecrypt's own resources (functions, document, key).
 	scpResourcesFile = "docs/examples/scp-storecrypt-resources.json"
 	// orgDoc holds the policies an organization is told to write (the stage policy, the
@@ -1111,6 +1113,90 @@ var Catalogue = []Mutant{
 		Find:    "	case status == 403:",
 		Replace: "	case status == 403 && false:\n	case status == 403:\n		break",
 		Pkg:     "internal/opcli", Run: "^TestStageRefuses$",
+	},
+	{
+		Row:     "A tarball swapped on its way",
+		File:    "internal/release/release.go",
+		Find:    "	if got := (File{Data: data}).SHA256(); got != strings.ToLower(sha256) {",
+		Replace: "	if got := (File{Data: data}).SHA256(); false && got != strings.ToLower(sha256) {",
+		Pkg:     stackPkg, Run: "^TestBadRelease$",
+	},
+	{
+		Row:     "A tarball swapped on its way",
+		File:    releaseFile,
+		Find:    "	rel, err := release.OpenPinned(tarball, pin)",
+		Replace: "	rel, err := release.Open(tarball)",
+		Pkg:     stackPkg, Run: "^TestBadRelease$",
+	},
+	{
+		Row:     "A tarball swapped on its way",
+		File:    "internal/release/release.go",
+		Find:    "		return Release{}, fmt.Errorf(\"reading the release %s: %w\", p, err)\n	}\n	return verify(files)\n}\n\nfunc verify",
+		Replace: "		return Release{}, fmt.Errorf(\"reading the release %s: %w\", p, err)\n	}\n	delete(files, Sums)\n	var r Release\n	for _, f := range files {\n		r.Files = append(r.Files, f)\n	}\n	return r, nil\n}\n\nfunc verify",
+		Pkg:     stackPkg, Run: "^TestBadRelease$",
+	},
+	{
+		Row:     "A tarball swapped on its way",
+		File:    releaseFile,
+		Find:    `		f, err := object(tarball, objects, artifact.AgentKey("*", arch))`,
+		Replace: `		f, err := object(tarball, objects, artifact.AgentKey("*", "*"))`,
+		Pkg:     stackPkg, Run: "^TestBadRelease$",
+	},
+	{
+		Row:     "A tarball swapped on its way",
+		File:    releaseFile,
+		Find:    "	if len(found) != 1 {",
+		Replace: "	if len(found) == 0 {",
+		Pkg:     stackPkg, Run: "^TestBadRelease$",
+	},
+	{
+		Row:     "A tarball swapped on its way",
+		File:    releaseFile,
+		Find:    "	case p.Release.Sha256 == nil || !sha256Hex.MatchString(*p.Release.Sha256):",
+		Replace: "	case p.Release.Sha256 == nil:",
+		Pkg:     stackPkg, Run: "^TestBadRelease$",
+	},
+	{
+		Row:     "A tarball swapped on its way",
+		File:    releaseFile,
+		Find:    "	case p.BuildDir != \"\":\n		return fmt.Errorf(\"release and buildDir",
+		Replace: "	case false:\n		return fmt.Errorf(\"release and buildDir",
+		Pkg:     stackPkg, Run: "^TestBadRelease$",
+	},
+	{
+		Row:     "A tarball swapped on its way",
+		File:    releaseFile,
+		Find:    "	case p.Release != nil:\n",
+		Replace: "	case false:\n",
+		Pkg:     stackPkg, Run: "^TestReleaseWithoutGo$",
+	},
+	{
+		Row:     "A tarball swapped on its way",
+		File:    releaseFile,
+		Find:    "SHA256: artifact.SHA256(binary), GzSHA256",
+		Replace: "SHA256: artifact.SHA256(binary[1:]), GzSHA256",
+		Pkg:     stackPkg, Run: "^TestReleaseMatchesBuild$",
+	},
+	{
+		Row:     "A tarball swapped on its way",
+		File:    releaseFile,
+		Find:    "functionFile{key: f.Path,",
+		Replace: "functionFile{key: path.Base(f.Path),",
+		Pkg:     stackPkg, Run: "^TestReleaseMatchesBuild$",
+	},
+	{
+		Row:     "A tarball swapped on its way",
+		File:    "infra/storecrypt/code.go",
+		Find:    "&awss3assets.AssetOptions{AssetHashType: awscdk.AssetHashType_CUSTOM, AssetHash: jsii.String(f.hash)}",
+		Replace: "&awss3assets.AssetOptions{}",
+		Pkg:     stackPkg, Run: "^TestReleaseWithoutGo$",
+	},
+	{
+		Row:     "A tarball swapped on its way",
+		File:    "infra/publish/publish.go",
+		Find:    "	if props.Release != nil {",
+		Replace: "	if false {",
+		Pkg:     "infra/publish", Run: "^TestOneAccountsResourcesRefused$",
 	},
 	{
 		Row:     "Read by anyone outside the organization",
