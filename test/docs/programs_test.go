@@ -32,6 +32,7 @@ var programs = map[string]program{
 	"aws":              {check: checkAWS},
 	"make":             {check: checkMake},
 	"cdk":              {check: checkCDK},
+	"synth-time.sh":    {check: checkRepoScript},
 
 	"cd":        {why: "a shell builtin"},
 	"echo":      {why: "a shell builtin"},
@@ -144,6 +145,23 @@ func checkMake(args []string) error {
 		if !targets[a] {
 			return fmt.Errorf("the Makefile has no target %q", a)
 		}
+	}
+	return nil
+}
+
+// checkRepoScript: a script of the repository, run by its path from the root, is there
+// and executable, as the line runs it.
+func checkRepoScript(args []string) error {
+	root, err := modroot.Dir()
+	if err != nil {
+		return err
+	}
+	st, err := os.Stat(filepath.Join(root, args[0]))
+	if err != nil {
+		return err
+	}
+	if st.Mode()&0o111 == 0 {
+		return fmt.Errorf("%s is not executable (mode %v)", args[0], st.Mode())
 	}
 	return nil
 }

@@ -759,6 +759,13 @@ var Catalogue = []Mutant{
 		Pkg:     conformPkg, Run: "^TestAlarmsWatchWhatIsPublished$",
 	},
 	{
+		Row:     "An alarm, event or finding reaches on-call with no runbook, or the runbook describes one the stack no longer makes, so the exception is dismissed or handled wrongly",
+		File:    "docs/operations.md",
+		Find:    "### AlarmDocumentDrift\n",
+		Replace: "### DocumentDrift\n",
+		Pkg:     conformPkg, Run: "^TestRunbookCoversEveryAlarm$",
+	},
+	{
 		Row:     "One email subscription per account and region",
 		File:    "infra/publish/publish.go",
 		Find:    "			awscdk.Fn_ConditionIf(centralOn.LogicalId(), regional, awscdk.Aws_NO_VALUE()),",
