@@ -148,6 +148,9 @@ func (s *builder) launchFunction(in functionInputs) awslambda.Function {
 	in.access.launchEnv(env)
 	fn := s.function(in, "Launch", "launch", contract.LaunchFunctionTimeout.Seconds(), env, &awslambda.FunctionProps{})
 	role := fn.Role()
+	if s.grants() {
+		fn.AddEnvironment(jsii.String(contract.EnvLaunchRole), role.RoleArn(), nil)
+	}
 	// Which instances run, whether their type has an instance store, whether their SSM
 	// agent is online.
 	role.AddToPrincipalPolicy(statement("ReadTheFleet", []string{"ec2:DescribeInstances", "ec2:DescribeInstanceTypes", "ssm:DescribeInstanceInformation"},

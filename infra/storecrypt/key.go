@@ -69,6 +69,11 @@ type keyUse struct {
 // ("Using variables in an encryption context condition"), and ec2:SourceInstanceARN is a
 // global key any policy may read. Each context key is required by a condition on its
 // value (ForAllValues on kms:EncryptionContextKeys forbids other keys but requires none).
+// Decrypt is not standing: a volume is reopened only through the grant the launch
+// function makes for its instance (launchGrants), which revoking removes. GenerateDataKey
+// stays, so a first boot in boot-time mode never waits on the control plane; a revoked
+// instance can still make a new, empty volume, never reopen its old one (apply refuses a
+// disk that holds a LUKS header).
 // For s3-kms, the seed recipe's passphrase carries no context: Decrypt without one, and
 // only with an instance role's session (which stolen credentials keep: see Limits).
 func (s *builder) keyUses() []keyUse {
@@ -77,7 +82,7 @@ func (s *builder) keyUses() []keyUse {
 			"Null": map[string]any{"kms:EncryptionContextKeys": "true", "ec2:SourceInstanceARN": "false"},
 		}}}
 	}
-	return []keyUse{{"StoreCryptOwnVolumes", []string{"kms:GenerateDataKey", "kms:Decrypt"}, map[string]any{
+	return []keyUse{{"StoreCryptOwnVolumes", []string{"kms:GenerateDataKey"}, map[string]any{
 		"ForAllValues:StringEquals": map[string]any{"kms:EncryptionContextKeys": contract.ContextKeys},
 		"StringEquals":              map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
 		"StringLike":                map[string]any{"kms:EncryptionContext:" + contract.ContextVolume: "*"},
@@ -208,22 +213,10 @@ func (r rolePath) principals(arns []*string) *[]awsiam.IPrincipal {
 //     GenerateDataKeyWithoutPlaintext and CreateGrant do not depend on which context
 //     (source, destination, a grant's constraints) KMS reads for them;
 //   - with StoreCryptProps.RequireInstanceNetwork, networkDenials.
+//
+// For kms-datakey none of them takes CreateGrant: launchGrants' own denies do (see there).
 func (s *builder) keyDenials(roleARNs []*string, path rolePath) []awsiam.PolicyStatement {
-	// deny refuses every KMS action but notActions (none: all of them) to any principal,
-	// for a request with a storecrypt context that meets conditions.
-	deny := func(sid string, notActions []string, conditions map[string]any) awsiam.PolicyStatement {
-		conditions["ForAnyValue:StringLike"] = map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"}
-		props := &awsiam.PolicyStatementProps{
-			Sid: jsii.String(sid), Effect: awsiam.Effect_DENY,
-			Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}, Resources: jsii.Strings("*"), Conditions: &conditions,
-		}
-		if notActions != nil {
-			props.NotActions = jsii.Strings(notActions...)
-		} else {
-			props.Actions = jsii.Strings("kms:*")
-		}
-		return awsiam.NewPolicyStatement(props)
-	}
+	deny := s.contextDeny
 	denials := []awsiam.PolicyStatement{
 		deny("StoreCryptOnlyTheOwningInstance", nil, map[string]any{
 			"StringNotEquals": map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: "${ec2:SourceInstanceARN}"},
@@ -232,10 +225,100 @@ func (s *builder) keyDenials(roleARNs []*string, path rolePath) []awsiam.PolicyS
 		deny(contract.SidOnlyTheInstanceRoles, nil, onlyTheInstanceRoles(roleARNs, path)),
 		deny("StoreCryptOnlyDataKeyUse", []string{"kms:GenerateDataKey", "kms:Decrypt"}, map[string]any{}),
 	}
+	if s.grants() {
+		// A grant's constraint is a subset (the volume's UUID is not known when the launch
+		// function grants): these hold a Decrypt under it to the exact context a volume's
+		// key is made with, both keys and no other, as the key users' Allow holds
+		// GenerateDataKey.
+		denials = append(denials,
+			deny("StoreCryptOnlyVolumeContexts", nil, map[string]any{
+				"ForAnyValue:StringNotEquals": map[string]any{"kms:EncryptionContextKeys": contract.ContextKeys}}),
+			deny("StoreCryptOnlyWithAVolume", nil, map[string]any{"Null": map[string]any{"kms:EncryptionContext:" + contract.ContextVolume: "true"}}))
+	}
 	if s.props.RequireInstanceNetwork {
 		denials = append(denials, networkDenials(deny)...)
 	}
 	return denials
+}
+
+// contextDeny refuses every KMS action but notActions (none: all of them) to any
+// principal, for a request with a storecrypt context that meets conditions. With grants
+// (kms-datakey) it never takes CreateGrant, which launchGrants' denies decide.
+func (s *builder) contextDeny(sid string, notActions []string, conditions map[string]any) awsiam.PolicyStatement {
+	conditions["ForAnyValue:StringLike"] = map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"}
+	props := &awsiam.PolicyStatementProps{
+		Sid: jsii.String(sid), Effect: awsiam.Effect_DENY,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}, Resources: jsii.Strings("*"), Conditions: &conditions,
+	}
+	if s.grants() {
+		notActions = append(notActions, "kms:CreateGrant")
+	}
+	if notActions != nil {
+		props.NotActions = jsii.Strings(notActions...)
+	} else {
+		props.Actions = jsii.Strings("kms:*")
+	}
+	return awsiam.NewPolicyStatement(props)
+}
+
+// grants: instances reopen their volumes through the launch function's grants
+// (kms-datakey); s3-kms's passphrase has no context a grant could be held to.
+func (s *builder) grants() bool {
+	return s.props.KeySource == contract.KeySourceKMSDataKey
+}
+
+// launchGrants lets the launch function's role, and no other principal, give an instance
+// role Decrypt under its instance's context. The Allow (contract.SidLaunchGrants) holds
+// each grant to one shape: only Decrypt (ForAllValues on kms:GrantOperations, with a Null
+// check since ForAllValues holds for an empty list), a grantee that is an instance role
+// (the stack's, or one under the role path), an EncryptionContextSubset constraint of
+// exactly storecrypt:instance-arn naming an instance of the account and region, and the
+// launch role as retiring principal. Whatever grant is made, its use is a Decrypt that
+// still meets every deny of keyDenials, so no grant lets one instance open another's
+// volume, nor a role off an instance open any. Two denies keep grant-making to the launch
+// role:
+//   - StoreCryptOnlyTheLaunchFunctionGrants: no other principal may create a grant whose
+//     constraint names a storecrypt context (what keyDenials refused to everyone before);
+//   - StoreCryptDecryptOnlyThroughTheLaunchFunction: no other principal may create any
+//     grant that allows Decrypt, constrained or not, unless an AWS service creates it for
+//     its own resource (the ledger table's DynamoDB grant): otherwise anyone delegated
+//     kms:CreateGrant could hand a revoked instance's role its Decrypt back.
+//
+// With StoreCryptProps.Key the key policy is the user's: the Allow goes in the launch
+// role's IAM policy, and the denies are the user's to write.
+func (s *builder) launchGrants(key awskms.IKey, roles fleetRoles, path rolePath, launch awsiam.IRole) {
+	if !s.grants() {
+		return
+	}
+	conditions := map[string]any{
+		"ForAllValues:StringEquals": map[string]any{"kms:GrantOperations": []string{"Decrypt"}, "kms:EncryptionContextKeys": []string{contract.ContextInstanceARN}},
+		"Null":                      map[string]any{"kms:GrantOperations": "false", "kms:EncryptionContext:" + contract.ContextInstanceARN: "false"},
+		"StringEquals":              map[string]any{"kms:GrantConstraintType": "EncryptionContextSubset", "kms:RetiringPrincipal": launch.RoleArn()},
+		"StringLike":                map[string]any{"kms:EncryptionContext:" + contract.ContextInstanceARN: s.instanceARN()},
+		"ArnLike":                   map[string]any{"kms:GranteePrincipal": path.ifSet(path.roles, roles.arns)},
+	}
+	created, ok := key.(awskms.Key)
+	if !ok || s.props.Key != nil {
+		launch.AddToPrincipalPolicy(statement(contract.SidLaunchGrants, []string{"kms:CreateGrant"}, []*string{key.KeyArn()}, conditions))
+		return
+	}
+	created.AddToResourcePolicy(awsiam.NewPolicyStatement(&awsiam.PolicyStatementProps{
+		Sid: jsii.String(contract.SidLaunchGrants), Effect: awsiam.Effect_ALLOW,
+		Principals: &[]awsiam.IPrincipal{awsiam.NewArnPrincipal(launch.RoleArn())}, Actions: jsii.Strings("kms:CreateGrant"), Resources: jsii.Strings("*"),
+		Conditions: &conditions,
+	}), jsii.Bool(false))
+	notLaunch := map[string]any{"aws:PrincipalArn": launch.RoleArn()}
+	for _, d := range []awsiam.PolicyStatementProps{
+		{Sid: jsii.String("StoreCryptOnlyTheLaunchFunctionGrants"), Conditions: &map[string]any{
+			"ArnNotEquals": notLaunch, "ForAnyValue:StringLike": map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"}}},
+		{Sid: jsii.String("StoreCryptDecryptOnlyThroughTheLaunchFunction"), Conditions: &map[string]any{
+			"ArnNotEquals": notLaunch, "ForAnyValue:StringEquals": map[string]any{"kms:GrantOperations": "Decrypt"},
+			"BoolIfExists": map[string]any{"kms:GrantIsForAWSResource": "false"}}},
+	} {
+		d.Effect, d.Principals = awsiam.Effect_DENY, &[]awsiam.IPrincipal{awsiam.NewAnyPrincipal()}
+		d.Actions, d.Resources = jsii.Strings("kms:CreateGrant"), jsii.Strings("*")
+		created.AddToResourcePolicy(awsiam.NewPolicyStatement(&d), jsii.Bool(false))
+	}
 }
 
 // onlyTheInstanceRoles: a principal that is none of the stack's roles and, with a path,

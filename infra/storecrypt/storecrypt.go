@@ -294,6 +294,7 @@ func (sc *storeCrypt) build(p settings) error {
 	queue, dlq := s.queues()
 	table := s.ledgerTable(key)
 	fns := s.functions(functionInputs{key: key, roles: roles, access: access, doc: doc, ledger: table, code: code, secret: secretURL, queue: queue, dlq: dlq})
+	s.launchGrants(key, roles, path, fns.launch.Role())
 	alarms := s.alarmsAndTopic(fns)
 	s.dashboard(fns)
 	if p.Trail {

@@ -216,11 +216,15 @@ func (c *Checker) CheckRole(ctx context.Context, role string, r Request) (Verdic
 	}
 	v.Notes = append(v.Notes, sim.notes...)
 	var missing, why []string
-	notInstanceRole := false
+	notInstanceRole, viaGrant := false, false
 	for _, action := range Actions(r.KeySource) {
 		req := call
 		req.Action = action
 		ok, reason, deniedBy, notes := judge(facts, req, sim.decisions[action], sim.undecided[action])
+		if !ok && action == "kms:Decrypt" && r.KeySource == contract.KeySourceKMSDataKey {
+			ok, reason, deniedBy, notes = throughLaunchGrant(facts, role, req, sim.decisions[action], sim.undecided[action])
+			viaGrant = ok
+		}
 		v.Notes = append(v.Notes, notes...)
 		if !ok {
 			missing = append(missing, action)
@@ -253,6 +257,9 @@ func (c *Checker) CheckRole(ctx context.Context, role string, r Request) (Verdic
 		return deny(v, contract.ReasonNoInstanceAccess,
 			fmt.Sprintf("%s may not %s: the SSM Agent could not download the agent or stream the command's output, so the run would not end", role, strings.Join(sim.accessRefused, ", ")),
 			fmt.Sprintf("attach the managed policy %s to %s (aws iam attach-role-policy --role-name %s --policy-arn %s)", r.Access.Policy, role, role[strings.LastIndex(role, "/")+1:], r.Access.Policy)), nil
+	}
+	if _, stated := facts.launchGrantees(); viaGrant && !stated {
+		v.Notes = append(v.Notes, "kms:Decrypt: allowed through the grant the launch function makes; the key policy does not say whom the launch function may grant to (its own IAM policy does), and that is not judged")
 	}
 	v.Allowed = true
 	slices.Sort(v.Notes)

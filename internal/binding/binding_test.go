@@ -345,3 +345,43 @@ func keyPolicyDenies(role string) func(*fakeaws.World) {
 		w.Keys[fakeaws.KeyARN].Policy = strings.Replace(fakeaws.KeyPolicy, `"Statement": [`, `"Statement": [{"Effect":"Deny","Principal":{"AWS":"`+role+`"},"Action":"kms:Decrypt","Resource":"*"},`, 1)
 	}
 }
+
+// TestDecryptThroughLaunchGrant: with kms-datakey the key policy gives the instance roles
+// GenerateDataKey alone, and Decrypt comes from the grant the launch function makes; the
+// check allows a role's Decrypt only when the key policy lets the launch role grant to it,
+// and a deny still wins over the grant.
+func TestDecryptThroughLaunchGrant(t *testing.T) {
+	noStandingDecrypt := strings.Replace(fakeaws.KeyPolicy, `"Action": ["kms:GenerateDataKey", "kms:Decrypt"]`, `"Action": ["kms:GenerateDataKey"]`, 1)
+	launchGrants := func(grantee string) string {
+		return `{"Sid":"` + contract.SidLaunchGrants + `","Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/launch"},"Action":"kms:CreateGrant","Resource":"*",
+			"Condition":{"ArnLike":{"kms:GranteePrincipal":["` + grantee + `"]}}},`
+	}
+	with := func(statements string) string {
+		return strings.Replace(noStandingDecrypt, `"Statement": [`, `"Statement": [`+statements, 1)
+	}
+	for _, tc := range []struct {
+		name, policy string
+		allowed      bool
+		says         string // in the detail, or in a note when allowed
+	}{
+		{"a grantee the launch role may grant to", with(launchGrants(fakeaws.KeyUser)), true, ""},
+		{"a grantee under the pattern", with(launchGrants("arn:aws:iam::111122223333:role/storecrypt-*")), true, ""},
+		{"a role the launch role may not grant to", with(launchGrants(fakeaws.IdentityUser)), false, "the launch function may not grant it Decrypt"},
+		{"a key policy that does not say (the user's key)", noStandingDecrypt, true, "through the grant the launch function makes"},
+		{"a deny of Decrypt beats the grant", with(launchGrants(fakeaws.KeyUser) + `{"Effect":"Deny","Principal":{"AWS":"` + fakeaws.KeyUser + `"},"Action":"kms:Decrypt","Resource":"*"},`), false, "the key policy denies it"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := fakeaws.NewAccount(t)
+			w.Keys[fakeaws.KeyARN].Policy = tc.policy
+			v, err := checker(w).Check(context.Background(), binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser), InstanceID: "i-0abc0000000000001",
+				KeyARN: fakeaws.KeyARN, KeySource: contract.KeySourceKMSDataKey})
+			if err != nil {
+				t.Fatal(err)
+			}
+			said := v.Detail + strings.Join(v.Notes, " ")
+			if v.Allowed != tc.allowed || !strings.Contains(said, tc.says) || tc.says == "" && len(v.Notes) > 0 {
+				t.Errorf("got %+v, want allowed=%v saying %q", v, tc.allowed, tc.says)
+			}
+		})
+	}
+}

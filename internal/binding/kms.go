@@ -120,6 +120,39 @@ func (f keyFacts) instanceRoles() (roles, paths []string) {
 	return roles, paths
 }
 
+// throughLaunchGrant judges an instance's Decrypt (kms-datakey), which the key policy no
+// longer allows standing, with the grant the launch function makes before it sends the
+// command: Decrypt for the role, constrained to the instance's context. The key policy's
+// contract.SidLaunchGrants statement names whom the launch role may grant to; a role it
+// does not name gets no grant. A key policy without the statement (the user's own key,
+// whose grant right is in the launch role's IAM policy) is taken to allow it (CheckRole
+// notes it): the check does not read the launch role's policies. The denies judge the
+// Decrypt as they will under the grant.
+func throughLaunchGrant(f keyFacts, role string, req policy.Request, identity iamtypes.PolicyEvaluationDecisionType, undecided bool) (bool, string, string, []string) {
+	grantees, stated := f.launchGrantees()
+	if stated && !slices.ContainsFunc(grantees, func(p string) bool { return policy.Glob(p, role) }) {
+		ok, reason, deniedBy, notes := judge(f, req, identity, undecided)
+		return ok, reason + "; and the launch function may not grant it Decrypt (" + contract.SidLaunchGrants + " names other grantees)", deniedBy, notes
+	}
+	instance := req.Context["kms:EncryptionContext:"+contract.ContextInstanceARN]
+	f.grants = append(slices.Clone(f.grants), kmstypes.GrantListEntry{GranteePrincipal: aws.String(role),
+		Operations:  []kmstypes.GrantOperation{kmstypes.GrantOperationDecrypt},
+		Constraints: &kmstypes.GrantConstraints{EncryptionContextSubset: map[string]string{contract.ContextInstanceARN: strings.Join(instance, "")}}})
+	return judge(f, req, identity, undecided)
+}
+
+// launchGrantees are the grantee patterns (ArnLike on kms:GranteePrincipal) of the key
+// policy's contract.SidLaunchGrants statement; stated is false without one.
+func (f keyFacts) launchGrantees() (grantees []string, stated bool) {
+	for _, st := range f.policy.Statement {
+		if st.Sid == contract.SidLaunchGrants {
+			stated = true
+			grantees = append(grantees, st.Condition["ArnLike"]["kms:GranteePrincipal"]...)
+		}
+	}
+	return grantees, stated
+}
+
 // agentCall is the request the agent's KMS calls will make, as KMS's authorization sees
 // it: the role session of the instance, calling KMS directly (not through another
 // service), with storecrypt's encryption context for kms-datakey and none for s3-kms

@@ -47,6 +47,9 @@ const (
 	// command's output (InstanceAccess).
 	EnvInstanceAccessPolicy = "STORECRYPT_INSTANCE_ACCESS_POLICY"
 	EnvAgentObjects         = "STORECRYPT_AGENT_OBJECTS"
+	// EnvLaunchRole is the launch function's own role, the retiring principal of the
+	// grants it makes (kms-datakey): the key policy lets it grant only with itself as one.
+	EnvLaunchRole = "STORECRYPT_LAUNCH_ROLE"
 )
 
 // Detail types of the AWS events the functions take: EC2's state change and CloudTrail's
@@ -105,6 +108,7 @@ var OptionalEnv = map[string]string{
 	EnvInstanceAccessPolicy: "no instance role path: the instance roles are the stack's, which it grants the agent's download and output itself",
 	EnvAgentObjects:         "no instance role path (it goes with " + EnvInstanceAccessPolicy + ")",
 	EnvMetricNamespace:      "metrics in the namespace " + MetricNamespace,
+	EnvLaunchRole:           "no grants: the key source is not " + KeySourceKMSDataKey + ", whose volumes alone are reopened through a grant",
 }
 
 // EventSource and the detail types of the events storecrypt emits for alerting.
@@ -194,6 +198,11 @@ func OutputAgentS3URL(arch string) string {
 // principal but the instance roles: the binding check reads the roles and the role path
 // it names to tell a blocked role what would make it a key user.
 const SidOnlyTheInstanceRoles = "StoreCryptOnlyTheInstanceRoles"
+
+// SidLaunchGrants is the statement that lets the launch function's role grant an instance
+// role Decrypt under its instance's context (kms-datakey): the binding check reads the
+// grantees it allows to judge a role's Decrypt as the grant the launch function will make.
+const SidLaunchGrants = "StoreCryptLaunchGrants"
 
 // PatternSNSTopicARN is an SNS topic's ARN (a standard topic's name: letters, digits,
 // hyphens and underscores, up to 256), in any partition: the published template's

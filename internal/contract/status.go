@@ -58,6 +58,20 @@ const (
 	// ReasonOptedOut: the instance carries storecrypt:encrypt=false and the stack allows
 	// opt-outs (only then is the tag honoured).
 	ReasonOptedOut Reason = "opted-out"
+	// ReasonRevoked and ReasonShredded: the ledger marks the instance revoked or shredded
+	// (LedgerRevokedAt, LedgerShreddedAt); the launch function neither grants it the key
+	// nor sends it the document.
+	ReasonRevoked  Reason = "revoked"
+	ReasonShredded Reason = "shredded"
+)
+
+// The ledger attributes that mark an instance revoked or shredded: `storecrypt revoke`
+// sets one (a time, RFC 3339) on the instance's latest launch item, and resume removes
+// revoked_at from every item of the instance. An instance is revoked while any of its
+// items holds one, so a stop and start (a new item) does not end it.
+const (
+	LedgerRevokedAt  = "revoked_at"
+	LedgerShreddedAt = "shredded_at"
 )
 
 // Reasons an invocation failed that are not one of the agent's exit codes.

@@ -75,9 +75,9 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 	case *kms.GetKeyRotationStatusInput:
 		return w.keyRequest(req, action, in.KeyId, nil)
 	case *kms.EncryptInput:
-		return w.keyRequest(req, action, in.KeyId, in.EncryptionContext)
+		return withTokens(w.keyRequest(req, action, in.KeyId, in.EncryptionContext))(in.GrantTokens)
 	case *kms.GenerateDataKeyInput:
-		return w.keyRequest(req, action, in.KeyId, in.EncryptionContext)
+		return withTokens(w.keyRequest(req, action, in.KeyId, in.EncryptionContext))(in.GrantTokens)
 	case *kms.DecryptInput:
 		id := in.KeyId
 		if id == nil {
@@ -86,7 +86,19 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 				id = &s.Key
 			}
 		}
-		return w.keyRequest(req, action, id, in.EncryptionContext)
+		return withTokens(w.keyRequest(req, action, id, in.EncryptionContext))(in.GrantTokens)
+	case *kms.CreateGrantInput:
+		return w.createGrantRequest(req, action, in)
+	case *kms.RevokeGrantInput:
+		return w.keyRequest(req, action, in.KeyId, nil)
+	case *kms.RetireGrantInput:
+		// The grant, not a policy, decides who may retire it (the handler checks the
+		// caller); the request is still one on the key, as the Service Authorization
+		// Reference lists kms:RetireGrant on the key resource type.
+		if in.KeyId == nil {
+			return nil, nil
+		}
+		return w.keyRequest(req, action, in.KeyId, nil)
 	case *ssm.SendCommandInput:
 		out := one(action, arn("ssm", r, "document/"+aws.ToString(in.DocumentName)))
 		for _, id := range in.InstanceIds {
@@ -258,6 +270,50 @@ func (w *World) keyRequest(req func(string, string, map[string][]string) AuthzRe
 	extra := EncryptionContextKeys(ec)
 	extra["kms:CallerAccount"] = []string{w.account()}
 	return []AuthzRequest{req(action, k.ARN, extra)}, nil
+}
+
+// withTokens puts a request's GrantTokens on its authorization requests.
+func withTokens(out []AuthzRequest, err error) func([]string) ([]AuthzRequest, error) {
+	return func(tokens []string) ([]AuthzRequest, error) {
+		for i := range out {
+			out[i].GrantTokens = tokens
+		}
+		return out, err
+	}
+}
+
+// createGrantRequest carries CreateGrant's condition keys (AWS KMS Developer Guide, "AWS
+// KMS condition keys"): kms:GrantOperations (multivalued), kms:GranteePrincipal,
+// kms:RetiringPrincipal when the request names one, kms:GrantConstraintType, and the
+// constraint's encryption context as kms:EncryptionContext:<key> and
+// kms:EncryptionContextKeys, which the page lists for CreateGrant.
+func (w *World) createGrantRequest(req func(string, string, map[string][]string) AuthzRequest, action string, in *kms.CreateGrantInput) ([]AuthzRequest, error) {
+	var ec map[string]string
+	constraint := ""
+	if c := in.Constraints; c != nil {
+		switch {
+		case c.EncryptionContextEquals != nil:
+			constraint, ec = "EncryptionContextEquals", c.EncryptionContextEquals
+		case c.EncryptionContextSubset != nil:
+			constraint, ec = "EncryptionContextSubset", c.EncryptionContextSubset
+		}
+	}
+	out, err := w.keyRequest(req, action, in.KeyId, ec)
+	if err != nil {
+		return nil, err
+	}
+	ctx := out[0].Context
+	for _, op := range in.Operations {
+		ctx["kms:GrantOperations"] = append(ctx["kms:GrantOperations"], string(op))
+	}
+	ctx["kms:GranteePrincipal"] = []string{aws.ToString(in.GranteePrincipal)}
+	if in.RetiringPrincipal != nil {
+		ctx["kms:RetiringPrincipal"] = []string{*in.RetiringPrincipal}
+	}
+	if constraint != "" {
+		ctx["kms:GrantConstraintType"] = []string{constraint}
+	}
+	return out, nil
 }
 
 // EncryptionContextKeys are the condition keys KMS sets for an encryption context:

@@ -47,6 +47,9 @@ type AuthzRequest struct {
 	Action    string
 	Resource  string
 	Context   map[string][]string
+	// GrantTokens are the KMS request's GrantTokens: they make a grant not yet settled
+	// effective (Grant).
+	GrantTokens []string
 }
 
 func (r AuthzRequest) lookup(key string) ([]string, bool) {
@@ -416,19 +419,25 @@ func KMSDecision(keyPolicy string, identityPolicies []string, grants []Grant, re
 }
 
 // covers: KMS grants, "Grant constraints": EncryptionContextEquals is an exact match of
-// the request's context, EncryptionContextSubset a subset of it.
+// the request's context, EncryptionContextSubset a subset of it; "in a grant constraint,
+// the key in each key-value pair is not case sensitive, but the value is case sensitive"
+// (GrantConstraints). A Pending grant covers only a request that carries one of its
+// tokens; a Removed one still covers (Grant).
 func (g Grant) covers(req AuthzRequest) bool {
 	if g.Grantee != req.Principal && g.Grantee != req.Session || !slices.Contains(g.Operations, strings.TrimPrefix(req.Action, "kms:")) {
+		return false
+	}
+	if g.Pending && !slices.ContainsFunc(g.Tokens, func(t string) bool { return slices.Contains(req.GrantTokens, t) }) {
 		return false
 	}
 	ctx := map[string]string{}
 	for k, v := range req.Context {
 		if name, ok := strings.CutPrefix(k, "kms:EncryptionContext:"); ok && len(v) == 1 {
-			ctx[name] = v[0]
+			ctx[strings.ToLower(name)] = v[0]
 		}
 	}
 	for k, v := range g.ContextSubset {
-		if ctx[k] != v {
+		if got, ok := ctx[strings.ToLower(k)]; !ok || got != v {
 			return false
 		}
 	}
@@ -437,7 +446,7 @@ func (g Grant) covers(req AuthzRequest) bool {
 			return false
 		}
 		for k, v := range g.ContextEquals {
-			if ctx[k] != v {
+			if got, ok := ctx[strings.ToLower(k)]; !ok || got != v {
 				return false
 			}
 		}

@@ -85,7 +85,7 @@ func TestEvaluate(t *testing.T) {
 // policies to allow access to a KMS key", grants allow too, and a deny anywhere wins.
 func TestKMSDecision(t *testing.T) {
 	const role = "arn:aws:iam::111122223333:role/app"
-	req := AuthzRequest{Principal: role, Action: "kms:Decrypt", Resource: "k", Context: map[string][]string{"kms:EncryptionContext:i": {"1"}}}
+	req := AuthzRequest{Principal: role, Action: "kms:Decrypt", Resource: "k", Context: map[string][]string{"kms:EncryptionContext:i": {"a"}}}
 	root := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:root"},"Action":"kms:*","Resource":"*"}]}`
 	silent := `{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":{"AWS":"arn:aws:iam::111122223333:role/admin"},"Action":"kms:*","Resource":"*"}]}`
 	allow := Allows("kms:Decrypt")
@@ -103,9 +103,11 @@ func TestKMSDecision(t *testing.T) {
 		{"identity deny beats delegation", root, []string{allow, deny}, nil, ExplicitDeny},
 		{"a grant", silent, nil, []Grant{{Grantee: role, Operations: []string{"Decrypt"}}}, Allow},
 		{"a grant for another operation", silent, nil, []Grant{{Grantee: role, Operations: []string{"Encrypt"}}}, ImplicitDeny},
-		{"a grant whose context subset holds", silent, nil, []Grant{{Grantee: role, Operations: []string{"Decrypt"}, ContextSubset: map[string]string{"i": "1"}}}, Allow},
-		{"a grant whose context subset fails", silent, nil, []Grant{{Grantee: role, Operations: []string{"Decrypt"}, ContextSubset: map[string]string{"i": "2"}}}, ImplicitDeny},
-		{"a grant whose exact context has more", silent, nil, []Grant{{Grantee: role, Operations: []string{"Decrypt"}, ContextEquals: map[string]string{"i": "1", "j": "2"}}}, ImplicitDeny},
+		{"a grant whose context subset holds", silent, nil, []Grant{{Grantee: role, Operations: []string{"Decrypt"}, ContextSubset: map[string]string{"i": "a"}}}, Allow},
+		{"a grant whose context subset fails", silent, nil, []Grant{{Grantee: role, Operations: []string{"Decrypt"}, ContextSubset: map[string]string{"i": "b"}}}, ImplicitDeny},
+		{"a grant constraint's key in another case", silent, nil, []Grant{{Grantee: role, Operations: []string{"Decrypt"}, ContextSubset: map[string]string{"I": "a"}}}, Allow},
+		{"a grant constraint's value in another case", silent, nil, []Grant{{Grantee: role, Operations: []string{"Decrypt"}, ContextEquals: map[string]string{"i": "A"}}}, ImplicitDeny},
+		{"a grant whose exact context has more", silent, nil, []Grant{{Grantee: role, Operations: []string{"Decrypt"}, ContextEquals: map[string]string{"i": "a", "j": "b"}}}, ImplicitDeny},
 		{"identity deny beats a grant", silent, []string{deny}, []Grant{{Grantee: role, Operations: []string{"Decrypt"}}}, ExplicitDeny},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

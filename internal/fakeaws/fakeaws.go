@@ -93,12 +93,25 @@ type Key struct {
 }
 
 // Grant gives Grantee the operations ("Decrypt", "GenerateDataKey"), optionally only for
-// requests whose encryption context equals ContextEquals or includes ContextSubset.
+// requests whose encryption context equals ContextEquals or includes ContextSubset. ID,
+// Name and Retiring are CreateGrant's (a grant a test sets up directly may leave them
+// empty: ListGrants then names it by its index).
 type Grant struct {
+	ID            string
+	Name          string
 	Grantee       string
+	Retiring      string
 	Operations    []string
 	ContextEquals map[string]string
 	ContextSubset map[string]string
+	// KMS is eventually consistent for grants (CreateGrant: "there might be a brief delay,
+	// usually less than five minutes, until the grant is available throughout KMS"; "to use
+	// the permissions in the grant immediately, use the GrantToken"). The world takes the
+	// slowest reading until World.SettleGrants: a Pending grant allows only a request that
+	// carries one of its Tokens, and a Removed (revoked or retired) one still allows.
+	Tokens  []string
+	Pending bool
+	Removed bool
 }
 
 // Document is an SSM document: its versions' content, oldest first (version n is
@@ -201,6 +214,7 @@ type World struct {
 	log     []Call
 	models  apimodel.Log // requests that broke their API model
 	nextCmd int
+	grants  int // grants CreateGrant made, for their ids
 }
 
 // TB is the part of testing.TB the world fails when a request broke its API model.

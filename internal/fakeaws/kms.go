@@ -1,6 +1,9 @@
 package fakeaws
 
 import (
+	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -9,13 +12,16 @@ import (
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 )
 
-// KMS, from the AWS KMS API Reference (DescribeKey, GetKeyPolicy, ListGrants,
-// GetKeyRotationStatus, GrantConstraints).
+// KMS, from the AWS KMS API Reference (DescribeKey, GetKeyPolicy, CreateGrant, ListGrants,
+// RevokeGrant, RetireGrant, GetKeyRotationStatus, GrantConstraints).
 func init() {
 	register("KMS", map[string]handler{
 		"DescribeKey":          (*World).describeKey,
 		"GetKeyPolicy":         (*World).getKeyPolicy,
+		"CreateGrant":          (*World).createGrant,
 		"ListGrants":           (*World).listGrants,
+		"RevokeGrant":          (*World).revokeGrant,
+		"RetireGrant":          (*World).retireGrant,
 		"GetKeyRotationStatus": (*World).getKeyRotationStatus,
 	})
 }
@@ -65,7 +71,11 @@ func (w *World) getKeyPolicy(params any) (any, error) {
 }
 
 // listGrants: Limit "must be between 1 and 100, inclusive" (default 50); the answer is
-// paged with Truncated and NextMarker.
+// paged with Truncated and NextMarker; GrantId "returns only the grant with the specified
+// grant ID", GranteePrincipal "only grants where the specified principal is the grantee
+// principal". A revoked or retired grant is gone from the list at once: the delay the
+// documentation describes is in the grant's effect (Grant), and no page says the list
+// lags.
 func (w *World) listGrants(params any) (any, error) {
 	in := params.(*kms.ListGrantsInput)
 	limit := int32(50)
@@ -79,28 +89,236 @@ func (w *World) listGrants(params any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	start := 0
-	if in.Marker != nil {
-		if start, err = strconv.Atoi(*in.Marker); err != nil || start > len(k.Grants) {
-			return nil, &kmstypes.InvalidMarkerException{Message: aws.String("invalid marker")}
+	var listed []kmstypes.GrantListEntry
+	for i, g := range k.Grants {
+		id := grantID(i, g)
+		if g.Removed || in.GrantId != nil && *in.GrantId != id || in.GranteePrincipal != nil && *in.GranteePrincipal != g.Grantee {
+			continue
 		}
-	}
-	out := &kms.ListGrantsOutput{}
-	for i := start; i < len(k.Grants) && i < start+int(limit); i++ {
-		g := k.Grants[i]
-		e := kmstypes.GrantListEntry{GranteePrincipal: aws.String(g.Grantee), KeyId: aws.String(k.ARN), GrantId: aws.String(strconv.Itoa(i))}
+		e := kmstypes.GrantListEntry{GranteePrincipal: aws.String(g.Grantee), KeyId: aws.String(k.ARN), GrantId: aws.String(id), IssuingAccount: aws.String(w.account())}
+		if g.Name != "" {
+			e.Name = aws.String(g.Name)
+		}
+		if g.Retiring != "" {
+			e.RetiringPrincipal = aws.String(g.Retiring)
+		}
 		for _, op := range g.Operations {
 			e.Operations = append(e.Operations, kmstypes.GrantOperation(op))
 		}
 		if g.ContextEquals != nil || g.ContextSubset != nil {
 			e.Constraints = &kmstypes.GrantConstraints{EncryptionContextEquals: g.ContextEquals, EncryptionContextSubset: g.ContextSubset}
 		}
-		out.Grants = append(out.Grants, e)
+		listed = append(listed, e)
 	}
-	if next := start + int(limit); next < len(k.Grants) {
+	start := 0
+	if in.Marker != nil {
+		if start, err = strconv.Atoi(*in.Marker); err != nil || start > len(listed) {
+			return nil, &kmstypes.InvalidMarkerException{Message: aws.String("invalid marker")}
+		}
+	}
+	out := &kms.ListGrantsOutput{Grants: listed[start:min(len(listed), start+int(limit))]}
+	if next := start + int(limit); next < len(listed) {
 		out.Truncated, out.NextMarker = true, aws.String(strconv.Itoa(next))
 	}
 	return out, nil
+}
+
+// grantID is the grant's id, or for one a test set up without an id, its index.
+func grantID(i int, g Grant) string {
+	if g.ID == "" {
+		return strconv.Itoa(i)
+	}
+	return g.ID
+}
+
+// MaxGrantsPerKey is KMS's resource quota "Grants per KMS key: 50,000" (Developer Guide,
+// "Resource quotas"); past it, "requests to create an additional resource of that type
+// generate an LimitExceededException".
+const MaxGrantsPerKey = 50000
+
+// symmetricGrantOperations are the grant operations a symmetric encryption key supports
+// (Developer Guide, "Grant operations"). Operations "must be supported on the KMS key. For
+// example, you cannot create a grant for a symmetric encryption KMS key that allows the
+// Sign operation"; every key of the world is a symmetric encryption key.
+var symmetricGrantOperations = []string{
+	"Decrypt", "Encrypt", "GenerateDataKey", "GenerateDataKeyWithoutPlaintext", "GenerateDataKeyPair",
+	"GenerateDataKeyPairWithoutPlaintext", "ReEncryptFrom", "ReEncryptTo", "CreateGrant", "RetireGrant", "DescribeKey",
+}
+
+// createGrant, by CreateGrant's documentation: Operations valid for the key; a constraint
+// of "up to 8 encryption context pairs", each value at most 384 characters; with Name, "you
+// can retry a CreateGrant request with identical parameters; if the grant already exists,
+// the original GrantId is returned", yet "the returned grant token is unique with every
+// CreateGrant request"; the grant is Pending until SettleGrants.
+func (w *World) createGrant(params any) (any, error) {
+	in := params.(*kms.CreateGrantInput)
+	if aws.ToBool(in.DryRun) {
+		return nil, &kmstypes.DryRunOperationException{Message: aws.String("The request would have succeeded, but the DryRun option is set.")}
+	}
+	k, err := w.usableKey(in.KeyId)
+	if err != nil {
+		return nil, err
+	}
+	for _, p := range []*string{in.GranteePrincipal, in.RetiringPrincipal} {
+		if p != nil && !strings.HasPrefix(*p, "arn:") {
+			return nil, &kmstypes.InvalidArnException{Message: aws.String(*p + " is not a valid ARN")}
+		}
+	}
+	g := Grant{Name: aws.ToString(in.Name), Grantee: aws.ToString(in.GranteePrincipal), Retiring: aws.ToString(in.RetiringPrincipal)}
+	for _, op := range in.Operations {
+		if !slices.Contains(symmetricGrantOperations, string(op)) {
+			return nil, invalid("ValidationException", "%s is not a valid grant operation for a symmetric encryption KMS key", op)
+		}
+		g.Operations = append(g.Operations, string(op))
+	}
+	slices.Sort(g.Operations)
+	g.Operations = slices.Compact(g.Operations)
+	if c := in.Constraints; c != nil {
+		for _, ec := range []map[string]string{c.EncryptionContextEquals, c.EncryptionContextSubset} {
+			if len(ec) > 8 {
+				return nil, invalid("ValidationException", "a grant constraint may hold up to 8 encryption context pairs, got %d", len(ec))
+			}
+			for name, v := range ec {
+				if len(v) > 384 {
+					return nil, invalid("ValidationException", "the value of encryption context key %s is over 384 characters", name)
+				}
+			}
+		}
+		g.ContextEquals, g.ContextSubset = c.EncryptionContextEquals, c.EncryptionContextSubset
+	}
+	live := 0
+	for i := range k.Grants {
+		old := &k.Grants[i]
+		if old.Removed {
+			continue
+		}
+		live++
+		if g.Name != "" && old.sameRequest(g) {
+			token := w.grantToken(old.ID)
+			old.Tokens = append(old.Tokens, token)
+			return &kms.CreateGrantOutput{GrantId: aws.String(old.ID), GrantToken: aws.String(token)}, nil
+		}
+	}
+	if live >= MaxGrantsPerKey {
+		return nil, &kmstypes.LimitExceededException{Message: aws.String(fmt.Sprintf("key %s has %d grants, the most a key may have", k.ARN, MaxGrantsPerKey))}
+	}
+	w.grants++
+	g.ID = fmt.Sprintf("%064x", w.grants)
+	g.Tokens, g.Pending = []string{w.grantToken(g.ID)}, true
+	k.Grants = append(k.Grants, g)
+	return &kms.CreateGrantOutput{GrantId: aws.String(g.ID), GrantToken: aws.String(g.Tokens[0])}, nil
+}
+
+// sameRequest: CreateGrant's parameters are identical (operations as a set).
+func (g Grant) sameRequest(o Grant) bool {
+	return g.Name == o.Name && g.Grantee == o.Grantee && g.Retiring == o.Retiring && slices.Equal(g.Operations, o.Operations) &&
+		maps.Equal(g.ContextEquals, o.ContextEquals) && maps.Equal(g.ContextSubset, o.ContextSubset)
+}
+
+// grantToken is a fresh token for grant id: every CreateGrant answer holds a new one.
+func (w *World) grantToken(id string) string {
+	w.grants++
+	return fmt.Sprintf("grant-token-%s-%d", id, w.grants)
+}
+
+// usableKey finds a key by key id or ARN (CreateGrant and RevokeGrant take no alias) in a
+// state that allows the operation ("Key states of KMS keys": a disabled key refuses
+// CreateGrant with DisabledException, a key pending deletion with KMSInvalidStateException).
+func (w *World) usableKey(id *string) (*Key, error) {
+	k, err := w.key(id, false)
+	switch {
+	case err != nil:
+		return nil, err
+	case k.State == string(kmstypes.KeyStateDisabled):
+		return nil, &kmstypes.DisabledException{Message: aws.String(k.ARN + " is disabled.")}
+	case k.State != string(kmstypes.KeyStateEnabled):
+		return nil, &kmstypes.KMSInvalidStateException{Message: aws.String(k.ARN + " is " + k.State)}
+	}
+	return k, nil
+}
+
+// revokeGrant: "Deletes the specified grant"; authorized by kms:RevokeGrant in a policy
+// (Authz), not by the grant.
+func (w *World) revokeGrant(params any) (any, error) {
+	in := params.(*kms.RevokeGrantInput)
+	if aws.ToBool(in.DryRun) {
+		return nil, &kmstypes.DryRunOperationException{Message: aws.String("The request would have succeeded, but the DryRun option is set.")}
+	}
+	k, err := w.key(in.KeyId, false)
+	if err != nil {
+		return nil, err
+	}
+	g := k.grant(aws.ToString(in.GrantId), "")
+	if g == nil {
+		return nil, &kmstypes.NotFoundException{Message: aws.String("Grant " + aws.ToString(in.GrantId) + " does not exist on " + k.ARN)}
+	}
+	g.Removed = true
+	return &kms.RevokeGrantOutput{}, nil
+}
+
+// retireGrant: the grant is named by its token, or by key and grant id; "This operation can
+// be called by the retiring principal for a grant, by the grantee principal if the grant
+// allows the RetireGrant operation, and by the Amazon Web Services account in which the
+// grant is created" (its root). The caller is the world's Caller.
+func (w *World) retireGrant(params any) (any, error) {
+	in := params.(*kms.RetireGrantInput)
+	if aws.ToBool(in.DryRun) {
+		return nil, &kmstypes.DryRunOperationException{Message: aws.String("The request would have succeeded, but the DryRun option is set.")}
+	}
+	var g *Grant
+	switch {
+	case in.GrantToken != nil:
+		for _, k := range w.Keys {
+			if g = k.grant("", *in.GrantToken); g != nil {
+				break
+			}
+		}
+	case in.KeyId != nil && in.GrantId != nil:
+		k, err := w.key(in.KeyId, false)
+		if err != nil {
+			return nil, err
+		}
+		g = k.grant(*in.GrantId, "")
+	default:
+		return nil, invalid("ValidationException", "RetireGrant needs a GrantToken, or a KeyId and a GrantId")
+	}
+	if g == nil {
+		return nil, &kmstypes.NotFoundException{Message: aws.String("the grant does not exist")}
+	}
+	root := fmt.Sprintf("arn:%s:iam::%s:root", w.partition(), w.account())
+	if w.Caller == "" || w.Caller != g.Retiring && w.Caller != root && (w.Caller != g.Grantee || !slices.Contains(g.Operations, "RetireGrant")) {
+		return nil, APIError("AccessDeniedException", fmt.Sprintf("%s may not retire grant %s", w.Caller, g.ID))
+	}
+	g.Removed = true
+	return &kms.RetireGrantOutput{}, nil
+}
+
+// grant finds a grant not yet removed, by id or by one of its tokens.
+func (k *Key) grant(id, token string) *Grant {
+	for i := range k.Grants {
+		g := &k.Grants[i]
+		if !g.Removed && (id != "" && grantID(i, *g) == id || token != "" && slices.Contains(g.Tokens, token)) {
+			return g
+		}
+	}
+	return nil
+}
+
+// SettleGrants ends KMS's eventual consistency for grants: created grants allow without
+// their token, revoked and retired ones no longer allow.
+func (w *World) SettleGrants() {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	for _, k := range w.Keys {
+		kept := k.Grants[:0]
+		for _, g := range k.Grants {
+			if !g.Removed {
+				g.Pending = false
+				kept = append(kept, g)
+			}
+		}
+		k.Grants = kept
+	}
 }
 
 // getKeyRotationStatus takes "the key ID or key ARN of the KMS key", not an alias.

@@ -31,6 +31,9 @@ type Config struct {
 	// InstanceAccess, with an instance role path, is what the binding check also wants of
 	// a role: the agent's download and the command's output (nil without a path).
 	InstanceAccess *contract.InstanceAccess
+	// LaunchRole is the function's own role, the retiring principal of its grants
+	// (kms-datakey).
+	LaunchRole string
 }
 
 var (
@@ -120,6 +123,9 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 			bad(contract.EnvAgentObjects, getenv(contract.EnvAgentObjects), err.Error()+" (with "+contract.EnvAgentLogs+")")
 		}
 		c.InstanceAccess = &a
+	}
+	if c.LaunchRole = getenv(contract.EnvLaunchRole); c.Agent.KeySource == contract.KeySourceKMSDataKey && !roleARN.MatchString(c.LaunchRole) {
+		bad(contract.EnvLaunchRole, c.LaunchRole, "want the launch function's role ARN: it retires the grants it makes")
 	}
 	if c.EventBus == "" {
 		c.EventBus = "default"

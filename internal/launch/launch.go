@@ -74,6 +74,7 @@ type SQS interface {
 type Ledger interface {
 	Record(ctx context.Context, launch ledger.Launch, e ledger.Entry) error
 	Terminated(ctx context.Context, instanceID string, at time.Time) (bool, error)
+	Revoked(ctx context.Context, instanceID string) (contract.Reason, error)
 }
 
 // Binder checks bindings (binding.Checker).
@@ -88,6 +89,7 @@ type Handler struct {
 	EC2       EC2
 	SSM       SSM
 	SQS       SQS
+	KMS       KMS
 	Events    alert.EventBridge
 	Binder    Binder
 	Documents Documents
@@ -125,7 +127,7 @@ const BindingTTL = 5 * time.Minute
 // New wires a handler to AWS through cfg (the Lambda's configuration, or a fake account's);
 // metric lines go to metrics.
 func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler {
-	ssmc := ssm.NewFromConfig(cfg)
+	ssmc, kmsc := ssm.NewFromConfig(cfg), kms.NewFromConfig(cfg)
 	trust := &document.Trust{SSM: ssmc, Name: c.DocumentName, Digest: c.DocumentDigest, KeyID: c.KeyARN, Secret: c.Agent.Secret, TTL: BindingTTL}
 	h := &Handler{
 		Config:    c,
@@ -133,7 +135,8 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 		SSM:       ssmc,
 		SQS:       sqs.NewFromConfig(cfg),
 		Events:    eventbridge.NewFromConfig(cfg),
-		Binder:    &binding.Checker{IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), TTL: BindingTTL},
+		KMS:       kmsc,
+		Binder:    &binding.Checker{IAM: iam.NewFromConfig(cfg), KMS: kmsc, TTL: BindingTTL},
 		Documents: trust,
 		History: &fleet.History{SSM: ssmc, DocumentName: c.DocumentName,
 			Judge: &fleet.Judge{KeyARN: c.KeyARN, KeySource: c.Agent.KeySource, Documents: trust}},
@@ -443,6 +446,8 @@ func (b *batch) run(ctx context.Context, byID map[string]*instance) {
 	candidates = b.withInstanceStore(ctx, candidates)
 	candidates = b.bound(ctx, candidates)
 	candidates = b.online(ctx, candidates)
+	candidates = b.notRevoked(ctx, candidates)
+	candidates = b.granted(ctx, candidates)
 	b.send(ctx, candidates)
 	// The ledger first: a decision it could not take is taken out of the tags (and
 	// retried), so no tag ever claims what the ledger lacks (docs/security.md, "A decision

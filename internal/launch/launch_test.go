@@ -455,7 +455,8 @@ func with(vars map[string]string, k, v string) map[string]string {
 }
 
 func TestLoadConfig(t *testing.T) {
-	good := map[string]string{contract.EnvKMSKeyARN: fakeaws.KeyARN, contract.EnvDocumentName: "storecrypt-apply", contract.EnvDocumentDigest: strings.Repeat("0", 64)}
+	good := map[string]string{contract.EnvKMSKeyARN: fakeaws.KeyARN, contract.EnvDocumentName: "storecrypt-apply", contract.EnvDocumentDigest: strings.Repeat("0", 64),
+		contract.EnvLaunchRole: deployment.LaunchRole("aws")}
 	for _, tc := range []struct {
 		name string
 		edit map[string]string
@@ -476,6 +477,8 @@ func TestLoadConfig(t *testing.T) {
 		{"instance access policy not a policy's ARN", with(access, contract.EnvInstanceAccessPolicy, "arn:aws:iam::111122223333:role/storecrypt/x"), "want an IAM policy ARN"},
 		{"instance access without the agents", with(access, contract.EnvAgentObjects, ""), contract.EnvAgentObjects},
 		{"instance access without the agent log group", with(access, contract.EnvAgentLogs, ""), "no agent log group"},
+		{"kms-datakey without the launch role", map[string]string{contract.EnvLaunchRole: ""}, contract.EnvLaunchRole},
+		{"s3-kms without the launch role", map[string]string{contract.EnvLaunchRole: "", contract.EnvKeySource: contract.KeySourceS3KMS, contract.EnvSecret: "s3://secrets/seed"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			vars := maps(good)

@@ -21,6 +21,8 @@ type SweepResult struct {
 	Running  int      `json:"running"`
 	InScope  int      `json:"in_scope"`
 	Enqueued []string `json:"enqueued"`
+	// Granted are the running instances given the grant they lacked (grantMissing).
+	Granted []string `json:"granted,omitempty"`
 }
 
 // Sweep finds running, in-scope instances that need a command (due): no status for their
@@ -44,6 +46,7 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 	if err := h.instanceStore().Learn(ctx, instanceTypes(running)); err != nil {
 		return res, err
 	}
+	var settled []*instance // in scope, not queued: the launch path will not grant them
 	for _, inst := range running {
 		id := inst.id
 		in, err := h.inScope(ctx, inst)
@@ -67,8 +70,11 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 		// the launch path records SSM's outcome.
 		if due || inst.unrecorded() {
 			res.Enqueued = append(res.Enqueued, id)
+		} else {
+			settled = append(settled, inst)
 		}
 	}
+	res.Granted = h.grantMissing(ctx, settled)
 	at := now.UTC()
 	for chunk := range slices.Chunk(res.Enqueued, maxSQSBatch) {
 		entries := make([]sqstypes.SendMessageBatchRequestEntry, len(chunk))
@@ -83,6 +89,6 @@ func (h *Handler) Sweep(ctx context.Context) (SweepResult, error) {
 			return res, fmt.Errorf("queueing instances: %d of %d entries failed (%s)", len(out.Failed), len(entries), aws.ToString(out.Failed[0].Message))
 		}
 	}
-	h.Log.Info("sweep done", "running", res.Running, "in_scope", res.InScope, "enqueued", len(res.Enqueued))
+	h.Log.Info("sweep done", "running", res.Running, "in_scope", res.InScope, "enqueued", len(res.Enqueued), "granted", len(res.Granted))
 	return res, nil
 }

@@ -274,6 +274,33 @@ func (l *Ledger) Terminated(ctx context.Context, instanceID string, at time.Time
 	return true, nil
 }
 
+// Revoked says whether any launch item of the instance holds contract.LedgerShreddedAt
+// (contract.ReasonShredded, which wins: it cannot be undone) or contract.LedgerRevokedAt
+// (contract.ReasonRevoked); "" when none does.
+func (l *Ledger) Revoked(ctx context.Context, instanceID string) (contract.Reason, error) {
+	p := dynamodb.NewQueryPaginator(l.DB, &dynamodb.QueryInput{
+		TableName:                 aws.String(l.Table),
+		KeyConditionExpression:    aws.String(AttrInstance + " = :id"),
+		FilterExpression:          aws.String("attribute_exists(" + contract.LedgerRevokedAt + ") OR attribute_exists(" + contract.LedgerShreddedAt + ")"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":id": &ddbtypes.AttributeValueMemberS{Value: instanceID}},
+		ProjectionExpression:      aws.String(contract.LedgerRevokedAt + ", " + contract.LedgerShreddedAt),
+	})
+	var why contract.Reason
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return "", fmt.Errorf("ledger %s: reading whether %s is revoked: %w", l.Table, instanceID, err)
+		}
+		for _, item := range page.Items {
+			if _, ok := item[contract.LedgerShreddedAt]; ok {
+				return contract.ReasonShredded, nil
+			}
+			why = contract.ReasonRevoked
+		}
+	}
+	return why, nil
+}
+
 func key(instanceID string, launch time.Time) map[string]ddbtypes.AttributeValue {
 	return map[string]ddbtypes.AttributeValue{
 		AttrInstance:   &ddbtypes.AttributeValueMemberS{Value: instanceID},

@@ -41,13 +41,13 @@ func (r matrixRow) request() fakeaws.AuthzRequest {
 
 // ours is the project's own verdict: the SCP's deny, then the deployment's rule (the key
 // policy with the identity policies for a call on the key; the identity policies for
-// anything else).
+// anything else), by the policies alone, without grants, as iam-simulate reads them.
 func (r matrixRow) ours(t *testing.T, d *deployment) iamsim.Verdict {
 	t.Helper()
 	if len(r.scps) > 0 && denied(t, r.scps, r.request()) {
 		return iamsim.ExplicitlyDenied
 	}
-	got, err := d.decide(component{policies: r.identity}, r.request())
+	got, err := d.decideWith(component{policies: r.identity}, r.request(), nil)
 	if err != nil {
 		t.Fatalf("%s: %v", r.name, err)
 	}
@@ -204,7 +204,9 @@ func (d *deployment) matrix(scps []string) []matrixRow {
 	}
 	rows := []matrixRow{
 		key("instance A, its own volume, GenerateDataKey", onA, "kms:GenerateDataKey", own, instancePolicies, iamsim.Allowed),
-		key("instance A, its own volume, Decrypt", onA, "kms:Decrypt", own, instancePolicies, iamsim.Allowed),
+		// Decrypt is not standing: only the launch function's grant for A allows it
+		// (TestInstanceDecryptThroughItsGrant), which iam-simulate does not model.
+		key("instance A, its own volume, Decrypt, by policy alone", onA, "kms:Decrypt", own, instancePolicies, iamsim.ImplicitlyDenied),
 		key("instance A, B's volume, Decrypt", onA, "kms:Decrypt", another, instancePolicies, iamsim.ExplicitlyDenied),
 		key("instance A, B's volume, GenerateDataKey", onA, "kms:GenerateDataKey", another, instancePolicies, iamsim.ExplicitlyDenied),
 		key("instance B, A's volume, with kms:* in IAM", onB, "kms:Decrypt", own, broad, iamsim.ExplicitlyDenied),
@@ -226,6 +228,37 @@ func (d *deployment) matrix(scps []string) []matrixRow {
 		key("instance A with kms:* in IAM, GenerateDataKeyWithoutPlaintext", onA, "kms:GenerateDataKeyWithoutPlaintext", own, broad, iamsim.ExplicitlyDenied),
 		key("instance A with kms:* in IAM, CreateGrant on its own context", caller{d.instanceRole, keyUserInstance, grant}, "kms:CreateGrant", own, broad, iamsim.ExplicitlyDenied),
 	}
+	// Who may grant an instance its Decrypt: the launch function alone, in one shape.
+	launch := d.policies[d.launchRole]
+	ownInstance := map[string]string{contract.ContextInstanceARN: d.instanceARN(keyUserInstance)}
+	grantOf := func(by, grantee string, ops []string, constrained bool, more map[string][]string) caller {
+		keys := map[string][]string{"kms:GrantOperations": ops, "kms:GranteePrincipal": {grantee}, "kms:RetiringPrincipal": {d.launchRole}}
+		if ops == nil {
+			delete(keys, "kms:GrantOperations")
+		}
+		if constrained {
+			keys["kms:GrantConstraintType"] = []string{"EncryptionContextSubset"}
+		}
+		maps.Copy(keys, more)
+		return caller{by, "", keys}
+	}
+	decrypt := []string{"Decrypt"}
+	rows = append(rows,
+		key("the launch function grants instance A's role Decrypt under A's context", grantOf(d.launchRole, d.instanceRole, decrypt, true, nil), "kms:CreateGrant", ownInstance, launch, iamsim.Allowed),
+		key("the launch function grants another role", grantOf(d.launchRole, app, decrypt, true, nil), "kms:CreateGrant", ownInstance, launch, iamsim.ImplicitlyDenied),
+		key("the launch function grants another operation too", grantOf(d.launchRole, d.instanceRole, []string{"Decrypt", "Encrypt"}, true, nil), "kms:CreateGrant", ownInstance, launch, iamsim.ImplicitlyDenied),
+		key("the launch function grants without the constraint", grantOf(d.launchRole, d.instanceRole, decrypt, false, nil), "kms:CreateGrant", nil, launch, iamsim.ImplicitlyDenied),
+		key("the launch function grants no operation", grantOf(d.launchRole, d.instanceRole, nil, true, nil), "kms:CreateGrant", ownInstance, launch, iamsim.ImplicitlyDenied),
+		key("the launch function grants with an exact-context constraint", grantOf(d.launchRole, d.instanceRole, decrypt, true,
+			map[string][]string{"kms:GrantConstraintType": {"EncryptionContextEquals"}}), "kms:CreateGrant", ownInstance, launch, iamsim.ImplicitlyDenied),
+		key("the account admin grants itself GenerateDataKey under A's context", grantOf(admin, admin, []string{"GenerateDataKey"}, true, nil), "kms:CreateGrant", ownInstance, everything, iamsim.ExplicitlyDenied),
+		key("the launch function grants under another context key", grantOf(d.launchRole, d.instanceRole, decrypt, true, nil), "kms:CreateGrant", map[string]string{contract.ContextVolume: "uuid-1"}, launch, iamsim.ImplicitlyDenied),
+		key("the operator grants instance A's role Decrypt under A's context", grantOf(operator, d.instanceRole, decrypt, true, nil), "kms:CreateGrant", ownInstance, []string{d.operatorPolicy}, iamsim.ExplicitlyDenied),
+		key("the account admin grants instance A's role Decrypt, unconstrained", grantOf(admin, d.instanceRole, decrypt, false, nil), "kms:CreateGrant", nil, everything, iamsim.ExplicitlyDenied),
+		key("the account admin grants itself Decrypt under A's context", grantOf(admin, admin, decrypt, true, nil), "kms:CreateGrant", ownInstance, everything, iamsim.ExplicitlyDenied),
+		key("an AWS service grants for its own resource (the ledger table's)", grantOf(admin, admin, decrypt, false, map[string][]string{"kms:GrantIsForAWSResource": {"true"}}),
+			"kms:CreateGrant", nil, everything, iamsim.Allowed),
+	)
 
 	document := fmt.Sprintf("arn:%s:ssm:%s:%s:document/%s", d.Env.Partition, d.Env.Region, d.Env.Account, d.documentName)
 	for _, tc := range []struct {
@@ -345,7 +378,7 @@ func (d *deployment) instanceRolePathRows(named bool) []matrixRow {
 	}
 	return []matrixRow{
 		row("a team's role under the path, its own instance, GenerateDataKey", team, keyUserInstance, "kms:GenerateDataKey", own, core, iamsim.Allowed),
-		row("a team's role under the path, its own instance, Decrypt", team, keyUserInstance, "kms:Decrypt", own, core, iamsim.Allowed),
+		row("a team's role under the path, its own instance, Decrypt, by policy alone (its grant allows it)", team, keyUserInstance, "kms:Decrypt", own, core, iamsim.ImplicitlyDenied),
 		row("a team's role under the path, another instance's volume", team, keyUserInstance, "kms:Decrypt", another, core, iamsim.ExplicitlyDenied),
 		row("a team's role under the path, on another instance, A's volume, kms:* in IAM", team, other, "kms:Decrypt", own, broad, iamsim.ExplicitlyDenied),
 		row("a team's role under the path assumed by a person (no instance)", team, "", "kms:Decrypt", own, broad, iamsim.ExplicitlyDenied),
@@ -357,13 +390,15 @@ func (d *deployment) instanceRolePathRows(named bool) []matrixRow {
 }
 
 // kmsContext is a caller's condition keys with the ones KMS sets for an encryption context.
-// networkRows are networkCases as rows of the matrix: instance A's Decrypt of its own
-// volume with its role's policies, sent over each network.
+// networkRows are networkCases as rows of the matrix: instance A's GenerateDataKey for its
+// own volume with its role's policies, sent over each network. (Its Decrypt goes through
+// its grant, which iam-simulate does not model; TestKeyOnlyFromTheInstanceNetwork judges
+// both with the grant.)
 func (d *deployment) networkRows() []matrixRow {
 	var rows []matrixRow
 	for _, c := range d.networkCases() {
 		rows = append(rows, matrixRow{name: c.name, principal: d.instanceRole, session: d.sessionOf(d.instanceRole, keyUserInstance),
-			action: "kms:Decrypt", resource: d.keyARN, context: c.ctx, identity: d.policies[d.instanceRole], want: verdicts[c.bound]})
+			action: "kms:GenerateDataKey", resource: d.keyARN, context: c.ctx, identity: d.policies[d.instanceRole], want: verdicts[c.bound]})
 	}
 	return rows
 }

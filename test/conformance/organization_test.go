@@ -146,8 +146,9 @@ func TestTeamsRolesAcrossAnOrganization(t *testing.T) {
 			ec := contract.EncryptionContext(victim.d.instanceARN(victim.instance), "uuid-1")
 			for _, key := range []*deployment{victim.d, tm.d} {
 				for _, action := range binding.Actions(contract.KeySourceKMSDataKey) {
-					got, err := fakeaws.KMSDecision(key.keyPolicy, nil, nil, fakeaws.AuthzRequest{Principal: tm.role, Session: tm.d.sessionOf(tm.role, tm.instance),
-						Action: action, Resource: key.keyARN, Context: kmsContext(tm.on(), ec)})
+					req := fakeaws.AuthzRequest{Principal: tm.role, Session: tm.d.sessionOf(tm.role, tm.instance),
+						Action: action, Resource: key.keyARN, Context: kmsContext(tm.on(), ec)}
+					got, err := fakeaws.KMSDecision(key.keyPolicy, nil, key.launchGrant(req), req)
 					if err != nil {
 						t.Fatal(err)
 					}

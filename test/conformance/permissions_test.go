@@ -103,8 +103,13 @@ func (d *deployment) operator(t *testing.T) component {
 // policy, then identity policies where it delegates); anything else by the identity
 // policies, with the secret bucket's policy able to deny.
 func (d *deployment) decide(c component, r fakeaws.AuthzRequest) (fakeaws.Decision, error) {
+	return d.decideWith(c, r, d.launchGrant(r))
+}
+
+// decideWith is decide with the key's grants given: none judges by the policies alone.
+func (d *deployment) decideWith(c component, r fakeaws.AuthzRequest, grants []fakeaws.Grant) (fakeaws.Decision, error) {
 	if d.onKey(r) {
-		return fakeaws.KMSDecision(d.keyPolicy, c.policies, nil, r)
+		return fakeaws.KMSDecision(d.keyPolicy, c.policies, grants, r)
 	}
 	decision := fakeaws.ImplicitDeny
 	for _, p := range c.policies {
@@ -122,6 +127,19 @@ func (d *deployment) decide(c component, r fakeaws.AuthzRequest) (fakeaws.Decisi
 		}
 	}
 	return decision, nil
+}
+
+// launchGrant is the grant the launch function has made, with kms-datakey, for the
+// instance whose role session makes r: Decrypt for its role under its own instance's
+// context (internal/launch's TestGrants holds the function to this shape). The policy
+// tests judge an instance's use of the key with its grant in place, as on an instance the
+// launch function has seen; TestInstanceDecryptThroughItsGrant judges the grant itself.
+func (d *deployment) launchGrant(r fakeaws.AuthzRequest) []fakeaws.Grant {
+	arn, ok := r.Context["ec2:SourceInstanceARN"]
+	if d.source != contract.KeySourceKMSDataKey || !ok || len(arn) != 1 {
+		return nil
+	}
+	return []fakeaws.Grant{{Grantee: r.Principal, Operations: []string{"Decrypt"}, ContextSubset: map[string]string{contract.ContextInstanceARN: arn[0]}}}
 }
 
 // onKey says whether a request is a KMS call on the stack's key, which KMS authorizes by
@@ -345,11 +363,11 @@ func TestKeyBindsEachVolumeToItsInstance(t *testing.T) {
 					[]string{"kms:PutKeyPolicy", "kms:DescribeKey", "kms:GetKeyPolicy", "kms:ScheduleKeyDeletion"}, fakeaws.Allow},
 				{"no context", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole], nil, dataKeys, fakeaws.ImplicitDeny},
 				{"the instance only", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
-					map[string]string{contract.ContextInstanceARN: own}, dataKeys, fakeaws.ImplicitDeny},
+					map[string]string{contract.ContextInstanceARN: own}, dataKeys, fakeaws.ExplicitDeny},
 				{"the volume only: names no instance", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
 					map[string]string{contract.ContextVolume: "uuid-1"}, dataKeys, fakeaws.ExplicitDeny},
 				{"one more key", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
-					map[string]string{contract.ContextInstanceARN: own, contract.ContextVolume: "uuid-1", "app": "x"}, dataKeys, fakeaws.ImplicitDeny},
+					map[string]string{contract.ContextInstanceARN: own, contract.ContextVolume: "uuid-1", "app": "x"}, dataKeys, fakeaws.ExplicitDeny},
 				{"its own instance naming another", d.instanceRole, onInstance(keyUserInstance), d.policies[d.instanceRole],
 					contract.EncryptionContext(another, "uuid-1"), dataKeys, fakeaws.ExplicitDeny},
 			} {
@@ -370,8 +388,8 @@ func (d *deployment) judgeKey(t *testing.T, name, principal string, identity []s
 	}
 	for reading, keyPolicy := range policies {
 		for _, action := range actions {
-			got, err := fakeaws.KMSDecision(keyPolicy, identity, nil,
-				fakeaws.AuthzRequest{Principal: principal, Action: action, Resource: d.keyARN, Context: ctx})
+			req := fakeaws.AuthzRequest{Principal: principal, Action: action, Resource: d.keyARN, Context: ctx}
+			got, err := fakeaws.KMSDecision(keyPolicy, identity, d.launchGrant(req), req)
 			if err != nil {
 				t.Fatal(err)
 			}

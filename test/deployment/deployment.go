@@ -65,9 +65,16 @@ func Into(w *fakeaws.World, keyARN string) (Deployment, error) {
 			contract.EnvDocumentName:   contract.DocumentName,
 			contract.EnvDocumentDigest: digest,
 			contract.EnvInstanceRoles:  names.KeyUser,
+			contract.EnvLaunchRole:     LaunchRole(partition(keyARN)),
 			contract.EnvQueueURL:       "https://sqs." + region(keyARN) + ".amazonaws.com/" + fakeaws.Account + "/storecrypt-launch",
 		},
 	}, nil
+}
+
+// LaunchRole is the launch function's role in the standard account of partition: the
+// retiring principal of its grants.
+func LaunchRole(partition string) string {
+	return "arn:" + partition + ":iam::" + fakeaws.Account + ":role" + contract.FunctionRolePath + "storecrypt-launch"
 }
 
 func partition(arn string) string { return strings.Split(arn, ":")[1] }
