@@ -31,6 +31,7 @@ func TestUnderRIE(t *testing.T) {
 		contract.EnvKMSKeyARN + "=arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555",
 		contract.EnvDocumentName + "=storecrypt-apply",
 		contract.EnvDocumentDigest + "=" + strings.Repeat("0", 64),
+		contract.EnvLaunchRole + "=arn:aws:iam::111122223333:role" + contract.FunctionRolePath + "storecrypt-launch",
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
 	}
 

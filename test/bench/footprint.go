@@ -14,6 +14,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/test/deployment"
 	"github.com/storecrypt/storecrypt/test/rie"
 )
 
@@ -51,6 +52,7 @@ func MeasureFootprint(ctx context.Context, dir, buildDir string, samples int) (F
 		contract.EnvDocumentName + "=" + contract.DocumentName,
 		contract.EnvDocumentDigest + "=" + strings.Repeat("ab", 32),
 		contract.EnvInstanceRoles + "=arn:aws:iam::111122223333:role/storecrypt-instance",
+		contract.EnvLaunchRole + "=" + deployment.LaunchRole("aws"),
 		contract.EnvQueueURL + "=https://sqs.us-east-1.amazonaws.com/111122223333/storecrypt-launch",
 		contract.EnvLedgerTable + "=storecrypt-ledger",
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench",
