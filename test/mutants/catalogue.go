@@ -201,11 +201,11 @@ var Catalogue = []Mutant{
 	{
 		Row:  "The denies lock the account out of its key",
 		File: keyFile,
-		Find: `		conditions["ForAnyValue:StringLike"] = map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"}
+		Find: `	conditions["ForAnyValue:StringLike"] = map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"}
 `,
-		Replace: `		if sid != "StoreCryptOnlyFromAnInstance" {
-			conditions["ForAnyValue:StringLike"] = map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"}
-		}
+		Replace: `	if sid != "StoreCryptOnlyFromAnInstance" {
+		conditions["ForAnyValue:StringLike"] = map[string]any{"kms:EncryptionContextKeys": "storecrypt:*"}
+	}
 `,
 		Pkg: conformPkg, Run: "^TestKeyBindsEachVolumeToItsInstance$",
 	},
@@ -764,6 +764,27 @@ var Catalogue = []Mutant{
 		Find:    "### AlarmDocumentDrift\n",
 		Replace: "### DocumentDrift\n",
 		Pkg:     conformPkg, Run: "^TestRunbookCoversEveryAlarm$",
+	},
+	{
+		Row:     "A revoked instance (or whoever owns it) reopens its volume after a reboot, a stop and start, a rerun or the launch function's next look at it",
+		File:    keyFile,
+		Find:    "\treturn []keyUse{{\"StoreCryptOwnVolumes\", []string{\"kms:GenerateDataKey\"}, map[string]any{",
+		Replace: "\treturn []keyUse{{\"StoreCryptOwnVolumes\", []string{\"kms:GenerateDataKey\", \"kms:Decrypt\"}, map[string]any{",
+		Pkg:     conformPkg, Run: "^TestInstanceDecryptThroughItsGrant$",
+	},
+	{
+		Row:     "A revoked instance (or whoever owns it) reopens its volume after a reboot, a stop and start, a rerun or the launch function's next look at it",
+		File:    "internal/launch/launch.go",
+		Find:    "\tcandidates = b.notRevoked(ctx, candidates)\n",
+		Replace: "",
+		Pkg:     "internal/launch", Run: "^TestGrants$",
+	},
+	{
+		Row:     "Someone grants themselves, or a revoked instance's role, access to volume keys through a KMS grant",
+		File:    keyFile,
+		Find:    "\"ArnNotEquals\": notLaunch, \"ForAnyValue:StringEquals\": map[string]any{\"kms:GrantOperations\": \"Decrypt\"},",
+		Replace: "\"ArnNotEquals\": notLaunch, \"ForAnyValue:StringEquals\": map[string]any{\"kms:GrantOperations\": \"Sign\"},",
+		Pkg:     conformPkg, Run: "^TestIAMMatrix$",
 	},
 	{
 		Row:     "One email subscription per account and region",
