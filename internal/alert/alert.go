@@ -1,7 +1,9 @@
 // Package alert sends the events storecrypt raises when a person must act (an instance
-// blocked, failed or opted out; the document drifted) to EventBridge, where the stack's
-// alerting rules match them. The launch and result functions send through it, so every
-// alert has one shape.
+// blocked, failed or opted out; the document drifted) to the account's default
+// EventBridge bus. The stack routes none of them: a team matches them with a rule of its
+// own (docs/operations.md, "Events"), and the alarms count the same outcomes from the
+// functions' metrics. The launch and result functions send through it, so every alert
+// has one shape.
 package alert
 
 import (
