@@ -18,15 +18,18 @@ const (
 )
 
 // Parameters of the revocation documents. Every one takes RevokeReasonParameter (the
-// agent's --reason); the shred document also takes ShredConfirmParameter, the target's
+// agent's --reason) and RevokeByParameter (its --by: the caller's ARN); the shred document also takes ShredConfirmParameter, the target's
 // instance id, which becomes the agent's --confirm: SendCommand sends shred to one
 // instance per call, so the id typed by the responder reaches only that instance.
 const (
 	RevokeReasonParameter = "Reason"
+	RevokeByParameter     = "By"
 	ShredConfirmParameter = "InstanceId"
 	// PatternRevokeReason keeps the reason to one printable line that no shell or
 	// document interpolation can break out of.
 	PatternRevokeReason = `^[A-Za-z0-9 ._:/,()#@+=-]{1,256}$`
+	// PatternRevokeBy is an IAM or STS ARN's alphabet.
+	PatternRevokeBy = `^[A-Za-z0-9:/_+=,.@-]{1,512}$`
 )
 
 // Stack outputs naming the deployed revocation documents.
