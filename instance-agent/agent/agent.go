@@ -288,10 +288,16 @@ func (r *run) namedDevices() ([]discover.Disk, error) {
 	return disks, nil
 }
 
-// tools names each program the agent runs and the package that brings it.
-var toolPackages = map[string]string{
-	"cryptsetup": "cryptsetup", "blkid": "util-linux", "mount": "util-linux", "mdadm": "mdadm",
-	"mkfs.ext4": "e2fsprogs", "mkfs.xfs": "xfsprogs",
+// packages names the package that brings a program on each family of distributions:
+// dnf's (Amazon Linux, RHEL) and apt's (Ubuntu, Debian), where their names differ.
+type packages struct{ dnf, apt string }
+
+// toolPackages names each program the agent runs and the packages that bring it.
+var toolPackages = map[string]packages{
+	"cryptsetup": {"cryptsetup", "cryptsetup"}, "blkid": {"util-linux", "util-linux"},
+	"mount": {"util-linux", "mount"}, "umount": {"util-linux", "mount"}, "mdadm": {"mdadm", "mdadm"},
+	"mkfs.ext4": {"e2fsprogs", "e2fsprogs"}, "mkfs.xfs": {"xfsprogs", "xfsprogs"},
+	"dmsetup": {"device-mapper", "dmsetup"},
 }
 
 func (r *run) checkTools(disks int) error {

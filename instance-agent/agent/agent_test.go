@@ -538,6 +538,32 @@ func TestMissingTools(t *testing.T) {
 	}
 }
 
+// TestMissingToolPackages: every program the agent looks for is named with the package
+// that brings it on each family, where the names differ (dmsetup, which shred needs).
+func TestMissingToolPackages(t *testing.T) {
+	for _, tc := range []struct {
+		tools    []string
+		dnf, apt string
+	}{
+		{[]string{"dmsetup", "umount"}, "dnf install -y device-mapper util-linux`", "apt-get install -y dmsetup mount`"},
+		{[]string{"dmsetup", "umount", "mdadm"}, "dnf install -y device-mapper util-linux mdadm`", "apt-get install -y dmsetup mount mdadm`"},
+		{[]string{"cryptsetup", "blkid", "mount"}, "dnf install -y cryptsetup util-linux`", "apt-get install -y cryptsetup util-linux mount`"},
+		{[]string{"mkfs.ext4", "mkfs.xfs"}, "dnf install -y e2fsprogs xfsprogs`", "apt-get install -y e2fsprogs xfsprogs`"},
+	} {
+		msg := (&MissingToolError{Tools: tc.tools}).Error()
+		for _, want := range []string{tc.dnf, tc.apt} {
+			if !strings.Contains(msg, want) {
+				t.Errorf("tools %v: got %q, want it to say %q", tc.tools, msg, want)
+			}
+		}
+	}
+	for tool, p := range toolPackages {
+		if p.dnf == "" || p.apt == "" {
+			t.Errorf("%s: got packages %+v, want one for dnf and one for apt", tool, p)
+		}
+	}
+}
+
 func TestNoDevices(t *testing.T) {
 	root := t.TempDir()
 	sysfs(t, root, merge(map[string]string{"sys/block/": ""}))

@@ -3,6 +3,7 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
@@ -25,16 +26,18 @@ func (e *MissingToolError) Error() string {
 	if e.Detail != "" {
 		return e.Detail
 	}
-	pkgs := map[string]bool{}
-	var list []string
+	var dnf, apt []string
 	for _, t := range e.Tools {
-		if p := toolPackages[t]; !pkgs[p] {
-			pkgs[p] = true
-			list = append(list, p)
+		p := toolPackages[t]
+		if !slices.Contains(dnf, p.dnf) {
+			dnf = append(dnf, p.dnf)
+		}
+		if !slices.Contains(apt, p.apt) {
+			apt = append(apt, p.apt)
 		}
 	}
 	return fmt.Sprintf("missing %s: install with `dnf install -y %s` (Amazon Linux, RHEL) or `apt-get install -y %s` (Ubuntu, Debian)",
-		strings.Join(e.Tools, ", "), strings.Join(list, " "), strings.Join(list, " "))
+		strings.Join(e.Tools, ", "), strings.Join(dnf, " "), strings.Join(apt, " "))
 }
 
 // ExitCodeOf maps a run's error to the process status.
