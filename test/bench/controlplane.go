@@ -55,14 +55,17 @@ var Rates = map[string]Rate{
 	"SSM.SendCommand":                 {20, 10},
 	"IAM.GetInstanceProfile":          {20, 10},
 	"IAM.SimulatePrincipalPolicy":     {10, 5},
-	"KMS.DescribeKey":                 {100, 50},
-	"KMS.GetKeyPolicy":                {100, 50},
-	"KMS.ListGrants":                  {100, 50},
-	// One per instance the launch function commands (kms-datakey): KMS's "Request quotas"
-	// page lists CreateGrant with a default of 50 requests per second, its own quota, not
-	// the cryptographic operations' shared one (the figure as recalled: the table row was
-	// not in the reference store on 2026-12-07; a real account's Service Quotas says).
+	// KMS's figures are its "Request quotas" page's defaults (requests per second; each
+	// operation its own quota, the cryptographic ones aside), quoted in
+	// docs/aws-fidelity.md; KMS names no burst, so a second's worth is the bucket.
+	"KMS.DescribeKey":  {2000, 2000},
+	"KMS.GetKeyPolicy": {1000, 1000},
+	"KMS.ListGrants":   {100, 100},
+	// One per instance the launch function commands (kms-datakey).
 	"KMS.CreateGrant": {50, 50},
+	"KMS.RevokeGrant": {50, 50},
+	"KMS.RetireGrant": {50, 50},
+	"KMS.TagResource": {10, 10},
 }
 
 // latency is what one call costs in simulated time.
