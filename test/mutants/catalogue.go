@@ -766,6 +766,27 @@ var Catalogue = []Mutant{
 		Pkg:     conformPkg, Run: "^TestRunbookCoversEveryAlarm$",
 	},
 	{
+		Row:     "An alarm, event or finding reaches on-call with no runbook, or the runbook describes one the stack no longer makes, so the exception is dismissed or handled wrongly",
+		File:    "docs/operations.md",
+		Find:    "### storecrypt Instance Shredded\n",
+		Replace: "### storecrypt Instance Erased\n",
+		Pkg:     conformPkg, Run: "^TestRunbookCoversEveryEvent$",
+	},
+	{
+		Row:     "An alarm, event or finding reaches on-call with no runbook, or the runbook describes one the stack no longer makes, so the exception is dismissed or handled wrongly",
+		File:    "docs/operations.md",
+		Find:    "### Instance store access revoked\n",
+		Replace: "### Instance store revoked\n",
+		Pkg:     conformPkg, Run: "^TestRunbookCoversEveryFinding$",
+	},
+	{
+		Row:     "An alarm, event or finding reaches on-call with no runbook, or the runbook describes one the stack no longer makes, so the exception is dismissed or handled wrongly",
+		File:    "docs/operations.md",
+		Find:    "| `revoked` | a responder revoked",
+		Replace: "| revoked | a responder revoked",
+		Pkg:     conformPkg, Run: "^TestRunbookCoversEveryStatus$",
+	},
+	{
 		Row:     "A revoked instance (or whoever owns it) reopens its volume after a reboot, a stop and start, a rerun or the launch function's next look at it",
 		File:    keyFile,
 		Find:    "\treturn []keyUse{{\"StoreCryptOwnVolumes\", []string{\"kms:GenerateDataKey\"}, map[string]any{",
