@@ -32,7 +32,11 @@ type Report struct {
 	TimeToEncrypted Percentiles   `json:"time_to_encrypted_seconds"`
 	Daily           []Coverage    `json:"daily"` // by the day of launch
 	Exceptions      []ledger.Item `json:"exceptions"`
-	Launches        []ledger.Item `json:"launches"`
+	// Revoked are the launches a responder revoked or shredded, with who, when and why.
+	// They count as encrypted when they were: cutting an instance off its data is a
+	// control acting, not one missing.
+	Revoked  []ledger.Item `json:"revoked"`
+	Launches []ledger.Item `json:"launches"`
 }
 
 // Key is the stack's key as KMS describes it when the report is made.
@@ -68,7 +72,7 @@ func Build(items, running []ledger.Item, since, until, now time.Time, key Key) R
 }
 
 func build(items, running []ledger.Item, since, until, now time.Time) Report {
-	r := Report{Since: since.UTC(), Until: until.UTC(), Generated: now.UTC(), Exceptions: []ledger.Item{}, Launches: []ledger.Item{}}
+	r := Report{Since: since.UTC(), Until: until.UTC(), Generated: now.UTC(), Exceptions: []ledger.Item{}, Revoked: []ledger.Item{}, Launches: []ledger.Item{}}
 	for _, it := range running {
 		it.Status = NoRecord
 		if it.Entries == nil {
@@ -83,6 +87,9 @@ func build(items, running []ledger.Item, since, until, now time.Time) Report {
 	var seconds []float64
 	for _, it := range items {
 		r.Launches = append(r.Launches, it)
+		if it.RevokedAt != "" || it.ShreddedAt != "" {
+			r.Revoked = append(r.Revoked, it)
+		}
 		if !counted(it) {
 			continue
 		}

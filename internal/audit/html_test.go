@@ -24,7 +24,8 @@ func TestHTML(t *testing.T) {
 	if err := audit.Build(items, running, since, until, now, key).HTML(&b); err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{"44.4%", "i-00000000000000005", "not-key-user", "no-record", "rotation", "<svg", "How to verify a record"} {
+	for _, want := range []string{"54.5%", "i-00000000000000005", "not-key-user", "no-record", "rotation", "<svg", "How to verify a record",
+		"Revoked and shredded", "INC-42 host compromised", "assumed-role/responder/alice"} {
 		if !strings.Contains(b.String(), want) {
 			t.Errorf("the page lacks %q", want)
 		}

@@ -25,6 +25,7 @@ type Place struct {
 	Key             Key         `json:"key"`
 	Coverage        Coverage    `json:"coverage"`
 	Exceptions      int         `json:"exceptions"`
+	Revoked         int         `json:"revoked"` // launches revoked or shredded
 	TimeToEncrypted Percentiles `json:"time_to_encrypted_seconds"`
 }
 
@@ -64,7 +65,7 @@ func Merge(parts []Part, unreachable []Unreachable, since, until, now time.Time)
 		p.Items, p.Running = mark(p.Items), mark(p.Running)
 		items, running = append(items, p.Items...), append(running, p.Running...)
 		r := build(p.Items, p.Running, since, until, now)
-		o.Places = append(o.Places, Place{Account: p.Account, Region: p.Region, Key: p.Key, Coverage: r.Coverage, Exceptions: len(r.Exceptions), TimeToEncrypted: r.TimeToEncrypted})
+		o.Places = append(o.Places, Place{Account: p.Account, Region: p.Region, Key: p.Key, Coverage: r.Coverage, Exceptions: len(r.Exceptions), Revoked: len(r.Revoked), TimeToEncrypted: r.TimeToEncrypted})
 	}
 	o.Report = build(items, running, since, until, now)
 	slices.SortFunc(o.Places, func(a, b Place) int {

@@ -8,8 +8,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
-
-	"github.com/storecrypt/storecrypt/internal/contract"
 )
 
 // ComplianceType is storecrypt's custom compliance type in Systems Manager Compliance.
@@ -21,7 +19,8 @@ type SSM interface {
 }
 
 // Compliance writes each verdict as the instance's StoreCrypt compliance in Systems
-// Manager: COMPLIANT when encrypted, NON_COMPLIANT (HIGH) otherwise. A put replaces the
+// Manager: COMPLIANT when encrypted, revoked or shredded (protected), NON_COMPLIANT
+// (HIGH) otherwise. A put replaces the
 // instance's items of the type, so one item says it all.
 type Compliance struct {
 	SSM    SSM
@@ -35,7 +34,7 @@ func (c *Compliance) Put(ctx context.Context, i Instance, now time.Time) error {
 		Severity: ssmtypes.ComplianceSeverityHigh, Status: ssmtypes.ComplianceStatusNonCompliant,
 		Details: map[string]string{"Status": i.Status, "Reason": string(i.Reason), "CommandId": i.CommandID},
 	}
-	if i.Status == contract.StatusEncrypted {
+	if protected(i.Status) {
 		item.Status = ssmtypes.ComplianceStatusCompliant
 	}
 	_, err := c.SSM.PutComplianceItems(ctx, &ssm.PutComplianceItemsInput{

@@ -1,9 +1,10 @@
 // Package findings puts storecrypt's verdict on each instance where security teams look:
 // one AWS Security Hub finding per instance (ASFF), active while the instance is in scope
 // and not encrypted (blocked, failed, unverified, opted out), archived with compliance
-// PASSED once it is encrypted, which Security Hub takes as resolved, and archived when
-// the instance terminates. The finding's id is the instance's, so a later launch updates
-// the same finding.
+// PASSED once it is encrypted, which Security Hub takes as resolved, active again (and
+// PASSED) while a responder has revoked its access, archived once its volume is shredded,
+// and archived when the instance terminates. The finding's id is the instance's, so a
+// later launch updates the same finding.
 package findings
 
 import (
@@ -59,6 +60,9 @@ type Instance struct {
 	Status         string // a contract.Status*
 	Reason         contract.Reason
 	CommandID      string
+	// By and Why: who revoked or shredded the instance (an ARN) and their --reason, when
+	// the caller knows them; the ledger holds them in any case.
+	By, Why string
 }
 
 // Publisher imports findings for one account and region. Once Security Hub has said it
@@ -103,39 +107,59 @@ func (p *Publisher) Finding(i Instance, now time.Time) shtypes.AwsSecurityFindin
 		Resources: []shtypes.Resource{{Type: aws.String("AwsEc2Instance"), Id: aws.String(arn), Partition: shtypes.Partition(p.Partition), Region: aws.String(p.Region),
 			Details: &shtypes.ResourceDetails{AwsEc2Instance: &shtypes.AwsEc2InstanceDetails{Type: nilIfEmpty(i.Type)}}}},
 		ProductFields: productFields(map[string]string{"storecrypt/status": i.Status, "storecrypt/reason": string(i.Reason), "storecrypt/command-id": i.CommandID,
-			"storecrypt/role": i.Role, "storecrypt/key": p.KeyARN}),
+			"storecrypt/role": i.Role, "storecrypt/key": p.KeyARN, "storecrypt/by": i.By, "storecrypt/why": i.Why}),
 	}
-	provided := func(l shtypes.SeverityLabel) *shtypes.FindingProviderFields {
-		return &shtypes.FindingProviderFields{Severity: &shtypes.FindingProviderSeverity{Label: l},
-			Types: []string{"Software and Configuration Checks/AWS Security Best Practices"}}
+	v := p.verdict(i)
+	f.Title, f.Description = aws.String(v.title), aws.String(v.description)
+	f.FindingProviderFields = &shtypes.FindingProviderFields{Severity: &shtypes.FindingProviderSeverity{Label: v.severity},
+		Types: []string{"Software and Configuration Checks/AWS Security Best Practices"}}
+	f.Compliance = &shtypes.Compliance{Status: v.compliance}
+	f.RecordState = v.state
+	return f
+}
+
+// verdict is what a finding says of an instance, and how Security Hub should rank it.
+type verdict struct {
+	title, description string
+	severity           shtypes.SeverityLabel
+	compliance         shtypes.ComplianceStatus
+	state              shtypes.RecordState
+}
+
+func (p *Publisher) verdict(i Instance) verdict {
+	// Revoked and shredded are a responder's deliberate control actions on a volume that
+	// was encrypted: compliance PASSED, since the data is still ciphertext under the key
+	// (revoked) or no key can open it any more (shredded). A revoke makes the finding
+	// active again, which Security Hub answers by resetting its workflow to NEW, so the
+	// incident shows in the responders' queue until a resume (encrypted, archived) or a
+	// shred closes it; LOW, as the data is already out of reach and what is left is a
+	// decision, not a repair. A shred is the end state: archived, informational.
+	who := " See the ledger for when, who and why."
+	if i.By != "" || i.Why != "" {
+		who = fmt.Sprintf(" By %s: %s.", orUnknown(i.By), orUnknown(i.Why)) + who
 	}
-	if i.Status == StatusTerminated {
-		f.Title = aws.String("Instance terminated")
-		f.Description = aws.String(i.ID + " terminated; storecrypt's ledger keeps its record.")
-		f.FindingProviderFields = provided(shtypes.SeverityLabelInformational)
-		f.Compliance = &shtypes.Compliance{Status: shtypes.ComplianceStatusNotAvailable}
-		f.RecordState = shtypes.RecordStateArchived
-		return f
-	}
-	if i.Status == contract.StatusEncrypted {
-		f.Title = aws.String("Instance store encrypted by storecrypt")
-		f.Description = aws.String(fmt.Sprintf("The instance store of %s is encrypted (LUKS2) under %s, with the agent's evidence.", i.ID, p.KeyARN))
-		f.FindingProviderFields = provided(shtypes.SeverityLabelInformational)
-		f.Compliance = &shtypes.Compliance{Status: shtypes.ComplianceStatusPassed}
-		f.RecordState = shtypes.RecordStateArchived
-		return f
+	switch i.Status {
+	case StatusTerminated:
+		return verdict{"Instance terminated", i.ID + " terminated; storecrypt's ledger keeps its record.",
+			shtypes.SeverityLabelInformational, shtypes.ComplianceStatusNotAvailable, shtypes.RecordStateArchived}
+	case contract.StatusEncrypted:
+		return verdict{"Instance store encrypted by storecrypt", fmt.Sprintf("The instance store of %s is encrypted (LUKS2) under %s, with the agent's evidence.", i.ID, p.KeyARN),
+			shtypes.SeverityLabelInformational, shtypes.ComplianceStatusPassed, shtypes.RecordStateArchived}
+	case contract.StatusRevoked:
+		return verdict{"Instance store access revoked", fmt.Sprintf("A responder revoked %s's access to its instance store: the volume key left the kernel and KMS refuses the instance's Decrypt under %s. "+
+			"The data stays encrypted; `storecrypt resume` restores it, `storecrypt revoke --shred` destroys it.%s", i.ID, p.KeyARN, who),
+			shtypes.SeverityLabelLow, shtypes.ComplianceStatusPassed, shtypes.RecordStateActive}
+	case contract.StatusShredded:
+		return verdict{"Instance store crypto-shredded", fmt.Sprintf("Every keyslot and token of %s's LUKS2 header is erased: its instance store's data cannot be opened again, even with %s.%s", i.ID, p.KeyARN, who),
+			shtypes.SeverityLabelInformational, shtypes.ComplianceStatusPassed, shtypes.RecordStateArchived}
 	}
 	why := string(i.Reason)
 	if why == "" {
 		why = i.Status
 	}
-	f.Title = aws.String("Instance store not encrypted: " + why)
-	f.Description = aws.String(fmt.Sprintf("%s is in storecrypt's scope, but its instance store is not encrypted under %s: %s (%s). "+
-		"See the instance's storecrypt:reason tag, the ledger, and `storecrypt verify --instance %s` for the fix.", i.ID, p.KeyARN, i.Status, why, i.ID))
-	f.FindingProviderFields = provided(shtypes.SeverityLabelHigh)
-	f.Compliance = &shtypes.Compliance{Status: shtypes.ComplianceStatusFailed}
-	f.RecordState = shtypes.RecordStateActive
-	return f
+	return verdict{"Instance store not encrypted: " + why, fmt.Sprintf("%s is in storecrypt's scope, but its instance store is not encrypted under %s: %s (%s). "+
+		"See the instance's storecrypt:reason tag, the ledger, and `storecrypt verify --instance %s` for the fix.", i.ID, p.KeyARN, i.Status, why, i.ID),
+		shtypes.SeverityLabelHigh, shtypes.ComplianceStatusFailed, shtypes.RecordStateActive}
 }
 
 // Publish imports the findings, 100 a call, each existing one with the CreatedAt Security
@@ -228,11 +252,12 @@ func (p *Publisher) created(ctx context.Context, fs []shtypes.AwsSecurityFinding
 }
 
 // Reported says whether a status is one storecrypt files a finding for: the verdicts on
-// instances in scope. Pending is not a verdict yet, and skipped for want of instance
-// store is out of scope.
+// instances in scope, and a responder's revoke or shred. Pending is not a verdict yet,
+// resumed is a ledger entry only (the instance is encrypted again), and skipped for want
+// of instance store is out of scope.
 func Reported(status string, reason contract.Reason) bool {
 	switch status {
-	case contract.StatusEncrypted, contract.StatusBlocked, contract.StatusFailed, contract.StatusUnverified:
+	case contract.StatusEncrypted, contract.StatusBlocked, contract.StatusFailed, contract.StatusUnverified, contract.StatusRevoked, contract.StatusShredded:
 		return true
 	case contract.StatusSkipped:
 		return reason == contract.ReasonOptedOut
@@ -258,6 +283,20 @@ func productFields(m map[string]string) map[string]string {
 		}
 	}
 	return out
+}
+
+// protected says whether a status keeps the instance store's data from anyone without
+// the key's consent: encrypted, revoked (ciphertext the key now refuses) or shredded (no
+// key opens it).
+func protected(status string) bool {
+	return status == contract.StatusEncrypted || status == contract.StatusRevoked || status == contract.StatusShredded
+}
+
+func orUnknown(s string) string {
+	if strings.TrimSpace(s) == "" {
+		return "unknown"
+	}
+	return s
 }
 
 func nilIfEmpty(s string) *string {

@@ -147,6 +147,7 @@ func TestReported(t *testing.T) {
 		{contract.StatusEncrypted, "", true}, {contract.StatusBlocked, contract.ReasonNotKeyUser, true}, {contract.StatusFailed, "refused-unsafe", true},
 		{contract.StatusUnverified, contract.ReasonNoReport, true}, {contract.StatusSkipped, contract.ReasonOptedOut, true},
 		{contract.StatusSkipped, contract.ReasonNoInstanceStore, false}, {contract.StatusPending, "", false},
+		{contract.StatusRevoked, "", true}, {contract.StatusShredded, "", true}, {contract.StatusResumed, "", false},
 	} {
 		if got := findings.Reported(tc.status, tc.reason); got != tc.want {
 			t.Errorf("%s/%s: %v, want %v", tc.status, tc.reason, got, tc.want)
@@ -167,6 +168,8 @@ func TestFindingFields(t *testing.T) {
 		{"encrypted, no reason", findings.Instance{ID: "i-00000000000000002", Status: contract.StatusEncrypted, CommandID: "c-1", Role: " "}, shtypes.SeverityLabelInformational},
 		{"terminated", findings.Instance{ID: "i-00000000000000003", Status: findings.StatusTerminated}, shtypes.SeverityLabelInformational},
 		{"opted out", findings.Instance{ID: "i-00000000000000004", Status: contract.StatusSkipped, Reason: contract.ReasonOptedOut, Role: "arn:aws:iam::111122223333:role/app"}, shtypes.SeverityLabelHigh},
+		{"revoked, who and why unknown", findings.Instance{ID: "i-00000000000000005", Status: contract.StatusRevoked}, shtypes.SeverityLabelLow},
+		{"shredded", findings.Instance{ID: "i-00000000000000006", Status: contract.StatusShredded, By: "arn:aws:iam::111122223333:user/bob", Why: " "}, shtypes.SeverityLabelInformational},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := fakeaws.NewAccount(t)

@@ -278,27 +278,16 @@ func (l *Ledger) Terminated(ctx context.Context, instanceID string, at time.Time
 // (contract.ReasonShredded, which wins: it cannot be undone) or contract.LedgerRevokedAt
 // (contract.ReasonRevoked); "" when none does.
 func (l *Ledger) Revoked(ctx context.Context, instanceID string) (contract.Reason, error) {
-	p := dynamodb.NewQueryPaginator(l.DB, &dynamodb.QueryInput{
-		TableName:                 aws.String(l.Table),
-		KeyConditionExpression:    aws.String(AttrInstance + " = :id"),
-		FilterExpression:          aws.String("attribute_exists(" + contract.LedgerRevokedAt + ") OR attribute_exists(" + contract.LedgerShreddedAt + ")"),
-		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":id": &ddbtypes.AttributeValueMemberS{Value: instanceID}},
-		ProjectionExpression:      aws.String(contract.LedgerRevokedAt + ", " + contract.LedgerShreddedAt),
-	})
-	var why contract.Reason
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return "", fmt.Errorf("ledger %s: reading whether %s is revoked: %w", l.Table, instanceID, err)
-		}
-		for _, item := range page.Items {
-			if _, ok := item[contract.LedgerShreddedAt]; ok {
-				return contract.ReasonShredded, nil
-			}
-			why = contract.ReasonRevoked
-		}
+	m, err := l.MarksOf(ctx, instanceID)
+	switch {
+	case err != nil:
+		return "", err
+	case m.ShreddedAt != "":
+		return contract.ReasonShredded, nil
+	case m.RevokedAt != "":
+		return contract.ReasonRevoked, nil
 	}
-	return why, nil
+	return "", nil
 }
 
 func key(instanceID string, launch time.Time) map[string]ddbtypes.AttributeValue {
@@ -356,6 +345,7 @@ type Item struct {
 	TerminatedAt       string        `json:"terminated_at,omitempty"`
 	Entries            []EntryRecord `json:"entries"`
 	EntriesDropped     string        `json:"entries_dropped,omitempty"` // entries past MaxEntries, counted, not kept
+	Marks
 }
 
 // EntryRecord is one entry as the ledger holds it.
@@ -423,6 +413,8 @@ func decode(m map[string]ddbtypes.AttributeValue) *Item {
 		KeySource: v(m, "key_source"), Cipher: v(m, "cipher"), LUKSUUID: v(m, "luks_uuid"), Layout: v(m, "layout"),
 		ProvisionedBy: v(m, "provisioned_by"), AgentVersion: v(m, "agent_version"), DocumentName: v(m, "document_name"), DocumentHash: v(m, "document_hash"),
 		TerminatedAt: v(m, "terminated_at"), EntriesDropped: v(m, "entries_dropped"), Entries: []EntryRecord{},
+		Marks: Marks{RevokedAt: v(m, contract.LedgerRevokedAt), RevokedBy: v(m, contract.LedgerRevokedBy), RevokedReason: v(m, contract.LedgerRevokedReason),
+			ShreddedAt: v(m, contract.LedgerShreddedAt), ShreddedBy: v(m, contract.LedgerShreddedBy), ShreddedReason: v(m, contract.LedgerShreddedReason)},
 	}
 	if l, ok := m["entries"].(*ddbtypes.AttributeValueMemberL); ok {
 		for _, e := range l.Value {

@@ -26,6 +26,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fleet"
+	"github.com/storecrypt/storecrypt/internal/ledger"
 )
 
 // ---- put-secret
@@ -319,7 +320,9 @@ func orDash(s string) string {
 
 // ---- status and report
 
-// StatusRow is one line of `storecrypt status`: what the instance's tags report.
+// StatusRow is one line of `storecrypt status`: what the instance's tags report, and
+// for an instance they say is revoked or shredded, who did it, when and why, from the
+// ledger (the tags have no room for a reason, and anyone who may tag could forge them).
 type StatusRow struct {
 	Instance  string `json:"instance"`
 	Type      string `json:"type"`
@@ -329,6 +332,50 @@ type StatusRow struct {
 	Reason    string `json:"reason,omitempty"`
 	At        string `json:"at,omitempty"`
 	CommandID string `json:"command_id,omitempty"`
+	ledger.Marks
+}
+
+// cutOff says whether an instance's tags say a responder cut it off its data: its status
+// (the result function's record of the command), or the reason the launch function
+// skipped a later launch.
+func cutOff(status, reason string) bool {
+	for _, v := range []string{status, reason} {
+		if v == contract.StatusRevoked || v == contract.StatusShredded {
+			return true
+		}
+	}
+	return false
+}
+
+// withMarks fills in the ledger's marks of the rows cutOff selects: one strongly
+// consistent query per such instance, none for the others.
+func withMarks(ctx context.Context, e *env, sc stackConfig, rows []StatusRow) error {
+	if sc.LedgerTable == "" {
+		return nil
+	}
+	book := &ledger.Ledger{DB: e.DynamoDB, Table: sc.LedgerTable}
+	for n, r := range rows {
+		if !cutOff(r.Status, r.Reason) {
+			continue
+		}
+		m, err := book.MarksOf(ctx, r.Instance)
+		if err != nil {
+			return err
+		}
+		rows[n].Marks = m
+	}
+	return nil
+}
+
+// markLines are an instance's marks as the tables print them, one line each.
+func markLines(instance string, m ledger.Marks) []string {
+	var out []string
+	for _, l := range [][4]string{{contract.StatusRevoked, m.RevokedAt, m.RevokedBy, m.RevokedReason}, {contract.StatusShredded, m.ShreddedAt, m.ShreddedBy, m.ShreddedReason}} {
+		if l[1] != "" {
+			out = append(out, fmt.Sprintf("  %s\t%s %s by %s: %s", instance, l[0], l[1], orDash(l[2]), orDash(l[3])))
+		}
+	}
+	return out
 }
 
 func runStatus(*pflag.FlagSet) checkFunc {
@@ -348,7 +395,11 @@ func runStatus(*pflag.FlagSet) checkFunc {
 			if status == "" {
 				status = "not yet seen"
 			}
-			rows = append(rows, StatusRow{aws.ToString(i.InstanceId), string(i.InstanceType), string(i.State.Name), i.inScope, status, t[contract.TagReason], t[contract.TagAt], t[contract.TagCommandID]})
+			rows = append(rows, StatusRow{Instance: aws.ToString(i.InstanceId), Type: string(i.InstanceType), State: string(i.State.Name), InScope: i.inScope,
+				Status: status, Reason: t[contract.TagReason], At: t[contract.TagAt], CommandID: t[contract.TagCommandID]})
+		}
+		if err := withMarks(ctx, e, sc, rows); err != nil {
+			return err
 		}
 		switch e.output {
 		case "json":
@@ -356,14 +407,28 @@ func runStatus(*pflag.FlagSet) checkFunc {
 		case "text":
 			var lines [][]string
 			for _, r := range rows {
-				lines = append(lines, []string{r.Instance, r.Type, r.State, strconv.FormatBool(r.InScope), r.Status, r.Reason, r.At, r.CommandID})
+				lines = append(lines, []string{r.Instance, r.Type, r.State, strconv.FormatBool(r.InScope), r.Status, r.Reason, r.At, r.CommandID,
+					r.RevokedAt, r.RevokedBy, r.RevokedReason, r.ShreddedAt, r.ShreddedBy, r.ShreddedReason})
 			}
 			return writeText(e.out, lines)
 		}
 		tw := tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
 		fmt.Fprintln(tw, "INSTANCE\tTYPE\tSTATE\tIN SCOPE\tSTATUS\tREASON\tAT\tCOMMAND")
+		var marks []string
+		cut := 0
 		for _, r := range rows {
 			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", r.Instance, r.Type, r.State, map[bool]string{true: "yes", false: "no"}[r.InScope], r.Status, orDash(r.Reason), orDash(r.At), orDash(r.CommandID))
+			if m := markLines(r.Instance, r.Marks); m != nil {
+				marks, cut = append(marks, m...), cut+1
+			}
+		}
+		if err := tw.Flush(); err != nil || len(marks) == 0 {
+			return err
+		}
+		tw = tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
+		fmt.Fprintf(tw, "\nREVOKED OR SHREDDED\t%d (the ledger's record: when, by whom, why)\n", cut)
+		for _, l := range marks {
+			fmt.Fprintln(tw, l)
 		}
 		return tw.Flush()
 	})

@@ -279,8 +279,8 @@ func writeOrgReport(e *env, r audit.OrgReport) error {
 		fmt.Fprintf(tw, "PLACES\t%d read, %d not\n", len(r.Places), len(r.Unreachable))
 		for _, p := range r.Places {
 			c := p.Coverage
-			fmt.Fprintf(tw, "  %s %s\t%.1f%% (%d of %d), %d exceptions, key %s (%s, rotation %s)\n", p.Account, p.Region, c.Percent, c.Encrypted, c.InScope, p.Exceptions,
-				p.Key.ARN, p.Key.State, rotation(p.Key.Rotation))
+			fmt.Fprintf(tw, "  %s %s\t%.1f%% (%d of %d), %d exceptions, %d revoked or shredded, key %s (%s, rotation %s)\n", p.Account, p.Region, c.Percent, c.Encrypted, c.InScope,
+				p.Exceptions, p.Revoked, p.Key.ARN, p.Key.State, rotation(p.Key.Rotation))
 		}
 		for _, u := range r.Unreachable {
 			fmt.Fprintf(tw, "  %s %s\tUNREACHABLE: %s\n", u.Account, u.Region, u.Reason)

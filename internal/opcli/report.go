@@ -196,11 +196,13 @@ func parseWhen(v string, def time.Time) (time.Time, error) {
 }
 
 var launchHeader = []string{"instance", "launched", "type", "role", "status", "reason", "encrypted_at", "seconds_to_encrypted", "key_source", "cipher",
-	"luks_uuid", "agent_version", "document_hash", "command_id", "terminated_at", "provisioned_by"}
+	"luks_uuid", "agent_version", "document_hash", "command_id", "terminated_at", "provisioned_by",
+	"revoked_at", "revoked_by", "revoked_reason", "shredded_at", "shredded_by", "shredded_reason"}
 
 func launchFields(it ledger.Item) []string {
 	return []string{it.InstanceID, it.LaunchTime, it.InstanceType, it.Role, it.Status, it.Reason, it.EncryptedAt, it.SecondsToEncrypted, it.KeySource,
-		it.Cipher, it.LUKSUUID, it.AgentVersion, it.DocumentHash, it.CommandID, it.TerminatedAt, it.ProvisionedBy}
+		it.Cipher, it.LUKSUUID, it.AgentVersion, it.DocumentHash, it.CommandID, it.TerminatedAt, it.ProvisionedBy,
+		it.RevokedAt, it.RevokedBy, it.RevokedReason, it.ShreddedAt, it.ShreddedBy, it.ShreddedReason}
 }
 
 func reportTable(e *env, r audit.Report, merged bool, keys func(io.Writer)) error {
@@ -222,6 +224,16 @@ func reportTable(e *env, r audit.Report, merged bool, keys func(io.Writer)) erro
 			where = x.Account + " " + x.Region + " "
 		}
 		fmt.Fprintf(tw, "  %s%s\t%s %s launched %s\n", where, x.InstanceID, x.Status, orDash(x.Reason), x.LaunchTime)
+	}
+	fmt.Fprintf(tw, "REVOKED OR SHREDDED\t%d\n", len(r.Revoked))
+	for _, x := range r.Revoked {
+		where := ""
+		if merged {
+			where = x.Account + " " + x.Region + " "
+		}
+		for _, l := range markLines(where+x.InstanceID, x.Marks) {
+			fmt.Fprintln(tw, l)
+		}
 	}
 	fmt.Fprintln(tw)
 	if err := tw.Flush(); err != nil {

@@ -161,10 +161,16 @@ func TestRunbookCoversTheDashboard(t *testing.T) {
 
 // TestRunbookCoversEveryEvent: a section per detail type the code sends through
 // alert.Entry, read from the source, so an event added on any path, tested or not,
-// needs its section.
+// needs its section; and per detail type the contract names (its Event* constants), so
+// an event sent another way (the CLI's own PutEvents) needs one too.
 func TestRunbookCoversEveryEvent(t *testing.T) {
 	consts := contractConsts(t)
 	var detailTypes []string
+	for name, v := range consts {
+		if strings.HasPrefix(name, "Event") && name != "EventSource" {
+			detailTypes = append(detailTypes, v)
+		}
+	}
 	err := filepath.WalkDir(moduleRoot, func(path string, d fs.DirEntry, err error) error {
 		if err != nil {
 			return err
@@ -258,18 +264,37 @@ func TestRunbookCoversEveryFinding(t *testing.T) {
 // TestRunbookCoversEveryReason: the reasons table has a row per reason the functions
 // record (the contract's, and the agent's exit codes by name), and no other.
 func TestRunbookCoversEveryReason(t *testing.T) {
-	r := readRunbook(t)
-	if _, ok := r.intro["Reasons"]; !ok {
-		t.Fatalf("%s has no part %q", operationsDoc, "Reasons")
+	sameNames(t, "reason", readRunbook(t).rows(t, "Reasons"), reasons(t))
+}
+
+// TestRunbookCoversEveryStatus: the statuses table has a row per status the contract
+// names (storecrypt:status and the ledger's entries, revoked and shredded among them),
+// and no other.
+func TestRunbookCoversEveryStatus(t *testing.T) {
+	var statuses []string
+	for name, v := range contractConsts(t) {
+		if strings.HasPrefix(name, "Status") {
+			statuses = append(statuses, v)
+		}
+	}
+	sameNames(t, "status", readRunbook(t).rows(t, "Statuses"), statuses)
+}
+
+// rows are the rows of the table in a part's introduction, by the code in their first
+// cell.
+func (r runbook) rows(t *testing.T, part string) map[string]string {
+	t.Helper()
+	if _, ok := r.intro[part]; !ok {
+		t.Fatalf("%s has no part %q", operationsDoc, part)
 	}
 	rows := map[string]string{}
 	row := regexp.MustCompile("^\\| `([a-z0-9-]+)` \\|")
-	for line := range strings.Lines(r.intro["Reasons"]) {
+	for line := range strings.Lines(r.intro[part]) {
 		if m := row.FindStringSubmatch(line); m != nil {
 			rows[m[1]] = line
 		}
 	}
-	sameNames(t, "reason", rows, reasons(t))
+	return rows
 }
 
 // reasons are every code storecrypt:reason can hold: the contract's Reason constants and

@@ -40,7 +40,6 @@ var unexercised = map[string]string{
 	"operator ReadResults: ec2:DescribeTags":                  "the Run Command console's target picker reads tags",
 	"operator ReadResults: ssm:ListCommandInvocations":        "the Run Command console lists a command's invocations with the operator's rights",
 	"operator ReadTheDocument: ssm:DescribeDocument":          "the Run Command console describes the document (its versions and parameters) before sending it",
-	"operator Ledger: dynamodb:Query":                         "docs/deploy.md's `aws dynamodb query` reads one instance's story from the ledger",
 	"operator RerunFromIdentityCenter: ssm:SendCommand":       "TestOperatorRerunNeedsMFA runs it as an Identity Center session; the scenarios' operator proves MFA instead",
 }
 

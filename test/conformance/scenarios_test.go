@@ -50,6 +50,7 @@ const (
 	driftInstance   = "i-0a000000000000005"
 	optedOut        = "i-0a000000000000006"
 	doneInstance    = "i-0a000000000000007"
+	revokedInstance = "i-0a000000000000008"
 )
 
 // launchRun: a batch with an instance in scope by the stack's profile, one opted in by tag
@@ -222,6 +223,8 @@ func (d *deployment) cliRun(t *testing.T) *run {
 	w := r.world
 	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, map[string]string{
 		contract.TagStatus: contract.StatusEncrypted, contract.TagCommandID: fakedeploy.CommandID("c-ok"), contract.TagAt: launched.Add(time.Minute).Format(time.RFC3339)}, launched)
+	// An instance a responder revoked: status reads who, when and why from the ledger.
+	w.AddInstance(revokedInstance, "i4i.large", d.instanceProfile, map[string]string{contract.TagStatus: contract.StatusRevoked}, launched)
 	w.With(func() {
 		w.Commands = append(w.Commands, &fakeaws.Command{ID: fakedeploy.CommandID("c-ok"), DocumentName: d.documentName, DocumentVersion: "1", Requested: launched.Add(time.Minute), InstanceIDs: []string{keyUserInstance},
 			Invocations: map[string]*fakeaws.Invocation{keyUserInstance: {Status: "Success", Stdout: d.report(keyUserInstance)}}})
