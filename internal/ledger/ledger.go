@@ -1,6 +1,9 @@
 // Package ledger is storecrypt's durable record for auditors: one DynamoDB item per
-// instance launch, which outlives the instance, its tags and SSM's command history. Only
-// the functions write it, and only by appending: each step of a launch's story is an
+// instance launch, which outlives the instance, its tags and SSM's command history. The
+// functions write it, and only by appending; the operator CLI (storecrypt revoke, resume)
+// writes the revocation attributes (revoked_*, shredded_*), only those, each under a
+// condition (a mark is set once, a resume removes revoked_* only where nothing is
+// shredded), and appends its own step to the story: each step of a launch's story is an
 // entry with an id, written under a condition that the id is not there yet, so a replayed
 // or duplicated event changes nothing; the item's summary (status, reason, evidence) moves
 // only forward in time, and what was proven once (when it was encrypted, with what) is
@@ -354,6 +357,12 @@ type Item struct {
 	DocumentName       string        `json:"document_name,omitempty"`
 	DocumentHash       string        `json:"document_hash,omitempty"`
 	TerminatedAt       string        `json:"terminated_at,omitempty"`
+	RevokedAt          string        `json:"revoked_at,omitempty"`
+	RevokedBy          string        `json:"revoked_by,omitempty"`
+	RevokedReason      string        `json:"revoked_reason,omitempty"`
+	ShreddedAt         string        `json:"shredded_at,omitempty"`
+	ShreddedBy         string        `json:"shredded_by,omitempty"`
+	ShreddedReason     string        `json:"shredded_reason,omitempty"`
 	Entries            []EntryRecord `json:"entries"`
 	EntriesDropped     string        `json:"entries_dropped,omitempty"` // entries past MaxEntries, counted, not kept
 }
@@ -422,7 +431,10 @@ func decode(m map[string]ddbtypes.AttributeValue) *Item {
 		CommandID: v(m, "command_id"), EncryptedAt: v(m, "encrypted_at"), SecondsToEncrypted: v(m, "seconds_to_encrypted"),
 		KeySource: v(m, "key_source"), Cipher: v(m, "cipher"), LUKSUUID: v(m, "luks_uuid"), Layout: v(m, "layout"),
 		ProvisionedBy: v(m, "provisioned_by"), AgentVersion: v(m, "agent_version"), DocumentName: v(m, "document_name"), DocumentHash: v(m, "document_hash"),
-		TerminatedAt: v(m, "terminated_at"), EntriesDropped: v(m, "entries_dropped"), Entries: []EntryRecord{},
+		TerminatedAt: v(m, "terminated_at"),
+		RevokedAt:    v(m, contract.LedgerRevokedAt), RevokedBy: v(m, contract.LedgerRevokedBy), RevokedReason: v(m, contract.LedgerRevokedReason),
+		ShreddedAt: v(m, contract.LedgerShreddedAt), ShreddedBy: v(m, contract.LedgerShreddedBy), ShreddedReason: v(m, contract.LedgerShreddedReason),
+		EntriesDropped: v(m, "entries_dropped"), Entries: []EntryRecord{},
 	}
 	if l, ok := m["entries"].(*ddbtypes.AttributeValueMemberL); ok {
 		for _, e := range l.Value {
