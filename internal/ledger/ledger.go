@@ -357,12 +357,6 @@ type Item struct {
 	DocumentName       string        `json:"document_name,omitempty"`
 	DocumentHash       string        `json:"document_hash,omitempty"`
 	TerminatedAt       string        `json:"terminated_at,omitempty"`
-	RevokedAt          string        `json:"revoked_at,omitempty"`
-	RevokedBy          string        `json:"revoked_by,omitempty"`
-	RevokedReason      string        `json:"revoked_reason,omitempty"`
-	ShreddedAt         string        `json:"shredded_at,omitempty"`
-	ShreddedBy         string        `json:"shredded_by,omitempty"`
-	ShreddedReason     string        `json:"shredded_reason,omitempty"`
 	Entries            []EntryRecord `json:"entries"`
 	EntriesDropped     string        `json:"entries_dropped,omitempty"` // entries past MaxEntries, counted, not kept
 }
@@ -431,10 +425,7 @@ func decode(m map[string]ddbtypes.AttributeValue) *Item {
 		CommandID: v(m, "command_id"), EncryptedAt: v(m, "encrypted_at"), SecondsToEncrypted: v(m, "seconds_to_encrypted"),
 		KeySource: v(m, "key_source"), Cipher: v(m, "cipher"), LUKSUUID: v(m, "luks_uuid"), Layout: v(m, "layout"),
 		ProvisionedBy: v(m, "provisioned_by"), AgentVersion: v(m, "agent_version"), DocumentName: v(m, "document_name"), DocumentHash: v(m, "document_hash"),
-		TerminatedAt: v(m, "terminated_at"),
-		RevokedAt:    v(m, contract.LedgerRevokedAt), RevokedBy: v(m, contract.LedgerRevokedBy), RevokedReason: v(m, contract.LedgerRevokedReason),
-		ShreddedAt: v(m, contract.LedgerShreddedAt), ShreddedBy: v(m, contract.LedgerShreddedBy), ShreddedReason: v(m, contract.LedgerShreddedReason),
-		EntriesDropped: v(m, "entries_dropped"), Entries: []EntryRecord{},
+		TerminatedAt: v(m, "terminated_at"), EntriesDropped: v(m, "entries_dropped"), Entries: []EntryRecord{},
 	}
 	if l, ok := m["entries"].(*ddbtypes.AttributeValueMemberL); ok {
 		for _, e := range l.Value {
