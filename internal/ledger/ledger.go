@@ -359,6 +359,7 @@ type Item struct {
 	TerminatedAt       string        `json:"terminated_at,omitempty"`
 	Entries            []EntryRecord `json:"entries"`
 	EntriesDropped     string        `json:"entries_dropped,omitempty"` // entries past MaxEntries, counted, not kept
+	Marks
 }
 
 // EntryRecord is one entry as the ledger holds it.
@@ -426,6 +427,8 @@ func decode(m map[string]ddbtypes.AttributeValue) *Item {
 		KeySource: v(m, "key_source"), Cipher: v(m, "cipher"), LUKSUUID: v(m, "luks_uuid"), Layout: v(m, "layout"),
 		ProvisionedBy: v(m, "provisioned_by"), AgentVersion: v(m, "agent_version"), DocumentName: v(m, "document_name"), DocumentHash: v(m, "document_hash"),
 		TerminatedAt: v(m, "terminated_at"), EntriesDropped: v(m, "entries_dropped"), Entries: []EntryRecord{},
+		Marks: Marks{RevokedAt: v(m, contract.LedgerRevokedAt), RevokedBy: v(m, contract.LedgerRevokedBy), RevokedReason: v(m, contract.LedgerRevokedReason),
+			ShreddedAt: v(m, contract.LedgerShreddedAt), ShreddedBy: v(m, contract.LedgerShreddedBy), ShreddedReason: v(m, contract.LedgerShreddedReason)},
 	}
 	if l, ok := m["entries"].(*ddbtypes.AttributeValueMemberL); ok {
 		for _, e := range l.Value {
