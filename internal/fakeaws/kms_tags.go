@@ -7,11 +7,11 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 )
 
-// KMS key tags, from the AWS KMS API Reference (TagResource, UntagResource): KeyId is
-// "the key ID or key ARN" (no alias); "If you specify an existing tag key with a
-// different tag value, AWS KMS replaces the current tag value"; UntagResource of a tag
-// key the key lacks changes nothing. A tag change takes up to five minutes to affect
-// authorization ("ABAC for AWS KMS"); the world applies it at once.
+// KMS key tags, from the AWS KMS API Reference (TagResource, UntagResource): a key, not
+// an alias ("you cannot tag ... an alias"); "To add a tag, specify a new tag key and a
+// tag value. To edit a tag, specify an existing tag key and a new tag value"; "Tagging or
+// untagging a KMS key can allow or deny permission to the KMS key" (ABAC for KMS, which
+// also says a change may take up to five minutes to apply; the world applies it at once).
 func init() {
 	register("KMS", map[string]handler{
 		"TagResource":   (*World).tagResource,

@@ -3,14 +3,34 @@ package ledger_test
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 )
 
 const responder = "arn:aws:sts::111122223333:assumed-role/responder/alice"
+
+// shredFirst runs shred before the first removal it passes on: a shred that lands
+// between Resume's read and its writes.
+type shredFirst struct {
+	ledger.DynamoDB
+	shred func() error
+}
+
+func (s shredFirst) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if strings.HasPrefix(aws.ToString(in.UpdateExpression), "REMOVE") {
+		if err := s.shred(); err != nil {
+			return nil, err
+		}
+	}
+	return s.DynamoDB.UpdateItem(ctx, in, optFns...)
+}
 
 // TestMarks: a revoke or shred mark is set once (the second keeps the first's time, who
 // and why), on an item the functions never wrote too; a resume removes revoked_* from
@@ -64,6 +84,34 @@ func TestMarks(t *testing.T) {
 				t.Errorf("got last entry %+v, want resumed by %s for %q", last, second.By, second.Reason)
 			}
 		}, nil},
+		{"shredded on the latest launch: no mark is removed", func(ctx context.Context, l *ledger.Ledger) error {
+			if _, _, err := l.MarkRevoked(ctx, earlier, first); err != nil {
+				return err
+			}
+			if _, _, err := l.MarkShredded(ctx, launch, first); err != nil {
+				return err
+			}
+			return l.Resume(ctx, launch, second)
+		}, func(t *testing.T, l *ledger.Ledger) {
+			if it := item(t, l, earlier.LaunchTime); it.RevokedAt == "" {
+				t.Error("got the earlier launch's revoke mark removed, want it kept")
+			}
+		}, ledger.ErrShredded},
+		{"a shred between the read and the removal", func(ctx context.Context, l *ledger.Ledger) error {
+			if _, _, err := l.MarkRevoked(ctx, launch, first); err != nil {
+				return err
+			}
+			racing := &ledger.Ledger{Table: l.Table}
+			racing.DB = shredFirst{DynamoDB: l.DB, shred: func() error {
+				_, _, err := l.MarkShredded(ctx, launch, first)
+				return err
+			}}
+			return racing.Resume(ctx, launch, second)
+		}, func(t *testing.T, l *ledger.Ledger) {
+			if it := item(t, l, launched); it.RevokedAt == "" {
+				t.Error("got the revoke mark removed from a shredded launch, want it kept")
+			}
+		}, ledger.ErrShredded},
 		{"shredded is not resumed", func(ctx context.Context, l *ledger.Ledger) error {
 			if _, _, err := l.MarkRevoked(ctx, launch, first); err != nil {
 				return err

@@ -376,7 +376,9 @@ func (r *Runner) Resume(ctx context.Context, insts []Instance) []Result {
 		}
 		waiting[inst.ID] = x
 	}
-	r.progress("%d instance(s) cleared in the ledger; waiting (up to %s) for the launch function's sweep to grant them the key again", len(waiting), r.GrantWait)
+	if len(waiting) > 0 {
+		r.progress("%d instance(s) cleared in the ledger; waiting (up to %s) for the launch function's sweep to grant them the key again", len(waiting), r.GrantWait)
+	}
 	// The wait is on the wall clock, whatever Now says the marks' time is.
 	deadline := time.Now().Add(r.GrantWait)
 	for len(waiting) > 0 {
