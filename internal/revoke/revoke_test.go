@@ -59,12 +59,9 @@ func grant(t testing.TB, w *fakeaws.World, id string) {
 	}
 }
 
-func runner(w *fakeaws.World, book revoke.Ledger, k revoke.KMS) *revoke.Runner {
+func runner(w *fakeaws.World, book revoke.Ledger) *revoke.Runner {
 	cfg := w.Config()
-	if k == nil {
-		k = kms.NewFromConfig(cfg)
-	}
-	return &revoke.Runner{KMS: k, SSM: ssm.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg), Ledger: book, KeyARN: fakeaws.KeyARN,
+	return &revoke.Runner{KMS: kms.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg), Ledger: book, KeyARN: fakeaws.KeyARN,
 		Documents: revoke.Documents{Revoke: contract.DocumentRevoke, Resume: contract.DocumentResume, Shred: contract.DocumentShred},
 		By:        responder, Reason: reason, Now: func() time.Time { return revoked }, GrantWait: 50 * time.Millisecond, GrantPoll: time.Millisecond}
 }
@@ -158,7 +155,7 @@ func TestRevoke(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := account(t, i1, i2, i3)
 			book := emu.Ledger(t)
-			r := runner(w, book, nil)
+			r := runner(w, book)
 			if tc.setup != nil {
 				tc.setup(t, w, r)
 			}
@@ -203,7 +200,7 @@ func TestRevoke(t *testing.T) {
 func TestShred(t *testing.T) {
 	w := account(t, i1, i2)
 	book := emu.Ledger(t)
-	r := runner(w, book, nil)
+	r := runner(w, book)
 	res := r.Shred(context.Background(), instances(i1, i2))
 	for _, x := range res {
 		if x.Result != revoke.Shredded || len(x.Errors) > 0 || grantsOf(w, x.Instance) != 0 {
@@ -268,7 +265,7 @@ func TestResume(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := account(t, i1)
 			book := emu.Ledger(t)
-			r := runner(w, book, nil)
+			r := runner(w, book)
 			r.Revoke(context.Background(), instances(i1))
 			r.KMS = &sweeping{KMS: r.KMS, t: t, w: w, book: book, after: tc.sweepAt}
 			res := r.Resume(context.Background(), instances(i1))
@@ -322,7 +319,7 @@ func TestFleet(t *testing.T) {
 	}
 	w := account(t, ids...)
 	book := &counting{marks: map[string]bool{}}
-	r := runner(w, book, nil)
+	r := runner(w, book)
 	before := w.Calls()
 	res, err := r.RevokeFleet(context.Background(), instances(ids...))
 	if err != nil {
