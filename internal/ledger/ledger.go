@@ -281,27 +281,16 @@ func (l *Ledger) Terminated(ctx context.Context, instanceID string, at time.Time
 // (contract.ReasonShredded, which wins: it cannot be undone) or contract.LedgerRevokedAt
 // (contract.ReasonRevoked); "" when none does.
 func (l *Ledger) Revoked(ctx context.Context, instanceID string) (contract.Reason, error) {
-	p := dynamodb.NewQueryPaginator(l.DB, &dynamodb.QueryInput{
-		TableName:                 aws.String(l.Table),
-		KeyConditionExpression:    aws.String(AttrInstance + " = :id"),
-		FilterExpression:          aws.String("attribute_exists(" + contract.LedgerRevokedAt + ") OR attribute_exists(" + contract.LedgerShreddedAt + ")"),
-		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":id": &ddbtypes.AttributeValueMemberS{Value: instanceID}},
-		ProjectionExpression:      aws.String(contract.LedgerRevokedAt + ", " + contract.LedgerShreddedAt),
-	})
-	var why contract.Reason
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			return "", fmt.Errorf("ledger %s: reading whether %s is revoked: %w", l.Table, instanceID, err)
-		}
-		for _, item := range page.Items {
-			if _, ok := item[contract.LedgerShreddedAt]; ok {
-				return contract.ReasonShredded, nil
-			}
-			why = contract.ReasonRevoked
-		}
+	m, err := l.MarksOf(ctx, instanceID)
+	switch {
+	case err != nil:
+		return "", err
+	case m.ShreddedAt != "":
+		return contract.ReasonShredded, nil
+	case m.RevokedAt != "":
+		return contract.ReasonRevoked, nil
 	}
-	return why, nil
+	return "", nil
 }
 
 func key(instanceID string, launch time.Time) map[string]ddbtypes.AttributeValue {
