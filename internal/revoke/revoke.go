@@ -168,7 +168,7 @@ func (r *Runner) Revoke(ctx context.Context, insts []Instance) []Result {
 	// Sent to every instance, those not cut off at the key too: the suspend on the
 	// instance is the one defence left for them.
 	r.send(ctx, res, r.Documents.Revoke, func(*Result) bool { return true }, false)
-	r.emit(ctx, res, contract.EventInstanceRevoked, func(x *Result) bool { return x.Result == Revoked })
+	r.emit(ctx, res, revokedEvent, func(x *Result) bool { return x.Result == Revoked })
 	return res
 }
 
@@ -305,9 +305,26 @@ func comment(doc, reason string) string {
 	return c
 }
 
-// emit sends an event for each instance pick says, to the default bus (where every
-// storecrypt alert goes), 10 a call; an event lost fails the instances of its call.
-func (r *Runner) emit(ctx context.Context, res []Result, detailType string, pick func(*Result) bool) {
+// event is one of the revocation events (its detail type a contract constant, as the
+// runbook's test reads it from the source) with a detail.
+type event func(detail map[string]string) ebtypes.PutEventsRequestEntry
+
+// The default bus, where every storecrypt alert goes.
+var (
+	revokedEvent event = func(d map[string]string) ebtypes.PutEventsRequestEntry {
+		return alert.Entry(contract.EventInstanceRevoked, "default", d)
+	}
+	shreddedEvent event = func(d map[string]string) ebtypes.PutEventsRequestEntry {
+		return alert.Entry(contract.EventInstanceShredded, "default", d)
+	}
+	resumedEvent event = func(d map[string]string) ebtypes.PutEventsRequestEntry {
+		return alert.Entry(contract.EventInstanceResumed, "default", d)
+	}
+)
+
+// emit sends ev for each instance pick says, 10 a call; an event lost is an error on the
+// instances of its call.
+func (r *Runner) emit(ctx context.Context, res []Result, ev event, pick func(*Result) bool) {
 	var picked []*Result
 	for n := range res {
 		if pick(&res[n]) {
@@ -317,12 +334,11 @@ func (r *Runner) emit(ctx context.Context, res []Result, detailType string, pick
 	for chunk := range slices.Chunk(picked, maxPutEvents) {
 		entries := make([]ebtypes.PutEventsRequestEntry, len(chunk))
 		for n, x := range chunk {
-			entries[n] = alert.Entry(detailType, "default", map[string]string{
-				"instance-id": x.Instance, "by": r.By, "reason": r.Reason, "at": x.At, "command-id": x.CommandID})
+			entries[n] = ev(map[string]string{"instance-id": x.Instance, "by": r.By, "reason": r.Reason, "at": x.At, "command-id": x.CommandID})
 		}
 		if err := alert.Put(ctx, r.Events, entries); err != nil {
 			for _, x := range chunk {
-				x.fail("sending the %s event: %v", detailType, err)
+				x.fail("sending the event: %v", err)
 			}
 		}
 	}
@@ -355,7 +371,7 @@ func (r *Runner) Shred(ctx context.Context, insts []Instance) []Result {
 		}
 		r.progress("%s: shred sent (command %s)", inst.ID, x.CommandID)
 	}
-	r.emit(ctx, res, contract.EventInstanceShredded, func(x *Result) bool { return x.Result == Shredded })
+	r.emit(ctx, res, shreddedEvent, func(x *Result) bool { return x.Result == Shredded })
 	return res
 }
 
@@ -407,7 +423,7 @@ func (r *Runner) Resume(ctx context.Context, insts []Instance) []Result {
 		x.stop("%v within %s: the ledger no longer marks it, so the next sweep grants it; run resume again then", ErrNoGrant, r.GrantWait)
 	}
 	r.send(ctx, res, r.Documents.Resume, func(x *Result) bool { return x.Result == Resumed }, true)
-	r.emit(ctx, res, contract.EventInstanceResumed, func(x *Result) bool { return x.Result == Resumed })
+	r.emit(ctx, res, resumedEvent, func(x *Result) bool { return x.Result == Resumed })
 	return res
 }
 
