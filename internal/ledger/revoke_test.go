@@ -14,7 +14,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/ledger"
 )
 
-const responder = "arn:aws:sts::111122223333:assumed-role/responder/alice"
+const revoker = "arn:aws:sts::111122223333:assumed-role/revoker/alice"
 
 // shredFirst runs shred before the first removal it passes on: a shred that lands
 // between Resume's read and its writes.
@@ -37,8 +37,8 @@ func (s shredFirst) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput
 // every launch of the instance and records who and why, and a shredded instance cannot be
 // resumed.
 func TestMarks(t *testing.T) {
-	first := ledger.Mark{At: launched.Add(time.Hour), By: responder, Reason: "INC-1 key compromise"}
-	second := ledger.Mark{At: launched.Add(2 * time.Hour), By: "arn:aws:sts::111122223333:assumed-role/responder/bob", Reason: "again"}
+	first := ledger.Mark{At: launched.Add(time.Hour), By: revoker, Reason: "INC-1 key compromise"}
+	second := ledger.Mark{At: launched.Add(2 * time.Hour), By: "arn:aws:sts::111122223333:assumed-role/revoker/bob", Reason: "again"}
 	earlier := ledger.Launch{InstanceID: id, LaunchTime: launched.Add(-24 * time.Hour)}
 	for _, tc := range []struct {
 		name   string
@@ -57,7 +57,7 @@ func TestMarks(t *testing.T) {
 			return err
 		}, func(t *testing.T, l *ledger.Ledger) {
 			it := item(t, l, launched)
-			if it.RevokedAt != "2026-11-27T07:00:00.000Z" || it.RevokedBy != responder || it.RevokedReason != first.Reason {
+			if it.RevokedAt != "2026-11-27T07:00:00.000Z" || it.RevokedBy != revoker || it.RevokedReason != first.Reason {
 				t.Errorf("got revoked %q by %q for %q, want the first mark", it.RevokedAt, it.RevokedBy, it.RevokedReason)
 			}
 			if got := ids(it); len(got) != 1 || got[0] != "cli:revoked:2026-11-27T07:00:00.000Z" {
