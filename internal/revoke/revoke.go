@@ -172,31 +172,45 @@ func (r *Runner) Revoke(ctx context.Context, insts []Instance) []Result {
 	return res
 }
 
-// cutOff is steps (1) and (2) of Revoke.
+// cutOff is steps (1) and (2) of Revoke, in that order: the launch function grants no
+// marked instance, so a mark written after the revocation would leave it a window to
+// grant the instance again.
 func (r *Runner) cutOff(ctx context.Context, insts []Instance) []Result {
-	m := r.mark()
 	res := make([]Result, len(insts))
 	for n, inst := range insts {
 		res[n] = Result{Instance: inst.ID, Result: Revoked}
+	}
+	r.markRevoked(ctx, insts, res)
+	r.revokeGrants(ctx, res)
+	return res
+}
+
+// markRevoked marks each instance revoked in the ledger.
+func (r *Runner) markRevoked(ctx context.Context, insts []Instance, res []Result) {
+	m := r.mark()
+	for n, inst := range insts {
 		stands, wrote, err := r.Ledger.MarkRevoked(ctx, ledger.Launch{InstanceID: inst.ID, LaunchTime: inst.LaunchTime}, m)
 		switch {
 		case err != nil:
 			// Revoked at the key all the same: a responder wants it cut off now; the
 			// failure says to run revoke again for the mark.
 			res[n].fail("marking the ledger: %v", err)
+			continue
 		case !wrote:
 			res[n].Result = AlreadyRevoked
 		}
-		if err == nil {
-			res[n].At = stands.At.UTC().Format(time.RFC3339)
-		}
+		res[n].At = stands.At.UTC().Format(time.RFC3339)
 	}
+}
+
+// revokeGrants revokes each instance's grants.
+func (r *Runner) revokeGrants(ctx context.Context, res []Result) {
 	grants, err := r.grants(ctx)
 	if err != nil {
 		for n := range res {
 			res[n].stop("%v", err)
 		}
-		return res
+		return
 	}
 	for n := range res {
 		x := &res[n]
@@ -215,7 +229,6 @@ func (r *Runner) cutOff(ctx context.Context, insts []Instance) []Result {
 		}
 		r.progress("%s: %s at the key (%d grant(s) revoked; KMS applies it within five minutes)", x.Instance, x.Result, x.GrantsRevoked)
 	}
-	return res
 }
 
 // grants are the key's grants by name: the launch function names each after its

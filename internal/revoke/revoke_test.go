@@ -123,13 +123,32 @@ func eventsOf(t *testing.T, w *fakeaws.World, detailType string) []string {
 	return ids
 }
 
+// markedFirst is the ledger, checking that each mark comes before any grant is revoked:
+// the launch function grants no marked instance, so a mark written after the revocation
+// would leave it a window to grant the instance again.
+type markedFirst struct {
+	revoke.Ledger
+	t *testing.T
+	w *fakeaws.World
+	// revoked is how many grants were revoked before the revoke under test.
+	revoked *int
+}
+
+func (m markedFirst) MarkRevoked(ctx context.Context, l ledger.Launch, mark ledger.Mark) (ledger.Mark, bool, error) {
+	if n := m.w.Calls()["KMS.RevokeGrant"] - *m.revoked; n > 0 {
+		m.t.Errorf("marking %s: got %d grants revoked before the ledger mark, want none", l.InstanceID, n)
+	}
+	return m.Ledger.MarkRevoked(ctx, l, mark)
+}
+
 const (
 	i1 = "i-00000000000000001"
 	i2 = "i-00000000000000002"
 	i3 = "i-00000000000000003"
 )
 
-// TestRevoke: each instance is marked in the ledger, its grant revoked, the revoke
+// TestRevoke: each instance is marked in the ledger (before any grant is revoked), its
+// grant revoked, the revoke
 // document sent with who and why, and an event sent; a second revoke keeps the first's
 // time and sends no second event; an instance SSM cannot reach does not stop the others.
 func TestRevoke(t *testing.T) {
@@ -155,10 +174,12 @@ func TestRevoke(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			w := account(t, i1, i2, i3)
 			book := emu.Ledger(t)
-			r := runner(w, book)
+			revoked := 0
+			r := runner(w, markedFirst{Ledger: book, t: t, w: w, revoked: &revoked})
 			if tc.setup != nil {
 				tc.setup(t, w, r)
 			}
+			revoked = w.Calls()["KMS.RevokeGrant"]
 			res := r.Revoke(context.Background(), instances(i1, i2, i3))
 			var errs []string
 			for _, x := range res {
