@@ -82,7 +82,8 @@ The instances are chosen, listed and confirmed as for revoke. In this order:
      resumes the volume, nothing lost.
   4. A "storecrypt Instance Resumed" event goes to the default EventBridge bus.
   5. (--all only) the key's storecrypt:revoked tag is removed, last.
-An instance not granted within --wait is reported failed, and no document is sent to it:
+(s3-kms stacks make no grants: step 2 is skipped.) An instance not granted within
+--wait is reported failed, and no document is sent to it:
 the ledger no longer marks it, so run resume again after the next sweep. KMS may take up
 to five minutes to apply the new grant; the agent waits for the key meanwhile.`
 
@@ -234,7 +235,7 @@ func runner(ctx context.Context, e *env, sc stackConfig, reason string) (*revoke
 	}
 	return &revoke.Runner{KMS: e.KMS, SSM: e.SSM, Events: e.Events, Ledger: &ledger.Ledger{DB: e.DynamoDB, Table: sc.LedgerTable},
 		KeyARN: sc.KeyARN, Documents: docs, LogGroup: sc.AgentLogGroup, By: aws.ToString(who.Arn), Reason: reason, Now: e.now,
-		Progress: e.errOut, GrantPoll: e.poll}, nil
+		Progress: e.errOut, Granted: sc.KeySource == contract.KeySourceKMSDataKey, GrantPoll: e.poll}, nil
 }
 
 // revocationRun is what revoke and resume do once checked: read the stack, choose, list,

@@ -63,7 +63,7 @@ func runner(w *fakeaws.World, book revoke.Ledger) *revoke.Runner {
 	cfg := w.Config()
 	return &revoke.Runner{KMS: kms.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg), Ledger: book, KeyARN: fakeaws.KeyARN,
 		Documents: revoke.Documents{Revoke: contract.DocumentRevoke, Resume: contract.DocumentResume, Shred: contract.DocumentShred},
-		By:        responder, Reason: reason, Now: func() time.Time { return revoked }, GrantWait: 50 * time.Millisecond, GrantPoll: time.Millisecond}
+		By:        responder, Reason: reason, Now: func() time.Time { return revoked }, Granted: true, GrantWait: 50 * time.Millisecond, GrantPoll: time.Millisecond}
 }
 
 func instances(ids ...string) []revoke.Instance {
@@ -279,9 +279,11 @@ func TestResume(t *testing.T) {
 		sweepAt   int // the ListGrants read after which the sweep has granted (0: never)
 		want      string
 		documents int
+		granted   bool
 	}{
-		{"the sweep grants it", 3, revoke.Resumed, 1},
-		{"no grant in time", 0, revoke.Failed, 0},
+		{"the sweep grants it", 3, revoke.Resumed, 1, true},
+		{"no grant in time", 0, revoke.Failed, 0, true},
+		{"s3-kms: no grant to wait for", 0, revoke.Resumed, 1, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := account(t, i1)
@@ -289,6 +291,7 @@ func TestResume(t *testing.T) {
 			r := runner(w, book)
 			r.Revoke(context.Background(), instances(i1))
 			r.KMS = &sweeping{KMS: r.KMS, t: t, w: w, book: book, after: tc.sweepAt}
+			r.Granted = tc.granted
 			res := r.Resume(context.Background(), instances(i1))
 			if res[0].Result != tc.want {
 				t.Errorf("got %+v, want %s", res[0], tc.want)
