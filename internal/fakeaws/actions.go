@@ -91,6 +91,10 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 		return w.createGrantRequest(req, action, in)
 	case *kms.RevokeGrantInput:
 		return w.keyRequest(req, action, in.KeyId, nil)
+	case *kms.TagResourceInput:
+		return w.keyRequest(req, action, in.KeyId, nil)
+	case *kms.UntagResourceInput:
+		return w.keyRequest(req, action, in.KeyId, nil)
 	case *kms.RetireGrantInput:
 		// The grant, not a policy, decides who may retire it (the handler checks the
 		// caller); the request is still one on the key, as the Service Authorization

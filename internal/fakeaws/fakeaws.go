@@ -89,7 +89,8 @@ type Key struct {
 	Policy      string
 	Grants      []Grant
 	RotationOff bool
-	secret      []byte // seals the key's ciphertexts
+	Tags        map[string]string // TagResource's, by tag key
+	secret      []byte            // seals the key's ciphertexts
 }
 
 // Grant gives Grantee the operations ("Decrypt", "GenerateDataKey"), optionally only for

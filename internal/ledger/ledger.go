@@ -1,6 +1,9 @@
 // Package ledger is storecrypt's durable record for auditors: one DynamoDB item per
-// instance launch, which outlives the instance, its tags and SSM's command history. Only
-// the functions write it, and only by appending: each step of a launch's story is an
+// instance launch, which outlives the instance, its tags and SSM's command history. The
+// functions write it, and only by appending; the operator CLI (storecrypt revoke, resume)
+// writes the revocation attributes (revoked_*, shredded_*), only those, each under a
+// condition (a mark is set once, a resume removes revoked_* only where nothing is
+// shredded), and appends its own step to the story: each step of a launch's story is an
 // entry with an id, written under a condition that the id is not there yet, so a replayed
 // or duplicated event changes nothing; the item's summary (status, reason, evidence) moves
 // only forward in time, and what was proven once (when it was encrypted, with what) is

@@ -5,6 +5,7 @@
 package opcli
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -30,11 +31,13 @@ import (
 	"github.com/spf13/pflag"
 	"golang.org/x/term"
 
+	"github.com/storecrypt/storecrypt/internal/alert"
 	"github.com/storecrypt/storecrypt/internal/awscfg"
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/ledger"
+	"github.com/storecrypt/storecrypt/internal/revoke"
 )
 
 // EC2 is the part of the EC2 client the CLI uses.
@@ -51,9 +54,11 @@ type SSM interface {
 	ListCommandInvocations(ctx context.Context, in *ssm.ListCommandInvocationsInput, optFns ...func(*ssm.Options)) (*ssm.ListCommandInvocationsOutput, error)
 }
 
-// KMS is the part of the KMS client the CLI uses (and the binding check's).
+// KMS is the part of the KMS client the CLI uses (and the binding check's, and
+// revoke's).
 type KMS interface {
 	binding.KMS
+	revoke.KMS
 	Encrypt(ctx context.Context, in *kms.EncryptInput, optFns ...func(*kms.Options)) (*kms.EncryptOutput, error)
 	GetKeyRotationStatus(ctx context.Context, in *kms.GetKeyRotationStatusInput, optFns ...func(*kms.Options)) (*kms.GetKeyRotationStatusOutput, error)
 }
@@ -94,6 +99,8 @@ type Clients struct {
 	DynamoDB       ledger.DynamoDB
 	STS            STS
 	Organizations  Organizations
+	// Events gets revoke's and resume's events.
+	Events alert.EventBridge
 	// Region is the region the clients call: report --accounts' default --regions.
 	Region string
 	// In builds the clients of another account's session (creds) in region.
@@ -141,6 +148,11 @@ type env struct {
 	live bool
 	// ask says stdin is a terminal, where rerun may ask before it sends.
 	ask bool
+	// args are the command's positional arguments.
+	args []string
+	// answers reads stdin for every question a command asks: one reader, so that what it
+	// buffered for the first answer is there for the next.
+	answers *bufio.Reader
 }
 
 func (e *env) now() time.Time {
@@ -156,6 +168,10 @@ type runFunc func(ctx context.Context, e *env) error
 // command is one subcommand: its flags, and the run they configure.
 type command struct {
 	name, summary string
+	// long is --help's text when the summary is not enough.
+	long string
+	// args is the usage of the positional arguments the command takes ("": none).
+	args string
 	// outputs are the --output formats it writes besides table, json and text.
 	outputs []string
 	// aws says it calls AWS, and so needs a region and credentials.
@@ -168,6 +184,10 @@ var commands = []command{
 	{name: "put-secret", summary: "encrypt a passphrase (stdin or --generate) with KMS and store the raw ciphertext in S3 for the s3-kms key source", aws: true, define: runPutSecret},
 	{name: "verify", summary: "check that an instance's (or a role's) binding to the key lets the agent work; print the verdict and the fix", aws: true, define: runVerify},
 	{name: "rerun", summary: "run the deployed storecrypt document again on instances in the stack's scope: one (--instance: its agent's report) or many (--instances, --targets: listed and confirmed first, then a line each and a summary), and wait", aws: true, define: runRerun},
+	{name: "revoke", summary: "cut instances in the stack's scope off their data: the ledger marks them, KMS refuses them the key, the volume key leaves the kernel; --shred erases the volume for good",
+		long: revokeLong, args: "[INSTANCE_ID...]", aws: true, define: runRevoke},
+	{name: "resume", summary: "let revoked instances back to their data: the ledger mark removed, the key granted again by the launch function, the volume reopened",
+		long: resumeLong, args: "[INSTANCE_ID...]", aws: true, define: runResume},
 	{name: "status", summary: "list every running instance in the stack's scope with instance store (tagged or not), with its storecrypt tags", aws: true, define: runStatus},
 	{name: "report", summary: "evidence for an auditor from the ledger, for a period (--since, --until): coverage overall, per role and per type, time to encrypted, every exception and every launch with its evidence",
 		outputs: []string{"csv", "html"}, aws: true, define: runReport},
@@ -230,8 +250,14 @@ func newRoot(stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *
 func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, newClients NewClients) *cobra.Command {
 	outputs := append([]string{"table", "json", "text"}, c.outputs...)
 	cc := &cobra.Command{Use: c.name, Short: c.summary, Long: c.summary + ".", Args: noArgs}
+	if c.long != "" {
+		cc.Long = c.long
+	}
+	if c.args != "" {
+		cc.Use, cc.Args = c.name+" "+c.args, cobra.ArbitraryArgs
+	}
 	check := c.define(cc.Flags())
-	cc.RunE = func(cmd *cobra.Command, _ []string) error {
+	cc.RunE = func(cmd *cobra.Command, args []string) error {
 		output, err := g.outputFormat(cmd.Flags().Changed("output"), outputs)
 		if err != nil {
 			return &ranError{err}
@@ -240,7 +266,7 @@ func (c command) cobra(g *globals, stdin io.Reader, stdout, stderr io.Writer, ne
 		if err != nil {
 			return &ranError{err}
 		}
-		e := &env{out: stdout, errOut: stderr, output: output, stack: g.stack, stdin: stdin, poll: 2 * time.Second, live: isTerminal(stderr), ask: stdinIsTerminal(stdin)}
+		e := &env{out: stdout, errOut: stderr, output: output, stack: g.stack, stdin: stdin, poll: 2 * time.Second, live: isTerminal(stderr), ask: stdinIsTerminal(stdin), args: args}
 		var printed bytes.Buffer
 		if query != nil {
 			// The command prints its JSON for the query to select from.

@@ -510,7 +510,7 @@ func TestUsage(t *testing.T) {
 // TestHelp: --help of storecrypt and of each command, on stdout (as with the aws CLI, so
 // it pages and greps), exit 0, and nothing on stderr.
 func TestHelp(t *testing.T) {
-	for _, args := range [][]string{{}, {"put-secret"}, {"verify"}, {"rerun"}, {"status"}, {"report"}, {"stage"}, {"version"}, {"completion"}} {
+	for _, args := range [][]string{{}, {"put-secret"}, {"verify"}, {"rerun"}, {"revoke"}, {"resume"}, {"status"}, {"report"}, {"stage"}, {"version"}, {"completion"}} {
 		name := strings.Join(append([]string{"storecrypt"}, args...), "-")
 		t.Run(name, func(t *testing.T) {
 			code, out, errOut := run(t, opcli.Clients{}, "", append(args, "--help")...)

@@ -1,7 +1,6 @@
 package opcli
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"fmt"
@@ -171,16 +170,14 @@ func runRerun(fs *pflag.FlagSet) checkFunc {
 
 // confirm asks the operator on the terminal to go ahead with the list it was shown.
 func confirm(e *env, list RerunTargets) error {
-	fmt.Fprintf(e.errOut, "Rerun %s version %s on these %d instances? [y/N] ", list.Document, list.Version, len(list.Instances))
-	answer, err := bufio.NewReader(e.stdin).ReadString('\n')
-	if err != nil && !errors.Is(err, io.EOF) {
-		return fmt.Errorf("reading the answer: %w", err)
+	answer, err := ask(e, fmt.Sprintf("Rerun %s version %s on these %d instances? [y/N] ", list.Document, list.Version, len(list.Instances)))
+	if err != nil {
+		return err
 	}
-	switch strings.ToLower(strings.TrimSpace(answer)) {
-	case "y", "yes":
-		return nil
+	if !isYes(answer) {
+		return errors.New("not confirmed: nothing was sent")
 	}
-	return errors.New("not confirmed: nothing was sent")
+	return nil
 }
 
 // targetFilters turns --targets into DescribeInstances filters. It takes the short form

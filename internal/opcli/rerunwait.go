@@ -164,11 +164,16 @@ func printSummary(e *env, sum RerunSummary) error {
 	if err := tw.Flush(); err != nil {
 		return err
 	}
-	fmt.Fprintln(e.out)
-	tw = tabwriter.NewWriter(e.out, 0, 0, 2, ' ', 0)
+	return printCounts(e.out, sum.Summary)
+}
+
+// printCounts is the count of instances per result, under the table of instances.
+func printCounts(w io.Writer, counts map[string]int) error {
+	fmt.Fprintln(w)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RESULT\tINSTANCES")
-	for _, o := range outcomes {
-		fmt.Fprintf(tw, "%s\t%d\n", o, sum.Summary[o])
+	for _, o := range slices.Sorted(maps.Keys(counts)) {
+		fmt.Fprintf(tw, "%s\t%d\n", o, counts[o])
 	}
 	return tw.Flush()
 }

@@ -1317,4 +1317,49 @@ var Catalogue = []Mutant{
 		Replace: `"s3:PutBucketPublicAccessBlock","s3:PutEncryptionConfiguration","s3:PutBucketPolicy"],"Resource":"*"},`,
 		Pkg:     conformPkg, Run: "^TestReleaseStaged$",
 	},
+	// Cutting an instance off its data: the CLI's half.
+	{
+		Row:     "A resume by someone who should not",
+		File:    "internal/revoke/revoke.go",
+		Find:    `			if len(grants[id]) > 0 {`,
+		Replace: `			if len(grants[id]) >= 0 {`,
+		Pkg:     "internal/revoke", Run: "^TestResume$",
+	},
+	{
+		Row:  "A resume by someone who should not",
+		File: "internal/ledger/revoke.go",
+		Find: `			if _, ok := item[contract.LedgerShreddedAt]; ok {
+				return fmt.Errorf("ledger %s: resuming %s: %w", l.Table, id, ErrShredded)`,
+		Replace: `			if _, ok := item[contract.LedgerShreddedAt]; ok && false {
+				return fmt.Errorf("ledger %s: resuming %s: %w", l.Table, id, ErrShredded)`,
+		Pkg: "internal/ledger", Run: "^TestMarks$",
+	},
+	{
+		Row:     "A resume by someone who should not",
+		File:    "internal/ledger/revoke.go",
+		Find:    `			ConditionExpression: aws.String("attribute_not_exists(" + contract.LedgerShreddedAt + ")"),`,
+		Replace: "",
+		Pkg:     "internal/ledger", Run: "^TestMarks$",
+	},
+	{
+		Row:     "A shred run by mistake",
+		File:    "internal/opcli/revoke.go",
+		Find:    `			if answer != want {`,
+		Replace: `			if false {`,
+		Pkg:     "internal/opcli", Run: "^TestRevokeCommand$",
+	},
+	{
+		Row:     "A shred run by mistake",
+		File:    "internal/opcli/revoke.go",
+		Find:    `		if *shred && *typed == "" && !e.ask && !*v.dr {`,
+		Replace: `		if false {`,
+		Pkg:     "internal/opcli", Run: "^TestRevokeCommand$",
+	},
+	{
+		Row:     "A shred run by mistake",
+		File:    "internal/revoke/revoke.go",
+		Find:    `[]*Result{x}, r.params(inst.ID))`,
+		Replace: `[]*Result{x}, r.params(""))`,
+		Pkg:     "internal/revoke", Run: "^TestShred$",
+	},
 }

@@ -1,0 +1,137 @@
+package ledger
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+)
+
+// Mark is who cut an instance off its data, when and why: the caller's ARN and the
+// responder's --reason.
+type Mark struct {
+	At         time.Time
+	By, Reason string
+}
+
+// ErrShredded says the instance's data was shredded: nothing can resume it.
+var ErrShredded = errors.New("the instance was shredded: its data is gone and nothing can resume it")
+
+// byCLI begins the ids of the entries the operator CLI writes.
+const byCLI = "cli"
+
+// MarkRevoked marks the launch revoked (contract.LedgerRevokedAt, By, Reason), creating
+// its item if the functions never saw it, unless a mark is there already: a second revoke
+// keeps the first's time, who and why. It returns the mark that stands and whether this
+// call wrote it. The launch function reads the mark (Revoked) and grants nothing while it
+// stands.
+func (l *Ledger) MarkRevoked(ctx context.Context, launch Launch, m Mark) (Mark, bool, error) {
+	return l.mark(ctx, launch, m, contract.StatusRevoked, contract.LedgerRevokedAt, contract.LedgerRevokedBy, contract.LedgerRevokedReason)
+}
+
+// MarkShredded marks the launch shredded (contract.LedgerShreddedAt, By, Reason), once,
+// as MarkRevoked does.
+func (l *Ledger) MarkShredded(ctx context.Context, launch Launch, m Mark) (Mark, bool, error) {
+	return l.mark(ctx, launch, m, contract.StatusShredded, contract.LedgerShreddedAt, contract.LedgerShreddedBy, contract.LedgerShreddedReason)
+}
+
+func (l *Ledger) mark(ctx context.Context, launch Launch, m Mark, status, at, by, reason string) (Mark, bool, error) {
+	s := func(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
+	_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+		TableName: aws.String(l.Table),
+		Key:       key(launch.InstanceID, launch.LaunchTime),
+		UpdateExpression: aws.String(fmt.Sprintf("SET %s = :at, %s = :by, %s = :reason, first_seen = if_not_exists(first_seen, :at)",
+			at, by, reason)),
+		// The first mark stands: its time is when the instance was cut off, and a retry
+		// or a second responder must not move it.
+		ConditionExpression:       aws.String("attribute_not_exists(" + at + ")"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":at": s(stamp(m.At)), ":by": s(m.By), ":reason": s(m.Reason)},
+	})
+	var failed *ddbtypes.ConditionalCheckFailedException
+	if errors.As(err, &failed) {
+		out, err := l.DB.GetItem(ctx, &dynamodb.GetItemInput{TableName: aws.String(l.Table), Key: key(launch.InstanceID, launch.LaunchTime), ConsistentRead: aws.Bool(true)})
+		if err != nil {
+			return Mark{}, false, fmt.Errorf("ledger %s: reading %s's %s mark: %w", l.Table, launch.InstanceID, status, err)
+		}
+		first := Mark{By: str(out.Item, by), Reason: str(out.Item, reason)}
+		first.At, _ = time.Parse(time.RFC3339Nano, str(out.Item, at))
+		return first, false, nil
+	}
+	if err != nil {
+		return Mark{}, false, fmt.Errorf("ledger %s: marking %s %s: %w", l.Table, launch.InstanceID, status, err)
+	}
+	if err := l.step(ctx, launch, m, status); err != nil {
+		return Mark{}, false, err
+	}
+	return m, true, nil
+}
+
+// step appends the CLI's step to the launch's story, with who (By: the caller's ARN, not
+// a function's name) and why (the responder's reason), which a resume removes from the
+// attributes.
+func (l *Ledger) step(ctx context.Context, launch Launch, m Mark, status string) error {
+	e := Entry{ID: EntryID(byCLI, status, stamp(m.At)), At: m.At, By: m.By, Status: status, Reason: contract.Reason(m.Reason)}
+	if err := l.Record(ctx, launch, e); err != nil && !errors.Is(err, ErrDuplicate) {
+		return err
+	}
+	return nil
+}
+
+// Resume takes the revocation back: it removes the revoked_* attributes from every
+// launch item of the instance (the launch function's Revoked reads them all) and records
+// a contract.StatusResumed entry on launch. A shredded instance is refused with
+// ErrShredded, and the condition on each removal refuses it too should a shred land
+// between the read and the write.
+func (l *Ledger) Resume(ctx context.Context, launch Launch, m Mark) error {
+	id := launch.InstanceID
+	p := dynamodb.NewQueryPaginator(l.DB, &dynamodb.QueryInput{
+		TableName:                 aws.String(l.Table),
+		KeyConditionExpression:    aws.String(AttrInstance + " = :id"),
+		FilterExpression:          aws.String("attribute_exists(" + contract.LedgerRevokedAt + ") OR attribute_exists(" + contract.LedgerShreddedAt + ")"),
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":id": &ddbtypes.AttributeValueMemberS{Value: id}},
+		ProjectionExpression:      aws.String(AttrLaunchTime + ", " + contract.LedgerShreddedAt),
+		ConsistentRead:            aws.Bool(true),
+	})
+	var marked []ddbtypes.AttributeValue
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return fmt.Errorf("ledger %s: reading %s's marks: %w", l.Table, id, err)
+		}
+		for _, item := range page.Items {
+			if _, ok := item[contract.LedgerShreddedAt]; ok {
+				return fmt.Errorf("ledger %s: resuming %s: %w", l.Table, id, ErrShredded)
+			}
+			marked = append(marked, item[AttrLaunchTime])
+		}
+	}
+	var failed *ddbtypes.ConditionalCheckFailedException
+	for _, lt := range marked {
+		_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
+			TableName:           aws.String(l.Table),
+			Key:                 map[string]ddbtypes.AttributeValue{AttrInstance: &ddbtypes.AttributeValueMemberS{Value: id}, AttrLaunchTime: lt},
+			UpdateExpression:    aws.String("REMOVE " + contract.LedgerRevokedAt + ", " + contract.LedgerRevokedBy + ", " + contract.LedgerRevokedReason),
+			ConditionExpression: aws.String("attribute_not_exists(" + contract.LedgerShreddedAt + ")"),
+		})
+		if errors.As(err, &failed) {
+			return fmt.Errorf("ledger %s: resuming %s: %w", l.Table, id, ErrShredded)
+		}
+		if err != nil {
+			return fmt.Errorf("ledger %s: resuming %s: %w", l.Table, id, err)
+		}
+	}
+	return l.step(ctx, launch, m, contract.StatusResumed)
+}
+
+func str(item map[string]ddbtypes.AttributeValue, name string) string {
+	if s, ok := item[name].(*ddbtypes.AttributeValueMemberS); ok {
+		return s.Value
+	}
+	return ""
+}

@@ -1,0 +1,141 @@
+package ledger_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/ledger"
+)
+
+const revoker = "arn:aws:sts::111122223333:assumed-role/revoker/alice"
+
+// shredFirst runs shred before the first removal it passes on: a shred that lands
+// between Resume's read and its writes.
+type shredFirst struct {
+	ledger.DynamoDB
+	shred func() error
+}
+
+func (s shredFirst) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, optFns ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	if strings.HasPrefix(aws.ToString(in.UpdateExpression), "REMOVE") {
+		if err := s.shred(); err != nil {
+			return nil, err
+		}
+	}
+	return s.DynamoDB.UpdateItem(ctx, in, optFns...)
+}
+
+// TestMarks: a revoke or shred mark is set once (the second keeps the first's time, who
+// and why), on an item the functions never wrote too; a resume removes revoked_* from
+// every launch of the instance and records who and why, and a shredded instance cannot be
+// resumed.
+func TestMarks(t *testing.T) {
+	first := ledger.Mark{At: launched.Add(time.Hour), By: revoker, Reason: "INC-1 key compromise"}
+	second := ledger.Mark{At: launched.Add(2 * time.Hour), By: "arn:aws:sts::111122223333:assumed-role/revoker/bob", Reason: "again"}
+	earlier := ledger.Launch{InstanceID: id, LaunchTime: launched.Add(-24 * time.Hour)}
+	for _, tc := range []struct {
+		name   string
+		steps  func(ctx context.Context, l *ledger.Ledger) error
+		check  func(t *testing.T, l *ledger.Ledger)
+		refuse error
+	}{
+		{"revoke twice keeps the first", func(ctx context.Context, l *ledger.Ledger) error {
+			if m, wrote, err := l.MarkRevoked(ctx, launch, first); err != nil || !wrote || m != first {
+				t.Fatalf("first revoke: got %v, %v, %v, want %v, true, nil", m, wrote, err, first)
+			}
+			m, wrote, err := l.MarkRevoked(ctx, launch, second)
+			if wrote || !m.At.Equal(first.At) || m.By != first.By || m.Reason != first.Reason {
+				t.Errorf("second revoke: got %v, wrote %v, want %v, false", m, wrote, first)
+			}
+			return err
+		}, func(t *testing.T, l *ledger.Ledger) {
+			it := item(t, l, launched)
+			if it.RevokedAt != "2026-11-27T07:00:00.000Z" || it.RevokedBy != revoker || it.RevokedReason != first.Reason {
+				t.Errorf("got revoked %q by %q for %q, want the first mark", it.RevokedAt, it.RevokedBy, it.RevokedReason)
+			}
+			if got := ids(it); len(got) != 1 || got[0] != "cli:revoked:2026-11-27T07:00:00.000Z" {
+				t.Errorf("got entries %v, want the one revoke", got)
+			}
+			if why, _ := l.Revoked(context.Background(), id); why != contract.ReasonRevoked {
+				t.Errorf("got Revoked %q, want %q", why, contract.ReasonRevoked)
+			}
+		}, nil},
+		{"resume clears every launch", func(ctx context.Context, l *ledger.Ledger) error {
+			for _, la := range []ledger.Launch{earlier, launch} {
+				if _, _, err := l.MarkRevoked(ctx, la, first); err != nil {
+					return err
+				}
+			}
+			return l.Resume(ctx, launch, second)
+		}, func(t *testing.T, l *ledger.Ledger) {
+			if why, _ := l.Revoked(context.Background(), id); why != "" {
+				t.Errorf("got Revoked %q after resume, want none", why)
+			}
+			it := item(t, l, launched)
+			last := it.Entries[len(it.Entries)-1]
+			if last.Status != contract.StatusResumed || last.By != second.By || last.Reason != second.Reason {
+				t.Errorf("got last entry %+v, want resumed by %s for %q", last, second.By, second.Reason)
+			}
+		}, nil},
+		{"shredded on the latest launch: no mark is removed", func(ctx context.Context, l *ledger.Ledger) error {
+			if _, _, err := l.MarkRevoked(ctx, earlier, first); err != nil {
+				return err
+			}
+			if _, _, err := l.MarkShredded(ctx, launch, first); err != nil {
+				return err
+			}
+			return l.Resume(ctx, launch, second)
+		}, func(t *testing.T, l *ledger.Ledger) {
+			if it := item(t, l, earlier.LaunchTime); it.RevokedAt == "" {
+				t.Error("got the earlier launch's revoke mark removed, want it kept")
+			}
+		}, ledger.ErrShredded},
+		{"a shred between the read and the removal", func(ctx context.Context, l *ledger.Ledger) error {
+			if _, _, err := l.MarkRevoked(ctx, launch, first); err != nil {
+				return err
+			}
+			racing := &ledger.Ledger{Table: l.Table}
+			racing.DB = shredFirst{DynamoDB: l.DB, shred: func() error {
+				_, _, err := l.MarkShredded(ctx, launch, first)
+				return err
+			}}
+			return racing.Resume(ctx, launch, second)
+		}, func(t *testing.T, l *ledger.Ledger) {
+			if it := item(t, l, launched); it.RevokedAt == "" {
+				t.Error("got the revoke mark removed from a shredded launch, want it kept")
+			}
+		}, ledger.ErrShredded},
+		{"shredded is not resumed", func(ctx context.Context, l *ledger.Ledger) error {
+			if _, _, err := l.MarkRevoked(ctx, launch, first); err != nil {
+				return err
+			}
+			if _, _, err := l.MarkShredded(ctx, earlier, first); err != nil {
+				return err
+			}
+			return l.Resume(ctx, launch, second)
+		}, func(t *testing.T, l *ledger.Ledger) {
+			if it := item(t, l, launched); it.RevokedAt == "" {
+				t.Error("got the revoke mark removed, want it kept")
+			}
+			if why, _ := l.Revoked(context.Background(), id); why != contract.ReasonShredded {
+				t.Errorf("got Revoked %q, want %q", why, contract.ReasonShredded)
+			}
+		}, ledger.ErrShredded},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			l := start(t)
+			err := tc.steps(context.Background(), l)
+			if tc.refuse == nil && err != nil || !errors.Is(err, tc.refuse) {
+				t.Fatalf("got %v, want %v", err, tc.refuse)
+			}
+			tc.check(t, l)
+		})
+	}
+}
