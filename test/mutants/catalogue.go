@@ -539,15 +539,15 @@ var Catalogue = []Mutant{
 	{
 		Row:     "A document parameter carries shell syntax",
 		File:    "internal/document/document.go",
-		Find:    "	lines = append(lines, needEnvVars())\n",
-		Replace: "	lines = append(lines, `if [ -z \"${SSM_Filesystem+x}\" ]; then export SSM_Filesystem=\"{{Filesystem}}\"; fi`, needEnvVars())\n",
+		Find:    "	lines := append(prologue(), needEnvVars())\n",
+		Replace: "	lines := append(prologue(), `if [ -z \"${SSM_Filesystem+x}\" ]; then export SSM_Filesystem=\"{{Filesystem}}\"; fi`, needEnvVars())\n",
 		Pkg:     "internal/document", Run: "^TestOldAgentRefused$|^TestScriptReadsOnlyEnvironment$",
 	},
 	{
 		Row:     "A document parameter carries shell syntax",
 		File:    "internal/document/document.go",
-		Find:    "	lines = append(lines, needEnvVars())\n",
-		Replace: "	lines = append(lines, needEnvVars()[:0])\n",
+		Find:    "	lines := append(prologue(), needEnvVars())\n",
+		Replace: "	lines := append(prologue(), needEnvVars()[:0])\n",
 		Pkg:     "internal/document", Run: "^TestOldAgentRefused$",
 	},
 	{
