@@ -142,10 +142,8 @@ func (j *Judge) evidence(ctx context.Context, instanceID string, inv *ssm.GetCom
 	if inv == nil || rep == nil || rep.Command != "apply" || rep.Result != contract.ExitCodeNames[contract.ExitOK] {
 		return contract.ReasonNoReport, nil
 	}
-	if err := j.Documents.Check(ctx, aws.ToString(inv.DocumentVersion)); errors.Is(err, document.ErrUntrusted) {
-		return contract.ReasonUntrustedDocument, nil
-	} else if err != nil {
-		return "", err
+	if reason, err := trusted(ctx, j.Documents, inv); reason != "" || err != nil {
+		return reason, err
 	}
 	l := rep.Layout
 	switch {
@@ -155,6 +153,17 @@ func (j *Judge) evidence(ctx context.Context, instanceID string, inv *ssm.GetCom
 		return contract.ReasonWrongKey, nil
 	case rep.InstanceID != instanceID && (rep.InstanceID != "" || l.KeySource == contract.KeySourceKMSDataKey):
 		return contract.ReasonWrongInstance, nil
+	}
+	return "", nil
+}
+
+// trusted says ReasonUntrustedDocument when the run was of a version of its document
+// that does not hold the content the stack deployed, "" when it does.
+func trusted(ctx context.Context, docs Documents, inv *ssm.GetCommandInvocationOutput) (contract.Reason, error) {
+	if err := docs.Check(ctx, aws.ToString(inv.DocumentVersion)); errors.Is(err, document.ErrUntrusted) {
+		return contract.ReasonUntrustedDocument, nil
+	} else if err != nil {
+		return "", err
 	}
 	return "", nil
 }

@@ -58,6 +58,9 @@ type Config struct {
 	SecurityHub     bool   // file Security Hub findings
 	// ComplianceItems writes each verdict as Systems Manager compliance.
 	ComplianceItems bool
+	// Revocation are the deployed revoke, resume and shred documents, whose results the
+	// function records too; a stack that predates them sets none.
+	Revocation []RevocationDocument
 }
 
 // Handler is the result function.
@@ -76,6 +79,8 @@ type Handler struct {
 	Log      *slog.Logger
 	Metrics  *emf.Writer
 	Now      func() time.Time
+	// Revocations trusts each revocation document's deployed content, by name.
+	Revocations map[string]*document.Trust
 }
 
 // New wires a handler to AWS through cfg; metric lines go to metrics.
@@ -90,6 +95,11 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 	}
 	if c.LedgerTable != "" {
 		h.Ledger = &ledger.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: c.LedgerTable}
+	}
+	h.Revocations = map[string]*document.Trust{}
+	for _, d := range c.Revocation {
+		// No key or secret default: the revocation documents have neither.
+		h.Revocations[d.Name] = &document.Trust{SSM: ssmc, Name: d.Name, Digest: d.Digest}
 	}
 	h.Findings = findings.New(cfg, c.KeyARN, c.SecurityHub, c.ComplianceItems, h.Metrics)
 	return h
@@ -125,6 +135,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.EventBus == "" {
 		c.EventBus = "default"
 	}
+	revocation, err := loadRevocation(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.Revocation = revocation
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
 	}
@@ -156,7 +171,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet
 		return nil, nil
 	}
 	log = log.With("instance_id", d.InstanceID, "command_id", d.CommandID)
-	if d.DocumentName != h.Config.DocumentName {
+	revocation, revoking := h.Config.revocation(d.DocumentName)
+	if d.DocumentName != h.Config.DocumentName && !revoking {
 		log.Info("ignoring another document's invocation", "document", d.DocumentName)
 		return nil, nil
 	}
@@ -183,6 +199,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet
 		// sent: its result says nothing of the disks the instance has now.
 		log.Info("ignoring a result from before the instance's current launch", "requested", d.Requested, "launch_time", inst.LaunchTime.UTC().Format(time.RFC3339))
 		return nil, nil
+	}
+	if revoking {
+		return h.revocation(ctx, log, d, revocation, inst, requested)
 	}
 	if newer, err := h.superseded(ctx, d, requested); err != nil {
 		return nil, err
@@ -230,6 +249,9 @@ func (h *Handler) toLedger(ctx context.Context, d Detail, inst *ec2types.Instanc
 		return nil
 	}
 	e := fleet.ResultEntry("result", now, d.CommandID, *out, d.DocumentName, h.Config.DocumentDigest)
+	if _, ok := h.Config.revocation(d.DocumentName); ok {
+		e.Note = revocationNote(out.Report)
+	}
 	err := h.Ledger.Record(ctx, fleet.LedgerLaunch(*inst, h.Config.KeyARN, ""), e)
 	if errors.Is(err, ledger.ErrDuplicate) {
 		return nil
@@ -240,14 +262,23 @@ func (h *Handler) toLedger(ctx context.Context, d Detail, inst *ec2types.Instanc
 // superseded names a later run of the document on the instance, if SSM has one: an older
 // result arriving late must not overwrite what the newer run records. SSM's own record
 // decides, not the instance's tags, which anyone with ec2:CreateTags could write.
-func (h *Handler) superseded(ctx context.Context, d Detail, requested time.Time) (string, error) {
-	runs, err := h.History.Since(ctx, d.InstanceID, requested)
-	if err != nil {
-		return "", err
+func (h *Handler) superseded(ctx context.Context, d Detail, requested time.Time, documents ...string) (string, error) {
+	histories := []*fleet.History{h.History}
+	if len(documents) > 0 {
+		histories = nil
+		for _, name := range documents {
+			histories = append(histories, &fleet.History{SSM: h.SSM, DocumentName: name})
+		}
 	}
-	for _, r := range runs {
-		if r.CommandID != d.CommandID && r.Requested.After(requested) {
-			return r.CommandID, nil
+	for _, hist := range histories {
+		runs, err := hist.Since(ctx, d.InstanceID, requested)
+		if err != nil {
+			return "", err
+		}
+		for _, r := range runs {
+			if r.CommandID != d.CommandID && r.Requested.After(requested) {
+				return r.CommandID, nil
+			}
 		}
 	}
 	return "", nil
@@ -270,6 +301,14 @@ func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, ta
 func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *fleet.Outcome, now time.Time) {
 	props := map[string]string{"InstanceId": d.InstanceID, "CommandId": d.CommandID}
 	var err error
+	if detail, ok := revocationEvents[out.Status]; ok {
+		log.Info("the instance reports the revocation document done", "status", out.Status)
+		done := alert.Entry(detail, h.Config.EventBus, revocationDetail(d, out))
+		if perr := alert.Put(ctx, h.Events, []ebtypes.PutEventsRequestEntry{done}); perr != nil {
+			log.Error("emitting the revocation event", "error", perr.Error())
+		}
+		return
+	}
 	if out.Status == contract.StatusEncrypted {
 		metrics := []emf.Metric{{Name: contract.MetricEncrypted, Unit: "Count", Value: 1}}
 		if inst.LaunchTime != nil {
@@ -285,7 +324,7 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *
 		}
 		log.Warn("instance store not encrypted", "status", out.Status, "reason", string(out.Reason), "error", msg)
 		failed := alert.Entry(contract.EventInstanceFailed, h.Config.EventBus,
-			map[string]string{"instance-id": d.InstanceID, "command-id": d.CommandID, "status": out.Status, "reason": string(out.Reason), "error": msg})
+			map[string]string{"instance-id": d.InstanceID, "command-id": d.CommandID, "document": d.DocumentName, "status": out.Status, "reason": string(out.Reason), "error": msg})
 		if perr := alert.Put(ctx, h.Events, []ebtypes.PutEventsRequestEntry{failed}); perr != nil {
 			log.Error("emitting the failure event", "error", perr.Error())
 		}

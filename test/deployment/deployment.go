@@ -49,26 +49,41 @@ func Into(w *fakeaws.World, keyARN string) (Deployment, error) {
 	}
 	w.AddDocument(contract.DocumentName, string(raw), true)
 	names := fakeaws.NamesIn(partition(keyARN), region(keyARN))
-	w.AddStack(contract.StackName, map[string]string{
+	outputs := map[string]string{
 		contract.OutputKeyARN: keyARN, contract.OutputKeySource: contract.KeySourceKMSDataKey,
 		contract.OutputDocumentName: contract.DocumentName, contract.OutputDocumentDigest: digest,
 		contract.OutputInstanceRoleARNs: names.KeyUser, contract.OutputLedgerTable: emu.LedgerTable,
 		contract.OutputAgentLogGroup: AgentLogGroup,
-	})
+	}
+	env := map[string]string{
+		contract.EnvKMSKeyARN:      keyARN,
+		contract.EnvDocumentName:   contract.DocumentName,
+		contract.EnvDocumentDigest: digest,
+		contract.EnvInstanceRoles:  names.KeyUser,
+		contract.EnvLaunchRole:     LaunchRole(partition(keyARN)),
+		contract.EnvQueueURL:       "https://sqs." + region(keyARN) + ".amazonaws.com/" + fakeaws.Account + "/storecrypt-launch",
+	}
+	// The revoke, resume and shred documents under their default names, as the app
+	// deploys them.
+	for _, d := range contract.RevocationDocuments {
+		content := document.RevocationContent(d, defaults, Agents.Each)
+		digest, err := document.Digest(content)
+		if err != nil {
+			return Deployment{}, err
+		}
+		raw, err := json.Marshal(content)
+		if err != nil {
+			return Deployment{}, err
+		}
+		w.AddDocument(d.Default, string(raw), true)
+		outputs[d.Output] = d.Default
+		env[d.EnvName], env[d.EnvDigest] = d.Default, digest
+	}
+	w.AddStack(contract.StackName, outputs)
 	if err := w.Export(contract.StackName, contract.OutputDocumentDigest, contract.StackName+":"+contract.StackExport); err != nil {
 		return Deployment{}, err
 	}
-	return Deployment{
-		KeyARN: keyARN, DocumentName: contract.DocumentName, Digest: digest, Content: string(raw),
-		Env: map[string]string{
-			contract.EnvKMSKeyARN:      keyARN,
-			contract.EnvDocumentName:   contract.DocumentName,
-			contract.EnvDocumentDigest: digest,
-			contract.EnvInstanceRoles:  names.KeyUser,
-			contract.EnvLaunchRole:     LaunchRole(partition(keyARN)),
-			contract.EnvQueueURL:       "https://sqs." + region(keyARN) + ".amazonaws.com/" + fakeaws.Account + "/storecrypt-launch",
-		},
-	}, nil
+	return Deployment{KeyARN: keyARN, DocumentName: contract.DocumentName, Digest: digest, Content: string(raw), Env: env}, nil
 }
 
 // LaunchRole is the launch function's role in the standard account of partition: the

@@ -532,7 +532,7 @@ var Catalogue = []Mutant{
 	{
 		Row:     "A console rerun of a tampered document",
 		File:    "internal/fleet/invocation.go",
-		Find:    "	if err := j.Documents.Check(ctx, aws.ToString(inv.DocumentVersion)); errors.Is(err, document.ErrUntrusted) {",
+		Find:    "	if err := docs.Check(ctx, aws.ToString(inv.DocumentVersion)); errors.Is(err, document.ErrUntrusted) {",
 		Replace: "	if err := error(nil); errors.Is(err, document.ErrUntrusted) {",
 		Pkg:     "internal/result", Run: "^TestHandle$",
 	},
