@@ -1,7 +1,8 @@
 // Package result is the result function: when SSM reports that the storecrypt document
 // finished on an instance, it reads the agent's JSON report, tags the instance encrypted
 // or failed (with the reason), emits metrics as EMF log lines, and raises an event for
-// failures.
+// failures. It records the revoke, resume and shred documents' runs the same way
+// (revocation.go): what the instance answered, as its claim.
 package result
 
 import (
@@ -301,9 +302,8 @@ func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, ta
 func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *fleet.Outcome, now time.Time) {
 	props := map[string]string{"InstanceId": d.InstanceID, "CommandId": d.CommandID}
 	var err error
-	if detail, ok := revocationEvents[out.Status]; ok {
+	if done, ok := h.revocationEvent(d, out); ok {
 		log.Info("the instance reports the revocation document done", "status", out.Status)
-		done := alert.Entry(detail, h.Config.EventBus, revocationDetail(d, out))
 		if perr := alert.Put(ctx, h.Events, []ebtypes.PutEventsRequestEntry{done}); perr != nil {
 			log.Error("emitting the revocation event", "error", perr.Error())
 		}

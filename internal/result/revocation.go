@@ -8,7 +8,9 @@ import (
 	"time"
 
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
+	ebtypes "github.com/aws/aws-sdk-go-v2/service/eventbridge/types"
 
+	"github.com/storecrypt/storecrypt/internal/alert"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fleet"
 )
@@ -89,22 +91,24 @@ func (h *Handler) revocation(ctx context.Context, log *slog.Logger, d Detail, do
 	return &out, nil
 }
 
-// revocationEvents are the events of a revocation the instance reports done.
-var revocationEvents = map[string]string{
-	contract.StatusRevoked:  contract.EventInstanceRevoked,
-	contract.StatusResumed:  contract.EventInstanceResumed,
-	contract.StatusShredded: contract.EventInstanceShredded,
-}
-
-// revocationDetail is the event's detail: who asked and why, as the instance's mark
-// records it, and the command's outcome.
-func revocationDetail(d Detail, out *fleet.Outcome) map[string]string {
+// revocationEvent is the event of a revocation the instance reports done; false for
+// any other outcome. Its detail: who asked and why, as the instance's mark records it,
+// and the command's outcome.
+func (h *Handler) revocationEvent(d Detail, out *fleet.Outcome) (ebtypes.PutEventsRequestEntry, bool) {
 	detail := map[string]string{"instance-id": d.InstanceID, "command-id": d.CommandID, "document": d.DocumentName, "outcome": out.Status}
 	if out.Report != nil && out.Report.Revocation != nil {
 		m := out.Report.Revocation
 		detail["by"], detail["reason"], detail["at"] = m.By, m.Reason, m.At
 	}
-	return detail
+	switch out.Status {
+	case contract.StatusRevoked:
+		return alert.Entry(contract.EventInstanceRevoked, h.Config.EventBus, detail), true
+	case contract.StatusResumed:
+		return alert.Entry(contract.EventInstanceResumed, h.Config.EventBus, detail), true
+	case contract.StatusShredded:
+		return alert.Entry(contract.EventInstanceShredded, h.Config.EventBus, detail), true
+	}
+	return ebtypes.PutEventsRequestEntry{}, false
 }
 
 // revocationNote sums up the agent's report for the ledger: what ran, the mark it left
