@@ -95,14 +95,8 @@ func statusReason(status string) contract.Reason {
 // Of judges an invocation that ended on instanceID: r is SSM's record of it, inv what
 // GetCommandInvocation returned for the run step (nil when the invocation is gone).
 func (j *Judge) Of(ctx context.Context, instanceID string, r Run, inv *ssm.GetCommandInvocationOutput) (Outcome, error) {
-	out := Outcome{Status: contract.StatusEncrypted}
-	details := r.Details
-	if inv != nil {
-		out.Report = ParseReport(aws.ToString(inv.StandardOutputContent))
-		details = aws.ToString(inv.StatusDetails)
-	}
-	if !Succeeded(r.Status) {
-		out.Status, out.Reason = contract.StatusFailed, failureReason(r.Status, details, inv, out.Report)
+	out, failed := ended(contract.StatusEncrypted, r, inv)
+	if failed {
 		return out, nil
 	}
 	reason, err := j.evidence(ctx, instanceID, inv, out.Report)
@@ -113,6 +107,22 @@ func (j *Judge) Of(ctx context.Context, instanceID string, r Run, inv *ssm.GetCo
 		out.Status, out.Reason = contract.StatusUnverified, reason
 	}
 	return out, nil
+}
+
+// ended reads a run that ended: the agent's report, and for a run that did not succeed,
+// StatusFailed with its reason (failed true); else status, for the caller to prove.
+func ended(status string, r Run, inv *ssm.GetCommandInvocationOutput) (out Outcome, failed bool) {
+	out.Status = status
+	details := r.Details
+	if inv != nil {
+		out.Report = ParseReport(aws.ToString(inv.StandardOutputContent))
+		details = aws.ToString(inv.StatusDetails)
+	}
+	if !Succeeded(r.Status) {
+		out.Status, out.Reason = contract.StatusFailed, failureReason(r.Status, details, inv, out.Report)
+		return out, true
+	}
+	return out, false
 }
 
 // failureReason: the agent's own result when it left one, else its exit code, else what

@@ -3,7 +3,6 @@ package fleet
 import (
 	"context"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -17,14 +16,8 @@ import (
 // run is StatusFailed with the agent's reason. Whatever the instance answers, it is a
 // claim: the refusal at the key that storecrypt revoke made first does not depend on it.
 func RevocationOutcome(ctx context.Context, docs Documents, d contract.RevocationDocument, instanceID string, r Run, inv *ssm.GetCommandInvocationOutput) (Outcome, error) {
-	out := Outcome{Status: d.Status}
-	details := r.Details
-	if inv != nil {
-		out.Report = ParseReport(aws.ToString(inv.StandardOutputContent))
-		details = aws.ToString(inv.StatusDetails)
-	}
-	if !Succeeded(r.Status) {
-		out.Status, out.Reason = contract.StatusFailed, failureReason(r.Status, details, inv, out.Report)
+	out, failed := ended(d.Status, r, inv)
+	if failed {
 		return out, nil
 	}
 	rep := out.Report

@@ -214,6 +214,12 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet
 	if err != nil {
 		return nil, err
 	}
+	return h.keep(ctx, log, d, inst, out)
+}
+
+// keep records a run's outcome: the ledger first, then the tags, the metrics and alert,
+// and the findings. A resume's outcome tags the instance encrypted again.
+func (h *Handler) keep(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out fleet.Outcome) (*fleet.Outcome, error) {
 	if out.Reason == contract.ReasonUntrustedDocument {
 		log.Warn("the command ran a document version the stack did not deploy")
 	}
@@ -221,7 +227,11 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet
 	if err := h.toLedger(ctx, d, inst, &out, now); err != nil {
 		return nil, err
 	}
-	if err := h.tag(ctx, d, inst, fleet.Tags(inst.Tags), &out, now); err != nil {
+	tagged := out
+	if tagged.Status == contract.StatusResumed {
+		tagged.Status = contract.StatusEncrypted
+	}
+	if err := h.tag(ctx, d, inst, fleet.Tags(inst.Tags), &tagged, now); err != nil {
 		return nil, err
 	}
 	h.record(ctx, log, d, inst, &out, now)

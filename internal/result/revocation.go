@@ -72,23 +72,7 @@ func (h *Handler) revocation(ctx context.Context, log *slog.Logger, d Detail, do
 	if err != nil {
 		return nil, err
 	}
-	if out.Reason == contract.ReasonUntrustedDocument {
-		log.Warn("the command ran a document version the stack did not deploy")
-	}
-	now := h.Now()
-	if err := h.toLedger(ctx, d, inst, &out, now); err != nil {
-		return nil, err
-	}
-	tagged := out
-	if tagged.Status == contract.StatusResumed {
-		tagged.Status = contract.StatusEncrypted
-	}
-	if err := h.tag(ctx, d, inst, fleet.Tags(inst.Tags), &tagged, now); err != nil {
-		return nil, err
-	}
-	h.record(ctx, log, d, inst, &out, now)
-	h.file(ctx, log, d, inst, &out, now)
-	return &out, nil
+	return h.keep(ctx, log, d, inst, out)
 }
 
 // revocationEvent is the event of a revocation the instance reports done; false for
