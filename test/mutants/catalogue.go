@@ -104,7 +104,7 @@ var Catalogue = []Mutant{
 		Row:     "A team's instance role",
 		File:    stackFile,
 		Find:    "	case p.KeySource != contract.KeySourceKMSDataKey:\n",
-		Replace: "	case false:\n",
+		Replace: "	case mark != d.Mark && d.Command == \"\":\n",
 		Pkg:     stackPkg, Run: "^TestBadProps$",
 	},
 	{
@@ -528,6 +528,49 @@ var Catalogue = []Mutant{
 		Find:    "DocumentVersion: aws.String(pin.Version)",
 		Replace: "DocumentVersion: aws.String(\"$DEFAULT\")",
 		Pkg:     "internal/launch", Run: "^TestDocumentPinned$",
+	},
+	// The revocation documents and the result function's reading of their answers.
+	{
+		Row:     "answers a revoke, resume or shred falsely",
+		File:    "internal/fleet/revocation.go",
+		Find:    "	reason, err := trusted(ctx, docs, inv)\n",
+		Replace: "	reason, err := contract.Reason(\"\"), error(nil)\n",
+		Pkg:     "internal/result", Run: "^TestHandleRevocation$",
+	},
+	{
+		Row:     "answers a revoke, resume or shred falsely",
+		File:    "internal/fleet/revocation.go",
+		Find:    "	case mark != d.Mark:\n",
+		Replace: "	case mark != d.Mark && d.Command == \"\":\n",
+		Pkg:     "internal/result", Run: "^TestHandleRevocation$",
+	},
+	{
+		Row:     "answers a revoke, resume or shred falsely",
+		File:    "internal/contract/revoke.go",
+		Find:    "	PatternRevokeReason = `^[A-Za-z0-9._:/,()#@+=-][A-Za-z0-9 ._:/,()#@+=-]{0,255}$`",
+		Replace: "	PatternRevokeReason = `^.{1,256}$`",
+		Pkg:     "internal/document", Run: "^TestRevocationPatternsAgreeWithTheAgent$",
+	},
+	{
+		Row:     "answers a revoke, resume or shred falsely",
+		File:    "internal/document/revocation.go",
+		Find:    "		fmt.Sprintf(`echo \"$sum  $bin\" | sha256sum -c",
+		Replace: "		fmt.Sprintf(`true || echo \"$sum  $bin\" | sha256sum -c",
+		Pkg:     "internal/document", Run: "^TestRevocationRunsTheInstalledAgent$",
+	},
+	{
+		Row:     "answers a revoke, resume or shred falsely",
+		File:    "instance-agent/agent/revoke.go",
+		Find:    "	if err := contract.ValidateRevocation(r.Reason, r.By); err != nil {",
+		Replace: "	if err := error(nil); err != nil {",
+		Pkg:     agentPkg, Run: "^TestReasonRequired$",
+	},
+	{
+		Row:     "answers a revoke, resume or shred falsely",
+		File:    "internal/result/result.go",
+		Find:    "		h.Revocations[d.Name] = &document.Trust{SSM: ssmc, Name: d.Name, Digest: d.Digest}",
+		Replace: "		h.Revocations[d.Name] = &document.Trust{SSM: ssmc, Name: d.Name, Digest: d.Digest}\n		h.Revocations[d.Name] = &document.Trust{SSM: ssmc, Name: c.DocumentName, Digest: c.DocumentDigest, KeyID: c.KeyARN, Secret: c.Secret}",
+		Pkg:     "internal/result", Run: "^TestHandleRevocation$",
 	},
 	{
 		Row:     "A console rerun of a tampered document",
@@ -1195,7 +1238,7 @@ var Catalogue = []Mutant{
 		Row:     "A tarball swapped on its way",
 		File:    releaseFile,
 		Find:    "	case p.Release != nil:\n",
-		Replace: "	case false:\n",
+		Replace: "	case mark != d.Mark && d.Command == \"\":\n",
 		Pkg:     stackPkg, Run: "^TestReleaseWithoutGo$",
 	},
 	{
