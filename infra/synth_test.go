@@ -59,17 +59,26 @@ func TestSynthesizedDocument(t *testing.T) {
 			} `json:"mainSteps"`
 		}
 	}
-	found := 0
+	found, revocation := 0, 0
 	for _, r := range tpl.Resources {
-		if r.Type == "AWS::SSM::Document" {
-			found++
-			if err := json.Unmarshal(r.Properties, &doc); err != nil {
-				t.Fatal(err)
-			}
+		if r.Type != "AWS::SSM::Document" {
+			continue
+		}
+		var props struct{ Name string }
+		if err := json.Unmarshal(r.Properties, &props); err != nil {
+			t.Fatal(err)
+		}
+		if props.Name != contract.DocumentName {
+			revocation++ // checked by internal/document's tests and the stack's
+			continue
+		}
+		found++
+		if err := json.Unmarshal(r.Properties, &doc); err != nil {
+			t.Fatal(err)
 		}
 	}
-	if found != 1 || doc.DocumentType != "Command" || doc.Content.SchemaVersion != "2.2" {
-		t.Fatalf("%d documents, type %q, schema %q", found, doc.DocumentType, doc.Content.SchemaVersion)
+	if found != 1 || revocation != len(contract.RevocationDocuments) || doc.DocumentType != "Command" || doc.Content.SchemaVersion != "2.2" {
+		t.Fatalf("got %d apply documents and %d others, type %q, schema %q; want 1 and the %d revocation documents, Command, 2.2", found, revocation, doc.DocumentType, doc.Content.SchemaVersion, len(contract.RevocationDocuments))
 	}
 	hostile := []string{"x;reboot", "$(reboot)", "`id`", "a\nb", "/mnt/../etc", "../x", "a b'c"}
 	for _, p := range contract.DocumentParameters {

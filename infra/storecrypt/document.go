@@ -1,6 +1,9 @@
 package storecrypt
 
 import (
+	"fmt"
+	"strings"
+
 	"github.com/aws/aws-cdk-go/awscdk/v2"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awskms"
 	"github.com/aws/aws-cdk-go/awscdk/v2/awslogs"
@@ -27,23 +30,61 @@ type deployedDocument struct {
 // created version" (CloudFormation's AWS::SSM::Document), so every deploy's content is
 // the default, and older versions stay for commands still running.
 func (s *builder) ssmDocument(agents document.Agents, key awskms.IKey, secret string) (deployedDocument, error) {
-	d := deployedDocument{name: jsii.String(s.props.DocumentName)}
-	d.arn = s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Resource: jsii.String("document"), ResourceName: d.name})
-	content := document.Content(s.documentDefaults(key, secret), agents)
-	digest, err := document.Digest(content)
+	d := deployedDocument{}
+	var err error
+	d.resource, d.name, d.arn, d.digest, err = s.commandDocument("Document", s.props.DocumentName, document.Content(s.documentDefaults(key, secret), agents))
 	if err != nil {
 		return d, err
 	}
-	d.digest = digest
-	d.resource = awsssm.NewCfnDocument(s.c, jsii.String("Document"), &awsssm.CfnDocumentProps{
-		Name: d.name, DocumentType: jsii.String("Command"), DocumentFormat: jsii.String("JSON"),
-		UpdateMethod: jsii.String("NewVersion"), Content: content,
-	})
-	component(d.resource, "document")
 	d.agentLogs = awslogs.NewLogGroup(s.c, jsii.String("AgentLogs"), &awslogs.LogGroupProps{
 		Retention: s.props.LogRetention, RemovalPolicy: s.props.RemovalPolicy,
 	})
 	return d, nil
+}
+
+// commandDocument deploys one Command document under name and returns its name, ARN and
+// the digest (document.Digest) of its content, which the functions trust.
+func (s *builder) commandDocument(id, name string, content map[string]any) (awsssm.CfnDocument, *string, *string, string, error) {
+	digest, err := document.Digest(content)
+	if err != nil {
+		return nil, nil, nil, "", fmt.Errorf("document %s: %w", name, err)
+	}
+	n := jsii.String(name)
+	arn := s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("ssm"), Resource: jsii.String("document"), ResourceName: n})
+	res := awsssm.NewCfnDocument(s.c, jsii.String(id), &awsssm.CfnDocumentProps{
+		Name: n, DocumentType: jsii.String("Command"), DocumentFormat: jsii.String("JSON"),
+		UpdateMethod: jsii.String("NewVersion"), Content: content,
+	})
+	component(res, "document")
+	return res, n, arn, digest, nil
+}
+
+// revocationDocument is one of the revoke, resume and shred documents as deployed.
+type revocationDocument struct {
+	contract.RevocationDocument
+	resource  awsssm.CfnDocument
+	name, arn *string
+	digest    string
+}
+
+// revocationDocuments deploys the revoke, resume and shred documents as <Name>-revoke,
+// -resume, -shred (the apply document is <Name>-apply), each checking the installed agent
+// against the digests of the agents the apply document installs. Three documents, so
+// that IAM can let a responder send revoke without shred.
+func (s *builder) revocationDocuments(agents document.Agents, key awskms.IKey, secret string) ([]revocationDocument, error) {
+	var docs []revocationDocument
+	for _, spec := range contract.RevocationDocuments {
+		d := revocationDocument{RevocationDocument: spec}
+		id := strings.ToUpper(spec.Suffix[:1]) + spec.Suffix[1:] + "Document"
+		var err error
+		d.resource, d.name, d.arn, d.digest, err = s.commandDocument(id, s.props.Name+"-"+spec.Suffix,
+			document.RevocationContent(spec, s.documentDefaults(key, secret), agents.Each))
+		if err != nil {
+			return nil, err
+		}
+		docs = append(docs, d)
+	}
+	return docs, nil
 }
 
 // documentDefaults are the document's parameter defaults: the stack's choices.

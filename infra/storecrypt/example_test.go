@@ -81,7 +81,7 @@ func checkExampleTemplate(t *testing.T, out string) {
 			workers = id
 		}
 	}
-	for typ, want := range map[string]int{"AWS::SSM::Document": 1, "AWS::KMS::Key": 1, "AWS::Lambda::Function": 2, "AWS::DynamoDB::Table": 1, "AWS::CloudWatch::Alarm": 8} {
+	for typ, want := range map[string]int{"AWS::SSM::Document": 1 + len(contract.RevocationDocuments), "AWS::KMS::Key": 1, "AWS::Lambda::Function": 2, "AWS::DynamoDB::Table": 1, "AWS::CloudWatch::Alarm": 8} {
 		if count[typ] != want {
 			t.Errorf("%d %s, want %d", count[typ], typ, want)
 		}

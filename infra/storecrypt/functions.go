@@ -35,6 +35,9 @@ type functionInputs struct {
 	secret string // the seed secret's s3:// location; "" for kms-datakey
 	// queue takes the launch events; dlq those given up on.
 	queue, dlq awssqs.Queue
+	// revocation are the revoke, resume and shred documents, whose results the result
+	// function records.
+	revocation []revocationDocument
 }
 
 // functionSet is the launch and result functions and the queues they take events from.
@@ -48,7 +51,7 @@ func (s *builder) functions(in functionInputs) functionSet {
 	f := functionSet{queue: in.queue, dlq: in.dlq}
 	f.launch = s.launchFunction(in)
 	f.result, f.resultDLQ = s.resultFunction(in)
-	s.rules(in.doc, f)
+	s.rules(in, f)
 	return f
 }
 
@@ -208,12 +211,25 @@ func (s *builder) resultFunction(in functionInputs) (fn awslambda.Function, dlq 
 	dlq = awssqs.NewQueue(s.c, jsii.String("ResultDLQ"), &awssqs.QueueProps{
 		Encryption: awssqs.QueueEncryption_SQS_MANAGED, EnforceSSL: jsii.Bool(true), RetentionPeriod: awscdk.Duration_Days(jsii.Number(14)),
 	})
-	fn = s.function(in, "Result", "result", 30, map[string]*string{}, &awslambda.FunctionProps{
+	env := map[string]*string{}
+	for _, d := range in.revocation {
+		env[d.EnvName], env[d.EnvDigest] = d.name, jsii.String(d.digest)
+	}
+	fn = s.function(in, "Result", "result", 30, env, &awslambda.FunctionProps{
 		DeadLetterQueueEnabled: jsii.Bool(true), DeadLetterQueue: dlq, RetryAttempts: jsii.Number(2),
 	})
 	role := fn.Role()
 	role.AddToPrincipalPolicy(statement("ReadOutcome", []string{"ssm:GetCommandInvocation", "ssm:ListCommandInvocations", "ec2:DescribeInstances"}, []*string{jsii.String("*")}, nil))
 	readDocument(role, in.doc)
+	// It trusts a revocation document's run only with the deployed content, as apply's.
+	docs := []*string{}
+	for _, d := range in.revocation {
+		docs = append(docs, d.arn)
+		fn.Node().AddDependency(d.resource)
+	}
+	if len(docs) > 0 {
+		role.AddToPrincipalPolicy(statement("ReadTheRevocationDocuments", []string{"ssm:GetDocument"}, docs, nil))
+	}
 	s.tagRights(role)
 	s.putEventsRight(role)
 	for _, st := range s.ledgerRights(in.ledger, in.key, "dynamodb:UpdateItem") {
@@ -234,7 +250,7 @@ func (s *builder) resultFunction(in functionInputs) (fn awslambda.Function, dlq 
 // in this region ("To record events with one of the CloudTrail detail-type values, you
 // must enable a CloudTrail trail with logging"): the trail option, or the account's own.
 // Without one it stays silent and the running rule and the sweep do the work.
-func (s *builder) rules(doc deployedDocument, f functionSet) {
+func (s *builder) rules(in functionInputs, f functionSet) {
 	stateRule := func(id, state, why string) {
 		awsevents.NewRule(s.c, jsii.String(id), &awsevents.RuleProps{
 			Description: jsii.String("storecrypt: " + why),
@@ -258,14 +274,18 @@ func (s *builder) rules(doc deployedDocument, f functionSet) {
 		},
 		Targets: &[]awsevents.IRuleTarget{awseventstargets.NewSqsQueue(f.queue, nil)},
 	})
+	names := []*string{in.doc.name}
+	for _, d := range in.revocation {
+		names = append(names, d.name)
+	}
 	awsevents.NewRule(s.c, jsii.String("InvocationStatus"), &awsevents.RuleProps{
-		Description: jsii.String("storecrypt: the document finished on an instance"),
+		Description: jsii.String("storecrypt: a document (apply, revoke, resume, shred) finished on an instance"),
 		EventPattern: &awsevents.EventPattern{
 			Source: jsii.Strings("aws.ssm"), DetailType: jsii.Strings(contract.DetailInvocationStatus),
 			// Only final statuses: the result function ignores the rest, so there is no need
 			// to invoke it for them. The event reference spells one "Canceled", the API
 			// "Cancelled".
-			Detail: &map[string]any{"document-name": []*string{doc.name}, "status": contract.FinalInvocationStatuses},
+			Detail: &map[string]any{"document-name": names, "status": contract.FinalInvocationStatuses},
 		},
 		// The target's DLQ takes events EventBridge could not deliver; the function's own
 		// DLQ takes those it failed to process.

@@ -290,10 +290,14 @@ func (sc *storeCrypt) build(p settings) error {
 	if err != nil {
 		return err
 	}
+	revocation, err := s.revocationDocuments(code.agents, key, secretURL)
+	if err != nil {
+		return err
+	}
 	access := s.instanceAccess(code, doc, roles, path)
 	queue, dlq := s.queues()
 	table := s.ledgerTable(key)
-	fns := s.functions(functionInputs{key: key, roles: roles, access: access, doc: doc, ledger: table, code: code, secret: secretURL, queue: queue, dlq: dlq})
+	fns := s.functions(functionInputs{key: key, roles: roles, access: access, doc: doc, ledger: table, code: code, secret: secretURL, queue: queue, dlq: dlq, revocation: revocation})
 	s.launchGrants(key, roles, path, fns.launch.Role())
 	alarms := s.alarmsAndTopic(fns)
 	s.dashboard(fns)
@@ -310,7 +314,7 @@ func (sc *storeCrypt) build(p settings) error {
 	if p.AuditorPrincipal != "" {
 		sc.auditorRole = s.auditorRole(key, table)
 	}
-	s.outputs(sc, doc, roles, code.objects, secret, access)
+	s.outputs(sc, doc, revocation, roles, code.objects, secret, access)
 	return nil
 }
 
@@ -342,7 +346,7 @@ func (s *builder) instanceARN() *string {
 // outputs are what `storecrypt --stack` reads. Their keys are the contract's names,
 // prefixed with the construct's id unless it is "Default" (the app's), so that the CLI
 // finds them by suffix in a stack that holds other outputs.
-func (s *builder) outputs(sc *storeCrypt, doc deployedDocument, roles fleetRoles, agents []agentOutput, secret awss3.Bucket, access instanceGrants) {
+func (s *builder) outputs(sc *storeCrypt, doc deployedDocument, revocation []revocationDocument, roles fleetRoles, agents []agentOutput, secret awss3.Bucket, access instanceGrants) {
 	prefix := nonAlnum.ReplaceAllString(*s.c.Node().Id(), "")
 	if prefix == "Default" {
 		prefix = ""
@@ -355,6 +359,9 @@ func (s *builder) outputs(sc *storeCrypt, doc deployedDocument, roles fleetRoles
 	out(contract.OutputKeyARN, sc.key.KeyArn(), "KMS key that wraps the volume keys")
 	out(contract.OutputKeySource, jsii.String(s.props.KeySource), "where the volume keys come from")
 	out(contract.OutputDocumentName, doc.name, "SSM document to rerun from the console")
+	for _, d := range revocation {
+		out(d.Output, d.name, "SSM document that runs the agent's "+d.Command+" on an instance (storecrypt "+d.Command+" sends it)")
+	}
 	digest := out(contract.OutputDocumentDigest, jsii.String(doc.digest), "SHA-256 of the document content the stack deployed (storecrypt report trusts only runs of it)")
 	exportParts := []*string{awscdk.Aws_STACK_NAME(), jsii.String(contract.StackExport)}
 	if prefix != "" {

@@ -3,6 +3,7 @@ package storecrypt_test
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"reflect"
 	"slices"
@@ -21,6 +22,7 @@ import (
 	"github.com/storecrypt/storecrypt/infra/cdkcontext"
 	"github.com/storecrypt/storecrypt/infra/storecrypt"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/test/cfn"
 )
@@ -140,7 +142,7 @@ func TestRulesAndQueue(t *testing.T) {
 	}})
 	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"EventPattern": map[string]any{
 		"source": []string{"aws.ssm"}, "detail-type": []string{"EC2 Command Invocation Status-change Notification"},
-		"detail": map[string]any{"document-name": []string{contract.DocumentName}, "status": contract.FinalInvocationStatuses},
+		"detail": map[string]any{"document-name": []string{contract.DocumentName, contract.DocumentRevoke, contract.DocumentResume, contract.DocumentShred}, "status": contract.FinalInvocationStatuses},
 	}})
 	tpl.HasResourceProperties(jsii.String("AWS::Events::Rule"), map[string]any{"EventPattern": map[string]any{
 		"source": []string{"aws.ec2"}, "detail-type": []string{"AWS API Call via CloudTrail"},
@@ -572,8 +574,12 @@ func TestTwoInOneStack(t *testing.T) {
 				}
 			}
 		}
-		if n != 2 {
-			t.Errorf("%d distinct %s names, want 2: %v", n, typ, names)
+		want := 2
+		if typ == "AWS::SSM::Document" {
+			want *= 1 + len(contract.RevocationDocuments) // apply, revoke, resume, shred
+		}
+		if n != want {
+			t.Errorf("got %d distinct %s names, want %d: %v", n, typ, want, names)
 		}
 	}
 	// Each namespace the functions publish into is watched by alarms of the same construct.
@@ -761,6 +767,9 @@ func TestDocumentDefaults(t *testing.T) {
 					continue
 				}
 				params := res["Properties"].(map[string]any)["Content"].(map[string]any)["parameters"].(map[string]any)
+				if _, apply := params["KeySource"]; !apply {
+					continue // a revocation document: its parameters are the responder's
+				}
 				for name, want := range tc.want {
 					if got := params[name].(map[string]any)["default"]; got != want {
 						t.Errorf("document %s: got %s default %v, want %s", id, name, got, want)
@@ -785,5 +794,49 @@ func TestIsAConstruct(t *testing.T) {
 	})
 	if got := *sc.Node().FindChild(jsii.String("Mine")).Node().Path(); got != "Platform/InstanceStore/Mine" {
 		t.Errorf("got the caller's topic at %s, want Platform/InstanceStore/Mine", got)
+	}
+}
+
+// TestRevocationDocuments: the stack deploys the revoke, resume and shred documents
+// under the app's names, outputs their names, and gives the result function each name
+// with the digest of the content deployed (which it alone trusts), leave to read them,
+// and their results through the invocation rule.
+func TestRevocationDocuments(t *testing.T) {
+	_, raw := template(t, &storecrypt.StoreCryptProps{})
+	resources, outputs := raw["Resources"].(map[string]any), raw["Outputs"].(map[string]any)
+	contents := map[string]any{}
+	var resultEnv map[string]any
+	for _, r := range resources {
+		res := r.(map[string]any)
+		props, _ := res["Properties"].(map[string]any)
+		switch res["Type"] {
+		case "AWS::SSM::Document":
+			contents[fmt.Sprint(props["Name"])] = props["Content"]
+		case "AWS::Lambda::Function":
+			if env := props["Environment"].(map[string]any)["Variables"].(map[string]any); env[contract.RevocationDocuments[0].EnvName] != nil {
+				resultEnv = env
+			}
+		}
+	}
+	for _, d := range contract.RevocationDocuments {
+		content, ok := contents[d.Default]
+		if !ok {
+			t.Errorf("got documents %v, want %s", slices.Collect(maps.Keys(contents)), d.Default)
+			continue
+		}
+		digest, err := document.Digest(content)
+		must(t, err)
+		if resultEnv[d.EnvName] != d.Default || resultEnv[d.EnvDigest] != digest {
+			t.Errorf("%s: got the result function's %s=%v, %s=%v, want %s and the deployed content's digest %s", d.Default, d.EnvName, resultEnv[d.EnvName], d.EnvDigest, resultEnv[d.EnvDigest], d.Default, digest)
+		}
+		if o, _ := outputs[d.Output].(map[string]any); o == nil || o["Value"] != d.Default {
+			t.Errorf("%s: got output %s %v, want its name", d.Default, d.Output, outputs[d.Output])
+		}
+		if got := fmt.Sprint(content.(map[string]any)["mainSteps"]); !strings.Contains(got, contract.AgentPath) || strings.Contains(got, "aws:downloadContent") {
+			t.Errorf("%s: got steps %s, want the installed agent run and nothing downloaded", d.Default, got)
+		}
+	}
+	if got := fmt.Sprint(resources); !strings.Contains(got, "ReadTheRevocationDocuments") {
+		t.Errorf("got no statement ReadTheRevocationDocuments in the template, want the result function to read the documents it trusts")
 	}
 }

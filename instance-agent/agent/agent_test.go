@@ -192,7 +192,7 @@ func newTestAgent(t *testing.T, root string, calls []sysexec.Call, keys *fakeKey
 	var progress bytes.Buffer
 	now := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 	a := &Agent{
-		Root: root, Exec: fake, Progress: &progress, Version: "test", Wait: time.Second,
+		Root: root, Exec: fake, Progress: &progress, Version: "test", Wait: time.Second, By: "uid:0",
 		Keys: func(context.Context) (Keys, error) { return keys, nil },
 		Instance: func(context.Context) (string, string, error) {
 			return "i-0123456789abcdef0", "arn:aws:ec2:us-east-1:111122223333:instance/i-0123456789abcdef0", nil

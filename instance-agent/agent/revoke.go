@@ -183,8 +183,8 @@ type step struct {
 
 // revocation runs revoke, resume or shred with the mark found at RevocationPath.
 func (r *run) revocation(mark *contract.Revocation) error {
-	if strings.TrimSpace(r.Reason) == "" {
-		return &contract.InvalidError{Flag: contract.FlagReason, Value: r.Reason, Reason: "required: say why (it is recorded with who asked and when)"}
+	if err := contract.ValidateRevocation(r.Reason, r.By); err != nil {
+		return err
 	}
 	ms, err := openMembers(r.fsys)
 	if err != nil {

@@ -145,7 +145,7 @@ func Main(ctx context.Context, args []string, stdout, stderr io.Writer, newAgent
 	switch cmd.name {
 	case "revoke", "resume", "shred":
 		fs.StringVar(&reason, contract.FlagReason, "", "why (required; recorded in the mark and the report)")
-		fs.StringVar(&by, contract.FlagBy, fmt.Sprintf("uid %d", os.Getuid()), "who asks (recorded with the reason)")
+		fs.StringVar(&by, contract.FlagBy, fmt.Sprintf("uid:%d", os.Getuid()), "who asks (recorded with the reason)")
 	}
 	if cmd.name == "shred" {
 		fs.StringVar(&confirm, contract.FlagConfirm, "", "this instance's id, typed again: the guard against shredding the wrong instance")

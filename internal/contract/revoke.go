@@ -26,8 +26,9 @@ const (
 	RevokeByParameter     = "By"
 	ShredConfirmParameter = "InstanceId"
 	// PatternRevokeReason keeps the reason to one printable line that no shell or
-	// document interpolation can break out of.
-	PatternRevokeReason = `^[A-Za-z0-9 ._:/,()#@+=-]{1,256}$`
+	// document interpolation can break out of; it starts with a character that is not a
+	// space, as the agent refuses a blank reason.
+	PatternRevokeReason = `^[A-Za-z0-9._:/,()#@+=-][A-Za-z0-9 ._:/,()#@+=-]{0,255}$`
 	// PatternRevokeBy is an IAM or STS ARN's alphabet.
 	PatternRevokeBy = `^[A-Za-z0-9:/_+=,.@-]{1,512}$`
 )

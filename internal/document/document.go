@@ -136,20 +136,9 @@ func sorted(a []Agent) []Agent {
 // SSM_<name> variables, always quoted. Everything but the agent's report goes to stderr,
 // so stdout is the JSON document the result function parses.
 func Script(agents []Agent) []string {
-	lines := []string{
-		// POSIX sh: SSM may run the script with dash (Ubuntu) or busybox as well as bash.
-		"#!/bin/sh",
-		"set -eu",
-		"exec 3>&1 1>&2",
-	}
-	lines = append(lines, needEnvVars())
-	lines = append(lines, `case "$(uname -m)" in`)
-	for _, a := range sorted(agents) {
-		lines = append(lines, fmt.Sprintf(`  %s) arch=%s; sum=%s; gzsum=%s ;;`, machine[a.Arch], a.Arch, a.SHA256, a.GzSHA256))
-	}
+	lines := append(prologue(), needEnvVars())
+	lines = append(lines, machineDigests(agents)...)
 	lines = append(lines,
-		`  *) echo "storecrypt: no agent for $(uname -m)" >&2; exit 2 ;;`,
-		`esac`,
 		// allowedPattern, which the SSM Agent checks, holds the substituted text to a GOARCH.
 		fmt.Sprintf(`if [ "{{ %s }}" != "$arch" ]; then echo "storecrypt: this instance is $arch ($(uname -m)) but the command downloaded the agent for {{ %s }}: run it again with %s=$arch" >&2; exit 2; fi`,
 			ArchitectureParameter, ArchitectureParameter, ArchitectureParameter),
@@ -168,14 +157,41 @@ func Script(agents []Agent) []string {
 		`fi`,
 	)
 	lines = append(lines, pickAgent()...)
-	lines = append(lines,
-		// The agent's exit code is the step's, which the result function reads; the trap
-		// removes the private copy after it.
-		`rc=0`,
-		strings.Join(applyArgv(), " ")+` >&3 || rc=$?`,
-		`exit "$rc"`,
-	)
-	return lines
+	return append(lines, runAgent(applyArgv())...)
+}
+
+// prologue starts every run step. POSIX sh: SSM may run the script with dash (Ubuntu) or
+// busybox as well as bash. Everything but the agent's report goes to stderr, so stdout
+// is the JSON document the result function parses.
+func prologue() []string { return []string{"#!/bin/sh", "set -eu", "exec 3>&1 1>&2"} }
+
+// machineDigests sets arch, sum and gzsum to the GOARCH of this machine and the digests
+// of its agent (the binary's, the gzip object's), or stops where storecrypt has none.
+func machineDigests(agents []Agent) []string {
+	lines := []string{`case "$(uname -m)" in`}
+	for _, a := range sorted(agents) {
+		lines = append(lines, fmt.Sprintf(`  %s) arch=%s; sum=%s; gzsum=%s ;;`, machine[a.Arch], a.Arch, a.SHA256, a.GzSHA256))
+	}
+	return append(lines,
+		`  *) echo "storecrypt: no agent for $(uname -m)" >&2; exit 2 ;;`,
+		`esac`)
+}
+
+// runAgent runs argv with its report on the step's stdout. The agent's exit code is the
+// step's, which the result function reads; the trap removes the private copy after it.
+func runAgent(argv []string) []string {
+	return []string{`rc=0`, strings.Join(argv, " ") + ` >&3 || rc=$?`, `exit "$rc"`}
+}
+
+// privateDir makes the fresh 0700 directory (mktemp -d) that the agent is copied into
+// and checked in, so what runs is what was checked, whatever writes elsewhere meanwhile;
+// bin is the agent's path there.
+func privateDir() []string {
+	return []string{
+		`priv=$(mktemp -d /run/storecrypt-agent.XXXXXX)`,
+		`trap 'rm -rf "$priv"' EXIT`,
+		`bin="$priv/storecrypt-agent"`,
+	}
 }
 
 // pickAgent sets bin to a private, decompressed copy of the downloaded agent whose
@@ -189,23 +205,23 @@ func Script(agents []Agent) []string {
 // against the binary's digest, so what runs is what was checked, whatever writes to the
 // download directory meanwhile.
 func pickAgent() []string {
-	return []string{
+	lines := []string{
 		`src=""`,
 		fmt.Sprintf(`for f in $(find %s -type f); do`, Dir),
 		`  if [ "$(sha256sum <"$f" | cut -d' ' -f1)" = "$gzsum" ]; then src="$f"`,
 		`  else echo "storecrypt: removing the stale download $f"; rm -f "$f"; fi`,
 		`done`,
 		`if [ -z "$src" ]; then echo "storecrypt: no download of the agent for $arch has SHA-256 $gzsum" >&2; exit 1; fi`,
-		`priv=$(mktemp -d /run/storecrypt-agent.XXXXXX)`,
-		`trap 'rm -rf "$priv"' EXIT`,
-		`bin="$priv/storecrypt-agent"`,
+	}
+	lines = append(lines, privateDir()...)
+	return append(lines,
 		`cp "$src" "$bin.gz"`,
 		`echo "$gzsum  $bin.gz" | sha256sum -c >/dev/null || { echo "storecrypt: $src changed while it was copied" >&2; exit 1; }`,
 		`gzip -dc "$bin.gz" >"$bin" || { echo "storecrypt: $src does not decompress" >&2; exit 1; }`,
 		`rm -f "$bin.gz"`,
 		`echo "$sum  $bin" | sha256sum -c >/dev/null || { echo "storecrypt: $src decompresses to a binary whose SHA-256 is not $sum" >&2; exit 1; }`,
 		`chmod 0700 "$bin"`,
-	}
+	)
 }
 
 // needEnvVars refuses to run under an SSM Agent that did not set SSM_<name>: one older
@@ -218,9 +234,18 @@ func pickAgent() []string {
 // changed between the two reaches the shell unchecked. With no agent parameter in the
 // text, no value is ever shell text.
 func needEnvVars() string {
+	names := make([]string, len(contract.DocumentParameters))
+	for i, p := range contract.DocumentParameters {
+		names[i] = p.Name
+	}
+	return needEnv(names)
+}
+
+// needEnv is needEnvVars for the parameters names.
+func needEnv(names []string) string {
 	var unset []string
-	for _, p := range contract.DocumentParameters {
-		unset = append(unset, fmt.Sprintf(`[ -z "${SSM_%s+x}" ]`, p.Name))
+	for _, name := range names {
+		unset = append(unset, fmt.Sprintf(`[ -z "${SSM_%s+x}" ]`, name))
 	}
 	return fmt.Sprintf(`if %s; then echo "storecrypt: this SSM Agent did not set the SSM_<name> variables: it predates interpolationType ENV_VAR (SSM Agent %s); update it (AWS-UpdateSSMAgent) and run the command again" >&2; exit 2; fi`,
 		strings.Join(unset, " || "), envVarAgent)

@@ -81,14 +81,23 @@ func (h *History) Since(ctx context.Context, instanceID string, since time.Time)
 // Outcome judges a run that ended from its run step's output. A run SSM no longer has is
 // judged from its status alone.
 func (h *History) Outcome(ctx context.Context, instanceID string, r Run) (Outcome, error) {
-	inv, err := h.SSM.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
-		CommandId: aws.String(r.CommandID), InstanceId: aws.String(instanceID), PluginName: aws.String(contract.DocumentRunStep)})
+	inv, err := Invocation(ctx, h.SSM, instanceID, r.CommandID, contract.DocumentRunStep)
+	if err != nil {
+		return Outcome{}, err
+	}
+	return h.Judge.Of(ctx, instanceID, r, inv)
+}
+
+// Invocation reads the step of a run on an instance; nil when SSM no longer has it.
+func Invocation(ctx context.Context, c SSM, instanceID, commandID, step string) (*ssm.GetCommandInvocationOutput, error) {
+	inv, err := c.GetCommandInvocation(ctx, &ssm.GetCommandInvocationInput{
+		CommandId: aws.String(commandID), InstanceId: aws.String(instanceID), PluginName: aws.String(step)})
 	var gone *ssmtypes.InvocationDoesNotExist
 	switch {
 	case errors.As(err, &gone):
-		inv = nil
+		return nil, nil
 	case err != nil:
-		return Outcome{}, fmt.Errorf("reading run %s on %s: %w", r.CommandID, instanceID, err)
+		return nil, fmt.Errorf("reading run %s on %s: %w", commandID, instanceID, err)
 	}
-	return h.Judge.Of(ctx, instanceID, r, inv)
+	return inv, nil
 }

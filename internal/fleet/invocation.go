@@ -95,14 +95,8 @@ func statusReason(status string) contract.Reason {
 // Of judges an invocation that ended on instanceID: r is SSM's record of it, inv what
 // GetCommandInvocation returned for the run step (nil when the invocation is gone).
 func (j *Judge) Of(ctx context.Context, instanceID string, r Run, inv *ssm.GetCommandInvocationOutput) (Outcome, error) {
-	out := Outcome{Status: contract.StatusEncrypted}
-	details := r.Details
-	if inv != nil {
-		out.Report = ParseReport(aws.ToString(inv.StandardOutputContent))
-		details = aws.ToString(inv.StatusDetails)
-	}
-	if !Succeeded(r.Status) {
-		out.Status, out.Reason = contract.StatusFailed, failureReason(r.Status, details, inv, out.Report)
+	out, failed := ended(contract.StatusEncrypted, r, inv)
+	if failed {
 		return out, nil
 	}
 	reason, err := j.evidence(ctx, instanceID, inv, out.Report)
@@ -113,6 +107,22 @@ func (j *Judge) Of(ctx context.Context, instanceID string, r Run, inv *ssm.GetCo
 		out.Status, out.Reason = contract.StatusUnverified, reason
 	}
 	return out, nil
+}
+
+// ended reads a run that ended: the agent's report, and for a run that did not succeed,
+// StatusFailed with its reason (failed true); else status, for the caller to prove.
+func ended(status string, r Run, inv *ssm.GetCommandInvocationOutput) (out Outcome, failed bool) {
+	out.Status = status
+	details := r.Details
+	if inv != nil {
+		out.Report = ParseReport(aws.ToString(inv.StandardOutputContent))
+		details = aws.ToString(inv.StatusDetails)
+	}
+	if !Succeeded(r.Status) {
+		out.Status, out.Reason = contract.StatusFailed, failureReason(r.Status, details, inv, out.Report)
+		return out, true
+	}
+	return out, false
 }
 
 // failureReason: the agent's own result when it left one, else its exit code, else what
@@ -142,10 +152,8 @@ func (j *Judge) evidence(ctx context.Context, instanceID string, inv *ssm.GetCom
 	if inv == nil || rep == nil || rep.Command != "apply" || rep.Result != contract.ExitCodeNames[contract.ExitOK] {
 		return contract.ReasonNoReport, nil
 	}
-	if err := j.Documents.Check(ctx, aws.ToString(inv.DocumentVersion)); errors.Is(err, document.ErrUntrusted) {
-		return contract.ReasonUntrustedDocument, nil
-	} else if err != nil {
-		return "", err
+	if reason, err := trusted(ctx, j.Documents, inv); reason != "" || err != nil {
+		return reason, err
 	}
 	l := rep.Layout
 	switch {
@@ -155,6 +163,17 @@ func (j *Judge) evidence(ctx context.Context, instanceID string, inv *ssm.GetCom
 		return contract.ReasonWrongKey, nil
 	case rep.InstanceID != instanceID && (rep.InstanceID != "" || l.KeySource == contract.KeySourceKMSDataKey):
 		return contract.ReasonWrongInstance, nil
+	}
+	return "", nil
+}
+
+// trusted says ReasonUntrustedDocument when the run was of a version of its document
+// that does not hold the content the stack deployed, "" when it does.
+func trusted(ctx context.Context, docs Documents, inv *ssm.GetCommandInvocationOutput) (contract.Reason, error) {
+	if err := docs.Check(ctx, aws.ToString(inv.DocumentVersion)); errors.Is(err, document.ErrUntrusted) {
+		return contract.ReasonUntrustedDocument, nil
+	} else if err != nil {
+		return "", err
 	}
 	return "", nil
 }

@@ -69,6 +69,9 @@ type Entry struct {
 	Reason    contract.Reason
 	CommandID string
 	Evidence  *Evidence // what proved the instance encrypted, with StatusEncrypted
+	// Note is what the instance answered a revoke, resume or shred with (the agent's
+	// report, summed up): its claim, kept beside the status it led to.
+	Note string
 }
 
 // Evidence is what the agent reported, and the stack knew, when the volume was proven
@@ -170,6 +173,9 @@ func (l *Ledger) update(launch Launch, e Entry, m mode) *dynamodb.UpdateItemInpu
 	}
 	if e.CommandID != "" {
 		entry["command_id"] = s(e.CommandID)
+	}
+	if e.Note != "" {
+		entry["note"] = s(e.Note)
 	}
 	values := map[string]ddbtypes.AttributeValue{
 		":at":  s(stamp(e.At)),
@@ -359,6 +365,7 @@ type EntryRecord struct {
 	Status    string `json:"status"`
 	Reason    string `json:"reason,omitempty"`
 	CommandID string `json:"command_id,omitempty"`
+	Note      string `json:"note,omitempty"`
 }
 
 // Get reads one launch's item, strongly consistent; nil when there is none.
@@ -423,7 +430,7 @@ func decode(m map[string]ddbtypes.AttributeValue) *Item {
 		for _, e := range l.Value {
 			if em, ok := e.(*ddbtypes.AttributeValueMemberM); ok {
 				it.Entries = append(it.Entries, EntryRecord{ID: v(em.Value, "id"), At: v(em.Value, "at"), By: v(em.Value, "by"),
-					Status: v(em.Value, "status"), Reason: v(em.Value, "reason"), CommandID: v(em.Value, "command_id")})
+					Status: v(em.Value, "status"), Reason: v(em.Value, "reason"), CommandID: v(em.Value, "command_id"), Note: v(em.Value, "note")})
 			}
 		}
 	}

@@ -1,7 +1,8 @@
 // Package result is the result function: when SSM reports that the storecrypt document
 // finished on an instance, it reads the agent's JSON report, tags the instance encrypted
 // or failed (with the reason), emits metrics as EMF log lines, and raises an event for
-// failures.
+// failures. It records the revoke, resume and shred documents' runs the same way
+// (revocation.go): what the instance answered, as its claim.
 package result
 
 import (
@@ -58,6 +59,9 @@ type Config struct {
 	SecurityHub     bool   // file Security Hub findings
 	// ComplianceItems writes each verdict as Systems Manager compliance.
 	ComplianceItems bool
+	// Revocation are the deployed revoke, resume and shred documents, whose results the
+	// function records too; a stack that predates them sets none.
+	Revocation []RevocationDocument
 }
 
 // Handler is the result function.
@@ -76,6 +80,8 @@ type Handler struct {
 	Log      *slog.Logger
 	Metrics  *emf.Writer
 	Now      func() time.Time
+	// Revocations trusts each revocation document's deployed content, by name.
+	Revocations map[string]*document.Trust
 }
 
 // New wires a handler to AWS through cfg; metric lines go to metrics.
@@ -90,6 +96,11 @@ func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler
 	}
 	if c.LedgerTable != "" {
 		h.Ledger = &ledger.Ledger{DB: dynamodb.NewFromConfig(cfg), Table: c.LedgerTable}
+	}
+	h.Revocations = map[string]*document.Trust{}
+	for _, d := range c.Revocation {
+		// No key or secret default: the revocation documents have neither.
+		h.Revocations[d.Name] = &document.Trust{SSM: ssmc, Name: d.Name, Digest: d.Digest}
 	}
 	h.Findings = findings.New(cfg, c.KeyARN, c.SecurityHub, c.ComplianceItems, h.Metrics)
 	return h
@@ -125,6 +136,11 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	if c.EventBus == "" {
 		c.EventBus = "default"
 	}
+	revocation, err := loadRevocation(getenv)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	c.Revocation = revocation
 	if len(errs) > 0 {
 		return Config{}, fmt.Errorf("invalid configuration: %w", errors.Join(errs...))
 	}
@@ -156,7 +172,8 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet
 		return nil, nil
 	}
 	log = log.With("instance_id", d.InstanceID, "command_id", d.CommandID)
-	if d.DocumentName != h.Config.DocumentName {
+	revocation, revoking := h.Config.revocation(d.DocumentName)
+	if d.DocumentName != h.Config.DocumentName && !revoking {
 		log.Info("ignoring another document's invocation", "document", d.DocumentName)
 		return nil, nil
 	}
@@ -184,6 +201,9 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet
 		log.Info("ignoring a result from before the instance's current launch", "requested", d.Requested, "launch_time", inst.LaunchTime.UTC().Format(time.RFC3339))
 		return nil, nil
 	}
+	if revoking {
+		return h.revocation(ctx, log, d, revocation, inst, requested)
+	}
 	if newer, err := h.superseded(ctx, d, requested); err != nil {
 		return nil, err
 	} else if newer != "" {
@@ -194,6 +214,12 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet
 	if err != nil {
 		return nil, err
 	}
+	return h.keep(ctx, log, d, inst, out)
+}
+
+// keep records a run's outcome: the ledger first, then the tags, the metrics and alert,
+// and the findings. A resume's outcome tags the instance encrypted again.
+func (h *Handler) keep(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out fleet.Outcome) (*fleet.Outcome, error) {
 	if out.Reason == contract.ReasonUntrustedDocument {
 		log.Warn("the command ran a document version the stack did not deploy")
 	}
@@ -201,7 +227,11 @@ func (h *Handler) Handle(ctx context.Context, ev events.CloudWatchEvent) (*fleet
 	if err := h.toLedger(ctx, d, inst, &out, now); err != nil {
 		return nil, err
 	}
-	if err := h.tag(ctx, d, inst, fleet.Tags(inst.Tags), &out, now); err != nil {
+	tagged := out
+	if tagged.Status == contract.StatusResumed {
+		tagged.Status = contract.StatusEncrypted
+	}
+	if err := h.tag(ctx, d, inst, fleet.Tags(inst.Tags), &tagged, now); err != nil {
 		return nil, err
 	}
 	h.record(ctx, log, d, inst, &out, now)
@@ -230,6 +260,9 @@ func (h *Handler) toLedger(ctx context.Context, d Detail, inst *ec2types.Instanc
 		return nil
 	}
 	e := fleet.ResultEntry("result", now, d.CommandID, *out, d.DocumentName, h.Config.DocumentDigest)
+	if _, ok := h.Config.revocation(d.DocumentName); ok {
+		e.Note = revocationNote(out.Report)
+	}
 	err := h.Ledger.Record(ctx, fleet.LedgerLaunch(*inst, h.Config.KeyARN, ""), e)
 	if errors.Is(err, ledger.ErrDuplicate) {
 		return nil
@@ -240,14 +273,23 @@ func (h *Handler) toLedger(ctx context.Context, d Detail, inst *ec2types.Instanc
 // superseded names a later run of the document on the instance, if SSM has one: an older
 // result arriving late must not overwrite what the newer run records. SSM's own record
 // decides, not the instance's tags, which anyone with ec2:CreateTags could write.
-func (h *Handler) superseded(ctx context.Context, d Detail, requested time.Time) (string, error) {
-	runs, err := h.History.Since(ctx, d.InstanceID, requested)
-	if err != nil {
-		return "", err
+func (h *Handler) superseded(ctx context.Context, d Detail, requested time.Time, documents ...string) (string, error) {
+	histories := []*fleet.History{h.History}
+	if len(documents) > 0 {
+		histories = nil
+		for _, name := range documents {
+			histories = append(histories, &fleet.History{SSM: h.SSM, DocumentName: name})
+		}
 	}
-	for _, r := range runs {
-		if r.CommandID != d.CommandID && r.Requested.After(requested) {
-			return r.CommandID, nil
+	for _, hist := range histories {
+		runs, err := hist.Since(ctx, d.InstanceID, requested)
+		if err != nil {
+			return "", err
+		}
+		for _, r := range runs {
+			if r.CommandID != d.CommandID && r.Requested.After(requested) {
+				return r.CommandID, nil
+			}
 		}
 	}
 	return "", nil
@@ -270,6 +312,13 @@ func (h *Handler) tag(ctx context.Context, d Detail, inst *ec2types.Instance, ta
 func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *ec2types.Instance, out *fleet.Outcome, now time.Time) {
 	props := map[string]string{"InstanceId": d.InstanceID, "CommandId": d.CommandID}
 	var err error
+	if done, ok := h.revocationEvent(d, out); ok {
+		log.Info("the instance reports the revocation document done", "status", out.Status)
+		if perr := alert.Put(ctx, h.Events, []ebtypes.PutEventsRequestEntry{done}); perr != nil {
+			log.Error("emitting the revocation event", "error", perr.Error())
+		}
+		return
+	}
 	if out.Status == contract.StatusEncrypted {
 		metrics := []emf.Metric{{Name: contract.MetricEncrypted, Unit: "Count", Value: 1}}
 		if inst.LaunchTime != nil {
@@ -285,7 +334,7 @@ func (h *Handler) record(ctx context.Context, log *slog.Logger, d Detail, inst *
 		}
 		log.Warn("instance store not encrypted", "status", out.Status, "reason", string(out.Reason), "error", msg)
 		failed := alert.Entry(contract.EventInstanceFailed, h.Config.EventBus,
-			map[string]string{"instance-id": d.InstanceID, "command-id": d.CommandID, "status": out.Status, "reason": string(out.Reason), "error": msg})
+			map[string]string{"instance-id": d.InstanceID, "command-id": d.CommandID, "document": d.DocumentName, "status": out.Status, "reason": string(out.Reason), "error": msg})
 		if perr := alert.Put(ctx, h.Events, []ebtypes.PutEventsRequestEntry{failed}); perr != nil {
 			log.Error("emitting the failure event", "error", perr.Error())
 		}

@@ -135,6 +135,7 @@ type deployment struct {
 	launchRole, resultRole        string
 	launchEnv, resultEnv          map[string]string
 	documentName, document        string
+	revocationDocuments           map[string]string   // name -> content: revoke, resume, shred
 	policies                      map[string][]string // role ARN -> its identity policies
 	instanceManaged               []string            // the instance role's managed policy ARNs
 	operatorPolicy                string
@@ -245,7 +246,20 @@ func deployVariant(t *testing.T, v variant, env cfn.Env) *deployment {
 			d.exports[name] = must(r.String(o.Export.Name))
 		}
 	}
-	doc := one("AWS::SSM::Document")
+	// The apply document, beside the revoke, resume and shred documents.
+	doc := ""
+	d.revocationDocuments = map[string]string{}
+	for _, id := range r.Of("AWS::SSM::Document") {
+		name := must(r.String(r.Resources[id].Properties["Name"]))
+		if name == d.launchEnv[contract.EnvDocumentName] {
+			doc = id
+			continue
+		}
+		d.revocationDocuments[name] = d.json(t, r.Resources[id].Properties["Content"])
+	}
+	if doc == "" {
+		t.Fatalf("no SSM document is the launch function's %s", d.launchEnv[contract.EnvDocumentName])
+	}
 	d.documentName = must(r.String(r.Resources[doc].Properties["Name"]))
 	d.document = d.json(t, r.Resources[doc].Properties["Content"])
 	if secret := d.launchEnv[contract.EnvSecret]; secret != "" {
@@ -288,6 +302,9 @@ func (d *deployment) world(t *testing.T) *fakeaws.World {
 	w.Roles[d.instanceRole] = &fakeaws.Role{ARN: d.instanceRole, Policies: d.policies[d.instanceRole], ManagedPolicies: d.instanceManaged}
 	w.Profiles[d.instanceProfile] = d.instanceRole
 	w.AddDocument(d.documentName, d.document, true)
+	for name, content := range d.revocationDocuments {
+		w.AddDocument(name, content, true)
+	}
 	w.AddStack(d.Env.Stack(), d.outputs)
 	for key, name := range d.exports {
 		if err := w.Export(d.Env.Stack(), key, name); err != nil {

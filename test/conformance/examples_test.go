@@ -230,7 +230,8 @@ func TestExampleSCPKeepsChangesToTheDeployers(t *testing.T) {
 				component(id, arn("ssm", "document/"+d.documentName), []string{"ssm:UpdateDocument", "ssm:UpdateDocumentDefaultVersion",
 					"ssm:DeleteDocument"}, "ssm:RemoveTagsFromResource", "ssm:AddTagsToResource")
 			}
-			if want := map[string]int{"[key]": 1, "[document]": 1, "[launch]": 1, "[result]": 1}; !maps.Equal(components, want) {
+			// The apply document and the revoke, resume and shred documents.
+			if want := map[string]int{"[key]": 1, "[document]": 1 + len(contract.RevocationDocuments), "[launch]": 1, "[result]": 1}; !maps.Equal(components, want) {
 				t.Fatalf("components tagged %v, want %v", components, want)
 			}
 			for _, c := range changes {

@@ -178,7 +178,11 @@ func (d *deployment) resultTakes(t *testing.T, ev []byte) bool {
 	if detail.InstanceID != "" {
 		w.AddInstance(detail.InstanceID, "i4i.large", "", nil, time.Date(2026, 11, 27, 5, 0, 0, 0, time.UTC))
 		w.With(func() {
-			w.Commands = append(w.Commands, &fakeaws.Command{ID: detail.CommandID, DocumentName: d.documentName, DocumentVersion: "1",
+			doc := d.documentName
+			if _, ok := d.revocationDocuments[detail.DocumentName]; ok {
+				doc = detail.DocumentName // a revoke's result: the step SSM reports is the revoke document's
+			}
+			w.Commands = append(w.Commands, &fakeaws.Command{ID: detail.CommandID, DocumentName: doc, DocumentVersion: "1",
 				InstanceIDs: []string{detail.InstanceID}, Invocations: map[string]*fakeaws.Invocation{detail.InstanceID: {Status: "Success"}}})
 		})
 	}

@@ -173,8 +173,37 @@ func (d *deployment) resultRunWith(t *testing.T, fault fakeaws.Fault) *run {
 	if it, err := read.Get(context.Background(), keyUserInstance, launched); err != nil || it == nil || it.EncryptedAt == "" {
 		t.Errorf("the encrypted instance's ledger item: %+v %v", it, err)
 	}
+	d.revokedRun(t, w, h)
 	r.calls = w.Log()
 	return r
+}
+
+// revokedRun has the result function record a revoke the key user's instance answers
+// with the agent's report, read against the revoke document's deployed content.
+func (d *deployment) revokedRun(t *testing.T, w *fakeaws.World, h *result.Handler) {
+	t.Helper()
+	name := d.resultEnv[contract.RevocationDocuments[0].EnvName]
+	rep, _ := json.MarshalIndent(contract.Report{Command: "revoke", Result: "ok", Devices: []contract.Device{}, Steps: []contract.Step{},
+		Revocation: &contract.Revocation{State: contract.Revoked, Reason: "incident 7", By: "arn:aws:iam::111122223333:user/responder"}}, "", "  ")
+	w.With(func() {
+		w.Commands = append(w.Commands, &fakeaws.Command{ID: fakedeploy.CommandID("c-revoke"), DocumentName: name, DocumentVersion: "1", InstanceIDs: []string{keyUserInstance},
+			Requested: launched.Add(2 * time.Minute), Invocations: map[string]*fakeaws.Invocation{keyUserInstance: {Status: "Success", Stdout: string(rep) + "\n"}}})
+	})
+	b, err := samples.Read("ssm-revoke-success.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var e events.CloudWatchEvent
+	if err := json.Unmarshal(b, &e); err != nil {
+		t.Fatal(err)
+	}
+	detail := result.Detail{CommandID: fakedeploy.CommandID("c-revoke"), InstanceID: keyUserInstance, DocumentName: name, Status: "Success",
+		Requested: launched.Add(2 * time.Minute).Format(time.RFC3339Nano)}
+	e.Detail, _ = json.Marshal(detail)
+	out, err := h.Handle(context.Background(), e)
+	if err != nil || out == nil || out.Status != contract.StatusRevoked {
+		t.Errorf("the revoke's result: got %+v, %v, want revoked", out, err)
+	}
 }
 
 // resultHandler is the deployment's result function in w, with a ledger of its own, and

@@ -38,37 +38,54 @@ var Agents = document.Agents{URLPrefix: "https://cdk-assets.s3.us-east-1.amazona
 func Into(w *fakeaws.World, keyARN string) (Deployment, error) {
 	defaults := contract.DefaultAgentOptions()
 	defaults.KMSKeyID = keyARN
-	content := document.Content(defaults, Agents)
-	digest, err := document.Digest(content)
+	digest, raw, err := add(w, contract.DocumentName, document.Content(defaults, Agents))
 	if err != nil {
 		return Deployment{}, err
 	}
-	raw, err := json.Marshal(content)
-	if err != nil {
-		return Deployment{}, err
-	}
-	w.AddDocument(contract.DocumentName, string(raw), true)
 	names := fakeaws.NamesIn(partition(keyARN), region(keyARN))
-	w.AddStack(contract.StackName, map[string]string{
+	outputs := map[string]string{
 		contract.OutputKeyARN: keyARN, contract.OutputKeySource: contract.KeySourceKMSDataKey,
 		contract.OutputDocumentName: contract.DocumentName, contract.OutputDocumentDigest: digest,
 		contract.OutputInstanceRoleARNs: names.KeyUser, contract.OutputLedgerTable: emu.LedgerTable,
 		contract.OutputAgentLogGroup: AgentLogGroup,
-	})
+	}
+	env := map[string]string{
+		contract.EnvKMSKeyARN:      keyARN,
+		contract.EnvDocumentName:   contract.DocumentName,
+		contract.EnvDocumentDigest: digest,
+		contract.EnvInstanceRoles:  names.KeyUser,
+		contract.EnvLaunchRole:     LaunchRole(partition(keyARN)),
+		contract.EnvQueueURL:       "https://sqs." + region(keyARN) + ".amazonaws.com/" + fakeaws.Account + "/storecrypt-launch",
+	}
+	// The revoke, resume and shred documents under their default names, as the app
+	// deploys them.
+	for _, d := range contract.RevocationDocuments {
+		digest, _, err := add(w, d.Default, document.RevocationContent(d, defaults, Agents.Each))
+		if err != nil {
+			return Deployment{}, err
+		}
+		outputs[d.Output] = d.Default
+		env[d.EnvName], env[d.EnvDigest] = d.Default, digest
+	}
+	w.AddStack(contract.StackName, outputs)
 	if err := w.Export(contract.StackName, contract.OutputDocumentDigest, contract.StackName+":"+contract.StackExport); err != nil {
 		return Deployment{}, err
 	}
-	return Deployment{
-		KeyARN: keyARN, DocumentName: contract.DocumentName, Digest: digest, Content: string(raw),
-		Env: map[string]string{
-			contract.EnvKMSKeyARN:      keyARN,
-			contract.EnvDocumentName:   contract.DocumentName,
-			contract.EnvDocumentDigest: digest,
-			contract.EnvInstanceRoles:  names.KeyUser,
-			contract.EnvLaunchRole:     LaunchRole(partition(keyARN)),
-			contract.EnvQueueURL:       "https://sqs." + region(keyARN) + ".amazonaws.com/" + fakeaws.Account + "/storecrypt-launch",
-		},
-	}, nil
+	return Deployment{KeyARN: keyARN, DocumentName: contract.DocumentName, Digest: digest, Content: raw, Env: env}, nil
+}
+
+// add registers content in w as document name's first version, and returns its digest
+// and the content as SSM holds it.
+func add(w *fakeaws.World, name string, content map[string]any) (digest, raw string, err error) {
+	if digest, err = document.Digest(content); err != nil {
+		return "", "", err
+	}
+	b, err := json.Marshal(content)
+	if err != nil {
+		return "", "", err
+	}
+	w.AddDocument(name, string(b), true)
+	return digest, string(b), nil
 }
 
 // LaunchRole is the launch function's role in the standard account of partition: the

@@ -3,8 +3,10 @@ package flow
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
@@ -19,9 +21,11 @@ var where = cfn.Env{Partition: "aws", Region: "us-east-1", Account: "11112222333
 type deployed struct {
 	documentName string
 	document     map[string]any // content, intrinsics resolved
-	launchEnv    map[string]string
-	resultEnv    map[string]string
-	exports      map[string]string // output key -> its export's name: how the CLI finds the stack
+	// revocation holds the revoke, resume and shred documents' content by name.
+	revocation map[string]map[string]any
+	launchEnv  map[string]string
+	resultEnv  map[string]string
+	exports    map[string]string // output key -> its export's name: how the CLI finds the stack
 }
 
 // readStack reads cdk.out's template, resolved for where.
@@ -32,18 +36,18 @@ func readStack(cdkOut string) (deployed, error) {
 		return d, fmt.Errorf("%w (run `make synth`)", err)
 	}
 	r := tpl.In(where)
-	docs := r.Of("AWS::SSM::Document")
-	if len(docs) != 1 {
-		return d, fmt.Errorf("%d SSM documents in the template, want 1", len(docs))
+	docs := map[string]map[string]any{}
+	for _, id := range r.Of("AWS::SSM::Document") {
+		name, err := r.String(r.Resources[id].Properties["Name"])
+		if err != nil {
+			return d, err
+		}
+		content, err := r.Property(id, "Content")
+		if err != nil {
+			return d, err
+		}
+		docs[name], _ = content.(map[string]any)
 	}
-	if d.documentName, err = r.String(r.Resources[docs[0]].Properties["Name"]); err != nil {
-		return d, err
-	}
-	content, err := r.Property(docs[0], "Content")
-	if err != nil {
-		return d, err
-	}
-	d.document, _ = content.(map[string]any)
 	for _, id := range r.Of("AWS::Lambda::Function") {
 		vars, err := r.Eval(r.Resources[id].Properties["Environment"].(map[string]any)["Variables"])
 		if err != nil {
@@ -62,6 +66,21 @@ func readStack(cdkOut string) (deployed, error) {
 	}
 	if d.launchEnv == nil || d.resultEnv == nil {
 		return d, fmt.Errorf("the template lacks a function")
+	}
+	// The functions name the documents: the launch function the apply document, the
+	// result function each revocation document.
+	d.documentName = d.launchEnv[contract.EnvDocumentName]
+	d.document = docs[d.documentName]
+	d.revocation = map[string]map[string]any{}
+	for _, rd := range contract.RevocationDocuments {
+		name := d.resultEnv[rd.EnvName]
+		if docs[name] == nil {
+			return d, fmt.Errorf("the template has no document %q for the result function's %s", name, rd.EnvName)
+		}
+		d.revocation[name] = docs[name]
+	}
+	if d.document == nil || len(docs) != 1+len(d.revocation) {
+		return d, fmt.Errorf("got SSM documents %v in the template, want the launch function's %s and the result function's revoke, resume and shred", slices.Sorted(maps.Keys(docs)), d.documentName)
 	}
 	d.exports = map[string]string{}
 	for key, o := range r.Outputs {

@@ -35,6 +35,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/fleet"
 	"github.com/storecrypt/storecrypt/internal/launch"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/opcli"
@@ -180,11 +181,7 @@ func Run(ctx context.Context, w io.Writer, cdkOut, reportHTML string) error {
 	}
 	rh := result.New(rcfg, world.Config(), slog.New(slog.NewJSONHandler(&logs, nil)), &logs)
 	rh.Ledger = book
-	ev, err := statusEvent(invocation)
-	if err != nil {
-		return err
-	}
-	out, err := rh.Handle(ctx, ev)
+	out, err := handled(ctx, rh, invocation)
 	if err != nil {
 		return err
 	}
@@ -234,7 +231,7 @@ func Run(ctx context.Context, w io.Writer, cdkOut, reportHTML string) error {
 		return fmt.Errorf("writing the HTML report: exit %d, %w", code, err)
 	}
 	fmt.Fprintf(w, "\nThe auditor's report of this run, one HTML page: %s\n", reportHTML)
-	return nil
+	return revocation(ctx, w, tl, stack, runner, rh, book)
 }
 
 // showLedger prints the ledger's item for each instance, after checking that the guest's
@@ -310,6 +307,7 @@ type ssmRunner struct {
 
 type invocationResult struct {
 	commandID, instanceID, status string
+	documentName                  string
 	code                          int
 	stdout, stderr                string
 	requested                     time.Time
@@ -350,7 +348,7 @@ func (r *ssmRunner) run(cmd *fakeaws.Command) {
 // aws:downloadContent fetches from the S3 emulator and writes into the guest;
 // aws:runShellScript runs in the guest with each ENV_VAR parameter as SSM_<name>.
 func (r *ssmRunner) runOn(ctx context.Context, cmd *fakeaws.Command) (invocationResult, error) {
-	res := invocationResult{commandID: cmd.ID, instanceID: guestID, requested: cmd.Requested}
+	res := invocationResult{commandID: cmd.ID, instanceID: guestID, requested: cmd.Requested, documentName: cmd.DocumentName}
 	var content string
 	r.world.With(func() {
 		d := r.world.Documents[cmd.DocumentName]
@@ -455,6 +453,15 @@ func (r *ssmRunner) download(ctx context.Context, step fakeaws.Step) (int, error
 	return len(body), nil
 }
 
+// handled is what the result function makes of SSM's event for res.
+func handled(ctx context.Context, rh *result.Handler, res invocationResult) (*fleet.Outcome, error) {
+	ev, err := statusEvent(res)
+	if err != nil {
+		return nil, err
+	}
+	return rh.Handle(ctx, ev)
+}
+
 // statusEvent is SSM's invocation status-change event for res, shaped as the sample.
 func statusEvent(res invocationResult) (events.CloudWatchEvent, error) {
 	b, err := samples.Read("ssm-success.json")
@@ -469,7 +476,7 @@ func statusEvent(res invocationResult) (events.CloudWatchEvent, error) {
 	if err := json.Unmarshal(ev.Detail, &d); err != nil {
 		return ev, err
 	}
-	d.CommandID, d.InstanceID, d.Status = res.commandID, res.instanceID, res.status
+	d.CommandID, d.InstanceID, d.Status, d.DocumentName = res.commandID, res.instanceID, res.status, res.documentName
 	d.Requested = res.requested.UTC().Format(time.RFC3339Nano)
 	ev.Time = time.Now().UTC()
 	ev.Detail, err = json.Marshal(d)

@@ -1,0 +1,47 @@
+package contract
+
+import "regexp"
+
+// RevocationDocument ties each revocation document to what the stack, the result
+// function and the agent call it: its default name, the stack output naming it, the
+// result function's environment (its deployed name and the digest of its content), the
+// agent command its run step runs, the mark that command leaves, and the status the
+// result function records when the instance reports it done.
+type RevocationDocument struct {
+	Default   string // DocumentRevoke, DocumentResume, DocumentShred
+	Suffix    string // the stack names it <Name>-<Suffix>, as the apply document <Name>-apply
+	Output    string
+	EnvName   string
+	EnvDigest string
+	Command   string // the agent's subcommand
+	Mark      string // Revocation.State the command leaves; "" for resume, which clears it
+	Status    string
+}
+
+// RevocationDocuments are the three, in the order a responder meets them.
+var RevocationDocuments = []RevocationDocument{
+	{DocumentRevoke, "revoke", OutputRevokeDocumentName, "STORECRYPT_REVOKE_DOCUMENT_NAME", "STORECRYPT_REVOKE_DOCUMENT_DIGEST", "revoke", Revoked, StatusRevoked},
+	{DocumentResume, "resume", OutputResumeDocumentName, "STORECRYPT_RESUME_DOCUMENT_NAME", "STORECRYPT_RESUME_DOCUMENT_DIGEST", "resume", "", StatusResumed},
+	{DocumentShred, "shred", OutputShredDocumentName, "STORECRYPT_SHRED_DOCUMENT_NAME", "STORECRYPT_SHRED_DOCUMENT_DIGEST", "shred", Shredded, StatusShredded},
+}
+
+// PatternInstanceID is an EC2 instance id, the shred document's InstanceId.
+const PatternInstanceID = `^i-([0-9a-f]{8}|[0-9a-f]{17})$`
+
+var (
+	reRevokeReason = regexp.MustCompile(PatternRevokeReason)
+	reRevokeBy     = regexp.MustCompile(PatternRevokeBy)
+)
+
+// ValidateRevocation is the agent's check of --reason and --by: the revocation
+// documents' allowedPatterns, so that a value the SSM Agent lets through is one the agent
+// takes, and one typed at the instance is one a document could have sent.
+func ValidateRevocation(reason, by string) error {
+	if !reRevokeReason.MatchString(reason) {
+		return &InvalidError{Flag: FlagReason, Value: reason, Reason: "required: say why in one line of at most 256 letters, digits, spaces and ._:/,()#@+=- (it is recorded with who asked and when)"}
+	}
+	if !reRevokeBy.MatchString(by) {
+		return &InvalidError{Flag: FlagBy, Value: by, Reason: "an IAM ARN or a name of at most 512 letters, digits and :/_+=,.@-"}
+	}
+	return nil
+}
