@@ -102,7 +102,7 @@ func defineRevocation(fs *pflag.FlagSet, verb string) revocation {
 		all:     fs.Bool("all", false, "every running instance in the stack's scope; the key's "+contract.KeyTagRevoked+" tag too"),
 		yes:     fs.Bool("yes", false, verb+" without asking (needed where stdin is not a terminal)"),
 		dr:      fs.Bool("dry-run", false, "print the instances "+verb+" would reach, and those it leaves out with why; change nothing"),
-		reason:  fs.String("reason", "", "why, for the ledger, the event and the agent (required; "+contract.PatternRevokeReason+")"),
+		reason:  fs.String("reason", "", "why, for the ledger, the event and the agent (required: one line of at most 256 letters, digits, spaces and ._:/,()#@+=-, not starting with a space)"),
 	}
 }
 
@@ -122,7 +122,7 @@ func (v revocation) check(e *env, verb string) ([]ec2types.Filter, error) {
 		return nil, err
 	}
 	if !revokeReasonPattern.MatchString(*v.reason) {
-		return nil, usageErr(fmt.Sprintf("--reason %q: want why, one line of 1 to 256 letters, digits, spaces and ._:/,()#@+=- (%s)", *v.reason, contract.PatternRevokeReason))
+		return nil, usageErr(fmt.Sprintf("--reason %q: want why: one line of at most 256 letters, digits, spaces and ._:/,()#@+=-, not starting with a space", *v.reason))
 	}
 	if !*v.yes && !*v.dr && !e.ask {
 		return nil, usageErr(verb + " asks before it changes anything, and stdin is not a terminal: pass --yes (list what it would reach with --dry-run)")

@@ -34,7 +34,6 @@ func revocable(t *testing.T) (*fakeaws.World, *ledger.Ledger, opcli.Clients) {
 	if _, err := deployment.Into(w, fakeaws.KeyARN); err != nil {
 		t.Fatal(err)
 	}
-	deployment.RevocationDocuments(w)
 	w.Caller = "arn:aws:iam::" + fakeaws.Account + ":role/responder"
 	c := kms.NewFromConfig(w.Config())
 	for _, id := range []string{revokeA, revokeB} {

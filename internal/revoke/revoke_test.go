@@ -37,7 +37,9 @@ const (
 func account(t *testing.T, ids ...string) *fakeaws.World {
 	t.Helper()
 	w := fakeaws.NewAccount(t)
-	deployment.RevocationDocuments(w)
+	if _, err := deployment.Into(w, fakeaws.KeyARN); err != nil {
+		t.Fatal(err)
+	}
 	for _, id := range ids {
 		w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 		grant(t, w, id)
