@@ -107,12 +107,9 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 		return w.tagKeyRequest(req, action, in.KeyId, tags)
 	case *kms.RetireGrantInput:
 		// The grant, not a policy, decides who may retire it (the handler checks the
-		// caller); the request is still one on the key, as the Service Authorization
-		// Reference lists kms:RetireGrant on the key resource type.
-		if in.KeyId == nil {
-			return nil, nil
-		}
-		return w.keyRequest(req, action, in.KeyId, nil)
+		// caller): "Principals specified in the grant can retire a grant without the
+		// kms:RetireGrant permission" (Developer Guide, "Retiring and revoking grants").
+		return nil, nil
 	case *ssm.SendCommandInput:
 		out := one(action, arn("ssm", r, "document/"+aws.ToString(in.DocumentName)))
 		for _, id := range in.InstanceIds {
