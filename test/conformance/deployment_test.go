@@ -138,6 +138,7 @@ type deployment struct {
 	policies                      map[string][]string // role ARN -> its identity policies
 	instanceManaged               []string            // the instance role's managed policy ARNs
 	operatorPolicy                string
+	shredPolicy                   string // the right to shred, apart from the operator's
 	// instanceAccess is the instance access policy (with an instance role path), and
 	// instanceAccessARN its ARN.
 	instanceAccess, instanceAccessARN string
@@ -222,6 +223,8 @@ func deployVariant(t *testing.T, v variant, env cfn.Env) *deployment {
 		doc := d.json(t, r.Resources[id].Properties["PolicyDocument"])
 		if name, ok := r.Resources[id].Properties["ManagedPolicyName"]; ok && must(r.String(name)) == contract.InstanceAccessPolicyName(env.Region) {
 			d.instanceAccess, d.instanceAccessARN = doc, must(r.String(map[string]any{"Ref": id}))
+		} else if strings.HasPrefix(fmt.Sprint(r.Resources[id].Properties["Description"]), shredPolicyDescription) {
+			d.shredPolicy = doc
 		} else if d.operatorPolicy == "" {
 			d.operatorPolicy = doc
 		} else {
