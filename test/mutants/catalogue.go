@@ -793,15 +793,15 @@ var Catalogue = []Mutant{
 	{
 		Row:     "A revoke forged or blocked by someone on the instance",
 		File:    revokeFile,
-		Find:    "\t\tdeny(sidFleetRevoked, []string{\"kms:*\"}, anyone, nil, users),\n",
-		Replace: "",
+		Find:    "deny(sidFleetRevoked, []string{\"kms:*\"}, anyone, nil, users),",
+		Replace: "deny(sidFleetRevoked, []string{\"kms:Sign\"}, anyone, nil, users),",
 		Pkg:     conformPkg, Run: "^TestFleetRevokedAtTheKey$",
 	},
 	{
 		Row:     "A revoke forged or blocked by someone on the instance",
 		File:    revokeFile,
-		Find:    "\t\tdeny(sidNoGrantsFleetRevoked, []string{\"kms:CreateGrant\"}, anyone, nil, grants),\n",
-		Replace: "",
+		Find:    "deny(sidNoGrantsFleetRevoked, []string{\"kms:CreateGrant\"}, anyone, nil, grants),",
+		Replace: "deny(sidNoGrantsFleetRevoked, []string{\"kms:Sign\"}, anyone, nil, grants),",
 		Pkg:     conformPkg, Run: "^TestFleetRevokedAtTheKey$",
 	},
 	{
