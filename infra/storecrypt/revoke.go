@@ -86,7 +86,7 @@ func deny(sid string, actions []string, principals *[]awsiam.IPrincipal, resourc
 // session that proved MFA to IAM, or from a role IAM Identity Center manages
 // (operatorPolicy says why): sid+"WithMFA" and sid+"FromIdentityCenter".
 func (s *builder) sendWithMFA(sid string, docs ...*string) []awsiam.PolicyStatement {
-	resources := append(docs, s.instanceARN())
+	resources := append(slices.Clone(docs), s.instanceARN())
 	return []awsiam.PolicyStatement{
 		statement(sid+"WithMFA", []string{"ssm:SendCommand"}, resources, map[string]any{"Bool": map[string]any{"aws:MultiFactorAuthPresent": "true"}}),
 		statement(sid+"FromIdentityCenter", []string{"ssm:SendCommand"}, resources, map[string]any{"ArnLike": map[string]any{"aws:PrincipalArn": s.identityCenterRoles()}}),
