@@ -10,6 +10,7 @@ import (
 	"github.com/aws/jsii-runtime-go"
 	"github.com/cdklabs/cdk-nag-go/cdknag/v2"
 
+	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 )
 
@@ -84,14 +85,9 @@ func (s *builder) trail(logs awss3.IBucket) {
 // role Identity Center manages (aws:PrincipalArn under role/aws-reserved/sso.amazonaws.com/);
 // any other session, and long-term keys, may not rerun.
 func (s *builder) operatorPolicy(keyRef awskms.IKey, doc deployedDocument, table awsdynamodb.Table, secret awss3.Bucket) awsiam.ManagedPolicy {
-	ssoRoles := s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""),
-		Resource: jsii.String("role"), ResourceName: jsii.String("aws-reserved/sso.amazonaws.com/*")})
 	key := []*string{keyRef.KeyArn()}
-	statements := []awsiam.PolicyStatement{
-		statement("RerunWithMFA", []string{"ssm:SendCommand"}, []*string{doc.arn, s.instanceARN()},
-			map[string]any{"Bool": map[string]any{"aws:MultiFactorAuthPresent": "true"}}),
-		statement("RerunFromIdentityCenter", []string{"ssm:SendCommand"}, []*string{doc.arn, s.instanceARN()},
-			map[string]any{"ArnLike": map[string]any{"aws:PrincipalArn": ssoRoles}}),
+	// revoke and resume go with a rerun, under its MFA rule; shred is shredPolicy's.
+	statements := append(s.sendWithMFA("Rerun", doc.arn, s.revocationDocumentARN(contract.DocumentRevoke), s.revocationDocumentARN(contract.DocumentResume)),
 		statement("ReadResults", []string{"ssm:ListCommands", "ssm:ListCommandInvocations", "ssm:GetCommandInvocation",
 			"ssm:DescribeInstanceInformation", "ec2:DescribeInstances", "ec2:DescribeInstanceTypes", "ec2:DescribeTags"}, []*string{jsii.String("*")}, nil),
 		// The stack as deployed: a StackSet names its stack instances StackSet-<name>-<id>,
@@ -111,9 +107,11 @@ func (s *builder) operatorPolicy(keyRef awskms.IKey, doc deployedDocument, table
 			s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("role"), ResourceName: jsii.String("*")}),
 		}, nil),
 		statement("InspectTheKey", []string{"kms:DescribeKey", "kms:GetKeyPolicy", "kms:ListGrants", "kms:GetKeyRotationStatus"}, key, nil),
-	}
-	// report scans the ledger for a period; an operator reads one instance's story with Query.
-	statements = append(statements, s.ledgerRights(table, keyRef, "dynamodb:Scan", "dynamodb:Query")...)
+	)
+	// report scans the ledger for a period; an operator reads one instance's story with
+	// Query, and a revoke reads the mark that stood before its own (GetItem).
+	statements = append(statements, s.ledgerRights(table, keyRef, "dynamodb:Scan", "dynamodb:Query", "dynamodb:GetItem")...)
+	statements = append(statements, s.revokeStatements(keyRef, table)...)
 	if secret != nil {
 		statements = append(statements,
 			statement("PutSecretEncrypt", []string{"kms:Encrypt"}, key, nil),

@@ -179,6 +179,9 @@ type StoreCrypt interface {
 	AgentLogs() awslogs.ILogGroup
 	// OperatorPolicy is what `storecrypt` and the console need; attach it to operators.
 	OperatorPolicy() awsiam.IManagedPolicy
+	// ShredPolicy is the right to shred an instance's data, which the operator policy
+	// leaves out: attach it beside the operator policy to the responders who may.
+	ShredPolicy() awsiam.IManagedPolicy
 	// AuditorRole is what `storecrypt report --accounts` assumes; nil without
 	// StoreCryptProps.AuditorPrincipal.
 	AuditorRole() awsiam.IRole
@@ -201,6 +204,7 @@ type storeCrypt struct {
 	ledger                            awsdynamodb.ITable
 	agentLogs                         awslogs.ILogGroup
 	operatorPolicy                    awsiam.IManagedPolicy
+	shredPolicy                       awsiam.IManagedPolicy
 	auditorRole                       awsiam.IRole
 }
 
@@ -220,6 +224,7 @@ func (sc *storeCrypt) OptOutAlarm() awscloudwatch.Alarm         { return sc.optO
 func (sc *storeCrypt) Ledger() awsdynamodb.ITable               { return sc.ledger }
 func (sc *storeCrypt) AgentLogs() awslogs.ILogGroup             { return sc.agentLogs }
 func (sc *storeCrypt) OperatorPolicy() awsiam.IManagedPolicy    { return sc.operatorPolicy }
+func (sc *storeCrypt) ShredPolicy() awsiam.IManagedPolicy       { return sc.shredPolicy }
 func (sc *storeCrypt) AuditorRole() awsiam.IRole                { return sc.auditorRole }
 
 // builder is what every part is built with: the construct they go under, its stack
@@ -299,6 +304,7 @@ func (sc *storeCrypt) build(p settings) error {
 	table := s.ledgerTable(key)
 	fns := s.functions(functionInputs{key: key, roles: roles, access: access, doc: doc, ledger: table, code: code, secret: secretURL, queue: queue, dlq: dlq, revocation: revocation})
 	s.launchGrants(key, roles, path, fns.launch.Role())
+	s.fleetRevoke(key, roles, path, fns.launch.Role())
 	alarms := s.alarmsAndTopic(fns)
 	s.dashboard(fns)
 	if p.Trail {
@@ -311,6 +317,7 @@ func (sc *storeCrypt) build(p settings) error {
 	sc.alarms, sc.alarmTopic, sc.optOutAlarm = alarms.all, alarms.topic, alarms.optOut
 	sc.ledger, sc.agentLogs = table, doc.agentLogs
 	sc.operatorPolicy = s.operatorPolicy(key, doc, table, secret)
+	sc.shredPolicy = s.shredPolicy(table)
 	if p.AuditorPrincipal != "" {
 		sc.auditorRole = s.auditorRole(key, table)
 	}

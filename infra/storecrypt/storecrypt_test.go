@@ -331,7 +331,9 @@ func TestLeastPrivilege(t *testing.T) {
 			}
 			if slices.Contains(cfn.Actions(st), "ssm:SendCommand") {
 				res := fmt.Sprint(st["Resource"])
-				if !strings.Contains(res, "document/"+contract.DocumentName) || !strings.Contains(res, "instance/*") || strings.Contains(res, "document/*") {
+				// The apply document and the revocation documents (the shred's in a policy of its own).
+				named := strings.Contains(res, "document/"+contract.DocumentName) || strings.Contains(res, "document/"+contract.DocumentShred)
+				if !named || !strings.Contains(res, "instance/*") || strings.Contains(res, "document/*") {
 					t.Errorf("SendCommand not scoped to the document: %v", res)
 				}
 			}
@@ -513,7 +515,7 @@ func TestTwoInOneStack(t *testing.T) {
 	for name, sc := range map[string]storecrypt.StoreCrypt{"prod": prod, "staging": staging} {
 		if sc.Key() == nil || sc.Document() == nil || len(sc.InstanceRoles()) != 1 || sc.InstanceProfile() == nil || sc.LaunchFunction() == nil || sc.ResultFunction() == nil ||
 			sc.LaunchQueue() == nil || sc.LaunchDeadLetterQueue() == nil || sc.ResultDeadLetterQueue() == nil || len(sc.Alarms()) < 7 ||
-			sc.Ledger() == nil || sc.AgentLogs() == nil || sc.OperatorPolicy() == nil || *sc.DocumentName() == "" {
+			sc.Ledger() == nil || sc.AgentLogs() == nil || sc.OperatorPolicy() == nil || sc.ShredPolicy() == nil || *sc.DocumentName() == "" {
 			t.Errorf("%s: NewStoreCrypt left a part unexposed", name)
 		}
 	}

@@ -91,18 +91,25 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 		return w.createGrantRequest(req, action, in)
 	case *kms.RevokeGrantInput:
 		return w.keyRequest(req, action, in.KeyId, nil)
+	case *kms.ListResourceTagsInput:
+		return w.keyRequest(req, action, in.KeyId, nil)
 	case *kms.TagResourceInput:
-		return w.keyRequest(req, action, in.KeyId, nil)
+		tags := map[string]*string{}
+		for _, t := range in.Tags {
+			tags[aws.ToString(t.TagKey)] = t.TagValue
+		}
+		return w.tagKeyRequest(req, action, in.KeyId, tags)
 	case *kms.UntagResourceInput:
-		return w.keyRequest(req, action, in.KeyId, nil)
+		tags := map[string]*string{}
+		for _, name := range in.TagKeys {
+			tags[name] = nil
+		}
+		return w.tagKeyRequest(req, action, in.KeyId, tags)
 	case *kms.RetireGrantInput:
 		// The grant, not a policy, decides who may retire it (the handler checks the
-		// caller); the request is still one on the key, as the Service Authorization
-		// Reference lists kms:RetireGrant on the key resource type.
-		if in.KeyId == nil {
-			return nil, nil
-		}
-		return w.keyRequest(req, action, in.KeyId, nil)
+		// caller): "Principals specified in the grant can retire a grant without the
+		// kms:RetireGrant permission" (Developer Guide, "Retiring and revoking grants").
+		return nil, nil
 	case *ssm.SendCommandInput:
 		out := one(action, arn("ssm", r, "document/"+aws.ToString(in.DocumentName)))
 		for _, id := range in.InstanceIds {
@@ -263,17 +270,48 @@ func (w *World) viaS3(req func(string, string, map[string][]string) AuthzRequest
 }
 
 // keyRequest authorizes a KMS call on a key, with the encryption context's condition
-// keys (kms:EncryptionContext:<key> and kms:EncryptionContextKeys).
+// keys (kms:EncryptionContext:<key> and kms:EncryptionContextKeys) and the key's tags as
+// authorization sees them (aws:ResourceTag/<key>: "AWS KMS supports the
+// aws:ResourceTag/tag-key global condition context key", "Use tags to control access to
+// KMS keys").
 func (w *World) keyRequest(req func(string, string, map[string][]string) AuthzRequest, action string, keyID *string, ec map[string]string) ([]AuthzRequest, error) {
 	w.mu.Lock()
 	k, err := w.key(keyID, true)
+	var tags map[string]string
+	if err == nil {
+		tags = k.authzTags()
+	}
 	w.mu.Unlock()
 	if err != nil {
 		return nil, err
 	}
 	extra := EncryptionContextKeys(ec)
 	extra["kms:CallerAccount"] = []string{w.account()}
+	for name, v := range tags {
+		extra["aws:ResourceTag/"+name] = []string{v}
+	}
 	return []AuthzRequest{req(action, k.ARN, extra)}, nil
+}
+
+// tagKeyRequest is TagResource's or UntagResource's request: aws:TagKeys names the tags
+// it sets or removes, and aws:RequestTag/<key> carries each value TagResource sets (the
+// Service Authorization Reference lists both for kms:TagResource, aws:TagKeys for
+// kms:UntagResource).
+func (w *World) tagKeyRequest(req func(string, string, map[string][]string) AuthzRequest, action string, keyID *string, tags map[string]*string) ([]AuthzRequest, error) {
+	out, err := w.keyRequest(req, action, keyID, nil)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for name, v := range tags {
+		names = append(names, name)
+		if v != nil {
+			out[0].Context["aws:RequestTag/"+name] = []string{*v}
+		}
+	}
+	sort.Strings(names)
+	out[0].Context["aws:TagKeys"] = names
+	return out, nil
 }
 
 // withTokens puts a request's GrantTokens on its authorization requests.

@@ -89,8 +89,16 @@ type Key struct {
 	Policy      string
 	Grants      []Grant
 	RotationOff bool
-	Tags        map[string]string // TagResource's, by tag key
-	secret      []byte            // seals the key's ciphertexts
+	// Tags are the key's tags as ListResourceTags shows them. Authorization may see older
+	// ones: "It might take up to five minutes for tag and alias changes to affect KMS key
+	// authorization. Recent changes might be visible in API operations before they affect
+	// authorization" (Developer Guide, "ABAC for AWS KMS"). The world takes the slowest
+	// reading: after TagResource or UntagResource, aws:ResourceTag keeps the tags from
+	// before the first change until World.SettleTags.
+	Tags      map[string]string
+	seenTags  map[string]string
+	tagsStale bool
+	secret    []byte // seals the key's ciphertexts
 }
 
 // Grant gives Grantee the operations ("Decrypt", "GenerateDataKey"), optionally only for

@@ -2,8 +2,11 @@ package launch
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
 	"strings"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
@@ -14,10 +17,11 @@ import (
 )
 
 // KMS is the part of the KMS client the function uses to grant an instance its Decrypt,
-// and (the sweep) to see which instances have a grant.
+// to see which instances have a grant (the sweep), and to retire a terminated instance's.
 type KMS interface {
 	CreateGrant(ctx context.Context, in *kms.CreateGrantInput, optFns ...func(*kms.Options)) (*kms.CreateGrantOutput, error)
 	ListGrants(ctx context.Context, in *kms.ListGrantsInput, optFns ...func(*kms.Options)) (*kms.ListGrantsOutput, error)
+	RetireGrant(ctx context.Context, in *kms.RetireGrantInput, optFns ...func(*kms.Options)) (*kms.RetireGrantOutput, error)
 }
 
 // notRevoked skips (and tags) the instances the ledger marks revoked or shredded: no
@@ -93,21 +97,14 @@ func (h *Handler) grantMissing(ctx context.Context, settled []*instance) []strin
 	if h.Config.Agent.KeySource != contract.KeySourceKMSDataKey || len(settled) == 0 {
 		return nil
 	}
-	have := map[string]bool{}
-	p := kms.NewListGrantsPaginator(h.KMS, &kms.ListGrantsInput{KeyId: aws.String(h.Config.KeyARN), Limit: aws.Int32(100)})
-	for p.HasMorePages() {
-		page, err := p.NextPage(ctx)
-		if err != nil {
-			h.Log.Error("listing the key's grants; granting at the next sweep", "error", err.Error())
-			return nil
-		}
-		for _, g := range page.Grants {
-			have[aws.ToString(g.Name)] = true
-		}
+	have, err := h.grantsByName(ctx)
+	if err != nil {
+		h.Log.Error("listing the key's grants; granting at the next sweep", "error", err.Error())
+		return nil
 	}
 	var granted []string
 	for _, inst := range settled {
-		if have[inst.id] {
+		if len(have[inst.id]) > 0 {
 			continue
 		}
 		if err := h.grantRunning(ctx, inst); err != nil {
@@ -142,4 +139,67 @@ func (h *Handler) grantRunning(ctx context.Context, inst *instance) error {
 // checked the ARN's form).
 func (h *Handler) region() string {
 	return strings.Split(h.Config.KeyARN, ":")[3]
+}
+
+// grantsByName are the key's grants by name (the function names each after its
+// instance): one paged read, 100 a page, ListGrants' most.
+func (h *Handler) grantsByName(ctx context.Context) (map[string][]kmstypes.GrantListEntry, error) {
+	byName := map[string][]kmstypes.GrantListEntry{}
+	p := kms.NewListGrantsPaginator(h.KMS, &kms.ListGrantsInput{KeyId: aws.String(h.Config.KeyARN), Limit: aws.Int32(100)})
+	for p.HasMorePages() {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("listing the key's grants: %w", err)
+		}
+		for _, g := range page.Grants {
+			byName[aws.ToString(g.Name)] = append(byName[aws.ToString(g.Name)], g)
+		}
+	}
+	return byName, nil
+}
+
+// termination is a terminated state change in a batch.
+type termination struct {
+	id, message string
+	at          time.Time
+	log         *slog.Logger
+}
+
+// retireGrants retires the grants the function made for the instances the batch saw
+// terminate, as their retiring principal: an instance ID is never reused, so its grant would only
+// take a place among KMS's 50,000 grants per key until CreateGrant fails with
+// LimitExceededException and no new instance can be granted. One read of the key's
+// grants serves the whole batch. A grant gone already (a replayed event, a grant revoked
+// by `storecrypt revoke`) is done; a failure hands the message back.
+func (h *Handler) retireGrants(ctx context.Context, b *batch, gone []termination) {
+	if h.Config.Agent.KeySource != contract.KeySourceKMSDataKey || len(gone) == 0 {
+		return
+	}
+	grants, err := h.grantsByName(ctx)
+	if err != nil {
+		for _, g := range gone {
+			g.log.Error("retiring the terminated instance's grant; retrying later", "instance_id", g.id, "error", err.Error())
+			b.retry[g.message] = true
+		}
+		return
+	}
+	for _, g := range gone {
+		for _, grant := range grants[g.id] {
+			// Only the function's own: it may retire no other (the grant decides who may).
+			if aws.ToString(grant.RetiringPrincipal) != h.Config.LaunchRole {
+				continue
+			}
+			id := aws.ToString(grant.GrantId)
+			_, err := h.KMS.RetireGrant(ctx, &kms.RetireGrantInput{KeyId: aws.String(h.Config.KeyARN), GrantId: aws.String(id)})
+			var retired *kmstypes.NotFoundException
+			switch {
+			case errors.As(err, &retired):
+			case err != nil:
+				g.log.Error("retiring the terminated instance's grant; retrying later", "instance_id", g.id, "grant_id", id, "error", err.Error())
+				b.retry[g.message] = true
+			default:
+				g.log.Info("instance terminated: its grant is retired", "instance_id", g.id, "grant_id", id)
+			}
+		}
+	}
 }

@@ -3,6 +3,7 @@ package launch_test
 import (
 	"context"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/launch"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/test/deployment"
 	"github.com/storecrypt/storecrypt/test/emu"
@@ -183,5 +185,72 @@ func TestSweepGrantsTheUpgraded(t *testing.T) {
 		if names[id] != want {
 			t.Errorf("%s: got %d grants, want %d", id, names[id], want)
 		}
+	}
+}
+
+// TestGrantRetiredAtTermination: a terminated instance's grant is retired by the
+// function (its retiring principal), with or without a ledger, so that grants do not pile
+// up to KMS's 50,000 per key; a grant another principal retires stays; a replayed event
+// finds nothing left and succeeds; a failed retirement hands the message back.
+func TestGrantRetiredAtTermination(t *testing.T) {
+	const id, other = "i-00000000000000001", "i-00000000000000002"
+	terminated := func(id string) string {
+		return strings.Replace(launch.StateChangeEvent(id, launched.Add(time.Hour)), `"state":"running"`, `"state":"terminated"`, 1)
+	}
+	for _, tc := range []struct {
+		name    string
+		fault   string // the operation that fails, if one does
+		events  []string
+		left    []string // the names of the grants left
+		retried bool
+	}{
+		{"terminated", "", []string{terminated(id)}, []string{other, "someone else's " + id}, false},
+		{"terminated, the event replayed", "", []string{terminated(id), terminated(id)}, []string{other, "someone else's " + id}, false},
+		{"the grants unreadable", "ListGrants", []string{terminated(id)}, []string{id, other, "someone else's " + id}, true},
+		{"the retirement refused", "RetireGrant", []string{terminated(id)}, []string{id, other, "someone else's " + id}, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := fakeaws.NewAccount(t)
+			for _, i := range []string{id, other} {
+				w.AddInstance(i, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+			}
+			e := newEnv(t, w)
+			if failed := e.handle(t, running(id), running(other)); len(failed) != 0 {
+				t.Fatalf("handed back %v granting", failed)
+			}
+			w.With(func() {
+				k := w.Keys[fakeaws.KeyARN]
+				k.Grants = append(k.Grants, fakeaws.Grant{ID: "theirs", Name: id, Grantee: fakeaws.KeyUser, Retiring: "arn:aws:iam::111122223333:role/someone", Operations: []string{"Decrypt"}})
+			})
+			w.Fault = func(_, op string, _ int) error {
+				if op == tc.fault {
+					return fakeaws.APIError("AccessDeniedException", "not allowed")
+				}
+				return nil
+			}
+			var failed []string
+			for _, ev := range tc.events {
+				failed = append(failed, e.handle(t, ev)...)
+			}
+			if got := len(failed) > 0; got != tc.retried {
+				t.Errorf("handed back: got %v, want %v", got, tc.retried)
+			}
+			var left []string
+			w.With(func() {
+				for _, g := range w.Keys[fakeaws.KeyARN].Grants {
+					switch {
+					case g.Removed, g.Name == "": // the account's own grant, which names no instance
+					case g.Retiring == deployment.LaunchRole("aws"):
+						left = append(left, g.Name)
+					default:
+						left = append(left, "someone else's "+g.Name)
+					}
+				}
+			})
+			slices.Sort(left)
+			if !slices.Equal(left, tc.left) {
+				t.Errorf("grants left: got %v, want %v", left, tc.left)
+			}
+		})
 	}
 }

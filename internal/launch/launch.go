@@ -237,10 +237,11 @@ func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 	b := &batch{h: h, retry: map[string]bool{}, tags: map[statustag.Status][]*instance{}}
 	byID := map[string]*instance{}
 	h.forgetHandled()
+	var gone []termination
 	for _, rec := range ev.Records {
 		log := h.Log.With("event_id", rec.MessageId)
 		if id, at, ok := Terminated(rec.Body); ok {
-			h.terminated(ctx, log, id, at, b, rec.MessageId)
+			gone = append(gone, termination{id: id, message: rec.MessageId, at: at, log: log})
 			continue
 		}
 		ids, at, err := parse(rec.Body)
@@ -265,6 +266,10 @@ func (h *Handler) HandleSQS(ctx context.Context, ev events.SQSEvent) (events.SQS
 				byID[id].event = at
 			}
 		}
+	}
+	h.retireGrants(ctx, b, gone)
+	for _, g := range gone {
+		h.terminated(ctx, g.log, g.id, g.at, b, g.message)
 	}
 	if len(byID) > 0 {
 		b.run(ctx, byID)

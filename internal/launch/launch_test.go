@@ -48,6 +48,8 @@ func newEnv(t *testing.T, w *fakeaws.World, set ...map[string]string) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The function signs as its role, the retiring principal of the grants it makes.
+	w.With(func() { w.Caller = c.LaunchRole })
 	e := &env{world: w, logs: &bytes.Buffer{}, metrics: &bytes.Buffer{}}
 	w.With(func() { e.before = len(w.Commands) })
 	now := launched.Add(time.Minute)

@@ -139,6 +139,7 @@ type deployment struct {
 	policies                      map[string][]string // role ARN -> its identity policies
 	instanceManaged               []string            // the instance role's managed policy ARNs
 	operatorPolicy                string
+	shredPolicy                   string // the right to shred, apart from the operator's
 	// instanceAccess is the instance access policy (with an instance role path), and
 	// instanceAccessARN its ARN.
 	instanceAccess, instanceAccessARN string
@@ -217,16 +218,20 @@ func deployVariant(t *testing.T, v variant, env cfn.Env) *deployment {
 			d.policies[arn] = append(d.policies[arn], doc)
 		}
 	}
-	// The operator policy, and with an instance role path the instance access policy,
-	// the one a team finds by its name.
+	// The operator policy, the shred policy (found by its description), and with an
+	// instance role path the instance access policy, the one a team finds by its name.
 	for _, id := range r.Of("AWS::IAM::ManagedPolicy") {
 		doc := d.json(t, r.Resources[id].Properties["PolicyDocument"])
-		if name, ok := r.Resources[id].Properties["ManagedPolicyName"]; ok && must(r.String(name)) == contract.InstanceAccessPolicyName(env.Region) {
+		name, named := r.Resources[id].Properties["ManagedPolicyName"]
+		switch {
+		case named && must(r.String(name)) == contract.InstanceAccessPolicyName(env.Region):
 			d.instanceAccess, d.instanceAccessARN = doc, must(r.String(map[string]any{"Ref": id}))
-		} else if d.operatorPolicy == "" {
+		case strings.HasPrefix(fmt.Sprint(r.Resources[id].Properties["Description"]), shredPolicyDescription):
+			d.shredPolicy = doc
+		case d.operatorPolicy == "":
 			d.operatorPolicy = doc
-		} else {
-			t.Fatalf("managed policy %s besides the operator's and the instance access policy", id)
+		default:
+			t.Fatalf("managed policy %s besides the operator's, the shred policy and the instance access policy", id)
 		}
 	}
 	for _, id := range r.Of("AWS::DynamoDB::Table") {

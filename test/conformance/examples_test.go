@@ -19,7 +19,7 @@ import (
 
 // The examples docs/deploy.md tells an organization to apply: two SCPs (together they are
 // over the 5,120 bytes one may hold) and a tag policy.
-var exampleSCPs = []string{"../../docs/examples/scp-storecrypt.json", "../../docs/examples/scp-storecrypt-resources.json"}
+var exampleSCPs = []string{"../../docs/examples/scp-storecrypt.json", "../../docs/examples/scp-storecrypt-resources.json", "../../docs/examples/scp-storecrypt-revoke.json"}
 
 const exampleTagPolicy = "../../docs/examples/tag-policy-storecrypt.json"
 

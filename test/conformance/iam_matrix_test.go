@@ -95,6 +95,7 @@ func TestIAMMatrix(t *testing.T) {
 	for i, env := range cfn.Partitions {
 		d := deploy(t, contract.KeySourceKMSDataKey, env)
 		rows := append(d.matrix(scps), d.auditorRows(t)...)
+		rows = append(rows, d.revokeRows(scps)...)
 		if i == 0 {
 			rows = append(rows, d.calls(t, scps, append(d.functions(t), d.auditorComponent(t))...)...)
 		}

@@ -13,6 +13,10 @@ const (
 	alarmsFile  = "infra/storecrypt/alarms.go"
 	evFile      = "infra/storecrypt/evidence.go"
 	scpFile     = "docs/examples/scp-storecrypt.json"
+	// revokeFile holds the fleet revoke's key policy and the responders' statements.
+	revokeFile = "infra/storecrypt/revoke.go"
+	// scpRevokeFile keeps the fleet tag, shred and the ledger's marks to responders.
+	scpRevokeFile = "docs/examples/scp-storecrypt-revoke.json"
 	// releaseFile takes a release's code (StoreCryptProps.Release).
 	releaseFile = "infra/storecrypt/release.go"
 	// scpResourcesFile protects storecrypt's own resources (functions, document, key).
@@ -851,6 +855,41 @@ var Catalogue = []Mutant{
 		Pkg:     conformPkg, Run: "^TestIAMMatrix$",
 	},
 	{
+		Row:     "A revoke forged or blocked by someone on the instance",
+		File:    revokeFile,
+		Find:    "deny(sidFleetRevoked, []string{\"kms:*\"}, anyone, nil, users),",
+		Replace: "deny(sidFleetRevoked, []string{\"kms:Sign\"}, anyone, nil, users),",
+		Pkg:     conformPkg, Run: "^TestFleetRevokedAtTheKey$",
+	},
+	{
+		Row:     "A revoke forged or blocked by someone on the instance",
+		File:    revokeFile,
+		Find:    "deny(sidNoGrantsFleetRevoked, []string{\"kms:CreateGrant\"}, anyone, nil, grants),",
+		Replace: "deny(sidNoGrantsFleetRevoked, []string{\"kms:Sign\"}, anyone, nil, grants),",
+		Pkg:     conformPkg, Run: "^TestFleetRevokedAtTheKey$",
+	},
+	{
+		Row:     "The fleet key tag removed",
+		File:    revokeFile,
+		Find:    "\"BoolIfExists\":             map[string]any{\"aws:MultiFactorAuthPresent\": \"false\"},",
+		Replace: "\"BoolIfExists\":             map[string]any{\"aws:MultiFactorAuthPresent\": \"never\"},",
+		Pkg:     conformPkg, Run: "^TestIAMMatrix$",
+	},
+	{
+		Row:     "The fleet key tag removed",
+		File:    scpRevokeFile,
+		Find:    `"ForAnyValue:StringEquals": {"aws:TagKeys": ["storecrypt:revoked"]},`,
+		Replace: `"ForAnyValue:StringEquals": {"aws:TagKeys": ["storecrypt:other"]},`,
+		Pkg:     conformPkg, Run: "^TestIAMMatrix$",
+	},
+	{
+		Row:     "Terminated instances' grants pile up",
+		File:    "internal/launch/launch.go",
+		Find:    "\th.retireGrants(ctx, b, gone)\n",
+		Replace: "",
+		Pkg:     "internal/launch", Run: "^TestGrantRetiredAtTermination$",
+	},
+	{
 		Row:     "One email subscription per account and region",
 		File:    "infra/publish/publish.go",
 		Find:    "			awscdk.Fn_ConditionIf(centralOn.LogicalId(), regional, awscdk.Aws_NO_VALUE()),",
@@ -1135,10 +1174,24 @@ var Catalogue = []Mutant{
 	},
 	{
 		Row:     "An operator without MFA",
-		File:    evFile,
-		Find:    "			map[string]any{\"Bool\": map[string]any{\"aws:MultiFactorAuthPresent\": \"true\"}}),",
-		Replace: "			nil),",
+		File:    revokeFile,
+		Find:    "resources, map[string]any{\"Bool\": map[string]any{\"aws:MultiFactorAuthPresent\": \"true\"}}),",
+		Replace: "resources, nil),",
 		Pkg:     conformPkg, Run: "^TestOperatorRerunNeedsMFA$",
+	},
+	{
+		Row:     "A principal that may revoke may also shred",
+		File:    evFile,
+		Find:    "s.revocationDocumentARN(contract.DocumentResume)),",
+		Replace: "s.revocationDocumentARN(contract.DocumentResume), s.revocationDocumentARN(contract.DocumentShred)),",
+		Pkg:     conformPkg, Run: "^TestIAMMatrix$",
+	},
+	{
+		Row:     "A principal that may revoke may also shred",
+		File:    revokeFile,
+		Find:    "\t\t\"ForAllValues:StringEquals\": map[string]any{\"dynamodb:Attributes\": attrs},\n",
+		Replace: "",
+		Pkg:     conformPkg, Run: "^TestIAMMatrix$",
 	},
 	{
 		Row:     "A role that cannot use the key gets a command",
