@@ -93,8 +93,8 @@ test: deps $(CDK) build
 mutants: $(CDK)
 	$(GO) run ./test/mutants/cmd/mutants $(ARGS)
 
-## bench: every benchmark at full size; rewrites docs/benchmarks.md and docs/bench/ (~10 min)
-bench: deps build
+## bench: every benchmark at full size (the fleet revoke's ledger in dynalite: node_modules); rewrites docs/benchmarks.md and docs/bench/ (~10 min)
+bench: deps $(CDK) build
 	$(GO) run ./test/bench/cmd/bench
 
 ## demo: the whole flow with no AWS account: a running event through the launch function, the

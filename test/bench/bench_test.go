@@ -33,6 +33,23 @@ var smokeIO = IOJobs{MiB: 8, RandSeconds: 1}
 func TestSmoke(t *testing.T) {
 	ctx := context.Background()
 	res := &Results{At: time.Now(), Machine: Machine()}
+	t.Run("fleet revoke", func(t *testing.T) {
+		const n = 120
+		r, err := FleetRevoke(ctx, n)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.FleetRevoke = append(res.FleetRevoke, r)
+		// The key refuses the whole fleet after one call; every other call is bounded by
+		// the fleet's size: a RevokeGrant per grant, the grants read 100 a page, a command
+		// per 50 instances, a PutEvents per 10.
+		bound := 1 + (n+1+99)/100 + n + (n+49)/50 + (n+9)/10
+		if r.CallsToKeyRefusal != 1 || r.Revoked != n || r.Failed != 0 || r.Calls-r.Throttled > bound {
+			t.Errorf("got %d calls to the key's refusal, %d revoked, %d failed, %d calls (%d throttled); want 1, %d, 0, at most %d calls besides throttled ones",
+				r.CallsToKeyRefusal, r.Revoked, r.Failed, r.Calls, r.Throttled, n, bound)
+		}
+		t.Logf("fleet revoke of %d: %d AWS calls (%s), %d ledger calls, last command at %.1f s", n, r.Calls, byAPI(r.ByAPI), r.LedgerCalls, r.LastCommandS)
+	})
 	t.Run("control plane", func(t *testing.T) {
 		for _, design := range []func(context.Context, int, uint64) (ControlPlaneResult, error){Batched, Naive} {
 			r, err := design(ctx, smokeBurst, 1)

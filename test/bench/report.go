@@ -27,6 +27,7 @@ type Results struct {
 	AgentMemory  []AgentMemory        `json:"agent_memory"`
 	IO           []IOResult           `json:"io"`
 	ControlPlane []ControlPlaneResult `json:"control_plane"`
+	FleetRevoke  []FleetRevokeResult  `json:"fleet_revoke"`
 	Footprint    Footprint            `json:"footprint"`
 	Boot         []BootResult         `json:"boot"`
 	Scale        []ScaleResult        `json:"scale"`
@@ -284,6 +285,13 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 			c.ToCommandP50, c.ToCommandP95, c.ToCommandMax, c.DrainSeconds, c.Unencrypted)
 	}
 	fmt.Fprintf(w, "\n![calls per instance](bench/calls.png)\n\n")
+
+	fmt.Fprintf(w, "### Fleet revoke: `storecrypt revoke --all` under the same throttling\n\nSimulated seconds from the responder's confirmation, one call at a time; KMS applies the key tag and each revoked grant within up to five minutes after the call.\n\n| instances | calls to the key's refusal (key tagged, s) | AWS calls | ledger calls | per instance | last grant revoked (s) | last command (s) | throttled attempts | revoked / failed | calls by API |\n| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, f := range r.FleetRevoke {
+		fmt.Fprintf(w, "| %d | %d (%.2f) | %d | %d | %.2f | %.1f | %.1f | %d | %d / %d | %s |\n", f.Instances, f.CallsToKeyRefusal, f.KeyTaggedS, f.Calls, f.LedgerCalls, f.CallsPerInstance,
+			f.LastGrantRevokedS, f.LastCommandS, f.Throttled, f.Revoked, f.Failed, byAPI(f.ByAPI))
+	}
+	fmt.Fprintln(w)
 
 	fmt.Fprintf(w, "### Boot-time mode: kernel start to an encrypted, mounted volume (first boot, systemd guest)\n\n| variant | disks | size | kernel to mounted (s), median | the unit's own run (s), median | each boot: kernel to mounted / own run (s) |\n| --- | --- | --- | --- | --- | --- |\n")
 	for _, b := range r.Boot {

@@ -33,23 +33,28 @@ func ints(s string) ([]int, error) {
 func main() {
 	sizes := flag.String("sizes", "256,1024,4096", "disk sizes in MiB for time to mount")
 	bursts := flag.String("bursts", "100,1000,10000", "launch burst sizes")
+	fleets := flag.String("fleets", "1000", "fleet sizes `storecrypt revoke --all` is run over")
 	ioSize := flag.Int("io-size", 512, "disk size in MiB for the I/O benchmark")
 	samples := flag.Int("samples", 20, "cold starts to take the median of")
 	bootRounds := flag.Int("boot-rounds", 3, "first boots of each kind to take the median of, in boot-time mode")
 	docs := flag.String("docs", "docs", "where benchmarks.md and bench/ are")
 	flag.Parse()
-	if err := run(*sizes, *bursts, *ioSize, *samples, *bootRounds, *docs); err != nil {
+	if err := run(*sizes, *bursts, *fleets, *ioSize, *samples, *bootRounds, *docs); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizesFlag, burstsFlag string, ioSize, samples, bootRounds int, docs string) error {
+func run(sizesFlag, burstsFlag, fleetsFlag string, ioSize, samples, bootRounds int, docs string) error {
 	sizes, err := ints(sizesFlag)
 	if err != nil {
 		return err
 	}
 	bursts, err := ints(burstsFlag)
+	if err != nil {
+		return err
+	}
+	fleets, err := ints(fleetsFlag)
 	if err != nil {
 		return err
 	}
@@ -71,6 +76,14 @@ func run(sizesFlag, burstsFlag string, ioSize, samples, bootRounds int, docs str
 			}
 			res.ControlPlane = append(res.ControlPlane, r)
 		}
+	}
+	for _, n := range fleets {
+		progress("fleet revoke of %d instances", n)
+		r, err := bench.FleetRevoke(ctx, n)
+		if err != nil {
+			return err
+		}
+		res.FleetRevoke = append(res.FleetRevoke, r)
 	}
 	progress("footprint (%d cold starts)", samples)
 	if res.Footprint, err = bench.MeasureFootprint(ctx, dir, "bin", samples); err != nil {

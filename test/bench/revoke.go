@@ -1,0 +1,183 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"maps"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
+	"github.com/aws/aws-sdk-go-v2/service/kms"
+	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/aws-sdk-go-v2/service/ssm"
+
+	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/ledger"
+	"github.com/storecrypt/storecrypt/internal/revoke"
+	"github.com/storecrypt/storecrypt/test/deployment"
+	"github.com/storecrypt/storecrypt/test/emu"
+)
+
+// FleetRevokeResult is one `storecrypt revoke --all` over a fleet of the fake account,
+// every API throttled at its documented rate (Rates), the ledger in dynalite. Times are
+// simulated seconds from the responder's confirmation; KMS's own propagation (up to five
+// minutes for a tag or a revoked grant) comes after each and is not in them.
+type FleetRevokeResult struct {
+	Instances int `json:"instances"`
+	// Calls are the AWS calls but the ledger's (throttled attempts included);
+	// LedgerCalls the ledger's DynamoDB calls.
+	Calls            int            `json:"calls"`
+	LedgerCalls      int            `json:"ledger_calls"`
+	CallsPerInstance float64        `json:"calls_per_instance"`
+	ByAPI            map[string]int `json:"calls_by_api"`
+	Throttled        int            `json:"throttled_attempts"`
+	// CallsToKeyRefusal counts the calls up to and including the key tag that refuses
+	// every instance: the fleet is cut off at the key after this many.
+	CallsToKeyRefusal int     `json:"calls_to_key_refusal"`
+	KeyTaggedS        float64 `json:"key_tagged_s"`
+	LastGrantRevokedS float64 `json:"last_grant_revoked_s"`
+	LastCommandS      float64 `json:"last_command_s"`
+	Revoked           int     `json:"revoked"`
+	Failed            int     `json:"failed"`
+}
+
+// FleetRevoke grants n running instances the key as the launch function does, then runs
+// the fleet revoke the CLI runs (internal/revoke), one responder, one call at a time.
+func FleetRevoke(ctx context.Context, n int) (FleetRevokeResult, error) {
+	w := fakeaws.NewAccount(nil)
+	d, err := deployment.Into(w, fakeaws.KeyARN)
+	if err != nil {
+		return FleetRevokeResult{}, err
+	}
+	launched := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
+	insts := make([]revoke.Instance, n)
+	k := kms.NewFromConfig(w.Config())
+	for i := range insts {
+		id := fmt.Sprintf("i-%017x", i+1)
+		w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+		insts[i] = revoke.Instance{ID: id, LaunchTime: launched}
+		if _, err := k.CreateGrant(ctx, &kms.CreateGrantInput{
+			KeyId: aws.String(fakeaws.KeyARN), Name: aws.String(id), GranteePrincipal: aws.String(fakeaws.KeyUser),
+			RetiringPrincipal: aws.String(deployment.LaunchRole("aws")), Operations: []kmstypes.GrantOperation{kmstypes.GrantOperationDecrypt},
+			Constraints: &kmstypes.GrantConstraints{EncryptionContextSubset: map[string]string{contract.ContextInstanceARN: "arn:aws:ec2:us-east-1:111122223333:instance/" + id}},
+		}); err != nil {
+			return FleetRevokeResult{}, fmt.Errorf("granting %s: %w", id, err)
+		}
+	}
+	w.SettleGrants()
+
+	db, err := emu.NewDynamoDB()
+	if err != nil {
+		return FleetRevokeResult{}, err
+	}
+	defer db.Close()
+	if err := db.CreateTable(ctx, ledger.Table(emu.LedgerTable)); err != nil {
+		return FleetRevokeResult{}, err
+	}
+	ledgerDB := &countingDB{DynamoDB: db.Client}
+	for _, inst := range insts {
+		// The launch function's first record of each launch: the item the mark goes on.
+		if err := (&ledger.Ledger{DB: db.Client, Table: emu.LedgerTable}).Record(ctx, ledger.Launch{InstanceID: inst.ID, LaunchTime: launched},
+			ledger.Entry{ID: "launch", At: launched, By: "launch", Status: contract.StatusEncrypted}); err != nil {
+			return FleetRevokeResult{}, err
+		}
+	}
+
+	c := &clock{parallel: 1}
+	res := FleetRevokeResult{Instances: n}
+	before := w.Calls()
+	at := map[string]time.Duration{}
+	w.Fault = func(service, op string, attempt int) error {
+		err := c.hook(service, op, attempt)
+		if err == nil {
+			at[service+"."+op] = c.now
+			if op == "TagResource" {
+				res.CallsToKeyRefusal = w.TotalCalls() - sum(before)
+			}
+		}
+		return err
+	}
+	cfg := c.config(w)
+	r := &revoke.Runner{KMS: kms.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg),
+		Ledger: &ledger.Ledger{DB: ledgerDB, Table: emu.LedgerTable}, KeyARN: fakeaws.KeyARN,
+		Documents: revoke.Documents{Revoke: d.Env[contract.RevocationDocuments[0].EnvName], Resume: d.Env[contract.RevocationDocuments[1].EnvName], Shred: d.Env[contract.RevocationDocuments[2].EnvName]},
+		By:        "arn:aws:sts::111122223333:assumed-role/responder/bench", Reason: "bench fleet revoke", Granted: true, Progress: io.Discard}
+	out, err := r.RevokeFleet(ctx, insts)
+	if err != nil {
+		return res, err
+	}
+	for _, x := range out {
+		if x.Result == revoke.Revoked {
+			res.Revoked++
+		} else {
+			res.Failed++
+		}
+	}
+	calls := w.Calls()
+	res.ByAPI = map[string]int{}
+	for op, v := range calls {
+		if v -= before[op]; v > 0 {
+			res.ByAPI[op] = v
+			res.Calls += v
+		}
+	}
+	res.LedgerCalls, res.Throttled = ledgerDB.calls, c.throttled
+	res.CallsPerInstance = float64(res.Calls+res.LedgerCalls) / float64(n)
+	res.KeyTaggedS, res.LastGrantRevokedS, res.LastCommandS = at["KMS.TagResource"].Seconds(), at["KMS.RevokeGrant"].Seconds(), at["SSM.SendCommand"].Seconds()
+	return res, nil
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
+
+// countingDB counts the ledger's DynamoDB calls.
+type countingDB struct {
+	ledger.DynamoDB
+	calls int
+}
+
+func (c *countingDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
+	c.calls++
+	return c.DynamoDB.UpdateItem(ctx, in, o...)
+}
+
+func (c *countingDB) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
+	c.calls++
+	return c.DynamoDB.Query(ctx, in, o...)
+}
+
+func (c *countingDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
+	c.calls++
+	return c.DynamoDB.GetItem(ctx, in, o...)
+}
+
+func (c *countingDB) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
+	c.calls++
+	return c.DynamoDB.Scan(ctx, in, o...)
+}
+
+// byAPI lists calls per API, most first, as `KMS.RevokeGrant 1000`.
+func byAPI(m map[string]int) string {
+	ops := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
+		if m[a] != m[b] {
+			return m[b] - m[a]
+		}
+		return strings.Compare(a, b)
+	})
+	parts := make([]string, len(ops))
+	for i, op := range ops {
+		parts[i] = fmt.Sprintf("%s %d", op, m[op])
+	}
+	return strings.Join(parts, ", ")
+}
