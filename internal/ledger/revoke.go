@@ -70,8 +70,12 @@ func (l *Ledger) mark(ctx context.Context, launch Launch, m Mark, status, at, by
 // launch item of the instance (the launch function's Revoked reads them all) and sets
 // resumed_* (contract.LedgerResumedAt, By, Reason) on those and on launch's, so who let
 // it back and why is kept whether or not the instance answers. A shredded instance is
-// refused with ErrShredded, and the condition on each write refuses it too should a
-// shred land between the read and the write. Run again, it writes the same again.
+// refused with ErrShredded by a strongly consistent read. The writes carry no condition
+// on shredded_at: IAM's dynamodb:Attributes lists the names a condition evaluates as
+// well as those it writes, so naming it would need the right to write the shred mark,
+// which only the shred policy gives. A shred that lands between the read and the writes
+// leaves resumed_* beside shredded_at, and the instance shredded: Revoked says so first,
+// and the launch function grants nothing. Run again, it writes the same again.
 func (l *Ledger) Resume(ctx context.Context, launch Launch, m Mark) error {
 	id := launch.InstanceID
 	p := dynamodb.NewQueryPaginator(l.DB, &dynamodb.QueryInput{
@@ -98,7 +102,6 @@ func (l *Ledger) Resume(ctx context.Context, launch Launch, m Mark) error {
 			}
 		}
 	}
-	var failed *ddbtypes.ConditionalCheckFailedException
 	for _, lt := range marked {
 		_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
 			TableName: aws.String(l.Table),
@@ -106,12 +109,8 @@ func (l *Ledger) Resume(ctx context.Context, launch Launch, m Mark) error {
 			UpdateExpression: aws.String(fmt.Sprintf("REMOVE %s, %s, %s SET %s = :at, %s = :by, %s = :reason",
 				contract.LedgerRevokedAt, contract.LedgerRevokedBy, contract.LedgerRevokedReason,
 				contract.LedgerResumedAt, contract.LedgerResumedBy, contract.LedgerResumedReason)),
-			ConditionExpression:       aws.String("attribute_not_exists(" + contract.LedgerShreddedAt + ")"),
 			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":at": strAttr(stamp(m.At)), ":by": strAttr(m.By), ":reason": strAttr(m.Reason)},
 		})
-		if errors.As(err, &failed) {
-			return fmt.Errorf("ledger %s: resuming %s: %w", l.Table, id, ErrShredded)
-		}
 		if err != nil {
 			return fmt.Errorf("ledger %s: resuming %s: %w", l.Table, id, err)
 		}

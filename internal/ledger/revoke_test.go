@@ -106,7 +106,7 @@ func TestMarks(t *testing.T) {
 				t.Error("got the earlier launch's revoke mark removed, want it kept")
 			}
 		}, ledger.ErrShredded},
-		{"a shred between the read and the removal", func(ctx context.Context, l *ledger.Ledger) error {
+		{"a shred between the read and the removal stays shredded", func(ctx context.Context, l *ledger.Ledger) error {
 			if _, _, err := l.MarkRevoked(ctx, launch, first); err != nil {
 				return err
 			}
@@ -117,10 +117,13 @@ func TestMarks(t *testing.T) {
 			}}
 			return racing.Resume(ctx, launch, second)
 		}, func(t *testing.T, l *ledger.Ledger) {
-			if it := item(t, l, launched); it.RevokedAt == "" {
-				t.Error("got the revoke mark removed from a shredded launch, want it kept")
+			if it := item(t, l, launched); it.ShreddedAt == "" {
+				t.Error("got the shred mark gone after a racing resume, want it kept")
 			}
-		}, ledger.ErrShredded},
+			if why, _ := l.Revoked(context.Background(), id); why != contract.ReasonShredded {
+				t.Errorf("got Revoked %q after a racing resume, want %q", why, contract.ReasonShredded)
+			}
+		}, nil},
 		{"shredded is not resumed", func(ctx context.Context, l *ledger.Ledger) error {
 			if _, _, err := l.MarkRevoked(ctx, launch, first); err != nil {
 				return err
