@@ -1004,11 +1004,19 @@ var Catalogue = []Mutant{
 		Pkg:     "internal/ledger", Run: "^TestMarks$",
 	},
 	{
+		// A resume records who and why only where it removes a revoke mark.
 		Row:     "A revoke, resume or shred leaves no trace",
 		File:    "internal/ledger/revoke.go",
-		Find:    "\t\t\t\tcontract.LedgerResumedAt, contract.LedgerResumedBy, contract.LedgerResumedReason)),\n",
-		Replace: "\t\t\t\tcontract.LedgerRevokedAt, contract.LedgerRevokedBy, contract.LedgerRevokedReason)),\n",
+		Find:    "\tmarked := []string{current}\n",
+		Replace: "\tmarked := []string{}\n",
 		Pkg:     "internal/ledger", Run: "^TestMarks$",
+	},
+	{
+		Row:     "A revoke, resume or shred leaves no trace",
+		File:    "internal/opcli/commands.go",
+		Find:    "\t\t{contract.StatusResumed, m.ResumedAt, m.ResumedBy, m.ResumedReason}} {",
+		Replace: "\t} {",
+		Pkg:     "internal/opcli", Run: "^TestStatusAndReportCutOff$",
 	},
 	{
 		Row:     "A revoke, resume or shred leaves no trace",
