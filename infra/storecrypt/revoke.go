@@ -109,14 +109,15 @@ func (s *builder) revocationDocumentARN(doc string) *string {
 }
 
 // revokeAttributes are the ledger attributes `storecrypt revoke` and `resume` write:
-// the item's key, the revocation mark (contract.LedgerRevoked*), and the story's own
-// (the entry the CLI appends, with the status it records). Not the evidence of
-// encryption (encrypted_at, luks_uuid, key_source, ...) nor terminated_at, which stay the
-// functions'; and not the shred mark, which shredStatements adds.
+// the item's key, the revocation mark (contract.LedgerRevoked*) and the resume's
+// (contract.LedgerResumed*). Not the story (entries, status, reason, ...), which is the
+// functions' record of what happened, so that a responder cannot write that an instance
+// is encrypted; nor the evidence (encrypted_at, luks_uuid, ...) nor terminated_at; and
+// not the shred mark, which shredPolicy adds.
 var revokeAttributes = []string{
 	ledger.AttrInstance, ledger.AttrLaunchTime,
 	contract.LedgerRevokedAt, contract.LedgerRevokedBy, contract.LedgerRevokedReason,
-	"first_seen", "entries", "entry_ids", "entries_dropped", "status", "reason", "command_id", "status_at", "status_ms",
+	contract.LedgerResumedAt, contract.LedgerResumedBy, contract.LedgerResumedReason,
 }
 
 // shredAttributes are what a shred writes besides revokeAttributes.

@@ -32,7 +32,8 @@ type Report struct {
 	TimeToEncrypted Percentiles   `json:"time_to_encrypted_seconds"`
 	Daily           []Coverage    `json:"daily"` // by the day of launch
 	Exceptions      []ledger.Item `json:"exceptions"`
-	// Revoked are the launches a responder revoked or shredded, with who, when and why.
+	// Revoked are the launches a responder revoked or shredded, or revoked and resumed,
+	// with who, when and why.
 	// They count as encrypted when they were: cutting an instance off its data is a
 	// control acting, not one missing.
 	Revoked  []ledger.Item `json:"revoked"`
@@ -87,7 +88,7 @@ func build(items, running []ledger.Item, since, until, now time.Time) Report {
 	var seconds []float64
 	for _, it := range items {
 		r.Launches = append(r.Launches, it)
-		if it.RevokedAt != "" || it.ShreddedAt != "" {
+		if it.RevokedAt != "" || it.ShreddedAt != "" || it.ResumedAt != "" {
 			r.Revoked = append(r.Revoked, it)
 		}
 		if !counted(it) {

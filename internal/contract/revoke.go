@@ -42,12 +42,18 @@ const (
 
 // Ledger attributes beside LedgerRevokedAt and LedgerShreddedAt: who (the caller's ARN,
 // from sts:GetCallerIdentity; CloudTrail's record of the KMS call is the proof) and why
-// (the required --reason). Resume removes the revoked_* attributes and records an entry.
+// (the required --reason). Resume removes the revoked_* attributes and sets the resumed_*
+// ones, so who let the instance back and why stays in the ledger even when the instance
+// never answers the resume document. These, and the item's key, are all the CLI writes:
+// the story (entries, status) is the functions', so no responder can write a status.
 const (
 	LedgerRevokedBy      = "revoked_by"
 	LedgerRevokedReason  = "revoked_reason"
 	LedgerShreddedBy     = "shredded_by"
 	LedgerShreddedReason = "shredded_reason"
+	LedgerResumedAt      = "resumed_at"
+	LedgerResumedBy      = "resumed_by"
+	LedgerResumedReason  = "resumed_reason"
 )
 
 // Statuses (TagStatus and ledger entries) of an instance cut off its data.

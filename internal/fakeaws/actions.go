@@ -19,6 +19,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/securityhub"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 )
 
 // Authz turns a recorded call into the requests IAM authorizes for it: each action, on
@@ -105,6 +106,10 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 			tags[name] = nil
 		}
 		return w.tagKeyRequest(req, action, in.KeyId, tags)
+	case *sts.GetCallerIdentityInput:
+		// "No permissions are required to perform this operation" (STS API Reference,
+		// GetCallerIdentity): nothing for IAM to authorize.
+		return nil, nil
 	case *kms.RetireGrantInput:
 		// The grant, not a policy, decides who may retire it (the handler checks the
 		// caller): "Principals specified in the grant can retire a grant without the
@@ -159,13 +164,13 @@ func (w *World) Authz(c Call, principal, session string, base map[string][]strin
 		via, err := w.viaS3(req, "kms:Decrypt", sse, bucket, key)
 		return append(out, via...), err
 	case *dynamodb.UpdateItemInput:
-		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName))
+		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName), map[string][]string{"dynamodb:Attributes": updateAttributes(in)})
 	case *dynamodb.QueryInput:
-		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName))
+		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName), nil)
 	case *dynamodb.GetItemInput:
-		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName))
+		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName), nil)
 	case *dynamodb.ScanInput:
-		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName))
+		return w.viaDynamoDB(req, action, arn, aws.ToString(in.TableName), nil)
 	case *securityhub.BatchImportFindingsInput:
 		// The Service Authorization Reference names no resource type for it ("*"), and the
 		// condition key securityhub:TargetAccount, the findings' AwsAccountId.
@@ -224,13 +229,14 @@ func (w *World) tagRequests(req func(string, string, map[string][]string) AuthzR
 	return out
 }
 
-// viaDynamoDB authorizes an item action on a table and, for a table encrypted under a
-// customer managed key, the Decrypt of the table's key that DynamoDB makes with the
-// caller's credentials ("How Amazon DynamoDB uses AWS KMS": kms:ViaService
+// viaDynamoDB authorizes an item action on a table, with the request's own keys (extra),
+// and, for a table encrypted under a customer managed key, the Decrypt of the table's key
+// that DynamoDB makes with the caller's credentials ("How Amazon DynamoDB uses AWS KMS": kms:ViaService
 // dynamodb.<region>.<domain>, encryption context aws:dynamodb:tableName and
 // aws:dynamodb:subscriberId).
-func (w *World) viaDynamoDB(req func(string, string, map[string][]string) AuthzRequest, action string, arn func(string, string, string) string, table string) ([]AuthzRequest, error) {
-	out := []AuthzRequest{req(action, arn("dynamodb", w.region(), "table/"+table), nil)}
+func (w *World) viaDynamoDB(req func(string, string, map[string][]string) AuthzRequest, action string, arn func(string, string, string) string, table string,
+	extra map[string][]string) ([]AuthzRequest, error) {
+	out := []AuthzRequest{req(action, arn("dynamodb", w.region(), "table/"+table), extra)}
 	w.mu.Lock()
 	keyID := w.TableKeys[table]
 	w.mu.Unlock()

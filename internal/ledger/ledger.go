@@ -1,10 +1,10 @@
 // Package ledger is storecrypt's durable record for auditors: one DynamoDB item per
 // instance launch, which outlives the instance, its tags and SSM's command history. The
 // functions write it, and only by appending; the operator CLI (storecrypt revoke, resume)
-// writes the revocation attributes (revoked_*, shredded_*), only those, each under a
-// condition (a mark is set once, a resume removes revoked_* only where nothing is
-// shredded), and appends its own step to the story: each step of a launch's story is an
-// entry with an id, written under a condition that the id is not there yet, so a replayed
+// writes the revocation attributes (revoked_*, shredded_*, resumed_*), only those, each
+// under a condition (a mark is set once, a resume removes revoked_* and sets resumed_*
+// only where nothing is shredded), and no step of the story: each step of a launch's
+// story is an entry with an id, written under a condition that the id is not there yet, so a replayed
 // or duplicated event changes nothing; the item's summary (status, reason, evidence) moves
 // only forward in time, and what was proven once (when it was encrypted, with what) is
 // never overwritten.
@@ -424,7 +424,8 @@ func decode(m map[string]ddbtypes.AttributeValue) *Item {
 		ProvisionedBy: v(m, "provisioned_by"), AgentVersion: v(m, "agent_version"), DocumentName: v(m, "document_name"), DocumentHash: v(m, "document_hash"),
 		TerminatedAt: v(m, "terminated_at"), EntriesDropped: v(m, "entries_dropped"), Entries: []EntryRecord{},
 		Marks: Marks{RevokedAt: v(m, contract.LedgerRevokedAt), RevokedBy: v(m, contract.LedgerRevokedBy), RevokedReason: v(m, contract.LedgerRevokedReason),
-			ShreddedAt: v(m, contract.LedgerShreddedAt), ShreddedBy: v(m, contract.LedgerShreddedBy), ShreddedReason: v(m, contract.LedgerShreddedReason)},
+			ShreddedAt: v(m, contract.LedgerShreddedAt), ShreddedBy: v(m, contract.LedgerShreddedBy), ShreddedReason: v(m, contract.LedgerShreddedReason),
+			ResumedAt: v(m, contract.LedgerResumedAt), ResumedBy: v(m, contract.LedgerResumedBy), ResumedReason: v(m, contract.LedgerResumedReason)},
 	}
 	if l, ok := m["entries"].(*ddbtypes.AttributeValueMemberL); ok {
 		for _, e := range l.Value {

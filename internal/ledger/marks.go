@@ -13,8 +13,9 @@ import (
 )
 
 // Marks are who cut a launch's instance off its data, when and why: `storecrypt revoke`
-// writes the revoked_* attributes and resume removes them; shred's stay for good. They
-// sit at the top level of Item's JSON, as they do in the item.
+// writes the revoked_* attributes and resume removes them, writing who let it back in
+// resumed_*; shred's stay for good. They sit at the top level of Item's JSON, as they do
+// in the item.
 type Marks struct {
 	RevokedAt      string `json:"revoked_at,omitempty"`
 	RevokedBy      string `json:"revoked_by,omitempty"`
@@ -22,19 +23,24 @@ type Marks struct {
 	ShreddedAt     string `json:"shredded_at,omitempty"`
 	ShreddedBy     string `json:"shredded_by,omitempty"`
 	ShreddedReason string `json:"shredded_reason,omitempty"`
+	ResumedAt      string `json:"resumed_at,omitempty"`
+	ResumedBy      string `json:"resumed_by,omitempty"`
+	ResumedReason  string `json:"resumed_reason,omitempty"`
 }
 
 var markAttrs = []string{contract.LedgerRevokedAt, contract.LedgerRevokedBy, contract.LedgerRevokedReason,
-	contract.LedgerShreddedAt, contract.LedgerShreddedBy, contract.LedgerShreddedReason}
+	contract.LedgerShreddedAt, contract.LedgerShreddedBy, contract.LedgerShreddedReason,
+	contract.LedgerResumedAt, contract.LedgerResumedBy, contract.LedgerResumedReason}
 
 // MarksOf reads the instance's marks over all its launch items, strongly consistent: a
 // revoke holds while any item has it, so one written on an earlier launch still holds
 // after a stop and start (a new item). Of each kind, the latest wins.
 func (l *Ledger) MarksOf(ctx context.Context, instanceID string) (Marks, error) {
 	p := dynamodb.NewQueryPaginator(l.DB, &dynamodb.QueryInput{
-		TableName:                 aws.String(l.Table),
-		KeyConditionExpression:    aws.String(AttrInstance + " = :id"),
-		FilterExpression:          aws.String("attribute_exists(" + contract.LedgerRevokedAt + ") OR attribute_exists(" + contract.LedgerShreddedAt + ")"),
+		TableName:              aws.String(l.Table),
+		KeyConditionExpression: aws.String(AttrInstance + " = :id"),
+		FilterExpression: aws.String("attribute_exists(" + contract.LedgerRevokedAt + ") OR attribute_exists(" + contract.LedgerShreddedAt + ") OR attribute_exists(" +
+			contract.LedgerResumedAt + ")"),
 		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":id": &ddbtypes.AttributeValueMemberS{Value: instanceID}},
 		ProjectionExpression:      aws.String(strings.Join(markAttrs, ", ")),
 		ConsistentRead:            aws.Bool(true),
@@ -52,6 +58,9 @@ func (l *Ledger) MarksOf(ctx context.Context, instanceID string) (Marks, error) 
 			}
 			if it.ShreddedAt > m.ShreddedAt {
 				m.ShreddedAt, m.ShreddedBy, m.ShreddedReason = it.ShreddedAt, it.ShreddedBy, it.ShreddedReason
+			}
+			if it.ResumedAt > m.ResumedAt {
+				m.ResumedAt, m.ResumedBy, m.ResumedReason = it.ResumedAt, it.ResumedBy, it.ResumedReason
 			}
 		}
 	}

@@ -12,13 +12,18 @@ import (
 
 const responder = "arn:aws:sts::111122223333:assumed-role/responder/alice"
 
-// revokedAt and shreddedAt are the attributes `storecrypt revoke` writes on a launch's item.
+// revokedAt, shreddedAt and resumedAt are the attributes `storecrypt revoke` and
+// `resume` write on a launch's item.
 func revokedAt(at, why string) map[string]string {
 	return map[string]string{contract.LedgerRevokedAt: at, contract.LedgerRevokedBy: responder, contract.LedgerRevokedReason: why}
 }
 
 func shreddedAt(at, why string) map[string]string {
 	return map[string]string{contract.LedgerShreddedAt: at, contract.LedgerShreddedBy: responder, contract.LedgerShreddedReason: why}
+}
+
+func resumedAt(at, why string) map[string]string {
+	return map[string]string{contract.LedgerResumedAt: at, contract.LedgerResumedBy: responder, contract.LedgerResumedReason: why}
 }
 
 // TestMarksRead: Get and Launches read who revoked or shredded a launch, when and why,
@@ -34,6 +39,8 @@ func TestMarksRead(t *testing.T) {
 			ledger.Marks{RevokedAt: "2026-11-27T07:00:00.000Z", RevokedBy: responder, RevokedReason: "INC-42 key compromise"}},
 		{"shredded while revoked", []map[string]string{revokedAt("2026-11-27T07:00:00.000Z", "INC-42"), shreddedAt("2026-11-27T08:00:00.000Z", "INC-42 destroy")},
 			ledger.Marks{RevokedAt: "2026-11-27T07:00:00.000Z", RevokedBy: responder, RevokedReason: "INC-42", ShreddedAt: "2026-11-27T08:00:00.000Z", ShreddedBy: responder, ShreddedReason: "INC-42 destroy"}},
+		{"resumed", []map[string]string{resumedAt("2026-11-27T08:00:00.000Z", "INC-42 false alarm")},
+			ledger.Marks{ResumedAt: "2026-11-27T08:00:00.000Z", ResumedBy: responder, ResumedReason: "INC-42 false alarm"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := start(t)
@@ -77,6 +84,8 @@ func TestMarksOf(t *testing.T) {
 		{"shredded wins over revoked", []map[string]string{shreddedAt("2026-11-27T07:30:00.000Z", "INC-1 destroy")}, []map[string]string{revokedAt("2026-11-27T09:00:00.000Z", "INC-2")},
 			ledger.Marks{RevokedAt: "2026-11-27T09:00:00.000Z", RevokedBy: responder, RevokedReason: "INC-2", ShreddedAt: "2026-11-27T07:30:00.000Z", ShreddedBy: responder, ShreddedReason: "INC-1 destroy"},
 			contract.ReasonShredded},
+		{"resumed on the earlier launch: shown, not revoked", []map[string]string{resumedAt("2026-11-27T07:30:00.000Z", "INC-1 false alarm")}, nil,
+			ledger.Marks{ResumedAt: "2026-11-27T07:30:00.000Z", ResumedBy: responder, ResumedReason: "INC-1 false alarm"}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			l := start(t)

@@ -23,14 +23,13 @@ type Mark struct {
 // ErrShredded says the instance's data was shredded: nothing can resume it.
 var ErrShredded = errors.New("the instance was shredded: its data is gone and nothing can resume it")
 
-// byCLI begins the ids of the entries the operator CLI writes.
-const byCLI = "cli"
-
 // MarkRevoked marks the launch revoked (contract.LedgerRevokedAt, By, Reason), creating
 // its item if the functions never saw it, unless a mark is there already: a second revoke
 // keeps the first's time, who and why. It returns the mark that stands and whether this
 // call wrote it. The launch function reads the mark (Revoked) and grants nothing while it
-// stands.
+// stands. It writes the mark's attributes only, no entry nor status: the operator's
+// policy lets the CLI write nothing else, so that the story an auditor reads is the
+// functions' (the result function records what the instance answered).
 func (l *Ledger) MarkRevoked(ctx context.Context, launch Launch, m Mark) (Mark, bool, error) {
 	return l.mark(ctx, launch, m, contract.StatusRevoked, contract.LedgerRevokedAt, contract.LedgerRevokedBy, contract.LedgerRevokedReason)
 }
@@ -42,16 +41,14 @@ func (l *Ledger) MarkShredded(ctx context.Context, launch Launch, m Mark) (Mark,
 }
 
 func (l *Ledger) mark(ctx context.Context, launch Launch, m Mark, status, at, by, reason string) (Mark, bool, error) {
-	s := func(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
 	_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-		TableName: aws.String(l.Table),
-		Key:       key(launch.InstanceID, launch.LaunchTime),
-		UpdateExpression: aws.String(fmt.Sprintf("SET %s = :at, %s = :by, %s = :reason, first_seen = if_not_exists(first_seen, :at)",
-			at, by, reason)),
+		TableName:        aws.String(l.Table),
+		Key:              key(launch.InstanceID, launch.LaunchTime),
+		UpdateExpression: aws.String(fmt.Sprintf("SET %s = :at, %s = :by, %s = :reason", at, by, reason)),
 		// The first mark stands: its time is when the instance was cut off, and a retry
 		// or a second responder must not move it.
 		ConditionExpression:       aws.String("attribute_not_exists(" + at + ")"),
-		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":at": s(stamp(m.At)), ":by": s(m.By), ":reason": s(m.Reason)},
+		ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":at": strAttr(stamp(m.At)), ":by": strAttr(m.By), ":reason": strAttr(m.Reason)},
 	})
 	var failed *ddbtypes.ConditionalCheckFailedException
 	if errors.As(err, &failed) {
@@ -66,28 +63,19 @@ func (l *Ledger) mark(ctx context.Context, launch Launch, m Mark, status, at, by
 	if err != nil {
 		return Mark{}, false, fmt.Errorf("ledger %s: marking %s %s: %w", l.Table, launch.InstanceID, status, err)
 	}
-	if err := l.step(ctx, launch, m, status); err != nil {
-		return Mark{}, false, err
-	}
 	return m, true, nil
 }
 
-// step appends the CLI's step to the launch's story, with who (By: the caller's ARN, not
-// a function's name) and why (the responder's reason), which a resume removes from the
-// attributes.
-func (l *Ledger) step(ctx context.Context, launch Launch, m Mark, status string) error {
-	e := Entry{ID: EntryID(byCLI, status, stamp(m.At)), At: m.At, By: m.By, Status: status, Reason: contract.Reason(m.Reason)}
-	if err := l.Record(ctx, launch, e); err != nil && !errors.Is(err, ErrDuplicate) {
-		return err
-	}
-	return nil
-}
-
 // Resume takes the revocation back: it removes the revoked_* attributes from every
-// launch item of the instance (the launch function's Revoked reads them all) and records
-// a contract.StatusResumed entry on launch. A shredded instance is refused with
-// ErrShredded, and the condition on each removal refuses it too should a shred land
-// between the read and the write.
+// launch item of the instance (the launch function's Revoked reads them all) and sets
+// resumed_* (contract.LedgerResumedAt, By, Reason) on those and on launch's, so who let
+// it back and why is kept whether or not the instance answers. A shredded instance is
+// refused with ErrShredded by a strongly consistent read. The writes carry no condition
+// on shredded_at: IAM's dynamodb:Attributes lists the names a condition evaluates as
+// well as those it writes, so naming it would need the right to write the shred mark,
+// which only the shred policy gives. A shred that lands between the read and the writes
+// leaves resumed_* beside shredded_at, and the instance shredded: Revoked says so first,
+// and the launch function grants nothing. Run again, it writes the same again.
 func (l *Ledger) Resume(ctx context.Context, launch Launch, m Mark) error {
 	id := launch.InstanceID
 	p := dynamodb.NewQueryPaginator(l.DB, &dynamodb.QueryInput{
@@ -98,7 +86,8 @@ func (l *Ledger) Resume(ctx context.Context, launch Launch, m Mark) error {
 		ProjectionExpression:      aws.String(AttrLaunchTime + ", " + contract.LedgerShreddedAt),
 		ConsistentRead:            aws.Bool(true),
 	})
-	var marked []ddbtypes.AttributeValue
+	current := launch.LaunchTime.UTC().Format(time.RFC3339)
+	marked := []string{current}
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
@@ -108,26 +97,28 @@ func (l *Ledger) Resume(ctx context.Context, launch Launch, m Mark) error {
 			if _, ok := item[contract.LedgerShreddedAt]; ok {
 				return fmt.Errorf("ledger %s: resuming %s: %w", l.Table, id, ErrShredded)
 			}
-			marked = append(marked, item[AttrLaunchTime])
+			if lt := str(item, AttrLaunchTime); lt != current {
+				marked = append(marked, lt)
+			}
 		}
 	}
-	var failed *ddbtypes.ConditionalCheckFailedException
 	for _, lt := range marked {
 		_, err := l.DB.UpdateItem(ctx, &dynamodb.UpdateItemInput{
-			TableName:           aws.String(l.Table),
-			Key:                 map[string]ddbtypes.AttributeValue{AttrInstance: &ddbtypes.AttributeValueMemberS{Value: id}, AttrLaunchTime: lt},
-			UpdateExpression:    aws.String("REMOVE " + contract.LedgerRevokedAt + ", " + contract.LedgerRevokedBy + ", " + contract.LedgerRevokedReason),
-			ConditionExpression: aws.String("attribute_not_exists(" + contract.LedgerShreddedAt + ")"),
+			TableName: aws.String(l.Table),
+			Key:       map[string]ddbtypes.AttributeValue{AttrInstance: strAttr(id), AttrLaunchTime: strAttr(lt)},
+			UpdateExpression: aws.String(fmt.Sprintf("REMOVE %s, %s, %s SET %s = :at, %s = :by, %s = :reason",
+				contract.LedgerRevokedAt, contract.LedgerRevokedBy, contract.LedgerRevokedReason,
+				contract.LedgerResumedAt, contract.LedgerResumedBy, contract.LedgerResumedReason)),
+			ExpressionAttributeValues: map[string]ddbtypes.AttributeValue{":at": strAttr(stamp(m.At)), ":by": strAttr(m.By), ":reason": strAttr(m.Reason)},
 		})
-		if errors.As(err, &failed) {
-			return fmt.Errorf("ledger %s: resuming %s: %w", l.Table, id, ErrShredded)
-		}
 		if err != nil {
 			return fmt.Errorf("ledger %s: resuming %s: %w", l.Table, id, err)
 		}
 	}
-	return l.step(ctx, launch, m, contract.StatusResumed)
+	return nil
 }
+
+func strAttr(v string) ddbtypes.AttributeValue { return &ddbtypes.AttributeValueMemberS{Value: v} }
 
 func str(item map[string]ddbtypes.AttributeValue, name string) string {
 	if s, ok := item[name].(*ddbtypes.AttributeValueMemberS); ok {

@@ -34,8 +34,9 @@ func (s shredFirst) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput
 
 // TestMarks: a revoke or shred mark is set once (the second keeps the first's time, who
 // and why), on an item the functions never wrote too; a resume removes revoked_* from
-// every launch of the instance and records who and why, and a shredded instance cannot be
-// resumed.
+// every launch of the instance and records who and why in resumed_*, and a shredded
+// instance cannot be resumed. None of them writes a story entry or a status: the story is
+// the functions'.
 func TestMarks(t *testing.T) {
 	first := ledger.Mark{At: launched.Add(time.Hour), By: revoker, Reason: "INC-1 key compromise"}
 	second := ledger.Mark{At: launched.Add(2 * time.Hour), By: "arn:aws:sts::111122223333:assumed-role/revoker/bob", Reason: "again"}
@@ -60,9 +61,7 @@ func TestMarks(t *testing.T) {
 			if it.RevokedAt != "2026-11-27T07:00:00.000Z" || it.RevokedBy != revoker || it.RevokedReason != first.Reason {
 				t.Errorf("got revoked %q by %q for %q, want the first mark", it.RevokedAt, it.RevokedBy, it.RevokedReason)
 			}
-			if got := ids(it); len(got) != 1 || got[0] != "cli:revoked:2026-11-27T07:00:00.000Z" {
-				t.Errorf("got entries %v, want the one revoke", got)
-			}
+			noStory(t, it)
 			if why, _ := l.Revoked(context.Background(), id); why != contract.ReasonRevoked {
 				t.Errorf("got Revoked %q, want %q", why, contract.ReasonRevoked)
 			}
@@ -78,10 +77,20 @@ func TestMarks(t *testing.T) {
 			if why, _ := l.Revoked(context.Background(), id); why != "" {
 				t.Errorf("got Revoked %q after resume, want none", why)
 			}
-			it := item(t, l, launched)
-			last := it.Entries[len(it.Entries)-1]
-			if last.Status != contract.StatusResumed || last.By != second.By || last.Reason != second.Reason {
-				t.Errorf("got last entry %+v, want resumed by %s for %q", last, second.By, second.Reason)
+			for _, lt := range []time.Time{earlier.LaunchTime, launched} {
+				it := item(t, l, lt)
+				if it.RevokedAt != "" || it.ResumedAt != "2026-11-27T08:00:00.000Z" || it.ResumedBy != second.By || it.ResumedReason != second.Reason {
+					t.Errorf("launch %s: got revoked %q, resumed %q by %q for %q, want no revoke, resumed %s by %s for %q",
+						lt, it.RevokedAt, it.ResumedAt, it.ResumedBy, it.ResumedReason, "2026-11-27T08:00:00.000Z", second.By, second.Reason)
+				}
+				noStory(t, it)
+			}
+		}, nil},
+		{"resume of a launch never marked records who and why on it", func(ctx context.Context, l *ledger.Ledger) error {
+			return l.Resume(ctx, launch, second)
+		}, func(t *testing.T, l *ledger.Ledger) {
+			if it := item(t, l, launched); it.ResumedBy != second.By || it.ResumedReason != second.Reason {
+				t.Errorf("got resumed by %q for %q, want by %s for %q", it.ResumedBy, it.ResumedReason, second.By, second.Reason)
 			}
 		}, nil},
 		{"shredded on the latest launch: no mark is removed", func(ctx context.Context, l *ledger.Ledger) error {
@@ -97,7 +106,7 @@ func TestMarks(t *testing.T) {
 				t.Error("got the earlier launch's revoke mark removed, want it kept")
 			}
 		}, ledger.ErrShredded},
-		{"a shred between the read and the removal", func(ctx context.Context, l *ledger.Ledger) error {
+		{"a shred between the read and the removal stays shredded", func(ctx context.Context, l *ledger.Ledger) error {
 			if _, _, err := l.MarkRevoked(ctx, launch, first); err != nil {
 				return err
 			}
@@ -108,10 +117,13 @@ func TestMarks(t *testing.T) {
 			}}
 			return racing.Resume(ctx, launch, second)
 		}, func(t *testing.T, l *ledger.Ledger) {
-			if it := item(t, l, launched); it.RevokedAt == "" {
-				t.Error("got the revoke mark removed from a shredded launch, want it kept")
+			if it := item(t, l, launched); it.ShreddedAt == "" {
+				t.Error("got the shred mark gone after a racing resume, want it kept")
 			}
-		}, ledger.ErrShredded},
+			if why, _ := l.Revoked(context.Background(), id); why != contract.ReasonShredded {
+				t.Errorf("got Revoked %q after a racing resume, want %q", why, contract.ReasonShredded)
+			}
+		}, nil},
 		{"shredded is not resumed", func(ctx context.Context, l *ledger.Ledger) error {
 			if _, _, err := l.MarkRevoked(ctx, launch, first); err != nil {
 				return err
@@ -137,5 +149,13 @@ func TestMarks(t *testing.T) {
 			}
 			tc.check(t, l)
 		})
+	}
+}
+
+// noStory fails unless the item holds no entry and no status: the CLI writes marks only.
+func noStory(t *testing.T, it *ledger.Item) {
+	t.Helper()
+	if len(it.Entries) != 0 || it.Status != "" || it.FirstSeen != "" {
+		t.Errorf("got entries %v, status %q, first_seen %q, want none: only the functions write the story", ids(it), it.Status, it.FirstSeen)
 	}
 }

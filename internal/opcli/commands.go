@@ -370,7 +370,8 @@ func withMarks(ctx context.Context, e *env, sc stackConfig, rows []StatusRow) er
 // markLines are an instance's marks as the tables print them, one line each.
 func markLines(instance string, m ledger.Marks) []string {
 	var out []string
-	for _, l := range [][4]string{{contract.StatusRevoked, m.RevokedAt, m.RevokedBy, m.RevokedReason}, {contract.StatusShredded, m.ShreddedAt, m.ShreddedBy, m.ShreddedReason}} {
+	for _, l := range [][4]string{{contract.StatusRevoked, m.RevokedAt, m.RevokedBy, m.RevokedReason}, {contract.StatusShredded, m.ShreddedAt, m.ShreddedBy, m.ShreddedReason},
+		{contract.StatusResumed, m.ResumedAt, m.ResumedBy, m.ResumedReason}} {
 		if l[1] != "" {
 			out = append(out, fmt.Sprintf("  %s\t%s %s by %s: %s", instance, l[0], l[1], orDash(l[2]), orDash(l[3])))
 		}
@@ -408,7 +409,7 @@ func runStatus(*pflag.FlagSet) checkFunc {
 			var lines [][]string
 			for _, r := range rows {
 				lines = append(lines, []string{r.Instance, r.Type, r.State, strconv.FormatBool(r.InScope), r.Status, r.Reason, r.At, r.CommandID,
-					r.RevokedAt, r.RevokedBy, r.RevokedReason, r.ShreddedAt, r.ShreddedBy, r.ShreddedReason})
+					r.RevokedAt, r.RevokedBy, r.RevokedReason, r.ShreddedAt, r.ShreddedBy, r.ShreddedReason, r.ResumedAt, r.ResumedBy, r.ResumedReason})
 			}
 			return writeText(e.out, lines)
 		}

@@ -15,17 +15,19 @@ import (
 // responder revoked and one revoked and then shredded, each encrypted before: the status
 // tag's value, and when, by whom and why from the ledger; they count as encrypted, not
 // as exceptions. Status finds the mark of one revoked on an earlier launch and skipped
-// since; an encrypted instance's row has no marks.
+// since; an encrypted instance's row has no marks. The revoked one was resumed before
+// (resumed_*), and revoked again: both marks show, with who and why.
 func TestStatusAndReportCutOff(t *testing.T) {
 	w, book := fleet(t)
 	const responder = "arn:aws:sts::111122223333:assumed-role/responder/alice"
 	revoked := map[string]string{contract.LedgerRevokedAt: "2026-11-28T02:00:00.000Z", contract.LedgerRevokedBy: responder, contract.LedgerRevokedReason: "INC-42 credentials leaked"}
 	shredded := map[string]string{contract.LedgerShreddedAt: "2026-11-28T03:00:00.000Z", contract.LedgerShreddedBy: responder, contract.LedgerShreddedReason: "INC-42 host compromised"}
+	resumed := map[string]string{contract.LedgerResumedAt: "2026-11-28T01:00:00.000Z", contract.LedgerResumedBy: responder, contract.LedgerResumedReason: "INC-40 false alarm"}
 	for _, r := range []struct {
 		id, status string
 		marks      []map[string]string
 	}{
-		{"i-00000000000000007", contract.StatusRevoked, []map[string]string{revoked}},
+		{"i-00000000000000007", contract.StatusRevoked, []map[string]string{resumed, revoked}},
 		{"i-00000000000000008", contract.StatusShredded, []map[string]string{revoked, shredded}},
 	} {
 		at := launched.Add(21 * time.Hour)

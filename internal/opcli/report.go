@@ -197,12 +197,12 @@ func parseWhen(v string, def time.Time) (time.Time, error) {
 
 var launchHeader = []string{"instance", "launched", "type", "role", "status", "reason", "encrypted_at", "seconds_to_encrypted", "key_source", "cipher",
 	"luks_uuid", "agent_version", "document_hash", "command_id", "terminated_at", "provisioned_by",
-	"revoked_at", "revoked_by", "revoked_reason", "shredded_at", "shredded_by", "shredded_reason"}
+	"revoked_at", "revoked_by", "revoked_reason", "shredded_at", "shredded_by", "shredded_reason", "resumed_at", "resumed_by", "resumed_reason"}
 
 func launchFields(it ledger.Item) []string {
 	return []string{it.InstanceID, it.LaunchTime, it.InstanceType, it.Role, it.Status, it.Reason, it.EncryptedAt, it.SecondsToEncrypted, it.KeySource,
 		it.Cipher, it.LUKSUUID, it.AgentVersion, it.DocumentHash, it.CommandID, it.TerminatedAt, it.ProvisionedBy,
-		it.RevokedAt, it.RevokedBy, it.RevokedReason, it.ShreddedAt, it.ShreddedBy, it.ShreddedReason}
+		it.RevokedAt, it.RevokedBy, it.RevokedReason, it.ShreddedAt, it.ShreddedBy, it.ShreddedReason, it.ResumedAt, it.ResumedBy, it.ResumedReason}
 }
 
 func reportTable(e *env, r audit.Report, merged bool, keys func(io.Writer)) error {

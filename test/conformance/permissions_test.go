@@ -41,14 +41,7 @@ var unexercised = map[string]string{
 	"operator ReadResults: ssm:ListCommandInvocations":        "the Run Command console lists a command's invocations with the operator's rights",
 	"operator ReadTheDocument: ssm:DescribeDocument":          "the Run Command console describes the document (its versions and parameters) before sending it",
 	"operator RerunFromIdentityCenter: ssm:SendCommand":       "TestOperatorRerunNeedsMFA runs it as an Identity Center session; the scenarios' operator proves MFA instead",
-	// storecrypt revoke and resume (internal/revoke) are judged by TestIAMMatrix's rows until
-	// their calls join the operator's scenarios.
-	"operator Ledger: dynamodb:GetItem":               "storecrypt revoke reads the mark that stood before its own (TestIAMMatrix)",
-	"operator RecordRevocations: dynamodb:UpdateItem": "storecrypt revoke and resume write the mark and the story's entry (TestIAMMatrix)",
-	"operator RevocationEvents: events:PutEvents":     "storecrypt revoke, resume and shred send their events (TestIAMMatrix)",
-	"operator RevokeGrants: kms:RevokeGrant":          "storecrypt revoke revokes the instance's grant (TestIAMMatrix)",
-	"operator RevokeTheFleet: kms:TagResource":        "storecrypt revoke of the fleet tags the key (TestIAMMatrix)",
-	"operator RevokeTheFleet: kms:UntagResource":      "storecrypt resume of the fleet untags the key (TestIAMMatrix)",
+	"responder ShredFromIdentityCenter: ssm:SendCommand":      "the rerun's Identity Center rule (sendWithMFA) on the shred document, which TestOperatorRerunNeedsMFA judges for the rerun; the scenarios' responder proves MFA instead",
 }
 
 // component is one part of storecrypt as IAM sees it.
@@ -81,7 +74,7 @@ func (c component) requests(t *testing.T) []fakeaws.AuthzRequest {
 
 func (d *deployment) components(t *testing.T) []component {
 	t.Helper()
-	return append(d.functions(t), d.operator(t),
+	return append(d.functions(t), d.operator(t), d.responder(t),
 		component{"agent", d.instanceRole, d.sessionOf(d.instanceRole, keyUserInstance),
 			map[string][]string{"aws:PrincipalArn": {d.instanceRole}, "ec2:SourceInstanceARN": {d.instanceARN(keyUserInstance)}}, d.policies[d.instanceRole], d.agentRun(t)},
 		d.auditorComponent(t))
@@ -101,9 +94,25 @@ func (d *deployment) functions(t *testing.T) []component {
 // `storecrypt --stack <the deployment's stack>`.
 func (d *deployment) operator(t *testing.T) component {
 	t.Helper()
-	operator := fmt.Sprintf("arn:%s:iam::%s:role/operator", d.Env.Partition, d.Env.Account)
-	return component{"operator", operator, d.sessionOf(operator, "alice"), map[string][]string{"aws:PrincipalArn": {operator}, "aws:MultiFactorAuthPresent": {"true"}},
-		[]string{d.operatorPolicy}, d.cliRun(t)}
+	return d.asOperator("operator", []string{d.operatorPolicy}, d.cliRun(t))
+}
+
+// responder is the operator's role with the shred policy too, shredding an instance.
+func (d *deployment) responder(t *testing.T) component {
+	t.Helper()
+	return d.asOperator("responder", []string{d.operatorPolicy, d.shredPolicy}, d.shredRun(t))
+}
+
+// asOperator is a component of the operator's role, MFA proven, with policies.
+func (d *deployment) asOperator(name string, policies []string, r *run) component {
+	operator := d.operatorRole()
+	return component{name, operator, d.sessionOf(operator, "alice"), map[string][]string{"aws:PrincipalArn": {operator}, "aws:MultiFactorAuthPresent": {"true"}}, policies, r}
+}
+
+// operatorRole is the role the scenarios' operator assumes, as "alice": under the
+// responders' path, as the example SCP wants of whoever revokes, tags the key or shreds.
+func (d *deployment) operatorRole() string {
+	return fmt.Sprintf("arn:%s:iam::%s:role/storecrypt/responders/operator", d.Env.Partition, d.Env.Account)
 }
 
 // decide authorizes one request: a KMS call on the stack's key by KMS's rules (key
@@ -189,7 +198,8 @@ func TestPermissionsSufficientAndLeast(t *testing.T) {
 			resource bool
 		}{
 			{"launch", d.policies[d.launchRole], false}, {"result", d.policies[d.resultRole], false},
-			{"operator", []string{d.operatorPolicy}, false}, {"agent", d.policies[d.instanceRole], false}, {"key", []string{d.keyPolicy}, true},
+			{"operator", []string{d.operatorPolicy}, false}, {"responder", []string{d.shredPolicy}, false},
+			{"agent", d.policies[d.instanceRole], false}, {"key", []string{d.keyPolicy}, true},
 			{"auditor", d.auditor(t).Policies, false},
 		} {
 			for _, k := range allowedActions(t, c.name, c.policies) {

@@ -224,8 +224,12 @@ func (d *deployment) revokeRows(scps []string) []matrixRow {
 		identity []string
 		want     iamsim.Verdict
 	}{
-		{"the operator marks an instance revoked", attrs(contract.LedgerRevokedAt, contract.LedgerRevokedBy, contract.LedgerRevokedReason, "first_seen"), operatorOnly, iamsim.Allowed},
-		{"the operator appends the revoke to the story", attrs("entries", "entry_ids", "status", "reason", "command_id", "status_at", "status_ms"), operatorOnly, iamsim.Allowed},
+		{"the operator marks an instance revoked", attrs(contract.LedgerRevokedAt, contract.LedgerRevokedBy, contract.LedgerRevokedReason), operatorOnly, iamsim.Allowed},
+		{"the operator resumes an instance", attrs(contract.LedgerRevokedAt, contract.LedgerRevokedBy, contract.LedgerRevokedReason,
+			contract.LedgerResumedAt, contract.LedgerResumedBy, contract.LedgerResumedReason), operatorOnly, iamsim.Allowed},
+		{"the operator writes the status (forges encrypted)", attrs("status"), operatorOnly, iamsim.ImplicitlyDenied},
+		{"the operator appends to the story (entries)", attrs("entries"), operatorOnly, iamsim.ImplicitlyDenied},
+		{"the operator writes encrypted_at", attrs("encrypted_at"), operatorOnly, iamsim.ImplicitlyDenied},
 		{"the operator rewrites the evidence (luks_uuid)", attrs("luks_uuid"), operatorOnly, iamsim.ImplicitlyDenied},
 		{"the operator closes the launch (terminated_at)", attrs("terminated_at"), operatorOnly, iamsim.ImplicitlyDenied},
 		{"the operator writes naming no attribute", nil, operatorOnly, iamsim.ImplicitlyDenied},
@@ -261,6 +265,9 @@ func (d *deployment) revokeRows(scps []string) []matrixRow {
 		{"an admin sends shred", admin, "ssm:SendCommand", d.revocationDocument(contract.DocumentShred), ctx(admin, mfa), iamsim.ExplicitlyDenied},
 		{"a responder marks an instance revoked", responder, "dynamodb:UpdateItem", d.tableARN(table), ctx(responder, attrs(contract.LedgerRevokedAt)), iamsim.Allowed},
 		{"a responder rewrites the evidence", responder, "dynamodb:UpdateItem", d.tableARN(table), ctx(responder, attrs("luks_uuid")), iamsim.ExplicitlyDenied},
+		{"a responder writes the status", responder, "dynamodb:UpdateItem", d.tableARN(table), ctx(responder, attrs("status")), iamsim.ExplicitlyDenied},
+		{"a responder appends to the story", responder, "dynamodb:UpdateItem", d.tableARN(table), ctx(responder, attrs("entries")), iamsim.ExplicitlyDenied},
+		{"a responder records a resume", responder, "dynamodb:UpdateItem", d.tableARN(table), ctx(responder, attrs(contract.LedgerResumedAt)), iamsim.Allowed},
 		{"a responder writes naming no attribute", responder, "dynamodb:UpdateItem", d.tableARN(table), ctx(responder), iamsim.ExplicitlyDenied},
 		{"a responder deletes a ledger item", responder, "dynamodb:DeleteItem", d.tableARN(table), ctx(responder), iamsim.ExplicitlyDenied},
 	} {

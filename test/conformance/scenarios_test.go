@@ -15,10 +15,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/cloudformation"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
+	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
+	"github.com/aws/aws-sdk-go-v2/service/sts"
 
 	samples "github.com/storecrypt/storecrypt/events"
 	"github.com/storecrypt/storecrypt/instance-agent/keysource"
@@ -266,10 +268,7 @@ func (d *deployment) cliRun(t *testing.T) *run {
 	// A default version someone changed: rerun reads the versions to find the deployed
 	// content, and the operator's policy must let it.
 	w.AddDocument(d.documentName, strings.Replace(d.document, "set -eu", "set -eu; id", 1), true)
-	cfg := w.Config()
-	book, _ := d.ledger(t, w)
-	clients := opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg),
-		CloudFormation: cloudformation.NewFromConfig(cfg), DynamoDB: book.DB}
+	d.launchGrants(w, keyUserInstance)
 	commands := [][]string{
 		{"status"}, {"report"},
 		{"verify", "--instance", keyUserInstance, "--kms-key-id", d.keyARN, "--key-source", d.source, "--secret", d.launchEnv[contract.EnvSecret]},
@@ -280,9 +279,47 @@ func (d *deployment) cliRun(t *testing.T) *run {
 		key := strings.SplitN(strings.TrimPrefix(d.launchEnv[contract.EnvSecret], "s3://"), "/", 2)[1]
 		commands = append(commands, []string{"put-secret", "--generate", "--bucket", d.secretBucket, "--key", key, "--kms-key-id", d.keyARN})
 	}
+	// A responder revokes one instance, then the fleet (the first one's mark stands and is
+	// read back), and resumes the fleet once the launch function's sweep has granted
+	// each instance again.
+	commands = append(commands,
+		[]string{"revoke", keyUserInstance, "--yes", "--reason", "INC-1 conformance"},
+		[]string{"revoke", "--all", "--yes", "--reason", "INC-2 conformance"},
+		[]string{"resume", "--all", "--yes", "--reason", "INC-2 closed", "--wait", "1s"})
+	d.runCLI(t, w, commands, func(args []string) {
+		if args[0] == "resume" {
+			d.launchGrants(w, keyUserInstance, revokedInstance)
+		}
+	})
+	r.calls = w.Log()
+	return r
+}
+
+// shredRun: a responder with the shred policy beside the operator's shreds an instance.
+func (d *deployment) shredRun(t *testing.T) *run {
+	t.Helper()
+	r := &run{world: d.world(t)}
+	w := r.world
+	w.AddInstance(keyUserInstance, "i4i.large", d.instanceProfile, map[string]string{contract.TagStatus: contract.StatusEncrypted}, launched)
+	d.launchGrants(w, keyUserInstance)
+	d.runCLI(t, w, [][]string{{"revoke", keyUserInstance, "--shred", "--yes", "--confirm-shred", keyUserInstance, "--reason", "INC-3 conformance"}}, func([]string) {})
+	r.calls = w.Log()
+	return r
+}
+
+// runCLI runs each command of `storecrypt` as the operator's session ("alice", whom
+// revoke and resume record in the ledger), calling before ahead of each.
+func (d *deployment) runCLI(t *testing.T, w *fakeaws.World, commands [][]string, before func(args []string)) {
+	t.Helper()
+	cfg := w.Config()
+	book, _ := d.ledger(t, w)
+	clients := opcli.Clients{EC2: ec2.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), IAM: iam.NewFromConfig(cfg), KMS: kms.NewFromConfig(cfg), S3: s3.NewFromConfig(cfg),
+		CloudFormation: cloudformation.NewFromConfig(cfg), DynamoDB: book.DB, STS: sts.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg)}
+	w.Caller = d.sessionOf(d.operatorRole(), "alice")
 	// No --stack: the CLI finds the stack by the export the template gives it, whatever
 	// AWS::StackName is (a StackSet's stack instance is StackSet-<name>-<id>).
 	for _, args := range commands {
+		before(args)
 		var out, errOut bytes.Buffer
 		code := opcli.Main(context.Background(), args, strings.NewReader(""), &out, &errOut,
 			func(context.Context, awscfg.Options) (opcli.Clients, error) { return clients, nil })
@@ -290,8 +327,22 @@ func (d *deployment) cliRun(t *testing.T) *run {
 			t.Fatalf("storecrypt %v: exit %d\n%s%s", args, code, out.String(), errOut.String())
 		}
 	}
-	r.calls = w.Log()
-	return r
+}
+
+// launchGrants gives each instance the grant the launch function makes for it with
+// kms-datakey (launchGrant's shape), in w's state: the launch function's call, not the
+// operator's, so it is not in w's log.
+func (d *deployment) launchGrants(w *fakeaws.World, ids ...string) {
+	if d.source != contract.KeySourceKMSDataKey {
+		return
+	}
+	w.With(func() {
+		k := w.Keys[d.keyARN]
+		for _, id := range ids {
+			k.Grants = append(k.Grants, fakeaws.Grant{ID: fmt.Sprintf("grant-%d", len(k.Grants)), Name: id, Grantee: d.instanceRole, Retiring: d.launchRole,
+				Operations: []string{"Decrypt"}, ContextSubset: map[string]string{contract.ContextInstanceARN: d.instanceARN(id)}})
+		}
+	})
 }
 
 // agentRun: the agent's key source makes a new volume's key and recovers it (kms-datakey),

@@ -996,6 +996,29 @@ var Catalogue = []Mutant{
 		Pkg:     "internal/opcli", Run: "^TestStatusAndReportCutOff$",
 	},
 	{
+		// The CLI writes a story entry (and with it the status) beside its mark.
+		Row:     "A revoke, resume or shred leaves no trace",
+		File:    "internal/ledger/revoke.go",
+		Find:    "\t\treturn Mark{}, false, fmt.Errorf(\"ledger %s: marking %s %s: %w\", l.Table, launch.InstanceID, status, err)\n\t}\n\treturn m, true, nil\n",
+		Replace: "\t\treturn Mark{}, false, err\n\t}\n\treturn m, true, l.Record(ctx, launch, Entry{ID: EntryID(\"cli\", status, stamp(m.At)), At: m.At, By: m.By, Status: status})\n",
+		Pkg:     "internal/ledger", Run: "^TestMarks$",
+	},
+	{
+		// A resume records who and why only where it removes a revoke mark.
+		Row:     "A revoke, resume or shred leaves no trace",
+		File:    "internal/ledger/revoke.go",
+		Find:    "\tmarked := []string{current}\n",
+		Replace: "\tmarked := []string{}\n",
+		Pkg:     "internal/ledger", Run: "^TestMarks$",
+	},
+	{
+		Row:     "A revoke, resume or shred leaves no trace",
+		File:    "internal/opcli/commands.go",
+		Find:    "\t\t{contract.StatusResumed, m.ResumedAt, m.ResumedBy, m.ResumedReason}} {",
+		Replace: "\t} {",
+		Pkg:     "internal/opcli", Run: "^TestStatusAndReportCutOff$",
+	},
+	{
 		Row:     "A revoke, resume or shred leaves no trace",
 		File:    "internal/audit/audit.go",
 		Find:    "			r.Revoked = append(r.Revoked, it)\n",
@@ -1184,6 +1207,14 @@ var Catalogue = []Mutant{
 		File:    evFile,
 		Find:    "s.revocationDocumentARN(contract.DocumentResume)),",
 		Replace: "s.revocationDocumentARN(contract.DocumentResume), s.revocationDocumentARN(contract.DocumentShred)),",
+		Pkg:     conformPkg, Run: "^TestIAMMatrix$",
+	},
+	{
+		// The operator's policy lets the CLI write the item's status: a forged "encrypted".
+		Row:     "A principal that may revoke may also shred",
+		File:    revokeFile,
+		Find:    "\tcontract.LedgerResumedAt, contract.LedgerResumedBy, contract.LedgerResumedReason,\n}",
+		Replace: "\tcontract.LedgerResumedAt, contract.LedgerResumedBy, contract.LedgerResumedReason, \"status\",\n}",
 		Pkg:     conformPkg, Run: "^TestIAMMatrix$",
 	},
 	{
@@ -1429,13 +1460,6 @@ var Catalogue = []Mutant{
 		Replace: `			if _, ok := item[contract.LedgerShreddedAt]; ok && false {
 				return fmt.Errorf("ledger %s: resuming %s: %w", l.Table, id, ErrShredded)`,
 		Pkg: "internal/ledger", Run: "^TestMarks$",
-	},
-	{
-		Row:     "A resume by someone who should not",
-		File:    "internal/ledger/revoke.go",
-		Find:    `			ConditionExpression: aws.String("attribute_not_exists(" + contract.LedgerShreddedAt + ")"),`,
-		Replace: "",
-		Pkg:     "internal/ledger", Run: "^TestMarks$",
 	},
 	{
 		Row:     "A shred run by mistake",
