@@ -533,6 +533,48 @@ var Catalogue = []Mutant{
 		Replace: "DocumentVersion: aws.String(\"$DEFAULT\")",
 		Pkg:     "internal/launch", Run: "^TestDocumentPinned$",
 	},
+	{
+		Row:     "A responder's revoke runs someone else's document",
+		File:    "internal/revoke/revoke.go",
+		Find:    "DocumentVersion: aws.String(doc.Version),",
+		Replace: "DocumentVersion: aws.String(\"$DEFAULT\"),",
+		Pkg:     "internal/revoke", Run: "^TestDocumentPinned$",
+	},
+	{
+		Row:     "A responder's revoke runs someone else's document",
+		File:    "internal/revoke/revoke.go",
+		Find:    "	if err := doc.refused(stands); err != nil {",
+		Replace: "	if err := error(nil); err != nil {",
+		Pkg:     "internal/revoke", Run: "^TestDocumentPinned$",
+	},
+	{
+		Row:     "A responder's revoke runs someone else's document",
+		File:    "internal/revoke/revoke.go",
+		Find:    "r.Documents.Shred.refused(\"nothing was erased",
+		Replace: "Document{}.refused(\"nothing was erased",
+		Pkg:     "internal/revoke", Run: "^TestDocumentPinned$",
+	},
+	{
+		Row:     "A responder's revoke runs someone else's document",
+		File:    "internal/opcli/revoke.go",
+		Find:    "	doc := revoke.Document{Name: name, Version: pin.Version}",
+		Replace: "	doc := revoke.Document{Name: name, Version: \"$DEFAULT\"}",
+		Pkg:     "internal/opcli", Run: "^TestRevocationSendsTheDeployedContent$",
+	},
+	{
+		Row:     "A responder's revoke runs someone else's document",
+		File:    "internal/opcli/revoke.go",
+		Find:    "		doc.Untrusted = err\n",
+		Replace: "",
+		Pkg:     "internal/opcli", Run: "^TestRevocationSendsTheDeployedContent$",
+	},
+	{
+		Row:     "A responder's revoke runs someone else's document",
+		File:    stackFile,
+		Find:    "		out(d.OutputDigest, jsii.String(d.digest),",
+		Replace: "		out(d.OutputDigest, jsii.String(doc.digest),",
+		Pkg:     stackPkg, Run: "^TestRevocationDocuments$",
+	},
 	// The revocation documents and the result function's reading of their answers.
 	{
 		Row:     "answers a revoke, resume or shred falsely",
