@@ -551,7 +551,7 @@ var Catalogue = []Mutant{
 		Row:     "A responder's revoke runs someone else's document",
 		File:    "internal/revoke/revoke.go",
 		Find:    "r.Documents.Shred.refused(\"nothing was erased",
-		Replace: "Document{}.refused(\"nothing was erased",
+		Replace: "(Document{}).refused(\"nothing was erased",
 		Pkg:     "internal/revoke", Run: "^TestDocumentPinned$",
 	},
 	{
