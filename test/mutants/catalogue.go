@@ -575,6 +575,21 @@ var Catalogue = []Mutant{
 		Replace: "		out(d.OutputDigest, jsii.String(doc.digest),",
 		Pkg:     stackPkg, Run: "^TestRevocationDocuments$",
 	},
+	{
+		Row:  "A responder's revoke runs someone else's document",
+		File: evFile,
+		Find: `[]*string{doc.arn,
+			s.revocationDocumentARN(contract.DocumentRevoke), s.revocationDocumentARN(contract.DocumentResume)}, nil),`,
+		Replace: `[]*string{doc.arn}, nil),`,
+		Pkg:     conformPkg, Run: "^TestIAMMatrix$",
+	},
+	{
+		Row:     "A responder's revoke runs someone else's document",
+		File:    revokeFile,
+		Find:    `statement("ReadTheShredDocument", []string{"ssm:GetDocument", "ssm:ListDocumentVersions"}, []*string{shred}, nil),`,
+		Replace: `statement("ReadTheShredDocument", []string{"ssm:GetDocument"}, []*string{shred}, nil),`,
+		Pkg:     conformPkg, Run: "^TestIAMMatrix$",
+	},
 	// The revocation documents and the result function's reading of their answers.
 	{
 		Row:     "answers a revoke, resume or shred falsely",
