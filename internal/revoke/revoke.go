@@ -191,7 +191,7 @@ func (r *Runner) Revoke(ctx context.Context, insts []Instance) []Result {
 	// Sent to every instance, those not cut off at the key too: the suspend on the
 	// instance is the one defence left for them.
 	r.send(ctx, res, r.Documents.Revoke, func(*Result) bool { return true }, false,
-		"the ledger mark and the grant's revocation stand: the key refuses the instance, but its volume key stays in the kernel")
+		"the steps before it stand (the ledger mark, the grant's revocation), but the volume key stays in the instance's kernel")
 	r.emit(ctx, res, revokedEvent, func(x *Result) bool { return x.Result == Revoked })
 	return res
 }

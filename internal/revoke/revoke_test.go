@@ -445,7 +445,7 @@ func TestDocumentPinned(t *testing.T) {
 		{"revoke, the default drifted", contract.DocumentRevoke, true, revokeIt,
 			want{result: revoke.Revoked, sent: "1", revoked: true}},
 		{"revoke, no trusted version", contract.DocumentRevoke, false, revokeIt,
-			want{result: revoke.Revoked, says: "storecrypt-revoke not sent: no version holds the deployed content; the ledger mark and the grant's revocation stand", revoked: true}},
+			want{result: revoke.Revoked, says: "storecrypt-revoke not sent: no version holds the deployed content; the steps before it stand (the ledger mark, the grant's revocation)", revoked: true}},
 		{"shred, the default drifted", contract.DocumentShred, true, shredIt,
 			want{result: revoke.Shredded, sent: "1", revoked: true, shredded: true}},
 		{"shred, no trusted version", contract.DocumentShred, false, shredIt,
