@@ -99,9 +99,11 @@ func (s *builder) operatorPolicy(keyRef awskms.IKey, doc deployedDocument, table
 		// ListExports has no resource type, so it is granted on *; it reads export names and
 		// values, which the stacks publish for any stack of the account to import.
 		statement("FindTheStack", []string{"cloudformation:ListExports"}, []*string{jsii.String("*")}, nil),
-		// rerun sends only a version with the deployed content (document.Trust): it reads the
-		// default's content and, when that is not it, the other versions'.
-		statement("ReadTheDocument", []string{"ssm:DescribeDocument", "ssm:GetDocument", "ssm:ListDocumentVersions"}, []*string{doc.arn}, nil),
+		// rerun, revoke and resume send only a version with the deployed content
+		// (document.Trust): they read the default's content and, when that is not it, the
+		// other versions'.
+		statement("ReadTheDocument", []string{"ssm:DescribeDocument", "ssm:GetDocument", "ssm:ListDocumentVersions"}, []*string{doc.arn,
+			s.revocationDocumentARN(contract.DocumentRevoke), s.revocationDocumentARN(contract.DocumentResume)}, nil),
 		statement("VerifyBindings", []string{"iam:GetInstanceProfile", "iam:SimulatePrincipalPolicy"}, []*string{
 			s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("instance-profile"), ResourceName: jsii.String("*")}),
 			s.st.FormatArn(&awscdk.ArnComponents{Service: jsii.String("iam"), Region: jsii.String(""), Resource: jsii.String("role"), ResourceName: jsii.String("*")}),

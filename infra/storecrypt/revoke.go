@@ -162,10 +162,14 @@ func (s *builder) revokeStatements(key awskms.IKey, table awsdynamodb.Table) []a
 
 // shredPolicy is the right to shred, apart from the operator policy so that a team may
 // revoke and resume without it: send the shred document (with MFA, or from IAM Identity
-// Center, as a rerun) and record the shred mark. ssm:SendCommand on the document's ARN is
-// the only place IAM can draw that line (contract.DocumentShred).
+// Center, as a rerun), read its versions to find the deployed one, and record the shred
+// mark. ssm:SendCommand on the document's ARN is the only place IAM can draw that line
+// (contract.DocumentShred).
 func (s *builder) shredPolicy(table awsdynamodb.Table) awsiam.ManagedPolicy {
-	statements := append(s.sendWithMFA("Shred", s.revocationDocumentARN(contract.DocumentShred)),
+	shred := s.revocationDocumentARN(contract.DocumentShred)
+	statements := append(s.sendWithMFA("Shred", shred),
+		// A shred sends only a version with the deployed content, as a revoke does.
+		statement("ReadTheShredDocument", []string{"ssm:GetDocument", "ssm:ListDocumentVersions"}, []*string{shred}, nil),
 		ledgerWrites("RecordShreds", table, append(slices.Clone(revokeAttributes), shredAttributes...)))
 	p := awsiam.NewManagedPolicy(s.c, jsii.String("ShredPolicy"), &awsiam.ManagedPolicyProps{
 		Description: jsii.String("storecrypt responders: shred an instance's volumes (irreversible), with MFA or from IAM Identity Center; attach beside the operator policy"),

@@ -368,6 +368,7 @@ func (s *builder) outputs(sc *storeCrypt, doc deployedDocument, revocation []rev
 	out(contract.OutputDocumentName, doc.name, "SSM document to rerun from the console")
 	for _, d := range revocation {
 		out(d.Output, d.name, "SSM document that runs the agent's "+d.Command+" on an instance (storecrypt "+d.Command+" sends it)")
+		out(d.OutputDigest, jsii.String(d.digest), "SHA-256 of the "+d.Command+" document content the stack deployed (storecrypt "+d.Command+" sends only a version with it)")
 	}
 	digest := out(contract.OutputDocumentDigest, jsii.String(doc.digest), "SHA-256 of the document content the stack deployed (storecrypt report trusts only runs of it)")
 	exportParts := []*string{awscdk.Aws_STACK_NAME(), jsii.String(contract.StackExport)}

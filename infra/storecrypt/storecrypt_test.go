@@ -800,9 +800,10 @@ func TestIsAConstruct(t *testing.T) {
 }
 
 // TestRevocationDocuments: the stack deploys the revoke, resume and shred documents
-// under the app's names, outputs their names, and gives the result function each name
-// with the digest of the content deployed (which it alone trusts), leave to read them,
-// and their results through the invocation rule.
+// under the app's names, outputs their names and the digests of the content deployed
+// (the CLI sends only a version with that content), and gives the result function each
+// name with that digest (which it alone trusts), leave to read them, and their results
+// through the invocation rule.
 func TestRevocationDocuments(t *testing.T) {
 	_, raw := template(t, &storecrypt.StoreCryptProps{})
 	resources, outputs := raw["Resources"].(map[string]any), raw["Outputs"].(map[string]any)
@@ -833,6 +834,11 @@ func TestRevocationDocuments(t *testing.T) {
 		}
 		if o, _ := outputs[d.Output].(map[string]any); o == nil || o["Value"] != d.Default {
 			t.Errorf("%s: got output %s %v, want its name", d.Default, d.Output, outputs[d.Output])
+		}
+		// The CLI sends only a version with this content: the digest the result function
+		// trusts, of the content deployed.
+		if o, _ := outputs[d.OutputDigest].(map[string]any); o == nil || o["Value"] != digest {
+			t.Errorf("%s: got output %s %v, want the deployed content's digest %s", d.Default, d.OutputDigest, outputs[d.OutputDigest], digest)
 		}
 		if got := fmt.Sprint(content.(map[string]any)["mainSteps"]); !strings.Contains(got, contract.AgentPath) || strings.Contains(got, "aws:downloadContent") {
 			t.Errorf("%s: got steps %s, want the installed agent run and nothing downloaded", d.Default, got)

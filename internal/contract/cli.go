@@ -22,8 +22,9 @@ const (
 	// CLIExitRerunFailed: rerun's command did not succeed on at least one instance, or on
 	// one instance ended with no agent code (timed out, cancelled, undeliverable).
 	CLIExitRerunFailed CLIExitCode = 11
-	// CLIExitUntrusted: rerun sent nothing, because no version of the document holds the
-	// content the stack deployed (its DocumentDigest).
+	// CLIExitUntrusted: rerun sent nothing, or revoke or resume did not send its
+	// revocation document, because no version of the document holds the content the
+	// stack deployed (its DocumentDigest, or the revocation document's digest output).
 	CLIExitUntrusted CLIExitCode = 12
 	// CLIExitUnreachable: report --accounts wrote its report, but could not read some
 	// account or region, which the report lists.

@@ -209,9 +209,10 @@ var rootLong = fmt.Sprintf(`storecrypt is the operator CLI for storecrypt: encry
 Credentials and region come from the usual AWS sources (environment, ~/.aws, SSO,
 instance role); --region and --profile override them.
 Exit status: %d ok, %d error, %d usage, %d verify found the binding broken, %d rerun failed on
-some instance, %d rerun sent nothing because no version of the document holds the content
-the stack deployed, %d report --accounts wrote its report but could not read some account or
-region (the report lists each), %d+N a single-instance rerun whose agent exited N.`,
+some instance, %d rerun sent nothing, or revoke or resume did not send its document,
+because no version of the document holds the content the stack deployed, %d report
+--accounts wrote its report but could not read some account or region (the report lists
+each), %d+N a single-instance rerun whose agent exited N.`,
 	contract.CLIExitOK, contract.CLIExitError, contract.CLIExitUsage, contract.CLIExitBlocked, contract.CLIExitRerunFailed,
 	contract.CLIExitUntrusted, contract.CLIExitUnreachable, contract.CLIExitAgentBase)
 

@@ -234,10 +234,7 @@ type rerunPlan struct {
 	scope                     fleet.Rule
 }
 
-// planRerun reads the stack and picks the version to send: one whose content has the
-// stack's digest (document.Trust, the launch function's rule). Sending the default, or any
-// version by number unchecked, would let whoever may update the document or its default
-// version run their code as root on every instance an operator reruns.
+// planRerun reads the stack and picks the version to send (pinned).
 func planRerun(ctx context.Context, e *env, doc string, params paramList, maxConcurrency, maxErrors string) (rerunPlan, error) {
 	sc, err := readStack(ctx, e)
 	if err != nil {
@@ -249,22 +246,39 @@ func planRerun(ctx context.Context, e *env, doc string, params paramList, maxCon
 	if sc.AgentLogGroup == "" {
 		return rerunPlan{}, fmt.Errorf("stack %s lacks the %s output rerun sends the agents' output to: is it a storecrypt stack?", e.stack, contract.OutputAgentLogGroup)
 	}
-	trust := &document.Trust{SSM: e.SSM, Name: doc, Digest: sc.Digest, KeyID: sc.KeyARN, Secret: sc.Secret}
-	pin, err := trust.Version(ctx)
+	pin, err := pinned(ctx, e, &document.Trust{SSM: e.SSM, Name: doc, Digest: sc.Digest, KeyID: sc.KeyARN, Secret: sc.Secret}, contract.OutputDocumentDigest)
 	if errors.Is(err, document.ErrUntrusted) {
-		return rerunPlan{}, &codeError{code: contract.CLIExitUntrusted, err: fmt.Errorf(
-			"nothing sent: no version of document %s holds the content stack %s deployed, whose %s is %s (the default: %w): redeploy the stack to restore it, and find out who changed it",
-			doc, e.stack, contract.OutputDocumentDigest, sc.Digest, trust.Check(ctx, pin.Default))}
+		return rerunPlan{}, fmt.Errorf("nothing sent: %w", err)
 	}
 	if err != nil {
 		return rerunPlan{}, err
 	}
-	if pin.Drift() {
-		fmt.Fprintf(e.errOut, "storecrypt: the default of %s is not the content stack %s deployed (%v): sending version %s, which is\n",
-			doc, e.stack, trust.Check(ctx, pin.Default), pin.Version)
-	}
 	return rerunPlan{document: doc, pin: pin, params: params, logGroup: sc.AgentLogGroup,
 		maxConcurrency: maxConcurrency, maxErrors: maxErrors, scope: sc.Rule}, nil
+}
+
+// pinned finds the version of a deployed document to send (document.Trust, the launch
+// function's rule): the default when it holds the content whose digest the stack's
+// output gives, else the newest version that does, with the drift said on stderr.
+// Sending the default, or any version by number unchecked, would let whoever may update
+// the document or its default version run their code as root on the instances it
+// reaches. An error wrapping document.ErrUntrusted (exit CLIExitUntrusted) says no
+// version holds it.
+func pinned(ctx context.Context, e *env, trust *document.Trust, output string) (document.Pin, error) {
+	pin, err := trust.Version(ctx)
+	if errors.Is(err, document.ErrUntrusted) {
+		return pin, &codeError{code: contract.CLIExitUntrusted, err: fmt.Errorf(
+			"no version of document %s holds the content stack %s deployed, whose %s is %s (the default: %w): redeploy the stack to restore it, and find out who changed it",
+			trust.Name, e.stack, output, trust.Digest, trust.Check(ctx, pin.Default))}
+	}
+	if err != nil {
+		return pin, err
+	}
+	if pin.Drift() {
+		fmt.Fprintf(e.errOut, "storecrypt: the default of %s is not the content stack %s deployed (%v): sending version %s, which is\n",
+			trust.Name, e.stack, trust.Check(ctx, pin.Default), pin.Version)
+	}
+	return pin, nil
 }
 
 // input is the SendCommand request for ids, which all have the architecture arch.
@@ -287,21 +301,49 @@ type Target struct {
 	Why          string `json:"why,omitempty"`
 }
 
+// SentDocument is the document a command sends, shown before it sends anything.
+type SentDocument struct {
+	Document string `json:"document"`
+	// Version is the version sent: its content has the digest the stack's output gives
+	// (pinned); "" when no version has it, and nothing of it is sent.
+	Version        string `json:"version"`
+	DefaultVersion string `json:"default_version"`
+}
+
+func sentDocument(name string, pin document.Pin) SentDocument {
+	return SentDocument{Document: name, Version: pin.Version, DefaultVersion: pin.Default}
+}
+
+// row is the text output's DOCUMENT row.
+func (d SentDocument) row() []string {
+	return []string{"DOCUMENT", d.Document, d.Version, d.DefaultVersion}
+}
+
+// line is the table's DOCUMENT line, and why the version is that one.
+func (d SentDocument) line() string {
+	version := "version " + d.Version + ", the default"
+	switch d.Version {
+	case "":
+		version = "no version holds the deployed content: not sent"
+	case d.DefaultVersion:
+	default:
+		version = "version " + d.Version + ", not the default " + d.DefaultVersion + ", which is not the deployed content"
+	}
+	return fmt.Sprintf("DOCUMENT  %s %s\n\n", d.Document, version)
+}
+
 // RerunTargets is what a rerun sends and to whom, shown before it sends anything.
 type RerunTargets struct {
-	Document string `json:"document"`
-	// Version is the version sent: its content has the stack's DocumentDigest.
-	Version        string   `json:"version"`
-	DefaultVersion string   `json:"default_version"`
-	Instances      []Target `json:"instances"`
-	LeftOut        []Target `json:"left_out"`
+	SentDocument
+	Instances []Target `json:"instances"`
+	LeftOut   []Target `json:"left_out"`
 }
 
 // choose splits the instances found into those the rerun reaches and those it leaves
 // out: outside the stack's scope (the launch function's rule), a type without instance
 // store, or an architecture storecrypt has no agent for.
 func (p rerunPlan) choose(ctx context.Context, e *env, found []ec2types.Instance) (RerunTargets, error) {
-	list := RerunTargets{Document: p.document, Version: p.pin.Version, DefaultVersion: p.pin.Default, Instances: []Target{}, LeftOut: []Target{}}
+	list := RerunTargets{SentDocument: sentDocument(p.document, p.pin), Instances: []Target{}, LeftOut: []Target{}}
 	store := &fleet.InstanceStore{EC2: e.EC2}
 	if err := store.Learn(ctx, fleet.TypesOf(found)); err != nil {
 		return RerunTargets{}, err
@@ -354,7 +396,7 @@ func printTargets(w io.Writer, output string, list RerunTargets) error {
 	case "json":
 		return writeJSON(w, list)
 	case "text":
-		rows := [][]string{{"DOCUMENT", list.Document, list.Version, list.DefaultVersion}}
+		rows := [][]string{list.row()}
 		for _, t := range list.Instances {
 			rows = append(rows, []string{"INSTANCES", t.Instance, t.Architecture})
 		}
@@ -363,11 +405,7 @@ func printTargets(w io.Writer, output string, list RerunTargets) error {
 		}
 		return writeText(w, rows)
 	}
-	version := "version " + list.Version + ", the default"
-	if list.Version != list.DefaultVersion {
-		version = "version " + list.Version + ", not the default " + list.DefaultVersion + ", which is not the deployed content"
-	}
-	fmt.Fprintf(w, "DOCUMENT  %s %s\n\n", list.Document, version)
+	fmt.Fprint(w, list.line())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "RERUN (%d)\tARCH\n", len(list.Instances))
 	for _, t := range list.Instances {

@@ -20,6 +20,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fleet"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/revoke"
@@ -48,6 +49,11 @@ In this order:
      volume key's Decrypt, whatever runs on the instance.
   3. The storecrypt-revoke document is sent (50 instances a command) with --reason and
      your ARN: the agent suspends the volume and its key leaves the kernel; I/O blocks.
+     The version sent is the one whose content has the stack's RevokeContentDigest
+     output, as rerun's: when someone has made another version the default, it is said
+     and that default is not sent; when no version holds that content, nothing of the
+     document is sent, steps 1 and 2 stand, and storecrypt exits 12. --dry-run shows
+     the version.
   4. A "storecrypt Instance Revoked" event goes to the default EventBridge bus.
 A failure at 3 or 4 is reported, and the revocation at the key stands; a failure on one
 instance does not stop the others. A line per instance, then a count per result.
@@ -57,6 +63,9 @@ the instance id typed back (for several, their count); the ledger marks the laun
 shredded, and the storecrypt-shred document goes to ONE instance per command, with that
 instance's id, which the agent checks before it erases every keyslot and token of the
 LUKS header. Irreversible: the data cannot be read again, with the KMS key or without.
+The version sent is the one with the stack's ShredContentDigest, as for revoke; when
+none holds it, the instance stays revoked, the ledger does not mark it shredded, nothing
+is erased, and storecrypt exits 12.
 
 What it does not guarantee:
   - KMS takes up to five minutes to apply a revoked grant or a key tag; until then a
@@ -79,7 +88,9 @@ The instances are chosen, listed and confirmed as for revoke. In this order:
      mark. resume waits for it (--wait, a line while it waits); you need no right to
      grant the key yourself: only the launch role may.
   3. Once ListGrants shows the grant, the storecrypt-resume document is sent: the agent
-     resumes the volume, nothing lost.
+     resumes the volume, nothing lost. The version sent is the one with the stack's
+     ResumeContentDigest, as for revoke; when none holds it, nothing of it is sent,
+     steps 1 and 2 stand (the volume stays suspended), and storecrypt exits 12.
   4. A "storecrypt Instance Resumed" event goes to the default EventBridge bus.
   5. (--all only) the key's storecrypt:revoked tag is removed, last.
 (s3-kms stacks make no grants: step 2 is skipped.) An instance not granted within
@@ -130,8 +141,10 @@ func (v revocation) check(e *env, verb string) ([]ec2types.Filter, error) {
 	return targetFilters(*v.targets)
 }
 
-// chosen are the instances a revocation reaches, and those it leaves out with why.
+// chosen are the document a revocation sends, the instances it reaches, and those it
+// leaves out with why.
 type chosen struct {
+	SentDocument
 	Instances []revocationTarget `json:"instances"`
 	LeftOut   []Target           `json:"left_out"`
 }
@@ -185,7 +198,7 @@ func (c chosen) print(w io.Writer, output, verb string) error {
 	case "json":
 		return writeJSON(w, c)
 	case "text":
-		var rows [][]string
+		rows := [][]string{c.row()}
 		for _, t := range c.Instances {
 			rows = append(rows, []string{strings.ToUpper(verb), t.Instance})
 		}
@@ -194,6 +207,7 @@ func (c chosen) print(w io.Writer, output, verb string) error {
 		}
 		return writeText(w, rows)
 	}
+	fmt.Fprint(w, c.line())
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(tw, "%s (%d)\tLAUNCHED\n", strings.ToUpper(verb), len(c.Instances))
 	for _, t := range c.Instances {
@@ -218,16 +232,46 @@ func ask(e *env, question string) (string, error) {
 	return strings.TrimSpace(answer), nil
 }
 
-// runner is a revoke.Runner on the stack's key, documents and ledger, as the caller.
-func runner(ctx context.Context, e *env, sc stackConfig, reason string) (*revoke.Runner, error) {
-	docs := revoke.Documents{}
-	if err := fromStack(ctx, e, map[string]*string{contract.OutputRevokeDocumentName: &docs.Revoke,
-		contract.OutputResumeDocumentName: &docs.Resume, contract.OutputShredDocumentName: &docs.Shred}); err != nil {
-		return nil, err
+// pinRevocation finds the version of the revocation document spec to send (pinned), from
+// the stack's outputs naming it and giving its content's digest. No version holding that
+// content is not an error here: the other steps still run (a revoke's at the key
+// first), and the runner refuses only the document's step (revoke.Document.Untrusted).
+func pinRevocation(ctx context.Context, e *env, spec contract.RevocationDocument) (revoke.Document, SentDocument, error) {
+	var name, digest string
+	if err := fromStack(ctx, e, map[string]*string{spec.Output: &name, spec.OutputDigest: &digest}); err != nil {
+		return revoke.Document{}, SentDocument{}, err
 	}
-	if docs.Revoke == "" || docs.Resume == "" || docs.Shred == "" || sc.LedgerTable == "" {
-		return nil, fmt.Errorf("stack %s lacks the outputs revoke and resume need (%s, %s, %s, %s): update it to this version of storecrypt",
-			e.stack, contract.OutputRevokeDocumentName, contract.OutputResumeDocumentName, contract.OutputShredDocumentName, contract.OutputLedgerTable)
+	if name == "" || digest == "" {
+		return revoke.Document{}, SentDocument{}, fmt.Errorf("stack %s lacks the outputs storecrypt %s needs (%s, %s): update it to this version of storecrypt",
+			e.stack, spec.Command, spec.Output, spec.OutputDigest)
+	}
+	// The revocation documents have no KmsKeyId or Secret parameter: their defaults are "".
+	pin, err := pinned(ctx, e, &document.Trust{SSM: e.SSM, Name: name, Digest: digest}, spec.OutputDigest)
+	doc := revoke.Document{Name: name, Version: pin.Version}
+	switch {
+	case errors.Is(err, document.ErrUntrusted):
+		doc.Untrusted = err
+		fmt.Fprintf(e.errOut, "storecrypt: %v\nstorecrypt: %s will not be sent; the other steps still run\n", err, name)
+	case err != nil:
+		return revoke.Document{}, SentDocument{}, err
+	}
+	return doc, sentDocument(name, pin), nil
+}
+
+// runner is a revoke.Runner on the stack's key and ledger, as the caller, that sends doc
+// as the document of spec.
+func runner(ctx context.Context, e *env, sc stackConfig, reason string, spec contract.RevocationDocument, doc revoke.Document) (*revoke.Runner, error) {
+	if sc.LedgerTable == "" {
+		return nil, fmt.Errorf("stack %s lacks the %s output revoke and resume need: update it to this version of storecrypt", e.stack, contract.OutputLedgerTable)
+	}
+	docs := revoke.Documents{}
+	switch spec.Default {
+	case contract.DocumentRevoke:
+		docs.Revoke = doc
+	case contract.DocumentResume:
+		docs.Resume = doc
+	case contract.DocumentShred:
+		docs.Shred = doc
 	}
 	who, err := e.STS.GetCallerIdentity(ctx, &sts.GetCallerIdentityInput{})
 	if err != nil {
@@ -238,12 +282,19 @@ func runner(ctx context.Context, e *env, sc stackConfig, reason string) (*revoke
 		Progress: e.errOut, Granted: sc.KeySource == contract.KeySourceKMSDataKey, GrantPoll: e.poll}, nil
 }
 
-// revocationRun is what revoke and resume do once checked: read the stack, choose, list,
-// confirm, then act.
-func (v revocation) run(filters []ec2types.Filter, verb string, confirm func(e *env, c chosen) error,
+// revocationRun is what revoke and resume do once checked: read the stack, find the
+// version of the document to send (sends: the default name of the one the command
+// sends), choose, list, confirm, then act.
+func (v revocation) run(filters []ec2types.Filter, verb, sends string, confirm func(e *env, c chosen) error,
 	act func(ctx context.Context, r *revoke.Runner, insts []revoke.Instance) ([]revoke.Result, error)) runFunc {
 	return func(ctx context.Context, e *env) error {
 		sc, err := readStack(ctx, e)
+		if err != nil {
+			return err
+		}
+		i := slices.IndexFunc(contract.RevocationDocuments, func(d contract.RevocationDocument) bool { return d.Default == sends })
+		spec := contract.RevocationDocuments[i]
+		doc, sent, err := pinRevocation(ctx, e, spec)
 		if err != nil {
 			return err
 		}
@@ -251,6 +302,7 @@ func (v revocation) run(filters []ec2types.Filter, verb string, confirm func(e *
 		if err != nil {
 			return err
 		}
+		c.SentDocument = sent
 		if *v.dr {
 			return c.print(e.out, e.output, verb)
 		}
@@ -263,7 +315,7 @@ func (v revocation) run(filters []ec2types.Filter, verb string, confirm func(e *
 		if err := confirm(e, c); err != nil {
 			return err
 		}
-		r, err := runner(ctx, e, sc, *v.reason)
+		r, err := runner(ctx, e, sc, *v.reason, spec, doc)
 		if err != nil {
 			return err
 		}
@@ -284,7 +336,8 @@ func (v revocation) run(filters []ec2types.Filter, verb string, confirm func(e *
 		if failed > 0 {
 			actErr = errors.Join(actErr, fmt.Errorf("%d of %d instances had a step fail (their ERRORS above)", failed, len(res)))
 		}
-		return actErr
+		// Exit CLIExitUntrusted, as a rerun's: someone changed the document.
+		return errors.Join(actErr, doc.Untrusted)
 	}
 }
 
@@ -370,7 +423,11 @@ func runRevoke(fs *pflag.FlagSet) checkFunc {
 			}
 			return nil
 		}
-		return v.run(filters, "revoke", confirm, func(ctx context.Context, r *revoke.Runner, insts []revoke.Instance) ([]revoke.Result, error) {
+		sends := contract.DocumentRevoke
+		if *shred {
+			sends = contract.DocumentShred
+		}
+		return v.run(filters, "revoke", sends, confirm, func(ctx context.Context, r *revoke.Runner, insts []revoke.Instance) ([]revoke.Result, error) {
 			switch {
 			case *shred:
 				return r.Shred(ctx, insts), nil
@@ -399,7 +456,7 @@ func runResume(fs *pflag.FlagSet) checkFunc {
 			}
 			return nil
 		}
-		return v.run(filters, "resume", confirm, func(ctx context.Context, r *revoke.Runner, insts []revoke.Instance) ([]revoke.Result, error) {
+		return v.run(filters, "resume", contract.DocumentResume, confirm, func(ctx context.Context, r *revoke.Runner, insts []revoke.Instance) ([]revoke.Result, error) {
 			r.GrantWait = *wait
 			if *v.all {
 				return r.ResumeFleet(ctx, insts)

@@ -2,6 +2,7 @@ package opcli_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -232,6 +233,93 @@ func TestResumeCommand(t *testing.T) {
 			// for the next sweep.
 			if want := tc.name == "shredded"; s.revoked[revokeA] != want {
 				t.Errorf("got %s revoked %v in the ledger after resume, want %v", revokeA, s.revoked[revokeA], want)
+			}
+		})
+	}
+}
+
+// TestRevocationSendsTheDeployedContent: revoke, --shred and resume send the version of
+// their document whose content has the stack's digest output, never a default someone
+// else made, and say so on stderr; --dry-run shows the document and version; with no
+// version holding that content the document is not sent and the command exits 12, while
+// the steps before it stand (the ledger mark, the revoked grant; a shred then marks
+// nothing shredded); a stack without the digest output changes nothing.
+func TestRevocationSendsTheDeployedContent(t *testing.T) {
+	tamper := func(doc string) func(w *fakeaws.World) {
+		return func(w *fakeaws.World) { w.AddDocument(doc, `{"schemaVersion":"2.2","mainSteps":[]}`, true) }
+	}
+	noneHolds := func(output string) func(w *fakeaws.World) {
+		return func(w *fakeaws.World) {
+			w.With(func() { w.Stacks[contract.StackName].Outputs[output] = strings.Repeat("0", 64) })
+		}
+	}
+	revokeArgs := []string{"revoke", revokeA, "--yes", "--reason", "INC-9"}
+	shredArgs := []string{"revoke", revokeA, "--shred", "--yes", "--confirm-shred", revokeA, "--reason", "INC-9"}
+	resumeArgs := []string{"resume", revokeA, "--yes", "--reason", "INC-9 closed", "--wait", "50ms"}
+	for _, tc := range []struct {
+		name    string
+		setup   func(w *fakeaws.World)
+		args    []string
+		doc     string
+		code    int
+		says    string // on stdout or stderr
+		version string // the version sent; "" none
+		revoked bool   // the ledger's mark and the grant gone, after
+		shred   bool
+	}{
+		{"revoke, a tampered default", tamper(contract.DocumentRevoke), revokeArgs, contract.DocumentRevoke, 0,
+			"the default of " + contract.DocumentRevoke + " is not the content stack StoreCrypt deployed", "1", true, false},
+		{"revoke --dry-run, a tampered default", tamper(contract.DocumentRevoke), []string{"revoke", revokeA, "--dry-run", "--reason", "INC-9"}, contract.DocumentRevoke, 0,
+			"DOCUMENT  " + contract.DocumentRevoke + " version 1, not the default 2, which is not the deployed content", "", false, false},
+		{"revoke, no version holds the content", noneHolds(contract.OutputRevokeDocumentDigest), revokeArgs, contract.DocumentRevoke, int(contract.CLIExitUntrusted),
+			"storecrypt-revoke not sent: no version of document " + contract.DocumentRevoke + " holds the content stack StoreCrypt deployed, whose RevokeContentDigest is", "", true, false},
+		{"revoke, no RevokeContentDigest output", func(w *fakeaws.World) {
+			w.With(func() { delete(w.Stacks[contract.StackName].Outputs, contract.OutputRevokeDocumentDigest) })
+		}, revokeArgs, contract.DocumentRevoke, 1, "lacks the outputs storecrypt revoke needs (RevokeDocumentName, RevokeContentDigest)", "", false, false},
+		{"--shred, a tampered default", tamper(contract.DocumentShred), shredArgs, contract.DocumentShred, 0,
+			"sending version 1, which is", "1", true, true},
+		{"--shred, no version holds the content", noneHolds(contract.OutputShredDocumentDigest), shredArgs, contract.DocumentShred, int(contract.CLIExitUntrusted),
+			"nothing was erased, and the ledger does not mark it shredded", "", true, false},
+		{"resume, a tampered default", tamper(contract.DocumentResume), resumeArgs, contract.DocumentResume, 0,
+			"sending version 1, which is", "1", false, false},
+		{"resume, no version holds the content", noneHolds(contract.OutputResumeDocumentDigest), resumeArgs, contract.DocumentResume, int(contract.CLIExitUntrusted),
+			"the ledger no longer marks it and the launch path grants it the key again, but its volume stays suspended", "", false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w, book, c := revocable(t)
+			if tc.args[0] == "resume" {
+				if code, _, errOut := run(t, c, "", revokeArgs...); code != 0 {
+					t.Fatalf("revoking: exit %d %s", code, errOut)
+				}
+				// The launch function's sweep, as it would run once the ledger lets it.
+				if _, err := kms.NewFromConfig(w.Config()).CreateGrant(context.Background(), &kms.CreateGrantInput{KeyId: aws.String(fakeaws.KeyARN), Name: aws.String(revokeA),
+					GranteePrincipal: aws.String(fakeaws.KeyUser), Operations: []kmstypes.GrantOperation{kmstypes.GrantOperationDecrypt}}); err != nil {
+					t.Fatal(err)
+				}
+				w.SettleGrants()
+			}
+			tc.setup(w)
+			before := len(stateOf(t, w, book).commands[tc.doc])
+			code, out, errOut := run(t, c, "", tc.args...)
+			if errOut += out; code != tc.code || !strings.Contains(errOut, tc.says) {
+				t.Fatalf("got exit %d, output:\n%s\nwant exit %d saying %q", code, errOut, tc.code, tc.says)
+			}
+			var versions []string
+			w.With(func() {
+				for _, cmd := range w.Commands {
+					if cmd.DocumentName == tc.doc {
+						versions = append(versions, cmd.DocumentVersion)
+					}
+				}
+			})
+			versions = versions[before:]
+			if want := []string{tc.version}; tc.version == "" && len(versions) > 0 || tc.version != "" && !slices.Equal(versions, want) {
+				t.Errorf("got %s sent as versions %v, want %q (\"\": none)", tc.doc, versions, tc.version)
+			}
+			s := stateOf(t, w, book)
+			if s.revoked[revokeA] != tc.revoked || (s.grants[revokeA] == 0) != tc.revoked || s.shredded[revokeA] != tc.shred {
+				t.Errorf("got revoked %v with %d grants, shredded %v, want revoked %v (no grant), shredded %v",
+					s.revoked[revokeA], s.grants[revokeA], s.shredded[revokeA], tc.revoked, tc.shred)
 			}
 		})
 	}

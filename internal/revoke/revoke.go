@@ -49,8 +49,28 @@ type Ledger interface {
 	Resume(ctx context.Context, launch ledger.Launch, m ledger.Mark) error
 }
 
-// Documents are the deployed revocation documents' names (the stack's outputs).
-type Documents struct{ Revoke, Resume, Shred string }
+// Document is a revocation document as the runner sends it: its deployed name and the
+// version whose content has the digest the stack deployed (document.Trust), never
+// whatever the default has become, which whoever may update the document or its default
+// version could make any code.
+type Document struct {
+	Name, Version string
+	// Untrusted, when no version holds the deployed content, says why; the runner then
+	// sends nothing of it and fails that step on each instance, after the steps at the
+	// key.
+	Untrusted error
+}
+
+// Documents are the deployed revocation documents (the stack's outputs).
+type Documents struct{ Revoke, Resume, Shred Document }
+
+// refused is why doc is not sent, and what stands: the steps before it.
+func (d Document) refused(stands string) error {
+	if d.Untrusted == nil {
+		return nil
+	}
+	return fmt.Errorf("%s not sent: %w; %s", d.Name, d.Untrusted, stands)
+}
 
 // Instance is an instance to cut off, or to let back: its id and current launch (the
 // ledger item the mark goes on).
@@ -170,7 +190,8 @@ func (r *Runner) Revoke(ctx context.Context, insts []Instance) []Result {
 	res := r.cutOff(ctx, insts)
 	// Sent to every instance, those not cut off at the key too: the suspend on the
 	// instance is the one defence left for them.
-	r.send(ctx, res, r.Documents.Revoke, func(*Result) bool { return true }, false)
+	r.send(ctx, res, r.Documents.Revoke, func(*Result) bool { return true }, false,
+		"the steps before it stand (the ledger mark, the grant's revocation), but the volume key stays in the instance's kernel")
 	r.emit(ctx, res, revokedEvent, func(x *Result) bool { return x.Result == Revoked })
 	return res
 }
@@ -262,14 +283,29 @@ func (r *Runner) params(confirm string) map[string][]string {
 	return p
 }
 
-// send sends doc to the instances pick says, 50 a command. A failed command is
-// recorded on its instances (fails them when stops) and the rest go on.
-func (r *Runner) send(ctx context.Context, res []Result, doc string, pick func(*Result) bool, stops bool) {
+// send sends doc to the instances pick says, 50 a command. A failed command, or a
+// document with no trusted version (stands: what the steps before left), is recorded on
+// its instances (fails them when stops) and the rest go on.
+func (r *Runner) send(ctx context.Context, res []Result, doc Document, pick func(*Result) bool, stops bool, stands string) {
+	failed := func(x *Result, err error) {
+		switch {
+		case err != nil && stops:
+			x.stop("%v", err)
+		case err != nil:
+			x.fail("%v", err)
+		}
+	}
 	var picked []*Result
 	for n := range res {
 		if pick(&res[n]) {
 			picked = append(picked, &res[n])
 		}
+	}
+	if err := doc.refused(stands); err != nil {
+		for _, x := range picked {
+			failed(x, err)
+		}
+		return
 	}
 	params := r.params("")
 	for chunk := range slices.Chunk(picked, maxInstanceIDs) {
@@ -282,29 +318,25 @@ func (r *Runner) send(ctx context.Context, res []Result, doc string, pick func(*
 				// get it.
 				err = r.sendTo(ctx, doc, []*Result{x}, params)
 			}
-			switch {
-			case err != nil && stops:
-				x.stop("%v", err)
-			case err != nil:
-				x.fail("%v", err)
-			}
+			failed(x, err)
 		}
 	}
 }
 
-// sendTo sends doc to the instances of res in one command.
-func (r *Runner) sendTo(ctx context.Context, doc string, res []*Result, params map[string][]string) error {
+// sendTo sends doc's trusted version to the instances of res in one command.
+func (r *Runner) sendTo(ctx context.Context, doc Document, res []*Result, params map[string][]string) error {
 	ids := make([]string, len(res))
 	for n, x := range res {
 		ids[n] = x.Instance
 	}
-	in := &ssm.SendCommandInput{DocumentName: aws.String(doc), InstanceIds: ids, Parameters: params, Comment: aws.String(comment(doc, r.Reason))}
+	in := &ssm.SendCommandInput{DocumentName: aws.String(doc.Name), DocumentVersion: aws.String(doc.Version), InstanceIds: ids, Parameters: params,
+		Comment: aws.String(comment(doc.Name, r.Reason))}
 	if r.LogGroup != "" {
 		in.CloudWatchOutputConfig = &ssmtypes.CloudWatchOutputConfig{CloudWatchOutputEnabled: true, CloudWatchLogGroupName: aws.String(r.LogGroup)}
 	}
 	out, err := r.SSM.SendCommand(ctx, in)
 	if err != nil {
-		return fmt.Errorf("sending %s to %s: %w", doc, strings.Join(ids, ", "), err)
+		return fmt.Errorf("sending %s version %s to %s: %w", doc.Name, doc.Version, strings.Join(ids, ", "), err)
 	}
 	for _, x := range res {
 		x.CommandID = aws.ToString(out.Command.CommandId)
@@ -365,7 +397,8 @@ func (r *Runner) emit(ctx context.Context, res []Result, ev event, pick func(*Re
 // ONE instance per command with that instance's id as ShredConfirmParameter (the agent
 // refuses to erase a header on any other instance), then an event. It stops for an
 // instance at the first failure before the document: nothing is erased unless the ledger
-// says so first.
+// says so first, and the ledger says so only when a trusted version of the document is
+// there to send.
 func (r *Runner) Shred(ctx context.Context, insts []Instance) []Result {
 	res := r.cutOff(ctx, insts)
 	m := r.mark()
@@ -373,6 +406,10 @@ func (r *Runner) Shred(ctx context.Context, insts []Instance) []Result {
 		x := &res[n]
 		if len(x.Errors) > 0 {
 			x.Result = Failed
+			continue
+		}
+		if err := r.Documents.Shred.refused("nothing was erased, and the ledger does not mark it shredded; it is revoked (the ledger mark and the grant's revocation stand)"); err != nil {
+			x.stop("%v", err)
 			continue
 		}
 		stands, _, err := r.Ledger.MarkShredded(ctx, ledger.Launch{InstanceID: inst.ID, LaunchTime: inst.LaunchTime}, m)
@@ -440,7 +477,8 @@ func (r *Runner) Resume(ctx context.Context, insts []Instance) []Result {
 	for _, x := range waiting {
 		x.stop("%v within %s: the ledger no longer marks it, so the next sweep grants it; run resume again then", ErrNoGrant, r.GrantWait)
 	}
-	r.send(ctx, res, r.Documents.Resume, func(x *Result) bool { return x.Result == Resumed }, true)
+	r.send(ctx, res, r.Documents.Resume, func(x *Result) bool { return x.Result == Resumed }, true,
+		"the ledger no longer marks it and the launch path grants it the key again, but its volume stays suspended")
 	r.emit(ctx, res, resumedEvent, func(x *Result) bool { return x.Result == Resumed })
 	return res
 }

@@ -3,8 +3,10 @@ package revoke_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -64,9 +66,12 @@ func grant(t testing.TB, w *fakeaws.World, id string) {
 func runner(w *fakeaws.World, book revoke.Ledger) *revoke.Runner {
 	cfg := w.Config()
 	return &revoke.Runner{KMS: kms.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg), Ledger: book, KeyARN: fakeaws.KeyARN,
-		Documents: revoke.Documents{Revoke: contract.DocumentRevoke, Resume: contract.DocumentResume, Shred: contract.DocumentShred},
+		Documents: revoke.Documents{Revoke: deployed(contract.DocumentRevoke), Resume: deployed(contract.DocumentResume), Shred: deployed(contract.DocumentShred)},
 		By:        responder, Reason: reason, Now: func() time.Time { return revoked }, Granted: true, GrantWait: 50 * time.Millisecond, GrantPoll: time.Millisecond}
 }
+
+// deployed is the version of doc that deployment.Into registers, as the CLI pins it.
+func deployed(doc string) revoke.Document { return revoke.Document{Name: doc, Version: "1"} }
 
 func instances(ids ...string) []revoke.Instance {
 	out := make([]revoke.Instance, len(ids))
@@ -413,4 +418,97 @@ func sum(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// TestDocumentPinned: each document goes as the version the runner was given (the one
+// with the deployed content), never the default when someone has made another version
+// the default; with no trusted version the document's step fails on each instance and
+// nothing of it is sent, while the steps before it stand: a revoke's ledger mark and
+// revoked grant, a resume's cleared mark; a shred then neither marks the ledger shredded
+// nor erases.
+func TestDocumentPinned(t *testing.T) {
+	untrusted := errors.New("no version holds the deployed content")
+	type want struct {
+		result   string
+		sent     string // the version sent; "" none
+		says     string // in the instance's errors
+		revoked  bool   // the ledger's mark after
+		shredded bool
+	}
+	for _, tc := range []struct {
+		name    string
+		doc     string
+		trusted bool
+		act     func(t *testing.T, w *fakeaws.World, r *revoke.Runner) []revoke.Result
+		want    want
+	}{
+		{"revoke, the default drifted", contract.DocumentRevoke, true, revokeIt,
+			want{result: revoke.Revoked, sent: "1", revoked: true}},
+		{"revoke, no trusted version", contract.DocumentRevoke, false, revokeIt,
+			want{result: revoke.Revoked, says: "storecrypt-revoke not sent: no version holds the deployed content; the steps before it stand (the ledger mark, the grant's revocation)", revoked: true}},
+		{"shred, the default drifted", contract.DocumentShred, true, shredIt,
+			want{result: revoke.Shredded, sent: "1", revoked: true, shredded: true}},
+		{"shred, no trusted version", contract.DocumentShred, false, shredIt,
+			want{result: revoke.Failed, says: "storecrypt-shred not sent: no version holds the deployed content; nothing was erased", revoked: true}},
+		{"resume, the default drifted", contract.DocumentResume, true, resumeRegranted,
+			want{result: revoke.Resumed, sent: "1"}},
+		{"resume, no trusted version", contract.DocumentResume, false, resumeRegranted,
+			want{result: revoke.Failed, says: "storecrypt-resume not sent: no version holds the deployed content; the ledger no longer marks it"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			w := account(t, i1)
+			book := emu.Ledger(t)
+			r := runner(w, book)
+			// Whoever may update the document makes their own content the default.
+			if v := w.AddDocument(tc.doc, `{"schemaVersion":"2.2","mainSteps":[]}`, true); v != 2 {
+				t.Fatalf("got version %d of the tampered content, want 2", v)
+			}
+			if !tc.trusted {
+				for _, d := range []*revoke.Document{&r.Documents.Revoke, &r.Documents.Resume, &r.Documents.Shred} {
+					if d.Name == tc.doc {
+						*d = revoke.Document{Name: tc.doc, Untrusted: untrusted}
+					}
+				}
+			}
+			res := tc.act(t, w, r)
+			x := res[0]
+			if x.Result != tc.want.result || !strings.Contains(strings.Join(x.Errors, "; "), tc.want.says) || (tc.want.says == "") != (len(x.Errors) == 0) {
+				t.Errorf("got %s with errors %q, want %s saying %q", x.Result, x.Errors, tc.want.result, tc.want.says)
+			}
+			var versions []string
+			for _, c := range sentOf(w, tc.doc) {
+				versions = append(versions, c.DocumentVersion)
+			}
+			if want := []string{tc.want.sent}; tc.want.sent == "" && len(versions) > 0 || tc.want.sent != "" && !slices.Equal(versions, want) {
+				t.Errorf("got %s sent as versions %v, want %q (\"\": none)", tc.doc, versions, tc.want.sent)
+			}
+			if g := grantsOf(w, i1); (g == 0) != tc.want.revoked {
+				t.Errorf("got %d grants left, want revoked %v", g, tc.want.revoked)
+			}
+			it, err := book.Get(context.Background(), i1, launched)
+			if err != nil || it == nil || (it.RevokedAt != "") != tc.want.revoked || (it.ShreddedAt != "") != tc.want.shredded {
+				t.Errorf("got ledger item %+v (%v), want revoked %v, shredded %v", it, err, tc.want.revoked, tc.want.shredded)
+			}
+		})
+	}
+}
+
+func revokeIt(_ *testing.T, _ *fakeaws.World, r *revoke.Runner) []revoke.Result {
+	return r.Revoke(context.Background(), instances(i1))
+}
+
+func shredIt(_ *testing.T, _ *fakeaws.World, r *revoke.Runner) []revoke.Result {
+	return r.Shred(context.Background(), instances(i1))
+}
+
+// resumeRegranted revokes i1 (with the deployed revoke document), grants it again as
+// the launch path's sweep would, and resumes it.
+func resumeRegranted(t *testing.T, w *fakeaws.World, r *revoke.Runner) []revoke.Result {
+	ctx := context.Background()
+	revoker := *r
+	revoker.Documents.Revoke = deployed(contract.DocumentRevoke)
+	revoker.Revoke(ctx, instances(i1))
+	grant(t, w, i1)
+	w.SettleGrants()
+	return r.Resume(ctx, instances(i1))
 }

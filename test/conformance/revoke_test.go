@@ -213,6 +213,16 @@ func (d *deployment) revokeRows(scps []string) []matrixRow {
 	} {
 		rows = append(rows, row(tc.name, operator, "ssm:SendCommand", d.revocationDocument(tc.doc), ctx(operator, tc.mfa), tc.identity, tc.want))
 	}
+	// Each sender reads its document's versions, to send only the one with the deployed
+	// content (document.Trust).
+	for _, tc := range []struct {
+		doc      string
+		identity []string
+	}{{contract.DocumentRevoke, operatorOnly}, {contract.DocumentResume, operatorOnly}, {contract.DocumentShred, withShred}} {
+		for _, action := range []string{"ssm:GetDocument", "ssm:ListDocumentVersions"} {
+			rows = append(rows, row("the sender of "+tc.doc+" reads its versions ("+action+")", operator, action, d.revocationDocument(tc.doc), ctx(operator, mfa), tc.identity, iamsim.Allowed))
+		}
+	}
 	// The ledger: the revocation's attributes, not the evidence; the shred mark only with
 	// the shred policy.
 	attrs := func(names ...string) map[string][]string {

@@ -64,7 +64,7 @@ func Into(w *fakeaws.World, keyARN string) (Deployment, error) {
 		if err != nil {
 			return Deployment{}, err
 		}
-		outputs[d.Output] = d.Default
+		outputs[d.Output], outputs[d.OutputDigest] = d.Default, digest
 		env[d.EnvName], env[d.EnvDigest] = d.Default, digest
 	}
 	w.AddStack(contract.StackName, outputs)
