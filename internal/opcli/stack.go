@@ -150,16 +150,27 @@ func stackOutputs(ctx context.Context, e *env) (outputs, error) {
 	return o, nil
 }
 
+// ownOutputs are every output the stack makes whose name ends with another's
+// (RevokeDocumentName ends with DocumentName): get leaves a key that ends with the longer
+// name to that one.
+var ownOutputs = []string{
+	contract.OutputRevokeDocumentName, contract.OutputResumeDocumentName, contract.OutputShredDocumentName,
+}
+
 // get is the output named name, "" when there is none. storecrypt built into another
 // stack has its output keys prefixed (WebTierKeyArn), so the only key that ends with the
-// name counts too; two such keys are a choice storecrypt will not guess.
+// name counts too, unless it ends with a longer name of storecrypt's own
+// (WebTierRevokeDocumentName is not WebTier's DocumentName); two such keys are a choice
+// storecrypt will not guess.
 func (o outputs) get(name string) (string, error) {
 	if v, ok := o[name]; ok {
 		return v, nil
 	}
 	var keys []string
 	for k := range o {
-		if strings.HasSuffix(k, name) {
+		if strings.HasSuffix(k, name) && !slices.ContainsFunc(ownOutputs, func(own string) bool {
+			return len(own) > len(name) && strings.HasSuffix(own, name) && strings.HasSuffix(k, own)
+		}) {
 			keys = append(keys, k)
 		}
 	}

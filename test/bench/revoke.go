@@ -106,7 +106,7 @@ func FleetRevoke(ctx context.Context, n int) (FleetRevokeResult, error) {
 	cfg := c.config(w)
 	r := &revoke.Runner{KMS: kms.NewFromConfig(cfg), SSM: ssm.NewFromConfig(cfg), Events: eventbridge.NewFromConfig(cfg),
 		Ledger: &ledger.Ledger{DB: ledgerDB, Table: emu.LedgerTable}, KeyARN: fakeaws.KeyARN,
-		Documents: revoke.Documents{Revoke: d.Env[contract.RevocationDocuments[0].EnvName], Resume: d.Env[contract.RevocationDocuments[1].EnvName], Shred: d.Env[contract.RevocationDocuments[2].EnvName]},
+		Documents: revoke.Documents{Revoke: deployed(d, 0), Resume: deployed(d, 1), Shred: deployed(d, 2)},
 		By:        "arn:aws:sts::111122223333:assumed-role/responder/bench", Reason: "bench fleet revoke", Granted: true, Progress: io.Discard}
 	out, err := r.RevokeFleet(ctx, insts)
 	if err != nil {
@@ -131,6 +131,12 @@ func FleetRevoke(ctx context.Context, n int) (FleetRevokeResult, error) {
 	res.CallsPerInstance = float64(res.Calls+res.LedgerCalls) / float64(n)
 	res.KeyTaggedS, res.LastGrantRevokedS, res.LastCommandS = at["KMS.TagResource"].Seconds(), at["KMS.RevokeGrant"].Seconds(), at["SSM.SendCommand"].Seconds()
 	return res, nil
+}
+
+// deployed is the i-th revocation document as the CLI pins it: the version deployment.Into
+// registers with the deployed content, its first.
+func deployed(d deployment.Deployment, i int) revoke.Document {
+	return revoke.Document{Name: d.Env[contract.RevocationDocuments[i].EnvName], Version: "1"}
 }
 
 func sum(m map[string]int) int {
