@@ -1,7 +1,5 @@
 package contract
 
-import "regexp"
-
 // RevocationDocument ties each revocation document to what the stack, the result
 // function and the agent call it: its default name, the stack outputs naming it and
 // giving the digest of its content, the result function's environment (its deployed
@@ -41,21 +39,3 @@ const (
 
 // PatternInstanceID is an EC2 instance id, the shred document's InstanceId.
 const PatternInstanceID = `^i-([0-9a-f]{8}|[0-9a-f]{17})$`
-
-var (
-	reRevokeReason = regexp.MustCompile(PatternRevokeReason)
-	reRevokeBy     = regexp.MustCompile(PatternRevokeBy)
-)
-
-// ValidateRevocation is the agent's check of --reason and --by: the revocation
-// documents' allowedPatterns, so that a value the SSM Agent lets through is one the agent
-// takes, and one typed at the instance is one a document could have sent.
-func ValidateRevocation(reason, by string) error {
-	if !reRevokeReason.MatchString(reason) {
-		return &InvalidError{Flag: FlagReason, Value: reason, Reason: "required: say why in one line of at most 256 letters, digits, spaces and ._:/,()#@+=- (it is recorded with who asked and when)"}
-	}
-	if !reRevokeBy.MatchString(by) {
-		return &InvalidError{Flag: FlagBy, Value: by, Reason: "an IAM ARN or a name of at most 512 letters, digits and :/_+=,.@-"}
-	}
-	return nil
-}

@@ -186,3 +186,21 @@ func SecretLocation(secret string) (bucket, key string, err error) {
 	}
 	return u.Host, strings.TrimPrefix(u.Path, "/"), nil
 }
+
+var (
+	reRevokeReason = regexp.MustCompile(PatternRevokeReason)
+	reRevokeBy     = regexp.MustCompile(PatternRevokeBy)
+)
+
+// ValidateRevocation is the agent's check of --reason and --by: the revocation
+// documents' allowedPatterns, so that a value the SSM Agent lets through is one the agent
+// takes, and one typed at the instance is one a document could have sent.
+func ValidateRevocation(reason, by string) error {
+	if !reRevokeReason.MatchString(reason) {
+		return &InvalidError{Flag: FlagReason, Value: reason, Reason: "required: say why in one line of at most 256 letters, digits, spaces and ._:/,()#@+=- (it is recorded with who asked and when)"}
+	}
+	if !reRevokeBy.MatchString(by) {
+		return &InvalidError{Flag: FlagBy, Value: by, Reason: "an IAM ARN or a name of at most 512 letters, digits and :/_+=,.@-"}
+	}
+	return nil
+}

@@ -41,6 +41,7 @@ var unexercised = map[string]string{
 	"operator ReadResults: ssm:ListCommandInvocations":        "the Run Command console lists a command's invocations with the operator's rights",
 	"operator ReadTheDocument: ssm:DescribeDocument":          "the Run Command console describes the document (its versions and parameters) before sending it",
 	"operator RerunFromIdentityCenter: ssm:SendCommand":       "TestOperatorRerunNeedsMFA runs it as an Identity Center session; the scenarios' operator proves MFA instead",
+	"responder ReadTheShredDocument: ssm:ListDocumentVersions": "the CLI lists the shred document's versions only when its default version is not the deployed content (TestRevocationSendsTheDeployedContent drifts it); the scenarios' default is the deployed one",
 	"responder ShredFromIdentityCenter: ssm:SendCommand":      "the rerun's Identity Center rule (sendWithMFA) on the shred document, which TestOperatorRerunNeedsMFA judges for the rerun; the scenarios' responder proves MFA instead",
 }
 
