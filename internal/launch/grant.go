@@ -70,15 +70,22 @@ func (b *batch) granted(ctx context.Context, in []*instance) []*instance {
 	return keep
 }
 
+// GrantInput is the grant the launch function makes an instance: its role may Decrypt
+// under that instance's context alone, named after the instance (a retry gets the same
+// grant back), the launch role its retiring principal.
+func GrantInput(keyARN, instanceID, instanceARN, role, launchRole string) *kms.CreateGrantInput {
+	return &kms.CreateGrantInput{
+		KeyId: aws.String(keyARN), Name: aws.String(instanceID),
+		GranteePrincipal: aws.String(role), RetiringPrincipal: aws.String(launchRole),
+		Operations:  []kmstypes.GrantOperation{kmstypes.GrantOperationDecrypt},
+		Constraints: &kmstypes.GrantConstraints{EncryptionContextSubset: map[string]string{contract.ContextInstanceARN: instanceARN}},
+	}
+}
+
 // grant makes inst's grant, or gets it back when it exists (its Name).
 func (h *Handler) grant(ctx context.Context, inst *instance) error {
 	arn := contract.InstanceARN(policy.Partition(h.Config.KeyARN), h.region(), policy.AccountOf(inst.role), inst.id)
-	out, err := h.KMS.CreateGrant(ctx, &kms.CreateGrantInput{
-		KeyId: aws.String(h.Config.KeyARN), Name: aws.String(inst.id),
-		GranteePrincipal: aws.String(inst.role), RetiringPrincipal: aws.String(h.Config.LaunchRole),
-		Operations:  []kmstypes.GrantOperation{kmstypes.GrantOperationDecrypt},
-		Constraints: &kmstypes.GrantConstraints{EncryptionContextSubset: map[string]string{contract.ContextInstanceARN: arn}},
-	})
+	out, err := h.KMS.CreateGrant(ctx, GrantInput(h.Config.KeyARN, inst.id, arn, inst.role, h.Config.LaunchRole))
 	if err != nil {
 		return fmt.Errorf("granting the instance's role Decrypt: %w", err)
 	}

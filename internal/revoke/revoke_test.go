@@ -10,14 +10,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/launch"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/revoke"
 	"github.com/storecrypt/storecrypt/test/deployment"
@@ -53,11 +52,8 @@ func account(t *testing.T, ids ...string) *fakeaws.World {
 // grant is the launch function's CreateGrant for instance id.
 func grant(t testing.TB, w *fakeaws.World, id string) {
 	t.Helper()
-	_, err := kms.NewFromConfig(w.Config()).CreateGrant(context.Background(), &kms.CreateGrantInput{
-		KeyId: aws.String(fakeaws.KeyARN), Name: aws.String(id), GranteePrincipal: aws.String(fakeaws.KeyUser),
-		RetiringPrincipal: aws.String(deployment.LaunchRole("aws")), Operations: []kmstypes.GrantOperation{kmstypes.GrantOperationDecrypt},
-		Constraints: &kmstypes.GrantConstraints{EncryptionContextSubset: map[string]string{contract.ContextInstanceARN: "arn:aws:ec2:us-east-1:111122223333:instance/" + id}},
-	})
+	_, err := kms.NewFromConfig(w.Config()).CreateGrant(context.Background(),
+		launch.GrantInput(fakeaws.KeyARN, id, "arn:aws:ec2:us-east-1:111122223333:instance/"+id, fakeaws.KeyUser, deployment.LaunchRole("aws")))
 	if err != nil {
 		t.Fatal(err)
 	}

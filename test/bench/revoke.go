@@ -9,15 +9,14 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
-	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
 
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/launch"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 	"github.com/storecrypt/storecrypt/internal/revoke"
 	"github.com/storecrypt/storecrypt/test/deployment"
@@ -62,11 +61,7 @@ func FleetRevoke(ctx context.Context, n int) (FleetRevokeResult, error) {
 		id := fmt.Sprintf("i-%017x", i+1)
 		w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
 		insts[i] = revoke.Instance{ID: id, LaunchTime: launched}
-		if _, err := k.CreateGrant(ctx, &kms.CreateGrantInput{
-			KeyId: aws.String(fakeaws.KeyARN), Name: aws.String(id), GranteePrincipal: aws.String(fakeaws.KeyUser),
-			RetiringPrincipal: aws.String(deployment.LaunchRole("aws")), Operations: []kmstypes.GrantOperation{kmstypes.GrantOperationDecrypt},
-			Constraints: &kmstypes.GrantConstraints{EncryptionContextSubset: map[string]string{contract.ContextInstanceARN: "arn:aws:ec2:us-east-1:111122223333:instance/" + id}},
-		}); err != nil {
+		if _, err := k.CreateGrant(ctx, launch.GrantInput(fakeaws.KeyARN, id, "arn:aws:ec2:us-east-1:111122223333:instance/"+id, fakeaws.KeyUser, deployment.LaunchRole("aws"))); err != nil {
 			return FleetRevokeResult{}, fmt.Errorf("granting %s: %w", id, err)
 		}
 	}
