@@ -8,8 +8,6 @@ BIN     := bin
 LINT    := $(BIN)/golangci-lint
 LINT_VERSION := v2.15.0
 CDK     := node_modules/.bin/cdk
-# The guest image (kernel + initramfs) is built once and kept here.
-export STORECRYPT_VM_CACHE ?= $(CURDIR)/.cache/vm
 # jsii warns on every run under node 20; the CLI would otherwise phone home.
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION := 20
 export CDK_DISABLE_CLI_TELEMETRY := true

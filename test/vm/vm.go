@@ -27,7 +27,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/storecrypt/storecrypt/internal/modroot"
 	"github.com/storecrypt/storecrypt/test/vm/wire"
 )
 
@@ -152,7 +151,7 @@ func EnsureImage(ctx context.Context, tools ...string) (string, error) {
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building the test guest image: %w", err)
 	}
-	return dir, nil
+	return dir, keep(dir)
 }
 
 // SystemdRoot returns the cached root disk image of the systemd guest, building it on
@@ -176,18 +175,43 @@ func SystemdRoot(ctx context.Context) (string, error) {
 	if err := cmd.Run(); err != nil {
 		return "", fmt.Errorf("building the systemd guest's root: %w", err)
 	}
-	return filepath.Join(dir, "root.img"), nil
+	return filepath.Join(dir, "root.img"), keep(dir)
 }
 
+// cacheDir is where the guest images are kept: STORECRYPT_VM_CACHE, else the user's cache
+// directory, where Go keeps its build cache too. Each image is keyed by the sources that
+// build it, so a fresh clone on a machine that built them before boots at once instead of
+// spending minutes on Debian's packages (the systemd root alone takes minutes), and a
+// changed script builds a new one beside it.
 func cacheDir() (string, error) {
 	if dir := os.Getenv("STORECRYPT_VM_CACHE"); dir != "" {
 		return dir, nil
 	}
-	root, err := modroot.Dir()
+	dir, err := os.UserCacheDir()
 	if err != nil {
-		return "", err
+		return "", fmt.Errorf("no cache directory for the guest images (set STORECRYPT_VM_CACHE): %w", err)
 	}
-	return filepath.Join(root, ".cache", "vm"), nil
+	return filepath.Join(dir, "storecrypt", "vm"), nil
+}
+
+// keep marks the image in dir as used now, and removes the images beside it (other
+// versions of the scripts) that no run has used for a week: each is tens or hundreds of MB.
+func keep(dir string) error {
+	now := time.Now()
+	if err := os.Chtimes(dir, now, now); err != nil {
+		return err
+	}
+	root, err := cacheDir()
+	if err != nil {
+		return err
+	}
+	others, _ := filepath.Glob(root + "-*")
+	for _, o := range others {
+		if st, err := os.Stat(o); err == nil && o != dir && now.Sub(st.ModTime()) > 7*24*time.Hour {
+			os.RemoveAll(o)
+		}
+	}
+	return nil
 }
 
 func sourceDir() string {
