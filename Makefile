@@ -68,10 +68,11 @@ destroy: $(CDK)
 # iam-simulate (test/iamsim); make test reaches it through synth. The CLI ships Go init
 # templates; a go.mod in node_modules makes it another module, so ./... (go vet, go test,
 # golangci-lint) does not descend into it.
+# A worktree may link node_modules to another checkout's: npm ci would empty that one
+# through the link, so a link is left as it is.
 $(CDK): package.json package-lock.json
-	npm ci --no-audit --no-fund --loglevel=error
-	printf 'module node_modules\n' > node_modules/go.mod
-	@touch $@
+	@if [ -L node_modules ]; then echo "make: node_modules links to $$(readlink node_modules); not reinstalling through the link (npm ci there)"; else \
+		npm ci --no-audit --no-fund --loglevel=error && printf 'module node_modules\n' > node_modules/go.mod && touch $@; fi
 
 ## integ: deploy to the account in your environment, encrypt one real instance, tear it all down (see docs/contributing.md)
 integ: build $(CDK)
