@@ -95,7 +95,7 @@ func TestSmoke(t *testing.T) {
 			t.Errorf("footprint %+v", f)
 		}
 		for fn, ff := range res.Footprint.Functions {
-			if ff.ColdStartMedianMs <= 0 || ff.MaxRSS <= 0 || ff.Bootstrap <= 0 {
+			if ff.ColdStartMedianMs <= 0 || ff.MaxRSS <= 0 || ff.Bootstrap <= 0 || ff.InitBytes <= 0 {
 				t.Errorf("the %s function's footprint %+v: want every figure measured", fn, ff)
 			}
 		}

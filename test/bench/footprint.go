@@ -43,6 +43,9 @@ type FunctionFootprint struct {
 	ColdStartSamples  int     `json:"cold_start_samples"`
 	MaxRSS            int64   `json:"max_rss_bytes"`   // host build
 	Bootstrap         int64   `json:"bootstrap_bytes"` // linux/arm64, as deployed
+	// InitBytes is what every package's init allocates (GODEBUG=inittrace=1): unlike
+	// the milliseconds, the same on a loaded machine as on an idle one.
+	InitBytes int64 `json:"init_alloc_bytes"`
 }
 
 // MeasureFootprint starts each function under RIE samples times (a cold start each) and
@@ -95,8 +98,15 @@ func measureFunction(ctx context.Context, dir, fn string, samples int) (Function
 	if err != nil {
 		return FunctionFootprint{}, err
 	}
-	var colds []time.Duration
 	var ff FunctionFootprint
+	costs, err := rie.InitCosts(ctx, bootstrap, p.Env)
+	if err != nil {
+		return ff, err
+	}
+	for _, c := range costs {
+		ff.InitBytes += c.Bytes
+	}
+	var colds []time.Duration
 	for range samples {
 		inv, err := rie.Invoke(ctx, emulator, bootstrap, p.Env, payload)
 		if err != nil {
