@@ -2,37 +2,34 @@ package main
 
 import (
 	"context"
-	"fmt"
 	"slices"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/storecrypt/storecrypt/events"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/test/rie"
 )
 
 // TestUnderRIE builds this function as Lambda would run it (bootstrap, -tags lambda.norpc)
 // for the host, runs it under the AWS Lambda Runtime Interface Emulator, and invokes it
-// with a sample SQS event: the binary starts, reads its configuration and answers. The
-// event is a stopped-state change, which the function answers without calling AWS.
+// with its probe's event (rie.Probes): the binary starts, reads its configuration and
+// answers.
 func TestUnderRIE(t *testing.T) {
 	bootstrap, emulator, err := rie.Build(t.TempDir(), ".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	body, err := events.Read("ec2-stopped.json")
+	// The stack's configuration and a stopped-state change, which the function answers
+	// without calling AWS.
+	probe := rie.Probes["launch"]
+	payload, err := probe.Payload()
 	if err != nil {
 		t.Fatal(err)
 	}
-	payload := fmt.Sprintf(`{"Records":[{"messageId":"m-1","body":%q,"eventSource":"aws:sqs"}]}`, body)
-	env := []string{
-		contract.EnvKMSKeyARN + "=arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555",
-		contract.EnvDocumentName + "=storecrypt-apply",
-		contract.EnvDocumentDigest + "=" + strings.Repeat("0", 64),
-		contract.EnvLaunchRole + "=arn:aws:iam::111122223333:role" + contract.FunctionRolePath + "storecrypt-launch",
-		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=test", "AWS_SECRET_ACCESS_KEY=test",
+	env := probe.Env
+	if !strings.HasPrefix(env[0], contract.EnvKMSKeyARN+"=") {
+		t.Fatalf("the probe's first variable is %q, want %s, which the bad configuration leaves out", env[0], contract.EnvKMSKeyARN)
 	}
 
 	t.Run("answers", func(t *testing.T) {

@@ -53,8 +53,8 @@ func (p *settings) defaults(c constructs.Construct) error {
 	def(&p.DocumentName, p.Name+"-apply")
 	def(&p.LedgerTableName, p.Name+contract.LedgerTableSuffix)
 	def(&p.MetricNamespace, contract.MetricNamespace+"/"+p.Name)
-	if p.AlarmTopic != nil && !unresolved(*p.AlarmTopic.TopicArn()) && !contract.SNSTopicARNPattern.MatchString(*p.AlarmTopic.TopicArn()) {
-		return fmt.Errorf("alarmTopic %q: want an SNS topic's ARN, %s", *p.AlarmTopic.TopicArn(), contract.SNSTopicARNPattern)
+	if p.AlarmTopic != nil && !unresolved(*p.AlarmTopic.TopicArn()) && !contract.SNSTopicARNPattern().MatchString(*p.AlarmTopic.TopicArn()) {
+		return fmt.Errorf("alarmTopic %q: want an SNS topic's ARN, %s", *p.AlarmTopic.TopicArn(), contract.PatternSNSTopicARN)
 	}
 	if !slices.Contains(contract.Filesystems, p.Filesystem) {
 		return fmt.Errorf("filesystem %q: want one of %s", p.Filesystem, strings.Join(contract.Filesystems, ", "))

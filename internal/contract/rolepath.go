@@ -2,7 +2,6 @@ package contract
 
 import (
 	"fmt"
-	"regexp"
 	"slices"
 )
 
@@ -30,12 +29,12 @@ func RolePathPrefixes() []string {
 	return out
 }
 
-var instanceRolePath = regexp.MustCompile(InstanceRolePathPattern)
+var instanceRolePath = compiled(InstanceRolePathPattern)
 
 // CheckInstanceRolePath says why p cannot name the instance roles, or nil.
 func CheckInstanceRolePath(p string) error {
 	switch {
-	case len(p) > InstanceRolePathMax || !instanceRolePath.MatchString(p):
+	case len(p) > InstanceRolePathMax || !instanceRolePath().MatchString(p):
 		return fmt.Errorf("instance role path %q: IAM takes 1 to %d characters from ! to ~ that begin and end with /; a key policy reads *, ? and $ as patterns, and / alone is every role of the account", p, InstanceRolePathMax)
 	case slices.Contains(RolePathPrefixes(), p):
 		return fmt.Errorf("instance role path %q holds storecrypt's function roles (%s), which must not be key users: choose a path of its own, /storecrypt/instances/ say", p, FunctionRolePath)

@@ -7,7 +7,6 @@
 package contract
 
 import (
-	"regexp"
 	"strings"
 	"time"
 )
@@ -209,5 +208,5 @@ const SidLaunchGrants = "StoreCryptLaunchGrants"
 // AlarmTopicArn and the construct's AlarmTopicARN take it.
 const PatternSNSTopicARN = `^arn:aws[a-z-]*:sns:[a-z0-9-]+:[0-9]{12}:[A-Za-z0-9_-]{1,256}$`
 
-// SNSTopicARNPattern is PatternSNSTopicARN compiled.
-var SNSTopicARNPattern = regexp.MustCompile(PatternSNSTopicARN)
+// SNSTopicARNPattern is PatternSNSTopicARN compiled (on first use: see compiled).
+var SNSTopicARNPattern = compiled(PatternSNSTopicARN)

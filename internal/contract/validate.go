@@ -12,6 +12,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 )
 
 // Patterns that flag values must match. They are also the SSM document's allowedPattern
@@ -45,15 +46,40 @@ const unitName = `[A-Za-z0-9:_.@-]{1,200}\.(service|mount|socket|timer|path)`
 // reach the instance to mend a volume that did not open.
 var unheldUnits = []string{"amazon-ssm-agent.service", "snap.amazon-ssm-agent.amazon-ssm-agent.service", "ssh.service", "sshd.service", UnitName}
 
+// The flags' patterns, each with the value it is known to admit: the flag's default.
 var (
-	reKMSKeyID   = regexp.MustCompile(PatternKMSKeyID)
-	reSecret     = regexp.MustCompile(PatternSecret)
-	reMountPoint = regexp.MustCompile(PatternMountPoint)
-	reModel      = regexp.MustCompile(PatternModel)
-	reDevices    = regexp.MustCompile(PatternDevices)
-	reRequiredBy = regexp.MustCompile(PatternRequiredBy)
-	reBindDirs   = regexp.MustCompile(PatternBindDirs)
+	reKMSKeyID   = valuePattern(PatternKMSKeyID, "")
+	reSecret     = valuePattern(PatternSecret, "")
+	reMountPoint = valuePattern(PatternMountPoint, DefaultMountPoint)
+	reModel      = valuePattern(PatternModel, DefaultModel)
+	reDevices    = valuePattern(PatternDevices, "")
+	reRequiredBy = valuePattern(PatternRequiredBy, "")
+	reBindDirs   = valuePattern(PatternBindDirs, "")
 )
+
+// compiled compiles pattern on first use. The patterns' counted repetitions ({0,63},
+// {1,200}, {1,512}) make each compile take milliseconds in a fresh process (the mount
+// point's 4 to 28 ms); compiled at package init they were contract's 2 MB and 12-17 ms
+// of init, paid at every cold start of every function whether it validates or not
+// (issue 28; TestInitCost in functions/).
+func compiled(pattern string) func() *regexp.Regexp {
+	return sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(pattern) })
+}
+
+// pattern is a flag's pattern, compiled on first use, and its default value, which it
+// admits without compiling: a process that validates the defaults (the launch function
+// at init, with the stack's defaults) compiles nothing. TestDefaultsMatch proves each
+// default matches its pattern, so the shortcut admits nothing the pattern would refuse.
+type pattern struct {
+	source, def string
+	re          func() *regexp.Regexp
+}
+
+func valuePattern(source, def string) pattern {
+	return pattern{source: source, def: def, re: compiled(source)}
+}
+
+func (p pattern) match(s string) bool { return s == p.def || p.re().MatchString(s) }
 
 // InvalidError says which flag is wrong and why.
 type InvalidError struct {
@@ -88,10 +114,10 @@ func (o AgentOptions) Validate() error {
 	default:
 		return invalid(FlagKeySource, o.KeySource, "want one of "+strings.Join(KeySources, ", "))
 	}
-	if !reKMSKeyID.MatchString(o.KMSKeyID) {
+	if !reKMSKeyID.match(o.KMSKeyID) {
 		return invalid(FlagKMSKeyID, o.KMSKeyID, "want a KMS key id, key ARN, alias name or alias ARN")
 	}
-	if !reSecret.MatchString(o.Secret) {
+	if !reSecret.match(o.Secret) {
 		return invalid(FlagSecret, o.Secret, "want s3://bucket/key")
 	}
 	if !slices.Contains(Filesystems, o.Filesystem) {
@@ -105,19 +131,19 @@ func (o AgentOptions) Validate() error {
 
 // ValidateUnlock checks the options that unlock uses: where to look and where to mount.
 func (o AgentOptions) ValidateUnlock() error {
-	if !reMountPoint.MatchString(o.MountPoint) || path.Clean(o.MountPoint) != o.MountPoint {
+	if !reMountPoint.match(o.MountPoint) || path.Clean(o.MountPoint) != o.MountPoint {
 		return invalid(FlagMountPoint, o.MountPoint, "want a clean path under /mnt, /data, /srv or /var/lib/<name>")
 	}
 	if systemState(o.MountPoint) {
 		return invalid(FlagMountPoint, o.MountPoint, "is where the system keeps its own state")
 	}
-	if !reModel.MatchString(o.Model) {
+	if !reModel.match(o.Model) {
 		return invalid(FlagModel, o.Model, "want letters, digits, spaces, dots, dashes")
 	}
 	if strings.Contains(strings.ToLower(o.Model), "elastic block store") {
 		return invalid(FlagModel, o.Model, "is the model of EBS volumes; storecrypt encrypts instance store only")
 	}
-	if !reDevices.MatchString(strings.Join(o.Devices, ",")) {
+	if !reDevices.match(strings.Join(o.Devices, ",")) {
 		return invalid(FlagDevices, strings.Join(o.Devices, ","), "want /dev paths separated by commas")
 	}
 	for _, d := range o.Devices {
@@ -125,7 +151,7 @@ func (o AgentOptions) ValidateUnlock() error {
 			return invalid(FlagDevices, d, "want a clean /dev path")
 		}
 	}
-	if !reRequiredBy.MatchString(strings.Join(o.RequiredBy, ",")) {
+	if !reRequiredBy.match(strings.Join(o.RequiredBy, ",")) {
 		return invalid(FlagRequiredBy, strings.Join(o.RequiredBy, ","), "want unit names (.service, .mount, .socket, .timer, .path) separated by commas")
 	}
 	for _, u := range o.RequiredBy {
@@ -137,7 +163,7 @@ func (o AgentOptions) ValidateUnlock() error {
 }
 
 func (o AgentOptions) validateBindDirs() error {
-	if !reBindDirs.MatchString(strings.Join(o.BindDirs, ",")) {
+	if !reBindDirs.match(strings.Join(o.BindDirs, ",")) {
 		return invalid(FlagBindDirs, strings.Join(o.BindDirs, ","), "want directories under /var/lib, /var/log, /var/cache, /opt, /srv, /data or /home, separated by commas")
 	}
 	for i, d := range o.BindDirs {
@@ -188,18 +214,18 @@ func SecretLocation(secret string) (bucket, key string, err error) {
 }
 
 var (
-	reRevokeReason = regexp.MustCompile(PatternRevokeReason)
-	reRevokeBy     = regexp.MustCompile(PatternRevokeBy)
+	reRevokeReason = compiled(PatternRevokeReason)
+	reRevokeBy     = compiled(PatternRevokeBy)
 )
 
 // ValidateRevocation is the agent's check of --reason and --by: the revocation
 // documents' allowedPatterns, so that a value the SSM Agent lets through is one the agent
 // takes, and one typed at the instance is one a document could have sent.
 func ValidateRevocation(reason, by string) error {
-	if !reRevokeReason.MatchString(reason) {
+	if !reRevokeReason().MatchString(reason) {
 		return &InvalidError{Flag: FlagReason, Value: reason, Reason: "required: say why in one line of at most 256 letters, digits, spaces and ._:/,()#@+=- (it is recorded with who asked and when)"}
 	}
-	if !reRevokeBy.MatchString(by) {
+	if !reRevokeBy().MatchString(by) {
 		return &InvalidError{Flag: FlagBy, Value: by, Reason: "an IAM ARN or a name of at most 512 letters, digits and :/_+=,.@-"}
 	}
 	return nil

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/storecrypt/storecrypt/infra/artifact"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/test/testbed"
 	"github.com/storecrypt/storecrypt/test/vm"
@@ -90,8 +91,13 @@ func TestSmoke(t *testing.T) {
 			}
 			t.Skip(err)
 		}
-		if f := res.Footprint; f.ColdStartMedianMs <= 0 || f.LaunchMaxRSS <= 0 || f.AgentBinary <= 0 || len(f.DownloadPerRun) == 0 {
+		if f := res.Footprint; f.ColdStartMedianMs <= 0 || f.LaunchMaxRSS <= 0 || f.AgentBinary <= 0 || len(f.DownloadPerRun) == 0 || len(f.Functions) != len(artifact.Functions) {
 			t.Errorf("footprint %+v", f)
+		}
+		for fn, ff := range res.Footprint.Functions {
+			if ff.ColdStartMedianMs <= 0 || ff.MaxRSS <= 0 || ff.Bootstrap <= 0 || ff.InitBytes <= 0 {
+				t.Errorf("the %s function's footprint %+v: want every figure measured", fn, ff)
+			}
 		}
 	})
 	agent, err := testbed.Agent(dir)

@@ -10,85 +10,122 @@ import (
 	"strings"
 	"time"
 
-	"github.com/storecrypt/storecrypt/events"
+	"github.com/storecrypt/storecrypt/infra/artifact"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
-	"github.com/storecrypt/storecrypt/test/deployment"
 	"github.com/storecrypt/storecrypt/test/rie"
 )
 
 // Footprint is what the functions and the agent cost to start and to hold.
 type Footprint struct {
+	// The launch function's figures, kept under their first names so that earlier runs'
+	// latest.json still compare; Functions holds them for every function.
 	ColdStartMedianMs float64 `json:"launch_cold_start_median_ms"` // process start to first answer under RIE
 	ColdStartSamples  int     `json:"launch_cold_start_samples"`
 	LaunchMaxRSS      int64   `json:"launch_max_rss_bytes"`
 	LaunchBootstrap   int64   `json:"launch_bootstrap_bytes"` // linux/arm64, as deployed
 	ResultBootstrap   int64   `json:"result_bootstrap_bytes"`
-	AgentBinary       int64   `json:"agent_binary_bytes"` // linux/amd64
-	AgentPeakRSS      int64   `json:"agent_peak_rss_bytes"`
+	// Functions is each Lambda function's footprint, by its name in artifact.Functions.
+	Functions    map[string]FunctionFootprint `json:"functions"`
+	AgentBinary  int64                        `json:"agent_binary_bytes"` // linux/amd64
+	AgentPeakRSS int64                        `json:"agent_peak_rss_bytes"`
 	// DownloadPerRun is what one run of the document downloads on an instance of each
 	// architecture (GOARCH): the objects of its download steps as the SSM Agent renders
 	// them for that Architecture.
 	DownloadPerRun map[string]int64 `json:"download_per_run_bytes"`
 }
 
-// MeasureFootprint starts the launch function under RIE samples times (a cold start each)
-// and reads the sizes of the built artifacts in buildDir (`make build`'s bin/).
+// FunctionFootprint is one function's cost to start and to hold.
+type FunctionFootprint struct {
+	ColdStartMedianMs float64 `json:"cold_start_median_ms"` // process start to first answer under RIE
+	ColdStartMaxMs    float64 `json:"cold_start_max_ms"`
+	ColdStartSamples  int     `json:"cold_start_samples"`
+	MaxRSS            int64   `json:"max_rss_bytes"`   // host build
+	Bootstrap         int64   `json:"bootstrap_bytes"` // linux/arm64, as deployed
+	// InitBytes is what every package's init allocates (GODEBUG=inittrace=1): unlike
+	// the milliseconds, the same on a loaded machine as on an idle one.
+	InitBytes int64 `json:"init_alloc_bytes"`
+}
+
+// MeasureFootprint starts each function under RIE samples times (a cold start each) and
+// reads the sizes of the built artifacts in buildDir (`make build`'s bin/).
 func MeasureFootprint(ctx context.Context, dir, buildDir string, samples int) (Footprint, error) {
-	bootstrap, emulator, err := rie.Build(dir, "github.com/storecrypt/storecrypt/functions/launch")
-	if err != nil {
-		return Footprint{}, err
-	}
-	body, err := events.Read("ec2-stopped.json")
-	if err != nil {
-		return Footprint{}, err
-	}
-	payload := fmt.Sprintf(`{"Records":[{"messageId":"m-1","body":%q}]}`, body)
-	// The whole configuration the stack gives it: with any of it missing the init fails,
-	// and a failed init is no cold start.
-	env := []string{
-		contract.EnvKMSKeyARN + "=arn:aws:kms:us-east-1:111122223333:key/11111111-2222-4333-8444-555555555555",
-		contract.EnvDocumentName + "=" + contract.DocumentName,
-		contract.EnvDocumentDigest + "=" + strings.Repeat("ab", 32),
-		contract.EnvInstanceRoles + "=arn:aws:iam::111122223333:role/storecrypt-instance",
-		contract.EnvLaunchRole + "=" + deployment.LaunchRole("aws"),
-		contract.EnvQueueURL + "=https://sqs.us-east-1.amazonaws.com/111122223333/storecrypt-launch",
-		contract.EnvLedgerTable + "=storecrypt-ledger",
-		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=bench", "AWS_SECRET_ACCESS_KEY=bench",
-	}
-	var colds []time.Duration
-	var f Footprint
-	for range samples {
-		inv, err := rie.Invoke(ctx, emulator, bootstrap, env, payload)
-		if err != nil {
+	f := Footprint{Functions: map[string]FunctionFootprint{}}
+	for _, fn := range artifact.Functions {
+		fnDir := filepath.Join(dir, fn)
+		if err := os.MkdirAll(fnDir, 0o755); err != nil {
 			return f, err
 		}
-		if strings.Contains(inv.Answer, "errorType") || inv.MaxRSS == 0 {
-			return f, fmt.Errorf("the launch function did not answer (peak RSS %d): %s\n%s", inv.MaxRSS, inv.Answer, inv.Logs)
+		ff, err := measureFunction(ctx, fnDir, fn, samples)
+		if err != nil {
+			return f, fmt.Errorf("the %s function: %w", fn, err)
 		}
-		colds = append(colds, inv.Cold)
-		f.LaunchMaxRSS = max(f.LaunchMaxRSS, inv.MaxRSS)
-	}
-	slices.Sort(colds)
-	f.ColdStartMedianMs = float64(colds[len(colds)/2].Microseconds()) / 1000
-	f.ColdStartSamples = samples
-	if f.DownloadPerRun, err = downloadPerRun(buildDir); err != nil {
-		return f, err
-	}
-	for path, dst := range map[string]*int64{
-		"functions/launch/bootstrap":   &f.LaunchBootstrap,
-		"functions/result/bootstrap":   &f.ResultBootstrap,
-		"storecrypt-agent-linux-amd64": &f.AgentBinary,
-	} {
-		st, err := os.Stat(filepath.Join(buildDir, path))
+		st, err := os.Stat(filepath.Join(artifact.Function(buildDir, fn), "bootstrap"))
 		if err != nil {
 			return f, fmt.Errorf("run `make build` first: %w", err)
 		}
-		*dst = st.Size()
+		ff.Bootstrap = st.Size()
+		f.Functions[fn] = ff
 	}
+	launch := f.Functions["launch"]
+	f.ColdStartMedianMs, f.ColdStartSamples, f.LaunchMaxRSS = launch.ColdStartMedianMs, launch.ColdStartSamples, launch.MaxRSS
+	f.LaunchBootstrap, f.ResultBootstrap = launch.Bootstrap, f.Functions["result"].Bootstrap
+	var err error
+	if f.DownloadPerRun, err = downloadPerRun(buildDir); err != nil {
+		return f, err
+	}
+	st, err := os.Stat(filepath.Join(buildDir, "storecrypt-agent-linux-amd64"))
+	if err != nil {
+		return f, fmt.Errorf("run `make build` first: %w", err)
+	}
+	f.AgentBinary = st.Size()
 	return f, nil
 }
+
+// measureFunction builds the function for this host into dir and starts it samples times
+// with its probe (rie.Probes).
+func measureFunction(ctx context.Context, dir, fn string, samples int) (FunctionFootprint, error) {
+	p, ok := rie.Probes[fn]
+	if !ok {
+		return FunctionFootprint{}, fmt.Errorf("no probe: add one to rie.Probes")
+	}
+	bootstrap, emulator, err := rie.Build(dir, "github.com/storecrypt/storecrypt/functions/"+fn)
+	if err != nil {
+		return FunctionFootprint{}, err
+	}
+	payload, err := p.Payload()
+	if err != nil {
+		return FunctionFootprint{}, err
+	}
+	var ff FunctionFootprint
+	costs, err := rie.InitCosts(ctx, bootstrap, p.Env)
+	if err != nil {
+		return ff, err
+	}
+	for _, c := range costs {
+		ff.InitBytes += c.Bytes
+	}
+	var colds []time.Duration
+	for range samples {
+		inv, err := rie.Invoke(ctx, emulator, bootstrap, p.Env, payload)
+		if err != nil {
+			return ff, err
+		}
+		if strings.Contains(inv.Answer, "errorType") || inv.MaxRSS == 0 {
+			return ff, fmt.Errorf("did not answer (peak RSS %d): %s\n%s", inv.MaxRSS, inv.Answer, inv.Logs)
+		}
+		colds = append(colds, inv.Cold)
+		ff.MaxRSS = max(ff.MaxRSS, inv.MaxRSS)
+	}
+	slices.Sort(colds)
+	ff.ColdStartMedianMs = ms(colds[len(colds)/2])
+	ff.ColdStartMaxMs = ms(colds[len(colds)-1])
+	ff.ColdStartSamples = samples
+	return ff, nil
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // downloadPerRun renders the document over the built agents (make build's bin/, each URL
 // a file there) for each architecture, with the SSM Agent model, and sums the sizes of

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/storecrypt/storecrypt/infra/artifact"
+	"github.com/storecrypt/storecrypt/test/rie"
 )
 
 // TestDownloadPerRun: a run downloads its own architecture's object and nothing else.
@@ -29,5 +30,19 @@ func TestDownloadPerRun(t *testing.T) {
 	}
 	if got["amd64"] != amd.Size() || got["arm64"] != 1000 {
 		t.Errorf("per run %v, want amd64 %d and arm64 1000", got, amd.Size())
+	}
+}
+
+// TestProbesCoverFunctions: the bench starts every function the stack deploys.
+func TestProbesCoverFunctions(t *testing.T) {
+	for _, fn := range artifact.Functions {
+		p, ok := rie.Probes[fn]
+		if !ok {
+			t.Errorf("no probe for the %s function: its cold start would go unmeasured", fn)
+			continue
+		}
+		if _, err := p.Payload(); err != nil {
+			t.Errorf("the %s function's probe: %v", fn, err)
+		}
 	}
 }

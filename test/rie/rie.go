@@ -22,18 +22,27 @@ import (
 // Build compiles the function in pkg (as bootstrap, -tags lambda.norpc, for this host)
 // and the emulator into dir.
 func Build(dir, pkg string) (bootstrap, emulator string, err error) {
-	bootstrap, emulator = filepath.Join(dir, "bootstrap"), filepath.Join(dir, "aws-lambda-rie")
-	for _, b := range [][]string{
-		{"build", "-trimpath", "-tags", "lambda.norpc", "-ldflags", "-s -w", "-o", bootstrap, pkg},
-		{"build", "-o", emulator, "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie"},
-	} {
-		cmd := exec.Command("go", b...)
-		cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
-		if out, err := cmd.CombinedOutput(); err != nil {
-			return "", "", fmt.Errorf("go %v: %w\n%s", b, err, out)
-		}
+	if bootstrap, err = BuildBootstrap(dir, pkg); err != nil {
+		return "", "", err
 	}
-	return bootstrap, emulator, nil
+	emulator = filepath.Join(dir, "aws-lambda-rie")
+	return bootstrap, emulator, goBuild("-o", emulator, "github.com/aws/aws-lambda-runtime-interface-emulator/cmd/aws-lambda-rie")
+}
+
+// BuildBootstrap compiles the function in pkg into dir as Lambda runs it (bootstrap,
+// -tags lambda.norpc), for this host.
+func BuildBootstrap(dir, pkg string) (string, error) {
+	bootstrap := filepath.Join(dir, "bootstrap")
+	return bootstrap, goBuild("-trimpath", "-tags", "lambda.norpc", "-ldflags", "-s -w", "-o", bootstrap, pkg)
+}
+
+func goBuild(args ...string) error {
+	cmd := exec.Command("go", append([]string{"build"}, args...)...)
+	cmd.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("go build %v: %w\n%s", args, err, out)
+	}
+	return nil
 }
 
 // Invocation is one cold start and its answer.
