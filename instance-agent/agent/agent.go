@@ -126,6 +126,9 @@ type run struct {
 	// per-disk layout runs the engine once per disk, each with its own.
 	mapper     string
 	noBootUnit bool // the per-disk layout installs the boot unit once, for all disks
+	// earlySelf waits for the agent's copy for the boot unit that stageSelfEarly started
+	// while the disk steps run; nil when none was started.
+	earlySelf func() (*atomicfile.Staged, error)
 }
 
 func (r *run) mapperName() string { return plan.MapperName(r.mapper) }

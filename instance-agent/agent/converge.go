@@ -33,6 +33,7 @@ func (r *run) converge(disks []discover.Disk) error {
 	}
 	ex := &executor{run: r, disks: disks}
 	defer ex.key.Zero()
+	defer ex.discardSelf()
 	for round := 1; ; round++ {
 		p, err := plan.Decide(f)
 		for _, n := range p.Notes {
