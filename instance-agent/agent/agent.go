@@ -234,7 +234,7 @@ func (r *run) engine() error {
 	if len(disks) > 1 && r.opts.Layout == contract.LayoutPerDisk {
 		return r.convergeEach(disks)
 	}
-	err = r.converge(disks)
+	err = r.converge(disks, nil)
 	var other *plan.OtherLayoutError
 	if errors.As(err, &other) && other.Layout == contract.LayoutPerDisk {
 		r.note("the disks hold per-disk volumes; they are opened as they are (--layout %s applies to new volumes)", r.opts.Layout)

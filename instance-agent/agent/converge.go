@@ -25,11 +25,17 @@ const maxRounds = 4
 
 // converge observes the disks, decides a plan, and runs it; a step that needs new facts
 // (an assembled array's content, an opened volume's filesystem) ends the round, and the
-// rest is decided from what is read then.
-func (r *run) converge(disks []discover.Disk) error {
-	f, err := r.observe(disks)
-	if err != nil {
-		return err
+// rest is decided from what is read then. The first round decides from observed when
+// the caller has read the disks already, and observes them otherwise.
+func (r *run) converge(disks []discover.Disk, observed *plan.Facts) error {
+	var f plan.Facts
+	if observed != nil {
+		f = *observed
+	} else {
+		var err error
+		if f, err = r.observe(disks); err != nil {
+			return err
+		}
 	}
 	ex := &executor{run: r, disks: disks}
 	defer ex.key.Zero()
