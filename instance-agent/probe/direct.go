@@ -71,7 +71,10 @@ func writtenDirect(fd int, dev string, all [][2]int64, to int64) (string, error)
 	}
 	// The kernel writes into the buffers after io_submit returns: they live outside the
 	// Go heap, and are unmapped only after io_destroy has waited for every read.
-	mem, err := unix.Mmap(-1, 0, depth*edge, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
+	// Spans lie back to back in it: at most two of them (the ends) are longer than a
+	// sample, so a window takes at most 2 MiB and depth samples (a slot of the longest
+	// span for each read took 64 MiB, which transparent huge pages made resident).
+	mem, err := unix.Mmap(-1, 0, 2*edge+depth*sample, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
 		unix.Syscall(unix.SYS_IO_DESTROY, ctx, 0, 0)
 		return "", errNoDirect
@@ -83,8 +86,13 @@ func writtenDirect(fd int, dev string, all [][2]int64, to int64) (string, error)
 	events := make([]ioEvent, depth)
 	for start := 0; start < len(all); start += depth {
 		window := all[start:min(start+depth, len(all))]
+		at := make([]int, len(window)+1) // where each span's bytes are in mem
 		for i, s := range window {
-			cbs[i] = iocb{data: uint64(i), fildes: uint32(dfd), buf: uint64(uintptr(unsafe.Pointer(&mem[i*edge]))), nbytes: uint64(s[1]), offset: s[0]}
+			at[i+1] = at[i] + int(s[1])
+			if at[i+1] > len(mem) {
+				return "", errNoDirect
+			}
+			cbs[i] = iocb{data: uint64(i), fildes: uint32(dfd), buf: uint64(uintptr(unsafe.Pointer(&mem[at[i]]))), nbytes: uint64(s[1]), offset: s[0]}
 			ptrs[i] = &cbs[i]
 		}
 		for sent := 0; sent < len(window); {
@@ -115,7 +123,7 @@ func writtenDirect(fd int, dev string, all [][2]int64, to int64) (string, error)
 			if res[i] != s[1] {
 				return "", fmt.Errorf("reading %s at byte %d: read %d bytes of %d (%w)", dev, s[0], max(res[i], 0), s[1], readErr(res[i]))
 			}
-			b := mem[i*edge : i*edge+int(s[1])]
+			b := mem[at[i]:at[i+1]]
 			if !bytes.Equal(b, zeros[:s[1]]) {
 				return fmt.Sprintf("non-zero bytes at byte %d of %d", s[0]+firstNonZero(b), to), nil
 			}
