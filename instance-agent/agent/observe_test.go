@@ -35,24 +35,30 @@ func barrier(n int) func(name string) func() error {
 // TestObserveConcurrently: the disks' probes and cryptsetup's version run at once, every
 // disk's failure is reported, and a cryptsetup too old for tokens refuses first.
 func TestObserveConcurrently(t *testing.T) {
-	at := barrier(3)
+	at, each := barrier(3), barrier(3)
 	for _, tc := range []struct {
-		name  string
-		calls []sysexec.Call
-		code  contract.ExitCode
-		want  []string // in the error
+		name   string
+		layout string
+		calls  []sysexec.Call
+		code   contract.ExitCode
+		want   []string // in the error
 	}{
-		{"the probes and the version at once", []sysexec.Call{
+		{"the probes and the version at once", contract.DefaultLayout, []sysexec.Call{
 			{Argv: "cryptsetup --version", Stdout: version, Do: at("cryptsetup --version")},
 			{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2, Do: at("blkid of nvme1n1")},
 			{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2, Do: at("blkid of nvme2n1")},
 		}, contract.ExitOK, nil},
-		{"every disk's failure", []sysexec.Call{
+		{"per-disk, the probes at once", contract.LayoutPerDisk, []sysexec.Call{
+			{Argv: "cryptsetup --version", Stdout: version, Do: each("cryptsetup --version")},
+			{Argv: "blkid -p -o export /dev/nvme1n1", Code: 2, Do: each("blkid of nvme1n1")},
+			{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2, Do: each("blkid of nvme2n1")},
+		}, contract.ExitOK, nil},
+		{"every disk's failure", contract.DefaultLayout, []sysexec.Call{
 			{Argv: "cryptsetup --version", Stdout: version},
 			{Argv: "blkid -p -o export /dev/nvme1n1", Code: 4, Stderr: "usage"},
 			{Argv: "blkid -p -o export /dev/nvme2n1", Code: 4, Stderr: "usage"},
 		}, contract.ExitSystemError, []string{"probing /dev/nvme1n1", "probing /dev/nvme2n1"}},
-		{"an old cryptsetup before a failed probe", []sysexec.Call{
+		{"an old cryptsetup before a failed probe", contract.DefaultLayout, []sysexec.Call{
 			{Argv: "cryptsetup --version", Stdout: "cryptsetup 2.0.6\n"},
 			{Argv: "blkid -p -o export /dev/nvme1n1", Code: 4, Stderr: "usage"},
 			{Argv: "blkid -p -o export /dev/nvme2n1", Code: 2},
@@ -62,7 +68,9 @@ func TestObserveConcurrently(t *testing.T) {
 			root := t.TempDir()
 			sysfs(t, root, merge(disk("nvme1n1", "259:0"), disk("nvme2n1", "259:1")))
 			a, fake, _ := newTestAgent(t, root, tc.calls, &fakeKeys{})
-			_, err := a.Plan(context.Background(), kmsOptions())
+			o := kmsOptions()
+			o.Layout = tc.layout
+			_, err := a.Plan(context.Background(), o)
 			if got := ExitCodeOf(err); got != tc.code {
 				t.Fatalf("got %v (exit %d), want exit %d", err, got, tc.code)
 			}
