@@ -17,20 +17,24 @@ const depth = 64
 
 // iocb and ioEvent are Linux AIO's struct iocb and struct io_event (linux/aio_abi.h) on
 // a little-endian machine, which every architecture the agent is built for is.
+// The fields left blank (key, rw_flags, reqprio, reserved2, flags, resfd) stay zero, as
+// does the opcode, IOCB_CMD_PREAD.
 type iocb struct {
-	data      uint64
-	key       uint32
-	rwFlags   int32
-	opcode    uint16
-	reqprio   int16
-	fildes    uint32
-	buf       uint64
-	nbytes    uint64
-	offset    int64
-	reserved2 uint64
-	flags     uint32
-	resfd     uint32
+	data   uint64
+	_      uint32
+	_      int32
+	opcode uint16
+	_      int16
+	fildes uint32
+	buf    uint64
+	nbytes uint64
+	offset int64
+	_      uint64
+	_      uint32
+	_      uint32
 }
+
+const iocbCmdPread = 0
 
 type ioEvent struct {
 	data, obj uint64
@@ -76,11 +80,13 @@ func writtenDirect(fd int, dev string, all [][2]int64, to int64) (string, error)
 	// span for each read took 64 MiB, which transparent huge pages made resident).
 	mem, err := unix.Mmap(-1, 0, 2*edge+depth*sample, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS)
 	if err != nil {
-		unix.Syscall(unix.SYS_IO_DESTROY, ctx, 0, 0)
+		destroy(ctx)
 		return "", errNoDirect
 	}
-	defer unix.Munmap(mem)
-	defer unix.Syscall(unix.SYS_IO_DESTROY, ctx, 0, 0)
+	// Deferred in this order, io_destroy, which waits for reads still in flight, runs
+	// before the buffers they write into are unmapped.
+	defer func() { _ = unix.Munmap(mem) }()
+	defer destroy(ctx)
 	cbs := make([]iocb, depth)
 	ptrs := make([]*iocb, depth)
 	events := make([]ioEvent, depth)
@@ -92,7 +98,7 @@ func writtenDirect(fd int, dev string, all [][2]int64, to int64) (string, error)
 			if at[i+1] > len(mem) {
 				return "", errNoDirect
 			}
-			cbs[i] = iocb{data: uint64(i), fildes: uint32(dfd), buf: uint64(uintptr(unsafe.Pointer(&mem[at[i]]))), nbytes: uint64(s[1]), offset: s[0]}
+			cbs[i] = iocb{data: uint64(i), opcode: iocbCmdPread, fildes: uint32(dfd), buf: uint64(uintptr(unsafe.Pointer(&mem[at[i]]))), nbytes: uint64(s[1]), offset: s[0]}
 			ptrs[i] = &cbs[i]
 		}
 		for sent := 0; sent < len(window); {
@@ -131,6 +137,10 @@ func writtenDirect(fd int, dev string, all [][2]int64, to int64) (string, error)
 	}
 	return "", nil
 }
+
+// destroy is io_destroy: it cancels or waits for the context's reads, then frees it. An
+// error leaves nothing to undo.
+func destroy(ctx uintptr) { _, _, _ = unix.Syscall(unix.SYS_IO_DESTROY, ctx, 0, 0) }
 
 // readErr is the error of an AIO read's result: a negative errno, or a short read.
 func readErr(res int64) error {

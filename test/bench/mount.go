@@ -115,8 +115,12 @@ func mountOnce(ctx context.Context, tb *testbed.Testbed, size int) ([]MountResul
 	}
 	// The first agent's volume holds the mapping name every apply uses; without closing it
 	// the measured apply fails at its open, and its memory is a failed run's.
-	if r, err := tb.Guest.Exec(ctx, vm.Cmd{Argv: []string{"sh", "-c", "umount /mnt/agent && cryptsetup close " + contract.MapperName}}); err != nil || r.Code != 0 {
-		return nil, AgentMemory{}, fmt.Errorf("closing the agent's volume: %v %d %s", err, r.Code, r.Stderr)
+	closed, err := tb.Guest.Exec(ctx, vm.Cmd{Argv: []string{"sh", "-c", "umount /mnt/agent && cryptsetup close " + contract.MapperName}})
+	if err != nil {
+		return nil, AgentMemory{}, fmt.Errorf("closing the agent's volume: %w", err)
+	}
+	if closed.Code != 0 {
+		return nil, AgentMemory{}, fmt.Errorf("closing the agent's volume: exit %d: %s", closed.Code, closed.Stderr)
 	}
 	mem, err := tb.Guest.Exec(ctx, vm.Cmd{Argv: append([]string{"sh", "-c", peakRSS, "sh"}, agentArgs("/dev/nvme3n1", "/mnt/memory")...), Env: emu.Env()})
 	if err != nil {
