@@ -17,6 +17,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/storecrypt/storecrypt/instance-agent/atomicfile"
@@ -117,12 +118,17 @@ type run struct {
 	fsys fs.FS
 	cs   luks.Cryptsetup
 	md   raid.Mdadm
-	perf bool // persistent no-workqueue flags are supported
-	keys Keys
+	// toolVersion waits for the cryptsetup version check checkTools started, and says
+	// whether the persistent no-workqueue flags are supported.
+	toolVersion func() (perf bool, err error)
+	keys        Keys
 	// mapper is the volume's device-mapper name ("" for contract.MapperName); the
 	// per-disk layout runs the engine once per disk, each with its own.
 	mapper     string
 	noBootUnit bool // the per-disk layout installs the boot unit once, for all disks
+	// earlySelf waits for the agent's copy for the boot unit that stageSelfEarly started
+	// while the disk steps run; nil when none was started.
+	earlySelf func() (*atomicfile.Staged, error)
 }
 
 func (r *run) mapperName() string { return plan.MapperName(r.mapper) }
@@ -228,7 +234,7 @@ func (r *run) engine() error {
 	if len(disks) > 1 && r.opts.Layout == contract.LayoutPerDisk {
 		return r.convergeEach(disks)
 	}
-	err = r.converge(disks)
+	err = r.converge(disks, nil)
 	var other *plan.OtherLayoutError
 	if errors.As(err, &other) && other.Layout == contract.LayoutPerDisk {
 		r.note("the disks hold per-disk volumes; they are opened as they are (--layout %s applies to new volumes)", r.opts.Layout)
@@ -317,15 +323,33 @@ func (r *run) checkTools(disks int) error {
 	if len(missing) > 0 {
 		return &MissingToolError{Tools: missing}
 	}
+	// The version is read beside the disks' probes (observe waits for it): the process
+	// costs as much as a probe, and neither needs the other.
+	done := make(chan struct{})
+	var perf bool
+	var verr error
+	go func() {
+		defer close(done)
+		perf, verr = r.checkVersion()
+	}()
+	r.toolVersion = sync.OnceValues(func() (bool, error) {
+		<-done
+		return perf, verr
+	})
+	return nil
+}
+
+// checkVersion refuses a cryptsetup too old for LUKS2 tokens, and says whether the
+// persistent no-workqueue flags can be used.
+func (r *run) checkVersion() (bool, error) {
 	v, err := r.cs.GetVersion(r.ctx)
 	if err != nil {
-		return err
+		return false, err
 	}
 	if !v.AtLeast(luks.MinVersion) {
-		return &MissingToolError{Tools: []string{"cryptsetup"}, Detail: fmt.Sprintf("cryptsetup %s is too old: LUKS2 tokens need %s or later", v, luks.MinVersion)}
+		return false, &MissingToolError{Tools: []string{"cryptsetup"}, Detail: fmt.Sprintf("cryptsetup %s is too old: LUKS2 tokens need %s or later", v, luks.MinVersion)}
 	}
-	r.perf = v.AtLeast(luks.PerfFlagsVersion) && kernelAtLeast(r.fsys, 5, 9)
-	return nil
+	return v.AtLeast(luks.PerfFlagsVersion) && kernelAtLeast(r.fsys, 5, 9), nil
 }
 
 func kernelAtLeast(fsys fs.FS, major, minor int) bool {

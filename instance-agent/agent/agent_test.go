@@ -187,8 +187,19 @@ func merge(ms ...map[string]string) map[string]string {
 	return out
 }
 
+// probes are the commands observe runs concurrently: cryptsetup's version beside every
+// disk's blkid and, for a member of our array, mdadm --examine.
+func probes(argv string) bool {
+	for _, p := range []string{"cryptsetup --version", "blkid -p -o export /dev/nvme", "mdadm --examine "} {
+		if strings.HasPrefix(argv, p) {
+			return true
+		}
+	}
+	return false
+}
+
 func newTestAgent(t *testing.T, root string, calls []sysexec.Call, keys *fakeKeys) (*Agent, *sysexec.Fake, *bytes.Buffer) {
-	fake := &sysexec.Fake{T: t, Calls: calls}
+	fake := &sysexec.Fake{T: t, Calls: calls, Unordered: probes}
 	var progress bytes.Buffer
 	now := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 	a := &Agent{

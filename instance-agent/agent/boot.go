@@ -108,25 +108,74 @@ func isDir(p string) bool {
 // finds the same bytes there. Neither file is read whole into memory. replacing, when
 // set, runs just before the file is replaced.
 func (r *run) installSelf(replacing func()) (bool, error) {
-	if r.Self == "" {
-		return false, nil
-	}
-	dst := filepath.Join(r.Root, contract.AgentPath)
-	self, err := os.Open(r.Self)
-	if err != nil {
-		return false, fmt.Errorf("reading the agent binary: %w", err)
-	}
-	defer self.Close()
-	if same, err := holds(dst, self); same || err != nil {
+	staged, err := r.stagedSelf()
+	if staged == nil || err != nil {
 		return false, err
-	}
-	if _, err := self.Seek(0, io.SeekStart); err != nil {
-		return false, fmt.Errorf("reading the agent binary: %w", err)
 	}
 	if replacing != nil {
 		replacing()
 	}
-	return true, atomicfile.WriteFrom(dst, self, 0o755)
+	return true, staged.Commit()
+}
+
+// stagedSelf is the copy stageSelfEarly started, once it is made, or else a copy made now
+// (stageSelf).
+func (r *run) stagedSelf() (*atomicfile.Staged, error) {
+	if early := r.earlySelf; early != nil {
+		r.earlySelf = nil
+		return early()
+	}
+	return r.stageSelf()
+}
+
+// stageSelf writes the running binary, flushed, beside contract.AgentPath
+// (atomicfile.Stage); nil when there is no binary to install or that file already holds
+// this one.
+func (r *run) stageSelf() (*atomicfile.Staged, error) {
+	if r.Self == "" {
+		return nil, nil
+	}
+	dst := filepath.Join(r.Root, contract.AgentPath)
+	self, err := os.Open(r.Self)
+	if err != nil {
+		return nil, fmt.Errorf("reading the agent binary: %w", err)
+	}
+	defer self.Close()
+	if same, err := holds(dst, self); same || err != nil {
+		return nil, err
+	}
+	if _, err := self.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("reading the agent binary: %w", err)
+	}
+	return atomicfile.Stage(dst, self, 0o755)
+}
+
+// stageSelfEarly starts copying the agent for the boot unit while the disk steps run: the
+// copy and its fsync (13 MB; 0.45 to 1.1 s in the test guest) otherwise wait for the
+// mount. The executor calls it only once the key is in hand, so a refused run, or one
+// without a key, writes nothing; discardSelf removes a copy no step committed.
+func (r *run) stageSelfEarly() {
+	done := make(chan struct{})
+	var staged *atomicfile.Staged
+	var err error
+	go func() {
+		defer close(done)
+		staged, err = r.stageSelf()
+	}()
+	r.earlySelf = func() (*atomicfile.Staged, error) {
+		<-done
+		return staged, err
+	}
+}
+
+// discardSelf removes the copy stageSelfEarly made when the run ends without installing it.
+func (r *run) discardSelf() {
+	if early := r.earlySelf; early != nil {
+		r.earlySelf = nil
+		if staged, err := early(); staged != nil && err == nil {
+			_ = staged.Discard()
+		}
+	}
 }
 
 // holds reports whether the file at path is f, or has f's size and bytes; a missing or

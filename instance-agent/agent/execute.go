@@ -49,12 +49,18 @@ func (ex *executor) execute(p plan.Plan, f *plan.Facts) (bool, error) {
 	if err := ex.check(p, f); err != nil {
 		return false, err
 	}
+	// The boot unit's copy of the agent starts with the first step past the key.
+	early := !ex.dry() && slices.ContainsFunc(p.Steps, func(s plan.Step) bool { return s.Kind == plan.InstallBoot })
 	for _, s := range p.Steps {
 		if ex.dry() {
 			if s.Kind != plan.NewKey && s.Kind != plan.RecoverKey {
 				ex.would(s)
 			}
 			continue
+		}
+		if early && s.Kind != plan.NewKey && s.Kind != plan.RecoverKey {
+			ex.stageSelfEarly()
+			early = false
 		}
 		if err := ex.step(s); err != nil {
 			return false, err

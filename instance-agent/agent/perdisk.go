@@ -34,17 +34,23 @@ func (r *run) convergeEach(disks []discover.Disk) error {
 			sub.opts.BindDirs = nil
 		}
 	}
+	// Each disk is probed once, all at once: the facts its plan is checked on here are
+	// the ones it converges from below, for nothing writes on a disk in between.
+	facts := make([]plan.Facts, len(disks))
+	if err := concurrently(len(disks), func(i int) (err error) {
+		facts[i], err = subs[i].observe([]discover.Disk{disks[i]})
+		return err
+	}); err != nil {
+		return err
+	}
 	for i, d := range disks {
-		f, err := subs[i].observe([]discover.Disk{d})
-		if err != nil {
-			return err
-		}
+		f := facts[i]
 		p, err := plan.Decide(f)
 		var other *plan.OtherLayoutError
 		if errors.As(err, &other) {
 			r.note("the disks hold a storecrypt array; it is opened as it is (--layout %s applies to new volumes)", r.opts.Layout)
 			r.opts.Layout = contract.DefaultLayout
-			return r.converge(disks)
+			return r.converge(disks, nil)
 		}
 		if err != nil {
 			return err
@@ -66,7 +72,7 @@ func (r *run) convergeEach(disks []discover.Disk) error {
 	var vols []contract.Layout
 	for i, d := range disks {
 		subs[i].keys = r.keys
-		err := subs[i].converge([]discover.Disk{d})
+		err := subs[i].converge([]discover.Disk{d}, &facts[i])
 		r.keys = subs[i].keys
 		if r.rep.Layout != nil {
 			vols = append(vols, *r.rep.Layout)

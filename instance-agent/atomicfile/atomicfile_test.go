@@ -4,6 +4,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -82,5 +83,46 @@ func TestWriteFromAFile(t *testing.T) {
 	got, err := os.ReadFile(dst)
 	if err != nil || !slices.Equal(got, want) {
 		t.Fatalf("copied %d bytes (%v), want the %d of the source", len(got), err, len(want))
+	}
+}
+
+// TestStage: a staged content is flushed beside the file, which keeps its old content
+// until Commit; Discard leaves the old content and no copy.
+func TestStage(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		commit bool
+		want   string
+	}{
+		{"committed", true, "new"},
+		{"discarded", false, "old"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "agent")
+			if err := Write(path, []byte("old"), 0o755); err != nil {
+				t.Fatal(err)
+			}
+			s, err := Stage(path, strings.NewReader("new"), 0o755)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.ReadFile(path); err != nil || string(got) != "old" {
+				t.Fatalf("got %q, %v while staged, want %q", got, err, "old")
+			}
+			if tc.commit {
+				err = s.Commit()
+			} else {
+				err = s.Discard()
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got, err := os.ReadFile(path); err != nil || string(got) != tc.want {
+				t.Errorf("got %q, %v, want %q", got, err, tc.want)
+			}
+			if _, err := os.Stat(path + ".tmp"); !os.IsNotExist(err) {
+				t.Errorf("got %v for the staged copy, want it gone", err)
+			}
+		})
 	}
 }

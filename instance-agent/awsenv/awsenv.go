@@ -46,6 +46,9 @@ import (
 type Env struct {
 	once sync.Once
 	cfg  aws.Config
+	// imds is the one IMDS client every read goes through: it keeps its IMDSv2 session
+	// token, so a run asks for one (a client per read asked for three, each a round trip).
+	imds *imds.Client
 	err  error
 }
 
@@ -66,6 +69,7 @@ func (e *Env) load(ctx context.Context) (aws.Config, error) {
 			return
 		}
 		client := imds.NewFromConfig(cfg)
+		e.imds = client
 		cfg.Credentials = aws.NewCredentialsCache(ec2rolecreds.New(func(o *ec2rolecreds.Options) { o.Client = client }))
 		if cfg.Region == "" {
 			out, err := client.GetRegion(ctx, &imds.GetRegionInput{})
@@ -89,10 +93,10 @@ func (e *Env) Keys(ctx context.Context) (keysource.Sources, error) {
 	s3c := &s3object.Client{HTTP: cfg.HTTPClient, Credentials: cfg.Credentials, Region: cfg.Region,
 		Endpoint: endpoint(os.Getenv, "S3"),
 		Domain: func(ctx context.Context) (string, error) {
-			return metadata(ctx, imds.NewFromConfig(cfg), "services/domain")
+			return metadata(ctx, e.imds, "services/domain")
 		}}
 	owner := func(ctx context.Context) (string, error) {
-		doc, err := identity(ctx, imds.NewFromConfig(cfg))
+		doc, err := identity(ctx, e.imds)
 		return doc.AccountID, err
 	}
 	return keysource.Sources{KMS: kms.NewFromConfig(cfg), S3: s3c, Owner: owner}, nil
@@ -141,11 +145,10 @@ func metadata(ctx context.Context, client *imds.Client, path string) (string, er
 // the instance identity document, the partition from services/partition. The ARN is the
 // one KMS sees as ec2:SourceInstanceARN on requests signed with this instance's role.
 func (e *Env) Instance(ctx context.Context) (id, arn string, err error) {
-	cfg, err := e.load(ctx)
-	if err != nil {
+	if _, err := e.load(ctx); err != nil {
 		return "", "", err
 	}
-	client := imds.NewFromConfig(cfg)
+	client := e.imds
 	doc, err := identity(ctx, client)
 	if err != nil {
 		return "", "", err

@@ -4,9 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -241,5 +246,49 @@ func TestEndpoint(t *testing.T) {
 		if got := endpoint(func(k string) string { return tc.env[k] }, "S3"); got != tc.want {
 			t.Errorf("%v: %q, want %q", tc.env, got, tc.want)
 		}
+	}
+}
+
+// TestOneIMDSSession: the identity, the credentials and the account all come through one
+// IMDSv2 session: one token request for a run, not one per read.
+func TestOneIMDSSession(t *testing.T) {
+	e := emu.Start(t)
+	onInstance(t, e)
+	var mu sync.Mutex
+	tokens := 0
+	target, err := url.Parse("http://" + e.IMDSAddr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPut && r.URL.Path == "/latest/api/token" {
+			mu.Lock()
+			tokens++
+			mu.Unlock()
+		}
+		proxy.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	t.Setenv("AWS_EC2_METADATA_SERVICE_ENDPOINT", srv.URL)
+	ctx := context.Background()
+	env := &Env{}
+	if _, _, err := env.Instance(ctx); err != nil {
+		t.Fatal(err)
+	}
+	src, err := env.Keys(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := src.Owner(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := env.cfg.Credentials.Retrieve(ctx); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if tokens != 1 {
+		t.Errorf("got %d IMDSv2 token requests, want 1", tokens)
 	}
 }

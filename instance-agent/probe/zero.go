@@ -2,6 +2,7 @@ package probe
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
@@ -22,8 +23,9 @@ const (
 	// written run longer than size/Samples (1.8 GB on a 7.5 TB disk, 256 KiB on the
 	// test guest's 1 GiB) is found wherever it lies. 4096 reads of 4 KiB cost 16 MiB per
 	// disk: on a trimmed NVMe namespace, which answers a deallocated block without
-	// touching flash, well under a second, and disks are read in parallel
-	// (docs/security.md, "Data on a disk", has the measurement).
+	// touching flash, well under a second; they are issued depth at a time (writtenDirect)
+	// and disks are read in parallel (docs/security.md, "Data on a disk", has the
+	// measurement).
 	Samples = 4096
 	sample  = 4 << 10
 )
@@ -43,6 +45,12 @@ func Written(fsys fs.FS, dev string, from, to int64) (string, error) {
 	if !ok {
 		return "", fmt.Errorf("reading %s: its file cannot be read at an offset", dev)
 	}
+	all := spans(from, to)
+	if fd, ok := f.(interface{ Fd() uintptr }); ok {
+		if where, err := writtenDirect(int(fd.Fd()), dev, all, to); !errors.Is(err, errNoDirect) {
+			return where, err
+		}
+	}
 	buf := make([]byte, edge)
 	check := func(off, n int64) (string, error) {
 		if _, err := r.ReadAt(buf[:n], off); err != nil {
@@ -53,7 +61,7 @@ func Written(fsys fs.FS, dev string, from, to int64) (string, error) {
 		}
 		return fmt.Sprintf("non-zero bytes at byte %d of %d", off+firstNonZero(buf[:n]), to), nil
 	}
-	for _, span := range spans(from, to) {
+	for _, span := range all {
 		if where, err := check(span[0], span[1]); where != "" || err != nil {
 			return where, err
 		}

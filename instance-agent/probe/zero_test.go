@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"testing/fstest"
+
+	"golang.org/x/sys/unix"
 )
 
 // TestWritten: a disk reads as zero only when its ends and every sample do; whatever is
@@ -84,5 +86,53 @@ func TestWrittenRange(t *testing.T) {
 	}
 	if _, err := Written(fstest.MapFS{"dev/x": {Data: make([]byte, 10)}}, "/dev/x", 0, 4096); err == nil {
 		t.Error("a device shorter than its size read: got no error, want one")
+	}
+}
+
+// TestWrittenInBatches: where the device allows O_DIRECT, the reads go to the kernel
+// depth at a time, and stop after the batch that holds the first non-zero span.
+func TestWrittenInBatches(t *testing.T) {
+	// 4098 spans, 64 at a time.
+	const size = int64(1) << 30
+	for _, tc := range []struct {
+		name    string
+		at      int64 // one non-zero byte; -1 for none
+		batches int
+		where   string
+	}{
+		{"all zero", -1, 65, ""},
+		{"in the first MiB", 4096, 1, "non-zero bytes at byte 4096 of 1073741824"},
+		{"in the last sample", size - edge - sample, 65, "non-zero bytes at byte 1072689152 of 1073741824"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			dev := filepath.Join(dir, "nvme1n1")
+			f, err := os.Create(dev)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := f.Truncate(size); err != nil {
+				t.Fatal(err)
+			}
+			if tc.at >= 0 {
+				if _, err := f.WriteAt([]byte{1}, tc.at); err != nil {
+					t.Fatal(err)
+				}
+			}
+			f.Close()
+			if fd, err := unix.Open(dev, unix.O_RDONLY|unix.O_DIRECT, 0); err != nil {
+				t.Skipf("%s cannot be opened with O_DIRECT (%v): put TMPDIR on a disk filesystem", dir, err)
+			} else {
+				unix.Close(fd)
+			}
+			batches := 0
+			real := submit
+			submit = func(ctx uintptr, cbs []*iocb) (int, error) { batches++; return real(ctx, cbs) }
+			defer func() { submit = real }()
+			where, err := Written(os.DirFS(dir), "/nvme1n1", 0, size)
+			if err != nil || where != tc.where || batches != tc.batches {
+				t.Errorf("got %q, %v in %d batches; want %q in %d", where, err, batches, tc.where, tc.batches)
+			}
+		})
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/test/emu"
 	"github.com/storecrypt/storecrypt/test/testbed"
 	"github.com/storecrypt/storecrypt/test/vm"
@@ -55,7 +56,7 @@ while kill -0 $p 2>/dev/null; do
   [ -n "$v" ] && m=$v
   usleep 20000
 done
-wait $p
+wait $p || exit
 echo $m`
 
 // Mount boots one guest per size with four blank disks and times the agent, the recipe
@@ -111,6 +112,15 @@ func mountOnce(ctx context.Context, tb *testbed.Testbed, size int) ([]MountResul
 			return nil, AgentMemory{}, fmt.Errorf("%s exited %d: %s", r.variant, res.Code, res.Stderr)
 		}
 		out = append(out, MountResult{Variant: r.variant, SizeMiB: size, Seconds: d.Seconds()})
+	}
+	// The first agent's volume holds the mapping name every apply uses; without closing it
+	// the measured apply fails at its open, and its memory is a failed run's.
+	closed, err := tb.Guest.Exec(ctx, vm.Cmd{Argv: []string{"sh", "-c", "umount /mnt/agent && cryptsetup close " + contract.MapperName}})
+	if err != nil {
+		return nil, AgentMemory{}, fmt.Errorf("closing the agent's volume: %w", err)
+	}
+	if closed.Code != 0 {
+		return nil, AgentMemory{}, fmt.Errorf("closing the agent's volume: exit %d: %s", closed.Code, closed.Stderr)
 	}
 	mem, err := tb.Guest.Exec(ctx, vm.Cmd{Argv: append([]string{"sh", "-c", peakRSS, "sh"}, agentArgs("/dev/nvme3n1", "/mnt/memory")...), Env: emu.Env()})
 	if err != nil {
