@@ -360,6 +360,9 @@ func (g *Guest) boot(ctx context.Context) error {
 	args := []string{
 		"-accel", "tcg,thread=multi", "-smp", "2", "-cpu", "max",
 		"-m", strconv.Itoa(g.cfg.MemoryMB), "-nographic", "-no-reboot",
+		// qboot instead of SeaBIOS, and no VGA card: the guest is booted by -kernel and
+		// talks on the serial console, so a PC BIOS and a display are emulated for nothing.
+		"-bios", "qboot.rom", "-vga", "none",
 		"-kernel", filepath.Join(g.image, "vmlinux"), "-initrd", g.initrd,
 		"-append", cmdline,
 		"-netdev", netdev, "-device", "virtio-net-pci,netdev=n0",
