@@ -10,7 +10,15 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mkdir -p /dev/pts /run/cryptsetup /run/lock /tmp
 ln -sf /proc/mounts /etc/mtab
-while read -r m; do insmod "$m" 2>/dev/null; done </etc/modules.order
+# The busybox guest leaves the modules of /etc/modules.lazy to the kernel's request for
+# them; systemd's modprobe would look for them in the Debian root, which has none.
+lazy=
+grep -q storecrypt.systemd /proc/cmdline || lazy=$(cut -d' ' -f2 /etc/modules.lazy)
+while read -r m; do
+	case " $lazy " in *" $m "*) continue ;; esac
+	insmod "$m" 2>/dev/null
+done </etc/modules.order
+[ -n "$lazy" ] && echo /sbin/lazy-modprobe >/proc/sys/kernel/modprobe
 
 # The systemd guest (kernel option storecrypt.systemd): the root disk is a Debian root.
 # Its modules are loaded above; the harness's runner and the files of this run are
