@@ -99,6 +99,7 @@ type Key struct {
 	seenTags  map[string]string
 	tagsStale bool
 	secret    []byte // seals the key's ciphertexts
+	grants    grantIndex
 }
 
 // Grant gives Grantee the operations ("Decrypt", "GenerateDataKey"), optionally only for
