@@ -89,12 +89,23 @@ func (w *World) listGrants(params any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var listed []kmstypes.GrantListEntry
+	// The page's entries alone are built: a key may hold 50,000 grants, read 100 a page.
+	var listed []int
 	for i, g := range k.Grants {
-		id := grantID(i, g)
-		if g.Removed || in.GrantId != nil && *in.GrantId != id || in.GranteePrincipal != nil && *in.GranteePrincipal != g.Grantee {
+		if g.Removed || in.GrantId != nil && *in.GrantId != grantID(i, g) || in.GranteePrincipal != nil && *in.GranteePrincipal != g.Grantee {
 			continue
 		}
+		listed = append(listed, i)
+	}
+	start := 0
+	if in.Marker != nil {
+		if start, err = strconv.Atoi(*in.Marker); err != nil || start > len(listed) {
+			return nil, &kmstypes.InvalidMarkerException{Message: aws.String("invalid marker")}
+		}
+	}
+	out := &kms.ListGrantsOutput{}
+	for _, i := range listed[start:min(len(listed), start+int(limit))] {
+		g, id := k.Grants[i], grantID(i, k.Grants[i])
 		e := kmstypes.GrantListEntry{GranteePrincipal: aws.String(g.Grantee), KeyId: aws.String(k.ARN), GrantId: aws.String(id), IssuingAccount: aws.String(w.account())}
 		if g.Name != "" {
 			e.Name = aws.String(g.Name)
@@ -108,15 +119,8 @@ func (w *World) listGrants(params any) (any, error) {
 		if g.ContextEquals != nil || g.ContextSubset != nil {
 			e.Constraints = &kmstypes.GrantConstraints{EncryptionContextEquals: g.ContextEquals, EncryptionContextSubset: g.ContextSubset}
 		}
-		listed = append(listed, e)
+		out.Grants = append(out.Grants, e)
 	}
-	start := 0
-	if in.Marker != nil {
-		if start, err = strconv.Atoi(*in.Marker); err != nil || start > len(listed) {
-			return nil, &kmstypes.InvalidMarkerException{Message: aws.String("invalid marker")}
-		}
-	}
-	out := &kms.ListGrantsOutput{Grants: listed[start:min(len(listed), start+int(limit))]}
 	if next := start + int(limit); next < len(listed) {
 		out.Truncated, out.NextMarker = true, aws.String(strconv.Itoa(next))
 	}

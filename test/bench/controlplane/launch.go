@@ -1,25 +1,16 @@
-// Package bench measures storecrypt against the alternatives, side by side in one run:
-// the launch function's batched design against the naive one-event-per-invocation design
-// under throttling APIs, the functions' footprint, and (in the guest) time to a mounted,
-// encrypted filesystem against the seed recipe and the bare commands. `make bench` runs it
-// in full and writes docs/benchmarks.md; `make test` runs a small smoke of each.
-package bench
+package controlplane
 
 import (
-	"container/heap"
 	"context"
 	"fmt"
 	"io"
 	"log/slog"
 	"math/rand/v2"
 	"slices"
-	"sync"
 	"time"
 
 	"github.com/aws/aws-lambda-go/events"
 	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/aws/ratelimit"
-	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/ec2"
 	ec2types "github.com/aws/aws-sdk-go-v2/service/ec2/types"
 	"github.com/aws/aws-sdk-go-v2/service/iam"
@@ -31,122 +22,35 @@ import (
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/document"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
-	"github.com/storecrypt/storecrypt/internal/lambdaenv"
 	"github.com/storecrypt/storecrypt/internal/launch"
 	"github.com/storecrypt/storecrypt/test/deployment"
 )
 
-// Rate is a token bucket: Burst calls at once, Refill per second after that.
-type Rate struct {
-	Burst  float64
-	Refill float64
-}
-
-// Rates are the API limits the simulation assumes, per account and region. EC2's describe
-// calls get its documented non-mutating bucket (100 burst, 20/s); CreateTags a mutating
-// one (100, 10/s); SSM, IAM and KMS management calls lower quotas in the spirit of their
-// published TPS limits. They are assumptions for a comparison: both designs meet the same
-// buckets, so the ratios matter more than the seconds.
-var Rates = map[string]Rate{
-	"EC2.DescribeInstances":           {100, 20},
-	"EC2.DescribeInstanceTypes":       {100, 20},
-	"EC2.CreateTags":                  {100, 10},
-	"SSM.DescribeInstanceInformation": {40, 20},
-	"SSM.SendCommand":                 {20, 10},
-	"IAM.GetInstanceProfile":          {20, 10},
-	"IAM.SimulatePrincipalPolicy":     {10, 5},
-	// KMS's figures are its "Request quotas" page's defaults (requests per second; each
-	// operation its own quota, the cryptographic ones aside), quoted in
-	// docs/aws-fidelity.md; KMS names no burst, so a second's worth is the bucket.
-	"KMS.DescribeKey":  {2000, 2000},
-	"KMS.GetKeyPolicy": {1000, 1000},
-	"KMS.ListGrants":   {100, 100},
-	// One per instance the launch function commands (kms-datakey).
-	"KMS.CreateGrant": {50, 50},
-	"KMS.RevokeGrant": {50, 50},
-	"KMS.RetireGrant": {50, 50},
-	"KMS.TagResource": {10, 10},
-}
-
-// latency is what one call costs in simulated time.
-const latency = 30 * time.Millisecond
-
-// clock is simulated time with a token bucket per API. It is the world's Fault hook: a
-// call that finds its bucket empty is answered ThrottlingException, and the SDK's own
-// retryer tries again (each attempt is a call) after its own backoff, spent in simulated
-// time; past its attempts the error reaches the design under test. parallel invocations
-// share the timeline: each call or wait advances it by its length/parallel, so the
-// buckets see the aggregate call rate.
-type clock struct {
-	parallel  int
-	mu        sync.Mutex
-	now       time.Duration
-	tokens    map[string]float64
-	last      map[string]time.Duration
-	throttled int
-}
-
-func (c *clock) hook(service, op string, _ int) error {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	key := service + "." + op
-	r, limited := Rates[key]
-	if limited {
-		if c.tokens == nil {
-			c.tokens, c.last = map[string]float64{}, map[string]time.Duration{}
-		}
-		if _, seen := c.last[key]; !seen {
-			c.tokens[key], c.last[key] = r.Burst, c.now
-		}
-		c.tokens[key] = min(r.Burst, c.tokens[key]+(c.now-c.last[key]).Seconds()*r.Refill)
-		c.last[key] = c.now
-		if c.tokens[key] < 1 {
-			c.throttled++
-			c.now += latency / time.Duration(c.parallel)
-			return fakeaws.APIError("ThrottlingException", "Rate exceeded")
-		}
-		c.tokens[key]--
-	}
-	c.now += latency / time.Duration(c.parallel)
-	return nil
-}
-
-// config is the world's AWS configuration with the functions' retry settings
-// (lambdaenv: up to MaxAttempts attempts) and the SDK's own exponential jittered backoff
-// (at most 20 s), waited in simulated time. The functions' adaptive mode would also slow
-// its own sending once throttled; without it the model counts more throttled attempts
-// than the functions would make.
-func (c *clock) config(w *fakeaws.World) aws.Config {
-	cfg := w.Config()
-	jitter := retry.NewExponentialJitterBackoff(20 * time.Second)
-	cfg.Retryer = func() aws.Retryer {
-		return retry.NewStandard(func(o *retry.StandardOptions) {
-			o.MaxAttempts = lambdaenv.MaxAttempts
-			o.RateLimiter = ratelimit.None
-			o.Backoff = retry.BackoffDelayerFunc(func(attempt int, err error) (time.Duration, error) {
-				d, derr := jitter.BackoffDelay(attempt, err)
-				c.mu.Lock()
-				c.now += d / time.Duration(c.parallel)
-				c.mu.Unlock()
-				return 0, derr
-			})
-		})
-	}
-	return cfg
-}
-
-// ControlPlaneResult is one design's run of one burst.
-type ControlPlaneResult struct {
-	Design           string         `json:"design"`
-	Instances        int            `json:"instances"`
-	Calls            int            `json:"calls"`
-	CallsPerInstance float64        `json:"calls_per_instance"`
-	SendCommands     int            `json:"send_commands"` // commands sent (throttled attempts are in Calls)
-	Invocations      int            `json:"invocations"`
-	Throttled        int            `json:"throttled_attempts"`
-	DrainSeconds     float64        `json:"simulated_seconds_to_drain"`
-	Unencrypted      int            `json:"left_without_command"`
-	ByAPI            map[string]int `json:"calls_by_api"`
+// BurstResult is one design's run of one burst.
+type BurstResult struct {
+	Design           string  `json:"design"`
+	Instances        int     `json:"instances"`
+	Calls            int     `json:"calls"`
+	CallsPerInstance float64 `json:"calls_per_instance"`
+	SendCommands     int     `json:"send_commands"` // commands sent (throttled attempts are in Calls)
+	Invocations      int     `json:"invocations"`
+	Throttled        int     `json:"throttled_attempts"`
+	DrainSeconds     float64 `json:"simulated_seconds_to_drain"`
+	Unencrypted      int     `json:"left_without_command"`
+	// DLQ counts the messages past contract.LaunchMaxReceives: the redrive policy moves
+	// them to the dead-letter queue, and only the sweep comes back to their instances.
+	DLQ   int            `json:"dlq"`
+	ByAPI map[string]int `json:"calls_by_api"`
+	// LedgerCalls are the ledger's DynamoDB attempts, apart from Calls (as the fleet
+	// revoke counts them); CallsPerInstance counts both. Of each instance's calls,
+	// GrantCallsPerInstance are CreateGrant's (one per kms-datakey instance, by design),
+	// LedgerCallsPerInstance the ledger's, OtherCallsPerInstance everything else.
+	LedgerCalls            int     `json:"ledger_calls"`
+	GrantCallsPerInstance  float64 `json:"grant_calls_per_instance"`
+	LedgerCallsPerInstance float64 `json:"ledger_calls_per_instance"`
+	OtherCallsPerInstance  float64 `json:"other_calls_per_instance"`
+	// LastGrantS is when the last grant was made, simulated seconds from the burst.
+	LastGrantS float64 `json:"last_grant_s"`
 	// Launch to command, simulated seconds, over the instances that got one: every
 	// instance of the burst launches at 0.
 	ToCommandP50 float64 `json:"launch_to_command_p50_s"`
@@ -177,6 +81,9 @@ func (k *commanded) update(w *fakeaws.World, now time.Duration) {
 	})
 }
 
+// launched is when every instance of a burst launches.
+var launched = time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
+
 // burstWorld is an account with n in-scope instances; a tenth of the SSM agents come
 // online one retry late.
 func burstWorld(n int, rng *rand.Rand) (*fakeaws.World, deployment.Deployment, []string, error) {
@@ -185,7 +92,6 @@ func burstWorld(n int, rng *rand.Rand) (*fakeaws.World, deployment.Deployment, [
 	if err != nil {
 		return nil, d, nil, err
 	}
-	launched := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 	ids := make([]string, n)
 	for k := range n {
 		ids[k] = fmt.Sprintf("i-%017x", k+1)
@@ -197,13 +103,30 @@ func burstWorld(n int, rng *rand.Rand) (*fakeaws.World, deployment.Deployment, [
 	return w, d, ids, nil
 }
 
-func finish(design string, w *fakeaws.World, c *clock, ids []string, invocations int, k *commanded) ControlPlaneResult {
+// run is what a design's run leaves besides the world: its invocations, the messages it
+// dead-lettered, its ledger's calls, when each instance got its command and when the last
+// grant was made.
+type run struct {
+	invocations, dlq int
+	ledger           *ledgerCalls
+	commanded        *commanded
+	lastGrant        time.Duration
+}
+
+func finish(design string, w *fakeaws.World, c *clock, ids []string, x run) BurstResult {
 	calls := w.Calls()
 	sent := 0
 	w.With(func() { sent = len(w.Commands) })
-	r := ControlPlaneResult{Design: design, Instances: len(ids), Calls: w.TotalCalls(), SendCommands: sent,
-		Invocations: invocations, Throttled: c.throttled, DrainSeconds: c.now.Seconds(), ByAPI: calls}
-	r.CallsPerInstance = float64(r.Calls) / float64(len(ids))
+	r := BurstResult{Design: design, Instances: len(ids), Calls: w.TotalCalls(), SendCommands: sent,
+		Invocations: x.invocations, Throttled: c.throttled, DrainSeconds: c.now.Seconds(), ByAPI: calls, DLQ: x.dlq, LastGrantS: x.lastGrant.Seconds()}
+	if x.ledger != nil {
+		r.LedgerCalls = x.ledger.total()
+	}
+	per := func(calls int) float64 { return float64(calls) / float64(len(ids)) }
+	r.CallsPerInstance = per(r.Calls + r.LedgerCalls)
+	r.GrantCallsPerInstance, r.LedgerCallsPerInstance = per(calls["KMS.CreateGrant"]), per(r.LedgerCalls)
+	r.OtherCallsPerInstance = per(r.Calls - calls["KMS.CreateGrant"])
+	k := x.commanded
 	var waits []float64
 	for _, id := range ids {
 		if at, ok := k.at[id]; ok {
@@ -226,26 +149,34 @@ func finish(design string, w *fakeaws.World, c *clock, ids []string, invocations
 // handed back is visible again when the function's ChangeMessageVisibility says, or
 // after the queue's visibility timeout when it said nothing; after
 // contract.LaunchMaxReceives receives it goes to the DLQ.
-func Batched(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error) {
+func Batched(ctx context.Context, n int, seed uint64) (BurstResult, error) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	w, d, ids, err := burstWorld(n, rng)
 	if err != nil {
-		return ControlPlaneResult{}, err
+		return BurstResult{}, err
 	}
 	c := &clock{parallel: 5}
 	w.Fault = c.hook
 	lc, err := launch.LoadConfig(d.Getenv)
 	if err != nil {
-		return ControlPlaneResult{}, err
+		return BurstResult{}, err
 	}
-	h := launch.New(lc, c.config(w), slog.New(slog.DiscardHandler), io.Discard)
+	cfg := c.config(w)
+	h := launch.New(lc, cfg, slog.New(slog.DiscardHandler), io.Discard)
+	// The function's clocks are the simulation's: the binding check reads the key again
+	// (its grants, 100 a page) every BindingTTL of simulated time, as it does deployed.
+	h.Now = func() time.Time { return launched.Add(c.time()) }
+	h.Binder.(*binding.Checker).Now = h.Now
+	// The stack always gives the function its ledger (contract.EnvLedgerTable).
+	x := run{commanded: &commanded{}}
+	h.Ledger, x.ledger = modelLedger(c, cfg)
+	h.KMS = &grantClock{KMS: h.KMS, c: c, last: &x.lastGrant}
 	q := &schedule{}
 	for _, id := range ids {
-		q.add(launch.StateChangeEvent(id, time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)), 0)
+		q.add(launch.StateChangeEvent(id, launched), 0)
 	}
 	receives := map[string]int{}
-	invocations := 0
-	k := &commanded{}
+	k := x.commanded
 	for q.Len() > 0 {
 		batch := events.SQSEvent{}
 		received := map[string]events.SQSMessage{}
@@ -257,14 +188,15 @@ func Batched(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error
 		}
 		resp, err := h.HandleSQS(ctx, batch)
 		if err != nil {
-			return ControlPlaneResult{}, err
+			return BurstResult{}, err
 		}
-		invocations++
+		x.invocations++
 		now := c.time()
 		k.update(w, now)
 		for _, f := range resp.BatchItemFailures {
 			rec := received[f.ItemIdentifier]
 			if receives[rec.Body] >= contract.LaunchMaxReceives {
+				x.dlq++
 				continue
 			}
 			after := contract.LaunchVisibility
@@ -276,18 +208,18 @@ func Batched(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error
 			q.add(rec.Body, now+after)
 		}
 	}
-	return finish("storecrypt (batched)", w, c, ids, invocations, k), nil
+	return finish("storecrypt (batched)", w, c, ids, x), nil
 }
 
 // Naive is the baseline: one event per invocation, and for each instance its own
 // DescribeInstances, binding check, DescribeInstanceTypes, DescribeInstanceInformation,
 // SendCommand and CreateTags, as Cloud Custodian's ec2-instance-state mode and the
 // Inspector agent auto-deploy sample do. A late SSM agent retries the whole event.
-func Naive(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error) {
+func Naive(ctx context.Context, n int, seed uint64) (BurstResult, error) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	w, _, ids, err := burstWorld(n, rng)
 	if err != nil {
-		return ControlPlaneResult{}, err
+		return BurstResult{}, err
 	}
 	// EventBridge invokes asynchronously: every event its own invocation, up to the
 	// account's default concurrency of 1,000 at once.
@@ -304,19 +236,22 @@ func Naive(ctx context.Context, n int, seed uint64) (ControlPlaneResult, error) 
 		q.add(id, 0)
 	}
 	tries := map[string]int{}
-	invocations := 0
-	k := &commanded{}
+	x := run{commanded: &commanded{}}
 	for q.Len() > 0 {
 		id := q.next(c, 1)[0]
-		invocations++
+		x.invocations++
 		tries[id]++
 		retry, err := naiveOne(ctx, id, ec2c, ssmc, &binding.Checker{IAM: iamc, KMS: kmsc})
-		k.update(w, c.time())
-		if (err != nil || retry) && tries[id] < maxTries {
-			q.add(id, c.time()+time.Duration(tries[id])*time.Minute)
+		x.commanded.update(w, c.time())
+		if err != nil || retry {
+			if tries[id] < maxTries {
+				q.add(id, c.time()+time.Duration(tries[id])*time.Minute)
+			} else {
+				x.dlq++ // the event is dropped, or kept in an on-failure destination
+			}
 		}
 	}
-	return finish("naive (per event)", w, c, ids, invocations, k), nil
+	return finish("naive (per event)", w, c, ids, x), nil
 }
 
 func naiveOne(ctx context.Context, id string, ec2c *ec2.Client, ssmc *ssm.Client, checker *binding.Checker) (bool, error) {
@@ -364,55 +299,17 @@ func naiveOne(ctx context.Context, id string, ec2c *ec2.Client, ssmc *ssm.Client
 	return false, err
 }
 
-// time reads the simulated clock.
-func (c *clock) time() time.Duration {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
+// grantClock notes when the launch function's last grant was made.
+type grantClock struct {
+	launch.KMS
+	c    *clock
+	last *time.Duration
 }
 
-// schedule orders queued work by when it becomes visible again.
-type schedule struct {
-	items []scheduled
-	seq   int // keeps items with the same time in the order they were added
-}
-
-type scheduled struct {
-	body string
-	at   time.Duration
-	seq  int
-}
-
-func (s *schedule) Len() int { return len(s.items) }
-func (s *schedule) Less(i, j int) bool {
-	a, b := s.items[i], s.items[j]
-	return a.at < b.at || a.at == b.at && a.seq < b.seq
-}
-func (s *schedule) Swap(i, j int) { s.items[i], s.items[j] = s.items[j], s.items[i] }
-func (s *schedule) Push(x any)    { s.items = append(s.items, x.(scheduled)) }
-func (s *schedule) Pop() any {
-	it := s.items[len(s.items)-1]
-	s.items = s.items[:len(s.items)-1]
-	return it
-}
-
-func (s *schedule) add(body string, at time.Duration) {
-	s.seq++
-	heap.Push(s, scheduled{body, at, s.seq})
-}
-
-// next takes up to n visible items, moving the clock forward to the first if none is
-// visible yet (the buckets refill meanwhile).
-func (s *schedule) next(c *clock, n int) []string {
-	c.mu.Lock()
-	if first := s.items[0].at; first > c.now {
-		c.now = first
+func (g *grantClock) CreateGrant(ctx context.Context, in *kms.CreateGrantInput, o ...func(*kms.Options)) (*kms.CreateGrantOutput, error) {
+	out, err := g.KMS.CreateGrant(ctx, in, o...)
+	if err == nil {
+		*g.last = g.c.time()
 	}
-	now := c.now
-	c.mu.Unlock()
-	var out []string
-	for len(out) < n && s.Len() > 0 && s.items[0].at <= now {
-		out = append(out, heap.Pop(s).(scheduled).body)
-	}
-	return out
+	return out, err
 }
