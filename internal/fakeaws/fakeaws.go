@@ -220,11 +220,12 @@ type World struct {
 	// OnCommand runs after SendCommand is recorded (the demo delivers it to the guest).
 	OnCommand func(*Command)
 
-	calls   map[string]int // "Service.Operation" -> attempts
-	log     []Call
-	models  apimodel.Log // requests that broke their API model
-	nextCmd int
-	grants  int // grants CreateGrant made, for their ids
+	calls    map[string]int // "Service.Operation" -> attempts
+	log      []Call
+	models   apimodel.Log // requests that broke their API model
+	nextCmd  int
+	commands commandIndex
+	grants   int // grants CreateGrant made, for their ids
 }
 
 // TB is the part of testing.TB the world fails when a request broke its API model.

@@ -89,22 +89,24 @@ func (w *World) listGrants(params any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The page's entries alone are built: a key may hold 50,000 grants, read 100 a page.
-	var listed []int
-	for i, g := range k.Grants {
-		if g.Removed || in.GrantId != nil && *in.GrantId != grantID(i, g) || in.GranteePrincipal != nil && *in.GranteePrincipal != g.Grantee {
-			continue
-		}
-		listed = append(listed, i)
-	}
+	// A page reads from its marker (the index in Grants where the last page stopped) to
+	// its last entry, not every grant: a key may hold 50,000 grants, read 100 a page.
 	start := 0
 	if in.Marker != nil {
-		if start, err = strconv.Atoi(*in.Marker); err != nil || start > len(listed) {
+		if start, err = strconv.Atoi(*in.Marker); err != nil || start < 0 || start > len(k.Grants) {
 			return nil, &kmstypes.InvalidMarkerException{Message: aws.String("invalid marker")}
 		}
 	}
+	keep := func(i int) bool {
+		g := k.Grants[i]
+		return !g.Removed && (in.GrantId == nil || *in.GrantId == grantID(i, g)) && (in.GranteePrincipal == nil || *in.GranteePrincipal == g.Grantee)
+	}
 	out := &kms.ListGrantsOutput{}
-	for _, i := range listed[start:min(len(listed), start+int(limit))] {
+	i := start
+	for ; i < len(k.Grants) && len(out.Grants) < int(limit); i++ {
+		if !keep(i) {
+			continue
+		}
 		g, id := k.Grants[i], grantID(i, k.Grants[i])
 		e := kmstypes.GrantListEntry{GranteePrincipal: aws.String(g.Grantee), KeyId: aws.String(k.ARN), GrantId: aws.String(id), IssuingAccount: aws.String(w.account())}
 		if g.Name != "" {
@@ -121,8 +123,12 @@ func (w *World) listGrants(params any) (any, error) {
 		}
 		out.Grants = append(out.Grants, e)
 	}
-	if next := start + int(limit); next < len(listed) {
-		out.Truncated, out.NextMarker = true, aws.String(strconv.Itoa(next))
+	// Truncated only when a grant the filters keep is left: a last page is never empty.
+	for j := i; j < len(k.Grants); j++ {
+		if keep(j) {
+			out.Truncated, out.NextMarker = true, aws.String(strconv.Itoa(i))
+			break
+		}
 	}
 	return out, nil
 }
