@@ -70,6 +70,16 @@ func TestCreateGrantRules(t *testing.T) {
 			w.Keys[KeyARN].Grants = make([]Grant, MaxGrantsPerKey)
 			w.Keys[KeyARN].Grants[7].Removed = true
 		}, func(*kms.CreateGrantInput) {}, ""},
+		{"the 50,000th, after one was refused and another revoked", func(w *World) {
+			w.Keys[KeyARN].Grants = make([]Grant, MaxGrantsPerKey)
+			c := kms.NewFromConfig(w.Config())
+			if _, err := c.CreateGrant(context.Background(), grantInput("")); errorCode(err) != "LimitExceededException" {
+				t.Fatalf("at the limit: got %v, want LimitExceededException", err)
+			}
+			if _, err := c.RevokeGrant(context.Background(), &kms.RevokeGrantInput{KeyId: aws.String(KeyARN), GrantId: aws.String("7")}); err != nil {
+				t.Fatal(err)
+			}
+		}, func(*kms.CreateGrantInput) {}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := NewAccount(nil)
