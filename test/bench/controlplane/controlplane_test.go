@@ -53,6 +53,10 @@ func TestBurst(t *testing.T) {
 		t.Logf("%s: %d commands, %d of %d left, %.1f calls per instance", r.Design, r.SendCommands, r.Unencrypted, r.Instances, r.CallsPerInstance)
 	}
 	b, n := res[0], res[1]
+	// The stack always gives the function its ledger: a record per launch at least.
+	if b.LedgerCalls < b.Instances {
+		t.Errorf("batched: got %d ledger calls for %d instances, want one per launch at least", b.LedgerCalls, b.Instances)
+	}
 	if b.Unencrypted != 0 || b.DLQ != 0 || b.SendCommands == 0 || b.CallsPerInstance >= n.CallsPerInstance {
 		t.Errorf("batched %+v against naive %+v", b, n)
 	}
