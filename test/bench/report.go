@@ -354,6 +354,11 @@ func (r *Results) WriteControlPlane(w io.Writer) {
 			c.GrantCallsPerInstance, c.LedgerCallsPerInstance, c.OtherCallsPerInstance, c.SendCommands, c.Invocations, c.Throttled,
 			c.ToCommandP50, c.ToCommandP95, c.ToCommandMax, c.LastGrantS, c.DrainSeconds, c.Unencrypted, c.DLQ)
 	}
+	for _, c := range r.ControlPlane {
+		if !strings.HasPrefix(c.Design, "storecrypt") && 2*c.Unencrypted > c.Instances {
+			fmt.Fprintf(w, "\nAt %d launches the %s design leaves %d without a command: a ratio against it compares with a design that mostly does not work.\n", c.Instances, c.Design, c.Unencrypted)
+		}
+	}
 	if h := r.Headlines(); h.ComparedBurst < h.LargestBurst {
 		fmt.Fprintf(w, "\nThe naive design is simulated up to %d launches: one invocation per event takes too long to simulate beyond (`-naive-max`).\n", h.ComparedBurst)
 	}
