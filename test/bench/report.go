@@ -1,3 +1,8 @@
+// Package bench measures storecrypt against the alternatives, side by side in one run:
+// the functions' footprint and, in the guest, time to a mounted, encrypted filesystem
+// against the seed recipe and the bare commands; the control plane's figures come from
+// its model (package controlplane), which boots no guest. `make bench` runs it in full
+// and writes docs/benchmarks.md; `make test` runs a small smoke of each.
 package bench
 
 import (
