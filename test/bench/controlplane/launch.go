@@ -88,6 +88,7 @@ var launched = time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 // online one retry late.
 func burstWorld(n int, rng *rand.Rand) (*fakeaws.World, deployment.Deployment, []string, error) {
 	w := fakeaws.NewAccount(nil)
+	w.Unlogged = true
 	d, err := deployment.Into(w, fakeaws.KeyARN)
 	if err != nil {
 		return nil, d, nil, err
