@@ -65,11 +65,8 @@ func (w *World) describeInstances(params any) (any, error) {
 		}
 	}
 	var found []ec2types.Instance
-	for _, id := range w.sortedInstanceIDs() {
+	for _, id := range w.describable(in) {
 		inst := w.Instances[id]
-		if len(in.InstanceIds) > 0 && !slices.Contains(in.InstanceIds, id) {
-			continue
-		}
 		if inst.HiddenFor > 0 {
 			inst.HiddenFor--
 			continue
@@ -104,6 +101,45 @@ func page(n int, token *string, max *int32) (start, end int, next *string, err e
 	}
 	return start, end, next, nil
 }
+
+// describable are the instances a DescribeInstances answer may hold, sorted: those
+// InstanceIds names, else those an instance-id filter names without a wildcard (the
+// filters are ANDed: no other can match), else all. Only which instances are looked at
+// changes, so that a burst of 100,000 is not read whole for each call of 200 ids; an
+// instance still hidden counts each answer it is left out of, as before: every one but
+// those InstanceIds leaves out.
+func (w *World) describable(in *ec2.DescribeInstancesInput) []string {
+	named := in.InstanceIds
+	if len(named) == 0 {
+		for _, f := range in.Filters {
+			if aws.ToString(f.Name) == "instance-id" && !slices.ContainsFunc(f.Values, hasWildcard) {
+				named = f.Values
+				break
+			}
+		}
+		if named == nil {
+			return w.sortedInstanceIDs()
+		}
+	}
+	var ids []string
+	for _, id := range named {
+		if _, ok := w.Instances[id]; ok {
+			ids = append(ids, id)
+		}
+	}
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if len(in.InstanceIds) == 0 {
+		for id, inst := range w.Instances {
+			if inst.HiddenFor > 0 && !slices.Contains(ids, id) {
+				inst.HiddenFor--
+			}
+		}
+	}
+	return ids
+}
+
+func hasWildcard(v string) bool { return strings.ContainsAny(v, "*?") }
 
 func (w *World) sortedInstanceIDs() []string {
 	ids := make([]string, 0, len(w.Instances))

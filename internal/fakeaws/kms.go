@@ -89,12 +89,25 @@ func (w *World) listGrants(params any) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	var listed []kmstypes.GrantListEntry
-	for i, g := range k.Grants {
-		id := grantID(i, g)
-		if g.Removed || in.GrantId != nil && *in.GrantId != id || in.GranteePrincipal != nil && *in.GranteePrincipal != g.Grantee {
+	// A page reads from its marker (the index in Grants where the last page stopped) to
+	// its last entry, not every grant: a key may hold 50,000 grants, read 100 a page.
+	start := 0
+	if in.Marker != nil {
+		if start, err = strconv.Atoi(*in.Marker); err != nil || start < 0 || start > len(k.Grants) {
+			return nil, &kmstypes.InvalidMarkerException{Message: aws.String("invalid marker")}
+		}
+	}
+	keep := func(i int) bool {
+		g := k.Grants[i]
+		return !g.Removed && (in.GrantId == nil || *in.GrantId == grantID(i, g)) && (in.GranteePrincipal == nil || *in.GranteePrincipal == g.Grantee)
+	}
+	out := &kms.ListGrantsOutput{}
+	i := start
+	for ; i < len(k.Grants) && len(out.Grants) < int(limit); i++ {
+		if !keep(i) {
 			continue
 		}
+		g, id := k.Grants[i], grantID(i, k.Grants[i])
 		e := kmstypes.GrantListEntry{GranteePrincipal: aws.String(g.Grantee), KeyId: aws.String(k.ARN), GrantId: aws.String(id), IssuingAccount: aws.String(w.account())}
 		if g.Name != "" {
 			e.Name = aws.String(g.Name)
@@ -108,17 +121,14 @@ func (w *World) listGrants(params any) (any, error) {
 		if g.ContextEquals != nil || g.ContextSubset != nil {
 			e.Constraints = &kmstypes.GrantConstraints{EncryptionContextEquals: g.ContextEquals, EncryptionContextSubset: g.ContextSubset}
 		}
-		listed = append(listed, e)
+		out.Grants = append(out.Grants, e)
 	}
-	start := 0
-	if in.Marker != nil {
-		if start, err = strconv.Atoi(*in.Marker); err != nil || start > len(listed) {
-			return nil, &kmstypes.InvalidMarkerException{Message: aws.String("invalid marker")}
+	// Truncated only when a grant the filters keep is left: a last page is never empty.
+	for j := i; j < len(k.Grants); j++ {
+		if keep(j) {
+			out.Truncated, out.NextMarker = true, aws.String(strconv.Itoa(i))
+			break
 		}
-	}
-	out := &kms.ListGrantsOutput{Grants: listed[start:min(len(listed), start+int(limit))]}
-	if next := start + int(limit); next < len(listed) {
-		out.Truncated, out.NextMarker = true, aws.String(strconv.Itoa(next))
 	}
 	return out, nil
 }
@@ -186,20 +196,17 @@ func (w *World) createGrant(params any) (any, error) {
 		}
 		g.ContextEquals, g.ContextSubset = c.EncryptionContextEquals, c.EncryptionContextSubset
 	}
-	live := 0
-	for i := range k.Grants {
-		old := &k.Grants[i]
-		if old.Removed {
-			continue
-		}
-		live++
-		if g.Name != "" && old.sameRequest(g) {
-			token := w.grantToken(old.ID)
-			old.Tokens = append(old.Tokens, token)
-			return &kms.CreateGrantOutput{GrantId: aws.String(old.ID), GrantToken: aws.String(token)}, nil
+	idx := k.index()
+	if g.Name != "" {
+		for _, i := range idx.byName[g.Name] {
+			if old := &k.Grants[i]; !old.Removed && old.sameRequest(g) {
+				token := w.grantToken(old.ID)
+				old.Tokens = append(old.Tokens, token)
+				return &kms.CreateGrantOutput{GrantId: aws.String(old.ID), GrantToken: aws.String(token)}, nil
+			}
 		}
 	}
-	if live >= MaxGrantsPerKey {
+	if idx.live >= MaxGrantsPerKey {
 		return nil, &kmstypes.LimitExceededException{Message: aws.String(fmt.Sprintf("key %s has %d grants, the most a key may have", k.ARN, MaxGrantsPerKey))}
 	}
 	w.grants++
@@ -207,6 +214,40 @@ func (w *World) createGrant(params any) (any, error) {
 	g.Tokens, g.Pending = []string{w.grantToken(g.ID)}, true
 	k.Grants = append(k.Grants, g)
 	return &kms.CreateGrantOutput{GrantId: aws.String(g.ID), GrantToken: aws.String(g.Tokens[0])}, nil
+}
+
+// grantIndex is a key's grants by name and the count of those not removed, so that
+// CreateGrant, retried by name, and its check of the 50,000 grants a key may have read no
+// more than the grants of that name: a burst of 100,000 launches makes a grant each.
+// Tests change Grants directly: the index takes in what was appended since, and starts
+// over when the slice was replaced or cut; a grant removed in place other than by
+// RevokeGrant or RetireGrant (Key.remove) is counted live until then.
+type grantIndex struct {
+	base   *Grant // &Grants[0] when indexed
+	n      int    // Grants[:n] are indexed
+	live   int
+	byName map[string][]int
+}
+
+func (k *Key) index() *grantIndex {
+	x := &k.grants
+	if x.n > len(k.Grants) || x.n > 0 && x.base != &k.Grants[0] {
+		*x = grantIndex{}
+	}
+	if x.byName == nil {
+		x.byName = map[string][]int{}
+	}
+	for ; x.n < len(k.Grants); x.n++ {
+		g := &k.Grants[x.n]
+		x.byName[g.Name] = append(x.byName[g.Name], x.n)
+		if !g.Removed {
+			x.live++
+		}
+	}
+	if len(k.Grants) > 0 {
+		x.base = &k.Grants[0]
+	}
+	return x
 }
 
 // sameRequest: CreateGrant's parameters are identical (operations as a set).
@@ -252,7 +293,7 @@ func (w *World) revokeGrant(params any) (any, error) {
 	if g == nil {
 		return nil, &kmstypes.NotFoundException{Message: aws.String("Grant " + aws.ToString(in.GrantId) + " does not exist on " + k.ARN)}
 	}
-	g.Removed = true
+	k.remove(g)
 	return &kms.RevokeGrantOutput{}, nil
 }
 
@@ -265,17 +306,20 @@ func (w *World) retireGrant(params any) (any, error) {
 	if aws.ToBool(in.DryRun) {
 		return nil, &kmstypes.DryRunOperationException{Message: aws.String("The request would have succeeded, but the DryRun option is set.")}
 	}
-	var g *Grant
+	var (
+		k   *Key
+		g   *Grant
+		err error
+	)
 	switch {
 	case in.GrantToken != nil:
-		for _, k := range w.Keys {
+		for _, k = range w.Keys {
 			if g = k.grant("", *in.GrantToken); g != nil {
 				break
 			}
 		}
 	case in.KeyId != nil && in.GrantId != nil:
-		k, err := w.key(in.KeyId, false)
-		if err != nil {
+		if k, err = w.key(in.KeyId, false); err != nil {
 			return nil, err
 		}
 		g = k.grant(*in.GrantId, "")
@@ -289,7 +333,7 @@ func (w *World) retireGrant(params any) (any, error) {
 	if w.Caller == "" || w.Caller != g.Retiring && w.Caller != root && (w.Caller != g.Grantee || !slices.Contains(g.Operations, "RetireGrant")) {
 		return nil, APIError("AccessDeniedException", fmt.Sprintf("%s may not retire grant %s", w.Caller, g.ID))
 	}
-	g.Removed = true
+	k.remove(g)
 	return &kms.RetireGrantOutput{}, nil
 }
 
@@ -302,6 +346,14 @@ func (k *Key) grant(id, token string) *Grant {
 		}
 	}
 	return nil
+}
+
+// remove revokes or retires g, one of k's grants.
+func (k *Key) remove(g *Grant) {
+	if !g.Removed {
+		k.index().live--
+	}
+	g.Removed = true
 }
 
 // SettleGrants ends KMS's eventual consistency for grants: created grants allow without
@@ -317,7 +369,7 @@ func (w *World) SettleGrants() {
 				kept = append(kept, g)
 			}
 		}
-		k.Grants = kept
+		k.Grants, k.grants = kept, grantIndex{}
 	}
 }
 

@@ -70,6 +70,16 @@ func TestCreateGrantRules(t *testing.T) {
 			w.Keys[KeyARN].Grants = make([]Grant, MaxGrantsPerKey)
 			w.Keys[KeyARN].Grants[7].Removed = true
 		}, func(*kms.CreateGrantInput) {}, ""},
+		{"the 50,000th, after one was refused and another revoked", func(w *World) {
+			w.Keys[KeyARN].Grants = make([]Grant, MaxGrantsPerKey)
+			c := kms.NewFromConfig(w.Config())
+			if _, err := c.CreateGrant(context.Background(), grantInput("")); errorCode(err) != "LimitExceededException" {
+				t.Fatalf("at the limit: got %v, want LimitExceededException", err)
+			}
+			if _, err := c.RevokeGrant(context.Background(), &kms.RevokeGrantInput{KeyId: aws.String(KeyARN), GrantId: aws.String("7")}); err != nil {
+				t.Fatal(err)
+			}
+		}, func(*kms.CreateGrantInput) {}, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			w := NewAccount(nil)
@@ -330,5 +340,51 @@ func TestCreateGrantAuthz(t *testing.T) {
 		if got := reqs[0].Context[key]; !slices.Equal(got, want) {
 			t.Errorf("%s: got %q, want %q", key, got, want)
 		}
+	}
+}
+
+// TestListGrantsPages: ListGrants pages by NextMarker while Truncated, "Limit" grants a
+// page; every grant not revoked comes once, in order, and the last page says it is.
+func TestListGrantsPages(t *testing.T) {
+	w := NewAccount(t)
+	c := kms.NewFromConfig(w.Config())
+	ctx := context.Background()
+	var want []string
+	for i := range 7 {
+		name := fmt.Sprintf("i-%02d", i)
+		g, err := c.CreateGrant(ctx, grantInput(name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if i == 3 || i == 6 { // the last grant revoked too: no empty last page
+			if _, err := c.RevokeGrant(ctx, &kms.RevokeGrantInput{KeyId: aws.String(KeyARN), GrantId: g.GrantId}); err != nil {
+				t.Fatal(err)
+			}
+			continue
+		}
+		want = append(want, name)
+	}
+	var got []string
+	pages := 0
+	in := &kms.ListGrantsInput{KeyId: aws.String(KeyARN), Limit: aws.Int32(2)}
+	for {
+		out, err := c.ListGrants(ctx, in)
+		if err != nil {
+			t.Fatal(err)
+		}
+		pages++
+		for _, g := range out.Grants {
+			if n := aws.ToString(g.Name); n != "" { // the account's own grant has none
+				got = append(got, n)
+			}
+		}
+		if !out.Truncated {
+			break
+		}
+		in.Marker = out.NextMarker
+	}
+	// The account's own grant and five of the seven: six, two a page.
+	if !slices.Equal(got, want) || pages != 3 {
+		t.Errorf("got %v in %d pages, want %v in 3", got, pages, want)
 	}
 }

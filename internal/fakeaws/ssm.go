@@ -397,7 +397,7 @@ func (w *World) listCommandInvocations(params any) (any, error) {
 		}
 	}
 	var all []ssmtypes.CommandInvocation
-	for _, c := range w.Commands {
+	for _, c := range w.commandsOf(in.InstanceId) {
 		if in.CommandId != nil && c.ID != *in.CommandId {
 			continue
 		}
@@ -477,4 +477,43 @@ func (w *World) SetInvocation(commandID, instanceID string, inv Invocation) erro
 		}
 	}
 	return fmt.Errorf("no command %s", commandID)
+}
+
+// commandIndex is the world's commands by instance, so that reading one instance's runs
+// does not read every command of a burst (2,000 at 100,000 launches). Tests append to
+// Commands and reset it: the index takes in what was appended, and starts over when the
+// slice was replaced or cut.
+type commandIndex struct {
+	base       **Command // &Commands[0] when indexed
+	n          int
+	byInstance map[string][]int
+}
+
+// commandsOf are the commands that name instance id, in order; all of them when id is nil.
+func (w *World) commandsOf(id *string) []*Command {
+	if id == nil {
+		return w.Commands
+	}
+	x := &w.commands
+	if x.n > len(w.Commands) || x.n > 0 && x.base != &w.Commands[0] {
+		*x = commandIndex{}
+	}
+	if x.byInstance == nil {
+		x.byInstance = map[string][]int{}
+	}
+	for ; x.n < len(w.Commands); x.n++ {
+		for _, i := range w.Commands[x.n].InstanceIDs {
+			if l := x.byInstance[i]; len(l) == 0 || l[len(l)-1] != x.n {
+				x.byInstance[i] = append(l, x.n)
+			}
+		}
+	}
+	if len(w.Commands) > 0 {
+		x.base = &w.Commands[0]
+	}
+	out := make([]*Command, len(x.byInstance[*id]))
+	for k, i := range x.byInstance[*id] {
+		out[k] = w.Commands[i]
+	}
+	return out
 }

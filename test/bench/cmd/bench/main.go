@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/storecrypt/storecrypt/test/bench"
+	"github.com/storecrypt/storecrypt/test/bench/controlplane"
 	"github.com/storecrypt/storecrypt/test/testbed"
 )
 
@@ -32,29 +33,75 @@ func ints(s string) ([]int, error) {
 
 func main() {
 	sizes := flag.String("sizes", "256,1024,4096", "disk sizes in MiB for time to mount")
-	bursts := flag.String("bursts", "100,1000,10000", "launch burst sizes")
+	bursts := flag.String("bursts", "100,1000,10000,100000", "launch burst sizes")
+	naiveMax := flag.Int("naive-max", 10000, "the largest burst the naive design is simulated at")
 	fleets := flag.String("fleets", "1000", "fleet sizes `storecrypt revoke --all` is run over")
 	ioSize := flag.Int("io-size", 512, "disk size in MiB for the I/O benchmark")
 	samples := flag.Int("samples", 20, "cold starts to take the median of")
 	bootRounds := flag.Int("boot-rounds", 3, "first boots of each kind to take the median of, in boot-time mode")
 	docs := flag.String("docs", "docs", "where benchmarks.md and bench/ are")
+	only := flag.String("only", "", `"controlplane": only the launch bursts and fleet revokes (no guest), their tables printed, nothing written`)
 	flag.Parse()
-	if err := run(*sizes, *bursts, *fleets, *ioSize, *samples, *bootRounds, *docs); err != nil {
+	var err error
+	switch *only {
+	case "":
+		err = run(*sizes, *bursts, *fleets, *naiveMax, *ioSize, *samples, *bootRounds, *docs)
+	case "controlplane":
+		res := &bench.Results{At: time.Now(), Machine: bench.Machine()}
+		if err = controlPlane(context.Background(), res, *bursts, *fleets, *naiveMax); err == nil {
+			res.WriteControlPlane(os.Stdout)
+		}
+	default:
+		err = fmt.Errorf("-only %q: the only part is controlplane", *only)
+	}
+	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
 }
 
-func run(sizesFlag, burstsFlag, fleetsFlag string, ioSize, samples, bootRounds int, docs string) error {
-	sizes, err := ints(sizesFlag)
-	if err != nil {
-		return err
-	}
+func progress(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
+
+// controlPlane runs the launch bursts, storecrypt's at every size and the naive design's
+// up to naiveMax (its one invocation per event takes long to simulate past that), then
+// the fleet revokes.
+func controlPlane(ctx context.Context, res *bench.Results, burstsFlag, fleetsFlag string, naiveMax int) error {
 	bursts, err := ints(burstsFlag)
 	if err != nil {
 		return err
 	}
 	fleets, err := ints(fleetsFlag)
+	if err != nil {
+		return err
+	}
+	for _, n := range bursts {
+		designs := []func(context.Context, int, uint64) (controlplane.BurstResult, error){controlplane.Batched}
+		if n <= naiveMax {
+			designs = append(designs, controlplane.Naive)
+		}
+		for _, design := range designs {
+			start := time.Now()
+			r, err := design(ctx, n, 1)
+			if err != nil {
+				return err
+			}
+			progress("control plane, %s, burst of %d: simulated in %s", r.Design, n, time.Since(start).Round(time.Millisecond))
+			res.ControlPlane = append(res.ControlPlane, r)
+		}
+	}
+	for _, n := range fleets {
+		progress("fleet revoke of %d instances", n)
+		r, err := controlplane.FleetRevoke(ctx, n)
+		if err != nil {
+			return err
+		}
+		res.FleetRevoke = append(res.FleetRevoke, r)
+	}
+	return nil
+}
+
+func run(sizesFlag, burstsFlag, fleetsFlag string, naiveMax, ioSize, samples, bootRounds int, docs string) error {
+	sizes, err := ints(sizesFlag)
 	if err != nil {
 		return err
 	}
@@ -65,25 +112,8 @@ func run(sizesFlag, burstsFlag, fleetsFlag string, ioSize, samples, bootRounds i
 	}
 	defer os.RemoveAll(dir)
 	res := &bench.Results{At: time.Now(), Machine: bench.Machine()}
-	progress := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
-
-	for _, n := range bursts {
-		progress("control plane, burst of %d", n)
-		for _, design := range []func(context.Context, int, uint64) (bench.ControlPlaneResult, error){bench.Batched, bench.Naive} {
-			r, err := design(ctx, n, 1)
-			if err != nil {
-				return err
-			}
-			res.ControlPlane = append(res.ControlPlane, r)
-		}
-	}
-	for _, n := range fleets {
-		progress("fleet revoke of %d instances", n)
-		r, err := bench.FleetRevoke(ctx, n)
-		if err != nil {
-			return err
-		}
-		res.FleetRevoke = append(res.FleetRevoke, r)
+	if err := controlPlane(ctx, res, burstsFlag, fleetsFlag, naiveMax); err != nil {
+		return err
 	}
 	progress("footprint (%d cold starts)", samples)
 	if res.Footprint, err = bench.MeasureFootprint(ctx, dir, "bin", samples); err != nil {

@@ -1,4 +1,4 @@
-package bench
+package controlplane
 
 import (
 	"context"
@@ -54,7 +54,6 @@ func FleetRevoke(ctx context.Context, n int) (FleetRevokeResult, error) {
 	if err != nil {
 		return FleetRevokeResult{}, err
 	}
-	launched := time.Date(2026, 11, 27, 6, 0, 0, 0, time.UTC)
 	insts := make([]revoke.Instance, n)
 	k := kms.NewFromConfig(w.Config())
 	for i := range insts {
@@ -168,8 +167,8 @@ func (c *countingDB) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...func
 	return c.DynamoDB.Scan(ctx, in, o...)
 }
 
-// byAPI lists calls per API, most first, as `KMS.RevokeGrant 1000`.
-func byAPI(m map[string]int) string {
+// ByAPI lists calls per API, most first, as `KMS.RevokeGrant 1000`.
+func ByAPI(m map[string]int) string {
 	ops := slices.SortedFunc(maps.Keys(m), func(a, b string) int {
 		if m[a] != m[b] {
 			return m[b] - m[a]
