@@ -742,7 +742,7 @@ var Catalogue = []Mutant{
 		Row:  "A power cut after the rename loses it",
 		File: "instance-agent/atomicfile/atomicfile.go",
 		Find: `	if err := os.Remove(tmp); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fmt.Errorf("removing %s: %w", tmp, err)
+		return nil, fmt.Errorf("removing %s: %w", tmp, err)
 	}
 	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL|syscall.O_NOFOLLOW, mode)`,
 		Replace: "	_, _, _ = errors.Is, fs.ErrNotExist, syscall.O_NOFOLLOW\n	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, mode)",
