@@ -14,6 +14,7 @@ import (
 	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/fakeaws"
+	"github.com/storecrypt/storecrypt/internal/launch"
 )
 
 func checker(w *fakeaws.World) *binding.Checker {
@@ -383,5 +384,28 @@ func TestDecryptThroughLaunchGrant(t *testing.T) {
 				t.Errorf("got %+v, want allowed=%v saying %q", v, tc.allowed, tc.says)
 			}
 		})
+	}
+}
+
+// TestGrantsReadInFullPages: the key's grants, one per instance of the fleet, are read in
+// ListGrants' largest pages: 150 grants in two calls, where the default page (50) takes four.
+func TestGrantsReadInFullPages(t *testing.T) {
+	ctx := context.Background()
+	w := fakeaws.NewAccount(t)
+	c := kms.NewFromConfig(w.Config())
+	for i := range 150 {
+		id := fmt.Sprintf("i-%017x", i+1)
+		arn := "arn:aws:ec2:us-east-1:111122223333:instance/" + id
+		if _, err := c.CreateGrant(ctx, launch.GrantInput(fakeaws.KeyARN, id, arn, fakeaws.KeyUser, "arn:aws:iam::111122223333:role/launch")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before := w.Calls()["KMS.ListGrants"]
+	if _, err := checker(w).Check(ctx, binding.Request{InstanceProfileARN: fakeaws.Profile(fakeaws.KeyUser), InstanceID: "i-0abc0000000000001",
+		KeyARN: fakeaws.KeyARN, KeySource: contract.KeySourceKMSDataKey}); err != nil {
+		t.Fatal(err)
+	}
+	if got := w.Calls()["KMS.ListGrants"] - before; got != 2 {
+		t.Errorf("read the key's 150 grants in %d ListGrants calls, want 2", got)
 	}
 }

@@ -15,6 +15,12 @@ import (
 	"github.com/storecrypt/storecrypt/internal/policy"
 )
 
+// GrantsPage is the most grants one ListGrants page returns: "If you include a value, it
+// must be between 1 and 100, inclusive. If you do not include a value, it defaults to 50"
+// (KMS API Reference). A key holds a grant per instance of the fleet, up to 50,000, so
+// each reader of them asks for full pages: half the calls of the default.
+const GrantsPage int32 = 100
+
 type keyFacts struct {
 	arn    string // the key's ARN, as KMS describes it (the request may name an alias)
 	state  kmstypes.KeyState
@@ -46,7 +52,7 @@ func (c *Checker) key(ctx context.Context, keyARN string) (keyFacts, error) {
 		if f.policy, err = policy.Parse(aws.ToString(pol.Policy)); err != nil {
 			return f, fmt.Errorf("key %s: %w", keyARN, err)
 		}
-		p := kms.NewListGrantsPaginator(c.KMS, &kms.ListGrantsInput{KeyId: aws.String(keyARN)})
+		p := kms.NewListGrantsPaginator(c.KMS, &kms.ListGrantsInput{KeyId: aws.String(keyARN), Limit: aws.Int32(GrantsPage)})
 		for p.HasMorePages() {
 			page, err := p.NextPage(ctx)
 			if err != nil {

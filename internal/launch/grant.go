@@ -11,7 +11,9 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	kmstypes "github.com/aws/aws-sdk-go-v2/service/kms/types"
+	"github.com/aws/smithy-go"
 
+	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/policy"
 )
@@ -22,6 +24,28 @@ type KMS interface {
 	CreateGrant(ctx context.Context, in *kms.CreateGrantInput, optFns ...func(*kms.Options)) (*kms.CreateGrantOutput, error)
 	ListGrants(ctx context.Context, in *kms.ListGrantsInput, optFns ...func(*kms.Options)) (*kms.ListGrantsOutput, error)
 	RetireGrant(ctx context.Context, in *kms.RetireGrantInput, optFns ...func(*kms.Options)) (*kms.RetireGrantOutput, error)
+}
+
+// grantQuotaNotRetried keeps the SDK from retrying a grant the key's grant quota refused.
+// KMS answers LimitExceededException when the key already holds its 50,000 grants: a
+// resource quota, which a retry milliseconds later does not change, but the SDK's standard
+// retryer counts the code among its throttling errors and tries again (measured in the
+// control-plane model: 8 attempts on each receive). The instance goes back to the queue
+// instead, by whose redelivery retired grants may have made room. The SDK's retryers
+// (standard, adaptive) are all aws.RetryerV2.
+func grantQuotaNotRetried(o *kms.Options) {
+	if r, ok := o.Retryer.(aws.RetryerV2); ok {
+		o.Retryer = quotaRefusalFinal{r}
+	}
+}
+
+type quotaRefusalFinal struct{ aws.RetryerV2 }
+
+func (r quotaRefusalFinal) IsErrorRetryable(err error) bool {
+	if api := smithy.APIError(nil); errors.As(err, &api) && api.ErrorCode() == "LimitExceededException" {
+		return false
+	}
+	return r.RetryerV2.IsErrorRetryable(err)
 }
 
 // notRevoked skips (and tags) the instances the ledger marks revoked or shredded: no
@@ -149,10 +173,10 @@ func (h *Handler) region() string {
 }
 
 // grantsByName are the key's grants by name (the function names each after its
-// instance): one paged read, 100 a page, ListGrants' most.
+// instance): one paged read, in full pages.
 func (h *Handler) grantsByName(ctx context.Context) (map[string][]kmstypes.GrantListEntry, error) {
 	byName := map[string][]kmstypes.GrantListEntry{}
-	p := kms.NewListGrantsPaginator(h.KMS, &kms.ListGrantsInput{KeyId: aws.String(h.Config.KeyARN), Limit: aws.Int32(100)})
+	p := kms.NewListGrantsPaginator(h.KMS, &kms.ListGrantsInput{KeyId: aws.String(h.Config.KeyARN), Limit: aws.Int32(binding.GrantsPage)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {

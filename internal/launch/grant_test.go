@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/aws/retry"
 	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	ddbtypes "github.com/aws/aws-sdk-go-v2/service/dynamodb/types"
 
@@ -138,6 +139,37 @@ func TestGrantRetried(t *testing.T) {
 	})
 	if calls := w.Calls()["KMS.CreateGrant"]; calls != 2 || n != 1 {
 		t.Errorf("got %d CreateGrant calls and %d grants, want 2 calls and 1 grant", calls, n)
+	}
+}
+
+// TestGrantQuotaNotRetried: a grant the key's 50,000 refused is tried once and the
+// message handed back, where a throttled one is retried by the SDK.
+func TestGrantQuotaNotRetried(t *testing.T) {
+	const id = "i-00000000000000001"
+	for _, tc := range []struct {
+		code  string
+		calls int
+	}{
+		{"LimitExceededException", 1},
+		{"ThrottlingException", retry.DefaultMaxAttempts}, // the fake account's configuration
+	} {
+		t.Run(tc.code, func(t *testing.T) {
+			w := fakeaws.NewAccount(t)
+			w.AddInstance(id, "i4i.large", fakeaws.Profile(fakeaws.KeyUser), nil, launched)
+			w.Fault = func(_, op string, _ int) error {
+				if op == "CreateGrant" {
+					return fakeaws.APIError(tc.code, "refused")
+				}
+				return nil
+			}
+			e := newEnv(t, w)
+			if failed := e.handle(t, running(id)); len(failed) != 1 {
+				t.Fatalf("handed back %v, want the message", failed)
+			}
+			if got := w.Calls()["KMS.CreateGrant"]; got != tc.calls {
+				t.Errorf("got %d CreateGrant attempts, want %d", got, tc.calls)
+			}
+		})
 	}
 }
 

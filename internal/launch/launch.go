@@ -127,7 +127,7 @@ const BindingTTL = 5 * time.Minute
 // New wires a handler to AWS through cfg (the Lambda's configuration, or a fake account's);
 // metric lines go to metrics.
 func New(c Config, cfg aws.Config, log *slog.Logger, metrics io.Writer) *Handler {
-	ssmc, kmsc := ssm.NewFromConfig(cfg), kms.NewFromConfig(cfg)
+	ssmc, kmsc := ssm.NewFromConfig(cfg), kms.NewFromConfig(cfg, grantQuotaNotRetried)
 	trust := &document.Trust{SSM: ssmc, Name: c.DocumentName, Digest: c.DocumentDigest, KeyID: c.KeyARN, Secret: c.Agent.Secret, TTL: BindingTTL}
 	h := &Handler{
 		Config:    c,

@@ -24,6 +24,7 @@ import (
 	ssmtypes "github.com/aws/aws-sdk-go-v2/service/ssm/types"
 
 	"github.com/storecrypt/storecrypt/internal/alert"
+	"github.com/storecrypt/storecrypt/internal/binding"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/internal/ledger"
 )
@@ -259,7 +260,7 @@ func (r *Runner) revokeGrants(ctx context.Context, res []Result) {
 // instance. One read of the key (paged) serves every instance.
 func (r *Runner) grants(ctx context.Context) (map[string][]string, error) {
 	byName := map[string][]string{}
-	p := kms.NewListGrantsPaginator(r.KMS, &kms.ListGrantsInput{KeyId: aws.String(r.KeyARN), Limit: aws.Int32(100)})
+	p := kms.NewListGrantsPaginator(r.KMS, &kms.ListGrantsInput{KeyId: aws.String(r.KeyARN), Limit: aws.Int32(binding.GrantsPage)})
 	for p.HasMorePages() {
 		page, err := p.NextPage(ctx)
 		if err != nil {
