@@ -53,7 +53,7 @@ func Props(stack awscdk.Stack, ctx func(string) string) (*storecrypt.StoreCryptP
 		BuildDir: jsii.String("bin"), DocumentName: str("documentName"),
 		KeyAlias: str("keyAlias"), KeySource: storecrypt.KeySource(ctx("keySource")), SecretKey: str("secretKey"),
 		SecretVPCEndpoint: str("secretVpcEndpoint"), OptInTag: str("optInTag"), InstanceRolePath: str("instanceRolePath"),
-		MountPoint: str("mountPoint"), Filesystem: storecrypt.Filesystem(ctx("filesystem")), Layout: storecrypt.Layout(ctx("layout")), AlarmEmail: str("alarmEmail"),
+		MountPoint: str("mountPoint"), Filesystem: storecrypt.Filesystem(ctx("filesystem")), Layout: storecrypt.Layout(ctx("layout")), FastFormat: boolean("fastFormat"), AlarmEmail: str("alarmEmail"),
 		Trail: boolean("trail"), AllowOptOut: boolean("allowOptOut"), SecurityHub: boolean("securityHub"),
 		ComplianceItems: boolean("complianceItems"), RequireInstanceNetwork: boolean("requireInstanceNetwork"),
 	}

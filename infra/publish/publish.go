@@ -145,6 +145,7 @@ var AtPublish = map[string]string{
 	"MountPoint":             "a document default, covered by the document's digest",
 	"Filesystem":             "a document default, covered by the document's digest",
 	"Layout":                 "a document default, covered by the document's digest",
+	"FastFormat":             "a document default, covered by the document's digest",
 	"Trail":                  "adds a trail and its bucket",
 	"SecurityHub":            "changes the functions' policies",
 	"ComplianceItems":        "changes the functions' policies",

@@ -91,6 +91,7 @@ func (s *builder) revocationDocuments(agents document.Agents, key awskms.IKey, s
 func (s *builder) documentDefaults(key awskms.IKey, secret string) contract.AgentOptions {
 	defaults := contract.DefaultAgentOptions()
 	defaults.KeySource, defaults.MountPoint, defaults.Filesystem, defaults.Layout = s.props.KeySource, s.props.MountPoint, s.props.Filesystem, s.props.Layout
+	defaults.FastFormat = s.props.FastFormat
 	defaults.KMSKeyID = *key.KeyArn()
 	defaults.Secret = secret
 	return defaults

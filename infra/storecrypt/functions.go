@@ -135,12 +135,14 @@ func (s *builder) launchFunction(in functionInputs) awslambda.Function {
 	}
 	roles := jsii.String(strings.Join(arns, ","))
 	env := map[string]*string{
-		contract.EnvMountPoint:    jsii.String(s.props.MountPoint),
-		contract.EnvFilesystem:    jsii.String(s.props.Filesystem),
 		contract.EnvQueueURL:      in.queue.QueueUrl(),
 		contract.EnvAgentLogs:     in.doc.agentLogs.LogGroupName(),
 		contract.EnvStaleAfter:    jsii.String(staleAfter.String()),
 		contract.EnvInstanceRoles: roles,
+	}
+	chosen := s.documentDefaults(in.key, in.secret).DocumentValues()
+	for _, sc := range contract.StackChoices {
+		env[sc.Env] = jsii.String(chosen[sc.Parameter][0])
 	}
 	if s.props.OptInTag != "" {
 		env[contract.EnvOptInTag] = jsii.String(s.props.OptInTag)

@@ -749,22 +749,36 @@ func TestSecurityHubOption(t *testing.T) {
 	}
 }
 
-// TestDocumentDefaults: the filesystem, layout and mount point props are the document's
-// defaults, which a launch run and a console rerun apply unless told otherwise.
+// TestDocumentDefaults: the filesystem, layout, fast-format and mount point props are the
+// document's defaults, which a console rerun applies unless told otherwise, and what the
+// launch function sends (it sends every parameter, so it must carry them itself).
 func TestDocumentDefaults(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		props storecrypt.StoreCryptProps
 		want  map[string]string
 	}{
-		{"defaults", storecrypt.StoreCryptProps{}, map[string]string{"Filesystem": "ext4", "Layout": "raid0", "MountPoint": "/mnt/instance-store"}},
-		{"set", storecrypt.StoreCryptProps{Filesystem: storecrypt.FilesystemXFS, Layout: storecrypt.LayoutPerDisk, MountPoint: jsii.String("/data")},
-			map[string]string{"Filesystem": "xfs", "Layout": "per-disk", "MountPoint": "/data"}},
+		{"defaults", storecrypt.StoreCryptProps{}, map[string]string{"Filesystem": "ext4", "Layout": "raid0", "MountPoint": "/mnt/instance-store", "FastFormat": "false"}},
+		{"set", storecrypt.StoreCryptProps{Filesystem: storecrypt.FilesystemXFS, Layout: storecrypt.LayoutPerDisk, MountPoint: jsii.String("/data"), FastFormat: jsii.Bool(true)},
+			map[string]string{"Filesystem": "xfs", "Layout": "per-disk", "MountPoint": "/data", "FastFormat": "true"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, raw := template(t, &tc.props)
+			launches := 0
 			for id, r := range raw["Resources"].(map[string]any) {
 				res := r.(map[string]any)
+				if env, ok := launchEnv(res); ok {
+					launches++
+					sent := contract.DefaultAgentOptions()
+					if err := sent.SetStackChoices(func(k string) string { s, _ := env[k].(string); return s }); err != nil {
+						t.Fatal(err)
+					}
+					for name, want := range tc.want {
+						if got := sent.DocumentValues()[name][0]; got != want {
+							t.Errorf("the launch function %s sends %s=%s, want the stack's %s", id, name, got, want)
+						}
+					}
+				}
 				if res["Type"] != "AWS::SSM::Document" {
 					continue
 				}
@@ -778,8 +792,22 @@ func TestDocumentDefaults(t *testing.T) {
 					}
 				}
 			}
+			if launches != 1 {
+				t.Errorf("%d launch functions, want 1", launches)
+			}
 		})
 	}
+}
+
+// launchEnv is the environment of res when it is the launch function: the one that takes
+// the launch queue.
+func launchEnv(res map[string]any) (map[string]any, bool) {
+	if res["Type"] != "AWS::Lambda::Function" {
+		return nil, false
+	}
+	env, _ := res["Properties"].(map[string]any)["Environment"].(map[string]any)["Variables"].(map[string]any)
+	_, launch := env[contract.EnvQueueURL]
+	return env, launch
 }
 
 // TestIsAConstruct: what NewStoreCrypt returns is a construct as CDK's own are: a scope

@@ -313,6 +313,7 @@ func TestCommands(t *testing.T) {
 		{"no discards", func(f *Facts) { f.Options.Discard = false }, "luks-open",
 			"cryptsetup open --type luks2 --key-file - --perf-no_read_workqueue --perf-no_write_workqueue --persistent /dev/nvme1n1 storecrypt"},
 		{"xfs", func(f *Facts) { f.Options.Filesystem = contract.FilesystemXFS }, "mkfs", "mkfs.xfs -q -f -K -L storecrypt /dev/mapper/storecrypt"},
+		{"fast format", func(f *Facts) { f.Options.Filesystem, f.Options.FastFormat = contract.FilesystemXFS, true }, "mkfs", "mkfs.xfs -q -f -K -L storecrypt -l size=512m /dev/mapper/storecrypt"},
 		{"mark ready keeps the label", nil, "mark-ready", "cryptsetup config --label storecrypt --subsystem storecrypt-ready /dev/nvme1n1"},
 		{"mount with noatime", nil, "mount", "mount -t ext4 -o noatime /dev/mapper/storecrypt /mnt/instance-store"},
 	} {

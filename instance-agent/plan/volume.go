@@ -84,11 +84,15 @@ func (pl *planner) provision(v volume) error {
 	if o.Wipe {
 		pl.add(Step{Kind: Wipe, Name: "wipe", Action: "zero-fill " + pl.path() + " (--wipe)", Leaves: pl.path() + " zeroed"})
 	}
-	mkfs, err := filesystem.MakeCommand(o.Filesystem, pl.path(), contract.VolumeLabel)
+	mkfs, err := filesystem.MakeCommand(o.Filesystem, pl.path(), contract.VolumeLabel, o.FastFormat)
 	if err != nil {
 		return err
 	}
-	pl.add(Step{Kind: MakeFS, Name: "mkfs", Action: "make " + o.Filesystem + " on " + pl.path(), Cmd: mkfs, Leaves: o.Filesystem + " on " + pl.path()})
+	made := "make " + o.Filesystem + " on " + pl.path()
+	if o.FastFormat {
+		made += " (--fast-format: " + strings.Join(filesystem.FastFlags[o.Filesystem], " ") + ")"
+	}
+	pl.add(Step{Kind: MakeFS, Name: "mkfs", Action: made, Cmd: mkfs, Leaves: o.Filesystem + " on " + pl.path()})
 	pl.add(Step{Kind: MarkReady, Name: "mark-ready", Action: "mark the volume ready in its header",
 		Cmd: luks.SetLabelsCommand(v.Path, contract.VolumeLabel, contract.StateReady), Leaves: "volume " + contract.StateReady})
 	l.State, l.Filesystem = contract.StateReady, o.Filesystem

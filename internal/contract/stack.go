@@ -7,6 +7,8 @@
 package contract
 
 import (
+	"errors"
+	"fmt"
 	"strings"
 	"time"
 )
@@ -27,6 +29,8 @@ const (
 	EnvAllowOptOut     = "STORECRYPT_ALLOW_OPT_OUT"  // "true": storecrypt:encrypt=false is honoured
 	EnvMountPoint      = "STORECRYPT_MOUNT_POINT"
 	EnvFilesystem      = "STORECRYPT_FILESYSTEM"
+	EnvLayout          = "STORECRYPT_LAYOUT"
+	EnvFastFormat      = "STORECRYPT_FAST_FORMAT"
 	EnvQueueURL        = "STORECRYPT_QUEUE_URL"        // the launch queue, for sweep mode
 	EnvEventBus        = "STORECRYPT_EVENT_BUS"        // where alert events go
 	EnvStaleAfter      = "STORECRYPT_STALE_AFTER"      // sweep: a pending status older than this is stale
@@ -50,6 +54,32 @@ const (
 	// grants it makes (kms-datakey): the key policy lets it grant only with itself as one.
 	EnvLaunchRole = "STORECRYPT_LAUNCH_ROLE"
 )
+
+// StackChoice is a document parameter whose default the stack sets from its props, and
+// the launch function's variable that carries the same value.
+type StackChoice struct{ Parameter, Env string }
+
+// StackChoices are all of them. The launch function sends every parameter (SendCommand),
+// so a stack choice it did not carry would be replaced by the agent's own default on
+// every launch: the stack sets each variable from the same options as the document's
+// defaults, and the launch function reads each one.
+var StackChoices = []StackChoice{
+	{"MountPoint", EnvMountPoint}, {"Filesystem", EnvFilesystem}, {"Layout", EnvLayout}, {"FastFormat", EnvFastFormat},
+}
+
+// SetStackChoices sets o from the launch function's variables of StackChoices, as getenv
+// reads them; an unset one leaves its option alone.
+func (o *AgentOptions) SetStackChoices(getenv func(string) string) error {
+	var errs []error
+	for _, sc := range StackChoices {
+		if v := getenv(sc.Env); v != "" {
+			if err := o.SetDocumentValue(sc.Parameter, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", sc.Env, v, err))
+			}
+		}
+	}
+	return errors.Join(errs...)
+}
 
 // Detail types of the AWS events the functions take: EC2's state change and CloudTrail's
 // API call (the launch queue), SSM's invocation status (the result function).

@@ -98,11 +98,8 @@ func LoadConfig(getenv func(string) string) (Config, error) {
 	}
 	c.Agent.KMSKeyID = c.KeyARN
 	c.Agent.Secret = getenv(contract.EnvSecret)
-	if v := getenv(contract.EnvMountPoint); v != "" {
-		c.Agent.MountPoint = v
-	}
-	if v := getenv(contract.EnvFilesystem); v != "" {
-		c.Agent.Filesystem = v
+	if err := c.Agent.SetStackChoices(getenv); err != nil {
+		errs = append(errs, err)
 	}
 	if err := c.Agent.Validate(); err != nil {
 		bad("agent options", "", err.Error())
