@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/storecrypt/storecrypt/infra/artifact"
+	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/test/bench/controlplane"
 	"github.com/storecrypt/storecrypt/test/testbed"
 	"github.com/storecrypt/storecrypt/test/vm"
@@ -24,6 +25,13 @@ const (
 
 // smokeScale is the smallest RAID0 xfs accepts (300 MB) once LUKS and md take their share.
 var smokeScale = Shape{Disks: 2, DiskMiB: 256}
+
+// smokeChoiceBytes is the smallest volume whose xfs gets the largest default log (2 GB),
+// so that a smaller one shows; smokeChoiceFiles fills a couple of directories.
+const (
+	smokeChoiceBytes = 4 << 40
+	smokeChoiceFiles = 2000
+)
 
 // smokeIO keeps every job and variant of the I/O benchmark, on a few MiB each.
 var smokeIO = IOJobs{MiB: 8, RandSeconds: 1}
@@ -101,9 +109,38 @@ func TestSmoke(t *testing.T) {
 			if s.Seconds <= 0 || len(s.Steps) < 4 || wrote <= 0 {
 				t.Errorf("scale figures %+v", s)
 			}
+			if n, e := s.Native, s.Nitro; n == nil || e == nil || n.Mkfs <= 0 || n.Mount <= 0 || n.GuestMkfs <= n.Mkfs || e.Seconds <= 0 || e.Seconds >= s.Seconds {
+				t.Errorf("%s: native figures %+v and Nitro estimate %+v: want each measured, the guest slower than this host and the estimate under the guest's %.2f s", s.Filesystem, n, e, s.Seconds)
+			}
 		}
 		if len(res.Scale) != 2 {
 			t.Errorf("%d scale figures, want ext4's and xfs's", len(res.Scale))
+		}
+	})
+	t.Run("choices", func(t *testing.T) {
+		var err error
+		if res.Choices, err = MeasureChoices(ctx, smokeChoiceBytes, smokeChoiceFiles); err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Choices) != 4 {
+			t.Fatalf("%d choices measured, want ext4 and xfs each with and without --fast-format", len(res.Choices))
+		}
+		own := map[string]Choice{}
+		for _, c := range res.Choices {
+			if c.Mkfs <= 0 || c.Mount <= 0 || c.Written <= 0 || c.Create <= 0 || c.Remove <= 0 || c.BytesPerFile <= 0 {
+				t.Errorf("choice figures %+v", c)
+			}
+			if len(c.Flags) == 0 {
+				own[c.Filesystem] = c
+				continue
+			}
+			// Each choice is there to write less at mkfs; bigalloc's price is the space.
+			if o := own[c.Filesystem]; c.Written >= o.Written {
+				t.Errorf("%s %v wrote %d bytes at mkfs, the agent's own flags %d: want fewer", c.Filesystem, c.Flags, c.Written, o.Written)
+			}
+			if o := own[c.Filesystem]; c.Filesystem == contract.FilesystemExt4 && c.BytesPerFile < 8*o.BytesPerFile {
+				t.Errorf("ext4 %v took %.0f bytes a file, the agent's own flags %.0f: want a cluster each", c.Flags, c.BytesPerFile, o.BytesPerFile)
+			}
 		}
 	})
 	t.Run("io", func(t *testing.T) {

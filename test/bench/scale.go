@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/storecrypt/storecrypt/instance-agent/filesystem"
 	"github.com/storecrypt/storecrypt/internal/contract"
 	"github.com/storecrypt/storecrypt/test/emu"
 	"github.com/storecrypt/storecrypt/test/testbed"
@@ -22,6 +23,8 @@ type ScaleResult struct {
 	DiskMiB    int         `json:"disk_mib"` // each
 	Seconds    float64     `json:"seconds"`  // apply, process start to exit
 	Steps      []StepWrite `json:"steps"`
+	Native     *Native     `json:"native,omitempty"`
+	Nitro      *Nitro      `json:"nitro,omitempty"`
 }
 
 // StepWrite is one command of the agent's run: its seconds and the bytes the NVMe disks
@@ -63,19 +66,34 @@ t1=$(cut -d' ' -f1 /proc/uptime)
 echo "total	$(awk "BEGIN {print $t1 - $t0}")	0"
 cat /tmp/trace.log`
 
+// scaleGuestMiB holds the largest shape's xfs in the guest's memory for guestMkfs: its
+// 2 GiB log.
+const scaleGuestMiB = 4096
+
 // Scale times the agent's apply on each shape and filesystem, on blank disks, with the
-// bytes each of its commands wrote.
+// bytes each of its commands wrote; then its make and mount natively, and from both the
+// estimate on Nitro hardware.
 func Scale(ctx context.Context, dir, agent string, shapes []Shape) ([]ScaleResult, error) {
+	aes, err := AESBytesPerSecond(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mem, err := inMemory()
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(mem)
 	var out []ScaleResult
 	for _, s := range shapes {
 		sub := filepath.Join(dir, fmt.Sprintf("scale-%dx%d", s.Disks, s.DiskMiB))
 		if err := os.MkdirAll(sub, 0o755); err != nil {
 			return nil, err
 		}
-		tb, err := testbed.New(ctx, sub, testbed.Options{Disks: s.Disks, SizeMB: s.DiskMiB, Agent: agent})
+		tb, err := testbed.New(ctx, sub, testbed.Options{Disks: s.Disks, SizeMB: s.DiskMiB, Agent: agent, MemoryMB: scaleGuestMiB})
 		if err != nil {
 			return nil, err
 		}
+		first := len(out)
 		for i, fs := range []string{contract.FilesystemExt4, contract.FilesystemXFS} {
 			boot := tb.Boot
 			if i > 0 {
@@ -91,11 +109,57 @@ func Scale(ctx context.Context, dir, agent string, shapes []Shape) ([]ScaleResul
 				return nil, fmt.Errorf("%d × %d MiB, %s: %w", s.Disks, s.DiskMiB, fs, err)
 			}
 			r.Disks, r.DiskMiB = s.Disks, s.DiskMiB
+			if r.Native, err = plainMkfs(ctx, tb, fs); err != nil {
+				tb.Close()
+				return nil, fmt.Errorf("%d × %d MiB, %s in memory: %w", s.Disks, s.DiskMiB, fs, err)
+			}
 			out = append(out, r)
 		}
 		tb.Close()
+		// After the guest, so that the emulator does not share the CPU with them.
+		for i := first; i < len(out); i++ {
+			if err := MeasureNative(ctx, mem, out[i].Filesystem, out[i].Native); err != nil {
+				return nil, fmt.Errorf("%d × %d MiB, %s natively: %w", s.Disks, s.DiskMiB, out[i].Filesystem, err)
+			}
+		}
+	}
+	natives := make([]*Native, len(out))
+	for i := range out {
+		natives[i] = out[i].Native
+	}
+	pf, err := processFactor(natives)
+	if err != nil {
+		return nil, err
+	}
+	fixed := fixedSeconds(out)
+	for i := range out {
+		e, err := estimate(out[i], *out[i].Native, pf, fixed, aes)
+		if err != nil {
+			return nil, err
+		}
+		out[i].Nitro = &e
 	}
 	return out, nil
+}
+
+// plainMkfs runs guestMkfs with the agent's command line for fs.
+func plainMkfs(ctx context.Context, tb *testbed.Testbed, fs string) (*Native, error) {
+	mkfs, err := filesystem.MakeCommand(fs, "/tmp/plain/"+plainFile, contract.VolumeLabel, false)
+	if err != nil {
+		return nil, err
+	}
+	res, err := tb.Guest.Run(ctx, append([]string{"sh", "-c", guestMkfs, "sh", strconv.Itoa(versionRuns), mkfs.Name}, mkfs.Args...), nil)
+	if err != nil {
+		return nil, err
+	}
+	if res.Code != 0 {
+		return nil, fmt.Errorf("exited %d: %s", res.Code, res.Stderr)
+	}
+	var n Native
+	if _, err := fmt.Sscan(res.Stdout, &n.VolumeBytes, &n.GuestMkfs, &n.GuestVersion); err != nil || n.VolumeBytes <= 0 || n.GuestMkfs <= 0 || n.GuestVersion <= 0 {
+		return nil, fmt.Errorf("printed %q", res.Stdout)
+	}
+	return &n, nil
 }
 
 func scaleOnce(ctx context.Context, tb *testbed.Testbed, fs string) (ScaleResult, error) {

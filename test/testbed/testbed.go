@@ -68,6 +68,8 @@ type Options struct {
 	// Systemd boots a Debian root with systemd as init (vm.SystemdRoot) instead of the
 	// busybox guest; reboots are then clean shutdowns.
 	Systemd bool
+	// MemoryMB is the guest's memory; vm.Config's default when zero.
+	MemoryMB int
 }
 
 // Testbed is one instance under test.
@@ -82,6 +84,7 @@ type Testbed struct {
 	agent   string
 	tools   []string
 	systemd bool
+	memory  int
 }
 
 // New makes the disks, starts the emulators and creates the KMS key; Boot starts the guest.
@@ -89,7 +92,7 @@ func New(ctx context.Context, dir string, o Options) (*Testbed, error) {
 	if o.SizeMB == 0 {
 		o.SizeMB = 64
 	}
-	tb := &Testbed{Dir: dir, agent: o.Agent, tools: o.GuestTools, systemd: o.Systemd}
+	tb := &Testbed{Dir: dir, agent: o.Agent, tools: o.GuestTools, systemd: o.Systemd, memory: o.MemoryMB}
 	for i := range o.Disks {
 		d := vm.Disk{Path: filepath.Join(dir, fmt.Sprintf("nvme%d.img", i)), Serial: fmt.Sprintf("IS%d", i)}
 		if err := sparse(d.Path, o.SizeMB); err != nil {
@@ -167,6 +170,7 @@ func (tb *Testbed) Boot(ctx context.Context) error {
 		Files:    map[string]string{"/usr/local/bin/storecrypt-agent": tb.agent},
 		Tools:    tb.tools,
 		Systemd:  tb.systemd,
+		MemoryMB: tb.memory,
 	})
 	if err != nil {
 		return err
