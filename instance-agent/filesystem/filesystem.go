@@ -43,7 +43,7 @@ func MakeCommand(fstype, dev, label string, fast bool) (sysexec.Command, error) 
 // FastFlags make a large volume's filesystem in a fraction of the time (--fast-format),
 // each for a cost the default does not pay; docs/benchmarks.md measures both.
 //   - ext4, bigalloc with 64 KiB clusters: 16 times fewer block groups for mkfs to write
-//     and for the mount to check (480,000 on 60 TB); every file takes at least a cluster.
+//     and for the mount to check (about 450,000 on 60 TB); every file takes at least a cluster.
 //   - xfs, a 512 MiB log: mkfs writes the whole log, 2 GiB by default from about 4 TB up;
 //     a smaller log holds fewer metadata changes before they must be written back.
 var FastFlags = map[string][]string{

@@ -138,8 +138,8 @@ type AgentOptions struct {
 	MountPoint string
 	Filesystem string
 	Layout     string // how several disks are combined: Layouts
-	// FastFormat makes a new filesystem with FastFormatFlags: a large volume is made and
-	// mounted in a fraction of the time, for what those flags cost.
+	// FastFormat makes a new filesystem with package filesystem's FastFlags: a large
+	// volume is made and mounted in a fraction of the time, for what those flags cost.
 	FastFormat bool
 	Model      string
 	Devices    []string // explicit devices; empty means discover by Model

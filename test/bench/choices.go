@@ -32,8 +32,8 @@ type Choice struct {
 	BytesPerFile float64 `json:"bytes_per_file"`
 }
 
-// MeasureChoices measures each filesystem with and without --fast-format on a volume of the given size, with a workload
-// of that many files. It needs root, for the loop device.
+// MeasureChoices measures each filesystem with and without --fast-format on a volume of
+// the given size, with a workload of that many files. It needs root, for the loop device.
 func MeasureChoices(ctx context.Context, volumeBytes int64, files int) ([]Choice, error) {
 	if os.Geteuid() != 0 {
 		return nil, errNotRoot
