@@ -3,6 +3,7 @@ package contract
 import (
 	"flag"
 	"io"
+	"strings"
 	"testing"
 )
 
@@ -36,5 +37,26 @@ func TestExitCodeNames(t *testing.T) {
 	}
 	if got := ExitCode(42).String(); got != "exit-42" {
 		t.Errorf("unknown code: got %q, want exit-42", got)
+	}
+}
+
+// TestStackChoices: each stack choice is a document parameter, and what the launch
+// function's variables set is what it sends; a value the flag refuses names its variable.
+func TestStackChoices(t *testing.T) {
+	env := map[string]string{EnvMountPoint: "/data", EnvFilesystem: FilesystemXFS, EnvLayout: LayoutPerDisk, EnvFastFormat: "true"}
+	o := DefaultAgentOptions()
+	if err := o.SetStackChoices(func(k string) string { return env[k] }); err != nil {
+		t.Fatal(err)
+	}
+	sent := o.DocumentValues()
+	for _, sc := range StackChoices {
+		if got := sent[sc.Parameter]; len(got) != 1 || got[0] != env[sc.Env] {
+			t.Errorf("%s=%s sends %s=%v", sc.Env, env[sc.Env], sc.Parameter, got)
+		}
+	}
+	o = DefaultAgentOptions()
+	err := o.SetStackChoices(func(k string) string { return map[string]string{EnvFastFormat: "maybe"}[k] })
+	if err == nil || !strings.Contains(err.Error(), EnvFastFormat) {
+		t.Errorf("%s=maybe: %v, want an error naming it", EnvFastFormat, err)
 	}
 }

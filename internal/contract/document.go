@@ -6,9 +6,6 @@
 package contract
 
 import (
-	"flag"
-	"fmt"
-	"io"
 	"strconv"
 	"strings"
 )
@@ -48,21 +45,6 @@ var DocumentParameters = []DocumentParameter{
 	{"Wipe", FlagWipe, `^(true|false)$`, "Zero-fill a new volume before it is used: true takes time in proportion to the disks' size (hours on the largest instance store); with false, the disks' earlier content is still unreadable through the new key.", []string{"true", "false"}},
 	{"RequiredBy", FlagRequiredBy, PatternRequiredBy, "Comma-separated systemd units (e.g. postgresql.service) that must not start at boot until the volume is mounted.", nil},
 	{"BindDirs", FlagBindDirs, PatternBindDirs, "Comma-separated directories (e.g. /var/lib/containerd,/var/lib/kubelet,/var/log/pods) moved onto the volume and bind-mounted back at every boot; their content is copied on first use.", nil},
-}
-
-// SetDocumentValue sets the option that the document parameter name becomes, from its
-// value as the document would pass it, the way the agent parses the flag.
-func (o *AgentOptions) SetDocumentValue(name, value string) error {
-	for _, p := range DocumentParameters {
-		if p.Name != name {
-			continue
-		}
-		fs := flag.NewFlagSet("document", flag.ContinueOnError)
-		fs.SetOutput(io.Discard)
-		o.RegisterFlags(fs)
-		return fs.Set(p.Flag, value)
-	}
-	return fmt.Errorf("no document parameter %q", name)
 }
 
 // DocumentValues turns agent options into the document's parameter values.

@@ -8,7 +8,9 @@ package contract
 
 import (
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"strings"
 	"time"
 )
@@ -68,12 +70,20 @@ var StackChoices = []StackChoice{
 }
 
 // SetStackChoices sets o from the launch function's variables of StackChoices, as getenv
-// reads them; an unset one leaves its option alone.
+// reads them, each parsed as the agent parses the flag its parameter becomes; an unset
+// one leaves its option alone.
 func (o *AgentOptions) SetStackChoices(getenv func(string) string) error {
+	flags := map[string]string{}
+	for _, p := range DocumentParameters {
+		flags[p.Name] = p.Flag
+	}
+	fs := flag.NewFlagSet("stack", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	o.RegisterFlags(fs)
 	var errs []error
 	for _, sc := range StackChoices {
 		if v := getenv(sc.Env); v != "" {
-			if err := o.SetDocumentValue(sc.Parameter, v); err != nil {
+			if err := fs.Set(flags[sc.Parameter], v); err != nil {
 				errs = append(errs, fmt.Errorf("%s=%q: %w", sc.Env, v, err))
 			}
 		}
