@@ -90,17 +90,17 @@ func TestLedgerAsDynalite(t *testing.T) {
 	if err := db.CreateTable(ctx, ledger.Table(emu.LedgerTable)); err != nil {
 		t.Fatal(err)
 	}
-	counted := &countingDB{DynamoDB: db.Client}
+	counted, dynaliteCalls := counting(db.Client)
 	dynalite := &ledger.Ledger{DB: counted, Table: emu.LedgerTable}
 	model, calls := modelLedger(&clock{parallel: 1}, fakeaws.NewAccount(t).Config())
 	for _, s := range steps {
-		before, modelBefore := counted.calls, calls.total()
+		before, modelBefore := dynaliteCalls.total(), calls.total()
 		want, werr := s.do(dynalite)
 		got, gerr := s.do(model)
 		if got != want || (gerr == nil) != (werr == nil) {
 			t.Errorf("%s: the model answers %q, %v; dynalite %q, %v", s.name, got, gerr, want, werr)
 		}
-		if g, w := calls.total()-modelBefore, counted.calls-before; g != w {
+		if g, w := calls.total()-modelBefore, dynaliteCalls.total()-before; g != w {
 			t.Errorf("%s: the model took %d calls, dynalite %d", s.name, g, w)
 		}
 	}

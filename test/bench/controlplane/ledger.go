@@ -38,6 +38,24 @@ type ledgerCalls struct {
 	calls map[string]int
 }
 
+func (l *ledgerCalls) count(ctx context.Context) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls["DynamoDB."+awsmiddleware.GetOperationName(ctx)]++
+}
+
+// counting is client with every attempt it makes counted in l.
+func counting(client *dynamodb.Client) (*dynamodb.Client, *ledgerCalls) {
+	l := &ledgerCalls{calls: map[string]int{}}
+	count := middleware.FinalizeMiddlewareFunc("controlplane.count", func(ctx context.Context, in middleware.FinalizeInput, next middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		l.count(ctx)
+		return next.HandleFinalize(ctx, in)
+	})
+	return dynamodb.New(client.Options(), func(o *dynamodb.Options) {
+		o.APIOptions = append(o.APIOptions, func(s *middleware.Stack) error { return s.Finalize.Insert(count, "Retry", middleware.After) })
+	}), l
+}
+
 func (l *ledgerCalls) total() int {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -54,10 +72,8 @@ func (l *ledgerCalls) total() int {
 func modelLedger(c *clock, cfg aws.Config) (*ledger.Ledger, *ledgerCalls) {
 	counted := &ledgerCalls{calls: map[string]int{}}
 	throttle := middleware.FinalizeMiddlewareFunc("controlplane.throttle", func(ctx context.Context, in middleware.FinalizeInput, _ middleware.FinalizeHandler) (middleware.FinalizeOutput, middleware.Metadata, error) {
+		counted.count(ctx)
 		op := awsmiddleware.GetOperationName(ctx)
-		counted.mu.Lock()
-		counted.calls["DynamoDB."+op]++
-		counted.mu.Unlock()
 		if err := c.hook("DynamoDB", op, 0); err != nil {
 			return middleware.FinalizeOutput{}, middleware.Metadata{}, err
 		}

@@ -9,7 +9,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/service/dynamodb"
 	"github.com/aws/aws-sdk-go-v2/service/eventbridge"
 	"github.com/aws/aws-sdk-go-v2/service/kms"
 	"github.com/aws/aws-sdk-go-v2/service/ssm"
@@ -74,7 +73,7 @@ func FleetRevoke(ctx context.Context, n int) (FleetRevokeResult, error) {
 	if err := db.CreateTable(ctx, ledger.Table(emu.LedgerTable)); err != nil {
 		return FleetRevokeResult{}, err
 	}
-	ledgerDB := &countingDB{DynamoDB: db.Client}
+	ledgerDB, ledgerCalls := counting(db.Client)
 	for _, inst := range insts {
 		// The launch function's first record of each launch: the item the mark goes on.
 		if err := (&ledger.Ledger{DB: db.Client, Table: emu.LedgerTable}).Record(ctx, ledger.Launch{InstanceID: inst.ID, LaunchTime: launched},
@@ -121,7 +120,7 @@ func FleetRevoke(ctx context.Context, n int) (FleetRevokeResult, error) {
 			res.Calls += v
 		}
 	}
-	res.LedgerCalls, res.Throttled = ledgerDB.calls, c.throttled
+	res.LedgerCalls, res.Throttled = ledgerCalls.total(), c.throttled
 	res.CallsPerInstance = float64(res.Calls+res.LedgerCalls) / float64(n)
 	res.KeyTaggedS, res.LastGrantRevokedS, res.LastCommandS = at["KMS.TagResource"].Seconds(), at["KMS.RevokeGrant"].Seconds(), at["SSM.SendCommand"].Seconds()
 	return res, nil
@@ -139,32 +138,6 @@ func sum(m map[string]int) int {
 		n += v
 	}
 	return n
-}
-
-// countingDB counts the ledger's DynamoDB calls.
-type countingDB struct {
-	ledger.DynamoDB
-	calls int
-}
-
-func (c *countingDB) UpdateItem(ctx context.Context, in *dynamodb.UpdateItemInput, o ...func(*dynamodb.Options)) (*dynamodb.UpdateItemOutput, error) {
-	c.calls++
-	return c.DynamoDB.UpdateItem(ctx, in, o...)
-}
-
-func (c *countingDB) Query(ctx context.Context, in *dynamodb.QueryInput, o ...func(*dynamodb.Options)) (*dynamodb.QueryOutput, error) {
-	c.calls++
-	return c.DynamoDB.Query(ctx, in, o...)
-}
-
-func (c *countingDB) GetItem(ctx context.Context, in *dynamodb.GetItemInput, o ...func(*dynamodb.Options)) (*dynamodb.GetItemOutput, error) {
-	c.calls++
-	return c.DynamoDB.GetItem(ctx, in, o...)
-}
-
-func (c *countingDB) Scan(ctx context.Context, in *dynamodb.ScanInput, o ...func(*dynamodb.Options)) (*dynamodb.ScanOutput, error) {
-	c.calls++
-	return c.DynamoDB.Scan(ctx, in, o...)
 }
 
 // ByAPI lists calls per API, most first, as `KMS.RevokeGrant 1000`.
