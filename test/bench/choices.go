@@ -69,7 +69,7 @@ func (c *Choice) measure(ctx context.Context, dir string) error {
 	if err != nil {
 		return err
 	}
-	if c.Mkfs, err = timed(ctx, mkfs.Name, mkfs.Args...); err != nil {
+	if c.Mkfs, err = timed(ctx, mkfs); err != nil {
 		return err
 	}
 	var st syscall.Stat_t
@@ -87,7 +87,7 @@ func (c *Choice) measure(ctx context.Context, dir string) error {
 		return err
 	}
 	m := filesystem.MountCommand(loop, mnt, c.Filesystem)
-	if c.Mount, err = timed(ctx, m.Name, m.Args...); err != nil {
+	if c.Mount, err = timed(ctx, m); err != nil {
 		return err
 	}
 	defer output(context.WithoutCancel(ctx), "umount", mnt) //nolint:errcheck // as above

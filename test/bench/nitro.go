@@ -1,13 +1,11 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"os"
-	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -15,6 +13,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/instance-agent/filesystem"
 	"github.com/storecrypt/storecrypt/instance-agent/luks"
+	"github.com/storecrypt/storecrypt/instance-agent/sysexec"
 )
 
 // Native is the run's filesystem made and mounted on this host's own CPU, with the agent's
@@ -158,7 +157,7 @@ func MeasureNative(ctx context.Context, dir, fs string, n *Native) error {
 	}
 	n.Mkfs, n.Mount = c.Mkfs, c.Mount
 	for range versionRuns {
-		v, err := timed(ctx, "cryptsetup", "--version")
+		v, err := timed(ctx, sysexec.Command{Name: "cryptsetup", Args: []string{"--version"}})
 		if err != nil {
 			return err
 		}
@@ -186,21 +185,17 @@ func AESBytesPerSecond(ctx context.Context) (float64, error) {
 	return 0, fmt.Errorf("openssl speed printed no rate: %q", out)
 }
 
-func timed(ctx context.Context, name string, args ...string) (float64, error) {
+// timed runs c as the agent runs its commands (sysexec.OS) and returns its seconds.
+func timed(ctx context.Context, c sysexec.Command) (float64, error) {
 	t0 := time.Now()
-	if _, err := output(ctx, name, args...); err != nil {
+	if _, err := output(ctx, c.Name, c.Args...); err != nil {
 		return 0, err
 	}
 	return time.Since(t0).Seconds(), nil
 }
 
+// output is the trimmed standard output of name args, run as the agent runs its commands.
 func output(ctx context.Context, name string, args ...string) (string, error) {
-	var stderr bytes.Buffer
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("%s %s: %w: %s", name, strings.Join(args, " "), err, stderr.Bytes())
-	}
-	return strings.TrimSpace(string(out)), nil
+	out, err := sysexec.OS{}.Run(ctx, sysexec.Command{Name: name, Args: args})
+	return strings.TrimSpace(string(out)), err
 }
