@@ -105,6 +105,7 @@ func (s *builder) function(in functionInputs, id, dir string, timeout float64, e
 		contract.EnvEventBus:        jsii.String("default"),
 		contract.EnvLedgerTable:     in.ledger.TableName(),
 		contract.EnvMetricNamespace: jsii.String(s.props.MetricNamespace),
+		contract.EnvGOGC:            jsii.String(contract.FunctionGOGC),
 	}
 	if in.secret != "" {
 		common[contract.EnvSecret] = jsii.String(in.secret)
@@ -114,7 +115,7 @@ func (s *builder) function(in functionInputs, id, dir string, timeout float64, e
 	}
 	props.Runtime, props.Architecture, props.Handler = awslambda.Runtime_PROVIDED_AL2023(), awslambda.Architecture_ARM_64(), jsii.String("bootstrap")
 	props.Code = s.functionCode(in.code, dir)
-	props.Timeout, props.MemorySize = awscdk.Duration_Seconds(jsii.Number(timeout)), jsii.Number(256)
+	props.Timeout, props.MemorySize = awscdk.Duration_Seconds(jsii.Number(timeout)), jsii.Number(contract.FunctionMemoryMB)
 	props.Role, props.LogGroup, props.Environment = role, logs, &env
 	props.Description = jsii.String("storecrypt " + dir + " function")
 	fn := awslambda.NewFunction(s.c, jsii.String(id), props)

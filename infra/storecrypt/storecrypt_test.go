@@ -102,6 +102,7 @@ func TestFunctions(t *testing.T) {
 	tpl.ResourceCountIs(jsii.String("AWS::Lambda::Function"), jsii.Number(2))
 	tpl.AllResourcesProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
 		"Runtime": "provided.al2023", "Architectures": []string{"arm64"}, "Handler": "bootstrap",
+		"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{contract.EnvGOGC: contract.FunctionGOGC})},
 	})
 	tpl.HasResourceProperties(jsii.String("AWS::Lambda::Function"), map[string]any{
 		"Environment": map[string]any{"Variables": assertions.Match_ObjectLike(&map[string]any{

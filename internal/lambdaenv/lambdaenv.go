@@ -1,6 +1,6 @@
 // Package lambdaenv wires a storecrypt Lambda to its runtime: the AWS configuration with
-// the SDK's adaptive retryer (the functions meet throttling in bursts) and a JSON logger
-// on stdout.
+// the SDK's adaptive retryer (the functions meet throttling in bursts), a JSON logger on
+// stdout, and the Go runtime's memory limit from the function's memory.
 package lambdaenv
 
 import (
@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
+	"strconv"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/config"
@@ -30,10 +32,30 @@ func Logger(function string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo})).With("function", function)
 }
 
-// Init is a function's init phase: its logger, its configuration from the environment
-// and the AWS configuration. An error ends the process with the message in the log, which
-// is how Lambda reports a failed init (Runtime.ExitError).
+// envMemorySize is Lambda's variable for the function's memory, in MB.
+const envMemorySize = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
+
+// MemoryLimit is the Go runtime's soft memory limit for a function with the memory that
+// getenv reports: three quarters of it, the rest left for what the runtime does not
+// count (the binary's pages, the Lambda runtime's buffers). The stack raises GOGC
+// (contract.FunctionGOGC) so that a cold start runs no collection; this limit makes the
+// collector run before the function's memory runs out however large the heap's target.
+// ok is false outside Lambda, where no memory is reported.
+func MemoryLimit(getenv func(string) string) (limit int64, ok bool) {
+	mb, err := strconv.ParseInt(getenv(envMemorySize), 10, 64)
+	if err != nil || mb <= 0 {
+		return 0, false
+	}
+	return mb << 20 / 4 * 3, true
+}
+
+// Init is a function's init phase: the memory limit, its logger, its configuration from
+// the environment and the AWS configuration. An error ends the process with the message
+// in the log, which is how Lambda reports a failed init (Runtime.ExitError).
 func Init[C any](function string, load func(getenv func(string) string) (C, error)) (C, aws.Config, *slog.Logger) {
+	if limit, ok := MemoryLimit(os.Getenv); ok {
+		debug.SetMemoryLimit(limit)
+	}
 	log := Logger(function)
 	cfg, err := load(os.Getenv)
 	if err == nil {

@@ -46,6 +46,8 @@ type FunctionFootprint struct {
 	// InitBytes is what every package's init allocates (GODEBUG=inittrace=1): unlike
 	// the milliseconds, the same on a loaded machine as on an idle one.
 	InitBytes int64 `json:"init_alloc_bytes"`
+	// InitCollections is how many garbage collections ran before the first request.
+	InitCollections int `json:"init_collections"`
 }
 
 // MeasureFootprint starts each function under RIE samples times (a cold start each) and
@@ -99,13 +101,14 @@ func measureFunction(ctx context.Context, dir, fn string, samples int) (Function
 		return FunctionFootprint{}, err
 	}
 	var ff FunctionFootprint
-	costs, err := rie.InitCosts(ctx, bootstrap, p.Env)
+	st, err := rie.InitCosts(ctx, bootstrap, p.Env)
 	if err != nil {
 		return ff, err
 	}
-	for _, c := range costs {
+	for _, c := range st.Packages {
 		ff.InitBytes += c.Bytes
 	}
+	ff.InitCollections = st.Collections
 	var colds []time.Duration
 	for range samples {
 		inv, err := rie.Invoke(ctx, emulator, bootstrap, p.Env, payload)

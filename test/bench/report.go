@@ -402,7 +402,7 @@ func (r *Results) WriteMarkdown(w io.Writer) {
 		ff := f.Functions[fn]
 		fmt.Fprintf(w, "| %s function: cold start under RIE (process start to first answer), median of %d (slowest) | %.1f ms (%.1f ms) |\n", fn, ff.ColdStartSamples, ff.ColdStartMedianMs, ff.ColdStartMaxMs)
 		fmt.Fprintf(w, "| %s function: peak RSS (host build) | %.1f MiB |\n", fn, float64(ff.MaxRSS)/(1<<20))
-		fmt.Fprintf(w, "| %s function: allocated by package init | %.2f MB |\n", fn, float64(ff.InitBytes)/1e6)
+		fmt.Fprintf(w, "| %s function: allocated by package init (garbage collections before the first request) | %.2f MB (%d) |\n", fn, float64(ff.InitBytes)/1e6, ff.InitCollections)
 		fmt.Fprintf(w, "| %s function: `bootstrap` (linux/arm64) | %.1f MiB |\n", fn, float64(ff.Bootstrap)/(1<<20))
 	}
 	fmt.Fprintf(w, "| agent binary (linux/amd64, static) | %.1f MiB |\n", float64(f.AgentBinary)/(1<<20))

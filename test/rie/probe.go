@@ -73,6 +73,8 @@ func stackEnv() []string {
 		contract.EnvEventBus + "=default",
 		contract.EnvLedgerTable + "=storecrypt-ledger",
 		contract.EnvSecurityHub + "=true",
+		contract.EnvGOGC + "=" + contract.FunctionGOGC,
+		fmt.Sprintf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%d", contract.FunctionMemoryMB),
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=probe", "AWS_SECRET_ACCESS_KEY=probe",
 	}
 }
@@ -84,41 +86,52 @@ type InitCost struct {
 	Allocs  int64
 }
 
-// InitCosts starts bootstrap once with env and inittrace on, against a runtime API that
-// refuses: the process runs every package's init and its main up to the first request
-// for an event, then exits. It returns what each package's init allocated.
-func InitCosts(ctx context.Context, bootstrap string, env []string) ([]InitCost, error) {
+// Start is what a function's start cost before its first request for an event.
+type Start struct {
+	Packages []InitCost
+	// Collections is how many garbage collections ran (GODEBUG=gctrace=1).
+	Collections int
+}
+
+// InitCosts starts bootstrap once with env and the init and GC traces on, against a
+// runtime API that refuses: the process runs every package's init and its main up to
+// the first request for an event, then exits.
+func InitCosts(ctx context.Context, bootstrap string, env []string) (Start, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
-		return nil, err
+		return Start{}, err
 	}
 	refused := ln.Addr().String()
 	ln.Close()
 	cmd := exec.CommandContext(ctx, bootstrap)
-	cmd.Env = append(append(os.Environ(), env...), "GODEBUG=inittrace=1", "AWS_LAMBDA_RUNTIME_API="+refused)
+	cmd.Env = append(append(os.Environ(), env...), "GODEBUG=inittrace=1,gctrace=1", "AWS_LAMBDA_RUNTIME_API="+refused)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	// It exits 1 when the runtime API refuses; what matters is that its init ran.
 	_ = cmd.Run()
 	if !strings.Contains(out.String(), "/runtime/invocation/next") {
-		return nil, fmt.Errorf("%s did not reach the runtime API (a failed init?):\n%s", bootstrap, out.String())
+		return Start{}, fmt.Errorf("%s did not reach the runtime API (a failed init?):\n%s", bootstrap, out.String())
 	}
-	var costs []InitCost
+	var st Start
 	for sc := bufio.NewScanner(bytes.NewReader(out.Bytes())); sc.Scan(); {
 		// init <package> @<t> ms, <clock> ms clock, <bytes> bytes, <allocs> allocs
+		// gc <n> @<t>s <p>%: ...
 		f := strings.Fields(sc.Text())
+		if len(f) > 2 && f[0] == "gc" && strings.HasPrefix(f[2], "@") {
+			st.Collections++
+		}
 		if len(f) != 11 || f[0] != "init" || f[8] != "bytes," {
 			continue
 		}
 		c := InitCost{Package: f[1]}
 		c.Bytes, _ = strconv.ParseInt(f[7], 10, 64)
 		c.Allocs, _ = strconv.ParseInt(f[9], 10, 64)
-		costs = append(costs, c)
+		st.Packages = append(st.Packages, c)
 	}
-	if len(costs) == 0 {
-		return nil, fmt.Errorf("%s printed no init trace:\n%s", bootstrap, out.String())
+	if len(st.Packages) == 0 {
+		return Start{}, fmt.Errorf("%s printed no init trace:\n%s", bootstrap, out.String())
 	}
-	return costs, nil
+	return st, nil
 }
 
 // MaxOwnInit bounds what one of storecrypt's packages may allocate at init: a pattern
@@ -130,26 +143,30 @@ const MaxOwnInit = 256 << 10
 // starts it with its probe's configuration: t fails when one of storecrypt's packages
 // allocates more than MaxOwnInit at init, or all packages together more than maxTotal,
 // the budget that a new SDK client (whose generated schemas and endpoint tables all
-// initialize at start, used or not) would break.
+// initialize at start, used or not) would break, or when a garbage collection runs
+// before the first request (contract.FunctionGOGC says why none should).
 func CheckInit(t testing.TB, fn string, maxTotal int64) {
 	t.Helper()
 	bootstrap, err := BuildBootstrap(t.TempDir(), ".")
 	if err != nil {
 		t.Fatal(err)
 	}
-	costs, err := InitCosts(t.Context(), bootstrap, Probes[fn].Env)
+	st, err := InitCosts(t.Context(), bootstrap, Probes[fn].Env)
 	if err != nil {
 		t.Fatal(err)
 	}
 	var total int64
-	for _, c := range costs {
+	for _, c := range st.Packages {
 		total += c.Bytes
 		if strings.HasPrefix(c.Package, "github.com/storecrypt/storecrypt/") && c.Bytes > MaxOwnInit {
 			t.Errorf("%s allocates %d bytes at init, want at most %d: compile or build it on first use", c.Package, c.Bytes, MaxOwnInit)
 		}
 	}
-	t.Logf("init: %d packages, %d bytes", len(costs), total)
+	t.Logf("init: %d packages, %d bytes, %d collections", len(st.Packages), total, st.Collections)
 	if total > maxTotal {
 		t.Errorf("init allocates %d bytes in all, want at most %d: what was added to the function's start?", total, maxTotal)
+	}
+	if st.Collections != 0 {
+		t.Errorf("%d garbage collections ran before the first request, want none: the stack's %s=%s no longer covers what the start allocates", st.Collections, contract.EnvGOGC, contract.FunctionGOGC)
 	}
 }
