@@ -119,7 +119,7 @@ func finish(design string, w *fakeaws.World, c *clock, ids []string, x run) Burs
 	sent := 0
 	w.With(func() { sent = len(w.Commands) })
 	r := BurstResult{Design: design, Instances: len(ids), Calls: w.TotalCalls(), SendCommands: sent,
-		Invocations: x.invocations, Throttled: c.throttled, DrainSeconds: c.now.Seconds(), ByAPI: calls, DLQ: x.dlq, LastGrantS: x.lastGrant.Seconds()}
+		Invocations: x.invocations, Throttled: c.throttled, DrainSeconds: c.time().Seconds(), ByAPI: calls, DLQ: x.dlq, LastGrantS: x.lastGrant.Seconds()}
 	if x.ledger != nil {
 		r.LedgerCalls = x.ledger.total()
 	}
@@ -215,7 +215,11 @@ func Batched(ctx context.Context, n int, seed uint64) (BurstResult, error) {
 // Naive is the baseline: one event per invocation, and for each instance its own
 // DescribeInstances, binding check, DescribeInstanceTypes, DescribeInstanceInformation,
 // SendCommand and CreateTags, as Cloud Custodian's ec2-instance-state mode and the
-// Inspector agent auto-deploy sample do. A late SSM agent retries the whole event.
+// Inspector agent auto-deploy sample do. A late SSM agent retries the whole event. Its
+// invocations run at once, each in its own simulated time (sim): on one shared timeline
+// a throttled call's retry came after a thousandth of its backoff and was throttled
+// again, and the design commanded 7 of 1,000 instances (2026-12-07), a baseline that
+// measured the model rather than the design.
 func Naive(ctx context.Context, n int, seed uint64) (BurstResult, error) {
 	rng := rand.New(rand.NewPCG(seed, 1))
 	w, _, ids, err := burstWorld(n, rng)
@@ -223,35 +227,37 @@ func Naive(ctx context.Context, n int, seed uint64) (BurstResult, error) {
 		return BurstResult{}, err
 	}
 	// EventBridge invokes asynchronously: every event its own invocation, up to the
-	// account's default concurrency of 1,000 at once.
-	c := &clock{parallel: min(n, 1000)}
+	// account's default concurrency of 1,000 at once, each in its own time (sim).
+	c := &clock{sim: newSim()}
 	w.Fault = c.hook
 	cfg := c.config(w)
 	ec2c, ssmc := ec2.NewFromConfig(cfg), ssm.NewFromConfig(cfg)
 	iamc, kmsc := iam.NewFromConfig(cfg), kms.NewFromConfig(cfg)
+	concurrency := &semaphore{s: c.sim, free: min(n, 1000)}
 	// Lambda retries a failed asynchronous invocation twice, a minute and then two
 	// minutes later, then drops the event; a late SSM agent costs one of those tries too.
 	const maxTries = 3
-	q := &schedule{}
-	for _, id := range ids {
-		q.add(id, 0)
-	}
-	tries := map[string]int{}
 	x := run{commanded: &commanded{}}
-	for q.Len() > 0 {
-		id := q.next(c, 1)[0]
-		x.invocations++
-		tries[id]++
-		retry, err := naiveOne(ctx, id, ec2c, ssmc, &binding.Checker{IAM: iamc, KMS: kmsc})
-		x.commanded.update(w, c.time())
-		if err != nil || retry {
-			if tries[id] < maxTries {
-				q.add(id, c.time()+time.Duration(tries[id])*time.Minute)
-			} else {
-				x.dlq++ // the event is dropped, or kept in an on-failure destination
+	for _, id := range ids {
+		c.sim.Go(func() {
+			for try := 1; ; try++ {
+				concurrency.Acquire()
+				x.invocations++
+				retry, err := naiveOne(ctx, id, ec2c, ssmc, &binding.Checker{IAM: iamc, KMS: kmsc})
+				x.commanded.update(w, c.time())
+				concurrency.Release()
+				switch {
+				case err == nil && !retry:
+					return
+				case try == maxTries:
+					x.dlq++ // the event is dropped, or kept in an on-failure destination
+					return
+				}
+				c.sim.Sleep(time.Duration(try) * time.Minute)
 			}
-		}
+		})
 	}
+	c.sim.Run()
 	return finish("naive (per event)", w, c, ids, x), nil
 }
 

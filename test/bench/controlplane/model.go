@@ -84,11 +84,18 @@ func latency(service string) time.Duration {
 // clock is simulated time with a token bucket per API. It is the world's Fault hook: a
 // call that finds its bucket empty is answered ThrottlingException, and the SDK's own
 // retryer tries again (each attempt is a call) after its own backoff, spent in simulated
-// time; past its attempts the error reaches the design under test. parallel invocations
-// share the timeline: each call or wait advances it by its length/parallel, so the
-// buckets see the aggregate call rate.
+// time; past its attempts the error reaches the design under test.
+//
+// Time is kept one of two ways. With sim set, each invocation runs in its own goroutine
+// and each call or wait is spent in it (sim.Sleep), so a retry comes when its own backoff
+// has passed, whatever the others did meanwhile. Without, invocations run one after
+// another on one timeline, each call or wait advancing it by its length/parallel, so the
+// buckets see the aggregate call rate; a retry then comes after only its share of its
+// backoff, which throttles it again where the buckets are small (the naive design's
+// 1,000 invocations at once: sim).
 type clock struct {
 	parallel  int
+	sim       *sim
 	mu        sync.Mutex
 	now       time.Duration
 	tokens    map[string]float64
@@ -97,28 +104,45 @@ type clock struct {
 }
 
 func (c *clock) hook(service, op string, _ int) error {
+	err := c.take(service + "." + op)
+	c.wait(latency(service))
+	return err
+}
+
+// take draws a token from key's bucket, if it has one.
+func (c *clock) take(key string) error {
+	r, limited := Rates[key]
+	if !limited {
+		return nil
+	}
+	now := c.time()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	key := service + "." + op
-	r, limited := Rates[key]
-	if limited {
-		if c.tokens == nil {
-			c.tokens, c.last = map[string]float64{}, map[string]time.Duration{}
-		}
-		if _, seen := c.last[key]; !seen {
-			c.tokens[key], c.last[key] = r.Burst, c.now
-		}
-		c.tokens[key] = min(r.Burst, c.tokens[key]+(c.now-c.last[key]).Seconds()*r.Refill)
-		c.last[key] = c.now
-		if c.tokens[key] < 1 {
-			c.throttled++
-			c.now += latency(service) / time.Duration(c.parallel)
-			return fakeaws.APIError("ThrottlingException", "Rate exceeded")
-		}
-		c.tokens[key]--
+	if c.tokens == nil {
+		c.tokens, c.last = map[string]float64{}, map[string]time.Duration{}
 	}
-	c.now += latency(service) / time.Duration(c.parallel)
+	if _, seen := c.last[key]; !seen {
+		c.tokens[key], c.last[key] = r.Burst, now
+	}
+	c.tokens[key] = min(r.Burst, c.tokens[key]+(now-c.last[key]).Seconds()*r.Refill)
+	c.last[key] = now
+	if c.tokens[key] < 1 {
+		c.throttled++
+		return fakeaws.APIError("ThrottlingException", "Rate exceeded")
+	}
+	c.tokens[key]--
 	return nil
+}
+
+// wait spends d of simulated time.
+func (c *clock) wait(d time.Duration) {
+	if c.sim != nil {
+		c.sim.Sleep(d)
+		return
+	}
+	c.mu.Lock()
+	c.now += d / time.Duration(c.parallel)
+	c.mu.Unlock()
 }
 
 // config is the world's AWS configuration with the functions' retry settings
@@ -135,9 +159,7 @@ func (c *clock) config(w *fakeaws.World) aws.Config {
 			o.RateLimiter = ratelimit.None
 			o.Backoff = retry.BackoffDelayerFunc(func(attempt int, err error) (time.Duration, error) {
 				d, derr := jitter.BackoffDelay(attempt, err)
-				c.mu.Lock()
-				c.now += d / time.Duration(c.parallel)
-				c.mu.Unlock()
+				c.wait(d)
 				return 0, derr
 			})
 		})
@@ -147,6 +169,9 @@ func (c *clock) config(w *fakeaws.World) aws.Config {
 
 // time reads the simulated clock.
 func (c *clock) time() time.Duration {
+	if c.sim != nil {
+		return c.sim.Now()
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.now
