@@ -32,8 +32,8 @@ func Logger(function string) *slog.Logger {
 	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: slog.LevelInfo})).With("function", function)
 }
 
-// envMemorySize is Lambda's variable for the function's memory, in MB.
-const envMemorySize = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
+// EnvMemorySize is Lambda's variable for the function's memory, in MB.
+const EnvMemorySize = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 
 // MemoryLimit is the Go runtime's soft memory limit for a function with the memory that
 // getenv reports: three quarters of it, the rest left for what the runtime does not
@@ -42,7 +42,7 @@ const envMemorySize = "AWS_LAMBDA_FUNCTION_MEMORY_SIZE"
 // collector run before the function's memory runs out however large the heap's target.
 // ok is false outside Lambda, where no memory is reported.
 func MemoryLimit(getenv func(string) string) (limit int64, ok bool) {
-	mb, err := strconv.ParseInt(getenv(envMemorySize), 10, 64)
+	mb, err := strconv.ParseInt(getenv(EnvMemorySize), 10, 64)
 	if err != nil || mb <= 0 {
 		return 0, false
 	}

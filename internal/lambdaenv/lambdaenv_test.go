@@ -20,8 +20,8 @@ func TestMemoryLimit(t *testing.T) {
 		{"abc", 0, false}, // not Lambda's
 	} {
 		got, ok := MemoryLimit(func(k string) string {
-			if k != envMemorySize {
-				t.Fatalf("read %s, want %s", k, envMemorySize)
+			if k != EnvMemorySize {
+				t.Fatalf("read %s, want %s", k, EnvMemorySize)
 			}
 			return tc.memory
 		})
@@ -37,7 +37,7 @@ func TestInitLimitsMemory(t *testing.T) {
 	t.Cleanup(func() { debug.SetMemoryLimit(before) })
 	dir := t.TempDir()
 	for k, v := range map[string]string{
-		envMemorySize: "256", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
+		EnvMemorySize: "256", "AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test",
 		"AWS_CONFIG_FILE": filepath.Join(dir, "config"), "AWS_SHARED_CREDENTIALS_FILE": filepath.Join(dir, "credentials"),
 	} {
 		t.Setenv(k, v)

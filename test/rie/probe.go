@@ -14,6 +14,7 @@ import (
 
 	"github.com/storecrypt/storecrypt/events"
 	"github.com/storecrypt/storecrypt/internal/contract"
+	"github.com/storecrypt/storecrypt/internal/lambdaenv"
 )
 
 // Probe is how a function is started outside Lambda to measure its start: the whole
@@ -74,7 +75,7 @@ func stackEnv() []string {
 		contract.EnvLedgerTable + "=storecrypt-ledger",
 		contract.EnvSecurityHub + "=true",
 		contract.EnvGOGC + "=" + contract.FunctionGOGC,
-		fmt.Sprintf("AWS_LAMBDA_FUNCTION_MEMORY_SIZE=%d", contract.FunctionMemoryMB),
+		fmt.Sprintf("%s=%d", lambdaenv.EnvMemorySize, contract.FunctionMemoryMB),
 		"AWS_REGION=us-east-1", "AWS_ACCESS_KEY_ID=probe", "AWS_SECRET_ACCESS_KEY=probe",
 	}
 }

@@ -82,12 +82,17 @@ func (s *sim) Run() {
 	<-s.done
 }
 
-// schedule queues a wakeup at at; s.mu is held.
+// schedule queues a new wakeup at at; s.mu is held.
 func (s *sim) schedule(at time.Duration) chan struct{} {
-	s.seq++
 	ch := make(chan struct{})
-	heap.Push(&s.due, wakeup{at, s.seq, ch})
+	s.wake(at, ch)
 	return ch
+}
+
+// wake queues ch to be closed at at, after the wakeups already due then; s.mu is held.
+func (s *sim) wake(at time.Duration, ch chan struct{}) {
+	s.seq++
+	heap.Push(&s.due, wakeup{at, s.seq, ch})
 }
 
 // yield gives up the clock to the goroutine due first, moving time to when it is due;
@@ -136,8 +141,6 @@ func (m *semaphore) Release() {
 		m.free++
 		return
 	}
-	ch := m.waiting[0]
+	s.wake(s.now, m.waiting[0])
 	m.waiting = m.waiting[1:]
-	s.seq++
-	heap.Push(&s.due, wakeup{s.now, s.seq, ch})
 }
